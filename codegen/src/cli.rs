@@ -1,0 +1,206 @@
+//! The `pactum` command line: argument parsing and the thin layer that prints results.
+
+use crate::emit;
+use crate::write::{self, FileStatus};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pactum",
+    version,
+    about = "Service contracts in YAML → typed Rust for REST, gRPC, events and webhooks.",
+    after_help = "Examples:\n  pactum check contracts/\n  pactum generate contracts/ --out generated-example/src/generated\n  pactum generate contracts/ --out generated-example/src/generated --check\n  pactum schema > pactum.schema.json"
+)]
+struct Cli {
+    /// When to color diagnostics.
+    #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
+    color: Color,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Color {
+    /// Color when stderr is a terminal and NO_COLOR is unset.
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate and lint contracts; report every problem with file:line:col.
+    #[command(
+        after_help = "Examples:\n  pactum check contracts/\n  pactum check contracts/orders/v2.yaml contracts/payments/v1.yaml --deny-warnings"
+    )]
+    Check(CheckArgs),
+    /// Generate Rust from contracts. Writes only files whose content changed; writes nothing
+    /// when any contract has an error.
+    #[command(
+        after_help = "Examples:\n  pactum generate contracts/ --out src/generated\n  pactum generate contracts/ --out src/generated --check   # CI: fail if stale"
+    )]
+    Generate(GenerateArgs),
+    /// Print the JSON Schema of the contract language.
+    #[command(
+        after_help = "Example:\n  pactum schema > pactum.schema.json\n  # then, first line of a contract:\n  # yaml-language-server: $schema=./pactum.schema.json"
+    )]
+    Schema,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// Contract files, or directories searched for *.yaml / *.yml.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Treat lint warnings as errors.
+    #[arg(long, short = 'D', alias = "deny")]
+    deny_warnings: bool,
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    #[command(flatten)]
+    inputs: CheckArgs,
+    /// Output directory: receives `mod.rs` and `<service>/v<major>.rs`.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Write nothing; exit non-zero and list the files that would change.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Runs the CLI with the process arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let color = match cli.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    match cli.command {
+        Command::Schema => {
+            print!("{}", crate::schema::JSON_SCHEMA);
+            ExitCode::SUCCESS
+        }
+        Command::Check(args) => {
+            let outcome = report(&args, color);
+            exit(!outcome.failed(args.deny_warnings))
+        }
+        Command::Generate(args) => generate(args, color),
+    }
+}
+
+fn exit(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Checks, prints diagnostics and a summary to stderr.
+fn report(args: &CheckArgs, color: bool) -> crate::Outcome {
+    let outcome = crate::check(&args.paths);
+    eprint!("{}", outcome.diagnostics.render(&outcome.sources, color));
+    let contracts = outcome.sources.files().count();
+    let (errors, warnings) = (
+        outcome.diagnostics.error_count(),
+        outcome.diagnostics.warning_count(),
+    );
+    let verdict = if outcome.failed(args.deny_warnings) {
+        "failed"
+    } else {
+        "ok"
+    };
+    eprintln!(
+        "pactum: {verdict}: {contracts} contract file(s), {errors} error(s), {warnings} warning(s){}",
+        if args.deny_warnings && warnings > 0 {
+            " (warnings denied)"
+        } else {
+            ""
+        }
+    );
+    outcome
+}
+
+fn generate(args: GenerateArgs, color: bool) -> ExitCode {
+    let outcome = report(&args.inputs, color);
+    if outcome.failed(args.inputs.deny_warnings) {
+        eprintln!("pactum: nothing written");
+        return ExitCode::FAILURE;
+    }
+    let Some(ir) = &outcome.ir else {
+        return ExitCode::FAILURE;
+    };
+    let files = match emit::module_tree(ir) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("pactum: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let statuses = match write::sync(&args.out, &files, !args.check) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pactum: cannot write to {}: {e}", args.out.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let leftovers = write::stale_files(&args.out, &files).unwrap_or_default();
+    let changed: Vec<&FileStatus> = statuses.iter().filter(|s| s.changed()).collect();
+    if args.check {
+        for s in &changed {
+            let what = match s {
+                FileStatus::Created(_) => "missing",
+                _ => "stale",
+            };
+            println!("{what}: {}", s.path().display());
+        }
+        for p in &leftovers {
+            println!("left over: {}", p.display());
+        }
+        if changed.is_empty() && leftovers.is_empty() {
+            println!(
+                "up to date: {} file(s) in {}",
+                statuses.len(),
+                args.out.display()
+            );
+            return ExitCode::SUCCESS;
+        }
+        eprintln!(
+            "pactum: generated code in {} is out of date; run `pactum generate {} --out {}`",
+            args.out.display(),
+            args.inputs
+                .paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            args.out.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    for s in &statuses {
+        let what = match s {
+            FileStatus::Created(_) => "created",
+            FileStatus::Updated(_) => "updated",
+            FileStatus::Unchanged(_) => continue,
+        };
+        println!("{what}: {}", s.path().display());
+    }
+    for p in &leftovers {
+        println!(
+            "left over (no longer generated; delete it): {}",
+            p.display()
+        );
+    }
+    println!(
+        "{} file(s) written, {} unchanged",
+        changed.len(),
+        statuses.len() - changed.len()
+    );
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,791 @@
+//! [`Node`] tree → [`ast::Contract`]: shapes and keys only.
+//!
+//! Unknown keys (with "did you mean"), missing keys and wrong value types are reported here,
+//! all of them, each at its own position. Meaning (references, names, rules) is checked later
+//! by [`crate::validate`].
+
+use crate::ast::*;
+use crate::diagnostics::{closest, Code, Diagnostics, FileId, Span};
+use crate::loader::{Node, NodeKind};
+use std::path::Path;
+
+/// Decodes a loaded file. Returns `None` when the top level is too broken to continue; the
+/// reasons are in `diags` either way.
+pub fn decode_contract(
+    file: FileId,
+    path: &Path,
+    root: &Node,
+    diags: &mut Diagnostics,
+) -> Option<Contract> {
+    let mut d = Decoder { diags };
+    let mut top = d.map(root, "a contract")?;
+    let language = top.get("pactum").and_then(|n| d.u64(n, "`pactum`"));
+    let service = top.get("service").and_then(|n| d.string(n, "`service`"));
+    let version = top.get("version").and_then(|n| d.version(n));
+    let owner = top.get("owner").and_then(|n| d.string(n, "`owner`"));
+    let description = top.get("description").and_then(|n| d.text(n));
+    let types = top
+        .get("types")
+        .map(|n| d.named(n, "`types`", Decoder::type_decl))
+        .unwrap_or_default();
+    let errors = top
+        .get("errors")
+        .map(|n| d.named(n, "`errors`", Decoder::error_decl))
+        .unwrap_or_default();
+    let operations = top
+        .get("operations")
+        .map(|n| d.named(n, "`operations`", Decoder::operation_decl))
+        .unwrap_or_default();
+    let events = top
+        .get("events")
+        .map(|n| d.named(n, "`events`", Decoder::event_decl))
+        .unwrap_or_default();
+    let consumes = top
+        .get("consumes")
+        .map(|n| d.list(n, "`consumes`", Decoder::consume_decl))
+        .unwrap_or_default();
+    let webhooks = top
+        .get("webhooks")
+        .map(|n| d.named(n, "`webhooks`", Decoder::webhook_decl))
+        .unwrap_or_default();
+    let absent: Vec<bool> = ["pactum", "service", "version", "owner"]
+        .iter()
+        .map(|k| top.was_missing(k))
+        .collect();
+    top.finish(
+        d.diags,
+        &[
+            "pactum",
+            "service",
+            "version",
+            "owner",
+            "description",
+            "types",
+            "errors",
+            "operations",
+            "events",
+            "consumes",
+            "webhooks",
+        ],
+        "the top level of a contract",
+    );
+    let mut missing = |key: &str, example: &str| {
+        d.diags.emit(
+            Code::MissingKey,
+            root.span,
+            format!("contract has no `{key}`"),
+            format!("add `{key}: {example}` at the top level"),
+        )
+    };
+    let (Some(language), Some(service), Some(version), Some(owner)) = (
+        language.clone(),
+        service.clone(),
+        version.clone(),
+        owner.clone(),
+    ) else {
+        if language.is_none() && absent[0] {
+            missing("pactum", "1");
+        }
+        if service.is_none() && absent[1] {
+            missing("service", "orders");
+        }
+        if version.is_none() && absent[2] {
+            missing("version", "1.0.0");
+        }
+        if owner.is_none() && absent[3] {
+            missing("owner", "team-orders");
+        }
+        return None;
+    };
+    Some(Contract {
+        file,
+        path: path.to_path_buf(),
+        language,
+        service,
+        version,
+        owner,
+        description,
+        types,
+        errors,
+        operations,
+        events,
+        consumes,
+        webhooks,
+    })
+}
+
+/// Keys of a mapping, taken one by one; what is left at the end is unknown.
+struct MapReader<'a> {
+    entries: &'a [(Node, Node)],
+    taken: Vec<bool>,
+}
+
+impl<'a> MapReader<'a> {
+    fn get(&mut self, key: &str) -> Option<&'a Node> {
+        let i = self
+            .entries
+            .iter()
+            .position(|(k, _)| k.as_scalar() == Some(key))?;
+        self.taken[i] = true;
+        Some(&self.entries[i].1)
+    }
+
+    fn key_span(&self, key: &str) -> Option<Span> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_scalar() == Some(key))
+            .map(|(k, _)| k.span)
+    }
+
+    fn was_missing(&self, key: &str) -> bool {
+        self.key_span(key).is_none()
+    }
+
+    fn finish(self, diags: &mut Diagnostics, allowed: &[&str], context: &str) {
+        for ((key, _), taken) in self.entries.iter().zip(&self.taken) {
+            if *taken {
+                continue;
+            }
+            let name = key.as_scalar().unwrap_or("~");
+            let help = match closest(name, allowed.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("allowed keys here: {}", allowed.join(", ")),
+            };
+            diags.emit(
+                Code::UnknownKey,
+                key.span,
+                format!("unknown key `{name}` in {context}"),
+                help,
+            );
+        }
+    }
+}
+
+struct Decoder<'d> {
+    diags: &'d mut Diagnostics,
+}
+
+impl Decoder<'_> {
+    fn wrong(&mut self, node: &Node, what: &str, expected: &str, help: &str) {
+        self.diags.emit(
+            Code::WrongType,
+            node.span,
+            format!("{what} must be {expected}, found {}", node.shape()),
+            help.to_string(),
+        );
+    }
+
+    fn map<'a>(&mut self, node: &'a Node, what: &str) -> Option<MapReader<'a>> {
+        match &node.kind {
+            NodeKind::Map(entries) => Some(MapReader {
+                entries,
+                taken: vec![false; entries.len()],
+            }),
+            _ => {
+                self.wrong(
+                    node,
+                    what,
+                    "a mapping",
+                    "write `key: value` pairs, one per line",
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
+        match &node.kind {
+            NodeKind::Scalar { text, .. } => Some(Spanned::new(text.clone(), node.span)),
+            _ => {
+                self.wrong(node, what, "a string", "write a single value on this line");
+                None
+            }
+        }
+    }
+
+    fn text(&mut self, node: &Node) -> Option<String> {
+        self.string(node, "`description`").map(|s| s.value)
+    }
+
+    fn bool(&mut self, node: &Node, what: &str) -> Option<Spanned<bool>> {
+        match &node.kind {
+            NodeKind::Scalar {
+                text,
+                quoted: false,
+            } if text == "true" || text == "false" => Some(Spanned::new(text == "true", node.span)),
+            _ => {
+                self.wrong(
+                    node,
+                    what,
+                    "`true` or `false`",
+                    "write `true` or `false` without quotes",
+                );
+                None
+            }
+        }
+    }
+
+    fn u64(&mut self, node: &Node, what: &str) -> Option<Spanned<u64>> {
+        match &node.kind {
+            NodeKind::Scalar {
+                text,
+                quoted: false,
+            } => match text.parse::<u64>() {
+                Ok(v) => Some(Spanned::new(v, node.span)),
+                Err(_) => {
+                    self.wrong(node, what, "a whole number ≥ 0", "write a number like `1`");
+                    None
+                }
+            },
+            _ => {
+                self.wrong(
+                    node,
+                    what,
+                    "a whole number ≥ 0",
+                    "write a number like `1`, without quotes",
+                );
+                None
+            }
+        }
+    }
+
+    fn number(&mut self, node: &Node, what: &str) -> Option<Spanned<Number>> {
+        if let NodeKind::Scalar {
+            text,
+            quoted: false,
+        } = &node.kind
+        {
+            if let Ok(i) = text.parse::<i128>() {
+                return Some(Spanned::new(Number::Int(i), node.span));
+            }
+            if let Ok(f) = text.parse::<f64>() {
+                if f.is_finite() {
+                    return Some(Spanned::new(Number::Float(f), node.span));
+                }
+            }
+        }
+        self.wrong(
+            node,
+            what,
+            "a number",
+            "write a finite number like `1` or `0.5`, without quotes",
+        );
+        None
+    }
+
+    fn version(&mut self, node: &Node) -> Option<Spanned<Version>> {
+        let s = self.string(node, "`version`")?;
+        match Version::parse(&s.value) {
+            Some(v) => Some(Spanned::new(v, s.span)),
+            None => {
+                self.diags.emit(
+                    Code::InvalidVersion,
+                    s.span,
+                    format!("`{}` is not a semantic version", s.value),
+                    "write MAJOR.MINOR.PATCH, e.g. `version: 1.2.0`",
+                );
+                None
+            }
+        }
+    }
+
+    fn type_expr(&mut self, node: &Node, what: &str) -> Option<Spanned<TypeExpr>> {
+        let s = self.string(node, what)?;
+        match TypeExpr::parse(&s.value) {
+            Ok(t) => Some(Spanned::new(t, s.span)),
+            Err(msg) => {
+                self.diags.emit(
+                    Code::InvalidTypeExpr,
+                    s.span,
+                    format!("invalid type `{}`: {msg}", s.value),
+                    "write a primitive (string, u32, uuid, …), a type name, `list<T>`, `map<string, T>` or `T?`",
+                );
+                None
+            }
+        }
+    }
+
+    fn deprecated(&mut self, node: Option<&Node>) -> Deprecation {
+        self.string(node?, "`deprecated`")
+    }
+
+    /// A mapping of `Name: body` entries.
+    fn named<T>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        each: fn(&mut Self, Spanned<String>, &Node) -> Option<T>,
+    ) -> Vec<T> {
+        let NodeKind::Map(entries) = &node.kind else {
+            if node.kind != NodeKind::Null {
+                self.wrong(
+                    node,
+                    what,
+                    "a mapping of names",
+                    "write `Name: …` entries under it",
+                );
+            }
+            return Vec::new();
+        };
+        entries
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = Spanned::new(k.as_scalar().unwrap_or("~").to_string(), k.span);
+                each(self, name, v)
+            })
+            .collect()
+    }
+
+    fn list<T>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        each: fn(&mut Self, &Node) -> Option<T>,
+    ) -> Vec<T> {
+        match &node.kind {
+            NodeKind::Seq(items) => items.iter().filter_map(|n| each(self, n)).collect(),
+            NodeKind::Null => Vec::new(),
+            _ => {
+                self.wrong(node, what, "a list", "write one `- …` entry per line");
+                Vec::new()
+            }
+        }
+    }
+
+    fn numbers(&mut self, node: Option<&Node>, what: &str) -> Vec<Spanned<u64>> {
+        let Some(node) = node else { return Vec::new() };
+        self.list(node, what, |d, n| d.u64(n, "a reserved number"))
+    }
+
+    fn fields(&mut self, node: &Node) -> Vec<FieldDecl> {
+        self.named(node, "`fields`", Decoder::field_decl)
+    }
+
+    fn constraints(&mut self, m: &mut MapReader<'_>) -> Constraints {
+        Constraints {
+            min: m.get("min").and_then(|n| self.number(n, "`min`")),
+            max: m.get("max").and_then(|n| self.number(n, "`max`")),
+            min_len: m.get("min_len").and_then(|n| self.u64(n, "`min_len`")),
+            max_len: m.get("max_len").and_then(|n| self.u64(n, "`max_len`")),
+            pattern: m.get("pattern").and_then(|n| self.string(n, "`pattern`")),
+            min_items: m.get("min_items").and_then(|n| self.u64(n, "`min_items`")),
+            max_items: m.get("max_items").and_then(|n| self.u64(n, "`max_items`")),
+        }
+    }
+
+    fn field_decl(&mut self, name: Spanned<String>, node: &Node) -> Option<FieldDecl> {
+        if let NodeKind::Scalar { .. } = node.kind {
+            let ty = self.type_expr(node, "a field type")?;
+            return Some(FieldDecl {
+                name,
+                ty,
+                description: None,
+                deprecated: None,
+                constraints: Constraints::default(),
+                number: None,
+            });
+        }
+        let mut m = self.map(node, "a field")?;
+        let ty = match m.get("type") {
+            Some(n) => self.type_expr(n, "`type`"),
+            None => {
+                self.diags.emit(
+                    Code::MissingKey,
+                    node.span,
+                    format!("field `{}` has no `type`", name.value),
+                    "add `type: string` (or another type) to the field",
+                );
+                None
+            }
+        };
+        let optional = m.get("optional").and_then(|n| self.bool(n, "`optional`"));
+        let description = m.get("description").and_then(|n| self.text(n));
+        let deprecated = self.deprecated(m.get("deprecated"));
+        let number = m.get("number").and_then(|n| self.u64(n, "`number`"));
+        let constraints = self.constraints(&mut m);
+        m.finish(self.diags, FIELD_KEYS, "a field");
+        let mut ty = ty?;
+        if optional.is_some_and(|o| o.value) && !matches!(ty.value, TypeExpr::Optional(_)) {
+            ty.value = TypeExpr::Optional(Box::new(ty.value));
+        }
+        Some(FieldDecl {
+            name,
+            ty,
+            description,
+            deprecated,
+            constraints,
+            number,
+        })
+    }
+
+    fn type_decl(&mut self, name: Spanned<String>, node: &Node) -> Option<TypeDecl> {
+        if let NodeKind::Scalar { .. } = node.kind {
+            // `OrderId: uuid` — a newtype shorthand.
+            let ty = self.type_expr(node, "a type")?;
+            return Some(TypeDecl {
+                name,
+                description: None,
+                deprecated: None,
+                body: TypeBody::Newtype {
+                    ty,
+                    constraints: Constraints::default(),
+                },
+            });
+        }
+        let mut m = self.map(node, "a type declaration")?;
+        let description = m.get("description").and_then(|n| self.text(n));
+        let deprecated = self.deprecated(m.get("deprecated"));
+        let shapes: Vec<&str> = ["fields", "enum", "type"]
+            .into_iter()
+            .filter(|k| m.key_span(k).is_some())
+            .collect();
+        if shapes.len() != 1 {
+            let (span, msg) = match shapes.len() {
+                0 => (node.span, format!("type `{}` has no shape", name.value)),
+                _ => (
+                    m.key_span(shapes[1]).unwrap_or(node.span),
+                    format!(
+                        "type `{}` has both `{}` and `{}`",
+                        name.value, shapes[0], shapes[1]
+                    ),
+                ),
+            };
+            self.diags.emit(
+                Code::MissingKey,
+                span,
+                msg,
+                "give exactly one of `fields:` (struct), `enum:` (list of values) or `type:` (newtype)",
+            );
+            m.finish(self.diags, &[], "a type declaration");
+            return None;
+        }
+        let reserved_node = m.get("reserved");
+        let body = match shapes[0] {
+            "fields" => {
+                let fields = m.get("fields").map(|n| self.fields(n)).unwrap_or_default();
+                let reserved = self.numbers(reserved_node, "`reserved`");
+                m.finish(self.diags, STRUCT_KEYS, "a struct type");
+                TypeBody::Struct { fields, reserved }
+            }
+            "enum" => {
+                let values = m
+                    .get("enum")
+                    .map(|n| self.list(n, "`enum`", Decoder::enum_value))
+                    .unwrap_or_default();
+                let reserved = self.numbers(reserved_node, "`reserved`");
+                m.finish(self.diags, ENUM_KEYS, "an enum type");
+                TypeBody::Enum { values, reserved }
+            }
+            _ => {
+                let ty = m.get("type").and_then(|n| self.type_expr(n, "`type`"));
+                let constraints = self.constraints(&mut m);
+                if let Some(r) = reserved_node {
+                    self.diags.emit(
+                        Code::UnknownKey,
+                        r.span,
+                        "`reserved` applies to structs and enums, not newtypes",
+                        "remove `reserved:` from this type",
+                    );
+                }
+                m.finish(self.diags, NEWTYPE_KEYS, "a newtype");
+                TypeBody::Newtype {
+                    ty: ty?,
+                    constraints,
+                }
+            }
+        };
+        Some(TypeDecl {
+            name,
+            description,
+            deprecated,
+            body,
+        })
+    }
+
+    fn enum_value(&mut self, node: &Node) -> Option<EnumValueDecl> {
+        if let NodeKind::Scalar { .. } = node.kind {
+            return Some(EnumValueDecl {
+                name: self.string(node, "an enum value")?,
+                description: None,
+                number: None,
+                deprecated: None,
+            });
+        }
+        let mut m = self.map(node, "an enum value")?;
+        let name = m.get("value").and_then(|n| self.string(n, "`value`"));
+        let description = m.get("description").and_then(|n| self.text(n));
+        let number = m.get("number").and_then(|n| self.u64(n, "`number`"));
+        let deprecated = self.deprecated(m.get("deprecated"));
+        m.finish(
+            self.diags,
+            &["value", "description", "number", "deprecated"],
+            "an enum value",
+        );
+        if name.is_none() && m_missing(node, "value") {
+            self.diags.emit(
+                Code::MissingKey,
+                node.span,
+                "enum value has no `value`",
+                "write `- value: pending` (or just `- pending`)",
+            );
+        }
+        Some(EnumValueDecl {
+            name: name?,
+            description,
+            number,
+            deprecated,
+        })
+    }
+
+    fn error_decl(&mut self, name: Spanned<String>, node: &Node) -> Option<ErrorDecl> {
+        let mut m = self.map(node, "an error declaration")?;
+        let status = m.get("status").and_then(|n| self.string(n, "`status`"));
+        let description = m.get("description").and_then(|n| self.text(n));
+        let fields = m.get("fields").map(|n| self.fields(n)).unwrap_or_default();
+        let missing = m.was_missing("status");
+        m.finish(self.diags, &["status", "description", "fields"], "an error");
+        if missing {
+            self.diags.emit(
+                Code::MissingKey,
+                node.span,
+                format!("error `{}` has no `status`", name.value),
+                "add `status: not_found` (or invalid_argument, conflict, …)",
+            );
+        }
+        Some(ErrorDecl {
+            name,
+            status: status?,
+            description,
+            fields,
+        })
+    }
+
+    fn payload(&mut self, node: &Node, what: &str) -> Option<Payload> {
+        match &node.kind {
+            NodeKind::Map(_) => Some(Payload::Inline(self.fields(node), node.span)),
+            _ => self.type_expr(node, what).map(Payload::Named),
+        }
+    }
+
+    fn retry(&mut self, node: &Node) -> Option<RetryDecl> {
+        let mut m = self.map(node, "`retry`")?;
+        let attempts = m.get("attempts").and_then(|n| self.u64(n, "`attempts`"));
+        let backoff = m.get("backoff").and_then(|n| {
+            let s = self.string(n, "`backoff`")?;
+            let parsed = s
+                .value
+                .split_once("..")
+                .ok_or_else(|| "expected `initial..max`".to_string())
+                .and_then(|(a, b)| Ok((parse_duration(a)?, parse_duration(b)?)));
+            match parsed {
+                Ok(pair) => Some(Spanned::new(pair, s.span)),
+                Err(msg) => {
+                    self.diags.emit(
+                        Code::InvalidDuration,
+                        s.span,
+                        format!("invalid backoff `{}`: {msg}", s.value),
+                        "write `initial..max`, e.g. `backoff: 50ms..1s`",
+                    );
+                    None
+                }
+            }
+        });
+        let jitter = m.get("jitter").and_then(|n| self.string(n, "`jitter`"));
+        let missing = m.was_missing("attempts");
+        m.finish(self.diags, &["attempts", "backoff", "jitter"], "`retry`");
+        if missing {
+            self.diags.emit(
+                Code::MissingKey,
+                node.span,
+                "`retry` has no `attempts`",
+                "add `attempts: 3` (total tries, including the first)",
+            );
+        }
+        Some(RetryDecl {
+            span: node.span,
+            attempts: attempts?,
+            backoff,
+            jitter,
+        })
+    }
+
+    fn operation_decl(&mut self, name: Spanned<String>, node: &Node) -> Option<OperationDecl> {
+        let mut m = self.map(node, "an operation")?;
+        let op = OperationDecl {
+            description: m.get("description").and_then(|n| self.text(n)),
+            deprecated: self.deprecated(m.get("deprecated")),
+            input: m.get("input").and_then(|n| self.payload(n, "`input`")),
+            output: m.get("output").and_then(|n| self.payload(n, "`output`")),
+            errors: m
+                .get("errors")
+                .map(|n| self.list(n, "`errors`", |d, n| d.string(n, "an error name")))
+                .unwrap_or_default(),
+            rest: m.get("rest").and_then(|n| self.string(n, "`rest`")),
+            grpc: m.get("grpc").and_then(|n| self.bool(n, "`grpc`")),
+            deadline: m.get("deadline").and_then(|n| self.string(n, "`deadline`")),
+            safe: m.get("safe").and_then(|n| self.bool(n, "`safe`")),
+            idempotency: m
+                .get("idempotency")
+                .and_then(|n| self.string(n, "`idempotency`")),
+            retry: m.get("retry").and_then(|n| self.retry(n)),
+            streaming: m
+                .get("streaming")
+                .and_then(|n| self.string(n, "`streaming`")),
+            name,
+        };
+        m.finish(self.diags, OPERATION_KEYS, "an operation");
+        Some(op)
+    }
+
+    fn event_decl(&mut self, name: Spanned<String>, node: &Node) -> Option<EventDecl> {
+        let mut m = self.map(node, "an event")?;
+        let description = m.get("description").and_then(|n| self.text(n));
+        let deprecated = self.deprecated(m.get("deprecated"));
+        let version = m.get("version").and_then(|n| self.u64(n, "`version`"));
+        let key = m.get("key").and_then(|n| self.string(n, "`key`"));
+        let delivery = m.get("delivery").and_then(|n| self.string(n, "`delivery`"));
+        let fields = m.get("fields").map(|n| self.fields(n)).unwrap_or_default();
+        let (no_version, no_delivery) = (m.was_missing("version"), m.was_missing("delivery"));
+        m.finish(self.diags, EVENT_KEYS, "an event");
+        if no_version {
+            self.diags.emit(
+                Code::MissingKey,
+                name.span,
+                format!("event `{}` has no `version`", name.value),
+                "add `version: 1`; bump it when the event's schema changes incompatibly",
+            );
+        }
+        if no_delivery {
+            self.diags.emit(
+                Code::MissingKey,
+                name.span,
+                format!("event `{}` has no `delivery`", name.value),
+                "add `delivery: stream` (or `pubsub` or `queue`)",
+            );
+        }
+        Some(EventDecl {
+            name,
+            description,
+            deprecated,
+            version: version?,
+            key,
+            delivery: delivery?,
+            fields,
+        })
+    }
+
+    fn consume_decl(&mut self, node: &Node) -> Option<ConsumeDecl> {
+        let mut m = self.map(node, "a `consumes` entry")?;
+        let event = m.get("event").and_then(|n| self.string(n, "`event`"));
+        let c = ConsumeDecl {
+            span: node.span,
+            delivery: m.get("delivery").and_then(|n| self.string(n, "`delivery`")),
+            group: m.get("group").and_then(|n| self.string(n, "`group`")),
+            retry: m.get("retry").and_then(|n| self.retry(n)),
+            dead_letter: m
+                .get("dead_letter")
+                .and_then(|n| self.bool(n, "`dead_letter`")),
+            description: m.get("description").and_then(|n| self.text(n)),
+            event: match event {
+                Some(e) => e,
+                None => {
+                    if m.was_missing("event") {
+                        self.diags.emit(
+                            Code::MissingKey,
+                            node.span,
+                            "`consumes` entry has no `event`",
+                            "add `event: payments.PaymentCaptured@1`",
+                        );
+                    }
+                    m.finish(self.diags, CONSUME_KEYS, "a `consumes` entry");
+                    return None;
+                }
+            },
+        };
+        m.finish(self.diags, CONSUME_KEYS, "a `consumes` entry");
+        Some(c)
+    }
+
+    fn webhook_decl(&mut self, name: Spanned<String>, node: &Node) -> Option<WebhookDecl> {
+        let mut m = self.map(node, "a webhook")?;
+        let w = WebhookDecl {
+            description: m.get("description").and_then(|n| self.text(n)),
+            version: m.get("version").and_then(|n| self.u64(n, "`version`")),
+            fields: m.get("fields").map(|n| self.fields(n)).unwrap_or_default(),
+            name,
+        };
+        m.finish(
+            self.diags,
+            &["description", "version", "fields"],
+            "a webhook",
+        );
+        Some(w)
+    }
+}
+
+fn m_missing(node: &Node, key: &str) -> bool {
+    match &node.kind {
+        NodeKind::Map(entries) => !entries.iter().any(|(k, _)| k.as_scalar() == Some(key)),
+        _ => true,
+    }
+}
+
+/// Keys allowed in a field mapping.
+pub const FIELD_KEYS: &[&str] = &[
+    "type",
+    "optional",
+    "description",
+    "deprecated",
+    "number",
+    "min",
+    "max",
+    "min_len",
+    "max_len",
+    "pattern",
+    "min_items",
+    "max_items",
+];
+const STRUCT_KEYS: &[&str] = &["fields", "description", "deprecated", "reserved"];
+const ENUM_KEYS: &[&str] = &["enum", "description", "deprecated", "reserved"];
+const NEWTYPE_KEYS: &[&str] = &[
+    "type",
+    "description",
+    "deprecated",
+    "min",
+    "max",
+    "min_len",
+    "max_len",
+    "pattern",
+    "min_items",
+    "max_items",
+];
+const OPERATION_KEYS: &[&str] = &[
+    "description",
+    "deprecated",
+    "input",
+    "output",
+    "errors",
+    "rest",
+    "grpc",
+    "deadline",
+    "safe",
+    "idempotency",
+    "retry",
+    "streaming",
+];
+const EVENT_KEYS: &[&str] = &[
+    "description",
+    "deprecated",
+    "version",
+    "key",
+    "delivery",
+    "fields",
+];
+const CONSUME_KEYS: &[&str] = &[
+    "event",
+    "delivery",
+    "group",
+    "retry",
+    "dead_letter",
+    "description",
+];

@@ -1,0 +1,127 @@
+//! Event and webhook structs with their runtime trait impls, and consumer facts.
+
+use super::rust_types::struct_def;
+use super::{deprecated, docs, Ctx};
+use crate::ir::{Delivery, EventDef, Retry, WebhookDef};
+use crate::naming::{ident, Case};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+fn delivery(d: Delivery) -> TokenStream {
+    let v = ident(d.variant(), Case::Pascal);
+    quote!(::pactum::Delivery::#v)
+}
+
+pub(crate) fn event(ctx: &Ctx<'_>, e: &EventDef) -> TokenStream {
+    let name = ident(&e.name, Case::Pascal);
+    let fallback = format!("Event `{}` v{}.", e.name, e.version);
+    let doc = docs(Some(e.docs.as_deref().unwrap_or(&fallback)));
+    let dep = deprecated(e.deprecated.as_deref());
+    let body = struct_def(ctx, &name, quote!(#doc #dep), &e.fields);
+    let (event_name, version, source, subject) =
+        (&e.name, e.version, &ctx.contract.id.service, &e.subject);
+    let cloud_type = format!("{source}.{}.v{version}", e.name);
+    let mode = delivery(e.delivery);
+    let key = match &e.key {
+        Some(k) => {
+            let k = ident(k, Case::Snake);
+            quote!(::std::option::Option::Some(::std::string::ToString::to_string(&self.#k)))
+        }
+        None => quote!(::std::option::Option::None),
+    };
+    quote! {
+        #body
+
+        #[allow(deprecated)]
+        impl ::pactum::Event for #name {
+            const NAME: &'static str = #event_name;
+            const VERSION: u32 = #version;
+            const SOURCE: &'static str = #source;
+            const TYPE: &'static str = #cloud_type;
+            const SUBJECT: &'static str = #subject;
+            const DELIVERY: ::pactum::Delivery = #mode;
+
+            fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
+                #key
+            }
+        }
+    }
+}
+
+pub(crate) fn webhook(ctx: &Ctx<'_>, w: &WebhookDef) -> TokenStream {
+    let name = ident(&w.name, Case::Pascal);
+    let fallback = format!("Webhook `{}` v{}.", w.name, w.version);
+    let doc = docs(Some(w.docs.as_deref().unwrap_or(&fallback)));
+    let body = struct_def(ctx, &name, doc, &w.fields);
+    let (hook_name, wire_type, version) = (&w.name, &w.wire_type, w.version);
+    quote! {
+        #body
+
+        impl ::pactum::Webhook for #name {
+            const NAME: &'static str = #hook_name;
+            const TYPE: &'static str = #wire_type;
+            const VERSION: u32 = #version;
+        }
+    }
+}
+
+pub(crate) fn retry_policy(r: Option<&Retry>) -> TokenStream {
+    match r {
+        None => quote!(::std::option::Option::None),
+        Some(r) => {
+            let (attempts, initial, max) = (r.attempts, r.initial_ns, r.max_ns);
+            let full = r.jitter == crate::ir::Jitter::Full;
+            quote! {
+                ::std::option::Option::Some(::pactum::RetryPolicy {
+                    attempts: #attempts,
+                    initial_backoff: ::std::time::Duration::from_nanos(#initial),
+                    max_backoff: ::std::time::Duration::from_nanos(#max),
+                    full_jitter: #full,
+                })
+            }
+        }
+    }
+}
+
+/// `pub mod consumers { pub const <SERVICE>_<EVENT>_V<n>: ConsumerInfo = … }`.
+pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
+    if ctx.contract.consumers.is_empty() {
+        return TokenStream::new();
+    }
+    let service = &ctx.contract.id.service;
+    let items = ctx.contract.consumers.iter().map(|c| {
+        let konst = ident(
+            &format!(
+                "{}_{}_v{}",
+                c.event.contract.service, c.event.name, c.version
+            ),
+            Case::Screaming,
+        );
+        let summary = format!(
+            " Consumes `{}.{}` v{} from `{}` as group `{}`.",
+            c.event.contract.service, c.event.name, c.version, c.subject, c.group
+        );
+        let extra = docs(c.docs.as_deref());
+        let (subject, group, dead_letter) = (&c.subject, &c.group, c.dead_letter);
+        let mode = delivery(c.delivery);
+        let retry = retry_policy(c.retry.as_ref());
+        quote! {
+            #[doc = #summary]
+            #extra
+            pub const #konst: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
+                service: #service,
+                subject: #subject,
+                group: #group,
+                delivery: #mode,
+                retry: #retry,
+                dead_letter: #dead_letter,
+            };
+        }
+    });
+    quote! {
+        /// What the contract says about each event this service consumes.
+        pub mod consumers {
+            #(#items)*
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Per-operation error enums and the `operations` module of contract facts.
+
+use super::events::retry_policy;
+use super::{deprecated, docs, Ctx};
+use crate::ir::{Idempotency, Operation, Streaming};
+use crate::naming::{ident, Case};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+pub(crate) fn operations(ctx: &Ctx<'_>) -> TokenStream {
+    let enums = ctx.contract.operations.iter().map(error_enum);
+    let infos = ctx.contract.operations.iter().map(|op| info(ctx, op));
+    if ctx.contract.operations.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        #(#enums)*
+
+        /// What the contract says about each operation: route, deadline, safety, idempotency,
+        /// retry policy. Transports read these; so can hand-written code.
+        pub mod operations {
+            #(#infos)*
+        }
+    }
+}
+
+/// `<Op>Error`: exactly the errors the contract declares for the operation.
+fn error_enum(op: &Operation) -> TokenStream {
+    let name = format_ident!("{}Error", op.name);
+    let doc = format!(" Errors declared for `{}`.", op.name);
+    let variants: Vec<_> = op.errors.iter().map(|e| ident(e, Case::Pascal)).collect();
+    // An operation without declared errors gets an uninhabited enum: `Result<T, E>` with an
+    // `E` that cannot occur, which callers can match away.
+    let touch_f = if variants.is_empty() {
+        quote!(let _ = f;)
+    } else {
+        TokenStream::new()
+    };
+    let codes = op.errors.iter();
+    quote! {
+        #[doc = #doc]
+        #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+        pub enum #name {
+            #(
+                #[allow(missing_docs)]
+                #variants(#variants),
+            )*
+        }
+
+        impl #name {
+            /// The error's class: HTTP status and gRPC code.
+            pub fn status(&self) -> ::pactum::ErrorStatus {
+                match *self {
+                    #(#name::#variants(_) => <#variants as ::pactum::DeclaredError>::STATUS,)*
+                }
+            }
+
+            /// The declared error's name.
+            pub fn code(&self) -> &'static str {
+                match *self {
+                    #(#name::#variants(_) => #codes,)*
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for #name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                #touch_f
+                match *self {
+                    #(#name::#variants(ref e) => ::std::fmt::Display::fmt(e, f),)*
+                }
+            }
+        }
+
+        impl ::std::error::Error for #name {}
+
+        #(
+            impl ::std::convert::From<#variants> for #name {
+                fn from(e: #variants) -> Self {
+                    #name::#variants(e)
+                }
+            }
+        )*
+    }
+}
+
+fn info(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
+    let konst = ident(&op.name, Case::Screaming);
+    let fallback = format!("`{}`.", op.name);
+    let doc = docs(Some(op.docs.as_deref().unwrap_or(&fallback)));
+    let dep = deprecated(op.deprecated.as_deref());
+    let (service, major, name, grpc, safe) = (
+        &ctx.contract.id.service,
+        ctx.contract.id.major as u32,
+        &op.name,
+        op.grpc,
+        op.safe,
+    );
+    let route = match &op.rest {
+        Some(r) => {
+            let (method, path) = (r.method.as_str(), &r.full_path);
+            quote!(::std::option::Option::Some(::pactum::Route { method: #method, path: #path }))
+        }
+        None => quote!(::std::option::Option::None),
+    };
+    let deadline = match op.deadline_ns {
+        Some(ns) => quote!(::std::option::Option::Some(::std::time::Duration::from_nanos(#ns))),
+        None => quote!(::std::option::Option::None),
+    };
+    let idempotency = match op.idempotency {
+        Idempotency::Key => quote!(::pactum::Idempotency::Key),
+        Idempotency::None => quote!(::pactum::Idempotency::None),
+    };
+    let streaming = match op.streaming {
+        Streaming::None => quote!(::pactum::Streaming::None),
+        Streaming::Server => quote!(::pactum::Streaming::Server),
+        Streaming::Client => quote!(::pactum::Streaming::Client),
+        Streaming::Bidi => quote!(::pactum::Streaming::Bidi),
+    };
+    let retry = retry_policy(op.retry.as_ref());
+    quote! {
+        #doc
+        #dep
+        pub const #konst: ::pactum::OperationInfo = ::pactum::OperationInfo {
+            service: #service,
+            major: #major,
+            name: #name,
+            route: #route,
+            grpc: #grpc,
+            deadline: #deadline,
+            safe: #safe,
+            idempotency: #idempotency,
+            retry: #retry,
+            streaming: #streaming,
+        };
+    }
+}

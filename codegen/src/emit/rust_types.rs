@@ -1,0 +1,369 @@
+//! Structs, enums, newtypes and declared errors, with serde derives and `Validate` impls.
+
+use super::{deprecated, docs, rust_type, Ctx};
+use crate::ast::{Number, Primitive};
+use crate::ir::{Constraints, EnumValue, ErrorDef, Field, TypeDef, TypeKind, TypeRef};
+use crate::naming::{ident, Case};
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
+
+/// Derives shared by every generated data type.
+pub(crate) fn data_derives(eq_hash: bool) -> TokenStream {
+    let extra = if eq_hash {
+        quote!(::core::cmp::Eq, ::core::hash::Hash,)
+    } else {
+        TokenStream::new()
+    };
+    quote! {
+        #[derive(
+            ::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, #extra
+            ::pactum::__private::serde::Serialize, ::pactum::__private::serde::Deserialize
+        )]
+        #[serde(crate = "::pactum::__private::serde")]
+    }
+}
+
+pub(crate) fn type_def(ctx: &Ctx<'_>, t: &TypeDef) -> TokenStream {
+    let name = ident(&t.name, Case::Pascal);
+    let doc = docs(Some(t.docs.as_deref().unwrap_or(&format!("`{}`.", t.name))));
+    let dep = deprecated(t.deprecated.as_deref());
+    match &t.kind {
+        TypeKind::Struct(fields) => struct_def(ctx, &name, quote!(#doc #dep), fields),
+        TypeKind::Enum(values) => enum_def(&name, quote!(#doc #dep), values),
+        TypeKind::Newtype { inner, constraints } => {
+            newtype_def(ctx, &name, quote!(#doc #dep), inner, constraints)
+        }
+    }
+}
+
+/// A struct with named fields and its `Validate` impl. Shared by types, events, webhooks
+/// and errors.
+pub(crate) fn struct_def(
+    ctx: &Ctx<'_>,
+    name: &proc_macro2::Ident,
+    attrs: TokenStream,
+    fields: &[Field],
+) -> TokenStream {
+    let derives = data_derives(false);
+    let decls = fields.iter().map(|f| {
+        let fname = ident(&f.name, Case::Snake);
+        let ty = rust_type(ctx, &f.ty, f.boxed);
+        let doc = docs(f.docs.as_deref());
+        let dep = deprecated(f.deprecated.as_deref());
+        let rename = if f.wire_name != f.name {
+            let wire = &f.wire_name;
+            quote!(#[serde(rename = #wire)])
+        } else {
+            TokenStream::new()
+        };
+        let optional = if matches!(f.ty, TypeRef::Optional(_)) {
+            quote!(#[serde(default, skip_serializing_if = "::std::option::Option::is_none")])
+        } else {
+            TokenStream::new()
+        };
+        quote! { #doc #dep #rename #optional pub #fname: #ty, }
+    });
+    let checks = fields.iter().map(|f| {
+        let fname = ident(&f.name, Case::Snake);
+        let wire = &f.wire_name;
+        let body = value_checks(ctx, &f.ty, &f.constraints, quote!(value));
+        quote! {
+            path.push(#wire);
+            {
+                let value = &self.#fname;
+                #body
+            }
+            path.pop();
+        }
+    });
+    let unused = if fields.is_empty() {
+        quote!(let _ = (path, out);)
+    } else {
+        TokenStream::new()
+    };
+    quote! {
+        #attrs
+        #derives
+        pub struct #name { #(#decls)* }
+
+        #[allow(deprecated)]
+        impl ::pactum::Validate for #name {
+            fn validate_into(
+                &self,
+                path: &mut ::pactum::FieldPath,
+                out: &mut ::std::vec::Vec<::pactum::Violation>,
+            ) {
+                #unused
+                #(#checks)*
+            }
+        }
+    }
+}
+
+fn enum_def(name: &proc_macro2::Ident, attrs: TokenStream, values: &[EnumValue]) -> TokenStream {
+    let derives = data_derives(true);
+    let variants = values.iter().map(|v| {
+        let var = ident(&v.variant, Case::Pascal);
+        let wire = &v.wire;
+        let doc = docs(v.docs.as_deref());
+        let dep = deprecated(v.deprecated.as_deref());
+        quote! { #doc #dep #[serde(rename = #wire)] #var, }
+    });
+    let arms = values.iter().map(|v| {
+        let var = ident(&v.variant, Case::Pascal);
+        let wire = &v.wire;
+        quote!(#name::#var => #wire,)
+    });
+    let wires = values.iter().map(|v| &v.wire);
+    quote! {
+        #attrs
+        ///
+        /// Open for evolution: a value added by a newer contract version deserializes as
+        /// `Unrecognized` (and serializes back unchanged) instead of failing the whole message.
+        /// `validate()` reports it, so a server still refuses it as input.
+        #derives
+        pub enum #name {
+            #(#variants)*
+            /// A value this version of the contract does not know.
+            #[serde(untagged)]
+            Unrecognized(::std::string::String),
+        }
+
+        #[allow(deprecated)]
+        impl #name {
+            /// Every value this version knows, in contract order.
+            pub const KNOWN: &'static [&'static str] = &[#(#wires),*];
+
+            /// The value as sent on the wire.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    #(#arms)*
+                    #name::Unrecognized(other) => other,
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for #name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::pactum::Validate for #name {
+            fn validate_into(
+                &self,
+                path: &mut ::pactum::FieldPath,
+                out: &mut ::std::vec::Vec<::pactum::Violation>,
+            ) {
+                if let #name::Unrecognized(other) = self {
+                    ::pactum::__private::check::unrecognized(other, path, out);
+                }
+            }
+        }
+    }
+}
+
+/// Does a type (through newtypes) support `Eq + Hash`, and `Display`?
+fn scalar_traits(ctx: &Ctx<'_>, ty: &TypeRef) -> (bool, bool) {
+    let mut current = ty.clone();
+    for _ in 0..32 {
+        match current {
+            TypeRef::Prim(p) => {
+                return (!matches!(p, Primitive::F64), !matches!(p, Primitive::Bytes))
+            }
+            TypeRef::Named(ref r) => match ctx.lookup(r) {
+                Some(TypeKind::Newtype { inner, .. }) => current = inner.clone(),
+                Some(TypeKind::Enum(_)) => return (true, true),
+                _ => return (false, false),
+            },
+            _ => return (false, false),
+        }
+    }
+    (false, false)
+}
+
+fn newtype_def(
+    ctx: &Ctx<'_>,
+    name: &proc_macro2::Ident,
+    attrs: TokenStream,
+    inner: &TypeRef,
+    constraints: &Constraints,
+) -> TokenStream {
+    let (eq_hash, display) = scalar_traits(ctx, inner);
+    let derives = data_derives(eq_hash);
+    let ty = rust_type(ctx, inner, false);
+    let checks = value_checks(ctx, inner, constraints, quote!(value));
+    let display_impl = if display {
+        quote! {
+            impl ::std::fmt::Display for #name {
+                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                    ::std::fmt::Display::fmt(&self.0, f)
+                }
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
+    quote! {
+        #attrs
+        #derives
+        #[serde(transparent)]
+        pub struct #name(pub #ty);
+
+        impl ::std::convert::From<#ty> for #name {
+            fn from(value: #ty) -> Self {
+                #name(value)
+            }
+        }
+
+        #display_impl
+
+        impl ::pactum::Validate for #name {
+            fn validate_into(
+                &self,
+                path: &mut ::pactum::FieldPath,
+                out: &mut ::std::vec::Vec<::pactum::Violation>,
+            ) {
+                let value = &self.0;
+                #checks
+            }
+        }
+    }
+}
+
+/// Constraint checks on `value` (an expression of type `&T`), then recursion into the value's
+/// own `Validate`.
+fn value_checks(ctx: &Ctx<'_>, ty: &TypeRef, k: &Constraints, value: TokenStream) -> TokenStream {
+    if let TypeRef::Optional(inner) = ty {
+        if k.is_empty() {
+            return quote!(::pactum::Validate::validate_into(#value, path, out););
+        }
+        let body = value_checks(ctx, inner, k, quote!(value));
+        return quote! {
+            if let ::std::option::Option::Some(value) = #value {
+                #body
+            }
+        };
+    }
+    let mut checks = TokenStream::new();
+    if !k.is_empty() {
+        // Constraints apply to the base value, reached through newtypes with `.0`.
+        let (base, prim) = base_access(ctx, ty, value.clone());
+        let opt = |v: Option<u64>| match v {
+            Some(n) => {
+                let n = Literal::usize_suffixed(n as usize);
+                quote!(::std::option::Option::Some(#n))
+            }
+            None => quote!(::std::option::Option::None),
+        };
+        if k.min_len.is_some() || k.max_len.is_some() {
+            let len = if prim == Some(Primitive::String) {
+                quote!(#base.chars().count())
+            } else {
+                quote!(#base.len())
+            };
+            let (lo, hi) = (opt(k.min_len), opt(k.max_len));
+            checks.extend(quote!(::pactum::__private::check::length(#len, #lo, #hi, path, out);));
+        }
+        if k.min_items.is_some() || k.max_items.is_some() {
+            let (lo, hi) = (opt(k.min_items), opt(k.max_items));
+            checks.extend(
+                quote!(::pactum::__private::check::items(#base.len(), #lo, #hi, path, out);),
+            );
+        }
+        if k.min.is_some() || k.max.is_some() {
+            let bound = |n: Option<Number>| match (n, prim) {
+                (Some(n), Some(p)) => number_bound(n, p),
+                _ => quote!(::std::option::Option::None),
+            };
+            let (lo, hi) = (bound(k.min), bound(k.max));
+            checks.extend(quote!(::pactum::__private::check::range(#base, #lo, #hi, path, out);));
+        }
+        if let Some(p) = &k.pattern {
+            checks.extend(quote! {
+                static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> =
+                    ::pactum::__private::LazyLock::new(|| {
+                        ::pactum::__private::Regex::new(#p).expect("pattern checked by pactum")
+                    });
+                ::pactum::__private::check::pattern(#base, &PATTERN, path, out);
+            });
+        }
+    }
+    quote! {
+        #checks
+        ::pactum::Validate::validate_into(#value, path, out);
+    }
+}
+
+/// `&value.0.0…` down to the primitive, and which primitive that is. `value` is a reference.
+fn base_access(
+    ctx: &Ctx<'_>,
+    ty: &TypeRef,
+    value: TokenStream,
+) -> (TokenStream, Option<Primitive>) {
+    let mut levels = TokenStream::new();
+    let mut current = ty.clone();
+    let access = |levels: &TokenStream| {
+        if levels.is_empty() {
+            value.clone()
+        } else {
+            quote!(&#value #levels)
+        }
+    };
+    for _ in 0..32 {
+        match current {
+            TypeRef::Prim(p) => return (access(&levels), Some(p)),
+            TypeRef::Named(ref r) => match ctx.lookup(r) {
+                Some(TypeKind::Newtype { inner, .. }) => {
+                    levels.extend(quote!(.0));
+                    current = inner.clone();
+                }
+                _ => return (access(&levels), None),
+            },
+            _ => return (access(&levels), None),
+        }
+    }
+    (access(&levels), None)
+}
+
+/// `Option<T>` expression of a bound, typed like the value it bounds.
+fn number_bound(n: Number, p: Primitive) -> TokenStream {
+    let lit = match (p, n) {
+        (Primitive::I32, Number::Int(v)) => Literal::i32_suffixed(v as i32),
+        (Primitive::I64, Number::Int(v)) => Literal::i64_suffixed(v as i64),
+        (Primitive::U32, Number::Int(v)) => Literal::u32_suffixed(v as u32),
+        (Primitive::U64, Number::Int(v)) => Literal::u64_suffixed(v as u64),
+        (Primitive::Decimal, n) => {
+            let text = n.to_string();
+            return quote!(<::pactum::types::Decimal as ::std::str::FromStr>::from_str(#text).ok());
+        }
+        (_, n) => Literal::f64_suffixed(n.as_f64()),
+    };
+    quote!(::std::option::Option::Some(#lit))
+}
+
+pub(crate) fn error_def(ctx: &Ctx<'_>, e: &ErrorDef) -> TokenStream {
+    let name = ident(&e.name, Case::Pascal);
+    let message = e.docs.clone().unwrap_or_else(|| e.name.clone());
+    let doc = docs(Some(&message));
+    let code = &e.name;
+    let status = ident(e.status.variant(), Case::Pascal);
+    let body = struct_def(ctx, &name, doc, &e.fields);
+    let message = message.trim();
+    quote! {
+        #body
+
+        impl ::pactum::DeclaredError for #name {
+            const CODE: &'static str = #code;
+            const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::#status;
+        }
+
+        impl ::std::fmt::Display for #name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(#message)
+            }
+        }
+
+        impl ::std::error::Error for #name {}
+    }
+}

@@ -1,0 +1,499 @@
+//! The intermediate representation: contracts resolved, normalized and ready to emit.
+//!
+//! Emitters read only this. Names are already in their Rust case (without `r#`; the emitter
+//! escapes keywords through [`crate::naming`]), references are resolved to their owning
+//! contract, inline inputs/outputs are named types, wire numbers are assigned and recursive
+//! fields are marked for boxing. Spans stay on the nodes so later stages can still point at
+//! the source.
+
+use crate::ast::{Number, Primitive};
+use crate::diagnostics::Span;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Everything loaded in one run.
+#[derive(Clone, Debug, Default)]
+pub struct Ir {
+    /// Contracts, sorted by service then major.
+    pub contracts: Vec<Contract>,
+}
+
+/// Identifies a contract: one service at one major version.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContractId {
+    /// Service name, snake_case (`orders`).
+    pub service: String,
+    /// Major version.
+    pub major: u64,
+}
+
+impl fmt::Display for ContractId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.v{}", self.service, self.major)
+    }
+}
+
+impl ContractId {
+    /// The Rust module of the major version (`v1`).
+    pub fn version_module(&self) -> String {
+        format!("v{}", self.major)
+    }
+
+    /// The output file stem (`orders_v1`).
+    pub fn file_stem(&self) -> String {
+        format!("{}_v{}", self.service, self.major)
+    }
+}
+
+/// One contract at one major version.
+#[derive(Clone, Debug)]
+pub struct Contract {
+    /// Service and major.
+    pub id: ContractId,
+    /// Full semver.
+    pub version: String,
+    /// Owning team.
+    pub owner: String,
+    /// Doc text.
+    pub docs: Option<String>,
+    /// The file it came from.
+    pub source: PathBuf,
+    /// Named types, including the generated `<Op>Request`/`<Op>Response`.
+    pub types: Vec<TypeDef>,
+    /// Declared errors.
+    pub errors: Vec<ErrorDef>,
+    /// Operations.
+    pub operations: Vec<Operation>,
+    /// Events published.
+    pub events: Vec<EventDef>,
+    /// Events consumed.
+    pub consumers: Vec<Consumer>,
+    /// Webhooks sent.
+    pub webhooks: Vec<WebhookDef>,
+}
+
+/// Where a named type came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Declared under `types:`.
+    Declared,
+    /// Inline `input:` of an operation.
+    Input(String),
+    /// Inline `output:` of an operation.
+    Output(String),
+}
+
+/// A named type.
+#[derive(Clone, Debug)]
+pub struct TypeDef {
+    /// PascalCase name.
+    pub name: String,
+    /// Doc text.
+    pub docs: Option<String>,
+    /// Deprecation reason.
+    pub deprecated: Option<String>,
+    /// Shape.
+    pub kind: TypeKind,
+    /// Declared or generated.
+    pub origin: Origin,
+    /// Source position.
+    pub span: Span,
+}
+
+/// Shapes of a named type.
+#[derive(Clone, Debug)]
+pub enum TypeKind {
+    /// Struct with fields.
+    Struct(Vec<Field>),
+    /// Enum of string values.
+    Enum(Vec<EnumValue>),
+    /// Newtype over another type.
+    Newtype {
+        /// Inner type.
+        inner: TypeRef,
+        /// Constraints on the inner value.
+        constraints: Constraints,
+    },
+}
+
+/// A field of a struct, event, webhook or error.
+#[derive(Clone, Debug)]
+pub struct Field {
+    /// snake_case Rust name (unescaped).
+    pub name: String,
+    /// Name on the wire (JSON), as written in the contract.
+    pub wire_name: String,
+    /// Type, `Optional` when the field may be absent.
+    pub ty: TypeRef,
+    /// Doc text.
+    pub docs: Option<String>,
+    /// Deprecation reason.
+    pub deprecated: Option<String>,
+    /// Constraints.
+    pub constraints: Constraints,
+    /// Stable gRPC field number.
+    pub number: u32,
+    /// Needs a `Box` because the type contains itself.
+    pub boxed: bool,
+    /// Source position.
+    pub span: Span,
+}
+
+/// An enum value.
+#[derive(Clone, Debug)]
+pub struct EnumValue {
+    /// PascalCase variant.
+    pub variant: String,
+    /// Wire value as written.
+    pub wire: String,
+    /// Stable proto number (never 0: 0 is `*_UNSPECIFIED`).
+    pub number: u32,
+    /// Doc text.
+    pub docs: Option<String>,
+    /// Deprecation reason.
+    pub deprecated: Option<String>,
+}
+
+/// A resolved type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TypeRef {
+    /// A primitive.
+    Prim(Primitive),
+    /// `list<T>`.
+    List(Box<TypeRef>),
+    /// `map<string, T>`.
+    Map(Box<TypeRef>),
+    /// `optional<T>`.
+    Optional(Box<TypeRef>),
+    /// A named type.
+    Named(NamedRef),
+}
+
+/// A reference to a named type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedRef {
+    /// Owning contract.
+    pub contract: ContractId,
+    /// PascalCase name.
+    pub name: String,
+}
+
+/// Constraints, checked by generated `validate` code.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Constraints {
+    /// Inclusive lower bound.
+    pub min: Option<Number>,
+    /// Inclusive upper bound.
+    pub max: Option<Number>,
+    /// Minimum length.
+    pub min_len: Option<u64>,
+    /// Maximum length.
+    pub max_len: Option<u64>,
+    /// Regex.
+    pub pattern: Option<String>,
+    /// Minimum items.
+    pub min_items: Option<u64>,
+    /// Maximum items.
+    pub max_items: Option<u64>,
+}
+
+impl Constraints {
+    /// True when nothing is constrained.
+    pub fn is_empty(&self) -> bool {
+        *self == Constraints::default()
+    }
+}
+
+/// Error classes, each with one HTTP status and one gRPC code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum ErrorStatus {
+    InvalidArgument,
+    Unauthenticated,
+    PermissionDenied,
+    NotFound,
+    AlreadyExists,
+    Conflict,
+    FailedPrecondition,
+    ResourceExhausted,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorStatus {
+    /// Contract spellings.
+    pub const ALL: &'static [(&'static str, ErrorStatus)] = &[
+        ("invalid_argument", ErrorStatus::InvalidArgument),
+        ("unauthenticated", ErrorStatus::Unauthenticated),
+        ("permission_denied", ErrorStatus::PermissionDenied),
+        ("not_found", ErrorStatus::NotFound),
+        ("already_exists", ErrorStatus::AlreadyExists),
+        ("conflict", ErrorStatus::Conflict),
+        ("failed_precondition", ErrorStatus::FailedPrecondition),
+        ("resource_exhausted", ErrorStatus::ResourceExhausted),
+        ("unavailable", ErrorStatus::Unavailable),
+        ("internal", ErrorStatus::Internal),
+    ];
+
+    /// Parses a contract spelling.
+    pub fn from_name(s: &str) -> Option<ErrorStatus> {
+        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, v)| *v)
+    }
+
+    /// The runtime enum variant name.
+    pub fn variant(self) -> &'static str {
+        match self {
+            ErrorStatus::InvalidArgument => "InvalidArgument",
+            ErrorStatus::Unauthenticated => "Unauthenticated",
+            ErrorStatus::PermissionDenied => "PermissionDenied",
+            ErrorStatus::NotFound => "NotFound",
+            ErrorStatus::AlreadyExists => "AlreadyExists",
+            ErrorStatus::Conflict => "Conflict",
+            ErrorStatus::FailedPrecondition => "FailedPrecondition",
+            ErrorStatus::ResourceExhausted => "ResourceExhausted",
+            ErrorStatus::Unavailable => "Unavailable",
+            ErrorStatus::Internal => "Internal",
+        }
+    }
+}
+
+/// A declared error.
+#[derive(Clone, Debug)]
+pub struct ErrorDef {
+    /// PascalCase name.
+    pub name: String,
+    /// Class.
+    pub status: ErrorStatus,
+    /// Doc text; also the human message.
+    pub docs: Option<String>,
+    /// Fields in the problem body.
+    pub fields: Vec<Field>,
+    /// Source position.
+    pub span: Span,
+}
+
+/// HTTP methods a route may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum HttpMethod {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl HttpMethod {
+    /// Parses an upper-case method.
+    pub fn parse(s: &str) -> Option<HttpMethod> {
+        Some(match s {
+            "GET" => HttpMethod::Get,
+            "HEAD" => HttpMethod::Head,
+            "POST" => HttpMethod::Post,
+            "PUT" => HttpMethod::Put,
+            "PATCH" => HttpMethod::Patch,
+            "DELETE" => HttpMethod::Delete,
+            _ => return None,
+        })
+    }
+
+    /// Upper-case spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+
+    /// GET and HEAD change nothing.
+    pub fn is_read_only(self) -> bool {
+        matches!(self, HttpMethod::Get | HttpMethod::Head)
+    }
+}
+
+/// A REST route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Method.
+    pub method: HttpMethod,
+    /// Path as written, without the version prefix (`/orders/{id}`).
+    pub path: String,
+    /// Path mounted under the major version (`/v1/orders/{id}`).
+    pub full_path: String,
+    /// `{param}` names, in order (wire names of input fields).
+    pub params: Vec<String>,
+}
+
+/// How retried calls are made safe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idempotency {
+    /// No key: only `safe` operations may be retried.
+    None,
+    /// Idempotency-Key required; retries reuse it; the server replays the stored reply.
+    Key,
+}
+
+/// Jitter applied to backoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Jitter {
+    /// Sleep a uniform random time in `[0, backoff]`.
+    Full,
+    /// Sleep exactly the backoff.
+    None,
+}
+
+/// A retry policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retry {
+    /// Total attempts, including the first.
+    pub attempts: u32,
+    /// First backoff, nanoseconds.
+    pub initial_ns: u64,
+    /// Backoff cap, nanoseconds.
+    pub max_ns: u64,
+    /// Jitter.
+    pub jitter: Jitter,
+}
+
+/// Streaming shape of an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Streaming {
+    None,
+    Server,
+    Client,
+    Bidi,
+}
+
+/// An operation.
+#[derive(Clone, Debug)]
+pub struct Operation {
+    /// PascalCase name.
+    pub name: String,
+    /// Doc text.
+    pub docs: Option<String>,
+    /// Deprecation reason.
+    pub deprecated: Option<String>,
+    /// Input type (always a struct), if any.
+    pub input: Option<NamedRef>,
+    /// Output type, if any.
+    pub output: Option<TypeRef>,
+    /// Declared errors (names of this contract's errors).
+    pub errors: Vec<String>,
+    /// REST route.
+    pub rest: Option<Route>,
+    /// Served over gRPC.
+    pub grpc: bool,
+    /// Deadline budget, nanoseconds.
+    pub deadline_ns: Option<u64>,
+    /// Read-only: may be retried without a key.
+    pub safe: bool,
+    /// Idempotency level.
+    pub idempotency: Idempotency,
+    /// Retry policy.
+    pub retry: Option<Retry>,
+    /// Streaming shape.
+    pub streaming: Streaming,
+    /// Source position.
+    pub span: Span,
+}
+
+/// Delivery modes of events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// One worker of a group claims each message.
+    Queue,
+    /// Every consumer group gets every event.
+    Pubsub,
+    /// Ordered per key, replayable, durable consumer groups.
+    Stream,
+}
+
+impl Delivery {
+    /// Parses a contract spelling.
+    pub fn parse(s: &str) -> Option<Delivery> {
+        Some(match s {
+            "queue" => Delivery::Queue,
+            "pubsub" => Delivery::Pubsub,
+            "stream" => Delivery::Stream,
+            _ => return None,
+        })
+    }
+
+    /// The runtime enum variant name.
+    pub fn variant(self) -> &'static str {
+        match self {
+            Delivery::Queue => "Queue",
+            Delivery::Pubsub => "Pubsub",
+            Delivery::Stream => "Stream",
+        }
+    }
+}
+
+/// An event published by the contract.
+#[derive(Clone, Debug)]
+pub struct EventDef {
+    /// PascalCase past-tense name.
+    pub name: String,
+    /// Doc text.
+    pub docs: Option<String>,
+    /// Deprecation reason.
+    pub deprecated: Option<String>,
+    /// Event schema version.
+    pub version: u32,
+    /// Ordering key field (Rust name).
+    pub key: Option<String>,
+    /// Delivery mode.
+    pub delivery: Delivery,
+    /// Fields.
+    pub fields: Vec<Field>,
+    /// Broker subject, `<service>.<event_snake>.v<version>`.
+    pub subject: String,
+    /// Source position.
+    pub span: Span,
+}
+
+/// An event consumed from another (or the same) contract.
+#[derive(Clone, Debug)]
+pub struct Consumer {
+    /// The event type.
+    pub event: NamedRef,
+    /// Event schema version.
+    pub version: u32,
+    /// Broker subject of the event.
+    pub subject: String,
+    /// Delivery mode.
+    pub delivery: Delivery,
+    /// Consumer group (durable name).
+    pub group: String,
+    /// Retry policy before dead-lettering.
+    pub retry: Option<Retry>,
+    /// Failures go to a dead-letter subject.
+    pub dead_letter: bool,
+    /// Doc text.
+    pub docs: Option<String>,
+    /// Source position.
+    pub span: Span,
+}
+
+/// A webhook the service sends.
+#[derive(Clone, Debug)]
+pub struct WebhookDef {
+    /// PascalCase past-tense name.
+    pub name: String,
+    /// Doc text.
+    pub docs: Option<String>,
+    /// Payload version.
+    pub version: u32,
+    /// `type` on the wire, `<service>.<snake_name>`.
+    pub wire_type: String,
+    /// Fields.
+    pub fields: Vec<Field>,
+    /// Source position.
+    pub span: Span,
+}

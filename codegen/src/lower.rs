@@ -1,0 +1,416 @@
+//! Validated contracts → [`Ir`]. Runs only after [`crate::validate`] found no error; anything
+//! that still fails to resolve here is skipped rather than panicking, and is reported by the
+//! validator in the same run.
+
+use crate::ast::{self, parse_duration, Payload, TypeBody, TypeExpr};
+use crate::diagnostics::Span;
+use crate::ir::*;
+use crate::naming::{convert, Case};
+use crate::resolve::{id_of, Scope};
+use crate::validate::parse_event_ref;
+use crate::wire::{self, Member, Space};
+use std::collections::{HashMap, HashSet};
+
+/// Lowers every contract.
+pub fn lower(contracts: &[ast::Contract]) -> Ir {
+    let scope = Scope::new(contracts);
+    let graph = ContainmentGraph::new(&scope);
+    let mut out: Vec<Contract> = contracts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            Lowerer {
+                scope: &scope,
+                graph: &graph,
+                index: i,
+                c,
+            }
+            .contract()
+        })
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ir { contracts: out }
+}
+
+struct Lowerer<'a> {
+    scope: &'a Scope<'a>,
+    graph: &'a ContainmentGraph,
+    index: usize,
+    c: &'a ast::Contract,
+}
+
+impl Lowerer<'_> {
+    fn contract(&self) -> Contract {
+        let c = self.c;
+        let mut types: Vec<TypeDef> = c.types.iter().map(|t| self.type_def(t)).collect();
+        let operations = c
+            .operations
+            .iter()
+            .map(|op| self.operation(op, &mut types))
+            .collect();
+        Contract {
+            id: id_of(c),
+            version: c.version.value.to_string(),
+            owner: c.owner.value.clone(),
+            docs: c.description.clone(),
+            source: c.path.clone(),
+            types,
+            errors: c
+                .errors
+                .iter()
+                .map(|e| ErrorDef {
+                    name: convert(&e.name.value, Case::Pascal),
+                    status: ErrorStatus::from_name(&e.status.value)
+                        .unwrap_or(ErrorStatus::Internal),
+                    docs: e.description.clone(),
+                    fields: self.fields(&e.fields, &[], None),
+                    span: e.name.span,
+                })
+                .collect(),
+            operations,
+            events: c.events.iter().map(|e| self.event(e)).collect(),
+            consumers: c.consumes.iter().filter_map(|x| self.consumer(x)).collect(),
+            webhooks: c
+                .webhooks
+                .iter()
+                .map(|w| WebhookDef {
+                    name: convert(&w.name.value, Case::Pascal),
+                    docs: w.description.clone(),
+                    version: w.version.as_ref().map_or(1, |v| v.value as u32),
+                    wire_type: format!(
+                        "{}.{}",
+                        c.service.value,
+                        convert(&w.name.value, Case::Snake)
+                    ),
+                    fields: self.fields(&w.fields, &[], None),
+                    span: w.name.span,
+                })
+                .collect(),
+        }
+    }
+
+    fn resolve(&self, ty: &TypeExpr) -> TypeRef {
+        // Validation guarantees resolution; a string keeps the IR total if it ever did not.
+        self.scope
+            .resolve(self.index, ty)
+            .unwrap_or(TypeRef::Prim(ast::Primitive::String))
+    }
+
+    fn fields(
+        &self,
+        fields: &[ast::FieldDecl],
+        reserved: &[ast::Spanned<u64>],
+        owner: Option<&str>,
+    ) -> Vec<Field> {
+        let members: Vec<Member<'_>> = fields
+            .iter()
+            .map(|f| Member {
+                name: &f.name.value,
+                explicit: f.number.as_ref().map(|n| (n.value, n.span)),
+                span: f.name.span,
+            })
+            .collect();
+        let reserved: Vec<(u64, Span)> = reserved.iter().map(|r| (r.value, r.span)).collect();
+        let (numbers, _) = wire::assign(&members, &reserved, Space::Fields);
+        fields
+            .iter()
+            .zip(numbers)
+            .map(|(f, number)| {
+                let ty = self.resolve(&f.ty.value);
+                let boxed = owner.is_some_and(|owner| {
+                    direct_target(&ty).is_some_and(|target| {
+                        self.graph
+                            .reaches(target, &(id_of(self.c), owner.to_string()))
+                    })
+                });
+                Field {
+                    name: convert(&f.name.value, Case::Snake),
+                    wire_name: f.name.value.clone(),
+                    ty,
+                    docs: f.description.clone(),
+                    deprecated: f.deprecated.as_ref().map(|d| d.value.clone()),
+                    constraints: constraints(&f.constraints),
+                    number,
+                    boxed,
+                    span: f.name.span,
+                }
+            })
+            .collect()
+    }
+
+    fn type_def(&self, t: &ast::TypeDecl) -> TypeDef {
+        let name = convert(&t.name.value, Case::Pascal);
+        let kind = match &t.body {
+            TypeBody::Struct { fields, reserved } => {
+                TypeKind::Struct(self.fields(fields, reserved, Some(&name)))
+            }
+            TypeBody::Enum { values, reserved } => {
+                let members: Vec<Member<'_>> = values
+                    .iter()
+                    .map(|v| Member {
+                        name: &v.name.value,
+                        explicit: v.number.as_ref().map(|n| (n.value, n.span)),
+                        span: v.name.span,
+                    })
+                    .collect();
+                let reserved: Vec<(u64, Span)> =
+                    reserved.iter().map(|r| (r.value, r.span)).collect();
+                let (numbers, _) = wire::assign(&members, &reserved, Space::EnumValues);
+                TypeKind::Enum(
+                    values
+                        .iter()
+                        .zip(numbers)
+                        .map(|(v, number)| EnumValue {
+                            variant: convert(&v.name.value, Case::Pascal),
+                            wire: v.name.value.clone(),
+                            number,
+                            docs: v.description.clone(),
+                            deprecated: v.deprecated.as_ref().map(|d| d.value.clone()),
+                        })
+                        .collect(),
+                )
+            }
+            TypeBody::Newtype { ty, constraints: k } => TypeKind::Newtype {
+                inner: self.resolve(&ty.value),
+                constraints: constraints(k),
+            },
+        };
+        TypeDef {
+            name,
+            docs: t.description.clone(),
+            deprecated: t.deprecated.as_ref().map(|d| d.value.clone()),
+            kind,
+            origin: Origin::Declared,
+            span: t.name.span,
+        }
+    }
+
+    fn payload(&self, p: &Payload, op: &str, suffix: &str, types: &mut Vec<TypeDef>) -> TypeRef {
+        match p {
+            Payload::Named(ty) => self.resolve(&ty.value),
+            Payload::Inline(fields, span) => {
+                let name = format!("{op}{suffix}");
+                types.push(TypeDef {
+                    name: name.clone(),
+                    docs: Some(format!(
+                        "{} of [`{op}`](operations::{}).",
+                        if suffix == "Request" {
+                            "Input"
+                        } else {
+                            "Output"
+                        },
+                        convert(op, Case::Screaming)
+                    )),
+                    deprecated: None,
+                    kind: TypeKind::Struct(self.fields(fields, &[], Some(&name))),
+                    origin: if suffix == "Request" {
+                        Origin::Input(op.to_string())
+                    } else {
+                        Origin::Output(op.to_string())
+                    },
+                    span: *span,
+                });
+                TypeRef::Named(NamedRef {
+                    contract: id_of(self.c),
+                    name,
+                })
+            }
+        }
+    }
+
+    fn operation(&self, op: &ast::OperationDecl, types: &mut Vec<TypeDef>) -> Operation {
+        let name = convert(&op.name.value, Case::Pascal);
+        let input =
+            op.input
+                .as_ref()
+                .and_then(|p| match self.payload(p, &name, "Request", types) {
+                    TypeRef::Named(n) => Some(n),
+                    _ => None,
+                });
+        let output = op
+            .output
+            .as_ref()
+            .map(|p| self.payload(p, &name, "Response", types));
+        let rest = op.rest.as_ref().and_then(|r| {
+            let (m, path) = r.value.trim().split_once(' ')?;
+            let path = path.trim().to_string();
+            let params = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .map(str::to_string)
+                .collect();
+            Some(Route {
+                method: HttpMethod::parse(m)?,
+                full_path: format!(
+                    "/v{}{}",
+                    self.c.version.value.major,
+                    if path == "/" { "" } else { &path }
+                ),
+                path,
+                params,
+            })
+        });
+        Operation {
+            name,
+            docs: op.description.clone(),
+            deprecated: op.deprecated.as_ref().map(|d| d.value.clone()),
+            input,
+            output,
+            errors: op
+                .errors
+                .iter()
+                .map(|e| convert(&e.value, Case::Pascal))
+                .collect(),
+            rest,
+            grpc: op.grpc.as_ref().is_some_and(|g| g.value),
+            deadline_ns: op
+                .deadline
+                .as_ref()
+                .and_then(|d| parse_duration(&d.value).ok())
+                .map(|ns| ns as u64),
+            safe: op.safe.as_ref().is_some_and(|s| s.value),
+            idempotency: match op.idempotency.as_ref().map(|i| i.value.as_str()) {
+                Some("key") => Idempotency::Key,
+                _ => Idempotency::None,
+            },
+            retry: op.retry.as_ref().map(retry),
+            streaming: match op.streaming.as_ref().map(|s| s.value.as_str()) {
+                Some("server") => Streaming::Server,
+                Some("client") => Streaming::Client,
+                Some("bidi") => Streaming::Bidi,
+                _ => Streaming::None,
+            },
+            span: op.name.span,
+        }
+    }
+
+    fn event(&self, e: &ast::EventDecl) -> EventDef {
+        let name = convert(&e.name.value, Case::Pascal);
+        EventDef {
+            subject: event_subject(&self.c.service.value, &e.name.value, e.version.value),
+            docs: e.description.clone(),
+            deprecated: e.deprecated.as_ref().map(|d| d.value.clone()),
+            version: e.version.value as u32,
+            key: e.key.as_ref().map(|k| convert(&k.value, Case::Snake)),
+            delivery: Delivery::parse(&e.delivery.value).unwrap_or(Delivery::Stream),
+            fields: self.fields(&e.fields, &[], None),
+            span: e.name.span,
+            name,
+        }
+    }
+
+    fn consumer(&self, con: &ast::ConsumeDecl) -> Option<Consumer> {
+        let (service, name, version) = parse_event_ref(&con.event.value)?;
+        let (i, e) = self.scope.resolve_event(&service, &name, version).ok()?;
+        let source = &self.scope.contracts()[i];
+        Some(Consumer {
+            event: NamedRef {
+                contract: id_of(source),
+                name: convert(&name, Case::Pascal),
+            },
+            version: version as u32,
+            subject: event_subject(&service, &name, version),
+            delivery: Delivery::parse(&e.delivery.value).unwrap_or(Delivery::Stream),
+            group: con
+                .group
+                .as_ref()
+                .map_or_else(|| self.c.service.value.clone(), |g| g.value.clone()),
+            retry: con.retry.as_ref().map(retry),
+            dead_letter: con.dead_letter.as_ref().is_none_or(|d| d.value),
+            docs: con.description.clone(),
+            span: con.span,
+        })
+    }
+}
+
+/// `<service>.<event_snake>.v<version>`: one subject per event version.
+pub fn event_subject(service: &str, event: &str, version: u64) -> String {
+    format!("{service}.{}.v{version}", convert(event, Case::Snake))
+}
+
+fn retry(r: &ast::RetryDecl) -> Retry {
+    let (initial_ns, max_ns) = r
+        .backoff
+        .as_ref()
+        .map_or((100_000_000, 2_000_000_000), |b| {
+            (b.value.0 as u64, b.value.1 as u64)
+        });
+    Retry {
+        attempts: r.attempts.value as u32,
+        initial_ns,
+        max_ns,
+        jitter: match r.jitter.as_ref().map(|j| j.value.as_str()) {
+            Some("none") => Jitter::None,
+            _ => Jitter::Full,
+        },
+    }
+}
+
+fn constraints(k: &ast::Constraints) -> Constraints {
+    Constraints {
+        min: k.min.as_ref().map(|v| v.value),
+        max: k.max.as_ref().map(|v| v.value),
+        min_len: k.min_len.as_ref().map(|v| v.value),
+        max_len: k.max_len.as_ref().map(|v| v.value),
+        pattern: k.pattern.as_ref().map(|v| v.value.clone()),
+        min_items: k.min_items.as_ref().map(|v| v.value),
+        max_items: k.max_items.as_ref().map(|v| v.value),
+    }
+}
+
+/// The named type a value of this type holds inline (not behind a collection).
+fn direct_target(ty: &TypeRef) -> Option<(ContractId, String)> {
+    match ty {
+        TypeRef::Named(n) => Some((n.contract.clone(), n.name.clone())),
+        TypeRef::Optional(inner) => direct_target(inner),
+        _ => None,
+    }
+}
+
+type Key = (ContractId, String);
+
+/// "Type A holds a B inline" over every contract, to find fields that need a `Box`.
+struct ContainmentGraph {
+    edges: HashMap<Key, Vec<Key>>,
+}
+
+impl ContainmentGraph {
+    fn new(scope: &Scope<'_>) -> Self {
+        let mut edges: HashMap<Key, Vec<Key>> = HashMap::new();
+        for (i, c) in scope.contracts().iter().enumerate() {
+            let from_id = id_of(c);
+            for t in &c.types {
+                let from = (from_id.clone(), convert(&t.name.value, Case::Pascal));
+                let inner: Vec<&TypeExpr> = match &t.body {
+                    TypeBody::Struct { fields, .. } => fields.iter().map(|f| &f.ty.value).collect(),
+                    TypeBody::Newtype { ty, .. } => vec![&ty.value],
+                    TypeBody::Enum { .. } => Vec::new(),
+                };
+                for ty in inner {
+                    if let Some(target) = scope.resolve(i, ty).ok().as_ref().and_then(direct_target)
+                    {
+                        edges.entry(from.clone()).or_default().push(target);
+                    }
+                }
+            }
+        }
+        ContainmentGraph { edges }
+    }
+
+    /// Does `from` (transitively) hold `to` inline?
+    fn reaches(&self, from: Key, to: &Key) -> bool {
+        let mut stack = vec![from];
+        let mut seen = HashSet::new();
+        while let Some(n) = stack.pop() {
+            if &n == to {
+                return true;
+            }
+            if seen.insert(n.clone()) {
+                if let Some(next) = self.edges.get(&n) {
+                    stack.extend(next.iter().cloned());
+                }
+            }
+        }
+        false
+    }
+}

@@ -1,0 +1,144 @@
+//! Contract-level facts as constants: what a transport needs to honour an operation's or a
+//! consumer's guardrails.
+
+use crate::event::Delivery;
+use std::time::Duration;
+
+/// The class of a declared error: one HTTP status and one gRPC code each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum ErrorStatus {
+    InvalidArgument,
+    Unauthenticated,
+    PermissionDenied,
+    NotFound,
+    AlreadyExists,
+    Conflict,
+    FailedPrecondition,
+    ResourceExhausted,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorStatus {
+    /// HTTP status code.
+    pub const fn http_status(self) -> u16 {
+        match self {
+            ErrorStatus::InvalidArgument => 400,
+            ErrorStatus::Unauthenticated => 401,
+            ErrorStatus::PermissionDenied => 403,
+            ErrorStatus::NotFound => 404,
+            ErrorStatus::AlreadyExists | ErrorStatus::Conflict => 409,
+            ErrorStatus::FailedPrecondition => 422,
+            ErrorStatus::ResourceExhausted => 429,
+            ErrorStatus::Unavailable => 503,
+            ErrorStatus::Internal => 500,
+        }
+    }
+
+    /// gRPC status code number (`google.rpc.Code`).
+    pub const fn grpc_code(self) -> i32 {
+        match self {
+            ErrorStatus::InvalidArgument => 3,
+            ErrorStatus::NotFound => 5,
+            ErrorStatus::AlreadyExists => 6,
+            ErrorStatus::PermissionDenied => 7,
+            ErrorStatus::ResourceExhausted => 8,
+            ErrorStatus::FailedPrecondition => 9,
+            ErrorStatus::Conflict => 10,
+            ErrorStatus::Internal => 13,
+            ErrorStatus::Unavailable => 14,
+            ErrorStatus::Unauthenticated => 16,
+        }
+    }
+}
+
+/// How a retried call is kept from applying twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idempotency {
+    /// No key; only safe operations may be retried.
+    None,
+    /// An `Idempotency-Key` is required and reused on every retry.
+    Key,
+}
+
+/// Streaming shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Streaming {
+    None,
+    Server,
+    Client,
+    Bidi,
+}
+
+/// Retry policy from the contract: capped attempts, exponential backoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total attempts, including the first.
+    pub attempts: u32,
+    /// First backoff.
+    pub initial_backoff: Duration,
+    /// Backoff cap.
+    pub max_backoff: Duration,
+    /// Full jitter (sleep uniformly in `[0, backoff]`) when true.
+    pub full_jitter: bool,
+}
+
+/// A REST route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// HTTP method, upper case.
+    pub method: &'static str,
+    /// Path with the version prefix, axum syntax (`/v1/orders/{id}`).
+    pub path: &'static str,
+}
+
+/// Everything the contract says about one operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OperationInfo {
+    /// Service name.
+    pub service: &'static str,
+    /// Contract major version.
+    pub major: u32,
+    /// Operation name (PascalCase).
+    pub name: &'static str,
+    /// REST route, if served over REST.
+    pub route: Option<Route>,
+    /// Served over gRPC.
+    pub grpc: bool,
+    /// Deadline budget.
+    pub deadline: Option<Duration>,
+    /// Read-only: retries need no key.
+    pub safe: bool,
+    /// Idempotency level.
+    pub idempotency: Idempotency,
+    /// Retry policy.
+    pub retry: Option<RetryPolicy>,
+    /// Streaming shape.
+    pub streaming: Streaming,
+}
+
+impl OperationInfo {
+    /// May a failed attempt be sent again? Only when the operation is safe or keyed.
+    pub const fn retryable(&self) -> bool {
+        self.safe || matches!(self.idempotency, Idempotency::Key)
+    }
+}
+
+/// Everything the contract says about consuming one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsumerInfo {
+    /// Consuming service.
+    pub service: &'static str,
+    /// Broker subject of the event.
+    pub subject: &'static str,
+    /// Consumer group (durable name).
+    pub group: &'static str,
+    /// Delivery mode.
+    pub delivery: Delivery,
+    /// Retries before dead-lettering.
+    pub retry: Option<RetryPolicy>,
+    /// Failures go to a dead-letter subject.
+    pub dead_letter: bool,
+}

@@ -1,0 +1,56 @@
+//! Traits implemented by generated events, webhooks and declared errors.
+
+use crate::contract::ErrorStatus;
+use serde::{de::DeserializeOwned, Serialize};
+
+/// How an event reaches its consumers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// One worker of a group claims each message.
+    Queue,
+    /// Every consumer group receives every event.
+    Pubsub,
+    /// Ordered per key, replayable, durable consumer groups.
+    Stream,
+}
+
+/// A fact that happened, published by exactly one service.
+///
+/// Implemented by generated event structs and by `#[derive(pactum::Event)]`.
+pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Type name, a past-tense fact (`OrderPlaced`).
+    const NAME: &'static str;
+    /// Schema version of this event.
+    const VERSION: u32;
+    /// Publishing service (CloudEvents `source`).
+    const SOURCE: &'static str;
+    /// CloudEvents `type`: `<source>.<Name>.v<version>`.
+    const TYPE: &'static str;
+    /// Broker subject: `<source>.<name_snake>.v<version>`.
+    const SUBJECT: &'static str;
+    /// Delivery mode.
+    const DELIVERY: Delivery;
+
+    /// The ordering/partition key (CloudEvents `subject`); `None` when the event has none.
+    fn ordering_key(&self) -> Option<String>;
+}
+
+/// A webhook payload, delivered signed per Standard Webhooks.
+pub trait Webhook: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Name (`OrderShipped`).
+    const NAME: &'static str;
+    /// The `type` field on the wire (`orders.order_shipped`).
+    const TYPE: &'static str;
+    /// Payload version.
+    const VERSION: u32;
+}
+
+/// An error declared in a contract.
+pub trait DeclaredError:
+    std::error::Error + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// Stable code (the error's name), used as the problem `type` suffix and gRPC detail.
+    const CODE: &'static str;
+    /// Class: HTTP status and gRPC code.
+    const STATUS: ErrorStatus;
+}

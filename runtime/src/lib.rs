@@ -1,0 +1,33 @@
+//! Pactum's runtime: what code generated from contracts links against.
+//!
+//! - [`Event`], [`Webhook`] and [`DeclaredError`]: the traits generated types implement.
+//! - [`Validate`]: constraint checks generated from the contract, reported as [`Violation`]s
+//!   with JSON-pointer paths.
+//! - [`types`]: the Rust types behind contract primitives that serde has no fitting encoding for
+//!   (`bytes` as base64, `duration` as `"1.5s"`).
+//! - [`OperationInfo`] / [`ConsumerInfo`]: the contract's guardrails (deadline, safety,
+//!   idempotency, retry, delivery) as constants, for transports to act on.
+//!
+//! Generated code reaches its dependencies only through `::pactum::__private`, so a user's
+//! own imports never clash with it and the generated crate needs no direct serde dependency.
+
+mod contract;
+mod event;
+pub mod types;
+mod validate;
+
+pub use contract::{
+    ConsumerInfo, ErrorStatus, Idempotency, OperationInfo, RetryPolicy, Route, Streaming,
+};
+pub use event::{DeclaredError, Delivery, Event, Webhook};
+pub use pactum_macros::*;
+pub use validate::{FieldPath, Validate, ValidationError, Violation};
+
+#[doc(hidden)]
+pub mod __private {
+    //! Paths generated code uses. Not a public API: may change in any release.
+    pub use crate::validate::check;
+    pub use regex_lite::Regex;
+    pub use serde;
+    pub use std::sync::LazyLock;
+}
