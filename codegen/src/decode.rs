@@ -439,6 +439,16 @@ impl Decoder<'_> {
             .into_iter()
             .filter(|k| m.key_span(k).is_some())
             .collect();
+        let has_unknown_key = m.entries.iter().any(|(k, _)| {
+            !["fields", "enum", "type", "description", "deprecated", "reserved"]
+                .contains(&k.as_scalar().unwrap_or(""))
+                && !NEWTYPE_KEYS.contains(&k.as_scalar().unwrap_or(""))
+        });
+        if shapes.is_empty() && has_unknown_key {
+            // A misspelt shape key (`fileds:`) is already reported as unknown, with its fix.
+            m.finish(self.diags, STRUCT_KEYS, "a type declaration");
+            return None;
+        }
         if shapes.len() != 1 {
             let (span, msg) = match shapes.len() {
                 0 => (node.span, format!("type `{}` has no shape", name.value)),

@@ -101,6 +101,20 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in documentation order.
+    pub const ALL: &'static [Code] = {
+        use Code::*;
+        &[
+            YamlSyntax, Io, TooLarge, AliasUnsupported, DuplicateKey, UnknownKey, WrongType,
+            MissingKey, InvalidValue, InvalidTypeExpr, InvalidDuration, InvalidVersion,
+            UnsupportedLanguage, Unresolved, DuplicateName, CaseCollision, InvalidIdentifier,
+            ReservedName, GeneratedNameClash, EventNotPastTense, PathParamMissing,
+            SafeNotReadOnly, RetryNotIdempotent, InvalidRoute, DuplicateRoute, StreamingOverRest,
+            EventKey, ConsumeMismatch, WireNumber, InvalidConstraint, InfiniteType,
+            DuplicateContract, VagueFieldName, OperationNamedAsEvent, EventNamedAsCommand,
+        ]
+    };
+
     /// The printed code, e.g. `E0210`.
     pub fn as_str(self) -> &'static str {
         use Code::*;

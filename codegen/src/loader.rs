@@ -175,17 +175,19 @@ pub fn load_str(file: FileId, text: &str) -> Result<Node, Diagnostic> {
                 });
                 None
             }
+            // A block collection's marker lands after its first entry's start; the first
+            // entry is where a reader sees the collection begin.
             Event::SequenceEnd => match stack.pop() {
                 Some(Frame::Seq(span, items)) => Some(Node {
+                    span: earliest(span, items.first().map(|n| n.span)),
                     kind: NodeKind::Seq(items),
-                    span,
                 }),
                 _ => return Err(internal(span)),
             },
             Event::MappingEnd => match stack.pop() {
                 Some(Frame::Map(span, entries, None)) => Some(Node {
+                    span: earliest(span, entries.first().map(|(k, _)| k.span)),
                     kind: NodeKind::Map(entries),
-                    span,
                 }),
                 _ => return Err(internal(span)),
             },
@@ -245,6 +247,13 @@ pub fn load_str(file: FileId, text: &str) -> Result<Node, Diagnostic> {
             "start a contract with `pactum: 1`, `service:`, `version:` and `owner:`",
         )
     })
+}
+
+fn earliest(span: Span, first: Option<Span>) -> Span {
+    match first {
+        Some(f) if (f.line, f.col) < (span.line, span.col) => f,
+        _ => span,
+    }
 }
 
 fn anchor_error(span: Span) -> Diagnostic {

@@ -260,7 +260,6 @@ const VERBS: &[(&str, &str)] = &[
     ("move", "moved"),
     ("notify", "notified"),
     ("open", "opened"),
-    ("order", "ordered"),
     ("pack", "packed"),
     ("pay", "paid"),
     ("place", "placed"),
@@ -319,6 +318,14 @@ const VERBS: &[(&str, &str)] = &[
     ("void", "voided"),
     ("withdraw", "withdrawn"),
     ("write", "written"),
+];
+
+/// Verbs that are at least as often nouns in service names (`OrderCreate`: "order" is the
+/// subject). When a name starts and ends with a verb, the one not listed here is the action.
+const NOUN_LIKE: &[&str] = &[
+    "bill", "book", "charge", "credit", "debit", "deposit", "invoice", "list", "log", "mark",
+    "order", "post", "price", "quote", "record", "refund", "request", "return", "set",
+    "transfer",
 ];
 
 /// The words of a name, lower case: `OrderPlaced` → `["order", "placed"]`.
@@ -389,9 +396,14 @@ fn suggest(words: &[String]) -> Option<String> {
     let pascal = |ws: &[&str]| ws.join("_").to_pascal_case();
     // A verb first (`CreateOrder`) or last (`OrderCreate`).
     let n = words.len();
-    let verb_at = [0, n - 1]
-        .into_iter()
-        .find(|&i| n > 1 && verb_past(&words[i]).is_some());
+    let is_verb = |i: usize| n > 1 && verb_past(&words[i]).is_some();
+    let noun_like = |i: usize| NOUN_LIKE.contains(&words[i].as_str());
+    let verb_at = match (is_verb(0), is_verb(n - 1)) {
+        (true, true) if noun_like(0) && !noun_like(n - 1) => Some(n - 1),
+        (true, _) => Some(0),
+        (false, true) => Some(n - 1),
+        (false, false) => None,
+    };
     if let Some(i) = verb_at {
         let past = verb_past(&words[i])?;
         let rest: Vec<&str> = words
@@ -464,6 +476,9 @@ mod tests {
             ("SendEmail", Some("EmailSent")),
             ("PaymentProcessing", Some("PaymentProcessed")),
             ("ShipOrder", Some("OrderShipped")),
+            ("RefundPayment", Some("PaymentRefunded")),
+            ("InvoiceCreate", Some("InvoiceCreated")),
+            ("RefundIssue", Some("RefundIssued")),
         ];
         for (name, suggestion) in cases {
             assert_eq!(
