@@ -440,8 +440,15 @@ impl Decoder<'_> {
             .filter(|k| m.key_span(k).is_some())
             .collect();
         let has_unknown_key = m.entries.iter().any(|(k, _)| {
-            !["fields", "enum", "type", "description", "deprecated", "reserved"]
-                .contains(&k.as_scalar().unwrap_or(""))
+            ![
+                "fields",
+                "enum",
+                "type",
+                "description",
+                "deprecated",
+                "reserved",
+            ]
+            .contains(&k.as_scalar().unwrap_or(""))
                 && !NEWTYPE_KEYS.contains(&k.as_scalar().unwrap_or(""))
         });
         if shapes.is_empty() && has_unknown_key {

@@ -324,8 +324,7 @@ const VERBS: &[(&str, &str)] = &[
 /// subject). When a name starts and ends with a verb, the one not listed here is the action.
 const NOUN_LIKE: &[&str] = &[
     "bill", "book", "charge", "credit", "debit", "deposit", "invoice", "list", "log", "mark",
-    "order", "post", "price", "quote", "record", "refund", "request", "return", "set",
-    "transfer",
+    "order", "post", "price", "quote", "record", "refund", "request", "return", "set", "transfer",
 ];
 
 /// The words of a name, lower case: `OrderPlaced` → `["order", "placed"]`.

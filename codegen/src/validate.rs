@@ -416,7 +416,24 @@ impl ContractChecker<'_, '_> {
                 }
                 let mut names = HashMap::new();
                 for v in values {
-                    if !self.name_ok(&v.name, Case::Pascal, "enum value") {
+                    // Wire values may use `-` and `.` (`critical-now`, `v1.2`): the variant
+                    // name is derived, and that must be an identifier.
+                    let wire_ok = !v.name.value.is_empty()
+                        && v.name
+                            .value
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+                    let derived = Spanned::new(convert(&v.name.value, Case::Pascal), v.name.span);
+                    if !wire_ok {
+                        self.diags.emit(
+                            Code::InvalidIdentifier,
+                            v.name.span,
+                            format!("enum value `{}` cannot become a Rust variant", v.name.value),
+                            "use ASCII letters, digits, `_`, `-` and `.`, starting with a letter",
+                        );
+                        continue;
+                    }
+                    if !self.name_ok(&derived, Case::Pascal, "enum value") {
                         continue;
                     }
                     if convert(&v.name.value, Case::Pascal) == "Unrecognized" {

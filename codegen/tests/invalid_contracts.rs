@@ -18,7 +18,12 @@ fn expectations(path: &Path, text: &str) -> Vec<Expectation> {
         .map(|e| {
             let (code, pos) = e.trim().split_once(' ').expect("`# expect: CODE line:col`");
             let (line, col) = pos.split_once(':').expect("line:col");
-            (code.to_string(), name.clone(), line.parse().unwrap(), col.parse().unwrap())
+            (
+                code.to_string(),
+                name.clone(),
+                line.parse().unwrap(),
+                col.parse().unwrap(),
+            )
         })
         .collect()
 }
@@ -30,8 +35,10 @@ fn cases() -> Vec<(PathBuf, Vec<PathBuf>)> {
         .map(|e| e.unwrap().path())
         .map(|p| {
             if p.is_dir() {
-                let mut files: Vec<PathBuf> =
-                    fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()).collect();
+                let mut files: Vec<PathBuf> = fs::read_dir(&p)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .collect();
                 files.sort();
                 (p, files)
             } else {
@@ -57,7 +64,11 @@ fn every_invalid_contract_reports_exactly_its_expected_diagnostics() {
             .iter()
             .flat_map(|(p, t)| expectations(p, t))
             .collect();
-        assert!(!expected.is_empty(), "{} has no `# expect:` line", case.display());
+        assert!(
+            !expected.is_empty(),
+            "{} has no `# expect:` line",
+            case.display()
+        );
         let outcome = pactum_codegen::check_sources(&inputs);
         let actual: BTreeSet<Expectation> = outcome
             .diagnostics
@@ -89,7 +100,11 @@ fn every_invalid_contract_reports_exactly_its_expected_diagnostics() {
             .all(|d| d.severity() == Severity::Warning);
         assert_eq!(outcome.ir.is_some(), only_warnings, "{}", case.display());
         for d in outcome.diagnostics.iter() {
-            assert!(!d.help.trim().is_empty(), "{} has no help: {d:?}", case.display());
+            assert!(
+                !d.help.trim().is_empty(),
+                "{} has no help: {d:?}",
+                case.display()
+            );
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -118,7 +133,8 @@ fn corpus_covers_every_positional_code() {
 #[test]
 fn rendered_diagnostics_name_file_line_col_code_and_help() {
     let text = "pactum: 1\nservice: orders\nversion: 1.0.0\nowner: o\nevents:\n  CreateOrder: { version: 1, delivery: queue }\n";
-    let outcome = pactum_codegen::check_sources(&[(PathBuf::from("contracts/orders.yaml"), text.into())]);
+    let outcome =
+        pactum_codegen::check_sources(&[(PathBuf::from("contracts/orders.yaml"), text.into())]);
     assert_eq!(
         outcome.diagnostics.render(&outcome.sources, false),
         "contracts/orders.yaml:6:3: error[E0210]: event `CreateOrder` does not read as a fact that already happened\n  help: did you mean `OrderCreated`? events are named `<Subject><PastVerb>`\n"

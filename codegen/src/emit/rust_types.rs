@@ -248,7 +248,7 @@ fn value_checks(ctx: &Ctx<'_>, ty: &TypeRef, k: &Constraints, value: TokenStream
     let mut checks = TokenStream::new();
     if !k.is_empty() {
         // Constraints apply to the base value, reached through newtypes with `.0`.
-        let (base, prim) = base_access(ctx, ty, value.clone());
+        let (base, place, prim) = base_access(ctx, ty, value.clone());
         let opt = |v: Option<u64>| match v {
             Some(n) => {
                 let n = Literal::usize_suffixed(n as usize);
@@ -258,9 +258,9 @@ fn value_checks(ctx: &Ctx<'_>, ty: &TypeRef, k: &Constraints, value: TokenStream
         };
         if k.min_len.is_some() || k.max_len.is_some() {
             let len = if prim == Some(Primitive::String) {
-                quote!(#base.chars().count())
+                quote!(#place.chars().count())
             } else {
-                quote!(#base.len())
+                quote!(#place.len())
             };
             let (lo, hi) = (opt(k.min_len), opt(k.max_len));
             checks.extend(quote!(::pactum::__private::check::length(#len, #lo, #hi, path, out);));
@@ -268,7 +268,7 @@ fn value_checks(ctx: &Ctx<'_>, ty: &TypeRef, k: &Constraints, value: TokenStream
         if k.min_items.is_some() || k.max_items.is_some() {
             let (lo, hi) = (opt(k.min_items), opt(k.max_items));
             checks.extend(
-                quote!(::pactum::__private::check::items(#base.len(), #lo, #hi, path, out);),
+                quote!(::pactum::__private::check::items(#place.len(), #lo, #hi, path, out);),
             );
         }
         if k.min.is_some() || k.max.is_some() {
@@ -295,35 +295,38 @@ fn value_checks(ctx: &Ctx<'_>, ty: &TypeRef, k: &Constraints, value: TokenStream
     }
 }
 
-/// `&value.0.0…` down to the primitive, and which primitive that is. `value` is a reference.
+/// The base value reached through newtypes (`.0` per level) as `(reference, place)`:
+/// `(&value.0.0, value.0.0)`, or `(value, value)` with no newtype. `value` is a reference.
+/// Method calls use the place (auto-ref); function arguments use the reference.
 fn base_access(
     ctx: &Ctx<'_>,
     ty: &TypeRef,
     value: TokenStream,
-) -> (TokenStream, Option<Primitive>) {
+) -> (TokenStream, TokenStream, Option<Primitive>) {
     let mut levels = TokenStream::new();
     let mut current = ty.clone();
-    let access = |levels: &TokenStream| {
-        if levels.is_empty() {
-            value.clone()
-        } else {
-            quote!(&#value #levels)
-        }
-    };
+    let mut prim = None;
     for _ in 0..32 {
         match current {
-            TypeRef::Prim(p) => return (access(&levels), Some(p)),
+            TypeRef::Prim(p) => {
+                prim = Some(p);
+                break;
+            }
             TypeRef::Named(ref r) => match ctx.lookup(r) {
                 Some(TypeKind::Newtype { inner, .. }) => {
                     levels.extend(quote!(.0));
                     current = inner.clone();
                 }
-                _ => return (access(&levels), None),
+                _ => break,
             },
-            _ => return (access(&levels), None),
+            _ => break,
         }
     }
-    (access(&levels), None)
+    if levels.is_empty() {
+        (value.clone(), value, prim)
+    } else {
+        (quote!(&#value #levels), quote!(#value #levels), prim)
+    }
 }
 
 /// `Option<T>` expression of a bound, typed like the value it bounds.

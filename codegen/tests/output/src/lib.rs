@@ -1,1 +1,5 @@
+//! Snapshot output of the generator's feature fixtures (`codegen/tests/fixtures`).
+//! Written by `EXPECTORATE=overwrite cargo test -p pactum-codegen --test snapshots`;
+//! compiling this crate proves the snapshots are valid Rust.
 
+pub mod generated;

@@ -1,0 +1,76 @@
+//! Snapshot tests of emitted Rust.
+//!
+//! The expected output is itself compiled: `tests/output` is a workspace crate that mounts the
+//! fixture snapshots (and has behaviour tests over them), and `generated-example` mounts the
+//! example contracts' output. Run with `EXPECTORATE=overwrite` to accept a change, then review
+//! the diff like any code change.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Reads every contract under `dir`, naming each by `display_root/<relative path>` so the
+/// `// source:` header does not depend on where the test runs.
+fn sources(dir: &Path, display_root: &str) -> Vec<(PathBuf, String)> {
+    let mut diags = pactum_codegen::diagnostics::Diagnostics::default();
+    let files = pactum_codegen::collect_files(&[dir.to_path_buf()], &mut diags);
+    assert!(diags.is_empty(), "{diags:?}");
+    files
+        .into_iter()
+        .map(|f| {
+            let rel = f.strip_prefix(dir).unwrap();
+            let shown = Path::new(display_root).join(rel);
+            (shown, fs::read_to_string(&f).unwrap())
+        })
+        .collect()
+}
+
+fn assert_tree(contracts: &Path, display_root: &str, out: &Path) {
+    let outcome = pactum_codegen::check_sources(&sources(contracts, display_root));
+    let ir = outcome
+        .ir
+        .unwrap_or_else(|| panic!("{}", outcome.diagnostics.render(&outcome.sources, false)));
+    let files = pactum_codegen::emit::module_tree(&ir).expect("emits");
+    for f in &files {
+        if std::env::var_os("EXPECTORATE").is_some() {
+            fs::create_dir_all(out.join(&f.path).parent().unwrap()).unwrap();
+        }
+        expectorate::assert_contents(out.join(&f.path), &f.contents);
+    }
+    let stale = pactum_codegen::write::stale_files(out, &files).unwrap();
+    assert!(
+        stale.is_empty(),
+        "generated files no longer produced: {stale:?}"
+    );
+}
+
+#[test]
+fn fixture_output_matches_snapshots() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert_tree(
+        &root.join("tests/fixtures"),
+        "codegen/tests/fixtures",
+        &root.join("tests/output/src/generated"),
+    );
+}
+
+#[test]
+fn example_contracts_match_checked_in_generated_example() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    assert_tree(
+        &repo.join("contracts"),
+        "contracts",
+        &repo.join("generated-example/src/generated"),
+    );
+}
+
+#[test]
+fn emission_is_deterministic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let inputs = sources(&root.join("tests/fixtures"), "fixtures");
+    let mut reversed = inputs.clone();
+    reversed.reverse();
+    let a = pactum_codegen::emit::module_tree(&pactum_codegen::check_sources(&inputs).ir.unwrap());
+    let b =
+        pactum_codegen::emit::module_tree(&pactum_codegen::check_sources(&reversed).ir.unwrap());
+    assert_eq!(a, b, "output must not depend on input order");
+}
