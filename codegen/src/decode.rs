@@ -52,23 +52,7 @@ pub fn decode_contract(
         .iter()
         .map(|k| top.was_missing(k))
         .collect();
-    top.finish(
-        d.diags,
-        &[
-            "pactum",
-            "service",
-            "version",
-            "owner",
-            "description",
-            "types",
-            "errors",
-            "operations",
-            "events",
-            "consumes",
-            "webhooks",
-        ],
-        "the top level of a contract",
-    );
+    top.finish(d.diags, TOP_KEYS, "the top level of a contract");
     let mut missing = |key: &str, example: &str| {
         d.diags.emit(
             Code::MissingKey,
@@ -560,7 +544,7 @@ impl Decoder<'_> {
         let description = m.get("description").and_then(|n| self.text(n));
         let fields = m.get("fields").map(|n| self.fields(n)).unwrap_or_default();
         let missing = m.was_missing("status");
-        m.finish(self.diags, &["status", "description", "fields"], "an error");
+        m.finish(self.diags, ERROR_KEYS, "an error");
         if missing {
             self.diags.emit(
                 Code::MissingKey,
@@ -609,7 +593,7 @@ impl Decoder<'_> {
         });
         let jitter = m.get("jitter").and_then(|n| self.string(n, "`jitter`"));
         let missing = m.was_missing("attempts");
-        m.finish(self.diags, &["attempts", "backoff", "jitter"], "`retry`");
+        m.finish(self.diags, RETRY_KEYS, "`retry`");
         if missing {
             self.diags.emit(
                 Code::MissingKey,
@@ -747,6 +731,27 @@ fn m_missing(node: &Node, key: &str) -> bool {
     }
 }
 
+/// Keys allowed at the top level of a contract.
+pub const TOP_KEYS: &[&str] = &[
+    "pactum",
+    "service",
+    "version",
+    "owner",
+    "description",
+    "types",
+    "errors",
+    "operations",
+    "events",
+    "consumes",
+    "webhooks",
+];
+/// Keys allowed in an error.
+pub const ERROR_KEYS: &[&str] = &["status", "description", "fields"];
+/// Keys allowed in a webhook.
+pub const WEBHOOK_KEYS: &[&str] = &["description", "version", "fields"];
+/// Keys allowed in `retry`.
+pub const RETRY_KEYS: &[&str] = &["attempts", "backoff", "jitter"];
+
 /// Keys allowed in a field mapping.
 pub const FIELD_KEYS: &[&str] = &[
     "type",
@@ -762,9 +767,12 @@ pub const FIELD_KEYS: &[&str] = &[
     "min_items",
     "max_items",
 ];
-const STRUCT_KEYS: &[&str] = &["fields", "description", "deprecated", "reserved"];
-const ENUM_KEYS: &[&str] = &["enum", "description", "deprecated", "reserved"];
-const NEWTYPE_KEYS: &[&str] = &[
+/// Keys allowed in a struct type.
+pub const STRUCT_KEYS: &[&str] = &["fields", "description", "deprecated", "reserved"];
+/// Keys allowed in an enum type.
+pub const ENUM_KEYS: &[&str] = &["enum", "description", "deprecated", "reserved"];
+/// Keys allowed in a newtype.
+pub const NEWTYPE_KEYS: &[&str] = &[
     "type",
     "description",
     "deprecated",
@@ -776,7 +784,8 @@ const NEWTYPE_KEYS: &[&str] = &[
     "min_items",
     "max_items",
 ];
-const OPERATION_KEYS: &[&str] = &[
+/// Keys allowed in an operation.
+pub const OPERATION_KEYS: &[&str] = &[
     "description",
     "deprecated",
     "input",
@@ -790,7 +799,8 @@ const OPERATION_KEYS: &[&str] = &[
     "retry",
     "streaming",
 ];
-const EVENT_KEYS: &[&str] = &[
+/// Keys allowed in an event.
+pub const EVENT_KEYS: &[&str] = &[
     "description",
     "deprecated",
     "version",
@@ -798,7 +808,8 @@ const EVENT_KEYS: &[&str] = &[
     "delivery",
     "fields",
 ];
-const CONSUME_KEYS: &[&str] = &[
+/// Keys allowed in a `consumes` entry.
+pub const CONSUME_KEYS: &[&str] = &[
     "event",
     "delivery",
     "group",

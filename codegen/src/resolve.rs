@@ -140,7 +140,16 @@ impl<'a> Scope<'a> {
             },
             None => Unresolved {
                 message: format!("unknown type `{r}` in {where_}"),
-                help: match closest(&r.name, c.types.iter().map(|t| t.name.value.as_str())) {
+                help: match closest(
+                    &r.name,
+                    c.types.iter().map(|t| t.name.value.as_str()).chain(
+                        // Same-contract names may be misspelt primitives (`Strin`).
+                        ast::Primitive::ALL
+                            .iter()
+                            .filter(|_| r.service.is_none())
+                            .map(|(n, _)| *n),
+                    ),
+                ) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!(
                         "declare `{}` under `types:` of {where_}, or use a primitive (string, u32, uuid, …)",
