@@ -12,31 +12,99 @@ fn run(text: &str) {
         let files = pactum_codegen::emit::module_tree(ir).expect("accepted contracts emit");
         for f in files {
             syn::parse_file(&f.contents).unwrap_or_else(|e| {
-                panic!("emitted Rust does not parse ({e}) for:\n{text}\n---\n{}", f.contents)
+                panic!(
+                    "emitted Rust does not parse ({e}) for:\n{text}\n---\n{}",
+                    f.contents
+                )
             });
         }
     }
 }
 
 const KEYS: &[&str] = &[
-    "pactum", "service", "version", "owner", "types", "fields", "enum", "type", "errors",
-    "operations", "events", "consumes", "webhooks", "input", "output", "rest", "grpc",
-    "deadline", "safe", "idempotency", "retry", "attempts", "backoff", "key", "delivery",
-    "status", "optional", "min", "max", "min_len", "pattern", "number", "reserved", "event",
+    "pactum",
+    "service",
+    "version",
+    "owner",
+    "types",
+    "fields",
+    "enum",
+    "type",
+    "errors",
+    "operations",
+    "events",
+    "consumes",
+    "webhooks",
+    "input",
+    "output",
+    "rest",
+    "grpc",
+    "deadline",
+    "safe",
+    "idempotency",
+    "retry",
+    "attempts",
+    "backoff",
+    "key",
+    "delivery",
+    "status",
+    "optional",
+    "min",
+    "max",
+    "min_len",
+    "pattern",
+    "number",
+    "reserved",
+    "event",
 ];
 const SCALARS: &[&str] = &[
-    "1", "0", "-1", "1.0.0", "true", "false", "~", "string", "u32", "list<string>",
-    "map<string, u32>", "Order?", "list<", "GET /a/{id}", "POST /x", "300ms", "1m30s",
-    "stream", "queue", "pubsub", "key", "not_found", "payments.Money", "a.b.c.d", "OrderPlaced",
-    "CreateOrder", "self", "type", "9x", "", "💥", "18446744073709551616", "1e400", "^[a-z",
-    "x@1", "orders.OrderPlaced@1",
+    "1",
+    "0",
+    "-1",
+    "1.0.0",
+    "true",
+    "false",
+    "~",
+    "string",
+    "u32",
+    "list<string>",
+    "map<string, u32>",
+    "Order?",
+    "list<",
+    "GET /a/{id}",
+    "POST /x",
+    "300ms",
+    "1m30s",
+    "stream",
+    "queue",
+    "pubsub",
+    "key",
+    "not_found",
+    "payments.Money",
+    "a.b.c.d",
+    "OrderPlaced",
+    "CreateOrder",
+    "self",
+    "type",
+    "9x",
+    "",
+    "💥",
+    "18446744073709551616",
+    "1e400",
+    "^[a-z",
+    "x@1",
+    "orders.OrderPlaced@1",
 ];
 
 fn yamlish() -> impl Strategy<Value = String> {
     let line = (
         0usize..6,
         prop::sample::select(KEYS),
-        prop::sample::select(&[": ", ":", " ", ": - ", ": { ", ": [", ": &a ", ": *a ", ": |\n"][..]),
+        prop::sample::select(
+            &[
+                ": ", ":", " ", ": - ", ": { ", ": [", ": &a ", ": *a ", ": |\n",
+            ][..],
+        ),
         prop::sample::select(SCALARS),
     )
         .prop_map(|(indent, k, sep, v)| format!("{}{k}{sep}{v}", " ".repeat(indent * 2)));
@@ -58,16 +126,35 @@ fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::vec((prop::sample::select(KEYS), inner), 0..5).prop_map(|kv| {
-                Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map<_, _>>())
+                Value::Object(
+                    kv.into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect::<Map<_, _>>(),
+                )
             }),
         ]
     })
 }
 
-const NAMES: &[&str] = &["Order", "Line", "Money", "Self_", "Type", "Node", "userId", "Result", "A1"];
-const FIELD_NAMES: &[&str] = &["id", "type", "match", "userId", "user_id", "lines", "self", "r#x", "data"];
+const NAMES: &[&str] = &[
+    "Order", "Line", "Money", "Self_", "Type", "Node", "userId", "Result", "A1",
+];
+const FIELD_NAMES: &[&str] = &[
+    "id", "type", "match", "userId", "user_id", "lines", "self", "r#x", "data",
+];
 const PRIMS: &[&str] = &[
-    "bool", "i32", "i64", "u32", "u64", "f64", "string", "bytes", "timestamp", "duration", "uuid", "decimal",
+    "bool",
+    "i32",
+    "i64",
+    "u32",
+    "u64",
+    "f64",
+    "string",
+    "bytes",
+    "timestamp",
+    "duration",
+    "uuid",
+    "decimal",
 ];
 
 /// Mostly-valid contracts: real type graphs with keywords, recursion, containers and
@@ -172,15 +259,24 @@ fn structured_generator_produces_accepted_contracts() {
     let accepted = (0..200)
         .filter(|_| {
             let text = contract().new_tree(&mut runner).unwrap().current();
-            pactum_codegen::check_sources(&[(PathBuf::from("c.yaml"), text)]).ir.is_some()
+            pactum_codegen::check_sources(&[(PathBuf::from("c.yaml"), text)])
+                .ir
+                .is_some()
         })
         .count();
-    assert!(accepted >= 20, "only {accepted}/200 generated contracts were accepted");
+    assert!(
+        accepted >= 20,
+        "only {accepted}/200 generated contracts were accepted"
+    );
 }
 
 #[test]
 fn huge_inputs_are_refused_not_exhausting_the_stack() {
-    let deep = format!("pactum: 1\ntypes: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep = format!(
+        "pactum: 1\ntypes: {}{}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
     run(&deep);
     let long_type = format!(
         "pactum: 1\nservice: s\nversion: 1.0.0\nowner: o\ntypes:\n  A: {{ type: \"{}string{}\" }}\n",

@@ -27,9 +27,15 @@ fn schema_keys_match_the_decoder() {
     let defs = &s["$defs"];
     assert_eq!(keys(&s), set(decode::TOP_KEYS));
     assert_eq!(keys(&defs["field"]["oneOf"][1]), set(decode::FIELD_KEYS));
-    assert_eq!(keys(&defs["typeDecl"]["oneOf"][1]), set(decode::STRUCT_KEYS));
+    assert_eq!(
+        keys(&defs["typeDecl"]["oneOf"][1]),
+        set(decode::STRUCT_KEYS)
+    );
     assert_eq!(keys(&defs["typeDecl"]["oneOf"][2]), set(decode::ENUM_KEYS));
-    assert_eq!(keys(&defs["typeDecl"]["oneOf"][3]), set(decode::NEWTYPE_KEYS));
+    assert_eq!(
+        keys(&defs["typeDecl"]["oneOf"][3]),
+        set(decode::NEWTYPE_KEYS)
+    );
     assert_eq!(keys(&defs["errorDecl"]), set(decode::ERROR_KEYS));
     assert_eq!(keys(&defs["operation"]), set(decode::OPERATION_KEYS));
     assert_eq!(keys(&defs["event"]), set(decode::EVENT_KEYS));
@@ -54,6 +60,9 @@ fn schema_lists_every_error_status_and_primitive() {
     assert_eq!(statuses, known);
     let described = s["$defs"]["typeExpr"]["description"].as_str().unwrap();
     for (name, _) in pactum_codegen::ast::Primitive::ALL {
-        assert!(described.contains(name), "typeExpr description lacks `{name}`");
+        assert!(
+            described.contains(name),
+            "typeExpr description lacks `{name}`"
+        );
     }
 }

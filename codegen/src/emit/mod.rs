@@ -191,6 +191,7 @@ pub fn module_tree(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
                 #[doc = ""]
                 #body
                 #[allow(missing_docs, deprecated)]
+                #[rustfmt::skip]
                 pub mod #v;
             }
         });

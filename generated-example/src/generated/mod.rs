@@ -6,6 +6,7 @@ pub mod cart {
     ///
     /// Shopping carts. Prices through `pricing` (REST) and checks stock through `inventory` (gRPC).
     #[allow(missing_docs, deprecated)]
+    #[rustfmt::skip]
     pub mod v1;
 }
 /// Service `inventory`, owned by `team-warehouse`.
@@ -14,6 +15,7 @@ pub mod inventory {
     ///
     /// Stock levels and reservations. Served over gRPC to the cart.
     #[allow(missing_docs, deprecated)]
+    #[rustfmt::skip]
     pub mod v1;
 }
 /// Service `notifications`, owned by `team-messaging`.
@@ -22,6 +24,7 @@ pub mod notifications {
     ///
     /// Tells customers what happened to their orders. Consumes events only.
     #[allow(missing_docs, deprecated)]
+    #[rustfmt::skip]
     pub mod v1;
 }
 /// Service `orders`, owned by `team-orders`.
@@ -30,6 +33,7 @@ pub mod orders {
     ///
     /// Orders placed from checked-out carts. Publishes the order lifecycle as events.
     #[allow(missing_docs, deprecated)]
+    #[rustfmt::skip]
     pub mod v1;
     /// `orders` 2.0.0.
     ///
@@ -37,6 +41,7 @@ pub mod orders {
     /// order now belongs to a customer (`customer_id` is required), and statuses gained
     /// `refunded`. Served under /v2 beside v1 until v1 clients are gone.
     #[allow(missing_docs, deprecated)]
+    #[rustfmt::skip]
     pub mod v2;
 }
 /// Service `payments`, owned by `team-payments`.
@@ -45,6 +50,7 @@ pub mod payments {
     ///
     /// Charges orders. Learns of new orders from the `OrderPlaced` stream.
     #[allow(missing_docs, deprecated)]
+    #[rustfmt::skip]
     pub mod v1;
 }
 /// Service `pricing`, owned by `team-pricing`.
@@ -54,6 +60,7 @@ pub mod pricing {
     /// Prices carts. Owns money amounts and currencies; every other service refers to
     /// `pricing.Money` instead of declaring its own.
     #[allow(missing_docs, deprecated)]
+    #[rustfmt::skip]
     pub mod v1;
 }
 /// Service `shipping`, owned by `team-logistics`.
@@ -62,5 +69,6 @@ pub mod shipping {
     ///
     /// Packs and ships reserved stock; tells merchants over a signed webhook.
     #[allow(missing_docs, deprecated)]
+    #[rustfmt::skip]
     pub mod v1;
 }

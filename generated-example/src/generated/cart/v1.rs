@@ -15,7 +15,7 @@ pub const OWNER: &str = "team-storefront";
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -46,7 +46,7 @@ impl ::pactum::Validate for CartId {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct CartItem {
@@ -87,7 +87,7 @@ impl ::pactum::Validate for CartItem {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Cart {
@@ -150,7 +150,7 @@ impl ::pactum::Validate for Cart {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct GetCartRequest {
@@ -177,7 +177,7 @@ impl ::pactum::Validate for GetCartRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct AddItemRequest {
@@ -211,7 +211,7 @@ impl ::pactum::Validate for AddItemRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct CheckoutCartRequest {
@@ -238,7 +238,7 @@ impl ::pactum::Validate for CheckoutCartRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct CheckoutCartResponse {
@@ -272,7 +272,7 @@ impl ::pactum::Validate for CheckoutCartResponse {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct CartNotFound {
@@ -309,7 +309,7 @@ impl ::std::error::Error for CartNotFound {}
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct CartEmpty {
@@ -350,7 +350,9 @@ impl GetCartError {
     /// The error's class: HTTP status and gRPC code.
     pub fn status(&self) -> ::pactum::ErrorStatus {
         match *self {
-            GetCartError::CartNotFound(_) => <CartNotFound as ::pactum::DeclaredError>::STATUS,
+            GetCartError::CartNotFound(_) => {
+                <CartNotFound as ::pactum::DeclaredError>::STATUS
+            }
         }
     }
     /// The declared error's name.
@@ -383,7 +385,9 @@ impl AddItemError {
     /// The error's class: HTTP status and gRPC code.
     pub fn status(&self) -> ::pactum::ErrorStatus {
         match *self {
-            AddItemError::CartNotFound(_) => <CartNotFound as ::pactum::DeclaredError>::STATUS,
+            AddItemError::CartNotFound(_) => {
+                <CartNotFound as ::pactum::DeclaredError>::STATUS
+            }
         }
     }
     /// The declared error's name.
@@ -418,8 +422,12 @@ impl CheckoutCartError {
     /// The error's class: HTTP status and gRPC code.
     pub fn status(&self) -> ::pactum::ErrorStatus {
         match *self {
-            CheckoutCartError::CartNotFound(_) => <CartNotFound as ::pactum::DeclaredError>::STATUS,
-            CheckoutCartError::CartEmpty(_) => <CartEmpty as ::pactum::DeclaredError>::STATUS,
+            CheckoutCartError::CartNotFound(_) => {
+                <CartNotFound as ::pactum::DeclaredError>::STATUS
+            }
+            CheckoutCartError::CartEmpty(_) => {
+                <CartEmpty as ::pactum::DeclaredError>::STATUS
+            }
         }
     }
     /// The declared error's name.
@@ -462,7 +470,9 @@ pub mod operations {
             path: "/v1/carts/{cart_id}",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(300000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(300000000u64),
+        ),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
@@ -483,7 +493,9 @@ pub mod operations {
             path: "/v1/carts/{cart_id}/items",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(500000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(500000000u64),
+        ),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
@@ -504,7 +516,9 @@ pub mod operations {
             path: "/v1/carts/{cart_id}/checkout",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(2000000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(2000000000u64),
+        ),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {

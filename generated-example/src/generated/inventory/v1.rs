@@ -15,7 +15,7 @@ pub const OWNER: &str = "team-warehouse";
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -46,7 +46,7 @@ impl ::pactum::Validate for ReservationId {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct StockLevel {
@@ -87,7 +87,7 @@ impl ::pactum::Validate for StockLevel {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct StockChange {
@@ -128,7 +128,7 @@ impl ::pactum::Validate for StockChange {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct CheckStockRequest {
@@ -155,7 +155,7 @@ impl ::pactum::Validate for CheckStockRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct ReserveStockRequest {
@@ -196,7 +196,7 @@ impl ::pactum::Validate for ReserveStockRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct ReserveStockResponse {
@@ -230,7 +230,7 @@ impl ::pactum::Validate for ReserveStockResponse {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct ReleaseStockRequest {
@@ -257,7 +257,7 @@ impl ::pactum::Validate for ReleaseStockRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct WatchStockRequest {
@@ -291,7 +291,7 @@ impl ::pactum::Validate for WatchStockRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct OutOfStock {
@@ -342,7 +342,7 @@ impl ::std::error::Error for OutOfStock {}
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct ReservationNotFound {
@@ -403,7 +403,9 @@ impl ReserveStockError {
     /// The error's class: HTTP status and gRPC code.
     pub fn status(&self) -> ::pactum::ErrorStatus {
         match *self {
-            ReserveStockError::OutOfStock(_) => <OutOfStock as ::pactum::DeclaredError>::STATUS,
+            ReserveStockError::OutOfStock(_) => {
+                <OutOfStock as ::pactum::DeclaredError>::STATUS
+            }
         }
     }
     /// The declared error's name.
@@ -451,7 +453,9 @@ impl ReleaseStockError {
 impl ::std::fmt::Display for ReleaseStockError {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
-            ReleaseStockError::ReservationNotFound(ref e) => ::std::fmt::Display::fmt(e, f),
+            ReleaseStockError::ReservationNotFound(ref e) => {
+                ::std::fmt::Display::fmt(e, f)
+            }
         }
     }
 }
@@ -494,7 +498,9 @@ pub mod operations {
             path: "/v1/stock/{sku}",
         }),
         grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(150000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(150000000u64),
+        ),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
@@ -512,7 +518,9 @@ pub mod operations {
         name: "ReserveStock",
         route: ::std::option::Option::None,
         grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(500000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(500000000u64),
+        ),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
@@ -530,7 +538,9 @@ pub mod operations {
         name: "ReleaseStock",
         route: ::std::option::Option::None,
         grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(300000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(300000000u64),
+        ),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::None,
@@ -556,7 +566,7 @@ pub mod operations {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct StockReserved {

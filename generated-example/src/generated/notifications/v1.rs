@@ -19,7 +19,7 @@ pub const OWNER: &str = "team-messaging";
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub enum Channel {
@@ -69,7 +69,7 @@ impl ::pactum::Validate for Channel {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct EmailSent {

@@ -15,7 +15,7 @@ pub const OWNER: &str = "team-orders";
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -52,7 +52,7 @@ impl ::pactum::Validate for OrderId {
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub enum OrderStatus {
@@ -71,7 +71,12 @@ pub enum OrderStatus {
 #[allow(deprecated)]
 impl OrderStatus {
     /// Every value this version knows, in contract order.
-    pub const KNOWN: &'static [&'static str] = &["pending", "paid", "shipped", "cancelled"];
+    pub const KNOWN: &'static [&'static str] = &[
+        "pending",
+        "paid",
+        "shipped",
+        "cancelled",
+    ];
     /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
@@ -105,7 +110,7 @@ impl ::pactum::Validate for OrderStatus {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct OrderLine {
@@ -153,7 +158,7 @@ impl ::pactum::Validate for OrderLine {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Order {
@@ -241,7 +246,7 @@ impl ::pactum::Validate for Order {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct PlaceOrderRequest {
@@ -307,7 +312,7 @@ impl ::pactum::Validate for PlaceOrderRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct GetOrderRequest {
@@ -334,7 +339,7 @@ impl ::pactum::Validate for GetOrderRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct CancelOrderRequest {
@@ -375,7 +380,7 @@ impl ::pactum::Validate for CancelOrderRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct OrderNotFound {
@@ -412,7 +417,7 @@ impl ::std::error::Error for OrderNotFound {}
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct OrderNotCancellable {
@@ -460,7 +465,9 @@ impl GetOrderError {
     /// The error's class: HTTP status and gRPC code.
     pub fn status(&self) -> ::pactum::ErrorStatus {
         match *self {
-            GetOrderError::OrderNotFound(_) => <OrderNotFound as ::pactum::DeclaredError>::STATUS,
+            GetOrderError::OrderNotFound(_) => {
+                <OrderNotFound as ::pactum::DeclaredError>::STATUS
+            }
         }
     }
     /// The declared error's name.
@@ -535,7 +542,9 @@ impl ::std::fmt::Display for CancelOrderError {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
             CancelOrderError::OrderNotFound(ref e) => ::std::fmt::Display::fmt(e, f),
-            CancelOrderError::OrderNotCancellable(ref e) => ::std::fmt::Display::fmt(e, f),
+            CancelOrderError::OrderNotCancellable(ref e) => {
+                ::std::fmt::Display::fmt(e, f)
+            }
         }
     }
 }
@@ -563,7 +572,9 @@ pub mod operations {
             path: "/v1/orders/{id}",
         }),
         grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(300000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(300000000u64),
+        ),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
@@ -584,7 +595,9 @@ pub mod operations {
             path: "/v1/orders",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(2000000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(2000000000u64),
+        ),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
@@ -605,7 +618,9 @@ pub mod operations {
             path: "/v1/orders/{id}/cancel",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(1000000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(1000000000u64),
+        ),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::None,
@@ -618,7 +633,7 @@ pub mod operations {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct OrderPlaced {
@@ -679,7 +694,7 @@ impl ::pactum::Event for OrderPlaced {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct OrderCancelled {

@@ -15,7 +15,7 @@ pub const OWNER: &str = "team-orders";
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -48,7 +48,7 @@ impl ::pactum::Validate for OrderId {
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -85,7 +85,7 @@ impl ::pactum::Validate for CustomerId {
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub enum OrderStatus {
@@ -106,8 +106,13 @@ pub enum OrderStatus {
 #[allow(deprecated)]
 impl OrderStatus {
     /// Every value this version knows, in contract order.
-    pub const KNOWN: &'static [&'static str] =
-        &["pending", "paid", "shipped", "cancelled", "refunded"];
+    pub const KNOWN: &'static [&'static str] = &[
+        "pending",
+        "paid",
+        "shipped",
+        "cancelled",
+        "refunded",
+    ];
     /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
@@ -142,7 +147,7 @@ impl ::pactum::Validate for OrderStatus {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct OrderItem {
@@ -190,7 +195,7 @@ impl ::pactum::Validate for OrderItem {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Order {
@@ -259,7 +264,7 @@ impl ::pactum::Validate for Order {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct GetOrderRequest {
@@ -286,7 +291,7 @@ impl ::pactum::Validate for GetOrderRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct PlaceOrderRequest {
@@ -334,7 +339,7 @@ impl ::pactum::Validate for PlaceOrderRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct ListOrdersRequest {
@@ -378,7 +383,7 @@ impl ::pactum::Validate for ListOrdersRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct ListOrdersResponse {
@@ -405,7 +410,7 @@ impl ::pactum::Validate for ListOrdersResponse {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct OrderNotFound {
@@ -446,7 +451,9 @@ impl GetOrderError {
     /// The error's class: HTTP status and gRPC code.
     pub fn status(&self) -> ::pactum::ErrorStatus {
         match *self {
-            GetOrderError::OrderNotFound(_) => <OrderNotFound as ::pactum::DeclaredError>::STATUS,
+            GetOrderError::OrderNotFound(_) => {
+                <OrderNotFound as ::pactum::DeclaredError>::STATUS
+            }
         }
     }
     /// The declared error's name.
@@ -522,7 +529,9 @@ pub mod operations {
             path: "/v2/orders/{id}",
         }),
         grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(300000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(300000000u64),
+        ),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
@@ -543,7 +552,9 @@ pub mod operations {
             path: "/v2/orders",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(2000000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(2000000000u64),
+        ),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
@@ -564,7 +575,9 @@ pub mod operations {
             path: "/v2/customers/{customer_id}/orders",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(500000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(500000000u64),
+        ),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
@@ -577,7 +590,7 @@ pub mod operations {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct OrderPlaced {

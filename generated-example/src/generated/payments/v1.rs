@@ -15,7 +15,7 @@ pub const OWNER: &str = "team-payments";
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -52,7 +52,7 @@ impl ::pactum::Validate for PaymentId {
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub enum PaymentMethod {
@@ -103,7 +103,7 @@ impl ::pactum::Validate for PaymentMethod {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Payment {
@@ -159,7 +159,7 @@ impl ::pactum::Validate for Payment {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct GetPaymentRequest {
@@ -186,7 +186,7 @@ impl ::pactum::Validate for GetPaymentRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct RefundPaymentRequest {
@@ -220,7 +220,7 @@ impl ::pactum::Validate for RefundPaymentRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct PaymentDeclined {
@@ -264,7 +264,7 @@ impl ::std::error::Error for PaymentDeclined {}
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct PaymentNotFound {
@@ -390,7 +390,9 @@ pub mod operations {
             path: "/v1/payments/{id}",
         }),
         grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(300000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(300000000u64),
+        ),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
@@ -406,7 +408,9 @@ pub mod operations {
             path: "/v1/payments/{id}/refunds",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(3000000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(3000000000u64),
+        ),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
@@ -424,7 +428,7 @@ pub mod operations {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct PaymentCaptured {
@@ -477,7 +481,7 @@ impl ::pactum::Event for PaymentCaptured {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct RefundIssued {

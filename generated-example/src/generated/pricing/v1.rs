@@ -15,7 +15,7 @@ pub const OWNER: &str = "team-pricing";
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -37,10 +37,11 @@ impl ::pactum::Validate for Currency {
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
         let value = &self.0;
-        static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> =
-            ::pactum::__private::LazyLock::new(|| {
-                ::pactum::__private::Regex::new("^[A-Z]{3}$").expect("pattern checked by pactum")
-            });
+        static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
+        {
+            ::pactum::__private::Regex::new("^[A-Z]{3}$")
+                .expect("pattern checked by pactum")
+        });
         ::pactum::__private::check::pattern(value, &PATTERN, path, out);
         ::pactum::Validate::validate_into(value, path, out);
     }
@@ -51,7 +52,7 @@ impl ::pactum::Validate for Currency {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Money {
@@ -95,7 +96,7 @@ impl ::pactum::Validate for Money {
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -124,10 +125,11 @@ impl ::pactum::Validate for Sku {
             path,
             out,
         );
-        static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> =
-            ::pactum::__private::LazyLock::new(|| {
-                ::pactum::__private::Regex::new("^[A-Z0-9-]+$").expect("pattern checked by pactum")
-            });
+        static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
+        {
+            ::pactum::__private::Regex::new("^[A-Z0-9-]+$")
+                .expect("pattern checked by pactum")
+        });
         ::pactum::__private::check::pattern(value, &PATTERN, path, out);
         ::pactum::Validate::validate_into(value, path, out);
     }
@@ -138,7 +140,7 @@ impl ::pactum::Validate for Sku {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct QuoteLine {
@@ -179,7 +181,7 @@ impl ::pactum::Validate for QuoteLine {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct PricedLine {
@@ -234,7 +236,7 @@ impl ::pactum::Validate for PricedLine {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct QuoteCartRequest {
@@ -275,7 +277,7 @@ impl ::pactum::Validate for QuoteCartRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct QuoteCartResponse {
@@ -309,7 +311,7 @@ impl ::pactum::Validate for QuoteCartResponse {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct GetPriceRequest {
@@ -344,7 +346,7 @@ impl ::pactum::Validate for GetPriceRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct UnknownSku {
@@ -381,7 +383,7 @@ impl ::std::error::Error for UnknownSku {}
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct CurrencyMismatch {
@@ -431,7 +433,9 @@ impl QuoteCartError {
     /// The error's class: HTTP status and gRPC code.
     pub fn status(&self) -> ::pactum::ErrorStatus {
         match *self {
-            QuoteCartError::UnknownSku(_) => <UnknownSku as ::pactum::DeclaredError>::STATUS,
+            QuoteCartError::UnknownSku(_) => {
+                <UnknownSku as ::pactum::DeclaredError>::STATUS
+            }
             QuoteCartError::CurrencyMismatch(_) => {
                 <CurrencyMismatch as ::pactum::DeclaredError>::STATUS
             }
@@ -474,7 +478,9 @@ impl GetPriceError {
     /// The error's class: HTTP status and gRPC code.
     pub fn status(&self) -> ::pactum::ErrorStatus {
         match *self {
-            GetPriceError::UnknownSku(_) => <UnknownSku as ::pactum::DeclaredError>::STATUS,
+            GetPriceError::UnknownSku(_) => {
+                <UnknownSku as ::pactum::DeclaredError>::STATUS
+            }
         }
     }
     /// The declared error's name.
@@ -510,7 +516,9 @@ pub mod operations {
             path: "/v1/quotes",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(200000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(200000000u64),
+        ),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
@@ -531,7 +539,9 @@ pub mod operations {
             path: "/v1/prices/{sku}",
         }),
         grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(100000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(100000000u64),
+        ),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {

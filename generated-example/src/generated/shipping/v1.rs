@@ -15,7 +15,7 @@ pub const OWNER: &str = "team-logistics";
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -46,7 +46,7 @@ impl ::pactum::Validate for ShipmentId {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Address {
@@ -122,11 +122,11 @@ impl ::pactum::Validate for Address {
         path.push("country");
         {
             let value = &self.country;
-            static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> =
-                ::pactum::__private::LazyLock::new(|| {
-                    ::pactum::__private::Regex::new("^[A-Z]{2}$")
-                        .expect("pattern checked by pactum")
-                });
+            static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
+            {
+                ::pactum::__private::Regex::new("^[A-Z]{2}$")
+                    .expect("pattern checked by pactum")
+            });
             ::pactum::__private::check::pattern(value, &PATTERN, path, out);
             ::pactum::Validate::validate_into(value, path, out);
         }
@@ -139,7 +139,7 @@ impl ::pactum::Validate for Address {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct TrackingEvent {
@@ -181,7 +181,7 @@ impl ::pactum::Validate for TrackingEvent {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct TrackShipmentRequest {
@@ -208,7 +208,7 @@ impl ::pactum::Validate for TrackShipmentRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct TrackShipmentResponse {
@@ -243,7 +243,7 @@ impl ::pactum::Validate for TrackShipmentResponse {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct ShipmentNotFound {
@@ -322,7 +322,9 @@ pub mod operations {
             path: "/v1/shipments/{id}",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(300000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(300000000u64),
+        ),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
@@ -335,7 +337,7 @@ pub mod operations {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct ShipmentDispatched {
@@ -409,7 +411,7 @@ impl ::pactum::Event for ShipmentDispatched {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct OrderShipped {

@@ -6,6 +6,7 @@ pub mod common {
     ///
     /// Shared shapes owned by the platform team.
     #[allow(missing_docs, deprecated)]
+    #[rustfmt::skip]
     pub mod v3;
 }
 /// Service `features`, owned by `team-codegen`.
@@ -14,5 +15,6 @@ pub mod features {
     ///
     /// Exercises every part of the contract language the Rust emitter handles.
     #[allow(missing_docs, deprecated)]
+    #[rustfmt::skip]
     pub mod v1;
 }

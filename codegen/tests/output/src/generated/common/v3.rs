@@ -15,7 +15,7 @@ pub const OWNER: &str = "team-platform";
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Money {
@@ -35,7 +35,8 @@ impl ::pactum::Validate for Money {
             ::pactum::__private::check::range(
                 value,
                 <::pactum::types::Decimal as ::std::str::FromStr>::from_str("0").ok(),
-                <::pactum::types::Decimal as ::std::str::FromStr>::from_str("1000000.5").ok(),
+                <::pactum::types::Decimal as ::std::str::FromStr>::from_str("1000000.5")
+                    .ok(),
                 path,
                 out,
             );
@@ -45,11 +46,11 @@ impl ::pactum::Validate for Money {
         path.push("currency");
         {
             let value = &self.currency;
-            static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> =
-                ::pactum::__private::LazyLock::new(|| {
-                    ::pactum::__private::Regex::new("^[A-Z]{3}$")
-                        .expect("pattern checked by pactum")
-                });
+            static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
+            {
+                ::pactum::__private::Regex::new("^[A-Z]{3}$")
+                    .expect("pattern checked by pactum")
+            });
             ::pactum::__private::check::pattern(value, &PATTERN, path, out);
             ::pactum::Validate::validate_into(value, path, out);
         }
@@ -64,7 +65,7 @@ impl ::pactum::Validate for Money {
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]

@@ -13,7 +13,7 @@ pub const OWNER: &str = "team-codegen";
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -53,7 +53,7 @@ impl ::pactum::Validate for Percent {
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -82,10 +82,11 @@ impl ::pactum::Validate for Slug {
             path,
             out,
         );
-        static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> =
-            ::pactum::__private::LazyLock::new(|| {
-                ::pactum::__private::Regex::new("^[a-z0-9-]+$").expect("pattern checked by pactum")
-            });
+        static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
+        {
+            ::pactum::__private::Regex::new("^[a-z0-9-]+$")
+                .expect("pattern checked by pactum")
+        });
         ::pactum::__private::check::pattern(value, &PATTERN, path, out);
         ::pactum::Validate::validate_into(value, path, out);
     }
@@ -98,7 +99,7 @@ impl ::pactum::Validate for Slug {
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -138,7 +139,7 @@ impl ::pactum::Validate for ProductSlug {
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -178,7 +179,7 @@ impl ::pactum::Validate for Count {
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -211,7 +212,7 @@ impl ::pactum::Validate for Blob {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Result {
@@ -244,7 +245,7 @@ impl ::pactum::Validate for Result {
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub enum Option {
@@ -293,7 +294,7 @@ impl ::pactum::Validate for Option {
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
@@ -324,7 +325,7 @@ impl ::pactum::Validate for String {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Primitives {
@@ -456,14 +457,18 @@ impl ::pactum::Validate for Primitives {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Containers {
     pub tags: ::std::vec::Vec<super::super::common::v3::Tag>,
-    pub labels: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
-    pub nested:
-        ::std::vec::Vec<::std::collections::BTreeMap<::std::string::String, ::std::vec::Vec<u32>>>,
+    pub labels: ::std::collections::BTreeMap<
+        ::std::string::String,
+        ::std::string::String,
+    >,
+    pub nested: ::std::vec::Vec<
+        ::std::collections::BTreeMap<::std::string::String, ::std::vec::Vec<u32>>,
+    >,
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub maybe: ::std::option::Option<Primitives>,
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -565,7 +570,7 @@ impl ::pactum::Validate for Containers {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Keywords {
@@ -615,7 +620,7 @@ impl ::pactum::Validate for Keywords {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Tree {
@@ -657,7 +662,7 @@ impl ::pactum::Validate for Tree {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Ping {
@@ -685,7 +690,7 @@ impl ::pactum::Validate for Ping {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Pong {
@@ -713,7 +718,7 @@ impl ::pactum::Validate for Pong {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Versioned {
@@ -762,7 +767,7 @@ impl ::pactum::Validate for Versioned {
     ::core::cmp::Eq,
     ::core::hash::Hash,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub enum Level {
@@ -814,7 +819,7 @@ impl ::pactum::Validate for Level {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Empty {}
@@ -834,7 +839,7 @@ impl ::pactum::Validate for Empty {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct FetchRequest {
@@ -861,7 +866,7 @@ impl ::pactum::Validate for FetchRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct StoreRequest {
@@ -905,7 +910,7 @@ impl ::pactum::Validate for StoreRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct StoreResponse {
@@ -932,7 +937,7 @@ impl ::pactum::Validate for StoreResponse {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct WatchRequest {
@@ -959,7 +964,7 @@ impl ::pactum::Validate for WatchRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct UploadRequest {
@@ -986,7 +991,7 @@ impl ::pactum::Validate for UploadRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct OldWayRequest {
@@ -1013,7 +1018,7 @@ impl ::pactum::Validate for OldWayRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct NotThere {
@@ -1050,7 +1055,7 @@ impl ::std::error::Error for NotThere {}
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Busy {}
@@ -1081,7 +1086,7 @@ impl ::std::error::Error for Busy {}
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Conflicting {}
@@ -1158,7 +1163,9 @@ impl StoreError {
     /// The error's class: HTTP status and gRPC code.
     pub fn status(&self) -> ::pactum::ErrorStatus {
         match *self {
-            StoreError::Conflicting(_) => <Conflicting as ::pactum::DeclaredError>::STATUS,
+            StoreError::Conflicting(_) => {
+                <Conflicting as ::pactum::DeclaredError>::STATUS
+            }
         }
     }
     /// The declared error's name.
@@ -1274,7 +1281,9 @@ pub mod operations {
             path: "/v1/things/{id}",
         }),
         grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(250000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(250000000u64),
+        ),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
@@ -1295,7 +1304,9 @@ pub mod operations {
             path: "/v1/things",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_nanos(1000000000u64)),
+        deadline: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(1000000000u64),
+        ),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
@@ -1372,7 +1383,7 @@ pub mod operations {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct ThingStored {
@@ -1425,7 +1436,7 @@ impl ::pactum::Event for ThingStored {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct ThingTagged {
@@ -1472,7 +1483,7 @@ impl ::pactum::Event for ThingTagged {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct AlarmRaised {
@@ -1511,7 +1522,7 @@ impl ::pactum::Event for AlarmRaised {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize,
+    ::pactum::__private::serde::Deserialize
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct ThingShipped {
