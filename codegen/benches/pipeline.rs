@@ -56,9 +56,9 @@ fn main() {
     let iterations = 15;
     let inputs = vec![(PathBuf::from("synth.yaml"), text.clone())];
     let outcome = pactum_codegen::check_sources(&inputs);
-    let ir = outcome.ir.unwrap_or_else(|| {
-        panic!("{}", outcome.diagnostics.render(&outcome.sources, false))
-    });
+    let ir = outcome
+        .ir
+        .unwrap_or_else(|| panic!("{}", outcome.diagnostics.render(&outcome.sources, false)));
     let files = pactum_codegen::emit::module_tree(&ir).expect("emits");
     let lines: usize = files.iter().map(|f| f.contents.lines().count()).sum();
     println!(
@@ -88,7 +88,9 @@ fn main() {
     let total = report(
         "pactum total (YAML -> Rust text)",
         &sample(iterations, || {
-            let ir = pactum_codegen::check_sources(black_box(&inputs)).ir.unwrap();
+            let ir = pactum_codegen::check_sources(black_box(&inputs))
+                .ir
+                .unwrap();
             black_box(pactum_codegen::emit::module_tree(&ir).unwrap());
         }),
     );

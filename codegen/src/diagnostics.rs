@@ -58,133 +58,70 @@ pub enum Severity {
     Error,
 }
 
-/// Stable diagnostic codes. Documented in `docs/contract-language.md#diagnostics`; tests assert
-/// them, so a code never changes meaning.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[allow(missing_docs)] // each variant is documented by its code's row in the docs table
-pub enum Code {
-    YamlSyntax,
-    Io,
-    TooLarge,
-    AliasUnsupported,
-    DuplicateKey,
-    UnknownKey,
-    WrongType,
-    MissingKey,
-    InvalidValue,
-    InvalidTypeExpr,
-    InvalidDuration,
-    InvalidVersion,
-    UnsupportedLanguage,
-    Unresolved,
-    DuplicateName,
-    CaseCollision,
-    InvalidIdentifier,
-    ReservedName,
-    GeneratedNameClash,
-    EventNotPastTense,
-    PathParamMissing,
-    SafeNotReadOnly,
-    RetryNotIdempotent,
-    InvalidRoute,
-    DuplicateRoute,
-    StreamingOverRest,
-    EventKey,
-    ConsumeMismatch,
-    WireNumber,
-    InvalidConstraint,
-    InfiniteType,
-    DuplicateContract,
-    VagueFieldName,
-    OperationNamedAsEvent,
-    EventNamedAsCommand,
+/// Declares [`Code`] from one table: variant and printed code, in documentation order.
+macro_rules! codes {
+    ($($variant:ident => $code:literal,)*) => {
+        /// Stable diagnostic codes. Documented in `docs/contract-language.md#diagnostics`;
+        /// tests assert them, so a code never changes meaning.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[allow(missing_docs)] // each variant is documented by its code's row in the docs table
+        pub enum Code {
+            $($variant,)*
+        }
+
+        impl Code {
+            /// Every code, in documentation order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The printed code, e.g. `E0210`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    YamlSyntax => "E0001",
+    Io => "E0002",
+    TooLarge => "E0003",
+    AliasUnsupported => "E0004",
+    DuplicateKey => "E0005",
+    UnknownKey => "E0100",
+    WrongType => "E0101",
+    MissingKey => "E0102",
+    InvalidValue => "E0103",
+    InvalidTypeExpr => "E0104",
+    InvalidDuration => "E0105",
+    InvalidVersion => "E0106",
+    UnsupportedLanguage => "E0107",
+    Unresolved => "E0200",
+    DuplicateName => "E0201",
+    CaseCollision => "E0202",
+    InvalidIdentifier => "E0203",
+    ReservedName => "E0204",
+    GeneratedNameClash => "E0205",
+    EventNotPastTense => "E0210",
+    PathParamMissing => "E0220",
+    SafeNotReadOnly => "E0221",
+    RetryNotIdempotent => "E0222",
+    InvalidRoute => "E0223",
+    DuplicateRoute => "E0224",
+    StreamingOverRest => "E0225",
+    EventKey => "E0230",
+    ConsumeMismatch => "E0231",
+    WireNumber => "E0240",
+    InvalidConstraint => "E0241",
+    InfiniteType => "E0250",
+    DuplicateContract => "E0260",
+    VagueFieldName => "W0001",
+    OperationNamedAsEvent => "W0002",
+    EventNamedAsCommand => "W0003",
 }
 
 impl Code {
-    /// Every code, in documentation order.
-    pub const ALL: &'static [Code] = {
-        use Code::*;
-        &[
-            YamlSyntax,
-            Io,
-            TooLarge,
-            AliasUnsupported,
-            DuplicateKey,
-            UnknownKey,
-            WrongType,
-            MissingKey,
-            InvalidValue,
-            InvalidTypeExpr,
-            InvalidDuration,
-            InvalidVersion,
-            UnsupportedLanguage,
-            Unresolved,
-            DuplicateName,
-            CaseCollision,
-            InvalidIdentifier,
-            ReservedName,
-            GeneratedNameClash,
-            EventNotPastTense,
-            PathParamMissing,
-            SafeNotReadOnly,
-            RetryNotIdempotent,
-            InvalidRoute,
-            DuplicateRoute,
-            StreamingOverRest,
-            EventKey,
-            ConsumeMismatch,
-            WireNumber,
-            InvalidConstraint,
-            InfiniteType,
-            DuplicateContract,
-            VagueFieldName,
-            OperationNamedAsEvent,
-            EventNamedAsCommand,
-        ]
-    };
-
-    /// The printed code, e.g. `E0210`.
-    pub fn as_str(self) -> &'static str {
-        use Code::*;
-        match self {
-            YamlSyntax => "E0001",
-            Io => "E0002",
-            TooLarge => "E0003",
-            AliasUnsupported => "E0004",
-            DuplicateKey => "E0005",
-            UnknownKey => "E0100",
-            WrongType => "E0101",
-            MissingKey => "E0102",
-            InvalidValue => "E0103",
-            InvalidTypeExpr => "E0104",
-            InvalidDuration => "E0105",
-            InvalidVersion => "E0106",
-            UnsupportedLanguage => "E0107",
-            Unresolved => "E0200",
-            DuplicateName => "E0201",
-            CaseCollision => "E0202",
-            InvalidIdentifier => "E0203",
-            ReservedName => "E0204",
-            GeneratedNameClash => "E0205",
-            EventNotPastTense => "E0210",
-            PathParamMissing => "E0220",
-            SafeNotReadOnly => "E0221",
-            RetryNotIdempotent => "E0222",
-            InvalidRoute => "E0223",
-            DuplicateRoute => "E0224",
-            StreamingOverRest => "E0225",
-            EventKey => "E0230",
-            ConsumeMismatch => "E0231",
-            WireNumber => "E0240",
-            InvalidConstraint => "E0241",
-            InfiniteType => "E0250",
-            DuplicateContract => "E0260",
-            VagueFieldName => "W0001",
-            OperationNamedAsEvent => "W0002",
-            EventNamedAsCommand => "W0003",
-        }
-    }
-
     /// Lints are warnings; everything else refuses the contract.
     pub fn severity(self) -> Severity {
         if self.as_str().starts_with('W') {

@@ -8,10 +8,27 @@ use std::fmt::Write;
 pub fn contract(ops: usize, types: usize) -> String {
     let mut s = String::new();
     let w = &mut s;
-    writeln!(w, "pactum: 1\nservice: synth\nversion: 1.0.0\nowner: team-bench").unwrap();
-    writeln!(w, "description: Synthetic service, {ops} operations and {types} types.").unwrap();
+    writeln!(
+        w,
+        "pactum: 1\nservice: synth\nversion: 1.0.0\nowner: team-bench"
+    )
+    .unwrap();
+    writeln!(
+        w,
+        "description: Synthetic service, {ops} operations and {types} types."
+    )
+    .unwrap();
     writeln!(w, "types:").unwrap();
-    let prims = ["string", "u32", "i64", "uuid", "timestamp", "decimal", "bool", "f64"];
+    let prims = [
+        "string",
+        "u32",
+        "i64",
+        "uuid",
+        "timestamp",
+        "decimal",
+        "bool",
+        "f64",
+    ];
     for i in 0..types {
         match i % 5 {
             0 => {
@@ -50,15 +67,29 @@ pub fn contract(ops: usize, types: usize) -> String {
         let safe = o % 2 == 0;
         writeln!(w, "  Operate{o}:").unwrap();
         writeln!(w, "    description: Operation {o}.").unwrap();
-        writeln!(w, "    input: {{ id: uuid, filter: {{ type: string, max_len: 64 }}, page: u32 }}").unwrap();
+        writeln!(
+            w,
+            "    input: {{ id: uuid, filter: {{ type: string, max_len: 64 }}, page: u32 }}"
+        )
+        .unwrap();
         writeln!(w, "    output: Record{}", record(o)).unwrap();
-        writeln!(w, "    errors: [Failure{}, Failure{}]", o % 20, (o + 7) % 20).unwrap();
+        writeln!(
+            w,
+            "    errors: [Failure{}, Failure{}]",
+            o % 20,
+            (o + 7) % 20
+        )
+        .unwrap();
         if safe {
             writeln!(w, "    rest: GET /things{o}/{{id}}\n    safe: true").unwrap();
         } else {
             writeln!(w, "    rest: POST /things{o}/{{id}}\n    idempotency: key").unwrap();
         }
-        writeln!(w, "    grpc: true\n    deadline: 300ms\n    retry: {{ attempts: 3, backoff: 10ms..1s }}").unwrap();
+        writeln!(
+            w,
+            "    grpc: true\n    deadline: 300ms\n    retry: {{ attempts: 3, backoff: 10ms..1s }}"
+        )
+        .unwrap();
     }
     writeln!(w, "events:").unwrap();
     for e in 0..ops / 10 {
