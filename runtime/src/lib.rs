@@ -3,6 +3,10 @@
 //! - [`Event`], [`Webhook`] and [`DeclaredError`]: the traits generated types implement.
 //! - [`Validate`]: constraint checks generated from the contract, reported as [`Violation`]s
 //!   with JSON-pointer paths.
+//! - [`Context`]: deadline, W3C trace context, idempotency key and request id of the current
+//!   request, carried in a task-local scope so calls made inside a handler pick it up.
+//! - [`wire`]: header encodings (`grpc-timeout` budgets, structured-field idempotency keys,
+//!   `Retry-After`); [`retry`]: backoff with full jitter, bounded by the deadline.
 //! - [`types`]: the Rust types behind contract primitives that serde has no fitting encoding for
 //!   (`bytes` as base64, `duration` as `"1.5s"`).
 //! - [`OperationInfo`] / [`ConsumerInfo`]: the contract's guardrails (deadline, safety,
@@ -11,14 +15,21 @@
 //! Generated code reaches its dependencies only through `::pactum::__private`, so a user's
 //! own imports never clash with it and the generated crate needs no direct serde dependency.
 
+mod context;
 mod contract;
+mod deadline;
 mod event;
+pub mod retry;
+mod trace;
 pub mod types;
 mod validate;
+pub mod wire;
 
+pub use context::{random_id, Context, Headers, HeadersMut, Transport};
 pub use contract::{
     ConsumerInfo, ErrorStatus, Idempotency, OperationInfo, RetryPolicy, Route, Streaming,
 };
+pub use deadline::{run_with_deadline, DeadlineExceeded};
 pub use event::{DeclaredError, Delivery, Event, Webhook};
 pub use pactum_macros::*;
 pub use validate::{FieldPath, Validate, ValidationError, Violation};
@@ -26,8 +37,11 @@ pub use validate::{FieldPath, Validate, ValidationError, Violation};
 #[doc(hidden)]
 pub mod __private {
     //! Paths generated code uses. Not a public API: may change in any release.
+    pub use crate::trace::{enter as enter_span, Outcome, RecordOther, RecordResult};
     pub use crate::validate::check;
     pub use regex_lite::Regex;
     pub use serde;
     pub use std::sync::LazyLock;
+    pub use tracing;
+    pub use tracing::Instrument;
 }

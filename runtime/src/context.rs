@@ -1,0 +1,398 @@
+//! The request context: deadline, W3C trace context, idempotency key and request id.
+//!
+//! A handler runs inside [`Context::scope`]; anything it calls — generated clients, publishers,
+//! `#[pactum::deadline]` and `#[pactum::traced]` functions — reads [`Context::current`], so the
+//! remaining budget and the trace reach the next hop without anyone copying headers.
+
+use crate::wire;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+
+tokio::task_local! {
+    static CURRENT: Context;
+}
+
+/// What travels with a request across every hop.
+#[derive(Clone, Debug)]
+pub struct Context {
+    deadline: Option<Instant>,
+    span: SpanContext,
+    idempotency_key: Option<String>,
+    request_id: Option<String>,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context {
+            deadline: None,
+            span: SpanContext::empty_context(),
+            idempotency_key: None,
+            request_id: None,
+        }
+    }
+}
+
+/// Which header names a transport uses for the deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTP: `pactum-timeout`.
+    Http,
+    /// gRPC metadata: `grpc-timeout`.
+    Grpc,
+}
+
+impl Context {
+    /// An empty context: no deadline, no trace (a new one starts at the first span).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The context of the running task, or an empty one outside any scope.
+    pub fn current() -> Self {
+        CURRENT.try_with(Clone::clone).unwrap_or_default()
+    }
+
+    /// Runs `fut` with `self` as the current context.
+    pub async fn scope<F: Future>(self, fut: F) -> F::Output {
+        CURRENT.scope(self, fut).await
+    }
+
+    /// Runs `f` with `self` as the current context (synchronous code).
+    pub fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(self, f)
+    }
+
+    /// The absolute deadline, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Time left before the deadline (zero once passed); `None` without a deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// True once the deadline has passed.
+    pub fn is_expired(&self) -> bool {
+        self.remaining() == Some(Duration::ZERO)
+    }
+
+    /// Sets the deadline to the earlier of the current one and `at`: a callee can shorten its
+    /// caller's budget, never extend it.
+    pub fn with_deadline(mut self, at: Instant) -> Self {
+        self.deadline = Some(match self.deadline {
+            Some(d) => d.min(at),
+            None => at,
+        });
+        self
+    }
+
+    /// [`Context::with_deadline`] at `now + budget` (no change if that overflows).
+    pub fn with_timeout(self, budget: Duration) -> Self {
+        match Instant::now().checked_add(budget) {
+            Some(at) => self.with_deadline(at),
+            None => self,
+        }
+    }
+
+    /// The current span's W3C trace context (invalid when no trace has started).
+    pub fn span_context(&self) -> &SpanContext {
+        &self.span
+    }
+
+    /// The trace id as 32 hex digits, when a trace has started.
+    pub fn trace_id(&self) -> Option<String> {
+        self.span
+            .is_valid()
+            .then(|| self.span.trace_id().to_string())
+    }
+
+    /// Replaces the span this context points at.
+    pub fn with_span_context(mut self, span: SpanContext) -> Self {
+        self.span = span;
+        self
+    }
+
+    /// A new span id under the same trace, or a new sampled trace when there is none yet.
+    pub fn child_span_context(&self) -> SpanContext {
+        let (trace_id, flags, state) = if self.span.is_valid() {
+            (
+                self.span.trace_id(),
+                self.span.trace_flags(),
+                self.span.trace_state().clone(),
+            )
+        } else {
+            (
+                TraceId::from(fastrand::u128(1..)),
+                TraceFlags::SAMPLED,
+                TraceState::default(),
+            )
+        };
+        SpanContext::new(
+            trace_id,
+            SpanId::from(fastrand::u64(1..)),
+            flags,
+            false,
+            state,
+        )
+    }
+
+    /// The idempotency key of this logical call, if any.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
+
+    /// Sets the idempotency key.
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// The request id, if any.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// Sets the request id.
+    pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// Builds the context of an incoming request from its headers (HTTP headers, gRPC
+    /// metadata or message headers). Malformed values are ignored: a bad `traceparent` starts a
+    /// fresh trace, a bad timeout means no deadline, a bad key or id is dropped.
+    pub fn from_headers(headers: &impl Headers) -> Self {
+        let propagator = TraceContextPropagator::new();
+        let cx = propagator.extract(&ExtractAdapter(headers));
+        let span = cx.span().span_context().clone();
+        let timeout = headers
+            .header(wire::TIMEOUT_HEADER)
+            .or_else(|| headers.header(wire::GRPC_TIMEOUT_HEADER))
+            .and_then(wire::parse_timeout);
+        let mut ctx = Context {
+            deadline: None,
+            span,
+            idempotency_key: headers
+                .header(wire::IDEMPOTENCY_KEY_HEADER)
+                .and_then(wire::parse_sf_string),
+            request_id: headers
+                .header(wire::REQUEST_ID_HEADER)
+                .and_then(wire::accept_request_id),
+        };
+        if let Some(t) = timeout {
+            ctx = ctx.with_timeout(t);
+        }
+        ctx
+    }
+
+    /// Writes the context for the next hop: `traceparent`/`tracestate`, the remaining budget,
+    /// the idempotency key and the request id.
+    pub fn inject_headers(&self, headers: &mut impl HeadersMut, transport: Transport) {
+        if self.span.is_valid() {
+            let cx = opentelemetry::Context::new().with_remote_span_context(self.span.clone());
+            TraceContextPropagator::new().inject_context(&cx, &mut InjectAdapter(headers));
+        }
+        if let Some(left) = self.remaining() {
+            let name = match transport {
+                Transport::Http => wire::TIMEOUT_HEADER,
+                Transport::Grpc => wire::GRPC_TIMEOUT_HEADER,
+            };
+            headers.set_header(name, wire::format_timeout(left));
+        }
+        if let Some(key) = &self.idempotency_key {
+            headers.set_header(wire::IDEMPOTENCY_KEY_HEADER, wire::format_sf_string(key));
+        }
+        if let Some(id) = &self.request_id {
+            headers.set_header(wire::REQUEST_ID_HEADER, id.clone());
+        }
+    }
+}
+
+/// A random UUID (v4 layout) as text: fresh request ids and idempotency keys.
+pub fn random_id() -> String {
+    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
+        .into_uuid()
+        .to_string()
+}
+
+/// Read access to a header map, lower-case names.
+pub trait Headers {
+    /// The value of `name`, if present and text.
+    fn header(&self, name: &str) -> Option<&str>;
+    /// Every header name.
+    fn header_names(&self) -> Vec<&str>;
+}
+
+/// Write access to a header map.
+pub trait HeadersMut {
+    /// Sets `name` (lower case) to `value`; values a map cannot hold are skipped.
+    fn set_header(&mut self, name: &str, value: String);
+}
+
+impl Headers for http::HeaderMap {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| v.to_str().ok())
+    }
+    fn header_names(&self) -> Vec<&str> {
+        self.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+impl HeadersMut for http::HeaderMap {
+    fn set_header(&mut self, name: &str, value: String) {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.insert(n, v);
+        }
+    }
+}
+
+macro_rules! string_maps {
+    ($($map:ident),*) => {$(
+        impl Headers for $map<String, String> {
+            fn header(&self, name: &str) -> Option<&str> {
+                self.get(name).map(String::as_str)
+            }
+            fn header_names(&self) -> Vec<&str> {
+                self.keys().map(String::as_str).collect()
+            }
+        }
+        impl HeadersMut for $map<String, String> {
+            fn set_header(&mut self, name: &str, value: String) {
+                self.insert(name.to_string(), value);
+            }
+        }
+    )*};
+}
+
+string_maps!(HashMap, BTreeMap);
+
+struct ExtractAdapter<'a, H>(&'a H);
+
+impl<H: Headers> Extractor for ExtractAdapter<'_, H> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.header(key)
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.header_names()
+    }
+}
+
+struct InjectAdapter<'a, H>(&'a mut H);
+
+impl<H: HeadersMut> Injector for InjectAdapter<'_, H> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.set_header(key, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn headers(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_and_writes_every_wire_field() {
+        let incoming = headers(&[
+            ("traceparent", PARENT),
+            ("tracestate", "vendor=abc"),
+            ("pactum-timeout", "250m"),
+            ("idempotency-key", "\"k-1\""),
+            ("x-request-id", "req-7"),
+        ]);
+        let ctx = Context::from_headers(&incoming);
+        assert_eq!(
+            ctx.trace_id().as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(ctx.remaining(), Some(Duration::from_millis(250)));
+        assert_eq!(ctx.idempotency_key(), Some("k-1"));
+        assert_eq!(ctx.request_id(), Some("req-7"));
+
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let mut out = http::HeaderMap::new();
+        ctx.inject_headers(&mut out, Transport::Grpc);
+        assert_eq!(out["traceparent"], PARENT);
+        assert_eq!(out["tracestate"], "vendor=abc");
+        assert_eq!(out["grpc-timeout"], "150000u");
+        assert_eq!(out["idempotency-key"], "\"k-1\"");
+        assert_eq!(out["x-request-id"], "req-7");
+    }
+
+    #[test]
+    fn hostile_headers_give_a_fresh_context_and_never_panic() {
+        let long = "9".repeat(10_000);
+        let junk = [
+            (
+                "traceparent",
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            ),
+            (
+                "traceparent",
+                "zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+            ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736"),
+            ("traceparent", long.as_str()),
+            ("pactum-timeout", "-1S"),
+            ("pactum-timeout", long.as_str()),
+            ("grpc-timeout", "1.5S"),
+            ("idempotency-key", "unquoted"),
+            ("x-request-id", "a\u{7f}b"),
+        ];
+        for (k, v) in junk {
+            let ctx = Context::from_headers(&headers(&[(k, v)]));
+            assert!(ctx.trace_id().is_none(), "{k}: {v}");
+            assert!(ctx.deadline().is_none(), "{k}: {v}");
+            assert!(ctx.idempotency_key().is_none() && ctx.request_id().is_none());
+        }
+        // An enormous but well-formed timeout must not overflow.
+        let ctx = Context::from_headers(&headers(&[("pactum-timeout", "99999999H")]));
+        assert!(ctx.remaining().unwrap() > Duration::from_secs(3600));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_only_shrink_and_flow_through_scopes() {
+        let outer = Context::new().with_timeout(Duration::from_millis(100));
+        let inner = outer.clone().with_timeout(Duration::from_secs(5));
+        assert_eq!(inner.remaining(), Some(Duration::from_millis(100)));
+        let seen = outer
+            .scope(async {
+                tokio::time::advance(Duration::from_millis(40)).await;
+                Context::current().remaining()
+            })
+            .await;
+        assert_eq!(seen, Some(Duration::from_millis(60)));
+        assert!(
+            Context::current().deadline().is_none(),
+            "no scope, no deadline"
+        );
+    }
+
+    #[test]
+    fn child_spans_keep_the_trace_and_start_one_when_missing() {
+        let ctx = Context::from_headers(&headers(&[("traceparent", PARENT)]));
+        let child = ctx.child_span_context();
+        assert_eq!(child.trace_id(), ctx.span_context().trace_id());
+        assert_ne!(child.span_id(), ctx.span_context().span_id());
+        let root = Context::new().child_span_context();
+        assert!(root.is_valid() && root.is_sampled());
+        assert_eq!(random_id().len(), 36);
+    }
+}

@@ -1,0 +1,240 @@
+//! Careful retries: capped attempts, exponential backoff with full jitter, never past the
+//! deadline, honouring `Retry-After`, and only for operations that are safe or keyed.
+
+use crate::context::{random_id, Context};
+use crate::contract::{Idempotency, OperationInfo, RetryPolicy};
+use std::future::Future;
+use std::time::Duration;
+
+/// The longest `Retry-After` honoured; a server asking for more is treated as "do not retry".
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// What a failed attempt says about retrying.
+pub trait Transient {
+    /// True when trying again may succeed (timeouts, 503, connection resets).
+    fn is_transient(&self) -> bool;
+    /// A server-requested pause (`Retry-After`).
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+}
+
+impl RetryPolicy {
+    /// The backoff cap before retry `retry` (1 = the pause after the first attempt):
+    /// `initial · 2^(retry-1)`, at most `max_backoff`.
+    pub fn backoff_ceiling(&self, retry: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+
+    /// The pause before retry `retry`, given a uniform random number in `[0, 1)`: the ceiling
+    /// scaled by it under full jitter, the ceiling itself otherwise.
+    pub fn backoff(&self, retry: u32, unit_random: f64) -> Duration {
+        let ceiling = self.backoff_ceiling(retry);
+        if self.full_jitter {
+            ceiling.mul_f64(unit_random.clamp(0.0, 1.0))
+        } else {
+            ceiling
+        }
+    }
+}
+
+/// One attempt of a logical call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1 for the first try.
+    pub number: u32,
+    /// The idempotency key of the logical call: the same on every attempt.
+    pub idempotency_key: Option<String>,
+}
+
+/// Calls `attempt` until it succeeds, fails permanently, runs out of attempts, or the next
+/// pause would end past the deadline. Only retries when the contract marks the operation
+/// `safe` or keyed; a keyed operation gets one idempotency key (the context's, or a fresh one)
+/// reused on every attempt.
+pub async fn call_with_retry<T, E, F, Fut>(op: &OperationInfo, mut attempt: F) -> Result<T, E>
+where
+    F: FnMut(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Transient,
+{
+    let ctx = Context::current();
+    let key = match op.idempotency {
+        Idempotency::Key => Some(ctx.idempotency_key().map_or_else(random_id, str::to_string)),
+        Idempotency::None => None,
+    };
+    let policy = op.retry.filter(|_| op.retryable());
+    let attempts = policy.map_or(1, |p| p.attempts.max(1));
+    let mut number = 1;
+    loop {
+        let result = attempt(Attempt {
+            number,
+            idempotency_key: key.clone(),
+        })
+        .await;
+        let error = match result {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let Some(policy) = policy else {
+            return Err(error);
+        };
+        if number >= attempts || !error.is_transient() {
+            return Err(error);
+        }
+        let mut pause = policy.backoff(number, fastrand::f64());
+        if let Some(asked) = error.retry_after() {
+            if asked > MAX_RETRY_AFTER {
+                return Err(error);
+            }
+            pause = pause.max(asked);
+        }
+        if ctx.remaining().is_some_and(|left| pause >= left) {
+            return Err(error);
+        }
+        tokio::time::sleep(pause).await;
+        number += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{RetryPolicy, Streaming};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Debug, PartialEq)]
+    struct Err503(Option<Duration>);
+    impl Transient for Err503 {
+        fn is_transient(&self) -> bool {
+            true
+        }
+        fn retry_after(&self) -> Option<Duration> {
+            self.0
+        }
+    }
+
+    fn op(safe: bool, idempotency: Idempotency, jitter: bool) -> OperationInfo {
+        OperationInfo {
+            service: "s",
+            major: 1,
+            name: "Op",
+            route: None,
+            grpc: false,
+            deadline: None,
+            safe,
+            idempotency,
+            retry: Some(RetryPolicy {
+                attempts: 4,
+                initial_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_millis(300),
+                full_jitter: jitter,
+            }),
+            streaming: Streaming::None,
+        }
+    }
+
+    /// Fails `fails` times, recording each attempt and when it happened.
+    async fn run(
+        op: &OperationInfo,
+        fails: u32,
+        retry_after: Option<Duration>,
+    ) -> (Result<u32, Err503>, Vec<(Attempt, Duration)>) {
+        let start = tokio::time::Instant::now();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        let r = call_with_retry(op, move |a: Attempt| {
+            let l = l.clone();
+            async move {
+                let n = a.number;
+                l.lock().unwrap().push((a, start.elapsed()));
+                if n <= fails {
+                    Err(Err503(retry_after))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        let log = log.lock().unwrap().clone();
+        (r, log)
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_jitter_stays_below_it() {
+        let p = op(true, Idempotency::None, true).retry.unwrap();
+        let ceilings: Vec<u128> = (1..=5).map(|r| p.backoff_ceiling(r).as_millis()).collect();
+        assert_eq!(ceilings, [100, 200, 300, 300, 300]);
+        assert_eq!(p.backoff(2, 0.5), Duration::from_millis(100));
+        assert_eq!(p.backoff(2, 0.0), Duration::ZERO);
+        assert!(p.backoff(40, 0.999) <= p.max_backoff);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn safe_operations_retry_with_exponential_backoff() {
+        let (r, log) = run(&op(true, Idempotency::None, false), 3, None).await;
+        assert_eq!(r, Ok(4));
+        let at: Vec<u128> = log.iter().map(|(_, t)| t.as_millis()).collect();
+        assert_eq!(at, [0, 100, 300, 600]);
+        assert!(log.iter().all(|(a, _)| a.idempotency_key.is_none()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempts_are_capped() {
+        let (r, log) = run(&op(true, Idempotency::None, true), 10, None).await;
+        assert_eq!(r, Err(Err503(None)));
+        assert_eq!(log.len(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keyed_operations_reuse_one_key_and_unsafe_ones_never_retry() {
+        let (r, log) = run(&op(false, Idempotency::Key, true), 2, None).await;
+        assert_eq!(r, Ok(3));
+        let keys: Vec<_> = log.iter().map(|(a, _)| a.idempotency_key.clone()).collect();
+        assert!(keys[0].is_some() && keys.iter().all(|k| *k == keys[0]));
+
+        let (r, log) = run(&op(false, Idempotency::None, true), 2, None).await;
+        assert_eq!(r, Err(Err503(None)));
+        assert_eq!(log.len(), 1, "neither safe nor keyed: one attempt only");
+
+        let ctx = Context::new().with_idempotency_key("caller-key");
+        let (_, log) = ctx
+            .scope(run(&op(false, Idempotency::Key, true), 1, None))
+            .await;
+        assert_eq!(log[1].0.idempotency_key.as_deref(), Some("caller-key"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn honours_retry_after_and_never_sleeps_past_the_deadline() {
+        let (r, log) = run(
+            &op(true, Idempotency::None, false),
+            1,
+            Some(Duration::from_secs(2)),
+        )
+        .await;
+        assert_eq!(r, Ok(2));
+        assert_eq!(log[1].1, Duration::from_secs(2));
+
+        let (r, log) = run(
+            &op(true, Idempotency::None, false),
+            1,
+            Some(Duration::from_secs(3600)),
+        )
+        .await;
+        assert!(
+            r.is_err() && log.len() == 1,
+            "absurd Retry-After is not waited for"
+        );
+
+        let ctx = Context::new().with_timeout(Duration::from_millis(250));
+        let (r, log) = ctx
+            .scope(run(&op(true, Idempotency::None, false), 10, None))
+            .await;
+        assert!(r.is_err());
+        // Pauses of 100 then 200 ms: the second would end past the 250 ms deadline.
+        assert_eq!(log.len(), 2);
+        assert!(log.last().unwrap().1 < Duration::from_millis(250));
+    }
+}

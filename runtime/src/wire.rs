@@ -1,0 +1,208 @@
+//! Header encodings from the wire conventions. Every parser here takes untrusted input: it
+//! returns `None` for anything malformed or hostile and never panics.
+
+use std::time::Duration;
+
+/// HTTP header carrying the caller's remaining budget, in `grpc-timeout` format.
+pub const TIMEOUT_HEADER: &str = "pactum-timeout";
+/// gRPC's own deadline header.
+pub const GRPC_TIMEOUT_HEADER: &str = "grpc-timeout";
+/// IETF `Idempotency-Key` header (lower case, as `http` stores names).
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// Request id header, echoed in responses.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Longest idempotency key or request id accepted.
+pub const MAX_ID_LEN: usize = 255;
+
+/// Parses a `grpc-timeout` value: 1–8 ASCII digits and a unit (`H M S m u n`).
+pub fn parse_timeout(value: &str) -> Option<Duration> {
+    let bytes = value.as_bytes();
+    let (digits, unit) = bytes.split_at(bytes.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit[0] {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Encodes a budget in `grpc-timeout` format with the finest unit that fits in 8 digits.
+/// Rounds down, so the receiver never believes it has more time than the sender had.
+pub fn format_timeout(budget: Duration) -> String {
+    const MAX: u128 = 99_999_999;
+    let nanos = budget.as_nanos();
+    for (unit, per) in [
+        ('n', 1u128),
+        ('u', 1_000),
+        ('m', 1_000_000),
+        ('S', 1_000_000_000),
+        ('M', 60_000_000_000),
+    ] {
+        if nanos / per <= MAX {
+            return format!("{}{unit}", nanos / per);
+        }
+    }
+    format!("{}H", (nanos / 3_600_000_000_000).min(MAX))
+}
+
+/// Parses an RFC 8941 structured-field String (`"…"`, with `\"` and `\\` escapes, printable
+/// ASCII only), as the IETF Idempotency-Key draft requires. Empty and over-long keys are
+/// refused.
+pub fn parse_sf_string(value: &str) -> Option<String> {
+    let inner = value.trim().strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next()? {
+                e @ ('"' | '\\') => out.push(e),
+                _ => return None,
+            },
+            '"' => return None,
+            ' '..='~' => out.push(c),
+            _ => return None,
+        }
+    }
+    (!out.is_empty() && out.len() <= MAX_ID_LEN).then_some(out)
+}
+
+/// Serializes a structured-field String. Characters outside printable ASCII are dropped (the
+/// keys Pactum generates are UUIDs, so nothing is lost in practice).
+pub fn format_sf_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars().filter(|c| (' '..='~').contains(c)) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// A request id is kept when it is 1–255 visible ASCII characters; otherwise a fresh one is
+/// made, so a hostile value never reaches logs.
+pub fn accept_request_id(value: &str) -> Option<String> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_ID_LEN
+        && value.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| value.to_string())
+}
+
+/// Parses `Retry-After`: delta-seconds, or an HTTP-date relative to `now`.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if !v.is_empty() && v.len() <= 10 && v.bytes().all(|b| b.is_ascii_digit()) {
+        return v.parse().ok().map(Duration::from_secs);
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let at = std::time::SystemTime::from(at);
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_round_trips_and_refuses_junk() {
+        assert_eq!(parse_timeout("500m"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_timeout("99999999H"),
+            Some(Duration::from_secs(99_999_999 * 3600))
+        );
+        for bad in [
+            "",
+            "m",
+            "5",
+            "123456789m",
+            "5x",
+            "-5m",
+            "5 m",
+            "５m",
+            "1.5S",
+            "m5",
+        ] {
+            assert_eq!(parse_timeout(bad), None, "{bad:?}");
+        }
+        assert_eq!(format_timeout(Duration::from_millis(250)), "250000u");
+        assert_eq!(format_timeout(Duration::from_nanos(1)), "1n");
+        assert_eq!(format_timeout(Duration::from_secs(3600 * 24)), "86400000m");
+        assert_eq!(
+            format_timeout(Duration::from_secs(3600 * 24 * 365)),
+            "31536000S"
+        );
+        for d in [
+            Duration::from_millis(1),
+            Duration::from_secs(7),
+            Duration::from_nanos(123_456_789_012),
+        ] {
+            let back = parse_timeout(&format_timeout(d)).unwrap();
+            assert!(
+                back <= d && d - back < Duration::from_millis(1),
+                "{d:?} -> {back:?}"
+            );
+        }
+        assert_eq!(format_timeout(Duration::MAX).len(), 9);
+    }
+
+    #[test]
+    fn idempotency_keys_are_sf_strings() {
+        assert_eq!(parse_sf_string("\"abc-123\""), Some("abc-123".into()));
+        assert_eq!(parse_sf_string(r#""a\"b\\c""#), Some(r#"a"b\c"#.into()));
+        for bad in [
+            "abc",
+            "\"\"",
+            "\"a\"b\"",
+            "\"a\\x\"",
+            "\"é\"",
+            "\"a",
+            "\"tab\there\"",
+        ] {
+            assert_eq!(parse_sf_string(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_sf_string(&format!("\"{}\"", "k".repeat(256))), None);
+        let key = "8e03978e-40d5-43e8-bc93-6894a57f9324";
+        assert_eq!(
+            parse_sf_string(&format_sf_string(key)).as_deref(),
+            Some(key)
+        );
+        assert_eq!(format_sf_string(r#"a"b"#), r#""a\"b""#);
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_dates() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21 07:28:00Z
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("99999999999999999999", now), None);
+    }
+
+    #[test]
+    fn request_ids_must_be_visible_ascii() {
+        assert_eq!(accept_request_id("req-1"), Some("req-1".into()));
+        assert_eq!(accept_request_id("a b"), None);
+        assert_eq!(accept_request_id("\u{1b}[31m"), None);
+        assert_eq!(accept_request_id(&"x".repeat(300)), None);
+    }
+}
