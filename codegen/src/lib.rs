@@ -19,6 +19,8 @@
 //! ```
 
 pub mod ast;
+pub mod builder;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod decode;
 pub mod diagnostics;
@@ -34,6 +36,7 @@ pub mod validate;
 pub mod wire;
 pub mod write;
 
+pub use builder::{Builder, Target};
 use diagnostics::{Code, Diagnostic, Diagnostics, SourceMap};
 use std::path::{Path, PathBuf};
 

@@ -223,6 +223,7 @@ const VERBS: &[(&str, &str)] = &[
     ("debit", "debited"),
     ("decline", "declined"),
     ("delete", "deleted"),
+    ("deny", "denied"),
     ("deliver", "delivered"),
     ("deposit", "deposited"),
     ("disable", "disabled"),
@@ -242,6 +243,7 @@ const VERBS: &[(&str, &str)] = &[
     ("fulfil", "fulfilled"),
     ("fulfill", "fulfilled"),
     ("generate", "generated"),
+    ("grant", "granted"),
     ("get", "got"),
     ("give", "given"),
     ("hold", "held"),
@@ -476,6 +478,7 @@ mod tests {
             ("PaymentProcessing", Some("PaymentProcessed")),
             ("ShipOrder", Some("OrderShipped")),
             ("RefundPayment", Some("PaymentRefunded")),
+            ("GrantAccess", Some("AccessGranted")),
             ("InvoiceCreate", Some("InvoiceCreated")),
             ("RefundIssue", Some("RefundIssued")),
         ];

@@ -166,34 +166,32 @@ fn header(sources: &[String]) -> String {
     h
 }
 
-/// Every file for a module tree: `mod.rs` declaring `<service>::v<major>`, and one file per
-/// contract at `<service>/v<major>.rs`.
-pub fn module_tree(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
-    let mut files = Vec::new();
+/// Doc and lint attributes of a `v<major>` module.
+fn version_module_attrs(c: &Contract) -> TokenStream {
+    let summary = format!(" `{}` {}.", c.id.service, c.version);
+    let body = docs(c.docs.as_deref());
+    quote! {
+        #[doc = #summary]
+        #[doc = ""]
+        #body
+        #[allow(missing_docs, deprecated)]
+    }
+}
+
+/// `pub mod <service> { … }` wrappers around each service's version modules; `body` gives
+/// the tokens of one version module (`pub mod v1;`, or an inline module).
+fn service_modules(ir: &Ir, body: impl Fn(&Contract) -> TokenStream) -> TokenStream {
     let mut services: BTreeMap<&str, Vec<&Contract>> = BTreeMap::new();
     for c in &ir.contracts {
         services.entry(&c.id.service).or_default().push(c);
-        let source = c.source.to_string_lossy().replace('\\', "/");
-        files.push(GeneratedFile {
-            path: PathBuf::from(&c.id.service).join(format!("{}.rs", c.id.version_module())),
-            contents: render(contract_tokens(ir, c), &header(&[source]))?,
-        });
     }
     let mods = services.iter().map(|(service, contracts)| {
         let name = ident(service, Case::Snake);
         let service_doc = format!(" Service `{service}`, owned by `{}`.", contracts[0].owner);
         let versions = contracts.iter().map(|c| {
-            let v = ident(&c.id.version_module(), Case::Snake);
-            let summary = format!(" `{}` {}.", c.id.service, c.version);
-            let body = docs(c.docs.as_deref());
-            quote! {
-                #[doc = #summary]
-                #[doc = ""]
-                #body
-                #[allow(missing_docs, deprecated)]
-                #[rustfmt::skip]
-                pub mod #v;
-            }
+            let attrs = version_module_attrs(c);
+            let module = body(c);
+            quote!(#attrs #module)
         });
         quote! {
             #[doc = #service_doc]
@@ -202,11 +200,55 @@ pub fn module_tree(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
             }
         }
     });
-    let tokens = quote!(#(#mods)*);
-    let sources: Vec<String> = Vec::new();
+    quote!(#(#mods)*)
+}
+
+/// Every contract as inline modules, `<service>::v<major>`: what `include_contract!` expands
+/// to and what a build script's `pactum.rs` holds.
+pub fn inline_modules(ir: &Ir) -> TokenStream {
+    service_modules(ir, |c| {
+        let v = ident(&c.id.version_module(), Case::Snake);
+        let body = contract_tokens(ir, c);
+        quote!(pub mod #v { #body })
+    })
+}
+
+/// An index of inline modules that `include!` each contract's file from `dir` (absolute
+/// paths, so the index itself can be `include!`d from anywhere).
+pub fn include_index(ir: &Ir, dir: &std::path::Path) -> Result<GeneratedFile, String> {
+    let tokens = service_modules(ir, |c| {
+        let v = ident(&c.id.version_module(), Case::Snake);
+        let path = dir.join(format!("{}.rs", c.id.file_stem()));
+        let path = path.to_string_lossy().into_owned();
+        quote!(pub mod #v { include!(#path); })
+    });
+    Ok(GeneratedFile {
+        path: PathBuf::from("pactum.rs"),
+        contents: render(tokens, &header(&[]))?,
+    })
+}
+
+/// Every file for a module tree: `mod.rs` declaring `<service>::v<major>`, and one file per
+/// contract at `<service>/v<major>.rs`.
+pub fn module_tree(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
+    let mut files = Vec::new();
+    for c in &ir.contracts {
+        let source = c.source.to_string_lossy().replace('\\', "/");
+        files.push(GeneratedFile {
+            path: PathBuf::from(&c.id.service).join(format!("{}.rs", c.id.version_module())),
+            contents: render(contract_tokens(ir, c), &header(&[source]))?,
+        });
+    }
+    let tokens = service_modules(ir, |c| {
+        let v = ident(&c.id.version_module(), Case::Snake);
+        quote! {
+            #[rustfmt::skip]
+            pub mod #v;
+        }
+    });
     files.push(GeneratedFile {
         path: PathBuf::from("mod.rs"),
-        contents: render(tokens, &header(&sources))?,
+        contents: render(tokens, &header(&[]))?,
     });
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)

@@ -1,0 +1,3 @@
+pactum::include_contract!("broken.yaml");
+
+fn main() {}
