@@ -1,21 +1,37 @@
-//! Walks through what `pactum generate` produced from `contracts/`: typed values, events with
-//! their broker facts, constraint validation and operation guardrails.
+//! The example system, in one process on embedded defaults.
 //!
-//! The full checkout flow (REST, gRPC, broker) is built on top of these types as the
-//! transports land; this binary shows what the contracts already guarantee.
+//! Shows what the contracts already guarantee: typed values and events, constraint
+//! validation, per-operation guardrails, and hand-written handlers that carry one trace and a
+//! shrinking deadline from cart to pricing. Transports (REST, gRPC, broker) build on these.
 
-use generated_example::generated::{orders, pricing, shipping};
-use pactum::{Event, Validate};
+use generated_example::generated::{cart, orders, pricing};
+use generated_example::services::{cart::CartService, pricing::Pricing};
+use generated_example::{built, included, timeline::Timeline};
+use pactum::types::{Decimal, Timestamp, Uuid};
+use pactum::{Context, Event, HandlerError, Validate};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::layer::SubscriberExt;
 
-fn main() {
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let subscriber = tracing_subscriber::registry().with(Timeline::new());
+    tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+
+    events_and_validation();
+    checkout_flow().await;
+    three_ways();
+}
+
+fn events_and_validation() {
+    println!("== events and validation (code checked in from `pactum generate`)");
     let money = pricing::v1::Money {
-        amount: pactum::types::Decimal::from_str("42.50").expect("literal"),
+        amount: Decimal::from_str("42.50").expect("literal"),
         currency: pricing::v1::Currency("EUR".into()),
     };
-    let order_id = orders::v1::OrderId(pactum::types::Uuid::from_u128(0x5eed));
     let placed = orders::v1::OrderPlaced {
-        order_id: order_id.clone(),
+        order_id: orders::v1::OrderId(Uuid::from_u128(0x5eed)),
         customer_id: None,
         lines: vec![orders::v1::OrderLine {
             sku: pricing::v1::Sku("BOOK-42".into()),
@@ -25,66 +41,148 @@ fn main() {
         total: money,
     };
     println!(
-        "event {} v{}",
+        "  {} v{} -> subject {} ({:?}), key {}",
         orders::v1::OrderPlaced::NAME,
-        orders::v1::OrderPlaced::VERSION
+        orders::v1::OrderPlaced::VERSION,
+        orders::v1::OrderPlaced::SUBJECT,
+        orders::v1::OrderPlaced::DELIVERY,
+        placed.ordering_key().unwrap_or_default()
     );
-    println!("  type      {}", orders::v1::OrderPlaced::TYPE);
-    println!("  subject   {}", orders::v1::OrderPlaced::SUBJECT);
-    println!("  delivery  {:?}", orders::v1::OrderPlaced::DELIVERY);
-    println!("  key       {}", placed.ordering_key().unwrap_or_default());
     println!(
-        "  payload   {}",
+        "  payload {}",
         serde_json::to_string(&placed).expect("serializes")
     );
 
     let bad = orders::v1::PlaceOrderRequest {
-        cart_id: pactum::types::Uuid::nil(),
+        cart_id: Uuid::nil(),
         customer_id: None,
         lines: vec![orders::v1::OrderLine {
             sku: pricing::v1::Sku("not a sku".into()),
             quantity: 0,
             unit_price: pricing::v1::Money {
-                amount: pactum::types::Decimal::from_str("-1").expect("literal"),
+                amount: Decimal::from_str("-1").expect("literal"),
                 currency: pricing::v1::Currency("euro".into()),
             },
         }],
         note: Some("x".repeat(600)),
     };
-    println!("\nvalidating a bad PlaceOrderRequest:");
+    println!("  a bad PlaceOrderRequest:");
     if let Err(e) = bad.validate() {
         for v in e.violations {
-            println!("  {:<28} {}", v.pointer, v.message);
+            println!("    {:<28} {}", v.pointer, v.message);
         }
     }
-
     let newer: orders::v1::OrderStatus =
         serde_json::from_str("\"refunded\"").expect("open enums accept new values");
-    println!("\nv1 reads a v2 status: {newer:?} (round-trips as \"{newer}\")");
+    println!("  v1 reads v2's new status as {newer:?}");
+    let (v1, v2) = (
+        orders::v1::operations::PLACE_ORDER,
+        orders::v2::operations::PLACE_ORDER,
+    );
+    println!(
+        "  PlaceOrder: {} {} and {} side by side; deadline {:?}, idempotency {:?}, retryable {}",
+        v1.route.expect("route").method,
+        v1.route.expect("route").path,
+        v2.route.expect("route").path,
+        v1.deadline.unwrap_or_default(),
+        v1.idempotency,
+        v1.retryable()
+    );
+}
 
-    let op = orders::v1::operations::PLACE_ORDER;
-    let route = op.route.expect("PlaceOrder has a REST route");
-    println!(
-        "\noperation {}: {} {} deadline {:?}, idempotency {:?}, retryable {}",
-        op.name,
-        route.method,
-        route.path,
-        op.deadline.unwrap_or_default(),
-        op.idempotency,
-        op.retryable()
+async fn checkout_flow() {
+    println!("\n== checkout: cart -> pricing, one trace, one shrinking deadline");
+    let pricing = Arc::new(Pricing::new(
+        "EUR",
+        &[("BOOK-42", "12.50"), ("PEN-7", "1.20")],
+    ));
+    let cart_id = Uuid::from_u128(42);
+    let carts = CartService::new(
+        vec![cart::v1::Cart {
+            id: cart::v1::CartId(cart_id),
+            customer_id: Uuid::from_u128(7),
+            items: vec![
+                cart::v1::CartItem {
+                    sku: pricing::v1::Sku("BOOK-42".into()),
+                    quantity: 2,
+                },
+                cart::v1::CartItem {
+                    sku: pricing::v1::Sku("PEN-7".into()),
+                    quantity: 3,
+                },
+            ],
+            total: None,
+            updated_at: Timestamp::UNIX_EPOCH,
+        }],
+        pricing.clone(),
     );
-    let v2 = orders::v2::operations::PLACE_ORDER;
-    println!(
-        "  v2 serves it beside v1 at {}",
-        v2.route.expect("route").path
+    let request = || cart::v1::CheckoutCartRequest {
+        cart_id: cart::v1::CartId(cart_id),
+    };
+
+    // An incoming request: the trace it carries and a budget of 1 s from the caller.
+    let incoming = Context::from_headers(&std::collections::HashMap::from([(
+        "traceparent".to_string(),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
+    )]))
+    .with_timeout(Duration::from_secs(1));
+    match incoming.clone().scope(carts.checkout(request())).await {
+        Ok(r) => println!(
+            "  checkout ok: order {} total {} {}",
+            r.order_id, r.total.amount, r.total.currency
+        ),
+        Err(e) => println!("  checkout failed: {e}"),
+    }
+
+    // Pricing slows down past its 200 ms contract deadline: its future is dropped and the
+    // cart sees a typed DeadlineExceeded (a 504 at the edge), not a hang.
+    let slow = Arc::new(
+        Pricing::new("EUR", &[("BOOK-42", "12.50")]).with_latency(Duration::from_millis(400)),
     );
-    let tracking = shipping::v1::TrackingEvent {
-        at: pactum::types::Timestamp::UNIX_EPOCH,
-        location: "Hamburg".into(),
-        previous: None,
+    let carts = CartService::new(
+        vec![cart::v1::Cart {
+            id: cart::v1::CartId(cart_id),
+            customer_id: Uuid::from_u128(7),
+            items: vec![cart::v1::CartItem {
+                sku: pricing::v1::Sku("BOOK-42".into()),
+                quantity: 1,
+            }],
+            total: None,
+            updated_at: Timestamp::UNIX_EPOCH,
+        }],
+        slow,
+    );
+    match incoming.scope(carts.checkout(request())).await {
+        Err(HandlerError::DeadlineExceeded) => println!(
+            "  slow pricing: DeadlineExceeded after pricing's 200 ms budget (HTTP {}, gRPC code {})",
+            pactum::DeadlineExceeded::HTTP_STATUS,
+            pactum::DeadlineExceeded::GRPC_CODE
+        ),
+        other => println!("  slow pricing: unexpected {other:?}"),
+    }
+    drop(pricing);
+}
+
+fn three_ways() {
+    println!("\n== three ways to generate");
+    println!(
+        "  CLI (checked in):     orders::v1::OrderPlaced -> {}",
+        orders::v1::OrderPlaced::SUBJECT
+    );
+    let attempt = built::audit::v1::CheckoutAttempted {
+        cart_id: Uuid::from_u128(42),
+        actor: built::audit::v1::Actor("customer-7".into()),
+        outcome: "ok".into(),
     };
     println!(
-        "\nrecursive type shipping::v1::TrackingEvent boxes its link: {}",
-        serde_json::to_string(&tracking).expect("serializes")
+        "  build.rs (OUT_DIR):   audit::v1::CheckoutAttempted -> {} key {}",
+        built::audit::v1::CheckoutAttempted::SUBJECT,
+        attempt.ordering_key().unwrap_or_default()
+    );
+    let points = included::loyalty::v1::Points(100_001);
+    println!(
+        "  include_contract!:    loyalty::v1::PointsAwarded -> {}; Points(100001) valid: {}",
+        included::loyalty::v1::PointsAwarded::SUBJECT,
+        points.validate().is_ok()
     );
 }

@@ -119,15 +119,18 @@ pub fn traced(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             error.message = #t::field::Empty,
         );
         let __pactum_ctx = ::pactum::__private::enter_span(&__pactum_span, ::pactum::Context::current());
+        // Records an outcome even if this future is dropped (deadline, caller gone).
+        let __pactum_guard = ::pactum::__private::DropGuard::new(&__pactum_span, &__pactum_ctx);
         let __pactum_out = ::pactum::__private::Instrument::instrument(
             __pactum_ctx.scope(#body),
             ::core::clone::Clone::clone(&__pactum_span),
         )
         .await;
+        __pactum_guard.finished();
         {
             #[allow(unused_imports)]
-            use ::pactum::__private::{RecordOther as _, RecordResult as _};
-            (&::pactum::__private::Outcome(&__pactum_out)).record(&__pactum_span);
+            use ::pactum::__private::{RecordKind as _, RecordOther as _, RecordResult as _};
+            (&&::pactum::__private::Outcome(&__pactum_out)).record(&__pactum_span);
         }
         __pactum_out
     }})?;

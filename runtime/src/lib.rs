@@ -19,6 +19,7 @@ mod context;
 mod contract;
 mod deadline;
 mod event;
+mod handler;
 pub mod retry;
 mod trace;
 pub mod types;
@@ -31,13 +32,17 @@ pub use contract::{
 };
 pub use deadline::{run_with_deadline, DeadlineExceeded};
 pub use event::{DeclaredError, Delivery, Event, Webhook};
+pub use handler::HandlerError;
 pub use pactum_macros::*;
+pub use trace::ErrorKind;
 pub use validate::{FieldPath, Validate, ValidationError, Violation};
 
 #[doc(hidden)]
 pub mod __private {
     //! Paths generated code uses. Not a public API: may change in any release.
-    pub use crate::trace::{enter as enter_span, Outcome, RecordOther, RecordResult};
+    pub use crate::trace::{
+        enter as enter_span, DropGuard, Outcome, RecordKind, RecordOther, RecordResult,
+    };
     pub use crate::validate::check;
     pub use regex_lite::Regex;
     pub use serde;

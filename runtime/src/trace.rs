@@ -35,28 +35,73 @@ pub fn enter(span: &tracing::Span, parent: Context) -> Context {
     parent.with_span_context(child)
 }
 
-/// Wraps a function's output so the right recorder is picked: `Result` records ok/error with
-/// the error's kind and message; anything else records ok.
+/// A short, stable name for an error, recorded as `error.kind` on spans: the declared error's
+/// name, `DeadlineExceeded`, `Internal`. Generated error types implement it.
+pub trait ErrorKind {
+    /// The kind.
+    fn error_kind(&self) -> &str;
+}
+
+impl ErrorKind for crate::DeadlineExceeded {
+    fn error_kind(&self) -> &str {
+        "DeadlineExceeded"
+    }
+}
+
+impl<E: ErrorKind> ErrorKind for crate::HandlerError<E> {
+    fn error_kind(&self) -> &str {
+        match self {
+            crate::HandlerError::Declared(e) => e.error_kind(),
+            crate::HandlerError::DeadlineExceeded => "DeadlineExceeded",
+            crate::HandlerError::Internal(_) => "Internal",
+        }
+    }
+}
+
+/// Records `outcome = "error"` with a kind and message.
+fn record_error(span: &tracing::Span, kind: &str, message: &dyn Display) {
+    span.record("outcome", "error");
+    span.record("error.kind", kind);
+    span.record("error.message", tracing::field::display(message));
+}
+
+/// Wraps a function's output so the most specific recorder applies (autoref specialization):
+/// a `Result` whose error has an [`ErrorKind`], any other `Result`, anything else.
 pub struct Outcome<'a, T>(pub &'a T);
 
-/// Records a `Result`'s outcome.
-pub trait RecordResult {
-    /// Records `outcome`, and for errors `error.kind` and `error.message`.
+/// Records a `Result` whose error names its kind.
+pub trait RecordKind {
+    /// Records the outcome.
     fn record(&self, span: &tracing::Span);
 }
 
-impl<T, E: Display> RecordResult for Outcome<'_, Result<T, E>> {
+impl<T, E: ErrorKind + Display> RecordKind for &Outcome<'_, Result<T, E>> {
+    fn record(&self, span: &tracing::Span) {
+        match self.0 {
+            Ok(_) => {
+                span.record("outcome", "ok");
+            }
+            Err(e) => record_error(span, e.error_kind(), e),
+        }
+    }
+}
+
+/// Records any other `Result`, using the error's type name as its kind.
+pub trait RecordResult {
+    /// Records the outcome.
+    fn record(&self, span: &tracing::Span);
+}
+
+impl<T, E: Display> RecordResult for &&Outcome<'_, Result<T, E>> {
     fn record(&self, span: &tracing::Span) {
         match self.0 {
             Ok(_) => {
                 span.record("outcome", "ok");
             }
             Err(e) => {
-                let kind = std::any::type_name::<E>();
-                let kind = kind.rsplit("::").next().unwrap_or(kind);
-                span.record("outcome", "error");
-                span.record("error.kind", kind);
-                span.record("error.message", tracing::field::display(e));
+                let name = std::any::type_name::<E>();
+                let name = name.split('<').next().unwrap_or(name);
+                record_error(span, name.rsplit("::").next().unwrap_or(name), e);
             }
         }
     }
@@ -68,8 +113,45 @@ pub trait RecordOther {
     fn record(&self, span: &tracing::Span);
 }
 
-impl<T> RecordOther for &Outcome<'_, T> {
+impl<T> RecordOther for Outcome<'_, T> {
     fn record(&self, span: &tracing::Span) {
         span.record("outcome", "ok");
+    }
+}
+
+/// Records an outcome for a span whose future is dropped before it finishes: by a deadline
+/// (`error`, kind `DeadlineExceeded`) or by its caller going away (`cancelled`).
+pub struct DropGuard {
+    span: tracing::Span,
+    ctx: Context,
+    armed: bool,
+}
+
+impl DropGuard {
+    /// Armed until [`DropGuard::finished`].
+    pub fn new(span: &tracing::Span, ctx: &Context) -> Self {
+        DropGuard {
+            span: span.clone(),
+            ctx: ctx.clone(),
+            armed: true,
+        }
+    }
+
+    /// The future completed; its own outcome is recorded instead.
+    pub fn finished(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if self.ctx.is_expired() {
+            record_error(&self.span, "DeadlineExceeded", &crate::DeadlineExceeded);
+        } else {
+            self.span.record("outcome", "cancelled");
+        }
     }
 }

@@ -61,6 +61,19 @@ impl Service {
     }
 }
 
+#[pactum::traced]
+#[pactum::deadline("10ms")]
+async fn too_slow() -> Result<(), pactum::HandlerError<String>> {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
+}
+
+#[pactum::traced]
+async fn abandoned() -> Result<(), AppError> {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
+}
+
 #[pactum::traced(name = "plain")]
 async fn no_result() -> u8 {
     7
@@ -175,7 +188,21 @@ async fn traced_spans_continue_the_trace_and_record_the_outcome() {
     );
     assert_eq!(no_result().await, 7);
 
+    assert_eq!(
+        too_slow().await,
+        Err(pactum::HandlerError::DeadlineExceeded)
+    );
+    let dropped = tokio::time::timeout(Duration::from_millis(5), abandoned()).await;
+    assert!(dropped.is_err());
+
     let spans = recorder.0.lock().unwrap().clone();
+    let by_name = |n: &str| spans.iter().find(|s| s["name"] == n).unwrap().clone();
+    let slow = by_name("too_slow");
+    assert_eq!(
+        (slow["outcome"].as_str(), slow["error.kind"].as_str()),
+        ("error", "DeadlineExceeded")
+    );
+    assert_eq!(by_name("abandoned")["outcome"], "cancelled");
     let ok = &spans[0];
     assert_eq!(ok["name"], "handle");
     assert_eq!(ok["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");

@@ -74,13 +74,31 @@ fn error_enum(op: &Operation) -> TokenStream {
 
         impl ::std::error::Error for #name {}
 
+        impl ::pactum::ErrorKind for #name {
+            fn error_kind(&self) -> &str {
+                self.code()
+            }
+        }
+
         #(
             impl ::std::convert::From<#variants> for #name {
                 fn from(e: #variants) -> Self {
                     #name::#variants(e)
                 }
             }
+
+            impl ::std::convert::From<#variants> for ::pactum::HandlerError<#name> {
+                fn from(e: #variants) -> Self {
+                    ::pactum::HandlerError::Declared(#name::#variants(e))
+                }
+            }
         )*
+
+        impl ::std::convert::From<#name> for ::pactum::HandlerError<#name> {
+            fn from(e: #name) -> Self {
+                ::pactum::HandlerError::Declared(e)
+            }
+        }
     }
 }
 

@@ -368,5 +368,11 @@ pub(crate) fn error_def(ctx: &Ctx<'_>, e: &ErrorDef) -> TokenStream {
         }
 
         impl ::std::error::Error for #name {}
+
+        impl ::pactum::ErrorKind for #name {
+            fn error_kind(&self) -> &str {
+                #code
+            }
+        }
     }
 }

@@ -303,6 +303,11 @@ impl ::std::fmt::Display for CartNotFound {
     }
 }
 impl ::std::error::Error for CartNotFound {}
+impl ::pactum::ErrorKind for CartNotFound {
+    fn error_kind(&self) -> &str {
+        "CartNotFound"
+    }
+}
 /// A cart needs at least one item to check out.
 #[derive(
     ::core::fmt::Debug,
@@ -340,6 +345,11 @@ impl ::std::fmt::Display for CartEmpty {
     }
 }
 impl ::std::error::Error for CartEmpty {}
+impl ::pactum::ErrorKind for CartEmpty {
+    fn error_kind(&self) -> &str {
+        "CartEmpty"
+    }
+}
 /// Errors declared for `GetCart`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum GetCartError {
@@ -370,9 +380,24 @@ impl ::std::fmt::Display for GetCartError {
     }
 }
 impl ::std::error::Error for GetCartError {}
+impl ::pactum::ErrorKind for GetCartError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<CartNotFound> for GetCartError {
     fn from(e: CartNotFound) -> Self {
         GetCartError::CartNotFound(e)
+    }
+}
+impl ::std::convert::From<CartNotFound> for ::pactum::HandlerError<GetCartError> {
+    fn from(e: CartNotFound) -> Self {
+        ::pactum::HandlerError::Declared(GetCartError::CartNotFound(e))
+    }
+}
+impl ::std::convert::From<GetCartError> for ::pactum::HandlerError<GetCartError> {
+    fn from(e: GetCartError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// Errors declared for `AddItem`.
@@ -405,9 +430,24 @@ impl ::std::fmt::Display for AddItemError {
     }
 }
 impl ::std::error::Error for AddItemError {}
+impl ::pactum::ErrorKind for AddItemError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<CartNotFound> for AddItemError {
     fn from(e: CartNotFound) -> Self {
         AddItemError::CartNotFound(e)
+    }
+}
+impl ::std::convert::From<CartNotFound> for ::pactum::HandlerError<AddItemError> {
+    fn from(e: CartNotFound) -> Self {
+        ::pactum::HandlerError::Declared(AddItemError::CartNotFound(e))
+    }
+}
+impl ::std::convert::From<AddItemError> for ::pactum::HandlerError<AddItemError> {
+    fn from(e: AddItemError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// Errors declared for `CheckoutCart`.
@@ -447,14 +487,35 @@ impl ::std::fmt::Display for CheckoutCartError {
     }
 }
 impl ::std::error::Error for CheckoutCartError {}
+impl ::pactum::ErrorKind for CheckoutCartError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<CartNotFound> for CheckoutCartError {
     fn from(e: CartNotFound) -> Self {
         CheckoutCartError::CartNotFound(e)
     }
 }
+impl ::std::convert::From<CartNotFound> for ::pactum::HandlerError<CheckoutCartError> {
+    fn from(e: CartNotFound) -> Self {
+        ::pactum::HandlerError::Declared(CheckoutCartError::CartNotFound(e))
+    }
+}
 impl ::std::convert::From<CartEmpty> for CheckoutCartError {
     fn from(e: CartEmpty) -> Self {
         CheckoutCartError::CartEmpty(e)
+    }
+}
+impl ::std::convert::From<CartEmpty> for ::pactum::HandlerError<CheckoutCartError> {
+    fn from(e: CartEmpty) -> Self {
+        ::pactum::HandlerError::Declared(CheckoutCartError::CartEmpty(e))
+    }
+}
+impl ::std::convert::From<CheckoutCartError>
+for ::pactum::HandlerError<CheckoutCartError> {
+    fn from(e: CheckoutCartError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// What the contract says about each operation: route, deadline, safety, idempotency,

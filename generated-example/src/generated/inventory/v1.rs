@@ -336,6 +336,11 @@ impl ::std::fmt::Display for OutOfStock {
     }
 }
 impl ::std::error::Error for OutOfStock {}
+impl ::pactum::ErrorKind for OutOfStock {
+    fn error_kind(&self) -> &str {
+        "OutOfStock"
+    }
+}
 /// No such reservation.
 #[derive(
     ::core::fmt::Debug,
@@ -373,6 +378,11 @@ impl ::std::fmt::Display for ReservationNotFound {
     }
 }
 impl ::std::error::Error for ReservationNotFound {}
+impl ::pactum::ErrorKind for ReservationNotFound {
+    fn error_kind(&self) -> &str {
+        "ReservationNotFound"
+    }
+}
 /// Errors declared for `CheckStock`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum CheckStockError {}
@@ -393,6 +403,16 @@ impl ::std::fmt::Display for CheckStockError {
     }
 }
 impl ::std::error::Error for CheckStockError {}
+impl ::pactum::ErrorKind for CheckStockError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
+impl ::std::convert::From<CheckStockError> for ::pactum::HandlerError<CheckStockError> {
+    fn from(e: CheckStockError) -> Self {
+        ::pactum::HandlerError::Declared(e)
+    }
+}
 /// Errors declared for `ReserveStock`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum ReserveStockError {
@@ -423,9 +443,25 @@ impl ::std::fmt::Display for ReserveStockError {
     }
 }
 impl ::std::error::Error for ReserveStockError {}
+impl ::pactum::ErrorKind for ReserveStockError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<OutOfStock> for ReserveStockError {
     fn from(e: OutOfStock) -> Self {
         ReserveStockError::OutOfStock(e)
+    }
+}
+impl ::std::convert::From<OutOfStock> for ::pactum::HandlerError<ReserveStockError> {
+    fn from(e: OutOfStock) -> Self {
+        ::pactum::HandlerError::Declared(ReserveStockError::OutOfStock(e))
+    }
+}
+impl ::std::convert::From<ReserveStockError>
+for ::pactum::HandlerError<ReserveStockError> {
+    fn from(e: ReserveStockError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// Errors declared for `ReleaseStock`.
@@ -460,9 +496,26 @@ impl ::std::fmt::Display for ReleaseStockError {
     }
 }
 impl ::std::error::Error for ReleaseStockError {}
+impl ::pactum::ErrorKind for ReleaseStockError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<ReservationNotFound> for ReleaseStockError {
     fn from(e: ReservationNotFound) -> Self {
         ReleaseStockError::ReservationNotFound(e)
+    }
+}
+impl ::std::convert::From<ReservationNotFound>
+for ::pactum::HandlerError<ReleaseStockError> {
+    fn from(e: ReservationNotFound) -> Self {
+        ::pactum::HandlerError::Declared(ReleaseStockError::ReservationNotFound(e))
+    }
+}
+impl ::std::convert::From<ReleaseStockError>
+for ::pactum::HandlerError<ReleaseStockError> {
+    fn from(e: ReleaseStockError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// Errors declared for `WatchStock`.
@@ -485,6 +538,16 @@ impl ::std::fmt::Display for WatchStockError {
     }
 }
 impl ::std::error::Error for WatchStockError {}
+impl ::pactum::ErrorKind for WatchStockError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
+impl ::std::convert::From<WatchStockError> for ::pactum::HandlerError<WatchStockError> {
+    fn from(e: WatchStockError) -> Self {
+        ::pactum::HandlerError::Declared(e)
+    }
+}
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {

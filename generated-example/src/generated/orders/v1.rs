@@ -411,6 +411,11 @@ impl ::std::fmt::Display for OrderNotFound {
     }
 }
 impl ::std::error::Error for OrderNotFound {}
+impl ::pactum::ErrorKind for OrderNotFound {
+    fn error_kind(&self) -> &str {
+        "OrderNotFound"
+    }
+}
 /// Only pending or paid orders can be cancelled.
 #[derive(
     ::core::fmt::Debug,
@@ -455,6 +460,11 @@ impl ::std::fmt::Display for OrderNotCancellable {
     }
 }
 impl ::std::error::Error for OrderNotCancellable {}
+impl ::pactum::ErrorKind for OrderNotCancellable {
+    fn error_kind(&self) -> &str {
+        "OrderNotCancellable"
+    }
+}
 /// Errors declared for `GetOrder`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum GetOrderError {
@@ -485,9 +495,24 @@ impl ::std::fmt::Display for GetOrderError {
     }
 }
 impl ::std::error::Error for GetOrderError {}
+impl ::pactum::ErrorKind for GetOrderError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<OrderNotFound> for GetOrderError {
     fn from(e: OrderNotFound) -> Self {
         GetOrderError::OrderNotFound(e)
+    }
+}
+impl ::std::convert::From<OrderNotFound> for ::pactum::HandlerError<GetOrderError> {
+    fn from(e: OrderNotFound) -> Self {
+        ::pactum::HandlerError::Declared(GetOrderError::OrderNotFound(e))
+    }
+}
+impl ::std::convert::From<GetOrderError> for ::pactum::HandlerError<GetOrderError> {
+    fn from(e: GetOrderError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// Errors declared for `PlaceOrder`.
@@ -510,6 +535,16 @@ impl ::std::fmt::Display for PlaceOrderError {
     }
 }
 impl ::std::error::Error for PlaceOrderError {}
+impl ::pactum::ErrorKind for PlaceOrderError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
+impl ::std::convert::From<PlaceOrderError> for ::pactum::HandlerError<PlaceOrderError> {
+    fn from(e: PlaceOrderError) -> Self {
+        ::pactum::HandlerError::Declared(e)
+    }
+}
 /// Errors declared for `CancelOrder`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum CancelOrderError {
@@ -549,14 +584,36 @@ impl ::std::fmt::Display for CancelOrderError {
     }
 }
 impl ::std::error::Error for CancelOrderError {}
+impl ::pactum::ErrorKind for CancelOrderError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<OrderNotFound> for CancelOrderError {
     fn from(e: OrderNotFound) -> Self {
         CancelOrderError::OrderNotFound(e)
     }
 }
+impl ::std::convert::From<OrderNotFound> for ::pactum::HandlerError<CancelOrderError> {
+    fn from(e: OrderNotFound) -> Self {
+        ::pactum::HandlerError::Declared(CancelOrderError::OrderNotFound(e))
+    }
+}
 impl ::std::convert::From<OrderNotCancellable> for CancelOrderError {
     fn from(e: OrderNotCancellable) -> Self {
         CancelOrderError::OrderNotCancellable(e)
+    }
+}
+impl ::std::convert::From<OrderNotCancellable>
+for ::pactum::HandlerError<CancelOrderError> {
+    fn from(e: OrderNotCancellable) -> Self {
+        ::pactum::HandlerError::Declared(CancelOrderError::OrderNotCancellable(e))
+    }
+}
+impl ::std::convert::From<CancelOrderError>
+for ::pactum::HandlerError<CancelOrderError> {
+    fn from(e: CancelOrderError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// What the contract says about each operation: route, deadline, safety, idempotency,

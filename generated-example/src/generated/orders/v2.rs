@@ -441,6 +441,11 @@ impl ::std::fmt::Display for OrderNotFound {
     }
 }
 impl ::std::error::Error for OrderNotFound {}
+impl ::pactum::ErrorKind for OrderNotFound {
+    fn error_kind(&self) -> &str {
+        "OrderNotFound"
+    }
+}
 /// Errors declared for `GetOrder`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum GetOrderError {
@@ -471,9 +476,24 @@ impl ::std::fmt::Display for GetOrderError {
     }
 }
 impl ::std::error::Error for GetOrderError {}
+impl ::pactum::ErrorKind for GetOrderError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<OrderNotFound> for GetOrderError {
     fn from(e: OrderNotFound) -> Self {
         GetOrderError::OrderNotFound(e)
+    }
+}
+impl ::std::convert::From<OrderNotFound> for ::pactum::HandlerError<GetOrderError> {
+    fn from(e: OrderNotFound) -> Self {
+        ::pactum::HandlerError::Declared(GetOrderError::OrderNotFound(e))
+    }
+}
+impl ::std::convert::From<GetOrderError> for ::pactum::HandlerError<GetOrderError> {
+    fn from(e: GetOrderError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// Errors declared for `PlaceOrder`.
@@ -496,6 +516,16 @@ impl ::std::fmt::Display for PlaceOrderError {
     }
 }
 impl ::std::error::Error for PlaceOrderError {}
+impl ::pactum::ErrorKind for PlaceOrderError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
+impl ::std::convert::From<PlaceOrderError> for ::pactum::HandlerError<PlaceOrderError> {
+    fn from(e: PlaceOrderError) -> Self {
+        ::pactum::HandlerError::Declared(e)
+    }
+}
 /// Errors declared for `ListOrders`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum ListOrdersError {}
@@ -516,6 +546,16 @@ impl ::std::fmt::Display for ListOrdersError {
     }
 }
 impl ::std::error::Error for ListOrdersError {}
+impl ::pactum::ErrorKind for ListOrdersError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
+impl ::std::convert::From<ListOrdersError> for ::pactum::HandlerError<ListOrdersError> {
+    fn from(e: ListOrdersError) -> Self {
+        ::pactum::HandlerError::Declared(e)
+    }
+}
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {

@@ -258,6 +258,11 @@ impl ::std::fmt::Display for PaymentDeclined {
     }
 }
 impl ::std::error::Error for PaymentDeclined {}
+impl ::pactum::ErrorKind for PaymentDeclined {
+    fn error_kind(&self) -> &str {
+        "PaymentDeclined"
+    }
+}
 /// PaymentNotFound
 #[derive(
     ::core::fmt::Debug,
@@ -295,6 +300,11 @@ impl ::std::fmt::Display for PaymentNotFound {
     }
 }
 impl ::std::error::Error for PaymentNotFound {}
+impl ::pactum::ErrorKind for PaymentNotFound {
+    fn error_kind(&self) -> &str {
+        "PaymentNotFound"
+    }
+}
 /// Errors declared for `GetPayment`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum GetPaymentError {
@@ -325,9 +335,24 @@ impl ::std::fmt::Display for GetPaymentError {
     }
 }
 impl ::std::error::Error for GetPaymentError {}
+impl ::pactum::ErrorKind for GetPaymentError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<PaymentNotFound> for GetPaymentError {
     fn from(e: PaymentNotFound) -> Self {
         GetPaymentError::PaymentNotFound(e)
+    }
+}
+impl ::std::convert::From<PaymentNotFound> for ::pactum::HandlerError<GetPaymentError> {
+    fn from(e: PaymentNotFound) -> Self {
+        ::pactum::HandlerError::Declared(GetPaymentError::PaymentNotFound(e))
+    }
+}
+impl ::std::convert::From<GetPaymentError> for ::pactum::HandlerError<GetPaymentError> {
+    fn from(e: GetPaymentError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// Errors declared for `RefundPayment`.
@@ -367,14 +392,37 @@ impl ::std::fmt::Display for RefundPaymentError {
     }
 }
 impl ::std::error::Error for RefundPaymentError {}
+impl ::pactum::ErrorKind for RefundPaymentError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<PaymentNotFound> for RefundPaymentError {
     fn from(e: PaymentNotFound) -> Self {
         RefundPaymentError::PaymentNotFound(e)
     }
 }
+impl ::std::convert::From<PaymentNotFound>
+for ::pactum::HandlerError<RefundPaymentError> {
+    fn from(e: PaymentNotFound) -> Self {
+        ::pactum::HandlerError::Declared(RefundPaymentError::PaymentNotFound(e))
+    }
+}
 impl ::std::convert::From<PaymentDeclined> for RefundPaymentError {
     fn from(e: PaymentDeclined) -> Self {
         RefundPaymentError::PaymentDeclined(e)
+    }
+}
+impl ::std::convert::From<PaymentDeclined>
+for ::pactum::HandlerError<RefundPaymentError> {
+    fn from(e: PaymentDeclined) -> Self {
+        ::pactum::HandlerError::Declared(RefundPaymentError::PaymentDeclined(e))
+    }
+}
+impl ::std::convert::From<RefundPaymentError>
+for ::pactum::HandlerError<RefundPaymentError> {
+    fn from(e: RefundPaymentError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// What the contract says about each operation: route, deadline, safety, idempotency,

@@ -377,6 +377,11 @@ impl ::std::fmt::Display for UnknownSku {
     }
 }
 impl ::std::error::Error for UnknownSku {}
+impl ::pactum::ErrorKind for UnknownSku {
+    fn error_kind(&self) -> &str {
+        "UnknownSku"
+    }
+}
 /// All lines of a quote must use one currency.
 #[derive(
     ::core::fmt::Debug,
@@ -421,6 +426,11 @@ impl ::std::fmt::Display for CurrencyMismatch {
     }
 }
 impl ::std::error::Error for CurrencyMismatch {}
+impl ::pactum::ErrorKind for CurrencyMismatch {
+    fn error_kind(&self) -> &str {
+        "CurrencyMismatch"
+    }
+}
 /// Errors declared for `QuoteCart`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum QuoteCartError {
@@ -458,14 +468,34 @@ impl ::std::fmt::Display for QuoteCartError {
     }
 }
 impl ::std::error::Error for QuoteCartError {}
+impl ::pactum::ErrorKind for QuoteCartError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<UnknownSku> for QuoteCartError {
     fn from(e: UnknownSku) -> Self {
         QuoteCartError::UnknownSku(e)
     }
 }
+impl ::std::convert::From<UnknownSku> for ::pactum::HandlerError<QuoteCartError> {
+    fn from(e: UnknownSku) -> Self {
+        ::pactum::HandlerError::Declared(QuoteCartError::UnknownSku(e))
+    }
+}
 impl ::std::convert::From<CurrencyMismatch> for QuoteCartError {
     fn from(e: CurrencyMismatch) -> Self {
         QuoteCartError::CurrencyMismatch(e)
+    }
+}
+impl ::std::convert::From<CurrencyMismatch> for ::pactum::HandlerError<QuoteCartError> {
+    fn from(e: CurrencyMismatch) -> Self {
+        ::pactum::HandlerError::Declared(QuoteCartError::CurrencyMismatch(e))
+    }
+}
+impl ::std::convert::From<QuoteCartError> for ::pactum::HandlerError<QuoteCartError> {
+    fn from(e: QuoteCartError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// Errors declared for `GetPrice`.
@@ -498,9 +528,24 @@ impl ::std::fmt::Display for GetPriceError {
     }
 }
 impl ::std::error::Error for GetPriceError {}
+impl ::pactum::ErrorKind for GetPriceError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<UnknownSku> for GetPriceError {
     fn from(e: UnknownSku) -> Self {
         GetPriceError::UnknownSku(e)
+    }
+}
+impl ::std::convert::From<UnknownSku> for ::pactum::HandlerError<GetPriceError> {
+    fn from(e: UnknownSku) -> Self {
+        ::pactum::HandlerError::Declared(GetPriceError::UnknownSku(e))
+    }
+}
+impl ::std::convert::From<GetPriceError> for ::pactum::HandlerError<GetPriceError> {
+    fn from(e: GetPriceError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// What the contract says about each operation: route, deadline, safety, idempotency,

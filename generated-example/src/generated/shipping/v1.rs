@@ -274,6 +274,11 @@ impl ::std::fmt::Display for ShipmentNotFound {
     }
 }
 impl ::std::error::Error for ShipmentNotFound {}
+impl ::pactum::ErrorKind for ShipmentNotFound {
+    fn error_kind(&self) -> &str {
+        "ShipmentNotFound"
+    }
+}
 /// Errors declared for `TrackShipment`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum TrackShipmentError {
@@ -304,9 +309,26 @@ impl ::std::fmt::Display for TrackShipmentError {
     }
 }
 impl ::std::error::Error for TrackShipmentError {}
+impl ::pactum::ErrorKind for TrackShipmentError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<ShipmentNotFound> for TrackShipmentError {
     fn from(e: ShipmentNotFound) -> Self {
         TrackShipmentError::ShipmentNotFound(e)
+    }
+}
+impl ::std::convert::From<ShipmentNotFound>
+for ::pactum::HandlerError<TrackShipmentError> {
+    fn from(e: ShipmentNotFound) -> Self {
+        ::pactum::HandlerError::Declared(TrackShipmentError::ShipmentNotFound(e))
+    }
+}
+impl ::std::convert::From<TrackShipmentError>
+for ::pactum::HandlerError<TrackShipmentError> {
+    fn from(e: TrackShipmentError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// What the contract says about each operation: route, deadline, safety, idempotency,

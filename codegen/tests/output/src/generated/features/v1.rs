@@ -1049,6 +1049,11 @@ impl ::std::fmt::Display for NotThere {
     }
 }
 impl ::std::error::Error for NotThere {}
+impl ::pactum::ErrorKind for NotThere {
+    fn error_kind(&self) -> &str {
+        "NotThere"
+    }
+}
 /// Busy
 #[derive(
     ::core::fmt::Debug,
@@ -1079,6 +1084,11 @@ impl ::std::fmt::Display for Busy {
     }
 }
 impl ::std::error::Error for Busy {}
+impl ::pactum::ErrorKind for Busy {
+    fn error_kind(&self) -> &str {
+        "Busy"
+    }
+}
 /// Someone else changed it first.
 /// Reload and try again.
 #[derive(
@@ -1110,6 +1120,11 @@ impl ::std::fmt::Display for Conflicting {
     }
 }
 impl ::std::error::Error for Conflicting {}
+impl ::pactum::ErrorKind for Conflicting {
+    fn error_kind(&self) -> &str {
+        "Conflicting"
+    }
+}
 /// Errors declared for `Fetch`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum FetchError {
@@ -1143,14 +1158,34 @@ impl ::std::fmt::Display for FetchError {
     }
 }
 impl ::std::error::Error for FetchError {}
+impl ::pactum::ErrorKind for FetchError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<NotThere> for FetchError {
     fn from(e: NotThere) -> Self {
         FetchError::NotThere(e)
     }
 }
+impl ::std::convert::From<NotThere> for ::pactum::HandlerError<FetchError> {
+    fn from(e: NotThere) -> Self {
+        ::pactum::HandlerError::Declared(FetchError::NotThere(e))
+    }
+}
 impl ::std::convert::From<Busy> for FetchError {
     fn from(e: Busy) -> Self {
         FetchError::Busy(e)
+    }
+}
+impl ::std::convert::From<Busy> for ::pactum::HandlerError<FetchError> {
+    fn from(e: Busy) -> Self {
+        ::pactum::HandlerError::Declared(FetchError::Busy(e))
+    }
+}
+impl ::std::convert::From<FetchError> for ::pactum::HandlerError<FetchError> {
+    fn from(e: FetchError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// Errors declared for `Store`.
@@ -1183,9 +1218,24 @@ impl ::std::fmt::Display for StoreError {
     }
 }
 impl ::std::error::Error for StoreError {}
+impl ::pactum::ErrorKind for StoreError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
 impl ::std::convert::From<Conflicting> for StoreError {
     fn from(e: Conflicting) -> Self {
         StoreError::Conflicting(e)
+    }
+}
+impl ::std::convert::From<Conflicting> for ::pactum::HandlerError<StoreError> {
+    fn from(e: Conflicting) -> Self {
+        ::pactum::HandlerError::Declared(StoreError::Conflicting(e))
+    }
+}
+impl ::std::convert::From<StoreError> for ::pactum::HandlerError<StoreError> {
+    fn from(e: StoreError) -> Self {
+        ::pactum::HandlerError::Declared(e)
     }
 }
 /// Errors declared for `Ping`.
@@ -1208,6 +1258,16 @@ impl ::std::fmt::Display for PingError {
     }
 }
 impl ::std::error::Error for PingError {}
+impl ::pactum::ErrorKind for PingError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
+impl ::std::convert::From<PingError> for ::pactum::HandlerError<PingError> {
+    fn from(e: PingError) -> Self {
+        ::pactum::HandlerError::Declared(e)
+    }
+}
 /// Errors declared for `Watch`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum WatchError {}
@@ -1228,6 +1288,16 @@ impl ::std::fmt::Display for WatchError {
     }
 }
 impl ::std::error::Error for WatchError {}
+impl ::pactum::ErrorKind for WatchError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
+impl ::std::convert::From<WatchError> for ::pactum::HandlerError<WatchError> {
+    fn from(e: WatchError) -> Self {
+        ::pactum::HandlerError::Declared(e)
+    }
+}
 /// Errors declared for `Upload`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum UploadError {}
@@ -1248,6 +1318,16 @@ impl ::std::fmt::Display for UploadError {
     }
 }
 impl ::std::error::Error for UploadError {}
+impl ::pactum::ErrorKind for UploadError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
+impl ::std::convert::From<UploadError> for ::pactum::HandlerError<UploadError> {
+    fn from(e: UploadError) -> Self {
+        ::pactum::HandlerError::Declared(e)
+    }
+}
 /// Errors declared for `OldWay`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum OldWayError {}
@@ -1268,6 +1348,16 @@ impl ::std::fmt::Display for OldWayError {
     }
 }
 impl ::std::error::Error for OldWayError {}
+impl ::pactum::ErrorKind for OldWayError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
+impl ::std::convert::From<OldWayError> for ::pactum::HandlerError<OldWayError> {
+    fn from(e: OldWayError) -> Self {
+        ::pactum::HandlerError::Declared(e)
+    }
+}
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {

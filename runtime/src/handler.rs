@@ -1,0 +1,52 @@
+//! What a handler returns when it fails: a declared error, the deadline, or an internal fault.
+
+use crate::contract::ErrorStatus;
+use crate::deadline::DeadlineExceeded;
+use std::fmt;
+
+/// A handler's failure. `E` is the operation's generated error enum (`GetOrderError`);
+/// generated code implements `From` for each declared error, so `Err(OrderNotFound { .. })?`
+/// works, and `#[pactum::deadline]` converts a timeout through `From<DeadlineExceeded>`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HandlerError<E> {
+    /// One of the errors the contract declares for the operation.
+    Declared(E),
+    /// The request's deadline passed (HTTP 504, gRPC `DEADLINE_EXCEEDED`).
+    DeadlineExceeded,
+    /// Anything else: reported as a 500 / `INTERNAL` without details.
+    Internal(String),
+}
+
+impl<E> HandlerError<E> {
+    /// An internal failure with a message for logs (never sent to clients).
+    pub fn internal(message: impl fmt::Display) -> Self {
+        HandlerError::Internal(message.to_string())
+    }
+
+    /// The error class for statuses; `status_of` classifies declared errors.
+    pub fn status(&self, status_of: impl FnOnce(&E) -> ErrorStatus) -> Option<ErrorStatus> {
+        match self {
+            HandlerError::Declared(e) => Some(status_of(e)),
+            HandlerError::DeadlineExceeded => None,
+            HandlerError::Internal(_) => Some(ErrorStatus::Internal),
+        }
+    }
+}
+
+impl<E> From<DeadlineExceeded> for HandlerError<E> {
+    fn from(_: DeadlineExceeded) -> Self {
+        HandlerError::DeadlineExceeded
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for HandlerError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandlerError::Declared(e) => e.fmt(f),
+            HandlerError::DeadlineExceeded => DeadlineExceeded.fmt(f),
+            HandlerError::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for HandlerError<E> {}
