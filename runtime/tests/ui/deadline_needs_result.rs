@@ -1,8 +1,11 @@
 #[pactum::deadline("1s")]
 async fn nothing_to_return() {}
 
+#[derive(Debug)]
+struct MyError;
+
 #[pactum::deadline("1s")]
-async fn wrong_error() -> Result<(), String> {
+async fn wrong_error() -> Result<(), MyError> {
     Ok(())
 }
 
