@@ -65,7 +65,10 @@ fn run_all(label: &str, rt: &tokio::runtime::Runtime) {
         ("#[traced] + #[deadline]", measure(rt, with_both)),
     ];
     println!("{label}");
-    println!("  {:<26} {:>9.1} ns/call   (baseline)", "plain async fn", base);
+    println!(
+        "  {:<26} {:>9.1} ns/call   (baseline)",
+        "plain async fn", base
+    );
     for (name, ns) in rows {
         println!(
             "  {name:<26} {ns:>9.1} ns/call   {:>7.1}x baseline, +{:.1} ns",
@@ -88,6 +91,9 @@ fn main() {
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
     tracing::subscriber::with_default(subscriber, || {
-        run_all("tracing-opentelemetry subscriber (SDK tracer, always-on sampler, no exporter)", &rt)
+        run_all(
+            "tracing-opentelemetry subscriber (SDK tracer, always-on sampler, no exporter)",
+            &rt,
+        )
     });
 }
