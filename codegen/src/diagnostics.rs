@@ -110,6 +110,7 @@ codes! {
     InvalidRoute => "E0223",
     DuplicateRoute => "E0224",
     StreamingOverRest => "E0225",
+    ParamNotScalar => "E0226",
     EventKey => "E0230",
     ConsumeMismatch => "E0231",
     WireNumber => "E0240",

@@ -16,6 +16,8 @@ use std::collections::{HashMap, HashSet};
 pub const MAX_DEADLINE_NS: u128 = 3_600 * 1_000_000_000;
 /// Most attempts a retry policy may declare.
 pub const MAX_ATTEMPTS: u64 = 10;
+/// Type names every contract module generates (REST/gRPC service trait, client, router state).
+pub const RESERVED_TYPE_NAMES: &[&str] = &["Service", "Client", "ServerState"];
 /// Field names that say nothing when they carry unstructured data.
 pub const VAGUE_NAMES: &[&str] = &["data", "info", "misc", "payload", "stuff", "value"];
 
@@ -49,6 +51,7 @@ pub fn validate(contracts: &[Contract], diags: &mut Diagnostics) {
             index: i,
             c,
             diags,
+            param_names: HashMap::new(),
         }
         .run();
     }
@@ -59,6 +62,9 @@ struct ContractChecker<'a, 'd> {
     index: usize,
     c: &'a Contract,
     diags: &'d mut Diagnostics,
+    /// Path prefix (params as `{}`) → the parameter name routes use at that position, and
+    /// the operation that first used it: routers need one name per position.
+    param_names: HashMap<String, (String, String)>,
 }
 
 impl ContractChecker<'_, '_> {
@@ -133,6 +139,16 @@ impl ContractChecker<'_, '_> {
         let mut names: HashMap<String, (&Spanned<String>, &str)> = HashMap::new();
         for (name, kind) in &declared {
             if !self.name_ok(name, Case::Pascal, kind) {
+                continue;
+            }
+            let pascal = convert(&name.value, Case::Pascal);
+            if RESERVED_TYPE_NAMES.contains(&pascal.as_str()) {
+                self.diags.emit(
+                    Code::GeneratedNameClash,
+                    name.span,
+                    format!("{kind} `{}` clashes with `{pascal}`, which Pactum generates for every contract", name.value),
+                    format!("rename the {kind}, e.g. `{pascal}Info`"),
+                );
                 continue;
             }
             self.unique(&mut names, name, kind);
@@ -495,11 +511,12 @@ impl ContractChecker<'_, '_> {
         self.check_fields(&e.fields, &[], &e.name.value);
     }
 
-    fn check_payload(&mut self, p: &Payload, what: &str, op: &str) -> Option<Vec<String>> {
+    /// Checks an input/output payload; returns the input's fields (for route checks).
+    fn check_payload(&mut self, p: &Payload, what: &str, op: &str) -> Option<Vec<FieldDecl>> {
         match p {
             Payload::Inline(fields, _) => {
                 self.check_fields(fields, &[], op);
-                Some(fields.iter().map(|f| f.name.value.clone()).collect())
+                Some(fields.clone())
             }
             Payload::Named(ty) => {
                 let TypeExpr::Ref(r) = &ty.value else {
@@ -522,9 +539,7 @@ impl ContractChecker<'_, '_> {
                         None
                     }
                     Ok((_, decl)) => match &decl.body {
-                        TypeBody::Struct { fields, .. } => {
-                            Some(fields.iter().map(|f| f.name.value.clone()).collect())
-                        }
+                        TypeBody::Struct { fields, .. } => Some(fields.clone()),
                         _ if what == "input" => {
                             self.diags.emit(
                                 Code::InvalidValue,
@@ -687,7 +702,7 @@ impl ContractChecker<'_, '_> {
         &mut self,
         op: &OperationDecl,
         rest: &Spanned<String>,
-        input_fields: Option<&[String]>,
+        input_fields: Option<&[FieldDecl]>,
         routes: &mut HashMap<(HttpMethod, String), String>,
     ) -> Option<HttpMethod> {
         let name = &op.name.value;
@@ -761,7 +776,7 @@ impl ContractChecker<'_, '_> {
                     "use each parameter once",
                 );
             }
-            let found = input_fields.is_some_and(|f| f.iter().any(|f| f == p));
+            let found = input_fields.is_some_and(|f| f.iter().any(|f| &f.name.value == p));
             if !found && (input_fields.is_some() || op.input.is_none()) {
                 self.diags.emit(
                     Code::PathParamMissing,
@@ -774,6 +789,30 @@ impl ContractChecker<'_, '_> {
                         }
                     },
                 );
+            }
+        }
+        self.check_param_types(op, method, &params, input_fields.unwrap_or(&[]));
+        let segments: Vec<&str> = path.split('/').collect();
+        for (i, seg) in segments.iter().enumerate() {
+            let Some(p) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) else {
+                continue;
+            };
+            let prefix: String = segments[..i]
+                .iter()
+                .map(|s| if s.starts_with('{') { "{}" } else { s })
+                .collect::<Vec<_>>()
+                .join("/");
+            match self.param_names.get(&prefix) {
+                Some((other, other_op)) if other != p => self.diags.emit(
+                    Code::DuplicateRoute,
+                    rest.span,
+                    format!("`{{{p}}}` sits where `{other_op}` names the parameter `{{{other}}}`"),
+                    format!("use `{{{other}}}` here too: a router matches one parameter name per position"),
+                ),
+                Some(_) => {}
+                None => {
+                    self.param_names.insert(prefix, (p.to_string(), name.clone()));
+                }
             }
         }
         let normalized: String = path
@@ -793,6 +832,76 @@ impl ContractChecker<'_, '_> {
             );
         }
         Some(method)
+    }
+
+    /// Can a value of this type travel as one path or query parameter?
+    fn is_scalar(&self, ty: &TypeExpr) -> bool {
+        let mut current = ty.clone();
+        for _ in 0..32 {
+            match current {
+                TypeExpr::Prim(_) => return true,
+                TypeExpr::Ref(r) => match self.scope.resolve_named(self.index, &r) {
+                    Ok((_, decl)) => match &decl.body {
+                        TypeBody::Newtype { ty, .. } => current = ty.value.clone(),
+                        TypeBody::Enum { .. } => return true,
+                        TypeBody::Struct { .. } => return false,
+                    },
+                    Err(_) => return true, // reported elsewhere
+                },
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    /// Path parameters must be required scalars; on GET, HEAD and DELETE every other input
+    /// field is a query parameter and must be a scalar, an optional scalar or a list of them.
+    fn check_param_types(
+        &mut self,
+        op: &OperationDecl,
+        method: HttpMethod,
+        params: &[String],
+        fields: &[FieldDecl],
+    ) {
+        let query = matches!(
+            method,
+            HttpMethod::Get | HttpMethod::Head | HttpMethod::Delete
+        );
+        for f in fields {
+            let in_path = params.contains(&f.name.value);
+            let ok = if in_path {
+                self.is_scalar(&f.ty.value)
+            } else if query {
+                let (inner, _) = f.ty.value.unwrap_optional();
+                match inner {
+                    TypeExpr::List(item) => self.is_scalar(item),
+                    other => self.is_scalar(other),
+                }
+            } else {
+                true
+            };
+            if !ok {
+                let (place, allowed) = if in_path {
+                    (
+                        "path",
+                        "a required string, number, id, enum or newtype of one",
+                    )
+                } else {
+                    ("query", "a scalar, an optional scalar or a list of scalars")
+                };
+                self.diags.emit(
+                    Code::ParamNotScalar,
+                    f.ty.span,
+                    format!(
+                        "field `{}` of `{}` is a {place} parameter of `{}`, but its type cannot be one",
+                        f.name.value,
+                        op.name.value,
+                        span_route(op)
+                    ),
+                    format!("make it {allowed}, or send it in a body with POST, PUT or PATCH"),
+                );
+            }
+        }
     }
 
     fn check_retry(&mut self, r: &RetryDecl) {
@@ -1051,6 +1160,12 @@ impl ContractChecker<'_, '_> {
             }
         }
     }
+}
+
+fn span_route(op: &OperationDecl) -> String {
+    op.rest
+        .as_ref()
+        .map_or_else(String::new, |r| r.value.clone())
 }
 
 /// Splits `service.EventName@version`.

@@ -15,12 +15,16 @@
 //! Generated code reaches its dependencies only through `::pactum::__private`, so a user's
 //! own imports never clash with it and the generated crate needs no direct serde dependency.
 
+pub mod client;
 mod context;
 mod contract;
 mod deadline;
 mod event;
 mod handler;
+pub mod idempotency;
+mod problem;
 pub mod retry;
+pub mod server;
 mod trace;
 pub mod types;
 mod validate;
@@ -34,6 +38,7 @@ pub use deadline::{run_with_deadline, DeadlineExceeded};
 pub use event::{DeclaredError, Delivery, Event, Webhook};
 pub use handler::HandlerError;
 pub use pactum_macros::*;
+pub use problem::{declared_problem, OperationError, Problem, PROBLEM_JSON};
 pub use trace::ErrorKind;
 pub use validate::{FieldPath, Validate, ValidationError, Violation};
 
@@ -46,6 +51,7 @@ pub mod __private {
     pub use crate::validate::check;
     pub use regex_lite::Regex;
     pub use serde;
+    pub use serde_json;
     pub use std::sync::LazyLock;
     pub use tracing;
     pub use tracing::Instrument;

@@ -6,6 +6,7 @@
 
 mod events;
 mod operations;
+mod rest;
 mod rust_types;
 
 use crate::ir::{Contract, ContractId, Ir, NamedRef, TypeKind, TypeRef};
@@ -132,6 +133,7 @@ pub fn contract_tokens(ir: &Ir, contract: &Contract) -> TokenStream {
     let events = contract.events.iter().map(|e| events::event(&ctx, e));
     let webhooks = contract.webhooks.iter().map(|w| events::webhook(&ctx, w));
     let consumers = events::consumers(&ctx);
+    let rest = rest::rest(&ctx);
     quote! {
         /// Service name.
         pub const SERVICE: &str = #service;
@@ -145,6 +147,7 @@ pub fn contract_tokens(ir: &Ir, contract: &Contract) -> TokenStream {
         #(#events)*
         #(#webhooks)*
         #consumers
+        #rest
     }
 }
 

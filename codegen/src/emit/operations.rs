@@ -37,6 +37,20 @@ fn error_enum(op: &Operation) -> TokenStream {
         TokenStream::new()
     };
     let codes = op.errors.iter();
+    let codes2 = op.errors.iter();
+    let fields_body = if variants.is_empty() {
+        quote!(match *self {})
+    } else {
+        quote! {
+            let value = match *self {
+                #(#name::#variants(ref e) => ::pactum::__private::serde_json::to_value(e),)*
+            };
+            match value {
+                ::core::result::Result::Ok(::pactum::__private::serde_json::Value::Object(m)) => m,
+                _ => ::pactum::__private::serde_json::Map::new(),
+            }
+        }
+    };
     quote! {
         #[doc = #doc]
         #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
@@ -73,6 +87,28 @@ fn error_enum(op: &Operation) -> TokenStream {
         }
 
         impl ::std::error::Error for #name {}
+
+        impl ::pactum::OperationError for #name {
+            fn status(&self) -> ::pactum::ErrorStatus {
+                #name::status(self)
+            }
+
+            fn code(&self) -> &'static str {
+                #name::code(self)
+            }
+
+            fn fields(&self) -> ::pactum::__private::serde_json::Map<::std::string::String, ::pactum::__private::serde_json::Value> {
+                #fields_body
+            }
+
+            fn from_problem(code: &str, fields: ::pactum::__private::serde_json::Value) -> ::core::option::Option<Self> {
+                let _ = &fields;
+                match code {
+                    #(#codes2 => ::pactum::__private::serde_json::from_value(fields).ok().map(#name::#variants),)*
+                    _ => ::core::option::Option::None,
+                }
+            }
+        }
 
         impl ::pactum::ErrorKind for #name {
             fn error_kind(&self) -> &str {

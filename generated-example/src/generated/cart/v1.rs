@@ -380,6 +380,46 @@ impl ::std::fmt::Display for GetCartError {
     }
 }
 impl ::std::error::Error for GetCartError {}
+impl ::pactum::OperationError for GetCartError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        GetCartError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        GetCartError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            GetCartError::CartNotFound(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "CartNotFound" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(GetCartError::CartNotFound)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for GetCartError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -430,6 +470,46 @@ impl ::std::fmt::Display for AddItemError {
     }
 }
 impl ::std::error::Error for AddItemError {}
+impl ::pactum::OperationError for AddItemError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        AddItemError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        AddItemError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            AddItemError::CartNotFound(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "CartNotFound" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(AddItemError::CartNotFound)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for AddItemError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -487,6 +567,54 @@ impl ::std::fmt::Display for CheckoutCartError {
     }
 }
 impl ::std::error::Error for CheckoutCartError {}
+impl ::pactum::OperationError for CheckoutCartError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        CheckoutCartError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        CheckoutCartError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            CheckoutCartError::CartNotFound(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+            CheckoutCartError::CartEmpty(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "CartNotFound" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(CheckoutCartError::CartNotFound)
+            }
+            "CartEmpty" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(CheckoutCartError::CartEmpty)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for CheckoutCartError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -590,4 +718,258 @@ pub mod operations {
         }),
         streaming: ::pactum::Streaming::None,
     };
+}
+/// The operations of `cart` v1: implement this once; the REST router (and the gRPC server) call it.
+pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// `GetCart`.
+    fn get_cart(
+        &self,
+        ctx: ::pactum::Context,
+        input: GetCartRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<Cart, ::pactum::HandlerError<GetCartError>>,
+    > + ::core::marker::Send;
+    /// `AddItem`.
+    fn add_item(
+        &self,
+        ctx: ::pactum::Context,
+        input: AddItemRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<Cart, ::pactum::HandlerError<AddItemError>>,
+    > + ::core::marker::Send;
+    /// Prices the cart, reserves stock and places the order.
+    fn checkout_cart(
+        &self,
+        ctx: ::pactum::Context,
+        input: CheckoutCartRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            CheckoutCartResponse,
+            ::pactum::HandlerError<CheckoutCartError>,
+        >,
+    > + ::core::marker::Send;
+}
+/// An axum router serving every REST operation of `cart` v1 under `/v1`.
+pub fn router<S: Service>(
+    service: ::std::sync::Arc<S>,
+) -> ::pactum::server::axum::Router {
+    router_with(service, ::pactum::server::ServerConfig::default())
+}
+/// [`router`] with explicit settings (body limit, idempotency store, retention).
+pub fn router_with<S: Service>(
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+) -> ::pactum::server::axum::Router {
+    let state = ::std::sync::Arc::new(ServerState { service, config });
+    ::pactum::server::axum::Router::new()
+        .route(
+            "/v1/carts/{cart_id}",
+            ::pactum::server::axum::routing::get(__get_cart::<S>),
+        )
+        .route(
+            "/v1/carts/{cart_id}/checkout",
+            ::pactum::server::axum::routing::post(__checkout_cart::<S>),
+        )
+        .route(
+            "/v1/carts/{cart_id}/items",
+            ::pactum::server::axum::routing::post(__add_item::<S>),
+        )
+        .with_state(state)
+}
+#[doc(hidden)]
+pub struct ServerState<S> {
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+}
+async fn __get_cart<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::server::axum::extract::RawPathParams,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::GET_CART,
+            ::pactum::server::Reply::Json,
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                members.insert("cart_id".into(), incoming.path::<CartId>("cart_id")?);
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: GetCartRequest| async move {
+                service.get_cart(ctx, input).await
+            },
+        )
+        .await
+}
+async fn __add_item<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::server::axum::extract::RawPathParams,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::ADD_ITEM,
+            ::pactum::server::Reply::Json,
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                members.insert("cart_id".into(), incoming.path::<CartId>("cart_id")?);
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: AddItemRequest| async move {
+                service.add_item(ctx, input).await
+            },
+        )
+        .await
+}
+async fn __checkout_cart<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::server::axum::extract::RawPathParams,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::CHECKOUT_CART,
+            ::pactum::server::Reply::Json,
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                members.insert("cart_id".into(), incoming.path::<CartId>("cart_id")?);
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: CheckoutCartRequest| async move {
+                service.checkout_cart(ctx, input).await
+            },
+        )
+        .await
+}
+/// A typed REST client for `cart` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+#[derive(::core::clone::Clone, ::core::fmt::Debug)]
+pub struct Client {
+    http: ::pactum::client::HttpClient,
+}
+impl Client {
+    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::new(base_url),
+        }
+    }
+    /// A client for this service's stable in-cluster name:
+    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+    pub fn for_service(namespace: &str, port: u16) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+        }
+    }
+    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient).
+    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+        Client { http }
+    }
+    /// Calls `GET /v1/carts/{cart_id}`.
+    pub async fn get_cart(
+        &self,
+        input: &GetCartRequest,
+    ) -> ::core::result::Result<Cart, ::pactum::client::ClientError<GetCartError>> {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/carts");
+        path.push('/');
+        path.push_str(
+            &::pactum::client::encode(&::pactum::client::param_text(&input.cart_id)),
+        );
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::core::option::Option::None;
+        self.http
+            .call(&operations::GET_CART, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
+    /// Calls `POST /v1/carts/{cart_id}/items`.
+    pub async fn add_item(
+        &self,
+        input: &AddItemRequest,
+    ) -> ::core::result::Result<Cart, ::pactum::client::ClientError<AddItemError>> {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/carts");
+        path.push('/');
+        path.push_str(
+            &::pactum::client::encode(&::pactum::client::param_text(&input.cart_id)),
+        );
+        path.push_str("/items");
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = match ::pactum::__private::serde_json::to_value(input) {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(mut m),
+            ) => {
+                m.remove("cart_id");
+                ::core::option::Option::Some(
+                    ::pactum::__private::serde_json::Value::Object(m),
+                )
+            }
+            _ => ::core::option::Option::None,
+        };
+        self.http
+            .call(&operations::ADD_ITEM, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
+    /// Prices the cart, reserves stock and places the order.
+    pub async fn checkout_cart(
+        &self,
+        input: &CheckoutCartRequest,
+    ) -> ::core::result::Result<
+        CheckoutCartResponse,
+        ::pactum::client::ClientError<CheckoutCartError>,
+    > {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/carts");
+        path.push('/');
+        path.push_str(
+            &::pactum::client::encode(&::pactum::client::param_text(&input.cart_id)),
+        );
+        path.push_str("/checkout");
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::core::option::Option::None;
+        self.http
+            .call(&operations::CHECKOUT_CART, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
 }

@@ -403,6 +403,31 @@ impl ::std::fmt::Display for CheckStockError {
     }
 }
 impl ::std::error::Error for CheckStockError {}
+impl ::pactum::OperationError for CheckStockError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        CheckStockError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        CheckStockError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        match *self {}
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for CheckStockError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -443,6 +468,46 @@ impl ::std::fmt::Display for ReserveStockError {
     }
 }
 impl ::std::error::Error for ReserveStockError {}
+impl ::pactum::OperationError for ReserveStockError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        ReserveStockError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        ReserveStockError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            ReserveStockError::OutOfStock(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "OutOfStock" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(ReserveStockError::OutOfStock)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for ReserveStockError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -496,6 +561,46 @@ impl ::std::fmt::Display for ReleaseStockError {
     }
 }
 impl ::std::error::Error for ReleaseStockError {}
+impl ::pactum::OperationError for ReleaseStockError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        ReleaseStockError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        ReleaseStockError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            ReleaseStockError::ReservationNotFound(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "ReservationNotFound" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(ReleaseStockError::ReservationNotFound)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for ReleaseStockError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -538,6 +643,31 @@ impl ::std::fmt::Display for WatchStockError {
     }
 }
 impl ::std::error::Error for WatchStockError {}
+impl ::pactum::OperationError for WatchStockError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        WatchStockError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        WatchStockError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        match *self {}
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for WatchStockError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -692,4 +822,143 @@ pub mod consumers {
         }),
         dead_letter: true,
     };
+}
+/// The operations of `inventory` v1: implement this once; the REST router (and the gRPC server) call it.
+pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// `CheckStock`.
+    fn check_stock(
+        &self,
+        ctx: ::pactum::Context,
+        input: CheckStockRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            StockLevel,
+            ::pactum::HandlerError<CheckStockError>,
+        >,
+    > + ::core::marker::Send;
+    /// Holds stock for an order until it is paid or released.
+    fn reserve_stock(
+        &self,
+        ctx: ::pactum::Context,
+        input: ReserveStockRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ReserveStockResponse,
+            ::pactum::HandlerError<ReserveStockError>,
+        >,
+    > + ::core::marker::Send;
+    /// `ReleaseStock`.
+    fn release_stock(
+        &self,
+        ctx: ::pactum::Context,
+        input: ReleaseStockRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<(), ::pactum::HandlerError<ReleaseStockError>>,
+    > + ::core::marker::Send;
+}
+/// An axum router serving every REST operation of `inventory` v1 under `/v1`.
+pub fn router<S: Service>(
+    service: ::std::sync::Arc<S>,
+) -> ::pactum::server::axum::Router {
+    router_with(service, ::pactum::server::ServerConfig::default())
+}
+/// [`router`] with explicit settings (body limit, idempotency store, retention).
+pub fn router_with<S: Service>(
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+) -> ::pactum::server::axum::Router {
+    let state = ::std::sync::Arc::new(ServerState { service, config });
+    ::pactum::server::axum::Router::new()
+        .route(
+            "/v1/stock/{sku}",
+            ::pactum::server::axum::routing::get(__check_stock::<S>),
+        )
+        .with_state(state)
+}
+#[doc(hidden)]
+pub struct ServerState<S> {
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+}
+async fn __check_stock<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::server::axum::extract::RawPathParams,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::CHECK_STOCK,
+            ::pactum::server::Reply::Json,
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                members
+                    .insert(
+                        "sku".into(),
+                        incoming.path::<super::super::pricing::v1::Sku>("sku")?,
+                    );
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: CheckStockRequest| async move {
+                service.check_stock(ctx, input).await
+            },
+        )
+        .await
+}
+/// A typed REST client for `inventory` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+#[derive(::core::clone::Clone, ::core::fmt::Debug)]
+pub struct Client {
+    http: ::pactum::client::HttpClient,
+}
+impl Client {
+    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::new(base_url),
+        }
+    }
+    /// A client for this service's stable in-cluster name:
+    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+    pub fn for_service(namespace: &str, port: u16) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+        }
+    }
+    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient).
+    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+        Client { http }
+    }
+    /// Calls `GET /v1/stock/{sku}`.
+    pub async fn check_stock(
+        &self,
+        input: &CheckStockRequest,
+    ) -> ::core::result::Result<
+        StockLevel,
+        ::pactum::client::ClientError<CheckStockError>,
+    > {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/stock");
+        path.push('/');
+        path.push_str(
+            &::pactum::client::encode(&::pactum::client::param_text(&input.sku)),
+        );
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::core::option::Option::None;
+        self.http
+            .call(&operations::CHECK_STOCK, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
 }

@@ -495,6 +495,46 @@ impl ::std::fmt::Display for GetOrderError {
     }
 }
 impl ::std::error::Error for GetOrderError {}
+impl ::pactum::OperationError for GetOrderError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        GetOrderError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        GetOrderError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            GetOrderError::OrderNotFound(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "OrderNotFound" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(GetOrderError::OrderNotFound)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for GetOrderError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -535,6 +575,31 @@ impl ::std::fmt::Display for PlaceOrderError {
     }
 }
 impl ::std::error::Error for PlaceOrderError {}
+impl ::pactum::OperationError for PlaceOrderError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        PlaceOrderError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        PlaceOrderError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        match *self {}
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for PlaceOrderError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -584,6 +649,54 @@ impl ::std::fmt::Display for CancelOrderError {
     }
 }
 impl ::std::error::Error for CancelOrderError {}
+impl ::pactum::OperationError for CancelOrderError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        CancelOrderError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        CancelOrderError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            CancelOrderError::OrderNotFound(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+            CancelOrderError::OrderNotCancellable(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "OrderNotFound" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(CancelOrderError::OrderNotFound)
+            }
+            "OrderNotCancellable" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(CancelOrderError::OrderNotCancellable)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for CancelOrderError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -814,4 +927,239 @@ pub mod consumers {
         }),
         dead_letter: true,
     };
+}
+/// The operations of `orders` v1: implement this once; the REST router (and the gRPC server) call it.
+pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// `GetOrder`.
+    fn get_order(
+        &self,
+        ctx: ::pactum::Context,
+        input: GetOrderRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<Order, ::pactum::HandlerError<GetOrderError>>,
+    > + ::core::marker::Send;
+    /// `PlaceOrder`.
+    fn place_order(
+        &self,
+        ctx: ::pactum::Context,
+        input: PlaceOrderRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<Order, ::pactum::HandlerError<PlaceOrderError>>,
+    > + ::core::marker::Send;
+    /// `CancelOrder`.
+    fn cancel_order(
+        &self,
+        ctx: ::pactum::Context,
+        input: CancelOrderRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<Order, ::pactum::HandlerError<CancelOrderError>>,
+    > + ::core::marker::Send;
+}
+/// An axum router serving every REST operation of `orders` v1 under `/v1`.
+pub fn router<S: Service>(
+    service: ::std::sync::Arc<S>,
+) -> ::pactum::server::axum::Router {
+    router_with(service, ::pactum::server::ServerConfig::default())
+}
+/// [`router`] with explicit settings (body limit, idempotency store, retention).
+pub fn router_with<S: Service>(
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+) -> ::pactum::server::axum::Router {
+    let state = ::std::sync::Arc::new(ServerState { service, config });
+    ::pactum::server::axum::Router::new()
+        .route("/v1/orders", ::pactum::server::axum::routing::post(__place_order::<S>))
+        .route("/v1/orders/{id}", ::pactum::server::axum::routing::get(__get_order::<S>))
+        .route(
+            "/v1/orders/{id}/cancel",
+            ::pactum::server::axum::routing::post(__cancel_order::<S>),
+        )
+        .with_state(state)
+}
+#[doc(hidden)]
+pub struct ServerState<S> {
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+}
+async fn __get_order<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::server::axum::extract::RawPathParams,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::GET_ORDER,
+            ::pactum::server::Reply::Json,
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                members.insert("id".into(), incoming.path::<OrderId>("id")?);
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: GetOrderRequest| async move {
+                service.get_order(ctx, input).await
+            },
+        )
+        .await
+}
+async fn __place_order<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::PLACE_ORDER,
+            ::pactum::server::Reply::Json,
+            ::std::vec::Vec::new(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: PlaceOrderRequest| async move {
+                service.place_order(ctx, input).await
+            },
+        )
+        .await
+}
+async fn __cancel_order<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::server::axum::extract::RawPathParams,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::CANCEL_ORDER,
+            ::pactum::server::Reply::Json,
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                members.insert("id".into(), incoming.path::<OrderId>("id")?);
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: CancelOrderRequest| async move {
+                service.cancel_order(ctx, input).await
+            },
+        )
+        .await
+}
+/// A typed REST client for `orders` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+#[derive(::core::clone::Clone, ::core::fmt::Debug)]
+pub struct Client {
+    http: ::pactum::client::HttpClient,
+}
+impl Client {
+    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::new(base_url),
+        }
+    }
+    /// A client for this service's stable in-cluster name:
+    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+    pub fn for_service(namespace: &str, port: u16) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+        }
+    }
+    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient).
+    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+        Client { http }
+    }
+    /// Calls `GET /v1/orders/{id}`.
+    pub async fn get_order(
+        &self,
+        input: &GetOrderRequest,
+    ) -> ::core::result::Result<Order, ::pactum::client::ClientError<GetOrderError>> {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/orders");
+        path.push('/');
+        path.push_str(
+            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+        );
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::core::option::Option::None;
+        self.http
+            .call(&operations::GET_ORDER, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
+    /// Calls `POST /v1/orders`.
+    pub async fn place_order(
+        &self,
+        input: &PlaceOrderRequest,
+    ) -> ::core::result::Result<Order, ::pactum::client::ClientError<PlaceOrderError>> {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/orders");
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::pactum::__private::serde_json::to_value(input).ok();
+        self.http
+            .call(&operations::PLACE_ORDER, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
+    /// Calls `POST /v1/orders/{id}/cancel`.
+    pub async fn cancel_order(
+        &self,
+        input: &CancelOrderRequest,
+    ) -> ::core::result::Result<Order, ::pactum::client::ClientError<CancelOrderError>> {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/orders");
+        path.push('/');
+        path.push_str(
+            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+        );
+        path.push_str("/cancel");
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = match ::pactum::__private::serde_json::to_value(input) {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(mut m),
+            ) => {
+                m.remove("id");
+                ::core::option::Option::Some(
+                    ::pactum::__private::serde_json::Value::Object(m),
+                )
+            }
+            _ => ::core::option::Option::None,
+        };
+        self.http
+            .call(&operations::CANCEL_ORDER, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
 }

@@ -476,6 +476,46 @@ impl ::std::fmt::Display for GetOrderError {
     }
 }
 impl ::std::error::Error for GetOrderError {}
+impl ::pactum::OperationError for GetOrderError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        GetOrderError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        GetOrderError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            GetOrderError::OrderNotFound(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "OrderNotFound" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(GetOrderError::OrderNotFound)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for GetOrderError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -516,6 +556,31 @@ impl ::std::fmt::Display for PlaceOrderError {
     }
 }
 impl ::std::error::Error for PlaceOrderError {}
+impl ::pactum::OperationError for PlaceOrderError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        PlaceOrderError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        PlaceOrderError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        match *self {}
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for PlaceOrderError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -546,6 +611,31 @@ impl ::std::fmt::Display for ListOrdersError {
     }
 }
 impl ::std::error::Error for ListOrdersError {}
+impl ::pactum::OperationError for ListOrdersError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        ListOrdersError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        ListOrdersError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        match *self {}
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for ListOrdersError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -682,5 +772,245 @@ impl ::pactum::Event for OrderPlaced {
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Stream;
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
+    }
+}
+/// The operations of `orders` v2: implement this once; the REST router (and the gRPC server) call it.
+pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// `GetOrder`.
+    fn get_order(
+        &self,
+        ctx: ::pactum::Context,
+        input: GetOrderRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<Order, ::pactum::HandlerError<GetOrderError>>,
+    > + ::core::marker::Send;
+    /// `PlaceOrder`.
+    fn place_order(
+        &self,
+        ctx: ::pactum::Context,
+        input: PlaceOrderRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<Order, ::pactum::HandlerError<PlaceOrderError>>,
+    > + ::core::marker::Send;
+    /// `ListOrders`.
+    fn list_orders(
+        &self,
+        ctx: ::pactum::Context,
+        input: ListOrdersRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ListOrdersResponse,
+            ::pactum::HandlerError<ListOrdersError>,
+        >,
+    > + ::core::marker::Send;
+}
+/// An axum router serving every REST operation of `orders` v2 under `/v2`.
+pub fn router<S: Service>(
+    service: ::std::sync::Arc<S>,
+) -> ::pactum::server::axum::Router {
+    router_with(service, ::pactum::server::ServerConfig::default())
+}
+/// [`router`] with explicit settings (body limit, idempotency store, retention).
+pub fn router_with<S: Service>(
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+) -> ::pactum::server::axum::Router {
+    let state = ::std::sync::Arc::new(ServerState { service, config });
+    ::pactum::server::axum::Router::new()
+        .route(
+            "/v2/customers/{customer_id}/orders",
+            ::pactum::server::axum::routing::get(__list_orders::<S>),
+        )
+        .route("/v2/orders", ::pactum::server::axum::routing::post(__place_order::<S>))
+        .route("/v2/orders/{id}", ::pactum::server::axum::routing::get(__get_order::<S>))
+        .with_state(state)
+}
+#[doc(hidden)]
+pub struct ServerState<S> {
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+}
+async fn __get_order<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::server::axum::extract::RawPathParams,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::GET_ORDER,
+            ::pactum::server::Reply::Json,
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                members.insert("id".into(), incoming.path::<OrderId>("id")?);
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: GetOrderRequest| async move {
+                service.get_order(ctx, input).await
+            },
+        )
+        .await
+}
+async fn __place_order<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::PLACE_ORDER,
+            ::pactum::server::Reply::Json,
+            ::std::vec::Vec::new(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: PlaceOrderRequest| async move {
+                service.place_order(ctx, input).await
+            },
+        )
+        .await
+}
+async fn __list_orders<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::server::axum::extract::RawPathParams,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::LIST_ORDERS,
+            ::pactum::server::Reply::Json,
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                members
+                    .insert(
+                        "customer_id".into(),
+                        incoming.path::<CustomerId>("customer_id")?,
+                    );
+                if let ::core::option::Option::Some(v) = incoming.query::<u32>("limit")?
+                {
+                    members.insert("limit".into(), v);
+                }
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: ListOrdersRequest| async move {
+                service.list_orders(ctx, input).await
+            },
+        )
+        .await
+}
+/// A typed REST client for `orders` v2: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+#[derive(::core::clone::Clone, ::core::fmt::Debug)]
+pub struct Client {
+    http: ::pactum::client::HttpClient,
+}
+impl Client {
+    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::new(base_url),
+        }
+    }
+    /// A client for this service's stable in-cluster name:
+    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+    pub fn for_service(namespace: &str, port: u16) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+        }
+    }
+    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient).
+    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+        Client { http }
+    }
+    /// Calls `GET /v2/orders/{id}`.
+    pub async fn get_order(
+        &self,
+        input: &GetOrderRequest,
+    ) -> ::core::result::Result<Order, ::pactum::client::ClientError<GetOrderError>> {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v2");
+        path.push_str("/orders");
+        path.push('/');
+        path.push_str(
+            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+        );
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::core::option::Option::None;
+        self.http
+            .call(&operations::GET_ORDER, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
+    /// Calls `POST /v2/orders`.
+    pub async fn place_order(
+        &self,
+        input: &PlaceOrderRequest,
+    ) -> ::core::result::Result<Order, ::pactum::client::ClientError<PlaceOrderError>> {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v2");
+        path.push_str("/orders");
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::pactum::__private::serde_json::to_value(input).ok();
+        self.http
+            .call(&operations::PLACE_ORDER, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
+    /// Calls `GET /v2/customers/{customer_id}/orders`.
+    pub async fn list_orders(
+        &self,
+        input: &ListOrdersRequest,
+    ) -> ::core::result::Result<
+        ListOrdersResponse,
+        ::pactum::client::ClientError<ListOrdersError>,
+    > {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v2");
+        path.push_str("/customers");
+        path.push('/');
+        path.push_str(
+            &::pactum::client::encode(&::pactum::client::param_text(&input.customer_id)),
+        );
+        path.push_str("/orders");
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        ::pactum::client::push_query(&mut query, "limit", &input.limit);
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::core::option::Option::None;
+        self.http
+            .call(&operations::LIST_ORDERS, ::pactum::client::Reply::Json, path, body)
+            .await
     }
 }

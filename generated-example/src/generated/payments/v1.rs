@@ -335,6 +335,46 @@ impl ::std::fmt::Display for GetPaymentError {
     }
 }
 impl ::std::error::Error for GetPaymentError {}
+impl ::pactum::OperationError for GetPaymentError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        GetPaymentError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        GetPaymentError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            GetPaymentError::PaymentNotFound(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "PaymentNotFound" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(GetPaymentError::PaymentNotFound)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for GetPaymentError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -392,6 +432,54 @@ impl ::std::fmt::Display for RefundPaymentError {
     }
 }
 impl ::std::error::Error for RefundPaymentError {}
+impl ::pactum::OperationError for RefundPaymentError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        RefundPaymentError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        RefundPaymentError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            RefundPaymentError::PaymentNotFound(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+            RefundPaymentError::PaymentDeclined(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "PaymentNotFound" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(RefundPaymentError::PaymentNotFound)
+            }
+            "PaymentDeclined" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(RefundPaymentError::PaymentDeclined)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for RefundPaymentError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -593,4 +681,197 @@ pub mod consumers {
         }),
         dead_letter: true,
     };
+}
+/// The operations of `payments` v1: implement this once; the REST router (and the gRPC server) call it.
+pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// `GetPayment`.
+    fn get_payment(
+        &self,
+        ctx: ::pactum::Context,
+        input: GetPaymentRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<Payment, ::pactum::HandlerError<GetPaymentError>>,
+    > + ::core::marker::Send;
+    /// `RefundPayment`.
+    fn refund_payment(
+        &self,
+        ctx: ::pactum::Context,
+        input: RefundPaymentRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            Payment,
+            ::pactum::HandlerError<RefundPaymentError>,
+        >,
+    > + ::core::marker::Send;
+}
+/// An axum router serving every REST operation of `payments` v1 under `/v1`.
+pub fn router<S: Service>(
+    service: ::std::sync::Arc<S>,
+) -> ::pactum::server::axum::Router {
+    router_with(service, ::pactum::server::ServerConfig::default())
+}
+/// [`router`] with explicit settings (body limit, idempotency store, retention).
+pub fn router_with<S: Service>(
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+) -> ::pactum::server::axum::Router {
+    let state = ::std::sync::Arc::new(ServerState { service, config });
+    ::pactum::server::axum::Router::new()
+        .route(
+            "/v1/payments/{id}",
+            ::pactum::server::axum::routing::get(__get_payment::<S>),
+        )
+        .route(
+            "/v1/payments/{id}/refunds",
+            ::pactum::server::axum::routing::post(__refund_payment::<S>),
+        )
+        .with_state(state)
+}
+#[doc(hidden)]
+pub struct ServerState<S> {
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+}
+async fn __get_payment<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::server::axum::extract::RawPathParams,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::GET_PAYMENT,
+            ::pactum::server::Reply::Json,
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                members.insert("id".into(), incoming.path::<PaymentId>("id")?);
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: GetPaymentRequest| async move {
+                service.get_payment(ctx, input).await
+            },
+        )
+        .await
+}
+async fn __refund_payment<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::server::axum::extract::RawPathParams,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::REFUND_PAYMENT,
+            ::pactum::server::Reply::Json,
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                members.insert("id".into(), incoming.path::<PaymentId>("id")?);
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: RefundPaymentRequest| async move {
+                service.refund_payment(ctx, input).await
+            },
+        )
+        .await
+}
+/// A typed REST client for `payments` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+#[derive(::core::clone::Clone, ::core::fmt::Debug)]
+pub struct Client {
+    http: ::pactum::client::HttpClient,
+}
+impl Client {
+    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::new(base_url),
+        }
+    }
+    /// A client for this service's stable in-cluster name:
+    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+    pub fn for_service(namespace: &str, port: u16) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+        }
+    }
+    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient).
+    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+        Client { http }
+    }
+    /// Calls `GET /v1/payments/{id}`.
+    pub async fn get_payment(
+        &self,
+        input: &GetPaymentRequest,
+    ) -> ::core::result::Result<
+        Payment,
+        ::pactum::client::ClientError<GetPaymentError>,
+    > {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/payments");
+        path.push('/');
+        path.push_str(
+            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+        );
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::core::option::Option::None;
+        self.http
+            .call(&operations::GET_PAYMENT, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
+    /// Calls `POST /v1/payments/{id}/refunds`.
+    pub async fn refund_payment(
+        &self,
+        input: &RefundPaymentRequest,
+    ) -> ::core::result::Result<
+        Payment,
+        ::pactum::client::ClientError<RefundPaymentError>,
+    > {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/payments");
+        path.push('/');
+        path.push_str(
+            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+        );
+        path.push_str("/refunds");
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = match ::pactum::__private::serde_json::to_value(input) {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(mut m),
+            ) => {
+                m.remove("id");
+                ::core::option::Option::Some(
+                    ::pactum::__private::serde_json::Value::Object(m),
+                )
+            }
+            _ => ::core::option::Option::None,
+        };
+        self.http
+            .call(&operations::REFUND_PAYMENT, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
 }

@@ -468,6 +468,54 @@ impl ::std::fmt::Display for QuoteCartError {
     }
 }
 impl ::std::error::Error for QuoteCartError {}
+impl ::pactum::OperationError for QuoteCartError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        QuoteCartError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        QuoteCartError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            QuoteCartError::UnknownSku(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+            QuoteCartError::CurrencyMismatch(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "UnknownSku" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(QuoteCartError::UnknownSku)
+            }
+            "CurrencyMismatch" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(QuoteCartError::CurrencyMismatch)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for QuoteCartError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -528,6 +576,46 @@ impl ::std::fmt::Display for GetPriceError {
     }
 }
 impl ::std::error::Error for GetPriceError {}
+impl ::pactum::OperationError for GetPriceError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        GetPriceError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        GetPriceError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            GetPriceError::UnknownSku(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "UnknownSku" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(GetPriceError::UnknownSku)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for GetPriceError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -597,4 +685,180 @@ pub mod operations {
         }),
         streaming: ::pactum::Streaming::None,
     };
+}
+/// The operations of `pricing` v1: implement this once; the REST router (and the gRPC server) call it.
+pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// Prices a list of lines. Read-only, so clients may retry it.
+    fn quote_cart(
+        &self,
+        ctx: ::pactum::Context,
+        input: QuoteCartRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            QuoteCartResponse,
+            ::pactum::HandlerError<QuoteCartError>,
+        >,
+    > + ::core::marker::Send;
+    /// `GetPrice`.
+    fn get_price(
+        &self,
+        ctx: ::pactum::Context,
+        input: GetPriceRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<Money, ::pactum::HandlerError<GetPriceError>>,
+    > + ::core::marker::Send;
+}
+/// An axum router serving every REST operation of `pricing` v1 under `/v1`.
+pub fn router<S: Service>(
+    service: ::std::sync::Arc<S>,
+) -> ::pactum::server::axum::Router {
+    router_with(service, ::pactum::server::ServerConfig::default())
+}
+/// [`router`] with explicit settings (body limit, idempotency store, retention).
+pub fn router_with<S: Service>(
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+) -> ::pactum::server::axum::Router {
+    let state = ::std::sync::Arc::new(ServerState { service, config });
+    ::pactum::server::axum::Router::new()
+        .route(
+            "/v1/prices/{sku}",
+            ::pactum::server::axum::routing::get(__get_price::<S>),
+        )
+        .route("/v1/quotes", ::pactum::server::axum::routing::post(__quote_cart::<S>))
+        .with_state(state)
+}
+#[doc(hidden)]
+pub struct ServerState<S> {
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+}
+async fn __quote_cart<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::QUOTE_CART,
+            ::pactum::server::Reply::Json,
+            ::std::vec::Vec::new(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: QuoteCartRequest| async move {
+                service.quote_cart(ctx, input).await
+            },
+        )
+        .await
+}
+async fn __get_price<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::server::axum::extract::RawPathParams,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::GET_PRICE,
+            ::pactum::server::Reply::Json,
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                members.insert("sku".into(), incoming.path::<Sku>("sku")?);
+                if let ::core::option::Option::Some(v) = incoming
+                    .query::<Currency>("currency")?
+                {
+                    members.insert("currency".into(), v);
+                }
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: GetPriceRequest| async move {
+                service.get_price(ctx, input).await
+            },
+        )
+        .await
+}
+/// A typed REST client for `pricing` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+#[derive(::core::clone::Clone, ::core::fmt::Debug)]
+pub struct Client {
+    http: ::pactum::client::HttpClient,
+}
+impl Client {
+    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::new(base_url),
+        }
+    }
+    /// A client for this service's stable in-cluster name:
+    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+    pub fn for_service(namespace: &str, port: u16) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+        }
+    }
+    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient).
+    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+        Client { http }
+    }
+    /// Prices a list of lines. Read-only, so clients may retry it.
+    pub async fn quote_cart(
+        &self,
+        input: &QuoteCartRequest,
+    ) -> ::core::result::Result<
+        QuoteCartResponse,
+        ::pactum::client::ClientError<QuoteCartError>,
+    > {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/quotes");
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::pactum::__private::serde_json::to_value(input).ok();
+        self.http
+            .call(&operations::QUOTE_CART, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
+    /// Calls `GET /v1/prices/{sku}`.
+    pub async fn get_price(
+        &self,
+        input: &GetPriceRequest,
+    ) -> ::core::result::Result<Money, ::pactum::client::ClientError<GetPriceError>> {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/prices");
+        path.push('/');
+        path.push_str(
+            &::pactum::client::encode(&::pactum::client::param_text(&input.sku)),
+        );
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        ::pactum::client::push_query(&mut query, "currency", &input.currency);
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::core::option::Option::None;
+        self.http
+            .call(&operations::GET_PRICE, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
 }

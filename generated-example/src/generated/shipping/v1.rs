@@ -309,6 +309,46 @@ impl ::std::fmt::Display for TrackShipmentError {
     }
 }
 impl ::std::error::Error for TrackShipmentError {}
+impl ::pactum::OperationError for TrackShipmentError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        TrackShipmentError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        TrackShipmentError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            TrackShipmentError::ShipmentNotFound(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "ShipmentNotFound" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(TrackShipmentError::ShipmentNotFound)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for TrackShipmentError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -503,4 +543,120 @@ pub mod consumers {
         }),
         dead_letter: true,
     };
+}
+/// The operations of `shipping` v1: implement this once; the REST router (and the gRPC server) call it.
+pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// `TrackShipment`.
+    fn track_shipment(
+        &self,
+        ctx: ::pactum::Context,
+        input: TrackShipmentRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            TrackShipmentResponse,
+            ::pactum::HandlerError<TrackShipmentError>,
+        >,
+    > + ::core::marker::Send;
+}
+/// An axum router serving every REST operation of `shipping` v1 under `/v1`.
+pub fn router<S: Service>(
+    service: ::std::sync::Arc<S>,
+) -> ::pactum::server::axum::Router {
+    router_with(service, ::pactum::server::ServerConfig::default())
+}
+/// [`router`] with explicit settings (body limit, idempotency store, retention).
+pub fn router_with<S: Service>(
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+) -> ::pactum::server::axum::Router {
+    let state = ::std::sync::Arc::new(ServerState { service, config });
+    ::pactum::server::axum::Router::new()
+        .route(
+            "/v1/shipments/{id}",
+            ::pactum::server::axum::routing::get(__track_shipment::<S>),
+        )
+        .with_state(state)
+}
+#[doc(hidden)]
+pub struct ServerState<S> {
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+}
+async fn __track_shipment<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::server::axum::extract::RawPathParams,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::TRACK_SHIPMENT,
+            ::pactum::server::Reply::Json,
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                members.insert("id".into(), incoming.path::<ShipmentId>("id")?);
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: TrackShipmentRequest| async move {
+                service.track_shipment(ctx, input).await
+            },
+        )
+        .await
+}
+/// A typed REST client for `shipping` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+#[derive(::core::clone::Clone, ::core::fmt::Debug)]
+pub struct Client {
+    http: ::pactum::client::HttpClient,
+}
+impl Client {
+    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::new(base_url),
+        }
+    }
+    /// A client for this service's stable in-cluster name:
+    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+    pub fn for_service(namespace: &str, port: u16) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+        }
+    }
+    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient).
+    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+        Client { http }
+    }
+    /// Calls `GET /v1/shipments/{id}`.
+    pub async fn track_shipment(
+        &self,
+        input: &TrackShipmentRequest,
+    ) -> ::core::result::Result<
+        TrackShipmentResponse,
+        ::pactum::client::ClientError<TrackShipmentError>,
+    > {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/shipments");
+        path.push('/');
+        path.push_str(
+            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+        );
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::core::option::Option::None;
+        self.http
+            .call(&operations::TRACK_SHIPMENT, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
 }

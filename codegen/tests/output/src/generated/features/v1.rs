@@ -1158,6 +1158,50 @@ impl ::std::fmt::Display for FetchError {
     }
 }
 impl ::std::error::Error for FetchError {}
+impl ::pactum::OperationError for FetchError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        FetchError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        FetchError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            FetchError::NotThere(ref e) => ::pactum::__private::serde_json::to_value(e),
+            FetchError::Busy(ref e) => ::pactum::__private::serde_json::to_value(e),
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "NotThere" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(FetchError::NotThere)
+            }
+            "Busy" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(FetchError::Busy)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for FetchError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -1218,6 +1262,46 @@ impl ::std::fmt::Display for StoreError {
     }
 }
 impl ::std::error::Error for StoreError {}
+impl ::pactum::OperationError for StoreError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        StoreError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        StoreError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        let value = match *self {
+            StoreError::Conflicting(ref e) => {
+                ::pactum::__private::serde_json::to_value(e)
+            }
+        };
+        match value {
+            ::core::result::Result::Ok(
+                ::pactum::__private::serde_json::Value::Object(m),
+            ) => m,
+            _ => ::pactum::__private::serde_json::Map::new(),
+        }
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            "Conflicting" => {
+                ::pactum::__private::serde_json::from_value(fields)
+                    .ok()
+                    .map(StoreError::Conflicting)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for StoreError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -1258,6 +1342,31 @@ impl ::std::fmt::Display for PingError {
     }
 }
 impl ::std::error::Error for PingError {}
+impl ::pactum::OperationError for PingError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        PingError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        PingError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        match *self {}
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for PingError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -1288,6 +1397,31 @@ impl ::std::fmt::Display for WatchError {
     }
 }
 impl ::std::error::Error for WatchError {}
+impl ::pactum::OperationError for WatchError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        WatchError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        WatchError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        match *self {}
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for WatchError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -1318,6 +1452,31 @@ impl ::std::fmt::Display for UploadError {
     }
 }
 impl ::std::error::Error for UploadError {}
+impl ::pactum::OperationError for UploadError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        UploadError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        UploadError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        match *self {}
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for UploadError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -1348,6 +1507,31 @@ impl ::std::fmt::Display for OldWayError {
     }
 }
 impl ::std::error::Error for OldWayError {}
+impl ::pactum::OperationError for OldWayError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        OldWayError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        OldWayError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        match *self {}
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = &fields;
+        match code {
+            _ => ::core::option::Option::None,
+        }
+    }
+}
 impl ::pactum::ErrorKind for OldWayError {
     fn error_kind(&self) -> &str {
         self.code()
@@ -1670,4 +1854,288 @@ pub mod consumers {
         }),
         dead_letter: false,
     };
+}
+/// The operations of `features` v1: implement this once; the REST router (and the gRPC server) call it.
+pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// Reads one thing.
+    fn fetch(
+        &self,
+        ctx: ::pactum::Context,
+        input: FetchRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<Primitives, ::pactum::HandlerError<FetchError>>,
+    > + ::core::marker::Send;
+    /// `Store`.
+    fn store(
+        &self,
+        ctx: ::pactum::Context,
+        input: StoreRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            StoreResponse,
+            ::pactum::HandlerError<StoreError>,
+        >,
+    > + ::core::marker::Send;
+    /// No input, no output, no errors.
+    fn ping(
+        &self,
+        ctx: ::pactum::Context,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<(), ::pactum::HandlerError<PingError>>,
+    > + ::core::marker::Send;
+    /// `OldWay`.
+    fn old_way(
+        &self,
+        ctx: ::pactum::Context,
+        input: OldWayRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<(), ::pactum::HandlerError<OldWayError>>,
+    > + ::core::marker::Send;
+}
+/// An axum router serving every REST operation of `features` v1 under `/v1`.
+pub fn router<S: Service>(
+    service: ::std::sync::Arc<S>,
+) -> ::pactum::server::axum::Router {
+    router_with(service, ::pactum::server::ServerConfig::default())
+}
+/// [`router`] with explicit settings (body limit, idempotency store, retention).
+pub fn router_with<S: Service>(
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+) -> ::pactum::server::axum::Router {
+    let state = ::std::sync::Arc::new(ServerState { service, config });
+    ::pactum::server::axum::Router::new()
+        .route("/v1/old/{id}", ::pactum::server::axum::routing::get(__old_way::<S>))
+        .route("/v1/ping", ::pactum::server::axum::routing::head(__ping::<S>))
+        .route("/v1/things", ::pactum::server::axum::routing::put(__store::<S>))
+        .route("/v1/things/{id}", ::pactum::server::axum::routing::get(__fetch::<S>))
+        .with_state(state)
+}
+#[doc(hidden)]
+pub struct ServerState<S> {
+    service: ::std::sync::Arc<S>,
+    config: ::pactum::server::ServerConfig,
+}
+async fn __fetch<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::server::axum::extract::RawPathParams,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::FETCH,
+            ::pactum::server::Reply::Json,
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                members
+                    .insert("id".into(), incoming.path::<::pactum::types::Uuid>("id")?);
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: FetchRequest| async move {
+                service.fetch(ctx, input).await
+            },
+        )
+        .await
+}
+async fn __store<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::STORE,
+            ::pactum::server::Reply::Json,
+            ::std::vec::Vec::new(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: StoreRequest| async move {
+                service.store(ctx, input).await
+            },
+        )
+        .await
+}
+async fn __ping<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::PING,
+            ::pactum::server::Reply::Empty,
+            ::std::vec::Vec::new(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: ::pactum::server::NoInput| async move {
+                {
+                    let _ = input;
+                    service.ping(ctx).await
+                }
+            },
+        )
+        .await
+}
+async fn __old_way<S: Service>(
+    ::pactum::server::axum::extract::State(
+        state,
+    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::server::axum::extract::RawPathParams,
+    request: ::pactum::server::axum::extract::Request,
+) -> ::pactum::server::axum::response::Response {
+    let service = ::std::sync::Arc::clone(&state.service);
+    ::pactum::server::handle(
+            &state.config,
+            &operations::OLD_WAY,
+            ::pactum::server::Reply::Empty,
+            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request,
+            |incoming: &::pactum::server::Incoming| {
+                let _ = incoming;
+                #[allow(unused_mut)]
+                let mut members = ::pactum::__private::serde_json::Map::new();
+                members
+                    .insert("id".into(), incoming.path::<::pactum::types::Uuid>("id")?);
+                ::core::result::Result::Ok(members)
+            },
+            move |ctx, input: OldWayRequest| async move {
+                service.old_way(ctx, input).await
+            },
+        )
+        .await
+}
+/// A typed REST client for `features` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+#[derive(::core::clone::Clone, ::core::fmt::Debug)]
+pub struct Client {
+    http: ::pactum::client::HttpClient,
+}
+impl Client {
+    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::new(base_url),
+        }
+    }
+    /// A client for this service's stable in-cluster name:
+    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+    pub fn for_service(namespace: &str, port: u16) -> Self {
+        Client {
+            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+        }
+    }
+    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient).
+    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+        Client { http }
+    }
+    /// Reads one thing.
+    pub async fn fetch(
+        &self,
+        input: &FetchRequest,
+    ) -> ::core::result::Result<Primitives, ::pactum::client::ClientError<FetchError>> {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/things");
+        path.push('/');
+        path.push_str(
+            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+        );
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::core::option::Option::None;
+        self.http
+            .call(&operations::FETCH, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
+    /// Calls `PUT /v1/things`.
+    pub async fn store(
+        &self,
+        input: &StoreRequest,
+    ) -> ::core::result::Result<
+        StoreResponse,
+        ::pactum::client::ClientError<StoreError>,
+    > {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/things");
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::pactum::__private::serde_json::to_value(input).ok();
+        self.http
+            .call(&operations::STORE, ::pactum::client::Reply::Json, path, body)
+            .await
+    }
+    /// No input, no output, no errors.
+    pub async fn ping(
+        &self,
+    ) -> ::core::result::Result<(), ::pactum::client::ClientError<PingError>> {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/ping");
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::core::option::Option::None;
+        self.http
+            .call(&operations::PING, ::pactum::client::Reply::Empty, path, body)
+            .await
+    }
+    /// Calls `GET /v1/old/{id}`.
+    pub async fn old_way(
+        &self,
+        input: &OldWayRequest,
+    ) -> ::core::result::Result<(), ::pactum::client::ClientError<OldWayError>> {
+        #[allow(unused_mut)]
+        let mut path = ::std::string::String::new();
+        path.push_str("/v1");
+        path.push_str("/old");
+        path.push('/');
+        path.push_str(
+            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+        );
+        #[allow(unused_mut)]
+        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let body = ::core::option::Option::None;
+        self.http
+            .call(&operations::OLD_WAY, ::pactum::client::Reply::Empty, path, body)
+            .await
+    }
 }

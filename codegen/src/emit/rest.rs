@@ -1,0 +1,382 @@
+//! REST: the `Service` handler trait, the axum `router`, and the reqwest `Client`.
+//!
+//! Binding rules (the same on both sides, and in the OpenAPI document): `{param}` segments
+//! bind input fields of the same name; on GET, HEAD and DELETE every other input field is a
+//! query parameter (lists repeat the key); on POST, PUT and PATCH the other fields form the JSON
+//! body. Operations without a REST route still get a `Service` method (gRPC serves them).
+
+use super::{docs, rust_type, Ctx};
+use crate::ir::{Field, HttpMethod, Operation, Route, Streaming, TypeKind, TypeRef};
+use crate::naming::{ident, Case};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use std::collections::BTreeMap;
+
+/// Where an input field travels.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Path,
+    Query,
+    Body,
+}
+
+fn input_fields<'a>(ctx: &'a Ctx<'_>, op: &Operation) -> Vec<&'a Field> {
+    let Some(input) = &op.input else {
+        return Vec::new();
+    };
+    match ctx.lookup(input) {
+        Some(TypeKind::Struct(fields)) => fields.iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn place(route: &Route, f: &Field) -> Place {
+    if route.params.contains(&f.wire_name) {
+        Place::Path
+    } else if matches!(
+        route.method,
+        HttpMethod::Get | HttpMethod::Head | HttpMethod::Delete
+    ) {
+        Place::Query
+    } else {
+        Place::Body
+    }
+}
+
+fn served(op: &Operation) -> bool {
+    op.streaming == Streaming::None
+}
+
+fn output_type(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
+    match &op.output {
+        Some(t) => rust_type(ctx, t, false),
+        None => quote!(()),
+    }
+}
+
+/// Everything REST for one contract: empty when it has no operations.
+pub(crate) fn rest(ctx: &Ctx<'_>) -> TokenStream {
+    let ops: Vec<&Operation> = ctx
+        .contract
+        .operations
+        .iter()
+        .filter(|o| served(o))
+        .collect();
+    if ops.is_empty() {
+        return TokenStream::new();
+    }
+    let service = service_trait(ctx, &ops);
+    let routed: Vec<&Operation> = ops.iter().copied().filter(|o| o.rest.is_some()).collect();
+    if routed.is_empty() {
+        return service;
+    }
+    let server = server(ctx, &routed);
+    let client = client(ctx, &routed);
+    quote!(#service #server #client)
+}
+
+fn method_name(op: &Operation) -> proc_macro2::Ident {
+    ident(&op.name, Case::Snake)
+}
+
+fn service_trait(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
+    let doc = format!(
+        " The operations of `{}` v{}: implement this once; the REST router (and the gRPC server) call it.",
+        ctx.contract.id.service, ctx.contract.id.major
+    );
+    let methods = ops.iter().map(|op| {
+        let name = method_name(op);
+        let error = format_ident!("{}Error", op.name);
+        let out = output_type(ctx, op);
+        let fallback = format!("`{}`.", op.name);
+        let doc = docs(Some(op.docs.as_deref().unwrap_or(&fallback)));
+        let input = op.input.as_ref().map(|i| {
+            let ty = ctx.type_path(i);
+            quote!(, input: #ty)
+        });
+        quote! {
+            #doc
+            fn #name(&self, ctx: ::pactum::Context #input)
+                -> impl ::core::future::Future<Output = ::core::result::Result<#out, ::pactum::HandlerError<#error>>>
+                + ::core::marker::Send;
+        }
+    });
+    quote! {
+        #[doc = #doc]
+        pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
+            #(#methods)*
+        }
+    }
+}
+
+fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
+    let ax = quote!(::pactum::server::axum);
+    let handlers = ops.iter().map(|op| {
+        let route = op.rest.as_ref().expect("routed");
+        let fn_name = format_ident!("__{}", method_name(op));
+        let method = method_name(op);
+        let konst = ident(&op.name, Case::Screaming);
+        let reply = if op.output.is_some() {
+            quote!(::pactum::server::Reply::Json)
+        } else {
+            quote!(::pactum::server::Reply::Empty)
+        };
+        let fields = input_fields(ctx, op);
+        let inserts = fields.iter().filter_map(|f| {
+            let wire = &f.wire_name;
+            let (ty, optional) = match &f.ty {
+                TypeRef::Optional(inner) => (&**inner, true),
+                other => (other, false),
+            };
+            match place(route, f) {
+                Place::Body => None,
+                Place::Path => {
+                    let t = rust_type(ctx, ty, false);
+                    Some(quote!(members.insert(#wire.into(), incoming.path::<#t>(#wire)?);))
+                }
+                Place::Query => {
+                    let getter = match ty {
+                        TypeRef::List(item) => {
+                            let t = rust_type(ctx, item, false);
+                            quote!(incoming.query_list::<#t>(#wire)?)
+                        }
+                        _ => {
+                            let t = rust_type(ctx, ty, false);
+                            quote!(incoming.query::<#t>(#wire)?)
+                        }
+                    };
+                    let _ = optional;
+                    Some(quote! {
+                        if let ::core::option::Option::Some(v) = #getter {
+                            members.insert(#wire.into(), v);
+                        }
+                    })
+                }
+            }
+        });
+        let (input_ty, call) = match &op.input {
+            Some(i) => {
+                let t = ctx.type_path(i);
+                (t, quote!(service.#method(ctx, input).await))
+            }
+            None => (
+                quote!(::pactum::server::NoInput),
+                quote!({ let _ = input; service.#method(ctx).await }),
+            ),
+        };
+        let has_params = !route.params.is_empty();
+        let params_arg = if has_params {
+            quote!(params: #ax::extract::RawPathParams,)
+        } else {
+            TokenStream::new()
+        };
+        let path = if has_params {
+            quote!(params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect())
+        } else {
+            quote!(::std::vec::Vec::new())
+        };
+        quote! {
+            async fn #fn_name<S: Service>(
+                #ax::extract::State(state): #ax::extract::State<::std::sync::Arc<ServerState<S>>>,
+                #params_arg
+                request: #ax::extract::Request,
+            ) -> #ax::response::Response {
+                let service = ::std::sync::Arc::clone(&state.service);
+                ::pactum::server::handle(
+                    &state.config,
+                    &operations::#konst,
+                    #reply,
+                    #path,
+                    request,
+                    |incoming: &::pactum::server::Incoming| {
+                        let _ = incoming;
+                        #[allow(unused_mut)]
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        #(#inserts)*
+                        ::core::result::Result::Ok(members)
+                    },
+                    move |ctx, input: #input_ty| async move { #call },
+                )
+                .await
+            }
+        }
+    });
+    // One `.route` per path, with every method on it.
+    let mut by_path: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
+    for op in ops {
+        by_path
+            .entry(op.rest.as_ref().expect("routed").full_path.as_str())
+            .or_default()
+            .push(op);
+    }
+    let routes = by_path.iter().map(|(path, ops)| {
+        let mut chain = TokenStream::new();
+        for (i, op) in ops.iter().enumerate() {
+            let m = format_ident!(
+                "{}",
+                op.rest
+                    .as_ref()
+                    .expect("routed")
+                    .method
+                    .as_str()
+                    .to_ascii_lowercase()
+            );
+            let h = format_ident!("__{}", method_name(op));
+            chain = if i == 0 {
+                quote!(#ax::routing::#m(#h::<S>))
+            } else {
+                quote!(#chain.#m(#h::<S>))
+            };
+        }
+        quote!(.route(#path, #chain))
+    });
+    let doc = format!(
+        " An axum router serving every REST operation of `{}` v{} under `/v{}`.",
+        ctx.contract.id.service, ctx.contract.id.major, ctx.contract.id.major
+    );
+    quote! {
+        #[doc = #doc]
+        pub fn router<S: Service>(service: ::std::sync::Arc<S>) -> #ax::Router {
+            router_with(service, ::pactum::server::ServerConfig::default())
+        }
+
+        /// [`router`] with explicit settings (body limit, idempotency store, retention).
+        pub fn router_with<S: Service>(
+            service: ::std::sync::Arc<S>,
+            config: ::pactum::server::ServerConfig,
+        ) -> #ax::Router {
+            let state = ::std::sync::Arc::new(ServerState { service, config });
+            #ax::Router::new()
+                #(#routes)*
+                .with_state(state)
+        }
+
+        #[doc(hidden)]
+        pub struct ServerState<S> {
+            service: ::std::sync::Arc<S>,
+            config: ::pactum::server::ServerConfig,
+        }
+
+        #(#handlers)*
+    }
+}
+
+fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
+    let cl = quote!(::pactum::client);
+    let methods = ops.iter().map(|op| {
+        let route = op.rest.as_ref().expect("routed");
+        let name = method_name(op);
+        let konst = ident(&op.name, Case::Screaming);
+        let error = format_ident!("{}Error", op.name);
+        let out = output_type(ctx, op);
+        let reply = if op.output.is_some() {
+            quote!(#cl::Reply::Json)
+        } else {
+            quote!(#cl::Reply::Empty)
+        };
+        let fields = input_fields(ctx, op);
+        let by_wire: BTreeMap<&str, &Field> = fields.iter().map(|f| (f.wire_name.as_str(), *f)).collect();
+        // The path, segment by segment.
+        let mut path = Vec::new();
+        for seg in route.full_path.split('/').skip(1) {
+            match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(p) => {
+                    let f = ident(&by_wire[p].name, Case::Snake);
+                    path.push(quote! {
+                        path.push('/');
+                        path.push_str(&#cl::encode(&#cl::param_text(&input.#f)));
+                    });
+                }
+                None => {
+                    let lit = format!("/{seg}");
+                    path.push(quote!(path.push_str(#lit);));
+                }
+            }
+        }
+        let query = fields.iter().filter(|f| place(route, f) == Place::Query).map(|f| {
+            let wire = &f.wire_name;
+            let fname = ident(&f.name, Case::Snake);
+            quote!(#cl::push_query(&mut query, #wire, &input.#fname);)
+        });
+        let not_body: Vec<&String> = fields
+            .iter()
+            .filter(|f| place(route, f) != Place::Body)
+            .map(|f| &f.wire_name)
+            .collect();
+        let has_body = fields.iter().any(|f| place(route, f) == Place::Body);
+        let body = if has_body && not_body.is_empty() {
+            quote! {
+                let body = ::pactum::__private::serde_json::to_value(input).ok();
+            }
+        } else if has_body {
+            quote! {
+                let body = match ::pactum::__private::serde_json::to_value(input) {
+                    ::core::result::Result::Ok(::pactum::__private::serde_json::Value::Object(mut m)) => {
+                        #( m.remove(#not_body); )*
+                        ::core::option::Option::Some(::pactum::__private::serde_json::Value::Object(m))
+                    }
+                    _ => ::core::option::Option::None,
+                };
+            }
+        } else {
+            quote!(let body = ::core::option::Option::None;)
+        };
+        let param = op.input.as_ref().map(|i| {
+            let t = ctx.type_path(i);
+            quote!(, input: &#t)
+        });
+        let fallback = format!("Calls `{} {}`.", route.method.as_str(), route.full_path);
+        let doc = docs(Some(op.docs.as_deref().unwrap_or(&fallback)));
+        quote! {
+            #doc
+            pub async fn #name(&self #param) -> ::core::result::Result<#out, #cl::ClientError<#error>> {
+                #[allow(unused_mut)]
+                let mut path = ::std::string::String::new();
+                #(#path)*
+                #[allow(unused_mut)]
+                let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+                #(#query)*
+                if !query.is_empty() {
+                    path.push('?');
+                    path.push_str(&query.join("&"));
+                }
+                #body
+                self.http.call(&operations::#konst, #reply, path, body).await
+            }
+        }
+    });
+    let doc = format!(
+        " A typed REST client for `{}` v{}: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.",
+        ctx.contract.id.service, ctx.contract.id.major
+    );
+    quote! {
+        #[doc = #doc]
+        #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+        pub struct Client {
+            http: #cl::HttpClient,
+        }
+
+        impl Client {
+            /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+            pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+                Client { http: #cl::HttpClient::new(base_url) }
+            }
+
+            /// A client for this service's stable in-cluster name:
+            /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+            pub fn for_service(namespace: &str, port: u16) -> Self {
+                Client { http: #cl::HttpClient::for_service(SERVICE, namespace, port) }
+            }
+
+            /// A client over a configured [`HttpClient`](::pactum::client::HttpClient).
+            pub fn from_http(http: #cl::HttpClient) -> Self {
+                Client { http }
+            }
+
+            #(#methods)*
+        }
+    }
+}

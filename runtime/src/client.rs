@@ -1,0 +1,293 @@
+//! What generated reqwest clients call: [`HttpClient::call`] sends one logical call with the
+//! contract's guardrails — the earlier of the caller's and the contract's deadline, trace
+//! context and request id from the current [`Context`], retries only where the contract allows
+//! them, one idempotency key per logical call — and turns the reply into the operation's
+//! typed result.
+
+use crate::context::{Context, Transport};
+use crate::contract::OperationInfo;
+use crate::problem::{OperationError, Problem, PROBLEM_JSON};
+use crate::retry::{call_with_retry, Transient};
+use crate::wire;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt;
+use std::time::Duration;
+
+pub use reqwest;
+
+/// A failed call. `E` is the operation's declared error enum.
+#[derive(Debug)]
+pub enum ClientError<E> {
+    /// The server answered with one of the operation's declared errors.
+    Declared(E),
+    /// The deadline passed (locally, or the server answered 504).
+    DeadlineExceeded,
+    /// The server refused the request (a 4xx problem that is not a declared error: invalid
+    /// input, missing idempotency key, conflict, …).
+    Rejected(Problem),
+    /// The request never got an answer (connection refused or reset, I/O).
+    Transport(String),
+    /// An answer the contract does not describe.
+    Unexpected {
+        /// HTTP status.
+        status: u16,
+        /// Body, as text.
+        body: String,
+    },
+}
+
+impl<E: fmt::Display> fmt::Display for ClientError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Declared(e) => e.fmt(f),
+            ClientError::DeadlineExceeded => f.write_str("deadline exceeded"),
+            ClientError::Rejected(p) => write!(
+                f,
+                "rejected ({}): {}",
+                p.status,
+                p.detail.as_deref().unwrap_or(&p.title)
+            ),
+            ClientError::Transport(e) => write!(f, "transport error: {e}"),
+            ClientError::Unexpected { status, body } => {
+                write!(
+                    f,
+                    "unexpected reply {status}: {}",
+                    body.chars().take(200).collect::<String>()
+                )
+            }
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for ClientError<E> {}
+
+impl<E> Transient for ClientError<E> {
+    fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Transport(_) => true,
+            ClientError::Unexpected { status, .. } => matches!(status, 502 | 503),
+            ClientError::Rejected(p) => p.status == 429 || p.status == 503 || p.status == 409,
+            _ => false,
+        }
+    }
+}
+
+/// One attempt's failure with the server's `Retry-After`, if any.
+struct AttemptError<E> {
+    error: ClientError<E>,
+    retry_after: Option<Duration>,
+}
+
+impl<E> Transient for AttemptError<E> {
+    fn is_transient(&self) -> bool {
+        self.error.is_transient()
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+/// How a successful reply is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// A JSON body.
+    Json,
+    /// No body (204).
+    Empty,
+}
+
+/// The HTTP side of a generated client: a base URL and a reqwest client.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl HttpClient {
+    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self::with_client(reqwest::Client::new(), base_url)
+    }
+
+    /// A client using your reqwest client (TLS, proxies, pools are configured there).
+    pub fn with_client(http: reqwest::Client, base_url: impl Into<String>) -> Self {
+        HttpClient {
+            http,
+            base: base_url.into().trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The stable in-cluster address of `service` as Kubernetes DNS resolves it:
+    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+    pub fn for_service(service: &str, namespace: &str, port: u16) -> Self {
+        Self::new(format!(
+            "http://{service}.{namespace}.svc.cluster.local:{port}"
+        ))
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends one logical call of `op` to `path_and_query` (already encoded) with `body`.
+    pub async fn call<O, E>(
+        &self,
+        op: &'static OperationInfo,
+        reply: Reply,
+        path_and_query: String,
+        body: Option<serde_json::Value>,
+    ) -> Result<O, ClientError<E>>
+    where
+        O: DeserializeOwned,
+        E: OperationError,
+    {
+        let mut ctx = Context::current();
+        if let Some(budget) = op.deadline {
+            ctx = ctx.with_timeout(budget);
+        }
+        if ctx.is_expired() {
+            return Err(ClientError::DeadlineExceeded);
+        }
+        let method = op
+            .route
+            .map(|r| r.method)
+            .unwrap_or("POST")
+            .parse::<reqwest::Method>()
+            .unwrap_or(reqwest::Method::POST);
+        let url = format!("{}{path_and_query}", self.base);
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
+        let ctx_for_retries = ctx.clone();
+        let attempt = |a: crate::retry::Attempt| {
+            let ctx = match &a.idempotency_key {
+                Some(k) => ctx.clone().with_idempotency_key(k.clone()),
+                None => ctx.clone(),
+            };
+            let (method, url, body) = (method.clone(), url.clone(), body.clone());
+            async move { self.attempt::<O, E>(&ctx, method, &url, body, reply).await }
+        };
+        let result = ctx_for_retries.scope(call_with_retry(op, attempt)).await;
+        result.map_err(|e| e.error)
+    }
+
+    async fn attempt<O, E>(
+        &self,
+        ctx: &Context,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+        reply: Reply,
+    ) -> Result<O, AttemptError<E>>
+    where
+        O: DeserializeOwned,
+        E: OperationError,
+    {
+        let fail = |error| AttemptError {
+            error,
+            retry_after: None,
+        };
+        let mut headers = http::HeaderMap::new();
+        ctx.inject_headers(&mut headers, Transport::Http);
+        let mut request = self.http.request(method, url).headers(headers);
+        if let Some(left) = ctx.remaining() {
+            if left.is_zero() {
+                return Err(fail(ClientError::DeadlineExceeded));
+            }
+            request = request.timeout(left);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return Err(fail(ClientError::DeadlineExceeded)),
+            Err(e) => return Err(fail(ClientError::Transport(e.to_string()))),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| wire::parse_retry_after(v, std::time::SystemTime::now()));
+        let is_problem = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with(PROBLEM_JSON));
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) if e.is_timeout() => return Err(fail(ClientError::DeadlineExceeded)),
+            Err(e) => return Err(fail(ClientError::Transport(e.to_string()))),
+        };
+        let unexpected = || ClientError::Unexpected {
+            status,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        };
+        if (200..300).contains(&status) {
+            let decoded = match reply {
+                Reply::Empty => serde_json::from_value(serde_json::Value::Null),
+                Reply::Json => serde_json::from_slice(&bytes),
+            };
+            return decoded.map_err(|_| fail(unexpected()));
+        }
+        if status == 504 {
+            return Err(fail(ClientError::DeadlineExceeded));
+        }
+        let error = if is_problem {
+            match serde_json::from_slice::<Problem>(&bytes) {
+                Ok(problem) => {
+                    let declared = problem.code.as_deref().and_then(|code| {
+                        E::from_problem(code, serde_json::Value::Object(problem.extensions.clone()))
+                    });
+                    match declared {
+                        Some(e) => ClientError::Declared(e),
+                        None if (400..500).contains(&status) => ClientError::Rejected(problem),
+                        None => unexpected(),
+                    }
+                }
+                Err(_) => unexpected(),
+            }
+        } else {
+            unexpected()
+        };
+        Err(AttemptError { error, retry_after })
+    }
+}
+
+/// Text of a path or query parameter value: strings as they are, other JSON values as JSON.
+pub fn param_text<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Appends `name=value` pairs for a query parameter: one per list item, none for `null`.
+pub fn push_query<T: Serialize>(query: &mut Vec<String>, name: &str, value: &T) {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::Null) | Err(_) => {}
+        Ok(serde_json::Value::Array(items)) => {
+            for item in items {
+                query.push(format!("{}={}", encode(name), encode(&param_text(&item))));
+            }
+        }
+        Ok(_) => query.push(format!("{}={}", encode(name), encode(&param_text(value)))),
+    }
+}

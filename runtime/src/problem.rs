@@ -1,0 +1,89 @@
+//! RFC 9457 problem details (`application/problem+json`), and the trait generated
+//! per-operation error enums implement to cross the wire in both directions.
+
+use crate::contract::ErrorStatus;
+use serde::{Deserialize, Serialize};
+
+/// The media type of problem documents.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A problem document. Declared errors put their fields in `extensions` and their name in
+/// `code`; constraint violations go in `violations`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI naming the problem type (`urn:pactum:orders:v1:OrderNotFound`, or `about:blank`).
+    #[serde(rename = "type", default = "about_blank")]
+    pub type_uri: String,
+    /// Short summary.
+    #[serde(default)]
+    pub title: String,
+    /// HTTP status.
+    #[serde(default)]
+    pub status: u16,
+    /// Human explanation of this occurrence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The declared error's name, for typed decoding by clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Request id of the failed request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Extension members: a declared error's fields, `violations`, …
+    #[serde(flatten)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
+}
+
+fn about_blank() -> String {
+    "about:blank".into()
+}
+
+impl Problem {
+    /// A problem with a status, title and detail.
+    pub fn new(status: u16, title: impl Into<String>, detail: impl Into<String>) -> Self {
+        Problem {
+            type_uri: about_blank(),
+            title: title.into(),
+            status,
+            detail: Some(detail.into()),
+            code: None,
+            instance: None,
+            extensions: serde_json::Map::new(),
+        }
+    }
+
+    /// The problem's JSON text.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec())
+    }
+}
+
+/// A generated per-operation error enum: how it becomes a problem and comes back.
+pub trait OperationError: Sized + Send + 'static {
+    /// Class (HTTP status, gRPC code).
+    fn status(&self) -> ErrorStatus;
+    /// The declared error's name.
+    fn code(&self) -> &'static str;
+    /// The error's fields, as a JSON object.
+    fn fields(&self) -> serde_json::Map<String, serde_json::Value>;
+    /// Rebuilds the error from a problem's `code` and extension members; `None` when the code
+    /// is not one this operation declares or the fields do not fit.
+    fn from_problem(code: &str, fields: serde_json::Value) -> Option<Self>;
+}
+
+/// Builds the problem for a declared error of operation `op` in `service` v`major`.
+pub fn declared_problem<E: OperationError + std::fmt::Display>(
+    service: &str,
+    major: u32,
+    e: &E,
+) -> Problem {
+    Problem {
+        type_uri: format!("urn:pactum:{service}:v{major}:{}", e.code()),
+        title: e.to_string(),
+        status: e.status().http_status(),
+        detail: None,
+        code: Some(e.code().to_string()),
+        instance: None,
+        extensions: e.fields(),
+    }
+}

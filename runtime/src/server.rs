@@ -1,0 +1,526 @@
+//! What generated axum servers call: one function, [`handle`], runs an operation's request
+//! from headers to reply, so every server behaves the same way:
+//!
+//! context from headers (trace, deadline, key, request id) → span → content type and body
+//! limit → idempotency → decode and validate → handler under the deadline → reply or problem.
+//!
+//! A client's mistake is always a 4xx problem document, never a 500 or a panic.
+
+use crate::context::{random_id, Context};
+use crate::contract::{Idempotency, OperationInfo};
+use crate::deadline::{run_with_deadline, DeadlineExceeded};
+use crate::handler::HandlerError;
+use crate::idempotency::{Begin, IdempotencyStore, MemoryStore, StoredReply};
+use crate::problem::{declared_problem, OperationError, Problem, PROBLEM_JSON};
+use crate::validate::Validate;
+use crate::wire;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::Digest;
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use axum;
+
+/// Server settings shared by every route of a generated router.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Largest request body accepted (413 above it). Default 1 MiB.
+    pub body_limit: usize,
+    /// Where idempotency keys live. Default: in memory.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// How long a key and its reply are kept. Default 24 h.
+    pub retention: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            body_limit: 1024 * 1024,
+            idempotency: Arc::new(MemoryStore::new()),
+            retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// How a successful result is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// 200 with a JSON body.
+    Json,
+    /// 204, no body (operations without output).
+    Empty,
+}
+
+/// Input of operations that take none: accepts any (or no) body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoInput;
+
+impl<'de> serde::Deserialize<'de> for NoInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| NoInput)
+    }
+}
+
+impl Validate for NoInput {
+    fn validate_into(&self, _: &mut crate::FieldPath, _: &mut Vec<crate::Violation>) {}
+}
+
+/// Path and query parameters of a request, raw, for generated decoders.
+pub struct Incoming {
+    path: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+}
+
+impl Incoming {
+    /// A path or query value parsed as `T`: as a JSON string first (ids, names, enums), then
+    /// as a JSON literal (numbers, booleans).
+    fn parse<T: DeserializeOwned + Serialize>(name: &str, raw: &str) -> Result<Value, Problem> {
+        let parsed = serde_json::from_value::<T>(Value::String(raw.to_string()))
+            .or_else(|_| serde_json::from_str::<T>(raw));
+        match parsed {
+            Ok(v) => serde_json::to_value(v).map_err(|e| unprocessable(format!("`{name}`: {e}"))),
+            Err(e) => Err(unprocessable(format!("parameter `{name}` = `{raw}`: {e}"))),
+        }
+    }
+
+    /// The path parameter `name` as `T`.
+    pub fn path<T: DeserializeOwned + Serialize>(&self, name: &str) -> Result<Value, Problem> {
+        let raw = self
+            .path
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| {
+                Problem::new(
+                    400,
+                    "Bad Request",
+                    format!("missing path parameter `{name}`"),
+                )
+            })?;
+        Self::parse::<T>(name, raw)
+    }
+
+    /// The query parameter `name` as `T`, if present (the last one wins).
+    pub fn query<T: DeserializeOwned + Serialize>(
+        &self,
+        name: &str,
+    ) -> Result<Option<Value>, Problem> {
+        match self.query.iter().rev().find(|(k, _)| k == name) {
+            Some((_, raw)) => Self::parse::<T>(name, raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every `name=…` query parameter as a list of `T`, if any.
+    pub fn query_list<T: DeserializeOwned + Serialize>(
+        &self,
+        name: &str,
+    ) -> Result<Option<Value>, Problem> {
+        let values: Result<Vec<Value>, Problem> = self
+            .query
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, raw)| Self::parse::<T>(name, raw))
+            .collect();
+        let values = values?;
+        Ok((!values.is_empty()).then_some(Value::Array(values)))
+    }
+}
+
+fn unprocessable(detail: String) -> Problem {
+    Problem::new(422, "Unprocessable Content", detail)
+}
+
+fn problem_response(mut p: Problem, request_id: &str) -> Response {
+    p.instance = Some(request_id.to_string());
+    respond(p.status, Some(PROBLEM_JSON), p.to_json(), request_id)
+}
+
+fn respond(status: u16, content_type: Option<&str>, body: Vec<u8>, request_id: &str) -> Response {
+    let mut builder = Response::builder()
+        .status(status)
+        .header(wire::REQUEST_ID_HEADER, request_id);
+    if let Some(ct) = content_type {
+        builder = builder.header(http::header::CONTENT_TYPE, ct);
+    }
+    builder
+        .body(Body::from(body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
+    let Some(q) = q else { return Vec::new() };
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// Decodes `%XX` and `+` (as space); invalid escapes stay as written.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        essence == "application/json"
+            || (essence.starts_with("application/") && essence.ends_with("+json"))
+    })
+}
+
+/// Runs one request of operation `op`. `decode` turns path and query parameters into JSON
+/// members of the input (generated per operation); the JSON body supplies the rest.
+#[allow(clippy::too_many_arguments)]
+pub async fn handle<I, O, E, D, H, Fut>(
+    config: &ServerConfig,
+    op: &'static OperationInfo,
+    reply: Reply,
+    path: Vec<(String, String)>,
+    request: Request,
+    decode: D,
+    handler: H,
+) -> Response
+where
+    I: DeserializeOwned + Validate,
+    O: Serialize,
+    E: OperationError + Display,
+    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Problem>,
+    H: FnOnce(Context, I) -> Fut,
+    Fut: Future<Output = Result<O, HandlerError<E>>>,
+{
+    let (parts, body) = request.into_parts();
+    let mut ctx = Context::from_headers(&parts.headers);
+    let request_id = ctx.request_id().map_or_else(random_id, str::to_string);
+    ctx = ctx.with_request_id(request_id.clone());
+    if let Some(budget) = op.deadline {
+        ctx = ctx.with_timeout(budget);
+    }
+    let span = tracing::info_span!(
+        "pactum.request",
+        otel.name = op.name,
+        http.method = %parts.method,
+        http.status_code = tracing::field::Empty,
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        error.kind = tracing::field::Empty,
+        error.message = tracing::field::Empty,
+    );
+    let ctx = crate::trace::enter(&span, ctx);
+    let response = tracing::Instrument::instrument(
+        run(
+            config,
+            op,
+            reply,
+            path,
+            parts,
+            body,
+            ctx,
+            &request_id,
+            decode,
+            handler,
+        ),
+        span.clone(),
+    )
+    .await;
+    let status = response.status().as_u16();
+    span.record("http.status_code", status);
+    span.record("outcome", if status < 400 { "ok" } else { "error" });
+    response
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run<I, O, E, D, H, Fut>(
+    config: &ServerConfig,
+    op: &'static OperationInfo,
+    reply: Reply,
+    path: Vec<(String, String)>,
+    parts: http::request::Parts,
+    body: Body,
+    ctx: Context,
+    request_id: &str,
+    decode: D,
+    handler: H,
+) -> Response
+where
+    I: DeserializeOwned + Validate,
+    O: Serialize,
+    E: OperationError + Display,
+    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Problem>,
+    H: FnOnce(Context, I) -> Fut,
+    Fut: Future<Output = Result<O, HandlerError<E>>>,
+{
+    let fail = |p: Problem| problem_response(p, request_id);
+    let has_body = matches!(parts.method.as_str(), "POST" | "PUT" | "PATCH");
+    let bytes = match axum::body::to_bytes(body, config.body_limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return fail(Problem::new(
+                413,
+                "Content Too Large",
+                format!("request body exceeds {} bytes", config.body_limit),
+            ))
+        }
+    };
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if has_body && !bytes.is_empty() && !is_json(content_type) {
+        return fail(Problem::new(
+            415,
+            "Unsupported Media Type",
+            format!(
+                "expected `application/json`, got `{}`",
+                content_type.unwrap_or("nothing")
+            ),
+        ));
+    }
+    let scope = format!("{}.v{}.{}", op.service, op.major, op.name);
+    let mut claimed: Option<String> = None;
+    if op.idempotency == Idempotency::Key {
+        let Some(key) = ctx.idempotency_key().map(str::to_string) else {
+            return fail(Problem::new(
+                400,
+                "Bad Request",
+                format!("`{}` requires an Idempotency-Key header (a quoted string, e.g. \"8e03978e-…\")", op.name),
+            ));
+        };
+        let mut hash = sha2::Sha256::new();
+        hash.update(parts.method.as_str());
+        hash.update(b"\n");
+        hash.update(parts.uri.path());
+        hash.update(b"\n");
+        hash.update(parts.uri.query().unwrap_or(""));
+        hash.update(b"\n");
+        hash.update(&bytes);
+        let fingerprint = hash.finalize();
+        match config
+            .idempotency
+            .begin(&scope, &key, &fingerprint, config.retention)
+            .await
+        {
+            Ok(Begin::Started) => claimed = Some(key),
+            Ok(Begin::InProgress) => {
+                return fail(Problem::new(
+                    409,
+                    "Conflict",
+                    "a request with this Idempotency-Key is still being processed; retry later",
+                ))
+            }
+            Ok(Begin::Mismatch) => {
+                return fail(Problem::new(
+                    422,
+                    "Unprocessable Content",
+                    "this Idempotency-Key was already used with a different request payload",
+                ))
+            }
+            Ok(Begin::Completed(stored)) => {
+                let mut r = respond(
+                    stored.status,
+                    stored.content_type.as_deref(),
+                    stored.body,
+                    request_id,
+                );
+                r.headers_mut().insert(
+                    "idempotent-replayed",
+                    http::HeaderValue::from_static("true"),
+                );
+                return r;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "idempotency store unavailable");
+                return fail(Problem::new(
+                    503,
+                    "Service Unavailable",
+                    "idempotency store unavailable; retry later",
+                ));
+            }
+        }
+    }
+    let response = decode_and_call(
+        op, reply, path, &parts, &bytes, has_body, ctx, request_id, decode, handler,
+    )
+    .await;
+    if let Some(key) = claimed {
+        let status = response.status().as_u16();
+        if status < 500 {
+            let (head, body) = response.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let stored = StoredReply {
+                status,
+                content_type: head
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                body: body.to_vec(),
+            };
+            if let Err(e) = config.idempotency.complete(&scope, &key, &stored).await {
+                tracing::error!(error = %e, "could not store idempotent reply");
+            }
+            return Response::from_parts(head, Body::from(body));
+        }
+        if let Err(e) = config.idempotency.release(&scope, &key).await {
+            tracing::error!(error = %e, "could not release idempotency key");
+        }
+    }
+    response
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn decode_and_call<I, O, E, D, H, Fut>(
+    op: &'static OperationInfo,
+    reply: Reply,
+    path: Vec<(String, String)>,
+    parts: &http::request::Parts,
+    bytes: &[u8],
+    has_body: bool,
+    ctx: Context,
+    request_id: &str,
+    decode: D,
+    handler: H,
+) -> Response
+where
+    I: DeserializeOwned + Validate,
+    O: Serialize,
+    E: OperationError + Display,
+    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Problem>,
+    H: FnOnce(Context, I) -> Fut,
+    Fut: Future<Output = Result<O, HandlerError<E>>>,
+{
+    let fail = |p: Problem| problem_response(p, request_id);
+    let mut members = if has_body && !bytes.is_empty() {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(m)) => m,
+            Ok(other) => {
+                let kind = match other {
+                    Value::Array(_) => "an array",
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    Value::Bool(_) => "a boolean",
+                    _ => "null",
+                };
+                return fail(unprocessable(format!(
+                    "the body must be a JSON object, found {kind}"
+                )));
+            }
+            Err(e) => {
+                return fail(Problem::new(
+                    400,
+                    "Bad Request",
+                    format!("malformed JSON: {e}"),
+                ))
+            }
+        }
+    } else {
+        Map::new()
+    };
+    let incoming = Incoming {
+        path,
+        query: parse_query(parts.uri.query()),
+    };
+    match decode(&incoming) {
+        Ok(params) => members.extend(params),
+        Err(p) => return fail(p),
+    }
+    let input: I = match serde_json::from_value(Value::Object(members)) {
+        Ok(i) => i,
+        Err(e) => return fail(unprocessable(format!("invalid input: {e}"))),
+    };
+    if let Err(invalid) = input.validate() {
+        let mut p = unprocessable(format!(
+            "{} constraint violation(s)",
+            invalid.violations.len()
+        ));
+        p.extensions.insert(
+            "violations".into(),
+            Value::Array(
+                invalid
+                    .violations
+                    .into_iter()
+                    .map(|v| serde_json::json!({ "pointer": v.pointer, "message": v.message }))
+                    .collect(),
+            ),
+        );
+        return fail(p);
+    }
+    let outcome = run_with_deadline(ctx.clone(), handler(ctx, input)).await;
+    match outcome {
+        Ok(out) => match reply {
+            Reply::Empty => respond(204, None, Vec::new(), request_id),
+            Reply::Json => match serde_json::to_vec(&out) {
+                Ok(body) => respond(200, Some("application/json"), body, request_id),
+                Err(e) => fail(Problem::new(
+                    500,
+                    "Internal Server Error",
+                    format!("cannot encode reply: {e}"),
+                )),
+            },
+        },
+        Err(HandlerError::Declared(e)) => fail(declared_problem(op.service, op.major, &e)),
+        Err(HandlerError::DeadlineExceeded) => fail(Problem::new(
+            DeadlineExceeded::HTTP_STATUS,
+            "Gateway Timeout",
+            format!("`{}` did not finish before its deadline", op.name),
+        )),
+        Err(HandlerError::Internal(message)) => {
+            tracing::error!(%message, operation = op.name, "handler failed");
+            fail(Problem::new(
+                500,
+                "Internal Server Error",
+                "the server failed to handle the request",
+            ))
+        }
+    }
+}
