@@ -25,4 +25,5 @@ pub mod included {
 }
 
 pub mod services;
+pub mod system;
 pub mod timeline;

@@ -1,16 +1,16 @@
 //! The example system, in one process on embedded defaults.
 //!
-//! Shows what the contracts already guarantee: typed values and events, constraint
-//! validation, per-operation guardrails, and hand-written handlers that carry one trace and a
-//! shrinking deadline from cart to pricing. Transports (REST, gRPC, broker) build on these.
+//! Shows what the contracts guarantee: typed values and events, constraint validation,
+//! per-operation guardrails, and generated REST servers and clients on loopback that carry one
+//! trace and a shrinking deadline from cart to pricing.
 
 use generated_example::generated::{cart, orders, pricing};
-use generated_example::services::{cart::CartService, pricing::Pricing};
+use generated_example::system::{self, Options};
 use generated_example::{built, included, timeline::Timeline};
-use pactum::types::{Decimal, Timestamp, Uuid};
-use pactum::{Context, Event, HandlerError, Validate};
+use pactum::client::ClientError;
+use pactum::types::{Decimal, Uuid};
+use pactum::{Context, Event, Validate};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -91,42 +91,23 @@ fn events_and_validation() {
 }
 
 async fn checkout_flow() {
-    println!("\n== checkout: cart -> pricing, one trace, one shrinking deadline");
-    let pricing = Arc::new(Pricing::new(
-        "EUR",
-        &[("BOOK-42", "12.50"), ("PEN-7", "1.20")],
-    ));
-    let cart_id = Uuid::from_u128(42);
-    let carts = CartService::new(
-        vec![cart::v1::Cart {
-            id: cart::v1::CartId(cart_id),
-            customer_id: Uuid::from_u128(7),
-            items: vec![
-                cart::v1::CartItem {
-                    sku: pricing::v1::Sku("BOOK-42".into()),
-                    quantity: 2,
-                },
-                cart::v1::CartItem {
-                    sku: pricing::v1::Sku("PEN-7".into()),
-                    quantity: 3,
-                },
-            ],
-            total: None,
-            updated_at: Timestamp::UNIX_EPOCH,
-        }],
-        pricing.clone(),
+    println!(
+        "\n== checkout over REST on loopback: cart -> pricing, one trace, one shrinking deadline"
     );
-    let request = || cart::v1::CheckoutCartRequest {
-        cart_id: cart::v1::CartId(cart_id),
+    let system = system::start(Options::default())
+        .await
+        .expect("starts on loopback");
+    let carts = cart::v1::Client::new(system.cart_url.clone());
+    let request = cart::v1::CheckoutCartRequest {
+        cart_id: cart::v1::CartId(Uuid::from_u128(system::DEMO_CART)),
     };
-
-    // An incoming request: the trace it carries and a budget of 1 s from the caller.
+    // An incoming request carrying a trace and a 1 s budget from its caller.
     let incoming = Context::from_headers(&std::collections::HashMap::from([(
         "traceparent".to_string(),
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
     )]))
     .with_timeout(Duration::from_secs(1));
-    match incoming.clone().scope(carts.checkout(request())).await {
+    match incoming.clone().scope(carts.checkout_cart(&request)).await {
         Ok(r) => println!(
             "  checkout ok: order {} total {} {}",
             r.order_id, r.total.amount, r.total.currency
@@ -134,33 +115,23 @@ async fn checkout_flow() {
         Err(e) => println!("  checkout failed: {e}"),
     }
 
-    // Pricing slows down past its 200 ms contract deadline: its future is dropped and the
-    // cart sees a typed DeadlineExceeded (a 504 at the edge), not a hang.
-    let slow = Arc::new(
-        Pricing::new("EUR", &[("BOOK-42", "12.50")]).with_latency(Duration::from_millis(400)),
-    );
-    let carts = CartService::new(
-        vec![cart::v1::Cart {
-            id: cart::v1::CartId(cart_id),
-            customer_id: Uuid::from_u128(7),
-            items: vec![cart::v1::CartItem {
-                sku: pricing::v1::Sku("BOOK-42".into()),
-                quantity: 1,
-            }],
-            total: None,
-            updated_at: Timestamp::UNIX_EPOCH,
-        }],
-        slow,
-    );
-    match incoming.scope(carts.checkout(request())).await {
-        Err(HandlerError::DeadlineExceeded) => println!(
-            "  slow pricing: DeadlineExceeded after pricing's 200 ms budget (HTTP {}, gRPC code {})",
+    // Pricing slows down past QuoteCart's 200 ms contract deadline: the cart's client gives
+    // up at 200 ms, the cart answers 504, and our client sees a typed DeadlineExceeded.
+    let slow = system::start(Options {
+        pricing_latency: Duration::from_millis(400),
+        ..Options::default()
+    })
+    .await
+    .expect("starts on loopback");
+    let carts = cart::v1::Client::new(slow.cart_url.clone());
+    match incoming.scope(carts.checkout_cart(&request)).await {
+        Err(ClientError::DeadlineExceeded) => println!(
+            "  slow pricing: DeadlineExceeded after QuoteCart's 200 ms budget (HTTP {}, gRPC code {})",
             pactum::DeadlineExceeded::HTTP_STATUS,
             pactum::DeadlineExceeded::GRPC_CODE
         ),
         other => println!("  slow pricing: unexpected {other:?}"),
     }
-    drop(pricing);
 }
 
 fn three_ways() {

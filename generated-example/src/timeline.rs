@@ -81,7 +81,9 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Ti
         let line = format!(
             "  +{:>4} ms  {:<12} {:>5} ms  {:<6} trace {}  span {}  parent {}",
             data.opened.duration_since(self.start).as_millis(),
-            span.name(),
+            data.fields
+                .get("otel.name")
+                .map_or(span.name(), String::as_str),
             data.opened.elapsed().as_millis(),
             get("outcome"),
             get("trace_id"),

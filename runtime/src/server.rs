@@ -81,28 +81,34 @@ pub struct Incoming {
 impl Incoming {
     /// A path or query value parsed as `T`: as a JSON string first (ids, names, enums), then
     /// as a JSON literal (numbers, booleans).
-    fn parse<T: DeserializeOwned + Serialize>(name: &str, raw: &str) -> Result<Value, Problem> {
+    fn parse<T: DeserializeOwned + Serialize>(
+        name: &str,
+        raw: &str,
+    ) -> Result<Value, Box<Problem>> {
         let parsed = serde_json::from_value::<T>(Value::String(raw.to_string()))
             .or_else(|_| serde_json::from_str::<T>(raw));
         match parsed {
-            Ok(v) => serde_json::to_value(v).map_err(|e| unprocessable(format!("`{name}`: {e}"))),
-            Err(e) => Err(unprocessable(format!("parameter `{name}` = `{raw}`: {e}"))),
+            Ok(v) => serde_json::to_value(v)
+                .map_err(|e| Box::new(unprocessable(format!("`{name}`: {e}")))),
+            Err(e) => Err(Box::new(unprocessable(format!(
+                "parameter `{name}` = `{raw}`: {e}"
+            )))),
         }
     }
 
     /// The path parameter `name` as `T`.
-    pub fn path<T: DeserializeOwned + Serialize>(&self, name: &str) -> Result<Value, Problem> {
+    pub fn path<T: DeserializeOwned + Serialize>(&self, name: &str) -> Result<Value, Box<Problem>> {
         let raw = self
             .path
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
             .ok_or_else(|| {
-                Problem::new(
+                Box::new(Problem::new(
                     400,
                     "Bad Request",
                     format!("missing path parameter `{name}`"),
-                )
+                ))
             })?;
         Self::parse::<T>(name, raw)
     }
@@ -111,7 +117,7 @@ impl Incoming {
     pub fn query<T: DeserializeOwned + Serialize>(
         &self,
         name: &str,
-    ) -> Result<Option<Value>, Problem> {
+    ) -> Result<Option<Value>, Box<Problem>> {
         match self.query.iter().rev().find(|(k, _)| k == name) {
             Some((_, raw)) => Self::parse::<T>(name, raw).map(Some),
             None => Ok(None),
@@ -122,8 +128,8 @@ impl Incoming {
     pub fn query_list<T: DeserializeOwned + Serialize>(
         &self,
         name: &str,
-    ) -> Result<Option<Value>, Problem> {
-        let values: Result<Vec<Value>, Problem> = self
+    ) -> Result<Option<Value>, Box<Problem>> {
+        let values: Result<Vec<Value>, Box<Problem>> = self
             .query
             .iter()
             .filter(|(k, _)| k == name)
@@ -230,7 +236,7 @@ where
     I: DeserializeOwned + Validate,
     O: Serialize,
     E: OperationError + Display,
-    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Problem>,
+    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Box<Problem>>,
     H: FnOnce(Context, I) -> Fut,
     Fut: Future<Output = Result<O, HandlerError<E>>>,
 {
@@ -294,7 +300,7 @@ where
     I: DeserializeOwned + Validate,
     O: Serialize,
     E: OperationError + Display,
-    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Problem>,
+    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Box<Problem>>,
     H: FnOnce(Context, I) -> Fut,
     Fut: Future<Output = Result<O, HandlerError<E>>>,
 {
@@ -435,7 +441,7 @@ where
     I: DeserializeOwned + Validate,
     O: Serialize,
     E: OperationError + Display,
-    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Problem>,
+    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Box<Problem>>,
     H: FnOnce(Context, I) -> Fut,
     Fut: Future<Output = Result<O, HandlerError<E>>>,
 {
@@ -472,7 +478,7 @@ where
     };
     match decode(&incoming) {
         Ok(params) => members.extend(params),
-        Err(p) => return fail(p),
+        Err(p) => return fail(*p),
     }
     let input: I = match serde_json::from_value(Value::Object(members)) {
         Ok(i) => i,

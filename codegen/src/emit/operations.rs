@@ -38,6 +38,16 @@ fn error_enum(op: &Operation) -> TokenStream {
     };
     let codes = op.errors.iter();
     let codes2 = op.errors.iter();
+    let from_problem_body = if variants.is_empty() {
+        quote!(let _ = (code, fields); ::core::option::Option::None)
+    } else {
+        quote! {
+            match code {
+                #(#codes2 => ::pactum::__private::serde_json::from_value(fields).ok().map(#name::#variants),)*
+                _ => ::core::option::Option::None,
+            }
+        }
+    };
     let fields_body = if variants.is_empty() {
         quote!(match *self {})
     } else {
@@ -102,11 +112,7 @@ fn error_enum(op: &Operation) -> TokenStream {
             }
 
             fn from_problem(code: &str, fields: ::pactum::__private::serde_json::Value) -> ::core::option::Option<Self> {
-                let _ = &fields;
-                match code {
-                    #(#codes2 => ::pactum::__private::serde_json::from_value(fields).ok().map(#name::#variants),)*
-                    _ => ::core::option::Option::None,
-                }
+                #from_problem_body
             }
         }
 

@@ -1,71 +1,110 @@
-//! The cart service: checks out carts, pricing them through `pricing`.
+//! The cart service: keeps carts and checks them out, pricing them through the pricing
+//! service's generated REST client.
 
-use super::pricing::Pricing;
-use crate::generated::{cart::v1 as api, pricing::v1 as pricing_api};
-use pactum::types::Uuid;
-use pactum::HandlerError;
+use super::Seen;
+use crate::generated::{cart::v1 as api, pricing::v1 as pricing};
+use pactum::client::ClientError;
+use pactum::types::{Timestamp, Uuid};
+use pactum::{Context, HandlerError};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// Carts in memory.
+/// Carts in memory, priced through `pricing`.
 pub struct CartService {
-    carts: HashMap<Uuid, api::Cart>,
-    pricing: Arc<Pricing>,
+    carts: Mutex<HashMap<Uuid, api::Cart>>,
+    pricing: pricing::Client,
+    /// Calls seen, with their trace ids.
+    pub seen: Arc<Seen>,
 }
 
 impl CartService {
     /// A cart service over `carts`, pricing through `pricing`.
-    pub fn new(carts: Vec<api::Cart>, pricing: Arc<Pricing>) -> Self {
+    pub fn new(carts: Vec<api::Cart>, pricing: pricing::Client) -> Self {
         CartService {
-            carts: carts.into_iter().map(|c| (c.id.0, c)).collect(),
+            carts: Mutex::new(carts.into_iter().map(|c| (c.id.0, c)).collect()),
             pricing,
+            seen: Arc::default(),
         }
     }
 
-    /// `CheckoutCart`: the contract gives it 2 s; the pricing call inherits what is left.
-    #[pactum::traced]
-    #[pactum::deadline("2s")]
-    pub async fn checkout(
-        &self,
-        req: api::CheckoutCartRequest,
-    ) -> Result<api::CheckoutCartResponse, HandlerError<api::CheckoutCartError>> {
-        let cart = self
-            .carts
-            .get(&req.cart_id.0)
+    fn cart(&self, id: &api::CartId) -> Result<api::Cart, api::CartNotFound> {
+        self.carts
+            .lock()
+            .expect("carts lock")
+            .get(&id.0)
+            .cloned()
             .ok_or_else(|| api::CartNotFound {
-                cart_id: req.cart_id.clone(),
-            })?;
-        if cart.items.is_empty() {
-            Err(api::CartEmpty {
-                cart_id: req.cart_id.clone(),
-            })?;
-        }
-        let quote = self
-            .pricing
-            .quote_cart(pricing_api::QuoteCartRequest {
-                currency: pricing_api::Currency("EUR".into()),
-                lines: cart
-                    .items
-                    .iter()
-                    .map(|i| pricing_api::QuoteLine {
-                        sku: i.sku.clone(),
-                        quantity: i.quantity,
-                    })
-                    .collect(),
+                cart_id: id.clone(),
             })
-            .await
-            .map_err(|e| match e {
-                HandlerError::DeadlineExceeded => HandlerError::DeadlineExceeded,
-                other => HandlerError::internal(format!("pricing failed: {other}")),
-            })?;
-        Ok(api::CheckoutCartResponse {
-            order_id: Uuid::from_u128(fastrand_like(&req.cart_id.0)),
-            total: quote.total,
-        })
     }
 }
 
-/// A stable order id per cart, so the demo's output is reproducible.
-fn fastrand_like(cart: &Uuid) -> u128 {
-    cart.as_u128().rotate_left(17) ^ 0x5eed
+impl api::Service for CartService {
+    async fn get_cart(
+        &self,
+        _ctx: Context,
+        input: api::GetCartRequest,
+    ) -> Result<api::Cart, HandlerError<api::GetCartError>> {
+        self.seen.record("GetCart");
+        Ok(self.cart(&input.cart_id)?)
+    }
+
+    async fn add_item(
+        &self,
+        _ctx: Context,
+        input: api::AddItemRequest,
+    ) -> Result<api::Cart, HandlerError<api::AddItemError>> {
+        self.seen.record("AddItem");
+        let mut carts = self.carts.lock().expect("carts lock");
+        let cart = carts
+            .get_mut(&input.cart_id.0)
+            .ok_or_else(|| api::CartNotFound {
+                cart_id: input.cart_id.clone(),
+            })?;
+        match cart.items.iter_mut().find(|i| i.sku == input.item.sku) {
+            Some(existing) => existing.quantity += input.item.quantity,
+            None => cart.items.push(input.item),
+        }
+        cart.updated_at = Timestamp::UNIX_EPOCH;
+        Ok(cart.clone())
+    }
+
+    #[pactum::traced]
+    async fn checkout_cart(
+        &self,
+        _ctx: Context,
+        input: api::CheckoutCartRequest,
+    ) -> Result<api::CheckoutCartResponse, HandlerError<api::CheckoutCartError>> {
+        self.seen.record("CheckoutCart");
+        let cart = self.cart(&input.cart_id)?;
+        if cart.items.is_empty() {
+            Err(api::CartEmpty {
+                cart_id: input.cart_id.clone(),
+            })?;
+        }
+        let request = pricing::QuoteCartRequest {
+            currency: pricing::Currency("EUR".into()),
+            lines: cart
+                .items
+                .iter()
+                .map(|i| pricing::QuoteLine {
+                    sku: i.sku.clone(),
+                    quantity: i.quantity,
+                })
+                .collect(),
+        };
+        // The trace and the remaining deadline travel with this call on their own.
+        let quote = self
+            .pricing
+            .quote_cart(&request)
+            .await
+            .map_err(|e| match e {
+                ClientError::DeadlineExceeded => HandlerError::DeadlineExceeded,
+                other => HandlerError::internal(format!("pricing: {other}")),
+            })?;
+        Ok(api::CheckoutCartResponse {
+            order_id: Uuid::from_u128(cart.id.0.as_u128().rotate_left(17) ^ 0x5eed),
+            total: quote.total,
+        })
+    }
 }

@@ -1,6 +1,32 @@
-//! Hand-written service logic over the generated types. Every handler runs in a span that
-//! continues the caller's trace (`#[pactum::traced]`) and within its contract's deadline
-//! (`#[pactum::deadline]`); calls between them carry both without any header copying.
+//! Hand-written service logic over the generated types: each service implements its
+//! contract's generated `Service` trait once; the generated routers serve it over REST.
+//! Handlers run in a span that continues the caller's trace and within the contract's
+//! deadline; calls between services (cart → pricing) carry both without any header copying.
 
 pub mod cart;
+pub mod inventory;
+pub mod orders;
+pub mod payments;
 pub mod pricing;
+pub mod shipping;
+
+use std::sync::Mutex;
+
+/// What handlers saw, for demos and tests: `(operation, trace id)` per call.
+#[derive(Default)]
+pub struct Seen(Mutex<Vec<(&'static str, Option<String>)>>);
+
+impl Seen {
+    /// Records that `op` ran under the current context's trace.
+    pub fn record(&self, op: &'static str) {
+        self.0
+            .lock()
+            .expect("seen lock")
+            .push((op, pactum::Context::current().trace_id()));
+    }
+
+    /// Everything recorded so far.
+    pub fn all(&self) -> Vec<(&'static str, Option<String>)> {
+        self.0.lock().expect("seen lock").clone()
+    }
+}

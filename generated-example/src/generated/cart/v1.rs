@@ -409,7 +409,6 @@ impl ::pactum::OperationError for GetCartError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "CartNotFound" => {
                 ::pactum::__private::serde_json::from_value(fields)
@@ -499,7 +498,6 @@ impl ::pactum::OperationError for AddItemError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "CartNotFound" => {
                 ::pactum::__private::serde_json::from_value(fields)
@@ -599,7 +597,6 @@ impl ::pactum::OperationError for CheckoutCartError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "CartNotFound" => {
                 ::pactum::__private::serde_json::from_value(fields)

@@ -422,10 +422,8 @@ impl ::pactum::OperationError for CheckStockError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
-        match code {
-            _ => ::core::option::Option::None,
-        }
+        let _ = (code, fields);
+        ::core::option::Option::None
     }
 }
 impl ::pactum::ErrorKind for CheckStockError {
@@ -497,7 +495,6 @@ impl ::pactum::OperationError for ReserveStockError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "OutOfStock" => {
                 ::pactum::__private::serde_json::from_value(fields)
@@ -590,7 +587,6 @@ impl ::pactum::OperationError for ReleaseStockError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "ReservationNotFound" => {
                 ::pactum::__private::serde_json::from_value(fields)
@@ -662,10 +658,8 @@ impl ::pactum::OperationError for WatchStockError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
-        match code {
-            _ => ::core::option::Option::None,
-        }
+        let _ = (code, fields);
+        ::core::option::Option::None
     }
 }
 impl ::pactum::ErrorKind for WatchStockError {

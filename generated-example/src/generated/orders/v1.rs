@@ -524,7 +524,6 @@ impl ::pactum::OperationError for GetOrderError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "OrderNotFound" => {
                 ::pactum::__private::serde_json::from_value(fields)
@@ -594,10 +593,8 @@ impl ::pactum::OperationError for PlaceOrderError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
-        match code {
-            _ => ::core::option::Option::None,
-        }
+        let _ = (code, fields);
+        ::core::option::Option::None
     }
 }
 impl ::pactum::ErrorKind for PlaceOrderError {
@@ -681,7 +678,6 @@ impl ::pactum::OperationError for CancelOrderError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "OrderNotFound" => {
                 ::pactum::__private::serde_json::from_value(fields)

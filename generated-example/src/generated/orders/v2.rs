@@ -344,6 +344,9 @@ impl ::pactum::Validate for PlaceOrderRequest {
 #[serde(crate = "::pactum::__private::serde")]
 pub struct ListOrdersRequest {
     pub customer_id: CustomerId,
+    /// Only orders in this status.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub status: ::std::option::Option<OrderStatus>,
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub limit: ::std::option::Option<u32>,
 }
@@ -357,6 +360,12 @@ impl ::pactum::Validate for ListOrdersRequest {
         path.push("customer_id");
         {
             let value = &self.customer_id;
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+        path.push("status");
+        {
+            let value = &self.status;
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
@@ -505,7 +514,6 @@ impl ::pactum::OperationError for GetOrderError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "OrderNotFound" => {
                 ::pactum::__private::serde_json::from_value(fields)
@@ -575,10 +583,8 @@ impl ::pactum::OperationError for PlaceOrderError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
-        match code {
-            _ => ::core::option::Option::None,
-        }
+        let _ = (code, fields);
+        ::core::option::Option::None
     }
 }
 impl ::pactum::ErrorKind for PlaceOrderError {
@@ -630,10 +636,8 @@ impl ::pactum::OperationError for ListOrdersError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
-        match code {
-            _ => ::core::option::Option::None,
-        }
+        let _ = (code, fields);
+        ::core::option::Option::None
     }
 }
 impl ::pactum::ErrorKind for ListOrdersError {
@@ -905,6 +909,11 @@ async fn __list_orders<S: Service>(
                         "customer_id".into(),
                         incoming.path::<CustomerId>("customer_id")?,
                     );
+                if let ::core::option::Option::Some(v) = incoming
+                    .query::<OrderStatus>("status")?
+                {
+                    members.insert("status".into(), v);
+                }
                 if let ::core::option::Option::Some(v) = incoming.query::<u32>("limit")?
                 {
                     members.insert("limit".into(), v);
@@ -1003,6 +1012,7 @@ impl Client {
         path.push_str("/orders");
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+        ::pactum::client::push_query(&mut query, "status", &input.status);
         ::pactum::client::push_query(&mut query, "limit", &input.limit);
         if !query.is_empty() {
             path.push('?');

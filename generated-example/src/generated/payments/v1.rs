@@ -364,7 +364,6 @@ impl ::pactum::OperationError for GetPaymentError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "PaymentNotFound" => {
                 ::pactum::__private::serde_json::from_value(fields)
@@ -464,7 +463,6 @@ impl ::pactum::OperationError for RefundPaymentError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "PaymentNotFound" => {
                 ::pactum::__private::serde_json::from_value(fields)

@@ -500,7 +500,6 @@ impl ::pactum::OperationError for QuoteCartError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "UnknownSku" => {
                 ::pactum::__private::serde_json::from_value(fields)
@@ -605,7 +604,6 @@ impl ::pactum::OperationError for GetPriceError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "UnknownSku" => {
                 ::pactum::__private::serde_json::from_value(fields)

@@ -338,7 +338,6 @@ impl ::pactum::OperationError for TrackShipmentError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "ShipmentNotFound" => {
                 ::pactum::__private::serde_json::from_value(fields)

@@ -1186,7 +1186,6 @@ impl ::pactum::OperationError for FetchError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "NotThere" => {
                 ::pactum::__private::serde_json::from_value(fields)
@@ -1291,7 +1290,6 @@ impl ::pactum::OperationError for StoreError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
         match code {
             "Conflicting" => {
                 ::pactum::__private::serde_json::from_value(fields)
@@ -1361,10 +1359,8 @@ impl ::pactum::OperationError for PingError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
-        match code {
-            _ => ::core::option::Option::None,
-        }
+        let _ = (code, fields);
+        ::core::option::Option::None
     }
 }
 impl ::pactum::ErrorKind for PingError {
@@ -1416,10 +1412,8 @@ impl ::pactum::OperationError for WatchError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
-        match code {
-            _ => ::core::option::Option::None,
-        }
+        let _ = (code, fields);
+        ::core::option::Option::None
     }
 }
 impl ::pactum::ErrorKind for WatchError {
@@ -1471,10 +1465,8 @@ impl ::pactum::OperationError for UploadError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
-        match code {
-            _ => ::core::option::Option::None,
-        }
+        let _ = (code, fields);
+        ::core::option::Option::None
     }
 }
 impl ::pactum::ErrorKind for UploadError {
@@ -1526,10 +1518,8 @@ impl ::pactum::OperationError for OldWayError {
         code: &str,
         fields: ::pactum::__private::serde_json::Value,
     ) -> ::core::option::Option<Self> {
-        let _ = &fields;
-        match code {
-            _ => ::core::option::Option::None,
-        }
+        let _ = (code, fields);
+        ::core::option::Option::None
     }
 }
 impl ::pactum::ErrorKind for OldWayError {

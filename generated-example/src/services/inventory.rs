@@ -1,0 +1,101 @@
+//! The inventory service: stock levels and reservations.
+
+use crate::generated::inventory::v1 as api;
+use pactum::types::{Timestamp, Uuid};
+use pactum::{Context, HandlerError};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Stock per SKU and reservations, in memory.
+#[derive(Default)]
+pub struct Inventory {
+    stock: Mutex<HashMap<String, (u32, u32)>>,
+    reservations: Mutex<HashMap<Uuid, Vec<(String, u32)>>>,
+}
+
+impl Inventory {
+    /// Sets the available quantity of `sku`.
+    pub fn restock(&self, sku: &str, available: u32) {
+        self.stock
+            .lock()
+            .expect("stock lock")
+            .insert(sku.into(), (available, 0));
+    }
+}
+
+impl api::Service for Inventory {
+    async fn check_stock(
+        &self,
+        _ctx: Context,
+        input: api::CheckStockRequest,
+    ) -> Result<api::StockLevel, HandlerError<api::CheckStockError>> {
+        let (available, reserved) = self
+            .stock
+            .lock()
+            .expect("stock lock")
+            .get(&input.sku.0)
+            .copied()
+            .unwrap_or((0, 0));
+        Ok(api::StockLevel {
+            sku: input.sku,
+            available,
+            reserved,
+        })
+    }
+
+    async fn reserve_stock(
+        &self,
+        _ctx: Context,
+        input: api::ReserveStockRequest,
+    ) -> Result<api::ReserveStockResponse, HandlerError<api::ReserveStockError>> {
+        let mut stock = self.stock.lock().expect("stock lock");
+        for line in &input.lines {
+            let available = stock.get(&line.sku.0).map_or(0, |s| s.0);
+            if available < line.quantity {
+                Err(api::OutOfStock {
+                    sku: line.sku.clone(),
+                    requested: line.quantity,
+                    available,
+                })?;
+            }
+        }
+        let mut held = Vec::new();
+        for line in input.lines {
+            let entry = stock.entry(line.sku.0.clone()).or_default();
+            entry.0 -= line.quantity;
+            entry.1 += line.quantity;
+            held.push((line.sku.0, line.quantity));
+        }
+        let id = Uuid::from_u128(input.order_id.as_u128() ^ 0x5e5e);
+        self.reservations
+            .lock()
+            .expect("reservations lock")
+            .insert(id, held);
+        Ok(api::ReserveStockResponse {
+            reservation_id: api::ReservationId(id),
+            expires_at: Timestamp::UNIX_EPOCH,
+        })
+    }
+
+    async fn release_stock(
+        &self,
+        _ctx: Context,
+        input: api::ReleaseStockRequest,
+    ) -> Result<(), HandlerError<api::ReleaseStockError>> {
+        let held = self
+            .reservations
+            .lock()
+            .expect("reservations lock")
+            .remove(&input.reservation_id.0)
+            .ok_or(api::ReservationNotFound {
+                reservation_id: input.reservation_id,
+            })?;
+        let mut stock = self.stock.lock().expect("stock lock");
+        for (sku, q) in held {
+            let entry = stock.entry(sku).or_default();
+            entry.0 += q;
+            entry.1 -= q;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! The orders service, serving major versions 1 and 2 of its contract from one store.
+
+use super::Seen;
+use crate::generated::{orders, pricing};
+use pactum::types::{Timestamp, Uuid};
+use pactum::{Context, HandlerError};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// An order as stored, independent of the API version that created it.
+#[derive(Clone)]
+struct Stored {
+    id: Uuid,
+    customer_id: Option<Uuid>,
+    lines: Vec<(pricing::v1::Sku, u32, pricing::v1::Money)>,
+    status: &'static str,
+    total: pricing::v1::Money,
+    note: Option<String>,
+}
+
+/// Orders in memory. `placed` counts effects, so tests can see retries applied once.
+#[derive(Default)]
+pub struct Orders {
+    orders: Mutex<BTreeMap<Uuid, Stored>>,
+    /// Orders created so far (the effect idempotency protects).
+    pub placed: AtomicU32,
+    /// Calls seen, with their trace ids.
+    pub seen: Arc<Seen>,
+}
+
+fn status_v1(s: &str) -> orders::v1::OrderStatus {
+    serde_json::from_value(serde_json::Value::String(s.into())).expect("strings are open enums")
+}
+
+fn status_v2(s: &str) -> orders::v2::OrderStatus {
+    serde_json::from_value(serde_json::Value::String(s.into())).expect("strings are open enums")
+}
+
+impl Orders {
+    fn total(lines: &[(pricing::v1::Sku, u32, pricing::v1::Money)]) -> pricing::v1::Money {
+        let currency = lines.first().map_or_else(
+            || pricing::v1::Currency("EUR".into()),
+            |l| l.2.currency.clone(),
+        );
+        pricing::v1::Money {
+            amount: lines
+                .iter()
+                .map(|(_, q, m)| m.amount * pactum::types::Decimal::from(*q))
+                .sum(),
+            currency,
+        }
+    }
+
+    fn insert(
+        &self,
+        customer_id: Option<Uuid>,
+        lines: Vec<(pricing::v1::Sku, u32, pricing::v1::Money)>,
+        note: Option<String>,
+    ) -> Stored {
+        let n = self.placed.fetch_add(1, Ordering::SeqCst) + 1;
+        let order = Stored {
+            id: Uuid::from_u128(0x0de7_0000 + u128::from(n)),
+            customer_id,
+            total: Self::total(&lines),
+            lines,
+            status: "pending",
+            note,
+        };
+        self.orders
+            .lock()
+            .expect("orders lock")
+            .insert(order.id, order.clone());
+        order
+    }
+
+    fn get(&self, id: Uuid) -> Option<Stored> {
+        self.orders.lock().expect("orders lock").get(&id).cloned()
+    }
+
+    fn v1(o: Stored) -> orders::v1::Order {
+        orders::v1::Order {
+            id: orders::v1::OrderId(o.id),
+            customer_id: o.customer_id,
+            lines: o
+                .lines
+                .into_iter()
+                .map(|(sku, quantity, unit_price)| orders::v1::OrderLine {
+                    sku,
+                    quantity,
+                    unit_price,
+                })
+                .collect(),
+            status: status_v1(o.status),
+            total: o.total,
+            placed_at: Timestamp::UNIX_EPOCH,
+            note: o.note,
+        }
+    }
+
+    fn v2(o: Stored) -> orders::v2::Order {
+        orders::v2::Order {
+            id: orders::v2::OrderId(o.id),
+            customer_id: orders::v2::CustomerId(o.customer_id.unwrap_or_default()),
+            items: o
+                .lines
+                .into_iter()
+                .map(|(sku, quantity, unit_price)| orders::v2::OrderItem {
+                    sku,
+                    quantity,
+                    unit_price,
+                })
+                .collect(),
+            status: status_v2(o.status),
+            total: o.total,
+            placed_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+}
+
+impl orders::v1::Service for Orders {
+    async fn get_order(
+        &self,
+        _ctx: Context,
+        input: orders::v1::GetOrderRequest,
+    ) -> Result<orders::v1::Order, HandlerError<orders::v1::GetOrderError>> {
+        self.seen.record("GetOrder");
+        let order = self
+            .get(input.id.0)
+            .ok_or(orders::v1::OrderNotFound { id: input.id })?;
+        Ok(Self::v1(order))
+    }
+
+    async fn place_order(
+        &self,
+        _ctx: Context,
+        input: orders::v1::PlaceOrderRequest,
+    ) -> Result<orders::v1::Order, HandlerError<orders::v1::PlaceOrderError>> {
+        self.seen.record("PlaceOrder");
+        let lines = input
+            .lines
+            .into_iter()
+            .map(|l| (l.sku, l.quantity, l.unit_price))
+            .collect();
+        Ok(Self::v1(self.insert(input.customer_id, lines, input.note)))
+    }
+
+    async fn cancel_order(
+        &self,
+        _ctx: Context,
+        input: orders::v1::CancelOrderRequest,
+    ) -> Result<orders::v1::Order, HandlerError<orders::v1::CancelOrderError>> {
+        self.seen.record("CancelOrder");
+        let mut all = self.orders.lock().expect("orders lock");
+        let order = all.get_mut(&input.id.0).ok_or(orders::v1::OrderNotFound {
+            id: input.id.clone(),
+        })?;
+        if !matches!(order.status, "pending" | "paid") {
+            Err(orders::v1::OrderNotCancellable {
+                id: input.id,
+                status: status_v1(order.status),
+            })?;
+        }
+        order.status = "cancelled";
+        Ok(Self::v1(order.clone()))
+    }
+}
+
+impl orders::v2::Service for Orders {
+    async fn get_order(
+        &self,
+        _ctx: Context,
+        input: orders::v2::GetOrderRequest,
+    ) -> Result<orders::v2::Order, HandlerError<orders::v2::GetOrderError>> {
+        let order = self
+            .get(input.id.0)
+            .ok_or(orders::v2::OrderNotFound { id: input.id })?;
+        Ok(Self::v2(order))
+    }
+
+    async fn place_order(
+        &self,
+        _ctx: Context,
+        input: orders::v2::PlaceOrderRequest,
+    ) -> Result<orders::v2::Order, HandlerError<orders::v2::PlaceOrderError>> {
+        let lines = input
+            .items
+            .into_iter()
+            .map(|l| (l.sku, l.quantity, l.unit_price))
+            .collect();
+        Ok(Self::v2(self.insert(
+            Some(input.customer_id.0),
+            lines,
+            None,
+        )))
+    }
+
+    async fn list_orders(
+        &self,
+        _ctx: Context,
+        input: orders::v2::ListOrdersRequest,
+    ) -> Result<orders::v2::ListOrdersResponse, HandlerError<orders::v2::ListOrdersError>> {
+        let limit = input.limit.unwrap_or(100) as usize;
+        let all = self.orders.lock().expect("orders lock");
+        let orders = all
+            .values()
+            .filter(|o| o.customer_id == Some(input.customer_id.0))
+            .filter(|o| input.status.as_ref().is_none_or(|s| s.as_str() == o.status))
+            .take(limit)
+            .cloned()
+            .map(Self::v2)
+            .collect();
+        Ok(orders::v2::ListOrdersResponse { orders })
+    }
+}

@@ -1,0 +1,154 @@
+//! Starts the example services on loopback ports, each behind its generated router, with the
+//! generated clients wired between them (cart → pricing over REST).
+
+use crate::generated::{cart, inventory, orders, payments, pricing, shipping};
+use crate::services::{
+    cart::CartService, inventory::Inventory, orders::Orders, payments::Payments, pricing::Pricing,
+    shipping::Shipping,
+};
+use pactum::server::{axum, ServerConfig};
+use pactum::types::{Timestamp, Uuid};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Serves `router` on `127.0.0.1` at a free port; returns its base URL.
+pub async fn serve(router: axum::Router) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(format!("http://{addr}"))
+}
+
+/// How to start the system.
+#[derive(Clone)]
+pub struct Options {
+    /// Simulated work per pricing quote.
+    pub pricing_latency: Duration,
+    /// Server settings (idempotency store, body limit) for every service.
+    pub server: ServerConfig,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            pricing_latency: Duration::from_millis(5),
+            server: ServerConfig::default(),
+        }
+    }
+}
+
+/// The running system: service state (for inspection) and base URLs.
+pub struct System {
+    /// Pricing's state.
+    pub pricing: Arc<Pricing>,
+    /// Cart's state.
+    pub cart: Arc<CartService>,
+    /// Orders' state (serving v1 and v2).
+    pub orders: Arc<Orders>,
+    /// Payments' state.
+    pub payments: Arc<Payments>,
+    /// Inventory's state.
+    pub inventory: Arc<Inventory>,
+    /// Shipping's state.
+    pub shipping: Arc<Shipping>,
+    /// Base URL of each service, by name.
+    pub pricing_url: String,
+    /// Cart's base URL.
+    pub cart_url: String,
+    /// Orders' base URL (both majors, under `/v1` and `/v2`).
+    pub orders_url: String,
+    /// Payments' base URL.
+    pub payments_url: String,
+    /// Inventory's base URL.
+    pub inventory_url: String,
+    /// Shipping's base URL.
+    pub shipping_url: String,
+}
+
+/// The demo cart: two books and three pens.
+pub const DEMO_CART: u128 = 42;
+/// A shipment scanned in Hamburg, then Berlin.
+pub const DEMO_SHIPMENT: u128 = 0x5417;
+
+/// Starts every service with demo data.
+pub async fn start(options: Options) -> std::io::Result<System> {
+    let cfg = options.server;
+    let pricing = Arc::new(
+        Pricing::new("EUR", &[("BOOK-42", "12.50"), ("PEN-7", "1.20")])
+            .with_latency(options.pricing_latency),
+    );
+    let pricing_url = serve(pricing::v1::router_with(pricing.clone(), cfg.clone())).await?;
+
+    let cart = Arc::new(CartService::new(
+        vec![
+            cart::v1::Cart {
+                id: cart::v1::CartId(Uuid::from_u128(DEMO_CART)),
+                customer_id: Uuid::from_u128(7),
+                items: vec![
+                    cart::v1::CartItem {
+                        sku: pricing::v1::Sku("BOOK-42".into()),
+                        quantity: 2,
+                    },
+                    cart::v1::CartItem {
+                        sku: pricing::v1::Sku("PEN-7".into()),
+                        quantity: 3,
+                    },
+                ],
+                total: None,
+                updated_at: Timestamp::UNIX_EPOCH,
+            },
+            cart::v1::Cart {
+                id: cart::v1::CartId(Uuid::from_u128(43)),
+                customer_id: Uuid::from_u128(7),
+                items: vec![],
+                total: None,
+                updated_at: Timestamp::UNIX_EPOCH,
+            },
+        ],
+        pricing::v1::Client::new(pricing_url.clone()),
+    ));
+    let cart_url = serve(cart::v1::router_with(cart.clone(), cfg.clone())).await?;
+
+    let orders = Arc::new(Orders::default());
+    let orders_url = serve(
+        orders::v1::router_with(orders.clone(), cfg.clone())
+            .merge(orders::v2::router_with(orders.clone(), cfg.clone())),
+    )
+    .await?;
+
+    let payments = Arc::new(Payments::default());
+    payments.capture(
+        Uuid::from_u128(0xfee),
+        Uuid::from_u128(1),
+        pricing::v1::Money {
+            amount: "28.60".parse().expect("literal"),
+            currency: pricing::v1::Currency("EUR".into()),
+        },
+    );
+    let payments_url = serve(payments::v1::router_with(payments.clone(), cfg.clone())).await?;
+
+    let inventory = Arc::new(Inventory::default());
+    inventory.restock("BOOK-42", 10);
+    let inventory_url = serve(inventory::v1::router_with(inventory.clone(), cfg.clone())).await?;
+
+    let shipping = Arc::new(Shipping::default());
+    shipping.ship(Uuid::from_u128(DEMO_SHIPMENT), &["Hamburg", "Berlin"]);
+    let shipping_url = serve(shipping::v1::router_with(shipping.clone(), cfg)).await?;
+
+    Ok(System {
+        pricing,
+        cart,
+        orders,
+        payments,
+        inventory,
+        shipping,
+        pricing_url,
+        cart_url,
+        orders_url,
+        payments_url,
+        inventory_url,
+        shipping_url,
+    })
+}
