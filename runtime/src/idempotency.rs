@@ -2,7 +2,8 @@
 //! Idempotency-Key draft: the first request with a key runs; a retry while it runs gets 409; a
 //! retry after it finished gets the stored reply; the same key with a different payload gets 422.
 //!
-//! Stores: [`MemoryStore`] (one process), [`PostgresStore`] (many replicas). A reply is stored
+//! Stores: [`MemoryStore`] (one process), [`SqliteStore`] (one replica, survives restarts),
+//! [`PostgresStore`] (many replicas). A reply is stored
 //! only when it is final (below 500); a 5xx or a deadline releases the key so the client's retry
 //! runs again.
 
@@ -157,7 +158,11 @@ impl IdempotencyStore for MemoryStore {
                 .entries
                 .lock()
                 .map_err(|_| StoreError("poisoned".into()))?;
-            map.remove(&(scope.to_string(), key.to_string()));
+            let id = (scope.to_string(), key.to_string());
+            // Only an unfinished claim is released; a stored reply stays for replays.
+            if map.get(&id).is_some_and(|e| e.reply.is_none()) {
+                map.remove(&id);
+            }
             Ok(())
         })
     }
@@ -304,5 +309,139 @@ impl IdempotencyStore for PostgresStore {
                 .map_err(pg)?;
             Ok(())
         })
+    }
+}
+
+/// SQLite store: the embedded default when keys must survive a restart of a single replica.
+/// Queries run on the blocking pool.
+pub struct SqliteStore {
+    conn: std::sync::Arc<Mutex<rusqlite::Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path` (`":memory:"` for a private in-memory one).
+    pub fn open(path: &str) -> Result<Self, StoreError> {
+        let conn = rusqlite::Connection::open(path).map_err(sq)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS pactum_idempotency (
+                scope TEXT NOT NULL,
+                key TEXT NOT NULL,
+                fingerprint BLOB NOT NULL,
+                created_at INTEGER NOT NULL,
+                status INTEGER,
+                content_type TEXT,
+                body BLOB,
+                PRIMARY KEY (scope, key)
+             );",
+        )
+        .map_err(sq)?;
+        Ok(SqliteStore {
+            conn: std::sync::Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| StoreError("poisoned".into()))?;
+            f(&mut guard).map_err(sq)
+        })
+        .await
+        .map_err(|e| StoreError(e.to_string()))?
+    }
+}
+
+fn sq(e: rusqlite::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl IdempotencyStore for SqliteStore {
+    fn begin<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        fingerprint: &'a [u8],
+        retention: Duration,
+    ) -> BoxFuture<'a, Result<Begin, StoreError>> {
+        let (scope, key, fp) = (scope.to_string(), key.to_string(), fingerprint.to_vec());
+        Box::pin(self.with(move |conn| {
+            let now = unix_now();
+            let tx = conn.transaction()?;
+            tx.execute(
+                "DELETE FROM pactum_idempotency WHERE scope = ?1 AND key = ?2 AND created_at < ?3",
+                rusqlite::params![scope, key, now - retention.as_secs() as i64],
+            )?;
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO pactum_idempotency (scope, key, fingerprint, created_at) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![scope, key, fp, now],
+            )?;
+            let result = if inserted == 1 {
+                Begin::Started
+            } else {
+                tx.query_row(
+                    "SELECT fingerprint, status, content_type, body FROM pactum_idempotency WHERE scope = ?1 AND key = ?2",
+                    rusqlite::params![scope, key],
+                    |row| {
+                        let stored: Vec<u8> = row.get(0)?;
+                        let status: Option<i64> = row.get(1)?;
+                        Ok(if stored != fp {
+                            Begin::Mismatch
+                        } else {
+                            match status {
+                                None => Begin::InProgress,
+                                Some(s) => Begin::Completed(StoredReply {
+                                    status: s as u16,
+                                    content_type: row.get(2)?,
+                                    body: row.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default(),
+                                }),
+                            }
+                        })
+                    },
+                )?
+            };
+            tx.commit()?;
+            Ok(result)
+        }))
+    }
+
+    fn complete<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        reply: &'a StoredReply,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let (scope, key, reply) = (scope.to_string(), key.to_string(), reply.clone());
+        Box::pin(self.with(move |conn| {
+            conn.execute(
+                "UPDATE pactum_idempotency SET status = ?3, content_type = ?4, body = ?5 WHERE scope = ?1 AND key = ?2",
+                rusqlite::params![scope, key, i64::from(reply.status), reply.content_type, reply.body],
+            )?;
+            Ok(())
+        }))
+    }
+
+    fn release<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let (scope, key) = (scope.to_string(), key.to_string());
+        Box::pin(self.with(move |conn| {
+            conn.execute(
+                "DELETE FROM pactum_idempotency WHERE scope = ?1 AND key = ?2 AND status IS NULL",
+                rusqlite::params![scope, key],
+            )?;
+            Ok(())
+        }))
     }
 }
