@@ -5,13 +5,14 @@ use crate::write;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// What to generate. Rust is the only target so far; `.proto`, OpenAPI and AsyncAPI join as
-/// their emitters land.
+/// What to generate. `.proto` and AsyncAPI join as their emitters land.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Target {
-    /// Rust types, errors, events and contract facts.
+    /// Rust: types, errors, events, contract facts, REST server and client.
     Rust,
+    /// OpenAPI 3.1, `<service>.v<major>.yaml` per contract with REST operations.
+    OpenApi,
 }
 
 /// Configures and runs code generation from a build script, like prost-build's `Config`.
@@ -119,7 +120,7 @@ impl Builder {
         self
     }
 
-    /// Which targets to emit (default: Rust).
+    /// Which targets to emit (default: Rust only).
     pub fn targets(&mut self, targets: &[Target]) -> &mut Self {
         self.targets = targets.to_vec();
         self
@@ -175,6 +176,9 @@ impl Builder {
                 .and_then(|()| out_dir.canonicalize())
                 .map_err(Error::Io)?;
             files.push(emit::include_index(ir, &abs).map_err(Error::Emit)?);
+        }
+        if self.targets.contains(&Target::OpenApi) {
+            files.extend(emit::openapi::documents(ir).map_err(Error::Emit)?);
         }
         write::sync(&out_dir, &files, true).map_err(Error::Io)?;
         Ok(files.iter().map(|f| out_dir.join(&f.path)).collect())

@@ -12,7 +12,7 @@ use std::process::ExitCode;
     name = "pactum",
     version,
     about = "Service contracts in YAML → typed Rust for REST, gRPC, events and webhooks.",
-    after_help = "Examples:\n  pactum check contracts/\n  pactum generate contracts/ --out generated-example/src/generated\n  pactum generate contracts/ --out generated-example/src/generated --check\n  pactum schema > pactum.schema.json"
+    after_help = "Examples:\n  pactum check contracts/\n  pactum generate contracts/ --out generated-example/src/generated --openapi generated-example/openapi\n  pactum generate contracts/ --out generated-example/src/generated --check\n  pactum schema > pactum.schema.json"
 )]
 struct Cli {
     /// When to color diagnostics.
@@ -67,6 +67,9 @@ struct GenerateArgs {
     /// Output directory: receives `mod.rs` and `<service>/v<major>.rs`.
     #[arg(long, short)]
     out: PathBuf,
+    /// Also write one OpenAPI 3.1 document per contract version with REST operations here.
+    #[arg(long, value_name = "DIR")]
+    openapi: Option<PathBuf>,
     /// Write nothing; exit non-zero and list the files that would change.
     #[arg(long)]
     check: bool,
@@ -135,21 +138,29 @@ fn generate(args: GenerateArgs, color: bool) -> ExitCode {
     let Some(ir) = &outcome.ir else {
         return ExitCode::FAILURE;
     };
-    let files = match emit::module_tree(ir) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("pactum: {e}");
-            return ExitCode::FAILURE;
+    let mut outputs = vec![(args.out.clone(), emit::module_tree(ir))];
+    if let Some(dir) = &args.openapi {
+        outputs.push((dir.clone(), emit::openapi::documents(ir)));
+    }
+    let mut statuses = Vec::new();
+    let mut leftovers = Vec::new();
+    for (dir, files) in outputs {
+        let files = match files {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("pactum: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match write::sync(&dir, &files, !args.check) {
+            Ok(s) => statuses.extend(s),
+            Err(e) => {
+                eprintln!("pactum: cannot write to {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
         }
-    };
-    let statuses = match write::sync(&args.out, &files, !args.check) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("pactum: cannot write to {}: {e}", args.out.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    let leftovers = write::stale_files(&args.out, &files).unwrap_or_default();
+        leftovers.extend(write::stale_files(&dir, &files).unwrap_or_default());
+    }
     let changed: Vec<&FileStatus> = statuses.iter().filter(|s| s.changed()).collect();
     if args.check {
         for s in &changed {
@@ -163,15 +174,11 @@ fn generate(args: GenerateArgs, color: bool) -> ExitCode {
             println!("left over: {}", p.display());
         }
         if changed.is_empty() && leftovers.is_empty() {
-            println!(
-                "up to date: {} file(s) in {}",
-                statuses.len(),
-                args.out.display()
-            );
+            println!("up to date: {} file(s)", statuses.len());
             return ExitCode::SUCCESS;
         }
         eprintln!(
-            "pactum: generated code in {} is out of date; run `pactum generate {} --out {}`",
+            "pactum: generated code in {} is out of date; run `pactum generate {} --out {}{}`",
             args.out.display(),
             args.inputs
                 .paths
@@ -179,7 +186,11 @@ fn generate(args: GenerateArgs, color: bool) -> ExitCode {
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(" "),
-            args.out.display()
+            args.out.display(),
+            args.openapi
+                .as_ref()
+                .map(|d| format!(" --openapi {}", d.display()))
+                .unwrap_or_default()
         );
         return ExitCode::FAILURE;
     }

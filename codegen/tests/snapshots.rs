@@ -24,19 +24,26 @@ fn sources(dir: &Path, display_root: &str) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-fn assert_tree(contracts: &Path, display_root: &str, out: &Path) {
+fn assert_tree(contracts: &Path, display_root: &str, out: &Path, openapi: &Path) {
     let outcome = pactum_codegen::check_sources(&sources(contracts, display_root));
     let ir = outcome
         .ir
         .unwrap_or_else(|| panic!("{}", outcome.diagnostics.render(&outcome.sources, false)));
-    let files = pactum_codegen::emit::module_tree(&ir).expect("emits");
-    for f in &files {
+    assert_files(out, &pactum_codegen::emit::module_tree(&ir).expect("emits"));
+    assert_files(
+        openapi,
+        &pactum_codegen::emit::openapi::documents(&ir).expect("renders"),
+    );
+}
+
+fn assert_files(out: &Path, files: &[pactum_codegen::emit::GeneratedFile]) {
+    for f in files {
         if std::env::var_os("EXPECTORATE").is_some() {
             fs::create_dir_all(out.join(&f.path).parent().unwrap()).unwrap();
         }
         expectorate::assert_contents(out.join(&f.path), &f.contents);
     }
-    let stale = pactum_codegen::write::stale_files(out, &files).unwrap();
+    let stale = pactum_codegen::write::stale_files(out, files).unwrap();
     assert!(
         stale.is_empty(),
         "generated files no longer produced: {stale:?}"
@@ -50,6 +57,7 @@ fn fixture_output_matches_snapshots() {
         &root.join("tests/fixtures"),
         "codegen/tests/fixtures",
         &root.join("tests/output/src/generated"),
+        &root.join("tests/output/openapi"),
     );
 }
 
@@ -60,6 +68,7 @@ fn example_contracts_match_checked_in_generated_example() {
         &repo.join("contracts"),
         "contracts",
         &repo.join("generated-example/src/generated"),
+        &repo.join("generated-example/openapi"),
     );
 }
 

@@ -5,6 +5,7 @@
 //! items by full path, so user type names (`Result`, `Option`, `String`) never clash with it.
 
 mod events;
+pub mod openapi;
 mod operations;
 mod rest;
 mod rust_types;

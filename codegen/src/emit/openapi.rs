@@ -1,0 +1,550 @@
+//! OpenAPI 3.1, one document per contract major version.
+//!
+//! The JSON Schema fragments are built here from the IR (with serde_json, so every string is
+//! escaped correctly); the document's layout is the askama template `templates/openapi.yaml`.
+//! JSON is valid YAML, so fragments are inlined as flow mappings.
+//!
+//! The document describes exactly what the generated router binds (see `emit::rest`): path
+//! parameters, query parameters on GET/HEAD/DELETE, a JSON body otherwise, problem+json errors.
+
+use super::GeneratedFile;
+use crate::ast::{Number, Primitive};
+use crate::ir::{
+    Constraints, Contract, Field, HttpMethod, Idempotency, Ir, NamedRef, Operation, TypeKind,
+    TypeRef,
+};
+use askama::Template;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+#[derive(Template)]
+#[template(path = "openapi.yaml", escape = "none")]
+struct Document {
+    source: String,
+    title: String,
+    version: String,
+    description: String,
+    owner: String,
+    service: String,
+    paths: Vec<PathItem>,
+    schemas: Vec<(String, String)>,
+}
+
+struct PathItem {
+    path: String,
+    ops: Vec<OpItem>,
+}
+
+struct OpItem {
+    method: String,
+    id: String,
+    summary: String,
+    description: Option<String>,
+    deprecated: bool,
+    parameters: Vec<String>,
+    request_body: Option<String>,
+    responses: Vec<(u16, String)>,
+    extensions: Vec<(String, String)>,
+}
+
+fn q(s: &str) -> String {
+    Value::String(s.to_string()).to_string()
+}
+
+/// One OpenAPI document per contract that has REST operations: `<service>.v<major>.yaml`.
+pub fn documents(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
+    ir.contracts
+        .iter()
+        .filter(|c| c.operations.iter().any(|o| o.rest.is_some()))
+        .map(|c| {
+            let text = document(ir, c)
+                .render()
+                .map_err(|e| format!("internal error: OpenAPI template failed: {e}"))?;
+            Ok(GeneratedFile {
+                path: PathBuf::from(format!("{}.v{}.yaml", c.id.service, c.id.major)),
+                contents: text,
+            })
+        })
+        .collect()
+}
+
+struct Schemas<'a> {
+    ir: &'a Ir,
+    /// The contract this document describes: its types have plain component names.
+    home: &'a Contract,
+    /// Foreign types referenced so far, to include as components.
+    foreign: BTreeSet<(String, u64, String)>,
+}
+
+impl Schemas<'_> {
+    fn component_name(&self, r: &NamedRef) -> String {
+        if r.contract == self.home.id {
+            r.name.clone()
+        } else {
+            format!("{}.v{}.{}", r.contract.service, r.contract.major, r.name)
+        }
+    }
+
+    fn reference(&mut self, r: &NamedRef) -> Value {
+        if r.contract != self.home.id {
+            self.foreign
+                .insert((r.contract.service.clone(), r.contract.major, r.name.clone()));
+        }
+        json!({ "$ref": format!("#/components/schemas/{}", self.component_name(r)) })
+    }
+
+    fn prim(p: Primitive) -> Value {
+        match p {
+            Primitive::Bool => json!({"type": "boolean"}),
+            Primitive::I32 => json!({"type": "integer", "format": "int32"}),
+            Primitive::I64 => json!({"type": "integer", "format": "int64"}),
+            Primitive::U32 => {
+                json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": 4294967295u64})
+            }
+            Primitive::U64 => json!({"type": "integer", "minimum": 0}),
+            Primitive::F64 => json!({"type": "number", "format": "double"}),
+            Primitive::String => json!({"type": "string"}),
+            Primitive::Bytes => json!({"type": "string", "contentEncoding": "base64"}),
+            Primitive::Timestamp => json!({"type": "string", "format": "date-time"}),
+            Primitive::Duration => {
+                json!({"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,9})?s$", "examples": ["1.5s"]})
+            }
+            Primitive::Uuid => json!({"type": "string", "format": "uuid"}),
+            Primitive::Decimal => {
+                json!({"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$", "examples": ["12.50"]})
+            }
+        }
+    }
+
+    fn ty(&mut self, t: &TypeRef) -> Value {
+        match t {
+            TypeRef::Prim(p) => Self::prim(*p),
+            TypeRef::List(inner) => json!({"type": "array", "items": self.ty(inner)}),
+            TypeRef::Map(inner) => {
+                json!({"type": "object", "additionalProperties": self.ty(inner)})
+            }
+            TypeRef::Optional(inner) => json!({"anyOf": [self.ty(inner), {"type": "null"}]}),
+            TypeRef::Named(r) => self.reference(r),
+        }
+    }
+
+    fn constrained(&mut self, t: &TypeRef, k: &Constraints) -> Value {
+        let mut schema = self.ty(t);
+        if k.is_empty() {
+            return schema;
+        }
+        // Constraints go beside a `$ref` through `allOf`, so the referenced schema stays intact.
+        let mut extra = Map::new();
+        let num = |n: Number| match n {
+            Number::Int(i) => json!(i),
+            Number::Float(f) => json!(f),
+        };
+        let decimal = matches!(t, TypeRef::Prim(Primitive::Decimal));
+        if let Some(n) = k.min {
+            extra.insert(
+                if decimal {
+                    "x-pactum-minimum"
+                } else {
+                    "minimum"
+                }
+                .into(),
+                num(n),
+            );
+        }
+        if let Some(n) = k.max {
+            extra.insert(
+                if decimal {
+                    "x-pactum-maximum"
+                } else {
+                    "maximum"
+                }
+                .into(),
+                num(n),
+            );
+        }
+        let bytes = matches!(t, TypeRef::Prim(Primitive::Bytes));
+        if let Some(n) = k.min_len {
+            extra.insert(
+                if bytes {
+                    "x-pactum-min-bytes"
+                } else {
+                    "minLength"
+                }
+                .into(),
+                json!(n),
+            );
+        }
+        if let Some(n) = k.max_len {
+            extra.insert(
+                if bytes {
+                    "x-pactum-max-bytes"
+                } else {
+                    "maxLength"
+                }
+                .into(),
+                json!(n),
+            );
+        }
+        if let Some(p) = &k.pattern {
+            extra.insert("pattern".into(), json!(p));
+        }
+        let map = matches!(t, TypeRef::Map(_));
+        if let Some(n) = k.min_items {
+            extra.insert(
+                if map { "minProperties" } else { "minItems" }.into(),
+                json!(n),
+            );
+        }
+        if let Some(n) = k.max_items {
+            extra.insert(
+                if map { "maxProperties" } else { "maxItems" }.into(),
+                json!(n),
+            );
+        }
+        match &mut schema {
+            Value::Object(m) if !m.contains_key("$ref") && !m.contains_key("anyOf") => {
+                m.extend(extra);
+                schema
+            }
+            _ => json!({"allOf": [schema, Value::Object(extra)]}),
+        }
+    }
+
+    fn object(&mut self, fields: &[Field], docs: Option<&str>, deprecated: bool) -> Value {
+        let mut props = Map::new();
+        let mut required = Vec::new();
+        for f in fields {
+            let (ty, optional) = match &f.ty {
+                TypeRef::Optional(inner) => (&**inner, true),
+                other => (other, false),
+            };
+            let mut s = self.constrained(ty, &f.constraints);
+            if let Value::Object(m) = &mut s {
+                if let Some(d) = &f.docs {
+                    m.insert("description".into(), json!(d.trim()));
+                }
+                if f.deprecated.is_some() {
+                    m.insert("deprecated".into(), json!(true));
+                }
+            }
+            if !optional {
+                required.push(json!(f.wire_name));
+            }
+            props.insert(f.wire_name.clone(), s);
+        }
+        let mut o = Map::new();
+        o.insert("type".into(), json!("object"));
+        if let Some(d) = docs {
+            o.insert("description".into(), json!(d.trim()));
+        }
+        if deprecated {
+            o.insert("deprecated".into(), json!(true));
+        }
+        o.insert("properties".into(), Value::Object(props));
+        if !required.is_empty() {
+            o.insert("required".into(), Value::Array(required));
+        }
+        Value::Object(o)
+    }
+
+    fn type_schema(&mut self, kind: &TypeKind, docs: Option<&str>, deprecated: bool) -> Value {
+        let mut s = match kind {
+            TypeKind::Struct(fields) => return self.object(fields, docs, deprecated),
+            TypeKind::Enum(values) => json!({
+                "type": "string",
+                "enum": values.iter().map(|v| v.wire.clone()).collect::<Vec<_>>(),
+                "x-pactum-open-enum": true,
+            }),
+            TypeKind::Newtype { inner, constraints } => self.constrained(inner, constraints),
+        };
+        if let Value::Object(m) = &mut s {
+            if let Some(d) = docs {
+                m.insert("description".into(), json!(d.trim()));
+            }
+            if deprecated {
+                m.insert("deprecated".into(), json!(true));
+            }
+        }
+        s
+    }
+}
+
+fn problem_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "RFC 9457 problem details. Declared errors add `code` and their fields; constraint violations add `violations`.",
+        "properties": {
+            "type": {"type": "string", "format": "uri-reference"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "code": {"type": "string"},
+            "violations": {"type": "array", "items": {
+                "type": "object",
+                "properties": {"pointer": {"type": "string"}, "message": {"type": "string"}},
+                "required": ["pointer", "message"]
+            }}
+        },
+        "required": ["type", "title", "status"]
+    })
+}
+
+fn problem_response(description: &str, schema: Value) -> String {
+    json!({
+        "description": description,
+        "content": {"application/problem+json": {"schema": schema}}
+    })
+    .to_string()
+}
+
+fn problem_ref() -> Value {
+    json!({"$ref": "#/components/schemas/Problem"})
+}
+
+fn operation(s: &mut Schemas<'_>, c: &Contract, op: &Operation) -> OpItem {
+    let route = op.rest.as_ref().expect("REST operations only");
+    let fields: Vec<Field> = op
+        .input
+        .as_ref()
+        .and_then(|i| c.types.iter().find(|t| t.name == i.name))
+        .and_then(|t| match &t.kind {
+            TypeKind::Struct(f) => Some(f.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let query_method = matches!(
+        route.method,
+        HttpMethod::Get | HttpMethod::Head | HttpMethod::Delete
+    );
+    let mut parameters = Vec::new();
+    let mut body_fields = Vec::new();
+    for f in &fields {
+        let (ty, optional) = match &f.ty {
+            TypeRef::Optional(inner) => (&**inner, true),
+            other => (other, false),
+        };
+        let location = if route.params.contains(&f.wire_name) {
+            "path"
+        } else if query_method {
+            "query"
+        } else {
+            body_fields.push(f.clone());
+            continue;
+        };
+        let mut p = json!({
+            "name": f.wire_name,
+            "in": location,
+            "required": location == "path" || !optional,
+            "schema": s.constrained(ty, &f.constraints),
+        });
+        if let Some(d) = &f.docs {
+            p["description"] = json!(d.trim());
+        }
+        if matches!(ty, TypeRef::List(_)) {
+            p["style"] = json!("form");
+            p["explode"] = json!(true);
+        }
+        parameters.push(p.to_string());
+    }
+    if op.idempotency == Idempotency::Key {
+        parameters.push(
+            json!({
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": true,
+                "description": "IETF Idempotency-Key: a structured-field string, e.g. \"8e03978e-40d5-43e8-bc93-6894a57f9324\". Retries reuse it; a completed key replays the stored reply.",
+                "schema": {"type": "string", "maxLength": 257}
+            })
+            .to_string(),
+        );
+    }
+    let request_body = (!body_fields.is_empty()).then(|| {
+        // The whole input as body: reference the named type; otherwise the remaining fields.
+        let schema = match &op.input {
+            Some(i) if body_fields.len() == fields.len() => s.reference(i),
+            _ => s.object(&body_fields, None, false),
+        };
+        json!({"required": true, "content": {"application/json": {"schema": schema}}}).to_string()
+    });
+    let mut responses: BTreeMap<u16, String> = BTreeMap::new();
+    match &op.output {
+        Some(t) => {
+            let schema = s.ty(t);
+            responses.insert(
+                200,
+                json!({"description": "Success.", "content": {"application/json": {"schema": schema}}}).to_string(),
+            );
+        }
+        None => {
+            responses.insert(
+                204,
+                json!({"description": "Success, no content."}).to_string(),
+            );
+        }
+    }
+    // Declared errors, grouped by status (several may share one).
+    let mut declared: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
+    for e in &op.errors {
+        if let Some(def) = c.errors.iter().find(|d| &d.name == e) {
+            declared
+                .entry(status_of(def.status))
+                .or_default()
+                .push(&def.name);
+        }
+    }
+    for (status, names) in &declared {
+        let variants: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"allOf": [problem_ref(), {"$ref": format!("#/components/schemas/{n}")}]}))
+            .collect();
+        let schema = if variants.len() == 1 {
+            variants[0].clone()
+        } else {
+            json!({"oneOf": variants})
+        };
+        responses.insert(
+            *status,
+            problem_response(&format!("Declared error: {}.", names.join(", ")), schema),
+        );
+    }
+    let mut generic = vec![
+        (400, "Malformed request (bad JSON, missing Idempotency-Key)."),
+        (422, "Invalid input: wrong types, missing fields, unknown enum values, constraint violations."),
+        (504, "The deadline passed before the operation finished."),
+        (500, "The server failed."),
+    ];
+    if !body_fields.is_empty() {
+        generic.push((413, "Request body too large."));
+        generic.push((415, "The body is not JSON."));
+    }
+    if op.idempotency == Idempotency::Key {
+        generic.push((
+            409,
+            "A request with this Idempotency-Key is still being processed.",
+        ));
+    }
+    for (status, text) in generic {
+        responses
+            .entry(status)
+            .or_insert_with(|| problem_response(text, problem_ref()));
+    }
+    let mut extensions = vec![
+        ("x-pactum-safe".to_string(), json!(op.safe).to_string()),
+        (
+            "x-pactum-idempotency".to_string(),
+            q(if op.idempotency == Idempotency::Key {
+                "key"
+            } else {
+                "none"
+            }),
+        ),
+    ];
+    if let Some(ns) = op.deadline_ns {
+        extensions.push((
+            "x-pactum-deadline-ms".to_string(),
+            json!(ns as f64 / 1e6).to_string(),
+        ));
+    }
+    if let Some(r) = &op.retry {
+        extensions.push((
+            "x-pactum-retry".to_string(),
+            json!({"attempts": r.attempts, "initialBackoffMs": r.initial_ns as f64 / 1e6, "maxBackoffMs": r.max_ns as f64 / 1e6, "fullJitter": r.jitter == crate::ir::Jitter::Full}).to_string(),
+        ));
+    }
+    OpItem {
+        method: route.method.as_str().to_ascii_lowercase(),
+        id: q(&op.name),
+        summary: q(op
+            .docs
+            .as_deref()
+            .map_or(op.name.as_str(), |d| d.lines().next().unwrap_or(""))),
+        description: op
+            .docs
+            .as_deref()
+            .filter(|d| d.trim().lines().count() > 1)
+            .map(|d| q(d.trim())),
+        deprecated: op.deprecated.is_some(),
+        parameters,
+        request_body,
+        responses: responses.into_iter().collect(),
+        extensions,
+    }
+}
+
+fn status_of(s: crate::ir::ErrorStatus) -> u16 {
+    use crate::ir::ErrorStatus::*;
+    match s {
+        InvalidArgument => 400,
+        Unauthenticated => 401,
+        PermissionDenied => 403,
+        NotFound => 404,
+        AlreadyExists | Conflict => 409,
+        FailedPrecondition => 422,
+        ResourceExhausted => 429,
+        Unavailable => 503,
+        Internal => 500,
+    }
+}
+
+fn document(ir: &Ir, c: &Contract) -> Document {
+    let mut s = Schemas {
+        ir,
+        home: c,
+        foreign: BTreeSet::new(),
+    };
+    let mut by_path: BTreeMap<&str, Vec<OpItem>> = BTreeMap::new();
+    for op in c.operations.iter().filter(|o| o.rest.is_some()) {
+        let item = operation(&mut s, c, op);
+        by_path
+            .entry(op.rest.as_ref().expect("filtered").full_path.as_str())
+            .or_default()
+            .push(item);
+    }
+    let mut schemas: BTreeMap<String, Value> = BTreeMap::new();
+    schemas.insert("Problem".into(), problem_schema());
+    for t in &c.types {
+        let schema = s.type_schema(&t.kind, t.docs.as_deref(), t.deprecated.is_some());
+        schemas.insert(t.name.clone(), schema);
+    }
+    for e in &c.errors {
+        let schema = s.object(&e.fields, e.docs.as_deref(), false);
+        schemas.insert(e.name.clone(), schema);
+    }
+    // Foreign types, and the foreign types they reference in turn.
+    let mut done = BTreeSet::new();
+    while let Some(next) = s.foreign.iter().find(|f| !done.contains(*f)).cloned() {
+        done.insert(next.clone());
+        let (service, major, name) = next;
+        let Some(owner) =
+            s.ir.contracts
+                .iter()
+                .find(|c| c.id.service == service && c.id.major == major)
+        else {
+            continue;
+        };
+        let Some(t) = owner.types.iter().find(|t| t.name == name) else {
+            continue;
+        };
+        // References inside carry their own contract, so names resolve from this document.
+        let schema = s.type_schema(&t.kind, t.docs.as_deref(), t.deprecated.is_some());
+        schemas.insert(format!("{service}.v{major}.{name}"), schema);
+    }
+    Document {
+        source: c.source.to_string_lossy().replace('\\', "/"),
+        title: q(&c.id.service),
+        version: q(&c.version),
+        description: q(c.docs.as_deref().unwrap_or("").trim()),
+        owner: q(&c.owner),
+        service: q(&c.id.service),
+        paths: by_path
+            .into_iter()
+            .map(|(path, ops)| PathItem { path: q(path), ops })
+            .collect(),
+        schemas: schemas
+            .into_iter()
+            .map(|(k, v)| (q(&k), v.to_string()))
+            .collect(),
+    }
+}
