@@ -580,3 +580,42 @@ async fn a_retry_while_the_first_is_running_gets_409() {
     assert_eq!((replay.0, replay.1.as_str()), (200, first.1.as_str()));
     assert_eq!(replay.2["idempotent-replayed"], "true");
 }
+
+#[tokio::test]
+async fn no_call_waits_forever() {
+    // A server that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    // TrackShipment has a 300 ms contract deadline.
+    let started = std::time::Instant::now();
+    let ship = shipping::v1::Client::new(&url);
+    let r = ship
+        .track_shipment(&shipping::v1::TrackShipmentRequest {
+            id: shipping::v1::ShipmentId(Uuid::nil()),
+        })
+        .await;
+    assert!(matches!(r, Err(ClientError::DeadlineExceeded)), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // AddItem has none: the client's default budget applies.
+    let http =
+        pactum::client::HttpClient::new(&url).with_default_timeout(Duration::from_millis(200));
+    let carts = cart::v1::Client::from_http(http);
+    let started = std::time::Instant::now();
+    let r = carts
+        .add_item(&cart::v1::AddItemRequest {
+            cart_id: cart::v1::CartId(Uuid::nil()),
+            item: cart::v1::CartItem {
+                sku: sku("PEN-7"),
+                quantity: 1,
+            },
+        })
+        .await;
+    assert!(matches!(r, Err(ClientError::DeadlineExceeded)), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

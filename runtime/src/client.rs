@@ -102,7 +102,12 @@ pub enum Reply {
 pub struct HttpClient {
     http: reqwest::Client,
     base: String,
+    default_timeout: Duration,
 }
+
+/// The budget of a call when neither the contract nor the caller gives one: no call waits
+/// forever.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl HttpClient {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
@@ -115,7 +120,15 @@ impl HttpClient {
         HttpClient {
             http,
             base: base_url.into().trim_end_matches('/').to_string(),
+            default_timeout: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// Sets the budget used when neither the contract nor the caller sets a deadline
+    /// (default [`DEFAULT_TIMEOUT`]).
+    pub fn with_default_timeout(mut self, budget: Duration) -> Self {
+        self.default_timeout = budget;
+        self
     }
 
     /// The stable in-cluster address of `service` as Kubernetes DNS resolves it:
@@ -146,6 +159,9 @@ impl HttpClient {
         let mut ctx = Context::current();
         if let Some(budget) = op.deadline {
             ctx = ctx.with_timeout(budget);
+        }
+        if ctx.deadline().is_none() {
+            ctx = ctx.with_timeout(self.default_timeout);
         }
         if ctx.is_expired() {
             return Err(ClientError::DeadlineExceeded);

@@ -371,7 +371,8 @@ fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                 Client { http: #cl::HttpClient::for_service(SERVICE, namespace, port) }
             }
 
-            /// A client over a configured [`HttpClient`](::pactum::client::HttpClient).
+            /// A client over a configured [`HttpClient`](::pactum::client::HttpClient)
+            /// (your reqwest client, a default timeout for calls without a deadline).
             pub fn from_http(http: #cl::HttpClient) -> Self {
                 Client { http }
             }

@@ -878,7 +878,8 @@ impl Client {
             http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
         }
     }
-    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient).
+    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient)
+    /// (your reqwest client, a default timeout for calls without a deadline).
     pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
         Client { http }
     }
