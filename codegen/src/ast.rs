@@ -38,6 +38,8 @@ pub struct Contract {
     pub version: Spanned<Version>,
     /// `owner:` team that owns this service's data.
     pub owner: Spanned<String>,
+    /// `namespace:` dotted prefix of the proto package (`shop` → `shop.orders.v1`).
+    pub namespace: Option<Spanned<String>>,
     /// `description:`.
     pub description: Option<String>,
     /// `types:`.

@@ -5,7 +5,7 @@ use crate::write;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// What to generate. `.proto` and AsyncAPI join as their emitters land.
+/// What to generate. AsyncAPI joins as its emitter lands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Target {
@@ -13,6 +13,8 @@ pub enum Target {
     Rust,
     /// OpenAPI 3.1, `<service>.v<major>.yaml` per contract with REST operations.
     OpenApi,
+    /// proto3, `<service>.v<major>.proto` per contract.
+    Proto,
 }
 
 /// Configures and runs code generation from a build script, like prost-build's `Config`.
@@ -179,6 +181,9 @@ impl Builder {
         }
         if self.targets.contains(&Target::OpenApi) {
             files.extend(emit::openapi::documents(ir).map_err(Error::Emit)?);
+        }
+        if self.targets.contains(&Target::Proto) {
+            files.extend(emit::proto::files(ir).map_err(Error::Emit)?);
         }
         write::sync(&out_dir, &files, true).map_err(Error::Io)?;
         Ok(files.iter().map(|f| out_dir.join(&f.path)).collect())

@@ -12,7 +12,7 @@ use std::process::ExitCode;
     name = "pactum",
     version,
     about = "Service contracts in YAML → typed Rust for REST, gRPC, events and webhooks.",
-    after_help = "Examples:\n  pactum check contracts/\n  pactum generate contracts/ --out generated-example/src/generated --openapi generated-example/openapi\n  pactum generate contracts/ --out generated-example/src/generated --check\n  pactum schema > pactum.schema.json"
+    after_help = "Examples:\n  pactum check contracts/\n  pactum generate contracts/ --out generated-example/src/generated --openapi generated-example/openapi --proto generated-example/proto\n  pactum generate contracts/ --out generated-example/src/generated --check\n  pactum schema > pactum.schema.json"
 )]
 struct Cli {
     /// When to color diagnostics.
@@ -70,6 +70,9 @@ struct GenerateArgs {
     /// Also write one OpenAPI 3.1 document per contract version with REST operations here.
     #[arg(long, value_name = "DIR")]
     openapi: Option<PathBuf>,
+    /// Also write one `.proto` per contract version here.
+    #[arg(long, value_name = "DIR")]
+    proto: Option<PathBuf>,
     /// Write nothing; exit non-zero and list the files that would change.
     #[arg(long)]
     check: bool,
@@ -142,6 +145,9 @@ fn generate(args: GenerateArgs, color: bool) -> ExitCode {
     if let Some(dir) = &args.openapi {
         outputs.push((dir.clone(), emit::openapi::documents(ir)));
     }
+    if let Some(dir) = &args.proto {
+        outputs.push((dir.clone(), emit::proto::files(ir)));
+    }
     let mut statuses = Vec::new();
     let mut leftovers = Vec::new();
     for (dir, files) in outputs {
@@ -187,10 +193,10 @@ fn generate(args: GenerateArgs, color: bool) -> ExitCode {
                 .collect::<Vec<_>>()
                 .join(" "),
             args.out.display(),
-            args.openapi
-                .as_ref()
-                .map(|d| format!(" --openapi {}", d.display()))
-                .unwrap_or_default()
+            [("--openapi", &args.openapi), ("--proto", &args.proto)]
+                .iter()
+                .filter_map(|(flag, d)| d.as_ref().map(|d| format!(" {flag} {}", d.display())))
+                .collect::<String>()
         );
         return ExitCode::FAILURE;
     }

@@ -23,6 +23,9 @@ pub fn decode_contract(
     let service = top.get("service").and_then(|n| d.string(n, "`service`"));
     let version = top.get("version").and_then(|n| d.version(n));
     let owner = top.get("owner").and_then(|n| d.string(n, "`owner`"));
+    let namespace = top
+        .get("namespace")
+        .and_then(|n| d.string(n, "`namespace`"));
     let description = top.get("description").and_then(|n| d.text(n));
     let types = top
         .get("types")
@@ -88,6 +91,7 @@ pub fn decode_contract(
         service,
         version,
         owner,
+        namespace,
         description,
         types,
         errors,
@@ -737,6 +741,7 @@ pub const TOP_KEYS: &[&str] = &[
     "service",
     "version",
     "owner",
+    "namespace",
     "description",
     "types",
     "errors",

@@ -111,6 +111,7 @@ codes! {
     DuplicateRoute => "E0224",
     StreamingOverRest => "E0225",
     ParamNotScalar => "E0226",
+    GrpcShape => "E0227",
     EventKey => "E0230",
     ConsumeMismatch => "E0231",
     WireNumber => "E0240",

@@ -54,6 +54,8 @@ pub struct Contract {
     pub version: String,
     /// Owning team.
     pub owner: String,
+    /// Proto package prefix (`shop`), if any.
+    pub namespace: Option<String>,
     /// Doc text.
     pub docs: Option<String>,
     /// The file it came from.
@@ -96,6 +98,8 @@ pub struct TypeDef {
     pub kind: TypeKind,
     /// Declared or generated.
     pub origin: Origin,
+    /// Wire numbers of removed fields or values, never to be reused.
+    pub reserved: Vec<u32>,
     /// Source position.
     pub span: Span,
 }

@@ -52,6 +52,7 @@ impl Lowerer<'_> {
             id: id_of(c),
             version: c.version.value.to_string(),
             owner: c.owner.value.clone(),
+            namespace: c.namespace.as_ref().map(|n| n.value.clone()),
             docs: c.description.clone(),
             source: c.path.clone(),
             types,
@@ -175,12 +176,19 @@ impl Lowerer<'_> {
                 constraints: constraints(k),
             },
         };
+        let reserved = match &t.body {
+            TypeBody::Struct { reserved, .. } | TypeBody::Enum { reserved, .. } => {
+                reserved.iter().map(|r| r.value as u32).collect()
+            }
+            TypeBody::Newtype { .. } => Vec::new(),
+        };
         TypeDef {
             name,
             docs: t.description.clone(),
             deprecated: t.deprecated.as_ref().map(|d| d.value.clone()),
             kind,
             origin: Origin::Declared,
+            reserved,
             span: t.name.span,
         }
     }
@@ -208,6 +216,7 @@ impl Lowerer<'_> {
                     } else {
                         Origin::Output(op.to_string())
                     },
+                    reserved: Vec::new(),
                     span: *span,
                 });
                 TypeRef::Named(NamedRef {

@@ -104,6 +104,24 @@ impl ContractChecker<'_, '_> {
                 "name the team that owns this service's data, e.g. `owner: team-orders`",
             );
         }
+        if let Some(ns) = &c.namespace {
+            let ok = ns.value.split('.').all(|part| {
+                part.chars()
+                    .next()
+                    .is_some_and(|ch| ch.is_ascii_lowercase())
+                    && part
+                        .chars()
+                        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+            });
+            if !ok {
+                self.diags.emit(
+                    Code::InvalidIdentifier,
+                    ns.span,
+                    format!("namespace `{}` is not a dotted lower-case name", ns.value),
+                    "write e.g. `namespace: shop` or `namespace: acme.shop`",
+                );
+            }
+        }
         self.check_top_level_names();
         for t in &c.types {
             self.check_type(t);
@@ -576,6 +594,9 @@ impl ContractChecker<'_, '_> {
             .and_then(|p| self.check_payload(p, "input", name));
         if let Some(p) = &op.output {
             self.check_payload(p, "output", name);
+            if op.grpc.as_ref().is_some_and(|g| g.value) {
+                self.check_grpc_output(p, name);
+            }
         }
         let error_names: Vec<&str> = self
             .c
@@ -832,6 +853,26 @@ impl ContractChecker<'_, '_> {
             );
         }
         Some(method)
+    }
+
+    /// A gRPC method returns a message: the output must be a struct (or inline fields).
+    fn check_grpc_output(&mut self, p: &Payload, op: &str) {
+        let Payload::Named(ty) = p else { return };
+        let is_struct = match &ty.value {
+            TypeExpr::Ref(r) => self
+                .scope
+                .resolve_named(self.index, r)
+                .map_or(true, |(_, d)| matches!(d.body, TypeBody::Struct { .. })),
+            _ => false,
+        };
+        if !is_struct {
+            self.diags.emit(
+                Code::GrpcShape,
+                ty.span,
+                format!("`{op}` is served over gRPC, whose replies are messages, but its output is not a struct"),
+                "wrap it in fields: `output: { value: <type> }` (name the field for what it holds)",
+            );
+        }
     }
 
     /// Can a value of this type travel as one path or query parameter?

@@ -69,7 +69,10 @@ pub fn stale_files(out_dir: &Path, files: &[GeneratedFile]) -> io::Result<Vec<Pa
             let path = entry?.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs" || e == "yaml") {
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "rs" || e == "yaml" || e == "proto")
+            {
                 let rel = path.strip_prefix(out_dir).unwrap_or(&path);
                 let ours = files.iter().any(|f| f.path == rel);
                 if !ours

@@ -24,7 +24,7 @@ fn sources(dir: &Path, display_root: &str) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-fn assert_tree(contracts: &Path, display_root: &str, out: &Path, openapi: &Path) {
+fn assert_tree(contracts: &Path, display_root: &str, out: &Path, openapi: &Path, proto: &Path) {
     let outcome = pactum_codegen::check_sources(&sources(contracts, display_root));
     let ir = outcome
         .ir
@@ -33,6 +33,10 @@ fn assert_tree(contracts: &Path, display_root: &str, out: &Path, openapi: &Path)
     assert_files(
         openapi,
         &pactum_codegen::emit::openapi::documents(&ir).expect("renders"),
+    );
+    assert_files(
+        proto,
+        &pactum_codegen::emit::proto::files(&ir).expect("renders"),
     );
 }
 
@@ -58,6 +62,7 @@ fn fixture_output_matches_snapshots() {
         "codegen/tests/fixtures",
         &root.join("tests/output/src/generated"),
         &root.join("tests/output/openapi"),
+        &root.join("tests/output/proto"),
     );
 }
 
@@ -69,6 +74,7 @@ fn example_contracts_match_checked_in_generated_example() {
         "contracts",
         &repo.join("generated-example/src/generated"),
         &repo.join("generated-example/openapi"),
+        &repo.join("generated-example/proto"),
     );
 }
 

@@ -7,6 +7,7 @@
 mod events;
 pub mod openapi;
 mod operations;
+pub mod proto;
 mod rest;
 mod rust_types;
 

@@ -985,6 +985,33 @@ impl ::pactum::Validate for UploadRequest {
         path.pop();
     }
 }
+/// Output of [`Upload`](operations::UPLOAD).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct UploadResponse {
+    pub count: Count,
+}
+#[allow(deprecated)]
+impl ::pactum::Validate for UploadResponse {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        path.push("count");
+        {
+            let value = &self.count;
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+    }
+}
 /// Input of [`OldWay`](operations::OLD_WAY).
 #[derive(
     ::core::fmt::Debug,

@@ -1,0 +1,423 @@
+//! `.proto` (proto3), one file per contract major version: `<service>.v<major>.proto` with
+//! package `<namespace>.<service>.v<major>`.
+//!
+//! Messages for structs, inline inputs/outputs, errors and events; enums with a zero
+//! `<ENUM>_UNSPECIFIED` value; the contract's stable field numbers; `reserved` numbers; comments
+//! from descriptions; `deprecated` options; well-known types for `timestamp` and `duration`; a
+//! service with one rpc per `grpc: true` operation (streaming where declared). Shapes protobuf
+//! cannot say directly (a list of lists, a map of lists, an optional inside a list) get small
+//! wrapper messages; newtypes are their underlying type. The layout is `templates/service.proto`.
+
+use super::GeneratedFile;
+use crate::ast::Primitive;
+use crate::ir::{Contract, ContractId, Field, Ir, NamedRef, Streaming, TypeKind, TypeRef};
+use crate::naming::{convert, Case};
+use askama::Template;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+#[derive(Template)]
+#[template(path = "service.proto", escape = "none")]
+struct ProtoFile {
+    source: String,
+    comments: Vec<String>,
+    package: String,
+    imports: Vec<String>,
+    enums: Vec<ProtoEnum>,
+    messages: Vec<ProtoMessage>,
+    service: Option<ProtoService>,
+}
+
+struct ProtoEnum {
+    comments: Vec<String>,
+    name: String,
+    deprecated: bool,
+    reserved: String,
+    values: Vec<ProtoValue>,
+}
+
+struct ProtoValue {
+    comments: Vec<String>,
+    name: String,
+    number: u32,
+    deprecated: bool,
+}
+
+struct ProtoMessage {
+    comments: Vec<String>,
+    name: String,
+    deprecated: bool,
+    reserved: String,
+    fields: Vec<ProtoField>,
+}
+
+struct ProtoField {
+    comments: Vec<String>,
+    label: &'static str,
+    ty: String,
+    name: String,
+    number: u32,
+    options: String,
+}
+
+struct ProtoService {
+    comments: Vec<String>,
+    name: String,
+    methods: Vec<ProtoMethod>,
+}
+
+struct ProtoMethod {
+    comments: Vec<String>,
+    name: String,
+    input: String,
+    output: String,
+    deprecated: bool,
+}
+
+fn reserved(numbers: &[u32]) -> String {
+    numbers
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn comments(text: Option<&str>) -> Vec<String> {
+    text.map(|t| t.trim().lines().map(|l| l.trim_end().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// The proto package of a contract.
+pub fn package(c: &Contract) -> String {
+    package_of(c.namespace.as_deref(), &c.id)
+}
+
+fn package_of(namespace: Option<&str>, id: &ContractId) -> String {
+    match namespace {
+        Some(ns) => format!("{ns}.{}.v{}", id.service, id.major),
+        None => format!("{}.v{}", id.service, id.major),
+    }
+}
+
+/// The file name of a contract's proto.
+pub fn file_name(id: &ContractId) -> String {
+    format!("{}.v{}.proto", id.service, id.major)
+}
+
+/// One `.proto` per contract.
+pub fn files(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
+    ir.contracts
+        .iter()
+        .map(|c| {
+            let text = Protos::new(ir, c)
+                .file()
+                .render()
+                .map_err(|e| format!("internal error: proto template failed: {e}"))?;
+            Ok(GeneratedFile {
+                path: PathBuf::from(file_name(&c.id)),
+                contents: text + "\n",
+            })
+        })
+        .collect()
+}
+
+struct Protos<'a> {
+    ir: &'a Ir,
+    home: &'a Contract,
+    imports: BTreeSet<String>,
+    wrappers: BTreeMap<String, ProtoMessage>,
+}
+
+impl<'a> Protos<'a> {
+    fn new(ir: &'a Ir, home: &'a Contract) -> Self {
+        Protos {
+            ir,
+            home,
+            imports: BTreeSet::new(),
+            wrappers: BTreeMap::new(),
+        }
+    }
+
+    fn kind(&self, r: &NamedRef) -> Option<&'a TypeKind> {
+        self.ir
+            .contracts
+            .iter()
+            .find(|c| c.id == r.contract)?
+            .types
+            .iter()
+            .find(|t| t.name == r.name)
+            .map(|t| &t.kind)
+    }
+
+    /// Follows newtypes to the type that goes on the wire.
+    fn unwrap_newtypes(&self, ty: &TypeRef) -> TypeRef {
+        let mut current = ty.clone();
+        for _ in 0..32 {
+            match &current {
+                TypeRef::Named(r) => match self.kind(r) {
+                    Some(TypeKind::Newtype { inner, .. }) => current = inner.clone(),
+                    _ => return current,
+                },
+                _ => return current,
+            }
+        }
+        current
+    }
+
+    fn prim(&mut self, p: Primitive) -> String {
+        match p {
+            Primitive::Bool => "bool".into(),
+            Primitive::I32 => "int32".into(),
+            Primitive::I64 => "int64".into(),
+            Primitive::U32 => "uint32".into(),
+            Primitive::U64 => "uint64".into(),
+            Primitive::F64 => "double".into(),
+            Primitive::String | Primitive::Uuid | Primitive::Decimal => "string".into(),
+            Primitive::Bytes => "bytes".into(),
+            Primitive::Timestamp => {
+                self.imports
+                    .insert("google/protobuf/timestamp.proto".into());
+                "google.protobuf.Timestamp".into()
+            }
+            Primitive::Duration => {
+                self.imports.insert("google/protobuf/duration.proto".into());
+                "google.protobuf.Duration".into()
+            }
+        }
+    }
+
+    fn message_name(&mut self, r: &NamedRef) -> String {
+        if r.contract == self.home.id {
+            return r.name.clone();
+        }
+        self.imports.insert(file_name(&r.contract));
+        let ns = self
+            .ir
+            .contracts
+            .iter()
+            .find(|c| c.id == r.contract)
+            .and_then(|c| c.namespace.as_deref());
+        format!(".{}.{}", package_of(ns, &r.contract), r.name)
+    }
+
+    /// Is this (after newtypes) a scalar or enum, which proto3 `optional` applies to?
+    fn is_scalar(&self, ty: &TypeRef) -> bool {
+        match self.unwrap_newtypes(ty) {
+            TypeRef::Prim(p) => !matches!(p, Primitive::Timestamp | Primitive::Duration),
+            TypeRef::Named(r) => matches!(self.kind(&r), Some(TypeKind::Enum(_))),
+            _ => false,
+        }
+    }
+
+    /// A field's label and type.
+    fn field_type(&mut self, ty: &TypeRef) -> (&'static str, String) {
+        match self.unwrap_newtypes(ty) {
+            TypeRef::Optional(inner) => {
+                let inner_wire = self.unwrap_newtypes(&inner);
+                match inner_wire {
+                    // `optional<list<T>>`: absent and empty travel alike.
+                    TypeRef::List(_) | TypeRef::Map(_) => self.field_type(&inner_wire),
+                    _ if self.is_scalar(&inner_wire) => ("optional ", self.element(&inner_wire)),
+                    _ => ("", self.element(&inner_wire)),
+                }
+            }
+            TypeRef::List(item) => ("repeated ", self.element(&item)),
+            TypeRef::Map(value) => {
+                let v = self.element(&value);
+                ("", format!("map<string, {v}>"))
+            }
+            other => ("", self.element(&other)),
+        }
+    }
+
+    /// A type usable as a repeated element or a map value: anything that needs a label of its
+    /// own gets a wrapper message.
+    fn element(&mut self, ty: &TypeRef) -> String {
+        match self.unwrap_newtypes(ty) {
+            TypeRef::Prim(p) => self.prim(p),
+            TypeRef::Named(r) => self.message_name(&r),
+            wrapped @ (TypeRef::List(_) | TypeRef::Map(_) | TypeRef::Optional(_)) => {
+                let (label, inner) = self.field_type(&wrapped);
+                let (prefix, field) = match wrapped {
+                    TypeRef::List(_) => ("ListOf", "items"),
+                    TypeRef::Map(_) => ("MapOf", "entries"),
+                    _ => ("Optional", "value"),
+                };
+                let name = format!(
+                    "{prefix}{}",
+                    convert(&inner.replace(['.', '<', '>', ','], "_"), Case::Pascal)
+                );
+                self.wrappers
+                    .entry(name.clone())
+                    .or_insert_with(|| ProtoMessage {
+                        comments: vec![format!(
+                            "Wrapper: protobuf cannot nest `{label}{inner}` directly."
+                        )],
+                        name: name.clone(),
+                        deprecated: false,
+                        reserved: String::new(),
+                        fields: vec![ProtoField {
+                            comments: Vec::new(),
+                            label,
+                            ty: inner,
+                            name: field.into(),
+                            number: 1,
+                            options: String::new(),
+                        }],
+                    });
+                name
+            }
+        }
+    }
+
+    fn fields(&mut self, fields: &[Field]) -> Vec<ProtoField> {
+        let mut out: Vec<ProtoField> = fields
+            .iter()
+            .map(|f| {
+                let (label, ty) = self.field_type(&f.ty);
+                let mut options = Vec::new();
+                if f.deprecated.is_some() {
+                    options.push("deprecated = true".to_string());
+                }
+                if f.wire_name != convert(&f.name, Case::Snake) || f.wire_name != f.name {
+                    options.push(format!("json_name = \"{}\"", f.wire_name));
+                }
+                ProtoField {
+                    comments: comments(f.docs.as_deref()),
+                    label,
+                    ty,
+                    name: f.name.clone(),
+                    number: f.number,
+                    options: if options.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [{}]", options.join(", "))
+                    },
+                }
+            })
+            .collect();
+        out.sort_by_key(|f| f.number);
+        out
+    }
+
+    fn file(mut self) -> ProtoFile {
+        let c = self.home;
+        let mut enums = Vec::new();
+        let mut messages = Vec::new();
+        for t in &c.types {
+            match &t.kind {
+                TypeKind::Struct(fields) => {
+                    let fields = self.fields(fields);
+                    messages.push(ProtoMessage {
+                        comments: comments(t.docs.as_deref()),
+                        name: t.name.clone(),
+                        deprecated: t.deprecated.is_some(),
+                        reserved: reserved(&t.reserved),
+                        fields,
+                    });
+                }
+                TypeKind::Enum(values) => {
+                    let prefix = convert(&t.name, Case::Screaming);
+                    let mut vs = vec![ProtoValue {
+                        comments: Vec::new(),
+                        name: format!("{prefix}_UNSPECIFIED"),
+                        number: 0,
+                        deprecated: false,
+                    }];
+                    vs.extend(values.iter().map(|v| ProtoValue {
+                        comments: comments(v.docs.as_deref()),
+                        name: format!("{prefix}_{}", convert(&v.variant, Case::Screaming)),
+                        number: v.number,
+                        deprecated: v.deprecated.is_some(),
+                    }));
+                    enums.push(ProtoEnum {
+                        comments: comments(t.docs.as_deref()),
+                        name: t.name.clone(),
+                        deprecated: t.deprecated.is_some(),
+                        reserved: reserved(&t.reserved),
+                        values: vs,
+                    });
+                }
+                // Newtypes are their underlying type on the wire.
+                TypeKind::Newtype { .. } => {}
+            }
+        }
+        for e in &c.errors {
+            let fields = self.fields(&e.fields);
+            messages.push(ProtoMessage {
+                comments: comments(e.docs.as_deref()),
+                name: e.name.clone(),
+                deprecated: false,
+                reserved: String::new(),
+                fields,
+            });
+        }
+        for e in &c.events {
+            let fields = self.fields(&e.fields);
+            let mut cs = comments(e.docs.as_deref());
+            cs.push(format!(
+                "Event `{}` v{}, subject `{}`.",
+                e.name, e.version, e.subject
+            ));
+            messages.push(ProtoMessage {
+                comments: cs,
+                name: e.name.clone(),
+                deprecated: e.deprecated.is_some(),
+                reserved: String::new(),
+                fields,
+            });
+        }
+        let grpc_ops: Vec<_> = c.operations.iter().filter(|o| o.grpc).collect();
+        let service = (!grpc_ops.is_empty()).then(|| {
+            let methods = grpc_ops
+                .iter()
+                .map(|op| {
+                    let input = match &op.input {
+                        Some(i) => self.message_name(i),
+                        None => self.empty(),
+                    };
+                    let output = match &op.output {
+                        Some(TypeRef::Named(r)) => self.message_name(r),
+                        _ => self.empty(),
+                    };
+                    let (input, output) = match op.streaming {
+                        Streaming::None => (input, output),
+                        Streaming::Server => (input, format!("stream {output}")),
+                        Streaming::Client => (format!("stream {input}"), output),
+                        Streaming::Bidi => (format!("stream {input}"), format!("stream {output}")),
+                    };
+                    ProtoMethod {
+                        comments: comments(op.docs.as_deref()),
+                        name: op.name.clone(),
+                        input,
+                        output,
+                        deprecated: op.deprecated.is_some(),
+                    }
+                })
+                .collect();
+            ProtoService {
+                comments: vec![format!(
+                    "`{}` v{}, owned by {}.",
+                    c.id.service, c.id.major, c.owner
+                )],
+                name: format!("{}Service", convert(&c.id.service, Case::Pascal)),
+                methods,
+            }
+        });
+        messages.extend(std::mem::take(&mut self.wrappers).into_values());
+        ProtoFile {
+            source: c.source.to_string_lossy().replace('\\', "/"),
+            comments: comments(c.docs.as_deref()),
+            package: package(c),
+            imports: self.imports.into_iter().collect(),
+            enums,
+            messages,
+            service,
+        }
+    }
+
+    fn empty(&mut self) -> String {
+        self.imports.insert("google/protobuf/empty.proto".into());
+        "google.protobuf.Empty".into()
+    }
+}
