@@ -43,6 +43,11 @@ enum Command {
         after_help = "Examples:\n  pactum generate contracts/ --out src/generated\n  pactum generate contracts/ --out src/generated --check   # CI: fail if stale"
     )]
     Generate(GenerateArgs),
+    /// Classify every change between two sets of contracts as breaking or compatible.
+    #[command(
+        after_help = "Examples:\n  pactum diff old-contracts/ contracts/\n  pactum diff contracts/orders/v1.yaml /tmp/orders-v1-edited.yaml --format json"
+    )]
+    Diff(DiffArgs),
     /// Print the JSON Schema of the contract language.
     #[command(
         after_help = "Example:\n  pactum schema > pactum.schema.json\n  # then, first line of a contract:\n  # yaml-language-server: $schema=./pactum.schema.json"
@@ -55,9 +60,38 @@ struct CheckArgs {
     /// Contract files, or directories searched for *.yaml / *.yml.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// Treat lint warnings as errors.
+    /// Treat lint warnings (and compatible changes without a minor bump) as errors.
     #[arg(long, short = 'D', alias = "deny")]
     deny_warnings: bool,
+    /// Also compare with a baseline: a directory or file of contracts, or a git revision
+    /// (`main`, `HEAD~1`, a tag) at which the same paths are read.
+    #[arg(long, value_name = "DIR|REV")]
+    against: Option<String>,
+    /// Output format of the comparison.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// `path:line:col: breaking[rule]: …` with `help:` lines.
+    Human,
+    /// One JSON document on stdout.
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct DiffArgs {
+    /// The old contracts (file or directory).
+    old: PathBuf,
+    /// The new contracts (file or directory).
+    new: PathBuf,
+    /// Fail on compatible changes without a minor bump too.
+    #[arg(long, short = 'D')]
+    deny_warnings: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
 }
 
 #[derive(Args, Debug)]
@@ -93,8 +127,13 @@ pub fn main() -> ExitCode {
         }
         Command::Check(args) => {
             let outcome = report(&args, color);
-            exit(!outcome.failed(args.deny_warnings))
+            let mut ok = !outcome.failed(args.deny_warnings);
+            if let Some(against) = &args.against {
+                ok &= against_baseline(&args, against, &outcome);
+            }
+            exit(ok)
         }
+        Command::Diff(args) => diff(&args),
         Command::Generate(args) => generate(args, color),
     }
 }
@@ -130,6 +169,77 @@ fn report(args: &CheckArgs, color: bool) -> crate::Outcome {
         }
     );
     outcome
+}
+
+/// Loads a baseline (path or git revision) for `check --against`.
+fn baseline(against: &str, paths: &[PathBuf]) -> Result<crate::Outcome, String> {
+    if std::path::Path::new(against).exists() {
+        return Ok(crate::check(&[PathBuf::from(against)]));
+    }
+    let sources = crate::history::contracts_at(against, paths)?;
+    if sources.is_empty() {
+        return Err(format!("no contracts under the given paths at `{against}`"));
+    }
+    Ok(crate::check_sources(&sources))
+}
+
+fn against_baseline(args: &CheckArgs, against: &str, new: &crate::Outcome) -> bool {
+    let old = match baseline(against, &args.paths) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("pactum: {e}");
+            return false;
+        }
+    };
+    compare(&old, new, args.format, args.deny_warnings, against)
+}
+
+fn diff(args: &DiffArgs) -> ExitCode {
+    let old = crate::check(std::slice::from_ref(&args.old));
+    let new = crate::check(std::slice::from_ref(&args.new));
+    let label = args.old.display().to_string();
+    exit(compare(&old, &new, args.format, args.deny_warnings, &label))
+}
+
+/// Compares two checked sets and prints the report; false when it fails.
+fn compare(
+    old: &crate::Outcome,
+    new: &crate::Outcome,
+    format: Format,
+    deny_warnings: bool,
+    label: &str,
+) -> bool {
+    let (Some(old_ir), Some(new_ir)) = (&old.ir, &new.ir) else {
+        let (which, o) = if old.ir.is_none() {
+            ("baseline", old)
+        } else {
+            ("new", new)
+        };
+        eprint!("{}", o.diagnostics.render(&o.sources, false));
+        eprintln!("pactum: the {which} contracts do not validate; nothing compared");
+        return false;
+    };
+    let report = crate::compat::compare(old_ir, new_ir);
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json(&new.sources)).unwrap_or_default()
+        ),
+        Format::Human => {
+            print!("{}", report.render(&new.sources));
+            println!(
+                "pactum: {} change(s) against {label}: {} breaking; {}",
+                report.findings.len(),
+                report.breaking(),
+                if report.failed(deny_warnings) {
+                    "version discipline violated"
+                } else {
+                    "versions are in order"
+                }
+            );
+        }
+    }
+    !report.failed(deny_warnings)
 }
 
 fn generate(args: GenerateArgs, color: bool) -> ExitCode {

@@ -60,6 +60,8 @@ pub struct Contract {
     pub docs: Option<String>,
     /// The file it came from.
     pub source: PathBuf,
+    /// Where the contract declares its service (findings about removals point here).
+    pub span: Span,
     /// Named types, including the generated `<Op>Request`/`<Op>Response`.
     pub types: Vec<TypeDef>,
     /// Declared errors.

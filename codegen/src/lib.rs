@@ -22,9 +22,11 @@ pub mod ast;
 pub mod builder;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod compat;
 pub mod decode;
 pub mod diagnostics;
 pub mod emit;
+pub mod history;
 pub mod ir;
 pub mod loader;
 pub mod lower;

@@ -55,6 +55,7 @@ impl Lowerer<'_> {
             namespace: c.namespace.as_ref().map(|n| n.value.clone()),
             docs: c.description.clone(),
             source: c.path.clone(),
+            span: c.service.span,
             types,
             errors: c
                 .errors

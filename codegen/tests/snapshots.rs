@@ -89,3 +89,24 @@ fn emission_is_deterministic() {
         pactum_codegen::emit::module_tree(&pactum_codegen::check_sources(&reversed).ir.unwrap());
     assert_eq!(a, b, "output must not depend on input order");
 }
+
+#[test]
+fn deprecations_reach_rust_openapi_and_proto() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/output");
+    let rust = fs::read_to_string(root.join("src/generated/features/v1.rs")).unwrap();
+    let openapi = fs::read_to_string(root.join("openapi/features.v1.yaml")).unwrap();
+    let proto = fs::read_to_string(root.join("proto/features.v1.proto")).unwrap();
+    // Field `legacy`, enum value `critical-now`, operation `OldWay`, event `AlarmRaised`.
+    assert!(rust.contains("#[deprecated(note = \"use `name`\")]"));
+    assert!(rust.contains("#[deprecated(note = \"merged into `high`\")]"));
+    assert!(rust.contains("#[deprecated(note = \"use Fetch\")]"));
+    assert!(rust.contains("#[deprecated(note = \"use ThingStored\")]"));
+    assert!(openapi.contains("operationId: \"OldWay\"") && openapi.contains("deprecated: true"));
+    assert!(
+        openapi.contains("\"deprecated\":true"),
+        "schema-level deprecation"
+    );
+    assert!(proto.contains("optional string legacy = 519 [deprecated = true];"));
+    assert!(proto.contains("LEVEL_CRITICAL_NOW = 1357 [deprecated = true];"));
+    assert!(proto.contains("message AlarmRaised {\n  option deprecated = true;"));
+}
