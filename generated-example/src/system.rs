@@ -57,7 +57,7 @@ pub struct System {
     pub pricing_url: String,
     /// Cart's base URL.
     pub cart_url: String,
-    /// Orders' base URL (both majors, under `/v1` and `/v2`).
+    /// Orders' base URL (both majors, under `/v1` and `/v2`, and gRPC).
     pub orders_url: String,
     /// Payments' base URL.
     pub payments_url: String,
@@ -79,42 +79,64 @@ pub async fn start(options: Options) -> std::io::Result<System> {
         Pricing::new("EUR", &[("BOOK-42", "12.50"), ("PEN-7", "1.20")])
             .with_latency(options.pricing_latency),
     );
-    let pricing_url = serve(pricing::v1::router_with(pricing.clone(), cfg.clone())).await?;
+    let pricing_url = serve(
+        pricing::v1::router_with(pricing.clone(), cfg.clone())
+            .merge(pricing::v1::grpc::router(pricing.clone())),
+    )
+    .await?;
 
-    let cart = Arc::new(CartService::new(
-        vec![
-            cart::v1::Cart {
-                id: cart::v1::CartId(Uuid::from_u128(DEMO_CART)),
-                customer_id: Uuid::from_u128(7),
-                items: vec![
-                    cart::v1::CartItem {
-                        sku: pricing::v1::Sku("BOOK-42".into()),
-                        quantity: 2,
-                    },
-                    cart::v1::CartItem {
-                        sku: pricing::v1::Sku("PEN-7".into()),
-                        quantity: 3,
-                    },
-                ],
-                total: None,
-                updated_at: Timestamp::UNIX_EPOCH,
-            },
-            cart::v1::Cart {
-                id: cart::v1::CartId(Uuid::from_u128(43)),
-                customer_id: Uuid::from_u128(7),
-                items: vec![],
-                total: None,
-                updated_at: Timestamp::UNIX_EPOCH,
-            },
-        ],
-        pricing::v1::Client::new(pricing_url.clone()),
-    ));
+    // Inventory serves REST and gRPC on one port: axum speaks HTTP/1.1 and HTTP/2.
+    let inventory = Arc::new(Inventory::default());
+    inventory.restock("BOOK-42", 10);
+    inventory.restock("PEN-7", 100);
+    let inventory_url = serve(
+        inventory::v1::router_with(inventory.clone(), cfg.clone())
+            .merge(inventory::v1::grpc::router(inventory.clone())),
+    )
+    .await?;
+
+    let cart = Arc::new(
+        CartService::new(
+            vec![
+                cart::v1::Cart {
+                    id: cart::v1::CartId(Uuid::from_u128(DEMO_CART)),
+                    customer_id: Uuid::from_u128(7),
+                    items: vec![
+                        cart::v1::CartItem {
+                            sku: pricing::v1::Sku("BOOK-42".into()),
+                            quantity: 2,
+                        },
+                        cart::v1::CartItem {
+                            sku: pricing::v1::Sku("PEN-7".into()),
+                            quantity: 3,
+                        },
+                    ],
+                    total: None,
+                    updated_at: Timestamp::UNIX_EPOCH,
+                },
+                cart::v1::Cart {
+                    id: cart::v1::CartId(Uuid::from_u128(43)),
+                    customer_id: Uuid::from_u128(7),
+                    items: vec![],
+                    total: None,
+                    updated_at: Timestamp::UNIX_EPOCH,
+                },
+            ],
+            pricing::v1::Client::new(pricing_url.clone()),
+        )
+        .with_inventory(
+            inventory::v1::grpc::Client::connect_lazy(inventory_url.clone())
+                .map_err(std::io::Error::other)?,
+        ),
+    );
     let cart_url = serve(cart::v1::router_with(cart.clone(), cfg.clone())).await?;
 
     let orders = Arc::new(Orders::default());
     let orders_url = serve(
         orders::v1::router_with(orders.clone(), cfg.clone())
-            .merge(orders::v2::router_with(orders.clone(), cfg.clone())),
+            .merge(orders::v2::router_with(orders.clone(), cfg.clone()))
+            .merge(orders::v1::grpc::router(orders.clone()))
+            .merge(orders::v2::grpc::router(orders.clone())),
     )
     .await?;
 
@@ -127,11 +149,11 @@ pub async fn start(options: Options) -> std::io::Result<System> {
             currency: pricing::v1::Currency("EUR".into()),
         },
     );
-    let payments_url = serve(payments::v1::router_with(payments.clone(), cfg.clone())).await?;
-
-    let inventory = Arc::new(Inventory::default());
-    inventory.restock("BOOK-42", 10);
-    let inventory_url = serve(inventory::v1::router_with(inventory.clone(), cfg.clone())).await?;
+    let payments_url = serve(
+        payments::v1::router_with(payments.clone(), cfg.clone())
+            .merge(payments::v1::grpc::router(payments.clone())),
+    )
+    .await?;
 
     let shipping = Arc::new(Shipping::default());
     shipping.ship(Uuid::from_u128(DEMO_SHIPMENT), &["Hamburg", "Berlin"]);

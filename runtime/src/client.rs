@@ -28,6 +28,13 @@ pub enum ClientError<E> {
     Rejected(Problem),
     /// The request never got an answer (connection refused or reset, I/O).
     Transport(String),
+    /// A gRPC status that is not a declared error.
+    Rpc {
+        /// gRPC status code.
+        code: i32,
+        /// Its message.
+        message: String,
+    },
     /// An answer the contract does not describe.
     Unexpected {
         /// HTTP status.
@@ -49,6 +56,7 @@ impl<E: fmt::Display> fmt::Display for ClientError<E> {
                 p.detail.as_deref().unwrap_or(&p.title)
             ),
             ClientError::Transport(e) => write!(f, "transport error: {e}"),
+            ClientError::Rpc { code, message } => write!(f, "gRPC status {code}: {message}"),
             ClientError::Unexpected { status, body } => {
                 write!(
                     f,

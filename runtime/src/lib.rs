@@ -20,6 +20,7 @@ mod context;
 mod contract;
 mod deadline;
 mod event;
+pub mod grpc;
 mod handler;
 pub mod idempotency;
 mod problem;

@@ -5,6 +5,7 @@
 //! items by full path, so user type names (`Result`, `Option`, `String`) never clash with it.
 
 mod events;
+mod grpc;
 pub mod openapi;
 mod operations;
 pub mod proto;
@@ -136,6 +137,7 @@ pub fn contract_tokens(ir: &Ir, contract: &Contract) -> TokenStream {
     let webhooks = contract.webhooks.iter().map(|w| events::webhook(&ctx, w));
     let consumers = events::consumers(&ctx);
     let rest = rest::rest(&ctx);
+    let grpc = grpc::grpc(&ctx);
     quote! {
         /// Service name.
         pub const SERVICE: &str = #service;
@@ -150,6 +152,7 @@ pub fn contract_tokens(ir: &Ir, contract: &Contract) -> TokenStream {
         #(#webhooks)*
         #consumers
         #rest
+        #grpc
     }
 }
 

@@ -2,17 +2,18 @@
 //! service's generated REST client.
 
 use super::Seen;
-use crate::generated::{cart::v1 as api, pricing::v1 as pricing};
+use crate::generated::{cart::v1 as api, inventory::v1 as inventory, pricing::v1 as pricing};
 use pactum::client::ClientError;
 use pactum::types::{Timestamp, Uuid};
 use pactum::{Context, HandlerError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Carts in memory, priced through `pricing`.
+/// Carts in memory, priced through `pricing` (REST), stock checked with `inventory` (gRPC).
 pub struct CartService {
     carts: Mutex<HashMap<Uuid, api::Cart>>,
     pricing: pricing::Client,
+    inventory: Option<inventory::grpc::Client>,
     /// Calls seen, with their trace ids.
     pub seen: Arc<Seen>,
 }
@@ -23,8 +24,15 @@ impl CartService {
         CartService {
             carts: Mutex::new(carts.into_iter().map(|c| (c.id.0, c)).collect()),
             pricing,
+            inventory: None,
             seen: Arc::default(),
         }
+    }
+
+    /// Checks stock with `inventory` over gRPC before checking out.
+    pub fn with_inventory(mut self, inventory: inventory::grpc::Client) -> Self {
+        self.inventory = Some(inventory);
+        self
     }
 
     fn cart(&self, id: &api::CartId) -> Result<api::Cart, api::CartNotFound> {
@@ -81,6 +89,25 @@ impl api::Service for CartService {
             Err(api::CartEmpty {
                 cart_id: input.cart_id.clone(),
             })?;
+        }
+        if let Some(stock) = &self.inventory {
+            for item in &cart.items {
+                let level = stock
+                    .check_stock(&inventory::CheckStockRequest {
+                        sku: item.sku.clone(),
+                    })
+                    .await
+                    .map_err(|e| match e {
+                        ClientError::DeadlineExceeded => HandlerError::DeadlineExceeded,
+                        other => HandlerError::internal(format!("inventory: {other}")),
+                    })?;
+                if level.available < item.quantity {
+                    return Err(HandlerError::internal(format!(
+                        "{} is out of stock",
+                        item.sku
+                    )));
+                }
+            }
         }
         let request = pricing::QuoteCartRequest {
             currency: pricing::Currency("EUR".into()),

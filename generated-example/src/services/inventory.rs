@@ -1,16 +1,22 @@
 //! The inventory service: stock levels and reservations.
 
+use super::Seen;
 use crate::generated::inventory::v1 as api;
 use pactum::types::{Timestamp, Uuid};
 use pactum::{Context, HandlerError};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Stock per SKU and reservations, in memory.
 #[derive(Default)]
 pub struct Inventory {
     stock: Mutex<HashMap<String, (u32, u32)>>,
     reservations: Mutex<HashMap<Uuid, Vec<(String, u32)>>>,
+    /// Simulated work per stock check.
+    pub latency: Mutex<Duration>,
+    /// Calls seen, with their trace ids.
+    pub seen: Arc<Seen>,
 }
 
 impl Inventory {
@@ -29,6 +35,9 @@ impl api::Service for Inventory {
         _ctx: Context,
         input: api::CheckStockRequest,
     ) -> Result<api::StockLevel, HandlerError<api::CheckStockError>> {
+        self.seen.record("CheckStock");
+        let latency = *self.latency.lock().expect("latency lock");
+        tokio::time::sleep(latency).await;
         let (available, reserved) = self
             .stock
             .lock()

@@ -957,3 +957,503 @@ impl Client {
             .await
     }
 }
+/// gRPC for `inventory` v1: package `shop.inventory.v1`, service `InventoryService`; the same wire as the emitted `.proto`.
+#[allow(clippy::all)]
+pub mod grpc {
+    /// Protobuf messages of the types the gRPC operations use.
+    #[allow(missing_docs, clippy::all)]
+    pub mod pb {
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct CheckStockRequest {
+            #[prost(string, tag = "756")]
+            pub sku: ::std::string::String,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct PricingV1QuoteLine {
+            #[prost(string, tag = "756")]
+            pub sku: ::std::string::String,
+            #[prost(uint32, tag = "1880")]
+            pub quantity: u32,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct ReleaseStockRequest {
+            #[prost(string, tag = "1720")]
+            pub reservation_id: ::std::string::String,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct ReserveStockRequest {
+            #[prost(string, tag = "1404")]
+            pub order_id: ::std::string::String,
+            #[prost(message, repeated, tag = "1609")]
+            pub lines: ::std::vec::Vec<PricingV1QuoteLine>,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct ReserveStockResponse {
+            #[prost(string, tag = "1720")]
+            pub reservation_id: ::std::string::String,
+            #[prost(message, optional, tag = "143")]
+            pub expires_at: ::core::option::Option<
+                ::pactum::grpc::prost_types::Timestamp,
+            >,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct StockLevel {
+            #[prost(string, tag = "756")]
+            pub sku: ::std::string::String,
+            #[prost(uint32, tag = "1011")]
+            pub available: u32,
+            #[prost(uint32, tag = "1290")]
+            pub reserved: u32,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct OutOfStock {
+            #[prost(string, tag = "756")]
+            pub sku: ::std::string::String,
+            #[prost(uint32, tag = "1688")]
+            pub requested: u32,
+            #[prost(uint32, tag = "1011")]
+            pub available: u32,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct ReservationNotFound {
+            #[prost(string, tag = "1720")]
+            pub reservation_id: ::std::string::String,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn check_stock_request_to_pb(v: super::CheckStockRequest) -> pb::CheckStockRequest {
+        pb::CheckStockRequest {
+            sku: v.sku.0,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn check_stock_request_from_pb(
+        v: pb::CheckStockRequest,
+    ) -> ::core::result::Result<super::CheckStockRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::CheckStockRequest {
+            sku: super::super::super::pricing::v1::Sku(v.sku),
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn pricing_v1_quote_line_to_pb(
+        v: super::super::super::pricing::v1::QuoteLine,
+    ) -> pb::PricingV1QuoteLine {
+        pb::PricingV1QuoteLine {
+            sku: v.sku.0,
+            quantity: v.quantity,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn pricing_v1_quote_line_from_pb(
+        v: pb::PricingV1QuoteLine,
+    ) -> ::core::result::Result<
+        super::super::super::pricing::v1::QuoteLine,
+        ::std::string::String,
+    > {
+        ::core::result::Result::Ok(super::super::super::pricing::v1::QuoteLine {
+            sku: super::super::super::pricing::v1::Sku(v.sku),
+            quantity: v.quantity,
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn release_stock_request_to_pb(
+        v: super::ReleaseStockRequest,
+    ) -> pb::ReleaseStockRequest {
+        pb::ReleaseStockRequest {
+            reservation_id: ::std::string::ToString::to_string(&v.reservation_id.0),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn release_stock_request_from_pb(
+        v: pb::ReleaseStockRequest,
+    ) -> ::core::result::Result<super::ReleaseStockRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::ReleaseStockRequest {
+            reservation_id: super::ReservationId(
+                ::pactum::grpc::parse::<
+                    ::pactum::types::Uuid,
+                >("reservation_id", &v.reservation_id)?,
+            ),
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn reserve_stock_request_to_pb(
+        v: super::ReserveStockRequest,
+    ) -> pb::ReserveStockRequest {
+        pb::ReserveStockRequest {
+            order_id: ::std::string::ToString::to_string(&v.order_id),
+            lines: v.lines.into_iter().map(|v| pricing_v1_quote_line_to_pb(v)).collect(),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn reserve_stock_request_from_pb(
+        v: pb::ReserveStockRequest,
+    ) -> ::core::result::Result<super::ReserveStockRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::ReserveStockRequest {
+            order_id: ::pactum::grpc::parse::<
+                ::pactum::types::Uuid,
+            >("order_id", &v.order_id)?,
+            lines: v
+                .lines
+                .into_iter()
+                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
+                    ::core::result::Result::Ok(pricing_v1_quote_line_from_pb(v)?)
+                })
+                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn reserve_stock_response_to_pb(
+        v: super::ReserveStockResponse,
+    ) -> pb::ReserveStockResponse {
+        pb::ReserveStockResponse {
+            reservation_id: ::std::string::ToString::to_string(&v.reservation_id.0),
+            expires_at: ::core::option::Option::Some(
+                ::pactum::grpc::timestamp_to(v.expires_at),
+            ),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn reserve_stock_response_from_pb(
+        v: pb::ReserveStockResponse,
+    ) -> ::core::result::Result<super::ReserveStockResponse, ::std::string::String> {
+        ::core::result::Result::Ok(super::ReserveStockResponse {
+            reservation_id: super::ReservationId(
+                ::pactum::grpc::parse::<
+                    ::pactum::types::Uuid,
+                >("reservation_id", &v.reservation_id)?,
+            ),
+            expires_at: {
+                let v = v
+                    .expires_at
+                    .ok_or_else(|| ::pactum::grpc::missing("expires_at"))?;
+                ::pactum::grpc::timestamp_from(v)?
+            },
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn stock_level_to_pb(v: super::StockLevel) -> pb::StockLevel {
+        pb::StockLevel {
+            sku: v.sku.0,
+            available: v.available,
+            reserved: v.reserved,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn stock_level_from_pb(
+        v: pb::StockLevel,
+    ) -> ::core::result::Result<super::StockLevel, ::std::string::String> {
+        ::core::result::Result::Ok(super::StockLevel {
+            sku: super::super::super::pricing::v1::Sku(v.sku),
+            available: v.available,
+            reserved: v.reserved,
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn out_of_stock_to_pb(v: super::OutOfStock) -> pb::OutOfStock {
+        pb::OutOfStock {
+            sku: v.sku.0,
+            requested: v.requested,
+            available: v.available,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn out_of_stock_from_pb(
+        v: pb::OutOfStock,
+    ) -> ::core::result::Result<super::OutOfStock, ::std::string::String> {
+        ::core::result::Result::Ok(super::OutOfStock {
+            sku: super::super::super::pricing::v1::Sku(v.sku),
+            requested: v.requested,
+            available: v.available,
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn reservation_not_found_to_pb(
+        v: super::ReservationNotFound,
+    ) -> pb::ReservationNotFound {
+        pb::ReservationNotFound {
+            reservation_id: ::std::string::ToString::to_string(&v.reservation_id.0),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn reservation_not_found_from_pb(
+        v: pb::ReservationNotFound,
+    ) -> ::core::result::Result<super::ReservationNotFound, ::std::string::String> {
+        ::core::result::Result::Ok(super::ReservationNotFound {
+            reservation_id: super::ReservationId(
+                ::pactum::grpc::parse::<
+                    ::pactum::types::Uuid,
+                >("reservation_id", &v.reservation_id)?,
+            ),
+        })
+    }
+    fn check_stock_error_detail(
+        e: &super::CheckStockError,
+    ) -> ::pactum::grpc::prost_types::Any {
+        match *e {}
+    }
+    fn check_stock_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::CheckStockError> {
+        let _ = any;
+        ::core::option::Option::None
+    }
+    fn reserve_stock_error_detail(
+        e: &super::ReserveStockError,
+    ) -> ::pactum::grpc::prost_types::Any {
+        match e {
+            super::ReserveStockError::OutOfStock(e) => {
+                ::pactum::grpc::prost_types::Any {
+                    type_url: "type.googleapis.com/shop.inventory.v1.OutOfStock".into(),
+                    value: ::pactum::grpc::prost::Message::encode_to_vec(
+                        &out_of_stock_to_pb(::core::clone::Clone::clone(e)),
+                    ),
+                }
+            }
+        }
+    }
+    fn reserve_stock_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::ReserveStockError> {
+        match any.type_url.as_str() {
+            "type.googleapis.com/shop.inventory.v1.OutOfStock" => {
+                let m = <pb::OutOfStock as ::pactum::grpc::prost::Message>::decode(
+                        &*any.value,
+                    )
+                    .ok()?;
+                out_of_stock_from_pb(m).ok().map(super::ReserveStockError::OutOfStock)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+    fn release_stock_error_detail(
+        e: &super::ReleaseStockError,
+    ) -> ::pactum::grpc::prost_types::Any {
+        match e {
+            super::ReleaseStockError::ReservationNotFound(e) => {
+                ::pactum::grpc::prost_types::Any {
+                    type_url: "type.googleapis.com/shop.inventory.v1.ReservationNotFound"
+                        .into(),
+                    value: ::pactum::grpc::prost::Message::encode_to_vec(
+                        &reservation_not_found_to_pb(::core::clone::Clone::clone(e)),
+                    ),
+                }
+            }
+        }
+    }
+    fn release_stock_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::ReleaseStockError> {
+        match any.type_url.as_str() {
+            "type.googleapis.com/shop.inventory.v1.ReservationNotFound" => {
+                let m = <pb::ReservationNotFound as ::pactum::grpc::prost::Message>::decode(
+                        &*any.value,
+                    )
+                    .ok()?;
+                reservation_not_found_from_pb(m)
+                    .ok()
+                    .map(super::ReleaseStockError::ReservationNotFound)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+    /// An axum router serving every unary gRPC operation through the contract's
+    /// `Service` implementation. Serve it over HTTP/2 (`axum::serve` does).
+    pub fn router<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+    ) -> ::pactum::server::axum::Router {
+        let _ = &service;
+        ::pactum::server::axum::Router::new()
+            .route(
+                "/shop.inventory.v1.InventoryService/CheckStock",
+                ::pactum::server::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    move |request: ::pactum::server::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        async move {
+                            ::pactum::grpc::unary(
+                                    &super::operations::CHECK_STOCK,
+                                    request,
+                                    check_stock_request_from_pb,
+                                    stock_level_to_pb,
+                                    check_stock_error_detail,
+                                    move |ctx, input| async move {
+                                        s.check_stock(ctx, input).await
+                                    },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/shop.inventory.v1.InventoryService/ReserveStock",
+                ::pactum::server::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    move |request: ::pactum::server::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        async move {
+                            ::pactum::grpc::unary(
+                                    &super::operations::RESERVE_STOCK,
+                                    request,
+                                    reserve_stock_request_from_pb,
+                                    reserve_stock_response_to_pb,
+                                    reserve_stock_error_detail,
+                                    move |ctx, input| async move {
+                                        s.reserve_stock(ctx, input).await
+                                    },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/shop.inventory.v1.InventoryService/ReleaseStock",
+                ::pactum::server::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    move |request: ::pactum::server::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        async move {
+                            ::pactum::grpc::unary(
+                                    &super::operations::RELEASE_STOCK,
+                                    request,
+                                    release_stock_request_from_pb,
+                                    |(): ()| (),
+                                    release_stock_error_detail,
+                                    move |ctx, input| async move {
+                                        s.release_stock(ctx, input).await
+                                    },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+    }
+    /// A typed gRPC client.
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Client {
+        inner: ::pactum::grpc::GrpcClient,
+    }
+    impl Client {
+        /// A client for `url` (`http://127.0.0.1:50051`), connecting on first use.
+        pub fn connect_lazy(
+            url: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<Self, ::std::string::String> {
+            ::core::result::Result::Ok(Client {
+                inner: ::pactum::grpc::GrpcClient::connect_lazy(url)?,
+            })
+        }
+        /// A client for this service's stable in-cluster name.
+        pub fn for_service(
+            namespace: &str,
+            port: u16,
+        ) -> ::core::result::Result<Self, ::std::string::String> {
+            ::core::result::Result::Ok(Client {
+                inner: ::pactum::grpc::GrpcClient::for_service(
+                    super::SERVICE,
+                    namespace,
+                    port,
+                )?,
+            })
+        }
+        /// A client over a configured channel.
+        pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
+            Client { inner }
+        }
+        /// Calls `CheckStock` over gRPC.
+        pub async fn check_stock(
+            &self,
+            input: &super::CheckStockRequest,
+        ) -> ::core::result::Result<
+            super::StockLevel,
+            ::pactum::client::ClientError<super::CheckStockError>,
+        > {
+            self.inner
+                .unary(
+                    &super::operations::CHECK_STOCK,
+                    "/shop.inventory.v1.InventoryService/CheckStock",
+                    check_stock_request_to_pb(::core::clone::Clone::clone(input)),
+                    stock_level_from_pb,
+                    check_stock_error_from_detail,
+                )
+                .await
+        }
+        /// Calls `ReserveStock` over gRPC.
+        pub async fn reserve_stock(
+            &self,
+            input: &super::ReserveStockRequest,
+        ) -> ::core::result::Result<
+            super::ReserveStockResponse,
+            ::pactum::client::ClientError<super::ReserveStockError>,
+        > {
+            self.inner
+                .unary(
+                    &super::operations::RESERVE_STOCK,
+                    "/shop.inventory.v1.InventoryService/ReserveStock",
+                    reserve_stock_request_to_pb(::core::clone::Clone::clone(input)),
+                    reserve_stock_response_from_pb,
+                    reserve_stock_error_from_detail,
+                )
+                .await
+        }
+        /// Calls `ReleaseStock` over gRPC.
+        pub async fn release_stock(
+            &self,
+            input: &super::ReleaseStockRequest,
+        ) -> ::core::result::Result<
+            (),
+            ::pactum::client::ClientError<super::ReleaseStockError>,
+        > {
+            self.inner
+                .unary(
+                    &super::operations::RELEASE_STOCK,
+                    "/shop.inventory.v1.InventoryService/ReleaseStock",
+                    release_stock_request_to_pb(::core::clone::Clone::clone(input)),
+                    |(): ()| ::core::result::Result::Ok(()),
+                    release_stock_error_from_detail,
+                )
+                .await
+        }
+    }
+}

@@ -1160,3 +1160,347 @@ impl Client {
             .await
     }
 }
+/// gRPC for `orders` v1: package `shop.orders.v1`, service `OrdersService`; the same wire as the emitted `.proto`.
+#[allow(clippy::all)]
+pub mod grpc {
+    /// Protobuf messages of the types the gRPC operations use.
+    #[allow(missing_docs, clippy::all)]
+    pub mod pb {
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct GetOrderRequest {
+            #[prost(string, tag = "715")]
+            pub id: ::std::string::String,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct Order {
+            #[prost(string, tag = "715")]
+            pub id: ::std::string::String,
+            #[prost(string, optional, tag = "916")]
+            pub customer_id: ::core::option::Option<::std::string::String>,
+            #[prost(message, repeated, tag = "1609")]
+            pub lines: ::std::vec::Vec<OrderLine>,
+            #[prost(int32, tag = "1096")]
+            pub status: i32,
+            #[prost(message, optional, tag = "1315")]
+            pub total: ::core::option::Option<PricingV1Money>,
+            #[prost(message, optional, tag = "496")]
+            pub placed_at: ::core::option::Option<
+                ::pactum::grpc::prost_types::Timestamp,
+            >,
+            #[prost(string, optional, tag = "454")]
+            pub note: ::core::option::Option<::std::string::String>,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct OrderLine {
+            #[prost(string, tag = "756")]
+            pub sku: ::std::string::String,
+            #[prost(uint32, tag = "1880")]
+            pub quantity: u32,
+            #[prost(message, optional, tag = "155")]
+            pub unit_price: ::core::option::Option<PricingV1Money>,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct PricingV1Money {
+            #[prost(string, tag = "738")]
+            pub amount: ::std::string::String,
+            #[prost(string, tag = "2047")]
+            pub currency: ::std::string::String,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct OrderNotFound {
+            #[prost(string, tag = "715")]
+            pub id: ::std::string::String,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn get_order_request_to_pb(v: super::GetOrderRequest) -> pb::GetOrderRequest {
+        pb::GetOrderRequest {
+            id: ::std::string::ToString::to_string(&v.id.0),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn get_order_request_from_pb(
+        v: pb::GetOrderRequest,
+    ) -> ::core::result::Result<super::GetOrderRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::GetOrderRequest {
+            id: super::OrderId(
+                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
+            ),
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn order_to_pb(v: super::Order) -> pb::Order {
+        pb::Order {
+            id: ::std::string::ToString::to_string(&v.id.0),
+            customer_id: v.customer_id.map(|v| ::std::string::ToString::to_string(&v)),
+            lines: v.lines.into_iter().map(|v| order_line_to_pb(v)).collect(),
+            status: order_status_to_pb(&v.status),
+            total: ::core::option::Option::Some(pricing_v1_money_to_pb(v.total)),
+            placed_at: ::core::option::Option::Some(
+                ::pactum::grpc::timestamp_to(v.placed_at),
+            ),
+            note: v.note.map(|v| v),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn order_from_pb(
+        v: pb::Order,
+    ) -> ::core::result::Result<super::Order, ::std::string::String> {
+        ::core::result::Result::Ok(super::Order {
+            id: super::OrderId(
+                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
+            ),
+            customer_id: match v.customer_id {
+                ::core::option::Option::Some(v) => {
+                    ::core::option::Option::Some(
+                        ::pactum::grpc::parse::<
+                            ::pactum::types::Uuid,
+                        >("customer_id", &v)?,
+                    )
+                }
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+            lines: v
+                .lines
+                .into_iter()
+                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
+                    ::core::result::Result::Ok(order_line_from_pb(v)?)
+                })
+                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
+            status: order_status_from_pb(v.status),
+            total: {
+                let v = v.total.ok_or_else(|| ::pactum::grpc::missing("total"))?;
+                pricing_v1_money_from_pb(v)?
+            },
+            placed_at: {
+                let v = v.placed_at.ok_or_else(|| ::pactum::grpc::missing("placed_at"))?;
+                ::pactum::grpc::timestamp_from(v)?
+            },
+            note: match v.note {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn order_line_to_pb(v: super::OrderLine) -> pb::OrderLine {
+        pb::OrderLine {
+            sku: v.sku.0,
+            quantity: v.quantity,
+            unit_price: ::core::option::Option::Some(
+                pricing_v1_money_to_pb(v.unit_price),
+            ),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn order_line_from_pb(
+        v: pb::OrderLine,
+    ) -> ::core::result::Result<super::OrderLine, ::std::string::String> {
+        ::core::result::Result::Ok(super::OrderLine {
+            sku: super::super::super::pricing::v1::Sku(v.sku),
+            quantity: v.quantity,
+            unit_price: {
+                let v = v
+                    .unit_price
+                    .ok_or_else(|| ::pactum::grpc::missing("unit_price"))?;
+                pricing_v1_money_from_pb(v)?
+            },
+        })
+    }
+    #[allow(dead_code)]
+    fn order_status_to_pb(v: &super::OrderStatus) -> i32 {
+        match v {
+            super::OrderStatus::Pending => 404i32,
+            super::OrderStatus::Paid => 464i32,
+            super::OrderStatus::Shipped => 1432i32,
+            super::OrderStatus::Cancelled => 1517i32,
+            super::OrderStatus::Unrecognized(other) => other.parse().unwrap_or(0),
+        }
+    }
+    #[allow(dead_code)]
+    fn order_status_from_pb(n: i32) -> super::OrderStatus {
+        match n {
+            404i32 => super::OrderStatus::Pending,
+            464i32 => super::OrderStatus::Paid,
+            1432i32 => super::OrderStatus::Shipped,
+            1517i32 => super::OrderStatus::Cancelled,
+            other => {
+                super::OrderStatus::Unrecognized(
+                    ::std::string::ToString::to_string(&other),
+                )
+            }
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn pricing_v1_money_to_pb(
+        v: super::super::super::pricing::v1::Money,
+    ) -> pb::PricingV1Money {
+        pb::PricingV1Money {
+            amount: ::std::string::ToString::to_string(&v.amount),
+            currency: v.currency.0,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn pricing_v1_money_from_pb(
+        v: pb::PricingV1Money,
+    ) -> ::core::result::Result<
+        super::super::super::pricing::v1::Money,
+        ::std::string::String,
+    > {
+        ::core::result::Result::Ok(super::super::super::pricing::v1::Money {
+            amount: ::pactum::grpc::parse::<
+                ::pactum::types::Decimal,
+            >("amount", &v.amount)?,
+            currency: super::super::super::pricing::v1::Currency(v.currency),
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn order_not_found_to_pb(v: super::OrderNotFound) -> pb::OrderNotFound {
+        pb::OrderNotFound {
+            id: ::std::string::ToString::to_string(&v.id.0),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn order_not_found_from_pb(
+        v: pb::OrderNotFound,
+    ) -> ::core::result::Result<super::OrderNotFound, ::std::string::String> {
+        ::core::result::Result::Ok(super::OrderNotFound {
+            id: super::OrderId(
+                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
+            ),
+        })
+    }
+    fn get_order_error_detail(
+        e: &super::GetOrderError,
+    ) -> ::pactum::grpc::prost_types::Any {
+        match e {
+            super::GetOrderError::OrderNotFound(e) => {
+                ::pactum::grpc::prost_types::Any {
+                    type_url: "type.googleapis.com/shop.orders.v1.OrderNotFound".into(),
+                    value: ::pactum::grpc::prost::Message::encode_to_vec(
+                        &order_not_found_to_pb(::core::clone::Clone::clone(e)),
+                    ),
+                }
+            }
+        }
+    }
+    fn get_order_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::GetOrderError> {
+        match any.type_url.as_str() {
+            "type.googleapis.com/shop.orders.v1.OrderNotFound" => {
+                let m = <pb::OrderNotFound as ::pactum::grpc::prost::Message>::decode(
+                        &*any.value,
+                    )
+                    .ok()?;
+                order_not_found_from_pb(m).ok().map(super::GetOrderError::OrderNotFound)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+    /// An axum router serving every unary gRPC operation through the contract's
+    /// `Service` implementation. Serve it over HTTP/2 (`axum::serve` does).
+    pub fn router<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+    ) -> ::pactum::server::axum::Router {
+        let _ = &service;
+        ::pactum::server::axum::Router::new()
+            .route(
+                "/shop.orders.v1.OrdersService/GetOrder",
+                ::pactum::server::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    move |request: ::pactum::server::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        async move {
+                            ::pactum::grpc::unary(
+                                    &super::operations::GET_ORDER,
+                                    request,
+                                    get_order_request_from_pb,
+                                    order_to_pb,
+                                    get_order_error_detail,
+                                    move |ctx, input| async move {
+                                        s.get_order(ctx, input).await
+                                    },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+    }
+    /// A typed gRPC client.
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Client {
+        inner: ::pactum::grpc::GrpcClient,
+    }
+    impl Client {
+        /// A client for `url` (`http://127.0.0.1:50051`), connecting on first use.
+        pub fn connect_lazy(
+            url: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<Self, ::std::string::String> {
+            ::core::result::Result::Ok(Client {
+                inner: ::pactum::grpc::GrpcClient::connect_lazy(url)?,
+            })
+        }
+        /// A client for this service's stable in-cluster name.
+        pub fn for_service(
+            namespace: &str,
+            port: u16,
+        ) -> ::core::result::Result<Self, ::std::string::String> {
+            ::core::result::Result::Ok(Client {
+                inner: ::pactum::grpc::GrpcClient::for_service(
+                    super::SERVICE,
+                    namespace,
+                    port,
+                )?,
+            })
+        }
+        /// A client over a configured channel.
+        pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
+            Client { inner }
+        }
+        /// Calls `GetOrder` over gRPC.
+        pub async fn get_order(
+            &self,
+            input: &super::GetOrderRequest,
+        ) -> ::core::result::Result<
+            super::Order,
+            ::pactum::client::ClientError<super::GetOrderError>,
+        > {
+            self.inner
+                .unary(
+                    &super::operations::GET_ORDER,
+                    "/shop.orders.v1.OrdersService/GetOrder",
+                    get_order_request_to_pb(::core::clone::Clone::clone(input)),
+                    order_from_pb,
+                    get_order_error_from_detail,
+                )
+                .await
+        }
+    }
+}

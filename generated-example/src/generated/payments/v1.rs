@@ -874,3 +874,290 @@ impl Client {
             .await
     }
 }
+/// gRPC for `payments` v1: package `shop.payments.v1`, service `PaymentsService`; the same wire as the emitted `.proto`.
+#[allow(clippy::all)]
+pub mod grpc {
+    /// Protobuf messages of the types the gRPC operations use.
+    #[allow(missing_docs, clippy::all)]
+    pub mod pb {
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct GetPaymentRequest {
+            #[prost(string, tag = "715")]
+            pub id: ::std::string::String,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct Payment {
+            #[prost(string, tag = "715")]
+            pub id: ::std::string::String,
+            #[prost(string, tag = "1404")]
+            pub order_id: ::std::string::String,
+            #[prost(message, optional, tag = "738")]
+            pub amount: ::core::option::Option<PricingV1Money>,
+            #[prost(int32, tag = "669")]
+            pub method: i32,
+            #[prost(message, optional, tag = "111")]
+            pub captured_at: ::core::option::Option<
+                ::pactum::grpc::prost_types::Timestamp,
+            >,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct PricingV1Money {
+            #[prost(string, tag = "738")]
+            pub amount: ::std::string::String,
+            #[prost(string, tag = "2047")]
+            pub currency: ::std::string::String,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct PaymentNotFound {
+            #[prost(string, tag = "715")]
+            pub id: ::std::string::String,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn get_payment_request_to_pb(v: super::GetPaymentRequest) -> pb::GetPaymentRequest {
+        pb::GetPaymentRequest {
+            id: ::std::string::ToString::to_string(&v.id.0),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn get_payment_request_from_pb(
+        v: pb::GetPaymentRequest,
+    ) -> ::core::result::Result<super::GetPaymentRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::GetPaymentRequest {
+            id: super::PaymentId(
+                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
+            ),
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn payment_to_pb(v: super::Payment) -> pb::Payment {
+        pb::Payment {
+            id: ::std::string::ToString::to_string(&v.id.0),
+            order_id: ::std::string::ToString::to_string(&v.order_id),
+            amount: ::core::option::Option::Some(pricing_v1_money_to_pb(v.amount)),
+            method: payment_method_to_pb(&v.method),
+            captured_at: match v.captured_at {
+                ::core::option::Option::Some(v) => {
+                    ::core::option::Option::Some(::pactum::grpc::timestamp_to(v))
+                }
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn payment_from_pb(
+        v: pb::Payment,
+    ) -> ::core::result::Result<super::Payment, ::std::string::String> {
+        ::core::result::Result::Ok(super::Payment {
+            id: super::PaymentId(
+                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
+            ),
+            order_id: ::pactum::grpc::parse::<
+                ::pactum::types::Uuid,
+            >("order_id", &v.order_id)?,
+            amount: {
+                let v = v.amount.ok_or_else(|| ::pactum::grpc::missing("amount"))?;
+                pricing_v1_money_from_pb(v)?
+            },
+            method: payment_method_from_pb(v.method),
+            captured_at: match v.captured_at {
+                ::core::option::Option::Some(v) => {
+                    ::core::option::Option::Some(::pactum::grpc::timestamp_from(v)?)
+                }
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+        })
+    }
+    #[allow(dead_code)]
+    fn payment_method_to_pb(v: &super::PaymentMethod) -> i32 {
+        match v {
+            super::PaymentMethod::Card => 108i32,
+            super::PaymentMethod::BankTransfer => 1836i32,
+            super::PaymentMethod::Wallet => 1505i32,
+            super::PaymentMethod::Unrecognized(other) => other.parse().unwrap_or(0),
+        }
+    }
+    #[allow(dead_code)]
+    fn payment_method_from_pb(n: i32) -> super::PaymentMethod {
+        match n {
+            108i32 => super::PaymentMethod::Card,
+            1836i32 => super::PaymentMethod::BankTransfer,
+            1505i32 => super::PaymentMethod::Wallet,
+            other => {
+                super::PaymentMethod::Unrecognized(
+                    ::std::string::ToString::to_string(&other),
+                )
+            }
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn pricing_v1_money_to_pb(
+        v: super::super::super::pricing::v1::Money,
+    ) -> pb::PricingV1Money {
+        pb::PricingV1Money {
+            amount: ::std::string::ToString::to_string(&v.amount),
+            currency: v.currency.0,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn pricing_v1_money_from_pb(
+        v: pb::PricingV1Money,
+    ) -> ::core::result::Result<
+        super::super::super::pricing::v1::Money,
+        ::std::string::String,
+    > {
+        ::core::result::Result::Ok(super::super::super::pricing::v1::Money {
+            amount: ::pactum::grpc::parse::<
+                ::pactum::types::Decimal,
+            >("amount", &v.amount)?,
+            currency: super::super::super::pricing::v1::Currency(v.currency),
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn payment_not_found_to_pb(v: super::PaymentNotFound) -> pb::PaymentNotFound {
+        pb::PaymentNotFound {
+            id: ::std::string::ToString::to_string(&v.id.0),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn payment_not_found_from_pb(
+        v: pb::PaymentNotFound,
+    ) -> ::core::result::Result<super::PaymentNotFound, ::std::string::String> {
+        ::core::result::Result::Ok(super::PaymentNotFound {
+            id: super::PaymentId(
+                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
+            ),
+        })
+    }
+    fn get_payment_error_detail(
+        e: &super::GetPaymentError,
+    ) -> ::pactum::grpc::prost_types::Any {
+        match e {
+            super::GetPaymentError::PaymentNotFound(e) => {
+                ::pactum::grpc::prost_types::Any {
+                    type_url: "type.googleapis.com/shop.payments.v1.PaymentNotFound"
+                        .into(),
+                    value: ::pactum::grpc::prost::Message::encode_to_vec(
+                        &payment_not_found_to_pb(::core::clone::Clone::clone(e)),
+                    ),
+                }
+            }
+        }
+    }
+    fn get_payment_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::GetPaymentError> {
+        match any.type_url.as_str() {
+            "type.googleapis.com/shop.payments.v1.PaymentNotFound" => {
+                let m = <pb::PaymentNotFound as ::pactum::grpc::prost::Message>::decode(
+                        &*any.value,
+                    )
+                    .ok()?;
+                payment_not_found_from_pb(m)
+                    .ok()
+                    .map(super::GetPaymentError::PaymentNotFound)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+    /// An axum router serving every unary gRPC operation through the contract's
+    /// `Service` implementation. Serve it over HTTP/2 (`axum::serve` does).
+    pub fn router<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+    ) -> ::pactum::server::axum::Router {
+        let _ = &service;
+        ::pactum::server::axum::Router::new()
+            .route(
+                "/shop.payments.v1.PaymentsService/GetPayment",
+                ::pactum::server::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    move |request: ::pactum::server::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        async move {
+                            ::pactum::grpc::unary(
+                                    &super::operations::GET_PAYMENT,
+                                    request,
+                                    get_payment_request_from_pb,
+                                    payment_to_pb,
+                                    get_payment_error_detail,
+                                    move |ctx, input| async move {
+                                        s.get_payment(ctx, input).await
+                                    },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+    }
+    /// A typed gRPC client.
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Client {
+        inner: ::pactum::grpc::GrpcClient,
+    }
+    impl Client {
+        /// A client for `url` (`http://127.0.0.1:50051`), connecting on first use.
+        pub fn connect_lazy(
+            url: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<Self, ::std::string::String> {
+            ::core::result::Result::Ok(Client {
+                inner: ::pactum::grpc::GrpcClient::connect_lazy(url)?,
+            })
+        }
+        /// A client for this service's stable in-cluster name.
+        pub fn for_service(
+            namespace: &str,
+            port: u16,
+        ) -> ::core::result::Result<Self, ::std::string::String> {
+            ::core::result::Result::Ok(Client {
+                inner: ::pactum::grpc::GrpcClient::for_service(
+                    super::SERVICE,
+                    namespace,
+                    port,
+                )?,
+            })
+        }
+        /// A client over a configured channel.
+        pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
+            Client { inner }
+        }
+        /// Calls `GetPayment` over gRPC.
+        pub async fn get_payment(
+            &self,
+            input: &super::GetPaymentRequest,
+        ) -> ::core::result::Result<
+            super::Payment,
+            ::pactum::client::ClientError<super::GetPaymentError>,
+        > {
+            self.inner
+                .unary(
+                    &super::operations::GET_PAYMENT,
+                    "/shop.payments.v1.PaymentsService/GetPayment",
+                    get_payment_request_to_pb(::core::clone::Clone::clone(input)),
+                    payment_from_pb,
+                    get_payment_error_from_detail,
+                )
+                .await
+        }
+    }
+}

@@ -861,3 +861,204 @@ impl Client {
             .await
     }
 }
+/// gRPC for `pricing` v1: package `shop.pricing.v1`, service `PricingService`; the same wire as the emitted `.proto`.
+#[allow(clippy::all)]
+pub mod grpc {
+    /// Protobuf messages of the types the gRPC operations use.
+    #[allow(missing_docs, clippy::all)]
+    pub mod pb {
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct GetPriceRequest {
+            #[prost(string, tag = "756")]
+            pub sku: ::std::string::String,
+            #[prost(string, optional, tag = "2047")]
+            pub currency: ::core::option::Option<::std::string::String>,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct Money {
+            #[prost(string, tag = "738")]
+            pub amount: ::std::string::String,
+            #[prost(string, tag = "2047")]
+            pub currency: ::std::string::String,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct UnknownSku {
+            #[prost(string, tag = "756")]
+            pub sku: ::std::string::String,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn get_price_request_to_pb(v: super::GetPriceRequest) -> pb::GetPriceRequest {
+        pb::GetPriceRequest {
+            sku: v.sku.0,
+            currency: v.currency.map(|v| v.0),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn get_price_request_from_pb(
+        v: pb::GetPriceRequest,
+    ) -> ::core::result::Result<super::GetPriceRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::GetPriceRequest {
+            sku: super::Sku(v.sku),
+            currency: match v.currency {
+                ::core::option::Option::Some(v) => {
+                    ::core::option::Option::Some(super::Currency(v))
+                }
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn money_to_pb(v: super::Money) -> pb::Money {
+        pb::Money {
+            amount: ::std::string::ToString::to_string(&v.amount),
+            currency: v.currency.0,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn money_from_pb(
+        v: pb::Money,
+    ) -> ::core::result::Result<super::Money, ::std::string::String> {
+        ::core::result::Result::Ok(super::Money {
+            amount: ::pactum::grpc::parse::<
+                ::pactum::types::Decimal,
+            >("amount", &v.amount)?,
+            currency: super::Currency(v.currency),
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn unknown_sku_to_pb(v: super::UnknownSku) -> pb::UnknownSku {
+        pb::UnknownSku { sku: v.sku.0 }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn unknown_sku_from_pb(
+        v: pb::UnknownSku,
+    ) -> ::core::result::Result<super::UnknownSku, ::std::string::String> {
+        ::core::result::Result::Ok(super::UnknownSku {
+            sku: super::Sku(v.sku),
+        })
+    }
+    fn get_price_error_detail(
+        e: &super::GetPriceError,
+    ) -> ::pactum::grpc::prost_types::Any {
+        match e {
+            super::GetPriceError::UnknownSku(e) => {
+                ::pactum::grpc::prost_types::Any {
+                    type_url: "type.googleapis.com/shop.pricing.v1.UnknownSku".into(),
+                    value: ::pactum::grpc::prost::Message::encode_to_vec(
+                        &unknown_sku_to_pb(::core::clone::Clone::clone(e)),
+                    ),
+                }
+            }
+        }
+    }
+    fn get_price_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::GetPriceError> {
+        match any.type_url.as_str() {
+            "type.googleapis.com/shop.pricing.v1.UnknownSku" => {
+                let m = <pb::UnknownSku as ::pactum::grpc::prost::Message>::decode(
+                        &*any.value,
+                    )
+                    .ok()?;
+                unknown_sku_from_pb(m).ok().map(super::GetPriceError::UnknownSku)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+    /// An axum router serving every unary gRPC operation through the contract's
+    /// `Service` implementation. Serve it over HTTP/2 (`axum::serve` does).
+    pub fn router<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+    ) -> ::pactum::server::axum::Router {
+        let _ = &service;
+        ::pactum::server::axum::Router::new()
+            .route(
+                "/shop.pricing.v1.PricingService/GetPrice",
+                ::pactum::server::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    move |request: ::pactum::server::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        async move {
+                            ::pactum::grpc::unary(
+                                    &super::operations::GET_PRICE,
+                                    request,
+                                    get_price_request_from_pb,
+                                    money_to_pb,
+                                    get_price_error_detail,
+                                    move |ctx, input| async move {
+                                        s.get_price(ctx, input).await
+                                    },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+    }
+    /// A typed gRPC client.
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Client {
+        inner: ::pactum::grpc::GrpcClient,
+    }
+    impl Client {
+        /// A client for `url` (`http://127.0.0.1:50051`), connecting on first use.
+        pub fn connect_lazy(
+            url: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<Self, ::std::string::String> {
+            ::core::result::Result::Ok(Client {
+                inner: ::pactum::grpc::GrpcClient::connect_lazy(url)?,
+            })
+        }
+        /// A client for this service's stable in-cluster name.
+        pub fn for_service(
+            namespace: &str,
+            port: u16,
+        ) -> ::core::result::Result<Self, ::std::string::String> {
+            ::core::result::Result::Ok(Client {
+                inner: ::pactum::grpc::GrpcClient::for_service(
+                    super::SERVICE,
+                    namespace,
+                    port,
+                )?,
+            })
+        }
+        /// A client over a configured channel.
+        pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
+            Client { inner }
+        }
+        /// Calls `GetPrice` over gRPC.
+        pub async fn get_price(
+            &self,
+            input: &super::GetPriceRequest,
+        ) -> ::core::result::Result<
+            super::Money,
+            ::pactum::client::ClientError<super::GetPriceError>,
+        > {
+            self.inner
+                .unary(
+                    &super::operations::GET_PRICE,
+                    "/shop.pricing.v1.PricingService/GetPrice",
+                    get_price_request_to_pb(::core::clone::Clone::clone(input)),
+                    money_from_pb,
+                    get_price_error_from_detail,
+                )
+                .await
+        }
+    }
+}

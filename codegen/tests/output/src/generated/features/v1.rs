@@ -2157,3 +2157,269 @@ impl Client {
             .await
     }
 }
+/// gRPC for `features` v1: package `features.v1`, service `FeaturesService`; the same wire as the emitted `.proto`.
+#[allow(clippy::all)]
+pub mod grpc {
+    /// Protobuf messages of the types the gRPC operations use.
+    #[allow(missing_docs, clippy::all)]
+    pub mod pb {
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct FetchRequest {
+            #[prost(string, tag = "715")]
+            pub id: ::std::string::String,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct Primitives {
+            #[prost(bool, tag = "293")]
+            pub flag: bool,
+            #[prost(int32, tag = "1974")]
+            pub small: i32,
+            #[prost(int64, tag = "99")]
+            pub big: i64,
+            #[prost(uint32, tag = "1303")]
+            pub count: u32,
+            #[prost(uint64, tag = "726")]
+            pub huge: u64,
+            #[prost(double, tag = "973")]
+            pub ratio: f64,
+            #[prost(string, tag = "1875")]
+            pub name: ::std::string::String,
+            #[prost(bytes = "vec", tag = "464")]
+            pub blob: ::std::vec::Vec<u8>,
+            #[prost(message, optional, tag = "904")]
+            pub at: ::core::option::Option<::pactum::grpc::prost_types::Timestamp>,
+            #[prost(message, optional, tag = "697")]
+            pub ttl: ::core::option::Option<::pactum::grpc::prost_types::Duration>,
+            #[prost(string, tag = "715")]
+            pub id: ::std::string::String,
+            #[prost(string, tag = "1504")]
+            pub price: ::std::string::String,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct NotThere {
+            #[prost(string, tag = "715")]
+            pub id: ::std::string::String,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct Busy {}
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn fetch_request_to_pb(v: super::FetchRequest) -> pb::FetchRequest {
+        pb::FetchRequest {
+            id: ::std::string::ToString::to_string(&v.id),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn fetch_request_from_pb(
+        v: pb::FetchRequest,
+    ) -> ::core::result::Result<super::FetchRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::FetchRequest {
+            id: ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn primitives_to_pb(v: super::Primitives) -> pb::Primitives {
+        pb::Primitives {
+            flag: v.flag,
+            small: v.small,
+            big: v.big,
+            count: v.count,
+            huge: v.huge,
+            ratio: v.ratio,
+            name: v.name,
+            blob: v.blob.0,
+            at: ::core::option::Option::Some(::pactum::grpc::timestamp_to(v.at)),
+            ttl: ::core::option::Option::Some(::pactum::grpc::duration_to(v.ttl)),
+            id: ::std::string::ToString::to_string(&v.id),
+            price: ::std::string::ToString::to_string(&v.price),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn primitives_from_pb(
+        v: pb::Primitives,
+    ) -> ::core::result::Result<super::Primitives, ::std::string::String> {
+        ::core::result::Result::Ok(super::Primitives {
+            flag: v.flag,
+            small: v.small,
+            big: v.big,
+            count: v.count,
+            huge: v.huge,
+            ratio: v.ratio,
+            name: v.name,
+            blob: ::pactum::types::Bytes(v.blob),
+            at: {
+                let v = v.at.ok_or_else(|| ::pactum::grpc::missing("at"))?;
+                ::pactum::grpc::timestamp_from(v)?
+            },
+            ttl: {
+                let v = v.ttl.ok_or_else(|| ::pactum::grpc::missing("ttl"))?;
+                ::pactum::grpc::duration_from(v)?
+            },
+            id: ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
+            price: ::pactum::grpc::parse::<::pactum::types::Decimal>("price", &v.price)?,
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn not_there_to_pb(v: super::NotThere) -> pb::NotThere {
+        pb::NotThere {
+            id: ::std::string::ToString::to_string(&v.id),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn not_there_from_pb(
+        v: pb::NotThere,
+    ) -> ::core::result::Result<super::NotThere, ::std::string::String> {
+        ::core::result::Result::Ok(super::NotThere {
+            id: ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn busy_to_pb(v: super::Busy) -> pb::Busy {
+        let _ = v;
+        pb::Busy {}
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn busy_from_pb(
+        v: pb::Busy,
+    ) -> ::core::result::Result<super::Busy, ::std::string::String> {
+        let _ = v;
+        ::core::result::Result::Ok(super::Busy {})
+    }
+    fn fetch_error_detail(e: &super::FetchError) -> ::pactum::grpc::prost_types::Any {
+        match e {
+            super::FetchError::NotThere(e) => {
+                ::pactum::grpc::prost_types::Any {
+                    type_url: "type.googleapis.com/features.v1.NotThere".into(),
+                    value: ::pactum::grpc::prost::Message::encode_to_vec(
+                        &not_there_to_pb(::core::clone::Clone::clone(e)),
+                    ),
+                }
+            }
+            super::FetchError::Busy(e) => {
+                ::pactum::grpc::prost_types::Any {
+                    type_url: "type.googleapis.com/features.v1.Busy".into(),
+                    value: ::pactum::grpc::prost::Message::encode_to_vec(
+                        &busy_to_pb(::core::clone::Clone::clone(e)),
+                    ),
+                }
+            }
+        }
+    }
+    fn fetch_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::FetchError> {
+        match any.type_url.as_str() {
+            "type.googleapis.com/features.v1.NotThere" => {
+                let m = <pb::NotThere as ::pactum::grpc::prost::Message>::decode(
+                        &*any.value,
+                    )
+                    .ok()?;
+                not_there_from_pb(m).ok().map(super::FetchError::NotThere)
+            }
+            "type.googleapis.com/features.v1.Busy" => {
+                let m = <pb::Busy as ::pactum::grpc::prost::Message>::decode(&*any.value)
+                    .ok()?;
+                busy_from_pb(m).ok().map(super::FetchError::Busy)
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
+    /// An axum router serving every unary gRPC operation through the contract's
+    /// `Service` implementation. Serve it over HTTP/2 (`axum::serve` does).
+    pub fn router<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+    ) -> ::pactum::server::axum::Router {
+        let _ = &service;
+        ::pactum::server::axum::Router::new()
+            .route(
+                "/features.v1.FeaturesService/Fetch",
+                ::pactum::server::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    move |request: ::pactum::server::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        async move {
+                            ::pactum::grpc::unary(
+                                    &super::operations::FETCH,
+                                    request,
+                                    fetch_request_from_pb,
+                                    primitives_to_pb,
+                                    fetch_error_detail,
+                                    move |ctx, input| async move { s.fetch(ctx, input).await },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+    }
+    /// A typed gRPC client.
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Client {
+        inner: ::pactum::grpc::GrpcClient,
+    }
+    impl Client {
+        /// A client for `url` (`http://127.0.0.1:50051`), connecting on first use.
+        pub fn connect_lazy(
+            url: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<Self, ::std::string::String> {
+            ::core::result::Result::Ok(Client {
+                inner: ::pactum::grpc::GrpcClient::connect_lazy(url)?,
+            })
+        }
+        /// A client for this service's stable in-cluster name.
+        pub fn for_service(
+            namespace: &str,
+            port: u16,
+        ) -> ::core::result::Result<Self, ::std::string::String> {
+            ::core::result::Result::Ok(Client {
+                inner: ::pactum::grpc::GrpcClient::for_service(
+                    super::SERVICE,
+                    namespace,
+                    port,
+                )?,
+            })
+        }
+        /// A client over a configured channel.
+        pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
+            Client { inner }
+        }
+        /// Calls `Fetch` over gRPC.
+        pub async fn fetch(
+            &self,
+            input: &super::FetchRequest,
+        ) -> ::core::result::Result<
+            super::Primitives,
+            ::pactum::client::ClientError<super::FetchError>,
+        > {
+            self.inner
+                .unary(
+                    &super::operations::FETCH,
+                    "/features.v1.FeaturesService/Fetch",
+                    fetch_request_to_pb(::core::clone::Clone::clone(input)),
+                    primitives_from_pb,
+                    fetch_error_from_detail,
+                )
+                .await
+        }
+    }
+}

@@ -1,0 +1,814 @@
+//! gRPC: a `grpc` module per contract with unary `grpc: true` operations.
+//!
+//! - `grpc::pb`: prost messages for every type those operations reach (foreign types get a
+//!   prefixed local copy: the module needs nothing from other contracts' gRPC code), with the
+//!   contract's field numbers — the same wire as the emitted `.proto`;
+//! - conversions between domain types and messages (`*_to_pb`, `*_from_pb`; decoding checks
+//!   ids, decimals and required message fields);
+//! - `grpc::router(service)`: an axum router serving the same `Service` trait as REST;
+//! - `grpc::Client`: typed calls returning the operation's `ClientError<E>`.
+//!
+//! Streaming operations appear in the `.proto`; serving them is not generated yet.
+
+use super::Ctx;
+use crate::ast::Primitive;
+use crate::ir::{Contract, Field, NamedRef, Operation, Streaming, TypeKind, TypeRef};
+use crate::naming::{ident, Case};
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote};
+use std::collections::BTreeMap;
+
+fn unary_ops(c: &Contract) -> Vec<&Operation> {
+    c.operations
+        .iter()
+        .filter(|o| o.grpc && o.streaming == Streaming::None)
+        .collect()
+}
+
+/// The `grpc` module, or nothing.
+pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
+    let ops = unary_ops(ctx.contract);
+    if ops.is_empty() {
+        return TokenStream::new();
+    }
+    let mut g = Gen {
+        ctx,
+        types: BTreeMap::new(),
+        wrappers: BTreeMap::new(),
+    };
+    for op in &ops {
+        if let Some(i) = &op.input {
+            g.reach(i);
+        }
+        if let Some(TypeRef::Named(o)) = &op.output {
+            g.reach(o);
+        }
+    }
+    let errors: Vec<_> = ctx
+        .contract
+        .errors
+        .iter()
+        .filter(|e| ops.iter().any(|o| o.errors.contains(&e.name)))
+        .collect();
+    for e in &errors {
+        for f in &e.fields {
+            g.reach_type(&f.ty);
+        }
+    }
+    let mut messages = Vec::new();
+    let mut conversions = Vec::new();
+    let reached: Vec<(String, NamedRef)> = g
+        .types
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (pb_name, r) in &reached {
+        match ctx.lookup(r) {
+            Some(TypeKind::Struct(fields)) => {
+                let fields = fields.clone();
+                messages.push(g.message(pb_name, &fields));
+                conversions.push(g.struct_conversions(pb_name, &g.domain_path(r), &fields));
+            }
+            Some(TypeKind::Enum(values)) => {
+                let name = format_ident!("{}", pb_name);
+                let to = g.fn_name(pb_name, "to_pb");
+                let from = g.fn_name(pb_name, "from_pb");
+                let path = g.domain_path(r);
+                let to_arms = values.iter().map(|v| {
+                    let var = ident(&v.variant, Case::Pascal);
+                    let n = v.number as i32;
+                    quote!(#path::#var => #n,)
+                });
+                let from_arms = values.iter().map(|v| {
+                    let var = ident(&v.variant, Case::Pascal);
+                    let n = v.number as i32;
+                    quote!(#n => #path::#var,)
+                });
+                let _ = name;
+                conversions.push(quote! {
+                    #[allow(dead_code)]
+                    fn #to(v: &#path) -> i32 {
+                        match v {
+                            #(#to_arms)*
+                            #path::Unrecognized(other) => other.parse().unwrap_or(0),
+                        }
+                    }
+                    #[allow(dead_code)]
+                    fn #from(n: i32) -> #path {
+                        match n {
+                            #(#from_arms)*
+                            other => #path::Unrecognized(::std::string::ToString::to_string(&other)),
+                        }
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+    for e in &errors {
+        let r = NamedRef {
+            contract: ctx.contract.id.clone(),
+            name: e.name.clone(),
+        };
+        let path = g.domain_path(&r);
+        messages.push(g.message(&e.name, &e.fields));
+        conversions.push(g.struct_conversions(&e.name, &path, &e.fields));
+    }
+    let package = super::proto::package(ctx.contract);
+    let service_name = format!(
+        "{}Service",
+        crate::naming::convert(&ctx.contract.id.service, Case::Pascal)
+    );
+    let details: Vec<_> = ops.iter().map(|op| g.error_details(op, &package)).collect();
+    let routes: Vec<_> = ops
+        .iter()
+        .map(|op| g.route(op, &package, &service_name))
+        .collect();
+    let methods: Vec<_> = ops
+        .iter()
+        .map(|op| g.client_method(op, &package, &service_name))
+        .collect();
+    let wrappers: Vec<TokenStream> = std::mem::take(&mut g.wrappers).into_values().collect();
+    let doc = format!(
+        " gRPC for `{}` v{}: package `{package}`, service `{service_name}`; the same wire as the emitted `.proto`.",
+        ctx.contract.id.service, ctx.contract.id.major
+    );
+    quote! {
+        #[doc = #doc]
+        // Mechanical conversions: clippy's style lints add nothing here (prost and tonic
+        // generated code does the same).
+        #[allow(clippy::all)]
+        pub mod grpc {
+            /// Protobuf messages of the types the gRPC operations use.
+            #[allow(missing_docs, clippy::all)]
+            pub mod pb {
+                #(#messages)*
+                #(#wrappers)*
+            }
+
+            #(#conversions)*
+            #(#details)*
+
+            /// An axum router serving every unary gRPC operation through the contract's
+            /// `Service` implementation. Serve it over HTTP/2 (`axum::serve` does).
+            pub fn router<S: super::Service>(service: ::std::sync::Arc<S>) -> ::pactum::server::axum::Router {
+                let _ = &service;
+                ::pactum::server::axum::Router::new()
+                    #(#routes)*
+            }
+
+            /// A typed gRPC client.
+            #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+            pub struct Client {
+                inner: ::pactum::grpc::GrpcClient,
+            }
+
+            impl Client {
+                /// A client for `url` (`http://127.0.0.1:50051`), connecting on first use.
+                pub fn connect_lazy(url: impl ::core::convert::Into<::std::string::String>) -> ::core::result::Result<Self, ::std::string::String> {
+                    ::core::result::Result::Ok(Client { inner: ::pactum::grpc::GrpcClient::connect_lazy(url)? })
+                }
+
+                /// A client for this service's stable in-cluster name.
+                pub fn for_service(namespace: &str, port: u16) -> ::core::result::Result<Self, ::std::string::String> {
+                    ::core::result::Result::Ok(Client { inner: ::pactum::grpc::GrpcClient::for_service(super::SERVICE, namespace, port)? })
+                }
+
+                /// A client over a configured channel.
+                pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
+                    Client { inner }
+                }
+
+                #(#methods)*
+            }
+        }
+    }
+}
+
+struct Gen<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    /// pb message name → the domain type it mirrors.
+    types: BTreeMap<String, NamedRef>,
+    /// Wrapper messages for nested containers, by name.
+    wrappers: BTreeMap<String, TokenStream>,
+}
+
+impl Gen<'_, '_> {
+    fn pb_name(&self, r: &NamedRef) -> String {
+        if r.contract == self.ctx.contract.id {
+            r.name.clone()
+        } else {
+            format!(
+                "{}V{}{}",
+                crate::naming::convert(&r.contract.service, Case::Pascal),
+                r.contract.major,
+                r.name
+            )
+        }
+    }
+
+    fn fn_name(&self, pb_name: &str, suffix: &str) -> Ident {
+        format_ident!("{}_{suffix}", crate::naming::convert(pb_name, Case::Snake))
+    }
+
+    /// The domain type, seen from inside the `grpc` module.
+    fn domain_path(&self, r: &NamedRef) -> TokenStream {
+        let name = ident(&r.name, Case::Pascal);
+        if r.contract == self.ctx.contract.id {
+            quote!(super::#name)
+        } else {
+            let s = ident(&r.contract.service, Case::Snake);
+            let v = ident(&r.contract.version_module(), Case::Snake);
+            quote!(super::super::super::#s::#v::#name)
+        }
+    }
+
+    /// Records every struct and enum reachable from `r`.
+    fn reach(&mut self, r: &NamedRef) {
+        let name = self.pb_name(r);
+        if self.types.contains_key(&name) {
+            return;
+        }
+        match self.ctx.lookup(r) {
+            Some(TypeKind::Struct(fields)) => {
+                self.types.insert(name, r.clone());
+                for f in fields.clone() {
+                    self.reach_type(&f.ty);
+                }
+            }
+            Some(TypeKind::Enum(_)) => {
+                self.types.insert(name, r.clone());
+            }
+            Some(TypeKind::Newtype { inner, .. }) => {
+                let inner = inner.clone();
+                self.reach_type(&inner);
+            }
+            None => {}
+        }
+    }
+
+    fn reach_type(&mut self, t: &TypeRef) {
+        match t {
+            TypeRef::Named(r) => self.reach(r),
+            TypeRef::List(i) | TypeRef::Map(i) | TypeRef::Optional(i) => self.reach_type(i),
+            TypeRef::Prim(_) => {}
+        }
+    }
+
+    /// Newtypes peeled off: the wire type and the newtype paths, outermost first.
+    fn peel(&self, t: &TypeRef) -> (TypeRef, Vec<TokenStream>) {
+        let mut current = t.clone();
+        let mut wraps = Vec::new();
+        for _ in 0..32 {
+            match &current {
+                TypeRef::Named(r) => match self.ctx.lookup(r) {
+                    Some(TypeKind::Newtype { inner, .. }) => {
+                        wraps.push(self.domain_path(r));
+                        current = inner.clone();
+                    }
+                    _ => break,
+                },
+                _ => break,
+            }
+        }
+        (current, wraps)
+    }
+
+    fn is_enum(&self, r: &NamedRef) -> bool {
+        matches!(self.ctx.lookup(r), Some(TypeKind::Enum(_)))
+    }
+
+    /// (Rust type, prost kind) of a scalar wire type, or `None` for messages.
+    fn scalar(&self, t: &TypeRef) -> Option<(TokenStream, &'static str)> {
+        match t {
+            TypeRef::Prim(p) => match p {
+                Primitive::Bool => Some((quote!(bool), "bool")),
+                Primitive::I32 => Some((quote!(i32), "int32")),
+                Primitive::I64 => Some((quote!(i64), "int64")),
+                Primitive::U32 => Some((quote!(u32), "uint32")),
+                Primitive::U64 => Some((quote!(u64), "uint64")),
+                Primitive::F64 => Some((quote!(f64), "double")),
+                Primitive::String | Primitive::Uuid | Primitive::Decimal => {
+                    Some((quote!(::std::string::String), "string"))
+                }
+                Primitive::Bytes => Some((quote!(::std::vec::Vec<u8>), "bytes = \"vec\"")),
+                Primitive::Timestamp | Primitive::Duration => None,
+            },
+            TypeRef::Named(r) if self.is_enum(r) => Some((quote!(i32), "int32")),
+            _ => None,
+        }
+    }
+
+    /// The Rust type of a message-typed element (struct, well-known type or wrapper).
+    fn message_type(&mut self, t: &TypeRef) -> TokenStream {
+        match t {
+            TypeRef::Prim(Primitive::Timestamp) => quote!(::pactum::grpc::prost_types::Timestamp),
+            TypeRef::Prim(Primitive::Duration) => quote!(::pactum::grpc::prost_types::Duration),
+            TypeRef::Named(r) => {
+                let n = format_ident!("{}", self.pb_name(r));
+                quote!(#n)
+            }
+            other => {
+                let n = format_ident!("{}", self.wrapper(other));
+                quote!(#n)
+            }
+        }
+    }
+
+    /// (Rust type, prost kind) of an element of a repeated field or map value.
+    fn element(&mut self, t: &TypeRef) -> (TokenStream, String) {
+        let (wire, _) = self.peel(t);
+        match self.scalar(&wire) {
+            Some((ty, kind)) => (ty, kind.to_string()),
+            None => (self.message_type(&wire), "message".into()),
+        }
+    }
+
+    /// A wrapper message for a container nested in a container.
+    fn wrapper(&mut self, t: &TypeRef) -> String {
+        let name = format!("Wrap{:x}", fxhash(&format!("{t:?}")));
+        if !self.wrappers.contains_key(&name) {
+            self.wrappers.insert(name.clone(), TokenStream::new());
+            let field = Field {
+                name: "value".into(),
+                wire_name: "value".into(),
+                ty: t.clone(),
+                docs: None,
+                deprecated: None,
+                constraints: Default::default(),
+                number: 1,
+                boxed: false,
+                span: self.ctx.contract.span,
+            };
+            let msg = self.message(&name, &[field]);
+            self.wrappers.insert(name.clone(), msg);
+        }
+        name
+    }
+
+    /// (Rust type, prost attribute) of a field.
+    fn field_type(&mut self, f: &Field) -> (TokenStream, String) {
+        let tag = f.number;
+        let (wire, _) = self.peel(&f.ty);
+        let boxed = if f.boxed { ", boxed" } else { "" };
+        match wire {
+            TypeRef::Optional(inner) => {
+                let (inner_wire, _) = self.peel(&inner);
+                match &inner_wire {
+                    TypeRef::List(_) | TypeRef::Map(_) => {
+                        let g = Field {
+                            ty: inner_wire.clone(),
+                            ..f.clone()
+                        };
+                        self.field_type(&g)
+                    }
+                    _ => match self.scalar(&inner_wire) {
+                        Some((ty, kind)) => (
+                            quote!(::core::option::Option<#ty>),
+                            format!("{kind}, optional, tag = \"{tag}\""),
+                        ),
+                        None => {
+                            let m = self.message_type(&inner_wire);
+                            let m = if f.boxed {
+                                quote!(::std::boxed::Box<#m>)
+                            } else {
+                                m
+                            };
+                            (
+                                quote!(::core::option::Option<#m>),
+                                format!("message, optional{boxed}, tag = \"{tag}\""),
+                            )
+                        }
+                    },
+                }
+            }
+            TypeRef::List(item) => {
+                let (ty, kind) = self.element(&item);
+                (
+                    quote!(::std::vec::Vec<#ty>),
+                    format!("{kind}, repeated, tag = \"{tag}\""),
+                )
+            }
+            TypeRef::Map(value) => {
+                let (ty, kind) = self.element(&value);
+                let kind = if kind.starts_with("bytes") {
+                    "bytes".to_string()
+                } else {
+                    kind
+                };
+                (
+                    quote!(::std::collections::BTreeMap<::std::string::String, #ty>),
+                    format!("btree_map = \"string, {kind}\", tag = \"{tag}\""),
+                )
+            }
+            other => match self.scalar(&other) {
+                Some((ty, kind)) => (ty, format!("{kind}, tag = \"{tag}\"")),
+                None => {
+                    let m = self.message_type(&other);
+                    let m = if f.boxed {
+                        quote!(::std::boxed::Box<#m>)
+                    } else {
+                        m
+                    };
+                    (
+                        quote!(::core::option::Option<#m>),
+                        format!("message, optional{boxed}, tag = \"{tag}\""),
+                    )
+                }
+            },
+        }
+    }
+
+    fn message(&mut self, name: &str, fields: &[Field]) -> TokenStream {
+        let n = format_ident!("{}", name);
+        let fs: Vec<TokenStream> = fields
+            .iter()
+            .map(|f| {
+                let fname = ident(&f.name, Case::Snake);
+                let (ty, attr) = self.field_type(f);
+                let attr: TokenStream = attr.parse().unwrap_or_default();
+                quote! { #[prost(#attr)] pub #fname: #ty, }
+            })
+            .collect();
+        quote! {
+            #[derive(::core::clone::Clone, ::core::cmp::PartialEq, ::pactum::grpc::prost::Message)]
+            #[prost(prost_path = "::pactum::grpc::prost")]
+            pub struct #n { #(#fs)* }
+        }
+    }
+
+    // ---- domain → protobuf ----
+
+    /// `e` is an owned domain value of `t`; yields the value of a field of that type.
+    fn field_to_pb(&mut self, e: TokenStream, t: &TypeRef, boxed: bool) -> TokenStream {
+        let (wire, wraps) = self.peel(t);
+        let e = unwrap_expr(e, wraps.len());
+        match &wire {
+            TypeRef::Optional(inner) => {
+                let (inner_wire, _) = self.peel(inner);
+                let v = self.field_to_pb(quote!(v), inner, boxed);
+                match inner_wire {
+                    TypeRef::List(_) | TypeRef::Map(_) => {
+                        quote!(match #e { ::core::option::Option::Some(v) => #v, ::core::option::Option::None => ::core::default::Default::default() })
+                    }
+                    // `field_to_pb` of a message already wraps it in `Some`.
+                    _ if self.scalar(&inner_wire).is_none() => {
+                        quote!(match #e { ::core::option::Option::Some(v) => #v, ::core::option::Option::None => ::core::option::Option::None })
+                    }
+                    _ => quote!(#e.map(|v| #v)),
+                }
+            }
+            TypeRef::List(item) => {
+                let v = self.elem_to_pb(quote!(v), item);
+                quote!(#e.into_iter().map(|v| #v).collect())
+            }
+            TypeRef::Map(value) => {
+                let v = self.elem_to_pb(quote!(v), value);
+                quote!(#e.into_iter().map(|(k, v)| (k, #v)).collect())
+            }
+            other => {
+                if self.scalar(other).is_some() {
+                    self.elem_to_pb(e, other)
+                } else {
+                    let e = if boxed { quote!((*#e)) } else { e };
+                    let v = self.elem_to_pb(e, other);
+                    if boxed {
+                        quote!(::core::option::Option::Some(::std::boxed::Box::new(#v)))
+                    } else {
+                        quote!(::core::option::Option::Some(#v))
+                    }
+                }
+            }
+        }
+    }
+
+    fn elem_to_pb(&mut self, e: TokenStream, t: &TypeRef) -> TokenStream {
+        let (wire, wraps) = self.peel(t);
+        let e = unwrap_expr(e, wraps.len());
+        match &wire {
+            TypeRef::Prim(p) => match p {
+                Primitive::Uuid | Primitive::Decimal => {
+                    quote!(::std::string::ToString::to_string(&#e))
+                }
+                Primitive::Bytes => quote!(#e.0),
+                Primitive::Timestamp => quote!(::pactum::grpc::timestamp_to(#e)),
+                Primitive::Duration => quote!(::pactum::grpc::duration_to(#e)),
+                _ => e,
+            },
+            TypeRef::Named(r) => {
+                let f = self.fn_name(&self.pb_name(r), "to_pb");
+                if self.is_enum(r) {
+                    quote!(#f(&#e))
+                } else {
+                    quote!(#f(#e))
+                }
+            }
+            other => {
+                let w = format_ident!("{}", self.wrapper(other));
+                let v = self.field_to_pb(e, other, false);
+                quote!(pb::#w { value: #v })
+            }
+        }
+    }
+
+    // ---- protobuf → domain ----
+
+    /// `e` is the pb field value; yields the domain value (uses `?` with `String` errors).
+    fn field_from_pb(
+        &mut self,
+        e: TokenStream,
+        t: &TypeRef,
+        name: &str,
+        boxed: bool,
+    ) -> TokenStream {
+        let (wire, wraps) = self.peel(t);
+        let inner = match &wire {
+            TypeRef::Optional(inner) => {
+                let (inner_wire, _) = self.peel(inner);
+                match inner_wire {
+                    TypeRef::List(_) | TypeRef::Map(_) => {
+                        let v = self.field_from_pb(quote!(v), inner, name, false);
+                        quote!({ let v = #e; if v.is_empty() { ::core::option::Option::None } else { ::core::option::Option::Some(#v) } })
+                    }
+                    _ if self.scalar(&inner_wire).is_some() => {
+                        let v = self.elem_from_pb(quote!(v), inner, name);
+                        quote!(match #e { ::core::option::Option::Some(v) => ::core::option::Option::Some(#v), ::core::option::Option::None => ::core::option::Option::None })
+                    }
+                    _ => {
+                        let v = self.elem_from_pb(
+                            if boxed { quote!((*v)) } else { quote!(v) },
+                            inner,
+                            name,
+                        );
+                        let v = if boxed {
+                            quote!(::std::boxed::Box::new(#v))
+                        } else {
+                            v
+                        };
+                        quote!(match #e { ::core::option::Option::Some(v) => ::core::option::Option::Some(#v), ::core::option::Option::None => ::core::option::Option::None })
+                    }
+                }
+            }
+            TypeRef::List(item) => {
+                let v = self.elem_from_pb(quote!(v), item, name);
+                quote!(#e.into_iter().map(|v| -> ::core::result::Result<_, ::std::string::String> { ::core::result::Result::Ok(#v) }).collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?)
+            }
+            TypeRef::Map(value) => {
+                let v = self.elem_from_pb(quote!(v), value, name);
+                quote!(#e.into_iter().map(|(k, v)| -> ::core::result::Result<_, ::std::string::String> { ::core::result::Result::Ok((k, #v)) }).collect::<::core::result::Result<::std::collections::BTreeMap<_, _>, _>>()?)
+            }
+            other => {
+                if self.scalar(other).is_some() {
+                    self.elem_from_pb(e, other, name)
+                } else {
+                    let v = self.elem_from_pb(
+                        if boxed { quote!((*v)) } else { quote!(v) },
+                        other,
+                        name,
+                    );
+                    let v = if boxed {
+                        quote!(::std::boxed::Box::new(#v))
+                    } else {
+                        v
+                    };
+                    quote!({ let v = #e.ok_or_else(|| ::pactum::grpc::missing(#name))?; #v })
+                }
+            }
+        };
+        wrap_expr(inner, &wraps)
+    }
+
+    fn elem_from_pb(&mut self, e: TokenStream, t: &TypeRef, name: &str) -> TokenStream {
+        let (wire, wraps) = self.peel(t);
+        let v = match &wire {
+            TypeRef::Prim(p) => match p {
+                Primitive::Uuid => {
+                    quote!(::pactum::grpc::parse::<::pactum::types::Uuid>(#name, &#e)?)
+                }
+                Primitive::Decimal => {
+                    quote!(::pactum::grpc::parse::<::pactum::types::Decimal>(#name, &#e)?)
+                }
+                Primitive::Bytes => quote!(::pactum::types::Bytes(#e)),
+                Primitive::Timestamp => quote!(::pactum::grpc::timestamp_from(#e)?),
+                Primitive::Duration => quote!(::pactum::grpc::duration_from(#e)?),
+                _ => e,
+            },
+            TypeRef::Named(r) => {
+                let f = self.fn_name(&self.pb_name(r), "from_pb");
+                if self.is_enum(r) {
+                    quote!(#f(#e))
+                } else {
+                    quote!(#f(#e)?)
+                }
+            }
+            other => {
+                let _ = self.wrapper(other);
+                self.field_from_pb(quote!(#e.value), other, name, false)
+            }
+        };
+        wrap_expr(v, &wraps)
+    }
+
+    fn struct_conversions(
+        &mut self,
+        pb_name: &str,
+        domain: &TokenStream,
+        fields: &[Field],
+    ) -> TokenStream {
+        let n = format_ident!("{}", pb_name);
+        let to = self.fn_name(pb_name, "to_pb");
+        let from = self.fn_name(pb_name, "from_pb");
+        let to_fields: Vec<TokenStream> = fields
+            .iter()
+            .map(|f| {
+                let fname = ident(&f.name, Case::Snake);
+                let v = self.field_to_pb(quote!(v.#fname), &f.ty, f.boxed);
+                quote!(#fname: #v,)
+            })
+            .collect();
+        let from_fields: Vec<TokenStream> = fields
+            .iter()
+            .map(|f| {
+                let fname = ident(&f.name, Case::Snake);
+                let v = self.field_from_pb(quote!(v.#fname), &f.ty, &f.wire_name, f.boxed);
+                quote!(#fname: #v,)
+            })
+            .collect();
+        let unused = if fields.is_empty() {
+            quote!(let _ = v;)
+        } else {
+            TokenStream::new()
+        };
+        quote! {
+            #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+            fn #to(v: #domain) -> pb::#n {
+                #unused
+                pb::#n { #(#to_fields)* }
+            }
+            #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+            fn #from(v: pb::#n) -> ::core::result::Result<#domain, ::std::string::String> {
+                #unused
+                ::core::result::Result::Ok(#domain { #(#from_fields)* })
+            }
+        }
+    }
+
+    fn error_details(&mut self, op: &Operation, package: &str) -> TokenStream {
+        let snake = ident(&op.name, Case::Snake);
+        let to = format_ident!("{}_error_detail", snake);
+        let from = format_ident!("{}_error_from_detail", snake);
+        let error = format_ident!("{}Error", op.name);
+        let to_arms = op.errors.iter().map(|e| {
+            let var = ident(e, Case::Pascal);
+            let conv = self.fn_name(e, "to_pb");
+            let url = format!("type.googleapis.com/{package}.{e}");
+            quote! {
+                super::#error::#var(e) => ::pactum::grpc::prost_types::Any {
+                    type_url: #url.into(),
+                    value: ::pactum::grpc::prost::Message::encode_to_vec(&#conv(::core::clone::Clone::clone(e))),
+                },
+            }
+        });
+        let from_arms = op.errors.iter().map(|e| {
+            let var = ident(e, Case::Pascal);
+            let conv = self.fn_name(e, "from_pb");
+            let pbn = format_ident!("{}", e);
+            let url = format!("type.googleapis.com/{package}.{e}");
+            quote! {
+                #url => {
+                    let m = <pb::#pbn as ::pactum::grpc::prost::Message>::decode(&*any.value).ok()?;
+                    #conv(m).ok().map(super::#error::#var)
+                }
+            }
+        });
+        let to_body = if op.errors.is_empty() {
+            quote!(match *e {})
+        } else {
+            quote!(match e { #(#to_arms)* })
+        };
+        let from_body = if op.errors.is_empty() {
+            quote!(let _ = any; ::core::option::Option::None)
+        } else {
+            quote!(match any.type_url.as_str() { #(#from_arms)* _ => ::core::option::Option::None })
+        };
+        quote! {
+            fn #to(e: &super::#error) -> ::pactum::grpc::prost_types::Any {
+                #to_body
+            }
+            fn #from(any: &::pactum::grpc::prost_types::Any) -> ::core::option::Option<super::#error> {
+                #from_body
+            }
+        }
+    }
+
+    fn io(&self, op: &Operation) -> (TokenStream, TokenStream, TokenStream, TokenStream) {
+        // (decode input, encode output, encode input (client), decode output (client))
+        let (decode_in, encode_in) = match &op.input {
+            Some(i) => {
+                let n = self.pb_name(i);
+                let (to, from) = (self.fn_name(&n, "to_pb"), self.fn_name(&n, "from_pb"));
+                (
+                    quote!(#from),
+                    quote!(#to(::core::clone::Clone::clone(input))),
+                )
+            }
+            None => (
+                quote!(|_: ()| ::core::result::Result::Ok(::pactum::server::NoInput)),
+                quote!(()),
+            ),
+        };
+        let (encode_out, decode_out) = match &op.output {
+            Some(TypeRef::Named(o)) => {
+                let n = self.pb_name(o);
+                let (to, from) = (self.fn_name(&n, "to_pb"), self.fn_name(&n, "from_pb"));
+                (quote!(#to), quote!(#from))
+            }
+            _ => (
+                quote!(|(): ()| ()),
+                quote!(|(): ()| ::core::result::Result::Ok(())),
+            ),
+        };
+        (decode_in, encode_out, encode_in, decode_out)
+    }
+
+    fn route(&mut self, op: &Operation, package: &str, service: &str) -> TokenStream {
+        let path = format!("/{package}.{service}/{}", op.name);
+        let konst = ident(&op.name, Case::Screaming);
+        let method = ident(&op.name, Case::Snake);
+        let detail = format_ident!("{}_error_detail", method);
+        let (decode_in, encode_out, _, _) = self.io(op);
+        let call = if op.input.is_some() {
+            quote!(s.#method(ctx, input).await)
+        } else {
+            quote!({ let _ = input; s.#method(ctx).await })
+        };
+        quote! {
+            .route(#path, ::pactum::server::axum::routing::post({
+                let s = ::std::sync::Arc::clone(&service);
+                move |request: ::pactum::server::axum::extract::Request| {
+                    let s = ::std::sync::Arc::clone(&s);
+                    async move {
+                        ::pactum::grpc::unary(
+                            &super::operations::#konst,
+                            request,
+                            #decode_in,
+                            #encode_out,
+                            #detail,
+                            move |ctx, input| async move { #call },
+                        )
+                        .await
+                    }
+                }
+            }))
+        }
+    }
+
+    fn client_method(&mut self, op: &Operation, package: &str, service: &str) -> TokenStream {
+        let path = format!("/{package}.{service}/{}", op.name);
+        let konst = ident(&op.name, Case::Screaming);
+        let method = ident(&op.name, Case::Snake);
+        let from_detail = format_ident!("{}_error_from_detail", method);
+        let error = format_ident!("{}Error", op.name);
+        let (_, _, encode_in, decode_out) = self.io(op);
+        let out = match &op.output {
+            Some(TypeRef::Named(o)) => self.domain_path(o),
+            _ => quote!(()),
+        };
+        let param = op.input.as_ref().map(|i| {
+            let t = self.domain_path(i);
+            quote!(, input: &#t)
+        });
+        let doc = format!(" Calls `{}` over gRPC.", op.name);
+        quote! {
+            #[doc = #doc]
+            pub async fn #method(&self #param) -> ::core::result::Result<#out, ::pactum::client::ClientError<super::#error>> {
+                self.inner
+                    .unary(&super::operations::#konst, #path, #encode_in, #decode_out, #from_detail)
+                    .await
+            }
+        }
+    }
+}
+
+fn unwrap_expr(e: TokenStream, levels: usize) -> TokenStream {
+    let mut e = e;
+    for _ in 0..levels {
+        e = quote!(#e.0);
+    }
+    e
+}
+
+fn wrap_expr(v: TokenStream, wraps: &[TokenStream]) -> TokenStream {
+    let mut v = v;
+    for w in wraps.iter().rev() {
+        v = quote!(#w(#v));
+    }
+    v
+}
+
+/// A short stable hash for wrapper names.
+fn fxhash(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}

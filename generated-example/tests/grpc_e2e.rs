@@ -1,0 +1,240 @@
+//! Generated gRPC clients against generated gRPC routers on loopback, served by the same
+//! `Service` implementations as REST: every unary operation, declared errors as typed
+//! variants, DEADLINE_EXCEEDED (not CANCELLED), invalid input, and one trace id across a
+//! REST → gRPC hop (cart → inventory).
+
+use generated_example::generated::{cart, inventory, orders, payments, pricing};
+use generated_example::system::{self, Options, DEMO_CART};
+use pactum::client::ClientError;
+use pactum::types::Uuid;
+use pactum::Context;
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn sku(s: &str) -> pricing::v1::Sku {
+    pricing::v1::Sku(s.into())
+}
+
+#[tokio::test]
+async fn every_unary_grpc_operation_round_trips() {
+    let sys = system::start(Options::default()).await.unwrap();
+    let p = pricing::v1::grpc::Client::connect_lazy(sys.pricing_url.clone()).unwrap();
+    let price = p
+        .get_price(&pricing::v1::GetPriceRequest {
+            sku: sku("PEN-7"),
+            currency: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(price.amount.to_string(), "1.20");
+
+    let inv = inventory::v1::grpc::Client::connect_lazy(sys.inventory_url.clone()).unwrap();
+    let level = inv
+        .check_stock(&inventory::v1::CheckStockRequest {
+            sku: sku("BOOK-42"),
+        })
+        .await
+        .unwrap();
+    assert_eq!((level.available, level.reserved), (10, 0));
+    let reserved = inv
+        .reserve_stock(&inventory::v1::ReserveStockRequest {
+            order_id: Uuid::from_u128(5),
+            lines: vec![pricing::v1::QuoteLine {
+                sku: sku("BOOK-42"),
+                quantity: 3,
+            }],
+        })
+        .await
+        .unwrap();
+    let level = inv
+        .check_stock(&inventory::v1::CheckStockRequest {
+            sku: sku("BOOK-42"),
+        })
+        .await
+        .unwrap();
+    assert_eq!((level.available, level.reserved), (7, 3));
+    inv.release_stock(&inventory::v1::ReleaseStockRequest {
+        reservation_id: reserved.reservation_id,
+    })
+    .await
+    .unwrap();
+    let level = inv
+        .check_stock(&inventory::v1::CheckStockRequest {
+            sku: sku("BOOK-42"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(level.available, 10);
+
+    // Orders: place over REST, read back over gRPC in both majors.
+    let rest = orders::v1::Client::new(&sys.orders_url);
+    let placed = rest
+        .place_order(&orders::v1::PlaceOrderRequest {
+            cart_id: Uuid::from_u128(DEMO_CART),
+            customer_id: Some(Uuid::from_u128(7)),
+            lines: vec![orders::v1::OrderLine {
+                sku: sku("PEN-7"),
+                quantity: 2,
+                unit_price: pricing::v1::Money {
+                    amount: "1.20".parse().unwrap(),
+                    currency: pricing::v1::Currency("EUR".into()),
+                },
+            }],
+            note: Some("fragile".into()),
+        })
+        .await
+        .unwrap();
+    let o1 = orders::v1::grpc::Client::connect_lazy(sys.orders_url.clone()).unwrap();
+    let got = o1
+        .get_order(&orders::v1::GetOrderRequest {
+            id: placed.id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        got, placed,
+        "every field survives protobuf, timestamps and decimals included"
+    );
+    let o2 = orders::v2::grpc::Client::connect_lazy(sys.orders_url.clone()).unwrap();
+    let v2 = o2
+        .get_order(&orders::v2::GetOrderRequest {
+            id: orders::v2::OrderId(placed.id.0),
+        })
+        .await
+        .unwrap();
+    assert_eq!(v2.items.len(), 1);
+
+    let pay = payments::v1::grpc::Client::connect_lazy(sys.payments_url.clone()).unwrap();
+    let payment = pay
+        .get_payment(&payments::v1::GetPaymentRequest {
+            id: payments::v1::PaymentId(Uuid::from_u128(0xfee)),
+        })
+        .await
+        .unwrap();
+    assert_eq!(payment.method, payments::v1::PaymentMethod::Card);
+}
+
+#[tokio::test]
+async fn declared_errors_come_back_as_typed_variants() {
+    let sys = system::start(Options::default()).await.unwrap();
+    let o1 = orders::v1::grpc::Client::connect_lazy(sys.orders_url.clone()).unwrap();
+    let missing = orders::v1::OrderId(Uuid::from_u128(404));
+    match o1
+        .get_order(&orders::v1::GetOrderRequest {
+            id: missing.clone(),
+        })
+        .await
+    {
+        Err(ClientError::Declared(orders::v1::GetOrderError::OrderNotFound(e))) => {
+            assert_eq!(e.id, missing)
+        }
+        other => panic!("{other:?}"),
+    }
+    let inv = inventory::v1::grpc::Client::connect_lazy(sys.inventory_url.clone()).unwrap();
+    match inv
+        .reserve_stock(&inventory::v1::ReserveStockRequest {
+            order_id: Uuid::from_u128(6),
+            lines: vec![pricing::v1::QuoteLine {
+                sku: sku("BOOK-42"),
+                quantity: 99,
+            }],
+        })
+        .await
+    {
+        Err(ClientError::Declared(inventory::v1::ReserveStockError::OutOfStock(e))) => {
+            assert_eq!((e.requested, e.available), (99, 10))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        inv.release_stock(&inventory::v1::ReleaseStockRequest {
+            reservation_id: inventory::v1::ReservationId(Uuid::nil())
+        })
+        .await,
+        Err(ClientError::Declared(
+            inventory::v1::ReleaseStockError::ReservationNotFound(_)
+        ))
+    ));
+    // Invalid input is INVALID_ARGUMENT (code 3), never an internal error.
+    match inv
+        .reserve_stock(&inventory::v1::ReserveStockRequest {
+            order_id: Uuid::from_u128(7),
+            lines: vec![],
+        })
+        .await
+    {
+        Err(ClientError::Rpc { code, message }) => {
+            assert_eq!(code, 3);
+            assert!(message.contains("/lines"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_slow_handler_answers_deadline_exceeded_not_cancelled() {
+    let sys = system::start(Options::default()).await.unwrap();
+    *sys.inventory.latency.lock().unwrap() = Duration::from_secs(2);
+    // The typed client: CheckStock's 150 ms contract deadline.
+    let inv = inventory::v1::grpc::Client::connect_lazy(sys.inventory_url.clone()).unwrap();
+    let started = std::time::Instant::now();
+    let r = inv
+        .check_stock(&inventory::v1::CheckStockRequest {
+            sku: sku("BOOK-42"),
+        })
+        .await;
+    assert!(matches!(r, Err(ClientError::DeadlineExceeded)), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // A raw tonic call that sets no deadline of its own: the server enforces the contract's
+    // and answers DEADLINE_EXCEEDED itself.
+    let channel = pactum::grpc::tonic::transport::Endpoint::from_shared(sys.inventory_url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = pactum::grpc::tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let status = grpc
+        .unary(
+            pactum::grpc::tonic::Request::new(inventory::v1::grpc::pb::CheckStockRequest {
+                sku: "BOOK-42".into(),
+            }),
+            http::uri::PathAndQuery::from_static("/shop.inventory.v1.InventoryService/CheckStock"),
+            pactum::grpc::tonic_prost::ProstCodec::<
+                inventory::v1::grpc::pb::CheckStockRequest,
+                inventory::v1::grpc::pb::StockLevel,
+            >::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        pactum::grpc::tonic::Code::DeadlineExceeded,
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_trace_id_across_a_rest_to_grpc_hop() {
+    let sys = system::start(Options::default()).await.unwrap();
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let ctx = Context::from_headers(&HashMap::from([(
+        "traceparent".to_string(),
+        format!("00-{trace}-b7ad6b7169203331-01"),
+    )]));
+    let carts = cart::v1::Client::new(&sys.cart_url);
+    ctx.scope(carts.checkout_cart(&cart::v1::CheckoutCartRequest {
+        cart_id: cart::v1::CartId(Uuid::from_u128(DEMO_CART)),
+    }))
+    .await
+    .unwrap();
+    let saw: Vec<_> = sys.inventory.seen.all();
+    assert_eq!(saw.len(), 2, "one CheckStock per cart item: {saw:?}");
+    assert!(
+        saw.iter()
+            .all(|(op, t)| *op == "CheckStock" && t.as_deref() == Some(trace)),
+        "{saw:?}"
+    );
+    assert_eq!(sys.cart.seen.all()[0].1.as_deref(), Some(trace));
+    assert_eq!(sys.pricing.seen.all()[0].1.as_deref(), Some(trace));
+}

@@ -1,0 +1,357 @@
+//! What generated gRPC code calls: [`unary`] serves one call through the operation's `Service`
+//! method with the same guardrails as REST; [`GrpcClient::unary`] makes one. Declared errors
+//! travel as standard `google.rpc.Status` details (`grpc-status-details-bin`) holding the
+//! error message as an `Any`, so any language's gRPC library can read them.
+//!
+//! Generated routers are served by axum (HTTP/2), not tonic's transport server: tonic's own
+//! timeout layer answers an expired `grpc-timeout` with `CANCELLED`; here the deadline is the
+//! handler's, and the answer is `DEADLINE_EXCEEDED`.
+
+use crate::client::ClientError;
+use crate::context::{Context, Transport};
+use crate::contract::OperationInfo;
+use crate::deadline::run_with_deadline;
+use crate::handler::HandlerError;
+use crate::problem::OperationError;
+use crate::retry::{call_with_retry, Transient};
+use crate::validate::Validate;
+use std::future::Future;
+use std::time::Duration;
+
+pub use prost;
+pub use prost_types;
+pub use tonic;
+pub use tonic_prost;
+
+/// `google.rpc.Status`, the standard payload of `grpc-status-details-bin`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    /// The gRPC status code.
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// Developer-facing message.
+    #[prost(string, tag = "2")]
+    pub message: String,
+    /// Typed details; Pactum puts the declared error here.
+    #[prost(message, repeated, tag = "3")]
+    pub details: Vec<prost_types::Any>,
+}
+
+/// A contract enum as a protobuf enum number (0 is `*_UNSPECIFIED`).
+pub trait ProtoEnum: Sized {
+    /// The number sent on the wire.
+    fn to_proto(&self) -> i32;
+    /// The value for a received number (unknown numbers are kept as `Unrecognized`).
+    fn from_proto(n: i32) -> Self;
+}
+
+/// Converts a `google.protobuf.Timestamp`.
+pub fn timestamp_from(t: prost_types::Timestamp) -> Result<crate::types::Timestamp, String> {
+    chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+        .ok_or_else(|| format!("timestamp out of range: {}s", t.seconds))
+}
+
+/// Converts to a `google.protobuf.Timestamp`.
+pub fn timestamp_to(t: crate::types::Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// Converts a `google.protobuf.Duration`.
+pub fn duration_from(d: prost_types::Duration) -> Result<crate::types::Duration, String> {
+    if d.seconds < 0 || d.nanos < 0 {
+        return Err("negative durations are not allowed".into());
+    }
+    Ok(crate::types::Duration(Duration::new(
+        d.seconds as u64,
+        d.nanos as u32,
+    )))
+}
+
+/// Converts to a `google.protobuf.Duration`.
+pub fn duration_to(d: crate::types::Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.0.as_secs().min(i64::MAX as u64) as i64,
+        nanos: d.0.subsec_nanos() as i32,
+    }
+}
+
+/// Parses a text field (uuid, decimal) received as a string.
+pub fn parse<T: std::str::FromStr>(field: &str, text: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| format!("field `{field}`: {e}"))
+}
+
+/// A required message field that was not sent.
+pub fn missing(field: &str) -> String {
+    format!("missing field `{field}`")
+}
+
+fn status(code: i32, message: impl Into<String>) -> tonic::Status {
+    tonic::Status::new(tonic::Code::from_i32(code), message)
+}
+
+/// Serves one unary call of `op`: context from metadata (trace, `grpc-timeout`, key, request
+/// id), a span, decode and validate (`INVALID_ARGUMENT`), the handler under the deadline
+/// (`DEADLINE_EXCEEDED`), declared errors with their code and typed details.
+pub async fn unary<PbIn, PbOut, I, O, E, H, Fut>(
+    op: &'static OperationInfo,
+    request: http::Request<axum::body::Body>,
+    decode: fn(PbIn) -> Result<I, String>,
+    encode: fn(O) -> PbOut,
+    detail: fn(&E) -> prost_types::Any,
+    handler: H,
+) -> axum::response::Response
+where
+    PbIn: prost::Message + Default + Send + 'static,
+    PbOut: prost::Message + Send + 'static,
+    I: Validate + Send + 'static,
+    O: Send + 'static,
+    E: OperationError + std::fmt::Display + Send + 'static,
+    H: FnOnce(Context, I) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
+{
+    let mut ctx = Context::from_headers(request.headers());
+    let request_id = ctx
+        .request_id()
+        .map_or_else(crate::random_id, str::to_string);
+    ctx = ctx.with_request_id(request_id.clone());
+    if let Some(budget) = op.deadline {
+        ctx = ctx.with_timeout(budget);
+    }
+    let span = tracing::info_span!(
+        "pactum.grpc",
+        otel.name = op.name,
+        rpc.system = "grpc",
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        error.kind = tracing::field::Empty,
+        error.message = tracing::field::Empty,
+    );
+    let ctx = crate::trace::enter(&span, ctx);
+    let guard = crate::trace::DropGuard::new(&span, &ctx);
+    let service = tower::service_fn(move |req: tonic::Request<PbIn>| {
+        let (ctx, handler) = (ctx.clone(), handler.clone());
+        async move {
+            let input = decode(req.into_inner()).map_err(tonic::Status::invalid_argument)?;
+            if let Err(invalid) = input.validate() {
+                let list: Vec<String> = invalid
+                    .violations
+                    .iter()
+                    .map(|v| format!("{}: {}", v.pointer, v.message))
+                    .collect();
+                return Err(tonic::Status::invalid_argument(list.join("; ")));
+            }
+            match run_with_deadline(ctx.clone(), handler(ctx, input)).await {
+                Ok(out) => Ok(tonic::Response::new(encode(out))),
+                Err(HandlerError::Declared(e)) => {
+                    let code = e.status().grpc_code();
+                    let details = RpcStatus {
+                        code,
+                        message: e.to_string(),
+                        details: vec![detail(&e)],
+                    };
+                    Err(tonic::Status::with_details(
+                        tonic::Code::from_i32(code),
+                        e.to_string(),
+                        prost::Message::encode_to_vec(&details).into(),
+                    ))
+                }
+                Err(HandlerError::DeadlineExceeded) => Err(status(
+                    crate::DeadlineExceeded::GRPC_CODE,
+                    format!("`{}` did not finish before its deadline", op.name),
+                )),
+                Err(HandlerError::Internal(message)) => {
+                    tracing::error!(%message, operation = op.name, "handler failed");
+                    Err(tonic::Status::internal(
+                        "the server failed to handle the request",
+                    ))
+                }
+            }
+        }
+    });
+    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default());
+    let response =
+        tracing::Instrument::instrument(grpc.unary(service, request), span.clone()).await;
+    guard.finished();
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("0")
+        .to_string();
+    span.record("outcome", if code == "0" { "ok" } else { "error" });
+    let mut response = response.map(axum::body::Body::new);
+    if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(crate::wire::REQUEST_ID_HEADER, v);
+    }
+    response
+}
+
+/// A gRPC channel for generated clients.
+#[derive(Clone, Debug)]
+pub struct GrpcClient {
+    channel: tonic::transport::Channel,
+    default_timeout: Duration,
+}
+
+impl GrpcClient {
+    /// A client for `url` (`http://127.0.0.1:50051`); connects on first use.
+    pub fn connect_lazy(url: impl Into<String>) -> Result<Self, String> {
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(url.into()).map_err(|e| e.to_string())?;
+        Ok(GrpcClient {
+            channel: endpoint.connect_lazy(),
+            default_timeout: crate::client::DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// The stable in-cluster address of `service`: `http://<service>.<namespace>.svc.cluster.local:<port>`.
+    pub fn for_service(service: &str, namespace: &str, port: u16) -> Result<Self, String> {
+        Self::connect_lazy(format!(
+            "http://{service}.{namespace}.svc.cluster.local:{port}"
+        ))
+    }
+
+    /// Sets the budget for calls with neither a contract nor a caller deadline.
+    pub fn with_default_timeout(mut self, budget: Duration) -> Self {
+        self.default_timeout = budget;
+        self
+    }
+
+    /// One logical unary call: the caller's and the contract's deadline, trace context and
+    /// request id in metadata, retries only for safe or keyed operations on `UNAVAILABLE` /
+    /// `RESOURCE_EXHAUSTED`, declared errors decoded from the status details.
+    pub async fn unary<PbIn, PbOut, O, E>(
+        &self,
+        op: &'static OperationInfo,
+        path: &'static str,
+        input: PbIn,
+        decode: fn(PbOut) -> Result<O, String>,
+        error: fn(&prost_types::Any) -> Option<E>,
+    ) -> Result<O, ClientError<E>>
+    where
+        PbIn: prost::Message + Clone + Send + Sync + 'static,
+        PbOut: prost::Message + Default + Send + 'static,
+        E: Send,
+    {
+        let mut ctx = Context::current();
+        if let Some(budget) = op.deadline {
+            ctx = ctx.with_timeout(budget);
+        }
+        if ctx.deadline().is_none() {
+            ctx = ctx.with_timeout(self.default_timeout);
+        }
+        if ctx.is_expired() {
+            return Err(ClientError::DeadlineExceeded);
+        }
+        let scope = ctx.clone();
+        let attempt = |a: crate::retry::Attempt| {
+            let mut ctx = ctx.clone();
+            if let Some(k) = a.idempotency_key {
+                ctx = ctx.with_idempotency_key(k);
+            }
+            let input = input.clone();
+            async move { self.attempt(&ctx, path, input, decode, error).await }
+        };
+        scope
+            .scope(call_with_retry(op, attempt))
+            .await
+            .map_err(|e| e.0)
+    }
+
+    async fn attempt<PbIn, PbOut, O, E>(
+        &self,
+        ctx: &Context,
+        path: &'static str,
+        input: PbIn,
+        decode: fn(PbOut) -> Result<O, String>,
+        error: fn(&prost_types::Any) -> Option<E>,
+    ) -> Result<O, GrpcAttemptError<E>>
+    where
+        PbIn: prost::Message + Send + Sync + 'static,
+        PbOut: prost::Message + Default + Send + 'static,
+    {
+        let fail = |e| GrpcAttemptError(e);
+        let mut headers = http::HeaderMap::new();
+        ctx.inject_headers(&mut headers, Transport::Grpc);
+        let mut request = tonic::Request::new(input);
+        for (name, value) in headers.iter() {
+            if let (Ok(k), Ok(v)) = (
+                tonic::metadata::MetadataKey::from_bytes(name.as_str().as_bytes()),
+                tonic::metadata::MetadataValue::try_from(value.as_bytes()),
+            ) {
+                request.metadata_mut().insert(k, v);
+            }
+        }
+        let left = ctx.remaining().unwrap_or(self.default_timeout);
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        let call = async {
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(format!("channel not ready: {e}")))?;
+            grpc.unary(
+                request,
+                http::uri::PathAndQuery::from_static(path),
+                tonic_prost::ProstCodec::<PbIn, PbOut>::default(),
+            )
+            .await
+        };
+        let response = match tokio::time::timeout(left, call).await {
+            Err(_) => return Err(fail(ClientError::DeadlineExceeded)),
+            Ok(r) => r,
+        };
+        match response {
+            Ok(r) => decode(r.into_inner()).map_err(|e| {
+                fail(ClientError::Unexpected {
+                    status: 200,
+                    body: format!("reply does not fit the contract: {e}"),
+                })
+            }),
+            Err(s) if s.code() == tonic::Code::DeadlineExceeded => {
+                Err(fail(ClientError::DeadlineExceeded))
+            }
+            // tonic's channel enforces the `grpc-timeout` we send and reports CANCELLED; past
+            // our deadline that is a deadline, whatever tonic calls it.
+            Err(s) if s.code() == tonic::Code::Cancelled && ctx.is_expired() => {
+                Err(fail(ClientError::DeadlineExceeded))
+            }
+            Err(s) => {
+                let declared = <RpcStatus as prost::Message>::decode(s.details())
+                    .ok()
+                    .and_then(|d| d.details.iter().find_map(error));
+                Err(fail(match declared {
+                    Some(e) => ClientError::Declared(e),
+                    None => ClientError::Rpc {
+                        code: s.code() as i32,
+                        message: s.message().to_string(),
+                    },
+                }))
+            }
+        }
+    }
+}
+
+/// One attempt's failure.
+pub struct GrpcAttemptError<E>(ClientError<E>);
+
+impl<E> Transient for GrpcAttemptError<E> {
+    fn is_transient(&self) -> bool {
+        match &self.0 {
+            ClientError::Rpc { code, .. } => {
+                *code == tonic::Code::Unavailable as i32
+                    || *code == tonic::Code::ResourceExhausted as i32
+            }
+            other => other.is_transient(),
+        }
+    }
+}
