@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""gRPC interop with Pactum's generated Rust code, using only Python's standard gRPC tooling.
+
+Stubs are generated at run time by grpcio-tools from the .proto files Pactum emitted.
+
+  grpc_interop.py client PROTO_DIR PRICING_URL ORDERS_URL [--extra-field]
+      Calls the Rust servers; prints one JSON object with what came back.
+  grpc_interop.py server PROTO_DIR [--extra-field]
+      Serves PricingService.GetPrice; prints "listening PORT", serves until stdin closes.
+
+--extra-field compiles a newer contract: Money gains an optional field, as a compatible
+minor change would add it.
+"""
+import importlib
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+from concurrent import futures
+
+import grpc
+from grpc_tools import protoc
+from google.protobuf import any_pb2
+from google.rpc import status_pb2
+
+
+def stubs(proto_dir, extra_field):
+    work = tempfile.mkdtemp()
+    src = os.path.join(work, "proto")
+    os.makedirs(src)
+    for name in os.listdir(proto_dir):
+        text = open(os.path.join(proto_dir, name)).read()
+        if extra_field and name == "pricing.v1.proto":
+            # A compatible change: a new optional field in Money.
+            text = re.sub(r"(message Money \{\n)", r"\1  optional string rounding = 2000;\n", text)
+        open(os.path.join(src, name), "w").write(text)
+    include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
+    files = [os.path.join(src, n) for n in os.listdir(src)]
+    code = protoc.main(["protoc", f"-I{src}", f"-I{include}", f"--python_out={work}", f"--grpc_python_out={work}", *files])
+    if code != 0:
+        raise SystemExit(f"protoc failed: {code}")
+    sys.path.insert(0, work)
+    return importlib.import_module("pricing.v1_pb2"), importlib.import_module("pricing.v1_pb2_grpc"), \
+        importlib.import_module("orders.v1_pb2"), importlib.import_module("orders.v1_pb2_grpc")
+
+
+def client(proto_dir, pricing_url, orders_url, extra_field):
+    pricing, pricing_grpc, orders, orders_grpc = stubs(proto_dir, extra_field)
+    out = {}
+    with grpc.insecure_channel(pricing_url.removeprefix("http://")) as ch:
+        stub = pricing_grpc.PricingServiceStub(ch)
+        money = stub.GetPrice(pricing.GetPriceRequest(sku="BOOK-42"), timeout=5, metadata=[
+            ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")])
+        out["price"] = {"amount": money.amount, "currency": money.currency}
+        try:
+            stub.GetPrice(pricing.GetPriceRequest(sku="NOPE-1"), timeout=5)
+            out["unknown"] = "no error"
+        except grpc.RpcError as e:
+            out["unknown"] = {"code": e.code().name}
+            details = dict(e.trailing_metadata()).get("grpc-status-details-bin")
+            if details:
+                st = status_pb2.Status.FromString(details)
+                err = pricing.UnknownSku()
+                st.details[0].Unpack(err)
+                out["unknown"]["detail"] = st.details[0].type_url
+                out["unknown"]["sku"] = err.sku
+    with grpc.insecure_channel(orders_url.removeprefix("http://")) as ch:
+        stub = orders_grpc.OrdersServiceStub(ch)
+        try:
+            stub.GetOrder(orders.GetOrderRequest(id="00000000-0000-0000-0000-000000000404"), timeout=5)
+        except grpc.RpcError as e:
+            out["order"] = {"code": e.code().name}
+    print(json.dumps(out), flush=True)
+
+
+def server(proto_dir, extra_field):
+    pricing, pricing_grpc, _, _ = stubs(proto_dir, extra_field)
+
+    class Pricing(pricing_grpc.PricingServiceServicer):
+        def GetPrice(self, request, context):
+            if request.sku != "BOOK-42":
+                detail = any_pb2.Any()
+                detail.Pack(pricing.UnknownSku(sku=request.sku), type_url_prefix="type.googleapis.com/")
+                st = status_pb2.Status(code=grpc.StatusCode.NOT_FOUND.value[0], message="No price is known for this SKU.", details=[detail])
+                context.abort_with_status(_RichStatus(st))
+            money = pricing.Money(amount="9.99", currency="EUR")
+            if extra_field:
+                money.rounding = "half-even"
+            return money
+
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    pricing_grpc.add_PricingServiceServicer_to_server(Pricing(), srv)
+    port = srv.add_insecure_port("127.0.0.1:0")
+    srv.start()
+    print(f"listening {port}", flush=True)
+    # Serve until the test closes our stdin.
+    threading.Thread(target=lambda: (sys.stdin.read(), srv.stop(0)), daemon=True).start()
+    srv.wait_for_termination()
+
+
+class _RichStatus(grpc.Status):
+    def __init__(self, st):
+        self.code = grpc.StatusCode.NOT_FOUND
+        self.details = st.message
+        self.trailing_metadata = (("grpc-status-details-bin", st.SerializeToString()),)
+
+
+if __name__ == "__main__":
+    extra = "--extra-field" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--extra-field"]
+    if args[0] == "client":
+        client(args[1], args[2], args[3], extra)
+    else:
+        server(args[1], extra)
