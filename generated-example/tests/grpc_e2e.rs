@@ -238,3 +238,65 @@ async fn one_trace_id_across_a_rest_to_grpc_hop() {
     assert_eq!(sys.cart.seen.all()[0].1.as_deref(), Some(trace));
     assert_eq!(sys.pricing.seen.all()[0].1.as_deref(), Some(trace));
 }
+
+#[tokio::test]
+async fn server_client_and_bidi_streaming() {
+    use pactum::__private::tokio_stream::{self as stream, StreamExt};
+    let sys = system::start(Options::default()).await.unwrap();
+    let inv = inventory::v1::grpc::Client::connect_lazy(sys.inventory_url.clone()).unwrap();
+
+    // Server streaming: one change per requested SKU.
+    let changes: Vec<_> = inv
+        .watch_stock(&inventory::v1::WatchStockRequest {
+            skus: vec![sku("BOOK-42"), sku("PEN-7"), sku("NONE-0")],
+        })
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    let levels: Vec<(String, u32)> = changes
+        .into_iter()
+        .map(|c| c.unwrap())
+        .map(|c| (c.sku.0, c.available))
+        .collect();
+    assert_eq!(
+        levels,
+        [
+            ("BOOK-42".into(), 10),
+            ("PEN-7".into(), 100),
+            ("NONE-0".into(), 0)
+        ]
+    );
+    // A request that breaks the contract (max 50 SKUs) is INVALID_ARGUMENT.
+    let too_many = inventory::v1::WatchStockRequest {
+        skus: (0..51).map(|i| sku(&format!("S-{i}"))).collect(),
+    };
+    assert!(matches!(
+        inv.watch_stock(&too_many).await,
+        Err(ClientError::Rpc { code: 3, .. })
+    ));
+
+    // Client streaming: three arrivals, one reply.
+    let arrivals = stream::iter(
+        [("BOOK-42", 5), ("PEN-7", 20), ("BOOK-42", 1)].map(|(s, q)| {
+            inventory::v1::BulkRestockRequest {
+                sku: sku(s),
+                quantity: q,
+            }
+        }),
+    );
+    let total = inv.bulk_restock(arrivals).await.unwrap();
+    assert_eq!((total.skus, total.units), (2, 26));
+    assert_eq!(sys.inventory.stock_levels()["BOOK-42"].0, 16);
+
+    // Bidirectional: each scan answered as it arrives.
+    let scans =
+        stream::iter(["PEN-7", "BOOK-42"].map(|s| inventory::v1::ScanStockRequest { sku: sku(s) }));
+    let replies: Vec<_> = inv.scan_stock(scans).await.unwrap().collect().await;
+    let got: Vec<(String, u32)> = replies
+        .into_iter()
+        .map(|r| r.unwrap())
+        .map(|l| (l.sku.0, l.available))
+        .collect();
+    assert_eq!(got, [("PEN-7".into(), 120), ("BOOK-42".into(), 16)]);
+}

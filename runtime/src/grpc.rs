@@ -355,3 +355,380 @@ impl<E> Transient for GrpcAttemptError<E> {
         }
     }
 }
+
+/// A stream of messages, as streaming `Service` methods take and return them.
+pub type BoxStream<T> = std::pin::Pin<Box<dyn futures_core::Stream<Item = T> + Send + 'static>>;
+
+/// A message of an incoming stream that could not be used (undecodable, invalid, or the
+/// stream broke).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamError(pub String);
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StreamError {}
+
+fn to_status<E: OperationError + std::fmt::Display>(
+    op: &'static OperationInfo,
+    e: HandlerError<E>,
+    detail: fn(&E) -> prost_types::Any,
+) -> tonic::Status {
+    match e {
+        HandlerError::Declared(e) => {
+            let code = e.status().grpc_code();
+            let details = RpcStatus {
+                code,
+                message: e.to_string(),
+                details: vec![detail(&e)],
+            };
+            tonic::Status::with_details(
+                tonic::Code::from_i32(code),
+                e.to_string(),
+                prost::Message::encode_to_vec(&details).into(),
+            )
+        }
+        HandlerError::DeadlineExceeded => status(
+            crate::DeadlineExceeded::GRPC_CODE,
+            format!("`{}` did not finish before its deadline", op.name),
+        ),
+        HandlerError::Internal(message) => {
+            tracing::error!(%message, operation = op.name, "handler failed");
+            tonic::Status::internal("the server failed to handle the request")
+        }
+    }
+}
+
+fn incoming<PbIn, I>(
+    stream: tonic::Streaming<PbIn>,
+    decode: fn(PbIn) -> Result<I, String>,
+) -> BoxStream<Result<I, StreamError>>
+where
+    PbIn: Send + 'static,
+    I: Validate + Send + 'static,
+{
+    use tokio_stream::StreamExt;
+    Box::pin(stream.map(move |item| {
+        let message = item.map_err(|s| StreamError(s.message().to_string()))?;
+        let value = decode(message).map_err(StreamError)?;
+        value.validate().map_err(|e| StreamError(e.to_string()))?;
+        Ok(value)
+    }))
+}
+
+fn outgoing<O, PbOut, E>(
+    op: &'static OperationInfo,
+    stream: BoxStream<Result<O, HandlerError<E>>>,
+    encode: fn(O) -> PbOut,
+    detail: fn(&E) -> prost_types::Any,
+) -> BoxStream<Result<PbOut, tonic::Status>>
+where
+    O: Send + 'static,
+    PbOut: Send + 'static,
+    E: OperationError + std::fmt::Display + Send + 'static,
+{
+    use tokio_stream::StreamExt;
+    Box::pin(stream.map(move |item| item.map(encode).map_err(|e| to_status(op, e, detail))))
+}
+
+fn server_context(
+    op: &'static OperationInfo,
+    headers: &http::HeaderMap,
+) -> (Context, tracing::Span) {
+    let mut ctx = Context::from_headers(headers);
+    let request_id = ctx
+        .request_id()
+        .map_or_else(crate::random_id, str::to_string);
+    ctx = ctx.with_request_id(request_id.clone());
+    if let Some(budget) = op.deadline {
+        ctx = ctx.with_timeout(budget);
+    }
+    let span = tracing::info_span!(
+        "pactum.grpc",
+        otel.name = op.name,
+        rpc.system = "grpc",
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        error.kind = tracing::field::Empty,
+        error.message = tracing::field::Empty,
+    );
+    let ctx = crate::trace::enter(&span, ctx);
+    (ctx, span)
+}
+
+/// Serves a server-streaming call: the handler (bounded by the deadline, if the contract or
+/// the caller sets one) returns the stream of replies.
+pub async fn server_streaming<PbIn, PbOut, I, O, E, H, Fut>(
+    op: &'static OperationInfo,
+    request: http::Request<axum::body::Body>,
+    decode: fn(PbIn) -> Result<I, String>,
+    encode: fn(O) -> PbOut,
+    detail: fn(&E) -> prost_types::Any,
+    handler: H,
+) -> axum::response::Response
+where
+    PbIn: prost::Message + Default + Send + 'static,
+    PbOut: prost::Message + Send + 'static,
+    I: Validate + Send + 'static,
+    O: Send + 'static,
+    E: OperationError + std::fmt::Display + Send + 'static,
+    H: FnOnce(Context, I) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<BoxStream<Result<O, HandlerError<E>>>, HandlerError<E>>>
+        + Send
+        + 'static,
+{
+    let (ctx, span) = server_context(op, request.headers());
+    let service = tower::service_fn(move |req: tonic::Request<PbIn>| {
+        let (ctx, handler) = (ctx.clone(), handler.clone());
+        async move {
+            let input = decode(req.into_inner()).map_err(tonic::Status::invalid_argument)?;
+            input
+                .validate()
+                .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+            let stream = run_with_deadline(ctx.clone(), handler(ctx, input))
+                .await
+                .map_err(|e| to_status(op, e, detail))?;
+            Ok(tonic::Response::new(outgoing(op, stream, encode, detail)))
+        }
+    });
+    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default());
+    let response =
+        tracing::Instrument::instrument(grpc.server_streaming(service, request), span).await;
+    response.map(axum::body::Body::new)
+}
+
+/// Serves a client-streaming call: the handler reads the stream of requests (each decoded and
+/// validated; a bad one arrives as a [`StreamError`]) and returns one reply.
+pub async fn client_streaming<PbIn, PbOut, I, O, E, H, Fut>(
+    op: &'static OperationInfo,
+    request: http::Request<axum::body::Body>,
+    decode: fn(PbIn) -> Result<I, String>,
+    encode: fn(O) -> PbOut,
+    detail: fn(&E) -> prost_types::Any,
+    handler: H,
+) -> axum::response::Response
+where
+    PbIn: prost::Message + Default + Send + 'static,
+    PbOut: prost::Message + Send + 'static,
+    I: Validate + Send + 'static,
+    O: Send + 'static,
+    E: OperationError + std::fmt::Display + Send + 'static,
+    H: FnOnce(Context, BoxStream<Result<I, StreamError>>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
+{
+    let (ctx, span) = server_context(op, request.headers());
+    let service = tower::service_fn(move |req: tonic::Request<tonic::Streaming<PbIn>>| {
+        let (ctx, handler) = (ctx.clone(), handler.clone());
+        async move {
+            let input = incoming(req.into_inner(), decode);
+            let out = run_with_deadline(ctx.clone(), handler(ctx, input))
+                .await
+                .map_err(|e| to_status(op, e, detail))?;
+            Ok(tonic::Response::new(encode(out)))
+        }
+    });
+    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default());
+    let response =
+        tracing::Instrument::instrument(grpc.client_streaming(service, request), span).await;
+    response.map(axum::body::Body::new)
+}
+
+/// Serves a bidirectional-streaming call.
+pub async fn bidi_streaming<PbIn, PbOut, I, O, E, H, Fut>(
+    op: &'static OperationInfo,
+    request: http::Request<axum::body::Body>,
+    decode: fn(PbIn) -> Result<I, String>,
+    encode: fn(O) -> PbOut,
+    detail: fn(&E) -> prost_types::Any,
+    handler: H,
+) -> axum::response::Response
+where
+    PbIn: prost::Message + Default + Send + 'static,
+    PbOut: prost::Message + Send + 'static,
+    I: Validate + Send + 'static,
+    O: Send + 'static,
+    E: OperationError + std::fmt::Display + Send + 'static,
+    H: FnOnce(Context, BoxStream<Result<I, StreamError>>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<BoxStream<Result<O, HandlerError<E>>>, HandlerError<E>>>
+        + Send
+        + 'static,
+{
+    let (ctx, span) = server_context(op, request.headers());
+    let service = tower::service_fn(move |req: tonic::Request<tonic::Streaming<PbIn>>| {
+        let (ctx, handler) = (ctx.clone(), handler.clone());
+        async move {
+            let input = incoming(req.into_inner(), decode);
+            let stream = run_with_deadline(ctx.clone(), handler(ctx, input))
+                .await
+                .map_err(|e| to_status(op, e, detail))?;
+            Ok(tonic::Response::new(outgoing(op, stream, encode, detail)))
+        }
+    });
+    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default());
+    let response = tracing::Instrument::instrument(grpc.streaming(service, request), span).await;
+    response.map(axum::body::Body::new)
+}
+
+impl GrpcClient {
+    fn streaming_request<T>(
+        &self,
+        op: &'static OperationInfo,
+        message: T,
+    ) -> (Context, tonic::Request<T>) {
+        let mut ctx = Context::current();
+        if let Some(budget) = op.deadline {
+            ctx = ctx.with_timeout(budget);
+        }
+        let mut headers = http::HeaderMap::new();
+        ctx.inject_headers(&mut headers, Transport::Grpc);
+        let mut request = tonic::Request::new(message);
+        for (name, value) in headers.iter() {
+            if let (Ok(k), Ok(v)) = (
+                tonic::metadata::MetadataKey::from_bytes(name.as_str().as_bytes()),
+                tonic::metadata::MetadataValue::try_from(value.as_bytes()),
+            ) {
+                request.metadata_mut().insert(k, v);
+            }
+        }
+        (ctx, request)
+    }
+
+    fn status_error<E>(
+        s: tonic::Status,
+        error: fn(&prost_types::Any) -> Option<E>,
+    ) -> ClientError<E> {
+        if s.code() == tonic::Code::DeadlineExceeded {
+            return ClientError::DeadlineExceeded;
+        }
+        let declared = <RpcStatus as prost::Message>::decode(s.details())
+            .ok()
+            .and_then(|d| d.details.iter().find_map(error));
+        match declared {
+            Some(e) => ClientError::Declared(e),
+            None => ClientError::Rpc {
+                code: s.code() as i32,
+                message: s.message().to_string(),
+            },
+        }
+    }
+
+    fn replies<PbOut, O, E>(
+        stream: tonic::Streaming<PbOut>,
+        decode: fn(PbOut) -> Result<O, String>,
+        error: fn(&prost_types::Any) -> Option<E>,
+    ) -> BoxStream<Result<O, ClientError<E>>>
+    where
+        PbOut: Send + 'static,
+        O: Send + 'static,
+        E: Send + 'static,
+    {
+        use tokio_stream::StreamExt;
+        Box::pin(stream.map(move |item| match item {
+            Ok(m) => decode(m).map_err(|e| ClientError::Unexpected {
+                status: 200,
+                body: format!("reply does not fit the contract: {e}"),
+            }),
+            Err(s) => Err(Self::status_error(s, error)),
+        }))
+    }
+
+    /// A server-streaming call: the stream of replies (not retried: a stream is consumed once).
+    pub async fn server_streaming<PbIn, PbOut, O, E>(
+        &self,
+        op: &'static OperationInfo,
+        path: &'static str,
+        input: PbIn,
+        decode: fn(PbOut) -> Result<O, String>,
+        error: fn(&prost_types::Any) -> Option<E>,
+    ) -> Result<BoxStream<Result<O, ClientError<E>>>, ClientError<E>>
+    where
+        PbIn: prost::Message + Send + Sync + 'static,
+        PbOut: prost::Message + Default + Send + 'static,
+        O: Send + 'static,
+        E: Send + 'static,
+    {
+        let (_, request) = self.streaming_request(op, input);
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        grpc.ready()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = grpc
+            .server_streaming(
+                request,
+                http::uri::PathAndQuery::from_static(path),
+                tonic_prost::ProstCodec::<PbIn, PbOut>::default(),
+            )
+            .await
+            .map_err(|s| Self::status_error(s, error))?;
+        Ok(Self::replies(response.into_inner(), decode, error))
+    }
+
+    /// A client-streaming call: sends every message of `inputs`, returns the one reply.
+    pub async fn client_streaming<PbIn, PbOut, O, E>(
+        &self,
+        op: &'static OperationInfo,
+        path: &'static str,
+        inputs: BoxStream<PbIn>,
+        decode: fn(PbOut) -> Result<O, String>,
+        error: fn(&prost_types::Any) -> Option<E>,
+    ) -> Result<O, ClientError<E>>
+    where
+        PbIn: prost::Message + Send + Sync + 'static,
+        PbOut: prost::Message + Default + Send + 'static,
+    {
+        let (_, request) = self.streaming_request(op, inputs);
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        grpc.ready()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = grpc
+            .client_streaming(
+                request,
+                http::uri::PathAndQuery::from_static(path),
+                tonic_prost::ProstCodec::<PbIn, PbOut>::default(),
+            )
+            .await
+            .map_err(|s| Self::status_error(s, error))?;
+        decode(response.into_inner()).map_err(|e| ClientError::Unexpected {
+            status: 200,
+            body: format!("reply does not fit the contract: {e}"),
+        })
+    }
+
+    /// A bidirectional-streaming call.
+    pub async fn bidi_streaming<PbIn, PbOut, O, E>(
+        &self,
+        op: &'static OperationInfo,
+        path: &'static str,
+        inputs: BoxStream<PbIn>,
+        decode: fn(PbOut) -> Result<O, String>,
+        error: fn(&prost_types::Any) -> Option<E>,
+    ) -> Result<BoxStream<Result<O, ClientError<E>>>, ClientError<E>>
+    where
+        PbIn: prost::Message + Send + Sync + 'static,
+        PbOut: prost::Message + Default + Send + 'static,
+        O: Send + 'static,
+        E: Send + 'static,
+    {
+        let (_, request) = self.streaming_request(op, inputs);
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        grpc.ready()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = grpc
+            .streaming(
+                request,
+                http::uri::PathAndQuery::from_static(path),
+                tonic_prost::ProstCodec::<PbIn, PbOut>::default(),
+            )
+            .await
+            .map_err(|s| Self::status_error(s, error))?;
+        Ok(Self::replies(response.into_inner(), decode, error))
+    }
+}

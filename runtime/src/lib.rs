@@ -54,6 +54,7 @@ pub mod __private {
     pub use serde;
     pub use serde_json;
     pub use std::sync::LazyLock;
+    pub use tokio_stream;
     pub use tracing;
     pub use tracing::Instrument;
 }

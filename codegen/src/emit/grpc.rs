@@ -8,7 +8,8 @@
 //! - `grpc::router(service)`: an axum router serving the same `Service` trait as REST;
 //! - `grpc::Client`: typed calls returning the operation's `ClientError<E>`.
 //!
-//! Streaming operations appear in the `.proto`; serving them is not generated yet.
+//! Streaming operations (server, client, bidirectional) are served and called with
+//! `pactum::grpc::BoxStream`s of domain values.
 
 use super::Ctx;
 use crate::ast::Primitive;
@@ -18,16 +19,13 @@ use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 use std::collections::BTreeMap;
 
-fn unary_ops(c: &Contract) -> Vec<&Operation> {
-    c.operations
-        .iter()
-        .filter(|o| o.grpc && o.streaming == Streaming::None)
-        .collect()
+fn grpc_ops(c: &Contract) -> Vec<&Operation> {
+    c.operations.iter().filter(|o| o.grpc).collect()
 }
 
 /// The `grpc` module, or nothing.
 pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
-    let ops = unary_ops(ctx.contract);
+    let ops = grpc_ops(ctx.contract);
     if ops.is_empty() {
         return TokenStream::new();
     }
@@ -737,10 +735,17 @@ impl Gen<'_, '_> {
         let method = ident(&op.name, Case::Snake);
         let detail = format_ident!("{}_error_detail", method);
         let (decode_in, encode_out, _, _) = self.io(op);
-        let call = if op.input.is_some() {
+        let streams_in = matches!(op.streaming, Streaming::Client | Streaming::Bidi);
+        let call = if op.input.is_some() || streams_in {
             quote!(s.#method(ctx, input).await)
         } else {
             quote!({ let _ = input; s.#method(ctx).await })
+        };
+        let serve = match op.streaming {
+            Streaming::None => quote!(unary),
+            Streaming::Server => quote!(server_streaming),
+            Streaming::Client => quote!(client_streaming),
+            Streaming::Bidi => quote!(bidi_streaming),
         };
         quote! {
             .route(#path, ::pactum::server::axum::routing::post({
@@ -748,7 +753,7 @@ impl Gen<'_, '_> {
                 move |request: ::pactum::server::axum::extract::Request| {
                     let s = ::std::sync::Arc::clone(&s);
                     async move {
-                        ::pactum::grpc::unary(
+                        ::pactum::grpc::#serve(
                             &super::operations::#konst,
                             request,
                             #decode_in,
@@ -774,17 +779,63 @@ impl Gen<'_, '_> {
             Some(TypeRef::Named(o)) => self.domain_path(o),
             _ => quote!(()),
         };
-        let param = op.input.as_ref().map(|i| {
-            let t = self.domain_path(i);
-            quote!(, input: &#t)
-        });
+        let in_ty = match &op.input {
+            Some(i) => self.domain_path(i),
+            None => quote!(::pactum::server::NoInput),
+        };
+        let to_pb = match &op.input {
+            Some(i) => {
+                let f = self.fn_name(&self.pb_name(i), "to_pb");
+                quote!(#f)
+            }
+            None => quote!(|_: ::pactum::server::NoInput| ()),
+        };
         let doc = format!(" Calls `{}` over gRPC.", op.name);
-        quote! {
-            #[doc = #doc]
-            pub async fn #method(&self #param) -> ::core::result::Result<#out, ::pactum::client::ClientError<super::#error>> {
-                self.inner
-                    .unary(&super::operations::#konst, #path, #encode_in, #decode_out, #from_detail)
-                    .await
+        let ce = quote!(::pactum::client::ClientError<super::#error>);
+        match op.streaming {
+            Streaming::None => {
+                let param = op.input.as_ref().map(|_| quote!(, input: &#in_ty));
+                quote! {
+                    #[doc = #doc]
+                    pub async fn #method(&self #param) -> ::core::result::Result<#out, #ce> {
+                        self.inner
+                            .unary(&super::operations::#konst, #path, #encode_in, #decode_out, #from_detail)
+                            .await
+                    }
+                }
+            }
+            Streaming::Server => {
+                let param = op.input.as_ref().map(|_| quote!(, input: &#in_ty));
+                quote! {
+                    #[doc = #doc]
+                    pub async fn #method(&self #param) -> ::core::result::Result<::pactum::grpc::BoxStream<::core::result::Result<#out, #ce>>, #ce> {
+                        self.inner
+                            .server_streaming(&super::operations::#konst, #path, #encode_in, #decode_out, #from_detail)
+                            .await
+                    }
+                }
+            }
+            Streaming::Client | Streaming::Bidi => {
+                let (call, ret) = if op.streaming == Streaming::Client {
+                    (quote!(client_streaming), quote!(#out))
+                } else {
+                    (
+                        quote!(bidi_streaming),
+                        quote!(::pactum::grpc::BoxStream<::core::result::Result<#out, #ce>>),
+                    )
+                };
+                quote! {
+                    #[doc = #doc]
+                    pub async fn #method(
+                        &self,
+                        inputs: impl ::pactum::__private::tokio_stream::Stream<Item = #in_ty> + ::core::marker::Send + 'static,
+                    ) -> ::core::result::Result<#ret, #ce> {
+                        let inputs = ::pactum::__private::tokio_stream::StreamExt::map(inputs, #to_pb);
+                        self.inner
+                            .#call(&super::operations::#konst, #path, ::std::boxed::Box::pin(inputs), #decode_out, #from_detail)
+                            .await
+                    }
+                }
             }
         }
     }

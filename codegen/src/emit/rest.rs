@@ -56,16 +56,18 @@ fn output_type(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
 
 /// Everything REST for one contract: empty when it has no operations.
 pub(crate) fn rest(ctx: &Ctx<'_>) -> TokenStream {
+    if ctx.contract.operations.is_empty() {
+        return TokenStream::new();
+    }
+    // Every operation is a `Service` method; only non-streaming ones can have REST routes.
+    let all: Vec<&Operation> = ctx.contract.operations.iter().collect();
+    let service = service_trait(ctx, &all);
     let ops: Vec<&Operation> = ctx
         .contract
         .operations
         .iter()
         .filter(|o| served(o))
         .collect();
-    if ops.is_empty() {
-        return TokenStream::new();
-    }
-    let service = service_trait(ctx, &ops);
     let routed: Vec<&Operation> = ops.iter().copied().filter(|o| o.rest.is_some()).collect();
     if routed.is_empty() {
         return service;
@@ -90,10 +92,22 @@ fn service_trait(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
         let out = output_type(ctx, op);
         let fallback = format!("`{}`.", op.name);
         let doc = docs(Some(op.docs.as_deref().unwrap_or(&fallback)));
-        let input = op.input.as_ref().map(|i| {
-            let ty = ctx.type_path(i);
-            quote!(, input: #ty)
-        });
+        let in_ty = match &op.input {
+            Some(i) => ctx.type_path(i),
+            None => quote!(::pactum::server::NoInput),
+        };
+        let streams_in = matches!(op.streaming, Streaming::Client | Streaming::Bidi);
+        let streams_out = matches!(op.streaming, Streaming::Server | Streaming::Bidi);
+        let input = if streams_in {
+            Some(quote!(, input: ::pactum::grpc::BoxStream<::core::result::Result<#in_ty, ::pactum::grpc::StreamError>>))
+        } else {
+            op.input.as_ref().map(|_| quote!(, input: #in_ty))
+        };
+        let out = if streams_out {
+            quote!(::pactum::grpc::BoxStream<::core::result::Result<#out, ::pactum::HandlerError<#error>>>)
+        } else {
+            out
+        };
         quote! {
             #doc
             fn #name(&self, ctx: ::pactum::Context #input)

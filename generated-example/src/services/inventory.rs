@@ -20,6 +20,11 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// A snapshot of every SKU's (available, reserved).
+    pub fn stock_levels(&self) -> HashMap<String, (u32, u32)> {
+        self.stock.lock().expect("stock lock").clone()
+    }
+
     /// Sets the available quantity of `sku`.
     pub fn restock(&self, sku: &str, available: u32) {
         self.stock
@@ -30,6 +35,75 @@ impl Inventory {
 }
 
 impl api::Service for Inventory {
+    async fn watch_stock(
+        &self,
+        _ctx: Context,
+        input: api::WatchStockRequest,
+    ) -> Result<
+        pactum::grpc::BoxStream<Result<api::StockChange, HandlerError<api::WatchStockError>>>,
+        HandlerError<api::WatchStockError>,
+    > {
+        self.seen.record("WatchStock");
+        let stock = self.stock.lock().expect("stock lock");
+        let changes: Vec<_> = input
+            .skus
+            .into_iter()
+            .map(|sku| {
+                Ok(api::StockChange {
+                    available: stock.get(&sku.0).map_or(0, |s| s.0),
+                    sku,
+                    at: Timestamp::UNIX_EPOCH,
+                })
+            })
+            .collect();
+        Ok(Box::pin(pactum::__private::tokio_stream::iter(changes)))
+    }
+
+    async fn scan_stock(
+        &self,
+        _ctx: Context,
+        input: pactum::grpc::BoxStream<Result<api::ScanStockRequest, pactum::grpc::StreamError>>,
+    ) -> Result<
+        pactum::grpc::BoxStream<Result<api::StockLevel, HandlerError<api::ScanStockError>>>,
+        HandlerError<api::ScanStockError>,
+    > {
+        use pactum::__private::tokio_stream::StreamExt;
+        let stock = self.stock_levels();
+        Ok(Box::pin(input.map(move |item| {
+            let item = item.map_err(|e| HandlerError::internal(format!("bad scan: {e}")))?;
+            let (available, reserved) = stock.get(&item.sku.0).copied().unwrap_or((0, 0));
+            Ok(api::StockLevel {
+                sku: item.sku,
+                available,
+                reserved,
+            })
+        })))
+    }
+
+    async fn bulk_restock(
+        &self,
+        _ctx: Context,
+        mut input: pactum::grpc::BoxStream<
+            Result<api::BulkRestockRequest, pactum::grpc::StreamError>,
+        >,
+    ) -> Result<api::BulkRestockResponse, HandlerError<api::BulkRestockError>> {
+        use pactum::__private::tokio_stream::StreamExt;
+        let mut skus = std::collections::BTreeSet::new();
+        let mut units = 0u64;
+        while let Some(item) = input.next().await {
+            let item =
+                item.map_err(|e| HandlerError::internal(format!("bad restock message: {e}")))?;
+            let mut stock = self.stock.lock().expect("stock lock");
+            stock.entry(item.sku.0.clone()).or_default().0 += item.quantity;
+            skus.insert(item.sku.0);
+            units += u64::from(item.quantity);
+        }
+        Ok(api::BulkRestockResponse {
+            skus: skus.len() as u32,
+            units,
+        })
+    }
+
     async fn check_stock(
         &self,
         _ctx: Context,

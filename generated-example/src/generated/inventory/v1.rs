@@ -285,6 +285,108 @@ impl ::pactum::Validate for WatchStockRequest {
         path.pop();
     }
 }
+/// Input of [`BulkRestock`](operations::BULK_RESTOCK).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct BulkRestockRequest {
+    pub sku: super::super::pricing::v1::Sku,
+    pub quantity: u32,
+}
+#[allow(deprecated)]
+impl ::pactum::Validate for BulkRestockRequest {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        path.push("sku");
+        {
+            let value = &self.sku;
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+        path.push("quantity");
+        {
+            let value = &self.quantity;
+            ::pactum::__private::check::range(
+                value,
+                ::std::option::Option::Some(1u32),
+                ::std::option::Option::None,
+                path,
+                out,
+            );
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+    }
+}
+/// Output of [`BulkRestock`](operations::BULK_RESTOCK).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct BulkRestockResponse {
+    pub skus: u32,
+    pub units: u64,
+}
+#[allow(deprecated)]
+impl ::pactum::Validate for BulkRestockResponse {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        path.push("skus");
+        {
+            let value = &self.skus;
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+        path.push("units");
+        {
+            let value = &self.units;
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+    }
+}
+/// Input of [`ScanStock`](operations::SCAN_STOCK).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct ScanStockRequest {
+    pub sku: super::super::pricing::v1::Sku,
+}
+#[allow(deprecated)]
+impl ::pactum::Validate for ScanStockRequest {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        path.push("sku");
+        {
+            let value = &self.sku;
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+    }
+}
 /// Not enough stock to reserve.
 #[derive(
     ::core::fmt::Debug,
@@ -672,6 +774,113 @@ impl ::std::convert::From<WatchStockError> for ::pactum::HandlerError<WatchStock
         ::pactum::HandlerError::Declared(e)
     }
 }
+/// Errors declared for `BulkRestock`.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum BulkRestockError {}
+impl BulkRestockError {
+    /// The error's class: HTTP status and gRPC code.
+    pub fn status(&self) -> ::pactum::ErrorStatus {
+        match *self {}
+    }
+    /// The declared error's name.
+    pub fn code(&self) -> &'static str {
+        match *self {}
+    }
+}
+impl ::std::fmt::Display for BulkRestockError {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        let _ = f;
+        match *self {}
+    }
+}
+impl ::std::error::Error for BulkRestockError {}
+impl ::pactum::OperationError for BulkRestockError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        BulkRestockError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        BulkRestockError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        match *self {}
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = (code, fields);
+        ::core::option::Option::None
+    }
+}
+impl ::pactum::ErrorKind for BulkRestockError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
+impl ::std::convert::From<BulkRestockError>
+for ::pactum::HandlerError<BulkRestockError> {
+    fn from(e: BulkRestockError) -> Self {
+        ::pactum::HandlerError::Declared(e)
+    }
+}
+/// Errors declared for `ScanStock`.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum ScanStockError {}
+impl ScanStockError {
+    /// The error's class: HTTP status and gRPC code.
+    pub fn status(&self) -> ::pactum::ErrorStatus {
+        match *self {}
+    }
+    /// The declared error's name.
+    pub fn code(&self) -> &'static str {
+        match *self {}
+    }
+}
+impl ::std::fmt::Display for ScanStockError {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        let _ = f;
+        match *self {}
+    }
+}
+impl ::std::error::Error for ScanStockError {}
+impl ::pactum::OperationError for ScanStockError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        ScanStockError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        ScanStockError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        match *self {}
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = (code, fields);
+        ::core::option::Option::None
+    }
+}
+impl ::pactum::ErrorKind for ScanStockError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
+impl ::std::convert::From<ScanStockError> for ::pactum::HandlerError<ScanStockError> {
+    fn from(e: ScanStockError) -> Self {
+        ::pactum::HandlerError::Declared(e)
+    }
+}
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
@@ -745,6 +954,32 @@ pub mod operations {
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Server,
+    };
+    /// Streams stock arrivals from a warehouse scanner; answers with the total.
+    pub const BULK_RESTOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
+        service: "inventory",
+        major: 1u32,
+        name: "BulkRestock",
+        route: ::std::option::Option::None,
+        grpc: true,
+        deadline: ::std::option::Option::None,
+        safe: false,
+        idempotency: ::pactum::Idempotency::None,
+        retry: ::std::option::Option::None,
+        streaming: ::pactum::Streaming::Client,
+    };
+    /// A handheld scanner streams SKUs; each gets its stock level back as it is scanned.
+    pub const SCAN_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
+        service: "inventory",
+        major: 1u32,
+        name: "ScanStock",
+        route: ::std::option::Option::None,
+        grpc: true,
+        deadline: ::std::option::Option::None,
+        safe: false,
+        idempotency: ::pactum::Idempotency::None,
+        retry: ::std::option::Option::None,
+        streaming: ::pactum::Streaming::Bidi,
     };
 }
 /// Stock was held for an order; shipping prepares the parcel.
@@ -848,6 +1083,53 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         input: ReleaseStockRequest,
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<(), ::pactum::HandlerError<ReleaseStockError>>,
+    > + ::core::marker::Send;
+    /// Streams availability changes of the given SKUs.
+    fn watch_stock(
+        &self,
+        ctx: ::pactum::Context,
+        input: WatchStockRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ::pactum::grpc::BoxStream<
+                ::core::result::Result<
+                    StockChange,
+                    ::pactum::HandlerError<WatchStockError>,
+                >,
+            >,
+            ::pactum::HandlerError<WatchStockError>,
+        >,
+    > + ::core::marker::Send;
+    /// Streams stock arrivals from a warehouse scanner; answers with the total.
+    fn bulk_restock(
+        &self,
+        ctx: ::pactum::Context,
+        input: ::pactum::grpc::BoxStream<
+            ::core::result::Result<BulkRestockRequest, ::pactum::grpc::StreamError>,
+        >,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            BulkRestockResponse,
+            ::pactum::HandlerError<BulkRestockError>,
+        >,
+    > + ::core::marker::Send;
+    /// A handheld scanner streams SKUs; each gets its stock level back as it is scanned.
+    fn scan_stock(
+        &self,
+        ctx: ::pactum::Context,
+        input: ::pactum::grpc::BoxStream<
+            ::core::result::Result<ScanStockRequest, ::pactum::grpc::StreamError>,
+        >,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ::pactum::grpc::BoxStream<
+                ::core::result::Result<
+                    StockLevel,
+                    ::pactum::HandlerError<ScanStockError>,
+                >,
+            >,
+            ::pactum::HandlerError<ScanStockError>,
+        >,
     > + ::core::marker::Send;
 }
 /// An axum router serving every REST operation of `inventory` v1 under `/v1`.
@@ -969,6 +1251,30 @@ pub mod grpc {
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct BulkRestockRequest {
+            #[prost(string, tag = "756")]
+            pub sku: ::std::string::String,
+            #[prost(uint32, tag = "1880")]
+            pub quantity: u32,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct BulkRestockResponse {
+            #[prost(uint32, tag = "644")]
+            pub skus: u32,
+            #[prost(uint64, tag = "726")]
+            pub units: u64,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
         pub struct CheckStockRequest {
             #[prost(string, tag = "756")]
             pub sku: ::std::string::String,
@@ -1027,6 +1333,30 @@ pub mod grpc {
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct ScanStockRequest {
+            #[prost(string, tag = "756")]
+            pub sku: ::std::string::String,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct StockChange {
+            #[prost(string, tag = "756")]
+            pub sku: ::std::string::String,
+            #[prost(uint32, tag = "1011")]
+            pub available: u32,
+            #[prost(message, optional, tag = "904")]
+            pub at: ::core::option::Option<::pactum::grpc::prost_types::Timestamp>,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
         pub struct StockLevel {
             #[prost(string, tag = "756")]
             pub sku: ::std::string::String,
@@ -1034,6 +1364,16 @@ pub mod grpc {
             pub available: u32,
             #[prost(uint32, tag = "1290")]
             pub reserved: u32,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct WatchStockRequest {
+            #[prost(string, repeated, tag = "644")]
+            pub skus: ::std::vec::Vec<::std::string::String>,
         }
         #[derive(
             ::core::clone::Clone,
@@ -1059,6 +1399,42 @@ pub mod grpc {
             #[prost(string, tag = "1720")]
             pub reservation_id: ::std::string::String,
         }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn bulk_restock_request_to_pb(
+        v: super::BulkRestockRequest,
+    ) -> pb::BulkRestockRequest {
+        pb::BulkRestockRequest {
+            sku: v.sku.0,
+            quantity: v.quantity,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn bulk_restock_request_from_pb(
+        v: pb::BulkRestockRequest,
+    ) -> ::core::result::Result<super::BulkRestockRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::BulkRestockRequest {
+            sku: super::super::super::pricing::v1::Sku(v.sku),
+            quantity: v.quantity,
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn bulk_restock_response_to_pb(
+        v: super::BulkRestockResponse,
+    ) -> pb::BulkRestockResponse {
+        pb::BulkRestockResponse {
+            skus: v.skus,
+            units: v.units,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn bulk_restock_response_from_pb(
+        v: pb::BulkRestockResponse,
+    ) -> ::core::result::Result<super::BulkRestockResponse, ::std::string::String> {
+        ::core::result::Result::Ok(super::BulkRestockResponse {
+            skus: v.skus,
+            units: v.units,
+        })
     }
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn check_stock_request_to_pb(v: super::CheckStockRequest) -> pb::CheckStockRequest {
@@ -1171,6 +1547,41 @@ pub mod grpc {
         })
     }
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn scan_stock_request_to_pb(v: super::ScanStockRequest) -> pb::ScanStockRequest {
+        pb::ScanStockRequest {
+            sku: v.sku.0,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn scan_stock_request_from_pb(
+        v: pb::ScanStockRequest,
+    ) -> ::core::result::Result<super::ScanStockRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::ScanStockRequest {
+            sku: super::super::super::pricing::v1::Sku(v.sku),
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn stock_change_to_pb(v: super::StockChange) -> pb::StockChange {
+        pb::StockChange {
+            sku: v.sku.0,
+            available: v.available,
+            at: ::core::option::Option::Some(::pactum::grpc::timestamp_to(v.at)),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn stock_change_from_pb(
+        v: pb::StockChange,
+    ) -> ::core::result::Result<super::StockChange, ::std::string::String> {
+        ::core::result::Result::Ok(super::StockChange {
+            sku: super::super::super::pricing::v1::Sku(v.sku),
+            available: v.available,
+            at: {
+                let v = v.at.ok_or_else(|| ::pactum::grpc::missing("at"))?;
+                ::pactum::grpc::timestamp_from(v)?
+            },
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn stock_level_to_pb(v: super::StockLevel) -> pb::StockLevel {
         pb::StockLevel {
             sku: v.sku.0,
@@ -1186,6 +1597,26 @@ pub mod grpc {
             sku: super::super::super::pricing::v1::Sku(v.sku),
             available: v.available,
             reserved: v.reserved,
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn watch_stock_request_to_pb(v: super::WatchStockRequest) -> pb::WatchStockRequest {
+        pb::WatchStockRequest {
+            skus: v.skus.into_iter().map(|v| v.0).collect(),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn watch_stock_request_from_pb(
+        v: pb::WatchStockRequest,
+    ) -> ::core::result::Result<super::WatchStockRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::WatchStockRequest {
+            skus: v
+                .skus
+                .into_iter()
+                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
+                    ::core::result::Result::Ok(super::super::super::pricing::v1::Sku(v))
+                })
+                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
         })
     }
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
@@ -1296,6 +1727,39 @@ pub mod grpc {
             _ => ::core::option::Option::None,
         }
     }
+    fn watch_stock_error_detail(
+        e: &super::WatchStockError,
+    ) -> ::pactum::grpc::prost_types::Any {
+        match *e {}
+    }
+    fn watch_stock_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::WatchStockError> {
+        let _ = any;
+        ::core::option::Option::None
+    }
+    fn bulk_restock_error_detail(
+        e: &super::BulkRestockError,
+    ) -> ::pactum::grpc::prost_types::Any {
+        match *e {}
+    }
+    fn bulk_restock_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::BulkRestockError> {
+        let _ = any;
+        ::core::option::Option::None
+    }
+    fn scan_stock_error_detail(
+        e: &super::ScanStockError,
+    ) -> ::pactum::grpc::prost_types::Any {
+        match *e {}
+    }
+    fn scan_stock_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::ScanStockError> {
+        let _ = any;
+        ::core::option::Option::None
+    }
     /// An axum router serving every unary gRPC operation through the contract's
     /// `Service` implementation. Serve it over HTTP/2 (`axum::serve` does).
     pub fn router<S: super::Service>(
@@ -1362,6 +1826,72 @@ pub mod grpc {
                                     release_stock_error_detail,
                                     move |ctx, input| async move {
                                         s.release_stock(ctx, input).await
+                                    },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/shop.inventory.v1.InventoryService/WatchStock",
+                ::pactum::server::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    move |request: ::pactum::server::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        async move {
+                            ::pactum::grpc::server_streaming(
+                                    &super::operations::WATCH_STOCK,
+                                    request,
+                                    watch_stock_request_from_pb,
+                                    stock_change_to_pb,
+                                    watch_stock_error_detail,
+                                    move |ctx, input| async move {
+                                        s.watch_stock(ctx, input).await
+                                    },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/shop.inventory.v1.InventoryService/BulkRestock",
+                ::pactum::server::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    move |request: ::pactum::server::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        async move {
+                            ::pactum::grpc::client_streaming(
+                                    &super::operations::BULK_RESTOCK,
+                                    request,
+                                    bulk_restock_request_from_pb,
+                                    bulk_restock_response_to_pb,
+                                    bulk_restock_error_detail,
+                                    move |ctx, input| async move {
+                                        s.bulk_restock(ctx, input).await
+                                    },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/shop.inventory.v1.InventoryService/ScanStock",
+                ::pactum::server::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    move |request: ::pactum::server::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        async move {
+                            ::pactum::grpc::bidi_streaming(
+                                    &super::operations::SCAN_STOCK,
+                                    request,
+                                    scan_stock_request_from_pb,
+                                    stock_level_to_pb,
+                                    scan_stock_error_detail,
+                                    move |ctx, input| async move {
+                                        s.scan_stock(ctx, input).await
                                     },
                                 )
                                 .await
@@ -1452,6 +1982,82 @@ pub mod grpc {
                     release_stock_request_to_pb(::core::clone::Clone::clone(input)),
                     |(): ()| ::core::result::Result::Ok(()),
                     release_stock_error_from_detail,
+                )
+                .await
+        }
+        /// Calls `WatchStock` over gRPC.
+        pub async fn watch_stock(
+            &self,
+            input: &super::WatchStockRequest,
+        ) -> ::core::result::Result<
+            ::pactum::grpc::BoxStream<
+                ::core::result::Result<
+                    super::StockChange,
+                    ::pactum::client::ClientError<super::WatchStockError>,
+                >,
+            >,
+            ::pactum::client::ClientError<super::WatchStockError>,
+        > {
+            self.inner
+                .server_streaming(
+                    &super::operations::WATCH_STOCK,
+                    "/shop.inventory.v1.InventoryService/WatchStock",
+                    watch_stock_request_to_pb(::core::clone::Clone::clone(input)),
+                    stock_change_from_pb,
+                    watch_stock_error_from_detail,
+                )
+                .await
+        }
+        /// Calls `BulkRestock` over gRPC.
+        pub async fn bulk_restock(
+            &self,
+            inputs: impl ::pactum::__private::tokio_stream::Stream<
+                Item = super::BulkRestockRequest,
+            > + ::core::marker::Send + 'static,
+        ) -> ::core::result::Result<
+            super::BulkRestockResponse,
+            ::pactum::client::ClientError<super::BulkRestockError>,
+        > {
+            let inputs = ::pactum::__private::tokio_stream::StreamExt::map(
+                inputs,
+                bulk_restock_request_to_pb,
+            );
+            self.inner
+                .client_streaming(
+                    &super::operations::BULK_RESTOCK,
+                    "/shop.inventory.v1.InventoryService/BulkRestock",
+                    ::std::boxed::Box::pin(inputs),
+                    bulk_restock_response_from_pb,
+                    bulk_restock_error_from_detail,
+                )
+                .await
+        }
+        /// Calls `ScanStock` over gRPC.
+        pub async fn scan_stock(
+            &self,
+            inputs: impl ::pactum::__private::tokio_stream::Stream<
+                Item = super::ScanStockRequest,
+            > + ::core::marker::Send + 'static,
+        ) -> ::core::result::Result<
+            ::pactum::grpc::BoxStream<
+                ::core::result::Result<
+                    super::StockLevel,
+                    ::pactum::client::ClientError<super::ScanStockError>,
+                >,
+            >,
+            ::pactum::client::ClientError<super::ScanStockError>,
+        > {
+            let inputs = ::pactum::__private::tokio_stream::StreamExt::map(
+                inputs,
+                scan_stock_request_to_pb,
+            );
+            self.inner
+                .bidi_streaming(
+                    &super::operations::SCAN_STOCK,
+                    "/shop.inventory.v1.InventoryService/ScanStock",
+                    ::std::boxed::Box::pin(inputs),
+                    stock_level_from_pb,
+                    scan_stock_error_from_detail,
                 )
                 .await
         }

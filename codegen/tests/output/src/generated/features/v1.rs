@@ -1012,6 +1012,67 @@ impl ::pactum::Validate for UploadResponse {
         path.pop();
     }
 }
+/// Input of [`Chat`](operations::CHAT).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct ChatRequest {
+    pub text: ::std::string::String,
+}
+#[allow(deprecated)]
+impl ::pactum::Validate for ChatRequest {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        path.push("text");
+        {
+            let value = &self.text;
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+    }
+}
+/// Output of [`Chat`](operations::CHAT).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct ChatResponse {
+    pub text: ::std::string::String,
+    pub at: ::pactum::types::Timestamp,
+}
+#[allow(deprecated)]
+impl ::pactum::Validate for ChatResponse {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        path.push("text");
+        {
+            let value = &self.text;
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+        path.push("at");
+        {
+            let value = &self.at;
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+    }
+}
 /// Input of [`OldWay`](operations::OLD_WAY).
 #[derive(
     ::core::fmt::Debug,
@@ -1506,6 +1567,59 @@ impl ::std::convert::From<UploadError> for ::pactum::HandlerError<UploadError> {
         ::pactum::HandlerError::Declared(e)
     }
 }
+/// Errors declared for `Chat`.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum ChatError {}
+impl ChatError {
+    /// The error's class: HTTP status and gRPC code.
+    pub fn status(&self) -> ::pactum::ErrorStatus {
+        match *self {}
+    }
+    /// The declared error's name.
+    pub fn code(&self) -> &'static str {
+        match *self {}
+    }
+}
+impl ::std::fmt::Display for ChatError {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        let _ = f;
+        match *self {}
+    }
+}
+impl ::std::error::Error for ChatError {}
+impl ::pactum::OperationError for ChatError {
+    fn status(&self) -> ::pactum::ErrorStatus {
+        ChatError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        ChatError::code(self)
+    }
+    fn fields(
+        &self,
+    ) -> ::pactum::__private::serde_json::Map<
+        ::std::string::String,
+        ::pactum::__private::serde_json::Value,
+    > {
+        match *self {}
+    }
+    fn from_problem(
+        code: &str,
+        fields: ::pactum::__private::serde_json::Value,
+    ) -> ::core::option::Option<Self> {
+        let _ = (code, fields);
+        ::core::option::Option::None
+    }
+}
+impl ::pactum::ErrorKind for ChatError {
+    fn error_kind(&self) -> &str {
+        self.code()
+    }
+}
+impl ::std::convert::From<ChatError> for ::pactum::HandlerError<ChatError> {
+    fn from(e: ChatError) -> Self {
+        ::pactum::HandlerError::Declared(e)
+    }
+}
 /// Errors declared for `OldWay`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum OldWayError {}
@@ -1649,6 +1763,19 @@ pub mod operations {
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Client,
+    };
+    /// Both sides stream.
+    pub const CHAT: ::pactum::OperationInfo = ::pactum::OperationInfo {
+        service: "features",
+        major: 1u32,
+        name: "Chat",
+        route: ::std::option::Option::None,
+        grpc: true,
+        deadline: ::std::option::Option::None,
+        safe: false,
+        idempotency: ::pactum::Idempotency::None,
+        retry: ::std::option::Option::None,
+        streaming: ::pactum::Streaming::Bidi,
     };
     /// `OldWay`.
     #[deprecated(note = "use Fetch")]
@@ -1899,6 +2026,47 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         ctx: ::pactum::Context,
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<(), ::pactum::HandlerError<PingError>>,
+    > + ::core::marker::Send;
+    /// `Watch`.
+    fn watch(
+        &self,
+        ctx: ::pactum::Context,
+        input: WatchRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ::pactum::grpc::BoxStream<
+                ::core::result::Result<Primitives, ::pactum::HandlerError<WatchError>>,
+            >,
+            ::pactum::HandlerError<WatchError>,
+        >,
+    > + ::core::marker::Send;
+    /// `Upload`.
+    fn upload(
+        &self,
+        ctx: ::pactum::Context,
+        input: ::pactum::grpc::BoxStream<
+            ::core::result::Result<UploadRequest, ::pactum::grpc::StreamError>,
+        >,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            UploadResponse,
+            ::pactum::HandlerError<UploadError>,
+        >,
+    > + ::core::marker::Send;
+    /// Both sides stream.
+    fn chat(
+        &self,
+        ctx: ::pactum::Context,
+        input: ::pactum::grpc::BoxStream<
+            ::core::result::Result<ChatRequest, ::pactum::grpc::StreamError>,
+        >,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ::pactum::grpc::BoxStream<
+                ::core::result::Result<ChatResponse, ::pactum::HandlerError<ChatError>>,
+            >,
+            ::pactum::HandlerError<ChatError>,
+        >,
     > + ::core::marker::Send;
     /// `OldWay`.
     fn old_way(
@@ -2169,6 +2337,28 @@ pub mod grpc {
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct ChatRequest {
+            #[prost(string, tag = "1536")]
+            pub text: ::std::string::String,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct ChatResponse {
+            #[prost(string, tag = "1536")]
+            pub text: ::std::string::String,
+            #[prost(message, optional, tag = "904")]
+            pub at: ::core::option::Option<::pactum::grpc::prost_types::Timestamp>,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
         pub struct FetchRequest {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
@@ -2211,6 +2401,36 @@ pub mod grpc {
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct UploadRequest {
+            #[prost(bytes = "vec", tag = "1965")]
+            pub chunk: ::std::vec::Vec<u8>,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct UploadResponse {
+            #[prost(uint64, tag = "1303")]
+            pub count: u64,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        pub struct WatchRequest {
+            #[prost(string, repeated, tag = "358")]
+            pub ids: ::std::vec::Vec<::std::string::String>,
+        }
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
         pub struct NotThere {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
@@ -2222,6 +2442,35 @@ pub mod grpc {
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
         pub struct Busy {}
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn chat_request_to_pb(v: super::ChatRequest) -> pb::ChatRequest {
+        pb::ChatRequest { text: v.text }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn chat_request_from_pb(
+        v: pb::ChatRequest,
+    ) -> ::core::result::Result<super::ChatRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::ChatRequest { text: v.text })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn chat_response_to_pb(v: super::ChatResponse) -> pb::ChatResponse {
+        pb::ChatResponse {
+            text: v.text,
+            at: ::core::option::Option::Some(::pactum::grpc::timestamp_to(v.at)),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn chat_response_from_pb(
+        v: pb::ChatResponse,
+    ) -> ::core::result::Result<super::ChatResponse, ::std::string::String> {
+        ::core::result::Result::Ok(super::ChatResponse {
+            text: v.text,
+            at: {
+                let v = v.at.ok_or_else(|| ::pactum::grpc::missing("at"))?;
+                ::pactum::grpc::timestamp_from(v)?
+            },
+        })
     }
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn fetch_request_to_pb(v: super::FetchRequest) -> pb::FetchRequest {
@@ -2277,6 +2526,60 @@ pub mod grpc {
             },
             id: ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
             price: ::pactum::grpc::parse::<::pactum::types::Decimal>("price", &v.price)?,
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn upload_request_to_pb(v: super::UploadRequest) -> pb::UploadRequest {
+        pb::UploadRequest {
+            chunk: v.chunk.0.0,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn upload_request_from_pb(
+        v: pb::UploadRequest,
+    ) -> ::core::result::Result<super::UploadRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::UploadRequest {
+            chunk: super::Blob(::pactum::types::Bytes(v.chunk)),
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn upload_response_to_pb(v: super::UploadResponse) -> pb::UploadResponse {
+        pb::UploadResponse {
+            count: v.count.0,
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn upload_response_from_pb(
+        v: pb::UploadResponse,
+    ) -> ::core::result::Result<super::UploadResponse, ::std::string::String> {
+        ::core::result::Result::Ok(super::UploadResponse {
+            count: super::Count(v.count),
+        })
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn watch_request_to_pb(v: super::WatchRequest) -> pb::WatchRequest {
+        pb::WatchRequest {
+            ids: v
+                .ids
+                .into_iter()
+                .map(|v| ::std::string::ToString::to_string(&v))
+                .collect(),
+        }
+    }
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn watch_request_from_pb(
+        v: pb::WatchRequest,
+    ) -> ::core::result::Result<super::WatchRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::WatchRequest {
+            ids: v
+                .ids
+                .into_iter()
+                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
+                    ::core::result::Result::Ok(
+                        ::pactum::grpc::parse::<::pactum::types::Uuid>("ids", &v)?,
+                    )
+                })
+                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
         })
     }
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
@@ -2344,6 +2647,33 @@ pub mod grpc {
             _ => ::core::option::Option::None,
         }
     }
+    fn watch_error_detail(e: &super::WatchError) -> ::pactum::grpc::prost_types::Any {
+        match *e {}
+    }
+    fn watch_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::WatchError> {
+        let _ = any;
+        ::core::option::Option::None
+    }
+    fn upload_error_detail(e: &super::UploadError) -> ::pactum::grpc::prost_types::Any {
+        match *e {}
+    }
+    fn upload_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::UploadError> {
+        let _ = any;
+        ::core::option::Option::None
+    }
+    fn chat_error_detail(e: &super::ChatError) -> ::pactum::grpc::prost_types::Any {
+        match *e {}
+    }
+    fn chat_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::ChatError> {
+        let _ = any;
+        ::core::option::Option::None
+    }
     /// An axum router serving every unary gRPC operation through the contract's
     /// `Service` implementation. Serve it over HTTP/2 (`axum::serve` does).
     pub fn router<S: super::Service>(
@@ -2365,6 +2695,66 @@ pub mod grpc {
                                     primitives_to_pb,
                                     fetch_error_detail,
                                     move |ctx, input| async move { s.fetch(ctx, input).await },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/features.v1.FeaturesService/Watch",
+                ::pactum::server::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    move |request: ::pactum::server::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        async move {
+                            ::pactum::grpc::server_streaming(
+                                    &super::operations::WATCH,
+                                    request,
+                                    watch_request_from_pb,
+                                    primitives_to_pb,
+                                    watch_error_detail,
+                                    move |ctx, input| async move { s.watch(ctx, input).await },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/features.v1.FeaturesService/Upload",
+                ::pactum::server::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    move |request: ::pactum::server::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        async move {
+                            ::pactum::grpc::client_streaming(
+                                    &super::operations::UPLOAD,
+                                    request,
+                                    upload_request_from_pb,
+                                    upload_response_to_pb,
+                                    upload_error_detail,
+                                    move |ctx, input| async move { s.upload(ctx, input).await },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/features.v1.FeaturesService/Chat",
+                ::pactum::server::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    move |request: ::pactum::server::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        async move {
+                            ::pactum::grpc::bidi_streaming(
+                                    &super::operations::CHAT,
+                                    request,
+                                    chat_request_from_pb,
+                                    chat_response_to_pb,
+                                    chat_error_detail,
+                                    move |ctx, input| async move { s.chat(ctx, input).await },
                                 )
                                 .await
                         }
@@ -2418,6 +2808,82 @@ pub mod grpc {
                     fetch_request_to_pb(::core::clone::Clone::clone(input)),
                     primitives_from_pb,
                     fetch_error_from_detail,
+                )
+                .await
+        }
+        /// Calls `Watch` over gRPC.
+        pub async fn watch(
+            &self,
+            input: &super::WatchRequest,
+        ) -> ::core::result::Result<
+            ::pactum::grpc::BoxStream<
+                ::core::result::Result<
+                    super::Primitives,
+                    ::pactum::client::ClientError<super::WatchError>,
+                >,
+            >,
+            ::pactum::client::ClientError<super::WatchError>,
+        > {
+            self.inner
+                .server_streaming(
+                    &super::operations::WATCH,
+                    "/features.v1.FeaturesService/Watch",
+                    watch_request_to_pb(::core::clone::Clone::clone(input)),
+                    primitives_from_pb,
+                    watch_error_from_detail,
+                )
+                .await
+        }
+        /// Calls `Upload` over gRPC.
+        pub async fn upload(
+            &self,
+            inputs: impl ::pactum::__private::tokio_stream::Stream<
+                Item = super::UploadRequest,
+            > + ::core::marker::Send + 'static,
+        ) -> ::core::result::Result<
+            super::UploadResponse,
+            ::pactum::client::ClientError<super::UploadError>,
+        > {
+            let inputs = ::pactum::__private::tokio_stream::StreamExt::map(
+                inputs,
+                upload_request_to_pb,
+            );
+            self.inner
+                .client_streaming(
+                    &super::operations::UPLOAD,
+                    "/features.v1.FeaturesService/Upload",
+                    ::std::boxed::Box::pin(inputs),
+                    upload_response_from_pb,
+                    upload_error_from_detail,
+                )
+                .await
+        }
+        /// Calls `Chat` over gRPC.
+        pub async fn chat(
+            &self,
+            inputs: impl ::pactum::__private::tokio_stream::Stream<
+                Item = super::ChatRequest,
+            > + ::core::marker::Send + 'static,
+        ) -> ::core::result::Result<
+            ::pactum::grpc::BoxStream<
+                ::core::result::Result<
+                    super::ChatResponse,
+                    ::pactum::client::ClientError<super::ChatError>,
+                >,
+            >,
+            ::pactum::client::ClientError<super::ChatError>,
+        > {
+            let inputs = ::pactum::__private::tokio_stream::StreamExt::map(
+                inputs,
+                chat_request_to_pb,
+            );
+            self.inner
+                .bidi_streaming(
+                    &super::operations::CHAT,
+                    "/features.v1.FeaturesService/Chat",
+                    ::std::boxed::Box::pin(inputs),
+                    chat_response_from_pb,
+                    chat_error_from_detail,
                 )
                 .await
         }
