@@ -117,6 +117,7 @@ codes! {
     WireNumber => "E0240",
     InvalidConstraint => "E0241",
     InfiniteType => "E0250",
+    NestingTooDeep => "E0251",
     DuplicateContract => "E0260",
     VagueFieldName => "W0001",
     OperationNamedAsEvent => "W0002",

@@ -12,6 +12,10 @@ use crate::tense::{self, Verdict};
 use crate::wire::{self, Member, Space};
 use std::collections::{HashMap, HashSet};
 
+/// Deepest chain of named types one type may hold (through any fields, lists, maps, options).
+/// rustc walks such chains when checking drops and auto traits and stops at its recursion limit
+/// (128), spending a few steps per level; 40 levels stay well inside it.
+pub const MAX_TYPE_NESTING: usize = 40;
 /// Largest deadline accepted: longer budgets are almost always a unit mistake.
 pub const MAX_DEADLINE_NS: u128 = 3_600 * 1_000_000_000;
 /// Most attempts a retry policy may declare.
@@ -143,6 +147,83 @@ impl ContractChecker<'_, '_> {
             self.check_consume(con);
         }
         self.check_infinite_types();
+        self.check_nesting_depth();
+    }
+
+    /// Refuses types that hold chains of named types deeper than [`MAX_TYPE_NESTING`]: the
+    /// generated Rust would exceed the compiler's recursion limit. Cycles (recursive types)
+    /// are fine; only acyclic depth counts. Reported once, at the deepest type.
+    fn check_nesting_depth(&mut self) {
+        let c = self.c;
+        let names: HashMap<&str, &TypeDecl> =
+            c.types.iter().map(|t| (t.name.value.as_str(), t)).collect();
+        fn refs(ty: &TypeExpr, out: &mut Vec<String>) {
+            match ty {
+                TypeExpr::Ref(r) if r.service.is_none() => out.push(r.name.clone()),
+                TypeExpr::List(i) | TypeExpr::Map(i) | TypeExpr::Optional(i) => refs(i, out),
+                _ => {}
+            }
+        }
+        let children = |t: &TypeDecl| {
+            let mut out = Vec::new();
+            match &t.body {
+                TypeBody::Struct { fields, .. } => {
+                    fields.iter().for_each(|f| refs(&f.ty.value, &mut out))
+                }
+                TypeBody::Newtype { ty, .. } => refs(&ty.value, &mut out),
+                TypeBody::Enum { .. } => {}
+            }
+            out
+        };
+        // Iterative post-order DFS with memo; edges back into the current path are cycles.
+        let mut depth: HashMap<String, usize> = HashMap::new();
+        for t in &c.types {
+            let mut stack: Vec<(String, usize)> = vec![(t.name.value.clone(), 0)];
+            let mut on_path: HashSet<String> = HashSet::new();
+            while let Some((name, next)) = stack.pop() {
+                if depth.contains_key(&name) {
+                    continue;
+                }
+                on_path.insert(name.clone());
+                let kids = names
+                    .get(name.as_str())
+                    .map(|d| children(d))
+                    .unwrap_or_default();
+                if let Some(k) = kids.get(next) {
+                    stack.push((name.clone(), next + 1));
+                    if !depth.contains_key(k)
+                        && !on_path.contains(k)
+                        && names.contains_key(k.as_str())
+                    {
+                        stack.push((k.clone(), 0));
+                    }
+                    continue;
+                }
+                let d = 1 + kids
+                    .iter()
+                    .filter(|k| !on_path.contains(*k) || depth.contains_key(*k))
+                    .filter_map(|k| depth.get(k))
+                    .max()
+                    .copied()
+                    .unwrap_or(0);
+                on_path.remove(&name);
+                depth.insert(name, d);
+            }
+        }
+        if let Some((name, d)) = depth
+            .iter()
+            .max_by_key(|(n, d)| (**d, std::cmp::Reverse(n.as_str())))
+        {
+            if *d > MAX_TYPE_NESTING {
+                let span = names[name.as_str()].name.span;
+                self.diags.emit(
+                    Code::NestingTooDeep,
+                    span,
+                    format!("type `{name}` holds a chain of {d} nested named types; the limit is {MAX_TYPE_NESTING}"),
+                    "Rust's compiler stops at its recursion limit on chains this deep: refer to distant records by id instead of embedding them",
+                );
+            }
+        }
     }
 
     /// Types, errors, events and webhooks share the Rust type namespace of the module, together
