@@ -164,7 +164,7 @@ fn bench_size() {
     let tonic_crate = dir.join("tonic_synth");
     crate_with(
         &tonic_crate,
-        "tonic = { version = \"0.14\", default-features = false, features = [\"codegen\", \"channel\", \"server\", \"router\"] }\ntonic-prost = \"0.14\"\nprost = \"0.14\"",
+        "tonic = { version = \"0.14\", default-features = false, features = [\"codegen\", \"channel\", \"server\", \"router\"] }\ntonic-prost = \"0.14\"\nprost = \"0.14\"\nprost-types = \"0.14\"",
         &[("synth.rs".into(), tonic_text.clone())],
         "pub mod synth { include!(\"synth.rs\"); }\n",
     );
