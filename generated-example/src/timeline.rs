@@ -53,6 +53,11 @@ impl Default for Timeline {
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Timeline {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        // Only Pactum's spans (handlers, #[traced]) declare `trace_id`; libraries' spans
+        // (hyper, h2) are not hops.
+        if attrs.metadata().fields().field("trace_id").is_none() {
+            return;
+        }
         let mut fields = HashMap::new();
         attrs.record(&mut Collect(&mut fields));
         if let Some(span) = ctx.span(id) {
