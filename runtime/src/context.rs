@@ -169,9 +169,14 @@ impl Context {
     /// metadata or message headers). Malformed values are ignored: a bad `traceparent` starts a
     /// fresh trace, a bad timeout means no deadline, a bad key or id is dropped.
     pub fn from_headers(headers: &impl Headers) -> Self {
-        let propagator = TraceContextPropagator::new();
-        let cx = propagator.extract(&ExtractAdapter(headers));
-        let span = cx.span().span_context().clone();
+        // Most calls inside a system carry a trace; the propagator is only worth running when
+        // there is a header for it to read.
+        let span = if headers.header("traceparent").is_some() {
+            let cx = TraceContextPropagator::new().extract(&ExtractAdapter(headers));
+            cx.span().span_context().clone()
+        } else {
+            SpanContext::empty_context()
+        };
         let timeout = headers
             .header(wire::TIMEOUT_HEADER)
             .or_else(|| headers.header(wire::GRPC_TIMEOUT_HEADER))

@@ -116,10 +116,8 @@ where
     Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
 {
     let mut ctx = Context::from_headers(request.headers());
-    let request_id = ctx
-        .request_id()
-        .map_or_else(crate::random_id, str::to_string);
-    ctx = ctx.with_request_id(request_id.clone());
+    // A request id travels on when the caller sent one; gRPC has no response header for it.
+    let request_id = ctx.request_id().unwrap_or_default().to_string();
     if let Some(budget) = op.deadline {
         ctx = ctx.with_timeout(budget);
     }
@@ -188,13 +186,7 @@ where
         .unwrap_or("0")
         .to_string();
     span.record("outcome", if code == "0" { "ok" } else { "error" });
-    let mut response = response.map(axum::body::Body::new);
-    if let Ok(v) = http::HeaderValue::from_str(&request_id) {
-        response
-            .headers_mut()
-            .insert(crate::wire::REQUEST_ID_HEADER, v);
-    }
-    response
+    response.map(axum::body::Body::new)
 }
 
 /// A gRPC channel for generated clients.
@@ -285,17 +277,11 @@ impl GrpcClient {
         let mut headers = http::HeaderMap::new();
         ctx.inject_headers(&mut headers, Transport::Grpc);
         let mut request = tonic::Request::new(input);
-        for (name, value) in headers.iter() {
-            if let (Ok(k), Ok(v)) = (
-                tonic::metadata::MetadataKey::from_bytes(name.as_str().as_bytes()),
-                tonic::metadata::MetadataValue::try_from(value.as_bytes()),
-            ) {
-                request.metadata_mut().insert(k, v);
-            }
-        }
-        let left = ctx.remaining().unwrap_or(self.default_timeout);
+        *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        let call = async {
+        // tonic's channel enforces the `grpc-timeout` sent above (every call has one: the
+        // contract's, the caller's or the default), so no second timer is needed here.
+        let response = async {
             grpc.ready()
                 .await
                 .map_err(|e| tonic::Status::unavailable(format!("channel not ready: {e}")))?;
@@ -305,11 +291,8 @@ impl GrpcClient {
                 tonic_prost::ProstCodec::<PbIn, PbOut>::default(),
             )
             .await
-        };
-        let response = match tokio::time::timeout(left, call).await {
-            Err(_) => return Err(fail(ClientError::DeadlineExceeded)),
-            Ok(r) => r,
-        };
+        }
+        .await;
         match response {
             Ok(r) => decode(r.into_inner()).map_err(|e| {
                 fail(ClientError::Unexpected {
@@ -320,9 +303,12 @@ impl GrpcClient {
             Err(s) if s.code() == tonic::Code::DeadlineExceeded => {
                 Err(fail(ClientError::DeadlineExceeded))
             }
-            // tonic's channel enforces the `grpc-timeout` we send and reports CANCELLED; past
-            // our deadline that is a deadline, whatever tonic calls it.
-            Err(s) if s.code() == tonic::Code::Cancelled && ctx.is_expired() => {
+            // tonic's channel enforces the `grpc-timeout` we send and reports CANCELLED
+            // ("Timeout expired"); that is our deadline, whatever tonic calls it.
+            Err(s)
+                if s.code() == tonic::Code::Cancelled
+                    && (ctx.is_expired() || s.message() == "Timeout expired") =>
+            {
                 Err(fail(ClientError::DeadlineExceeded))
             }
             Err(s) => {
@@ -439,10 +425,8 @@ fn server_context(
     headers: &http::HeaderMap,
 ) -> (Context, tracing::Span) {
     let mut ctx = Context::from_headers(headers);
-    let request_id = ctx
-        .request_id()
-        .map_or_else(crate::random_id, str::to_string);
-    ctx = ctx.with_request_id(request_id.clone());
+    // A request id travels on when the caller sent one; gRPC has no response header for it.
+    let request_id = ctx.request_id().unwrap_or_default().to_string();
     if let Some(budget) = op.deadline {
         ctx = ctx.with_timeout(budget);
     }
@@ -588,14 +572,7 @@ impl GrpcClient {
         let mut headers = http::HeaderMap::new();
         ctx.inject_headers(&mut headers, Transport::Grpc);
         let mut request = tonic::Request::new(message);
-        for (name, value) in headers.iter() {
-            if let (Ok(k), Ok(v)) = (
-                tonic::metadata::MetadataKey::from_bytes(name.as_str().as_bytes()),
-                tonic::metadata::MetadataValue::try_from(value.as_bytes()),
-            ) {
-                request.metadata_mut().insert(k, v);
-            }
-        }
+        *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
         (ctx, request)
     }
 

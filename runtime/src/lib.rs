@@ -50,7 +50,10 @@ pub mod __private {
         enter as enter_span, DropGuard, Outcome, RecordKind, RecordOther, RecordResult,
     };
     pub use crate::validate::check;
-    pub use regex_lite::Regex;
+    // The full regex engine: patterns are checked on every request, and its lazy DFA is far
+    // faster than regex-lite. The generator checks patterns with regex-lite, whose syntax is
+    // a subset, so every accepted pattern compiles here.
+    pub use regex::Regex;
     pub use serde;
     pub use serde_json;
     pub use std::sync::LazyLock;

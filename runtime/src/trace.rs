@@ -12,6 +12,11 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// With a `tracing-opentelemetry` layer installed, the OpenTelemetry span's own ids are used,
 /// so exported traces and propagated headers agree; without one, ids are made here.
 pub fn enter(span: &tracing::Span, parent: Context) -> Context {
+    if span.is_disabled() {
+        // No subscriber wants the span: still give the next hop a new parent span id.
+        let child = parent.child_span_context();
+        return parent.with_span_context(child);
+    }
     let parent_sc = parent.span_context().clone();
     if parent_sc.is_valid() {
         let cx = opentelemetry::Context::new().with_remote_span_context(parent_sc.clone());
@@ -123,7 +128,7 @@ impl<T> RecordOther for Outcome<'_, T> {
 /// (`error`, kind `DeadlineExceeded`) or by its caller going away (`cancelled`).
 pub struct DropGuard {
     span: tracing::Span,
-    ctx: Context,
+    deadline: Option<tokio::time::Instant>,
     armed: bool,
 }
 
@@ -132,8 +137,8 @@ impl DropGuard {
     pub fn new(span: &tracing::Span, ctx: &Context) -> Self {
         DropGuard {
             span: span.clone(),
-            ctx: ctx.clone(),
-            armed: true,
+            deadline: ctx.deadline(),
+            armed: !span.is_disabled(),
         }
     }
 
@@ -148,7 +153,10 @@ impl Drop for DropGuard {
         if !self.armed {
             return;
         }
-        if self.ctx.is_expired() {
+        if self
+            .deadline
+            .is_some_and(|d| d <= tokio::time::Instant::now())
+        {
             record_error(&self.span, "DeadlineExceeded", &crate::DeadlineExceeded);
         } else {
             self.span.record("outcome", "cancelled");

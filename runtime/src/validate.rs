@@ -202,7 +202,7 @@ pub mod check {
     }
 
     /// `pattern` on a string.
-    pub fn pattern(v: &str, re: &regex_lite::Regex, path: &FieldPath, out: &mut Vec<Violation>) {
+    pub fn pattern(v: &str, re: &regex::Regex, path: &FieldPath, out: &mut Vec<Violation>) {
         if !re.is_match(v) {
             violation(path, out, format!("must match /{}/", re.as_str()));
         }
