@@ -115,25 +115,7 @@ where
     H: FnOnce(Context, I) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
 {
-    let mut ctx = Context::from_headers(request.headers());
-    // A request id travels on when the caller sent one; gRPC has no response header for it.
-    let request_id = ctx.request_id().unwrap_or_default().to_string();
-    if let Some(budget) = op.deadline {
-        ctx = ctx.with_timeout(budget);
-    }
-    let span = tracing::info_span!(
-        "pactum.grpc",
-        otel.name = op.name,
-        rpc.system = "grpc",
-        request_id = %request_id,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-        parent_span_id = tracing::field::Empty,
-        outcome = tracing::field::Empty,
-        error.kind = tracing::field::Empty,
-        error.message = tracing::field::Empty,
-    );
-    let ctx = crate::trace::enter(&span, ctx);
+    let (ctx, span) = server_context(op, request.headers());
     let guard = crate::trace::DropGuard::new(&span, &ctx);
     let service = tower::service_fn(move |req: tonic::Request<PbIn>| {
         let (ctx, handler) = (ctx.clone(), handler.clone());
@@ -147,32 +129,10 @@ where
                     .collect();
                 return Err(tonic::Status::invalid_argument(list.join("; ")));
             }
-            match run_with_deadline(ctx.clone(), handler(ctx, input)).await {
-                Ok(out) => Ok(tonic::Response::new(encode(out))),
-                Err(HandlerError::Declared(e)) => {
-                    let code = e.status().grpc_code();
-                    let details = RpcStatus {
-                        code,
-                        message: e.to_string(),
-                        details: vec![detail(&e)],
-                    };
-                    Err(tonic::Status::with_details(
-                        tonic::Code::from_i32(code),
-                        e.to_string(),
-                        prost::Message::encode_to_vec(&details).into(),
-                    ))
-                }
-                Err(HandlerError::DeadlineExceeded) => Err(status(
-                    crate::DeadlineExceeded::GRPC_CODE,
-                    format!("`{}` did not finish before its deadline", op.name),
-                )),
-                Err(HandlerError::Internal(message)) => {
-                    tracing::error!(%message, operation = op.name, "handler failed");
-                    Err(tonic::Status::internal(
-                        "the server failed to handle the request",
-                    ))
-                }
-            }
+            run_with_deadline(ctx.clone(), handler(ctx, input))
+                .await
+                .map(|out| tonic::Response::new(encode(out)))
+                .map_err(|e| to_status(op, e, detail))
         }
     });
     let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default());
