@@ -45,6 +45,7 @@ pub struct Builder {
     targets: Vec<Target>,
     deny_warnings: bool,
     cargo_metadata: bool,
+    layout: emit::Layout,
 }
 
 impl Default for Builder {
@@ -55,6 +56,7 @@ impl Default for Builder {
             targets: vec![Target::Rust],
             deny_warnings: false,
             cargo_metadata: true,
+            layout: emit::Layout::Pretty,
         }
     }
 }
@@ -134,6 +136,18 @@ impl Builder {
         self
     }
 
+    /// Pretty-print the Rust (default true). `false` writes the token stream as is: several
+    /// times faster for large contracts, at the cost of compiler messages pointing into one
+    /// long line.
+    pub fn pretty(&mut self, pretty: bool) -> &mut Self {
+        self.layout = if pretty {
+            emit::Layout::Pretty
+        } else {
+            emit::Layout::Compact
+        };
+        self
+    }
+
     /// Print `cargo:` lines (default true; turn off outside build scripts).
     pub fn cargo_metadata(&mut self, on: bool) -> &mut Self {
         self.cargo_metadata = on;
@@ -172,7 +186,7 @@ impl Builder {
         let mut files: Vec<GeneratedFile> = Vec::new();
         if self.targets.contains(&Target::Rust) {
             for c in &ir.contracts {
-                files.push(emit::single_file(ir, &c.id).map_err(Error::Emit)?);
+                files.push(emit::single_file_with(ir, &c.id, self.layout).map_err(Error::Emit)?);
             }
             let abs = std::fs::create_dir_all(&out_dir)
                 .and_then(|()| out_dir.canonicalize())

@@ -52,6 +52,22 @@ fn writes_per_contract_files_and_an_index_only_when_changed() {
 }
 
 #[test]
+fn compact_layout_is_valid_rust_too() {
+    let dir = scratch("builder_compact");
+    fs::write(dir.join("shop.yaml"), SHOP).unwrap();
+    let files = Builder::new()
+        .contracts(dir.join("shop.yaml"))
+        .out_dir(dir.join("out"))
+        .pretty(false)
+        .cargo_metadata(false)
+        .compile()
+        .unwrap();
+    let compact = fs::read_to_string(&files[0]).unwrap();
+    assert!(compact.lines().count() < 10, "one long line of tokens");
+    syn::parse_file(&compact).expect("compact output parses as Rust");
+}
+
+#[test]
 fn contract_errors_are_readable_build_failures() {
     let dir = scratch("builder_errors");
     fs::write(dir.join("shop.yaml"), SHOP.replace("ItemSold", "SellItem")).unwrap();

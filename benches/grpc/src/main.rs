@@ -55,44 +55,57 @@ fn bench_codegen() {
     let proto = &pactum_codegen::emit::proto::files(&ir).unwrap()[0];
     std::fs::write(dir.join("proto").join(&proto.path), &proto.contents).unwrap();
     let rounds = 7;
-    let pactum: Vec<Duration> = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            let ir = pactum_codegen::check_sources(&[(PathBuf::from("synth.yaml"), text.clone())]).ir.unwrap();
-            std::hint::black_box(pactum_codegen::emit::module_tree(&ir).unwrap());
-            t.elapsed()
-        })
-        .collect();
-    let tonic: Vec<Duration> = (0..rounds)
-        .map(|i| {
-            let out = dir.join(format!("out{i}"));
-            std::fs::create_dir_all(&out).unwrap();
-            let t = Instant::now();
-            tonic_prost_build::configure()
-                .out_dir(&out)
-                .compile_protos(&[dir.join("proto").join(&proto.path)], &[dir.join("proto")])
-                .unwrap();
-            t.elapsed()
-        })
-        .collect();
-    let protoc: Vec<Duration> = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            let status = Command::new(std::env::var("PROTOC").unwrap())
-                .arg(format!("-I{}", dir.join("proto").display()))
-                .arg(format!("--descriptor_set_out={}", dir.join("d.bin").display()))
-                .arg(dir.join("proto").join(&proto.path))
-                .status()
-                .unwrap();
-            assert!(status.success());
-            t.elapsed()
-        })
-        .collect();
-    let (p, t, pc) = (median(pactum), median(tonic), median(protoc));
-    println!("(a) codegen, 500 operations / 1,000 types, median of {rounds}");
-    println!("  pactum: YAML -> all Rust (types, REST, gRPC)   {:>8.1} ms", ms(p));
-    println!("  tonic-prost-build: .proto -> gRPC Rust          {:>8.1} ms  (of which protoc {:.1} ms)", ms(t), ms(pc));
-    println!("  ratio pactum / tonic-prost-build: {:.2} (without protoc: {:.2})", ms(p) / ms(t), ms(p) / (ms(t) - ms(pc)).max(0.001));
+    let path = dir.join("proto").join(&proto.path);
+    let pactum = |layout: pactum_codegen::emit::Layout| -> Duration {
+        median(
+            (0..rounds)
+                .map(|_| {
+                    let t = Instant::now();
+                    let ir = pactum_codegen::check_sources(&[(PathBuf::from("synth.yaml"), text.clone())]).ir.unwrap();
+                    std::hint::black_box(pactum_codegen::emit::single_file_with(&ir, &ir.contracts[0].id, layout).unwrap());
+                    t.elapsed()
+                })
+                .collect(),
+        )
+    };
+    let tonic = |format: bool| -> Duration {
+        median(
+            (0..rounds)
+                .map(|i| {
+                    let out = dir.join(format!("out{i}-{format}"));
+                    std::fs::create_dir_all(&out).unwrap();
+                    let mut config = tonic_prost_build::Config::new();
+                    config.format(format);
+                    let t = Instant::now();
+                    tonic_prost_build::configure()
+                        .out_dir(&out)
+                        .compile_with_config(config, &[&path], &[&dir.join("proto")])
+                        .unwrap();
+                    t.elapsed()
+                })
+                .collect(),
+        )
+    };
+    let protoc = median(
+        (0..rounds)
+            .map(|_| {
+                let t = Instant::now();
+                let status = Command::new(std::env::var("PROTOC").unwrap())
+                    .arg(format!("-I{}", dir.join("proto").display()))
+                    .arg(format!("--descriptor_set_out={}", dir.join("d.bin").display()))
+                    .arg(&path)
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                t.elapsed()
+            })
+            .collect(),
+    );
+    let (pp, pc) = (pactum(pactum_codegen::emit::Layout::Pretty), pactum(pactum_codegen::emit::Layout::Compact));
+    let (tp, tc) = (tonic(true), tonic(false));
+    println!("(a) codegen, 500 operations / 1,000 types, median of {rounds}; protoc alone {:.1} ms", ms(protoc));
+    println!("  pretty-printed:  pactum YAML -> all Rust {:>8.1} ms   tonic-prost-build .proto -> gRPC Rust {:>8.1} ms   ratio {:.2}", ms(pp), ms(tp), ms(pp) / ms(tp));
+    println!("  unformatted:     pactum YAML -> all Rust {:>8.1} ms   tonic-prost-build .proto -> gRPC Rust {:>8.1} ms   ratio {:.2}", ms(pc), ms(tc), ms(pc) / ms(tc));
 }
 
 /// A crate around generated code, for compile timing.

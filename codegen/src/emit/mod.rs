@@ -156,6 +156,24 @@ pub fn contract_tokens(ir: &Ir, contract: &Contract) -> TokenStream {
     }
 }
 
+/// How generated Rust is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// Pretty-printed with prettyplease: for checked-in code and compiler messages people read.
+    #[default]
+    Pretty,
+    /// The token stream as one long text: much faster, for build-script output nobody reads.
+    Compact,
+}
+
+/// Renders tokens in `layout` with the `@generated` header.
+pub fn render_with(tokens: TokenStream, header: &str, layout: Layout) -> Result<String, String> {
+    match layout {
+        Layout::Pretty => render(tokens, header),
+        Layout::Compact => Ok(format!("{header}\n{tokens}\n")),
+    }
+}
+
 /// Formats tokens as a Rust file with the `@generated` header.
 pub fn render(tokens: TokenStream, header: &str) -> Result<String, String> {
     let file: syn::File = syn::parse2(tokens).map_err(|e| {
@@ -265,6 +283,11 @@ pub fn module_tree(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
 /// One contract as a single self-contained file (for `include!` and build.rs): its module
 /// body only. References to other contracts need those contracts as sibling modules.
 pub fn single_file(ir: &Ir, id: &ContractId) -> Result<GeneratedFile, String> {
+    single_file_with(ir, id, Layout::Pretty)
+}
+
+/// [`single_file`] in the given layout.
+pub fn single_file_with(ir: &Ir, id: &ContractId, layout: Layout) -> Result<GeneratedFile, String> {
     let c = ir
         .contracts
         .iter()
@@ -273,6 +296,6 @@ pub fn single_file(ir: &Ir, id: &ContractId) -> Result<GeneratedFile, String> {
     let source = c.source.to_string_lossy().replace('\\', "/");
     Ok(GeneratedFile {
         path: PathBuf::from(format!("{}.rs", id.file_stem())),
-        contents: render(contract_tokens(ir, c), &header(&[source]))?,
+        contents: render_with(contract_tokens(ir, c), &header(&[source]), layout)?,
     })
 }
