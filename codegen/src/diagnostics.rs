@@ -122,6 +122,7 @@ codes! {
     VagueFieldName => "W0001",
     OperationNamedAsEvent => "W0002",
     EventNamedAsCommand => "W0003",
+    ContractCycle => "W0004",
 }
 
 impl Code {

@@ -46,6 +46,7 @@ pub fn validate(contracts: &[Contract], diags: &mut Diagnostics) {
             seen.insert(id_of(c), c);
         }
     }
+    check_contract_cycles(contracts, &scope, diags);
     for (i, c) in contracts.iter().enumerate() {
         if scope.index_of(&id_of(c)) != Some(i) {
             continue; // a duplicate, already reported
@@ -1279,6 +1280,69 @@ impl ContractChecker<'_, '_> {
                         stack.extend(next.iter().map(|(n, _)| n.as_str()));
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Contracts whose types reference each other compile fine in Rust, but their `.proto` files
+/// would import each other, which protoc refuses. Reported once per pair, as a lint.
+fn check_contract_cycles(contracts: &[Contract], scope: &Scope<'_>, diags: &mut Diagnostics) {
+    fn refs(ty: &TypeExpr, out: &mut Vec<TypeRefExpr>) {
+        match ty {
+            TypeExpr::Ref(r) => out.push(r.clone()),
+            TypeExpr::List(i) | TypeExpr::Map(i) | TypeExpr::Optional(i) => refs(i, out),
+            TypeExpr::Prim(_) => {}
+        }
+    }
+    let mut edges: Vec<HashSet<usize>> = vec![HashSet::new(); contracts.len()];
+    for (i, c) in contracts.iter().enumerate() {
+        let mut found = Vec::new();
+        let fields = c
+            .types
+            .iter()
+            .flat_map(|t| match &t.body {
+                TypeBody::Struct { fields, .. } => fields.iter().map(|f| &f.ty.value).collect(),
+                TypeBody::Newtype { ty, .. } => vec![&ty.value],
+                TypeBody::Enum { .. } => Vec::new(),
+            })
+            .chain(
+                c.errors
+                    .iter()
+                    .flat_map(|e| e.fields.iter().map(|f| &f.ty.value)),
+            )
+            .chain(
+                c.events
+                    .iter()
+                    .flat_map(|e| e.fields.iter().map(|f| &f.ty.value)),
+            );
+        for ty in fields {
+            refs(ty, &mut found);
+        }
+        for r in found.iter().filter(|r| r.service.is_some()) {
+            if let Ok((target, _)) = scope.resolve_named(i, r) {
+                if let Some(j) = scope.index_of(&target.contract) {
+                    if j != i {
+                        edges[i].insert(j);
+                    }
+                }
+            }
+        }
+    }
+    for i in 0..contracts.len() {
+        for &j in &edges[i] {
+            if i < j && edges[j].contains(&i) {
+                let (a, b) = (&contracts[i], &contracts[j]);
+                diags.emit(
+                    Code::ContractCycle,
+                    b.service.span,
+                    format!(
+                        "contracts `{}` and `{}` use each other's types, so their .proto files would import each other, which protoc refuses",
+                        id_of(a),
+                        id_of(b)
+                    ),
+                    "move the shared types into one of them (or a third contract both use)",
+                );
             }
         }
     }
