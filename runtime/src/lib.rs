@@ -9,6 +9,8 @@
 //!   `Retry-After`); [`retry`]: backoff with full jitter, bounded by the deadline.
 //! - [`types`]: the Rust types behind contract primitives that serde has no fitting encoding for
 //!   (`bytes` as base64, `duration` as `"1.5s"`).
+//! - [`webhook`]: Standard Webhooks signing and verification (`webhook-id`,
+//!   `webhook-timestamp`, `webhook-signature`), with a replay window.
 //! - [`OperationInfo`] / [`ConsumerInfo`]: the contract's guardrails (deadline, safety,
 //!   idempotency, retry, delivery) as constants, for transports to act on.
 //!
@@ -29,6 +31,7 @@ pub mod server;
 mod trace;
 pub mod types;
 mod validate;
+pub mod webhook;
 pub mod wire;
 
 pub use context::{random_id, Context, Headers, HeadersMut, Transport};
