@@ -6,6 +6,16 @@
 //! rotated). The signed content is `"{id}.{timestamp}.{body}"`, so neither the id nor the
 //! timestamp can be swapped onto another body, and a tolerance window on the timestamp bounds
 //! how long a captured delivery can be replayed.
+//!
+//! The body is the envelope `{"type", "timestamp", "data"}` ([`Envelope`]); [`WebhookSender`]
+//! signs and delivers it with retries, and [`SignedWebhook`] is the axum extractor that
+//! verifies it on the receiving side.
+
+mod receive;
+mod send;
+
+pub use receive::{Refused, SignedWebhook};
+pub use send::{Delivered, SendError, WebhookSender};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -24,6 +34,18 @@ pub const SIGNATURE_HEADER: &str = "webhook-signature";
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
 
 const SECRET_PREFIX: &str = "whsec_";
+
+/// The delivered body: the payload's wire `type`, when it was produced, and the payload.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Envelope<T> {
+    /// The payload's [`Webhook::TYPE`](crate::Webhook::TYPE).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When the payload was produced (RFC 3339), not when this attempt was sent.
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    /// The payload.
+    pub data: T,
+}
 
 /// A shared signing secret.
 ///
@@ -136,11 +158,12 @@ impl<'a> SignedDelivery<'a> {
                 .and_then(|value| value.to_str().ok())
                 .ok_or(WebhookError::MissingHeader(name))
         };
+        let id = get(ID_HEADER)?;
         let timestamp = get(TIMESTAMP_HEADER)?
             .parse()
             .map_err(|_| WebhookError::MissingHeader(TIMESTAMP_HEADER))?;
         Ok(Self {
-            id: get(ID_HEADER)?,
+            id,
             timestamp,
             signature: get(SIGNATURE_HEADER)?,
         })

@@ -1,0 +1,164 @@
+//! Delivering signed webhooks: one message id for every attempt, a fresh signature and
+//! timestamp per attempt, and backoff with jitter between attempts.
+
+use super::{Envelope, WebhookSecret, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::contract::RetryPolicy;
+use crate::Webhook;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Signs and posts webhook payloads to subscriber URLs.
+#[derive(Debug, Clone)]
+pub struct WebhookSender {
+    http: reqwest::Client,
+    secret: WebhookSecret,
+    policy: RetryPolicy,
+    timeout: Duration,
+}
+
+/// A delivery the receiver accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The `webhook-id` sent: receivers deduplicate on it.
+    pub id: String,
+    /// How many attempts it took (1 when the first was accepted).
+    pub attempts: u32,
+}
+
+/// A delivery that did not succeed.
+#[derive(Debug)]
+pub enum SendError {
+    /// The receiver answered a status that retrying will not change (4xx other than 408/429).
+    Rejected {
+        /// The `webhook-id` sent.
+        id: String,
+        /// The receiver's status.
+        status: u16,
+    },
+    /// Every attempt failed transiently (connection error, timeout, 408, 429 or 5xx).
+    Exhausted {
+        /// The `webhook-id` sent.
+        id: String,
+        /// Attempts made.
+        attempts: u32,
+        /// What the last attempt ran into.
+        last: String,
+    },
+    /// The payload could not be serialized.
+    Encode(serde_json::Error),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rejected { id, status } => write!(f, "webhook {id} rejected with {status}"),
+            Self::Exhausted { id, attempts, last } => {
+                write!(
+                    f,
+                    "webhook {id} not delivered after {attempts} attempts: {last}"
+                )
+            }
+            Self::Encode(e) => write!(f, "webhook payload does not serialize: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+impl WebhookSender {
+    /// A sender with five attempts, backoff from 1 s up to 60 s with full jitter, and a 10 s
+    /// timeout per attempt.
+    pub fn new(secret: WebhookSecret) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            secret,
+            policy: RetryPolicy {
+                attempts: 5,
+                initial_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(60),
+                full_jitter: true,
+            },
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Replaces the retry schedule.
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Replaces the per-attempt timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Delivers `payload` to `url` under a fresh message id.
+    pub async fn send<W: Webhook>(&self, url: &str, payload: &W) -> Result<Delivered, SendError> {
+        let id = format!("msg_{}", crate::random_id().replace('-', ""));
+        self.send_with_id(url, &id, payload).await
+    }
+
+    /// Delivers `payload` under `id`. Resending a message (say, from an outbox after a crash)
+    /// with its original id lets the receiver recognise it as a duplicate.
+    pub async fn send_with_id<W: Webhook>(
+        &self,
+        url: &str,
+        id: &str,
+        payload: &W,
+    ) -> Result<Delivered, SendError> {
+        let body = serde_json::to_vec(&Envelope {
+            kind: W::TYPE.to_string(),
+            timestamp: chrono::Utc::now(),
+            data: payload,
+        })
+        .map_err(SendError::Encode)?;
+        let attempts = self.policy.attempts.max(1);
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            if attempt > 1 {
+                let pause = self.policy.backoff(attempt - 1, fastrand::f64());
+                tokio::time::sleep(pause).await;
+            }
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let sent = self
+                .http
+                .post(url)
+                .timeout(self.timeout)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .header(ID_HEADER, id)
+                .header(TIMESTAMP_HEADER, now.to_string())
+                .header(SIGNATURE_HEADER, self.secret.sign(id, now, &body))
+                .body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(reply) if reply.status().is_success() => {
+                    return Ok(Delivered {
+                        id: id.to_string(),
+                        attempts: attempt,
+                    })
+                }
+                Ok(reply) => {
+                    let status = reply.status().as_u16();
+                    if !matches!(status, 408 | 429 | 500..) {
+                        return Err(SendError::Rejected {
+                            id: id.to_string(),
+                            status,
+                        });
+                    }
+                    last = format!("status {status}");
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(SendError::Exhausted {
+            id: id.to_string(),
+            attempts,
+            last,
+        })
+    }
+}
