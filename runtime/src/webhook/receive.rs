@@ -2,12 +2,18 @@
 //! parsed, and answers problem+json when it cannot.
 
 use super::{Envelope, SignedDelivery, WebhookError, WebhookSecret, DEFAULT_TOLERANCE};
+use crate::idempotency::{Begin, IdempotencyStore, StoredReply};
 use crate::problem::{Problem, PROBLEM_JSON};
 use crate::Webhook;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRef, FromRequest, Request};
 use axum::response::{IntoResponse, Response};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a receiver remembers message ids by default: longer than any sender's retry
+/// schedule, so every redelivery of a message is recognised.
+pub const DEDUP_RETENTION: Duration = Duration::from_secs(3 * 24 * 3600);
 
 /// A verified webhook delivery, extracted from a request.
 ///
@@ -33,6 +39,82 @@ impl Refused {
     pub fn problem(&self) -> &Problem {
         &self.0
     }
+}
+
+impl<W: Webhook> SignedWebhook<W> {
+    /// Runs `handler` at most once per message id, recorded in `store` for `retention`.
+    ///
+    /// - First delivery: the handler runs. Success is remembered and answered 204. A problem
+    ///   below 500 is remembered and answered as is (the sender will not retry it); a 5xx
+    ///   forgets the id, so the sender's retry runs the handler again.
+    /// - A redelivery of a finished message gets the remembered answer; the handler is not
+    ///   called.
+    /// - A redelivery while the first is still running, or a store that cannot be reached,
+    ///   gets 503 with `Retry-After`, so the sender tries again later rather than giving up.
+    pub async fn handle_once<F, Fut>(
+        self,
+        store: &dyn IdempotencyStore,
+        retention: Duration,
+        handler: F,
+    ) -> Response
+    where
+        F: FnOnce(Envelope<W>) -> Fut,
+        Fut: Future<Output = Result<(), Problem>>,
+    {
+        let scope = format!("webhook:{}", W::TYPE);
+        // The id alone is the key: a message resent after a crash carries its id but may be
+        // re-enveloped, so its bytes need not match.
+        match store.begin(&scope, &self.id, b"", retention).await {
+            Ok(Begin::Started) => {}
+            Ok(Begin::Completed(reply)) => return replay(reply),
+            Ok(Begin::InProgress | Begin::Mismatch) => {
+                return busy("this message is being handled by another delivery")
+            }
+            Err(e) => return busy(&format!("deduplication store unavailable: {e}")),
+        }
+        let reply = match handler(self.envelope).await {
+            Ok(()) => StoredReply {
+                status: 204,
+                content_type: None,
+                body: Vec::new(),
+            },
+            Err(problem) if problem.status >= 500 => {
+                // Best effort: if the release fails, the entry expires with its retention.
+                let _ = store.release(&scope, &self.id).await;
+                return Refused(problem).into_response();
+            }
+            Err(problem) => StoredReply {
+                status: problem.status,
+                content_type: Some(PROBLEM_JSON.to_string()),
+                body: problem.to_json(),
+            },
+        };
+        if let Err(e) = store.complete(&scope, &self.id, &reply).await {
+            // The effect happened but is not recorded: answer success anyway, since a retry
+            // would see the id still claimed (InProgress) rather than run the handler again.
+            tracing::warn!(id = %self.id, error = %e, "webhook handled but not recorded");
+        }
+        replay(reply)
+    }
+}
+
+fn replay(reply: StoredReply) -> Response {
+    let mut builder = Response::builder().status(reply.status);
+    if let Some(ct) = reply.content_type {
+        builder = builder.header(http::header::CONTENT_TYPE, ct);
+    }
+    builder
+        .body(Body::from(reply.body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+fn busy(detail: &str) -> Response {
+    let mut response = Refused(Problem::new(503, "Service Unavailable", detail)).into_response();
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 impl IntoResponse for Refused {

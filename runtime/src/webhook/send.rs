@@ -4,16 +4,23 @@
 use super::{Envelope, WebhookSecret, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::contract::RetryPolicy;
 use crate::Webhook;
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Signs and posts webhook payloads to subscriber URLs.
+///
+/// A receiver answering 410 Gone has unsubscribed: its URL is disabled, and later sends to it
+/// fail at once with [`SendError::Disabled`] until [`enable`](Self::enable) is called. Clones
+/// share the set of disabled endpoints.
 #[derive(Debug, Clone)]
 pub struct WebhookSender {
     http: reqwest::Client,
     secret: WebhookSecret,
     policy: RetryPolicy,
     timeout: Duration,
+    disabled: Arc<Mutex<HashSet<String>>>,
 }
 
 /// A delivery the receiver accepted.
@@ -28,7 +35,8 @@ pub struct Delivered {
 /// A delivery that did not succeed.
 #[derive(Debug)]
 pub enum SendError {
-    /// The receiver answered a status that retrying will not change (4xx other than 408/429).
+    /// The receiver answered a status that retrying will not change (4xx other than 408, 410
+    /// and 429).
     Rejected {
         /// The `webhook-id` sent.
         id: String,
@@ -44,6 +52,12 @@ pub enum SendError {
         /// What the last attempt ran into.
         last: String,
     },
+    /// The endpoint answered 410 Gone, now or earlier; nothing was sent this time unless it
+    /// was this attempt that got the 410.
+    Disabled {
+        /// The disabled URL.
+        url: String,
+    },
     /// The payload could not be serialized.
     Encode(serde_json::Error),
 }
@@ -58,6 +72,7 @@ impl fmt::Display for SendError {
                     "webhook {id} not delivered after {attempts} attempts: {last}"
                 )
             }
+            Self::Disabled { url } => write!(f, "webhook endpoint {url} is disabled (410 Gone)"),
             Self::Encode(e) => write!(f, "webhook payload does not serialize: {e}"),
         }
     }
@@ -79,7 +94,24 @@ impl WebhookSender {
                 full_jitter: true,
             },
             timeout: Duration::from_secs(10),
+            disabled: Arc::default(),
         }
+    }
+
+    /// True once `url` has answered 410 Gone.
+    pub fn is_disabled(&self, url: &str) -> bool {
+        self.disabled_set().contains(url)
+    }
+
+    /// Re-enables `url` (the subscriber registered again).
+    pub fn enable(&self, url: &str) {
+        self.disabled_set().remove(url);
+    }
+
+    fn disabled_set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // The set stays consistent whatever a panicking holder was doing: inserts and
+        // removes are single operations.
+        self.disabled.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Replaces the retry schedule.
@@ -108,6 +140,11 @@ impl WebhookSender {
         id: &str,
         payload: &W,
     ) -> Result<Delivered, SendError> {
+        if self.is_disabled(url) {
+            return Err(SendError::Disabled {
+                url: url.to_string(),
+            });
+        }
         let body = serde_json::to_vec(&Envelope {
             kind: W::TYPE.to_string(),
             timestamp: chrono::Utc::now(),
@@ -144,6 +181,12 @@ impl WebhookSender {
                 }
                 Ok(reply) => {
                     let status = reply.status().as_u16();
+                    if status == 410 {
+                        self.disabled_set().insert(url.to_string());
+                        return Err(SendError::Disabled {
+                            url: url.to_string(),
+                        });
+                    }
                     if !matches!(status, 408 | 429 | 500..) {
                         return Err(SendError::Rejected {
                             id: id.to_string(),
