@@ -9,6 +9,8 @@
 //!   `Retry-After`); [`retry`]: backoff with full jitter, bounded by the deadline.
 //! - [`types`]: the Rust types behind contract primitives that serde has no fitting encoding for
 //!   (`bytes` as base64, `duration` as `"1.5s"`).
+//! - [`bus`]: the embedded message bus (streams, dedup on publish, consumer groups, acks and
+//!   redelivery) and [`bus::publish_event`] with CloudEvents headers.
 //! - [`webhook`]: Standard Webhooks signing and verification (`webhook-id`,
 //!   `webhook-timestamp`, `webhook-signature`), with a replay window.
 //! - [`OperationInfo`] / [`ConsumerInfo`]: the contract's guardrails (deadline, safety,
@@ -17,6 +19,7 @@
 //! Generated code reaches its dependencies only through `::pactum::__private`, so a user's
 //! own imports never clash with it and the generated crate needs no direct serde dependency.
 
+pub mod bus;
 pub mod client;
 mod context;
 mod contract;
