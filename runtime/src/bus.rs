@@ -359,6 +359,10 @@ impl Delivery {
     pub fn payload(&self) -> &[u8] {
         &self.message.payload
     }
+    /// The bus it came from (to publish follow-ups or dead letters).
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
     /// Handled: never delivered to this group again.
     pub fn ack(self) {
         self.bus.settle(&self, None);

@@ -179,11 +179,7 @@ impl PostgresStore {
     /// Connects (`host=127.0.0.1 user=postgres dbname=test`, or a URL) and creates the table
     /// if needed. The connection task is spawned on the current runtime.
     pub async fn connect(config: &str, table: &str) -> Result<Self, StoreError> {
-        let valid =
-            !table.is_empty() && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            return Err(StoreError(format!("invalid table name `{table}`")));
-        }
+        check_table_name(table)?;
         let (client, connection) = tokio_postgres::connect(config, tokio_postgres::NoTls)
             .await
             .map_err(|e| StoreError(format!("cannot connect to PostgreSQL ({config}): {e}")))?;
@@ -209,6 +205,17 @@ impl PostgresStore {
             client,
             table: table.to_string(),
         })
+    }
+}
+
+/// Table names are spliced into SQL, so only plain identifiers are accepted.
+pub(crate) fn check_table_name(table: &str) -> Result<(), StoreError> {
+    if !table.is_empty() && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(())
+    } else {
+        Err(StoreError(format!(
+            "table name must be a plain identifier (letters, digits, `_`), got `{table}`"
+        )))
     }
 }
 

@@ -11,6 +11,8 @@
 //!   (`bytes` as base64, `duration` as `"1.5s"`).
 //! - [`bus`]: the embedded message bus (streams, dedup on publish, consumer groups, acks and
 //!   redelivery) and [`bus::publish_event`] with CloudEvents headers.
+//! - [`consumer`]: the idempotent consumer runner, recording processed events in the
+//!   handler's PostgreSQL transaction, with retries and a dead-letter subject.
 //! - [`webhook`]: Standard Webhooks signing and verification (`webhook-id`,
 //!   `webhook-timestamp`, `webhook-signature`), with a replay window.
 //! - [`OperationInfo`] / [`ConsumerInfo`]: the contract's guardrails (deadline, safety,
@@ -21,6 +23,7 @@
 
 pub mod bus;
 pub mod client;
+pub mod consumer;
 mod context;
 mod contract;
 mod deadline;

@@ -1,0 +1,214 @@
+//! The idempotent consumer: decode, skip what was already processed, run the handler, record
+//! the event as processed **in the handler's own PostgreSQL transaction**, then acknowledge.
+//!
+//! Recording and the effect commit together, so the three ways a message misbehaves all come
+//! out as "applied once":
+//! - delivered twice: the second insert of `(consumer, source, id)` conflicts, the handler is
+//!   not called, the message is acknowledged;
+//! - crashed after commit, before the ack: the redelivery finds the record and is acknowledged;
+//! - crashed before commit: effect and record roll back together; the redelivery runs anew.
+//!
+//! Concurrent duplicates serialise on the primary key: the second insert waits for the first
+//! transaction and then conflicts. An event is never recorded before its handler succeeds.
+
+use crate::bus::{headers, Delivery};
+use crate::context::Context;
+use crate::contract::RetryPolicy;
+use crate::idempotency::{check_table_name, StoreError};
+use crate::Event;
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Suffix of the dead-letter subject: `<subject>.dlq`.
+pub const DEAD_LETTER_SUFFIX: &str = ".dlq";
+/// Header on a dead-lettered message saying why it is there.
+pub const REASON_HEADER: &str = "pactum-dead-letter-reason";
+
+/// What a consumer does with one event. Implement it; the runner does the rest.
+pub trait PgHandler<E: Event>: Send + Sync {
+    /// Applies `event` inside `tx`. Returning `Err` rolls back and retries later; the text is
+    /// the dead-letter reason if retries run out.
+    fn handle(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        ctx: &Context,
+        event: E,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// What happened to one delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled and recorded; acknowledged.
+    Processed,
+    /// Already processed; acknowledged without calling the handler.
+    Duplicate,
+    /// The handler failed; it will be delivered again after the backoff.
+    Retrying(String),
+    /// Moved to the dead-letter subject with this reason, and not delivered again.
+    DeadLettered(String),
+}
+
+/// An idempotent consumer of one event type for one consumer group, backed by PostgreSQL.
+pub struct PgConsumer<E, H> {
+    client: tokio_postgres::Client,
+    table: String,
+    name: String,
+    policy: RetryPolicy,
+    handler: H,
+    _event: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
+    /// A consumer named `name` (its group) recording processed events in `table`, created if
+    /// needed. `policy.attempts` bounds deliveries before a failing event is dead-lettered.
+    pub async fn new(
+        client: tokio_postgres::Client,
+        table: &str,
+        name: &str,
+        policy: RetryPolicy,
+        handler: H,
+    ) -> Result<Self, StoreError> {
+        check_table_name(table)?;
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {table} (
+                    consumer TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    processed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                    PRIMARY KEY (consumer, source, id)
+                )"
+            ))
+            .await
+            .map_err(|e| StoreError(format!("cannot create `{table}`: {e}")))?;
+        Ok(Self {
+            client,
+            table: table.to_string(),
+            name: name.to_string(),
+            policy,
+            handler,
+            _event: std::marker::PhantomData,
+        })
+    }
+
+    /// Forgets records older than `retention`; returns how many went. Redeliveries after that
+    /// would run again, so keep it longer than the broker's redelivery horizon.
+    pub async fn prune(&self, retention: Duration) -> Result<u64, tokio_postgres::Error> {
+        let secs = retention.as_secs_f64();
+        self.client
+            .execute(
+                &format!(
+                    "DELETE FROM {} WHERE consumer = $1 AND processed_at < now() - make_interval(secs => $2)",
+                    self.table
+                ),
+                &[&self.name, &secs],
+            )
+            .await
+    }
+
+    /// Processes one delivery and settles it (ack, nak with backoff, or dead-letter).
+    pub async fn process(&mut self, delivery: Delivery) -> Outcome {
+        let outcome = self.apply(&delivery).await;
+        match &outcome {
+            Outcome::Processed | Outcome::Duplicate => delivery.ack(),
+            Outcome::Retrying(_) => {
+                let pause = self.policy.backoff(delivery.delivered, fastrand::f64());
+                delivery.nak(pause);
+            }
+            Outcome::DeadLettered(reason) => {
+                dead_letter(&delivery, reason);
+                delivery.term();
+            }
+        }
+        outcome
+    }
+
+    /// Everything but settling: what [`process`](Self::process) would do, leaving the delivery
+    /// unacknowledged. A worker that stops between this and the ack is the crash case.
+    pub async fn apply(&mut self, delivery: &Delivery) -> Outcome {
+        let h = delivery.headers();
+        let (Some(source), Some(id)) = (h.get(headers::SOURCE), h.get(headers::ID)) else {
+            return Outcome::DeadLettered("missing ce-source or ce-id header".into());
+        };
+        if h.get(headers::TYPE).map(String::as_str) != Some(E::TYPE) {
+            return Outcome::DeadLettered(format!(
+                "ce-type is {:?}, this consumer reads `{}`",
+                h.get(headers::TYPE),
+                E::TYPE
+            ));
+        }
+        let event: E = match serde_json::from_slice(delivery.payload()) {
+            Ok(event) => event,
+            Err(e) => return Outcome::DeadLettered(format!("undecodable payload: {e}")),
+        };
+        if let Some(ms) = h
+            .get(headers::DEADLINE)
+            .and_then(|v| v.parse::<u128>().ok())
+        {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            if now >= ms {
+                return Outcome::DeadLettered("deadline expired before processing".into());
+            }
+        }
+        let ctx = Context::from_headers(h);
+        let failure = match self.transact(&ctx, source, id, event).await {
+            Ok(outcome) => return outcome,
+            Err(reason) => reason,
+        };
+        if delivery.delivered >= self.policy.attempts.max(1) {
+            Outcome::DeadLettered(format!(
+                "failed {} times; last: {failure}",
+                delivery.delivered
+            ))
+        } else {
+            Outcome::Retrying(failure)
+        }
+    }
+
+    async fn transact(
+        &mut self,
+        ctx: &Context,
+        source: &str,
+        id: &str,
+        event: E,
+    ) -> Result<Outcome, String> {
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(|e| format!("cannot begin transaction: {e}"))?;
+        let claimed = tx
+            .execute(
+                &format!(
+                    "INSERT INTO {} (consumer, source, id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    self.table
+                ),
+                &[&self.name, &source, &id],
+            )
+            .await
+            .map_err(|e| format!("cannot record event: {e}"))?;
+        if claimed == 0 {
+            // Dropping the transaction rolls it back.
+            return Ok(Outcome::Duplicate);
+        }
+        self.handler.handle(&tx, ctx, event).await?;
+        tx.commit()
+            .await
+            .map_err(|e| format!("cannot commit: {e}"))?;
+        Ok(Outcome::Processed)
+    }
+}
+
+/// Copies `delivery` to `<subject>.dlq` with the reason, keeping its headers (trace, ids).
+fn dead_letter(delivery: &Delivery, reason: &str) {
+    let mut h = delivery.headers().clone();
+    h.remove(headers::MSG_ID);
+    h.insert(REASON_HEADER.into(), reason.to_string());
+    let subject = format!("{}{DEAD_LETTER_SUFFIX}", delivery.subject());
+    delivery
+        .bus()
+        .publish(&subject, h, delivery.payload().to_vec());
+}
