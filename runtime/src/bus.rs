@@ -386,6 +386,17 @@ pub fn publish_event<E: Event>(
     id: &str,
     event: &E,
 ) -> Result<Published, serde_json::Error> {
+    let (h, payload) = event_message(ctx, id, event)?;
+    Ok(bus.publish(E::SUBJECT, h, payload))
+}
+
+/// The headers and JSON body of `event` as published under CloudEvents id `id`, whichever
+/// transport carries it.
+pub fn event_message<E: Event>(
+    ctx: &Context,
+    id: &str,
+    event: &E,
+) -> Result<(Headers, Vec<u8>), serde_json::Error> {
     let payload = serde_json::to_vec(event)?;
     let mut h = Headers::new();
     // Trace context for the consumer's span; the relative timeout is replaced below.
@@ -409,5 +420,5 @@ pub fn publish_event<E: Event>(
     }
     h.insert(headers::CONTENT_TYPE.into(), "application/json".into());
     h.insert(headers::MSG_ID.into(), format!("{}/{id}", E::SOURCE));
-    Ok(bus.publish(E::SUBJECT, h, payload))
+    Ok((h, payload))
 }

@@ -11,7 +11,7 @@
 //! Concurrent duplicates serialise on the primary key: the second insert waits for the first
 //! transaction and then conflicts. An event is never recorded before its handler succeeds.
 
-use crate::bus::{headers, Delivery};
+use crate::bus::{headers, Delivery, Headers};
 use crate::context::Context;
 use crate::contract::RetryPolicy;
 use crate::idempotency::{check_table_name, StoreError};
@@ -23,6 +23,60 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const DEAD_LETTER_SUFFIX: &str = ".dlq";
 /// Header on a dead-lettered message saying why it is there.
 pub const REASON_HEADER: &str = "pactum-dead-letter-reason";
+
+/// One delivered message, from whichever transport: what the runner reads and how it settles.
+pub trait Inbound: Send + Sync {
+    /// The subject it was published on.
+    fn subject(&self) -> &str;
+    /// Its headers.
+    fn headers(&self) -> &Headers;
+    /// Its body.
+    fn payload(&self) -> &[u8];
+    /// 1 on the first delivery to this consumer group.
+    fn delivered(&self) -> u32;
+    /// Handled: never deliver it again.
+    fn ack(self) -> impl Future<Output = ()> + Send;
+    /// Not handled: deliver it again after `delay`.
+    fn nak(self, delay: Duration) -> impl Future<Output = ()> + Send;
+    /// Copies it to `<subject>.dlq` with `reason`, then stops its delivery. If the copy cannot
+    /// be stored, the message is left to be delivered again rather than lost.
+    fn dead_letter(self, reason: &str) -> impl Future<Output = ()> + Send;
+}
+
+impl Inbound for Delivery {
+    fn subject(&self) -> &str {
+        Delivery::subject(self)
+    }
+    fn headers(&self) -> &Headers {
+        Delivery::headers(self)
+    }
+    fn payload(&self) -> &[u8] {
+        Delivery::payload(self)
+    }
+    fn delivered(&self) -> u32 {
+        self.delivered
+    }
+    async fn ack(self) {
+        Delivery::ack(self);
+    }
+    async fn nak(self, delay: Duration) {
+        Delivery::nak(self, delay);
+    }
+    async fn dead_letter(self, reason: &str) {
+        let (subject, h) = dead_letter_message(&self, reason);
+        self.bus().publish(&subject, h, self.payload().to_vec());
+        self.term();
+    }
+}
+
+/// The subject and headers of `message`'s dead-letter copy: the original headers (trace,
+/// ids) plus the reason, without the dedup id so the copy is never dropped as a duplicate.
+pub fn dead_letter_message(message: &impl Inbound, reason: &str) -> (String, Headers) {
+    let mut h = message.headers().clone();
+    h.remove(headers::MSG_ID);
+    h.insert(REASON_HEADER.into(), reason.to_string());
+    (format!("{}{DEAD_LETTER_SUFFIX}", message.subject()), h)
+}
 
 /// What a consumer does with one event. Implement it; the runner does the rest.
 pub trait PgHandler<E: Event>: Send + Sync {
@@ -108,25 +162,22 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
     }
 
     /// Processes one delivery and settles it (ack, nak with backoff, or dead-letter).
-    pub async fn process(&mut self, delivery: Delivery) -> Outcome {
+    pub async fn process(&mut self, delivery: impl Inbound) -> Outcome {
         let outcome = self.apply(&delivery).await;
         match &outcome {
-            Outcome::Processed | Outcome::Duplicate => delivery.ack(),
+            Outcome::Processed | Outcome::Duplicate => delivery.ack().await,
             Outcome::Retrying(_) => {
-                let pause = self.policy.backoff(delivery.delivered, fastrand::f64());
-                delivery.nak(pause);
+                let pause = self.policy.backoff(delivery.delivered(), fastrand::f64());
+                delivery.nak(pause).await;
             }
-            Outcome::DeadLettered(reason) => {
-                dead_letter(&delivery, reason);
-                delivery.term();
-            }
+            Outcome::DeadLettered(reason) => delivery.dead_letter(reason).await,
         }
         outcome
     }
 
     /// Everything but settling: what [`process`](Self::process) would do, leaving the delivery
     /// unacknowledged. A worker that stops between this and the ack is the crash case.
-    pub async fn apply(&mut self, delivery: &Delivery) -> Outcome {
+    pub async fn apply(&mut self, delivery: &impl Inbound) -> Outcome {
         let h = delivery.headers();
         let (Some(source), Some(id)) = (h.get(headers::SOURCE), h.get(headers::ID)) else {
             return Outcome::DeadLettered("missing ce-source or ce-id header".into());
@@ -158,10 +209,10 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
             Ok(outcome) => return outcome,
             Err(reason) => reason,
         };
-        if delivery.delivered >= self.policy.attempts.max(1) {
+        if delivery.delivered() >= self.policy.attempts.max(1) {
             Outcome::DeadLettered(format!(
                 "failed {} times; last: {failure}",
-                delivery.delivered
+                delivery.delivered()
             ))
         } else {
             Outcome::Retrying(failure)
@@ -200,15 +251,4 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
             .map_err(|e| format!("cannot commit: {e}"))?;
         Ok(Outcome::Processed)
     }
-}
-
-/// Copies `delivery` to `<subject>.dlq` with the reason, keeping its headers (trace, ids).
-fn dead_letter(delivery: &Delivery, reason: &str) {
-    let mut h = delivery.headers().clone();
-    h.remove(headers::MSG_ID);
-    h.insert(REASON_HEADER.into(), reason.to_string());
-    let subject = format!("{}{DEAD_LETTER_SUFFIX}", delivery.subject());
-    delivery
-        .bus()
-        .publish(&subject, h, delivery.payload().to_vec());
 }

@@ -31,6 +31,7 @@ mod event;
 pub mod grpc;
 mod handler;
 pub mod idempotency;
+pub mod nats;
 mod problem;
 pub mod retry;
 pub mod server;

@@ -1,0 +1,265 @@
+//! NATS JetStream as the transport: the same envelope, groups and settling as the embedded
+//! [`bus`](crate::bus), on a real server.
+//!
+//! A contract's delivery mode maps onto JetStream like this: `queue` is a work-queue stream
+//! with one durable consumer its workers share; `pubsub` and `stream` are limits streams
+//! with one durable consumer per group, starting where [`StartAt`] says. Publishing sets
+//! `Nats-Msg-Id`, so a producer's retry inside the stream's duplicate window is stored once.
+
+use crate::bus::{event_message, Headers, Published, StartAt};
+use crate::consumer::{dead_letter_message, Inbound};
+use crate::{Context, Delivery as Mode, Event};
+use async_nats::jetstream::{self, consumer, stream, AckKind};
+use futures_util::StreamExt;
+use std::time::Duration;
+
+/// A transport failure, with what was being done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsError(pub String);
+
+impl std::fmt::Display for NatsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NatsError {}
+
+fn err(doing: &str) -> impl FnOnce(&dyn std::fmt::Display) -> NatsError + '_ {
+    move |e| NatsError(format!("{doing}: {e}"))
+}
+
+/// A JetStream connection.
+#[derive(Clone)]
+pub struct Nats {
+    js: jetstream::Context,
+}
+
+impl Nats {
+    /// Connects to `url` (`nats://127.0.0.1:4222`).
+    pub async fn connect(url: &str) -> Result<Self, NatsError> {
+        let client = async_nats::connect(url)
+            .await
+            .map_err(|e| err("cannot connect to NATS")(&format!("{url}: {e}")))?;
+        Ok(Self {
+            js: jetstream::new(client),
+        })
+    }
+
+    /// Creates (or finds) stream `name` holding `subject` and its dead letters
+    /// (`<subject>.dlq`), with the retention `mode` needs and a duplicate window for
+    /// `Nats-Msg-Id`.
+    pub async fn ensure_stream(
+        &self,
+        name: &str,
+        subject: &str,
+        mode: Mode,
+        duplicate_window: Duration,
+    ) -> Result<(), NatsError> {
+        let retention = match mode {
+            Mode::Queue => stream::RetentionPolicy::WorkQueue,
+            Mode::Pubsub | Mode::Stream => stream::RetentionPolicy::Limits,
+        };
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: name.to_string(),
+                subjects: vec![subject.to_string()],
+                retention,
+                duplicate_window,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| err("cannot create stream")(&e))?;
+        // Dead letters are kept in a limits stream of their own: a work-queue stream would
+        // refuse a second subject's consumer, and ops must be able to read them at leisure.
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: format!("{name}_DLQ"),
+                subjects: vec![format!("{subject}.dlq")],
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| err("cannot create dead-letter stream")(&e))?;
+        Ok(())
+    }
+
+    /// Publishes raw headers and body, waiting for the server's acknowledgement.
+    pub async fn publish(
+        &self,
+        subject: &str,
+        headers: &Headers,
+        payload: Vec<u8>,
+    ) -> Result<Published, NatsError> {
+        let mut map = async_nats::HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(name.as_str(), value.as_str());
+        }
+        let ack = self
+            .js
+            .publish_with_headers(subject.to_string(), map, payload.into())
+            .await
+            .map_err(|e| err("publish failed")(&e))?
+            .await
+            .map_err(|e| err("publish not acknowledged")(&e))?;
+        Ok(Published {
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    /// Publishes `event` with the CloudEvents envelope of [`crate::bus::publish_event`].
+    pub async fn publish_event<E: Event>(
+        &self,
+        ctx: &Context,
+        id: &str,
+        event: &E,
+    ) -> Result<Published, NatsError> {
+        let (h, payload) = event_message(ctx, id, event).map_err(|e| err("encode")(&e))?;
+        self.publish(E::SUBJECT, &h, payload).await
+    }
+
+    /// Joins durable consumer group `group` on `stream`, reading `subject` from `start`
+    /// (ignored when the group exists). Unacknowledged messages come back after `ack_wait`.
+    pub async fn join(
+        &self,
+        stream: &str,
+        subject: &str,
+        group: &str,
+        start: StartAt,
+        ack_wait: Duration,
+    ) -> Result<Group, NatsError> {
+        let deliver_policy = match start {
+            StartAt::First => consumer::DeliverPolicy::All,
+            StartAt::New => consumer::DeliverPolicy::New,
+            StartAt::Sequence(start_sequence) => {
+                consumer::DeliverPolicy::ByStartSequence { start_sequence }
+            }
+            StartAt::Time(t) => consumer::DeliverPolicy::ByStartTime {
+                start_time: chrono::DateTime::<chrono::Utc>::from(t),
+            },
+        };
+        let stream = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| err("no such stream")(&e))?;
+        let consumer = stream
+            .get_or_create_consumer(
+                group,
+                consumer::pull::Config {
+                    durable_name: Some(group.to_string()),
+                    filter_subject: subject.to_string(),
+                    deliver_policy,
+                    ack_wait,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| err("cannot create consumer")(&e))?;
+        // One message in flight per worker: a worker that prefetched a batch would hoard a
+        // queue's messages (and run down their ack wait) while its peers sit idle.
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(1)
+            .messages()
+            .await
+            .map_err(|e| err("cannot pull")(&e))?;
+        Ok(Group {
+            nats: self.clone(),
+            messages,
+        })
+    }
+}
+
+/// One worker's pull subscription to a consumer group.
+pub struct Group {
+    nats: Nats,
+    messages: consumer::pull::Stream,
+}
+
+impl Group {
+    /// The next delivery, waiting for one.
+    pub async fn next(&mut self) -> Result<NatsDelivery, NatsError> {
+        let message = self
+            .messages
+            .next()
+            .await
+            .ok_or_else(|| NatsError("subscription closed".into()))?
+            .map_err(|e| err("pull failed")(&e))?;
+        let delivered = message
+            .info()
+            .map(|i| i.delivered.max(1) as u32)
+            .unwrap_or(1);
+        let headers = message
+            .headers
+            .iter()
+            .flat_map(|map| map.iter())
+            .filter_map(|(name, values)| {
+                let value = values.first()?;
+                Some((name.to_string(), value.as_str().to_string()))
+            })
+            .collect();
+        Ok(NatsDelivery {
+            nats: self.nats.clone(),
+            headers,
+            delivered,
+            message,
+        })
+    }
+}
+
+/// A message delivered by JetStream.
+pub struct NatsDelivery {
+    nats: Nats,
+    headers: Headers,
+    delivered: u32,
+    message: jetstream::Message,
+}
+
+impl NatsDelivery {
+    /// Its stream sequence number.
+    pub fn sequence(&self) -> u64 {
+        self.message.info().map_or(0, |i| i.stream_sequence)
+    }
+}
+
+impl Inbound for NatsDelivery {
+    fn subject(&self) -> &str {
+        self.message.subject.as_str()
+    }
+    fn headers(&self) -> &Headers {
+        &self.headers
+    }
+    fn payload(&self) -> &[u8] {
+        &self.message.payload
+    }
+    fn delivered(&self) -> u32 {
+        self.delivered
+    }
+    async fn ack(self) {
+        // A lost ack is a redelivery, which the dedup record absorbs.
+        let _ = self.message.double_ack().await;
+    }
+    async fn nak(self, delay: Duration) {
+        let _ = self.message.ack_with(AckKind::Nak(Some(delay))).await;
+    }
+    async fn dead_letter(self, reason: &str) {
+        let (subject, h) = dead_letter_message(&self, reason);
+        match self
+            .nats
+            .publish(&subject, &h, self.payload().to_vec())
+            .await
+        {
+            Ok(_) => {
+                let _ = self.message.ack_with(AckKind::Term).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "dead letter not stored; leaving the message for redelivery");
+                let _ = self
+                    .message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                    .await;
+            }
+        }
+    }
+}
