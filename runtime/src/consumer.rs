@@ -13,7 +13,7 @@
 
 use crate::bus::{headers, Delivery, Headers};
 use crate::context::Context;
-use crate::contract::RetryPolicy;
+use crate::contract::{ConsumerInfo, RetryPolicy};
 use crate::idempotency::{check_table_name, StoreError};
 use crate::Event;
 use std::future::Future;
@@ -90,6 +90,19 @@ pub trait PgHandler<E: Event>: Send + Sync {
     ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
+/// The PostgreSQL client the consumer runs on, re-exported so handlers can name
+/// `tokio_postgres::Transaction` without their own dependency on it.
+pub use tokio_postgres;
+
+/// Deliveries per event when the contract declares no retry policy: three attempts, backoff
+/// from 1 s to 60 s with full jitter.
+pub const DEFAULT_POLICY: RetryPolicy = RetryPolicy {
+    attempts: 3,
+    initial_backoff: Duration::from_secs(1),
+    max_backoff: Duration::from_secs(60),
+    full_jitter: true,
+};
+
 /// What happened to one delivery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -144,6 +157,19 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
             handler,
             _event: std::marker::PhantomData,
         })
+    }
+
+    /// The consumer a contract's `consumes` entry describes: its group names the consumer and
+    /// its retry policy (or [`DEFAULT_POLICY`]) bounds the attempts. Generated code calls this
+    /// from one function per entry.
+    pub async fn for_contract(
+        client: tokio_postgres::Client,
+        table: &str,
+        info: &ConsumerInfo,
+        handler: H,
+    ) -> Result<Self, StoreError> {
+        let policy = info.retry.unwrap_or(DEFAULT_POLICY);
+        Self::new(client, table, info.group, policy, handler).await
     }
 
     /// Forgets records older than `retention`; returns how many went. Redeliveries after that

@@ -90,13 +90,13 @@ pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
     }
     let service = &ctx.contract.id.service;
     let items = ctx.contract.consumers.iter().map(|c| {
-        let konst = ident(
-            &format!(
-                "{}_{}_v{}",
-                c.event.contract.service, c.event.name, c.version
-            ),
-            Case::Screaming,
+        // One base name for the constant and the constructor, so they always pair up.
+        let base = format!(
+            "{}_{}_v{}",
+            c.event.contract.service, c.event.name, c.version
         );
+        let konst = ident(&base, Case::Screaming);
+        let start = ident(&base, Case::Snake);
         let summary = format!(
             " Consumes `{}.{}` v{} from `{}` as group `{}`.",
             c.event.contract.service, c.event.name, c.version, c.subject, c.group
@@ -105,7 +105,30 @@ pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
         let (subject, group, dead_letter) = (&c.subject, &c.group, c.dead_letter);
         let mode = delivery(c.delivery);
         let retry = retry_policy(c.retry.as_ref());
+        let event = ctx.type_path(&c.event);
+        let start_doc = format!(
+            " Builds the idempotent consumer for `{}.{}` v{}: implement \
+             `pactum::consumer::PgHandler` for the event, and each delivery runs your handler \
+             once, recorded in `table` within the handler's transaction, with the retry policy \
+             and dead-lettering of [`{konst}`].",
+            c.event.contract.service, c.event.name, c.version
+        );
         quote! {
+            #[doc = #start_doc]
+            pub async fn #start<H>(
+                client: ::pactum::consumer::tokio_postgres::Client,
+                table: &str,
+                handler: H,
+            ) -> ::std::result::Result<
+                ::pactum::consumer::PgConsumer<super::#event, H>,
+                ::pactum::idempotency::StoreError,
+            >
+            where
+                H: ::pactum::consumer::PgHandler<super::#event>,
+            {
+                ::pactum::consumer::PgConsumer::for_contract(client, table, &#konst, handler).await
+            }
+
             #[doc = #summary]
             #extra
             pub const #konst: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {

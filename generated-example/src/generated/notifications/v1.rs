@@ -132,6 +132,31 @@ impl ::pactum::Event for EmailSent {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    pub async fn payments_payment_captured_v1<H>(
+        client: ::pactum::consumer::tokio_postgres::Client,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::PgConsumer<
+            super::super::super::payments::v1::PaymentCaptured,
+            H,
+        >,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::PgHandler<
+            super::super::super::payments::v1::PaymentCaptured,
+        >,
+    {
+        ::pactum::consumer::PgConsumer::for_contract(
+                client,
+                table,
+                &PAYMENTS_PAYMENT_CAPTURED_V1,
+                handler,
+            )
+            .await
+    }
     /// Consumes `payments.PaymentCaptured` v1 from `payments.payment_captured.v1` as group `notifications`.
     pub const PAYMENTS_PAYMENT_CAPTURED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "notifications",
@@ -146,6 +171,31 @@ pub mod consumers {
         }),
         dead_letter: true,
     };
+    /// Builds the idempotent consumer for `orders.OrderCancelled` v1: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`ORDERS_ORDER_CANCELLED_V1`].
+    pub async fn orders_order_cancelled_v1<H>(
+        client: ::pactum::consumer::tokio_postgres::Client,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::PgConsumer<
+            super::super::super::orders::v1::OrderCancelled,
+            H,
+        >,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::PgHandler<
+            super::super::super::orders::v1::OrderCancelled,
+        >,
+    {
+        ::pactum::consumer::PgConsumer::for_contract(
+                client,
+                table,
+                &ORDERS_ORDER_CANCELLED_V1,
+                handler,
+            )
+            .await
+    }
     /// Consumes `orders.OrderCancelled` v1 from `orders.order_cancelled.v1` as group `notifications`.
     pub const ORDERS_ORDER_CANCELLED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "notifications",
@@ -155,6 +205,31 @@ pub mod consumers {
         retry: ::std::option::Option::None,
         dead_letter: true,
     };
+    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
+    pub async fn shipping_shipment_dispatched_v1<H>(
+        client: ::pactum::consumer::tokio_postgres::Client,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::PgConsumer<
+            super::super::super::shipping::v1::ShipmentDispatched,
+            H,
+        >,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::PgHandler<
+            super::super::super::shipping::v1::ShipmentDispatched,
+        >,
+    {
+        ::pactum::consumer::PgConsumer::for_contract(
+                client,
+                table,
+                &SHIPPING_SHIPMENT_DISPATCHED_V1,
+                handler,
+            )
+            .await
+    }
     /// Consumes `shipping.ShipmentDispatched` v1 from `shipping.shipment_dispatched.v1` as group `notifications`.
     pub const SHIPPING_SHIPMENT_DISPATCHED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "notifications",

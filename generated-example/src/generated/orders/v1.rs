@@ -909,6 +909,31 @@ impl ::pactum::Event for OrderCancelled {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    pub async fn payments_payment_captured_v1<H>(
+        client: ::pactum::consumer::tokio_postgres::Client,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::PgConsumer<
+            super::super::super::payments::v1::PaymentCaptured,
+            H,
+        >,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::PgHandler<
+            super::super::super::payments::v1::PaymentCaptured,
+        >,
+    {
+        ::pactum::consumer::PgConsumer::for_contract(
+                client,
+                table,
+                &PAYMENTS_PAYMENT_CAPTURED_V1,
+                handler,
+            )
+            .await
+    }
     /// Consumes `payments.PaymentCaptured` v1 from `payments.payment_captured.v1` as group `orders`.
     pub const PAYMENTS_PAYMENT_CAPTURED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "orders",

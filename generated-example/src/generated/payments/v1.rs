@@ -664,6 +664,26 @@ impl ::pactum::Event for RefundIssued {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
+    /// Builds the idempotent consumer for `orders.OrderPlaced` v1: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`ORDERS_ORDER_PLACED_V1`].
+    pub async fn orders_order_placed_v1<H>(
+        client: ::pactum::consumer::tokio_postgres::Client,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::PgConsumer<super::super::super::orders::v1::OrderPlaced, H>,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::PgHandler<super::super::super::orders::v1::OrderPlaced>,
+    {
+        ::pactum::consumer::PgConsumer::for_contract(
+                client,
+                table,
+                &ORDERS_ORDER_PLACED_V1,
+                handler,
+            )
+            .await
+    }
     /// Consumes `orders.OrderPlaced` v1 from `orders.order_placed.v1` as group `payments`.
     /// Charge every placed order exactly once.
     pub const ORDERS_ORDER_PLACED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {

@@ -528,6 +528,31 @@ impl ::pactum::Webhook for OrderShipped {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
+    /// Builds the idempotent consumer for `inventory.StockReserved` v1: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`INVENTORY_STOCK_RESERVED_V1`].
+    pub async fn inventory_stock_reserved_v1<H>(
+        client: ::pactum::consumer::tokio_postgres::Client,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::PgConsumer<
+            super::super::super::inventory::v1::StockReserved,
+            H,
+        >,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::PgHandler<
+            super::super::super::inventory::v1::StockReserved,
+        >,
+    {
+        ::pactum::consumer::PgConsumer::for_contract(
+                client,
+                table,
+                &INVENTORY_STOCK_RESERVED_V1,
+                handler,
+            )
+            .await
+    }
     /// Consumes `inventory.StockReserved` v1 from `inventory.stock_reserved.v1` as group `shipping`.
     pub const INVENTORY_STOCK_RESERVED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "shipping",

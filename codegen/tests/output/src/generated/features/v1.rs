@@ -1975,6 +1975,26 @@ impl ::pactum::Webhook for ThingShipped {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
+    /// Builds the idempotent consumer for `features.ThingStored` v3: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`FEATURES_THING_STORED_V3`].
+    pub async fn features_thing_stored_v3<H>(
+        client: ::pactum::consumer::tokio_postgres::Client,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::PgConsumer<super::ThingStored, H>,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::PgHandler<super::ThingStored>,
+    {
+        ::pactum::consumer::PgConsumer::for_contract(
+                client,
+                table,
+                &FEATURES_THING_STORED_V3,
+                handler,
+            )
+            .await
+    }
     /// Consumes `features.ThingStored` v3 from `features.thing_stored.v3` as group `auditors`.
     pub const FEATURES_THING_STORED_V3: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "features",
@@ -1984,6 +2004,26 @@ pub mod consumers {
         retry: ::std::option::Option::None,
         dead_letter: true,
     };
+    /// Builds the idempotent consumer for `features.ThingTagged` v1: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`FEATURES_THING_TAGGED_V1`].
+    pub async fn features_thing_tagged_v1<H>(
+        client: ::pactum::consumer::tokio_postgres::Client,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::PgConsumer<super::ThingTagged, H>,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::PgHandler<super::ThingTagged>,
+    {
+        ::pactum::consumer::PgConsumer::for_contract(
+                client,
+                table,
+                &FEATURES_THING_TAGGED_V1,
+                handler,
+            )
+            .await
+    }
     /// Consumes `features.ThingTagged` v1 from `features.thing_tagged.v1` as group `features`.
     pub const FEATURES_THING_TAGGED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "features",

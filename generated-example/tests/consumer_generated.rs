@@ -1,0 +1,146 @@
+//! A generated consumer skeleton end to end: `notifications` consumes `payments`'
+//! `PaymentCaptured`, built by the generated `consumers::payments_payment_captured_v1` with the
+//! contract's group and retry policy, over the embedded bus and the real PostgreSQL
+//! (`PACTUM_TEST_POSTGRES`, default `host=127.0.0.1 port=5432 user=postgres dbname=test`).
+
+use generated_example::generated::{notifications, payments, pricing};
+use pactum::bus::{event_message, headers, Bus, BusConfig, StartAt};
+use pactum::consumer::tokio_postgres::Transaction;
+use pactum::consumer::{Outcome, PgHandler};
+use pactum::types::{Decimal, Uuid};
+use pactum::{Context, Event};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Sends one receipt per captured payment: a row per payment id. With `fail`, the mail
+/// service is down.
+struct Receipts {
+    fail: bool,
+}
+
+impl PgHandler<payments::v1::PaymentCaptured> for Receipts {
+    async fn handle(
+        &self,
+        tx: &Transaction<'_>,
+        _ctx: &Context,
+        event: payments::v1::PaymentCaptured,
+    ) -> Result<(), String> {
+        if self.fail {
+            return Err("mail service down".into());
+        }
+        tx.execute(
+            "INSERT INTO generated_receipts (payment_id, amount, sent) VALUES ($1, $2, 1)
+             ON CONFLICT (payment_id) DO UPDATE SET sent = generated_receipts.sent + 1",
+            &[
+                &event.payment_id.to_string(),
+                &event.amount.amount.to_string(),
+            ],
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+}
+
+async fn postgres() -> pactum::consumer::tokio_postgres::Client {
+    let config = std::env::var("PACTUM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
+    let (client, conn) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is required for this test and is unreachable: {e}\nstart it (README: Services) or set PACTUM_TEST_POSTGRES")
+        });
+    tokio::spawn(conn);
+    client
+}
+
+#[tokio::test]
+async fn generated_consumer_applies_each_payment_once() {
+    let info = notifications::v1::consumers::PAYMENTS_PAYMENT_CAPTURED_V1;
+    let check = postgres().await;
+    check
+        .batch_execute(
+            "DROP TABLE IF EXISTS generated_receipts; DROP TABLE IF EXISTS generated_processed;
+             CREATE TABLE generated_receipts (payment_id TEXT PRIMARY KEY, amount TEXT, sent INT);",
+        )
+        .await
+        .unwrap();
+    let mut consumer = notifications::v1::consumers::payments_payment_captured_v1(
+        postgres().await,
+        "generated_processed",
+        Receipts { fail: false },
+    )
+    .await
+    .unwrap();
+
+    let bus = Bus::with_config(BusConfig {
+        ack_wait: Duration::from_millis(100),
+        ..BusConfig::default()
+    });
+    assert_eq!(info.subject, payments::v1::PaymentCaptured::SUBJECT);
+    bus.join(info.subject, info.group, StartAt::First);
+    let event = payments::v1::PaymentCaptured {
+        payment_id: payments::v1::PaymentId(Uuid::from_u128(7)),
+        order_id: Uuid::from_u128(8),
+        amount: pricing::v1::Money {
+            amount: Decimal::from_str("12.50").unwrap(),
+            currency: pricing::v1::Currency("EUR".into()),
+        },
+    };
+    // The broker delivers it three times.
+    let (h, body) = event_message(&Context::new(), "cap-1", &event).unwrap();
+    for copy in 0..3 {
+        let mut h = h.clone();
+        h.insert(headers::MSG_ID.into(), format!("copy-{copy}"));
+        bus.publish(info.subject, h, body.clone());
+    }
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let d = bus.next(info.subject, info.group).await;
+        outcomes.push(consumer.process(d).await);
+    }
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Processed, Outcome::Duplicate, Outcome::Duplicate]
+    );
+    let row = check
+        .query_one("SELECT amount, sent FROM generated_receipts", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, i32>(1)),
+        ("12.50".to_string(), 1)
+    );
+
+    // The contract's retry policy reaches the runner: 3 attempts (with its 500 ms backoff),
+    // then the dead letter.
+    assert_eq!(info.retry.unwrap().attempts, 3);
+    let mut failing = notifications::v1::consumers::payments_payment_captured_v1(
+        postgres().await,
+        "generated_processed",
+        Receipts { fail: true },
+    )
+    .await
+    .unwrap();
+    let (h, body) = event_message(&Context::new(), "cap-2", &event).unwrap();
+    bus.publish(info.subject, h, body);
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let d = tokio::time::timeout(Duration::from_secs(5), bus.next(info.subject, info.group))
+            .await
+            .expect("redelivered after the backoff");
+        outcomes.push(failing.process(d).await);
+    }
+    let retrying = Outcome::Retrying("mail service down".into());
+    assert_eq!(
+        outcomes,
+        vec![
+            retrying.clone(),
+            retrying,
+            Outcome::DeadLettered("failed 3 times; last: mail service down".into())
+        ]
+    );
+    bus.join(&format!("{}.dlq", info.subject), "ops", StartAt::First);
+    let dead = bus.next(&format!("{}.dlq", info.subject), "ops").await;
+    assert_eq!(dead.headers()[headers::ID], "cap-2");
+}
