@@ -144,3 +144,44 @@ async fn generated_consumer_applies_each_payment_once() {
     let dead = bus.next(&format!("{}.dlq", info.subject), "ops").await;
     assert_eq!(dead.headers()[headers::ID], "cap-2");
 }
+
+#[tokio::test]
+async fn generated_publisher_carries_trace_and_deadline_and_dedups_retries() {
+    let bus = Bus::new();
+    let subject = payments::v1::PaymentCaptured::SUBJECT;
+    bus.join(subject, "audit", StartAt::First);
+    let publisher = payments::v1::publish::Publisher::new(bus.clone());
+    let event = payments::v1::PaymentCaptured {
+        payment_id: payments::v1::PaymentId(Uuid::from_u128(9)),
+        order_id: Uuid::from_u128(10),
+        amount: pricing::v1::Money {
+            amount: Decimal::from_str("1.00").unwrap(),
+            currency: pricing::v1::Currency("EUR".into()),
+        },
+    };
+    let incoming = std::collections::BTreeMap::from([(
+        "traceparent".to_string(),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
+    )]);
+    let ctx = Context::from_headers(&incoming).with_timeout(Duration::from_secs(30));
+    let (first, retry) = ctx
+        .scope(async {
+            (
+                publisher.payment_captured("cap-9", &event).await.unwrap(),
+                publisher.payment_captured("cap-9", &event).await.unwrap(),
+            )
+        })
+        .await;
+    assert_eq!((first.duplicate, retry.duplicate), (false, true));
+    assert_eq!(bus.last_sequence(subject), 1);
+    let d = bus.next(subject, "audit").await;
+    let h = d.headers();
+    assert!(h["traceparent"].contains("4bf92f3577b34da6a3ce929d0e0e4736"));
+    assert!(h.contains_key(headers::DEADLINE));
+    assert_eq!(h[headers::TYPE], payments::v1::PaymentCaptured::TYPE);
+    assert_eq!(
+        h[headers::SUBJECT],
+        event.order_id.to_string(),
+        "the ordering key"
+    );
+}

@@ -377,6 +377,54 @@ impl Delivery {
     }
 }
 
+/// Where events are published: the embedded [`Bus`] or NATS JetStream
+/// ([`crate::nats::Nats`]). Generated publishers are generic over it.
+pub trait EventSink: Send + Sync {
+    /// Stores one message on `subject`, deduplicated on its `Nats-Msg-Id` header.
+    fn send(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<Published, PublishError>> + Send;
+}
+
+/// A publish that failed: the event is not stored, and publishing it again with the same id
+/// is safe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishError(pub String);
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+impl EventSink for Bus {
+    async fn send(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Vec<u8>,
+    ) -> Result<Published, PublishError> {
+        Ok(self.publish(subject, headers, payload))
+    }
+}
+
+/// Publishes `event` under CloudEvents id `id` with the trace and deadline of the current
+/// [`Context`]: what every generated publisher method calls.
+pub async fn publish<E: Event>(
+    sink: &impl EventSink,
+    id: &str,
+    event: &E,
+) -> Result<Published, PublishError> {
+    let (h, payload) = event_message(&Context::current(), id, event)
+        .map_err(|e| PublishError(format!("cannot encode `{}`: {e}", E::NAME)))?;
+    sink.send(E::SUBJECT, h, payload).await
+}
+
 /// Publishes `event` on its subject with CloudEvents headers, the trace context and the
 /// deadline of `ctx`. `id` is the CloudEvents id: publishing again with the same id (a
 /// producer's retry) stores the event once.

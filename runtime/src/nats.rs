@@ -6,7 +6,7 @@
 //! with one durable consumer per group, starting where [`StartAt`] says. Publishing sets
 //! `Nats-Msg-Id`, so a producer's retry inside the stream's duplicate window is stored once.
 
-use crate::bus::{event_message, Headers, Published, StartAt};
+use crate::bus::{event_message, EventSink, Headers, PublishError, Published, StartAt};
 use crate::consumer::{dead_letter_message, Inbound};
 use crate::{Context, Delivery as Mode, Event};
 use async_nats::jetstream::{self, consumer, stream, AckKind};
@@ -168,6 +168,19 @@ impl Nats {
             nats: self.clone(),
             messages,
         })
+    }
+}
+
+impl EventSink for Nats {
+    async fn send(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Vec<u8>,
+    ) -> Result<Published, PublishError> {
+        self.publish(subject, &headers, payload)
+            .await
+            .map_err(|e| PublishError(e.0))
     }
 }
 

@@ -2,7 +2,7 @@
 //! `nats://127.0.0.1:4222`, JetStream enabled) and, for the consumer, the real PostgreSQL.
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-use pactum::bus::{headers, Headers, StartAt};
+use pactum::bus::{headers, EventSink, Headers, StartAt};
 use pactum::consumer::{Inbound, Outcome, PgConsumer, PgHandler, REASON_HEADER};
 use pactum::nats::{Group, Nats};
 use pactum::{Context, Delivery as Mode, Event, RetryPolicy};
@@ -64,6 +64,14 @@ async fn a_retried_publish_is_stored_once() {
         "Nats-Msg-Id within the window is stored once"
     );
     assert_eq!(retry.sequence, first.sequence);
+    // The same through the transport-neutral sink generated publishers use.
+    let via_sink = EventSink::send(&nats, &subject, msg("a"), b"1".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        (via_sink.sequence, via_sink.duplicate),
+        (first.sequence, true)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -83,6 +83,56 @@ pub(crate) fn retry_policy(r: Option<&Retry>) -> TokenStream {
     }
 }
 
+/// `pub mod publish { pub struct Publisher<S> }`: one typed method per event the contract
+/// emits, over any `EventSink`.
+pub(crate) fn publisher(ctx: &Ctx<'_>) -> TokenStream {
+    if ctx.contract.events.is_empty() {
+        return TokenStream::new();
+    }
+    let service = &ctx.contract.id.service;
+    let methods = ctx.contract.events.iter().map(|e| {
+        let name = ident(&e.name, Case::Pascal);
+        let method = ident(&e.name, Case::Snake);
+        let doc = format!(
+            " Publishes [`{}`](super::{}) on `{}` under CloudEvents id `id`, with the trace and \
+             deadline of the current `Context`. Publishing again with the same id (a retry) \
+             stores it once.",
+            e.name, e.name, e.subject
+        );
+        quote! {
+            #[doc = #doc]
+            pub async fn #method(
+                &self,
+                id: &str,
+                event: &super::#name,
+            ) -> ::std::result::Result<::pactum::bus::Published, ::pactum::bus::PublishError> {
+                ::pactum::bus::publish(&self.sink, id, event).await
+            }
+        }
+    });
+    let doc = format!(" Publishes the events `{service}` emits.");
+    quote! {
+        /// Typed publishing of this contract's events.
+        pub mod publish {
+            #[doc = #doc]
+            #[derive(Clone, Debug)]
+            pub struct Publisher<S> {
+                sink: S,
+            }
+
+            #[allow(deprecated)]
+            impl<S: ::pactum::bus::EventSink> Publisher<S> {
+                /// A publisher over `sink`: a `pactum::bus::Bus` or a `pactum::nats::Nats`.
+                pub fn new(sink: S) -> Self {
+                    Self { sink }
+                }
+
+                #(#methods)*
+            }
+        }
+    }
+}
+
 /// `pub mod consumers { pub const <SERVICE>_<EVENT>_V<n>: ConsumerInfo = … }`.
 pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
     if ctx.contract.consumers.is_empty() {

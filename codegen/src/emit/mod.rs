@@ -136,6 +136,7 @@ pub fn contract_tokens(ir: &Ir, contract: &Contract) -> TokenStream {
     let events = contract.events.iter().map(|e| events::event(&ctx, e));
     let webhooks = contract.webhooks.iter().map(|w| events::webhook(&ctx, w));
     let consumers = events::consumers(&ctx);
+    let publisher = events::publisher(&ctx);
     let rest = rest::rest(&ctx);
     let grpc = grpc::grpc(&ctx);
     quote! {
@@ -151,6 +152,7 @@ pub fn contract_tokens(ir: &Ir, contract: &Contract) -> TokenStream {
         #(#events)*
         #(#webhooks)*
         #consumers
+        #publisher
         #rest
         #grpc
     }

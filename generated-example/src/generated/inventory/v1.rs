@@ -1072,6 +1072,32 @@ pub mod consumers {
         dead_letter: true,
     };
 }
+/// Typed publishing of this contract's events.
+pub mod publish {
+    /// Publishes the events `inventory` emits.
+    #[derive(Clone, Debug)]
+    pub struct Publisher<S> {
+        sink: S,
+    }
+    #[allow(deprecated)]
+    impl<S: ::pactum::bus::EventSink> Publisher<S> {
+        /// A publisher over `sink`: a `pactum::bus::Bus` or a `pactum::nats::Nats`.
+        pub fn new(sink: S) -> Self {
+            Self { sink }
+        }
+        /// Publishes [`StockReserved`](super::StockReserved) on `inventory.stock_reserved.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        pub async fn stock_reserved(
+            &self,
+            id: &str,
+            event: &super::StockReserved,
+        ) -> ::std::result::Result<
+            ::pactum::bus::Published,
+            ::pactum::bus::PublishError,
+        > {
+            ::pactum::bus::publish(&self.sink, id, event).await
+        }
+    }
+}
 /// The operations of `inventory` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// `CheckStock`.

@@ -240,3 +240,29 @@ pub mod consumers {
         dead_letter: true,
     };
 }
+/// Typed publishing of this contract's events.
+pub mod publish {
+    /// Publishes the events `notifications` emits.
+    #[derive(Clone, Debug)]
+    pub struct Publisher<S> {
+        sink: S,
+    }
+    #[allow(deprecated)]
+    impl<S: ::pactum::bus::EventSink> Publisher<S> {
+        /// A publisher over `sink`: a `pactum::bus::Bus` or a `pactum::nats::Nats`.
+        pub fn new(sink: S) -> Self {
+            Self { sink }
+        }
+        /// Publishes [`EmailSent`](super::EmailSent) on `notifications.email_sent.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        pub async fn email_sent(
+            &self,
+            id: &str,
+            event: &super::EmailSent,
+        ) -> ::std::result::Result<
+            ::pactum::bus::Published,
+            ::pactum::bus::PublishError,
+        > {
+            ::pactum::bus::publish(&self.sink, id, event).await
+        }
+    }
+}

@@ -778,6 +778,32 @@ impl ::pactum::Event for OrderPlaced {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
     }
 }
+/// Typed publishing of this contract's events.
+pub mod publish {
+    /// Publishes the events `orders` emits.
+    #[derive(Clone, Debug)]
+    pub struct Publisher<S> {
+        sink: S,
+    }
+    #[allow(deprecated)]
+    impl<S: ::pactum::bus::EventSink> Publisher<S> {
+        /// A publisher over `sink`: a `pactum::bus::Bus` or a `pactum::nats::Nats`.
+        pub fn new(sink: S) -> Self {
+            Self { sink }
+        }
+        /// Publishes [`OrderPlaced`](super::OrderPlaced) on `orders.order_placed.v2` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        pub async fn order_placed(
+            &self,
+            id: &str,
+            event: &super::OrderPlaced,
+        ) -> ::std::result::Result<
+            ::pactum::bus::Published,
+            ::pactum::bus::PublishError,
+        > {
+            ::pactum::bus::publish(&self.sink, id, event).await
+        }
+    }
+}
 /// The operations of `orders` v2: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// `GetOrder`.

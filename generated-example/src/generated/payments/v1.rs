@@ -700,6 +700,43 @@ pub mod consumers {
         dead_letter: true,
     };
 }
+/// Typed publishing of this contract's events.
+pub mod publish {
+    /// Publishes the events `payments` emits.
+    #[derive(Clone, Debug)]
+    pub struct Publisher<S> {
+        sink: S,
+    }
+    #[allow(deprecated)]
+    impl<S: ::pactum::bus::EventSink> Publisher<S> {
+        /// A publisher over `sink`: a `pactum::bus::Bus` or a `pactum::nats::Nats`.
+        pub fn new(sink: S) -> Self {
+            Self { sink }
+        }
+        /// Publishes [`PaymentCaptured`](super::PaymentCaptured) on `payments.payment_captured.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        pub async fn payment_captured(
+            &self,
+            id: &str,
+            event: &super::PaymentCaptured,
+        ) -> ::std::result::Result<
+            ::pactum::bus::Published,
+            ::pactum::bus::PublishError,
+        > {
+            ::pactum::bus::publish(&self.sink, id, event).await
+        }
+        /// Publishes [`RefundIssued`](super::RefundIssued) on `payments.refund_issued.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        pub async fn refund_issued(
+            &self,
+            id: &str,
+            event: &super::RefundIssued,
+        ) -> ::std::result::Result<
+            ::pactum::bus::Published,
+            ::pactum::bus::PublishError,
+        > {
+            ::pactum::bus::publish(&self.sink, id, event).await
+        }
+    }
+}
 /// The operations of `payments` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// `GetPayment`.

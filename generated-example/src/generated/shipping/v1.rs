@@ -568,6 +568,32 @@ pub mod consumers {
         dead_letter: true,
     };
 }
+/// Typed publishing of this contract's events.
+pub mod publish {
+    /// Publishes the events `shipping` emits.
+    #[derive(Clone, Debug)]
+    pub struct Publisher<S> {
+        sink: S,
+    }
+    #[allow(deprecated)]
+    impl<S: ::pactum::bus::EventSink> Publisher<S> {
+        /// A publisher over `sink`: a `pactum::bus::Bus` or a `pactum::nats::Nats`.
+        pub fn new(sink: S) -> Self {
+            Self { sink }
+        }
+        /// Publishes [`ShipmentDispatched`](super::ShipmentDispatched) on `shipping.shipment_dispatched.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        pub async fn shipment_dispatched(
+            &self,
+            id: &str,
+            event: &super::ShipmentDispatched,
+        ) -> ::std::result::Result<
+            ::pactum::bus::Published,
+            ::pactum::bus::PublishError,
+        > {
+            ::pactum::bus::publish(&self.sink, id, event).await
+        }
+    }
+}
 /// The operations of `shipping` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// `TrackShipment`.

@@ -2039,6 +2039,54 @@ pub mod consumers {
         dead_letter: false,
     };
 }
+/// Typed publishing of this contract's events.
+pub mod publish {
+    /// Publishes the events `features` emits.
+    #[derive(Clone, Debug)]
+    pub struct Publisher<S> {
+        sink: S,
+    }
+    #[allow(deprecated)]
+    impl<S: ::pactum::bus::EventSink> Publisher<S> {
+        /// A publisher over `sink`: a `pactum::bus::Bus` or a `pactum::nats::Nats`.
+        pub fn new(sink: S) -> Self {
+            Self { sink }
+        }
+        /// Publishes [`ThingStored`](super::ThingStored) on `features.thing_stored.v3` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        pub async fn thing_stored(
+            &self,
+            id: &str,
+            event: &super::ThingStored,
+        ) -> ::std::result::Result<
+            ::pactum::bus::Published,
+            ::pactum::bus::PublishError,
+        > {
+            ::pactum::bus::publish(&self.sink, id, event).await
+        }
+        /// Publishes [`ThingTagged`](super::ThingTagged) on `features.thing_tagged.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        pub async fn thing_tagged(
+            &self,
+            id: &str,
+            event: &super::ThingTagged,
+        ) -> ::std::result::Result<
+            ::pactum::bus::Published,
+            ::pactum::bus::PublishError,
+        > {
+            ::pactum::bus::publish(&self.sink, id, event).await
+        }
+        /// Publishes [`AlarmRaised`](super::AlarmRaised) on `features.alarm_raised.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        pub async fn alarm_raised(
+            &self,
+            id: &str,
+            event: &super::AlarmRaised,
+        ) -> ::std::result::Result<
+            ::pactum::bus::Published,
+            ::pactum::bus::PublishError,
+        > {
+            ::pactum::bus::publish(&self.sink, id, event).await
+        }
+    }
+}
 /// The operations of `features` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// Reads one thing.
