@@ -10,6 +10,13 @@
 //!
 //! Concurrent duplicates serialise on the primary key: the second insert waits for the first
 //! transaction and then conflicts. An event is never recorded before its handler succeeds.
+//!
+//! [`PgConsumer`] runs on PostgreSQL (many replicas); [`SqliteConsumer`] on an embedded SQLite
+//! file (one process), with the same guarantees.
+
+mod sqlite;
+
+pub use sqlite::{SqliteConsumer, SqliteHandler};
 
 use crate::bus::{headers, Delivery, Headers};
 use crate::context::Context;
@@ -190,58 +197,26 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
     /// Processes one delivery and settles it (ack, nak with backoff, or dead-letter).
     pub async fn process(&mut self, delivery: impl Inbound) -> Outcome {
         let outcome = self.apply(&delivery).await;
-        match &outcome {
-            Outcome::Processed | Outcome::Duplicate => delivery.ack().await,
-            Outcome::Retrying(_) => {
-                let pause = self.policy.backoff(delivery.delivered(), fastrand::f64());
-                delivery.nak(pause).await;
-            }
-            Outcome::DeadLettered(reason) => delivery.dead_letter(reason).await,
-        }
+        settle(&outcome, delivery, &self.policy).await;
         outcome
     }
 
     /// Everything but settling: what [`process`](Self::process) would do, leaving the delivery
     /// unacknowledged. A worker that stops between this and the ack is the crash case.
     pub async fn apply(&mut self, delivery: &impl Inbound) -> Outcome {
-        let h = delivery.headers();
-        let (Some(source), Some(id)) = (h.get(headers::SOURCE), h.get(headers::ID)) else {
-            return Outcome::DeadLettered("missing ce-source or ce-id header".into());
+        let admitted = match admit::<E>(delivery) {
+            Ok(admitted) => admitted,
+            Err(outcome) => return outcome,
         };
-        if h.get(headers::TYPE).map(String::as_str) != Some(E::TYPE) {
-            return Outcome::DeadLettered(format!(
-                "ce-type is {:?}, this consumer reads `{}`",
-                h.get(headers::TYPE),
-                E::TYPE
-            ));
-        }
-        let event: E = match serde_json::from_slice(delivery.payload()) {
-            Ok(event) => event,
-            Err(e) => return Outcome::DeadLettered(format!("undecodable payload: {e}")),
-        };
-        if let Some(ms) = h
-            .get(headers::DEADLINE)
-            .and_then(|v| v.parse::<u128>().ok())
-        {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis());
-            if now >= ms {
-                return Outcome::DeadLettered("deadline expired before processing".into());
-            }
-        }
-        let ctx = Context::from_headers(h);
-        let failure = match self.transact(&ctx, source, id, event).await {
-            Ok(outcome) => return outcome,
-            Err(reason) => reason,
-        };
-        if delivery.delivered() >= self.policy.attempts.max(1) {
-            Outcome::DeadLettered(format!(
-                "failed {} times; last: {failure}",
-                delivery.delivered()
-            ))
-        } else {
-            Outcome::Retrying(failure)
+        let Admitted {
+            source,
+            id,
+            event,
+            ctx,
+        } = admitted;
+        match self.transact(&ctx, &source, &id, event).await {
+            Ok(outcome) => outcome,
+            Err(failure) => failed(delivery.delivered(), &self.policy, failure),
         }
     }
 
@@ -276,5 +251,73 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
             .await
             .map_err(|e| format!("cannot commit: {e}"))?;
         Ok(Outcome::Processed)
+    }
+}
+
+/// A delivery that passed the checks every consumer makes before its handler.
+struct Admitted<E> {
+    source: String,
+    id: String,
+    event: E,
+    ctx: Context,
+}
+
+/// Decodes a delivery, or says why it goes to the dead letter at once: retrying cannot fix a
+/// missing id, a foreign type, an undecodable body, or a deadline already past.
+fn admit<E: Event>(delivery: &impl Inbound) -> Result<Admitted<E>, Outcome> {
+    let h = delivery.headers();
+    let (Some(source), Some(id)) = (h.get(headers::SOURCE), h.get(headers::ID)) else {
+        return Err(Outcome::DeadLettered(
+            "missing ce-source or ce-id header".into(),
+        ));
+    };
+    if h.get(headers::TYPE).map(String::as_str) != Some(E::TYPE) {
+        return Err(Outcome::DeadLettered(format!(
+            "ce-type is {:?}, this consumer reads `{}`",
+            h.get(headers::TYPE),
+            E::TYPE
+        )));
+    }
+    let event: E = serde_json::from_slice(delivery.payload())
+        .map_err(|e| Outcome::DeadLettered(format!("undecodable payload: {e}")))?;
+    if let Some(ms) = h
+        .get(headers::DEADLINE)
+        .and_then(|v| v.parse::<u128>().ok())
+    {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        if now >= ms {
+            return Err(Outcome::DeadLettered(
+                "deadline expired before processing".into(),
+            ));
+        }
+    }
+    Ok(Admitted {
+        source: source.clone(),
+        id: id.clone(),
+        ctx: Context::from_headers(h),
+        event,
+    })
+}
+
+/// A failed attempt: retry, or dead-letter once the policy's attempts are used up.
+fn failed(delivered: u32, policy: &RetryPolicy, failure: String) -> Outcome {
+    if delivered >= policy.attempts.max(1) {
+        Outcome::DeadLettered(format!("failed {delivered} times; last: {failure}"))
+    } else {
+        Outcome::Retrying(failure)
+    }
+}
+
+/// Acks, naks with the policy's backoff, or dead-letters, as `outcome` says.
+async fn settle(outcome: &Outcome, delivery: impl Inbound, policy: &RetryPolicy) {
+    match outcome {
+        Outcome::Processed | Outcome::Duplicate => delivery.ack().await,
+        Outcome::Retrying(_) => {
+            let pause = policy.backoff(delivery.delivered(), fastrand::f64());
+            delivery.nak(pause).await;
+        }
+        Outcome::DeadLettered(reason) => delivery.dead_letter(reason).await,
     }
 }

@@ -1,0 +1,143 @@
+//! The idempotent consumer on SQLite: the embedded default for a single process. The record
+//! and the handler's writes share one SQLite transaction, exactly as on PostgreSQL.
+
+use super::{admit, failed, settle, Admitted, Inbound, Outcome, DEFAULT_POLICY};
+use crate::contract::{ConsumerInfo, RetryPolicy};
+use crate::idempotency::{check_table_name, StoreError};
+use crate::{Context, Event};
+use std::time::Duration;
+
+/// What a consumer does with one event, inside the SQLite transaction. SQLite calls are
+/// synchronous and local, so the handler is too.
+pub trait SqliteHandler<E: Event>: Send {
+    /// Applies `event` inside `tx`. Returning `Err` rolls back and retries later; the text is
+    /// the dead-letter reason if retries run out.
+    fn handle(&self, tx: &rusqlite::Transaction<'_>, ctx: &Context, event: E)
+        -> Result<(), String>;
+}
+
+/// An idempotent consumer of one event type for one consumer group, backed by SQLite.
+pub struct SqliteConsumer<E, H> {
+    conn: rusqlite::Connection,
+    table: String,
+    name: String,
+    policy: RetryPolicy,
+    handler: H,
+    _event: std::marker::PhantomData<fn() -> E>,
+}
+
+fn sqlite(doing: &str) -> impl FnOnce(rusqlite::Error) -> String + '_ {
+    move |e| format!("{doing}: {e}")
+}
+
+impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
+    /// A consumer named `name` recording processed events in `table` of `conn`, created if
+    /// needed.
+    pub fn new(
+        conn: rusqlite::Connection,
+        table: &str,
+        name: &str,
+        policy: RetryPolicy,
+        handler: H,
+    ) -> Result<Self, StoreError> {
+        check_table_name(table)?;
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+                consumer TEXT NOT NULL,
+                source TEXT NOT NULL,
+                id TEXT NOT NULL,
+                processed_at INTEGER NOT NULL DEFAULT (unixepoch()),
+                PRIMARY KEY (consumer, source, id)
+            )"
+        ))
+        .map_err(|e| StoreError(format!("cannot create `{table}`: {e}")))?;
+        Ok(Self {
+            conn,
+            table: table.to_string(),
+            name: name.to_string(),
+            policy,
+            handler,
+            _event: std::marker::PhantomData,
+        })
+    }
+
+    /// The consumer a contract's `consumes` entry describes (see
+    /// [`PgConsumer::for_contract`](super::PgConsumer::for_contract)).
+    pub fn for_contract(
+        conn: rusqlite::Connection,
+        table: &str,
+        info: &ConsumerInfo,
+        handler: H,
+    ) -> Result<Self, StoreError> {
+        let policy = info.retry.unwrap_or(DEFAULT_POLICY);
+        Self::new(conn, table, info.group, policy, handler)
+    }
+
+    /// Forgets records older than `retention`; returns how many went.
+    pub fn prune(&self, retention: Duration) -> Result<usize, StoreError> {
+        let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+        self.conn
+            .execute(
+                &format!(
+                    "DELETE FROM {} WHERE consumer = ?1 AND processed_at < unixepoch() - ?2",
+                    self.table
+                ),
+                rusqlite::params![self.name, secs],
+            )
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
+    /// Processes one delivery and settles it (ack, nak with backoff, or dead-letter).
+    pub async fn process(&mut self, delivery: impl Inbound) -> Outcome {
+        let outcome = self.apply(&delivery);
+        settle(&outcome, delivery, &self.policy).await;
+        outcome
+    }
+
+    /// Everything but settling; a worker that stops between this and the ack is the crash
+    /// case.
+    pub fn apply(&mut self, delivery: &impl Inbound) -> Outcome {
+        let Admitted {
+            source,
+            id,
+            event,
+            ctx,
+        } = match admit::<E>(delivery) {
+            Ok(admitted) => admitted,
+            Err(outcome) => return outcome,
+        };
+        match self.transact(&ctx, &source, &id, event) {
+            Ok(outcome) => outcome,
+            Err(failure) => failed(delivery.delivered(), &self.policy, failure),
+        }
+    }
+
+    fn transact(
+        &mut self,
+        ctx: &Context,
+        source: &str,
+        id: &str,
+        event: E,
+    ) -> Result<Outcome, String> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sqlite("cannot begin transaction"))?;
+        let claimed = tx
+            .execute(
+                &format!(
+                    "INSERT OR IGNORE INTO {} (consumer, source, id) VALUES (?1, ?2, ?3)",
+                    self.table
+                ),
+                rusqlite::params![self.name, source, id],
+            )
+            .map_err(sqlite("cannot record event"))?;
+        if claimed == 0 {
+            // Dropping the transaction rolls it back.
+            return Ok(Outcome::Duplicate);
+        }
+        self.handler.handle(&tx, ctx, event)?;
+        tx.commit().map_err(sqlite("cannot commit"))?;
+        Ok(Outcome::Processed)
+    }
+}

@@ -1,0 +1,146 @@
+//! The idempotent consumer on an SQLite file, over the embedded bus: duplicates, a process
+//! that dies between commit and ack (a new consumer opens the same file), and failures that
+//! roll back.
+
+use pactum::bus::{event_message, headers, Bus, BusConfig, StartAt};
+use pactum::consumer::{Outcome, SqliteConsumer, SqliteHandler};
+use pactum::{Context, Delivery as Mode, Event, RetryPolicy};
+use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct ParcelDelivered {
+    parcel: String,
+}
+
+impl Event for ParcelDelivered {
+    const NAME: &'static str = "ParcelDelivered";
+    const VERSION: u32 = 1;
+    const SOURCE: &'static str = "shipping";
+    const TYPE: &'static str = "shipping.ParcelDelivered.v1";
+    const SUBJECT: &'static str = "shipping.parcel_delivered.v1";
+    const DELIVERY: Mode = Mode::Queue;
+    fn ordering_key(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Counts deliveries per parcel; fails the first `fail_first` calls after writing.
+struct Counter {
+    fail_first: Cell<u32>,
+}
+
+impl SqliteHandler<ParcelDelivered> for Counter {
+    fn handle(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        _ctx: &Context,
+        event: ParcelDelivered,
+    ) -> Result<(), String> {
+        tx.execute(
+            "INSERT INTO delivered (parcel, n) VALUES (?1, 1)
+             ON CONFLICT (parcel) DO UPDATE SET n = n + 1",
+            [&event.parcel],
+        )
+        .map_err(|e| e.to_string())?;
+        if self.fail_first.get() > 0 {
+            self.fail_first.set(self.fail_first.get() - 1);
+            return Err("disk full".into());
+        }
+        Ok(())
+    }
+}
+
+fn open(path: &std::path::Path, fail_first: u32) -> SqliteConsumer<ParcelDelivered, Counter> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS delivered (parcel TEXT PRIMARY KEY, n INTEGER NOT NULL)",
+    )
+    .unwrap();
+    let policy = RetryPolicy {
+        attempts: 3,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(20),
+        full_jitter: false,
+    };
+    let handler = Counter {
+        fail_first: Cell::new(fail_first),
+    };
+    SqliteConsumer::new(conn, "processed", "counter", policy, handler).unwrap()
+}
+
+fn count(path: &std::path::Path, parcel: &str) -> Option<i64> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row("SELECT n FROM delivered WHERE parcel = ?1", [parcel], |r| {
+        r.get(0)
+    })
+    .ok()
+}
+
+fn publish_copies(bus: &Bus, id: &str, parcel: &str, copies: usize) {
+    let event = ParcelDelivered {
+        parcel: parcel.into(),
+    };
+    let (h, body) = event_message(&Context::new(), id, &event).unwrap();
+    for copy in 0..copies {
+        let mut h = h.clone();
+        h.insert(headers::MSG_ID.into(), format!("{id}-{copy}"));
+        bus.publish(ParcelDelivered::SUBJECT, h, body.clone());
+    }
+}
+
+#[tokio::test]
+async fn duplicates_crashes_and_failures_leave_one_effect() {
+    let path = std::env::temp_dir().join(format!("pactum-consumer-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let bus = Bus::with_config(BusConfig {
+        ack_wait: Duration::from_millis(100),
+        ..BusConfig::default()
+    });
+    bus.join(ParcelDelivered::SUBJECT, "counter", StartAt::First);
+    let next = || bus.next(ParcelDelivered::SUBJECT, "counter");
+
+    // Three deliveries of one event: one effect.
+    let mut consumer = open(&path, 0);
+    publish_copies(&bus, "evt-1", "p1", 3);
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        outcomes.push(consumer.process(next().await).await);
+    }
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Processed, Outcome::Duplicate, Outcome::Duplicate]
+    );
+    assert_eq!(count(&path, "p1"), Some(1));
+
+    // The process dies after committing, before the ack; a new one opens the same file.
+    publish_copies(&bus, "evt-2", "p2", 1);
+    let d = next().await;
+    assert_eq!(consumer.apply(&d), Outcome::Processed);
+    drop(d);
+    drop(consumer);
+    let mut restarted = open(&path, 0);
+    let again = next().await;
+    assert_eq!(again.delivered, 2);
+    assert_eq!(restarted.process(again).await, Outcome::Duplicate);
+    assert_eq!(count(&path, "p2"), Some(1));
+    drop(restarted);
+
+    // Two failures after writing: both roll back; the third attempt counts once.
+    let mut flaky = open(&path, 2);
+    publish_copies(&bus, "evt-3", "p3", 1);
+    for attempt in 1..=3 {
+        let outcome = flaky.process(next().await).await;
+        if attempt < 3 {
+            assert_eq!(outcome, Outcome::Retrying("disk full".into()));
+            assert_eq!(count(&path, "p3"), None, "rolled back");
+        } else {
+            assert_eq!(outcome, Outcome::Processed);
+        }
+    }
+    assert_eq!(count(&path, "p3"), Some(1));
+    assert_eq!(flaky.prune(Duration::from_secs(3600)).unwrap(), 0);
+    drop(flaky);
+    let _ = std::fs::remove_file(&path);
+}
