@@ -365,3 +365,85 @@ async fn idempotent_consumer_on_jetstream_and_postgres() {
         "nothing left on the work queue"
     );
 }
+
+#[tokio::test]
+async fn three_consumer_groups_each_apply_every_event_once() {
+    let nats = nats().await;
+    let (stream, subject) = fresh(&nats, "groups", Mode::Pubsub).await;
+    let check = postgres().await;
+    let groups = ["billing", "email", "audit"];
+    for g in groups {
+        check
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS nats_groups_{g};
+                 CREATE TABLE nats_groups_{g} (sku TEXT PRIMARY KEY, quantity BIGINT NOT NULL);"
+            ))
+            .await
+            .unwrap();
+    }
+    check
+        .batch_execute("DROP TABLE IF EXISTS nats_groups_processed")
+        .await
+        .unwrap();
+    // Five events, each delivered twice.
+    for i in 0..5 {
+        let event = StockReserved {
+            sku: format!("sku-{i}"),
+            quantity: 1,
+        };
+        let (h, body) =
+            pactum::bus::event_message(&Context::new(), &format!("ev-{i}"), &event).unwrap();
+        for copy in 0..2 {
+            let mut h = h.clone();
+            h.insert(headers::MSG_ID.into(), format!("ev-{i}-{copy}"));
+            nats.publish(&subject, &h, body.clone()).await.unwrap();
+        }
+    }
+    let policy = RetryPolicy {
+        attempts: 3,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(20),
+        full_jitter: false,
+    };
+    for g in groups {
+        let handler = Reservations {
+            table: format!("nats_groups_{g}"),
+            traces: Arc::default(),
+        };
+        // One dedup table for all groups: records are per consumer name.
+        let mut consumer = PgConsumer::new(
+            postgres().await,
+            "nats_groups_processed",
+            g,
+            policy,
+            handler,
+        )
+        .await
+        .unwrap();
+        let mut group = nats
+            .join(
+                &stream,
+                &subject,
+                g,
+                StartAt::First,
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+        let mut processed = 0;
+        for _ in 0..10 {
+            if consumer.process(next(&mut group).await).await == Outcome::Processed {
+                processed += 1;
+            }
+        }
+        assert_eq!(processed, 5, "{g}: each event applied once");
+        let row = check
+            .query_one(
+                &format!("SELECT count(*), sum(quantity)::BIGINT FROM nats_groups_{g}"),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (5, 5), "{g}");
+    }
+}
