@@ -150,9 +150,17 @@ fn problem_response(mut p: Problem, request_id: &str) -> Response {
 }
 
 fn respond(status: u16, content_type: Option<&str>, body: Vec<u8>, request_id: &str) -> Response {
-    let mut builder = Response::builder()
-        .status(status)
-        .header(wire::REQUEST_ID_HEADER, request_id);
+    let mut response = body_response(status, content_type, body);
+    if let Ok(id) = http::HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(wire::REQUEST_ID_HEADER, id);
+    }
+    response
+}
+
+/// A response with a status, an optional content type and a body: every reply the runtime
+/// builds by hand (routes, replays, webhook refusals) goes through here.
+pub(crate) fn body_response(status: u16, content_type: Option<&str>, body: Vec<u8>) -> Response {
+    let mut builder = Response::builder().status(status);
     if let Some(ct) = content_type {
         builder = builder.header(http::header::CONTENT_TYPE, ct);
     }

@@ -4,8 +4,9 @@
 use super::{Envelope, SignedDelivery, WebhookError, WebhookSecret, DEFAULT_TOLERANCE};
 use crate::idempotency::{Begin, IdempotencyStore, StoredReply};
 use crate::problem::{Problem, PROBLEM_JSON};
+use crate::server::body_response;
 use crate::Webhook;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use std::future::Future;
@@ -99,13 +100,7 @@ impl<W: Webhook> SignedWebhook<W> {
 }
 
 fn replay(reply: StoredReply) -> Response {
-    let mut builder = Response::builder().status(reply.status);
-    if let Some(ct) = reply.content_type {
-        builder = builder.header(http::header::CONTENT_TYPE, ct);
-    }
-    builder
-        .body(Body::from(reply.body))
-        .unwrap_or_else(|_| Response::new(Body::empty()))
+    body_response(reply.status, reply.content_type.as_deref(), reply.body)
 }
 
 fn busy(detail: &str) -> Response {
@@ -119,11 +114,7 @@ fn busy(detail: &str) -> Response {
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
-        Response::builder()
-            .status(self.0.status)
-            .header(http::header::CONTENT_TYPE, PROBLEM_JSON)
-            .body(Body::from(self.0.to_json()))
-            .unwrap_or_else(|_| Response::new(Body::empty()))
+        body_response(self.0.status, Some(PROBLEM_JSON), self.0.to_json())
     }
 }
 
