@@ -15,6 +15,9 @@ pub enum Target {
     OpenApi,
     /// proto3, `<service>.v<major>.proto` per contract.
     Proto,
+    /// AsyncAPI 3.0, `<service>.v<major>.asyncapi.yaml` per contract with events, consumers
+    /// or webhooks.
+    AsyncApi,
 }
 
 /// Configures and runs code generation from a build script, like prost-build's `Config`.
@@ -198,6 +201,9 @@ impl Builder {
         }
         if self.targets.contains(&Target::Proto) {
             files.extend(emit::proto::files(ir).map_err(Error::Emit)?);
+        }
+        if self.targets.contains(&Target::AsyncApi) {
+            files.extend(emit::asyncapi::documents(ir).map_err(Error::Emit)?);
         }
         write::sync(&out_dir, &files, true).map_err(Error::Io)?;
         Ok(files.iter().map(|f| out_dir.join(&f.path)).collect())

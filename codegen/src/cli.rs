@@ -12,7 +12,7 @@ use std::process::ExitCode;
     name = "pactum",
     version,
     about = "Service contracts in YAML → typed Rust for REST, gRPC, events and webhooks.",
-    after_help = "Examples:\n  pactum check contracts/\n  pactum generate contracts/ --out generated-example/src/generated --openapi generated-example/openapi --proto generated-example/proto\n  pactum generate contracts/ --out generated-example/src/generated --check\n  pactum schema > pactum.schema.json"
+    after_help = "Examples:\n  pactum check contracts/\n  pactum generate contracts/ --out generated-example/src/generated --openapi generated-example/openapi --proto generated-example/proto --asyncapi generated-example/asyncapi\n  pactum generate contracts/ --out generated-example/src/generated --check\n  pactum schema > pactum.schema.json"
 )]
 struct Cli {
     /// When to color diagnostics.
@@ -107,6 +107,10 @@ struct GenerateArgs {
     /// Also write one `.proto` per contract version here.
     #[arg(long, value_name = "DIR")]
     proto: Option<PathBuf>,
+    /// Also write one AsyncAPI 3.0 document per contract version with events, consumers or
+    /// webhooks here.
+    #[arg(long, value_name = "DIR")]
+    asyncapi: Option<PathBuf>,
     /// Write nothing; exit non-zero and list the files that would change.
     #[arg(long)]
     check: bool,
@@ -258,6 +262,9 @@ fn generate(args: GenerateArgs, color: bool) -> ExitCode {
     if let Some(dir) = &args.proto {
         outputs.push((dir.clone(), emit::proto::files(ir)));
     }
+    if let Some(dir) = &args.asyncapi {
+        outputs.push((dir.clone(), emit::asyncapi::documents(ir)));
+    }
     let mut statuses = Vec::new();
     let mut leftovers = Vec::new();
     for (dir, files) in outputs {
@@ -303,10 +310,14 @@ fn generate(args: GenerateArgs, color: bool) -> ExitCode {
                 .collect::<Vec<_>>()
                 .join(" "),
             args.out.display(),
-            [("--openapi", &args.openapi), ("--proto", &args.proto)]
-                .iter()
-                .filter_map(|(flag, d)| d.as_ref().map(|d| format!(" {flag} {}", d.display())))
-                .collect::<String>()
+            [
+                ("--openapi", &args.openapi),
+                ("--proto", &args.proto),
+                ("--asyncapi", &args.asyncapi),
+            ]
+            .iter()
+            .filter_map(|(flag, d)| d.as_ref().map(|d| format!(" {flag} {}", d.display())))
+            .collect::<String>()
         );
         return ExitCode::FAILURE;
     }

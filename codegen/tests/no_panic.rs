@@ -1,5 +1,5 @@
 //! The generator never panics, whatever it is given; and whatever it accepts, it emits as
-//! Rust that parses.
+//! Rust that parses and as OpenAPI/AsyncAPI documents that are YAML.
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -17,6 +17,20 @@ fn run(text: &str) {
                     f.contents
                 )
             });
+        }
+        let docs = [
+            pactum_codegen::emit::openapi::documents(ir),
+            pactum_codegen::emit::asyncapi::documents(ir),
+            pactum_codegen::emit::proto::files(ir),
+        ];
+        for files in docs {
+            for f in files.expect("accepted contracts render their documents") {
+                if f.path.extension().is_some_and(|e| e == "yaml") {
+                    yaml_rust2::YamlLoader::load_from_str(&f.contents).unwrap_or_else(|e| {
+                        panic!("{} is not YAML ({e}):\n{}", f.path.display(), f.contents)
+                    });
+                }
+            }
         }
     }
 }
@@ -214,6 +228,8 @@ fn contract() -> impl Strategy<Value = String> {
                 c["events"] = json!({
                     "OrderPlaced": {"version": 1, "key": "id", "delivery": "stream", "fields": {"id": "uuid"}}
                 });
+                c["consumes"] = json!([{"event": "fuzz.OrderPlaced@1", "group": "g", "dead_letter": true}]);
+                c["webhooks"] = json!({"OrderShipped": {"version": 1, "fields": {"id": "uuid"}}});
             }
             serde_json::to_string_pretty(&c).unwrap()
         })

@@ -24,7 +24,15 @@ fn sources(dir: &Path, display_root: &str) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-fn assert_tree(contracts: &Path, display_root: &str, out: &Path, openapi: &Path, proto: &Path) {
+/// Checks every kind of output against `root`: Rust in `src/generated`, documents in
+/// `openapi`, `proto` and `asyncapi`.
+fn assert_tree(contracts: &Path, display_root: &str, root: &Path) {
+    let (out, openapi, proto, asyncapi) = (
+        &root.join("src/generated"),
+        &root.join("openapi"),
+        &root.join("proto"),
+        &root.join("asyncapi"),
+    );
     let outcome = pactum_codegen::check_sources(&sources(contracts, display_root));
     let ir = outcome
         .ir
@@ -37,6 +45,10 @@ fn assert_tree(contracts: &Path, display_root: &str, out: &Path, openapi: &Path,
     assert_files(
         proto,
         &pactum_codegen::emit::proto::files(&ir).expect("renders"),
+    );
+    assert_files(
+        asyncapi,
+        &pactum_codegen::emit::asyncapi::documents(&ir).expect("renders"),
     );
 }
 
@@ -60,9 +72,7 @@ fn fixture_output_matches_snapshots() {
     assert_tree(
         &root.join("tests/fixtures"),
         "codegen/tests/fixtures",
-        &root.join("tests/output/src/generated"),
-        &root.join("tests/output/openapi"),
-        &root.join("tests/output/proto"),
+        &root.join("tests/output"),
     );
 }
 
@@ -72,9 +82,7 @@ fn example_contracts_match_checked_in_generated_example() {
     assert_tree(
         &repo.join("contracts"),
         "contracts",
-        &repo.join("generated-example/src/generated"),
-        &repo.join("generated-example/openapi"),
-        &repo.join("generated-example/proto"),
+        &repo.join("generated-example"),
     );
 }
 

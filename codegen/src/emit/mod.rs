@@ -4,8 +4,10 @@
 //! IR. Generated code reaches its dependencies through `::pactum::__private` and names std
 //! items by full path, so user type names (`Result`, `Option`, `String`) never clash with it.
 
+pub mod asyncapi;
 mod events;
 mod grpc;
+mod json_schema;
 pub mod openapi;
 mod operations;
 pub mod proto;

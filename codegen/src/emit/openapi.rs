@@ -1,22 +1,17 @@
 //! OpenAPI 3.1, one document per contract major version.
 //!
-//! The JSON Schema fragments are built here from the IR (with serde_json, so every string is
-//! escaped correctly); the document's layout is the askama template `templates/openapi.yaml`.
-//! JSON is valid YAML, so fragments are inlined as flow mappings.
+//! The JSON Schema fragments come from `json_schema`; the document's layout is the askama
+//! template `templates/openapi.yaml`.
 //!
 //! The document describes exactly what the generated router binds (see `emit::rest`): path
 //! parameters, query parameters on GET/HEAD/DELETE, a JSON body otherwise, problem+json errors.
 
+use super::json_schema::{per_contract, q, Schemas};
 use super::GeneratedFile;
-use crate::ast::{Number, Primitive};
-use crate::ir::{
-    Constraints, Contract, Field, HttpMethod, Idempotency, Ir, NamedRef, Operation, TypeKind,
-    TypeRef,
-};
+use crate::ir::{Contract, Field, HttpMethod, Idempotency, Ir, Operation, TypeKind, TypeRef};
 use askama::Template;
-use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 #[derive(Template)]
 #[template(path = "openapi.yaml", escape = "none")]
@@ -48,226 +43,15 @@ struct OpItem {
     extensions: Vec<(String, String)>,
 }
 
-fn q(s: &str) -> String {
-    Value::String(s.to_string()).to_string()
-}
-
 /// One OpenAPI document per contract that has REST operations: `<service>.v<major>.yaml`.
 pub fn documents(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
-    ir.contracts
-        .iter()
-        .filter(|c| c.operations.iter().any(|o| o.rest.is_some()))
-        .map(|c| {
-            let text = document(ir, c)
-                .render()
-                .map_err(|e| format!("internal error: OpenAPI template failed: {e}"))?;
-            Ok(GeneratedFile {
-                path: PathBuf::from(format!("{}.v{}.yaml", c.id.service, c.id.major)),
-                contents: text,
-            })
-        })
-        .collect()
-}
-
-struct Schemas<'a> {
-    ir: &'a Ir,
-    /// The contract this document describes: its types have plain component names.
-    home: &'a Contract,
-    /// Foreign types referenced so far, to include as components.
-    foreign: BTreeSet<(String, u64, String)>,
-}
-
-impl Schemas<'_> {
-    fn component_name(&self, r: &NamedRef) -> String {
-        if r.contract == self.home.id {
-            r.name.clone()
-        } else {
-            format!("{}.v{}.{}", r.contract.service, r.contract.major, r.name)
-        }
-    }
-
-    fn reference(&mut self, r: &NamedRef) -> Value {
-        if r.contract != self.home.id {
-            self.foreign
-                .insert((r.contract.service.clone(), r.contract.major, r.name.clone()));
-        }
-        json!({ "$ref": format!("#/components/schemas/{}", self.component_name(r)) })
-    }
-
-    fn prim(p: Primitive) -> Value {
-        match p {
-            Primitive::Bool => json!({"type": "boolean"}),
-            Primitive::I32 => json!({"type": "integer", "format": "int32"}),
-            Primitive::I64 => json!({"type": "integer", "format": "int64"}),
-            Primitive::U32 => {
-                json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": 4294967295u64})
-            }
-            Primitive::U64 => json!({"type": "integer", "minimum": 0}),
-            Primitive::F64 => json!({"type": "number", "format": "double"}),
-            Primitive::String => json!({"type": "string"}),
-            Primitive::Bytes => json!({"type": "string", "contentEncoding": "base64"}),
-            Primitive::Timestamp => json!({"type": "string", "format": "date-time"}),
-            Primitive::Duration => {
-                json!({"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,9})?s$", "examples": ["1.5s"]})
-            }
-            Primitive::Uuid => json!({"type": "string", "format": "uuid"}),
-            Primitive::Decimal => {
-                json!({"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$", "examples": ["12.50"]})
-            }
-        }
-    }
-
-    fn ty(&mut self, t: &TypeRef) -> Value {
-        match t {
-            TypeRef::Prim(p) => Self::prim(*p),
-            TypeRef::List(inner) => json!({"type": "array", "items": self.ty(inner)}),
-            TypeRef::Map(inner) => {
-                json!({"type": "object", "additionalProperties": self.ty(inner)})
-            }
-            TypeRef::Optional(inner) => json!({"anyOf": [self.ty(inner), {"type": "null"}]}),
-            TypeRef::Named(r) => self.reference(r),
-        }
-    }
-
-    fn constrained(&mut self, t: &TypeRef, k: &Constraints) -> Value {
-        let mut schema = self.ty(t);
-        if k.is_empty() {
-            return schema;
-        }
-        // Constraints go beside a `$ref` through `allOf`, so the referenced schema stays intact.
-        let mut extra = Map::new();
-        let num = |n: Number| match n {
-            Number::Int(i) => json!(i),
-            Number::Float(f) => json!(f),
-        };
-        let decimal = matches!(t, TypeRef::Prim(Primitive::Decimal));
-        if let Some(n) = k.min {
-            extra.insert(
-                if decimal {
-                    "x-pactum-minimum"
-                } else {
-                    "minimum"
-                }
-                .into(),
-                num(n),
-            );
-        }
-        if let Some(n) = k.max {
-            extra.insert(
-                if decimal {
-                    "x-pactum-maximum"
-                } else {
-                    "maximum"
-                }
-                .into(),
-                num(n),
-            );
-        }
-        let bytes = matches!(t, TypeRef::Prim(Primitive::Bytes));
-        if let Some(n) = k.min_len {
-            extra.insert(
-                if bytes {
-                    "x-pactum-min-bytes"
-                } else {
-                    "minLength"
-                }
-                .into(),
-                json!(n),
-            );
-        }
-        if let Some(n) = k.max_len {
-            extra.insert(
-                if bytes {
-                    "x-pactum-max-bytes"
-                } else {
-                    "maxLength"
-                }
-                .into(),
-                json!(n),
-            );
-        }
-        if let Some(p) = &k.pattern {
-            extra.insert("pattern".into(), json!(p));
-        }
-        let map = matches!(t, TypeRef::Map(_));
-        if let Some(n) = k.min_items {
-            extra.insert(
-                if map { "minProperties" } else { "minItems" }.into(),
-                json!(n),
-            );
-        }
-        if let Some(n) = k.max_items {
-            extra.insert(
-                if map { "maxProperties" } else { "maxItems" }.into(),
-                json!(n),
-            );
-        }
-        match &mut schema {
-            Value::Object(m) if !m.contains_key("$ref") && !m.contains_key("anyOf") => {
-                m.extend(extra);
-                schema
-            }
-            _ => json!({"allOf": [schema, Value::Object(extra)]}),
-        }
-    }
-
-    fn object(&mut self, fields: &[Field], docs: Option<&str>, deprecated: bool) -> Value {
-        let mut props = Map::new();
-        let mut required = Vec::new();
-        for f in fields {
-            let (ty, optional) = match &f.ty {
-                TypeRef::Optional(inner) => (&**inner, true),
-                other => (other, false),
-            };
-            let mut s = self.constrained(ty, &f.constraints);
-            if let Value::Object(m) = &mut s {
-                if let Some(d) = &f.docs {
-                    m.insert("description".into(), json!(d.trim()));
-                }
-                if f.deprecated.is_some() {
-                    m.insert("deprecated".into(), json!(true));
-                }
-            }
-            if !optional {
-                required.push(json!(f.wire_name));
-            }
-            props.insert(f.wire_name.clone(), s);
-        }
-        let mut o = Map::new();
-        o.insert("type".into(), json!("object"));
-        if let Some(d) = docs {
-            o.insert("description".into(), json!(d.trim()));
-        }
-        if deprecated {
-            o.insert("deprecated".into(), json!(true));
-        }
-        o.insert("properties".into(), Value::Object(props));
-        if !required.is_empty() {
-            o.insert("required".into(), Value::Array(required));
-        }
-        Value::Object(o)
-    }
-
-    fn type_schema(&mut self, kind: &TypeKind, docs: Option<&str>, deprecated: bool) -> Value {
-        let mut s = match kind {
-            TypeKind::Struct(fields) => return self.object(fields, docs, deprecated),
-            TypeKind::Enum(values) => json!({
-                "type": "string",
-                "enum": values.iter().map(|v| v.wire.clone()).collect::<Vec<_>>(),
-                "x-pactum-open-enum": true,
-            }),
-            TypeKind::Newtype { inner, constraints } => self.constrained(inner, constraints),
-        };
-        if let Value::Object(m) = &mut s {
-            if let Some(d) = docs {
-                m.insert("description".into(), json!(d.trim()));
-            }
-            if deprecated {
-                m.insert("deprecated".into(), json!(true));
-            }
-        }
-        s
-    }
+    per_contract(
+        ir,
+        |c| c.operations.iter().any(|o| o.rest.is_some()),
+        ".yaml",
+        "OpenAPI",
+        |c| document(ir, c),
+    )
 }
 
 fn problem_schema() -> Value {
@@ -489,11 +273,7 @@ fn status_of(s: crate::ir::ErrorStatus) -> u16 {
 }
 
 fn document(ir: &Ir, c: &Contract) -> Document {
-    let mut s = Schemas {
-        ir,
-        home: c,
-        foreign: BTreeSet::new(),
-    };
+    let mut s = Schemas::new(ir, c);
     let mut by_path: BTreeMap<&str, Vec<OpItem>> = BTreeMap::new();
     for op in c.operations.iter().filter(|o| o.rest.is_some()) {
         let item = operation(&mut s, c, op);
@@ -504,33 +284,11 @@ fn document(ir: &Ir, c: &Contract) -> Document {
     }
     let mut schemas: BTreeMap<String, Value> = BTreeMap::new();
     schemas.insert("Problem".into(), problem_schema());
-    for t in &c.types {
-        let schema = s.type_schema(&t.kind, t.docs.as_deref(), t.deprecated.is_some());
-        schemas.insert(t.name.clone(), schema);
-    }
     for e in &c.errors {
         let schema = s.object(&e.fields, e.docs.as_deref(), false);
         schemas.insert(e.name.clone(), schema);
     }
-    // Foreign types, and the foreign types they reference in turn.
-    let mut done = BTreeSet::new();
-    while let Some(next) = s.foreign.iter().find(|f| !done.contains(*f)).cloned() {
-        done.insert(next.clone());
-        let (service, major, name) = next;
-        let Some(owner) =
-            s.ir.contracts
-                .iter()
-                .find(|c| c.id.service == service && c.id.major == major)
-        else {
-            continue;
-        };
-        let Some(t) = owner.types.iter().find(|t| t.name == name) else {
-            continue;
-        };
-        // References inside carry their own contract, so names resolve from this document.
-        let schema = s.type_schema(&t.kind, t.docs.as_deref(), t.deprecated.is_some());
-        schemas.insert(format!("{service}.v{major}.{name}"), schema);
-    }
+    s.components(&mut schemas);
     Document {
         source: c.source.to_string_lossy().replace('\\', "/"),
         title: q(&c.id.service),
