@@ -13,6 +13,7 @@ mod operations;
 pub mod proto;
 mod rest;
 mod rust_types;
+mod webhooks;
 
 use crate::ir::{Contract, ContractId, Ir, NamedRef, TypeKind, TypeRef};
 use crate::naming::{ident, Case};
@@ -139,6 +140,7 @@ pub fn contract_tokens(ir: &Ir, contract: &Contract) -> TokenStream {
     let webhooks = contract.webhooks.iter().map(|w| events::webhook(&ctx, w));
     let consumers = events::consumers(&ctx);
     let publisher = events::publisher(&ctx);
+    let webhook_plumbing = webhooks::webhooks(&ctx);
     let rest = rest::rest(&ctx);
     let grpc = grpc::grpc(&ctx);
     quote! {
@@ -155,6 +157,7 @@ pub fn contract_tokens(ir: &Ir, contract: &Contract) -> TokenStream {
         #(#webhooks)*
         #consumers
         #publisher
+        #webhook_plumbing
         #rest
         #grpc
     }

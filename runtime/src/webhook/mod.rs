@@ -14,7 +14,7 @@
 mod receive;
 mod send;
 
-pub use receive::{Refused, SignedWebhook, DEDUP_RETENTION};
+pub use receive::{Inbox, Refused, SignedWebhook, Verified, DEDUP_RETENTION};
 pub use send::{Delivered, SendError, WebhookSender};
 
 use base64::engine::general_purpose::STANDARD;

@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long a receiver remembers message ids by default: longer than any sender's retry
@@ -33,9 +34,13 @@ pub struct SignedWebhook<W> {
 
 /// Why a request was not a valid delivery; answered as problem+json.
 #[derive(Debug)]
-pub struct Refused(Problem);
+pub struct Refused(Box<Problem>);
 
 impl Refused {
+    fn new(problem: Problem) -> Self {
+        Self(Box::new(problem))
+    }
+
     /// The problem document sent back.
     pub fn problem(&self) -> &Problem {
         &self.0
@@ -82,7 +87,7 @@ impl<W: Webhook> SignedWebhook<W> {
             Err(problem) if problem.status >= 500 => {
                 // Best effort: if the release fails, the entry expires with its retention.
                 let _ = store.release(&scope, &self.id).await;
-                return Refused(problem).into_response();
+                return Refused::new(problem).into_response();
             }
             Err(problem) => StoredReply {
                 status: problem.status,
@@ -104,7 +109,7 @@ fn replay(reply: StoredReply) -> Response {
 }
 
 fn busy(detail: &str) -> Response {
-    let mut response = Refused(Problem::new(503, "Service Unavailable", detail)).into_response();
+    let mut response = Refused::new(Problem::new(503, "Service Unavailable", detail)).into_response();
     response.headers_mut().insert(
         http::header::RETRY_AFTER,
         http::HeaderValue::from_static("1"),
@@ -119,7 +124,7 @@ impl IntoResponse for Refused {
 }
 
 fn unauthorized(e: WebhookError) -> Refused {
-    Refused(Problem::new(401, "Unauthorized", e.to_string()))
+    Refused::new(Problem::new(401, "Unauthorized", e.to_string()))
 }
 
 impl<S, W> FromRequest<S> for SignedWebhook<W>
@@ -133,41 +138,208 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let secret = WebhookSecret::from_ref(state);
         let headers = req.headers().clone();
-        let delivery = SignedDelivery::from_headers(&headers).map_err(unauthorized)?;
-        let body = Bytes::from_request(req, state).await.map_err(|e| {
-            Refused(Problem::new(
-                e.status().as_u16(),
-                "Unreadable body",
-                e.body_text(),
-            ))
-        })?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        secret
-            .verify(&delivery, &body, now, DEFAULT_TOLERANCE)
-            .map_err(unauthorized)?;
-        let envelope: Envelope<W> = serde_json::from_slice(&body).map_err(|e| {
-            Refused(Problem::new(
-                400,
-                "Bad Request",
-                format!("body is not a `{}` webhook: {e}", W::TYPE),
-            ))
-        })?;
-        if envelope.kind != W::TYPE {
-            return Err(Refused(Problem::new(
-                400,
-                "Bad Request",
-                format!(
-                    "webhook type `{}` delivered where `{}` is expected",
-                    envelope.kind,
-                    W::TYPE
-                ),
-            )));
-        }
+        let body = read_body(req, state).await?;
+        let id = verify(
+            std::slice::from_ref(&secret),
+            &headers,
+            &body,
+            DEFAULT_TOLERANCE,
+        )?;
         Ok(Self {
-            id: delivery.id.to_string(),
-            envelope,
+            id,
+            envelope: decode::<W>(&body)?,
         })
+    }
+}
+
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Refused> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        Refused::new(Problem::new(
+            e.status().as_u16(),
+            "Unreadable body",
+            e.body_text(),
+        ))
+    })
+}
+
+/// Checks the signature headers against any of `secrets`; returns the `webhook-id`.
+fn verify(
+    secrets: &[WebhookSecret],
+    headers: &http::HeaderMap,
+    body: &[u8],
+    tolerance: Duration,
+) -> Result<String, Refused> {
+    let delivery = SignedDelivery::from_headers(headers).map_err(unauthorized)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut outcome = Err(WebhookError::BadSignature);
+    for secret in secrets {
+        outcome = secret.verify(&delivery, body, now, tolerance);
+        // A timestamp outside the tolerance fails the same way under every key.
+        if !matches!(outcome, Err(WebhookError::BadSignature)) {
+            break;
+        }
+    }
+    outcome.map_err(unauthorized)?;
+    Ok(delivery.id.to_string())
+}
+
+fn decode<W: Webhook>(body: &[u8]) -> Result<Envelope<W>, Refused> {
+    let envelope: Envelope<W> = serde_json::from_slice(body).map_err(|e| {
+        Refused::new(Problem::new(
+            400,
+            "Bad Request",
+            format!("body is not a `{}` webhook: {e}", W::TYPE),
+        ))
+    })?;
+    if envelope.kind != W::TYPE {
+        return Err(Refused::new(Problem::new(
+            400,
+            "Bad Request",
+            format!(
+                "webhook type `{}` delivered where `{}` is expected",
+                envelope.kind,
+                W::TYPE
+            ),
+        )));
+    }
+    Ok(envelope)
+}
+
+/// The receiving end of one webhook endpoint that may carry several payload types: the
+/// secrets a delivery may be signed with (several during a key rotation) and the store that
+/// remembers delivered ids. Generated `webhooks::receiver` functions are built on it.
+#[derive(Clone)]
+pub struct Inbox {
+    secrets: Arc<[WebhookSecret]>,
+    store: Arc<dyn IdempotencyStore>,
+    retention: Duration,
+    tolerance: Duration,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox")
+            .field("secrets", &self.secrets.len())
+            .field("retention", &self.retention)
+            .field("tolerance", &self.tolerance)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A delivery whose signature checked out; its payload type is known, its body not yet
+/// decoded.
+#[derive(Debug)]
+pub struct Verified {
+    id: String,
+    kind: String,
+    body: Bytes,
+}
+
+impl Inbox {
+    /// Accepts deliveries signed with any of `secrets`, remembering ids in `store` for
+    /// [`DEDUP_RETENTION`] and allowing [`DEFAULT_TOLERANCE`] of clock skew.
+    pub fn new(
+        secrets: impl IntoIterator<Item = WebhookSecret>,
+        store: Arc<dyn IdempotencyStore>,
+    ) -> Self {
+        Self {
+            secrets: secrets.into_iter().collect(),
+            store,
+            retention: DEDUP_RETENTION,
+            tolerance: DEFAULT_TOLERANCE,
+        }
+    }
+
+    /// How long delivered ids are remembered; keep it longer than the sender's retry schedule.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How far a delivery's timestamp may be from the receiver's clock.
+    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Verifies the signature and reads the payload type. Refusals are 401 (signature,
+    /// timestamp) or 400 (a body without a `type`).
+    pub fn verify(&self, headers: &http::HeaderMap, body: Bytes) -> Result<Verified, Refused> {
+        if self.secrets.is_empty() {
+            return Err(unauthorized(WebhookError::BadSignature));
+        }
+        let id = verify(&self.secrets, headers, &body, self.tolerance)?;
+        #[derive(serde::Deserialize)]
+        struct Kind {
+            #[serde(rename = "type")]
+            kind: String,
+        }
+        let kind = serde_json::from_slice::<Kind>(&body)
+            .map_err(|e| {
+                Refused::new(Problem::new(
+                    400,
+                    "Bad Request",
+                    format!("body is not a webhook envelope: {e}"),
+                ))
+            })?
+            .kind;
+        Ok(Verified { id, kind, body })
+    }
+
+    /// Reads and verifies a request; the first step of a receiver's axum handler.
+    pub async fn accept(&self, req: Request) -> Result<Verified, Refused> {
+        let headers = req.headers().clone();
+        let body = read_body(req, &()).await?;
+        self.verify(&headers, body)
+    }
+}
+
+impl Verified {
+    /// The `webhook-id`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The envelope's `type`, e.g. `shipping.order_shipped`.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// Decodes the payload as `W` and runs `handler` at most once per id, as
+    /// [`SignedWebhook::handle_once`] does; a body that is not a `W` is answered 400.
+    pub async fn handle<W, F, Fut>(self, inbox: &Inbox, handler: F) -> Response
+    where
+        W: Webhook,
+        F: FnOnce(Envelope<W>) -> Fut,
+        Fut: Future<Output = Result<(), Problem>>,
+    {
+        match decode::<W>(&self.body) {
+            Ok(envelope) => {
+                SignedWebhook {
+                    id: self.id,
+                    envelope,
+                }
+                .handle_once(inbox.store.as_ref(), inbox.retention, handler)
+                .await
+            }
+            Err(refused) => refused.into_response(),
+        }
+    }
+
+    /// The answer for a payload type this receiver does not know: 400, so the sender stops
+    /// retrying and reports the delivery as rejected rather than it being dropped silently.
+    pub fn unknown(self, expected: &[&str]) -> Response {
+        Refused::new(Problem::new(
+            400,
+            "Bad Request",
+            format!(
+                "this endpoint does not receive `{}` webhooks; it receives: {}",
+                self.kind,
+                expected.join(", ")
+            ),
+        ))
+        .into_response()
     }
 }

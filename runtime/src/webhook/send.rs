@@ -17,7 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone)]
 pub struct WebhookSender {
     http: reqwest::Client,
-    secret: WebhookSecret,
+    /// Every delivery carries one `v1,` signature per secret, so receivers holding either the
+    /// old or the new key accept it during a rotation.
+    secrets: Vec<WebhookSecret>,
     policy: RetryPolicy,
     timeout: Duration,
     disabled: Arc<Mutex<HashSet<String>>>,
@@ -86,7 +88,7 @@ impl WebhookSender {
     pub fn new(secret: WebhookSecret) -> Self {
         Self {
             http: reqwest::Client::new(),
-            secret,
+            secrets: vec![secret],
             policy: RetryPolicy {
                 attempts: 5,
                 initial_backoff: Duration::from_secs(1),
@@ -114,10 +116,22 @@ impl WebhookSender {
         self.disabled.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Also signs with `secret`: for a key rotation, sign with old and new until every
+    /// receiver has the new key, then drop the old one.
+    pub fn also_sign_with(mut self, secret: WebhookSecret) -> Self {
+        self.secrets.push(secret);
+        self
+    }
+
     /// Replaces the retry schedule.
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = policy;
         self
+    }
+
+    fn signatures(&self, id: &str, now: i64, body: &[u8]) -> String {
+        let all: Vec<String> = self.secrets.iter().map(|s| s.sign(id, now, body)).collect();
+        all.join(" ")
     }
 
     /// Replaces the per-attempt timeout.
@@ -168,7 +182,7 @@ impl WebhookSender {
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .header(ID_HEADER, id)
                 .header(TIMESTAMP_HEADER, now.to_string())
-                .header(SIGNATURE_HEADER, self.secret.sign(id, now, &body))
+                .header(SIGNATURE_HEADER, self.signatures(id, now, &body))
                 .body(body.clone())
                 .send()
                 .await;

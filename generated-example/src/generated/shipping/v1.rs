@@ -594,6 +594,101 @@ pub mod publish {
         }
     }
 }
+/// Sending and receiving this contract's webhooks (Standard Webhooks signatures).
+pub mod webhooks {
+    /// Sends the webhooks of `shipping`.
+    #[derive(Clone, Debug)]
+    pub struct Sender {
+        inner: ::pactum::webhook::WebhookSender,
+    }
+    impl Sender {
+        /// Wraps a configured `WebhookSender` (secrets, retry policy, timeout).
+        pub fn new(inner: ::pactum::webhook::WebhookSender) -> Self {
+            Self { inner }
+        }
+        /// The underlying sender, e.g. to re-`enable` an endpoint that answered 410.
+        pub fn inner(&self) -> &::pactum::webhook::WebhookSender {
+            &self.inner
+        }
+        /// Sends [`OrderShipped`](super::OrderShipped) (`shipping.order_shipped`) to `url` under a fresh message id, signed with every configured secret and retried per the sender's policy.
+        pub async fn order_shipped(
+            &self,
+            url: &str,
+            payload: &super::OrderShipped,
+        ) -> ::std::result::Result<
+            ::pactum::webhook::Delivered,
+            ::pactum::webhook::SendError,
+        > {
+            self.inner.send(url, payload).await
+        }
+        /// Sends [`OrderShipped`](super::OrderShipped) under `id`: resending a message with its original id (from an outbox, after a crash) lets the receiver drop the duplicate.
+        pub async fn order_shipped_with_id(
+            &self,
+            url: &str,
+            id: &str,
+            payload: &super::OrderShipped,
+        ) -> ::std::result::Result<
+            ::pactum::webhook::Delivered,
+            ::pactum::webhook::SendError,
+        > {
+            self.inner.send_with_id(url, id, payload).await
+        }
+    }
+    /// What a subscriber to `shipping`'s webhooks implements; serve it with [`receiver`].
+    pub trait Receiver: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// A verified `shipping.order_shipped` delivery, once per `webhook-id`. `Ok` is answered 204 and remembered; a problem below 500 is answered and remembered; a 5xx is answered and forgotten, so the sender's retry calls this again.
+        fn order_shipped(
+            &self,
+            id: ::std::string::String,
+            webhook: ::pactum::webhook::Envelope<super::OrderShipped>,
+        ) -> impl ::core::future::Future<
+            Output = ::std::result::Result<(), ::pactum::Problem>,
+        > + ::core::marker::Send;
+    }
+    /// The `POST` handler of one endpoint receiving every webhook type of this
+    /// contract: mount it with `Router::route(path, receiver(..))`. Deliveries are
+    /// verified against the inbox's secrets (401 otherwise), dispatched by their
+    /// `type` (400 for a type this contract does not send) and deduplicated by
+    /// `webhook-id` in the inbox's store.
+    pub fn receiver<R, S>(
+        receiver: R,
+        inbox: ::pactum::webhook::Inbox,
+    ) -> ::pactum::server::axum::routing::MethodRouter<S>
+    where
+        R: Receiver,
+        S: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
+    {
+        let receiver = ::std::sync::Arc::new(receiver);
+        ::pactum::server::axum::routing::post(move |
+            request: ::pactum::server::axum::extract::Request|
+        {
+            let (receiver, inbox) = (::std::sync::Arc::clone(&receiver), inbox.clone());
+            async move {
+                let verified = match inbox.accept(request).await {
+                    ::std::result::Result::Ok(v) => v,
+                    ::std::result::Result::Err(refused) => {
+                        return ::pactum::server::axum::response::IntoResponse::into_response(
+                            refused,
+                        );
+                    }
+                };
+                match verified.kind() {
+                    "shipping.order_shipped" => {
+                        let id = ::std::string::ToString::to_string(verified.id());
+                        verified
+                            .handle::<
+                                super::OrderShipped,
+                                _,
+                                _,
+                            >(&inbox, |webhook| receiver.order_shipped(id, webhook))
+                            .await
+                    }
+                    _ => verified.unknown(&["shipping.order_shipped"]),
+                }
+            }
+        })
+    }
+}
 /// The operations of `shipping` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// `TrackShipment`.
