@@ -185,3 +185,85 @@ async fn generated_publisher_carries_trace_and_deadline_and_dedups_retries() {
         "the ordering key"
     );
 }
+
+/// Counts receipts in memory; for the in-memory and SQLite constructors.
+#[derive(Clone, Default)]
+struct Sent(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl pactum::consumer::MemoryHandler<payments::v1::PaymentCaptured> for Sent {
+    async fn handle(
+        &self,
+        _ctx: &Context,
+        _event: payments::v1::PaymentCaptured,
+    ) -> Result<(), String> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl pactum::consumer::SqliteHandler<payments::v1::PaymentCaptured> for Sent {
+    fn handle(
+        &self,
+        tx: &pactum::consumer::rusqlite::Transaction<'_>,
+        _ctx: &Context,
+        event: payments::v1::PaymentCaptured,
+    ) -> Result<(), String> {
+        tx.execute(
+            "INSERT INTO receipts (payment_id) VALUES (?1)",
+            [event.payment_id.to_string()],
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// Publishes `event` under `id` `copies` times with distinct broker ids (so all are stored).
+fn deliver_copies(bus: &Bus, id: &str, event: &payments::v1::PaymentCaptured, copies: usize) {
+    let (h, body) = event_message(&Context::new(), id, event).unwrap();
+    for copy in 0..copies {
+        let mut h = h.clone();
+        h.insert(headers::MSG_ID.into(), format!("{id}-copy-{copy}"));
+        bus.publish(payments::v1::PaymentCaptured::SUBJECT, h, body.clone());
+    }
+}
+
+#[tokio::test]
+async fn generated_memory_and_sqlite_consumers_apply_each_payment_once() {
+    let info = notifications::v1::consumers::PAYMENTS_PAYMENT_CAPTURED_V1;
+    let bus = Bus::new();
+    bus.join(info.subject, "memory", StartAt::First);
+    bus.join(info.subject, "sqlite", StartAt::First);
+    let event = payments::v1::PaymentCaptured {
+        payment_id: payments::v1::PaymentId(Uuid::from_u128(11)),
+        order_id: Uuid::from_u128(12),
+        amount: pricing::v1::Money {
+            amount: Decimal::from_str("3.00").unwrap(),
+            currency: pricing::v1::Currency("EUR".into()),
+        },
+    };
+    deliver_copies(&bus, "cap-11", &event, 3);
+
+    let sent = Sent::default();
+    let mut memory =
+        notifications::v1::consumers::payments_payment_captured_v1_memory(sent.clone());
+    let conn = pactum::consumer::rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch("CREATE TABLE receipts (payment_id TEXT NOT NULL)")
+        .unwrap();
+    let mut sqlite = notifications::v1::consumers::payments_payment_captured_v1_sqlite(
+        conn,
+        "processed",
+        Sent::default(),
+    )
+    .unwrap();
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        outcomes.push(memory.process(bus.next(info.subject, "memory").await).await);
+        outcomes.push(sqlite.process(bus.next(info.subject, "sqlite").await).await);
+    }
+    use Outcome::{Duplicate, Processed};
+    assert_eq!(
+        outcomes,
+        vec![Processed, Processed, Duplicate, Duplicate, Duplicate, Duplicate]
+    );
+    assert_eq!(sent.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

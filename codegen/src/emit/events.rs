@@ -156,12 +156,27 @@ pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
         let mode = delivery(c.delivery);
         let retry = retry_policy(c.retry.as_ref());
         let event = ctx.type_path(&c.event);
+        let sqlite = ident(&format!("{base}_sqlite"), Case::Snake);
+        let memory = ident(&format!("{base}_memory"), Case::Snake);
+        let what = format!(
+            "`{}.{}` v{}",
+            c.event.contract.service, c.event.name, c.version
+        );
         let start_doc = format!(
-            " Builds the idempotent consumer for `{}.{}` v{}: implement \
+            " Builds the idempotent consumer for {what} on PostgreSQL: implement \
              `pactum::consumer::PgHandler` for the event, and each delivery runs your handler \
              once, recorded in `table` within the handler's transaction, with the retry policy \
-             and dead-lettering of [`{konst}`].",
-            c.event.contract.service, c.event.name, c.version
+             and dead-lettering of [`{konst}`]."
+        );
+        let sqlite_doc = format!(
+            " Builds the idempotent consumer for {what} on an SQLite connection (the embedded \
+             default): implement `pactum::consumer::SqliteHandler`; the record shares the \
+             handler's SQLite transaction. Policy from [`{konst}`]."
+        );
+        let memory_doc = format!(
+            " Builds the idempotent consumer for {what} with its record in memory (tests, \
+             single-process effects): implement `pactum::consumer::MemoryHandler`; an event is \
+             recorded only after the handler succeeds. Policy from [`{konst}`]."
         );
         quote! {
             #[doc = #start_doc]
@@ -177,6 +192,29 @@ pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
                 H: ::pactum::consumer::PgHandler<super::#event>,
             {
                 ::pactum::consumer::PgConsumer::for_contract(client, table, &#konst, handler).await
+            }
+
+            #[doc = #sqlite_doc]
+            pub fn #sqlite<H>(
+                conn: ::pactum::consumer::rusqlite::Connection,
+                table: &str,
+                handler: H,
+            ) -> ::std::result::Result<
+                ::pactum::consumer::SqliteConsumer<super::#event, H>,
+                ::pactum::idempotency::StoreError,
+            >
+            where
+                H: ::pactum::consumer::SqliteHandler<super::#event>,
+            {
+                ::pactum::consumer::SqliteConsumer::for_contract(conn, table, &#konst, handler)
+            }
+
+            #[doc = #memory_doc]
+            pub fn #memory<H>(handler: H) -> ::pactum::consumer::MemoryConsumer<super::#event, H>
+            where
+                H: ::pactum::consumer::MemoryHandler<super::#event>,
+            {
+                ::pactum::consumer::MemoryConsumer::for_contract(&#konst, handler)
             }
 
             #[doc = #summary]

@@ -12,10 +12,13 @@
 //! transaction and then conflicts. An event is never recorded before its handler succeeds.
 //!
 //! [`PgConsumer`] runs on PostgreSQL (many replicas); [`SqliteConsumer`] on an embedded SQLite
-//! file (one process), with the same guarantees.
+//! file (one process), with the same guarantees. [`MemoryConsumer`] keeps the record in memory
+//! (tests, the example system), recording only after the handler succeeds.
 
+mod memory;
 mod sqlite;
 
+pub use memory::{MemoryConsumer, MemoryHandler, MEMORY_RETENTION};
 pub use sqlite::{SqliteConsumer, SqliteHandler};
 
 use crate::bus::{headers, Delivery, Headers};
@@ -100,6 +103,9 @@ pub trait PgHandler<E: Event>: Send + Sync {
 /// The PostgreSQL client the consumer runs on, re-exported so handlers can name
 /// `tokio_postgres::Transaction` without their own dependency on it.
 pub use tokio_postgres;
+
+/// The SQLite library [`SqliteConsumer`] runs on, re-exported for the same reason.
+pub use rusqlite;
 
 /// Deliveries per event when the contract declares no retry policy: three attempts, backoff
 /// from 1 s to 60 s with full jitter.

@@ -109,7 +109,8 @@ fn replay(reply: StoredReply) -> Response {
 }
 
 fn busy(detail: &str) -> Response {
-    let mut response = Refused::new(Problem::new(503, "Service Unavailable", detail)).into_response();
+    let mut response =
+        Refused::new(Problem::new(503, "Service Unavailable", detail)).into_response();
     response.headers_mut().insert(
         http::header::RETRY_AFTER,
         http::HeaderValue::from_static("1"),

@@ -1037,7 +1037,7 @@ impl ::pactum::Event for StockReserved {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `orders.OrderPlaced` v1: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`ORDERS_ORDER_PLACED_V1`].
+    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`ORDERS_ORDER_PLACED_V1`].
     pub async fn orders_order_placed_v1<H>(
         client: ::pactum::consumer::tokio_postgres::Client,
         table: &str,
@@ -1056,6 +1056,47 @@ pub mod consumers {
                 handler,
             )
             .await
+    }
+    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`ORDERS_ORDER_PLACED_V1`].
+    pub fn orders_order_placed_v1_sqlite<H>(
+        conn: ::pactum::consumer::rusqlite::Connection,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::SqliteConsumer<
+            super::super::super::orders::v1::OrderPlaced,
+            H,
+        >,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::SqliteHandler<
+            super::super::super::orders::v1::OrderPlaced,
+        >,
+    {
+        ::pactum::consumer::SqliteConsumer::for_contract(
+            conn,
+            table,
+            &ORDERS_ORDER_PLACED_V1,
+            handler,
+        )
+    }
+    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`ORDERS_ORDER_PLACED_V1`].
+    pub fn orders_order_placed_v1_memory<H>(
+        handler: H,
+    ) -> ::pactum::consumer::MemoryConsumer<
+        super::super::super::orders::v1::OrderPlaced,
+        H,
+    >
+    where
+        H: ::pactum::consumer::MemoryHandler<
+            super::super::super::orders::v1::OrderPlaced,
+        >,
+    {
+        ::pactum::consumer::MemoryConsumer::for_contract(
+            &ORDERS_ORDER_PLACED_V1,
+            handler,
+        )
     }
     /// Consumes `orders.OrderPlaced` v1 from `orders.order_placed.v1` as group `inventory`.
     pub const ORDERS_ORDER_PLACED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {

@@ -132,7 +132,7 @@ impl ::pactum::Event for EmailSent {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`].
     pub async fn payments_payment_captured_v1<H>(
         client: ::pactum::consumer::tokio_postgres::Client,
         table: &str,
@@ -157,6 +157,47 @@ pub mod consumers {
             )
             .await
     }
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    pub fn payments_payment_captured_v1_sqlite<H>(
+        conn: ::pactum::consumer::rusqlite::Connection,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::SqliteConsumer<
+            super::super::super::payments::v1::PaymentCaptured,
+            H,
+        >,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::SqliteHandler<
+            super::super::super::payments::v1::PaymentCaptured,
+        >,
+    {
+        ::pactum::consumer::SqliteConsumer::for_contract(
+            conn,
+            table,
+            &PAYMENTS_PAYMENT_CAPTURED_V1,
+            handler,
+        )
+    }
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    pub fn payments_payment_captured_v1_memory<H>(
+        handler: H,
+    ) -> ::pactum::consumer::MemoryConsumer<
+        super::super::super::payments::v1::PaymentCaptured,
+        H,
+    >
+    where
+        H: ::pactum::consumer::MemoryHandler<
+            super::super::super::payments::v1::PaymentCaptured,
+        >,
+    {
+        ::pactum::consumer::MemoryConsumer::for_contract(
+            &PAYMENTS_PAYMENT_CAPTURED_V1,
+            handler,
+        )
+    }
     /// Consumes `payments.PaymentCaptured` v1 from `payments.payment_captured.v1` as group `notifications`.
     pub const PAYMENTS_PAYMENT_CAPTURED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "notifications",
@@ -171,7 +212,7 @@ pub mod consumers {
         }),
         dead_letter: true,
     };
-    /// Builds the idempotent consumer for `orders.OrderCancelled` v1: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`ORDERS_ORDER_CANCELLED_V1`].
+    /// Builds the idempotent consumer for `orders.OrderCancelled` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`ORDERS_ORDER_CANCELLED_V1`].
     pub async fn orders_order_cancelled_v1<H>(
         client: ::pactum::consumer::tokio_postgres::Client,
         table: &str,
@@ -196,6 +237,47 @@ pub mod consumers {
             )
             .await
     }
+    /// Builds the idempotent consumer for `orders.OrderCancelled` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`ORDERS_ORDER_CANCELLED_V1`].
+    pub fn orders_order_cancelled_v1_sqlite<H>(
+        conn: ::pactum::consumer::rusqlite::Connection,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::SqliteConsumer<
+            super::super::super::orders::v1::OrderCancelled,
+            H,
+        >,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::SqliteHandler<
+            super::super::super::orders::v1::OrderCancelled,
+        >,
+    {
+        ::pactum::consumer::SqliteConsumer::for_contract(
+            conn,
+            table,
+            &ORDERS_ORDER_CANCELLED_V1,
+            handler,
+        )
+    }
+    /// Builds the idempotent consumer for `orders.OrderCancelled` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`ORDERS_ORDER_CANCELLED_V1`].
+    pub fn orders_order_cancelled_v1_memory<H>(
+        handler: H,
+    ) -> ::pactum::consumer::MemoryConsumer<
+        super::super::super::orders::v1::OrderCancelled,
+        H,
+    >
+    where
+        H: ::pactum::consumer::MemoryHandler<
+            super::super::super::orders::v1::OrderCancelled,
+        >,
+    {
+        ::pactum::consumer::MemoryConsumer::for_contract(
+            &ORDERS_ORDER_CANCELLED_V1,
+            handler,
+        )
+    }
     /// Consumes `orders.OrderCancelled` v1 from `orders.order_cancelled.v1` as group `notifications`.
     pub const ORDERS_ORDER_CANCELLED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "notifications",
@@ -205,7 +287,7 @@ pub mod consumers {
         retry: ::std::option::Option::None,
         dead_letter: true,
     };
-    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
+    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
     pub async fn shipping_shipment_dispatched_v1<H>(
         client: ::pactum::consumer::tokio_postgres::Client,
         table: &str,
@@ -229,6 +311,47 @@ pub mod consumers {
                 handler,
             )
             .await
+    }
+    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
+    pub fn shipping_shipment_dispatched_v1_sqlite<H>(
+        conn: ::pactum::consumer::rusqlite::Connection,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::SqliteConsumer<
+            super::super::super::shipping::v1::ShipmentDispatched,
+            H,
+        >,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::SqliteHandler<
+            super::super::super::shipping::v1::ShipmentDispatched,
+        >,
+    {
+        ::pactum::consumer::SqliteConsumer::for_contract(
+            conn,
+            table,
+            &SHIPPING_SHIPMENT_DISPATCHED_V1,
+            handler,
+        )
+    }
+    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
+    pub fn shipping_shipment_dispatched_v1_memory<H>(
+        handler: H,
+    ) -> ::pactum::consumer::MemoryConsumer<
+        super::super::super::shipping::v1::ShipmentDispatched,
+        H,
+    >
+    where
+        H: ::pactum::consumer::MemoryHandler<
+            super::super::super::shipping::v1::ShipmentDispatched,
+        >,
+    {
+        ::pactum::consumer::MemoryConsumer::for_contract(
+            &SHIPPING_SHIPMENT_DISPATCHED_V1,
+            handler,
+        )
     }
     /// Consumes `shipping.ShipmentDispatched` v1 from `shipping.shipment_dispatched.v1` as group `notifications`.
     pub const SHIPPING_SHIPMENT_DISPATCHED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {

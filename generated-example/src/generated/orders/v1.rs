@@ -909,7 +909,7 @@ impl ::pactum::Event for OrderCancelled {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`].
     pub async fn payments_payment_captured_v1<H>(
         client: ::pactum::consumer::tokio_postgres::Client,
         table: &str,
@@ -933,6 +933,47 @@ pub mod consumers {
                 handler,
             )
             .await
+    }
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    pub fn payments_payment_captured_v1_sqlite<H>(
+        conn: ::pactum::consumer::rusqlite::Connection,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::SqliteConsumer<
+            super::super::super::payments::v1::PaymentCaptured,
+            H,
+        >,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::SqliteHandler<
+            super::super::super::payments::v1::PaymentCaptured,
+        >,
+    {
+        ::pactum::consumer::SqliteConsumer::for_contract(
+            conn,
+            table,
+            &PAYMENTS_PAYMENT_CAPTURED_V1,
+            handler,
+        )
+    }
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    pub fn payments_payment_captured_v1_memory<H>(
+        handler: H,
+    ) -> ::pactum::consumer::MemoryConsumer<
+        super::super::super::payments::v1::PaymentCaptured,
+        H,
+    >
+    where
+        H: ::pactum::consumer::MemoryHandler<
+            super::super::super::payments::v1::PaymentCaptured,
+        >,
+    {
+        ::pactum::consumer::MemoryConsumer::for_contract(
+            &PAYMENTS_PAYMENT_CAPTURED_V1,
+            handler,
+        )
     }
     /// Consumes `payments.PaymentCaptured` v1 from `payments.payment_captured.v1` as group `orders`.
     pub const PAYMENTS_PAYMENT_CAPTURED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {

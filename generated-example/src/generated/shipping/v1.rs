@@ -528,7 +528,7 @@ impl ::pactum::Webhook for OrderShipped {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `inventory.StockReserved` v1: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`INVENTORY_STOCK_RESERVED_V1`].
+    /// Builds the idempotent consumer for `inventory.StockReserved` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`INVENTORY_STOCK_RESERVED_V1`].
     pub async fn inventory_stock_reserved_v1<H>(
         client: ::pactum::consumer::tokio_postgres::Client,
         table: &str,
@@ -552,6 +552,47 @@ pub mod consumers {
                 handler,
             )
             .await
+    }
+    /// Builds the idempotent consumer for `inventory.StockReserved` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`INVENTORY_STOCK_RESERVED_V1`].
+    pub fn inventory_stock_reserved_v1_sqlite<H>(
+        conn: ::pactum::consumer::rusqlite::Connection,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::SqliteConsumer<
+            super::super::super::inventory::v1::StockReserved,
+            H,
+        >,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::SqliteHandler<
+            super::super::super::inventory::v1::StockReserved,
+        >,
+    {
+        ::pactum::consumer::SqliteConsumer::for_contract(
+            conn,
+            table,
+            &INVENTORY_STOCK_RESERVED_V1,
+            handler,
+        )
+    }
+    /// Builds the idempotent consumer for `inventory.StockReserved` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`INVENTORY_STOCK_RESERVED_V1`].
+    pub fn inventory_stock_reserved_v1_memory<H>(
+        handler: H,
+    ) -> ::pactum::consumer::MemoryConsumer<
+        super::super::super::inventory::v1::StockReserved,
+        H,
+    >
+    where
+        H: ::pactum::consumer::MemoryHandler<
+            super::super::super::inventory::v1::StockReserved,
+        >,
+    {
+        ::pactum::consumer::MemoryConsumer::for_contract(
+            &INVENTORY_STOCK_RESERVED_V1,
+            handler,
+        )
     }
     /// Consumes `inventory.StockReserved` v1 from `inventory.stock_reserved.v1` as group `shipping`.
     pub const INVENTORY_STOCK_RESERVED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {

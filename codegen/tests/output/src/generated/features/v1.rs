@@ -1975,7 +1975,7 @@ impl ::pactum::Webhook for ThingShipped {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `features.ThingStored` v3: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`FEATURES_THING_STORED_V3`].
+    /// Builds the idempotent consumer for `features.ThingStored` v3 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`FEATURES_THING_STORED_V3`].
     pub async fn features_thing_stored_v3<H>(
         client: ::pactum::consumer::tokio_postgres::Client,
         table: &str,
@@ -1995,6 +1995,37 @@ pub mod consumers {
             )
             .await
     }
+    /// Builds the idempotent consumer for `features.ThingStored` v3 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`FEATURES_THING_STORED_V3`].
+    pub fn features_thing_stored_v3_sqlite<H>(
+        conn: ::pactum::consumer::rusqlite::Connection,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::SqliteConsumer<super::ThingStored, H>,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::SqliteHandler<super::ThingStored>,
+    {
+        ::pactum::consumer::SqliteConsumer::for_contract(
+            conn,
+            table,
+            &FEATURES_THING_STORED_V3,
+            handler,
+        )
+    }
+    /// Builds the idempotent consumer for `features.ThingStored` v3 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`FEATURES_THING_STORED_V3`].
+    pub fn features_thing_stored_v3_memory<H>(
+        handler: H,
+    ) -> ::pactum::consumer::MemoryConsumer<super::ThingStored, H>
+    where
+        H: ::pactum::consumer::MemoryHandler<super::ThingStored>,
+    {
+        ::pactum::consumer::MemoryConsumer::for_contract(
+            &FEATURES_THING_STORED_V3,
+            handler,
+        )
+    }
     /// Consumes `features.ThingStored` v3 from `features.thing_stored.v3` as group `auditors`.
     pub const FEATURES_THING_STORED_V3: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "features",
@@ -2004,7 +2035,7 @@ pub mod consumers {
         retry: ::std::option::Option::None,
         dead_letter: true,
     };
-    /// Builds the idempotent consumer for `features.ThingTagged` v1: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`FEATURES_THING_TAGGED_V1`].
+    /// Builds the idempotent consumer for `features.ThingTagged` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`FEATURES_THING_TAGGED_V1`].
     pub async fn features_thing_tagged_v1<H>(
         client: ::pactum::consumer::tokio_postgres::Client,
         table: &str,
@@ -2023,6 +2054,37 @@ pub mod consumers {
                 handler,
             )
             .await
+    }
+    /// Builds the idempotent consumer for `features.ThingTagged` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`FEATURES_THING_TAGGED_V1`].
+    pub fn features_thing_tagged_v1_sqlite<H>(
+        conn: ::pactum::consumer::rusqlite::Connection,
+        table: &str,
+        handler: H,
+    ) -> ::std::result::Result<
+        ::pactum::consumer::SqliteConsumer<super::ThingTagged, H>,
+        ::pactum::idempotency::StoreError,
+    >
+    where
+        H: ::pactum::consumer::SqliteHandler<super::ThingTagged>,
+    {
+        ::pactum::consumer::SqliteConsumer::for_contract(
+            conn,
+            table,
+            &FEATURES_THING_TAGGED_V1,
+            handler,
+        )
+    }
+    /// Builds the idempotent consumer for `features.ThingTagged` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`FEATURES_THING_TAGGED_V1`].
+    pub fn features_thing_tagged_v1_memory<H>(
+        handler: H,
+    ) -> ::pactum::consumer::MemoryConsumer<super::ThingTagged, H>
+    where
+        H: ::pactum::consumer::MemoryHandler<super::ThingTagged>,
+    {
+        ::pactum::consumer::MemoryConsumer::for_contract(
+            &FEATURES_THING_TAGGED_V1,
+            handler,
+        )
     }
     /// Consumes `features.ThingTagged` v1 from `features.thing_tagged.v1` as group `features`.
     pub const FEATURES_THING_TAGGED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
