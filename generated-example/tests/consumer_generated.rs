@@ -204,7 +204,7 @@ impl pactum::consumer::MemoryHandler<payments::v1::PaymentCaptured> for Sent {
 impl pactum::consumer::SqliteHandler<payments::v1::PaymentCaptured> for Sent {
     fn handle(
         &self,
-        tx: &pactum::consumer::rusqlite::Transaction<'_>,
+        tx: &pactum::consumer::rusqlite::Connection,
         _ctx: &Context,
         event: payments::v1::PaymentCaptured,
     ) -> Result<(), String> {

@@ -102,6 +102,9 @@ struct State {
 struct Stream {
     log: Vec<Arc<Stored>>,
     dedup: HashMap<String, (u64, Instant)>,
+    /// Ids in the order they were remembered, so expiry walks from the front instead of
+    /// scanning the whole map on every publish.
+    dedup_order: std::collections::VecDeque<(Instant, String)>,
     groups: HashMap<String, Group>,
 }
 
@@ -195,9 +198,14 @@ impl Bus {
         let now = Instant::now();
         let mut state = self.state();
         let stream = state.streams.entry(subject.to_string()).or_default();
-        stream
-            .dedup
-            .retain(|_, (_, at)| now.duration_since(*at) < window);
+        while let Some((at, _)) = stream.dedup_order.front() {
+            if now.duration_since(*at) < window {
+                break;
+            }
+            if let Some((_, id)) = stream.dedup_order.pop_front() {
+                stream.dedup.remove(&id);
+            }
+        }
         let msg_id = headers.get(headers::MSG_ID).cloned();
         if let Some((sequence, _)) = msg_id.as_ref().and_then(|id| stream.dedup.get(id)) {
             return Published {
@@ -213,6 +221,7 @@ impl Bus {
             payload,
         }));
         if let Some(id) = msg_id {
+            stream.dedup_order.push_back((now, id.clone()));
             stream.dedup.insert(id, (sequence, now));
         }
         drop(state);

@@ -120,6 +120,10 @@ impl Nats {
 
     /// Joins durable consumer group `group` on `stream`, reading `subject` from `start`
     /// (ignored when the group exists). Unacknowledged messages come back after `ack_wait`.
+    ///
+    /// Each worker holds one message at a time: a worker that prefetched a batch would hoard a
+    /// queue's messages (and run down their ack wait) while its peers sit idle. A group with
+    /// one busy worker can prefetch instead, with [`join_prefetching`](Self::join_prefetching).
     pub async fn join(
         &self,
         stream: &str,
@@ -127,6 +131,22 @@ impl Nats {
         group: &str,
         start: StartAt,
         ack_wait: Duration,
+    ) -> Result<Group, NatsError> {
+        self.join_prefetching(stream, subject, group, start, ack_wait, 1)
+            .await
+    }
+
+    /// [`join`](Self::join), pulling up to `prefetch` messages per request. Messages wait in
+    /// the worker while their ack wait runs, so keep `prefetch` × handling time well under
+    /// `ack_wait`.
+    pub async fn join_prefetching(
+        &self,
+        stream: &str,
+        subject: &str,
+        group: &str,
+        start: StartAt,
+        ack_wait: Duration,
+        prefetch: usize,
     ) -> Result<Group, NatsError> {
         let deliver_policy = match start {
             StartAt::First => consumer::DeliverPolicy::All,
@@ -156,11 +176,9 @@ impl Nats {
             )
             .await
             .map_err(|e| err("cannot create consumer")(&e))?;
-        // One message in flight per worker: a worker that prefetched a batch would hoard a
-        // queue's messages (and run down their ack wait) while its peers sit idle.
         let messages = consumer
             .stream()
-            .max_messages_per_batch(1)
+            .max_messages_per_batch(prefetch.max(1))
             .messages()
             .await
             .map_err(|e| err("cannot pull")(&e))?;
@@ -199,6 +217,29 @@ impl Group {
             .await
             .ok_or_else(|| NatsError("subscription closed".into()))?
             .map_err(|e| err("pull failed")(&e))?;
+        Ok(self.delivery(message))
+    }
+
+    /// Waits for one delivery, then adds those already received, up to `max`: a batch for
+    /// `process_batch` that never waits for a second message.
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<NatsDelivery>, NatsError> {
+        let mut batch = vec![self.next().await?];
+        while batch.len() < max {
+            match futures_util::FutureExt::now_or_never(self.messages.next()) {
+                Some(Some(Ok(message))) => batch.push(self.delivery(message)),
+                Some(Some(Err(e))) => {
+                    // The batch so far is good; the stream recovers or the next `next` fails.
+                    tracing::warn!(error = %e, "pull failed while filling a batch");
+                    break;
+                }
+                // Nothing more received yet, or the subscription closed.
+                Some(None) | None => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    fn delivery(&self, message: jetstream::Message) -> NatsDelivery {
         let delivered = message
             .info()
             .map(|i| i.delivered.max(1) as u32)
@@ -212,12 +253,12 @@ impl Group {
                 Some((name.to_string(), value.as_str().to_string()))
             })
             .collect();
-        Ok(NatsDelivery {
+        NatsDelivery {
             nats: self.nats.clone(),
             headers,
             delivered,
             message,
-        })
+        }
     }
 }
 
@@ -250,8 +291,9 @@ impl Inbound for NatsDelivery {
         self.delivered
     }
     async fn ack(self) {
-        // A lost ack is a redelivery, which the dedup record absorbs.
-        let _ = self.message.double_ack().await;
+        // Fire and forget rather than waiting for the server to confirm (a round trip per
+        // message): a lost ack is a redelivery, which the dedup record absorbs.
+        let _ = self.message.ack().await;
     }
     async fn nak(self, delay: Duration) {
         let _ = self.message.ack_with(AckKind::Nak(Some(delay))).await;

@@ -324,3 +324,99 @@ async fn the_handler_runs_in_the_publishers_trace() {
     );
     assert_eq!(s.consumer.prune(Duration::ZERO).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn a_batch_commits_once_and_a_failing_event_undoes_only_itself() {
+    // The first handler call fails after writing: that event alone rolls back and retries.
+    let mut s = setup("batch", 1, 3).await;
+    s.publish_copies("pay-b1", &captured("b1", 100), 1);
+    s.publish_copies("pay-b2", &captured("b2", 200), 2); // a duplicate inside the batch
+    s.bus.publish(
+        PaymentCaptured::SUBJECT,
+        Headers::from([
+            (headers::SOURCE.to_string(), "payments".to_string()),
+            (headers::ID.to_string(), "pay-poison".to_string()),
+            (headers::TYPE.to_string(), PaymentCaptured::TYPE.to_string()),
+        ]),
+        b"not json".to_vec(),
+    );
+    s.publish_copies("pay-b3", &captured("b3", 300), 1);
+    let mut batch = Vec::new();
+    for _ in 0..5 {
+        batch.push(s.next().await);
+    }
+    let outcomes = s.consumer.process_batch(batch).await;
+    assert_eq!(
+        outcomes[0],
+        Outcome::Retrying("ledger service unavailable".into())
+    );
+    assert_eq!(&outcomes[1..3], &[Outcome::Processed, Outcome::Duplicate]);
+    assert!(matches!(&outcomes[3], Outcome::DeadLettered(r) if r.contains("undecodable")));
+    assert_eq!(outcomes[4], Outcome::Processed);
+    assert_eq!(
+        s.cents("b1").await,
+        None,
+        "the failed event's write was rolled back"
+    );
+    assert_eq!(
+        (s.cents("b2").await, s.cents("b3").await),
+        (Some(200), Some(300)),
+        "the others committed, the duplicate once"
+    );
+    // The failed one comes back after its backoff and is applied once.
+    let again = s.next().await;
+    assert_eq!(again.delivered, 2);
+    assert_eq!(
+        s.consumer.process_batch(vec![again]).await,
+        vec![Outcome::Processed]
+    );
+    assert_eq!(s.cents("b1").await, Some(100));
+    let dead = s
+        .bus
+        .next(&format!("{}.dlq", PaymentCaptured::SUBJECT), "ops")
+        .await;
+    assert_eq!(dead.headers()[headers::ID], "pay-poison");
+}
+
+#[tokio::test]
+async fn the_handler_works_under_the_publishers_remaining_deadline() {
+    let s = setup("deadline", 0, 3).await;
+    let ctx = Context::new().with_timeout(Duration::from_secs(60));
+    publish_event(&s.bus, &ctx, "pay-d", &captured("d1", 1)).unwrap();
+    let d = s.next().await;
+    let seen = Arc::new(Mutex::new(None));
+    struct Probe(Arc<Mutex<Option<Duration>>>);
+    impl PgHandler<PaymentCaptured> for Probe {
+        async fn handle(
+            &self,
+            _tx: &tokio_postgres::Transaction<'_>,
+            ctx: &Context,
+            _event: PaymentCaptured,
+        ) -> Result<(), String> {
+            *self.0.lock().unwrap() = ctx.remaining();
+            Ok(())
+        }
+    }
+    let mut probe = PgConsumer::new(
+        connect().await,
+        "processed_deadline_probe",
+        "probe",
+        pactum::consumer::DEFAULT_POLICY,
+        Probe(seen.clone()),
+    )
+    .await
+    .unwrap();
+    s.check
+        .batch_execute("DELETE FROM processed_deadline_probe")
+        .await
+        .unwrap();
+    assert_eq!(probe.process(d).await, Outcome::Processed);
+    let left = seen
+        .lock()
+        .unwrap()
+        .expect("a deadline reaches the handler");
+    assert!(
+        left > Duration::from_secs(55) && left <= Duration::from_secs(60),
+        "{left:?}"
+    );
+}

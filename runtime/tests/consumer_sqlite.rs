@@ -34,7 +34,7 @@ struct Counter {
 impl SqliteHandler<ParcelDelivered> for Counter {
     fn handle(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &rusqlite::Connection,
         _ctx: &Context,
         event: ParcelDelivered,
     ) -> Result<(), String> {
@@ -142,5 +142,47 @@ async fn duplicates_crashes_and_failures_leave_one_effect() {
     assert_eq!(count(&path, "p3"), Some(1));
     assert_eq!(flaky.prune(Duration::from_secs(3600)).unwrap(), 0);
     drop(flaky);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn a_batch_commits_once_and_a_failing_event_undoes_only_itself() {
+    let path = std::env::temp_dir().join(format!("pactum-batch-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let bus = Bus::with_config(BusConfig {
+        ack_wait: Duration::from_millis(100),
+        ..BusConfig::default()
+    });
+    bus.join(ParcelDelivered::SUBJECT, "counter", StartAt::First);
+    // The first handler call writes, then fails: only its savepoint rolls back.
+    let mut consumer = open(&path, 1);
+    publish_copies(&bus, "evt-a", "a", 1);
+    publish_copies(&bus, "evt-b", "b", 2);
+    publish_copies(&bus, "evt-c", "c", 1);
+    let mut batch = Vec::new();
+    for _ in 0..4 {
+        batch.push(bus.next(ParcelDelivered::SUBJECT, "counter").await);
+    }
+    let outcomes = consumer.process_batch(batch).await;
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Retrying("disk full".into()),
+            Outcome::Processed,
+            Outcome::Duplicate,
+            Outcome::Processed
+        ]
+    );
+    assert_eq!(
+        (count(&path, "a"), count(&path, "b"), count(&path, "c")),
+        (None, Some(1), Some(1))
+    );
+    let again = bus.next(ParcelDelivered::SUBJECT, "counter").await;
+    assert_eq!(
+        consumer.process_batch(vec![again]).await,
+        vec![Outcome::Processed]
+    );
+    assert_eq!(count(&path, "a"), Some(1));
+    drop(consumer);
     let _ = std::fs::remove_file(&path);
 }

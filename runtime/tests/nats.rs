@@ -447,3 +447,42 @@ async fn three_consumer_groups_each_apply_every_event_once() {
         assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (5, 5), "{g}");
     }
 }
+
+#[tokio::test]
+async fn batches_hold_what_was_received_and_every_message_once() {
+    let nats = nats().await;
+    let (stream, subject) = fresh(&nats, "batches", Mode::Stream).await;
+    for i in 1..=20 {
+        nats.publish(&subject, &msg(&format!("b{i}")), i.to_string().into_bytes())
+            .await
+            .unwrap();
+    }
+    let mut group = nats
+        .join_prefetching(
+            &stream,
+            &subject,
+            "batcher",
+            StartAt::First,
+            Duration::from_secs(30),
+            8,
+        )
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    while seen.len() < 20 {
+        let batch = tokio::time::timeout(WAIT, group.next_batch(8))
+            .await
+            .expect("a batch in time")
+            .unwrap();
+        sizes.push(batch.len());
+        for d in batch {
+            seen.push(String::from_utf8(d.payload().to_vec()).unwrap());
+            d.ack().await;
+        }
+    }
+    let expected: Vec<String> = (1..=20).map(|i| i.to_string()).collect();
+    assert_eq!(seen, expected, "in order, each once");
+    assert!(sizes.iter().all(|&n| (1..=8).contains(&n)), "{sizes:?}");
+    assert!(sizes.iter().any(|&n| n > 1), "prefetched messages batch up: {sizes:?}");
+}

@@ -133,6 +133,9 @@ pub enum Outcome {
 pub struct PgConsumer<E, H> {
     client: tokio_postgres::Client,
     table: String,
+    /// The record's INSERT, prepared once: a statement given as text is parsed on every call,
+    /// a round trip per event.
+    record: tokio_postgres::Statement,
     name: String,
     policy: RetryPolicy,
     handler: H,
@@ -162,8 +165,15 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
             ))
             .await
             .map_err(|e| StoreError(format!("cannot create `{table}`: {e}")))?;
+        let record = client
+            .prepare(&format!(
+                "INSERT INTO {table} (consumer, source, id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+            ))
+            .await
+            .map_err(|e| StoreError(format!("cannot prepare the record for `{table}`: {e}")))?;
         Ok(Self {
             client,
+            record,
             table: table.to_string(),
             name: name.to_string(),
             policy,
@@ -226,6 +236,104 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
         }
     }
 
+    /// Processes a batch in one transaction and then settles each delivery. Each event runs
+    /// in a savepoint of its own, so a failing handler undoes only its event; one commit for
+    /// the batch replaces one per event, which is most of the cost of a durable write. Nothing
+    /// is acknowledged before that commit.
+    pub async fn process_batch<D: Inbound>(&mut self, deliveries: Vec<D>) -> Vec<Outcome> {
+        let outcomes = self.apply_batch(&deliveries).await;
+        for (delivery, outcome) in deliveries.into_iter().zip(&outcomes) {
+            settle(outcome, delivery, &self.policy).await;
+        }
+        outcomes
+    }
+
+    /// Everything [`process_batch`](Self::process_batch) does but settling. If the batch's
+    /// transaction cannot begin or commit, every event in it that was admitted is retried.
+    pub async fn apply_batch<D: Inbound>(&mut self, deliveries: &[D]) -> Vec<Outcome> {
+        let admitted: Vec<_> = deliveries.iter().map(admit::<E>).collect();
+        match self.transact_batch(admitted, deliveries).await {
+            Ok(outcomes) => outcomes,
+            Err((failure, early)) => deliveries
+                .iter()
+                .zip(early)
+                .map(|(d, poison)| {
+                    poison.unwrap_or_else(|| failed(d.delivered(), &self.policy, failure.clone()))
+                })
+                .collect(),
+        }
+    }
+
+    /// On failure, returns the reason and the outcomes decided before any database work
+    /// (poison messages), which stand whatever happened to the transaction.
+    async fn transact_batch<D: Inbound>(
+        &mut self,
+        admitted: Vec<Result<Admitted<E>, Outcome>>,
+        deliveries: &[D],
+    ) -> Result<Vec<Outcome>, (String, Vec<Option<Outcome>>)> {
+        let early: Vec<Option<Outcome>> =
+            admitted.iter().map(|a| a.as_ref().err().cloned()).collect();
+        let fail = |what: &str, e: tokio_postgres::Error| (format!("{what}: {e}"), early.clone());
+        let Self {
+            client,
+            record,
+            name,
+            policy,
+            handler,
+            ..
+        } = self;
+        let mut tx = client
+            .transaction()
+            .await
+            .map_err(|e| fail("cannot begin transaction", e))?;
+        let mut outcomes = Vec::with_capacity(deliveries.len());
+        for (admitted, delivery) in admitted.into_iter().zip(deliveries) {
+            let Admitted {
+                source,
+                id,
+                event,
+                ctx,
+            } = match admitted {
+                Ok(a) => a,
+                Err(outcome) => {
+                    outcomes.push(outcome);
+                    continue;
+                }
+            };
+            let sp = tx
+                .transaction()
+                .await
+                .map_err(|e| fail("cannot open savepoint", e))?;
+            let claimed = sp
+                .execute(&*record, &[&*name, &source, &id])
+                .await
+                .map_err(|e| fail("cannot record event", e))?;
+            if claimed == 0 {
+                sp.rollback()
+                    .await
+                    .map_err(|e| fail("cannot roll back savepoint", e))?;
+                outcomes.push(Outcome::Duplicate);
+                continue;
+            }
+            match handler.handle(&sp, &ctx, event).await {
+                Ok(()) => {
+                    sp.commit()
+                        .await
+                        .map_err(|e| fail("cannot release savepoint", e))?;
+                    outcomes.push(Outcome::Processed);
+                }
+                Err(failure) => {
+                    sp.rollback()
+                        .await
+                        .map_err(|e| fail("cannot roll back savepoint", e))?;
+                    outcomes.push(failed(delivery.delivered(), policy, failure));
+                }
+            }
+        }
+        tx.commit().await.map_err(|e| fail("cannot commit", e))?;
+        Ok(outcomes)
+    }
+
     async fn transact(
         &mut self,
         ctx: &Context,
@@ -239,13 +347,7 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
             .await
             .map_err(|e| format!("cannot begin transaction: {e}"))?;
         let claimed = tx
-            .execute(
-                &format!(
-                    "INSERT INTO {} (consumer, source, id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    self.table
-                ),
-                &[&self.name, &source, &id],
-            )
+            .execute(&self.record, &[&self.name, &source, &id])
             .await
             .map_err(|e| format!("cannot record event: {e}"))?;
         if claimed == 0 {
@@ -286,6 +388,7 @@ fn admit<E: Event>(delivery: &impl Inbound) -> Result<Admitted<E>, Outcome> {
     }
     let event: E = serde_json::from_slice(delivery.payload())
         .map_err(|e| Outcome::DeadLettered(format!("undecodable payload: {e}")))?;
+    let mut ctx = Context::from_headers(h);
     if let Some(ms) = h
         .get(headers::DEADLINE)
         .and_then(|v| v.parse::<u128>().ok())
@@ -298,11 +401,15 @@ fn admit<E: Event>(delivery: &impl Inbound) -> Result<Admitted<E>, Outcome> {
                 "deadline expired before processing".into(),
             ));
         }
+        // The handler works under what is left of the publisher's deadline, and so do the
+        // calls it makes.
+        let left = u64::try_from(ms - now).unwrap_or(u64::MAX);
+        ctx = ctx.with_timeout(Duration::from_millis(left));
     }
     Ok(Admitted {
         source: source.clone(),
         id: id.clone(),
-        ctx: Context::from_headers(h),
+        ctx,
         event,
     })
 }

@@ -10,16 +10,18 @@ use std::time::Duration;
 /// What a consumer does with one event, inside the SQLite transaction. SQLite calls are
 /// synchronous and local, so the handler is too.
 pub trait SqliteHandler<E: Event>: Send {
-    /// Applies `event` inside `tx`. Returning `Err` rolls back and retries later; the text is
-    /// the dead-letter reason if retries run out.
-    fn handle(&self, tx: &rusqlite::Transaction<'_>, ctx: &Context, event: E)
-        -> Result<(), String>;
+    /// Applies `event` through `tx`, a connection inside the consumer's transaction (or a
+    /// savepoint of it, in a batch). Returning `Err` rolls back this event's writes and retries
+    /// later; the text is the dead-letter reason if retries run out.
+    fn handle(&self, tx: &rusqlite::Connection, ctx: &Context, event: E) -> Result<(), String>;
 }
 
 /// An idempotent consumer of one event type for one consumer group, backed by SQLite.
 pub struct SqliteConsumer<E, H> {
     conn: rusqlite::Connection,
     table: String,
+    /// The record's INSERT, built once so the statement cache finds it every time.
+    record: String,
     name: String,
     policy: RetryPolicy,
     handler: H,
@@ -48,11 +50,14 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
                 id TEXT NOT NULL,
                 processed_at INTEGER NOT NULL DEFAULT (unixepoch()),
                 PRIMARY KEY (consumer, source, id)
-            )"
+            ) WITHOUT ROWID"
         ))
         .map_err(|e| StoreError(format!("cannot create `{table}`: {e}")))?;
         Ok(Self {
             conn,
+            record: format!(
+                "INSERT OR IGNORE INTO {table} (consumer, source, id) VALUES (?1, ?2, ?3)"
+            ),
             table: table.to_string(),
             name: name.to_string(),
             policy,
@@ -112,6 +117,88 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
         }
     }
 
+    /// Processes a batch in one transaction, each event in a savepoint of its own, then
+    /// settles each delivery (see [`PgConsumer::process_batch`](super::PgConsumer::process_batch)).
+    pub async fn process_batch<D: Inbound>(&mut self, deliveries: Vec<D>) -> Vec<Outcome> {
+        let outcomes = self.apply_batch(&deliveries);
+        for (delivery, outcome) in deliveries.into_iter().zip(&outcomes) {
+            settle(outcome, delivery, &self.policy).await;
+        }
+        outcomes
+    }
+
+    /// Everything [`process_batch`](Self::process_batch) does but settling.
+    pub fn apply_batch<D: Inbound>(&mut self, deliveries: &[D]) -> Vec<Outcome> {
+        let admitted: Vec<_> = deliveries.iter().map(admit::<E>).collect();
+        let early: Vec<Option<Outcome>> =
+            admitted.iter().map(|a| a.as_ref().err().cloned()).collect();
+        match self.transact_batch(admitted, deliveries) {
+            Ok(outcomes) => outcomes,
+            Err(failure) => deliveries
+                .iter()
+                .zip(early)
+                .map(|(d, poison)| {
+                    poison.unwrap_or_else(|| failed(d.delivered(), &self.policy, failure.clone()))
+                })
+                .collect(),
+        }
+    }
+
+    fn transact_batch<D: Inbound>(
+        &mut self,
+        admitted: Vec<Result<Admitted<E>, Outcome>>,
+        deliveries: &[D],
+    ) -> Result<Vec<Outcome>, String> {
+        let Self {
+            conn,
+            record,
+            name,
+            policy,
+            handler,
+            ..
+        } = self;
+        let mut tx = conn
+            .transaction()
+            .map_err(sqlite("cannot begin transaction"))?;
+        let mut outcomes = Vec::with_capacity(deliveries.len());
+        for (admitted, delivery) in admitted.into_iter().zip(deliveries) {
+            let Admitted {
+                source,
+                id,
+                event,
+                ctx,
+            } = match admitted {
+                Ok(a) => a,
+                Err(outcome) => {
+                    outcomes.push(outcome);
+                    continue;
+                }
+            };
+            let sp = tx.savepoint().map_err(sqlite("cannot open savepoint"))?;
+            let claimed = sp
+                .prepare_cached(record)
+                .and_then(|mut insert| insert.execute(rusqlite::params![&*name, source, id]))
+                .map_err(sqlite("cannot record event"))?;
+            if claimed == 0 {
+                // Dropping the savepoint rolls it back.
+                outcomes.push(Outcome::Duplicate);
+                continue;
+            }
+            match handler.handle(&sp, &ctx, event) {
+                Ok(()) => {
+                    sp.commit().map_err(sqlite("cannot release savepoint"))?;
+                    outcomes.push(Outcome::Processed);
+                }
+                Err(failure) => {
+                    sp.finish().map_err(sqlite("cannot roll back savepoint"))?;
+                    outcomes.push(failed(delivery.delivered(), policy, failure));
+                }
+            }
+        }
+        tx.commit().map_err(sqlite("cannot commit"))?;
+        Ok(outcomes)
+    }
+
     fn transact(
         &mut self,
         ctx: &Context,
@@ -124,13 +211,8 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
             .transaction()
             .map_err(sqlite("cannot begin transaction"))?;
         let claimed = tx
-            .execute(
-                &format!(
-                    "INSERT OR IGNORE INTO {} (consumer, source, id) VALUES (?1, ?2, ?3)",
-                    self.table
-                ),
-                rusqlite::params![self.name, source, id],
-            )
+            .prepare_cached(&self.record)
+            .and_then(|mut insert| insert.execute(rusqlite::params![self.name, source, id]))
             .map_err(sqlite("cannot record event"))?;
         if claimed == 0 {
             // Dropping the transaction rolls it back.
