@@ -140,3 +140,36 @@ async fn ids_are_forgotten_after_the_retention() {
     assert_eq!(consumer.remembered(), 1);
     assert_eq!(log.applied.lock().unwrap().len(), 2);
 }
+
+/// Records the trace the handler runs under, read from `Context::current()` as any client
+/// call inside it would.
+struct Tracer(Arc<Mutex<Vec<Option<String>>>>);
+
+impl MemoryHandler<ParcelDelivered> for Tracer {
+    async fn handle(&self, _ctx: &Context, _event: ParcelDelivered) -> Result<(), String> {
+        self.0.lock().unwrap().push(Context::current().trace_id());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_handler_runs_in_the_publishers_trace() {
+    let bus = bus();
+    let incoming = std::collections::HashMap::from([(
+        "traceparent".to_string(),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
+    )]);
+    let ctx = Context::from_headers(&incoming);
+    let event = ParcelDelivered {
+        parcel: "p9".into(),
+    };
+    pactum::bus::publish_event(&bus, &ctx, "evt-9", &event).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut consumer = MemoryConsumer::new(POLICY, Tracer(seen.clone()));
+    let d = bus.next(ParcelDelivered::SUBJECT, "log").await;
+    assert_eq!(consumer.process(d).await, Outcome::Processed);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![Some("4bf92f3577b34da6a3ce929d0e0e4736".to_string())]
+    );
+}

@@ -484,5 +484,8 @@ async fn batches_hold_what_was_received_and_every_message_once() {
     let expected: Vec<String> = (1..=20).map(|i| i.to_string()).collect();
     assert_eq!(seen, expected, "in order, each once");
     assert!(sizes.iter().all(|&n| (1..=8).contains(&n)), "{sizes:?}");
-    assert!(sizes.iter().any(|&n| n > 1), "prefetched messages batch up: {sizes:?}");
+    assert!(
+        sizes.iter().any(|&n| n > 1),
+        "prefetched messages batch up: {sizes:?}"
+    );
 }

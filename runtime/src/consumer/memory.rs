@@ -8,12 +8,13 @@
 //! [`SqliteConsumer`](super::SqliteConsumer) or [`PgConsumer`](super::PgConsumer) when the
 //! effect must survive a restart exactly once.
 
-use super::{admit, failed, settle, Admitted, Inbound, Outcome, DEFAULT_POLICY};
+use super::{admit, failed, finish, settle, Admitted, Inbound, Outcome, DEFAULT_POLICY};
 use crate::contract::{ConsumerInfo, RetryPolicy};
 use crate::{Context, Event};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// How long [`MemoryConsumer`] remembers ids unless told otherwise: a day, longer than any
 /// broker redelivery horizon the runtime configures.
@@ -29,6 +30,7 @@ pub trait MemoryHandler<E: Event>: Send + Sync {
 /// An idempotent consumer of one event type for one consumer group, remembering processed
 /// `(source, id)` pairs in memory for a retention period.
 pub struct MemoryConsumer<E, H> {
+    name: String,
     policy: RetryPolicy,
     handler: H,
     retention: Duration,
@@ -43,6 +45,7 @@ impl<E: Event, H: MemoryHandler<E>> MemoryConsumer<E, H> {
     /// dead-lettered.
     pub fn new(policy: RetryPolicy, handler: H) -> Self {
         Self {
+            name: "consumer".into(),
             policy,
             handler,
             retention: MEMORY_RETENTION,
@@ -55,7 +58,13 @@ impl<E: Event, H: MemoryHandler<E>> MemoryConsumer<E, H> {
     /// The consumer a contract's `consumes` entry describes: its retry policy, or
     /// [`DEFAULT_POLICY`].
     pub fn for_contract(info: &ConsumerInfo, handler: H) -> Self {
-        Self::new(info.retry.unwrap_or(DEFAULT_POLICY), handler)
+        Self::new(info.retry.unwrap_or(DEFAULT_POLICY), handler).named(info.group)
+    }
+
+    /// Names the consumer (its group) in spans.
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
     }
 
     /// How long processed ids are remembered. A redelivery later than this runs again.
@@ -85,23 +94,32 @@ impl<E: Event, H: MemoryHandler<E>> MemoryConsumer<E, H> {
             id,
             event,
             ctx,
-        } = match admit::<E>(delivery) {
+            span,
+        } = match admit::<E>(&self.name, delivery) {
             Ok(admitted) => admitted,
             Err(outcome) => return outcome,
         };
         let key = (source, id);
-        if self.seen.contains_key(&key) {
-            return Outcome::Duplicate;
-        }
-        match self.handler.handle(&ctx, event).await {
-            Ok(()) => {
-                let now = Instant::now();
-                self.seen.insert(key.clone(), now);
-                self.order.push_back((now, key));
-                Outcome::Processed
+        let outcome = if self.seen.contains_key(&key) {
+            Outcome::Duplicate
+        } else {
+            let handled = ctx
+                .clone()
+                .scope(self.handler.handle(&ctx, event))
+                .instrument(span.clone())
+                .await;
+            match handled {
+                Ok(()) => {
+                    let now = Instant::now();
+                    self.seen.insert(key.clone(), now);
+                    self.order.push_back((now, key));
+                    Outcome::Processed
+                }
+                Err(failure) => failed(delivery.delivered(), &self.policy, failure),
             }
-            Err(failure) => failed(delivery.delivered(), &self.policy, failure),
-        }
+        };
+        finish(&span, &outcome);
+        outcome
     }
 
     fn expire(&mut self, now: Instant) {

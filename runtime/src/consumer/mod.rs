@@ -28,6 +28,7 @@ use crate::idempotency::{check_table_name, StoreError};
 use crate::Event;
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::Instrument;
 
 /// Suffix of the dead-letter subject: `<subject>.dlq`.
 pub const DEAD_LETTER_SUFFIX: &str = ".dlq";
@@ -220,7 +221,7 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
     /// Everything but settling: what [`process`](Self::process) would do, leaving the delivery
     /// unacknowledged. A worker that stops between this and the ack is the crash case.
     pub async fn apply(&mut self, delivery: &impl Inbound) -> Outcome {
-        let admitted = match admit::<E>(delivery) {
+        let admitted = match admit::<E>(&self.name, delivery) {
             Ok(admitted) => admitted,
             Err(outcome) => return outcome,
         };
@@ -229,11 +230,18 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
             id,
             event,
             ctx,
+            span,
         } = admitted;
-        match self.transact(&ctx, &source, &id, event).await {
+        let outcome = match self
+            .transact(&ctx, &source, &id, event)
+            .instrument(span.clone())
+            .await
+        {
             Ok(outcome) => outcome,
             Err(failure) => failed(delivery.delivered(), &self.policy, failure),
-        }
+        };
+        finish(&span, &outcome);
+        outcome
     }
 
     /// Processes a batch in one transaction and then settles each delivery. Each event runs
@@ -251,8 +259,12 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
     /// Everything [`process_batch`](Self::process_batch) does but settling. If the batch's
     /// transaction cannot begin or commit, every event in it that was admitted is retried.
     pub async fn apply_batch<D: Inbound>(&mut self, deliveries: &[D]) -> Vec<Outcome> {
-        let admitted: Vec<_> = deliveries.iter().map(admit::<E>).collect();
-        match self.transact_batch(admitted, deliveries).await {
+        let admitted: Vec<_> = deliveries
+            .iter()
+            .map(|d| admit::<E>(&self.name, d))
+            .collect();
+        let spans = spans(&admitted);
+        let outcomes = match self.transact_batch(admitted, deliveries).await {
             Ok(outcomes) => outcomes,
             Err((failure, early)) => deliveries
                 .iter()
@@ -261,7 +273,9 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
                     poison.unwrap_or_else(|| failed(d.delivered(), &self.policy, failure.clone()))
                 })
                 .collect(),
-        }
+        };
+        finish_all(&spans, &outcomes);
+        outcomes
     }
 
     /// On failure, returns the reason and the outcomes decided before any database work
@@ -293,6 +307,7 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
                 id,
                 event,
                 ctx,
+                span,
             } = match admitted {
                 Ok(a) => a,
                 Err(outcome) => {
@@ -315,7 +330,12 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
                 outcomes.push(Outcome::Duplicate);
                 continue;
             }
-            match handler.handle(&sp, &ctx, event).await {
+            let handled = ctx
+                .clone()
+                .scope(handler.handle(&sp, &ctx, event))
+                .instrument(span)
+                .await;
+            match handled {
                 Ok(()) => {
                     sp.commit()
                         .await
@@ -354,7 +374,9 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
             // Dropping the transaction rolls it back.
             return Ok(Outcome::Duplicate);
         }
-        self.handler.handle(&tx, ctx, event).await?;
+        ctx.clone()
+            .scope(self.handler.handle(&tx, ctx, event))
+            .await?;
         tx.commit()
             .await
             .map_err(|e| format!("cannot commit: {e}"))?;
@@ -367,12 +389,16 @@ struct Admitted<E> {
     source: String,
     id: String,
     event: E,
+    /// The handler's context: the publisher's trace (with this delivery's span as parent) and
+    /// what is left of its deadline.
     ctx: Context,
+    /// This delivery's span; its outcome is recorded once known.
+    span: tracing::Span,
 }
 
 /// Decodes a delivery, or says why it goes to the dead letter at once: retrying cannot fix a
 /// missing id, a foreign type, an undecodable body, or a deadline already past.
-fn admit<E: Event>(delivery: &impl Inbound) -> Result<Admitted<E>, Outcome> {
+fn admit<E: Event>(consumer: &str, delivery: &impl Inbound) -> Result<Admitted<E>, Outcome> {
     let h = delivery.headers();
     let (Some(source), Some(id)) = (h.get(headers::SOURCE), h.get(headers::ID)) else {
         return Err(Outcome::DeadLettered(
@@ -406,12 +432,58 @@ fn admit<E: Event>(delivery: &impl Inbound) -> Result<Admitted<E>, Outcome> {
         let left = u64::try_from(ms - now).unwrap_or(u64::MAX);
         ctx = ctx.with_timeout(Duration::from_millis(left));
     }
+    let span = tracing::info_span!(
+        "pactum.consume",
+        otel.name = %format!("{consumer} <- {}", E::NAME),
+        messaging.destination = delivery.subject(),
+        messaging.message.id = %id,
+        messaging.delivery = delivery.delivered(),
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        error.message = tracing::field::Empty,
+    );
+    let ctx = crate::trace::enter(&span, ctx);
     Ok(Admitted {
         source: source.clone(),
         id: id.clone(),
         ctx,
         event,
+        span,
     })
+}
+
+/// Records how a delivery ended on its span: `ok`, `skipped` (a duplicate), `retry` or
+/// `dead-letter`, with the reason.
+fn finish(span: &tracing::Span, outcome: &Outcome) {
+    let (word, reason) = match outcome {
+        Outcome::Processed => ("ok", None),
+        Outcome::Duplicate => ("skipped", None),
+        Outcome::Retrying(r) => ("retry", Some(r)),
+        Outcome::DeadLettered(r) => ("dead-letter", Some(r)),
+    };
+    span.record("outcome", word);
+    if let Some(r) = reason {
+        span.record("error.message", r.as_str());
+    }
+}
+
+/// The spans of a batch's admitted deliveries, aligned with the deliveries.
+fn spans<E>(admitted: &[Result<Admitted<E>, Outcome>]) -> Vec<Option<tracing::Span>> {
+    admitted
+        .iter()
+        .map(|a| a.as_ref().ok().map(|a| a.span.clone()))
+        .collect()
+}
+
+/// Records each outcome of a batch on its delivery's span.
+fn finish_all(spans: &[Option<tracing::Span>], outcomes: &[Outcome]) {
+    for (span, outcome) in spans.iter().zip(outcomes) {
+        if let Some(span) = span {
+            finish(span, outcome);
+        }
+    }
 }
 
 /// A failed attempt: retry, or dead-letter once the policy's attempts are used up.

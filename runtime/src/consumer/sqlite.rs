@@ -1,7 +1,9 @@
 //! The idempotent consumer on SQLite: the embedded default for a single process. The record
 //! and the handler's writes share one SQLite transaction, exactly as on PostgreSQL.
 
-use super::{admit, failed, settle, Admitted, Inbound, Outcome, DEFAULT_POLICY};
+use super::{
+    admit, failed, finish, finish_all, settle, spans, Admitted, Inbound, Outcome, DEFAULT_POLICY,
+};
 use crate::contract::{ConsumerInfo, RetryPolicy};
 use crate::idempotency::{check_table_name, StoreError};
 use crate::{Context, Event};
@@ -107,14 +109,17 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
             id,
             event,
             ctx,
-        } = match admit::<E>(delivery) {
+            span,
+        } = match admit::<E>(&self.name, delivery) {
             Ok(admitted) => admitted,
             Err(outcome) => return outcome,
         };
-        match self.transact(&ctx, &source, &id, event) {
+        let outcome = match span.in_scope(|| self.transact(&ctx, &source, &id, event)) {
             Ok(outcome) => outcome,
             Err(failure) => failed(delivery.delivered(), &self.policy, failure),
-        }
+        };
+        finish(&span, &outcome);
+        outcome
     }
 
     /// Processes a batch in one transaction, each event in a savepoint of its own, then
@@ -129,10 +134,14 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
 
     /// Everything [`process_batch`](Self::process_batch) does but settling.
     pub fn apply_batch<D: Inbound>(&mut self, deliveries: &[D]) -> Vec<Outcome> {
-        let admitted: Vec<_> = deliveries.iter().map(admit::<E>).collect();
+        let admitted: Vec<_> = deliveries
+            .iter()
+            .map(|d| admit::<E>(&self.name, d))
+            .collect();
+        let spans = spans(&admitted);
         let early: Vec<Option<Outcome>> =
             admitted.iter().map(|a| a.as_ref().err().cloned()).collect();
-        match self.transact_batch(admitted, deliveries) {
+        let outcomes = match self.transact_batch(admitted, deliveries) {
             Ok(outcomes) => outcomes,
             Err(failure) => deliveries
                 .iter()
@@ -141,7 +150,9 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
                     poison.unwrap_or_else(|| failed(d.delivered(), &self.policy, failure.clone()))
                 })
                 .collect(),
-        }
+        };
+        finish_all(&spans, &outcomes);
+        outcomes
     }
 
     fn transact_batch<D: Inbound>(
@@ -167,6 +178,7 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
                 id,
                 event,
                 ctx,
+                span,
             } = match admitted {
                 Ok(a) => a,
                 Err(outcome) => {
@@ -184,7 +196,9 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
                 outcomes.push(Outcome::Duplicate);
                 continue;
             }
-            match handler.handle(&sp, &ctx, event) {
+            let handled =
+                span.in_scope(|| ctx.clone().sync_scope(|| handler.handle(&sp, &ctx, event)));
+            match handled {
                 Ok(()) => {
                     sp.commit().map_err(sqlite("cannot release savepoint"))?;
                     outcomes.push(Outcome::Processed);
@@ -218,7 +232,8 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
             // Dropping the transaction rolls it back.
             return Ok(Outcome::Duplicate);
         }
-        self.handler.handle(&tx, ctx, event)?;
+        ctx.clone()
+            .sync_scope(|| self.handler.handle(&tx, ctx, event))?;
         tx.commit().map_err(sqlite("cannot commit"))?;
         Ok(Outcome::Processed)
     }
