@@ -24,6 +24,8 @@ pub mod included {
     pactum::include_contract!("internal-contracts/loyalty/v1.yaml");
 }
 
+pub mod flow;
 pub mod services;
 pub mod system;
 pub mod timeline;
+pub mod transport;

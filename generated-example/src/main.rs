@@ -1,27 +1,241 @@
-//! The example system, in one process on embedded defaults.
+//! The example system, in one process.
 //!
-//! Shows what the contracts guarantee: typed values and events, constraint validation,
-//! per-operation guardrails, and generated REST servers and clients on loopback that carry one
-//! trace and a shrinking deadline from cart to pricing.
+//! `cargo run -p generated-example` runs the whole checkout on embedded defaults (in-process
+//! bus, in-memory dedup records) and prints a timeline of every hop, synchronous or not, under
+//! one trace. `-- --nats [URL] --postgres [CONFIG]` runs the same flow on NATS JetStream and
+//! PostgreSQL (also `PACTUM_EXAMPLE_NATS` / `PACTUM_EXAMPLE_POSTGRES`). `-- serve --http PORT
+//! --grpc PORT` keeps the services up for outside clients.
 
-use generated_example::generated::{cart, orders, pricing};
+use generated_example::flow::{self, Merchant, Notifier, Store, Tally};
+use generated_example::generated::{
+    cart, inventory, notifications, orders, payments, pricing, shipping,
+};
 use generated_example::system::{self, Options};
-use generated_example::{built, included, timeline::Timeline};
+use generated_example::timeline::{self, Hops, Timeline};
+use generated_example::transport::{Broker, Sink};
+use generated_example::{built, included};
+use pactum::bus::Bus;
 use pactum::client::ClientError;
+use pactum::consumer::Outcome;
 use pactum::types::{Decimal, Uuid};
 use pactum::{Context, Event, Validate};
+use std::process::ExitCode;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let subscriber = tracing_subscriber::registry().with(Timeline::new());
+const USAGE: &str = "usage: generated-example [--nats [URL]] [--postgres [CONFIG]]
+       generated-example serve [--http PORT] [--grpc PORT] [--nats [URL]] [--postgres [CONFIG]]
+
+  --nats [URL]         events on NATS JetStream (default nats://127.0.0.1:4222;
+                       or set PACTUM_EXAMPLE_NATS)
+  --postgres [CONFIG]  consumers' dedup records in PostgreSQL (default
+                       \"host=127.0.0.1 port=5432 user=postgres dbname=test\";
+                       or set PACTUM_EXAMPLE_POSTGRES)
+  serve                keep the services up: all REST APIs on --http (default 8080),
+                       all gRPC services on --grpc (default 50051)";
+
+const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
+const DEFAULT_POSTGRES: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
+
+/// What the command line asked for.
+struct Args {
+    serve: Option<(u16, u16)>,
+    nats: Option<String>,
+    postgres: Option<String>,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args {
+        serve: None,
+        nats: std::env::var("PACTUM_EXAMPLE_NATS").ok(),
+        postgres: std::env::var("PACTUM_EXAMPLE_POSTGRES").ok(),
+    };
+    let mut pending: Vec<String> = Vec::new();
+    for a in args.by_ref() {
+        pending.push(a);
+    }
+    let mut i = 0;
+    // A flag's optional value: the next word, unless it is another flag.
+    let value = |i: &mut usize, pending: &[String]| -> Option<String> {
+        match pending.get(*i + 1) {
+            Some(v) if !v.starts_with("--") && v != "serve" => {
+                *i += 1;
+                Some(v.clone())
+            }
+            _ => None,
+        }
+    };
+    let port = |v: Option<String>, flag: &str| -> Result<u16, String> {
+        v.ok_or_else(|| format!("{flag} needs a port"))?
+            .parse()
+            .map_err(|_| format!("{flag} needs a port number (1-65535)"))
+    };
+    while i < pending.len() {
+        match pending[i].as_str() {
+            "serve" => parsed.serve = Some(parsed.serve.unwrap_or((8080, 50051))),
+            "--nats" => {
+                parsed.nats = Some(value(&mut i, &pending).unwrap_or_else(|| DEFAULT_NATS.into()))
+            }
+            "--postgres" => {
+                parsed.postgres =
+                    Some(value(&mut i, &pending).unwrap_or_else(|| DEFAULT_POSTGRES.into()))
+            }
+            "--http" => {
+                let p = port(value(&mut i, &pending), "--http")?;
+                parsed.serve = Some((p, parsed.serve.map_or(50051, |s| s.1)));
+            }
+            "--grpc" => {
+                let p = port(value(&mut i, &pending), "--grpc")?;
+                parsed.serve = Some((parsed.serve.map_or(8080, |s| s.0), p));
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+        i += 1;
+    }
+    Ok(parsed)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("generated-example: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let timeline = Timeline::new();
+    let hops = timeline.hops();
+    let subscriber = tracing_subscriber::registry().with(timeline);
     tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
 
+    let (broker, store) = match backends(&args).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("generated-example: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some((http, grpc)) = args.serve {
+        return match serve(broker, store, http, grpc, hops).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("generated-example: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     events_and_validation();
-    checkout_flow().await;
+    if let Err(e) = checkout_flow(broker, store, &hops).await {
+        eprintln!("generated-example: {e}");
+        return ExitCode::FAILURE;
+    }
+    slow_pricing(&hops).await;
     three_ways();
+    ExitCode::SUCCESS
+}
+
+/// The broker and the consumers' store the arguments ask for.
+async fn backends(args: &Args) -> Result<(Broker, Store), String> {
+    let broker = match &args.nats {
+        None => Broker::Embedded(Bus::new()),
+        Some(url) => Broker::Nats(Box::new(pactum::nats::Nats::connect(url).await.map_err(
+            |e| format!("{e}\nstart NATS with JetStream (`nats-server -js`; README: Services)"),
+        )?)),
+    };
+    let store = match &args.postgres {
+        None => Store::Memory,
+        Some(config) => {
+            flow::prepare_postgres(config)
+                .await
+                .map_err(|e| format!("{e}\nstart PostgreSQL (README: Services)"))?;
+            Store::Postgres(config.clone())
+        }
+    };
+    Ok((broker, store))
+}
+
+/// Every consumer the contracts declare, started on `broker` with dedup records in `store`.
+async fn start_consumers(
+    broker: &Broker,
+    store: &Store,
+    sink: &Sink,
+    system: &system::System,
+    merchant_url: &str,
+    tally: &Arc<Tally>,
+) -> Result<Notifier, String> {
+    let notifier = Notifier {
+        outbox: Arc::default(),
+    };
+    flow::spawn_consumer(
+        broker,
+        store,
+        &payments::v1::consumers::ORDERS_ORDER_PLACED_V1,
+        flow::ChargeOrder {
+            payments: system.payments.clone(),
+            events: payments::v1::publish::Publisher::new(sink.clone()),
+        },
+        tally.clone(),
+    )
+    .await?;
+    flow::spawn_consumer(
+        broker,
+        store,
+        &inventory::v1::consumers::ORDERS_ORDER_PLACED_V1,
+        flow::HoldStock {
+            inventory: system.inventory.clone(),
+            events: inventory::v1::publish::Publisher::new(sink.clone()),
+        },
+        tally.clone(),
+    )
+    .await?;
+    flow::spawn_consumer(
+        broker,
+        store,
+        &orders::v1::consumers::PAYMENTS_PAYMENT_CAPTURED_V1,
+        flow::MarkPaid {
+            orders: system.orders.clone(),
+        },
+        tally.clone(),
+    )
+    .await?;
+    flow::spawn_consumer::<payments::v1::PaymentCaptured, _>(
+        broker,
+        store,
+        &notifications::v1::consumers::PAYMENTS_PAYMENT_CAPTURED_V1,
+        notifier.clone(),
+        tally.clone(),
+    )
+    .await?;
+    flow::spawn_consumer::<shipping::v1::ShipmentDispatched, _>(
+        broker,
+        store,
+        &notifications::v1::consumers::SHIPPING_SHIPMENT_DISPATCHED_V1,
+        notifier.clone(),
+        tally.clone(),
+    )
+    .await?;
+    flow::spawn_consumer(
+        broker,
+        store,
+        &shipping::v1::consumers::INVENTORY_STOCK_RESERVED_V1,
+        flow::Dispatch {
+            events: shipping::v1::publish::Publisher::new(sink.clone()),
+            webhooks: flow::webhook_sender(),
+            merchant_url: merchant_url.to_string(),
+            resend_webhooks: true,
+        },
+        tally.clone(),
+    )
+    .await?;
+    Ok(notifier)
 }
 
 fn events_and_validation() {
@@ -90,47 +304,181 @@ fn events_and_validation() {
     );
 }
 
-async fn checkout_flow() {
-    println!(
-        "\n== checkout over REST on loopback: cart -> pricing, one trace, one shrinking deadline"
-    );
-    let system = system::start(Options::default())
-        .await
-        .expect("starts on loopback");
-    let carts = cart::v1::Client::new(system.cart_url.clone());
-    let request = cart::v1::CheckoutCartRequest {
-        cart_id: cart::v1::CartId(Uuid::from_u128(system::DEMO_CART)),
+/// The keys of the consumers the checkout waits for, and how many deliveries each settles:
+/// `OrderPlaced` and `PaymentCaptured` are delivered twice on purpose.
+const EXPECTED: [(&str, usize); 6] = [
+    ("payments <- OrderPlaced", 2),
+    ("inventory <- OrderPlaced", 2),
+    ("orders <- PaymentCaptured", 2),
+    ("notifications <- PaymentCaptured", 2),
+    ("shipping <- StockReserved", 1),
+    ("notifications <- ShipmentDispatched", 1),
+];
+
+async fn checkout_flow(broker: Broker, store: Store, hops: &Hops) -> Result<(), String> {
+    let (where_, kept) = match (&broker, &store) {
+        (Broker::Embedded(_), _) => ("the embedded bus", ""),
+        (Broker::Nats(_), _) => ("NATS JetStream", ""),
     };
-    // An incoming request carrying a trace and a 1 s budget from its caller.
+    let kept = match &store {
+        Store::Memory => format!("{kept}in memory"),
+        Store::Postgres(_) => format!("{kept}in PostgreSQL, in each handler's transaction"),
+    };
+    println!("\n== checkout: REST and gRPC calls, then events on {where_} (dedup records {kept})");
+    let sink = Sink::new(broker.clone());
+    // Deliver these twice, as a broker does after a lost ack: the consumers must skip the copy.
+    sink.duplicate(orders::v1::OrderPlaced::SUBJECT);
+    sink.duplicate(payments::v1::PaymentCaptured::SUBJECT);
+    let merchant = Merchant::default();
+    let merchant_url = flow::serve_merchant(merchant.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let system = system::start(Options {
+        events: Some(sink.clone()),
+        ..Options::default()
+    })
+    .await
+    .map_err(|e| format!("cannot start the services: {e}"))?;
+    let tally = Arc::new(Tally::default());
+    let notifier = start_consumers(&broker, &store, &sink, &system, &merchant_url, &tally).await?;
+    hops.take();
+
+    // An incoming request carrying a trace and a 2 s budget from its caller.
     let incoming = Context::from_headers(&std::collections::HashMap::from([(
         "traceparent".to_string(),
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
     )]))
-    .with_timeout(Duration::from_secs(1));
-    match incoming.clone().scope(carts.checkout_cart(&request)).await {
-        Ok(r) => println!(
-            "  checkout ok: order {} total {} {}",
-            r.order_id, r.total.amount, r.total.currency
-        ),
-        Err(e) => println!("  checkout failed: {e}"),
+    .with_timeout(Duration::from_secs(2));
+    let carts = cart::v1::Client::new(system.cart_url.clone());
+    let request = cart::v1::CheckoutCartRequest {
+        cart_id: cart::v1::CartId(Uuid::from_u128(system::DEMO_CART)),
+    };
+    let order = incoming
+        .scope(carts.checkout_cart(&request))
+        .await
+        .map_err(|e| format!("checkout failed: {e}"))?;
+    for (key, n) in EXPECTED {
+        if !tally.wait_for(key, n, Duration::from_secs(10)).await {
+            return Err(format!("`{key}` did not settle {n} deliveries within 10 s"));
+        }
     }
+    // The last spans (the webhook's, the server's) close as their futures finish.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    timeline::print(&hops.take());
 
-    // Pricing slows down past QuoteCart's 200 ms contract deadline: the cart's client gives
-    // up at 200 ms, the cart answers 504, and our client sees a typed DeadlineExceeded.
-    let slow = system::start(Options {
+    println!("\n  what each consumer did (every delivery, duplicates included):");
+    for (key, outcomes) in tally.all() {
+        for (outcome, what) in outcomes {
+            let mark = match outcome {
+                Outcome::Processed => "applied",
+                Outcome::Duplicate => "skipped",
+                Outcome::Retrying(_) => "retry",
+                Outcome::DeadLettered(_) => "dead",
+            };
+            println!("    {key:<36} {mark:<8} {what}");
+        }
+    }
+    let accepted = merchant.accepted.lock().expect("merchant lock").clone();
+    println!(
+        "  order {} is {}; {} email(s) sent; the merchant verified and applied {} webhook(s) of 2 sent",
+        order.order_id,
+        system.orders.status(order.order_id).unwrap_or("unknown"),
+        notifier.outbox.lock().expect("outbox lock").len(),
+        accepted.len(),
+    );
+    Ok(())
+}
+
+async fn slow_pricing(hops: &Hops) {
+    println!("\n== a slow dependency: pricing takes 400 ms, QuoteCart's contract allows 200 ms");
+    let incoming = Context::from_headers(&std::collections::HashMap::from([(
+        "traceparent".to_string(),
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_string(),
+    )]))
+    .with_timeout(Duration::from_secs(1));
+    let slow = match system::start(Options {
         pricing_latency: Duration::from_millis(400),
         ..Options::default()
     })
     .await
-    .expect("starts on loopback");
+    {
+        Ok(s) => s,
+        Err(e) => {
+            println!("  cannot start: {e}");
+            return;
+        }
+    };
+    hops.take();
     let carts = cart::v1::Client::new(slow.cart_url.clone());
-    match incoming.scope(carts.checkout_cart(&request)).await {
+    let request = cart::v1::CheckoutCartRequest {
+        cart_id: cart::v1::CartId(Uuid::from_u128(system::DEMO_CART)),
+    };
+    let result = incoming.scope(carts.checkout_cart(&request)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    timeline::print(&hops.take());
+    match result {
         Err(ClientError::DeadlineExceeded) => println!(
-            "  slow pricing: DeadlineExceeded after QuoteCart's 200 ms budget (HTTP {}, gRPC code {})",
+            "  the cart's client gave up at 200 ms; the caller sees DeadlineExceeded (HTTP {}, gRPC code {})",
             pactum::DeadlineExceeded::HTTP_STATUS,
             pactum::DeadlineExceeded::GRPC_CODE
         ),
-        other => println!("  slow pricing: unexpected {other:?}"),
+        other => println!("  unexpected: {other:?}"),
+    }
+}
+
+/// Keeps the services up: every REST API on one port, every gRPC service on another, with
+/// the consumers running, until interrupted.
+async fn serve(
+    broker: Broker,
+    store: Store,
+    http: u16,
+    grpc: u16,
+    hops: Hops,
+) -> Result<(), String> {
+    let sink = Sink::new(broker.clone());
+    let merchant = Merchant::default();
+    let merchant_url = flow::serve_merchant(merchant.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let system = system::start(Options {
+        events: Some(sink.clone()),
+        ..Options::default()
+    })
+    .await
+    .map_err(|e| format!("cannot start the services: {e}"))?;
+    let tally = Arc::new(Tally::default());
+    start_consumers(&broker, &store, &sink, &system, &merchant_url, &tally).await?;
+    let rest = system::serve_on(http, system.rest_router())
+        .await
+        .map_err(|e| format!("cannot listen on HTTP port {http}: {e}"))?;
+    let rpc = system::serve_on(grpc, system.grpc_router())
+        .await
+        .map_err(|e| format!("cannot listen on gRPC port {grpc}: {e}"))?;
+    println!("REST on {rest} (every service, under /v1 and /v2); gRPC on {rpc}. Try:");
+    println!(
+        "  curl -s {rest}/v1/carts/{}",
+        Uuid::from_u128(system::DEMO_CART)
+    );
+    println!(
+        "  curl -s -X POST {rest}/v1/carts/{}/checkout",
+        Uuid::from_u128(system::DEMO_CART)
+    );
+    println!(
+        "  grpcurl -plaintext -import-path generated-example/proto -proto inventory.v1.proto \\\n      -d '{{\"sku\":\"BOOK-42\"}}' {} shop.inventory.v1.InventoryService/CheckStock",
+        rpc.trim_start_matches("http://")
+    );
+    println!("Each request's hops are printed as they finish; Ctrl-C stops.");
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tick.tick() => {
+                let done = hops.take();
+                if !done.is_empty() {
+                    timeline::print(&done);
+                }
+            }
+        }
     }
 }
 

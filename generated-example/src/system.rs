@@ -16,9 +16,19 @@ pub async fn serve(router: axum::Router) -> std::io::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let _ = pactum::server::serve(listener, router).await;
     });
     Ok(format!("http://{addr}"))
+}
+
+/// Serves `router` on `0.0.0.0:port` (all interfaces, for outside clients); returns its URL.
+pub async fn serve_on(port: u16, router: axum::Router) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = pactum::server::serve(listener, router).await;
+    });
+    Ok(format!("http://127.0.0.1:{}", addr.port()))
 }
 
 /// How to start the system.
@@ -28,6 +38,9 @@ pub struct Options {
     pub pricing_latency: Duration,
     /// Server settings (idempotency store, body limit) for every service.
     pub server: ServerConfig,
+    /// The whole checkout: cart places the order with orders, which publishes `OrderPlaced`
+    /// here. Without it, checkout only prices the cart.
+    pub events: Option<crate::transport::Sink>,
 }
 
 impl Default for Options {
@@ -35,6 +48,7 @@ impl Default for Options {
         Options {
             pricing_latency: Duration::from_millis(5),
             server: ServerConfig::default(),
+            events: None,
         }
     }
 }
@@ -67,6 +81,36 @@ pub struct System {
     pub shipping_url: String,
 }
 
+impl System {
+    /// Every service's REST API in one router (their paths do not overlap), over the same
+    /// service state as the per-service ports.
+    pub fn rest_router(&self) -> axum::Router {
+        let cfg = ServerConfig::default();
+        pricing::v1::router_with(self.pricing.clone(), cfg.clone())
+            .merge(cart::v1::router_with(self.cart.clone(), cfg.clone()))
+            .merge(orders::v1::router_with(self.orders.clone(), cfg.clone()))
+            .merge(orders::v2::router_with(self.orders.clone(), cfg.clone()))
+            .merge(payments::v1::router_with(
+                self.payments.clone(),
+                cfg.clone(),
+            ))
+            .merge(inventory::v1::router_with(
+                self.inventory.clone(),
+                cfg.clone(),
+            ))
+            .merge(shipping::v1::router_with(self.shipping.clone(), cfg))
+    }
+
+    /// Every gRPC service in one router: HTTP/2, `/<package>.<Service>/<Method>` paths.
+    pub fn grpc_router(&self) -> axum::Router {
+        pricing::v1::grpc::router(self.pricing.clone())
+            .merge(inventory::v1::grpc::router(self.inventory.clone()))
+            .merge(orders::v1::grpc::router(self.orders.clone()))
+            .merge(orders::v2::grpc::router(self.orders.clone()))
+            .merge(payments::v1::grpc::router(self.payments.clone()))
+    }
+}
+
 /// The demo cart: two books and three pens.
 pub const DEMO_CART: u128 = 42;
 /// A shipment scanned in Hamburg, then Berlin.
@@ -95,43 +139,13 @@ pub async fn start(options: Options) -> std::io::Result<System> {
     )
     .await?;
 
-    let cart = Arc::new(
-        CartService::new(
-            vec![
-                cart::v1::Cart {
-                    id: cart::v1::CartId(Uuid::from_u128(DEMO_CART)),
-                    customer_id: Uuid::from_u128(7),
-                    items: vec![
-                        cart::v1::CartItem {
-                            sku: pricing::v1::Sku("BOOK-42".into()),
-                            quantity: 2,
-                        },
-                        cart::v1::CartItem {
-                            sku: pricing::v1::Sku("PEN-7".into()),
-                            quantity: 3,
-                        },
-                    ],
-                    total: None,
-                    updated_at: Timestamp::UNIX_EPOCH,
-                },
-                cart::v1::Cart {
-                    id: cart::v1::CartId(Uuid::from_u128(43)),
-                    customer_id: Uuid::from_u128(7),
-                    items: vec![],
-                    total: None,
-                    updated_at: Timestamp::UNIX_EPOCH,
-                },
-            ],
-            pricing::v1::Client::new(pricing_url.clone()),
-        )
-        .with_inventory(
-            inventory::v1::grpc::Client::connect_lazy(inventory_url.clone())
-                .map_err(std::io::Error::other)?,
-        ),
-    );
-    let cart_url = serve(cart::v1::router_with(cart.clone(), cfg.clone())).await?;
-
-    let orders = Arc::new(Orders::default());
+    let orders = match &options.events {
+        Some(sink) => {
+            Orders::default().with_events(orders::v1::publish::Publisher::new(sink.clone()))
+        }
+        None => Orders::default(),
+    };
+    let orders = Arc::new(orders);
     let orders_url = serve(
         orders::v1::router_with(orders.clone(), cfg.clone())
             .merge(orders::v2::router_with(orders.clone(), cfg.clone()))
@@ -139,6 +153,44 @@ pub async fn start(options: Options) -> std::io::Result<System> {
             .merge(orders::v2::grpc::router(orders.clone())),
     )
     .await?;
+
+    let mut cart_service = CartService::new(
+        vec![
+            cart::v1::Cart {
+                id: cart::v1::CartId(Uuid::from_u128(DEMO_CART)),
+                customer_id: Uuid::from_u128(7),
+                items: vec![
+                    cart::v1::CartItem {
+                        sku: pricing::v1::Sku("BOOK-42".into()),
+                        quantity: 2,
+                    },
+                    cart::v1::CartItem {
+                        sku: pricing::v1::Sku("PEN-7".into()),
+                        quantity: 3,
+                    },
+                ],
+                total: None,
+                updated_at: Timestamp::UNIX_EPOCH,
+            },
+            cart::v1::Cart {
+                id: cart::v1::CartId(Uuid::from_u128(43)),
+                customer_id: Uuid::from_u128(7),
+                items: vec![],
+                total: None,
+                updated_at: Timestamp::UNIX_EPOCH,
+            },
+        ],
+        pricing::v1::Client::new(pricing_url.clone()),
+    )
+    .with_inventory(
+        inventory::v1::grpc::Client::connect_lazy(inventory_url.clone())
+            .map_err(std::io::Error::other)?,
+    );
+    if options.events.is_some() {
+        cart_service = cart_service.with_orders(orders::v1::Client::new(orders_url.clone()));
+    }
+    let cart = Arc::new(cart_service);
+    let cart_url = serve(cart::v1::router_with(cart.clone(), cfg.clone())).await?;
 
     let payments = Arc::new(Payments::default());
     payments.capture(

@@ -1,8 +1,9 @@
-//! Prints each finished `#[pactum::traced]` span as one line of a timeline: when it started,
-//! how long it took, its outcome, and the trace it belongs to.
+//! A timeline of hops: every finished Pactum span (REST and gRPC requests, event deliveries,
+//! webhooks, `#[pactum::traced]` calls) with when it started, how long it took, its outcome and
+//! its trace.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -10,10 +11,67 @@ use tracing::Subscriber;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-/// A `tracing` layer writing one line per closed span.
+/// A `tracing` layer recording one [`Hop`] per closed span.
 pub struct Timeline {
     start: Instant,
-    lines: Mutex<Vec<String>>,
+    hops: Hops,
+}
+
+/// One finished span.
+#[derive(Clone, Debug)]
+pub struct Hop {
+    /// Start, in ms since the timeline began.
+    pub at_ms: u128,
+    /// `REST`, `gRPC`, `event`, `webhook` or `call` (a `#[traced]` function).
+    pub kind: &'static str,
+    /// Operation, consumer or function name.
+    pub name: String,
+    /// Duration in ms.
+    pub took_ms: u128,
+    /// `ok`, `error`, `skipped`, `retry`, `dead-letter` or `-`.
+    pub outcome: String,
+    /// W3C trace id.
+    pub trace_id: String,
+}
+
+/// The hops recorded so far, shared with the code that prints them.
+#[derive(Clone, Default)]
+pub struct Hops(Arc<Mutex<Vec<Hop>>>);
+
+impl Hops {
+    /// Removes and returns every hop recorded so far, ordered by start.
+    pub fn take(&self) -> Vec<Hop> {
+        let mut hops = std::mem::take(&mut *self.0.lock().expect("hops lock"));
+        hops.sort_by_key(|h| h.at_ms);
+        hops
+    }
+}
+
+/// Prints `hops` as a table, with a line saying which trace ids they share.
+pub fn print(hops: &[Hop]) {
+    let t0 = hops.first().map_or(0, |h| h.at_ms);
+    println!(
+        "  {:>6}  {:<7} {:<34} {:>7}  {:<11} trace",
+        "start", "hop", "name", "took", "outcome"
+    );
+    for h in hops {
+        println!(
+            "  {:>4} ms  {:<7} {:<34} {:>4} ms  {:<11} {}…",
+            h.at_ms - t0,
+            h.kind,
+            h.name,
+            h.took_ms,
+            h.outcome,
+            &h.trace_id[..h.trace_id.len().min(8)]
+        );
+    }
+    let mut traces: Vec<&str> = hops.iter().map(|h| h.trace_id.as_str()).collect();
+    traces.sort_unstable();
+    traces.dedup();
+    match traces.as_slice() {
+        [one] => println!("  all {} hops share trace {one}", hops.len()),
+        many => println!("  {} hops across {} traces", hops.len(), many.len()),
+    }
 }
 
 struct SpanData {
@@ -40,8 +98,13 @@ impl Timeline {
     pub fn new() -> Self {
         Timeline {
             start: Instant::now(),
-            lines: Mutex::new(Vec::new()),
+            hops: Hops::default(),
         }
+    }
+
+    /// The hops it records, to print them.
+    pub fn hops(&self) -> Hops {
+        self.hops.clone()
     }
 }
 
@@ -53,8 +116,8 @@ impl Default for Timeline {
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Timeline {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        // Only Pactum's spans (handlers, #[traced]) declare `trace_id`; libraries' spans
-        // (hyper, h2) are not hops.
+        // Only Pactum's spans (requests, deliveries, webhooks, #[traced]) declare `trace_id`;
+        // libraries' spans (hyper, h2) are not hops.
         if attrs.metadata().fields().field("trace_id").is_none() {
             return;
         }
@@ -82,20 +145,26 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Ti
         let Some(data) = ext.get::<SpanData>() else {
             return;
         };
-        let get = |k: &str| data.fields.get(k).map(String::as_str).unwrap_or("-");
-        let line = format!(
-            "  +{:>4} ms  {:<12} {:>5} ms  {:<6} trace {}  span {}  parent {}",
-            data.opened.duration_since(self.start).as_millis(),
-            data.fields
+        let get = |k: &str| data.fields.get(k).cloned().unwrap_or_else(|| "-".into());
+        let kind = match span.name() {
+            "pactum.request" => "REST",
+            "pactum.grpc" => "gRPC",
+            "pactum.consume" => "event",
+            "pactum.webhook" => "webhook",
+            _ => "call",
+        };
+        let hop = Hop {
+            at_ms: data.opened.duration_since(self.start).as_millis(),
+            kind,
+            name: data
+                .fields
                 .get("otel.name")
-                .map_or(span.name(), String::as_str),
-            data.opened.elapsed().as_millis(),
-            get("outcome"),
-            get("trace_id"),
-            get("span_id"),
-            get("parent_span_id"),
-        );
-        println!("{line}");
-        self.lines.lock().expect("timeline lock").push(line);
+                .cloned()
+                .unwrap_or_else(|| span.name().to_string()),
+            took_ms: data.opened.elapsed().as_millis(),
+            outcome: get("outcome"),
+            trace_id: get("trace_id"),
+        };
+        self.hops.0.lock().expect("hops lock").push(hop);
     }
 }

@@ -69,7 +69,7 @@ async fn serve(merchant: Merchant, secrets: Vec<WebhookSecret>) -> String {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { pactum::server::axum::serve(listener, app).await });
+    tokio::spawn(async move { pactum::server::serve(listener, app).await });
     format!("http://{addr}/hooks/shipping")
 }
 

@@ -158,11 +158,23 @@ impl Nats {
                 start_time: chrono::DateTime::<chrono::Utc>::from(t),
             },
         };
-        let stream = self
+        let mut stream = self
             .js
             .get_stream(stream)
             .await
             .map_err(|e| err("no such stream")(&e))?;
+        // A work queue keeps only unconsumed messages and JetStream accepts no other start
+        // there: every start point means "what is waiting".
+        let work_queue = stream
+            .info()
+            .await
+            .map(|i| i.config.retention == stream::RetentionPolicy::WorkQueue)
+            .unwrap_or(false);
+        let deliver_policy = if work_queue {
+            consumer::DeliverPolicy::All
+        } else {
+            deliver_policy
+        };
         let consumer = stream
             .get_or_create_consumer(
                 group,

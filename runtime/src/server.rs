@@ -28,6 +28,24 @@ use std::time::Duration;
 
 pub use axum;
 
+/// Serves `router` on `listener`, with `TCP_NODELAY` on every accepted connection.
+///
+/// `axum::serve` leaves Nagle's algorithm on. HTTP/2 (gRPC) writes a response as several
+/// small frames, and with Nagle on the kernel holds each small segment that follows another
+/// until the peer acknowledges the first — which a peer with nothing to send delays by up to
+/// 40 ms. Sequential calls then take 40 ms each. Prefer this to `axum::serve` for generated
+/// routers.
+pub async fn serve(listener: tokio::net::TcpListener, router: axum::Router) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            // A latency defect, not a reason to refuse the peer.
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router).await
+}
+
 /// Server settings shared by every route of a generated router.
 #[derive(Clone)]
 pub struct ServerConfig {

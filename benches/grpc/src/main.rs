@@ -256,7 +256,7 @@ fn bench_rps() {
     spawn_runtime(move || async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         tx.send(listener.local_addr().unwrap()).unwrap();
-        pactum::server::axum::serve(listener, api::grpc::router(p)).await.unwrap();
+        pactum::server::serve(listener, api::grpc::router(p)).await.unwrap();
     });
     let generated_addr = rx.recv().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();

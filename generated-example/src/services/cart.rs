@@ -2,7 +2,9 @@
 //! service's generated REST client.
 
 use super::Seen;
-use crate::generated::{cart::v1 as api, inventory::v1 as inventory, pricing::v1 as pricing};
+use crate::generated::{
+    cart::v1 as api, inventory::v1 as inventory, orders::v1 as orders, pricing::v1 as pricing,
+};
 use pactum::client::ClientError;
 use pactum::types::{Timestamp, Uuid};
 use pactum::{Context, HandlerError};
@@ -14,6 +16,7 @@ pub struct CartService {
     carts: Mutex<HashMap<Uuid, api::Cart>>,
     pricing: pricing::Client,
     inventory: Option<inventory::grpc::Client>,
+    orders: Option<orders::Client>,
     /// Calls seen, with their trace ids.
     pub seen: Arc<Seen>,
 }
@@ -25,6 +28,7 @@ impl CartService {
             carts: Mutex::new(carts.into_iter().map(|c| (c.id.0, c)).collect()),
             pricing,
             inventory: None,
+            orders: None,
             seen: Arc::default(),
         }
     }
@@ -32,6 +36,12 @@ impl CartService {
     /// Checks stock with `inventory` over gRPC before checking out.
     pub fn with_inventory(mut self, inventory: inventory::grpc::Client) -> Self {
         self.inventory = Some(inventory);
+        self
+    }
+
+    /// Places the order with `orders` over REST after pricing, instead of only quoting.
+    pub fn with_orders(mut self, orders: orders::Client) -> Self {
+        self.orders = Some(orders);
         self
     }
 
@@ -129,9 +139,34 @@ impl api::Service for CartService {
                 ClientError::DeadlineExceeded => HandlerError::DeadlineExceeded,
                 other => HandlerError::internal(format!("pricing: {other}")),
             })?;
+        let Some(orders) = &self.orders else {
+            return Ok(api::CheckoutCartResponse {
+                order_id: Uuid::from_u128(cart.id.0.as_u128().rotate_left(17) ^ 0x5eed),
+                total: quote.total,
+            });
+        };
+        let request = orders::PlaceOrderRequest {
+            cart_id: cart.id.0,
+            customer_id: Some(cart.customer_id),
+            lines: quote
+                .lines
+                .into_iter()
+                .map(|l| orders::OrderLine {
+                    sku: l.sku,
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                })
+                .collect(),
+            note: None,
+        };
+        // PlaceOrder is keyed: the client sends one Idempotency-Key for all its retries.
+        let order = orders.place_order(&request).await.map_err(|e| match e {
+            ClientError::DeadlineExceeded => HandlerError::DeadlineExceeded,
+            other => HandlerError::internal(format!("orders: {other}")),
+        })?;
         Ok(api::CheckoutCartResponse {
-            order_id: Uuid::from_u128(cart.id.0.as_u128().rotate_left(17) ^ 0x5eed),
-            total: quote.total,
+            order_id: order.id.0,
+            total: order.total,
         })
     }
 }

@@ -27,6 +27,8 @@ pub struct Orders {
     pub placed: AtomicU32,
     /// Calls seen, with their trace ids.
     pub seen: Arc<Seen>,
+    /// Publishes `OrderPlaced` when set.
+    events: Option<orders::v1::publish::Publisher<crate::transport::Sink>>,
 }
 
 fn status_v1(s: &str) -> orders::v1::OrderStatus {
@@ -38,6 +40,34 @@ fn status_v2(s: &str) -> orders::v2::OrderStatus {
 }
 
 impl Orders {
+    /// Publishes `OrderPlaced` for every order placed through v1.
+    pub fn with_events(
+        mut self,
+        events: orders::v1::publish::Publisher<crate::transport::Sink>,
+    ) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Marks `id` paid; false if there is no such order.
+    pub fn mark_paid(&self, id: Uuid) -> bool {
+        let mut all = self.orders.lock().expect("orders lock");
+        match all.get_mut(&id) {
+            Some(order) => {
+                if order.status == "pending" {
+                    order.status = "paid";
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The status of `id`, if it exists.
+    pub fn status(&self, id: Uuid) -> Option<&'static str> {
+        self.get(id).map(|o| o.status)
+    }
+
     fn total(lines: &[(pricing::v1::Sku, u32, pricing::v1::Money)]) -> pricing::v1::Money {
         let currency = lines.first().map_or_else(
             || pricing::v1::Currency("EUR".into()),
@@ -58,9 +88,12 @@ impl Orders {
         lines: Vec<(pricing::v1::Sku, u32, pricing::v1::Money)>,
         note: Option<String>,
     ) -> Stored {
-        let n = self.placed.fetch_add(1, Ordering::SeqCst) + 1;
+        self.placed.fetch_add(1, Ordering::SeqCst);
+        // Random ids: with a durable broker and store, a second run must not reuse the first
+        // run's ids (their events would be recognised as already processed).
+        let id: Uuid = pactum::random_id().parse().expect("a UUID");
         let order = Stored {
-            id: Uuid::from_u128(0x0de7_0000 + u128::from(n)),
+            id,
             customer_id,
             total: Self::total(&lines),
             lines,
@@ -142,7 +175,22 @@ impl orders::v1::Service for Orders {
             .into_iter()
             .map(|l| (l.sku, l.quantity, l.unit_price))
             .collect();
-        Ok(Self::v1(self.insert(input.customer_id, lines, input.note)))
+        let order = Self::v1(self.insert(input.customer_id, lines, input.note));
+        if let Some(events) = &self.events {
+            let placed = orders::v1::OrderPlaced {
+                order_id: order.id.clone(),
+                customer_id: order.customer_id,
+                lines: order.lines.clone(),
+                total: order.total.clone(),
+            };
+            // Under the request's trace and deadline. A replayed request (same idempotency
+            // key) gets the stored reply and does not publish again.
+            events
+                .order_placed(&format!("placed-{}", order.id.0), &placed)
+                .await
+                .map_err(|e| HandlerError::internal(format!("cannot publish OrderPlaced: {e}")))?;
+        }
+        Ok(order)
     }
 
     async fn cancel_order(

@@ -236,6 +236,8 @@ pub struct Verified {
     id: String,
     kind: String,
     body: Bytes,
+    /// The sender's trace, when it sent one.
+    ctx: crate::Context,
 }
 
 impl Inbox {
@@ -286,7 +288,12 @@ impl Inbox {
                 ))
             })?
             .kind;
-        Ok(Verified { id, kind, body })
+        Ok(Verified {
+            id,
+            kind,
+            body,
+            ctx: crate::Context::from_headers(headers),
+        })
     }
 
     /// Reads and verifies a request; the first step of a receiver's axum handler.
@@ -316,17 +323,44 @@ impl Verified {
         F: FnOnce(Envelope<W>) -> Fut,
         Fut: Future<Output = Result<(), Problem>>,
     {
-        match decode::<W>(&self.body) {
-            Ok(envelope) => {
-                SignedWebhook {
-                    id: self.id,
-                    envelope,
-                }
-                .handle_once(inbox.store.as_ref(), inbox.retention, handler)
-                .await
-            }
-            Err(refused) => refused.into_response(),
-        }
+        let envelope = match decode::<W>(&self.body) {
+            Ok(envelope) => envelope,
+            Err(refused) => return refused.into_response(),
+        };
+        let span = tracing::info_span!(
+            "pactum.webhook",
+            otel.name = %format!("webhook {}", W::NAME),
+            webhook.id = %self.id,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            parent_span_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let ctx = crate::trace::enter(&span, self.ctx);
+        let mut called = false;
+        let signed = SignedWebhook {
+            id: self.id,
+            envelope,
+        };
+        let response = tracing::Instrument::instrument(
+            ctx.clone().scope(signed.handle_once(
+                inbox.store.as_ref(),
+                inbox.retention,
+                |envelope| {
+                    called = true;
+                    ctx.scope(handler(envelope))
+                },
+            )),
+            span.clone(),
+        )
+        .await;
+        let outcome = match (called, response.status().is_success()) {
+            (false, true) => "skipped",
+            (_, true) => "ok",
+            _ => "error",
+        };
+        span.record("outcome", outcome);
+        response
     }
 
     /// The answer for a payload type this receiver does not know: 400, so the sender stops

@@ -165,6 +165,7 @@ impl WebhookSender {
             data: payload,
         })
         .map_err(SendError::Encode)?;
+        let trace = trace_headers();
         let attempts = self.policy.attempts.max(1);
         let mut last = String::new();
         for attempt in 1..=attempts {
@@ -175,9 +176,13 @@ impl WebhookSender {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            let sent = self
-                .http
-                .post(url)
+            let mut request = self.http.post(url);
+            // The receiver's handler joins the sender's trace (an extra header; verifiers that
+            // do not know it ignore it, and it is not part of what is signed).
+            for (name, value) in &trace {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            let sent = request
                 .timeout(self.timeout)
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .header(ID_HEADER, id)
@@ -218,4 +223,17 @@ impl WebhookSender {
             last,
         })
     }
+}
+
+/// `traceparent`/`tracestate` of the current context, if it carries a trace.
+fn trace_headers() -> Vec<(String, String)> {
+    let ctx = crate::Context::current();
+    if !ctx.span_context().is_valid() {
+        return Vec::new();
+    }
+    let mut all = std::collections::BTreeMap::new();
+    ctx.inject_headers(&mut all, crate::Transport::Http);
+    all.into_iter()
+        .filter(|(name, _)| name == "traceparent" || name == "tracestate")
+        .collect()
 }
