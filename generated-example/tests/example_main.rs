@@ -1,0 +1,204 @@
+//! The README's main command, run as a new user runs it: the example binary on embedded
+//! defaults, on NATS JetStream and PostgreSQL (the real services: `PACTUM_TEST_NATS`,
+//! `PACTUM_TEST_POSTGRES`), and in `serve` mode answering outside clients.
+
+use generated_example::generated::{cart, inventory, pricing};
+use pactum::types::Uuid;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+fn example() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_generated-example"));
+    cmd.env_remove("PACTUM_EXAMPLE_NATS")
+        .env_remove("PACTUM_EXAMPLE_POSTGRES");
+    cmd
+}
+
+fn run(args: &[&str]) -> String {
+    let out = example().args(args).output().expect("the example runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The checkout section of the output: its timeline and summary.
+fn checkout(stdout: &str) -> &str {
+    let start = stdout.find("== checkout").expect("a checkout section");
+    let end = stdout
+        .find("== a slow dependency")
+        .expect("a slow-pricing section");
+    &stdout[start..end]
+}
+
+fn assert_whole_flow(stdout: &str) {
+    let flow = checkout(stdout);
+    assert!(
+        flow.contains(&format!("all 19 hops share trace {TRACE}")),
+        "{flow}"
+    );
+    for hop in [
+        "REST    CheckoutCart",
+        "gRPC    CheckStock",
+        "REST    QuoteCart",
+        "REST    PlaceOrder",
+        "event   payments <- OrderPlaced",
+        "event   inventory <- OrderPlaced",
+        "event   orders <- PaymentCaptured",
+        "event   notifications <- PaymentCaptured",
+        "event   shipping <- StockReserved",
+        "event   notifications <- ShipmentDispatched",
+        "webhook webhook OrderShipped",
+    ] {
+        assert!(flow.contains(hop), "missing hop `{hop}`:\n{flow}");
+    }
+    // Two duplicated events, each seen by two consumers, and the resent webhook.
+    let skipped = flow
+        .lines()
+        .filter(|l| l.contains(" skipped ") && l.contains(&TRACE[..8]))
+        .count();
+    assert_eq!(skipped, 5, "{flow}");
+    assert!(
+        flow.contains(
+            " is paid; 2 email(s) sent; the merchant verified and applied 1 webhook(s) of 2 sent"
+        ),
+        "{flow}"
+    );
+    assert!(
+        stdout.contains("the cart's client gave up at 200 ms; the caller sees DeadlineExceeded"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_main_command_runs_the_whole_checkout_on_embedded_defaults() {
+    let stdout = run(&[]);
+    assert!(stdout.contains("events on the embedded bus (dedup records in memory)"));
+    assert_whole_flow(&stdout);
+}
+
+#[test]
+fn the_same_flow_runs_on_nats_jetstream_and_postgresql() {
+    let nats = std::env::var("PACTUM_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let pg = std::env::var("PACTUM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
+    let stdout = run(&["--nats", &nats, "--postgres", &pg]);
+    assert!(
+        stdout.contains("events on NATS JetStream (dedup records in PostgreSQL"),
+        "{stdout}"
+    );
+    assert_whole_flow(&stdout);
+}
+
+#[test]
+fn bad_arguments_get_the_usage_and_exit_2() {
+    let out = example().arg("--colour").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown argument `--colour`") && stderr.contains("usage:"));
+    let out = example()
+        .args(["serve", "--http", "eighty"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_mode_answers_outside_rest_and_grpc_clients() {
+    let (http, grpc) = (free_port(), free_port());
+    let mut child = Child(
+        example()
+            .args([
+                "serve",
+                "--http",
+                &http.to_string(),
+                "--grpc",
+                &grpc.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait for the line saying where it listens, then keep draining its output (the server
+    // prints each request's hops) so it never writes into a closed pipe.
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("REST on") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(line);
+                }
+            }
+        }
+    });
+    let line = tokio::time::timeout(Duration::from_secs(60), rx)
+        .await
+        .expect("ready in time")
+        .expect("a ready line");
+    assert!(line.contains(&format!(":{http}")) && line.contains(&format!(":{grpc}")));
+
+    // Any HTTP client: plain reqwest, as curl would.
+    let base = format!("http://127.0.0.1:{http}");
+    let cart_id = Uuid::from_u128(42);
+    let got = reqwest::get(format!("{base}/v1/carts/{cart_id}"))
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    let body: serde_json::Value = serde_json::from_slice(&got.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["id"], cart_id.to_string());
+    let missing = reqwest::get(format!("{base}/v1/carts/{}", Uuid::nil()))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+
+    // The generated clients, REST and gRPC, against the same ports.
+    let carts = cart::v1::Client::new(base.clone());
+    let order = carts
+        .checkout_cart(&cart::v1::CheckoutCartRequest {
+            cart_id: cart::v1::CartId(cart_id),
+        })
+        .await
+        .unwrap();
+    assert_eq!(order.total.amount.to_string(), "28.60");
+    let stock =
+        inventory::v1::grpc::Client::connect_lazy(format!("http://127.0.0.1:{grpc}")).unwrap();
+    let level = stock
+        .check_stock(&inventory::v1::CheckStockRequest {
+            sku: pricing::v1::Sku("PEN-7".into()),
+        })
+        .await
+        .unwrap();
+    assert!(level.available > 0);
+}
