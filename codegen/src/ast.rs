@@ -52,6 +52,8 @@ pub struct Contract {
     pub events: Vec<EventDecl>,
     /// `consumes:`.
     pub consumes: Vec<ConsumeDecl>,
+    /// `calls:`.
+    pub calls: Vec<CallDecl>,
     /// `webhooks:`.
     pub webhooks: Vec<WebhookDecl>,
 }
@@ -653,6 +655,19 @@ pub struct ConsumeDecl {
     pub retry: Option<RetryDecl>,
     /// Send failures to a dead-letter subject.
     pub dead_letter: Option<Spanned<bool>>,
+    /// Doc text.
+    pub description: Option<String>,
+}
+
+/// An operation of another contract this service calls.
+#[derive(Clone, Debug)]
+pub struct CallDecl {
+    /// Where the entry starts.
+    pub span: Span,
+    /// `service.Operation` or `service.Operation@major`.
+    pub operation: Spanned<String>,
+    /// `rest | grpc`.
+    pub via: Option<Spanned<String>>,
     /// Doc text.
     pub description: Option<String>,
 }

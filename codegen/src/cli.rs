@@ -48,6 +48,12 @@ enum Command {
         after_help = "Examples:\n  pactum diff old-contracts/ contracts/\n  pactum diff contracts/orders/v1.yaml /tmp/orders-v1-edited.yaml --format json"
     )]
     Diff(DiffArgs),
+    /// Write Markdown documentation: a page per contract version, and the system topology as
+    /// Mermaid (topology.md) and Graphviz DOT (topology.dot).
+    #[command(
+        after_help = "Examples:\n  pactum docs contracts/ --out generated-example/docs\n  pactum docs contracts/ --out generated-example/docs --check   # CI: fail if stale\n  dot -Tsvg generated-example/docs/topology.dot > topology.svg"
+    )]
+    Docs(DocsArgs),
     /// Print the JSON Schema of the contract language.
     #[command(
         after_help = "Example:\n  pactum schema > pactum.schema.json\n  # then, first line of a contract:\n  # yaml-language-server: $schema=./pactum.schema.json"
@@ -116,6 +122,18 @@ struct GenerateArgs {
     check: bool,
 }
 
+#[derive(Args, Debug)]
+struct DocsArgs {
+    #[command(flatten)]
+    inputs: CheckArgs,
+    /// Output directory: `<service>.v<major>.md`, `topology.md`, `topology.dot`.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Write nothing; exit non-zero and list the files that would change.
+    #[arg(long)]
+    check: bool,
+}
+
 /// Runs the CLI with the process arguments.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -139,6 +157,7 @@ pub fn main() -> ExitCode {
         }
         Command::Diff(args) => diff(&args),
         Command::Generate(args) => generate(args, color),
+        Command::Docs(args) => docs(args, color),
     }
 }
 
@@ -265,43 +284,9 @@ fn generate(args: GenerateArgs, color: bool) -> ExitCode {
     if let Some(dir) = &args.asyncapi {
         outputs.push((dir.clone(), emit::asyncapi::documents(ir)));
     }
-    let mut statuses = Vec::new();
-    let mut leftovers = Vec::new();
-    for (dir, files) in outputs {
-        let files = match files {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("pactum: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match write::sync(&dir, &files, !args.check) {
-            Ok(s) => statuses.extend(s),
-            Err(e) => {
-                eprintln!("pactum: cannot write to {}: {e}", dir.display());
-                return ExitCode::FAILURE;
-            }
-        }
-        leftovers.extend(write::stale_files(&dir, &files).unwrap_or_default());
-    }
-    let changed: Vec<&FileStatus> = statuses.iter().filter(|s| s.changed()).collect();
-    if args.check {
-        for s in &changed {
-            let what = match s {
-                FileStatus::Created(_) => "missing",
-                _ => "stale",
-            };
-            println!("{what}: {}", s.path().display());
-        }
-        for p in &leftovers {
-            println!("left over: {}", p.display());
-        }
-        if changed.is_empty() && leftovers.is_empty() {
-            println!("up to date: {} file(s)", statuses.len());
-            return ExitCode::SUCCESS;
-        }
-        eprintln!(
-            "pactum: generated code in {} is out of date; run `pactum generate {} --out {}{}`",
+    sync_outputs(outputs, args.check, || {
+        format!(
+            "generated code in {} is out of date; run `pactum generate {} --out {}{}`",
             args.out.display(),
             args.inputs
                 .paths
@@ -318,7 +303,78 @@ fn generate(args: GenerateArgs, color: bool) -> ExitCode {
             .iter()
             .filter_map(|(flag, d)| d.as_ref().map(|d| format!(" {flag} {}", d.display())))
             .collect::<String>()
-        );
+        )
+    })
+}
+
+fn docs(args: DocsArgs, color: bool) -> ExitCode {
+    let outcome = report(&args.inputs, color);
+    if outcome.failed(args.inputs.deny_warnings) {
+        eprintln!("pactum: nothing written");
+        return ExitCode::FAILURE;
+    }
+    let Some(ir) = &outcome.ir else {
+        return ExitCode::FAILURE;
+    };
+    let outputs = vec![(args.out.clone(), emit::docs::pages(ir))];
+    sync_outputs(outputs, args.check, || {
+        format!(
+            "docs in {} are out of date; run `pactum docs {} --out {}`",
+            args.out.display(),
+            args.inputs
+                .paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            args.out.display()
+        )
+    })
+}
+
+/// Writes (or with `check`, compares) each directory's files; reports what changed.
+/// `stale_hint` says how to regenerate when a check finds stale files.
+fn sync_outputs(
+    outputs: Vec<(PathBuf, Result<Vec<emit::GeneratedFile>, String>)>,
+    check: bool,
+    stale_hint: impl FnOnce() -> String,
+) -> ExitCode {
+    let mut statuses = Vec::new();
+    let mut leftovers = Vec::new();
+    for (dir, files) in outputs {
+        let files = match files {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("pactum: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match write::sync(&dir, &files, !check) {
+            Ok(s) => statuses.extend(s),
+            Err(e) => {
+                eprintln!("pactum: cannot write to {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        leftovers.extend(write::stale_files(&dir, &files).unwrap_or_default());
+    }
+    let changed: Vec<&FileStatus> = statuses.iter().filter(|s| s.changed()).collect();
+    if check {
+        for s in &changed {
+            let what = match s {
+                FileStatus::Created(_) => "missing",
+                _ => "stale",
+            };
+            println!("{what}: {}", s.path().display());
+        }
+        for p in &leftovers {
+            println!("left over: {}", p.display());
+        }
+        if changed.is_empty() && leftovers.is_empty() {
+            println!("up to date: {} file(s)", statuses.len());
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("pactum: {}", stale_hint());
         return ExitCode::FAILURE;
     }
     for s in &statuses {

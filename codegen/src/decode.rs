@@ -47,6 +47,10 @@ pub fn decode_contract(
         .get("consumes")
         .map(|n| d.list(n, "`consumes`", Decoder::consume_decl))
         .unwrap_or_default();
+    let calls = top
+        .get("calls")
+        .map(|n| d.list(n, "`calls`", Decoder::call_decl))
+        .unwrap_or_default();
     let webhooks = top
         .get("webhooks")
         .map(|n| d.named(n, "`webhooks`", Decoder::webhook_decl))
@@ -98,6 +102,7 @@ pub fn decode_contract(
         operations,
         events,
         consumes,
+        calls,
         webhooks,
     })
 }
@@ -711,6 +716,34 @@ impl Decoder<'_> {
         Some(c)
     }
 
+    fn call_decl(&mut self, node: &Node) -> Option<CallDecl> {
+        let mut m = self.map(node, "a `calls` entry")?;
+        let operation = m
+            .get("operation")
+            .and_then(|n| self.string(n, "`operation`"));
+        let via = m.get("via").and_then(|n| self.string(n, "`via`"));
+        let description = m.get("description").and_then(|n| self.text(n));
+        let missing = m.was_missing("operation");
+        m.finish(self.diags, CALL_KEYS, "a `calls` entry");
+        let Some(operation) = operation else {
+            if missing {
+                self.diags.emit(
+                    Code::MissingKey,
+                    node.span,
+                    "`calls` entry has no `operation`",
+                    "add `operation: pricing.QuoteCart`",
+                );
+            }
+            return None;
+        };
+        Some(CallDecl {
+            span: node.span,
+            operation,
+            via,
+            description,
+        })
+    }
+
     fn webhook_decl(&mut self, name: Spanned<String>, node: &Node) -> Option<WebhookDecl> {
         let mut m = self.map(node, "a webhook")?;
         let w = WebhookDecl {
@@ -748,6 +781,7 @@ pub const TOP_KEYS: &[&str] = &[
     "operations",
     "events",
     "consumes",
+    "calls",
     "webhooks",
 ];
 /// Keys allowed in an error.
@@ -813,6 +847,8 @@ pub const EVENT_KEYS: &[&str] = &[
     "delivery",
     "fields",
 ];
+/// Keys allowed in a `calls` entry.
+pub const CALL_KEYS: &[&str] = &["operation", "via", "description"];
 /// Keys allowed in a `consumes` entry.
 pub const CONSUME_KEYS: &[&str] = &[
     "event",

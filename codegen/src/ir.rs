@@ -72,6 +72,8 @@ pub struct Contract {
     pub events: Vec<EventDef>,
     /// Events consumed.
     pub consumers: Vec<Consumer>,
+    /// Operations of other contracts this service calls.
+    pub calls: Vec<Call>,
     /// Webhooks sent.
     pub webhooks: Vec<WebhookDef>,
 }
@@ -244,6 +246,39 @@ impl ErrorStatus {
     /// Parses a contract spelling.
     pub fn from_name(s: &str) -> Option<ErrorStatus> {
         Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, v)| *v)
+    }
+
+    /// The HTTP status a server answers with.
+    pub fn http_status(self) -> u16 {
+        use ErrorStatus::*;
+        match self {
+            InvalidArgument => 400,
+            Unauthenticated => 401,
+            PermissionDenied => 403,
+            NotFound => 404,
+            AlreadyExists | Conflict => 409,
+            FailedPrecondition => 422,
+            ResourceExhausted => 429,
+            Unavailable => 503,
+            Internal => 500,
+        }
+    }
+
+    /// The gRPC status code's name.
+    pub fn grpc_code(self) -> &'static str {
+        use ErrorStatus::*;
+        match self {
+            InvalidArgument => "INVALID_ARGUMENT",
+            Unauthenticated => "UNAUTHENTICATED",
+            PermissionDenied => "PERMISSION_DENIED",
+            NotFound => "NOT_FOUND",
+            AlreadyExists => "ALREADY_EXISTS",
+            Conflict => "ABORTED",
+            FailedPrecondition => "FAILED_PRECONDITION",
+            ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Unavailable => "UNAVAILABLE",
+            Internal => "INTERNAL",
+        }
     }
 
     /// The runtime enum variant name.
@@ -481,6 +516,40 @@ pub struct Consumer {
     pub retry: Option<Retry>,
     /// Failures go to a dead-letter subject.
     pub dead_letter: bool,
+    /// Doc text.
+    pub docs: Option<String>,
+    /// Source position.
+    pub span: Span,
+}
+
+/// How a call travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// HTTP + JSON, through the generated REST client.
+    Rest,
+    /// gRPC, through the generated gRPC client.
+    Grpc,
+}
+
+impl Via {
+    /// The contract spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Rest => "rest",
+            Via::Grpc => "grpc",
+        }
+    }
+}
+
+/// An operation of another contract that this service calls.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// The contract called.
+    pub target: ContractId,
+    /// The operation's name.
+    pub operation: String,
+    /// The transport.
+    pub via: Via,
     /// Doc text.
     pub docs: Option<String>,
     /// Source position.

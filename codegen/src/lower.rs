@@ -7,7 +7,7 @@ use crate::diagnostics::Span;
 use crate::ir::*;
 use crate::naming::{convert, Case};
 use crate::resolve::{id_of, Scope};
-use crate::validate::parse_event_ref;
+use crate::validate::{parse_event_ref, parse_operation_ref};
 use crate::wire::{self, Member, Space};
 use std::collections::{HashMap, HashSet};
 
@@ -72,6 +72,7 @@ impl Lowerer<'_> {
             operations,
             events: c.events.iter().map(|e| self.event(e)).collect(),
             consumers: c.consumes.iter().filter_map(|x| self.consumer(x)).collect(),
+            calls: c.calls.iter().filter_map(|x| self.call(x)).collect(),
             webhooks: c
                 .webhooks
                 .iter()
@@ -307,6 +308,24 @@ impl Lowerer<'_> {
             span: e.name.span,
             name,
         }
+    }
+
+    fn call(&self, call: &ast::CallDecl) -> Option<Call> {
+        let (service, name, major) = parse_operation_ref(&call.operation.value)?;
+        let (i, op) = self.scope.resolve_operation(&service, &name, major).ok()?;
+        let via = match call.via.as_ref().map(|v| v.value.as_str()) {
+            Some("grpc") => Via::Grpc,
+            Some(_) => Via::Rest,
+            None if op.rest.is_some() => Via::Rest,
+            None => Via::Grpc,
+        };
+        Some(Call {
+            target: id_of(&self.scope.contracts()[i]),
+            operation: convert(&name, Case::Pascal),
+            via,
+            docs: call.description.clone(),
+            span: call.span,
+        })
     }
 
     fn consumer(&self, con: &ast::ConsumeDecl) -> Option<Consumer> {

@@ -246,6 +246,56 @@ impl<'a> Scope<'a> {
     }
 }
 
+impl<'a> Scope<'a> {
+    /// Finds operation `name` of `service`: in major `major` when given, else in the highest
+    /// major that has it.
+    pub fn resolve_operation(
+        &self,
+        service: &str,
+        name: &str,
+        major: Option<u64>,
+    ) -> Result<(usize, &'a ast::OperationDecl), Unresolved> {
+        let mut candidates: Vec<(u64, usize)> = self
+            .by_id
+            .iter()
+            .filter(|(id, _)| id.service == service && major.is_none_or(|m| id.major == m))
+            .map(|(id, i)| (id.major, *i))
+            .collect();
+        if candidates.is_empty() {
+            return Err(Unresolved {
+                message: match major {
+                    Some(m) => format!("no contract for `{service}` major {m} was loaded"),
+                    None => format!("no contract for service `{service}` was loaded"),
+                },
+                help: format!("pass the contract of `{service}` to pactum along with this one"),
+            });
+        }
+        candidates.sort();
+        for (_, i) in candidates.iter().rev() {
+            if let Some(op) = self.contracts[*i]
+                .operations
+                .iter()
+                .find(|o| o.name.value == name)
+            {
+                return Ok((*i, op));
+            }
+        }
+        let all = candidates.iter().flat_map(|(_, i)| {
+            self.contracts[*i]
+                .operations
+                .iter()
+                .map(|o| o.name.value.as_str())
+        });
+        Err(Unresolved {
+            message: format!("service `{service}` has no operation `{name}`"),
+            help: match closest(name, all) {
+                Some(s) => format!("did you mean `{service}.{s}`?"),
+                None => format!("check the `operations:` of the `{service}` contract"),
+            },
+        })
+    }
+}
+
 /// The id of a decoded contract.
 pub fn id_of(c: &ast::Contract) -> ContractId {
     ContractId {

@@ -147,6 +147,9 @@ impl ContractChecker<'_, '_> {
         for con in &c.consumes {
             self.check_consume(con);
         }
+        for call in &c.calls {
+            self.check_call(call);
+        }
         self.check_infinite_types();
         self.check_nesting_depth();
     }
@@ -1171,6 +1174,56 @@ impl ContractChecker<'_, '_> {
         self.check_fields(&w.fields, &[], &w.name.value);
     }
 
+    fn check_call(&mut self, call: &CallDecl) {
+        let Some((service, name, major)) = parse_operation_ref(&call.operation.value) else {
+            self.diags.emit(
+                Code::InvalidValue,
+                call.operation.span,
+                format!("`{}` is not an operation reference", call.operation.value),
+                "write `service.Operation`, or `service.Operation@major`, e.g. `pricing.QuoteCart`",
+            );
+            return;
+        };
+        let op = match self.scope.resolve_operation(&service, &name, major) {
+            Ok((_, op)) => op,
+            Err(u) => {
+                self.diags
+                    .emit(Code::Unresolved, call.operation.span, u.message, u.help);
+                return;
+            }
+        };
+        let Some(via) = &call.via else { return };
+        let (has, what, fix) = match via.value.as_str() {
+            "rest" => (
+                op.rest.is_some(),
+                "has no REST route",
+                "write `via: grpc`, or give the operation `rest:`",
+            ),
+            "grpc" => (
+                op.grpc.as_ref().is_some_and(|g| g.value),
+                "is not served over gRPC",
+                "write `via: rest`, or give the operation `grpc: true`",
+            ),
+            other => {
+                self.diags.emit(
+                    Code::InvalidValue,
+                    via.span,
+                    format!("unknown transport `{other}`"),
+                    "use `rest` or `grpc`",
+                );
+                return;
+            }
+        };
+        if !has {
+            self.diags.emit(
+                Code::InvalidValue,
+                via.span,
+                format!("`{}` {what}", call.operation.value),
+                fix,
+            );
+        }
+    }
+
     fn check_consume(&mut self, con: &ConsumeDecl) {
         let Some((service, name, version)) = parse_event_ref(&con.event.value) else {
             self.diags.emit(
@@ -1352,6 +1405,20 @@ fn span_route(op: &OperationDecl) -> String {
     op.rest
         .as_ref()
         .map_or_else(String::new, |r| r.value.clone())
+}
+
+/// Splits `service.EventName@version`.
+/// Splits `service.Operation` or `service.Operation@major`.
+pub fn parse_operation_ref(s: &str) -> Option<(String, String, Option<u64>)> {
+    let (path, major) = match s.split_once('@') {
+        Some((p, m)) => (p, Some(m.parse().ok()?)),
+        None => (s, None),
+    };
+    let (service, name) = path.split_once('.')?;
+    if service.is_empty() || name.is_empty() || name.contains('.') {
+        return None;
+    }
+    Some((service.to_string(), name.to_string(), major))
 }
 
 /// Splits `service.EventName@version`.

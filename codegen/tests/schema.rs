@@ -40,6 +40,7 @@ fn schema_keys_match_the_decoder() {
     assert_eq!(keys(&defs["operation"]), set(decode::OPERATION_KEYS));
     assert_eq!(keys(&defs["event"]), set(decode::EVENT_KEYS));
     assert_eq!(keys(&defs["consume"]), set(decode::CONSUME_KEYS));
+    assert_eq!(keys(&defs["call"]), set(decode::CALL_KEYS));
     assert_eq!(keys(&defs["webhook"]), set(decode::WEBHOOK_KEYS));
     assert_eq!(keys(&defs["retry"]), set(decode::RETRY_KEYS));
 }

@@ -25,7 +25,7 @@ fn sources(dir: &Path, display_root: &str) -> Vec<(PathBuf, String)> {
 }
 
 /// Checks every kind of output against `root`: Rust in `src/generated`, documents in
-/// `openapi`, `proto` and `asyncapi`.
+/// `openapi`, `proto`, `asyncapi` and `docs`.
 fn assert_tree(contracts: &Path, display_root: &str, root: &Path) {
     let (out, openapi, proto, asyncapi) = (
         &root.join("src/generated"),
@@ -49,6 +49,10 @@ fn assert_tree(contracts: &Path, display_root: &str, root: &Path) {
     assert_files(
         asyncapi,
         &pactum_codegen::emit::asyncapi::documents(&ir).expect("renders"),
+    );
+    assert_files(
+        &root.join("docs"),
+        &pactum_codegen::emit::docs::pages(&ir).expect("renders"),
     );
 }
 

@@ -5,6 +5,7 @@
 //! items by full path, so user type names (`Result`, `Option`, `String`) never clash with it.
 
 pub mod asyncapi;
+pub mod docs;
 mod events;
 mod grpc;
 mod json_schema;

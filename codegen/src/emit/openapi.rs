@@ -173,7 +173,7 @@ fn operation(s: &mut Schemas<'_>, c: &Contract, op: &Operation) -> OpItem {
     for e in &op.errors {
         if let Some(def) = c.errors.iter().find(|d| &d.name == e) {
             declared
-                .entry(status_of(def.status))
+                .entry(def.status.http_status())
                 .or_default()
                 .push(&def.name);
         }
@@ -254,21 +254,6 @@ fn operation(s: &mut Schemas<'_>, c: &Contract, op: &Operation) -> OpItem {
         request_body,
         responses: responses.into_iter().collect(),
         extensions,
-    }
-}
-
-fn status_of(s: crate::ir::ErrorStatus) -> u16 {
-    use crate::ir::ErrorStatus::*;
-    match s {
-        InvalidArgument => 400,
-        Unauthenticated => 401,
-        PermissionDenied => 403,
-        NotFound => 404,
-        AlreadyExists | Conflict => 409,
-        FailedPrecondition => 422,
-        ResourceExhausted => 429,
-        Unavailable => 503,
-        Internal => 500,
     }
 }
 

@@ -2,9 +2,9 @@
 
 /// Service `cart`, owned by `team-storefront`.
 pub mod cart {
-    /// `cart` 1.0.0.
+    /// `cart` 1.1.0.
     ///
-    /// Shopping carts. Prices through `pricing` (REST) and checks stock through `inventory` (gRPC).
+    /// Shopping carts. Prices through `pricing` (REST), checks stock through `inventory` (gRPC) and places orders with `orders` (REST).
     #[allow(missing_docs, deprecated)]
     #[rustfmt::skip]
     pub mod v1;

@@ -4,7 +4,7 @@
 /// Service name.
 pub const SERVICE: &str = "cart";
 /// Contract version (semver) this module was generated from.
-pub const VERSION: &str = "1.0.0";
+pub const VERSION: &str = "1.1.0";
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-storefront";
 /// `CartId`.

@@ -1,0 +1,642 @@
+//! Markdown documentation: one page per contract version, and the system's topology as a
+//! Mermaid diagram (in `topology.md`) and a Graphviz DOT file, drawn from `calls:`,
+//! `consumes:` and `webhooks:`.
+//!
+//! Rows are built here from the IR; the pages' layout is the askama templates
+//! `templates/contract.md`, `templates/topology.md` and `templates/topology.dot`.
+
+use super::GeneratedFile;
+use crate::ast::Number;
+use crate::ir::{
+    Constraints, Contract, ContractId, Field, Idempotency, Ir, Jitter, Retry, Streaming, TypeKind,
+    TypeRef,
+};
+use askama::Template;
+use std::path::PathBuf;
+
+#[derive(Template)]
+#[template(path = "contract.md", escape = "none")]
+struct Page {
+    source: String,
+    service: String,
+    major: u64,
+    version: String,
+    owner: String,
+    package: String,
+    description: String,
+    operations: Vec<OpDoc>,
+    types: Vec<TypeDoc>,
+    errors: Vec<Vec<String>>,
+    events: Vec<Vec<String>>,
+    consumes: Vec<Vec<String>>,
+    calls: Vec<Vec<String>>,
+    webhooks: Vec<Vec<String>>,
+}
+
+struct OpDoc {
+    name: String,
+    cells: Vec<String>,
+    docs: Option<String>,
+    deprecated: Option<String>,
+    input: String,
+    output: String,
+}
+
+struct TypeDoc {
+    name: String,
+    docs: Option<String>,
+    body: String,
+}
+
+#[derive(Template)]
+#[template(path = "topology.md", escape = "none")]
+struct TopologyMd {
+    sources: String,
+    nodes: Vec<(String, String)>,
+    edges: Vec<String>,
+    index: Vec<Vec<String>>,
+}
+
+#[derive(Template)]
+#[template(path = "topology.dot", escape = "none")]
+struct TopologyDot {
+    sources: String,
+    nodes: Vec<(String, String)>,
+    edges: Vec<String>,
+}
+
+/// A page per contract (`<service>.v<major>.md`), `topology.md` and `topology.dot`.
+pub fn pages(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
+    // Templates drop the final newline; files end with one.
+    let render = |what: &str, r: Result<String, askama::Error>| {
+        r.map(|text| text + "\n")
+            .map_err(|e| format!("internal error: {what} template failed: {e}"))
+    };
+    let mut files = Vec::new();
+    for c in &ir.contracts {
+        files.push(GeneratedFile {
+            path: PathBuf::from(page_name(&c.id)),
+            contents: render("contract page", page(c).render())?,
+        });
+    }
+    let sources = ir
+        .contracts
+        .iter()
+        .map(source)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let graph = Graph::of(ir);
+    files.push(GeneratedFile {
+        path: PathBuf::from("topology.md"),
+        contents: render(
+            "topology",
+            TopologyMd {
+                sources: sources.clone(),
+                nodes: graph.mermaid_nodes(ir),
+                edges: graph.mermaid_edges(),
+                index: ir
+                    .contracts
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            format!("{} v{}", c.id.service, c.id.major),
+                            cell(&c.owner),
+                            format!("[{0}]({0})", page_name(&c.id)),
+                        ]
+                    })
+                    .collect(),
+            }
+            .render(),
+        )?,
+    });
+    files.push(GeneratedFile {
+        path: PathBuf::from("topology.dot"),
+        contents: render(
+            "DOT",
+            TopologyDot {
+                sources,
+                nodes: graph.dot_nodes(ir),
+                edges: graph.dot_edges(),
+            }
+            .render(),
+        )?,
+    });
+    Ok(files)
+}
+
+fn page_name(id: &ContractId) -> String {
+    format!("{}.v{}.md", id.service, id.major)
+}
+
+fn source(c: &Contract) -> String {
+    c.source.to_string_lossy().replace('\\', "/")
+}
+
+/// Text safe inside a Markdown table cell: one line, `|` escaped.
+fn cell(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
+}
+
+fn code(s: &str) -> String {
+    format!("`{}`", s.replace('`', "'"))
+}
+
+/// The heading anchor GitHub and most renderers give `### \`Name\``.
+fn anchor(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+fn type_link(home: &ContractId, t: &TypeRef) -> String {
+    match t {
+        TypeRef::Prim(p) => code(p.name()),
+        // Words rather than `list<T>`: a Markdown renderer may take `<…>` for HTML.
+        TypeRef::List(inner) => format!("list of {}", type_link(home, inner)),
+        TypeRef::Map(inner) => format!("map of {} by string", type_link(home, inner)),
+        TypeRef::Optional(inner) => format!("{} (optional)", type_link(home, inner)),
+        TypeRef::Named(r) if r.contract == *home => {
+            format!("[{}](#{})", code(&r.name), anchor(&r.name))
+        }
+        TypeRef::Named(r) => format!(
+            "[{}]({}#{})",
+            code(&format!("{}.{}", r.contract.service, r.name)),
+            page_name(&r.contract),
+            anchor(&r.name)
+        ),
+    }
+}
+
+fn number(n: Number) -> String {
+    match n {
+        Number::Int(i) => i.to_string(),
+        Number::Float(f) => f.to_string(),
+    }
+}
+
+fn range(min: Option<String>, max: Option<String>) -> Option<String> {
+    match (min, max) {
+        (None, None) => None,
+        (Some(a), Some(b)) => Some(format!("{a}..={b}")),
+        (Some(a), None) => Some(format!("≥ {a}")),
+        (None, Some(b)) => Some(format!("≤ {b}")),
+    }
+}
+
+fn constraints(k: &Constraints) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = range(k.min.map(number), k.max.map(number)) {
+        parts.push(format!("value {r}"));
+    }
+    if let Some(r) = range(
+        k.min_len.map(|n| n.to_string()),
+        k.max_len.map(|n| n.to_string()),
+    ) {
+        parts.push(format!("length {r}"));
+    }
+    if let Some(r) = range(
+        k.min_items.map(|n| n.to_string()),
+        k.max_items.map(|n| n.to_string()),
+    ) {
+        parts.push(format!("items {r}"));
+    }
+    if let Some(p) = &k.pattern {
+        parts.push(format!("matches {}", code(p)));
+    }
+    if parts.is_empty() {
+        "—".into()
+    } else {
+        cell(&parts.join("; "))
+    }
+}
+
+fn fields_table(home: &ContractId, fields: &[Field]) -> String {
+    if fields.is_empty() {
+        return "No fields.".into();
+    }
+    let mut out = String::from("| field | type | constraints | description |\n|---|---|---|---|");
+    for f in fields {
+        let mut docs = f.docs.as_deref().map(cell).unwrap_or_default();
+        if let Some(d) = &f.deprecated {
+            docs = format!("**Deprecated:** {} {docs}", cell(d))
+                .trim()
+                .to_string();
+        }
+        out.push_str(&format!(
+            "\n| {} | {} | {} | {} |",
+            code(&f.wire_name),
+            type_link(home, &f.ty),
+            constraints(&f.constraints),
+            if docs.is_empty() { "—".into() } else { docs }
+        ));
+    }
+    out
+}
+
+fn field_list(fields: &[Field]) -> String {
+    if fields.is_empty() {
+        return "—".into();
+    }
+    fields
+        .iter()
+        .map(|f| code(&f.wire_name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `300 ms`, `2 s`, `1.5 s`, `250 µs`.
+fn duration(ns: u64) -> String {
+    if ns >= 1_000_000_000 {
+        let s = ns as f64 / 1e9;
+        format!("{s} s")
+    } else if ns >= 1_000_000 {
+        format!("{} ms", ns as f64 / 1e6)
+    } else {
+        format!("{} µs", ns as f64 / 1e3)
+    }
+}
+
+fn retry(r: Option<&Retry>) -> String {
+    match r {
+        None => "—".into(),
+        Some(r) => format!(
+            "{} attempts, {}..{}{}",
+            r.attempts,
+            duration(r.initial_ns),
+            duration(r.max_ns),
+            if r.jitter == Jitter::Full {
+                ", full jitter"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+fn page(c: &Contract) -> Page {
+    let home = &c.id;
+    let operations = c
+        .operations
+        .iter()
+        .map(|o| {
+            let grpc = if o.grpc {
+                match o.streaming {
+                    Streaming::None => "unary",
+                    Streaming::Server => "server stream",
+                    Streaming::Client => "client stream",
+                    Streaming::Bidi => "bidi stream",
+                }
+            } else {
+                "—"
+            };
+            let errors = if o.errors.is_empty() {
+                "—".to_string()
+            } else {
+                o.errors
+                    .iter()
+                    .map(|e| format!("[{}](#errors)", code(e)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            OpDoc {
+                name: o.name.clone(),
+                cells: vec![
+                    format!("[{}](#{})", code(&o.name), anchor(&o.name)),
+                    o.rest.as_ref().map_or("—".into(), |r| {
+                        code(&format!("{} {}", r.method.as_str(), r.full_path))
+                    }),
+                    grpc.into(),
+                    o.deadline_ns.map_or("—".into(), duration),
+                    if o.safe { "yes" } else { "no" }.into(),
+                    match o.idempotency {
+                        Idempotency::Key => "`Idempotency-Key`".into(),
+                        Idempotency::None => "—".into(),
+                    },
+                    retry(o.retry.as_ref()),
+                    errors,
+                ],
+                docs: o.docs.as_deref().map(|d| d.trim().to_string()),
+                deprecated: o.deprecated.clone(),
+                input: o.input.as_ref().map_or("none".into(), |i| {
+                    type_link(home, &TypeRef::Named(i.clone()))
+                }),
+                output: o
+                    .output
+                    .as_ref()
+                    .map_or("none".into(), |t| type_link(home, t)),
+            }
+        })
+        .collect();
+    let types = c
+        .types
+        .iter()
+        .map(|t| {
+            let mut body = match &t.kind {
+                TypeKind::Struct(fields) => fields_table(home, fields),
+                TypeKind::Enum(values) => format!(
+                    "One of: {}. Unknown values from newer versions are kept, not refused.",
+                    values
+                        .iter()
+                        .map(|v| code(&v.wire))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                TypeKind::Newtype {
+                    inner,
+                    constraints: k,
+                } => {
+                    let k = constraints(k);
+                    if k == "—" {
+                        format!("A {}.", type_link(home, inner))
+                    } else {
+                        format!("A {}; {k}.", type_link(home, inner))
+                    }
+                }
+            };
+            if let Some(d) = &t.deprecated {
+                body = format!("**Deprecated:** {d}\n\n{body}");
+            }
+            TypeDoc {
+                name: t.name.clone(),
+                docs: t.docs.as_deref().map(|d| d.trim().to_string()),
+                body,
+            }
+        })
+        .collect();
+    let errors = c
+        .errors
+        .iter()
+        .map(|e| {
+            vec![
+                code(&e.name),
+                e.status.http_status().to_string(),
+                code(e.status.grpc_code()),
+                field_list(&e.fields),
+                e.docs.as_deref().map_or("—".into(), cell),
+            ]
+        })
+        .collect();
+    let events = c
+        .events
+        .iter()
+        .map(|e| {
+            vec![
+                code(&e.name),
+                e.version.to_string(),
+                code(&e.subject),
+                delivery(e.delivery).into(),
+                e.key.as_deref().map_or("—".into(), code),
+                field_list(&e.fields),
+            ]
+        })
+        .collect();
+    let consumes = c
+        .consumers
+        .iter()
+        .map(|x| {
+            vec![
+                code(&format!("{} v{}", x.event.name, x.version)),
+                format!(
+                    "[{} v{}]({})",
+                    x.event.contract.service,
+                    x.event.contract.major,
+                    page_name(&x.event.contract)
+                ),
+                code(&x.group),
+                delivery(x.delivery).into(),
+                retry(x.retry.as_ref()),
+                if x.dead_letter {
+                    code(&format!("{}.dlq", x.subject))
+                } else {
+                    "—".into()
+                },
+            ]
+        })
+        .collect();
+    let calls = c
+        .calls
+        .iter()
+        .map(|x| {
+            vec![
+                format!(
+                    "[{}]({}#{})",
+                    code(&format!("{}.{}", x.target.service, x.operation)),
+                    page_name(&x.target),
+                    anchor(&x.operation)
+                ),
+                match x.via {
+                    crate::ir::Via::Rest => "REST".into(),
+                    crate::ir::Via::Grpc => "gRPC".into(),
+                },
+                x.docs.as_deref().map_or("—".into(), cell),
+            ]
+        })
+        .collect();
+    let webhooks = c
+        .webhooks
+        .iter()
+        .map(|w| {
+            vec![
+                code(&w.name),
+                code(&w.wire_type),
+                w.version.to_string(),
+                field_list(&w.fields),
+                w.docs.as_deref().map_or("—".into(), cell),
+            ]
+        })
+        .collect();
+    Page {
+        source: source(c),
+        service: c.id.service.clone(),
+        major: c.id.major,
+        version: c.version.clone(),
+        owner: cell(&c.owner),
+        package: super::proto::package(c),
+        description: c.docs.as_deref().unwrap_or("").trim().to_string(),
+        operations,
+        types,
+        errors,
+        events,
+        consumes,
+        calls,
+        webhooks,
+    }
+}
+
+fn delivery(d: crate::ir::Delivery) -> &'static str {
+    match d {
+        crate::ir::Delivery::Queue => "queue",
+        crate::ir::Delivery::Pubsub => "pubsub",
+        crate::ir::Delivery::Stream => "stream",
+    }
+}
+
+/// One edge of the topology.
+enum Edge {
+    Call {
+        from: ContractId,
+        to: ContractId,
+        label: String,
+    },
+    Event {
+        from: ContractId,
+        to: ContractId,
+        label: String,
+    },
+    Webhook {
+        from: ContractId,
+        label: String,
+    },
+}
+
+/// The system as a graph: contracts are nodes.
+struct Graph {
+    edges: Vec<Edge>,
+}
+
+fn node_id(id: &ContractId) -> String {
+    format!("{}_v{}", id.service, id.major)
+}
+
+/// Node of outside webhook subscribers.
+const SUBSCRIBERS: &str = "webhook_subscribers";
+
+impl Graph {
+    fn of(ir: &Ir) -> Graph {
+        let mut edges = Vec::new();
+        for c in &ir.contracts {
+            for call in &c.calls {
+                edges.push(Edge::Call {
+                    from: c.id.clone(),
+                    to: call.target.clone(),
+                    label: format!(
+                        "{} {}",
+                        match call.via {
+                            crate::ir::Via::Rest => "REST",
+                            crate::ir::Via::Grpc => "gRPC",
+                        },
+                        call.operation
+                    ),
+                });
+            }
+            for con in &c.consumers {
+                edges.push(Edge::Event {
+                    from: con.event.contract.clone(),
+                    to: c.id.clone(),
+                    label: format!(
+                        "{} v{} · {}",
+                        con.event.name,
+                        con.version,
+                        delivery(con.delivery)
+                    ),
+                });
+            }
+            for w in &c.webhooks {
+                edges.push(Edge::Webhook {
+                    from: c.id.clone(),
+                    label: format!("webhook {}", w.name),
+                });
+            }
+        }
+        Graph { edges }
+    }
+
+    fn has_webhooks(&self) -> bool {
+        self.edges.iter().any(|e| matches!(e, Edge::Webhook { .. }))
+    }
+
+    fn mermaid_nodes(&self, ir: &Ir) -> Vec<(String, String)> {
+        let mut nodes: Vec<(String, String)> = ir
+            .contracts
+            .iter()
+            .map(|c| {
+                (
+                    node_id(&c.id),
+                    format!(
+                        "{} v{}<br/><small>{}</small>",
+                        c.id.service,
+                        c.id.major,
+                        c.owner.replace('"', "'")
+                    ),
+                )
+            })
+            .collect();
+        if self.has_webhooks() {
+            nodes.push((SUBSCRIBERS.into(), "webhook subscribers".into()));
+        }
+        nodes
+    }
+
+    fn mermaid_edges(&self) -> Vec<String> {
+        self.edges
+            .iter()
+            .map(|e| match e {
+                Edge::Call { from, to, label } => {
+                    format!("{} -- \"{label}\" --> {}", node_id(from), node_id(to))
+                }
+                Edge::Event { from, to, label } => {
+                    format!("{} -. \"{label}\" .-> {}", node_id(from), node_id(to))
+                }
+                Edge::Webhook { from, label } => {
+                    format!("{} == \"{label}\" ==> {SUBSCRIBERS}", node_id(from))
+                }
+            })
+            .collect()
+    }
+
+    fn dot_nodes(&self, ir: &Ir) -> Vec<(String, String)> {
+        let mut nodes: Vec<(String, String)> = ir
+            .contracts
+            .iter()
+            .map(|c| {
+                (
+                    node_id(&c.id),
+                    dot_string(&format!("{} v{}\n{}", c.id.service, c.id.major, c.owner)),
+                )
+            })
+            .collect();
+        if self.has_webhooks() {
+            nodes.push((
+                SUBSCRIBERS.into(),
+                format!("{}, shape=ellipse", dot_string("webhook subscribers")),
+            ));
+        }
+        nodes
+    }
+
+    fn dot_edges(&self) -> Vec<String> {
+        self.edges
+            .iter()
+            .map(|e| match e {
+                Edge::Call { from, to, label } => format!(
+                    "{} -> {} [label={}]",
+                    node_id(from),
+                    node_id(to),
+                    dot_string(label)
+                ),
+                Edge::Event { from, to, label } => format!(
+                    "{} -> {} [label={}, style=dashed]",
+                    node_id(from),
+                    node_id(to),
+                    dot_string(label)
+                ),
+                Edge::Webhook { from, label } => format!(
+                    "{} -> {SUBSCRIBERS} [label={}, style=bold]",
+                    node_id(from),
+                    dot_string(label)
+                ),
+            })
+            .collect()
+    }
+}
+
+/// A DOT quoted string.
+fn dot_string(s: &str) -> String {
+    format!(
+        "\"{}\"",
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    )
+}
