@@ -460,7 +460,7 @@ async fn serve(
         Uuid::from_u128(system::DEMO_CART)
     );
     println!(
-        "  curl -s -X POST {rest}/v1/carts/{}/checkout",
+        "  curl -s -X POST -H 'Idempotency-Key: \"checkout-1\"' {rest}/v1/carts/{}/checkout",
         Uuid::from_u128(system::DEMO_CART)
     );
     println!(
