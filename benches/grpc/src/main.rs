@@ -266,7 +266,7 @@ fn bench_rps() {
         tx.send(listener.local_addr().unwrap()).unwrap();
         tonic::transport::Server::builder()
             .add_service(baseline::pricing_service_server::PricingServiceServer::new(p))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)))
             .await
             .unwrap();
     });
