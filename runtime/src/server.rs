@@ -287,6 +287,8 @@ where
         error.message = tracing::field::Empty,
     );
     let ctx = crate::trace::enter(&span, ctx);
+    // A caller that goes away drops this future mid-request: say so on the span.
+    let mut unfinished = Unfinished(Some(span.clone()));
     let response = tracing::Instrument::instrument(
         run(
             config,
@@ -303,10 +305,23 @@ where
         span.clone(),
     )
     .await;
+    unfinished.0 = None;
     let status = response.status().as_u16();
     span.record("http.status_code", status);
     span.record("outcome", if status < 400 { "ok" } else { "error" });
     response
+}
+
+/// Records `outcome = "cancelled"` on a request span whose future is dropped before it
+/// answers (the client disconnected or gave up).
+struct Unfinished(Option<tracing::Span>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(span) = self.0.take() {
+            span.record("outcome", "cancelled");
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
