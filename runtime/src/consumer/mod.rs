@@ -259,35 +259,17 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
     /// Everything [`process_batch`](Self::process_batch) does but settling. If the batch's
     /// transaction cannot begin or commit, every event in it that was admitted is retried.
     pub async fn apply_batch<D: Inbound>(&mut self, deliveries: &[D]) -> Vec<Outcome> {
-        let admitted: Vec<_> = deliveries
-            .iter()
-            .map(|d| admit::<E>(&self.name, d))
-            .collect();
-        let spans = spans(&admitted);
-        let outcomes = match self.transact_batch(admitted, deliveries).await {
-            Ok(outcomes) => outcomes,
-            Err((failure, early)) => deliveries
-                .iter()
-                .zip(early)
-                .map(|(d, poison)| {
-                    poison.unwrap_or_else(|| failed(d.delivered(), &self.policy, failure.clone()))
-                })
-                .collect(),
-        };
-        finish_all(&spans, &outcomes);
-        outcomes
+        let (admitted, batch) = Batch::<E>::admit(&self.name, deliveries).take();
+        let result = self.transact_batch(admitted, deliveries).await;
+        batch.finish(deliveries, result, &self.policy)
     }
 
-    /// On failure, returns the reason and the outcomes decided before any database work
-    /// (poison messages), which stand whatever happened to the transaction.
     async fn transact_batch<D: Inbound>(
         &mut self,
         admitted: Vec<Result<Admitted<E>, Outcome>>,
         deliveries: &[D],
-    ) -> Result<Vec<Outcome>, (String, Vec<Option<Outcome>>)> {
-        let early: Vec<Option<Outcome>> =
-            admitted.iter().map(|a| a.as_ref().err().cloned()).collect();
-        let fail = |what: &str, e: tokio_postgres::Error| (format!("{what}: {e}"), early.clone());
+    ) -> Result<Vec<Outcome>, String> {
+        let fail = |what: &str, e: tokio_postgres::Error| format!("{what}: {e}");
         let Self {
             client,
             record,
@@ -469,20 +451,59 @@ fn finish(span: &tracing::Span, outcome: &Outcome) {
     }
 }
 
-/// The spans of a batch's admitted deliveries, aligned with the deliveries.
-fn spans<E>(admitted: &[Result<Admitted<E>, Outcome>]) -> Vec<Option<tracing::Span>> {
-    admitted
-        .iter()
-        .map(|a| a.as_ref().ok().map(|a| a.span.clone()))
-        .collect()
+/// The bookkeeping of a batch that does not depend on the store: what was decided before any
+/// database work (poison messages), and each admitted delivery's span.
+struct Batch<E> {
+    admitted: Vec<Result<Admitted<E>, Outcome>>,
+    early: Vec<Option<Outcome>>,
+    spans: Vec<Option<tracing::Span>>,
 }
 
-/// Records each outcome of a batch on its delivery's span.
-fn finish_all(spans: &[Option<tracing::Span>], outcomes: &[Outcome]) {
-    for (span, outcome) in spans.iter().zip(outcomes) {
-        if let Some(span) = span {
-            finish(span, outcome);
+impl<E: Event> Batch<E> {
+    fn admit<D: Inbound>(consumer: &str, deliveries: &[D]) -> Self {
+        let admitted: Vec<_> = deliveries.iter().map(|d| admit::<E>(consumer, d)).collect();
+        let early = admitted.iter().map(|a| a.as_ref().err().cloned()).collect();
+        let spans = admitted
+            .iter()
+            .map(|a| a.as_ref().ok().map(|a| a.span.clone()))
+            .collect();
+        Batch {
+            admitted,
+            early,
+            spans,
         }
+    }
+
+    /// Hands the admitted deliveries to the store's transaction, keeping the rest.
+    fn take(mut self) -> (Vec<Result<Admitted<E>, Outcome>>, Self) {
+        (std::mem::take(&mut self.admitted), self)
+    }
+
+    /// The outcomes of the store's transaction, or, if it could not begin or commit, a
+    /// retry for every admitted delivery (poison messages keep their dead letter); recorded
+    /// on each delivery's span.
+    fn finish<D: Inbound>(
+        self,
+        deliveries: &[D],
+        result: Result<Vec<Outcome>, String>,
+        policy: &RetryPolicy,
+    ) -> Vec<Outcome> {
+        let outcomes: Vec<Outcome> = match result {
+            Ok(outcomes) => outcomes,
+            Err(failure) => deliveries
+                .iter()
+                .zip(self.early)
+                .map(|(d, poison)| {
+                    poison.unwrap_or_else(|| failed(d.delivered(), policy, failure.clone()))
+                })
+                .collect(),
+        };
+        for (span, outcome) in self.spans.iter().zip(&outcomes) {
+            if let Some(span) = span {
+                finish(span, outcome);
+            }
+        }
+        outcomes
     }
 }
 

@@ -1,9 +1,7 @@
 //! The idempotent consumer on SQLite: the embedded default for a single process. The record
 //! and the handler's writes share one SQLite transaction, exactly as on PostgreSQL.
 
-use super::{
-    admit, failed, finish, finish_all, settle, spans, Admitted, Inbound, Outcome, DEFAULT_POLICY,
-};
+use super::{admit, failed, finish, settle, Admitted, Batch, Inbound, Outcome, DEFAULT_POLICY};
 use crate::contract::{ConsumerInfo, RetryPolicy};
 use crate::idempotency::{check_table_name, StoreError};
 use crate::{Context, Event};
@@ -134,25 +132,9 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
 
     /// Everything [`process_batch`](Self::process_batch) does but settling.
     pub fn apply_batch<D: Inbound>(&mut self, deliveries: &[D]) -> Vec<Outcome> {
-        let admitted: Vec<_> = deliveries
-            .iter()
-            .map(|d| admit::<E>(&self.name, d))
-            .collect();
-        let spans = spans(&admitted);
-        let early: Vec<Option<Outcome>> =
-            admitted.iter().map(|a| a.as_ref().err().cloned()).collect();
-        let outcomes = match self.transact_batch(admitted, deliveries) {
-            Ok(outcomes) => outcomes,
-            Err(failure) => deliveries
-                .iter()
-                .zip(early)
-                .map(|(d, poison)| {
-                    poison.unwrap_or_else(|| failed(d.delivered(), &self.policy, failure.clone()))
-                })
-                .collect(),
-        };
-        finish_all(&spans, &outcomes);
-        outcomes
+        let (admitted, batch) = Batch::<E>::admit(&self.name, deliveries).take();
+        let result = self.transact_batch(admitted, deliveries);
+        batch.finish(deliveries, result, &self.policy)
     }
 
     fn transact_batch<D: Inbound>(
