@@ -10,8 +10,8 @@
 use crate::ast::Number;
 use crate::diagnostics::{SourceMap, Span};
 use crate::ir::{
-    Constraints, Contract, ContractId, Delivery, EventDef, Field, Idempotency, Ir, Operation,
-    TypeKind, TypeRef,
+    Constraints, Contract, ContractId, EventDef, Field, Idempotency, Ir, Operation, TypeKind,
+    TypeRef,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -878,8 +878,8 @@ impl<'a> Comparer<'a> {
                         "event `{}` v{} changed delivery {} → {}",
                         ne.name,
                         ne.version,
-                        delivery(oe.delivery),
-                        delivery(ne.delivery)
+                        oe.delivery.as_str(),
+                        ne.delivery.as_str()
                     ),
                 );
             }
@@ -907,14 +907,6 @@ impl<'a> Comparer<'a> {
                 );
             }
         }
-    }
-}
-
-fn delivery(d: Delivery) -> &'static str {
-    match d {
-        Delivery::Queue => "queue",
-        Delivery::Pubsub => "pubsub",
-        Delivery::Stream => "stream",
     }
 }
 

@@ -466,6 +466,15 @@ impl Delivery {
         })
     }
 
+    /// The contract spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Queue => "queue",
+            Delivery::Pubsub => "pubsub",
+            Delivery::Stream => "stream",
+        }
+    }
+
     /// The runtime enum variant name.
     pub fn variant(self) -> &'static str {
         match self {
@@ -537,6 +546,14 @@ impl Via {
         match self {
             Via::Rest => "rest",
             Via::Grpc => "grpc",
+        }
+    }
+
+    /// How documentation names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Via::Rest => "REST",
+            Via::Grpc => "gRPC",
         }
     }
 }

@@ -4,7 +4,7 @@
 use pactum::bus::{Bus, EventSink, Headers, PublishError, Published, StartAt};
 use pactum::consumer::Inbound;
 use pactum::nats::{Group, Nats, NatsDelivery};
-use pactum::{ConsumerInfo, Delivery as Mode};
+use pactum::ConsumerInfo;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -207,14 +207,5 @@ impl Inbound for Message {
             Message::Embedded(d) => Inbound::dead_letter(d, reason).await,
             Message::Nats(d) => d.dead_letter(reason).await,
         }
-    }
-}
-
-/// The delivery mode a contract gives a subject, for display.
-pub fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Queue => "queue",
-        Mode::Pubsub => "pubsub",
-        Mode::Stream => "stream",
     }
 }

@@ -71,14 +71,6 @@ fn id_part(s: &str) -> String {
         .collect()
 }
 
-fn delivery_name(d: Delivery) -> &'static str {
-    match d {
-        Delivery::Queue => "queue",
-        Delivery::Pubsub => "pubsub",
-        Delivery::Stream => "stream",
-    }
-}
-
 fn retry_value(r: &Retry) -> Value {
     json!({
         "attempts": r.attempts,
@@ -185,7 +177,7 @@ impl<'a> Builder<'a> {
                 "contentType": "application/json",
                 "headers": event_headers(owner, e, dead),
                 "payload": payload,
-                "x-pactum-delivery": delivery_name(e.delivery),
+                "x-pactum-delivery": e.delivery.as_str(),
             });
             if let Some(d) = &e.docs {
                 m["summary"] = json!(d.trim().lines().next().unwrap_or(""));
@@ -210,7 +202,7 @@ impl<'a> Builder<'a> {
                 owner.service,
                 e.name,
                 e.version,
-                delivery_name(e.delivery)
+                e.delivery.as_str()
             )
         };
         let key = id_part(&message);
@@ -248,10 +240,7 @@ impl<'a> Builder<'a> {
     fn publish(&mut self, e: &'a EventDef) {
         let owner = self.home.id.clone();
         let at = self.event_channel(&owner, e, false);
-        let mut fields = vec![(
-            "x-pactum-delivery".to_string(),
-            q(delivery_name(e.delivery)),
-        )];
+        let mut fields = vec![("x-pactum-delivery".to_string(), q(e.delivery.as_str()))];
         if let Some(why) = &e.deprecated {
             fields.push(("x-pactum-deprecated".into(), q(why)));
         }
@@ -274,10 +263,7 @@ impl<'a> Builder<'a> {
         let at = self.event_channel(&owner, e, false);
         let mut fields = vec![
             ("x-pactum-group".to_string(), q(&c.group)),
-            (
-                "x-pactum-delivery".to_string(),
-                q(delivery_name(c.delivery)),
-            ),
+            ("x-pactum-delivery".to_string(), q(c.delivery.as_str())),
             (
                 "x-pactum-dead-letter".to_string(),
                 json!(c.dead_letter).to_string(),

@@ -385,7 +385,7 @@ fn page(c: &Contract) -> Page {
                 code(&e.name),
                 e.version.to_string(),
                 code(&e.subject),
-                delivery(e.delivery).into(),
+                e.delivery.as_str().into(),
                 e.key.as_deref().map_or("—".into(), code),
                 field_list(&e.fields),
             ]
@@ -404,7 +404,7 @@ fn page(c: &Contract) -> Page {
                     page_name(&x.event.contract)
                 ),
                 code(&x.group),
-                delivery(x.delivery).into(),
+                x.delivery.as_str().into(),
                 retry(x.retry.as_ref()),
                 if x.dead_letter {
                     code(&format!("{}.dlq", x.subject))
@@ -425,10 +425,7 @@ fn page(c: &Contract) -> Page {
                     page_name(&x.target),
                     anchor(&x.operation)
                 ),
-                match x.via {
-                    crate::ir::Via::Rest => "REST".into(),
-                    crate::ir::Via::Grpc => "gRPC".into(),
-                },
+                x.via.label().into(),
                 x.docs.as_deref().map_or("—".into(), cell),
             ]
         })
@@ -461,14 +458,6 @@ fn page(c: &Contract) -> Page {
         consumes,
         calls,
         webhooks,
-    }
-}
-
-fn delivery(d: crate::ir::Delivery) -> &'static str {
-    match d {
-        crate::ir::Delivery::Queue => "queue",
-        crate::ir::Delivery::Pubsub => "pubsub",
-        crate::ir::Delivery::Stream => "stream",
     }
 }
 
@@ -510,14 +499,7 @@ impl Graph {
                 edges.push(Edge::Call {
                     from: c.id.clone(),
                     to: call.target.clone(),
-                    label: format!(
-                        "{} {}",
-                        match call.via {
-                            crate::ir::Via::Rest => "REST",
-                            crate::ir::Via::Grpc => "gRPC",
-                        },
-                        call.operation
-                    ),
+                    label: format!("{} {}", call.via.label(), call.operation),
                 });
             }
             for con in &c.consumers {
@@ -528,7 +510,7 @@ impl Graph {
                         "{} v{} · {}",
                         con.event.name,
                         con.version,
-                        delivery(con.delivery)
+                        con.delivery.as_str()
                     ),
                 });
             }
