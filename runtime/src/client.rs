@@ -7,7 +7,7 @@
 use crate::context::{Context, Transport};
 use crate::contract::OperationInfo;
 use crate::problem::{OperationError, Problem, PROBLEM_JSON};
-use crate::retry::{call_with_retry, Transient};
+use crate::retry::{call_with_retry_in, Transient};
 use crate::wire;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -182,7 +182,7 @@ impl HttpClient {
             .unwrap_or(reqwest::Method::POST);
         let url = format!("{}{path_and_query}", self.base);
         let body = body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
-        let ctx_for_retries = ctx.clone();
+        let call_ctx = ctx.clone();
         let attempt = |a: crate::retry::Attempt| {
             let ctx = match &a.idempotency_key {
                 Some(k) => ctx.clone().with_idempotency_key(k.clone()),
@@ -191,7 +191,7 @@ impl HttpClient {
             let (method, url, body) = (method.clone(), url.clone(), body.clone());
             async move { self.attempt::<O, E>(&ctx, method, &url, body, reply).await }
         };
-        let result = ctx_for_retries.scope(call_with_retry(op, attempt)).await;
+        let result = call_with_retry_in(&call_ctx, op, attempt).await;
         result.map_err(|e| e.error)
     }
 

@@ -252,9 +252,10 @@ impl Headers for http::HeaderMap {
 
 impl HeadersMut for http::HeaderMap {
     fn set_header(&mut self, name: &str, value: String) {
+        // `TryFrom<String>` takes the string's buffer; `from_str` would copy it.
         if let (Ok(n), Ok(v)) = (
             http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(&value),
+            http::HeaderValue::try_from(value),
         ) {
             self.insert(n, v);
         }

@@ -54,13 +54,27 @@ pub struct Attempt {
 /// pause would end past the deadline. Only retries when the contract marks the operation
 /// `safe` or keyed; a keyed operation gets one idempotency key (the context's, or a fresh one)
 /// reused on every attempt.
-pub async fn call_with_retry<T, E, F, Fut>(op: &OperationInfo, mut attempt: F) -> Result<T, E>
+pub async fn call_with_retry<T, E, F, Fut>(op: &OperationInfo, attempt: F) -> Result<T, E>
 where
     F: FnMut(Attempt) -> Fut,
     Fut: Future<Output = Result<T, E>>,
     E: Transient,
 {
-    let ctx = Context::current();
+    call_with_retry_in(&Context::current(), op, attempt).await
+}
+
+/// [`call_with_retry`] under `ctx` (its idempotency key and deadline) rather than the task's
+/// current context: for clients that already hold the call's context and need not install it.
+pub async fn call_with_retry_in<T, E, F, Fut>(
+    ctx: &Context,
+    op: &OperationInfo,
+    mut attempt: F,
+) -> Result<T, E>
+where
+    F: FnMut(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Transient,
+{
     let key = match op.idempotency {
         Idempotency::Key => Some(ctx.idempotency_key().map_or_else(random_id, str::to_string)),
         Idempotency::None => None,

@@ -61,8 +61,16 @@ fn bench_codegen() {
             (0..rounds)
                 .map(|_| {
                     let t = Instant::now();
-                    let ir = pactum_codegen::check_sources(&[(PathBuf::from("synth.yaml"), text.clone())]).ir.unwrap();
-                    std::hint::black_box(pactum_codegen::emit::single_file_with(&ir, &ir.contracts[0].id, layout).unwrap());
+                    let ir = pactum_codegen::check_sources(&[(
+                        PathBuf::from("synth.yaml"),
+                        text.clone(),
+                    )])
+                    .ir
+                    .unwrap();
+                    std::hint::black_box(
+                        pactum_codegen::emit::single_file_with(&ir, &ir.contracts[0].id, layout)
+                            .unwrap(),
+                    );
                     t.elapsed()
                 })
                 .collect(),
@@ -92,7 +100,10 @@ fn bench_codegen() {
                 let t = Instant::now();
                 let status = Command::new(std::env::var("PROTOC").unwrap())
                     .arg(format!("-I{}", dir.join("proto").display()))
-                    .arg(format!("--descriptor_set_out={}", dir.join("d.bin").display()))
+                    .arg(format!(
+                        "--descriptor_set_out={}",
+                        dir.join("d.bin").display()
+                    ))
                     .arg(&path)
                     .status()
                     .unwrap();
@@ -101,9 +112,15 @@ fn bench_codegen() {
             })
             .collect(),
     );
-    let (pp, pc) = (pactum(pactum_codegen::emit::Layout::Pretty), pactum(pactum_codegen::emit::Layout::Compact));
+    let (pp, pc) = (
+        pactum(pactum_codegen::emit::Layout::Pretty),
+        pactum(pactum_codegen::emit::Layout::Compact),
+    );
     let (tp, tc) = (tonic(true), tonic(false));
-    println!("(a) codegen, 500 operations / 1,000 types, median of {rounds}; protoc alone {:.1} ms", ms(protoc));
+    println!(
+        "(a) codegen, 500 operations / 1,000 types, median of {rounds}; protoc alone {:.1} ms",
+        ms(protoc)
+    );
     println!("  pretty-printed:  pactum YAML -> all Rust {:>8.1} ms   tonic-prost-build .proto -> gRPC Rust {:>8.1} ms   ratio {:.2}", ms(pp), ms(tp), ms(pp) / ms(tp));
     println!("  unformatted:     pactum YAML -> all Rust {:>8.1} ms   tonic-prost-build .proto -> gRPC Rust {:>8.1} ms   ratio {:.2}", ms(pc), ms(tc), ms(pc) / ms(tc));
 }
@@ -134,7 +151,11 @@ fn cargo_build_time(dir: &Path) -> Duration {
             .env("CARGO_INCREMENTAL", "0")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     build(); // dependencies
     let lib = dir.join("src/lib.rs");
@@ -164,14 +185,30 @@ fn bench_size() {
         .out_dir(&out)
         .compile_protos(&[dir.join("proto").join(&proto.path)], &[dir.join("proto")])
         .unwrap();
-    let tonic_file = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    let tonic_file = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let tonic_text = std::fs::read_to_string(&tonic_file).unwrap();
-    let runtime = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runtime").canonicalize().unwrap();
+    let runtime = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../runtime")
+        .canonicalize()
+        .unwrap();
     let pactum_crate = dir.join("pactum_synth");
     crate_with(
         &pactum_crate,
         &format!("pactum = {{ path = {:?} }}", runtime.display().to_string()),
-        &rust.iter().map(|f| (format!("generated/{}", f.path.display()), f.contents.clone())).collect::<Vec<_>>(),
+        &rust
+            .iter()
+            .map(|f| {
+                (
+                    format!("generated/{}", f.path.display()),
+                    f.contents.clone(),
+                )
+            })
+            .collect::<Vec<_>>(),
         "#[allow(missing_docs, deprecated)]\npub mod generated;\n",
     );
     let tonic_crate = dir.join("tonic_synth");
@@ -181,43 +218,80 @@ fn bench_size() {
         &[("synth.rs".into(), tonic_text.clone())],
         "pub mod synth { include!(\"synth.rs\"); }\n",
     );
-    let (pt, tt) = (cargo_build_time(&pactum_crate), cargo_build_time(&tonic_crate));
+    let (pt, tt) = (
+        cargo_build_time(&pactum_crate),
+        cargo_build_time(&tonic_crate),
+    );
     println!("(c) size and compile time of the generated code (debug build of the crate alone, median of 3)");
     println!("  pactum (types, validation, REST server+client, gRPC server+client): {lines:>7} lines, {:>6.1} s", pt.as_secs_f64());
     println!("  tonic-prost-build (messages, gRPC server+client):                  {:>7} lines, {:>6.1} s", tonic_text.lines().count(), tt.as_secs_f64());
-    println!("  ratio pactum / tonic-prost-build: lines {:.2}, compile time {:.2}", lines as f64 / tonic_text.lines().count() as f64, pt.as_secs_f64() / tt.as_secs_f64());
+    println!(
+        "  ratio pactum / tonic-prost-build: lines {:.2}, compile time {:.2}",
+        lines as f64 / tonic_text.lines().count() as f64,
+        pt.as_secs_f64() / tt.as_secs_f64()
+    );
 }
 
 /// The same handler for both servers: look the price up, answer Money.
 struct Prices(HashMap<String, String>);
 
 impl api::Service for Prices {
-    async fn quote_cart(&self, _: Context, _: api::QuoteCartRequest) -> Result<api::QuoteCartResponse, HandlerError<api::QuoteCartError>> {
+    async fn quote_cart(
+        &self,
+        _: Context,
+        _: api::QuoteCartRequest,
+    ) -> Result<api::QuoteCartResponse, HandlerError<api::QuoteCartError>> {
         Err(HandlerError::internal("not benchmarked"))
     }
-    async fn get_price(&self, _: Context, input: api::GetPriceRequest) -> Result<api::Money, HandlerError<api::GetPriceError>> {
-        let amount = self.0.get(&input.sku.0).ok_or_else(|| api::UnknownSku { sku: input.sku.clone() })?;
-        Ok(api::Money { amount: amount.parse().unwrap(), currency: api::Currency("EUR".into()) })
+    async fn get_price(
+        &self,
+        _: Context,
+        input: api::GetPriceRequest,
+    ) -> Result<api::Money, HandlerError<api::GetPriceError>> {
+        let amount = self.0.get(&input.sku.0).ok_or_else(|| api::UnknownSku {
+            sku: input.sku.clone(),
+        })?;
+        Ok(api::Money {
+            amount: amount.parse().unwrap(),
+            currency: api::Currency("EUR".into()),
+        })
     }
 }
 
 #[tonic::async_trait]
 impl baseline::pricing_service_server::PricingService for Arc<Prices> {
-    async fn get_price(&self, request: tonic::Request<baseline::GetPriceRequest>) -> Result<tonic::Response<baseline::Money>, tonic::Status> {
+    async fn get_price(
+        &self,
+        request: tonic::Request<baseline::GetPriceRequest>,
+    ) -> Result<tonic::Response<baseline::Money>, tonic::Status> {
         let sku = request.into_inner().sku;
-        let amount = self.0.get(&sku).ok_or_else(|| tonic::Status::not_found(sku.clone()))?;
+        let amount = self
+            .0
+            .get(&sku)
+            .ok_or_else(|| tonic::Status::not_found(sku.clone()))?;
         let amount: pactum::types::Decimal = amount.parse().unwrap();
-        Ok(tonic::Response::new(baseline::Money { amount: amount.to_string(), currency: "EUR".into() }))
+        Ok(tonic::Response::new(baseline::Money {
+            amount: amount.to_string(),
+            currency: "EUR".into(),
+        }))
     }
 }
 
-fn spawn_runtime<F: std::future::Future<Output = ()> + Send + 'static>(f: impl FnOnce() -> F + Send + 'static) {
+fn spawn_runtime<F: std::future::Future<Output = ()> + Send + 'static>(
+    f: impl FnOnce() -> F + Send + 'static,
+) {
     std::thread::spawn(move || {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap().block_on(f());
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f());
     });
 }
 
 const ROUND: Duration = Duration::from_secs(3);
+const ROUNDS: usize = 5;
 
 async fn load<F, Fut>(call: F) -> (f64, Duration, Duration)
 where
@@ -250,13 +324,17 @@ where
 }
 
 fn bench_rps() {
-    let prices = Arc::new(Prices([("BOOK-42".to_string(), "12.50".to_string())].into()));
+    let prices = Arc::new(Prices(
+        [("BOOK-42".to_string(), "12.50".to_string())].into(),
+    ));
     let (tx, rx) = std::sync::mpsc::channel();
     let p = prices.clone();
     spawn_runtime(move || async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         tx.send(listener.local_addr().unwrap()).unwrap();
-        pactum::server::serve(listener, api::grpc::router(p)).await.unwrap();
+        pactum::server::serve(listener, api::grpc::router(p))
+            .await
+            .unwrap();
     });
     let generated_addr = rx.recv().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -265,13 +343,21 @@ fn bench_rps() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         tx.send(listener.local_addr().unwrap()).unwrap();
         tonic::transport::Server::builder()
-            .add_service(baseline::pricing_service_server::PricingServiceServer::new(p))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)))
+            .add_service(baseline::pricing_service_server::PricingServiceServer::new(
+                p,
+            ))
+            .serve_with_incoming(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            )
             .await
             .unwrap();
     });
     let baseline_addr = rx.recv().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let gen_client = api::grpc::Client::connect_lazy(format!("http://{generated_addr}")).unwrap();
         let base_client = baseline::pricing_service_client::PricingServiceClient::connect(format!("http://{baseline_addr}")).await.unwrap();
@@ -289,24 +375,131 @@ fn bench_rps() {
                 assert_eq!(m.into_inner().currency, "EUR");
             }
         };
+        if std::env::var_os("PACTUM_BENCH_CROSS").is_some() {
+            cross(generated_addr, baseline_addr).await;
+            return;
+        }
         let _ = load(gen.clone()).await; // warm-up round for both
         let _ = load(base.clone()).await;
+        // Alternating rounds, so drift in the machine's speed hits both alike; the median
+        // round of each, because one disturbed round should not decide the ratio.
         let mut g = Vec::new();
         let mut b = Vec::new();
-        for _ in 0..2 {
+        for _ in 0..ROUNDS {
             b.push(load(base.clone()).await);
             g.push(load(gen.clone()).await);
         }
-        let avg = |v: &[(f64, Duration, Duration)]| {
-            let n = v.len() as f64;
-            (v.iter().map(|x| x.0).sum::<f64>() / n, v.iter().map(|x| x.2).max().unwrap())
+        let med = |v: &[(f64, Duration, Duration)]| {
+            let mut rps: Vec<f64> = v.iter().map(|x| x.0).collect();
+            rps.sort_by(f64::total_cmp);
+            let mut p99: Vec<Duration> = v.iter().map(|x| x.2).collect();
+            p99.sort();
+            (rps[rps.len() / 2], p99[p99.len() / 2])
         };
-        let ((grps, gp99), (brps, bp99)) = (avg(&g), avg(&b));
-        println!("(b) unary GetPrice, 16 concurrent calls, 2 x {ROUND:?} rounds each, alternating");
-        println!("  tonic-prost-build hand-written server + client  {brps:>8.0} req/s   p99 {bp99:>7.1?}");
-        println!("  pactum generated server + client                {grps:>8.0} req/s   p99 {gp99:>7.1?}");
+        let ((grps, gp99), (brps, bp99)) = (med(&g), med(&b));
+        let per_round = |v: &[(f64, Duration, Duration)]| v.iter().map(|x| format!("{:.0}", x.0)).collect::<Vec<_>>().join(" ");
+        println!("(b) unary GetPrice, 16 concurrent calls, {ROUNDS} x {ROUND:?} rounds each, alternating; medians");
+        println!("  tonic-prost-build hand-written server + client  {brps:>8.0} req/s   p99 {bp99:>7.1?}   rounds: {}", per_round(&b));
+        println!("  pactum generated server + client                {grps:>8.0} req/s   p99 {gp99:>7.1?}   rounds: {}", per_round(&g));
         println!("  ratio generated / hand-written: throughput {:.3}, p99 {:.3}", grps / brps, gp99.as_secs_f64() / bp99.as_secs_f64());
     });
+}
+
+/// Which side costs what: each client against each server, one round each after a warm-up.
+async fn cross(generated_addr: std::net::SocketAddr, baseline_addr: std::net::SocketAddr) {
+    let gen_client = |addr: std::net::SocketAddr| {
+        let c = api::grpc::Client::connect_lazy(format!("http://{addr}")).unwrap();
+        move || {
+            let c = c.clone();
+            async move {
+                let m = c
+                    .get_price(&api::GetPriceRequest {
+                        sku: api::Sku("BOOK-42".into()),
+                        currency: None,
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(m.currency.0, "EUR");
+            }
+        }
+    };
+    let base_client =
+        |c: baseline::pricing_service_client::PricingServiceClient<tonic::transport::Channel>| {
+            move || {
+                let mut c = c.clone();
+                async move {
+                    let m = c
+                        .get_price(baseline::GetPriceRequest {
+                            sku: "BOOK-42".into(),
+                            currency: None,
+                        })
+                        .await
+                        .unwrap();
+                    assert_eq!(m.into_inner().currency, "EUR");
+                }
+            }
+        };
+    let bc = |addr: std::net::SocketAddr| async move {
+        baseline::pricing_service_client::PricingServiceClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap()
+    };
+    let (gg, gb) = (gen_client(generated_addr), gen_client(baseline_addr));
+    let (bg, bb) = (
+        base_client(bc(generated_addr).await),
+        base_client(bc(baseline_addr).await),
+    );
+    // `PACTUM_BENCH_CROSS=gb` (client, server: g pactum, b tonic) runs one pair only, for a profiler.
+    match std::env::var("PACTUM_BENCH_CROSS").as_deref() {
+        Ok("gb") => {
+            return println!(
+                "pactum client -> tonic server {:.0} req/s",
+                load(gb.clone()).await.0
+            )
+        }
+        Ok("bb") => {
+            return println!(
+                "tonic client -> tonic server {:.0} req/s",
+                load(bb.clone()).await.0
+            )
+        }
+        Ok("bg") => {
+            return println!(
+                "tonic client -> pactum server {:.0} req/s",
+                load(bg.clone()).await.0
+            )
+        }
+        Ok("gg") => {
+            return println!(
+                "pactum client -> pactum server {:.0} req/s",
+                load(gg.clone()).await.0
+            )
+        }
+        _ => {}
+    }
+    for _ in 0..2 {
+        let _ = load(gg.clone()).await;
+        let _ = load(bb.clone()).await;
+    }
+    for round in 0..2 {
+        println!("round {round}");
+        println!(
+            "  tonic client -> tonic server     {:>8.0} req/s",
+            load(bb.clone()).await.0
+        );
+        println!(
+            "  pactum client -> tonic server    {:>8.0} req/s",
+            load(gb.clone()).await.0
+        );
+        println!(
+            "  tonic client -> pactum server    {:>8.0} req/s",
+            load(bg.clone()).await.0
+        );
+        println!(
+            "  pactum client -> pactum server   {:>8.0} req/s",
+            load(gg.clone()).await.0
+        );
+    }
 }
 
 fn main() {

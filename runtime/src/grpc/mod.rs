@@ -5,7 +5,8 @@
 //!
 //! Generated routers are served by axum (HTTP/2), not tonic's transport server: tonic's own
 //! timeout layer answers an expired `grpc-timeout` with `CANCELLED`; here the deadline is the
-//! handler's, and the answer is `DEADLINE_EXCEEDED`.
+//! handler's, and the answer is `DEADLINE_EXCEEDED`. Generated clients call through
+//! one shared HTTP/2 connection (`connection.rs`) unless given a tonic `Channel`.
 
 use crate::client::ClientError;
 use crate::context::{Context, Transport};
@@ -13,10 +14,13 @@ use crate::contract::OperationInfo;
 use crate::deadline::run_with_deadline;
 use crate::handler::HandlerError;
 use crate::problem::OperationError;
-use crate::retry::{call_with_retry, Transient};
+use crate::retry::{call_with_retry_in, Transient};
 use crate::validate::Validate;
 use std::future::Future;
 use std::time::Duration;
+
+mod connection;
+use connection::{Connection, Link};
 
 pub use prost;
 pub use prost_types;
@@ -149,22 +153,39 @@ where
     response.map(axum::body::Body::new)
 }
 
-/// A gRPC channel for generated clients.
+/// A gRPC client for generated code: one shared HTTP/2 connection (or a tonic `Channel`),
+/// the deadline, retries and error decoding.
 #[derive(Clone, Debug)]
 pub struct GrpcClient {
-    channel: tonic::transport::Channel,
+    link: Link,
     default_timeout: Duration,
 }
 
 impl GrpcClient {
-    /// A client for `url` (`http://127.0.0.1:50051`); connects on first use.
+    /// A client for `url` (`http://127.0.0.1:50051`); connects on first use and reconnects
+    /// after the connection closes.
     pub fn connect_lazy(url: impl Into<String>) -> Result<Self, String> {
-        let endpoint =
-            tonic::transport::Endpoint::from_shared(url.into()).map_err(|e| e.to_string())?;
         Ok(GrpcClient {
-            channel: endpoint.connect_lazy(),
+            link: Link::Direct(Connection::new(&url.into())?),
             default_timeout: crate::client::DEFAULT_TIMEOUT,
         })
+    }
+
+    /// A client over a tonic `channel`, configured however the caller needs (TLS, load
+    /// balancing, keep-alive). Each call then also passes through the channel's own layers.
+    pub fn from_channel(channel: tonic::transport::Channel) -> Self {
+        GrpcClient {
+            link: Link::Channel(channel),
+            default_timeout: crate::client::DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// tonic's client over this client's link; the built-in connection needs its origin.
+    fn grpc(&self) -> tonic::client::Grpc<Link> {
+        match &self.link {
+            Link::Direct(c) => tonic::client::Grpc::with_origin(self.link.clone(), c.origin()),
+            Link::Channel(_) => tonic::client::Grpc::new(self.link.clone()),
+        }
     }
 
     /// The stable in-cluster address of `service`: `http://<service>.<namespace>.svc.cluster.local:<port>`.
@@ -192,40 +213,57 @@ impl GrpcClient {
         error: fn(&prost_types::Any) -> Option<E>,
     ) -> Result<O, ClientError<E>>
     where
-        PbIn: prost::Message + Clone + Send + Sync + 'static,
+        PbIn: prost::Message + Send + Sync + 'static,
         PbOut: prost::Message + Default + Send + 'static,
         E: Send,
     {
+        let Some(ctx) = self.call_context(op) else {
+            return Err(ClientError::DeadlineExceeded);
+        };
+        // Shared, not cloned, by the attempts: each encodes it straight into its buffer.
+        let input = std::sync::Arc::new(input);
+        let attempt = |a: crate::retry::Attempt| {
+            let (ctx, body) = (&ctx, std::sync::Arc::clone(&input));
+            async move {
+                let keyed;
+                let ctx = match a.idempotency_key {
+                    Some(k) => {
+                        keyed = ctx.clone().with_idempotency_key(k);
+                        &keyed
+                    }
+                    None => ctx,
+                };
+                self.attempt(ctx, path, body, decode, error).await
+            }
+        };
+        call_with_retry_in(&ctx, op, attempt).await.map_err(|e| e.0)
+    }
+
+    /// The context of one outgoing call: the caller's, its deadline shortened to the
+    /// contract's budget, or the client's default budget when neither sets one. `None` when
+    /// the deadline has already passed.
+    fn call_context(&self, op: &'static OperationInfo) -> Option<Context> {
+        let now = tokio::time::Instant::now();
         let mut ctx = Context::current();
-        if let Some(budget) = op.deadline {
-            ctx = ctx.with_timeout(budget);
+        if let Some(at) = op.deadline.and_then(|b| now.checked_add(b)) {
+            ctx = ctx.with_deadline(at);
         }
         if ctx.deadline().is_none() {
-            ctx = ctx.with_timeout(self.default_timeout);
-        }
-        if ctx.is_expired() {
-            return Err(ClientError::DeadlineExceeded);
-        }
-        let scope = ctx.clone();
-        let attempt = |a: crate::retry::Attempt| {
-            let mut ctx = ctx.clone();
-            if let Some(k) = a.idempotency_key {
-                ctx = ctx.with_idempotency_key(k);
+            if let Some(at) = now.checked_add(self.default_timeout) {
+                ctx = ctx.with_deadline(at);
             }
-            let input = input.clone();
-            async move { self.attempt(&ctx, path, input, decode, error).await }
-        };
-        scope
-            .scope(call_with_retry(op, attempt))
-            .await
-            .map_err(|e| e.0)
+        }
+        match ctx.deadline() {
+            Some(at) if at <= now => None,
+            _ => Some(ctx),
+        }
     }
 
     async fn attempt<PbIn, PbOut, O, E>(
         &self,
         ctx: &Context,
         path: &'static str,
-        input: PbIn,
+        body: std::sync::Arc<PbIn>,
         decode: fn(PbOut) -> Result<O, String>,
         error: fn(&prost_types::Any) -> Option<E>,
     ) -> Result<O, GrpcAttemptError<E>>
@@ -236,23 +274,27 @@ impl GrpcClient {
         let fail = |e| GrpcAttemptError(e);
         let mut headers = http::HeaderMap::new();
         ctx.inject_headers(&mut headers, Transport::Grpc);
-        let mut request = tonic::Request::new(input);
+        let mut request = tonic::Request::new(body);
         *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        // tonic's channel enforces the `grpc-timeout` sent above (every call has one: the
-        // contract's, the caller's or the default), so no second timer is needed here.
-        let response = async {
-            grpc.ready()
-                .await
-                .map_err(|e| tonic::Status::unavailable(format!("channel not ready: {e}")))?;
+        let mut grpc = self.grpc();
+        let call = async {
+            grpc.ready().await?;
             grpc.unary(
                 request,
                 http::uri::PathAndQuery::from_static(path),
-                tonic_prost::ProstCodec::<PbIn, PbOut>::default(),
+                Shared::<PbIn, PbOut>::default(),
             )
             .await
-        }
-        .await;
+        };
+        // Every call has a deadline (the contract's, the caller's or the default budget);
+        // dropping the call at it resets the HTTP/2 stream, so the server sees it end too.
+        let response = match ctx.deadline() {
+            Some(at) => match tokio::time::timeout_at(at, call).await {
+                Ok(response) => response,
+                Err(_) => return Err(fail(ClientError::DeadlineExceeded)),
+            },
+            None => call.await,
+        };
         match response {
             Ok(r) => decode(r.into_inner()).map_err(|e| {
                 fail(ClientError::Unexpected {
@@ -263,7 +305,7 @@ impl GrpcClient {
             Err(s) if s.code() == tonic::Code::DeadlineExceeded => {
                 Err(fail(ClientError::DeadlineExceeded))
             }
-            // tonic's channel enforces the `grpc-timeout` we send and reports CANCELLED
+            // A tonic `Channel` also enforces the `grpc-timeout` we send and reports CANCELLED
             // ("Timeout expired"); that is our deadline, whatever tonic calls it.
             Err(s)
                 if s.code() == tonic::Code::Cancelled
@@ -284,6 +326,64 @@ impl GrpcClient {
                 }))
             }
         }
+    }
+}
+
+/// A codec that encodes a request shared by every attempt of a call (retries need not clone
+/// it) and decodes replies with prost.
+struct Shared<T, U>(std::marker::PhantomData<(T, U)>);
+
+impl<T, U> Default for Shared<T, U> {
+    fn default() -> Self {
+        Shared(std::marker::PhantomData)
+    }
+}
+
+impl<T, U> tonic::codec::Codec for Shared<T, U>
+where
+    T: prost::Message + Send + Sync + 'static,
+    U: prost::Message + Default + Send + 'static,
+{
+    type Encode = std::sync::Arc<T>;
+    type Decode = U;
+    type Encoder = SharedEncoder<T>;
+    type Decoder = tonic_prost::ProstDecoder<U>;
+
+    fn encoder(&mut self) -> SharedEncoder<T> {
+        SharedEncoder(std::marker::PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+/// Encodes the message behind an `Arc`.
+struct SharedEncoder<T>(std::marker::PhantomData<T>);
+
+impl<T: prost::Message> tonic::codec::Encoder for SharedEncoder<T> {
+    type Item = std::sync::Arc<T>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: std::sync::Arc<T>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        // `EncodeBuf` grows as needed, so encoding cannot run out of room.
+        item.encode(dst)
+            .map_err(|e| tonic::Status::internal(format!("cannot encode the request: {e}")))
+    }
+}
+
+/// Waits for a streaming call's response headers until the context's deadline, if any: the
+/// messages that follow are the handler's to bound.
+async fn within<T, E>(ctx: &Context, call: impl Future<Output = T>) -> Result<T, ClientError<E>> {
+    match ctx.deadline() {
+        Some(at) => tokio::time::timeout_at(at, call)
+            .await
+            .map_err(|_| ClientError::DeadlineExceeded),
+        None => Ok(call.await),
     }
 }
 
@@ -520,11 +620,14 @@ where
 }
 
 impl GrpcClient {
-    fn streaming_request<T>(
+    /// A streaming call's context (the caller's, bounded by the contract's budget if it sets
+    /// one; streams get no default budget), its request with that context in metadata, and
+    /// a ready client.
+    async fn start_stream<T, E>(
         &self,
         op: &'static OperationInfo,
         message: T,
-    ) -> (Context, tonic::Request<T>) {
+    ) -> Result<(Context, tonic::Request<T>, tonic::client::Grpc<Link>), ClientError<E>> {
         let mut ctx = Context::current();
         if let Some(budget) = op.deadline {
             ctx = ctx.with_timeout(budget);
@@ -533,7 +636,11 @@ impl GrpcClient {
         ctx.inject_headers(&mut headers, Transport::Grpc);
         let mut request = tonic::Request::new(message);
         *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
-        (ctx, request)
+        let mut grpc = self.grpc();
+        grpc.ready()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        Ok((ctx, request, grpc))
     }
 
     fn status_error<E>(
@@ -593,18 +700,14 @@ impl GrpcClient {
         O: Send + 'static,
         E: Send + 'static,
     {
-        let (_, request) = self.streaming_request(op, input);
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        grpc.ready()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let response = grpc
-            .server_streaming(
-                request,
-                http::uri::PathAndQuery::from_static(path),
-                tonic_prost::ProstCodec::<PbIn, PbOut>::default(),
-            )
-            .await
+        let (ctx, request, mut grpc) = self.start_stream(op, input).await?;
+        let call = grpc.server_streaming(
+            request,
+            http::uri::PathAndQuery::from_static(path),
+            tonic_prost::ProstCodec::<PbIn, PbOut>::default(),
+        );
+        let response = within(&ctx, call)
+            .await?
             .map_err(|s| Self::status_error(s, error))?;
         Ok(Self::replies(response.into_inner(), decode, error))
     }
@@ -622,18 +725,14 @@ impl GrpcClient {
         PbIn: prost::Message + Send + Sync + 'static,
         PbOut: prost::Message + Default + Send + 'static,
     {
-        let (_, request) = self.streaming_request(op, inputs);
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        grpc.ready()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let response = grpc
-            .client_streaming(
-                request,
-                http::uri::PathAndQuery::from_static(path),
-                tonic_prost::ProstCodec::<PbIn, PbOut>::default(),
-            )
-            .await
+        let (ctx, request, mut grpc) = self.start_stream(op, inputs).await?;
+        let call = grpc.client_streaming(
+            request,
+            http::uri::PathAndQuery::from_static(path),
+            tonic_prost::ProstCodec::<PbIn, PbOut>::default(),
+        );
+        let response = within(&ctx, call)
+            .await?
             .map_err(|s| Self::status_error(s, error))?;
         decode(response.into_inner()).map_err(|e| ClientError::Unexpected {
             status: 200,
@@ -656,18 +755,14 @@ impl GrpcClient {
         O: Send + 'static,
         E: Send + 'static,
     {
-        let (_, request) = self.streaming_request(op, inputs);
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        grpc.ready()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let response = grpc
-            .streaming(
-                request,
-                http::uri::PathAndQuery::from_static(path),
-                tonic_prost::ProstCodec::<PbIn, PbOut>::default(),
-            )
-            .await
+        let (ctx, request, mut grpc) = self.start_stream(op, inputs).await?;
+        let call = grpc.streaming(
+            request,
+            http::uri::PathAndQuery::from_static(path),
+            tonic_prost::ProstCodec::<PbIn, PbOut>::default(),
+        );
+        let response = within(&ctx, call)
+            .await?
             .map_err(|s| Self::status_error(s, error))?;
         Ok(Self::replies(response.into_inner(), decode, error))
     }

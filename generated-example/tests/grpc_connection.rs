@@ -1,0 +1,143 @@
+//! The generated gRPC client's own HTTP/2 connection: it reconnects after the server goes
+//! away and comes back, reports a server that is down as UNAVAILABLE, refuses URLs it cannot
+//! serve with a message that says what to do, and a tonic `Channel` can be used instead.
+
+use generated_example::generated::pricing::v1 as api;
+use generated_example::services::pricing::Pricing;
+use pactum::client::ClientError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A pricing gRPC server on its own runtime; dropping the handle shuts the runtime down,
+/// which closes every connection it holds (as a crashed process would).
+struct Server {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.take().map(|s| s.send(()));
+        let _ = self.thread.take().map(|t| t.join());
+    }
+}
+
+fn serve_pricing(addr: SocketAddr) -> (Server, SocketAddr) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (bound_tx, bound) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+            bound_tx.send(listener.local_addr().unwrap()).unwrap();
+            let prices = Pricing::new("EUR", &[("BOOK-42", "12.50")]);
+            tokio::select! {
+                r = pactum::server::serve(listener, api::grpc::router(Arc::new(prices))) => r.unwrap(),
+                _ = stopped => {}
+            }
+        });
+        // The runtime drops here, with every connection task.
+    });
+    let addr = bound.recv().unwrap();
+    (
+        Server {
+            stop: Some(stop),
+            thread: Some(thread),
+        },
+        addr,
+    )
+}
+
+fn book() -> api::GetPriceRequest {
+    api::GetPriceRequest {
+        sku: api::Sku("BOOK-42".into()),
+        currency: None,
+    }
+}
+
+#[tokio::test]
+async fn reconnects_after_the_server_restarts() {
+    let (server, addr) = serve_pricing("127.0.0.1:0".parse().unwrap());
+    let client = api::grpc::Client::connect_lazy(format!("http://{addr}")).unwrap();
+    assert_eq!(
+        client.get_price(&book()).await.unwrap().amount.to_string(),
+        "12.50"
+    );
+
+    drop(server);
+    match client.get_price(&book()).await {
+        Err(ClientError::Rpc { code, message }) => {
+            assert_eq!(
+                code,
+                pactum::grpc::tonic::Code::Unavailable as i32,
+                "{message}"
+            )
+        }
+        other => panic!("expected UNAVAILABLE while the server is down, got {other:?}"),
+    }
+
+    let (_server, _) = serve_pricing(addr);
+    let price = client.get_price(&book()).await.unwrap();
+    assert_eq!(price.amount.to_string(), "12.50");
+}
+
+#[tokio::test]
+async fn urls_it_cannot_serve_are_refused_with_what_to_do() {
+    let tls = api::grpc::Client::connect_lazy("https://pricing.example:443").unwrap_err();
+    assert!(tls.contains("from_channel"), "{tls}");
+    let junk = api::grpc::Client::connect_lazy("not a url").unwrap_err();
+    assert!(junk.contains("not a URL"), "{junk}");
+}
+
+#[tokio::test]
+async fn a_tonic_channel_can_carry_the_calls_instead() {
+    let (_server, addr) = serve_pricing("127.0.0.1:0".parse().unwrap());
+    let channel = pactum::grpc::tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let client = api::grpc::Client::from_client(pactum::grpc::GrpcClient::from_channel(channel));
+    assert_eq!(
+        client.get_price(&book()).await.unwrap().amount.to_string(),
+        "12.50"
+    );
+    let unknown = api::GetPriceRequest {
+        sku: api::Sku("NOPE-1".into()),
+        currency: None,
+    };
+    match client.get_price(&unknown).await {
+        Err(ClientError::Declared(api::GetPriceError::UnknownSku(e))) => {
+            assert_eq!(e.sku.0, "NOPE-1")
+        }
+        other => panic!("expected the declared UnknownSku, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_client_gives_up_at_its_deadline_even_if_the_server_never_answers() {
+    // A listener that accepts and then says nothing: no HTTP/2 handshake ever completes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let client = api::grpc::Client::connect_lazy(format!("http://{addr}")).unwrap();
+    let started = std::time::Instant::now();
+    // GetPrice's contract budget is 100 ms.
+    let outcome = client.get_price(&book()).await;
+    assert!(
+        matches!(outcome, Err(ClientError::DeadlineExceeded)),
+        "{outcome:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}

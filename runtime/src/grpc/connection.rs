@@ -1,0 +1,188 @@
+//! The HTTP/2 connection generated gRPC clients use unless given a tonic `Channel`.
+//!
+//! Why not tonic's `Channel` by default: it hands every call to a `tower::Buffer` worker task
+//! and through a reconnect layer before hyper sees it, and arms a timer for `grpc-timeout`.
+//! Here a call goes straight to hyper's HTTP/2 `SendRequest` (itself cheap to clone and safe
+//! to share), and the generated client's own deadline is the only timer. What `Channel` adds
+//! beyond that (TLS, load balancing, endpoint tuning) stays available through
+//! [`GrpcClient::from_channel`](super::GrpcClient::from_channel).
+
+use http::uri::{Authority, Scheme};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+use tonic::body::Body;
+
+/// One lazily opened, shared HTTP/2 connection to `authority`, reopened when it closes.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    authority: Authority,
+    /// `http://authority`, the origin tonic's client puts in front of each call's path.
+    origin: http::Uri,
+    /// The open connection, if any; cloned per call.
+    sender: Mutex<Option<SendRequest<Body>>>,
+    /// Held while connecting, so concurrent first calls open one connection, not many.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("authority", &self.inner.authority)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A connection to `url` (`http://host:port`), opened on first use.
+    pub(crate) fn new(url: &str) -> Result<Self, String> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        if uri.scheme() != Some(&Scheme::HTTP) {
+            return Err(format!(
+                "`{url}`: only `http://` (h2c) is built in; for TLS, configure a tonic \
+                 `Channel` and use `GrpcClient::from_channel`"
+            ));
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| format!("`{url}` has no host"))?;
+        let origin = http::Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| format!("`{url}`: {e}"))?;
+        Ok(Connection {
+            inner: Arc::new(Inner {
+                authority,
+                origin,
+                sender: Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The origin to give `tonic::client::Grpc::with_origin`, so requests arrive with
+    /// `:scheme` and `:authority` already set.
+    pub(crate) fn origin(&self) -> http::Uri {
+        self.inner.origin.clone()
+    }
+
+    fn open(&self) -> Option<SendRequest<Body>> {
+        let sender = self.inner.sender.lock().unwrap_or_else(|e| e.into_inner());
+        sender.as_ref().filter(|s| !s.is_closed()).cloned()
+    }
+
+    async fn sender(&self) -> Result<SendRequest<Body>, tonic::Status> {
+        if let Some(s) = self.open() {
+            return Ok(s);
+        }
+        let _connecting = self.inner.connecting.lock().await;
+        if let Some(s) = self.open() {
+            return Ok(s); // another call connected while this one waited
+        }
+        let unavailable = |e: &dyn std::fmt::Display| {
+            tonic::Status::unavailable(format!("cannot connect to {}: {e}", self.inner.authority))
+        };
+        let port = self.inner.authority.port_u16().unwrap_or(80);
+        let tcp = tokio::net::TcpStream::connect((self.inner.authority.host(), port))
+            .await
+            .map_err(|e| unavailable(&e))?;
+        // Small HTTP/2 frames must not wait for the peer's delayed ACK (see `server::serve`).
+        let _ = tcp.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let authority = self.inner.authority.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%authority, error = %e, "gRPC connection closed");
+            }
+        });
+        *self.inner.sender.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender.clone());
+        Ok(sender)
+    }
+
+    async fn send(
+        self,
+        mut request: http::Request<Body>,
+    ) -> Result<http::Response<Body>, tonic::Status> {
+        request.headers_mut().insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(concat!("pactum/", env!("CARGO_PKG_VERSION"))),
+        );
+        let mut sender = self.sender().await?;
+        sender
+            .ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("connection not ready: {e}")))?;
+        match sender.send_request(request).await {
+            Ok(response) => Ok(response.map(Body::new)),
+            Err(e) => {
+                // A stream reset keeps its HTTP/2 reason (REFUSED_STREAM is UNAVAILABLE, CANCEL
+                // is CANCELLED, …). Anything tonic cannot classify is the connection failing
+                // under the call: UNAVAILABLE, as gRPC prescribes for transport failures.
+                // Retrying is the retry policy's call, and it only retries operations that
+                // are safe or carry an idempotency key.
+                let status = tonic::Status::from_error(Box::new(e));
+                if status.code() == tonic::Code::Unknown {
+                    Err(tonic::Status::unavailable(format!(
+                        "connection lost: {}",
+                        status.message()
+                    )))
+                } else {
+                    Err(status)
+                }
+            }
+        }
+    }
+}
+
+/// What a generated client sends calls through: the built-in connection or a tonic `Channel`.
+#[derive(Clone, Debug)]
+pub(crate) enum Link {
+    Direct(Connection),
+    Channel(tonic::transport::Channel),
+}
+
+type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<Body>, tonic::Status>> + Send + 'static>>;
+
+impl tower::Service<http::Request<Body>> for Link {
+    type Response = http::Response<Body>;
+    type Error = tonic::Status;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        match self {
+            // Readiness is awaited per call, on the connection it will use.
+            Link::Direct(_) => Poll::Ready(Ok(())),
+            Link::Channel(c) => tower::Service::poll_ready(c, cx)
+                .map_err(|e| tonic::Status::unavailable(format!("channel not ready: {e}"))),
+        }
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        match self {
+            Link::Direct(c) => Box::pin(c.clone().send(request)),
+            Link::Channel(c) => {
+                let call = tower::Service::call(c, request);
+                Box::pin(async move {
+                    call.await
+                        .map_err(|e| tonic::Status::from_error(Box::new(e)))
+                })
+            }
+        }
+    }
+}
