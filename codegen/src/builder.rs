@@ -49,6 +49,7 @@ pub struct Builder {
     deny_warnings: bool,
     cargo_metadata: bool,
     layout: emit::Layout,
+    parts: emit::Parts,
 }
 
 impl Default for Builder {
@@ -60,6 +61,7 @@ impl Default for Builder {
             deny_warnings: false,
             cargo_metadata: true,
             layout: emit::Layout::Pretty,
+            parts: emit::Parts::ALL,
         }
     }
 }
@@ -151,6 +153,26 @@ impl Builder {
         self
     }
 
+    /// Whether to generate the REST router and client (default: yes). Without them the
+    /// `Service` trait is still generated, for gRPC to serve.
+    pub fn rest(&mut self, on: bool) -> &mut Self {
+        self.parts.rest = on;
+        self
+    }
+
+    /// Whether to generate the `grpc` module: prost messages, router and client (default: yes).
+    pub fn grpc(&mut self, on: bool) -> &mut Self {
+        self.parts.grpc = on;
+        self
+    }
+
+    /// Whether to generate the event publisher, consumers and webhook plumbing (default:
+    /// yes). Event and webhook types are generated either way.
+    pub fn messaging(&mut self, on: bool) -> &mut Self {
+        self.parts.messaging = on;
+        self
+    }
+
     /// Print `cargo:` lines (default true; turn off outside build scripts).
     pub fn cargo_metadata(&mut self, on: bool) -> &mut Self {
         self.cargo_metadata = on;
@@ -189,7 +211,10 @@ impl Builder {
         let mut files: Vec<GeneratedFile> = Vec::new();
         if self.targets.contains(&Target::Rust) {
             for c in &ir.contracts {
-                files.push(emit::single_file_with(ir, &c.id, self.layout).map_err(Error::Emit)?);
+                files.push(
+                    emit::single_file_with(ir, &c.id, self.layout, self.parts)
+                        .map_err(Error::Emit)?,
+                );
             }
             let abs = std::fs::create_dir_all(&out_dir)
                 .and_then(|()| out_dir.canonicalize())

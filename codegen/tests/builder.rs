@@ -68,6 +68,54 @@ fn compact_layout_is_valid_rust_too() {
 }
 
 #[test]
+fn transports_can_be_left_out() {
+    let dir = scratch("builder_parts");
+    let contracts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts");
+    let orders = |rest: bool, grpc: bool, messaging: bool| {
+        let out = dir.join(format!("out-{rest}-{grpc}-{messaging}"));
+        Builder::new()
+            .contracts(&contracts)
+            .out_dir(&out)
+            .rest(rest)
+            .grpc(grpc)
+            .messaging(messaging)
+            .cargo_metadata(false)
+            .compile()
+            .unwrap();
+        let text = fs::read_to_string(out.join("orders_v1.rs")).unwrap();
+        syn::parse_file(&text).expect("output parses as Rust");
+        text
+    };
+    let all = orders(true, true, true);
+    let grpc_only = orders(false, true, false);
+    let rest_only = orders(true, false, false);
+    let has = |text: &str, item: &str| text.lines().any(|l| l.starts_with(item));
+    for item in [
+        "pub struct ServerState",
+        "pub struct Client",
+        "pub mod grpc",
+        "pub mod publish",
+        "pub mod consumers",
+    ] {
+        assert!(has(&all, item), "{item} missing from the full build");
+    }
+    // Types, errors, operation facts, event types and the `Service` trait stay in every build.
+    for text in [&grpc_only, &rest_only] {
+        for item in [
+            "pub struct Order ",
+            "pub mod operations",
+            "pub struct OrderPlaced",
+            "pub trait Service",
+        ] {
+            assert!(has(text, item), "{item} missing");
+        }
+        assert!(!has(text, "pub mod publish") && !has(text, "pub mod consumers"));
+    }
+    assert!(has(&grpc_only, "pub mod grpc") && !has(&grpc_only, "pub struct ServerState"));
+    assert!(!has(&rest_only, "pub mod grpc") && has(&rest_only, "pub struct ServerState"));
+}
+
+#[test]
 fn contract_errors_are_readable_build_failures() {
     let dir = scratch("builder_errors");
     fs::write(dir.join("shop.yaml"), SHOP.replace("ItemSold", "SellItem")).unwrap();

@@ -141,3 +141,71 @@ async fn the_client_gives_up_at_its_deadline_even_if_the_server_never_answers() 
         started.elapsed()
     );
 }
+
+/// The `pricing` contract built with `Builder::rest(false).messaging(false)`: its own
+/// `Service` trait, served and called over gRPC with nothing else generated.
+mod grpc_only {
+    use generated_example::grpc_only::pricing::v1 as api;
+    use pactum::{Context, HandlerError};
+    use std::sync::Arc;
+
+    struct Flat;
+
+    impl api::Service for Flat {
+        async fn quote_cart(
+            &self,
+            _: Context,
+            _: api::QuoteCartRequest,
+        ) -> Result<api::QuoteCartResponse, HandlerError<api::QuoteCartError>> {
+            Err(HandlerError::internal("not priced here"))
+        }
+
+        async fn get_price(
+            &self,
+            _: Context,
+            input: api::GetPriceRequest,
+        ) -> Result<api::Money, HandlerError<api::GetPriceError>> {
+            match input.sku.0.as_str() {
+                "BOOK-42" => Ok(api::Money {
+                    amount: "9.99".parse().unwrap(),
+                    currency: api::Currency("EUR".into()),
+                }),
+                _ => Err(api::UnknownSku { sku: input.sku }.into()),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_grpc_only_build_serves_and_calls() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(pactum::server::serve(
+            listener,
+            api::grpc::router(Arc::new(Flat)),
+        ));
+        let client = api::grpc::Client::connect_lazy(format!("http://{addr}")).unwrap();
+        let ok = client
+            .get_price(&api::GetPriceRequest {
+                sku: api::Sku("BOOK-42".into()),
+                currency: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(ok.amount.to_string(), "9.99");
+        let unknown = client
+            .get_price(&api::GetPriceRequest {
+                sku: api::Sku("NOPE-1".into()),
+                currency: None,
+            })
+            .await;
+        assert!(
+            matches!(
+                unknown,
+                Err(pactum::client::ClientError::Declared(
+                    api::GetPriceError::UnknownSku(_)
+                ))
+            ),
+            "{unknown:?}"
+        );
+    }
+}

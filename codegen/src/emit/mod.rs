@@ -124,44 +124,187 @@ pub(crate) fn rust_type(ctx: &Ctx<'_>, ty: &TypeRef, boxed: bool) -> TokenStream
     }
 }
 
+/// Which transports' code goes into a contract's Rust module. The domain types, errors,
+/// operation facts, event types and the `Service` trait are always there; each flag adds one
+/// transport, like tonic-build's `build_server`/`build_client`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parts {
+    /// The axum REST router and the reqwest client.
+    pub rest: bool,
+    /// The `grpc` module: prost messages, the gRPC router and the client.
+    pub grpc: bool,
+    /// The event publisher, idempotent consumers and the webhook sender and receiver.
+    pub messaging: bool,
+}
+
+impl Parts {
+    /// Every part: what `pactum generate` and `include_contract!` emit.
+    pub const ALL: Parts = Parts {
+        rest: true,
+        grpc: true,
+        messaging: true,
+    };
+}
+
+impl Default for Parts {
+    fn default() -> Self {
+        Parts::ALL
+    }
+}
+
+/// One independently renderable piece of a contract's module body, in file order. Pieces
+/// are rendered in parallel and concatenated, so a large contract uses every core.
+#[derive(Clone, Copy, Debug)]
+enum Section {
+    Facts,
+    /// Types `start..end` of the contract, in order.
+    Types(usize, usize),
+    Errors,
+    Operations,
+    EventTypes,
+    Consumers,
+    Publisher,
+    Webhooks,
+    Rest,
+    Grpc,
+}
+
+impl Section {
+    /// A rough rank of rendering time: the gRPC module and the operations' error types are
+    /// each several times any other piece.
+    fn weight(self) -> u8 {
+        match self {
+            Section::Grpc => 3,
+            Section::Operations => 2,
+            Section::Rest => 1,
+            _ => 0,
+        }
+    }
+}
+
+/// Types per [`Section::Types`] piece: small enough to spread a big contract over threads,
+/// big enough that per-piece overhead stays negligible.
+const TYPES_PER_SECTION: usize = 64;
+
+fn sections(contract: &Contract, parts: Parts) -> Vec<Section> {
+    let n = contract.types.len();
+    let mut list = vec![Section::Facts];
+    list.extend(
+        (0..n)
+            .step_by(TYPES_PER_SECTION)
+            .map(|start| Section::Types(start, (start + TYPES_PER_SECTION).min(n))),
+    );
+    list.extend([Section::Errors, Section::Operations, Section::EventTypes]);
+    if parts.messaging {
+        list.extend([Section::Consumers, Section::Publisher, Section::Webhooks]);
+    }
+    // The `Service` trait lives with REST and is emitted even without the rest of it.
+    list.push(Section::Rest);
+    if parts.grpc {
+        list.push(Section::Grpc);
+    }
+    list
+}
+
+fn section_tokens(ctx: &Ctx<'_>, section: Section, parts: Parts) -> TokenStream {
+    let contract = ctx.contract;
+    match section {
+        Section::Facts => {
+            let (service, version, owner) =
+                (&contract.id.service, &contract.version, &contract.owner);
+            quote! {
+                /// Service name.
+                pub const SERVICE: &str = #service;
+                /// Contract version (semver) this module was generated from.
+                pub const VERSION: &str = #version;
+                /// Team that owns this service's data.
+                pub const OWNER: &str = #owner;
+            }
+        }
+        Section::Types(start, end) => {
+            let types = contract.types[start..end]
+                .iter()
+                .map(|t| rust_types::type_def(ctx, t));
+            quote!(#(#types)*)
+        }
+        Section::Errors => {
+            let errors = contract
+                .errors
+                .iter()
+                .map(|e| rust_types::error_def(ctx, e));
+            quote!(#(#errors)*)
+        }
+        Section::Operations => operations::operations(ctx),
+        Section::EventTypes => {
+            let events = contract.events.iter().map(|e| events::event(ctx, e));
+            let webhooks = contract.webhooks.iter().map(|w| events::webhook(ctx, w));
+            quote!(#(#events)* #(#webhooks)*)
+        }
+        Section::Consumers => events::consumers(ctx),
+        Section::Publisher => events::publisher(ctx),
+        Section::Webhooks => webhooks::webhooks(ctx),
+        Section::Rest => rest::rest(ctx, parts.rest),
+        Section::Grpc => grpc::grpc(ctx),
+    }
+}
+
 /// Tokens of one contract's module body. No inner attributes, so the result can be
 /// `include!`d as well as used as a module file.
 pub fn contract_tokens(ir: &Ir, contract: &Contract) -> TokenStream {
     let ctx = Ctx { ir, contract };
-    let service = &contract.id.service;
-    let version = &contract.version;
-    let owner = &contract.owner;
-    let types = contract.types.iter().map(|t| rust_types::type_def(&ctx, t));
-    let errors = contract
-        .errors
-        .iter()
-        .map(|e| rust_types::error_def(&ctx, e));
-    let operations = operations::operations(&ctx);
-    let events = contract.events.iter().map(|e| events::event(&ctx, e));
-    let webhooks = contract.webhooks.iter().map(|w| events::webhook(&ctx, w));
-    let consumers = events::consumers(&ctx);
-    let publisher = events::publisher(&ctx);
-    let webhook_plumbing = webhooks::webhooks(&ctx);
-    let rest = rest::rest(&ctx);
-    let grpc = grpc::grpc(&ctx);
-    quote! {
-        /// Service name.
-        pub const SERVICE: &str = #service;
-        /// Contract version (semver) this module was generated from.
-        pub const VERSION: &str = #version;
-        /// Team that owns this service's data.
-        pub const OWNER: &str = #owner;
-        #(#types)*
-        #(#errors)*
-        #operations
-        #(#events)*
-        #(#webhooks)*
-        #consumers
-        #publisher
-        #webhook_plumbing
-        #rest
-        #grpc
+    sections(contract, Parts::ALL)
+        .into_iter()
+        .map(|s| section_tokens(&ctx, s, Parts::ALL))
+        .collect()
+}
+
+/// One contract's module file: `header`, then its sections rendered in `layout` on up to
+/// one thread per core (token streams cannot cross threads, so each thread builds the
+/// tokens of the sections it renders).
+fn render_contract(
+    ir: &Ir,
+    contract: &Contract,
+    header: &str,
+    layout: Layout,
+    parts: Parts,
+) -> Result<String, String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let list = sections(contract, parts);
+    let slots: Vec<Mutex<Option<Result<String, String>>>> =
+        list.iter().map(|_| Mutex::new(None)).collect();
+    // Biggest first, so the long sections start at once and the small ones fill the gaps.
+    let mut order: Vec<usize> = (0..list.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(list[i].weight()));
+    let next = AtomicUsize::new(0);
+    let work = || {
+        while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let ctx = Ctx { ir, contract };
+            let text = render_body(section_tokens(&ctx, list[i], parts), layout);
+            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(list.len());
+    if threads <= 1 {
+        work();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(work);
+            }
+        });
     }
+    let mut out = format!("{header}\n");
+    for slot in slots {
+        let text = slot
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(|| Err("internal error: a section was not rendered".into()))?;
+        out.push_str(&text);
+    }
+    Ok(out)
 }
 
 /// How generated Rust is laid out.
@@ -176,18 +319,28 @@ pub enum Layout {
 
 /// Renders tokens in `layout` with the `@generated` header.
 pub fn render_with(tokens: TokenStream, header: &str, layout: Layout) -> Result<String, String> {
-    match layout {
-        Layout::Pretty => render(tokens, header),
-        Layout::Compact => Ok(format!("{header}\n{tokens}\n")),
-    }
+    Ok(format!("{header}\n{}", render_body(tokens, layout)?))
 }
 
 /// Formats tokens as a Rust file with the `@generated` header.
 pub fn render(tokens: TokenStream, header: &str) -> Result<String, String> {
-    let file: syn::File = syn::parse2(tokens).map_err(|e| {
-        format!("internal error: generated Rust does not parse ({e}); please report this with the contract")
-    })?;
-    Ok(format!("{header}\n{}", prettyplease::unparse(&file)))
+    render_with(tokens, header, Layout::Pretty)
+}
+
+/// Tokens as Rust text in `layout`, without a header. Pretty-printed items end with a newline
+/// and carry no separators, so rendering parts of a file and joining them gives the text of
+/// rendering the whole.
+fn render_body(tokens: TokenStream, layout: Layout) -> Result<String, String> {
+    match layout {
+        Layout::Pretty => {
+            let file: syn::File = syn::parse2(tokens).map_err(|e| {
+                format!("internal error: generated Rust does not parse ({e}); please report this with the contract")
+            })?;
+            Ok(prettyplease::unparse(&file))
+        }
+        Layout::Compact if tokens.is_empty() => Ok(String::new()),
+        Layout::Compact => Ok(format!("{tokens}\n")),
+    }
 }
 
 fn header(sources: &[String]) -> String {
@@ -270,7 +423,7 @@ pub fn module_tree(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
         let source = c.source.to_string_lossy().replace('\\', "/");
         files.push(GeneratedFile {
             path: PathBuf::from(&c.id.service).join(format!("{}.rs", c.id.version_module())),
-            contents: render(contract_tokens(ir, c), &header(&[source]))?,
+            contents: render_contract(ir, c, &header(&[source]), Layout::Pretty, Parts::ALL)?,
         });
     }
     let tokens = service_modules(ir, |c| {
@@ -291,11 +444,16 @@ pub fn module_tree(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
 /// One contract as a single self-contained file (for `include!` and build.rs): its module
 /// body only. References to other contracts need those contracts as sibling modules.
 pub fn single_file(ir: &Ir, id: &ContractId) -> Result<GeneratedFile, String> {
-    single_file_with(ir, id, Layout::Pretty)
+    single_file_with(ir, id, Layout::Pretty, Parts::ALL)
 }
 
-/// [`single_file`] in the given layout.
-pub fn single_file_with(ir: &Ir, id: &ContractId, layout: Layout) -> Result<GeneratedFile, String> {
+/// [`single_file`] in the given layout, with the given parts.
+pub fn single_file_with(
+    ir: &Ir,
+    id: &ContractId,
+    layout: Layout,
+    parts: Parts,
+) -> Result<GeneratedFile, String> {
     let c = ir
         .contracts
         .iter()
@@ -304,6 +462,26 @@ pub fn single_file_with(ir: &Ir, id: &ContractId, layout: Layout) -> Result<Gene
     let source = c.source.to_string_lossy().replace('\\', "/");
     Ok(GeneratedFile {
         path: PathBuf::from(format!("{}.rs", id.file_stem())),
-        contents: render_with(contract_tokens(ir, c), &header(&[source]), layout)?,
+        contents: render_contract(ir, c, &header(&[source]), layout, parts)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rendering sections on several threads and joining them must give exactly the text of
+    /// rendering the whole module at once, whatever the number of cores.
+    #[test]
+    fn sections_rendered_apart_join_into_the_whole() {
+        let contracts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts");
+        let outcome = crate::check(&[contracts]);
+        let ir = outcome.ir.expect("the example contracts are valid");
+        assert!(ir.contracts.len() > 5);
+        for c in &ir.contracts {
+            let whole = render(contract_tokens(&ir, c), "// h").unwrap();
+            let joined = render_contract(&ir, c, "// h", Layout::Pretty, Parts::ALL).unwrap();
+            assert!(whole == joined, "{} renders differently in sections", c.id);
+        }
+    }
 }

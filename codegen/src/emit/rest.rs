@@ -54,8 +54,9 @@ fn output_type(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
     }
 }
 
-/// Everything REST for one contract: empty when it has no operations.
-pub(crate) fn rest(ctx: &Ctx<'_>) -> TokenStream {
+/// Everything REST for one contract: empty when it has no operations. Without `transport`,
+/// only the `Service` trait (which gRPC serves too).
+pub(crate) fn rest(ctx: &Ctx<'_>, transport: bool) -> TokenStream {
     if ctx.contract.operations.is_empty() {
         return TokenStream::new();
     }
@@ -69,7 +70,7 @@ pub(crate) fn rest(ctx: &Ctx<'_>) -> TokenStream {
         .filter(|o| served(o))
         .collect();
     let routed: Vec<&Operation> = ops.iter().copied().filter(|o| o.rest.is_some()).collect();
-    if routed.is_empty() {
+    if routed.is_empty() || !transport {
         return service;
     }
     let server = server(ctx, &routed);
