@@ -86,6 +86,17 @@ async fn reconnects_after_the_server_restarts() {
 }
 
 #[tokio::test]
+async fn ipv6_literal_urls_connect() {
+    let (_server, addr) = serve_pricing("[::1]:0".parse().unwrap());
+    let client = api::grpc::Client::connect_lazy(format!("http://{addr}")).unwrap();
+    assert!(format!("http://{addr}").starts_with("http://[::1]:"));
+    assert_eq!(
+        client.get_price(&book()).await.unwrap().amount.to_string(),
+        "12.50"
+    );
+}
+
+#[tokio::test]
 async fn urls_it_cannot_serve_are_refused_with_what_to_do() {
     let tls = api::grpc::Client::connect_lazy("https://pricing.example:443").unwrap_err();
     assert!(tls.contains("from_channel"), "{tls}");

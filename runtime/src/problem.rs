@@ -87,3 +87,121 @@ pub fn declared_problem<E: OperationError + std::fmt::Display>(
         extensions: e.fields(),
     }
 }
+
+/// The impls of a generated per-operation error enum (`<Op>Error`), written once here
+/// instead of in every generated file: inherent `status()` and `code()`, `Display`,
+/// `std::error::Error`, [`OperationError`], [`ErrorKind`](crate::ErrorKind), and `From`
+/// each declared error (into the enum and into `HandlerError<enum>`, so a handler can
+/// `?`/`.into()` it). Each variant holds the error type of the same name; the literal is the
+/// error's name on the wire.
+///
+/// Generated code calls it right after the enum: `::pactum::__operation_error!(GetPriceError
+/// { UnknownSku = "UnknownSku" });`. Not for hand-written code: its input is the generator's.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __operation_error {
+    ($name:ident {}) => {
+        impl $name {
+            /// The error's class: HTTP status and gRPC code.
+            pub fn status(&self) -> $crate::ErrorStatus {
+                match *self {}
+            }
+            /// The declared error's name.
+            pub fn code(&self) -> &'static str {
+                match *self {}
+            }
+        }
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, _: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                match *self {}
+            }
+        }
+        impl $crate::OperationError for $name {
+            fn status(&self) -> $crate::ErrorStatus {
+                match *self {}
+            }
+            fn code(&self) -> &'static str {
+                match *self {}
+            }
+            fn fields(&self) -> $crate::__private::serde_json::Map<::std::string::String, $crate::__private::serde_json::Value> {
+                match *self {}
+            }
+            fn from_problem(_: &str, _: $crate::__private::serde_json::Value) -> ::core::option::Option<Self> {
+                ::core::option::Option::None
+            }
+        }
+        $crate::__operation_error!(@common $name);
+    };
+    ($name:ident { $($variant:ident = $code:literal),+ $(,)? }) => {
+        impl $name {
+            /// The error's class: HTTP status and gRPC code.
+            pub fn status(&self) -> $crate::ErrorStatus {
+                match *self {
+                    $($name::$variant(_) => <$variant as $crate::DeclaredError>::STATUS,)+
+                }
+            }
+            /// The declared error's name.
+            pub fn code(&self) -> &'static str {
+                match *self {
+                    $($name::$variant(_) => $code,)+
+                }
+            }
+        }
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                match *self {
+                    $($name::$variant(ref e) => ::std::fmt::Display::fmt(e, f),)+
+                }
+            }
+        }
+        impl $crate::OperationError for $name {
+            fn status(&self) -> $crate::ErrorStatus {
+                $name::status(self)
+            }
+            fn code(&self) -> &'static str {
+                $name::code(self)
+            }
+            fn fields(&self) -> $crate::__private::serde_json::Map<::std::string::String, $crate::__private::serde_json::Value> {
+                let value = match *self {
+                    $($name::$variant(ref e) => $crate::__private::serde_json::to_value(e),)+
+                };
+                match value {
+                    ::core::result::Result::Ok($crate::__private::serde_json::Value::Object(m)) => m,
+                    _ => $crate::__private::serde_json::Map::new(),
+                }
+            }
+            fn from_problem(code: &str, fields: $crate::__private::serde_json::Value) -> ::core::option::Option<Self> {
+                match code {
+                    $($code => $crate::__private::serde_json::from_value(fields).ok().map($name::$variant),)+
+                    _ => ::core::option::Option::None,
+                }
+            }
+        }
+        $(
+            impl ::std::convert::From<$variant> for $name {
+                fn from(e: $variant) -> Self {
+                    $name::$variant(e)
+                }
+            }
+            impl ::std::convert::From<$variant> for $crate::HandlerError<$name> {
+                fn from(e: $variant) -> Self {
+                    $crate::HandlerError::Declared($name::$variant(e))
+                }
+            }
+        )+
+        $crate::__operation_error!(@common $name);
+    };
+    (@common $name:ident) => {
+        impl ::std::error::Error for $name {}
+        impl $crate::ErrorKind for $name {
+            fn error_kind(&self) -> &str {
+                $crate::OperationError::code(self)
+            }
+        }
+        impl ::std::convert::From<$name> for $crate::HandlerError<$name> {
+            fn from(e: $name) -> Self {
+                $crate::HandlerError::Declared(e)
+            }
+        }
+    };
+}

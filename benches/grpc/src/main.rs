@@ -243,6 +243,26 @@ fn bench_size() {
             .collect::<Vec<_>>(),
         "#[allow(missing_docs, deprecated)]\npub mod generated;\n",
     );
+    // The same contract as a gRPC-only build (`Builder::rest(false).messaging(false)`).
+    let grpc_only = pactum_codegen::emit::single_file_with(
+        &ir,
+        &ir.contracts[0].id,
+        pactum_codegen::emit::Layout::Pretty,
+        pactum_codegen::emit::Parts {
+            rest: false,
+            grpc: true,
+            messaging: false,
+        },
+    )
+    .unwrap();
+    let grpc_lines = grpc_only.contents.lines().count();
+    let grpc_crate = dir.join("pactum_grpc_synth");
+    crate_with(
+        &grpc_crate,
+        &format!("pactum = {{ path = {:?} }}", runtime.display().to_string()),
+        &[("synth.rs".into(), grpc_only.contents)],
+        "#[allow(missing_docs, deprecated)]\npub mod synth { include!(\"synth.rs\"); }\n",
+    );
     let tonic_crate = dir.join("tonic_synth");
     crate_with(
         &tonic_crate,
@@ -250,17 +270,21 @@ fn bench_size() {
         &[("synth.rs".into(), tonic_text.clone())],
         "pub mod synth { include!(\"synth.rs\"); }\n",
     );
-    let (pt, tt) = (
+    let (pt, gt, tt) = (
         cargo_build_time(&pactum_crate),
+        cargo_build_time(&grpc_crate),
         cargo_build_time(&tonic_crate),
     );
     println!("(c) size and compile time of the generated code (debug build of the crate alone, median of 3)");
     println!("  pactum (types, validation, REST server+client, gRPC server+client): {lines:>7} lines, {:>6.1} s", pt.as_secs_f64());
+    println!("  pactum gRPC only (types, validation, gRPC server+client):           {grpc_lines:>7} lines, {:>6.1} s", gt.as_secs_f64());
     println!("  tonic-prost-build (messages, gRPC server+client):                  {:>7} lines, {:>6.1} s", tonic_text.lines().count(), tt.as_secs_f64());
     println!(
-        "  ratio pactum / tonic-prost-build: lines {:.2}, compile time {:.2}",
+        "  ratio pactum / tonic-prost-build: lines {:.2}, compile time {:.2}; gRPC only: lines {:.2}, compile time {:.2}",
         lines as f64 / tonic_text.lines().count() as f64,
-        pt.as_secs_f64() / tt.as_secs_f64()
+        pt.as_secs_f64() / tt.as_secs_f64(),
+        grpc_lines as f64 / tonic_text.lines().count() as f64,
+        gt.as_secs_f64() / tt.as_secs_f64()
     );
 }
 

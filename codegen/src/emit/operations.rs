@@ -24,43 +24,16 @@ pub(crate) fn operations(ctx: &Ctx<'_>) -> TokenStream {
     }
 }
 
-/// `<Op>Error`: exactly the errors the contract declares for the operation.
+/// `<Op>Error`: exactly the errors the contract declares for the operation. Its impls come
+/// from `pactum::__operation_error!`, written once in the runtime: the same code for every
+/// enum, and a large share of what a big contract would otherwise print and compile.
 fn error_enum(op: &Operation) -> TokenStream {
     let name = format_ident!("{}Error", op.name);
     let doc = format!(" Errors declared for `{}`.", op.name);
-    let variants: Vec<_> = op.errors.iter().map(|e| ident(e, Case::Pascal)).collect();
     // An operation without declared errors gets an uninhabited enum: `Result<T, E>` with an
     // `E` that cannot occur, which callers can match away.
-    let touch_f = if variants.is_empty() {
-        quote!(let _ = f;)
-    } else {
-        TokenStream::new()
-    };
+    let variants: Vec<_> = op.errors.iter().map(|e| ident(e, Case::Pascal)).collect();
     let codes = op.errors.iter();
-    let codes2 = op.errors.iter();
-    let from_problem_body = if variants.is_empty() {
-        quote!(let _ = (code, fields); ::core::option::Option::None)
-    } else {
-        quote! {
-            match code {
-                #(#codes2 => ::pactum::__private::serde_json::from_value(fields).ok().map(#name::#variants),)*
-                _ => ::core::option::Option::None,
-            }
-        }
-    };
-    let fields_body = if variants.is_empty() {
-        quote!(match *self {})
-    } else {
-        quote! {
-            let value = match *self {
-                #(#name::#variants(ref e) => ::pactum::__private::serde_json::to_value(e),)*
-            };
-            match value {
-                ::core::result::Result::Ok(::pactum::__private::serde_json::Value::Object(m)) => m,
-                _ => ::pactum::__private::serde_json::Map::new(),
-            }
-        }
-    };
     quote! {
         #[doc = #doc]
         #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
@@ -71,76 +44,7 @@ fn error_enum(op: &Operation) -> TokenStream {
             )*
         }
 
-        impl #name {
-            /// The error's class: HTTP status and gRPC code.
-            pub fn status(&self) -> ::pactum::ErrorStatus {
-                match *self {
-                    #(#name::#variants(_) => <#variants as ::pactum::DeclaredError>::STATUS,)*
-                }
-            }
-
-            /// The declared error's name.
-            pub fn code(&self) -> &'static str {
-                match *self {
-                    #(#name::#variants(_) => #codes,)*
-                }
-            }
-        }
-
-        impl ::std::fmt::Display for #name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                #touch_f
-                match *self {
-                    #(#name::#variants(ref e) => ::std::fmt::Display::fmt(e, f),)*
-                }
-            }
-        }
-
-        impl ::std::error::Error for #name {}
-
-        impl ::pactum::OperationError for #name {
-            fn status(&self) -> ::pactum::ErrorStatus {
-                #name::status(self)
-            }
-
-            fn code(&self) -> &'static str {
-                #name::code(self)
-            }
-
-            fn fields(&self) -> ::pactum::__private::serde_json::Map<::std::string::String, ::pactum::__private::serde_json::Value> {
-                #fields_body
-            }
-
-            fn from_problem(code: &str, fields: ::pactum::__private::serde_json::Value) -> ::core::option::Option<Self> {
-                #from_problem_body
-            }
-        }
-
-        impl ::pactum::ErrorKind for #name {
-            fn error_kind(&self) -> &str {
-                self.code()
-            }
-        }
-
-        #(
-            impl ::std::convert::From<#variants> for #name {
-                fn from(e: #variants) -> Self {
-                    #name::#variants(e)
-                }
-            }
-
-            impl ::std::convert::From<#variants> for ::pactum::HandlerError<#name> {
-                fn from(e: #variants) -> Self {
-                    ::pactum::HandlerError::Declared(#name::#variants(e))
-                }
-            }
-        )*
-
-        impl ::std::convert::From<#name> for ::pactum::HandlerError<#name> {
-            fn from(e: #name) -> Self {
-                ::pactum::HandlerError::Declared(e)
-            }
-        }
+        ::pactum::__operation_error!(#name { #(#variants = #codes),* });
     }
 }
 

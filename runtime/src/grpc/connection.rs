@@ -95,7 +95,14 @@ impl Connection {
             tonic::Status::unavailable(format!("cannot connect to {}: {e}", self.inner.authority))
         };
         let port = self.inner.authority.port_u16().unwrap_or(80);
-        let tcp = tokio::net::TcpStream::connect((self.inner.authority.host(), port))
+        // `[::1]` in a URL is `::1` to the resolver.
+        let host = self
+            .inner
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let tcp = tokio::net::TcpStream::connect((host, port))
             .await
             .map_err(|e| unavailable(&e))?;
         // Small HTTP/2 frames must not wait for the peer's delayed ACK (see `server::serve`).

@@ -285,91 +285,9 @@ pub enum TrackShipmentError {
     #[allow(missing_docs)]
     ShipmentNotFound(ShipmentNotFound),
 }
-impl TrackShipmentError {
-    /// The error's class: HTTP status and gRPC code.
-    pub fn status(&self) -> ::pactum::ErrorStatus {
-        match *self {
-            TrackShipmentError::ShipmentNotFound(_) => {
-                <ShipmentNotFound as ::pactum::DeclaredError>::STATUS
-            }
-        }
-    }
-    /// The declared error's name.
-    pub fn code(&self) -> &'static str {
-        match *self {
-            TrackShipmentError::ShipmentNotFound(_) => "ShipmentNotFound",
-        }
-    }
-}
-impl ::std::fmt::Display for TrackShipmentError {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        match *self {
-            TrackShipmentError::ShipmentNotFound(ref e) => ::std::fmt::Display::fmt(e, f),
-        }
-    }
-}
-impl ::std::error::Error for TrackShipmentError {}
-impl ::pactum::OperationError for TrackShipmentError {
-    fn status(&self) -> ::pactum::ErrorStatus {
-        TrackShipmentError::status(self)
-    }
-    fn code(&self) -> &'static str {
-        TrackShipmentError::code(self)
-    }
-    fn fields(
-        &self,
-    ) -> ::pactum::__private::serde_json::Map<
-        ::std::string::String,
-        ::pactum::__private::serde_json::Value,
-    > {
-        let value = match *self {
-            TrackShipmentError::ShipmentNotFound(ref e) => {
-                ::pactum::__private::serde_json::to_value(e)
-            }
-        };
-        match value {
-            ::core::result::Result::Ok(
-                ::pactum::__private::serde_json::Value::Object(m),
-            ) => m,
-            _ => ::pactum::__private::serde_json::Map::new(),
-        }
-    }
-    fn from_problem(
-        code: &str,
-        fields: ::pactum::__private::serde_json::Value,
-    ) -> ::core::option::Option<Self> {
-        match code {
-            "ShipmentNotFound" => {
-                ::pactum::__private::serde_json::from_value(fields)
-                    .ok()
-                    .map(TrackShipmentError::ShipmentNotFound)
-            }
-            _ => ::core::option::Option::None,
-        }
-    }
-}
-impl ::pactum::ErrorKind for TrackShipmentError {
-    fn error_kind(&self) -> &str {
-        self.code()
-    }
-}
-impl ::std::convert::From<ShipmentNotFound> for TrackShipmentError {
-    fn from(e: ShipmentNotFound) -> Self {
-        TrackShipmentError::ShipmentNotFound(e)
-    }
-}
-impl ::std::convert::From<ShipmentNotFound>
-for ::pactum::HandlerError<TrackShipmentError> {
-    fn from(e: ShipmentNotFound) -> Self {
-        ::pactum::HandlerError::Declared(TrackShipmentError::ShipmentNotFound(e))
-    }
-}
-impl ::std::convert::From<TrackShipmentError>
-for ::pactum::HandlerError<TrackShipmentError> {
-    fn from(e: TrackShipmentError) -> Self {
-        ::pactum::HandlerError::Declared(e)
-    }
-}
+::pactum::__operation_error!(
+    TrackShipmentError { ShipmentNotFound = "ShipmentNotFound" }
+);
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
