@@ -63,7 +63,10 @@ fn compact_layout_is_valid_rust_too() {
         .compile()
         .unwrap();
     let compact = fs::read_to_string(&files[0]).unwrap();
-    assert!(compact.lines().count() < 10, "one long line of tokens");
+    assert!(
+        compact.lines().count() < 10,
+        "a long line of tokens per section"
+    );
     syn::parse_file(&compact).expect("compact output parses as Rust");
 }
 

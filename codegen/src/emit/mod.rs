@@ -313,7 +313,8 @@ pub enum Layout {
     /// Pretty-printed with prettyplease: for checked-in code and compiler messages people read.
     #[default]
     Pretty,
-    /// The token stream as one long text: much faster, for build-script output nobody reads.
+    /// Token text, one long line per section: much faster, for build-script output nobody
+    /// reads.
     Compact,
 }
 
