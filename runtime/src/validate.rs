@@ -3,17 +3,36 @@
 use std::fmt;
 
 /// Where in a value a violation is: a JSON pointer under construction.
+///
+/// Validation walks every field of every request, and almost always finds nothing, so
+/// entering a field stores its `&'static str` name (or a list index) as it is; escaping and
+/// joining happen only in [`FieldPath::pointer`], when there is a violation to report.
 #[derive(Clone, Debug, Default)]
 pub struct FieldPath {
-    segments: Vec<String>,
+    segments: Vec<Segment>,
+}
+
+#[derive(Clone, Debug)]
+enum Segment {
+    Field(&'static str),
+    Index(usize),
+    Key(String),
 }
 
 impl FieldPath {
-    /// Enters a field or map key.
+    /// Enters a field, by its wire name.
+    pub fn push_field(&mut self, name: &'static str) {
+        self.segments.push(Segment::Field(name));
+    }
+
+    /// Enters a list item.
+    pub fn push_index(&mut self, index: usize) {
+        self.segments.push(Segment::Index(index));
+    }
+
+    /// Enters a field or map key given as any text.
     pub fn push(&mut self, segment: impl fmt::Display) {
-        // RFC 6901 escaping: `~` → `~0`, `/` → `~1`.
-        self.segments
-            .push(segment.to_string().replace('~', "~0").replace('/', "~1"));
+        self.segments.push(Segment::Key(segment.to_string()));
     }
 
     /// Leaves the last field.
@@ -23,7 +42,27 @@ impl FieldPath {
 
     /// The JSON pointer (`/lines/0/sku`; `""` for the root).
     pub fn pointer(&self) -> String {
-        self.segments.iter().map(|s| format!("/{s}")).collect()
+        let mut out = String::new();
+        for s in &self.segments {
+            out.push('/');
+            match s {
+                Segment::Index(i) => out.push_str(&i.to_string()),
+                Segment::Field(t) => escape_into(t, &mut out),
+                Segment::Key(t) => escape_into(t, &mut out),
+            }
+        }
+        out
+    }
+}
+
+/// RFC 6901 escaping: `~` → `~0`, `/` → `~1`.
+fn escape_into(segment: &str, out: &mut String) {
+    for c in segment.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
     }
 }
 
@@ -117,7 +156,7 @@ impl<T: Validate> Validate for Box<T> {
 impl<T: Validate> Validate for Vec<T> {
     fn validate_into(&self, path: &mut FieldPath, out: &mut Vec<Violation>) {
         for (i, v) in self.iter().enumerate() {
-            path.push(i);
+            path.push_index(i);
             v.validate_into(path, out);
             path.pop();
         }
@@ -139,6 +178,18 @@ impl<T: Validate> Validate for std::collections::BTreeMap<String, T> {
 pub mod check {
     use super::{FieldPath, Violation};
     use std::fmt::Display;
+
+    /// A struct field without constraints of its own: what its type checks, under its name.
+    pub fn field<T: super::Validate + ?Sized>(
+        name: &'static str,
+        value: &T,
+        path: &mut FieldPath,
+        out: &mut Vec<Violation>,
+    ) {
+        path.push_field(name);
+        value.validate_into(path, out);
+        path.pop();
+    }
 
     fn violation(path: &FieldPath, out: &mut Vec<Violation>, message: String) {
         out.push(Violation {
@@ -220,5 +271,43 @@ pub mod check {
             (None, Some(b)) => format!("..={b}"),
             (None, None) => "..".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn pointers_escape_names_and_keys_and_number_list_items() {
+        let mut path = FieldPath::default();
+        assert_eq!(path.pointer(), "");
+        path.push_field("a/b");
+        path.push_index(3);
+        path.push("x~y");
+        assert_eq!(path.pointer(), "/a~1b/3/x~0y");
+        path.pop();
+        path.pop();
+        assert_eq!(path.pointer(), "/a~1b");
+    }
+
+    struct Short(String);
+    impl Validate for Short {
+        fn validate_into(&self, path: &mut FieldPath, out: &mut Vec<Violation>) {
+            check::length(self.0.chars().count(), None, Some(3), path, out);
+        }
+    }
+
+    #[test]
+    fn field_checks_report_under_the_field_then_leave_it() {
+        let lines = vec![Short("ok".into()), Short("too long".into())];
+        let tags = BTreeMap::from([("k/1".to_string(), Short("long!".into()))]);
+        let (mut path, mut out) = (FieldPath::default(), Vec::new());
+        check::field("lines", &lines, &mut path, &mut out);
+        check::field("tags", &tags, &mut path, &mut out);
+        assert_eq!(path.pointer(), "", "every field was left");
+        let pointers: Vec<&str> = out.iter().map(|v| v.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/lines/1", "/tags/k~11"]);
     }
 }

@@ -66,9 +66,13 @@ pub(crate) fn struct_def(
     let checks = fields.iter().map(|f| {
         let fname = ident(&f.name, Case::Snake);
         let wire = &f.wire_name;
+        if f.constraints.is_empty() {
+            // The common case, one line: only the field type's own checks apply.
+            return quote!(::pactum::__private::check::field(#wire, &self.#fname, path, out););
+        }
         let body = value_checks(ctx, &f.ty, &f.constraints, quote!(value));
         quote! {
-            path.push(#wire);
+            path.push_field(#wire);
             {
                 let value = &self.#fname;
                 #body

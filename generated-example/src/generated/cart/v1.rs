@@ -60,13 +60,8 @@ impl ::pactum::Validate for CartItem {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("sku");
-        {
-            let value = &self.sku;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("quantity");
+        ::pactum::__private::check::field("sku", &self.sku, path, out);
+        path.push_field("quantity");
         {
             let value = &self.quantity;
             ::pactum::__private::check::range(
@@ -105,19 +100,9 @@ impl ::pactum::Validate for Cart {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("customer_id");
-        {
-            let value = &self.customer_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("items");
+        ::pactum::__private::check::field("id", &self.id, path, out);
+        ::pactum::__private::check::field("customer_id", &self.customer_id, path, out);
+        path.push_field("items");
         {
             let value = &self.items;
             ::pactum::__private::check::items(
@@ -130,18 +115,8 @@ impl ::pactum::Validate for Cart {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("total");
-        {
-            let value = &self.total;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("updated_at");
-        {
-            let value = &self.updated_at;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("total", &self.total, path, out);
+        ::pactum::__private::check::field("updated_at", &self.updated_at, path, out);
     }
 }
 /// Input of [`GetCart`](operations::GET_CART).
@@ -163,12 +138,7 @@ impl ::pactum::Validate for GetCartRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("cart_id");
-        {
-            let value = &self.cart_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
     }
 }
 /// Input of [`AddItem`](operations::ADD_ITEM).
@@ -191,18 +161,8 @@ impl ::pactum::Validate for AddItemRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("cart_id");
-        {
-            let value = &self.cart_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("item");
-        {
-            let value = &self.item;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
+        ::pactum::__private::check::field("item", &self.item, path, out);
     }
 }
 /// Input of [`CheckoutCart`](operations::CHECKOUT_CART).
@@ -224,12 +184,7 @@ impl ::pactum::Validate for CheckoutCartRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("cart_id");
-        {
-            let value = &self.cart_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
     }
 }
 /// Output of [`CheckoutCart`](operations::CHECKOUT_CART).
@@ -252,18 +207,8 @@ impl ::pactum::Validate for CheckoutCartResponse {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("order_id");
-        {
-            let value = &self.order_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("total");
-        {
-            let value = &self.total;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
+        ::pactum::__private::check::field("total", &self.total, path, out);
     }
 }
 /// CartNotFound
@@ -285,12 +230,7 @@ impl ::pactum::Validate for CartNotFound {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("cart_id");
-        {
-            let value = &self.cart_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
     }
 }
 impl ::pactum::DeclaredError for CartNotFound {
@@ -327,12 +267,7 @@ impl ::pactum::Validate for CartEmpty {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("cart_id");
-        {
-            let value = &self.cart_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
     }
 }
 impl ::pactum::DeclaredError for CartEmpty {

@@ -61,24 +61,9 @@ impl ::pactum::Validate for StockLevel {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("sku");
-        {
-            let value = &self.sku;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("available");
-        {
-            let value = &self.available;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("reserved");
-        {
-            let value = &self.reserved;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("sku", &self.sku, path, out);
+        ::pactum::__private::check::field("available", &self.available, path, out);
+        ::pactum::__private::check::field("reserved", &self.reserved, path, out);
     }
 }
 /// One change of a SKU's availability, streamed to watchers.
@@ -102,24 +87,9 @@ impl ::pactum::Validate for StockChange {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("sku");
-        {
-            let value = &self.sku;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("available");
-        {
-            let value = &self.available;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("at");
-        {
-            let value = &self.at;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("sku", &self.sku, path, out);
+        ::pactum::__private::check::field("available", &self.available, path, out);
+        ::pactum::__private::check::field("at", &self.at, path, out);
     }
 }
 /// Input of [`CheckStock`](operations::CHECK_STOCK).
@@ -141,12 +111,7 @@ impl ::pactum::Validate for CheckStockRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("sku");
-        {
-            let value = &self.sku;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("sku", &self.sku, path, out);
     }
 }
 /// Input of [`ReserveStock`](operations::RESERVE_STOCK).
@@ -169,13 +134,8 @@ impl ::pactum::Validate for ReserveStockRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("order_id");
-        {
-            let value = &self.order_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("lines");
+        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
+        path.push_field("lines");
         {
             let value = &self.lines;
             ::pactum::__private::check::items(
@@ -210,18 +170,13 @@ impl ::pactum::Validate for ReserveStockResponse {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("reservation_id");
-        {
-            let value = &self.reservation_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("expires_at");
-        {
-            let value = &self.expires_at;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field(
+            "reservation_id",
+            &self.reservation_id,
+            path,
+            out,
+        );
+        ::pactum::__private::check::field("expires_at", &self.expires_at, path, out);
     }
 }
 /// Input of [`ReleaseStock`](operations::RELEASE_STOCK).
@@ -243,12 +198,12 @@ impl ::pactum::Validate for ReleaseStockRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("reservation_id");
-        {
-            let value = &self.reservation_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field(
+            "reservation_id",
+            &self.reservation_id,
+            path,
+            out,
+        );
     }
 }
 /// Input of [`WatchStock`](operations::WATCH_STOCK).
@@ -270,7 +225,7 @@ impl ::pactum::Validate for WatchStockRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("skus");
+        path.push_field("skus");
         {
             let value = &self.skus;
             ::pactum::__private::check::items(
@@ -305,13 +260,8 @@ impl ::pactum::Validate for BulkRestockRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("sku");
-        {
-            let value = &self.sku;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("quantity");
+        ::pactum::__private::check::field("sku", &self.sku, path, out);
+        path.push_field("quantity");
         {
             let value = &self.quantity;
             ::pactum::__private::check::range(
@@ -346,18 +296,8 @@ impl ::pactum::Validate for BulkRestockResponse {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("skus");
-        {
-            let value = &self.skus;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("units");
-        {
-            let value = &self.units;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("skus", &self.skus, path, out);
+        ::pactum::__private::check::field("units", &self.units, path, out);
     }
 }
 /// Input of [`ScanStock`](operations::SCAN_STOCK).
@@ -379,12 +319,7 @@ impl ::pactum::Validate for ScanStockRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("sku");
-        {
-            let value = &self.sku;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("sku", &self.sku, path, out);
     }
 }
 /// Not enough stock to reserve.
@@ -408,24 +343,9 @@ impl ::pactum::Validate for OutOfStock {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("sku");
-        {
-            let value = &self.sku;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("requested");
-        {
-            let value = &self.requested;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("available");
-        {
-            let value = &self.available;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("sku", &self.sku, path, out);
+        ::pactum::__private::check::field("requested", &self.requested, path, out);
+        ::pactum::__private::check::field("available", &self.available, path, out);
     }
 }
 impl ::pactum::DeclaredError for OutOfStock {
@@ -462,12 +382,12 @@ impl ::pactum::Validate for ReservationNotFound {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("reservation_id");
-        {
-            let value = &self.reservation_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field(
+            "reservation_id",
+            &self.reservation_id,
+            path,
+            out,
+        );
     }
 }
 impl ::pactum::DeclaredError for ReservationNotFound {
@@ -639,24 +559,14 @@ impl ::pactum::Validate for StockReserved {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("order_id");
-        {
-            let value = &self.order_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("reservation_id");
-        {
-            let value = &self.reservation_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("lines");
-        {
-            let value = &self.lines;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
+        ::pactum::__private::check::field(
+            "reservation_id",
+            &self.reservation_id,
+            path,
+            out,
+        );
+        ::pactum::__private::check::field("lines", &self.lines, path, out);
     }
 }
 #[allow(deprecated)]

@@ -85,25 +85,10 @@ impl ::pactum::Validate for EmailSent {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("message_id");
-        {
-            let value = &self.message_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("order_id");
-        {
-            let value = &self.order_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("channel");
-        {
-            let value = &self.channel;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("template");
+        ::pactum::__private::check::field("message_id", &self.message_id, path, out);
+        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
+        ::pactum::__private::check::field("channel", &self.channel, path, out);
+        path.push_field("template");
         {
             let value = &self.template;
             ::pactum::__private::check::length(

@@ -125,13 +125,8 @@ impl ::pactum::Validate for OrderLine {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("sku");
-        {
-            let value = &self.sku;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("quantity");
+        ::pactum::__private::check::field("sku", &self.sku, path, out);
+        path.push_field("quantity");
         {
             let value = &self.quantity;
             ::pactum::__private::check::range(
@@ -144,12 +139,7 @@ impl ::pactum::Validate for OrderLine {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("unit_price");
-        {
-            let value = &self.unit_price;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("unit_price", &self.unit_price, path, out);
     }
 }
 /// `Order`.
@@ -180,19 +170,9 @@ impl ::pactum::Validate for Order {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("customer_id");
-        {
-            let value = &self.customer_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("lines");
+        ::pactum::__private::check::field("id", &self.id, path, out);
+        ::pactum::__private::check::field("customer_id", &self.customer_id, path, out);
+        path.push_field("lines");
         {
             let value = &self.lines;
             ::pactum::__private::check::items(
@@ -205,25 +185,10 @@ impl ::pactum::Validate for Order {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("status");
-        {
-            let value = &self.status;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("total");
-        {
-            let value = &self.total;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("placed_at");
-        {
-            let value = &self.placed_at;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("note");
+        ::pactum::__private::check::field("status", &self.status, path, out);
+        ::pactum::__private::check::field("total", &self.total, path, out);
+        ::pactum::__private::check::field("placed_at", &self.placed_at, path, out);
+        path.push_field("note");
         {
             let value = &self.note;
             if let ::std::option::Option::Some(value) = value {
@@ -264,19 +229,9 @@ impl ::pactum::Validate for PlaceOrderRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("cart_id");
-        {
-            let value = &self.cart_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("customer_id");
-        {
-            let value = &self.customer_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("lines");
+        ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
+        ::pactum::__private::check::field("customer_id", &self.customer_id, path, out);
+        path.push_field("lines");
         {
             let value = &self.lines;
             ::pactum::__private::check::items(
@@ -289,7 +244,7 @@ impl ::pactum::Validate for PlaceOrderRequest {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("note");
+        path.push_field("note");
         {
             let value = &self.note;
             if let ::std::option::Option::Some(value) = value {
@@ -325,12 +280,7 @@ impl ::pactum::Validate for GetOrderRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
 /// Input of [`CancelOrder`](operations::CANCEL_ORDER).
@@ -353,13 +303,8 @@ impl ::pactum::Validate for CancelOrderRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("reason");
+        ::pactum::__private::check::field("id", &self.id, path, out);
+        path.push_field("reason");
         {
             let value = &self.reason;
             ::pactum::__private::check::length(
@@ -393,12 +338,7 @@ impl ::pactum::Validate for OrderNotFound {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
 impl ::pactum::DeclaredError for OrderNotFound {
@@ -436,18 +376,8 @@ impl ::pactum::Validate for OrderNotCancellable {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("status");
-        {
-            let value = &self.status;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
+        ::pactum::__private::check::field("status", &self.status, path, out);
     }
 }
 impl ::pactum::DeclaredError for OrderNotCancellable {
@@ -579,30 +509,10 @@ impl ::pactum::Validate for OrderPlaced {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("order_id");
-        {
-            let value = &self.order_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("customer_id");
-        {
-            let value = &self.customer_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("lines");
-        {
-            let value = &self.lines;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("total");
-        {
-            let value = &self.total;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
+        ::pactum::__private::check::field("customer_id", &self.customer_id, path, out);
+        ::pactum::__private::check::field("lines", &self.lines, path, out);
+        ::pactum::__private::check::field("total", &self.total, path, out);
     }
 }
 #[allow(deprecated)]
@@ -637,13 +547,8 @@ impl ::pactum::Validate for OrderCancelled {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("order_id");
-        {
-            let value = &self.order_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("reason");
+        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
+        path.push_field("reason");
         {
             let value = &self.reason;
             ::pactum::__private::check::length(

@@ -162,13 +162,8 @@ impl ::pactum::Validate for OrderItem {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("sku");
-        {
-            let value = &self.sku;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("quantity");
+        ::pactum::__private::check::field("sku", &self.sku, path, out);
+        path.push_field("quantity");
         {
             let value = &self.quantity;
             ::pactum::__private::check::range(
@@ -181,12 +176,7 @@ impl ::pactum::Validate for OrderItem {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("unit_price");
-        {
-            let value = &self.unit_price;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("unit_price", &self.unit_price, path, out);
     }
 }
 /// `Order`.
@@ -213,19 +203,9 @@ impl ::pactum::Validate for Order {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("customer_id");
-        {
-            let value = &self.customer_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("items");
+        ::pactum::__private::check::field("id", &self.id, path, out);
+        ::pactum::__private::check::field("customer_id", &self.customer_id, path, out);
+        path.push_field("items");
         {
             let value = &self.items;
             ::pactum::__private::check::items(
@@ -238,24 +218,9 @@ impl ::pactum::Validate for Order {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("status");
-        {
-            let value = &self.status;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("total");
-        {
-            let value = &self.total;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("placed_at");
-        {
-            let value = &self.placed_at;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("status", &self.status, path, out);
+        ::pactum::__private::check::field("total", &self.total, path, out);
+        ::pactum::__private::check::field("placed_at", &self.placed_at, path, out);
     }
 }
 /// Input of [`GetOrder`](operations::GET_ORDER).
@@ -277,12 +242,7 @@ impl ::pactum::Validate for GetOrderRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
 /// Input of [`PlaceOrder`](operations::PLACE_ORDER).
@@ -306,19 +266,9 @@ impl ::pactum::Validate for PlaceOrderRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("cart_id");
-        {
-            let value = &self.cart_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("customer_id");
-        {
-            let value = &self.customer_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("items");
+        ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
+        ::pactum::__private::check::field("customer_id", &self.customer_id, path, out);
+        path.push_field("items");
         {
             let value = &self.items;
             ::pactum::__private::check::items(
@@ -357,19 +307,9 @@ impl ::pactum::Validate for ListOrdersRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("customer_id");
-        {
-            let value = &self.customer_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("status");
-        {
-            let value = &self.status;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("limit");
+        ::pactum::__private::check::field("customer_id", &self.customer_id, path, out);
+        ::pactum::__private::check::field("status", &self.status, path, out);
+        path.push_field("limit");
         {
             let value = &self.limit;
             if let ::std::option::Option::Some(value) = value {
@@ -405,12 +345,7 @@ impl ::pactum::Validate for ListOrdersResponse {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("orders");
-        {
-            let value = &self.orders;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("orders", &self.orders, path, out);
     }
 }
 /// No order has this id.
@@ -432,12 +367,7 @@ impl ::pactum::Validate for OrderNotFound {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
 impl ::pactum::DeclaredError for OrderNotFound {
@@ -560,30 +490,10 @@ impl ::pactum::Validate for OrderPlaced {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("order_id");
-        {
-            let value = &self.order_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("customer_id");
-        {
-            let value = &self.customer_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("items");
-        {
-            let value = &self.items;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("total");
-        {
-            let value = &self.total;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
+        ::pactum::__private::check::field("customer_id", &self.customer_id, path, out);
+        ::pactum::__private::check::field("items", &self.items, path, out);
+        ::pactum::__private::check::field("total", &self.total, path, out);
     }
 }
 #[allow(deprecated)]

@@ -121,36 +121,11 @@ impl ::pactum::Validate for Payment {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("order_id");
-        {
-            let value = &self.order_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("amount");
-        {
-            let value = &self.amount;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("method");
-        {
-            let value = &self.method;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("captured_at");
-        {
-            let value = &self.captured_at;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
+        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
+        ::pactum::__private::check::field("amount", &self.amount, path, out);
+        ::pactum::__private::check::field("method", &self.method, path, out);
+        ::pactum::__private::check::field("captured_at", &self.captured_at, path, out);
     }
 }
 /// Input of [`GetPayment`](operations::GET_PAYMENT).
@@ -172,12 +147,7 @@ impl ::pactum::Validate for GetPaymentRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
 /// Input of [`RefundPayment`](operations::REFUND_PAYMENT).
@@ -200,18 +170,8 @@ impl ::pactum::Validate for RefundPaymentRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("amount");
-        {
-            let value = &self.amount;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
+        ::pactum::__private::check::field("amount", &self.amount, path, out);
     }
 }
 /// The payment provider declined the charge.
@@ -233,7 +193,7 @@ impl ::pactum::Validate for PaymentDeclined {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("reason");
+        path.push_field("reason");
         {
             let value = &self.reason;
             ::pactum::__private::check::length(
@@ -282,12 +242,7 @@ impl ::pactum::Validate for PaymentNotFound {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
 impl ::pactum::DeclaredError for PaymentNotFound {
@@ -390,24 +345,9 @@ impl ::pactum::Validate for PaymentCaptured {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("payment_id");
-        {
-            let value = &self.payment_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("order_id");
-        {
-            let value = &self.order_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("amount");
-        {
-            let value = &self.amount;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("payment_id", &self.payment_id, path, out);
+        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
+        ::pactum::__private::check::field("amount", &self.amount, path, out);
     }
 }
 #[allow(deprecated)]
@@ -443,24 +383,9 @@ impl ::pactum::Validate for RefundIssued {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("payment_id");
-        {
-            let value = &self.payment_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("order_id");
-        {
-            let value = &self.order_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("amount");
-        {
-            let value = &self.amount;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("payment_id", &self.payment_id, path, out);
+        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
+        ::pactum::__private::check::field("amount", &self.amount, path, out);
     }
 }
 #[allow(deprecated)]

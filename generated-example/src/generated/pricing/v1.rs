@@ -67,7 +67,7 @@ impl ::pactum::Validate for Money {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("amount");
+        path.push_field("amount");
         {
             let value = &self.amount;
             ::pactum::__private::check::range(
@@ -80,12 +80,7 @@ impl ::pactum::Validate for Money {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("currency");
-        {
-            let value = &self.currency;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("currency", &self.currency, path, out);
     }
 }
 /// Stock-keeping unit.
@@ -154,13 +149,8 @@ impl ::pactum::Validate for QuoteLine {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("sku");
-        {
-            let value = &self.sku;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("quantity");
+        ::pactum::__private::check::field("sku", &self.sku, path, out);
+        path.push_field("quantity");
         {
             let value = &self.quantity;
             ::pactum::__private::check::range(
@@ -197,13 +187,8 @@ impl ::pactum::Validate for PricedLine {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("sku");
-        {
-            let value = &self.sku;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("quantity");
+        ::pactum::__private::check::field("sku", &self.sku, path, out);
+        path.push_field("quantity");
         {
             let value = &self.quantity;
             ::pactum::__private::check::range(
@@ -216,18 +201,8 @@ impl ::pactum::Validate for PricedLine {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("unit_price");
-        {
-            let value = &self.unit_price;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("line_total");
-        {
-            let value = &self.line_total;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("unit_price", &self.unit_price, path, out);
+        ::pactum::__private::check::field("line_total", &self.line_total, path, out);
     }
 }
 /// Input of [`QuoteCart`](operations::QUOTE_CART).
@@ -250,13 +225,8 @@ impl ::pactum::Validate for QuoteCartRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("currency");
-        {
-            let value = &self.currency;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("lines");
+        ::pactum::__private::check::field("currency", &self.currency, path, out);
+        path.push_field("lines");
         {
             let value = &self.lines;
             ::pactum::__private::check::items(
@@ -291,18 +261,8 @@ impl ::pactum::Validate for QuoteCartResponse {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("lines");
-        {
-            let value = &self.lines;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("total");
-        {
-            let value = &self.total;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("lines", &self.lines, path, out);
+        ::pactum::__private::check::field("total", &self.total, path, out);
     }
 }
 /// Input of [`GetPrice`](operations::GET_PRICE).
@@ -326,18 +286,8 @@ impl ::pactum::Validate for GetPriceRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("sku");
-        {
-            let value = &self.sku;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("currency");
-        {
-            let value = &self.currency;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("sku", &self.sku, path, out);
+        ::pactum::__private::check::field("currency", &self.currency, path, out);
     }
 }
 /// No price is known for this SKU.
@@ -359,12 +309,7 @@ impl ::pactum::Validate for UnknownSku {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("sku");
-        {
-            let value = &self.sku;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("sku", &self.sku, path, out);
     }
 }
 impl ::pactum::DeclaredError for UnknownSku {
@@ -402,18 +347,8 @@ impl ::pactum::Validate for CurrencyMismatch {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("expected");
-        {
-            let value = &self.expected;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("found");
-        {
-            let value = &self.found;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("expected", &self.expected, path, out);
+        ::pactum::__private::check::field("found", &self.found, path, out);
     }
 }
 impl ::pactum::DeclaredError for CurrencyMismatch {

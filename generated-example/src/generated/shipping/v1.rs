@@ -65,7 +65,7 @@ impl ::pactum::Validate for Address {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("line1");
+        path.push_field("line1");
         {
             let value = &self.line1;
             ::pactum::__private::check::length(
@@ -78,7 +78,7 @@ impl ::pactum::Validate for Address {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("line2");
+        path.push_field("line2");
         {
             let value = &self.line2;
             if let ::std::option::Option::Some(value) = value {
@@ -93,7 +93,7 @@ impl ::pactum::Validate for Address {
             }
         }
         path.pop();
-        path.push("city");
+        path.push_field("city");
         {
             let value = &self.city;
             ::pactum::__private::check::length(
@@ -106,7 +106,7 @@ impl ::pactum::Validate for Address {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("postal_code");
+        path.push_field("postal_code");
         {
             let value = &self.postal_code;
             ::pactum::__private::check::length(
@@ -119,7 +119,7 @@ impl ::pactum::Validate for Address {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("country");
+        path.push_field("country");
         {
             let value = &self.country;
             static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
@@ -155,24 +155,9 @@ impl ::pactum::Validate for TrackingEvent {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("at");
-        {
-            let value = &self.at;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("location");
-        {
-            let value = &self.location;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("previous");
-        {
-            let value = &self.previous;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("at", &self.at, path, out);
+        ::pactum::__private::check::field("location", &self.location, path, out);
+        ::pactum::__private::check::field("previous", &self.previous, path, out);
     }
 }
 /// Input of [`TrackShipment`](operations::TRACK_SHIPMENT).
@@ -194,12 +179,7 @@ impl ::pactum::Validate for TrackShipmentRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
 /// Output of [`TrackShipment`](operations::TRACK_SHIPMENT).
@@ -223,18 +203,8 @@ impl ::pactum::Validate for TrackShipmentResponse {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("shipment_id");
-        {
-            let value = &self.shipment_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("latest");
-        {
-            let value = &self.latest;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("shipment_id", &self.shipment_id, path, out);
+        ::pactum::__private::check::field("latest", &self.latest, path, out);
     }
 }
 /// ShipmentNotFound
@@ -256,12 +226,7 @@ impl ::pactum::Validate for ShipmentNotFound {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
 impl ::pactum::DeclaredError for ShipmentNotFound {
@@ -332,19 +297,9 @@ impl ::pactum::Validate for ShipmentDispatched {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("shipment_id");
-        {
-            let value = &self.shipment_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("order_id");
-        {
-            let value = &self.order_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("carrier");
+        ::pactum::__private::check::field("shipment_id", &self.shipment_id, path, out);
+        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
+        path.push_field("carrier");
         {
             let value = &self.carrier;
             ::pactum::__private::check::length(
@@ -357,7 +312,7 @@ impl ::pactum::Validate for ShipmentDispatched {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("tracking_code");
+        path.push_field("tracking_code");
         {
             let value = &self.tracking_code;
             ::pactum::__private::check::length(
@@ -407,36 +362,16 @@ impl ::pactum::Validate for OrderShipped {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("order_id");
-        {
-            let value = &self.order_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("shipment_id");
-        {
-            let value = &self.shipment_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("carrier");
-        {
-            let value = &self.carrier;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("tracking_code");
-        {
-            let value = &self.tracking_code;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("shipped_at");
-        {
-            let value = &self.shipped_at;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
+        ::pactum::__private::check::field("shipment_id", &self.shipment_id, path, out);
+        ::pactum::__private::check::field("carrier", &self.carrier, path, out);
+        ::pactum::__private::check::field(
+            "tracking_code",
+            &self.tracking_code,
+            path,
+            out,
+        );
+        ::pactum::__private::check::field("shipped_at", &self.shipped_at, path, out);
     }
 }
 impl ::pactum::Webhook for OrderShipped {

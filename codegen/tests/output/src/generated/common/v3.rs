@@ -29,7 +29,7 @@ impl ::pactum::Validate for Money {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("amount");
+        path.push_field("amount");
         {
             let value = &self.amount;
             ::pactum::__private::check::range(
@@ -43,7 +43,7 @@ impl ::pactum::Validate for Money {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("currency");
+        path.push_field("currency");
         {
             let value = &self.currency;
             static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||

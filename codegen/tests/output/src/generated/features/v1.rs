@@ -225,12 +225,7 @@ impl ::pactum::Validate for Result {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("ok");
-        {
-            let value = &self.ok;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("ok", &self.ok, path, out);
     }
 }
 /// `Option`.
@@ -349,13 +344,8 @@ impl ::pactum::Validate for Primitives {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("flag");
-        {
-            let value = &self.flag;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("small");
+        ::pactum::__private::check::field("flag", &self.flag, path, out);
+        path.push_field("small");
         {
             let value = &self.small;
             ::pactum::__private::check::range(
@@ -368,13 +358,8 @@ impl ::pactum::Validate for Primitives {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("big");
-        {
-            let value = &self.big;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("count");
+        ::pactum::__private::check::field("big", &self.big, path, out);
+        path.push_field("count");
         {
             let value = &self.count;
             ::pactum::__private::check::range(
@@ -387,13 +372,8 @@ impl ::pactum::Validate for Primitives {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("huge");
-        {
-            let value = &self.huge;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("ratio");
+        ::pactum::__private::check::field("huge", &self.huge, path, out);
+        path.push_field("ratio");
         {
             let value = &self.ratio;
             ::pactum::__private::check::range(
@@ -406,37 +386,12 @@ impl ::pactum::Validate for Primitives {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("name");
-        {
-            let value = &self.name;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("blob");
-        {
-            let value = &self.blob;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("at");
-        {
-            let value = &self.at;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("ttl");
-        {
-            let value = &self.ttl;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("price");
+        ::pactum::__private::check::field("name", &self.name, path, out);
+        ::pactum::__private::check::field("blob", &self.blob, path, out);
+        ::pactum::__private::check::field("at", &self.at, path, out);
+        ::pactum::__private::check::field("ttl", &self.ttl, path, out);
+        ::pactum::__private::check::field("id", &self.id, path, out);
+        path.push_field("price");
         {
             let value = &self.price;
             ::pactum::__private::check::range(
@@ -485,7 +440,7 @@ impl ::pactum::Validate for Containers {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("tags");
+        path.push_field("tags");
         {
             let value = &self.tags;
             ::pactum::__private::check::items(
@@ -498,7 +453,7 @@ impl ::pactum::Validate for Containers {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("labels");
+        path.push_field("labels");
         {
             let value = &self.labels;
             ::pactum::__private::check::items(
@@ -511,19 +466,9 @@ impl ::pactum::Validate for Containers {
             ::pactum::Validate::validate_into(value, path, out);
         }
         path.pop();
-        path.push("nested");
-        {
-            let value = &self.nested;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("maybe");
-        {
-            let value = &self.maybe;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("maybe_list");
+        ::pactum::__private::check::field("nested", &self.nested, path, out);
+        ::pactum::__private::check::field("maybe", &self.maybe, path, out);
+        path.push_field("maybe_list");
         {
             let value = &self.maybe_list;
             if let ::std::option::Option::Some(value) = value {
@@ -538,30 +483,10 @@ impl ::pactum::Validate for Containers {
             }
         }
         path.pop();
-        path.push("money");
-        {
-            let value = &self.money;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("result");
-        {
-            let value = &self.result;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("option");
-        {
-            let value = &self.option;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("string");
-        {
-            let value = &self.string;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("money", &self.money, path, out);
+        ::pactum::__private::check::field("result", &self.result, path, out);
+        ::pactum::__private::check::field("option", &self.option, path, out);
+        ::pactum::__private::check::field("string", &self.string, path, out);
     }
 }
 /// Fields named like Rust keywords become raw identifiers; wire names stay.
@@ -588,30 +513,10 @@ impl ::pactum::Validate for Keywords {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("type");
-        {
-            let value = &self.r#type;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("match");
-        {
-            let value = &self.r#match;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("async");
-        {
-            let value = &self.r#async;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("userId");
-        {
-            let value = &self.user_id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("type", &self.r#type, path, out);
+        ::pactum::__private::check::field("match", &self.r#match, path, out);
+        ::pactum::__private::check::field("async", &self.r#async, path, out);
+        ::pactum::__private::check::field("userId", &self.user_id, path, out);
     }
 }
 /// Recursive through an optional link (boxed) and a list (not boxed).
@@ -636,24 +541,9 @@ impl ::pactum::Validate for Tree {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("label");
-        {
-            let value = &self.label;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("parent");
-        {
-            let value = &self.parent;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("children");
-        {
-            let value = &self.children;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("label", &self.label, path, out);
+        ::pactum::__private::check::field("parent", &self.parent, path, out);
+        ::pactum::__private::check::field("children", &self.children, path, out);
     }
 }
 /// `Ping`.
@@ -676,12 +566,7 @@ impl ::pactum::Validate for Ping {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("pong");
-        {
-            let value = &self.pong;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("pong", &self.pong, path, out);
     }
 }
 /// `Pong`.
@@ -704,12 +589,7 @@ impl ::pactum::Validate for Pong {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("ping");
-        {
-            let value = &self.ping;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("ping", &self.ping, path, out);
     }
 }
 /// Explicit and reserved wire numbers.
@@ -735,24 +615,9 @@ impl ::pactum::Validate for Versioned {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("name");
-        {
-            let value = &self.name;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("legacy");
-        {
-            let value = &self.legacy;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
+        ::pactum::__private::check::field("name", &self.name, path, out);
+        ::pactum::__private::check::field("legacy", &self.legacy, path, out);
     }
 }
 /// An enum with documented values and explicit numbers.
@@ -852,12 +717,7 @@ impl ::pactum::Validate for FetchRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
 /// Input of [`Store`](operations::STORE).
@@ -881,13 +741,8 @@ impl ::pactum::Validate for StoreRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("thing");
-        {
-            let value = &self.thing;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("note");
+        ::pactum::__private::check::field("thing", &self.thing, path, out);
+        path.push_field("note");
         {
             let value = &self.note;
             if let ::std::option::Option::Some(value) = value {
@@ -923,12 +778,7 @@ impl ::pactum::Validate for StoreResponse {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("stored_at");
-        {
-            let value = &self.stored_at;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("stored_at", &self.stored_at, path, out);
     }
 }
 /// Input of [`Watch`](operations::WATCH).
@@ -950,12 +800,7 @@ impl ::pactum::Validate for WatchRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("ids");
-        {
-            let value = &self.ids;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("ids", &self.ids, path, out);
     }
 }
 /// Input of [`Upload`](operations::UPLOAD).
@@ -977,12 +822,7 @@ impl ::pactum::Validate for UploadRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("chunk");
-        {
-            let value = &self.chunk;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("chunk", &self.chunk, path, out);
     }
 }
 /// Output of [`Upload`](operations::UPLOAD).
@@ -1004,12 +844,7 @@ impl ::pactum::Validate for UploadResponse {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("count");
-        {
-            let value = &self.count;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("count", &self.count, path, out);
     }
 }
 /// Input of [`Chat`](operations::CHAT).
@@ -1031,12 +866,7 @@ impl ::pactum::Validate for ChatRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("text");
-        {
-            let value = &self.text;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("text", &self.text, path, out);
     }
 }
 /// Output of [`Chat`](operations::CHAT).
@@ -1059,18 +889,8 @@ impl ::pactum::Validate for ChatResponse {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("text");
-        {
-            let value = &self.text;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("at");
-        {
-            let value = &self.at;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("text", &self.text, path, out);
+        ::pactum::__private::check::field("at", &self.at, path, out);
     }
 }
 /// Input of [`OldWay`](operations::OLD_WAY).
@@ -1092,12 +912,7 @@ impl ::pactum::Validate for OldWayRequest {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
 /// Nothing has this id.
@@ -1119,12 +934,7 @@ impl ::pactum::Validate for NotThere {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
 impl ::pactum::DeclaredError for NotThere {
@@ -1392,24 +1202,9 @@ impl ::pactum::Validate for ThingStored {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("slug");
-        {
-            let value = &self.slug;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("at");
-        {
-            let value = &self.at;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
+        ::pactum::__private::check::field("slug", &self.slug, path, out);
+        ::pactum::__private::check::field("at", &self.at, path, out);
     }
 }
 #[allow(deprecated)]
@@ -1444,18 +1239,8 @@ impl ::pactum::Validate for ThingTagged {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("slug");
-        {
-            let value = &self.slug;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("tag");
-        {
-            let value = &self.tag;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("slug", &self.slug, path, out);
+        ::pactum::__private::check::field("tag", &self.tag, path, out);
     }
 }
 #[allow(deprecated)]
@@ -1490,12 +1275,7 @@ impl ::pactum::Validate for AlarmRaised {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("level");
-        {
-            let value = &self.level;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("level", &self.level, path, out);
     }
 }
 #[allow(deprecated)]
@@ -1530,18 +1310,8 @@ impl ::pactum::Validate for ThingShipped {
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        path.push("id");
-        {
-            let value = &self.id;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
-        path.push("carrier");
-        {
-            let value = &self.carrier;
-            ::pactum::Validate::validate_into(value, path, out);
-        }
-        path.pop();
+        ::pactum::__private::check::field("id", &self.id, path, out);
+        ::pactum::__private::check::field("carrier", &self.carrier, path, out);
     }
 }
 impl ::pactum::Webhook for ThingShipped {
