@@ -265,13 +265,27 @@ fn compare(
     !report.failed(deny_warnings)
 }
 
-fn generate(args: GenerateArgs, color: bool) -> ExitCode {
-    let outcome = report(&args.inputs, color);
-    if outcome.failed(args.inputs.deny_warnings) {
+/// Checks the contracts and prints their diagnostics; the IR when output may be written.
+fn checked_ir(args: &CheckArgs, color: bool) -> Option<crate::ir::Ir> {
+    let outcome = report(args, color);
+    if outcome.failed(args.deny_warnings) {
         eprintln!("pactum: nothing written");
-        return ExitCode::FAILURE;
+        return None;
     }
-    let Some(ir) = &outcome.ir else {
+    outcome.ir
+}
+
+/// The input paths as typed on a command line, for "run this to regenerate" hints.
+fn input_paths(args: &CheckArgs) -> String {
+    args.paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn generate(args: GenerateArgs, color: bool) -> ExitCode {
+    let Some(ir) = &checked_ir(&args.inputs, color) else {
         return ExitCode::FAILURE;
     };
     let mut outputs = vec![(args.out.clone(), emit::module_tree(ir))];
@@ -288,12 +302,7 @@ fn generate(args: GenerateArgs, color: bool) -> ExitCode {
         format!(
             "generated code in {} is out of date; run `pactum generate {} --out {}{}`",
             args.out.display(),
-            args.inputs
-                .paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" "),
+            input_paths(&args.inputs),
             args.out.display(),
             [
                 ("--openapi", &args.openapi),
@@ -308,12 +317,7 @@ fn generate(args: GenerateArgs, color: bool) -> ExitCode {
 }
 
 fn docs(args: DocsArgs, color: bool) -> ExitCode {
-    let outcome = report(&args.inputs, color);
-    if outcome.failed(args.inputs.deny_warnings) {
-        eprintln!("pactum: nothing written");
-        return ExitCode::FAILURE;
-    }
-    let Some(ir) = &outcome.ir else {
+    let Some(ir) = &checked_ir(&args.inputs, color) else {
         return ExitCode::FAILURE;
     };
     let outputs = vec![(args.out.clone(), emit::docs::pages(ir))];
@@ -321,12 +325,7 @@ fn docs(args: DocsArgs, color: bool) -> ExitCode {
         format!(
             "docs in {} are out of date; run `pactum docs {} --out {}`",
             args.out.display(),
-            args.inputs
-                .paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" "),
+            input_paths(&args.inputs),
             args.out.display()
         )
     })
