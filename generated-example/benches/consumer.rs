@@ -207,6 +207,21 @@ impl Bench {
                     .unwrap();
                 let batched = matches!(who, Who::GeneratedPgBatch | Who::GeneratedSqliteBatch);
                 let max = if batched { self.prefetch } else { 1 };
+                // The same loop for either store's consumer (they share no trait).
+                macro_rules! drain {
+                    ($consumer:ident) => {
+                        let mut done = 0;
+                        while done < n {
+                            if batched {
+                                let batch = group.next_batch(max.min(n - done)).await.unwrap();
+                                done += count_processed($consumer.process_batch(batch).await);
+                            } else {
+                                let d = group.next().await.unwrap();
+                                done += count_processed(vec![$consumer.process(d).await]);
+                            }
+                        }
+                    };
+                }
                 if matches!(who, Who::GeneratedPg | Who::GeneratedPgBatch) {
                     let mut consumer = notifications::v1::consumers::payments_payment_captured_v1(
                         postgres().await,
@@ -216,16 +231,7 @@ impl Bench {
                     .await
                     .unwrap();
                     start = Instant::now();
-                    let mut done = 0;
-                    while done < n {
-                        if batched {
-                            let batch = group.next_batch(max.min(n - done)).await.unwrap();
-                            done += count_processed(consumer.process_batch(batch).await);
-                        } else {
-                            let d = group.next().await.unwrap();
-                            done += count_processed(vec![consumer.process(d).await]);
-                        }
-                    }
+                    drain!(consumer);
                 } else {
                     let mut consumer =
                         notifications::v1::consumers::payments_payment_captured_v1_sqlite(
@@ -235,16 +241,7 @@ impl Bench {
                         )
                         .unwrap();
                     start = Instant::now();
-                    let mut done = 0;
-                    while done < n {
-                        if batched {
-                            let batch = group.next_batch(max.min(n - done)).await.unwrap();
-                            done += count_processed(consumer.process_batch(batch).await);
-                        } else {
-                            let d = group.next().await.unwrap();
-                            done += count_processed(vec![consumer.process(d).await]);
-                        }
-                    }
+                    drain!(consumer);
                 }
             }
         }
