@@ -127,9 +127,8 @@ async fn a_tonic_channel_can_carry_the_calls_instead() {
     }
 }
 
-#[tokio::test]
-async fn the_client_gives_up_at_its_deadline_even_if_the_server_never_answers() {
-    // A listener that accepts and then says nothing: no HTTP/2 handshake ever completes.
+/// A listener that accepts and then says nothing: no HTTP/2 handshake ever completes.
+async fn silent_server() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -138,13 +137,53 @@ async fn the_client_gives_up_at_its_deadline_even_if_the_server_never_answers() 
             held.push(socket);
         }
     });
+    addr
+}
+
+#[tokio::test]
+async fn the_client_gives_up_at_its_deadline_even_if_the_server_never_answers() {
+    let addr = silent_server().await;
     let client = api::grpc::Client::connect_lazy(format!("http://{addr}")).unwrap();
     let started = std::time::Instant::now();
     // GetPrice's contract budget is 100 ms.
-    let outcome = client.get_price(&book()).await;
+    let outcome = tokio::time::timeout(Duration::from_secs(5), client.get_price(&book()))
+        .await
+        .expect("the client ignored its deadline");
     assert!(
         matches!(outcome, Err(ClientError::DeadlineExceeded)),
         "{outcome:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_streaming_call_gives_up_at_the_callers_deadline_too() {
+    use generated_example::generated::inventory::v1 as inventory;
+    let addr = silent_server().await;
+    let client = inventory::grpc::Client::connect_lazy(format!("http://{addr}")).unwrap();
+    let watch = inventory::WatchStockRequest {
+        skus: vec![generated_example::generated::pricing::v1::Sku(
+            "BOOK-42".into(),
+        )],
+    };
+    let started = std::time::Instant::now();
+    // Bounded here too, so a client that ignores its deadline fails the test, not hangs it.
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(5),
+        pactum::Context::new()
+            .with_timeout(Duration::from_millis(100))
+            .scope(client.watch_stock(&watch)),
+    )
+    .await
+    .expect("the client ignored its deadline");
+    assert!(
+        matches!(outcome, Err(ClientError::DeadlineExceeded)),
+        "expected DeadlineExceeded, got {:?}",
+        outcome.err()
     );
     assert!(
         started.elapsed() < Duration::from_secs(2),

@@ -26,7 +26,8 @@ pub(crate) fn operations(ctx: &Ctx<'_>) -> TokenStream {
 
 /// `<Op>Error`: exactly the errors the contract declares for the operation. Its impls come
 /// from `pactum::__operation_error!`, written once in the runtime: the same code for every
-/// enum, and a large share of what a big contract would otherwise print and compile.
+/// enum, and a large share of what a big contract would otherwise print (rustc still
+/// expands it to the same impls).
 fn error_enum(op: &Operation) -> TokenStream {
     let name = format_ident!("{}Error", op.name);
     let doc = format!(" Errors declared for `{}`.", op.name);
