@@ -103,11 +103,21 @@ impl System {
 
     /// Every gRPC service in one router: HTTP/2, `/<package>.<Service>/<Method>` paths.
     pub fn grpc_router(&self) -> axum::Router {
-        pricing::v1::grpc::router(self.pricing.clone())
-            .merge(inventory::v1::grpc::router(self.inventory.clone()))
-            .merge(orders::v1::grpc::router(self.orders.clone()))
-            .merge(orders::v2::grpc::router(self.orders.clone()))
-            .merge(payments::v1::grpc::router(self.payments.clone()))
+        let cfg = ServerConfig::default();
+        pricing::v1::grpc::router_with(self.pricing.clone(), cfg.clone())
+            .merge(inventory::v1::grpc::router_with(
+                self.inventory.clone(),
+                cfg.clone(),
+            ))
+            .merge(orders::v1::grpc::router_with(
+                self.orders.clone(),
+                cfg.clone(),
+            ))
+            .merge(orders::v2::grpc::router_with(
+                self.orders.clone(),
+                cfg.clone(),
+            ))
+            .merge(payments::v1::grpc::router_with(self.payments.clone(), cfg))
     }
 }
 
@@ -125,7 +135,7 @@ pub async fn start(options: Options) -> std::io::Result<System> {
     );
     let pricing_url = serve(
         pricing::v1::router_with(pricing.clone(), cfg.clone())
-            .merge(pricing::v1::grpc::router(pricing.clone())),
+            .merge(pricing::v1::grpc::router_with(pricing.clone(), cfg.clone())),
     )
     .await?;
 
@@ -134,8 +144,9 @@ pub async fn start(options: Options) -> std::io::Result<System> {
     inventory.restock("BOOK-42", 10);
     inventory.restock("PEN-7", 100);
     let inventory_url = serve(
-        inventory::v1::router_with(inventory.clone(), cfg.clone())
-            .merge(inventory::v1::grpc::router(inventory.clone())),
+        inventory::v1::router_with(inventory.clone(), cfg.clone()).merge(
+            inventory::v1::grpc::router_with(inventory.clone(), cfg.clone()),
+        ),
     )
     .await?;
 
@@ -149,8 +160,8 @@ pub async fn start(options: Options) -> std::io::Result<System> {
     let orders_url = serve(
         orders::v1::router_with(orders.clone(), cfg.clone())
             .merge(orders::v2::router_with(orders.clone(), cfg.clone()))
-            .merge(orders::v1::grpc::router(orders.clone()))
-            .merge(orders::v2::grpc::router(orders.clone())),
+            .merge(orders::v1::grpc::router_with(orders.clone(), cfg.clone()))
+            .merge(orders::v2::grpc::router_with(orders.clone(), cfg.clone())),
     )
     .await?;
 
@@ -202,8 +213,9 @@ pub async fn start(options: Options) -> std::io::Result<System> {
         },
     );
     let payments_url = serve(
-        payments::v1::router_with(payments.clone(), cfg.clone())
-            .merge(payments::v1::grpc::router(payments.clone())),
+        payments::v1::router_with(payments.clone(), cfg.clone()).merge(
+            payments::v1::grpc::router_with(payments.clone(), cfg.clone()),
+        ),
     )
     .await?;
 

@@ -184,12 +184,13 @@ impl HttpClient {
         let body = body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
         let call_ctx = ctx.clone();
         let attempt = |a: crate::retry::Attempt| {
-            let ctx = match &a.idempotency_key {
-                Some(k) => ctx.clone().with_idempotency_key(k.clone()),
-                None => ctx.clone(),
-            };
+            let ctx = ctx.clone();
             let (method, url, body) = (method.clone(), url.clone(), body.clone());
-            async move { self.attempt::<O, E>(&ctx, method, &url, body, reply).await }
+            async move {
+                let key = a.idempotency_key.as_deref();
+                self.attempt::<O, E>(&ctx, key, method, &url, body, reply)
+                    .await
+            }
         };
         let result = call_with_retry_in(&call_ctx, op, attempt).await;
         result.map_err(|e| e.error)
@@ -198,6 +199,7 @@ impl HttpClient {
     async fn attempt<O, E>(
         &self,
         ctx: &Context,
+        key: Option<&str>,
         method: reqwest::Method,
         url: &str,
         body: Option<Vec<u8>>,
@@ -213,6 +215,13 @@ impl HttpClient {
         };
         let mut headers = http::HeaderMap::new();
         ctx.inject_headers(&mut headers, Transport::Http);
+        if let Some(key) = key {
+            crate::HeadersMut::set_header(
+                &mut headers,
+                wire::IDEMPOTENCY_KEY_HEADER,
+                wire::format_sf_string(key),
+            );
+        }
         let mut request = self.http.request(method, url).headers(headers);
         if let Some(left) = ctx.remaining() {
             if left.is_zero() {

@@ -4,12 +4,14 @@
 //! `#[pactum::deadline]` and `#[pactum::traced]` functions — reads [`Context::current`], so the
 //! remaining budget and the trace reach the next hop without anyone copying headers.
 
+use crate::idempotency::Claim;
 use crate::wire;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -24,6 +26,11 @@ pub struct Context {
     span: SpanContext,
     idempotency_key: Option<String>,
     request_id: Option<String>,
+    /// Set inside a handler or consumer: keys of the keyed calls it makes are derived from
+    /// this, never copied from the incoming request.
+    calls: Option<Arc<CallKeys>>,
+    /// The idempotency claim the running handler holds, if its operation is keyed.
+    claim: Option<Claim>,
 }
 
 impl Default for Context {
@@ -33,8 +40,52 @@ impl Default for Context {
             span: SpanContext::empty_context(),
             idempotency_key: None,
             request_id: None,
+            calls: None,
+            claim: None,
         }
     }
+}
+
+/// Derives the idempotency keys of the keyed calls one handler run makes.
+///
+/// The key of the `n`-th call to operation `op` is a hash of (basis, `op`, `n`), where the
+/// basis is the incoming request's scoped idempotency key (or its request id, or the event
+/// being consumed): a retried handler re-sends the same downstream keys, two different calls
+/// never share one, and a caller cannot choose the keys its request's calls carry downstream.
+#[derive(Debug)]
+struct CallKeys {
+    basis: String,
+    counts: Mutex<HashMap<String, u32>>,
+}
+
+impl CallKeys {
+    fn next(&self, op: &str) -> String {
+        let n = {
+            let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+            let n = counts.entry(op.to_string()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        derive_key(&self.basis, op, n)
+    }
+}
+
+/// The key of the `n`-th keyed call to `op` made under `basis`: a UUID (version 8) from the
+/// SHA-256 of the three.
+pub fn derive_key(basis: &str, op: &str, n: u32) -> String {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    hash.update(basis.as_bytes());
+    hash.update([0]);
+    hash.update(op.as_bytes());
+    hash.update([0]);
+    hash.update(n.to_be_bytes());
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 /// Which header names a transport uses for the deadline.
@@ -143,14 +194,51 @@ impl Context {
         )
     }
 
-    /// The idempotency key of this logical call, if any.
+    /// The idempotency key of this logical call, if any: in a handler, the key the caller
+    /// sent.
     pub fn idempotency_key(&self) -> Option<&str> {
         self.idempotency_key.as_deref()
     }
 
-    /// Sets the idempotency key.
+    /// Sets the idempotency key of the next keyed call made under this context: every
+    /// attempt of that call sends it. This overrides the keys a handler derives for its
+    /// calls, so set it only for one call.
     pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self.calls = None;
+        self
+    }
+
+    /// Makes the keyed calls made under this context carry keys derived from `basis` (see
+    /// [`derive_key`]): servers set the incoming request's scoped key or request id,
+    /// consumers the event's source and id.
+    pub fn with_key_basis(mut self, basis: impl Into<String>) -> Self {
+        self.calls = Some(Arc::new(CallKeys {
+            basis: basis.into(),
+            counts: Mutex::new(HashMap::new()),
+        }));
+        self
+    }
+
+    /// The key for the next call to the keyed operation `op` (`service.vN.Operation`): derived
+    /// inside a handler, the context's own key outside one, or a fresh random key.
+    pub fn key_for_call(&self, op: &str) -> String {
+        match (&self.calls, &self.idempotency_key) {
+            (Some(calls), _) => calls.next(op),
+            (None, Some(key)) => key.clone(),
+            (None, None) => random_id(),
+        }
+    }
+
+    /// The idempotency claim held by the running handler (keyed operations only): record the
+    /// reply in the handler's transaction with it.
+    pub fn claim(&self) -> Option<&Claim> {
+        self.claim.as_ref()
+    }
+
+    /// Attaches the claim the request holds; transports call this before the handler runs.
+    pub fn with_claim(mut self, claim: Claim) -> Self {
+        self.claim = Some(claim);
         self
     }
 
@@ -186,10 +274,12 @@ impl Context {
             span,
             idempotency_key: headers
                 .header(wire::IDEMPOTENCY_KEY_HEADER)
-                .and_then(wire::parse_sf_string),
+                .and_then(wire::parse_idempotency_key),
             request_id: headers
                 .header(wire::REQUEST_ID_HEADER)
                 .and_then(wire::accept_request_id),
+            calls: None,
+            claim: None,
         };
         if let Some(t) = timeout {
             ctx = ctx.with_timeout(t);
@@ -197,8 +287,9 @@ impl Context {
         ctx
     }
 
-    /// Writes the context for the next hop: `traceparent`/`tracestate`, the remaining budget,
-    /// the idempotency key and the request id.
+    /// Writes the context for the next hop: `traceparent`/`tracestate`, the remaining budget
+    /// and the request id. Never the idempotency key: a key belongs to one call, so clients
+    /// write each call's own key (see [`Context::key_for_call`]), and events carry none.
     pub fn inject_headers(&self, headers: &mut impl HeadersMut, transport: Transport) {
         if self.span.is_valid() {
             let cx = opentelemetry::Context::new().with_remote_span_context(self.span.clone());
@@ -210,9 +301,6 @@ impl Context {
                 Transport::Grpc => wire::GRPC_TIMEOUT_HEADER,
             };
             headers.set_header(name, wire::format_timeout(left));
-        }
-        if let Some(key) = &self.idempotency_key {
-            headers.set_header(wire::IDEMPOTENCY_KEY_HEADER, wire::format_sf_string(key));
         }
         if let Some(id) = &self.request_id {
             headers.set_header(wire::REQUEST_ID_HEADER, id.clone());
@@ -338,7 +426,10 @@ mod tests {
         assert_eq!(out["traceparent"], PARENT);
         assert_eq!(out["tracestate"], "vendor=abc");
         assert_eq!(out["grpc-timeout"], "150000u");
-        assert_eq!(out["idempotency-key"], "\"k-1\"");
+        assert!(
+            out.get("idempotency-key").is_none(),
+            "a key belongs to one call and is never passed on"
+        );
         assert_eq!(out["x-request-id"], "req-7");
     }
 
@@ -359,7 +450,8 @@ mod tests {
             ("pactum-timeout", "-1S"),
             ("pactum-timeout", long.as_str()),
             ("grpc-timeout", "1.5S"),
-            ("idempotency-key", "unquoted"),
+            ("idempotency-key", "two words"),
+            ("idempotency-key", "\"\""),
             ("x-request-id", "a\u{7f}b"),
         ];
         for (k, v) in junk {
@@ -389,6 +481,32 @@ mod tests {
             Context::current().deadline().is_none(),
             "no scope, no deadline"
         );
+    }
+
+    #[test]
+    fn calls_in_a_handler_get_derived_keys_never_the_incoming_one() {
+        let incoming = Context::from_headers(&headers(&[("idempotency-key", "caller-key")]));
+        assert_eq!(incoming.idempotency_key(), Some("caller-key"));
+        let handler = incoming.with_key_basis("orders.v1.PlaceOrder/caller-key");
+        let first = handler.key_for_call("pricing.v1.Quote");
+        let second = handler.clone().key_for_call("pricing.v1.Quote");
+        let other = handler.key_for_call("orders.v1.PlaceOrder");
+        assert!(first != second && first != other && second != other);
+        assert!(![&first, &second, &other].contains(&&"caller-key".to_string()));
+        // A retried handler run (same basis) sends the same keys in the same order.
+        let retry = Context::new().with_key_basis("orders.v1.PlaceOrder/caller-key");
+        assert_eq!(retry.key_for_call("pricing.v1.Quote"), first);
+        assert_eq!(retry.key_for_call("pricing.v1.Quote"), second);
+        // Outside a handler: the context's own key, or a fresh one.
+        let explicit = Context::new().with_idempotency_key("mine");
+        assert_eq!(explicit.key_for_call("a.v1.B"), "mine");
+        assert_ne!(
+            Context::new().key_for_call("a.v1.B"),
+            Context::new().key_for_call("a.v1.B")
+        );
+        // An explicit key overrides derivation.
+        let set = retry.with_idempotency_key("explicit");
+        assert_eq!(set.key_for_call("pricing.v1.Quote"), "explicit");
     }
 
     #[test]

@@ -124,6 +124,12 @@ impl OperationInfo {
     pub const fn retryable(&self) -> bool {
         self.safe || matches!(self.idempotency, Idempotency::Key)
     }
+
+    /// `service.vN.Operation`: the operation's name across the system, the scope its
+    /// idempotency keys are claimed in and derived for.
+    pub fn scope(&self) -> String {
+        format!("{}.v{}.{}", self.service, self.major, self.name)
+    }
 }
 
 /// Everything the contract says about consuming one event.

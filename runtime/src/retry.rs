@@ -1,7 +1,7 @@
 //! Careful retries: capped attempts, exponential backoff with full jitter, never past the
 //! deadline, honouring `Retry-After`, and only for operations that are safe or keyed.
 
-use crate::context::{random_id, Context};
+use crate::context::Context;
 use crate::contract::{Idempotency, OperationInfo, RetryPolicy};
 use std::future::Future;
 use std::time::Duration;
@@ -52,8 +52,9 @@ pub struct Attempt {
 
 /// Calls `attempt` until it succeeds, fails permanently, runs out of attempts, or the next
 /// pause would end past the deadline. Only retries when the contract marks the operation
-/// `safe` or keyed; a keyed operation gets one idempotency key (the context's, or a fresh one)
-/// reused on every attempt.
+/// `safe` or keyed; a keyed operation gets one idempotency key reused on every attempt:
+/// inside a handler one derived for this call ([`Context::key_for_call`]), outside one the
+/// context's own key or a fresh one.
 pub async fn call_with_retry<T, E, F, Fut>(op: &OperationInfo, attempt: F) -> Result<T, E>
 where
     F: FnMut(Attempt) -> Fut,
@@ -76,7 +77,7 @@ where
     E: Transient,
 {
     let key = match op.idempotency {
-        Idempotency::Key => Some(ctx.idempotency_key().map_or_else(random_id, str::to_string)),
+        Idempotency::Key => Some(ctx.key_for_call(&op.scope())),
         Idempotency::None => None,
     };
     let policy = op.retry.filter(|_| op.retryable());
@@ -218,6 +219,24 @@ mod tests {
             .scope(run(&op(false, Idempotency::Key, true), 1, None))
             .await;
         assert_eq!(log[1].0.idempotency_key.as_deref(), Some("caller-key"));
+
+        // Inside a handler, each logical call gets its own derived key, kept across its
+        // attempts; the incoming key is never sent on.
+        let handler = Context::new()
+            .with_idempotency_key("incoming")
+            .with_key_basis("s.v1.Outer/incoming");
+        let (first, second) = handler
+            .scope(async {
+                let (_, a) = run(&op(false, Idempotency::Key, true), 1, None).await;
+                let (_, b) = run(&op(false, Idempotency::Key, true), 1, None).await;
+                (a, b)
+            })
+            .await;
+        let key = |log: &[(Attempt, Duration)], i: usize| log[i].0.idempotency_key.clone();
+        assert_eq!(key(&first, 0), key(&first, 1));
+        assert_eq!(key(&second, 0), key(&second, 1));
+        assert_ne!(key(&first, 0), key(&second, 0));
+        assert_ne!(key(&first, 0).as_deref(), Some("incoming"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -10,7 +10,7 @@ use crate::context::{random_id, Context};
 use crate::contract::{Idempotency, OperationInfo};
 use crate::deadline::{run_with_deadline, DeadlineExceeded};
 use crate::handler::HandlerError;
-use crate::idempotency::{Begin, IdempotencyStore, MemoryStore, StoredReply};
+use crate::idempotency::{admit, Admission, IdempotencyStore, Lease, MemoryStore, StoredReply};
 use crate::problem::{declared_problem, OperationError, Problem, PROBLEM_JSON};
 use crate::validate::Validate;
 use crate::wire;
@@ -46,15 +46,25 @@ pub async fn serve(listener: tokio::net::TcpListener, router: axum::Router) -> s
     axum::serve(listener, router).await
 }
 
-/// Server settings shared by every route of a generated router.
+/// Names the caller of a request from its headers, when the server can trust them (a
+/// verified client-certificate identity forwarded by your proxy, an authenticated principal):
+/// idempotency keys are then claimed per caller, so one caller cannot collide with — or
+/// replay — another's keys.
+pub type CallerOf = Arc<dyn Fn(&http::HeaderMap) -> Option<String> + Send + Sync>;
+
+/// Server settings shared by every route of a generated router (REST and gRPC).
 #[derive(Clone)]
 pub struct ServerConfig {
-    /// Largest request body accepted (413 above it). Default 1 MiB.
+    /// Largest request body accepted (413 / `RESOURCE_EXHAUSTED` above it). Default 1 MiB.
     pub body_limit: usize,
     /// Where idempotency keys live. Default: in memory.
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// How long a key and its reply are kept. Default 24 h.
     pub retention: Duration,
+    /// How long a claim on a key is leased (the operation's deadline plus a margin).
+    pub lease: Lease,
+    /// Who the caller is, when known; keys are scoped by it. Default: unknown.
+    pub caller: Option<CallerOf>,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +73,43 @@ impl Default for ServerConfig {
             body_limit: 1024 * 1024,
             idempotency: Arc::new(MemoryStore::new()),
             retention: Duration::from_secs(24 * 3600),
+            lease: Lease::default(),
+            caller: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The scope `op`'s keys are claimed in: `service.vN.Operation`, after the caller when
+    /// [`caller`](Self::caller) names one.
+    pub fn claim_scope(&self, op: &OperationInfo, headers: &http::HeaderMap) -> String {
+        match self.caller.as_ref().and_then(|caller| caller(headers)) {
+            Some(who) => format!("{who}|{}", op.scope()),
+            None => op.scope(),
+        }
+    }
+}
+
+/// How a request's idempotency key reads, or why it cannot be used.
+#[derive(Clone)]
+pub(crate) enum KeyHeader {
+    /// A well-formed key.
+    Key(String),
+    /// No key sent.
+    Missing,
+    /// A key that is not an sf-string or token of 1–255 visible ASCII characters.
+    Malformed,
+}
+
+impl KeyHeader {
+    pub(crate) fn read(ctx: &Context, headers: &http::HeaderMap) -> Self {
+        match (
+            ctx.idempotency_key(),
+            headers.get(wire::IDEMPOTENCY_KEY_HEADER),
+        ) {
+            (Some(k), _) => KeyHeader::Key(k.to_string()),
+            (None, None) => KeyHeader::Missing,
+            (None, Some(_)) => KeyHeader::Malformed,
         }
     }
 }
@@ -259,12 +306,12 @@ pub async fn handle<I, O, E, D, H, Fut>(
     handler: H,
 ) -> Response
 where
-    I: DeserializeOwned + Validate,
-    O: Serialize,
-    E: OperationError + Display,
-    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Box<Problem>>,
-    H: FnOnce(Context, I) -> Fut,
-    Fut: Future<Output = Result<O, HandlerError<E>>>,
+    I: DeserializeOwned + Validate + Send + 'static,
+    O: Serialize + Send + 'static,
+    E: OperationError + Display + Send + 'static,
+    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Box<Problem>> + Send + 'static,
+    H: FnOnce(Context, I) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
 {
     let (parts, body) = request.into_parts();
     let mut ctx = Context::from_headers(&parts.headers);
@@ -338,12 +385,12 @@ async fn run<I, O, E, D, H, Fut>(
     handler: H,
 ) -> Response
 where
-    I: DeserializeOwned + Validate,
-    O: Serialize,
-    E: OperationError + Display,
-    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Box<Problem>>,
-    H: FnOnce(Context, I) -> Fut,
-    Fut: Future<Output = Result<O, HandlerError<E>>>,
+    I: DeserializeOwned + Validate + Send + 'static,
+    O: Serialize + Send + 'static,
+    E: OperationError + Display + Send + 'static,
+    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Box<Problem>> + Send + 'static,
+    H: FnOnce(Context, I) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
 {
     let fail = |p: Problem| problem_response(p, request_id);
     let has_body = matches!(parts.method.as_str(), "POST" | "PUT" | "PATCH");
@@ -371,98 +418,219 @@ where
             ),
         ));
     }
-    let scope = format!("{}.v{}.{}", op.service, op.major, op.name);
-    let mut claimed: Option<String> = None;
-    if op.idempotency == Idempotency::Key {
-        let Some(key) = ctx.idempotency_key().map(str::to_string) else {
+    let call = Call {
+        op,
+        reply,
+        path,
+        parts,
+        bytes,
+        has_body,
+        request_id: request_id.to_string(),
+    };
+    if op.idempotency != Idempotency::Key {
+        let ctx = ctx.with_key_basis(format!("request:{request_id}"));
+        return call.run(ctx, decode, handler).await;
+    }
+    let key = match KeyHeader::read(&ctx, &call.parts.headers) {
+        KeyHeader::Key(key) => key,
+        KeyHeader::Missing => {
             return fail(Problem::new(
                 400,
                 "Bad Request",
-                format!("`{}` requires an Idempotency-Key header (a quoted string, e.g. \"8e03978e-…\")", op.name),
-            ));
-        };
-        let mut hash = sha2::Sha256::new();
-        hash.update(parts.method.as_str());
-        hash.update(b"\n");
-        hash.update(parts.uri.path());
-        hash.update(b"\n");
-        hash.update(parts.uri.query().unwrap_or(""));
-        hash.update(b"\n");
-        hash.update(&bytes);
-        let fingerprint = hash.finalize();
-        match config
-            .idempotency
-            .begin(&scope, &key, &fingerprint, config.retention)
-            .await
-        {
-            Ok(Begin::Started) => claimed = Some(key),
-            Ok(Begin::InProgress) => {
-                return fail(Problem::new(
-                    409,
-                    "Conflict",
-                    "a request with this Idempotency-Key is still being processed; retry later",
-                ))
-            }
-            Ok(Begin::Mismatch) => {
-                return fail(Problem::new(
-                    422,
-                    "Unprocessable Content",
-                    "this Idempotency-Key was already used with a different request payload",
-                ))
-            }
-            Ok(Begin::Completed(stored)) => {
-                let mut r = respond(
-                    stored.status,
-                    stored.content_type.as_deref(),
-                    stored.body,
-                    request_id,
-                );
-                r.headers_mut().insert(
-                    "idempotent-replayed",
-                    http::HeaderValue::from_static("true"),
-                );
-                return r;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "idempotency store unavailable");
-                return fail(Problem::new(
-                    503,
-                    "Service Unavailable",
-                    "idempotency store unavailable; retry later",
-                ));
-            }
+                format!(
+                    "`{}` requires an Idempotency-Key header: a key of 1-255 visible ASCII characters, as a token (8e03978e-...) or a quoted string (\"8e03978e-...\")",
+                    op.name
+                ),
+            ))
         }
-    }
-    let response = decode_and_call(
-        op, reply, path, &parts, &bytes, has_body, ctx, request_id, decode, handler,
+        KeyHeader::Malformed => {
+            return fail(Problem::new(
+                400,
+                "Bad Request",
+                "malformed Idempotency-Key: send 1-255 visible ASCII characters, as a token (8e03978e-...) or a quoted string (\"8e03978e-...\")",
+            ))
+        }
+    };
+    let scope = config.claim_scope(op, &call.parts.headers);
+    let fingerprint = call.fingerprint();
+    let lease = config.lease.for_deadline(op.deadline);
+    match admit(
+        &config.idempotency,
+        scope.clone(),
+        key.clone(),
+        &fingerprint,
+        lease,
+        config.retention,
     )
-    .await;
-    if let Some(key) = claimed {
-        let status = response.status().as_u16();
-        if status < 500 {
-            let (head, body) = response.into_parts();
-            let body = axum::body::to_bytes(body, usize::MAX)
-                .await
-                .unwrap_or_default();
-            let stored = StoredReply {
-                status,
-                content_type: head
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string),
-                body: body.to_vec(),
-            };
-            if let Err(e) = config.idempotency.complete(&scope, &key, &stored).await {
-                tracing::error!(error = %e, "could not store idempotent reply");
-            }
-            return Response::from_parts(head, Body::from(body));
+    .await
+    {
+        Admission::Run(claim) => {
+            claim.set_encoder::<O>(move |out| success(reply, out).unwrap_or_else(internal));
+            let ctx = ctx
+                .with_key_basis(format!("key:{scope}/{key}"))
+                .with_claim(claim.clone());
+            let work = async move { stored(call.run(ctx, decode, handler).await).await };
+            let stored = claim
+                .run(
+                    work,
+                    |r| r.status < 500,
+                    |message| {
+                        tracing::error!(%message, "keyed request failed");
+                        internal("the server failed to handle the request".into())
+                    },
+                )
+                .await;
+            respond(
+                stored.status,
+                stored.content_type.as_deref(),
+                stored.body,
+                request_id,
+            )
         }
-        if let Err(e) = config.idempotency.release(&scope, &key).await {
-            tracing::error!(error = %e, "could not release idempotency key");
+        Admission::Replay(stored) => {
+            let mut r = respond(
+                stored.status,
+                stored.content_type.as_deref(),
+                stored.body,
+                request_id,
+            );
+            r.headers_mut().insert(
+                "idempotent-replayed",
+                http::HeaderValue::from_static("true"),
+            );
+            r
+        }
+        Admission::Busy { retry_after } => {
+            let mut r = fail(Problem::new(
+                409,
+                "Conflict",
+                "a request with this Idempotency-Key is still being processed; retry after the Retry-After interval",
+            ));
+            r.headers_mut()
+                .insert(http::header::RETRY_AFTER, retry_after_header(retry_after));
+            r
+        }
+        Admission::Mismatch => fail(Problem::new(
+            422,
+            "Unprocessable Content",
+            "this Idempotency-Key was already used with a different request payload",
+        )),
+        Admission::Unavailable(e) => {
+            tracing::error!(error = %e, "idempotency store unavailable");
+            let mut r = fail(Problem::new(
+                503,
+                "Service Unavailable",
+                "idempotency store unavailable; nothing was done; retry later",
+            ));
+            r.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+            r
         }
     }
-    response
+}
+
+/// `Retry-After` in whole seconds, rounded up (a client must not come back early).
+fn retry_after_header(wait: Duration) -> http::HeaderValue {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    http::HeaderValue::from(secs.max(1))
+}
+
+/// The reply for a successful `out`, as the REST server sends it.
+fn success<O: Serialize>(reply: Reply, out: &O) -> Result<StoredReply, String> {
+    match reply {
+        Reply::Empty => Ok(StoredReply {
+            status: 204,
+            content_type: None,
+            body: Vec::new(),
+        }),
+        Reply::Json => serde_json::to_vec(out)
+            .map(|body| StoredReply {
+                status: 200,
+                content_type: Some("application/json".into()),
+                body,
+            })
+            .map_err(|e| format!("cannot encode reply: {e}")),
+    }
+}
+
+fn internal(detail: String) -> StoredReply {
+    let p = Problem::new(500, "Internal Server Error", detail);
+    StoredReply {
+        status: 500,
+        content_type: Some(PROBLEM_JSON.into()),
+        body: p.to_json(),
+    }
+}
+
+/// A response built by this module, as stored for replay.
+async fn stored(response: Response) -> StoredReply {
+    let (head, body) = response.into_parts();
+    // Every body here was built in memory by `respond`, so reading it cannot fail.
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    StoredReply {
+        status: head.status.as_u16(),
+        content_type: head
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body: body.to_vec(),
+    }
+}
+
+/// One request, read and checked, ready for the handler: owned, so a keyed request can run
+/// in a task of its own.
+struct Call {
+    op: &'static OperationInfo,
+    reply: Reply,
+    path: Vec<(String, String)>,
+    parts: http::request::Parts,
+    bytes: axum::body::Bytes,
+    has_body: bool,
+    request_id: String,
+}
+
+impl Call {
+    /// What a key's payload is: method, path, query and body.
+    fn fingerprint(&self) -> Vec<u8> {
+        let mut hash = sha2::Sha256::new();
+        hash.update(self.parts.method.as_str());
+        hash.update(b"\n");
+        hash.update(self.parts.uri.path());
+        hash.update(b"\n");
+        hash.update(self.parts.uri.query().unwrap_or(""));
+        hash.update(b"\n");
+        hash.update(&self.bytes);
+        hash.finalize().to_vec()
+    }
+
+    async fn run<I, O, E, D, H, Fut>(self, ctx: Context, decode: D, handler: H) -> Response
+    where
+        I: DeserializeOwned + Validate,
+        O: Serialize,
+        E: OperationError + Display,
+        D: FnOnce(&Incoming) -> Result<Map<String, Value>, Box<Problem>>,
+        H: FnOnce(Context, I) -> Fut,
+        Fut: Future<Output = Result<O, HandlerError<E>>>,
+    {
+        decode_and_call(
+            self.op,
+            self.reply,
+            self.path,
+            &self.parts,
+            &self.bytes,
+            self.has_body,
+            ctx,
+            &self.request_id,
+            decode,
+            handler,
+        )
+        .await
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

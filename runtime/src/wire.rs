@@ -101,6 +101,33 @@ pub fn parse_sf_string(value: &str) -> Option<String> {
     (!out.is_empty() && out.len() <= MAX_ID_LEN).then_some(out)
 }
 
+/// The `Idempotency-Key` pattern both sides agree on, as the OpenAPI documents state it:
+/// an RFC 8941 sf-string of 1–255 printable ASCII characters (what the IETF draft sends;
+/// `"` and `\\` escaped), or a bare token of 1–255 visible ASCII characters without `"`
+/// (what Stripe-style clients send).
+pub const IDEMPOTENCY_KEY_PATTERN: &str =
+    r#"^(?:"(?:[ !#-\[\]-~]|\\["\\]){1,255}"|[!#-~]{1,255})$"#;
+
+/// Longest `Idempotency-Key` header value accepted: a quoted key of 255 escaped characters.
+pub const MAX_IDEMPOTENCY_HEADER_LEN: usize = 2 + 2 * MAX_ID_LEN;
+
+/// Parses an `Idempotency-Key` value: an sf-string (`"8e03978e-…"`) or a bare token
+/// (`8e03978e-…`, as Stripe's clients send), per [`IDEMPOTENCY_KEY_PATTERN`]. Both forms name
+/// the same key: `"abc"` and `abc` are one key. Empty, over-long, non-ASCII and control
+/// characters are refused.
+pub fn parse_idempotency_key(value: &str) -> Option<String> {
+    if value.len() > MAX_IDEMPOTENCY_HEADER_LEN {
+        return None;
+    }
+    if value.starts_with('"') {
+        return parse_sf_string(value);
+    }
+    let ok = !value.is_empty()
+        && value.len() <= MAX_ID_LEN
+        && value.bytes().all(|b| b.is_ascii_graphic() && b != b'"');
+    ok.then(|| value.to_string())
+}
+
 /// Serializes a structured-field String. Characters outside printable ASCII are dropped (the
 /// keys Pactum generates are UUIDs, so nothing is lost in practice).
 pub fn format_sf_string(value: &str) -> String {
@@ -209,6 +236,47 @@ mod tests {
             Some(key)
         );
         assert_eq!(format_sf_string(r#"a"b"#), r#""a\"b""#);
+    }
+
+    #[test]
+    fn idempotency_keys_are_sf_strings_or_bare_tokens() {
+        let pattern = regex::Regex::new(IDEMPOTENCY_KEY_PATTERN).unwrap();
+        let good = [
+            ("\"abc-123\"", "abc-123"),
+            ("abc-123", "abc-123"),
+            (r#""a\"b\\c""#, r#"a"b\c"#),
+            ("\"with space\"", "with space"),
+            ("a\\b", "a\\b"),
+        ];
+        for (header, key) in good {
+            assert_eq!(
+                parse_idempotency_key(header).as_deref(),
+                Some(key),
+                "{header:?}"
+            );
+            assert!(pattern.is_match(header), "the pattern refuses {header:?}");
+        }
+        let long = "k".repeat(256);
+        let bad = [
+            String::new(),
+            "\"\"".into(),
+            "a b".into(),
+            "a\"b".into(),
+            "\"a".into(),
+            "é".into(),
+            "tab\there".into(),
+            long.clone(),
+            format!("\"{long}\""),
+        ];
+        for header in bad {
+            assert_eq!(parse_idempotency_key(&header), None, "{header:?}");
+            assert!(!pattern.is_match(&header), "the pattern accepts {header:?}");
+        }
+        let max = "k".repeat(255);
+        assert!(parse_idempotency_key(&max).is_some() && pattern.is_match(&max));
+        let escaped = format!("\"{}\"", "\\\"".repeat(255));
+        assert_eq!(parse_idempotency_key(&escaped).map(|k| k.len()), Some(255));
+        assert!(pattern.is_match(&escaped));
     }
 
     #[test]

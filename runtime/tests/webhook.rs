@@ -269,23 +269,28 @@ async fn shipped_once(
 ) -> Response {
     let store = state.store.clone();
     delivery
-        .handle_once(&*store, DEDUP_RETENTION, |envelope| async move {
-            tokio::time::sleep(state.work).await;
-            if envelope.data.carrier == "refused" {
-                return Err(Problem::new(
-                    422,
-                    "Unprocessable Content",
-                    "unknown carrier",
-                ));
-            }
-            let failing = state.fail_first.load(Ordering::SeqCst);
-            if failing > 0 {
-                state.fail_first.store(failing - 1, Ordering::SeqCst);
-                return Err(Problem::new(500, "Internal Server Error", "database down"));
-            }
-            state.runs.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        })
+        .handle_once(
+            &store,
+            DEDUP_RETENTION,
+            Duration::from_secs(30),
+            move |envelope| async move {
+                tokio::time::sleep(state.work).await;
+                if envelope.data.carrier == "refused" {
+                    return Err(Problem::new(
+                        422,
+                        "Unprocessable Content",
+                        "unknown carrier",
+                    ));
+                }
+                let failing = state.fail_first.load(Ordering::SeqCst);
+                if failing > 0 {
+                    state.fail_first.store(failing - 1, Ordering::SeqCst);
+                    return Err(Problem::new(500, "Internal Server Error", "database down"));
+                }
+                state.runs.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            },
+        )
         .await
 }
 

@@ -5,7 +5,8 @@
 //!   contract's field numbers — the same wire as the emitted `.proto`;
 //! - conversions between domain types and messages (`*_to_pb`, `*_from_pb`; decoding checks
 //!   ids, decimals and required message fields);
-//! - `grpc::router(service)`: an axum router serving the same `Service` trait as REST;
+//! - `grpc::router(service)` / `grpc::router_with(service, config)`: an axum router serving
+//!   the same `Service` trait as REST, with the same idempotency store and settings;
 //! - `grpc::Client`: typed calls returning the operation's `ClientError<E>`.
 //!
 //! Streaming operations (server, client, bidirectional) are served and called with
@@ -147,10 +148,19 @@ pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
             #(#conversions)*
             #(#details)*
 
-            /// An axum router serving every unary gRPC operation through the contract's
-            /// `Service` implementation. Serve it over HTTP/2 (`axum::serve` does).
+            /// An axum router serving every gRPC operation through the contract's
+            /// `Service` implementation, with default settings. Serve it over HTTP/2
+            /// (`pactum::server::serve` does).
             pub fn router<S: super::Service>(service: ::std::sync::Arc<S>) -> ::pactum::server::axum::Router {
-                let _ = &service;
+                router_with(service, ::pactum::server::ServerConfig::default())
+            }
+
+            /// [`router`] with explicit settings: the idempotency store, leases and body
+            /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
+            /// one store whichever transport a call takes.
+            pub fn router_with<S: super::Service>(service: ::std::sync::Arc<S>, config: ::pactum::server::ServerConfig) -> ::pactum::server::axum::Router {
+                let config = ::std::sync::Arc::new(config);
+                let _ = (&service, &config);
                 ::pactum::server::axum::Router::new()
                     #(#routes)*
             }
@@ -750,11 +760,14 @@ impl Gen<'_, '_> {
         quote! {
             .route(#path, ::pactum::server::axum::routing::post({
                 let s = ::std::sync::Arc::clone(&service);
+                let config = ::std::sync::Arc::clone(&config);
                 move |request: ::pactum::server::axum::extract::Request| {
                     let s = ::std::sync::Arc::clone(&s);
+                    let config = ::std::sync::Arc::clone(&config);
                     async move {
                         ::pactum::grpc::#serve(
                             &super::operations::#konst,
+                            &config,
                             request,
                             #decode_in,
                             #encode_out,

@@ -83,6 +83,10 @@ fn problem_response(description: &str, schema: Value) -> String {
     .to_string()
 }
 
+/// The `Idempotency-Key` values the generated servers accept (`pactum::wire::
+/// IDEMPOTENCY_KEY_PATTERN`; a test feeds every document's schema back to a server).
+const IDEMPOTENCY_KEY_PATTERN: &str = r#"^(?:"(?:[ !#-\[\]-~]|\\["\\]){1,255}"|[!#-~]{1,255})$"#;
+
 fn problem_ref() -> Value {
     json!({"$ref": "#/components/schemas/Problem"})
 }
@@ -138,8 +142,13 @@ fn operation(s: &mut Schemas<'_>, c: &Contract, op: &Operation) -> OpItem {
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": true,
-                "description": "IETF Idempotency-Key: a structured-field string, e.g. \"8e03978e-40d5-43e8-bc93-6894a57f9324\". Retries reuse it; a completed key replays the stored reply.",
-                "schema": {"type": "string", "maxLength": 257}
+                "description": "The call's idempotency key: 1-255 visible ASCII characters, as a bare token (8e03978e-40d5-43e8-bc93-6894a57f9324, as Stripe-style clients send) or an RFC 8941 string (\"8e03978e-40d5-43e8-bc93-6894a57f9324\", as the IETF draft sends); both name the same key. Retries reuse it; a completed key replays the stored reply; the same key with another payload is refused with 422.",
+                "schema": {
+                    "type": "string",
+                    "pattern": IDEMPOTENCY_KEY_PATTERN,
+                    "maxLength": 512,
+                    "examples": ["8e03978e-40d5-43e8-bc93-6894a57f9324", "\"8e03978e-40d5-43e8-bc93-6894a57f9324\""]
+                }
             })
             .to_string(),
         );
@@ -178,23 +187,15 @@ fn operation(s: &mut Schemas<'_>, c: &Contract, op: &Operation) -> OpItem {
                 .push(&def.name);
         }
     }
-    for (status, names) in &declared {
-        let variants: Vec<Value> = names
-            .iter()
-            .map(|n| json!({"allOf": [problem_ref(), {"$ref": format!("#/components/schemas/{n}")}]}))
-            .collect();
-        let schema = if variants.len() == 1 {
-            variants[0].clone()
-        } else {
-            json!({"oneOf": variants})
-        };
-        responses.insert(
-            *status,
-            problem_response(&format!("Declared error: {}.", names.join(", ")), schema),
-        );
-    }
     let mut generic = vec![
-        (400, "Malformed request (bad JSON, missing Idempotency-Key)."),
+        (
+            400,
+            if op.idempotency == Idempotency::Key {
+                "Malformed request (bad JSON, a missing or malformed Idempotency-Key)."
+            } else {
+                "Malformed request (bad JSON)."
+            },
+        ),
         (422, "Invalid input: wrong types, missing fields, unknown enum values, constraint violations."),
         (504, "The deadline passed before the operation finished."),
         (500, "The server failed."),
@@ -206,8 +207,33 @@ fn operation(s: &mut Schemas<'_>, c: &Contract, op: &Operation) -> OpItem {
     if op.idempotency == Idempotency::Key {
         generic.push((
             409,
-            "A request with this Idempotency-Key is still being processed.",
+            "A request with this Idempotency-Key is still being processed; retry after Retry-After.",
         ));
+        generic.push((
+            503,
+            "The idempotency store is unavailable; nothing was done; retry after Retry-After.",
+        ));
+    }
+    for (status, names) in &declared {
+        let mut variants: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"allOf": [problem_ref(), {"$ref": format!("#/components/schemas/{n}")}]}))
+            .collect();
+        let mut description = format!("Declared error: {}.", names.join(", "));
+        // A status the server also uses for its own replies (a 400 for a missing key, a 409
+        // for a key in flight…) carries either shape. `anyOf`, not `oneOf`: a declared error
+        // is a problem document too, so it matches both branches.
+        let builtin = generic.iter().find(|(g, _)| g == status);
+        if let Some((_, text)) = builtin {
+            variants.push(problem_ref());
+            description = format!("{description} Or: {text}");
+        }
+        let schema = match (variants.len(), builtin.is_some()) {
+            (1, _) => variants.remove(0),
+            (_, true) => json!({"anyOf": variants}),
+            (_, false) => json!({"oneOf": variants}),
+        };
+        responses.insert(*status, problem_response(&description, schema));
     }
     for (status, text) in generic {
         responses

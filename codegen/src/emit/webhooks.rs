@@ -79,7 +79,7 @@ pub(crate) fn webhooks(ctx: &Ctx<'_>) -> TokenStream {
             #wire => {
                 let id = ::std::string::ToString::to_string(verified.id());
                 verified
-                    .handle::<super::#name, _, _>(&inbox, |webhook| receiver.#method(id, webhook))
+                    .handle::<super::#name, _, _>(&inbox, move |webhook| async move { receiver.#method(id, webhook).await })
                     .await
             }
         }

@@ -10,16 +10,18 @@
 
 use crate::client::ClientError;
 use crate::context::{Context, Transport};
-use crate::contract::OperationInfo;
+use crate::contract::{Idempotency, OperationInfo};
 use crate::deadline::run_with_deadline;
 use crate::handler::HandlerError;
 use crate::problem::OperationError;
 use crate::retry::{call_with_retry_in, Transient};
+use crate::server::ServerConfig;
 use crate::validate::Validate;
 use std::future::Future;
 use std::time::Duration;
 
 mod connection;
+mod keyed;
 use connection::{Connection, Link};
 
 pub use prost;
@@ -102,8 +104,20 @@ fn status(code: i32, message: impl Into<String>) -> tonic::Status {
 /// Serves one unary call of `op`: context from metadata (trace, `grpc-timeout`, key, request
 /// id), a span, decode and validate (`INVALID_ARGUMENT`), the handler under the deadline
 /// (`DEADLINE_EXCEEDED`), declared errors with their code and typed details.
+///
+/// A keyed operation runs under the same claim protocol as REST (see
+/// [`crate::idempotency`]), keyed by the `idempotency-key` metadata:
+///
+/// | case | status |
+/// |---|---|
+/// | no key, or a malformed one | `INVALID_ARGUMENT` |
+/// | the key is held by a request still running | `UNAVAILABLE` with a `google.rpc.RetryInfo` detail (the rest of its lease) — retry |
+/// | the key was used with another message | `FAILED_PRECONDITION` |
+/// | the key finished before | its reply (message or status, with details) replayed byte for byte, with `idempotent-replayed: true` metadata |
+/// | the store is unreachable | `UNAVAILABLE`; nothing ran |
 pub async fn unary<PbIn, PbOut, I, O, E, H, Fut>(
     op: &'static OperationInfo,
+    config: &ServerConfig,
     request: http::Request<axum::body::Body>,
     decode: fn(PbIn) -> Result<I, String>,
     encode: fn(O) -> PbOut,
@@ -114,34 +128,50 @@ where
     PbIn: prost::Message + Default + Send + 'static,
     PbOut: prost::Message + Send + 'static,
     I: Validate + Send + 'static,
-    O: Send + 'static,
+    O: Clone + Send + 'static,
     E: OperationError + std::fmt::Display + Send + 'static,
     H: FnOnce(Context, I) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
 {
     let (ctx, span) = server_context(op, request.headers());
     let guard = crate::trace::DropGuard::new(&span, &ctx);
-    let service = tower::service_fn(move |req: tonic::Request<PbIn>| {
-        let (ctx, handler) = (ctx.clone(), handler.clone());
-        async move {
-            let input = decode(req.into_inner()).map_err(tonic::Status::invalid_argument)?;
-            if let Err(invalid) = input.validate() {
-                let list: Vec<String> = invalid
-                    .violations
-                    .iter()
-                    .map(|v| format!("{}: {}", v.pointer, v.message))
-                    .collect();
-                return Err(tonic::Status::invalid_argument(list.join("; ")));
+    let response = if op.idempotency == Idempotency::Key {
+        let keyed = keyed::Keyed::new(op, config, request.headers(), &ctx);
+        let service = tower::service_fn(move |req: tonic::Request<Vec<u8>>| {
+            let (keyed, ctx, handler) = (keyed.clone(), ctx.clone(), handler.clone());
+            async move {
+                let raw = req.into_inner();
+                let fingerprint = keyed::fingerprint(&raw);
+                let run =
+                    move |ctx: Context| serve_raw(op, raw, ctx, decode, encode, detail, handler);
+                keyed.serve(ctx, &fingerprint, run, encode).await
             }
-            run_with_deadline(ctx.clone(), handler(ctx, input))
-                .await
-                .map(|out| tonic::Response::new(encode(out)))
-                .map_err(|e| to_status(op, e, detail))
-        }
-    });
-    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default());
-    let response =
-        tracing::Instrument::instrument(grpc.unary(service, request), span.clone()).await;
+        });
+        let mut grpc =
+            tonic::server::Grpc::new(keyed::RawCodec).max_decoding_message_size(config.body_limit);
+        tracing::Instrument::instrument(grpc.unary(service, request), span.clone())
+            .await
+            .map(axum::body::Body::new)
+    } else {
+        let service = tower::service_fn(move |req: tonic::Request<PbIn>| {
+            let (ctx, handler) = (ctx.clone(), handler.clone());
+            async move {
+                let basis = format!("request:{}", ctx.request_id().unwrap_or_default());
+                let ctx = ctx.with_key_basis(basis);
+                let input = decode(req.into_inner()).map_err(tonic::Status::invalid_argument)?;
+                validated(&input)?;
+                run_with_deadline(ctx.clone(), handler(ctx, input))
+                    .await
+                    .map(|out| tonic::Response::new(encode(out)))
+                    .map_err(|e| to_status(op, e, detail))
+            }
+        });
+        let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default())
+            .max_decoding_message_size(config.body_limit);
+        tracing::Instrument::instrument(grpc.unary(service, request), span.clone())
+            .await
+            .map(axum::body::Body::new)
+    };
     guard.finished();
     let code = response
         .headers()
@@ -150,7 +180,52 @@ where
         .unwrap_or("0")
         .to_string();
     span.record("outcome", if code == "0" { "ok" } else { "error" });
-    response.map(axum::body::Body::new)
+    response
+}
+
+/// `INVALID_ARGUMENT` listing every violation, when `input` breaks the contract's constraints.
+fn validated<I: Validate>(input: &I) -> Result<(), tonic::Status> {
+    match input.validate() {
+        Ok(()) => Ok(()),
+        Err(invalid) => {
+            let list: Vec<String> = invalid
+                .violations
+                .iter()
+                .map(|v| format!("{}: {}", v.pointer, v.message))
+                .collect();
+            Err(tonic::Status::invalid_argument(list.join("; ")))
+        }
+    }
+}
+
+/// Decodes a raw request message, validates it and runs the handler under the deadline:
+/// the encoded reply message, or the status to answer.
+async fn serve_raw<PbIn, PbOut, I, O, E, H, Fut>(
+    op: &'static OperationInfo,
+    raw: Vec<u8>,
+    ctx: Context,
+    decode: fn(PbIn) -> Result<I, String>,
+    encode: fn(O) -> PbOut,
+    detail: fn(&E) -> prost_types::Any,
+    handler: H,
+) -> Result<Vec<u8>, tonic::Status>
+where
+    PbIn: prost::Message + Default,
+    PbOut: prost::Message,
+    I: Validate,
+    E: OperationError + std::fmt::Display,
+    H: FnOnce(Context, I) -> Fut,
+    Fut: Future<Output = Result<O, HandlerError<E>>>,
+{
+    let message = <PbIn as prost::Message>::decode(raw.as_slice()).map_err(|e| {
+        tonic::Status::invalid_argument(format!("the request is not a valid message: {e}"))
+    })?;
+    let input = decode(message).map_err(tonic::Status::invalid_argument)?;
+    validated(&input)?;
+    run_with_deadline(ctx.clone(), handler(ctx, input))
+        .await
+        .map(|out| prost::Message::encode_to_vec(&encode(out)))
+        .map_err(|e| to_status(op, e, detail))
 }
 
 /// A gRPC client for generated code: one shared HTTP/2 connection (or a tonic `Channel`),
@@ -225,15 +300,8 @@ impl GrpcClient {
         let attempt = |a: crate::retry::Attempt| {
             let (ctx, body) = (&ctx, std::sync::Arc::clone(&input));
             async move {
-                let keyed;
-                let ctx = match a.idempotency_key {
-                    Some(k) => {
-                        keyed = ctx.clone().with_idempotency_key(k);
-                        &keyed
-                    }
-                    None => ctx,
-                };
-                self.attempt(ctx, path, body, decode, error).await
+                let key = a.idempotency_key.as_deref();
+                self.attempt(ctx, key, path, body, decode, error).await
             }
         };
         call_with_retry_in(&ctx, op, attempt).await.map_err(|e| e.0)
@@ -262,6 +330,7 @@ impl GrpcClient {
     async fn attempt<PbIn, PbOut, O, E>(
         &self,
         ctx: &Context,
+        key: Option<&str>,
         path: &'static str,
         body: std::sync::Arc<PbIn>,
         decode: fn(PbOut) -> Result<O, String>,
@@ -274,6 +343,13 @@ impl GrpcClient {
         let fail = |e| GrpcAttemptError(e);
         let mut headers = http::HeaderMap::new();
         ctx.inject_headers(&mut headers, Transport::Grpc);
+        if let Some(key) = key {
+            crate::HeadersMut::set_header(
+                &mut headers,
+                crate::wire::IDEMPOTENCY_KEY_HEADER,
+                crate::wire::format_sf_string(key),
+            );
+        }
         let mut request = tonic::Request::new(body);
         *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
         let mut grpc = self.grpc();
@@ -510,6 +586,7 @@ fn server_context(
 /// the caller sets one) returns the stream of replies.
 pub async fn server_streaming<PbIn, PbOut, I, O, E, H, Fut>(
     op: &'static OperationInfo,
+    config: &ServerConfig,
     request: http::Request<axum::body::Body>,
     decode: fn(PbIn) -> Result<I, String>,
     encode: fn(O) -> PbOut,
@@ -541,7 +618,8 @@ where
             Ok(tonic::Response::new(outgoing(op, stream, encode, detail)))
         }
     });
-    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default());
+    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default())
+        .max_decoding_message_size(config.body_limit);
     let response =
         tracing::Instrument::instrument(grpc.server_streaming(service, request), span).await;
     response.map(axum::body::Body::new)
@@ -551,6 +629,7 @@ where
 /// validated; a bad one arrives as a [`StreamError`]) and returns one reply.
 pub async fn client_streaming<PbIn, PbOut, I, O, E, H, Fut>(
     op: &'static OperationInfo,
+    config: &ServerConfig,
     request: http::Request<axum::body::Body>,
     decode: fn(PbIn) -> Result<I, String>,
     encode: fn(O) -> PbOut,
@@ -577,7 +656,8 @@ where
             Ok(tonic::Response::new(encode(out)))
         }
     });
-    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default());
+    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default())
+        .max_decoding_message_size(config.body_limit);
     let response =
         tracing::Instrument::instrument(grpc.client_streaming(service, request), span).await;
     response.map(axum::body::Body::new)
@@ -586,6 +666,7 @@ where
 /// Serves a bidirectional-streaming call.
 pub async fn bidi_streaming<PbIn, PbOut, I, O, E, H, Fut>(
     op: &'static OperationInfo,
+    config: &ServerConfig,
     request: http::Request<axum::body::Body>,
     decode: fn(PbIn) -> Result<I, String>,
     encode: fn(O) -> PbOut,
@@ -614,7 +695,8 @@ where
             Ok(tonic::Response::new(outgoing(op, stream, encode, detail)))
         }
     });
-    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default());
+    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default())
+        .max_decoding_message_size(config.body_limit);
     let response = tracing::Instrument::instrument(grpc.streaming(service, request), span).await;
     response.map(axum::body::Body::new)
 }

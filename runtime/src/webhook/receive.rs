@@ -2,7 +2,7 @@
 //! parsed, and answers problem+json when it cannot.
 
 use super::{Envelope, SignedDelivery, WebhookError, WebhookSecret, DEFAULT_TOLERANCE};
-use crate::idempotency::{Begin, IdempotencyStore, StoredReply};
+use crate::idempotency::{admit, Admission, IdempotencyStore, Lease, StoredReply};
 use crate::problem::{Problem, PROBLEM_JSON};
 use crate::server::body_response;
 use crate::Webhook;
@@ -48,59 +48,94 @@ impl Refused {
 }
 
 impl<W: Webhook> SignedWebhook<W> {
-    /// Runs `handler` at most once per message id, recorded in `store` for `retention`.
+    /// Runs `handler` at most once per message id, recorded in `store` for `retention`,
+    /// under the same claim protocol as keyed operations (see [`crate::idempotency`]).
     ///
-    /// - First delivery: the handler runs. Success is remembered and answered 204. A problem
+    /// - First delivery: the handler runs to the end in a task of its own (a sender that
+    ///   hangs up does not cancel it). Success is remembered and answered 204. A problem
     ///   below 500 is remembered and answered as is (the sender will not retry it); a 5xx
-    ///   forgets the id, so the sender's retry runs the handler again.
+    ///   forgets the id, so the sender's retry runs the handler again — unless the handler
+    ///   recorded its outcome in its own transaction ([`crate::Context::claim`]).
     /// - A redelivery of a finished message gets the remembered answer; the handler is not
     ///   called.
-    /// - A redelivery while the first is still running, or a store that cannot be reached,
-    ///   gets 503 with `Retry-After`, so the sender tries again later rather than giving up.
+    /// - A redelivery while the first still holds its lease, or a store that cannot be
+    ///   reached, gets 503 with `Retry-After`, so the sender tries again later rather than
+    ///   giving up. A holder that died frees the id when its lease (`lease`) ends.
     pub async fn handle_once<F, Fut>(
         self,
-        store: &dyn IdempotencyStore,
+        store: &Arc<dyn IdempotencyStore>,
         retention: Duration,
+        lease: Duration,
         handler: F,
     ) -> Response
     where
-        F: FnOnce(Envelope<W>) -> Fut,
-        Fut: Future<Output = Result<(), Problem>>,
+        F: FnOnce(Envelope<W>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Problem>> + Send + 'static,
     {
         let scope = format!("webhook:{}", W::TYPE);
         // The id alone is the key: a message resent after a crash carries its id but may be
         // re-enveloped, so its bytes need not match.
-        match store.begin(&scope, &self.id, b"", retention).await {
-            Ok(Begin::Started) => {}
-            Ok(Begin::Completed(reply)) => return replay(reply),
-            Ok(Begin::InProgress | Begin::Mismatch) => {
-                return busy("this message is being handled by another delivery")
+        let claim = match admit(store, scope.clone(), self.id.clone(), b"", lease, retention).await
+        {
+            Admission::Run(claim) => claim,
+            Admission::Replay(reply) => return replay(reply),
+            Admission::Busy { retry_after } => {
+                return busy(
+                    "this message is being handled by another delivery",
+                    retry_after,
+                )
             }
-            Err(e) => return busy(&format!("deduplication store unavailable: {e}")),
-        }
-        let reply = match handler(self.envelope).await {
-            Ok(()) => StoredReply {
-                status: 204,
-                content_type: None,
-                body: Vec::new(),
-            },
-            Err(problem) if problem.status >= 500 => {
-                // Best effort: if the release fails, the entry expires with its retention.
-                let _ = store.release(&scope, &self.id).await;
-                return Refused::new(problem).into_response();
+            // Every delivery of an id has the same (empty) fingerprint.
+            Admission::Mismatch => {
+                return busy("this message id is in use", Duration::from_secs(1))
             }
-            Err(problem) => StoredReply {
-                status: problem.status,
-                content_type: Some(PROBLEM_JSON.to_string()),
-                body: problem.to_json(),
-            },
+            Admission::Unavailable(e) => {
+                return busy(
+                    &format!("deduplication store unavailable: {e}"),
+                    Duration::from_secs(1),
+                )
+            }
         };
-        if let Err(e) = store.complete(&scope, &self.id, &reply).await {
-            // The effect happened but is not recorded: answer success anyway, since a retry
-            // would see the id still claimed (InProgress) rather than run the handler again.
-            tracing::warn!(id = %self.id, error = %e, "webhook handled but not recorded");
-        }
+        claim.set_encoder::<()>(|()| handled());
+        let ctx = crate::Context::current()
+            .with_key_basis(format!("{scope}/{}", self.id))
+            .with_claim(claim.clone());
+        let envelope = self.envelope;
+        let work = ctx.scope(async move {
+            match handler(envelope).await {
+                Ok(()) => handled(),
+                Err(problem) => StoredReply {
+                    status: problem.status,
+                    content_type: Some(PROBLEM_JSON.to_string()),
+                    body: problem.to_json(),
+                },
+            }
+        });
+        let reply = claim
+            .run(
+                work,
+                |r| r.status < 500,
+                |message| {
+                    tracing::error!(%message, "webhook handler failed");
+                    StoredReply {
+                        status: 500,
+                        content_type: Some(PROBLEM_JSON.to_string()),
+                        body: Problem::new(500, "Internal Server Error", "the receiver failed")
+                            .to_json(),
+                    }
+                },
+            )
+            .await;
         replay(reply)
+    }
+}
+
+/// The answer to a handled delivery.
+fn handled() -> StoredReply {
+    StoredReply {
+        status: 204,
+        content_type: None,
+        body: Vec::new(),
     }
 }
 
@@ -108,12 +143,13 @@ fn replay(reply: StoredReply) -> Response {
     body_response(reply.status, reply.content_type.as_deref(), reply.body)
 }
 
-fn busy(detail: &str) -> Response {
+fn busy(detail: &str, retry_after: Duration) -> Response {
     let mut response =
         Refused::new(Problem::new(503, "Service Unavailable", detail)).into_response();
+    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
     response.headers_mut().insert(
         http::header::RETRY_AFTER,
-        http::HeaderValue::from_static("1"),
+        http::HeaderValue::from(secs.max(1)),
     );
     response
 }
@@ -216,6 +252,7 @@ pub struct Inbox {
     secrets: Arc<[WebhookSecret]>,
     store: Arc<dyn IdempotencyStore>,
     retention: Duration,
+    lease: Duration,
     tolerance: Duration,
 }
 
@@ -251,6 +288,7 @@ impl Inbox {
             secrets: secrets.into_iter().collect(),
             store,
             retention: DEDUP_RETENTION,
+            lease: Lease::default().without_deadline,
             tolerance: DEFAULT_TOLERANCE,
         }
     }
@@ -258,6 +296,13 @@ impl Inbox {
     /// How long delivered ids are remembered; keep it longer than the sender's retry schedule.
     pub fn with_retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// How long a delivery's claim on its id is leased (renewed while its handler runs; a
+    /// receiver that dies frees the id when it ends). Default 30 s.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
         self
     }
 
@@ -320,8 +365,8 @@ impl Verified {
     pub async fn handle<W, F, Fut>(self, inbox: &Inbox, handler: F) -> Response
     where
         W: Webhook,
-        F: FnOnce(Envelope<W>) -> Fut,
-        Fut: Future<Output = Result<(), Problem>>,
+        F: FnOnce(Envelope<W>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Problem>> + Send + 'static,
     {
         let envelope = match decode::<W>(&self.body) {
             Ok(envelope) => envelope,
@@ -337,23 +382,26 @@ impl Verified {
             outcome = tracing::field::Empty,
         );
         let ctx = crate::trace::enter(&span, self.ctx);
-        let mut called = false;
+        let called = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let signed = SignedWebhook {
             id: self.id,
             envelope,
         };
+        let flag = Arc::clone(&called);
         let response = tracing::Instrument::instrument(
-            ctx.clone().scope(signed.handle_once(
-                inbox.store.as_ref(),
+            ctx.scope(signed.handle_once(
+                &inbox.store,
                 inbox.retention,
-                |envelope| {
-                    called = true;
-                    ctx.scope(handler(envelope))
+                inbox.lease,
+                move |envelope| {
+                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    handler(envelope)
                 },
             )),
             span.clone(),
         )
         .await;
+        let called = called.load(std::sync::atomic::Ordering::Relaxed);
         let outcome = match (called, response.status().is_success()) {
             (false, true) => "skipped",
             (_, true) => "ok",

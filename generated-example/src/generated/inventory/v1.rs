@@ -1393,22 +1393,36 @@ pub mod grpc {
         let _ = any;
         ::core::option::Option::None
     }
-    /// An axum router serving every unary gRPC operation through the contract's
-    /// `Service` implementation. Serve it over HTTP/2 (`axum::serve` does).
+    /// An axum router serving every gRPC operation through the contract's
+    /// `Service` implementation, with default settings. Serve it over HTTP/2
+    /// (`pactum::server::serve` does).
     pub fn router<S: super::Service>(
         service: ::std::sync::Arc<S>,
     ) -> ::pactum::server::axum::Router {
-        let _ = &service;
+        router_with(service, ::pactum::server::ServerConfig::default())
+    }
+    /// [`router`] with explicit settings: the idempotency store, leases and body
+    /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
+    /// one store whichever transport a call takes.
+    pub fn router_with<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::server::ServerConfig,
+    ) -> ::pactum::server::axum::Router {
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::server::axum::Router::new()
             .route(
                 "/shop.inventory.v1.InventoryService/CheckStock",
                 ::pactum::server::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
                     move |request: ::pactum::server::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
                         async move {
                             ::pactum::grpc::unary(
                                     &super::operations::CHECK_STOCK,
+                                    &config,
                                     request,
                                     check_stock_request_from_pb,
                                     stock_level_to_pb,
@@ -1426,11 +1440,14 @@ pub mod grpc {
                 "/shop.inventory.v1.InventoryService/ReserveStock",
                 ::pactum::server::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
                     move |request: ::pactum::server::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
                         async move {
                             ::pactum::grpc::unary(
                                     &super::operations::RESERVE_STOCK,
+                                    &config,
                                     request,
                                     reserve_stock_request_from_pb,
                                     reserve_stock_response_to_pb,
@@ -1448,11 +1465,14 @@ pub mod grpc {
                 "/shop.inventory.v1.InventoryService/ReleaseStock",
                 ::pactum::server::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
                     move |request: ::pactum::server::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
                         async move {
                             ::pactum::grpc::unary(
                                     &super::operations::RELEASE_STOCK,
+                                    &config,
                                     request,
                                     release_stock_request_from_pb,
                                     |(): ()| (),
@@ -1470,11 +1490,14 @@ pub mod grpc {
                 "/shop.inventory.v1.InventoryService/WatchStock",
                 ::pactum::server::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
                     move |request: ::pactum::server::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
                         async move {
                             ::pactum::grpc::server_streaming(
                                     &super::operations::WATCH_STOCK,
+                                    &config,
                                     request,
                                     watch_stock_request_from_pb,
                                     stock_change_to_pb,
@@ -1492,11 +1515,14 @@ pub mod grpc {
                 "/shop.inventory.v1.InventoryService/BulkRestock",
                 ::pactum::server::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
                     move |request: ::pactum::server::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
                         async move {
                             ::pactum::grpc::client_streaming(
                                     &super::operations::BULK_RESTOCK,
+                                    &config,
                                     request,
                                     bulk_restock_request_from_pb,
                                     bulk_restock_response_to_pb,
@@ -1514,11 +1540,14 @@ pub mod grpc {
                 "/shop.inventory.v1.InventoryService/ScanStock",
                 ::pactum::server::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
                     move |request: ::pactum::server::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
                         async move {
                             ::pactum::grpc::bidi_streaming(
                                     &super::operations::SCAN_STOCK,
+                                    &config,
                                     request,
                                     scan_stock_request_from_pb,
                                     stock_level_to_pb,

@@ -1034,22 +1034,36 @@ pub mod grpc {
             _ => ::core::option::Option::None,
         }
     }
-    /// An axum router serving every unary gRPC operation through the contract's
-    /// `Service` implementation. Serve it over HTTP/2 (`axum::serve` does).
+    /// An axum router serving every gRPC operation through the contract's
+    /// `Service` implementation, with default settings. Serve it over HTTP/2
+    /// (`pactum::server::serve` does).
     pub fn router<S: super::Service>(
         service: ::std::sync::Arc<S>,
     ) -> ::pactum::server::axum::Router {
-        let _ = &service;
+        router_with(service, ::pactum::server::ServerConfig::default())
+    }
+    /// [`router`] with explicit settings: the idempotency store, leases and body
+    /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
+    /// one store whichever transport a call takes.
+    pub fn router_with<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::server::ServerConfig,
+    ) -> ::pactum::server::axum::Router {
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::server::axum::Router::new()
             .route(
                 "/shop.orders.v2.OrdersService/GetOrder",
                 ::pactum::server::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
                     move |request: ::pactum::server::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
                         async move {
                             ::pactum::grpc::unary(
                                     &super::operations::GET_ORDER,
+                                    &config,
                                     request,
                                     get_order_request_from_pb,
                                     order_to_pb,

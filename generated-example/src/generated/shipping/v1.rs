@@ -574,7 +574,12 @@ pub mod webhooks {
                                 super::OrderShipped,
                                 _,
                                 _,
-                            >(&inbox, |webhook| receiver.order_shipped(id, webhook))
+                            >(
+                                &inbox,
+                                move |webhook| async move {
+                                    receiver.order_shipped(id, webhook).await
+                                },
+                            )
                             .await
                     }
                     _ => verified.unknown(&["shipping.order_shipped"]),

@@ -1581,7 +1581,12 @@ pub mod webhooks {
                                 super::ThingShipped,
                                 _,
                                 _,
-                            >(&inbox, |webhook| receiver.thing_shipped(id, webhook))
+                            >(
+                                &inbox,
+                                move |webhook| async move {
+                                    receiver.thing_shipped(id, webhook).await
+                                },
+                            )
                             .await
                     }
                     _ => verified.unknown(&["features.thing_shipped"]),
@@ -2265,22 +2270,36 @@ pub mod grpc {
         let _ = any;
         ::core::option::Option::None
     }
-    /// An axum router serving every unary gRPC operation through the contract's
-    /// `Service` implementation. Serve it over HTTP/2 (`axum::serve` does).
+    /// An axum router serving every gRPC operation through the contract's
+    /// `Service` implementation, with default settings. Serve it over HTTP/2
+    /// (`pactum::server::serve` does).
     pub fn router<S: super::Service>(
         service: ::std::sync::Arc<S>,
     ) -> ::pactum::server::axum::Router {
-        let _ = &service;
+        router_with(service, ::pactum::server::ServerConfig::default())
+    }
+    /// [`router`] with explicit settings: the idempotency store, leases and body
+    /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
+    /// one store whichever transport a call takes.
+    pub fn router_with<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::server::ServerConfig,
+    ) -> ::pactum::server::axum::Router {
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::server::axum::Router::new()
             .route(
                 "/features.v1.FeaturesService/Fetch",
                 ::pactum::server::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
                     move |request: ::pactum::server::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
                         async move {
                             ::pactum::grpc::unary(
                                     &super::operations::FETCH,
+                                    &config,
                                     request,
                                     fetch_request_from_pb,
                                     primitives_to_pb,
@@ -2296,11 +2315,14 @@ pub mod grpc {
                 "/features.v1.FeaturesService/Watch",
                 ::pactum::server::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
                     move |request: ::pactum::server::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
                         async move {
                             ::pactum::grpc::server_streaming(
                                     &super::operations::WATCH,
+                                    &config,
                                     request,
                                     watch_request_from_pb,
                                     primitives_to_pb,
@@ -2316,11 +2338,14 @@ pub mod grpc {
                 "/features.v1.FeaturesService/Upload",
                 ::pactum::server::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
                     move |request: ::pactum::server::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
                         async move {
                             ::pactum::grpc::client_streaming(
                                     &super::operations::UPLOAD,
+                                    &config,
                                     request,
                                     upload_request_from_pb,
                                     upload_response_to_pb,
@@ -2336,11 +2361,14 @@ pub mod grpc {
                 "/features.v1.FeaturesService/Chat",
                 ::pactum::server::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
                     move |request: ::pactum::server::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
                         async move {
                             ::pactum::grpc::bidi_streaming(
                                     &super::operations::CHAT,
+                                    &config,
                                     request,
                                     chat_request_from_pb,
                                     chat_response_to_pb,

@@ -1,0 +1,281 @@
+//! The PostgreSQL store, for several replicas behind one load balancer.
+
+use super::{
+    check_table_name, Backend, Begin, BoxFuture, IdempotencyStore, Released, StoreError,
+    StoredReply, Token, MIN_RETRY_AFTER,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// PostgreSQL store. The claim is one `INSERT … ON CONFLICT DO UPDATE … WHERE` (a first use,
+/// an entry past its retention, or an expired lease), so exactly one request wins a key
+/// across replicas; leases run on the database's clock, so replicas' clocks need not agree.
+///
+/// A lost connection (a failover, `pg_terminate_backend`, a restart) fails the requests in
+/// flight with a [`StoreError`] (503) and the next request reconnects; nothing is recorded
+/// or released on a connection that is gone, so a claim caught by the failure stays leased
+/// until its lease ends.
+pub struct PostgresStore {
+    config: String,
+    table: String,
+    client: tokio::sync::Mutex<Arc<tokio_postgres::Client>>,
+}
+
+async fn open(config: &str) -> Result<tokio_postgres::Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(config, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| StoreError(format!("cannot connect to PostgreSQL ({config}): {e}")))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "idempotency store connection closed");
+        }
+    });
+    Ok(client)
+}
+
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl PostgresStore {
+    /// Connects (`host=127.0.0.1 user=postgres dbname=test`, or a URL) and creates or
+    /// upgrades the table. Connection tasks are spawned on the current runtime.
+    pub async fn connect(config: &str, table: &str) -> Result<Self, StoreError> {
+        check_table_name(table)?;
+        let client = open(config).await?;
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {table} (
+                    scope TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    fingerprint BYTEA NOT NULL,
+                    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                    status INT,
+                    content_type TEXT,
+                    body BYTEA,
+                    token TEXT,
+                    lease_until TIMESTAMPTZ,
+                    PRIMARY KEY (scope, key)
+                );
+                ALTER TABLE {table} ADD COLUMN IF NOT EXISTS token TEXT;
+                ALTER TABLE {table} ADD COLUMN IF NOT EXISTS lease_until TIMESTAMPTZ;
+                CREATE INDEX IF NOT EXISTS {table}_created ON {table} (created_at);"
+            ))
+            .await
+            .map_err(pg)?;
+        Ok(PostgresStore {
+            config: config.to_string(),
+            table: table.to_string(),
+            client: tokio::sync::Mutex::new(Arc::new(client)),
+        })
+    }
+
+    /// The table claims live in.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The open connection, reconnecting once if the last one closed.
+    async fn client(&self) -> Result<Arc<tokio_postgres::Client>, StoreError> {
+        let mut current = self.client.lock().await;
+        if current.is_closed() {
+            *current = Arc::new(open(&self.config).await?);
+            tracing::info!(table = %self.table, "idempotency store reconnected");
+        }
+        Ok(Arc::clone(&current))
+    }
+}
+
+impl IdempotencyStore for PostgresStore {
+    fn begin<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        fingerprint: &'a [u8],
+        lease: Duration,
+        retention: Duration,
+    ) -> BoxFuture<'a, Result<Begin, StoreError>> {
+        Box::pin(async move {
+            let t = &self.table;
+            let client = self.client().await?;
+            let token = Token::new();
+            let (lease_s, retention_s) = (lease.as_secs_f64(), retention.as_secs_f64());
+            // Claims a new key, one past its retention, or an unfinished claim whose lease
+            // ended (with the same payload): in one statement, so racing replicas agree.
+            let claimed = client
+                .query_opt(
+                    &format!(
+                        "INSERT INTO {t} AS e (scope, key, fingerprint, token, lease_until)
+                         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+                         ON CONFLICT (scope, key) DO UPDATE SET
+                           fingerprint = EXCLUDED.fingerprint, token = EXCLUDED.token,
+                           lease_until = EXCLUDED.lease_until, created_at = now(),
+                           status = NULL, content_type = NULL, body = NULL
+                         WHERE e.created_at < now() - make_interval(secs => $6)
+                            OR (e.status IS NULL AND e.fingerprint = EXCLUDED.fingerprint
+                                AND COALESCE(e.lease_until, '-infinity') <= now())
+                         RETURNING 1"
+                    ),
+                    &[&scope, &key, &fingerprint, &token.0, &lease_s, &retention_s],
+                )
+                .await
+                .map_err(pg)?;
+            if claimed.is_some() {
+                return Ok(Begin::Started(token));
+            }
+            let row = client
+                .query_opt(
+                    &format!(
+                        "SELECT fingerprint, status, content_type, body,
+                                EXTRACT(EPOCH FROM GREATEST(lease_until - now(), interval '0'))::float8
+                         FROM {t} WHERE scope = $1 AND key = $2"
+                    ),
+                    &[&scope, &key],
+                )
+                .await
+                .map_err(pg)?;
+            let Some(row) = row else {
+                // Released between the claim and this read: busy for a moment.
+                return Ok(Begin::InProgress {
+                    retry_after: MIN_RETRY_AFTER,
+                });
+            };
+            if row.get::<_, Vec<u8>>(0) != fingerprint {
+                return Ok(Begin::Mismatch);
+            }
+            Ok(match row.get::<_, Option<i32>>(1) {
+                Some(status) => Begin::Completed(StoredReply {
+                    status: u16::try_from(status).unwrap_or(500),
+                    content_type: row.get(2),
+                    body: row.get::<_, Option<Vec<u8>>>(3).unwrap_or_default(),
+                }),
+                None => {
+                    let left = row.get::<_, Option<f64>>(4).unwrap_or(0.0);
+                    Begin::InProgress {
+                        retry_after: Duration::try_from_secs_f64(left)
+                            .unwrap_or(Duration::ZERO)
+                            .max(MIN_RETRY_AFTER),
+                    }
+                }
+            })
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        token: &'a Token,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let t = &self.table;
+            let n = self
+                .client()
+                .await?
+                .execute(
+                    &format!(
+                        "UPDATE {t} SET lease_until = now() + make_interval(secs => $4)
+                         WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NULL"
+                    ),
+                    &[&scope, &key, &token.0, &lease.as_secs_f64()],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn complete<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        token: &'a Token,
+        reply: &'a StoredReply,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            record(&*client, &self.table, scope, key, token, reply).await
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        token: &'a Token,
+    ) -> BoxFuture<'a, Result<Released, StoreError>> {
+        Box::pin(async move {
+            let t = &self.table;
+            let client = self.client().await?;
+            // A handler's transaction that recorded a reply holds the row's lock until it
+            // ends; this DELETE waits for it and then sees the recorded reply, so a reply
+            // committed together with its effect is never released.
+            let n = client
+                .execute(
+                    &format!(
+                        "DELETE FROM {t} WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NULL"
+                    ),
+                    &[&scope, &key, &token.0],
+                )
+                .await
+                .map_err(pg)?;
+            if n == 1 {
+                return Ok(Released::Freed);
+            }
+            let row = client
+                .query_opt(
+                    &format!(
+                        "SELECT status, content_type, body FROM {t}
+                         WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NOT NULL"
+                    ),
+                    &[&scope, &key, &token.0],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(match row {
+                Some(row) => Released::Completed(StoredReply {
+                    status: u16::try_from(row.get::<_, i32>(0)).unwrap_or(500),
+                    content_type: row.get(1),
+                    body: row.get::<_, Option<Vec<u8>>>(2).unwrap_or_default(),
+                }),
+                None => Released::Lost,
+            })
+        })
+    }
+
+    fn backend(&self) -> Backend<'_> {
+        Backend::Postgres { table: &self.table }
+    }
+}
+
+/// Records `reply` for the claim `token` holds, through `client` (the store's connection, or
+/// a handler's transaction). False when the claim is no longer the token's.
+pub(crate) async fn record(
+    client: &impl tokio_postgres::GenericClient,
+    table: &str,
+    scope: &str,
+    key: &str,
+    token: &Token,
+    reply: &StoredReply,
+) -> Result<bool, StoreError> {
+    let status = i32::from(reply.status);
+    let n = client
+        .execute(
+            &format!(
+                "UPDATE {table} SET status = $4, content_type = $5, body = $6
+                 WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NULL"
+            ),
+            &[
+                &scope,
+                &key,
+                &token.0,
+                &status,
+                &reply.content_type,
+                &reply.body,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(n == 1)
+}
