@@ -30,6 +30,7 @@ pub mod included {
     pactum::include_contract!("internal-contracts/loyalty/v1.yaml");
 }
 
+pub mod fault;
 pub mod flow;
 pub mod services;
 pub mod system;

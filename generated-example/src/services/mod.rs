@@ -4,6 +4,7 @@
 //! deadline; calls between services (cart → pricing) carry both without any header copying.
 
 pub mod cart;
+pub mod durable;
 pub mod inventory;
 pub mod orders;
 pub mod payments;

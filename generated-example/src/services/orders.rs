@@ -166,7 +166,7 @@ impl orders::v1::Service for Orders {
 
     async fn place_order(
         &self,
-        _ctx: Context,
+        ctx: Context,
         input: orders::v1::PlaceOrderRequest,
     ) -> Result<orders::v1::Order, HandlerError<orders::v1::PlaceOrderError>> {
         self.seen.record("PlaceOrder");
@@ -189,6 +189,12 @@ impl orders::v1::Service for Orders {
                 .order_placed(&format!("placed-{}", order.id.0), &placed)
                 .await
                 .map_err(|e| HandlerError::internal(format!("cannot publish OrderPlaced: {e}")))?;
+        }
+        // The effect is done: record the reply now, so a deadline or a failure from here on
+        // replays it instead of placing a second order. (In memory this is as close as the
+        // effect and its reply get; `durable::PgOrders` commits them together.)
+        if let Some(claim) = ctx.claim() {
+            claim.record(&order).await.map_err(HandlerError::internal)?;
         }
         Ok(order)
     }

@@ -1,0 +1,103 @@
+//! `faults [--runs N] [--seed S] [--postgres CONFIG]`: randomized fault schedules against
+//! the example services; ends with `faults: N runs, L lost, D duplicated` and fails unless
+//! both are 0. `faults serve --postgres CONFIG --port P` is the services process it starts.
+
+use faults::harness::{self, Options};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: faults [--runs N] [--seed S] [--postgres CONFIG]
+       faults serve --postgres CONFIG --port PORT
+
+  --runs N            randomized runs (default 20)
+  --seed S            the schedule's seed (default: from the clock; printed)
+  --postgres CONFIG   libpq connection string (default PACTUM_TEST_POSTGRES or
+                      \"host=127.0.0.1 port=5432 user=postgres dbname=test\")";
+
+fn default_postgres() -> String {
+    std::env::var("PACTUM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let postgres = value("--postgres").unwrap_or_else(default_postgres);
+    if args.first().map(String::as_str) == Some("serve") {
+        let port: u16 = match value("--port").map(|p| p.parse()) {
+            Some(Ok(p)) => p,
+            _ => {
+                eprintln!("faults serve: --port needs a port number\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
+        return match faults::services::serve(&postgres, port).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("faults serve: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let runs = match value("--runs").map(|r| r.parse::<u32>()) {
+        None => 20,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            eprintln!("faults: --runs needs a whole number\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let seed = match value("--seed").map(|s| s.parse::<u64>()) {
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        Some(Ok(s)) => s,
+        Some(Err(_)) => {
+            eprintln!("faults: --seed needs a whole number\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let services = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("faults: cannot find its own binary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = Options {
+        services,
+        postgres,
+        forget_keys_on_restart: false,
+    };
+    println!("faults: {runs} runs, seed {seed}");
+    match harness::run(&options, runs, seed, None).await {
+        Ok(report) => {
+            for p in &report.problems {
+                println!("  {p}");
+            }
+            println!("{report}");
+            if report.lost == 0
+                && report.duplicated == 0
+                && report.inconsistent == 0
+                && report.unfired == 0
+            {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("faults: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

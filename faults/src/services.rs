@@ -1,0 +1,88 @@
+//! The process under test: the example's orders and inventory services with their state and
+//! their idempotency keys in PostgreSQL, plus pricing and cart (whose checkout places the
+//! order downstream), all on one loopback port that speaks REST and gRPC.
+
+use generated_example::generated::{cart, inventory, orders, pricing};
+use generated_example::services::cart::CartService;
+use generated_example::services::durable::{Db, PgInventory, PgOrders};
+use generated_example::services::pricing::Pricing;
+use pactum::idempotency::{IdempotencyStore, Lease, PostgresStore};
+use pactum::server::ServerConfig;
+use pactum::types::{Timestamp, Uuid};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The table the services keep idempotency keys in.
+pub const KEYS_TABLE: &str = "pactum_faults_keys";
+/// The `application_name` of the idempotency store's connection (the harness terminates it).
+pub const STORE_APP: &str = "pactum-faults-store";
+/// How much longer than its deadline a claim is leased here: short, so a killed holder's
+/// keys are taken over within a run.
+pub const LEASE_MARGIN: Duration = Duration::from_millis(500);
+/// The cart the checkout schedule checks out.
+pub const CART: u128 = 42;
+
+/// Serves on `127.0.0.1:port` until killed; prints `ready <url>` on stdout once listening.
+pub async fn serve(postgres: &str, port: u16) -> Result<(), String> {
+    let store: Arc<dyn IdempotencyStore> = Arc::new(
+        PostgresStore::connect(
+            &format!("{postgres} application_name={STORE_APP}"),
+            KEYS_TABLE,
+        )
+        .await
+        .map_err(|e| e.to_string())?,
+    );
+    let config = ServerConfig {
+        idempotency: store,
+        lease: Lease {
+            margin: LEASE_MARGIN,
+            without_deadline: Duration::from_secs(5),
+        },
+        ..ServerConfig::default()
+    };
+    let db = Arc::new(Db::new(&format!(
+        "{postgres} application_name=pactum-faults-handlers"
+    )));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let orders = Arc::new(PgOrders::new(db.clone()));
+    let inventory = Arc::new(PgInventory::new(db));
+    let pricing = Arc::new(Pricing::new(
+        "EUR",
+        &[("BOOK-42", "12.50"), ("PEN-7", "1.20")],
+    ));
+    let cart = Arc::new(
+        CartService::new(
+            vec![cart::v1::Cart {
+                id: cart::v1::CartId(Uuid::from_u128(CART)),
+                customer_id: Uuid::from_u128(7),
+                items: vec![cart::v1::CartItem {
+                    sku: pricing::v1::Sku("BOOK-42".into()),
+                    quantity: 2,
+                }],
+                total: None,
+                updated_at: Timestamp::UNIX_EPOCH,
+            }],
+            pricing::v1::Client::new(url.clone()),
+        )
+        .with_orders(orders::v1::Client::new(url.clone())),
+    );
+    let router = orders::v1::router_with(orders.clone(), config.clone())
+        .merge(orders::v1::grpc::router_with(orders, config.clone()))
+        .merge(inventory::v1::router_with(
+            inventory.clone(),
+            config.clone(),
+        ))
+        .merge(inventory::v1::grpc::router_with(inventory, config.clone()))
+        .merge(pricing::v1::router_with(pricing, config.clone()))
+        .merge(cart::v1::router_with(cart, config));
+    println!("ready {url}");
+    pactum::server::serve(listener, router)
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,472 @@
+//! Orders and inventory with their state in PostgreSQL, for replicas and for the
+//! fault-injection suite: every keyed handler writes its effect and records its reply in one
+//! transaction (`Claim::record_in_postgres`), so a crash, a deadline or a 5xx after the commit
+//! replays the reply and a retry can never apply the effect twice. Ids are random and nothing
+//! is unique but the primary keys, so an effect applied twice would show as two rows.
+
+use crate::fault;
+use crate::generated::{inventory::v1 as inventory, orders::v1 as orders, pricing::v1 as pricing};
+use pactum::consumer::tokio_postgres::{self, Client, NoTls};
+use pactum::types::{Timestamp, Uuid};
+use pactum::{Context, HandlerError};
+use std::sync::{Arc, Mutex};
+
+/// A few PostgreSQL connections, reopened when they close (a failover, a terminated
+/// backend): each request takes one and gives it back.
+pub struct Db {
+    config: String,
+    idle: Mutex<Vec<Client>>,
+}
+
+/// A connection taken from [`Db`]; returned to it on drop unless it closed.
+pub struct Conn<'a> {
+    db: &'a Db,
+    client: Option<Client>,
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("present until drop")
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            if !client.is_closed() {
+                if let Ok(mut idle) = self.db.idle.lock() {
+                    idle.push(client);
+                }
+            }
+        }
+    }
+}
+
+impl Db {
+    /// Connects lazily to `config` (a libpq string).
+    pub fn new(config: &str) -> Self {
+        Db {
+            config: config.to_string(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An open connection.
+    pub async fn get(&self) -> Result<Conn<'_>, String> {
+        let reused = self.idle.lock().ok().and_then(|mut idle| {
+            while let Some(c) = idle.pop() {
+                if !c.is_closed() {
+                    return Some(c);
+                }
+            }
+            None
+        });
+        let client = match reused {
+            Some(c) => c,
+            None => {
+                let (client, connection) = tokio_postgres::connect(&self.config, NoTls)
+                    .await
+                    .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+                tokio::spawn(connection);
+                client
+            }
+        };
+        Ok(Conn {
+            db: self,
+            client: Some(client),
+        })
+    }
+
+    /// Creates the tables (if missing) and sets the stock levels.
+    pub async fn prepare(&self, stock: &[(&str, i32)]) -> Result<(), String> {
+        let db = self.get().await?;
+        db.batch_execute(
+            "CREATE TABLE IF NOT EXISTS example_orders (
+                id TEXT PRIMARY KEY,
+                cart_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                body TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS example_stock (
+                sku TEXT PRIMARY KEY,
+                available INT NOT NULL,
+                reserved INT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS example_reservations (
+                id TEXT NOT NULL,
+                order_id TEXT NOT NULL,
+                sku TEXT NOT NULL,
+                quantity INT NOT NULL
+             );",
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        for (sku, available) in stock {
+            db.execute(
+                "INSERT INTO example_stock VALUES ($1, $2, 0)
+                 ON CONFLICT (sku) DO UPDATE SET available = $2, reserved = 0",
+                &[sku, available],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+fn db_error<E>(e: impl std::fmt::Display) -> HandlerError<E> {
+    HandlerError::internal(format!("database: {e}"))
+}
+
+/// Records `reply` as the keyed request's reply inside `tx` (keyed operations always hold a
+/// claim; a claim taken over makes this fail, and the `?` rolls the effect back).
+async fn record<T: 'static, E>(
+    ctx: &Context,
+    tx: &tokio_postgres::Transaction<'_>,
+    reply: &T,
+) -> Result<(), HandlerError<E>> {
+    match ctx.claim() {
+        Some(claim) => claim
+            .record_in_postgres(tx, reply)
+            .await
+            .map_err(HandlerError::internal),
+        None => Ok(()),
+    }
+}
+
+/// The orders service over PostgreSQL (v1).
+pub struct PgOrders {
+    db: Arc<Db>,
+}
+
+impl PgOrders {
+    /// Orders kept in `db`.
+    pub fn new(db: Arc<Db>) -> Self {
+        PgOrders { db }
+    }
+}
+
+fn status(s: &str) -> orders::OrderStatus {
+    serde_json::from_value(serde_json::Value::String(s.into())).expect("open enums")
+}
+
+impl orders::Service for PgOrders {
+    async fn get_order(
+        &self,
+        _ctx: Context,
+        input: orders::GetOrderRequest,
+    ) -> Result<orders::Order, HandlerError<orders::GetOrderError>> {
+        let db = self.db.get().await.map_err(db_error)?;
+        let row = db
+            .query_opt(
+                "SELECT body FROM example_orders WHERE id = $1",
+                &[&input.id.0.to_string()],
+            )
+            .await
+            .map_err(db_error)?
+            .ok_or(orders::OrderNotFound { id: input.id })?;
+        serde_json::from_str(row.get::<_, &str>(0)).map_err(db_error)
+    }
+
+    async fn place_order(
+        &self,
+        ctx: Context,
+        input: orders::PlaceOrderRequest,
+    ) -> Result<orders::Order, HandlerError<orders::PlaceOrderError>> {
+        let currency = input.lines.first().map_or_else(
+            || pricing::Currency("EUR".into()),
+            |l| l.unit_price.currency.clone(),
+        );
+        let total = pricing::Money {
+            amount: input
+                .lines
+                .iter()
+                .map(|l| l.unit_price.amount * pactum::types::Decimal::from(l.quantity))
+                .sum(),
+            currency,
+        };
+        let order = orders::Order {
+            id: orders::OrderId(pactum::random_id().parse().map_err(db_error)?),
+            customer_id: input.customer_id,
+            lines: input.lines,
+            status: status("pending"),
+            total,
+            placed_at: Timestamp::UNIX_EPOCH,
+            note: input.note,
+        };
+        let body = serde_json::to_string(&order).map_err(db_error)?;
+        let mut db = self.db.get().await.map_err(db_error)?;
+        let tx = db.transaction().await.map_err(db_error)?;
+        tx.execute(
+            "INSERT INTO example_orders VALUES ($1, $2, 'pending', $3)",
+            &[&order.id.0.to_string(), &input.cart_id.to_string(), &body],
+        )
+        .await
+        .map_err(db_error)?;
+        fault::point("orders.place.before_commit").await;
+        record(&ctx, &tx, &order).await?;
+        tx.commit().await.map_err(db_error)?;
+        fault::point("orders.place.after_commit").await;
+        Ok(order)
+    }
+
+    async fn cancel_order(
+        &self,
+        ctx: Context,
+        input: orders::CancelOrderRequest,
+    ) -> Result<orders::Order, HandlerError<orders::CancelOrderError>> {
+        let mut db = self.db.get().await.map_err(db_error)?;
+        let tx = db.transaction().await.map_err(db_error)?;
+        let row = tx
+            .query_opt(
+                "SELECT body FROM example_orders WHERE id = $1 FOR UPDATE",
+                &[&input.id.0.to_string()],
+            )
+            .await
+            .map_err(db_error)?
+            .ok_or(orders::OrderNotFound {
+                id: input.id.clone(),
+            })?;
+        let mut order: orders::Order =
+            serde_json::from_str(row.get::<_, &str>(0)).map_err(db_error)?;
+        if !matches!(order.status.as_str(), "pending" | "paid") {
+            Err(orders::OrderNotCancellable {
+                id: input.id,
+                status: order.status,
+            })?;
+        }
+        order.status = status("cancelled");
+        let body = serde_json::to_string(&order).map_err(db_error)?;
+        tx.execute(
+            "UPDATE example_orders SET status = 'cancelled', body = $2 WHERE id = $1",
+            &[&order.id.0.to_string(), &body],
+        )
+        .await
+        .map_err(db_error)?;
+        record(&ctx, &tx, &order).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(order)
+    }
+}
+
+/// The inventory service over PostgreSQL.
+pub struct PgInventory {
+    db: Arc<Db>,
+}
+
+impl PgInventory {
+    /// Stock kept in `db`.
+    pub fn new(db: Arc<Db>) -> Self {
+        PgInventory { db }
+    }
+
+    async fn levels<E>(
+        &self,
+    ) -> Result<std::collections::HashMap<String, (u32, u32)>, HandlerError<E>> {
+        let db = self.db.get().await.map_err(db_error)?;
+        let rows = db
+            .query("SELECT sku, available, reserved FROM example_stock", &[])
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let n = |i: usize| u32::try_from(r.get::<_, i32>(i)).unwrap_or(0);
+                (r.get::<_, String>(0), (n(1), n(2)))
+            })
+            .collect())
+    }
+}
+
+type Stream<T, E> = pactum::grpc::BoxStream<Result<T, HandlerError<E>>>;
+type Incoming<T> = pactum::grpc::BoxStream<Result<T, pactum::grpc::StreamError>>;
+
+impl inventory::Service for PgInventory {
+    async fn watch_stock(
+        &self,
+        _ctx: Context,
+        input: inventory::WatchStockRequest,
+    ) -> Result<
+        Stream<inventory::StockChange, inventory::WatchStockError>,
+        HandlerError<inventory::WatchStockError>,
+    > {
+        let stock = self.levels().await?;
+        let changes: Vec<_> = input
+            .skus
+            .into_iter()
+            .map(|sku| {
+                Ok(inventory::StockChange {
+                    available: stock.get(&sku.0).map_or(0, |s| s.0),
+                    sku,
+                    at: Timestamp::UNIX_EPOCH,
+                })
+            })
+            .collect();
+        Ok(Box::pin(pactum::__private::tokio_stream::iter(changes)))
+    }
+
+    async fn scan_stock(
+        &self,
+        _ctx: Context,
+        input: Incoming<inventory::ScanStockRequest>,
+    ) -> Result<
+        Stream<inventory::StockLevel, inventory::ScanStockError>,
+        HandlerError<inventory::ScanStockError>,
+    > {
+        use pactum::__private::tokio_stream::StreamExt;
+        let stock = self.levels().await?;
+        Ok(Box::pin(input.map(move |item| {
+            let item = item.map_err(|e| HandlerError::internal(format!("bad scan: {e}")))?;
+            let (available, reserved) = stock.get(&item.sku.0).copied().unwrap_or((0, 0));
+            Ok(inventory::StockLevel {
+                sku: item.sku,
+                available,
+                reserved,
+            })
+        })))
+    }
+
+    async fn bulk_restock(
+        &self,
+        _ctx: Context,
+        mut input: Incoming<inventory::BulkRestockRequest>,
+    ) -> Result<inventory::BulkRestockResponse, HandlerError<inventory::BulkRestockError>> {
+        use pactum::__private::tokio_stream::StreamExt;
+        let mut db = self.db.get().await.map_err(db_error)?;
+        let tx = db.transaction().await.map_err(db_error)?;
+        let (mut skus, mut units) = (std::collections::BTreeSet::new(), 0u64);
+        while let Some(item) = input.next().await {
+            let item = item.map_err(|e| HandlerError::internal(format!("bad restock: {e}")))?;
+            let quantity = i32::try_from(item.quantity).map_err(db_error)?;
+            tx.execute(
+                "INSERT INTO example_stock VALUES ($1, $2, 0)
+                 ON CONFLICT (sku) DO UPDATE SET available = example_stock.available + $2",
+                &[&item.sku.0, &quantity],
+            )
+            .await
+            .map_err(db_error)?;
+            units += u64::from(item.quantity);
+            skus.insert(item.sku.0);
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(inventory::BulkRestockResponse {
+            skus: u32::try_from(skus.len()).unwrap_or(u32::MAX),
+            units,
+        })
+    }
+
+    async fn check_stock(
+        &self,
+        _ctx: Context,
+        input: inventory::CheckStockRequest,
+    ) -> Result<inventory::StockLevel, HandlerError<inventory::CheckStockError>> {
+        let (available, reserved) = self
+            .levels()
+            .await?
+            .get(&input.sku.0)
+            .copied()
+            .unwrap_or((0, 0));
+        Ok(inventory::StockLevel {
+            sku: input.sku,
+            available,
+            reserved,
+        })
+    }
+
+    async fn reserve_stock(
+        &self,
+        ctx: Context,
+        input: inventory::ReserveStockRequest,
+    ) -> Result<inventory::ReserveStockResponse, HandlerError<inventory::ReserveStockError>> {
+        let id: Uuid = pactum::random_id().parse().map_err(db_error)?;
+        let mut db = self.db.get().await.map_err(db_error)?;
+        let tx = db.transaction().await.map_err(db_error)?;
+        for line in &input.lines {
+            let quantity = i32::try_from(line.quantity).map_err(db_error)?;
+            let held = tx
+                .execute(
+                    "UPDATE example_stock SET available = available - $2, reserved = reserved + $2
+                     WHERE sku = $1 AND available >= $2",
+                    &[&line.sku.0, &quantity],
+                )
+                .await
+                .map_err(db_error)?;
+            if held == 0 {
+                let available = tx
+                    .query_opt(
+                        "SELECT available FROM example_stock WHERE sku = $1",
+                        &[&line.sku.0],
+                    )
+                    .await
+                    .map_err(db_error)?
+                    .map_or(0, |r| u32::try_from(r.get::<_, i32>(0)).unwrap_or(0));
+                // Dropping `tx` rolls back the lines already held.
+                Err(inventory::OutOfStock {
+                    sku: line.sku.clone(),
+                    requested: line.quantity,
+                    available,
+                })?;
+            }
+            tx.execute(
+                "INSERT INTO example_reservations VALUES ($1, $2, $3, $4)",
+                &[
+                    &id.to_string(),
+                    &input.order_id.to_string(),
+                    &line.sku.0,
+                    &quantity,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        }
+        let reply = inventory::ReserveStockResponse {
+            reservation_id: inventory::ReservationId(id),
+            expires_at: Timestamp::UNIX_EPOCH,
+        };
+        fault::point("inventory.reserve.before_commit").await;
+        record(&ctx, &tx, &reply).await?;
+        tx.commit().await.map_err(db_error)?;
+        fault::point("inventory.reserve.after_commit").await;
+        Ok(reply)
+    }
+
+    async fn release_stock(
+        &self,
+        ctx: Context,
+        input: inventory::ReleaseStockRequest,
+    ) -> Result<(), HandlerError<inventory::ReleaseStockError>> {
+        let mut db = self.db.get().await.map_err(db_error)?;
+        let tx = db.transaction().await.map_err(db_error)?;
+        let rows = tx
+            .query(
+                "DELETE FROM example_reservations WHERE id = $1 RETURNING sku, quantity",
+                &[&input.reservation_id.0.to_string()],
+            )
+            .await
+            .map_err(db_error)?;
+        if rows.is_empty() {
+            Err(inventory::ReservationNotFound {
+                reservation_id: input.reservation_id,
+            })?;
+        }
+        for row in rows {
+            tx.execute(
+                "UPDATE example_stock SET available = available + $2, reserved = reserved - $2
+                 WHERE sku = $1",
+                &[&row.get::<_, String>(0), &row.get::<_, i32>(1)],
+            )
+            .await
+            .map_err(db_error)?;
+        }
+        record(&ctx, &tx, &()).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+}
