@@ -3,8 +3,10 @@
 
 Stubs are generated at run time by grpcio-tools from the .proto files Pactum emitted.
 
-  grpc_interop.py client PROTO_DIR PRICING_URL ORDERS_URL [--extra-field]
-      Calls the Rust servers; prints one JSON object with what came back.
+  grpc_interop.py client PROTO_DIR PRICING_URL ORDERS_URL [INVENTORY_URL] [--extra-field]
+      Calls the Rust servers; prints one JSON object with what came back. With
+      INVENTORY_URL, also reserves stock twice under one idempotency-key (as a client
+      retrying would), once without a key and once with the key but another message.
   grpc_interop.py server PROTO_DIR [--extra-field]
       Serves PricingService.GetPrice; prints "listening PORT", serves until stdin closes.
 
@@ -43,11 +45,39 @@ def stubs(proto_dir, extra_field):
         raise SystemExit(f"protoc failed: {code}")
     sys.path.insert(0, work)
     return importlib.import_module("pricing.v1_pb2"), importlib.import_module("pricing.v1_pb2_grpc"), \
-        importlib.import_module("orders.v1_pb2"), importlib.import_module("orders.v1_pb2_grpc")
+        importlib.import_module("orders.v1_pb2"), importlib.import_module("orders.v1_pb2_grpc"), \
+        importlib.import_module("inventory.v1_pb2"), importlib.import_module("inventory.v1_pb2_grpc")
 
 
-def client(proto_dir, pricing_url, orders_url, extra_field):
-    pricing, pricing_grpc, orders, orders_grpc = stubs(proto_dir, extra_field)
+def keyed(inventory_url, pricing, inventory, inventory_grpc):
+    """ReserveStock as an outside client retries it: same key, same message, twice."""
+    out = {}
+    with grpc.insecure_channel(inventory_url.removeprefix("http://")) as ch:
+        stub = inventory_grpc.InventoryServiceStub(ch)
+        request = inventory.ReserveStockRequest(
+            order_id="00000000-0000-0000-0000-0000000000aa",
+            lines=[pricing.QuoteLine(sku="BOOK-42", quantity=1)])
+        key = [("idempotency-key", "python-retry-1")]
+        first, call = stub.ReserveStock.with_call(request, timeout=5, metadata=key)
+        second, again = stub.ReserveStock.with_call(request, timeout=5, metadata=key)
+        out["same_reply"] = first.SerializeToString() == second.SerializeToString()
+        out["replayed"] = dict(again.initial_metadata()).get("idempotent-replayed")
+        other = inventory.ReserveStockRequest(
+            order_id=request.order_id, lines=[pricing.QuoteLine(sku="BOOK-42", quantity=2)])
+        for name, metadata, message in [("no_key", [], request), ("other_message", key, other)]:
+            try:
+                stub.ReserveStock(message, timeout=5, metadata=metadata)
+                out[name] = "OK"
+            except grpc.RpcError as e:
+                out[name] = e.code().name
+        level = stub.CheckStock(inventory.CheckStockRequest(sku="BOOK-42"), timeout=5)
+        out["available"] = level.available
+        out["reserved"] = level.reserved
+    return out
+
+
+def client(proto_dir, pricing_url, orders_url, inventory_url, extra_field):
+    pricing, pricing_grpc, orders, orders_grpc, inventory, inventory_grpc = stubs(proto_dir, extra_field)
     out = {}
     with grpc.insecure_channel(pricing_url.removeprefix("http://")) as ch:
         stub = pricing_grpc.PricingServiceStub(ch)
@@ -72,11 +102,13 @@ def client(proto_dir, pricing_url, orders_url, extra_field):
             stub.GetOrder(orders.GetOrderRequest(id="00000000-0000-0000-0000-000000000404"), timeout=5)
         except grpc.RpcError as e:
             out["order"] = {"code": e.code().name}
+    if inventory_url:
+        out["keyed"] = keyed(inventory_url, pricing, inventory, inventory_grpc)
     print(json.dumps(out), flush=True)
 
 
 def server(proto_dir, extra_field):
-    pricing, pricing_grpc, _, _ = stubs(proto_dir, extra_field)
+    pricing, pricing_grpc, _, _, _, _ = stubs(proto_dir, extra_field)
 
     class Pricing(pricing_grpc.PricingServiceServicer):
         def GetPrice(self, request, context):
@@ -111,6 +143,6 @@ if __name__ == "__main__":
     extra = "--extra-field" in sys.argv
     args = [a for a in sys.argv[1:] if a != "--extra-field"]
     if args[0] == "client":
-        client(args[1], args[2], args[3], extra)
+        client(args[1], args[2], args[3], args[4] if len(args) > 4 else None, extra)
     else:
         server(args[1], extra)

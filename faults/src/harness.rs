@@ -362,7 +362,10 @@ pub async fn run_one(
     let env: Vec<(&str, String)> = match fault {
         Fault::KillAfterCommit => vec![("PACTUM_FAULT_PAUSE", after_commit.into())],
         Fault::KillBeforeCommit => vec![("PACTUM_FAULT_PAUSE", before_commit.into())],
-        Fault::TimeoutBeforeCommit | Fault::TerminateStore | Fault::TerminateHandler => {
+        Fault::TimeoutBeforeCommit
+        | Fault::TerminateStore
+        | Fault::TerminateHandler
+        | Fault::Duplicate => {
             vec![("PACTUM_FAULT_DELAY", format!("{before_commit}:{slow}"))]
         }
         Fault::TimeoutAfterCommit => vec![("PACTUM_FAULT_DELAY", format!("{after_commit}:{slow}"))],
@@ -395,13 +398,16 @@ pub async fn run_one(
         };
         let first = call(op, &url, &key, id, budget);
         let result = if attempt == 1 && fault == Fault::Duplicate {
+            // The handler is slowed, so the copies overlap: one holds the key while the
+            // other is told to retry (409 / UNAVAILABLE), then gets the same answer.
             let (a, b) = tokio::join!(first, call(op, &url, &key, id, budget));
-            if let (Ok(a), Ok(b)) = (&a, &b) {
-                if a != b {
-                    answers.push(a.clone());
+            match (a, b) {
+                (Ok(a), Ok(b)) => {
+                    answers.push(b);
+                    Ok(a)
                 }
+                (a, b) => a.or(b),
             }
-            a.or(b)
         } else if attempt == 1 && matches!(fault, Fault::TerminateStore | Fault::TerminateHandler) {
             let app = if fault == Fault::TerminateStore {
                 STORE_APP

@@ -37,6 +37,7 @@ pub async fn serve(postgres: &str, port: u16) -> Result<(), String> {
         lease: Lease {
             margin: LEASE_MARGIN,
             without_deadline: Duration::from_secs(5),
+            ..Lease::default()
         },
         ..ServerConfig::default()
     };

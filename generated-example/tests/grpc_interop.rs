@@ -44,6 +44,7 @@ async fn python_client(extra: bool) -> serde_json::Value {
         proto.to_str().unwrap(),
         &sys.pricing_url,
         &sys.orders_url,
+        &sys.inventory_url,
     ];
     if extra {
         args.push("--extra-field");
@@ -67,6 +68,15 @@ async fn python_client(extra: bool) -> serde_json::Value {
         .all()
         .iter()
         .any(|(_, t)| t.as_deref() == Some("0af7651916cd43dd8448eb211c80319c")));
+    // An outside client retrying ReserveStock with one key reserves once (10 -> 9, not 8),
+    // and gets the first reply back byte for byte, marked as replayed.
+    let keyed = &v["keyed"];
+    assert_eq!(keyed["available"], 9, "{keyed}");
+    assert_eq!(keyed["reserved"], 1, "{keyed}");
+    assert_eq!(keyed["same_reply"], true, "{keyed}");
+    assert_eq!(keyed["replayed"], "true", "{keyed}");
+    assert_eq!(keyed["no_key"], "INVALID_ARGUMENT", "{keyed}");
+    assert_eq!(keyed["other_message"], "FAILED_PRECONDITION", "{keyed}");
     v
 }
 

@@ -428,7 +428,9 @@ where
         request_id: request_id.to_string(),
     };
     if op.idempotency != Idempotency::Key {
-        let ctx = ctx.with_key_basis(format!("request:{request_id}"));
+        // Unkeyed: nothing makes this request the same as another, so its calls' keys come
+        // from a basis of its own (never the caller-chosen request id).
+        let ctx = ctx.with_key_basis(format!("request:{}", random_id()));
         return call.run(ctx, decode, handler).await;
     }
     let key = match KeyHeader::read(&ctx, &call.parts.headers) {
@@ -473,7 +475,7 @@ where
             let stored = claim
                 .run(
                     work,
-                    |r| r.status < 500,
+                    |r| crate::idempotency::is_final_http(r.status),
                     |message| {
                         tracing::error!(%message, "keyed request failed");
                         internal("the server failed to handle the request".into())

@@ -2,7 +2,7 @@
 //! (`PACTUM_TEST_POSTGRES`, default `host=127.0.0.1 port=5432 user=postgres dbname=test`).
 
 use pactum::idempotency::{
-    admit, Admission, Begin, Claim, IdempotencyStore, MemoryStore, PostgresStore, Released,
+    admit, Admission, Begin, Claim, Held, IdempotencyStore, MemoryStore, PostgresStore, Released,
     SqliteStore, StoredReply, Token,
 };
 use std::sync::Arc;
@@ -275,7 +275,11 @@ fn text_reply(s: &String) -> StoredReply {
 }
 
 async fn admitted(store: &Arc<dyn IdempotencyStore>, key: &str, lease: Duration) -> Claim {
-    match admit(store, "svc.v1.Op".into(), key.into(), b"fp", lease, DAY).await {
+    let held = Held {
+        lease,
+        max_hold: Duration::from_secs(600),
+    };
+    match admit(store, "svc.v1.Op".into(), key.into(), b"fp", held, DAY).await {
         Admission::Run(claim) => {
             claim.set_encoder::<String>(text_reply);
             claim
@@ -504,27 +508,66 @@ async fn sqlite_effect_and_reply_commit_together() {
     on_memory.record(&"x".to_string()).await.unwrap();
 }
 
-/// The memory store is bounded: past its capacity new keys are refused (503), never an
-/// evicted key that may still be retried.
+/// The memory store is bounded: when full it forgets its oldest finished key, never a claim
+/// that is still running; when every key is running it refuses new claims (503).
 #[tokio::test]
 async fn memory_store_is_bounded() {
     let store = MemoryStore::with_capacity(3);
+    let mut tokens = Vec::new();
     for k in ["a", "b", "c"] {
-        assert!(matches!(
-            store.begin("s", k, b"", LEASE, DAY).await.unwrap(),
-            Begin::Started(_)
-        ));
+        match store.begin("s", k, b"", LEASE, DAY).await.unwrap() {
+            Begin::Started(t) => tokens.push(t),
+            other => panic!("{other:?}"),
+        }
     }
-    assert!(store.begin("s", "d", b"", LEASE, DAY).await.is_err());
+    assert!(
+        store.begin("s", "d", b"", LEASE, DAY).await.is_err(),
+        "all running"
+    );
     assert_eq!(store.len(), 3);
-    // Expired entries make room again.
+    assert!(store
+        .complete("s", "b", &tokens[1], &reply(200))
+        .await
+        .unwrap());
+    assert!(matches!(
+        store.begin("s", "d", b"", LEASE, DAY).await.unwrap(),
+        Begin::Started(_)
+    ));
+    assert_eq!(store.len(), 3);
+    // "b" (finished) made room; "a" and "c" (running) are still held.
+    assert!(matches!(
+        store.begin("s", "a", b"", LEASE, DAY).await.unwrap(),
+        Begin::InProgress { .. }
+    ));
+    assert!(matches!(
+        store.begin("s", "c", b"", LEASE, DAY).await.unwrap(),
+        Begin::InProgress { .. }
+    ));
+    // Pruning respects each key's own retention: a short-lived key in one scope does not
+    // make the store forget a day-long key of another.
+    let store = MemoryStore::new();
+    store.begin("rest", "long", b"", LEASE, DAY).await.unwrap();
+    store
+        .begin("hook", "short", b"", LEASE, Duration::from_millis(10))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(matches!(
         store
-            .begin("s", "d", b"", LEASE, Duration::from_millis(10))
+            .begin("hook", "other", b"", LEASE, Duration::from_millis(10))
             .await
             .unwrap(),
         Begin::Started(_)
     ));
-    assert_eq!(store.len(), 1);
+    assert!(matches!(
+        store
+            .begin("hook", "short", b"", LEASE, Duration::from_millis(10))
+            .await
+            .unwrap(),
+        Begin::Started(_)
+    ));
+    assert!(matches!(
+        store.begin("rest", "long", b"", LEASE, DAY).await.unwrap(),
+        Begin::InProgress { .. }
+    ));
 }

@@ -396,7 +396,10 @@ fn admit<E: Event>(consumer: &str, delivery: &impl Inbound) -> Result<Admitted<E
     }
     let event: E = serde_json::from_slice(delivery.payload())
         .map_err(|e| Outcome::DeadLettered(format!("undecodable payload: {e}")))?;
-    let mut ctx = Context::from_headers(h);
+    // Keyed calls the handler makes carry keys derived from the event, so a redelivery
+    // re-sends the same keys and the callee applies them once.
+    let mut ctx =
+        Context::from_headers(h).with_key_basis(format!("event:{consumer}/{source}/{id}"));
     if let Some(ms) = h
         .get(headers::DEADLINE)
         .and_then(|v| v.parse::<u128>().ok())

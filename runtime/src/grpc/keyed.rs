@@ -5,7 +5,7 @@
 use super::RpcStatus;
 use crate::context::Context;
 use crate::contract::OperationInfo;
-use crate::idempotency::{admit, Admission, IdempotencyStore, StoredReply, GRPC_REPLY};
+use crate::idempotency::{admit, Admission, Held, IdempotencyStore, StoredReply, GRPC_REPLY};
 use crate::server::{KeyHeader, ServerConfig};
 use prost::bytes::{Buf as _, BufMut as _};
 use prost::Message as _;
@@ -20,7 +20,7 @@ pub(super) struct Keyed {
     store: Arc<dyn IdempotencyStore>,
     scope: String,
     key: KeyHeader,
-    lease: Duration,
+    lease: Held,
     retention: Duration,
 }
 
@@ -149,10 +149,8 @@ fn status_reply(status: &tonic::Status) -> StoredReply {
     }
 }
 
-/// Codes a retry could change (cancelled, unknown, deadline, unimplemented, internal,
-/// unavailable, data loss) release the key; every other outcome is the call's answer.
 fn is_final(reply: &StoredReply) -> bool {
-    !matches!(reply.status, 1 | 2 | 4 | 12 | 13 | 14 | 15)
+    crate::idempotency::is_final_grpc(reply.status)
 }
 
 /// The answer for a stored reply.

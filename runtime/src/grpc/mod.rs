@@ -156,8 +156,6 @@ where
         let service = tower::service_fn(move |req: tonic::Request<PbIn>| {
             let (ctx, handler) = (ctx.clone(), handler.clone());
             async move {
-                let basis = format!("request:{}", ctx.request_id().unwrap_or_default());
-                let ctx = ctx.with_key_basis(basis);
                 let input = decode(req.into_inner()).map_err(tonic::Status::invalid_argument)?;
                 validated(&input)?;
                 run_with_deadline(ctx.clone(), handler(ctx, input))
@@ -578,7 +576,10 @@ fn server_context(
         error.kind = tracing::field::Empty,
         error.message = tracing::field::Empty,
     );
-    let ctx = crate::trace::enter(&span, ctx);
+    // Calls made by the handler derive their keys from this request alone; a keyed unary
+    // call replaces the basis with its own key's.
+    let ctx = crate::trace::enter(&span, ctx)
+        .with_key_basis(format!("request:{}", crate::context::random_id()));
     (ctx, span)
 }
 

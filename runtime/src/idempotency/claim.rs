@@ -12,7 +12,7 @@ use std::time::Duration;
 /// A claim is leased for the operation's deadline plus `margin` (the handler cannot run
 /// longer than its deadline, so a live holder never loses its lease), or for
 /// `without_deadline` when the operation has none. While the request runs its lease is
-/// renewed every half lease, so only a holder that died (or lost its store) lets the lease
+/// renewed every third of a lease, so only a holder that died (or lost its store) lets the lease
 /// run out; the next retry then takes the key over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lease {
@@ -20,6 +20,9 @@ pub struct Lease {
     pub margin: Duration,
     /// The lease of operations without a deadline. Default 30 s.
     pub without_deadline: Duration,
+    /// The longest a request that is still running keeps its claim by renewing it: a hung
+    /// handler of an operation without a deadline frees its key after this. Default 10 min.
+    pub max_hold: Duration,
 }
 
 impl Default for Lease {
@@ -27,18 +30,32 @@ impl Default for Lease {
         Lease {
             margin: Duration::from_secs(5),
             without_deadline: Duration::from_secs(30),
+            max_hold: Duration::from_secs(600),
         }
     }
 }
 
 impl Lease {
     /// The lease of an operation whose contract deadline is `deadline`.
-    pub fn for_deadline(&self, deadline: Option<Duration>) -> Duration {
-        match deadline {
-            Some(d) => d.saturating_add(self.margin),
-            None => self.without_deadline,
+    pub fn for_deadline(&self, deadline: Option<Duration>) -> Held {
+        Held {
+            lease: match deadline {
+                Some(d) => d.saturating_add(self.margin),
+                None => self.without_deadline,
+            },
+            max_hold: self.max_hold,
         }
     }
+}
+
+/// How one claim is leased: for `lease` at a time, renewed while its request runs, for at
+/// most `max_hold` in all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// One lease.
+    pub lease: Duration,
+    /// The longest a running request keeps renewing it.
+    pub max_hold: Duration,
 }
 
 /// What to do with a keyed request.
@@ -64,11 +81,11 @@ pub async fn admit(
     scope: String,
     key: String,
     fingerprint: &[u8],
-    lease: Duration,
+    lease: Held,
     retention: Duration,
 ) -> Admission {
     match store
-        .begin(&scope, &key, fingerprint, lease, retention)
+        .begin(&scope, &key, fingerprint, lease.lease, retention)
         .await
     {
         Ok(Begin::Started(token)) => Admission::Run(Claim(Arc::new(Inner {
@@ -76,7 +93,8 @@ pub async fn admit(
             scope,
             key,
             token,
-            lease,
+            lease: lease.lease,
+            max_hold: lease.max_hold,
             encoder: OnceLock::new(),
         }))),
         Ok(Begin::Completed(reply)) => Admission::Replay(reply),
@@ -113,7 +131,36 @@ struct Inner {
     key: String,
     token: Token,
     lease: Duration,
+    max_hold: Duration,
     encoder: OnceLock<Encoder>,
+}
+
+impl Inner {
+    /// Renews the lease every third of it while the request runs (a failed renewal is tried
+    /// again well before the lease ends), for at most [`Lease::max_hold`]; stops for good
+    /// once the claim is no longer this holder's. Runs beside the work, so a hung store
+    /// call never holds up the reply.
+    async fn keep_leased(self: Arc<Self>) {
+        let every = (self.lease / 3).max(Duration::from_millis(10));
+        let started = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(every).await;
+            if started.elapsed() + self.lease > self.max_hold {
+                tracing::warn!(scope = %self.scope, "idempotency claim held for its maximum; no longer renewed");
+                return;
+            }
+            let renewal = self
+                .store
+                .renew(&self.scope, &self.key, &self.token, self.lease);
+            match tokio::time::timeout(every, renewal).await {
+                Ok(Ok(true)) => {}
+                // Recorded (in the handler's transaction) or taken over: nothing to keep.
+                Ok(Ok(false)) => return,
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot renew the idempotency lease"),
+                Err(_) => tracing::warn!("renewing the idempotency lease timed out"),
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Claim {
@@ -251,25 +298,15 @@ impl Claim {
         W: Future<Output = StoredReply> + Send + 'static,
     {
         let supervisor = tokio::spawn(tracing::Instrument::in_current_span(async move {
-            let mut work = tokio::spawn(tracing::Instrument::in_current_span(work));
-            let every = (self.0.lease / 2).max(Duration::from_millis(10));
-            let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            let reply = loop {
-                tokio::select! {
-                    done = &mut work => break match done {
-                        Ok(reply) => reply,
-                        Err(e) => failed(format!("the handler panicked: {e}")),
-                    },
-                    _ = renew.tick() => {
-                        let inner = &self.0;
-                        match inner.store.renew(&inner.scope, &inner.key, &inner.token, inner.lease).await {
-                            Ok(true) => {}
-                            Ok(false) => tracing::warn!(scope = %inner.scope, "idempotency claim taken over while its request still runs"),
-                            Err(e) => tracing::warn!(error = %e, "cannot renew the idempotency lease"),
-                        }
-                    }
-                }
+            let work = tokio::spawn(tracing::Instrument::in_current_span(work));
+            let renewing = tokio::spawn(tracing::Instrument::in_current_span(
+                Arc::clone(&self.0).keep_leased(),
+            ));
+            let reply = match work.await {
+                Ok(reply) => reply,
+                Err(e) => failed(format!("the handler panicked: {e}")),
             };
+            renewing.abort();
             self.settle(reply, is_final).await
         }));
         match supervisor.await {

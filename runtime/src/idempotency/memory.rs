@@ -13,6 +13,8 @@ type Id = (String, String);
 struct Entry {
     fingerprint: Vec<u8>,
     created: Instant,
+    /// When this entry is forgotten: its creation plus the retention it was claimed with.
+    expires: Instant,
     token: Token,
     lease_until: Instant,
     reply: Option<StoredReply>,
@@ -28,9 +30,11 @@ struct Inner {
 }
 
 /// In-process store: the embedded default. Not shared between replicas and forgotten on
-/// restart (see the module docs for what it cannot promise). Holds at most `capacity`
-/// keys: past that, new claims are refused with a [`StoreError`] (answered 503) rather
-/// than evicting a key that may still be retried.
+/// restart (see the module docs for what it cannot promise). Each key is kept for the
+/// retention it was claimed with. Holds at most `capacity` keys: when full, the oldest
+/// finished key is forgotten early to make room (a retry of it would run again, as after a
+/// restart); claims still running are never evicted, and when every held key is running,
+/// new claims are refused with a [`StoreError`] (503).
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     capacity: usize,
@@ -79,18 +83,48 @@ fn id(scope: &str, key: &str) -> Id {
 }
 
 impl Inner {
-    fn expire(&mut self, now: Instant, retention: Duration) {
-        while let Some((created, _)) = self.by_age.front() {
-            if now.saturating_duration_since(*created) < retention {
-                break;
+    /// Forgets entries past their own expiry, oldest first. An entry whose retention is
+    /// longer than a younger one's may hold the younger one back; it goes as soon as it is
+    /// the oldest and expired, and capacity stays bounded either way.
+    fn expire(&mut self, now: Instant) {
+        while let Some((created, id)) = self.by_age.front() {
+            match self.entries.get(id) {
+                Some(e) if e.created == *created && e.expires > now => break,
+                Some(e) if e.created == *created => {
+                    let id = id.clone();
+                    self.entries.remove(&id);
+                }
+                // A stale position: the key was released and claimed again.
+                _ => {}
             }
+            self.by_age.pop_front();
+        }
+        // Release and re-claim churn leaves stale positions behind: compact now and then.
+        if self.by_age.len() > 2 * self.entries.len() + 64 {
+            let entries = &self.entries;
+            self.by_age
+                .retain(|(created, id)| entries.get(id).is_some_and(|e| e.created == *created));
+        }
+    }
+
+    /// Makes room for one more key by forgetting the oldest finished one; false when every
+    /// held key is still running.
+    fn evict_one(&mut self) -> bool {
+        for _ in 0..self.by_age.len() {
             let Some((created, id)) = self.by_age.pop_front() else {
-                break;
+                return false;
             };
-            if self.entries.get(&id).is_some_and(|e| e.created == created) {
-                self.entries.remove(&id);
+            match self.entries.get(&id) {
+                Some(e) if e.created == created && e.reply.is_some() => {
+                    self.entries.remove(&id);
+                    return true;
+                }
+                // Running: keep it, and its place in the queue (at the back now).
+                Some(e) if e.created == created => self.by_age.push_back((created, id)),
+                _ => {}
             }
         }
+        false
     }
 
     fn holder<'a>(&'a mut self, id: &Id, token: &Token) -> Option<&'a mut Entry> {
@@ -110,10 +144,13 @@ impl IdempotencyStore for MemoryStore {
         Box::pin(async move {
             let now = Instant::now();
             let mut inner = self.lock()?;
-            inner.expire(now, retention);
+            inner.expire(now);
             let id = id(scope, key);
             if let Some(e) = inner.entries.get_mut(&id) {
-                let expired = now.saturating_duration_since(e.created) >= retention;
+                // The caller's retention decides for its key, as in the SQL stores; the
+                // entry's own expiry decides for pruning other keys.
+                let expired =
+                    e.expires <= now || now.saturating_duration_since(e.created) >= retention;
                 if !expired {
                     if e.fingerprint != fingerprint {
                         return Ok(Begin::Mismatch);
@@ -133,9 +170,12 @@ impl IdempotencyStore for MemoryStore {
                     return Ok(Begin::Started(token));
                 }
             }
-            if inner.entries.len() >= self.capacity && !inner.entries.contains_key(&id) {
+            if inner.entries.len() >= self.capacity
+                && !inner.entries.contains_key(&id)
+                && !inner.evict_one()
+            {
                 return Err(StoreError(format!(
-                    "the in-memory store holds its maximum of {} keys",
+                    "the in-memory store holds its maximum of {} keys, all still running",
                     self.capacity
                 )));
             }
@@ -145,6 +185,7 @@ impl IdempotencyStore for MemoryStore {
                 Entry {
                     fingerprint: fingerprint.to_vec(),
                     created: now,
+                    expires: now + retention,
                     token: token.clone(),
                     lease_until: now + lease,
                     reply: None,

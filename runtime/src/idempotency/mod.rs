@@ -5,7 +5,7 @@
 //!
 //! 1. [`IdempotencyStore::begin`] claims `(scope, key)` with a **lease** and a fresh token,
 //!    or reports the key's state: still leased by another request ([`Begin::InProgress`],
-//!    answered 409 / `ABORTED` with a retry hint), finished ([`Begin::Completed`], the stored
+//!    answered 409 with `Retry-After` / `UNAVAILABLE` with a `RetryInfo` detail), finished ([`Begin::Completed`], the stored
 //!    reply is replayed byte for byte) or used with another payload ([`Begin::Mismatch`],
 //!    422 / `FAILED_PRECONDITION`).
 //! 2. A claim whose holder crashed, hung or lost its store is **taken over** by the first
@@ -37,7 +37,7 @@ mod memory;
 mod postgres;
 mod sqlite;
 
-pub use claim::{admit, Admission, Claim, Lease};
+pub use claim::{admit, Admission, Claim, Held, Lease};
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -66,6 +66,19 @@ pub struct StoredReply {
 
 /// The `content_type` of a stored gRPC reply.
 pub const GRPC_REPLY: &str = "application/grpc+proto";
+
+/// Is an HTTP answer the request's final outcome, stored for replays? Below 500, except
+/// what a later try may change: 408, 409 (busy), 425 and 429 (rate limits).
+pub fn is_final_http(status: u16) -> bool {
+    status < 500 && !matches!(status, 408 | 409 | 425 | 429)
+}
+
+/// Is a gRPC status the call's final outcome, stored for replays? Every code but those a
+/// retry may change: CANCELLED, UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED,
+/// UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
+pub fn is_final_grpc(code: u16) -> bool {
+    !matches!(code, 1 | 2 | 4 | 8 | 10 | 12 | 13 | 14 | 15)
+}
 
 /// A claim's fencing token: every write by the claim's holder names it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -4,6 +4,7 @@ use super::{
     check_table_name, Backend, Begin, BoxFuture, IdempotencyStore, Released, StoreError,
     StoredReply, Token, MIN_RETRY_AFTER,
 };
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,24 +13,37 @@ use std::time::Duration;
 /// across replicas; leases run on the database's clock, so replicas' clocks need not agree.
 ///
 /// A lost connection (a failover, `pg_terminate_backend`, a restart) fails the requests in
-/// flight with a [`StoreError`] (503) and the next request reconnects; nothing is recorded
+/// flight on it with a [`StoreError`] (503) and the next request to use it reconnects; nothing is recorded
 /// or released on a connection that is gone, so a claim caught by the failure stays leased
 /// until its lease ends.
 pub struct PostgresStore {
-    config: String,
+    config: tokio_postgres::Config,
     table: String,
-    client: tokio::sync::Mutex<Arc<tokio_postgres::Client>>,
+    /// A few connections, used in turn: commits of concurrent requests overlap (one
+    /// connection would queue every claim behind the previous one's commit), and a statement
+    /// waiting on a row lock holds up only its own connection.
+    clients: Vec<tokio::sync::Mutex<Arc<tokio_postgres::Client>>>,
+    next: AtomicUsize,
 }
 
-async fn open(config: &str) -> Result<tokio_postgres::Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(config, tokio_postgres::NoTls)
+/// Connections a [`PostgresStore`] opens.
+pub const CONNECTIONS: usize = 4;
+
+/// Bounds every store statement: a hung database answers 503, it does not hold requests.
+const STATEMENT_TIMEOUT: &str = "SET statement_timeout = '10s'";
+
+async fn open(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, StoreError> {
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
         .await
-        .map_err(|e| StoreError(format!("cannot connect to PostgreSQL ({config}): {e}")))?;
+        // The connection string may hold a password: it is not repeated here.
+        .map_err(|e| StoreError(format!("cannot connect to PostgreSQL: {e}")))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "idempotency store connection closed");
         }
     });
+    client.batch_execute(STATEMENT_TIMEOUT).await.map_err(pg)?;
     Ok(client)
 }
 
@@ -39,11 +53,22 @@ fn pg(e: tokio_postgres::Error) -> StoreError {
 
 impl PostgresStore {
     /// Connects (`host=127.0.0.1 user=postgres dbname=test`, or a URL) and creates or
-    /// upgrades the table. Connection tasks are spawned on the current runtime.
+    /// upgrades the table. Connection tasks are spawned on the current runtime. Connecting
+    /// gives up after 5 s unless the string sets `connect_timeout`; TCP keep-alives find a
+    /// dead database in about a minute.
     pub async fn connect(config: &str, table: &str) -> Result<Self, StoreError> {
         check_table_name(table)?;
-        let client = open(config).await?;
-        client
+        let mut config: tokio_postgres::Config = config
+            .parse()
+            .map_err(|e| StoreError(format!("invalid PostgreSQL connection string: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
+        let first = open(&config).await?;
+        first
             .batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {table} (
                     scope TEXT NOT NULL,
@@ -63,10 +88,15 @@ impl PostgresStore {
             ))
             .await
             .map_err(pg)?;
+        let mut clients = vec![tokio::sync::Mutex::new(Arc::new(first))];
+        for _ in 1..CONNECTIONS {
+            clients.push(tokio::sync::Mutex::new(Arc::new(open(&config).await?)));
+        }
         Ok(PostgresStore {
-            config: config.to_string(),
+            config,
             table: table.to_string(),
-            client: tokio::sync::Mutex::new(Arc::new(client)),
+            clients,
+            next: AtomicUsize::new(0),
         })
     }
 
@@ -75,9 +105,10 @@ impl PostgresStore {
         &self.table
     }
 
-    /// The open connection, reconnecting once if the last one closed.
+    /// The next connection in turn, reopened if it closed.
     async fn client(&self) -> Result<Arc<tokio_postgres::Client>, StoreError> {
-        let mut current = self.client.lock().await;
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        let mut current = self.clients[i].lock().await;
         if current.is_closed() {
             *current = Arc::new(open(&self.config).await?);
             tracing::info!(table = %self.table, "idempotency store reconnected");

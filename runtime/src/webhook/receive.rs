@@ -2,7 +2,7 @@
 //! parsed, and answers problem+json when it cannot.
 
 use super::{Envelope, SignedDelivery, WebhookError, WebhookSecret, DEFAULT_TOLERANCE};
-use crate::idempotency::{admit, Admission, IdempotencyStore, Lease, StoredReply};
+use crate::idempotency::{admit, Admission, Held, IdempotencyStore, Lease, StoredReply};
 use crate::problem::{Problem, PROBLEM_JSON};
 use crate::server::body_response;
 use crate::Webhook;
@@ -75,8 +75,11 @@ impl<W: Webhook> SignedWebhook<W> {
         let scope = format!("webhook:{}", W::TYPE);
         // The id alone is the key: a message resent after a crash carries its id but may be
         // re-enveloped, so its bytes need not match.
-        let claim = match admit(store, scope.clone(), self.id.clone(), b"", lease, retention).await
-        {
+        let held = Held {
+            lease,
+            max_hold: Lease::default().max_hold,
+        };
+        let claim = match admit(store, scope.clone(), self.id.clone(), b"", held, retention).await {
             Admission::Run(claim) => claim,
             Admission::Replay(reply) => return replay(reply),
             Admission::Busy { retry_after } => {
@@ -90,10 +93,9 @@ impl<W: Webhook> SignedWebhook<W> {
                 return busy("this message id is in use", Duration::from_secs(1))
             }
             Admission::Unavailable(e) => {
-                return busy(
-                    &format!("deduplication store unavailable: {e}"),
-                    Duration::from_secs(1),
-                )
+                // The store's error stays in the log: it may name hosts and settings.
+                tracing::error!(error = %e, "webhook deduplication store unavailable");
+                return busy("deduplication store unavailable", Duration::from_secs(1));
             }
         };
         claim.set_encoder::<()>(|()| handled());
@@ -114,7 +116,7 @@ impl<W: Webhook> SignedWebhook<W> {
         let reply = claim
             .run(
                 work,
-                |r| r.status < 500,
+                |r| crate::idempotency::is_final_http(r.status),
                 |message| {
                     tracing::error!(%message, "webhook handler failed");
                     StoredReply {
@@ -219,6 +221,15 @@ fn verify(
         }
     }
     outcome.map_err(unauthorized)?;
+    // The id is the deduplication key: bounded like an idempotency key, so a hostile id can
+    // neither overflow the store's index nor reach logs unescaped.
+    if crate::wire::accept_request_id(delivery.id).is_none() {
+        return Err(Refused::new(Problem::new(
+            400,
+            "Bad Request",
+            "webhook-id must be 1-255 visible ASCII characters",
+        )));
+    }
     Ok(delivery.id.to_string())
 }
 
