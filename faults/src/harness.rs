@@ -1,6 +1,6 @@
 //! Runs schedules of faults against the services process and counts effects.
 //!
-//! A run picks an operation and a fault, starts a fresh services process (on a fixed port, so
+//! A run picks one of the example's keyed operations and a fault, starts a fresh services process (on a fixed port, so
 //! a restart comes back at the same address) behind the [`Proxy`], and makes one logical
 //! keyed call — the generated client's own retries included — repeating it with the same key
 //! until it succeeds (at most [`MAX_ATTEMPTS`] times, [`RUN_LIMIT`] in all). Then it replays
@@ -10,7 +10,7 @@
 
 use crate::proxy::{Break, Proxy};
 use crate::services::{CART, STORE_APP};
-use generated_example::generated::{cart, inventory, orders, pricing};
+use generated_example::generated::{cart, inventory, orders, payments, pricing};
 use pactum::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,15 +31,81 @@ pub const RUN_LIMIT: Duration = Duration::from_secs(45);
 pub enum Op {
     /// `orders.v1.PlaceOrder` over REST.
     PlaceOrder,
+    /// `orders.v2.PlaceOrder` over REST.
+    PlaceOrderV2,
+    /// `orders.v1.CancelOrder` over REST.
+    CancelOrder,
     /// `inventory.v1.ReserveStock` over gRPC.
     ReserveStock,
-    /// `cart.v1.CheckoutCart` over REST, which places the order downstream with a key of its
-    /// own derived from the checkout's.
+    /// `inventory.v1.ReleaseStock` over gRPC.
+    ReleaseStock,
+    /// `cart.v1.AddItem` over REST.
+    AddItem,
+    /// `cart.v1.CheckoutCart` over REST, which prices the cart (a keyed `QuoteCart`) and
+    /// places the order downstream (a keyed `PlaceOrder`), each with a key derived from the
+    /// checkout's.
     Checkout,
+    /// `payments.v1.RefundPayment` over REST.
+    RefundPayment,
+    /// `pricing.v1.QuoteCart` over REST: keyed, but with no effect to count; its answers
+    /// are still compared.
+    QuoteCart,
 }
 
-/// Every operation.
-pub const OPS: [Op; 3] = [Op::PlaceOrder, Op::ReserveStock, Op::Checkout];
+/// Every keyed operation of the example.
+pub const OPS: [Op; 9] = [
+    Op::PlaceOrder,
+    Op::PlaceOrderV2,
+    Op::CancelOrder,
+    Op::ReserveStock,
+    Op::ReleaseStock,
+    Op::AddItem,
+    Op::Checkout,
+    Op::RefundPayment,
+    Op::QuoteCart,
+];
+
+impl Op {
+    /// The handler points it pauses or slows down at (before and after its commit).
+    fn points(self) -> (&'static str, &'static str) {
+        match self {
+            Op::PlaceOrder | Op::Checkout => {
+                ("orders.place.before_commit", "orders.place.after_commit")
+            }
+            Op::PlaceOrderV2 => (
+                "orders.v2.place.before_commit",
+                "orders.v2.place.after_commit",
+            ),
+            Op::CancelOrder => ("orders.cancel.before_commit", "orders.cancel.after_commit"),
+            Op::ReserveStock => (
+                "inventory.reserve.before_commit",
+                "inventory.reserve.after_commit",
+            ),
+            Op::ReleaseStock => (
+                "inventory.release.before_commit",
+                "inventory.release.after_commit",
+            ),
+            Op::AddItem => ("cart.add.before_commit", "cart.add.after_commit"),
+            Op::RefundPayment => (
+                "payments.refund.before_commit",
+                "payments.refund.after_commit",
+            ),
+            Op::QuoteCart => ("pricing.quote", "pricing.quote"),
+        }
+    }
+
+    /// The contract deadline, in milliseconds.
+    fn deadline_ms(self) -> u64 {
+        match self {
+            Op::PlaceOrder | Op::PlaceOrderV2 | Op::Checkout => 2000,
+            Op::CancelOrder => 1000,
+            Op::ReserveStock | Op::AddItem => 500,
+            Op::ReleaseStock => 300,
+            Op::RefundPayment => 3000,
+            Op::QuoteCart => 200,
+        }
+    }
+}
 
 /// What goes wrong during the first attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,19 +190,6 @@ impl std::fmt::Display for Report {
             write!(f, ", {} without their fault", self.unfired)?;
         }
         Ok(())
-    }
-}
-
-/// The handler points each operation pauses or slows down at.
-fn points(op: Op) -> (&'static str, &'static str) {
-    match op {
-        Op::PlaceOrder | Op::Checkout => {
-            ("orders.place.before_commit", "orders.place.after_commit")
-        }
-        Op::ReserveStock => (
-            "inventory.reserve.before_commit",
-            "inventory.reserve.after_commit",
-        ),
     }
 }
 
@@ -225,7 +278,18 @@ fn json<T: serde::Serialize>(v: Result<T, String>) -> Result<serde_json::Value, 
     v.and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string()))
 }
 
-/// One logical call of `op` under `key`, with `budget`; the answer as JSON.
+fn money(amount: &str) -> pricing::v1::Money {
+    pricing::v1::Money {
+        amount: amount.parse().expect("literal"),
+        currency: pricing::v1::Currency("EUR".into()),
+    }
+}
+
+fn book() -> pricing::v1::Sku {
+    pricing::v1::Sku("BOOK-42".into())
+}
+
+/// One logical call of `op` under `key` about `id`, with `budget`; the answer as JSON.
 async fn call(
     op: Op,
     url: &str,
@@ -236,6 +300,7 @@ async fn call(
     let ctx = Context::new()
         .with_idempotency_key(key)
         .with_timeout(budget);
+    let e = |e: pactum::client::ClientError<_>| e.to_string();
     ctx.scope(async move {
         match op {
             Op::PlaceOrder => json(
@@ -244,37 +309,95 @@ async fn call(
                         cart_id: id,
                         customer_id: None,
                         lines: vec![orders::v1::OrderLine {
-                            sku: pricing::v1::Sku("BOOK-42".into()),
+                            sku: book(),
                             quantity: 1,
-                            unit_price: pricing::v1::Money {
-                                amount: "12.50".parse().expect("literal"),
-                                currency: pricing::v1::Currency("EUR".into()),
-                            },
+                            unit_price: money("12.50"),
                         }],
                         note: None,
                     })
                     .await
+                    .map_err(e),
+            ),
+            Op::PlaceOrderV2 => json(
+                orders::v2::Client::new(url)
+                    .place_order(&orders::v2::PlaceOrderRequest {
+                        cart_id: id,
+                        customer_id: orders::v2::CustomerId(pactum::types::Uuid::from_u128(7)),
+                        items: vec![orders::v2::OrderItem {
+                            sku: book(),
+                            quantity: 1,
+                            unit_price: money("12.50"),
+                        }],
+                    })
+                    .await
                     .map_err(|e| e.to_string()),
             ),
-            Op::ReserveStock => {
-                let client = inventory::v1::grpc::Client::connect_lazy(url)?;
-                json(
-                    client
-                        .reserve_stock(&inventory::v1::ReserveStockRequest {
-                            order_id: id,
-                            lines: vec![pricing::v1::QuoteLine {
-                                sku: pricing::v1::Sku("BOOK-42".into()),
-                                quantity: 1,
-                            }],
-                        })
-                        .await
-                        .map_err(|e| e.to_string()),
-                )
-            }
+            Op::CancelOrder => json(
+                orders::v1::Client::new(url)
+                    .cancel_order(&orders::v1::CancelOrderRequest {
+                        id: orders::v1::OrderId(id),
+                        reason: "changed my mind".into(),
+                    })
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+            Op::ReserveStock => json(
+                inventory::v1::grpc::Client::connect_lazy(url)?
+                    .reserve_stock(&inventory::v1::ReserveStockRequest {
+                        order_id: id,
+                        lines: vec![pricing::v1::QuoteLine {
+                            sku: book(),
+                            quantity: 1,
+                        }],
+                    })
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+            Op::ReleaseStock => json(
+                inventory::v1::grpc::Client::connect_lazy(url)?
+                    .release_stock(&inventory::v1::ReleaseStockRequest {
+                        reservation_id: inventory::v1::ReservationId(id),
+                    })
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+            Op::AddItem => json(
+                cart::v1::Client::new(url)
+                    .add_item(&cart::v1::AddItemRequest {
+                        cart_id: cart::v1::CartId(id),
+                        item: cart::v1::CartItem {
+                            sku: book(),
+                            quantity: 1,
+                        },
+                    })
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
             Op::Checkout => json(
                 cart::v1::Client::new(url)
                     .checkout_cart(&cart::v1::CheckoutCartRequest {
                         cart_id: cart::v1::CartId(pactum::types::Uuid::from_u128(CART)),
+                    })
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+            Op::RefundPayment => json(
+                payments::v1::Client::new(url)
+                    .refund_payment(&payments::v1::RefundPaymentRequest {
+                        id: payments::v1::PaymentId(id),
+                        amount: money("1.00"),
+                    })
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+            Op::QuoteCart => json(
+                pricing::v1::Client::new(url)
+                    .quote_cart(&pricing::v1::QuoteCartRequest {
+                        currency: pricing::v1::Currency("EUR".into()),
+                        lines: vec![pricing::v1::QuoteLine {
+                            sku: book(),
+                            quantity: 2,
+                        }],
                     })
                     .await
                     .map_err(|e| e.to_string()),
@@ -284,44 +407,140 @@ async fn call(
     .await
 }
 
-/// How many times `op`'s effect for `id` is in the database.
+/// Writes what `op` needs to exist before it runs on `id`: an order to cancel, a
+/// reservation to release, a cart to add to, a payment to refund.
+async fn setup(db: &tokio_postgres::Client, op: Op, id: pactum::types::Uuid) -> Result<(), String> {
+    let text = id.to_string();
+    let sql = |e: tokio_postgres::Error| e.to_string();
+    match op {
+        Op::CancelOrder => {
+            let order = orders::v1::Order {
+                id: orders::v1::OrderId(id),
+                customer_id: None,
+                lines: Vec::new(),
+                status: serde_json::from_str("\"pending\"").map_err(|e| e.to_string())?,
+                total: money("0"),
+                placed_at: pactum::types::Timestamp::UNIX_EPOCH,
+                note: None,
+            };
+            let body = serde_json::to_string(&order).map_err(|e| e.to_string())?;
+            db.execute(
+                "INSERT INTO example_orders VALUES ($1, $1, 'pending', 1, $2)",
+                &[&text, &body],
+            )
+            .await
+            .map_err(sql)?;
+        }
+        Op::ReleaseStock => {
+            db.batch_execute(&format!(
+                "INSERT INTO example_reservations VALUES ('{text}', '{text}', 'BOOK-42', 1);
+                 UPDATE example_stock SET available = available - 1, reserved = reserved + 1
+                 WHERE sku = 'BOOK-42';"
+            ))
+            .await
+            .map_err(sql)?;
+        }
+        Op::AddItem => {
+            let cart = cart::v1::Cart {
+                id: cart::v1::CartId(id),
+                customer_id: pactum::types::Uuid::from_u128(7),
+                items: Vec::new(),
+                total: None,
+                updated_at: pactum::types::Timestamp::UNIX_EPOCH,
+            };
+            let body = serde_json::to_string(&cart).map_err(|e| e.to_string())?;
+            db.execute("INSERT INTO example_carts VALUES ($1, $2)", &[&text, &body])
+                .await
+                .map_err(sql)?;
+        }
+        Op::RefundPayment => {
+            let payment = payments::v1::Payment {
+                id: payments::v1::PaymentId(id),
+                order_id: id,
+                amount: money("100.00"),
+                method: payments::v1::PaymentMethod::Card,
+                captured_at: Some(pactum::types::Timestamp::UNIX_EPOCH),
+            };
+            let body = serde_json::to_string(&payment).map_err(|e| e.to_string())?;
+            db.execute(
+                "INSERT INTO example_payments VALUES ($1, $2)",
+                &[&text, &body],
+            )
+            .await
+            .map_err(sql)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// How many times `op`'s effect on `id` is in the database (`None`: it has none).
 async fn effects(
     db: &tokio_postgres::Client,
     op: Op,
     id: pactum::types::Uuid,
-) -> Result<i64, String> {
+) -> Result<Option<i64>, String> {
+    let cart = pactum::types::Uuid::from_u128(CART).to_string();
     let (sql, arg) = match op {
         Op::PlaceOrder => (
-            "SELECT COUNT(*) FROM example_orders WHERE cart_id = $1",
+            "SELECT COUNT(*) FROM example_orders WHERE cart_id = $1 AND major = 1",
+            id.to_string(),
+        ),
+        Op::PlaceOrderV2 => (
+            "SELECT COUNT(*) FROM example_orders WHERE cart_id = $1 AND major = 2",
             id.to_string(),
         ),
         Op::ReserveStock => (
             "SELECT COUNT(DISTINCT id) FROM example_reservations WHERE order_id = $1",
             id.to_string(),
         ),
+        Op::CancelOrder | Op::ReleaseStock | Op::AddItem | Op::RefundPayment => (
+            "SELECT COUNT(*) FROM example_effects WHERE subject = $1",
+            id.to_string(),
+        ),
         Op::Checkout => (
             "SELECT COUNT(*) FROM example_orders WHERE cart_id = $1",
-            pactum::types::Uuid::from_u128(CART).to_string(),
+            cart,
         ),
+        Op::QuoteCart => return Ok(None),
     };
     db.query_one(sql, &[&arg])
         .await
-        .map(|r| r.get(0))
+        .map(|r| Some(r.get(0)))
         .map_err(|e| e.to_string())
 }
 
-/// Prepares the tables: fresh effect tables and keys, plenty of stock.
+/// Prepares the tables: fresh effect tables and keys, plenty of stock, the checkout's cart.
 pub async fn prepare(options: &Options) -> Result<(), String> {
     let db = pg(&options.postgres).await?;
     db.batch_execute(&format!(
-        "DROP TABLE IF EXISTS example_orders, example_stock, example_reservations, {}",
+        "DROP TABLE IF EXISTS example_orders, example_stock, example_reservations,
+             example_effects, example_payments, example_carts, {}",
         crate::services::KEYS_TABLE
     ))
     .await
     .map_err(|e| e.to_string())?;
     generated_example::services::durable::Db::new(&options.postgres)
         .prepare(&[("BOOK-42", 1_000_000), ("PEN-7", 1_000_000)])
-        .await
+        .await?;
+    let cart = cart::v1::Cart {
+        id: cart::v1::CartId(pactum::types::Uuid::from_u128(CART)),
+        customer_id: pactum::types::Uuid::from_u128(7),
+        items: vec![cart::v1::CartItem {
+            sku: book(),
+            quantity: 2,
+        }],
+        total: None,
+        updated_at: pactum::types::Timestamp::UNIX_EPOCH,
+    };
+    let body = serde_json::to_string(&cart).map_err(|e| e.to_string())?;
+    db.execute(
+        "INSERT INTO example_carts VALUES ($1, $2)",
+        &[&cart.id.0.to_string(), &body],
+    )
+    .await
+    .map(drop)
+    .map_err(|e| e.to_string())
 }
 
 /// The stock invariant: what is reserved is exactly what the reservations hold.
@@ -350,15 +569,13 @@ pub async fn run_one(
     let db = pg(&options.postgres).await?;
     let id = pactum::types::Uuid::from_u128(rng.u128(..));
     let key = format!("faults-{}", pactum::random_id());
+    setup(&db, op, id).await?;
     let before = effects(&db, op, id).await?;
     let port = free_port()?;
-    let (before_commit, after_commit) = points(op);
-    // A slowed handler stays inside its contract deadline (ReserveStock has 500 ms), so only
-    // the first attempt's shorter budget makes it miss.
-    let slow = match op {
-        Op::ReserveStock => 200 + rng.u64(0..150),
-        Op::PlaceOrder | Op::Checkout => 300 + rng.u64(0..300),
-    };
+    let (before_commit, after_commit) = op.points();
+    // A slowed handler stays inside its contract deadline (40-70 % of it), so only the first
+    // attempt's shorter budget makes it miss.
+    let slow = op.deadline_ms() * (40 + rng.u64(0..30)) / 100;
     let env: Vec<(&str, String)> = match fault {
         Fault::KillAfterCommit => vec![("PACTUM_FAULT_PAUSE", after_commit.into())],
         Fault::KillBeforeCommit => vec![("PACTUM_FAULT_PAUSE", before_commit.into())],
@@ -485,7 +702,11 @@ pub async fn run_one(
     if matches!(fault, Fault::ResetBeforeResponse | Fault::ResetMidResponse) {
         fired = !proxy.armed();
     }
-    let applied = effects(&db, op, id).await? - before;
+    // An operation with no effect (a quote) counts as applied once when it answered.
+    let applied = match (effects(&db, op, id).await?, before) {
+        (Some(after), Some(before)) => after - before,
+        _ => i64::from(!answers.is_empty()),
+    };
     Ok(Outcome {
         op,
         fault,
@@ -570,10 +791,11 @@ pub async fn run(
     for i in 0..runs {
         let (op, fault) = match schedule {
             Some(s) if !s.is_empty() => s[i as usize % s.len()],
-            _ => (
-                OPS[rng.usize(..OPS.len())],
-                FAULTS[rng.usize(..FAULTS.len())],
-            ),
+            _ => {
+                let op = OPS[rng.usize(..OPS.len())];
+                let faults: Vec<Fault> = FAULTS.into_iter().filter(|f| applies(op, *f)).collect();
+                (op, faults[rng.usize(..faults.len())])
+            }
         };
         let outcome = run_one(options, op, fault, &mut rng).await?;
         report.add(&outcome);
@@ -587,9 +809,16 @@ pub async fn run(
     Ok(report)
 }
 
-/// Every (operation, fault) pair once.
+/// Can `fault` happen to `op`? Pricing keeps no state, so it has no database connection of
+/// its own to terminate.
+pub fn applies(op: Op, fault: Fault) -> bool {
+    !(op == Op::QuoteCart && fault == Fault::TerminateHandler)
+}
+
+/// Every (operation, fault) pair that can happen, once.
 pub fn every_pair() -> Vec<(Op, Fault)> {
     OPS.iter()
         .flat_map(|op| FAULTS.iter().map(move |f| (*op, *f)))
+        .filter(|(op, f)| applies(*op, *f))
         .collect()
 }

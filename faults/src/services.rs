@@ -2,13 +2,12 @@
 //! their idempotency keys in PostgreSQL, plus pricing and cart (whose checkout places the
 //! order downstream), all on one loopback port that speaks REST and gRPC.
 
-use generated_example::generated::{cart, inventory, orders, pricing};
+use generated_example::generated::{cart, inventory, orders, payments, pricing};
 use generated_example::services::cart::CartService;
-use generated_example::services::durable::{Db, PgInventory, PgOrders};
+use generated_example::services::durable::{Db, PgInventory, PgOrders, PgPayments};
 use generated_example::services::pricing::Pricing;
 use pactum::idempotency::{IdempotencyStore, Lease, PostgresStore};
 use pactum::server::ServerConfig;
-use pactum::types::{Timestamp, Uuid};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ pub const STORE_APP: &str = "pactum-faults-store";
 /// How much longer than its deadline a claim is leased here: short, so a killed holder's
 /// keys are taken over within a run.
 pub const LEASE_MARGIN: Duration = Duration::from_millis(500);
-/// The cart the checkout schedule checks out.
+/// The cart the checkout schedule checks out (two books).
 pub const CART: u128 = 42;
 
 /// Serves on `127.0.0.1:port` until killed; prints `ready <url>` on stdout once listening.
@@ -52,29 +51,25 @@ pub async fn serve(postgres: &str, port: u16) -> Result<(), String> {
         listener.local_addr().map_err(|e| e.to_string())?
     );
     let orders = Arc::new(PgOrders::new(db.clone()));
-    let inventory = Arc::new(PgInventory::new(db));
+    let inventory = Arc::new(PgInventory::new(db.clone()));
+    let payments = Arc::new(PgPayments::new(db.clone()));
     let pricing = Arc::new(Pricing::new(
         "EUR",
         &[("BOOK-42", "12.50"), ("PEN-7", "1.20")],
     ));
     let cart = Arc::new(
         CartService::new(
-            vec![cart::v1::Cart {
-                id: cart::v1::CartId(Uuid::from_u128(CART)),
-                customer_id: Uuid::from_u128(7),
-                items: vec![cart::v1::CartItem {
-                    sku: pricing::v1::Sku("BOOK-42".into()),
-                    quantity: 2,
-                }],
-                total: None,
-                updated_at: Timestamp::UNIX_EPOCH,
-            }],
+            // The carts live in PostgreSQL (the harness writes them).
+            Vec::new(),
             pricing::v1::Client::new(url.clone()),
         )
+        .with_durable(db)
         .with_orders(orders::v1::Client::new(url.clone())),
     );
     let router = orders::v1::router_with(orders.clone(), config.clone())
+        .merge(orders::v2::router_with(orders.clone(), config.clone()))
         .merge(orders::v1::grpc::router_with(orders, config.clone()))
+        .merge(payments::v1::router_with(payments, config.clone()))
         .merge(inventory::v1::router_with(
             inventory.clone(),
             config.clone(),

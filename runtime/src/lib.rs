@@ -41,7 +41,7 @@ mod validate;
 pub mod webhook;
 pub mod wire;
 
-pub use context::{random_id, Context, Headers, HeadersMut, Transport};
+pub use context::{derive_key, random_id, Context, Headers, HeadersMut, Transport};
 pub use contract::{
     ConsumerInfo, ErrorStatus, Idempotency, OperationInfo, RetryPolicy, Route, Streaming,
 };

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 /// Carts in memory, priced through `pricing` (REST), stock checked with `inventory` (gRPC).
 pub struct CartService {
     carts: Mutex<HashMap<Uuid, api::Cart>>,
+    /// Carts in PostgreSQL instead (`with_durable`).
+    durable: Option<Arc<super::durable::Db>>,
     pricing: pricing::Client,
     inventory: Option<inventory::grpc::Client>,
     orders: Option<orders::Client>,
@@ -26,6 +28,7 @@ impl CartService {
     pub fn new(carts: Vec<api::Cart>, pricing: pricing::Client) -> Self {
         CartService {
             carts: Mutex::new(carts.into_iter().map(|c| (c.id.0, c)).collect()),
+            durable: None,
             pricing,
             inventory: None,
             orders: None,
@@ -37,6 +40,82 @@ impl CartService {
     pub fn with_inventory(mut self, inventory: inventory::grpc::Client) -> Self {
         self.inventory = Some(inventory);
         self
+    }
+
+    /// Keeps carts in PostgreSQL (`example_carts`), adding items in one transaction with the
+    /// stored reply; the carts given to `new` are ignored.
+    pub fn with_durable(mut self, db: Arc<super::durable::Db>) -> Self {
+        self.durable = Some(db);
+        self
+    }
+
+    /// The cart `id`, from memory or PostgreSQL.
+    async fn load<E>(&self, id: &api::CartId) -> Result<api::Cart, HandlerError<E>>
+    where
+        HandlerError<E>: From<api::CartNotFound>,
+    {
+        let Some(db) = &self.durable else {
+            return Ok(self.cart(id)?);
+        };
+        let db = db.get().await.map_err(HandlerError::internal)?;
+        let row = db
+            .query_opt(
+                "SELECT body FROM example_carts WHERE id = $1",
+                &[&id.0.to_string()],
+            )
+            .await
+            .map_err(HandlerError::internal)?
+            .ok_or_else(|| api::CartNotFound {
+                cart_id: id.clone(),
+            })?;
+        serde_json::from_str(row.get::<_, &str>(0)).map_err(HandlerError::internal)
+    }
+
+    async fn add_durable(
+        &self,
+        db: &super::durable::Db,
+        ctx: &Context,
+        input: api::AddItemRequest,
+    ) -> Result<api::Cart, HandlerError<api::AddItemError>> {
+        let mut db = db.get().await.map_err(HandlerError::internal)?;
+        let tx = db.transaction().await.map_err(HandlerError::internal)?;
+        let id = input.cart_id.0.to_string();
+        let row = tx
+            .query_opt(
+                "SELECT body FROM example_carts WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await
+            .map_err(HandlerError::internal)?
+            .ok_or_else(|| api::CartNotFound {
+                cart_id: input.cart_id.clone(),
+            })?;
+        let mut cart: api::Cart =
+            serde_json::from_str(row.get::<_, &str>(0)).map_err(HandlerError::internal)?;
+        add(&mut cart, input.item);
+        let body = serde_json::to_string(&cart).map_err(HandlerError::internal)?;
+        tx.execute(
+            "UPDATE example_carts SET body = $2 WHERE id = $1",
+            &[&id, &body],
+        )
+        .await
+        .map_err(HandlerError::internal)?;
+        tx.execute(
+            "INSERT INTO example_effects VALUES ($1, 'item added')",
+            &[&id],
+        )
+        .await
+        .map_err(HandlerError::internal)?;
+        crate::fault::point("cart.add.before_commit").await;
+        if let Some(claim) = ctx.claim() {
+            claim
+                .record_in_postgres(&tx, &cart)
+                .await
+                .map_err(HandlerError::internal)?;
+        }
+        tx.commit().await.map_err(HandlerError::internal)?;
+        crate::fault::point("cart.add.after_commit").await;
+        Ok(cart)
     }
 
     /// Places the order with `orders` over REST after pricing, instead of only quoting.
@@ -64,26 +143,25 @@ impl api::Service for CartService {
         input: api::GetCartRequest,
     ) -> Result<api::Cart, HandlerError<api::GetCartError>> {
         self.seen.record("GetCart");
-        Ok(self.cart(&input.cart_id)?)
+        self.load(&input.cart_id).await
     }
 
     async fn add_item(
         &self,
-        _ctx: Context,
+        ctx: Context,
         input: api::AddItemRequest,
     ) -> Result<api::Cart, HandlerError<api::AddItemError>> {
         self.seen.record("AddItem");
+        if let Some(db) = &self.durable {
+            return self.add_durable(db, &ctx, input).await;
+        }
         let mut carts = self.carts.lock().expect("carts lock");
         let cart = carts
             .get_mut(&input.cart_id.0)
             .ok_or_else(|| api::CartNotFound {
                 cart_id: input.cart_id.clone(),
             })?;
-        match cart.items.iter_mut().find(|i| i.sku == input.item.sku) {
-            Some(existing) => existing.quantity += input.item.quantity,
-            None => cart.items.push(input.item),
-        }
-        cart.updated_at = Timestamp::UNIX_EPOCH;
+        add(cart, input.item);
         Ok(cart.clone())
     }
 
@@ -94,7 +172,7 @@ impl api::Service for CartService {
         input: api::CheckoutCartRequest,
     ) -> Result<api::CheckoutCartResponse, HandlerError<api::CheckoutCartError>> {
         self.seen.record("CheckoutCart");
-        let cart = self.cart(&input.cart_id)?;
+        let cart = self.load(&input.cart_id).await?;
         if cart.items.is_empty() {
             Err(api::CartEmpty {
                 cart_id: input.cart_id.clone(),
@@ -169,4 +247,13 @@ impl api::Service for CartService {
             total: order.total,
         })
     }
+}
+
+/// Adds `item` to `cart`: more of a SKU already there, or a new line.
+fn add(cart: &mut api::Cart, item: api::CartItem) {
+    match cart.items.iter_mut().find(|i| i.sku == item.sku) {
+        Some(existing) => existing.quantity += item.quantity,
+        None => cart.items.push(item),
+    }
+    cart.updated_at = Timestamp::UNIX_EPOCH;
 }

@@ -5,7 +5,10 @@
 //! is unique but the primary keys, so an effect applied twice would show as two rows.
 
 use crate::fault;
-use crate::generated::{inventory::v1 as inventory, orders::v1 as orders, pricing::v1 as pricing};
+use crate::generated::{
+    inventory::v1 as inventory, orders::v1 as orders, orders::v2 as orders_v2,
+    payments::v1 as payments, pricing::v1 as pricing,
+};
 use pactum::consumer::tokio_postgres::{self, Client, NoTls};
 use pactum::types::{Timestamp, Uuid};
 use pactum::{Context, HandlerError};
@@ -92,6 +95,20 @@ impl Db {
                 id TEXT PRIMARY KEY,
                 cart_id TEXT NOT NULL,
                 status TEXT NOT NULL,
+                major INT NOT NULL,
+                body TEXT NOT NULL
+             );
+             -- What each keyed handler did, one row per effect: a duplicate shows as a row.
+             CREATE TABLE IF NOT EXISTS example_effects (
+                subject TEXT NOT NULL,
+                action TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS example_payments (
+                id TEXT PRIMARY KEY,
+                body TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS example_carts (
+                id TEXT PRIMARY KEY,
                 body TEXT NOT NULL
              );
              CREATE TABLE IF NOT EXISTS example_stock (
@@ -123,6 +140,21 @@ impl Db {
 
 fn db_error<E>(e: impl std::fmt::Display) -> HandlerError<E> {
     HandlerError::internal(format!("database: {e}"))
+}
+
+/// Notes one effect on `subject` (an order, a reservation, a payment, a cart) in `tx`.
+async fn effect<E>(
+    tx: &tokio_postgres::Transaction<'_>,
+    subject: &str,
+    action: &str,
+) -> Result<(), HandlerError<E>> {
+    tx.execute(
+        "INSERT INTO example_effects VALUES ($1, $2)",
+        &[&subject, &action],
+    )
+    .await
+    .map(drop)
+    .map_err(db_error)
 }
 
 /// Records `reply` as the keyed request's reply inside `tx` (keyed operations always hold a
@@ -166,7 +198,7 @@ impl orders::Service for PgOrders {
         let db = self.db.get().await.map_err(db_error)?;
         let row = db
             .query_opt(
-                "SELECT body FROM example_orders WHERE id = $1",
+                "SELECT body FROM example_orders WHERE id = $1 AND major = 1",
                 &[&input.id.0.to_string()],
             )
             .await
@@ -205,7 +237,7 @@ impl orders::Service for PgOrders {
         let mut db = self.db.get().await.map_err(db_error)?;
         let tx = db.transaction().await.map_err(db_error)?;
         tx.execute(
-            "INSERT INTO example_orders VALUES ($1, $2, 'pending', $3)",
+            "INSERT INTO example_orders VALUES ($1, $2, 'pending', 1, $3)",
             &[&order.id.0.to_string(), &input.cart_id.to_string(), &body],
         )
         .await
@@ -226,7 +258,7 @@ impl orders::Service for PgOrders {
         let tx = db.transaction().await.map_err(db_error)?;
         let row = tx
             .query_opt(
-                "SELECT body FROM example_orders WHERE id = $1 FOR UPDATE",
+                "SELECT body FROM example_orders WHERE id = $1 AND major = 1 FOR UPDATE",
                 &[&input.id.0.to_string()],
             )
             .await
@@ -250,9 +282,101 @@ impl orders::Service for PgOrders {
         )
         .await
         .map_err(db_error)?;
+        effect(&tx, &order.id.0.to_string(), "cancelled").await?;
+        fault::point("orders.cancel.before_commit").await;
         record(&ctx, &tx, &order).await?;
         tx.commit().await.map_err(db_error)?;
+        fault::point("orders.cancel.after_commit").await;
         Ok(order)
+    }
+}
+
+fn status_v2(s: &str) -> orders_v2::OrderStatus {
+    serde_json::from_value(serde_json::Value::String(s.into())).expect("open enums")
+}
+
+impl orders_v2::Service for PgOrders {
+    async fn get_order(
+        &self,
+        _ctx: Context,
+        input: orders_v2::GetOrderRequest,
+    ) -> Result<orders_v2::Order, HandlerError<orders_v2::GetOrderError>> {
+        let db = self.db.get().await.map_err(db_error)?;
+        let row = db
+            .query_opt(
+                "SELECT body FROM example_orders WHERE id = $1 AND major = 2",
+                &[&input.id.0.to_string()],
+            )
+            .await
+            .map_err(db_error)?
+            .ok_or(orders_v2::OrderNotFound { id: input.id })?;
+        serde_json::from_str(row.get::<_, &str>(0)).map_err(db_error)
+    }
+
+    async fn place_order(
+        &self,
+        ctx: Context,
+        input: orders_v2::PlaceOrderRequest,
+    ) -> Result<orders_v2::Order, HandlerError<orders_v2::PlaceOrderError>> {
+        let currency = input.items.first().map_or_else(
+            || pricing::Currency("EUR".into()),
+            |l| l.unit_price.currency.clone(),
+        );
+        let order = orders_v2::Order {
+            id: orders_v2::OrderId(pactum::random_id().parse().map_err(db_error)?),
+            customer_id: input.customer_id,
+            total: pricing::Money {
+                amount: input
+                    .items
+                    .iter()
+                    .map(|l| l.unit_price.amount * pactum::types::Decimal::from(l.quantity))
+                    .sum(),
+                currency,
+            },
+            items: input.items,
+            status: status_v2("pending"),
+            placed_at: Timestamp::UNIX_EPOCH,
+        };
+        let body = serde_json::to_string(&order).map_err(db_error)?;
+        let mut db = self.db.get().await.map_err(db_error)?;
+        let tx = db.transaction().await.map_err(db_error)?;
+        tx.execute(
+            "INSERT INTO example_orders VALUES ($1, $2, 'pending', 2, $3)",
+            &[&order.id.0.to_string(), &input.cart_id.to_string(), &body],
+        )
+        .await
+        .map_err(db_error)?;
+        fault::point("orders.v2.place.before_commit").await;
+        record(&ctx, &tx, &order).await?;
+        tx.commit().await.map_err(db_error)?;
+        fault::point("orders.v2.place.after_commit").await;
+        Ok(order)
+    }
+
+    async fn list_orders(
+        &self,
+        _ctx: Context,
+        input: orders_v2::ListOrdersRequest,
+    ) -> Result<orders_v2::ListOrdersResponse, HandlerError<orders_v2::ListOrdersError>> {
+        let db = self.db.get().await.map_err(db_error)?;
+        let limit = i64::from(input.limit.unwrap_or(100));
+        let rows = db
+            .query(
+                "SELECT body FROM example_orders WHERE major = 2 ORDER BY id LIMIT $1",
+                &[&limit],
+            )
+            .await
+            .map_err(db_error)?;
+        let mut orders = Vec::new();
+        for row in rows {
+            let order: orders_v2::Order =
+                serde_json::from_str(row.get::<_, &str>(0)).map_err(db_error)?;
+            let status_ok = input.status.as_ref().is_none_or(|s| *s == order.status);
+            if order.customer_id == input.customer_id && status_ok {
+                orders.push(order);
+            }
+        }
+        Ok(orders_v2::ListOrdersResponse { orders })
     }
 }
 
@@ -444,10 +568,11 @@ impl inventory::Service for PgInventory {
     ) -> Result<(), HandlerError<inventory::ReleaseStockError>> {
         let mut db = self.db.get().await.map_err(db_error)?;
         let tx = db.transaction().await.map_err(db_error)?;
+        let reservation = input.reservation_id.0.to_string();
         let rows = tx
             .query(
                 "DELETE FROM example_reservations WHERE id = $1 RETURNING sku, quantity",
-                &[&input.reservation_id.0.to_string()],
+                &[&reservation],
             )
             .await
             .map_err(db_error)?;
@@ -465,8 +590,100 @@ impl inventory::Service for PgInventory {
             .await
             .map_err(db_error)?;
         }
+        effect(&tx, &reservation, "released").await?;
+        fault::point("inventory.release.before_commit").await;
         record(&ctx, &tx, &()).await?;
         tx.commit().await.map_err(db_error)?;
+        fault::point("inventory.release.after_commit").await;
         Ok(())
+    }
+}
+
+/// The payments service over PostgreSQL.
+pub struct PgPayments {
+    db: Arc<Db>,
+}
+
+impl PgPayments {
+    /// Payments kept in `db`.
+    pub fn new(db: Arc<Db>) -> Self {
+        PgPayments { db }
+    }
+
+    /// Records a captured payment (the stand-in for a payment provider).
+    pub async fn capture(&self, payment: &payments::Payment) -> Result<(), String> {
+        let body = serde_json::to_string(payment).map_err(|e| e.to_string())?;
+        self.db
+            .get()
+            .await?
+            .execute(
+                "INSERT INTO example_payments VALUES ($1, $2)",
+                &[&payment.id.0.to_string(), &body],
+            )
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl payments::Service for PgPayments {
+    async fn get_payment(
+        &self,
+        _ctx: Context,
+        input: payments::GetPaymentRequest,
+    ) -> Result<payments::Payment, HandlerError<payments::GetPaymentError>> {
+        let db = self.db.get().await.map_err(db_error)?;
+        let row = db
+            .query_opt(
+                "SELECT body FROM example_payments WHERE id = $1",
+                &[&input.id.0.to_string()],
+            )
+            .await
+            .map_err(db_error)?
+            .ok_or(payments::PaymentNotFound { id: input.id })?;
+        serde_json::from_str(row.get::<_, &str>(0)).map_err(db_error)
+    }
+
+    async fn refund_payment(
+        &self,
+        ctx: Context,
+        input: payments::RefundPaymentRequest,
+    ) -> Result<payments::Payment, HandlerError<payments::RefundPaymentError>> {
+        let mut db = self.db.get().await.map_err(db_error)?;
+        let tx = db.transaction().await.map_err(db_error)?;
+        let id = input.id.0.to_string();
+        let row = tx
+            .query_opt(
+                "SELECT body FROM example_payments WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await
+            .map_err(db_error)?
+            .ok_or(payments::PaymentNotFound {
+                id: input.id.clone(),
+            })?;
+        let mut payment: payments::Payment =
+            serde_json::from_str(row.get::<_, &str>(0)).map_err(db_error)?;
+        if input.amount.currency != payment.amount.currency
+            || input.amount.amount > payment.amount.amount
+        {
+            Err(payments::PaymentDeclined {
+                reason: "refund exceeds the captured amount".into(),
+            })?;
+        }
+        payment.amount.amount -= input.amount.amount;
+        let body = serde_json::to_string(&payment).map_err(db_error)?;
+        tx.execute(
+            "UPDATE example_payments SET body = $2 WHERE id = $1",
+            &[&id, &body],
+        )
+        .await
+        .map_err(db_error)?;
+        effect(&tx, &id, "refunded").await?;
+        fault::point("payments.refund.before_commit").await;
+        record(&ctx, &tx, &payment).await?;
+        tx.commit().await.map_err(db_error)?;
+        fault::point("payments.refund.after_commit").await;
+        Ok(payment)
     }
 }

@@ -92,6 +92,8 @@ impl api::Service for Pricing {
         _ctx: Context,
         input: api::QuoteCartRequest,
     ) -> Result<api::QuoteCartResponse, HandlerError<api::QuoteCartError>> {
+        // A quote has no effect to protect; the fault suite still checks its replays.
+        crate::fault::point("pricing.quote").await;
         self.quote(input).await
     }
 

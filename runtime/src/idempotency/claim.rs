@@ -297,19 +297,26 @@ impl Claim {
     where
         W: Future<Output = StoredReply> + Send + 'static,
     {
-        let supervisor = tokio::spawn(tracing::Instrument::in_current_span(async move {
-            let work = tokio::spawn(tracing::Instrument::in_current_span(work));
-            let renewing = tokio::spawn(tracing::Instrument::in_current_span(
-                Arc::clone(&self.0).keep_leased(),
+        // One task per keyed request: the work, its lease renewals beside it (both polled
+        // here, so neither waits on the other), then the settlement.
+        let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
+            let mut work = std::pin::pin!(futures_util::FutureExt::catch_unwind(
+                std::panic::AssertUnwindSafe(work)
             ));
-            let reply = match work.await {
-                Ok(reply) => reply,
-                Err(e) => failed(format!("the handler panicked: {e}")),
+            let mut renewals = std::pin::pin!(Arc::clone(&self.0).keep_leased());
+            let mut renewing = true;
+            let reply = loop {
+                tokio::select! {
+                    done = &mut work => break match done {
+                        Ok(reply) => reply,
+                        Err(_) => failed("the handler panicked".into()),
+                    },
+                    () = &mut renewals, if renewing => renewing = false,
+                }
             };
-            renewing.abort();
             self.settle(reply, is_final).await
         }));
-        match supervisor.await {
+        match task.await {
             Ok(reply) => reply,
             Err(e) => failed(format!("the request's task failed: {e}")),
         }
