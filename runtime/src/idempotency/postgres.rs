@@ -22,7 +22,7 @@ pub struct PostgresStore {
     /// A few connections, used in turn: commits of concurrent requests overlap (one
     /// connection would queue every claim behind the previous one's commit), and a statement
     /// waiting on a row lock holds up only its own connection.
-    clients: Vec<tokio::sync::Mutex<Arc<tokio_postgres::Client>>>,
+    conns: Vec<tokio::sync::Mutex<Arc<Conn>>>,
     next: AtomicUsize,
 }
 
@@ -33,14 +33,80 @@ pub const CONNECTIONS: usize = 4;
 ///
 /// `statement_timeout` bounds each statement: a hung database answers 503, it does not hold
 /// requests. `synchronous_commit = off` lets a claim's commit return before its WAL is
-/// flushed (a few hundred microseconds, twice per keyed request). That is safe here: a
-/// handler's own transaction, which records its reply in the claim's row, commits
-/// synchronously, and WAL is flushed in order, so once the effect is durable so is the claim
-/// before it. A database crash can lose only claims and replies of requests whose effect was
-/// not in the store's transaction — which a crash of the service itself can lose as well.
+/// flushed. That is safe here: a handler's own transaction, which records its reply in the
+/// claim's row, commits synchronously, and WAL is flushed in order, so once the effect is
+/// durable so is the claim before it. A database crash can lose only claims and replies of
+/// requests whose effect was not in the store's transaction — which a crash of the service
+/// itself can lose as well.
 const SESSION: &str = "SET statement_timeout = '10s'; SET synchronous_commit = off";
 
-async fn open(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, StoreError> {
+/// One connection and its statements, prepared once: each store call is then a single
+/// round trip instead of a prepare and an execute.
+struct Conn {
+    client: tokio_postgres::Client,
+    claim: tokio_postgres::Statement,
+    state: tokio_postgres::Statement,
+    renew: tokio_postgres::Statement,
+    record: tokio_postgres::Statement,
+    free: tokio_postgres::Statement,
+    recorded: tokio_postgres::Statement,
+}
+
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
+/// The statements, for table `t`.
+mod sql {
+    pub fn claim(t: &str) -> String {
+        // Claims a new key, one past its retention, or an unfinished claim whose lease ended
+        // (with the same payload): in one statement, so racing replicas agree.
+        format!(
+            "INSERT INTO {t} AS e (scope, key, fingerprint, token, lease_until)
+             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+             ON CONFLICT (scope, key) DO UPDATE SET
+               fingerprint = EXCLUDED.fingerprint, token = EXCLUDED.token,
+               lease_until = EXCLUDED.lease_until, created_at = now(),
+               status = NULL, content_type = NULL, body = NULL
+             WHERE e.created_at < now() - make_interval(secs => $6)
+                OR (e.status IS NULL AND e.fingerprint = EXCLUDED.fingerprint
+                    AND COALESCE(e.lease_until, '-infinity') <= now())
+             RETURNING 1"
+        )
+    }
+    pub fn state(t: &str) -> String {
+        format!(
+            "SELECT fingerprint, status, content_type, body,
+                    EXTRACT(EPOCH FROM GREATEST(lease_until - now(), interval '0'))::float8
+             FROM {t} WHERE scope = $1 AND key = $2"
+        )
+    }
+    pub fn renew(t: &str) -> String {
+        format!(
+            "UPDATE {t} SET lease_until = now() + make_interval(secs => $4)
+             WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NULL"
+        )
+    }
+    pub fn record(t: &str) -> String {
+        format!(
+            "UPDATE {t} SET status = $4, content_type = $5, body = $6
+             WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NULL"
+        )
+    }
+    pub fn free(t: &str) -> String {
+        format!("DELETE FROM {t} WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NULL")
+    }
+    pub fn recorded(t: &str) -> String {
+        format!(
+            "SELECT status, content_type, body FROM {t}
+             WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NOT NULL"
+        )
+    }
+}
+
+async fn connect_raw(
+    config: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, StoreError> {
     let (client, connection) = config
         .connect(tokio_postgres::NoTls)
         .await
@@ -55,8 +121,24 @@ async fn open(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client,
     Ok(client)
 }
 
-fn pg(e: tokio_postgres::Error) -> StoreError {
-    StoreError(e.to_string())
+async fn prepared(client: tokio_postgres::Client, t: &str) -> Result<Conn, StoreError> {
+    Ok(Conn {
+        claim: client.prepare(&sql::claim(t)).await.map_err(pg)?,
+        state: client.prepare(&sql::state(t)).await.map_err(pg)?,
+        renew: client.prepare(&sql::renew(t)).await.map_err(pg)?,
+        record: client.prepare(&sql::record(t)).await.map_err(pg)?,
+        free: client.prepare(&sql::free(t)).await.map_err(pg)?,
+        recorded: client.prepare(&sql::recorded(t)).await.map_err(pg)?,
+        client,
+    })
+}
+
+fn stored(row: &tokio_postgres::Row, at: usize) -> StoredReply {
+    StoredReply {
+        status: u16::try_from(row.get::<_, i32>(at)).unwrap_or(500),
+        content_type: row.get(at + 1),
+        body: row.get::<_, Option<Vec<u8>>>(at + 2).unwrap_or_default(),
+    }
 }
 
 impl PostgresStore {
@@ -75,7 +157,7 @@ impl PostgresStore {
         config
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30));
-        let first = open(&config).await?;
+        let first = connect_raw(&config).await?;
         first
             .batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {table} (
@@ -96,14 +178,17 @@ impl PostgresStore {
             ))
             .await
             .map_err(pg)?;
-        let mut clients = vec![tokio::sync::Mutex::new(Arc::new(first))];
+        let mut conns = vec![tokio::sync::Mutex::new(Arc::new(
+            prepared(first, table).await?,
+        ))];
         for _ in 1..CONNECTIONS {
-            clients.push(tokio::sync::Mutex::new(Arc::new(open(&config).await?)));
+            let conn = prepared(connect_raw(&config).await?, table).await?;
+            conns.push(tokio::sync::Mutex::new(Arc::new(conn)));
         }
         Ok(PostgresStore {
             config,
             table: table.to_string(),
-            clients,
+            conns,
             next: AtomicUsize::new(0),
         })
     }
@@ -114,11 +199,11 @@ impl PostgresStore {
     }
 
     /// The next connection in turn, reopened if it closed.
-    async fn client(&self) -> Result<Arc<tokio_postgres::Client>, StoreError> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
-        let mut current = self.clients[i].lock().await;
-        if current.is_closed() {
-            *current = Arc::new(open(&self.config).await?);
+    async fn conn(&self) -> Result<Arc<Conn>, StoreError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        let mut current = self.conns[i].lock().await;
+        if current.client.is_closed() {
+            *current = Arc::new(prepared(connect_raw(&self.config).await?, &self.table).await?);
             tracing::info!(table = %self.table, "idempotency store reconnected");
         }
         Ok(Arc::clone(&current))
@@ -135,26 +220,13 @@ impl IdempotencyStore for PostgresStore {
         retention: Duration,
     ) -> BoxFuture<'a, Result<Begin, StoreError>> {
         Box::pin(async move {
-            let t = &self.table;
-            let client = self.client().await?;
+            let c = self.conn().await?;
             let token = Token::new();
             let (lease_s, retention_s) = (lease.as_secs_f64(), retention.as_secs_f64());
-            // Claims a new key, one past its retention, or an unfinished claim whose lease
-            // ended (with the same payload): in one statement, so racing replicas agree.
-            let claimed = client
+            let claimed = c
+                .client
                 .query_opt(
-                    &format!(
-                        "INSERT INTO {t} AS e (scope, key, fingerprint, token, lease_until)
-                         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
-                         ON CONFLICT (scope, key) DO UPDATE SET
-                           fingerprint = EXCLUDED.fingerprint, token = EXCLUDED.token,
-                           lease_until = EXCLUDED.lease_until, created_at = now(),
-                           status = NULL, content_type = NULL, body = NULL
-                         WHERE e.created_at < now() - make_interval(secs => $6)
-                            OR (e.status IS NULL AND e.fingerprint = EXCLUDED.fingerprint
-                                AND COALESCE(e.lease_until, '-infinity') <= now())
-                         RETURNING 1"
-                    ),
+                    &c.claim,
                     &[&scope, &key, &fingerprint, &token.0, &lease_s, &retention_s],
                 )
                 .await
@@ -162,15 +234,9 @@ impl IdempotencyStore for PostgresStore {
             if claimed.is_some() {
                 return Ok(Begin::Started(token));
             }
-            let row = client
-                .query_opt(
-                    &format!(
-                        "SELECT fingerprint, status, content_type, body,
-                                EXTRACT(EPOCH FROM GREATEST(lease_until - now(), interval '0'))::float8
-                         FROM {t} WHERE scope = $1 AND key = $2"
-                    ),
-                    &[&scope, &key],
-                )
+            let row = c
+                .client
+                .query_opt(&c.state, &[&scope, &key])
                 .await
                 .map_err(pg)?;
             let Some(row) = row else {
@@ -183,11 +249,7 @@ impl IdempotencyStore for PostgresStore {
                 return Ok(Begin::Mismatch);
             }
             Ok(match row.get::<_, Option<i32>>(1) {
-                Some(status) => Begin::Completed(StoredReply {
-                    status: u16::try_from(status).unwrap_or(500),
-                    content_type: row.get(2),
-                    body: row.get::<_, Option<Vec<u8>>>(3).unwrap_or_default(),
-                }),
+                Some(_) => Begin::Completed(stored(&row, 1)),
                 None => {
                     let left = row.get::<_, Option<f64>>(4).unwrap_or(0.0);
                     Begin::InProgress {
@@ -208,17 +270,10 @@ impl IdempotencyStore for PostgresStore {
         lease: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let t = &self.table;
-            let n = self
-                .client()
-                .await?
-                .execute(
-                    &format!(
-                        "UPDATE {t} SET lease_until = now() + make_interval(secs => $4)
-                         WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NULL"
-                    ),
-                    &[&scope, &key, &token.0, &lease.as_secs_f64()],
-                )
+            let c = self.conn().await?;
+            let n = c
+                .client
+                .execute(&c.renew, &[&scope, &key, &token.0, &lease.as_secs_f64()])
                 .await
                 .map_err(pg)?;
             Ok(n == 1)
@@ -233,8 +288,24 @@ impl IdempotencyStore for PostgresStore {
         reply: &'a StoredReply,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await?;
-            record(&*client, &self.table, scope, key, token, reply).await
+            let c = self.conn().await?;
+            let status = i32::from(reply.status);
+            let n = c
+                .client
+                .execute(
+                    &c.record,
+                    &[
+                        &scope,
+                        &key,
+                        &token.0,
+                        &status,
+                        &reply.content_type,
+                        &reply.body,
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(n == 1)
         })
     }
 
@@ -245,39 +316,25 @@ impl IdempotencyStore for PostgresStore {
         token: &'a Token,
     ) -> BoxFuture<'a, Result<Released, StoreError>> {
         Box::pin(async move {
-            let t = &self.table;
-            let client = self.client().await?;
+            let c = self.conn().await?;
             // A handler's transaction that recorded a reply holds the row's lock until it
             // ends; this DELETE waits for it and then sees the recorded reply, so a reply
             // committed together with its effect is never released.
-            let n = client
-                .execute(
-                    &format!(
-                        "DELETE FROM {t} WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NULL"
-                    ),
-                    &[&scope, &key, &token.0],
-                )
+            let n = c
+                .client
+                .execute(&c.free, &[&scope, &key, &token.0])
                 .await
                 .map_err(pg)?;
             if n == 1 {
                 return Ok(Released::Freed);
             }
-            let row = client
-                .query_opt(
-                    &format!(
-                        "SELECT status, content_type, body FROM {t}
-                         WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NOT NULL"
-                    ),
-                    &[&scope, &key, &token.0],
-                )
+            let row = c
+                .client
+                .query_opt(&c.recorded, &[&scope, &key, &token.0])
                 .await
                 .map_err(pg)?;
             Ok(match row {
-                Some(row) => Released::Completed(StoredReply {
-                    status: u16::try_from(row.get::<_, i32>(0)).unwrap_or(500),
-                    content_type: row.get(1),
-                    body: row.get::<_, Option<Vec<u8>>>(2).unwrap_or_default(),
-                }),
+                Some(row) => Released::Completed(stored(&row, 0)),
                 None => Released::Lost,
             })
         })
@@ -288,10 +345,10 @@ impl IdempotencyStore for PostgresStore {
     }
 }
 
-/// Records `reply` for the claim `token` holds, through `client` (the store's connection, or
-/// a handler's transaction). False when the claim is no longer the token's.
+/// Records `reply` for the claim `token` holds, in a handler's transaction. False when the
+/// claim is no longer the token's.
 pub(crate) async fn record(
-    client: &impl tokio_postgres::GenericClient,
+    tx: &tokio_postgres::Transaction<'_>,
     table: &str,
     scope: &str,
     key: &str,
@@ -299,12 +356,9 @@ pub(crate) async fn record(
     reply: &StoredReply,
 ) -> Result<bool, StoreError> {
     let status = i32::from(reply.status);
-    let n = client
+    let n = tx
         .execute(
-            &format!(
-                "UPDATE {table} SET status = $4, content_type = $5, body = $6
-                 WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NULL"
-            ),
+            &sql::record(table),
             &[
                 &scope,
                 &key,
