@@ -70,6 +70,22 @@ def keyed(inventory_url, pricing, inventory, inventory_grpc):
                 out[name] = "OK"
             except grpc.RpcError as e:
                 out[name] = e.code().name
+        # A declared error is a final outcome: replayed with the same code and the same
+        # status details, byte for byte.
+        too_many = inventory.ReserveStockRequest(
+            order_id="00000000-0000-0000-0000-0000000000bb",
+            lines=[pricing.QuoteLine(sku="BOOK-42", quantity=1000)])
+        seen = []
+        for _ in range(2):
+            try:
+                stub.ReserveStock(too_many, timeout=5, metadata=[("idempotency-key", "python-retry-2")])
+                seen.append(("OK", b"", None))
+            except grpc.RpcError as e:
+                trailers = dict(e.trailing_metadata())
+                seen.append((e.code().name, trailers.get("grpc-status-details-bin"), trailers.get("idempotent-replayed")))
+        out["declared"] = seen[0][0]
+        out["declared_same"] = seen[0][:2] == seen[1][:2] and seen[0][1] is not None
+        out["declared_replayed"] = seen[1][2]
         level = stub.CheckStock(inventory.CheckStockRequest(sku="BOOK-42"), timeout=5)
         out["available"] = level.available
         out["reserved"] = level.reserved

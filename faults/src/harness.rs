@@ -425,7 +425,7 @@ async fn setup(db: &tokio_postgres::Client, op: Op, id: pactum::types::Uuid) -> 
             };
             let body = serde_json::to_string(&order).map_err(|e| e.to_string())?;
             db.execute(
-                "INSERT INTO example_orders VALUES ($1, $1, 'pending', 1, $2)",
+                "INSERT INTO durable_orders VALUES ($1, $1, 'pending', 1, $2)",
                 &[&text, &body],
             )
             .await
@@ -433,8 +433,8 @@ async fn setup(db: &tokio_postgres::Client, op: Op, id: pactum::types::Uuid) -> 
         }
         Op::ReleaseStock => {
             db.batch_execute(&format!(
-                "INSERT INTO example_reservations VALUES ('{text}', '{text}', 'BOOK-42', 1);
-                 UPDATE example_stock SET available = available - 1, reserved = reserved + 1
+                "INSERT INTO durable_reservations VALUES ('{text}', '{text}', 'BOOK-42', 1);
+                 UPDATE durable_stock SET available = available - 1, reserved = reserved + 1
                  WHERE sku = 'BOOK-42';"
             ))
             .await
@@ -449,7 +449,7 @@ async fn setup(db: &tokio_postgres::Client, op: Op, id: pactum::types::Uuid) -> 
                 updated_at: pactum::types::Timestamp::UNIX_EPOCH,
             };
             let body = serde_json::to_string(&cart).map_err(|e| e.to_string())?;
-            db.execute("INSERT INTO example_carts VALUES ($1, $2)", &[&text, &body])
+            db.execute("INSERT INTO durable_carts VALUES ($1, $2)", &[&text, &body])
                 .await
                 .map_err(sql)?;
         }
@@ -463,7 +463,7 @@ async fn setup(db: &tokio_postgres::Client, op: Op, id: pactum::types::Uuid) -> 
             };
             let body = serde_json::to_string(&payment).map_err(|e| e.to_string())?;
             db.execute(
-                "INSERT INTO example_payments VALUES ($1, $2)",
+                "INSERT INTO durable_payments VALUES ($1, $2)",
                 &[&text, &body],
             )
             .await
@@ -483,23 +483,23 @@ async fn effects(
     let cart = pactum::types::Uuid::from_u128(CART).to_string();
     let (sql, arg) = match op {
         Op::PlaceOrder => (
-            "SELECT COUNT(*) FROM example_orders WHERE cart_id = $1 AND major = 1",
+            "SELECT COUNT(*) FROM durable_orders WHERE cart_id = $1 AND major = 1",
             id.to_string(),
         ),
         Op::PlaceOrderV2 => (
-            "SELECT COUNT(*) FROM example_orders WHERE cart_id = $1 AND major = 2",
+            "SELECT COUNT(*) FROM durable_orders WHERE cart_id = $1 AND major = 2",
             id.to_string(),
         ),
         Op::ReserveStock => (
-            "SELECT COUNT(DISTINCT id) FROM example_reservations WHERE order_id = $1",
+            "SELECT COUNT(DISTINCT id) FROM durable_reservations WHERE order_id = $1",
             id.to_string(),
         ),
         Op::CancelOrder | Op::ReleaseStock | Op::AddItem | Op::RefundPayment => (
-            "SELECT COUNT(*) FROM example_effects WHERE subject = $1",
+            "SELECT COUNT(*) FROM durable_effects WHERE subject = $1",
             id.to_string(),
         ),
         Op::Checkout => (
-            "SELECT COUNT(*) FROM example_orders WHERE cart_id = $1",
+            "SELECT COUNT(*) FROM durable_orders WHERE cart_id = $1",
             cart,
         ),
         Op::QuoteCart => return Ok(None),
@@ -514,8 +514,8 @@ async fn effects(
 pub async fn prepare(options: &Options) -> Result<(), String> {
     let db = pg(&options.postgres).await?;
     db.batch_execute(&format!(
-        "DROP TABLE IF EXISTS example_orders, example_stock, example_reservations,
-             example_effects, example_payments, example_carts, {}",
+        "DROP TABLE IF EXISTS durable_orders, durable_stock, durable_reservations,
+             durable_effects, durable_payments, durable_carts, {}",
         crate::services::KEYS_TABLE
     ))
     .await
@@ -535,7 +535,7 @@ pub async fn prepare(options: &Options) -> Result<(), String> {
     };
     let body = serde_json::to_string(&cart).map_err(|e| e.to_string())?;
     db.execute(
-        "INSERT INTO example_carts VALUES ($1, $2)",
+        "INSERT INTO durable_carts VALUES ($1, $2)",
         &[&cart.id.0.to_string(), &body],
     )
     .await
@@ -549,8 +549,8 @@ pub async fn stock_is_consistent(options: &Options) -> Result<bool, String> {
     let row = db
         .query_one(
             "SELECT s.reserved::bigint, s.available::bigint,
-                    COALESCE((SELECT SUM(quantity) FROM example_reservations WHERE sku = s.sku), 0)::bigint
-             FROM example_stock s WHERE sku = 'BOOK-42'",
+                    COALESCE((SELECT SUM(quantity) FROM durable_reservations WHERE sku = s.sku), 0)::bigint
+             FROM durable_stock s WHERE sku = 'BOOK-42'",
             &[],
         )
         .await

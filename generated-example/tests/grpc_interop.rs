@@ -77,6 +77,10 @@ async fn python_client(extra: bool) -> serde_json::Value {
     assert_eq!(keyed["replayed"], "true", "{keyed}");
     assert_eq!(keyed["no_key"], "INVALID_ARGUMENT", "{keyed}");
     assert_eq!(keyed["other_message"], "FAILED_PRECONDITION", "{keyed}");
+    // A declared error (OutOfStock) under one key: the same code and status details again.
+    assert_eq!(keyed["declared"], "FAILED_PRECONDITION", "{keyed}");
+    assert_eq!(keyed["declared_same"], true, "{keyed}");
+    assert_eq!(keyed["declared_replayed"], "true", "{keyed}");
     v
 }
 

@@ -42,7 +42,7 @@ impl CartService {
         self
     }
 
-    /// Keeps carts in PostgreSQL (`example_carts`), adding items in one transaction with the
+    /// Keeps carts in PostgreSQL (`durable_carts`), adding items in one transaction with the
     /// stored reply; the carts given to `new` are ignored.
     pub fn with_durable(mut self, db: Arc<super::durable::Db>) -> Self {
         self.durable = Some(db);
@@ -60,7 +60,7 @@ impl CartService {
         let db = db.get().await.map_err(HandlerError::internal)?;
         let row = db
             .query_opt(
-                "SELECT body FROM example_carts WHERE id = $1",
+                "SELECT body FROM durable_carts WHERE id = $1",
                 &[&id.0.to_string()],
             )
             .await
@@ -82,7 +82,7 @@ impl CartService {
         let id = input.cart_id.0.to_string();
         let row = tx
             .query_opt(
-                "SELECT body FROM example_carts WHERE id = $1 FOR UPDATE",
+                "SELECT body FROM durable_carts WHERE id = $1 FOR UPDATE",
                 &[&id],
             )
             .await
@@ -95,13 +95,13 @@ impl CartService {
         add(&mut cart, input.item);
         let body = serde_json::to_string(&cart).map_err(HandlerError::internal)?;
         tx.execute(
-            "UPDATE example_carts SET body = $2 WHERE id = $1",
+            "UPDATE durable_carts SET body = $2 WHERE id = $1",
             &[&id, &body],
         )
         .await
         .map_err(HandlerError::internal)?;
         tx.execute(
-            "INSERT INTO example_effects VALUES ($1, 'item added')",
+            "INSERT INTO durable_effects VALUES ($1, 'item added')",
             &[&id],
         )
         .await
@@ -155,14 +155,17 @@ impl api::Service for CartService {
         if let Some(db) = &self.durable {
             return self.add_durable(db, &ctx, input).await;
         }
-        let mut carts = self.carts.lock().expect("carts lock");
-        let cart = carts
-            .get_mut(&input.cart_id.0)
-            .ok_or_else(|| api::CartNotFound {
-                cart_id: input.cart_id.clone(),
-            })?;
-        add(cart, input.item);
-        Ok(cart.clone())
+        let reply = {
+            let mut carts = self.carts.lock().expect("carts lock");
+            let cart = carts
+                .get_mut(&input.cart_id.0)
+                .ok_or_else(|| api::CartNotFound {
+                    cart_id: input.cart_id.clone(),
+                })?;
+            add(cart, input.item);
+            cart.clone()
+        };
+        super::recorded(&ctx, reply).await
     }
 
     #[pactum::traced]

@@ -91,7 +91,7 @@ impl Db {
     pub async fn prepare(&self, stock: &[(&str, i32)]) -> Result<(), String> {
         let db = self.get().await?;
         db.batch_execute(
-            "CREATE TABLE IF NOT EXISTS example_orders (
+            "CREATE TABLE IF NOT EXISTS durable_orders (
                 id TEXT PRIMARY KEY,
                 cart_id TEXT NOT NULL,
                 status TEXT NOT NULL,
@@ -99,24 +99,24 @@ impl Db {
                 body TEXT NOT NULL
              );
              -- What each keyed handler did, one row per effect: a duplicate shows as a row.
-             CREATE TABLE IF NOT EXISTS example_effects (
+             CREATE TABLE IF NOT EXISTS durable_effects (
                 subject TEXT NOT NULL,
                 action TEXT NOT NULL
              );
-             CREATE TABLE IF NOT EXISTS example_payments (
+             CREATE TABLE IF NOT EXISTS durable_payments (
                 id TEXT PRIMARY KEY,
                 body TEXT NOT NULL
              );
-             CREATE TABLE IF NOT EXISTS example_carts (
+             CREATE TABLE IF NOT EXISTS durable_carts (
                 id TEXT PRIMARY KEY,
                 body TEXT NOT NULL
              );
-             CREATE TABLE IF NOT EXISTS example_stock (
+             CREATE TABLE IF NOT EXISTS durable_stock (
                 sku TEXT PRIMARY KEY,
                 available INT NOT NULL,
                 reserved INT NOT NULL
              );
-             CREATE TABLE IF NOT EXISTS example_reservations (
+             CREATE TABLE IF NOT EXISTS durable_reservations (
                 id TEXT NOT NULL,
                 order_id TEXT NOT NULL,
                 sku TEXT NOT NULL,
@@ -127,7 +127,7 @@ impl Db {
         .map_err(|e| e.to_string())?;
         for (sku, available) in stock {
             db.execute(
-                "INSERT INTO example_stock VALUES ($1, $2, 0)
+                "INSERT INTO durable_stock VALUES ($1, $2, 0)
                  ON CONFLICT (sku) DO UPDATE SET available = $2, reserved = 0",
                 &[sku, available],
             )
@@ -149,7 +149,7 @@ async fn effect<E>(
     action: &str,
 ) -> Result<(), HandlerError<E>> {
     tx.execute(
-        "INSERT INTO example_effects VALUES ($1, $2)",
+        "INSERT INTO durable_effects VALUES ($1, $2)",
         &[&subject, &action],
     )
     .await
@@ -198,7 +198,7 @@ impl orders::Service for PgOrders {
         let db = self.db.get().await.map_err(db_error)?;
         let row = db
             .query_opt(
-                "SELECT body FROM example_orders WHERE id = $1 AND major = 1",
+                "SELECT body FROM durable_orders WHERE id = $1 AND major = 1",
                 &[&input.id.0.to_string()],
             )
             .await
@@ -237,7 +237,7 @@ impl orders::Service for PgOrders {
         let mut db = self.db.get().await.map_err(db_error)?;
         let tx = db.transaction().await.map_err(db_error)?;
         tx.execute(
-            "INSERT INTO example_orders VALUES ($1, $2, 'pending', 1, $3)",
+            "INSERT INTO durable_orders VALUES ($1, $2, 'pending', 1, $3)",
             &[&order.id.0.to_string(), &input.cart_id.to_string(), &body],
         )
         .await
@@ -258,7 +258,7 @@ impl orders::Service for PgOrders {
         let tx = db.transaction().await.map_err(db_error)?;
         let row = tx
             .query_opt(
-                "SELECT body FROM example_orders WHERE id = $1 AND major = 1 FOR UPDATE",
+                "SELECT body FROM durable_orders WHERE id = $1 AND major = 1 FOR UPDATE",
                 &[&input.id.0.to_string()],
             )
             .await
@@ -277,7 +277,7 @@ impl orders::Service for PgOrders {
         order.status = status("cancelled");
         let body = serde_json::to_string(&order).map_err(db_error)?;
         tx.execute(
-            "UPDATE example_orders SET status = 'cancelled', body = $2 WHERE id = $1",
+            "UPDATE durable_orders SET status = 'cancelled', body = $2 WHERE id = $1",
             &[&order.id.0.to_string(), &body],
         )
         .await
@@ -304,7 +304,7 @@ impl orders_v2::Service for PgOrders {
         let db = self.db.get().await.map_err(db_error)?;
         let row = db
             .query_opt(
-                "SELECT body FROM example_orders WHERE id = $1 AND major = 2",
+                "SELECT body FROM durable_orders WHERE id = $1 AND major = 2",
                 &[&input.id.0.to_string()],
             )
             .await
@@ -341,7 +341,7 @@ impl orders_v2::Service for PgOrders {
         let mut db = self.db.get().await.map_err(db_error)?;
         let tx = db.transaction().await.map_err(db_error)?;
         tx.execute(
-            "INSERT INTO example_orders VALUES ($1, $2, 'pending', 2, $3)",
+            "INSERT INTO durable_orders VALUES ($1, $2, 'pending', 2, $3)",
             &[&order.id.0.to_string(), &input.cart_id.to_string(), &body],
         )
         .await
@@ -362,7 +362,7 @@ impl orders_v2::Service for PgOrders {
         let limit = i64::from(input.limit.unwrap_or(100));
         let rows = db
             .query(
-                "SELECT body FROM example_orders WHERE major = 2 ORDER BY id LIMIT $1",
+                "SELECT body FROM durable_orders WHERE major = 2 ORDER BY id LIMIT $1",
                 &[&limit],
             )
             .await
@@ -396,7 +396,7 @@ impl PgInventory {
     ) -> Result<std::collections::HashMap<String, (u32, u32)>, HandlerError<E>> {
         let db = self.db.get().await.map_err(db_error)?;
         let rows = db
-            .query("SELECT sku, available, reserved FROM example_stock", &[])
+            .query("SELECT sku, available, reserved FROM durable_stock", &[])
             .await
             .map_err(db_error)?;
         Ok(rows
@@ -470,8 +470,8 @@ impl inventory::Service for PgInventory {
             let item = item.map_err(|e| HandlerError::internal(format!("bad restock: {e}")))?;
             let quantity = i32::try_from(item.quantity).map_err(db_error)?;
             tx.execute(
-                "INSERT INTO example_stock VALUES ($1, $2, 0)
-                 ON CONFLICT (sku) DO UPDATE SET available = example_stock.available + $2",
+                "INSERT INTO durable_stock VALUES ($1, $2, 0)
+                 ON CONFLICT (sku) DO UPDATE SET available = durable_stock.available + $2",
                 &[&item.sku.0, &quantity],
             )
             .await
@@ -516,7 +516,7 @@ impl inventory::Service for PgInventory {
             let quantity = i32::try_from(line.quantity).map_err(db_error)?;
             let held = tx
                 .execute(
-                    "UPDATE example_stock SET available = available - $2, reserved = reserved + $2
+                    "UPDATE durable_stock SET available = available - $2, reserved = reserved + $2
                      WHERE sku = $1 AND available >= $2",
                     &[&line.sku.0, &quantity],
                 )
@@ -525,7 +525,7 @@ impl inventory::Service for PgInventory {
             if held == 0 {
                 let available = tx
                     .query_opt(
-                        "SELECT available FROM example_stock WHERE sku = $1",
+                        "SELECT available FROM durable_stock WHERE sku = $1",
                         &[&line.sku.0],
                     )
                     .await
@@ -539,7 +539,7 @@ impl inventory::Service for PgInventory {
                 })?;
             }
             tx.execute(
-                "INSERT INTO example_reservations VALUES ($1, $2, $3, $4)",
+                "INSERT INTO durable_reservations VALUES ($1, $2, $3, $4)",
                 &[
                     &id.to_string(),
                     &input.order_id.to_string(),
@@ -571,7 +571,7 @@ impl inventory::Service for PgInventory {
         let reservation = input.reservation_id.0.to_string();
         let rows = tx
             .query(
-                "DELETE FROM example_reservations WHERE id = $1 RETURNING sku, quantity",
+                "DELETE FROM durable_reservations WHERE id = $1 RETURNING sku, quantity",
                 &[&reservation],
             )
             .await
@@ -583,7 +583,7 @@ impl inventory::Service for PgInventory {
         }
         for row in rows {
             tx.execute(
-                "UPDATE example_stock SET available = available + $2, reserved = reserved - $2
+                "UPDATE durable_stock SET available = available + $2, reserved = reserved - $2
                  WHERE sku = $1",
                 &[&row.get::<_, String>(0), &row.get::<_, i32>(1)],
             )
@@ -617,7 +617,7 @@ impl PgPayments {
             .get()
             .await?
             .execute(
-                "INSERT INTO example_payments VALUES ($1, $2)",
+                "INSERT INTO durable_payments VALUES ($1, $2)",
                 &[&payment.id.0.to_string(), &body],
             )
             .await
@@ -635,7 +635,7 @@ impl payments::Service for PgPayments {
         let db = self.db.get().await.map_err(db_error)?;
         let row = db
             .query_opt(
-                "SELECT body FROM example_payments WHERE id = $1",
+                "SELECT body FROM durable_payments WHERE id = $1",
                 &[&input.id.0.to_string()],
             )
             .await
@@ -654,7 +654,7 @@ impl payments::Service for PgPayments {
         let id = input.id.0.to_string();
         let row = tx
             .query_opt(
-                "SELECT body FROM example_payments WHERE id = $1 FOR UPDATE",
+                "SELECT body FROM durable_payments WHERE id = $1 FOR UPDATE",
                 &[&id],
             )
             .await
@@ -674,7 +674,7 @@ impl payments::Service for PgPayments {
         payment.amount.amount -= input.amount.amount;
         let body = serde_json::to_string(&payment).map_err(db_error)?;
         tx.execute(
-            "UPDATE example_payments SET body = $2 WHERE id = $1",
+            "UPDATE durable_payments SET body = $2 WHERE id = $1",
             &[&id, &body],
         )
         .await

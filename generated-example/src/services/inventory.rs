@@ -128,41 +128,44 @@ impl api::Service for Inventory {
 
     async fn reserve_stock(
         &self,
-        _ctx: Context,
+        ctx: Context,
         input: api::ReserveStockRequest,
     ) -> Result<api::ReserveStockResponse, HandlerError<api::ReserveStockError>> {
-        let mut stock = self.stock.lock().expect("stock lock");
-        for line in &input.lines {
-            let available = stock.get(&line.sku.0).map_or(0, |s| s.0);
-            if available < line.quantity {
-                Err(api::OutOfStock {
-                    sku: line.sku.clone(),
-                    requested: line.quantity,
-                    available,
-                })?;
+        let reply = {
+            let mut stock = self.stock.lock().expect("stock lock");
+            for line in &input.lines {
+                let available = stock.get(&line.sku.0).map_or(0, |s| s.0);
+                if available < line.quantity {
+                    Err(api::OutOfStock {
+                        sku: line.sku.clone(),
+                        requested: line.quantity,
+                        available,
+                    })?;
+                }
             }
-        }
-        let mut held = Vec::new();
-        for line in input.lines {
-            let entry = stock.entry(line.sku.0.clone()).or_default();
-            entry.0 -= line.quantity;
-            entry.1 += line.quantity;
-            held.push((line.sku.0, line.quantity));
-        }
-        let id = Uuid::from_u128(input.order_id.as_u128() ^ 0x5e5e);
-        self.reservations
-            .lock()
-            .expect("reservations lock")
-            .insert(id, held);
-        Ok(api::ReserveStockResponse {
-            reservation_id: api::ReservationId(id),
-            expires_at: Timestamp::UNIX_EPOCH,
-        })
+            let mut held = Vec::new();
+            for line in input.lines {
+                let entry = stock.entry(line.sku.0.clone()).or_default();
+                entry.0 -= line.quantity;
+                entry.1 += line.quantity;
+                held.push((line.sku.0, line.quantity));
+            }
+            let id = Uuid::from_u128(input.order_id.as_u128() ^ 0x5e5e);
+            self.reservations
+                .lock()
+                .expect("reservations lock")
+                .insert(id, held);
+            api::ReserveStockResponse {
+                reservation_id: api::ReservationId(id),
+                expires_at: Timestamp::UNIX_EPOCH,
+            }
+        };
+        super::recorded(&ctx, reply).await
     }
 
     async fn release_stock(
         &self,
-        _ctx: Context,
+        ctx: Context,
         input: api::ReleaseStockRequest,
     ) -> Result<(), HandlerError<api::ReleaseStockError>> {
         let held = self
@@ -173,12 +176,14 @@ impl api::Service for Inventory {
             .ok_or(api::ReservationNotFound {
                 reservation_id: input.reservation_id,
             })?;
-        let mut stock = self.stock.lock().expect("stock lock");
-        for (sku, q) in held {
-            let entry = stock.entry(sku).or_default();
-            entry.0 += q;
-            entry.1 -= q;
+        {
+            let mut stock = self.stock.lock().expect("stock lock");
+            for (sku, q) in held {
+                let entry = stock.entry(sku).or_default();
+                entry.0 += q;
+                entry.1 -= q;
+            }
         }
-        Ok(())
+        super::recorded(&ctx, ()).await
     }
 }

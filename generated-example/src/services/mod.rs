@@ -11,7 +11,19 @@ pub mod payments;
 pub mod pricing;
 pub mod shipping;
 
+use pactum::{Context, HandlerError};
 use std::sync::Mutex;
+
+/// Records `reply` through the request's idempotency claim, when it holds one (keyed
+/// operations): a failure from here on replays the reply instead of applying the effect
+/// again. In memory this is as close as an effect and its reply get; the durable services
+/// commit the two together (`durable.rs`).
+pub(crate) async fn recorded<T: 'static, E>(ctx: &Context, reply: T) -> Result<T, HandlerError<E>> {
+    if let Some(claim) = ctx.claim() {
+        claim.record(&reply).await.map_err(HandlerError::internal)?;
+    }
+    Ok(reply)
+}
 
 /// What handlers saw, for demos and tests: `(operation, trace id)` per call.
 #[derive(Default)]

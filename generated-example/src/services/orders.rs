@@ -190,33 +190,31 @@ impl orders::v1::Service for Orders {
                 .await
                 .map_err(|e| HandlerError::internal(format!("cannot publish OrderPlaced: {e}")))?;
         }
-        // The effect is done: record the reply now, so a deadline or a failure from here on
-        // replays it instead of placing a second order. (In memory this is as close as the
-        // effect and its reply get; `durable::PgOrders` commits them together.)
-        if let Some(claim) = ctx.claim() {
-            claim.record(&order).await.map_err(HandlerError::internal)?;
-        }
-        Ok(order)
+        // The effect and its event are done: from here on a failure replays the order.
+        super::recorded(&ctx, order).await
     }
 
     async fn cancel_order(
         &self,
-        _ctx: Context,
+        ctx: Context,
         input: orders::v1::CancelOrderRequest,
     ) -> Result<orders::v1::Order, HandlerError<orders::v1::CancelOrderError>> {
         self.seen.record("CancelOrder");
-        let mut all = self.orders.lock().expect("orders lock");
-        let order = all.get_mut(&input.id.0).ok_or(orders::v1::OrderNotFound {
-            id: input.id.clone(),
-        })?;
-        if !matches!(order.status, "pending" | "paid") {
-            Err(orders::v1::OrderNotCancellable {
-                id: input.id,
-                status: status_v1(order.status),
+        let reply = {
+            let mut all = self.orders.lock().expect("orders lock");
+            let order = all.get_mut(&input.id.0).ok_or(orders::v1::OrderNotFound {
+                id: input.id.clone(),
             })?;
-        }
-        order.status = "cancelled";
-        Ok(Self::v1(order.clone()))
+            if !matches!(order.status, "pending" | "paid") {
+                Err(orders::v1::OrderNotCancellable {
+                    id: input.id,
+                    status: status_v1(order.status),
+                })?;
+            }
+            order.status = "cancelled";
+            Self::v1(order.clone())
+        };
+        super::recorded(&ctx, reply).await
     }
 }
 
@@ -234,7 +232,7 @@ impl orders::v2::Service for Orders {
 
     async fn place_order(
         &self,
-        _ctx: Context,
+        ctx: Context,
         input: orders::v2::PlaceOrderRequest,
     ) -> Result<orders::v2::Order, HandlerError<orders::v2::PlaceOrderError>> {
         let lines = input
@@ -242,11 +240,8 @@ impl orders::v2::Service for Orders {
             .into_iter()
             .map(|l| (l.sku, l.quantity, l.unit_price))
             .collect();
-        Ok(Self::v2(self.insert(
-            Some(input.customer_id.0),
-            lines,
-            None,
-        )))
+        let order = Self::v2(self.insert(Some(input.customer_id.0), lines, None));
+        super::recorded(&ctx, order).await
     }
 
     async fn list_orders(

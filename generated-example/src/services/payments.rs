@@ -45,19 +45,22 @@ impl api::Service for Payments {
 
     async fn refund_payment(
         &self,
-        _ctx: Context,
+        ctx: Context,
         input: api::RefundPaymentRequest,
     ) -> Result<api::Payment, HandlerError<api::RefundPaymentError>> {
-        let mut payments = self.payments.lock().expect("payments lock");
-        let p = payments.get_mut(&input.id.0).ok_or(api::PaymentNotFound {
-            id: input.id.clone(),
-        })?;
-        if input.amount.currency != p.amount.currency || input.amount.amount > p.amount.amount {
-            Err(api::PaymentDeclined {
-                reason: "refund exceeds the captured amount".into(),
+        let reply = {
+            let mut payments = self.payments.lock().expect("payments lock");
+            let p = payments.get_mut(&input.id.0).ok_or(api::PaymentNotFound {
+                id: input.id.clone(),
             })?;
-        }
-        p.amount.amount -= input.amount.amount;
-        Ok(p.clone())
+            if input.amount.currency != p.amount.currency || input.amount.amount > p.amount.amount {
+                Err(api::PaymentDeclined {
+                    reason: "refund exceeds the captured amount".into(),
+                })?;
+            }
+            p.amount.amount -= input.amount.amount;
+            p.clone()
+        };
+        super::recorded(&ctx, reply).await
     }
 }
