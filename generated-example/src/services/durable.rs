@@ -421,19 +421,7 @@ impl inventory::Service for PgInventory {
         Stream<inventory::StockChange, inventory::WatchStockError>,
         HandlerError<inventory::WatchStockError>,
     > {
-        let stock = self.levels().await?;
-        let changes: Vec<_> = input
-            .skus
-            .into_iter()
-            .map(|sku| {
-                Ok(inventory::StockChange {
-                    available: stock.get(&sku.0).map_or(0, |s| s.0),
-                    sku,
-                    at: Timestamp::UNIX_EPOCH,
-                })
-            })
-            .collect();
-        Ok(Box::pin(pactum::__private::tokio_stream::iter(changes)))
+        Ok(super::inventory::changes(&self.levels().await?, input.skus))
     }
 
     async fn scan_stock(
@@ -444,17 +432,7 @@ impl inventory::Service for PgInventory {
         Stream<inventory::StockLevel, inventory::ScanStockError>,
         HandlerError<inventory::ScanStockError>,
     > {
-        use pactum::__private::tokio_stream::StreamExt;
-        let stock = self.levels().await?;
-        Ok(Box::pin(input.map(move |item| {
-            let item = item.map_err(|e| HandlerError::internal(format!("bad scan: {e}")))?;
-            let (available, reserved) = stock.get(&item.sku.0).copied().unwrap_or((0, 0));
-            Ok(inventory::StockLevel {
-                sku: item.sku,
-                available,
-                reserved,
-            })
-        })))
+        Ok(super::inventory::scan(self.levels().await?, input))
     }
 
     async fn bulk_restock(

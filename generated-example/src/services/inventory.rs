@@ -1,7 +1,7 @@
 //! The inventory service: stock levels and reservations.
 
 use super::Seen;
-use crate::generated::inventory::v1 as api;
+use crate::generated::{inventory::v1 as api, pricing::v1 as pricing};
 use pactum::types::{Timestamp, Uuid};
 use pactum::{Context, HandlerError};
 use std::collections::HashMap;
@@ -34,6 +34,43 @@ impl Inventory {
     }
 }
 
+type Stream<T, E> = pactum::grpc::BoxStream<Result<T, HandlerError<E>>>;
+
+/// The availability of each of `skus` in `stock` (available, reserved), as a stream.
+pub(crate) fn changes(
+    stock: &HashMap<String, (u32, u32)>,
+    skus: Vec<pricing::Sku>,
+) -> Stream<api::StockChange, api::WatchStockError> {
+    let changes: Vec<_> = skus
+        .into_iter()
+        .map(|sku| {
+            Ok(api::StockChange {
+                available: stock.get(&sku.0).map_or(0, |s| s.0),
+                sku,
+                at: Timestamp::UNIX_EPOCH,
+            })
+        })
+        .collect();
+    Box::pin(pactum::__private::tokio_stream::iter(changes))
+}
+
+/// Each scanned SKU's level in `stock`, as it is scanned.
+pub(crate) fn scan(
+    stock: HashMap<String, (u32, u32)>,
+    input: pactum::grpc::BoxStream<Result<api::ScanStockRequest, pactum::grpc::StreamError>>,
+) -> Stream<api::StockLevel, api::ScanStockError> {
+    use pactum::__private::tokio_stream::StreamExt;
+    Box::pin(input.map(move |item| {
+        let item = item.map_err(|e| HandlerError::internal(format!("bad scan: {e}")))?;
+        let (available, reserved) = stock.get(&item.sku.0).copied().unwrap_or((0, 0));
+        Ok(api::StockLevel {
+            sku: item.sku,
+            available,
+            reserved,
+        })
+    }))
+}
+
 impl api::Service for Inventory {
     async fn watch_stock(
         &self,
@@ -44,19 +81,7 @@ impl api::Service for Inventory {
         HandlerError<api::WatchStockError>,
     > {
         self.seen.record("WatchStock");
-        let stock = self.stock.lock().expect("stock lock");
-        let changes: Vec<_> = input
-            .skus
-            .into_iter()
-            .map(|sku| {
-                Ok(api::StockChange {
-                    available: stock.get(&sku.0).map_or(0, |s| s.0),
-                    sku,
-                    at: Timestamp::UNIX_EPOCH,
-                })
-            })
-            .collect();
-        Ok(Box::pin(pactum::__private::tokio_stream::iter(changes)))
+        Ok(changes(&self.stock_levels(), input.skus))
     }
 
     async fn scan_stock(
@@ -67,17 +92,7 @@ impl api::Service for Inventory {
         pactum::grpc::BoxStream<Result<api::StockLevel, HandlerError<api::ScanStockError>>>,
         HandlerError<api::ScanStockError>,
     > {
-        use pactum::__private::tokio_stream::StreamExt;
-        let stock = self.stock_levels();
-        Ok(Box::pin(input.map(move |item| {
-            let item = item.map_err(|e| HandlerError::internal(format!("bad scan: {e}")))?;
-            let (available, reserved) = stock.get(&item.sku.0).copied().unwrap_or((0, 0));
-            Ok(api::StockLevel {
-                sku: item.sku,
-                available,
-                reserved,
-            })
-        })))
+        Ok(scan(self.stock_levels(), input))
     }
 
     async fn bulk_restock(
