@@ -288,6 +288,44 @@ async fn admitted(store: &Arc<dyn IdempotencyStore>, key: &str, lease: Duration)
     }
 }
 
+/// Runs a handler under `claim` that writes an effect for `key` and records the reply
+/// `order <key>` in its transaction, commits it (or drops it), then fails with `status`.
+async fn in_transaction(
+    claim: Claim,
+    config: &str,
+    effects: &str,
+    key: &'static str,
+    commit: bool,
+    status: u16,
+) -> StoredReply {
+    let (handler_claim, cfg, fx) = (claim.clone(), config.to_string(), effects.to_string());
+    claim
+        .run(
+            async move {
+                let mut db = pg_client(&cfg).await;
+                let tx = db.transaction().await.unwrap();
+                tx.execute(&format!("INSERT INTO {fx} VALUES ('{key}')"), &[])
+                    .await
+                    .unwrap();
+                handler_claim
+                    .record_in_postgres(&tx, &format!("order {key}"))
+                    .await
+                    .unwrap();
+                if commit {
+                    tx.commit().await.unwrap();
+                }
+                StoredReply {
+                    status,
+                    content_type: None,
+                    body: Vec::new(),
+                }
+            },
+            |r| r.status < 500,
+            |_| unreachable!(),
+        )
+        .await
+}
+
 /// The effect and the reply commit together: a failure after the commit replays the reply,
 /// a holder whose lease was taken over cannot commit its effect, and a lost connection is
 /// recovered.
@@ -324,66 +362,20 @@ async fn postgres_effect_and_reply_commit_together() {
     // A handler commits its effect and reply, then misses its deadline: the answer, and
     // every retry's, is the recorded reply; the key is not released.
     let claim = admitted(&store, "committed", LEASE).await;
-    let (handler_claim, cfg, fx) = (claim.clone(), config.clone(), effects.clone());
-    let answer = claim
-        .run(
-            async move {
-                let mut db = pg_client(&cfg).await;
-                let tx = db.transaction().await.unwrap();
-                tx.execute(&format!("INSERT INTO {fx} VALUES ('committed')"), &[])
-                    .await
-                    .unwrap();
-                handler_claim
-                    .record_in_postgres(&tx, &"order 1".to_string())
-                    .await
-                    .unwrap();
-                tx.commit().await.unwrap();
-                StoredReply {
-                    status: 504,
-                    content_type: None,
-                    body: b"deadline".to_vec(),
-                }
-            },
-            |r| r.status < 500,
-            |_| unreachable!(),
-        )
-        .await;
-    assert_eq!(answer, text_reply(&"order 1".into()));
+    let answer = in_transaction(claim, &config, &effects, "committed", true, 504).await;
+    assert_eq!(answer, text_reply(&"order committed".into()));
     assert_eq!(
         store
             .begin("svc.v1.Op", "committed", b"fp", LEASE, DAY)
             .await
             .unwrap(),
-        Begin::Completed(text_reply(&"order 1".into()))
+        Begin::Completed(text_reply(&"order committed".into()))
     );
     assert_eq!(count("committed").await, 1);
 
     // A handler that rolls back (or dies before commit) leaves nothing: the key is freed.
     let claim = admitted(&store, "rolled-back", LEASE).await;
-    let (handler_claim, cfg, fx) = (claim.clone(), config.clone(), effects.clone());
-    let answer = claim
-        .run(
-            async move {
-                let mut db = pg_client(&cfg).await;
-                let tx = db.transaction().await.unwrap();
-                tx.execute(&format!("INSERT INTO {fx} VALUES ('rolled-back')"), &[])
-                    .await
-                    .unwrap();
-                handler_claim
-                    .record_in_postgres(&tx, &"order 2".to_string())
-                    .await
-                    .unwrap();
-                drop(tx);
-                StoredReply {
-                    status: 500,
-                    content_type: None,
-                    body: Vec::new(),
-                }
-            },
-            |r| r.status < 500,
-            |_| unreachable!(),
-        )
-        .await;
+    let answer = in_transaction(claim, &config, &effects, "rolled-back", false, 500).await;
     assert_eq!(answer.status, 500);
     assert_eq!(count("rolled-back").await, 0);
     assert!(matches!(

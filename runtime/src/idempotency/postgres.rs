@@ -289,23 +289,7 @@ impl IdempotencyStore for PostgresStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let c = self.conn().await?;
-            let status = i32::from(reply.status);
-            let n = c
-                .client
-                .execute(
-                    &c.record,
-                    &[
-                        &scope,
-                        &key,
-                        &token.0,
-                        &status,
-                        &reply.content_type,
-                        &reply.body,
-                    ],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(n == 1)
+            write_reply(&c.client, &c.record, scope, key, token, reply).await
         })
     }
 
@@ -355,10 +339,26 @@ pub(crate) async fn record(
     token: &Token,
     reply: &StoredReply,
 ) -> Result<bool, StoreError> {
+    write_reply(tx, sql::record(table).as_str(), scope, key, token, reply).await
+}
+
+/// Runs the record statement (prepared on a store connection, or as text in a handler's
+/// transaction): true when it recorded the reply for the claim `token` holds.
+async fn write_reply<T>(
+    client: &impl tokio_postgres::GenericClient,
+    statement: &T,
+    scope: &str,
+    key: &str,
+    token: &Token,
+    reply: &StoredReply,
+) -> Result<bool, StoreError>
+where
+    T: ?Sized + tokio_postgres::ToStatement + Sync + Send,
+{
     let status = i32::from(reply.status);
-    let n = tx
+    let n = client
         .execute(
-            &sql::record(table),
+            statement,
             &[
                 &scope,
                 &key,
