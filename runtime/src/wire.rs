@@ -152,6 +152,47 @@ pub fn accept_request_id(value: &str) -> Option<String> {
     ok.then(|| value.to_string())
 }
 
+/// The longest header value a message carries; longer ones (a downstream's HTML error page in
+/// a dead-letter reason) are cut, with an ellipsis, on a character boundary.
+pub const MAX_HEADER_VALUE_LEN: usize = 1024;
+
+/// `value` made safe for any message header: control characters (CR and LF above all, which
+/// would end the header and which the NATS client refuses by panicking) become spaces, runs of
+/// whitespace shrink to one, and the result is at most [`MAX_HEADER_VALUE_LEN`] bytes. Text
+/// that reaches headers from remote parties (handler errors, response bodies) goes through
+/// this before it is published.
+pub fn sanitize_header_value(value: &str) -> std::borrow::Cow<'_, str> {
+    let clean = value.len() <= MAX_HEADER_VALUE_LEN
+        && !value.chars().any(char::is_control)
+        && !value.contains("  ");
+    if clean {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len().min(MAX_HEADER_VALUE_LEN));
+    for c in value.chars() {
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        if out.len() + c.len_utf8() > MAX_HEADER_VALUE_LEN - '…'.len_utf8() {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    std::borrow::Cow::Owned(out.trim_end().to_string())
+}
+
+/// `name` if it is a valid header name (visible ASCII but `:`), for transports that refuse
+/// others; `None` means the header is dropped.
+pub fn valid_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+}
+
 /// Parses `Retry-After`: delta-seconds, or an HTTP-date relative to `now`.
 pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
     let v = value.trim();
@@ -296,6 +337,21 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("99999999999999999999", now), None);
+    }
+
+    #[test]
+    fn header_values_lose_line_breaks_and_length() {
+        assert_eq!(sanitize_header_value("failed 3 times"), "failed 3 times");
+        let page = "<html>\r\n<body>\n  502 Bad Gateway\r\n</body>\x00</html>";
+        let clean = sanitize_header_value(page);
+        assert_eq!(clean, "<html> <body> 502 Bad Gateway </body> </html>");
+        let long = "é".repeat(2 * MAX_HEADER_VALUE_LEN);
+        let cut = sanitize_header_value(&long);
+        assert!(cut.len() <= MAX_HEADER_VALUE_LEN, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert!(
+            valid_header_name("ce-id") && !valid_header_name("a:b") && !valid_header_name("a b")
+        );
     }
 
     #[test]

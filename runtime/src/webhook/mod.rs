@@ -114,23 +114,22 @@ impl WebhookSecret {
                 WebhookError::TooNew
             });
         }
-        let matched = delivery
-            .signature
-            .split(' ')
-            .filter_map(|entry| entry.strip_prefix("v1,"))
-            .filter_map(|sig| STANDARD.decode(sig).ok())
-            .any(|sig| {
-                self.mac(delivery.id, delivery.timestamp, body)
-                    .verify_slice(&sig)
-                    .is_ok()
-            });
-        if matched {
+        // The body is hashed once; each entry checks against a copy of the finished state.
+        let mac = self.mac(delivery.id, delivery.timestamp, body);
+        if delivery.matches(&mac)? {
             Ok(())
         } else {
             Err(WebhookError::BadSignature)
         }
     }
 }
+
+/// The most `v1,` entries a `webhook-signature` header may carry. Senders add one per active
+/// secret (two during a rotation); a header with more is refused before any is compared.
+pub const MAX_SIGNATURES: usize = 8;
+
+/// Length of a base64 HMAC-SHA256 tag (32 bytes, padded).
+const TAG_BASE64_LEN: usize = 44;
 
 impl fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -147,6 +146,40 @@ pub struct SignedDelivery<'a> {
     pub timestamp: i64,
     /// `webhook-signature`, as sent.
     pub signature: &'a str,
+}
+
+impl SignedDelivery<'_> {
+    /// True when one of the header's `v1,` entries is `tag`. Entries are space-separated and
+    /// at most [`MAX_SIGNATURES`] (more refuses the header before any comparison); only a
+    /// well-formed `v1,` entry (a 44-character base64 tag) is compared, and the rest (other
+    /// versions, truncated tags) are skipped, as the scheme asks of unknown versions.
+    /// `mac` has absorbed the body already (it is hashed once per secret, not once per entry);
+    /// each entry is compared in constant time by the `hmac` crate.
+    fn matches(&self, mac: &Hmac<Sha256>) -> Result<bool, WebhookError> {
+        let entries: Vec<&str> = self
+            .signature
+            .split(' ')
+            .filter(|e| !e.is_empty())
+            .collect();
+        if entries.is_empty() || entries.len() > MAX_SIGNATURES {
+            return Err(WebhookError::MissingHeader(SIGNATURE_HEADER));
+        }
+        let mut matched = false;
+        for entry in entries {
+            let Some(sig) = entry.strip_prefix("v1,") else {
+                continue;
+            };
+            if sig.len() != TAG_BASE64_LEN {
+                continue;
+            }
+            let Ok(sig) = STANDARD.decode(sig) else {
+                continue;
+            };
+            // The loop does not stop at a match, so timing does not say which entry matched.
+            matched |= mac.clone().verify_slice(&sig).is_ok();
+        }
+        Ok(matched)
+    }
 }
 
 impl<'a> SignedDelivery<'a> {
@@ -249,6 +282,19 @@ mod tests {
         assert_eq!(
             ok(EXPECTED, BODY, TIMESTAMP - 301),
             Err(WebhookError::TooNew)
+        );
+        // More entries than any sender writes: refused before any is compared, even with a
+        // good one among them.
+        let crowded = format!("{} {EXPECTED}", ["v1,AAAA"; MAX_SIGNATURES].join(" "));
+        assert_eq!(
+            ok(&crowded, BODY, TIMESTAMP),
+            Err(WebhookError::MissingHeader(SIGNATURE_HEADER))
+        );
+        let most = format!("{} {EXPECTED}", ["v1,AAAA"; MAX_SIGNATURES - 1].join(" "));
+        assert_eq!(ok(&most, BODY, TIMESTAMP), Ok(()));
+        assert_eq!(
+            ok("", BODY, TIMESTAMP),
+            Err(WebhookError::MissingHeader(SIGNATURE_HEADER))
         );
         let other = WebhookSecret::from_bytes(vec![7; 32]).unwrap();
         assert_eq!(
