@@ -636,6 +636,9 @@ pub struct EventDecl {
     pub key: Option<Spanned<String>>,
     /// `stream | pubsub | queue`.
     pub delivery: Spanned<String>,
+    /// `deadline: inherit` (the publisher's remaining budget travels with the event) or a
+    /// duration (the event expires that long after it is published); absent: no deadline.
+    pub deadline: Option<Spanned<String>>,
     /// Fields.
     pub fields: Vec<FieldDecl>,
 }
@@ -655,6 +658,8 @@ pub struct ConsumeDecl {
     pub retry: Option<RetryDecl>,
     /// Send failures to a dead-letter subject.
     pub dead_letter: Option<Spanned<bool>>,
+    /// `budget: 30s`: how long one delivery may take to handle.
+    pub budget: Option<Spanned<String>>,
     /// Doc text.
     pub description: Option<String>,
 }

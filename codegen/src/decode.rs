@@ -654,6 +654,7 @@ impl Decoder<'_> {
         let version = m.get("version").and_then(|n| self.u64(n, "`version`"));
         let key = m.get("key").and_then(|n| self.string(n, "`key`"));
         let delivery = m.get("delivery").and_then(|n| self.string(n, "`delivery`"));
+        let deadline = m.get("deadline").and_then(|n| self.string(n, "`deadline`"));
         let fields = m.get("fields").map(|n| self.fields(n)).unwrap_or_default();
         let (no_version, no_delivery) = (m.was_missing("version"), m.was_missing("delivery"));
         m.finish(self.diags, EVENT_KEYS, "an event");
@@ -680,6 +681,7 @@ impl Decoder<'_> {
             version: version?,
             key,
             delivery: delivery?,
+            deadline,
             fields,
         })
     }
@@ -695,6 +697,7 @@ impl Decoder<'_> {
             dead_letter: m
                 .get("dead_letter")
                 .and_then(|n| self.bool(n, "`dead_letter`")),
+            budget: m.get("budget").and_then(|n| self.string(n, "`budget`")),
             description: m.get("description").and_then(|n| self.text(n)),
             event: match event {
                 Some(e) => e,
@@ -845,6 +848,7 @@ pub const EVENT_KEYS: &[&str] = &[
     "version",
     "key",
     "delivery",
+    "deadline",
     "fields",
 ];
 /// Keys allowed in a `calls` entry.
@@ -856,5 +860,6 @@ pub const CONSUME_KEYS: &[&str] = &[
     "group",
     "retry",
     "dead_letter",
+    "budget",
     "description",
 ];

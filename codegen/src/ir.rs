@@ -444,6 +444,17 @@ pub struct Operation {
     pub span: Span,
 }
 
+/// An event's deadline, as the contract declares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventDeadline {
+    /// None: the event is a fact, worth processing however late (the default).
+    None,
+    /// The publisher's remaining request budget travels with the event.
+    Inherit,
+    /// The event expires this many nanoseconds after it is published.
+    After(u64),
+}
+
 /// Delivery modes of events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
@@ -500,6 +511,8 @@ pub struct EventDef {
     pub key: Option<String>,
     /// Delivery mode.
     pub delivery: Delivery,
+    /// Whether and how long the event is worth processing.
+    pub deadline: EventDeadline,
     /// Fields.
     pub fields: Vec<Field>,
     /// Broker subject, `<service>.<event_snake>.v<version>`.
@@ -525,6 +538,8 @@ pub struct Consumer {
     pub retry: Option<Retry>,
     /// Failures go to a dead-letter subject.
     pub dead_letter: bool,
+    /// Processing budget per delivery, in nanoseconds (`None`: the runtime's default).
+    pub budget_ns: Option<u64>,
     /// Doc text.
     pub docs: Option<String>,
     /// Source position.

@@ -304,6 +304,12 @@ impl Lowerer<'_> {
             version: e.version.value as u32,
             key: e.key.as_ref().map(|k| convert(&k.value, Case::Snake)),
             delivery: Delivery::parse(&e.delivery.value).unwrap_or(Delivery::Stream),
+            deadline: match e.deadline.as_ref().map(|d| d.value.as_str()) {
+                None => EventDeadline::None,
+                Some("inherit") => EventDeadline::Inherit,
+                Some(d) => parse_duration(d)
+                    .map_or(EventDeadline::None, |ns| EventDeadline::After(ns as u64)),
+            },
             fields: self.fields(&e.fields, &[], None),
             span: e.name.span,
             name,
@@ -346,6 +352,11 @@ impl Lowerer<'_> {
                 .map_or_else(|| self.c.service.value.clone(), |g| g.value.clone()),
             retry: con.retry.as_ref().map(retry),
             dead_letter: con.dead_letter.as_ref().is_none_or(|d| d.value),
+            budget_ns: con
+                .budget
+                .as_ref()
+                .and_then(|b| parse_duration(&b.value).ok())
+                .map(|ns| ns as u64),
             docs: con.description.clone(),
             span: con.span,
         })

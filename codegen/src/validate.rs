@@ -18,6 +18,11 @@ use std::collections::{HashMap, HashSet};
 pub const MAX_TYPE_NESTING: usize = 40;
 /// Largest deadline accepted: longer budgets are almost always a unit mistake.
 pub const MAX_DEADLINE_NS: u128 = 3_600 * 1_000_000_000;
+/// The longest processing budget a `consumes` entry may give one delivery.
+pub const MAX_BUDGET_NS: u128 = MAX_DEADLINE_NS;
+/// The longest an event may stay worth processing after it is published: a week, longer than
+/// any stream the runtime configures keeps it.
+pub const MAX_EVENT_DEADLINE_NS: u128 = 7 * 24 * 3_600 * 1_000_000_000;
 /// Most attempts a retry policy may declare.
 pub const MAX_ATTEMPTS: u64 = 10;
 /// Type names every contract module generates (REST/gRPC service trait, client, router state).
@@ -1157,6 +1162,45 @@ impl ContractChecker<'_, '_> {
             ),
             None => {}
         }
+        if let Some(d) = &e.deadline {
+            if d.value != "inherit" {
+                self.check_event_duration(d, "deadline", MAX_EVENT_DEADLINE_NS,
+                    "write `deadline: inherit` (the publisher's remaining budget) or a duration such as `deadline: 1h`; leave it out for an event worth processing however late");
+            }
+        }
+    }
+
+    /// A duration key of an event or a `consumes` entry: positive, at most `max`.
+    fn check_event_duration(&mut self, d: &Spanned<String>, key: &str, max: u128, help: &str) {
+        match parse_duration(&d.value) {
+            Ok(0) => self.diags.emit(
+                Code::InvalidDuration,
+                d.span,
+                format!("a `{key}` of zero can never be met"),
+                help,
+            ),
+            Ok(ns) if ns > max => self.diags.emit(
+                Code::InvalidDuration,
+                d.span,
+                format!(
+                    "`{key}: {}` is longer than {}",
+                    d.value,
+                    if max == MAX_BUDGET_NS {
+                        "one hour"
+                    } else {
+                        "seven days"
+                    }
+                ),
+                help,
+            ),
+            Ok(_) => {}
+            Err(msg) => self.diags.emit(
+                Code::InvalidDuration,
+                d.span,
+                format!("invalid `{key}` `{}`: {msg}", d.value),
+                help,
+            ),
+        }
     }
 
     fn check_webhook(&mut self, w: &WebhookDecl) {
@@ -1281,6 +1325,14 @@ impl ContractChecker<'_, '_> {
         }
         if let Some(r) = &con.retry {
             self.check_retry(r);
+        }
+        if let Some(b) = &con.budget {
+            self.check_event_duration(
+                b,
+                "budget",
+                MAX_BUDGET_NS,
+                "write how long one delivery may take to handle, e.g. `budget: 30s` (at most 1h)",
+            );
         }
     }
 

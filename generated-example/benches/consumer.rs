@@ -34,6 +34,12 @@ fn nats_url() -> String {
     std::env::var("PACTUM_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
+fn database() -> pactum::postgres::Database {
+    let config = std::env::var("PACTUM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
+    pactum::postgres::Database::new(&config).unwrap()
+}
+
 async fn postgres() -> tokio_postgres::Client {
     let config = std::env::var("PACTUM_TEST_POSTGRES")
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
@@ -224,7 +230,7 @@ impl Bench {
                 }
                 if matches!(who, Who::GeneratedPg | Who::GeneratedPgBatch) {
                     let mut consumer = notifications::v1::consumers::payments_payment_captured_v1(
-                        postgres().await,
+                        &database(),
                         "bench_processed",
                         PgReceipts,
                     )

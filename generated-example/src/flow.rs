@@ -169,6 +169,7 @@ where
         Outcome::Duplicate => "already processed: skipped".to_string(),
         Outcome::Retrying(r) => format!("failed, will retry: {r}"),
         Outcome::DeadLettered(r) => format!("dead-lettered: {r}"),
+        Outcome::Unavailable(r) => format!("database unavailable, released: {r}"),
     };
     match store {
         Store::Memory => {
@@ -194,10 +195,12 @@ where
                 last: last.clone(),
             };
             let table = format!("example_processed_{}", info.group);
-            let mut consumer =
-                PgConsumer::for_contract(connect(config).await?, &table, info, handler)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            let database = pactum::postgres::Database::new(config)
+                .map_err(|e| e.to_string())?
+                .named(&format!("example-consumer-{}", info.group));
+            let mut consumer = PgConsumer::for_contract(&database, &table, info, handler)
+                .await
+                .map_err(|e| e.to_string())?;
             tokio::spawn(async move {
                 while let Ok(delivery) = source.next().await {
                     let outcome = consumer.process(delivery).await;

@@ -374,6 +374,7 @@ async fn checkout_flow(broker: Broker, store: Store, hops: &Hops) -> Result<(), 
                 Outcome::Duplicate => "skipped",
                 Outcome::Retrying(_) => "retry",
                 Outcome::DeadLettered(_) => "dead",
+                Outcome::Unavailable(_) => "unavailable",
             };
             println!("    {key:<36} {mark:<8} {what}");
         }

@@ -202,6 +202,12 @@ impl Inbound for Message {
             Message::Nats(d) => d.nak(delay).await,
         }
     }
+    async fn progress(&self) {
+        match self {
+            Message::Embedded(d) => Inbound::progress(d).await,
+            Message::Nats(d) => d.progress().await,
+        }
+    }
     async fn dead_letter(self, reason: &str) {
         match self {
             Message::Embedded(d) => Inbound::dead_letter(d, reason).await,

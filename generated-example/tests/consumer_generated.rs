@@ -42,6 +42,12 @@ impl PgHandler<payments::v1::PaymentCaptured> for Receipts {
     }
 }
 
+fn database() -> pactum::postgres::Database {
+    let config = std::env::var("PACTUM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
+    pactum::postgres::Database::new(&config).unwrap()
+}
+
 async fn postgres() -> pactum::consumer::tokio_postgres::Client {
     let config = std::env::var("PACTUM_TEST_POSTGRES")
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
@@ -66,7 +72,7 @@ async fn generated_consumer_applies_each_payment_once() {
         .await
         .unwrap();
     let mut consumer = notifications::v1::consumers::payments_payment_captured_v1(
-        postgres().await,
+        &database(),
         "generated_processed",
         Receipts { fail: false },
     )
@@ -116,7 +122,7 @@ async fn generated_consumer_applies_each_payment_once() {
     // then the dead letter.
     assert_eq!(info.retry.unwrap().attempts, 3);
     let mut failing = notifications::v1::consumers::payments_payment_captured_v1(
-        postgres().await,
+        &database(),
         "generated_processed",
         Receipts { fail: true },
     )
@@ -146,7 +152,7 @@ async fn generated_consumer_applies_each_payment_once() {
 }
 
 #[tokio::test]
-async fn generated_publisher_carries_trace_and_deadline_and_dedups_retries() {
+async fn generated_publisher_carries_trace_not_the_request_deadline_and_dedups_retries() {
     let bus = Bus::new();
     let subject = payments::v1::PaymentCaptured::SUBJECT;
     bus.join(subject, "audit", StartAt::First);
@@ -177,7 +183,8 @@ async fn generated_publisher_carries_trace_and_deadline_and_dedups_retries() {
     let d = bus.next(subject, "audit").await;
     let h = d.headers();
     assert!(h["traceparent"].contains("4bf92f3577b34da6a3ce929d0e0e4736"));
-    assert!(h.contains_key(headers::DEADLINE));
+    // The contract gives `PaymentCaptured` no deadline: the request's 30 s does not travel.
+    assert!(!h.contains_key(headers::DEADLINE), "{h:?}");
     assert_eq!(h[headers::TYPE], payments::v1::PaymentCaptured::TYPE);
     assert_eq!(
         h[headers::SUBJECT],

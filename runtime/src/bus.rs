@@ -16,7 +16,7 @@
 //! trace context as headers (see [`headers`]).
 
 use crate::context::{Context, Transport};
-use crate::{wire, Event};
+use crate::{wire, Event, EventDeadline};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -380,6 +380,20 @@ impl Delivery {
     pub fn nak(self, delay: Duration) {
         self.bus.settle(&self, Some(delay));
     }
+    /// Still being handled: its ack wait starts again.
+    pub fn progress(&self) {
+        let ack_wait = self.bus.config().ack_wait;
+        let mut state = self.bus.state();
+        if let Some(g) = state
+            .streams
+            .get_mut(&self.subject)
+            .and_then(|s| s.groups.get_mut(&self.group))
+        {
+            if let Some(due) = g.pending.get_mut(&self.message.sequence) {
+                *due = Instant::now() + ack_wait;
+            }
+        }
+    }
     /// Never to be handled (it went to a dead letter): like an ack, without the success.
     pub fn term(self) {
         self.bus.settle(&self, None);
@@ -396,16 +410,57 @@ pub trait EventSink: Send + Sync {
         headers: Headers,
         payload: Vec<u8>,
     ) -> impl std::future::Future<Output = Result<Published, PublishError>> + Send;
+
+    /// Stores several messages, in order, and says how each went. Brokers that can have many
+    /// publishes in flight on one connection (JetStream) override this to wait for all the
+    /// acknowledgements at once: what makes an outbox relay keep up with direct publishing.
+    fn send_all(
+        &self,
+        messages: Vec<(String, Headers, Vec<u8>)>,
+    ) -> impl std::future::Future<Output = Vec<Result<Published, PublishError>>> + Send {
+        async move {
+            let mut results = Vec::with_capacity(messages.len());
+            for (subject, headers, payload) in messages {
+                results.push(self.send(&subject, headers, payload).await);
+            }
+            results
+        }
+    }
 }
 
 /// A publish that failed: the event is not stored, and publishing it again with the same id
 /// is safe.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishError(pub String);
+pub struct PublishError {
+    /// What went wrong.
+    pub message: String,
+    /// True when publishing the same message again cannot succeed (no stream holds the
+    /// subject, the message is over the broker's size limit): the outbox relay parks such a
+    /// row instead of retrying it.
+    pub permanent: bool,
+}
+
+impl PublishError {
+    /// A failure that may pass (the broker is restarting, a timeout).
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    /// A failure that retrying the same message cannot fix.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
 
 impl std::fmt::Display for PublishError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -430,7 +485,7 @@ pub async fn publish<E: Event>(
     event: &E,
 ) -> Result<Published, PublishError> {
     let (h, payload) = event_message(&Context::current(), id, event)
-        .map_err(|e| PublishError(format!("cannot encode `{}`: {e}", E::NAME)))?;
+        .map_err(|e| PublishError::permanent(format!("cannot encode `{}`: {e}", E::NAME)))?;
     sink.send(E::SUBJECT, h, payload).await
 }
 
@@ -456,11 +511,17 @@ pub fn event_message<E: Event>(
 ) -> Result<(Headers, Vec<u8>), serde_json::Error> {
     let payload = serde_json::to_vec(event)?;
     let mut h = Headers::new();
-    // Trace context for the consumer's span; the relative timeout is replaced below.
+    // Trace context for the consumer's span. The request's relative timeout never travels:
+    // an event has a deadline only when its contract gives it one.
     ctx.inject_headers(&mut h, Transport::Http);
     h.remove(wire::TIMEOUT_HEADER);
-    if let Some(deadline) = ctx.remaining() {
-        let at = SystemTime::now() + deadline;
+    let expires = match E::DEADLINE {
+        EventDeadline::None => None,
+        EventDeadline::Inherit => ctx.remaining(),
+        EventDeadline::After(after) => Some(after),
+    };
+    if let Some(left) = expires {
+        let at = SystemTime::now() + left;
         let ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         h.insert(headers::DEADLINE.into(), ms.to_string());
     }

@@ -230,6 +230,17 @@ impl Context {
         }
     }
 
+    /// The id for the next event of type `event_type` (`orders.OrderPlaced.v1`) this handler
+    /// publishes: derived from the request's idempotency key (or the consumed event) when
+    /// there is one — so a retried request, or a redelivered event, writes the same ids and
+    /// the outbox and the broker store them once — and random otherwise.
+    pub fn event_id(&self, event_type: &str) -> String {
+        match &self.calls {
+            Some(calls) => calls.next(&format!("event {event_type}")),
+            None => random_id(),
+        }
+    }
+
     /// The idempotency claim held by the running handler (keyed operations only): record the
     /// reply in the handler's transaction with it.
     pub fn claim(&self) -> Option<&Claim> {

@@ -14,6 +14,23 @@ pub enum Delivery {
     Stream,
 }
 
+/// How long an event stays worth processing, as its contract's `deadline` says.
+///
+/// The default is [`EventDeadline::None`]: an event is a fact (`OrderPlaced`), and a payment
+/// must be taken however late the consumer gets to it — after a restart, a nak, a crash and
+/// redelivery. Tying it to the HTTP request that caused it would dead-letter real work
+/// whenever a consumer is slower than that request's budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventDeadline {
+    /// No deadline: processed whenever it is delivered.
+    None,
+    /// The publisher's remaining request budget travels with the event (`pactum-deadline`),
+    /// for events that only matter while someone waits for them.
+    Inherit,
+    /// The event expires this long after it is published.
+    After(std::time::Duration),
+}
+
 /// A fact that happened, published by exactly one service.
 ///
 /// Implemented by generated event structs and by `#[derive(pactum::Event)]`.
@@ -30,6 +47,8 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     const SUBJECT: &'static str;
     /// Delivery mode.
     const DELIVERY: Delivery;
+    /// Whether the event carries a deadline; by default it does not.
+    const DEADLINE: EventDeadline = EventDeadline::None;
 
     /// The ordering/partition key (CloudEvents `subject`); `None` when the event has none.
     fn ordering_key(&self) -> Option<String>;

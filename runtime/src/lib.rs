@@ -13,6 +13,8 @@
 //!   redelivery) and [`bus::publish_event`] with CloudEvents headers.
 //! - [`consumer`]: the idempotent consumer runner, recording processed events in the
 //!   handler's PostgreSQL transaction, with retries and a dead-letter subject.
+//! - [`outbox`]: the transactional outbox (events written in the handler's transaction) and
+//!   the relay that publishes them; [`postgres`]: reconnecting PostgreSQL connections.
 //! - [`webhook`]: Standard Webhooks signing and verification (`webhook-id`,
 //!   `webhook-timestamp`, `webhook-signature`), with a replay window.
 //! - [`OperationInfo`] / [`ConsumerInfo`]: the contract's guardrails (deadline, safety,
@@ -32,6 +34,8 @@ pub mod grpc;
 mod handler;
 pub mod idempotency;
 pub mod nats;
+pub mod outbox;
+pub mod postgres;
 mod problem;
 pub mod retry;
 pub mod server;
@@ -46,7 +50,7 @@ pub use contract::{
     ConsumerInfo, ErrorStatus, Idempotency, OperationInfo, RetryPolicy, Route, Streaming,
 };
 pub use deadline::{run_with_deadline, DeadlineExceeded};
-pub use event::{DeclaredError, Delivery, Event, Webhook};
+pub use event::{DeclaredError, Delivery, Event, EventDeadline, Webhook};
 pub use handler::HandlerError;
 pub use pactum_macros::*;
 pub use problem::{declared_problem, OperationError, Problem, PROBLEM_JSON};

@@ -29,6 +29,33 @@ fn err(doing: &str) -> impl FnOnce(&dyn std::fmt::Display) -> NatsError + '_ {
     move |e| NatsError(format!("{doing}: {e}"))
 }
 
+/// The limits a stream is created with, so no stream grows without bound. When one is
+/// reached JetStream discards the oldest messages (a work queue's are removed once
+/// acknowledged anyway).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Messages older than this are discarded. Default: 7 days — longer than any consumer
+    /// outage worth surviving, and the horizon consumers' dedup records must outlive.
+    pub max_age: Duration,
+    /// Bytes the stream may hold. Default: 1 GiB.
+    pub max_bytes: u64,
+    /// Messages the stream may hold. Default: 10 million.
+    pub max_messages: u64,
+    /// How long dead letters are kept. Default: 30 days, time for someone to look.
+    pub dead_letter_max_age: Duration,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: 1 << 30,
+            max_messages: 10_000_000,
+            dead_letter_max_age: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
 /// A JetStream connection.
 #[derive(Clone)]
 pub struct Nats {
@@ -47,8 +74,8 @@ impl Nats {
     }
 
     /// Creates (or finds) stream `name` holding `subject` and its dead letters
-    /// (`<subject>.dlq`), with the retention `mode` needs and a duplicate window for
-    /// `Nats-Msg-Id`.
+    /// (`<subject>.dlq`), with the retention `mode` needs, a duplicate window for
+    /// `Nats-Msg-Id` and the default [`StreamLimits`].
     pub async fn ensure_stream(
         &self,
         name: &str,
@@ -56,26 +83,53 @@ impl Nats {
         mode: Mode,
         duplicate_window: Duration,
     ) -> Result<(), NatsError> {
+        self.ensure_stream_with(
+            name,
+            subject,
+            mode,
+            duplicate_window,
+            StreamLimits::default(),
+        )
+        .await
+    }
+
+    /// [`ensure_stream`](Self::ensure_stream) with explicit `limits`. A stream that exists is
+    /// left as it is (its limits are an operator's to change).
+    pub async fn ensure_stream_with(
+        &self,
+        name: &str,
+        subject: &str,
+        mode: Mode,
+        duplicate_window: Duration,
+        limits: StreamLimits,
+    ) -> Result<(), NatsError> {
         let retention = match mode {
             Mode::Queue => stream::RetentionPolicy::WorkQueue,
             Mode::Pubsub | Mode::Stream => stream::RetentionPolicy::Limits,
         };
+        let bytes = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
         self.js
             .get_or_create_stream(stream::Config {
                 name: name.to_string(),
                 subjects: vec![subject.to_string()],
                 retention,
                 duplicate_window,
+                max_age: limits.max_age,
+                max_bytes: bytes(limits.max_bytes),
+                max_messages: bytes(limits.max_messages),
                 ..Default::default()
             })
             .await
             .map_err(|e| err("cannot create stream")(&e))?;
         // Dead letters are kept in a limits stream of their own: a work-queue stream would
-        // refuse a second subject's consumer, and ops must be able to read them at leisure.
+        // refuse a second subject's consumer, and ops must be able to read them at leisure —
+        // for longer than the events themselves.
         self.js
             .get_or_create_stream(stream::Config {
                 name: format!("{name}_DLQ"),
                 subjects: vec![format!("{subject}.dlq")],
+                max_age: limits.dead_letter_max_age,
+                max_bytes: bytes(limits.max_bytes),
                 ..Default::default()
             })
             .await
@@ -90,23 +144,70 @@ impl Nats {
         headers: &Headers,
         payload: Vec<u8>,
     ) -> Result<Published, NatsError> {
-        let mut map = async_nats::HeaderMap::new();
-        for (name, value) in headers {
-            map.insert(name.as_str(), value.as_str());
-        }
+        self.start_publish(subject, headers, payload)
+            .await
+            .map_err(|e| NatsError(e.message))?
+            .await
+            .map_err(|e| NatsError(e.message))
+    }
+
+    /// Sends a publish and returns the wait for its acknowledgement, so several can be in
+    /// flight on the connection at once.
+    async fn start_publish(
+        &self,
+        subject: &str,
+        headers: &Headers,
+        payload: Vec<u8>,
+    ) -> Result<impl std::future::Future<Output = Result<Published, PublishError>>, PublishError>
+    {
+        let map = header_map(headers);
         let ack = self
             .js
             .publish_with_headers(subject.to_string(), map, payload.into())
             .await
-            .map_err(|e| err("publish failed")(&e))?
-            .await
-            .map_err(|e| err("publish not acknowledged")(&e))?;
-        Ok(Published {
-            sequence: ack.sequence,
-            duplicate: ack.duplicate,
+            .map_err(publish_error("publish failed"))?;
+        Ok(async move {
+            let ack = ack
+                .await
+                .map_err(publish_error("publish not acknowledged"))?;
+            Ok(Published {
+                sequence: ack.sequence,
+                duplicate: ack.duplicate,
+            })
         })
     }
+}
 
+/// A JetStream publish failure, marked permanent when sending the same message again cannot
+/// help: no stream holds the subject, or the message is over the server's size limit.
+fn publish_error(
+    doing: &'static str,
+) -> impl Fn(async_nats::jetstream::context::PublishError) -> PublishError {
+    use async_nats::jetstream::context::PublishErrorKind as Kind;
+    move |e| {
+        let message = format!("{doing}: {e}");
+        match e.kind() {
+            Kind::StreamNotFound | Kind::MaxPayloadExceeded => PublishError::permanent(message),
+            _ => PublishError::transient(message),
+        }
+    }
+}
+
+/// The NATS form of `headers`. The client asserts on CR, LF and bad names, which would panic
+/// the task: a header that cannot be carried is dropped (and said), a value is cleaned.
+fn header_map(headers: &Headers) -> async_nats::HeaderMap {
+    let mut map = async_nats::HeaderMap::new();
+    for (name, value) in headers {
+        if !crate::wire::valid_header_name(name) {
+            tracing::warn!(header = %name.escape_debug(), "header name not valid for NATS; dropped");
+            continue;
+        }
+        map.insert(name.as_str(), &*crate::wire::sanitize_header_value(value));
+    }
+    map
+}
+
+impl Nats {
     /// Publishes `event` with the CloudEvents envelope of [`crate::bus::publish_event`].
     pub async fn publish_event<E: Event>(
         &self,
@@ -188,14 +289,14 @@ impl Nats {
             )
             .await
             .map_err(|e| err("cannot create consumer")(&e))?;
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(prefetch.max(1))
-            .messages()
+        let prefetch = prefetch.max(1);
+        let messages = pull(&consumer, prefetch)
             .await
             .map_err(|e| err("cannot pull")(&e))?;
         Ok(Group {
             nats: self.clone(),
+            consumer,
+            prefetch,
             messages,
         })
     }
@@ -208,28 +309,77 @@ impl EventSink for Nats {
         headers: Headers,
         payload: Vec<u8>,
     ) -> Result<Published, PublishError> {
-        self.publish(subject, &headers, payload)
-            .await
-            .map_err(|e| PublishError(e.0))
+        self.start_publish(subject, &headers, payload).await?.await
     }
+
+    async fn send_all(
+        &self,
+        messages: Vec<(String, Headers, Vec<u8>)>,
+    ) -> Vec<Result<Published, PublishError>> {
+        // Every publish is sent before any acknowledgement is awaited: one round trip for the
+        // lot. JetStream keeps the order of one connection's publishes.
+        let mut pending = Vec::with_capacity(messages.len());
+        for (subject, headers, payload) in messages {
+            pending.push(self.start_publish(&subject, &headers, payload).await);
+        }
+        let mut results = Vec::with_capacity(pending.len());
+        for p in pending {
+            results.push(match p {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            });
+        }
+        results
+    }
+}
+
+async fn pull(
+    consumer: &consumer::PullConsumer,
+    prefetch: usize,
+) -> Result<consumer::pull::Stream, consumer::StreamError> {
+    consumer
+        .stream()
+        .max_messages_per_batch(prefetch)
+        .messages()
+        .await
 }
 
 /// One worker's pull subscription to a consumer group.
 pub struct Group {
     nats: Nats,
+    consumer: consumer::PullConsumer,
+    prefetch: usize,
     messages: consumer::pull::Stream,
 }
 
+/// The longest pause between two attempts to pull again after an error.
+const MAX_PULL_PAUSE: Duration = Duration::from_secs(2);
+
 impl Group {
-    /// The next delivery, waiting for one.
+    /// The next delivery, waiting for one. Transport trouble does not end the subscription:
+    /// a pull error (a missed heartbeat while the server restarts, a leader election) is
+    /// logged and pulled past, and a subscription that closed is opened again, with backoff
+    /// up to 2 s between attempts, until a message arrives.
     pub async fn next(&mut self) -> Result<NatsDelivery, NatsError> {
-        let message = self
-            .messages
-            .next()
-            .await
-            .ok_or_else(|| NatsError("subscription closed".into()))?
-            .map_err(|e| err("pull failed")(&e))?;
-        Ok(self.delivery(message))
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.messages.next().await {
+                Some(Ok(message)) => return Ok(self.delivery(message)),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "pull failed; pulling again");
+                }
+                None => match pull(&self.consumer, self.prefetch).await {
+                    Ok(messages) => {
+                        tracing::info!("pull subscription reopened");
+                        self.messages = messages;
+                        continue;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot reopen the pull subscription"),
+                },
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_PULL_PAUSE);
+        }
     }
 
     /// Waits for one delivery, then adds those already received, up to `max`: a batch for
@@ -309,6 +459,9 @@ impl Inbound for NatsDelivery {
     }
     async fn nak(self, delay: Duration) {
         let _ = self.message.ack_with(AckKind::Nak(Some(delay))).await;
+    }
+    async fn progress(&self) {
+        let _ = self.message.ack_with(AckKind::Progress).await;
     }
     async fn dead_letter(self, reason: &str) {
         let (subject, h) = dead_letter_message(&self, reason);

@@ -155,7 +155,7 @@ async fn a_crash_before_the_ack_redelivers_and_a_nak_retries_later() {
     );
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct OrderPlaced {
     order_id: String,
 }
@@ -173,7 +173,7 @@ impl Event for OrderPlaced {
 }
 
 #[tokio::test]
-async fn events_carry_cloudevents_trace_and_deadline_headers() {
+async fn events_carry_cloudevents_and_trace_headers_and_a_deadline_only_when_declared() {
     let bus = Bus::new();
     bus.join(OrderPlaced::SUBJECT, "audit", StartAt::First);
     let trace = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
@@ -203,13 +203,55 @@ async fn events_carry_cloudevents_trace_and_deadline_headers() {
     assert_eq!(h[headers::MSG_ID], "orders/evt-1");
     assert!(h[headers::TIME].ends_with('Z'));
     assert!(h["traceparent"].contains("4bf92f3577b34da6a3ce929d0e0e4736"));
-    let deadline_ms: u128 = h[headers::DEADLINE].parse().unwrap();
-    let now_ms = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    assert!((now_ms + 55_000..=now_ms + 60_000).contains(&deadline_ms));
+    // A fact by default: the request's budget does not travel with it.
+    assert!(!h.contains_key(headers::DEADLINE), "{h:?}");
     assert!(!h.contains_key(pactum::wire::TIMEOUT_HEADER));
     let back: OrderPlaced = serde_json::from_slice(d.payload()).unwrap();
     assert_eq!(back, event);
+
+    // `deadline: inherit` carries what is left of the request; `deadline: 10m` a fixed life.
+    let deadline_of = |h: &pactum::bus::Headers| -> u128 {
+        let at: u128 = h[headers::DEADLINE].parse().unwrap();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        at - now
+    };
+    let (h, _) = pactum::bus::event_message(&ctx, "evt-2", &Inherited(event.clone())).unwrap();
+    assert!((55_000..=60_000).contains(&deadline_of(&h)));
+    let (h, _) = pactum::bus::event_message(&ctx, "evt-3", &Expiring(event.clone())).unwrap();
+    assert!((595_000..=600_000).contains(&deadline_of(&h)));
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Inherited(OrderPlaced);
+
+impl Event for Inherited {
+    const NAME: &'static str = "OrderQuoted";
+    const VERSION: u32 = 1;
+    const SOURCE: &'static str = "orders";
+    const TYPE: &'static str = "orders.OrderQuoted.v1";
+    const SUBJECT: &'static str = "orders.order_quoted.v1";
+    const DELIVERY: Mode = Mode::Pubsub;
+    const DEADLINE: pactum::EventDeadline = pactum::EventDeadline::Inherit;
+    fn ordering_key(&self) -> Option<String> {
+        None
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Expiring(OrderPlaced);
+
+impl Event for Expiring {
+    const NAME: &'static str = "OfferMade";
+    const VERSION: u32 = 1;
+    const SOURCE: &'static str = "orders";
+    const TYPE: &'static str = "orders.OfferMade.v1";
+    const SUBJECT: &'static str = "orders.offer_made.v1";
+    const DELIVERY: Mode = Mode::Pubsub;
+    const DEADLINE: pactum::EventDeadline = pactum::EventDeadline::After(Duration::from_secs(600));
+    fn ordering_key(&self) -> Option<String> {
+        None
+    }
 }

@@ -1,10 +1,12 @@
 //! The idempotent consumer against the real PostgreSQL (`PACTUM_TEST_POSTGRES`, default
 //! `host=127.0.0.1 port=5432 user=postgres dbname=test`): duplicates, a crash between commit
-//! and ack, retries, poison messages and expired deadlines.
+//! and ack, retries, poison messages, deadlines and budgets, a database that goes away, and a
+//! batch that fails at commit.
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use pactum::bus::{headers, publish_event, Bus, BusConfig, Headers, StartAt};
 use pactum::consumer::{Outcome, PgConsumer, PgHandler, REASON_HEADER};
+use pactum::postgres::Database;
 use pactum::{Context, Delivery as Mode, Event, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -70,6 +72,10 @@ fn config() -> String {
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
 }
 
+fn database() -> Database {
+    Database::new(&config()).unwrap()
+}
+
 async fn connect() -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(&config(), tokio_postgres::NoTls)
         .await
@@ -121,7 +127,7 @@ async fn setup(test: &str, fail_first: u32, attempts: u32) -> Setup {
         max_backoff: Duration::from_millis(20),
         full_jitter: false,
     };
-    let consumer = PgConsumer::new(connect().await, &processed, "ledger", policy, handler)
+    let consumer = PgConsumer::new(&database(), &processed, "ledger", policy, handler)
         .await
         .unwrap();
     Setup {
@@ -298,9 +304,40 @@ async fn poison_and_expired_messages_go_to_the_dead_letter_at_once() {
     let second = s.bus.next(&dlq, "ops").await;
     assert_eq!(
         second.headers()[REASON_HEADER],
-        "deadline expired before processing"
+        "the event's deadline passed before processing"
     );
     assert_eq!(s.cents("o6").await, None, "expired work is not done");
+}
+
+#[tokio::test]
+async fn a_processed_event_redelivered_after_its_deadline_is_acked_not_dead_lettered() {
+    let mut s = setup("late_copy", 0, 3).await;
+    s.publish_copies("pay-l", &captured("l1", 5), 1);
+    let d = s.next().await;
+    assert_eq!(s.consumer.process(d).await, Outcome::Processed);
+    // The broker delivers it again (a lost ack) once its deadline has passed; a foreign type
+    // arrives under the same id too. Both were processed already: acknowledged, no dead letter.
+    let mut late = Headers::from([
+        (headers::SOURCE.to_string(), "payments".to_string()),
+        (headers::ID.to_string(), "pay-l".to_string()),
+        (headers::TYPE.to_string(), PaymentCaptured::TYPE.to_string()),
+        (headers::DEADLINE.to_string(), "1000".to_string()),
+    ]);
+    s.bus.publish(
+        PaymentCaptured::SUBJECT,
+        late.clone(),
+        serde_json::to_vec(&captured("l1", 5)).unwrap(),
+    );
+    late.insert(headers::TYPE.into(), "payments.Other.v1".into());
+    s.bus
+        .publish(PaymentCaptured::SUBJECT, late, b"{}".to_vec());
+    for _ in 0..2 {
+        let d = s.next().await;
+        assert_eq!(s.consumer.process(d).await, Outcome::Duplicate);
+    }
+    assert_eq!(s.cents("l1").await, Some(5));
+    let dlq = format!("{}.dlq", PaymentCaptured::SUBJECT);
+    assert_eq!(s.bus.last_sequence(&dlq), 0, "nothing was dead-lettered");
 }
 
 #[tokio::test]
@@ -378,45 +415,300 @@ async fn a_batch_commits_once_and_a_failing_event_undoes_only_itself() {
     assert_eq!(dead.headers()[headers::ID], "pay-poison");
 }
 
-#[tokio::test]
-async fn the_handler_works_under_the_publishers_remaining_deadline() {
-    let s = setup("deadline", 0, 3).await;
-    let ctx = Context::new().with_timeout(Duration::from_secs(60));
-    publish_event(&s.bus, &ctx, "pay-d", &captured("d1", 1)).unwrap();
-    let d = s.next().await;
-    let seen = Arc::new(Mutex::new(None));
-    struct Probe(Arc<Mutex<Option<Duration>>>);
-    impl PgHandler<PaymentCaptured> for Probe {
-        async fn handle(
-            &self,
-            _tx: &tokio_postgres::Transaction<'_>,
-            ctx: &Context,
-            _event: PaymentCaptured,
-        ) -> Result<(), String> {
-            *self.0.lock().unwrap() = ctx.remaining();
-            Ok(())
-        }
+/// Records what is left of the handler's deadline, and sleeps `nap` first.
+struct Probe(Arc<Mutex<Option<Duration>>>, Duration);
+
+impl PgHandler<PaymentCaptured> for Probe {
+    async fn handle(
+        &self,
+        _tx: &tokio_postgres::Transaction<'_>,
+        ctx: &Context,
+        _event: PaymentCaptured,
+    ) -> Result<(), String> {
+        *self.0.lock().unwrap() = ctx.remaining();
+        tokio::time::sleep(self.1).await;
+        Ok(())
     }
-    let mut probe = PgConsumer::new(
-        connect().await,
-        "processed_deadline_probe",
+}
+
+async fn probe(
+    table: &str,
+    nap: Duration,
+    budget: Duration,
+) -> (
+    PgConsumer<PaymentCaptured, Probe>,
+    Arc<Mutex<Option<Duration>>>,
+) {
+    let seen = Arc::new(Mutex::new(None));
+    let probe = PgConsumer::new(
+        &database(),
+        table,
         "probe",
-        pactum::consumer::DEFAULT_POLICY,
-        Probe(seen.clone()),
+        RetryPolicy {
+            attempts: 3,
+            ..pactum::consumer::DEFAULT_POLICY
+        },
+        Probe(seen.clone(), nap),
     )
     .await
-    .unwrap();
-    s.check
-        .batch_execute("DELETE FROM processed_deadline_probe")
+    .unwrap()
+    .with_budget(budget);
+    connect()
+        .await
+        .batch_execute(&format!("DELETE FROM {table}"))
         .await
         .unwrap();
-    assert_eq!(probe.process(d).await, Outcome::Processed);
+    (probe, seen)
+}
+
+#[tokio::test]
+async fn the_handler_works_under_its_budget_not_the_publishers_request() {
+    let s = setup("deadline", 0, 3).await;
+    // Published under a 2 s request: the event is a fact and does not inherit it.
+    let ctx = Context::new().with_timeout(Duration::from_secs(2));
+    publish_event(&s.bus, &ctx, "pay-d", &captured("d1", 1)).unwrap();
+    let d = s.next().await;
+    assert!(
+        !d.headers().contains_key(headers::DEADLINE),
+        "{:?}",
+        d.headers()
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (mut probe, seen) = probe(
+        "processed_deadline_probe",
+        Duration::ZERO,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        probe.process(d).await,
+        Outcome::Processed,
+        "processed after the request's budget ran out"
+    );
     let left = seen
         .lock()
         .unwrap()
-        .expect("a deadline reaches the handler");
+        .expect("the budget reaches the handler");
     assert!(
-        left > Duration::from_secs(55) && left <= Duration::from_secs(60),
+        left > Duration::from_secs(9) && left <= Duration::from_secs(10),
         "{left:?}"
     );
+}
+
+#[tokio::test]
+async fn a_handler_over_its_budget_is_abandoned_and_retried() {
+    let s = setup("budget", 0, 3).await;
+    s.publish_copies("pay-slow", &captured("s1", 1), 1);
+    let d = s.next().await;
+    let (mut probe, _) = probe(
+        "processed_budget_probe",
+        Duration::from_secs(5),
+        Duration::from_millis(200),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let outcome = probe.process(d).await;
+    assert!(
+        matches!(&outcome, Outcome::Retrying(r) if r.contains("budget")),
+        "{outcome:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A loopback TCP proxy to PostgreSQL that can be taken down (every connection reset, new
+/// ones refused) and brought back: a failover, as the consumer sees it.
+struct Failover {
+    addr: std::net::SocketAddr,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Failover {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let generation = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let (up2, gen2) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let mut down = gen2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = down.changed() => {} // both sockets dropped: reset
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            up,
+            generation,
+        }
+    }
+
+    fn config(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=test",
+            self.addr.port()
+        )
+    }
+
+    fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    fn up(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A one-attempt consumer on `s`'s ledger that reaches PostgreSQL through `proxy`.
+async fn behind(
+    proxy: &Failover,
+    s: &Setup,
+    table: &str,
+    patience: Duration,
+) -> PgConsumer<PaymentCaptured, Ledger> {
+    let handler = Ledger {
+        table: s.ledger.clone(),
+        fail_first: Mutex::new(0),
+        traces: Default::default(),
+    };
+    let policy = RetryPolicy {
+        attempts: 1,
+        ..pactum::consumer::DEFAULT_POLICY
+    };
+    PgConsumer::new(
+        &Database::new(&proxy.config()).unwrap(),
+        table,
+        "ledger",
+        policy,
+        handler,
+    )
+    .await
+    .unwrap()
+    .with_patience(patience)
+}
+
+#[tokio::test]
+async fn a_database_failover_sends_nothing_to_the_dead_letter() {
+    // One attempt: were an outage counted as a handler failure, every delivery below would be
+    // dead-lettered at once.
+    let mut s = setup("failover", 0, 1).await;
+    let proxy = Failover::start().await;
+    s.consumer = behind(&proxy, &s, "processed_failover", Duration::from_secs(20)).await;
+    for n in 0..3 {
+        s.publish_copies(&format!("pay-f{n}"), &captured(&format!("f{n}"), 10), 1);
+    }
+    let d = s.next().await;
+    assert_eq!(s.consumer.process(d).await, Outcome::Processed);
+    // The database goes away for 1.5 s, with the next delivery in hand.
+    proxy.down();
+    let back = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        proxy.up();
+        proxy
+    });
+    let d = s.next().await;
+    let started = std::time::Instant::now();
+    assert_eq!(
+        s.consumer.process(d).await,
+        Outcome::Processed,
+        "kept and processed after the failover"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
+    let _proxy = back.await.unwrap();
+    let d = s.next().await;
+    assert_eq!(s.consumer.process(d).await, Outcome::Processed);
+    for n in 0..3 {
+        assert_eq!(
+            s.cents(&format!("f{n}")).await,
+            Some(10),
+            "f{n} applied once"
+        );
+    }
+    let dlq = format!("{}.dlq", PaymentCaptured::SUBJECT);
+    assert_eq!(s.bus.last_sequence(&dlq), 0, "nothing was dead-lettered");
+}
+
+#[tokio::test]
+async fn a_database_gone_longer_than_the_patience_releases_the_delivery_unharmed() {
+    let mut s = setup("outage", 0, 1).await;
+    let proxy = Failover::start().await;
+    s.consumer = behind(&proxy, &s, "processed_outage", Duration::from_millis(500)).await;
+    s.publish_copies("pay-o", &captured("o1", 7), 1);
+    proxy.down();
+    let d = s.next().await;
+    assert!(matches!(
+        s.consumer.process(d).await,
+        Outcome::Unavailable(_)
+    ));
+    proxy.up();
+    // Released, not dead-lettered: it comes back and is processed.
+    let d = s.next().await;
+    assert_eq!(d.delivered, 2);
+    assert_eq!(s.consumer.process(d).await, Outcome::Processed);
+    assert_eq!(s.cents("o1").await, Some(7));
+    let dlq = format!("{}.dlq", PaymentCaptured::SUBJECT);
+    assert_eq!(s.bus.last_sequence(&dlq), 0, "nothing was dead-lettered");
+}
+
+#[tokio::test]
+async fn a_batch_that_fails_at_commit_retries_its_events_one_by_one() {
+    let mut s = setup("commit_fail", 0, 3).await;
+    // Orders must be known — checked at commit (a deferred constraint), after every savepoint
+    // was released: the commit of a batch holding an unknown order fails as a whole.
+    s.check
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS known_commit_fail CASCADE;
+             CREATE TABLE known_commit_fail (order_id TEXT PRIMARY KEY);
+             INSERT INTO known_commit_fail VALUES ('c1'), ('c3');
+             ALTER TABLE {} ADD CONSTRAINT known FOREIGN KEY (order_id)
+               REFERENCES known_commit_fail (order_id) DEFERRABLE INITIALLY DEFERRED;",
+            s.ledger
+        ))
+        .await
+        .unwrap();
+    for n in 1..=3 {
+        s.publish_copies(&format!("pay-c{n}"), &captured(&format!("c{n}"), n), 1);
+    }
+    let mut batch = Vec::new();
+    for _ in 0..3 {
+        batch.push(s.next().await);
+    }
+    let outcomes = s.consumer.process_batch(batch).await;
+    assert_eq!(outcomes[0], Outcome::Processed);
+    assert!(
+        matches!(&outcomes[1], Outcome::Retrying(r) if r.contains("commit")),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[2], Outcome::Processed);
+    assert_eq!(
+        (
+            s.cents("c1").await,
+            s.cents("c2").await,
+            s.cents("c3").await
+        ),
+        (Some(1), None, Some(3))
+    );
+    let dlq = format!("{}.dlq", PaymentCaptured::SUBJECT);
+    assert_eq!(s.bus.last_sequence(&dlq), 0);
 }

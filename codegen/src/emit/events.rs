@@ -2,7 +2,7 @@
 
 use super::rust_types::struct_def;
 use super::{deprecated, docs, Ctx};
-use crate::ir::{Delivery, EventDef, Retry, WebhookDef};
+use crate::ir::{Delivery, EventDeadline, EventDef, Retry, WebhookDef};
 use crate::naming::{ident, Case};
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -29,6 +29,19 @@ pub(crate) fn event(ctx: &Ctx<'_>, e: &EventDef) -> TokenStream {
         }
         None => quote!(::std::option::Option::None),
     };
+    // Only a declared deadline is written: the trait's default is "none".
+    let deadline = match e.deadline {
+        EventDeadline::None => TokenStream::new(),
+        EventDeadline::Inherit => {
+            quote!(
+                const DEADLINE: ::pactum::EventDeadline = ::pactum::EventDeadline::Inherit;
+            )
+        }
+        EventDeadline::After(ns) => quote! {
+            const DEADLINE: ::pactum::EventDeadline =
+                ::pactum::EventDeadline::After(::std::time::Duration::from_nanos(#ns));
+        },
+    };
     quote! {
         #body
 
@@ -40,6 +53,7 @@ pub(crate) fn event(ctx: &Ctx<'_>, e: &EventDef) -> TokenStream {
             const TYPE: &'static str = #cloud_type;
             const SUBJECT: &'static str = #subject;
             const DELIVERY: ::pactum::Delivery = #mode;
+            #deadline
 
             fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
                 #key
@@ -94,9 +108,10 @@ pub(crate) fn publisher(ctx: &Ctx<'_>) -> TokenStream {
         let name = ident(&e.name, Case::Pascal);
         let method = ident(&e.name, Case::Snake);
         let doc = format!(
-            " Publishes [`{}`](super::{}) on `{}` under CloudEvents id `id`, with the trace and \
-             deadline of the current `Context`. Publishing again with the same id (a retry) \
-             stores it once.",
+            " Publishes [`{}`](super::{}) on `{}` under CloudEvents id `id`, with the trace of \
+             the current `Context`. Publishing again with the same id (a retry) stores it \
+             once. This publishes now: from a handler whose effect is in a database, write the \
+             event with [`InTx`] instead, so it exists if and only if the effect committed.",
             e.name, e.name, e.subject
         );
         quote! {
@@ -110,7 +125,48 @@ pub(crate) fn publisher(ctx: &Ctx<'_>) -> TokenStream {
             }
         }
     });
+    let outbox_methods = ctx.contract.events.iter().map(|e| {
+        let name = ident(&e.name, Case::Pascal);
+        let method = ident(&e.name, Case::Snake);
+        let with_id = ident(&format!("{}_with_id", e.name), Case::Snake);
+        let doc = format!(
+            " Writes [`{}`](super::{}) into the outbox through the transaction, under an id \
+             derived from the request's idempotency key (or the consumed event): a retried \
+             request writes the same id, stored once. The relay publishes it on `{}` after the \
+             commit.",
+            e.name, e.name, e.subject
+        );
+        let doc_id = format!(
+            " Writes [`{}`](super::{}) into the outbox under CloudEvents id `id`.",
+            e.name, e.name
+        );
+        let cloud_type = format!("{service}.{}.v{}", e.name, e.version);
+        quote! {
+            #[doc = #doc]
+            pub async fn #method(
+                &self,
+                event: &super::#name,
+            ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+                let id = ::pactum::Context::current().event_id(#cloud_type);
+                ::pactum::outbox::write(&self.writer, &id, event).await
+            }
+
+            #[doc = #doc_id]
+            pub async fn #with_id(
+                &self,
+                id: &str,
+                event: &super::#name,
+            ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+                ::pactum::outbox::write(&self.writer, id, event).await
+            }
+        }
+    });
     let doc = format!(" Publishes the events `{service}` emits.");
+    let doc_tx = format!(
+        " Writes the events `{service}` emits into a transactional outbox, in the handler's \
+         own transaction (`pactum::outbox::Pg::new(&tx)`); `pactum::outbox::Relay` publishes \
+         them once committed."
+    );
     quote! {
         /// Typed publishing of this contract's events.
         pub mod publish {
@@ -127,7 +183,27 @@ pub(crate) fn publisher(ctx: &Ctx<'_>) -> TokenStream {
                     Self { sink }
                 }
 
+                /// The same events, written into the outbox through `writer` instead.
+                pub fn in_tx<W: ::pactum::outbox::Writer>(&self, writer: W) -> InTx<W> {
+                    InTx::new(writer)
+                }
+
                 #(#methods)*
+            }
+
+            #[doc = #doc_tx]
+            pub struct InTx<W> {
+                writer: W,
+            }
+
+            #[allow(deprecated)]
+            impl<W: ::pactum::outbox::Writer> InTx<W> {
+                /// Writes through `writer`.
+                pub fn new(writer: W) -> Self {
+                    Self { writer }
+                }
+
+                #(#outbox_methods)*
             }
         }
     }
@@ -155,6 +231,10 @@ pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
         let (subject, group, dead_letter) = (&c.subject, &c.group, c.dead_letter);
         let mode = delivery(c.delivery);
         let retry = retry_policy(c.retry.as_ref());
+        let budget = match c.budget_ns {
+            Some(ns) => quote!(::std::option::Option::Some(::std::time::Duration::from_nanos(#ns))),
+            None => quote!(::std::option::Option::None),
+        };
         let event = ctx.type_path(&c.event);
         let sqlite = ident(&format!("{base}_sqlite"), Case::Snake);
         let memory = ident(&format!("{base}_memory"), Case::Snake);
@@ -165,8 +245,9 @@ pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
         let start_doc = format!(
             " Builds the idempotent consumer for {what} on PostgreSQL: implement \
              `pactum::consumer::PgHandler` for the event, and each delivery runs your handler \
-             once, recorded in `table` within the handler's transaction, with the retry policy \
-             and dead-lettering of [`{konst}`]."
+             once, recorded in `table` within the handler's transaction, with the retry policy, \
+             budget and dead-lettering of [`{konst}`]. The consumer reconnects to `database` \
+             by itself."
         );
         let sqlite_doc = format!(
             " Builds the idempotent consumer for {what} on an SQLite connection (the embedded \
@@ -181,7 +262,7 @@ pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
         quote! {
             #[doc = #start_doc]
             pub async fn #start<H>(
-                client: ::pactum::consumer::tokio_postgres::Client,
+                database: &::pactum::postgres::Database,
                 table: &str,
                 handler: H,
             ) -> ::std::result::Result<
@@ -191,7 +272,7 @@ pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
             where
                 H: ::pactum::consumer::PgHandler<super::#event>,
             {
-                ::pactum::consumer::PgConsumer::for_contract(client, table, &#konst, handler).await
+                ::pactum::consumer::PgConsumer::for_contract(database, table, &#konst, handler).await
             }
 
             #[doc = #sqlite_doc]
@@ -226,6 +307,7 @@ pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
                 delivery: #mode,
                 retry: #retry,
                 dead_letter: #dead_letter,
+                budget: #budget,
             };
         }
     });

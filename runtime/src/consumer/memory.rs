@@ -8,7 +8,10 @@
 //! [`SqliteConsumer`](super::SqliteConsumer) or [`PgConsumer`](super::PgConsumer) when the
 //! effect must survive a restart exactly once.
 
-use super::{admit, failed, finish, settle, Admitted, Inbound, Outcome, DEFAULT_POLICY};
+use super::{
+    admit, failed, finish, settle, within, Admitted, Inbound, Outcome, DEFAULT_BUDGET,
+    DEFAULT_POLICY,
+};
 use crate::contract::{ConsumerInfo, RetryPolicy};
 use crate::{Context, Event};
 use std::collections::{HashMap, VecDeque};
@@ -32,6 +35,7 @@ pub trait MemoryHandler<E: Event>: Send + Sync {
 pub struct MemoryConsumer<E, H> {
     name: String,
     policy: RetryPolicy,
+    budget: Duration,
     handler: H,
     retention: Duration,
     seen: HashMap<(String, String), Instant>,
@@ -47,6 +51,7 @@ impl<E: Event, H: MemoryHandler<E>> MemoryConsumer<E, H> {
         Self {
             name: "consumer".into(),
             policy,
+            budget: DEFAULT_BUDGET,
             handler,
             retention: MEMORY_RETENTION,
             seen: HashMap::new(),
@@ -58,7 +63,16 @@ impl<E: Event, H: MemoryHandler<E>> MemoryConsumer<E, H> {
     /// The consumer a contract's `consumes` entry describes: its retry policy, or
     /// [`DEFAULT_POLICY`].
     pub fn for_contract(info: &ConsumerInfo, handler: H) -> Self {
-        Self::new(info.retry.unwrap_or(DEFAULT_POLICY), handler).named(info.group)
+        Self::new(info.retry.unwrap_or(DEFAULT_POLICY), handler)
+            .named(info.group)
+            .with_budget(info.budget.unwrap_or(DEFAULT_BUDGET))
+    }
+
+    /// How long one delivery may take: the handler's context carries it, and a handler still
+    /// running when it ends is abandoned and retried.
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Names the consumer (its group) in spans.
@@ -95,27 +109,27 @@ impl<E: Event, H: MemoryHandler<E>> MemoryConsumer<E, H> {
             event,
             ctx,
             span,
-        } = match admit::<E>(&self.name, delivery) {
+        } = match admit::<E>(&self.name, self.budget, delivery) {
             Ok(admitted) => admitted,
             Err(outcome) => return outcome,
         };
         let key = (source, id);
-        let outcome = if self.seen.contains_key(&key) {
-            Outcome::Duplicate
-        } else {
-            let handled = ctx
-                .clone()
-                .scope(self.handler.handle(&ctx, event))
-                .instrument(span.clone())
-                .await;
-            match handled {
-                Ok(()) => {
-                    let now = Instant::now();
-                    self.seen.insert(key.clone(), now);
-                    self.order.push_back((now, key));
-                    Outcome::Processed
+        // Dedup first: a processed event is acknowledged even if it would be poison now.
+        let outcome = match event {
+            // Dedup first: a processed event is acknowledged even if it would be poison now.
+            _ if self.seen.contains_key(&key) => Outcome::Duplicate,
+            Err(poison) => Outcome::DeadLettered(poison),
+            Ok(event) => {
+                let work = ctx.clone().scope(self.handler.handle(&ctx, event));
+                match within(self.budget, work).instrument(span.clone()).await {
+                    Ok(()) => {
+                        let now = Instant::now();
+                        self.seen.insert(key.clone(), now);
+                        self.order.push_back((now, key));
+                        Outcome::Processed
+                    }
+                    Err(failure) => failed(delivery.delivered(), &self.policy, failure),
                 }
-                Err(failure) => failed(delivery.delivered(), &self.policy, failure),
             }
         };
         finish(&span, &outcome);

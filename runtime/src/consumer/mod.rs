@@ -25,6 +25,7 @@ use crate::bus::{headers, Delivery, Headers};
 use crate::context::Context;
 use crate::contract::{ConsumerInfo, RetryPolicy};
 use crate::idempotency::{check_table_name, StoreError};
+use crate::postgres::Database;
 use crate::Event;
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -49,6 +50,9 @@ pub trait Inbound: Send + Sync {
     fn ack(self) -> impl Future<Output = ()> + Send;
     /// Not handled: deliver it again after `delay`.
     fn nak(self, delay: Duration) -> impl Future<Output = ()> + Send;
+    /// Still being handled: restart its ack wait, so it is not delivered to another worker
+    /// meanwhile (sent while a consumer waits for its database).
+    fn progress(&self) -> impl Future<Output = ()> + Send;
     /// Copies it to `<subject>.dlq` with `reason`, then stops its delivery. If the copy cannot
     /// be stored, the message is left to be delivered again rather than lost.
     fn dead_letter(self, reason: &str) -> impl Future<Output = ()> + Send;
@@ -73,6 +77,9 @@ impl Inbound for Delivery {
     async fn nak(self, delay: Duration) {
         Delivery::nak(self, delay);
     }
+    async fn progress(&self) {
+        Delivery::progress(self);
+    }
     async fn dead_letter(self, reason: &str) {
         let (subject, h) = dead_letter_message(&self, reason);
         self.bus().publish(&subject, h, self.payload().to_vec());
@@ -85,7 +92,11 @@ impl Inbound for Delivery {
 pub fn dead_letter_message(message: &impl Inbound, reason: &str) -> (String, Headers) {
     let mut h = message.headers().clone();
     h.remove(headers::MSG_ID);
-    h.insert(REASON_HEADER.into(), reason.to_string());
+    // Reasons carry handler errors and downstream bodies: one line, bounded.
+    h.insert(
+        REASON_HEADER.into(),
+        crate::wire::sanitize_header_value(reason).into_owned(),
+    );
     (format!("{}{DEAD_LETTER_SUFFIX}", message.subject()), h)
 }
 
@@ -128,32 +139,70 @@ pub enum Outcome {
     Retrying(String),
     /// Moved to the dead-letter subject with this reason, and not delivered again.
     DeadLettered(String),
+    /// The consumer's database could not be reached for as long as the consumer waits; the
+    /// delivery was released for redelivery. Not a handler failure: it never leads to the
+    /// dead letter.
+    Unavailable(String),
 }
 
 /// An idempotent consumer of one event type for one consumer group, backed by PostgreSQL.
+///
+/// It owns its connection and gets it back by itself: when the database goes away (a
+/// failover, a restart, `pg_terminate_backend`) the delivery in hand is kept — its ack wait
+/// extended — while the consumer reconnects with backoff, and is then processed as if nothing
+/// happened. A database outage is never counted as a handler failure, so nothing reaches the
+/// dead letter because of one; a delivery still unprocessed after the consumer's patience is
+/// released for redelivery ([`Outcome::Unavailable`]).
 pub struct PgConsumer<E, H> {
-    client: tokio_postgres::Client,
+    database: Database,
+    live: Option<Live>,
     table: String,
-    /// The record's INSERT, prepared once: a statement given as text is parsed on every call,
-    /// a round trip per event.
-    record: tokio_postgres::Statement,
     name: String,
     policy: RetryPolicy,
+    budget: Duration,
+    patience: Duration,
     handler: H,
     _event: std::marker::PhantomData<fn() -> E>,
 }
 
+/// A connection and the record's INSERT, prepared on it once: a statement given as text is
+/// parsed on every call, a round trip per event.
+struct Live {
+    client: tokio_postgres::Client,
+    record: tokio_postgres::Statement,
+}
+
+/// How long a consumer keeps a delivery while its database is unreachable before releasing
+/// it for redelivery: longer than a typical failover (10–30 s).
+pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long one delivery may take to handle when the `consumes` entry gives no `budget`.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(30);
+
 impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
-    /// A consumer named `name` (its group) recording processed events in `table`, created if
-    /// needed. `policy.attempts` bounds deliveries before a failing event is dead-lettered.
+    /// A consumer named `name` (its group) recording processed events in `table` of
+    /// `database`, created if needed. `policy.attempts` bounds deliveries before a failing
+    /// event is dead-lettered. Fails if the database cannot be reached now.
     pub async fn new(
-        client: tokio_postgres::Client,
+        database: &Database,
         table: &str,
         name: &str,
         policy: RetryPolicy,
         handler: H,
     ) -> Result<Self, StoreError> {
         check_table_name(table)?;
+        let mut consumer = Self {
+            database: database.clone(),
+            live: None,
+            table: table.to_string(),
+            name: name.to_string(),
+            policy,
+            budget: DEFAULT_BUDGET,
+            patience: DEFAULT_PATIENCE,
+            handler,
+            _event: std::marker::PhantomData,
+        };
+        let client = database.connect().await?;
         client
             .batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {table} (
@@ -166,41 +215,81 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
             ))
             .await
             .map_err(|e| StoreError(format!("cannot create `{table}`: {e}")))?;
-        let record = client
-            .prepare(&format!(
-                "INSERT INTO {table} (consumer, source, id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
-            ))
-            .await
-            .map_err(|e| StoreError(format!("cannot prepare the record for `{table}`: {e}")))?;
-        Ok(Self {
-            client,
-            record,
-            table: table.to_string(),
-            name: name.to_string(),
-            policy,
-            handler,
-            _event: std::marker::PhantomData,
-        })
+        consumer.live = Some(consumer.prepare(client).await?);
+        Ok(consumer)
     }
 
-    /// The consumer a contract's `consumes` entry describes: its group names the consumer and
-    /// its retry policy (or [`DEFAULT_POLICY`]) bounds the attempts. Generated code calls this
-    /// from one function per entry.
+    /// The consumer a contract's `consumes` entry describes: its group names the consumer,
+    /// its retry policy (or [`DEFAULT_POLICY`]) bounds the attempts and its `budget` (or
+    /// [`DEFAULT_BUDGET`]) bounds each delivery. Generated code calls this from one function
+    /// per entry.
     pub async fn for_contract(
-        client: tokio_postgres::Client,
+        database: &Database,
         table: &str,
         info: &ConsumerInfo,
         handler: H,
     ) -> Result<Self, StoreError> {
         let policy = info.retry.unwrap_or(DEFAULT_POLICY);
-        Self::new(client, table, info.group, policy, handler).await
+        Ok(Self::new(database, table, info.group, policy, handler)
+            .await?
+            .with_budget(info.budget.unwrap_or(DEFAULT_BUDGET)))
+    }
+
+    /// How long one delivery may take: the handler's context carries it (so calls it makes
+    /// stop in time) and a handler still running when it ends is abandoned and retried.
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// How long a delivery is kept while the database is unreachable ([`DEFAULT_PATIENCE`]).
+    pub fn with_patience(mut self, patience: Duration) -> Self {
+        self.patience = patience;
+        self
+    }
+
+    async fn prepare(&self, client: tokio_postgres::Client) -> Result<Live, StoreError> {
+        let record = client
+            .prepare(&format!(
+                "INSERT INTO {} (consumer, source, id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                self.table
+            ))
+            .await
+            .map_err(|e| StoreError(format!("cannot prepare the record: {e}")))?;
+        Ok(Live { client, record })
+    }
+
+    /// The live connection, or one new attempt to make it.
+    async fn live(&mut self) -> Result<(), StoreError> {
+        if self.live.as_ref().is_some_and(|l| !l.client.is_closed()) {
+            return Ok(());
+        }
+        self.live = None;
+        let client = self.database.connect().await?;
+        self.live = Some(self.prepare(client).await?);
+        tracing::info!(consumer = %self.name, "consumer reconnected to PostgreSQL");
+        Ok(())
+    }
+
+    /// Waits (with backoff, at most `left`) until the database answers again.
+    async fn wait_for_database(&mut self, left: Duration) {
+        if let Ok(client) = self.database.reconnect(left).await {
+            if let Ok(live) = self.prepare(client).await {
+                self.live = Some(live);
+            }
+        }
     }
 
     /// Forgets records older than `retention`; returns how many went. Redeliveries after that
     /// would run again, so keep it longer than the broker's redelivery horizon.
-    pub async fn prune(&self, retention: Duration) -> Result<u64, tokio_postgres::Error> {
+    pub async fn prune(&mut self, retention: Duration) -> Result<u64, StoreError> {
+        self.live().await?;
+        let live = self
+            .live
+            .as_ref()
+            .ok_or_else(|| StoreError("not connected".into()))?;
         let secs = retention.as_secs_f64();
-        self.client
+        live.client
             .execute(
                 &format!(
                     "DELETE FROM {} WHERE consumer = $1 AND processed_at < now() - make_interval(secs => $2)",
@@ -209,36 +298,52 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
                 &[&self.name, &secs],
             )
             .await
+            .map_err(|e| StoreError(e.to_string()))
     }
 
-    /// Processes one delivery and settles it (ack, nak with backoff, or dead-letter).
+    /// Processes one delivery and settles it (ack, nak with backoff, or dead-letter). While
+    /// the database is unreachable the delivery is kept and retried, up to the patience.
     pub async fn process(&mut self, delivery: impl Inbound) -> Outcome {
-        let outcome = self.apply(&delivery).await;
+        let until = tokio::time::Instant::now() + self.patience;
+        let mut outcome = self.apply(&delivery).await;
+        while matches!(outcome, Outcome::Unavailable(_)) {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            delivery.progress().await;
+            self.wait_for_database(left.min(Duration::from_secs(5)))
+                .await;
+            outcome = self.apply(&delivery).await;
+        }
         settle(&outcome, delivery, &self.policy).await;
         outcome
     }
 
-    /// Everything but settling: what [`process`](Self::process) would do, leaving the delivery
-    /// unacknowledged. A worker that stops between this and the ack is the crash case.
+    /// Everything but settling: what [`process`](Self::process) would do once, leaving the
+    /// delivery unacknowledged. A worker that stops between this and the ack is the crash case.
     pub async fn apply(&mut self, delivery: &impl Inbound) -> Outcome {
-        let admitted = match admit::<E>(&self.name, delivery) {
+        let admitted = match admit::<E>(&self.name, self.budget, delivery) {
             Ok(admitted) => admitted,
             Err(outcome) => return outcome,
         };
-        let Admitted {
-            source,
-            id,
-            event,
-            ctx,
-            span,
-        } = admitted;
-        let outcome = match self
-            .transact(&ctx, &source, &id, event)
-            .instrument(span.clone())
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(failure) => failed(delivery.delivered(), &self.policy, failure),
+        let span = admitted.span.clone();
+        let outcome = match self.live().await {
+            Err(e) => Outcome::Unavailable(e.0),
+            Ok(()) => {
+                let Self {
+                    live,
+                    name,
+                    handler,
+                    budget,
+                    ..
+                } = self;
+                let live = live.as_mut().expect("connected just above");
+                let result = transact(live, name, handler, *budget, admitted)
+                    .instrument(span.clone())
+                    .await;
+                judge(result, &live.client, delivery.delivered(), &self.policy)
+            }
         };
         finish(&span, &outcome);
         outcome
@@ -247,41 +352,91 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
     /// Processes a batch in one transaction and then settles each delivery. Each event runs
     /// in a savepoint of its own, so a failing handler undoes only its event; one commit for
     /// the batch replaces one per event, which is most of the cost of a durable write. Nothing
-    /// is acknowledged before that commit.
+    /// is acknowledged before that commit. If the commit (or a savepoint's release) fails with
+    /// the database still there, the batch's events are retried one by one, so one bad event
+    /// fails alone; if the database is gone, the batch waits for it as one delivery would.
     pub async fn process_batch<D: Inbound>(&mut self, deliveries: Vec<D>) -> Vec<Outcome> {
-        let outcomes = self.apply_batch(&deliveries).await;
+        let until = tokio::time::Instant::now() + self.patience;
+        let mut outcomes = self.apply_batch(&deliveries).await;
+        while outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Unavailable(_)))
+        {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            for d in &deliveries {
+                d.progress().await;
+            }
+            self.wait_for_database(left.min(Duration::from_secs(5)))
+                .await;
+            outcomes = self.apply_batch(&deliveries).await;
+        }
         for (delivery, outcome) in deliveries.into_iter().zip(&outcomes) {
             settle(outcome, delivery, &self.policy).await;
         }
         outcomes
     }
 
-    /// Everything [`process_batch`](Self::process_batch) does but settling. If the batch's
-    /// transaction cannot begin or commit, every event in it that was admitted is retried.
+    /// Everything [`process_batch`](Self::process_batch) does but settling and waiting for a
+    /// lost database.
     pub async fn apply_batch<D: Inbound>(&mut self, deliveries: &[D]) -> Vec<Outcome> {
-        let (admitted, batch) = Batch::<E>::admit(&self.name, deliveries).take();
-        let result = self.transact_batch(admitted, deliveries).await;
-        batch.finish(deliveries, result, &self.policy)
+        let (admitted, batch) = Batch::<E>::admit(&self.name, self.budget, deliveries).take();
+        let result = match self.live().await {
+            Err(e) => Err(Failure::Unavailable(e.0)),
+            Ok(()) => self.transact_batch(admitted, deliveries).await,
+        };
+        match result {
+            Err(Failure::Event(failure)) => {
+                // The batch's transaction failed as a whole (at a savepoint's release or the
+                // commit) but the database is there: it was one event's doing, or a conflict.
+                // Everything rolled back; each event runs again in its own transaction.
+                tracing::warn!(consumer = %self.name, error = %failure, "batch failed at commit; retrying its events one by one");
+                let mut outcomes = Vec::with_capacity(deliveries.len());
+                for d in deliveries {
+                    outcomes.push(self.apply(d).await);
+                }
+                batch.record(&outcomes);
+                outcomes
+            }
+            result => batch.finish(deliveries, result, &self.policy),
+        }
     }
 
     async fn transact_batch<D: Inbound>(
         &mut self,
         admitted: Vec<Result<Admitted<E>, Outcome>>,
         deliveries: &[D],
-    ) -> Result<Vec<Outcome>, String> {
-        let fail = |what: &str, e: tokio_postgres::Error| format!("{what}: {e}");
+    ) -> Result<Vec<Outcome>, Failure> {
         let Self {
-            client,
-            record,
+            live,
             name,
             policy,
             handler,
+            budget,
             ..
         } = self;
-        let mut tx = client
-            .transaction()
-            .await
-            .map_err(|e| fail("cannot begin transaction", e))?;
+        let Some(live) = live.as_mut() else {
+            return Err(Failure::Unavailable("not connected".into()));
+        };
+        let Live { client, record } = live;
+        let closed = |client: &tokio_postgres::Client, what: &str, e: tokio_postgres::Error| {
+            let text = format!("{what}: {e}");
+            if client.is_closed() {
+                Failure::Unavailable(text)
+            } else {
+                Failure::Event(text)
+            }
+        };
+        let mut tx = match client.transaction().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                return Err(Failure::Unavailable(format!(
+                    "cannot begin transaction: {e}"
+                )))
+            }
+        };
         let mut outcomes = Vec::with_capacity(deliveries.len());
         for (admitted, delivery) in admitted.into_iter().zip(deliveries) {
             let Admitted {
@@ -300,106 +455,168 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
             let sp = tx
                 .transaction()
                 .await
-                .map_err(|e| fail("cannot open savepoint", e))?;
+                .map_err(|e| Failure::Unavailable(format!("cannot open savepoint: {e}")))?;
             let claimed = sp
                 .execute(&*record, &[&*name, &source, &id])
                 .await
-                .map_err(|e| fail("cannot record event", e))?;
+                .map_err(|e| Failure::Unavailable(format!("cannot record event: {e}")))?;
             if claimed == 0 {
-                sp.rollback()
-                    .await
-                    .map_err(|e| fail("cannot roll back savepoint", e))?;
+                sp.rollback().await.map_err(|e| {
+                    Failure::Unavailable(format!("cannot roll back savepoint: {e}"))
+                })?;
                 outcomes.push(Outcome::Duplicate);
                 continue;
             }
-            let handled = ctx
-                .clone()
-                .scope(handler.handle(&sp, &ctx, event))
+            let event = match event {
+                Ok(event) => event,
+                Err(poison) => {
+                    // Not a duplicate, and never processable: the dead letter, unrecorded.
+                    sp.rollback().await.map_err(|e| {
+                        Failure::Unavailable(format!("cannot roll back savepoint: {e}"))
+                    })?;
+                    outcomes.push(Outcome::DeadLettered(poison));
+                    continue;
+                }
+            };
+            let handled = within(*budget, ctx.clone().scope(handler.handle(&sp, &ctx, event)))
                 .instrument(span)
                 .await;
             match handled {
                 Ok(()) => {
+                    // A release that fails (a deferred check, a lost connection) fails the
+                    // whole batch: the caller retries each event alone.
                     sp.commit()
                         .await
-                        .map_err(|e| fail("cannot release savepoint", e))?;
+                        .map_err(|e| Failure::Event(format!("cannot release savepoint: {e}")))?;
                     outcomes.push(Outcome::Processed);
                 }
                 Err(failure) => {
-                    sp.rollback()
-                        .await
-                        .map_err(|e| fail("cannot roll back savepoint", e))?;
+                    sp.rollback().await.map_err(|e| {
+                        Failure::Unavailable(format!("cannot roll back savepoint: {e}"))
+                    })?;
+                    if tx.client().is_closed() {
+                        return Err(Failure::Unavailable(failure));
+                    }
                     outcomes.push(failed(delivery.delivered(), policy, failure));
                 }
             }
         }
-        tx.commit().await.map_err(|e| fail("cannot commit", e))?;
+        let committed = tx.commit().await;
+        committed.map_err(|e| closed(client, "cannot commit", e))?;
         Ok(outcomes)
-    }
-
-    async fn transact(
-        &mut self,
-        ctx: &Context,
-        source: &str,
-        id: &str,
-        event: E,
-    ) -> Result<Outcome, String> {
-        let tx = self
-            .client
-            .transaction()
-            .await
-            .map_err(|e| format!("cannot begin transaction: {e}"))?;
-        let claimed = tx
-            .execute(&self.record, &[&self.name, &source, &id])
-            .await
-            .map_err(|e| format!("cannot record event: {e}"))?;
-        if claimed == 0 {
-            // Dropping the transaction rolls it back.
-            return Ok(Outcome::Duplicate);
-        }
-        ctx.clone()
-            .scope(self.handler.handle(&tx, ctx, event))
-            .await?;
-        tx.commit()
-            .await
-            .map_err(|e| format!("cannot commit: {e}"))?;
-        Ok(Outcome::Processed)
     }
 }
 
-/// A delivery that passed the checks every consumer makes before its handler.
+/// Why a store transaction did not complete.
+enum Failure {
+    /// The database was unreachable or the connection died: nobody's fault, not an attempt.
+    Unavailable(String),
+    /// The event's processing failed (its handler, or a statement on its behalf).
+    Event(String),
+}
+
+/// Runs `work` within `budget`: a handler still running when it ends is abandoned (its
+/// transaction rolls back) and its delivery counts as failed.
+async fn within<T>(
+    budget: Duration,
+    work: impl Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(budget, work)
+        .await
+        .unwrap_or_else(|_| Err(format!("handler took longer than its {budget:?} budget")))
+}
+
+/// One event in its own transaction: record, then (unless a duplicate or poison) the handler,
+/// then commit.
+async fn transact<E: Event, H: PgHandler<E>>(
+    live: &mut Live,
+    name: &str,
+    handler: &H,
+    budget: Duration,
+    admitted: Admitted<E>,
+) -> Result<Outcome, String> {
+    let Admitted {
+        source,
+        id,
+        event,
+        ctx,
+        ..
+    } = admitted;
+    let tx = live
+        .client
+        .transaction()
+        .await
+        .map_err(|e| format!("cannot begin transaction: {e}"))?;
+    let claimed = tx
+        .execute(&live.record, &[&name, &source, &id])
+        .await
+        .map_err(|e| format!("cannot record event: {e}"))?;
+    if claimed == 0 {
+        // Dropping the transaction rolls it back.
+        return Ok(Outcome::Duplicate);
+    }
+    let event = match event {
+        Ok(event) => event,
+        // Checked after the dedup record, so a redelivery of a processed event is acked even
+        // if it has expired since.
+        Err(poison) => return Ok(Outcome::DeadLettered(poison)),
+    };
+    within(budget, ctx.clone().scope(handler.handle(&tx, &ctx, event))).await?;
+    tx.commit()
+        .await
+        .map_err(|e| format!("cannot commit: {e}"))?;
+    Ok(Outcome::Processed)
+}
+
+/// A failed transaction is the event's failure only when the database is still there.
+fn judge(
+    result: Result<Outcome, String>,
+    client: &tokio_postgres::Client,
+    delivered: u32,
+    policy: &RetryPolicy,
+) -> Outcome {
+    match result {
+        Ok(outcome) => outcome,
+        Err(failure) if client.is_closed() => Outcome::Unavailable(failure),
+        Err(failure) => failed(delivered, policy, failure),
+    }
+}
+
+/// A delivery that passed the checks every consumer makes before its dedup record.
 struct Admitted<E> {
     source: String,
     id: String,
-    event: E,
-    /// The handler's context: the publisher's trace (with this delivery's span as parent) and
-    /// what is left of its deadline.
+    /// The event, or why it can never be processed (a foreign type, an undecodable body, a
+    /// deadline already past). That verdict is applied only after the dedup check: a
+    /// redelivery of an event processed before is acknowledged, never dead-lettered.
+    event: Result<E, String>,
+    /// The handler's context: the publisher's trace (with this delivery's span as parent),
+    /// the event's deadline if it has one, and the delivery's budget.
     ctx: Context,
     /// This delivery's span; its outcome is recorded once known.
     span: tracing::Span,
 }
 
-/// Decodes a delivery, or says why it goes to the dead letter at once: retrying cannot fix a
-/// missing id, a foreign type, an undecodable body, or a deadline already past.
-fn admit<E: Event>(consumer: &str, delivery: &impl Inbound) -> Result<Admitted<E>, Outcome> {
+/// Reads a delivery's identity and decodes it. Only a delivery without an id goes to the dead
+/// letter here (there is nothing to deduplicate it by); every other verdict waits for the
+/// dedup check.
+fn admit<E: Event>(
+    consumer: &str,
+    budget: Duration,
+    delivery: &impl Inbound,
+) -> Result<Admitted<E>, Outcome> {
     let h = delivery.headers();
     let (Some(source), Some(id)) = (h.get(headers::SOURCE), h.get(headers::ID)) else {
         return Err(Outcome::DeadLettered(
             "missing ce-source or ce-id header".into(),
         ));
     };
-    if h.get(headers::TYPE).map(String::as_str) != Some(E::TYPE) {
-        return Err(Outcome::DeadLettered(format!(
-            "ce-type is {:?}, this consumer reads `{}`",
-            h.get(headers::TYPE),
-            E::TYPE
-        )));
-    }
-    let event: E = serde_json::from_slice(delivery.payload())
-        .map_err(|e| Outcome::DeadLettered(format!("undecodable payload: {e}")))?;
     // Keyed calls the handler makes carry keys derived from the event, so a redelivery
     // re-sends the same keys and the callee applies them once.
-    let mut ctx =
-        Context::from_headers(h).with_key_basis(format!("event:{consumer}/{source}/{id}"));
+    let mut ctx = Context::from_headers(h)
+        .with_key_basis(format!("event:{consumer}/{source}/{id}"))
+        .with_timeout(budget);
+    let mut event = decode::<E>(delivery);
     if let Some(ms) = h
         .get(headers::DEADLINE)
         .and_then(|v| v.parse::<u128>().ok())
@@ -408,14 +625,13 @@ fn admit<E: Event>(consumer: &str, delivery: &impl Inbound) -> Result<Admitted<E
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         if now >= ms {
-            return Err(Outcome::DeadLettered(
-                "deadline expired before processing".into(),
-            ));
+            event = event.and(Err("the event's deadline passed before processing".into()));
+        } else {
+            // The handler works under what is left of the event's deadline (if sooner than
+            // its budget), and so do the calls it makes.
+            let left = u64::try_from(ms - now).unwrap_or(u64::MAX);
+            ctx = ctx.with_timeout(Duration::from_millis(left));
         }
-        // The handler works under what is left of the publisher's deadline, and so do the
-        // calls it makes.
-        let left = u64::try_from(ms - now).unwrap_or(u64::MAX);
-        ctx = ctx.with_timeout(Duration::from_millis(left));
     }
     let span = tracing::info_span!(
         "pactum.consume",
@@ -439,6 +655,18 @@ fn admit<E: Event>(consumer: &str, delivery: &impl Inbound) -> Result<Admitted<E
     })
 }
 
+/// The event in a delivery, or why it can never be processed.
+fn decode<E: Event>(delivery: &impl Inbound) -> Result<E, String> {
+    let kind = delivery.headers().get(headers::TYPE);
+    if kind.map(String::as_str) != Some(E::TYPE) {
+        return Err(format!(
+            "ce-type is {kind:?}, this consumer reads `{}`",
+            E::TYPE
+        ));
+    }
+    serde_json::from_slice(delivery.payload()).map_err(|e| format!("undecodable payload: {e}"))
+}
+
 /// Records how a delivery ended on its span: `ok`, `skipped` (a duplicate), `retry` or
 /// `dead-letter`, with the reason.
 fn finish(span: &tracing::Span, outcome: &Outcome) {
@@ -447,6 +675,7 @@ fn finish(span: &tracing::Span, outcome: &Outcome) {
         Outcome::Duplicate => ("skipped", None),
         Outcome::Retrying(r) => ("retry", Some(r)),
         Outcome::DeadLettered(r) => ("dead-letter", Some(r)),
+        Outcome::Unavailable(r) => ("unavailable", Some(r)),
     };
     span.record("outcome", word);
     if let Some(r) = reason {
@@ -463,8 +692,11 @@ struct Batch<E> {
 }
 
 impl<E: Event> Batch<E> {
-    fn admit<D: Inbound>(consumer: &str, deliveries: &[D]) -> Self {
-        let admitted: Vec<_> = deliveries.iter().map(|d| admit::<E>(consumer, d)).collect();
+    fn admit<D: Inbound>(consumer: &str, budget: Duration, deliveries: &[D]) -> Self {
+        let admitted: Vec<_> = deliveries
+            .iter()
+            .map(|d| admit::<E>(consumer, budget, d))
+            .collect();
         let early = admitted.iter().map(|a| a.as_ref().err().cloned()).collect();
         let spans = admitted
             .iter()
@@ -488,25 +720,33 @@ impl<E: Event> Batch<E> {
     fn finish<D: Inbound>(
         self,
         deliveries: &[D],
-        result: Result<Vec<Outcome>, String>,
+        result: Result<Vec<Outcome>, Failure>,
         policy: &RetryPolicy,
     ) -> Vec<Outcome> {
         let outcomes: Vec<Outcome> = match result {
             Ok(outcomes) => outcomes,
             Err(failure) => deliveries
                 .iter()
-                .zip(self.early)
+                .zip(self.early.iter().cloned())
                 .map(|(d, poison)| {
-                    poison.unwrap_or_else(|| failed(d.delivered(), policy, failure.clone()))
+                    poison.unwrap_or_else(|| match &failure {
+                        Failure::Unavailable(f) => Outcome::Unavailable(f.clone()),
+                        Failure::Event(f) => failed(d.delivered(), policy, f.clone()),
+                    })
                 })
                 .collect(),
         };
-        for (span, outcome) in self.spans.iter().zip(&outcomes) {
+        self.record(&outcomes);
+        outcomes
+    }
+
+    /// Records each admitted delivery's outcome on its span.
+    fn record(&self, outcomes: &[Outcome]) {
+        for (span, outcome) in self.spans.iter().zip(outcomes) {
             if let Some(span) = span {
                 finish(span, outcome);
             }
         }
-        outcomes
     }
 }
 
@@ -528,5 +768,7 @@ async fn settle(outcome: &Outcome, delivery: impl Inbound, policy: &RetryPolicy)
             delivery.nak(pause).await;
         }
         Outcome::DeadLettered(reason) => delivery.dead_letter(reason).await,
+        // Soon, and without using up an attempt of the policy's backoff.
+        Outcome::Unavailable(_) => delivery.nak(Duration::from_secs(1)).await,
     }
 }

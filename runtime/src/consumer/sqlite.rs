@@ -1,7 +1,10 @@
 //! The idempotent consumer on SQLite: the embedded default for a single process. The record
 //! and the handler's writes share one SQLite transaction, exactly as on PostgreSQL.
 
-use super::{admit, failed, finish, settle, Admitted, Batch, Inbound, Outcome, DEFAULT_POLICY};
+use super::{
+    admit, failed, finish, settle, Admitted, Batch, Failure, Inbound, Outcome, DEFAULT_BUDGET,
+    DEFAULT_POLICY,
+};
 use crate::contract::{ConsumerInfo, RetryPolicy};
 use crate::idempotency::{check_table_name, StoreError};
 use crate::{Context, Event};
@@ -24,12 +27,24 @@ pub struct SqliteConsumer<E, H> {
     record: String,
     name: String,
     policy: RetryPolicy,
+    budget: Duration,
     handler: H,
     _event: std::marker::PhantomData<fn() -> E>,
 }
 
 fn sqlite(doing: &str) -> impl FnOnce(rusqlite::Error) -> String + '_ {
     move |e| format!("{doing}: {e}")
+}
+
+/// The database could not do the batch's bookkeeping (busy, locked, full): not an attempt of
+/// any event.
+fn busy(doing: &str) -> impl FnOnce(rusqlite::Error) -> Failure + '_ {
+    move |e| Failure::Unavailable(format!("{doing}: {e}"))
+}
+
+/// The batch's transaction failed as a whole: retried event by event.
+fn whole(doing: &str) -> impl FnOnce(rusqlite::Error) -> Failure + '_ {
+    move |e| Failure::Event(format!("{doing}: {e}"))
 }
 
 impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
@@ -61,6 +76,7 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
             table: table.to_string(),
             name: name.to_string(),
             policy,
+            budget: DEFAULT_BUDGET,
             handler,
             _event: std::marker::PhantomData,
         })
@@ -75,7 +91,16 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
         handler: H,
     ) -> Result<Self, StoreError> {
         let policy = info.retry.unwrap_or(DEFAULT_POLICY);
-        Self::new(conn, table, info.group, policy, handler)
+        Ok(Self::new(conn, table, info.group, policy, handler)?
+            .with_budget(info.budget.unwrap_or(DEFAULT_BUDGET)))
+    }
+
+    /// How long one delivery may take. SQLite handlers are synchronous and cannot be
+    /// interrupted, so the budget is the deadline of the handler's context: calls it makes
+    /// stop in time.
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Forgets records older than `retention`; returns how many went.
@@ -108,7 +133,7 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
             event,
             ctx,
             span,
-        } = match admit::<E>(&self.name, delivery) {
+        } = match admit::<E>(&self.name, self.budget, delivery) {
             Ok(admitted) => admitted,
             Err(outcome) => return outcome,
         };
@@ -132,16 +157,25 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
 
     /// Everything [`process_batch`](Self::process_batch) does but settling.
     pub fn apply_batch<D: Inbound>(&mut self, deliveries: &[D]) -> Vec<Outcome> {
-        let (admitted, batch) = Batch::<E>::admit(&self.name, deliveries).take();
-        let result = self.transact_batch(admitted, deliveries);
-        batch.finish(deliveries, result, &self.policy)
+        let (admitted, batch) = Batch::<E>::admit(&self.name, self.budget, deliveries).take();
+        match self.transact_batch(admitted, deliveries) {
+            Err(Failure::Event(failure)) => {
+                // The batch failed as a whole (a savepoint's release or the commit): each
+                // event runs again in its own transaction, so one bad event fails alone.
+                tracing::warn!(consumer = %self.name, error = %failure, "batch failed at commit; retrying its events one by one");
+                let outcomes: Vec<Outcome> = deliveries.iter().map(|d| self.apply(d)).collect();
+                batch.record(&outcomes);
+                outcomes
+            }
+            result => batch.finish(deliveries, result, &self.policy),
+        }
     }
 
     fn transact_batch<D: Inbound>(
         &mut self,
         admitted: Vec<Result<Admitted<E>, Outcome>>,
         deliveries: &[D],
-    ) -> Result<Vec<Outcome>, String> {
+    ) -> Result<Vec<Outcome>, Failure> {
         let Self {
             conn,
             record,
@@ -152,7 +186,7 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
         } = self;
         let mut tx = conn
             .transaction()
-            .map_err(sqlite("cannot begin transaction"))?;
+            .map_err(busy("cannot begin transaction"))?;
         let mut outcomes = Vec::with_capacity(deliveries.len());
         for (admitted, delivery) in admitted.into_iter().zip(deliveries) {
             let Admitted {
@@ -168,30 +202,38 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
                     continue;
                 }
             };
-            let sp = tx.savepoint().map_err(sqlite("cannot open savepoint"))?;
+            let sp = tx.savepoint().map_err(busy("cannot open savepoint"))?;
             let claimed = sp
                 .prepare_cached(record)
                 .and_then(|mut insert| insert.execute(rusqlite::params![&*name, source, id]))
-                .map_err(sqlite("cannot record event"))?;
+                .map_err(busy("cannot record event"))?;
             if claimed == 0 {
                 // Dropping the savepoint rolls it back.
                 outcomes.push(Outcome::Duplicate);
                 continue;
             }
+            let event = match event {
+                Ok(event) => event,
+                Err(poison) => {
+                    sp.finish().map_err(busy("cannot roll back savepoint"))?;
+                    outcomes.push(Outcome::DeadLettered(poison));
+                    continue;
+                }
+            };
             let handled =
                 span.in_scope(|| ctx.clone().sync_scope(|| handler.handle(&sp, &ctx, event)));
             match handled {
                 Ok(()) => {
-                    sp.commit().map_err(sqlite("cannot release savepoint"))?;
+                    sp.commit().map_err(whole("cannot release savepoint"))?;
                     outcomes.push(Outcome::Processed);
                 }
                 Err(failure) => {
-                    sp.finish().map_err(sqlite("cannot roll back savepoint"))?;
+                    sp.finish().map_err(busy("cannot roll back savepoint"))?;
                     outcomes.push(failed(delivery.delivered(), policy, failure));
                 }
             }
         }
-        tx.commit().map_err(sqlite("cannot commit"))?;
+        tx.commit().map_err(whole("cannot commit"))?;
         Ok(outcomes)
     }
 
@@ -200,7 +242,7 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
         ctx: &Context,
         source: &str,
         id: &str,
-        event: E,
+        event: Result<E, String>,
     ) -> Result<Outcome, String> {
         let tx = self
             .conn
@@ -214,6 +256,11 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
             // Dropping the transaction rolls it back.
             return Ok(Outcome::Duplicate);
         }
+        // After the dedup record: a processed event is acknowledged even if poison now.
+        let event = match event {
+            Ok(event) => event,
+            Err(poison) => return Ok(Outcome::DeadLettered(poison)),
+        };
         ctx.clone()
             .sync_scope(|| self.handler.handle(&tx, ctx, event))?;
         tx.commit().map_err(sqlite("cannot commit"))?;

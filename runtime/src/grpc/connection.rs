@@ -16,6 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use tonic::body::Body;
 
+/// How often an open connection PINGs its peer.
+pub(crate) const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a PING may go unanswered before the connection is closed as dead.
+pub(crate) const KEEP_ALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One lazily opened, shared HTTP/2 connection to `authority`, reopened when it closes.
 #[derive(Clone)]
 pub(crate) struct Connection {
@@ -108,6 +113,13 @@ impl Connection {
         // Small HTTP/2 frames must not wait for the peer's delayed ACK (see `server::serve`).
         let _ = tcp.set_nodelay(true);
         let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            // HTTP/2 PINGs, idle or not: a peer that vanished without a FIN (a crashed host, a
+            // dropped NAT entry) is found within interval + timeout and the connection closed,
+            // so the next call reconnects instead of waiting on a dead socket.
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
             .handshake(TokioIo::new(tcp))
             .await
             .map_err(|e| unavailable(&e))?;

@@ -117,9 +117,9 @@ impl ::pactum::Event for EmailSent {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`]. The consumer reconnects to `database` by itself.
     pub async fn payments_payment_captured_v1<H>(
-        client: ::pactum::consumer::tokio_postgres::Client,
+        database: &::pactum::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
@@ -135,7 +135,7 @@ pub mod consumers {
         >,
     {
         ::pactum::consumer::PgConsumer::for_contract(
-                client,
+                database,
                 table,
                 &PAYMENTS_PAYMENT_CAPTURED_V1,
                 handler,
@@ -196,10 +196,11 @@ pub mod consumers {
             full_jitter: true,
         }),
         dead_letter: true,
+        budget: ::std::option::Option::None,
     };
-    /// Builds the idempotent consumer for `orders.OrderCancelled` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`ORDERS_ORDER_CANCELLED_V1`].
+    /// Builds the idempotent consumer for `orders.OrderCancelled` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`ORDERS_ORDER_CANCELLED_V1`]. The consumer reconnects to `database` by itself.
     pub async fn orders_order_cancelled_v1<H>(
-        client: ::pactum::consumer::tokio_postgres::Client,
+        database: &::pactum::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
@@ -215,7 +216,7 @@ pub mod consumers {
         >,
     {
         ::pactum::consumer::PgConsumer::for_contract(
-                client,
+                database,
                 table,
                 &ORDERS_ORDER_CANCELLED_V1,
                 handler,
@@ -271,10 +272,11 @@ pub mod consumers {
         delivery: ::pactum::Delivery::Pubsub,
         retry: ::std::option::Option::None,
         dead_letter: true,
+        budget: ::std::option::Option::None,
     };
-    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
+    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`SHIPPING_SHIPMENT_DISPATCHED_V1`]. The consumer reconnects to `database` by itself.
     pub async fn shipping_shipment_dispatched_v1<H>(
-        client: ::pactum::consumer::tokio_postgres::Client,
+        database: &::pactum::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
@@ -290,7 +292,7 @@ pub mod consumers {
         >,
     {
         ::pactum::consumer::PgConsumer::for_contract(
-                client,
+                database,
                 table,
                 &SHIPPING_SHIPMENT_DISPATCHED_V1,
                 handler,
@@ -346,6 +348,7 @@ pub mod consumers {
         delivery: ::pactum::Delivery::Pubsub,
         retry: ::std::option::Option::None,
         dead_letter: true,
+        budget: ::std::option::Option::None,
     };
 }
 /// Typed publishing of this contract's events.
@@ -361,7 +364,11 @@ pub mod publish {
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
-        /// Publishes [`EmailSent`](super::EmailSent) on `notifications.email_sent.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        /// The same events, written into the outbox through `writer` instead.
+        pub fn in_tx<W: ::pactum::outbox::Writer>(&self, writer: W) -> InTx<W> {
+            InTx::new(writer)
+        }
+        /// Publishes [`EmailSent`](super::EmailSent) on `notifications.email_sent.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn email_sent(
             &self,
             id: &str,
@@ -371,6 +378,33 @@ pub mod publish {
             ::pactum::bus::PublishError,
         > {
             ::pactum::bus::publish(&self.sink, id, event).await
+        }
+    }
+    /// Writes the events `notifications` emits into a transactional outbox, in the handler's own transaction (`pactum::outbox::Pg::new(&tx)`); `pactum::outbox::Relay` publishes them once committed.
+    pub struct InTx<W> {
+        writer: W,
+    }
+    #[allow(deprecated)]
+    impl<W: ::pactum::outbox::Writer> InTx<W> {
+        /// Writes through `writer`.
+        pub fn new(writer: W) -> Self {
+            Self { writer }
+        }
+        /// Writes [`EmailSent`](super::EmailSent) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `notifications.email_sent.v1` after the commit.
+        pub async fn email_sent(
+            &self,
+            event: &super::EmailSent,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            let id = ::pactum::Context::current().event_id("notifications.EmailSent.v1");
+            ::pactum::outbox::write(&self.writer, &id, event).await
+        }
+        /// Writes [`EmailSent`](super::EmailSent) into the outbox under CloudEvents id `id`.
+        pub async fn email_sent_with_id(
+            &self,
+            id: &str,
+            event: &super::EmailSent,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            ::pactum::outbox::write(&self.writer, id, event).await
         }
     }
 }

@@ -577,9 +577,9 @@ impl ::pactum::Event for OrderCancelled {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`]. The consumer reconnects to `database` by itself.
     pub async fn payments_payment_captured_v1<H>(
-        client: ::pactum::consumer::tokio_postgres::Client,
+        database: &::pactum::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
@@ -595,7 +595,7 @@ pub mod consumers {
         >,
     {
         ::pactum::consumer::PgConsumer::for_contract(
-                client,
+                database,
                 table,
                 &PAYMENTS_PAYMENT_CAPTURED_V1,
                 handler,
@@ -656,6 +656,7 @@ pub mod consumers {
             full_jitter: true,
         }),
         dead_letter: true,
+        budget: ::std::option::Option::None,
     };
 }
 /// Typed publishing of this contract's events.
@@ -671,7 +672,11 @@ pub mod publish {
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
-        /// Publishes [`OrderPlaced`](super::OrderPlaced) on `orders.order_placed.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        /// The same events, written into the outbox through `writer` instead.
+        pub fn in_tx<W: ::pactum::outbox::Writer>(&self, writer: W) -> InTx<W> {
+            InTx::new(writer)
+        }
+        /// Publishes [`OrderPlaced`](super::OrderPlaced) on `orders.order_placed.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn order_placed(
             &self,
             id: &str,
@@ -682,7 +687,7 @@ pub mod publish {
         > {
             ::pactum::bus::publish(&self.sink, id, event).await
         }
-        /// Publishes [`OrderCancelled`](super::OrderCancelled) on `orders.order_cancelled.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        /// Publishes [`OrderCancelled`](super::OrderCancelled) on `orders.order_cancelled.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn order_cancelled(
             &self,
             id: &str,
@@ -692,6 +697,49 @@ pub mod publish {
             ::pactum::bus::PublishError,
         > {
             ::pactum::bus::publish(&self.sink, id, event).await
+        }
+    }
+    /// Writes the events `orders` emits into a transactional outbox, in the handler's own transaction (`pactum::outbox::Pg::new(&tx)`); `pactum::outbox::Relay` publishes them once committed.
+    pub struct InTx<W> {
+        writer: W,
+    }
+    #[allow(deprecated)]
+    impl<W: ::pactum::outbox::Writer> InTx<W> {
+        /// Writes through `writer`.
+        pub fn new(writer: W) -> Self {
+            Self { writer }
+        }
+        /// Writes [`OrderPlaced`](super::OrderPlaced) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `orders.order_placed.v1` after the commit.
+        pub async fn order_placed(
+            &self,
+            event: &super::OrderPlaced,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            let id = ::pactum::Context::current().event_id("orders.OrderPlaced.v1");
+            ::pactum::outbox::write(&self.writer, &id, event).await
+        }
+        /// Writes [`OrderPlaced`](super::OrderPlaced) into the outbox under CloudEvents id `id`.
+        pub async fn order_placed_with_id(
+            &self,
+            id: &str,
+            event: &super::OrderPlaced,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            ::pactum::outbox::write(&self.writer, id, event).await
+        }
+        /// Writes [`OrderCancelled`](super::OrderCancelled) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `orders.order_cancelled.v1` after the commit.
+        pub async fn order_cancelled(
+            &self,
+            event: &super::OrderCancelled,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            let id = ::pactum::Context::current().event_id("orders.OrderCancelled.v1");
+            ::pactum::outbox::write(&self.writer, &id, event).await
+        }
+        /// Writes [`OrderCancelled`](super::OrderCancelled) into the outbox under CloudEvents id `id`.
+        pub async fn order_cancelled_with_id(
+            &self,
+            id: &str,
+            event: &super::OrderCancelled,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            ::pactum::outbox::write(&self.writer, id, event).await
         }
     }
 }

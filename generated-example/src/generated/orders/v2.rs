@@ -521,7 +521,11 @@ pub mod publish {
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
-        /// Publishes [`OrderPlaced`](super::OrderPlaced) on `orders.order_placed.v2` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        /// The same events, written into the outbox through `writer` instead.
+        pub fn in_tx<W: ::pactum::outbox::Writer>(&self, writer: W) -> InTx<W> {
+            InTx::new(writer)
+        }
+        /// Publishes [`OrderPlaced`](super::OrderPlaced) on `orders.order_placed.v2` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn order_placed(
             &self,
             id: &str,
@@ -531,6 +535,33 @@ pub mod publish {
             ::pactum::bus::PublishError,
         > {
             ::pactum::bus::publish(&self.sink, id, event).await
+        }
+    }
+    /// Writes the events `orders` emits into a transactional outbox, in the handler's own transaction (`pactum::outbox::Pg::new(&tx)`); `pactum::outbox::Relay` publishes them once committed.
+    pub struct InTx<W> {
+        writer: W,
+    }
+    #[allow(deprecated)]
+    impl<W: ::pactum::outbox::Writer> InTx<W> {
+        /// Writes through `writer`.
+        pub fn new(writer: W) -> Self {
+            Self { writer }
+        }
+        /// Writes [`OrderPlaced`](super::OrderPlaced) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `orders.order_placed.v2` after the commit.
+        pub async fn order_placed(
+            &self,
+            event: &super::OrderPlaced,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            let id = ::pactum::Context::current().event_id("orders.OrderPlaced.v2");
+            ::pactum::outbox::write(&self.writer, &id, event).await
+        }
+        /// Writes [`OrderPlaced`](super::OrderPlaced) into the outbox under CloudEvents id `id`.
+        pub async fn order_placed_with_id(
+            &self,
+            id: &str,
+            event: &super::OrderPlaced,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            ::pactum::outbox::write(&self.writer, id, event).await
         }
     }
 }

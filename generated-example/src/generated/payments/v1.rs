@@ -402,9 +402,9 @@ impl ::pactum::Event for RefundIssued {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`ORDERS_ORDER_PLACED_V1`].
+    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`ORDERS_ORDER_PLACED_V1`]. The consumer reconnects to `database` by itself.
     pub async fn orders_order_placed_v1<H>(
-        client: ::pactum::consumer::tokio_postgres::Client,
+        database: &::pactum::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
@@ -415,7 +415,7 @@ pub mod consumers {
         H: ::pactum::consumer::PgHandler<super::super::super::orders::v1::OrderPlaced>,
     {
         ::pactum::consumer::PgConsumer::for_contract(
-                client,
+                database,
                 table,
                 &ORDERS_ORDER_PLACED_V1,
                 handler,
@@ -477,6 +477,7 @@ pub mod consumers {
             full_jitter: true,
         }),
         dead_letter: true,
+        budget: ::std::option::Option::None,
     };
 }
 /// Typed publishing of this contract's events.
@@ -492,7 +493,11 @@ pub mod publish {
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
-        /// Publishes [`PaymentCaptured`](super::PaymentCaptured) on `payments.payment_captured.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        /// The same events, written into the outbox through `writer` instead.
+        pub fn in_tx<W: ::pactum::outbox::Writer>(&self, writer: W) -> InTx<W> {
+            InTx::new(writer)
+        }
+        /// Publishes [`PaymentCaptured`](super::PaymentCaptured) on `payments.payment_captured.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn payment_captured(
             &self,
             id: &str,
@@ -503,7 +508,7 @@ pub mod publish {
         > {
             ::pactum::bus::publish(&self.sink, id, event).await
         }
-        /// Publishes [`RefundIssued`](super::RefundIssued) on `payments.refund_issued.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        /// Publishes [`RefundIssued`](super::RefundIssued) on `payments.refund_issued.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn refund_issued(
             &self,
             id: &str,
@@ -513,6 +518,50 @@ pub mod publish {
             ::pactum::bus::PublishError,
         > {
             ::pactum::bus::publish(&self.sink, id, event).await
+        }
+    }
+    /// Writes the events `payments` emits into a transactional outbox, in the handler's own transaction (`pactum::outbox::Pg::new(&tx)`); `pactum::outbox::Relay` publishes them once committed.
+    pub struct InTx<W> {
+        writer: W,
+    }
+    #[allow(deprecated)]
+    impl<W: ::pactum::outbox::Writer> InTx<W> {
+        /// Writes through `writer`.
+        pub fn new(writer: W) -> Self {
+            Self { writer }
+        }
+        /// Writes [`PaymentCaptured`](super::PaymentCaptured) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `payments.payment_captured.v1` after the commit.
+        pub async fn payment_captured(
+            &self,
+            event: &super::PaymentCaptured,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            let id = ::pactum::Context::current()
+                .event_id("payments.PaymentCaptured.v1");
+            ::pactum::outbox::write(&self.writer, &id, event).await
+        }
+        /// Writes [`PaymentCaptured`](super::PaymentCaptured) into the outbox under CloudEvents id `id`.
+        pub async fn payment_captured_with_id(
+            &self,
+            id: &str,
+            event: &super::PaymentCaptured,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            ::pactum::outbox::write(&self.writer, id, event).await
+        }
+        /// Writes [`RefundIssued`](super::RefundIssued) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `payments.refund_issued.v1` after the commit.
+        pub async fn refund_issued(
+            &self,
+            event: &super::RefundIssued,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            let id = ::pactum::Context::current().event_id("payments.RefundIssued.v1");
+            ::pactum::outbox::write(&self.writer, &id, event).await
+        }
+        /// Writes [`RefundIssued`](super::RefundIssued) into the outbox under CloudEvents id `id`.
+        pub async fn refund_issued_with_id(
+            &self,
+            id: &str,
+            event: &super::RefundIssued,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            ::pactum::outbox::write(&self.writer, id, event).await
         }
     }
 }

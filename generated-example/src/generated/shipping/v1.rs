@@ -381,9 +381,9 @@ impl ::pactum::Webhook for OrderShipped {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `inventory.StockReserved` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`INVENTORY_STOCK_RESERVED_V1`].
+    /// Builds the idempotent consumer for `inventory.StockReserved` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`INVENTORY_STOCK_RESERVED_V1`]. The consumer reconnects to `database` by itself.
     pub async fn inventory_stock_reserved_v1<H>(
-        client: ::pactum::consumer::tokio_postgres::Client,
+        database: &::pactum::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
@@ -399,7 +399,7 @@ pub mod consumers {
         >,
     {
         ::pactum::consumer::PgConsumer::for_contract(
-                client,
+                database,
                 table,
                 &INVENTORY_STOCK_RESERVED_V1,
                 handler,
@@ -460,6 +460,7 @@ pub mod consumers {
             full_jitter: true,
         }),
         dead_letter: true,
+        budget: ::std::option::Option::None,
     };
 }
 /// Typed publishing of this contract's events.
@@ -475,7 +476,11 @@ pub mod publish {
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
-        /// Publishes [`ShipmentDispatched`](super::ShipmentDispatched) on `shipping.shipment_dispatched.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        /// The same events, written into the outbox through `writer` instead.
+        pub fn in_tx<W: ::pactum::outbox::Writer>(&self, writer: W) -> InTx<W> {
+            InTx::new(writer)
+        }
+        /// Publishes [`ShipmentDispatched`](super::ShipmentDispatched) on `shipping.shipment_dispatched.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn shipment_dispatched(
             &self,
             id: &str,
@@ -485,6 +490,34 @@ pub mod publish {
             ::pactum::bus::PublishError,
         > {
             ::pactum::bus::publish(&self.sink, id, event).await
+        }
+    }
+    /// Writes the events `shipping` emits into a transactional outbox, in the handler's own transaction (`pactum::outbox::Pg::new(&tx)`); `pactum::outbox::Relay` publishes them once committed.
+    pub struct InTx<W> {
+        writer: W,
+    }
+    #[allow(deprecated)]
+    impl<W: ::pactum::outbox::Writer> InTx<W> {
+        /// Writes through `writer`.
+        pub fn new(writer: W) -> Self {
+            Self { writer }
+        }
+        /// Writes [`ShipmentDispatched`](super::ShipmentDispatched) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `shipping.shipment_dispatched.v1` after the commit.
+        pub async fn shipment_dispatched(
+            &self,
+            event: &super::ShipmentDispatched,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            let id = ::pactum::Context::current()
+                .event_id("shipping.ShipmentDispatched.v1");
+            ::pactum::outbox::write(&self.writer, &id, event).await
+        }
+        /// Writes [`ShipmentDispatched`](super::ShipmentDispatched) into the outbox under CloudEvents id `id`.
+        pub async fn shipment_dispatched_with_id(
+            &self,
+            id: &str,
+            event: &super::ShipmentDispatched,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            ::pactum::outbox::write(&self.writer, id, event).await
         }
     }
 }

@@ -1215,6 +1215,7 @@ impl ::pactum::Event for ThingStored {
     const TYPE: &'static str = "features.ThingStored.v3";
     const SUBJECT: &'static str = "features.thing_stored.v3";
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Stream;
+    const DEADLINE: ::pactum::EventDeadline = ::pactum::EventDeadline::Inherit;
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.id))
     }
@@ -1251,6 +1252,9 @@ impl ::pactum::Event for ThingTagged {
     const TYPE: &'static str = "features.ThingTagged.v1";
     const SUBJECT: &'static str = "features.thing_tagged.v1";
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+    const DEADLINE: ::pactum::EventDeadline = ::pactum::EventDeadline::After(
+        ::std::time::Duration::from_nanos(3600000000000u64),
+    );
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.slug))
     }
@@ -1321,9 +1325,9 @@ impl ::pactum::Webhook for ThingShipped {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `features.ThingStored` v3 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`FEATURES_THING_STORED_V3`].
+    /// Builds the idempotent consumer for `features.ThingStored` v3 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`FEATURES_THING_STORED_V3`]. The consumer reconnects to `database` by itself.
     pub async fn features_thing_stored_v3<H>(
-        client: ::pactum::consumer::tokio_postgres::Client,
+        database: &::pactum::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
@@ -1334,7 +1338,7 @@ pub mod consumers {
         H: ::pactum::consumer::PgHandler<super::ThingStored>,
     {
         ::pactum::consumer::PgConsumer::for_contract(
-                client,
+                database,
                 table,
                 &FEATURES_THING_STORED_V3,
                 handler,
@@ -1380,10 +1384,13 @@ pub mod consumers {
         delivery: ::pactum::Delivery::Stream,
         retry: ::std::option::Option::None,
         dead_letter: true,
+        budget: ::std::option::Option::Some(
+            ::std::time::Duration::from_nanos(45000000000u64),
+        ),
     };
-    /// Builds the idempotent consumer for `features.ThingTagged` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy and dead-lettering of [`FEATURES_THING_TAGGED_V1`].
+    /// Builds the idempotent consumer for `features.ThingTagged` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`FEATURES_THING_TAGGED_V1`]. The consumer reconnects to `database` by itself.
     pub async fn features_thing_tagged_v1<H>(
-        client: ::pactum::consumer::tokio_postgres::Client,
+        database: &::pactum::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
@@ -1394,7 +1401,7 @@ pub mod consumers {
         H: ::pactum::consumer::PgHandler<super::ThingTagged>,
     {
         ::pactum::consumer::PgConsumer::for_contract(
-                client,
+                database,
                 table,
                 &FEATURES_THING_TAGGED_V1,
                 handler,
@@ -1445,6 +1452,7 @@ pub mod consumers {
             full_jitter: true,
         }),
         dead_letter: false,
+        budget: ::std::option::Option::None,
     };
 }
 /// Typed publishing of this contract's events.
@@ -1460,7 +1468,11 @@ pub mod publish {
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
-        /// Publishes [`ThingStored`](super::ThingStored) on `features.thing_stored.v3` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        /// The same events, written into the outbox through `writer` instead.
+        pub fn in_tx<W: ::pactum::outbox::Writer>(&self, writer: W) -> InTx<W> {
+            InTx::new(writer)
+        }
+        /// Publishes [`ThingStored`](super::ThingStored) on `features.thing_stored.v3` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn thing_stored(
             &self,
             id: &str,
@@ -1471,7 +1483,7 @@ pub mod publish {
         > {
             ::pactum::bus::publish(&self.sink, id, event).await
         }
-        /// Publishes [`ThingTagged`](super::ThingTagged) on `features.thing_tagged.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        /// Publishes [`ThingTagged`](super::ThingTagged) on `features.thing_tagged.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn thing_tagged(
             &self,
             id: &str,
@@ -1482,7 +1494,7 @@ pub mod publish {
         > {
             ::pactum::bus::publish(&self.sink, id, event).await
         }
-        /// Publishes [`AlarmRaised`](super::AlarmRaised) on `features.alarm_raised.v1` under CloudEvents id `id`, with the trace and deadline of the current `Context`. Publishing again with the same id (a retry) stores it once.
+        /// Publishes [`AlarmRaised`](super::AlarmRaised) on `features.alarm_raised.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn alarm_raised(
             &self,
             id: &str,
@@ -1492,6 +1504,65 @@ pub mod publish {
             ::pactum::bus::PublishError,
         > {
             ::pactum::bus::publish(&self.sink, id, event).await
+        }
+    }
+    /// Writes the events `features` emits into a transactional outbox, in the handler's own transaction (`pactum::outbox::Pg::new(&tx)`); `pactum::outbox::Relay` publishes them once committed.
+    pub struct InTx<W> {
+        writer: W,
+    }
+    #[allow(deprecated)]
+    impl<W: ::pactum::outbox::Writer> InTx<W> {
+        /// Writes through `writer`.
+        pub fn new(writer: W) -> Self {
+            Self { writer }
+        }
+        /// Writes [`ThingStored`](super::ThingStored) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `features.thing_stored.v3` after the commit.
+        pub async fn thing_stored(
+            &self,
+            event: &super::ThingStored,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            let id = ::pactum::Context::current().event_id("features.ThingStored.v3");
+            ::pactum::outbox::write(&self.writer, &id, event).await
+        }
+        /// Writes [`ThingStored`](super::ThingStored) into the outbox under CloudEvents id `id`.
+        pub async fn thing_stored_with_id(
+            &self,
+            id: &str,
+            event: &super::ThingStored,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            ::pactum::outbox::write(&self.writer, id, event).await
+        }
+        /// Writes [`ThingTagged`](super::ThingTagged) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `features.thing_tagged.v1` after the commit.
+        pub async fn thing_tagged(
+            &self,
+            event: &super::ThingTagged,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            let id = ::pactum::Context::current().event_id("features.ThingTagged.v1");
+            ::pactum::outbox::write(&self.writer, &id, event).await
+        }
+        /// Writes [`ThingTagged`](super::ThingTagged) into the outbox under CloudEvents id `id`.
+        pub async fn thing_tagged_with_id(
+            &self,
+            id: &str,
+            event: &super::ThingTagged,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            ::pactum::outbox::write(&self.writer, id, event).await
+        }
+        /// Writes [`AlarmRaised`](super::AlarmRaised) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `features.alarm_raised.v1` after the commit.
+        pub async fn alarm_raised(
+            &self,
+            event: &super::AlarmRaised,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            let id = ::pactum::Context::current().event_id("features.AlarmRaised.v1");
+            ::pactum::outbox::write(&self.writer, &id, event).await
+        }
+        /// Writes [`AlarmRaised`](super::AlarmRaised) into the outbox under CloudEvents id `id`.
+        pub async fn alarm_raised_with_id(
+            &self,
+            id: &str,
+            event: &super::AlarmRaised,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            ::pactum::outbox::write(&self.writer, id, event).await
         }
     }
 }

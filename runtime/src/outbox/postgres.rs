@@ -1,0 +1,154 @@
+//! The outbox on PostgreSQL: the writer (in the handler's transaction) and the statements the
+//! relay claims, marks, parks and prunes rows with.
+
+use super::{check_table, OutboxError, Row, Writer, DEFAULT_TABLE};
+use crate::bus::Headers;
+
+/// Writes events through a PostgreSQL transaction into the outbox table
+/// ([`DEFAULT_TABLE`] unless [`Pg::table`] says otherwise).
+pub struct Pg<'a, 't> {
+    tx: &'a tokio_postgres::Transaction<'t>,
+    table: &'a str,
+}
+
+impl<'a, 't> Pg<'a, 't> {
+    /// Writes through `tx`: the events commit or roll back with it.
+    pub fn new(tx: &'a tokio_postgres::Transaction<'t>) -> Self {
+        Self {
+            tx,
+            table: DEFAULT_TABLE,
+        }
+    }
+
+    /// Uses outbox table `table` (created with [`create_table`]).
+    pub fn table(mut self, table: &'a str) -> Self {
+        self.table = table;
+        self
+    }
+}
+
+/// The advisory-lock class of outbox ordering keys (`pact` in ASCII), so the keys' locks do
+/// not collide with other uses of advisory locks.
+const LOCK_CLASS: i32 = 0x7061_6374;
+
+impl Writer for Pg<'_, '_> {
+    async fn write(&self, row: Row) -> Result<(), OutboxError> {
+        check_table(self.table)?;
+        let headers = serde_json::to_string(&row.headers)
+            .map_err(|e| OutboxError(format!("cannot encode headers: {e}")))?;
+        // One round trip: the key's transaction lock, then the row. The lock makes writers of
+        // one ordering key commit one after another, so their sequence numbers are their
+        // commit order — which the relay publishes in. (Without a key there is no lock.)
+        let sql = format!(
+            "WITH lock AS (SELECT pg_advisory_xact_lock({LOCK_CLASS}, hashtext($2)))
+             INSERT INTO {} (subject, ordering_key, msg_id, headers, payload)
+             SELECT $1, $2, $3, $4, $5 FROM lock
+             ON CONFLICT (msg_id) DO NOTHING",
+            self.table
+        );
+        self.tx
+            .execute(
+                &sql,
+                &[
+                    &row.subject,
+                    &row.ordering_key,
+                    &row.msg_id,
+                    &headers,
+                    &row.payload,
+                ],
+            )
+            .await
+            .map_err(|e| OutboxError(format!("cannot write the event: {e}")))?;
+        Ok(())
+    }
+}
+
+/// Creates outbox table `table` and its indexes, if missing.
+pub async fn create_table(client: &tokio_postgres::Client, table: &str) -> Result<(), OutboxError> {
+    check_table(table)?;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+                seq BIGSERIAL PRIMARY KEY,
+                subject TEXT NOT NULL,
+                ordering_key TEXT,
+                msg_id TEXT NOT NULL UNIQUE,
+                headers TEXT NOT NULL,
+                payload BYTEA NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                attempts INT NOT NULL DEFAULT 0,
+                next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                sent_at TIMESTAMPTZ,
+                parked_reason TEXT
+            );
+            CREATE INDEX IF NOT EXISTS {table}_due ON {table} (seq)
+                WHERE sent_at IS NULL AND parked_reason IS NULL;
+            CREATE INDEX IF NOT EXISTS {table}_key ON {table} (ordering_key, seq)
+                WHERE sent_at IS NULL AND parked_reason IS NULL;
+            CREATE INDEX IF NOT EXISTS {table}_sent ON {table} (sent_at)
+                WHERE sent_at IS NOT NULL;"
+        ))
+        .await
+        .map_err(|e| OutboxError(format!("cannot create `{table}`: {e}")))
+}
+
+/// A row the relay claimed.
+pub(crate) struct Claimed {
+    pub seq: i64,
+    pub subject: String,
+    pub headers: Headers,
+    pub payload: Vec<u8>,
+    pub attempts: i32,
+}
+
+/// The relay's statements on `table`.
+pub(crate) mod sql {
+    /// Claims up to `$1` due rows, each the oldest unsent one of its ordering key, skipping
+    /// rows another relay holds. Locks last until the relay's transaction ends.
+    pub fn claim(t: &str) -> String {
+        format!(
+            "SELECT seq, subject, headers, payload, attempts FROM {t} o
+             WHERE sent_at IS NULL AND parked_reason IS NULL AND next_attempt_at <= now()
+               AND (ordering_key IS NULL OR NOT EXISTS (
+                 SELECT 1 FROM {t} p
+                 WHERE p.ordering_key = o.ordering_key AND p.seq < o.seq
+                   AND p.sent_at IS NULL AND p.parked_reason IS NULL))
+             ORDER BY seq LIMIT $1
+             FOR UPDATE SKIP LOCKED"
+        )
+    }
+    pub fn sent(t: &str) -> String {
+        format!("UPDATE {t} SET sent_at = now(), attempts = attempts + 1 WHERE seq = ANY($1)")
+    }
+    pub fn retry(t: &str) -> String {
+        format!(
+            "UPDATE {t} SET attempts = attempts + 1,
+               next_attempt_at = now() + make_interval(secs => $2)
+             WHERE seq = $1"
+        )
+    }
+    pub fn park(t: &str) -> String {
+        format!("UPDATE {t} SET attempts = attempts + 1, parked_reason = $2 WHERE seq = $1")
+    }
+    pub fn prune(t: &str) -> String {
+        format!(
+            "DELETE FROM {t} WHERE sent_at IS NOT NULL
+               AND sent_at < now() - make_interval(secs => $1)"
+        )
+    }
+}
+
+/// Decodes a claimed row; a row whose headers do not decode is parked by the caller.
+pub(crate) fn claimed(row: &tokio_postgres::Row) -> Result<Claimed, (i64, String)> {
+    let seq: i64 = row.get(0);
+    let headers: String = row.get(2);
+    let headers = serde_json::from_str(&headers)
+        .map_err(|e| (seq, format!("stored headers do not decode: {e}")))?;
+    Ok(Claimed {
+        seq,
+        subject: row.get(1),
+        headers,
+        payload: row.get(3),
+        attempts: row.get(4),
+    })
+}

@@ -1,0 +1,380 @@
+//! The transactional outbox against the real PostgreSQL (`PACTUM_TEST_POSTGRES`) and NATS
+//! (`PACTUM_TEST_NATS`), and on SQLite: events exist if and only if their transaction
+//! committed, relays share one table, a relay stopped between publish and mark re-publishes
+//! under the same id, rows the broker refuses are parked, and a key's events keep their order.
+
+use pactum::bus::{headers, Bus, StartAt};
+use pactum::outbox::{self, Pg, Relay, RelayConfig, Sqlite};
+use pactum::{Context, Delivery as Mode, Event};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct OrderPlaced {
+    order_id: String,
+    n: u32,
+}
+
+impl Event for OrderPlaced {
+    const NAME: &'static str = "OrderPlaced";
+    const VERSION: u32 = 1;
+    const SOURCE: &'static str = "orders";
+    const TYPE: &'static str = "orders.OrderPlaced.v1";
+    const SUBJECT: &'static str = "outbox_test.order_placed.v1";
+    const DELIVERY: Mode = Mode::Stream;
+    fn ordering_key(&self) -> Option<String> {
+        Some(self.order_id.clone())
+    }
+}
+
+fn config() -> String {
+    std::env::var("PACTUM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
+}
+
+async fn connect() -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&config(), tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is required for this test and is unreachable: {e}\nstart it (README: Services) or set PACTUM_TEST_POSTGRES")
+        });
+    tokio::spawn(conn);
+    client
+}
+
+/// A fresh outbox table for one test.
+async fn table(name: &str) -> (tokio_postgres::Client, String) {
+    let client = connect().await;
+    let table = format!("outbox_{name}");
+    client
+        .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+        .await
+        .unwrap();
+    outbox::create_table(&client, &table).await.unwrap();
+    (client, table)
+}
+
+async fn write(
+    client: &mut tokio_postgres::Client,
+    table: &str,
+    id: &str,
+    event: &OrderPlaced,
+    commit: bool,
+) {
+    let tx = client.transaction().await.unwrap();
+    outbox::write(&Pg::new(&tx).table(table), id, event)
+        .await
+        .unwrap();
+    if commit {
+        tx.commit().await.unwrap();
+    } else {
+        tx.rollback().await.unwrap();
+    }
+}
+
+fn placed(order: &str, n: u32) -> OrderPlaced {
+    OrderPlaced {
+        order_id: order.into(),
+        n,
+    }
+}
+
+/// Steps `relay` until a step claims nothing (bounded).
+async fn drain<S: pactum::bus::EventSink>(
+    relay: &Relay<S>,
+    client: &mut tokio_postgres::Client,
+    table: &str,
+) {
+    for _ in 0..100 {
+        if relay.step_postgres(client, table).await.unwrap() == 0 {
+            return;
+        }
+    }
+    panic!("the outbox did not drain");
+}
+
+#[tokio::test]
+async fn only_committed_events_are_published_with_their_id_and_marked_sent() {
+    let (mut client, table) = table("commit").await;
+    let bus = Bus::new();
+    bus.join(OrderPlaced::SUBJECT, "audit", StartAt::First);
+    write(&mut client, &table, "e1", &placed("o1", 1), true).await;
+    write(&mut client, &table, "ghost", &placed("o2", 1), false).await;
+    let relay = Relay::new(bus.clone());
+    drain(&relay, &mut client, &table).await;
+    assert_eq!(
+        bus.last_sequence(OrderPlaced::SUBJECT),
+        1,
+        "the rolled-back event never exists"
+    );
+    let d = bus.next(OrderPlaced::SUBJECT, "audit").await;
+    assert_eq!(d.headers()[headers::MSG_ID], "orders/e1");
+    assert_eq!(d.headers()[headers::SUBJECT], "o1");
+    let unsent: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {table} WHERE sent_at IS NULL"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unsent, 0);
+    assert_eq!(relay.stats().published.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_retried_keyed_handler_writes_its_event_once() {
+    let (mut client, table) = table("keyed").await;
+    // Two runs of the same keyed request derive the same event id.
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            Context::new()
+                .with_key_basis("orders/PlaceOrder/key-1")
+                .event_id(OrderPlaced::TYPE)
+        })
+        .collect();
+    assert_eq!(ids[0], ids[1]);
+    let other = Context::new()
+        .with_key_basis("orders/PlaceOrder/key-2")
+        .event_id(OrderPlaced::TYPE);
+    assert_ne!(ids[0], other);
+    for id in &ids {
+        write(&mut client, &table, id, &placed("o1", 1), true).await;
+    }
+    let rows: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1);
+}
+
+#[tokio::test]
+async fn two_relays_share_one_outbox_and_keep_each_keys_order() {
+    let (mut client, table) = table("replicas").await;
+    let bus = Bus::new();
+    bus.join(OrderPlaced::SUBJECT, "audit", StartAt::First);
+    for n in 0..20u32 {
+        for k in 0..5 {
+            write(
+                &mut client,
+                &table,
+                &format!("e{k}-{n}"),
+                &placed(&format!("k{k}"), n),
+                true,
+            )
+            .await;
+        }
+    }
+    let config = RelayConfig {
+        batch: 7,
+        ..RelayConfig::default()
+    };
+    let relays: Vec<_> = (0..2)
+        .map(|_| Arc::new(Relay::new(bus.clone()).with_config(config.clone())))
+        .collect();
+    let mut tasks = Vec::new();
+    for relay in &relays {
+        let (relay, table) = (relay.clone(), table.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut client = connect().await;
+            let unsent = format!("SELECT count(*) FROM {table} WHERE sent_at IS NULL");
+            // Bounded: at most 200 steps each.
+            for _ in 0..200 {
+                if relay.step_postgres(&mut client, &table).await.unwrap() == 0 {
+                    let left: i64 = client.query_one(&unsent, &[]).await.unwrap().get(0);
+                    if left == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let published: u64 = relays
+        .iter()
+        .map(|r| r.stats().published.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(published, 100, "each row published by exactly one relay");
+    assert!(
+        relays
+            .iter()
+            .all(|r| r.stats().published.load(Ordering::Relaxed) > 0),
+        "both relays took part"
+    );
+    assert_eq!(bus.last_sequence(OrderPlaced::SUBJECT), 100);
+    let mut last = std::collections::HashMap::new();
+    for _ in 0..100 {
+        let d = bus.next(OrderPlaced::SUBJECT, "audit").await;
+        let e: OrderPlaced = serde_json::from_slice(d.payload()).unwrap();
+        let prev = last.insert(e.order_id.clone(), e.n);
+        assert!(
+            prev.is_none_or(|p| p + 1 == e.n),
+            "{} out of order: {prev:?} then {}",
+            e.order_id,
+            e.n
+        );
+        d.ack();
+    }
+}
+
+#[tokio::test]
+async fn a_relay_stopped_between_publish_and_mark_republishes_under_the_same_id() {
+    let (mut client, table) = table("crash").await;
+    let bus = Bus::new();
+    bus.join(OrderPlaced::SUBJECT, "audit", StartAt::First);
+    write(&mut client, &table, "c1", &placed("o1", 1), true).await;
+    // The first relay dies after publishing, before marking (its transaction is lost).
+    let dying = Relay::new(bus.clone()).on_published(Arc::new(|_| panic!("killed after publish")));
+    let step = {
+        let table = table.clone();
+        tokio::spawn(async move {
+            let mut client = connect().await;
+            dying.step_postgres(&mut client, &table).await
+        })
+    };
+    assert!(step.await.is_err(), "the relay died");
+    assert_eq!(bus.last_sequence(OrderPlaced::SUBJECT), 1, "published once");
+    let relay = Relay::new(bus.clone());
+    drain(&relay, &mut client, &table).await;
+    // Published again under the same Nats-Msg-Id: the broker kept one copy.
+    assert_eq!(
+        relay.stats().published.load(Ordering::Relaxed),
+        1,
+        "the row was published again"
+    );
+    assert_eq!(
+        bus.last_sequence(OrderPlaced::SUBJECT),
+        1,
+        "deduplicated by the broker"
+    );
+}
+
+#[tokio::test]
+async fn rows_the_broker_refuses_are_parked_with_a_reason_and_the_rest_flow() {
+    let url = std::env::var("PACTUM_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let nats = pactum::nats::Nats::connect(&url).await.unwrap_or_else(|e| {
+        panic!("NATS with JetStream is required for this test and is unreachable: {e}\nstart it (README: Services) or set PACTUM_TEST_NATS")
+    });
+    let (mut client, table) = table("park").await;
+    let stream = "PACTUM_TEST_OUTBOX_PARK";
+    let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+    let _ = js.delete_stream(stream).await;
+    let _ = js.delete_stream(format!("{stream}_DLQ")).await;
+    nats.ensure_stream(
+        stream,
+        OrderPlaced::SUBJECT,
+        Mode::Stream,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    // One event on a subject no stream holds, one far over the server's payload limit, one
+    // good one.
+    {
+        let tx = client.transaction().await.unwrap();
+        let w = Pg::new(&tx).table(&table);
+        let mut nowhere = outbox::Row::new(&Context::new(), "p1", &placed("a", 1)).unwrap();
+        nowhere.subject = "outbox_test.nobody_listens".into();
+        outbox::Writer::write(&w, nowhere).await.unwrap();
+        let mut huge = outbox::Row::new(&Context::new(), "p2", &placed("b", 1)).unwrap();
+        huge.payload = vec![b' '; 8 << 20];
+        outbox::Writer::write(&w, huge).await.unwrap();
+        outbox::write(&w, "p3", &placed("c", 1)).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let relay = Relay::new(nats.clone());
+    drain(&relay, &mut client, &table).await;
+    let stats = relay.stats();
+    assert_eq!(stats.parked.load(Ordering::Relaxed), 2);
+    assert_eq!(stats.published.load(Ordering::Relaxed), 1);
+    let parked: Vec<(String, String)> = client
+        .query(&format!("SELECT msg_id, parked_reason FROM {table} WHERE parked_reason IS NOT NULL ORDER BY seq"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(parked.len(), 2, "{parked:?}");
+    assert!(parked[0].1.contains("stream"), "{parked:?}");
+    assert!(parked[1].1.contains("payload"), "{parked:?}");
+    // Parked rows are not tried again.
+    assert_eq!(relay.step_postgres(&mut client, &table).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn sent_rows_are_pruned() {
+    let (mut client, table) = table("prune").await;
+    write(&mut client, &table, "x1", &placed("o1", 1), true).await;
+    let relay = Relay::new(Bus::new()).with_config(RelayConfig {
+        retention: Duration::ZERO,
+        ..RelayConfig::default()
+    });
+    drain(&relay, &mut client, &table).await;
+    assert_eq!(relay.prune_postgres(&client, &table).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn the_sqlite_outbox_publishes_only_what_committed() {
+    let dir = std::env::temp_dir().join(format!("pactum-outbox-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("outbox.db");
+    let _ = std::fs::remove_file(&path);
+    let mut conn = pactum::consumer::rusqlite::Connection::open(&path).unwrap();
+    outbox::create_sqlite_table(&conn, outbox::DEFAULT_TABLE).unwrap();
+    {
+        let tx = conn.transaction().unwrap();
+        Sqlite::new(&tx)
+            .write_event("s1", &placed("o1", 1))
+            .unwrap();
+        Sqlite::new(&tx)
+            .write_event("s2", &placed("o1", 2))
+            .unwrap();
+        tx.commit().unwrap();
+        let tx = conn.transaction().unwrap();
+        Sqlite::new(&tx)
+            .write_event("ghost", &placed("o2", 1))
+            .unwrap();
+        tx.rollback().unwrap();
+    }
+    let bus = Bus::new();
+    bus.join(OrderPlaced::SUBJECT, "audit", StartAt::First);
+    let relay = Relay::new(bus.clone());
+    for _ in 0..10 {
+        if relay
+            .step_sqlite(&mut conn, outbox::DEFAULT_TABLE)
+            .await
+            .unwrap()
+            == 0
+        {
+            break;
+        }
+    }
+    assert_eq!(bus.last_sequence(OrderPlaced::SUBJECT), 2);
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let d = futures_now(bus.next(OrderPlaced::SUBJECT, "audit"));
+            let id = d.headers()[headers::ID].clone();
+            d.ack();
+            id
+        })
+        .collect();
+    assert_eq!(ids, ["s1", "s2"], "in commit order");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A future that is ready now (the bus already holds the message).
+fn futures_now<F: std::future::Future>(f: F) -> F::Output {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("not ready"),
+    }
+}
