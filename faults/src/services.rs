@@ -43,6 +43,18 @@ pub async fn serve(postgres: &str, port: u16) -> Result<(), String> {
     let db = Arc::new(Db::new(&format!(
         "{postgres} application_name=pactum-faults-handlers"
     )));
+    // The relay beside the service: it publishes the handlers' committed events (to the
+    // embedded bus here) and marks them sent; killing the service kills it too.
+    let relay_db = pactum::postgres::Database::new(postgres)
+        .map_err(|e| e.to_string())?
+        .named("pactum-faults-relay");
+    tokio::spawn(async move {
+        let relay = pactum::outbox::Relay::new(pactum::bus::Bus::new());
+        let e = relay
+            .run_postgres(&relay_db, generated_example::services::durable::OUTBOX)
+            .await;
+        eprintln!("outbox relay stopped: {e}");
+    });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| e.to_string())?;

@@ -10,9 +10,13 @@ use crate::generated::{
     payments::v1 as payments, pricing::v1 as pricing,
 };
 use pactum::consumer::tokio_postgres::{self, Client, NoTls};
+use pactum::outbox::Pg;
 use pactum::types::{Timestamp, Uuid};
 use pactum::{Context, HandlerError};
 use std::sync::{Arc, Mutex};
+
+/// The outbox table the durable handlers write their events into.
+pub const OUTBOX: &str = "durable_outbox";
 
 /// A few PostgreSQL connections, reopened when they close (a failover, a terminated
 /// backend): each request takes one and gives it back.
@@ -125,6 +129,9 @@ impl Db {
         )
         .await
         .map_err(|e| e.to_string())?;
+        pactum::outbox::create_table(&db, OUTBOX)
+            .await
+            .map_err(|e| e.to_string())?;
         for (sku, available) in stock {
             db.execute(
                 "INSERT INTO durable_stock VALUES ($1, $2, 0)
@@ -242,6 +249,19 @@ impl orders::Service for PgOrders {
         )
         .await
         .map_err(db_error)?;
+        // The event is written in the order's transaction: it exists if and only if the order
+        // does (publishing here, before the commit, would announce orders a rollback undoes;
+        // after it, a crash would lose the announcement). The relay publishes it. Its id comes
+        // from the idempotency key, so a re-run of this request writes no second event.
+        let placed = orders::OrderPlaced {
+            order_id: order.id.clone(),
+            customer_id: order.customer_id,
+            lines: order.lines.clone(),
+            total: order.total.clone(),
+        };
+        orders::publish::InTx::new(Pg::new(&tx).table(OUTBOX))
+            .order_placed(&placed)
+            .await?;
         fault::point("orders.place.before_commit").await;
         record(&ctx, &tx, &order).await?;
         tx.commit().await.map_err(db_error)?;
@@ -346,6 +366,15 @@ impl orders_v2::Service for PgOrders {
         )
         .await
         .map_err(db_error)?;
+        let placed = orders_v2::OrderPlaced {
+            order_id: order.id.clone(),
+            customer_id: order.customer_id.clone(),
+            items: order.items.clone(),
+            total: order.total.clone(),
+        };
+        orders_v2::publish::InTx::new(Pg::new(&tx).table(OUTBOX))
+            .order_placed(&placed)
+            .await?;
         fault::point("orders.v2.place.before_commit").await;
         record(&ctx, &tx, &order).await?;
         tx.commit().await.map_err(db_error)?;
