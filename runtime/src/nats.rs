@@ -340,9 +340,16 @@ async fn pull(
     consumer
         .stream()
         .max_messages_per_batch(prefetch)
+        // The server sends an idle heartbeat this often; two missed ones are reported as an
+        // error, which `Group::next` pulls past. Without it a pull on a silently dead server
+        // would go unnoticed until the request expires.
+        .heartbeat(PULL_HEARTBEAT)
         .messages()
         .await
 }
+
+/// How often the server signals an idle pull subscription is alive.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// One worker's pull subscription to a consumer group.
 pub struct Group {

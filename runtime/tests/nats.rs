@@ -540,10 +540,11 @@ impl OwnServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// SIGKILL, then start again on the same port and store.
-    fn restart(&mut self) {
+    /// SIGKILL, stay down for `down`, then start again on the same port and store.
+    fn restart(&mut self, down: Duration) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+        std::thread::sleep(down);
         self.child = Self::spawn(self.port, &self.dir);
     }
 }
@@ -556,7 +557,7 @@ impl Drop for OwnServer {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_group_survives_a_broker_restart() {
     let mut server = OwnServer::start("restart");
     let nats = Nats::connect(&server.url()).await.unwrap();
@@ -584,7 +585,29 @@ async fn a_consumer_group_survives_a_broker_restart() {
     let d = next(&mut group).await;
     assert_eq!(d.payload(), b"1");
     d.ack().await;
-    server.restart();
+    // The worker is waiting on its pull while the server dies and stays down for longer than
+    // the pull's heartbeat (2 s): the subscription reports missed heartbeats, which must not
+    // end it. The first message may come again: its ack was in flight when the server was
+    // killed (at least once; the consumer's dedup record absorbs it).
+    let worker = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while !seen.contains(&b"2".to_vec()) && seen.len() < 5 {
+            let d = tokio::time::timeout(Duration::from_secs(40), group.next())
+                .await
+                .expect("a delivery after the restart")
+                .expect("the subscription outlives the restart");
+            seen.push(d.payload().to_vec());
+            d.ack().await;
+        }
+        seen
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let server = tokio::task::spawn_blocking(move || {
+        server.restart(Duration::from_secs(5));
+        server
+    })
+    .await
+    .unwrap();
     // The client reconnects by itself; publishing waits for it (bounded).
     let mut stored = false;
     for _ in 0..100 {
@@ -599,18 +622,8 @@ async fn a_consumer_group_survives_a_broker_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(stored, "publish after the restart");
-    // The same group, pulled past the errors of the restart, gets the new message. The
-    // first may come again too: its ack was in flight when the server was killed (at least
-    // once; the consumer's dedup record absorbs it).
-    let mut seen = Vec::new();
-    while !seen.contains(&b"2".to_vec()) && seen.len() < 5 {
-        let d = tokio::time::timeout(Duration::from_secs(30), group.next())
-            .await
-            .expect("a delivery after the restart")
-            .unwrap();
-        seen.push(d.payload().to_vec());
-        d.ack().await;
-    }
+    let seen = worker.await.unwrap();
+    drop(server);
     assert!(seen.contains(&b"2".to_vec()), "{seen:?}");
     assert!(seen.iter().all(|p| p == b"1" || p == b"2"), "{seen:?}");
 }
