@@ -259,3 +259,69 @@ mod grpc_only {
         );
     }
 }
+
+/// A loopback proxy to `target` whose open connections can be frozen: bytes stop flowing both
+/// ways while the sockets stay open — a peer that vanished without a FIN (a crashed host, a
+/// dropped NAT entry). Connections made after the freeze flow normally.
+async fn freezing_proxy(target: SocketAddr) -> (SocketAddr, tokio::sync::watch::Sender<u64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (freeze, frozen) = tokio::sync::watch::channel(0u64);
+    tokio::spawn(async move {
+        let mut generation = 0u64;
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            generation += 1;
+            let mut frozen = frozen.clone();
+            let mine = generation;
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
+                    _ = frozen.wait_for(|up_to| *up_to >= mine) => {}
+                }
+                // Frozen: hold both sockets open and silent.
+                let _held = (inbound, outbound);
+                std::future::pending::<()>().await;
+            });
+        }
+    });
+    (addr, freeze)
+}
+
+#[tokio::test]
+async fn a_connection_to_a_vanished_peer_is_found_dead_and_replaced() {
+    let (_server, server_addr) = serve_pricing("127.0.0.1:0".parse().unwrap());
+    let (proxy, freeze) = freezing_proxy(server_addr).await;
+    let client = api::grpc::Client::connect_lazy(format!("http://{proxy}")).unwrap();
+    client.get_price(&book()).await.unwrap();
+    // The connection goes silent. HTTP/2 keep-alive PINGs (every 5 s, 5 s to answer) find it
+    // dead and close it; the next call opens a new one. Without them every later call would
+    // be sent down the silent connection and run out its 100 ms deadline, forever.
+    freeze.send_replace(u64::MAX);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = client.get_price(&book()).await;
+    assert!(
+        matches!(before, Err(ClientError::DeadlineExceeded)),
+        "the frozen connection cannot answer: {before:?}"
+    );
+    // Connections opened from now on flow.
+    freeze.send_replace(1);
+    let started = std::time::Instant::now();
+    let mut answered = false;
+    // Bounded: 30 s, a call every 250 ms.
+    while started.elapsed() < Duration::from_secs(30) {
+        if client.get_price(&book()).await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(answered, "the dead connection was never replaced");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "found dead in {:?}",
+        started.elapsed()
+    );
+}

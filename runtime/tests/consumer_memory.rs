@@ -173,3 +173,26 @@ async fn the_handler_runs_in_the_publishers_trace() {
         vec![Some("4bf92f3577b34da6a3ce929d0e0e4736".to_string())]
     );
 }
+
+#[tokio::test]
+async fn a_processed_event_redelivered_expired_is_acked_not_dead_lettered() {
+    let bus = bus();
+    let log = Log::default();
+    let mut consumer = MemoryConsumer::new(POLICY, log.clone());
+    publish_copies(&bus, "evt-1", "p1", 1);
+    let d = bus.next(ParcelDelivered::SUBJECT, "log").await;
+    assert_eq!(consumer.process(d).await, Outcome::Processed);
+    // The same event again, now past a deadline: processed already, so acknowledged.
+    let event = ParcelDelivered {
+        parcel: "p1".into(),
+    };
+    let (mut h, body) = event_message(&Context::new(), "evt-1", &event).unwrap();
+    h.insert(headers::MSG_ID.into(), "evt-1-late".into());
+    h.insert(headers::DEADLINE.into(), "1000".into());
+    bus.publish(ParcelDelivered::SUBJECT, h, body);
+    let d = bus.next(ParcelDelivered::SUBJECT, "log").await;
+    assert_eq!(consumer.process(d).await, Outcome::Duplicate);
+    assert_eq!(*log.applied.lock().unwrap(), ["p1"]);
+    let dlq = format!("{}.dlq", ParcelDelivered::SUBJECT);
+    assert_eq!(bus.last_sequence(&dlq), 0, "nothing was dead-lettered");
+}

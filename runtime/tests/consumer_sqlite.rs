@@ -186,3 +186,51 @@ async fn a_batch_commits_once_and_a_failing_event_undoes_only_itself() {
     drop(consumer);
     let _ = std::fs::remove_file(&path);
 }
+
+#[tokio::test]
+async fn a_batch_that_fails_at_commit_retries_its_events_one_by_one() {
+    let path = std::env::temp_dir().join(format!("pactum-commit-fail-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    // Parcels must be known — checked at commit (a deferred foreign key), after every
+    // savepoint was released: the commit of a batch holding an unknown parcel fails whole.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         CREATE TABLE known (parcel TEXT PRIMARY KEY);
+         INSERT INTO known VALUES ('a'), ('c');
+         CREATE TABLE delivered (
+           parcel TEXT PRIMARY KEY REFERENCES known (parcel) DEFERRABLE INITIALLY DEFERRED,
+           n INTEGER NOT NULL
+         );",
+    )
+    .unwrap();
+    let policy = RetryPolicy {
+        attempts: 3,
+        ..pactum::consumer::DEFAULT_POLICY
+    };
+    let handler = Counter {
+        fail_first: Cell::new(0),
+    };
+    let mut consumer = SqliteConsumer::new(conn, "processed", "counter", policy, handler).unwrap();
+    let bus = Bus::new();
+    bus.join(ParcelDelivered::SUBJECT, "counter", StartAt::First);
+    for p in ["a", "b", "c"] {
+        publish_copies(&bus, &format!("evt-{p}"), p, 1);
+    }
+    let mut batch = Vec::new();
+    for _ in 0..3 {
+        batch.push(bus.next(ParcelDelivered::SUBJECT, "counter").await);
+    }
+    let outcomes = consumer.process_batch(batch).await;
+    assert_eq!(outcomes[0], Outcome::Processed);
+    assert!(
+        matches!(&outcomes[1], Outcome::Retrying(r) if r.contains("commit")),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[2], Outcome::Processed);
+    assert_eq!(
+        (count(&path, "a"), count(&path, "b"), count(&path, "c")),
+        (Some(1), None, Some(1))
+    );
+    let _ = std::fs::remove_file(&path);
+}

@@ -151,6 +151,21 @@ async fn a_retried_keyed_handler_writes_its_event_once() {
     assert_eq!(rows, 1);
 }
 
+/// The bus, slowed by a random pause before each publish.
+struct Jittery(Bus);
+
+impl pactum::bus::EventSink for Jittery {
+    async fn send(
+        &self,
+        subject: &str,
+        headers: pactum::bus::Headers,
+        payload: Vec<u8>,
+    ) -> Result<pactum::bus::Published, pactum::bus::PublishError> {
+        tokio::time::sleep(Duration::from_micros(fastrand::u64(0..3000))).await;
+        self.0.send(subject, headers, payload).await
+    }
+}
+
 #[tokio::test]
 async fn two_relays_share_one_outbox_and_keep_each_keys_order() {
     let (mut client, table) = table("replicas").await;
@@ -172,8 +187,10 @@ async fn two_relays_share_one_outbox_and_keep_each_keys_order() {
         batch: 7,
         ..RelayConfig::default()
     };
+    // Each publish takes a random 0–3 ms, so the two relays' publishes interleave: a relay
+    // that took a key's later event while another still held its earlier one would overtake.
     let relays: Vec<_> = (0..2)
-        .map(|_| Arc::new(Relay::new(bus.clone()).with_config(config.clone())))
+        .map(|_| Arc::new(Relay::new(Jittery(bus.clone())).with_config(config.clone())))
         .collect();
     let mut tasks = Vec::new();
     for relay in &relays {
@@ -221,6 +238,55 @@ async fn two_relays_share_one_outbox_and_keep_each_keys_order() {
         );
         d.ack();
     }
+}
+
+#[tokio::test]
+async fn writers_of_one_key_commit_in_sequence_order() {
+    let (mut first, table) = table("key_lock").await;
+    let mut second = connect().await;
+    let bus = Bus::new();
+    bus.join(OrderPlaced::SUBJECT, "audit", StartAt::First);
+    // The first writer of key k1 holds its transaction open; a second writer of k1 must wait
+    // for it (so its row, numbered after, also commits after), while a writer of k2 need not.
+    let a = first.transaction().await.unwrap();
+    outbox::write(&Pg::new(&a).table(&table), "a", &placed("k1", 1))
+        .await
+        .unwrap();
+    let other = {
+        let mut c = connect().await;
+        let table = table.clone();
+        tokio::spawn(async move { write(&mut c, &table, "x", &placed("k2", 1), true).await })
+    };
+    tokio::time::timeout(Duration::from_secs(5), other)
+        .await
+        .expect("another key's writer does not wait")
+        .unwrap();
+    let table2 = table.clone();
+    let blocked = tokio::spawn(async move {
+        write(&mut second, &table2, "b", &placed("k1", 2), true).await;
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !blocked.is_finished(),
+        "the second writer of k1 waits for the first"
+    );
+    a.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), blocked)
+        .await
+        .expect("released by the commit")
+        .unwrap();
+    let relay = Relay::new(bus.clone());
+    drain(&relay, &mut first, &table).await;
+    let mut k1 = Vec::new();
+    for _ in 0..3 {
+        let d = bus.next(OrderPlaced::SUBJECT, "audit").await;
+        let e: OrderPlaced = serde_json::from_slice(d.payload()).unwrap();
+        if e.order_id == "k1" {
+            k1.push(e.n);
+        }
+        d.ack();
+    }
+    assert_eq!(k1, [1, 2], "k1's events in commit order");
 }
 
 #[tokio::test]
