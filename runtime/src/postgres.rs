@@ -30,11 +30,19 @@ const MAX_PAUSE: Duration = Duration::from_secs(2);
 
 impl Database {
     /// Parses a `tokio-postgres` connection string (`host=127.0.0.1 user=postgres dbname=test`
-    /// or a `postgresql://` URL). Nothing is connected yet.
+    /// or a `postgresql://` URL). Nothing is connected yet. A connection attempt gives up after
+    /// 5 s unless the string sets `connect_timeout`, and TCP keep-alives find a dead database
+    /// in about a minute.
     pub fn new(config: &str) -> Result<Self, StoreError> {
-        let config = config
+        let mut config: tokio_postgres::Config = config
             .parse()
             .map_err(|e| StoreError(format!("invalid PostgreSQL connection string: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
         Ok(Self {
             config,
             // A statement that hangs (a lock held by a stuck peer) fails after this instead of

@@ -4,6 +4,7 @@ use super::{
     check_table_name, Backend, Begin, BoxFuture, IdempotencyStore, Released, StoreError,
     StoredReply, Token, MIN_RETRY_AFTER,
 };
+use crate::postgres::Database;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use std::time::Duration;
 /// or released on a connection that is gone, so a claim caught by the failure stays leased
 /// until its lease ends.
 pub struct PostgresStore {
-    config: tokio_postgres::Config,
+    database: Database,
     table: String,
     /// A few connections, used in turn: commits of concurrent requests overlap (one
     /// connection would queue every claim behind the previous one's commit), and a statement
@@ -104,23 +105,6 @@ mod sql {
     }
 }
 
-async fn connect_raw(
-    config: &tokio_postgres::Config,
-) -> Result<tokio_postgres::Client, StoreError> {
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        // The connection string may hold a password: it is not repeated here.
-        .map_err(|e| StoreError(format!("cannot connect to PostgreSQL: {e}")))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "idempotency store connection closed");
-        }
-    });
-    client.batch_execute(SESSION).await.map_err(pg)?;
-    Ok(client)
-}
-
 async fn prepared(client: tokio_postgres::Client, t: &str) -> Result<Conn, StoreError> {
     Ok(Conn {
         claim: client.prepare(&sql::claim(t)).await.map_err(pg)?,
@@ -143,21 +127,12 @@ fn stored(row: &tokio_postgres::Row, at: usize) -> StoredReply {
 
 impl PostgresStore {
     /// Connects (`host=127.0.0.1 user=postgres dbname=test`, or a URL) and creates or
-    /// upgrades the table. Connection tasks are spawned on the current runtime. Connecting
-    /// gives up after 5 s unless the string sets `connect_timeout`; TCP keep-alives find a
-    /// dead database in about a minute.
+    /// upgrades the table. Connection tasks are spawned on the current runtime; timeouts and
+    /// keep-alives are those of [`Database`].
     pub async fn connect(config: &str, table: &str) -> Result<Self, StoreError> {
         check_table_name(table)?;
-        let mut config: tokio_postgres::Config = config
-            .parse()
-            .map_err(|e| StoreError(format!("invalid PostgreSQL connection string: {e}")))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(5));
-        }
-        config
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30));
-        let first = connect_raw(&config).await?;
+        let database = Database::new(config)?.with_session(SESSION);
+        let first = database.connect().await?;
         first
             .batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {table} (
@@ -182,11 +157,11 @@ impl PostgresStore {
             prepared(first, table).await?,
         ))];
         for _ in 1..CONNECTIONS {
-            let conn = prepared(connect_raw(&config).await?, table).await?;
+            let conn = prepared(database.connect().await?, table).await?;
             conns.push(tokio::sync::Mutex::new(Arc::new(conn)));
         }
         Ok(PostgresStore {
-            config,
+            database,
             table: table.to_string(),
             conns,
             next: AtomicUsize::new(0),
@@ -203,7 +178,7 @@ impl PostgresStore {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         let mut current = self.conns[i].lock().await;
         if current.client.is_closed() {
-            *current = Arc::new(prepared(connect_raw(&self.config).await?, &self.table).await?);
+            *current = Arc::new(prepared(self.database.connect().await?, &self.table).await?);
             tracing::info!(table = %self.table, "idempotency store reconnected");
         }
         Ok(Arc::clone(&current))
