@@ -108,6 +108,16 @@ impl Source {
     pub async fn join(broker: &Broker, info: &ConsumerInfo) -> Result<Source, String> {
         match broker {
             Broker::Embedded(bus) => {
+                // A queue keeps only what is waiting, as a JetStream work-queue stream does.
+                if info.delivery == pactum::Delivery::Queue {
+                    bus.configure(
+                        info.subject,
+                        pactum::bus::StreamSettings {
+                            retention: pactum::bus::Retention::WorkQueue,
+                            ..pactum::bus::StreamSettings::default()
+                        },
+                    );
+                }
                 bus.join(info.subject, info.group, StartAt::New);
                 Ok(Source::Embedded {
                     bus: bus.clone(),

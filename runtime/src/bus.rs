@@ -2,7 +2,10 @@
 //! the semantics a broker gives (so tests, the example system and single-binary deployments
 //! behave as they would on one).
 //!
-//! - Every subject is an append-only stream; messages get sequence numbers from 1.
+//! - Every subject is a stream; messages get sequence numbers from 1, never reused. A stream
+//!   keeps at most 100,000 messages, 64 MiB and 24 hours by default ([`StreamSettings`]; the
+//!   oldest go first), and a work queue ([`Retention::WorkQueue`]) deletes a message once a
+//!   worker settles it, so the bus's memory is bounded.
 //! - A publish carrying a message id already seen on the subject (within the dedup window) is
 //!   stored once, like JetStream's `Nats-Msg-Id`.
 //! - Consumer groups are durable cursors. Workers that join one group share its messages
@@ -100,7 +103,14 @@ struct State {
 
 #[derive(Default)]
 struct Stream {
-    log: Vec<Arc<Stored>>,
+    /// Stored messages by sequence; the oldest go first when a limit is reached, and a work
+    /// queue's once acknowledged.
+    log: BTreeMap<u64, Arc<Stored>>,
+    /// The sequence the next message gets (sequences are never reused).
+    next: u64,
+    /// Payload and header bytes stored.
+    bytes: usize,
+    settings: StreamSettings,
     dedup: HashMap<String, (u64, Instant)>,
     /// Ids in the order they were remembered, so expiry walks from the front instead of
     /// scanning the whole map on every publish.
@@ -113,6 +123,81 @@ struct Stored {
     time: SystemTime,
     headers: Headers,
     payload: Vec<u8>,
+}
+
+impl Stored {
+    fn size(&self) -> usize {
+        self.payload.len()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+}
+
+/// How a subject keeps its messages, as a JetStream stream would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retention {
+    /// Messages stay until a limit removes the oldest (pub/sub and streams).
+    Limits,
+    /// A message is deleted once a worker acknowledges it (queues).
+    WorkQueue,
+}
+
+/// A subject's retention and limits. Defaults: [`Retention::Limits`], at most 100,000
+/// messages, 64 MiB and 24 hours — bounds for a process's memory rather than a broker's disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// How messages leave.
+    pub retention: Retention,
+    /// Most messages kept; the oldest go first.
+    pub max_messages: usize,
+    /// Most payload and header bytes kept; the oldest go first.
+    pub max_bytes: usize,
+    /// Messages older than this go.
+    pub max_age: Duration,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            retention: Retention::Limits,
+            max_messages: 100_000,
+            max_bytes: 64 << 20,
+            max_age: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Stream {
+    fn new(settings: StreamSettings) -> Self {
+        Self {
+            next: 1,
+            settings,
+            ..Self::default()
+        }
+    }
+
+    fn remove(&mut self, sequence: u64) {
+        if let Some(m) = self.log.remove(&sequence) {
+            self.bytes -= m.size();
+        }
+    }
+
+    /// Drops the oldest messages while a limit is exceeded.
+    fn enforce(&mut self, now: SystemTime) {
+        let s = self.settings;
+        while let Some((&seq, oldest)) = self.log.first_key_value() {
+            let aged = now
+                .duration_since(oldest.time)
+                .is_ok_and(|age| age > s.max_age);
+            if !(aged || self.log.len() > s.max_messages || self.bytes > s.max_bytes) {
+                break;
+            }
+            self.remove(seq);
+        }
+    }
 }
 
 struct Group {
@@ -197,7 +282,10 @@ impl Bus {
         let window = self.config().dedup_window;
         let now = Instant::now();
         let mut state = self.state();
-        let stream = state.streams.entry(subject.to_string()).or_default();
+        let stream = state
+            .streams
+            .entry(subject.to_string())
+            .or_insert_with(|| Stream::new(StreamSettings::default()));
         while let Some((at, _)) = stream.dedup_order.front() {
             if now.duration_since(*at) < window {
                 break;
@@ -213,13 +301,17 @@ impl Bus {
                 duplicate: true,
             };
         }
-        let sequence = stream.log.len() as u64 + 1;
-        stream.log.push(Arc::new(Stored {
+        let sequence = stream.next;
+        stream.next += 1;
+        let stored = Arc::new(Stored {
             sequence,
             time: SystemTime::now(),
             headers,
             payload,
-        }));
+        });
+        stream.bytes += stored.size();
+        stream.log.insert(sequence, stored);
+        stream.enforce(SystemTime::now());
         if let Some(id) = msg_id {
             stream.dedup_order.push_back((now, id.clone()));
             stream.dedup.insert(id, (sequence, now));
@@ -232,31 +324,52 @@ impl Bus {
         }
     }
 
-    /// The last sequence on `subject` (0 when empty).
+    /// The last sequence given on `subject` (0 when nothing was ever published), whether or
+    /// not that message is still stored.
     pub fn last_sequence(&self, subject: &str) -> u64 {
         self.state()
             .streams
             .get(subject)
-            .map_or(0, |s| s.log.len() as u64)
+            .map_or(0, |s| s.next.saturating_sub(1))
+    }
+
+    /// How many messages `subject` stores now.
+    pub fn stored(&self, subject: &str) -> usize {
+        self.state().streams.get(subject).map_or(0, |s| s.log.len())
+    }
+
+    /// Sets how `subject` keeps its messages (before or after messages arrive; limits apply
+    /// at once).
+    pub fn configure(&self, subject: &str, settings: StreamSettings) {
+        let mut state = self.state();
+        let stream = state
+            .streams
+            .entry(subject.to_string())
+            .or_insert_with(|| Stream::new(settings));
+        stream.settings = settings;
+        stream.enforce(SystemTime::now());
     }
 
     /// Creates consumer group `group` on `subject` starting at `start`, or joins it if it
     /// exists (then `start` is ignored: the group's cursor is shared).
     pub fn join(&self, subject: &str, group: &str, start: StartAt) {
         let mut state = self.state();
-        let stream = state.streams.entry(subject.to_string()).or_default();
+        let stream = state
+            .streams
+            .entry(subject.to_string())
+            .or_insert_with(|| Stream::new(StreamSettings::default()));
         if stream.groups.contains_key(group) {
             return;
         }
         let cursor = match start {
             StartAt::First => 1,
-            StartAt::New => stream.log.len() as u64 + 1,
+            StartAt::New => stream.next,
             StartAt::Sequence(n) => n.max(1),
             StartAt::Time(t) => stream
                 .log
-                .iter()
+                .values()
                 .find(|m| m.time >= t)
-                .map_or(stream.log.len() as u64 + 1, |m| m.sequence),
+                .map_or(stream.next, |m| m.sequence),
         };
         stream.groups.insert(
             group.to_string(),
@@ -297,6 +410,8 @@ impl Bus {
         let Some(stream) = state.streams.get_mut(subject) else {
             return Err(None);
         };
+        // Messages past their age go even when nobody publishes.
+        stream.enforce(SystemTime::now());
         let Some(g) = stream.groups.get_mut(group) else {
             return Err(None);
         };
@@ -307,33 +422,47 @@ impl Bus {
             .map(|(seq, _)| *seq)
             .collect();
         g.again.extend(overdue);
-        let sequence = match g.again.pop_front() {
-            Some(seq) => seq,
-            None if g.cursor <= stream.log.len() as u64 => {
-                g.cursor += 1;
-                g.cursor - 1
-            }
-            None => return Err(g.pending.values().min().copied()),
-        };
-        g.pending.insert(sequence, now + ack_wait);
-        let delivered = g.deliveries.entry(sequence).or_insert(0);
-        *delivered += 1;
-        Ok(Delivery {
-            bus: self.clone(),
-            subject: subject.to_string(),
-            group: group.to_string(),
-            message: stream.log[sequence as usize - 1].clone(),
-            delivered: *delivered,
-        })
+        loop {
+            let sequence = match g.again.pop_front() {
+                Some(seq) => seq,
+                None => match stream.log.range(g.cursor..).next() {
+                    // The next stored message; those skipped were removed by a limit.
+                    Some((&seq, _)) => {
+                        g.cursor = seq + 1;
+                        seq
+                    }
+                    None => {
+                        g.cursor = g.cursor.max(stream.next);
+                        return Err(g.pending.values().min().copied());
+                    }
+                },
+            };
+            let Some(message) = stream.log.get(&sequence).cloned() else {
+                // Removed by a limit while pending: nothing left to deliver.
+                g.pending.remove(&sequence);
+                g.deliveries.remove(&sequence);
+                continue;
+            };
+            g.pending.insert(sequence, now + ack_wait);
+            let delivered = g.deliveries.entry(sequence).or_insert(0);
+            *delivered += 1;
+            return Ok(Delivery {
+                bus: self.clone(),
+                subject: subject.to_string(),
+                group: group.to_string(),
+                message,
+                delivered: *delivered,
+            });
+        }
     }
 
     fn settle(&self, d: &Delivery, redeliver_after: Option<Duration>) {
         let mut state = self.state();
-        let Some(g) = state
-            .streams
-            .get_mut(&d.subject)
-            .and_then(|s| s.groups.get_mut(&d.group))
-        else {
+        let Some(stream) = state.streams.get_mut(&d.subject) else {
+            return;
+        };
+        let work_queue = stream.settings.retention == Retention::WorkQueue;
+        let Some(g) = stream.groups.get_mut(&d.group) else {
             return;
         };
         let seq = d.message.sequence;
@@ -344,6 +473,10 @@ impl Bus {
             None => {
                 g.pending.remove(&seq);
                 g.deliveries.remove(&seq);
+                // A work queue's message is done once a worker settles it.
+                if work_queue {
+                    stream.remove(seq);
+                }
             }
         }
         drop(state);

@@ -255,3 +255,80 @@ impl Event for Expiring {
         None
     }
 }
+
+#[tokio::test]
+async fn a_work_queue_deletes_what_was_acknowledged() {
+    use pactum::bus::{Retention, StreamSettings};
+    let bus = Bus::new();
+    bus.configure(
+        "jobs",
+        StreamSettings {
+            retention: Retention::WorkQueue,
+            ..StreamSettings::default()
+        },
+    );
+    bus.join("jobs", "workers", StartAt::First);
+    for n in 0..3 {
+        bus.publish("jobs", Headers::new(), vec![n]);
+    }
+    assert_eq!(bus.stored("jobs"), 3);
+    let d = bus.next("jobs", "workers").await;
+    d.ack();
+    let d = bus.next("jobs", "workers").await;
+    d.nak(Duration::from_millis(1));
+    assert_eq!(bus.stored("jobs"), 2, "acked is gone, nakked stays");
+    for _ in 0..2 {
+        bus.next("jobs", "workers").await.ack();
+    }
+    assert_eq!(bus.stored("jobs"), 0);
+    assert_eq!(bus.last_sequence("jobs"), 3, "sequences are not reused");
+}
+
+#[tokio::test]
+async fn limits_drop_the_oldest_messages_and_groups_skip_them() {
+    use pactum::bus::StreamSettings;
+    let bus = Bus::new();
+    bus.configure(
+        "events",
+        StreamSettings {
+            max_messages: 3,
+            max_bytes: 1_000,
+            ..StreamSettings::default()
+        },
+    );
+    bus.join("events", "slow", StartAt::First);
+    for n in 0..5u8 {
+        bus.publish("events", Headers::new(), vec![n]);
+    }
+    assert_eq!(bus.stored("events"), 3);
+    // The group had read nothing: it resumes at the oldest message still stored.
+    let d = bus.next("events", "slow").await;
+    assert_eq!((d.sequence(), d.payload()), (3, &[2u8][..]));
+    d.ack();
+    // Bytes: 3 stored + 999 is over 1,000, so the two oldest (3 and 4) go.
+    bus.publish("events", Headers::new(), vec![0; 999]);
+    assert_eq!(bus.stored("events"), 2);
+    // The group's next message, 4, is gone: it gets 5.
+    let d = bus.next("events", "slow").await;
+    assert_eq!(d.sequence(), 5);
+}
+
+#[tokio::test]
+async fn messages_older_than_the_max_age_go() {
+    use pactum::bus::StreamSettings;
+    let bus = Bus::new();
+    bus.configure(
+        "ticks",
+        StreamSettings {
+            max_age: Duration::from_millis(50),
+            ..StreamSettings::default()
+        },
+    );
+    bus.join("ticks", "late", StartAt::First);
+    bus.publish("ticks", Headers::new(), b"old".to_vec());
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    bus.publish("ticks", Headers::new(), b"new".to_vec());
+    assert_eq!(bus.stored("ticks"), 1);
+    let d = bus.next("ticks", "late").await;
+    assert_eq!(d.payload(), b"new");
+}
