@@ -712,3 +712,39 @@ async fn a_batch_that_fails_at_commit_retries_its_events_one_by_one() {
     let dlq = format!("{}.dlq", PaymentCaptured::SUBJECT);
     assert_eq!(s.bus.last_sequence(&dlq), 0);
 }
+
+#[tokio::test]
+async fn records_past_the_retention_are_pruned_by_the_consumer_itself() {
+    let mut s = setup("auto_prune", 0, 3).await;
+    s.consumer = PgConsumer::new(
+        &database(),
+        "processed_auto_prune",
+        "ledger",
+        pactum::consumer::DEFAULT_POLICY,
+        Ledger {
+            table: s.ledger.clone(),
+            fail_first: Mutex::new(0),
+            traces: Default::default(),
+        },
+    )
+    .await
+    .unwrap()
+    .with_retention(Duration::ZERO, Duration::ZERO);
+    s.check
+        .batch_execute("DELETE FROM processed_auto_prune")
+        .await
+        .unwrap();
+    s.publish_copies("pay-p1", &captured("p1", 1), 1);
+    let d = s.next().await;
+    assert_eq!(s.consumer.process(d).await, Outcome::Processed);
+    let left: i64 = s
+        .check
+        .query_one("SELECT count(*) FROM processed_auto_prune", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        left, 0,
+        "pruned after processing, with no call from the application"
+    );
+}

@@ -563,3 +563,68 @@ async fn memory_store_is_bounded() {
         Begin::InProgress { .. }
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_store_prunes_keys_past_their_retention_by_itself() {
+    let config = postgres_config();
+    let table = format!("pactum_idem_prune_{}", std::process::id());
+    let client = pg_client(&config).await;
+    client
+        .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+        .await
+        .unwrap();
+    let store = PostgresStore::connect(&config, &table)
+        .await
+        .unwrap()
+        .with_pruning(Duration::ZERO);
+    let count = |key: &'static str| {
+        let (client, table) = (&client, &table);
+        async move {
+            client
+                .query_one(
+                    &format!("SELECT count(*) FROM {table} WHERE key = $1"),
+                    &[&key],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    let short = Duration::from_millis(1);
+    // Finished, and running (lease held): both past a 1 ms retention soon.
+    let done = match store.begin("s", "done", b"fp", LEASE, short).await.unwrap() {
+        Begin::Started(t) => t,
+        other => panic!("{other:?}"),
+    };
+    assert!(store
+        .complete("s", "done", &done, &reply(200))
+        .await
+        .unwrap());
+    assert!(matches!(
+        store
+            .begin("s", "running", b"fp", LEASE, short)
+            .await
+            .unwrap(),
+        Begin::Started(_)
+    ));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The next request finds a prune due and starts it beside itself (bounded: 5 s).
+    let _ = store
+        .begin("s", "trigger", b"fp", LEASE, short)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while count("done").await != 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "never pruned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        count("running").await,
+        1,
+        "a claim whose lease runs is kept"
+    );
+    client
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
+}

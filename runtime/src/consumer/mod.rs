@@ -161,9 +161,21 @@ pub struct PgConsumer<E, H> {
     policy: RetryPolicy,
     budget: Duration,
     patience: Duration,
+    /// Records older than this are pruned, every `prune_every`.
+    retention: Duration,
+    prune_every: Duration,
+    last_prune: tokio::time::Instant,
     handler: H,
     _event: std::marker::PhantomData<fn() -> E>,
 }
+
+/// How long a consumer remembers processed events unless told otherwise: 8 days, longer than
+/// the 7 days JetStream streams keep messages by default
+/// ([`StreamLimits`](crate::nats::StreamLimits)), so no redelivery outlives its record.
+pub const DEDUP_RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
+
+/// How often a consumer prunes its records.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// A connection and the record's INSERT, prepared on it once: a statement given as text is
 /// parsed on every call, a round trip per event.
@@ -199,6 +211,9 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
             policy,
             budget: DEFAULT_BUDGET,
             patience: DEFAULT_PATIENCE,
+            retention: DEDUP_RETENTION,
+            prune_every: PRUNE_EVERY,
+            last_prune: tokio::time::Instant::now(),
             handler,
             _event: std::marker::PhantomData,
         };
@@ -246,6 +261,32 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
     pub fn with_patience(mut self, patience: Duration) -> Self {
         self.patience = patience;
         self
+    }
+
+    /// Keeps records for `retention` ([`DEDUP_RETENTION`]), pruning every `every`
+    /// ([`PRUNE_EVERY`]). A redelivery later than the retention would run again: keep it
+    /// longer than the broker keeps messages.
+    pub fn with_retention(mut self, retention: Duration, every: Duration) -> Self {
+        self.retention = retention;
+        self.prune_every = every;
+        self
+    }
+
+    /// Prunes when it is time; a failure is logged and tried again at the next interval.
+    async fn prune_when_due(&mut self) {
+        if self.last_prune.elapsed() < self.prune_every {
+            return;
+        }
+        self.last_prune = tokio::time::Instant::now();
+        match self.prune(self.retention).await {
+            Ok(n) if n > 0 => {
+                tracing::debug!(consumer = %self.name, pruned = n, "pruned dedup records")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(consumer = %self.name, error = %e, "cannot prune dedup records")
+            }
+        }
     }
 
     async fn prepare(&self, client: tokio_postgres::Client) -> Result<Live, StoreError> {
@@ -317,6 +358,7 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
             outcome = self.apply(&delivery).await;
         }
         settle(&outcome, delivery, &self.policy).await;
+        self.prune_when_due().await;
         outcome
     }
 
@@ -376,6 +418,7 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
         for (delivery, outcome) in deliveries.into_iter().zip(&outcomes) {
             settle(outcome, delivery, &self.policy).await;
         }
+        self.prune_when_due().await;
         outcomes
     }
 

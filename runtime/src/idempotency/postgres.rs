@@ -25,7 +25,14 @@ pub struct PostgresStore {
     /// waiting on a row lock holds up only its own connection.
     conns: Vec<tokio::sync::Mutex<Arc<Conn>>>,
     next: AtomicUsize,
+    /// How often entries past their retention are deleted, and when that last started.
+    prune_every: Duration,
+    last_prune: std::sync::Mutex<std::time::Instant>,
 }
+
+/// How often a [`PostgresStore`] deletes entries past their retention (on a connection of its
+/// own, beside the requests).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// Connections a [`PostgresStore`] opens.
 pub const CONNECTIONS: usize = 4;
@@ -94,6 +101,14 @@ mod sql {
              WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NULL"
         )
     }
+    pub fn prune(t: &str) -> String {
+        // Finished entries, and unfinished ones whose lease ended, past the retention: what a
+        // new claim of the key would take over anyway. The `created_at` index finds them.
+        format!(
+            "DELETE FROM {t} WHERE created_at < now() - make_interval(secs => $1)
+               AND (status IS NOT NULL OR COALESCE(lease_until, '-infinity') <= now())"
+        )
+    }
     pub fn free(t: &str) -> String {
         format!("DELETE FROM {t} WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NULL")
     }
@@ -103,6 +118,14 @@ mod sql {
              WHERE scope = $1 AND key = $2 AND token = $3 AND status IS NOT NULL"
         )
     }
+}
+
+async fn prune(database: &Database, table: &str, retention: Duration) -> Result<u64, StoreError> {
+    let client = database.connect().await?;
+    client
+        .execute(&sql::prune(table), &[&retention.as_secs_f64()])
+        .await
+        .map_err(pg)
 }
 
 async fn prepared(client: tokio_postgres::Client, t: &str) -> Result<Conn, StoreError> {
@@ -165,7 +188,41 @@ impl PostgresStore {
             table: table.to_string(),
             conns,
             next: AtomicUsize::new(0),
+            prune_every: PRUNE_EVERY,
+            last_prune: std::sync::Mutex::new(std::time::Instant::now()),
         })
+    }
+
+    /// Deletes entries past their retention every `every` ([`PRUNE_EVERY`]).
+    pub fn with_pruning(mut self, every: Duration) -> Self {
+        self.prune_every = every;
+        self
+    }
+
+    /// Deletes the entries created longer than `retention` ago that are finished or whose
+    /// lease ended; returns how many went. The store calls this by itself every
+    /// [`PRUNE_EVERY`], with the retention of the request that finds it due.
+    pub async fn prune(&self, retention: Duration) -> Result<u64, StoreError> {
+        prune(&self.database, &self.table, retention).await
+    }
+
+    /// Starts a prune beside the request when one is due.
+    fn prune_when_due(&self, retention: Duration) {
+        {
+            let mut last = self.last_prune.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() < self.prune_every {
+                return;
+            }
+            *last = std::time::Instant::now();
+        }
+        let (database, table) = (self.database.clone(), self.table.clone());
+        tokio::spawn(async move {
+            match prune(&database, &table, retention).await {
+                Ok(n) if n > 0 => tracing::debug!(%table, pruned = n, "pruned idempotency keys"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%table, error = %e, "cannot prune idempotency keys"),
+            }
+        });
     }
 
     /// The table claims live in.
@@ -195,6 +252,7 @@ impl IdempotencyStore for PostgresStore {
         retention: Duration,
     ) -> BoxFuture<'a, Result<Begin, StoreError>> {
         Box::pin(async move {
+            self.prune_when_due(retention);
             let c = self.conn().await?;
             let token = Token::new();
             let (lease_s, retention_s) = (lease.as_secs_f64(), retention.as_secs_f64());
