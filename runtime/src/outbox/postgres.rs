@@ -46,15 +46,18 @@ impl Writer for Pg<'_, '_> {
              ON CONFLICT (msg_id) DO NOTHING",
             self.table
         );
+        // Typed parameters: parse, bind and execute go in one round trip (an untyped
+        // statement is prepared first, a second one).
+        use tokio_postgres::types::Type;
         self.tx
-            .execute(
+            .execute_typed(
                 &sql,
                 &[
-                    &row.subject,
-                    &row.ordering_key,
-                    &row.msg_id,
-                    &headers,
-                    &row.payload,
+                    (&row.subject, Type::TEXT),
+                    (&row.ordering_key, Type::TEXT),
+                    (&row.msg_id, Type::TEXT),
+                    (&headers, Type::TEXT),
+                    (&row.payload, Type::BYTEA),
                 ],
             )
             .await
