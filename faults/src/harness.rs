@@ -157,6 +157,9 @@ pub struct Options {
     /// Forget every idempotency key when the server restarts, as an in-memory store would:
     /// the suite's self-check (it must then find duplicates).
     pub forget_keys_on_restart: bool,
+    /// The NATS server the services' relay publishes to (the event suite); `None`: an
+    /// embedded bus.
+    pub nats: Option<String>,
 }
 
 /// What a set of runs found.
@@ -193,22 +196,41 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// The services process.
-struct Server {
+/// A process of the suite (the services, or the event suite's consumer).
+pub(crate) struct Server {
     child: Child,
-    faults: mpsc::UnboundedReceiver<String>,
+    pub(crate) faults: mpsc::UnboundedReceiver<String>,
 }
 
-async fn start(options: &Options, port: u16, env: &[(&str, String)]) -> Result<Server, String> {
+/// Starts the services on `port`.
+pub(crate) async fn start(
+    options: &Options,
+    port: u16,
+    env: &[(&str, String)],
+) -> Result<Server, String> {
+    let mut args = vec![
+        "serve".to_string(),
+        "--postgres".into(),
+        options.postgres.clone(),
+        "--port".into(),
+        port.to_string(),
+    ];
+    if let Some(nats) = &options.nats {
+        args.extend(["--nats".to_string(), nats.clone()]);
+    }
+    spawn(options, &args, env).await
+}
+
+/// Starts `faults <args>` and waits (20 s at most) for its `ready` line; stderr lines
+/// `FAULT <point>` arrive on the returned process's channel.
+pub(crate) async fn spawn(
+    options: &Options,
+    args: &[String],
+    env: &[(&str, String)],
+) -> Result<Server, String> {
     let mut command = Command::new(&options.services);
     command
-        .args([
-            "serve",
-            "--postgres",
-            &options.postgres,
-            "--port",
-            &port.to_string(),
-        ])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -236,7 +258,7 @@ async fn start(options: &Options, port: u16, env: &[(&str, String)]) -> Result<S
     let mut lines = BufReader::new(stdout).lines();
     let ready = tokio::time::timeout(Duration::from_secs(20), async {
         while let Ok(Some(line)) = lines.next_line().await {
-            if line.starts_with("ready ") {
+            if line.starts_with("ready") {
                 return true;
             }
         }
@@ -252,19 +274,20 @@ async fn start(options: &Options, port: u16, env: &[(&str, String)]) -> Result<S
 }
 
 impl Server {
-    async fn kill(mut self) {
+    /// SIGKILL, and wait for it to be gone.
+    pub(crate) async fn kill(mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
 }
 
 /// A free loopback port.
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-async fn pg(config: &str) -> Result<tokio_postgres::Client, String> {
+pub(crate) async fn pg(config: &str) -> Result<tokio_postgres::Client, String> {
     let (client, connection) = tokio_postgres::connect(config, tokio_postgres::NoTls)
         .await
         .map_err(|e| {
@@ -290,7 +313,7 @@ fn book() -> pricing::v1::Sku {
 }
 
 /// One logical call of `op` under `key` about `id`, with `budget`; the answer as JSON.
-async fn call(
+pub(crate) async fn call(
     op: Op,
     url: &str,
     key: &str,
@@ -409,7 +432,11 @@ async fn call(
 
 /// Writes what `op` needs to exist before it runs on `id`: an order to cancel, a
 /// reservation to release, a cart to add to, a payment to refund.
-async fn setup(db: &tokio_postgres::Client, op: Op, id: pactum::types::Uuid) -> Result<(), String> {
+pub(crate) async fn setup(
+    db: &tokio_postgres::Client,
+    op: Op,
+    id: pactum::types::Uuid,
+) -> Result<(), String> {
     let text = id.to_string();
     let sql = |e: tokio_postgres::Error| e.to_string();
     match op {

@@ -1,13 +1,17 @@
-//! `faults [--runs N] [--seed S] [--postgres CONFIG]`: randomized fault schedules against
-//! the example services; ends with `faults: N runs, L lost, D duplicated` and fails unless
-//! both are 0. `faults serve --postgres CONFIG --port P` is the services process it starts.
+//! `faults [--events] [--runs N] [--seed S] [--postgres CONFIG]`: randomized fault schedules
+//! against the example services — the write path, or with `--events` the event path (outbox,
+//! relay, a NATS server of its own, a consumer); ends with `faults: N runs, L lost, D
+//! duplicated` and fails unless both are 0. `faults serve` and `faults consume` are the
+//! processes it starts.
 
 use faults::harness::{self, Options};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: faults [--runs N] [--seed S] [--postgres CONFIG]
-       faults serve --postgres CONFIG --port PORT
+const USAGE: &str = "usage: faults [--events] [--runs N] [--seed S] [--postgres CONFIG]
+       faults serve --postgres CONFIG --port PORT [--nats URL]
+       faults consume --postgres CONFIG --nats URL
 
+  --events            the event path instead of the write path
   --runs N            randomized runs (default 20)
   --seed S            the schedule's seed (default: from the clock; printed)
   --postgres CONFIG   libpq connection string (default PACTUM_TEST_POSTGRES or
@@ -40,10 +44,24 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        return match faults::services::serve(&postgres, port).await {
+        let nats = value("--nats");
+        return match faults::services::serve(&postgres, port, nats.as_deref()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("faults serve: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if args.first().map(String::as_str) == Some("consume") {
+        let Some(nats) = value("--nats") else {
+            eprintln!("faults consume: --nats needs a URL\n{USAGE}");
+            return ExitCode::from(2);
+        };
+        return match faults::services::consume(&postgres, &nats).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("faults consume: {e}");
                 ExitCode::FAILURE
             }
         };
@@ -77,9 +95,15 @@ async fn main() -> ExitCode {
         services,
         postgres,
         forget_keys_on_restart: false,
+        nats: None,
     };
     println!("faults: {runs} runs, seed {seed}");
-    match harness::run(&options, runs, seed, None).await {
+    let report = if args.iter().any(|a| a == "--events") {
+        faults::events::run(&options, runs, seed, None).await
+    } else {
+        harness::run(&options, runs, seed, None).await
+    };
+    match report {
         Ok(report) => {
             for p in &report.problems {
                 println!("  {p}");

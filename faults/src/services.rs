@@ -21,8 +21,20 @@ pub const LEASE_MARGIN: Duration = Duration::from_millis(500);
 /// The cart the checkout schedule checks out (two books).
 pub const CART: u128 = 42;
 
+/// The JetStream stream the event suite's `OrderPlaced` events go to.
+pub const EVENT_STREAM: &str = "FAULTS_ORDERS";
+/// The consumer process's group, and its connection's `application_name`.
+pub const CONSUMER_APP: &str = "pactum-faults-consumer";
+/// How long the consumer may hold a delivery unacknowledged before JetStream delivers it
+/// again: short, so the suite sees redeliveries within a run.
+pub const CONSUMER_ACK_WAIT: Duration = Duration::from_secs(2);
+/// The relay's connection's `application_name`.
+pub const RELAY_APP: &str = "pactum-faults-relay";
+
 /// Serves on `127.0.0.1:port` until killed; prints `ready <url>` on stdout once listening.
-pub async fn serve(postgres: &str, port: u16) -> Result<(), String> {
+/// Its outbox relay publishes to the NATS server at `nats` when given (the event suite),
+/// else to an embedded bus.
+pub async fn serve(postgres: &str, port: u16, nats: Option<&str>) -> Result<(), String> {
     let store: Arc<dyn IdempotencyStore> = Arc::new(
         PostgresStore::connect(
             &format!("{postgres} application_name={STORE_APP}"),
@@ -43,18 +55,34 @@ pub async fn serve(postgres: &str, port: u16) -> Result<(), String> {
     let db = Arc::new(Db::new(&format!(
         "{postgres} application_name=pactum-faults-handlers"
     )));
-    // The relay beside the service: it publishes the handlers' committed events (to the
-    // embedded bus here) and marks them sent; killing the service kills it too.
+    // The relay beside the service: it publishes the handlers' committed events and marks
+    // them sent; killing the service kills it too. `relay.after_publish` is where the suite
+    // stops it between publish and mark.
     let relay_db = pactum::postgres::Database::new(postgres)
         .map_err(|e| e.to_string())?
-        .named("pactum-faults-relay");
-    tokio::spawn(async move {
-        let relay = pactum::outbox::Relay::new(pactum::bus::Bus::new());
-        let e = relay
-            .run_postgres(&relay_db, generated_example::services::durable::OUTBOX)
-            .await;
-        eprintln!("outbox relay stopped: {e}");
-    });
+        .named(RELAY_APP);
+    let hook: pactum::outbox::relay::PublishedHook =
+        Arc::new(|_| generated_example::fault::point_blocking("relay.after_publish"));
+    let outbox = generated_example::services::durable::OUTBOX;
+    match nats {
+        Some(url) => {
+            let nats = pactum::nats::Nats::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                let relay = pactum::outbox::Relay::new(nats).on_published(hook);
+                let e = relay.run_postgres(&relay_db, outbox).await;
+                eprintln!("outbox relay stopped: {e}");
+            });
+        }
+        None => {
+            tokio::spawn(async move {
+                let relay = pactum::outbox::Relay::new(pactum::bus::Bus::new()).on_published(hook);
+                let e = relay.run_postgres(&relay_db, outbox).await;
+                eprintln!("outbox relay stopped: {e}");
+            });
+        }
+    }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| e.to_string())?;
@@ -93,4 +121,78 @@ pub async fn serve(postgres: &str, port: u16) -> Result<(), String> {
     pactum::server::serve(listener, router)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// payments ← OrderPlaced, for the event suite: one charge row per order, in the consumer's
+/// transaction. The table has no unique key, so a second charge would show.
+struct Charge;
+
+impl pactum::consumer::PgHandler<orders::v1::OrderPlaced> for Charge {
+    async fn handle(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        _ctx: &pactum::Context,
+        event: orders::v1::OrderPlaced,
+    ) -> Result<(), String> {
+        tx.execute(
+            "INSERT INTO event_charges (order_id) VALUES ($1)",
+            &[&event.order_id.0.to_string()],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// The consumer process of the event suite: reads `OrderPlaced` from JetStream at `nats` as
+/// group `payments` and charges each order once; prints `ready` once joined. Between its
+/// commit and its ack is the fault point `consumer.after_commit`.
+pub async fn consume(postgres: &str, nats: &str) -> Result<(), String> {
+    use pactum::consumer::{Inbound, Outcome, PgConsumer};
+    let nats = pactum::nats::Nats::connect(nats)
+        .await
+        .map_err(|e| e.to_string())?;
+    let database = pactum::postgres::Database::new(postgres)
+        .map_err(|e| e.to_string())?
+        .named(CONSUMER_APP);
+    let policy = pactum::RetryPolicy {
+        attempts: 5,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+        full_jitter: true,
+    };
+    let mut consumer = PgConsumer::new(&database, "event_processed", "payments", policy, Charge)
+        .await
+        .map_err(|e| e.to_string())?;
+    if std::env::var_os("PACTUM_FAULTS_FORGET_PROCESSED").is_some() {
+        // The suite's self-check: a consumer that forgets what it processed (as an in-memory
+        // record does on restart) must be caught charging twice.
+        consumer
+            .prune(Duration::ZERO)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let mut group = nats
+        .join(
+            EVENT_STREAM,
+            <orders::v1::OrderPlaced as pactum::Event>::SUBJECT,
+            "payments",
+            pactum::bus::StartAt::First,
+            CONSUMER_ACK_WAIT,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("ready");
+    loop {
+        let delivery = group.next().await.map_err(|e| e.to_string())?;
+        let outcome = consumer.apply(&delivery).await;
+        generated_example::fault::point("consumer.after_commit").await;
+        match outcome {
+            Outcome::Processed | Outcome::Duplicate => delivery.ack().await,
+            Outcome::Retrying(_) | Outcome::Unavailable(_) => {
+                delivery.nak(Duration::from_millis(200)).await;
+            }
+            Outcome::DeadLettered(reason) => delivery.dead_letter(&reason).await,
+        }
+    }
 }

@@ -48,3 +48,19 @@ pub async fn point(point: &str) {
         tokio::time::sleep(Duration::from_secs(60)).await;
     }
 }
+
+/// [`point`] for synchronous code (a relay's publish hook): a pause blocks the calling
+/// thread, which the test then kills with the process.
+pub fn point_blocking(point: &str) {
+    if let Some(delay) = PLAN.delay.get(point) {
+        std::thread::sleep(*delay);
+    }
+    if PLAN.pause.iter().any(|p| p == point) {
+        {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "FAULT {point}");
+            let _ = err.flush();
+        }
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
