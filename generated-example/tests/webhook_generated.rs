@@ -214,3 +214,56 @@ async fn unknown_types_and_unsigned_requests_get_problems() {
     assert_eq!(reply.status(), 401);
     assert_eq!(merchant.calls.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn a_durable_webhook_goes_through_the_outbox_to_the_generated_receiver_once() {
+    use pactum::consumer::tokio_postgres;
+    use pactum::outbox::{Pg, Relay, RelayConfig};
+    use pactum::webhook::durable::WebhookSink;
+    let config = std::env::var("PACTUM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
+    let (mut client, conn) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is required for this test and is unreachable: {e}\nstart it (README: Services) or set PACTUM_TEST_POSTGRES")
+        });
+    tokio::spawn(conn);
+    let table = "webhook_outbox_generated";
+    client
+        .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+        .await
+        .unwrap();
+    pactum::outbox::create_table(&client, table).await.unwrap();
+    let merchant = Merchant::default();
+    merchant.fail_first.store(1, Ordering::SeqCst);
+    let url = serve(merchant.clone(), vec![key(1)]).await;
+    // The generated typed enqueue, in the handler's transaction.
+    let tx = client.transaction().await.unwrap();
+    shipping::webhooks::InTx::new(Pg::new(&tx).table(table))
+        .order_shipped(&url, "msg_durable", &shipped("T9"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    const QUICK: &[Duration] = &[Duration::from_millis(10), Duration::from_millis(10)];
+    let relay = Relay::new(WebhookSink::new(WebhookSender::new(key(1)))).with_config(RelayConfig {
+        schedule: Some(QUICK),
+        ..RelayConfig::default()
+    });
+    // Bounded: 10 steps.
+    for _ in 0..10 {
+        relay.step_postgres(&mut client, table).await.unwrap();
+        if relay.stats().published.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    assert_eq!(
+        merchant.calls.load(Ordering::SeqCst),
+        2,
+        "a 503, then accepted"
+    );
+    assert_eq!(
+        *merchant.applied.lock().unwrap(),
+        vec![("msg_durable".to_string(), "T9".to_string())]
+    );
+}

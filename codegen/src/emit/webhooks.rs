@@ -51,6 +51,27 @@ pub(crate) fn webhooks(ctx: &Ctx<'_>) -> TokenStream {
             }
         }
     });
+    let enqueue = hooks.iter().map(|w| {
+        let name = ident(&w.name, Case::Pascal);
+        let method = ident(&w.name, Case::Snake);
+        let doc = format!(
+            " Writes a delivery of [`{}`](super::{}) (`{}`) to `url` under `id` into the \
+             outbox, in the caller's transaction. Once it commits, a relay with a \
+             `pactum::webhook::durable::WebhookSink` sends it on the durable schedule.",
+            w.name, w.name, w.wire_type
+        );
+        quote! {
+            #[doc = #doc]
+            pub async fn #method(
+                &self,
+                url: &str,
+                id: &str,
+                payload: &super::#name,
+            ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+                ::pactum::webhook::durable::enqueue(&self.writer, url, id, payload).await
+            }
+        }
+    });
     let receive = hooks.iter().map(|w| {
         let name = ident(&w.name, Case::Pascal);
         let method = ident(&w.name, Case::Snake);
@@ -110,6 +131,22 @@ pub(crate) fn webhooks(ctx: &Ctx<'_>) -> TokenStream {
                 }
 
                 #(#send)*
+            }
+
+            /// Durable deliveries: the webhooks written into the transactional outbox through
+            /// the handler's own transaction (`pactum::outbox::Pg::new(&tx)`), sent after the
+            /// commit with retries for about a day, surviving restarts.
+            pub struct InTx<W> {
+                writer: W,
+            }
+
+            impl<W: ::pactum::outbox::Writer> InTx<W> {
+                /// Writes through `writer`.
+                pub fn new(writer: W) -> Self {
+                    Self { writer }
+                }
+
+                #(#enqueue)*
             }
 
             #[doc = #receiver_doc]

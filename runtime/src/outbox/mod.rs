@@ -29,7 +29,7 @@ pub mod relay;
 mod sqlite;
 
 pub use postgres::{create_table, Pg};
-pub use relay::{Relay, RelayConfig, RelayStats};
+pub use relay::{Relay, RelayConfig, RelayStats, WEBHOOK_SCHEDULE};
 pub use sqlite::{create_table as create_sqlite_table, Sqlite};
 
 use crate::bus::{event_message, Headers};

@@ -32,7 +32,26 @@ pub struct RelayConfig {
     pub prune_every: Duration,
     /// The longest pause before a row whose publish failed is tried again. Default 30 s.
     pub max_backoff: Duration,
+    /// A fixed retry schedule instead of the backoff: the pause before each retry, in order;
+    /// a row still failing after the last is parked as given up. Webhook deliveries use
+    /// [`WEBHOOK_SCHEDULE`]. Default `None`: retry with backoff until it succeeds (a broker
+    /// that is away comes back).
+    pub schedule: Option<&'static [Duration]>,
 }
+
+/// The retry schedule of durable webhooks, after Svix's and the Standard Webhooks
+/// recommendation: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h after the first attempt
+/// fails — eight attempts over about 27 hours, so a receiver down for a day still gets
+/// everything.
+pub const WEBHOOK_SCHEDULE: &[Duration] = &[
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+];
 
 impl Default for RelayConfig {
     fn default() -> Self {
@@ -42,6 +61,7 @@ impl Default for RelayConfig {
             retention: Duration::from_secs(3600),
             prune_every: Duration::from_secs(60),
             max_backoff: Duration::from_secs(30),
+            schedule: None,
         }
     }
 }
@@ -144,10 +164,26 @@ impl<S: EventSink> Relay<S> {
             .map(|(result, attempts)| match result {
                 Ok(_) => Fate::Sent,
                 Err(e) if e.permanent => Fate::Park(e.message),
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox publish failed; will retry");
-                    Fate::Retry(self.backoff(*attempts))
-                }
+                Err(e) => match self.config.schedule {
+                    // `attempts` counts the tries before this one.
+                    Some(schedule) => {
+                        match schedule.get(usize::try_from(*attempts).unwrap_or(usize::MAX)) {
+                            Some(pause) => {
+                                tracing::warn!(error = %e, "outbox delivery failed; will retry");
+                                Fate::Retry(*pause)
+                            }
+                            None => Fate::Park(format!(
+                                "gave up after {} attempts: {}",
+                                attempts + 1,
+                                e.message
+                            )),
+                        }
+                    }
+                    None => {
+                        tracing::warn!(error = %e, "outbox publish failed; will retry");
+                        Fate::Retry(self.backoff(*attempts))
+                    }
+                },
             })
             .collect()
     }

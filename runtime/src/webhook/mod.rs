@@ -11,11 +11,12 @@
 //! signs and delivers it with retries, and [`SignedWebhook`] is the axum extractor that
 //! verifies it on the receiving side.
 
+pub mod durable;
 mod receive;
 mod send;
 
 pub use receive::{Inbox, Refused, SignedWebhook, Verified, DEDUP_RETENTION};
-pub use send::{Delivered, SendError, WebhookSender};
+pub use send::{Attempt, Delivered, SendError, WebhookSender};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;

@@ -173,48 +173,25 @@ impl WebhookSender {
                 let pause = self.policy.backoff(attempt - 1, fastrand::f64());
                 tokio::time::sleep(pause).await;
             }
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            let mut request = self.http.post(url);
-            // The receiver's handler joins the sender's trace (an extra header; verifiers that
-            // do not know it ignore it, and it is not part of what is signed).
-            for (name, value) in &trace {
-                request = request.header(name.as_str(), value.as_str());
-            }
-            let sent = request
-                .timeout(self.timeout)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .header(ID_HEADER, id)
-                .header(TIMESTAMP_HEADER, now.to_string())
-                .header(SIGNATURE_HEADER, self.signatures(id, now, &body))
-                .body(body.clone())
-                .send()
-                .await;
-            match sent {
-                Ok(reply) if reply.status().is_success() => {
+            match self.attempt(url, id, &body, &trace).await {
+                Attempt::Delivered => {
                     return Ok(Delivered {
                         id: id.to_string(),
                         attempts: attempt,
                     })
                 }
-                Ok(reply) => {
-                    let status = reply.status().as_u16();
-                    if status == 410 {
-                        self.disabled_set().insert(url.to_string());
-                        return Err(SendError::Disabled {
-                            url: url.to_string(),
-                        });
-                    }
-                    if !matches!(status, 408 | 429 | 500..) {
-                        return Err(SendError::Rejected {
-                            id: id.to_string(),
-                            status,
-                        });
-                    }
-                    last = format!("status {status}");
+                Attempt::Gone => {
+                    return Err(SendError::Disabled {
+                        url: url.to_string(),
+                    })
                 }
-                Err(e) => last = e.to_string(),
+                Attempt::Rejected(status) => {
+                    return Err(SendError::Rejected {
+                        id: id.to_string(),
+                        status,
+                    })
+                }
+                Attempt::Failed(why) => last = why,
             }
         }
         Err(SendError::Exhausted {
@@ -223,10 +200,70 @@ impl WebhookSender {
             last,
         })
     }
+
+    /// Disables `url`, as a 410 Gone would: sends to it fail at once until
+    /// [`enable`](Self::enable).
+    pub fn disable(&self, url: &str) {
+        self.disabled_set().insert(url.to_string());
+    }
+
+    /// One signed POST of `body` (an encoded [`Envelope`]) under `id`, with a fresh
+    /// timestamp and signature: what every retry schedule is made of.
+    pub async fn attempt(
+        &self,
+        url: &str,
+        id: &str,
+        body: &[u8],
+        trace: &[(String, String)],
+    ) -> Attempt {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let mut request = self.http.post(url);
+        // The receiver's handler joins the sender's trace (an extra header; verifiers that do
+        // not know it ignore it, and it is not part of what is signed).
+        for (name, value) in trace {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let sent = request
+            .timeout(self.timeout)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(ID_HEADER, id)
+            .header(TIMESTAMP_HEADER, now.to_string())
+            .header(SIGNATURE_HEADER, self.signatures(id, now, body))
+            .body(body.to_vec())
+            .send()
+            .await;
+        match sent {
+            Ok(reply) if reply.status().is_success() => Attempt::Delivered,
+            Ok(reply) => match reply.status().as_u16() {
+                410 => {
+                    self.disable(url);
+                    Attempt::Gone
+                }
+                status @ (408 | 429 | 500..) => Attempt::Failed(format!("status {status}")),
+                status => Attempt::Rejected(status),
+            },
+            Err(e) => Attempt::Failed(e.to_string()),
+        }
+    }
+}
+
+/// How one delivery attempt went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// A 2xx: delivered.
+    Delivered,
+    /// 410 Gone: the endpoint unsubscribed and is now disabled.
+    Gone,
+    /// A status retrying will not change (4xx other than 408, 410 and 429).
+    Rejected(u16),
+    /// A connection error, a timeout, 408, 429 or 5xx: worth trying again later.
+    Failed(String),
 }
 
 /// `traceparent`/`tracestate` of the current context, if it carries a trace.
-fn trace_headers() -> Vec<(String, String)> {
+pub(crate) fn trace_headers() -> Vec<(String, String)> {
     let ctx = crate::Context::current();
     if !ctx.span_context().is_valid() {
         return Vec::new();

@@ -561,6 +561,27 @@ pub mod webhooks {
             self.inner.send_with_id(url, id, payload).await
         }
     }
+    /// Durable deliveries: the webhooks written into the transactional outbox through
+    /// the handler's own transaction (`pactum::outbox::Pg::new(&tx)`), sent after the
+    /// commit with retries for about a day, surviving restarts.
+    pub struct InTx<W> {
+        writer: W,
+    }
+    impl<W: ::pactum::outbox::Writer> InTx<W> {
+        /// Writes through `writer`.
+        pub fn new(writer: W) -> Self {
+            Self { writer }
+        }
+        /// Writes a delivery of [`OrderShipped`](super::OrderShipped) (`shipping.order_shipped`) to `url` under `id` into the outbox, in the caller's transaction. Once it commits, a relay with a `pactum::webhook::durable::WebhookSink` sends it on the durable schedule.
+        pub async fn order_shipped(
+            &self,
+            url: &str,
+            id: &str,
+            payload: &super::OrderShipped,
+        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            ::pactum::webhook::durable::enqueue(&self.writer, url, id, payload).await
+        }
+    }
     /// What a subscriber to `shipping`'s webhooks implements; serve it with [`receiver`].
     pub trait Receiver: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// A verified `shipping.order_shipped` delivery, once per `webhook-id`. `Ok` is answered 204 and remembered; a problem below 500 is answered and remembered; a 5xx is answered and forgotten, so the sender's retry calls this again.
