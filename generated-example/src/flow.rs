@@ -11,6 +11,11 @@
 //! the record and the consumer's effect row commit in one transaction. Events derived from an
 //! event get ids derived from it (`captured-<order>`), so a consumer that runs again publishes
 //! nothing new: the broker drops the repeat by its `Nats-Msg-Id`.
+//!
+//! On PostgreSQL nothing is published from inside a consumer's transaction: what its handler
+//! publishes (events, the merchant's webhook) is deferred, written into the outbox tables in
+//! that transaction, and sent by relays after the commit — so a rollback sends nothing and a
+//! crash after the commit loses nothing.
 
 use crate::generated::{inventory, notifications, orders, payments, pricing, shipping};
 use crate::services::{inventory::Inventory, orders::Orders, payments::Payments};
@@ -18,7 +23,9 @@ use crate::transport::{Broker, Sink, Source};
 use pactum::consumer::tokio_postgres::{self, Transaction};
 use pactum::consumer::{MemoryConsumer, MemoryHandler, Outcome, PgConsumer, PgHandler};
 use pactum::idempotency::MemoryStore;
+use pactum::outbox::{Pg, Relay, RelayConfig, Row, Writer as _};
 use pactum::types::{Timestamp, Uuid};
+use pactum::webhook::durable::WebhookSink;
 use pactum::webhook::{Envelope, Inbox, WebhookSecret, WebhookSender};
 use pactum::{ConsumerInfo, Context, Event, Problem, RetryPolicy};
 use std::collections::BTreeMap;
@@ -109,9 +116,41 @@ struct Postgres<A> {
     last: LastWhat,
 }
 
+/// The outbox table of events the PostgreSQL consumers publish.
+pub const EVENT_OUTBOX: &str = "example_outbox";
+/// The outbox table of webhooks they send.
+pub const WEBHOOK_OUTBOX: &str = "example_webhook_outbox";
+
+/// Rows to write in the running PostgreSQL consumer's transaction, by outbox table.
+type Deferred = Arc<Mutex<Vec<(&'static str, Row)>>>;
+
+tokio::task_local! {
+    static DEFERRED: Deferred;
+}
+
+/// Inside a PostgreSQL consumer's handler, keeps `row` for that consumer's transaction and
+/// returns true; elsewhere returns false, and the caller publishes at once.
+pub fn defer(table: &'static str, row: Row) -> bool {
+    DEFERRED
+        .try_with(|d| d.lock().expect("deferred lock").push((table, row)))
+        .is_ok()
+}
+
 impl<E: Event, A: Apply<E>> PgHandler<E> for Postgres<A> {
     async fn handle(&self, tx: &Transaction<'_>, ctx: &Context, event: E) -> Result<(), String> {
-        let what = self.apply.apply(event).await?;
+        let deferred = Deferred::default();
+        let what = DEFERRED
+            .scope(deferred.clone(), self.apply.apply(event))
+            .await?;
+        // What the handler published, into the outbox with the effect.
+        let rows = std::mem::take(&mut *deferred.lock().expect("deferred lock"));
+        for (table, row) in rows {
+            Pg::new(tx)
+                .table(table)
+                .write(row)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         // The effect's row commits with the dedup record, or neither does.
         tx.execute(
             "INSERT INTO example_effects (consumer, what, trace_id) VALUES ($1, $2, $3)",
@@ -137,7 +176,36 @@ pub async fn prepare_postgres(config: &str) -> Result<(), String> {
             )",
         )
         .await
-        .map_err(|e| format!("cannot create example_effects: {e}"))
+        .map_err(|e| format!("cannot create example_effects: {e}"))?;
+    for table in [EVENT_OUTBOX, WEBHOOK_OUTBOX] {
+        pactum::outbox::create_table(&client, table)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Starts the relays of the PostgreSQL consumers' outboxes: events to `broker`, webhooks to
+/// their endpoints (retried quickly, as suits a demonstration; production uses
+/// `WEBHOOK_SCHEDULE`).
+pub fn spawn_relays(broker: &Broker, config: &str) -> Result<(), String> {
+    let database = pactum::postgres::Database::new(config).map_err(|e| e.to_string())?;
+    let events = Relay::new(broker.clone());
+    let db = database.clone().named("example-relay-events");
+    tokio::spawn(async move { events.run_postgres(&db, EVENT_OUTBOX).await });
+    const QUICK: &[Duration] = &[
+        Duration::from_millis(20),
+        Duration::from_millis(100),
+        Duration::from_millis(500),
+    ];
+    let hooks =
+        Relay::new(WebhookSink::new(WebhookSender::new(demo_secret()))).with_config(RelayConfig {
+            schedule: Some(QUICK),
+            ..RelayConfig::default()
+        });
+    let db = database.named("example-relay-webhooks");
+    tokio::spawn(async move { hooks.run_postgres(&db, WEBHOOK_OUTBOX).await });
+    Ok(())
 }
 
 async fn connect(config: &str) -> Result<tokio_postgres::Client, String> {
@@ -377,11 +445,18 @@ impl Apply<inventory::v1::StockReserved> for Dispatch {
         };
         let id = format!("msg_shipped_{}", order.simple());
         let sends = if self.resend_webhooks { 2 } else { 1 };
-        for _ in 0..sends {
-            self.webhooks
-                .order_shipped_with_id(&self.merchant_url, &id, &hook)
-                .await
-                .map_err(internal)?;
+        for n in 0..sends {
+            // In a PostgreSQL consumer the delivery goes to the outbox with the effect; the
+            // resend is a second row under the same webhook-id.
+            let mut row =
+                pactum::webhook::durable::row(&self.merchant_url, &id, &hook).map_err(internal)?;
+            row.msg_id = format!("{} #{n}", row.msg_id);
+            if !defer(WEBHOOK_OUTBOX, row) {
+                self.webhooks
+                    .order_shipped_with_id(&self.merchant_url, &id, &hook)
+                    .await
+                    .map_err(internal)?;
+            }
         }
         Ok(format!(
             "dispatched {tracking}; published ShipmentDispatched; signed webhook sent{}",

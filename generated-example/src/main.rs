@@ -30,7 +30,8 @@ const USAGE: &str = "usage: generated-example [--nats [URL]] [--postgres [CONFIG
 
   --nats [URL]         events on NATS JetStream (default nats://127.0.0.1:4222;
                        or set PACTUM_EXAMPLE_NATS)
-  --postgres [CONFIG]  consumers' dedup records in PostgreSQL (default
+  --postgres [CONFIG]  consumers' dedup records in PostgreSQL, and what they publish
+                       through its outbox (default
                        \"host=127.0.0.1 port=5432 user=postgres dbname=test\";
                        or set PACTUM_EXAMPLE_POSTGRES)
   serve                keep the services up: all REST APIs on --http (default 8080),
@@ -171,6 +172,9 @@ async fn start_consumers(
     merchant_url: &str,
     tally: &Arc<Tally>,
 ) -> Result<Notifier, String> {
+    if let Store::Postgres(config) = store {
+        flow::spawn_relays(broker, config)?;
+    }
     let notifier = Notifier {
         outbox: Arc::default(),
     };

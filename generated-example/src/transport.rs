@@ -54,7 +54,18 @@ impl Sink {
         headers: Headers,
         payload: Vec<u8>,
     ) -> Result<Published, PublishError> {
-        match &self.broker {
+        self.broker.send(subject, headers, payload).await
+    }
+}
+
+impl EventSink for Broker {
+    async fn send(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Vec<u8>,
+    ) -> Result<Published, PublishError> {
+        match self {
             Broker::Embedded(bus) => bus.send(subject, headers, payload).await,
             Broker::Nats(nats) => nats.send(subject, headers, payload).await,
         }
@@ -69,6 +80,33 @@ impl EventSink for Sink {
         payload: Vec<u8>,
     ) -> Result<Published, PublishError> {
         let twice = self.duplicate.lock().expect("sink lock").contains(subject);
+        // Inside a PostgreSQL consumer: into its outbox (the copy as a second row under
+        // another broker id), published by the relay after the commit.
+        if let Some(msg_id) = headers.get(pactum::bus::headers::MSG_ID).cloned() {
+            let row = |msg_id: String| {
+                let mut headers = headers.clone();
+                headers.insert(pactum::bus::headers::MSG_ID.into(), msg_id.clone());
+                pactum::outbox::Row {
+                    subject: subject.to_string(),
+                    ordering_key: headers.get(pactum::bus::headers::SUBJECT).cloned(),
+                    msg_id,
+                    headers,
+                    payload: payload.clone(),
+                }
+            };
+            if crate::flow::defer(crate::flow::EVENT_OUTBOX, row(msg_id.clone())) {
+                if twice {
+                    crate::flow::defer(
+                        crate::flow::EVENT_OUTBOX,
+                        row(format!("{msg_id}#redelivered")),
+                    );
+                }
+                return Ok(Published {
+                    sequence: 0,
+                    duplicate: false,
+                });
+            }
+        }
         let first = self
             .send_once(subject, headers.clone(), payload.clone())
             .await?;
