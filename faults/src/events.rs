@@ -1,15 +1,21 @@
-//! The event path under faults: an order placed over REST writes `OrderPlaced` in its
-//! transaction; the services' relay publishes it to a NATS server of the suite's own; a
-//! consumer process charges the order in its transaction. Each run hits one point of that
-//! path with a fault and then counts the charges in PostgreSQL: exactly one per order, and
-//! nothing in the dead letter.
+//! The event path under faults, the whole checkout after the order: an order placed over REST
+//! writes `OrderPlaced` in its transaction; the services' relay publishes it to a NATS server
+//! of the suite's own; a consumer process charges the order (payments), reserves its stock and
+//! publishes `StockReserved` through its outbox (inventory), records the shipment and sends
+//! the `OrderShipped` webhook through its webhook outbox (shipping); a merchant endpoint in the
+//! suite records each webhook once, in its own transaction. Each run hits one point of that
+//! path with a fault and then counts every step in PostgreSQL: exactly one charge,
+//! reservation, shipment and accepted webhook per order, and nothing in a dead letter.
 //!
 //! The NATS server is started on a free loopback port with its store in a temporary
 //! directory (`nats-server -js`, or `PACTUM_NATS_SERVER`), so it can be killed and
 //! restarted; the machine's own server is never touched.
 
 use crate::harness::{call, free_port, pg, spawn, start, Op, Options, Report, Server};
-use crate::services::{CONSUMER_ACK_WAIT, CONSUMER_APP, EVENT_STREAM, RELAY_APP};
+use crate::services::{
+    merchant_secret, CONSUMER_ACK_WAIT, CONSUMER_APP, CONSUMER_OUTBOX, EVENT_STREAM,
+    INVENTORY_STREAM, RELAY_APP, WEBHOOK_OUTBOX,
+};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -126,36 +132,139 @@ impl Drop for OwnNats {
     }
 }
 
-async fn consumer(options: &Options, nats: &str, env: &[(&str, String)]) -> Result<Server, String> {
+async fn consumer(
+    options: &Options,
+    nats: &str,
+    merchant: &str,
+    env: &[(&str, String)],
+) -> Result<Server, String> {
     let args = [
         "consume".to_string(),
         "--postgres".into(),
         options.postgres.clone(),
         "--nats".into(),
         nats.to_string(),
+        "--merchant".into(),
+        merchant.to_string(),
     ];
     spawn(options, &args, env).await
 }
 
-/// Creates the stream and the charges table, empty.
+/// The tables that count each step, with no unique key: a second effect shows as a row.
+const STEPS: [&str; 4] = [
+    "event_charges",
+    "event_reservations",
+    "event_shipments",
+    "event_merchant",
+];
+
+/// Creates the streams and the tables, empty.
 async fn prepare(nats_url: &str, db: &tokio_postgres::Client) -> Result<(), String> {
+    use pactum::Event as _;
     let nats = pactum::nats::Nats::connect(nats_url)
         .await
         .map_err(|e| e.to_string())?;
-    nats.ensure_stream(
-        EVENT_STREAM,
-        <generated_example::generated::orders::v1::OrderPlaced as pactum::Event>::SUBJECT,
-        pactum::Delivery::Stream,
-        Duration::from_secs(120),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    db.batch_execute(
-        "DROP TABLE IF EXISTS event_charges, event_processed;
-         CREATE TABLE event_charges (order_id TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now());",
-    )
-    .await
-    .map_err(|e| e.to_string())
+    for (stream, subject, mode) in [
+        (
+            EVENT_STREAM,
+            generated_example::generated::orders::v1::OrderPlaced::SUBJECT,
+            pactum::Delivery::Stream,
+        ),
+        (
+            INVENTORY_STREAM,
+            generated_example::generated::inventory::v1::StockReserved::SUBJECT,
+            pactum::Delivery::Queue,
+        ),
+    ] {
+        nats.ensure_stream(stream, subject, mode, Duration::from_secs(120))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let mut sql = format!(
+        "DROP TABLE IF EXISTS {}, event_processed, event_merchant_receipts, {CONSUMER_OUTBOX}, {WEBHOOK_OUTBOX};",
+        STEPS.join(", ")
+    );
+    for step in STEPS {
+        sql.push_str(&format!(
+            "CREATE TABLE {step} (order_id TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now());"
+        ));
+    }
+    db.batch_execute(&sql).await.map_err(|e| e.to_string())?;
+    for table in [CONSUMER_OUTBOX, WEBHOOK_OUTBOX] {
+        pactum::outbox::create_table(db, table)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    pactum::webhook::durable::create_receipts(db, "event_merchant_receipts")
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The merchant's endpoint: verifies each delivery, and records its `webhook-id` and the
+/// order in one transaction, so a redelivered webhook is accepted without a second row.
+async fn merchant(postgres: &str) -> Result<String, String> {
+    use generated_example::generated::shipping::v1 as shipping;
+    let db = std::sync::Arc::new(tokio::sync::Mutex::new(pg(postgres).await?));
+    let app = pactum::server::axum::Router::new().route(
+        "/hooks/shipping",
+        pactum::server::axum::routing::post(
+            move |headers: http::HeaderMap, body: pactum::server::axum::body::Bytes| {
+                let db = db.clone();
+                async move {
+                    let refuse = http::StatusCode::UNAUTHORIZED;
+                    let Ok(delivery) = pactum::webhook::SignedDelivery::from_headers(&headers)
+                    else {
+                        return refuse;
+                    };
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs() as i64);
+                    let tolerance = Duration::from_secs(300);
+                    if merchant_secret()
+                        .verify(&delivery, &body, now, tolerance)
+                        .is_err()
+                    {
+                        return refuse;
+                    }
+                    let Ok(hook) = serde_json::from_slice::<
+                        pactum::webhook::Envelope<shipping::OrderShipped>,
+                    >(&body) else {
+                        return http::StatusCode::BAD_REQUEST;
+                    };
+                    let mut db = db.lock().await;
+                    let recorded = async {
+                        let tx = db.transaction().await.map_err(|e| e.to_string())?;
+                        let first = pactum::webhook::durable::record_in_postgres(
+                            &tx,
+                            "event_merchant_receipts",
+                            delivery.id,
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                        if first {
+                            tx.execute(
+                                "INSERT INTO event_merchant (order_id) VALUES ($1)",
+                                &[&hook.data.order_id.to_string()],
+                            )
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        }
+                        tx.commit().await.map_err(|e| e.to_string())
+                    };
+                    match recorded.await {
+                        Ok(()) => http::StatusCode::NO_CONTENT,
+                        Err(_) => http::StatusCode::SERVICE_UNAVAILABLE,
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move { pactum::server::serve(listener, app).await });
+    Ok(format!("http://{addr}/hooks/shipping"))
 }
 
 async fn terminate(db: &tokio_postgres::Client, app: &str) -> Result<u64, String> {
@@ -167,25 +276,36 @@ async fn terminate(db: &tokio_postgres::Client, app: &str) -> Result<u64, String
     .map_err(|e| e.to_string())
 }
 
-async fn charges(db: &tokio_postgres::Client, order: &str) -> Result<i64, String> {
-    db.query_one(
-        "SELECT COUNT(*) FROM event_charges WHERE order_id = $1",
-        &[&order],
-    )
-    .await
-    .map(|r| r.get(0))
-    .map_err(|e| e.to_string())
+/// How many times each step happened for `order`, in [`STEPS`] order.
+async fn steps(db: &tokio_postgres::Client, order: &str) -> Result<[i64; 4], String> {
+    let mut counts = [0; 4];
+    for (count, step) in counts.iter_mut().zip(STEPS) {
+        *count = db
+            .query_one(
+                &format!("SELECT COUNT(*) FROM {step} WHERE order_id = $1"),
+                &[&order],
+            )
+            .await
+            .map(|r| r.get(0))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(counts)
 }
 
 async fn dead_letters(nats_url: &str) -> Result<u64, String> {
     let client = async_nats::connect(nats_url)
         .await
         .map_err(|e| e.to_string())?;
-    let mut dlq = async_nats::jetstream::new(client)
-        .get_stream(format!("{EVENT_STREAM}_DLQ"))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(dlq.info().await.map_err(|e| e.to_string())?.state.messages)
+    let js = async_nats::jetstream::new(client);
+    let mut total = 0;
+    for stream in [EVENT_STREAM, INVENTORY_STREAM] {
+        let mut dlq = js
+            .get_stream(format!("{stream}_DLQ"))
+            .await
+            .map_err(|e| e.to_string())?;
+        total += dlq.info().await.map_err(|e| e.to_string())?.state.messages;
+    }
+    Ok(total)
 }
 
 /// Publishes the order's event once more, as stored in the outbox, under another broker id
@@ -227,8 +347,9 @@ async fn deliver_again(
 pub struct EventOutcome {
     /// The fault.
     pub fault: EventFault,
-    /// Charges for the order (exactly one is right; none is a lost event).
-    pub charges: i64,
+    /// Charges, reservations, shipments and accepted webhooks for the order (exactly one of
+    /// each is right; none is a lost event).
+    pub steps: [i64; 4],
     /// Messages in the dead letter.
     pub dead_letters: u64,
     /// The fault happened.
@@ -244,6 +365,7 @@ const SETTLE: Duration = Duration::from_secs(40);
 pub async fn run_one(
     options: &Options,
     nats: &mut OwnNats,
+    merchant: &str,
     fault: EventFault,
 ) -> Result<EventOutcome, String> {
     let db = pg(&options.postgres).await?;
@@ -276,7 +398,7 @@ pub async fn run_one(
         _ => Vec::new(),
     };
     let mut service = Some(start(&options, port, &service_env).await?);
-    let mut reader = Some(consumer(&options, &url_nats, &consumer_env).await?);
+    let mut reader = Some(consumer(&options, &url_nats, merchant, &consumer_env).await?);
     let mut fired = matches!(fault, EventFault::None);
     let mut errors = Vec::new();
     if fault == EventFault::RestartBroker {
@@ -329,7 +451,7 @@ pub async fn run_one(
     let Some(order) = order else {
         return Ok(EventOutcome {
             fault,
-            charges: 0,
+            steps: [0; 4],
             dead_letters: 0,
             fired,
             errors,
@@ -362,7 +484,9 @@ pub async fn run_one(
         EventFault::KillRelayAfterPublish | EventFault::KillConsumerAfterCommit
     );
     let until = Instant::now() + SETTLE;
-    while (charges(&db, &order).await? == 0 || (pauses_later && !fired)) && Instant::now() < until {
+    // The last step is the merchant's webhook.
+    while (steps(&db, &order).await?[3] == 0 || (pauses_later && !fired)) && Instant::now() < until
+    {
         let relay_paused = async {
             match service.as_mut() {
                 Some(s) => s.faults.recv().await,
@@ -393,7 +517,7 @@ pub async fn run_one(
                 } else {
                     Vec::new()
                 };
-                reader = Some(consumer(&options, &url_nats, &forget).await?);
+                reader = Some(consumer(&options, &url_nats, merchant, &forget).await?);
             }
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
@@ -404,7 +528,7 @@ pub async fn run_one(
     }
     // Let redeliveries (after the consumer's ack wait) and copies arrive, then count.
     tokio::time::sleep(CONSUMER_ACK_WAIT + Duration::from_secs(1)).await;
-    let charged = charges(&db, &order).await?;
+    let counted = steps(&db, &order).await?;
     let dead = dead_letters(&url_nats).await?;
     if let Some(s) = service.take() {
         s.kill().await;
@@ -414,7 +538,7 @@ pub async fn run_one(
     }
     Ok(EventOutcome {
         fault,
-        charges: charged,
+        steps: counted,
         dead_letters: dead,
         fired,
         errors,
@@ -426,13 +550,19 @@ impl Report {
     pub fn add_event(&mut self, o: &EventOutcome) {
         self.runs += 1;
         let mut bad = Vec::new();
-        if o.charges == 0 {
+        let named = |i: usize| STEPS[i].trim_start_matches("event_");
+        if let Some(i) = o.steps.iter().position(|&n| n == 0) {
             self.lost += 1;
-            bad.push("lost: the order was never charged".to_string());
+            bad.push(format!("lost: no {} (steps {:?})", named(i), o.steps));
         }
-        if o.charges > 1 {
+        if let Some(i) = o.steps.iter().position(|&n| n > 1) {
             self.duplicated += 1;
-            bad.push(format!("charged {} times", o.charges));
+            bad.push(format!(
+                "{} {} times (steps {:?})",
+                named(i),
+                o.steps[i],
+                o.steps
+            ));
         }
         if o.dead_letters > 0 {
             self.lost += 1;
@@ -465,6 +595,7 @@ pub async fn run(
     let mut nats = OwnNats::start().await?;
     let db = pg(&options.postgres).await?;
     prepare(&nats.url(), &db).await?;
+    let merchant = merchant(&options.postgres).await?;
     let mut rng = fastrand::Rng::with_seed(seed);
     let faults: Vec<EventFault> = match schedule {
         Some(s) => s.to_vec(),
@@ -474,7 +605,7 @@ pub async fn run(
     };
     let mut report = Report::default();
     for fault in faults {
-        let outcome = run_one(options, &mut nats, fault).await?;
+        let outcome = run_one(options, &mut nats, &merchant, fault).await?;
         report.add_event(&outcome);
     }
     Ok(report)

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: faults [--events] [--runs N] [--seed S] [--postgres CONFIG]
        faults serve --postgres CONFIG --port PORT [--nats URL]
-       faults consume --postgres CONFIG --nats URL
+       faults consume --postgres CONFIG --nats URL --merchant URL
 
   --events            the event path instead of the write path
   --runs N            randomized runs (default 20)
@@ -54,11 +54,11 @@ async fn main() -> ExitCode {
         };
     }
     if args.first().map(String::as_str) == Some("consume") {
-        let Some(nats) = value("--nats") else {
-            eprintln!("faults consume: --nats needs a URL\n{USAGE}");
+        let (Some(nats), Some(merchant)) = (value("--nats"), value("--merchant")) else {
+            eprintln!("faults consume: --nats and --merchant need URLs\n{USAGE}");
             return ExitCode::from(2);
         };
-        return match faults::services::consume(&postgres, &nats).await {
+        return match faults::services::consume(&postgres, &nats, &merchant).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("faults consume: {e}");

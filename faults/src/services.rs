@@ -123,8 +123,20 @@ pub async fn serve(postgres: &str, port: u16, nats: Option<&str>) -> Result<(), 
         .map_err(|e| e.to_string())
 }
 
-/// payments ← OrderPlaced, for the event suite: one charge row per order, in the consumer's
-/// transaction. The table has no unique key, so a second charge would show.
+/// The outbox the consumer process's handlers write their events into.
+pub const CONSUMER_OUTBOX: &str = "event_outbox";
+/// The outbox its shipping handler writes the merchant's webhook into.
+pub const WEBHOOK_OUTBOX: &str = "event_webhook_outbox";
+/// The stream of `StockReserved` (a work queue).
+pub const INVENTORY_STREAM: &str = "FAULTS_INVENTORY";
+/// The secret the shipping handler signs the merchant's webhook with.
+pub fn merchant_secret() -> pactum::webhook::WebhookSecret {
+    pactum::webhook::WebhookSecret::from_bytes(b"pactum-faults-merchant-secret-32".to_vec())
+        .expect("a 32-byte key")
+}
+
+/// payments ← OrderPlaced: one charge row per order, in the consumer's transaction. The
+/// effect tables have no unique key, so a second effect would show.
 struct Charge;
 
 impl pactum::consumer::PgHandler<orders::v1::OrderPlaced> for Charge {
@@ -144,45 +156,98 @@ impl pactum::consumer::PgHandler<orders::v1::OrderPlaced> for Charge {
     }
 }
 
-/// The consumer process of the event suite: reads `OrderPlaced` from JetStream at `nats` as
-/// group `payments` and charges each order once; prints `ready` once joined. Between its
-/// commit and its ack is the fault point `consumer.after_commit`.
-pub async fn consume(postgres: &str, nats: &str) -> Result<(), String> {
-    use pactum::consumer::{Inbound, Outcome, PgConsumer};
-    let nats = pactum::nats::Nats::connect(nats)
-        .await
-        .map_err(|e| e.to_string())?;
-    let database = pactum::postgres::Database::new(postgres)
-        .map_err(|e| e.to_string())?
-        .named(CONSUMER_APP);
-    let policy = pactum::RetryPolicy {
-        attempts: 5,
-        initial_backoff: Duration::from_millis(100),
-        max_backoff: Duration::from_secs(1),
-        full_jitter: true,
-    };
-    let mut consumer = PgConsumer::new(&database, "event_processed", "payments", policy, Charge)
-        .await
-        .map_err(|e| e.to_string())?;
-    if std::env::var_os("PACTUM_FAULTS_FORGET_PROCESSED").is_some() {
-        // The suite's self-check: a consumer that forgets what it processed (as an in-memory
-        // record does on restart) must be caught charging twice.
-        consumer
-            .prune(Duration::ZERO)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let mut group = nats
-        .join(
-            EVENT_STREAM,
-            <orders::v1::OrderPlaced as pactum::Event>::SUBJECT,
-            "payments",
-            pactum::bus::StartAt::First,
-            CONSUMER_ACK_WAIT,
+/// inventory ← OrderPlaced: reserve the stock and announce `StockReserved`, through the
+/// outbox in the same transaction (its id derived from the consumed event).
+struct Reserve;
+
+impl pactum::consumer::PgHandler<orders::v1::OrderPlaced> for Reserve {
+    async fn handle(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        _ctx: &pactum::Context,
+        event: orders::v1::OrderPlaced,
+    ) -> Result<(), String> {
+        let order = event.order_id.0;
+        tx.execute(
+            "INSERT INTO event_reservations (order_id) VALUES ($1)",
+            &[&order.to_string()],
         )
         .await
         .map_err(|e| e.to_string())?;
-    println!("ready");
+        let reserved = inventory::v1::StockReserved {
+            order_id: order,
+            reservation_id: inventory::v1::ReservationId(pactum::types::Uuid::from_u128(
+                order.as_u128() ^ 0x5e5e,
+            )),
+            lines: event
+                .lines
+                .iter()
+                .map(|l| pricing::v1::QuoteLine {
+                    sku: l.sku.clone(),
+                    quantity: l.quantity,
+                })
+                .collect(),
+        };
+        inventory::v1::publish::InTx::new(pactum::outbox::Pg::new(tx).table(CONSUMER_OUTBOX))
+            .stock_reserved(&reserved)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// shipping ← StockReserved: record the shipment and tell the merchant, the webhook through
+/// the webhook outbox in the same transaction.
+struct Ship {
+    merchant: String,
+}
+
+impl pactum::consumer::PgHandler<inventory::v1::StockReserved> for Ship {
+    async fn handle(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        _ctx: &pactum::Context,
+        event: inventory::v1::StockReserved,
+    ) -> Result<(), String> {
+        let order = event.order_id;
+        tx.execute(
+            "INSERT INTO event_shipments (order_id) VALUES ($1)",
+            &[&order.to_string()],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let hook = generated_example::generated::shipping::v1::OrderShipped {
+            order_id: order,
+            shipment_id: generated_example::generated::shipping::v1::ShipmentId(
+                pactum::types::Uuid::from_u128(order.as_u128() ^ 0x5417),
+            ),
+            carrier: "DHL".into(),
+            tracking_code: format!("DHL{:08X}", order.as_u128() as u32),
+            shipped_at: pactum::types::Timestamp::UNIX_EPOCH,
+        };
+        generated_example::generated::shipping::v1::webhooks::InTx::new(
+            pactum::outbox::Pg::new(tx).table(WEBHOOK_OUTBOX),
+        )
+        .order_shipped(
+            &self.merchant,
+            &format!("msg_shipped_{}", order.simple()),
+            &hook,
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Runs one consumer group until the process ends: apply, the fault point
+/// `consumer.after_commit`, then settle.
+async fn run_group<E, H>(
+    mut consumer: pactum::consumer::PgConsumer<E, H>,
+    mut group: pactum::nats::Group,
+) -> Result<(), String>
+where
+    E: pactum::Event,
+    H: pactum::consumer::PgHandler<E>,
+{
+    use pactum::consumer::{Inbound, Outcome};
     loop {
         let delivery = group.next().await.map_err(|e| e.to_string())?;
         let outcome = consumer.apply(&delivery).await;
@@ -195,4 +260,95 @@ pub async fn consume(postgres: &str, nats: &str) -> Result<(), String> {
             Outcome::DeadLettered(reason) => delivery.dead_letter(&reason).await,
         }
     }
+}
+
+/// The consumer process of the event suite: the checkout after the order, on JetStream at
+/// `nats` — payments charges the order, inventory reserves its stock and publishes
+/// `StockReserved`, shipping records the shipment and sends the `OrderShipped` webhook to
+/// `merchant` — each once per event, its effect, outbox rows and dedup record in one
+/// transaction; its relays publish the events and deliver the webhook. Prints `ready` once
+/// joined.
+pub async fn consume(postgres: &str, nats: &str, merchant: &str) -> Result<(), String> {
+    use pactum::consumer::PgConsumer;
+    use pactum::Event as _;
+    let nats = pactum::nats::Nats::connect(nats)
+        .await
+        .map_err(|e| e.to_string())?;
+    let database = pactum::postgres::Database::new(postgres)
+        .map_err(|e| e.to_string())?
+        .named(CONSUMER_APP);
+    let policy = pactum::RetryPolicy {
+        attempts: 5,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+        full_jitter: true,
+    };
+    let forget = std::env::var_os("PACTUM_FAULTS_FORGET_PROCESSED").is_some();
+    let start = pactum::bus::StartAt::First;
+    let placed = orders::v1::OrderPlaced::SUBJECT;
+    let reserved = inventory::v1::StockReserved::SUBJECT;
+    let mut charge = PgConsumer::new(&database, "event_processed", "payments", policy, Charge)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut reserve = PgConsumer::new(&database, "event_processed", "inventory", policy, Reserve)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ship = Ship {
+        merchant: merchant.to_string(),
+    };
+    let mut shipping = PgConsumer::new(&database, "event_processed", "shipping", policy, ship)
+        .await
+        .map_err(|e| e.to_string())?;
+    if forget {
+        // The suite's self-check: a consumer that forgets what it processed (as an in-memory
+        // record does on restart) must be caught applying an event twice.
+        for pruned in [
+            charge.prune(Duration::ZERO).await,
+            reserve.prune(Duration::ZERO).await,
+            shipping.prune(Duration::ZERO).await,
+        ] {
+            pruned.map_err(|e| e.to_string())?;
+        }
+    }
+    let join = |stream: &'static str, subject: &'static str, group: &'static str| {
+        let nats = nats.clone();
+        async move {
+            nats.join(stream, subject, group, start, CONSUMER_ACK_WAIT)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    let groups = (
+        join(EVENT_STREAM, placed, "payments").await?,
+        join(EVENT_STREAM, placed, "inventory").await?,
+        join(INVENTORY_STREAM, reserved, "shipping").await?,
+    );
+    // The relays beside the consumers: their events to NATS, the webhook to the merchant.
+    let relay_db = pactum::postgres::Database::new(postgres)
+        .map_err(|e| e.to_string())?
+        .named(CONSUMER_APP);
+    let events = pactum::outbox::Relay::new(nats.clone());
+    let db = relay_db.clone();
+    tokio::spawn(async move { events.run_postgres(&db, CONSUMER_OUTBOX).await });
+    const QUICK: &[Duration] = &[
+        Duration::from_millis(50),
+        Duration::from_millis(200),
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+    ];
+    let hooks = pactum::outbox::Relay::new(pactum::webhook::durable::WebhookSink::new(
+        pactum::webhook::WebhookSender::new(merchant_secret()),
+    ))
+    .with_config(pactum::outbox::RelayConfig {
+        schedule: Some(QUICK),
+        ..pactum::outbox::RelayConfig::default()
+    });
+    tokio::spawn(async move { hooks.run_postgres(&relay_db, WEBHOOK_OUTBOX).await });
+    println!("ready");
+    let (a, b, c) = tokio::join!(
+        run_group(charge, groups.0),
+        run_group(reserve, groups.1),
+        run_group(shipping, groups.2)
+    );
+    a.and(b).and(c)
 }

@@ -1,6 +1,8 @@
-//! The event path of the example under every fault it has: the order's `OrderPlaced` goes
-//! through the outbox, the relay and a NATS server of the test's own to a consumer process,
-//! and each order must be charged exactly once with nothing dead-lettered.
+//! The example's checkout after the order, under every event-path fault: `OrderPlaced` goes
+//! through the outbox, the relay and a NATS server of the test's own to a consumer process
+//! (payments, inventory, shipping), `StockReserved` and the `OrderShipped` webhook through its
+//! outboxes; each order must be charged, reserved, shipped and notified exactly once, with
+//! nothing dead-lettered.
 
 use faults::events::{self, EVENT_FAULTS};
 use faults::harness::Options;
@@ -17,7 +19,7 @@ fn options(forget_keys_on_restart: bool) -> Options {
 
 /// One test, so the two phases never share the tables at the same time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_order_is_charged_once_under_every_event_fault() {
+async fn every_checkout_step_happens_once_under_every_event_fault() {
     let report = events::run(&options(false), 0, 1, Some(&EVENT_FAULTS))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
