@@ -234,3 +234,31 @@ async fn a_batch_that_fails_at_commit_retries_its_events_one_by_one() {
     );
     let _ = std::fs::remove_file(&path);
 }
+
+#[tokio::test]
+async fn records_past_the_retention_are_pruned_by_the_consumer_itself() {
+    let path = std::env::temp_dir().join(format!("pactum-prune-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let bus = Bus::new();
+    bus.join(ParcelDelivered::SUBJECT, "counter", StartAt::First);
+    let mut consumer = open(&path, 0).with_retention(Duration::ZERO, Duration::ZERO);
+    publish_copies(&bus, "evt-old", "old", 1);
+    let d = bus.next(ParcelDelivered::SUBJECT, "counter").await;
+    assert_eq!(consumer.process(d).await, Outcome::Processed);
+    // SQLite records whole seconds: the next event comes a second later and its processing
+    // prunes the first record (not its own).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    publish_copies(&bus, "evt-new", "new", 1);
+    let d = bus.next(ParcelDelivered::SUBJECT, "counter").await;
+    assert_eq!(consumer.process(d).await, Outcome::Processed);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let ids: Vec<String> = conn
+        .prepare("SELECT id FROM processed ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ids, ["evt-new"], "pruned with no call from the application");
+    let _ = std::fs::remove_file(&path);
+}

@@ -2,8 +2,8 @@
 //! and the handler's writes share one SQLite transaction, exactly as on PostgreSQL.
 
 use super::{
-    admit, failed, finish, settle, Admitted, Batch, Failure, Inbound, Outcome, DEFAULT_BUDGET,
-    DEFAULT_POLICY,
+    admit, failed, finish, settle, Admitted, Batch, Failure, Inbound, Outcome, DEDUP_RETENTION,
+    DEFAULT_BUDGET, DEFAULT_POLICY, PRUNE_EVERY,
 };
 use crate::contract::{ConsumerInfo, RetryPolicy};
 use crate::idempotency::{check_table_name, StoreError};
@@ -28,6 +28,10 @@ pub struct SqliteConsumer<E, H> {
     name: String,
     policy: RetryPolicy,
     budget: Duration,
+    /// Records older than this are pruned, every `prune_every`.
+    retention: Duration,
+    prune_every: Duration,
+    last_prune: std::time::Instant,
     handler: H,
     _event: std::marker::PhantomData<fn() -> E>,
 }
@@ -77,6 +81,9 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
             name: name.to_string(),
             policy,
             budget: DEFAULT_BUDGET,
+            retention: DEDUP_RETENTION,
+            prune_every: PRUNE_EVERY,
+            last_prune: std::time::Instant::now(),
             handler,
             _event: std::marker::PhantomData,
         })
@@ -103,6 +110,24 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
         self
     }
 
+    /// Keeps records for `retention` ([`DEDUP_RETENTION`]), pruning every `every`
+    /// ([`PRUNE_EVERY`]), as [`PgConsumer`](super::PgConsumer) does.
+    pub fn with_retention(mut self, retention: Duration, every: Duration) -> Self {
+        self.retention = retention;
+        self.prune_every = every;
+        self
+    }
+
+    fn prune_when_due(&mut self) {
+        if self.last_prune.elapsed() < self.prune_every {
+            return;
+        }
+        self.last_prune = std::time::Instant::now();
+        if let Err(e) = self.prune(self.retention) {
+            tracing::warn!(consumer = %self.name, error = %e, "cannot prune dedup records");
+        }
+    }
+
     /// Forgets records older than `retention`; returns how many went.
     pub fn prune(&self, retention: Duration) -> Result<usize, StoreError> {
         let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
@@ -121,6 +146,7 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
     pub async fn process(&mut self, delivery: impl Inbound) -> Outcome {
         let outcome = self.apply(&delivery);
         settle(&outcome, delivery, &self.policy).await;
+        self.prune_when_due();
         outcome
     }
 
@@ -152,6 +178,7 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
         for (delivery, outcome) in deliveries.into_iter().zip(&outcomes) {
             settle(outcome, delivery, &self.policy).await;
         }
+        self.prune_when_due();
         outcomes
     }
 
