@@ -104,6 +104,25 @@ impl<E> From<OutboxError> for crate::HandlerError<E> {
     }
 }
 
+/// A row a relay claimed, decoded.
+pub(crate) struct Claimed {
+    pub seq: i64,
+    pub subject: String,
+    pub headers: Headers,
+    pub payload: Vec<u8>,
+    pub attempts: i32,
+}
+
+/// What becomes of a claimed row after its publish.
+pub(crate) enum Fate {
+    /// Published: mark it sent.
+    Sent,
+    /// Failed for now: try again after this pause.
+    Retry(std::time::Duration),
+    /// Refused for good (or given up): park it with this reason.
+    Park(String),
+}
+
 /// Checks `table` is a plain identifier (it is spliced into SQL).
 fn check_table(table: &str) -> Result<(), OutboxError> {
     crate::idempotency::check_table_name(table).map_err(|e| OutboxError(e.0))

@@ -1,8 +1,7 @@
 //! The outbox on PostgreSQL: the writer (in the handler's transaction) and the statements the
 //! relay claims, marks, parks and prunes rows with.
 
-use super::{check_table, OutboxError, Row, Writer, DEFAULT_TABLE};
-use crate::bus::Headers;
+use super::{check_table, Claimed, OutboxError, Row, Writer, DEFAULT_TABLE};
 
 /// Writes events through a PostgreSQL transaction into the outbox table
 /// ([`DEFAULT_TABLE`] unless [`Pg::table`] says otherwise).
@@ -93,15 +92,6 @@ pub async fn create_table(client: &tokio_postgres::Client, table: &str) -> Resul
         ))
         .await
         .map_err(|e| OutboxError(format!("cannot create `{table}`: {e}")))
-}
-
-/// A row the relay claimed.
-pub(crate) struct Claimed {
-    pub seq: i64,
-    pub subject: String,
-    pub headers: Headers,
-    pub payload: Vec<u8>,
-    pub attempts: i32,
 }
 
 /// The relay's statements on `table`.

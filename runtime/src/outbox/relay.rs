@@ -10,7 +10,7 @@
 //! window or the consumers' dedup record absorbs the copy.
 
 use super::postgres::{claimed, create_table, sql};
-use super::{check_table, sqlite, OutboxError};
+use super::{check_table, sqlite, Fate, OutboxError};
 use crate::bus::{EventSink, Headers, PublishError, Published};
 use crate::postgres::Database;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,13 +96,6 @@ pub struct Relay<S> {
     stats: Arc<RelayStats>,
     wake: Arc<Notify>,
     after_publish: Option<PublishedHook>,
-}
-
-/// What became of one claimed row.
-enum Fate {
-    Sent,
-    Retry(Duration),
-    Park(String),
 }
 
 impl<S: EventSink> Relay<S> {
@@ -362,20 +355,13 @@ impl<S: EventSink> Relay<S> {
             hook(&seqs);
         }
         fates.extend(seqs.into_iter().zip(published));
-        let settle: Vec<(i64, sqlite::Settle)> = fates
-            .iter()
-            .map(|(seq, fate)| {
-                let s = match fate {
-                    Fate::Sent => sqlite::Settle::Sent,
-                    Fate::Retry(after) => sqlite::Settle::Retry(*after),
-                    Fate::Park(r) => {
-                        sqlite::Settle::Park(crate::wire::sanitize_header_value(r).into_owned())
-                    }
-                };
-                (*seq, s)
-            })
-            .collect();
-        sqlite::settle(conn, table, &settle)?;
+        // Reasons are one bounded line, as the PostgreSQL path stores them.
+        for (_, fate) in &mut fates {
+            if let Fate::Park(reason) = fate {
+                *reason = crate::wire::sanitize_header_value(reason).into_owned();
+            }
+        }
+        sqlite::settle(conn, table, &fates)?;
         self.count(&fates);
         Ok(n)
     }

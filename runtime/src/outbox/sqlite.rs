@@ -2,8 +2,7 @@
 //! statements. SQLite serialises writers, so a key's rows are in commit order by
 //! construction, and one relay per database file needs no row locks.
 
-use super::{check_table, OutboxError, Row, DEFAULT_TABLE};
-use crate::bus::Headers;
+use super::{check_table, Claimed, Fate, OutboxError, Row, DEFAULT_TABLE};
 use crate::{Context, Event};
 use std::time::Duration;
 
@@ -88,14 +87,6 @@ pub fn create_table(conn: &rusqlite::Connection, table: &str) -> Result<(), Outb
     .map_err(sqlite("cannot create the outbox table"))
 }
 
-pub(crate) struct Claimed {
-    pub seq: i64,
-    pub subject: String,
-    pub headers: Headers,
-    pub payload: Vec<u8>,
-    pub attempts: i32,
-}
-
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -150,35 +141,28 @@ pub(crate) fn claim(
     Ok((good, bad))
 }
 
-/// What to record for a published (or not) row.
-pub(crate) enum Settle {
-    Sent,
-    Retry(Duration),
-    Park(String),
-}
-
 /// Records each row's fate in one transaction.
 pub(crate) fn settle(
     conn: &mut rusqlite::Connection,
     table: &str,
-    rows: &[(i64, Settle)],
+    rows: &[(i64, Fate)],
 ) -> Result<(), OutboxError> {
     let tx = conn.transaction().map_err(sqlite("cannot begin"))?;
     let now = now_ms();
     for (seq, fate) in rows {
         let (sql, params): (String, Vec<rusqlite::types::Value>) = match fate {
-            Settle::Sent => (
+            Fate::Sent => (
                 format!("UPDATE {table} SET sent_at = ?2, attempts = attempts + 1 WHERE seq = ?1"),
                 vec![(*seq).into(), now.into()],
             ),
-            Settle::Retry(after) => (
+            Fate::Retry(after) => (
                 format!("UPDATE {table} SET attempts = attempts + 1, next_attempt_at = ?2 WHERE seq = ?1"),
                 vec![
                     (*seq).into(),
                     (now + i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 2)).into(),
                 ],
             ),
-            Settle::Park(reason) => (
+            Fate::Park(reason) => (
                 format!("UPDATE {table} SET attempts = attempts + 1, parked_reason = ?2 WHERE seq = ?1"),
                 vec![(*seq).into(), reason.clone().into()],
             ),
