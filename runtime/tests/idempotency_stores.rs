@@ -628,3 +628,44 @@ async fn the_postgres_store_prunes_keys_past_their_retention_by_itself() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_store_prunes_keys_past_their_retention_by_itself() {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("idem-prune-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let store = SqliteStore::open(path.to_str().unwrap())
+        .unwrap()
+        .with_pruning(Duration::ZERO);
+    let short = Duration::from_millis(1);
+    let done = match store.begin("s", "done", b"fp", LEASE, short).await.unwrap() {
+        Begin::Started(t) => t,
+        other => panic!("{other:?}"),
+    };
+    assert!(store
+        .complete("s", "done", &done, &reply(200))
+        .await
+        .unwrap());
+    assert!(matches!(
+        store
+            .begin("s", "running", b"fp", LEASE, short)
+            .await
+            .unwrap(),
+        Begin::Started(_)
+    ));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Another key's request finds a prune due: the finished key goes, the leased one stays.
+    let _ = store
+        .begin("s", "trigger", b"fp", LEASE, short)
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let keys: Vec<String> = conn
+        .prepare("SELECT key FROM pactum_idempotency ORDER BY key")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(keys, ["running", "trigger"]);
+}

@@ -39,7 +39,7 @@ mod sqlite;
 
 pub use claim::{admit, Admission, Claim, Held, Lease};
 pub use memory::MemoryStore;
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, PRUNE_EVERY};
 pub use sqlite::SqliteStore;
 
 use std::future::Future;

@@ -30,8 +30,9 @@ pub struct PostgresStore {
     last_prune: std::sync::Mutex<std::time::Instant>,
 }
 
-/// How often a [`PostgresStore`] deletes entries past their retention (on a connection of its
-/// own, beside the requests).
+/// How often a [`PostgresStore`] (on a connection of its own, beside the requests) or an
+/// [`SqliteStore`](super::SqliteStore) (in the request's transaction) deletes entries past
+/// their retention.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// Connections a [`PostgresStore`] opens.

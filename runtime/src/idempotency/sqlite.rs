@@ -13,6 +13,18 @@ use std::time::{Duration, SystemTime};
 /// [`Claim::record_in_sqlite`](super::Claim::record_in_sqlite).
 pub struct SqliteStore {
     conn: Arc<Mutex<rusqlite::Connection>>,
+    /// How often entries past their retention are deleted, and when that last happened.
+    prune_every: Duration,
+    last_prune: Mutex<std::time::Instant>,
+}
+
+/// Entries past their retention that are finished or whose lease ended: what a new claim of
+/// the key would take over anyway.
+fn prune_sql() -> String {
+    format!(
+        "DELETE FROM {TABLE} WHERE created_at < ?1
+           AND (status IS NOT NULL OR COALESCE(lease_until, 0) <= ?2)"
+    )
 }
 
 /// The table every SQLite claim lives in.
@@ -71,9 +83,45 @@ impl SqliteStore {
                     .map_err(sq)?;
             }
         }
+        conn.execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS {TABLE}_created ON {TABLE} (created_at)"
+        ))
+        .map_err(sq)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            prune_every: super::postgres::PRUNE_EVERY,
+            last_prune: Mutex::new(std::time::Instant::now()),
         })
+    }
+
+    /// Deletes entries past their retention every `every` (10 minutes by default), in the
+    /// transaction of the request that finds it due.
+    pub fn with_pruning(mut self, every: Duration) -> Self {
+        self.prune_every = every;
+        self
+    }
+
+    /// Deletes the entries created longer than `retention` ago that are finished or whose
+    /// lease ended; returns how many went.
+    pub async fn prune(&self, retention: Duration) -> Result<usize, StoreError> {
+        self.with(move |conn| {
+            let now = now_ms();
+            conn.execute(
+                &prune_sql(),
+                rusqlite::params![now.saturating_sub(ms(retention)), now],
+            )
+        })
+        .await
+    }
+
+    /// True (and the clock reset) when a prune is due.
+    fn prune_due(&self) -> bool {
+        let mut last = self.last_prune.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() < self.prune_every {
+            return false;
+        }
+        *last = std::time::Instant::now();
+        true
     }
 
     async fn with<T: Send + 'static>(
@@ -108,12 +156,21 @@ impl IdempotencyStore for SqliteStore {
         retention: Duration,
     ) -> BoxFuture<'a, Result<Begin, StoreError>> {
         let (scope, key, fp) = (scope.to_string(), key.to_string(), fingerprint.to_vec());
+        let prune = self.prune_due();
         Box::pin(self.with(move |conn| {
             let now = now_ms();
             let token = Token::new();
             // IMMEDIATE: take the write lock first, so two connections cannot both read
             // "free" and both claim.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if prune {
+                // Every key past the retention, on the `created_at` index; this request's
+                // retention stands for all (one service uses one).
+                tx.execute(
+                    &prune_sql(),
+                    rusqlite::params![now.saturating_sub(ms(retention)), now],
+                )?;
+            }
             tx.execute(
                 &format!("DELETE FROM {TABLE} WHERE scope = ?1 AND key = ?2 AND created_at < ?3"),
                 rusqlite::params![scope, key, now.saturating_sub(ms(retention))],
