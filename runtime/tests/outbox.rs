@@ -192,21 +192,27 @@ async fn two_relays_share_one_outbox_and_keep_each_keys_order() {
     let relays: Vec<_> = (0..2)
         .map(|_| Arc::new(Relay::new(Jittery(bus.clone())).with_config(config.clone())))
         .collect();
+    // Both relays connect before either steps, and each pauses 1–3 ms after every step, so
+    // neither can drain the table before the other starts or by re-claiming back to back
+    // (a relay that finds every key's head locked gets nothing; that is correct, and made an
+    // earlier version of this test starve the second relay now and then).
+    let start = Arc::new(tokio::sync::Barrier::new(relays.len()));
     let mut tasks = Vec::new();
     for relay in &relays {
-        let (relay, table) = (relay.clone(), table.clone());
+        let (relay, table, start) = (relay.clone(), table.clone(), start.clone());
         tasks.push(tokio::spawn(async move {
             let mut client = connect().await;
             let unsent = format!("SELECT count(*) FROM {table} WHERE sent_at IS NULL");
-            // Bounded: at most 200 steps each.
-            for _ in 0..200 {
+            start.wait().await;
+            // Bounded: at most 400 steps each.
+            for _ in 0..400 {
                 if relay.step_postgres(&mut client, &table).await.unwrap() == 0 {
                     let left: i64 = client.query_one(&unsent, &[]).await.unwrap().get(0);
                     if left == 0 {
                         break;
                     }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
+                tokio::time::sleep(Duration::from_micros(fastrand::u64(1000..3000))).await;
             }
         }));
     }
