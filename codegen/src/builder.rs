@@ -5,20 +5,10 @@ use crate::write;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// What to generate. AsyncAPI joins as its emitter lands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Target {
-    /// Rust: types, errors, events, contract facts, REST server and client.
-    Rust,
-    /// OpenAPI 3.1, `<service>.v<major>.yaml` per contract with REST operations.
-    OpenApi,
-    /// proto3, `<service>.v<major>.proto` per contract.
-    Proto,
-    /// AsyncAPI 3.0, `<service>.v<major>.asyncapi.yaml` per contract with events, consumers
-    /// or webhooks.
-    AsyncApi,
-}
+/// What to generate: the outputs of [`crate::outputs`]. `Rust` is written in the build-script
+/// layout (`<service>_v<major>.rs` and an `include!` index); the others as `pactum generate`
+/// writes them.
+pub type Target = crate::outputs::Output;
 
 /// Configures and runs code generation from a build script, like prost-build's `Config`.
 ///
@@ -221,14 +211,8 @@ impl Builder {
                 .map_err(Error::Io)?;
             files.push(emit::include_index(ir, &abs).map_err(Error::Emit)?);
         }
-        if self.targets.contains(&Target::OpenApi) {
-            files.extend(emit::openapi::documents(ir).map_err(Error::Emit)?);
-        }
-        if self.targets.contains(&Target::Proto) {
-            files.extend(emit::proto::files(ir).map_err(Error::Emit)?);
-        }
-        if self.targets.contains(&Target::AsyncApi) {
-            files.extend(emit::asyncapi::documents(ir).map_err(Error::Emit)?);
+        for target in self.targets.iter().filter(|t| **t != Target::Rust) {
+            files.extend(target.files(ir).map_err(Error::Emit)?);
         }
         write::sync(&out_dir, &files, true).map_err(Error::Io)?;
         Ok(files.iter().map(|f| out_dir.join(&f.path)).collect())

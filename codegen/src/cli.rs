@@ -1,8 +1,11 @@
 //! The `pactum` command line: argument parsing and the thin layer that prints results.
 
 use crate::emit;
+use crate::outputs::Output;
+use crate::project::{self, Project};
 use crate::write::{self, FileStatus};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +15,7 @@ use std::process::ExitCode;
     name = "pactum",
     version,
     about = "Service contracts in YAML → typed Rust for REST, gRPC, events and webhooks.",
-    after_help = "Examples:\n  pactum check contracts/\n  pactum generate contracts/ --out generated-example/src/generated --openapi generated-example/openapi --proto generated-example/proto --asyncapi generated-example/asyncapi\n  pactum generate contracts/ --out generated-example/src/generated --check\n  pactum schema > pactum.schema.json"
+    after_help = "Examples:\n  pactum generate                # what pactum.yaml lists\n  pactum generate --check        # CI: fail if anything is stale\n  pactum check contracts/\n  pactum generate contracts/ --out src/generated --openapi openapi --proto proto\n  pactum schema > pactum.schema.json"
 )]
 struct Cli {
     /// When to color diagnostics.
@@ -40,7 +43,7 @@ enum Command {
     /// Generate Rust from contracts. Writes only files whose content changed; writes nothing
     /// when any contract has an error.
     #[command(
-        after_help = "Examples:\n  pactum generate contracts/ --out src/generated\n  pactum generate contracts/ --out src/generated --check   # CI: fail if stale"
+        after_help = "Examples:\n  pactum generate                                         # reads pactum.yaml\n  pactum generate --check                                 # CI: fail if stale\n  pactum generate contracts/ --out src/generated          # no project file needed\n  pactum generate --proto /tmp/proto                      # pactum.yaml, one output moved"
     )]
     Generate(GenerateArgs),
     /// Classify every change between two sets of contracts as breaking or compatible.
@@ -63,9 +66,12 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct CheckArgs {
-    /// Contract files, or directories searched for *.yaml / *.yml.
-    #[arg(required = true)]
+    /// Contract files, or directories searched for *.yaml / *.yml. Default: the
+    /// `contracts:` of the nearest `pactum.yaml`.
     paths: Vec<PathBuf>,
+    /// The project file to read instead of the nearest `pactum.yaml`.
+    #[arg(long, value_name = "FILE", global = true)]
+    project: Option<PathBuf>,
     /// Treat lint warnings (and compatible changes without a minor bump) as errors.
     #[arg(long, short = 'D', alias = "deny")]
     deny_warnings: bool,
@@ -104,31 +110,51 @@ struct DiffArgs {
 struct GenerateArgs {
     #[command(flatten)]
     inputs: CheckArgs,
-    /// Output directory: receives `mod.rs` and `<service>/v<major>.rs`.
+    /// Rust output directory: receives `mod.rs` and `<service>/v<major>.rs`.
     #[arg(long, short)]
-    out: PathBuf,
-    /// Also write one OpenAPI 3.1 document per contract version with REST operations here.
+    out: Option<PathBuf>,
+    /// Write one OpenAPI 3.1 document per contract version with REST operations here.
     #[arg(long, value_name = "DIR")]
     openapi: Option<PathBuf>,
-    /// Also write one `.proto` per contract version here.
+    /// Write one `.proto` per contract version here.
     #[arg(long, value_name = "DIR")]
     proto: Option<PathBuf>,
-    /// Also write one AsyncAPI 3.0 document per contract version with events, consumers or
+    /// Write one AsyncAPI 3.0 document per contract version with events, consumers or
     /// webhooks here.
     #[arg(long, value_name = "DIR")]
     asyncapi: Option<PathBuf>,
+    /// Write the Markdown docs (as `pactum docs`) here.
+    #[arg(long, value_name = "DIR")]
+    docs: Option<PathBuf>,
     /// Write nothing; exit non-zero and list the files that would change.
     #[arg(long)]
     check: bool,
+}
+
+impl GenerateArgs {
+    /// The output directories given as flags.
+    fn flags(&self) -> BTreeMap<Output, PathBuf> {
+        [
+            (Output::Rust, &self.out),
+            (Output::OpenApi, &self.openapi),
+            (Output::Proto, &self.proto),
+            (Output::AsyncApi, &self.asyncapi),
+            (Output::Docs, &self.docs),
+        ]
+        .into_iter()
+        .filter_map(|(o, d)| d.clone().map(|d| (o, d)))
+        .collect()
+    }
 }
 
 #[derive(Args, Debug)]
 struct DocsArgs {
     #[command(flatten)]
     inputs: CheckArgs,
-    /// Output directory: `<service>.v<major>.md`, `topology.md`, `topology.dot`.
+    /// Output directory: `<service>.v<major>.md`, `topology.md`, `topology.dot`. Default:
+    /// the `docs` output of the nearest `pactum.yaml`.
     #[arg(long, short)]
-    out: PathBuf,
+    out: Option<PathBuf>,
     /// Write nothing; exit non-zero and list the files that would change.
     #[arg(long)]
     check: bool,
@@ -147,7 +173,21 @@ pub fn main() -> ExitCode {
             print!("{}", crate::schema::JSON_SCHEMA);
             ExitCode::SUCCESS
         }
-        Command::Check(args) => {
+        Command::Check(mut args) => {
+            if args.paths.is_empty() || args.project.is_some() {
+                match enter_project(&mut args, &mut []) {
+                    Ok(p) => {
+                        if args.paths.is_empty() {
+                            args.paths = p.contracts;
+                        }
+                        args.deny_warnings |= p.deny_warnings;
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
             let outcome = report(&args, color);
             let mut ok = !outcome.failed(args.deny_warnings);
             if let Some(against) = &args.against {
@@ -284,49 +324,156 @@ fn input_paths(args: &CheckArgs) -> String {
         .join(" ")
 }
 
-fn generate(args: GenerateArgs, color: bool) -> ExitCode {
-    let Some(ir) = &checked_ir(&args.inputs, color) else {
-        return ExitCode::FAILURE;
-    };
-    let mut outputs = vec![(args.out.clone(), emit::module_tree(ir))];
-    if let Some(dir) = &args.openapi {
-        outputs.push((dir.clone(), emit::openapi::documents(ir)));
+/// What one `generate` or `docs` run writes, after `pactum.yaml` and the flags are merged.
+struct Plan {
+    /// The project file read, if any (for the "run this to regenerate" hint).
+    project: Option<PathBuf>,
+    outputs: BTreeMap<Output, PathBuf>,
+}
+
+/// Reads the project file when the command line leaves something to it: always with
+/// `--project`, otherwise when contracts or every output directory are missing. Flags
+/// override what the file says; paths given replace its `contracts:`.
+fn plan(
+    inputs: &mut CheckArgs,
+    flags: BTreeMap<Output, PathBuf>,
+    wanted: &[Output],
+) -> Result<Plan, String> {
+    let complete = !inputs.paths.is_empty() && !flags.is_empty();
+    if complete && inputs.project.is_none() {
+        return Ok(Plan {
+            project: None,
+            outputs: flags,
+        });
     }
-    if let Some(dir) = &args.proto {
-        outputs.push((dir.clone(), emit::proto::files(ir)));
+    let mut flags = flags;
+    let project = enter_project(inputs, &mut flags.values_mut().collect::<Vec<_>>())?;
+    let path = project.path.clone();
+    if inputs.paths.is_empty() {
+        inputs.paths = project.contracts.clone();
     }
-    if let Some(dir) = &args.asyncapi {
-        outputs.push((dir.clone(), emit::asyncapi::documents(ir)));
+    inputs.deny_warnings |= project.deny_warnings;
+    let mut outputs: BTreeMap<Output, PathBuf> = project
+        .outputs
+        .into_iter()
+        .filter(|(o, _)| wanted.contains(o))
+        .collect();
+    outputs.extend(flags);
+    if outputs.is_empty() {
+        return Err(format!(
+            "{}: error: none of the outputs this command writes ({}) is listed\n  help: add one under `outputs:` or pass `{}`",
+            path.display(),
+            wanted.iter().map(|o| o.key()).collect::<Vec<_>>().join(", "),
+            wanted[0].flag()
+        ));
     }
-    sync_outputs(outputs, args.check, || {
-        format!(
-            "generated code in {} is out of date; run `pactum generate {} --out {}{}`",
-            args.out.display(),
-            input_paths(&args.inputs),
-            args.out.display(),
-            [
-                ("--openapi", &args.openapi),
-                ("--proto", &args.proto),
-                ("--asyncapi", &args.asyncapi),
-            ]
-            .iter()
-            .filter_map(|(flag, d)| d.as_ref().map(|d| format!(" {flag} {}", d.display())))
-            .collect::<String>()
-        )
+    Ok(Plan {
+        project: Some(path),
+        outputs,
     })
 }
 
-fn docs(args: DocsArgs, color: bool) -> ExitCode {
-    let Some(ir) = &checked_ir(&args.inputs, color) else {
+/// The project file named by `--project`, or the nearest `pactum.yaml`.
+fn read_project(inputs: &CheckArgs) -> Result<Project, String> {
+    let path = match &inputs.project {
+        Some(p) => p.clone(),
+        None => {
+            let cwd = std::env::current_dir().map_err(|e| format!("pactum: {e}"))?;
+            Project::find(&cwd).ok_or_else(|| {
+                format!(
+                    "pactum: no contract paths given, and no `{}` in this directory or above\n  help: pass them (`pactum generate contracts --out src/generated`) or write a `{}` (README: Project file)",
+                    project::FILE_NAME,
+                    project::FILE_NAME
+                )
+            })?
+        }
+    };
+    Project::read(&path).map_err(|e| e.to_string())
+}
+
+/// Reads the project file and moves into its directory, so its paths, and the source names
+/// in diagnostics and generated headers, are the same from anywhere in the tree. Paths the
+/// user typed are made absolute first, so they still mean what they meant.
+fn enter_project(inputs: &mut CheckArgs, typed: &mut [&mut PathBuf]) -> Result<Project, String> {
+    let project = read_project(inputs)?;
+    if !project.root.as_os_str().is_empty() {
+        for p in inputs
+            .paths
+            .iter_mut()
+            .chain(typed.iter_mut().map(|p| &mut **p))
+        {
+            *p = std::path::absolute(&*p).map_err(|e| format!("pactum: {}: {e}", p.display()))?;
+        }
+        std::env::set_current_dir(&project.root)
+            .map_err(|e| format!("pactum: cannot enter {}: {e}", project.root.display()))?;
+    }
+    Ok(project)
+}
+
+/// The command that regenerates `plan`'s outputs, for stale-check failures.
+fn regenerate_hint(command: &str, inputs: &CheckArgs, plan: &Plan) -> String {
+    match &plan.project {
+        Some(p) if p.file_name().is_some_and(|n| n == project::FILE_NAME) => {
+            format!("run `cargo pactum {command}` (reads {})", p.display())
+        }
+        Some(p) => format!("run `cargo pactum {command} --project {}`", p.display()),
+        None => format!(
+            "run `pactum {command} {}{}`",
+            input_paths(inputs),
+            plan.outputs
+                .iter()
+                .map(|(o, d)| {
+                    let flag = if command == "docs" { "--out" } else { o.flag() };
+                    format!(" {flag} {}", d.display())
+                })
+                .collect::<String>()
+        ),
+    }
+}
+
+fn generate(mut args: GenerateArgs, color: bool) -> ExitCode {
+    let flags = args.flags();
+    write_outputs(&mut args.inputs, flags, &Output::ALL, args.check, color)
+}
+
+fn docs(mut args: DocsArgs, color: bool) -> ExitCode {
+    let flags = args.out.iter().map(|d| (Output::Docs, d.clone())).collect();
+    write_outputs(&mut args.inputs, flags, &[Output::Docs], args.check, color)
+}
+
+/// `generate` and `docs`: plans the outputs, checks the contracts, then writes (or with
+/// `check`, compares) every output of `wanted` the plan lists.
+fn write_outputs(
+    inputs: &mut CheckArgs,
+    flags: BTreeMap<Output, PathBuf>,
+    wanted: &[Output],
+    check: bool,
+    color: bool,
+) -> ExitCode {
+    let plan = match plan(inputs, flags, wanted) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}\npactum: nothing written");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(ir) = &checked_ir(inputs, color) else {
         return ExitCode::FAILURE;
     };
-    let outputs = vec![(args.out.clone(), emit::docs::pages(ir))];
-    sync_outputs(outputs, args.check, || {
+    let outputs = plan
+        .outputs
+        .iter()
+        .map(|(o, dir)| (dir.clone(), o.files(ir)))
+        .collect();
+    let command = if wanted == [Output::Docs] {
+        "docs"
+    } else {
+        "generate"
+    };
+    sync_outputs(outputs, check, || {
         format!(
-            "docs in {} are out of date; run `pactum docs {} --out {}`",
-            args.out.display(),
-            input_paths(&args.inputs),
-            args.out.display()
+            "{command} output is out of date; {}",
+            regenerate_hint(command, inputs, &plan)
         )
     })
 }

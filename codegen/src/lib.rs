@@ -31,6 +31,9 @@ pub mod ir;
 pub mod loader;
 pub mod lower;
 pub mod naming;
+pub mod outputs;
+#[cfg(feature = "project")]
+pub mod project;
 pub mod resolve;
 pub mod schema;
 pub mod tense;
@@ -40,6 +43,7 @@ pub mod write;
 
 pub use builder::{Builder, Target};
 use diagnostics::{Code, Diagnostic, Diagnostics, SourceMap};
+pub use outputs::Output;
 use std::path::{Path, PathBuf};
 
 /// The result of checking a set of contracts.

@@ -171,3 +171,115 @@ fn docs_writes_pages_and_topology_and_check_finds_them_stale() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("left over:"));
 }
+
+/// A project with one contract and a `pactum.yaml` listing Rust, proto and docs.
+fn project(name: &str, project_file: &str) -> PathBuf {
+    let dir = scratch(name);
+    fs::create_dir_all(dir.join("contracts")).unwrap();
+    fs::create_dir_all(dir.join("src/deep")).unwrap();
+    fs::write(dir.join("contracts/shop.yaml"), GOOD).unwrap();
+    fs::write(dir.join("pactum.yaml"), project_file).unwrap();
+    dir
+}
+
+const PROJECT: &str = "pactum: 1\ncontracts: [contracts]\noutputs:\n  rust: src/generated\n  proto: proto\n  docs: docs\n";
+
+#[test]
+fn generate_with_no_arguments_writes_what_the_project_file_lists_from_any_subdirectory() {
+    let dir = project("project_generate", PROJECT);
+    // Run from a subdirectory: the nearest pactum.yaml above is found and its paths are
+    // relative to it.
+    let out = pactum(&["generate"], &dir.join("src/deep"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rust = fs::read_to_string(dir.join("src/generated/shop/v1.rs")).unwrap();
+    // Sources are named from the project's directory, wherever the command ran.
+    assert!(rust.contains("// source: contracts/shop.yaml"), "{rust}");
+    assert!(dir.join("src/generated/mod.rs").is_file());
+    assert!(dir.join("proto/shop.v1.proto").is_file());
+    assert!(dir.join("docs/topology.md").is_file());
+    assert!(
+        !dir.join("src/deep/src").exists(),
+        "nothing written relative to the cwd"
+    );
+
+    let out = pactum(&["generate", "--check"], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("up to date:"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // A stale file: the check fails and says how to regenerate.
+    fs::write(dir.join("proto/shop.v1.proto"), "edited").unwrap();
+    let out = pactum(&["generate", "--check"], &dir.join("src"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("stale: proto/shop.v1.proto"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("run `cargo pactum generate` (reads ../pactum.yaml)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A flag overrides one output, relative to where it was typed; the rest still come from
+    // the file. `pactum check` with no paths checks the project's contracts.
+    let out = pactum(&["generate", "--proto", "elsewhere"], &dir.join("src"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.join("src/elsewhere/shop.v1.proto").is_file());
+    let out = pactum(&["check"], &dir.join("src/deep"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("1 contract file(s)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_malformed_project_file_gets_a_located_error_and_nothing_is_written() {
+    let dir = project(
+        "project_bad",
+        "pactum: 1\ncontracts: [contracts]\noutputs:\n  rust: src/generated\n  java: java\n",
+    );
+    let out = pactum(&["generate"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("pactum.yaml:5:3: error: outputs: unknown variant `java`"),
+        "{err}"
+    );
+    assert!(err.contains("help: outputs are `rust`, `openapi`"), "{err}");
+    assert!(err.contains("nothing written"), "{err}");
+    assert!(!dir.join("src/generated").exists());
+
+    fs::write(
+        dir.join("pactum.yaml"),
+        "pactum: 1\ncontracts: [contracts]\noutput: {}\n",
+    )
+    .unwrap();
+    let err = text(&pactum(&["generate"], &dir).stderr);
+    assert!(
+        err.contains("pactum.yaml:3:1: error: unknown field `output`"),
+        "{err}"
+    );
+    assert!(!dir.join("src/generated").exists());
+}
+
+#[test]
+fn generate_with_nothing_to_go_on_says_what_to_pass() {
+    // No pactum.yaml anywhere above a fresh directory under the target dir is not
+    // guaranteed, so point --project at a missing file and check the plain form too.
+    let dir = scratch("project_missing");
+    let out = pactum(&["generate", "--project", "nope.yaml"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("nope.yaml: error: cannot read the project file"),
+        "{err}"
+    );
+    assert!(err.contains("help: create `pactum.yaml`"), "{err}");
+}

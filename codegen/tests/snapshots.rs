@@ -24,36 +24,19 @@ fn sources(dir: &Path, display_root: &str) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-/// Checks every kind of output against `root`: Rust in `src/generated`, documents in
-/// `openapi`, `proto`, `asyncapi` and `docs`.
+/// Checks every output of the registry against `root`, each in its conventional directory
+/// (Rust in `src/generated`, documents in `openapi`, `proto`, `asyncapi` and `docs`).
 fn assert_tree(contracts: &Path, display_root: &str, root: &Path) {
-    let (out, openapi, proto, asyncapi) = (
-        &root.join("src/generated"),
-        &root.join("openapi"),
-        &root.join("proto"),
-        &root.join("asyncapi"),
-    );
     let outcome = pactum_codegen::check_sources(&sources(contracts, display_root));
     let ir = outcome
         .ir
         .unwrap_or_else(|| panic!("{}", outcome.diagnostics.render(&outcome.sources, false)));
-    assert_files(out, &pactum_codegen::emit::module_tree(&ir).expect("emits"));
-    assert_files(
-        openapi,
-        &pactum_codegen::emit::openapi::documents(&ir).expect("renders"),
-    );
-    assert_files(
-        proto,
-        &pactum_codegen::emit::proto::files(&ir).expect("renders"),
-    );
-    assert_files(
-        asyncapi,
-        &pactum_codegen::emit::asyncapi::documents(&ir).expect("renders"),
-    );
-    assert_files(
-        &root.join("docs"),
-        &pactum_codegen::emit::docs::pages(&ir).expect("renders"),
-    );
+    for output in pactum_codegen::Output::ALL {
+        let files = output
+            .files(&ir)
+            .unwrap_or_else(|e| panic!("{}: {e}", output.key()));
+        assert_files(&root.join(output.conventional_dir()), &files);
+    }
 }
 
 fn assert_files(out: &Path, files: &[pactum_codegen::emit::GeneratedFile]) {

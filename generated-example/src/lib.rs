@@ -1,7 +1,7 @@
 //! The checkout system generated from `contracts/`, and the services that implement it.
 //!
 //! Pactum is used all three ways here:
-//! - [`generated`]: written by `pactum generate contracts --out generated-example/src/generated`
+//! - [`generated`]: written by `cargo pactum generate` (as `pactum.yaml` at the root lists)
 //!   and checked in (CI fails when it is stale);
 //! - [`built`]: generated at build time by `build.rs` with `pactum_codegen::Builder`;
 //! - [`included`]: expanded in place by `pactum::include_contract!`.
