@@ -329,6 +329,8 @@ struct Plan {
     /// The project file read, if any (for the "run this to regenerate" hint).
     project: Option<PathBuf>,
     outputs: BTreeMap<Output, PathBuf>,
+    /// Which transports the Rust output holds.
+    parts: emit::Parts,
 }
 
 /// Reads the project file when the command line leaves something to it: always with
@@ -344,6 +346,7 @@ fn plan(
         return Ok(Plan {
             project: None,
             outputs: flags,
+            parts: emit::Parts::ALL,
         });
     }
     let mut flags = flags;
@@ -370,6 +373,7 @@ fn plan(
     Ok(Plan {
         project: Some(path),
         outputs,
+        parts: project.parts,
     })
 }
 
@@ -463,7 +467,7 @@ fn write_outputs(
     let outputs = plan
         .outputs
         .iter()
-        .map(|(o, dir)| (dir.clone(), o.files(ir)))
+        .map(|(o, dir)| (dir.clone(), o.files_with(ir, plan.parts)))
         .collect();
     let command = if wanted == [Output::Docs] {
         "docs"

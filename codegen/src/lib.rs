@@ -36,7 +36,6 @@ pub mod outputs;
 pub mod project;
 pub mod resolve;
 pub mod schema;
-pub mod tense;
 pub mod validate;
 pub mod wire;
 pub mod write;
@@ -44,6 +43,8 @@ pub mod write;
 pub use builder::{Builder, Target};
 use diagnostics::{Code, Diagnostic, Diagnostics, SourceMap};
 pub use outputs::Output;
+/// Event-name rules, shared with the macros through `pactum-rules`.
+pub use pactum_rules::tense;
 use std::path::{Path, PathBuf};
 
 /// The result of checking a set of contracts.

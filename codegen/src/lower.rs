@@ -363,10 +363,7 @@ impl Lowerer<'_> {
     }
 }
 
-/// `<service>.<event_snake>.v<version>`: one subject per event version.
-pub fn event_subject(service: &str, event: &str, version: u64) -> String {
-    format!("{service}.{}.v{version}", convert(event, Case::Snake))
-}
+pub use pactum_rules::subject::event_subject;
 
 fn retry(r: &ast::RetryDecl) -> Retry {
     let (initial_ns, max_ns) = r

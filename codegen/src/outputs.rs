@@ -70,8 +70,13 @@ impl Output {
 
     /// Emits its files, paths relative to its directory.
     pub fn files(self, ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
+        self.files_with(ir, emit::Parts::ALL)
+    }
+
+    /// [`files`](Self::files), the Rust output holding only `parts`.
+    pub fn files_with(self, ir: &Ir, parts: emit::Parts) -> Result<Vec<GeneratedFile>, String> {
         match self {
-            Output::Rust => emit::module_tree(ir),
+            Output::Rust => emit::module_tree_with(ir, parts),
             Output::OpenApi => emit::openapi::documents(ir),
             Output::Proto => emit::proto::files(ir),
             Output::AsyncApi => emit::asyncapi::documents(ir),

@@ -14,6 +14,7 @@
 //! relative to the file's directory. Every error names `file:line:col`; a project file with
 //! an error makes the CLI write nothing.
 
+use crate::emit::Parts;
 use crate::outputs::Output;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -43,6 +44,9 @@ pub struct Project {
     pub outputs: BTreeMap<Output, PathBuf>,
     /// Fail on lint warnings too.
     pub deny_warnings: bool,
+    /// Which transports' code the Rust output holds (default: all); each maps onto the
+    /// `pactum` feature of the same name (`messaging` needs none for the embedded bus).
+    pub parts: Parts,
 }
 
 /// The file as written: what serde reads, before paths are resolved.
@@ -54,6 +58,27 @@ struct Raw {
     outputs: BTreeMap<Output, PathBuf>,
     #[serde(default)]
     deny_warnings: bool,
+    #[serde(default)]
+    parts: RawParts,
+}
+
+/// `parts:` as written; every part defaults to on.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawParts {
+    rest: bool,
+    grpc: bool,
+    messaging: bool,
+}
+
+impl Default for RawParts {
+    fn default() -> Self {
+        RawParts {
+            rest: true,
+            grpc: true,
+            messaging: true,
+        }
+    }
 }
 
 /// A project file that could not be used.
@@ -168,6 +193,11 @@ impl Project {
             contracts: raw.contracts,
             outputs: raw.outputs,
             deny_warnings: raw.deny_warnings,
+            parts: Parts {
+                rest: raw.parts.rest,
+                grpc: raw.parts.grpc,
+                messaging: raw.parts.messaging,
+            },
         })
     }
 
@@ -199,7 +229,7 @@ fn help_for(message: &str) -> String {
     if message.contains("unknown variant") {
         "outputs are `rust`, `openapi`, `proto`, `asyncapi` and `docs`".into()
     } else if message.contains("unknown field") {
-        "the keys are `pactum`, `contracts`, `outputs` and `deny_warnings`".into()
+        "the keys are `pactum`, `contracts`, `outputs`, `parts` (`rest`, `grpc`, `messaging`) and `deny_warnings`".into()
     } else if message.contains("missing field") {
         "a project file needs `pactum: 1`, `contracts:` and `outputs:`".into()
     } else {

@@ -161,7 +161,7 @@ const STEPS: [&str; 4] = [
 /// Creates the streams and the tables, empty.
 async fn prepare(nats_url: &str, db: &tokio_postgres::Client) -> Result<(), String> {
     use pactum::Event as _;
-    let nats = pactum::nats::Nats::connect(nats_url)
+    let nats = pactum::messaging::nats::Nats::connect(nats_url)
         .await
         .map_err(|e| e.to_string())?;
     for (stream, subject, mode) in [
@@ -191,7 +191,7 @@ async fn prepare(nats_url: &str, db: &tokio_postgres::Client) -> Result<(), Stri
     }
     db.batch_execute(&sql).await.map_err(|e| e.to_string())?;
     for table in [CONSUMER_OUTBOX, WEBHOOK_OUTBOX] {
-        pactum::outbox::create_table(db, table)
+        pactum::store::outbox::create_table(db, table)
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -205,10 +205,10 @@ async fn prepare(nats_url: &str, db: &tokio_postgres::Client) -> Result<(), Stri
 async fn merchant(postgres: &str) -> Result<String, String> {
     use generated_example::generated::shipping::v1 as shipping;
     let db = std::sync::Arc::new(tokio::sync::Mutex::new(pg(postgres).await?));
-    let app = pactum::server::axum::Router::new().route(
+    let app = pactum::router::axum::Router::new().route(
         "/hooks/shipping",
-        pactum::server::axum::routing::post(
-            move |headers: http::HeaderMap, body: pactum::server::axum::body::Bytes| {
+        pactum::router::axum::routing::post(
+            move |headers: http::HeaderMap, body: pactum::router::axum::body::Bytes| {
                 let db = db.clone();
                 async move {
                     let refuse = http::StatusCode::UNAUTHORIZED;
@@ -263,7 +263,7 @@ async fn merchant(postgres: &str) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tokio::spawn(async move { pactum::server::serve(listener, app).await });
+    tokio::spawn(async move { pactum::router::serve(listener, app).await });
     Ok(format!("http://{addr}/hooks/shipping"))
 }
 
@@ -326,13 +326,13 @@ async fn deliver_again(
     let Some(row) = row else {
         return Ok(false);
     };
-    let mut headers: pactum::bus::Headers =
+    let mut headers: pactum::messaging::bus::Headers =
         serde_json::from_str(&row.get::<_, String>(1)).map_err(|e| e.to_string())?;
     headers.insert(
-        pactum::bus::headers::MSG_ID.into(),
+        pactum::messaging::bus::headers::MSG_ID.into(),
         format!("copy-{}", pactum::random_id()),
     );
-    let nats = pactum::nats::Nats::connect(nats_url)
+    let nats = pactum::messaging::nats::Nats::connect(nats_url)
         .await
         .map_err(|e| e.to_string())?;
     let published = nats

@@ -323,7 +323,7 @@ pub(crate) async fn call(
     let ctx = Context::new()
         .with_idempotency_key(key)
         .with_timeout(budget);
-    let e = |e: pactum::client::ClientError<_>| e.to_string();
+    let e = |e: pactum::ClientError<_>| e.to_string();
     ctx.scope(async move {
         match op {
             Op::PlaceOrder => json(

@@ -6,8 +6,8 @@ use generated_example::generated::{cart, inventory, orders, payments, pricing};
 use generated_example::services::cart::CartService;
 use generated_example::services::durable::{Db, PgInventory, PgOrders, PgPayments};
 use generated_example::services::pricing::Pricing;
-use pactum::idempotency::{IdempotencyStore, Lease, PostgresStore};
-use pactum::server::ServerConfig;
+use pactum::router::ServerConfig;
+use pactum::store::idempotency::{IdempotencyStore, Lease, PostgresStore};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,26 +58,27 @@ pub async fn serve(postgres: &str, port: u16, nats: Option<&str>) -> Result<(), 
     // The relay beside the service: it publishes the handlers' committed events and marks
     // them sent; killing the service kills it too. `relay.after_publish` is where the suite
     // stops it between publish and mark.
-    let relay_db = pactum::postgres::Database::new(postgres)
+    let relay_db = pactum::store::postgres::Database::new(postgres)
         .map_err(|e| e.to_string())?
         .named(RELAY_APP);
-    let hook: pactum::outbox::relay::PublishedHook =
+    let hook: pactum::store::outbox::relay::PublishedHook =
         Arc::new(|_| generated_example::fault::point_blocking("relay.after_publish"));
     let outbox = generated_example::services::durable::OUTBOX;
     match nats {
         Some(url) => {
-            let nats = pactum::nats::Nats::connect(url)
+            let nats = pactum::messaging::nats::Nats::connect(url)
                 .await
                 .map_err(|e| e.to_string())?;
             tokio::spawn(async move {
-                let relay = pactum::outbox::Relay::new(nats).on_published(hook);
+                let relay = pactum::store::outbox::Relay::new(nats).on_published(hook);
                 let e = relay.run_postgres(&relay_db, outbox).await;
                 eprintln!("outbox relay stopped: {e}");
             });
         }
         None => {
             tokio::spawn(async move {
-                let relay = pactum::outbox::Relay::new(pactum::bus::Bus::new()).on_published(hook);
+                let relay = pactum::store::outbox::Relay::new(pactum::messaging::bus::Bus::new())
+                    .on_published(hook);
                 let e = relay.run_postgres(&relay_db, outbox).await;
                 eprintln!("outbox relay stopped: {e}");
             });
@@ -118,7 +119,7 @@ pub async fn serve(postgres: &str, port: u16, nats: Option<&str>) -> Result<(), 
         .merge(pricing::v1::router_with(pricing, config.clone()))
         .merge(cart::v1::router_with(cart, config));
     println!("ready {url}");
-    pactum::server::serve(listener, router)
+    pactum::router::serve(listener, router)
         .await
         .map_err(|e| e.to_string())
 }
@@ -139,7 +140,7 @@ pub fn merchant_secret() -> pactum::webhook::WebhookSecret {
 /// effect tables have no unique key, so a second effect would show.
 struct Charge;
 
-impl pactum::consumer::PgHandler<orders::v1::OrderPlaced> for Charge {
+impl pactum::messaging::consumer::PgHandler<orders::v1::OrderPlaced> for Charge {
     async fn handle(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
@@ -160,7 +161,7 @@ impl pactum::consumer::PgHandler<orders::v1::OrderPlaced> for Charge {
 /// outbox in the same transaction (its id derived from the consumed event).
 struct Reserve;
 
-impl pactum::consumer::PgHandler<orders::v1::OrderPlaced> for Reserve {
+impl pactum::messaging::consumer::PgHandler<orders::v1::OrderPlaced> for Reserve {
     async fn handle(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
@@ -188,7 +189,7 @@ impl pactum::consumer::PgHandler<orders::v1::OrderPlaced> for Reserve {
                 })
                 .collect(),
         };
-        inventory::v1::publish::InTx::new(pactum::outbox::Pg::new(tx).table(CONSUMER_OUTBOX))
+        inventory::v1::publish::InTx::new(pactum::store::outbox::Pg::new(tx).table(CONSUMER_OUTBOX))
             .stock_reserved(&reserved)
             .await
             .map_err(|e| e.to_string())
@@ -201,7 +202,7 @@ struct Ship {
     merchant: String,
 }
 
-impl pactum::consumer::PgHandler<inventory::v1::StockReserved> for Ship {
+impl pactum::messaging::consumer::PgHandler<inventory::v1::StockReserved> for Ship {
     async fn handle(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
@@ -225,7 +226,7 @@ impl pactum::consumer::PgHandler<inventory::v1::StockReserved> for Ship {
             shipped_at: pactum::types::Timestamp::UNIX_EPOCH,
         };
         generated_example::generated::shipping::v1::webhooks::InTx::new(
-            pactum::outbox::Pg::new(tx).table(WEBHOOK_OUTBOX),
+            pactum::store::outbox::Pg::new(tx).table(WEBHOOK_OUTBOX),
         )
         .order_shipped(
             &self.merchant,
@@ -240,14 +241,14 @@ impl pactum::consumer::PgHandler<inventory::v1::StockReserved> for Ship {
 /// Runs one consumer group until the process ends: apply, the fault point
 /// `consumer.after_commit`, then settle.
 async fn run_group<E, H>(
-    mut consumer: pactum::consumer::PgConsumer<E, H>,
-    mut group: pactum::nats::Group,
+    mut consumer: pactum::messaging::consumer::PgConsumer<E, H>,
+    mut group: pactum::messaging::nats::Group,
 ) -> Result<(), String>
 where
     E: pactum::Event,
-    H: pactum::consumer::PgHandler<E>,
+    H: pactum::messaging::consumer::PgHandler<E>,
 {
-    use pactum::consumer::{Inbound, Outcome};
+    use pactum::messaging::consumer::{Inbound, Outcome};
     loop {
         let delivery = group.next().await.map_err(|e| e.to_string())?;
         let outcome = consumer.apply(&delivery).await;
@@ -269,12 +270,12 @@ where
 /// transaction; its relays publish the events and deliver the webhook. Prints `ready` once
 /// joined.
 pub async fn consume(postgres: &str, nats: &str, merchant: &str) -> Result<(), String> {
-    use pactum::consumer::PgConsumer;
+    use pactum::messaging::consumer::PgConsumer;
     use pactum::Event as _;
-    let nats = pactum::nats::Nats::connect(nats)
+    let nats = pactum::messaging::nats::Nats::connect(nats)
         .await
         .map_err(|e| e.to_string())?;
-    let database = pactum::postgres::Database::new(postgres)
+    let database = pactum::store::postgres::Database::new(postgres)
         .map_err(|e| e.to_string())?
         .named(CONSUMER_APP);
     let policy = pactum::RetryPolicy {
@@ -284,7 +285,7 @@ pub async fn consume(postgres: &str, nats: &str, merchant: &str) -> Result<(), S
         full_jitter: true,
     };
     let forget = std::env::var_os("PACTUM_FAULTS_FORGET_PROCESSED").is_some();
-    let start = pactum::bus::StartAt::First;
+    let start = pactum::messaging::bus::StartAt::First;
     let placed = orders::v1::OrderPlaced::SUBJECT;
     let reserved = inventory::v1::StockReserved::SUBJECT;
     let mut charge = PgConsumer::new(&database, "event_processed", "payments", policy, Charge)
@@ -324,10 +325,10 @@ pub async fn consume(postgres: &str, nats: &str, merchant: &str) -> Result<(), S
         join(INVENTORY_STREAM, reserved, "shipping").await?,
     );
     // The relays beside the consumers: their events to NATS, the webhook to the merchant.
-    let relay_db = pactum::postgres::Database::new(postgres)
+    let relay_db = pactum::store::postgres::Database::new(postgres)
         .map_err(|e| e.to_string())?
         .named(CONSUMER_APP);
-    let events = pactum::outbox::Relay::new(nats.clone());
+    let events = pactum::store::outbox::Relay::new(nats.clone());
     let db = relay_db.clone();
     tokio::spawn(async move { events.run_postgres(&db, CONSUMER_OUTBOX).await });
     const QUICK: &[Duration] = &[
@@ -336,12 +337,12 @@ pub async fn consume(postgres: &str, nats: &str, merchant: &str) -> Result<(), S
         Duration::from_secs(1),
         Duration::from_secs(2),
     ];
-    let hooks = pactum::outbox::Relay::new(pactum::webhook::durable::WebhookSink::new(
+    let hooks = pactum::store::outbox::Relay::new(pactum::webhook::durable::WebhookSink::new(
         pactum::webhook::WebhookSender::new(merchant_secret()),
     ))
-    .with_config(pactum::outbox::RelayConfig {
+    .with_config(pactum::store::outbox::RelayConfig {
         schedule: Some(QUICK),
-        ..pactum::outbox::RelayConfig::default()
+        ..pactum::store::outbox::RelayConfig::default()
     });
     tokio::spawn(async move { hooks.run_postgres(&relay_db, WEBHOOK_OUTBOX).await });
     println!("ready");

@@ -5,7 +5,7 @@
 //! its own durable group, decodes each, writes one row (the effect), and acknowledges:
 //! - raw (baseline): async-nats pull stream, `serde_json`, one autocommit INSERT, `ack()`;
 //! - generated: `notifications::v1::consumers::payments_payment_captured_v1{,_sqlite}` over
-//!   `pactum::nats::Group`, the handler writing the same row inside the consumer's
+//!   `pactum::messaging::nats::Group`, the handler writing the same row inside the consumer's
 //!   transaction, with the dedup record, trace context and deadline checks.
 //!
 //! Also: the raw loop with no effect (the transport's ceiling), and the embedded bus
@@ -16,11 +16,11 @@
 
 use futures_util::StreamExt;
 use generated_example::generated::{notifications, payments, pricing};
-use pactum::bus::{event_message, Bus, StartAt};
-use pactum::consumer::rusqlite;
-use pactum::consumer::tokio_postgres::{self, Transaction};
-use pactum::consumer::{MemoryHandler, Outcome, PgHandler, SqliteHandler};
-use pactum::nats::Nats;
+use pactum::messaging::bus::{event_message, Bus, StartAt};
+use pactum::messaging::consumer::rusqlite;
+use pactum::messaging::consumer::tokio_postgres::{self, Transaction};
+use pactum::messaging::consumer::{MemoryHandler, Outcome, PgHandler, SqliteHandler};
+use pactum::messaging::nats::Nats;
 use pactum::types::{Decimal, Uuid};
 use pactum::{Context, Event};
 use std::str::FromStr;
@@ -34,10 +34,10 @@ fn nats_url() -> String {
     std::env::var("PACTUM_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
-fn database() -> pactum::postgres::Database {
+fn database() -> pactum::store::postgres::Database {
     let config = std::env::var("PACTUM_TEST_POSTGRES")
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
-    pactum::postgres::Database::new(&config).unwrap()
+    pactum::store::postgres::Database::new(&config).unwrap()
 }
 
 async fn postgres() -> tokio_postgres::Client {

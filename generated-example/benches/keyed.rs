@@ -9,8 +9,8 @@
 
 use generated_example::generated::pricing::v1 as api;
 use pactum::grpc::GrpcClient;
-use pactum::idempotency::{IdempotencyStore, MemoryStore, PostgresStore};
-use pactum::server::{axum, Incoming, Reply, ServerConfig};
+use pactum::rest::server::{axum, Incoming, Reply, ServerConfig};
+use pactum::store::idempotency::{IdempotencyStore, MemoryStore, PostgresStore};
 use pactum::{HandlerError, Idempotency, OperationInfo, Streaming};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,7 +76,7 @@ fn router(config: ServerConfig) -> axum::Router {
         axum::routing::post(move |request: axum::extract::Request| {
             let config = config.clone();
             async move {
-                pactum::server::handle(
+                pactum::rest::server::handle(
                     &config,
                     op,
                     Reply::Json,
@@ -115,7 +115,7 @@ fn spawn_server(router: axum::Router) -> String {
                 .await
                 .expect("bind");
             tx.send(listener.local_addr().expect("addr")).expect("send");
-            pactum::server::serve(listener, router)
+            pactum::router::serve(listener, router)
                 .await
                 .expect("serve");
         });

@@ -7,7 +7,7 @@
 
 use generated_example::generated::pricing::v1 as api;
 use generated_example::services::pricing::Pricing;
-use pactum::server::axum;
+use pactum::router::axum;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

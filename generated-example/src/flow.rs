@@ -20,10 +20,10 @@
 use crate::generated::{inventory, notifications, orders, payments, pricing, shipping};
 use crate::services::{inventory::Inventory, orders::Orders, payments::Payments};
 use crate::transport::{Broker, Sink, Source};
-use pactum::consumer::tokio_postgres::{self, Transaction};
-use pactum::consumer::{MemoryConsumer, MemoryHandler, Outcome, PgConsumer, PgHandler};
-use pactum::idempotency::MemoryStore;
-use pactum::outbox::{Pg, Relay, RelayConfig, Row, Writer as _};
+use pactum::messaging::consumer::tokio_postgres::{self, Transaction};
+use pactum::messaging::consumer::{MemoryConsumer, MemoryHandler, Outcome, PgConsumer, PgHandler};
+use pactum::store::idempotency::MemoryStore;
+use pactum::store::outbox::{Pg, Relay, RelayConfig, Row, Writer as _};
 use pactum::types::{Timestamp, Uuid};
 use pactum::webhook::durable::WebhookSink;
 use pactum::webhook::{Envelope, Inbox, WebhookSecret, WebhookSender};
@@ -178,7 +178,7 @@ pub async fn prepare_postgres(config: &str) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot create example_effects: {e}"))?;
     for table in [EVENT_OUTBOX, WEBHOOK_OUTBOX] {
-        pactum::outbox::create_table(&client, table)
+        pactum::store::outbox::create_table(&client, table)
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -189,7 +189,7 @@ pub async fn prepare_postgres(config: &str) -> Result<(), String> {
 /// their endpoints (retried quickly, as suits a demonstration; production uses
 /// `WEBHOOK_SCHEDULE`).
 pub fn spawn_relays(broker: &Broker, config: &str) -> Result<(), String> {
-    let database = pactum::postgres::Database::new(config).map_err(|e| e.to_string())?;
+    let database = pactum::store::postgres::Database::new(config).map_err(|e| e.to_string())?;
     let events = Relay::new(broker.clone());
     let db = database.clone().named("example-relay-events");
     tokio::spawn(async move { events.run_postgres(&db, EVENT_OUTBOX).await });
@@ -263,7 +263,7 @@ where
                 last: last.clone(),
             };
             let table = format!("example_processed_{}", info.group);
-            let database = pactum::postgres::Database::new(config)
+            let database = pactum::store::postgres::Database::new(config)
                 .map_err(|e| e.to_string())?
                 .named(&format!("example-consumer-{}", info.group));
             let mut consumer = PgConsumer::for_contract(&database, &table, info, handler)
@@ -494,7 +494,7 @@ pub fn demo_secret() -> WebhookSecret {
 /// Serves the merchant's generated webhook receiver on loopback; returns its URL.
 pub async fn serve_merchant(merchant: Merchant) -> std::io::Result<String> {
     let inbox = Inbox::new([demo_secret()], Arc::new(MemoryStore::new()));
-    let app: pactum::server::axum::Router = pactum::server::axum::Router::new().route(
+    let app: pactum::router::axum::Router = pactum::router::axum::Router::new().route(
         "/hooks/shipping",
         shipping::v1::webhooks::receiver(merchant, inbox),
     );

@@ -14,10 +14,10 @@ use generated_example::system::{self, Options};
 use generated_example::timeline::{self, Hops, Timeline};
 use generated_example::transport::{Broker, Sink};
 use generated_example::{built, included};
-use pactum::bus::Bus;
-use pactum::client::ClientError;
-use pactum::consumer::Outcome;
+use pactum::messaging::bus::Bus;
+use pactum::messaging::consumer::Outcome;
 use pactum::types::{Decimal, Uuid};
+use pactum::ClientError;
 use pactum::{Context, Event, Validate};
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -147,9 +147,13 @@ async fn main() -> ExitCode {
 async fn backends(args: &Args) -> Result<(Broker, Store), String> {
     let broker = match &args.nats {
         None => Broker::Embedded(Bus::new()),
-        Some(url) => Broker::Nats(Box::new(pactum::nats::Nats::connect(url).await.map_err(
-            |e| format!("{e}\nstart NATS with JetStream (`nats-server -js`; README: Services)"),
-        )?)),
+        Some(url) => Broker::Nats(Box::new(
+            pactum::messaging::nats::Nats::connect(url)
+                .await
+                .map_err(|e| {
+                    format!("{e}\nstart NATS with JetStream (`nats-server -js`; README: Services)")
+                })?,
+        )),
     };
     let store = match &args.postgres {
         None => Store::Memory,

@@ -6,7 +6,7 @@ use crate::services::{
     cart::CartService, inventory::Inventory, orders::Orders, payments::Payments, pricing::Pricing,
     shipping::Shipping,
 };
-use pactum::server::{axum, ServerConfig};
+use pactum::rest::server::{axum, ServerConfig};
 use pactum::types::{Timestamp, Uuid};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,7 @@ pub async fn serve(router: axum::Router) -> std::io::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
-        let _ = pactum::server::serve(listener, router).await;
+        let _ = pactum::router::serve(listener, router).await;
     });
     Ok(format!("http://{addr}"))
 }
@@ -26,7 +26,7 @@ pub async fn serve_on(port: u16, router: axum::Router) -> std::io::Result<String
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
-        let _ = pactum::server::serve(listener, router).await;
+        let _ = pactum::router::serve(listener, router).await;
     });
     Ok(format!("http://127.0.0.1:{}", addr.port()))
 }

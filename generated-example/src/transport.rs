@@ -1,9 +1,9 @@
 //! Where the example's events travel: the embedded bus (the default) or NATS JetStream, behind
 //! one publishing sink and one subscription type, so the services' code is the same on both.
 
-use pactum::bus::{Bus, EventSink, Headers, PublishError, Published, StartAt};
-use pactum::consumer::Inbound;
-use pactum::nats::{Group, Nats, NatsDelivery};
+use pactum::messaging::bus::{Bus, EventSink, Headers, PublishError, Published, StartAt};
+use pactum::messaging::consumer::Inbound;
+use pactum::messaging::nats::{Group, Nats, NatsDelivery};
 use pactum::ConsumerInfo;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -82,13 +82,21 @@ impl EventSink for Sink {
         let twice = self.duplicate.lock().expect("sink lock").contains(subject);
         // Inside a PostgreSQL consumer: into its outbox (the copy as a second row under
         // another broker id), published by the relay after the commit.
-        if let Some(msg_id) = headers.get(pactum::bus::headers::MSG_ID).cloned() {
+        if let Some(msg_id) = headers
+            .get(pactum::messaging::bus::headers::MSG_ID)
+            .cloned()
+        {
             let row = |msg_id: String| {
                 let mut headers = headers.clone();
-                headers.insert(pactum::bus::headers::MSG_ID.into(), msg_id.clone());
-                pactum::outbox::Row {
+                headers.insert(
+                    pactum::messaging::bus::headers::MSG_ID.into(),
+                    msg_id.clone(),
+                );
+                pactum::store::outbox::Row {
                     subject: subject.to_string(),
-                    ordering_key: headers.get(pactum::bus::headers::SUBJECT).cloned(),
+                    ordering_key: headers
+                        .get(pactum::messaging::bus::headers::SUBJECT)
+                        .cloned(),
                     msg_id,
                     headers,
                     payload: payload.clone(),
@@ -112,7 +120,7 @@ impl EventSink for Sink {
             .await?;
         if twice && !first.duplicate {
             let mut copy = headers;
-            if let Some(id) = copy.get_mut(pactum::bus::headers::MSG_ID) {
+            if let Some(id) = copy.get_mut(pactum::messaging::bus::headers::MSG_ID) {
                 id.push_str("#redelivered");
             }
             self.send_once(subject, copy, payload).await?;
@@ -150,9 +158,9 @@ impl Source {
                 if info.delivery == pactum::Delivery::Queue {
                     bus.configure(
                         info.subject,
-                        pactum::bus::StreamSettings {
-                            retention: pactum::bus::Retention::WorkQueue,
-                            ..pactum::bus::StreamSettings::default()
+                        pactum::messaging::bus::StreamSettings {
+                            retention: pactum::messaging::bus::Retention::WorkQueue,
+                            ..pactum::messaging::bus::StreamSettings::default()
                         },
                     );
                 }
@@ -208,7 +216,7 @@ impl Source {
 /// A delivery from either broker.
 pub enum Message {
     /// From the embedded bus.
-    Embedded(pactum::bus::Delivery),
+    Embedded(pactum::messaging::bus::Delivery),
     /// From JetStream.
     Nats(Box<NatsDelivery>),
 }

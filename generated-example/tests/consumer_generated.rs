@@ -4,9 +4,9 @@
 //! (`PACTUM_TEST_POSTGRES`, default `host=127.0.0.1 port=5432 user=postgres dbname=test`).
 
 use generated_example::generated::{notifications, payments, pricing};
-use pactum::bus::{event_message, headers, Bus, BusConfig, StartAt};
-use pactum::consumer::tokio_postgres::Transaction;
-use pactum::consumer::{Outcome, PgHandler};
+use pactum::messaging::bus::{event_message, headers, Bus, BusConfig, StartAt};
+use pactum::messaging::consumer::tokio_postgres::Transaction;
+use pactum::messaging::consumer::{Outcome, PgHandler};
 use pactum::types::{Decimal, Uuid};
 use pactum::{Context, Event};
 use std::str::FromStr;
@@ -42,13 +42,13 @@ impl PgHandler<payments::v1::PaymentCaptured> for Receipts {
     }
 }
 
-fn database() -> pactum::postgres::Database {
+fn database() -> pactum::store::postgres::Database {
     let config = std::env::var("PACTUM_TEST_POSTGRES")
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
-    pactum::postgres::Database::new(&config).unwrap()
+    pactum::store::postgres::Database::new(&config).unwrap()
 }
 
-async fn postgres() -> pactum::consumer::tokio_postgres::Client {
+async fn postgres() -> pactum::messaging::consumer::tokio_postgres::Client {
     let config = std::env::var("PACTUM_TEST_POSTGRES")
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
     let (client, conn) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
@@ -197,7 +197,7 @@ async fn generated_publisher_carries_trace_not_the_request_deadline_and_dedups_r
 #[derive(Clone, Default)]
 struct Sent(std::sync::Arc<std::sync::atomic::AtomicU32>);
 
-impl pactum::consumer::MemoryHandler<payments::v1::PaymentCaptured> for Sent {
+impl pactum::messaging::consumer::MemoryHandler<payments::v1::PaymentCaptured> for Sent {
     async fn handle(
         &self,
         _ctx: &Context,
@@ -208,10 +208,10 @@ impl pactum::consumer::MemoryHandler<payments::v1::PaymentCaptured> for Sent {
     }
 }
 
-impl pactum::consumer::SqliteHandler<payments::v1::PaymentCaptured> for Sent {
+impl pactum::messaging::consumer::SqliteHandler<payments::v1::PaymentCaptured> for Sent {
     fn handle(
         &self,
-        tx: &pactum::consumer::rusqlite::Connection,
+        tx: &pactum::messaging::consumer::rusqlite::Connection,
         _ctx: &Context,
         event: payments::v1::PaymentCaptured,
     ) -> Result<(), String> {
@@ -253,7 +253,7 @@ async fn generated_memory_and_sqlite_consumers_apply_each_payment_once() {
     let sent = Sent::default();
     let mut memory =
         notifications::v1::consumers::payments_payment_captured_v1_memory(sent.clone());
-    let conn = pactum::consumer::rusqlite::Connection::open_in_memory().unwrap();
+    let conn = pactum::messaging::consumer::rusqlite::Connection::open_in_memory().unwrap();
     conn.execute_batch("CREATE TABLE receipts (payment_id TEXT NOT NULL)")
         .unwrap();
     let mut sqlite = notifications::v1::consumers::payments_payment_captured_v1_sqlite(

@@ -4,7 +4,7 @@
 
 use generated_example::generated::pricing::v1 as api;
 use generated_example::services::pricing::Pricing;
-use pactum::client::ClientError;
+use pactum::ClientError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +36,7 @@ fn serve_pricing(addr: SocketAddr) -> (Server, SocketAddr) {
             bound_tx.send(listener.local_addr().unwrap()).unwrap();
             let prices = Pricing::new("EUR", &[("BOOK-42", "12.50")]);
             tokio::select! {
-                r = pactum::server::serve(listener, api::grpc::router(Arc::new(prices))) => r.unwrap(),
+                r = pactum::router::serve(listener, api::grpc::router(Arc::new(prices))) => r.unwrap(),
                 _ = stopped => {}
             }
         });
@@ -229,7 +229,7 @@ mod grpc_only {
     async fn a_grpc_only_build_serves_and_calls() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(pactum::server::serve(
+        tokio::spawn(pactum::router::serve(
             listener,
             api::grpc::router(Arc::new(Flat)),
         ));
@@ -251,7 +251,7 @@ mod grpc_only {
         assert!(
             matches!(
                 unknown,
-                Err(pactum::client::ClientError::Declared(
+                Err(pactum::ClientError::Declared(
                     api::GetPriceError::UnknownSku(_)
                 ))
             ),

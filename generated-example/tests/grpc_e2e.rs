@@ -5,8 +5,8 @@
 
 use generated_example::generated::{cart, inventory, orders, payments, pricing};
 use generated_example::system::{self, Options, DEMO_CART};
-use pactum::client::ClientError;
 use pactum::types::Uuid;
+use pactum::ClientError;
 use pactum::Context;
 use std::collections::HashMap;
 use std::time::Duration;

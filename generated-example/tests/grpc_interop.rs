@@ -6,7 +6,7 @@
 
 use generated_example::generated::pricing;
 use generated_example::system::{self, Options};
-use pactum::client::ClientError;
+use pactum::ClientError;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

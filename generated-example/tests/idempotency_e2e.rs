@@ -5,7 +5,7 @@
 use generated_example::generated::{orders, pricing};
 use generated_example::services::orders::Orders;
 use generated_example::system::serve;
-use pactum::server::axum;
+use pactum::router::axum;
 use pactum::Context;
 use std::path::Path;
 use std::sync::atomic::Ordering;

@@ -4,9 +4,9 @@
 
 use generated_example::generated::{cart, inventory, orders, payments, pricing, shipping};
 use generated_example::system::{self, serve, Options, DEMO_CART, DEMO_SHIPMENT};
-use pactum::client::ClientError;
-use pactum::server::{axum, ServerConfig};
+use pactum::rest::server::{axum, ServerConfig};
 use pactum::types::Uuid;
+use pactum::ClientError;
 use pactum::Context;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -603,8 +603,8 @@ async fn no_call_waits_forever() {
     assert!(matches!(r, Err(ClientError::DeadlineExceeded)), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
     // AddItem has none: the client's default budget applies.
-    let http =
-        pactum::client::HttpClient::new(&url).with_default_timeout(Duration::from_millis(200));
+    let http = pactum::rest::client::HttpClient::new(&url)
+        .with_default_timeout(Duration::from_millis(200));
     let carts = cart::v1::Client::from_http(http);
     let started = std::time::Instant::now();
     let r = carts

@@ -6,8 +6,8 @@
 use generated_example::generated::{orders, pricing};
 use generated_example::services::orders::Orders;
 use generated_example::system::serve;
-use pactum::idempotency::PostgresStore;
-use pactum::server::ServerConfig;
+use pactum::router::ServerConfig;
+use pactum::store::idempotency::PostgresStore;
 use pactum::types::Uuid;
 use pactum::Context;
 use std::sync::atomic::Ordering;

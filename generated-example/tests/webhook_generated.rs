@@ -3,8 +3,8 @@
 //! `webhook-id`, retries after a 5xx, remembered rejections and unknown payload types.
 
 use generated_example::generated::shipping::v1 as shipping;
-use pactum::idempotency::MemoryStore;
-use pactum::server::axum::Router;
+use pactum::router::axum::Router;
+use pactum::store::idempotency::MemoryStore;
 use pactum::types::{Timestamp, Uuid};
 use pactum::webhook::{Envelope, Inbox, SendError, WebhookSecret, WebhookSender};
 use pactum::{Problem, RetryPolicy};
@@ -69,7 +69,7 @@ async fn serve(merchant: Merchant, secrets: Vec<WebhookSecret>) -> String {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { pactum::server::serve(listener, app).await });
+    tokio::spawn(async move { pactum::router::serve(listener, app).await });
     format!("http://{addr}/hooks/shipping")
 }
 
@@ -217,8 +217,8 @@ async fn unknown_types_and_unsigned_requests_get_problems() {
 
 #[tokio::test]
 async fn a_durable_webhook_goes_through_the_outbox_to_the_generated_receiver_once() {
-    use pactum::consumer::tokio_postgres;
-    use pactum::outbox::{Pg, Relay, RelayConfig};
+    use pactum::messaging::consumer::tokio_postgres;
+    use pactum::store::outbox::{Pg, Relay, RelayConfig};
     use pactum::webhook::durable::WebhookSink;
     let config = std::env::var("PACTUM_TEST_POSTGRES")
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
@@ -233,7 +233,9 @@ async fn a_durable_webhook_goes_through_the_outbox_to_the_generated_receiver_onc
         .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
         .await
         .unwrap();
-    pactum::outbox::create_table(&client, table).await.unwrap();
+    pactum::store::outbox::create_table(&client, table)
+        .await
+        .unwrap();
     let merchant = Merchant::default();
     merchant.fail_first.store(1, Ordering::SeqCst);
     let url = serve(merchant.clone(), vec![key(1)]).await;

@@ -1,7 +1,7 @@
 //! `#[derive(Event)]`.
 
-use heck::ToSnakeCase;
-use pactum_codegen::tense::{check_event_name, Verdict};
+use pactum_rules::subject;
+use pactum_rules::tense::{check_event_name, Verdict};
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Data, DeriveInput, Fields, LitInt, LitStr};
@@ -143,17 +143,18 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         ));
     }
     let name_str = name.to_string();
-    let snake = name_str.to_snake_case();
     let (source, type_, subject) = match &args.source {
         Some(s) => {
             let s = s.value();
-            let t = format!("{s}.{name_str}.v{version}");
-            let sub = format!("{s}.{snake}.v{version}");
+            let t = subject::event_type(&s, &name_str, version.into());
+            let sub = subject::event_subject(&s, &name_str, version.into());
             (quote!(#s), quote!(#t), quote!(#sub))
         }
         None => {
-            let t = format!(".{name_str}.v{version}");
-            let sub = format!(".{snake}.v{version}");
+            // The crate name is only known where the derive expands: build the names for
+            // an empty service and prefix `CARGO_PKG_NAME` at compile time.
+            let t = subject::event_type("", &name_str, version.into());
+            let sub = subject::event_subject("", &name_str, version.into());
             (
                 quote!(::core::env!("CARGO_PKG_NAME")),
                 quote!(::core::concat!(::core::env!("CARGO_PKG_NAME"), #t)),

@@ -43,7 +43,7 @@ pub fn deadline(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream
             "expected a duration string: `#[pactum::deadline(\"250ms\")]`",
         )
     })?;
-    let nanos = match pactum_codegen::ast::parse_duration(&lit.value()) {
+    let nanos = match pactum_rules::duration::parse(&lit.value()) {
         Ok(0) => {
             return Err(syn::Error::new(
                 lit.span(),

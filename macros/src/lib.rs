@@ -9,6 +9,7 @@ use proc_macro::TokenStream;
 
 mod event;
 mod guard;
+#[cfg(feature = "contract")]
 mod include;
 
 /// Implements `pactum::Event` for a struct whose name is a past-tense fact.
@@ -78,6 +79,7 @@ pub fn traced(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// pactum::include_contract!("contracts/orders/v1.yaml", "contracts/pricing/v1.yaml");
 /// use orders::v1::OrderPlaced;
 /// ```
+#[cfg(feature = "contract")]
 #[proc_macro]
 pub fn include_contract(input: TokenStream) -> TokenStream {
     let caller_dir = proc_macro::Span::call_site()
@@ -86,4 +88,72 @@ pub fn include_contract(input: TokenStream) -> TokenStream {
     include::expand(input.into(), caller_dir)
         .unwrap_or_else(|e| e.to_compile_error())
         .into()
+}
+
+/// `include_contract!` runs the whole generator inside the compiler, so it is behind the
+/// `contract` feature (on by default in `pactum`); without it, say so instead of a bare
+/// "cannot find macro".
+#[cfg(not(feature = "contract"))]
+#[proc_macro]
+pub fn include_contract(_input: TokenStream) -> TokenStream {
+    quote::quote! {
+        ::core::compile_error!("`pactum::include_contract!` needs pactum's `contract` feature (it compiles the generator into the build): enable it, or generate the code with `cargo pactum generate` or a build.rs `pactum_codegen::Builder`");
+    }
+    .into()
+}
+
+/// Whether `pactum` was built with `feature`; `None` for a name that is not one of its
+/// transport or store features. `pactum` forwards each of these features to this crate.
+fn feature_enabled(feature: &str) -> Option<bool> {
+    Some(match feature {
+        "rest" => cfg!(feature = "rest"),
+        "grpc" => cfg!(feature = "grpc"),
+        "nats" => cfg!(feature = "nats"),
+        "postgres" => cfg!(feature = "postgres"),
+        "sqlite" => cfg!(feature = "sqlite"),
+        "webhooks" => cfg!(feature = "webhooks"),
+        _ => return None,
+    })
+}
+
+/// Generated code: keeps the item it is on when `pactum` has the named store feature
+/// (`#[::pactum::__if_feature(postgres)]`), drops it otherwise, so a contract's consumers
+/// exist for exactly the backends the service compiled in. A `#[cfg]` in generated code
+/// would test the *user's* crate's features, not pactum's.
+#[doc(hidden)]
+#[proc_macro_attribute]
+pub fn __if_feature(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let name = attr.to_string();
+    match feature_enabled(name.trim()) {
+        Some(true) => item,
+        Some(false) => TokenStream::new(),
+        None => unknown_feature(&name),
+    }
+}
+
+/// Generated code: `::pactum::__requires_feature!(rest);` at the start of a transport's
+/// section stops the build with a message naming the feature to enable, instead of a page
+/// of unresolved paths, when `pactum` was built without it.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __requires_feature(input: TokenStream) -> TokenStream {
+    let name = input.to_string();
+    let name = name.trim();
+    match feature_enabled(name) {
+        Some(true) => TokenStream::new(),
+        Some(false) => {
+            let message = format!(
+                "this generated code includes pactum's `{name}` part: enable the `{name}` feature of `pactum` \
+                 (`pactum = {{ version = \"…\", features = [\"{name}\"] }}`), or generate without it"
+            );
+            quote::quote!(::core::compile_error!(#message);).into()
+        }
+        None => unknown_feature(name),
+    }
+}
+
+fn unknown_feature(name: &str) -> TokenStream {
+    let message =
+        format!("`{name}` is not a pactum feature (rest, grpc, nats, postgres, sqlite, webhooks)");
+    quote::quote!(::core::compile_error!(#message);).into()
 }

@@ -15,9 +15,9 @@
 //! `cargo bench -p pactum --bench outbox`
 
 use futures_util::StreamExt;
-use pactum::nats::Nats;
-use pactum::outbox::{self, Pg, Relay, RelayConfig};
-use pactum::postgres::Database;
+use pactum::messaging::nats::Nats;
+use pactum::store::outbox::{self, Pg, Relay, RelayConfig};
+use pactum::store::postgres::Database;
 use pactum::{Context, Delivery as Mode, Event};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 //! `#[pactum::deadline]` and `#[pactum::traced]` functions — reads [`Context::current`], so the
 //! remaining budget and the trace reach the next hop without anyone copying headers.
 
-use crate::idempotency::Claim;
+use crate::store::idempotency::Claim;
 use crate::wire;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};

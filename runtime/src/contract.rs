@@ -147,6 +147,6 @@ pub struct ConsumerInfo {
     pub retry: Option<RetryPolicy>,
     /// Failures go to a dead-letter subject.
     pub dead_letter: bool,
-    /// How long one delivery may take to handle (`None`: [`crate::consumer::DEFAULT_BUDGET`]).
+    /// How long one delivery may take to handle (`None`: [`crate::messaging::consumer::DEFAULT_BUDGET`]).
     pub budget: Option<std::time::Duration>,
 }

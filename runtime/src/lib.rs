@@ -1,50 +1,66 @@
 //! Pactum's runtime: what code generated from contracts links against.
 //!
-//! - [`Event`], [`Webhook`] and [`DeclaredError`]: the traits generated types implement.
-//! - [`Validate`]: constraint checks generated from the contract, reported as [`Violation`]s
-//!   with JSON-pointer paths.
-//! - [`Context`]: deadline, W3C trace context, idempotency key and request id of the current
-//!   request, carried in a task-local scope so calls made inside a handler pick it up.
-//! - [`wire`]: header encodings (`grpc-timeout` budgets, structured-field idempotency keys,
-//!   `Retry-After`); [`retry`]: backoff with full jitter, bounded by the deadline.
-//! - [`types`]: the Rust types behind contract primitives that serde has no fitting encoding for
-//!   (`bytes` as base64, `duration` as `"1.5s"`).
-//! - [`bus`]: the embedded message bus (streams, dedup on publish, consumer groups, acks and
-//!   redelivery) and [`bus::publish_event`] with CloudEvents headers.
-//! - [`consumer`]: the idempotent consumer runner, recording processed events in the
-//!   handler's PostgreSQL transaction, with retries and a dead-letter subject.
-//! - [`outbox`]: the transactional outbox (events written in the handler's transaction) and
-//!   the relay that publishes them; [`postgres`]: reconnecting PostgreSQL connections.
-//! - [`webhook`]: Standard Webhooks signing and verification (`webhook-id`,
-//!   `webhook-timestamp`, `webhook-signature`), with a replay window.
-//! - [`OperationInfo`] / [`ConsumerInfo`]: the contract's guardrails (deadline, safety,
-//!   idempotency, retry, delivery) as constants, for transports to act on.
+//! Laid out by concern, with no module reaching into another transport's:
+//!
+//! - **Shared guardrails**, used by every transport: [`Context`] (deadline, W3C trace
+//!   context, idempotency key and request id of the current request, in a task-local scope
+//!   so calls made inside a handler pick it up), [`retry`] (backoff with full jitter, bounded
+//!   by the deadline), [`wire`] (header encodings: `grpc-timeout` budgets, structured-field
+//!   idempotency keys, `Retry-After`), [`types`] (`bytes` as base64, `duration` as `"1.5s"`),
+//!   [`Validate`] (constraint checks reported as [`Violation`]s with JSON-pointer paths), the
+//!   traits generated types implement ([`Event`], [`Webhook`], [`DeclaredError`]), the
+//!   contract's facts as constants ([`OperationInfo`], [`ConsumerInfo`]), the `Service`
+//!   trait's vocabulary ([`BoxStream`], [`StreamError`], [`NoInput`], [`HandlerError`]) and
+//!   a call's failure ([`ClientError`]).
+//! - **`rest`** (feature `rest`): the axum server side and the reqwest client.
+//! - **`grpc`** (feature `grpc`): tonic/prost codecs, routers and the HTTP/2 client.
+//! - **`router`** (`rest` or `grpc`): how generated routers are served, and the settings
+//!   they share.
+//! - **[`messaging`]**: the embedded bus, NATS JetStream (feature `nats`), the
+//!   [`messaging::bus::EventSink`] publishers write to and the idempotent consumers.
+//! - **[`store`]**: idempotency key stores, the transactional outbox and its relay, and
+//!   reconnecting PostgreSQL connections; memory always, PostgreSQL with `postgres`, SQLite
+//!   with `sqlite`.
+//! - **`webhook`** (feature `webhooks`): Standard Webhooks signing and verification, the
+//!   typed sender, the receiver and durable delivery.
+//!
+//! The macros are re-exported; `include_contract!` needs the `contract` feature, which
+//! compiles the generator into the build (`#[deadline]`, `#[traced]` and
+//! `#[derive(Event)]` do not). Generated code compiles with only the features its contract
+//! uses: a section for a transport whose feature is off stops with a `compile_error!`
+//! naming the feature, and consumers and outbox writers exist for each store backend that
+//! is on.
 //!
 //! Generated code reaches its dependencies only through `::pactum::__private`, so a user's
 //! own imports never clash with it and the generated crate needs no direct serde dependency.
 
-pub mod bus;
-pub mod client;
-pub mod consumer;
+pub mod call;
 mod context;
 mod contract;
 mod deadline;
 mod event;
-pub mod grpc;
 mod handler;
-pub mod idempotency;
-pub mod nats;
-pub mod outbox;
-pub mod postgres;
 mod problem;
 pub mod retry;
-pub mod server;
+mod service;
 mod trace;
 pub mod types;
 mod validate;
-pub mod webhook;
 pub mod wire;
 
+// Transports and stores, each behind its cargo feature (all on by default).
+#[cfg(feature = "grpc")]
+pub mod grpc;
+pub mod messaging;
+#[cfg(feature = "rest")]
+pub mod rest;
+#[cfg(any(feature = "rest", feature = "grpc"))]
+pub mod router;
+pub mod store;
+#[cfg(feature = "webhooks")]
+pub mod webhook;
+
+pub use call::ClientError;
 pub use context::{derive_key, random_id, Context, Headers, HeadersMut, Transport};
 pub use contract::{
     ConsumerInfo, ErrorStatus, Idempotency, OperationInfo, RetryPolicy, Route, Streaming,
@@ -54,6 +70,7 @@ pub use event::{DeclaredError, Delivery, Event, EventDeadline, Webhook};
 pub use handler::HandlerError;
 pub use pactum_macros::*;
 pub use problem::{declared_problem, OperationError, Problem, PROBLEM_JSON};
+pub use service::{BoxStream, NoInput, StreamError};
 pub use trace::ErrorKind;
 pub use validate::{FieldPath, Validate, ValidationError, Violation};
 
@@ -71,6 +88,7 @@ pub mod __private {
     pub use serde;
     pub use serde_json;
     pub use std::sync::LazyLock;
+    #[cfg(feature = "grpc")]
     pub use tokio_stream;
     pub use tracing;
     pub use tracing::Instrument;

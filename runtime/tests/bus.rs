@@ -3,7 +3,7 @@
 //! whatever a crashed worker did not acknowledge.
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-use pactum::bus::{headers, publish_event, Bus, BusConfig, Headers, StartAt};
+use pactum::messaging::bus::{headers, publish_event, Bus, BusConfig, Headers, StartAt};
 use pactum::{Context, Delivery as Mode, Event};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -210,7 +210,7 @@ async fn events_carry_cloudevents_and_trace_headers_and_a_deadline_only_when_dec
     assert_eq!(back, event);
 
     // `deadline: inherit` carries what is left of the request; `deadline: 10m` a fixed life.
-    let deadline_of = |h: &pactum::bus::Headers| -> u128 {
+    let deadline_of = |h: &pactum::messaging::bus::Headers| -> u128 {
         let at: u128 = h[headers::DEADLINE].parse().unwrap();
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -218,9 +218,11 @@ async fn events_carry_cloudevents_and_trace_headers_and_a_deadline_only_when_dec
             .as_millis();
         at - now
     };
-    let (h, _) = pactum::bus::event_message(&ctx, "evt-2", &Inherited(event.clone())).unwrap();
+    let (h, _) =
+        pactum::messaging::bus::event_message(&ctx, "evt-2", &Inherited(event.clone())).unwrap();
     assert!((55_000..=60_000).contains(&deadline_of(&h)));
-    let (h, _) = pactum::bus::event_message(&ctx, "evt-3", &Expiring(event.clone())).unwrap();
+    let (h, _) =
+        pactum::messaging::bus::event_message(&ctx, "evt-3", &Expiring(event.clone())).unwrap();
     assert!((595_000..=600_000).contains(&deadline_of(&h)));
 }
 
@@ -258,7 +260,7 @@ impl Event for Expiring {
 
 #[tokio::test]
 async fn a_work_queue_deletes_what_was_acknowledged() {
-    use pactum::bus::{Retention, StreamSettings};
+    use pactum::messaging::bus::{Retention, StreamSettings};
     let bus = Bus::new();
     bus.configure(
         "jobs",
@@ -286,7 +288,7 @@ async fn a_work_queue_deletes_what_was_acknowledged() {
 
 #[tokio::test]
 async fn limits_drop_the_oldest_messages_and_groups_skip_them() {
-    use pactum::bus::StreamSettings;
+    use pactum::messaging::bus::StreamSettings;
     let bus = Bus::new();
     bus.configure(
         "events",
@@ -315,7 +317,7 @@ async fn limits_drop_the_oldest_messages_and_groups_skip_them() {
 
 #[tokio::test]
 async fn messages_older_than_the_max_age_go() {
-    use pactum::bus::StreamSettings;
+    use pactum::messaging::bus::StreamSettings;
     let bus = Bus::new();
     bus.configure(
         "ticks",

@@ -2,8 +2,8 @@
 //! skipped, failures are retried then dead-lettered with the reason, nothing is recorded
 //! before the handler succeeds, and ids are forgotten after the retention.
 
-use pactum::bus::{event_message, headers, Bus, BusConfig, StartAt};
-use pactum::consumer::{MemoryConsumer, MemoryHandler, Outcome, REASON_HEADER};
+use pactum::messaging::bus::{event_message, headers, Bus, BusConfig, StartAt};
+use pactum::messaging::consumer::{MemoryConsumer, MemoryHandler, Outcome, REASON_HEADER};
 use pactum::{Context, Delivery as Mode, Event, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -163,7 +163,7 @@ async fn the_handler_runs_in_the_publishers_trace() {
     let event = ParcelDelivered {
         parcel: "p9".into(),
     };
-    pactum::bus::publish_event(&bus, &ctx, "evt-9", &event).unwrap();
+    pactum::messaging::bus::publish_event(&bus, &ctx, "evt-9", &event).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut consumer = MemoryConsumer::new(POLICY, Tracer(seen.clone()));
     let d = bus.next(ParcelDelivered::SUBJECT, "log").await;

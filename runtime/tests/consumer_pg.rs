@@ -4,9 +4,9 @@
 //! batch that fails at commit.
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-use pactum::bus::{headers, publish_event, Bus, BusConfig, Headers, StartAt};
-use pactum::consumer::{Outcome, PgConsumer, PgHandler, REASON_HEADER};
-use pactum::postgres::Database;
+use pactum::messaging::bus::{headers, publish_event, Bus, BusConfig, Headers, StartAt};
+use pactum::messaging::consumer::{Outcome, PgConsumer, PgHandler, REASON_HEADER};
+use pactum::store::postgres::Database;
 use pactum::{Context, Delivery as Mode, Event, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -151,7 +151,7 @@ impl Setup {
             .map(|row| row.get(0))
     }
 
-    async fn next(&self) -> pactum::bus::Delivery {
+    async fn next(&self) -> pactum::messaging::bus::Delivery {
         tokio::time::timeout(
             Duration::from_secs(5),
             self.bus.next(PaymentCaptured::SUBJECT, "ledger"),
@@ -446,7 +446,7 @@ async fn probe(
         "probe",
         RetryPolicy {
             attempts: 3,
-            ..pactum::consumer::DEFAULT_POLICY
+            ..pactum::messaging::consumer::DEFAULT_POLICY
         },
         Probe(seen.clone(), nap),
     )
@@ -590,7 +590,7 @@ async fn behind(
     };
     let policy = RetryPolicy {
         attempts: 1,
-        ..pactum::consumer::DEFAULT_POLICY
+        ..pactum::messaging::consumer::DEFAULT_POLICY
     };
     PgConsumer::new(
         &Database::new(&proxy.config()).unwrap(),
@@ -720,7 +720,7 @@ async fn records_past_the_retention_are_pruned_by_the_consumer_itself() {
         &database(),
         "processed_auto_prune",
         "ledger",
-        pactum::consumer::DEFAULT_POLICY,
+        pactum::messaging::consumer::DEFAULT_POLICY,
         Ledger {
             table: s.ledger.clone(),
             fail_first: Mutex::new(0),

@@ -2,8 +2,8 @@
 //! that dies between commit and ack (a new consumer opens the same file), and failures that
 //! roll back.
 
-use pactum::bus::{event_message, headers, Bus, BusConfig, StartAt};
-use pactum::consumer::{Outcome, SqliteConsumer, SqliteHandler};
+use pactum::messaging::bus::{event_message, headers, Bus, BusConfig, StartAt};
+use pactum::messaging::consumer::{Outcome, SqliteConsumer, SqliteHandler};
 use pactum::{Context, Delivery as Mode, Event, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
@@ -206,7 +206,7 @@ async fn a_batch_that_fails_at_commit_retries_its_events_one_by_one() {
     .unwrap();
     let policy = RetryPolicy {
         attempts: 3,
-        ..pactum::consumer::DEFAULT_POLICY
+        ..pactum::messaging::consumer::DEFAULT_POLICY
     };
     let handler = Counter {
         fail_first: Cell::new(0),

@@ -1,7 +1,7 @@
 //! Every idempotency store behaves the same: memory, SQLite, and the real PostgreSQL
 //! (`PACTUM_TEST_POSTGRES`, default `host=127.0.0.1 port=5432 user=postgres dbname=test`).
 
-use pactum::idempotency::{
+use pactum::store::idempotency::{
     admit, Admission, Begin, Claim, Held, IdempotencyStore, MemoryStore, PostgresStore, Released,
     SqliteStore, StoredReply, Token,
 };

@@ -2,9 +2,9 @@
 //! `nats://127.0.0.1:4222`, JetStream enabled) and, for the consumer, the real PostgreSQL.
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-use pactum::bus::{headers, EventSink, Headers, StartAt};
-use pactum::consumer::{Inbound, Outcome, PgConsumer, PgHandler, REASON_HEADER};
-use pactum::nats::{Group, Nats};
+use pactum::messaging::bus::{headers, EventSink, Headers, StartAt};
+use pactum::messaging::consumer::{Inbound, Outcome, PgConsumer, PgHandler, REASON_HEADER};
+use pactum::messaging::nats::{Group, Nats};
 use pactum::{Context, Delivery as Mode, Event, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -39,7 +39,7 @@ fn msg(id: &str) -> Headers {
     Headers::from([(headers::MSG_ID.to_string(), id.to_string())])
 }
 
-async fn next(group: &mut Group) -> pactum::nats::NatsDelivery {
+async fn next(group: &mut Group) -> pactum::messaging::nats::NatsDelivery {
     tokio::time::timeout(WAIT, group.next())
         .await
         .expect("a delivery in time")
@@ -209,10 +209,10 @@ impl PgHandler<StockReserved> for Reservations {
     }
 }
 
-fn database() -> pactum::postgres::Database {
+fn database() -> pactum::store::postgres::Database {
     let config = std::env::var("PACTUM_TEST_POSTGRES")
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
-    pactum::postgres::Database::new(&config).unwrap()
+    pactum::store::postgres::Database::new(&config).unwrap()
 }
 
 async fn postgres() -> tokio_postgres::Client {
@@ -302,7 +302,7 @@ async fn idempotent_consumer_on_jetstream_and_postgres() {
             .duplicate
     );
     // The broker delivers the same event two more times (as separate messages).
-    let (h, body) = pactum::bus::event_message(&ctx, "res-1", &event).unwrap();
+    let (h, body) = pactum::messaging::bus::event_message(&ctx, "res-1", &event).unwrap();
     for copy in 0..2 {
         let mut h = h.clone();
         h.insert(headers::MSG_ID.into(), format!("copy-{copy}"));
@@ -398,7 +398,8 @@ async fn three_consumer_groups_each_apply_every_event_once() {
             quantity: 1,
         };
         let (h, body) =
-            pactum::bus::event_message(&Context::new(), &format!("ev-{i}"), &event).unwrap();
+            pactum::messaging::bus::event_message(&Context::new(), &format!("ev-{i}"), &event)
+                .unwrap();
         for copy in 0..2 {
             let mut h = h.clone();
             h.insert(headers::MSG_ID.into(), format!("ev-{i}-{copy}"));
@@ -681,7 +682,7 @@ async fn streams_are_created_with_limits() {
     let js = async_nats::jetstream::new(async_nats::connect(&server.url()).await.unwrap());
     let mut s = js.get_stream("LIMITED").await.unwrap();
     let config = s.info().await.unwrap().config.clone();
-    let defaults = pactum::nats::StreamLimits::default();
+    let defaults = pactum::messaging::nats::StreamLimits::default();
     assert_eq!(config.max_age, defaults.max_age);
     assert_eq!(config.max_bytes, 1 << 30);
     assert_eq!(config.max_messages, 10_000_000);

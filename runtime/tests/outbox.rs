@@ -3,8 +3,8 @@
 //! committed, relays share one table, a relay stopped between publish and mark re-publishes
 //! under the same id, rows the broker refuses are parked, and a key's events keep their order.
 
-use pactum::bus::{headers, Bus, StartAt};
-use pactum::outbox::{self, Pg, Relay, RelayConfig, Sqlite};
+use pactum::messaging::bus::{headers, Bus, StartAt};
+use pactum::store::outbox::{self, Pg, Relay, RelayConfig, Sqlite};
 use pactum::{Context, Delivery as Mode, Event};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering;
@@ -82,7 +82,7 @@ fn placed(order: &str, n: u32) -> OrderPlaced {
 }
 
 /// Steps `relay` until a step claims nothing (bounded).
-async fn drain<S: pactum::bus::EventSink>(
+async fn drain<S: pactum::messaging::bus::EventSink>(
     relay: &Relay<S>,
     client: &mut tokio_postgres::Client,
     table: &str,
@@ -154,13 +154,13 @@ async fn a_retried_keyed_handler_writes_its_event_once() {
 /// The bus, slowed by a random pause before each publish.
 struct Jittery(Bus);
 
-impl pactum::bus::EventSink for Jittery {
+impl pactum::messaging::bus::EventSink for Jittery {
     async fn send(
         &self,
         subject: &str,
-        headers: pactum::bus::Headers,
+        headers: pactum::messaging::bus::Headers,
         payload: Vec<u8>,
-    ) -> Result<pactum::bus::Published, pactum::bus::PublishError> {
+    ) -> Result<pactum::messaging::bus::Published, pactum::messaging::bus::PublishError> {
         tokio::time::sleep(Duration::from_micros(fastrand::u64(0..3000))).await;
         self.0.send(subject, headers, payload).await
     }
@@ -345,7 +345,7 @@ async fn a_relay_stopped_between_publish_and_mark_republishes_under_the_same_id(
 #[tokio::test]
 async fn rows_the_broker_refuses_are_parked_with_a_reason_and_the_rest_flow() {
     let url = std::env::var("PACTUM_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let nats = pactum::nats::Nats::connect(&url).await.unwrap_or_else(|e| {
+    let nats = pactum::messaging::nats::Nats::connect(&url).await.unwrap_or_else(|e| {
         panic!("NATS with JetStream is required for this test and is unreachable: {e}\nstart it (README: Services) or set PACTUM_TEST_NATS")
     });
     let (mut client, table) = table("park").await;
@@ -412,7 +412,7 @@ async fn the_sqlite_outbox_publishes_only_what_committed() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("outbox.db");
     let _ = std::fs::remove_file(&path);
-    let mut conn = pactum::consumer::rusqlite::Connection::open(&path).unwrap();
+    let mut conn = pactum::messaging::consumer::rusqlite::Connection::open(&path).unwrap();
     outbox::create_sqlite_table(&conn, outbox::DEFAULT_TABLE).unwrap();
     {
         let tx = conn.transaction().unwrap();

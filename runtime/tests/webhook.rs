@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use pactum::idempotency::{IdempotencyStore, MemoryStore, PostgresStore, SqliteStore};
+use pactum::store::idempotency::{IdempotencyStore, MemoryStore, PostgresStore, SqliteStore};
 use pactum::webhook::{SendError, SignedWebhook, WebhookSecret, WebhookSender, DEDUP_RETENTION};
 use pactum::{Problem, RetryPolicy, Webhook};
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 //! schedule that survives a relay restart, endpoints disabled after sustained failure or a
 //! 410, and the receiver's dedup record in its own transaction.
 
-use pactum::outbox::{self, Pg, Relay, RelayConfig};
+use pactum::store::outbox::{self, Pg, Relay, RelayConfig};
 use pactum::webhook::durable::{self, WebhookSink};
 use pactum::webhook::{SignedDelivery, WebhookSecret, WebhookSender};
 use pactum::Webhook;
@@ -290,13 +290,13 @@ async fn an_endpoint_failing_for_too_long_is_disabled() {
 /// One sink shared by the test and the relay.
 struct SharedSink(Arc<WebhookSink>);
 
-impl pactum::bus::EventSink for SharedSink {
+impl pactum::messaging::bus::EventSink for SharedSink {
     async fn send(
         &self,
         subject: &str,
-        headers: pactum::bus::Headers,
+        headers: pactum::messaging::bus::Headers,
         payload: Vec<u8>,
-    ) -> Result<pactum::bus::Published, pactum::bus::PublishError> {
+    ) -> Result<pactum::messaging::bus::Published, pactum::messaging::bus::PublishError> {
         self.0.send(subject, headers, payload).await
     }
 }
@@ -349,7 +349,7 @@ async fn the_receivers_dedup_record_commits_with_its_effect() {
         .get(0);
     assert_eq!(effects, 1);
     // SQLite: the same in one connection's transaction.
-    let mut conn = pactum::consumer::rusqlite::Connection::open_in_memory().unwrap();
+    let mut conn = pactum::messaging::consumer::rusqlite::Connection::open_in_memory().unwrap();
     let tx = conn.transaction().unwrap();
     assert!(durable::record_in_sqlite(&tx, "receipts", "msg_y").unwrap());
     drop(tx); // rolled back

@@ -388,7 +388,7 @@ fn bench_rps() {
     spawn_runtime(move || async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         tx.send(listener.local_addr().unwrap()).unwrap();
-        pactum::server::serve(listener, api::grpc::router(p))
+        pactum::router::serve(listener, api::grpc::router(p))
             .await
             .unwrap();
     });

@@ -1,7 +1,7 @@
 //! AsyncAPI 3.0, one document per contract major version that publishes, consumes or sends
 //! webhooks.
 //!
-//! The document describes what the runtime puts on the wire (see `pactum::bus::event_message`
+//! The document describes what the runtime puts on the wire (see `pactum::messaging::bus::event_message`
 //! and `pactum::webhook`): one channel per broker subject, CloudEvents attributes as message
 //! headers with the payload as JSON, a `.dlq` channel where a consumer dead-letters, and one
 //! channel per webhook whose address is the subscriber's URL (unknown here, so `null`).
@@ -80,12 +80,12 @@ fn retry_value(r: &Retry) -> Value {
     })
 }
 
-/// The headers `pactum::bus::event_message` writes, as a JSON Schema object.
+/// The headers `pactum::messaging::bus::event_message` writes, as a JSON Schema object.
 fn event_headers(owner: &ContractId, e: &EventDef, dead_letter: bool) -> Value {
     let mut props = json!({
         "ce-id": {"type": "string", "description": "CloudEvents id, chosen by the publisher. With ce-source, the consumer's dedup key."},
         "ce-source": {"type": "string", "const": owner.service},
-        "ce-type": {"type": "string", "const": format!("{}.{}.v{}", owner.service, e.name, e.version)},
+        "ce-type": {"type": "string", "const": pactum_rules::subject::event_type(&owner.service, &e.name, e.version.into())},
         "ce-specversion": {"type": "string", "const": "1.0"},
         "ce-time": {"type": "string", "format": "date-time"},
         "content-type": {"type": "string", "const": "application/json"},

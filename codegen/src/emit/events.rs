@@ -20,7 +20,7 @@ pub(crate) fn event(ctx: &Ctx<'_>, e: &EventDef) -> TokenStream {
     let body = struct_def(ctx, &name, quote!(#doc #dep), &e.fields);
     let (event_name, version, source, subject) =
         (&e.name, e.version, &ctx.contract.id.service, &e.subject);
-    let cloud_type = format!("{source}.{}.v{version}", e.name);
+    let cloud_type = pactum_rules::subject::event_type(source, &e.name, version.into());
     let mode = delivery(e.delivery);
     let key = match &e.key {
         Some(k) => {
@@ -120,8 +120,8 @@ pub(crate) fn publisher(ctx: &Ctx<'_>) -> TokenStream {
                 &self,
                 id: &str,
                 event: &super::#name,
-            ) -> ::std::result::Result<::pactum::bus::Published, ::pactum::bus::PublishError> {
-                ::pactum::bus::publish(&self.sink, id, event).await
+            ) -> ::std::result::Result<::pactum::messaging::bus::Published, ::pactum::messaging::bus::PublishError> {
+                ::pactum::messaging::bus::publish(&self.sink, id, event).await
             }
         }
     });
@@ -140,15 +140,15 @@ pub(crate) fn publisher(ctx: &Ctx<'_>) -> TokenStream {
             " Writes [`{}`](super::{}) into the outbox under CloudEvents id `id`.",
             e.name, e.name
         );
-        let cloud_type = format!("{service}.{}.v{}", e.name, e.version);
+        let cloud_type = pactum_rules::subject::event_type(service, &e.name, e.version.into());
         quote! {
             #[doc = #doc]
             pub async fn #method(
                 &self,
                 event: &super::#name,
-            ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
                 let id = ::pactum::Context::current().event_id(#cloud_type);
-                ::pactum::outbox::write(&self.writer, &id, event).await
+                ::pactum::store::outbox::write(&self.writer, &id, event).await
             }
 
             #[doc = #doc_id]
@@ -156,15 +156,15 @@ pub(crate) fn publisher(ctx: &Ctx<'_>) -> TokenStream {
                 &self,
                 id: &str,
                 event: &super::#name,
-            ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
-                ::pactum::outbox::write(&self.writer, id, event).await
+            ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
+                ::pactum::store::outbox::write(&self.writer, id, event).await
             }
         }
     });
     let doc = format!(" Publishes the events `{service}` emits.");
     let doc_tx = format!(
         " Writes the events `{service}` emits into a transactional outbox, in the handler's \
-         own transaction (`pactum::outbox::Pg::new(&tx)`); `pactum::outbox::Relay` publishes \
+         own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes \
          them once committed."
     );
     quote! {
@@ -177,14 +177,14 @@ pub(crate) fn publisher(ctx: &Ctx<'_>) -> TokenStream {
             }
 
             #[allow(deprecated)]
-            impl<S: ::pactum::bus::EventSink> Publisher<S> {
-                /// A publisher over `sink`: a `pactum::bus::Bus` or a `pactum::nats::Nats`.
+            impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
+                /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
                 pub fn new(sink: S) -> Self {
                     Self { sink }
                 }
 
                 /// The same events, written into the outbox through `writer` instead.
-                pub fn in_tx<W: ::pactum::outbox::Writer>(&self, writer: W) -> InTx<W> {
+                pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
                     InTx::new(writer)
                 }
 
@@ -197,7 +197,7 @@ pub(crate) fn publisher(ctx: &Ctx<'_>) -> TokenStream {
             }
 
             #[allow(deprecated)]
-            impl<W: ::pactum::outbox::Writer> InTx<W> {
+            impl<W: ::pactum::store::outbox::Writer> InTx<W> {
                 /// Writes through `writer`.
                 pub fn new(writer: W) -> Self {
                     Self { writer }
@@ -244,58 +244,60 @@ pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
         );
         let start_doc = format!(
             " Builds the idempotent consumer for {what} on PostgreSQL: implement \
-             `pactum::consumer::PgHandler` for the event, and each delivery runs your handler \
+             `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler \
              once, recorded in `table` within the handler's transaction, with the retry policy, \
              budget and dead-lettering of [`{konst}`]. The consumer reconnects to `database` \
              by itself."
         );
         let sqlite_doc = format!(
             " Builds the idempotent consumer for {what} on an SQLite connection (the embedded \
-             default): implement `pactum::consumer::SqliteHandler`; the record shares the \
+             default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the \
              handler's SQLite transaction. Policy from [`{konst}`]."
         );
         let memory_doc = format!(
             " Builds the idempotent consumer for {what} with its record in memory (tests, \
-             single-process effects): implement `pactum::consumer::MemoryHandler`; an event is \
+             single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is \
              recorded only after the handler succeeds. Policy from [`{konst}`]."
         );
         quote! {
             #[doc = #start_doc]
+            #[::pactum::__if_feature(postgres)]
             pub async fn #start<H>(
-                database: &::pactum::postgres::Database,
+                database: &::pactum::store::postgres::Database,
                 table: &str,
                 handler: H,
             ) -> ::std::result::Result<
-                ::pactum::consumer::PgConsumer<super::#event, H>,
-                ::pactum::idempotency::StoreError,
+                ::pactum::messaging::consumer::PgConsumer<super::#event, H>,
+                ::pactum::store::idempotency::StoreError,
             >
             where
-                H: ::pactum::consumer::PgHandler<super::#event>,
+                H: ::pactum::messaging::consumer::PgHandler<super::#event>,
             {
-                ::pactum::consumer::PgConsumer::for_contract(database, table, &#konst, handler).await
+                ::pactum::messaging::consumer::PgConsumer::for_contract(database, table, &#konst, handler).await
             }
 
             #[doc = #sqlite_doc]
+            #[::pactum::__if_feature(sqlite)]
             pub fn #sqlite<H>(
-                conn: ::pactum::consumer::rusqlite::Connection,
+                conn: ::pactum::messaging::consumer::rusqlite::Connection,
                 table: &str,
                 handler: H,
             ) -> ::std::result::Result<
-                ::pactum::consumer::SqliteConsumer<super::#event, H>,
-                ::pactum::idempotency::StoreError,
+                ::pactum::messaging::consumer::SqliteConsumer<super::#event, H>,
+                ::pactum::store::idempotency::StoreError,
             >
             where
-                H: ::pactum::consumer::SqliteHandler<super::#event>,
+                H: ::pactum::messaging::consumer::SqliteHandler<super::#event>,
             {
-                ::pactum::consumer::SqliteConsumer::for_contract(conn, table, &#konst, handler)
+                ::pactum::messaging::consumer::SqliteConsumer::for_contract(conn, table, &#konst, handler)
             }
 
             #[doc = #memory_doc]
-            pub fn #memory<H>(handler: H) -> ::pactum::consumer::MemoryConsumer<super::#event, H>
+            pub fn #memory<H>(handler: H) -> ::pactum::messaging::consumer::MemoryConsumer<super::#event, H>
             where
-                H: ::pactum::consumer::MemoryHandler<super::#event>,
+                H: ::pactum::messaging::consumer::MemoryHandler<super::#event>,
             {
-                ::pactum::consumer::MemoryConsumer::for_contract(&#konst, handler)
+                ::pactum::messaging::consumer::MemoryConsumer::for_contract(&#konst, handler)
             }
 
             #[doc = #summary]

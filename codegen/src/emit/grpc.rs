@@ -10,7 +10,7 @@
 //! - `grpc::Client`: typed calls returning the operation's `ClientError<E>`.
 //!
 //! Streaming operations (server, client, bidirectional) are served and called with
-//! `pactum::grpc::BoxStream`s of domain values.
+//! `pactum::BoxStream`s of domain values.
 
 use super::Ctx;
 use crate::ast::Primitive;
@@ -138,6 +138,8 @@ pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
         // generated code does the same).
         #[allow(clippy::all)]
         pub mod grpc {
+            ::pactum::__requires_feature!(grpc);
+
             /// Protobuf messages of the types the gRPC operations use.
             #[allow(missing_docs, clippy::all)]
             pub mod pb {
@@ -150,18 +152,18 @@ pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
 
             /// An axum router serving every gRPC operation through the contract's
             /// `Service` implementation, with default settings. Serve it over HTTP/2
-            /// (`pactum::server::serve` does).
-            pub fn router<S: super::Service>(service: ::std::sync::Arc<S>) -> ::pactum::server::axum::Router {
-                router_with(service, ::pactum::server::ServerConfig::default())
+            /// (`pactum::router::serve` does).
+            pub fn router<S: super::Service>(service: ::std::sync::Arc<S>) -> ::pactum::router::axum::Router {
+                router_with(service, ::pactum::router::ServerConfig::default())
             }
 
             /// [`router`] with explicit settings: the idempotency store, leases and body
             /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
             /// one store whichever transport a call takes.
-            pub fn router_with<S: super::Service>(service: ::std::sync::Arc<S>, config: ::pactum::server::ServerConfig) -> ::pactum::server::axum::Router {
+            pub fn router_with<S: super::Service>(service: ::std::sync::Arc<S>, config: ::pactum::router::ServerConfig) -> ::pactum::router::axum::Router {
                 let config = ::std::sync::Arc::new(config);
                 let _ = (&service, &config);
-                ::pactum::server::axum::Router::new()
+                ::pactum::router::axum::Router::new()
                     #(#routes)*
             }
 
@@ -721,7 +723,7 @@ impl Gen<'_, '_> {
                 )
             }
             None => (
-                quote!(|_: ()| ::core::result::Result::Ok(::pactum::server::NoInput)),
+                quote!(|_: ()| ::core::result::Result::Ok(::pactum::NoInput)),
                 quote!(()),
             ),
         };
@@ -758,10 +760,10 @@ impl Gen<'_, '_> {
             Streaming::Bidi => quote!(bidi_streaming),
         };
         quote! {
-            .route(#path, ::pactum::server::axum::routing::post({
+            .route(#path, ::pactum::router::axum::routing::post({
                 let s = ::std::sync::Arc::clone(&service);
                 let config = ::std::sync::Arc::clone(&config);
-                move |request: ::pactum::server::axum::extract::Request| {
+                move |request: ::pactum::router::axum::extract::Request| {
                     let s = ::std::sync::Arc::clone(&s);
                     let config = ::std::sync::Arc::clone(&config);
                     async move {
@@ -794,17 +796,17 @@ impl Gen<'_, '_> {
         };
         let in_ty = match &op.input {
             Some(i) => self.domain_path(i),
-            None => quote!(::pactum::server::NoInput),
+            None => quote!(::pactum::NoInput),
         };
         let to_pb = match &op.input {
             Some(i) => {
                 let f = self.fn_name(&self.pb_name(i), "to_pb");
                 quote!(#f)
             }
-            None => quote!(|_: ::pactum::server::NoInput| ()),
+            None => quote!(|_: ::pactum::NoInput| ()),
         };
         let doc = format!(" Calls `{}` over gRPC.", op.name);
-        let ce = quote!(::pactum::client::ClientError<super::#error>);
+        let ce = quote!(::pactum::ClientError<super::#error>);
         match op.streaming {
             Streaming::None => {
                 let param = op.input.as_ref().map(|_| quote!(, input: &#in_ty));
@@ -821,7 +823,7 @@ impl Gen<'_, '_> {
                 let param = op.input.as_ref().map(|_| quote!(, input: &#in_ty));
                 quote! {
                     #[doc = #doc]
-                    pub async fn #method(&self #param) -> ::core::result::Result<::pactum::grpc::BoxStream<::core::result::Result<#out, #ce>>, #ce> {
+                    pub async fn #method(&self #param) -> ::core::result::Result<::pactum::BoxStream<::core::result::Result<#out, #ce>>, #ce> {
                         self.inner
                             .server_streaming(&super::operations::#konst, #path, #encode_in, #decode_out, #from_detail)
                             .await
@@ -834,7 +836,7 @@ impl Gen<'_, '_> {
                 } else {
                     (
                         quote!(bidi_streaming),
-                        quote!(::pactum::grpc::BoxStream<::core::result::Result<#out, #ce>>),
+                        quote!(::pactum::BoxStream<::core::result::Result<#out, #ce>>),
                     )
                 };
                 quote! {

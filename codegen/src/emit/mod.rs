@@ -419,12 +419,17 @@ pub fn include_index(ir: &Ir, dir: &std::path::Path) -> Result<GeneratedFile, St
 /// Every file for a module tree: `mod.rs` declaring `<service>::v<major>`, and one file per
 /// contract at `<service>/v<major>.rs`.
 pub fn module_tree(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
+    module_tree_with(ir, Parts::ALL)
+}
+
+/// [`module_tree`] with only the given parts (pactum.yaml's `parts:`).
+pub fn module_tree_with(ir: &Ir, parts: Parts) -> Result<Vec<GeneratedFile>, String> {
     let mut files = Vec::new();
     for c in &ir.contracts {
         let source = c.source.to_string_lossy().replace('\\', "/");
         files.push(GeneratedFile {
             path: PathBuf::from(&c.id.service).join(format!("{}.rs", c.id.version_module())),
-            contents: render_contract(ir, c, &header(&[source]), Layout::Pretty, Parts::ALL)?,
+            contents: render_contract(ir, c, &header(&[source]), Layout::Pretty, parts)?,
         });
     }
     let tokens = service_modules(ir, |c| {

@@ -75,7 +75,12 @@ pub(crate) fn rest(ctx: &Ctx<'_>, transport: bool) -> TokenStream {
     }
     let server = server(ctx, &routed);
     let client = client(ctx, &routed);
-    quote!(#service #server #client)
+    quote! {
+        #service
+        ::pactum::__requires_feature!(rest);
+        #server
+        #client
+    }
 }
 
 fn method_name(op: &Operation) -> proc_macro2::Ident {
@@ -95,17 +100,17 @@ fn service_trait(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
         let doc = docs(Some(op.docs.as_deref().unwrap_or(&fallback)));
         let in_ty = match &op.input {
             Some(i) => ctx.type_path(i),
-            None => quote!(::pactum::server::NoInput),
+            None => quote!(::pactum::NoInput),
         };
         let streams_in = matches!(op.streaming, Streaming::Client | Streaming::Bidi);
         let streams_out = matches!(op.streaming, Streaming::Server | Streaming::Bidi);
         let input = if streams_in {
-            Some(quote!(, input: ::pactum::grpc::BoxStream<::core::result::Result<#in_ty, ::pactum::grpc::StreamError>>))
+            Some(quote!(, input: ::pactum::BoxStream<::core::result::Result<#in_ty, ::pactum::StreamError>>))
         } else {
             op.input.as_ref().map(|_| quote!(, input: #in_ty))
         };
         let out = if streams_out {
-            quote!(::pactum::grpc::BoxStream<::core::result::Result<#out, ::pactum::HandlerError<#error>>>)
+            quote!(::pactum::BoxStream<::core::result::Result<#out, ::pactum::HandlerError<#error>>>)
         } else {
             out
         };
@@ -125,16 +130,16 @@ fn service_trait(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
 }
 
 fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
-    let ax = quote!(::pactum::server::axum);
+    let ax = quote!(::pactum::router::axum);
     let handlers = ops.iter().map(|op| {
         let route = op.rest.as_ref().expect("routed");
         let fn_name = format_ident!("__{}", method_name(op));
         let method = method_name(op);
         let konst = ident(&op.name, Case::Screaming);
         let reply = if op.output.is_some() {
-            quote!(::pactum::server::Reply::Json)
+            quote!(::pactum::rest::server::Reply::Json)
         } else {
-            quote!(::pactum::server::Reply::Empty)
+            quote!(::pactum::rest::server::Reply::Empty)
         };
         let fields = input_fields(ctx, op);
         let inserts = fields.iter().filter_map(|f| {
@@ -175,7 +180,7 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                 (t, quote!(service.#method(ctx, input).await))
             }
             None => (
-                quote!(::pactum::server::NoInput),
+                quote!(::pactum::NoInput),
                 quote!({ let _ = input; service.#method(ctx).await }),
             ),
         };
@@ -200,13 +205,13 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                 request: #ax::extract::Request,
             ) -> #ax::response::Response {
                 let service = ::std::sync::Arc::clone(&state.service);
-                ::pactum::server::handle(
+                ::pactum::rest::server::handle(
                     &state.config,
                     &operations::#konst,
                     #reply,
                     #path,
                     request,
-                    |incoming: &::pactum::server::Incoming| {
+                    |incoming: &::pactum::rest::server::Incoming| {
                         let _ = incoming;
                         #[allow(unused_mut)]
                         let mut members = ::pactum::__private::serde_json::Map::new();
@@ -255,13 +260,13 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
     quote! {
         #[doc = #doc]
         pub fn router<S: Service>(service: ::std::sync::Arc<S>) -> #ax::Router {
-            router_with(service, ::pactum::server::ServerConfig::default())
+            router_with(service, ::pactum::router::ServerConfig::default())
         }
 
         /// [`router`] with explicit settings (body limit, idempotency store, retention).
         pub fn router_with<S: Service>(
             service: ::std::sync::Arc<S>,
-            config: ::pactum::server::ServerConfig,
+            config: ::pactum::router::ServerConfig,
         ) -> #ax::Router {
             let state = ::std::sync::Arc::new(ServerState { service, config });
             #ax::Router::new()
@@ -272,7 +277,7 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
         #[doc(hidden)]
         pub struct ServerState<S> {
             service: ::std::sync::Arc<S>,
-            config: ::pactum::server::ServerConfig,
+            config: ::pactum::router::ServerConfig,
         }
 
         #(#handlers)*
@@ -280,7 +285,7 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
 }
 
 fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
-    let cl = quote!(::pactum::client);
+    let cl = quote!(::pactum::rest::client);
     let methods = ops.iter().map(|op| {
         let route = op.rest.as_ref().expect("routed");
         let name = method_name(op);
@@ -386,7 +391,7 @@ fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                 Client { http: #cl::HttpClient::for_service(SERVICE, namespace, port) }
             }
 
-            /// A client over a configured [`HttpClient`](::pactum::client::HttpClient)
+            /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
             /// (your reqwest client, a default timeout for calls without a deadline).
             pub fn from_http(http: #cl::HttpClient) -> Self {
                 Client { http }

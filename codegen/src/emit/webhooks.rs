@@ -67,7 +67,7 @@ pub(crate) fn webhooks(ctx: &Ctx<'_>) -> TokenStream {
                 url: &str,
                 id: &str,
                 payload: &super::#name,
-            ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+            ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
                 ::pactum::webhook::durable::enqueue(&self.writer, url, id, payload).await
             }
         }
@@ -113,6 +113,8 @@ pub(crate) fn webhooks(ctx: &Ctx<'_>) -> TokenStream {
     quote! {
         /// Sending and receiving this contract's webhooks (Standard Webhooks signatures).
         pub mod webhooks {
+            ::pactum::__requires_feature!(webhooks);
+
             #[doc = #sender_doc]
             #[derive(Clone, Debug)]
             pub struct Sender {
@@ -134,13 +136,13 @@ pub(crate) fn webhooks(ctx: &Ctx<'_>) -> TokenStream {
             }
 
             /// Durable deliveries: the webhooks written into the transactional outbox through
-            /// the handler's own transaction (`pactum::outbox::Pg::new(&tx)`), sent after the
+            /// the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`), sent after the
             /// commit with retries for about a day, surviving restarts.
             pub struct InTx<W> {
                 writer: W,
             }
 
-            impl<W: ::pactum::outbox::Writer> InTx<W> {
+            impl<W: ::pactum::store::outbox::Writer> InTx<W> {
                 /// Writes through `writer`.
                 pub fn new(writer: W) -> Self {
                     Self { writer }
@@ -162,20 +164,20 @@ pub(crate) fn webhooks(ctx: &Ctx<'_>) -> TokenStream {
             pub fn receiver<R, S>(
                 receiver: R,
                 inbox: ::pactum::webhook::Inbox,
-            ) -> ::pactum::server::axum::routing::MethodRouter<S>
+            ) -> ::pactum::router::axum::routing::MethodRouter<S>
             where
                 R: Receiver,
                 S: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
             {
                 let receiver = ::std::sync::Arc::new(receiver);
-                ::pactum::server::axum::routing::post(
-                    move |request: ::pactum::server::axum::extract::Request| {
+                ::pactum::router::axum::routing::post(
+                    move |request: ::pactum::router::axum::extract::Request| {
                         let (receiver, inbox) = (::std::sync::Arc::clone(&receiver), inbox.clone());
                         async move {
                             let verified = match inbox.accept(request).await {
                                 ::std::result::Result::Ok(v) => v,
                                 ::std::result::Result::Err(refused) => {
-                                    return ::pactum::server::axum::response::IntoResponse::into_response(refused);
+                                    return ::pactum::router::axum::response::IntoResponse::into_response(refused);
                                 }
                             };
                             match verified.kind() {

@@ -5,8 +5,8 @@ use super::Seen;
 use crate::generated::{
     cart::v1 as api, inventory::v1 as inventory, orders::v1 as orders, pricing::v1 as pricing,
 };
-use pactum::client::ClientError;
 use pactum::types::{Timestamp, Uuid};
+use pactum::ClientError;
 use pactum::{Context, HandlerError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

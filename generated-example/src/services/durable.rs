@@ -9,8 +9,8 @@ use crate::generated::{
     inventory::v1 as inventory, orders::v1 as orders, orders::v2 as orders_v2,
     payments::v1 as payments, pricing::v1 as pricing,
 };
-use pactum::consumer::tokio_postgres::{self, Client, NoTls};
-use pactum::outbox::Pg;
+use pactum::messaging::consumer::tokio_postgres::{self, Client, NoTls};
+use pactum::store::outbox::Pg;
 use pactum::types::{Timestamp, Uuid};
 use pactum::{Context, HandlerError};
 use std::sync::{Arc, Mutex};
@@ -129,7 +129,7 @@ impl Db {
         )
         .await
         .map_err(|e| e.to_string())?;
-        pactum::outbox::create_table(&db, OUTBOX)
+        pactum::store::outbox::create_table(&db, OUTBOX)
             .await
             .map_err(|e| e.to_string())?;
         for (sku, available) in stock {
@@ -438,8 +438,8 @@ impl PgInventory {
     }
 }
 
-type Stream<T, E> = pactum::grpc::BoxStream<Result<T, HandlerError<E>>>;
-type Incoming<T> = pactum::grpc::BoxStream<Result<T, pactum::grpc::StreamError>>;
+type Stream<T, E> = pactum::BoxStream<Result<T, HandlerError<E>>>;
+type Incoming<T> = pactum::BoxStream<Result<T, pactum::StreamError>>;
 
 impl inventory::Service for PgInventory {
     async fn watch_stock(

@@ -34,7 +34,7 @@ impl Inventory {
     }
 }
 
-type Stream<T, E> = pactum::grpc::BoxStream<Result<T, HandlerError<E>>>;
+type Stream<T, E> = pactum::BoxStream<Result<T, HandlerError<E>>>;
 
 /// The availability of each of `skus` in `stock` (available, reserved), as a stream.
 pub(crate) fn changes(
@@ -57,7 +57,7 @@ pub(crate) fn changes(
 /// Each scanned SKU's level in `stock`, as it is scanned.
 pub(crate) fn scan(
     stock: HashMap<String, (u32, u32)>,
-    input: pactum::grpc::BoxStream<Result<api::ScanStockRequest, pactum::grpc::StreamError>>,
+    input: pactum::BoxStream<Result<api::ScanStockRequest, pactum::StreamError>>,
 ) -> Stream<api::StockLevel, api::ScanStockError> {
     use pactum::__private::tokio_stream::StreamExt;
     Box::pin(input.map(move |item| {
@@ -77,7 +77,7 @@ impl api::Service for Inventory {
         _ctx: Context,
         input: api::WatchStockRequest,
     ) -> Result<
-        pactum::grpc::BoxStream<Result<api::StockChange, HandlerError<api::WatchStockError>>>,
+        pactum::BoxStream<Result<api::StockChange, HandlerError<api::WatchStockError>>>,
         HandlerError<api::WatchStockError>,
     > {
         self.seen.record("WatchStock");
@@ -87,9 +87,9 @@ impl api::Service for Inventory {
     async fn scan_stock(
         &self,
         _ctx: Context,
-        input: pactum::grpc::BoxStream<Result<api::ScanStockRequest, pactum::grpc::StreamError>>,
+        input: pactum::BoxStream<Result<api::ScanStockRequest, pactum::StreamError>>,
     ) -> Result<
-        pactum::grpc::BoxStream<Result<api::StockLevel, HandlerError<api::ScanStockError>>>,
+        pactum::BoxStream<Result<api::StockLevel, HandlerError<api::ScanStockError>>>,
         HandlerError<api::ScanStockError>,
     > {
         Ok(scan(self.stock_levels(), input))
@@ -98,9 +98,7 @@ impl api::Service for Inventory {
     async fn bulk_restock(
         &self,
         _ctx: Context,
-        mut input: pactum::grpc::BoxStream<
-            Result<api::BulkRestockRequest, pactum::grpc::StreamError>,
-        >,
+        mut input: pactum::BoxStream<Result<api::BulkRestockRequest, pactum::StreamError>>,
     ) -> Result<api::BulkRestockResponse, HandlerError<api::BulkRestockError>> {
         use pactum::__private::tokio_stream::StreamExt;
         let mut skus = std::collections::BTreeSet::new();

@@ -5,8 +5,10 @@
 use super::RpcStatus;
 use crate::context::Context;
 use crate::contract::OperationInfo;
-use crate::idempotency::{admit, Admission, Held, IdempotencyStore, StoredReply, GRPC_REPLY};
-use crate::server::{KeyHeader, ServerConfig};
+use crate::router::{KeyHeader, ServerConfig};
+use crate::store::idempotency::{
+    admit, Admission, Held, IdempotencyStore, StoredReply, GRPC_REPLY,
+};
 use prost::bytes::{Buf as _, BufMut as _};
 use prost::Message as _;
 use sha2::Digest as _;
@@ -150,7 +152,7 @@ fn status_reply(status: &tonic::Status) -> StoredReply {
 }
 
 fn is_final(reply: &StoredReply) -> bool {
-    crate::idempotency::is_final_grpc(reply.status)
+    crate::store::idempotency::is_final_grpc(reply.status)
 }
 
 /// The answer for a stored reply.

@@ -8,14 +8,15 @@
 //! handler's, and the answer is `DEADLINE_EXCEEDED`. Generated clients call through
 //! one shared HTTP/2 connection (`connection.rs`) unless given a tonic `Channel`.
 
-use crate::client::ClientError;
+use crate::call::ClientError;
 use crate::context::{Context, Transport};
 use crate::contract::{Idempotency, OperationInfo};
 use crate::deadline::run_with_deadline;
 use crate::handler::HandlerError;
 use crate::problem::OperationError;
 use crate::retry::{call_with_retry_in, Transient};
-use crate::server::ServerConfig;
+use crate::router::ServerConfig;
+pub use crate::service::{BoxStream, StreamError};
 use crate::validate::Validate;
 use std::future::Future;
 use std::time::Duration;
@@ -106,7 +107,7 @@ fn status(code: i32, message: impl Into<String>) -> tonic::Status {
 /// (`DEADLINE_EXCEEDED`), declared errors with their code and typed details.
 ///
 /// A keyed operation runs under the same claim protocol as REST (see
-/// [`crate::idempotency`]), keyed by the `idempotency-key` metadata:
+/// [`crate::store::idempotency`]), keyed by the `idempotency-key` metadata:
 ///
 /// | case | status |
 /// |---|---|
@@ -240,7 +241,7 @@ impl GrpcClient {
     pub fn connect_lazy(url: impl Into<String>) -> Result<Self, String> {
         Ok(GrpcClient {
             link: Link::Direct(Connection::new(&url.into())?),
-            default_timeout: crate::client::DEFAULT_TIMEOUT,
+            default_timeout: crate::call::DEFAULT_TIMEOUT,
         })
     }
 
@@ -249,7 +250,7 @@ impl GrpcClient {
     pub fn from_channel(channel: tonic::transport::Channel) -> Self {
         GrpcClient {
             link: Link::Channel(channel),
-            default_timeout: crate::client::DEFAULT_TIMEOUT,
+            default_timeout: crate::call::DEFAULT_TIMEOUT,
         }
     }
 
@@ -475,22 +476,6 @@ impl<E> Transient for GrpcAttemptError<E> {
         }
     }
 }
-
-/// A stream of messages, as streaming `Service` methods take and return them.
-pub type BoxStream<T> = std::pin::Pin<Box<dyn futures_core::Stream<Item = T> + Send + 'static>>;
-
-/// A message of an incoming stream that could not be used (undecodable, invalid, or the
-/// stream broke).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StreamError(pub String);
-
-impl std::fmt::Display for StreamError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StreamError {}
 
 fn to_status<E: OperationError + std::fmt::Display>(
     op: &'static OperationInfo,

@@ -1,18 +1,20 @@
 //! Durable webhooks: a delivery is written to the transactional outbox in the handler's own
-//! transaction ([`enqueue`]) and sent by an outbox [`Relay`](crate::outbox::Relay) whose sink
-//! is a [`WebhookSink`], on the long [`WEBHOOK_SCHEDULE`](crate::outbox::WEBHOOK_SCHEDULE).
+//! transaction ([`enqueue`]) and sent by an outbox [`Relay`](crate::store::outbox::Relay) whose sink
+//! is a [`WebhookSink`], on the long [`WEBHOOK_SCHEDULE`](crate::store::outbox::WEBHOOK_SCHEDULE).
 //! A restart loses nothing (the row waits in the table), a receiver down for a day still gets
 //! every message, and each attempt carries the same `webhook-id` with a fresh signature.
 //!
-//! The receiving side's counterpart is [`record_in_postgres`] / [`record_in_sqlite`]: the
+//! The receiving side's counterpart is `record_in_postgres` / `record_in_sqlite` (with the
+//! `postgres` / `sqlite` features): the
 //! `webhook-id` is recorded in the handler's transaction, so the effect and the dedup record
 //! commit together, as consumers' do.
 
 use super::send::{trace_headers, Attempt};
 use super::{Envelope, WebhookSender, ID_HEADER};
-use crate::bus::{EventSink, Headers, PublishError, Published};
-use crate::idempotency::{check_table_name, StoreError};
-use crate::outbox::{OutboxError, Row, Writer};
+use crate::messaging::bus::{EventSink, Headers, PublishError, Published};
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+use crate::store::idempotency::{check_table_name, StoreError};
+use crate::store::outbox::{OutboxError, Row, Writer};
 use crate::Webhook;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -158,6 +160,7 @@ impl EventSink for WebhookSink {
 }
 
 /// Creates the receiver's dedup table `table`, if missing.
+#[cfg(feature = "postgres")]
 pub async fn create_receipts(
     client: &tokio_postgres::Client,
     table: &str,
@@ -178,6 +181,7 @@ pub async fn create_receipts(
 /// was recorded before (a redelivery: skip the effect, answer 2xx). The record commits or
 /// rolls back with the effect, so a crash before the commit leaves the redelivery to run
 /// again and one after it is recognised. Concurrent copies wait on the key and then see it.
+#[cfg(feature = "postgres")]
 pub async fn record_in_postgres(
     tx: &tokio_postgres::Transaction<'_>,
     table: &str,
@@ -194,7 +198,8 @@ pub async fn record_in_postgres(
     Ok(n == 1)
 }
 
-/// [`record_in_postgres`] on SQLite (the table is created if missing).
+/// `record_in_postgres` on SQLite (the table is created if missing).
+#[cfg(feature = "sqlite")]
 pub fn record_in_sqlite(
     conn: &rusqlite::Connection,
     table: &str,

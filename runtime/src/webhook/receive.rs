@@ -2,9 +2,9 @@
 //! parsed, and answers problem+json when it cannot.
 
 use super::{Envelope, SignedDelivery, WebhookError, WebhookSecret, DEFAULT_TOLERANCE};
-use crate::idempotency::{admit, Admission, Held, IdempotencyStore, Lease, StoredReply};
 use crate::problem::{Problem, PROBLEM_JSON};
-use crate::server::body_response;
+use crate::rest::server::body_response;
+use crate::store::idempotency::{admit, Admission, Held, IdempotencyStore, Lease, StoredReply};
 use crate::Webhook;
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, Request};
@@ -49,7 +49,7 @@ impl Refused {
 
 impl<W: Webhook> SignedWebhook<W> {
     /// Runs `handler` at most once per message id, recorded in `store` for `retention`,
-    /// under the same claim protocol as keyed operations (see [`crate::idempotency`]).
+    /// under the same claim protocol as keyed operations (see [`crate::store::idempotency`]).
     ///
     /// - First delivery: the handler runs to the end in a task of its own (a sender that
     ///   hangs up does not cancel it). Success is remembered and answered 204. A problem
@@ -116,7 +116,7 @@ impl<W: Webhook> SignedWebhook<W> {
         let reply = claim
             .run(
                 work,
-                |r| crate::idempotency::is_final_http(r.status),
+                |r| crate::store::idempotency::is_final_http(r.status),
                 |message| {
                     tracing::error!(%message, "webhook handler failed");
                     StoredReply {

@@ -413,53 +413,54 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
 }
+::pactum::__requires_feature!(rest);
 /// An axum router serving every REST operation of `cart` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
-) -> ::pactum::server::axum::Router {
-    router_with(service, ::pactum::server::ServerConfig::default())
+) -> ::pactum::router::axum::Router {
+    router_with(service, ::pactum::router::ServerConfig::default())
 }
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
-    config: ::pactum::server::ServerConfig,
-) -> ::pactum::server::axum::Router {
+    config: ::pactum::router::ServerConfig,
+) -> ::pactum::router::axum::Router {
     let state = ::std::sync::Arc::new(ServerState { service, config });
-    ::pactum::server::axum::Router::new()
+    ::pactum::router::axum::Router::new()
         .route(
             "/v1/carts/{cart_id}",
-            ::pactum::server::axum::routing::get(__get_cart::<S>),
+            ::pactum::router::axum::routing::get(__get_cart::<S>),
         )
         .route(
             "/v1/carts/{cart_id}/checkout",
-            ::pactum::server::axum::routing::post(__checkout_cart::<S>),
+            ::pactum::router::axum::routing::post(__checkout_cart::<S>),
         )
         .route(
             "/v1/carts/{cart_id}/items",
-            ::pactum::server::axum::routing::post(__add_item::<S>),
+            ::pactum::router::axum::routing::post(__add_item::<S>),
         )
         .with_state(state)
 }
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
-    config: ::pactum::server::ServerConfig,
+    config: ::pactum::router::ServerConfig,
 }
 async fn __get_cart<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::server::axum::extract::RawPathParams,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::router::axum::extract::RawPathParams,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::GET_CART,
-            ::pactum::server::Reply::Json,
+            ::pactum::rest::server::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -473,20 +474,20 @@ async fn __get_cart<S: Service>(
         .await
 }
 async fn __add_item<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::server::axum::extract::RawPathParams,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::router::axum::extract::RawPathParams,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::ADD_ITEM,
-            ::pactum::server::Reply::Json,
+            ::pactum::rest::server::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -500,20 +501,20 @@ async fn __add_item<S: Service>(
         .await
 }
 async fn __checkout_cart<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::server::axum::extract::RawPathParams,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::router::axum::extract::RawPathParams,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::CHECKOUT_CART,
-            ::pactum::server::Reply::Json,
+            ::pactum::rest::server::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -529,39 +530,48 @@ async fn __checkout_cart<S: Service>(
 /// A typed REST client for `cart` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
-    http: ::pactum::client::HttpClient,
+    http: ::pactum::rest::client::HttpClient,
 }
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
         Client {
-            http: ::pactum::client::HttpClient::new(base_url),
+            http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
         Client {
-            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+            http: ::pactum::rest::client::HttpClient::for_service(
+                SERVICE,
+                namespace,
+                port,
+            ),
         }
     }
-    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient)
+    /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
-    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+    pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
     /// Calls `GET /v1/carts/{cart_id}`.
     pub async fn get_cart(
         &self,
         input: &GetCartRequest,
-    ) -> ::core::result::Result<Cart, ::pactum::client::ClientError<GetCartError>> {
+    ) -> ::core::result::Result<
+        Cart,
+        ::pactum::rest::client::ClientError<GetCartError>,
+    > {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
         path.push_str("/v1");
         path.push_str("/carts");
         path.push('/');
         path.push_str(
-            &::pactum::client::encode(&::pactum::client::param_text(&input.cart_id)),
+            &::pactum::rest::client::encode(
+                &::pactum::rest::client::param_text(&input.cart_id),
+            ),
         );
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
@@ -571,21 +581,26 @@ impl Client {
         }
         let body = ::core::option::Option::None;
         self.http
-            .call(&operations::GET_CART, ::pactum::client::Reply::Json, path, body)
+            .call(&operations::GET_CART, ::pactum::rest::client::Reply::Json, path, body)
             .await
     }
     /// Calls `POST /v1/carts/{cart_id}/items`.
     pub async fn add_item(
         &self,
         input: &AddItemRequest,
-    ) -> ::core::result::Result<Cart, ::pactum::client::ClientError<AddItemError>> {
+    ) -> ::core::result::Result<
+        Cart,
+        ::pactum::rest::client::ClientError<AddItemError>,
+    > {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
         path.push_str("/v1");
         path.push_str("/carts");
         path.push('/');
         path.push_str(
-            &::pactum::client::encode(&::pactum::client::param_text(&input.cart_id)),
+            &::pactum::rest::client::encode(
+                &::pactum::rest::client::param_text(&input.cart_id),
+            ),
         );
         path.push_str("/items");
         #[allow(unused_mut)]
@@ -606,7 +621,7 @@ impl Client {
             _ => ::core::option::Option::None,
         };
         self.http
-            .call(&operations::ADD_ITEM, ::pactum::client::Reply::Json, path, body)
+            .call(&operations::ADD_ITEM, ::pactum::rest::client::Reply::Json, path, body)
             .await
     }
     /// Prices the cart, reserves stock and places the order.
@@ -615,7 +630,7 @@ impl Client {
         input: &CheckoutCartRequest,
     ) -> ::core::result::Result<
         CheckoutCartResponse,
-        ::pactum::client::ClientError<CheckoutCartError>,
+        ::pactum::rest::client::ClientError<CheckoutCartError>,
     > {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
@@ -623,7 +638,9 @@ impl Client {
         path.push_str("/carts");
         path.push('/');
         path.push_str(
-            &::pactum::client::encode(&::pactum::client::param_text(&input.cart_id)),
+            &::pactum::rest::client::encode(
+                &::pactum::rest::client::param_text(&input.cart_id),
+            ),
         );
         path.push_str("/checkout");
         #[allow(unused_mut)]
@@ -634,7 +651,12 @@ impl Client {
         }
         let body = ::core::option::Option::None;
         self.http
-            .call(&operations::CHECKOUT_CART, ::pactum::client::Reply::Json, path, body)
+            .call(
+                &operations::CHECKOUT_CART,
+                ::pactum::rest::client::Reply::Json,
+                path,
+                body,
+            )
             .await
     }
 }

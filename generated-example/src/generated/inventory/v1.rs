@@ -583,19 +583,25 @@ impl ::pactum::Event for StockReserved {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`ORDERS_ORDER_PLACED_V1`]. The consumer reconnects to `database` by itself.
+    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`ORDERS_ORDER_PLACED_V1`]. The consumer reconnects to `database` by itself.
+    #[::pactum::__if_feature(postgres)]
     pub async fn orders_order_placed_v1<H>(
-        database: &::pactum::postgres::Database,
+        database: &::pactum::store::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::PgConsumer<super::super::super::orders::v1::OrderPlaced, H>,
-        ::pactum::idempotency::StoreError,
+        ::pactum::messaging::consumer::PgConsumer<
+            super::super::super::orders::v1::OrderPlaced,
+            H,
+        >,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::PgHandler<super::super::super::orders::v1::OrderPlaced>,
+        H: ::pactum::messaging::consumer::PgHandler<
+            super::super::super::orders::v1::OrderPlaced,
+        >,
     {
-        ::pactum::consumer::PgConsumer::for_contract(
+        ::pactum::messaging::consumer::PgConsumer::for_contract(
                 database,
                 table,
                 &ORDERS_ORDER_PLACED_V1,
@@ -603,43 +609,44 @@ pub mod consumers {
             )
             .await
     }
-    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`ORDERS_ORDER_PLACED_V1`].
+    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`ORDERS_ORDER_PLACED_V1`].
+    #[::pactum::__if_feature(sqlite)]
     pub fn orders_order_placed_v1_sqlite<H>(
-        conn: ::pactum::consumer::rusqlite::Connection,
+        conn: ::pactum::messaging::consumer::rusqlite::Connection,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::SqliteConsumer<
+        ::pactum::messaging::consumer::SqliteConsumer<
             super::super::super::orders::v1::OrderPlaced,
             H,
         >,
-        ::pactum::idempotency::StoreError,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::SqliteHandler<
+        H: ::pactum::messaging::consumer::SqliteHandler<
             super::super::super::orders::v1::OrderPlaced,
         >,
     {
-        ::pactum::consumer::SqliteConsumer::for_contract(
+        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
             conn,
             table,
             &ORDERS_ORDER_PLACED_V1,
             handler,
         )
     }
-    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`ORDERS_ORDER_PLACED_V1`].
+    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`ORDERS_ORDER_PLACED_V1`].
     pub fn orders_order_placed_v1_memory<H>(
         handler: H,
-    ) -> ::pactum::consumer::MemoryConsumer<
+    ) -> ::pactum::messaging::consumer::MemoryConsumer<
         super::super::super::orders::v1::OrderPlaced,
         H,
     >
     where
-        H: ::pactum::consumer::MemoryHandler<
+        H: ::pactum::messaging::consumer::MemoryHandler<
             super::super::super::orders::v1::OrderPlaced,
         >,
     {
-        ::pactum::consumer::MemoryConsumer::for_contract(
+        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
             &ORDERS_ORDER_PLACED_V1,
             handler,
         )
@@ -668,13 +675,13 @@ pub mod publish {
         sink: S,
     }
     #[allow(deprecated)]
-    impl<S: ::pactum::bus::EventSink> Publisher<S> {
-        /// A publisher over `sink`: a `pactum::bus::Bus` or a `pactum::nats::Nats`.
+    impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
+        /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
         /// The same events, written into the outbox through `writer` instead.
-        pub fn in_tx<W: ::pactum::outbox::Writer>(&self, writer: W) -> InTx<W> {
+        pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
             InTx::new(writer)
         }
         /// Publishes [`StockReserved`](super::StockReserved) on `inventory.stock_reserved.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
@@ -683,18 +690,18 @@ pub mod publish {
             id: &str,
             event: &super::StockReserved,
         ) -> ::std::result::Result<
-            ::pactum::bus::Published,
-            ::pactum::bus::PublishError,
+            ::pactum::messaging::bus::Published,
+            ::pactum::messaging::bus::PublishError,
         > {
-            ::pactum::bus::publish(&self.sink, id, event).await
+            ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
     }
-    /// Writes the events `inventory` emits into a transactional outbox, in the handler's own transaction (`pactum::outbox::Pg::new(&tx)`); `pactum::outbox::Relay` publishes them once committed.
+    /// Writes the events `inventory` emits into a transactional outbox, in the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes them once committed.
     pub struct InTx<W> {
         writer: W,
     }
     #[allow(deprecated)]
-    impl<W: ::pactum::outbox::Writer> InTx<W> {
+    impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
@@ -703,17 +710,17 @@ pub mod publish {
         pub async fn stock_reserved(
             &self,
             event: &super::StockReserved,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             let id = ::pactum::Context::current().event_id("inventory.StockReserved.v1");
-            ::pactum::outbox::write(&self.writer, &id, event).await
+            ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
         /// Writes [`StockReserved`](super::StockReserved) into the outbox under CloudEvents id `id`.
         pub async fn stock_reserved_with_id(
             &self,
             id: &str,
             event: &super::StockReserved,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
-            ::pactum::outbox::write(&self.writer, id, event).await
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
+            ::pactum::store::outbox::write(&self.writer, id, event).await
         }
     }
 }
@@ -756,7 +763,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         input: WatchStockRequest,
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<
-            ::pactum::grpc::BoxStream<
+            ::pactum::BoxStream<
                 ::core::result::Result<
                     StockChange,
                     ::pactum::HandlerError<WatchStockError>,
@@ -769,8 +776,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     fn bulk_restock(
         &self,
         ctx: ::pactum::Context,
-        input: ::pactum::grpc::BoxStream<
-            ::core::result::Result<BulkRestockRequest, ::pactum::grpc::StreamError>,
+        input: ::pactum::BoxStream<
+            ::core::result::Result<BulkRestockRequest, ::pactum::StreamError>,
         >,
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<
@@ -782,12 +789,12 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     fn scan_stock(
         &self,
         ctx: ::pactum::Context,
-        input: ::pactum::grpc::BoxStream<
-            ::core::result::Result<ScanStockRequest, ::pactum::grpc::StreamError>,
+        input: ::pactum::BoxStream<
+            ::core::result::Result<ScanStockRequest, ::pactum::StreamError>,
         >,
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<
-            ::pactum::grpc::BoxStream<
+            ::pactum::BoxStream<
                 ::core::result::Result<
                     StockLevel,
                     ::pactum::HandlerError<ScanStockError>,
@@ -797,45 +804,46 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
 }
+::pactum::__requires_feature!(rest);
 /// An axum router serving every REST operation of `inventory` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
-) -> ::pactum::server::axum::Router {
-    router_with(service, ::pactum::server::ServerConfig::default())
+) -> ::pactum::router::axum::Router {
+    router_with(service, ::pactum::router::ServerConfig::default())
 }
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
-    config: ::pactum::server::ServerConfig,
-) -> ::pactum::server::axum::Router {
+    config: ::pactum::router::ServerConfig,
+) -> ::pactum::router::axum::Router {
     let state = ::std::sync::Arc::new(ServerState { service, config });
-    ::pactum::server::axum::Router::new()
+    ::pactum::router::axum::Router::new()
         .route(
             "/v1/stock/{sku}",
-            ::pactum::server::axum::routing::get(__check_stock::<S>),
+            ::pactum::router::axum::routing::get(__check_stock::<S>),
         )
         .with_state(state)
 }
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
-    config: ::pactum::server::ServerConfig,
+    config: ::pactum::router::ServerConfig,
 }
 async fn __check_stock<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::server::axum::extract::RawPathParams,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::router::axum::extract::RawPathParams,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::CHECK_STOCK,
-            ::pactum::server::Reply::Json,
+            ::pactum::rest::server::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -855,25 +863,29 @@ async fn __check_stock<S: Service>(
 /// A typed REST client for `inventory` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
-    http: ::pactum::client::HttpClient,
+    http: ::pactum::rest::client::HttpClient,
 }
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
         Client {
-            http: ::pactum::client::HttpClient::new(base_url),
+            http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
         Client {
-            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+            http: ::pactum::rest::client::HttpClient::for_service(
+                SERVICE,
+                namespace,
+                port,
+            ),
         }
     }
-    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient)
+    /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
-    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+    pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
     /// Calls `GET /v1/stock/{sku}`.
@@ -882,7 +894,7 @@ impl Client {
         input: &CheckStockRequest,
     ) -> ::core::result::Result<
         StockLevel,
-        ::pactum::client::ClientError<CheckStockError>,
+        ::pactum::rest::client::ClientError<CheckStockError>,
     > {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
@@ -890,7 +902,9 @@ impl Client {
         path.push_str("/stock");
         path.push('/');
         path.push_str(
-            &::pactum::client::encode(&::pactum::client::param_text(&input.sku)),
+            &::pactum::rest::client::encode(
+                &::pactum::rest::client::param_text(&input.sku),
+            ),
         );
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
@@ -900,13 +914,19 @@ impl Client {
         }
         let body = ::core::option::Option::None;
         self.http
-            .call(&operations::CHECK_STOCK, ::pactum::client::Reply::Json, path, body)
+            .call(
+                &operations::CHECK_STOCK,
+                ::pactum::rest::client::Reply::Json,
+                path,
+                body,
+            )
             .await
     }
 }
 /// gRPC for `inventory` v1: package `shop.inventory.v1`, service `InventoryService`; the same wire as the emitted `.proto`.
 #[allow(clippy::all)]
 pub mod grpc {
+    ::pactum::__requires_feature!(grpc);
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -1427,28 +1447,28 @@ pub mod grpc {
     }
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
-    /// (`pactum::server::serve` does).
+    /// (`pactum::router::serve` does).
     pub fn router<S: super::Service>(
         service: ::std::sync::Arc<S>,
-    ) -> ::pactum::server::axum::Router {
-        router_with(service, ::pactum::server::ServerConfig::default())
+    ) -> ::pactum::router::axum::Router {
+        router_with(service, ::pactum::router::ServerConfig::default())
     }
     /// [`router`] with explicit settings: the idempotency store, leases and body
     /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
     /// one store whichever transport a call takes.
     pub fn router_with<S: super::Service>(
         service: ::std::sync::Arc<S>,
-        config: ::pactum::server::ServerConfig,
-    ) -> ::pactum::server::axum::Router {
+        config: ::pactum::router::ServerConfig,
+    ) -> ::pactum::router::axum::Router {
         let config = ::std::sync::Arc::new(config);
         let _ = (&service, &config);
-        ::pactum::server::axum::Router::new()
+        ::pactum::router::axum::Router::new()
             .route(
                 "/shop.inventory.v1.InventoryService/CheckStock",
-                ::pactum::server::axum::routing::post({
+                ::pactum::router::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
                     let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::server::axum::extract::Request| {
+                    move |request: ::pactum::router::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
                         let config = ::std::sync::Arc::clone(&config);
                         async move {
@@ -1470,10 +1490,10 @@ pub mod grpc {
             )
             .route(
                 "/shop.inventory.v1.InventoryService/ReserveStock",
-                ::pactum::server::axum::routing::post({
+                ::pactum::router::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
                     let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::server::axum::extract::Request| {
+                    move |request: ::pactum::router::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
                         let config = ::std::sync::Arc::clone(&config);
                         async move {
@@ -1495,10 +1515,10 @@ pub mod grpc {
             )
             .route(
                 "/shop.inventory.v1.InventoryService/ReleaseStock",
-                ::pactum::server::axum::routing::post({
+                ::pactum::router::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
                     let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::server::axum::extract::Request| {
+                    move |request: ::pactum::router::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
                         let config = ::std::sync::Arc::clone(&config);
                         async move {
@@ -1520,10 +1540,10 @@ pub mod grpc {
             )
             .route(
                 "/shop.inventory.v1.InventoryService/WatchStock",
-                ::pactum::server::axum::routing::post({
+                ::pactum::router::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
                     let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::server::axum::extract::Request| {
+                    move |request: ::pactum::router::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
                         let config = ::std::sync::Arc::clone(&config);
                         async move {
@@ -1545,10 +1565,10 @@ pub mod grpc {
             )
             .route(
                 "/shop.inventory.v1.InventoryService/BulkRestock",
-                ::pactum::server::axum::routing::post({
+                ::pactum::router::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
                     let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::server::axum::extract::Request| {
+                    move |request: ::pactum::router::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
                         let config = ::std::sync::Arc::clone(&config);
                         async move {
@@ -1570,10 +1590,10 @@ pub mod grpc {
             )
             .route(
                 "/shop.inventory.v1.InventoryService/ScanStock",
-                ::pactum::server::axum::routing::post({
+                ::pactum::router::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
                     let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::server::axum::extract::Request| {
+                    move |request: ::pactum::router::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
                         let config = ::std::sync::Arc::clone(&config);
                         async move {
@@ -1631,7 +1651,7 @@ pub mod grpc {
             input: &super::CheckStockRequest,
         ) -> ::core::result::Result<
             super::StockLevel,
-            ::pactum::client::ClientError<super::CheckStockError>,
+            ::pactum::ClientError<super::CheckStockError>,
         > {
             self.inner
                 .unary(
@@ -1649,7 +1669,7 @@ pub mod grpc {
             input: &super::ReserveStockRequest,
         ) -> ::core::result::Result<
             super::ReserveStockResponse,
-            ::pactum::client::ClientError<super::ReserveStockError>,
+            ::pactum::ClientError<super::ReserveStockError>,
         > {
             self.inner
                 .unary(
@@ -1667,7 +1687,7 @@ pub mod grpc {
             input: &super::ReleaseStockRequest,
         ) -> ::core::result::Result<
             (),
-            ::pactum::client::ClientError<super::ReleaseStockError>,
+            ::pactum::ClientError<super::ReleaseStockError>,
         > {
             self.inner
                 .unary(
@@ -1684,13 +1704,13 @@ pub mod grpc {
             &self,
             input: &super::WatchStockRequest,
         ) -> ::core::result::Result<
-            ::pactum::grpc::BoxStream<
+            ::pactum::BoxStream<
                 ::core::result::Result<
                     super::StockChange,
-                    ::pactum::client::ClientError<super::WatchStockError>,
+                    ::pactum::ClientError<super::WatchStockError>,
                 >,
             >,
-            ::pactum::client::ClientError<super::WatchStockError>,
+            ::pactum::ClientError<super::WatchStockError>,
         > {
             self.inner
                 .server_streaming(
@@ -1710,7 +1730,7 @@ pub mod grpc {
             > + ::core::marker::Send + 'static,
         ) -> ::core::result::Result<
             super::BulkRestockResponse,
-            ::pactum::client::ClientError<super::BulkRestockError>,
+            ::pactum::ClientError<super::BulkRestockError>,
         > {
             let inputs = ::pactum::__private::tokio_stream::StreamExt::map(
                 inputs,
@@ -1733,13 +1753,13 @@ pub mod grpc {
                 Item = super::ScanStockRequest,
             > + ::core::marker::Send + 'static,
         ) -> ::core::result::Result<
-            ::pactum::grpc::BoxStream<
+            ::pactum::BoxStream<
                 ::core::result::Result<
                     super::StockLevel,
-                    ::pactum::client::ClientError<super::ScanStockError>,
+                    ::pactum::ClientError<super::ScanStockError>,
                 >,
             >,
-            ::pactum::client::ClientError<super::ScanStockError>,
+            ::pactum::ClientError<super::ScanStockError>,
         > {
             let inputs = ::pactum::__private::tokio_stream::StreamExt::map(
                 inputs,

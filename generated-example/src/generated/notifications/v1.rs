@@ -117,24 +117,25 @@ impl ::pactum::Event for EmailSent {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`]. The consumer reconnects to `database` by itself.
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`]. The consumer reconnects to `database` by itself.
+    #[::pactum::__if_feature(postgres)]
     pub async fn payments_payment_captured_v1<H>(
-        database: &::pactum::postgres::Database,
+        database: &::pactum::store::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::PgConsumer<
+        ::pactum::messaging::consumer::PgConsumer<
             super::super::super::payments::v1::PaymentCaptured,
             H,
         >,
-        ::pactum::idempotency::StoreError,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::PgHandler<
+        H: ::pactum::messaging::consumer::PgHandler<
             super::super::super::payments::v1::PaymentCaptured,
         >,
     {
-        ::pactum::consumer::PgConsumer::for_contract(
+        ::pactum::messaging::consumer::PgConsumer::for_contract(
                 database,
                 table,
                 &PAYMENTS_PAYMENT_CAPTURED_V1,
@@ -142,43 +143,44 @@ pub mod consumers {
             )
             .await
     }
-    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    #[::pactum::__if_feature(sqlite)]
     pub fn payments_payment_captured_v1_sqlite<H>(
-        conn: ::pactum::consumer::rusqlite::Connection,
+        conn: ::pactum::messaging::consumer::rusqlite::Connection,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::SqliteConsumer<
+        ::pactum::messaging::consumer::SqliteConsumer<
             super::super::super::payments::v1::PaymentCaptured,
             H,
         >,
-        ::pactum::idempotency::StoreError,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::SqliteHandler<
+        H: ::pactum::messaging::consumer::SqliteHandler<
             super::super::super::payments::v1::PaymentCaptured,
         >,
     {
-        ::pactum::consumer::SqliteConsumer::for_contract(
+        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
             conn,
             table,
             &PAYMENTS_PAYMENT_CAPTURED_V1,
             handler,
         )
     }
-    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
     pub fn payments_payment_captured_v1_memory<H>(
         handler: H,
-    ) -> ::pactum::consumer::MemoryConsumer<
+    ) -> ::pactum::messaging::consumer::MemoryConsumer<
         super::super::super::payments::v1::PaymentCaptured,
         H,
     >
     where
-        H: ::pactum::consumer::MemoryHandler<
+        H: ::pactum::messaging::consumer::MemoryHandler<
             super::super::super::payments::v1::PaymentCaptured,
         >,
     {
-        ::pactum::consumer::MemoryConsumer::for_contract(
+        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
             &PAYMENTS_PAYMENT_CAPTURED_V1,
             handler,
         )
@@ -198,24 +200,25 @@ pub mod consumers {
         dead_letter: true,
         budget: ::std::option::Option::None,
     };
-    /// Builds the idempotent consumer for `orders.OrderCancelled` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`ORDERS_ORDER_CANCELLED_V1`]. The consumer reconnects to `database` by itself.
+    /// Builds the idempotent consumer for `orders.OrderCancelled` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`ORDERS_ORDER_CANCELLED_V1`]. The consumer reconnects to `database` by itself.
+    #[::pactum::__if_feature(postgres)]
     pub async fn orders_order_cancelled_v1<H>(
-        database: &::pactum::postgres::Database,
+        database: &::pactum::store::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::PgConsumer<
+        ::pactum::messaging::consumer::PgConsumer<
             super::super::super::orders::v1::OrderCancelled,
             H,
         >,
-        ::pactum::idempotency::StoreError,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::PgHandler<
+        H: ::pactum::messaging::consumer::PgHandler<
             super::super::super::orders::v1::OrderCancelled,
         >,
     {
-        ::pactum::consumer::PgConsumer::for_contract(
+        ::pactum::messaging::consumer::PgConsumer::for_contract(
                 database,
                 table,
                 &ORDERS_ORDER_CANCELLED_V1,
@@ -223,43 +226,44 @@ pub mod consumers {
             )
             .await
     }
-    /// Builds the idempotent consumer for `orders.OrderCancelled` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`ORDERS_ORDER_CANCELLED_V1`].
+    /// Builds the idempotent consumer for `orders.OrderCancelled` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`ORDERS_ORDER_CANCELLED_V1`].
+    #[::pactum::__if_feature(sqlite)]
     pub fn orders_order_cancelled_v1_sqlite<H>(
-        conn: ::pactum::consumer::rusqlite::Connection,
+        conn: ::pactum::messaging::consumer::rusqlite::Connection,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::SqliteConsumer<
+        ::pactum::messaging::consumer::SqliteConsumer<
             super::super::super::orders::v1::OrderCancelled,
             H,
         >,
-        ::pactum::idempotency::StoreError,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::SqliteHandler<
+        H: ::pactum::messaging::consumer::SqliteHandler<
             super::super::super::orders::v1::OrderCancelled,
         >,
     {
-        ::pactum::consumer::SqliteConsumer::for_contract(
+        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
             conn,
             table,
             &ORDERS_ORDER_CANCELLED_V1,
             handler,
         )
     }
-    /// Builds the idempotent consumer for `orders.OrderCancelled` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`ORDERS_ORDER_CANCELLED_V1`].
+    /// Builds the idempotent consumer for `orders.OrderCancelled` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`ORDERS_ORDER_CANCELLED_V1`].
     pub fn orders_order_cancelled_v1_memory<H>(
         handler: H,
-    ) -> ::pactum::consumer::MemoryConsumer<
+    ) -> ::pactum::messaging::consumer::MemoryConsumer<
         super::super::super::orders::v1::OrderCancelled,
         H,
     >
     where
-        H: ::pactum::consumer::MemoryHandler<
+        H: ::pactum::messaging::consumer::MemoryHandler<
             super::super::super::orders::v1::OrderCancelled,
         >,
     {
-        ::pactum::consumer::MemoryConsumer::for_contract(
+        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
             &ORDERS_ORDER_CANCELLED_V1,
             handler,
         )
@@ -274,24 +278,25 @@ pub mod consumers {
         dead_letter: true,
         budget: ::std::option::Option::None,
     };
-    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`SHIPPING_SHIPMENT_DISPATCHED_V1`]. The consumer reconnects to `database` by itself.
+    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`SHIPPING_SHIPMENT_DISPATCHED_V1`]. The consumer reconnects to `database` by itself.
+    #[::pactum::__if_feature(postgres)]
     pub async fn shipping_shipment_dispatched_v1<H>(
-        database: &::pactum::postgres::Database,
+        database: &::pactum::store::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::PgConsumer<
+        ::pactum::messaging::consumer::PgConsumer<
             super::super::super::shipping::v1::ShipmentDispatched,
             H,
         >,
-        ::pactum::idempotency::StoreError,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::PgHandler<
+        H: ::pactum::messaging::consumer::PgHandler<
             super::super::super::shipping::v1::ShipmentDispatched,
         >,
     {
-        ::pactum::consumer::PgConsumer::for_contract(
+        ::pactum::messaging::consumer::PgConsumer::for_contract(
                 database,
                 table,
                 &SHIPPING_SHIPMENT_DISPATCHED_V1,
@@ -299,43 +304,44 @@ pub mod consumers {
             )
             .await
     }
-    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
+    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
+    #[::pactum::__if_feature(sqlite)]
     pub fn shipping_shipment_dispatched_v1_sqlite<H>(
-        conn: ::pactum::consumer::rusqlite::Connection,
+        conn: ::pactum::messaging::consumer::rusqlite::Connection,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::SqliteConsumer<
+        ::pactum::messaging::consumer::SqliteConsumer<
             super::super::super::shipping::v1::ShipmentDispatched,
             H,
         >,
-        ::pactum::idempotency::StoreError,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::SqliteHandler<
+        H: ::pactum::messaging::consumer::SqliteHandler<
             super::super::super::shipping::v1::ShipmentDispatched,
         >,
     {
-        ::pactum::consumer::SqliteConsumer::for_contract(
+        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
             conn,
             table,
             &SHIPPING_SHIPMENT_DISPATCHED_V1,
             handler,
         )
     }
-    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
+    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
     pub fn shipping_shipment_dispatched_v1_memory<H>(
         handler: H,
-    ) -> ::pactum::consumer::MemoryConsumer<
+    ) -> ::pactum::messaging::consumer::MemoryConsumer<
         super::super::super::shipping::v1::ShipmentDispatched,
         H,
     >
     where
-        H: ::pactum::consumer::MemoryHandler<
+        H: ::pactum::messaging::consumer::MemoryHandler<
             super::super::super::shipping::v1::ShipmentDispatched,
         >,
     {
-        ::pactum::consumer::MemoryConsumer::for_contract(
+        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
             &SHIPPING_SHIPMENT_DISPATCHED_V1,
             handler,
         )
@@ -359,13 +365,13 @@ pub mod publish {
         sink: S,
     }
     #[allow(deprecated)]
-    impl<S: ::pactum::bus::EventSink> Publisher<S> {
-        /// A publisher over `sink`: a `pactum::bus::Bus` or a `pactum::nats::Nats`.
+    impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
+        /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
         /// The same events, written into the outbox through `writer` instead.
-        pub fn in_tx<W: ::pactum::outbox::Writer>(&self, writer: W) -> InTx<W> {
+        pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
             InTx::new(writer)
         }
         /// Publishes [`EmailSent`](super::EmailSent) on `notifications.email_sent.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
@@ -374,18 +380,18 @@ pub mod publish {
             id: &str,
             event: &super::EmailSent,
         ) -> ::std::result::Result<
-            ::pactum::bus::Published,
-            ::pactum::bus::PublishError,
+            ::pactum::messaging::bus::Published,
+            ::pactum::messaging::bus::PublishError,
         > {
-            ::pactum::bus::publish(&self.sink, id, event).await
+            ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
     }
-    /// Writes the events `notifications` emits into a transactional outbox, in the handler's own transaction (`pactum::outbox::Pg::new(&tx)`); `pactum::outbox::Relay` publishes them once committed.
+    /// Writes the events `notifications` emits into a transactional outbox, in the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes them once committed.
     pub struct InTx<W> {
         writer: W,
     }
     #[allow(deprecated)]
-    impl<W: ::pactum::outbox::Writer> InTx<W> {
+    impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
@@ -394,17 +400,17 @@ pub mod publish {
         pub async fn email_sent(
             &self,
             event: &super::EmailSent,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             let id = ::pactum::Context::current().event_id("notifications.EmailSent.v1");
-            ::pactum::outbox::write(&self.writer, &id, event).await
+            ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
         /// Writes [`EmailSent`](super::EmailSent) into the outbox under CloudEvents id `id`.
         pub async fn email_sent_with_id(
             &self,
             id: &str,
             event: &super::EmailSent,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
-            ::pactum::outbox::write(&self.writer, id, event).await
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
+            ::pactum::store::outbox::write(&self.writer, id, event).await
         }
     }
 }

@@ -577,24 +577,25 @@ impl ::pactum::Event for OrderCancelled {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`]. The consumer reconnects to `database` by itself.
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`]. The consumer reconnects to `database` by itself.
+    #[::pactum::__if_feature(postgres)]
     pub async fn payments_payment_captured_v1<H>(
-        database: &::pactum::postgres::Database,
+        database: &::pactum::store::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::PgConsumer<
+        ::pactum::messaging::consumer::PgConsumer<
             super::super::super::payments::v1::PaymentCaptured,
             H,
         >,
-        ::pactum::idempotency::StoreError,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::PgHandler<
+        H: ::pactum::messaging::consumer::PgHandler<
             super::super::super::payments::v1::PaymentCaptured,
         >,
     {
-        ::pactum::consumer::PgConsumer::for_contract(
+        ::pactum::messaging::consumer::PgConsumer::for_contract(
                 database,
                 table,
                 &PAYMENTS_PAYMENT_CAPTURED_V1,
@@ -602,43 +603,44 @@ pub mod consumers {
             )
             .await
     }
-    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    #[::pactum::__if_feature(sqlite)]
     pub fn payments_payment_captured_v1_sqlite<H>(
-        conn: ::pactum::consumer::rusqlite::Connection,
+        conn: ::pactum::messaging::consumer::rusqlite::Connection,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::SqliteConsumer<
+        ::pactum::messaging::consumer::SqliteConsumer<
             super::super::super::payments::v1::PaymentCaptured,
             H,
         >,
-        ::pactum::idempotency::StoreError,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::SqliteHandler<
+        H: ::pactum::messaging::consumer::SqliteHandler<
             super::super::super::payments::v1::PaymentCaptured,
         >,
     {
-        ::pactum::consumer::SqliteConsumer::for_contract(
+        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
             conn,
             table,
             &PAYMENTS_PAYMENT_CAPTURED_V1,
             handler,
         )
     }
-    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
     pub fn payments_payment_captured_v1_memory<H>(
         handler: H,
-    ) -> ::pactum::consumer::MemoryConsumer<
+    ) -> ::pactum::messaging::consumer::MemoryConsumer<
         super::super::super::payments::v1::PaymentCaptured,
         H,
     >
     where
-        H: ::pactum::consumer::MemoryHandler<
+        H: ::pactum::messaging::consumer::MemoryHandler<
             super::super::super::payments::v1::PaymentCaptured,
         >,
     {
-        ::pactum::consumer::MemoryConsumer::for_contract(
+        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
             &PAYMENTS_PAYMENT_CAPTURED_V1,
             handler,
         )
@@ -667,13 +669,13 @@ pub mod publish {
         sink: S,
     }
     #[allow(deprecated)]
-    impl<S: ::pactum::bus::EventSink> Publisher<S> {
-        /// A publisher over `sink`: a `pactum::bus::Bus` or a `pactum::nats::Nats`.
+    impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
+        /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
         /// The same events, written into the outbox through `writer` instead.
-        pub fn in_tx<W: ::pactum::outbox::Writer>(&self, writer: W) -> InTx<W> {
+        pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
             InTx::new(writer)
         }
         /// Publishes [`OrderPlaced`](super::OrderPlaced) on `orders.order_placed.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
@@ -682,10 +684,10 @@ pub mod publish {
             id: &str,
             event: &super::OrderPlaced,
         ) -> ::std::result::Result<
-            ::pactum::bus::Published,
-            ::pactum::bus::PublishError,
+            ::pactum::messaging::bus::Published,
+            ::pactum::messaging::bus::PublishError,
         > {
-            ::pactum::bus::publish(&self.sink, id, event).await
+            ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
         /// Publishes [`OrderCancelled`](super::OrderCancelled) on `orders.order_cancelled.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn order_cancelled(
@@ -693,18 +695,18 @@ pub mod publish {
             id: &str,
             event: &super::OrderCancelled,
         ) -> ::std::result::Result<
-            ::pactum::bus::Published,
-            ::pactum::bus::PublishError,
+            ::pactum::messaging::bus::Published,
+            ::pactum::messaging::bus::PublishError,
         > {
-            ::pactum::bus::publish(&self.sink, id, event).await
+            ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
     }
-    /// Writes the events `orders` emits into a transactional outbox, in the handler's own transaction (`pactum::outbox::Pg::new(&tx)`); `pactum::outbox::Relay` publishes them once committed.
+    /// Writes the events `orders` emits into a transactional outbox, in the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes them once committed.
     pub struct InTx<W> {
         writer: W,
     }
     #[allow(deprecated)]
-    impl<W: ::pactum::outbox::Writer> InTx<W> {
+    impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
@@ -713,33 +715,33 @@ pub mod publish {
         pub async fn order_placed(
             &self,
             event: &super::OrderPlaced,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             let id = ::pactum::Context::current().event_id("orders.OrderPlaced.v1");
-            ::pactum::outbox::write(&self.writer, &id, event).await
+            ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
         /// Writes [`OrderPlaced`](super::OrderPlaced) into the outbox under CloudEvents id `id`.
         pub async fn order_placed_with_id(
             &self,
             id: &str,
             event: &super::OrderPlaced,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
-            ::pactum::outbox::write(&self.writer, id, event).await
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
+            ::pactum::store::outbox::write(&self.writer, id, event).await
         }
         /// Writes [`OrderCancelled`](super::OrderCancelled) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `orders.order_cancelled.v1` after the commit.
         pub async fn order_cancelled(
             &self,
             event: &super::OrderCancelled,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             let id = ::pactum::Context::current().event_id("orders.OrderCancelled.v1");
-            ::pactum::outbox::write(&self.writer, &id, event).await
+            ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
         /// Writes [`OrderCancelled`](super::OrderCancelled) into the outbox under CloudEvents id `id`.
         pub async fn order_cancelled_with_id(
             &self,
             id: &str,
             event: &super::OrderCancelled,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
-            ::pactum::outbox::write(&self.writer, id, event).await
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
+            ::pactum::store::outbox::write(&self.writer, id, event).await
         }
     }
 }
@@ -770,47 +772,48 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         Output = ::core::result::Result<Order, ::pactum::HandlerError<CancelOrderError>>,
     > + ::core::marker::Send;
 }
+::pactum::__requires_feature!(rest);
 /// An axum router serving every REST operation of `orders` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
-) -> ::pactum::server::axum::Router {
-    router_with(service, ::pactum::server::ServerConfig::default())
+) -> ::pactum::router::axum::Router {
+    router_with(service, ::pactum::router::ServerConfig::default())
 }
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
-    config: ::pactum::server::ServerConfig,
-) -> ::pactum::server::axum::Router {
+    config: ::pactum::router::ServerConfig,
+) -> ::pactum::router::axum::Router {
     let state = ::std::sync::Arc::new(ServerState { service, config });
-    ::pactum::server::axum::Router::new()
-        .route("/v1/orders", ::pactum::server::axum::routing::post(__place_order::<S>))
-        .route("/v1/orders/{id}", ::pactum::server::axum::routing::get(__get_order::<S>))
+    ::pactum::router::axum::Router::new()
+        .route("/v1/orders", ::pactum::router::axum::routing::post(__place_order::<S>))
+        .route("/v1/orders/{id}", ::pactum::router::axum::routing::get(__get_order::<S>))
         .route(
             "/v1/orders/{id}/cancel",
-            ::pactum::server::axum::routing::post(__cancel_order::<S>),
+            ::pactum::router::axum::routing::post(__cancel_order::<S>),
         )
         .with_state(state)
 }
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
-    config: ::pactum::server::ServerConfig,
+    config: ::pactum::router::ServerConfig,
 }
 async fn __get_order<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::server::axum::extract::RawPathParams,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::router::axum::extract::RawPathParams,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::GET_ORDER,
-            ::pactum::server::Reply::Json,
+            ::pactum::rest::server::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -824,19 +827,19 @@ async fn __get_order<S: Service>(
         .await
 }
 async fn __place_order<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::PLACE_ORDER,
-            ::pactum::server::Reply::Json,
+            ::pactum::rest::server::Reply::Json,
             ::std::vec::Vec::new(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -849,20 +852,20 @@ async fn __place_order<S: Service>(
         .await
 }
 async fn __cancel_order<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::server::axum::extract::RawPathParams,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::router::axum::extract::RawPathParams,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::CANCEL_ORDER,
-            ::pactum::server::Reply::Json,
+            ::pactum::rest::server::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -878,39 +881,48 @@ async fn __cancel_order<S: Service>(
 /// A typed REST client for `orders` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
-    http: ::pactum::client::HttpClient,
+    http: ::pactum::rest::client::HttpClient,
 }
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
         Client {
-            http: ::pactum::client::HttpClient::new(base_url),
+            http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
         Client {
-            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+            http: ::pactum::rest::client::HttpClient::for_service(
+                SERVICE,
+                namespace,
+                port,
+            ),
         }
     }
-    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient)
+    /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
-    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+    pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
     /// Calls `GET /v1/orders/{id}`.
     pub async fn get_order(
         &self,
         input: &GetOrderRequest,
-    ) -> ::core::result::Result<Order, ::pactum::client::ClientError<GetOrderError>> {
+    ) -> ::core::result::Result<
+        Order,
+        ::pactum::rest::client::ClientError<GetOrderError>,
+    > {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
         path.push_str("/v1");
         path.push_str("/orders");
         path.push('/');
         path.push_str(
-            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+            &::pactum::rest::client::encode(
+                &::pactum::rest::client::param_text(&input.id),
+            ),
         );
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
@@ -920,14 +932,22 @@ impl Client {
         }
         let body = ::core::option::Option::None;
         self.http
-            .call(&operations::GET_ORDER, ::pactum::client::Reply::Json, path, body)
+            .call(
+                &operations::GET_ORDER,
+                ::pactum::rest::client::Reply::Json,
+                path,
+                body,
+            )
             .await
     }
     /// Calls `POST /v1/orders`.
     pub async fn place_order(
         &self,
         input: &PlaceOrderRequest,
-    ) -> ::core::result::Result<Order, ::pactum::client::ClientError<PlaceOrderError>> {
+    ) -> ::core::result::Result<
+        Order,
+        ::pactum::rest::client::ClientError<PlaceOrderError>,
+    > {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
         path.push_str("/v1");
@@ -940,21 +960,31 @@ impl Client {
         }
         let body = ::pactum::__private::serde_json::to_value(input).ok();
         self.http
-            .call(&operations::PLACE_ORDER, ::pactum::client::Reply::Json, path, body)
+            .call(
+                &operations::PLACE_ORDER,
+                ::pactum::rest::client::Reply::Json,
+                path,
+                body,
+            )
             .await
     }
     /// Calls `POST /v1/orders/{id}/cancel`.
     pub async fn cancel_order(
         &self,
         input: &CancelOrderRequest,
-    ) -> ::core::result::Result<Order, ::pactum::client::ClientError<CancelOrderError>> {
+    ) -> ::core::result::Result<
+        Order,
+        ::pactum::rest::client::ClientError<CancelOrderError>,
+    > {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
         path.push_str("/v1");
         path.push_str("/orders");
         path.push('/');
         path.push_str(
-            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+            &::pactum::rest::client::encode(
+                &::pactum::rest::client::param_text(&input.id),
+            ),
         );
         path.push_str("/cancel");
         #[allow(unused_mut)]
@@ -975,13 +1005,19 @@ impl Client {
             _ => ::core::option::Option::None,
         };
         self.http
-            .call(&operations::CANCEL_ORDER, ::pactum::client::Reply::Json, path, body)
+            .call(
+                &operations::CANCEL_ORDER,
+                ::pactum::rest::client::Reply::Json,
+                path,
+                body,
+            )
             .await
     }
 }
 /// gRPC for `orders` v1: package `shop.orders.v1`, service `OrdersService`; the same wire as the emitted `.proto`.
 #[allow(clippy::all)]
 pub mod grpc {
+    ::pactum::__requires_feature!(grpc);
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -1244,28 +1280,28 @@ pub mod grpc {
     }
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
-    /// (`pactum::server::serve` does).
+    /// (`pactum::router::serve` does).
     pub fn router<S: super::Service>(
         service: ::std::sync::Arc<S>,
-    ) -> ::pactum::server::axum::Router {
-        router_with(service, ::pactum::server::ServerConfig::default())
+    ) -> ::pactum::router::axum::Router {
+        router_with(service, ::pactum::router::ServerConfig::default())
     }
     /// [`router`] with explicit settings: the idempotency store, leases and body
     /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
     /// one store whichever transport a call takes.
     pub fn router_with<S: super::Service>(
         service: ::std::sync::Arc<S>,
-        config: ::pactum::server::ServerConfig,
-    ) -> ::pactum::server::axum::Router {
+        config: ::pactum::router::ServerConfig,
+    ) -> ::pactum::router::axum::Router {
         let config = ::std::sync::Arc::new(config);
         let _ = (&service, &config);
-        ::pactum::server::axum::Router::new()
+        ::pactum::router::axum::Router::new()
             .route(
                 "/shop.orders.v1.OrdersService/GetOrder",
-                ::pactum::server::axum::routing::post({
+                ::pactum::router::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
                     let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::server::axum::extract::Request| {
+                    move |request: ::pactum::router::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
                         let config = ::std::sync::Arc::clone(&config);
                         async move {
@@ -1323,7 +1359,7 @@ pub mod grpc {
             input: &super::GetOrderRequest,
         ) -> ::core::result::Result<
             super::Order,
-            ::pactum::client::ClientError<super::GetOrderError>,
+            ::pactum::ClientError<super::GetOrderError>,
         > {
             self.inner
                 .unary(

@@ -402,19 +402,25 @@ impl ::pactum::Event for RefundIssued {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`ORDERS_ORDER_PLACED_V1`]. The consumer reconnects to `database` by itself.
+    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`ORDERS_ORDER_PLACED_V1`]. The consumer reconnects to `database` by itself.
+    #[::pactum::__if_feature(postgres)]
     pub async fn orders_order_placed_v1<H>(
-        database: &::pactum::postgres::Database,
+        database: &::pactum::store::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::PgConsumer<super::super::super::orders::v1::OrderPlaced, H>,
-        ::pactum::idempotency::StoreError,
+        ::pactum::messaging::consumer::PgConsumer<
+            super::super::super::orders::v1::OrderPlaced,
+            H,
+        >,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::PgHandler<super::super::super::orders::v1::OrderPlaced>,
+        H: ::pactum::messaging::consumer::PgHandler<
+            super::super::super::orders::v1::OrderPlaced,
+        >,
     {
-        ::pactum::consumer::PgConsumer::for_contract(
+        ::pactum::messaging::consumer::PgConsumer::for_contract(
                 database,
                 table,
                 &ORDERS_ORDER_PLACED_V1,
@@ -422,43 +428,44 @@ pub mod consumers {
             )
             .await
     }
-    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`ORDERS_ORDER_PLACED_V1`].
+    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`ORDERS_ORDER_PLACED_V1`].
+    #[::pactum::__if_feature(sqlite)]
     pub fn orders_order_placed_v1_sqlite<H>(
-        conn: ::pactum::consumer::rusqlite::Connection,
+        conn: ::pactum::messaging::consumer::rusqlite::Connection,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::SqliteConsumer<
+        ::pactum::messaging::consumer::SqliteConsumer<
             super::super::super::orders::v1::OrderPlaced,
             H,
         >,
-        ::pactum::idempotency::StoreError,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::SqliteHandler<
+        H: ::pactum::messaging::consumer::SqliteHandler<
             super::super::super::orders::v1::OrderPlaced,
         >,
     {
-        ::pactum::consumer::SqliteConsumer::for_contract(
+        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
             conn,
             table,
             &ORDERS_ORDER_PLACED_V1,
             handler,
         )
     }
-    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`ORDERS_ORDER_PLACED_V1`].
+    /// Builds the idempotent consumer for `orders.OrderPlaced` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`ORDERS_ORDER_PLACED_V1`].
     pub fn orders_order_placed_v1_memory<H>(
         handler: H,
-    ) -> ::pactum::consumer::MemoryConsumer<
+    ) -> ::pactum::messaging::consumer::MemoryConsumer<
         super::super::super::orders::v1::OrderPlaced,
         H,
     >
     where
-        H: ::pactum::consumer::MemoryHandler<
+        H: ::pactum::messaging::consumer::MemoryHandler<
             super::super::super::orders::v1::OrderPlaced,
         >,
     {
-        ::pactum::consumer::MemoryConsumer::for_contract(
+        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
             &ORDERS_ORDER_PLACED_V1,
             handler,
         )
@@ -488,13 +495,13 @@ pub mod publish {
         sink: S,
     }
     #[allow(deprecated)]
-    impl<S: ::pactum::bus::EventSink> Publisher<S> {
-        /// A publisher over `sink`: a `pactum::bus::Bus` or a `pactum::nats::Nats`.
+    impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
+        /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
         /// The same events, written into the outbox through `writer` instead.
-        pub fn in_tx<W: ::pactum::outbox::Writer>(&self, writer: W) -> InTx<W> {
+        pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
             InTx::new(writer)
         }
         /// Publishes [`PaymentCaptured`](super::PaymentCaptured) on `payments.payment_captured.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
@@ -503,10 +510,10 @@ pub mod publish {
             id: &str,
             event: &super::PaymentCaptured,
         ) -> ::std::result::Result<
-            ::pactum::bus::Published,
-            ::pactum::bus::PublishError,
+            ::pactum::messaging::bus::Published,
+            ::pactum::messaging::bus::PublishError,
         > {
-            ::pactum::bus::publish(&self.sink, id, event).await
+            ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
         /// Publishes [`RefundIssued`](super::RefundIssued) on `payments.refund_issued.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn refund_issued(
@@ -514,18 +521,18 @@ pub mod publish {
             id: &str,
             event: &super::RefundIssued,
         ) -> ::std::result::Result<
-            ::pactum::bus::Published,
-            ::pactum::bus::PublishError,
+            ::pactum::messaging::bus::Published,
+            ::pactum::messaging::bus::PublishError,
         > {
-            ::pactum::bus::publish(&self.sink, id, event).await
+            ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
     }
-    /// Writes the events `payments` emits into a transactional outbox, in the handler's own transaction (`pactum::outbox::Pg::new(&tx)`); `pactum::outbox::Relay` publishes them once committed.
+    /// Writes the events `payments` emits into a transactional outbox, in the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes them once committed.
     pub struct InTx<W> {
         writer: W,
     }
     #[allow(deprecated)]
-    impl<W: ::pactum::outbox::Writer> InTx<W> {
+    impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
@@ -534,34 +541,34 @@ pub mod publish {
         pub async fn payment_captured(
             &self,
             event: &super::PaymentCaptured,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             let id = ::pactum::Context::current()
                 .event_id("payments.PaymentCaptured.v1");
-            ::pactum::outbox::write(&self.writer, &id, event).await
+            ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
         /// Writes [`PaymentCaptured`](super::PaymentCaptured) into the outbox under CloudEvents id `id`.
         pub async fn payment_captured_with_id(
             &self,
             id: &str,
             event: &super::PaymentCaptured,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
-            ::pactum::outbox::write(&self.writer, id, event).await
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
+            ::pactum::store::outbox::write(&self.writer, id, event).await
         }
         /// Writes [`RefundIssued`](super::RefundIssued) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `payments.refund_issued.v1` after the commit.
         pub async fn refund_issued(
             &self,
             event: &super::RefundIssued,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             let id = ::pactum::Context::current().event_id("payments.RefundIssued.v1");
-            ::pactum::outbox::write(&self.writer, &id, event).await
+            ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
         /// Writes [`RefundIssued`](super::RefundIssued) into the outbox under CloudEvents id `id`.
         pub async fn refund_issued_with_id(
             &self,
             id: &str,
             event: &super::RefundIssued,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
-            ::pactum::outbox::write(&self.writer, id, event).await
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
+            ::pactum::store::outbox::write(&self.writer, id, event).await
         }
     }
 }
@@ -587,49 +594,50 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
 }
+::pactum::__requires_feature!(rest);
 /// An axum router serving every REST operation of `payments` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
-) -> ::pactum::server::axum::Router {
-    router_with(service, ::pactum::server::ServerConfig::default())
+) -> ::pactum::router::axum::Router {
+    router_with(service, ::pactum::router::ServerConfig::default())
 }
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
-    config: ::pactum::server::ServerConfig,
-) -> ::pactum::server::axum::Router {
+    config: ::pactum::router::ServerConfig,
+) -> ::pactum::router::axum::Router {
     let state = ::std::sync::Arc::new(ServerState { service, config });
-    ::pactum::server::axum::Router::new()
+    ::pactum::router::axum::Router::new()
         .route(
             "/v1/payments/{id}",
-            ::pactum::server::axum::routing::get(__get_payment::<S>),
+            ::pactum::router::axum::routing::get(__get_payment::<S>),
         )
         .route(
             "/v1/payments/{id}/refunds",
-            ::pactum::server::axum::routing::post(__refund_payment::<S>),
+            ::pactum::router::axum::routing::post(__refund_payment::<S>),
         )
         .with_state(state)
 }
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
-    config: ::pactum::server::ServerConfig,
+    config: ::pactum::router::ServerConfig,
 }
 async fn __get_payment<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::server::axum::extract::RawPathParams,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::router::axum::extract::RawPathParams,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::GET_PAYMENT,
-            ::pactum::server::Reply::Json,
+            ::pactum::rest::server::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -643,20 +651,20 @@ async fn __get_payment<S: Service>(
         .await
 }
 async fn __refund_payment<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::server::axum::extract::RawPathParams,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::router::axum::extract::RawPathParams,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::REFUND_PAYMENT,
-            ::pactum::server::Reply::Json,
+            ::pactum::rest::server::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -672,25 +680,29 @@ async fn __refund_payment<S: Service>(
 /// A typed REST client for `payments` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
-    http: ::pactum::client::HttpClient,
+    http: ::pactum::rest::client::HttpClient,
 }
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
         Client {
-            http: ::pactum::client::HttpClient::new(base_url),
+            http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
         Client {
-            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+            http: ::pactum::rest::client::HttpClient::for_service(
+                SERVICE,
+                namespace,
+                port,
+            ),
         }
     }
-    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient)
+    /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
-    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+    pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
     /// Calls `GET /v1/payments/{id}`.
@@ -699,7 +711,7 @@ impl Client {
         input: &GetPaymentRequest,
     ) -> ::core::result::Result<
         Payment,
-        ::pactum::client::ClientError<GetPaymentError>,
+        ::pactum::rest::client::ClientError<GetPaymentError>,
     > {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
@@ -707,7 +719,9 @@ impl Client {
         path.push_str("/payments");
         path.push('/');
         path.push_str(
-            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+            &::pactum::rest::client::encode(
+                &::pactum::rest::client::param_text(&input.id),
+            ),
         );
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
@@ -717,7 +731,12 @@ impl Client {
         }
         let body = ::core::option::Option::None;
         self.http
-            .call(&operations::GET_PAYMENT, ::pactum::client::Reply::Json, path, body)
+            .call(
+                &operations::GET_PAYMENT,
+                ::pactum::rest::client::Reply::Json,
+                path,
+                body,
+            )
             .await
     }
     /// Calls `POST /v1/payments/{id}/refunds`.
@@ -726,7 +745,7 @@ impl Client {
         input: &RefundPaymentRequest,
     ) -> ::core::result::Result<
         Payment,
-        ::pactum::client::ClientError<RefundPaymentError>,
+        ::pactum::rest::client::ClientError<RefundPaymentError>,
     > {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
@@ -734,7 +753,9 @@ impl Client {
         path.push_str("/payments");
         path.push('/');
         path.push_str(
-            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+            &::pactum::rest::client::encode(
+                &::pactum::rest::client::param_text(&input.id),
+            ),
         );
         path.push_str("/refunds");
         #[allow(unused_mut)]
@@ -755,13 +776,19 @@ impl Client {
             _ => ::core::option::Option::None,
         };
         self.http
-            .call(&operations::REFUND_PAYMENT, ::pactum::client::Reply::Json, path, body)
+            .call(
+                &operations::REFUND_PAYMENT,
+                ::pactum::rest::client::Reply::Json,
+                path,
+                body,
+            )
             .await
     }
 }
 /// gRPC for `payments` v1: package `shop.payments.v1`, service `PaymentsService`; the same wire as the emitted `.proto`.
 #[allow(clippy::all)]
 pub mod grpc {
+    ::pactum::__requires_feature!(grpc);
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -967,28 +994,28 @@ pub mod grpc {
     }
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
-    /// (`pactum::server::serve` does).
+    /// (`pactum::router::serve` does).
     pub fn router<S: super::Service>(
         service: ::std::sync::Arc<S>,
-    ) -> ::pactum::server::axum::Router {
-        router_with(service, ::pactum::server::ServerConfig::default())
+    ) -> ::pactum::router::axum::Router {
+        router_with(service, ::pactum::router::ServerConfig::default())
     }
     /// [`router`] with explicit settings: the idempotency store, leases and body
     /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
     /// one store whichever transport a call takes.
     pub fn router_with<S: super::Service>(
         service: ::std::sync::Arc<S>,
-        config: ::pactum::server::ServerConfig,
-    ) -> ::pactum::server::axum::Router {
+        config: ::pactum::router::ServerConfig,
+    ) -> ::pactum::router::axum::Router {
         let config = ::std::sync::Arc::new(config);
         let _ = (&service, &config);
-        ::pactum::server::axum::Router::new()
+        ::pactum::router::axum::Router::new()
             .route(
                 "/shop.payments.v1.PaymentsService/GetPayment",
-                ::pactum::server::axum::routing::post({
+                ::pactum::router::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
                     let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::server::axum::extract::Request| {
+                    move |request: ::pactum::router::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
                         let config = ::std::sync::Arc::clone(&config);
                         async move {
@@ -1046,7 +1073,7 @@ pub mod grpc {
             input: &super::GetPaymentRequest,
         ) -> ::core::result::Result<
             super::Payment,
-            ::pactum::client::ClientError<super::GetPaymentError>,
+            ::pactum::ClientError<super::GetPaymentError>,
         > {
             self.inner
                 .unary(

@@ -456,45 +456,46 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         Output = ::core::result::Result<Money, ::pactum::HandlerError<GetPriceError>>,
     > + ::core::marker::Send;
 }
+::pactum::__requires_feature!(rest);
 /// An axum router serving every REST operation of `pricing` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
-) -> ::pactum::server::axum::Router {
-    router_with(service, ::pactum::server::ServerConfig::default())
+) -> ::pactum::router::axum::Router {
+    router_with(service, ::pactum::router::ServerConfig::default())
 }
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
-    config: ::pactum::server::ServerConfig,
-) -> ::pactum::server::axum::Router {
+    config: ::pactum::router::ServerConfig,
+) -> ::pactum::router::axum::Router {
     let state = ::std::sync::Arc::new(ServerState { service, config });
-    ::pactum::server::axum::Router::new()
+    ::pactum::router::axum::Router::new()
         .route(
             "/v1/prices/{sku}",
-            ::pactum::server::axum::routing::get(__get_price::<S>),
+            ::pactum::router::axum::routing::get(__get_price::<S>),
         )
-        .route("/v1/quotes", ::pactum::server::axum::routing::post(__quote_cart::<S>))
+        .route("/v1/quotes", ::pactum::router::axum::routing::post(__quote_cart::<S>))
         .with_state(state)
 }
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
-    config: ::pactum::server::ServerConfig,
+    config: ::pactum::router::ServerConfig,
 }
 async fn __quote_cart<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::QUOTE_CART,
-            ::pactum::server::Reply::Json,
+            ::pactum::rest::server::Reply::Json,
             ::std::vec::Vec::new(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -507,20 +508,20 @@ async fn __quote_cart<S: Service>(
         .await
 }
 async fn __get_price<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::server::axum::extract::RawPathParams,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::router::axum::extract::RawPathParams,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::GET_PRICE,
-            ::pactum::server::Reply::Json,
+            ::pactum::rest::server::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -541,25 +542,29 @@ async fn __get_price<S: Service>(
 /// A typed REST client for `pricing` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
-    http: ::pactum::client::HttpClient,
+    http: ::pactum::rest::client::HttpClient,
 }
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
         Client {
-            http: ::pactum::client::HttpClient::new(base_url),
+            http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
         Client {
-            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+            http: ::pactum::rest::client::HttpClient::for_service(
+                SERVICE,
+                namespace,
+                port,
+            ),
         }
     }
-    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient)
+    /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
-    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+    pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
     /// Prices a list of lines. Read-only, so clients may retry it.
@@ -568,7 +573,7 @@ impl Client {
         input: &QuoteCartRequest,
     ) -> ::core::result::Result<
         QuoteCartResponse,
-        ::pactum::client::ClientError<QuoteCartError>,
+        ::pactum::rest::client::ClientError<QuoteCartError>,
     > {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
@@ -582,38 +587,54 @@ impl Client {
         }
         let body = ::pactum::__private::serde_json::to_value(input).ok();
         self.http
-            .call(&operations::QUOTE_CART, ::pactum::client::Reply::Json, path, body)
+            .call(
+                &operations::QUOTE_CART,
+                ::pactum::rest::client::Reply::Json,
+                path,
+                body,
+            )
             .await
     }
     /// Calls `GET /v1/prices/{sku}`.
     pub async fn get_price(
         &self,
         input: &GetPriceRequest,
-    ) -> ::core::result::Result<Money, ::pactum::client::ClientError<GetPriceError>> {
+    ) -> ::core::result::Result<
+        Money,
+        ::pactum::rest::client::ClientError<GetPriceError>,
+    > {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
         path.push_str("/v1");
         path.push_str("/prices");
         path.push('/');
         path.push_str(
-            &::pactum::client::encode(&::pactum::client::param_text(&input.sku)),
+            &::pactum::rest::client::encode(
+                &::pactum::rest::client::param_text(&input.sku),
+            ),
         );
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        ::pactum::client::push_query(&mut query, "currency", &input.currency);
+        ::pactum::rest::client::push_query(&mut query, "currency", &input.currency);
         if !query.is_empty() {
             path.push('?');
             path.push_str(&query.join("&"));
         }
         let body = ::core::option::Option::None;
         self.http
-            .call(&operations::GET_PRICE, ::pactum::client::Reply::Json, path, body)
+            .call(
+                &operations::GET_PRICE,
+                ::pactum::rest::client::Reply::Json,
+                path,
+                body,
+            )
             .await
     }
 }
 /// gRPC for `pricing` v1: package `shop.pricing.v1`, service `PricingService`; the same wire as the emitted `.proto`.
 #[allow(clippy::all)]
 pub mod grpc {
+    ::pactum::__requires_feature!(grpc);
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -733,28 +754,28 @@ pub mod grpc {
     }
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
-    /// (`pactum::server::serve` does).
+    /// (`pactum::router::serve` does).
     pub fn router<S: super::Service>(
         service: ::std::sync::Arc<S>,
-    ) -> ::pactum::server::axum::Router {
-        router_with(service, ::pactum::server::ServerConfig::default())
+    ) -> ::pactum::router::axum::Router {
+        router_with(service, ::pactum::router::ServerConfig::default())
     }
     /// [`router`] with explicit settings: the idempotency store, leases and body
     /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
     /// one store whichever transport a call takes.
     pub fn router_with<S: super::Service>(
         service: ::std::sync::Arc<S>,
-        config: ::pactum::server::ServerConfig,
-    ) -> ::pactum::server::axum::Router {
+        config: ::pactum::router::ServerConfig,
+    ) -> ::pactum::router::axum::Router {
         let config = ::std::sync::Arc::new(config);
         let _ = (&service, &config);
-        ::pactum::server::axum::Router::new()
+        ::pactum::router::axum::Router::new()
             .route(
                 "/shop.pricing.v1.PricingService/GetPrice",
-                ::pactum::server::axum::routing::post({
+                ::pactum::router::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
                     let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::server::axum::extract::Request| {
+                    move |request: ::pactum::router::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
                         let config = ::std::sync::Arc::clone(&config);
                         async move {
@@ -812,7 +833,7 @@ pub mod grpc {
             input: &super::GetPriceRequest,
         ) -> ::core::result::Result<
             super::Money,
-            ::pactum::client::ClientError<super::GetPriceError>,
+            ::pactum::ClientError<super::GetPriceError>,
         > {
             self.inner
                 .unary(

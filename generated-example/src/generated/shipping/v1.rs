@@ -381,24 +381,25 @@ impl ::pactum::Webhook for OrderShipped {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `inventory.StockReserved` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`INVENTORY_STOCK_RESERVED_V1`]. The consumer reconnects to `database` by itself.
+    /// Builds the idempotent consumer for `inventory.StockReserved` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`INVENTORY_STOCK_RESERVED_V1`]. The consumer reconnects to `database` by itself.
+    #[::pactum::__if_feature(postgres)]
     pub async fn inventory_stock_reserved_v1<H>(
-        database: &::pactum::postgres::Database,
+        database: &::pactum::store::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::PgConsumer<
+        ::pactum::messaging::consumer::PgConsumer<
             super::super::super::inventory::v1::StockReserved,
             H,
         >,
-        ::pactum::idempotency::StoreError,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::PgHandler<
+        H: ::pactum::messaging::consumer::PgHandler<
             super::super::super::inventory::v1::StockReserved,
         >,
     {
-        ::pactum::consumer::PgConsumer::for_contract(
+        ::pactum::messaging::consumer::PgConsumer::for_contract(
                 database,
                 table,
                 &INVENTORY_STOCK_RESERVED_V1,
@@ -406,43 +407,44 @@ pub mod consumers {
             )
             .await
     }
-    /// Builds the idempotent consumer for `inventory.StockReserved` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`INVENTORY_STOCK_RESERVED_V1`].
+    /// Builds the idempotent consumer for `inventory.StockReserved` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`INVENTORY_STOCK_RESERVED_V1`].
+    #[::pactum::__if_feature(sqlite)]
     pub fn inventory_stock_reserved_v1_sqlite<H>(
-        conn: ::pactum::consumer::rusqlite::Connection,
+        conn: ::pactum::messaging::consumer::rusqlite::Connection,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::SqliteConsumer<
+        ::pactum::messaging::consumer::SqliteConsumer<
             super::super::super::inventory::v1::StockReserved,
             H,
         >,
-        ::pactum::idempotency::StoreError,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::SqliteHandler<
+        H: ::pactum::messaging::consumer::SqliteHandler<
             super::super::super::inventory::v1::StockReserved,
         >,
     {
-        ::pactum::consumer::SqliteConsumer::for_contract(
+        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
             conn,
             table,
             &INVENTORY_STOCK_RESERVED_V1,
             handler,
         )
     }
-    /// Builds the idempotent consumer for `inventory.StockReserved` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`INVENTORY_STOCK_RESERVED_V1`].
+    /// Builds the idempotent consumer for `inventory.StockReserved` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`INVENTORY_STOCK_RESERVED_V1`].
     pub fn inventory_stock_reserved_v1_memory<H>(
         handler: H,
-    ) -> ::pactum::consumer::MemoryConsumer<
+    ) -> ::pactum::messaging::consumer::MemoryConsumer<
         super::super::super::inventory::v1::StockReserved,
         H,
     >
     where
-        H: ::pactum::consumer::MemoryHandler<
+        H: ::pactum::messaging::consumer::MemoryHandler<
             super::super::super::inventory::v1::StockReserved,
         >,
     {
-        ::pactum::consumer::MemoryConsumer::for_contract(
+        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
             &INVENTORY_STOCK_RESERVED_V1,
             handler,
         )
@@ -471,13 +473,13 @@ pub mod publish {
         sink: S,
     }
     #[allow(deprecated)]
-    impl<S: ::pactum::bus::EventSink> Publisher<S> {
-        /// A publisher over `sink`: a `pactum::bus::Bus` or a `pactum::nats::Nats`.
+    impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
+        /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
         /// The same events, written into the outbox through `writer` instead.
-        pub fn in_tx<W: ::pactum::outbox::Writer>(&self, writer: W) -> InTx<W> {
+        pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
             InTx::new(writer)
         }
         /// Publishes [`ShipmentDispatched`](super::ShipmentDispatched) on `shipping.shipment_dispatched.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
@@ -486,18 +488,18 @@ pub mod publish {
             id: &str,
             event: &super::ShipmentDispatched,
         ) -> ::std::result::Result<
-            ::pactum::bus::Published,
-            ::pactum::bus::PublishError,
+            ::pactum::messaging::bus::Published,
+            ::pactum::messaging::bus::PublishError,
         > {
-            ::pactum::bus::publish(&self.sink, id, event).await
+            ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
     }
-    /// Writes the events `shipping` emits into a transactional outbox, in the handler's own transaction (`pactum::outbox::Pg::new(&tx)`); `pactum::outbox::Relay` publishes them once committed.
+    /// Writes the events `shipping` emits into a transactional outbox, in the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes them once committed.
     pub struct InTx<W> {
         writer: W,
     }
     #[allow(deprecated)]
-    impl<W: ::pactum::outbox::Writer> InTx<W> {
+    impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
@@ -506,23 +508,24 @@ pub mod publish {
         pub async fn shipment_dispatched(
             &self,
             event: &super::ShipmentDispatched,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             let id = ::pactum::Context::current()
                 .event_id("shipping.ShipmentDispatched.v1");
-            ::pactum::outbox::write(&self.writer, &id, event).await
+            ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
         /// Writes [`ShipmentDispatched`](super::ShipmentDispatched) into the outbox under CloudEvents id `id`.
         pub async fn shipment_dispatched_with_id(
             &self,
             id: &str,
             event: &super::ShipmentDispatched,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
-            ::pactum::outbox::write(&self.writer, id, event).await
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
+            ::pactum::store::outbox::write(&self.writer, id, event).await
         }
     }
 }
 /// Sending and receiving this contract's webhooks (Standard Webhooks signatures).
 pub mod webhooks {
+    ::pactum::__requires_feature!(webhooks);
     /// Sends the webhooks of `shipping`.
     #[derive(Clone, Debug)]
     pub struct Sender {
@@ -562,12 +565,12 @@ pub mod webhooks {
         }
     }
     /// Durable deliveries: the webhooks written into the transactional outbox through
-    /// the handler's own transaction (`pactum::outbox::Pg::new(&tx)`), sent after the
+    /// the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`), sent after the
     /// commit with retries for about a day, surviving restarts.
     pub struct InTx<W> {
         writer: W,
     }
-    impl<W: ::pactum::outbox::Writer> InTx<W> {
+    impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
@@ -578,7 +581,7 @@ pub mod webhooks {
             url: &str,
             id: &str,
             payload: &super::OrderShipped,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             ::pactum::webhook::durable::enqueue(&self.writer, url, id, payload).await
         }
     }
@@ -601,21 +604,21 @@ pub mod webhooks {
     pub fn receiver<R, S>(
         receiver: R,
         inbox: ::pactum::webhook::Inbox,
-    ) -> ::pactum::server::axum::routing::MethodRouter<S>
+    ) -> ::pactum::router::axum::routing::MethodRouter<S>
     where
         R: Receiver,
         S: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
     {
         let receiver = ::std::sync::Arc::new(receiver);
-        ::pactum::server::axum::routing::post(move |
-            request: ::pactum::server::axum::extract::Request|
+        ::pactum::router::axum::routing::post(move |
+            request: ::pactum::router::axum::extract::Request|
         {
             let (receiver, inbox) = (::std::sync::Arc::clone(&receiver), inbox.clone());
             async move {
                 let verified = match inbox.accept(request).await {
                     ::std::result::Result::Ok(v) => v,
                     ::std::result::Result::Err(refused) => {
-                        return ::pactum::server::axum::response::IntoResponse::into_response(
+                        return ::pactum::router::axum::response::IntoResponse::into_response(
                             refused,
                         );
                     }
@@ -656,45 +659,46 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
 }
+::pactum::__requires_feature!(rest);
 /// An axum router serving every REST operation of `shipping` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
-) -> ::pactum::server::axum::Router {
-    router_with(service, ::pactum::server::ServerConfig::default())
+) -> ::pactum::router::axum::Router {
+    router_with(service, ::pactum::router::ServerConfig::default())
 }
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
-    config: ::pactum::server::ServerConfig,
-) -> ::pactum::server::axum::Router {
+    config: ::pactum::router::ServerConfig,
+) -> ::pactum::router::axum::Router {
     let state = ::std::sync::Arc::new(ServerState { service, config });
-    ::pactum::server::axum::Router::new()
+    ::pactum::router::axum::Router::new()
         .route(
             "/v1/shipments/{id}",
-            ::pactum::server::axum::routing::get(__track_shipment::<S>),
+            ::pactum::router::axum::routing::get(__track_shipment::<S>),
         )
         .with_state(state)
 }
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
-    config: ::pactum::server::ServerConfig,
+    config: ::pactum::router::ServerConfig,
 }
 async fn __track_shipment<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::server::axum::extract::RawPathParams,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::router::axum::extract::RawPathParams,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::TRACK_SHIPMENT,
-            ::pactum::server::Reply::Json,
+            ::pactum::rest::server::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -710,25 +714,29 @@ async fn __track_shipment<S: Service>(
 /// A typed REST client for `shipping` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
-    http: ::pactum::client::HttpClient,
+    http: ::pactum::rest::client::HttpClient,
 }
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
         Client {
-            http: ::pactum::client::HttpClient::new(base_url),
+            http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
         Client {
-            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+            http: ::pactum::rest::client::HttpClient::for_service(
+                SERVICE,
+                namespace,
+                port,
+            ),
         }
     }
-    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient)
+    /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
-    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+    pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
     /// Calls `GET /v1/shipments/{id}`.
@@ -737,7 +745,7 @@ impl Client {
         input: &TrackShipmentRequest,
     ) -> ::core::result::Result<
         TrackShipmentResponse,
-        ::pactum::client::ClientError<TrackShipmentError>,
+        ::pactum::rest::client::ClientError<TrackShipmentError>,
     > {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
@@ -745,7 +753,9 @@ impl Client {
         path.push_str("/shipments");
         path.push('/');
         path.push_str(
-            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+            &::pactum::rest::client::encode(
+                &::pactum::rest::client::param_text(&input.id),
+            ),
         );
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
@@ -755,7 +765,12 @@ impl Client {
         }
         let body = ::core::option::Option::None;
         self.http
-            .call(&operations::TRACK_SHIPMENT, ::pactum::client::Reply::Json, path, body)
+            .call(
+                &operations::TRACK_SHIPMENT,
+                ::pactum::rest::client::Reply::Json,
+                path,
+                body,
+            )
             .await
     }
 }

@@ -1325,19 +1325,20 @@ impl ::pactum::Webhook for ThingShipped {
 }
 /// What the contract says about each event this service consumes.
 pub mod consumers {
-    /// Builds the idempotent consumer for `features.ThingStored` v3 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`FEATURES_THING_STORED_V3`]. The consumer reconnects to `database` by itself.
+    /// Builds the idempotent consumer for `features.ThingStored` v3 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`FEATURES_THING_STORED_V3`]. The consumer reconnects to `database` by itself.
+    #[::pactum::__if_feature(postgres)]
     pub async fn features_thing_stored_v3<H>(
-        database: &::pactum::postgres::Database,
+        database: &::pactum::store::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::PgConsumer<super::ThingStored, H>,
-        ::pactum::idempotency::StoreError,
+        ::pactum::messaging::consumer::PgConsumer<super::ThingStored, H>,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::PgHandler<super::ThingStored>,
+        H: ::pactum::messaging::consumer::PgHandler<super::ThingStored>,
     {
-        ::pactum::consumer::PgConsumer::for_contract(
+        ::pactum::messaging::consumer::PgConsumer::for_contract(
                 database,
                 table,
                 &FEATURES_THING_STORED_V3,
@@ -1345,33 +1346,34 @@ pub mod consumers {
             )
             .await
     }
-    /// Builds the idempotent consumer for `features.ThingStored` v3 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`FEATURES_THING_STORED_V3`].
+    /// Builds the idempotent consumer for `features.ThingStored` v3 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`FEATURES_THING_STORED_V3`].
+    #[::pactum::__if_feature(sqlite)]
     pub fn features_thing_stored_v3_sqlite<H>(
-        conn: ::pactum::consumer::rusqlite::Connection,
+        conn: ::pactum::messaging::consumer::rusqlite::Connection,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::SqliteConsumer<super::ThingStored, H>,
-        ::pactum::idempotency::StoreError,
+        ::pactum::messaging::consumer::SqliteConsumer<super::ThingStored, H>,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::SqliteHandler<super::ThingStored>,
+        H: ::pactum::messaging::consumer::SqliteHandler<super::ThingStored>,
     {
-        ::pactum::consumer::SqliteConsumer::for_contract(
+        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
             conn,
             table,
             &FEATURES_THING_STORED_V3,
             handler,
         )
     }
-    /// Builds the idempotent consumer for `features.ThingStored` v3 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`FEATURES_THING_STORED_V3`].
+    /// Builds the idempotent consumer for `features.ThingStored` v3 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`FEATURES_THING_STORED_V3`].
     pub fn features_thing_stored_v3_memory<H>(
         handler: H,
-    ) -> ::pactum::consumer::MemoryConsumer<super::ThingStored, H>
+    ) -> ::pactum::messaging::consumer::MemoryConsumer<super::ThingStored, H>
     where
-        H: ::pactum::consumer::MemoryHandler<super::ThingStored>,
+        H: ::pactum::messaging::consumer::MemoryHandler<super::ThingStored>,
     {
-        ::pactum::consumer::MemoryConsumer::for_contract(
+        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
             &FEATURES_THING_STORED_V3,
             handler,
         )
@@ -1388,19 +1390,20 @@ pub mod consumers {
             ::std::time::Duration::from_nanos(45000000000u64),
         ),
     };
-    /// Builds the idempotent consumer for `features.ThingTagged` v1 on PostgreSQL: implement `pactum::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`FEATURES_THING_TAGGED_V1`]. The consumer reconnects to `database` by itself.
+    /// Builds the idempotent consumer for `features.ThingTagged` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`FEATURES_THING_TAGGED_V1`]. The consumer reconnects to `database` by itself.
+    #[::pactum::__if_feature(postgres)]
     pub async fn features_thing_tagged_v1<H>(
-        database: &::pactum::postgres::Database,
+        database: &::pactum::store::postgres::Database,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::PgConsumer<super::ThingTagged, H>,
-        ::pactum::idempotency::StoreError,
+        ::pactum::messaging::consumer::PgConsumer<super::ThingTagged, H>,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::PgHandler<super::ThingTagged>,
+        H: ::pactum::messaging::consumer::PgHandler<super::ThingTagged>,
     {
-        ::pactum::consumer::PgConsumer::for_contract(
+        ::pactum::messaging::consumer::PgConsumer::for_contract(
                 database,
                 table,
                 &FEATURES_THING_TAGGED_V1,
@@ -1408,33 +1411,34 @@ pub mod consumers {
             )
             .await
     }
-    /// Builds the idempotent consumer for `features.ThingTagged` v1 on an SQLite connection (the embedded default): implement `pactum::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`FEATURES_THING_TAGGED_V1`].
+    /// Builds the idempotent consumer for `features.ThingTagged` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`FEATURES_THING_TAGGED_V1`].
+    #[::pactum::__if_feature(sqlite)]
     pub fn features_thing_tagged_v1_sqlite<H>(
-        conn: ::pactum::consumer::rusqlite::Connection,
+        conn: ::pactum::messaging::consumer::rusqlite::Connection,
         table: &str,
         handler: H,
     ) -> ::std::result::Result<
-        ::pactum::consumer::SqliteConsumer<super::ThingTagged, H>,
-        ::pactum::idempotency::StoreError,
+        ::pactum::messaging::consumer::SqliteConsumer<super::ThingTagged, H>,
+        ::pactum::store::idempotency::StoreError,
     >
     where
-        H: ::pactum::consumer::SqliteHandler<super::ThingTagged>,
+        H: ::pactum::messaging::consumer::SqliteHandler<super::ThingTagged>,
     {
-        ::pactum::consumer::SqliteConsumer::for_contract(
+        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
             conn,
             table,
             &FEATURES_THING_TAGGED_V1,
             handler,
         )
     }
-    /// Builds the idempotent consumer for `features.ThingTagged` v1 with its record in memory (tests, single-process effects): implement `pactum::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`FEATURES_THING_TAGGED_V1`].
+    /// Builds the idempotent consumer for `features.ThingTagged` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`FEATURES_THING_TAGGED_V1`].
     pub fn features_thing_tagged_v1_memory<H>(
         handler: H,
-    ) -> ::pactum::consumer::MemoryConsumer<super::ThingTagged, H>
+    ) -> ::pactum::messaging::consumer::MemoryConsumer<super::ThingTagged, H>
     where
-        H: ::pactum::consumer::MemoryHandler<super::ThingTagged>,
+        H: ::pactum::messaging::consumer::MemoryHandler<super::ThingTagged>,
     {
-        ::pactum::consumer::MemoryConsumer::for_contract(
+        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
             &FEATURES_THING_TAGGED_V1,
             handler,
         )
@@ -1463,13 +1467,13 @@ pub mod publish {
         sink: S,
     }
     #[allow(deprecated)]
-    impl<S: ::pactum::bus::EventSink> Publisher<S> {
-        /// A publisher over `sink`: a `pactum::bus::Bus` or a `pactum::nats::Nats`.
+    impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
+        /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
         /// The same events, written into the outbox through `writer` instead.
-        pub fn in_tx<W: ::pactum::outbox::Writer>(&self, writer: W) -> InTx<W> {
+        pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
             InTx::new(writer)
         }
         /// Publishes [`ThingStored`](super::ThingStored) on `features.thing_stored.v3` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
@@ -1478,10 +1482,10 @@ pub mod publish {
             id: &str,
             event: &super::ThingStored,
         ) -> ::std::result::Result<
-            ::pactum::bus::Published,
-            ::pactum::bus::PublishError,
+            ::pactum::messaging::bus::Published,
+            ::pactum::messaging::bus::PublishError,
         > {
-            ::pactum::bus::publish(&self.sink, id, event).await
+            ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
         /// Publishes [`ThingTagged`](super::ThingTagged) on `features.thing_tagged.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn thing_tagged(
@@ -1489,10 +1493,10 @@ pub mod publish {
             id: &str,
             event: &super::ThingTagged,
         ) -> ::std::result::Result<
-            ::pactum::bus::Published,
-            ::pactum::bus::PublishError,
+            ::pactum::messaging::bus::Published,
+            ::pactum::messaging::bus::PublishError,
         > {
-            ::pactum::bus::publish(&self.sink, id, event).await
+            ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
         /// Publishes [`AlarmRaised`](super::AlarmRaised) on `features.alarm_raised.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn alarm_raised(
@@ -1500,18 +1504,18 @@ pub mod publish {
             id: &str,
             event: &super::AlarmRaised,
         ) -> ::std::result::Result<
-            ::pactum::bus::Published,
-            ::pactum::bus::PublishError,
+            ::pactum::messaging::bus::Published,
+            ::pactum::messaging::bus::PublishError,
         > {
-            ::pactum::bus::publish(&self.sink, id, event).await
+            ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
     }
-    /// Writes the events `features` emits into a transactional outbox, in the handler's own transaction (`pactum::outbox::Pg::new(&tx)`); `pactum::outbox::Relay` publishes them once committed.
+    /// Writes the events `features` emits into a transactional outbox, in the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes them once committed.
     pub struct InTx<W> {
         writer: W,
     }
     #[allow(deprecated)]
-    impl<W: ::pactum::outbox::Writer> InTx<W> {
+    impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
@@ -1520,54 +1524,55 @@ pub mod publish {
         pub async fn thing_stored(
             &self,
             event: &super::ThingStored,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             let id = ::pactum::Context::current().event_id("features.ThingStored.v3");
-            ::pactum::outbox::write(&self.writer, &id, event).await
+            ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
         /// Writes [`ThingStored`](super::ThingStored) into the outbox under CloudEvents id `id`.
         pub async fn thing_stored_with_id(
             &self,
             id: &str,
             event: &super::ThingStored,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
-            ::pactum::outbox::write(&self.writer, id, event).await
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
+            ::pactum::store::outbox::write(&self.writer, id, event).await
         }
         /// Writes [`ThingTagged`](super::ThingTagged) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `features.thing_tagged.v1` after the commit.
         pub async fn thing_tagged(
             &self,
             event: &super::ThingTagged,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             let id = ::pactum::Context::current().event_id("features.ThingTagged.v1");
-            ::pactum::outbox::write(&self.writer, &id, event).await
+            ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
         /// Writes [`ThingTagged`](super::ThingTagged) into the outbox under CloudEvents id `id`.
         pub async fn thing_tagged_with_id(
             &self,
             id: &str,
             event: &super::ThingTagged,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
-            ::pactum::outbox::write(&self.writer, id, event).await
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
+            ::pactum::store::outbox::write(&self.writer, id, event).await
         }
         /// Writes [`AlarmRaised`](super::AlarmRaised) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `features.alarm_raised.v1` after the commit.
         pub async fn alarm_raised(
             &self,
             event: &super::AlarmRaised,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             let id = ::pactum::Context::current().event_id("features.AlarmRaised.v1");
-            ::pactum::outbox::write(&self.writer, &id, event).await
+            ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
         /// Writes [`AlarmRaised`](super::AlarmRaised) into the outbox under CloudEvents id `id`.
         pub async fn alarm_raised_with_id(
             &self,
             id: &str,
             event: &super::AlarmRaised,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
-            ::pactum::outbox::write(&self.writer, id, event).await
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
+            ::pactum::store::outbox::write(&self.writer, id, event).await
         }
     }
 }
 /// Sending and receiving this contract's webhooks (Standard Webhooks signatures).
 pub mod webhooks {
+    ::pactum::__requires_feature!(webhooks);
     /// Sends the webhooks of `features`.
     #[derive(Clone, Debug)]
     pub struct Sender {
@@ -1607,12 +1612,12 @@ pub mod webhooks {
         }
     }
     /// Durable deliveries: the webhooks written into the transactional outbox through
-    /// the handler's own transaction (`pactum::outbox::Pg::new(&tx)`), sent after the
+    /// the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`), sent after the
     /// commit with retries for about a day, surviving restarts.
     pub struct InTx<W> {
         writer: W,
     }
-    impl<W: ::pactum::outbox::Writer> InTx<W> {
+    impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
@@ -1623,7 +1628,7 @@ pub mod webhooks {
             url: &str,
             id: &str,
             payload: &super::ThingShipped,
-        ) -> ::std::result::Result<(), ::pactum::outbox::OutboxError> {
+        ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             ::pactum::webhook::durable::enqueue(&self.writer, url, id, payload).await
         }
     }
@@ -1646,21 +1651,21 @@ pub mod webhooks {
     pub fn receiver<R, S>(
         receiver: R,
         inbox: ::pactum::webhook::Inbox,
-    ) -> ::pactum::server::axum::routing::MethodRouter<S>
+    ) -> ::pactum::router::axum::routing::MethodRouter<S>
     where
         R: Receiver,
         S: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
     {
         let receiver = ::std::sync::Arc::new(receiver);
-        ::pactum::server::axum::routing::post(move |
-            request: ::pactum::server::axum::extract::Request|
+        ::pactum::router::axum::routing::post(move |
+            request: ::pactum::router::axum::extract::Request|
         {
             let (receiver, inbox) = (::std::sync::Arc::clone(&receiver), inbox.clone());
             async move {
                 let verified = match inbox.accept(request).await {
                     ::std::result::Result::Ok(v) => v,
                     ::std::result::Result::Err(refused) => {
-                        return ::pactum::server::axum::response::IntoResponse::into_response(
+                        return ::pactum::router::axum::response::IntoResponse::into_response(
                             refused,
                         );
                     }
@@ -1722,7 +1727,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         input: WatchRequest,
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<
-            ::pactum::grpc::BoxStream<
+            ::pactum::BoxStream<
                 ::core::result::Result<Primitives, ::pactum::HandlerError<WatchError>>,
             >,
             ::pactum::HandlerError<WatchError>,
@@ -1732,8 +1737,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     fn upload(
         &self,
         ctx: ::pactum::Context,
-        input: ::pactum::grpc::BoxStream<
-            ::core::result::Result<UploadRequest, ::pactum::grpc::StreamError>,
+        input: ::pactum::BoxStream<
+            ::core::result::Result<UploadRequest, ::pactum::StreamError>,
         >,
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<
@@ -1745,12 +1750,12 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     fn chat(
         &self,
         ctx: ::pactum::Context,
-        input: ::pactum::grpc::BoxStream<
-            ::core::result::Result<ChatRequest, ::pactum::grpc::StreamError>,
+        input: ::pactum::BoxStream<
+            ::core::result::Result<ChatRequest, ::pactum::StreamError>,
         >,
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<
-            ::pactum::grpc::BoxStream<
+            ::pactum::BoxStream<
                 ::core::result::Result<ChatResponse, ::pactum::HandlerError<ChatError>>,
             >,
             ::pactum::HandlerError<ChatError>,
@@ -1765,45 +1770,46 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         Output = ::core::result::Result<(), ::pactum::HandlerError<OldWayError>>,
     > + ::core::marker::Send;
 }
+::pactum::__requires_feature!(rest);
 /// An axum router serving every REST operation of `features` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
-) -> ::pactum::server::axum::Router {
-    router_with(service, ::pactum::server::ServerConfig::default())
+) -> ::pactum::router::axum::Router {
+    router_with(service, ::pactum::router::ServerConfig::default())
 }
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
-    config: ::pactum::server::ServerConfig,
-) -> ::pactum::server::axum::Router {
+    config: ::pactum::router::ServerConfig,
+) -> ::pactum::router::axum::Router {
     let state = ::std::sync::Arc::new(ServerState { service, config });
-    ::pactum::server::axum::Router::new()
-        .route("/v1/old/{id}", ::pactum::server::axum::routing::get(__old_way::<S>))
-        .route("/v1/ping", ::pactum::server::axum::routing::head(__ping::<S>))
-        .route("/v1/things", ::pactum::server::axum::routing::put(__store::<S>))
-        .route("/v1/things/{id}", ::pactum::server::axum::routing::get(__fetch::<S>))
+    ::pactum::router::axum::Router::new()
+        .route("/v1/old/{id}", ::pactum::router::axum::routing::get(__old_way::<S>))
+        .route("/v1/ping", ::pactum::router::axum::routing::head(__ping::<S>))
+        .route("/v1/things", ::pactum::router::axum::routing::put(__store::<S>))
+        .route("/v1/things/{id}", ::pactum::router::axum::routing::get(__fetch::<S>))
         .with_state(state)
 }
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
-    config: ::pactum::server::ServerConfig,
+    config: ::pactum::router::ServerConfig,
 }
 async fn __fetch<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::server::axum::extract::RawPathParams,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::router::axum::extract::RawPathParams,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::FETCH,
-            ::pactum::server::Reply::Json,
+            ::pactum::rest::server::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -1818,19 +1824,19 @@ async fn __fetch<S: Service>(
         .await
 }
 async fn __store<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::STORE,
-            ::pactum::server::Reply::Json,
+            ::pactum::rest::server::Reply::Json,
             ::std::vec::Vec::new(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -1843,25 +1849,25 @@ async fn __store<S: Service>(
         .await
 }
 async fn __ping<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::PING,
-            ::pactum::server::Reply::Empty,
+            ::pactum::rest::server::Reply::Empty,
             ::std::vec::Vec::new(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 ::core::result::Result::Ok(members)
             },
-            move |ctx, input: ::pactum::server::NoInput| async move {
+            move |ctx, input: ::pactum::NoInput| async move {
                 {
                     let _ = input;
                     service.ping(ctx).await
@@ -1871,20 +1877,20 @@ async fn __ping<S: Service>(
         .await
 }
 async fn __old_way<S: Service>(
-    ::pactum::server::axum::extract::State(
+    ::pactum::router::axum::extract::State(
         state,
-    ): ::pactum::server::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::server::axum::extract::RawPathParams,
-    request: ::pactum::server::axum::extract::Request,
-) -> ::pactum::server::axum::response::Response {
+    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+    params: ::pactum::router::axum::extract::RawPathParams,
+    request: ::pactum::router::axum::extract::Request,
+) -> ::pactum::router::axum::response::Response {
     let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::server::handle(
+    ::pactum::rest::server::handle(
             &state.config,
             &operations::OLD_WAY,
-            ::pactum::server::Reply::Empty,
+            ::pactum::rest::server::Reply::Empty,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
-            |incoming: &::pactum::server::Incoming| {
+            |incoming: &::pactum::rest::server::Incoming| {
                 let _ = incoming;
                 #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
@@ -1901,39 +1907,48 @@ async fn __old_way<S: Service>(
 /// A typed REST client for `features` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
-    http: ::pactum::client::HttpClient,
+    http: ::pactum::rest::client::HttpClient,
 }
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
         Client {
-            http: ::pactum::client::HttpClient::new(base_url),
+            http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
         Client {
-            http: ::pactum::client::HttpClient::for_service(SERVICE, namespace, port),
+            http: ::pactum::rest::client::HttpClient::for_service(
+                SERVICE,
+                namespace,
+                port,
+            ),
         }
     }
-    /// A client over a configured [`HttpClient`](::pactum::client::HttpClient)
+    /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
-    pub fn from_http(http: ::pactum::client::HttpClient) -> Self {
+    pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
     /// Reads one thing.
     pub async fn fetch(
         &self,
         input: &FetchRequest,
-    ) -> ::core::result::Result<Primitives, ::pactum::client::ClientError<FetchError>> {
+    ) -> ::core::result::Result<
+        Primitives,
+        ::pactum::rest::client::ClientError<FetchError>,
+    > {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
         path.push_str("/v1");
         path.push_str("/things");
         path.push('/');
         path.push_str(
-            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+            &::pactum::rest::client::encode(
+                &::pactum::rest::client::param_text(&input.id),
+            ),
         );
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
@@ -1943,7 +1958,7 @@ impl Client {
         }
         let body = ::core::option::Option::None;
         self.http
-            .call(&operations::FETCH, ::pactum::client::Reply::Json, path, body)
+            .call(&operations::FETCH, ::pactum::rest::client::Reply::Json, path, body)
             .await
     }
     /// Calls `PUT /v1/things`.
@@ -1952,7 +1967,7 @@ impl Client {
         input: &StoreRequest,
     ) -> ::core::result::Result<
         StoreResponse,
-        ::pactum::client::ClientError<StoreError>,
+        ::pactum::rest::client::ClientError<StoreError>,
     > {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
@@ -1966,13 +1981,13 @@ impl Client {
         }
         let body = ::pactum::__private::serde_json::to_value(input).ok();
         self.http
-            .call(&operations::STORE, ::pactum::client::Reply::Json, path, body)
+            .call(&operations::STORE, ::pactum::rest::client::Reply::Json, path, body)
             .await
     }
     /// No input, no output, no errors.
     pub async fn ping(
         &self,
-    ) -> ::core::result::Result<(), ::pactum::client::ClientError<PingError>> {
+    ) -> ::core::result::Result<(), ::pactum::rest::client::ClientError<PingError>> {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
         path.push_str("/v1");
@@ -1985,21 +2000,23 @@ impl Client {
         }
         let body = ::core::option::Option::None;
         self.http
-            .call(&operations::PING, ::pactum::client::Reply::Empty, path, body)
+            .call(&operations::PING, ::pactum::rest::client::Reply::Empty, path, body)
             .await
     }
     /// Calls `GET /v1/old/{id}`.
     pub async fn old_way(
         &self,
         input: &OldWayRequest,
-    ) -> ::core::result::Result<(), ::pactum::client::ClientError<OldWayError>> {
+    ) -> ::core::result::Result<(), ::pactum::rest::client::ClientError<OldWayError>> {
         #[allow(unused_mut)]
         let mut path = ::std::string::String::new();
         path.push_str("/v1");
         path.push_str("/old");
         path.push('/');
         path.push_str(
-            &::pactum::client::encode(&::pactum::client::param_text(&input.id)),
+            &::pactum::rest::client::encode(
+                &::pactum::rest::client::param_text(&input.id),
+            ),
         );
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
@@ -2009,13 +2026,14 @@ impl Client {
         }
         let body = ::core::option::Option::None;
         self.http
-            .call(&operations::OLD_WAY, ::pactum::client::Reply::Empty, path, body)
+            .call(&operations::OLD_WAY, ::pactum::rest::client::Reply::Empty, path, body)
             .await
     }
 }
 /// gRPC for `features` v1: package `features.v1`, service `FeaturesService`; the same wire as the emitted `.proto`.
 #[allow(clippy::all)]
 pub mod grpc {
+    ::pactum::__requires_feature!(grpc);
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -2364,28 +2382,28 @@ pub mod grpc {
     }
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
-    /// (`pactum::server::serve` does).
+    /// (`pactum::router::serve` does).
     pub fn router<S: super::Service>(
         service: ::std::sync::Arc<S>,
-    ) -> ::pactum::server::axum::Router {
-        router_with(service, ::pactum::server::ServerConfig::default())
+    ) -> ::pactum::router::axum::Router {
+        router_with(service, ::pactum::router::ServerConfig::default())
     }
     /// [`router`] with explicit settings: the idempotency store, leases and body
     /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
     /// one store whichever transport a call takes.
     pub fn router_with<S: super::Service>(
         service: ::std::sync::Arc<S>,
-        config: ::pactum::server::ServerConfig,
-    ) -> ::pactum::server::axum::Router {
+        config: ::pactum::router::ServerConfig,
+    ) -> ::pactum::router::axum::Router {
         let config = ::std::sync::Arc::new(config);
         let _ = (&service, &config);
-        ::pactum::server::axum::Router::new()
+        ::pactum::router::axum::Router::new()
             .route(
                 "/features.v1.FeaturesService/Fetch",
-                ::pactum::server::axum::routing::post({
+                ::pactum::router::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
                     let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::server::axum::extract::Request| {
+                    move |request: ::pactum::router::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
                         let config = ::std::sync::Arc::clone(&config);
                         async move {
@@ -2405,10 +2423,10 @@ pub mod grpc {
             )
             .route(
                 "/features.v1.FeaturesService/Watch",
-                ::pactum::server::axum::routing::post({
+                ::pactum::router::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
                     let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::server::axum::extract::Request| {
+                    move |request: ::pactum::router::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
                         let config = ::std::sync::Arc::clone(&config);
                         async move {
@@ -2428,10 +2446,10 @@ pub mod grpc {
             )
             .route(
                 "/features.v1.FeaturesService/Upload",
-                ::pactum::server::axum::routing::post({
+                ::pactum::router::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
                     let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::server::axum::extract::Request| {
+                    move |request: ::pactum::router::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
                         let config = ::std::sync::Arc::clone(&config);
                         async move {
@@ -2451,10 +2469,10 @@ pub mod grpc {
             )
             .route(
                 "/features.v1.FeaturesService/Chat",
-                ::pactum::server::axum::routing::post({
+                ::pactum::router::axum::routing::post({
                     let s = ::std::sync::Arc::clone(&service);
                     let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::server::axum::extract::Request| {
+                    move |request: ::pactum::router::axum::extract::Request| {
                         let s = ::std::sync::Arc::clone(&s);
                         let config = ::std::sync::Arc::clone(&config);
                         async move {
@@ -2510,7 +2528,7 @@ pub mod grpc {
             input: &super::FetchRequest,
         ) -> ::core::result::Result<
             super::Primitives,
-            ::pactum::client::ClientError<super::FetchError>,
+            ::pactum::ClientError<super::FetchError>,
         > {
             self.inner
                 .unary(
@@ -2527,13 +2545,13 @@ pub mod grpc {
             &self,
             input: &super::WatchRequest,
         ) -> ::core::result::Result<
-            ::pactum::grpc::BoxStream<
+            ::pactum::BoxStream<
                 ::core::result::Result<
                     super::Primitives,
-                    ::pactum::client::ClientError<super::WatchError>,
+                    ::pactum::ClientError<super::WatchError>,
                 >,
             >,
-            ::pactum::client::ClientError<super::WatchError>,
+            ::pactum::ClientError<super::WatchError>,
         > {
             self.inner
                 .server_streaming(
@@ -2553,7 +2571,7 @@ pub mod grpc {
             > + ::core::marker::Send + 'static,
         ) -> ::core::result::Result<
             super::UploadResponse,
-            ::pactum::client::ClientError<super::UploadError>,
+            ::pactum::ClientError<super::UploadError>,
         > {
             let inputs = ::pactum::__private::tokio_stream::StreamExt::map(
                 inputs,
@@ -2576,13 +2594,13 @@ pub mod grpc {
                 Item = super::ChatRequest,
             > + ::core::marker::Send + 'static,
         ) -> ::core::result::Result<
-            ::pactum::grpc::BoxStream<
+            ::pactum::BoxStream<
                 ::core::result::Result<
                     super::ChatResponse,
-                    ::pactum::client::ClientError<super::ChatError>,
+                    ::pactum::ClientError<super::ChatError>,
                 >,
             >,
-            ::pactum::client::ClientError<super::ChatError>,
+            ::pactum::ClientError<super::ChatError>,
         > {
             let inputs = ::pactum::__private::tokio_stream::StreamExt::map(
                 inputs,

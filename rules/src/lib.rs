@@ -1,0 +1,12 @@
+//! The rules of Pactum's contract language that more than one crate applies: the generator
+//! (`pactum-codegen`) when it reads contracts, and the macros (`pactum-macros`) when they read
+//! hand-written attributes. Kept apart so the macros need not compile the generator, and so
+//! each rule is written once.
+//!
+//! - [`tense`]: event names read as facts that already happened (`OrderPlaced`).
+//! - [`duration`]: `300ms`, `2s`, `1m30s`.
+//! - [`subject`]: an event version's subject and CloudEvents type.
+
+pub mod duration;
+pub mod subject;
+pub mod tense;

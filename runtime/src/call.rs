@@ -1,0 +1,77 @@
+//! The calling side of any transport: how a generated client's call fails
+//! ([`ClientError`], the same for REST and gRPC) and how long a call may take when nothing
+//! says ([`DEFAULT_TIMEOUT`]).
+
+use crate::problem::Problem;
+use crate::retry::Transient;
+use std::fmt;
+use std::time::Duration;
+
+/// A failed call. `E` is the operation's declared error enum.
+#[derive(Debug)]
+pub enum ClientError<E> {
+    /// The server answered with one of the operation's declared errors.
+    Declared(E),
+    /// The deadline passed (locally, or the server answered 504).
+    DeadlineExceeded,
+    /// The server refused the request (a 4xx problem that is not a declared error: invalid
+    /// input, missing idempotency key, conflict, …).
+    Rejected(Problem),
+    /// The request never got an answer (connection refused or reset, I/O).
+    Transport(String),
+    /// A gRPC status that is not a declared error.
+    Rpc {
+        /// gRPC status code.
+        code: i32,
+        /// Its message.
+        message: String,
+    },
+    /// An answer the contract does not describe.
+    Unexpected {
+        /// HTTP status.
+        status: u16,
+        /// Body, as text.
+        body: String,
+    },
+}
+
+impl<E: fmt::Display> fmt::Display for ClientError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Declared(e) => e.fmt(f),
+            ClientError::DeadlineExceeded => f.write_str("deadline exceeded"),
+            ClientError::Rejected(p) => write!(
+                f,
+                "rejected ({}): {}",
+                p.status,
+                p.detail.as_deref().unwrap_or(&p.title)
+            ),
+            ClientError::Transport(e) => write!(f, "transport error: {e}"),
+            ClientError::Rpc { code, message } => write!(f, "gRPC status {code}: {message}"),
+            ClientError::Unexpected { status, body } => {
+                write!(
+                    f,
+                    "unexpected reply {status}: {}",
+                    body.chars().take(200).collect::<String>()
+                )
+            }
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for ClientError<E> {}
+
+impl<E> Transient for ClientError<E> {
+    fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Transport(_) => true,
+            ClientError::Unexpected { status, .. } => matches!(status, 502 | 503),
+            ClientError::Rejected(p) => p.status == 429 || p.status == 503 || p.status == 409,
+            _ => false,
+        }
+    }
+}
+
+/// The budget of a call when neither the contract nor the caller gives one: no call waits
+/// forever.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,0 +1,9 @@
+//! Events between services: the embedded [`bus`] (streams, consumer groups, acks and
+//! redelivery, in process), [`nats`] (JetStream, with the `nats` feature), both behind the
+//! [`bus::EventSink`] a publisher writes to; and the idempotent [`consumer`] runners that
+//! read from them, recording processed events in memory, SQLite or PostgreSQL.
+
+pub mod bus;
+pub mod consumer;
+#[cfg(feature = "nats")]
+pub mod nats;

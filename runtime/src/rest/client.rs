@@ -1,0 +1,257 @@
+//! What generated reqwest clients call: [`HttpClient::call`] sends one logical call with the
+//! contract's guardrails — the earlier of the caller's and the contract's deadline, trace
+//! context and request id from the current [`Context`], retries only where the contract allows
+//! them, one idempotency key per logical call — and turns the reply into the operation's
+//! typed result.
+
+use crate::context::{Context, Transport};
+use crate::contract::OperationInfo;
+use crate::problem::{OperationError, Problem, PROBLEM_JSON};
+use crate::retry::{call_with_retry_in, Transient};
+use crate::wire;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+
+pub use crate::call::{ClientError, DEFAULT_TIMEOUT};
+pub use reqwest;
+
+/// One attempt's failure with the server's `Retry-After`, if any.
+struct AttemptError<E> {
+    error: ClientError<E>,
+    retry_after: Option<Duration>,
+}
+
+impl<E> Transient for AttemptError<E> {
+    fn is_transient(&self) -> bool {
+        self.error.is_transient()
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+/// How a successful reply is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// A JSON body.
+    Json,
+    /// No body (204).
+    Empty,
+}
+
+/// The HTTP side of a generated client: a base URL and a reqwest client.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    http: reqwest::Client,
+    base: String,
+    default_timeout: Duration,
+}
+
+impl HttpClient {
+    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self::with_client(reqwest::Client::new(), base_url)
+    }
+
+    /// A client using your reqwest client (TLS, proxies, pools are configured there).
+    pub fn with_client(http: reqwest::Client, base_url: impl Into<String>) -> Self {
+        HttpClient {
+            http,
+            base: base_url.into().trim_end_matches('/').to_string(),
+            default_timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Sets the budget used when neither the contract nor the caller sets a deadline
+    /// (default [`DEFAULT_TIMEOUT`]).
+    pub fn with_default_timeout(mut self, budget: Duration) -> Self {
+        self.default_timeout = budget;
+        self
+    }
+
+    /// The stable in-cluster address of `service` as Kubernetes DNS resolves it:
+    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+    pub fn for_service(service: &str, namespace: &str, port: u16) -> Self {
+        Self::new(format!(
+            "http://{service}.{namespace}.svc.cluster.local:{port}"
+        ))
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends one logical call of `op` to `path_and_query` (already encoded) with `body`.
+    pub async fn call<O, E>(
+        &self,
+        op: &'static OperationInfo,
+        reply: Reply,
+        path_and_query: String,
+        body: Option<serde_json::Value>,
+    ) -> Result<O, ClientError<E>>
+    where
+        O: DeserializeOwned,
+        E: OperationError,
+    {
+        let mut ctx = Context::current();
+        if let Some(budget) = op.deadline {
+            ctx = ctx.with_timeout(budget);
+        }
+        if ctx.deadline().is_none() {
+            ctx = ctx.with_timeout(self.default_timeout);
+        }
+        if ctx.is_expired() {
+            return Err(ClientError::DeadlineExceeded);
+        }
+        let method = op
+            .route
+            .map(|r| r.method)
+            .unwrap_or("POST")
+            .parse::<reqwest::Method>()
+            .unwrap_or(reqwest::Method::POST);
+        let url = format!("{}{path_and_query}", self.base);
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
+        let call_ctx = ctx.clone();
+        let attempt = |a: crate::retry::Attempt| {
+            let ctx = ctx.clone();
+            let (method, url, body) = (method.clone(), url.clone(), body.clone());
+            async move {
+                let key = a.idempotency_key.as_deref();
+                self.attempt::<O, E>(&ctx, key, method, &url, body, reply)
+                    .await
+            }
+        };
+        let result = call_with_retry_in(&call_ctx, op, attempt).await;
+        result.map_err(|e| e.error)
+    }
+
+    async fn attempt<O, E>(
+        &self,
+        ctx: &Context,
+        key: Option<&str>,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+        reply: Reply,
+    ) -> Result<O, AttemptError<E>>
+    where
+        O: DeserializeOwned,
+        E: OperationError,
+    {
+        let fail = |error| AttemptError {
+            error,
+            retry_after: None,
+        };
+        let mut headers = http::HeaderMap::new();
+        ctx.inject_headers(&mut headers, Transport::Http);
+        if let Some(key) = key {
+            crate::HeadersMut::set_header(
+                &mut headers,
+                wire::IDEMPOTENCY_KEY_HEADER,
+                wire::format_sf_string(key),
+            );
+        }
+        let mut request = self.http.request(method, url).headers(headers);
+        if let Some(left) = ctx.remaining() {
+            if left.is_zero() {
+                return Err(fail(ClientError::DeadlineExceeded));
+            }
+            request = request.timeout(left);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return Err(fail(ClientError::DeadlineExceeded)),
+            Err(e) => return Err(fail(ClientError::Transport(e.to_string()))),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| wire::parse_retry_after(v, std::time::SystemTime::now()));
+        let is_problem = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with(PROBLEM_JSON));
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) if e.is_timeout() => return Err(fail(ClientError::DeadlineExceeded)),
+            Err(e) => return Err(fail(ClientError::Transport(e.to_string()))),
+        };
+        let unexpected = || ClientError::Unexpected {
+            status,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        };
+        if (200..300).contains(&status) {
+            let decoded = match reply {
+                Reply::Empty => serde_json::from_value(serde_json::Value::Null),
+                Reply::Json => serde_json::from_slice(&bytes),
+            };
+            return decoded.map_err(|_| fail(unexpected()));
+        }
+        if status == 504 {
+            return Err(fail(ClientError::DeadlineExceeded));
+        }
+        let error = if is_problem {
+            match serde_json::from_slice::<Problem>(&bytes) {
+                Ok(problem) => {
+                    let declared = problem.code.as_deref().and_then(|code| {
+                        E::from_problem(code, serde_json::Value::Object(problem.extensions.clone()))
+                    });
+                    match declared {
+                        Some(e) => ClientError::Declared(e),
+                        None if (400..500).contains(&status) => ClientError::Rejected(problem),
+                        None => unexpected(),
+                    }
+                }
+                Err(_) => unexpected(),
+            }
+        } else {
+            unexpected()
+        };
+        Err(AttemptError { error, retry_after })
+    }
+}
+
+/// Text of a path or query parameter value: strings as they are, other JSON values as JSON.
+pub fn param_text<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Appends `name=value` pairs for a query parameter: one per list item, none for `null`.
+pub fn push_query<T: Serialize>(query: &mut Vec<String>, name: &str, value: &T) {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::Null) | Err(_) => {}
+        Ok(serde_json::Value::Array(items)) => {
+            for item in items {
+                query.push(format!("{}={}", encode(name), encode(&param_text(&item))));
+            }
+        }
+        Ok(_) => query.push(format!("{}={}", encode(name), encode(&param_text(value)))),
+    }
+}

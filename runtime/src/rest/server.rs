@@ -1,0 +1,644 @@
+//! What generated axum servers call: one function, [`handle`], runs an operation's request
+//! from headers to reply, so every server behaves the same way:
+//!
+//! context from headers (trace, deadline, key, request id) → span → content type and body
+//! limit → idempotency → decode and validate → handler under the deadline → reply or problem.
+//!
+//! A client's mistake is always a 4xx problem document, never a 500 or a panic.
+
+use crate::context::{random_id, Context};
+use crate::contract::{Idempotency, OperationInfo};
+use crate::deadline::{run_with_deadline, DeadlineExceeded};
+use crate::handler::HandlerError;
+use crate::problem::{declared_problem, OperationError, Problem, PROBLEM_JSON};
+use crate::store::idempotency::{admit, Admission, StoredReply};
+use crate::validate::Validate;
+use crate::wire;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::Digest;
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+pub(crate) use crate::router::KeyHeader;
+pub use crate::router::{axum, serve, CallerOf, ServerConfig};
+pub use crate::service::NoInput;
+
+/// How a successful result is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// 200 with a JSON body.
+    Json,
+    /// 204, no body (operations without output).
+    Empty,
+}
+
+/// Path and query parameters of a request, raw, for generated decoders.
+pub struct Incoming {
+    path: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+}
+
+impl Incoming {
+    /// A path or query value parsed as `T`: as a JSON string first (ids, names, enums), then
+    /// as a JSON literal (numbers, booleans).
+    fn parse<T: DeserializeOwned + Serialize>(
+        name: &str,
+        raw: &str,
+    ) -> Result<Value, Box<Problem>> {
+        let parsed = serde_json::from_value::<T>(Value::String(raw.to_string()))
+            .or_else(|_| serde_json::from_str::<T>(raw));
+        match parsed {
+            Ok(v) => serde_json::to_value(v)
+                .map_err(|e| Box::new(unprocessable(format!("`{name}`: {e}")))),
+            Err(e) => Err(Box::new(unprocessable(format!(
+                "parameter `{name}` = `{raw}`: {e}"
+            )))),
+        }
+    }
+
+    /// The path parameter `name` as `T`.
+    pub fn path<T: DeserializeOwned + Serialize>(&self, name: &str) -> Result<Value, Box<Problem>> {
+        let raw = self
+            .path
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| {
+                Box::new(Problem::new(
+                    400,
+                    "Bad Request",
+                    format!("missing path parameter `{name}`"),
+                ))
+            })?;
+        Self::parse::<T>(name, raw)
+    }
+
+    /// The query parameter `name` as `T`, if present (the last one wins).
+    pub fn query<T: DeserializeOwned + Serialize>(
+        &self,
+        name: &str,
+    ) -> Result<Option<Value>, Box<Problem>> {
+        match self.query.iter().rev().find(|(k, _)| k == name) {
+            Some((_, raw)) => Self::parse::<T>(name, raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every `name=…` query parameter as a list of `T`, if any.
+    pub fn query_list<T: DeserializeOwned + Serialize>(
+        &self,
+        name: &str,
+    ) -> Result<Option<Value>, Box<Problem>> {
+        let values: Result<Vec<Value>, Box<Problem>> = self
+            .query
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, raw)| Self::parse::<T>(name, raw))
+            .collect();
+        let values = values?;
+        Ok((!values.is_empty()).then_some(Value::Array(values)))
+    }
+}
+
+fn unprocessable(detail: String) -> Problem {
+    Problem::new(422, "Unprocessable Content", detail)
+}
+
+fn problem_response(mut p: Problem, request_id: &str) -> Response {
+    p.instance = Some(request_id.to_string());
+    respond(p.status, Some(PROBLEM_JSON), p.to_json(), request_id)
+}
+
+fn respond(status: u16, content_type: Option<&str>, body: Vec<u8>, request_id: &str) -> Response {
+    let mut response = body_response(status, content_type, body);
+    if let Ok(id) = http::HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(wire::REQUEST_ID_HEADER, id);
+    }
+    response
+}
+
+/// A response with a status, an optional content type and a body: every reply the runtime
+/// builds by hand (routes, replays, webhook refusals) goes through here.
+pub(crate) fn body_response(status: u16, content_type: Option<&str>, body: Vec<u8>) -> Response {
+    let mut builder = Response::builder().status(status);
+    if let Some(ct) = content_type {
+        builder = builder.header(http::header::CONTENT_TYPE, ct);
+    }
+    builder
+        .body(Body::from(body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
+    let Some(q) = q else { return Vec::new() };
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// Decodes `%XX` and `+` (as space); invalid escapes stay as written.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        essence == "application/json"
+            || (essence.starts_with("application/") && essence.ends_with("+json"))
+    })
+}
+
+/// Runs one request of operation `op`. `decode` turns path and query parameters into JSON
+/// members of the input (generated per operation); the JSON body supplies the rest.
+#[allow(clippy::too_many_arguments)]
+pub async fn handle<I, O, E, D, H, Fut>(
+    config: &ServerConfig,
+    op: &'static OperationInfo,
+    reply: Reply,
+    path: Vec<(String, String)>,
+    request: Request,
+    decode: D,
+    handler: H,
+) -> Response
+where
+    I: DeserializeOwned + Validate + Send + 'static,
+    O: Serialize + Send + 'static,
+    E: OperationError + Display + Send + 'static,
+    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Box<Problem>> + Send + 'static,
+    H: FnOnce(Context, I) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
+{
+    let (parts, body) = request.into_parts();
+    let mut ctx = Context::from_headers(&parts.headers);
+    let request_id = ctx.request_id().map_or_else(random_id, str::to_string);
+    ctx = ctx.with_request_id(request_id.clone());
+    if let Some(budget) = op.deadline {
+        ctx = ctx.with_timeout(budget);
+    }
+    let span = tracing::info_span!(
+        "pactum.request",
+        otel.name = op.name,
+        http.method = %parts.method,
+        http.status_code = tracing::field::Empty,
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        error.kind = tracing::field::Empty,
+        error.message = tracing::field::Empty,
+    );
+    let ctx = crate::trace::enter(&span, ctx);
+    // A caller that goes away drops this future mid-request: say so on the span.
+    let mut unfinished = Unfinished(Some(span.clone()));
+    let response = tracing::Instrument::instrument(
+        run(
+            config,
+            op,
+            reply,
+            path,
+            parts,
+            body,
+            ctx,
+            &request_id,
+            decode,
+            handler,
+        ),
+        span.clone(),
+    )
+    .await;
+    unfinished.0 = None;
+    let status = response.status().as_u16();
+    span.record("http.status_code", status);
+    span.record("outcome", if status < 400 { "ok" } else { "error" });
+    response
+}
+
+/// Records `outcome = "cancelled"` on a request span whose future is dropped before it
+/// answers (the client disconnected or gave up).
+struct Unfinished(Option<tracing::Span>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(span) = self.0.take() {
+            span.record("outcome", "cancelled");
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run<I, O, E, D, H, Fut>(
+    config: &ServerConfig,
+    op: &'static OperationInfo,
+    reply: Reply,
+    path: Vec<(String, String)>,
+    parts: http::request::Parts,
+    body: Body,
+    ctx: Context,
+    request_id: &str,
+    decode: D,
+    handler: H,
+) -> Response
+where
+    I: DeserializeOwned + Validate + Send + 'static,
+    O: Serialize + Send + 'static,
+    E: OperationError + Display + Send + 'static,
+    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Box<Problem>> + Send + 'static,
+    H: FnOnce(Context, I) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
+{
+    let fail = |p: Problem| problem_response(p, request_id);
+    let has_body = matches!(parts.method.as_str(), "POST" | "PUT" | "PATCH");
+    let bytes = match axum::body::to_bytes(body, config.body_limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return fail(Problem::new(
+                413,
+                "Content Too Large",
+                format!("request body exceeds {} bytes", config.body_limit),
+            ))
+        }
+    };
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if has_body && !bytes.is_empty() && !is_json(content_type) {
+        return fail(Problem::new(
+            415,
+            "Unsupported Media Type",
+            format!(
+                "expected `application/json`, got `{}`",
+                content_type.unwrap_or("nothing")
+            ),
+        ));
+    }
+    let call = Call {
+        op,
+        reply,
+        path,
+        parts,
+        bytes,
+        has_body,
+        request_id: request_id.to_string(),
+    };
+    if op.idempotency != Idempotency::Key {
+        // Unkeyed: nothing makes this request the same as another, so its calls' keys come
+        // from a basis of its own (never the caller-chosen request id).
+        let ctx = ctx.with_key_basis(format!("request:{}", random_id()));
+        return call.run(ctx, decode, handler).await;
+    }
+    let key = match KeyHeader::read(&ctx, &call.parts.headers) {
+        KeyHeader::Key(key) => key,
+        KeyHeader::Missing => {
+            return fail(Problem::new(
+                400,
+                "Bad Request",
+                format!(
+                    "`{}` requires an Idempotency-Key header: a key of 1-255 visible ASCII characters, as a token (8e03978e-...) or a quoted string (\"8e03978e-...\")",
+                    op.name
+                ),
+            ))
+        }
+        KeyHeader::Malformed => {
+            return fail(Problem::new(
+                400,
+                "Bad Request",
+                "malformed Idempotency-Key: send 1-255 visible ASCII characters, as a token (8e03978e-...) or a quoted string (\"8e03978e-...\")",
+            ))
+        }
+    };
+    let scope = config.claim_scope(op, &call.parts.headers);
+    let fingerprint = call.fingerprint();
+    let lease = config.lease.for_deadline(op.deadline);
+    match admit(
+        &config.idempotency,
+        scope.clone(),
+        key.clone(),
+        &fingerprint,
+        lease,
+        config.retention,
+    )
+    .await
+    {
+        Admission::Run(claim) => {
+            claim.set_encoder::<O>(move |out| success(reply, out).unwrap_or_else(internal));
+            let ctx = ctx
+                .with_key_basis(format!("key:{scope}/{key}"))
+                .with_claim(claim.clone());
+            let work = async move { stored(call.run(ctx, decode, handler).await).await };
+            let stored = claim
+                .run(
+                    work,
+                    |r| crate::store::idempotency::is_final_http(r.status),
+                    |message| {
+                        tracing::error!(%message, "keyed request failed");
+                        internal("the server failed to handle the request".into())
+                    },
+                )
+                .await;
+            respond(
+                stored.status,
+                stored.content_type.as_deref(),
+                stored.body,
+                request_id,
+            )
+        }
+        Admission::Replay(stored) => {
+            let mut r = respond(
+                stored.status,
+                stored.content_type.as_deref(),
+                stored.body,
+                request_id,
+            );
+            r.headers_mut().insert(
+                "idempotent-replayed",
+                http::HeaderValue::from_static("true"),
+            );
+            r
+        }
+        Admission::Busy { retry_after } => {
+            let mut r = fail(Problem::new(
+                409,
+                "Conflict",
+                "a request with this Idempotency-Key is still being processed; retry after the Retry-After interval",
+            ));
+            r.headers_mut()
+                .insert(http::header::RETRY_AFTER, retry_after_header(retry_after));
+            r
+        }
+        Admission::Mismatch => fail(Problem::new(
+            422,
+            "Unprocessable Content",
+            "this Idempotency-Key was already used with a different request payload",
+        )),
+        Admission::Unavailable(e) => {
+            tracing::error!(error = %e, "idempotency store unavailable");
+            let mut r = fail(Problem::new(
+                503,
+                "Service Unavailable",
+                "idempotency store unavailable; nothing was done; retry later",
+            ));
+            r.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+            r
+        }
+    }
+}
+
+/// `Retry-After` in whole seconds, rounded up (a client must not come back early).
+fn retry_after_header(wait: Duration) -> http::HeaderValue {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    http::HeaderValue::from(secs.max(1))
+}
+
+/// The reply for a successful `out`, as the REST server sends it.
+fn success<O: Serialize>(reply: Reply, out: &O) -> Result<StoredReply, String> {
+    match reply {
+        Reply::Empty => Ok(StoredReply {
+            status: 204,
+            content_type: None,
+            body: Vec::new(),
+        }),
+        Reply::Json => serde_json::to_vec(out)
+            .map(|body| StoredReply {
+                status: 200,
+                content_type: Some("application/json".into()),
+                body,
+            })
+            .map_err(|e| format!("cannot encode reply: {e}")),
+    }
+}
+
+fn internal(detail: String) -> StoredReply {
+    let p = Problem::new(500, "Internal Server Error", detail);
+    StoredReply {
+        status: 500,
+        content_type: Some(PROBLEM_JSON.into()),
+        body: p.to_json(),
+    }
+}
+
+/// A response built by this module, as stored for replay.
+async fn stored(response: Response) -> StoredReply {
+    let (head, body) = response.into_parts();
+    // Every body here was built in memory by `respond`, so reading it cannot fail.
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    StoredReply {
+        status: head.status.as_u16(),
+        content_type: head
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body: body.to_vec(),
+    }
+}
+
+/// One request, read and checked, ready for the handler: owned, so a keyed request can run
+/// in a task of its own.
+struct Call {
+    op: &'static OperationInfo,
+    reply: Reply,
+    path: Vec<(String, String)>,
+    parts: http::request::Parts,
+    bytes: axum::body::Bytes,
+    has_body: bool,
+    request_id: String,
+}
+
+impl Call {
+    /// What a key's payload is: method, path, query and body.
+    fn fingerprint(&self) -> Vec<u8> {
+        let mut hash = sha2::Sha256::new();
+        hash.update(self.parts.method.as_str());
+        hash.update(b"\n");
+        hash.update(self.parts.uri.path());
+        hash.update(b"\n");
+        hash.update(self.parts.uri.query().unwrap_or(""));
+        hash.update(b"\n");
+        hash.update(&self.bytes);
+        hash.finalize().to_vec()
+    }
+
+    async fn run<I, O, E, D, H, Fut>(self, ctx: Context, decode: D, handler: H) -> Response
+    where
+        I: DeserializeOwned + Validate,
+        O: Serialize,
+        E: OperationError + Display,
+        D: FnOnce(&Incoming) -> Result<Map<String, Value>, Box<Problem>>,
+        H: FnOnce(Context, I) -> Fut,
+        Fut: Future<Output = Result<O, HandlerError<E>>>,
+    {
+        decode_and_call(
+            self.op,
+            self.reply,
+            self.path,
+            &self.parts,
+            &self.bytes,
+            self.has_body,
+            ctx,
+            &self.request_id,
+            decode,
+            handler,
+        )
+        .await
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn decode_and_call<I, O, E, D, H, Fut>(
+    op: &'static OperationInfo,
+    reply: Reply,
+    path: Vec<(String, String)>,
+    parts: &http::request::Parts,
+    bytes: &[u8],
+    has_body: bool,
+    ctx: Context,
+    request_id: &str,
+    decode: D,
+    handler: H,
+) -> Response
+where
+    I: DeserializeOwned + Validate,
+    O: Serialize,
+    E: OperationError + Display,
+    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Box<Problem>>,
+    H: FnOnce(Context, I) -> Fut,
+    Fut: Future<Output = Result<O, HandlerError<E>>>,
+{
+    let fail = |p: Problem| problem_response(p, request_id);
+    let mut members = if has_body && !bytes.is_empty() {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(m)) => m,
+            Ok(other) => {
+                let kind = match other {
+                    Value::Array(_) => "an array",
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    Value::Bool(_) => "a boolean",
+                    _ => "null",
+                };
+                return fail(unprocessable(format!(
+                    "the body must be a JSON object, found {kind}"
+                )));
+            }
+            Err(e) => {
+                return fail(Problem::new(
+                    400,
+                    "Bad Request",
+                    format!("malformed JSON: {e}"),
+                ))
+            }
+        }
+    } else {
+        Map::new()
+    };
+    let incoming = Incoming {
+        path,
+        query: parse_query(parts.uri.query()),
+    };
+    match decode(&incoming) {
+        Ok(params) => members.extend(params),
+        Err(p) => return fail(*p),
+    }
+    let input: I = match serde_json::from_value(Value::Object(members)) {
+        Ok(i) => i,
+        Err(e) => return fail(unprocessable(format!("invalid input: {e}"))),
+    };
+    if let Err(invalid) = input.validate() {
+        let mut p = unprocessable(format!(
+            "{} constraint violation(s)",
+            invalid.violations.len()
+        ));
+        p.extensions.insert(
+            "violations".into(),
+            Value::Array(
+                invalid
+                    .violations
+                    .into_iter()
+                    .map(|v| serde_json::json!({ "pointer": v.pointer, "message": v.message }))
+                    .collect(),
+            ),
+        );
+        return fail(p);
+    }
+    let outcome = run_with_deadline(ctx.clone(), handler(ctx, input)).await;
+    match outcome {
+        Ok(out) => match reply {
+            Reply::Empty => respond(204, None, Vec::new(), request_id),
+            Reply::Json => match serde_json::to_vec(&out) {
+                Ok(body) => respond(200, Some("application/json"), body, request_id),
+                Err(e) => fail(Problem::new(
+                    500,
+                    "Internal Server Error",
+                    format!("cannot encode reply: {e}"),
+                )),
+            },
+        },
+        Err(HandlerError::Declared(e)) => fail(declared_problem(op.service, op.major, &e)),
+        Err(HandlerError::DeadlineExceeded) => fail(Problem::new(
+            DeadlineExceeded::HTTP_STATUS,
+            "Gateway Timeout",
+            format!("`{}` did not finish before its deadline", op.name),
+        )),
+        Err(HandlerError::Internal(message)) => {
+            tracing::error!(%message, operation = op.name, "handler failed");
+            fail(Problem::new(
+                500,
+                "Internal Server Error",
+                "the server failed to handle the request",
+            ))
+        }
+    }
+}
