@@ -1,7 +1,7 @@
 //! Event and webhook structs with their runtime trait impls, and consumer facts.
 
 use super::rust_types::struct_def;
-use super::{deprecated, docs, Ctx};
+use super::{deprecated, docs, duration, Ctx};
 use crate::ir::{Delivery, EventDeadline, EventDef, Retry, WebhookDef};
 use crate::naming::{ident, Case};
 use proc_macro2::TokenStream;
@@ -37,10 +37,12 @@ pub(crate) fn event(ctx: &Ctx<'_>, e: &EventDef) -> TokenStream {
                 const DEADLINE: ::pactum::EventDeadline = ::pactum::EventDeadline::Inherit;
             )
         }
-        EventDeadline::After(ns) => quote! {
-            const DEADLINE: ::pactum::EventDeadline =
-                ::pactum::EventDeadline::After(::std::time::Duration::from_nanos(#ns));
-        },
+        EventDeadline::After(ns) => {
+            let after = duration(ns);
+            quote! {
+                const DEADLINE: ::pactum::EventDeadline = ::pactum::EventDeadline::After(#after);
+            }
+        }
     };
     quote! {
         #body
@@ -83,13 +85,13 @@ pub(crate) fn retry_policy(r: Option<&Retry>) -> TokenStream {
     match r {
         None => quote!(::std::option::Option::None),
         Some(r) => {
-            let (attempts, initial, max) = (r.attempts, r.initial_ns, r.max_ns);
+            let (attempts, initial, max) = (r.attempts, duration(r.initial_ns), duration(r.max_ns));
             let full = r.jitter == crate::ir::Jitter::Full;
             quote! {
                 ::std::option::Option::Some(::pactum::RetryPolicy {
                     attempts: #attempts,
-                    initial_backoff: ::std::time::Duration::from_nanos(#initial),
-                    max_backoff: ::std::time::Duration::from_nanos(#max),
+                    initial_backoff: #initial,
+                    max_backoff: #max,
                     full_jitter: #full,
                 })
             }
@@ -232,7 +234,10 @@ pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
         let mode = delivery(c.delivery);
         let retry = retry_policy(c.retry.as_ref());
         let budget = match c.budget_ns {
-            Some(ns) => quote!(::std::option::Option::Some(::std::time::Duration::from_nanos(#ns))),
+            Some(ns) => {
+                let budget = duration(ns);
+                quote!(::std::option::Option::Some(#budget))
+            }
             None => quote!(::std::option::Option::None),
         };
         let event = ctx.type_path(&c.event);

@@ -440,9 +440,13 @@ impl Gen<'_, '_> {
                 quote! { #[prost(#attr)] pub #fname: #ty, }
             })
             .collect();
+        // `skip_debug` and a derived Debug: prost-derive's own Debug impl names
+        // `::prost::alloc` for map fields, ignoring `prost_path`, and the user's crate has no
+        // `prost` of its own.
         quote! {
-            #[derive(::core::clone::Clone, ::core::cmp::PartialEq, ::pactum::grpc::prost::Message)]
+            #[derive(::core::clone::Clone, ::core::cmp::PartialEq, ::core::fmt::Debug, ::pactum::grpc::prost::Message)]
             #[prost(prost_path = "::pactum::grpc::prost")]
+            #[prost(skip_debug)]
             pub struct #n { #(#fs)* }
         }
     }
@@ -452,6 +456,16 @@ impl Gen<'_, '_> {
     /// `e` is an owned domain value of `t`; yields the value of a field of that type.
     fn field_to_pb(&mut self, e: TokenStream, t: &TypeRef, boxed: bool) -> TokenStream {
         let (wire, wraps) = self.peel(t);
+        // A boxed message is dereferenced before its newtypes are unwrapped: `(*v).0`.
+        let leaf_message = !matches!(
+            wire,
+            TypeRef::Optional(_) | TypeRef::List(_) | TypeRef::Map(_)
+        ) && self.scalar(&wire).is_none();
+        let e = if boxed && leaf_message {
+            quote!(*#e)
+        } else {
+            e
+        };
         let e = unwrap_expr(e, wraps.len());
         match &wire {
             TypeRef::Optional(inner) => {
@@ -480,7 +494,6 @@ impl Gen<'_, '_> {
                 if self.scalar(other).is_some() {
                     self.elem_to_pb(e, other)
                 } else {
-                    let e = if boxed { quote!((*#e)) } else { e };
                     let v = self.elem_to_pb(e, other);
                     if boxed {
                         quote!(::core::option::Option::Some(::std::boxed::Box::new(#v)))
@@ -546,7 +559,7 @@ impl Gen<'_, '_> {
                     }
                     _ => {
                         let v = self.elem_from_pb(
-                            if boxed { quote!((*v)) } else { quote!(v) },
+                            if boxed { quote!(*v) } else { quote!(v) },
                             inner,
                             name,
                         );
@@ -571,11 +584,8 @@ impl Gen<'_, '_> {
                 if self.scalar(other).is_some() {
                     self.elem_from_pb(e, other, name)
                 } else {
-                    let v = self.elem_from_pb(
-                        if boxed { quote!((*v)) } else { quote!(v) },
-                        other,
-                        name,
-                    );
+                    let v =
+                        self.elem_from_pb(if boxed { quote!(*v) } else { quote!(v) }, other, name);
                     let v = if boxed {
                         quote!(::std::boxed::Box::new(#v))
                     } else {
@@ -856,8 +866,15 @@ impl Gen<'_, '_> {
     }
 }
 
+/// `e.0.0…`: the value inside `levels` newtypes. A dereference (`*v`, a boxed recursive
+/// message) is parenthesised only when a field access follows: elsewhere, as a function
+/// argument, the parentheses would trip `unused_parens` in the user's build.
 fn unwrap_expr(e: TokenStream, levels: usize) -> TokenStream {
-    let mut e = e;
+    let mut e = if levels > 0 && e.to_string().starts_with('*') {
+        quote!((#e))
+    } else {
+        e
+    };
     for _ in 0..levels {
         e = quote!(#e.0);
     }

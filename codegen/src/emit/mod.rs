@@ -66,6 +66,22 @@ impl Ctx<'_> {
     }
 }
 
+/// A `Duration` constant in the largest unit that divides it: `Duration::from_millis(200)`
+/// reads at a glance, `Duration::from_nanos(200000000u64)` does not.
+pub(crate) fn duration(nanos: u64) -> TokenStream {
+    let (unit, n) = [
+        ("from_secs", 1_000_000_000),
+        ("from_millis", 1_000_000),
+        ("from_micros", 1_000),
+    ]
+    .into_iter()
+    .find(|(_, per)| nanos.is_multiple_of(*per))
+    .map_or(("from_nanos", nanos), |(unit, per)| (unit, nanos / per));
+    let unit = proc_macro2::Ident::new(unit, proc_macro2::Span::call_site());
+    let n = proc_macro2::Literal::u64_unsuffixed(n);
+    quote!(::std::time::Duration::#unit(#n))
+}
+
 /// Doc attributes from a description, one per line (rustdoc joins them).
 pub(crate) fn docs(text: Option<&str>) -> TokenStream {
     let Some(text) = text else {

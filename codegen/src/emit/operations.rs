@@ -69,7 +69,10 @@ fn info(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
         None => quote!(::std::option::Option::None),
     };
     let deadline = match op.deadline_ns {
-        Some(ns) => quote!(::std::option::Option::Some(::std::time::Duration::from_nanos(#ns))),
+        Some(ns) => {
+            let deadline = super::duration(ns);
+            quote!(::std::option::Option::Some(#deadline))
+        }
         None => quote!(::std::option::Option::None),
     };
     let idempotency = match op.idempotency {

@@ -142,47 +142,66 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
             quote!(::pactum::rest::server::Reply::Empty)
         };
         let fields = input_fields(ctx, op);
-        let inserts = fields.iter().filter_map(|f| {
-            let wire = &f.wire_name;
-            let (ty, optional) = match &f.ty {
-                TypeRef::Optional(inner) => (&**inner, true),
-                other => (other, false),
-            };
-            match place(route, f) {
-                Place::Body => None,
-                Place::Path => {
-                    let t = rust_type(ctx, ty, false);
-                    Some(quote!(members.insert(#wire.into(), incoming.path::<#t>(#wire)?);))
+        let inserts: Vec<TokenStream> = fields
+            .iter()
+            .filter_map(|f| {
+                let wire = &f.wire_name;
+                let ty = match &f.ty {
+                    TypeRef::Optional(inner) => &**inner,
+                    other => other,
+                };
+                match place(route, f) {
+                    Place::Body => None,
+                    Place::Path => {
+                        let t = rust_type(ctx, ty, false);
+                        Some(quote!(members.insert(#wire.into(), incoming.path::<#t>(#wire)?);))
+                    }
+                    Place::Query => {
+                        let getter = match ty {
+                            TypeRef::List(item) => {
+                                let t = rust_type(ctx, item, false);
+                                quote!(incoming.query_list::<#t>(#wire)?)
+                            }
+                            _ => {
+                                let t = rust_type(ctx, ty, false);
+                                quote!(incoming.query::<#t>(#wire)?)
+                            }
+                        };
+                        Some(quote! {
+                            if let ::core::option::Option::Some(v) = #getter {
+                                members.insert(#wire.into(), v);
+                            }
+                        })
+                    }
                 }
-                Place::Query => {
-                    let getter = match ty {
-                        TypeRef::List(item) => {
-                            let t = rust_type(ctx, item, false);
-                            quote!(incoming.query_list::<#t>(#wire)?)
-                        }
-                        _ => {
-                            let t = rust_type(ctx, ty, false);
-                            quote!(incoming.query::<#t>(#wire)?)
-                        }
-                    };
-                    let _ = optional;
-                    Some(quote! {
-                        if let ::core::option::Option::Some(v) = #getter {
-                            members.insert(#wire.into(), v);
-                        }
-                    })
-                }
-            }
-        });
-        let (input_ty, call) = match &op.input {
+            })
+            .collect();
+        let (input, call) = match &op.input {
             Some(i) => {
                 let t = ctx.type_path(i);
-                (t, quote!(service.#method(ctx, input).await))
+                (quote!(input: #t), quote!(service.#method(ctx, input).await))
             }
             None => (
-                quote!(::pactum::NoInput),
-                quote!({ let _ = input; service.#method(ctx).await }),
+                quote!(_: ::pactum::NoInput),
+                quote!(service.#method(ctx).await),
             ),
+        };
+        // Path and query parameters become members of the input object; an operation
+        // without any needs no closure state.
+        let extract = if inserts.is_empty() {
+            quote! {
+                |_: &::pactum::rest::server::Incoming| {
+                    ::core::result::Result::Ok(::pactum::__private::serde_json::Map::new())
+                }
+            }
+        } else {
+            quote! {
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    #(#inserts)*
+                    ::core::result::Result::Ok(members)
+                }
+            }
         };
         let has_params = !route.params.is_empty();
         let params_arg = if has_params {
@@ -211,14 +230,8 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                     #reply,
                     #path,
                     request,
-                    |incoming: &::pactum::rest::server::Incoming| {
-                        let _ = incoming;
-                        #[allow(unused_mut)]
-                        let mut members = ::pactum::__private::serde_json::Map::new();
-                        #(#inserts)*
-                        ::core::result::Result::Ok(members)
-                    },
-                    move |ctx, input: #input_ty| async move { #call },
+                    #extract,
+                    move |ctx, #input| async move { #call },
                 )
                 .await
             }
@@ -299,28 +312,38 @@ fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
         };
         let fields = input_fields(ctx, op);
         let by_wire: BTreeMap<&str, &Field> = fields.iter().map(|f| (f.wire_name.as_str(), *f)).collect();
-        // The path, segment by segment.
-        let mut path = Vec::new();
+        // The path: literal runs as one string, each parameter percent-encoded.
+        let mut parts: Vec<(String, Option<proc_macro2::Ident>)> = vec![(String::new(), None)];
         for seg in route.full_path.split('/').skip(1) {
+            let last = parts.len() - 1;
+            parts[last].0.push('/');
             match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 Some(p) => {
-                    let f = ident(&by_wire[p].name, Case::Snake);
-                    path.push(quote! {
-                        path.push('/');
-                        path.push_str(&#cl::encode(&#cl::param_text(&input.#f)));
-                    });
+                    parts[last].1 = Some(ident(&by_wire[p].name, Case::Snake));
+                    parts.push((String::new(), None));
                 }
-                None => {
-                    let lit = format!("/{seg}");
-                    path.push(quote!(path.push_str(#lit);));
-                }
+                None => parts[last].0.push_str(seg),
             }
         }
-        let query = fields.iter().filter(|f| place(route, f) == Place::Query).map(|f| {
-            let wire = &f.wire_name;
-            let fname = ident(&f.name, Case::Snake);
-            quote!(#cl::push_query(&mut query, #wire, &input.#fname);)
-        });
+        let start = parts[0].0.clone();
+        let mut pushes = Vec::new();
+        for (i, (lit, param)) in parts.iter().enumerate() {
+            if i > 0 && !lit.is_empty() {
+                pushes.push(quote!(path.push_str(#lit);));
+            }
+            if let Some(f) = param {
+                pushes.push(quote!(path.push_str(&#cl::encode(&#cl::param_text(&input.#f)));));
+            }
+        }
+        let query: Vec<TokenStream> = fields
+            .iter()
+            .filter(|f| place(route, f) == Place::Query)
+            .map(|f| {
+                let wire = &f.wire_name;
+                let fname = ident(&f.name, Case::Snake);
+                quote!(#cl::push_query(&mut query, #wire, &input.#fname);)
+            })
+            .collect();
         let not_body: Vec<&String> = fields
             .iter()
             .filter(|f| place(route, f) != Place::Body)
@@ -348,21 +371,31 @@ fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
             let t = ctx.type_path(i);
             quote!(, input: &#t)
         });
-        let fallback = format!("Calls `{} {}`.", route.method.as_str(), route.full_path);
-        let doc = docs(Some(op.docs.as_deref().unwrap_or(&fallback)));
-        quote! {
-            #doc
-            pub async fn #name(&self #param) -> ::core::result::Result<#out, #cl::ClientError<#error>> {
-                #[allow(unused_mut)]
-                let mut path = ::std::string::String::new();
-                #(#path)*
-                #[allow(unused_mut)]
+        let path = if query.is_empty() && pushes.is_empty() {
+            quote!(let path = ::std::string::String::from(#start);)
+        } else if query.is_empty() {
+            quote! {
+                let mut path = ::std::string::String::from(#start);
+                #(#pushes)*
+            }
+        } else {
+            quote! {
+                let mut path = ::std::string::String::from(#start);
+                #(#pushes)*
                 let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
                 #(#query)*
                 if !query.is_empty() {
                     path.push('?');
                     path.push_str(&query.join("&"));
                 }
+            }
+        };
+        let fallback = format!("Calls `{} {}`.", route.method.as_str(), route.full_path);
+        let doc = docs(Some(op.docs.as_deref().unwrap_or(&fallback)));
+        quote! {
+            #doc
+            pub async fn #name(&self #param) -> ::core::result::Result<#out, ::pactum::ClientError<#error>> {
+                #path
                 #body
                 self.http.call(&operations::#konst, #reply, path, body).await
             }

@@ -323,15 +323,13 @@ pub mod operations {
             path: "/v1/carts/{cart_id}",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(300000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(20000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(200000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(20),
+            max_backoff: ::std::time::Duration::from_millis(200),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -346,15 +344,13 @@ pub mod operations {
             path: "/v1/carts/{cart_id}/items",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(500000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(500)),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(50000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(500000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(50),
+            max_backoff: ::std::time::Duration::from_millis(500),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -369,15 +365,13 @@ pub mod operations {
             path: "/v1/carts/{cart_id}/checkout",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(2000000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(2)),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 2u32,
-            initial_backoff: ::std::time::Duration::from_nanos(100000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(1000000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(100),
+            max_backoff: ::std::time::Duration::from_secs(1),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -461,8 +455,6 @@ async fn __get_cart<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members.insert("cart_id".into(), incoming.path::<CartId>("cart_id")?);
                 ::core::result::Result::Ok(members)
@@ -488,8 +480,6 @@ async fn __add_item<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members.insert("cart_id".into(), incoming.path::<CartId>("cart_id")?);
                 ::core::result::Result::Ok(members)
@@ -515,8 +505,6 @@ async fn __checkout_cart<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members.insert("cart_id".into(), incoming.path::<CartId>("cart_id")?);
                 ::core::result::Result::Ok(members)
@@ -559,26 +547,13 @@ impl Client {
     pub async fn get_cart(
         &self,
         input: &GetCartRequest,
-    ) -> ::core::result::Result<
-        Cart,
-        ::pactum::rest::client::ClientError<GetCartError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/carts");
-        path.push('/');
+    ) -> ::core::result::Result<Cart, ::pactum::ClientError<GetCartError>> {
+        let mut path = ::std::string::String::from("/v1/carts/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.cart_id),
             ),
         );
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = ::core::option::Option::None;
         self.http
             .call(&operations::GET_CART, ::pactum::rest::client::Reply::Json, path, body)
@@ -588,27 +563,14 @@ impl Client {
     pub async fn add_item(
         &self,
         input: &AddItemRequest,
-    ) -> ::core::result::Result<
-        Cart,
-        ::pactum::rest::client::ClientError<AddItemError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/carts");
-        path.push('/');
+    ) -> ::core::result::Result<Cart, ::pactum::ClientError<AddItemError>> {
+        let mut path = ::std::string::String::from("/v1/carts/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.cart_id),
             ),
         );
         path.push_str("/items");
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = match ::pactum::__private::serde_json::to_value(input) {
             ::core::result::Result::Ok(
                 ::pactum::__private::serde_json::Value::Object(mut m),
@@ -630,25 +592,15 @@ impl Client {
         input: &CheckoutCartRequest,
     ) -> ::core::result::Result<
         CheckoutCartResponse,
-        ::pactum::rest::client::ClientError<CheckoutCartError>,
+        ::pactum::ClientError<CheckoutCartError>,
     > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/carts");
-        path.push('/');
+        let mut path = ::std::string::String::from("/v1/carts/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.cart_id),
             ),
         );
         path.push_str("/checkout");
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = ::core::option::Option::None;
         self.http
             .call(

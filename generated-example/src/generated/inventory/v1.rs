@@ -450,15 +450,13 @@ pub mod operations {
             path: "/v1/stock/{sku}",
         }),
         grpc: true,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(150000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(150)),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(10000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(100000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(10),
+            max_backoff: ::std::time::Duration::from_millis(100),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -470,15 +468,13 @@ pub mod operations {
         name: "ReserveStock",
         route: ::std::option::Option::None,
         grpc: true,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(500000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(500)),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(50000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(500000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(50),
+            max_backoff: ::std::time::Duration::from_millis(500),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -490,9 +486,7 @@ pub mod operations {
         name: "ReleaseStock",
         route: ::std::option::Option::None,
         grpc: true,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(300000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::None,
@@ -659,8 +653,8 @@ pub mod consumers {
         delivery: ::pactum::Delivery::Stream,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 5u32,
-            initial_backoff: ::std::time::Duration::from_nanos(100000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(10000000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(100),
+            max_backoff: ::std::time::Duration::from_secs(10),
             full_jitter: true,
         }),
         dead_letter: true,
@@ -844,8 +838,6 @@ async fn __check_stock<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members
                     .insert(
@@ -892,26 +884,13 @@ impl Client {
     pub async fn check_stock(
         &self,
         input: &CheckStockRequest,
-    ) -> ::core::result::Result<
-        StockLevel,
-        ::pactum::rest::client::ClientError<CheckStockError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/stock");
-        path.push('/');
+    ) -> ::core::result::Result<StockLevel, ::pactum::ClientError<CheckStockError>> {
+        let mut path = ::std::string::String::from("/v1/stock/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.sku),
             ),
         );
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = ::core::option::Option::None;
         self.http
             .call(
@@ -933,9 +912,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct BulkRestockRequest {
             #[prost(string, tag = "756")]
             pub sku: ::std::string::String,
@@ -945,9 +926,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct BulkRestockResponse {
             #[prost(uint32, tag = "644")]
             pub skus: u32,
@@ -957,9 +940,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct CheckStockRequest {
             #[prost(string, tag = "756")]
             pub sku: ::std::string::String,
@@ -967,9 +952,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct PricingV1QuoteLine {
             #[prost(string, tag = "756")]
             pub sku: ::std::string::String,
@@ -979,9 +966,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct ReleaseStockRequest {
             #[prost(string, tag = "1720")]
             pub reservation_id: ::std::string::String,
@@ -989,9 +978,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct ReserveStockRequest {
             #[prost(string, tag = "1404")]
             pub order_id: ::std::string::String,
@@ -1001,9 +992,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct ReserveStockResponse {
             #[prost(string, tag = "1720")]
             pub reservation_id: ::std::string::String,
@@ -1015,9 +1008,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct ScanStockRequest {
             #[prost(string, tag = "756")]
             pub sku: ::std::string::String,
@@ -1025,9 +1020,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct StockChange {
             #[prost(string, tag = "756")]
             pub sku: ::std::string::String,
@@ -1039,9 +1036,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct StockLevel {
             #[prost(string, tag = "756")]
             pub sku: ::std::string::String,
@@ -1053,9 +1052,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct WatchStockRequest {
             #[prost(string, repeated, tag = "644")]
             pub skus: ::std::vec::Vec<::std::string::String>,
@@ -1063,9 +1064,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct OutOfStock {
             #[prost(string, tag = "756")]
             pub sku: ::std::string::String,
@@ -1077,9 +1080,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct ReservationNotFound {
             #[prost(string, tag = "1720")]
             pub reservation_id: ::std::string::String,

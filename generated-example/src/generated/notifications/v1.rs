@@ -193,8 +193,8 @@ pub mod consumers {
         delivery: ::pactum::Delivery::Pubsub,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(500000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(30000000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(500),
+            max_backoff: ::std::time::Duration::from_secs(30),
             full_jitter: true,
         }),
         dead_letter: true,

@@ -431,15 +431,13 @@ pub mod operations {
             path: "/v1/orders/{id}",
         }),
         grpc: true,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(300000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(20000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(200000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(20),
+            max_backoff: ::std::time::Duration::from_millis(200),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -454,15 +452,13 @@ pub mod operations {
             path: "/v1/orders",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(2000000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(2)),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(50000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(1000000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(50),
+            max_backoff: ::std::time::Duration::from_secs(1),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -477,9 +473,7 @@ pub mod operations {
             path: "/v1/orders/{id}/cancel",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(1000000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(1)),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::None,
@@ -653,8 +647,8 @@ pub mod consumers {
         delivery: ::pactum::Delivery::Pubsub,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 5u32,
-            initial_backoff: ::std::time::Duration::from_nanos(1000000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(60000000000u64),
+            initial_backoff: ::std::time::Duration::from_secs(1),
+            max_backoff: ::std::time::Duration::from_secs(60),
             full_jitter: true,
         }),
         dead_letter: true,
@@ -814,8 +808,6 @@ async fn __get_order<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members.insert("id".into(), incoming.path::<OrderId>("id")?);
                 ::core::result::Result::Ok(members)
@@ -839,11 +831,8 @@ async fn __place_order<S: Service>(
             ::pactum::rest::server::Reply::Json,
             ::std::vec::Vec::new(),
             request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                ::core::result::Result::Ok(members)
+            |_: &::pactum::rest::server::Incoming| {
+                ::core::result::Result::Ok(::pactum::__private::serde_json::Map::new())
             },
             move |ctx, input: PlaceOrderRequest| async move {
                 service.place_order(ctx, input).await
@@ -866,8 +855,6 @@ async fn __cancel_order<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members.insert("id".into(), incoming.path::<OrderId>("id")?);
                 ::core::result::Result::Ok(members)
@@ -910,26 +897,13 @@ impl Client {
     pub async fn get_order(
         &self,
         input: &GetOrderRequest,
-    ) -> ::core::result::Result<
-        Order,
-        ::pactum::rest::client::ClientError<GetOrderError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/orders");
-        path.push('/');
+    ) -> ::core::result::Result<Order, ::pactum::ClientError<GetOrderError>> {
+        let mut path = ::std::string::String::from("/v1/orders/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.id),
             ),
         );
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = ::core::option::Option::None;
         self.http
             .call(
@@ -944,20 +918,8 @@ impl Client {
     pub async fn place_order(
         &self,
         input: &PlaceOrderRequest,
-    ) -> ::core::result::Result<
-        Order,
-        ::pactum::rest::client::ClientError<PlaceOrderError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/orders");
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
+    ) -> ::core::result::Result<Order, ::pactum::ClientError<PlaceOrderError>> {
+        let path = ::std::string::String::from("/v1/orders");
         let body = ::pactum::__private::serde_json::to_value(input).ok();
         self.http
             .call(
@@ -972,27 +934,14 @@ impl Client {
     pub async fn cancel_order(
         &self,
         input: &CancelOrderRequest,
-    ) -> ::core::result::Result<
-        Order,
-        ::pactum::rest::client::ClientError<CancelOrderError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/orders");
-        path.push('/');
+    ) -> ::core::result::Result<Order, ::pactum::ClientError<CancelOrderError>> {
+        let mut path = ::std::string::String::from("/v1/orders/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.id),
             ),
         );
         path.push_str("/cancel");
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = match ::pactum::__private::serde_json::to_value(input) {
             ::core::result::Result::Ok(
                 ::pactum::__private::serde_json::Value::Object(mut m),
@@ -1024,9 +973,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct GetOrderRequest {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
@@ -1034,9 +985,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct Order {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
@@ -1058,9 +1011,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct OrderLine {
             #[prost(string, tag = "756")]
             pub sku: ::std::string::String,
@@ -1072,9 +1027,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct PricingV1Money {
             #[prost(string, tag = "738")]
             pub amount: ::std::string::String,
@@ -1084,9 +1041,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct OrderNotFound {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,

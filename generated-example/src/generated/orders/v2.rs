@@ -413,15 +413,13 @@ pub mod operations {
             path: "/v2/orders/{id}",
         }),
         grpc: true,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(300000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(20000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(200000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(20),
+            max_backoff: ::std::time::Duration::from_millis(200),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -436,15 +434,13 @@ pub mod operations {
             path: "/v2/orders",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(2000000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(2)),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(50000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(1000000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(50),
+            max_backoff: ::std::time::Duration::from_secs(1),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -459,9 +455,7 @@ pub mod operations {
             path: "/v2/customers/{customer_id}/orders",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(500000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(500)),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
@@ -637,8 +631,6 @@ async fn __get_order<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members.insert("id".into(), incoming.path::<OrderId>("id")?);
                 ::core::result::Result::Ok(members)
@@ -662,11 +654,8 @@ async fn __place_order<S: Service>(
             ::pactum::rest::server::Reply::Json,
             ::std::vec::Vec::new(),
             request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                ::core::result::Result::Ok(members)
+            |_: &::pactum::rest::server::Incoming| {
+                ::core::result::Result::Ok(::pactum::__private::serde_json::Map::new())
             },
             move |ctx, input: PlaceOrderRequest| async move {
                 service.place_order(ctx, input).await
@@ -689,8 +678,6 @@ async fn __list_orders<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members
                     .insert(
@@ -746,26 +733,13 @@ impl Client {
     pub async fn get_order(
         &self,
         input: &GetOrderRequest,
-    ) -> ::core::result::Result<
-        Order,
-        ::pactum::rest::client::ClientError<GetOrderError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v2");
-        path.push_str("/orders");
-        path.push('/');
+    ) -> ::core::result::Result<Order, ::pactum::ClientError<GetOrderError>> {
+        let mut path = ::std::string::String::from("/v2/orders/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.id),
             ),
         );
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = ::core::option::Option::None;
         self.http
             .call(
@@ -780,20 +754,8 @@ impl Client {
     pub async fn place_order(
         &self,
         input: &PlaceOrderRequest,
-    ) -> ::core::result::Result<
-        Order,
-        ::pactum::rest::client::ClientError<PlaceOrderError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v2");
-        path.push_str("/orders");
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
+    ) -> ::core::result::Result<Order, ::pactum::ClientError<PlaceOrderError>> {
+        let path = ::std::string::String::from("/v2/orders");
         let body = ::pactum::__private::serde_json::to_value(input).ok();
         self.http
             .call(
@@ -810,20 +772,15 @@ impl Client {
         input: &ListOrdersRequest,
     ) -> ::core::result::Result<
         ListOrdersResponse,
-        ::pactum::rest::client::ClientError<ListOrdersError>,
+        ::pactum::ClientError<ListOrdersError>,
     > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v2");
-        path.push_str("/customers");
-        path.push('/');
+        let mut path = ::std::string::String::from("/v2/customers/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.customer_id),
             ),
         );
         path.push_str("/orders");
-        #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
         ::pactum::rest::client::push_query(&mut query, "status", &input.status);
         ::pactum::rest::client::push_query(&mut query, "limit", &input.limit);
@@ -852,9 +809,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct GetOrderRequest {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
@@ -862,9 +821,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct Order {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
@@ -884,9 +845,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct OrderItem {
             #[prost(string, tag = "756")]
             pub sku: ::std::string::String,
@@ -898,9 +861,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct PricingV1Money {
             #[prost(string, tag = "738")]
             pub amount: ::std::string::String,
@@ -910,9 +875,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct OrderNotFound {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,

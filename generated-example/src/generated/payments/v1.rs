@@ -292,9 +292,7 @@ pub mod operations {
             path: "/v1/payments/{id}",
         }),
         grpc: true,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(300000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
@@ -310,15 +308,13 @@ pub mod operations {
             path: "/v1/payments/{id}/refunds",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(3000000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(3)),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(200000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(2000000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(200),
+            max_backoff: ::std::time::Duration::from_secs(2),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -479,8 +475,8 @@ pub mod consumers {
         delivery: ::pactum::Delivery::Stream,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 5u32,
-            initial_backoff: ::std::time::Duration::from_nanos(1000000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(60000000000u64),
+            initial_backoff: ::std::time::Duration::from_secs(1),
+            max_backoff: ::std::time::Duration::from_secs(60),
             full_jitter: true,
         }),
         dead_letter: true,
@@ -638,8 +634,6 @@ async fn __get_payment<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members.insert("id".into(), incoming.path::<PaymentId>("id")?);
                 ::core::result::Result::Ok(members)
@@ -665,8 +659,6 @@ async fn __refund_payment<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members.insert("id".into(), incoming.path::<PaymentId>("id")?);
                 ::core::result::Result::Ok(members)
@@ -709,26 +701,13 @@ impl Client {
     pub async fn get_payment(
         &self,
         input: &GetPaymentRequest,
-    ) -> ::core::result::Result<
-        Payment,
-        ::pactum::rest::client::ClientError<GetPaymentError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/payments");
-        path.push('/');
+    ) -> ::core::result::Result<Payment, ::pactum::ClientError<GetPaymentError>> {
+        let mut path = ::std::string::String::from("/v1/payments/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.id),
             ),
         );
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = ::core::option::Option::None;
         self.http
             .call(
@@ -743,27 +722,14 @@ impl Client {
     pub async fn refund_payment(
         &self,
         input: &RefundPaymentRequest,
-    ) -> ::core::result::Result<
-        Payment,
-        ::pactum::rest::client::ClientError<RefundPaymentError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/payments");
-        path.push('/');
+    ) -> ::core::result::Result<Payment, ::pactum::ClientError<RefundPaymentError>> {
+        let mut path = ::std::string::String::from("/v1/payments/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.id),
             ),
         );
         path.push_str("/refunds");
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = match ::pactum::__private::serde_json::to_value(input) {
             ::core::result::Result::Ok(
                 ::pactum::__private::serde_json::Value::Object(mut m),
@@ -795,9 +761,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct GetPaymentRequest {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
@@ -805,9 +773,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct Payment {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
@@ -825,9 +795,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct PricingV1Money {
             #[prost(string, tag = "738")]
             pub amount: ::std::string::String,
@@ -837,9 +809,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct PaymentNotFound {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,

@@ -266,9 +266,7 @@ pub mod operations {
             path: "/v1/shipments/{id}",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(300000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
@@ -457,8 +455,8 @@ pub mod consumers {
         delivery: ::pactum::Delivery::Queue,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 5u32,
-            initial_backoff: ::std::time::Duration::from_nanos(1000000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(60000000000u64),
+            initial_backoff: ::std::time::Duration::from_secs(1),
+            max_backoff: ::std::time::Duration::from_secs(60),
             full_jitter: true,
         }),
         dead_letter: true,
@@ -699,8 +697,6 @@ async fn __track_shipment<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members.insert("id".into(), incoming.path::<ShipmentId>("id")?);
                 ::core::result::Result::Ok(members)
@@ -745,24 +741,14 @@ impl Client {
         input: &TrackShipmentRequest,
     ) -> ::core::result::Result<
         TrackShipmentResponse,
-        ::pactum::rest::client::ClientError<TrackShipmentError>,
+        ::pactum::ClientError<TrackShipmentError>,
     > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/shipments");
-        path.push('/');
+        let mut path = ::std::string::String::from("/v1/shipments/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.id),
             ),
         );
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = ::core::option::Option::None;
         self.http
             .call(

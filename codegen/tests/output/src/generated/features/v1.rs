@@ -1072,15 +1072,13 @@ pub mod operations {
             path: "/v1/things/{id}",
         }),
         grpc: true,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(250000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(250)),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(10000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(100000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(10),
+            max_backoff: ::std::time::Duration::from_millis(100),
             full_jitter: false,
         }),
         streaming: ::pactum::Streaming::None,
@@ -1095,15 +1093,13 @@ pub mod operations {
             path: "/v1/things",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(1000000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(1)),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 2u32,
-            initial_backoff: ::std::time::Duration::from_nanos(100000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(2000000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(100),
+            max_backoff: ::std::time::Duration::from_secs(2),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -1253,7 +1249,7 @@ impl ::pactum::Event for ThingTagged {
     const SUBJECT: &'static str = "features.thing_tagged.v1";
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
     const DEADLINE: ::pactum::EventDeadline = ::pactum::EventDeadline::After(
-        ::std::time::Duration::from_nanos(3600000000000u64),
+        ::std::time::Duration::from_secs(3600),
     );
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.slug))
@@ -1386,9 +1382,7 @@ pub mod consumers {
         delivery: ::pactum::Delivery::Stream,
         retry: ::std::option::Option::None,
         dead_letter: true,
-        budget: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(45000000000u64),
-        ),
+        budget: ::std::option::Option::Some(::std::time::Duration::from_secs(45)),
     };
     /// Builds the idempotent consumer for `features.ThingTagged` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`FEATURES_THING_TAGGED_V1`]. The consumer reconnects to `database` by itself.
     #[::pactum::__if_feature(postgres)]
@@ -1451,8 +1445,8 @@ pub mod consumers {
         delivery: ::pactum::Delivery::Pubsub,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 4u32,
-            initial_backoff: ::std::time::Duration::from_nanos(1000000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(30000000000u64),
+            initial_backoff: ::std::time::Duration::from_secs(1),
+            max_backoff: ::std::time::Duration::from_secs(30),
             full_jitter: true,
         }),
         dead_letter: false,
@@ -1810,8 +1804,6 @@ async fn __fetch<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members
                     .insert("id".into(), incoming.path::<::pactum::types::Uuid>("id")?);
@@ -1836,11 +1828,8 @@ async fn __store<S: Service>(
             ::pactum::rest::server::Reply::Json,
             ::std::vec::Vec::new(),
             request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                ::core::result::Result::Ok(members)
+            |_: &::pactum::rest::server::Incoming| {
+                ::core::result::Result::Ok(::pactum::__private::serde_json::Map::new())
             },
             move |ctx, input: StoreRequest| async move {
                 service.store(ctx, input).await
@@ -1861,18 +1850,10 @@ async fn __ping<S: Service>(
             ::pactum::rest::server::Reply::Empty,
             ::std::vec::Vec::new(),
             request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                ::core::result::Result::Ok(members)
+            |_: &::pactum::rest::server::Incoming| {
+                ::core::result::Result::Ok(::pactum::__private::serde_json::Map::new())
             },
-            move |ctx, input: ::pactum::NoInput| async move {
-                {
-                    let _ = input;
-                    service.ping(ctx).await
-                }
-            },
+            move |ctx, _: ::pactum::NoInput| async move { service.ping(ctx).await },
         )
         .await
 }
@@ -1891,8 +1872,6 @@ async fn __old_way<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members
                     .insert("id".into(), incoming.path::<::pactum::types::Uuid>("id")?);
@@ -1936,26 +1915,13 @@ impl Client {
     pub async fn fetch(
         &self,
         input: &FetchRequest,
-    ) -> ::core::result::Result<
-        Primitives,
-        ::pactum::rest::client::ClientError<FetchError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/things");
-        path.push('/');
+    ) -> ::core::result::Result<Primitives, ::pactum::ClientError<FetchError>> {
+        let mut path = ::std::string::String::from("/v1/things/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.id),
             ),
         );
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = ::core::option::Option::None;
         self.http
             .call(&operations::FETCH, ::pactum::rest::client::Reply::Json, path, body)
@@ -1965,20 +1931,8 @@ impl Client {
     pub async fn store(
         &self,
         input: &StoreRequest,
-    ) -> ::core::result::Result<
-        StoreResponse,
-        ::pactum::rest::client::ClientError<StoreError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/things");
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
+    ) -> ::core::result::Result<StoreResponse, ::pactum::ClientError<StoreError>> {
+        let path = ::std::string::String::from("/v1/things");
         let body = ::pactum::__private::serde_json::to_value(input).ok();
         self.http
             .call(&operations::STORE, ::pactum::rest::client::Reply::Json, path, body)
@@ -1987,17 +1941,8 @@ impl Client {
     /// No input, no output, no errors.
     pub async fn ping(
         &self,
-    ) -> ::core::result::Result<(), ::pactum::rest::client::ClientError<PingError>> {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/ping");
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
+    ) -> ::core::result::Result<(), ::pactum::ClientError<PingError>> {
+        let path = ::std::string::String::from("/v1/ping");
         let body = ::core::option::Option::None;
         self.http
             .call(&operations::PING, ::pactum::rest::client::Reply::Empty, path, body)
@@ -2007,23 +1952,13 @@ impl Client {
     pub async fn old_way(
         &self,
         input: &OldWayRequest,
-    ) -> ::core::result::Result<(), ::pactum::rest::client::ClientError<OldWayError>> {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/old");
-        path.push('/');
+    ) -> ::core::result::Result<(), ::pactum::ClientError<OldWayError>> {
+        let mut path = ::std::string::String::from("/v1/old/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.id),
             ),
         );
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = ::core::option::Option::None;
         self.http
             .call(&operations::OLD_WAY, ::pactum::rest::client::Reply::Empty, path, body)
@@ -2040,9 +1975,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct ChatRequest {
             #[prost(string, tag = "1536")]
             pub text: ::std::string::String,
@@ -2050,9 +1987,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct ChatResponse {
             #[prost(string, tag = "1536")]
             pub text: ::std::string::String,
@@ -2062,9 +2001,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct FetchRequest {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
@@ -2072,9 +2013,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct Primitives {
             #[prost(bool, tag = "293")]
             pub flag: bool,
@@ -2104,9 +2047,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct UploadRequest {
             #[prost(bytes = "vec", tag = "1965")]
             pub chunk: ::std::vec::Vec<u8>,
@@ -2114,9 +2059,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct UploadResponse {
             #[prost(uint64, tag = "1303")]
             pub count: u64,
@@ -2124,9 +2071,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct WatchRequest {
             #[prost(string, repeated, tag = "358")]
             pub ids: ::std::vec::Vec<::std::string::String>,
@@ -2134,9 +2083,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct NotThere {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
@@ -2144,9 +2095,11 @@ pub mod grpc {
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
             ::pactum::grpc::prost::Message
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct Busy {}
     }
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]

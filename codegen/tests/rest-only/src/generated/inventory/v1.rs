@@ -450,15 +450,13 @@ pub mod operations {
             path: "/v1/stock/{sku}",
         }),
         grpc: true,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(150000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(150)),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(10000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(100000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(10),
+            max_backoff: ::std::time::Duration::from_millis(100),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -470,15 +468,13 @@ pub mod operations {
         name: "ReserveStock",
         route: ::std::option::Option::None,
         grpc: true,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(500000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(500)),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(50000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(500000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(50),
+            max_backoff: ::std::time::Duration::from_millis(500),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -490,9 +486,7 @@ pub mod operations {
         name: "ReleaseStock",
         route: ::std::option::Option::None,
         grpc: true,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(300000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::None,
@@ -701,8 +695,6 @@ async fn __check_stock<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members
                     .insert(
@@ -749,26 +741,13 @@ impl Client {
     pub async fn check_stock(
         &self,
         input: &CheckStockRequest,
-    ) -> ::core::result::Result<
-        StockLevel,
-        ::pactum::rest::client::ClientError<CheckStockError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/stock");
-        path.push('/');
+    ) -> ::core::result::Result<StockLevel, ::pactum::ClientError<CheckStockError>> {
+        let mut path = ::std::string::String::from("/v1/stock/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.sku),
             ),
         );
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = ::core::option::Option::None;
         self.http
             .call(

@@ -292,9 +292,7 @@ pub mod operations {
             path: "/v1/payments/{id}",
         }),
         grpc: true,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(300000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
@@ -310,15 +308,13 @@ pub mod operations {
             path: "/v1/payments/{id}/refunds",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(3000000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(3)),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(200000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(2000000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(200),
+            max_backoff: ::std::time::Duration::from_secs(2),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -466,8 +462,6 @@ async fn __get_payment<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members.insert("id".into(), incoming.path::<PaymentId>("id")?);
                 ::core::result::Result::Ok(members)
@@ -493,8 +487,6 @@ async fn __refund_payment<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members.insert("id".into(), incoming.path::<PaymentId>("id")?);
                 ::core::result::Result::Ok(members)
@@ -537,26 +529,13 @@ impl Client {
     pub async fn get_payment(
         &self,
         input: &GetPaymentRequest,
-    ) -> ::core::result::Result<
-        Payment,
-        ::pactum::rest::client::ClientError<GetPaymentError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/payments");
-        path.push('/');
+    ) -> ::core::result::Result<Payment, ::pactum::ClientError<GetPaymentError>> {
+        let mut path = ::std::string::String::from("/v1/payments/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.id),
             ),
         );
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = ::core::option::Option::None;
         self.http
             .call(
@@ -571,27 +550,14 @@ impl Client {
     pub async fn refund_payment(
         &self,
         input: &RefundPaymentRequest,
-    ) -> ::core::result::Result<
-        Payment,
-        ::pactum::rest::client::ClientError<RefundPaymentError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/payments");
-        path.push('/');
+    ) -> ::core::result::Result<Payment, ::pactum::ClientError<RefundPaymentError>> {
+        let mut path = ::std::string::String::from("/v1/payments/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.id),
             ),
         );
         path.push_str("/refunds");
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = match ::pactum::__private::serde_json::to_value(input) {
             ::core::result::Result::Ok(
                 ::pactum::__private::serde_json::Value::Object(mut m),

@@ -397,15 +397,13 @@ pub mod operations {
             path: "/v1/quotes",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(200000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(200)),
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(20000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(200000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(20),
+            max_backoff: ::std::time::Duration::from_millis(200),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -420,15 +418,13 @@ pub mod operations {
             path: "/v1/prices/{sku}",
         }),
         grpc: true,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(100000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(100)),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3u32,
-            initial_backoff: ::std::time::Duration::from_nanos(10000000u64),
-            max_backoff: ::std::time::Duration::from_nanos(100000000u64),
+            initial_backoff: ::std::time::Duration::from_millis(10),
+            max_backoff: ::std::time::Duration::from_millis(100),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
@@ -495,11 +491,8 @@ async fn __quote_cart<S: Service>(
             ::pactum::rest::server::Reply::Json,
             ::std::vec::Vec::new(),
             request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                ::core::result::Result::Ok(members)
+            |_: &::pactum::rest::server::Incoming| {
+                ::core::result::Result::Ok(::pactum::__private::serde_json::Map::new())
             },
             move |ctx, input: QuoteCartRequest| async move {
                 service.quote_cart(ctx, input).await
@@ -522,8 +515,6 @@ async fn __get_price<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members.insert("sku".into(), incoming.path::<Sku>("sku")?);
                 if let ::core::option::Option::Some(v) = incoming
@@ -573,18 +564,9 @@ impl Client {
         input: &QuoteCartRequest,
     ) -> ::core::result::Result<
         QuoteCartResponse,
-        ::pactum::rest::client::ClientError<QuoteCartError>,
+        ::pactum::ClientError<QuoteCartError>,
     > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/quotes");
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
+        let path = ::std::string::String::from("/v1/quotes");
         let body = ::pactum::__private::serde_json::to_value(input).ok();
         self.http
             .call(
@@ -599,21 +581,13 @@ impl Client {
     pub async fn get_price(
         &self,
         input: &GetPriceRequest,
-    ) -> ::core::result::Result<
-        Money,
-        ::pactum::rest::client::ClientError<GetPriceError>,
-    > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/prices");
-        path.push('/');
+    ) -> ::core::result::Result<Money, ::pactum::ClientError<GetPriceError>> {
+        let mut path = ::std::string::String::from("/v1/prices/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.sku),
             ),
         );
-        #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
         ::pactum::rest::client::push_query(&mut query, "currency", &input.currency);
         if !query.is_empty() {

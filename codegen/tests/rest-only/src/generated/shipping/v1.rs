@@ -266,9 +266,7 @@ pub mod operations {
             path: "/v1/shipments/{id}",
         }),
         grpc: false,
-        deadline: ::std::option::Option::Some(
-            ::std::time::Duration::from_nanos(300000000u64),
-        ),
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
@@ -433,8 +431,6 @@ async fn __track_shipment<S: Service>(
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
-                let _ = incoming;
-                #[allow(unused_mut)]
                 let mut members = ::pactum::__private::serde_json::Map::new();
                 members.insert("id".into(), incoming.path::<ShipmentId>("id")?);
                 ::core::result::Result::Ok(members)
@@ -479,24 +475,14 @@ impl Client {
         input: &TrackShipmentRequest,
     ) -> ::core::result::Result<
         TrackShipmentResponse,
-        ::pactum::rest::client::ClientError<TrackShipmentError>,
+        ::pactum::ClientError<TrackShipmentError>,
     > {
-        #[allow(unused_mut)]
-        let mut path = ::std::string::String::new();
-        path.push_str("/v1");
-        path.push_str("/shipments");
-        path.push('/');
+        let mut path = ::std::string::String::from("/v1/shipments/");
         path.push_str(
             &::pactum::rest::client::encode(
                 &::pactum::rest::client::param_text(&input.id),
             ),
         );
-        #[allow(unused_mut)]
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
         let body = ::core::option::Option::None;
         self.http
             .call(
