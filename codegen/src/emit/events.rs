@@ -85,7 +85,8 @@ pub(crate) fn retry_policy(r: Option<&Retry>) -> TokenStream {
     match r {
         None => quote!(::std::option::Option::None),
         Some(r) => {
-            let (attempts, initial, max) = (r.attempts, duration(r.initial_ns), duration(r.max_ns));
+            let attempts = proc_macro2::Literal::u32_unsuffixed(r.attempts);
+            let (initial, max) = (duration(r.initial_ns), duration(r.max_ns));
             let full = r.jitter == crate::ir::Jitter::Full;
             quote! {
                 ::std::option::Option::Some(::pactum::RetryPolicy {

@@ -14,6 +14,7 @@ mod operations;
 pub mod proto;
 mod rest;
 mod rust_types;
+mod spacing;
 mod webhooks;
 
 use crate::ir::{Contract, ContractId, Ir, NamedRef, TypeKind, TypeRef};
@@ -80,6 +81,34 @@ pub(crate) fn duration(nanos: u64) -> TokenStream {
     let unit = proc_macro2::Ident::new(unit, proc_macro2::Span::call_site());
     let n = proc_macro2::Literal::u64_unsuffixed(n);
     quote!(::std::time::Duration::#unit(#n))
+}
+
+/// A type as the contract spells it (`list<OrderLine>`, `Money?`): for docs generated where
+/// the contract gives none.
+pub(crate) fn spelled(t: &TypeRef) -> String {
+    match t {
+        TypeRef::Prim(p) => p.name().to_string(),
+        TypeRef::List(item) => format!("list<{}>", spelled(item)),
+        TypeRef::Map(value) => format!("map<string, {}>", spelled(value)),
+        TypeRef::Optional(inner) => format!("{}?", spelled(inner)),
+        TypeRef::Named(r) => r.name.clone(),
+    }
+}
+
+/// `a`, `b` and `c`, each in backticks; the first `most` and a count of the rest.
+pub(crate) fn listed<'a>(names: impl IntoIterator<Item = &'a str>, most: usize) -> String {
+    let names: Vec<&str> = names.into_iter().collect();
+    let shown: Vec<String> = names.iter().take(most).map(|n| format!("`{n}`")).collect();
+    let mut text = match shown.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] if names.len() <= most => format!("{} and {last}", init.join(", ")),
+        all => all.join(", "),
+    };
+    if names.len() > most {
+        text.push_str(&format!(" and {} more", names.len() - most));
+    }
+    text
 }
 
 /// Doc attributes from a description, one per line (rustdoc joins them).
@@ -312,15 +341,15 @@ fn render_contract(
             }
         });
     }
-    let mut out = format!("{header}\n");
+    let mut body = String::new();
     for slot in slots {
         let text = slot
             .into_inner()
             .unwrap_or_else(|e| e.into_inner())
             .unwrap_or_else(|| Err("internal error: a section was not rendered".into()))?;
-        out.push_str(&text);
+        body.push_str(&text);
     }
-    Ok(out)
+    Ok(format!("{header}\n{}", spaced(body, layout)))
 }
 
 /// How generated Rust is laid out.
@@ -336,7 +365,19 @@ pub enum Layout {
 
 /// Renders tokens in `layout` with the `@generated` header.
 pub fn render_with(tokens: TokenStream, header: &str, layout: Layout) -> Result<String, String> {
-    Ok(format!("{header}\n{}", render_body(tokens, layout)?))
+    Ok(format!(
+        "{header}\n{}",
+        spaced(render_body(tokens, layout)?, layout)
+    ))
+}
+
+/// Pretty output gets blank lines between items; compact output is left as one line per
+/// section.
+fn spaced(body: String, layout: Layout) -> String {
+    match layout {
+        Layout::Pretty => spacing::space_items(&body),
+        Layout::Compact => body,
+    }
 }
 
 /// Formats tokens as a Rust file with the `@generated` header.

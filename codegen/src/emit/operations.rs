@@ -35,12 +35,16 @@ fn error_enum(op: &Operation) -> TokenStream {
     // `E` that cannot occur, which callers can match away.
     let variants: Vec<_> = op.errors.iter().map(|e| ident(e, Case::Pascal)).collect();
     let codes = op.errors.iter();
+    let variant_docs = op
+        .errors
+        .iter()
+        .map(|e| format!(" The declared error [`{e}`]."));
     quote! {
         #[doc = #doc]
         #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
         pub enum #name {
             #(
-                #[allow(missing_docs)]
+                #[doc = #variant_docs]
                 #variants(#variants),
             )*
         }
@@ -49,14 +53,31 @@ fn error_enum(op: &Operation) -> TokenStream {
     }
 }
 
+/// What an operation is, for its docs when the contract gives none: its name and how it is
+/// reached (`` `GetOrder`, over `GET /v1/orders/{id}` and gRPC. ``).
+pub(crate) fn summary(op: &Operation) -> String {
+    let mut ways = Vec::new();
+    if let Some(r) = &op.rest {
+        ways.push(format!("`{} {}`", r.method.as_str(), r.full_path));
+    }
+    if op.grpc {
+        ways.push("gRPC".to_string());
+    }
+    if ways.is_empty() {
+        format!("`{}`.", op.name)
+    } else {
+        format!("`{}`, over {}.", op.name, ways.join(" and "))
+    }
+}
+
 fn info(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
     let konst = ident(&op.name, Case::Screaming);
-    let fallback = format!("`{}`.", op.name);
+    let fallback = summary(op);
     let doc = docs(Some(op.docs.as_deref().unwrap_or(&fallback)));
     let dep = deprecated(op.deprecated.as_deref());
     let (service, major, name, grpc, safe) = (
         &ctx.contract.id.service,
-        ctx.contract.id.major as u32,
+        proc_macro2::Literal::u32_unsuffixed(ctx.contract.id.major as u32),
         &op.name,
         op.grpc,
         op.safe,

@@ -96,7 +96,7 @@ fn service_trait(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
         let name = method_name(op);
         let error = format_ident!("{}Error", op.name);
         let out = output_type(ctx, op);
-        let fallback = format!("`{}`.", op.name);
+        let fallback = super::operations::summary(op);
         let doc = docs(Some(op.docs.as_deref().unwrap_or(&fallback)));
         let in_ty = match &op.input {
             Some(i) => ctx.type_path(i),

@@ -25,7 +25,28 @@ pub(crate) fn data_derives(eq_hash: bool) -> TokenStream {
 
 pub(crate) fn type_def(ctx: &Ctx<'_>, t: &TypeDef) -> TokenStream {
     let name = ident(&t.name, Case::Pascal);
-    let doc = docs(Some(t.docs.as_deref().unwrap_or(&format!("`{}`.", t.name))));
+    // Without a description, say what the contract does: its shape.
+    let fallback = match &t.kind {
+        TypeKind::Struct(fields) if fields.is_empty() => format!("`{}`: no fields.", t.name),
+        TypeKind::Struct(fields) => format!(
+            "`{}`: {}.",
+            t.name,
+            super::listed(fields.iter().map(|f| f.wire_name.as_str()), 6)
+        ),
+        TypeKind::Enum(values) => format!(
+            "`{}`: one of {}.",
+            t.name,
+            super::listed(values.iter().map(|v| v.wire.as_str()), 6)
+        ),
+        TypeKind::Newtype { inner, .. } => {
+            format!(
+                "`{}`: a `{}` of its own type.",
+                t.name,
+                super::spelled(inner)
+            )
+        }
+    };
+    let doc = docs(Some(t.docs.as_deref().unwrap_or(&fallback)));
     let dep = deprecated(t.deprecated.as_deref());
     match &t.kind {
         TypeKind::Struct(fields) => struct_def(ctx, &name, quote!(#doc #dep), fields),
@@ -342,11 +363,49 @@ fn number_bound(n: Number, p: Primitive) -> TokenStream {
         (Primitive::U64, Number::Int(v)) => Literal::u64_suffixed(v as u64),
         (Primitive::Decimal, n) => {
             let text = n.to_string();
-            return quote!(<::pactum::types::Decimal as ::std::str::FromStr>::from_str(#text).ok());
+            // A constant, not a parse on every `validate()`.
+            return match decimal_parts(&text) {
+                Some((lo, mid, hi, negative, scale)) => {
+                    let [lo, mid, hi, scale] = [lo, mid, hi, scale].map(Literal::u32_unsuffixed);
+                    quote! {
+                        ::std::option::Option::Some(::pactum::types::Decimal::from_parts(#lo, #mid, #hi, #negative, #scale))
+                    }
+                }
+                None => {
+                    quote!(<::pactum::types::Decimal as ::std::str::FromStr>::from_str(#text).ok())
+                }
+            };
         }
         (_, n) => Literal::f64_suffixed(n.as_f64()),
     };
     quote!(::std::option::Option::Some(#lit))
+}
+
+/// The parts `rust_decimal::Decimal::from_parts` takes for a plain decimal literal
+/// (`-12.50`): the 96-bit mantissa as three 32-bit words, the sign and the scale. `None` when
+/// it does not fit a `Decimal` (then the bound is parsed at run time, as before).
+fn decimal_parts(text: &str) -> Option<(u32, u32, u32, bool, u32)> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() || !(whole.bytes().chain(fraction.bytes())).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let scale = u32::try_from(fraction.len()).ok().filter(|s| *s <= 28)?;
+    let mantissa: u128 = format!("{whole}{fraction}").parse().ok()?;
+    if mantissa >> 96 != 0 {
+        return None;
+    }
+    let word = |shift: u32| ((mantissa >> shift) & 0xFFFF_FFFF) as u32;
+    Some((
+        word(0),
+        word(32),
+        word(64),
+        negative && mantissa != 0,
+        scale,
+    ))
 }
 
 pub(crate) fn error_def(ctx: &Ctx<'_>, e: &ErrorDef) -> TokenStream {
@@ -378,5 +437,34 @@ pub(crate) fn error_def(ctx: &Ctx<'_>, e: &ErrorDef) -> TokenStream {
                 #code
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal_parts;
+
+    #[test]
+    fn decimal_bounds_become_their_parts() {
+        assert_eq!(decimal_parts("0.01"), Some((1, 0, 0, false, 2)));
+        assert_eq!(decimal_parts("-12.50"), Some((1250, 0, 0, true, 2)));
+        assert_eq!(decimal_parts("100"), Some((100, 0, 0, false, 0)));
+        assert_eq!(decimal_parts("-0"), Some((0, 0, 0, false, 0)));
+        // 2^64 + 5: the middle and high words carry it.
+        assert_eq!(
+            decimal_parts("18446744073709551621"),
+            Some((5, 0, 1, false, 0))
+        );
+        assert_eq!(
+            decimal_parts("79228162514264337593543950336"),
+            None,
+            "2^96 does not fit"
+        );
+        assert_eq!(decimal_parts("1e5"), None);
+        assert_eq!(
+            decimal_parts("0.12345678901234567890123456789"),
+            None,
+            "scale 29"
+        );
     }
 }

@@ -3,11 +3,14 @@
 
 /// Service name.
 pub const SERVICE: &str = "inventory";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "1.0.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-warehouse";
-/// `ReservationId`.
+
+/// `ReservationId`: a `uuid` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -20,16 +23,19 @@ pub const OWNER: &str = "team-warehouse";
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct ReservationId(pub ::pactum::types::Uuid);
+
 impl ::std::convert::From<::pactum::types::Uuid> for ReservationId {
     fn from(value: ::pactum::types::Uuid) -> Self {
         ReservationId(value)
     }
 }
+
 impl ::std::fmt::Display for ReservationId {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for ReservationId {
     fn validate_into(
         &self,
@@ -40,7 +46,8 @@ impl ::pactum::Validate for ReservationId {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `StockLevel`.
+
+/// `StockLevel`: `sku`, `available` and `reserved`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -54,6 +61,7 @@ pub struct StockLevel {
     pub available: u32,
     pub reserved: u32,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for StockLevel {
     fn validate_into(
@@ -66,6 +74,7 @@ impl ::pactum::Validate for StockLevel {
         ::pactum::__private::check::field("reserved", &self.reserved, path, out);
     }
 }
+
 /// One change of a SKU's availability, streamed to watchers.
 #[derive(
     ::core::fmt::Debug,
@@ -80,6 +89,7 @@ pub struct StockChange {
     pub available: u32,
     pub at: ::pactum::types::Timestamp,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for StockChange {
     fn validate_into(
@@ -92,6 +102,7 @@ impl ::pactum::Validate for StockChange {
         ::pactum::__private::check::field("at", &self.at, path, out);
     }
 }
+
 /// Input of [`CheckStock`](operations::CHECK_STOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -104,6 +115,7 @@ impl ::pactum::Validate for StockChange {
 pub struct CheckStockRequest {
     pub sku: super::super::pricing::v1::Sku,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for CheckStockRequest {
     fn validate_into(
@@ -114,6 +126,7 @@ impl ::pactum::Validate for CheckStockRequest {
         ::pactum::__private::check::field("sku", &self.sku, path, out);
     }
 }
+
 /// Input of [`ReserveStock`](operations::RESERVE_STOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -127,6 +140,7 @@ pub struct ReserveStockRequest {
     pub order_id: ::pactum::types::Uuid,
     pub lines: ::std::vec::Vec<super::super::pricing::v1::QuoteLine>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ReserveStockRequest {
     fn validate_into(
@@ -150,6 +164,7 @@ impl ::pactum::Validate for ReserveStockRequest {
         path.pop();
     }
 }
+
 /// Output of [`ReserveStock`](operations::RESERVE_STOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -163,6 +178,7 @@ pub struct ReserveStockResponse {
     pub reservation_id: ReservationId,
     pub expires_at: ::pactum::types::Timestamp,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ReserveStockResponse {
     fn validate_into(
@@ -179,6 +195,7 @@ impl ::pactum::Validate for ReserveStockResponse {
         ::pactum::__private::check::field("expires_at", &self.expires_at, path, out);
     }
 }
+
 /// Input of [`ReleaseStock`](operations::RELEASE_STOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -191,6 +208,7 @@ impl ::pactum::Validate for ReserveStockResponse {
 pub struct ReleaseStockRequest {
     pub reservation_id: ReservationId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ReleaseStockRequest {
     fn validate_into(
@@ -206,6 +224,7 @@ impl ::pactum::Validate for ReleaseStockRequest {
         );
     }
 }
+
 /// Input of [`WatchStock`](operations::WATCH_STOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -218,6 +237,7 @@ impl ::pactum::Validate for ReleaseStockRequest {
 pub struct WatchStockRequest {
     pub skus: ::std::vec::Vec<super::super::pricing::v1::Sku>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for WatchStockRequest {
     fn validate_into(
@@ -240,6 +260,7 @@ impl ::pactum::Validate for WatchStockRequest {
         path.pop();
     }
 }
+
 /// Input of [`BulkRestock`](operations::BULK_RESTOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -253,6 +274,7 @@ pub struct BulkRestockRequest {
     pub sku: super::super::pricing::v1::Sku,
     pub quantity: u32,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for BulkRestockRequest {
     fn validate_into(
@@ -276,6 +298,7 @@ impl ::pactum::Validate for BulkRestockRequest {
         path.pop();
     }
 }
+
 /// Output of [`BulkRestock`](operations::BULK_RESTOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -289,6 +312,7 @@ pub struct BulkRestockResponse {
     pub skus: u32,
     pub units: u64,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for BulkRestockResponse {
     fn validate_into(
@@ -300,6 +324,7 @@ impl ::pactum::Validate for BulkRestockResponse {
         ::pactum::__private::check::field("units", &self.units, path, out);
     }
 }
+
 /// Input of [`ScanStock`](operations::SCAN_STOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -312,6 +337,7 @@ impl ::pactum::Validate for BulkRestockResponse {
 pub struct ScanStockRequest {
     pub sku: super::super::pricing::v1::Sku,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ScanStockRequest {
     fn validate_into(
@@ -322,6 +348,7 @@ impl ::pactum::Validate for ScanStockRequest {
         ::pactum::__private::check::field("sku", &self.sku, path, out);
     }
 }
+
 /// Not enough stock to reserve.
 #[derive(
     ::core::fmt::Debug,
@@ -336,6 +363,7 @@ pub struct OutOfStock {
     pub requested: u32,
     pub available: u32,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OutOfStock {
     fn validate_into(
@@ -348,21 +376,26 @@ impl ::pactum::Validate for OutOfStock {
         ::pactum::__private::check::field("available", &self.available, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for OutOfStock {
     const CODE: &'static str = "OutOfStock";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::FailedPrecondition;
 }
+
 impl ::std::fmt::Display for OutOfStock {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("Not enough stock to reserve.")
     }
 }
+
 impl ::std::error::Error for OutOfStock {}
 impl ::pactum::ErrorKind for OutOfStock {
     fn error_kind(&self) -> &str {
         "OutOfStock"
     }
 }
+
 /// No such reservation.
 #[derive(
     ::core::fmt::Debug,
@@ -375,6 +408,7 @@ impl ::pactum::ErrorKind for OutOfStock {
 pub struct ReservationNotFound {
     pub reservation_id: ReservationId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ReservationNotFound {
     fn validate_into(
@@ -390,60 +424,73 @@ impl ::pactum::Validate for ReservationNotFound {
         );
     }
 }
+
 impl ::pactum::DeclaredError for ReservationNotFound {
     const CODE: &'static str = "ReservationNotFound";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::NotFound;
 }
+
 impl ::std::fmt::Display for ReservationNotFound {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("No such reservation.")
     }
 }
+
 impl ::std::error::Error for ReservationNotFound {}
 impl ::pactum::ErrorKind for ReservationNotFound {
     fn error_kind(&self) -> &str {
         "ReservationNotFound"
     }
 }
+
 /// Errors declared for `CheckStock`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum CheckStockError {}
 ::pactum::__operation_error!(CheckStockError {});
+
 /// Errors declared for `ReserveStock`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum ReserveStockError {
-    #[allow(missing_docs)]
+    /// The declared error [`OutOfStock`].
     OutOfStock(OutOfStock),
 }
+
 ::pactum::__operation_error!(ReserveStockError { OutOfStock = "OutOfStock" });
+
 /// Errors declared for `ReleaseStock`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum ReleaseStockError {
-    #[allow(missing_docs)]
+    /// The declared error [`ReservationNotFound`].
     ReservationNotFound(ReservationNotFound),
 }
+
 ::pactum::__operation_error!(
     ReleaseStockError { ReservationNotFound = "ReservationNotFound" }
 );
+
 /// Errors declared for `WatchStock`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum WatchStockError {}
 ::pactum::__operation_error!(WatchStockError {});
+
 /// Errors declared for `BulkRestock`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum BulkRestockError {}
 ::pactum::__operation_error!(BulkRestockError {});
+
 /// Errors declared for `ScanStock`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum ScanStockError {}
 ::pactum::__operation_error!(ScanStockError {});
+
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
-    /// `CheckStock`.
+    /// `CheckStock`, over `GET /v1/stock/{sku}` and gRPC.
     pub const CHECK_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "inventory",
-        major: 1u32,
+        major: 1,
         name: "CheckStock",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "GET",
@@ -454,17 +501,18 @@ pub mod operations {
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(10),
             max_backoff: ::std::time::Duration::from_millis(100),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
     };
+
     /// Holds stock for an order until it is paid or released.
     pub const RESERVE_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "inventory",
-        major: 1u32,
+        major: 1,
         name: "ReserveStock",
         route: ::std::option::Option::None,
         grpc: true,
@@ -472,17 +520,18 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(50),
             max_backoff: ::std::time::Duration::from_millis(500),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
     };
-    /// `ReleaseStock`.
+
+    /// `ReleaseStock`, over gRPC.
     pub const RELEASE_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "inventory",
-        major: 1u32,
+        major: 1,
         name: "ReleaseStock",
         route: ::std::option::Option::None,
         grpc: true,
@@ -492,10 +541,11 @@ pub mod operations {
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
+
     /// Streams availability changes of the given SKUs.
     pub const WATCH_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "inventory",
-        major: 1u32,
+        major: 1,
         name: "WatchStock",
         route: ::std::option::Option::None,
         grpc: true,
@@ -505,10 +555,11 @@ pub mod operations {
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Server,
     };
+
     /// Streams stock arrivals from a warehouse scanner; answers with the total.
     pub const BULK_RESTOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "inventory",
-        major: 1u32,
+        major: 1,
         name: "BulkRestock",
         route: ::std::option::Option::None,
         grpc: true,
@@ -518,10 +569,11 @@ pub mod operations {
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Client,
     };
+
     /// A handheld scanner streams SKUs; each gets its stock level back as it is scanned.
     pub const SCAN_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "inventory",
-        major: 1u32,
+        major: 1,
         name: "ScanStock",
         route: ::std::option::Option::None,
         grpc: true,
@@ -532,6 +584,7 @@ pub mod operations {
         streaming: ::pactum::Streaming::Bidi,
     };
 }
+
 /// Stock was held for an order; shipping prepares the parcel.
 #[derive(
     ::core::fmt::Debug,
@@ -546,6 +599,7 @@ pub struct StockReserved {
     pub reservation_id: ReservationId,
     pub lines: ::std::vec::Vec<super::super::pricing::v1::QuoteLine>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for StockReserved {
     fn validate_into(
@@ -563,18 +617,26 @@ impl ::pactum::Validate for StockReserved {
         ::pactum::__private::check::field("lines", &self.lines, path, out);
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for StockReserved {
     const NAME: &'static str = "StockReserved";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "inventory";
+
     const TYPE: &'static str = "inventory.StockReserved.v1";
+
     const SUBJECT: &'static str = "inventory.stock_reserved.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Queue;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
     }
 }
+
 /// What the contract says about each event this service consumes.
 pub mod consumers {
     /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`ORDERS_ORDER_PLACED_V1`]. The consumer reconnects to `database` by itself.
@@ -603,6 +665,7 @@ pub mod consumers {
             )
             .await
     }
+
     /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`ORDERS_ORDER_PLACED_V1`].
     #[::pactum::__if_feature(sqlite)]
     pub fn orders_order_placed_v1_sqlite<H>(
@@ -628,6 +691,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Builds the idempotent consumer for `orders.OrderPlaced` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`ORDERS_ORDER_PLACED_V1`].
     pub fn orders_order_placed_v1_memory<H>(
         handler: H,
@@ -645,6 +709,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Consumes `orders.OrderPlaced` v1 from `orders.order_placed.v1` as group `inventory`.
     pub const ORDERS_ORDER_PLACED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "inventory",
@@ -652,7 +717,7 @@ pub mod consumers {
         group: "inventory",
         delivery: ::pactum::Delivery::Stream,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 5u32,
+            attempts: 5,
             initial_backoff: ::std::time::Duration::from_millis(100),
             max_backoff: ::std::time::Duration::from_secs(10),
             full_jitter: true,
@@ -661,6 +726,7 @@ pub mod consumers {
         budget: ::std::option::Option::None,
     };
 }
+
 /// Typed publishing of this contract's events.
 pub mod publish {
     /// Publishes the events `inventory` emits.
@@ -668,16 +734,19 @@ pub mod publish {
     pub struct Publisher<S> {
         sink: S,
     }
+
     #[allow(deprecated)]
     impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
         /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
+
         /// The same events, written into the outbox through `writer` instead.
         pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
             InTx::new(writer)
         }
+
         /// Publishes [`StockReserved`](super::StockReserved) on `inventory.stock_reserved.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn stock_reserved(
             &self,
@@ -690,16 +759,19 @@ pub mod publish {
             ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
     }
+
     /// Writes the events `inventory` emits into a transactional outbox, in the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes them once committed.
     pub struct InTx<W> {
         writer: W,
     }
+
     #[allow(deprecated)]
     impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
         }
+
         /// Writes [`StockReserved`](super::StockReserved) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `inventory.stock_reserved.v1` after the commit.
         pub async fn stock_reserved(
             &self,
@@ -708,6 +780,7 @@ pub mod publish {
             let id = ::pactum::Context::current().event_id("inventory.StockReserved.v1");
             ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
+
         /// Writes [`StockReserved`](super::StockReserved) into the outbox under CloudEvents id `id`.
         pub async fn stock_reserved_with_id(
             &self,
@@ -718,9 +791,10 @@ pub mod publish {
         }
     }
 }
+
 /// The operations of `inventory` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
-    /// `CheckStock`.
+    /// `CheckStock`, over `GET /v1/stock/{sku}` and gRPC.
     fn check_stock(
         &self,
         ctx: ::pactum::Context,
@@ -731,6 +805,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<CheckStockError>,
         >,
     > + ::core::marker::Send;
+
     /// Holds stock for an order until it is paid or released.
     fn reserve_stock(
         &self,
@@ -742,7 +817,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<ReserveStockError>,
         >,
     > + ::core::marker::Send;
-    /// `ReleaseStock`.
+
+    /// `ReleaseStock`, over gRPC.
     fn release_stock(
         &self,
         ctx: ::pactum::Context,
@@ -750,6 +826,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<(), ::pactum::HandlerError<ReleaseStockError>>,
     > + ::core::marker::Send;
+
     /// Streams availability changes of the given SKUs.
     fn watch_stock(
         &self,
@@ -766,6 +843,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<WatchStockError>,
         >,
     > + ::core::marker::Send;
+
     /// Streams stock arrivals from a warehouse scanner; answers with the total.
     fn bulk_restock(
         &self,
@@ -779,6 +857,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<BulkRestockError>,
         >,
     > + ::core::marker::Send;
+
     /// A handheld scanner streams SKUs; each gets its stock level back as it is scanned.
     fn scan_stock(
         &self,
@@ -798,13 +877,16 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
 }
+
 ::pactum::__requires_feature!(rest);
+
 /// An axum router serving every REST operation of `inventory` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
 ) -> ::pactum::router::axum::Router {
     router_with(service, ::pactum::router::ServerConfig::default())
 }
+
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
@@ -818,11 +900,13 @@ pub fn router_with<S: Service>(
         )
         .with_state(state)
 }
+
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
     config: ::pactum::router::ServerConfig,
 }
+
 async fn __check_stock<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -852,11 +936,13 @@ async fn __check_stock<S: Service>(
         )
         .await
 }
+
 /// A typed REST client for `inventory` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
     http: ::pactum::rest::client::HttpClient,
 }
+
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -864,6 +950,7 @@ impl Client {
             http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
+
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
@@ -875,11 +962,13 @@ impl Client {
             ),
         }
     }
+
     /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
     pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
+
     /// Calls `GET /v1/stock/{sku}`.
     pub async fn check_stock(
         &self,
@@ -902,10 +991,12 @@ impl Client {
             .await
     }
 }
+
 /// gRPC for `inventory` v1: package `shop.inventory.v1`, service `InventoryService`; the same wire as the emitted `.proto`.
 #[allow(clippy::all)]
 pub mod grpc {
     ::pactum::__requires_feature!(grpc);
+
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -923,6 +1014,7 @@ pub mod grpc {
             #[prost(uint32, tag = "1880")]
             pub quantity: u32,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -937,6 +1029,7 @@ pub mod grpc {
             #[prost(uint64, tag = "726")]
             pub units: u64,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -949,6 +1042,7 @@ pub mod grpc {
             #[prost(string, tag = "756")]
             pub sku: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -963,6 +1057,7 @@ pub mod grpc {
             #[prost(uint32, tag = "1880")]
             pub quantity: u32,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -975,6 +1070,7 @@ pub mod grpc {
             #[prost(string, tag = "1720")]
             pub reservation_id: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -989,6 +1085,7 @@ pub mod grpc {
             #[prost(message, repeated, tag = "1609")]
             pub lines: ::std::vec::Vec<PricingV1QuoteLine>,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -1005,6 +1102,7 @@ pub mod grpc {
                 ::pactum::grpc::prost_types::Timestamp,
             >,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -1017,6 +1115,7 @@ pub mod grpc {
             #[prost(string, tag = "756")]
             pub sku: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -1033,6 +1132,7 @@ pub mod grpc {
             #[prost(message, optional, tag = "904")]
             pub at: ::core::option::Option<::pactum::grpc::prost_types::Timestamp>,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -1049,6 +1149,7 @@ pub mod grpc {
             #[prost(uint32, tag = "1290")]
             pub reserved: u32,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -1061,6 +1162,7 @@ pub mod grpc {
             #[prost(string, repeated, tag = "644")]
             pub skus: ::std::vec::Vec<::std::string::String>,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -1077,6 +1179,7 @@ pub mod grpc {
             #[prost(uint32, tag = "1011")]
             pub available: u32,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -1090,6 +1193,7 @@ pub mod grpc {
             pub reservation_id: ::std::string::String,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn bulk_restock_request_to_pb(
         v: super::BulkRestockRequest,
@@ -1099,6 +1203,7 @@ pub mod grpc {
             quantity: v.quantity,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn bulk_restock_request_from_pb(
         v: pb::BulkRestockRequest,
@@ -1108,6 +1213,7 @@ pub mod grpc {
             quantity: v.quantity,
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn bulk_restock_response_to_pb(
         v: super::BulkRestockResponse,
@@ -1117,6 +1223,7 @@ pub mod grpc {
             units: v.units,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn bulk_restock_response_from_pb(
         v: pb::BulkRestockResponse,
@@ -1126,12 +1233,14 @@ pub mod grpc {
             units: v.units,
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn check_stock_request_to_pb(v: super::CheckStockRequest) -> pb::CheckStockRequest {
         pb::CheckStockRequest {
             sku: v.sku.0,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn check_stock_request_from_pb(
         v: pb::CheckStockRequest,
@@ -1140,6 +1249,7 @@ pub mod grpc {
             sku: super::super::super::pricing::v1::Sku(v.sku),
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn pricing_v1_quote_line_to_pb(
         v: super::super::super::pricing::v1::QuoteLine,
@@ -1149,6 +1259,7 @@ pub mod grpc {
             quantity: v.quantity,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn pricing_v1_quote_line_from_pb(
         v: pb::PricingV1QuoteLine,
@@ -1161,6 +1272,7 @@ pub mod grpc {
             quantity: v.quantity,
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn release_stock_request_to_pb(
         v: super::ReleaseStockRequest,
@@ -1169,6 +1281,7 @@ pub mod grpc {
             reservation_id: ::std::string::ToString::to_string(&v.reservation_id.0),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn release_stock_request_from_pb(
         v: pb::ReleaseStockRequest,
@@ -1181,6 +1294,7 @@ pub mod grpc {
             ),
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn reserve_stock_request_to_pb(
         v: super::ReserveStockRequest,
@@ -1190,6 +1304,7 @@ pub mod grpc {
             lines: v.lines.into_iter().map(|v| pricing_v1_quote_line_to_pb(v)).collect(),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn reserve_stock_request_from_pb(
         v: pb::ReserveStockRequest,
@@ -1207,6 +1322,7 @@ pub mod grpc {
                 .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn reserve_stock_response_to_pb(
         v: super::ReserveStockResponse,
@@ -1218,6 +1334,7 @@ pub mod grpc {
             ),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn reserve_stock_response_from_pb(
         v: pb::ReserveStockResponse,
@@ -1236,12 +1353,14 @@ pub mod grpc {
             },
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn scan_stock_request_to_pb(v: super::ScanStockRequest) -> pb::ScanStockRequest {
         pb::ScanStockRequest {
             sku: v.sku.0,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn scan_stock_request_from_pb(
         v: pb::ScanStockRequest,
@@ -1250,6 +1369,7 @@ pub mod grpc {
             sku: super::super::super::pricing::v1::Sku(v.sku),
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn stock_change_to_pb(v: super::StockChange) -> pb::StockChange {
         pb::StockChange {
@@ -1258,6 +1378,7 @@ pub mod grpc {
             at: ::core::option::Option::Some(::pactum::grpc::timestamp_to(v.at)),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn stock_change_from_pb(
         v: pb::StockChange,
@@ -1271,6 +1392,7 @@ pub mod grpc {
             },
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn stock_level_to_pb(v: super::StockLevel) -> pb::StockLevel {
         pb::StockLevel {
@@ -1279,6 +1401,7 @@ pub mod grpc {
             reserved: v.reserved,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn stock_level_from_pb(
         v: pb::StockLevel,
@@ -1289,12 +1412,14 @@ pub mod grpc {
             reserved: v.reserved,
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn watch_stock_request_to_pb(v: super::WatchStockRequest) -> pb::WatchStockRequest {
         pb::WatchStockRequest {
             skus: v.skus.into_iter().map(|v| v.0).collect(),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn watch_stock_request_from_pb(
         v: pb::WatchStockRequest,
@@ -1309,6 +1434,7 @@ pub mod grpc {
                 .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn out_of_stock_to_pb(v: super::OutOfStock) -> pb::OutOfStock {
         pb::OutOfStock {
@@ -1317,6 +1443,7 @@ pub mod grpc {
             available: v.available,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn out_of_stock_from_pb(
         v: pb::OutOfStock,
@@ -1327,6 +1454,7 @@ pub mod grpc {
             available: v.available,
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn reservation_not_found_to_pb(
         v: super::ReservationNotFound,
@@ -1335,6 +1463,7 @@ pub mod grpc {
             reservation_id: ::std::string::ToString::to_string(&v.reservation_id.0),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn reservation_not_found_from_pb(
         v: pb::ReservationNotFound,
@@ -1347,17 +1476,20 @@ pub mod grpc {
             ),
         })
     }
+
     fn check_stock_error_detail(
         e: &super::CheckStockError,
     ) -> ::pactum::grpc::prost_types::Any {
         match *e {}
     }
+
     fn check_stock_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::CheckStockError> {
         let _ = any;
         ::core::option::Option::None
     }
+
     fn reserve_stock_error_detail(
         e: &super::ReserveStockError,
     ) -> ::pactum::grpc::prost_types::Any {
@@ -1372,6 +1504,7 @@ pub mod grpc {
             }
         }
     }
+
     fn reserve_stock_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::ReserveStockError> {
@@ -1386,6 +1519,7 @@ pub mod grpc {
             _ => ::core::option::Option::None,
         }
     }
+
     fn release_stock_error_detail(
         e: &super::ReleaseStockError,
     ) -> ::pactum::grpc::prost_types::Any {
@@ -1401,6 +1535,7 @@ pub mod grpc {
             }
         }
     }
+
     fn release_stock_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::ReleaseStockError> {
@@ -1417,39 +1552,46 @@ pub mod grpc {
             _ => ::core::option::Option::None,
         }
     }
+
     fn watch_stock_error_detail(
         e: &super::WatchStockError,
     ) -> ::pactum::grpc::prost_types::Any {
         match *e {}
     }
+
     fn watch_stock_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::WatchStockError> {
         let _ = any;
         ::core::option::Option::None
     }
+
     fn bulk_restock_error_detail(
         e: &super::BulkRestockError,
     ) -> ::pactum::grpc::prost_types::Any {
         match *e {}
     }
+
     fn bulk_restock_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::BulkRestockError> {
         let _ = any;
         ::core::option::Option::None
     }
+
     fn scan_stock_error_detail(
         e: &super::ScanStockError,
     ) -> ::pactum::grpc::prost_types::Any {
         match *e {}
     }
+
     fn scan_stock_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::ScanStockError> {
         let _ = any;
         ::core::option::Option::None
     }
+
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
     /// (`pactum::router::serve` does).
@@ -1458,6 +1600,7 @@ pub mod grpc {
     ) -> ::pactum::router::axum::Router {
         router_with(service, ::pactum::router::ServerConfig::default())
     }
+
     /// [`router`] with explicit settings: the idempotency store, leases and body
     /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
     /// one store whichever transport a call takes.
@@ -1619,11 +1762,13 @@ pub mod grpc {
                 }),
             )
     }
+
     /// A typed gRPC client.
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     pub struct Client {
         inner: ::pactum::grpc::GrpcClient,
     }
+
     impl Client {
         /// A client for `url` (`http://127.0.0.1:50051`), connecting on first use.
         pub fn connect_lazy(
@@ -1633,6 +1778,7 @@ pub mod grpc {
                 inner: ::pactum::grpc::GrpcClient::connect_lazy(url)?,
             })
         }
+
         /// A client for this service's stable in-cluster name.
         pub fn for_service(
             namespace: &str,
@@ -1646,10 +1792,12 @@ pub mod grpc {
                 )?,
             })
         }
+
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
         }
+
         /// Calls `CheckStock` over gRPC.
         pub async fn check_stock(
             &self,
@@ -1668,6 +1816,7 @@ pub mod grpc {
                 )
                 .await
         }
+
         /// Calls `ReserveStock` over gRPC.
         pub async fn reserve_stock(
             &self,
@@ -1686,6 +1835,7 @@ pub mod grpc {
                 )
                 .await
         }
+
         /// Calls `ReleaseStock` over gRPC.
         pub async fn release_stock(
             &self,
@@ -1704,6 +1854,7 @@ pub mod grpc {
                 )
                 .await
         }
+
         /// Calls `WatchStock` over gRPC.
         pub async fn watch_stock(
             &self,
@@ -1727,6 +1878,7 @@ pub mod grpc {
                 )
                 .await
         }
+
         /// Calls `BulkRestock` over gRPC.
         pub async fn bulk_restock(
             &self,
@@ -1751,6 +1903,7 @@ pub mod grpc {
                 )
                 .await
         }
+
         /// Calls `ScanStock` over gRPC.
         pub async fn scan_stock(
             &self,

@@ -3,11 +3,14 @@
 
 /// Service name.
 pub const SERVICE: &str = "notifications";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "1.0.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-messaging";
-/// `Channel`.
+
+/// `Channel`: one of `email`, `sms` and `push`.
 ///
 /// Open for evolution: a value added by a newer contract version deserializes as
 /// `Unrecognized` (and serializes back unchanged) instead of failing the whole message.
@@ -33,10 +36,12 @@ pub enum Channel {
     #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
+
 #[allow(deprecated)]
 impl Channel {
     /// Every value this version knows, in contract order.
     pub const KNOWN: &'static [&'static str] = &["email", "sms", "push"];
+
     /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
@@ -47,11 +52,13 @@ impl Channel {
         }
     }
 }
+
 impl ::std::fmt::Display for Channel {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
+
 impl ::pactum::Validate for Channel {
     fn validate_into(
         &self,
@@ -63,6 +70,7 @@ impl ::pactum::Validate for Channel {
         }
     }
 }
+
 /// Event `EmailSent` v1.
 #[derive(
     ::core::fmt::Debug,
@@ -78,6 +86,7 @@ pub struct EmailSent {
     pub channel: Channel,
     pub template: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for EmailSent {
     fn validate_into(
@@ -103,18 +112,26 @@ impl ::pactum::Validate for EmailSent {
         path.pop();
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for EmailSent {
     const NAME: &'static str = "EmailSent";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "notifications";
+
     const TYPE: &'static str = "notifications.EmailSent.v1";
+
     const SUBJECT: &'static str = "notifications.email_sent.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.message_id))
     }
 }
+
 /// What the contract says about each event this service consumes.
 pub mod consumers {
     /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`]. The consumer reconnects to `database` by itself.
@@ -143,6 +160,7 @@ pub mod consumers {
             )
             .await
     }
+
     /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
     #[::pactum::__if_feature(sqlite)]
     pub fn payments_payment_captured_v1_sqlite<H>(
@@ -168,6 +186,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
     pub fn payments_payment_captured_v1_memory<H>(
         handler: H,
@@ -185,6 +204,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Consumes `payments.PaymentCaptured` v1 from `payments.payment_captured.v1` as group `notifications`.
     pub const PAYMENTS_PAYMENT_CAPTURED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "notifications",
@@ -192,7 +212,7 @@ pub mod consumers {
         group: "notifications",
         delivery: ::pactum::Delivery::Pubsub,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(500),
             max_backoff: ::std::time::Duration::from_secs(30),
             full_jitter: true,
@@ -200,6 +220,7 @@ pub mod consumers {
         dead_letter: true,
         budget: ::std::option::Option::None,
     };
+
     /// Builds the idempotent consumer for `orders.OrderCancelled` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`ORDERS_ORDER_CANCELLED_V1`]. The consumer reconnects to `database` by itself.
     #[::pactum::__if_feature(postgres)]
     pub async fn orders_order_cancelled_v1<H>(
@@ -226,6 +247,7 @@ pub mod consumers {
             )
             .await
     }
+
     /// Builds the idempotent consumer for `orders.OrderCancelled` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`ORDERS_ORDER_CANCELLED_V1`].
     #[::pactum::__if_feature(sqlite)]
     pub fn orders_order_cancelled_v1_sqlite<H>(
@@ -251,6 +273,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Builds the idempotent consumer for `orders.OrderCancelled` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`ORDERS_ORDER_CANCELLED_V1`].
     pub fn orders_order_cancelled_v1_memory<H>(
         handler: H,
@@ -268,6 +291,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Consumes `orders.OrderCancelled` v1 from `orders.order_cancelled.v1` as group `notifications`.
     pub const ORDERS_ORDER_CANCELLED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "notifications",
@@ -278,6 +302,7 @@ pub mod consumers {
         dead_letter: true,
         budget: ::std::option::Option::None,
     };
+
     /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`SHIPPING_SHIPMENT_DISPATCHED_V1`]. The consumer reconnects to `database` by itself.
     #[::pactum::__if_feature(postgres)]
     pub async fn shipping_shipment_dispatched_v1<H>(
@@ -304,6 +329,7 @@ pub mod consumers {
             )
             .await
     }
+
     /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
     #[::pactum::__if_feature(sqlite)]
     pub fn shipping_shipment_dispatched_v1_sqlite<H>(
@@ -329,6 +355,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
     pub fn shipping_shipment_dispatched_v1_memory<H>(
         handler: H,
@@ -346,6 +373,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Consumes `shipping.ShipmentDispatched` v1 from `shipping.shipment_dispatched.v1` as group `notifications`.
     pub const SHIPPING_SHIPMENT_DISPATCHED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "notifications",
@@ -357,6 +385,7 @@ pub mod consumers {
         budget: ::std::option::Option::None,
     };
 }
+
 /// Typed publishing of this contract's events.
 pub mod publish {
     /// Publishes the events `notifications` emits.
@@ -364,16 +393,19 @@ pub mod publish {
     pub struct Publisher<S> {
         sink: S,
     }
+
     #[allow(deprecated)]
     impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
         /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
+
         /// The same events, written into the outbox through `writer` instead.
         pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
             InTx::new(writer)
         }
+
         /// Publishes [`EmailSent`](super::EmailSent) on `notifications.email_sent.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn email_sent(
             &self,
@@ -386,16 +418,19 @@ pub mod publish {
             ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
     }
+
     /// Writes the events `notifications` emits into a transactional outbox, in the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes them once committed.
     pub struct InTx<W> {
         writer: W,
     }
+
     #[allow(deprecated)]
     impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
         }
+
         /// Writes [`EmailSent`](super::EmailSent) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `notifications.email_sent.v1` after the commit.
         pub async fn email_sent(
             &self,
@@ -404,6 +439,7 @@ pub mod publish {
             let id = ::pactum::Context::current().event_id("notifications.EmailSent.v1");
             ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
+
         /// Writes [`EmailSent`](super::EmailSent) into the outbox under CloudEvents id `id`.
         pub async fn email_sent_with_id(
             &self,

@@ -3,11 +3,14 @@
 
 /// Service name.
 pub const SERVICE: &str = "orders";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "1.2.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-orders";
-/// `OrderId`.
+
+/// `OrderId`: a `uuid` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -20,16 +23,19 @@ pub const OWNER: &str = "team-orders";
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct OrderId(pub ::pactum::types::Uuid);
+
 impl ::std::convert::From<::pactum::types::Uuid> for OrderId {
     fn from(value: ::pactum::types::Uuid) -> Self {
         OrderId(value)
     }
 }
+
 impl ::std::fmt::Display for OrderId {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for OrderId {
     fn validate_into(
         &self,
@@ -40,7 +46,8 @@ impl ::pactum::Validate for OrderId {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `OrderStatus`.
+
+/// `OrderStatus`: one of `pending`, `paid`, `shipped` and `cancelled`.
 ///
 /// Open for evolution: a value added by a newer contract version deserializes as
 /// `Unrecognized` (and serializes back unchanged) instead of failing the whole message.
@@ -68,6 +75,7 @@ pub enum OrderStatus {
     #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
+
 #[allow(deprecated)]
 impl OrderStatus {
     /// Every value this version knows, in contract order.
@@ -77,6 +85,7 @@ impl OrderStatus {
         "shipped",
         "cancelled",
     ];
+
     /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
@@ -88,11 +97,13 @@ impl OrderStatus {
         }
     }
 }
+
 impl ::std::fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
+
 impl ::pactum::Validate for OrderStatus {
     fn validate_into(
         &self,
@@ -104,7 +115,8 @@ impl ::pactum::Validate for OrderStatus {
         }
     }
 }
-/// `OrderLine`.
+
+/// `OrderLine`: `sku`, `quantity` and `unit_price`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -118,6 +130,7 @@ pub struct OrderLine {
     pub quantity: u32,
     pub unit_price: super::super::pricing::v1::Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderLine {
     fn validate_into(
@@ -142,7 +155,8 @@ impl ::pactum::Validate for OrderLine {
         ::pactum::__private::check::field("unit_price", &self.unit_price, path, out);
     }
 }
-/// `Order`.
+
+/// `Order`: `id`, `customer_id`, `lines`, `status`, `total`, `placed_at` and 1 more.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -163,6 +177,7 @@ pub struct Order {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub note: ::std::option::Option<::std::string::String>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Order {
     fn validate_into(
@@ -205,7 +220,8 @@ impl ::pactum::Validate for Order {
         path.pop();
     }
 }
-/// `PlaceOrderRequest`.
+
+/// `PlaceOrderRequest`: `cart_id`, `customer_id`, `lines` and `note`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -222,6 +238,7 @@ pub struct PlaceOrderRequest {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub note: ::std::option::Option<::std::string::String>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for PlaceOrderRequest {
     fn validate_into(
@@ -261,6 +278,7 @@ impl ::pactum::Validate for PlaceOrderRequest {
         path.pop();
     }
 }
+
 /// Input of [`GetOrder`](operations::GET_ORDER).
 #[derive(
     ::core::fmt::Debug,
@@ -273,6 +291,7 @@ impl ::pactum::Validate for PlaceOrderRequest {
 pub struct GetOrderRequest {
     pub id: OrderId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for GetOrderRequest {
     fn validate_into(
@@ -283,6 +302,7 @@ impl ::pactum::Validate for GetOrderRequest {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 /// Input of [`CancelOrder`](operations::CANCEL_ORDER).
 #[derive(
     ::core::fmt::Debug,
@@ -296,6 +316,7 @@ pub struct CancelOrderRequest {
     pub id: OrderId,
     pub reason: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for CancelOrderRequest {
     fn validate_into(
@@ -319,6 +340,7 @@ impl ::pactum::Validate for CancelOrderRequest {
         path.pop();
     }
 }
+
 /// No order has this id.
 #[derive(
     ::core::fmt::Debug,
@@ -331,6 +353,7 @@ impl ::pactum::Validate for CancelOrderRequest {
 pub struct OrderNotFound {
     pub id: OrderId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderNotFound {
     fn validate_into(
@@ -341,21 +364,26 @@ impl ::pactum::Validate for OrderNotFound {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for OrderNotFound {
     const CODE: &'static str = "OrderNotFound";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::NotFound;
 }
+
 impl ::std::fmt::Display for OrderNotFound {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("No order has this id.")
     }
 }
+
 impl ::std::error::Error for OrderNotFound {}
 impl ::pactum::ErrorKind for OrderNotFound {
     fn error_kind(&self) -> &str {
         "OrderNotFound"
     }
 }
+
 /// Only pending or paid orders can be cancelled.
 #[derive(
     ::core::fmt::Debug,
@@ -369,6 +397,7 @@ pub struct OrderNotCancellable {
     pub id: OrderId,
     pub status: OrderStatus,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderNotCancellable {
     fn validate_into(
@@ -380,51 +409,61 @@ impl ::pactum::Validate for OrderNotCancellable {
         ::pactum::__private::check::field("status", &self.status, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for OrderNotCancellable {
     const CODE: &'static str = "OrderNotCancellable";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::FailedPrecondition;
 }
+
 impl ::std::fmt::Display for OrderNotCancellable {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("Only pending or paid orders can be cancelled.")
     }
 }
+
 impl ::std::error::Error for OrderNotCancellable {}
 impl ::pactum::ErrorKind for OrderNotCancellable {
     fn error_kind(&self) -> &str {
         "OrderNotCancellable"
     }
 }
+
 /// Errors declared for `GetOrder`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum GetOrderError {
-    #[allow(missing_docs)]
+    /// The declared error [`OrderNotFound`].
     OrderNotFound(OrderNotFound),
 }
+
 ::pactum::__operation_error!(GetOrderError { OrderNotFound = "OrderNotFound" });
+
 /// Errors declared for `PlaceOrder`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum PlaceOrderError {}
 ::pactum::__operation_error!(PlaceOrderError {});
+
 /// Errors declared for `CancelOrder`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum CancelOrderError {
-    #[allow(missing_docs)]
+    /// The declared error [`OrderNotFound`].
     OrderNotFound(OrderNotFound),
-    #[allow(missing_docs)]
+    /// The declared error [`OrderNotCancellable`].
     OrderNotCancellable(OrderNotCancellable),
 }
+
 ::pactum::__operation_error!(
     CancelOrderError { OrderNotFound = "OrderNotFound", OrderNotCancellable =
     "OrderNotCancellable" }
 );
+
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
-    /// `GetOrder`.
+    /// `GetOrder`, over `GET /v1/orders/{id}` and gRPC.
     pub const GET_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "orders",
-        major: 1u32,
+        major: 1,
         name: "GetOrder",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "GET",
@@ -435,17 +474,18 @@ pub mod operations {
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(20),
             max_backoff: ::std::time::Duration::from_millis(200),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
     };
-    /// `PlaceOrder`.
+
+    /// `PlaceOrder`, over `POST /v1/orders`.
     pub const PLACE_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "orders",
-        major: 1u32,
+        major: 1,
         name: "PlaceOrder",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "POST",
@@ -456,17 +496,18 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(50),
             max_backoff: ::std::time::Duration::from_secs(1),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
     };
-    /// `CancelOrder`.
+
+    /// `CancelOrder`, over `POST /v1/orders/{id}/cancel`.
     pub const CANCEL_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "orders",
-        major: 1u32,
+        major: 1,
         name: "CancelOrder",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "POST",
@@ -480,6 +521,7 @@ pub mod operations {
         streaming: ::pactum::Streaming::None,
     };
 }
+
 /// An order was accepted. Payments charges it; inventory keeps its reservation.
 #[derive(
     ::core::fmt::Debug,
@@ -496,6 +538,7 @@ pub struct OrderPlaced {
     pub lines: ::std::vec::Vec<OrderLine>,
     pub total: super::super::pricing::v1::Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderPlaced {
     fn validate_into(
@@ -509,18 +552,26 @@ impl ::pactum::Validate for OrderPlaced {
         ::pactum::__private::check::field("total", &self.total, path, out);
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for OrderPlaced {
     const NAME: &'static str = "OrderPlaced";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "orders";
+
     const TYPE: &'static str = "orders.OrderPlaced.v1";
+
     const SUBJECT: &'static str = "orders.order_placed.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Stream;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
     }
 }
+
 /// Event `OrderCancelled` v1.
 #[derive(
     ::core::fmt::Debug,
@@ -534,6 +585,7 @@ pub struct OrderCancelled {
     pub order_id: OrderId,
     pub reason: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderCancelled {
     fn validate_into(
@@ -557,18 +609,26 @@ impl ::pactum::Validate for OrderCancelled {
         path.pop();
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for OrderCancelled {
     const NAME: &'static str = "OrderCancelled";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "orders";
+
     const TYPE: &'static str = "orders.OrderCancelled.v1";
+
     const SUBJECT: &'static str = "orders.order_cancelled.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
     }
 }
+
 /// What the contract says about each event this service consumes.
 pub mod consumers {
     /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`]. The consumer reconnects to `database` by itself.
@@ -597,6 +657,7 @@ pub mod consumers {
             )
             .await
     }
+
     /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
     #[::pactum::__if_feature(sqlite)]
     pub fn payments_payment_captured_v1_sqlite<H>(
@@ -622,6 +683,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
     pub fn payments_payment_captured_v1_memory<H>(
         handler: H,
@@ -639,6 +701,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Consumes `payments.PaymentCaptured` v1 from `payments.payment_captured.v1` as group `orders`.
     pub const PAYMENTS_PAYMENT_CAPTURED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "orders",
@@ -646,7 +709,7 @@ pub mod consumers {
         group: "orders",
         delivery: ::pactum::Delivery::Pubsub,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 5u32,
+            attempts: 5,
             initial_backoff: ::std::time::Duration::from_secs(1),
             max_backoff: ::std::time::Duration::from_secs(60),
             full_jitter: true,
@@ -655,6 +718,7 @@ pub mod consumers {
         budget: ::std::option::Option::None,
     };
 }
+
 /// Typed publishing of this contract's events.
 pub mod publish {
     /// Publishes the events `orders` emits.
@@ -662,16 +726,19 @@ pub mod publish {
     pub struct Publisher<S> {
         sink: S,
     }
+
     #[allow(deprecated)]
     impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
         /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
+
         /// The same events, written into the outbox through `writer` instead.
         pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
             InTx::new(writer)
         }
+
         /// Publishes [`OrderPlaced`](super::OrderPlaced) on `orders.order_placed.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn order_placed(
             &self,
@@ -683,6 +750,7 @@ pub mod publish {
         > {
             ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
+
         /// Publishes [`OrderCancelled`](super::OrderCancelled) on `orders.order_cancelled.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn order_cancelled(
             &self,
@@ -695,16 +763,19 @@ pub mod publish {
             ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
     }
+
     /// Writes the events `orders` emits into a transactional outbox, in the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes them once committed.
     pub struct InTx<W> {
         writer: W,
     }
+
     #[allow(deprecated)]
     impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
         }
+
         /// Writes [`OrderPlaced`](super::OrderPlaced) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `orders.order_placed.v1` after the commit.
         pub async fn order_placed(
             &self,
@@ -713,6 +784,7 @@ pub mod publish {
             let id = ::pactum::Context::current().event_id("orders.OrderPlaced.v1");
             ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
+
         /// Writes [`OrderPlaced`](super::OrderPlaced) into the outbox under CloudEvents id `id`.
         pub async fn order_placed_with_id(
             &self,
@@ -721,6 +793,7 @@ pub mod publish {
         ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             ::pactum::store::outbox::write(&self.writer, id, event).await
         }
+
         /// Writes [`OrderCancelled`](super::OrderCancelled) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `orders.order_cancelled.v1` after the commit.
         pub async fn order_cancelled(
             &self,
@@ -729,6 +802,7 @@ pub mod publish {
             let id = ::pactum::Context::current().event_id("orders.OrderCancelled.v1");
             ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
+
         /// Writes [`OrderCancelled`](super::OrderCancelled) into the outbox under CloudEvents id `id`.
         pub async fn order_cancelled_with_id(
             &self,
@@ -739,9 +813,10 @@ pub mod publish {
         }
     }
 }
+
 /// The operations of `orders` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
-    /// `GetOrder`.
+    /// `GetOrder`, over `GET /v1/orders/{id}` and gRPC.
     fn get_order(
         &self,
         ctx: ::pactum::Context,
@@ -749,7 +824,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<Order, ::pactum::HandlerError<GetOrderError>>,
     > + ::core::marker::Send;
-    /// `PlaceOrder`.
+
+    /// `PlaceOrder`, over `POST /v1/orders`.
     fn place_order(
         &self,
         ctx: ::pactum::Context,
@@ -757,7 +833,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<Order, ::pactum::HandlerError<PlaceOrderError>>,
     > + ::core::marker::Send;
-    /// `CancelOrder`.
+
+    /// `CancelOrder`, over `POST /v1/orders/{id}/cancel`.
     fn cancel_order(
         &self,
         ctx: ::pactum::Context,
@@ -766,13 +843,16 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         Output = ::core::result::Result<Order, ::pactum::HandlerError<CancelOrderError>>,
     > + ::core::marker::Send;
 }
+
 ::pactum::__requires_feature!(rest);
+
 /// An axum router serving every REST operation of `orders` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
 ) -> ::pactum::router::axum::Router {
     router_with(service, ::pactum::router::ServerConfig::default())
 }
+
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
@@ -788,11 +868,13 @@ pub fn router_with<S: Service>(
         )
         .with_state(state)
 }
+
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
     config: ::pactum::router::ServerConfig,
 }
+
 async fn __get_order<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -818,6 +900,7 @@ async fn __get_order<S: Service>(
         )
         .await
 }
+
 async fn __place_order<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -840,6 +923,7 @@ async fn __place_order<S: Service>(
         )
         .await
 }
+
 async fn __cancel_order<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -865,11 +949,13 @@ async fn __cancel_order<S: Service>(
         )
         .await
 }
+
 /// A typed REST client for `orders` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
     http: ::pactum::rest::client::HttpClient,
 }
+
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -877,6 +963,7 @@ impl Client {
             http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
+
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
@@ -888,11 +975,13 @@ impl Client {
             ),
         }
     }
+
     /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
     pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
+
     /// Calls `GET /v1/orders/{id}`.
     pub async fn get_order(
         &self,
@@ -914,6 +1003,7 @@ impl Client {
             )
             .await
     }
+
     /// Calls `POST /v1/orders`.
     pub async fn place_order(
         &self,
@@ -930,6 +1020,7 @@ impl Client {
             )
             .await
     }
+
     /// Calls `POST /v1/orders/{id}/cancel`.
     pub async fn cancel_order(
         &self,
@@ -963,10 +1054,12 @@ impl Client {
             .await
     }
 }
+
 /// gRPC for `orders` v1: package `shop.orders.v1`, service `OrdersService`; the same wire as the emitted `.proto`.
 #[allow(clippy::all)]
 pub mod grpc {
     ::pactum::__requires_feature!(grpc);
+
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -982,6 +1075,7 @@ pub mod grpc {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -1008,6 +1102,7 @@ pub mod grpc {
             #[prost(string, optional, tag = "454")]
             pub note: ::core::option::Option<::std::string::String>,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -1024,6 +1119,7 @@ pub mod grpc {
             #[prost(message, optional, tag = "155")]
             pub unit_price: ::core::option::Option<PricingV1Money>,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -1038,6 +1134,7 @@ pub mod grpc {
             #[prost(string, tag = "2047")]
             pub currency: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -1051,12 +1148,14 @@ pub mod grpc {
             pub id: ::std::string::String,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn get_order_request_to_pb(v: super::GetOrderRequest) -> pb::GetOrderRequest {
         pb::GetOrderRequest {
             id: ::std::string::ToString::to_string(&v.id.0),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn get_order_request_from_pb(
         v: pb::GetOrderRequest,
@@ -1067,6 +1166,7 @@ pub mod grpc {
             ),
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn order_to_pb(v: super::Order) -> pb::Order {
         pb::Order {
@@ -1081,6 +1181,7 @@ pub mod grpc {
             note: v.note.map(|v| v),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn order_from_pb(
         v: pb::Order,
@@ -1121,6 +1222,7 @@ pub mod grpc {
             },
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn order_line_to_pb(v: super::OrderLine) -> pb::OrderLine {
         pb::OrderLine {
@@ -1131,6 +1233,7 @@ pub mod grpc {
             ),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn order_line_from_pb(
         v: pb::OrderLine,
@@ -1146,6 +1249,7 @@ pub mod grpc {
             },
         })
     }
+
     #[allow(dead_code)]
     fn order_status_to_pb(v: &super::OrderStatus) -> i32 {
         match v {
@@ -1156,6 +1260,7 @@ pub mod grpc {
             super::OrderStatus::Unrecognized(other) => other.parse().unwrap_or(0),
         }
     }
+
     #[allow(dead_code)]
     fn order_status_from_pb(n: i32) -> super::OrderStatus {
         match n {
@@ -1170,6 +1275,7 @@ pub mod grpc {
             }
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn pricing_v1_money_to_pb(
         v: super::super::super::pricing::v1::Money,
@@ -1179,6 +1285,7 @@ pub mod grpc {
             currency: v.currency.0,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn pricing_v1_money_from_pb(
         v: pb::PricingV1Money,
@@ -1193,12 +1300,14 @@ pub mod grpc {
             currency: super::super::super::pricing::v1::Currency(v.currency),
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn order_not_found_to_pb(v: super::OrderNotFound) -> pb::OrderNotFound {
         pb::OrderNotFound {
             id: ::std::string::ToString::to_string(&v.id.0),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn order_not_found_from_pb(
         v: pb::OrderNotFound,
@@ -1209,6 +1318,7 @@ pub mod grpc {
             ),
         })
     }
+
     fn get_order_error_detail(
         e: &super::GetOrderError,
     ) -> ::pactum::grpc::prost_types::Any {
@@ -1223,6 +1333,7 @@ pub mod grpc {
             }
         }
     }
+
     fn get_order_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::GetOrderError> {
@@ -1237,6 +1348,7 @@ pub mod grpc {
             _ => ::core::option::Option::None,
         }
     }
+
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
     /// (`pactum::router::serve` does).
@@ -1245,6 +1357,7 @@ pub mod grpc {
     ) -> ::pactum::router::axum::Router {
         router_with(service, ::pactum::router::ServerConfig::default())
     }
+
     /// [`router`] with explicit settings: the idempotency store, leases and body
     /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
     /// one store whichever transport a call takes.
@@ -1281,11 +1394,13 @@ pub mod grpc {
                 }),
             )
     }
+
     /// A typed gRPC client.
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     pub struct Client {
         inner: ::pactum::grpc::GrpcClient,
     }
+
     impl Client {
         /// A client for `url` (`http://127.0.0.1:50051`), connecting on first use.
         pub fn connect_lazy(
@@ -1295,6 +1410,7 @@ pub mod grpc {
                 inner: ::pactum::grpc::GrpcClient::connect_lazy(url)?,
             })
         }
+
         /// A client for this service's stable in-cluster name.
         pub fn for_service(
             namespace: &str,
@@ -1308,10 +1424,12 @@ pub mod grpc {
                 )?,
             })
         }
+
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
         }
+
         /// Calls `GetOrder` over gRPC.
         pub async fn get_order(
             &self,

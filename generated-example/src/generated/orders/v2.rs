@@ -3,11 +3,14 @@
 
 /// Service name.
 pub const SERVICE: &str = "orders";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "2.0.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-orders";
-/// `OrderId`.
+
+/// `OrderId`: a `uuid` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -20,16 +23,19 @@ pub const OWNER: &str = "team-orders";
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct OrderId(pub ::pactum::types::Uuid);
+
 impl ::std::convert::From<::pactum::types::Uuid> for OrderId {
     fn from(value: ::pactum::types::Uuid) -> Self {
         OrderId(value)
     }
 }
+
 impl ::std::fmt::Display for OrderId {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for OrderId {
     fn validate_into(
         &self,
@@ -40,7 +46,8 @@ impl ::pactum::Validate for OrderId {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `CustomerId`.
+
+/// `CustomerId`: a `uuid` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -53,16 +60,19 @@ impl ::pactum::Validate for OrderId {
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct CustomerId(pub ::pactum::types::Uuid);
+
 impl ::std::convert::From<::pactum::types::Uuid> for CustomerId {
     fn from(value: ::pactum::types::Uuid) -> Self {
         CustomerId(value)
     }
 }
+
 impl ::std::fmt::Display for CustomerId {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for CustomerId {
     fn validate_into(
         &self,
@@ -73,7 +83,8 @@ impl ::pactum::Validate for CustomerId {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `OrderStatus`.
+
+/// `OrderStatus`: one of `pending`, `paid`, `shipped`, `cancelled` and `refunded`.
 ///
 /// Open for evolution: a value added by a newer contract version deserializes as
 /// `Unrecognized` (and serializes back unchanged) instead of failing the whole message.
@@ -103,6 +114,7 @@ pub enum OrderStatus {
     #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
+
 #[allow(deprecated)]
 impl OrderStatus {
     /// Every value this version knows, in contract order.
@@ -113,6 +125,7 @@ impl OrderStatus {
         "cancelled",
         "refunded",
     ];
+
     /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
@@ -125,11 +138,13 @@ impl OrderStatus {
         }
     }
 }
+
 impl ::std::fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
+
 impl ::pactum::Validate for OrderStatus {
     fn validate_into(
         &self,
@@ -141,7 +156,8 @@ impl ::pactum::Validate for OrderStatus {
         }
     }
 }
-/// `OrderItem`.
+
+/// `OrderItem`: `sku`, `quantity` and `unit_price`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -155,6 +171,7 @@ pub struct OrderItem {
     pub quantity: u32,
     pub unit_price: super::super::pricing::v1::Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderItem {
     fn validate_into(
@@ -179,7 +196,8 @@ impl ::pactum::Validate for OrderItem {
         ::pactum::__private::check::field("unit_price", &self.unit_price, path, out);
     }
 }
-/// `Order`.
+
+/// `Order`: `id`, `customer_id`, `items`, `status`, `total` and `placed_at`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -196,6 +214,7 @@ pub struct Order {
     pub total: super::super::pricing::v1::Money,
     pub placed_at: ::pactum::types::Timestamp,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Order {
     fn validate_into(
@@ -223,6 +242,7 @@ impl ::pactum::Validate for Order {
         ::pactum::__private::check::field("placed_at", &self.placed_at, path, out);
     }
 }
+
 /// Input of [`GetOrder`](operations::GET_ORDER).
 #[derive(
     ::core::fmt::Debug,
@@ -235,6 +255,7 @@ impl ::pactum::Validate for Order {
 pub struct GetOrderRequest {
     pub id: OrderId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for GetOrderRequest {
     fn validate_into(
@@ -245,6 +266,7 @@ impl ::pactum::Validate for GetOrderRequest {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 /// Input of [`PlaceOrder`](operations::PLACE_ORDER).
 #[derive(
     ::core::fmt::Debug,
@@ -259,6 +281,7 @@ pub struct PlaceOrderRequest {
     pub customer_id: CustomerId,
     pub items: ::std::vec::Vec<OrderItem>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for PlaceOrderRequest {
     fn validate_into(
@@ -283,6 +306,7 @@ impl ::pactum::Validate for PlaceOrderRequest {
         path.pop();
     }
 }
+
 /// Input of [`ListOrders`](operations::LIST_ORDERS).
 #[derive(
     ::core::fmt::Debug,
@@ -300,6 +324,7 @@ pub struct ListOrdersRequest {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub limit: ::std::option::Option<u32>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ListOrdersRequest {
     fn validate_into(
@@ -326,6 +351,7 @@ impl ::pactum::Validate for ListOrdersRequest {
         path.pop();
     }
 }
+
 /// Output of [`ListOrders`](operations::LIST_ORDERS).
 #[derive(
     ::core::fmt::Debug,
@@ -338,6 +364,7 @@ impl ::pactum::Validate for ListOrdersRequest {
 pub struct ListOrdersResponse {
     pub orders: ::std::vec::Vec<Order>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ListOrdersResponse {
     fn validate_into(
@@ -348,6 +375,7 @@ impl ::pactum::Validate for ListOrdersResponse {
         ::pactum::__private::check::field("orders", &self.orders, path, out);
     }
 }
+
 /// No order has this id.
 #[derive(
     ::core::fmt::Debug,
@@ -360,6 +388,7 @@ impl ::pactum::Validate for ListOrdersResponse {
 pub struct OrderNotFound {
     pub id: OrderId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderNotFound {
     fn validate_into(
@@ -370,43 +399,52 @@ impl ::pactum::Validate for OrderNotFound {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for OrderNotFound {
     const CODE: &'static str = "OrderNotFound";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::NotFound;
 }
+
 impl ::std::fmt::Display for OrderNotFound {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("No order has this id.")
     }
 }
+
 impl ::std::error::Error for OrderNotFound {}
 impl ::pactum::ErrorKind for OrderNotFound {
     fn error_kind(&self) -> &str {
         "OrderNotFound"
     }
 }
+
 /// Errors declared for `GetOrder`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum GetOrderError {
-    #[allow(missing_docs)]
+    /// The declared error [`OrderNotFound`].
     OrderNotFound(OrderNotFound),
 }
+
 ::pactum::__operation_error!(GetOrderError { OrderNotFound = "OrderNotFound" });
+
 /// Errors declared for `PlaceOrder`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum PlaceOrderError {}
 ::pactum::__operation_error!(PlaceOrderError {});
+
 /// Errors declared for `ListOrders`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum ListOrdersError {}
 ::pactum::__operation_error!(ListOrdersError {});
+
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
-    /// `GetOrder`.
+    /// `GetOrder`, over `GET /v2/orders/{id}` and gRPC.
     pub const GET_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "orders",
-        major: 2u32,
+        major: 2,
         name: "GetOrder",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "GET",
@@ -417,17 +455,18 @@ pub mod operations {
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(20),
             max_backoff: ::std::time::Duration::from_millis(200),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
     };
-    /// `PlaceOrder`.
+
+    /// `PlaceOrder`, over `POST /v2/orders`.
     pub const PLACE_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "orders",
-        major: 2u32,
+        major: 2,
         name: "PlaceOrder",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "POST",
@@ -438,17 +477,18 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(50),
             max_backoff: ::std::time::Duration::from_secs(1),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
     };
-    /// `ListOrders`.
+
+    /// `ListOrders`, over `GET /v2/customers/{customer_id}/orders`.
     pub const LIST_ORDERS: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "orders",
-        major: 2u32,
+        major: 2,
         name: "ListOrders",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "GET",
@@ -462,6 +502,7 @@ pub mod operations {
         streaming: ::pactum::Streaming::None,
     };
 }
+
 /// Event `OrderPlaced` v2.
 #[derive(
     ::core::fmt::Debug,
@@ -477,6 +518,7 @@ pub struct OrderPlaced {
     pub items: ::std::vec::Vec<OrderItem>,
     pub total: super::super::pricing::v1::Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderPlaced {
     fn validate_into(
@@ -490,18 +532,26 @@ impl ::pactum::Validate for OrderPlaced {
         ::pactum::__private::check::field("total", &self.total, path, out);
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for OrderPlaced {
     const NAME: &'static str = "OrderPlaced";
+
     const VERSION: u32 = 2u32;
+
     const SOURCE: &'static str = "orders";
+
     const TYPE: &'static str = "orders.OrderPlaced.v2";
+
     const SUBJECT: &'static str = "orders.order_placed.v2";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Stream;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
     }
 }
+
 /// Typed publishing of this contract's events.
 pub mod publish {
     /// Publishes the events `orders` emits.
@@ -509,16 +559,19 @@ pub mod publish {
     pub struct Publisher<S> {
         sink: S,
     }
+
     #[allow(deprecated)]
     impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
         /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
+
         /// The same events, written into the outbox through `writer` instead.
         pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
             InTx::new(writer)
         }
+
         /// Publishes [`OrderPlaced`](super::OrderPlaced) on `orders.order_placed.v2` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn order_placed(
             &self,
@@ -531,16 +584,19 @@ pub mod publish {
             ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
     }
+
     /// Writes the events `orders` emits into a transactional outbox, in the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes them once committed.
     pub struct InTx<W> {
         writer: W,
     }
+
     #[allow(deprecated)]
     impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
         }
+
         /// Writes [`OrderPlaced`](super::OrderPlaced) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `orders.order_placed.v2` after the commit.
         pub async fn order_placed(
             &self,
@@ -549,6 +605,7 @@ pub mod publish {
             let id = ::pactum::Context::current().event_id("orders.OrderPlaced.v2");
             ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
+
         /// Writes [`OrderPlaced`](super::OrderPlaced) into the outbox under CloudEvents id `id`.
         pub async fn order_placed_with_id(
             &self,
@@ -559,9 +616,10 @@ pub mod publish {
         }
     }
 }
+
 /// The operations of `orders` v2: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
-    /// `GetOrder`.
+    /// `GetOrder`, over `GET /v2/orders/{id}` and gRPC.
     fn get_order(
         &self,
         ctx: ::pactum::Context,
@@ -569,7 +627,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<Order, ::pactum::HandlerError<GetOrderError>>,
     > + ::core::marker::Send;
-    /// `PlaceOrder`.
+
+    /// `PlaceOrder`, over `POST /v2/orders`.
     fn place_order(
         &self,
         ctx: ::pactum::Context,
@@ -577,7 +636,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<Order, ::pactum::HandlerError<PlaceOrderError>>,
     > + ::core::marker::Send;
-    /// `ListOrders`.
+
+    /// `ListOrders`, over `GET /v2/customers/{customer_id}/orders`.
     fn list_orders(
         &self,
         ctx: ::pactum::Context,
@@ -589,13 +649,16 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
 }
+
 ::pactum::__requires_feature!(rest);
+
 /// An axum router serving every REST operation of `orders` v2 under `/v2`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
 ) -> ::pactum::router::axum::Router {
     router_with(service, ::pactum::router::ServerConfig::default())
 }
+
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
@@ -611,11 +674,13 @@ pub fn router_with<S: Service>(
         .route("/v2/orders/{id}", ::pactum::router::axum::routing::get(__get_order::<S>))
         .with_state(state)
 }
+
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
     config: ::pactum::router::ServerConfig,
 }
+
 async fn __get_order<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -641,6 +706,7 @@ async fn __get_order<S: Service>(
         )
         .await
 }
+
 async fn __place_order<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -663,6 +729,7 @@ async fn __place_order<S: Service>(
         )
         .await
 }
+
 async fn __list_orders<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -701,11 +768,13 @@ async fn __list_orders<S: Service>(
         )
         .await
 }
+
 /// A typed REST client for `orders` v2: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
     http: ::pactum::rest::client::HttpClient,
 }
+
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -713,6 +782,7 @@ impl Client {
             http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
+
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
@@ -724,11 +794,13 @@ impl Client {
             ),
         }
     }
+
     /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
     pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
+
     /// Calls `GET /v2/orders/{id}`.
     pub async fn get_order(
         &self,
@@ -750,6 +822,7 @@ impl Client {
             )
             .await
     }
+
     /// Calls `POST /v2/orders`.
     pub async fn place_order(
         &self,
@@ -766,6 +839,7 @@ impl Client {
             )
             .await
     }
+
     /// Calls `GET /v2/customers/{customer_id}/orders`.
     pub async fn list_orders(
         &self,
@@ -799,10 +873,12 @@ impl Client {
             .await
     }
 }
+
 /// gRPC for `orders` v2: package `shop.orders.v2`, service `OrdersService`; the same wire as the emitted `.proto`.
 #[allow(clippy::all)]
 pub mod grpc {
     ::pactum::__requires_feature!(grpc);
+
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -818,6 +894,7 @@ pub mod grpc {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -842,6 +919,7 @@ pub mod grpc {
                 ::pactum::grpc::prost_types::Timestamp,
             >,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -858,6 +936,7 @@ pub mod grpc {
             #[prost(message, optional, tag = "155")]
             pub unit_price: ::core::option::Option<PricingV1Money>,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -872,6 +951,7 @@ pub mod grpc {
             #[prost(string, tag = "2047")]
             pub currency: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -885,12 +965,14 @@ pub mod grpc {
             pub id: ::std::string::String,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn get_order_request_to_pb(v: super::GetOrderRequest) -> pb::GetOrderRequest {
         pb::GetOrderRequest {
             id: ::std::string::ToString::to_string(&v.id.0),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn get_order_request_from_pb(
         v: pb::GetOrderRequest,
@@ -901,6 +983,7 @@ pub mod grpc {
             ),
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn order_to_pb(v: super::Order) -> pb::Order {
         pb::Order {
@@ -914,6 +997,7 @@ pub mod grpc {
             ),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn order_from_pb(
         v: pb::Order,
@@ -945,6 +1029,7 @@ pub mod grpc {
             },
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn order_item_to_pb(v: super::OrderItem) -> pb::OrderItem {
         pb::OrderItem {
@@ -955,6 +1040,7 @@ pub mod grpc {
             ),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn order_item_from_pb(
         v: pb::OrderItem,
@@ -970,6 +1056,7 @@ pub mod grpc {
             },
         })
     }
+
     #[allow(dead_code)]
     fn order_status_to_pb(v: &super::OrderStatus) -> i32 {
         match v {
@@ -981,6 +1068,7 @@ pub mod grpc {
             super::OrderStatus::Unrecognized(other) => other.parse().unwrap_or(0),
         }
     }
+
     #[allow(dead_code)]
     fn order_status_from_pb(n: i32) -> super::OrderStatus {
         match n {
@@ -996,6 +1084,7 @@ pub mod grpc {
             }
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn pricing_v1_money_to_pb(
         v: super::super::super::pricing::v1::Money,
@@ -1005,6 +1094,7 @@ pub mod grpc {
             currency: v.currency.0,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn pricing_v1_money_from_pb(
         v: pb::PricingV1Money,
@@ -1019,12 +1109,14 @@ pub mod grpc {
             currency: super::super::super::pricing::v1::Currency(v.currency),
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn order_not_found_to_pb(v: super::OrderNotFound) -> pb::OrderNotFound {
         pb::OrderNotFound {
             id: ::std::string::ToString::to_string(&v.id.0),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn order_not_found_from_pb(
         v: pb::OrderNotFound,
@@ -1035,6 +1127,7 @@ pub mod grpc {
             ),
         })
     }
+
     fn get_order_error_detail(
         e: &super::GetOrderError,
     ) -> ::pactum::grpc::prost_types::Any {
@@ -1049,6 +1142,7 @@ pub mod grpc {
             }
         }
     }
+
     fn get_order_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::GetOrderError> {
@@ -1063,6 +1157,7 @@ pub mod grpc {
             _ => ::core::option::Option::None,
         }
     }
+
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
     /// (`pactum::router::serve` does).
@@ -1071,6 +1166,7 @@ pub mod grpc {
     ) -> ::pactum::router::axum::Router {
         router_with(service, ::pactum::router::ServerConfig::default())
     }
+
     /// [`router`] with explicit settings: the idempotency store, leases and body
     /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
     /// one store whichever transport a call takes.
@@ -1107,11 +1203,13 @@ pub mod grpc {
                 }),
             )
     }
+
     /// A typed gRPC client.
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     pub struct Client {
         inner: ::pactum::grpc::GrpcClient,
     }
+
     impl Client {
         /// A client for `url` (`http://127.0.0.1:50051`), connecting on first use.
         pub fn connect_lazy(
@@ -1121,6 +1219,7 @@ pub mod grpc {
                 inner: ::pactum::grpc::GrpcClient::connect_lazy(url)?,
             })
         }
+
         /// A client for this service's stable in-cluster name.
         pub fn for_service(
             namespace: &str,
@@ -1134,10 +1233,12 @@ pub mod grpc {
                 )?,
             })
         }
+
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
         }
+
         /// Calls `GetOrder` over gRPC.
         pub async fn get_order(
             &self,

@@ -3,11 +3,14 @@
 
 /// Service name.
 pub const SERVICE: &str = "payments";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "1.0.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-payments";
-/// `PaymentId`.
+
+/// `PaymentId`: a `uuid` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -20,16 +23,19 @@ pub const OWNER: &str = "team-payments";
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct PaymentId(pub ::pactum::types::Uuid);
+
 impl ::std::convert::From<::pactum::types::Uuid> for PaymentId {
     fn from(value: ::pactum::types::Uuid) -> Self {
         PaymentId(value)
     }
 }
+
 impl ::std::fmt::Display for PaymentId {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for PaymentId {
     fn validate_into(
         &self,
@@ -40,7 +46,8 @@ impl ::pactum::Validate for PaymentId {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `PaymentMethod`.
+
+/// `PaymentMethod`: one of `card`, `bank_transfer` and `wallet`.
 ///
 /// Open for evolution: a value added by a newer contract version deserializes as
 /// `Unrecognized` (and serializes back unchanged) instead of failing the whole message.
@@ -67,10 +74,12 @@ pub enum PaymentMethod {
     #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
+
 #[allow(deprecated)]
 impl PaymentMethod {
     /// Every value this version knows, in contract order.
     pub const KNOWN: &'static [&'static str] = &["card", "bank_transfer", "wallet"];
+
     /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
@@ -81,11 +90,13 @@ impl PaymentMethod {
         }
     }
 }
+
 impl ::std::fmt::Display for PaymentMethod {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
+
 impl ::pactum::Validate for PaymentMethod {
     fn validate_into(
         &self,
@@ -97,7 +108,8 @@ impl ::pactum::Validate for PaymentMethod {
         }
     }
 }
-/// `Payment`.
+
+/// `Payment`: `id`, `order_id`, `amount`, `method` and `captured_at`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -114,6 +126,7 @@ pub struct Payment {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub captured_at: ::std::option::Option<::pactum::types::Timestamp>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Payment {
     fn validate_into(
@@ -128,6 +141,7 @@ impl ::pactum::Validate for Payment {
         ::pactum::__private::check::field("captured_at", &self.captured_at, path, out);
     }
 }
+
 /// Input of [`GetPayment`](operations::GET_PAYMENT).
 #[derive(
     ::core::fmt::Debug,
@@ -140,6 +154,7 @@ impl ::pactum::Validate for Payment {
 pub struct GetPaymentRequest {
     pub id: PaymentId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for GetPaymentRequest {
     fn validate_into(
@@ -150,6 +165,7 @@ impl ::pactum::Validate for GetPaymentRequest {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 /// Input of [`RefundPayment`](operations::REFUND_PAYMENT).
 #[derive(
     ::core::fmt::Debug,
@@ -163,6 +179,7 @@ pub struct RefundPaymentRequest {
     pub id: PaymentId,
     pub amount: super::super::pricing::v1::Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for RefundPaymentRequest {
     fn validate_into(
@@ -174,6 +191,7 @@ impl ::pactum::Validate for RefundPaymentRequest {
         ::pactum::__private::check::field("amount", &self.amount, path, out);
     }
 }
+
 /// The payment provider declined the charge.
 #[derive(
     ::core::fmt::Debug,
@@ -186,6 +204,7 @@ impl ::pactum::Validate for RefundPaymentRequest {
 pub struct PaymentDeclined {
     pub reason: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for PaymentDeclined {
     fn validate_into(
@@ -208,21 +227,26 @@ impl ::pactum::Validate for PaymentDeclined {
         path.pop();
     }
 }
+
 impl ::pactum::DeclaredError for PaymentDeclined {
     const CODE: &'static str = "PaymentDeclined";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::FailedPrecondition;
 }
+
 impl ::std::fmt::Display for PaymentDeclined {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("The payment provider declined the charge.")
     }
 }
+
 impl ::std::error::Error for PaymentDeclined {}
 impl ::pactum::ErrorKind for PaymentDeclined {
     fn error_kind(&self) -> &str {
         "PaymentDeclined"
     }
 }
+
 /// PaymentNotFound
 #[derive(
     ::core::fmt::Debug,
@@ -235,6 +259,7 @@ impl ::pactum::ErrorKind for PaymentDeclined {
 pub struct PaymentNotFound {
     pub id: PaymentId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for PaymentNotFound {
     fn validate_into(
@@ -245,47 +270,56 @@ impl ::pactum::Validate for PaymentNotFound {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for PaymentNotFound {
     const CODE: &'static str = "PaymentNotFound";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::NotFound;
 }
+
 impl ::std::fmt::Display for PaymentNotFound {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("PaymentNotFound")
     }
 }
+
 impl ::std::error::Error for PaymentNotFound {}
 impl ::pactum::ErrorKind for PaymentNotFound {
     fn error_kind(&self) -> &str {
         "PaymentNotFound"
     }
 }
+
 /// Errors declared for `GetPayment`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum GetPaymentError {
-    #[allow(missing_docs)]
+    /// The declared error [`PaymentNotFound`].
     PaymentNotFound(PaymentNotFound),
 }
+
 ::pactum::__operation_error!(GetPaymentError { PaymentNotFound = "PaymentNotFound" });
+
 /// Errors declared for `RefundPayment`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum RefundPaymentError {
-    #[allow(missing_docs)]
+    /// The declared error [`PaymentNotFound`].
     PaymentNotFound(PaymentNotFound),
-    #[allow(missing_docs)]
+    /// The declared error [`PaymentDeclined`].
     PaymentDeclined(PaymentDeclined),
 }
+
 ::pactum::__operation_error!(
     RefundPaymentError { PaymentNotFound = "PaymentNotFound", PaymentDeclined =
     "PaymentDeclined" }
 );
+
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
-    /// `GetPayment`.
+    /// `GetPayment`, over `GET /v1/payments/{id}` and gRPC.
     pub const GET_PAYMENT: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "payments",
-        major: 1u32,
+        major: 1,
         name: "GetPayment",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "GET",
@@ -298,10 +332,11 @@ pub mod operations {
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
-    /// `RefundPayment`.
+
+    /// `RefundPayment`, over `POST /v1/payments/{id}/refunds`.
     pub const REFUND_PAYMENT: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "payments",
-        major: 1u32,
+        major: 1,
         name: "RefundPayment",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "POST",
@@ -312,7 +347,7 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(200),
             max_backoff: ::std::time::Duration::from_secs(2),
             full_jitter: true,
@@ -320,6 +355,7 @@ pub mod operations {
         streaming: ::pactum::Streaming::None,
     };
 }
+
 /// Money was taken for an order. Orders marks it paid; notifications tells the customer.
 #[derive(
     ::core::fmt::Debug,
@@ -334,6 +370,7 @@ pub struct PaymentCaptured {
     pub order_id: ::pactum::types::Uuid,
     pub amount: super::super::pricing::v1::Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for PaymentCaptured {
     fn validate_into(
@@ -346,18 +383,26 @@ impl ::pactum::Validate for PaymentCaptured {
         ::pactum::__private::check::field("amount", &self.amount, path, out);
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for PaymentCaptured {
     const NAME: &'static str = "PaymentCaptured";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "payments";
+
     const TYPE: &'static str = "payments.PaymentCaptured.v1";
+
     const SUBJECT: &'static str = "payments.payment_captured.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
     }
 }
+
 /// Event `RefundIssued` v1.
 #[derive(
     ::core::fmt::Debug,
@@ -372,6 +417,7 @@ pub struct RefundIssued {
     pub order_id: ::pactum::types::Uuid,
     pub amount: super::super::pricing::v1::Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for RefundIssued {
     fn validate_into(
@@ -384,18 +430,26 @@ impl ::pactum::Validate for RefundIssued {
         ::pactum::__private::check::field("amount", &self.amount, path, out);
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for RefundIssued {
     const NAME: &'static str = "RefundIssued";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "payments";
+
     const TYPE: &'static str = "payments.RefundIssued.v1";
+
     const SUBJECT: &'static str = "payments.refund_issued.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
     }
 }
+
 /// What the contract says about each event this service consumes.
 pub mod consumers {
     /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`ORDERS_ORDER_PLACED_V1`]. The consumer reconnects to `database` by itself.
@@ -424,6 +478,7 @@ pub mod consumers {
             )
             .await
     }
+
     /// Builds the idempotent consumer for `orders.OrderPlaced` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`ORDERS_ORDER_PLACED_V1`].
     #[::pactum::__if_feature(sqlite)]
     pub fn orders_order_placed_v1_sqlite<H>(
@@ -449,6 +504,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Builds the idempotent consumer for `orders.OrderPlaced` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`ORDERS_ORDER_PLACED_V1`].
     pub fn orders_order_placed_v1_memory<H>(
         handler: H,
@@ -466,6 +522,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Consumes `orders.OrderPlaced` v1 from `orders.order_placed.v1` as group `payments`.
     /// Charge every placed order exactly once.
     pub const ORDERS_ORDER_PLACED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
@@ -474,7 +531,7 @@ pub mod consumers {
         group: "payments",
         delivery: ::pactum::Delivery::Stream,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 5u32,
+            attempts: 5,
             initial_backoff: ::std::time::Duration::from_secs(1),
             max_backoff: ::std::time::Duration::from_secs(60),
             full_jitter: true,
@@ -483,6 +540,7 @@ pub mod consumers {
         budget: ::std::option::Option::None,
     };
 }
+
 /// Typed publishing of this contract's events.
 pub mod publish {
     /// Publishes the events `payments` emits.
@@ -490,16 +548,19 @@ pub mod publish {
     pub struct Publisher<S> {
         sink: S,
     }
+
     #[allow(deprecated)]
     impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
         /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
+
         /// The same events, written into the outbox through `writer` instead.
         pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
             InTx::new(writer)
         }
+
         /// Publishes [`PaymentCaptured`](super::PaymentCaptured) on `payments.payment_captured.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn payment_captured(
             &self,
@@ -511,6 +572,7 @@ pub mod publish {
         > {
             ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
+
         /// Publishes [`RefundIssued`](super::RefundIssued) on `payments.refund_issued.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn refund_issued(
             &self,
@@ -523,16 +585,19 @@ pub mod publish {
             ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
     }
+
     /// Writes the events `payments` emits into a transactional outbox, in the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes them once committed.
     pub struct InTx<W> {
         writer: W,
     }
+
     #[allow(deprecated)]
     impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
         }
+
         /// Writes [`PaymentCaptured`](super::PaymentCaptured) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `payments.payment_captured.v1` after the commit.
         pub async fn payment_captured(
             &self,
@@ -542,6 +607,7 @@ pub mod publish {
                 .event_id("payments.PaymentCaptured.v1");
             ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
+
         /// Writes [`PaymentCaptured`](super::PaymentCaptured) into the outbox under CloudEvents id `id`.
         pub async fn payment_captured_with_id(
             &self,
@@ -550,6 +616,7 @@ pub mod publish {
         ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             ::pactum::store::outbox::write(&self.writer, id, event).await
         }
+
         /// Writes [`RefundIssued`](super::RefundIssued) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `payments.refund_issued.v1` after the commit.
         pub async fn refund_issued(
             &self,
@@ -558,6 +625,7 @@ pub mod publish {
             let id = ::pactum::Context::current().event_id("payments.RefundIssued.v1");
             ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
+
         /// Writes [`RefundIssued`](super::RefundIssued) into the outbox under CloudEvents id `id`.
         pub async fn refund_issued_with_id(
             &self,
@@ -568,9 +636,10 @@ pub mod publish {
         }
     }
 }
+
 /// The operations of `payments` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
-    /// `GetPayment`.
+    /// `GetPayment`, over `GET /v1/payments/{id}` and gRPC.
     fn get_payment(
         &self,
         ctx: ::pactum::Context,
@@ -578,7 +647,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<Payment, ::pactum::HandlerError<GetPaymentError>>,
     > + ::core::marker::Send;
-    /// `RefundPayment`.
+
+    /// `RefundPayment`, over `POST /v1/payments/{id}/refunds`.
     fn refund_payment(
         &self,
         ctx: ::pactum::Context,
@@ -590,13 +660,16 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
 }
+
 ::pactum::__requires_feature!(rest);
+
 /// An axum router serving every REST operation of `payments` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
 ) -> ::pactum::router::axum::Router {
     router_with(service, ::pactum::router::ServerConfig::default())
 }
+
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
@@ -614,11 +687,13 @@ pub fn router_with<S: Service>(
         )
         .with_state(state)
 }
+
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
     config: ::pactum::router::ServerConfig,
 }
+
 async fn __get_payment<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -644,6 +719,7 @@ async fn __get_payment<S: Service>(
         )
         .await
 }
+
 async fn __refund_payment<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -669,11 +745,13 @@ async fn __refund_payment<S: Service>(
         )
         .await
 }
+
 /// A typed REST client for `payments` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
     http: ::pactum::rest::client::HttpClient,
 }
+
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -681,6 +759,7 @@ impl Client {
             http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
+
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
@@ -692,11 +771,13 @@ impl Client {
             ),
         }
     }
+
     /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
     pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
+
     /// Calls `GET /v1/payments/{id}`.
     pub async fn get_payment(
         &self,
@@ -718,6 +799,7 @@ impl Client {
             )
             .await
     }
+
     /// Calls `POST /v1/payments/{id}/refunds`.
     pub async fn refund_payment(
         &self,
@@ -751,10 +833,12 @@ impl Client {
             .await
     }
 }
+
 /// gRPC for `payments` v1: package `shop.payments.v1`, service `PaymentsService`; the same wire as the emitted `.proto`.
 #[allow(clippy::all)]
 pub mod grpc {
     ::pactum::__requires_feature!(grpc);
+
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -770,6 +854,7 @@ pub mod grpc {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -792,6 +877,7 @@ pub mod grpc {
                 ::pactum::grpc::prost_types::Timestamp,
             >,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -806,6 +892,7 @@ pub mod grpc {
             #[prost(string, tag = "2047")]
             pub currency: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -819,12 +906,14 @@ pub mod grpc {
             pub id: ::std::string::String,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn get_payment_request_to_pb(v: super::GetPaymentRequest) -> pb::GetPaymentRequest {
         pb::GetPaymentRequest {
             id: ::std::string::ToString::to_string(&v.id.0),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn get_payment_request_from_pb(
         v: pb::GetPaymentRequest,
@@ -835,6 +924,7 @@ pub mod grpc {
             ),
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn payment_to_pb(v: super::Payment) -> pb::Payment {
         pb::Payment {
@@ -850,6 +940,7 @@ pub mod grpc {
             },
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn payment_from_pb(
         v: pb::Payment,
@@ -874,6 +965,7 @@ pub mod grpc {
             },
         })
     }
+
     #[allow(dead_code)]
     fn payment_method_to_pb(v: &super::PaymentMethod) -> i32 {
         match v {
@@ -883,6 +975,7 @@ pub mod grpc {
             super::PaymentMethod::Unrecognized(other) => other.parse().unwrap_or(0),
         }
     }
+
     #[allow(dead_code)]
     fn payment_method_from_pb(n: i32) -> super::PaymentMethod {
         match n {
@@ -896,6 +989,7 @@ pub mod grpc {
             }
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn pricing_v1_money_to_pb(
         v: super::super::super::pricing::v1::Money,
@@ -905,6 +999,7 @@ pub mod grpc {
             currency: v.currency.0,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn pricing_v1_money_from_pb(
         v: pb::PricingV1Money,
@@ -919,12 +1014,14 @@ pub mod grpc {
             currency: super::super::super::pricing::v1::Currency(v.currency),
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn payment_not_found_to_pb(v: super::PaymentNotFound) -> pb::PaymentNotFound {
         pb::PaymentNotFound {
             id: ::std::string::ToString::to_string(&v.id.0),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn payment_not_found_from_pb(
         v: pb::PaymentNotFound,
@@ -935,6 +1032,7 @@ pub mod grpc {
             ),
         })
     }
+
     fn get_payment_error_detail(
         e: &super::GetPaymentError,
     ) -> ::pactum::grpc::prost_types::Any {
@@ -950,6 +1048,7 @@ pub mod grpc {
             }
         }
     }
+
     fn get_payment_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::GetPaymentError> {
@@ -966,6 +1065,7 @@ pub mod grpc {
             _ => ::core::option::Option::None,
         }
     }
+
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
     /// (`pactum::router::serve` does).
@@ -974,6 +1074,7 @@ pub mod grpc {
     ) -> ::pactum::router::axum::Router {
         router_with(service, ::pactum::router::ServerConfig::default())
     }
+
     /// [`router`] with explicit settings: the idempotency store, leases and body
     /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
     /// one store whichever transport a call takes.
@@ -1010,11 +1111,13 @@ pub mod grpc {
                 }),
             )
     }
+
     /// A typed gRPC client.
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     pub struct Client {
         inner: ::pactum::grpc::GrpcClient,
     }
+
     impl Client {
         /// A client for `url` (`http://127.0.0.1:50051`), connecting on first use.
         pub fn connect_lazy(
@@ -1024,6 +1127,7 @@ pub mod grpc {
                 inner: ::pactum::grpc::GrpcClient::connect_lazy(url)?,
             })
         }
+
         /// A client for this service's stable in-cluster name.
         pub fn for_service(
             namespace: &str,
@@ -1037,10 +1141,12 @@ pub mod grpc {
                 )?,
             })
         }
+
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
         }
+
         /// Calls `GetPayment` over gRPC.
         pub async fn get_payment(
             &self,

@@ -3,10 +3,13 @@
 
 /// Service name.
 pub const SERVICE: &str = "pricing";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "1.1.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-pricing";
+
 /// ISO 4217 currency code.
 #[derive(
     ::core::fmt::Debug,
@@ -20,16 +23,19 @@ pub const OWNER: &str = "team-pricing";
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct Currency(pub ::std::string::String);
+
 impl ::std::convert::From<::std::string::String> for Currency {
     fn from(value: ::std::string::String) -> Self {
         Currency(value)
     }
 }
+
 impl ::std::fmt::Display for Currency {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for Currency {
     fn validate_into(
         &self,
@@ -37,6 +43,7 @@ impl ::pactum::Validate for Currency {
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
         let value = &self.0;
+
         static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
         {
             ::pactum::__private::Regex::new("^[A-Z]{3}$")
@@ -46,6 +53,7 @@ impl ::pactum::Validate for Currency {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
+
 /// An amount in one currency, exact to the minor unit.
 #[derive(
     ::core::fmt::Debug,
@@ -60,6 +68,7 @@ pub struct Money {
     pub amount: ::pactum::types::Decimal,
     pub currency: Currency,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Money {
     fn validate_into(
@@ -72,7 +81,9 @@ impl ::pactum::Validate for Money {
             let value = &self.amount;
             ::pactum::__private::check::range(
                 value,
-                <::pactum::types::Decimal as ::std::str::FromStr>::from_str("0").ok(),
+                ::std::option::Option::Some(
+                    ::pactum::types::Decimal::from_parts(0, 0, 0, false, 0),
+                ),
                 ::std::option::Option::None,
                 path,
                 out,
@@ -83,6 +94,7 @@ impl ::pactum::Validate for Money {
         ::pactum::__private::check::field("currency", &self.currency, path, out);
     }
 }
+
 /// Stock-keeping unit.
 #[derive(
     ::core::fmt::Debug,
@@ -96,16 +108,19 @@ impl ::pactum::Validate for Money {
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct Sku(pub ::std::string::String);
+
 impl ::std::convert::From<::std::string::String> for Sku {
     fn from(value: ::std::string::String) -> Self {
         Sku(value)
     }
 }
+
 impl ::std::fmt::Display for Sku {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for Sku {
     fn validate_into(
         &self,
@@ -120,6 +135,7 @@ impl ::pactum::Validate for Sku {
             path,
             out,
         );
+
         static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
         {
             ::pactum::__private::Regex::new("^[A-Z0-9-]+$")
@@ -129,7 +145,8 @@ impl ::pactum::Validate for Sku {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `QuoteLine`.
+
+/// `QuoteLine`: `sku` and `quantity`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -142,6 +159,7 @@ pub struct QuoteLine {
     pub sku: Sku,
     pub quantity: u32,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for QuoteLine {
     fn validate_into(
@@ -165,7 +183,8 @@ impl ::pactum::Validate for QuoteLine {
         path.pop();
     }
 }
-/// `PricedLine`.
+
+/// `PricedLine`: `sku`, `quantity`, `unit_price` and `line_total`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -180,6 +199,7 @@ pub struct PricedLine {
     pub unit_price: Money,
     pub line_total: Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for PricedLine {
     fn validate_into(
@@ -205,6 +225,7 @@ impl ::pactum::Validate for PricedLine {
         ::pactum::__private::check::field("line_total", &self.line_total, path, out);
     }
 }
+
 /// Input of [`QuoteCart`](operations::QUOTE_CART).
 #[derive(
     ::core::fmt::Debug,
@@ -218,6 +239,7 @@ pub struct QuoteCartRequest {
     pub currency: Currency,
     pub lines: ::std::vec::Vec<QuoteLine>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for QuoteCartRequest {
     fn validate_into(
@@ -241,6 +263,7 @@ impl ::pactum::Validate for QuoteCartRequest {
         path.pop();
     }
 }
+
 /// Output of [`QuoteCart`](operations::QUOTE_CART).
 #[derive(
     ::core::fmt::Debug,
@@ -254,6 +277,7 @@ pub struct QuoteCartResponse {
     pub lines: ::std::vec::Vec<PricedLine>,
     pub total: Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for QuoteCartResponse {
     fn validate_into(
@@ -265,6 +289,7 @@ impl ::pactum::Validate for QuoteCartResponse {
         ::pactum::__private::check::field("total", &self.total, path, out);
     }
 }
+
 /// Input of [`GetPrice`](operations::GET_PRICE).
 #[derive(
     ::core::fmt::Debug,
@@ -279,6 +304,7 @@ pub struct GetPriceRequest {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub currency: ::std::option::Option<Currency>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for GetPriceRequest {
     fn validate_into(
@@ -290,6 +316,7 @@ impl ::pactum::Validate for GetPriceRequest {
         ::pactum::__private::check::field("currency", &self.currency, path, out);
     }
 }
+
 /// No price is known for this SKU.
 #[derive(
     ::core::fmt::Debug,
@@ -302,6 +329,7 @@ impl ::pactum::Validate for GetPriceRequest {
 pub struct UnknownSku {
     pub sku: Sku,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for UnknownSku {
     fn validate_into(
@@ -312,21 +340,26 @@ impl ::pactum::Validate for UnknownSku {
         ::pactum::__private::check::field("sku", &self.sku, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for UnknownSku {
     const CODE: &'static str = "UnknownSku";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::NotFound;
 }
+
 impl ::std::fmt::Display for UnknownSku {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("No price is known for this SKU.")
     }
 }
+
 impl ::std::error::Error for UnknownSku {}
 impl ::pactum::ErrorKind for UnknownSku {
     fn error_kind(&self) -> &str {
         "UnknownSku"
     }
 }
+
 /// All lines of a quote must use one currency.
 #[derive(
     ::core::fmt::Debug,
@@ -340,6 +373,7 @@ pub struct CurrencyMismatch {
     pub expected: Currency,
     pub found: Currency,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for CurrencyMismatch {
     fn validate_into(
@@ -351,46 +385,55 @@ impl ::pactum::Validate for CurrencyMismatch {
         ::pactum::__private::check::field("found", &self.found, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for CurrencyMismatch {
     const CODE: &'static str = "CurrencyMismatch";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::InvalidArgument;
 }
+
 impl ::std::fmt::Display for CurrencyMismatch {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("All lines of a quote must use one currency.")
     }
 }
+
 impl ::std::error::Error for CurrencyMismatch {}
 impl ::pactum::ErrorKind for CurrencyMismatch {
     fn error_kind(&self) -> &str {
         "CurrencyMismatch"
     }
 }
+
 /// Errors declared for `QuoteCart`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum QuoteCartError {
-    #[allow(missing_docs)]
+    /// The declared error [`UnknownSku`].
     UnknownSku(UnknownSku),
-    #[allow(missing_docs)]
+    /// The declared error [`CurrencyMismatch`].
     CurrencyMismatch(CurrencyMismatch),
 }
+
 ::pactum::__operation_error!(
     QuoteCartError { UnknownSku = "UnknownSku", CurrencyMismatch = "CurrencyMismatch" }
 );
+
 /// Errors declared for `GetPrice`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum GetPriceError {
-    #[allow(missing_docs)]
+    /// The declared error [`UnknownSku`].
     UnknownSku(UnknownSku),
 }
+
 ::pactum::__operation_error!(GetPriceError { UnknownSku = "UnknownSku" });
+
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
     /// Prices a list of lines. Read-only, so clients may retry it.
     pub const QUOTE_CART: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "pricing",
-        major: 1u32,
+        major: 1,
         name: "QuoteCart",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "POST",
@@ -401,17 +444,18 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(20),
             max_backoff: ::std::time::Duration::from_millis(200),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
     };
-    /// `GetPrice`.
+
+    /// `GetPrice`, over `GET /v1/prices/{sku}` and gRPC.
     pub const GET_PRICE: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "pricing",
-        major: 1u32,
+        major: 1,
         name: "GetPrice",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "GET",
@@ -422,7 +466,7 @@ pub mod operations {
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(10),
             max_backoff: ::std::time::Duration::from_millis(100),
             full_jitter: true,
@@ -430,6 +474,7 @@ pub mod operations {
         streaming: ::pactum::Streaming::None,
     };
 }
+
 /// The operations of `pricing` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// Prices a list of lines. Read-only, so clients may retry it.
@@ -443,7 +488,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<QuoteCartError>,
         >,
     > + ::core::marker::Send;
-    /// `GetPrice`.
+
+    /// `GetPrice`, over `GET /v1/prices/{sku}` and gRPC.
     fn get_price(
         &self,
         ctx: ::pactum::Context,
@@ -452,13 +498,16 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         Output = ::core::result::Result<Money, ::pactum::HandlerError<GetPriceError>>,
     > + ::core::marker::Send;
 }
+
 ::pactum::__requires_feature!(rest);
+
 /// An axum router serving every REST operation of `pricing` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
 ) -> ::pactum::router::axum::Router {
     router_with(service, ::pactum::router::ServerConfig::default())
 }
+
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
@@ -473,11 +522,13 @@ pub fn router_with<S: Service>(
         .route("/v1/quotes", ::pactum::router::axum::routing::post(__quote_cart::<S>))
         .with_state(state)
 }
+
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
     config: ::pactum::router::ServerConfig,
 }
+
 async fn __quote_cart<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -500,6 +551,7 @@ async fn __quote_cart<S: Service>(
         )
         .await
 }
+
 async fn __get_price<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -530,11 +582,13 @@ async fn __get_price<S: Service>(
         )
         .await
 }
+
 /// A typed REST client for `pricing` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
     http: ::pactum::rest::client::HttpClient,
 }
+
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -542,6 +596,7 @@ impl Client {
             http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
+
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
@@ -553,11 +608,13 @@ impl Client {
             ),
         }
     }
+
     /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
     pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
+
     /// Prices a list of lines. Read-only, so clients may retry it.
     pub async fn quote_cart(
         &self,
@@ -577,6 +634,7 @@ impl Client {
             )
             .await
     }
+
     /// Calls `GET /v1/prices/{sku}`.
     pub async fn get_price(
         &self,
@@ -605,10 +663,12 @@ impl Client {
             .await
     }
 }
+
 /// gRPC for `pricing` v1: package `shop.pricing.v1`, service `PricingService`; the same wire as the emitted `.proto`.
 #[allow(clippy::all)]
 pub mod grpc {
     ::pactum::__requires_feature!(grpc);
+
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -626,6 +686,7 @@ pub mod grpc {
             #[prost(string, optional, tag = "2047")]
             pub currency: ::core::option::Option<::std::string::String>,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -640,6 +701,7 @@ pub mod grpc {
             #[prost(string, tag = "2047")]
             pub currency: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -653,6 +715,7 @@ pub mod grpc {
             pub sku: ::std::string::String,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn get_price_request_to_pb(v: super::GetPriceRequest) -> pb::GetPriceRequest {
         pb::GetPriceRequest {
@@ -660,6 +723,7 @@ pub mod grpc {
             currency: v.currency.map(|v| v.0),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn get_price_request_from_pb(
         v: pb::GetPriceRequest,
@@ -674,6 +738,7 @@ pub mod grpc {
             },
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn money_to_pb(v: super::Money) -> pb::Money {
         pb::Money {
@@ -681,6 +746,7 @@ pub mod grpc {
             currency: v.currency.0,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn money_from_pb(
         v: pb::Money,
@@ -692,10 +758,12 @@ pub mod grpc {
             currency: super::Currency(v.currency),
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn unknown_sku_to_pb(v: super::UnknownSku) -> pb::UnknownSku {
         pb::UnknownSku { sku: v.sku.0 }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn unknown_sku_from_pb(
         v: pb::UnknownSku,
@@ -704,6 +772,7 @@ pub mod grpc {
             sku: super::Sku(v.sku),
         })
     }
+
     fn get_price_error_detail(
         e: &super::GetPriceError,
     ) -> ::pactum::grpc::prost_types::Any {
@@ -718,6 +787,7 @@ pub mod grpc {
             }
         }
     }
+
     fn get_price_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::GetPriceError> {
@@ -732,6 +802,7 @@ pub mod grpc {
             _ => ::core::option::Option::None,
         }
     }
+
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
     /// (`pactum::router::serve` does).
@@ -740,6 +811,7 @@ pub mod grpc {
     ) -> ::pactum::router::axum::Router {
         router_with(service, ::pactum::router::ServerConfig::default())
     }
+
     /// [`router`] with explicit settings: the idempotency store, leases and body
     /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
     /// one store whichever transport a call takes.
@@ -776,11 +848,13 @@ pub mod grpc {
                 }),
             )
     }
+
     /// A typed gRPC client.
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     pub struct Client {
         inner: ::pactum::grpc::GrpcClient,
     }
+
     impl Client {
         /// A client for `url` (`http://127.0.0.1:50051`), connecting on first use.
         pub fn connect_lazy(
@@ -790,6 +864,7 @@ pub mod grpc {
                 inner: ::pactum::grpc::GrpcClient::connect_lazy(url)?,
             })
         }
+
         /// A client for this service's stable in-cluster name.
         pub fn for_service(
             namespace: &str,
@@ -803,10 +878,12 @@ pub mod grpc {
                 )?,
             })
         }
+
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
         }
+
         /// Calls `GetPrice` over gRPC.
         pub async fn get_price(
             &self,

@@ -3,11 +3,14 @@
 
 /// Service name.
 pub const SERVICE: &str = "shipping";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "1.0.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-logistics";
-/// `ShipmentId`.
+
+/// `ShipmentId`: a `uuid` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -20,16 +23,19 @@ pub const OWNER: &str = "team-logistics";
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct ShipmentId(pub ::pactum::types::Uuid);
+
 impl ::std::convert::From<::pactum::types::Uuid> for ShipmentId {
     fn from(value: ::pactum::types::Uuid) -> Self {
         ShipmentId(value)
     }
 }
+
 impl ::std::fmt::Display for ShipmentId {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for ShipmentId {
     fn validate_into(
         &self,
@@ -40,7 +46,8 @@ impl ::pactum::Validate for ShipmentId {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `Address`.
+
+/// `Address`: `line1`, `line2`, `city`, `postal_code` and `country`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -58,6 +65,7 @@ pub struct Address {
     /// ISO 3166-1 alpha-2.
     pub country: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Address {
     fn validate_into(
@@ -122,6 +130,7 @@ impl ::pactum::Validate for Address {
         path.push_field("country");
         {
             let value = &self.country;
+
             static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
             {
                 ::pactum::__private::Regex::new("^[A-Z]{2}$")
@@ -133,6 +142,7 @@ impl ::pactum::Validate for Address {
         path.pop();
     }
 }
+
 /// One scan of a parcel; `previous` links the scan history.
 #[derive(
     ::core::fmt::Debug,
@@ -148,6 +158,7 @@ pub struct TrackingEvent {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub previous: ::std::option::Option<::std::boxed::Box<TrackingEvent>>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for TrackingEvent {
     fn validate_into(
@@ -160,6 +171,7 @@ impl ::pactum::Validate for TrackingEvent {
         ::pactum::__private::check::field("previous", &self.previous, path, out);
     }
 }
+
 /// Input of [`TrackShipment`](operations::TRACK_SHIPMENT).
 #[derive(
     ::core::fmt::Debug,
@@ -172,6 +184,7 @@ impl ::pactum::Validate for TrackingEvent {
 pub struct TrackShipmentRequest {
     pub id: ShipmentId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for TrackShipmentRequest {
     fn validate_into(
@@ -182,6 +195,7 @@ impl ::pactum::Validate for TrackShipmentRequest {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 /// Output of [`TrackShipment`](operations::TRACK_SHIPMENT).
 #[derive(
     ::core::fmt::Debug,
@@ -196,6 +210,7 @@ pub struct TrackShipmentResponse {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub latest: ::std::option::Option<TrackingEvent>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for TrackShipmentResponse {
     fn validate_into(
@@ -207,6 +222,7 @@ impl ::pactum::Validate for TrackShipmentResponse {
         ::pactum::__private::check::field("latest", &self.latest, path, out);
     }
 }
+
 /// ShipmentNotFound
 #[derive(
     ::core::fmt::Debug,
@@ -219,6 +235,7 @@ impl ::pactum::Validate for TrackShipmentResponse {
 pub struct ShipmentNotFound {
     pub id: ShipmentId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ShipmentNotFound {
     fn validate_into(
@@ -229,37 +246,44 @@ impl ::pactum::Validate for ShipmentNotFound {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for ShipmentNotFound {
     const CODE: &'static str = "ShipmentNotFound";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::NotFound;
 }
+
 impl ::std::fmt::Display for ShipmentNotFound {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("ShipmentNotFound")
     }
 }
+
 impl ::std::error::Error for ShipmentNotFound {}
 impl ::pactum::ErrorKind for ShipmentNotFound {
     fn error_kind(&self) -> &str {
         "ShipmentNotFound"
     }
 }
+
 /// Errors declared for `TrackShipment`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum TrackShipmentError {
-    #[allow(missing_docs)]
+    /// The declared error [`ShipmentNotFound`].
     ShipmentNotFound(ShipmentNotFound),
 }
+
 ::pactum::__operation_error!(
     TrackShipmentError { ShipmentNotFound = "ShipmentNotFound" }
 );
+
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
-    /// `TrackShipment`.
+    /// `TrackShipment`, over `GET /v1/shipments/{id}`.
     pub const TRACK_SHIPMENT: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "shipping",
-        major: 1u32,
+        major: 1,
         name: "TrackShipment",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "GET",
@@ -273,6 +297,7 @@ pub mod operations {
         streaming: ::pactum::Streaming::None,
     };
 }
+
 /// Event `ShipmentDispatched` v1.
 #[derive(
     ::core::fmt::Debug,
@@ -288,6 +313,7 @@ pub struct ShipmentDispatched {
     pub carrier: ::std::string::String,
     pub tracking_code: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ShipmentDispatched {
     fn validate_into(
@@ -325,18 +351,26 @@ impl ::pactum::Validate for ShipmentDispatched {
         path.pop();
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for ShipmentDispatched {
     const NAME: &'static str = "ShipmentDispatched";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "shipping";
+
     const TYPE: &'static str = "shipping.ShipmentDispatched.v1";
+
     const SUBJECT: &'static str = "shipping.shipment_dispatched.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
     }
 }
+
 /// Sent to the merchant's endpoint when a parcel leaves the warehouse.
 #[derive(
     ::core::fmt::Debug,
@@ -353,6 +387,7 @@ pub struct OrderShipped {
     pub tracking_code: ::std::string::String,
     pub shipped_at: ::pactum::types::Timestamp,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderShipped {
     fn validate_into(
@@ -372,11 +407,15 @@ impl ::pactum::Validate for OrderShipped {
         ::pactum::__private::check::field("shipped_at", &self.shipped_at, path, out);
     }
 }
+
 impl ::pactum::Webhook for OrderShipped {
     const NAME: &'static str = "OrderShipped";
+
     const TYPE: &'static str = "shipping.order_shipped";
+
     const VERSION: u32 = 1u32;
 }
+
 /// What the contract says about each event this service consumes.
 pub mod consumers {
     /// Builds the idempotent consumer for `inventory.StockReserved` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`INVENTORY_STOCK_RESERVED_V1`]. The consumer reconnects to `database` by itself.
@@ -405,6 +444,7 @@ pub mod consumers {
             )
             .await
     }
+
     /// Builds the idempotent consumer for `inventory.StockReserved` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`INVENTORY_STOCK_RESERVED_V1`].
     #[::pactum::__if_feature(sqlite)]
     pub fn inventory_stock_reserved_v1_sqlite<H>(
@@ -430,6 +470,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Builds the idempotent consumer for `inventory.StockReserved` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`INVENTORY_STOCK_RESERVED_V1`].
     pub fn inventory_stock_reserved_v1_memory<H>(
         handler: H,
@@ -447,6 +488,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Consumes `inventory.StockReserved` v1 from `inventory.stock_reserved.v1` as group `shipping`.
     pub const INVENTORY_STOCK_RESERVED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "shipping",
@@ -454,7 +496,7 @@ pub mod consumers {
         group: "shipping",
         delivery: ::pactum::Delivery::Queue,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 5u32,
+            attempts: 5,
             initial_backoff: ::std::time::Duration::from_secs(1),
             max_backoff: ::std::time::Duration::from_secs(60),
             full_jitter: true,
@@ -463,6 +505,7 @@ pub mod consumers {
         budget: ::std::option::Option::None,
     };
 }
+
 /// Typed publishing of this contract's events.
 pub mod publish {
     /// Publishes the events `shipping` emits.
@@ -470,16 +513,19 @@ pub mod publish {
     pub struct Publisher<S> {
         sink: S,
     }
+
     #[allow(deprecated)]
     impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
         /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
+
         /// The same events, written into the outbox through `writer` instead.
         pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
             InTx::new(writer)
         }
+
         /// Publishes [`ShipmentDispatched`](super::ShipmentDispatched) on `shipping.shipment_dispatched.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn shipment_dispatched(
             &self,
@@ -492,16 +538,19 @@ pub mod publish {
             ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
     }
+
     /// Writes the events `shipping` emits into a transactional outbox, in the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes them once committed.
     pub struct InTx<W> {
         writer: W,
     }
+
     #[allow(deprecated)]
     impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
         }
+
         /// Writes [`ShipmentDispatched`](super::ShipmentDispatched) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `shipping.shipment_dispatched.v1` after the commit.
         pub async fn shipment_dispatched(
             &self,
@@ -511,6 +560,7 @@ pub mod publish {
                 .event_id("shipping.ShipmentDispatched.v1");
             ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
+
         /// Writes [`ShipmentDispatched`](super::ShipmentDispatched) into the outbox under CloudEvents id `id`.
         pub async fn shipment_dispatched_with_id(
             &self,
@@ -521,23 +571,28 @@ pub mod publish {
         }
     }
 }
+
 /// Sending and receiving this contract's webhooks (Standard Webhooks signatures).
 pub mod webhooks {
     ::pactum::__requires_feature!(webhooks);
+
     /// Sends the webhooks of `shipping`.
     #[derive(Clone, Debug)]
     pub struct Sender {
         inner: ::pactum::webhook::WebhookSender,
     }
+
     impl Sender {
         /// Wraps a configured `WebhookSender` (secrets, retry policy, timeout).
         pub fn new(inner: ::pactum::webhook::WebhookSender) -> Self {
             Self { inner }
         }
+
         /// The underlying sender, e.g. to re-`enable` an endpoint that answered 410.
         pub fn inner(&self) -> &::pactum::webhook::WebhookSender {
             &self.inner
         }
+
         /// Sends [`OrderShipped`](super::OrderShipped) (`shipping.order_shipped`) to `url` under a fresh message id, signed with every configured secret and retried per the sender's policy.
         pub async fn order_shipped(
             &self,
@@ -549,6 +604,7 @@ pub mod webhooks {
         > {
             self.inner.send(url, payload).await
         }
+
         /// Sends [`OrderShipped`](super::OrderShipped) under `id`: resending a message with its original id (from an outbox, after a crash) lets the receiver drop the duplicate.
         pub async fn order_shipped_with_id(
             &self,
@@ -562,17 +618,20 @@ pub mod webhooks {
             self.inner.send_with_id(url, id, payload).await
         }
     }
+
     /// Durable deliveries: the webhooks written into the transactional outbox through
     /// the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`), sent after the
     /// commit with retries for about a day, surviving restarts.
     pub struct InTx<W> {
         writer: W,
     }
+
     impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
         }
+
         /// Writes a delivery of [`OrderShipped`](super::OrderShipped) (`shipping.order_shipped`) to `url` under `id` into the outbox, in the caller's transaction. Once it commits, a relay with a `pactum::webhook::durable::WebhookSink` sends it on the durable schedule.
         pub async fn order_shipped(
             &self,
@@ -583,6 +642,7 @@ pub mod webhooks {
             ::pactum::webhook::durable::enqueue(&self.writer, url, id, payload).await
         }
     }
+
     /// What a subscriber to `shipping`'s webhooks implements; serve it with [`receiver`].
     pub trait Receiver: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// A verified `shipping.order_shipped` delivery, once per `webhook-id`. `Ok` is answered 204 and remembered; a problem below 500 is answered and remembered; a 5xx is answered and forgotten, so the sender's retry calls this again.
@@ -594,6 +654,7 @@ pub mod webhooks {
             Output = ::std::result::Result<(), ::pactum::Problem>,
         > + ::core::marker::Send;
     }
+
     /// The `POST` handler of one endpoint receiving every webhook type of this
     /// contract: mount it with `Router::route(path, receiver(..))`. Deliveries are
     /// verified against the inbox's secrets (401 otherwise), dispatched by their
@@ -643,9 +704,10 @@ pub mod webhooks {
         })
     }
 }
+
 /// The operations of `shipping` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
-    /// `TrackShipment`.
+    /// `TrackShipment`, over `GET /v1/shipments/{id}`.
     fn track_shipment(
         &self,
         ctx: ::pactum::Context,
@@ -657,13 +719,16 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
 }
+
 ::pactum::__requires_feature!(rest);
+
 /// An axum router serving every REST operation of `shipping` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
 ) -> ::pactum::router::axum::Router {
     router_with(service, ::pactum::router::ServerConfig::default())
 }
+
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
@@ -677,11 +742,13 @@ pub fn router_with<S: Service>(
         )
         .with_state(state)
 }
+
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
     config: ::pactum::router::ServerConfig,
 }
+
 async fn __track_shipment<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -707,11 +774,13 @@ async fn __track_shipment<S: Service>(
         )
         .await
 }
+
 /// A typed REST client for `shipping` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
     http: ::pactum::rest::client::HttpClient,
 }
+
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -719,6 +788,7 @@ impl Client {
             http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
+
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
@@ -730,11 +800,13 @@ impl Client {
             ),
         }
     }
+
     /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
     pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
+
     /// Calls `GET /v1/shipments/{id}`.
     pub async fn track_shipment(
         &self,

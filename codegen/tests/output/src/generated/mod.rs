@@ -9,6 +9,7 @@ pub mod adversarial {
     #[rustfmt::skip]
     pub mod v1;
 }
+
 /// Service `common`, owned by `team-platform`.
 pub mod common {
     /// `common` 3.1.0.
@@ -18,6 +19,7 @@ pub mod common {
     #[rustfmt::skip]
     pub mod v3;
 }
+
 /// Service `features`, owned by `team-codegen`.
 pub mod features {
     /// `features` 1.4.2.

@@ -9,6 +9,7 @@ pub mod cart {
     #[rustfmt::skip]
     pub mod v1;
 }
+
 /// Service `inventory`, owned by `team-warehouse`.
 pub mod inventory {
     /// `inventory` 1.0.0.
@@ -18,6 +19,7 @@ pub mod inventory {
     #[rustfmt::skip]
     pub mod v1;
 }
+
 /// Service `notifications`, owned by `team-messaging`.
 pub mod notifications {
     /// `notifications` 1.0.0.
@@ -27,6 +29,7 @@ pub mod notifications {
     #[rustfmt::skip]
     pub mod v1;
 }
+
 /// Service `orders`, owned by `team-orders`.
 pub mod orders {
     /// `orders` 1.2.0.
@@ -35,6 +38,7 @@ pub mod orders {
     #[allow(missing_docs, deprecated)]
     #[rustfmt::skip]
     pub mod v1;
+
     /// `orders` 2.0.0.
     ///
     /// Orders, second major version. Breaking changes from v1: `lines` became `items`, every
@@ -44,6 +48,7 @@ pub mod orders {
     #[rustfmt::skip]
     pub mod v2;
 }
+
 /// Service `payments`, owned by `team-payments`.
 pub mod payments {
     /// `payments` 1.0.0.
@@ -53,6 +58,7 @@ pub mod payments {
     #[rustfmt::skip]
     pub mod v1;
 }
+
 /// Service `pricing`, owned by `team-pricing`.
 pub mod pricing {
     /// `pricing` 1.1.0.
@@ -63,6 +69,7 @@ pub mod pricing {
     #[rustfmt::skip]
     pub mod v1;
 }
+
 /// Service `shipping`, owned by `team-logistics`.
 pub mod shipping {
     /// `shipping` 1.0.0.

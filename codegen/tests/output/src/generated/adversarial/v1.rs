@@ -3,11 +3,14 @@
 
 /// Service name.
 pub const SERVICE: &str = "adversarial";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "1.0.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-codegen";
-/// `Node`.
+
+/// `Node`: `name`, `next`, `children`, `index` and `link`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -25,6 +28,7 @@ pub struct Node {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub link: ::std::option::Option<::std::boxed::Box<NodeRef>>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Node {
     fn validate_into(
@@ -39,7 +43,8 @@ impl ::pactum::Validate for Node {
         ::pactum::__private::check::field("link", &self.link, path, out);
     }
 }
-/// `NodeRef`.
+
+/// `NodeRef`: a `Node` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -50,11 +55,13 @@ impl ::pactum::Validate for Node {
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct NodeRef(pub Node);
+
 impl ::std::convert::From<Node> for NodeRef {
     fn from(value: Node) -> Self {
         NodeRef(value)
     }
 }
+
 impl ::pactum::Validate for NodeRef {
     fn validate_into(
         &self,
@@ -65,7 +72,8 @@ impl ::pactum::Validate for NodeRef {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `Box`.
+
+/// `Box`: `label`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -77,6 +85,7 @@ impl ::pactum::Validate for NodeRef {
 pub struct Box {
     pub label: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Box {
     fn validate_into(
@@ -87,7 +96,8 @@ impl ::pactum::Validate for Box {
         ::pactum::__private::check::field("label", &self.label, path, out);
     }
 }
-/// `Vec`.
+
+/// `Vec`: `items`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -99,6 +109,7 @@ impl ::pactum::Validate for Box {
 pub struct Vec {
     pub items: ::std::vec::Vec<::std::string::String>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Vec {
     fn validate_into(
@@ -109,7 +120,8 @@ impl ::pactum::Validate for Vec {
         ::pactum::__private::check::field("items", &self.items, path, out);
     }
 }
-/// `Ok`.
+
+/// `Ok`: `fine`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -121,6 +133,7 @@ impl ::pactum::Validate for Vec {
 pub struct Ok {
     pub fine: bool,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Ok {
     fn validate_into(
@@ -131,7 +144,8 @@ impl ::pactum::Validate for Ok {
         ::pactum::__private::check::field("fine", &self.fine, path, out);
     }
 }
-/// `Err`.
+
+/// `Err`: `reason`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -143,6 +157,7 @@ impl ::pactum::Validate for Ok {
 pub struct Err {
     pub reason: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Err {
     fn validate_into(
@@ -153,7 +168,8 @@ impl ::pactum::Validate for Err {
         ::pactum::__private::check::field("reason", &self.reason, path, out);
     }
 }
-/// `Some`.
+
+/// `Some`: one of `a` and `b`.
 ///
 /// Open for evolution: a value added by a newer contract version deserializes as
 /// `Unrecognized` (and serializes back unchanged) instead of failing the whole message.
@@ -177,10 +193,12 @@ pub enum Some {
     #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
+
 #[allow(deprecated)]
 impl Some {
     /// Every value this version knows, in contract order.
     pub const KNOWN: &'static [&'static str] = &["a", "b"];
+
     /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
@@ -190,11 +208,13 @@ impl Some {
         }
     }
 }
+
 impl ::std::fmt::Display for Some {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
+
 impl ::pactum::Validate for Some {
     fn validate_into(
         &self,
@@ -206,7 +226,8 @@ impl ::pactum::Validate for Some {
         }
     }
 }
-/// `Context`.
+
+/// `Context`: `depth`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -218,6 +239,7 @@ impl ::pactum::Validate for Some {
 pub struct Context {
     pub depth: u32,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Context {
     fn validate_into(
@@ -228,7 +250,8 @@ impl ::pactum::Validate for Context {
         ::pactum::__private::check::field("depth", &self.depth, path, out);
     }
 }
-/// `Router`.
+
+/// `Router`: `path`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -240,6 +263,7 @@ impl ::pactum::Validate for Context {
 pub struct Router {
     pub path: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Router {
     fn validate_into(
@@ -250,7 +274,8 @@ impl ::pactum::Validate for Router {
         ::pactum::__private::check::field("path", &self.path, path, out);
     }
 }
-/// `Fields`.
+
+/// `Fields`: `box`, `vec`, `ok`, `err`, `some`, `ctx` and 12 more.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -280,6 +305,7 @@ pub struct Fields {
     pub response: ::std::string::String,
     pub headers: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Fields {
     fn validate_into(
@@ -307,21 +333,24 @@ impl ::pactum::Validate for Fields {
         ::pactum::__private::check::field("headers", &self.headers, path, out);
     }
 }
+
 /// Errors declared for `Walk`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum WalkError {}
 ::pactum::__operation_error!(WalkError {});
+
 /// Errors declared for `Echo`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum EchoError {}
 ::pactum::__operation_error!(EchoError {});
+
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
     /// Takes and returns a recursive type over REST and gRPC.
     pub const WALK: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "adversarial",
-        major: 1u32,
+        major: 1,
         name: "Walk",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "POST",
@@ -334,10 +363,11 @@ pub mod operations {
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
-    /// `Echo`.
+
+    /// `Echo`, over `POST /v1/echo/{path}` and gRPC.
     pub const ECHO: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "adversarial",
-        major: 1u32,
+        major: 1,
         name: "Echo",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "POST",
@@ -351,6 +381,7 @@ pub mod operations {
         streaming: ::pactum::Streaming::None,
     };
 }
+
 /// Event `NodeAdded` v1.
 #[derive(
     ::core::fmt::Debug,
@@ -363,6 +394,7 @@ pub mod operations {
 pub struct NodeAdded {
     pub node: Node,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for NodeAdded {
     fn validate_into(
@@ -373,18 +405,26 @@ impl ::pactum::Validate for NodeAdded {
         ::pactum::__private::check::field("node", &self.node, path, out);
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for NodeAdded {
     const NAME: &'static str = "NodeAdded";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "adversarial";
+
     const TYPE: &'static str = "adversarial.NodeAdded.v1";
+
     const SUBJECT: &'static str = "adversarial.node_added.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::None
     }
 }
+
 /// Typed publishing of this contract's events.
 pub mod publish {
     /// Publishes the events `adversarial` emits.
@@ -392,16 +432,19 @@ pub mod publish {
     pub struct Publisher<S> {
         sink: S,
     }
+
     #[allow(deprecated)]
     impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
         /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
+
         /// The same events, written into the outbox through `writer` instead.
         pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
             InTx::new(writer)
         }
+
         /// Publishes [`NodeAdded`](super::NodeAdded) on `adversarial.node_added.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn node_added(
             &self,
@@ -414,16 +457,19 @@ pub mod publish {
             ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
     }
+
     /// Writes the events `adversarial` emits into a transactional outbox, in the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes them once committed.
     pub struct InTx<W> {
         writer: W,
     }
+
     #[allow(deprecated)]
     impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
         }
+
         /// Writes [`NodeAdded`](super::NodeAdded) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `adversarial.node_added.v1` after the commit.
         pub async fn node_added(
             &self,
@@ -432,6 +478,7 @@ pub mod publish {
             let id = ::pactum::Context::current().event_id("adversarial.NodeAdded.v1");
             ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
+
         /// Writes [`NodeAdded`](super::NodeAdded) into the outbox under CloudEvents id `id`.
         pub async fn node_added_with_id(
             &self,
@@ -442,6 +489,7 @@ pub mod publish {
         }
     }
 }
+
 /// The operations of `adversarial` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// Takes and returns a recursive type over REST and gRPC.
@@ -452,7 +500,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<Node, ::pactum::HandlerError<WalkError>>,
     > + ::core::marker::Send;
-    /// `Echo`.
+
+    /// `Echo`, over `POST /v1/echo/{path}` and gRPC.
     fn echo(
         &self,
         ctx: ::pactum::Context,
@@ -461,13 +510,16 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         Output = ::core::result::Result<Fields, ::pactum::HandlerError<EchoError>>,
     > + ::core::marker::Send;
 }
+
 ::pactum::__requires_feature!(rest);
+
 /// An axum router serving every REST operation of `adversarial` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
 ) -> ::pactum::router::axum::Router {
     router_with(service, ::pactum::router::ServerConfig::default())
 }
+
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
@@ -479,11 +531,13 @@ pub fn router_with<S: Service>(
         .route("/v1/walk", ::pactum::router::axum::routing::post(__walk::<S>))
         .with_state(state)
 }
+
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
     config: ::pactum::router::ServerConfig,
 }
+
 async fn __walk<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -504,6 +558,7 @@ async fn __walk<S: Service>(
         )
         .await
 }
+
 async fn __echo<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -531,11 +586,13 @@ async fn __echo<S: Service>(
         )
         .await
 }
+
 /// A typed REST client for `adversarial` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
     http: ::pactum::rest::client::HttpClient,
 }
+
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -543,6 +600,7 @@ impl Client {
             http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
+
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
@@ -554,11 +612,13 @@ impl Client {
             ),
         }
     }
+
     /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
     pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
+
     /// Takes and returns a recursive type over REST and gRPC.
     pub async fn walk(
         &self,
@@ -570,6 +630,7 @@ impl Client {
             .call(&operations::WALK, ::pactum::rest::client::Reply::Json, path, body)
             .await
     }
+
     /// Calls `POST /v1/echo/{path}`.
     pub async fn echo(
         &self,
@@ -597,10 +658,12 @@ impl Client {
             .await
     }
 }
+
 /// gRPC for `adversarial` v1: package `adversarial.v1`, service `AdversarialService`; the same wire as the emitted `.proto`.
 #[allow(clippy::all)]
 pub mod grpc {
     ::pactum::__requires_feature!(grpc);
+
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -616,6 +679,7 @@ pub mod grpc {
             #[prost(string, tag = "1723")]
             pub label: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -628,6 +692,7 @@ pub mod grpc {
             #[prost(uint32, tag = "409")]
             pub depth: u32,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -640,6 +705,7 @@ pub mod grpc {
             #[prost(string, tag = "1640")]
             pub reason: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -686,6 +752,7 @@ pub mod grpc {
             #[prost(string, tag = "511")]
             pub headers: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -706,6 +773,7 @@ pub mod grpc {
             #[prost(message, optional, boxed, tag = "514")]
             pub link: ::core::option::Option<::std::boxed::Box<Node>>,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -718,6 +786,7 @@ pub mod grpc {
             #[prost(bool, tag = "2042")]
             pub fine: bool,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -730,6 +799,7 @@ pub mod grpc {
             #[prost(string, tag = "51")]
             pub path: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -743,36 +813,43 @@ pub mod grpc {
             pub items: ::std::vec::Vec<::std::string::String>,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn box_to_pb(v: super::Box) -> pb::Box {
         pb::Box { label: v.label }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn box_from_pb(
         v: pb::Box,
     ) -> ::core::result::Result<super::Box, ::std::string::String> {
         ::core::result::Result::Ok(super::Box { label: v.label })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn context_to_pb(v: super::Context) -> pb::Context {
         pb::Context { depth: v.depth }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn context_from_pb(
         v: pb::Context,
     ) -> ::core::result::Result<super::Context, ::std::string::String> {
         ::core::result::Result::Ok(super::Context { depth: v.depth })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn err_to_pb(v: super::Err) -> pb::Err {
         pb::Err { reason: v.reason }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn err_from_pb(
         v: pb::Err,
     ) -> ::core::result::Result<super::Err, ::std::string::String> {
         ::core::result::Result::Ok(super::Err { reason: v.reason })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn fields_to_pb(v: super::Fields) -> pb::Fields {
         pb::Fields {
@@ -796,6 +873,7 @@ pub mod grpc {
             headers: v.headers,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn fields_from_pb(
         v: pb::Fields,
@@ -844,6 +922,7 @@ pub mod grpc {
             headers: v.headers,
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn node_to_pb(v: super::Node) -> pb::Node {
         pb::Node {
@@ -866,6 +945,7 @@ pub mod grpc {
             },
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn node_from_pb(
         v: pb::Node,
@@ -906,26 +986,31 @@ pub mod grpc {
             },
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn ok_to_pb(v: super::Ok) -> pb::Ok {
         pb::Ok { fine: v.fine }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn ok_from_pb(
         v: pb::Ok,
     ) -> ::core::result::Result<super::Ok, ::std::string::String> {
         ::core::result::Result::Ok(super::Ok { fine: v.fine })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn router_to_pb(v: super::Router) -> pb::Router {
         pb::Router { path: v.path }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn router_from_pb(
         v: pb::Router,
     ) -> ::core::result::Result<super::Router, ::std::string::String> {
         ::core::result::Result::Ok(super::Router { path: v.path })
     }
+
     #[allow(dead_code)]
     fn some_to_pb(v: &super::Some) -> i32 {
         match v {
@@ -934,6 +1019,7 @@ pub mod grpc {
             super::Some::Unrecognized(other) => other.parse().unwrap_or(0),
         }
     }
+
     #[allow(dead_code)]
     fn some_from_pb(n: i32) -> super::Some {
         match n {
@@ -944,12 +1030,14 @@ pub mod grpc {
             }
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn vec_to_pb(v: super::Vec) -> pb::Vec {
         pb::Vec {
             items: v.items.into_iter().map(|v| v).collect(),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn vec_from_pb(
         v: pb::Vec,
@@ -964,24 +1052,29 @@ pub mod grpc {
                 .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
         })
     }
+
     fn walk_error_detail(e: &super::WalkError) -> ::pactum::grpc::prost_types::Any {
         match *e {}
     }
+
     fn walk_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::WalkError> {
         let _ = any;
         ::core::option::Option::None
     }
+
     fn echo_error_detail(e: &super::EchoError) -> ::pactum::grpc::prost_types::Any {
         match *e {}
     }
+
     fn echo_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::EchoError> {
         let _ = any;
         ::core::option::Option::None
     }
+
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
     /// (`pactum::router::serve` does).
@@ -990,6 +1083,7 @@ pub mod grpc {
     ) -> ::pactum::router::axum::Router {
         router_with(service, ::pactum::router::ServerConfig::default())
     }
+
     /// [`router`] with explicit settings: the idempotency store, leases and body
     /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
     /// one store whichever transport a call takes.
@@ -1047,11 +1141,13 @@ pub mod grpc {
                 }),
             )
     }
+
     /// A typed gRPC client.
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     pub struct Client {
         inner: ::pactum::grpc::GrpcClient,
     }
+
     impl Client {
         /// A client for `url` (`http://127.0.0.1:50051`), connecting on first use.
         pub fn connect_lazy(
@@ -1061,6 +1157,7 @@ pub mod grpc {
                 inner: ::pactum::grpc::GrpcClient::connect_lazy(url)?,
             })
         }
+
         /// A client for this service's stable in-cluster name.
         pub fn for_service(
             namespace: &str,
@@ -1074,10 +1171,12 @@ pub mod grpc {
                 )?,
             })
         }
+
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
         }
+
         /// Calls `Walk` over gRPC.
         pub async fn walk(
             &self,
@@ -1096,6 +1195,7 @@ pub mod grpc {
                 )
                 .await
         }
+
         /// Calls `Echo` over gRPC.
         pub async fn echo(
             &self,

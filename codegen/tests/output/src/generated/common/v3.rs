@@ -3,10 +3,13 @@
 
 /// Service name.
 pub const SERVICE: &str = "common";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "3.1.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-platform";
+
 /// An exact amount of money.
 ///
 /// Amounts are decimals, never floats.
@@ -22,6 +25,7 @@ pub struct Money {
     pub amount: ::pactum::types::Decimal,
     pub currency: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Money {
     fn validate_into(
@@ -34,9 +38,12 @@ impl ::pactum::Validate for Money {
             let value = &self.amount;
             ::pactum::__private::check::range(
                 value,
-                <::pactum::types::Decimal as ::std::str::FromStr>::from_str("0").ok(),
-                <::pactum::types::Decimal as ::std::str::FromStr>::from_str("1000000.5")
-                    .ok(),
+                ::std::option::Option::Some(
+                    ::pactum::types::Decimal::from_parts(0, 0, 0, false, 0),
+                ),
+                ::std::option::Option::Some(
+                    ::pactum::types::Decimal::from_parts(10000005, 0, 0, false, 1),
+                ),
                 path,
                 out,
             );
@@ -46,6 +53,7 @@ impl ::pactum::Validate for Money {
         path.push_field("currency");
         {
             let value = &self.currency;
+
             static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
             {
                 ::pactum::__private::Regex::new("^[A-Z]{3}$")
@@ -57,7 +65,8 @@ impl ::pactum::Validate for Money {
         path.pop();
     }
 }
-/// `Tag`.
+
+/// `Tag`: a `string` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -70,16 +79,19 @@ impl ::pactum::Validate for Money {
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct Tag(pub ::std::string::String);
+
 impl ::std::convert::From<::std::string::String> for Tag {
     fn from(value: ::std::string::String) -> Self {
         Tag(value)
     }
 }
+
 impl ::std::fmt::Display for Tag {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for Tag {
     fn validate_into(
         &self,

@@ -3,11 +3,14 @@
 
 /// Service name.
 pub const SERVICE: &str = "features";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "1.4.2";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-codegen";
-/// `Percent`.
+
+/// `Percent`: a `f64` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -18,16 +21,19 @@ pub const OWNER: &str = "team-codegen";
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct Percent(pub f64);
+
 impl ::std::convert::From<f64> for Percent {
     fn from(value: f64) -> Self {
         Percent(value)
     }
 }
+
 impl ::std::fmt::Display for Percent {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for Percent {
     fn validate_into(
         &self,
@@ -45,7 +51,8 @@ impl ::pactum::Validate for Percent {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `Slug`.
+
+/// `Slug`: a `string` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -58,16 +65,19 @@ impl ::pactum::Validate for Percent {
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct Slug(pub ::std::string::String);
+
 impl ::std::convert::From<::std::string::String> for Slug {
     fn from(value: ::std::string::String) -> Self {
         Slug(value)
     }
 }
+
 impl ::std::fmt::Display for Slug {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for Slug {
     fn validate_into(
         &self,
@@ -82,6 +92,7 @@ impl ::pactum::Validate for Slug {
             path,
             out,
         );
+
         static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
         {
             ::pactum::__private::Regex::new("^[a-z0-9-]+$")
@@ -91,7 +102,8 @@ impl ::pactum::Validate for Slug {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `ProductSlug`.
+
+/// `ProductSlug`: a `Slug` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -104,16 +116,19 @@ impl ::pactum::Validate for Slug {
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct ProductSlug(pub Slug);
+
 impl ::std::convert::From<Slug> for ProductSlug {
     fn from(value: Slug) -> Self {
         ProductSlug(value)
     }
 }
+
 impl ::std::fmt::Display for ProductSlug {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for ProductSlug {
     fn validate_into(
         &self,
@@ -131,7 +146,8 @@ impl ::pactum::Validate for ProductSlug {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `Count`.
+
+/// `Count`: a `u64` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -144,16 +160,19 @@ impl ::pactum::Validate for ProductSlug {
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct Count(pub u64);
+
 impl ::std::convert::From<u64> for Count {
     fn from(value: u64) -> Self {
         Count(value)
     }
 }
+
 impl ::std::fmt::Display for Count {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for Count {
     fn validate_into(
         &self,
@@ -171,7 +190,8 @@ impl ::pactum::Validate for Count {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `Blob`.
+
+/// `Blob`: a `bytes` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -184,11 +204,13 @@ impl ::pactum::Validate for Count {
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct Blob(pub ::pactum::types::Bytes);
+
 impl ::std::convert::From<::pactum::types::Bytes> for Blob {
     fn from(value: ::pactum::types::Bytes) -> Self {
         Blob(value)
     }
 }
+
 impl ::pactum::Validate for Blob {
     fn validate_into(
         &self,
@@ -206,7 +228,8 @@ impl ::pactum::Validate for Blob {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `Result`.
+
+/// `Result`: `ok`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -218,6 +241,7 @@ impl ::pactum::Validate for Blob {
 pub struct Result {
     pub ok: bool,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Result {
     fn validate_into(
@@ -228,7 +252,8 @@ impl ::pactum::Validate for Result {
         ::pactum::__private::check::field("ok", &self.ok, path, out);
     }
 }
-/// `Option`.
+
+/// `Option`: one of `some` and `none`.
 ///
 /// Open for evolution: a value added by a newer contract version deserializes as
 /// `Unrecognized` (and serializes back unchanged) instead of failing the whole message.
@@ -252,10 +277,12 @@ pub enum Option {
     #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
+
 #[allow(deprecated)]
 impl Option {
     /// Every value this version knows, in contract order.
     pub const KNOWN: &'static [&'static str] = &["some", "none"];
+
     /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
@@ -265,11 +292,13 @@ impl Option {
         }
     }
 }
+
 impl ::std::fmt::Display for Option {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
+
 impl ::pactum::Validate for Option {
     fn validate_into(
         &self,
@@ -281,7 +310,8 @@ impl ::pactum::Validate for Option {
         }
     }
 }
-/// `String`.
+
+/// `String`: a `string` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -294,16 +324,19 @@ impl ::pactum::Validate for Option {
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct String(pub ::std::string::String);
+
 impl ::std::convert::From<::std::string::String> for String {
     fn from(value: ::std::string::String) -> Self {
         String(value)
     }
 }
+
 impl ::std::fmt::Display for String {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for String {
     fn validate_into(
         &self,
@@ -314,6 +347,7 @@ impl ::pactum::Validate for String {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
+
 /// One field of every primitive.
 #[derive(
     ::core::fmt::Debug,
@@ -337,6 +371,7 @@ pub struct Primitives {
     pub id: ::pactum::types::Uuid,
     pub price: ::pactum::types::Decimal,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Primitives {
     fn validate_into(
@@ -396,7 +431,9 @@ impl ::pactum::Validate for Primitives {
             let value = &self.price;
             ::pactum::__private::check::range(
                 value,
-                <::pactum::types::Decimal as ::std::str::FromStr>::from_str("0.01").ok(),
+                ::std::option::Option::Some(
+                    ::pactum::types::Decimal::from_parts(1, 0, 0, false, 2),
+                ),
                 ::std::option::Option::None,
                 path,
                 out,
@@ -406,7 +443,8 @@ impl ::pactum::Validate for Primitives {
         path.pop();
     }
 }
-/// `Containers`.
+
+/// `Containers`: `tags`, `labels`, `nested`, `maybe`, `maybe_list`, `money` and 3 more.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -433,6 +471,7 @@ pub struct Containers {
     pub option: Option,
     pub string: String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Containers {
     fn validate_into(
@@ -489,6 +528,7 @@ impl ::pactum::Validate for Containers {
         ::pactum::__private::check::field("string", &self.string, path, out);
     }
 }
+
 /// Fields named like Rust keywords become raw identifiers; wire names stay.
 #[derive(
     ::core::fmt::Debug,
@@ -506,6 +546,7 @@ pub struct Keywords {
     #[serde(rename = "userId")]
     pub user_id: ::pactum::types::Uuid,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Keywords {
     fn validate_into(
@@ -519,6 +560,7 @@ impl ::pactum::Validate for Keywords {
         ::pactum::__private::check::field("userId", &self.user_id, path, out);
     }
 }
+
 /// Recursive through an optional link (boxed) and a list (not boxed).
 #[derive(
     ::core::fmt::Debug,
@@ -534,6 +576,7 @@ pub struct Tree {
     pub parent: ::std::option::Option<::std::boxed::Box<Tree>>,
     pub children: ::std::vec::Vec<Tree>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Tree {
     fn validate_into(
@@ -546,7 +589,8 @@ impl ::pactum::Validate for Tree {
         ::pactum::__private::check::field("children", &self.children, path, out);
     }
 }
-/// `Ping`.
+
+/// `Ping`: `pong`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -559,6 +603,7 @@ pub struct Ping {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pong: ::std::option::Option<::std::boxed::Box<Pong>>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Ping {
     fn validate_into(
@@ -569,7 +614,8 @@ impl ::pactum::Validate for Ping {
         ::pactum::__private::check::field("pong", &self.pong, path, out);
     }
 }
-/// `Pong`.
+
+/// `Pong`: `ping`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -582,6 +628,7 @@ pub struct Pong {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ping: ::std::option::Option<::std::boxed::Box<Ping>>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Pong {
     fn validate_into(
@@ -592,6 +639,7 @@ impl ::pactum::Validate for Pong {
         ::pactum::__private::check::field("ping", &self.ping, path, out);
     }
 }
+
 /// Explicit and reserved wire numbers.
 #[derive(
     ::core::fmt::Debug,
@@ -608,6 +656,7 @@ pub struct Versioned {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub legacy: ::std::option::Option<::std::string::String>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Versioned {
     fn validate_into(
@@ -620,6 +669,7 @@ impl ::pactum::Validate for Versioned {
         ::pactum::__private::check::field("legacy", &self.legacy, path, out);
     }
 }
+
 /// An enum with documented values and explicit numbers.
 ///
 /// Open for evolution: a value added by a newer contract version deserializes as
@@ -648,10 +698,12 @@ pub enum Level {
     #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
+
 #[allow(deprecated)]
 impl Level {
     /// Every value this version knows, in contract order.
     pub const KNOWN: &'static [&'static str] = &["low", "high", "critical-now"];
+
     /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
@@ -662,11 +714,13 @@ impl Level {
         }
     }
 }
+
 impl ::std::fmt::Display for Level {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
+
 impl ::pactum::Validate for Level {
     fn validate_into(
         &self,
@@ -678,7 +732,8 @@ impl ::pactum::Validate for Level {
         }
     }
 }
-/// `Empty`.
+
+/// `Empty`: no fields.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -698,6 +753,7 @@ impl ::pactum::Validate for Empty {
         let _ = (path, out);
     }
 }
+
 /// Input of [`Fetch`](operations::FETCH).
 #[derive(
     ::core::fmt::Debug,
@@ -710,6 +766,7 @@ impl ::pactum::Validate for Empty {
 pub struct FetchRequest {
     pub id: ::pactum::types::Uuid,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for FetchRequest {
     fn validate_into(
@@ -720,6 +777,7 @@ impl ::pactum::Validate for FetchRequest {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 /// Input of [`Store`](operations::STORE).
 #[derive(
     ::core::fmt::Debug,
@@ -734,6 +792,7 @@ pub struct StoreRequest {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub note: ::std::option::Option<::std::string::String>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for StoreRequest {
     fn validate_into(
@@ -759,6 +818,7 @@ impl ::pactum::Validate for StoreRequest {
         path.pop();
     }
 }
+
 /// Output of [`Store`](operations::STORE).
 #[derive(
     ::core::fmt::Debug,
@@ -771,6 +831,7 @@ impl ::pactum::Validate for StoreRequest {
 pub struct StoreResponse {
     pub stored_at: ::pactum::types::Timestamp,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for StoreResponse {
     fn validate_into(
@@ -781,6 +842,7 @@ impl ::pactum::Validate for StoreResponse {
         ::pactum::__private::check::field("stored_at", &self.stored_at, path, out);
     }
 }
+
 /// Input of [`Watch`](operations::WATCH).
 #[derive(
     ::core::fmt::Debug,
@@ -793,6 +855,7 @@ impl ::pactum::Validate for StoreResponse {
 pub struct WatchRequest {
     pub ids: ::std::vec::Vec<::pactum::types::Uuid>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for WatchRequest {
     fn validate_into(
@@ -803,6 +866,7 @@ impl ::pactum::Validate for WatchRequest {
         ::pactum::__private::check::field("ids", &self.ids, path, out);
     }
 }
+
 /// Input of [`Upload`](operations::UPLOAD).
 #[derive(
     ::core::fmt::Debug,
@@ -815,6 +879,7 @@ impl ::pactum::Validate for WatchRequest {
 pub struct UploadRequest {
     pub chunk: Blob,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for UploadRequest {
     fn validate_into(
@@ -825,6 +890,7 @@ impl ::pactum::Validate for UploadRequest {
         ::pactum::__private::check::field("chunk", &self.chunk, path, out);
     }
 }
+
 /// Output of [`Upload`](operations::UPLOAD).
 #[derive(
     ::core::fmt::Debug,
@@ -837,6 +903,7 @@ impl ::pactum::Validate for UploadRequest {
 pub struct UploadResponse {
     pub count: Count,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for UploadResponse {
     fn validate_into(
@@ -847,6 +914,7 @@ impl ::pactum::Validate for UploadResponse {
         ::pactum::__private::check::field("count", &self.count, path, out);
     }
 }
+
 /// Input of [`Chat`](operations::CHAT).
 #[derive(
     ::core::fmt::Debug,
@@ -859,6 +927,7 @@ impl ::pactum::Validate for UploadResponse {
 pub struct ChatRequest {
     pub text: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ChatRequest {
     fn validate_into(
@@ -869,6 +938,7 @@ impl ::pactum::Validate for ChatRequest {
         ::pactum::__private::check::field("text", &self.text, path, out);
     }
 }
+
 /// Output of [`Chat`](operations::CHAT).
 #[derive(
     ::core::fmt::Debug,
@@ -882,6 +952,7 @@ pub struct ChatResponse {
     pub text: ::std::string::String,
     pub at: ::pactum::types::Timestamp,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ChatResponse {
     fn validate_into(
@@ -893,6 +964,7 @@ impl ::pactum::Validate for ChatResponse {
         ::pactum::__private::check::field("at", &self.at, path, out);
     }
 }
+
 /// Input of [`OldWay`](operations::OLD_WAY).
 #[derive(
     ::core::fmt::Debug,
@@ -905,6 +977,7 @@ impl ::pactum::Validate for ChatResponse {
 pub struct OldWayRequest {
     pub id: ::pactum::types::Uuid,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OldWayRequest {
     fn validate_into(
@@ -915,6 +988,7 @@ impl ::pactum::Validate for OldWayRequest {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 /// Nothing has this id.
 #[derive(
     ::core::fmt::Debug,
@@ -927,6 +1001,7 @@ impl ::pactum::Validate for OldWayRequest {
 pub struct NotThere {
     pub id: ::pactum::types::Uuid,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for NotThere {
     fn validate_into(
@@ -937,21 +1012,26 @@ impl ::pactum::Validate for NotThere {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for NotThere {
     const CODE: &'static str = "NotThere";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::NotFound;
 }
+
 impl ::std::fmt::Display for NotThere {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("Nothing has this id.")
     }
 }
+
 impl ::std::error::Error for NotThere {}
 impl ::pactum::ErrorKind for NotThere {
     fn error_kind(&self) -> &str {
         "NotThere"
     }
 }
+
 /// Busy
 #[derive(
     ::core::fmt::Debug,
@@ -972,21 +1052,26 @@ impl ::pactum::Validate for Busy {
         let _ = (path, out);
     }
 }
+
 impl ::pactum::DeclaredError for Busy {
     const CODE: &'static str = "Busy";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::Unavailable;
 }
+
 impl ::std::fmt::Display for Busy {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("Busy")
     }
 }
+
 impl ::std::error::Error for Busy {}
 impl ::pactum::ErrorKind for Busy {
     fn error_kind(&self) -> &str {
         "Busy"
     }
 }
+
 /// Someone else changed it first.
 /// Reload and try again.
 #[derive(
@@ -1008,64 +1093,78 @@ impl ::pactum::Validate for Conflicting {
         let _ = (path, out);
     }
 }
+
 impl ::pactum::DeclaredError for Conflicting {
     const CODE: &'static str = "Conflicting";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::Conflict;
 }
+
 impl ::std::fmt::Display for Conflicting {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("Someone else changed it first.\nReload and try again.")
     }
 }
+
 impl ::std::error::Error for Conflicting {}
 impl ::pactum::ErrorKind for Conflicting {
     fn error_kind(&self) -> &str {
         "Conflicting"
     }
 }
+
 /// Errors declared for `Fetch`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum FetchError {
-    #[allow(missing_docs)]
+    /// The declared error [`NotThere`].
     NotThere(NotThere),
-    #[allow(missing_docs)]
+    /// The declared error [`Busy`].
     Busy(Busy),
 }
+
 ::pactum::__operation_error!(FetchError { NotThere = "NotThere", Busy = "Busy" });
+
 /// Errors declared for `Store`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum StoreError {
-    #[allow(missing_docs)]
+    /// The declared error [`Conflicting`].
     Conflicting(Conflicting),
 }
+
 ::pactum::__operation_error!(StoreError { Conflicting = "Conflicting" });
+
 /// Errors declared for `Ping`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum PingError {}
 ::pactum::__operation_error!(PingError {});
+
 /// Errors declared for `Watch`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum WatchError {}
 ::pactum::__operation_error!(WatchError {});
+
 /// Errors declared for `Upload`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum UploadError {}
 ::pactum::__operation_error!(UploadError {});
+
 /// Errors declared for `Chat`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum ChatError {}
 ::pactum::__operation_error!(ChatError {});
+
 /// Errors declared for `OldWay`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum OldWayError {}
 ::pactum::__operation_error!(OldWayError {});
+
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
     /// Reads one thing.
     pub const FETCH: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "features",
-        major: 1u32,
+        major: 1,
         name: "Fetch",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "GET",
@@ -1076,17 +1175,18 @@ pub mod operations {
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(10),
             max_backoff: ::std::time::Duration::from_millis(100),
             full_jitter: false,
         }),
         streaming: ::pactum::Streaming::None,
     };
-    /// `Store`.
+
+    /// `Store`, over `PUT /v1/things`.
     pub const STORE: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "features",
-        major: 1u32,
+        major: 1,
         name: "Store",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "PUT",
@@ -1097,17 +1197,18 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 2u32,
+            attempts: 2,
             initial_backoff: ::std::time::Duration::from_millis(100),
             max_backoff: ::std::time::Duration::from_secs(2),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
     };
+
     /// No input, no output, no errors.
     pub const PING: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "features",
-        major: 1u32,
+        major: 1,
         name: "Ping",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "HEAD",
@@ -1120,10 +1221,11 @@ pub mod operations {
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
-    /// `Watch`.
+
+    /// `Watch`, over gRPC.
     pub const WATCH: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "features",
-        major: 1u32,
+        major: 1,
         name: "Watch",
         route: ::std::option::Option::None,
         grpc: true,
@@ -1133,10 +1235,11 @@ pub mod operations {
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Server,
     };
-    /// `Upload`.
+
+    /// `Upload`, over gRPC.
     pub const UPLOAD: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "features",
-        major: 1u32,
+        major: 1,
         name: "Upload",
         route: ::std::option::Option::None,
         grpc: true,
@@ -1146,10 +1249,11 @@ pub mod operations {
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Client,
     };
+
     /// Both sides stream.
     pub const CHAT: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "features",
-        major: 1u32,
+        major: 1,
         name: "Chat",
         route: ::std::option::Option::None,
         grpc: true,
@@ -1159,11 +1263,12 @@ pub mod operations {
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Bidi,
     };
-    /// `OldWay`.
+
+    /// `OldWay`, over `GET /v1/old/{id}`.
     #[deprecated(note = "use Fetch")]
     pub const OLD_WAY: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "features",
-        major: 1u32,
+        major: 1,
         name: "OldWay",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "GET",
@@ -1177,6 +1282,7 @@ pub mod operations {
         streaming: ::pactum::Streaming::None,
     };
 }
+
 /// A thing was stored.
 #[derive(
     ::core::fmt::Debug,
@@ -1191,6 +1297,7 @@ pub struct ThingStored {
     pub slug: ProductSlug,
     pub at: ::pactum::types::Timestamp,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ThingStored {
     fn validate_into(
@@ -1203,19 +1310,28 @@ impl ::pactum::Validate for ThingStored {
         ::pactum::__private::check::field("at", &self.at, path, out);
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for ThingStored {
     const NAME: &'static str = "ThingStored";
+
     const VERSION: u32 = 3u32;
+
     const SOURCE: &'static str = "features";
+
     const TYPE: &'static str = "features.ThingStored.v3";
+
     const SUBJECT: &'static str = "features.thing_stored.v3";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Stream;
+
     const DEADLINE: ::pactum::EventDeadline = ::pactum::EventDeadline::Inherit;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.id))
     }
 }
+
 /// Event `ThingTagged` v1.
 #[derive(
     ::core::fmt::Debug,
@@ -1229,6 +1345,7 @@ pub struct ThingTagged {
     pub slug: Slug,
     pub tag: super::super::common::v3::Tag,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ThingTagged {
     fn validate_into(
@@ -1240,21 +1357,30 @@ impl ::pactum::Validate for ThingTagged {
         ::pactum::__private::check::field("tag", &self.tag, path, out);
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for ThingTagged {
     const NAME: &'static str = "ThingTagged";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "features";
+
     const TYPE: &'static str = "features.ThingTagged.v1";
+
     const SUBJECT: &'static str = "features.thing_tagged.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+
     const DEADLINE: ::pactum::EventDeadline = ::pactum::EventDeadline::After(
         ::std::time::Duration::from_secs(3600),
     );
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.slug))
     }
 }
+
 /// Event `AlarmRaised` v1.
 #[deprecated(note = "use ThingStored")]
 #[derive(
@@ -1268,6 +1394,7 @@ impl ::pactum::Event for ThingTagged {
 pub struct AlarmRaised {
     pub level: Level,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for AlarmRaised {
     fn validate_into(
@@ -1278,18 +1405,26 @@ impl ::pactum::Validate for AlarmRaised {
         ::pactum::__private::check::field("level", &self.level, path, out);
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for AlarmRaised {
     const NAME: &'static str = "AlarmRaised";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "features";
+
     const TYPE: &'static str = "features.AlarmRaised.v1";
+
     const SUBJECT: &'static str = "features.alarm_raised.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Queue;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::None
     }
 }
+
 /// Webhook `ThingShipped` v2.
 #[derive(
     ::core::fmt::Debug,
@@ -1303,6 +1438,7 @@ pub struct ThingShipped {
     pub id: ::pactum::types::Uuid,
     pub carrier: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ThingShipped {
     fn validate_into(
@@ -1314,11 +1450,15 @@ impl ::pactum::Validate for ThingShipped {
         ::pactum::__private::check::field("carrier", &self.carrier, path, out);
     }
 }
+
 impl ::pactum::Webhook for ThingShipped {
     const NAME: &'static str = "ThingShipped";
+
     const TYPE: &'static str = "features.thing_shipped";
+
     const VERSION: u32 = 2u32;
 }
+
 /// What the contract says about each event this service consumes.
 pub mod consumers {
     /// Builds the idempotent consumer for `features.ThingStored` v3 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`FEATURES_THING_STORED_V3`]. The consumer reconnects to `database` by itself.
@@ -1342,6 +1482,7 @@ pub mod consumers {
             )
             .await
     }
+
     /// Builds the idempotent consumer for `features.ThingStored` v3 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`FEATURES_THING_STORED_V3`].
     #[::pactum::__if_feature(sqlite)]
     pub fn features_thing_stored_v3_sqlite<H>(
@@ -1362,6 +1503,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Builds the idempotent consumer for `features.ThingStored` v3 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`FEATURES_THING_STORED_V3`].
     pub fn features_thing_stored_v3_memory<H>(
         handler: H,
@@ -1374,6 +1516,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Consumes `features.ThingStored` v3 from `features.thing_stored.v3` as group `auditors`.
     pub const FEATURES_THING_STORED_V3: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "features",
@@ -1384,6 +1527,7 @@ pub mod consumers {
         dead_letter: true,
         budget: ::std::option::Option::Some(::std::time::Duration::from_secs(45)),
     };
+
     /// Builds the idempotent consumer for `features.ThingTagged` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`FEATURES_THING_TAGGED_V1`]. The consumer reconnects to `database` by itself.
     #[::pactum::__if_feature(postgres)]
     pub async fn features_thing_tagged_v1<H>(
@@ -1405,6 +1549,7 @@ pub mod consumers {
             )
             .await
     }
+
     /// Builds the idempotent consumer for `features.ThingTagged` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`FEATURES_THING_TAGGED_V1`].
     #[::pactum::__if_feature(sqlite)]
     pub fn features_thing_tagged_v1_sqlite<H>(
@@ -1425,6 +1570,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Builds the idempotent consumer for `features.ThingTagged` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`FEATURES_THING_TAGGED_V1`].
     pub fn features_thing_tagged_v1_memory<H>(
         handler: H,
@@ -1437,6 +1583,7 @@ pub mod consumers {
             handler,
         )
     }
+
     /// Consumes `features.ThingTagged` v1 from `features.thing_tagged.v1` as group `features`.
     pub const FEATURES_THING_TAGGED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
         service: "features",
@@ -1444,7 +1591,7 @@ pub mod consumers {
         group: "features",
         delivery: ::pactum::Delivery::Pubsub,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 4u32,
+            attempts: 4,
             initial_backoff: ::std::time::Duration::from_secs(1),
             max_backoff: ::std::time::Duration::from_secs(30),
             full_jitter: true,
@@ -1453,6 +1600,7 @@ pub mod consumers {
         budget: ::std::option::Option::None,
     };
 }
+
 /// Typed publishing of this contract's events.
 pub mod publish {
     /// Publishes the events `features` emits.
@@ -1460,16 +1608,19 @@ pub mod publish {
     pub struct Publisher<S> {
         sink: S,
     }
+
     #[allow(deprecated)]
     impl<S: ::pactum::messaging::bus::EventSink> Publisher<S> {
         /// A publisher over `sink`: a `pactum::messaging::bus::Bus` or a `pactum::messaging::nats::Nats`.
         pub fn new(sink: S) -> Self {
             Self { sink }
         }
+
         /// The same events, written into the outbox through `writer` instead.
         pub fn in_tx<W: ::pactum::store::outbox::Writer>(&self, writer: W) -> InTx<W> {
             InTx::new(writer)
         }
+
         /// Publishes [`ThingStored`](super::ThingStored) on `features.thing_stored.v3` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn thing_stored(
             &self,
@@ -1481,6 +1632,7 @@ pub mod publish {
         > {
             ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
+
         /// Publishes [`ThingTagged`](super::ThingTagged) on `features.thing_tagged.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn thing_tagged(
             &self,
@@ -1492,6 +1644,7 @@ pub mod publish {
         > {
             ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
+
         /// Publishes [`AlarmRaised`](super::AlarmRaised) on `features.alarm_raised.v1` under CloudEvents id `id`, with the trace of the current `Context`. Publishing again with the same id (a retry) stores it once. This publishes now: from a handler whose effect is in a database, write the event with [`InTx`] instead, so it exists if and only if the effect committed.
         pub async fn alarm_raised(
             &self,
@@ -1504,16 +1657,19 @@ pub mod publish {
             ::pactum::messaging::bus::publish(&self.sink, id, event).await
         }
     }
+
     /// Writes the events `features` emits into a transactional outbox, in the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`); `pactum::store::outbox::Relay` publishes them once committed.
     pub struct InTx<W> {
         writer: W,
     }
+
     #[allow(deprecated)]
     impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
         }
+
         /// Writes [`ThingStored`](super::ThingStored) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `features.thing_stored.v3` after the commit.
         pub async fn thing_stored(
             &self,
@@ -1522,6 +1678,7 @@ pub mod publish {
             let id = ::pactum::Context::current().event_id("features.ThingStored.v3");
             ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
+
         /// Writes [`ThingStored`](super::ThingStored) into the outbox under CloudEvents id `id`.
         pub async fn thing_stored_with_id(
             &self,
@@ -1530,6 +1687,7 @@ pub mod publish {
         ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             ::pactum::store::outbox::write(&self.writer, id, event).await
         }
+
         /// Writes [`ThingTagged`](super::ThingTagged) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `features.thing_tagged.v1` after the commit.
         pub async fn thing_tagged(
             &self,
@@ -1538,6 +1696,7 @@ pub mod publish {
             let id = ::pactum::Context::current().event_id("features.ThingTagged.v1");
             ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
+
         /// Writes [`ThingTagged`](super::ThingTagged) into the outbox under CloudEvents id `id`.
         pub async fn thing_tagged_with_id(
             &self,
@@ -1546,6 +1705,7 @@ pub mod publish {
         ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             ::pactum::store::outbox::write(&self.writer, id, event).await
         }
+
         /// Writes [`AlarmRaised`](super::AlarmRaised) into the outbox through the transaction, under an id derived from the request's idempotency key (or the consumed event): a retried request writes the same id, stored once. The relay publishes it on `features.alarm_raised.v1` after the commit.
         pub async fn alarm_raised(
             &self,
@@ -1554,6 +1714,7 @@ pub mod publish {
             let id = ::pactum::Context::current().event_id("features.AlarmRaised.v1");
             ::pactum::store::outbox::write(&self.writer, &id, event).await
         }
+
         /// Writes [`AlarmRaised`](super::AlarmRaised) into the outbox under CloudEvents id `id`.
         pub async fn alarm_raised_with_id(
             &self,
@@ -1564,23 +1725,28 @@ pub mod publish {
         }
     }
 }
+
 /// Sending and receiving this contract's webhooks (Standard Webhooks signatures).
 pub mod webhooks {
     ::pactum::__requires_feature!(webhooks);
+
     /// Sends the webhooks of `features`.
     #[derive(Clone, Debug)]
     pub struct Sender {
         inner: ::pactum::webhook::WebhookSender,
     }
+
     impl Sender {
         /// Wraps a configured `WebhookSender` (secrets, retry policy, timeout).
         pub fn new(inner: ::pactum::webhook::WebhookSender) -> Self {
             Self { inner }
         }
+
         /// The underlying sender, e.g. to re-`enable` an endpoint that answered 410.
         pub fn inner(&self) -> &::pactum::webhook::WebhookSender {
             &self.inner
         }
+
         /// Sends [`ThingShipped`](super::ThingShipped) (`features.thing_shipped`) to `url` under a fresh message id, signed with every configured secret and retried per the sender's policy.
         pub async fn thing_shipped(
             &self,
@@ -1592,6 +1758,7 @@ pub mod webhooks {
         > {
             self.inner.send(url, payload).await
         }
+
         /// Sends [`ThingShipped`](super::ThingShipped) under `id`: resending a message with its original id (from an outbox, after a crash) lets the receiver drop the duplicate.
         pub async fn thing_shipped_with_id(
             &self,
@@ -1605,17 +1772,20 @@ pub mod webhooks {
             self.inner.send_with_id(url, id, payload).await
         }
     }
+
     /// Durable deliveries: the webhooks written into the transactional outbox through
     /// the handler's own transaction (`pactum::store::outbox::Pg::new(&tx)`), sent after the
     /// commit with retries for about a day, surviving restarts.
     pub struct InTx<W> {
         writer: W,
     }
+
     impl<W: ::pactum::store::outbox::Writer> InTx<W> {
         /// Writes through `writer`.
         pub fn new(writer: W) -> Self {
             Self { writer }
         }
+
         /// Writes a delivery of [`ThingShipped`](super::ThingShipped) (`features.thing_shipped`) to `url` under `id` into the outbox, in the caller's transaction. Once it commits, a relay with a `pactum::webhook::durable::WebhookSink` sends it on the durable schedule.
         pub async fn thing_shipped(
             &self,
@@ -1626,6 +1796,7 @@ pub mod webhooks {
             ::pactum::webhook::durable::enqueue(&self.writer, url, id, payload).await
         }
     }
+
     /// What a subscriber to `features`'s webhooks implements; serve it with [`receiver`].
     pub trait Receiver: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// A verified `features.thing_shipped` delivery, once per `webhook-id`. `Ok` is answered 204 and remembered; a problem below 500 is answered and remembered; a 5xx is answered and forgotten, so the sender's retry calls this again.
@@ -1637,6 +1808,7 @@ pub mod webhooks {
             Output = ::std::result::Result<(), ::pactum::Problem>,
         > + ::core::marker::Send;
     }
+
     /// The `POST` handler of one endpoint receiving every webhook type of this
     /// contract: mount it with `Router::route(path, receiver(..))`. Deliveries are
     /// verified against the inbox's secrets (401 otherwise), dispatched by their
@@ -1686,6 +1858,7 @@ pub mod webhooks {
         })
     }
 }
+
 /// The operations of `features` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// Reads one thing.
@@ -1696,7 +1869,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<Primitives, ::pactum::HandlerError<FetchError>>,
     > + ::core::marker::Send;
-    /// `Store`.
+
+    /// `Store`, over `PUT /v1/things`.
     fn store(
         &self,
         ctx: ::pactum::Context,
@@ -1707,6 +1881,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<StoreError>,
         >,
     > + ::core::marker::Send;
+
     /// No input, no output, no errors.
     fn ping(
         &self,
@@ -1714,7 +1889,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<(), ::pactum::HandlerError<PingError>>,
     > + ::core::marker::Send;
-    /// `Watch`.
+
+    /// `Watch`, over gRPC.
     fn watch(
         &self,
         ctx: ::pactum::Context,
@@ -1727,7 +1903,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<WatchError>,
         >,
     > + ::core::marker::Send;
-    /// `Upload`.
+
+    /// `Upload`, over gRPC.
     fn upload(
         &self,
         ctx: ::pactum::Context,
@@ -1740,6 +1917,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<UploadError>,
         >,
     > + ::core::marker::Send;
+
     /// Both sides stream.
     fn chat(
         &self,
@@ -1755,7 +1933,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<ChatError>,
         >,
     > + ::core::marker::Send;
-    /// `OldWay`.
+
+    /// `OldWay`, over `GET /v1/old/{id}`.
     fn old_way(
         &self,
         ctx: ::pactum::Context,
@@ -1764,13 +1943,16 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         Output = ::core::result::Result<(), ::pactum::HandlerError<OldWayError>>,
     > + ::core::marker::Send;
 }
+
 ::pactum::__requires_feature!(rest);
+
 /// An axum router serving every REST operation of `features` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
 ) -> ::pactum::router::axum::Router {
     router_with(service, ::pactum::router::ServerConfig::default())
 }
+
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
@@ -1784,11 +1966,13 @@ pub fn router_with<S: Service>(
         .route("/v1/things/{id}", ::pactum::router::axum::routing::get(__fetch::<S>))
         .with_state(state)
 }
+
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
     config: ::pactum::router::ServerConfig,
 }
+
 async fn __fetch<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -1815,6 +1999,7 @@ async fn __fetch<S: Service>(
         )
         .await
 }
+
 async fn __store<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -1837,6 +2022,7 @@ async fn __store<S: Service>(
         )
         .await
 }
+
 async fn __ping<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -1857,6 +2043,7 @@ async fn __ping<S: Service>(
         )
         .await
 }
+
 async fn __old_way<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -1883,11 +2070,13 @@ async fn __old_way<S: Service>(
         )
         .await
 }
+
 /// A typed REST client for `features` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
     http: ::pactum::rest::client::HttpClient,
 }
+
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -1895,6 +2084,7 @@ impl Client {
             http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
+
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
@@ -1906,11 +2096,13 @@ impl Client {
             ),
         }
     }
+
     /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
     pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
+
     /// Reads one thing.
     pub async fn fetch(
         &self,
@@ -1927,6 +2119,7 @@ impl Client {
             .call(&operations::FETCH, ::pactum::rest::client::Reply::Json, path, body)
             .await
     }
+
     /// Calls `PUT /v1/things`.
     pub async fn store(
         &self,
@@ -1938,6 +2131,7 @@ impl Client {
             .call(&operations::STORE, ::pactum::rest::client::Reply::Json, path, body)
             .await
     }
+
     /// No input, no output, no errors.
     pub async fn ping(
         &self,
@@ -1948,6 +2142,7 @@ impl Client {
             .call(&operations::PING, ::pactum::rest::client::Reply::Empty, path, body)
             .await
     }
+
     /// Calls `GET /v1/old/{id}`.
     pub async fn old_way(
         &self,
@@ -1965,10 +2160,12 @@ impl Client {
             .await
     }
 }
+
 /// gRPC for `features` v1: package `features.v1`, service `FeaturesService`; the same wire as the emitted `.proto`.
 #[allow(clippy::all)]
 pub mod grpc {
     ::pactum::__requires_feature!(grpc);
+
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -1984,6 +2181,7 @@ pub mod grpc {
             #[prost(string, tag = "1536")]
             pub text: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -1998,6 +2196,7 @@ pub mod grpc {
             #[prost(message, optional, tag = "904")]
             pub at: ::core::option::Option<::pactum::grpc::prost_types::Timestamp>,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -2010,6 +2209,7 @@ pub mod grpc {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -2044,6 +2244,7 @@ pub mod grpc {
             #[prost(string, tag = "1504")]
             pub price: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -2056,6 +2257,7 @@ pub mod grpc {
             #[prost(bytes = "vec", tag = "1965")]
             pub chunk: ::std::vec::Vec<u8>,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -2068,6 +2270,7 @@ pub mod grpc {
             #[prost(uint64, tag = "1303")]
             pub count: u64,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -2080,6 +2283,7 @@ pub mod grpc {
             #[prost(string, repeated, tag = "358")]
             pub ids: ::std::vec::Vec<::std::string::String>,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -2092,6 +2296,7 @@ pub mod grpc {
             #[prost(string, tag = "715")]
             pub id: ::std::string::String,
         }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -2102,16 +2307,19 @@ pub mod grpc {
         #[prost(skip_debug)]
         pub struct Busy {}
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn chat_request_to_pb(v: super::ChatRequest) -> pb::ChatRequest {
         pb::ChatRequest { text: v.text }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn chat_request_from_pb(
         v: pb::ChatRequest,
     ) -> ::core::result::Result<super::ChatRequest, ::std::string::String> {
         ::core::result::Result::Ok(super::ChatRequest { text: v.text })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn chat_response_to_pb(v: super::ChatResponse) -> pb::ChatResponse {
         pb::ChatResponse {
@@ -2119,6 +2327,7 @@ pub mod grpc {
             at: ::core::option::Option::Some(::pactum::grpc::timestamp_to(v.at)),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn chat_response_from_pb(
         v: pb::ChatResponse,
@@ -2131,12 +2340,14 @@ pub mod grpc {
             },
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn fetch_request_to_pb(v: super::FetchRequest) -> pb::FetchRequest {
         pb::FetchRequest {
             id: ::std::string::ToString::to_string(&v.id),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn fetch_request_from_pb(
         v: pb::FetchRequest,
@@ -2145,6 +2356,7 @@ pub mod grpc {
             id: ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn primitives_to_pb(v: super::Primitives) -> pb::Primitives {
         pb::Primitives {
@@ -2162,6 +2374,7 @@ pub mod grpc {
             price: ::std::string::ToString::to_string(&v.price),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn primitives_from_pb(
         v: pb::Primitives,
@@ -2187,12 +2400,14 @@ pub mod grpc {
             price: ::pactum::grpc::parse::<::pactum::types::Decimal>("price", &v.price)?,
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn upload_request_to_pb(v: super::UploadRequest) -> pb::UploadRequest {
         pb::UploadRequest {
             chunk: v.chunk.0.0,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn upload_request_from_pb(
         v: pb::UploadRequest,
@@ -2201,12 +2416,14 @@ pub mod grpc {
             chunk: super::Blob(::pactum::types::Bytes(v.chunk)),
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn upload_response_to_pb(v: super::UploadResponse) -> pb::UploadResponse {
         pb::UploadResponse {
             count: v.count.0,
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn upload_response_from_pb(
         v: pb::UploadResponse,
@@ -2215,6 +2432,7 @@ pub mod grpc {
             count: super::Count(v.count),
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn watch_request_to_pb(v: super::WatchRequest) -> pb::WatchRequest {
         pb::WatchRequest {
@@ -2225,6 +2443,7 @@ pub mod grpc {
                 .collect(),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn watch_request_from_pb(
         v: pb::WatchRequest,
@@ -2241,12 +2460,14 @@ pub mod grpc {
                 .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn not_there_to_pb(v: super::NotThere) -> pb::NotThere {
         pb::NotThere {
             id: ::std::string::ToString::to_string(&v.id),
         }
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn not_there_from_pb(
         v: pb::NotThere,
@@ -2255,11 +2476,13 @@ pub mod grpc {
             id: ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
         })
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn busy_to_pb(v: super::Busy) -> pb::Busy {
         let _ = v;
         pb::Busy {}
     }
+
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn busy_from_pb(
         v: pb::Busy,
@@ -2267,6 +2490,7 @@ pub mod grpc {
         let _ = v;
         ::core::result::Result::Ok(super::Busy {})
     }
+
     fn fetch_error_detail(e: &super::FetchError) -> ::pactum::grpc::prost_types::Any {
         match e {
             super::FetchError::NotThere(e) => {
@@ -2287,6 +2511,7 @@ pub mod grpc {
             }
         }
     }
+
     fn fetch_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::FetchError> {
@@ -2306,33 +2531,40 @@ pub mod grpc {
             _ => ::core::option::Option::None,
         }
     }
+
     fn watch_error_detail(e: &super::WatchError) -> ::pactum::grpc::prost_types::Any {
         match *e {}
     }
+
     fn watch_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::WatchError> {
         let _ = any;
         ::core::option::Option::None
     }
+
     fn upload_error_detail(e: &super::UploadError) -> ::pactum::grpc::prost_types::Any {
         match *e {}
     }
+
     fn upload_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::UploadError> {
         let _ = any;
         ::core::option::Option::None
     }
+
     fn chat_error_detail(e: &super::ChatError) -> ::pactum::grpc::prost_types::Any {
         match *e {}
     }
+
     fn chat_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::ChatError> {
         let _ = any;
         ::core::option::Option::None
     }
+
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
     /// (`pactum::router::serve` does).
@@ -2341,6 +2573,7 @@ pub mod grpc {
     ) -> ::pactum::router::axum::Router {
         router_with(service, ::pactum::router::ServerConfig::default())
     }
+
     /// [`router`] with explicit settings: the idempotency store, leases and body
     /// limit. Give it the same `ServerConfig` as the REST router, so keys live in
     /// one store whichever transport a call takes.
@@ -2444,11 +2677,13 @@ pub mod grpc {
                 }),
             )
     }
+
     /// A typed gRPC client.
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     pub struct Client {
         inner: ::pactum::grpc::GrpcClient,
     }
+
     impl Client {
         /// A client for `url` (`http://127.0.0.1:50051`), connecting on first use.
         pub fn connect_lazy(
@@ -2458,6 +2693,7 @@ pub mod grpc {
                 inner: ::pactum::grpc::GrpcClient::connect_lazy(url)?,
             })
         }
+
         /// A client for this service's stable in-cluster name.
         pub fn for_service(
             namespace: &str,
@@ -2471,10 +2707,12 @@ pub mod grpc {
                 )?,
             })
         }
+
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
         }
+
         /// Calls `Fetch` over gRPC.
         pub async fn fetch(
             &self,
@@ -2493,6 +2731,7 @@ pub mod grpc {
                 )
                 .await
         }
+
         /// Calls `Watch` over gRPC.
         pub async fn watch(
             &self,
@@ -2516,6 +2755,7 @@ pub mod grpc {
                 )
                 .await
         }
+
         /// Calls `Upload` over gRPC.
         pub async fn upload(
             &self,
@@ -2540,6 +2780,7 @@ pub mod grpc {
                 )
                 .await
         }
+
         /// Calls `Chat` over gRPC.
         pub async fn chat(
             &self,

@@ -3,11 +3,14 @@
 
 /// Service name.
 pub const SERVICE: &str = "cart";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "1.1.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-storefront";
-/// `CartId`.
+
+/// `CartId`: a `uuid` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -20,16 +23,19 @@ pub const OWNER: &str = "team-storefront";
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct CartId(pub ::pactum::types::Uuid);
+
 impl ::std::convert::From<::pactum::types::Uuid> for CartId {
     fn from(value: ::pactum::types::Uuid) -> Self {
         CartId(value)
     }
 }
+
 impl ::std::fmt::Display for CartId {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for CartId {
     fn validate_into(
         &self,
@@ -40,7 +46,8 @@ impl ::pactum::Validate for CartId {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `CartItem`.
+
+/// `CartItem`: `sku` and `quantity`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -53,6 +60,7 @@ pub struct CartItem {
     pub sku: super::super::pricing::v1::Sku,
     pub quantity: u32,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for CartItem {
     fn validate_into(
@@ -76,7 +84,8 @@ impl ::pactum::Validate for CartItem {
         path.pop();
     }
 }
-/// `Cart`.
+
+/// `Cart`: `id`, `customer_id`, `items`, `total` and `updated_at`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -93,6 +102,7 @@ pub struct Cart {
     pub total: ::std::option::Option<super::super::pricing::v1::Money>,
     pub updated_at: ::pactum::types::Timestamp,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Cart {
     fn validate_into(
@@ -119,6 +129,7 @@ impl ::pactum::Validate for Cart {
         ::pactum::__private::check::field("updated_at", &self.updated_at, path, out);
     }
 }
+
 /// Input of [`GetCart`](operations::GET_CART).
 #[derive(
     ::core::fmt::Debug,
@@ -131,6 +142,7 @@ impl ::pactum::Validate for Cart {
 pub struct GetCartRequest {
     pub cart_id: CartId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for GetCartRequest {
     fn validate_into(
@@ -141,6 +153,7 @@ impl ::pactum::Validate for GetCartRequest {
         ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
     }
 }
+
 /// Input of [`AddItem`](operations::ADD_ITEM).
 #[derive(
     ::core::fmt::Debug,
@@ -154,6 +167,7 @@ pub struct AddItemRequest {
     pub cart_id: CartId,
     pub item: CartItem,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for AddItemRequest {
     fn validate_into(
@@ -165,6 +179,7 @@ impl ::pactum::Validate for AddItemRequest {
         ::pactum::__private::check::field("item", &self.item, path, out);
     }
 }
+
 /// Input of [`CheckoutCart`](operations::CHECKOUT_CART).
 #[derive(
     ::core::fmt::Debug,
@@ -177,6 +192,7 @@ impl ::pactum::Validate for AddItemRequest {
 pub struct CheckoutCartRequest {
     pub cart_id: CartId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for CheckoutCartRequest {
     fn validate_into(
@@ -187,6 +203,7 @@ impl ::pactum::Validate for CheckoutCartRequest {
         ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
     }
 }
+
 /// Output of [`CheckoutCart`](operations::CHECKOUT_CART).
 #[derive(
     ::core::fmt::Debug,
@@ -200,6 +217,7 @@ pub struct CheckoutCartResponse {
     pub order_id: ::pactum::types::Uuid,
     pub total: super::super::pricing::v1::Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for CheckoutCartResponse {
     fn validate_into(
@@ -211,6 +229,7 @@ impl ::pactum::Validate for CheckoutCartResponse {
         ::pactum::__private::check::field("total", &self.total, path, out);
     }
 }
+
 /// CartNotFound
 #[derive(
     ::core::fmt::Debug,
@@ -223,6 +242,7 @@ impl ::pactum::Validate for CheckoutCartResponse {
 pub struct CartNotFound {
     pub cart_id: CartId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for CartNotFound {
     fn validate_into(
@@ -233,21 +253,26 @@ impl ::pactum::Validate for CartNotFound {
         ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for CartNotFound {
     const CODE: &'static str = "CartNotFound";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::NotFound;
 }
+
 impl ::std::fmt::Display for CartNotFound {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("CartNotFound")
     }
 }
+
 impl ::std::error::Error for CartNotFound {}
 impl ::pactum::ErrorKind for CartNotFound {
     fn error_kind(&self) -> &str {
         "CartNotFound"
     }
 }
+
 /// A cart needs at least one item to check out.
 #[derive(
     ::core::fmt::Debug,
@@ -260,6 +285,7 @@ impl ::pactum::ErrorKind for CartNotFound {
 pub struct CartEmpty {
     pub cart_id: CartId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for CartEmpty {
     fn validate_into(
@@ -270,53 +296,64 @@ impl ::pactum::Validate for CartEmpty {
         ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for CartEmpty {
     const CODE: &'static str = "CartEmpty";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::FailedPrecondition;
 }
+
 impl ::std::fmt::Display for CartEmpty {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("A cart needs at least one item to check out.")
     }
 }
+
 impl ::std::error::Error for CartEmpty {}
 impl ::pactum::ErrorKind for CartEmpty {
     fn error_kind(&self) -> &str {
         "CartEmpty"
     }
 }
+
 /// Errors declared for `GetCart`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum GetCartError {
-    #[allow(missing_docs)]
+    /// The declared error [`CartNotFound`].
     CartNotFound(CartNotFound),
 }
+
 ::pactum::__operation_error!(GetCartError { CartNotFound = "CartNotFound" });
+
 /// Errors declared for `AddItem`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum AddItemError {
-    #[allow(missing_docs)]
+    /// The declared error [`CartNotFound`].
     CartNotFound(CartNotFound),
 }
+
 ::pactum::__operation_error!(AddItemError { CartNotFound = "CartNotFound" });
+
 /// Errors declared for `CheckoutCart`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum CheckoutCartError {
-    #[allow(missing_docs)]
+    /// The declared error [`CartNotFound`].
     CartNotFound(CartNotFound),
-    #[allow(missing_docs)]
+    /// The declared error [`CartEmpty`].
     CartEmpty(CartEmpty),
 }
+
 ::pactum::__operation_error!(
     CheckoutCartError { CartNotFound = "CartNotFound", CartEmpty = "CartEmpty" }
 );
+
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
-    /// `GetCart`.
+    /// `GetCart`, over `GET /v1/carts/{cart_id}`.
     pub const GET_CART: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "cart",
-        major: 1u32,
+        major: 1,
         name: "GetCart",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "GET",
@@ -327,17 +364,18 @@ pub mod operations {
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(20),
             max_backoff: ::std::time::Duration::from_millis(200),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
     };
-    /// `AddItem`.
+
+    /// `AddItem`, over `POST /v1/carts/{cart_id}/items`.
     pub const ADD_ITEM: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "cart",
-        major: 1u32,
+        major: 1,
         name: "AddItem",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "POST",
@@ -348,17 +386,18 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(50),
             max_backoff: ::std::time::Duration::from_millis(500),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
     };
+
     /// Prices the cart, reserves stock and places the order.
     pub const CHECKOUT_CART: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "cart",
-        major: 1u32,
+        major: 1,
         name: "CheckoutCart",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "POST",
@@ -369,7 +408,7 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 2u32,
+            attempts: 2,
             initial_backoff: ::std::time::Duration::from_millis(100),
             max_backoff: ::std::time::Duration::from_secs(1),
             full_jitter: true,
@@ -377,9 +416,10 @@ pub mod operations {
         streaming: ::pactum::Streaming::None,
     };
 }
+
 /// The operations of `cart` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
-    /// `GetCart`.
+    /// `GetCart`, over `GET /v1/carts/{cart_id}`.
     fn get_cart(
         &self,
         ctx: ::pactum::Context,
@@ -387,7 +427,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<Cart, ::pactum::HandlerError<GetCartError>>,
     > + ::core::marker::Send;
-    /// `AddItem`.
+
+    /// `AddItem`, over `POST /v1/carts/{cart_id}/items`.
     fn add_item(
         &self,
         ctx: ::pactum::Context,
@@ -395,6 +436,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<Cart, ::pactum::HandlerError<AddItemError>>,
     > + ::core::marker::Send;
+
     /// Prices the cart, reserves stock and places the order.
     fn checkout_cart(
         &self,
@@ -407,13 +449,16 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
 }
+
 ::pactum::__requires_feature!(rest);
+
 /// An axum router serving every REST operation of `cart` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
 ) -> ::pactum::router::axum::Router {
     router_with(service, ::pactum::router::ServerConfig::default())
 }
+
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
@@ -435,11 +480,13 @@ pub fn router_with<S: Service>(
         )
         .with_state(state)
 }
+
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
     config: ::pactum::router::ServerConfig,
 }
+
 async fn __get_cart<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -465,6 +512,7 @@ async fn __get_cart<S: Service>(
         )
         .await
 }
+
 async fn __add_item<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -490,6 +538,7 @@ async fn __add_item<S: Service>(
         )
         .await
 }
+
 async fn __checkout_cart<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -515,11 +564,13 @@ async fn __checkout_cart<S: Service>(
         )
         .await
 }
+
 /// A typed REST client for `cart` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
     http: ::pactum::rest::client::HttpClient,
 }
+
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -527,6 +578,7 @@ impl Client {
             http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
+
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
@@ -538,11 +590,13 @@ impl Client {
             ),
         }
     }
+
     /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
     pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
+
     /// Calls `GET /v1/carts/{cart_id}`.
     pub async fn get_cart(
         &self,
@@ -559,6 +613,7 @@ impl Client {
             .call(&operations::GET_CART, ::pactum::rest::client::Reply::Json, path, body)
             .await
     }
+
     /// Calls `POST /v1/carts/{cart_id}/items`.
     pub async fn add_item(
         &self,
@@ -586,6 +641,7 @@ impl Client {
             .call(&operations::ADD_ITEM, ::pactum::rest::client::Reply::Json, path, body)
             .await
     }
+
     /// Prices the cart, reserves stock and places the order.
     pub async fn checkout_cart(
         &self,

@@ -3,11 +3,14 @@
 
 /// Service name.
 pub const SERVICE: &str = "inventory";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "1.0.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-warehouse";
-/// `ReservationId`.
+
+/// `ReservationId`: a `uuid` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -20,16 +23,19 @@ pub const OWNER: &str = "team-warehouse";
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct ReservationId(pub ::pactum::types::Uuid);
+
 impl ::std::convert::From<::pactum::types::Uuid> for ReservationId {
     fn from(value: ::pactum::types::Uuid) -> Self {
         ReservationId(value)
     }
 }
+
 impl ::std::fmt::Display for ReservationId {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for ReservationId {
     fn validate_into(
         &self,
@@ -40,7 +46,8 @@ impl ::pactum::Validate for ReservationId {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `StockLevel`.
+
+/// `StockLevel`: `sku`, `available` and `reserved`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -54,6 +61,7 @@ pub struct StockLevel {
     pub available: u32,
     pub reserved: u32,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for StockLevel {
     fn validate_into(
@@ -66,6 +74,7 @@ impl ::pactum::Validate for StockLevel {
         ::pactum::__private::check::field("reserved", &self.reserved, path, out);
     }
 }
+
 /// One change of a SKU's availability, streamed to watchers.
 #[derive(
     ::core::fmt::Debug,
@@ -80,6 +89,7 @@ pub struct StockChange {
     pub available: u32,
     pub at: ::pactum::types::Timestamp,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for StockChange {
     fn validate_into(
@@ -92,6 +102,7 @@ impl ::pactum::Validate for StockChange {
         ::pactum::__private::check::field("at", &self.at, path, out);
     }
 }
+
 /// Input of [`CheckStock`](operations::CHECK_STOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -104,6 +115,7 @@ impl ::pactum::Validate for StockChange {
 pub struct CheckStockRequest {
     pub sku: super::super::pricing::v1::Sku,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for CheckStockRequest {
     fn validate_into(
@@ -114,6 +126,7 @@ impl ::pactum::Validate for CheckStockRequest {
         ::pactum::__private::check::field("sku", &self.sku, path, out);
     }
 }
+
 /// Input of [`ReserveStock`](operations::RESERVE_STOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -127,6 +140,7 @@ pub struct ReserveStockRequest {
     pub order_id: ::pactum::types::Uuid,
     pub lines: ::std::vec::Vec<super::super::pricing::v1::QuoteLine>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ReserveStockRequest {
     fn validate_into(
@@ -150,6 +164,7 @@ impl ::pactum::Validate for ReserveStockRequest {
         path.pop();
     }
 }
+
 /// Output of [`ReserveStock`](operations::RESERVE_STOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -163,6 +178,7 @@ pub struct ReserveStockResponse {
     pub reservation_id: ReservationId,
     pub expires_at: ::pactum::types::Timestamp,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ReserveStockResponse {
     fn validate_into(
@@ -179,6 +195,7 @@ impl ::pactum::Validate for ReserveStockResponse {
         ::pactum::__private::check::field("expires_at", &self.expires_at, path, out);
     }
 }
+
 /// Input of [`ReleaseStock`](operations::RELEASE_STOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -191,6 +208,7 @@ impl ::pactum::Validate for ReserveStockResponse {
 pub struct ReleaseStockRequest {
     pub reservation_id: ReservationId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ReleaseStockRequest {
     fn validate_into(
@@ -206,6 +224,7 @@ impl ::pactum::Validate for ReleaseStockRequest {
         );
     }
 }
+
 /// Input of [`WatchStock`](operations::WATCH_STOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -218,6 +237,7 @@ impl ::pactum::Validate for ReleaseStockRequest {
 pub struct WatchStockRequest {
     pub skus: ::std::vec::Vec<super::super::pricing::v1::Sku>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for WatchStockRequest {
     fn validate_into(
@@ -240,6 +260,7 @@ impl ::pactum::Validate for WatchStockRequest {
         path.pop();
     }
 }
+
 /// Input of [`BulkRestock`](operations::BULK_RESTOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -253,6 +274,7 @@ pub struct BulkRestockRequest {
     pub sku: super::super::pricing::v1::Sku,
     pub quantity: u32,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for BulkRestockRequest {
     fn validate_into(
@@ -276,6 +298,7 @@ impl ::pactum::Validate for BulkRestockRequest {
         path.pop();
     }
 }
+
 /// Output of [`BulkRestock`](operations::BULK_RESTOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -289,6 +312,7 @@ pub struct BulkRestockResponse {
     pub skus: u32,
     pub units: u64,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for BulkRestockResponse {
     fn validate_into(
@@ -300,6 +324,7 @@ impl ::pactum::Validate for BulkRestockResponse {
         ::pactum::__private::check::field("units", &self.units, path, out);
     }
 }
+
 /// Input of [`ScanStock`](operations::SCAN_STOCK).
 #[derive(
     ::core::fmt::Debug,
@@ -312,6 +337,7 @@ impl ::pactum::Validate for BulkRestockResponse {
 pub struct ScanStockRequest {
     pub sku: super::super::pricing::v1::Sku,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ScanStockRequest {
     fn validate_into(
@@ -322,6 +348,7 @@ impl ::pactum::Validate for ScanStockRequest {
         ::pactum::__private::check::field("sku", &self.sku, path, out);
     }
 }
+
 /// Not enough stock to reserve.
 #[derive(
     ::core::fmt::Debug,
@@ -336,6 +363,7 @@ pub struct OutOfStock {
     pub requested: u32,
     pub available: u32,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OutOfStock {
     fn validate_into(
@@ -348,21 +376,26 @@ impl ::pactum::Validate for OutOfStock {
         ::pactum::__private::check::field("available", &self.available, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for OutOfStock {
     const CODE: &'static str = "OutOfStock";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::FailedPrecondition;
 }
+
 impl ::std::fmt::Display for OutOfStock {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("Not enough stock to reserve.")
     }
 }
+
 impl ::std::error::Error for OutOfStock {}
 impl ::pactum::ErrorKind for OutOfStock {
     fn error_kind(&self) -> &str {
         "OutOfStock"
     }
 }
+
 /// No such reservation.
 #[derive(
     ::core::fmt::Debug,
@@ -375,6 +408,7 @@ impl ::pactum::ErrorKind for OutOfStock {
 pub struct ReservationNotFound {
     pub reservation_id: ReservationId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ReservationNotFound {
     fn validate_into(
@@ -390,60 +424,73 @@ impl ::pactum::Validate for ReservationNotFound {
         );
     }
 }
+
 impl ::pactum::DeclaredError for ReservationNotFound {
     const CODE: &'static str = "ReservationNotFound";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::NotFound;
 }
+
 impl ::std::fmt::Display for ReservationNotFound {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("No such reservation.")
     }
 }
+
 impl ::std::error::Error for ReservationNotFound {}
 impl ::pactum::ErrorKind for ReservationNotFound {
     fn error_kind(&self) -> &str {
         "ReservationNotFound"
     }
 }
+
 /// Errors declared for `CheckStock`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum CheckStockError {}
 ::pactum::__operation_error!(CheckStockError {});
+
 /// Errors declared for `ReserveStock`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum ReserveStockError {
-    #[allow(missing_docs)]
+    /// The declared error [`OutOfStock`].
     OutOfStock(OutOfStock),
 }
+
 ::pactum::__operation_error!(ReserveStockError { OutOfStock = "OutOfStock" });
+
 /// Errors declared for `ReleaseStock`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum ReleaseStockError {
-    #[allow(missing_docs)]
+    /// The declared error [`ReservationNotFound`].
     ReservationNotFound(ReservationNotFound),
 }
+
 ::pactum::__operation_error!(
     ReleaseStockError { ReservationNotFound = "ReservationNotFound" }
 );
+
 /// Errors declared for `WatchStock`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum WatchStockError {}
 ::pactum::__operation_error!(WatchStockError {});
+
 /// Errors declared for `BulkRestock`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum BulkRestockError {}
 ::pactum::__operation_error!(BulkRestockError {});
+
 /// Errors declared for `ScanStock`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum ScanStockError {}
 ::pactum::__operation_error!(ScanStockError {});
+
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
-    /// `CheckStock`.
+    /// `CheckStock`, over `GET /v1/stock/{sku}` and gRPC.
     pub const CHECK_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "inventory",
-        major: 1u32,
+        major: 1,
         name: "CheckStock",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "GET",
@@ -454,17 +501,18 @@ pub mod operations {
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(10),
             max_backoff: ::std::time::Duration::from_millis(100),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
     };
+
     /// Holds stock for an order until it is paid or released.
     pub const RESERVE_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "inventory",
-        major: 1u32,
+        major: 1,
         name: "ReserveStock",
         route: ::std::option::Option::None,
         grpc: true,
@@ -472,17 +520,18 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(50),
             max_backoff: ::std::time::Duration::from_millis(500),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
     };
-    /// `ReleaseStock`.
+
+    /// `ReleaseStock`, over gRPC.
     pub const RELEASE_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "inventory",
-        major: 1u32,
+        major: 1,
         name: "ReleaseStock",
         route: ::std::option::Option::None,
         grpc: true,
@@ -492,10 +541,11 @@ pub mod operations {
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
+
     /// Streams availability changes of the given SKUs.
     pub const WATCH_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "inventory",
-        major: 1u32,
+        major: 1,
         name: "WatchStock",
         route: ::std::option::Option::None,
         grpc: true,
@@ -505,10 +555,11 @@ pub mod operations {
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Server,
     };
+
     /// Streams stock arrivals from a warehouse scanner; answers with the total.
     pub const BULK_RESTOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "inventory",
-        major: 1u32,
+        major: 1,
         name: "BulkRestock",
         route: ::std::option::Option::None,
         grpc: true,
@@ -518,10 +569,11 @@ pub mod operations {
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Client,
     };
+
     /// A handheld scanner streams SKUs; each gets its stock level back as it is scanned.
     pub const SCAN_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "inventory",
-        major: 1u32,
+        major: 1,
         name: "ScanStock",
         route: ::std::option::Option::None,
         grpc: true,
@@ -532,6 +584,7 @@ pub mod operations {
         streaming: ::pactum::Streaming::Bidi,
     };
 }
+
 /// Stock was held for an order; shipping prepares the parcel.
 #[derive(
     ::core::fmt::Debug,
@@ -546,6 +599,7 @@ pub struct StockReserved {
     pub reservation_id: ReservationId,
     pub lines: ::std::vec::Vec<super::super::pricing::v1::QuoteLine>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for StockReserved {
     fn validate_into(
@@ -563,21 +617,29 @@ impl ::pactum::Validate for StockReserved {
         ::pactum::__private::check::field("lines", &self.lines, path, out);
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for StockReserved {
     const NAME: &'static str = "StockReserved";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "inventory";
+
     const TYPE: &'static str = "inventory.StockReserved.v1";
+
     const SUBJECT: &'static str = "inventory.stock_reserved.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Queue;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
     }
 }
+
 /// The operations of `inventory` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
-    /// `CheckStock`.
+    /// `CheckStock`, over `GET /v1/stock/{sku}` and gRPC.
     fn check_stock(
         &self,
         ctx: ::pactum::Context,
@@ -588,6 +650,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<CheckStockError>,
         >,
     > + ::core::marker::Send;
+
     /// Holds stock for an order until it is paid or released.
     fn reserve_stock(
         &self,
@@ -599,7 +662,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<ReserveStockError>,
         >,
     > + ::core::marker::Send;
-    /// `ReleaseStock`.
+
+    /// `ReleaseStock`, over gRPC.
     fn release_stock(
         &self,
         ctx: ::pactum::Context,
@@ -607,6 +671,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<(), ::pactum::HandlerError<ReleaseStockError>>,
     > + ::core::marker::Send;
+
     /// Streams availability changes of the given SKUs.
     fn watch_stock(
         &self,
@@ -623,6 +688,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<WatchStockError>,
         >,
     > + ::core::marker::Send;
+
     /// Streams stock arrivals from a warehouse scanner; answers with the total.
     fn bulk_restock(
         &self,
@@ -636,6 +702,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<BulkRestockError>,
         >,
     > + ::core::marker::Send;
+
     /// A handheld scanner streams SKUs; each gets its stock level back as it is scanned.
     fn scan_stock(
         &self,
@@ -655,13 +722,16 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
 }
+
 ::pactum::__requires_feature!(rest);
+
 /// An axum router serving every REST operation of `inventory` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
 ) -> ::pactum::router::axum::Router {
     router_with(service, ::pactum::router::ServerConfig::default())
 }
+
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
@@ -675,11 +745,13 @@ pub fn router_with<S: Service>(
         )
         .with_state(state)
 }
+
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
     config: ::pactum::router::ServerConfig,
 }
+
 async fn __check_stock<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -709,11 +781,13 @@ async fn __check_stock<S: Service>(
         )
         .await
 }
+
 /// A typed REST client for `inventory` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
     http: ::pactum::rest::client::HttpClient,
 }
+
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -721,6 +795,7 @@ impl Client {
             http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
+
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
@@ -732,11 +807,13 @@ impl Client {
             ),
         }
     }
+
     /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
     pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
+
     /// Calls `GET /v1/stock/{sku}`.
     pub async fn check_stock(
         &self,

@@ -3,11 +3,14 @@
 
 /// Service name.
 pub const SERVICE: &str = "notifications";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "1.0.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-messaging";
-/// `Channel`.
+
+/// `Channel`: one of `email`, `sms` and `push`.
 ///
 /// Open for evolution: a value added by a newer contract version deserializes as
 /// `Unrecognized` (and serializes back unchanged) instead of failing the whole message.
@@ -33,10 +36,12 @@ pub enum Channel {
     #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
+
 #[allow(deprecated)]
 impl Channel {
     /// Every value this version knows, in contract order.
     pub const KNOWN: &'static [&'static str] = &["email", "sms", "push"];
+
     /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
@@ -47,11 +52,13 @@ impl Channel {
         }
     }
 }
+
 impl ::std::fmt::Display for Channel {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
+
 impl ::pactum::Validate for Channel {
     fn validate_into(
         &self,
@@ -63,6 +70,7 @@ impl ::pactum::Validate for Channel {
         }
     }
 }
+
 /// Event `EmailSent` v1.
 #[derive(
     ::core::fmt::Debug,
@@ -78,6 +86,7 @@ pub struct EmailSent {
     pub channel: Channel,
     pub template: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for EmailSent {
     fn validate_into(
@@ -103,14 +112,21 @@ impl ::pactum::Validate for EmailSent {
         path.pop();
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for EmailSent {
     const NAME: &'static str = "EmailSent";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "notifications";
+
     const TYPE: &'static str = "notifications.EmailSent.v1";
+
     const SUBJECT: &'static str = "notifications.email_sent.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.message_id))
     }

@@ -3,11 +3,14 @@
 
 /// Service name.
 pub const SERVICE: &str = "orders";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "1.2.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-orders";
-/// `OrderId`.
+
+/// `OrderId`: a `uuid` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -20,16 +23,19 @@ pub const OWNER: &str = "team-orders";
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct OrderId(pub ::pactum::types::Uuid);
+
 impl ::std::convert::From<::pactum::types::Uuid> for OrderId {
     fn from(value: ::pactum::types::Uuid) -> Self {
         OrderId(value)
     }
 }
+
 impl ::std::fmt::Display for OrderId {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for OrderId {
     fn validate_into(
         &self,
@@ -40,7 +46,8 @@ impl ::pactum::Validate for OrderId {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `OrderStatus`.
+
+/// `OrderStatus`: one of `pending`, `paid`, `shipped` and `cancelled`.
 ///
 /// Open for evolution: a value added by a newer contract version deserializes as
 /// `Unrecognized` (and serializes back unchanged) instead of failing the whole message.
@@ -68,6 +75,7 @@ pub enum OrderStatus {
     #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
+
 #[allow(deprecated)]
 impl OrderStatus {
     /// Every value this version knows, in contract order.
@@ -77,6 +85,7 @@ impl OrderStatus {
         "shipped",
         "cancelled",
     ];
+
     /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
@@ -88,11 +97,13 @@ impl OrderStatus {
         }
     }
 }
+
 impl ::std::fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
+
 impl ::pactum::Validate for OrderStatus {
     fn validate_into(
         &self,
@@ -104,7 +115,8 @@ impl ::pactum::Validate for OrderStatus {
         }
     }
 }
-/// `OrderLine`.
+
+/// `OrderLine`: `sku`, `quantity` and `unit_price`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -118,6 +130,7 @@ pub struct OrderLine {
     pub quantity: u32,
     pub unit_price: super::super::pricing::v1::Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderLine {
     fn validate_into(
@@ -142,7 +155,8 @@ impl ::pactum::Validate for OrderLine {
         ::pactum::__private::check::field("unit_price", &self.unit_price, path, out);
     }
 }
-/// `Order`.
+
+/// `Order`: `id`, `customer_id`, `lines`, `status`, `total`, `placed_at` and 1 more.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -163,6 +177,7 @@ pub struct Order {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub note: ::std::option::Option<::std::string::String>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Order {
     fn validate_into(
@@ -205,7 +220,8 @@ impl ::pactum::Validate for Order {
         path.pop();
     }
 }
-/// `PlaceOrderRequest`.
+
+/// `PlaceOrderRequest`: `cart_id`, `customer_id`, `lines` and `note`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -222,6 +238,7 @@ pub struct PlaceOrderRequest {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub note: ::std::option::Option<::std::string::String>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for PlaceOrderRequest {
     fn validate_into(
@@ -261,6 +278,7 @@ impl ::pactum::Validate for PlaceOrderRequest {
         path.pop();
     }
 }
+
 /// Input of [`GetOrder`](operations::GET_ORDER).
 #[derive(
     ::core::fmt::Debug,
@@ -273,6 +291,7 @@ impl ::pactum::Validate for PlaceOrderRequest {
 pub struct GetOrderRequest {
     pub id: OrderId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for GetOrderRequest {
     fn validate_into(
@@ -283,6 +302,7 @@ impl ::pactum::Validate for GetOrderRequest {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 /// Input of [`CancelOrder`](operations::CANCEL_ORDER).
 #[derive(
     ::core::fmt::Debug,
@@ -296,6 +316,7 @@ pub struct CancelOrderRequest {
     pub id: OrderId,
     pub reason: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for CancelOrderRequest {
     fn validate_into(
@@ -319,6 +340,7 @@ impl ::pactum::Validate for CancelOrderRequest {
         path.pop();
     }
 }
+
 /// No order has this id.
 #[derive(
     ::core::fmt::Debug,
@@ -331,6 +353,7 @@ impl ::pactum::Validate for CancelOrderRequest {
 pub struct OrderNotFound {
     pub id: OrderId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderNotFound {
     fn validate_into(
@@ -341,21 +364,26 @@ impl ::pactum::Validate for OrderNotFound {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for OrderNotFound {
     const CODE: &'static str = "OrderNotFound";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::NotFound;
 }
+
 impl ::std::fmt::Display for OrderNotFound {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("No order has this id.")
     }
 }
+
 impl ::std::error::Error for OrderNotFound {}
 impl ::pactum::ErrorKind for OrderNotFound {
     fn error_kind(&self) -> &str {
         "OrderNotFound"
     }
 }
+
 /// Only pending or paid orders can be cancelled.
 #[derive(
     ::core::fmt::Debug,
@@ -369,6 +397,7 @@ pub struct OrderNotCancellable {
     pub id: OrderId,
     pub status: OrderStatus,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderNotCancellable {
     fn validate_into(
@@ -380,51 +409,61 @@ impl ::pactum::Validate for OrderNotCancellable {
         ::pactum::__private::check::field("status", &self.status, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for OrderNotCancellable {
     const CODE: &'static str = "OrderNotCancellable";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::FailedPrecondition;
 }
+
 impl ::std::fmt::Display for OrderNotCancellable {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("Only pending or paid orders can be cancelled.")
     }
 }
+
 impl ::std::error::Error for OrderNotCancellable {}
 impl ::pactum::ErrorKind for OrderNotCancellable {
     fn error_kind(&self) -> &str {
         "OrderNotCancellable"
     }
 }
+
 /// Errors declared for `GetOrder`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum GetOrderError {
-    #[allow(missing_docs)]
+    /// The declared error [`OrderNotFound`].
     OrderNotFound(OrderNotFound),
 }
+
 ::pactum::__operation_error!(GetOrderError { OrderNotFound = "OrderNotFound" });
+
 /// Errors declared for `PlaceOrder`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum PlaceOrderError {}
 ::pactum::__operation_error!(PlaceOrderError {});
+
 /// Errors declared for `CancelOrder`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum CancelOrderError {
-    #[allow(missing_docs)]
+    /// The declared error [`OrderNotFound`].
     OrderNotFound(OrderNotFound),
-    #[allow(missing_docs)]
+    /// The declared error [`OrderNotCancellable`].
     OrderNotCancellable(OrderNotCancellable),
 }
+
 ::pactum::__operation_error!(
     CancelOrderError { OrderNotFound = "OrderNotFound", OrderNotCancellable =
     "OrderNotCancellable" }
 );
+
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
-    /// `GetOrder`.
+    /// `GetOrder`, over `GET /v1/orders/{id}` and gRPC.
     pub const GET_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "orders",
-        major: 1u32,
+        major: 1,
         name: "GetOrder",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "GET",
@@ -435,17 +474,18 @@ pub mod operations {
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(20),
             max_backoff: ::std::time::Duration::from_millis(200),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
     };
-    /// `PlaceOrder`.
+
+    /// `PlaceOrder`, over `POST /v1/orders`.
     pub const PLACE_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "orders",
-        major: 1u32,
+        major: 1,
         name: "PlaceOrder",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "POST",
@@ -456,17 +496,18 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(50),
             max_backoff: ::std::time::Duration::from_secs(1),
             full_jitter: true,
         }),
         streaming: ::pactum::Streaming::None,
     };
-    /// `CancelOrder`.
+
+    /// `CancelOrder`, over `POST /v1/orders/{id}/cancel`.
     pub const CANCEL_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "orders",
-        major: 1u32,
+        major: 1,
         name: "CancelOrder",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "POST",
@@ -480,6 +521,7 @@ pub mod operations {
         streaming: ::pactum::Streaming::None,
     };
 }
+
 /// An order was accepted. Payments charges it; inventory keeps its reservation.
 #[derive(
     ::core::fmt::Debug,
@@ -496,6 +538,7 @@ pub struct OrderPlaced {
     pub lines: ::std::vec::Vec<OrderLine>,
     pub total: super::super::pricing::v1::Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderPlaced {
     fn validate_into(
@@ -509,18 +552,26 @@ impl ::pactum::Validate for OrderPlaced {
         ::pactum::__private::check::field("total", &self.total, path, out);
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for OrderPlaced {
     const NAME: &'static str = "OrderPlaced";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "orders";
+
     const TYPE: &'static str = "orders.OrderPlaced.v1";
+
     const SUBJECT: &'static str = "orders.order_placed.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Stream;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
     }
 }
+
 /// Event `OrderCancelled` v1.
 #[derive(
     ::core::fmt::Debug,
@@ -534,6 +585,7 @@ pub struct OrderCancelled {
     pub order_id: OrderId,
     pub reason: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderCancelled {
     fn validate_into(
@@ -557,21 +609,29 @@ impl ::pactum::Validate for OrderCancelled {
         path.pop();
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for OrderCancelled {
     const NAME: &'static str = "OrderCancelled";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "orders";
+
     const TYPE: &'static str = "orders.OrderCancelled.v1";
+
     const SUBJECT: &'static str = "orders.order_cancelled.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
     }
 }
+
 /// The operations of `orders` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
-    /// `GetOrder`.
+    /// `GetOrder`, over `GET /v1/orders/{id}` and gRPC.
     fn get_order(
         &self,
         ctx: ::pactum::Context,
@@ -579,7 +639,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<Order, ::pactum::HandlerError<GetOrderError>>,
     > + ::core::marker::Send;
-    /// `PlaceOrder`.
+
+    /// `PlaceOrder`, over `POST /v1/orders`.
     fn place_order(
         &self,
         ctx: ::pactum::Context,
@@ -587,7 +648,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<Order, ::pactum::HandlerError<PlaceOrderError>>,
     > + ::core::marker::Send;
-    /// `CancelOrder`.
+
+    /// `CancelOrder`, over `POST /v1/orders/{id}/cancel`.
     fn cancel_order(
         &self,
         ctx: ::pactum::Context,
@@ -596,13 +658,16 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         Output = ::core::result::Result<Order, ::pactum::HandlerError<CancelOrderError>>,
     > + ::core::marker::Send;
 }
+
 ::pactum::__requires_feature!(rest);
+
 /// An axum router serving every REST operation of `orders` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
 ) -> ::pactum::router::axum::Router {
     router_with(service, ::pactum::router::ServerConfig::default())
 }
+
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
@@ -618,11 +683,13 @@ pub fn router_with<S: Service>(
         )
         .with_state(state)
 }
+
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
     config: ::pactum::router::ServerConfig,
 }
+
 async fn __get_order<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -648,6 +715,7 @@ async fn __get_order<S: Service>(
         )
         .await
 }
+
 async fn __place_order<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -670,6 +738,7 @@ async fn __place_order<S: Service>(
         )
         .await
 }
+
 async fn __cancel_order<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -695,11 +764,13 @@ async fn __cancel_order<S: Service>(
         )
         .await
 }
+
 /// A typed REST client for `orders` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
     http: ::pactum::rest::client::HttpClient,
 }
+
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -707,6 +778,7 @@ impl Client {
             http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
+
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
@@ -718,11 +790,13 @@ impl Client {
             ),
         }
     }
+
     /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
     pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
+
     /// Calls `GET /v1/orders/{id}`.
     pub async fn get_order(
         &self,
@@ -744,6 +818,7 @@ impl Client {
             )
             .await
     }
+
     /// Calls `POST /v1/orders`.
     pub async fn place_order(
         &self,
@@ -760,6 +835,7 @@ impl Client {
             )
             .await
     }
+
     /// Calls `POST /v1/orders/{id}/cancel`.
     pub async fn cancel_order(
         &self,

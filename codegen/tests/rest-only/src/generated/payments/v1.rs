@@ -3,11 +3,14 @@
 
 /// Service name.
 pub const SERVICE: &str = "payments";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "1.0.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-payments";
-/// `PaymentId`.
+
+/// `PaymentId`: a `uuid` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -20,16 +23,19 @@ pub const OWNER: &str = "team-payments";
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct PaymentId(pub ::pactum::types::Uuid);
+
 impl ::std::convert::From<::pactum::types::Uuid> for PaymentId {
     fn from(value: ::pactum::types::Uuid) -> Self {
         PaymentId(value)
     }
 }
+
 impl ::std::fmt::Display for PaymentId {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for PaymentId {
     fn validate_into(
         &self,
@@ -40,7 +46,8 @@ impl ::pactum::Validate for PaymentId {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `PaymentMethod`.
+
+/// `PaymentMethod`: one of `card`, `bank_transfer` and `wallet`.
 ///
 /// Open for evolution: a value added by a newer contract version deserializes as
 /// `Unrecognized` (and serializes back unchanged) instead of failing the whole message.
@@ -67,10 +74,12 @@ pub enum PaymentMethod {
     #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
+
 #[allow(deprecated)]
 impl PaymentMethod {
     /// Every value this version knows, in contract order.
     pub const KNOWN: &'static [&'static str] = &["card", "bank_transfer", "wallet"];
+
     /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
@@ -81,11 +90,13 @@ impl PaymentMethod {
         }
     }
 }
+
 impl ::std::fmt::Display for PaymentMethod {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
+
 impl ::pactum::Validate for PaymentMethod {
     fn validate_into(
         &self,
@@ -97,7 +108,8 @@ impl ::pactum::Validate for PaymentMethod {
         }
     }
 }
-/// `Payment`.
+
+/// `Payment`: `id`, `order_id`, `amount`, `method` and `captured_at`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -114,6 +126,7 @@ pub struct Payment {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub captured_at: ::std::option::Option<::pactum::types::Timestamp>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Payment {
     fn validate_into(
@@ -128,6 +141,7 @@ impl ::pactum::Validate for Payment {
         ::pactum::__private::check::field("captured_at", &self.captured_at, path, out);
     }
 }
+
 /// Input of [`GetPayment`](operations::GET_PAYMENT).
 #[derive(
     ::core::fmt::Debug,
@@ -140,6 +154,7 @@ impl ::pactum::Validate for Payment {
 pub struct GetPaymentRequest {
     pub id: PaymentId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for GetPaymentRequest {
     fn validate_into(
@@ -150,6 +165,7 @@ impl ::pactum::Validate for GetPaymentRequest {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 /// Input of [`RefundPayment`](operations::REFUND_PAYMENT).
 #[derive(
     ::core::fmt::Debug,
@@ -163,6 +179,7 @@ pub struct RefundPaymentRequest {
     pub id: PaymentId,
     pub amount: super::super::pricing::v1::Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for RefundPaymentRequest {
     fn validate_into(
@@ -174,6 +191,7 @@ impl ::pactum::Validate for RefundPaymentRequest {
         ::pactum::__private::check::field("amount", &self.amount, path, out);
     }
 }
+
 /// The payment provider declined the charge.
 #[derive(
     ::core::fmt::Debug,
@@ -186,6 +204,7 @@ impl ::pactum::Validate for RefundPaymentRequest {
 pub struct PaymentDeclined {
     pub reason: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for PaymentDeclined {
     fn validate_into(
@@ -208,21 +227,26 @@ impl ::pactum::Validate for PaymentDeclined {
         path.pop();
     }
 }
+
 impl ::pactum::DeclaredError for PaymentDeclined {
     const CODE: &'static str = "PaymentDeclined";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::FailedPrecondition;
 }
+
 impl ::std::fmt::Display for PaymentDeclined {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("The payment provider declined the charge.")
     }
 }
+
 impl ::std::error::Error for PaymentDeclined {}
 impl ::pactum::ErrorKind for PaymentDeclined {
     fn error_kind(&self) -> &str {
         "PaymentDeclined"
     }
 }
+
 /// PaymentNotFound
 #[derive(
     ::core::fmt::Debug,
@@ -235,6 +259,7 @@ impl ::pactum::ErrorKind for PaymentDeclined {
 pub struct PaymentNotFound {
     pub id: PaymentId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for PaymentNotFound {
     fn validate_into(
@@ -245,47 +270,56 @@ impl ::pactum::Validate for PaymentNotFound {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for PaymentNotFound {
     const CODE: &'static str = "PaymentNotFound";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::NotFound;
 }
+
 impl ::std::fmt::Display for PaymentNotFound {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("PaymentNotFound")
     }
 }
+
 impl ::std::error::Error for PaymentNotFound {}
 impl ::pactum::ErrorKind for PaymentNotFound {
     fn error_kind(&self) -> &str {
         "PaymentNotFound"
     }
 }
+
 /// Errors declared for `GetPayment`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum GetPaymentError {
-    #[allow(missing_docs)]
+    /// The declared error [`PaymentNotFound`].
     PaymentNotFound(PaymentNotFound),
 }
+
 ::pactum::__operation_error!(GetPaymentError { PaymentNotFound = "PaymentNotFound" });
+
 /// Errors declared for `RefundPayment`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum RefundPaymentError {
-    #[allow(missing_docs)]
+    /// The declared error [`PaymentNotFound`].
     PaymentNotFound(PaymentNotFound),
-    #[allow(missing_docs)]
+    /// The declared error [`PaymentDeclined`].
     PaymentDeclined(PaymentDeclined),
 }
+
 ::pactum::__operation_error!(
     RefundPaymentError { PaymentNotFound = "PaymentNotFound", PaymentDeclined =
     "PaymentDeclined" }
 );
+
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
-    /// `GetPayment`.
+    /// `GetPayment`, over `GET /v1/payments/{id}` and gRPC.
     pub const GET_PAYMENT: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "payments",
-        major: 1u32,
+        major: 1,
         name: "GetPayment",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "GET",
@@ -298,10 +332,11 @@ pub mod operations {
         retry: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
-    /// `RefundPayment`.
+
+    /// `RefundPayment`, over `POST /v1/payments/{id}/refunds`.
     pub const REFUND_PAYMENT: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "payments",
-        major: 1u32,
+        major: 1,
         name: "RefundPayment",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "POST",
@@ -312,7 +347,7 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3u32,
+            attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(200),
             max_backoff: ::std::time::Duration::from_secs(2),
             full_jitter: true,
@@ -320,6 +355,7 @@ pub mod operations {
         streaming: ::pactum::Streaming::None,
     };
 }
+
 /// Money was taken for an order. Orders marks it paid; notifications tells the customer.
 #[derive(
     ::core::fmt::Debug,
@@ -334,6 +370,7 @@ pub struct PaymentCaptured {
     pub order_id: ::pactum::types::Uuid,
     pub amount: super::super::pricing::v1::Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for PaymentCaptured {
     fn validate_into(
@@ -346,18 +383,26 @@ impl ::pactum::Validate for PaymentCaptured {
         ::pactum::__private::check::field("amount", &self.amount, path, out);
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for PaymentCaptured {
     const NAME: &'static str = "PaymentCaptured";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "payments";
+
     const TYPE: &'static str = "payments.PaymentCaptured.v1";
+
     const SUBJECT: &'static str = "payments.payment_captured.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
     }
 }
+
 /// Event `RefundIssued` v1.
 #[derive(
     ::core::fmt::Debug,
@@ -372,6 +417,7 @@ pub struct RefundIssued {
     pub order_id: ::pactum::types::Uuid,
     pub amount: super::super::pricing::v1::Money,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for RefundIssued {
     fn validate_into(
@@ -384,21 +430,29 @@ impl ::pactum::Validate for RefundIssued {
         ::pactum::__private::check::field("amount", &self.amount, path, out);
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for RefundIssued {
     const NAME: &'static str = "RefundIssued";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "payments";
+
     const TYPE: &'static str = "payments.RefundIssued.v1";
+
     const SUBJECT: &'static str = "payments.refund_issued.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
     }
 }
+
 /// The operations of `payments` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
-    /// `GetPayment`.
+    /// `GetPayment`, over `GET /v1/payments/{id}` and gRPC.
     fn get_payment(
         &self,
         ctx: ::pactum::Context,
@@ -406,7 +460,8 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<Payment, ::pactum::HandlerError<GetPaymentError>>,
     > + ::core::marker::Send;
-    /// `RefundPayment`.
+
+    /// `RefundPayment`, over `POST /v1/payments/{id}/refunds`.
     fn refund_payment(
         &self,
         ctx: ::pactum::Context,
@@ -418,13 +473,16 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
 }
+
 ::pactum::__requires_feature!(rest);
+
 /// An axum router serving every REST operation of `payments` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
 ) -> ::pactum::router::axum::Router {
     router_with(service, ::pactum::router::ServerConfig::default())
 }
+
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
@@ -442,11 +500,13 @@ pub fn router_with<S: Service>(
         )
         .with_state(state)
 }
+
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
     config: ::pactum::router::ServerConfig,
 }
+
 async fn __get_payment<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -472,6 +532,7 @@ async fn __get_payment<S: Service>(
         )
         .await
 }
+
 async fn __refund_payment<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -497,11 +558,13 @@ async fn __refund_payment<S: Service>(
         )
         .await
 }
+
 /// A typed REST client for `payments` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
     http: ::pactum::rest::client::HttpClient,
 }
+
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -509,6 +572,7 @@ impl Client {
             http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
+
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
@@ -520,11 +584,13 @@ impl Client {
             ),
         }
     }
+
     /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
     pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
+
     /// Calls `GET /v1/payments/{id}`.
     pub async fn get_payment(
         &self,
@@ -546,6 +612,7 @@ impl Client {
             )
             .await
     }
+
     /// Calls `POST /v1/payments/{id}/refunds`.
     pub async fn refund_payment(
         &self,

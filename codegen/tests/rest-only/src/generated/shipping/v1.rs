@@ -3,11 +3,14 @@
 
 /// Service name.
 pub const SERVICE: &str = "shipping";
+
 /// Contract version (semver) this module was generated from.
 pub const VERSION: &str = "1.0.0";
+
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-logistics";
-/// `ShipmentId`.
+
+/// `ShipmentId`: a `uuid` of its own type.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -20,16 +23,19 @@ pub const OWNER: &str = "team-logistics";
 #[serde(crate = "::pactum::__private::serde")]
 #[serde(transparent)]
 pub struct ShipmentId(pub ::pactum::types::Uuid);
+
 impl ::std::convert::From<::pactum::types::Uuid> for ShipmentId {
     fn from(value: ::pactum::types::Uuid) -> Self {
         ShipmentId(value)
     }
 }
+
 impl ::std::fmt::Display for ShipmentId {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         ::std::fmt::Display::fmt(&self.0, f)
     }
 }
+
 impl ::pactum::Validate for ShipmentId {
     fn validate_into(
         &self,
@@ -40,7 +46,8 @@ impl ::pactum::Validate for ShipmentId {
         ::pactum::Validate::validate_into(value, path, out);
     }
 }
-/// `Address`.
+
+/// `Address`: `line1`, `line2`, `city`, `postal_code` and `country`.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -58,6 +65,7 @@ pub struct Address {
     /// ISO 3166-1 alpha-2.
     pub country: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for Address {
     fn validate_into(
@@ -122,6 +130,7 @@ impl ::pactum::Validate for Address {
         path.push_field("country");
         {
             let value = &self.country;
+
             static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
             {
                 ::pactum::__private::Regex::new("^[A-Z]{2}$")
@@ -133,6 +142,7 @@ impl ::pactum::Validate for Address {
         path.pop();
     }
 }
+
 /// One scan of a parcel; `previous` links the scan history.
 #[derive(
     ::core::fmt::Debug,
@@ -148,6 +158,7 @@ pub struct TrackingEvent {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub previous: ::std::option::Option<::std::boxed::Box<TrackingEvent>>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for TrackingEvent {
     fn validate_into(
@@ -160,6 +171,7 @@ impl ::pactum::Validate for TrackingEvent {
         ::pactum::__private::check::field("previous", &self.previous, path, out);
     }
 }
+
 /// Input of [`TrackShipment`](operations::TRACK_SHIPMENT).
 #[derive(
     ::core::fmt::Debug,
@@ -172,6 +184,7 @@ impl ::pactum::Validate for TrackingEvent {
 pub struct TrackShipmentRequest {
     pub id: ShipmentId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for TrackShipmentRequest {
     fn validate_into(
@@ -182,6 +195,7 @@ impl ::pactum::Validate for TrackShipmentRequest {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 /// Output of [`TrackShipment`](operations::TRACK_SHIPMENT).
 #[derive(
     ::core::fmt::Debug,
@@ -196,6 +210,7 @@ pub struct TrackShipmentResponse {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub latest: ::std::option::Option<TrackingEvent>,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for TrackShipmentResponse {
     fn validate_into(
@@ -207,6 +222,7 @@ impl ::pactum::Validate for TrackShipmentResponse {
         ::pactum::__private::check::field("latest", &self.latest, path, out);
     }
 }
+
 /// ShipmentNotFound
 #[derive(
     ::core::fmt::Debug,
@@ -219,6 +235,7 @@ impl ::pactum::Validate for TrackShipmentResponse {
 pub struct ShipmentNotFound {
     pub id: ShipmentId,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ShipmentNotFound {
     fn validate_into(
@@ -229,37 +246,44 @@ impl ::pactum::Validate for ShipmentNotFound {
         ::pactum::__private::check::field("id", &self.id, path, out);
     }
 }
+
 impl ::pactum::DeclaredError for ShipmentNotFound {
     const CODE: &'static str = "ShipmentNotFound";
+
     const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::NotFound;
 }
+
 impl ::std::fmt::Display for ShipmentNotFound {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         f.write_str("ShipmentNotFound")
     }
 }
+
 impl ::std::error::Error for ShipmentNotFound {}
 impl ::pactum::ErrorKind for ShipmentNotFound {
     fn error_kind(&self) -> &str {
         "ShipmentNotFound"
     }
 }
+
 /// Errors declared for `TrackShipment`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum TrackShipmentError {
-    #[allow(missing_docs)]
+    /// The declared error [`ShipmentNotFound`].
     ShipmentNotFound(ShipmentNotFound),
 }
+
 ::pactum::__operation_error!(
     TrackShipmentError { ShipmentNotFound = "ShipmentNotFound" }
 );
+
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
-    /// `TrackShipment`.
+    /// `TrackShipment`, over `GET /v1/shipments/{id}`.
     pub const TRACK_SHIPMENT: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "shipping",
-        major: 1u32,
+        major: 1,
         name: "TrackShipment",
         route: ::std::option::Option::Some(::pactum::Route {
             method: "GET",
@@ -273,6 +297,7 @@ pub mod operations {
         streaming: ::pactum::Streaming::None,
     };
 }
+
 /// Event `ShipmentDispatched` v1.
 #[derive(
     ::core::fmt::Debug,
@@ -288,6 +313,7 @@ pub struct ShipmentDispatched {
     pub carrier: ::std::string::String,
     pub tracking_code: ::std::string::String,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for ShipmentDispatched {
     fn validate_into(
@@ -325,18 +351,26 @@ impl ::pactum::Validate for ShipmentDispatched {
         path.pop();
     }
 }
+
 #[allow(deprecated)]
 impl ::pactum::Event for ShipmentDispatched {
     const NAME: &'static str = "ShipmentDispatched";
+
     const VERSION: u32 = 1u32;
+
     const SOURCE: &'static str = "shipping";
+
     const TYPE: &'static str = "shipping.ShipmentDispatched.v1";
+
     const SUBJECT: &'static str = "shipping.shipment_dispatched.v1";
+
     const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
     }
 }
+
 /// Sent to the merchant's endpoint when a parcel leaves the warehouse.
 #[derive(
     ::core::fmt::Debug,
@@ -353,6 +387,7 @@ pub struct OrderShipped {
     pub tracking_code: ::std::string::String,
     pub shipped_at: ::pactum::types::Timestamp,
 }
+
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderShipped {
     fn validate_into(
@@ -372,14 +407,18 @@ impl ::pactum::Validate for OrderShipped {
         ::pactum::__private::check::field("shipped_at", &self.shipped_at, path, out);
     }
 }
+
 impl ::pactum::Webhook for OrderShipped {
     const NAME: &'static str = "OrderShipped";
+
     const TYPE: &'static str = "shipping.order_shipped";
+
     const VERSION: u32 = 1u32;
 }
+
 /// The operations of `shipping` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
-    /// `TrackShipment`.
+    /// `TrackShipment`, over `GET /v1/shipments/{id}`.
     fn track_shipment(
         &self,
         ctx: ::pactum::Context,
@@ -391,13 +430,16 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
 }
+
 ::pactum::__requires_feature!(rest);
+
 /// An axum router serving every REST operation of `shipping` v1 under `/v1`.
 pub fn router<S: Service>(
     service: ::std::sync::Arc<S>,
 ) -> ::pactum::router::axum::Router {
     router_with(service, ::pactum::router::ServerConfig::default())
 }
+
 /// [`router`] with explicit settings (body limit, idempotency store, retention).
 pub fn router_with<S: Service>(
     service: ::std::sync::Arc<S>,
@@ -411,11 +453,13 @@ pub fn router_with<S: Service>(
         )
         .with_state(state)
 }
+
 #[doc(hidden)]
 pub struct ServerState<S> {
     service: ::std::sync::Arc<S>,
     config: ::pactum::router::ServerConfig,
 }
+
 async fn __track_shipment<S: Service>(
     ::pactum::router::axum::extract::State(
         state,
@@ -441,11 +485,13 @@ async fn __track_shipment<S: Service>(
         )
         .await
 }
+
 /// A typed REST client for `shipping` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct Client {
     http: ::pactum::rest::client::HttpClient,
 }
+
 impl Client {
     /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
@@ -453,6 +499,7 @@ impl Client {
             http: ::pactum::rest::client::HttpClient::new(base_url),
         }
     }
+
     /// A client for this service's stable in-cluster name:
     /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(namespace: &str, port: u16) -> Self {
@@ -464,11 +511,13 @@ impl Client {
             ),
         }
     }
+
     /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
     /// (your reqwest client, a default timeout for calls without a deadline).
     pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
         Client { http }
     }
+
     /// Calls `GET /v1/shipments/{id}`.
     pub async fn track_shipment(
         &self,
