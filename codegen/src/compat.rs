@@ -553,20 +553,25 @@ impl<'a> Comparer<'a> {
             if old.iter().any(|f| f.wire_name == nf.wire_name) {
                 continue;
             }
+            // A number that belonged to a field now gone: a rename, or a reuse. When that
+            // field is still there under a new number (an unnumbered field inserted before
+            // it), its renumbering is reported above and this one is simply new.
             if let Some(gone) = old.iter().find(|f| f.number == nf.number) {
-                let renamed = gone.ty == nf.ty;
                 let still_there = new.iter().any(|f| f.wire_name == gone.wire_name);
-                if !renamed && !still_there && !reserved.contains(&nf.number) {
-                    self.push(
-                        Rule::NumberReused,
-                        Some(nf.span),
-                        format!(
-                            "field `{}` of `{owner}` reuses wire number {} of removed field `{}`",
-                            nf.wire_name, nf.number, gone.wire_name
-                        ),
-                    );
+                if !still_there {
+                    let renamed = gone.ty == nf.ty;
+                    if !renamed && !reserved.contains(&nf.number) {
+                        self.push(
+                            Rule::NumberReused,
+                            Some(nf.span),
+                            format!(
+                                "field `{}` of `{owner}` reuses wire number {} of removed field `{}`",
+                                nf.wire_name, nf.number, gone.wire_name
+                            ),
+                        );
+                    }
+                    continue;
                 }
-                continue;
             }
             let rule = if matches!(nf.ty, TypeRef::Optional(_)) {
                 Rule::OptionalFieldAdded

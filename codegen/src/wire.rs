@@ -1,29 +1,20 @@
-//! Stable gRPC/protobuf numbers for fields and enum values.
+//! gRPC/protobuf numbers for fields and enum values, as a protobuf user writes them.
 //!
-//! A number is either written (`number: 3`) or derived from the name alone: FNV-1a of the wire
-//! name, folded into 1..=2047. Deriving from the name (not the position) means adding,
-//! removing or reordering fields never renumbers the others; 2047 keeps every tag within two
-//! bytes on the wire. Two names that derive the same number are refused with a free number to
-//! write instead — the contract is never silently renumbered.
+//! A number is either written (`number: 3`) or positional: members without one get, in
+//! declaration order, the lowest numbers from 1 that no member writes and `reserved:` does
+//! not hold — `1, 2, 3, …` for a message nobody has numbered, so the first fifteen fields
+//! take one-byte tags and the `.proto` reads like a hand-written one. Positions are not
+//! stable by themselves: inserting a field in the middle renumbers the ones after it.
+//! `pactum check --against <baseline>` refuses exactly that (`binary/number-changed`) and
+//! says to write the old number, so a contract that has shipped keeps its numbers by
+//! writing them, and one that has not pays nothing for it.
 
 use crate::diagnostics::{Code, Diagnostic, Span};
 
-/// Derived numbers fall in `1..=DERIVED_MAX`.
-pub const DERIVED_MAX: u32 = 2047;
 /// Largest protobuf field number.
 pub const FIELD_MAX: u64 = 536_870_911;
 /// Field numbers protobuf reserves for itself.
 pub const PROTO_RESERVED: std::ops::RangeInclusive<u64> = 19_000..=19_999;
-
-/// The number a name derives when none is written.
-pub fn derived_number(name: &str) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for b in name.bytes() {
-        hash ^= u32::from(b);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash % DERIVED_MAX + 1
-}
 
 /// One numbered member (field or enum value).
 pub struct Member<'a> {
@@ -65,54 +56,65 @@ pub fn assign(
             ));
         }
     }
+    // Written numbers first: they are fixed, and positional ones go around them.
+    let written: Vec<u64> = members
+        .iter()
+        .filter_map(|m| m.explicit.map(|(n, _)| n))
+        .collect();
     let mut numbers = Vec::with_capacity(members.len());
     let mut taken: Vec<(u32, &str)> = Vec::new();
+    let mut next: u32 = 1;
     for m in members {
-        let (number, span, derived) = match m.explicit {
-            Some((n, span)) => {
-                let bad =
-                    n == 0 || n > max || (space == Space::Fields && PROTO_RESERVED.contains(&n));
-                if bad {
-                    diags.push(Diagnostic::new(
-                        Code::WireNumber,
-                        span,
-                        format!(
-                            "`{}` has number {n}, which protobuf does not allow here",
-                            m.name
-                        ),
-                        format!("use a number in 1..={max} outside 19000..=19999"),
-                    ));
-                    numbers.push(0);
-                    continue;
-                }
-                (n as u32, span, false)
+        let Some((n, span)) = m.explicit else {
+            while written.contains(&u64::from(next))
+                || reserved.iter().any(|(r, _)| *r == u64::from(next))
+                || (space == Space::Fields && PROTO_RESERVED.contains(&u64::from(next)))
+            {
+                next += 1;
             }
-            None => (derived_number(m.name), m.span, true),
+            taken.push((next, m.name));
+            numbers.push(next);
+            next += 1;
+            continue;
         };
-        let how = if derived { "derives" } else { "has" };
-        if reserved.iter().any(|(r, _)| *r == u64::from(number)) {
+        let bad = n == 0 || n > max || (space == Space::Fields && PROTO_RESERVED.contains(&n));
+        if bad {
             diags.push(Diagnostic::new(
                 Code::WireNumber,
                 span,
-                format!("`{}` {how} wire number {number}, which is reserved", m.name),
+                format!(
+                    "`{}` has number {n}, which protobuf does not allow here",
+                    m.name
+                ),
+                format!("use a number in 1..={max} outside 19000..=19999"),
+            ));
+            numbers.push(0);
+            continue;
+        }
+        let number = n as u32;
+        if reserved.iter().any(|(r, _)| *r == n) {
+            diags.push(Diagnostic::new(
+                Code::WireNumber,
+                span,
+                format!("`{}` has wire number {number}, which is reserved", m.name),
                 format!(
                     "reserved numbers belonged to removed members; give `{}` `number: {}`",
                     m.name,
-                    free(&taken, reserved, numbers.len())
+                    free(&taken, &written, reserved)
                 ),
             ));
-        } else if let Some((_, other)) = taken.iter().find(|(n, _)| *n == number) {
+        } else if let Some((_, other)) = taken.iter().find(|(t, _)| *t == number) {
             diags.push(Diagnostic::new(
                 Code::WireNumber,
                 span,
                 format!(
-                    "`{}` {how} wire number {number}, already used by `{other}`",
+                    "`{}` has wire number {number}, already used by `{other}`",
                     m.name
                 ),
                 format!(
-                    "give `{}` an explicit `number: {}`",
+                    "give `{}` another `number:`, e.g. {}",
                     m.name,
-                    free(&taken, reserved, numbers.len())
+                    free(&taken, &written, reserved)
                 ),
             ));
         }
@@ -122,15 +124,16 @@ pub fn assign(
     (numbers, diags)
 }
 
-fn free(taken: &[(u32, &str)], reserved: &[(u64, Span)], hint: usize) -> u32 {
+/// The lowest number nobody holds, for "write this instead" hints.
+fn free(taken: &[(u32, &str)], written: &[u64], reserved: &[(u64, Span)]) -> u32 {
     (1..)
-        .skip(hint)
         .find(|n: &u32| {
-            !taken.iter().any(|(t, _)| t == n) && !reserved.iter().any(|(r, _)| *r == u64::from(*n))
+            !taken.iter().any(|(t, _)| t == n)
+                && !written.contains(&u64::from(*n))
+                && !reserved.iter().any(|(r, _)| *r == u64::from(*n))
         })
         .unwrap_or(1)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,44 +145,35 @@ mod tests {
         col: 1,
     };
 
+    fn member(name: &str, explicit: Option<u64>) -> Member<'_> {
+        Member {
+            name,
+            explicit: explicit.map(|n| (n, S)),
+            span: S,
+        }
+    }
+
     #[test]
-    fn derived_numbers_are_stable_under_reordering_and_adding() {
-        let a = derived_number("order_id");
-        let members = [
-            Member {
-                name: "lines",
-                explicit: None,
-                span: S,
-            },
-            Member {
-                name: "order_id",
-                explicit: None,
-                span: S,
-            },
+    fn unnumbered_members_count_up_in_declaration_order_around_written_and_reserved_ones() {
+        let plain = [
+            member("id", None),
+            member("lines", None),
+            member("note", None),
         ];
-        let (nums, diags) = assign(&members, &[], Space::Fields);
+        assert_eq!(assign(&plain, &[], Space::Fields).0, [1, 2, 3]);
+        // `2` is written further down and `3` reserved: the positional ones go around them.
+        let mixed = [
+            member("id", None),
+            member("lines", None),
+            member("note", None),
+            member("total", Some(2)),
+        ];
+        let (numbers, diags) = assign(&mixed, &[(3, S)], Space::Fields);
         assert!(diags.is_empty());
-        assert_eq!(nums[1], a);
-        let more = [
-            Member {
-                name: "order_id",
-                explicit: None,
-                span: S,
-            },
-            Member {
-                name: "note",
-                explicit: None,
-                span: S,
-            },
-            Member {
-                name: "lines",
-                explicit: None,
-                span: S,
-            },
-        ];
-        let (nums2, _) = assign(&more, &[], Space::Fields);
-        assert_eq!((nums2[0], nums2[2]), (nums[1], nums[0]));
-        assert!((1..=DERIVED_MAX).contains(&a));
+        assert_eq!(numbers, [1, 4, 5, 2]);
+        // Enum values start at 1 as well: 0 is the `.proto`'s `*_UNSPECIFIED`.
+        let values = [member("pending", None), member("paid", None)];
+        assert_eq!(assign(&values, &[], Space::EnumValues).0, [1, 2]);
     }
 
     #[test]

@@ -75,6 +75,11 @@ fn every_change_pair_triggers_exactly_its_rules() {
         ("required to optional", edit("name: { type: string,", "name: { type: optional<string>,"), &["json/required-to-optional"]),
         ("rename a field, same number", edit("      name: {", "      title: {"), &["json/name-changed"]),
         ("change a wire number", edit("number: 4", "number: 6"), &["binary/number-changed"]),
+        // Unnumbered fields count up in declaration order: appending keeps the others'
+        // numbers, inserting before one renumbers it, and that is refused.
+        ("append an unnumbered field", edit("Legacy: { fields: { x: string } }", "Legacy: { fields: { x: string, y: optional<string> } }"), &["json/optional-field-added"]),
+        ("insert an unnumbered field before another", edit("Legacy: { fields: { x: string } }", "Legacy: { fields: { w: optional<string>, x: string } }"), &["json/optional-field-added", "binary/number-changed"]),
+        ("insert it with the old number written", edit("Legacy: { fields: { x: string } }", "Legacy: { fields: { w: optional<string>, x: { type: string, number: 1 } } }"), &["json/optional-field-added"]),
         ("reuse a removed field's number", edit("      note: { type: optional<string>, number: 3 }", "      memo: { type: bool, number: 3 }"), &["json/field-removed", "binary/number-reused"]),
         ("remove an enum value", edit("enum: [open, closed]", "enum: [open]"), &["json/enum-value-removed"]),
         ("add an enum value", edit("enum: [open, closed]", "enum: [open, closed, archived]"), &["json/enum-value-added"]),

@@ -101,8 +101,8 @@ fn deprecations_reach_rust_openapi_and_proto() {
         openapi.contains("\"deprecated\":true"),
         "schema-level deprecation"
     );
-    assert!(proto.contains("optional string legacy = 519 [deprecated = true];"));
-    assert!(proto.contains("LEVEL_CRITICAL_NOW = 1357 [deprecated = true];"));
+    assert!(proto.contains("optional string legacy = 5 [deprecated = true];"));
+    assert!(proto.contains("LEVEL_CRITICAL_NOW = 3 [deprecated = true];"));
     assert!(proto.contains("message AlarmRaised {\n  option deprecated = true;"));
 }
 

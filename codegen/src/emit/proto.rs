@@ -83,8 +83,29 @@ fn reserved(numbers: &[u32]) -> String {
 }
 
 fn comments(text: Option<&str>) -> Vec<String> {
-    text.map(|t| t.trim().lines().map(|l| l.trim_end().to_string()).collect())
-        .unwrap_or_default()
+    text.map(|t| {
+        t.trim()
+            .lines()
+            .map(|l| without_rustdoc_links(l.trim_end()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// `[`GetCart`](operations::GET_CART)` → `` `GetCart` ``: docs are written for rustdoc,
+/// whose intra-doc links mean nothing in a `.proto`. Links to URLs stay.
+fn without_rustdoc_links(line: &str) -> String {
+    static LINK: std::sync::LazyLock<regex_lite::Regex> = std::sync::LazyLock::new(|| {
+        regex_lite::Regex::new(r"\[([^\]]*)\]\(([^)]*)\)").expect("a valid pattern")
+    });
+    LINK.replace_all(line, |c: &regex_lite::Captures<'_>| {
+        if c[2].contains("://") {
+            c[0].to_string()
+        } else {
+            c[1].to_string()
+        }
+    })
+    .into_owned()
 }
 
 /// The proto package of a contract.
@@ -271,7 +292,7 @@ impl<'a> Protos<'a> {
     }
 
     fn fields(&mut self, fields: &[Field]) -> Vec<ProtoField> {
-        let mut out: Vec<ProtoField> = fields
+        let out: Vec<ProtoField> = fields
             .iter()
             .map(|f| {
                 let (label, ty) = self.field_type(&f.ty);
@@ -296,7 +317,7 @@ impl<'a> Protos<'a> {
                 }
             })
             .collect();
-        out.sort_by_key(|f| f.number);
+        // Declaration order, as the contract lists them (and as numbers count up).
         out
     }
 
@@ -419,5 +440,18 @@ impl<'a> Protos<'a> {
     fn empty(&mut self) -> String {
         self.imports.insert("google/protobuf/empty.proto".into());
         "google.protobuf.Empty".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rustdoc_links_become_plain_text_in_proto_comments() {
+        assert_eq!(
+            super::without_rustdoc_links("Input of [`GetCart`](operations::GET_CART)."),
+            "Input of `GetCart`."
+        );
+        let url = "See [the spec](https://example.invalid/spec).";
+        assert_eq!(super::without_rustdoc_links(url), url);
     }
 }

@@ -1009,9 +1009,9 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct BulkRestockRequest {
-            #[prost(string, tag = "756")]
+            #[prost(string, tag = "1")]
             pub sku: ::std::string::String,
-            #[prost(uint32, tag = "1880")]
+            #[prost(uint32, tag = "2")]
             pub quantity: u32,
         }
 
@@ -1024,9 +1024,9 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct BulkRestockResponse {
-            #[prost(uint32, tag = "644")]
+            #[prost(uint32, tag = "1")]
             pub skus: u32,
-            #[prost(uint64, tag = "726")]
+            #[prost(uint64, tag = "2")]
             pub units: u64,
         }
 
@@ -1039,7 +1039,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct CheckStockRequest {
-            #[prost(string, tag = "756")]
+            #[prost(string, tag = "1")]
             pub sku: ::std::string::String,
         }
 
@@ -1052,9 +1052,9 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct PricingV1QuoteLine {
-            #[prost(string, tag = "756")]
+            #[prost(string, tag = "1")]
             pub sku: ::std::string::String,
-            #[prost(uint32, tag = "1880")]
+            #[prost(uint32, tag = "2")]
             pub quantity: u32,
         }
 
@@ -1067,7 +1067,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct ReleaseStockRequest {
-            #[prost(string, tag = "1720")]
+            #[prost(string, tag = "1")]
             pub reservation_id: ::std::string::String,
         }
 
@@ -1080,9 +1080,9 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct ReserveStockRequest {
-            #[prost(string, tag = "1404")]
+            #[prost(string, tag = "1")]
             pub order_id: ::std::string::String,
-            #[prost(message, repeated, tag = "1609")]
+            #[prost(message, repeated, tag = "2")]
             pub lines: ::std::vec::Vec<PricingV1QuoteLine>,
         }
 
@@ -1095,9 +1095,9 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct ReserveStockResponse {
-            #[prost(string, tag = "1720")]
+            #[prost(string, tag = "1")]
             pub reservation_id: ::std::string::String,
-            #[prost(message, optional, tag = "143")]
+            #[prost(message, optional, tag = "2")]
             pub expires_at: ::core::option::Option<
                 ::pactum::grpc::prost_types::Timestamp,
             >,
@@ -1112,7 +1112,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct ScanStockRequest {
-            #[prost(string, tag = "756")]
+            #[prost(string, tag = "1")]
             pub sku: ::std::string::String,
         }
 
@@ -1125,11 +1125,11 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct StockChange {
-            #[prost(string, tag = "756")]
+            #[prost(string, tag = "1")]
             pub sku: ::std::string::String,
-            #[prost(uint32, tag = "1011")]
+            #[prost(uint32, tag = "2")]
             pub available: u32,
-            #[prost(message, optional, tag = "904")]
+            #[prost(message, optional, tag = "3")]
             pub at: ::core::option::Option<::pactum::grpc::prost_types::Timestamp>,
         }
 
@@ -1142,11 +1142,11 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct StockLevel {
-            #[prost(string, tag = "756")]
+            #[prost(string, tag = "1")]
             pub sku: ::std::string::String,
-            #[prost(uint32, tag = "1011")]
+            #[prost(uint32, tag = "2")]
             pub available: u32,
-            #[prost(uint32, tag = "1290")]
+            #[prost(uint32, tag = "3")]
             pub reserved: u32,
         }
 
@@ -1159,7 +1159,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct WatchStockRequest {
-            #[prost(string, repeated, tag = "644")]
+            #[prost(string, repeated, tag = "1")]
             pub skus: ::std::vec::Vec<::std::string::String>,
         }
 
@@ -1172,11 +1172,11 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct OutOfStock {
-            #[prost(string, tag = "756")]
+            #[prost(string, tag = "1")]
             pub sku: ::std::string::String,
-            #[prost(uint32, tag = "1688")]
+            #[prost(uint32, tag = "2")]
             pub requested: u32,
-            #[prost(uint32, tag = "1011")]
+            #[prost(uint32, tag = "3")]
             pub available: u32,
         }
 
@@ -1189,7 +1189,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct ReservationNotFound {
-            #[prost(string, tag = "1720")]
+            #[prost(string, tag = "1")]
             pub reservation_id: ::std::string::String,
         }
     }

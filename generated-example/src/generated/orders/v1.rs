@@ -1072,7 +1072,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct GetOrderRequest {
-            #[prost(string, tag = "715")]
+            #[prost(string, tag = "1")]
             pub id: ::std::string::String,
         }
 
@@ -1085,21 +1085,21 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct Order {
-            #[prost(string, tag = "715")]
+            #[prost(string, tag = "1")]
             pub id: ::std::string::String,
-            #[prost(string, optional, tag = "916")]
+            #[prost(string, optional, tag = "2")]
             pub customer_id: ::core::option::Option<::std::string::String>,
-            #[prost(message, repeated, tag = "1609")]
+            #[prost(message, repeated, tag = "3")]
             pub lines: ::std::vec::Vec<OrderLine>,
-            #[prost(int32, tag = "1096")]
+            #[prost(int32, tag = "4")]
             pub status: i32,
-            #[prost(message, optional, tag = "1315")]
+            #[prost(message, optional, tag = "5")]
             pub total: ::core::option::Option<PricingV1Money>,
-            #[prost(message, optional, tag = "496")]
+            #[prost(message, optional, tag = "6")]
             pub placed_at: ::core::option::Option<
                 ::pactum::grpc::prost_types::Timestamp,
             >,
-            #[prost(string, optional, tag = "454")]
+            #[prost(string, optional, tag = "7")]
             pub note: ::core::option::Option<::std::string::String>,
         }
 
@@ -1112,11 +1112,11 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct OrderLine {
-            #[prost(string, tag = "756")]
+            #[prost(string, tag = "1")]
             pub sku: ::std::string::String,
-            #[prost(uint32, tag = "1880")]
+            #[prost(uint32, tag = "2")]
             pub quantity: u32,
-            #[prost(message, optional, tag = "155")]
+            #[prost(message, optional, tag = "3")]
             pub unit_price: ::core::option::Option<PricingV1Money>,
         }
 
@@ -1129,9 +1129,9 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct PricingV1Money {
-            #[prost(string, tag = "738")]
+            #[prost(string, tag = "1")]
             pub amount: ::std::string::String,
-            #[prost(string, tag = "2047")]
+            #[prost(string, tag = "2")]
             pub currency: ::std::string::String,
         }
 
@@ -1144,7 +1144,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct OrderNotFound {
-            #[prost(string, tag = "715")]
+            #[prost(string, tag = "1")]
             pub id: ::std::string::String,
         }
     }
@@ -1253,10 +1253,10 @@ pub mod grpc {
     #[allow(dead_code)]
     fn order_status_to_pb(v: &super::OrderStatus) -> i32 {
         match v {
-            super::OrderStatus::Pending => 404i32,
-            super::OrderStatus::Paid => 464i32,
-            super::OrderStatus::Shipped => 1432i32,
-            super::OrderStatus::Cancelled => 1517i32,
+            super::OrderStatus::Pending => 1i32,
+            super::OrderStatus::Paid => 2i32,
+            super::OrderStatus::Shipped => 3i32,
+            super::OrderStatus::Cancelled => 4i32,
             super::OrderStatus::Unrecognized(other) => other.parse().unwrap_or(0),
         }
     }
@@ -1264,10 +1264,10 @@ pub mod grpc {
     #[allow(dead_code)]
     fn order_status_from_pb(n: i32) -> super::OrderStatus {
         match n {
-            404i32 => super::OrderStatus::Pending,
-            464i32 => super::OrderStatus::Paid,
-            1432i32 => super::OrderStatus::Shipped,
-            1517i32 => super::OrderStatus::Cancelled,
+            1i32 => super::OrderStatus::Pending,
+            2i32 => super::OrderStatus::Paid,
+            3i32 => super::OrderStatus::Shipped,
+            4i32 => super::OrderStatus::Cancelled,
             other => {
                 super::OrderStatus::Unrecognized(
                     ::std::string::ToString::to_string(&other),

@@ -851,7 +851,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct GetPaymentRequest {
-            #[prost(string, tag = "715")]
+            #[prost(string, tag = "1")]
             pub id: ::std::string::String,
         }
 
@@ -864,15 +864,15 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct Payment {
-            #[prost(string, tag = "715")]
+            #[prost(string, tag = "1")]
             pub id: ::std::string::String,
-            #[prost(string, tag = "1404")]
+            #[prost(string, tag = "2")]
             pub order_id: ::std::string::String,
-            #[prost(message, optional, tag = "738")]
+            #[prost(message, optional, tag = "3")]
             pub amount: ::core::option::Option<PricingV1Money>,
-            #[prost(int32, tag = "669")]
+            #[prost(int32, tag = "4")]
             pub method: i32,
-            #[prost(message, optional, tag = "111")]
+            #[prost(message, optional, tag = "5")]
             pub captured_at: ::core::option::Option<
                 ::pactum::grpc::prost_types::Timestamp,
             >,
@@ -887,9 +887,9 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct PricingV1Money {
-            #[prost(string, tag = "738")]
+            #[prost(string, tag = "1")]
             pub amount: ::std::string::String,
-            #[prost(string, tag = "2047")]
+            #[prost(string, tag = "2")]
             pub currency: ::std::string::String,
         }
 
@@ -902,7 +902,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct PaymentNotFound {
-            #[prost(string, tag = "715")]
+            #[prost(string, tag = "1")]
             pub id: ::std::string::String,
         }
     }
@@ -969,9 +969,9 @@ pub mod grpc {
     #[allow(dead_code)]
     fn payment_method_to_pb(v: &super::PaymentMethod) -> i32 {
         match v {
-            super::PaymentMethod::Card => 108i32,
-            super::PaymentMethod::BankTransfer => 1836i32,
-            super::PaymentMethod::Wallet => 1505i32,
+            super::PaymentMethod::Card => 1i32,
+            super::PaymentMethod::BankTransfer => 2i32,
+            super::PaymentMethod::Wallet => 3i32,
             super::PaymentMethod::Unrecognized(other) => other.parse().unwrap_or(0),
         }
     }
@@ -979,9 +979,9 @@ pub mod grpc {
     #[allow(dead_code)]
     fn payment_method_from_pb(n: i32) -> super::PaymentMethod {
         match n {
-            108i32 => super::PaymentMethod::Card,
-            1836i32 => super::PaymentMethod::BankTransfer,
-            1505i32 => super::PaymentMethod::Wallet,
+            1i32 => super::PaymentMethod::Card,
+            2i32 => super::PaymentMethod::BankTransfer,
+            3i32 => super::PaymentMethod::Wallet,
             other => {
                 super::PaymentMethod::Unrecognized(
                     ::std::string::ToString::to_string(&other),

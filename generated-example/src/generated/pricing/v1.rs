@@ -681,9 +681,9 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct GetPriceRequest {
-            #[prost(string, tag = "756")]
+            #[prost(string, tag = "1")]
             pub sku: ::std::string::String,
-            #[prost(string, optional, tag = "2047")]
+            #[prost(string, optional, tag = "2")]
             pub currency: ::core::option::Option<::std::string::String>,
         }
 
@@ -696,9 +696,9 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct Money {
-            #[prost(string, tag = "738")]
+            #[prost(string, tag = "1")]
             pub amount: ::std::string::String,
-            #[prost(string, tag = "2047")]
+            #[prost(string, tag = "2")]
             pub currency: ::std::string::String,
         }
 
@@ -711,7 +711,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct UnknownSku {
-            #[prost(string, tag = "756")]
+            #[prost(string, tag = "1")]
             pub sku: ::std::string::String,
         }
     }

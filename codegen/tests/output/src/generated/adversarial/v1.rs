@@ -676,7 +676,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct Box {
-            #[prost(string, tag = "1723")]
+            #[prost(string, tag = "1")]
             pub label: ::std::string::String,
         }
 
@@ -689,7 +689,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct Context {
-            #[prost(uint32, tag = "409")]
+            #[prost(uint32, tag = "1")]
             pub depth: u32,
         }
 
@@ -702,7 +702,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct Err {
-            #[prost(string, tag = "1640")]
+            #[prost(string, tag = "1")]
             pub reason: ::std::string::String,
         }
 
@@ -715,41 +715,41 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct Fields {
-            #[prost(message, optional, tag = "198")]
+            #[prost(message, optional, tag = "1")]
             pub r#box: ::core::option::Option<Box>,
-            #[prost(message, optional, tag = "189")]
+            #[prost(message, optional, tag = "2")]
             pub vec: ::core::option::Option<Vec>,
-            #[prost(message, optional, tag = "1999")]
+            #[prost(message, optional, tag = "3")]
             pub ok: ::core::option::Option<Ok>,
-            #[prost(message, optional, tag = "1997")]
+            #[prost(message, optional, tag = "4")]
             pub err: ::core::option::Option<Err>,
-            #[prost(int32, optional, tag = "1123")]
+            #[prost(int32, optional, tag = "5")]
             pub some: ::core::option::Option<i32>,
-            #[prost(message, optional, tag = "1807")]
+            #[prost(message, optional, tag = "6")]
             pub ctx: ::core::option::Option<Context>,
-            #[prost(string, tag = "1649")]
+            #[prost(string, tag = "7")]
             pub input: ::std::string::String,
-            #[prost(string, tag = "1557")]
+            #[prost(string, tag = "8")]
             pub output: ::std::string::String,
-            #[prost(string, tag = "51")]
+            #[prost(string, tag = "9")]
             pub path: ::std::string::String,
-            #[prost(string, tag = "918")]
+            #[prost(string, tag = "10")]
             pub query: ::std::string::String,
-            #[prost(string, tag = "564")]
+            #[prost(string, tag = "11")]
             pub body: ::std::string::String,
-            #[prost(string, tag = "766")]
+            #[prost(string, tag = "12")]
             pub state: ::std::string::String,
-            #[prost(string, tag = "956")]
+            #[prost(string, tag = "13")]
             pub service: ::std::string::String,
-            #[prost(string, tag = "177")]
+            #[prost(string, tag = "14")]
             pub client: ::std::string::String,
-            #[prost(message, optional, tag = "928")]
+            #[prost(message, optional, tag = "15")]
             pub router: ::core::option::Option<Router>,
-            #[prost(string, tag = "2030")]
+            #[prost(string, tag = "16")]
             pub request: ::std::string::String,
-            #[prost(string, tag = "1788")]
+            #[prost(string, tag = "17")]
             pub response: ::std::string::String,
-            #[prost(string, tag = "511")]
+            #[prost(string, tag = "18")]
             pub headers: ::std::string::String,
         }
 
@@ -762,15 +762,15 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct Node {
-            #[prost(string, tag = "1875")]
+            #[prost(string, tag = "1")]
             pub name: ::std::string::String,
-            #[prost(message, optional, boxed, tag = "1581")]
+            #[prost(message, optional, boxed, tag = "2")]
             pub next: ::core::option::Option<::std::boxed::Box<Node>>,
-            #[prost(message, repeated, tag = "171")]
+            #[prost(message, repeated, tag = "3")]
             pub children: ::std::vec::Vec<Node>,
-            #[prost(btree_map = "string, message", tag = "805")]
+            #[prost(btree_map = "string, message", tag = "4")]
             pub index: ::std::collections::BTreeMap<::std::string::String, Node>,
-            #[prost(message, optional, boxed, tag = "514")]
+            #[prost(message, optional, boxed, tag = "5")]
             pub link: ::core::option::Option<::std::boxed::Box<Node>>,
         }
 
@@ -783,7 +783,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct Ok {
-            #[prost(bool, tag = "2042")]
+            #[prost(bool, tag = "1")]
             pub fine: bool,
         }
 
@@ -796,7 +796,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct Router {
-            #[prost(string, tag = "51")]
+            #[prost(string, tag = "1")]
             pub path: ::std::string::String,
         }
 
@@ -809,7 +809,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct Vec {
-            #[prost(string, repeated, tag = "928")]
+            #[prost(string, repeated, tag = "1")]
             pub items: ::std::vec::Vec<::std::string::String>,
         }
     }
@@ -1014,8 +1014,8 @@ pub mod grpc {
     #[allow(dead_code)]
     fn some_to_pb(v: &super::Some) -> i32 {
         match v {
-            super::Some::A => 1602i32,
-            super::Some::B => 776i32,
+            super::Some::A => 1i32,
+            super::Some::B => 2i32,
             super::Some::Unrecognized(other) => other.parse().unwrap_or(0),
         }
     }
@@ -1023,8 +1023,8 @@ pub mod grpc {
     #[allow(dead_code)]
     fn some_from_pb(n: i32) -> super::Some {
         match n {
-            1602i32 => super::Some::A,
-            776i32 => super::Some::B,
+            1i32 => super::Some::A,
+            2i32 => super::Some::B,
             other => {
                 super::Some::Unrecognized(::std::string::ToString::to_string(&other))
             }

@@ -2178,7 +2178,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct ChatRequest {
-            #[prost(string, tag = "1536")]
+            #[prost(string, tag = "1")]
             pub text: ::std::string::String,
         }
 
@@ -2191,9 +2191,9 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct ChatResponse {
-            #[prost(string, tag = "1536")]
+            #[prost(string, tag = "1")]
             pub text: ::std::string::String,
-            #[prost(message, optional, tag = "904")]
+            #[prost(message, optional, tag = "2")]
             pub at: ::core::option::Option<::pactum::grpc::prost_types::Timestamp>,
         }
 
@@ -2206,7 +2206,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct FetchRequest {
-            #[prost(string, tag = "715")]
+            #[prost(string, tag = "1")]
             pub id: ::std::string::String,
         }
 
@@ -2219,29 +2219,29 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct Primitives {
-            #[prost(bool, tag = "293")]
+            #[prost(bool, tag = "1")]
             pub flag: bool,
-            #[prost(int32, tag = "1974")]
+            #[prost(int32, tag = "2")]
             pub small: i32,
-            #[prost(int64, tag = "99")]
+            #[prost(int64, tag = "3")]
             pub big: i64,
-            #[prost(uint32, tag = "1303")]
+            #[prost(uint32, tag = "4")]
             pub count: u32,
-            #[prost(uint64, tag = "726")]
+            #[prost(uint64, tag = "5")]
             pub huge: u64,
-            #[prost(double, tag = "973")]
+            #[prost(double, tag = "6")]
             pub ratio: f64,
-            #[prost(string, tag = "1875")]
+            #[prost(string, tag = "7")]
             pub name: ::std::string::String,
-            #[prost(bytes = "vec", tag = "464")]
+            #[prost(bytes = "vec", tag = "8")]
             pub blob: ::std::vec::Vec<u8>,
-            #[prost(message, optional, tag = "904")]
+            #[prost(message, optional, tag = "9")]
             pub at: ::core::option::Option<::pactum::grpc::prost_types::Timestamp>,
-            #[prost(message, optional, tag = "697")]
+            #[prost(message, optional, tag = "10")]
             pub ttl: ::core::option::Option<::pactum::grpc::prost_types::Duration>,
-            #[prost(string, tag = "715")]
+            #[prost(string, tag = "11")]
             pub id: ::std::string::String,
-            #[prost(string, tag = "1504")]
+            #[prost(string, tag = "12")]
             pub price: ::std::string::String,
         }
 
@@ -2254,7 +2254,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct UploadRequest {
-            #[prost(bytes = "vec", tag = "1965")]
+            #[prost(bytes = "vec", tag = "1")]
             pub chunk: ::std::vec::Vec<u8>,
         }
 
@@ -2267,7 +2267,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct UploadResponse {
-            #[prost(uint64, tag = "1303")]
+            #[prost(uint64, tag = "1")]
             pub count: u64,
         }
 
@@ -2280,7 +2280,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct WatchRequest {
-            #[prost(string, repeated, tag = "358")]
+            #[prost(string, repeated, tag = "1")]
             pub ids: ::std::vec::Vec<::std::string::String>,
         }
 
@@ -2293,7 +2293,7 @@ pub mod grpc {
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
         pub struct NotThere {
-            #[prost(string, tag = "715")]
+            #[prost(string, tag = "1")]
             pub id: ::std::string::String,
         }
 
