@@ -212,91 +212,7 @@ impl Constraints {
     }
 }
 
-/// Error classes, each with one HTTP status and one gRPC code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum ErrorStatus {
-    InvalidArgument,
-    Unauthenticated,
-    PermissionDenied,
-    NotFound,
-    AlreadyExists,
-    Conflict,
-    FailedPrecondition,
-    ResourceExhausted,
-    Unavailable,
-    Internal,
-}
-
-impl ErrorStatus {
-    /// Contract spellings.
-    pub const ALL: &'static [(&'static str, ErrorStatus)] = &[
-        ("invalid_argument", ErrorStatus::InvalidArgument),
-        ("unauthenticated", ErrorStatus::Unauthenticated),
-        ("permission_denied", ErrorStatus::PermissionDenied),
-        ("not_found", ErrorStatus::NotFound),
-        ("already_exists", ErrorStatus::AlreadyExists),
-        ("conflict", ErrorStatus::Conflict),
-        ("failed_precondition", ErrorStatus::FailedPrecondition),
-        ("resource_exhausted", ErrorStatus::ResourceExhausted),
-        ("unavailable", ErrorStatus::Unavailable),
-        ("internal", ErrorStatus::Internal),
-    ];
-
-    /// Parses a contract spelling.
-    pub fn from_name(s: &str) -> Option<ErrorStatus> {
-        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, v)| *v)
-    }
-
-    /// The HTTP status a server answers with.
-    pub fn http_status(self) -> u16 {
-        use ErrorStatus::*;
-        match self {
-            InvalidArgument => 400,
-            Unauthenticated => 401,
-            PermissionDenied => 403,
-            NotFound => 404,
-            AlreadyExists | Conflict => 409,
-            FailedPrecondition => 422,
-            ResourceExhausted => 429,
-            Unavailable => 503,
-            Internal => 500,
-        }
-    }
-
-    /// The gRPC status code's name.
-    pub fn grpc_code(self) -> &'static str {
-        use ErrorStatus::*;
-        match self {
-            InvalidArgument => "INVALID_ARGUMENT",
-            Unauthenticated => "UNAUTHENTICATED",
-            PermissionDenied => "PERMISSION_DENIED",
-            NotFound => "NOT_FOUND",
-            AlreadyExists => "ALREADY_EXISTS",
-            Conflict => "ABORTED",
-            FailedPrecondition => "FAILED_PRECONDITION",
-            ResourceExhausted => "RESOURCE_EXHAUSTED",
-            Unavailable => "UNAVAILABLE",
-            Internal => "INTERNAL",
-        }
-    }
-
-    /// The runtime enum variant name.
-    pub fn variant(self) -> &'static str {
-        match self {
-            ErrorStatus::InvalidArgument => "InvalidArgument",
-            ErrorStatus::Unauthenticated => "Unauthenticated",
-            ErrorStatus::PermissionDenied => "PermissionDenied",
-            ErrorStatus::NotFound => "NotFound",
-            ErrorStatus::AlreadyExists => "AlreadyExists",
-            ErrorStatus::Conflict => "Conflict",
-            ErrorStatus::FailedPrecondition => "FailedPrecondition",
-            ErrorStatus::ResourceExhausted => "ResourceExhausted",
-            ErrorStatus::Unavailable => "Unavailable",
-            ErrorStatus::Internal => "Internal",
-        }
-    }
-}
+pub use pactum_rules::status::ErrorStatus;
 
 /// A declared error.
 #[derive(Clone, Debug)]
@@ -355,6 +271,14 @@ impl HttpMethod {
     pub fn is_read_only(self) -> bool {
         matches!(self, HttpMethod::Get | HttpMethod::Head)
     }
+
+    /// GET, HEAD and DELETE carry their input in the query, the others in a JSON body.
+    pub fn input_in_query(self) -> bool {
+        matches!(
+            self,
+            HttpMethod::Get | HttpMethod::Head | HttpMethod::Delete
+        )
+    }
 }
 
 /// A REST route.
@@ -368,6 +292,31 @@ pub struct Route {
     pub full_path: String,
     /// `{param}` names, in order (wire names of input fields).
     pub params: Vec<String>,
+}
+
+/// Where an input field travels in an HTTP request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// A `{param}` of the path.
+    Path,
+    /// A query parameter: the rest of the input of GET, HEAD and DELETE.
+    Query,
+    /// A member of the JSON body: the rest of the input of other methods.
+    Body,
+}
+
+impl Route {
+    /// The HTTP binding rule, in one place for the server, the client and OpenAPI: path
+    /// parameters by name, then the query for methods without a body, else the body.
+    pub fn place(&self, wire_name: &str) -> Place {
+        if self.params.iter().any(|p| p == wire_name) {
+            Place::Path
+        } else if self.method.input_in_query() {
+            Place::Query
+        } else {
+            Place::Body
+        }
+    }
 }
 
 /// How retried calls are made safe.

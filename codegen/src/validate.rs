@@ -994,10 +994,7 @@ impl ContractChecker<'_, '_> {
         params: &[String],
         fields: &[FieldDecl],
     ) {
-        let query = matches!(
-            method,
-            HttpMethod::Get | HttpMethod::Head | HttpMethod::Delete
-        );
+        let query = method.input_in_query();
         for f in fields {
             let in_path = params.contains(&f.name.value);
             let ok = if in_path {

@@ -4,54 +4,7 @@
 use crate::event::Delivery;
 use std::time::Duration;
 
-/// The class of a declared error: one HTTP status and one gRPC code each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
-pub enum ErrorStatus {
-    InvalidArgument,
-    Unauthenticated,
-    PermissionDenied,
-    NotFound,
-    AlreadyExists,
-    Conflict,
-    FailedPrecondition,
-    ResourceExhausted,
-    Unavailable,
-    Internal,
-}
-
-impl ErrorStatus {
-    /// HTTP status code.
-    pub const fn http_status(self) -> u16 {
-        match self {
-            ErrorStatus::InvalidArgument => 400,
-            ErrorStatus::Unauthenticated => 401,
-            ErrorStatus::PermissionDenied => 403,
-            ErrorStatus::NotFound => 404,
-            ErrorStatus::AlreadyExists | ErrorStatus::Conflict => 409,
-            ErrorStatus::FailedPrecondition => 422,
-            ErrorStatus::ResourceExhausted => 429,
-            ErrorStatus::Unavailable => 503,
-            ErrorStatus::Internal => 500,
-        }
-    }
-
-    /// gRPC status code number (`google.rpc.Code`).
-    pub const fn grpc_code(self) -> i32 {
-        match self {
-            ErrorStatus::InvalidArgument => 3,
-            ErrorStatus::NotFound => 5,
-            ErrorStatus::AlreadyExists => 6,
-            ErrorStatus::PermissionDenied => 7,
-            ErrorStatus::ResourceExhausted => 8,
-            ErrorStatus::FailedPrecondition => 9,
-            ErrorStatus::Conflict => 10,
-            ErrorStatus::Internal => 13,
-            ErrorStatus::Unavailable => 14,
-            ErrorStatus::Unauthenticated => 16,
-        }
-    }
-}
+pub use pactum_rules::status::ErrorStatus;
 
 /// How a retried call is kept from applying twice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -371,7 +371,7 @@ fn page(c: &Contract) -> Page {
             vec![
                 code(&e.name),
                 e.status.http_status().to_string(),
-                code(e.status.grpc_code()),
+                code(e.status.grpc_code_name()),
                 field_list(&e.fields),
                 e.docs.as_deref().map_or("—".into(), cell),
             ]

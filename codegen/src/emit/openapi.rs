@@ -8,7 +8,7 @@
 
 use super::json_schema::{per_contract, q, Schemas};
 use super::GeneratedFile;
-use crate::ir::{Contract, Field, HttpMethod, Idempotency, Ir, Operation, TypeKind, TypeRef};
+use crate::ir::{Contract, Field, Idempotency, Ir, Operation, Place, TypeKind, TypeRef};
 use askama::Template;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -102,10 +102,6 @@ fn operation(s: &mut Schemas<'_>, c: &Contract, op: &Operation) -> OpItem {
             _ => None,
         })
         .unwrap_or_default();
-    let query_method = matches!(
-        route.method,
-        HttpMethod::Get | HttpMethod::Head | HttpMethod::Delete
-    );
     let mut parameters = Vec::new();
     let mut body_fields = Vec::new();
     for f in &fields {
@@ -113,13 +109,13 @@ fn operation(s: &mut Schemas<'_>, c: &Contract, op: &Operation) -> OpItem {
             TypeRef::Optional(inner) => (&**inner, true),
             other => (other, false),
         };
-        let location = if route.params.contains(&f.wire_name) {
-            "path"
-        } else if query_method {
-            "query"
-        } else {
-            body_fields.push(f.clone());
-            continue;
+        let location = match route.place(&f.wire_name) {
+            Place::Path => "path",
+            Place::Query => "query",
+            Place::Body => {
+                body_fields.push(f.clone());
+                continue;
+            }
         };
         let mut p = json!({
             "name": f.wire_name,

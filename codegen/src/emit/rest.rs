@@ -6,19 +6,11 @@
 //! body. Operations without a REST route still get a `Service` method (gRPC serves them).
 
 use super::{docs, rust_type, Ctx};
-use crate::ir::{Field, HttpMethod, Operation, Route, Streaming, TypeKind, TypeRef};
+use crate::ir::{Field, Operation, Place, Streaming, TypeKind, TypeRef};
 use crate::naming::{ident, Case};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use std::collections::BTreeMap;
-
-/// Where an input field travels.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Place {
-    Path,
-    Query,
-    Body,
-}
 
 fn input_fields<'a>(ctx: &'a Ctx<'_>, op: &Operation) -> Vec<&'a Field> {
     let Some(input) = &op.input else {
@@ -27,19 +19,6 @@ fn input_fields<'a>(ctx: &'a Ctx<'_>, op: &Operation) -> Vec<&'a Field> {
     match ctx.lookup(input) {
         Some(TypeKind::Struct(fields)) => fields.iter().collect(),
         _ => Vec::new(),
-    }
-}
-
-fn place(route: &Route, f: &Field) -> Place {
-    if route.params.contains(&f.wire_name) {
-        Place::Path
-    } else if matches!(
-        route.method,
-        HttpMethod::Get | HttpMethod::Head | HttpMethod::Delete
-    ) {
-        Place::Query
-    } else {
-        Place::Body
     }
 }
 
@@ -150,7 +129,7 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                     TypeRef::Optional(inner) => &**inner,
                     other => other,
                 };
-                match place(route, f) {
+                match route.place(&f.wire_name) {
                     Place::Body => None,
                     Place::Path => {
                         let t = rust_type(ctx, ty, false);
@@ -337,7 +316,7 @@ fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
         }
         let query: Vec<TokenStream> = fields
             .iter()
-            .filter(|f| place(route, f) == Place::Query)
+            .filter(|f| route.place(&f.wire_name) == Place::Query)
             .map(|f| {
                 let wire = &f.wire_name;
                 let fname = ident(&f.name, Case::Snake);
@@ -346,10 +325,10 @@ fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
             .collect();
         let not_body: Vec<&String> = fields
             .iter()
-            .filter(|f| place(route, f) != Place::Body)
+            .filter(|f| route.place(&f.wire_name) != Place::Body)
             .map(|f| &f.wire_name)
             .collect();
-        let has_body = fields.iter().any(|f| place(route, f) == Place::Body);
+        let has_body = fields.iter().any(|f| route.place(&f.wire_name) == Place::Body);
         let body = if has_body && not_body.is_empty() {
             quote! {
                 let body = ::pactum::__private::serde_json::to_value(input).ok();
