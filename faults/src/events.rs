@@ -168,12 +168,12 @@ async fn prepare(nats_url: &str, db: &tokio_postgres::Client) -> Result<(), Stri
         (
             EVENT_STREAM,
             generated_example::generated::orders::v1::OrderPlaced::SUBJECT,
-            pactum::Delivery::Stream,
+            pactum::DeliveryMode::Stream,
         ),
         (
             INVENTORY_STREAM,
             generated_example::generated::inventory::v1::StockReserved::SUBJECT,
-            pactum::Delivery::Queue,
+            pactum::DeliveryMode::Queue,
         ),
     ] {
         nats.ensure_stream(stream, subject, mode, Duration::from_secs(120))

@@ -335,7 +335,7 @@ fn main() {
         nats.ensure_stream(
             &stream,
             &subject,
-            pactum::Delivery::Stream,
+            pactum::DeliveryMode::Stream,
             Duration::from_secs(120),
         )
         .await

@@ -155,7 +155,7 @@ impl Source {
         match broker {
             Broker::Embedded(bus) => {
                 // A queue keeps only what is waiting, as a JetStream work-queue stream does.
-                if info.delivery == pactum::Delivery::Queue {
+                if info.delivery == pactum::DeliveryMode::Queue {
                     bus.configure(
                         info.subject,
                         pactum::messaging::bus::StreamSettings {

@@ -176,7 +176,7 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             const SOURCE: &'static str = #source;
             const TYPE: &'static str = #type_;
             const SUBJECT: &'static str = #subject;
-            const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::#delivery;
+            const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::#delivery;
 
             fn ordering_key(&self) -> ::core::option::Option<::std::string::String> {
                 #ordering_key
@@ -197,7 +197,7 @@ pub fn fallback(input: &DeriveInput) -> TokenStream {
             const SOURCE: &'static str = "";
             const TYPE: &'static str = "";
             const SUBJECT: &'static str = "";
-            const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+            const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Pubsub;
             fn ordering_key(&self) -> ::core::option::Option<::std::string::String> {
                 ::core::option::Option::None
             }

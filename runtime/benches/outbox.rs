@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use pactum::messaging::nats::Nats;
 use pactum::store::outbox::{self, Pg, Relay, RelayConfig};
 use pactum::store::postgres::Database;
-use pactum::{Context, Delivery as Mode, Event};
+use pactum::{Context, DeliveryMode as Mode, Event};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

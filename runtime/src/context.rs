@@ -267,7 +267,7 @@ impl Context {
     /// Builds the context of an incoming request from its headers (HTTP headers, gRPC
     /// metadata or message headers). Malformed values are ignored: a bad `traceparent` starts a
     /// fresh trace, a bad timeout means no deadline, a bad key or id is dropped.
-    pub fn from_headers(headers: &impl Headers) -> Self {
+    pub fn from_headers(headers: &impl HeaderSource) -> Self {
         // Most calls inside a system carry a trace; the propagator is only worth running when
         // there is a header for it to read.
         let span = if headers.header("traceparent").is_some() {
@@ -301,7 +301,7 @@ impl Context {
     /// Writes the context for the next hop: `traceparent`/`tracestate`, the remaining budget
     /// and the request id. Never the idempotency key: a key belongs to one call, so clients
     /// write each call's own key (see [`Context::key_for_call`]), and events carry none.
-    pub fn inject_headers(&self, headers: &mut impl HeadersMut, transport: Transport) {
+    pub fn inject_headers(&self, headers: &mut impl HeaderSink, transport: Transport) {
         if self.span.is_valid() {
             let cx = opentelemetry::Context::new().with_remote_span_context(self.span.clone());
             TraceContextPropagator::new().inject_context(&cx, &mut InjectAdapter(headers));
@@ -327,7 +327,7 @@ pub fn random_id() -> String {
 }
 
 /// Read access to a header map, lower-case names.
-pub trait Headers {
+pub trait HeaderSource {
     /// The value of `name`, if present and text.
     fn header(&self, name: &str) -> Option<&str>;
     /// Every header name.
@@ -335,12 +335,12 @@ pub trait Headers {
 }
 
 /// Write access to a header map.
-pub trait HeadersMut {
+pub trait HeaderSink {
     /// Sets `name` (lower case) to `value`; values a map cannot hold are skipped.
     fn set_header(&mut self, name: &str, value: String);
 }
 
-impl Headers for http::HeaderMap {
+impl HeaderSource for http::HeaderMap {
     fn header(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(|v| v.to_str().ok())
     }
@@ -349,7 +349,7 @@ impl Headers for http::HeaderMap {
     }
 }
 
-impl HeadersMut for http::HeaderMap {
+impl HeaderSink for http::HeaderMap {
     fn set_header(&mut self, name: &str, value: String) {
         // `TryFrom<String>` takes the string's buffer; `from_str` would copy it.
         if let (Ok(n), Ok(v)) = (
@@ -363,7 +363,7 @@ impl HeadersMut for http::HeaderMap {
 
 macro_rules! string_maps {
     ($($map:ident),*) => {$(
-        impl Headers for $map<String, String> {
+        impl HeaderSource for $map<String, String> {
             fn header(&self, name: &str) -> Option<&str> {
                 self.get(name).map(String::as_str)
             }
@@ -371,7 +371,7 @@ macro_rules! string_maps {
                 self.keys().map(String::as_str).collect()
             }
         }
-        impl HeadersMut for $map<String, String> {
+        impl HeaderSink for $map<String, String> {
             fn set_header(&mut self, name: &str, value: String) {
                 self.insert(name.to_string(), value);
             }
@@ -383,7 +383,7 @@ string_maps!(HashMap, BTreeMap);
 
 struct ExtractAdapter<'a, H>(&'a H);
 
-impl<H: Headers> Extractor for ExtractAdapter<'_, H> {
+impl<H: HeaderSource> Extractor for ExtractAdapter<'_, H> {
     fn get(&self, key: &str) -> Option<&str> {
         self.0.header(key)
     }
@@ -394,7 +394,7 @@ impl<H: Headers> Extractor for ExtractAdapter<'_, H> {
 
 struct InjectAdapter<'a, H>(&'a mut H);
 
-impl<H: HeadersMut> Injector for InjectAdapter<'_, H> {
+impl<H: HeaderSink> Injector for InjectAdapter<'_, H> {
     fn set(&mut self, key: &str, value: String) {
         self.0.set_header(key, value);
     }

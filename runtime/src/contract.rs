@@ -1,7 +1,7 @@
 //! Contract-level facts as constants: what a transport needs to honour an operation's or a
 //! consumer's guardrails.
 
-use crate::event::Delivery;
+use crate::event::DeliveryMode;
 use std::time::Duration;
 
 pub use pactum_rules::status::ErrorStatus;
@@ -95,7 +95,7 @@ pub struct ConsumerInfo {
     /// Consumer group (durable name).
     pub group: &'static str,
     /// Delivery mode.
-    pub delivery: Delivery,
+    pub delivery: DeliveryMode,
     /// Retries before dead-lettering.
     pub retry: Option<RetryPolicy>,
     /// Failures go to a dead-letter subject.

@@ -5,7 +5,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 /// How an event reaches its consumers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Delivery {
+pub enum DeliveryMode {
     /// One worker of a group claims each message.
     Queue,
     /// Every consumer group receives every event.
@@ -46,7 +46,7 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Broker subject: `<source>.<name_snake>.v<version>`.
     const SUBJECT: &'static str;
     /// Delivery mode.
-    const DELIVERY: Delivery;
+    const DELIVERY: DeliveryMode;
     /// Whether the event carries a deadline; by default it does not.
     const DEADLINE: EventDeadline = EventDeadline::None;
 

@@ -61,12 +61,12 @@ pub mod store;
 pub mod webhook;
 
 pub use call::ClientError;
-pub use context::{derive_key, random_id, Context, Headers, HeadersMut, Transport};
+pub use context::{derive_key, random_id, Context, HeaderSink, HeaderSource, Transport};
 pub use contract::{
     ConsumerInfo, ErrorStatus, Idempotency, OperationInfo, RetryPolicy, Route, Streaming,
 };
 pub use deadline::{run_with_deadline, DeadlineExceeded};
-pub use event::{DeclaredError, Delivery, Event, EventDeadline, Webhook};
+pub use event::{DeclaredError, DeliveryMode, Event, EventDeadline, Webhook};
 pub use handler::HandlerError;
 pub use pactum_macros::*;
 pub use problem::{declared_problem, OperationError, Problem, PROBLEM_JSON};

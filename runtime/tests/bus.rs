@@ -4,7 +4,7 @@
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use pactum::messaging::bus::{headers, publish_event, Bus, BusConfig, Headers, StartAt};
-use pactum::{Context, Delivery as Mode, Event};
+use pactum::{Context, DeliveryMode as Mode, Event};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,7 @@
 
 use pactum::messaging::bus::{event_message, headers, Bus, BusConfig, StartAt};
 use pactum::messaging::consumer::{MemoryConsumer, MemoryHandler, Outcome, REASON_HEADER};
-use pactum::{Context, Delivery as Mode, Event, RetryPolicy};
+use pactum::{Context, DeliveryMode as Mode, Event, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

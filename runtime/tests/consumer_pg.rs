@@ -7,7 +7,7 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState}
 use pactum::messaging::bus::{headers, publish_event, Bus, BusConfig, Headers, StartAt};
 use pactum::messaging::consumer::{Outcome, PgConsumer, PgHandler, REASON_HEADER};
 use pactum::store::postgres::Database;
-use pactum::{Context, Delivery as Mode, Event, RetryPolicy};
+use pactum::{Context, DeliveryMode as Mode, Event, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

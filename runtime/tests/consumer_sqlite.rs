@@ -4,7 +4,7 @@
 
 use pactum::messaging::bus::{event_message, headers, Bus, BusConfig, StartAt};
 use pactum::messaging::consumer::{Outcome, SqliteConsumer, SqliteHandler};
-use pactum::{Context, Delivery as Mode, Event, RetryPolicy};
+use pactum::{Context, DeliveryMode as Mode, Event, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use std::time::Duration;

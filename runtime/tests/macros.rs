@@ -282,7 +282,7 @@ fn derived_events_implement_the_runtime_trait() {
     assert_eq!(OrderPlaced::SOURCE, "pactum");
     assert_eq!(OrderPlaced::TYPE, "pactum.OrderPlaced.v2");
     assert_eq!(OrderPlaced::SUBJECT, "pactum.order_placed.v2");
-    assert_eq!(OrderPlaced::DELIVERY, pactum::Delivery::Stream);
+    assert_eq!(OrderPlaced::DELIVERY, pactum::DeliveryMode::Stream);
     let e = OrderPlaced {
         order_id: 42,
         total_cents: 1,
@@ -290,7 +290,7 @@ fn derived_events_implement_the_runtime_trait() {
     assert_eq!(e.ordering_key().as_deref(), Some("42"));
     assert_eq!(e.total_cents, 1);
     assert_eq!(EmailSent::SUBJECT, "mail.email_sent.v1");
-    assert_eq!(EmailSent::DELIVERY, pactum::Delivery::Queue);
+    assert_eq!(EmailSent::DELIVERY, pactum::DeliveryMode::Queue);
     assert_eq!(EmailSent { to: "a".into() }.ordering_key(), None);
 }
 

@@ -5,7 +5,7 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState}
 use pactum::messaging::bus::{headers, EventSink, Headers, StartAt};
 use pactum::messaging::consumer::{Inbound, Outcome, PgConsumer, PgHandler, REASON_HEADER};
 use pactum::messaging::nats::{Group, Nats};
-use pactum::{Context, Delivery as Mode, Event, RetryPolicy};
+use pactum::{Context, DeliveryMode as Mode, Event, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

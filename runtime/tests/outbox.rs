@@ -5,7 +5,7 @@
 
 use pactum::messaging::bus::{headers, Bus, StartAt};
 use pactum::store::outbox::{self, Pg, Relay, RelayConfig, Sqlite};
-use pactum::{Context, Delivery as Mode, Event};
+use pactum::{Context, DeliveryMode as Mode, Event};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

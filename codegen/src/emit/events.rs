@@ -9,7 +9,7 @@ use quote::quote;
 
 fn delivery(d: Delivery) -> TokenStream {
     let v = ident(d.variant(), Case::Pascal);
-    quote!(::pactum::Delivery::#v)
+    quote!(::pactum::DeliveryMode::#v)
 }
 
 pub(crate) fn event(ctx: &Ctx<'_>, e: &EventDef) -> TokenStream {
@@ -54,7 +54,7 @@ pub(crate) fn event(ctx: &Ctx<'_>, e: &EventDef) -> TokenStream {
             const SOURCE: &'static str = #source;
             const TYPE: &'static str = #cloud_type;
             const SUBJECT: &'static str = #subject;
-            const DELIVERY: ::pactum::Delivery = #mode;
+            const DELIVERY: ::pactum::DeliveryMode = #mode;
             #deadline
 
             fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {

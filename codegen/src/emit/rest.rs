@@ -116,9 +116,9 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
         let method = method_name(op);
         let konst = ident(&op.name, Case::Screaming);
         let reply = if op.output.is_some() {
-            quote!(::pactum::rest::server::Reply::Json)
+            quote!(::pactum::rest::Reply::Json)
         } else {
-            quote!(::pactum::rest::server::Reply::Empty)
+            quote!(::pactum::rest::Reply::Empty)
         };
         let fields = input_fields(ctx, op);
         let inserts: Vec<TokenStream> = fields
@@ -285,9 +285,9 @@ fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
         let error = format_ident!("{}Error", op.name);
         let out = output_type(ctx, op);
         let reply = if op.output.is_some() {
-            quote!(#cl::Reply::Json)
+            quote!(::pactum::rest::Reply::Json)
         } else {
-            quote!(#cl::Reply::Empty)
+            quote!(::pactum::rest::Reply::Empty)
         };
         let fields = input_fields(ctx, op);
         let by_wire: BTreeMap<&str, &Field> = fields.iter().map(|f| (f.wire_name.as_str(), *f)).collect();

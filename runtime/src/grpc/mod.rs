@@ -343,7 +343,7 @@ impl GrpcClient {
         let mut headers = http::HeaderMap::new();
         ctx.inject_headers(&mut headers, Transport::Grpc);
         if let Some(key) = key {
-            crate::HeadersMut::set_header(
+            crate::HeaderSink::set_header(
                 &mut headers,
                 crate::wire::IDEMPOTENCY_KEY_HEADER,
                 crate::wire::format_sf_string(key),

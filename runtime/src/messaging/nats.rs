@@ -8,7 +8,7 @@
 
 use crate::messaging::bus::{event_message, EventSink, Headers, PublishError, Published, StartAt};
 use crate::messaging::consumer::{dead_letter_message, Inbound};
-use crate::{Context, Delivery as Mode, Event};
+use crate::{Context, DeliveryMode as Mode, Event};
 use async_nats::jetstream::{self, consumer, stream, AckKind};
 use futures_util::StreamExt;
 use std::time::Duration;

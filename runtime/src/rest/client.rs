@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
 
+pub use super::Reply;
 pub use crate::call::{ClientError, DEFAULT_TIMEOUT};
 pub use reqwest;
 
@@ -29,15 +30,6 @@ impl<E> Transient for AttemptError<E> {
     fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
-}
-
-/// How a successful reply is read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reply {
-    /// A JSON body.
-    Json,
-    /// No body (204).
-    Empty,
 }
 
 /// The HTTP side of a generated client: a base URL and a reqwest client.
@@ -147,7 +139,7 @@ impl HttpClient {
         let mut headers = http::HeaderMap::new();
         ctx.inject_headers(&mut headers, Transport::Http);
         if let Some(key) = key {
-            crate::HeadersMut::set_header(
+            crate::HeaderSink::set_header(
                 &mut headers,
                 wire::IDEMPOTENCY_KEY_HEADER,
                 wire::format_sf_string(key),

@@ -3,3 +3,12 @@
 
 pub mod client;
 pub mod server;
+
+/// What a successful REST reply carries, as the server sends it and the client reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// 200 with a JSON body.
+    Json,
+    /// 204, no body (operations without output).
+    Empty,
+}

@@ -25,18 +25,10 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
+pub use super::Reply;
 pub(crate) use crate::router::KeyHeader;
 pub use crate::router::{axum, serve, CallerOf, ServerConfig};
 pub use crate::service::NoInput;
-
-/// How a successful result is sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reply {
-    /// 200 with a JSON body.
-    Json,
-    /// 204, no body (operations without output).
-    Empty,
-}
 
 /// Path and query parameters of a request, raw, for generated decoders.
 pub struct Incoming {

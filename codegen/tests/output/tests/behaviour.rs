@@ -209,7 +209,7 @@ fn events_know_their_broker_facts() {
     assert_eq!(f::ThingStored::SOURCE, "features");
     assert_eq!(f::ThingStored::TYPE, "features.ThingStored.v3");
     assert_eq!(f::ThingStored::SUBJECT, "features.thing_stored.v3");
-    assert_eq!(f::ThingStored::DELIVERY, pactum::Delivery::Stream);
+    assert_eq!(f::ThingStored::DELIVERY, pactum::DeliveryMode::Stream);
     assert_eq!(
         e.ordering_key().as_deref(),
         Some("00000000-0000-0000-0000-000000000007")

@@ -630,7 +630,7 @@ impl ::pactum::Event for StockReserved {
 
     const SUBJECT: &'static str = "inventory.stock_reserved.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Queue;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Queue;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
@@ -715,7 +715,7 @@ pub mod consumers {
         service: "inventory",
         subject: "orders.order_placed.v1",
         group: "inventory",
-        delivery: ::pactum::Delivery::Stream,
+        delivery: ::pactum::DeliveryMode::Stream,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 5,
             initial_backoff: ::std::time::Duration::from_millis(100),
@@ -918,7 +918,7 @@ async fn __check_stock<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::CHECK_STOCK,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -982,12 +982,7 @@ impl Client {
         );
         let body = ::core::option::Option::None;
         self.http
-            .call(
-                &operations::CHECK_STOCK,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::CHECK_STOCK, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 }

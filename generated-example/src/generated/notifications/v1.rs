@@ -125,7 +125,7 @@ impl ::pactum::Event for EmailSent {
 
     const SUBJECT: &'static str = "notifications.email_sent.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Pubsub;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.message_id))
@@ -210,7 +210,7 @@ pub mod consumers {
         service: "notifications",
         subject: "payments.payment_captured.v1",
         group: "notifications",
-        delivery: ::pactum::Delivery::Pubsub,
+        delivery: ::pactum::DeliveryMode::Pubsub,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 3,
             initial_backoff: ::std::time::Duration::from_millis(500),
@@ -297,7 +297,7 @@ pub mod consumers {
         service: "notifications",
         subject: "orders.order_cancelled.v1",
         group: "notifications",
-        delivery: ::pactum::Delivery::Pubsub,
+        delivery: ::pactum::DeliveryMode::Pubsub,
         retry: ::std::option::Option::None,
         dead_letter: true,
         budget: ::std::option::Option::None,
@@ -379,7 +379,7 @@ pub mod consumers {
         service: "notifications",
         subject: "shipping.shipment_dispatched.v1",
         group: "notifications",
-        delivery: ::pactum::Delivery::Pubsub,
+        delivery: ::pactum::DeliveryMode::Pubsub,
         retry: ::std::option::Option::None,
         dead_letter: true,
         budget: ::std::option::Option::None,

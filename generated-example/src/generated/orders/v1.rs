@@ -565,7 +565,7 @@ impl ::pactum::Event for OrderPlaced {
 
     const SUBJECT: &'static str = "orders.order_placed.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Stream;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Stream;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
@@ -622,7 +622,7 @@ impl ::pactum::Event for OrderCancelled {
 
     const SUBJECT: &'static str = "orders.order_cancelled.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Pubsub;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
@@ -707,7 +707,7 @@ pub mod consumers {
         service: "orders",
         subject: "payments.payment_captured.v1",
         group: "orders",
-        delivery: ::pactum::Delivery::Pubsub,
+        delivery: ::pactum::DeliveryMode::Pubsub,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 5,
             initial_backoff: ::std::time::Duration::from_secs(1),
@@ -886,7 +886,7 @@ async fn __get_order<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::GET_ORDER,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -911,7 +911,7 @@ async fn __place_order<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::PLACE_ORDER,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             ::std::vec::Vec::new(),
             request,
             |_: &::pactum::rest::server::Incoming| {
@@ -935,7 +935,7 @@ async fn __cancel_order<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::CANCEL_ORDER,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -995,12 +995,7 @@ impl Client {
         );
         let body = ::core::option::Option::None;
         self.http
-            .call(
-                &operations::GET_ORDER,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::GET_ORDER, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 
@@ -1012,12 +1007,7 @@ impl Client {
         let path = ::std::string::String::from("/v1/orders");
         let body = ::pactum::__private::serde_json::to_value(input).ok();
         self.http
-            .call(
-                &operations::PLACE_ORDER,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::PLACE_ORDER, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 
@@ -1045,12 +1035,7 @@ impl Client {
             _ => ::core::option::Option::None,
         };
         self.http
-            .call(
-                &operations::CANCEL_ORDER,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::CANCEL_ORDER, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 }

@@ -545,7 +545,7 @@ impl ::pactum::Event for OrderPlaced {
 
     const SUBJECT: &'static str = "orders.order_placed.v2";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Stream;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Stream;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
@@ -692,7 +692,7 @@ async fn __get_order<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::GET_ORDER,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -717,7 +717,7 @@ async fn __place_order<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::PLACE_ORDER,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             ::std::vec::Vec::new(),
             request,
             |_: &::pactum::rest::server::Incoming| {
@@ -741,7 +741,7 @@ async fn __list_orders<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::LIST_ORDERS,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -814,12 +814,7 @@ impl Client {
         );
         let body = ::core::option::Option::None;
         self.http
-            .call(
-                &operations::GET_ORDER,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::GET_ORDER, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 
@@ -831,12 +826,7 @@ impl Client {
         let path = ::std::string::String::from("/v2/orders");
         let body = ::pactum::__private::serde_json::to_value(input).ok();
         self.http
-            .call(
-                &operations::PLACE_ORDER,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::PLACE_ORDER, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 
@@ -864,12 +854,7 @@ impl Client {
         }
         let body = ::core::option::Option::None;
         self.http
-            .call(
-                &operations::LIST_ORDERS,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::LIST_ORDERS, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 }

@@ -396,7 +396,7 @@ impl ::pactum::Event for PaymentCaptured {
 
     const SUBJECT: &'static str = "payments.payment_captured.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Pubsub;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
@@ -443,7 +443,7 @@ impl ::pactum::Event for RefundIssued {
 
     const SUBJECT: &'static str = "payments.refund_issued.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Pubsub;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
@@ -529,7 +529,7 @@ pub mod consumers {
         service: "payments",
         subject: "orders.order_placed.v1",
         group: "payments",
-        delivery: ::pactum::Delivery::Stream,
+        delivery: ::pactum::DeliveryMode::Stream,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 5,
             initial_backoff: ::std::time::Duration::from_secs(1),
@@ -705,7 +705,7 @@ async fn __get_payment<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::GET_PAYMENT,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -731,7 +731,7 @@ async fn __refund_payment<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::REFUND_PAYMENT,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -791,12 +791,7 @@ impl Client {
         );
         let body = ::core::option::Option::None;
         self.http
-            .call(
-                &operations::GET_PAYMENT,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::GET_PAYMENT, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 
@@ -824,12 +819,7 @@ impl Client {
             _ => ::core::option::Option::None,
         };
         self.http
-            .call(
-                &operations::REFUND_PAYMENT,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::REFUND_PAYMENT, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 }

@@ -539,7 +539,7 @@ async fn __quote_cart<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::QUOTE_CART,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             ::std::vec::Vec::new(),
             request,
             |_: &::pactum::rest::server::Incoming| {
@@ -563,7 +563,7 @@ async fn __get_price<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::GET_PRICE,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -626,12 +626,7 @@ impl Client {
         let path = ::std::string::String::from("/v1/quotes");
         let body = ::pactum::__private::serde_json::to_value(input).ok();
         self.http
-            .call(
-                &operations::QUOTE_CART,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::QUOTE_CART, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 
@@ -654,12 +649,7 @@ impl Client {
         }
         let body = ::core::option::Option::None;
         self.http
-            .call(
-                &operations::GET_PRICE,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::GET_PRICE, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 }

@@ -418,7 +418,7 @@ impl ::pactum::Event for NodeAdded {
 
     const SUBJECT: &'static str = "adversarial.node_added.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Pubsub;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::None
@@ -548,7 +548,7 @@ async fn __walk<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::WALK,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             ::std::vec::Vec::new(),
             request,
             |_: &::pactum::rest::server::Incoming| {
@@ -570,7 +570,7 @@ async fn __echo<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::ECHO,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -626,9 +626,7 @@ impl Client {
     ) -> ::core::result::Result<Node, ::pactum::ClientError<WalkError>> {
         let path = ::std::string::String::from("/v1/walk");
         let body = ::pactum::__private::serde_json::to_value(input).ok();
-        self.http
-            .call(&operations::WALK, ::pactum::rest::client::Reply::Json, path, body)
-            .await
+        self.http.call(&operations::WALK, ::pactum::rest::Reply::Json, path, body).await
     }
 
     /// Calls `POST /v1/echo/{path}`.
@@ -653,9 +651,7 @@ impl Client {
             }
             _ => ::core::option::Option::None,
         };
-        self.http
-            .call(&operations::ECHO, ::pactum::rest::client::Reply::Json, path, body)
-            .await
+        self.http.call(&operations::ECHO, ::pactum::rest::Reply::Json, path, body).await
     }
 }
 

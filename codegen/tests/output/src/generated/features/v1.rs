@@ -1323,7 +1323,7 @@ impl ::pactum::Event for ThingStored {
 
     const SUBJECT: &'static str = "features.thing_stored.v3";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Stream;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Stream;
 
     const DEADLINE: ::pactum::EventDeadline = ::pactum::EventDeadline::Inherit;
 
@@ -1370,7 +1370,7 @@ impl ::pactum::Event for ThingTagged {
 
     const SUBJECT: &'static str = "features.thing_tagged.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Pubsub;
 
     const DEADLINE: ::pactum::EventDeadline = ::pactum::EventDeadline::After(
         ::std::time::Duration::from_secs(3600),
@@ -1418,7 +1418,7 @@ impl ::pactum::Event for AlarmRaised {
 
     const SUBJECT: &'static str = "features.alarm_raised.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Queue;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Queue;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::None
@@ -1522,7 +1522,7 @@ pub mod consumers {
         service: "features",
         subject: "features.thing_stored.v3",
         group: "auditors",
-        delivery: ::pactum::Delivery::Stream,
+        delivery: ::pactum::DeliveryMode::Stream,
         retry: ::std::option::Option::None,
         dead_letter: true,
         budget: ::std::option::Option::Some(::std::time::Duration::from_secs(45)),
@@ -1589,7 +1589,7 @@ pub mod consumers {
         service: "features",
         subject: "features.thing_tagged.v1",
         group: "features",
-        delivery: ::pactum::Delivery::Pubsub,
+        delivery: ::pactum::DeliveryMode::Pubsub,
         retry: ::std::option::Option::Some(::pactum::RetryPolicy {
             attempts: 4,
             initial_backoff: ::std::time::Duration::from_secs(1),
@@ -1984,7 +1984,7 @@ async fn __fetch<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::FETCH,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -2010,7 +2010,7 @@ async fn __store<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::STORE,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             ::std::vec::Vec::new(),
             request,
             |_: &::pactum::rest::server::Incoming| {
@@ -2033,7 +2033,7 @@ async fn __ping<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::PING,
-            ::pactum::rest::server::Reply::Empty,
+            ::pactum::rest::Reply::Empty,
             ::std::vec::Vec::new(),
             request,
             |_: &::pactum::rest::server::Incoming| {
@@ -2055,7 +2055,7 @@ async fn __old_way<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::OLD_WAY,
-            ::pactum::rest::server::Reply::Empty,
+            ::pactum::rest::Reply::Empty,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -2115,9 +2115,7 @@ impl Client {
             ),
         );
         let body = ::core::option::Option::None;
-        self.http
-            .call(&operations::FETCH, ::pactum::rest::client::Reply::Json, path, body)
-            .await
+        self.http.call(&operations::FETCH, ::pactum::rest::Reply::Json, path, body).await
     }
 
     /// Calls `PUT /v1/things`.
@@ -2127,9 +2125,7 @@ impl Client {
     ) -> ::core::result::Result<StoreResponse, ::pactum::ClientError<StoreError>> {
         let path = ::std::string::String::from("/v1/things");
         let body = ::pactum::__private::serde_json::to_value(input).ok();
-        self.http
-            .call(&operations::STORE, ::pactum::rest::client::Reply::Json, path, body)
-            .await
+        self.http.call(&operations::STORE, ::pactum::rest::Reply::Json, path, body).await
     }
 
     /// No input, no output, no errors.
@@ -2138,9 +2134,7 @@ impl Client {
     ) -> ::core::result::Result<(), ::pactum::ClientError<PingError>> {
         let path = ::std::string::String::from("/v1/ping");
         let body = ::core::option::Option::None;
-        self.http
-            .call(&operations::PING, ::pactum::rest::client::Reply::Empty, path, body)
-            .await
+        self.http.call(&operations::PING, ::pactum::rest::Reply::Empty, path, body).await
     }
 
     /// Calls `GET /v1/old/{id}`.
@@ -2156,7 +2150,7 @@ impl Client {
         );
         let body = ::core::option::Option::None;
         self.http
-            .call(&operations::OLD_WAY, ::pactum::rest::client::Reply::Empty, path, body)
+            .call(&operations::OLD_WAY, ::pactum::rest::Reply::Empty, path, body)
             .await
     }
 }

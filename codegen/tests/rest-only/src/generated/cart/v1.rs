@@ -498,7 +498,7 @@ async fn __get_cart<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::GET_CART,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -524,7 +524,7 @@ async fn __add_item<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::ADD_ITEM,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -550,7 +550,7 @@ async fn __checkout_cart<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::CHECKOUT_CART,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -610,7 +610,7 @@ impl Client {
         );
         let body = ::core::option::Option::None;
         self.http
-            .call(&operations::GET_CART, ::pactum::rest::client::Reply::Json, path, body)
+            .call(&operations::GET_CART, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 
@@ -638,7 +638,7 @@ impl Client {
             _ => ::core::option::Option::None,
         };
         self.http
-            .call(&operations::ADD_ITEM, ::pactum::rest::client::Reply::Json, path, body)
+            .call(&operations::ADD_ITEM, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 
@@ -659,12 +659,7 @@ impl Client {
         path.push_str("/checkout");
         let body = ::core::option::Option::None;
         self.http
-            .call(
-                &operations::CHECKOUT_CART,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::CHECKOUT_CART, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 }

@@ -125,7 +125,7 @@ impl ::pactum::Event for EmailSent {
 
     const SUBJECT: &'static str = "notifications.email_sent.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Pubsub;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.message_id))

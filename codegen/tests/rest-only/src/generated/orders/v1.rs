@@ -565,7 +565,7 @@ impl ::pactum::Event for OrderPlaced {
 
     const SUBJECT: &'static str = "orders.order_placed.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Stream;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Stream;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
@@ -622,7 +622,7 @@ impl ::pactum::Event for OrderCancelled {
 
     const SUBJECT: &'static str = "orders.order_cancelled.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Pubsub;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
@@ -701,7 +701,7 @@ async fn __get_order<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::GET_ORDER,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -726,7 +726,7 @@ async fn __place_order<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::PLACE_ORDER,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             ::std::vec::Vec::new(),
             request,
             |_: &::pactum::rest::server::Incoming| {
@@ -750,7 +750,7 @@ async fn __cancel_order<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::CANCEL_ORDER,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -810,12 +810,7 @@ impl Client {
         );
         let body = ::core::option::Option::None;
         self.http
-            .call(
-                &operations::GET_ORDER,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::GET_ORDER, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 
@@ -827,12 +822,7 @@ impl Client {
         let path = ::std::string::String::from("/v1/orders");
         let body = ::pactum::__private::serde_json::to_value(input).ok();
         self.http
-            .call(
-                &operations::PLACE_ORDER,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::PLACE_ORDER, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 
@@ -860,12 +850,7 @@ impl Client {
             _ => ::core::option::Option::None,
         };
         self.http
-            .call(
-                &operations::CANCEL_ORDER,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::CANCEL_ORDER, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 }

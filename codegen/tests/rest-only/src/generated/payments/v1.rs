@@ -396,7 +396,7 @@ impl ::pactum::Event for PaymentCaptured {
 
     const SUBJECT: &'static str = "payments.payment_captured.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Pubsub;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
@@ -443,7 +443,7 @@ impl ::pactum::Event for RefundIssued {
 
     const SUBJECT: &'static str = "payments.refund_issued.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Pubsub;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
@@ -518,7 +518,7 @@ async fn __get_payment<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::GET_PAYMENT,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -544,7 +544,7 @@ async fn __refund_payment<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::REFUND_PAYMENT,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -604,12 +604,7 @@ impl Client {
         );
         let body = ::core::option::Option::None;
         self.http
-            .call(
-                &operations::GET_PAYMENT,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::GET_PAYMENT, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 
@@ -637,12 +632,7 @@ impl Client {
             _ => ::core::option::Option::None,
         };
         self.http
-            .call(
-                &operations::REFUND_PAYMENT,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::REFUND_PAYMENT, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 }

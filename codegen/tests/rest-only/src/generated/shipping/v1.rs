@@ -364,7 +364,7 @@ impl ::pactum::Event for ShipmentDispatched {
 
     const SUBJECT: &'static str = "shipping.shipment_dispatched.v1";
 
-    const DELIVERY: ::pactum::Delivery = ::pactum::Delivery::Pubsub;
+    const DELIVERY: ::pactum::DeliveryMode = ::pactum::DeliveryMode::Pubsub;
 
     fn ordering_key(&self) -> ::std::option::Option<::std::string::String> {
         ::std::option::Option::Some(::std::string::ToString::to_string(&self.order_id))
@@ -471,7 +471,7 @@ async fn __track_shipment<S: Service>(
     ::pactum::rest::server::handle(
             &state.config,
             &operations::TRACK_SHIPMENT,
-            ::pactum::rest::server::Reply::Json,
+            ::pactum::rest::Reply::Json,
             params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             request,
             |incoming: &::pactum::rest::server::Incoming| {
@@ -534,12 +534,7 @@ impl Client {
         );
         let body = ::core::option::Option::None;
         self.http
-            .call(
-                &operations::TRACK_SHIPMENT,
-                ::pactum::rest::client::Reply::Json,
-                path,
-                body,
-            )
+            .call(&operations::TRACK_SHIPMENT, ::pactum::rest::Reply::Json, path, body)
             .await
     }
 }
