@@ -19,9 +19,10 @@
 
 use crate::generated::{inventory, notifications, orders, payments, pricing, shipping};
 use crate::services::{inventory::Inventory, orders::Orders, payments::Payments};
-use crate::transport::{Broker, Sink, Source};
+use crate::transport::{Broker, Sink};
 use pactum::messaging::consumer::tokio_postgres::{self, Transaction};
 use pactum::messaging::consumer::{MemoryConsumer, MemoryHandler, Outcome, PgConsumer, PgHandler};
+use pactum::messaging::{EventSource, Subscribe, Subscription};
 use pactum::store::idempotency::MemoryStore;
 use pactum::store::outbox::{Pg, Relay, RelayConfig, Row, Writer as _};
 use pactum::types::{Timestamp, Uuid};
@@ -229,7 +230,10 @@ where
     E: Event,
     A: Apply<E>,
 {
-    let mut source = Source::join(broker, info).await?;
+    let mut source = broker
+        .subscribe(info, &Subscribe::default())
+        .await
+        .map_err(|e| e.to_string())?;
     let last = LastWhat::default();
     let key = format!("{} <- {}", info.group, E::NAME);
     let what = |outcome: &Outcome, last: &LastWhat| match outcome {

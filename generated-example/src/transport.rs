@@ -1,22 +1,12 @@
-//! Where the example's events travel: the embedded bus (the default) or NATS JetStream, behind
-//! one publishing sink and one subscription type, so the services' code is the same on both.
+//! Where the example's events travel: the embedded bus (the default) or NATS JetStream, as
+//! the runtime's [`Broker`] (one sink, one source, chosen at run time). [`Sink`] adds what
+//! only the example needs: duplicated deliveries on chosen subjects, and publishes deferred
+//! into a PostgreSQL consumer's outbox.
 
-use pactum::messaging::bus::{Bus, EventSink, Headers, PublishError, Published, StartAt};
-use pactum::messaging::consumer::Inbound;
-use pactum::messaging::nats::{Group, Nats, NatsDelivery};
-use pactum::ConsumerInfo;
+use pactum::messaging::bus::{EventSink, Headers, PublishError, Published};
+pub use pactum::messaging::Broker;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// The broker.
-#[derive(Clone)]
-pub enum Broker {
-    /// In-process, nothing to run.
-    Embedded(Bus),
-    /// A NATS server with JetStream.
-    Nats(Box<Nats>),
-}
 
 /// Publishes through a [`Broker`], delivering chosen subjects twice (a second copy under
 /// another broker id, as a broker does when an ack is lost) to show consumers skipping them.
@@ -55,20 +45,6 @@ impl Sink {
         payload: Vec<u8>,
     ) -> Result<Published, PublishError> {
         self.broker.send(subject, headers, payload).await
-    }
-}
-
-impl EventSink for Broker {
-    async fn send(
-        &self,
-        subject: &str,
-        headers: Headers,
-        payload: Vec<u8>,
-    ) -> Result<Published, PublishError> {
-        match self {
-            Broker::Embedded(bus) => bus.send(subject, headers, payload).await,
-            Broker::Nats(nats) => nats.send(subject, headers, payload).await,
-        }
     }
 }
 
@@ -126,148 +102,5 @@ impl EventSink for Sink {
             self.send_once(subject, copy, payload).await?;
         }
         Ok(first)
-    }
-}
-
-/// The JetStream stream holding `subject`: its name in capitals, dots as underscores.
-pub fn stream_name(subject: &str) -> String {
-    subject.replace('.', "_").to_uppercase()
-}
-
-/// One consumer group's subscription.
-pub enum Source {
-    /// On the embedded bus.
-    Embedded {
-        /// The bus.
-        bus: Bus,
-        /// Subject read.
-        subject: &'static str,
-        /// Group name.
-        group: &'static str,
-    },
-    /// On JetStream.
-    Nats(Box<Group>),
-}
-
-impl Source {
-    /// Joins the group a contract's `consumes` entry describes, creating the stream if needed.
-    pub async fn join(broker: &Broker, info: &ConsumerInfo) -> Result<Source, String> {
-        match broker {
-            Broker::Embedded(bus) => {
-                // A queue keeps only what is waiting, as a JetStream work-queue stream does.
-                if info.delivery == pactum::DeliveryMode::Queue {
-                    bus.configure(
-                        info.subject,
-                        pactum::messaging::bus::StreamSettings {
-                            retention: pactum::messaging::bus::Retention::WorkQueue,
-                            ..pactum::messaging::bus::StreamSettings::default()
-                        },
-                    );
-                }
-                bus.join(info.subject, info.group, StartAt::New);
-                Ok(Source::Embedded {
-                    bus: bus.clone(),
-                    subject: info.subject,
-                    group: info.group,
-                })
-            }
-            Broker::Nats(nats) => {
-                let stream = stream_name(info.subject);
-                nats.ensure_stream(
-                    &stream,
-                    info.subject,
-                    info.delivery,
-                    Duration::from_secs(120),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-                let group = nats
-                    .join(
-                        &stream,
-                        info.subject,
-                        info.group,
-                        StartAt::New,
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(Source::Nats(Box::new(group)))
-            }
-        }
-    }
-
-    /// The next delivery.
-    pub async fn next(&mut self) -> Result<Message, String> {
-        match self {
-            Source::Embedded {
-                bus,
-                subject,
-                group,
-            } => Ok(Message::Embedded(bus.next(subject, group).await)),
-            Source::Nats(group) => group
-                .next()
-                .await
-                .map(|d| Message::Nats(Box::new(d)))
-                .map_err(|e| e.to_string()),
-        }
-    }
-}
-
-/// A delivery from either broker.
-pub enum Message {
-    /// From the embedded bus.
-    Embedded(pactum::messaging::bus::Delivery),
-    /// From JetStream.
-    Nats(Box<NatsDelivery>),
-}
-
-impl Inbound for Message {
-    fn subject(&self) -> &str {
-        match self {
-            Message::Embedded(d) => Inbound::subject(d),
-            Message::Nats(d) => d.subject(),
-        }
-    }
-    fn headers(&self) -> &Headers {
-        match self {
-            Message::Embedded(d) => Inbound::headers(d),
-            Message::Nats(d) => d.headers(),
-        }
-    }
-    fn payload(&self) -> &[u8] {
-        match self {
-            Message::Embedded(d) => Inbound::payload(d),
-            Message::Nats(d) => d.payload(),
-        }
-    }
-    fn delivered(&self) -> u32 {
-        match self {
-            Message::Embedded(d) => Inbound::delivered(d),
-            Message::Nats(d) => d.delivered(),
-        }
-    }
-    async fn ack(self) {
-        match self {
-            Message::Embedded(d) => Inbound::ack(d).await,
-            Message::Nats(d) => d.ack().await,
-        }
-    }
-    async fn nak(self, delay: Duration) {
-        match self {
-            Message::Embedded(d) => Inbound::nak(d, delay).await,
-            Message::Nats(d) => d.nak(delay).await,
-        }
-    }
-    async fn progress(&self) {
-        match self {
-            Message::Embedded(d) => Inbound::progress(d).await,
-            Message::Nats(d) => d.progress().await,
-        }
-    }
-    async fn dead_letter(self, reason: &str) {
-        match self {
-            Message::Embedded(d) => Inbound::dead_letter(d, reason).await,
-            Message::Nats(d) => d.dead_letter(reason).await,
-        }
     }
 }

@@ -1,9 +1,14 @@
 //! Events between services: the embedded [`bus`] (streams, consumer groups, acks and
 //! redelivery, in process), [`nats`] (JetStream, with the `nats` feature), both behind the
-//! [`bus::EventSink`] a publisher writes to; and the idempotent [`consumer`] runners that
-//! read from them, recording processed events in memory, SQLite or PostgreSQL.
+//! [`bus::EventSink`] a publisher writes to and the [`EventSource`] a consumer group joins
+//! ([`source`]; [`Broker`] is either broker, chosen at run time); and the idempotent
+//! [`consumer`] runners that read from them, recording processed events in memory, SQLite or
+//! PostgreSQL.
 
 pub mod bus;
 pub mod consumer;
 #[cfg(feature = "nats")]
 pub mod nats;
+pub mod source;
+
+pub use source::{Broker, EventSource, Subscribe, Subscription};

@@ -1,0 +1,298 @@
+//! The subscribe side, as [`EventSink`] is the publish side: a broker a consumer group joins
+//! ([`EventSource`]), the group's deliveries ([`Subscription`]), and [`Broker`], the embedded
+//! bus or JetStream chosen at run time, which is both.
+//!
+//! A consumer joins from the contract's `consumes` entry ([`ConsumerInfo`]): its subject,
+//! group and delivery mode decide the stream (a work queue keeps only what is waiting, a
+//! stream or pub/sub subject keeps history) and the durable group, so every replica of a
+//! service subscribes the same way.
+
+use super::bus::{Bus, Delivery, EventSink, Headers, PublishError, Published, StartAt};
+use super::consumer::Inbound;
+use crate::{ConsumerInfo, DeliveryMode};
+use std::future::Future;
+use std::time::Duration;
+
+/// How a group is joined when it does not exist yet.
+#[derive(Clone, Copy, Debug)]
+pub struct Subscribe {
+    /// Where a new group starts reading. Default: new messages only.
+    pub start: StartAt,
+    /// How long a delivery may stay unacknowledged before it goes to another worker.
+    /// Default 30 s.
+    pub ack_wait: Duration,
+    /// How long the broker remembers message ids to drop republished duplicates (JetStream's
+    /// duplicate window). Default 2 min.
+    pub duplicate_window: Duration,
+}
+
+impl Default for Subscribe {
+    fn default() -> Self {
+        Subscribe {
+            start: StartAt::New,
+            ack_wait: Duration::from_secs(30),
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Joining or reading a group failed (the broker is unreachable, or refused the stream).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceError(pub String);
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+/// A broker consumer groups join.
+pub trait EventSource: Send + Sync {
+    /// One group's deliveries.
+    type Subscription: Subscription;
+
+    /// Joins the group `info` describes, creating its stream if needed.
+    fn subscribe(
+        &self,
+        info: &ConsumerInfo,
+        options: &Subscribe,
+    ) -> impl Future<Output = Result<Self::Subscription, SourceError>> + Send;
+}
+
+/// One consumer group's deliveries, one at a time.
+pub trait Subscription: Send {
+    /// A delivery, settled through [`Inbound`].
+    type Message: Inbound + 'static;
+
+    /// The next delivery; waits for one. An error is the broker's, not the message's: call
+    /// again (JetStream pulls past a missed heartbeat by itself).
+    fn next(&mut self) -> impl Future<Output = Result<Self::Message, SourceError>> + Send;
+}
+
+/// The JetStream stream holding `subject`: its name in capitals, dots as underscores.
+pub fn stream_name(subject: &str) -> String {
+    subject.replace('.', "_").to_uppercase()
+}
+
+/// A group on the embedded bus.
+pub struct BusSubscription {
+    bus: Bus,
+    subject: String,
+    group: String,
+}
+
+impl EventSource for Bus {
+    type Subscription = BusSubscription;
+
+    async fn subscribe(
+        &self,
+        info: &ConsumerInfo,
+        options: &Subscribe,
+    ) -> Result<BusSubscription, SourceError> {
+        // A queue keeps only what is waiting, as a JetStream work-queue stream does.
+        if info.delivery == DeliveryMode::Queue {
+            self.configure(
+                info.subject,
+                super::bus::StreamSettings {
+                    retention: super::bus::Retention::WorkQueue,
+                    ..super::bus::StreamSettings::default()
+                },
+            );
+        }
+        self.join(info.subject, info.group, options.start);
+        Ok(BusSubscription {
+            bus: self.clone(),
+            subject: info.subject.to_string(),
+            group: info.group.to_string(),
+        })
+    }
+}
+
+impl Subscription for BusSubscription {
+    type Message = Delivery;
+
+    async fn next(&mut self) -> Result<Delivery, SourceError> {
+        Ok(self.bus.next(&self.subject, &self.group).await)
+    }
+}
+
+#[cfg(feature = "nats")]
+impl EventSource for super::nats::Nats {
+    type Subscription = super::nats::Group;
+
+    async fn subscribe(
+        &self,
+        info: &ConsumerInfo,
+        options: &Subscribe,
+    ) -> Result<super::nats::Group, SourceError> {
+        let stream = stream_name(info.subject);
+        let failed = |e: super::nats::NatsError| SourceError(e.to_string());
+        self.ensure_stream(
+            &stream,
+            info.subject,
+            info.delivery,
+            options.duplicate_window,
+        )
+        .await
+        .map_err(failed)?;
+        self.join(
+            &stream,
+            info.subject,
+            info.group,
+            options.start,
+            options.ack_wait,
+        )
+        .await
+        .map_err(failed)
+    }
+}
+
+#[cfg(feature = "nats")]
+impl Subscription for super::nats::Group {
+    type Message = super::nats::NatsDelivery;
+
+    async fn next(&mut self) -> Result<super::nats::NatsDelivery, SourceError> {
+        super::nats::Group::next(self)
+            .await
+            .map_err(|e| SourceError(e.to_string()))
+    }
+}
+
+/// The embedded bus or a JetStream connection, chosen at run time (a flag, an environment
+/// variable), behind one sink and one source so the service's code is the same on both.
+#[derive(Clone)]
+pub enum Broker {
+    /// In process, nothing to run.
+    Embedded(Bus),
+    /// A NATS server with JetStream.
+    #[cfg(feature = "nats")]
+    Nats(Box<super::nats::Nats>),
+}
+
+impl EventSink for Broker {
+    async fn send(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Vec<u8>,
+    ) -> Result<Published, PublishError> {
+        match self {
+            Broker::Embedded(bus) => bus.send(subject, headers, payload).await,
+            #[cfg(feature = "nats")]
+            Broker::Nats(nats) => nats.send(subject, headers, payload).await,
+        }
+    }
+}
+
+impl EventSource for Broker {
+    type Subscription = BrokerSubscription;
+
+    async fn subscribe(
+        &self,
+        info: &ConsumerInfo,
+        options: &Subscribe,
+    ) -> Result<BrokerSubscription, SourceError> {
+        Ok(match self {
+            Broker::Embedded(bus) => {
+                BrokerSubscription::Embedded(bus.subscribe(info, options).await?)
+            }
+            #[cfg(feature = "nats")]
+            Broker::Nats(nats) => {
+                BrokerSubscription::Nats(Box::new(nats.subscribe(info, options).await?))
+            }
+        })
+    }
+}
+
+/// A group on a [`Broker`].
+pub enum BrokerSubscription {
+    /// On the embedded bus.
+    Embedded(BusSubscription),
+    /// On JetStream.
+    #[cfg(feature = "nats")]
+    Nats(Box<super::nats::Group>),
+}
+
+impl Subscription for BrokerSubscription {
+    type Message = BrokerMessage;
+
+    async fn next(&mut self) -> Result<BrokerMessage, SourceError> {
+        match self {
+            BrokerSubscription::Embedded(s) => s.next().await.map(BrokerMessage::Embedded),
+            #[cfg(feature = "nats")]
+            BrokerSubscription::Nats(g) => Subscription::next(&mut **g)
+                .await
+                .map(|d| BrokerMessage::Nats(Box::new(d))),
+        }
+    }
+}
+
+/// A delivery from a [`Broker`].
+pub enum BrokerMessage {
+    /// From the embedded bus.
+    Embedded(Delivery),
+    /// From JetStream.
+    #[cfg(feature = "nats")]
+    Nats(Box<super::nats::NatsDelivery>),
+}
+
+impl Inbound for BrokerMessage {
+    fn subject(&self) -> &str {
+        match self {
+            BrokerMessage::Embedded(d) => Inbound::subject(d),
+            #[cfg(feature = "nats")]
+            BrokerMessage::Nats(d) => Inbound::subject(&**d),
+        }
+    }
+    fn headers(&self) -> &Headers {
+        match self {
+            BrokerMessage::Embedded(d) => Inbound::headers(d),
+            #[cfg(feature = "nats")]
+            BrokerMessage::Nats(d) => Inbound::headers(&**d),
+        }
+    }
+    fn payload(&self) -> &[u8] {
+        match self {
+            BrokerMessage::Embedded(d) => Inbound::payload(d),
+            #[cfg(feature = "nats")]
+            BrokerMessage::Nats(d) => Inbound::payload(&**d),
+        }
+    }
+    fn delivered(&self) -> u32 {
+        match self {
+            BrokerMessage::Embedded(d) => Inbound::delivered(d),
+            #[cfg(feature = "nats")]
+            BrokerMessage::Nats(d) => Inbound::delivered(&**d),
+        }
+    }
+    async fn ack(self) {
+        match self {
+            BrokerMessage::Embedded(d) => Inbound::ack(d).await,
+            #[cfg(feature = "nats")]
+            BrokerMessage::Nats(d) => Inbound::ack(*d).await,
+        }
+    }
+    async fn nak(self, delay: Duration) {
+        match self {
+            BrokerMessage::Embedded(d) => Inbound::nak(d, delay).await,
+            #[cfg(feature = "nats")]
+            BrokerMessage::Nats(d) => Inbound::nak(*d, delay).await,
+        }
+    }
+    async fn progress(&self) {
+        match self {
+            BrokerMessage::Embedded(d) => Inbound::progress(d).await,
+            #[cfg(feature = "nats")]
+            BrokerMessage::Nats(d) => Inbound::progress(&**d).await,
+        }
+    }
+    async fn dead_letter(self, reason: &str) {
+        match self {
+            BrokerMessage::Embedded(d) => Inbound::dead_letter(d, reason).await,
+            #[cfg(feature = "nats")]
+            BrokerMessage::Nats(d) => Inbound::dead_letter(*d, reason).await,
+        }
+    }
+}
