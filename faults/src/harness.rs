@@ -327,7 +327,7 @@ pub(crate) async fn call(
     ctx.scope(async move {
         match op {
             Op::PlaceOrder => json(
-                orders::v1::Client::new(url)
+                orders::v1::rest::Client::new(url)
                     .place_order(&orders::v1::PlaceOrderRequest {
                         cart_id: id,
                         customer_id: None,
@@ -342,7 +342,7 @@ pub(crate) async fn call(
                     .map_err(e),
             ),
             Op::PlaceOrderV2 => json(
-                orders::v2::Client::new(url)
+                orders::v2::rest::Client::new(url)
                     .place_order(&orders::v2::PlaceOrderRequest {
                         cart_id: id,
                         customer_id: orders::v2::CustomerId(pactum::types::Uuid::from_u128(7)),
@@ -356,7 +356,7 @@ pub(crate) async fn call(
                     .map_err(|e| e.to_string()),
             ),
             Op::CancelOrder => json(
-                orders::v1::Client::new(url)
+                orders::v1::rest::Client::new(url)
                     .cancel_order(&orders::v1::CancelOrderRequest {
                         id: orders::v1::OrderId(id),
                         reason: "changed my mind".into(),
@@ -385,7 +385,7 @@ pub(crate) async fn call(
                     .map_err(|e| e.to_string()),
             ),
             Op::AddItem => json(
-                cart::v1::Client::new(url)
+                cart::v1::rest::Client::new(url)
                     .add_item(&cart::v1::AddItemRequest {
                         cart_id: cart::v1::CartId(id),
                         item: cart::v1::CartItem {
@@ -397,7 +397,7 @@ pub(crate) async fn call(
                     .map_err(|e| e.to_string()),
             ),
             Op::Checkout => json(
-                cart::v1::Client::new(url)
+                cart::v1::rest::Client::new(url)
                     .checkout_cart(&cart::v1::CheckoutCartRequest {
                         cart_id: cart::v1::CartId(pactum::types::Uuid::from_u128(CART)),
                     })
@@ -405,7 +405,7 @@ pub(crate) async fn call(
                     .map_err(|e| e.to_string()),
             ),
             Op::RefundPayment => json(
-                payments::v1::Client::new(url)
+                payments::v1::rest::Client::new(url)
                     .refund_payment(&payments::v1::RefundPaymentRequest {
                         id: payments::v1::PaymentId(id),
                         amount: money("1.00"),
@@ -414,7 +414,7 @@ pub(crate) async fn call(
                     .map_err(|e| e.to_string()),
             ),
             Op::QuoteCart => json(
-                pricing::v1::Client::new(url)
+                pricing::v1::rest::Client::new(url)
                     .quote_cart(&pricing::v1::QuoteCartRequest {
                         currency: pricing::v1::Currency("EUR".into()),
                         lines: vec![pricing::v1::QuoteLine {

@@ -102,22 +102,25 @@ pub async fn serve(postgres: &str, port: u16, nats: Option<&str>) -> Result<(), 
         CartService::new(
             // The carts live in PostgreSQL (the harness writes them).
             Vec::new(),
-            pricing::v1::Client::new(url.clone()),
+            pricing::v1::rest::Client::new(url.clone()),
         )
         .with_durable(db)
-        .with_orders(orders::v1::Client::new(url.clone())),
+        .with_orders(orders::v1::rest::Client::new(url.clone())),
     );
-    let router = orders::v1::router_with(orders.clone(), config.clone())
-        .merge(orders::v2::router_with(orders.clone(), config.clone()))
+    let router = orders::v1::rest::router_with(orders.clone(), config.clone())
+        .merge(orders::v2::rest::router_with(
+            orders.clone(),
+            config.clone(),
+        ))
         .merge(orders::v1::grpc::router_with(orders, config.clone()))
-        .merge(payments::v1::router_with(payments, config.clone()))
-        .merge(inventory::v1::router_with(
+        .merge(payments::v1::rest::router_with(payments, config.clone()))
+        .merge(inventory::v1::rest::router_with(
             inventory.clone(),
             config.clone(),
         ))
         .merge(inventory::v1::grpc::router_with(inventory, config.clone()))
-        .merge(pricing::v1::router_with(pricing, config.clone()))
-        .merge(cart::v1::router_with(cart, config));
+        .merge(pricing::v1::rest::router_with(pricing, config.clone()))
+        .merge(cart::v1::rest::router_with(cart, config));
     println!("ready {url}");
     pactum::router::serve(listener, router)
         .await
@@ -189,7 +192,7 @@ impl pactum::messaging::consumer::PgHandler<orders::v1::OrderPlaced> for Reserve
                 })
                 .collect(),
         };
-        inventory::v1::publish::InTx::new(pactum::store::outbox::Pg::new(tx).table(CONSUMER_OUTBOX))
+        inventory::v1::events::InTx::new(pactum::store::outbox::Pg::new(tx).table(CONSUMER_OUTBOX))
             .stock_reserved(&reserved)
             .await
             .map_err(|e| e.to_string())

@@ -4,7 +4,7 @@
 //! Every contender reads the same N `PaymentCaptured` events from one JetStream stream through
 //! its own durable group, decodes each, writes one row (the effect), and acknowledges:
 //! - raw (baseline): async-nats pull stream, `serde_json`, one autocommit INSERT, `ack()`;
-//! - generated: `notifications::v1::consumers::payments_payment_captured_v1{,_sqlite}` over
+//! - generated: `notifications::v1::events::consumers::payments_payment_captured_v1{,_sqlite}` over
 //!   `pactum::messaging::nats::Group`, the handler writing the same row inside the consumer's
 //!   transaction, with the dedup record, trace context and deadline checks.
 //!
@@ -229,18 +229,19 @@ impl Bench {
                     };
                 }
                 if matches!(who, Who::GeneratedPg | Who::GeneratedPgBatch) {
-                    let mut consumer = notifications::v1::consumers::payments_payment_captured_v1(
-                        &database(),
-                        "bench_processed",
-                        PgReceipts,
-                    )
-                    .await
-                    .unwrap();
+                    let mut consumer =
+                        notifications::v1::events::consumers::payments_payment_captured_v1(
+                            &database(),
+                            "bench_processed",
+                            PgReceipts,
+                        )
+                        .await
+                        .unwrap();
                     start = Instant::now();
                     drain!(consumer);
                 } else {
                     let mut consumer =
-                        notifications::v1::consumers::payments_payment_captured_v1_sqlite(
+                        notifications::v1::events::consumers::payments_payment_captured_v1_sqlite(
                             sqlite(&db),
                             "bench_processed",
                             SqliteReceipts,
@@ -304,7 +305,8 @@ async fn bus_rate(events: usize) -> (f64, f64) {
         bus.publish(subject, h, body);
     }
     let publish = events as f64 / start.elapsed().as_secs_f64();
-    let mut consumer = notifications::v1::consumers::payments_payment_captured_v1_memory(Count);
+    let mut consumer =
+        notifications::v1::events::consumers::payments_payment_captured_v1_memory(Count);
     let start = Instant::now();
     for _ in 0..events {
         let d = bus.next(subject, "memory").await;

@@ -47,7 +47,7 @@ fn hand_written() -> axum::Router {
 }
 
 fn generated() -> axum::Router {
-    api::router(Arc::new(Pricing::new("EUR", &[("BOOK-42", "12.50")])))
+    api::rest::router(Arc::new(Pricing::new("EUR", &[("BOOK-42", "12.50")])))
 }
 
 /// Serves `router` on a 1-worker runtime in its own thread; returns the base URL.

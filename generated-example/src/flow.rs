@@ -294,7 +294,7 @@ pub struct ChargeOrder {
     /// Payments' state.
     pub payments: Arc<Payments>,
     /// Publishes `PaymentCaptured`.
-    pub events: payments::v1::publish::Publisher<Sink>,
+    pub events: payments::v1::events::Publisher<Sink>,
 }
 
 impl Apply<orders::v1::OrderPlaced> for ChargeOrder {
@@ -324,7 +324,7 @@ pub struct HoldStock {
     /// Inventory's state.
     pub inventory: Arc<Inventory>,
     /// Publishes `StockReserved`.
-    pub events: inventory::v1::publish::Publisher<Sink>,
+    pub events: inventory::v1::events::Publisher<Sink>,
 }
 
 impl Apply<orders::v1::OrderPlaced> for HoldStock {
@@ -416,7 +416,7 @@ impl Apply<shipping::v1::ShipmentDispatched> for Notifier {
 /// shipping ← StockReserved: dispatch the parcel, announce it, and tell the merchant.
 pub struct Dispatch {
     /// Publishes `ShipmentDispatched`.
-    pub events: shipping::v1::publish::Publisher<Sink>,
+    pub events: shipping::v1::events::Publisher<Sink>,
     /// Sends `OrderShipped` webhooks.
     pub webhooks: shipping::v1::webhooks::Sender,
     /// The merchant's endpoint.

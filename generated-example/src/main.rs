@@ -185,10 +185,10 @@ async fn start_consumers(
     flow::spawn_consumer(
         broker,
         store,
-        &payments::v1::consumers::ORDERS_ORDER_PLACED_V1,
+        &payments::v1::events::consumers::ORDERS_ORDER_PLACED_V1,
         flow::ChargeOrder {
             payments: system.payments.clone(),
-            events: payments::v1::publish::Publisher::new(sink.clone()),
+            events: payments::v1::events::Publisher::new(sink.clone()),
         },
         tally.clone(),
     )
@@ -196,10 +196,10 @@ async fn start_consumers(
     flow::spawn_consumer(
         broker,
         store,
-        &inventory::v1::consumers::ORDERS_ORDER_PLACED_V1,
+        &inventory::v1::events::consumers::ORDERS_ORDER_PLACED_V1,
         flow::HoldStock {
             inventory: system.inventory.clone(),
-            events: inventory::v1::publish::Publisher::new(sink.clone()),
+            events: inventory::v1::events::Publisher::new(sink.clone()),
         },
         tally.clone(),
     )
@@ -207,7 +207,7 @@ async fn start_consumers(
     flow::spawn_consumer(
         broker,
         store,
-        &orders::v1::consumers::PAYMENTS_PAYMENT_CAPTURED_V1,
+        &orders::v1::events::consumers::PAYMENTS_PAYMENT_CAPTURED_V1,
         flow::MarkPaid {
             orders: system.orders.clone(),
         },
@@ -217,7 +217,7 @@ async fn start_consumers(
     flow::spawn_consumer::<payments::v1::PaymentCaptured, _>(
         broker,
         store,
-        &notifications::v1::consumers::PAYMENTS_PAYMENT_CAPTURED_V1,
+        &notifications::v1::events::consumers::PAYMENTS_PAYMENT_CAPTURED_V1,
         notifier.clone(),
         tally.clone(),
     )
@@ -225,7 +225,7 @@ async fn start_consumers(
     flow::spawn_consumer::<shipping::v1::ShipmentDispatched, _>(
         broker,
         store,
-        &notifications::v1::consumers::SHIPPING_SHIPMENT_DISPATCHED_V1,
+        &notifications::v1::events::consumers::SHIPPING_SHIPMENT_DISPATCHED_V1,
         notifier.clone(),
         tally.clone(),
     )
@@ -233,9 +233,9 @@ async fn start_consumers(
     flow::spawn_consumer(
         broker,
         store,
-        &shipping::v1::consumers::INVENTORY_STOCK_RESERVED_V1,
+        &shipping::v1::events::consumers::INVENTORY_STOCK_RESERVED_V1,
         flow::Dispatch {
-            events: shipping::v1::publish::Publisher::new(sink.clone()),
+            events: shipping::v1::events::Publisher::new(sink.clone()),
             webhooks: flow::webhook_sender(),
             merchant_url: merchant_url.to_string(),
             resend_webhooks: true,
@@ -357,7 +357,7 @@ async fn checkout_flow(broker: Broker, store: Store, hops: &Hops) -> Result<(), 
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
     )]))
     .with_timeout(Duration::from_secs(2));
-    let carts = cart::v1::Client::new(system.cart_url.clone());
+    let carts = cart::v1::rest::Client::new(system.cart_url.clone());
     let request = cart::v1::CheckoutCartRequest {
         cart_id: cart::v1::CartId(Uuid::from_u128(system::DEMO_CART)),
     };
@@ -418,7 +418,7 @@ async fn slow_pricing(hops: &Hops) {
         }
     };
     hops.take();
-    let carts = cart::v1::Client::new(slow.cart_url.clone());
+    let carts = cart::v1::rest::Client::new(slow.cart_url.clone());
     let request = cart::v1::CheckoutCartRequest {
         cart_id: cart::v1::CartId(Uuid::from_u128(system::DEMO_CART)),
     };

@@ -86,19 +86,25 @@ impl System {
     /// service state as the per-service ports.
     pub fn rest_router(&self) -> axum::Router {
         let cfg = ServerConfig::default();
-        pricing::v1::router_with(self.pricing.clone(), cfg.clone())
-            .merge(cart::v1::router_with(self.cart.clone(), cfg.clone()))
-            .merge(orders::v1::router_with(self.orders.clone(), cfg.clone()))
-            .merge(orders::v2::router_with(self.orders.clone(), cfg.clone()))
-            .merge(payments::v1::router_with(
+        pricing::v1::rest::router_with(self.pricing.clone(), cfg.clone())
+            .merge(cart::v1::rest::router_with(self.cart.clone(), cfg.clone()))
+            .merge(orders::v1::rest::router_with(
+                self.orders.clone(),
+                cfg.clone(),
+            ))
+            .merge(orders::v2::rest::router_with(
+                self.orders.clone(),
+                cfg.clone(),
+            ))
+            .merge(payments::v1::rest::router_with(
                 self.payments.clone(),
                 cfg.clone(),
             ))
-            .merge(inventory::v1::router_with(
+            .merge(inventory::v1::rest::router_with(
                 self.inventory.clone(),
                 cfg.clone(),
             ))
-            .merge(shipping::v1::router_with(self.shipping.clone(), cfg))
+            .merge(shipping::v1::rest::router_with(self.shipping.clone(), cfg))
     }
 
     /// Every gRPC service in one router: HTTP/2, `/<package>.<Service>/<Method>` paths.
@@ -134,7 +140,7 @@ pub async fn start(options: Options) -> std::io::Result<System> {
             .with_latency(options.pricing_latency),
     );
     let pricing_url = serve(
-        pricing::v1::router_with(pricing.clone(), cfg.clone())
+        pricing::v1::rest::router_with(pricing.clone(), cfg.clone())
             .merge(pricing::v1::grpc::router_with(pricing.clone(), cfg.clone())),
     )
     .await?;
@@ -144,7 +150,7 @@ pub async fn start(options: Options) -> std::io::Result<System> {
     inventory.restock("BOOK-42", 10);
     inventory.restock("PEN-7", 100);
     let inventory_url = serve(
-        inventory::v1::router_with(inventory.clone(), cfg.clone()).merge(
+        inventory::v1::rest::router_with(inventory.clone(), cfg.clone()).merge(
             inventory::v1::grpc::router_with(inventory.clone(), cfg.clone()),
         ),
     )
@@ -152,14 +158,14 @@ pub async fn start(options: Options) -> std::io::Result<System> {
 
     let orders = match &options.events {
         Some(sink) => {
-            Orders::default().with_events(orders::v1::publish::Publisher::new(sink.clone()))
+            Orders::default().with_events(orders::v1::events::Publisher::new(sink.clone()))
         }
         None => Orders::default(),
     };
     let orders = Arc::new(orders);
     let orders_url = serve(
-        orders::v1::router_with(orders.clone(), cfg.clone())
-            .merge(orders::v2::router_with(orders.clone(), cfg.clone()))
+        orders::v1::rest::router_with(orders.clone(), cfg.clone())
+            .merge(orders::v2::rest::router_with(orders.clone(), cfg.clone()))
             .merge(orders::v1::grpc::router_with(orders.clone(), cfg.clone()))
             .merge(orders::v2::grpc::router_with(orders.clone(), cfg.clone())),
     )
@@ -191,17 +197,17 @@ pub async fn start(options: Options) -> std::io::Result<System> {
                 updated_at: Timestamp::UNIX_EPOCH,
             },
         ],
-        pricing::v1::Client::new(pricing_url.clone()),
+        pricing::v1::rest::Client::new(pricing_url.clone()),
     )
     .with_inventory(
         inventory::v1::grpc::Client::connect_lazy(inventory_url.clone())
             .map_err(std::io::Error::other)?,
     );
     if options.events.is_some() {
-        cart_service = cart_service.with_orders(orders::v1::Client::new(orders_url.clone()));
+        cart_service = cart_service.with_orders(orders::v1::rest::Client::new(orders_url.clone()));
     }
     let cart = Arc::new(cart_service);
-    let cart_url = serve(cart::v1::router_with(cart.clone(), cfg.clone())).await?;
+    let cart_url = serve(cart::v1::rest::router_with(cart.clone(), cfg.clone())).await?;
 
     let payments = Arc::new(Payments::default());
     payments.capture(
@@ -213,7 +219,7 @@ pub async fn start(options: Options) -> std::io::Result<System> {
         },
     );
     let payments_url = serve(
-        payments::v1::router_with(payments.clone(), cfg.clone()).merge(
+        payments::v1::rest::router_with(payments.clone(), cfg.clone()).merge(
             payments::v1::grpc::router_with(payments.clone(), cfg.clone()),
         ),
     )
@@ -221,7 +227,7 @@ pub async fn start(options: Options) -> std::io::Result<System> {
 
     let shipping = Arc::new(Shipping::default());
     shipping.ship(Uuid::from_u128(DEMO_SHIPMENT), &["Hamburg", "Berlin"]);
-    let shipping_url = serve(shipping::v1::router_with(shipping.clone(), cfg)).await?;
+    let shipping_url = serve(shipping::v1::rest::router_with(shipping.clone(), cfg)).await?;
 
     Ok(System {
         pricing,

@@ -20,7 +20,7 @@ async fn a_request_abandoned_by_its_caller_records_cancelled() {
     })
     .await
     .unwrap();
-    let client = pricing::v1::Client::new(system.pricing_url.clone());
+    let client = pricing::v1::rest::Client::new(system.pricing_url.clone());
     let request = pricing::v1::QuoteCartRequest {
         currency: pricing::v1::Currency("EUR".into()),
         lines: vec![pricing::v1::QuoteLine {

@@ -62,7 +62,7 @@ async fn postgres() -> pactum::messaging::consumer::tokio_postgres::Client {
 
 #[tokio::test]
 async fn generated_consumer_applies_each_payment_once() {
-    let info = notifications::v1::consumers::PAYMENTS_PAYMENT_CAPTURED_V1;
+    let info = notifications::v1::events::consumers::PAYMENTS_PAYMENT_CAPTURED_V1;
     let check = postgres().await;
     check
         .batch_execute(
@@ -71,7 +71,7 @@ async fn generated_consumer_applies_each_payment_once() {
         )
         .await
         .unwrap();
-    let mut consumer = notifications::v1::consumers::payments_payment_captured_v1(
+    let mut consumer = notifications::v1::events::consumers::payments_payment_captured_v1(
         &database(),
         "generated_processed",
         Receipts { fail: false },
@@ -121,7 +121,7 @@ async fn generated_consumer_applies_each_payment_once() {
     // The contract's retry policy reaches the runner: 3 attempts (with its 500 ms backoff),
     // then the dead letter.
     assert_eq!(info.retry.unwrap().attempts, 3);
-    let mut failing = notifications::v1::consumers::payments_payment_captured_v1(
+    let mut failing = notifications::v1::events::consumers::payments_payment_captured_v1(
         &database(),
         "generated_processed",
         Receipts { fail: true },
@@ -156,7 +156,7 @@ async fn generated_publisher_carries_trace_not_the_request_deadline_and_dedups_r
     let bus = Bus::new();
     let subject = payments::v1::PaymentCaptured::SUBJECT;
     bus.join(subject, "audit", StartAt::First);
-    let publisher = payments::v1::publish::Publisher::new(bus.clone());
+    let publisher = payments::v1::events::Publisher::new(bus.clone());
     let event = payments::v1::PaymentCaptured {
         payment_id: payments::v1::PaymentId(Uuid::from_u128(9)),
         order_id: Uuid::from_u128(10),
@@ -236,7 +236,7 @@ fn deliver_copies(bus: &Bus, id: &str, event: &payments::v1::PaymentCaptured, co
 
 #[tokio::test]
 async fn generated_memory_and_sqlite_consumers_apply_each_payment_once() {
-    let info = notifications::v1::consumers::PAYMENTS_PAYMENT_CAPTURED_V1;
+    let info = notifications::v1::events::consumers::PAYMENTS_PAYMENT_CAPTURED_V1;
     let bus = Bus::new();
     bus.join(info.subject, "memory", StartAt::First);
     bus.join(info.subject, "sqlite", StartAt::First);
@@ -252,11 +252,11 @@ async fn generated_memory_and_sqlite_consumers_apply_each_payment_once() {
 
     let sent = Sent::default();
     let mut memory =
-        notifications::v1::consumers::payments_payment_captured_v1_memory(sent.clone());
+        notifications::v1::events::consumers::payments_payment_captured_v1_memory(sent.clone());
     let conn = pactum::messaging::consumer::rusqlite::Connection::open_in_memory().unwrap();
     conn.execute_batch("CREATE TABLE receipts (payment_id TEXT NOT NULL)")
         .unwrap();
-    let mut sqlite = notifications::v1::consumers::payments_payment_captured_v1_sqlite(
+    let mut sqlite = notifications::v1::events::consumers::payments_payment_captured_v1_sqlite(
         conn,
         "processed",
         Sent::default(),

@@ -184,7 +184,7 @@ async fn serve_mode_answers_outside_rest_and_grpc_clients() {
     );
 
     // The generated clients, REST and gRPC, against the same ports.
-    let carts = cart::v1::Client::new(base.clone());
+    let carts = cart::v1::rest::Client::new(base.clone());
     let order = carts
         .checkout_cart(&cart::v1::CheckoutCartRequest {
             cart_id: cart::v1::CartId(cart_id),

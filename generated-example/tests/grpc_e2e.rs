@@ -67,7 +67,7 @@ async fn every_unary_grpc_operation_round_trips() {
     assert_eq!(level.available, 10);
 
     // Orders: place over REST, read back over gRPC in both majors.
-    let rest = orders::v1::Client::new(&sys.orders_url);
+    let rest = orders::v1::rest::Client::new(&sys.orders_url);
     let placed = rest
         .place_order(&orders::v1::PlaceOrderRequest {
             cart_id: Uuid::from_u128(DEMO_CART),
@@ -222,7 +222,7 @@ async fn one_trace_id_across_a_rest_to_grpc_hop() {
         "traceparent".to_string(),
         format!("00-{trace}-b7ad6b7169203331-01"),
     )]));
-    let carts = cart::v1::Client::new(&sys.cart_url);
+    let carts = cart::v1::rest::Client::new(&sys.cart_url);
     ctx.scope(carts.checkout_cart(&cart::v1::CheckoutCartRequest {
         cart_id: cart::v1::CartId(Uuid::from_u128(DEMO_CART)),
     }))

@@ -30,7 +30,9 @@ async fn post(url: &str, key: Option<&str>) -> (u16, reqwest::header::HeaderMap,
 
 async fn orders_server() -> (Arc<Orders>, String) {
     let orders = Arc::new(Orders::default());
-    let url = serve(orders::v1::router(orders.clone())).await.unwrap();
+    let url = serve(orders::v1::rest::router(orders.clone()))
+        .await
+        .unwrap();
     (orders, format!("{url}/v1/orders"))
 }
 
@@ -157,7 +159,7 @@ async fn calls_inside_a_handler_carry_derived_keys() {
         }),
     );
     let url = serve(capture).await.unwrap();
-    let client = orders::v1::Client::new(url);
+    let client = orders::v1::rest::Client::new(url);
     let request = orders::v1::PlaceOrderRequest {
         cart_id: pactum::types::Uuid::from_u128(1),
         customer_id: None,

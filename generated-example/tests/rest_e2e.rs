@@ -37,7 +37,7 @@ fn sku(s: &str) -> pricing::v1::Sku {
 async fn every_rest_operation_round_trips() {
     let sys = system::start(Options::default()).await.unwrap();
 
-    let p = pricing::v1::Client::new(&sys.pricing_url);
+    let p = pricing::v1::rest::Client::new(&sys.pricing_url);
     let price = p
         .get_price(&pricing::v1::GetPriceRequest {
             sku: sku("BOOK-42"),
@@ -58,7 +58,7 @@ async fn every_rest_operation_round_trips() {
         .unwrap();
     assert_eq!(quote.total, money("12.00"));
 
-    let c = cart::v1::Client::new(&sys.cart_url);
+    let c = cart::v1::rest::Client::new(&sys.cart_url);
     let id = cart::v1::CartId(Uuid::from_u128(DEMO_CART));
     assert_eq!(
         c.get_cart(&cart::v1::GetCartRequest {
@@ -87,7 +87,7 @@ async fn every_rest_operation_round_trips() {
         .unwrap();
     assert_eq!(done.total, money("29.80"));
 
-    let o1 = orders::v1::Client::new(&sys.orders_url);
+    let o1 = orders::v1::rest::Client::new(&sys.orders_url);
     let line = orders::v1::OrderLine {
         sku: sku("BOOK-42"),
         quantity: 2,
@@ -120,7 +120,7 @@ async fn every_rest_operation_round_trips() {
     assert_eq!(cancelled.status, orders::v1::OrderStatus::Cancelled);
 
     // Major 2 of the same service, served beside v1 from the same store.
-    let o2 = orders::v2::Client::new(&sys.orders_url);
+    let o2 = orders::v2::rest::Client::new(&sys.orders_url);
     let v2 = o2
         .get_order(&orders::v2::GetOrderRequest {
             id: orders::v2::OrderId(placed.id.0),
@@ -159,7 +159,7 @@ async fn every_rest_operation_round_trips() {
         .unwrap();
     assert_eq!(pending.orders.len(), 1);
 
-    let pay = payments::v1::Client::new(&sys.payments_url);
+    let pay = payments::v1::rest::Client::new(&sys.payments_url);
     let pid = payments::v1::PaymentId(Uuid::from_u128(0xfee));
     assert_eq!(
         pay.get_payment(&payments::v1::GetPaymentRequest { id: pid.clone() })
@@ -177,7 +177,7 @@ async fn every_rest_operation_round_trips() {
         .unwrap();
     assert_eq!(refunded.amount, money("20.00"));
 
-    let inv = inventory::v1::Client::new(&sys.inventory_url);
+    let inv = inventory::v1::rest::Client::new(&sys.inventory_url);
     assert_eq!(
         inv.check_stock(&inventory::v1::CheckStockRequest {
             sku: sku("BOOK-42")
@@ -188,7 +188,7 @@ async fn every_rest_operation_round_trips() {
         10
     );
 
-    let ship = shipping::v1::Client::new(&sys.shipping_url);
+    let ship = shipping::v1::rest::Client::new(&sys.shipping_url);
     let tracked = ship
         .track_shipment(&shipping::v1::TrackShipmentRequest {
             id: shipping::v1::ShipmentId(Uuid::from_u128(DEMO_SHIPMENT)),
@@ -208,7 +208,7 @@ async fn every_rest_operation_round_trips() {
 #[tokio::test]
 async fn declared_errors_come_back_as_typed_variants() {
     let sys = system::start(Options::default()).await.unwrap();
-    let o1 = orders::v1::Client::new(&sys.orders_url);
+    let o1 = orders::v1::rest::Client::new(&sys.orders_url);
     let missing = orders::v1::OrderId(Uuid::from_u128(999));
     match o1
         .get_order(&orders::v1::GetOrderRequest {
@@ -221,7 +221,7 @@ async fn declared_errors_come_back_as_typed_variants() {
         }
         other => panic!("{other:?}"),
     }
-    let p = pricing::v1::Client::new(&sys.pricing_url);
+    let p = pricing::v1::rest::Client::new(&sys.pricing_url);
     let two_errors = p
         .quote_cart(&pricing::v1::QuoteCartRequest {
             currency: pricing::v1::Currency("USD".into()),
@@ -237,7 +237,7 @@ async fn declared_errors_come_back_as_typed_variants() {
         }
         other => panic!("{other:?}"),
     }
-    let c = cart::v1::Client::new(&sys.cart_url);
+    let c = cart::v1::rest::Client::new(&sys.cart_url);
     assert!(matches!(
         c.checkout_cart(&cart::v1::CheckoutCartRequest {
             cart_id: cart::v1::CartId(Uuid::from_u128(43))
@@ -269,7 +269,7 @@ async fn a_slow_handler_hits_its_deadline() {
     assert!(raw.1.contains("did not finish before its deadline"));
     assert!(started.elapsed() < Duration::from_secs(2));
     // Through two hops the typed client sees DeadlineExceeded.
-    let c = cart::v1::Client::new(&sys.cart_url);
+    let c = cart::v1::rest::Client::new(&sys.cart_url);
     assert!(matches!(
         c.checkout_cart(&cart::v1::CheckoutCartRequest {
             cart_id: cart::v1::CartId(Uuid::from_u128(DEMO_CART))
@@ -282,7 +282,7 @@ async fn a_slow_handler_hits_its_deadline() {
 #[tokio::test]
 async fn the_trace_id_is_the_same_across_two_hops() {
     let sys = system::start(Options::default()).await.unwrap();
-    let c = cart::v1::Client::new(&sys.cart_url);
+    let c = cart::v1::rest::Client::new(&sys.cart_url);
     traced()
         .scope(c.checkout_cart(&cart::v1::CheckoutCartRequest {
             cart_id: cart::v1::CartId(Uuid::from_u128(DEMO_CART)),
@@ -333,8 +333,8 @@ fn place_v1() -> orders::v1::PlaceOrderRequest {
 #[tokio::test]
 async fn a_transient_503_is_retried_and_the_effect_happens_once() {
     let store = Arc::new(generated_example::services::orders::Orders::default());
-    let url = lose_first_reply(orders::v1::router(store.clone())).await;
-    let client = orders::v1::Client::new(url);
+    let url = lose_first_reply(orders::v1::rest::router(store.clone())).await;
+    let client = orders::v1::rest::Client::new(url);
     let placed = client.place_order(&place_v1()).await.unwrap();
     assert_eq!(
         store.placed.load(Ordering::SeqCst),
@@ -354,7 +354,7 @@ async fn a_transient_503_is_retried_and_the_effect_happens_once() {
 #[tokio::test]
 async fn a_post_repeated_with_the_same_key_takes_effect_once_with_the_same_reply() {
     let sys = system::start(Options::default()).await.unwrap();
-    let client = orders::v1::Client::new(&sys.orders_url);
+    let client = orders::v1::rest::Client::new(&sys.orders_url);
     let ctx = Context::new().with_idempotency_key("order-attempt-1");
     let first = ctx
         .clone()
@@ -411,8 +411,8 @@ async fn client_mistakes_get_4xx_problems_never_500() {
         ..ServerConfig::default()
     };
     let url = serve(
-        orders::v1::router_with(orders.clone(), config.clone())
-            .merge(orders::v2::router_with(orders, config)),
+        orders::v1::rest::router_with(orders.clone(), config.clone())
+            .merge(orders::v2::rest::router_with(orders, config)),
     )
     .await
     .unwrap();
@@ -594,7 +594,7 @@ async fn no_call_waits_forever() {
     });
     // TrackShipment has a 300 ms contract deadline.
     let started = std::time::Instant::now();
-    let ship = shipping::v1::Client::new(&url);
+    let ship = shipping::v1::rest::Client::new(&url);
     let r = ship
         .track_shipment(&shipping::v1::TrackShipmentRequest {
             id: shipping::v1::ShipmentId(Uuid::nil()),
@@ -605,7 +605,7 @@ async fn no_call_waits_forever() {
     // AddItem has none: the client's default budget applies.
     let http = pactum::rest::client::HttpClient::new(&url)
         .with_default_timeout(Duration::from_millis(200));
-    let carts = cart::v1::Client::from_http(http);
+    let carts = cart::v1::rest::Client::from_http(http);
     let started = std::time::Instant::now();
     let r = carts
         .add_item(&cart::v1::AddItemRequest {

@@ -23,7 +23,7 @@ async fn replica(orders: Arc<Orders>, table: &str) -> String {
         idempotency: Arc::new(store),
         ..ServerConfig::default()
     };
-    serve(orders::v1::router_with(orders, server))
+    serve(orders::v1::rest::router_with(orders, server))
         .await
         .unwrap()
 }
@@ -33,8 +33,8 @@ async fn replicas_share_keys_through_postgres() {
     let table = format!("pactum_e2e_idem_{}", std::process::id());
     // One shared order book stands for the shared database the replicas write to.
     let book = Arc::new(Orders::default());
-    let a = orders::v1::Client::new(replica(book.clone(), &table).await);
-    let b = orders::v1::Client::new(replica(book.clone(), &table).await);
+    let a = orders::v1::rest::Client::new(replica(book.clone(), &table).await);
+    let b = orders::v1::rest::Client::new(replica(book.clone(), &table).await);
     let request = orders::v1::PlaceOrderRequest {
         cart_id: Uuid::from_u128(1),
         customer_id: None,

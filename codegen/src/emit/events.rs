@@ -100,9 +100,31 @@ pub(crate) fn retry_policy(r: Option<&Retry>) -> TokenStream {
     }
 }
 
-/// `pub mod publish { pub struct Publisher<S> }`: one typed method per event the contract
-/// emits, over any `EventSink`.
-pub(crate) fn publisher(ctx: &Ctx<'_>) -> TokenStream {
+/// `pub mod events`, the messaging half of a contract beside its types: the `Publisher` and
+/// the outbox's `InTx` for the events it emits, and `consumers` for those it consumes.
+pub(crate) fn events(ctx: &Ctx<'_>) -> TokenStream {
+    let publisher = publisher(ctx);
+    let consumers = consumers(ctx);
+    if publisher.is_empty() && consumers.is_empty() {
+        return TokenStream::new();
+    }
+    let doc = format!(
+        " Events of `{}` v{}: publishing what it emits (`Publisher`, `InTx`) and consuming \
+         what it reads (`consumers`).",
+        ctx.contract.id.service, ctx.contract.id.major
+    );
+    quote! {
+        #[doc = #doc]
+        pub mod events {
+            #publisher
+            #consumers
+        }
+    }
+}
+
+/// `Publisher<S>` and `InTx<W>`: one typed method per event the contract emits, over any
+/// `EventSink` or outbox `Writer`.
+fn publisher(ctx: &Ctx<'_>) -> TokenStream {
     if ctx.contract.events.is_empty() {
         return TokenStream::new();
     }
@@ -171,9 +193,7 @@ pub(crate) fn publisher(ctx: &Ctx<'_>) -> TokenStream {
          them once committed."
     );
     quote! {
-        /// Typed publishing of this contract's events.
-        pub mod publish {
-            #[doc = #doc]
+        #[doc = #doc]
             #[derive(Clone, Debug)]
             pub struct Publisher<S> {
                 sink: S,
@@ -208,12 +228,12 @@ pub(crate) fn publisher(ctx: &Ctx<'_>) -> TokenStream {
 
                 #(#outbox_methods)*
             }
-        }
     }
 }
 
-/// `pub mod consumers { pub const <SERVICE>_<EVENT>_V<n>: ConsumerInfo = … }`.
-pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
+/// `pub mod consumers { pub const <SERVICE>_<EVENT>_V<n>: ConsumerInfo = … }`, inside
+/// `events`.
+fn consumers(ctx: &Ctx<'_>) -> TokenStream {
     if ctx.contract.consumers.is_empty() {
         return TokenStream::new();
     }
@@ -241,7 +261,8 @@ pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
             }
             None => quote!(::std::option::Option::None),
         };
-        let event = ctx.type_path(&c.event);
+        // Two modules down: `events::consumers`.
+        let event = ctx.nested(2).type_path(&c.event);
         let sqlite = ident(&format!("{base}_sqlite"), Case::Snake);
         let memory = ident(&format!("{base}_memory"), Case::Snake);
         let what = format!(
@@ -273,11 +294,11 @@ pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
                 table: &str,
                 handler: H,
             ) -> ::std::result::Result<
-                ::pactum::messaging::consumer::PgConsumer<super::#event, H>,
+                ::pactum::messaging::consumer::PgConsumer<#event, H>,
                 ::pactum::store::idempotency::StoreError,
             >
             where
-                H: ::pactum::messaging::consumer::PgHandler<super::#event>,
+                H: ::pactum::messaging::consumer::PgHandler<#event>,
             {
                 ::pactum::messaging::consumer::PgConsumer::for_contract(database, table, &#konst, handler).await
             }
@@ -289,19 +310,19 @@ pub(crate) fn consumers(ctx: &Ctx<'_>) -> TokenStream {
                 table: &str,
                 handler: H,
             ) -> ::std::result::Result<
-                ::pactum::messaging::consumer::SqliteConsumer<super::#event, H>,
+                ::pactum::messaging::consumer::SqliteConsumer<#event, H>,
                 ::pactum::store::idempotency::StoreError,
             >
             where
-                H: ::pactum::messaging::consumer::SqliteHandler<super::#event>,
+                H: ::pactum::messaging::consumer::SqliteHandler<#event>,
             {
                 ::pactum::messaging::consumer::SqliteConsumer::for_contract(conn, table, &#konst, handler)
             }
 
             #[doc = #memory_doc]
-            pub fn #memory<H>(handler: H) -> ::pactum::messaging::consumer::MemoryConsumer<super::#event, H>
+            pub fn #memory<H>(handler: H) -> ::pactum::messaging::consumer::MemoryConsumer<#event, H>
             where
-                H: ::pactum::messaging::consumer::MemoryHandler<super::#event>,
+                H: ::pactum::messaging::consumer::MemoryHandler<#event>,
             {
                 ::pactum::messaging::consumer::MemoryConsumer::for_contract(&#konst, handler)
             }

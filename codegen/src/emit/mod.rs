@@ -37,6 +37,9 @@ pub struct GeneratedFile {
 pub(crate) struct Ctx<'a> {
     pub ir: &'a Ir,
     pub contract: &'a Contract,
+    /// How many modules below the contract's module the code being emitted sits (`rest` is
+    /// 1): type paths climb out by as many `super::`s.
+    pub depth: usize,
 }
 
 impl Ctx<'_> {
@@ -45,12 +48,29 @@ impl Ctx<'_> {
     /// generated tree can be mounted anywhere.
     pub fn type_path(&self, r: &NamedRef) -> TokenStream {
         let name = ident(&r.name, Case::Pascal);
+        let up = self.up();
         if r.contract == self.contract.id {
-            quote!(#name)
+            quote!(#up #name)
         } else {
             let service = ident(&r.contract.service, Case::Snake);
             let version = ident(&r.contract.version_module(), Case::Snake);
-            quote!(super::super::#service::#version::#name)
+            quote!(#up super::super::#service::#version::#name)
+        }
+    }
+
+    /// `super::` once per level of [`depth`](Self::depth): the path from the code being
+    /// emitted back to the contract's module.
+    pub fn up(&self) -> TokenStream {
+        let ups = std::iter::repeat_n(quote!(super::), self.depth);
+        quote!(#(#ups)*)
+    }
+
+    /// The same contract, `levels` modules further down.
+    pub fn nested(&self, levels: usize) -> Ctx<'_> {
+        Ctx {
+            ir: self.ir,
+            contract: self.contract,
+            depth: self.depth + levels,
         }
     }
 
@@ -207,8 +227,8 @@ enum Section {
     Errors,
     Operations,
     EventTypes,
-    Consumers,
-    Publisher,
+    /// The `events` module: publisher, outbox writer, consumers.
+    Events,
     Webhooks,
     Rest,
     Grpc,
@@ -241,7 +261,7 @@ fn sections(contract: &Contract, parts: Parts) -> Vec<Section> {
     );
     list.extend([Section::Errors, Section::Operations, Section::EventTypes]);
     if parts.messaging {
-        list.extend([Section::Consumers, Section::Publisher, Section::Webhooks]);
+        list.extend([Section::Events, Section::Webhooks]);
     }
     // The `Service` trait lives with REST and is emitted even without the rest of it.
     list.push(Section::Rest);
@@ -285,8 +305,7 @@ fn section_tokens(ctx: &Ctx<'_>, section: Section, parts: Parts) -> TokenStream 
             let webhooks = contract.webhooks.iter().map(|w| events::webhook(ctx, w));
             quote!(#(#events)* #(#webhooks)*)
         }
-        Section::Consumers => events::consumers(ctx),
-        Section::Publisher => events::publisher(ctx),
+        Section::Events => events::events(ctx),
         Section::Webhooks => webhooks::webhooks(ctx),
         Section::Rest => rest::rest(ctx, parts.rest),
         Section::Grpc => grpc::grpc(ctx),
@@ -296,7 +315,11 @@ fn section_tokens(ctx: &Ctx<'_>, section: Section, parts: Parts) -> TokenStream 
 /// Tokens of one contract's module body. No inner attributes, so the result can be
 /// `include!`d as well as used as a module file.
 pub fn contract_tokens(ir: &Ir, contract: &Contract) -> TokenStream {
-    let ctx = Ctx { ir, contract };
+    let ctx = Ctx {
+        ir,
+        contract,
+        depth: 0,
+    };
     sections(contract, Parts::ALL)
         .into_iter()
         .map(|s| section_tokens(&ctx, s, Parts::ALL))
@@ -324,7 +347,11 @@ fn render_contract(
     let next = AtomicUsize::new(0);
     let work = || {
         while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let ctx = Ctx { ir, contract };
+            let ctx = Ctx {
+                ir,
+                contract,
+                depth: 0,
+            };
             let text = render_body(section_tokens(&ctx, list[i], parts), layout);
             *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
         }

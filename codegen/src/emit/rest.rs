@@ -52,13 +52,24 @@ pub(crate) fn rest(ctx: &Ctx<'_>, transport: bool) -> TokenStream {
     if routed.is_empty() || !transport {
         return service;
     }
-    let server = server(ctx, &routed);
-    let client = client(ctx, &routed);
+    // The router and the client live in `rest`, one module down from the types.
+    let inner = ctx.nested(1);
+    let server = server(&inner, &routed);
+    let client = client(&inner, &routed);
+    let doc = format!(
+        " REST for `{}` v{}: the axum `router` serving a `Service`, and the reqwest `Client`.",
+        ctx.contract.id.service, ctx.contract.id.major
+    );
     quote! {
         #service
-        ::pactum::__requires_feature!(rest);
-        #server
-        #client
+
+        #[doc = #doc]
+        pub mod rest {
+            ::pactum::__requires_feature!(rest);
+
+            #server
+            #client
+        }
     }
 }
 
@@ -197,7 +208,7 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
             quote!(::std::vec::Vec::new())
         };
         quote! {
-            async fn #fn_name<S: Service>(
+            async fn #fn_name<S: super::Service>(
                 #ax::extract::State(state): #ax::extract::State<::std::sync::Arc<ServerState<S>>>,
                 #params_arg
                 request: #ax::extract::Request,
@@ -205,7 +216,7 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                 let service = ::std::sync::Arc::clone(&state.service);
                 ::pactum::rest::server::handle(
                     &state.config,
-                    &operations::#konst,
+                    &super::operations::#konst,
                     #reply,
                     #path,
                     request,
@@ -251,12 +262,12 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
     );
     quote! {
         #[doc = #doc]
-        pub fn router<S: Service>(service: ::std::sync::Arc<S>) -> #ax::Router {
+        pub fn router<S: super::Service>(service: ::std::sync::Arc<S>) -> #ax::Router {
             router_with(service, ::pactum::router::ServerConfig::default())
         }
 
         /// [`router`] with explicit settings (body limit, idempotency store, retention).
-        pub fn router_with<S: Service>(
+        pub fn router_with<S: super::Service>(
             service: ::std::sync::Arc<S>,
             config: ::pactum::router::ServerConfig,
         ) -> #ax::Router {
@@ -373,10 +384,10 @@ fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
         let doc = docs(Some(op.docs.as_deref().unwrap_or(&fallback)));
         quote! {
             #doc
-            pub async fn #name(&self #param) -> ::core::result::Result<#out, ::pactum::ClientError<#error>> {
+            pub async fn #name(&self #param) -> ::core::result::Result<#out, ::pactum::ClientError<super::#error>> {
                 #path
                 #body
-                self.http.call(&operations::#konst, #reply, path, body).await
+                self.http.call(&super::operations::#konst, #reply, path, body).await
             }
         }
     });
@@ -400,7 +411,7 @@ fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
             /// A client for this service's stable in-cluster name:
             /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
             pub fn for_service(namespace: &str, port: u16) -> Self {
-                Client { http: #cl::HttpClient::for_service(SERVICE, namespace, port) }
+                Client { http: #cl::HttpClient::for_service(super::SERVICE, namespace, port) }
             }
 
             /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)

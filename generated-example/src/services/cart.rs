@@ -16,16 +16,16 @@ pub struct CartService {
     carts: Mutex<HashMap<Uuid, api::Cart>>,
     /// Carts in PostgreSQL instead (`with_durable`).
     durable: Option<Arc<super::durable::Db>>,
-    pricing: pricing::Client,
+    pricing: pricing::rest::Client,
     inventory: Option<inventory::grpc::Client>,
-    orders: Option<orders::Client>,
+    orders: Option<orders::rest::Client>,
     /// Calls seen, with their trace ids.
     pub seen: Arc<Seen>,
 }
 
 impl CartService {
     /// A cart service over `carts`, pricing through `pricing`.
-    pub fn new(carts: Vec<api::Cart>, pricing: pricing::Client) -> Self {
+    pub fn new(carts: Vec<api::Cart>, pricing: pricing::rest::Client) -> Self {
         CartService {
             carts: Mutex::new(carts.into_iter().map(|c| (c.id.0, c)).collect()),
             durable: None,
@@ -119,7 +119,7 @@ impl CartService {
     }
 
     /// Places the order with `orders` over REST after pricing, instead of only quoting.
-    pub fn with_orders(mut self, orders: orders::Client) -> Self {
+    pub fn with_orders(mut self, orders: orders::rest::Client) -> Self {
         self.orders = Some(orders);
         self
     }

@@ -259,7 +259,7 @@ impl orders::Service for PgOrders {
             lines: order.lines.clone(),
             total: order.total.clone(),
         };
-        orders::publish::InTx::new(Pg::new(&tx).table(OUTBOX))
+        orders::events::InTx::new(Pg::new(&tx).table(OUTBOX))
             .order_placed(&placed)
             .await?;
         fault::point("orders.place.before_commit").await;
@@ -372,7 +372,7 @@ impl orders_v2::Service for PgOrders {
             items: order.items.clone(),
             total: order.total.clone(),
         };
-        orders_v2::publish::InTx::new(Pg::new(&tx).table(OUTBOX))
+        orders_v2::events::InTx::new(Pg::new(&tx).table(OUTBOX))
             .order_placed(&placed)
             .await?;
         fault::point("orders.v2.place.before_commit").await;

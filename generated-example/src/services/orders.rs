@@ -28,7 +28,7 @@ pub struct Orders {
     /// Calls seen, with their trace ids.
     pub seen: Arc<Seen>,
     /// Publishes `OrderPlaced` when set.
-    events: Option<orders::v1::publish::Publisher<crate::transport::Sink>>,
+    events: Option<orders::v1::events::Publisher<crate::transport::Sink>>,
 }
 
 fn status_v1(s: &str) -> orders::v1::OrderStatus {
@@ -43,7 +43,7 @@ impl Orders {
     /// Publishes `OrderPlaced` for every order placed through v1.
     pub fn with_events(
         mut self,
-        events: orders::v1::publish::Publisher<crate::transport::Sink>,
+        events: orders::v1::events::Publisher<crate::transport::Sink>,
     ) -> Self {
         self.events = Some(events);
         self

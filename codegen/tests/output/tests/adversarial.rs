@@ -80,10 +80,10 @@ async fn recursive_and_shadowing_types_round_trip_over_rest_and_grpc() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let service = Arc::new(Echo);
-    let router = a::router(service.clone()).merge(a::grpc::router(service));
+    let router = a::rest::router(service.clone()).merge(a::grpc::router(service));
     let server = tokio::spawn(pactum::router::serve(listener, router));
 
-    let rest = a::Client::new(url.clone());
+    let rest = a::rest::Client::new(url.clone());
     assert_eq!(rest.walk(&tree()).await.unwrap(), tree());
     assert_eq!(rest.echo(&fields()).await.unwrap(), fields());
 

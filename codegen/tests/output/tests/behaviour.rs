@@ -242,9 +242,9 @@ fn operation_and_consumer_facts_follow_the_contract() {
     assert_eq!(f::operations::WATCH.streaming, pactum::Streaming::Server);
     assert_eq!(f::operations::UPLOAD.streaming, pactum::Streaming::Client);
     assert!(!f::operations::WATCH.retryable());
-    let audit = f::consumers::FEATURES_THING_STORED_V3;
+    let audit = f::events::consumers::FEATURES_THING_STORED_V3;
     assert_eq!((audit.group, audit.dead_letter), ("auditors", true));
-    let tagged = f::consumers::FEATURES_THING_TAGGED_V1;
+    let tagged = f::events::consumers::FEATURES_THING_TAGGED_V1;
     assert_eq!((tagged.group, tagged.dead_letter), ("features", false));
     assert_eq!(tagged.retry.unwrap().attempts, 4);
     assert_eq!(f::VERSION, "1.4.2");

@@ -40,9 +40,9 @@ async fn generated_client_calls_generated_router_with_only_the_rest_feature() {
     let url = format!("http://{}", listener.local_addr().expect("has an address"));
     let server = tokio::spawn(pactum::router::serve(
         listener,
-        api::router(Arc::new(Prices)),
+        api::rest::router(Arc::new(Prices)),
     ));
-    let client = api::Client::new(url);
+    let client = api::rest::Client::new(url);
 
     let price = client
         .get_price(&api::GetPriceRequest {

@@ -132,262 +132,8 @@ impl ::pactum::Event for EmailSent {
     }
 }
 
-/// What the contract says about each event this service consumes.
-pub mod consumers {
-    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`]. The consumer reconnects to `database` by itself.
-    #[::pactum::__if_feature(postgres)]
-    pub async fn payments_payment_captured_v1<H>(
-        database: &::pactum::store::postgres::Database,
-        table: &str,
-        handler: H,
-    ) -> ::std::result::Result<
-        ::pactum::messaging::consumer::PgConsumer<
-            super::super::super::payments::v1::PaymentCaptured,
-            H,
-        >,
-        ::pactum::store::idempotency::StoreError,
-    >
-    where
-        H: ::pactum::messaging::consumer::PgHandler<
-            super::super::super::payments::v1::PaymentCaptured,
-        >,
-    {
-        ::pactum::messaging::consumer::PgConsumer::for_contract(
-                database,
-                table,
-                &PAYMENTS_PAYMENT_CAPTURED_V1,
-                handler,
-            )
-            .await
-    }
-
-    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
-    #[::pactum::__if_feature(sqlite)]
-    pub fn payments_payment_captured_v1_sqlite<H>(
-        conn: ::pactum::messaging::consumer::rusqlite::Connection,
-        table: &str,
-        handler: H,
-    ) -> ::std::result::Result<
-        ::pactum::messaging::consumer::SqliteConsumer<
-            super::super::super::payments::v1::PaymentCaptured,
-            H,
-        >,
-        ::pactum::store::idempotency::StoreError,
-    >
-    where
-        H: ::pactum::messaging::consumer::SqliteHandler<
-            super::super::super::payments::v1::PaymentCaptured,
-        >,
-    {
-        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
-            conn,
-            table,
-            &PAYMENTS_PAYMENT_CAPTURED_V1,
-            handler,
-        )
-    }
-
-    /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
-    pub fn payments_payment_captured_v1_memory<H>(
-        handler: H,
-    ) -> ::pactum::messaging::consumer::MemoryConsumer<
-        super::super::super::payments::v1::PaymentCaptured,
-        H,
-    >
-    where
-        H: ::pactum::messaging::consumer::MemoryHandler<
-            super::super::super::payments::v1::PaymentCaptured,
-        >,
-    {
-        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
-            &PAYMENTS_PAYMENT_CAPTURED_V1,
-            handler,
-        )
-    }
-
-    /// Consumes `payments.PaymentCaptured` v1 from `payments.payment_captured.v1` as group `notifications`.
-    pub const PAYMENTS_PAYMENT_CAPTURED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
-        service: "notifications",
-        subject: "payments.payment_captured.v1",
-        group: "notifications",
-        delivery: ::pactum::DeliveryMode::Pubsub,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(500),
-            max_backoff: ::std::time::Duration::from_secs(30),
-            full_jitter: true,
-        }),
-        dead_letter: true,
-        budget: ::std::option::Option::None,
-    };
-
-    /// Builds the idempotent consumer for `orders.OrderCancelled` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`ORDERS_ORDER_CANCELLED_V1`]. The consumer reconnects to `database` by itself.
-    #[::pactum::__if_feature(postgres)]
-    pub async fn orders_order_cancelled_v1<H>(
-        database: &::pactum::store::postgres::Database,
-        table: &str,
-        handler: H,
-    ) -> ::std::result::Result<
-        ::pactum::messaging::consumer::PgConsumer<
-            super::super::super::orders::v1::OrderCancelled,
-            H,
-        >,
-        ::pactum::store::idempotency::StoreError,
-    >
-    where
-        H: ::pactum::messaging::consumer::PgHandler<
-            super::super::super::orders::v1::OrderCancelled,
-        >,
-    {
-        ::pactum::messaging::consumer::PgConsumer::for_contract(
-                database,
-                table,
-                &ORDERS_ORDER_CANCELLED_V1,
-                handler,
-            )
-            .await
-    }
-
-    /// Builds the idempotent consumer for `orders.OrderCancelled` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`ORDERS_ORDER_CANCELLED_V1`].
-    #[::pactum::__if_feature(sqlite)]
-    pub fn orders_order_cancelled_v1_sqlite<H>(
-        conn: ::pactum::messaging::consumer::rusqlite::Connection,
-        table: &str,
-        handler: H,
-    ) -> ::std::result::Result<
-        ::pactum::messaging::consumer::SqliteConsumer<
-            super::super::super::orders::v1::OrderCancelled,
-            H,
-        >,
-        ::pactum::store::idempotency::StoreError,
-    >
-    where
-        H: ::pactum::messaging::consumer::SqliteHandler<
-            super::super::super::orders::v1::OrderCancelled,
-        >,
-    {
-        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
-            conn,
-            table,
-            &ORDERS_ORDER_CANCELLED_V1,
-            handler,
-        )
-    }
-
-    /// Builds the idempotent consumer for `orders.OrderCancelled` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`ORDERS_ORDER_CANCELLED_V1`].
-    pub fn orders_order_cancelled_v1_memory<H>(
-        handler: H,
-    ) -> ::pactum::messaging::consumer::MemoryConsumer<
-        super::super::super::orders::v1::OrderCancelled,
-        H,
-    >
-    where
-        H: ::pactum::messaging::consumer::MemoryHandler<
-            super::super::super::orders::v1::OrderCancelled,
-        >,
-    {
-        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
-            &ORDERS_ORDER_CANCELLED_V1,
-            handler,
-        )
-    }
-
-    /// Consumes `orders.OrderCancelled` v1 from `orders.order_cancelled.v1` as group `notifications`.
-    pub const ORDERS_ORDER_CANCELLED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
-        service: "notifications",
-        subject: "orders.order_cancelled.v1",
-        group: "notifications",
-        delivery: ::pactum::DeliveryMode::Pubsub,
-        retry: ::std::option::Option::None,
-        dead_letter: true,
-        budget: ::std::option::Option::None,
-    };
-
-    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`SHIPPING_SHIPMENT_DISPATCHED_V1`]. The consumer reconnects to `database` by itself.
-    #[::pactum::__if_feature(postgres)]
-    pub async fn shipping_shipment_dispatched_v1<H>(
-        database: &::pactum::store::postgres::Database,
-        table: &str,
-        handler: H,
-    ) -> ::std::result::Result<
-        ::pactum::messaging::consumer::PgConsumer<
-            super::super::super::shipping::v1::ShipmentDispatched,
-            H,
-        >,
-        ::pactum::store::idempotency::StoreError,
-    >
-    where
-        H: ::pactum::messaging::consumer::PgHandler<
-            super::super::super::shipping::v1::ShipmentDispatched,
-        >,
-    {
-        ::pactum::messaging::consumer::PgConsumer::for_contract(
-                database,
-                table,
-                &SHIPPING_SHIPMENT_DISPATCHED_V1,
-                handler,
-            )
-            .await
-    }
-
-    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
-    #[::pactum::__if_feature(sqlite)]
-    pub fn shipping_shipment_dispatched_v1_sqlite<H>(
-        conn: ::pactum::messaging::consumer::rusqlite::Connection,
-        table: &str,
-        handler: H,
-    ) -> ::std::result::Result<
-        ::pactum::messaging::consumer::SqliteConsumer<
-            super::super::super::shipping::v1::ShipmentDispatched,
-            H,
-        >,
-        ::pactum::store::idempotency::StoreError,
-    >
-    where
-        H: ::pactum::messaging::consumer::SqliteHandler<
-            super::super::super::shipping::v1::ShipmentDispatched,
-        >,
-    {
-        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
-            conn,
-            table,
-            &SHIPPING_SHIPMENT_DISPATCHED_V1,
-            handler,
-        )
-    }
-
-    /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
-    pub fn shipping_shipment_dispatched_v1_memory<H>(
-        handler: H,
-    ) -> ::pactum::messaging::consumer::MemoryConsumer<
-        super::super::super::shipping::v1::ShipmentDispatched,
-        H,
-    >
-    where
-        H: ::pactum::messaging::consumer::MemoryHandler<
-            super::super::super::shipping::v1::ShipmentDispatched,
-        >,
-    {
-        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
-            &SHIPPING_SHIPMENT_DISPATCHED_V1,
-            handler,
-        )
-    }
-
-    /// Consumes `shipping.ShipmentDispatched` v1 from `shipping.shipment_dispatched.v1` as group `notifications`.
-    pub const SHIPPING_SHIPMENT_DISPATCHED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
-        service: "notifications",
-        subject: "shipping.shipment_dispatched.v1",
-        group: "notifications",
-        delivery: ::pactum::DeliveryMode::Pubsub,
-        retry: ::std::option::Option::None,
-        dead_letter: true,
-        budget: ::std::option::Option::None,
-    };
-}
-
-/// Typed publishing of this contract's events.
-pub mod publish {
+/// Events of `notifications` v1: publishing what it emits (`Publisher`, `InTx`) and consuming what it reads (`consumers`).
+pub mod events {
     /// Publishes the events `notifications` emits.
     #[derive(Clone, Debug)]
     pub struct Publisher<S> {
@@ -448,5 +194,259 @@ pub mod publish {
         ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             ::pactum::store::outbox::write(&self.writer, id, event).await
         }
+    }
+
+    /// What the contract says about each event this service consumes.
+    pub mod consumers {
+        /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`PAYMENTS_PAYMENT_CAPTURED_V1`]. The consumer reconnects to `database` by itself.
+        #[::pactum::__if_feature(postgres)]
+        pub async fn payments_payment_captured_v1<H>(
+            database: &::pactum::store::postgres::Database,
+            table: &str,
+            handler: H,
+        ) -> ::std::result::Result<
+            ::pactum::messaging::consumer::PgConsumer<
+                super::super::super::super::payments::v1::PaymentCaptured,
+                H,
+            >,
+            ::pactum::store::idempotency::StoreError,
+        >
+        where
+            H: ::pactum::messaging::consumer::PgHandler<
+                super::super::super::super::payments::v1::PaymentCaptured,
+            >,
+        {
+            ::pactum::messaging::consumer::PgConsumer::for_contract(
+                    database,
+                    table,
+                    &PAYMENTS_PAYMENT_CAPTURED_V1,
+                    handler,
+                )
+                .await
+        }
+
+        /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+        #[::pactum::__if_feature(sqlite)]
+        pub fn payments_payment_captured_v1_sqlite<H>(
+            conn: ::pactum::messaging::consumer::rusqlite::Connection,
+            table: &str,
+            handler: H,
+        ) -> ::std::result::Result<
+            ::pactum::messaging::consumer::SqliteConsumer<
+                super::super::super::super::payments::v1::PaymentCaptured,
+                H,
+            >,
+            ::pactum::store::idempotency::StoreError,
+        >
+        where
+            H: ::pactum::messaging::consumer::SqliteHandler<
+                super::super::super::super::payments::v1::PaymentCaptured,
+            >,
+        {
+            ::pactum::messaging::consumer::SqliteConsumer::for_contract(
+                conn,
+                table,
+                &PAYMENTS_PAYMENT_CAPTURED_V1,
+                handler,
+            )
+        }
+
+        /// Builds the idempotent consumer for `payments.PaymentCaptured` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`PAYMENTS_PAYMENT_CAPTURED_V1`].
+        pub fn payments_payment_captured_v1_memory<H>(
+            handler: H,
+        ) -> ::pactum::messaging::consumer::MemoryConsumer<
+            super::super::super::super::payments::v1::PaymentCaptured,
+            H,
+        >
+        where
+            H: ::pactum::messaging::consumer::MemoryHandler<
+                super::super::super::super::payments::v1::PaymentCaptured,
+            >,
+        {
+            ::pactum::messaging::consumer::MemoryConsumer::for_contract(
+                &PAYMENTS_PAYMENT_CAPTURED_V1,
+                handler,
+            )
+        }
+
+        /// Consumes `payments.PaymentCaptured` v1 from `payments.payment_captured.v1` as group `notifications`.
+        pub const PAYMENTS_PAYMENT_CAPTURED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
+            service: "notifications",
+            subject: "payments.payment_captured.v1",
+            group: "notifications",
+            delivery: ::pactum::DeliveryMode::Pubsub,
+            retry: ::std::option::Option::Some(::pactum::RetryPolicy {
+                attempts: 3,
+                initial_backoff: ::std::time::Duration::from_millis(500),
+                max_backoff: ::std::time::Duration::from_secs(30),
+                full_jitter: true,
+            }),
+            dead_letter: true,
+            budget: ::std::option::Option::None,
+        };
+
+        /// Builds the idempotent consumer for `orders.OrderCancelled` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`ORDERS_ORDER_CANCELLED_V1`]. The consumer reconnects to `database` by itself.
+        #[::pactum::__if_feature(postgres)]
+        pub async fn orders_order_cancelled_v1<H>(
+            database: &::pactum::store::postgres::Database,
+            table: &str,
+            handler: H,
+        ) -> ::std::result::Result<
+            ::pactum::messaging::consumer::PgConsumer<
+                super::super::super::super::orders::v1::OrderCancelled,
+                H,
+            >,
+            ::pactum::store::idempotency::StoreError,
+        >
+        where
+            H: ::pactum::messaging::consumer::PgHandler<
+                super::super::super::super::orders::v1::OrderCancelled,
+            >,
+        {
+            ::pactum::messaging::consumer::PgConsumer::for_contract(
+                    database,
+                    table,
+                    &ORDERS_ORDER_CANCELLED_V1,
+                    handler,
+                )
+                .await
+        }
+
+        /// Builds the idempotent consumer for `orders.OrderCancelled` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`ORDERS_ORDER_CANCELLED_V1`].
+        #[::pactum::__if_feature(sqlite)]
+        pub fn orders_order_cancelled_v1_sqlite<H>(
+            conn: ::pactum::messaging::consumer::rusqlite::Connection,
+            table: &str,
+            handler: H,
+        ) -> ::std::result::Result<
+            ::pactum::messaging::consumer::SqliteConsumer<
+                super::super::super::super::orders::v1::OrderCancelled,
+                H,
+            >,
+            ::pactum::store::idempotency::StoreError,
+        >
+        where
+            H: ::pactum::messaging::consumer::SqliteHandler<
+                super::super::super::super::orders::v1::OrderCancelled,
+            >,
+        {
+            ::pactum::messaging::consumer::SqliteConsumer::for_contract(
+                conn,
+                table,
+                &ORDERS_ORDER_CANCELLED_V1,
+                handler,
+            )
+        }
+
+        /// Builds the idempotent consumer for `orders.OrderCancelled` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`ORDERS_ORDER_CANCELLED_V1`].
+        pub fn orders_order_cancelled_v1_memory<H>(
+            handler: H,
+        ) -> ::pactum::messaging::consumer::MemoryConsumer<
+            super::super::super::super::orders::v1::OrderCancelled,
+            H,
+        >
+        where
+            H: ::pactum::messaging::consumer::MemoryHandler<
+                super::super::super::super::orders::v1::OrderCancelled,
+            >,
+        {
+            ::pactum::messaging::consumer::MemoryConsumer::for_contract(
+                &ORDERS_ORDER_CANCELLED_V1,
+                handler,
+            )
+        }
+
+        /// Consumes `orders.OrderCancelled` v1 from `orders.order_cancelled.v1` as group `notifications`.
+        pub const ORDERS_ORDER_CANCELLED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
+            service: "notifications",
+            subject: "orders.order_cancelled.v1",
+            group: "notifications",
+            delivery: ::pactum::DeliveryMode::Pubsub,
+            retry: ::std::option::Option::None,
+            dead_letter: true,
+            budget: ::std::option::Option::None,
+        };
+
+        /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`SHIPPING_SHIPMENT_DISPATCHED_V1`]. The consumer reconnects to `database` by itself.
+        #[::pactum::__if_feature(postgres)]
+        pub async fn shipping_shipment_dispatched_v1<H>(
+            database: &::pactum::store::postgres::Database,
+            table: &str,
+            handler: H,
+        ) -> ::std::result::Result<
+            ::pactum::messaging::consumer::PgConsumer<
+                super::super::super::super::shipping::v1::ShipmentDispatched,
+                H,
+            >,
+            ::pactum::store::idempotency::StoreError,
+        >
+        where
+            H: ::pactum::messaging::consumer::PgHandler<
+                super::super::super::super::shipping::v1::ShipmentDispatched,
+            >,
+        {
+            ::pactum::messaging::consumer::PgConsumer::for_contract(
+                    database,
+                    table,
+                    &SHIPPING_SHIPMENT_DISPATCHED_V1,
+                    handler,
+                )
+                .await
+        }
+
+        /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
+        #[::pactum::__if_feature(sqlite)]
+        pub fn shipping_shipment_dispatched_v1_sqlite<H>(
+            conn: ::pactum::messaging::consumer::rusqlite::Connection,
+            table: &str,
+            handler: H,
+        ) -> ::std::result::Result<
+            ::pactum::messaging::consumer::SqliteConsumer<
+                super::super::super::super::shipping::v1::ShipmentDispatched,
+                H,
+            >,
+            ::pactum::store::idempotency::StoreError,
+        >
+        where
+            H: ::pactum::messaging::consumer::SqliteHandler<
+                super::super::super::super::shipping::v1::ShipmentDispatched,
+            >,
+        {
+            ::pactum::messaging::consumer::SqliteConsumer::for_contract(
+                conn,
+                table,
+                &SHIPPING_SHIPMENT_DISPATCHED_V1,
+                handler,
+            )
+        }
+
+        /// Builds the idempotent consumer for `shipping.ShipmentDispatched` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`SHIPPING_SHIPMENT_DISPATCHED_V1`].
+        pub fn shipping_shipment_dispatched_v1_memory<H>(
+            handler: H,
+        ) -> ::pactum::messaging::consumer::MemoryConsumer<
+            super::super::super::super::shipping::v1::ShipmentDispatched,
+            H,
+        >
+        where
+            H: ::pactum::messaging::consumer::MemoryHandler<
+                super::super::super::super::shipping::v1::ShipmentDispatched,
+            >,
+        {
+            ::pactum::messaging::consumer::MemoryConsumer::for_contract(
+                &SHIPPING_SHIPMENT_DISPATCHED_V1,
+                handler,
+            )
+        }
+
+        /// Consumes `shipping.ShipmentDispatched` v1 from `shipping.shipment_dispatched.v1` as group `notifications`.
+        pub const SHIPPING_SHIPMENT_DISPATCHED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
+            service: "notifications",
+            subject: "shipping.shipment_dispatched.v1",
+            group: "notifications",
+            delivery: ::pactum::DeliveryMode::Pubsub,
+            retry: ::std::option::Option::None,
+            dead_letter: true,
+            budget: ::std::option::Option::None,
+        };
     }
 }

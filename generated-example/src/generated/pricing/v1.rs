@@ -499,158 +499,179 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     > + ::core::marker::Send;
 }
 
-::pactum::__requires_feature!(rest);
+/// REST for `pricing` v1: the axum `router` serving a `Service`, and the reqwest `Client`.
+pub mod rest {
+    ::pactum::__requires_feature!(rest);
 
-/// An axum router serving every REST operation of `pricing` v1 under `/v1`.
-pub fn router<S: Service>(
-    service: ::std::sync::Arc<S>,
-) -> ::pactum::router::axum::Router {
-    router_with(service, ::pactum::router::ServerConfig::default())
-}
-
-/// [`router`] with explicit settings (body limit, idempotency store, retention).
-pub fn router_with<S: Service>(
-    service: ::std::sync::Arc<S>,
-    config: ::pactum::router::ServerConfig,
-) -> ::pactum::router::axum::Router {
-    let state = ::std::sync::Arc::new(ServerState { service, config });
-    ::pactum::router::axum::Router::new()
-        .route(
-            "/v1/prices/{sku}",
-            ::pactum::router::axum::routing::get(__get_price::<S>),
-        )
-        .route("/v1/quotes", ::pactum::router::axum::routing::post(__quote_cart::<S>))
-        .with_state(state)
-}
-
-#[doc(hidden)]
-pub struct ServerState<S> {
-    service: ::std::sync::Arc<S>,
-    config: ::pactum::router::ServerConfig,
-}
-
-async fn __quote_cart<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::QUOTE_CART,
-            ::pactum::rest::Reply::Json,
-            ::std::vec::Vec::new(),
-            request,
-            |_: &::pactum::rest::server::Incoming| {
-                ::core::result::Result::Ok(::pactum::__private::serde_json::Map::new())
-            },
-            move |ctx, input: QuoteCartRequest| async move {
-                service.quote_cart(ctx, input).await
-            },
-        )
-        .await
-}
-
-async fn __get_price<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::router::axum::extract::RawPathParams,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::GET_PRICE,
-            ::pactum::rest::Reply::Json,
-            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                members.insert("sku".into(), incoming.path::<Sku>("sku")?);
-                if let ::core::option::Option::Some(v) = incoming
-                    .query::<Currency>("currency")?
-                {
-                    members.insert("currency".into(), v);
-                }
-                ::core::result::Result::Ok(members)
-            },
-            move |ctx, input: GetPriceRequest| async move {
-                service.get_price(ctx, input).await
-            },
-        )
-        .await
-}
-
-/// A typed REST client for `pricing` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
-#[derive(::core::clone::Clone, ::core::fmt::Debug)]
-pub struct Client {
-    http: ::pactum::rest::client::HttpClient,
-}
-
-impl Client {
-    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
-    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
-        Client {
-            http: ::pactum::rest::client::HttpClient::new(base_url),
-        }
+    /// An axum router serving every REST operation of `pricing` v1 under `/v1`.
+    pub fn router<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+    ) -> ::pactum::router::axum::Router {
+        router_with(service, ::pactum::router::ServerConfig::default())
     }
 
-    /// A client for this service's stable in-cluster name:
-    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
-    pub fn for_service(namespace: &str, port: u16) -> Self {
-        Client {
-            http: ::pactum::rest::client::HttpClient::for_service(
-                SERVICE,
-                namespace,
-                port,
-            ),
-        }
+    /// [`router`] with explicit settings (body limit, idempotency store, retention).
+    pub fn router_with<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::router::ServerConfig,
+    ) -> ::pactum::router::axum::Router {
+        let state = ::std::sync::Arc::new(ServerState { service, config });
+        ::pactum::router::axum::Router::new()
+            .route(
+                "/v1/prices/{sku}",
+                ::pactum::router::axum::routing::get(__get_price::<S>),
+            )
+            .route(
+                "/v1/quotes",
+                ::pactum::router::axum::routing::post(__quote_cart::<S>),
+            )
+            .with_state(state)
     }
 
-    /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
-    /// (your reqwest client, a default timeout for calls without a deadline).
-    pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
-        Client { http }
+    #[doc(hidden)]
+    pub struct ServerState<S> {
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::router::ServerConfig,
     }
 
-    /// Prices a list of lines. Read-only, so clients may retry it.
-    pub async fn quote_cart(
-        &self,
-        input: &QuoteCartRequest,
-    ) -> ::core::result::Result<
-        QuoteCartResponse,
-        ::pactum::ClientError<QuoteCartError>,
-    > {
-        let path = ::std::string::String::from("/v1/quotes");
-        let body = ::pactum::__private::serde_json::to_value(input).ok();
-        self.http
-            .call(&operations::QUOTE_CART, ::pactum::rest::Reply::Json, path, body)
+    async fn __quote_cart<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::QUOTE_CART,
+                ::pactum::rest::Reply::Json,
+                ::std::vec::Vec::new(),
+                request,
+                |_: &::pactum::rest::server::Incoming| {
+                    ::core::result::Result::Ok(
+                        ::pactum::__private::serde_json::Map::new(),
+                    )
+                },
+                move |ctx, input: super::QuoteCartRequest| async move {
+                    service.quote_cart(ctx, input).await
+                },
+            )
             .await
     }
 
-    /// Calls `GET /v1/prices/{sku}`.
-    pub async fn get_price(
-        &self,
-        input: &GetPriceRequest,
-    ) -> ::core::result::Result<Money, ::pactum::ClientError<GetPriceError>> {
-        let mut path = ::std::string::String::from("/v1/prices/");
-        path.push_str(
-            &::pactum::rest::client::encode(
-                &::pactum::rest::client::param_text(&input.sku),
-            ),
-        );
-        let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
-        ::pactum::rest::client::push_query(&mut query, "currency", &input.currency);
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
-        let body = ::core::option::Option::None;
-        self.http
-            .call(&operations::GET_PRICE, ::pactum::rest::Reply::Json, path, body)
+    async fn __get_price<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        params: ::pactum::router::axum::extract::RawPathParams,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::GET_PRICE,
+                ::pactum::rest::Reply::Json,
+                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    members.insert("sku".into(), incoming.path::<super::Sku>("sku")?);
+                    if let ::core::option::Option::Some(v) = incoming
+                        .query::<super::Currency>("currency")?
+                    {
+                        members.insert("currency".into(), v);
+                    }
+                    ::core::result::Result::Ok(members)
+                },
+                move |ctx, input: super::GetPriceRequest| async move {
+                    service.get_price(ctx, input).await
+                },
+            )
             .await
+    }
+
+    /// A typed REST client for `pricing` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Client {
+        http: ::pactum::rest::client::HttpClient,
+    }
+
+    impl Client {
+        /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+        pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+            Client {
+                http: ::pactum::rest::client::HttpClient::new(base_url),
+            }
+        }
+
+        /// A client for this service's stable in-cluster name:
+        /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+        pub fn for_service(namespace: &str, port: u16) -> Self {
+            Client {
+                http: ::pactum::rest::client::HttpClient::for_service(
+                    super::SERVICE,
+                    namespace,
+                    port,
+                ),
+            }
+        }
+
+        /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
+        /// (your reqwest client, a default timeout for calls without a deadline).
+        pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
+            Client { http }
+        }
+
+        /// Prices a list of lines. Read-only, so clients may retry it.
+        pub async fn quote_cart(
+            &self,
+            input: &super::QuoteCartRequest,
+        ) -> ::core::result::Result<
+            super::QuoteCartResponse,
+            ::pactum::ClientError<super::QuoteCartError>,
+        > {
+            let path = ::std::string::String::from("/v1/quotes");
+            let body = ::pactum::__private::serde_json::to_value(input).ok();
+            self.http
+                .call(
+                    &super::operations::QUOTE_CART,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
+                .await
+        }
+
+        /// Calls `GET /v1/prices/{sku}`.
+        pub async fn get_price(
+            &self,
+            input: &super::GetPriceRequest,
+        ) -> ::core::result::Result<
+            super::Money,
+            ::pactum::ClientError<super::GetPriceError>,
+        > {
+            let mut path = ::std::string::String::from("/v1/prices/");
+            path.push_str(
+                &::pactum::rest::client::encode(
+                    &::pactum::rest::client::param_text(&input.sku),
+                ),
+            );
+            let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+            ::pactum::rest::client::push_query(&mut query, "currency", &input.currency);
+            if !query.is_empty() {
+                path.push('?');
+                path.push_str(&query.join("&"));
+            }
+            let body = ::core::option::Option::None;
+            self.http
+                .call(
+                    &super::operations::GET_PRICE,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
+                .await
+        }
     }
 }
 

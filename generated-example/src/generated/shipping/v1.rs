@@ -416,98 +416,8 @@ impl ::pactum::Webhook for OrderShipped {
     const VERSION: u32 = 1u32;
 }
 
-/// What the contract says about each event this service consumes.
-pub mod consumers {
-    /// Builds the idempotent consumer for `inventory.StockReserved` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`INVENTORY_STOCK_RESERVED_V1`]. The consumer reconnects to `database` by itself.
-    #[::pactum::__if_feature(postgres)]
-    pub async fn inventory_stock_reserved_v1<H>(
-        database: &::pactum::store::postgres::Database,
-        table: &str,
-        handler: H,
-    ) -> ::std::result::Result<
-        ::pactum::messaging::consumer::PgConsumer<
-            super::super::super::inventory::v1::StockReserved,
-            H,
-        >,
-        ::pactum::store::idempotency::StoreError,
-    >
-    where
-        H: ::pactum::messaging::consumer::PgHandler<
-            super::super::super::inventory::v1::StockReserved,
-        >,
-    {
-        ::pactum::messaging::consumer::PgConsumer::for_contract(
-                database,
-                table,
-                &INVENTORY_STOCK_RESERVED_V1,
-                handler,
-            )
-            .await
-    }
-
-    /// Builds the idempotent consumer for `inventory.StockReserved` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`INVENTORY_STOCK_RESERVED_V1`].
-    #[::pactum::__if_feature(sqlite)]
-    pub fn inventory_stock_reserved_v1_sqlite<H>(
-        conn: ::pactum::messaging::consumer::rusqlite::Connection,
-        table: &str,
-        handler: H,
-    ) -> ::std::result::Result<
-        ::pactum::messaging::consumer::SqliteConsumer<
-            super::super::super::inventory::v1::StockReserved,
-            H,
-        >,
-        ::pactum::store::idempotency::StoreError,
-    >
-    where
-        H: ::pactum::messaging::consumer::SqliteHandler<
-            super::super::super::inventory::v1::StockReserved,
-        >,
-    {
-        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
-            conn,
-            table,
-            &INVENTORY_STOCK_RESERVED_V1,
-            handler,
-        )
-    }
-
-    /// Builds the idempotent consumer for `inventory.StockReserved` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`INVENTORY_STOCK_RESERVED_V1`].
-    pub fn inventory_stock_reserved_v1_memory<H>(
-        handler: H,
-    ) -> ::pactum::messaging::consumer::MemoryConsumer<
-        super::super::super::inventory::v1::StockReserved,
-        H,
-    >
-    where
-        H: ::pactum::messaging::consumer::MemoryHandler<
-            super::super::super::inventory::v1::StockReserved,
-        >,
-    {
-        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
-            &INVENTORY_STOCK_RESERVED_V1,
-            handler,
-        )
-    }
-
-    /// Consumes `inventory.StockReserved` v1 from `inventory.stock_reserved.v1` as group `shipping`.
-    pub const INVENTORY_STOCK_RESERVED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
-        service: "shipping",
-        subject: "inventory.stock_reserved.v1",
-        group: "shipping",
-        delivery: ::pactum::DeliveryMode::Queue,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 5,
-            initial_backoff: ::std::time::Duration::from_secs(1),
-            max_backoff: ::std::time::Duration::from_secs(60),
-            full_jitter: true,
-        }),
-        dead_letter: true,
-        budget: ::std::option::Option::None,
-    };
-}
-
-/// Typed publishing of this contract's events.
-pub mod publish {
+/// Events of `shipping` v1: publishing what it emits (`Publisher`, `InTx`) and consuming what it reads (`consumers`).
+pub mod events {
     /// Publishes the events `shipping` emits.
     #[derive(Clone, Debug)]
     pub struct Publisher<S> {
@@ -569,6 +479,96 @@ pub mod publish {
         ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             ::pactum::store::outbox::write(&self.writer, id, event).await
         }
+    }
+
+    /// What the contract says about each event this service consumes.
+    pub mod consumers {
+        /// Builds the idempotent consumer for `inventory.StockReserved` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`INVENTORY_STOCK_RESERVED_V1`]. The consumer reconnects to `database` by itself.
+        #[::pactum::__if_feature(postgres)]
+        pub async fn inventory_stock_reserved_v1<H>(
+            database: &::pactum::store::postgres::Database,
+            table: &str,
+            handler: H,
+        ) -> ::std::result::Result<
+            ::pactum::messaging::consumer::PgConsumer<
+                super::super::super::super::inventory::v1::StockReserved,
+                H,
+            >,
+            ::pactum::store::idempotency::StoreError,
+        >
+        where
+            H: ::pactum::messaging::consumer::PgHandler<
+                super::super::super::super::inventory::v1::StockReserved,
+            >,
+        {
+            ::pactum::messaging::consumer::PgConsumer::for_contract(
+                    database,
+                    table,
+                    &INVENTORY_STOCK_RESERVED_V1,
+                    handler,
+                )
+                .await
+        }
+
+        /// Builds the idempotent consumer for `inventory.StockReserved` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`INVENTORY_STOCK_RESERVED_V1`].
+        #[::pactum::__if_feature(sqlite)]
+        pub fn inventory_stock_reserved_v1_sqlite<H>(
+            conn: ::pactum::messaging::consumer::rusqlite::Connection,
+            table: &str,
+            handler: H,
+        ) -> ::std::result::Result<
+            ::pactum::messaging::consumer::SqliteConsumer<
+                super::super::super::super::inventory::v1::StockReserved,
+                H,
+            >,
+            ::pactum::store::idempotency::StoreError,
+        >
+        where
+            H: ::pactum::messaging::consumer::SqliteHandler<
+                super::super::super::super::inventory::v1::StockReserved,
+            >,
+        {
+            ::pactum::messaging::consumer::SqliteConsumer::for_contract(
+                conn,
+                table,
+                &INVENTORY_STOCK_RESERVED_V1,
+                handler,
+            )
+        }
+
+        /// Builds the idempotent consumer for `inventory.StockReserved` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`INVENTORY_STOCK_RESERVED_V1`].
+        pub fn inventory_stock_reserved_v1_memory<H>(
+            handler: H,
+        ) -> ::pactum::messaging::consumer::MemoryConsumer<
+            super::super::super::super::inventory::v1::StockReserved,
+            H,
+        >
+        where
+            H: ::pactum::messaging::consumer::MemoryHandler<
+                super::super::super::super::inventory::v1::StockReserved,
+            >,
+        {
+            ::pactum::messaging::consumer::MemoryConsumer::for_contract(
+                &INVENTORY_STOCK_RESERVED_V1,
+                handler,
+            )
+        }
+
+        /// Consumes `inventory.StockReserved` v1 from `inventory.stock_reserved.v1` as group `shipping`.
+        pub const INVENTORY_STOCK_RESERVED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
+            service: "shipping",
+            subject: "inventory.stock_reserved.v1",
+            group: "shipping",
+            delivery: ::pactum::DeliveryMode::Queue,
+            retry: ::std::option::Option::Some(::pactum::RetryPolicy {
+                attempts: 5,
+                initial_backoff: ::std::time::Duration::from_secs(1),
+                max_backoff: ::std::time::Duration::from_secs(60),
+                full_jitter: true,
+            }),
+            dead_letter: true,
+            budget: ::std::option::Option::None,
+        };
     }
 }
 
@@ -720,110 +720,119 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     > + ::core::marker::Send;
 }
 
-::pactum::__requires_feature!(rest);
+/// REST for `shipping` v1: the axum `router` serving a `Service`, and the reqwest `Client`.
+pub mod rest {
+    ::pactum::__requires_feature!(rest);
 
-/// An axum router serving every REST operation of `shipping` v1 under `/v1`.
-pub fn router<S: Service>(
-    service: ::std::sync::Arc<S>,
-) -> ::pactum::router::axum::Router {
-    router_with(service, ::pactum::router::ServerConfig::default())
-}
-
-/// [`router`] with explicit settings (body limit, idempotency store, retention).
-pub fn router_with<S: Service>(
-    service: ::std::sync::Arc<S>,
-    config: ::pactum::router::ServerConfig,
-) -> ::pactum::router::axum::Router {
-    let state = ::std::sync::Arc::new(ServerState { service, config });
-    ::pactum::router::axum::Router::new()
-        .route(
-            "/v1/shipments/{id}",
-            ::pactum::router::axum::routing::get(__track_shipment::<S>),
-        )
-        .with_state(state)
-}
-
-#[doc(hidden)]
-pub struct ServerState<S> {
-    service: ::std::sync::Arc<S>,
-    config: ::pactum::router::ServerConfig,
-}
-
-async fn __track_shipment<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::router::axum::extract::RawPathParams,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::TRACK_SHIPMENT,
-            ::pactum::rest::Reply::Json,
-            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                members.insert("id".into(), incoming.path::<ShipmentId>("id")?);
-                ::core::result::Result::Ok(members)
-            },
-            move |ctx, input: TrackShipmentRequest| async move {
-                service.track_shipment(ctx, input).await
-            },
-        )
-        .await
-}
-
-/// A typed REST client for `shipping` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
-#[derive(::core::clone::Clone, ::core::fmt::Debug)]
-pub struct Client {
-    http: ::pactum::rest::client::HttpClient,
-}
-
-impl Client {
-    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
-    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
-        Client {
-            http: ::pactum::rest::client::HttpClient::new(base_url),
-        }
+    /// An axum router serving every REST operation of `shipping` v1 under `/v1`.
+    pub fn router<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+    ) -> ::pactum::router::axum::Router {
+        router_with(service, ::pactum::router::ServerConfig::default())
     }
 
-    /// A client for this service's stable in-cluster name:
-    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
-    pub fn for_service(namespace: &str, port: u16) -> Self {
-        Client {
-            http: ::pactum::rest::client::HttpClient::for_service(
-                SERVICE,
-                namespace,
-                port,
-            ),
-        }
+    /// [`router`] with explicit settings (body limit, idempotency store, retention).
+    pub fn router_with<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::router::ServerConfig,
+    ) -> ::pactum::router::axum::Router {
+        let state = ::std::sync::Arc::new(ServerState { service, config });
+        ::pactum::router::axum::Router::new()
+            .route(
+                "/v1/shipments/{id}",
+                ::pactum::router::axum::routing::get(__track_shipment::<S>),
+            )
+            .with_state(state)
     }
 
-    /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
-    /// (your reqwest client, a default timeout for calls without a deadline).
-    pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
-        Client { http }
+    #[doc(hidden)]
+    pub struct ServerState<S> {
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::router::ServerConfig,
     }
 
-    /// Calls `GET /v1/shipments/{id}`.
-    pub async fn track_shipment(
-        &self,
-        input: &TrackShipmentRequest,
-    ) -> ::core::result::Result<
-        TrackShipmentResponse,
-        ::pactum::ClientError<TrackShipmentError>,
-    > {
-        let mut path = ::std::string::String::from("/v1/shipments/");
-        path.push_str(
-            &::pactum::rest::client::encode(
-                &::pactum::rest::client::param_text(&input.id),
-            ),
-        );
-        let body = ::core::option::Option::None;
-        self.http
-            .call(&operations::TRACK_SHIPMENT, ::pactum::rest::Reply::Json, path, body)
+    async fn __track_shipment<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        params: ::pactum::router::axum::extract::RawPathParams,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::TRACK_SHIPMENT,
+                ::pactum::rest::Reply::Json,
+                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    members
+                        .insert("id".into(), incoming.path::<super::ShipmentId>("id")?);
+                    ::core::result::Result::Ok(members)
+                },
+                move |ctx, input: super::TrackShipmentRequest| async move {
+                    service.track_shipment(ctx, input).await
+                },
+            )
             .await
+    }
+
+    /// A typed REST client for `shipping` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Client {
+        http: ::pactum::rest::client::HttpClient,
+    }
+
+    impl Client {
+        /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+        pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+            Client {
+                http: ::pactum::rest::client::HttpClient::new(base_url),
+            }
+        }
+
+        /// A client for this service's stable in-cluster name:
+        /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+        pub fn for_service(namespace: &str, port: u16) -> Self {
+            Client {
+                http: ::pactum::rest::client::HttpClient::for_service(
+                    super::SERVICE,
+                    namespace,
+                    port,
+                ),
+            }
+        }
+
+        /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
+        /// (your reqwest client, a default timeout for calls without a deadline).
+        pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
+            Client { http }
+        }
+
+        /// Calls `GET /v1/shipments/{id}`.
+        pub async fn track_shipment(
+            &self,
+            input: &super::TrackShipmentRequest,
+        ) -> ::core::result::Result<
+            super::TrackShipmentResponse,
+            ::pactum::ClientError<super::TrackShipmentError>,
+        > {
+            let mut path = ::std::string::String::from("/v1/shipments/");
+            path.push_str(
+                &::pactum::rest::client::encode(
+                    &::pactum::rest::client::param_text(&input.id),
+                ),
+            );
+            let body = ::core::option::Option::None;
+            self.http
+                .call(
+                    &super::operations::TRACK_SHIPMENT,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
+                .await
+        }
     }
 }

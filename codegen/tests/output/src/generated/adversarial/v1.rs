@@ -425,8 +425,8 @@ impl ::pactum::Event for NodeAdded {
     }
 }
 
-/// Typed publishing of this contract's events.
-pub mod publish {
+/// Events of `adversarial` v1: publishing what it emits (`Publisher`, `InTx`) and consuming what it reads (`consumers`).
+pub mod events {
     /// Publishes the events `adversarial` emits.
     #[derive(Clone, Debug)]
     pub struct Publisher<S> {
@@ -511,147 +511,166 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     > + ::core::marker::Send;
 }
 
-::pactum::__requires_feature!(rest);
+/// REST for `adversarial` v1: the axum `router` serving a `Service`, and the reqwest `Client`.
+pub mod rest {
+    ::pactum::__requires_feature!(rest);
 
-/// An axum router serving every REST operation of `adversarial` v1 under `/v1`.
-pub fn router<S: Service>(
-    service: ::std::sync::Arc<S>,
-) -> ::pactum::router::axum::Router {
-    router_with(service, ::pactum::router::ServerConfig::default())
-}
-
-/// [`router`] with explicit settings (body limit, idempotency store, retention).
-pub fn router_with<S: Service>(
-    service: ::std::sync::Arc<S>,
-    config: ::pactum::router::ServerConfig,
-) -> ::pactum::router::axum::Router {
-    let state = ::std::sync::Arc::new(ServerState { service, config });
-    ::pactum::router::axum::Router::new()
-        .route("/v1/echo/{path}", ::pactum::router::axum::routing::post(__echo::<S>))
-        .route("/v1/walk", ::pactum::router::axum::routing::post(__walk::<S>))
-        .with_state(state)
-}
-
-#[doc(hidden)]
-pub struct ServerState<S> {
-    service: ::std::sync::Arc<S>,
-    config: ::pactum::router::ServerConfig,
-}
-
-async fn __walk<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::WALK,
-            ::pactum::rest::Reply::Json,
-            ::std::vec::Vec::new(),
-            request,
-            |_: &::pactum::rest::server::Incoming| {
-                ::core::result::Result::Ok(::pactum::__private::serde_json::Map::new())
-            },
-            move |ctx, input: Node| async move { service.walk(ctx, input).await },
-        )
-        .await
-}
-
-async fn __echo<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::router::axum::extract::RawPathParams,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::ECHO,
-            ::pactum::rest::Reply::Json,
-            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                members
-                    .insert(
-                        "path".into(),
-                        incoming.path::<::std::string::String>("path")?,
-                    );
-                ::core::result::Result::Ok(members)
-            },
-            move |ctx, input: Fields| async move { service.echo(ctx, input).await },
-        )
-        .await
-}
-
-/// A typed REST client for `adversarial` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
-#[derive(::core::clone::Clone, ::core::fmt::Debug)]
-pub struct Client {
-    http: ::pactum::rest::client::HttpClient,
-}
-
-impl Client {
-    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
-    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
-        Client {
-            http: ::pactum::rest::client::HttpClient::new(base_url),
-        }
+    /// An axum router serving every REST operation of `adversarial` v1 under `/v1`.
+    pub fn router<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+    ) -> ::pactum::router::axum::Router {
+        router_with(service, ::pactum::router::ServerConfig::default())
     }
 
-    /// A client for this service's stable in-cluster name:
-    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
-    pub fn for_service(namespace: &str, port: u16) -> Self {
-        Client {
-            http: ::pactum::rest::client::HttpClient::for_service(
-                SERVICE,
-                namespace,
-                port,
-            ),
-        }
+    /// [`router`] with explicit settings (body limit, idempotency store, retention).
+    pub fn router_with<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::router::ServerConfig,
+    ) -> ::pactum::router::axum::Router {
+        let state = ::std::sync::Arc::new(ServerState { service, config });
+        ::pactum::router::axum::Router::new()
+            .route("/v1/echo/{path}", ::pactum::router::axum::routing::post(__echo::<S>))
+            .route("/v1/walk", ::pactum::router::axum::routing::post(__walk::<S>))
+            .with_state(state)
     }
 
-    /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
-    /// (your reqwest client, a default timeout for calls without a deadline).
-    pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
-        Client { http }
+    #[doc(hidden)]
+    pub struct ServerState<S> {
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::router::ServerConfig,
     }
 
-    /// Takes and returns a recursive type over REST and gRPC.
-    pub async fn walk(
-        &self,
-        input: &Node,
-    ) -> ::core::result::Result<Node, ::pactum::ClientError<WalkError>> {
-        let path = ::std::string::String::from("/v1/walk");
-        let body = ::pactum::__private::serde_json::to_value(input).ok();
-        self.http.call(&operations::WALK, ::pactum::rest::Reply::Json, path, body).await
+    async fn __walk<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::WALK,
+                ::pactum::rest::Reply::Json,
+                ::std::vec::Vec::new(),
+                request,
+                |_: &::pactum::rest::server::Incoming| {
+                    ::core::result::Result::Ok(
+                        ::pactum::__private::serde_json::Map::new(),
+                    )
+                },
+                move |ctx, input: super::Node| async move {
+                    service.walk(ctx, input).await
+                },
+            )
+            .await
     }
 
-    /// Calls `POST /v1/echo/{path}`.
-    pub async fn echo(
-        &self,
-        input: &Fields,
-    ) -> ::core::result::Result<Fields, ::pactum::ClientError<EchoError>> {
-        let mut path = ::std::string::String::from("/v1/echo/");
-        path.push_str(
-            &::pactum::rest::client::encode(
-                &::pactum::rest::client::param_text(&input.path),
-            ),
-        );
-        let body = match ::pactum::__private::serde_json::to_value(input) {
-            ::core::result::Result::Ok(
-                ::pactum::__private::serde_json::Value::Object(mut m),
-            ) => {
-                m.remove("path");
-                ::core::option::Option::Some(
-                    ::pactum::__private::serde_json::Value::Object(m),
-                )
+    async fn __echo<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        params: ::pactum::router::axum::extract::RawPathParams,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::ECHO,
+                ::pactum::rest::Reply::Json,
+                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    members
+                        .insert(
+                            "path".into(),
+                            incoming.path::<::std::string::String>("path")?,
+                        );
+                    ::core::result::Result::Ok(members)
+                },
+                move |ctx, input: super::Fields| async move {
+                    service.echo(ctx, input).await
+                },
+            )
+            .await
+    }
+
+    /// A typed REST client for `adversarial` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Client {
+        http: ::pactum::rest::client::HttpClient,
+    }
+
+    impl Client {
+        /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+        pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+            Client {
+                http: ::pactum::rest::client::HttpClient::new(base_url),
             }
-            _ => ::core::option::Option::None,
-        };
-        self.http.call(&operations::ECHO, ::pactum::rest::Reply::Json, path, body).await
+        }
+
+        /// A client for this service's stable in-cluster name:
+        /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+        pub fn for_service(namespace: &str, port: u16) -> Self {
+            Client {
+                http: ::pactum::rest::client::HttpClient::for_service(
+                    super::SERVICE,
+                    namespace,
+                    port,
+                ),
+            }
+        }
+
+        /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
+        /// (your reqwest client, a default timeout for calls without a deadline).
+        pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
+            Client { http }
+        }
+
+        /// Takes and returns a recursive type over REST and gRPC.
+        pub async fn walk(
+            &self,
+            input: &super::Node,
+        ) -> ::core::result::Result<
+            super::Node,
+            ::pactum::ClientError<super::WalkError>,
+        > {
+            let path = ::std::string::String::from("/v1/walk");
+            let body = ::pactum::__private::serde_json::to_value(input).ok();
+            self.http
+                .call(&super::operations::WALK, ::pactum::rest::Reply::Json, path, body)
+                .await
+        }
+
+        /// Calls `POST /v1/echo/{path}`.
+        pub async fn echo(
+            &self,
+            input: &super::Fields,
+        ) -> ::core::result::Result<
+            super::Fields,
+            ::pactum::ClientError<super::EchoError>,
+        > {
+            let mut path = ::std::string::String::from("/v1/echo/");
+            path.push_str(
+                &::pactum::rest::client::encode(
+                    &::pactum::rest::client::param_text(&input.path),
+                ),
+            );
+            let body = match ::pactum::__private::serde_json::to_value(input) {
+                ::core::result::Result::Ok(
+                    ::pactum::__private::serde_json::Value::Object(mut m),
+                ) => {
+                    m.remove("path");
+                    ::core::option::Option::Some(
+                        ::pactum::__private::serde_json::Value::Object(m),
+                    )
+                }
+                _ => ::core::option::Option::None,
+            };
+            self.http
+                .call(&super::operations::ECHO, ::pactum::rest::Reply::Json, path, body)
+                .await
+        }
     }
 }
 

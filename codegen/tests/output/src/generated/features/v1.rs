@@ -1459,150 +1459,8 @@ impl ::pactum::Webhook for ThingShipped {
     const VERSION: u32 = 2u32;
 }
 
-/// What the contract says about each event this service consumes.
-pub mod consumers {
-    /// Builds the idempotent consumer for `features.ThingStored` v3 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`FEATURES_THING_STORED_V3`]. The consumer reconnects to `database` by itself.
-    #[::pactum::__if_feature(postgres)]
-    pub async fn features_thing_stored_v3<H>(
-        database: &::pactum::store::postgres::Database,
-        table: &str,
-        handler: H,
-    ) -> ::std::result::Result<
-        ::pactum::messaging::consumer::PgConsumer<super::ThingStored, H>,
-        ::pactum::store::idempotency::StoreError,
-    >
-    where
-        H: ::pactum::messaging::consumer::PgHandler<super::ThingStored>,
-    {
-        ::pactum::messaging::consumer::PgConsumer::for_contract(
-                database,
-                table,
-                &FEATURES_THING_STORED_V3,
-                handler,
-            )
-            .await
-    }
-
-    /// Builds the idempotent consumer for `features.ThingStored` v3 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`FEATURES_THING_STORED_V3`].
-    #[::pactum::__if_feature(sqlite)]
-    pub fn features_thing_stored_v3_sqlite<H>(
-        conn: ::pactum::messaging::consumer::rusqlite::Connection,
-        table: &str,
-        handler: H,
-    ) -> ::std::result::Result<
-        ::pactum::messaging::consumer::SqliteConsumer<super::ThingStored, H>,
-        ::pactum::store::idempotency::StoreError,
-    >
-    where
-        H: ::pactum::messaging::consumer::SqliteHandler<super::ThingStored>,
-    {
-        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
-            conn,
-            table,
-            &FEATURES_THING_STORED_V3,
-            handler,
-        )
-    }
-
-    /// Builds the idempotent consumer for `features.ThingStored` v3 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`FEATURES_THING_STORED_V3`].
-    pub fn features_thing_stored_v3_memory<H>(
-        handler: H,
-    ) -> ::pactum::messaging::consumer::MemoryConsumer<super::ThingStored, H>
-    where
-        H: ::pactum::messaging::consumer::MemoryHandler<super::ThingStored>,
-    {
-        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
-            &FEATURES_THING_STORED_V3,
-            handler,
-        )
-    }
-
-    /// Consumes `features.ThingStored` v3 from `features.thing_stored.v3` as group `auditors`.
-    pub const FEATURES_THING_STORED_V3: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
-        service: "features",
-        subject: "features.thing_stored.v3",
-        group: "auditors",
-        delivery: ::pactum::DeliveryMode::Stream,
-        retry: ::std::option::Option::None,
-        dead_letter: true,
-        budget: ::std::option::Option::Some(::std::time::Duration::from_secs(45)),
-    };
-
-    /// Builds the idempotent consumer for `features.ThingTagged` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`FEATURES_THING_TAGGED_V1`]. The consumer reconnects to `database` by itself.
-    #[::pactum::__if_feature(postgres)]
-    pub async fn features_thing_tagged_v1<H>(
-        database: &::pactum::store::postgres::Database,
-        table: &str,
-        handler: H,
-    ) -> ::std::result::Result<
-        ::pactum::messaging::consumer::PgConsumer<super::ThingTagged, H>,
-        ::pactum::store::idempotency::StoreError,
-    >
-    where
-        H: ::pactum::messaging::consumer::PgHandler<super::ThingTagged>,
-    {
-        ::pactum::messaging::consumer::PgConsumer::for_contract(
-                database,
-                table,
-                &FEATURES_THING_TAGGED_V1,
-                handler,
-            )
-            .await
-    }
-
-    /// Builds the idempotent consumer for `features.ThingTagged` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`FEATURES_THING_TAGGED_V1`].
-    #[::pactum::__if_feature(sqlite)]
-    pub fn features_thing_tagged_v1_sqlite<H>(
-        conn: ::pactum::messaging::consumer::rusqlite::Connection,
-        table: &str,
-        handler: H,
-    ) -> ::std::result::Result<
-        ::pactum::messaging::consumer::SqliteConsumer<super::ThingTagged, H>,
-        ::pactum::store::idempotency::StoreError,
-    >
-    where
-        H: ::pactum::messaging::consumer::SqliteHandler<super::ThingTagged>,
-    {
-        ::pactum::messaging::consumer::SqliteConsumer::for_contract(
-            conn,
-            table,
-            &FEATURES_THING_TAGGED_V1,
-            handler,
-        )
-    }
-
-    /// Builds the idempotent consumer for `features.ThingTagged` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`FEATURES_THING_TAGGED_V1`].
-    pub fn features_thing_tagged_v1_memory<H>(
-        handler: H,
-    ) -> ::pactum::messaging::consumer::MemoryConsumer<super::ThingTagged, H>
-    where
-        H: ::pactum::messaging::consumer::MemoryHandler<super::ThingTagged>,
-    {
-        ::pactum::messaging::consumer::MemoryConsumer::for_contract(
-            &FEATURES_THING_TAGGED_V1,
-            handler,
-        )
-    }
-
-    /// Consumes `features.ThingTagged` v1 from `features.thing_tagged.v1` as group `features`.
-    pub const FEATURES_THING_TAGGED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
-        service: "features",
-        subject: "features.thing_tagged.v1",
-        group: "features",
-        delivery: ::pactum::DeliveryMode::Pubsub,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 4,
-            initial_backoff: ::std::time::Duration::from_secs(1),
-            max_backoff: ::std::time::Duration::from_secs(30),
-            full_jitter: true,
-        }),
-        dead_letter: false,
-        budget: ::std::option::Option::None,
-    };
-}
-
-/// Typed publishing of this contract's events.
-pub mod publish {
+/// Events of `features` v1: publishing what it emits (`Publisher`, `InTx`) and consuming what it reads (`consumers`).
+pub mod events {
     /// Publishes the events `features` emits.
     #[derive(Clone, Debug)]
     pub struct Publisher<S> {
@@ -1723,6 +1581,148 @@ pub mod publish {
         ) -> ::std::result::Result<(), ::pactum::store::outbox::OutboxError> {
             ::pactum::store::outbox::write(&self.writer, id, event).await
         }
+    }
+
+    /// What the contract says about each event this service consumes.
+    pub mod consumers {
+        /// Builds the idempotent consumer for `features.ThingStored` v3 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`FEATURES_THING_STORED_V3`]. The consumer reconnects to `database` by itself.
+        #[::pactum::__if_feature(postgres)]
+        pub async fn features_thing_stored_v3<H>(
+            database: &::pactum::store::postgres::Database,
+            table: &str,
+            handler: H,
+        ) -> ::std::result::Result<
+            ::pactum::messaging::consumer::PgConsumer<super::super::ThingStored, H>,
+            ::pactum::store::idempotency::StoreError,
+        >
+        where
+            H: ::pactum::messaging::consumer::PgHandler<super::super::ThingStored>,
+        {
+            ::pactum::messaging::consumer::PgConsumer::for_contract(
+                    database,
+                    table,
+                    &FEATURES_THING_STORED_V3,
+                    handler,
+                )
+                .await
+        }
+
+        /// Builds the idempotent consumer for `features.ThingStored` v3 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`FEATURES_THING_STORED_V3`].
+        #[::pactum::__if_feature(sqlite)]
+        pub fn features_thing_stored_v3_sqlite<H>(
+            conn: ::pactum::messaging::consumer::rusqlite::Connection,
+            table: &str,
+            handler: H,
+        ) -> ::std::result::Result<
+            ::pactum::messaging::consumer::SqliteConsumer<super::super::ThingStored, H>,
+            ::pactum::store::idempotency::StoreError,
+        >
+        where
+            H: ::pactum::messaging::consumer::SqliteHandler<super::super::ThingStored>,
+        {
+            ::pactum::messaging::consumer::SqliteConsumer::for_contract(
+                conn,
+                table,
+                &FEATURES_THING_STORED_V3,
+                handler,
+            )
+        }
+
+        /// Builds the idempotent consumer for `features.ThingStored` v3 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`FEATURES_THING_STORED_V3`].
+        pub fn features_thing_stored_v3_memory<H>(
+            handler: H,
+        ) -> ::pactum::messaging::consumer::MemoryConsumer<super::super::ThingStored, H>
+        where
+            H: ::pactum::messaging::consumer::MemoryHandler<super::super::ThingStored>,
+        {
+            ::pactum::messaging::consumer::MemoryConsumer::for_contract(
+                &FEATURES_THING_STORED_V3,
+                handler,
+            )
+        }
+
+        /// Consumes `features.ThingStored` v3 from `features.thing_stored.v3` as group `auditors`.
+        pub const FEATURES_THING_STORED_V3: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
+            service: "features",
+            subject: "features.thing_stored.v3",
+            group: "auditors",
+            delivery: ::pactum::DeliveryMode::Stream,
+            retry: ::std::option::Option::None,
+            dead_letter: true,
+            budget: ::std::option::Option::Some(::std::time::Duration::from_secs(45)),
+        };
+
+        /// Builds the idempotent consumer for `features.ThingTagged` v1 on PostgreSQL: implement `pactum::messaging::consumer::PgHandler` for the event, and each delivery runs your handler once, recorded in `table` within the handler's transaction, with the retry policy, budget and dead-lettering of [`FEATURES_THING_TAGGED_V1`]. The consumer reconnects to `database` by itself.
+        #[::pactum::__if_feature(postgres)]
+        pub async fn features_thing_tagged_v1<H>(
+            database: &::pactum::store::postgres::Database,
+            table: &str,
+            handler: H,
+        ) -> ::std::result::Result<
+            ::pactum::messaging::consumer::PgConsumer<super::super::ThingTagged, H>,
+            ::pactum::store::idempotency::StoreError,
+        >
+        where
+            H: ::pactum::messaging::consumer::PgHandler<super::super::ThingTagged>,
+        {
+            ::pactum::messaging::consumer::PgConsumer::for_contract(
+                    database,
+                    table,
+                    &FEATURES_THING_TAGGED_V1,
+                    handler,
+                )
+                .await
+        }
+
+        /// Builds the idempotent consumer for `features.ThingTagged` v1 on an SQLite connection (the embedded default): implement `pactum::messaging::consumer::SqliteHandler`; the record shares the handler's SQLite transaction. Policy from [`FEATURES_THING_TAGGED_V1`].
+        #[::pactum::__if_feature(sqlite)]
+        pub fn features_thing_tagged_v1_sqlite<H>(
+            conn: ::pactum::messaging::consumer::rusqlite::Connection,
+            table: &str,
+            handler: H,
+        ) -> ::std::result::Result<
+            ::pactum::messaging::consumer::SqliteConsumer<super::super::ThingTagged, H>,
+            ::pactum::store::idempotency::StoreError,
+        >
+        where
+            H: ::pactum::messaging::consumer::SqliteHandler<super::super::ThingTagged>,
+        {
+            ::pactum::messaging::consumer::SqliteConsumer::for_contract(
+                conn,
+                table,
+                &FEATURES_THING_TAGGED_V1,
+                handler,
+            )
+        }
+
+        /// Builds the idempotent consumer for `features.ThingTagged` v1 with its record in memory (tests, single-process effects): implement `pactum::messaging::consumer::MemoryHandler`; an event is recorded only after the handler succeeds. Policy from [`FEATURES_THING_TAGGED_V1`].
+        pub fn features_thing_tagged_v1_memory<H>(
+            handler: H,
+        ) -> ::pactum::messaging::consumer::MemoryConsumer<super::super::ThingTagged, H>
+        where
+            H: ::pactum::messaging::consumer::MemoryHandler<super::super::ThingTagged>,
+        {
+            ::pactum::messaging::consumer::MemoryConsumer::for_contract(
+                &FEATURES_THING_TAGGED_V1,
+                handler,
+            )
+        }
+
+        /// Consumes `features.ThingTagged` v1 from `features.thing_tagged.v1` as group `features`.
+        pub const FEATURES_THING_TAGGED_V1: ::pactum::ConsumerInfo = ::pactum::ConsumerInfo {
+            service: "features",
+            subject: "features.thing_tagged.v1",
+            group: "features",
+            delivery: ::pactum::DeliveryMode::Pubsub,
+            retry: ::std::option::Option::Some(::pactum::RetryPolicy {
+                attempts: 4,
+                initial_backoff: ::std::time::Duration::from_secs(1),
+                max_backoff: ::std::time::Duration::from_secs(30),
+                full_jitter: true,
+            }),
+            dead_letter: false,
+            budget: ::std::option::Option::None,
+        };
     }
 }
 
@@ -1944,214 +1944,244 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     > + ::core::marker::Send;
 }
 
-::pactum::__requires_feature!(rest);
+/// REST for `features` v1: the axum `router` serving a `Service`, and the reqwest `Client`.
+pub mod rest {
+    ::pactum::__requires_feature!(rest);
 
-/// An axum router serving every REST operation of `features` v1 under `/v1`.
-pub fn router<S: Service>(
-    service: ::std::sync::Arc<S>,
-) -> ::pactum::router::axum::Router {
-    router_with(service, ::pactum::router::ServerConfig::default())
-}
-
-/// [`router`] with explicit settings (body limit, idempotency store, retention).
-pub fn router_with<S: Service>(
-    service: ::std::sync::Arc<S>,
-    config: ::pactum::router::ServerConfig,
-) -> ::pactum::router::axum::Router {
-    let state = ::std::sync::Arc::new(ServerState { service, config });
-    ::pactum::router::axum::Router::new()
-        .route("/v1/old/{id}", ::pactum::router::axum::routing::get(__old_way::<S>))
-        .route("/v1/ping", ::pactum::router::axum::routing::head(__ping::<S>))
-        .route("/v1/things", ::pactum::router::axum::routing::put(__store::<S>))
-        .route("/v1/things/{id}", ::pactum::router::axum::routing::get(__fetch::<S>))
-        .with_state(state)
-}
-
-#[doc(hidden)]
-pub struct ServerState<S> {
-    service: ::std::sync::Arc<S>,
-    config: ::pactum::router::ServerConfig,
-}
-
-async fn __fetch<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::router::axum::extract::RawPathParams,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::FETCH,
-            ::pactum::rest::Reply::Json,
-            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                members
-                    .insert("id".into(), incoming.path::<::pactum::types::Uuid>("id")?);
-                ::core::result::Result::Ok(members)
-            },
-            move |ctx, input: FetchRequest| async move {
-                service.fetch(ctx, input).await
-            },
-        )
-        .await
-}
-
-async fn __store<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::STORE,
-            ::pactum::rest::Reply::Json,
-            ::std::vec::Vec::new(),
-            request,
-            |_: &::pactum::rest::server::Incoming| {
-                ::core::result::Result::Ok(::pactum::__private::serde_json::Map::new())
-            },
-            move |ctx, input: StoreRequest| async move {
-                service.store(ctx, input).await
-            },
-        )
-        .await
-}
-
-async fn __ping<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::PING,
-            ::pactum::rest::Reply::Empty,
-            ::std::vec::Vec::new(),
-            request,
-            |_: &::pactum::rest::server::Incoming| {
-                ::core::result::Result::Ok(::pactum::__private::serde_json::Map::new())
-            },
-            move |ctx, _: ::pactum::NoInput| async move { service.ping(ctx).await },
-        )
-        .await
-}
-
-async fn __old_way<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::router::axum::extract::RawPathParams,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::OLD_WAY,
-            ::pactum::rest::Reply::Empty,
-            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                members
-                    .insert("id".into(), incoming.path::<::pactum::types::Uuid>("id")?);
-                ::core::result::Result::Ok(members)
-            },
-            move |ctx, input: OldWayRequest| async move {
-                service.old_way(ctx, input).await
-            },
-        )
-        .await
-}
-
-/// A typed REST client for `features` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
-#[derive(::core::clone::Clone, ::core::fmt::Debug)]
-pub struct Client {
-    http: ::pactum::rest::client::HttpClient,
-}
-
-impl Client {
-    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
-    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
-        Client {
-            http: ::pactum::rest::client::HttpClient::new(base_url),
-        }
+    /// An axum router serving every REST operation of `features` v1 under `/v1`.
+    pub fn router<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+    ) -> ::pactum::router::axum::Router {
+        router_with(service, ::pactum::router::ServerConfig::default())
     }
 
-    /// A client for this service's stable in-cluster name:
-    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
-    pub fn for_service(namespace: &str, port: u16) -> Self {
-        Client {
-            http: ::pactum::rest::client::HttpClient::for_service(
-                SERVICE,
-                namespace,
-                port,
-            ),
-        }
+    /// [`router`] with explicit settings (body limit, idempotency store, retention).
+    pub fn router_with<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::router::ServerConfig,
+    ) -> ::pactum::router::axum::Router {
+        let state = ::std::sync::Arc::new(ServerState { service, config });
+        ::pactum::router::axum::Router::new()
+            .route("/v1/old/{id}", ::pactum::router::axum::routing::get(__old_way::<S>))
+            .route("/v1/ping", ::pactum::router::axum::routing::head(__ping::<S>))
+            .route("/v1/things", ::pactum::router::axum::routing::put(__store::<S>))
+            .route("/v1/things/{id}", ::pactum::router::axum::routing::get(__fetch::<S>))
+            .with_state(state)
     }
 
-    /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
-    /// (your reqwest client, a default timeout for calls without a deadline).
-    pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
-        Client { http }
+    #[doc(hidden)]
+    pub struct ServerState<S> {
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::router::ServerConfig,
     }
 
-    /// Reads one thing.
-    pub async fn fetch(
-        &self,
-        input: &FetchRequest,
-    ) -> ::core::result::Result<Primitives, ::pactum::ClientError<FetchError>> {
-        let mut path = ::std::string::String::from("/v1/things/");
-        path.push_str(
-            &::pactum::rest::client::encode(
-                &::pactum::rest::client::param_text(&input.id),
-            ),
-        );
-        let body = ::core::option::Option::None;
-        self.http.call(&operations::FETCH, ::pactum::rest::Reply::Json, path, body).await
-    }
-
-    /// Calls `PUT /v1/things`.
-    pub async fn store(
-        &self,
-        input: &StoreRequest,
-    ) -> ::core::result::Result<StoreResponse, ::pactum::ClientError<StoreError>> {
-        let path = ::std::string::String::from("/v1/things");
-        let body = ::pactum::__private::serde_json::to_value(input).ok();
-        self.http.call(&operations::STORE, ::pactum::rest::Reply::Json, path, body).await
-    }
-
-    /// No input, no output, no errors.
-    pub async fn ping(
-        &self,
-    ) -> ::core::result::Result<(), ::pactum::ClientError<PingError>> {
-        let path = ::std::string::String::from("/v1/ping");
-        let body = ::core::option::Option::None;
-        self.http.call(&operations::PING, ::pactum::rest::Reply::Empty, path, body).await
-    }
-
-    /// Calls `GET /v1/old/{id}`.
-    pub async fn old_way(
-        &self,
-        input: &OldWayRequest,
-    ) -> ::core::result::Result<(), ::pactum::ClientError<OldWayError>> {
-        let mut path = ::std::string::String::from("/v1/old/");
-        path.push_str(
-            &::pactum::rest::client::encode(
-                &::pactum::rest::client::param_text(&input.id),
-            ),
-        );
-        let body = ::core::option::Option::None;
-        self.http
-            .call(&operations::OLD_WAY, ::pactum::rest::Reply::Empty, path, body)
+    async fn __fetch<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        params: ::pactum::router::axum::extract::RawPathParams,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::FETCH,
+                ::pactum::rest::Reply::Json,
+                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    members
+                        .insert(
+                            "id".into(),
+                            incoming.path::<::pactum::types::Uuid>("id")?,
+                        );
+                    ::core::result::Result::Ok(members)
+                },
+                move |ctx, input: super::FetchRequest| async move {
+                    service.fetch(ctx, input).await
+                },
+            )
             .await
+    }
+
+    async fn __store<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::STORE,
+                ::pactum::rest::Reply::Json,
+                ::std::vec::Vec::new(),
+                request,
+                |_: &::pactum::rest::server::Incoming| {
+                    ::core::result::Result::Ok(
+                        ::pactum::__private::serde_json::Map::new(),
+                    )
+                },
+                move |ctx, input: super::StoreRequest| async move {
+                    service.store(ctx, input).await
+                },
+            )
+            .await
+    }
+
+    async fn __ping<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::PING,
+                ::pactum::rest::Reply::Empty,
+                ::std::vec::Vec::new(),
+                request,
+                |_: &::pactum::rest::server::Incoming| {
+                    ::core::result::Result::Ok(
+                        ::pactum::__private::serde_json::Map::new(),
+                    )
+                },
+                move |ctx, _: ::pactum::NoInput| async move { service.ping(ctx).await },
+            )
+            .await
+    }
+
+    async fn __old_way<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        params: ::pactum::router::axum::extract::RawPathParams,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::OLD_WAY,
+                ::pactum::rest::Reply::Empty,
+                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    members
+                        .insert(
+                            "id".into(),
+                            incoming.path::<::pactum::types::Uuid>("id")?,
+                        );
+                    ::core::result::Result::Ok(members)
+                },
+                move |ctx, input: super::OldWayRequest| async move {
+                    service.old_way(ctx, input).await
+                },
+            )
+            .await
+    }
+
+    /// A typed REST client for `features` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Client {
+        http: ::pactum::rest::client::HttpClient,
+    }
+
+    impl Client {
+        /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+        pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+            Client {
+                http: ::pactum::rest::client::HttpClient::new(base_url),
+            }
+        }
+
+        /// A client for this service's stable in-cluster name:
+        /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+        pub fn for_service(namespace: &str, port: u16) -> Self {
+            Client {
+                http: ::pactum::rest::client::HttpClient::for_service(
+                    super::SERVICE,
+                    namespace,
+                    port,
+                ),
+            }
+        }
+
+        /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
+        /// (your reqwest client, a default timeout for calls without a deadline).
+        pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
+            Client { http }
+        }
+
+        /// Reads one thing.
+        pub async fn fetch(
+            &self,
+            input: &super::FetchRequest,
+        ) -> ::core::result::Result<
+            super::Primitives,
+            ::pactum::ClientError<super::FetchError>,
+        > {
+            let mut path = ::std::string::String::from("/v1/things/");
+            path.push_str(
+                &::pactum::rest::client::encode(
+                    &::pactum::rest::client::param_text(&input.id),
+                ),
+            );
+            let body = ::core::option::Option::None;
+            self.http
+                .call(&super::operations::FETCH, ::pactum::rest::Reply::Json, path, body)
+                .await
+        }
+
+        /// Calls `PUT /v1/things`.
+        pub async fn store(
+            &self,
+            input: &super::StoreRequest,
+        ) -> ::core::result::Result<
+            super::StoreResponse,
+            ::pactum::ClientError<super::StoreError>,
+        > {
+            let path = ::std::string::String::from("/v1/things");
+            let body = ::pactum::__private::serde_json::to_value(input).ok();
+            self.http
+                .call(&super::operations::STORE, ::pactum::rest::Reply::Json, path, body)
+                .await
+        }
+
+        /// No input, no output, no errors.
+        pub async fn ping(
+            &self,
+        ) -> ::core::result::Result<(), ::pactum::ClientError<super::PingError>> {
+            let path = ::std::string::String::from("/v1/ping");
+            let body = ::core::option::Option::None;
+            self.http
+                .call(&super::operations::PING, ::pactum::rest::Reply::Empty, path, body)
+                .await
+        }
+
+        /// Calls `GET /v1/old/{id}`.
+        pub async fn old_way(
+            &self,
+            input: &super::OldWayRequest,
+        ) -> ::core::result::Result<(), ::pactum::ClientError<super::OldWayError>> {
+            let mut path = ::std::string::String::from("/v1/old/");
+            path.push_str(
+                &::pactum::rest::client::encode(
+                    &::pactum::rest::client::param_text(&input.id),
+                ),
+            );
+            let body = ::core::option::Option::None;
+            self.http
+                .call(
+                    &super::operations::OLD_WAY,
+                    ::pactum::rest::Reply::Empty,
+                    path,
+                    body,
+                )
+                .await
+        }
     }
 }
 

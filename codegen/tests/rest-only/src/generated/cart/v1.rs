@@ -450,216 +450,252 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     > + ::core::marker::Send;
 }
 
-::pactum::__requires_feature!(rest);
+/// REST for `cart` v1: the axum `router` serving a `Service`, and the reqwest `Client`.
+pub mod rest {
+    ::pactum::__requires_feature!(rest);
 
-/// An axum router serving every REST operation of `cart` v1 under `/v1`.
-pub fn router<S: Service>(
-    service: ::std::sync::Arc<S>,
-) -> ::pactum::router::axum::Router {
-    router_with(service, ::pactum::router::ServerConfig::default())
-}
-
-/// [`router`] with explicit settings (body limit, idempotency store, retention).
-pub fn router_with<S: Service>(
-    service: ::std::sync::Arc<S>,
-    config: ::pactum::router::ServerConfig,
-) -> ::pactum::router::axum::Router {
-    let state = ::std::sync::Arc::new(ServerState { service, config });
-    ::pactum::router::axum::Router::new()
-        .route(
-            "/v1/carts/{cart_id}",
-            ::pactum::router::axum::routing::get(__get_cart::<S>),
-        )
-        .route(
-            "/v1/carts/{cart_id}/checkout",
-            ::pactum::router::axum::routing::post(__checkout_cart::<S>),
-        )
-        .route(
-            "/v1/carts/{cart_id}/items",
-            ::pactum::router::axum::routing::post(__add_item::<S>),
-        )
-        .with_state(state)
-}
-
-#[doc(hidden)]
-pub struct ServerState<S> {
-    service: ::std::sync::Arc<S>,
-    config: ::pactum::router::ServerConfig,
-}
-
-async fn __get_cart<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::router::axum::extract::RawPathParams,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::GET_CART,
-            ::pactum::rest::Reply::Json,
-            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                members.insert("cart_id".into(), incoming.path::<CartId>("cart_id")?);
-                ::core::result::Result::Ok(members)
-            },
-            move |ctx, input: GetCartRequest| async move {
-                service.get_cart(ctx, input).await
-            },
-        )
-        .await
-}
-
-async fn __add_item<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::router::axum::extract::RawPathParams,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::ADD_ITEM,
-            ::pactum::rest::Reply::Json,
-            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                members.insert("cart_id".into(), incoming.path::<CartId>("cart_id")?);
-                ::core::result::Result::Ok(members)
-            },
-            move |ctx, input: AddItemRequest| async move {
-                service.add_item(ctx, input).await
-            },
-        )
-        .await
-}
-
-async fn __checkout_cart<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::router::axum::extract::RawPathParams,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::CHECKOUT_CART,
-            ::pactum::rest::Reply::Json,
-            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                members.insert("cart_id".into(), incoming.path::<CartId>("cart_id")?);
-                ::core::result::Result::Ok(members)
-            },
-            move |ctx, input: CheckoutCartRequest| async move {
-                service.checkout_cart(ctx, input).await
-            },
-        )
-        .await
-}
-
-/// A typed REST client for `cart` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
-#[derive(::core::clone::Clone, ::core::fmt::Debug)]
-pub struct Client {
-    http: ::pactum::rest::client::HttpClient,
-}
-
-impl Client {
-    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
-    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
-        Client {
-            http: ::pactum::rest::client::HttpClient::new(base_url),
-        }
+    /// An axum router serving every REST operation of `cart` v1 under `/v1`.
+    pub fn router<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+    ) -> ::pactum::router::axum::Router {
+        router_with(service, ::pactum::router::ServerConfig::default())
     }
 
-    /// A client for this service's stable in-cluster name:
-    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
-    pub fn for_service(namespace: &str, port: u16) -> Self {
-        Client {
-            http: ::pactum::rest::client::HttpClient::for_service(
-                SERVICE,
-                namespace,
-                port,
-            ),
-        }
+    /// [`router`] with explicit settings (body limit, idempotency store, retention).
+    pub fn router_with<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::router::ServerConfig,
+    ) -> ::pactum::router::axum::Router {
+        let state = ::std::sync::Arc::new(ServerState { service, config });
+        ::pactum::router::axum::Router::new()
+            .route(
+                "/v1/carts/{cart_id}",
+                ::pactum::router::axum::routing::get(__get_cart::<S>),
+            )
+            .route(
+                "/v1/carts/{cart_id}/checkout",
+                ::pactum::router::axum::routing::post(__checkout_cart::<S>),
+            )
+            .route(
+                "/v1/carts/{cart_id}/items",
+                ::pactum::router::axum::routing::post(__add_item::<S>),
+            )
+            .with_state(state)
     }
 
-    /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
-    /// (your reqwest client, a default timeout for calls without a deadline).
-    pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
-        Client { http }
+    #[doc(hidden)]
+    pub struct ServerState<S> {
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::router::ServerConfig,
     }
 
-    /// Calls `GET /v1/carts/{cart_id}`.
-    pub async fn get_cart(
-        &self,
-        input: &GetCartRequest,
-    ) -> ::core::result::Result<Cart, ::pactum::ClientError<GetCartError>> {
-        let mut path = ::std::string::String::from("/v1/carts/");
-        path.push_str(
-            &::pactum::rest::client::encode(
-                &::pactum::rest::client::param_text(&input.cart_id),
-            ),
-        );
-        let body = ::core::option::Option::None;
-        self.http
-            .call(&operations::GET_CART, ::pactum::rest::Reply::Json, path, body)
+    async fn __get_cart<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        params: ::pactum::router::axum::extract::RawPathParams,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::GET_CART,
+                ::pactum::rest::Reply::Json,
+                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    members
+                        .insert(
+                            "cart_id".into(),
+                            incoming.path::<super::CartId>("cart_id")?,
+                        );
+                    ::core::result::Result::Ok(members)
+                },
+                move |ctx, input: super::GetCartRequest| async move {
+                    service.get_cart(ctx, input).await
+                },
+            )
             .await
     }
 
-    /// Calls `POST /v1/carts/{cart_id}/items`.
-    pub async fn add_item(
-        &self,
-        input: &AddItemRequest,
-    ) -> ::core::result::Result<Cart, ::pactum::ClientError<AddItemError>> {
-        let mut path = ::std::string::String::from("/v1/carts/");
-        path.push_str(
-            &::pactum::rest::client::encode(
-                &::pactum::rest::client::param_text(&input.cart_id),
-            ),
-        );
-        path.push_str("/items");
-        let body = match ::pactum::__private::serde_json::to_value(input) {
-            ::core::result::Result::Ok(
-                ::pactum::__private::serde_json::Value::Object(mut m),
-            ) => {
-                m.remove("cart_id");
-                ::core::option::Option::Some(
-                    ::pactum::__private::serde_json::Value::Object(m),
-                )
+    async fn __add_item<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        params: ::pactum::router::axum::extract::RawPathParams,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::ADD_ITEM,
+                ::pactum::rest::Reply::Json,
+                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    members
+                        .insert(
+                            "cart_id".into(),
+                            incoming.path::<super::CartId>("cart_id")?,
+                        );
+                    ::core::result::Result::Ok(members)
+                },
+                move |ctx, input: super::AddItemRequest| async move {
+                    service.add_item(ctx, input).await
+                },
+            )
+            .await
+    }
+
+    async fn __checkout_cart<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        params: ::pactum::router::axum::extract::RawPathParams,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::CHECKOUT_CART,
+                ::pactum::rest::Reply::Json,
+                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    members
+                        .insert(
+                            "cart_id".into(),
+                            incoming.path::<super::CartId>("cart_id")?,
+                        );
+                    ::core::result::Result::Ok(members)
+                },
+                move |ctx, input: super::CheckoutCartRequest| async move {
+                    service.checkout_cart(ctx, input).await
+                },
+            )
+            .await
+    }
+
+    /// A typed REST client for `cart` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Client {
+        http: ::pactum::rest::client::HttpClient,
+    }
+
+    impl Client {
+        /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+        pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+            Client {
+                http: ::pactum::rest::client::HttpClient::new(base_url),
             }
-            _ => ::core::option::Option::None,
-        };
-        self.http
-            .call(&operations::ADD_ITEM, ::pactum::rest::Reply::Json, path, body)
-            .await
-    }
+        }
 
-    /// Prices the cart, reserves stock and places the order.
-    pub async fn checkout_cart(
-        &self,
-        input: &CheckoutCartRequest,
-    ) -> ::core::result::Result<
-        CheckoutCartResponse,
-        ::pactum::ClientError<CheckoutCartError>,
-    > {
-        let mut path = ::std::string::String::from("/v1/carts/");
-        path.push_str(
-            &::pactum::rest::client::encode(
-                &::pactum::rest::client::param_text(&input.cart_id),
-            ),
-        );
-        path.push_str("/checkout");
-        let body = ::core::option::Option::None;
-        self.http
-            .call(&operations::CHECKOUT_CART, ::pactum::rest::Reply::Json, path, body)
-            .await
+        /// A client for this service's stable in-cluster name:
+        /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+        pub fn for_service(namespace: &str, port: u16) -> Self {
+            Client {
+                http: ::pactum::rest::client::HttpClient::for_service(
+                    super::SERVICE,
+                    namespace,
+                    port,
+                ),
+            }
+        }
+
+        /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
+        /// (your reqwest client, a default timeout for calls without a deadline).
+        pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
+            Client { http }
+        }
+
+        /// Calls `GET /v1/carts/{cart_id}`.
+        pub async fn get_cart(
+            &self,
+            input: &super::GetCartRequest,
+        ) -> ::core::result::Result<
+            super::Cart,
+            ::pactum::ClientError<super::GetCartError>,
+        > {
+            let mut path = ::std::string::String::from("/v1/carts/");
+            path.push_str(
+                &::pactum::rest::client::encode(
+                    &::pactum::rest::client::param_text(&input.cart_id),
+                ),
+            );
+            let body = ::core::option::Option::None;
+            self.http
+                .call(
+                    &super::operations::GET_CART,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
+                .await
+        }
+
+        /// Calls `POST /v1/carts/{cart_id}/items`.
+        pub async fn add_item(
+            &self,
+            input: &super::AddItemRequest,
+        ) -> ::core::result::Result<
+            super::Cart,
+            ::pactum::ClientError<super::AddItemError>,
+        > {
+            let mut path = ::std::string::String::from("/v1/carts/");
+            path.push_str(
+                &::pactum::rest::client::encode(
+                    &::pactum::rest::client::param_text(&input.cart_id),
+                ),
+            );
+            path.push_str("/items");
+            let body = match ::pactum::__private::serde_json::to_value(input) {
+                ::core::result::Result::Ok(
+                    ::pactum::__private::serde_json::Value::Object(mut m),
+                ) => {
+                    m.remove("cart_id");
+                    ::core::option::Option::Some(
+                        ::pactum::__private::serde_json::Value::Object(m),
+                    )
+                }
+                _ => ::core::option::Option::None,
+            };
+            self.http
+                .call(
+                    &super::operations::ADD_ITEM,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
+                .await
+        }
+
+        /// Prices the cart, reserves stock and places the order.
+        pub async fn checkout_cart(
+            &self,
+            input: &super::CheckoutCartRequest,
+        ) -> ::core::result::Result<
+            super::CheckoutCartResponse,
+            ::pactum::ClientError<super::CheckoutCartError>,
+        > {
+            let mut path = ::std::string::String::from("/v1/carts/");
+            path.push_str(
+                &::pactum::rest::client::encode(
+                    &::pactum::rest::client::param_text(&input.cart_id),
+                ),
+            );
+            path.push_str("/checkout");
+            let body = ::core::option::Option::None;
+            self.http
+                .call(
+                    &super::operations::CHECKOUT_CART,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
+                .await
+        }
     }
 }

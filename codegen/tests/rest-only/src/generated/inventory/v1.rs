@@ -723,111 +723,123 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     > + ::core::marker::Send;
 }
 
-::pactum::__requires_feature!(rest);
+/// REST for `inventory` v1: the axum `router` serving a `Service`, and the reqwest `Client`.
+pub mod rest {
+    ::pactum::__requires_feature!(rest);
 
-/// An axum router serving every REST operation of `inventory` v1 under `/v1`.
-pub fn router<S: Service>(
-    service: ::std::sync::Arc<S>,
-) -> ::pactum::router::axum::Router {
-    router_with(service, ::pactum::router::ServerConfig::default())
-}
-
-/// [`router`] with explicit settings (body limit, idempotency store, retention).
-pub fn router_with<S: Service>(
-    service: ::std::sync::Arc<S>,
-    config: ::pactum::router::ServerConfig,
-) -> ::pactum::router::axum::Router {
-    let state = ::std::sync::Arc::new(ServerState { service, config });
-    ::pactum::router::axum::Router::new()
-        .route(
-            "/v1/stock/{sku}",
-            ::pactum::router::axum::routing::get(__check_stock::<S>),
-        )
-        .with_state(state)
-}
-
-#[doc(hidden)]
-pub struct ServerState<S> {
-    service: ::std::sync::Arc<S>,
-    config: ::pactum::router::ServerConfig,
-}
-
-async fn __check_stock<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::router::axum::extract::RawPathParams,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::CHECK_STOCK,
-            ::pactum::rest::Reply::Json,
-            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                members
-                    .insert(
-                        "sku".into(),
-                        incoming.path::<super::super::pricing::v1::Sku>("sku")?,
-                    );
-                ::core::result::Result::Ok(members)
-            },
-            move |ctx, input: CheckStockRequest| async move {
-                service.check_stock(ctx, input).await
-            },
-        )
-        .await
-}
-
-/// A typed REST client for `inventory` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
-#[derive(::core::clone::Clone, ::core::fmt::Debug)]
-pub struct Client {
-    http: ::pactum::rest::client::HttpClient,
-}
-
-impl Client {
-    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
-    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
-        Client {
-            http: ::pactum::rest::client::HttpClient::new(base_url),
-        }
+    /// An axum router serving every REST operation of `inventory` v1 under `/v1`.
+    pub fn router<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+    ) -> ::pactum::router::axum::Router {
+        router_with(service, ::pactum::router::ServerConfig::default())
     }
 
-    /// A client for this service's stable in-cluster name:
-    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
-    pub fn for_service(namespace: &str, port: u16) -> Self {
-        Client {
-            http: ::pactum::rest::client::HttpClient::for_service(
-                SERVICE,
-                namespace,
-                port,
-            ),
-        }
+    /// [`router`] with explicit settings (body limit, idempotency store, retention).
+    pub fn router_with<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::router::ServerConfig,
+    ) -> ::pactum::router::axum::Router {
+        let state = ::std::sync::Arc::new(ServerState { service, config });
+        ::pactum::router::axum::Router::new()
+            .route(
+                "/v1/stock/{sku}",
+                ::pactum::router::axum::routing::get(__check_stock::<S>),
+            )
+            .with_state(state)
     }
 
-    /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
-    /// (your reqwest client, a default timeout for calls without a deadline).
-    pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
-        Client { http }
+    #[doc(hidden)]
+    pub struct ServerState<S> {
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::router::ServerConfig,
     }
 
-    /// Calls `GET /v1/stock/{sku}`.
-    pub async fn check_stock(
-        &self,
-        input: &CheckStockRequest,
-    ) -> ::core::result::Result<StockLevel, ::pactum::ClientError<CheckStockError>> {
-        let mut path = ::std::string::String::from("/v1/stock/");
-        path.push_str(
-            &::pactum::rest::client::encode(
-                &::pactum::rest::client::param_text(&input.sku),
-            ),
-        );
-        let body = ::core::option::Option::None;
-        self.http
-            .call(&operations::CHECK_STOCK, ::pactum::rest::Reply::Json, path, body)
+    async fn __check_stock<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        params: ::pactum::router::axum::extract::RawPathParams,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::CHECK_STOCK,
+                ::pactum::rest::Reply::Json,
+                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    members
+                        .insert(
+                            "sku".into(),
+                            incoming
+                                .path::<super::super::super::pricing::v1::Sku>("sku")?,
+                        );
+                    ::core::result::Result::Ok(members)
+                },
+                move |ctx, input: super::CheckStockRequest| async move {
+                    service.check_stock(ctx, input).await
+                },
+            )
             .await
+    }
+
+    /// A typed REST client for `inventory` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Client {
+        http: ::pactum::rest::client::HttpClient,
+    }
+
+    impl Client {
+        /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+        pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+            Client {
+                http: ::pactum::rest::client::HttpClient::new(base_url),
+            }
+        }
+
+        /// A client for this service's stable in-cluster name:
+        /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+        pub fn for_service(namespace: &str, port: u16) -> Self {
+            Client {
+                http: ::pactum::rest::client::HttpClient::for_service(
+                    super::SERVICE,
+                    namespace,
+                    port,
+                ),
+            }
+        }
+
+        /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
+        /// (your reqwest client, a default timeout for calls without a deadline).
+        pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
+            Client { http }
+        }
+
+        /// Calls `GET /v1/stock/{sku}`.
+        pub async fn check_stock(
+            &self,
+            input: &super::CheckStockRequest,
+        ) -> ::core::result::Result<
+            super::StockLevel,
+            ::pactum::ClientError<super::CheckStockError>,
+        > {
+            let mut path = ::std::string::String::from("/v1/stock/");
+            path.push_str(
+                &::pactum::rest::client::encode(
+                    &::pactum::rest::client::param_text(&input.sku),
+                ),
+            );
+            let body = ::core::option::Option::None;
+            self.http
+                .call(
+                    &super::operations::CHECK_STOCK,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
+                .await
+        }
     }
 }

@@ -659,198 +659,233 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
     > + ::core::marker::Send;
 }
 
-::pactum::__requires_feature!(rest);
+/// REST for `orders` v1: the axum `router` serving a `Service`, and the reqwest `Client`.
+pub mod rest {
+    ::pactum::__requires_feature!(rest);
 
-/// An axum router serving every REST operation of `orders` v1 under `/v1`.
-pub fn router<S: Service>(
-    service: ::std::sync::Arc<S>,
-) -> ::pactum::router::axum::Router {
-    router_with(service, ::pactum::router::ServerConfig::default())
-}
-
-/// [`router`] with explicit settings (body limit, idempotency store, retention).
-pub fn router_with<S: Service>(
-    service: ::std::sync::Arc<S>,
-    config: ::pactum::router::ServerConfig,
-) -> ::pactum::router::axum::Router {
-    let state = ::std::sync::Arc::new(ServerState { service, config });
-    ::pactum::router::axum::Router::new()
-        .route("/v1/orders", ::pactum::router::axum::routing::post(__place_order::<S>))
-        .route("/v1/orders/{id}", ::pactum::router::axum::routing::get(__get_order::<S>))
-        .route(
-            "/v1/orders/{id}/cancel",
-            ::pactum::router::axum::routing::post(__cancel_order::<S>),
-        )
-        .with_state(state)
-}
-
-#[doc(hidden)]
-pub struct ServerState<S> {
-    service: ::std::sync::Arc<S>,
-    config: ::pactum::router::ServerConfig,
-}
-
-async fn __get_order<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::router::axum::extract::RawPathParams,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::GET_ORDER,
-            ::pactum::rest::Reply::Json,
-            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                members.insert("id".into(), incoming.path::<OrderId>("id")?);
-                ::core::result::Result::Ok(members)
-            },
-            move |ctx, input: GetOrderRequest| async move {
-                service.get_order(ctx, input).await
-            },
-        )
-        .await
-}
-
-async fn __place_order<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::PLACE_ORDER,
-            ::pactum::rest::Reply::Json,
-            ::std::vec::Vec::new(),
-            request,
-            |_: &::pactum::rest::server::Incoming| {
-                ::core::result::Result::Ok(::pactum::__private::serde_json::Map::new())
-            },
-            move |ctx, input: PlaceOrderRequest| async move {
-                service.place_order(ctx, input).await
-            },
-        )
-        .await
-}
-
-async fn __cancel_order<S: Service>(
-    ::pactum::router::axum::extract::State(
-        state,
-    ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-    params: ::pactum::router::axum::extract::RawPathParams,
-    request: ::pactum::router::axum::extract::Request,
-) -> ::pactum::router::axum::response::Response {
-    let service = ::std::sync::Arc::clone(&state.service);
-    ::pactum::rest::server::handle(
-            &state.config,
-            &operations::CANCEL_ORDER,
-            ::pactum::rest::Reply::Json,
-            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            request,
-            |incoming: &::pactum::rest::server::Incoming| {
-                let mut members = ::pactum::__private::serde_json::Map::new();
-                members.insert("id".into(), incoming.path::<OrderId>("id")?);
-                ::core::result::Result::Ok(members)
-            },
-            move |ctx, input: CancelOrderRequest| async move {
-                service.cancel_order(ctx, input).await
-            },
-        )
-        .await
-}
-
-/// A typed REST client for `orders` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
-#[derive(::core::clone::Clone, ::core::fmt::Debug)]
-pub struct Client {
-    http: ::pactum::rest::client::HttpClient,
-}
-
-impl Client {
-    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
-    pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
-        Client {
-            http: ::pactum::rest::client::HttpClient::new(base_url),
-        }
+    /// An axum router serving every REST operation of `orders` v1 under `/v1`.
+    pub fn router<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+    ) -> ::pactum::router::axum::Router {
+        router_with(service, ::pactum::router::ServerConfig::default())
     }
 
-    /// A client for this service's stable in-cluster name:
-    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
-    pub fn for_service(namespace: &str, port: u16) -> Self {
-        Client {
-            http: ::pactum::rest::client::HttpClient::for_service(
-                SERVICE,
-                namespace,
-                port,
-            ),
-        }
+    /// [`router`] with explicit settings (body limit, idempotency store, retention).
+    pub fn router_with<S: super::Service>(
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::router::ServerConfig,
+    ) -> ::pactum::router::axum::Router {
+        let state = ::std::sync::Arc::new(ServerState { service, config });
+        ::pactum::router::axum::Router::new()
+            .route(
+                "/v1/orders",
+                ::pactum::router::axum::routing::post(__place_order::<S>),
+            )
+            .route(
+                "/v1/orders/{id}",
+                ::pactum::router::axum::routing::get(__get_order::<S>),
+            )
+            .route(
+                "/v1/orders/{id}/cancel",
+                ::pactum::router::axum::routing::post(__cancel_order::<S>),
+            )
+            .with_state(state)
     }
 
-    /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
-    /// (your reqwest client, a default timeout for calls without a deadline).
-    pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
-        Client { http }
+    #[doc(hidden)]
+    pub struct ServerState<S> {
+        service: ::std::sync::Arc<S>,
+        config: ::pactum::router::ServerConfig,
     }
 
-    /// Calls `GET /v1/orders/{id}`.
-    pub async fn get_order(
-        &self,
-        input: &GetOrderRequest,
-    ) -> ::core::result::Result<Order, ::pactum::ClientError<GetOrderError>> {
-        let mut path = ::std::string::String::from("/v1/orders/");
-        path.push_str(
-            &::pactum::rest::client::encode(
-                &::pactum::rest::client::param_text(&input.id),
-            ),
-        );
-        let body = ::core::option::Option::None;
-        self.http
-            .call(&operations::GET_ORDER, ::pactum::rest::Reply::Json, path, body)
+    async fn __get_order<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        params: ::pactum::router::axum::extract::RawPathParams,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::GET_ORDER,
+                ::pactum::rest::Reply::Json,
+                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    members.insert("id".into(), incoming.path::<super::OrderId>("id")?);
+                    ::core::result::Result::Ok(members)
+                },
+                move |ctx, input: super::GetOrderRequest| async move {
+                    service.get_order(ctx, input).await
+                },
+            )
             .await
     }
 
-    /// Calls `POST /v1/orders`.
-    pub async fn place_order(
-        &self,
-        input: &PlaceOrderRequest,
-    ) -> ::core::result::Result<Order, ::pactum::ClientError<PlaceOrderError>> {
-        let path = ::std::string::String::from("/v1/orders");
-        let body = ::pactum::__private::serde_json::to_value(input).ok();
-        self.http
-            .call(&operations::PLACE_ORDER, ::pactum::rest::Reply::Json, path, body)
+    async fn __place_order<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::PLACE_ORDER,
+                ::pactum::rest::Reply::Json,
+                ::std::vec::Vec::new(),
+                request,
+                |_: &::pactum::rest::server::Incoming| {
+                    ::core::result::Result::Ok(
+                        ::pactum::__private::serde_json::Map::new(),
+                    )
+                },
+                move |ctx, input: super::PlaceOrderRequest| async move {
+                    service.place_order(ctx, input).await
+                },
+            )
             .await
     }
 
-    /// Calls `POST /v1/orders/{id}/cancel`.
-    pub async fn cancel_order(
-        &self,
-        input: &CancelOrderRequest,
-    ) -> ::core::result::Result<Order, ::pactum::ClientError<CancelOrderError>> {
-        let mut path = ::std::string::String::from("/v1/orders/");
-        path.push_str(
-            &::pactum::rest::client::encode(
-                &::pactum::rest::client::param_text(&input.id),
-            ),
-        );
-        path.push_str("/cancel");
-        let body = match ::pactum::__private::serde_json::to_value(input) {
-            ::core::result::Result::Ok(
-                ::pactum::__private::serde_json::Value::Object(mut m),
-            ) => {
-                m.remove("id");
-                ::core::option::Option::Some(
-                    ::pactum::__private::serde_json::Value::Object(m),
-                )
+    async fn __cancel_order<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        params: ::pactum::router::axum::extract::RawPathParams,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::CANCEL_ORDER,
+                ::pactum::rest::Reply::Json,
+                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    members.insert("id".into(), incoming.path::<super::OrderId>("id")?);
+                    ::core::result::Result::Ok(members)
+                },
+                move |ctx, input: super::CancelOrderRequest| async move {
+                    service.cancel_order(ctx, input).await
+                },
+            )
+            .await
+    }
+
+    /// A typed REST client for `orders` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Client {
+        http: ::pactum::rest::client::HttpClient,
+    }
+
+    impl Client {
+        /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+        pub fn new(base_url: impl ::core::convert::Into<::std::string::String>) -> Self {
+            Client {
+                http: ::pactum::rest::client::HttpClient::new(base_url),
             }
-            _ => ::core::option::Option::None,
-        };
-        self.http
-            .call(&operations::CANCEL_ORDER, ::pactum::rest::Reply::Json, path, body)
-            .await
+        }
+
+        /// A client for this service's stable in-cluster name:
+        /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+        pub fn for_service(namespace: &str, port: u16) -> Self {
+            Client {
+                http: ::pactum::rest::client::HttpClient::for_service(
+                    super::SERVICE,
+                    namespace,
+                    port,
+                ),
+            }
+        }
+
+        /// A client over a configured [`HttpClient`](::pactum::rest::client::HttpClient)
+        /// (your reqwest client, a default timeout for calls without a deadline).
+        pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
+            Client { http }
+        }
+
+        /// Calls `GET /v1/orders/{id}`.
+        pub async fn get_order(
+            &self,
+            input: &super::GetOrderRequest,
+        ) -> ::core::result::Result<
+            super::Order,
+            ::pactum::ClientError<super::GetOrderError>,
+        > {
+            let mut path = ::std::string::String::from("/v1/orders/");
+            path.push_str(
+                &::pactum::rest::client::encode(
+                    &::pactum::rest::client::param_text(&input.id),
+                ),
+            );
+            let body = ::core::option::Option::None;
+            self.http
+                .call(
+                    &super::operations::GET_ORDER,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
+                .await
+        }
+
+        /// Calls `POST /v1/orders`.
+        pub async fn place_order(
+            &self,
+            input: &super::PlaceOrderRequest,
+        ) -> ::core::result::Result<
+            super::Order,
+            ::pactum::ClientError<super::PlaceOrderError>,
+        > {
+            let path = ::std::string::String::from("/v1/orders");
+            let body = ::pactum::__private::serde_json::to_value(input).ok();
+            self.http
+                .call(
+                    &super::operations::PLACE_ORDER,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
+                .await
+        }
+
+        /// Calls `POST /v1/orders/{id}/cancel`.
+        pub async fn cancel_order(
+            &self,
+            input: &super::CancelOrderRequest,
+        ) -> ::core::result::Result<
+            super::Order,
+            ::pactum::ClientError<super::CancelOrderError>,
+        > {
+            let mut path = ::std::string::String::from("/v1/orders/");
+            path.push_str(
+                &::pactum::rest::client::encode(
+                    &::pactum::rest::client::param_text(&input.id),
+                ),
+            );
+            path.push_str("/cancel");
+            let body = match ::pactum::__private::serde_json::to_value(input) {
+                ::core::result::Result::Ok(
+                    ::pactum::__private::serde_json::Value::Object(mut m),
+                ) => {
+                    m.remove("id");
+                    ::core::option::Option::Some(
+                        ::pactum::__private::serde_json::Value::Object(m),
+                    )
+                }
+                _ => ::core::option::Option::None,
+            };
+            self.http
+                .call(
+                    &super::operations::CANCEL_ORDER,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
+                .await
+        }
     }
 }
