@@ -1,0 +1,280 @@
+//! Operations: inputs and outputs, declared errors, deadlines, idempotency, retry policies,
+//! streaming, and what gRPC can carry.
+
+use super::*;
+
+impl ContractChecker<'_, '_> {
+    pub(super) fn check_error(&mut self, e: &ErrorDecl) {
+        if ErrorStatus::from_name(&e.status.value).is_none() {
+            let names: Vec<&str> = ErrorStatus::ALL.iter().map(|(n, _)| *n).collect();
+            self.diags.emit(
+                Code::InvalidValue,
+                e.status.span,
+                format!("unknown error status `{}`", e.status.value),
+                match closest(&e.status.value, names.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("use one of: {}", names.join(", ")),
+                },
+            );
+        }
+        self.check_fields(&e.fields, &[], &e.name.value);
+    }
+
+    /// Checks an input/output payload; returns the input's fields (for route checks).
+    pub(super) fn check_payload(
+        &mut self,
+        p: &Payload,
+        what: &str,
+        op: &str,
+    ) -> Option<Vec<FieldDecl>> {
+        match p {
+            Payload::Inline(fields, _) => {
+                self.check_fields(fields, &[], op);
+                Some(fields.clone())
+            }
+            Payload::Named(ty) => {
+                let TypeExpr::Ref(r) = &ty.value else {
+                    if what == "input" {
+                        self.diags.emit(
+                            Code::InvalidValue,
+                            ty.span,
+                            format!("`input` of `{op}` must be a struct type or inline fields"),
+                            "write `input: { field: type, … }` or name a struct declared under `types:`",
+                        );
+                        return None;
+                    }
+                    self.resolve(ty);
+                    return Some(Vec::new());
+                };
+                match self.scope.resolve_named(self.index, r) {
+                    Err(u) => {
+                        self.diags
+                            .emit(Code::Unresolved, ty.span, u.message, u.help);
+                        None
+                    }
+                    Ok((_, decl)) => match &decl.body {
+                        TypeBody::Struct { fields, .. } => Some(fields.clone()),
+                        _ if what == "input" => {
+                            self.diags.emit(
+                                Code::InvalidValue,
+                                ty.span,
+                                format!("`input` of `{op}` must be a struct, but `{r}` is not"),
+                                "wrap it: `input: { value: <type> }` — give the field a meaningful name",
+                            );
+                            None
+                        }
+                        _ => Some(Vec::new()),
+                    },
+                }
+            }
+        }
+    }
+
+    pub(super) fn check_operation(
+        &mut self,
+        op: &OperationDecl,
+        routes: &mut HashMap<(HttpMethod, String), String>,
+    ) {
+        let name = &op.name.value;
+        if tense::reads_as_event(name) {
+            self.diags.emit(
+                Code::OperationNamedAsEvent,
+                op.name.span,
+                format!("operation `{name}` is named like an event (a fact that happened)"),
+                "operations are commands: start with a verb, e.g. `PlaceOrder`; publish the fact as an event",
+            );
+        }
+        let input_fields = op
+            .input
+            .as_ref()
+            .and_then(|p| self.check_payload(p, "input", name));
+        if let Some(p) = &op.output {
+            self.check_payload(p, "output", name);
+            if op.grpc.as_ref().is_some_and(|g| g.value) {
+                self.check_grpc_output(p, name);
+            }
+        }
+        let error_names: Vec<&str> = self
+            .c
+            .errors
+            .iter()
+            .map(|e| e.name.value.as_str())
+            .collect();
+        let mut seen_errors = HashSet::new();
+        for e in &op.errors {
+            if !error_names.contains(&e.value.as_str()) {
+                self.diags.emit(
+                    Code::Unresolved,
+                    e.span,
+                    format!("operation `{name}` lists unknown error `{}`", e.value),
+                    match closest(&e.value, error_names.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("declare `{}` under `errors:`", e.value),
+                    },
+                );
+            } else if !seen_errors.insert(e.value.as_str()) {
+                self.diags.emit(
+                    Code::DuplicateName,
+                    e.span,
+                    format!("error `{}` is listed twice", e.value),
+                    "list each error once",
+                );
+            }
+        }
+        let mut method = None;
+        if let Some(rest) = &op.rest {
+            method = self.check_route(op, rest, input_fields.as_deref(), routes);
+        }
+        let safe = op.safe.as_ref().is_some_and(|s| s.value);
+        if let (Some(s), Some(m)) = (&op.safe, method) {
+            if s.value && !m.is_read_only() {
+                self.diags.emit(
+                    Code::SafeNotReadOnly,
+                    s.span,
+                    format!("`safe: true` on `{name}`, whose route uses {}", m.as_str()),
+                    "safe operations read only: use GET or HEAD, or drop `safe` and use `idempotency: key`",
+                );
+            }
+        }
+        if let Some(d) = &op.deadline {
+            match parse_duration(&d.value) {
+                Ok(0) => self.diags.emit(
+                    Code::InvalidDuration,
+                    d.span,
+                    "a deadline of zero can never be met",
+                    "give a positive budget, e.g. `deadline: 300ms`",
+                ),
+                Ok(ns) if ns > MAX_DEADLINE_NS => self.diags.emit(
+                    Code::InvalidDuration,
+                    d.span,
+                    format!("deadline `{}` is longer than one hour", d.value),
+                    "deadlines bound one call; use a shorter budget, or model long work as an event",
+                ),
+                Ok(_) => {}
+                Err(msg) => self.diags.emit(
+                    Code::InvalidDuration,
+                    d.span,
+                    format!("invalid deadline `{}`: {msg}", d.value),
+                    "write a duration such as `300ms`, `2s` or `1m30s`",
+                ),
+            }
+        }
+        let keyed = match &op.idempotency {
+            None => false,
+            Some(i) if i.value == "key" => true,
+            Some(i) if i.value == "none" => false,
+            Some(i) => {
+                self.diags.emit(
+                    Code::InvalidValue,
+                    i.span,
+                    format!("unknown idempotency `{}`", i.value),
+                    "use `idempotency: key` (Idempotency-Key header) or `none`",
+                );
+                false
+            }
+        };
+        if let Some(r) = &op.retry {
+            self.check_retry(r);
+            if r.attempts.value > 1 && !safe && !keyed {
+                self.diags.emit(
+                    Code::RetryNotIdempotent,
+                    r.span,
+                    format!("`{name}` is retried but is neither safe nor keyed: a retry could apply it twice"),
+                    "add `idempotency: key` (or `safe: true` if it only reads), or remove `retry`",
+                );
+            }
+        }
+        if let Some(s) = &op.streaming {
+            match s.value.as_str() {
+                "none" => {}
+                "server" | "client" | "bidi" => {
+                    if op.rest.is_some() {
+                        self.diags.emit(
+                            Code::StreamingOverRest,
+                            s.span,
+                            format!("`{name}` streams ({}) but also has a REST route", s.value),
+                            "serve streaming operations over gRPC only: remove `rest:`",
+                        );
+                    }
+                    if !op.grpc.as_ref().is_some_and(|g| g.value) {
+                        self.diags.emit(
+                            Code::StreamingOverRest,
+                            s.span,
+                            format!("`{name}` streams ({}) but is not served over gRPC", s.value),
+                            "add `grpc: true`",
+                        );
+                    }
+                }
+                other => self.diags.emit(
+                    Code::InvalidValue,
+                    s.span,
+                    format!("unknown streaming mode `{other}`"),
+                    "use `none`, `server`, `client` or `bidi`",
+                ),
+            }
+        }
+    }
+
+    /// A gRPC method returns a message: the output must be a struct (or inline fields).
+    pub(super) fn check_grpc_output(&mut self, p: &Payload, op: &str) {
+        let Payload::Named(ty) = p else { return };
+        let is_struct = match &ty.value {
+            TypeExpr::Ref(r) => self
+                .scope
+                .resolve_named(self.index, r)
+                .map_or(true, |(_, d)| matches!(d.body, TypeBody::Struct { .. })),
+            _ => false,
+        };
+        if !is_struct {
+            self.diags.emit(
+                Code::GrpcShape,
+                ty.span,
+                format!("`{op}` is served over gRPC, whose replies are messages, but its output is not a struct"),
+                "wrap it in fields: `output: { value: <type> }` (name the field for what it holds)",
+            );
+        }
+    }
+
+    pub(super) fn check_retry(&mut self, r: &RetryDecl) {
+        if r.attempts.value == 0 || r.attempts.value > MAX_ATTEMPTS {
+            self.diags.emit(
+                Code::InvalidValue,
+                r.attempts.span,
+                format!(
+                    "`attempts: {}` is outside 1..={MAX_ATTEMPTS}",
+                    r.attempts.value
+                ),
+                "count every try, including the first; 3 is a good default",
+            );
+        }
+        if let Some(b) = &r.backoff {
+            let (lo, hi) = b.value;
+            if lo == 0 || lo > hi {
+                self.diags.emit(
+                    Code::InvalidDuration,
+                    b.span,
+                    "backoff must be `initial..max` with 0 < initial ≤ max",
+                    "e.g. `backoff: 50ms..1s`",
+                );
+            }
+            if hi > MAX_DEADLINE_NS {
+                self.diags.emit(
+                    Code::InvalidDuration,
+                    b.span,
+                    "backoff is longer than one hour",
+                    "use a shorter maximum backoff",
+                );
+            }
+        }
+        if let Some(j) = &r.jitter {
+            if j.value != "full" && j.value != "none" {
+                self.diags.emit(
+                    Code::InvalidValue,
+                    j.span,
+                    format!("unknown jitter `{}`", j.value),
+                    "use `full` (recommended) or `none`",
+                );
+            }
+        }
+    }
+}
