@@ -4,6 +4,8 @@
 //! [`crate::lower`]. Nothing here knows about YAML libraries or Rust output.
 
 use crate::diagnostics::{FileId, Span};
+pub use crate::vocab::{Delivery, HttpMethod, Idempotency, Jitter, Streaming, Via};
+pub use pactum_rules::status::ErrorStatus;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -21,6 +23,63 @@ impl<T> Spanned<T> {
     pub fn new(value: T, span: Span) -> Self {
         Spanned { value, span }
     }
+}
+
+/// A value parsed once, when it was decoded. `Invalid`: it did not parse, and decoding
+/// reported why at its span; validation skips it, and lowering never sees one (it runs only
+/// on contracts without errors).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Parsed<T> {
+    /// The value meant this.
+    Ok(T),
+    /// It meant nothing; already reported.
+    Invalid,
+}
+
+impl<T> Parsed<T> {
+    /// The value, when it parsed.
+    pub fn ok(&self) -> Option<&T> {
+        match self {
+            Parsed::Ok(v) => Some(v),
+            Parsed::Invalid => None,
+        }
+    }
+}
+
+impl<T> Spanned<Parsed<T>> {
+    /// The parsed value, when there is one.
+    pub fn ok(&self) -> Option<&T> {
+        self.value.ok()
+    }
+}
+
+/// A duration as written (`300ms`) and what it means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DurationDecl {
+    /// Nanoseconds.
+    pub nanos: u128,
+    /// The text, for messages.
+    pub written: String,
+}
+
+/// `rest: METHOD /path`, split and checked for syntax.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteDecl {
+    /// The method.
+    pub method: HttpMethod,
+    /// The path as written (`/orders/{id}`).
+    pub path: String,
+    /// Its `{param}` names, in order.
+    pub params: Vec<String>,
+}
+
+/// An event's `deadline:`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventDeadlineDecl {
+    /// `inherit`: the publisher's remaining budget travels with the event.
+    Inherit,
+    /// A duration after publishing.
+    After(DurationDecl),
 }
 
 /// One contract file, decoded.
@@ -519,7 +578,7 @@ pub struct ErrorDecl {
     /// Name (PascalCase type).
     pub name: Spanned<String>,
     /// `status:` — the error class, mapped to an HTTP status and a gRPC code.
-    pub status: Spanned<String>,
+    pub status: Spanned<Parsed<ErrorStatus>>,
     /// Doc text; also the default message.
     pub description: Option<String>,
     /// Fields carried in the problem body.
@@ -545,7 +604,7 @@ pub struct RetryDecl {
     /// `initial..max` backoff, nanoseconds.
     pub backoff: Option<Spanned<(u128, u128)>>,
     /// `full` or `none`.
-    pub jitter: Option<Spanned<String>>,
+    pub jitter: Option<Spanned<Parsed<Jitter>>>,
 }
 
 /// An operation.
@@ -564,19 +623,19 @@ pub struct OperationDecl {
     /// Declared error names.
     pub errors: Vec<Spanned<String>>,
     /// `rest: METHOD /path`.
-    pub rest: Option<Spanned<String>>,
+    pub rest: Option<Spanned<Parsed<RouteDecl>>>,
     /// `grpc: true`.
     pub grpc: Option<Spanned<bool>>,
-    /// Deadline as written, parsed later.
-    pub deadline: Option<Spanned<String>>,
+    /// `deadline: 300ms`.
+    pub deadline: Option<Spanned<Parsed<DurationDecl>>>,
     /// `safe: true`: read-only, may be retried.
     pub safe: Option<Spanned<bool>>,
     /// `idempotency: key | none`.
-    pub idempotency: Option<Spanned<String>>,
+    pub idempotency: Option<Spanned<Parsed<Idempotency>>>,
     /// `retry:`.
     pub retry: Option<RetryDecl>,
     /// `streaming: none | server | client | bidi`.
-    pub streaming: Option<Spanned<String>>,
+    pub streaming: Option<Spanned<Parsed<Streaming>>>,
 }
 
 /// An event this contract publishes.
@@ -593,10 +652,10 @@ pub struct EventDecl {
     /// Ordering/partition key field.
     pub key: Option<Spanned<String>>,
     /// `stream | pubsub | queue`.
-    pub delivery: Spanned<String>,
+    pub delivery: Spanned<Parsed<Delivery>>,
     /// `deadline: inherit` (the publisher's remaining budget travels with the event) or a
     /// duration (the event expires that long after it is published); absent: no deadline.
-    pub deadline: Option<Spanned<String>>,
+    pub deadline: Option<Spanned<Parsed<EventDeadlineDecl>>>,
     /// Fields.
     pub fields: Vec<FieldDecl>,
 }
@@ -609,7 +668,7 @@ pub struct ConsumeDecl {
     /// `service.EventName@version`.
     pub event: Spanned<String>,
     /// Expected delivery mode (must match the event's).
-    pub delivery: Option<Spanned<String>>,
+    pub delivery: Option<Spanned<Parsed<Delivery>>>,
     /// Consumer group / durable name.
     pub group: Option<Spanned<String>>,
     /// Retry policy before dead-lettering.
@@ -617,7 +676,7 @@ pub struct ConsumeDecl {
     /// Send failures to a dead-letter subject.
     pub dead_letter: Option<Spanned<bool>>,
     /// `budget: 30s`: how long one delivery may take to handle.
-    pub budget: Option<Spanned<String>>,
+    pub budget: Option<Spanned<Parsed<DurationDecl>>>,
     /// Doc text.
     pub description: Option<String>,
 }
@@ -630,7 +689,7 @@ pub struct CallDecl {
     /// `service.Operation` or `service.Operation@major`.
     pub operation: Spanned<String>,
     /// `rest | grpc`.
-    pub via: Option<Spanned<String>>,
+    pub via: Option<Spanned<Parsed<Via>>>,
     /// Doc text.
     pub description: Option<String>,
 }

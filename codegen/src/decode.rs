@@ -186,6 +186,36 @@ impl Decoder<'_> {
         }
     }
 
+    /// `s` parsed with `parse`, once; a value that means nothing is reported at its span
+    /// under `code` and kept as [`Parsed::Invalid`], so the rest of its declaration is still
+    /// checked.
+    fn parsed<T>(
+        &mut self,
+        s: Spanned<String>,
+        code: Code,
+        parse: impl FnOnce(&str) -> Result<T, (String, String)>,
+    ) -> Spanned<Parsed<T>> {
+        match parse(&s.value) {
+            Ok(v) => Spanned::new(Parsed::Ok(v), s.span),
+            Err((message, help)) => {
+                self.diags.emit(code, s.span, message, help);
+                Spanned::new(Parsed::Invalid, s.span)
+            }
+        }
+    }
+
+    /// A string key parsed with `parse`: absent, or typed.
+    fn parsed_key<T>(
+        &mut self,
+        node: Option<&Node>,
+        what: &str,
+        code: Code,
+        parse: impl FnOnce(&str) -> Result<T, (String, String)>,
+    ) -> Option<Spanned<Parsed<T>>> {
+        let s = self.string(node?, what)?;
+        Some(self.parsed(s, code, parse))
+    }
+
     fn string(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
         match &node.kind {
             NodeKind::Scalar { text, .. } => Some(Spanned::new(text.clone(), node.span)),
@@ -549,7 +579,18 @@ impl Decoder<'_> {
 
     fn error_decl(&mut self, name: Spanned<String>, node: &Node) -> Option<ErrorDecl> {
         let mut m = self.map(node, "an error declaration")?;
-        let status = m.get("status").and_then(|n| self.string(n, "`status`"));
+        let status = self.parsed_key(m.get("status"), "`status`", Code::InvalidValue, |s| {
+            ErrorStatus::from_name(s).ok_or_else(|| {
+                let names: Vec<&str> = ErrorStatus::ALL.iter().map(|(n, _)| *n).collect();
+                (
+                    format!("unknown error status `{s}`"),
+                    match closest(s, names.iter().copied()) {
+                        Some(c) => format!("did you mean `{c}`?"),
+                        None => format!("use one of: {}", names.join(", ")),
+                    },
+                )
+            })
+        });
         let description = m.get("description").and_then(|n| self.text(n));
         let fields = m.get("fields").map(|n| self.fields(n)).unwrap_or_default();
         let missing = m.was_missing("status");
@@ -600,7 +641,12 @@ impl Decoder<'_> {
                 }
             }
         });
-        let jitter = m.get("jitter").and_then(|n| self.string(n, "`jitter`"));
+        let jitter = self.parsed_key(
+            m.get("jitter"),
+            "`jitter`",
+            Code::InvalidValue,
+            Jitter::parse,
+        );
         let missing = m.was_missing("attempts");
         m.finish(self.diags, RETRY_KEYS, "`retry`");
         if missing {
@@ -630,17 +676,35 @@ impl Decoder<'_> {
                 .get("errors")
                 .map(|n| self.list(n, "`errors`", |d, n| d.string(n, "an error name")))
                 .unwrap_or_default(),
-            rest: m.get("rest").and_then(|n| self.string(n, "`rest`")),
+            rest: self.parsed_key(m.get("rest"), "`rest`", Code::InvalidRoute, parse_route),
             grpc: m.get("grpc").and_then(|n| self.bool(n, "`grpc`")),
-            deadline: m.get("deadline").and_then(|n| self.string(n, "`deadline`")),
+            deadline: self.parsed_key(
+                m.get("deadline"),
+                "`deadline`",
+                Code::InvalidDuration,
+                |s| {
+                    duration(s).map_err(|msg| {
+                        (
+                            format!("invalid deadline `{s}`: {msg}"),
+                            "write a duration such as `300ms`, `2s` or `1m30s`".into(),
+                        )
+                    })
+                },
+            ),
             safe: m.get("safe").and_then(|n| self.bool(n, "`safe`")),
-            idempotency: m
-                .get("idempotency")
-                .and_then(|n| self.string(n, "`idempotency`")),
+            idempotency: self.parsed_key(
+                m.get("idempotency"),
+                "`idempotency`",
+                Code::InvalidValue,
+                Idempotency::parse,
+            ),
             retry: m.get("retry").and_then(|n| self.retry(n)),
-            streaming: m
-                .get("streaming")
-                .and_then(|n| self.string(n, "`streaming`")),
+            streaming: self.parsed_key(
+                m.get("streaming"),
+                "`streaming`",
+                Code::InvalidValue,
+                Streaming::parse,
+            ),
             name,
         };
         m.finish(self.diags, OPERATION_KEYS, "an operation");
@@ -653,8 +717,30 @@ impl Decoder<'_> {
         let deprecated = self.deprecated(m.get("deprecated"));
         let version = m.get("version").and_then(|n| self.u64(n, "`version`"));
         let key = m.get("key").and_then(|n| self.string(n, "`key`"));
-        let delivery = m.get("delivery").and_then(|n| self.string(n, "`delivery`"));
-        let deadline = m.get("deadline").and_then(|n| self.string(n, "`deadline`"));
+        let delivery = self.parsed_key(m.get("delivery"), "`delivery`", Code::InvalidValue, |s| {
+            Delivery::parse(s).ok_or_else(|| {
+                (
+                    format!("unknown delivery `{s}`"),
+                    "use `stream` (ordered, replayable), `pubsub` (every group) or `queue` (one worker)".into(),
+                )
+            })
+        });
+        let deadline = self.parsed_key(
+            m.get("deadline"),
+            "`deadline`",
+            Code::InvalidDuration,
+            |s| {
+                if s == "inherit" {
+                    return Ok(EventDeadlineDecl::Inherit);
+                }
+                duration(s).map(EventDeadlineDecl::After).map_err(|msg| {
+                    (
+                        format!("invalid `deadline` `{s}`: {msg}"),
+                        EVENT_DEADLINE_HELP.into(),
+                    )
+                })
+            },
+        );
         let fields = m.get("fields").map(|n| self.fields(n)).unwrap_or_default();
         let (no_version, no_delivery) = (m.was_missing("version"), m.was_missing("delivery"));
         m.finish(self.diags, EVENT_KEYS, "an event");
@@ -691,13 +777,23 @@ impl Decoder<'_> {
         let event = m.get("event").and_then(|n| self.string(n, "`event`"));
         let c = ConsumeDecl {
             span: node.span,
-            delivery: m.get("delivery").and_then(|n| self.string(n, "`delivery`")),
+            delivery: self.parsed_key(m.get("delivery"), "`delivery`", Code::InvalidValue, |s| {
+                Delivery::parse(s).ok_or_else(|| {
+                    (
+                        format!("unknown delivery `{s}`"),
+                        "use `stream`, `pubsub` or `queue`".into(),
+                    )
+                })
+            }),
             group: m.get("group").and_then(|n| self.string(n, "`group`")),
             retry: m.get("retry").and_then(|n| self.retry(n)),
             dead_letter: m
                 .get("dead_letter")
                 .and_then(|n| self.bool(n, "`dead_letter`")),
-            budget: m.get("budget").and_then(|n| self.string(n, "`budget`")),
+            budget: self.parsed_key(m.get("budget"), "`budget`", Code::InvalidDuration, |s| {
+                duration(s)
+                    .map_err(|msg| (format!("invalid `budget` `{s}`: {msg}"), BUDGET_HELP.into()))
+            }),
             description: m.get("description").and_then(|n| self.text(n)),
             event: match event {
                 Some(e) => e,
@@ -724,7 +820,7 @@ impl Decoder<'_> {
         let operation = m
             .get("operation")
             .and_then(|n| self.string(n, "`operation`"));
-        let via = m.get("via").and_then(|n| self.string(n, "`via`"));
+        let via = self.parsed_key(m.get("via"), "`via`", Code::InvalidValue, Via::parse);
         let description = m.get("description").and_then(|n| self.text(n));
         let missing = m.was_missing("operation");
         m.finish(self.diags, CALL_KEYS, "a `calls` entry");
@@ -787,6 +883,66 @@ pub const TOP_KEYS: &[&str] = &[
     "calls",
     "webhooks",
 ];
+/// How to write an event's `deadline:`, for its diagnostics.
+pub const EVENT_DEADLINE_HELP: &str = "write `deadline: inherit` (the publisher's remaining budget) or a duration such as `deadline: 1h`; leave it out for an event worth processing however late";
+/// How to write a `consumes` entry's `budget:`, for its diagnostics.
+pub const BUDGET_HELP: &str =
+    "write how long one delivery may take to handle, e.g. `budget: 30s` (at most 1h)";
+
+/// A duration and its text.
+fn duration(s: &str) -> Result<DurationDecl, String> {
+    parse_duration(s).map(|nanos| DurationDecl {
+        nanos,
+        written: s.to_string(),
+    })
+}
+
+/// `METHOD /path`: the method, and a path of `/`-separated segments of letters, digits,
+/// `-._~` and `{param}`s.
+fn parse_route(text: &str) -> Result<RouteDecl, (String, String)> {
+    let Some((m, path)) = text.trim().split_once(' ') else {
+        return Err((
+            format!("route `{text}` has no method"),
+            "write `rest: GET /orders/{id}`".into(),
+        ));
+    };
+    let path = path.trim();
+    let Some(method) = HttpMethod::parse(m) else {
+        return Err((
+            format!("unknown HTTP method `{m}`"),
+            "use GET, HEAD, POST, PUT, PATCH or DELETE, in capitals".into(),
+        ));
+    };
+    let mut params = Vec::new();
+    let mut ok = path.starts_with('/');
+    for seg in path.split('/').skip(1) {
+        if let Some(p) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                ok = false;
+            }
+            params.push(p.to_string());
+        } else if seg.is_empty() && path != "/"
+            || !seg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+        {
+            ok = false;
+        }
+    }
+    if !ok {
+        return Err((
+            format!("invalid path `{path}`"),
+            "start with `/`; use segments of letters, digits, `-._~`, and `{param}` for parameters"
+                .into(),
+        ));
+    }
+    Ok(RouteDecl {
+        method,
+        path: path.to_string(),
+        params,
+    })
+}
+
 /// Keys allowed in an error.
 pub const ERROR_KEYS: &[&str] = &["status", "description", "fields"];
 /// Keys allowed in a webhook.

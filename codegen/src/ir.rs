@@ -212,6 +212,7 @@ impl Constraints {
     }
 }
 
+pub use crate::vocab::{Delivery, EventDeadline, HttpMethod, Idempotency, Jitter, Streaming, Via};
 pub use pactum_rules::status::ErrorStatus;
 
 /// A declared error.
@@ -227,58 +228,6 @@ pub struct ErrorDef {
     pub fields: Vec<Field>,
     /// Source position.
     pub span: Span,
-}
-
-/// HTTP methods a route may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
-pub enum HttpMethod {
-    Get,
-    Head,
-    Post,
-    Put,
-    Patch,
-    Delete,
-}
-
-impl HttpMethod {
-    /// Parses an upper-case method.
-    pub fn parse(s: &str) -> Option<HttpMethod> {
-        Some(match s {
-            "GET" => HttpMethod::Get,
-            "HEAD" => HttpMethod::Head,
-            "POST" => HttpMethod::Post,
-            "PUT" => HttpMethod::Put,
-            "PATCH" => HttpMethod::Patch,
-            "DELETE" => HttpMethod::Delete,
-            _ => return None,
-        })
-    }
-
-    /// Upper-case spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HttpMethod::Get => "GET",
-            HttpMethod::Head => "HEAD",
-            HttpMethod::Post => "POST",
-            HttpMethod::Put => "PUT",
-            HttpMethod::Patch => "PATCH",
-            HttpMethod::Delete => "DELETE",
-        }
-    }
-
-    /// GET and HEAD change nothing.
-    pub fn is_read_only(self) -> bool {
-        matches!(self, HttpMethod::Get | HttpMethod::Head)
-    }
-
-    /// GET, HEAD and DELETE carry their input in the query, the others in a JSON body.
-    pub fn input_in_query(self) -> bool {
-        matches!(
-            self,
-            HttpMethod::Get | HttpMethod::Head | HttpMethod::Delete
-        )
-    }
 }
 
 /// A REST route.
@@ -319,24 +268,6 @@ impl Route {
     }
 }
 
-/// How retried calls are made safe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Idempotency {
-    /// No key: only `safe` operations may be retried.
-    None,
-    /// Idempotency-Key required; retries reuse it; the server replays the stored reply.
-    Key,
-}
-
-/// Jitter applied to backoff.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Jitter {
-    /// Sleep a uniform random time in `[0, backoff]`.
-    Full,
-    /// Sleep exactly the backoff.
-    None,
-}
-
 /// A retry policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Retry {
@@ -348,16 +279,6 @@ pub struct Retry {
     pub max_ns: u64,
     /// Jitter.
     pub jitter: Jitter,
-}
-
-/// Streaming shape of an operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum Streaming {
-    None,
-    Server,
-    Client,
-    Bidi,
 }
 
 /// An operation.
@@ -391,58 +312,6 @@ pub struct Operation {
     pub streaming: Streaming,
     /// Source position.
     pub span: Span,
-}
-
-/// An event's deadline, as the contract declares it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventDeadline {
-    /// None: the event is a fact, worth processing however late (the default).
-    None,
-    /// The publisher's remaining request budget travels with the event.
-    Inherit,
-    /// The event expires this many nanoseconds after it is published.
-    After(u64),
-}
-
-/// Delivery modes of events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Delivery {
-    /// One worker of a group claims each message.
-    Queue,
-    /// Every consumer group gets every event.
-    Pubsub,
-    /// Ordered per key, replayable, durable consumer groups.
-    Stream,
-}
-
-impl Delivery {
-    /// Parses a contract spelling.
-    pub fn parse(s: &str) -> Option<Delivery> {
-        Some(match s {
-            "queue" => Delivery::Queue,
-            "pubsub" => Delivery::Pubsub,
-            "stream" => Delivery::Stream,
-            _ => return None,
-        })
-    }
-
-    /// The contract spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Delivery::Queue => "queue",
-            Delivery::Pubsub => "pubsub",
-            Delivery::Stream => "stream",
-        }
-    }
-
-    /// The runtime enum variant name.
-    pub fn variant(self) -> &'static str {
-        match self {
-            Delivery::Queue => "Queue",
-            Delivery::Pubsub => "Pubsub",
-            Delivery::Stream => "Stream",
-        }
-    }
 }
 
 /// An event published by the contract.
@@ -493,33 +362,6 @@ pub struct Consumer {
     pub docs: Option<String>,
     /// Source position.
     pub span: Span,
-}
-
-/// How a call travels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Via {
-    /// HTTP + JSON, through the generated REST client.
-    Rest,
-    /// gRPC, through the generated gRPC client.
-    Grpc,
-}
-
-impl Via {
-    /// The contract spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Via::Rest => "rest",
-            Via::Grpc => "grpc",
-        }
-    }
-
-    /// How documentation names it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Via::Rest => "REST",
-            Via::Grpc => "gRPC",
-        }
-    }
 }
 
 /// An operation of another contract that this service calls.

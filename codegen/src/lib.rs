@@ -37,6 +37,7 @@ pub mod project;
 pub mod resolve;
 pub mod schema;
 pub mod validate;
+pub mod vocab;
 pub mod wire;
 pub mod write;
 
@@ -139,7 +140,11 @@ pub fn check_sources(sources_in: &[(PathBuf, String)]) -> Outcome {
     }
     validate::validate(&contracts, &mut diagnostics);
     diagnostics.sort();
-    let ir = (!diagnostics.has_errors()).then(|| lower::lower(&contracts));
+    let ir = if diagnostics.has_errors() {
+        None
+    } else {
+        lower::lower(&contracts)
+    };
     Outcome {
         sources,
         diagnostics,

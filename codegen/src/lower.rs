@@ -1,8 +1,13 @@
 //! Validated contracts → [`Ir`]. Runs only after [`crate::validate`] found no error; anything
 //! that still fails to resolve here is skipped rather than panicking, and is reported by the
 //! validator in the same run.
+//!
+//! Values arrive parsed ([`ast::Parsed`]); a key left out means what the language says it
+//! means (no idempotency key, no streaming, full jitter, no event deadline). A value that did
+//! not parse was reported when decoded, so lowering never runs on one; if it ever met one it
+//! would return no IR at all rather than guess.
 
-use crate::ast::{self, parse_duration, Payload, TypeBody, TypeExpr};
+use crate::ast::{self, EventDeadlineDecl, Parsed, Payload, TypeBody, TypeExpr};
 use crate::diagnostics::Span;
 use crate::ir::*;
 use crate::naming::{convert, Case};
@@ -11,10 +16,12 @@ use crate::validate::{parse_event_ref, parse_operation_ref};
 use crate::wire::{self, Member, Space};
 use std::collections::{HashMap, HashSet};
 
-/// Lowers every contract.
-pub fn lower(contracts: &[ast::Contract]) -> Ir {
+/// Lowers every contract; `None` only if a value that did not parse reached it (a bug: the
+/// validator refuses such contracts first).
+pub fn lower(contracts: &[ast::Contract]) -> Option<Ir> {
     let scope = Scope::new(contracts);
     let graph = ContainmentGraph::new(&scope);
+    let unparsed = std::cell::Cell::new(false);
     let mut out: Vec<Contract> = contracts
         .iter()
         .enumerate()
@@ -24,12 +31,16 @@ pub fn lower(contracts: &[ast::Contract]) -> Ir {
                 graph: &graph,
                 index: i,
                 c,
+                unparsed: &unparsed,
             }
             .contract()
         })
         .collect();
+    if unparsed.get() {
+        return None;
+    }
     out.sort_by(|a, b| a.id.cmp(&b.id));
-    Ir { contracts: out }
+    Some(Ir { contracts: out })
 }
 
 struct Lowerer<'a> {
@@ -37,9 +48,53 @@ struct Lowerer<'a> {
     graph: &'a ContainmentGraph,
     index: usize,
     c: &'a ast::Contract,
+    /// Set when a value that did not parse is met: the IR is then thrown away.
+    unparsed: &'a std::cell::Cell<bool>,
 }
 
 impl Lowerer<'_> {
+    /// A duration in nanoseconds (validated to fit), or nothing for one that did not parse.
+    fn nanos(&self, d: &Parsed<ast::DurationDecl>) -> Option<u64> {
+        match d {
+            Parsed::Ok(d) => Some(d.nanos as u64),
+            Parsed::Invalid => {
+                self.unparsed.set(true);
+                None
+            }
+        }
+    }
+
+    /// A retry policy; backoff 100 ms..2 s and full jitter unless the contract says.
+    fn retry(&self, r: &ast::RetryDecl) -> Retry {
+        let (initial_ns, max_ns) = r
+            .backoff
+            .as_ref()
+            .map_or((100_000_000, 2_000_000_000), |b| {
+                (b.value.0 as u64, b.value.1 as u64)
+            });
+        Retry {
+            attempts: r.attempts.value as u32,
+            initial_ns,
+            max_ns,
+            jitter: r
+                .jitter
+                .as_ref()
+                .map_or(Jitter::Full, |j| self.value(&j.value, Jitter::Full)),
+        }
+    }
+
+    /// The parsed value; for one that did not parse, marks the whole lowering void and
+    /// returns `placeholder`, which never reaches an emitter.
+    fn value<T: Copy>(&self, p: &Parsed<T>, placeholder: T) -> T {
+        match p {
+            Parsed::Ok(v) => *v,
+            Parsed::Invalid => {
+                self.unparsed.set(true);
+                placeholder
+            }
+        }
+    }
+
     fn contract(&self) -> Contract {
         let c = self.c;
         let mut types: Vec<TypeDef> = c.types.iter().map(|t| self.type_def(t)).collect();
@@ -62,8 +117,7 @@ impl Lowerer<'_> {
                 .iter()
                 .map(|e| ErrorDef {
                     name: convert(&e.name.value, Case::Pascal),
-                    status: ErrorStatus::from_name(&e.status.value)
-                        .unwrap_or(ErrorStatus::Internal),
+                    status: self.value(&e.status.value, ErrorStatus::Internal),
                     docs: e.description.clone(),
                     fields: self.fields(&e.fields, &[], None),
                     span: e.name.span,
@@ -243,22 +297,20 @@ impl Lowerer<'_> {
             .as_ref()
             .map(|p| self.payload(p, &name, "Response", types));
         let rest = op.rest.as_ref().and_then(|r| {
-            let (m, path) = r.value.trim().split_once(' ')?;
-            let path = path.trim().to_string();
-            let params = path
-                .split('/')
-                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-                .map(str::to_string)
-                .collect();
+            let Parsed::Ok(route) = &r.value else {
+                self.unparsed.set(true);
+                return None;
+            };
+            let path = route.path.clone();
             Some(Route {
-                method: HttpMethod::parse(m)?,
+                method: route.method,
                 full_path: format!(
                     "/v{}{}",
                     self.c.version.value.major,
                     if path == "/" { "" } else { &path }
                 ),
                 path,
-                params,
+                params: route.params.clone(),
             })
         });
         Operation {
@@ -274,23 +326,16 @@ impl Lowerer<'_> {
                 .collect(),
             rest,
             grpc: op.grpc.as_ref().is_some_and(|g| g.value),
-            deadline_ns: op
-                .deadline
-                .as_ref()
-                .and_then(|d| parse_duration(&d.value).ok())
-                .map(|ns| ns as u64),
+            deadline_ns: op.deadline.as_ref().and_then(|d| self.nanos(&d.value)),
             safe: op.safe.as_ref().is_some_and(|s| s.value),
-            idempotency: match op.idempotency.as_ref().map(|i| i.value.as_str()) {
-                Some("key") => Idempotency::Key,
-                _ => Idempotency::None,
-            },
-            retry: op.retry.as_ref().map(retry),
-            streaming: match op.streaming.as_ref().map(|s| s.value.as_str()) {
-                Some("server") => Streaming::Server,
-                Some("client") => Streaming::Client,
-                Some("bidi") => Streaming::Bidi,
-                _ => Streaming::None,
-            },
+            idempotency: op.idempotency.as_ref().map_or(Idempotency::None, |i| {
+                self.value(&i.value, Idempotency::None)
+            }),
+            retry: op.retry.as_ref().map(|r| self.retry(r)),
+            streaming: op
+                .streaming
+                .as_ref()
+                .map_or(Streaming::None, |s| self.value(&s.value, Streaming::None)),
             span: op.name.span,
         }
     }
@@ -303,12 +348,17 @@ impl Lowerer<'_> {
             deprecated: e.deprecated.as_ref().map(|d| d.value.clone()),
             version: e.version.value as u32,
             key: e.key.as_ref().map(|k| convert(&k.value, Case::Snake)),
-            delivery: Delivery::parse(&e.delivery.value).unwrap_or(Delivery::Stream),
-            deadline: match e.deadline.as_ref().map(|d| d.value.as_str()) {
+            delivery: self.value(&e.delivery.value, Delivery::Stream),
+            deadline: match e.deadline.as_ref().map(|d| &d.value) {
                 None => EventDeadline::None,
-                Some("inherit") => EventDeadline::Inherit,
-                Some(d) => parse_duration(d)
-                    .map_or(EventDeadline::None, |ns| EventDeadline::After(ns as u64)),
+                Some(Parsed::Ok(EventDeadlineDecl::Inherit)) => EventDeadline::Inherit,
+                Some(Parsed::Ok(EventDeadlineDecl::After(d))) => {
+                    EventDeadline::After(d.nanos as u64)
+                }
+                Some(Parsed::Invalid) => {
+                    self.unparsed.set(true);
+                    EventDeadline::None
+                }
             },
             fields: self.fields(&e.fields, &[], None),
             span: e.name.span,
@@ -319,12 +369,16 @@ impl Lowerer<'_> {
     fn call(&self, call: &ast::CallDecl) -> Option<Call> {
         let (service, name, major) = parse_operation_ref(&call.operation.value)?;
         let (i, op) = self.scope.resolve_operation(&service, &name, major).ok()?;
-        let via = match call.via.as_ref().map(|v| v.value.as_str()) {
-            Some("grpc") => Via::Grpc,
-            Some(_) => Via::Rest,
-            None if op.rest.is_some() => Via::Rest,
-            None => Via::Grpc,
+        // Without `via:`, REST when the operation has a route, else gRPC.
+        let default = if op.rest.is_some() {
+            Via::Rest
+        } else {
+            Via::Grpc
         };
+        let via = call
+            .via
+            .as_ref()
+            .map_or(default, |v| self.value(&v.value, default));
         Some(Call {
             target: id_of(&self.scope.contracts()[i]),
             operation: convert(&name, Case::Pascal),
@@ -345,18 +399,14 @@ impl Lowerer<'_> {
             },
             version: version as u32,
             subject: event_subject(&service, &name, version),
-            delivery: Delivery::parse(&e.delivery.value).unwrap_or(Delivery::Stream),
+            delivery: self.value(&e.delivery.value, Delivery::Stream),
             group: con
                 .group
                 .as_ref()
                 .map_or_else(|| self.c.service.value.clone(), |g| g.value.clone()),
-            retry: con.retry.as_ref().map(retry),
+            retry: con.retry.as_ref().map(|r| self.retry(r)),
             dead_letter: con.dead_letter.as_ref().is_none_or(|d| d.value),
-            budget_ns: con
-                .budget
-                .as_ref()
-                .and_then(|b| parse_duration(&b.value).ok())
-                .map(|ns| ns as u64),
+            budget_ns: con.budget.as_ref().and_then(|b| self.nanos(&b.value)),
             docs: con.description.clone(),
             span: con.span,
         })
@@ -364,24 +414,6 @@ impl Lowerer<'_> {
 }
 
 pub use pactum_rules::subject::event_subject;
-
-fn retry(r: &ast::RetryDecl) -> Retry {
-    let (initial_ns, max_ns) = r
-        .backoff
-        .as_ref()
-        .map_or((100_000_000, 2_000_000_000), |b| {
-            (b.value.0 as u64, b.value.1 as u64)
-        });
-    Retry {
-        attempts: r.attempts.value as u32,
-        initial_ns,
-        max_ns,
-        jitter: match r.jitter.as_ref().map(|j| j.value.as_str()) {
-            Some("none") => Jitter::None,
-            _ => Jitter::Full,
-        },
-    }
-}
 
 fn constraints(k: &ast::Constraints) -> Constraints {
     Constraints {

@@ -21,32 +21,26 @@ impl ContractChecker<'_, '_> {
                 return;
             }
         };
-        let Some(via) = &call.via else { return };
-        let (has, what, fix) = match via.value.as_str() {
-            "rest" => (
+        // An unknown `via:` was reported when it was decoded.
+        let Some((via, span)) = call.via.as_ref().and_then(|v| Some((*v.ok()?, v.span))) else {
+            return;
+        };
+        let (has, what, fix) = match via {
+            Via::Rest => (
                 op.rest.is_some(),
                 "has no REST route",
                 "write `via: grpc`, or give the operation `rest:`",
             ),
-            "grpc" => (
+            Via::Grpc => (
                 op.grpc.as_ref().is_some_and(|g| g.value),
                 "is not served over gRPC",
                 "write `via: rest`, or give the operation `grpc: true`",
             ),
-            other => {
-                self.diags.emit(
-                    Code::InvalidValue,
-                    via.span,
-                    format!("unknown transport `{other}`"),
-                    "use `rest` or `grpc`",
-                );
-                return;
-            }
         };
         if !has {
             self.diags.emit(
                 Code::InvalidValue,
-                via.span,
+                span,
                 format!("`{}` {what}", call.operation.value),
                 fix,
             );

@@ -14,15 +14,8 @@ impl ContractChecker<'_, '_> {
                 "write `version: 1`",
             );
         }
-        let delivery = Delivery::parse(&e.delivery.value);
-        if delivery.is_none() {
-            self.diags.emit(
-                Code::InvalidValue,
-                e.delivery.span,
-                format!("unknown delivery `{}`", e.delivery.value),
-                "use `stream` (ordered, replayable), `pubsub` (every group) or `queue` (one worker)",
-            );
-        }
+        // An unknown `delivery:` was reported when it was decoded.
+        let delivery = e.delivery.ok().copied();
         self.check_fields(&e.fields, &[], &e.name.value);
         match &e.key {
             Some(k) => match e.fields.iter().find(|f| f.name.value == k.value) {
@@ -62,9 +55,14 @@ impl ContractChecker<'_, '_> {
             None => {}
         }
         if let Some(d) = &e.deadline {
-            if d.value != "inherit" {
-                self.check_event_duration(d, "deadline", MAX_EVENT_DEADLINE_NS,
-                    "write `deadline: inherit` (the publisher's remaining budget) or a duration such as `deadline: 1h`; leave it out for an event worth processing however late");
+            if let Some(EventDeadlineDecl::After(after)) = d.ok() {
+                self.check_event_duration(
+                    after,
+                    d.span,
+                    "deadline",
+                    MAX_EVENT_DEADLINE_NS,
+                    crate::decode::EVENT_DEADLINE_HELP,
+                );
             }
         }
     }
@@ -72,24 +70,25 @@ impl ContractChecker<'_, '_> {
     /// A duration key of an event or a `consumes` entry: positive, at most `max`.
     pub(super) fn check_event_duration(
         &mut self,
-        d: &Spanned<String>,
+        d: &DurationDecl,
+        span: Span,
         key: &str,
         max: u128,
         help: &str,
     ) {
-        match parse_duration(&d.value) {
-            Ok(0) => self.diags.emit(
+        match d.nanos {
+            0 => self.diags.emit(
                 Code::InvalidDuration,
-                d.span,
+                span,
                 format!("a `{key}` of zero can never be met"),
                 help,
             ),
-            Ok(ns) if ns > max => self.diags.emit(
+            ns if ns > max => self.diags.emit(
                 Code::InvalidDuration,
-                d.span,
+                span,
                 format!(
                     "`{key}: {}` is longer than {}",
-                    d.value,
+                    d.written,
                     if max == MAX_BUDGET_NS {
                         "one hour"
                     } else {
@@ -98,13 +97,7 @@ impl ContractChecker<'_, '_> {
                 ),
                 help,
             ),
-            Ok(_) => {}
-            Err(msg) => self.diags.emit(
-                Code::InvalidDuration,
-                d.span,
-                format!("invalid `{key}` `{}`: {msg}", d.value),
-                help,
-            ),
+            _ => {}
         }
     }
 
@@ -141,27 +134,23 @@ impl ContractChecker<'_, '_> {
                 return;
             }
         };
-        if let Some(d) = &con.delivery {
-            match Delivery::parse(&d.value) {
-                None => self.diags.emit(
-                    Code::InvalidValue,
-                    d.span,
-                    format!("unknown delivery `{}`", d.value),
-                    "use `stream`, `pubsub` or `queue`",
-                ),
-                Some(_) if d.value != event.delivery.value => self.diags.emit(
+        // An unknown `delivery:` was reported when it was decoded; a known one must match.
+        if let (Some(d), Some(published)) = (&con.delivery, event.delivery.ok()) {
+            if let Some(expected) = d.ok().filter(|d| *d != published) {
+                self.diags.emit(
                     Code::ConsumeMismatch,
                     d.span,
                     format!(
                         "`{}` is published with `delivery: {}`, not `{}`",
-                        con.event.value, event.delivery.value, d.value
+                        con.event.value,
+                        published.as_str(),
+                        expected.as_str()
                     ),
                     format!(
                         "write `delivery: {}`, or remove the key",
-                        event.delivery.value
+                        published.as_str()
                     ),
-                ),
-                Some(_) => {}
+                );
             }
         }
         if let Some(g) = &con.group {
@@ -181,13 +170,8 @@ impl ContractChecker<'_, '_> {
         if let Some(r) = &con.retry {
             self.check_retry(r);
         }
-        if let Some(b) = &con.budget {
-            self.check_event_duration(
-                b,
-                "budget",
-                MAX_BUDGET_NS,
-                "write how long one delivery may take to handle, e.g. `budget: 30s` (at most 1h)",
-            );
+        if let Some((b, span)) = con.budget.as_ref().and_then(|b| Some((b.ok()?, b.span))) {
+            self.check_event_duration(b, span, "budget", MAX_BUDGET_NS, crate::decode::BUDGET_HELP);
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::ast::*;
 use crate::diagnostics::{closest, Code, Diagnostics, Span};
-use crate::ir::{Delivery, ErrorStatus, HttpMethod};
+use crate::ir::{Delivery, HttpMethod};
 use crate::naming::{check_name, collision_key, convert, Case, NameProblem};
 use crate::resolve::{id_of, Scope, Shape};
 use crate::tense::{self, Verdict};

@@ -5,18 +5,7 @@ use super::*;
 
 impl ContractChecker<'_, '_> {
     pub(super) fn check_error(&mut self, e: &ErrorDecl) {
-        if ErrorStatus::from_name(&e.status.value).is_none() {
-            let names: Vec<&str> = ErrorStatus::ALL.iter().map(|(n, _)| *n).collect();
-            self.diags.emit(
-                Code::InvalidValue,
-                e.status.span,
-                format!("unknown error status `{}`", e.status.value),
-                match closest(&e.status.value, names.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("use one of: {}", names.join(", ")),
-                },
-            );
-        }
+        // An unknown `status:` was reported when it was decoded.
         self.check_fields(&e.fields, &[], &e.name.value);
     }
 
@@ -136,43 +125,27 @@ impl ContractChecker<'_, '_> {
                 );
             }
         }
-        if let Some(d) = &op.deadline {
-            match parse_duration(&d.value) {
-                Ok(0) => self.diags.emit(
+        if let Some((d, span)) = op.deadline.as_ref().and_then(|d| Some((d.ok()?, d.span))) {
+            match d.nanos {
+                0 => self.diags.emit(
                     Code::InvalidDuration,
-                    d.span,
+                    span,
                     "a deadline of zero can never be met",
                     "give a positive budget, e.g. `deadline: 300ms`",
                 ),
-                Ok(ns) if ns > MAX_DEADLINE_NS => self.diags.emit(
+                ns if ns > MAX_DEADLINE_NS => self.diags.emit(
                     Code::InvalidDuration,
-                    d.span,
-                    format!("deadline `{}` is longer than one hour", d.value),
+                    span,
+                    format!("deadline `{}` is longer than one hour", d.written),
                     "deadlines bound one call; use a shorter budget, or model long work as an event",
                 ),
-                Ok(_) => {}
-                Err(msg) => self.diags.emit(
-                    Code::InvalidDuration,
-                    d.span,
-                    format!("invalid deadline `{}`: {msg}", d.value),
-                    "write a duration such as `300ms`, `2s` or `1m30s`",
-                ),
+                _ => {}
             }
         }
-        let keyed = match &op.idempotency {
-            None => false,
-            Some(i) if i.value == "key" => true,
-            Some(i) if i.value == "none" => false,
-            Some(i) => {
-                self.diags.emit(
-                    Code::InvalidValue,
-                    i.span,
-                    format!("unknown idempotency `{}`", i.value),
-                    "use `idempotency: key` (Idempotency-Key header) or `none`",
-                );
-                false
-            }
-        };
+        let keyed = op
+            .idempotency
+            .as_ref()
+            .is_some_and(|i| i.ok() == Some(&Idempotency::Key));
         if let Some(r) = &op.retry {
             self.check_retry(r);
             if r.attempts.value > 1 && !safe && !keyed {
@@ -184,33 +157,30 @@ impl ContractChecker<'_, '_> {
                 );
             }
         }
-        if let Some(s) = &op.streaming {
-            match s.value.as_str() {
-                "none" => {}
-                "server" | "client" | "bidi" => {
-                    if op.rest.is_some() {
-                        self.diags.emit(
-                            Code::StreamingOverRest,
-                            s.span,
-                            format!("`{name}` streams ({}) but also has a REST route", s.value),
-                            "serve streaming operations over gRPC only: remove `rest:`",
-                        );
-                    }
-                    if !op.grpc.as_ref().is_some_and(|g| g.value) {
-                        self.diags.emit(
-                            Code::StreamingOverRest,
-                            s.span,
-                            format!("`{name}` streams ({}) but is not served over gRPC", s.value),
-                            "add `grpc: true`",
-                        );
-                    }
+        if let Some((mode, span)) = op.streaming.as_ref().and_then(|s| Some((*s.ok()?, s.span))) {
+            if mode != Streaming::None {
+                if op.rest.is_some() {
+                    self.diags.emit(
+                        Code::StreamingOverRest,
+                        span,
+                        format!(
+                            "`{name}` streams ({}) but also has a REST route",
+                            mode.as_str()
+                        ),
+                        "serve streaming operations over gRPC only: remove `rest:`",
+                    );
                 }
-                other => self.diags.emit(
-                    Code::InvalidValue,
-                    s.span,
-                    format!("unknown streaming mode `{other}`"),
-                    "use `none`, `server`, `client` or `bidi`",
-                ),
+                if !op.grpc.as_ref().is_some_and(|g| g.value) {
+                    self.diags.emit(
+                        Code::StreamingOverRest,
+                        span,
+                        format!(
+                            "`{name}` streams ({}) but is not served over gRPC",
+                            mode.as_str()
+                        ),
+                        "add `grpc: true`",
+                    );
+                }
             }
         }
     }
@@ -266,15 +236,6 @@ impl ContractChecker<'_, '_> {
                 );
             }
         }
-        if let Some(j) = &r.jitter {
-            if j.value != "full" && j.value != "none" {
-                self.diags.emit(
-                    Code::InvalidValue,
-                    j.span,
-                    format!("unknown jitter `{}`", j.value),
-                    "use `full` (recommended) or `none`",
-                );
-            }
-        }
+        // An unknown `jitter:` was reported when it was decoded.
     }
 }

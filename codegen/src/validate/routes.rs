@@ -6,55 +6,14 @@ impl ContractChecker<'_, '_> {
     pub(super) fn check_route(
         &mut self,
         op: &OperationDecl,
-        rest: &Spanned<String>,
+        rest: &Spanned<Parsed<RouteDecl>>,
         input_fields: Option<&[FieldDecl]>,
         routes: &mut HashMap<(HttpMethod, String), String>,
     ) -> Option<HttpMethod> {
         let name = &op.name.value;
-        let Some((m, path)) = rest.value.trim().split_once(' ') else {
-            self.diags.emit(
-                Code::InvalidRoute,
-                rest.span,
-                format!("route `{}` has no method", rest.value),
-                "write `rest: GET /orders/{id}`",
-            );
-            return None;
-        };
-        let path = path.trim();
-        let Some(method) = HttpMethod::parse(m) else {
-            self.diags.emit(
-                Code::InvalidRoute,
-                rest.span,
-                format!("unknown HTTP method `{m}`"),
-                "use GET, HEAD, POST, PUT, PATCH or DELETE, in capitals",
-            );
-            return None;
-        };
-        let mut params = Vec::new();
-        let mut ok = path.starts_with('/');
-        for seg in path.split('/').skip(1) {
-            if let Some(p) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    ok = false;
-                }
-                params.push(p.to_string());
-            } else if seg.is_empty() && path != "/"
-                || !seg
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
-            {
-                ok = false;
-            }
-        }
-        if !ok {
-            self.diags.emit(
-                Code::InvalidRoute,
-                rest.span,
-                format!("invalid path `{path}`"),
-                "start with `/`; use segments of letters, digits, `-._~`, and `{param}` for parameters",
-            );
-            return None;
-        }
+        // Syntax (a method, a path of valid segments) was checked when it was decoded.
+        let route = rest.ok()?;
+        let (method, path, params) = (route.method, route.path.as_str(), route.params.clone());
         let first = path.split('/').nth(1).unwrap_or("");
         if first.len() > 1
             && first.starts_with('v')
@@ -210,5 +169,6 @@ impl ContractChecker<'_, '_> {
 pub(super) fn span_route(op: &OperationDecl) -> String {
     op.rest
         .as_ref()
-        .map_or_else(String::new, |r| r.value.clone())
+        .and_then(|r| r.ok())
+        .map_or_else(String::new, |r| format!("{} {}", r.method.as_str(), r.path))
 }
