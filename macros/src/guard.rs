@@ -130,7 +130,7 @@ pub fn traced(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         {
             #[allow(unused_imports)]
             use ::pactum::__private::{RecordKind as _, RecordOther as _, RecordResult as _};
-            (&&::pactum::__private::Outcome(&__pactum_out)).record(&__pactum_span);
+            (&&::pactum::__private::SpanOutcome(&__pactum_out)).record(&__pactum_span);
         }
         __pactum_out
     }})?;

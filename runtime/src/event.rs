@@ -1,6 +1,6 @@
 //! Traits implemented by generated events, webhooks and declared errors.
 
-use crate::contract::ErrorStatus;
+use pactum_rules::status::ErrorStatus;
 use serde::{de::DeserializeOwned, Serialize};
 
 /// How an event reaches its consumers.

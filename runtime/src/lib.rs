@@ -78,7 +78,7 @@ pub use validate::{FieldPath, Validate, ValidationError, Violation};
 pub mod __private {
     //! Paths generated code uses. Not a public API: may change in any release.
     pub use crate::trace::{
-        enter as enter_span, DropGuard, Outcome, RecordKind, RecordOther, RecordResult,
+        enter as enter_span, DropGuard, RecordKind, RecordOther, RecordResult, SpanOutcome,
     };
     pub use crate::validate::check;
     // The full regex engine: patterns are checked on every request, and its lazy DFA is far

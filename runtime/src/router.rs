@@ -97,3 +97,20 @@ impl KeyHeader {
         }
     }
 }
+
+/// A response with a status, an optional content type and a body: every reply the runtime
+/// builds by hand (routes, replays, webhook refusals) goes through here.
+#[cfg(feature = "rest")]
+pub(crate) fn body_response(
+    status: u16,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> axum::response::Response {
+    let mut builder = axum::response::Response::builder().status(status);
+    if let Some(ct) = content_type {
+        builder = builder.header(http::header::CONTENT_TYPE, ct);
+    }
+    builder
+        .body(axum::body::Body::from(body))
+        .unwrap_or_else(|_| axum::response::Response::new(axum::body::Body::empty()))
+}

@@ -72,7 +72,7 @@ fn record_error(span: &tracing::Span, kind: &str, message: &dyn Display) {
 
 /// Wraps a function's output so the most specific recorder applies (autoref specialization):
 /// a `Result` whose error has an [`ErrorKind`], any other `Result`, anything else.
-pub struct Outcome<'a, T>(pub &'a T);
+pub struct SpanOutcome<'a, T>(pub &'a T);
 
 /// Records a `Result` whose error names its kind.
 pub trait RecordKind {
@@ -80,7 +80,7 @@ pub trait RecordKind {
     fn record(&self, span: &tracing::Span);
 }
 
-impl<T, E: ErrorKind + Display> RecordKind for &Outcome<'_, Result<T, E>> {
+impl<T, E: ErrorKind + Display> RecordKind for &SpanOutcome<'_, Result<T, E>> {
     fn record(&self, span: &tracing::Span) {
         match self.0 {
             Ok(_) => {
@@ -97,7 +97,7 @@ pub trait RecordResult {
     fn record(&self, span: &tracing::Span);
 }
 
-impl<T, E: Display> RecordResult for &&Outcome<'_, Result<T, E>> {
+impl<T, E: Display> RecordResult for &&SpanOutcome<'_, Result<T, E>> {
     fn record(&self, span: &tracing::Span) {
         match self.0 {
             Ok(_) => {
@@ -118,7 +118,7 @@ pub trait RecordOther {
     fn record(&self, span: &tracing::Span);
 }
 
-impl<T> RecordOther for Outcome<'_, T> {
+impl<T> RecordOther for SpanOutcome<'_, T> {
     fn record(&self, span: &tracing::Span) {
         span.record("outcome", "ok");
     }

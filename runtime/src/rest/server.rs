@@ -26,8 +26,8 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use super::Reply;
-pub(crate) use crate::router::KeyHeader;
 pub use crate::router::{axum, serve, CallerOf, ServerConfig};
+pub(crate) use crate::router::{body_response, KeyHeader};
 pub use crate::service::NoInput;
 
 /// Path and query parameters of a request, raw, for generated decoders.
@@ -113,18 +113,6 @@ fn respond(status: u16, content_type: Option<&str>, body: Vec<u8>, request_id: &
         response.headers_mut().insert(wire::REQUEST_ID_HEADER, id);
     }
     response
-}
-
-/// A response with a status, an optional content type and a body: every reply the runtime
-/// builds by hand (routes, replays, webhook refusals) goes through here.
-pub(crate) fn body_response(status: u16, content_type: Option<&str>, body: Vec<u8>) -> Response {
-    let mut builder = Response::builder().status(status);
-    if let Some(ct) = content_type {
-        builder = builder.header(http::header::CONTENT_TYPE, ct);
-    }
-    builder
-        .body(Body::from(body))
-        .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
 fn parse_query(q: Option<&str>) -> Vec<(String, String)> {

@@ -3,7 +3,7 @@
 
 use super::{Envelope, SignedDelivery, WebhookError, WebhookSecret, DEFAULT_TOLERANCE};
 use crate::problem::{Problem, PROBLEM_JSON};
-use crate::rest::server::body_response;
+use crate::router::body_response;
 use crate::store::idempotency::{admit, Admission, Held, IdempotencyStore, Lease, StoredReply};
 use crate::Webhook;
 use axum::body::Bytes;
