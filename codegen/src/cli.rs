@@ -7,7 +7,7 @@ use crate::write::{self, FileStatus};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -331,6 +331,9 @@ struct Plan {
     outputs: BTreeMap<Output, PathBuf>,
     /// Which transports the Rust output holds.
     parts: emit::Parts,
+    /// `--project`, contract paths and output flags as the user typed them (each with a
+    /// leading space), for the hint.
+    typed: String,
 }
 
 /// Reads the project file when the command line leaves something to it: always with
@@ -347,8 +350,23 @@ fn plan(
             project: None,
             outputs: flags,
             parts: emit::Parts::ALL,
+            typed: String::new(),
         });
     }
+    let mut typed: String = inputs
+        .project
+        .iter()
+        .map(|p| format!(" --project {}", p.display()))
+        .collect();
+    typed.extend(inputs.paths.iter().map(|p| format!(" {}", p.display())));
+    typed.extend(flags.iter().map(|(o, d)| {
+        let flag = if wanted == [Output::Docs] {
+            "--out"
+        } else {
+            o.flag()
+        };
+        format!(" {flag} {}", d.display())
+    }));
     let mut flags = flags;
     let project = enter_project(inputs, &mut flags.values_mut().collect::<Vec<_>>())?;
     let path = project.path.clone();
@@ -374,6 +392,7 @@ fn plan(
         project: Some(path),
         outputs,
         parts: project.parts,
+        typed,
     })
 }
 
@@ -385,7 +404,7 @@ fn read_project(inputs: &CheckArgs) -> Result<Project, String> {
             let cwd = std::env::current_dir().map_err(|e| format!("pactum: {e}"))?;
             Project::find(&cwd).ok_or_else(|| {
                 format!(
-                    "pactum: no contract paths given, and no `{}` in this directory or above\n  help: pass them (`pactum generate contracts --out src/generated`) or write a `{}` (README: Project file)",
+                    "pactum: the command line does not say what to read and write, and there is no `{}` in this directory or above\n  help: pass contract paths and an output (`pactum generate contracts --out src/generated`), or write a `{}` (README: Project file)",
                     project::FILE_NAME,
                     project::FILE_NAME
                 )
@@ -401,12 +420,34 @@ fn read_project(inputs: &CheckArgs) -> Result<Project, String> {
 fn enter_project(inputs: &mut CheckArgs, typed: &mut [&mut PathBuf]) -> Result<Project, String> {
     let project = read_project(inputs)?;
     if !project.root.as_os_str().is_empty() {
+        let root = std::path::absolute(&project.root)
+            .map_err(|e| format!("pactum: {}: {e}", project.root.display()))?;
+        // As seen from the project's directory: relative when inside it, so sources and
+        // generated headers name files the same on every machine; absolute otherwise.
+        let from_root = |p: &Path| -> Result<PathBuf, String> {
+            let abs =
+                std::path::absolute(p).map_err(|e| format!("pactum: {}: {e}", p.display()))?;
+            Ok(abs
+                .strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .unwrap_or(abs))
+        };
         for p in inputs
             .paths
             .iter_mut()
             .chain(typed.iter_mut().map(|p| &mut **p))
         {
-            *p = std::path::absolute(&*p).map_err(|e| format!("pactum: {}: {e}", p.display()))?;
+            *p = from_root(p)?;
+        }
+        // `--against` names a directory or a git revision; a directory is re-anchored too.
+        if let Some(against) = inputs
+            .against
+            .as_mut()
+            .filter(|a| Path::new(a.as_str()).exists())
+        {
+            *against = from_root(Path::new(against.as_str()))?
+                .display()
+                .to_string();
         }
         std::env::set_current_dir(&project.root)
             .map_err(|e| format!("pactum: cannot enter {}: {e}", project.root.display()))?;
@@ -414,13 +455,14 @@ fn enter_project(inputs: &mut CheckArgs, typed: &mut [&mut PathBuf]) -> Result<P
     Ok(project)
 }
 
-/// The command that regenerates `plan`'s outputs, for stale-check failures.
+/// The command that regenerates `plan`'s outputs, for stale-check failures: what was typed,
+/// without `--check`.
 fn regenerate_hint(command: &str, inputs: &CheckArgs, plan: &Plan) -> String {
     match &plan.project {
-        Some(p) if p.file_name().is_some_and(|n| n == project::FILE_NAME) => {
+        Some(p) if plan.typed.is_empty() => {
             format!("run `cargo pactum {command}` (reads {})", p.display())
         }
-        Some(p) => format!("run `cargo pactum {command} --project {}`", p.display()),
+        Some(_) => format!("run `cargo pactum {command}{}`", plan.typed),
         None => format!(
             "run `pactum {command} {}{}`",
             input_paths(inputs),

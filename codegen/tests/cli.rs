@@ -237,6 +237,34 @@ fn generate_with_no_arguments_writes_what_the_project_file_lists_from_any_subdir
         "{}",
         text(&out.stderr)
     );
+
+    // A baseline directory typed relative to where the command runs still means that
+    // directory after the CLI moves into the project's.
+    fs::create_dir_all(dir.join("base")).unwrap();
+    fs::write(dir.join("base/shop.yaml"), GOOD).unwrap();
+    let out = pactum(&["check", "--against", "../base"], &dir.join("src"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // With `--project` and an override, the hint repeats them.
+    fs::write(dir.join("proto/shop.v1.proto"), "edited").unwrap();
+    let out = pactum(
+        &[
+            "generate",
+            "--check",
+            "--project",
+            "../pactum.yaml",
+            "--docs",
+            "../docs",
+        ],
+        &dir.join("src"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("run `cargo pactum generate --project ../pactum.yaml --docs ../docs`"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -78,7 +78,7 @@ impl Row {
 }
 
 /// The transaction (or connection) an event is written through. Implemented for PostgreSQL
-/// ([`Pg`]) and SQLite ([`Sqlite`]); generated `publish::InTx` values are built on one.
+/// ([`Pg`]) and SQLite ([`Sqlite`]); generated `events::InTx` values are built on one.
 pub trait Writer: Send + Sync {
     /// Stores `row` in the outbox as part of the caller's transaction. A row whose `msg_id` is
     /// already there is not stored again (a re-run of the same handler).
