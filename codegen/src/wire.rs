@@ -61,20 +61,28 @@ pub fn assign(
         .iter()
         .filter_map(|m| m.explicit.map(|(n, _)| n))
         .collect();
+    // Positional numbers depend only on the written and reserved ones, so they are known
+    // before any hint is given: a hint never suggests a number a later member takes.
+    let mut positional: Vec<u32> = Vec::new();
+    let mut next: u32 = 1;
+    for _ in members.iter().filter(|m| m.explicit.is_none()) {
+        while written.contains(&u64::from(next))
+            || reserved.iter().any(|(r, _)| *r == u64::from(next))
+            || (space == Space::Fields && PROTO_RESERVED.contains(&u64::from(next)))
+        {
+            next += 1;
+        }
+        positional.push(next);
+        next += 1;
+    }
+    let mut positional_iter = positional.iter();
     let mut numbers = Vec::with_capacity(members.len());
     let mut taken: Vec<(u32, &str)> = Vec::new();
-    let mut next: u32 = 1;
     for m in members {
         let Some((n, span)) = m.explicit else {
-            while written.contains(&u64::from(next))
-                || reserved.iter().any(|(r, _)| *r == u64::from(next))
-                || (space == Space::Fields && PROTO_RESERVED.contains(&u64::from(next)))
-            {
-                next += 1;
-            }
-            taken.push((next, m.name));
-            numbers.push(next);
-            next += 1;
+            let number = positional_iter.next().copied().unwrap_or(0);
+            taken.push((number, m.name));
+            numbers.push(number);
             continue;
         };
         let bad = n == 0 || n > max || (space == Space::Fields && PROTO_RESERVED.contains(&n));
@@ -100,7 +108,7 @@ pub fn assign(
                 format!(
                     "reserved numbers belonged to removed members; give `{}` `number: {}`",
                     m.name,
-                    free(&taken, &written, reserved)
+                    free(&taken, &written, &positional, reserved)
                 ),
             ));
         } else if let Some((_, other)) = taken.iter().find(|(t, _)| *t == number) {
@@ -114,7 +122,7 @@ pub fn assign(
                 format!(
                     "give `{}` another `number:`, e.g. {}",
                     m.name,
-                    free(&taken, &written, reserved)
+                    free(&taken, &written, &positional, reserved)
                 ),
             ));
         }
@@ -125,11 +133,17 @@ pub fn assign(
 }
 
 /// The lowest number nobody holds, for "write this instead" hints.
-fn free(taken: &[(u32, &str)], written: &[u64], reserved: &[(u64, Span)]) -> u32 {
+fn free(
+    taken: &[(u32, &str)],
+    written: &[u64],
+    positional: &[u32],
+    reserved: &[(u64, Span)],
+) -> u32 {
     (1..)
         .find(|n: &u32| {
             !taken.iter().any(|(t, _)| t == n)
                 && !written.contains(&u64::from(*n))
+                && !positional.contains(n)
                 && !reserved.iter().any(|(r, _)| *r == u64::from(*n))
         })
         .unwrap_or(1)
@@ -174,6 +188,19 @@ mod tests {
         // Enum values start at 1 as well: 0 is the `.proto`'s `*_UNSPECIFIED`.
         let values = [member("pending", None), member("paid", None)];
         assert_eq!(assign(&values, &[], Space::EnumValues).0, [1, 2]);
+    }
+
+    #[test]
+    fn a_collision_hint_never_names_a_number_a_later_member_takes() {
+        let members = [
+            member("a", Some(1)),
+            member("b", Some(1)),
+            member("c", None),
+        ];
+        let (numbers, diags) = assign(&members, &[], Space::Fields);
+        assert_eq!(numbers[2], 2);
+        assert_eq!(diags.len(), 1);
+        assert!(diags[0].help.ends_with("e.g. 3"), "{}", diags[0].help);
     }
 
     #[test]
