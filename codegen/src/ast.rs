@@ -239,6 +239,8 @@ pub struct FieldDecl {
     pub constraints: Constraints,
     /// Explicit gRPC field number.
     pub number: Option<Spanned<u64>>,
+    /// The wire number: written, or positional. Assigned once, when its list was decoded.
+    pub wire: u32,
 }
 
 /// A value of an enum.
@@ -252,6 +254,8 @@ pub struct EnumValueDecl {
     pub number: Option<Spanned<u64>>,
     /// Deprecation.
     pub deprecated: Deprecation,
+    /// The wire number: written, or positional. Assigned once, when its list was decoded.
+    pub wire: u32,
 }
 
 /// A numeric literal as written: integer when it has no fraction or exponent.

@@ -7,6 +7,7 @@
 use crate::ast::*;
 use crate::diagnostics::{closest, Code, Diagnostics, FileId, Span};
 use crate::loader::{Node, NodeKind};
+use crate::wire::{self, Member, Space};
 use std::path::Path;
 
 /// Decodes a loaded file. Returns `None` when the top level is too broken to continue; the
@@ -380,8 +381,53 @@ impl Decoder<'_> {
         self.list(node, what, |d, n| d.u64(n, "a reserved number"))
     }
 
+    /// A `fields:` map, numbered with no reserved numbers (events, errors, webhooks, inline
+    /// inputs and outputs).
     fn fields(&mut self, node: &Node) -> Vec<FieldDecl> {
-        self.named(node, "`fields`", Decoder::field_decl)
+        let mut fields = self.named(node, "`fields`", Decoder::field_decl);
+        self.number_fields(&mut fields, &[]);
+        fields
+    }
+
+    /// Gives every field its wire number (written, or positional around written and
+    /// reserved ones), once; collisions and bad numbers are reported here.
+    fn number_fields(&mut self, fields: &mut [FieldDecl], reserved: &[Spanned<u64>]) {
+        let members: Vec<Member<'_>> = fields
+            .iter()
+            .map(|f| Member {
+                name: &f.name.value,
+                explicit: f.number.as_ref().map(|n| (n.value, n.span)),
+                span: f.name.span,
+            })
+            .collect();
+        let reserved: Vec<(u64, Span)> = reserved.iter().map(|r| (r.value, r.span)).collect();
+        let (numbers, diags) = wire::assign(&members, &reserved, Space::Fields);
+        for d in diags {
+            self.diags.push(d);
+        }
+        for (f, n) in fields.iter_mut().zip(numbers) {
+            f.wire = n;
+        }
+    }
+
+    /// [`number_fields`](Self::number_fields) for enum values (0 is `*_UNSPECIFIED`).
+    fn number_values(&mut self, values: &mut [EnumValueDecl], reserved: &[Spanned<u64>]) {
+        let members: Vec<Member<'_>> = values
+            .iter()
+            .map(|v| Member {
+                name: &v.name.value,
+                explicit: v.number.as_ref().map(|n| (n.value, n.span)),
+                span: v.name.span,
+            })
+            .collect();
+        let reserved: Vec<(u64, Span)> = reserved.iter().map(|r| (r.value, r.span)).collect();
+        let (numbers, diags) = wire::assign(&members, &reserved, Space::EnumValues);
+        for d in diags {
+            self.diags.push(d);
+        }
+        for (v, n) in values.iter_mut().zip(numbers) {
+            v.wire = n;
+        }
     }
 
     fn constraints(&mut self, m: &mut MapReader<'_>) -> Constraints {
@@ -400,6 +446,7 @@ impl Decoder<'_> {
         if let NodeKind::Scalar { .. } = node.kind {
             let ty = self.type_expr(node, "a field type")?;
             return Some(FieldDecl {
+                wire: 0,
                 name,
                 ty,
                 description: None,
@@ -432,6 +479,7 @@ impl Decoder<'_> {
             ty.value = TypeExpr::Optional(Box::new(ty.value));
         }
         Some(FieldDecl {
+            wire: 0,
             name,
             ty,
             description,
@@ -502,17 +550,22 @@ impl Decoder<'_> {
         let reserved_node = m.get("reserved");
         let body = match shapes[0] {
             "fields" => {
-                let fields = m.get("fields").map(|n| self.fields(n)).unwrap_or_default();
+                let mut fields = m
+                    .get("fields")
+                    .map(|n| self.named(n, "`fields`", Decoder::field_decl))
+                    .unwrap_or_default();
                 let reserved = self.numbers(reserved_node, "`reserved`");
+                self.number_fields(&mut fields, &reserved);
                 m.finish(self.diags, STRUCT_KEYS, "a struct type");
                 TypeBody::Struct { fields, reserved }
             }
             "enum" => {
-                let values = m
+                let mut values = m
                     .get("enum")
                     .map(|n| self.list(n, "`enum`", Decoder::enum_value))
                     .unwrap_or_default();
                 let reserved = self.numbers(reserved_node, "`reserved`");
+                self.number_values(&mut values, &reserved);
                 m.finish(self.diags, ENUM_KEYS, "an enum type");
                 TypeBody::Enum { values, reserved }
             }
@@ -545,6 +598,7 @@ impl Decoder<'_> {
     fn enum_value(&mut self, node: &Node) -> Option<EnumValueDecl> {
         if let NodeKind::Scalar { .. } = node.kind {
             return Some(EnumValueDecl {
+                wire: 0,
                 name: self.string(node, "an enum value")?,
                 description: None,
                 number: None,
@@ -570,6 +624,7 @@ impl Decoder<'_> {
             );
         }
         Some(EnumValueDecl {
+            wire: 0,
             name: name?,
             description,
             number,

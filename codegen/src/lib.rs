@@ -138,12 +138,14 @@ pub fn check_sources(sources_in: &[(PathBuf, String)]) -> Outcome {
             Err(d) => diagnostics.push(d),
         }
     }
-    validate::validate(&contracts, &mut diagnostics);
+    // One symbol table for validation and lowering: names resolve once, the same way.
+    let scope = resolve::Scope::new(&contracts);
+    validate::validate(&scope, &mut diagnostics);
     diagnostics.sort();
     let ir = if diagnostics.has_errors() {
         None
     } else {
-        lower::lower(&contracts)
+        lower::lower(&scope)
     };
     Outcome {
         sources,

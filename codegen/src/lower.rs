@@ -8,26 +8,24 @@
 //! would return no IR at all rather than guess.
 
 use crate::ast::{self, EventDeadlineDecl, Parsed, Payload, TypeBody, TypeExpr};
-use crate::diagnostics::Span;
 use crate::ir::*;
 use crate::naming::{convert, Case};
 use crate::resolve::{id_of, Scope};
 use crate::validate::{parse_event_ref, parse_operation_ref};
-use crate::wire::{self, Member, Space};
 use std::collections::{HashMap, HashSet};
 
 /// Lowers every contract; `None` only if a value that did not parse reached it (a bug: the
 /// validator refuses such contracts first).
-pub fn lower(contracts: &[ast::Contract]) -> Option<Ir> {
-    let scope = Scope::new(contracts);
-    let graph = ContainmentGraph::new(&scope);
+pub fn lower(scope: &Scope<'_>) -> Option<Ir> {
+    let contracts = scope.contracts();
+    let graph = ContainmentGraph::new(scope);
     let unparsed = std::cell::Cell::new(false);
     let mut out: Vec<Contract> = contracts
         .iter()
         .enumerate()
         .map(|(i, c)| {
             Lowerer {
-                scope: &scope,
+                scope,
                 graph: &graph,
                 index: i,
                 c,
@@ -119,7 +117,7 @@ impl Lowerer<'_> {
                     name: convert(&e.name.value, Case::Pascal),
                     status: self.value(&e.status.value, ErrorStatus::Internal),
                     docs: e.description.clone(),
-                    fields: self.fields(&e.fields, &[], None),
+                    fields: self.fields(&e.fields, None),
                     span: e.name.span,
                 })
                 .collect(),
@@ -139,7 +137,7 @@ impl Lowerer<'_> {
                         c.service.value,
                         convert(&w.name.value, Case::Snake)
                     ),
-                    fields: self.fields(&w.fields, &[], None),
+                    fields: self.fields(&w.fields, None),
                     span: w.name.span,
                 })
                 .collect(),
@@ -153,26 +151,11 @@ impl Lowerer<'_> {
             .unwrap_or(TypeRef::Prim(ast::Primitive::String))
     }
 
-    fn fields(
-        &self,
-        fields: &[ast::FieldDecl],
-        reserved: &[ast::Spanned<u64>],
-        owner: Option<&str>,
-    ) -> Vec<Field> {
-        let members: Vec<Member<'_>> = fields
-            .iter()
-            .map(|f| Member {
-                name: &f.name.value,
-                explicit: f.number.as_ref().map(|n| (n.value, n.span)),
-                span: f.name.span,
-            })
-            .collect();
-        let reserved: Vec<(u64, Span)> = reserved.iter().map(|r| (r.value, r.span)).collect();
-        let (numbers, _) = wire::assign(&members, &reserved, Space::Fields);
+    fn fields(&self, fields: &[ast::FieldDecl], owner: Option<&str>) -> Vec<Field> {
         fields
             .iter()
-            .zip(numbers)
-            .map(|(f, number)| {
+            .map(|f| {
+                let number = f.wire;
                 let ty = self.resolve(&f.ty.value);
                 let boxed = owner.is_some_and(|owner| {
                     direct_target(&ty).is_some_and(|target| {
@@ -198,35 +181,19 @@ impl Lowerer<'_> {
     fn type_def(&self, t: &ast::TypeDecl) -> TypeDef {
         let name = convert(&t.name.value, Case::Pascal);
         let kind = match &t.body {
-            TypeBody::Struct { fields, reserved } => {
-                TypeKind::Struct(self.fields(fields, reserved, Some(&name)))
-            }
-            TypeBody::Enum { values, reserved } => {
-                let members: Vec<Member<'_>> = values
+            TypeBody::Struct { fields, .. } => TypeKind::Struct(self.fields(fields, Some(&name))),
+            TypeBody::Enum { values, .. } => TypeKind::Enum(
+                values
                     .iter()
-                    .map(|v| Member {
-                        name: &v.name.value,
-                        explicit: v.number.as_ref().map(|n| (n.value, n.span)),
-                        span: v.name.span,
+                    .map(|v| EnumValue {
+                        variant: convert(&v.name.value, Case::Pascal),
+                        wire: v.name.value.clone(),
+                        number: v.wire,
+                        docs: v.description.clone(),
+                        deprecated: v.deprecated.as_ref().map(|d| d.value.clone()),
                     })
-                    .collect();
-                let reserved: Vec<(u64, Span)> =
-                    reserved.iter().map(|r| (r.value, r.span)).collect();
-                let (numbers, _) = wire::assign(&members, &reserved, Space::EnumValues);
-                TypeKind::Enum(
-                    values
-                        .iter()
-                        .zip(numbers)
-                        .map(|(v, number)| EnumValue {
-                            variant: convert(&v.name.value, Case::Pascal),
-                            wire: v.name.value.clone(),
-                            number,
-                            docs: v.description.clone(),
-                            deprecated: v.deprecated.as_ref().map(|d| d.value.clone()),
-                        })
-                        .collect(),
-                )
-            }
+                    .collect(),
+            ),
             TypeBody::Newtype { ty, constraints: k } => TypeKind::Newtype {
                 inner: self.resolve(&ty.value),
                 constraints: constraints(k),
@@ -266,7 +233,7 @@ impl Lowerer<'_> {
                         convert(op, Case::Screaming)
                     )),
                     deprecated: None,
-                    kind: TypeKind::Struct(self.fields(fields, &[], Some(&name))),
+                    kind: TypeKind::Struct(self.fields(fields, Some(&name))),
                     origin: if suffix == "Request" {
                         Origin::Input(op.to_string())
                     } else {
@@ -360,7 +327,7 @@ impl Lowerer<'_> {
                     EventDeadline::None
                 }
             },
-            fields: self.fields(&e.fields, &[], None),
+            fields: self.fields(&e.fields, None),
             span: e.name.span,
             name,
         }

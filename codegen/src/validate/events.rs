@@ -16,7 +16,7 @@ impl ContractChecker<'_, '_> {
         }
         // An unknown `delivery:` was reported when it was decoded.
         let delivery = e.delivery.ok().copied();
-        self.check_fields(&e.fields, &[], &e.name.value);
+        self.check_fields(&e.fields);
         match &e.key {
             Some(k) => match e.fields.iter().find(|f| f.name.value == k.value) {
                 None => self.diags.emit(
@@ -113,7 +113,7 @@ impl ContractChecker<'_, '_> {
                 );
             }
         }
-        self.check_fields(&w.fields, &[], &w.name.value);
+        self.check_fields(&w.fields);
     }
 
     pub(super) fn check_consume(&mut self, con: &ConsumeDecl) {

@@ -12,7 +12,6 @@ use crate::ir::{Delivery, HttpMethod};
 use crate::naming::{check_name, collision_key, convert, Case, NameProblem};
 use crate::resolve::{id_of, Scope, Shape};
 use crate::tense::{self, Verdict};
-use crate::wire::{self, Member, Space};
 use std::collections::{HashMap, HashSet};
 
 mod calls;
@@ -44,9 +43,10 @@ pub const RESERVED_TYPE_NAMES: &[&str] = &["Service", "Client", "ServerState"];
 /// Field names that say nothing when they carry unstructured data.
 pub const VAGUE_NAMES: &[&str] = &["data", "info", "misc", "payload", "stuff", "value"];
 
-/// Checks every contract and the relations between them.
-pub fn validate(contracts: &[Contract], diags: &mut Diagnostics) {
-    let scope = Scope::new(contracts);
+/// Checks every contract of `scope` and the relations between them. The scope (the symbol
+/// table) is built once, by the caller, and lowering resolves through the same one.
+pub fn validate(scope: &Scope<'_>, diags: &mut Diagnostics) {
+    let contracts = scope.contracts();
     let mut seen: HashMap<crate::ir::ContractId, &Contract> = HashMap::new();
     for c in contracts {
         if let Some(first) = seen.get(&id_of(c)) {
@@ -65,13 +65,13 @@ pub fn validate(contracts: &[Contract], diags: &mut Diagnostics) {
             seen.insert(id_of(c), c);
         }
     }
-    check_contract_cycles(contracts, &scope, diags);
+    check_contract_cycles(contracts, scope, diags);
     for (i, c) in contracts.iter().enumerate() {
         if scope.index_of(&id_of(c)) != Some(i) {
             continue; // a duplicate, already reported
         }
         ContractChecker {
-            scope: &scope,
+            scope,
             index: i,
             c,
             diags,

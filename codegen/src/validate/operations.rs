@@ -6,7 +6,7 @@ use super::*;
 impl ContractChecker<'_, '_> {
     pub(super) fn check_error(&mut self, e: &ErrorDecl) {
         // An unknown `status:` was reported when it was decoded.
-        self.check_fields(&e.fields, &[], &e.name.value);
+        self.check_fields(&e.fields);
     }
 
     /// Checks an input/output payload; returns the input's fields (for route checks).
@@ -18,7 +18,7 @@ impl ContractChecker<'_, '_> {
     ) -> Option<Vec<FieldDecl>> {
         match p {
             Payload::Inline(fields, _) => {
-                self.check_fields(fields, &[], op);
+                self.check_fields(fields);
                 Some(fields.clone())
             }
             Payload::Named(ty) => {

@@ -92,12 +92,9 @@ impl ContractChecker<'_, '_> {
         }
     }
 
-    pub(super) fn check_fields(
-        &mut self,
-        fields: &[FieldDecl],
-        reserved: &[Spanned<u64>],
-        owner: &str,
-    ) {
+    /// Names, types, constraints and lints of a field list. (Its wire numbers were
+    /// assigned, and their collisions reported, when it was decoded.)
+    pub(super) fn check_fields(&mut self, fields: &[FieldDecl]) {
         let mut names = HashMap::new();
         for f in fields {
             if self.name_ok(&f.name, Case::Snake, "field") {
@@ -107,20 +104,6 @@ impl ContractChecker<'_, '_> {
                 self.check_constraints(&f.ty, &f.constraints, &f.name.value);
             }
             self.lint_vague(f);
-        }
-        let members: Vec<Member<'_>> = fields
-            .iter()
-            .map(|f| Member {
-                name: &f.name.value,
-                explicit: f.number.as_ref().map(|n| (n.value, n.span)),
-                span: f.name.span,
-            })
-            .collect();
-        let reserved: Vec<(u64, Span)> = reserved.iter().map(|r| (r.value, r.span)).collect();
-        let (_, wire_diags) = wire::assign(&members, &reserved, Space::Fields);
-        let _ = owner;
-        for d in wire_diags {
-            self.diags.push(d);
         }
     }
 
@@ -261,10 +244,10 @@ impl ContractChecker<'_, '_> {
 
     pub(super) fn check_type(&mut self, t: &TypeDecl) {
         match &t.body {
-            TypeBody::Struct { fields, reserved } => {
-                self.check_fields(fields, reserved, &t.name.value);
+            TypeBody::Struct { fields, .. } => {
+                self.check_fields(fields);
             }
-            TypeBody::Enum { values, reserved } => {
+            TypeBody::Enum { values, .. } => {
                 if values.is_empty() {
                     self.diags.emit(
                         Code::InvalidValue,
@@ -304,19 +287,6 @@ impl ContractChecker<'_, '_> {
                         );
                     }
                     self.unique(&mut names, &v.name, "enum value");
-                }
-                let members: Vec<Member<'_>> = values
-                    .iter()
-                    .map(|v| Member {
-                        name: &v.name.value,
-                        explicit: v.number.as_ref().map(|n| (n.value, n.span)),
-                        span: v.name.span,
-                    })
-                    .collect();
-                let reserved: Vec<(u64, Span)> =
-                    reserved.iter().map(|r| (r.value, r.span)).collect();
-                for d in wire::assign(&members, &reserved, Space::EnumValues).1 {
-                    self.diags.push(d);
                 }
             }
             TypeBody::Newtype { ty, constraints } => {
