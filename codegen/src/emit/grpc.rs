@@ -2,7 +2,8 @@
 //!
 //! - `grpc::pb`: prost messages for every type those operations reach (foreign types get a
 //!   prefixed local copy: the module needs nothing from other contracts' gRPC code), with the
-//!   contract's field numbers — the same wire as the emitted `.proto`;
+//!   contract's field numbers — the same wire as the emitted `.proto`, because both are
+//!   spelled from one model (`protobuf.rs`: scalars, `optional`, wrappers and their names);
 //! - conversions between domain types and messages (`*_to_pb`, `*_from_pb`; decoding checks
 //!   ids, decimals and required message fields);
 //! - `grpc::router(service)` / `grpc::router_with(service, config)`: an axum router serving
@@ -12,6 +13,7 @@
 //! Streaming operations (server, client, bidirectional) are served and called with
 //! `pactum::BoxStream`s of domain values.
 
+use super::protobuf::{primitive, Model, Scalar, Wire, Wrapper};
 use super::Ctx;
 use crate::ast::Primitive;
 use crate::ir::{Contract, Field, NamedRef, Operation, Streaming, TypeKind, TypeRef};
@@ -32,6 +34,7 @@ pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
     }
     let mut g = Gen {
         ctx,
+        model: Model::new(ctx.ir, &ctx.contract.id),
         types: BTreeMap::new(),
         wrappers: BTreeMap::new(),
     };
@@ -197,6 +200,8 @@ pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
 
 struct Gen<'c, 'a> {
     ctx: &'c Ctx<'a>,
+    /// The shapes: scalars, `optional`, wrappers and names (shared with the `.proto`).
+    model: Model<'a>,
     /// pb message name → the domain type it mirrors.
     types: BTreeMap<String, NamedRef>,
     /// Wrapper messages for nested containers, by name.
@@ -205,16 +210,7 @@ struct Gen<'c, 'a> {
 
 impl Gen<'_, '_> {
     fn pb_name(&self, r: &NamedRef) -> String {
-        if r.contract == self.ctx.contract.id {
-            r.name.clone()
-        } else {
-            format!(
-                "{}V{}{}",
-                crate::naming::convert(&r.contract.service, Case::Pascal),
-                r.contract.major,
-                r.name
-            )
-        }
+        self.model.local_name(r)
     }
 
     fn fn_name(&self, pb_name: &str, suffix: &str) -> Ident {
@@ -285,24 +281,24 @@ impl Gen<'_, '_> {
     }
 
     fn is_enum(&self, r: &NamedRef) -> bool {
-        matches!(self.ctx.lookup(r), Some(TypeKind::Enum(_)))
+        self.model.is_enum(r)
     }
 
     /// (Rust type, prost kind) of a scalar wire type, or `None` for messages.
     fn scalar(&self, t: &TypeRef) -> Option<(TokenStream, &'static str)> {
         match t {
-            TypeRef::Prim(p) => match p {
-                Primitive::Bool => Some((quote!(bool), "bool")),
-                Primitive::I32 => Some((quote!(i32), "int32")),
-                Primitive::I64 => Some((quote!(i64), "int64")),
-                Primitive::U32 => Some((quote!(u32), "uint32")),
-                Primitive::U64 => Some((quote!(u64), "uint64")),
-                Primitive::F64 => Some((quote!(f64), "double")),
-                Primitive::String | Primitive::Uuid | Primitive::Decimal => {
-                    Some((quote!(::std::string::String), "string"))
-                }
-                Primitive::Bytes => Some((quote!(::std::vec::Vec<u8>), "bytes = \"vec\"")),
-                Primitive::Timestamp | Primitive::Duration => None,
+            TypeRef::Prim(p) => match primitive(*p) {
+                Wire::Scalar(s) => Some(match s {
+                    Scalar::Bool => (quote!(bool), "bool"),
+                    Scalar::Int32 => (quote!(i32), "int32"),
+                    Scalar::Int64 => (quote!(i64), "int64"),
+                    Scalar::Uint32 => (quote!(u32), "uint32"),
+                    Scalar::Uint64 => (quote!(u64), "uint64"),
+                    Scalar::Double => (quote!(f64), "double"),
+                    Scalar::String => (quote!(::std::string::String), "string"),
+                    Scalar::Bytes => (quote!(::std::vec::Vec<u8>), "bytes = \"vec\""),
+                }),
+                Wire::WellKnown(_) => None,
             },
             TypeRef::Named(r) if self.is_enum(r) => Some((quote!(i32), "int32")),
             _ => None,
@@ -319,7 +315,7 @@ impl Gen<'_, '_> {
                 quote!(#n)
             }
             other => {
-                let n = format_ident!("{}", self.wrapper(other));
+                let n = format_ident!("{}", self.wrapper(other).0);
                 quote!(#n)
             }
         }
@@ -334,14 +330,18 @@ impl Gen<'_, '_> {
         }
     }
 
-    /// A wrapper message for a container nested in a container.
-    fn wrapper(&mut self, t: &TypeRef) -> String {
-        let name = format!("Wrap{:x}", fxhash(&format!("{t:?}")));
+    /// The wrapper message for a container nested in a container (named, and its field
+    /// named, by the shared model, as in the `.proto`): returns (message, field).
+    fn wrapper(&mut self, t: &TypeRef) -> (String, &'static str) {
+        let Wrapper {
+            name,
+            field: field_name,
+        } = self.model.wrapper(t);
         if !self.wrappers.contains_key(&name) {
             self.wrappers.insert(name.clone(), TokenStream::new());
             let field = Field {
-                name: "value".into(),
-                wire_name: "value".into(),
+                name: field_name.into(),
+                wire_name: field_name.into(),
                 ty: t.clone(),
                 docs: None,
                 deprecated: None,
@@ -353,7 +353,7 @@ impl Gen<'_, '_> {
             let msg = self.message(&name, &[field]);
             self.wrappers.insert(name.clone(), msg);
         }
-        name
+        (name, field_name)
     }
 
     /// (Rust type, prost attribute) of a field.
@@ -527,9 +527,10 @@ impl Gen<'_, '_> {
                 }
             }
             other => {
-                let w = format_ident!("{}", self.wrapper(other));
+                let (w, field) = self.wrapper(other);
+                let (w, field) = (format_ident!("{}", w), format_ident!("{}", field));
                 let v = self.field_to_pb(e, other, false);
-                quote!(pb::#w { value: #v })
+                quote!(pb::#w { #field: #v })
             }
         }
     }
@@ -622,8 +623,8 @@ impl Gen<'_, '_> {
                 }
             }
             other => {
-                let _ = self.wrapper(other);
-                self.field_from_pb(quote!(#e.value), other, name, false)
+                let field = format_ident!("{}", self.wrapper(other).1);
+                self.field_from_pb(quote!(#e.#field), other, name, false)
             }
         };
         wrap_expr(v, &wraps)
@@ -887,11 +888,4 @@ fn wrap_expr(v: TokenStream, wraps: &[TokenStream]) -> TokenStream {
         v = quote!(#w(#v));
     }
     v
-}
-
-/// A short stable hash for wrapper names.
-fn fxhash(s: &str) -> u32 {
-    s.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
 }

@@ -12,6 +12,7 @@ mod json_schema;
 pub mod openapi;
 mod operations;
 pub mod proto;
+mod protobuf;
 mod rest;
 mod rust_types;
 mod spacing;

@@ -8,6 +8,7 @@
 //! cannot say directly (a list of lists, a map of lists, an optional inside a list) get small
 //! wrapper messages; newtypes are their underlying type. The layout is `templates/service.proto`.
 
+use super::protobuf::{primitive, Model, WellKnown, Wire, Wrapper};
 use super::GeneratedFile;
 use crate::ast::Primitive;
 use crate::ir::{Contract, ContractId, Field, Ir, NamedRef, Streaming, TypeKind, TypeRef};
@@ -145,6 +146,8 @@ pub fn files(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
 struct Protos<'a> {
     ir: &'a Ir,
     home: &'a Contract,
+    /// The shapes: scalars, newtypes, `optional`, wrappers (shared with the prost structs).
+    model: Model<'a>,
     imports: BTreeSet<String>,
     wrappers: BTreeMap<String, ProtoMessage>,
 }
@@ -154,53 +157,26 @@ impl<'a> Protos<'a> {
         Protos {
             ir,
             home,
+            model: Model::new(ir, &home.id),
             imports: BTreeSet::new(),
             wrappers: BTreeMap::new(),
         }
     }
 
-    fn kind(&self, r: &NamedRef) -> Option<&'a TypeKind> {
-        self.ir
-            .contracts
-            .iter()
-            .find(|c| c.id == r.contract)?
-            .types
-            .iter()
-            .find(|t| t.name == r.name)
-            .map(|t| &t.kind)
-    }
-
     /// Follows newtypes to the type that goes on the wire.
     fn unwrap_newtypes(&self, ty: &TypeRef) -> TypeRef {
-        let mut current = ty.clone();
-        for _ in 0..32 {
-            match &current {
-                TypeRef::Named(r) => match self.kind(r) {
-                    Some(TypeKind::Newtype { inner, .. }) => current = inner.clone(),
-                    _ => return current,
-                },
-                _ => return current,
-            }
-        }
-        current
+        self.model.wire(ty)
     }
 
     fn prim(&mut self, p: Primitive) -> String {
-        match p {
-            Primitive::Bool => "bool".into(),
-            Primitive::I32 => "int32".into(),
-            Primitive::I64 => "int64".into(),
-            Primitive::U32 => "uint32".into(),
-            Primitive::U64 => "uint64".into(),
-            Primitive::F64 => "double".into(),
-            Primitive::String | Primitive::Uuid | Primitive::Decimal => "string".into(),
-            Primitive::Bytes => "bytes".into(),
-            Primitive::Timestamp => {
+        match primitive(p) {
+            Wire::Scalar(s) => s.proto().into(),
+            Wire::WellKnown(WellKnown::Timestamp) => {
                 self.imports
                     .insert("google/protobuf/timestamp.proto".into());
                 "google.protobuf.Timestamp".into()
             }
-            Primitive::Duration => {
+            Wire::WellKnown(WellKnown::Duration) => {
                 self.imports.insert("google/protobuf/duration.proto".into());
                 "google.protobuf.Duration".into()
             }
@@ -223,11 +199,7 @@ impl<'a> Protos<'a> {
 
     /// Is this (after newtypes) a scalar or enum, which proto3 `optional` applies to?
     fn is_scalar(&self, ty: &TypeRef) -> bool {
-        match self.unwrap_newtypes(ty) {
-            TypeRef::Prim(p) => !matches!(p, Primitive::Timestamp | Primitive::Duration),
-            TypeRef::Named(r) => matches!(self.kind(&r), Some(TypeKind::Enum(_))),
-            _ => false,
-        }
+        self.model.has_scalar_form(ty)
     }
 
     /// A field's label and type.
@@ -259,15 +231,7 @@ impl<'a> Protos<'a> {
             TypeRef::Named(r) => self.message_name(&r),
             wrapped @ (TypeRef::List(_) | TypeRef::Map(_) | TypeRef::Optional(_)) => {
                 let (label, inner) = self.field_type(&wrapped);
-                let (prefix, field) = match wrapped {
-                    TypeRef::List(_) => ("ListOf", "items"),
-                    TypeRef::Map(_) => ("MapOf", "entries"),
-                    _ => ("Optional", "value"),
-                };
-                let name = format!(
-                    "{prefix}{}",
-                    convert(&inner.replace(['.', '<', '>', ','], "_"), Case::Pascal)
-                );
+                let Wrapper { name, field } = self.model.wrapper(&wrapped);
                 self.wrappers
                     .entry(name.clone())
                     .or_insert_with(|| ProtoMessage {

@@ -34,6 +34,9 @@ fn leaf(name: &str) -> a::Node {
         children: Vec::new(),
         index: BTreeMap::new(),
         link: None,
+        paths: Vec::new(),
+        groups: BTreeMap::new(),
+        maybe_counts: Vec::new(),
     }
 }
 
@@ -46,7 +49,16 @@ fn tree() -> a::Node {
     root.next = Some(Box::new(middle.clone()));
     root.link = Some(Box::new(a::NodeRef(middle.clone())));
     root.children = vec![leaf("c1"), middle.clone()];
-    root.index = BTreeMap::from([("m".to_string(), middle), ("l".to_string(), leaf("l"))]);
+    root.index = BTreeMap::from([
+        ("m".to_string(), middle.clone()),
+        ("l".to_string(), leaf("l")),
+    ]);
+    root.paths = vec![vec!["a".into(), "b".into()], vec![], vec!["c".into()]];
+    root.groups = BTreeMap::from([
+        ("g".to_string(), vec![leaf("g1"), middle]),
+        ("e".to_string(), vec![]),
+    ]);
+    root.maybe_counts = vec![Some(1), None, Some(3)];
     root
 }
 

@@ -10,7 +10,7 @@ pub const VERSION: &str = "1.0.0";
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-codegen";
 
-/// `Node`: `name`, `next`, `children`, `index` and `link`.
+/// `Node`: `name`, `next`, `children`, `index`, `link`, `paths` and 2 more.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -27,6 +27,12 @@ pub struct Node {
     pub index: ::std::collections::BTreeMap<::std::string::String, Node>,
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub link: ::std::option::Option<::std::boxed::Box<NodeRef>>,
+    pub paths: ::std::vec::Vec<::std::vec::Vec<::std::string::String>>,
+    pub groups: ::std::collections::BTreeMap<
+        ::std::string::String,
+        ::std::vec::Vec<Node>,
+    >,
+    pub maybe_counts: ::std::vec::Vec<::std::option::Option<u32>>,
 }
 
 #[allow(deprecated)]
@@ -41,6 +47,9 @@ impl ::pactum::Validate for Node {
         ::pactum::__private::check::field("children", &self.children, path, out);
         ::pactum::__private::check::field("index", &self.index, path, out);
         ::pactum::__private::check::field("link", &self.link, path, out);
+        ::pactum::__private::check::field("paths", &self.paths, path, out);
+        ::pactum::__private::check::field("groups", &self.groups, path, out);
+        ::pactum::__private::check::field("maybe_counts", &self.maybe_counts, path, out);
     }
 }
 
@@ -787,6 +796,12 @@ pub mod grpc {
             pub index: ::std::collections::BTreeMap<::std::string::String, Node>,
             #[prost(message, optional, boxed, tag = "5")]
             pub link: ::core::option::Option<::std::boxed::Box<Node>>,
+            #[prost(message, repeated, tag = "6")]
+            pub paths: ::std::vec::Vec<ListOfString>,
+            #[prost(btree_map = "string, message", tag = "7")]
+            pub groups: ::std::collections::BTreeMap<::std::string::String, ListOfNode>,
+            #[prost(message, repeated, tag = "8")]
+            pub maybe_counts: ::std::vec::Vec<OptionalUint32>,
         }
 
         #[derive(
@@ -826,6 +841,45 @@ pub mod grpc {
         pub struct Vec {
             #[prost(string, repeated, tag = "1")]
             pub items: ::std::vec::Vec<::std::string::String>,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct ListOfNode {
+            #[prost(message, repeated, tag = "1")]
+            pub items: ::std::vec::Vec<Node>,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct ListOfString {
+            #[prost(string, repeated, tag = "1")]
+            pub items: ::std::vec::Vec<::std::string::String>,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct OptionalUint32 {
+            #[prost(uint32, optional, tag = "1")]
+            pub value: ::core::option::Option<u32>,
         }
     }
 
@@ -958,6 +1012,30 @@ pub mod grpc {
                 }
                 ::core::option::Option::None => ::core::option::Option::None,
             },
+            paths: v
+                .paths
+                .into_iter()
+                .map(|v| pb::ListOfString {
+                    items: v.into_iter().map(|v| v).collect(),
+                })
+                .collect(),
+            groups: v
+                .groups
+                .into_iter()
+                .map(|(k, v)| (
+                    k,
+                    pb::ListOfNode {
+                        items: v.into_iter().map(|v| node_to_pb(v)).collect(),
+                    },
+                ))
+                .collect(),
+            maybe_counts: v
+                .maybe_counts
+                .into_iter()
+                .map(|v| pb::OptionalUint32 {
+                    value: v.map(|v| v),
+                })
+                .collect(),
         }
     }
 
@@ -999,6 +1077,53 @@ pub mod grpc {
                 }
                 ::core::option::Option::None => ::core::option::Option::None,
             },
+            paths: v
+                .paths
+                .into_iter()
+                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
+                    ::core::result::Result::Ok(
+                        v
+                            .items
+                            .into_iter()
+                            .map(|v| -> ::core::result::Result<_, ::std::string::String> {
+                                ::core::result::Result::Ok(v)
+                            })
+                            .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
+                    )
+                })
+                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
+            groups: v
+                .groups
+                .into_iter()
+                .map(|(k, v)| -> ::core::result::Result<_, ::std::string::String> {
+                    ::core::result::Result::Ok((
+                        k,
+                        v
+                            .items
+                            .into_iter()
+                            .map(|v| -> ::core::result::Result<_, ::std::string::String> {
+                                ::core::result::Result::Ok(node_from_pb(v)?)
+                            })
+                            .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
+                    ))
+                })
+                .collect::<
+                    ::core::result::Result<::std::collections::BTreeMap<_, _>, _>,
+                >()?,
+            maybe_counts: v
+                .maybe_counts
+                .into_iter()
+                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
+                    ::core::result::Result::Ok(
+                        match v.value {
+                            ::core::option::Option::Some(v) => {
+                                ::core::option::Option::Some(v)
+                            }
+                            ::core::option::Option::None => ::core::option::Option::None,
+                        },
+                    )
+                })
+                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
         })
     }
 

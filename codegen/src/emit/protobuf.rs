@@ -1,0 +1,215 @@
+//! One protobuf picture of the IR, read by both protobuf writers: `proto.rs` spells it as
+//! `.proto` text, `grpc.rs` as prost structs and the conversions to and from them. The
+//! decisions live here once — which scalar a primitive travels as, what newtypes unwrap to,
+//! which values take proto3 `optional`, where protobuf needs a wrapper message because it
+//! cannot nest a label inside a label, and what that wrapper and its one field are called —
+//! so the `.proto` a Python or Go client compiles and the Rust the server runs agree by
+//! construction, not by two emitters keeping in step.
+//!
+//! How a type of another contract is named is the writers' own: the `.proto` imports the
+//! other contract's file (`.shop.pricing.v1.Money`); the Rust keeps a local copy of the
+//! message (`PricingV1Money`, [`Model::local_name`]), so a contract's gRPC code compiles
+//! whether or not the other contract serves gRPC. Both carry the same fields and numbers.
+
+use crate::ast::Primitive;
+use crate::ir::{ContractId, Ir, NamedRef, TypeKind, TypeRef};
+use crate::naming::{convert, Case};
+
+/// A protobuf scalar type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scalar {
+    Bool,
+    Int32,
+    Int64,
+    Uint32,
+    Uint64,
+    Double,
+    String,
+    Bytes,
+}
+
+impl Scalar {
+    /// The `.proto` spelling (also prost's kind, but for `bytes`).
+    pub fn proto(self) -> &'static str {
+        match self {
+            Scalar::Bool => "bool",
+            Scalar::Int32 => "int32",
+            Scalar::Int64 => "int64",
+            Scalar::Uint32 => "uint32",
+            Scalar::Uint64 => "uint64",
+            Scalar::Double => "double",
+            Scalar::String => "string",
+            Scalar::Bytes => "bytes",
+        }
+    }
+}
+
+/// A well-known type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WellKnown {
+    Timestamp,
+    Duration,
+}
+
+/// What a primitive travels as.
+pub(crate) enum Wire {
+    Scalar(Scalar),
+    WellKnown(WellKnown),
+}
+
+/// The protobuf form of a contract primitive: uuids and decimals as strings (exact, and
+/// readable in every language), `bytes` as bytes, timestamps and durations as well-known types.
+pub(crate) fn primitive(p: Primitive) -> Wire {
+    Wire::Scalar(match p {
+        Primitive::Bool => Scalar::Bool,
+        Primitive::I32 => Scalar::Int32,
+        Primitive::I64 => Scalar::Int64,
+        Primitive::U32 => Scalar::Uint32,
+        Primitive::U64 => Scalar::Uint64,
+        Primitive::F64 => Scalar::Double,
+        Primitive::String | Primitive::Uuid | Primitive::Decimal => Scalar::String,
+        Primitive::Bytes => Scalar::Bytes,
+        Primitive::Timestamp => return Wire::WellKnown(WellKnown::Timestamp),
+        Primitive::Duration => return Wire::WellKnown(WellKnown::Duration),
+    })
+}
+
+/// A wrapper message: protobuf cannot say `repeated repeated T`, `map<string, repeated T>` or
+/// `repeated optional T`, so the inner container travels as the one field of a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Wrapper {
+    /// `ListOfString`, `MapOfOrderLine`, `OptionalInt32`.
+    pub name: String,
+    /// Its one field (number 1): `items`, `entries` or `value`.
+    pub field: &'static str,
+}
+
+/// The protobuf model of one contract's types, seen from that contract.
+pub(crate) struct Model<'a> {
+    ir: &'a Ir,
+    home: &'a ContractId,
+}
+
+impl<'a> Model<'a> {
+    /// The model for the contract `home` of `ir`.
+    pub fn new(ir: &'a Ir, home: &'a ContractId) -> Self {
+        Model { ir, home }
+    }
+
+    /// What a named type is.
+    pub fn kind(&self, r: &NamedRef) -> Option<&'a TypeKind> {
+        self.ir
+            .contracts
+            .iter()
+            .find(|c| c.id == r.contract)?
+            .types
+            .iter()
+            .find(|t| t.name == r.name)
+            .map(|t| &t.kind)
+    }
+
+    /// `ty` with its newtypes unwrapped: what goes on the wire (newtypes have no protobuf
+    /// form of their own).
+    pub fn wire(&self, ty: &TypeRef) -> TypeRef {
+        let mut current = ty.clone();
+        for _ in 0..32 {
+            match &current {
+                TypeRef::Named(r) => match self.kind(r) {
+                    Some(TypeKind::Newtype { inner, .. }) => current = inner.clone(),
+                    _ => return current,
+                },
+                _ => return current,
+            }
+        }
+        current
+    }
+
+    /// Is `r` an enum (an `int32` on the wire)?
+    pub fn is_enum(&self, r: &NamedRef) -> bool {
+        matches!(self.kind(r), Some(TypeKind::Enum(_)))
+    }
+
+    /// Does `ty` travel as a scalar or an enum — the values proto3 `optional` applies to?
+    /// (Messages and well-known types have presence already.)
+    pub fn has_scalar_form(&self, ty: &TypeRef) -> bool {
+        match self.wire(ty) {
+            TypeRef::Prim(p) => matches!(primitive(p), Wire::Scalar(_)),
+            TypeRef::Named(r) => self.is_enum(&r),
+            _ => false,
+        }
+    }
+
+    /// The name a message of `r` has in this contract's protobuf: its own name at home, the
+    /// service, major and name (`PricingV1Money`) for another contract's.
+    pub fn local_name(&self, r: &NamedRef) -> String {
+        if &r.contract == self.home {
+            r.name.clone()
+        } else {
+            format!(
+                "{}V{}{}",
+                convert(&r.contract.service, Case::Pascal),
+                r.contract.major,
+                r.name
+            )
+        }
+    }
+
+    /// The wrapper for a container `ty` (a list, map or optional) that sits where protobuf
+    /// allows only an element: named for what it holds, so both writers name it alike.
+    pub fn wrapper(&self, ty: &TypeRef) -> Wrapper {
+        let (prefix, field) = match self.wire(ty) {
+            TypeRef::List(_) => ("ListOf", "items"),
+            TypeRef::Map(_) => ("MapOf", "entries"),
+            _ => ("Optional", "value"),
+        };
+        Wrapper {
+            name: format!("{prefix}{}", self.spelled(&self.inner(ty))),
+            field,
+        }
+    }
+
+    /// The element type a container holds.
+    fn inner(&self, ty: &TypeRef) -> TypeRef {
+        match self.wire(ty) {
+            TypeRef::List(i) | TypeRef::Map(i) | TypeRef::Optional(i) => *i,
+            other => other,
+        }
+    }
+
+    /// A type's part of a wrapper name: `String`, `Timestamp`, `OrderLine`, `PricingV1Money`,
+    /// `ListOfString` (wrappers of wrappers nest).
+    fn spelled(&self, ty: &TypeRef) -> String {
+        match self.wire(ty) {
+            TypeRef::Prim(p) => match primitive(p) {
+                Wire::Scalar(s) => convert(s.proto(), Case::Pascal),
+                Wire::WellKnown(WellKnown::Timestamp) => "Timestamp".into(),
+                Wire::WellKnown(WellKnown::Duration) => "Duration".into(),
+            },
+            TypeRef::Named(r) => self.local_name(&r),
+            container => self.wrapper(&container).name,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wrappers_are_named_for_what_they_hold() {
+        let contracts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let ir = crate::check(&[contracts])
+            .ir
+            .expect("the fixtures are valid");
+        let home = &ir.contracts[0].id;
+        let m = super::Model::new(&ir, home);
+        use crate::ast::Primitive::{String as S, U32};
+        use crate::ir::TypeRef::{List, Map, Optional, Prim};
+        let list_of = |t| List(Box::new(t));
+        assert_eq!(m.wrapper(&list_of(Prim(S))).name, "ListOfString");
+        assert_eq!(m.wrapper(&list_of(Prim(S))).field, "items");
+        assert_eq!(
+            m.wrapper(&Map(Box::new(list_of(Prim(U32))))).name,
+            "MapOfListOfUint32"
+        );
+        assert_eq!(m.wrapper(&Optional(Box::new(Prim(U32)))).field, "value");
+    }
+}
