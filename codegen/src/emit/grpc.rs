@@ -13,7 +13,7 @@
 //! Streaming operations (server, client, bidirectional) are served and called with
 //! `pactum::BoxStream`s of domain values.
 
-use super::protobuf::{primitive, Model, Scalar, Wire, Wrapper};
+use super::protobuf::{primitive, Element, Label, Model, Scalar, WellKnown, Wire, Wrapper};
 use super::Ctx;
 use crate::ast::Primitive;
 use crate::ir::{Contract, Field, NamedRef, Operation, Streaming, TypeKind, TypeRef};
@@ -288,45 +288,11 @@ impl Gen<'_, '_> {
     fn scalar(&self, t: &TypeRef) -> Option<(TokenStream, &'static str)> {
         match t {
             TypeRef::Prim(p) => match primitive(*p) {
-                Wire::Scalar(s) => Some(match s {
-                    Scalar::Bool => (quote!(bool), "bool"),
-                    Scalar::Int32 => (quote!(i32), "int32"),
-                    Scalar::Int64 => (quote!(i64), "int64"),
-                    Scalar::Uint32 => (quote!(u32), "uint32"),
-                    Scalar::Uint64 => (quote!(u64), "uint64"),
-                    Scalar::Double => (quote!(f64), "double"),
-                    Scalar::String => (quote!(::std::string::String), "string"),
-                    Scalar::Bytes => (quote!(::std::vec::Vec<u8>), "bytes = \"vec\""),
-                }),
+                Wire::Scalar(s) => Some(scalar_rust(s)),
                 Wire::WellKnown(_) => None,
             },
             TypeRef::Named(r) if self.is_enum(r) => Some((quote!(i32), "int32")),
             _ => None,
-        }
-    }
-
-    /// The Rust type of a message-typed element (struct, well-known type or wrapper).
-    fn message_type(&mut self, t: &TypeRef) -> TokenStream {
-        match t {
-            TypeRef::Prim(Primitive::Timestamp) => quote!(::pactum::grpc::prost_types::Timestamp),
-            TypeRef::Prim(Primitive::Duration) => quote!(::pactum::grpc::prost_types::Duration),
-            TypeRef::Named(r) => {
-                let n = format_ident!("{}", self.pb_name(r));
-                quote!(#n)
-            }
-            other => {
-                let n = format_ident!("{}", self.wrapper(other).0);
-                quote!(#n)
-            }
-        }
-    }
-
-    /// (Rust type, prost kind) of an element of a repeated field or map value.
-    fn element(&mut self, t: &TypeRef) -> (TokenStream, String) {
-        let (wire, _) = self.peel(t);
-        match self.scalar(&wire) {
-            Some((ty, kind)) => (ty, kind.to_string()),
-            None => (self.message_type(&wire), "message".into()),
         }
     }
 
@@ -356,53 +322,21 @@ impl Gen<'_, '_> {
         (name, field_name)
     }
 
-    /// (Rust type, prost attribute) of a field.
+    /// (Rust type, prost attribute) of a field, as the model shapes it.
     fn field_type(&mut self, f: &Field) -> (TokenStream, String) {
         let tag = f.number;
-        let (wire, _) = self.peel(&f.ty);
-        let boxed = if f.boxed { ", boxed" } else { "" };
-        match wire {
-            TypeRef::Optional(inner) => {
-                let (inner_wire, _) = self.peel(&inner);
-                match &inner_wire {
-                    TypeRef::List(_) | TypeRef::Map(_) => {
-                        let g = Field {
-                            ty: inner_wire.clone(),
-                            ..f.clone()
-                        };
-                        self.field_type(&g)
-                    }
-                    _ => match self.scalar(&inner_wire) {
-                        Some((ty, kind)) => (
-                            quote!(::core::option::Option<#ty>),
-                            format!("{kind}, optional, tag = \"{tag}\""),
-                        ),
-                        None => {
-                            let m = self.message_type(&inner_wire);
-                            let m = if f.boxed {
-                                quote!(::std::boxed::Box<#m>)
-                            } else {
-                                m
-                            };
-                            (
-                                quote!(::core::option::Option<#m>),
-                                format!("message, optional{boxed}, tag = \"{tag}\""),
-                            )
-                        }
-                    },
-                }
-            }
-            TypeRef::List(item) => {
-                let (ty, kind) = self.element(&item);
-                (
-                    quote!(::std::vec::Vec<#ty>),
-                    format!("{kind}, repeated, tag = \"{tag}\""),
-                )
-            }
-            TypeRef::Map(value) => {
-                let (ty, kind) = self.element(&value);
+        let shape = self.model.shape(&f.ty);
+        let (ty, kind) = self.rust_element(&shape.element);
+        let message = kind == "message";
+        match shape.label {
+            Label::Repeated => (
+                quote!(::std::vec::Vec<#ty>),
+                format!("{kind}, repeated, tag = \"{tag}\""),
+            ),
+            Label::Map => {
+                // prost names map values `bytes`, not `bytes = "vec"`.
                 let kind = if kind.starts_with("bytes") {
-                    "bytes".to_string()
+                    "bytes".into()
                 } else {
                     kind
                 };
@@ -411,21 +345,51 @@ impl Gen<'_, '_> {
                     format!("btree_map = \"string, {kind}\", tag = \"{tag}\""),
                 )
             }
-            other => match self.scalar(&other) {
-                Some((ty, kind)) => (ty, format!("{kind}, tag = \"{tag}\"")),
-                None => {
-                    let m = self.message_type(&other);
-                    let m = if f.boxed {
-                        quote!(::std::boxed::Box<#m>)
-                    } else {
-                        m
-                    };
-                    (
-                        quote!(::core::option::Option<#m>),
-                        format!("message, optional{boxed}, tag = \"{tag}\""),
-                    )
-                }
-            },
+            // Messages always have presence: prost holds them as `Option`, boxed when the
+            // message contains itself.
+            Label::Singular | Label::Optional if message => {
+                let (ty, boxed) = if f.boxed {
+                    (quote!(::std::boxed::Box<#ty>), ", boxed")
+                } else {
+                    (ty, "")
+                };
+                (
+                    quote!(::core::option::Option<#ty>),
+                    format!("message, optional{boxed}, tag = \"{tag}\""),
+                )
+            }
+            Label::Optional => (
+                quote!(::core::option::Option<#ty>),
+                format!("{kind}, optional, tag = \"{tag}\""),
+            ),
+            Label::Singular => (ty, format!("{kind}, tag = \"{tag}\"")),
+        }
+    }
+
+    /// (Rust type, prost kind) of one element.
+    fn rust_element(&mut self, element: &Element) -> (TokenStream, String) {
+        match element {
+            Element::Scalar(s) => {
+                let (ty, kind) = scalar_rust(*s);
+                (ty, kind.into())
+            }
+            Element::Enum(_) => (quote!(i32), "int32".into()),
+            Element::WellKnown(WellKnown::Timestamp) => (
+                quote!(::pactum::grpc::prost_types::Timestamp),
+                "message".into(),
+            ),
+            Element::WellKnown(WellKnown::Duration) => (
+                quote!(::pactum::grpc::prost_types::Duration),
+                "message".into(),
+            ),
+            Element::Message(r) => {
+                let n = format_ident!("{}", self.pb_name(r));
+                (quote!(#n), "message".into())
+            }
+            Element::Wrapper(container) => {
+                let n = format_ident!("{}", self.wrapper(container).0);
+                (quote!(#n), "message".into())
+            }
         }
     }
 
@@ -870,6 +834,20 @@ impl Gen<'_, '_> {
 /// `e.0.0…`: the value inside `levels` newtypes. A dereference (`*v`, a boxed recursive
 /// message) is parenthesised only when a field access follows: elsewhere, as a function
 /// argument, the parentheses would trip `unused_parens` in the user's build.
+/// (Rust type, prost kind) of a scalar.
+fn scalar_rust(s: Scalar) -> (TokenStream, &'static str) {
+    match s {
+        Scalar::Bool => (quote!(bool), "bool"),
+        Scalar::Int32 => (quote!(i32), "int32"),
+        Scalar::Int64 => (quote!(i64), "int64"),
+        Scalar::Uint32 => (quote!(u32), "uint32"),
+        Scalar::Uint64 => (quote!(u64), "uint64"),
+        Scalar::Double => (quote!(f64), "double"),
+        Scalar::String => (quote!(::std::string::String), "string"),
+        Scalar::Bytes => (quote!(::std::vec::Vec<u8>), "bytes = \"vec\""),
+    }
+}
+
 fn unwrap_expr(e: TokenStream, levels: usize) -> TokenStream {
     let mut e = if levels > 0 && e.to_string().starts_with('*') {
         quote!((#e))

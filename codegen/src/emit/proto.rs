@@ -8,9 +8,8 @@
 //! cannot say directly (a list of lists, a map of lists, an optional inside a list) get small
 //! wrapper messages; newtypes are their underlying type. The layout is `templates/service.proto`.
 
-use super::protobuf::{primitive, Model, WellKnown, Wire, Wrapper};
+use super::protobuf::{Element, Label, Model, WellKnown, Wrapper};
 use super::GeneratedFile;
-use crate::ast::Primitive;
 use crate::ir::{Contract, ContractId, Field, Ir, NamedRef, Streaming, TypeKind, TypeRef};
 use crate::naming::{convert, Case};
 use askama::Template;
@@ -163,26 +162,6 @@ impl<'a> Protos<'a> {
         }
     }
 
-    /// Follows newtypes to the type that goes on the wire.
-    fn unwrap_newtypes(&self, ty: &TypeRef) -> TypeRef {
-        self.model.wire(ty)
-    }
-
-    fn prim(&mut self, p: Primitive) -> String {
-        match primitive(p) {
-            Wire::Scalar(s) => s.proto().into(),
-            Wire::WellKnown(WellKnown::Timestamp) => {
-                self.imports
-                    .insert("google/protobuf/timestamp.proto".into());
-                "google.protobuf.Timestamp".into()
-            }
-            Wire::WellKnown(WellKnown::Duration) => {
-                self.imports.insert("google/protobuf/duration.proto".into());
-                "google.protobuf.Duration".into()
-            }
-        }
-    }
-
     fn message_name(&mut self, r: &NamedRef) -> String {
         if r.contract == self.home.id {
             return r.name.clone();
@@ -197,41 +176,35 @@ impl<'a> Protos<'a> {
         format!(".{}.{}", package_of(ns, &r.contract), r.name)
     }
 
-    /// Is this (after newtypes) a scalar or enum, which proto3 `optional` applies to?
-    fn is_scalar(&self, ty: &TypeRef) -> bool {
-        self.model.has_scalar_form(ty)
-    }
-
-    /// A field's label and type.
+    /// A field's label and type, as the model shapes it.
     fn field_type(&mut self, ty: &TypeRef) -> (&'static str, String) {
-        match self.unwrap_newtypes(ty) {
-            TypeRef::Optional(inner) => {
-                let inner_wire = self.unwrap_newtypes(&inner);
-                match inner_wire {
-                    // `optional<list<T>>`: absent and empty travel alike.
-                    TypeRef::List(_) | TypeRef::Map(_) => self.field_type(&inner_wire),
-                    _ if self.is_scalar(&inner_wire) => ("optional ", self.element(&inner_wire)),
-                    _ => ("", self.element(&inner_wire)),
-                }
-            }
-            TypeRef::List(item) => ("repeated ", self.element(&item)),
-            TypeRef::Map(value) => {
-                let v = self.element(&value);
-                ("", format!("map<string, {v}>"))
-            }
-            other => ("", self.element(&other)),
+        let shape = self.model.shape(ty);
+        let element = self.spell(&shape.element);
+        match shape.label {
+            Label::Singular => ("", element),
+            Label::Optional => ("optional ", element),
+            Label::Repeated => ("repeated ", element),
+            Label::Map => ("", format!("map<string, {element}>")),
         }
     }
 
-    /// A type usable as a repeated element or a map value: anything that needs a label of its
-    /// own gets a wrapper message.
-    fn element(&mut self, ty: &TypeRef) -> String {
-        match self.unwrap_newtypes(ty) {
-            TypeRef::Prim(p) => self.prim(p),
-            TypeRef::Named(r) => self.message_name(&r),
-            wrapped @ (TypeRef::List(_) | TypeRef::Map(_) | TypeRef::Optional(_)) => {
-                let (label, inner) = self.field_type(&wrapped);
-                let Wrapper { name, field } = self.model.wrapper(&wrapped);
+    /// An element's `.proto` type; a wrapper is declared the first time it is used.
+    fn spell(&mut self, element: &Element) -> String {
+        match element {
+            Element::Scalar(s) => s.proto().into(),
+            Element::WellKnown(WellKnown::Timestamp) => {
+                self.imports
+                    .insert("google/protobuf/timestamp.proto".into());
+                "google.protobuf.Timestamp".into()
+            }
+            Element::WellKnown(WellKnown::Duration) => {
+                self.imports.insert("google/protobuf/duration.proto".into());
+                "google.protobuf.Duration".into()
+            }
+            Element::Enum(r) | Element::Message(r) => self.message_name(r),
+            Element::Wrapper(container) => {
+                let (label, inner) = self.field_type(container);
+                let Wrapper { name, field } = self.model.wrapper(container);
                 self.wrappers
                     .entry(name.clone())
                     .or_insert_with(|| ProtoMessage {

@@ -84,6 +84,43 @@ pub(crate) struct Wrapper {
     pub field: &'static str,
 }
 
+/// How a field is labelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Label {
+    /// A plain field (a message field has presence by itself).
+    Singular,
+    /// proto3 `optional`: a scalar or enum whose absence is kept.
+    Optional,
+    /// `repeated`.
+    Repeated,
+    /// `map<string, …>`.
+    Map,
+}
+
+/// What one element of a field is.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Element {
+    /// A scalar.
+    Scalar(Scalar),
+    /// An enum (an `int32` on the wire).
+    Enum(NamedRef),
+    /// A message of a contract type.
+    Message(NamedRef),
+    /// `google.protobuf.Timestamp` or `Duration`.
+    WellKnown(WellKnown),
+    /// A wrapper message around this container ([`Model::wrapper`] names it).
+    Wrapper(TypeRef),
+}
+
+/// A field's protobuf shape: its label and its element.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Shape {
+    /// `optional`, `repeated`, `map` or none.
+    pub label: Label,
+    /// What each value is.
+    pub element: Element,
+}
+
 /// The protobuf model of one contract's types, seen from that contract.
 pub(crate) struct Model<'a> {
     ir: &'a Ir,
@@ -136,6 +173,51 @@ impl<'a> Model<'a> {
             TypeRef::Prim(p) => matches!(primitive(p), Wire::Scalar(_)),
             TypeRef::Named(r) => self.is_enum(&r),
             _ => false,
+        }
+    }
+
+    /// The shape of a field of type `ty`: `optional<list<T>>` travels as `repeated T` (absent
+    /// and empty alike), an optional scalar or enum as proto3 `optional`, an optional message
+    /// as a plain message field; lists are `repeated`, maps `map<string, …>`; an element
+    /// that is itself a container is a wrapper.
+    pub fn shape(&self, ty: &TypeRef) -> Shape {
+        match self.wire(ty) {
+            TypeRef::Optional(inner) => match self.wire(&inner) {
+                container @ (TypeRef::List(_) | TypeRef::Map(_)) => self.shape(&container),
+                other if self.has_scalar_form(&other) => Shape {
+                    label: Label::Optional,
+                    element: self.element(&other),
+                },
+                other => Shape {
+                    label: Label::Singular,
+                    element: self.element(&other),
+                },
+            },
+            TypeRef::List(item) => Shape {
+                label: Label::Repeated,
+                element: self.element(&item),
+            },
+            TypeRef::Map(value) => Shape {
+                label: Label::Map,
+                element: self.element(&value),
+            },
+            other => Shape {
+                label: Label::Singular,
+                element: self.element(&other),
+            },
+        }
+    }
+
+    /// What a value of `ty` is as one element (of a field, a list or a map).
+    pub fn element(&self, ty: &TypeRef) -> Element {
+        match self.wire(ty) {
+            TypeRef::Prim(p) => match primitive(p) {
+                Wire::Scalar(s) => Element::Scalar(s),
+                Wire::WellKnown(w) => Element::WellKnown(w),
+            },
+            TypeRef::Named(r) if self.is_enum(&r) => Element::Enum(r),
+            TypeRef::Named(r) => Element::Message(r),
+            container => Element::Wrapper(container),
         }
     }
 
