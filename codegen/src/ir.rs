@@ -18,6 +18,19 @@ pub struct Ir {
     pub contracts: Vec<Contract>,
 }
 
+impl Ir {
+    /// What the named type `r` is, in whichever contract declares it.
+    pub fn kind(&self, r: &NamedRef) -> Option<&TypeKind> {
+        self.contracts
+            .iter()
+            .find(|c| c.id == r.contract)?
+            .types
+            .iter()
+            .find(|t| t.name == r.name)
+            .map(|t| &t.kind)
+    }
+}
+
 /// Identifies a contract: one service at one major version.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ContractId {

@@ -6,8 +6,7 @@
 //! Each `parse` takes the contract's spelling; its error is the message and the help a
 //! diagnostic gives.
 
-/// Why a value does not parse: what is wrong and how to fix it.
-pub type Problem = (String, String);
+pub use pactum_rules::modes::{DeliveryMode as Delivery, Idempotency, Problem, Streaming};
 
 /// HTTP methods a route may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -61,15 +60,6 @@ impl HttpMethod {
     }
 }
 
-/// How retried calls are made safe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Idempotency {
-    /// No key: only `safe` operations may be retried.
-    None,
-    /// Idempotency-Key required; retries reuse it; the server replays the stored reply.
-    Key,
-}
-
 /// Jitter applied to backoff.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Jitter {
@@ -77,16 +67,6 @@ pub enum Jitter {
     Full,
     /// Sleep exactly the backoff.
     None,
-}
-
-/// Streaming shape of an operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum Streaming {
-    None,
-    Server,
-    Client,
-    Bidi,
 }
 
 /// An event's deadline, as the contract declares it.
@@ -98,47 +78,6 @@ pub enum EventDeadline {
     Inherit,
     /// The event expires this many nanoseconds after it is published.
     After(u64),
-}
-
-/// Delivery modes of events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Delivery {
-    /// One worker of a group claims each message.
-    Queue,
-    /// Every consumer group gets every event.
-    Pubsub,
-    /// Ordered per key, replayable, durable consumer groups.
-    Stream,
-}
-
-impl Delivery {
-    /// Parses a contract spelling.
-    pub fn parse(s: &str) -> Option<Delivery> {
-        Some(match s {
-            "queue" => Delivery::Queue,
-            "pubsub" => Delivery::Pubsub,
-            "stream" => Delivery::Stream,
-            _ => return None,
-        })
-    }
-
-    /// The contract spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Delivery::Queue => "queue",
-            Delivery::Pubsub => "pubsub",
-            Delivery::Stream => "stream",
-        }
-    }
-
-    /// The runtime enum variant name.
-    pub fn variant(self) -> &'static str {
-        match self {
-            Delivery::Queue => "Queue",
-            Delivery::Pubsub => "Pubsub",
-            Delivery::Stream => "Stream",
-        }
-    }
 }
 
 /// How a call travels.
@@ -168,20 +107,6 @@ impl Via {
     }
 }
 
-impl Idempotency {
-    /// `key` or `none`.
-    pub fn parse(s: &str) -> Result<Idempotency, Problem> {
-        match s {
-            "key" => Ok(Idempotency::Key),
-            "none" => Ok(Idempotency::None),
-            other => Err((
-                format!("unknown idempotency `{other}`"),
-                "use `idempotency: key` (Idempotency-Key header) or `none`".into(),
-            )),
-        }
-    }
-}
-
 impl Jitter {
     /// `full` or `none`.
     pub fn parse(s: &str) -> Result<Jitter, Problem> {
@@ -192,32 +117,6 @@ impl Jitter {
                 format!("unknown jitter `{other}`"),
                 "use `full` (recommended) or `none`".into(),
             )),
-        }
-    }
-}
-
-impl Streaming {
-    /// `none`, `server`, `client` or `bidi`.
-    pub fn parse(s: &str) -> Result<Streaming, Problem> {
-        match s {
-            "none" => Ok(Streaming::None),
-            "server" => Ok(Streaming::Server),
-            "client" => Ok(Streaming::Client),
-            "bidi" => Ok(Streaming::Bidi),
-            other => Err((
-                format!("unknown streaming mode `{other}`"),
-                "use `none`, `server`, `client` or `bidi`".into(),
-            )),
-        }
-    }
-
-    /// The contract spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Streaming::None => "none",
-            Streaming::Server => "server",
-            Streaming::Client => "client",
-            Streaming::Bidi => "bidi",
         }
     }
 }

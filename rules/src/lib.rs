@@ -6,9 +6,11 @@
 //! - [`tense`]: event names read as facts that already happened (`OrderPlaced`).
 //! - [`duration`]: `300ms`, `2s`, `1m30s`.
 //! - [`subject`]: an event version's subject and CloudEvents type.
+//! - [`modes`]: idempotency, streaming and delivery modes.
 //! - [`status`]: the classes of declared errors, with their HTTP status and gRPC code.
 
 pub mod duration;
+pub mod modes;
 pub mod status;
 pub mod subject;
 pub mod tense;

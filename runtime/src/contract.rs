@@ -1,29 +1,11 @@
 //! Contract-level facts as constants: what a transport needs to honour an operation's or a
 //! consumer's guardrails.
 
-use crate::event::DeliveryMode;
+use pactum_rules::modes::DeliveryMode;
 use std::time::Duration;
 
+pub use pactum_rules::modes::{Idempotency, Streaming};
 pub use pactum_rules::status::ErrorStatus;
-
-/// How a retried call is kept from applying twice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Idempotency {
-    /// No key; only safe operations may be retried.
-    None,
-    /// An `Idempotency-Key` is required and reused on every retry.
-    Key,
-}
-
-/// Streaming shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum Streaming {
-    None,
-    Server,
-    Client,
-    Bidi,
-}
 
 /// Retry policy from the contract: capped attempts, exponential backoff.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,16 +3,7 @@
 use pactum_rules::status::ErrorStatus;
 use serde::{de::DeserializeOwned, Serialize};
 
-/// How an event reaches its consumers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DeliveryMode {
-    /// One worker of a group claims each message.
-    Queue,
-    /// Every consumer group receives every event.
-    Pubsub,
-    /// Ordered per key, replayable, durable consumer groups.
-    Stream,
-}
+pub use pactum_rules::modes::DeliveryMode;
 
 /// How long an event stays worth processing, as its contract's `deadline` says.
 ///

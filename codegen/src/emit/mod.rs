@@ -77,14 +77,7 @@ impl Ctx<'_> {
 
     /// Looks up a named type anywhere in the IR.
     pub fn lookup(&self, r: &NamedRef) -> Option<&TypeKind> {
-        self.ir
-            .contracts
-            .iter()
-            .find(|c| c.id == r.contract)?
-            .types
-            .iter()
-            .find(|t| t.name == r.name)
-            .map(|t| &t.kind)
+        self.ir.kind(r)
     }
 }
 

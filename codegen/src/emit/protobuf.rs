@@ -135,14 +135,7 @@ impl<'a> Model<'a> {
 
     /// What a named type is.
     pub fn kind(&self, r: &NamedRef) -> Option<&'a TypeKind> {
-        self.ir
-            .contracts
-            .iter()
-            .find(|c| c.id == r.contract)?
-            .types
-            .iter()
-            .find(|t| t.name == r.name)
-            .map(|t| &t.kind)
+        self.ir.kind(r)
     }
 
     /// `ty` with its newtypes unwrapped: what goes on the wire (newtypes have no protobuf
