@@ -6,9 +6,7 @@
 
 use crate::store::idempotency::Claim;
 use crate::wire;
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -268,14 +266,12 @@ impl Context {
     /// metadata or message headers). Malformed values are ignored: a bad `traceparent` starts a
     /// fresh trace, a bad timeout means no deadline, a bad key or id is dropped.
     pub fn from_headers(headers: &impl HeaderSource) -> Self {
-        // Most calls inside a system carry a trace; the propagator is only worth running when
-        // there is a header for it to read.
-        let span = if headers.header("traceparent").is_some() {
-            let cx = TraceContextPropagator::new().extract(&ExtractAdapter(headers));
-            cx.span().span_context().clone()
-        } else {
-            SpanContext::empty_context()
-        };
+        let span = headers
+            .header(wire::TRACEPARENT_HEADER)
+            .and_then(|parent| {
+                wire::parse_traceparent(parent, headers.header(wire::TRACESTATE_HEADER))
+            })
+            .unwrap_or_else(SpanContext::empty_context);
         let timeout = headers
             .header(wire::TIMEOUT_HEADER)
             .or_else(|| headers.header(wire::GRPC_TIMEOUT_HEADER))
@@ -303,8 +299,14 @@ impl Context {
     /// write each call's own key (see [`Context::key_for_call`]), and events carry none.
     pub fn inject_headers(&self, headers: &mut impl HeaderSink, transport: Transport) {
         if self.span.is_valid() {
-            let cx = opentelemetry::Context::new().with_remote_span_context(self.span.clone());
-            TraceContextPropagator::new().inject_context(&cx, &mut InjectAdapter(headers));
+            headers.set_header(
+                wire::TRACEPARENT_HEADER,
+                wire::format_traceparent(&self.span),
+            );
+            let state = self.span.trace_state().header();
+            if !state.is_empty() {
+                headers.set_header(wire::TRACESTATE_HEADER, state);
+            }
         }
         if let Some(left) = self.remaining() {
             let name = match transport {
@@ -380,25 +382,6 @@ macro_rules! string_maps {
 }
 
 string_maps!(HashMap, BTreeMap);
-
-struct ExtractAdapter<'a, H>(&'a H);
-
-impl<H: HeaderSource> Extractor for ExtractAdapter<'_, H> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.header(key)
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.header_names()
-    }
-}
-
-struct InjectAdapter<'a, H>(&'a mut H);
-
-impl<H: HeaderSink> Injector for InjectAdapter<'_, H> {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.set_header(key, value);
-    }
-}
 
 #[cfg(test)]
 mod tests {

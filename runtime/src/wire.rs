@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
 /// HTTP header carrying the caller's remaining budget, in `grpc-timeout` format.
 pub const TIMEOUT_HEADER: &str = "pactum-timeout";
 /// gRPC's own deadline header.
@@ -141,6 +143,64 @@ pub fn format_sf_string(value: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// W3C Trace Context: the header naming the caller's trace and span.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+/// W3C Trace Context: vendor-specific trace state that travels with `traceparent`.
+pub const TRACESTATE_HEADER: &str = "tracestate";
+
+/// Parses a W3C Trace Context `traceparent` (and the `tracestate` beside it) into a remote
+/// span context, as the specification's receiving rules ask: lower-case hex fields of exactly
+/// 2, 32, 16 and 2 digits, version `ff` refused, ids not all zeros, version `00` exactly 55
+/// characters, and a later version read by its first four fields when what follows them is
+/// `-`. Only the sampled flag is kept. A `tracestate` that does not parse is dropped, not the
+/// trace.
+///
+/// Why not `opentelemetry_sdk`'s `TraceContextPropagator`: these two functions were all this
+/// crate used the SDK for, and it brought `rand` with a ChaCha generator into every service's
+/// build. The id and state types and their parsers are the `opentelemetry` API crate's; the
+/// unit tests run the SDK's propagator beside this code on the same headers.
+pub fn parse_traceparent(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
+    let value = traceparent.trim_matches(|c: char| c == ' ' || c == '\t');
+    let b = value.as_bytes();
+    if b.len() < 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+        return None;
+    }
+    let lower_hex = |field: &[u8]| {
+        field
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    };
+    let (version, trace, span, flags) = (&b[0..2], &b[3..35], &b[36..52], &b[53..55]);
+    if ![version, trace, span, flags].into_iter().all(lower_hex) || version == b"ff" {
+        return None;
+    }
+    // Version 00 is exactly 55 characters; a later version may append fields after a `-`.
+    let exact = b.len() == 55;
+    if !(exact || version != b"00" && b[55] == b'-') {
+        return None;
+    }
+    // Every field is checked lower-case hex of its width, so these parse; `?` keeps the
+    // function total all the same.
+    let trace_id = TraceId::from_hex(&value[3..35]).ok()?;
+    let span_id = SpanId::from_hex(&value[36..52]).ok()?;
+    let flags = TraceFlags::new(u8::from_str_radix(&value[53..55], 16).ok()?) & TraceFlags::SAMPLED;
+    let state = tracestate
+        .and_then(|s| s.parse::<TraceState>().ok())
+        .unwrap_or_default();
+    let span = SpanContext::new(trace_id, span_id, flags, true, state);
+    span.is_valid().then_some(span)
+}
+
+/// Writes `span` as a version-00 `traceparent` value, with only the sampled flag.
+pub fn format_traceparent(span: &SpanContext) -> String {
+    format!(
+        "00-{}-{}-{:02x}",
+        span.trace_id(),
+        span.span_id(),
+        span.trace_flags() & TraceFlags::SAMPLED
+    )
 }
 
 /// A request id is kept when it is 1–255 visible ASCII characters; otherwise a fresh one is
@@ -360,5 +420,108 @@ mod tests {
         assert_eq!(accept_request_id("a b"), None);
         assert_eq!(accept_request_id("\u{1b}[31m"), None);
         assert_eq!(accept_request_id(&"x".repeat(300)), None);
+    }
+
+    /// What the SDK's propagator (a dev-dependency only) reads from the same headers.
+    fn sdk_reads(parent: &str, state: Option<&str>) -> Option<SpanContext> {
+        use opentelemetry::propagation::TextMapPropagator;
+        use opentelemetry::trace::TraceContextExt;
+        let mut headers = std::collections::HashMap::new();
+        headers.insert(TRACEPARENT_HEADER.to_string(), parent.to_string());
+        if let Some(state) = state {
+            headers.insert(TRACESTATE_HEADER.to_string(), state.to_string());
+        }
+        let cx = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&headers);
+        let span = cx.span().span_context().clone();
+        span.is_valid().then_some(span)
+    }
+
+    const ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7";
+
+    #[test]
+    fn traceparent_reads_what_the_sdk_reads_where_the_specification_allows_it() {
+        // Valid by the W3C receiving rules: both read the same span context.
+        let valid = [
+            (format!("00-{ID}-01"), Some("vendor=abc,other=x")),
+            (format!("00-{ID}-00"), None),
+            (format!("00-{ID}-03"), Some("foo=bar")),
+            (format!("00-{ID}-09"), Some("not a list member")),
+            (format!("02-{ID}-09"), None),
+            (format!("02-{ID}-08-XYZxsf09"), Some("foo=bar")),
+            (format!("cc-{ID}-01-what-the-future-will-be-like"), None),
+            (format!(" 00-{ID}-01\t"), None),
+        ];
+        for (parent, state) in &valid {
+            let ours = parse_traceparent(parent, *state);
+            assert!(ours.is_some(), "refused valid {parent:?}");
+            assert_eq!(ours, sdk_reads(parent, *state), "{parent:?} {state:?}");
+        }
+        let read = parse_traceparent(&valid[0].0, valid[0].1).unwrap();
+        assert_eq!(
+            read.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert!(read.is_sampled() && read.is_remote());
+        assert_eq!(read.trace_state().get("vendor"), Some("abc"));
+        assert!(!parse_traceparent(&valid[1].0, None).unwrap().is_sampled());
+
+        // Refused by both.
+        let refused_by_both = [
+            String::new(),
+            "garbage".to_string(),
+            format!("ff-{ID}-01"),
+            format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32)),
+            format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01", "0".repeat(16)),
+            format!("00-{}-01", ID.to_uppercase()),
+            format!("00-{ID}-0G"),
+            format!("00-{ID}-01-extra"),
+            format!("00-{ID}-0100"),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7é-01".to_string(),
+        ];
+        for parent in &refused_by_both {
+            assert_eq!(parse_traceparent(parent, None), None, "read {parent:?}");
+            assert_eq!(sdk_reads(parent, None), None, "sdk read {parent:?}");
+        }
+
+        // The SDK reads these; the specification says to restart the trace (fields of the
+        // wrong width, version 00 longer than 55 characters, a later version whose fourth
+        // field runs on without a `-`, a version of four digits), so this codec does.
+        let stricter = [
+            "00-4bf92f3577b34da6-00f067aa0ba902b7-01".to_string(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa-01".to_string(),
+            format!("00-{ID}-1"),
+            format!("00-{ID}-01-"),
+            format!("02-{ID}-01zz"),
+            format!("0000-{ID}-01"),
+        ];
+        for parent in &stricter {
+            assert_eq!(parse_traceparent(parent, None), None, "read {parent:?}");
+        }
+        assert!(sdk_reads(&stricter[0], None).is_some() && sdk_reads(&stricter[3], None).is_some());
+    }
+
+    #[test]
+    fn traceparent_is_written_as_the_sdk_writes_it_and_read_back() {
+        use opentelemetry::propagation::TextMapPropagator;
+        use opentelemetry::trace::TraceContextExt;
+        for parent in [
+            format!("00-{ID}-01"),
+            format!("00-{ID}-00"),
+            format!("02-{ID}-09"),
+        ] {
+            let span = parse_traceparent(&parent, Some("a=1")).unwrap();
+            let mut sdk = std::collections::HashMap::new();
+            let cx = opentelemetry::Context::new().with_remote_span_context(span.clone());
+            opentelemetry_sdk::propagation::TraceContextPropagator::new()
+                .inject_context(&cx, &mut sdk);
+            assert_eq!(
+                Some(&format_traceparent(&span)),
+                sdk.get(TRACEPARENT_HEADER)
+            );
+            assert_eq!(
+                parse_traceparent(&format_traceparent(&span), Some("a=1")),
+                Some(span)
+            );
+        }
     }
 }
