@@ -609,6 +609,8 @@ pub struct RetryDecl {
     pub backoff: Option<Spanned<(u128, u128)>>,
     /// `full` or `none`.
     pub jitter: Option<Spanned<Parsed<Jitter>>>,
+    /// `per_try: 400ms`: the longest one attempt may take.
+    pub per_try: Option<Spanned<Parsed<DurationDecl>>>,
 }
 
 /// An operation.
@@ -640,6 +642,18 @@ pub struct OperationDecl {
     pub retry: Option<RetryDecl>,
     /// `streaming: none | server | client | bidi`.
     pub streaming: Option<Spanned<Parsed<Streaming>>>,
+    /// `calls:`: the operations its handler calls, in the order it calls them.
+    pub calls: Vec<CallStepDecl>,
+}
+
+/// One step of an operation's `calls:`: one call (`pricing.QuoteCart`), or calls made at the
+/// same time (`[pricing.QuoteCart, inventory.CheckStock]`).
+#[derive(Clone, Debug)]
+pub struct CallStepDecl {
+    /// Where the step is written.
+    pub span: Span,
+    /// `service.Operation` or `service.Operation@major`, each with its own position.
+    pub operations: Vec<Spanned<String>>,
 }
 
 /// An event this contract publishes.

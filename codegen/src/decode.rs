@@ -702,6 +702,14 @@ impl Decoder<'_> {
             Code::InvalidValue,
             Jitter::parse,
         );
+        let per_try = self.parsed_key(m.get("per_try"), "`per_try`", Code::InvalidDuration, |s| {
+            duration(s).map_err(|msg| {
+                (
+                    format!("invalid per_try `{s}`: {msg}"),
+                    "write a duration such as `400ms`".into(),
+                )
+            })
+        });
         let missing = m.was_missing("attempts");
         m.finish(self.diags, RETRY_KEYS, "`retry`");
         if missing {
@@ -717,6 +725,7 @@ impl Decoder<'_> {
             attempts: attempts?,
             backoff,
             jitter,
+            per_try,
         })
     }
 
@@ -760,6 +769,10 @@ impl Decoder<'_> {
                 Code::InvalidValue,
                 Streaming::parse,
             ),
+            calls: m
+                .get("calls")
+                .map(|n| self.list(n, "`calls`", Decoder::call_step))
+                .unwrap_or_default(),
             name,
         };
         m.finish(self.diags, OPERATION_KEYS, "an operation");
@@ -868,6 +881,33 @@ impl Decoder<'_> {
         };
         m.finish(self.diags, CONSUME_KEYS, "a `consumes` entry");
         Some(c)
+    }
+
+    /// One step of an operation's `calls:`: a reference, or a list of references made at the
+    /// same time.
+    fn call_step(&mut self, node: &Node) -> Option<CallStepDecl> {
+        let operations = match &node.kind {
+            NodeKind::Seq(_) => {
+                let ops = self.list(node, "a step of `calls`", |d, n| {
+                    d.string(n, "an operation reference")
+                });
+                if ops.is_empty() {
+                    self.diags.emit(
+                        Code::InvalidValue,
+                        node.span,
+                        "an empty step in `calls`",
+                        "remove `[]`, or list the calls made at the same time, e.g. `[pricing.QuoteCart, inventory.CheckStock]`",
+                    );
+                    return None;
+                }
+                ops
+            }
+            _ => vec![self.string(node, "an operation reference")?],
+        };
+        Some(CallStepDecl {
+            span: node.span,
+            operations,
+        })
     }
 
     fn call_decl(&mut self, node: &Node) -> Option<CallDecl> {
@@ -1003,7 +1043,7 @@ pub const ERROR_KEYS: &[&str] = &["status", "description", "fields"];
 /// Keys allowed in a webhook.
 pub const WEBHOOK_KEYS: &[&str] = &["description", "version", "fields"];
 /// Keys allowed in `retry`.
-pub const RETRY_KEYS: &[&str] = &["attempts", "backoff", "jitter"];
+pub const RETRY_KEYS: &[&str] = &["attempts", "backoff", "jitter", "per_try"];
 
 /// Keys allowed in a field mapping.
 pub const FIELD_KEYS: &[&str] = &[
@@ -1051,6 +1091,7 @@ pub const OPERATION_KEYS: &[&str] = &[
     "idempotency",
     "retry",
     "streaming",
+    "calls",
 ];
 /// Keys allowed in an event.
 pub const EVENT_KEYS: &[&str] = &[

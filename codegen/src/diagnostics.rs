@@ -119,10 +119,17 @@ codes! {
     InfiniteType => "E0250",
     NestingTooDeep => "E0251",
     DuplicateContract => "E0260",
+    CallBudget => "E0270",
+    ContradictoryPolicy => "E0271",
     VagueFieldName => "W0001",
     OperationNamedAsEvent => "W0002",
     EventNamedAsCommand => "W0003",
     ContractCycle => "W0004",
+    CallsOverBudget => "W0005",
+    RetryAmplification => "W0006",
+    DeepCallChain => "W0007",
+    ChattyCalls => "W0008",
+    CallCycle => "W0009",
 }
 
 impl Code {

@@ -292,6 +292,8 @@ pub struct Retry {
     pub max_ns: u64,
     /// Jitter.
     pub jitter: Jitter,
+    /// The longest one attempt may take, nanoseconds; `None`: as long as the deadline leaves.
+    pub per_try_ns: Option<u64>,
 }
 
 /// An operation.
@@ -323,7 +325,29 @@ pub struct Operation {
     pub retry: Option<Retry>,
     /// Streaming shape.
     pub streaming: Streaming,
+    /// What its handler calls, step by step (`calls:` on the operation).
+    pub calls: Vec<CallStep>,
     /// Source position.
+    pub span: Span,
+}
+
+/// One step of an operation's calls: one call, or several made at the same time.
+#[derive(Clone, Debug)]
+pub struct CallStep {
+    /// The operations called in this step (more than one: concurrently).
+    pub calls: Vec<CallRef>,
+    /// Source position of the step.
+    pub span: Span,
+}
+
+/// An operation called, resolved to its contract.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CallRef {
+    /// The contract called.
+    pub target: ContractId,
+    /// The operation's name (PascalCase).
+    pub operation: String,
+    /// Source position of the reference.
     pub span: Span,
 }
 

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod ast;
+pub mod budget;
 pub mod builder;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -142,11 +143,19 @@ pub fn check_sources(sources_in: &[(PathBuf, String)]) -> Outcome {
     let scope = resolve::Scope::new(&contracts);
     validate::validate(&scope, &mut diagnostics);
     diagnostics.sort();
-    let ir = if diagnostics.has_errors() {
+    let mut ir = if diagnostics.has_errors() {
         None
     } else {
         lower::lower(&scope)
     };
+    // Budgets across `calls:` need the whole resolved system, so they read the IR.
+    if let Some(lowered) = &ir {
+        budget::check(lowered, &mut diagnostics);
+        diagnostics.sort();
+        if diagnostics.has_errors() {
+            ir = None;
+        }
+    }
     Outcome {
         sources,
         diagnostics,

@@ -78,6 +78,7 @@ impl Lowerer<'_> {
                 .jitter
                 .as_ref()
                 .map_or(Jitter::Full, |j| self.value(&j.value, Jitter::Full)),
+            per_try_ns: r.per_try.as_ref().and_then(|d| self.nanos(&d.value)),
         }
     }
 
@@ -303,8 +304,31 @@ impl Lowerer<'_> {
                 .streaming
                 .as_ref()
                 .map_or(Streaming::None, |s| self.value(&s.value, Streaming::None)),
+            calls: op
+                .calls
+                .iter()
+                .map(|step| CallStep {
+                    calls: step
+                        .operations
+                        .iter()
+                        .filter_map(|r| self.call_ref(r))
+                        .collect(),
+                    span: step.span,
+                })
+                .collect(),
             span: op.name.span,
         }
+    }
+
+    /// An operation reference of `calls:`, resolved (validation refused any that do not).
+    fn call_ref(&self, r: &ast::Spanned<String>) -> Option<CallRef> {
+        let (service, name, major) = parse_operation_ref(&r.value)?;
+        let (i, _) = self.scope.resolve_operation(&service, &name, major).ok()?;
+        Some(CallRef {
+            target: id_of(&self.scope.contracts()[i]),
+            operation: convert(&name, Case::Pascal),
+            span: r.span,
+        })
     }
 
     fn event(&self, e: &ast::EventDecl) -> EventDef {

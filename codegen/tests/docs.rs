@@ -74,3 +74,76 @@ fn pages_carry_operations_guardrails_events_and_owners() {
     assert!(shipping.contains("`inventory.stock_reserved.v1.dlq`"));
     assert!(files.iter().all(|f| f.contents.ends_with('\n')));
 }
+
+#[test]
+fn pages_show_budgets_and_the_topology_marks_calls_past_the_deadline() {
+    // The example's checkout, costed against its deadline.
+    let files = docs();
+    let cart = file(&files, "cart.v1.md");
+    assert!(cart.contains(
+        "- calls, in order: [`inventory.CheckStock`](inventory.v1.md#checkstock) 150 ms → [`pricing.QuoteCart`](pricing.v1.md#quotecart) 200 ms → [`orders.PlaceOrder`](orders.v1.md#placeorder) 1.35 s: 1.7 s in the worst case, within its deadline of 2 s"
+    ), "{cart}");
+    let orders = file(&files, "orders.v1.md");
+    assert!(
+        orders.contains(
+            "- worst case for a caller: 1.35 s (3 attempts × 400 ms + 150 ms of backoff)"
+        ),
+        "{orders}"
+    );
+    assert!(orders.contains("3 attempts, 50 ms..1 s, full jitter, 400 ms per try"));
+    assert!(!file(&files, "topology.dot").contains("color=red"));
+
+    // A caller whose steps add up past its deadline (W0005, a warning, so docs are written).
+    let contract = |service: &str, body: &str| {
+        (
+            std::path::PathBuf::from(format!("{service}.yaml")),
+            format!("pactum: 1\nservice: {service}\nversion: 1.0.0\nowner: team-{service}\n{body}"),
+        )
+    };
+    let outcome = pactum_codegen::check_sources(&[
+        contract(
+            "edge",
+            "operations:
+  Go:
+    input: { id: uuid }
+    rest: POST /go
+    idempotency: key
+    deadline: 250ms
+    calls: [[fast.A, fast.B], fast.C]
+calls:
+  - operation: fast.A
+  - operation: fast.B
+  - operation: fast.C
+",
+        ),
+        contract(
+            "fast",
+            "operations:
+  A: { output: { ok: bool }, rest: GET /a, safe: true, deadline: 100ms }
+  B: { output: { ok: bool }, rest: GET /b, safe: true, deadline: 200ms }
+  C: { output: { ok: bool }, rest: GET /c, safe: true, deadline: 100ms }
+",
+        ),
+    ]);
+    let ir = outcome.ir.expect("a warning does not stop the docs");
+    let files = pactum_codegen::emit::docs::pages(&ir).unwrap();
+    let edge = file(&files, "edge.v1.md");
+    assert!(edge.contains("at once: [`fast.A`](fast.v1.md#a) 100 ms, [`fast.B`](fast.v1.md#b) 200 ms → [`fast.C`](fast.v1.md#c) 100 ms: 300 ms in the worst case, **more than its deadline of 250 ms**"), "{edge}");
+    // C is the call made past the deadline: its edge is red; A's and B's are not.
+    let dot = file(&files, "topology.dot");
+    assert!(
+        dot.contains(
+            r#"edge_v1 -> fast_v1 [label="REST C · over budget", color=red, fontcolor=red];"#
+        ),
+        "{dot}"
+    );
+    assert!(
+        dot.contains(r#"edge_v1 -> fast_v1 [label="REST A"];"#),
+        "{dot}"
+    );
+    let md = file(&files, "topology.md");
+    assert!(
+        md.contains(r#"edge_v1 -- "REST C · over budget" --> fast_v1"#),
+        "{md}"
+    );
+}

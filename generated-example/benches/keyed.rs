@@ -30,6 +30,7 @@ const fn op(name: &'static str, idempotency: Idempotency) -> OperationInfo {
         safe: false,
         idempotency,
         retry: None,
+        per_try: None,
         streaming: Streaming::None,
     }
 }

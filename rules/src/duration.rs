@@ -44,9 +44,25 @@ pub fn parse(text: &str) -> Result<u128, String> {
     Ok(total)
 }
 
+/// The budget of a call whose contract and caller give none: the clients' default timeout,
+/// and what the static budget check assumes for an operation without a deadline.
+pub const DEFAULT_CALL_TIMEOUT_NS: u64 = 30_000_000_000;
+
+/// Writes `ns` in the contract syntax, in the largest unit that is exact (`2s`, `1650ms`,
+/// `15us`), so a figure in a diagnostic can be pasted back into a contract.
+pub fn format(ns: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us")];
+    for (size, unit) in UNITS {
+        if ns != 0 && ns.is_multiple_of(size) {
+            return format!("{}{unit}", ns / size);
+        }
+    }
+    format!("{ns}ns")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{format, parse};
 
     #[test]
     fn pairs_add_up_and_mistakes_are_named() {
@@ -58,5 +74,19 @@ mod tests {
             .unwrap_err()
             .contains("unknown duration unit `d`"));
         assert!(parse("ms").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn formatted_durations_parse_back() {
+        for (ns, text) in [
+            (2_000_000_000, "2s"),
+            (1_650_000_000, "1650ms"),
+            (15_000, "15us"),
+            (7, "7ns"),
+            (0, "0ns"),
+        ] {
+            assert_eq!(format(ns), text);
+            assert_eq!(parse(text), Ok(u128::from(ns)));
+        }
     }
 }

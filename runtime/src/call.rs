@@ -70,6 +70,9 @@ impl<E> Transient for ClientError<E> {
             _ => false,
         }
     }
+    fn is_deadline(&self) -> bool {
+        matches!(self, ClientError::DeadlineExceeded)
+    }
 }
 
 /// The budget of a call when neither the contract nor the caller gives one: no call waits

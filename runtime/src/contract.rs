@@ -50,6 +50,9 @@ pub struct OperationInfo {
     pub idempotency: Idempotency,
     /// Retry policy.
     pub retry: Option<RetryPolicy>,
+    /// The longest one attempt may take (`retry.per_try`), inside the deadline, which bounds
+    /// every attempt together. `None`: an attempt may use whatever the deadline leaves.
+    pub per_try: Option<Duration>,
     /// Streaming shape.
     pub streaming: Streaming,
 }

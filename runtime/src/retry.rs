@@ -5,6 +5,7 @@ use crate::context::Context;
 use crate::contract::{Idempotency, OperationInfo, RetryPolicy};
 use std::future::Future;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// The longest `Retry-After` honoured; a server asking for more is treated as "do not retry".
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -16,6 +17,11 @@ pub trait Transient {
     /// A server-requested pause (`Retry-After`).
     fn retry_after(&self) -> Option<Duration> {
         None
+    }
+    /// True when the attempt ran out of time. After an attempt cut short by the operation's
+    /// `per_try`, with time left on the call's deadline, a retryable operation tries again.
+    fn is_deadline(&self) -> bool {
+        false
     }
 }
 
@@ -48,6 +54,10 @@ pub struct Attempt {
     pub number: u32,
     /// The idempotency key of the logical call: the same on every attempt.
     pub idempotency_key: Option<String>,
+    /// When this attempt must be over: the call's deadline, or sooner when the operation
+    /// declares `per_try`. Clients give the attempt a context with this deadline, so the next
+    /// hop receives the attempt's budget, not the call's.
+    pub deadline: Option<Instant>,
 }
 
 /// Calls `attempt` until it succeeds, fails permanently, runs out of attempts, or the next
@@ -84,9 +94,14 @@ where
     let attempts = policy.map_or(1, |p| p.attempts.max(1));
     let mut number = 1;
     loop {
+        let deadline = match op.per_try.and_then(|p| Instant::now().checked_add(p)) {
+            Some(at) => Some(ctx.deadline().map_or(at, |d| d.min(at))),
+            None => ctx.deadline(),
+        };
         let result = attempt(Attempt {
             number,
             idempotency_key: key.clone(),
+            deadline,
         })
         .await;
         let error = match result {
@@ -96,7 +111,13 @@ where
         let Some(policy) = policy else {
             return Err(error);
         };
-        if number >= attempts || !error.is_transient() {
+        // Cut short by `per_try` (its own deadline passed, the call's has not): as transient as
+        // a timeout can be.
+        let cut_short = error.is_deadline()
+            && op.per_try.is_some()
+            && deadline.is_some_and(|at| Instant::now() >= at)
+            && !ctx.is_expired();
+        if number >= attempts || !(error.is_transient() || cut_short) {
             return Err(error);
         }
         let mut pause = policy.backoff(number, fastrand::f64());
@@ -147,6 +168,7 @@ mod tests {
                 max_backoff: Duration::from_millis(300),
                 full_jitter: jitter,
             }),
+            per_try: None,
             streaming: Streaming::None,
         }
     }
@@ -269,5 +291,88 @@ mod tests {
         // Pauses of 100 then 200 ms: the second would end past the 250 ms deadline.
         assert_eq!(log.len(), 2);
         assert!(log.last().unwrap().1 < Duration::from_millis(250));
+    }
+
+    /// An attempt that ran out of time.
+    #[derive(Debug, PartialEq)]
+    struct TimedOut;
+    impl Transient for TimedOut {
+        fn is_transient(&self) -> bool {
+            false
+        }
+        fn is_deadline(&self) -> bool {
+            true
+        }
+    }
+
+    /// Attempts that hang until their own deadline, except attempt `answers`, which answers.
+    async fn hang_until(
+        op: &OperationInfo,
+        answers: u32,
+    ) -> (Result<u32, TimedOut>, Vec<Duration>) {
+        let start = tokio::time::Instant::now();
+        let ends = Arc::new(Mutex::new(Vec::new()));
+        let e = ends.clone();
+        let r = call_with_retry(op, move |a: Attempt| {
+            let e = e.clone();
+            async move {
+                if a.number == answers {
+                    return Ok(a.number);
+                }
+                let at = a.deadline.expect("every attempt here has a deadline");
+                tokio::time::sleep_until(at).await;
+                e.lock().unwrap().push(start.elapsed());
+                Err(TimedOut)
+            }
+        })
+        .await;
+        let ends = ends.lock().unwrap().clone();
+        (r, ends)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_try_cuts_a_hanging_attempt_and_the_next_one_answers() {
+        let mut keyed = op(false, Idempotency::Key, false);
+        keyed.per_try = Some(Duration::from_millis(300));
+        // A fresh context per call: a deadline is an instant, and paused time moves on.
+        let ctx = || Context::new().with_timeout(Duration::from_secs(2));
+        let (r, ends) = ctx().scope(hang_until(&keyed, 2)).await;
+        assert_eq!(r, Ok(2), "the second attempt answers");
+        assert_eq!(
+            ends,
+            vec![Duration::from_millis(300)],
+            "the first was cut at per_try"
+        );
+
+        // Never answering: every attempt is cut at 300 ms, with pauses of 100 and 200 ms
+        // between, until the fourth and last attempt.
+        let (r, ends) = ctx().scope(hang_until(&keyed, 0)).await;
+        assert_eq!(r, Err(TimedOut));
+        let ms: Vec<u128> = ends.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, vec![300, 700, 1_200, 1_800]);
+
+        // The call's deadline still bounds the whole: with 1 s, the third attempt is cut at
+        // the call's deadline, and that is not retried.
+        let short = Context::new().with_timeout(Duration::from_secs(1));
+        let (r, ends) = short.scope(hang_until(&keyed, 0)).await;
+        assert_eq!(r, Err(TimedOut));
+        let ms: Vec<u128> = ends.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, vec![300, 700, 1_000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_per_try_or_retry_safety_a_timeout_is_final() {
+        let ctx = || Context::new().with_timeout(Duration::from_secs(2));
+        // No per_try: the attempt had the whole deadline, so nothing is left to retry in.
+        let (r, ends) = ctx()
+            .scope(hang_until(&op(true, Idempotency::None, false), 2))
+            .await;
+        assert_eq!((r, ends.len()), (Err(TimedOut), 1));
+        // per_try on an operation neither safe nor keyed: cut, never retried.
+        let mut unsafe_op = op(false, Idempotency::None, false);
+        unsafe_op.per_try = Some(Duration::from_millis(300));
+        let (r, ends) = ctx().scope(hang_until(&unsafe_op, 2)).await;
+        assert_eq!(r, Err(TimedOut));
+        assert_eq!(ends, vec![Duration::from_millis(300)]);
     }
 }

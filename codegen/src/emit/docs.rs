@@ -3,13 +3,16 @@
 //! `consumes:` and `webhooks:`.
 //!
 //! Rows are built here from the IR; the pages' layout is the askama templates
-//! `templates/contract.md`, `templates/topology.md` and `templates/topology.dot`.
+//! `templates/contract.md`, `templates/topology.md` and `templates/topology.dot`. Budgets
+//! (worst cases, calls against deadlines) come from [`crate::budget`], the same figures
+//! `pactum check` uses.
 
 use super::GeneratedFile;
 use crate::ast::Number;
+use crate::budget;
 use crate::ir::{
-    Constraints, Contract, ContractId, Field, Idempotency, Ir, Jitter, Retry, Streaming, TypeKind,
-    TypeRef,
+    CallRef, Constraints, Contract, ContractId, Field, Idempotency, Ir, Jitter, Operation, Retry,
+    Streaming, TypeKind, TypeRef,
 };
 use askama::Template;
 use std::path::PathBuf;
@@ -40,6 +43,8 @@ struct OpDoc {
     deprecated: Option<String>,
     input: String,
     output: String,
+    /// The operation's worst case for a caller, and its calls costed against its deadline.
+    budget: Vec<String>,
 }
 
 struct TypeDoc {
@@ -76,7 +81,7 @@ pub fn pages(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
     for c in &ir.contracts {
         files.push(GeneratedFile {
             path: PathBuf::from(page_name(&c.id)),
-            contents: render("contract page", page(c).render())?,
+            contents: render("contract page", page(ir, c).render())?,
         });
     }
     let sources = ir
@@ -261,7 +266,7 @@ fn retry(r: Option<&Retry>) -> String {
     match r {
         None => "—".into(),
         Some(r) => format!(
-            "{} attempts, {}..{}{}",
+            "{} attempts, {}..{}{}{}",
             r.attempts,
             duration(r.initial_ns),
             duration(r.max_ns),
@@ -269,12 +274,72 @@ fn retry(r: Option<&Retry>) -> String {
                 ", full jitter"
             } else {
                 ""
-            }
+            },
+            r.per_try_ns
+                .map_or(String::new(), |p| format!(", {} per try", duration(p)))
         ),
     }
 }
 
-fn page(c: &Contract) -> Page {
+/// What the budget check knows of `o`: the longest a caller may wait for it, and its calls,
+/// step by step, against its deadline.
+fn budget_lines(ir: &Ir, o: &Operation) -> Vec<String> {
+    let mut lines = Vec::new();
+    if o.deadline_ns.is_some() || o.retry.is_some() {
+        let w = budget::worst_case(o);
+        lines.push(if w.wait_ns() < w.plan_ns() {
+            format!(
+                "worst case for a caller: {}, its deadline; the retry plan needs up to {} ({}), so later attempts run only after earlier ones fail fast",
+                duration(w.wait_ns()),
+                duration(w.plan_ns()),
+                w.explain_with(duration)
+            )
+        } else {
+            format!(
+                "worst case for a caller: {} ({})",
+                duration(w.plan_ns()),
+                w.explain_with(duration)
+            )
+        });
+    }
+    let steps = budget::step_costs(o, |r| budget::callee(ir, r));
+    if let Some(last) = steps.last() {
+        let text: Vec<String> = steps
+            .iter()
+            .map(|s| {
+                let calls: Vec<String> = s
+                    .calls
+                    .iter()
+                    .map(|(r, w)| {
+                        format!(
+                            "[{}]({}#{}) {}",
+                            code(&format!("{}.{}", r.target.service, r.operation)),
+                            page_name(&r.target),
+                            anchor(&r.operation),
+                            duration(w.wait_ns())
+                        )
+                    })
+                    .collect();
+                budget::step_text(&calls, "at once: ", "")
+            })
+            .collect();
+        let verdict = match o.deadline_ns {
+            Some(d) if last.total_ns > d => {
+                format!(", **more than its deadline of {}**", duration(d))
+            }
+            Some(d) => format!(", within its deadline of {}", duration(d)),
+            None => ", and it declares no deadline".into(),
+        };
+        lines.push(format!(
+            "calls, in order: {}: {} in the worst case{verdict}",
+            text.join(" → "),
+            duration(last.total_ns)
+        ));
+    }
+    lines
+}
+
+fn page(ir: &Ir, c: &Contract) -> Page {
     let home = &c.id;
     let operations = c
         .operations
@@ -325,6 +390,7 @@ fn page(c: &Contract) -> Page {
                     .output
                     .as_ref()
                     .map_or("none".into(), |t| type_link(home, t)),
+                budget: budget_lines(ir, o),
             }
         })
         .collect();
@@ -467,6 +533,9 @@ enum Edge {
         from: ContractId,
         to: ContractId,
         label: String,
+        /// Some operation of `from` makes this call after its deadline may already have run
+        /// out (W0005): drawn red, labelled.
+        over_budget: bool,
     },
     Event {
         from: ContractId,
@@ -495,11 +564,32 @@ impl Graph {
     fn of(ir: &Ir) -> Graph {
         let mut edges = Vec::new();
         for c in &ir.contracts {
+            // Calls some operation of `c` makes in a step that ends past its deadline.
+            let late: Vec<&CallRef> = c
+                .operations
+                .iter()
+                .flat_map(|o| {
+                    let deadline = o.deadline_ns.unwrap_or(u64::MAX);
+                    budget::step_costs(o, |r| budget::callee(ir, r))
+                        .into_iter()
+                        .filter(move |s| s.total_ns > deadline)
+                        .flat_map(|s| s.calls.into_iter().map(|(r, _)| r))
+                })
+                .collect();
             for call in &c.calls {
+                let over_budget = late
+                    .iter()
+                    .any(|r| r.target == call.target && r.operation == call.operation);
+                let label = format!("{} {}", call.via.label(), call.operation);
                 edges.push(Edge::Call {
                     from: c.id.clone(),
                     to: call.target.clone(),
-                    label: format!("{} {}", call.via.label(), call.operation),
+                    label: if over_budget {
+                        format!("{label} · over budget")
+                    } else {
+                        label
+                    },
+                    over_budget,
                 });
             }
             for con in &c.consumers {
@@ -554,7 +644,9 @@ impl Graph {
         self.edges
             .iter()
             .map(|e| match e {
-                Edge::Call { from, to, label } => {
+                Edge::Call {
+                    from, to, label, ..
+                } => {
                     format!("{} -- \"{label}\" --> {}", node_id(from), node_id(to))
                 }
                 Edge::Event { from, to, label } => {
@@ -591,11 +683,21 @@ impl Graph {
         self.edges
             .iter()
             .map(|e| match e {
-                Edge::Call { from, to, label } => format!(
-                    "{} -> {} [label={}]",
+                Edge::Call {
+                    from,
+                    to,
+                    label,
+                    over_budget,
+                } => format!(
+                    "{} -> {} [label={}{}]",
                     node_id(from),
                     node_id(to),
-                    dot_string(label)
+                    dot_string(label),
+                    if *over_budget {
+                        ", color=red, fontcolor=red"
+                    } else {
+                        ""
+                    }
                 ),
                 Edge::Event { from, to, label } => format!(
                     "{} -> {} [label={}, style=dashed]",

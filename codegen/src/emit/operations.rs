@@ -107,6 +107,13 @@ fn info(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
         Streaming::Bidi => quote!(::pactum::Streaming::Bidi),
     };
     let retry = retry_policy(op.retry.as_ref());
+    let per_try = match op.retry.as_ref().and_then(|r| r.per_try_ns) {
+        Some(ns) => {
+            let per_try = super::duration(ns);
+            quote!(::std::option::Option::Some(#per_try))
+        }
+        None => quote!(::std::option::Option::None),
+    };
     quote! {
         #doc
         #dep
@@ -120,6 +127,7 @@ fn info(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
             safe: #safe,
             idempotency: #idempotency,
             retry: #retry,
+            per_try: #per_try,
             streaming: #streaming,
         };
     }

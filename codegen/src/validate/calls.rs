@@ -1,4 +1,5 @@
-//! `calls` entries: the operation called exists and the transport named serves it.
+//! `calls` entries: the operation called exists and the transport named serves it; an
+//! operation's own `calls:` name only operations its contract declares it calls.
 
 use super::*;
 
@@ -48,7 +49,76 @@ impl ContractChecker<'_, '_> {
     }
 }
 
-/// Splits `service.EventName@version`.
+impl ContractChecker<'_, '_> {
+    /// An operation's `calls:`: each reference resolves and is one of the contract's `calls`
+    /// entries (which say over which transport), and no operation is called twice in one step.
+    pub(super) fn check_operation_calls(
+        &mut self,
+        op: &OperationDecl,
+        declared: &HashSet<(usize, String)>,
+    ) {
+        for step in &op.calls {
+            let mut in_step = HashSet::new();
+            for r in &step.operations {
+                let Some((service, name, major)) = parse_operation_ref(&r.value) else {
+                    self.diags.emit(
+                        Code::InvalidValue,
+                        r.span,
+                        format!("`{}` is not an operation reference", r.value),
+                        "write `service.Operation`, or `service.Operation@major`, e.g. `pricing.QuoteCart`",
+                    );
+                    continue;
+                };
+                let resolved = match self.scope.resolve_operation(&service, &name, major) {
+                    Ok((i, _)) => i,
+                    Err(u) => {
+                        self.diags.emit(Code::Unresolved, r.span, u.message, u.help);
+                        continue;
+                    }
+                };
+                if !declared.contains(&(resolved, name.clone())) {
+                    self.diags.emit(
+                        Code::Unresolved,
+                        r.span,
+                        format!(
+                            "`{}` calls `{}`, which is not among this contract's `calls`",
+                            op.name.value, r.value
+                        ),
+                        format!(
+                            "add `- operation: {}` (with `via: rest` or `via: grpc`) to the contract's top-level `calls:`",
+                            r.value
+                        ),
+                    );
+                }
+                if !in_step.insert((resolved, name.clone())) {
+                    self.diags.emit(
+                        Code::DuplicateName,
+                        r.span,
+                        format!("`{}` is called twice in one step", r.value),
+                        "list it once per step; a second call made later is a step of its own",
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl ContractChecker<'_, '_> {
+    /// The contract's `calls` entries, resolved to (contract index, operation name): an
+    /// entry may name the major or leave it to resolution, so they are compared resolved.
+    pub(super) fn declared_calls(&self) -> HashSet<(usize, String)> {
+        self.c
+            .calls
+            .iter()
+            .filter_map(|c| {
+                let (service, name, major) = parse_operation_ref(&c.operation.value)?;
+                let (i, _) = self.scope.resolve_operation(&service, &name, major).ok()?;
+                Some((i, name))
+            })
+            .collect()
+    }
+}
+
 /// Splits `service.Operation` or `service.Operation@major`.
 pub fn parse_operation_ref(s: &str) -> Option<(String, String, Option<u64>)> {
     let (path, major) = match s.split_once('@') {

@@ -169,6 +169,14 @@ impl ContractChecker<'_, '_> {
         }
         if let Some(r) = &con.retry {
             self.check_retry(r);
+            if let Some(p) = &r.per_try {
+                self.diags.emit(
+                    Code::UnknownKey,
+                    p.span,
+                    "`per_try` bounds an attempt of a call; a delivery's attempt is bounded by `budget`",
+                    "remove `per_try`, and give the `consumes` entry `budget: 10s`",
+                );
+            }
         }
         if let Some((b, span)) = con.budget.as_ref().and_then(|b| Some((b.ok()?, b.span))) {
             self.check_event_duration(b, span, "budget", MAX_BUDGET_NS, crate::decode::BUDGET_HELP);

@@ -153,8 +153,10 @@ impl ContractChecker<'_, '_> {
             self.check_error(e);
         }
         let mut routes: HashMap<(HttpMethod, String), String> = HashMap::new();
+        let declared = self.declared_calls();
         for op in &c.operations {
             self.check_operation(op, &mut routes);
+            self.check_operation_calls(op, &declared);
         }
         for e in &c.events {
             self.check_event(e);

@@ -148,6 +148,8 @@ impl ContractChecker<'_, '_> {
             .is_some_and(|i| i.ok() == Some(&Idempotency::Key));
         if let Some(r) = &op.retry {
             self.check_retry(r);
+            let deadline = op.deadline.as_ref().and_then(|d| d.ok());
+            self.check_per_try(name, r, deadline);
             if r.attempts.value > 1 && !safe && !keyed {
                 self.diags.emit(
                     Code::RetryNotIdempotent,
@@ -201,6 +203,37 @@ impl ContractChecker<'_, '_> {
                 ty.span,
                 format!("`{op}` is served over gRPC, whose replies are messages, but its output is not a struct"),
                 "wrap it in fields: `output: { value: <type> }` (name the field for what it holds)",
+            );
+        }
+    }
+
+    /// `per_try` bounds one attempt inside the deadline, which bounds the whole call: one longer
+    /// than the deadline could never be used.
+    fn check_per_try(&mut self, name: &str, r: &RetryDecl, deadline: Option<&DurationDecl>) {
+        let Some((p, span)) = r.per_try.as_ref().and_then(|p| Some((p.ok()?, p.span))) else {
+            return;
+        };
+        if p.nanos == 0 {
+            self.diags.emit(
+                Code::InvalidDuration,
+                span,
+                "a per-try timeout of zero can never be met",
+                "give each attempt a positive budget, e.g. `per_try: 400ms`",
+            );
+        } else if let Some(d) = deadline.filter(|d| p.nanos > d.nanos) {
+            self.diags.emit(
+                Code::ContradictoryPolicy,
+                span,
+                format!(
+                    "`per_try: {}` of `{name}` is longer than its deadline `{}`, which bounds every attempt together",
+                    p.written, d.written
+                ),
+                format!(
+                    "make `per_try` shorter than the deadline so the retries fit in it, e.g. `per_try: {}`",
+                    pactum_rules::duration::format(
+                        (d.nanos / u128::from(r.attempts.value.max(1))) as u64
+                    )
+                ),
             );
         }
     }

@@ -297,10 +297,15 @@ impl GrpcClient {
         // Shared, not cloned, by the attempts: each encodes it straight into its buffer.
         let input = std::sync::Arc::new(input);
         let attempt = |a: crate::retry::Attempt| {
-            let (ctx, body) = (&ctx, std::sync::Arc::clone(&input));
+            let body = std::sync::Arc::clone(&input);
+            // Borrowed unless `per_try` gives this attempt a deadline of its own.
+            let ctx = match a.deadline.filter(|at| Some(*at) != ctx.deadline()) {
+                Some(at) => std::borrow::Cow::Owned(ctx.clone().with_deadline(at)),
+                None => std::borrow::Cow::Borrowed(&ctx),
+            };
             async move {
                 let key = a.idempotency_key.as_deref();
-                self.attempt(ctx, key, path, body, decode, error).await
+                self.attempt(&ctx, key, path, body, decode, error).await
             }
         };
         call_with_retry_in(&ctx, op, attempt).await.map_err(|e| e.0)
@@ -474,6 +479,9 @@ impl<E> Transient for GrpcAttemptError<E> {
             }
             other => other.is_transient(),
         }
+    }
+    fn is_deadline(&self) -> bool {
+        self.0.is_deadline()
     }
 }
 

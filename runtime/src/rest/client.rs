@@ -30,6 +30,9 @@ impl<E> Transient for AttemptError<E> {
     fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
+    fn is_deadline(&self) -> bool {
+        self.error.is_deadline()
+    }
 }
 
 /// The HTTP side of a generated client: a base URL and a reqwest client.
@@ -107,7 +110,10 @@ impl HttpClient {
         let body = body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
         let call_ctx = ctx.clone();
         let attempt = |a: crate::retry::Attempt| {
-            let ctx = ctx.clone();
+            let ctx = match a.deadline {
+                Some(at) => ctx.clone().with_deadline(at),
+                None => ctx.clone(),
+            };
             let (method, url, body) = (method.clone(), url.clone(), body.clone());
             async move {
                 let key = a.idempotency_key.as_deref();

@@ -506,6 +506,7 @@ pub mod operations {
             max_backoff: ::std::time::Duration::from_millis(100),
             full_jitter: true,
         }),
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 
@@ -525,6 +526,7 @@ pub mod operations {
             max_backoff: ::std::time::Duration::from_millis(500),
             full_jitter: true,
         }),
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 
@@ -539,6 +541,7 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 
@@ -553,6 +556,7 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Server,
     };
 
@@ -567,6 +571,7 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Client,
     };
 
@@ -581,6 +586,7 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Bidi,
     };
 }

@@ -449,6 +449,7 @@ pub mod operations {
             max_backoff: ::std::time::Duration::from_millis(200),
             full_jitter: true,
         }),
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 
@@ -471,6 +472,7 @@ pub mod operations {
             max_backoff: ::std::time::Duration::from_millis(100),
             full_jitter: true,
         }),
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 }

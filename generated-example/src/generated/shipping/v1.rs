@@ -294,6 +294,7 @@ pub mod operations {
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 }

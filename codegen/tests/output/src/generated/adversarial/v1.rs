@@ -370,6 +370,7 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 
@@ -387,6 +388,7 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 }

@@ -1180,6 +1180,7 @@ pub mod operations {
             max_backoff: ::std::time::Duration::from_millis(100),
             full_jitter: false,
         }),
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 
@@ -1202,6 +1203,7 @@ pub mod operations {
             max_backoff: ::std::time::Duration::from_secs(2),
             full_jitter: true,
         }),
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 
@@ -1219,6 +1221,7 @@ pub mod operations {
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 
@@ -1233,6 +1236,7 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Server,
     };
 
@@ -1247,6 +1251,7 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Client,
     };
 
@@ -1261,6 +1266,7 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Bidi,
     };
 
@@ -1279,6 +1285,7 @@ pub mod operations {
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 }

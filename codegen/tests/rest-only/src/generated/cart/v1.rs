@@ -369,6 +369,7 @@ pub mod operations {
             max_backoff: ::std::time::Duration::from_millis(200),
             full_jitter: true,
         }),
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 
@@ -391,6 +392,7 @@ pub mod operations {
             max_backoff: ::std::time::Duration::from_millis(500),
             full_jitter: true,
         }),
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 
@@ -413,6 +415,7 @@ pub mod operations {
             max_backoff: ::std::time::Duration::from_secs(1),
             full_jitter: true,
         }),
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 }

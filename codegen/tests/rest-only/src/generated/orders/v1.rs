@@ -479,6 +479,7 @@ pub mod operations {
             max_backoff: ::std::time::Duration::from_millis(200),
             full_jitter: true,
         }),
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 
@@ -501,6 +502,7 @@ pub mod operations {
             max_backoff: ::std::time::Duration::from_secs(1),
             full_jitter: true,
         }),
+        per_try: ::std::option::Option::Some(::std::time::Duration::from_millis(400)),
         streaming: ::pactum::Streaming::None,
     };
 
@@ -518,6 +520,7 @@ pub mod operations {
         safe: false,
         idempotency: ::pactum::Idempotency::Key,
         retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 }

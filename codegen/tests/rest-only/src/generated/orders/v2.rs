@@ -460,6 +460,7 @@ pub mod operations {
             max_backoff: ::std::time::Duration::from_millis(200),
             full_jitter: true,
         }),
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 
@@ -482,6 +483,7 @@ pub mod operations {
             max_backoff: ::std::time::Duration::from_secs(1),
             full_jitter: true,
         }),
+        per_try: ::std::option::Option::Some(::std::time::Duration::from_millis(400)),
         streaming: ::pactum::Streaming::None,
     };
 
@@ -499,6 +501,7 @@ pub mod operations {
         safe: true,
         idempotency: ::pactum::Idempotency::None,
         retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
     };
 }
