@@ -115,6 +115,8 @@ pub struct Contract {
     pub calls: Vec<CallDecl>,
     /// `webhooks:`.
     pub webhooks: Vec<WebhookDecl>,
+    /// `resilience:` for every operation (each may override it).
+    pub resilience: Option<ResilienceDecl>,
 }
 
 /// A semantic version.
@@ -644,6 +646,26 @@ pub struct OperationDecl {
     pub streaming: Option<Spanned<Parsed<Streaming>>>,
     /// `calls:`: the operations its handler calls, in the order it calls them.
     pub calls: Vec<CallStepDecl>,
+    /// `resilience:`: over the contract's, key by key.
+    pub resilience: Option<ResilienceDecl>,
+}
+
+/// `resilience:`: the retry budget and circuit breaker clients keep per target, and the
+/// concurrency limit servers apply, for a contract or one operation. Each key is optional.
+#[derive(Clone, Debug)]
+pub struct ResilienceDecl {
+    /// Where `resilience:` is written.
+    pub span: Span,
+    /// `retry_budget.ratio`: retries per request, 0..=1.
+    pub ratio: Option<Spanned<Number>>,
+    /// `retry_budget.min_per_second`.
+    pub min_per_second: Option<Spanned<u64>>,
+    /// `breaker.failures`: failures in a row that open the breaker.
+    pub failures: Option<Spanned<u64>>,
+    /// `breaker.cooldown`.
+    pub cooldown: Option<Spanned<Parsed<DurationDecl>>>,
+    /// `concurrency`: most requests of an operation a server runs at once.
+    pub concurrency: Option<Spanned<u64>>,
 }
 
 /// One step of an operation's `calls:`: one call (`pricing.QuoteCart`), or calls made at the

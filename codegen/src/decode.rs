@@ -56,6 +56,7 @@ pub fn decode_contract(
         .get("webhooks")
         .map(|n| d.named(n, "`webhooks`", Decoder::webhook_decl))
         .unwrap_or_default();
+    let resilience = top.get("resilience").and_then(|n| d.resilience(n));
     let absent: Vec<bool> = ["pactum", "service", "version", "owner"]
         .iter()
         .map(|k| top.was_missing(k))
@@ -105,6 +106,7 @@ pub fn decode_contract(
         consumes,
         calls,
         webhooks,
+        resilience,
     })
 }
 
@@ -773,6 +775,7 @@ impl Decoder<'_> {
                 .get("calls")
                 .map(|n| self.list(n, "`calls`", Decoder::call_step))
                 .unwrap_or_default(),
+            resilience: m.get("resilience").and_then(|n| self.resilience(n)),
             name,
         };
         m.finish(self.diags, OPERATION_KEYS, "an operation");
@@ -883,6 +886,54 @@ impl Decoder<'_> {
         Some(c)
     }
 
+    /// `resilience: { retry_budget: { ratio, min_per_second }, breaker: { failures,
+    /// cooldown }, concurrency }`.
+    fn resilience(&mut self, node: &Node) -> Option<ResilienceDecl> {
+        let mut m = self.map(node, "`resilience`")?;
+        let (mut ratio, mut min_per_second) = (None, None);
+        if let Some(b) = m.get("retry_budget") {
+            if let Some(mut b) = self.map(b, "`retry_budget`") {
+                ratio = b.get("ratio").and_then(|n| self.number(n, "`ratio`"));
+                min_per_second = b
+                    .get("min_per_second")
+                    .and_then(|n| self.u64(n, "`min_per_second`"));
+                b.finish(self.diags, RETRY_BUDGET_KEYS, "`retry_budget`");
+            }
+        }
+        let (mut failures, mut cooldown) = (None, None);
+        if let Some(b) = m.get("breaker") {
+            if let Some(mut b) = self.map(b, "`breaker`") {
+                failures = b.get("failures").and_then(|n| self.u64(n, "`failures`"));
+                cooldown = self.parsed_key(
+                    b.get("cooldown"),
+                    "`cooldown`",
+                    Code::InvalidDuration,
+                    |s| {
+                        duration(s).map_err(|msg| {
+                            (
+                                format!("invalid cooldown `{s}`: {msg}"),
+                                "write a duration such as `5s`".into(),
+                            )
+                        })
+                    },
+                );
+                b.finish(self.diags, BREAKER_KEYS, "`breaker`");
+            }
+        }
+        let concurrency = m
+            .get("concurrency")
+            .and_then(|n| self.u64(n, "`concurrency`"));
+        m.finish(self.diags, RESILIENCE_KEYS, "`resilience`");
+        Some(ResilienceDecl {
+            span: node.span,
+            ratio,
+            min_per_second,
+            failures,
+            cooldown,
+            concurrency,
+        })
+    }
+
     /// One step of an operation's `calls:`: a reference, or a list of references made at the
     /// same time.
     fn call_step(&mut self, node: &Node) -> Option<CallStepDecl> {
@@ -977,7 +1028,14 @@ pub const TOP_KEYS: &[&str] = &[
     "consumes",
     "calls",
     "webhooks",
+    "resilience",
 ];
+/// Keys allowed in `resilience`.
+pub const RESILIENCE_KEYS: &[&str] = &["retry_budget", "breaker", "concurrency"];
+/// Keys allowed in `resilience.retry_budget`.
+pub const RETRY_BUDGET_KEYS: &[&str] = &["ratio", "min_per_second"];
+/// Keys allowed in `resilience.breaker`.
+pub const BREAKER_KEYS: &[&str] = &["failures", "cooldown"];
 /// How to write an event's `deadline:`, for its diagnostics.
 pub const EVENT_DEADLINE_HELP: &str = "write `deadline: inherit` (the publisher's remaining budget) or a duration such as `deadline: 1h`; leave it out for an event worth processing however late";
 /// How to write a `consumes` entry's `budget:`, for its diagnostics.
@@ -1092,6 +1150,7 @@ pub const OPERATION_KEYS: &[&str] = &[
     "retry",
     "streaming",
     "calls",
+    "resilience",
 ];
 /// Keys allowed in an event.
 pub const EVENT_KEYS: &[&str] = &[

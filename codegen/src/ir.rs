@@ -327,8 +327,39 @@ pub struct Operation {
     pub streaming: Streaming,
     /// What its handler calls, step by step (`calls:` on the operation).
     pub calls: Vec<CallStep>,
+    /// Retry budget, breaker and concurrency limit: its `resilience:` over its contract's,
+    /// over the defaults.
+    pub resilience: Resilience,
     /// Source position.
     pub span: Span,
+}
+
+/// The resolved `resilience:` of one operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resilience {
+    /// Retries per request to a target, in thousandths.
+    pub ratio_permille: u32,
+    /// Retries per second allowed whatever the traffic.
+    pub min_per_second: u32,
+    /// Failures in a row that open a target's breaker.
+    pub failures: u32,
+    /// How long an open breaker waits before a probe, nanoseconds.
+    pub cooldown_ns: u64,
+    /// Most requests a server runs at once.
+    pub concurrency: Option<u32>,
+}
+
+impl Default for Resilience {
+    fn default() -> Self {
+        use pactum_rules::resilience::*;
+        Resilience {
+            ratio_permille: DEFAULT_RETRY_RATIO_PERMILLE,
+            min_per_second: DEFAULT_RETRIES_PER_SECOND,
+            failures: DEFAULT_BREAKER_FAILURES,
+            cooldown_ns: DEFAULT_BREAKER_COOLDOWN_NS,
+            concurrency: None,
+        }
+    }
 }
 
 /// One step of an operation's calls: one call, or several made at the same time.

@@ -304,6 +304,7 @@ impl Lowerer<'_> {
                 .streaming
                 .as_ref()
                 .map_or(Streaming::None, |s| self.value(&s.value, Streaming::None)),
+            resilience: self.resilience(op.resilience.as_ref()),
             calls: op
                 .calls
                 .iter()
@@ -318,6 +319,29 @@ impl Lowerer<'_> {
                 .collect(),
             span: op.name.span,
         }
+    }
+
+    /// `op`'s `resilience:` over the contract's, key by key, over the defaults.
+    fn resilience(&self, op: Option<&ast::ResilienceDecl>) -> Resilience {
+        let mut r = Resilience::default();
+        for layer in [self.c.resilience.as_ref(), op].into_iter().flatten() {
+            if let Some(ratio) = &layer.ratio {
+                r.ratio_permille = (ratio.value.as_f64().clamp(0.0, 1.0) * 1000.0).round() as u32;
+            }
+            if let Some(n) = &layer.min_per_second {
+                r.min_per_second = n.value as u32;
+            }
+            if let Some(n) = &layer.failures {
+                r.failures = n.value as u32;
+            }
+            if let Some(d) = &layer.cooldown {
+                r.cooldown_ns = self.nanos(&d.value).unwrap_or(r.cooldown_ns);
+            }
+            if let Some(n) = &layer.concurrency {
+                r.concurrency = Some(n.value as u32);
+            }
+        }
+        r
     }
 
     /// An operation reference of `calls:`, resolved (validation refused any that do not).

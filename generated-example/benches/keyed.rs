@@ -32,6 +32,7 @@ const fn op(name: &'static str, idempotency: Idempotency) -> OperationInfo {
         retry: None,
         per_try: None,
         streaming: Streaming::None,
+        resilience: pactum::ResiliencePolicy::DEFAULT,
     }
 }
 

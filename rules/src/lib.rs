@@ -8,9 +8,11 @@
 //! - [`subject`]: an event version's subject and CloudEvents type.
 //! - [`modes`]: idempotency, streaming and delivery modes.
 //! - [`status`]: the classes of declared errors, with their HTTP status and gRPC code.
+//! - [`resilience`]: the defaults and bounds of retry budgets, breakers and concurrency limits.
 
 pub mod duration;
 pub mod modes;
+pub mod resilience;
 pub mod status;
 pub mod subject;
 pub mod tense;

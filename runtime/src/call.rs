@@ -33,6 +33,35 @@ pub enum ClientError<E> {
         /// Body, as text.
         body: String,
     },
+    /// Not sent: the target's circuit breaker is open after failures in a row
+    /// ([`crate::resilience`]). Nothing reached the server.
+    CircuitOpen {
+        /// When the breaker lets a probe through (zero: a probe is already on its way).
+        retry_in: std::time::Duration,
+    },
+}
+
+impl<E> ClientError<E> {
+    /// Whether the failure says the endpoint is unwell (what opens a circuit breaker): no
+    /// answer, a timeout, 502/503/429, `UNAVAILABLE`/`RESOURCE_EXHAUSTED`. A declared error
+    /// or a refused request is an answer.
+    pub fn is_endpoint_failure(&self) -> bool {
+        match self {
+            ClientError::Transport(_) | ClientError::DeadlineExceeded => true,
+            ClientError::Unexpected { status, .. } => matches!(status, 429 | 502 | 503),
+            ClientError::Rejected(p) => p.status == 429 || p.status == 503,
+            ClientError::Rpc { code, .. } => *code == 14 || *code == 8,
+            ClientError::Declared(_) | ClientError::CircuitOpen { .. } => false,
+        }
+    }
+}
+
+impl<E> From<crate::resilience::CircuitOpen> for ClientError<E> {
+    fn from(open: crate::resilience::CircuitOpen) -> Self {
+        ClientError::CircuitOpen {
+            retry_in: open.retry_in,
+        }
+    }
 }
 
 impl<E: fmt::Display> fmt::Display for ClientError<E> {
@@ -55,6 +84,11 @@ impl<E: fmt::Display> fmt::Display for ClientError<E> {
                     body.chars().take(200).collect::<String>()
                 )
             }
+            ClientError::CircuitOpen { retry_in } => write!(
+                f,
+                "not sent: the circuit breaker is open for another {} ms",
+                retry_in.as_millis()
+            ),
         }
     }
 }

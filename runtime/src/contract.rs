@@ -55,6 +55,8 @@ pub struct OperationInfo {
     pub per_try: Option<Duration>,
     /// Streaming shape.
     pub streaming: Streaming,
+    /// Retry budget, circuit breaker and concurrency limit (`resilience:`).
+    pub resilience: crate::resilience::ResiliencePolicy,
 }
 
 impl OperationInfo {

@@ -5,7 +5,8 @@
 //! - **Shared guardrails**, used by every transport: [`Context`] (deadline, W3C trace
 //!   context, idempotency key and request id of the current request, in a task-local scope
 //!   so calls made inside a handler pick it up), [`retry`] (backoff with full jitter, bounded
-//!   by the deadline), [`wire`] (header encodings: `grpc-timeout` budgets, structured-field
+//!   by the deadline), [`resilience`] (retry budgets, circuit breakers and concurrency limits),
+//!   [`wire`] (header encodings: `grpc-timeout` budgets, structured-field
 //!   idempotency keys, `Retry-After`), [`types`] (`bytes` as base64, `duration` as `"1.5s"`),
 //!   [`Validate`] (constraint checks reported as [`Violation`]s with JSON-pointer paths), the
 //!   traits generated types implement ([`Event`], [`Webhook`], [`DeclaredError`]), the
@@ -41,6 +42,7 @@ mod deadline;
 mod event;
 mod handler;
 mod problem;
+pub mod resilience;
 pub mod retry;
 mod service;
 mod trace;
@@ -70,6 +72,7 @@ pub use event::{DeclaredError, DeliveryMode, Event, EventDeadline, Webhook};
 pub use handler::HandlerError;
 pub use pactum_macros::*;
 pub use problem::{declared_problem, OperationError, Problem, PROBLEM_JSON};
+pub use resilience::ResiliencePolicy;
 pub use service::{BoxStream, NoInput, StreamError};
 pub use trace::ErrorKind;
 pub use validate::{FieldPath, Validate, ValidationError, Violation};

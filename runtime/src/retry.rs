@@ -3,6 +3,7 @@
 
 use crate::context::Context;
 use crate::contract::{Idempotency, OperationInfo, RetryPolicy};
+use crate::resilience::{CircuitOpen, Target};
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -22,6 +23,11 @@ pub trait Transient {
     /// `per_try`, with time left on the call's deadline, a retryable operation tries again.
     fn is_deadline(&self) -> bool {
         false
+    }
+    /// True when the failure says the endpoint is unwell, which is what a circuit breaker
+    /// counts: by default, what is transient or ran out of time.
+    fn is_endpoint_failure(&self) -> bool {
+        self.is_transient() || self.is_deadline()
     }
 }
 
@@ -79,6 +85,43 @@ where
 pub async fn call_with_retry_in<T, E, F, Fut>(
     ctx: &Context,
     op: &OperationInfo,
+    attempt: F,
+) -> Result<T, E>
+where
+    F: FnMut(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Transient,
+{
+    run(ctx, op, None, attempt).await
+}
+
+/// [`call_with_retry_in`] guarded for `target` by the operation's `resilience` policy: the
+/// call counts towards the target's retry budget and every retry takes one from it (none
+/// left: the last error is returned); every attempt passes the target's circuit breaker
+/// (open: [`CircuitOpen`] before the first attempt, the last error before a retry) and tells
+/// it how the endpoint answered. What generated clients call.
+pub async fn call_guarded<T, E, F, Fut>(
+    ctx: &Context,
+    op: &OperationInfo,
+    target: &Target,
+    attempt: F,
+) -> Result<T, E>
+where
+    F: FnMut(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Transient + From<CircuitOpen>,
+{
+    run(ctx, op, Some((target, E::from)), attempt).await
+}
+
+/// A target to guard a call for, and how to say its breaker refused the call.
+type Guard<'t, E> = Option<(&'t Target, fn(CircuitOpen) -> E)>;
+
+/// The one retry loop behind both.
+async fn run<T, E, F, Fut>(
+    ctx: &Context,
+    op: &OperationInfo,
+    guard: Guard<'_, E>,
     mut attempt: F,
 ) -> Result<T, E>
 where
@@ -92,8 +135,21 @@ where
     };
     let policy = op.retry.filter(|_| op.retryable());
     let attempts = policy.map_or(1, |p| p.attempts.max(1));
+    let resilience = &op.resilience;
+    if let Some((target, _)) = guard {
+        target.record_request();
+    }
     let mut number = 1;
+    let mut last: Option<E> = None;
     loop {
+        let permit = match guard {
+            Some((target, open)) => match target.admit() {
+                Ok(permit) => Some(permit),
+                // Open before a retry: the failure the caller should see is the last one.
+                Err(refused) => return Err(last.unwrap_or_else(|| open(refused))),
+            },
+            None => None,
+        };
         let deadline = match op.per_try.and_then(|p| Instant::now().checked_add(p)) {
             Some(at) => Some(ctx.deadline().map_or(at, |d| d.min(at))),
             None => ctx.deadline(),
@@ -104,6 +160,12 @@ where
             deadline,
         })
         .await;
+        if let Some(permit) = permit {
+            let healthy = result
+                .as_ref()
+                .map_or_else(|e| !e.is_endpoint_failure(), |_| true);
+            permit.record(healthy, &resilience.breaker);
+        }
         let error = match result {
             Ok(v) => return Ok(v),
             Err(e) => e,
@@ -130,8 +192,15 @@ where
         if ctx.remaining().is_some_and(|left| pause >= left) {
             return Err(error);
         }
+        // The budget is asked last, so only a retry that would really be sent spends it.
+        if let Some((target, _)) = guard {
+            if !target.try_retry(&resilience.retry_budget) {
+                return Err(error);
+            }
+        }
         tokio::time::sleep(pause).await;
         number += 1;
+        last = Some(error);
     }
 }
 
@@ -170,6 +239,7 @@ mod tests {
             }),
             per_try: None,
             streaming: Streaming::None,
+            resilience: crate::ResiliencePolicy::DEFAULT,
         }
     }
 

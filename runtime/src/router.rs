@@ -49,6 +49,9 @@ pub struct ServerConfig {
     pub lease: Lease,
     /// Who the caller is, when known; keys are scoped by it. Default: unknown.
     pub caller: Option<CallerOf>,
+    /// Requests running per operation, against each one's `resilience.concurrency`; shared by
+    /// the clones of one router.
+    pub limits: crate::resilience::Limits,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +62,7 @@ impl Default for ServerConfig {
             retention: Duration::from_secs(24 * 3600),
             lease: Lease::default(),
             caller: None,
+            limits: Default::default(),
         }
     }
 }

@@ -302,6 +302,18 @@ fn budget_lines(ir: &Ir, o: &Operation) -> Vec<String> {
             )
         });
     }
+    let r = &o.resilience;
+    lines.push(format!(
+        "resilience: retries to it at most {} % of requests plus {} a second; its callers' breaker opens after {} failures in a row, for {}; {}",
+        f64::from(r.ratio_permille) / 10.0,
+        r.min_per_second,
+        r.failures,
+        duration(r.cooldown_ns),
+        match r.concurrency {
+            Some(n) => format!("a server runs at most {n} at once and sheds the rest"),
+            None => "no concurrency limit".into(),
+        }
+    ));
     let steps = budget::step_costs(o, |r| budget::callee(ir, r));
     if let Some(last) = steps.last() {
         let text: Vec<String> = steps

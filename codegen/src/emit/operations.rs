@@ -2,7 +2,7 @@
 
 use super::events::retry_policy;
 use super::{deprecated, docs, Ctx};
-use crate::ir::{Idempotency, Operation, Streaming};
+use crate::ir::{Idempotency, Operation, Resilience, Streaming};
 use crate::naming::{ident, Case};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -114,6 +114,7 @@ fn info(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
         }
         None => quote!(::std::option::Option::None),
     };
+    let resilience = resilience_policy(&op.resilience);
     quote! {
         #doc
         #dep
@@ -129,6 +130,39 @@ fn info(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
             retry: #retry,
             per_try: #per_try,
             streaming: #streaming,
+            resilience: #resilience,
         };
+    }
+}
+
+/// The operation's `resilience:` as a `pactum::ResiliencePolicy`: the runtime's `DEFAULT`
+/// when the contract changes nothing.
+fn resilience_policy(r: &Resilience) -> TokenStream {
+    if *r == Resilience::default() {
+        return quote!(::pactum::ResiliencePolicy::DEFAULT);
+    }
+    let lit = proc_macro2::Literal::u32_unsuffixed;
+    let (ratio, floor, failures) = (
+        lit(r.ratio_permille),
+        lit(r.min_per_second),
+        lit(r.failures),
+    );
+    let cooldown = super::duration(r.cooldown_ns);
+    let concurrency = match r.concurrency.map(lit) {
+        Some(n) => quote!(::std::option::Option::Some(#n)),
+        None => quote!(::std::option::Option::None),
+    };
+    quote! {
+        ::pactum::ResiliencePolicy {
+            retry_budget: ::pactum::resilience::RetryBudgetPolicy {
+                ratio_permille: #ratio,
+                min_per_second: #floor,
+            },
+            breaker: ::pactum::resilience::BreakerPolicy {
+                failures: #failures,
+                cooldown: #cooldown,
+            },
+            concurrency: #concurrency,
+        }
     }
 }

@@ -145,6 +145,9 @@ impl ContractChecker<'_, '_> {
                 );
             }
         }
+        if let Some(r) = &c.resilience {
+            self.check_resilience(r);
+        }
         self.check_top_level_names();
         for t in &c.types {
             self.check_type(t);

@@ -146,6 +146,9 @@ impl ContractChecker<'_, '_> {
             .idempotency
             .as_ref()
             .is_some_and(|i| i.ok() == Some(&Idempotency::Key));
+        if let Some(r) = &op.resilience {
+            self.check_resilience(r);
+        }
         if let Some(r) = &op.retry {
             self.check_retry(r);
             let deadline = op.deadline.as_ref().and_then(|d| d.ok());
@@ -235,6 +238,56 @@ impl ContractChecker<'_, '_> {
                     )
                 ),
             );
+        }
+    }
+
+    /// `resilience:`: a ratio in 0..=1, counts and durations in range.
+    pub(super) fn check_resilience(&mut self, r: &ResilienceDecl) {
+        use pactum_rules::resilience::{
+            MAX_BREAKER_FAILURES, MAX_CONCURRENCY, MAX_RETRIES_PER_SECOND,
+        };
+        if let Some(ratio) = &r.ratio {
+            let v = ratio.value.as_f64();
+            if !(0.0..=1.0).contains(&v) {
+                self.diags.emit(
+                    Code::ContradictoryPolicy,
+                    ratio.span,
+                    format!("a retry budget ratio of {v} is outside 0..=1"),
+                    "the ratio is retries per request: 0.2 lets a target see at most 1.2× its load; 0 allows only `min_per_second`",
+                );
+            }
+        }
+        let mut in_range =
+            |n: &Option<Spanned<u64>>, lo: u64, hi: u64, what: &str, example: &str| {
+                if let Some(n) = n {
+                    if n.value < lo || n.value > hi {
+                        self.diags.emit(
+                            Code::InvalidValue,
+                            n.span,
+                            format!("`{what}: {}` is outside {lo}..={hi}", n.value),
+                            format!("e.g. `{what}: {example}`"),
+                        );
+                    }
+                }
+            };
+        in_range(
+            &r.min_per_second,
+            0,
+            MAX_RETRIES_PER_SECOND,
+            "min_per_second",
+            "10",
+        );
+        in_range(&r.failures, 1, MAX_BREAKER_FAILURES, "failures", "5");
+        in_range(&r.concurrency, 1, MAX_CONCURRENCY, "concurrency", "64");
+        if let Some((d, span)) = r.cooldown.as_ref().and_then(|d| Some((d.ok()?, d.span))) {
+            if d.nanos == 0 || d.nanos > MAX_DEADLINE_NS {
+                self.diags.emit(
+                    Code::InvalidDuration,
+                    span,
+                    format!("a breaker cooldown of `{}` is outside (0, 1h]", d.written),
+                    "e.g. `cooldown: 5s`: how long a target is left alone before one probe",
+                );
+            }
         }
     }
 

@@ -14,7 +14,7 @@ use crate::contract::{Idempotency, OperationInfo};
 use crate::deadline::run_with_deadline;
 use crate::handler::HandlerError;
 use crate::problem::OperationError;
-use crate::retry::{call_with_retry_in, Transient};
+use crate::retry::{call_guarded, Transient};
 use crate::router::ServerConfig;
 pub use crate::service::{BoxStream, StreamError};
 use crate::validate::Validate;
@@ -116,6 +116,7 @@ fn status(code: i32, message: impl Into<String>) -> tonic::Status {
 /// | the key was used with another message | `FAILED_PRECONDITION` |
 /// | the key finished before | its reply (message or status, with details) replayed byte for byte, with `idempotent-replayed: true` metadata |
 /// | the store is unreachable | `UNAVAILABLE`; nothing ran |
+/// | the operation runs as many requests as its `resilience.concurrency` | `RESOURCE_EXHAUSTED` at once; nothing ran (any operation, keyed or not) |
 pub async fn unary<PbIn, PbOut, I, O, E, H, Fut>(
     op: &'static OperationInfo,
     config: &ServerConfig,
@@ -134,6 +135,15 @@ where
     H: FnOnce(Context, I) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
 {
+    // Over the operation's concurrency limit: RESOURCE_EXHAUSTED now, before decoding,
+    // rather than queue past the caller's deadline. The slot is held until the answer.
+    let Some(_slot) = config.limits.try_enter(op) else {
+        return tonic::Status::resource_exhausted(format!(
+            "{} is running as many requests as its contract allows; nothing was done; retry later",
+            op.name
+        ))
+        .into_http();
+    };
     let (ctx, span) = server_context(op, request.headers());
     let guard = crate::trace::DropGuard::new(&span, &ctx);
     let response = if op.idempotency == Idempotency::Key {
@@ -233,6 +243,8 @@ where
 pub struct GrpcClient {
     link: Link,
     default_timeout: Duration,
+    /// The target's retry budget and circuit breaker, shared by the client's clones.
+    target: std::sync::Arc<crate::resilience::Target>,
 }
 
 impl GrpcClient {
@@ -242,6 +254,7 @@ impl GrpcClient {
         Ok(GrpcClient {
             link: Link::Direct(Connection::new(&url.into())?),
             default_timeout: crate::call::DEFAULT_TIMEOUT,
+            target: Default::default(),
         })
     }
 
@@ -251,6 +264,7 @@ impl GrpcClient {
         GrpcClient {
             link: Link::Channel(channel),
             default_timeout: crate::call::DEFAULT_TIMEOUT,
+            target: Default::default(),
         }
     }
 
@@ -308,7 +322,9 @@ impl GrpcClient {
                 self.attempt(&ctx, key, path, body, decode, error).await
             }
         };
-        call_with_retry_in(&ctx, op, attempt).await.map_err(|e| e.0)
+        call_guarded(&ctx, op, &self.target, attempt)
+            .await
+            .map_err(|e| e.0)
     }
 
     /// The context of one outgoing call: the caller's, its deadline shortened to the
@@ -482,6 +498,15 @@ impl<E> Transient for GrpcAttemptError<E> {
     }
     fn is_deadline(&self) -> bool {
         self.0.is_deadline()
+    }
+    fn is_endpoint_failure(&self) -> bool {
+        self.0.is_endpoint_failure()
+    }
+}
+
+impl<E> From<crate::resilience::CircuitOpen> for GrpcAttemptError<E> {
+    fn from(open: crate::resilience::CircuitOpen) -> Self {
+        GrpcAttemptError(open.into())
     }
 }
 

@@ -7,10 +7,12 @@
 use crate::context::{Context, Transport};
 use crate::contract::OperationInfo;
 use crate::problem::{OperationError, Problem, PROBLEM_JSON};
-use crate::retry::{call_with_retry_in, Transient};
+use crate::resilience::{CircuitOpen, Target};
+use crate::retry::{call_guarded, Transient};
 use crate::wire;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::Reply;
@@ -33,14 +35,28 @@ impl<E> Transient for AttemptError<E> {
     fn is_deadline(&self) -> bool {
         self.error.is_deadline()
     }
+    fn is_endpoint_failure(&self) -> bool {
+        self.error.is_endpoint_failure()
+    }
 }
 
-/// The HTTP side of a generated client: a base URL and a reqwest client.
+impl<E> From<CircuitOpen> for AttemptError<E> {
+    fn from(open: CircuitOpen) -> Self {
+        AttemptError {
+            error: open.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// The HTTP side of a generated client: a base URL and a reqwest client, and the target's
+/// retry budget and circuit breaker, which its clones share.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     http: reqwest::Client,
     base: String,
     default_timeout: Duration,
+    target: Arc<Target>,
 }
 
 impl HttpClient {
@@ -55,6 +71,7 @@ impl HttpClient {
             http,
             base: base_url.into().trim_end_matches('/').to_string(),
             default_timeout: DEFAULT_TIMEOUT,
+            target: Arc::new(Target::new()),
         }
     }
 
@@ -76,6 +93,11 @@ impl HttpClient {
     /// The base URL.
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// The target's retry budget and circuit breaker.
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     /// Sends one logical call of `op` to `path_and_query` (already encoded) with `body`.
@@ -121,7 +143,7 @@ impl HttpClient {
                     .await
             }
         };
-        let result = call_with_retry_in(&call_ctx, op, attempt).await;
+        let result = call_guarded(&call_ctx, op, &self.target, attempt).await;
         result.map_err(|e| e.error)
     }
 

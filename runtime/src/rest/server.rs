@@ -198,6 +198,26 @@ where
     let mut ctx = Context::from_headers(&parts.headers);
     let request_id = ctx.request_id().map_or_else(random_id, str::to_string);
     ctx = ctx.with_request_id(request_id.clone());
+    // Over the operation's concurrency limit: shed now, before reading the body, rather than
+    // queue until the caller's deadline passes. The slot is held until the answer.
+    let Some(_slot) = config.limits.try_enter(op) else {
+        let mut r = problem_response(
+            Problem::new(
+                503,
+                "Service Unavailable",
+                format!(
+                    "{} is running as many requests as its contract allows; nothing was done; retry later",
+                    op.name
+                ),
+            ),
+            &request_id,
+        );
+        r.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            retry_after_header(crate::resilience::SHED_RETRY_AFTER),
+        );
+        return r;
+    };
     if let Some(budget) = op.deadline {
         ctx = ctx.with_timeout(budget);
     }

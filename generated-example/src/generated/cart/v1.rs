@@ -371,6 +371,7 @@ pub mod operations {
         }),
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// `AddItem`, over `POST /v1/carts/{cart_id}/items`.
@@ -394,6 +395,7 @@ pub mod operations {
         }),
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// Prices the cart, reserves stock and places the order.
@@ -417,6 +419,7 @@ pub mod operations {
         }),
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 }
 

@@ -508,6 +508,7 @@ pub mod operations {
         }),
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// Holds stock for an order until it is paid or released.
@@ -528,6 +529,7 @@ pub mod operations {
         }),
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// `ReleaseStock`, over gRPC.
@@ -543,6 +545,7 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// Streams availability changes of the given SKUs.
@@ -558,6 +561,7 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Server,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// Streams stock arrivals from a warehouse scanner; answers with the total.
@@ -573,6 +577,7 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Client,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// A handheld scanner streams SKUs; each gets its stock level back as it is scanned.
@@ -588,6 +593,7 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Bidi,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 }
 

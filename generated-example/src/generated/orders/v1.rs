@@ -481,6 +481,7 @@ pub mod operations {
         }),
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// `PlaceOrder`, over `POST /v1/orders`.
@@ -504,6 +505,7 @@ pub mod operations {
         }),
         per_try: ::std::option::Option::Some(::std::time::Duration::from_millis(400)),
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// `CancelOrder`, over `POST /v1/orders/{id}/cancel`.
@@ -522,6 +524,7 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 }
 

@@ -29,3 +29,13 @@ pub mod features {
     #[rustfmt::skip]
     pub mod v1;
 }
+
+/// Service `resilience`, owned by `team-reliability`.
+pub mod resilience {
+    /// `resilience` 1.0.0.
+    ///
+    /// Operations whose `resilience:` the run-time tests exercise (tests/output/tests/resilience.rs).
+    #[allow(missing_docs, deprecated)]
+    #[rustfmt::skip]
+    pub mod v1;
+}

@@ -372,6 +372,7 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// `Echo`, over `POST /v1/echo/{path}` and gRPC.
@@ -390,6 +391,7 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 }
 

@@ -1182,6 +1182,7 @@ pub mod operations {
         }),
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// `Store`, over `PUT /v1/things`.
@@ -1205,6 +1206,7 @@ pub mod operations {
         }),
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// No input, no output, no errors.
@@ -1223,6 +1225,7 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// `Watch`, over gRPC.
@@ -1238,6 +1241,7 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Server,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// `Upload`, over gRPC.
@@ -1253,6 +1257,7 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Client,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// Both sides stream.
@@ -1268,6 +1273,7 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Bidi,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// `OldWay`, over `GET /v1/old/{id}`.
@@ -1287,6 +1293,7 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 }
 

@@ -462,6 +462,7 @@ pub mod operations {
         }),
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// `PlaceOrder`, over `POST /v2/orders`.
@@ -485,6 +486,7 @@ pub mod operations {
         }),
         per_try: ::std::option::Option::Some(::std::time::Duration::from_millis(400)),
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// `ListOrders`, over `GET /v2/customers/{customer_id}/orders`.
@@ -503,6 +505,7 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 }
 

@@ -451,6 +451,7 @@ pub mod operations {
         }),
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
     /// `GetPrice`, over `GET /v1/prices/{sku}` and gRPC.
@@ -474,6 +475,7 @@ pub mod operations {
         }),
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 }
 

@@ -1,0 +1,262 @@
+//! The contract's `resilience:` at run time, generated client against loopback servers: a
+//! dependency failing every request sees at most the retry budget's extra load; the breaker
+//! opens, fails fast, half-opens and closes; a saturated generated server sheds (503 with
+//! `Retry-After`, `RESOURCE_EXHAUSTED`) instead of queueing past the deadline; an operation
+//! neither safe nor keyed is never retried.
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use pactum::{ClientError, Context, HandlerError};
+use pactum_test_output::generated::resilience::v1 as r;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A dependency answering 503 to every request, or `{"n":7}` once healthy, counting each.
+#[derive(Clone, Default)]
+struct Dependency {
+    hits: Arc<AtomicU32>,
+    healthy: Arc<AtomicBool>,
+}
+
+impl Dependency {
+    async fn start(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let dep = self.clone();
+        let app = axum::Router::new().fallback(move || {
+            let dep = dep.clone();
+            async move {
+                dep.hits.fetch_add(1, SeqCst);
+                if dep.healthy.load(SeqCst) {
+                    ([(header::CONTENT_TYPE, "application/json")], r#"{"n":7}"#).into_response()
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE.into_response()
+                }
+            }
+        });
+        tokio::spawn(pactum::router::serve(listener, app));
+        url
+    }
+
+    fn hits(&self) -> u32 {
+        self.hits.load(SeqCst)
+    }
+}
+
+fn unavailable<E: std::fmt::Debug>(r: Result<impl std::fmt::Debug, ClientError<E>>) -> bool {
+    matches!(r, Err(ClientError::Unexpected { status: 503, .. }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_dependency_sees_at_most_the_budgeted_extra_load() {
+    let dep = Dependency::default();
+    let client = r::rest::Client::new(dep.start().await);
+    const CALLS: u32 = 200;
+    let started = Instant::now();
+    for n in 0..CALLS {
+        let result = client.flaky(&r::FlakyRequest { n }).await;
+        assert!(unavailable(result), "call {n}");
+    }
+    let hits = dep.hits();
+    // Three attempts each would be 600. The contract's budget: retries ≤ 0.2 × requests of the
+    // last 10 s, plus 1 per second of it (one more window's worth per 10 s the test ran).
+    let windows = started.elapsed().as_secs() / 10 + 1;
+    let bound = CALLS + CALLS / 5 + 10 * windows as u32;
+    assert!(
+        hits <= bound,
+        "{hits} requests for {CALLS} calls (bound {bound})"
+    );
+    assert!(
+        hits > CALLS,
+        "retries go out while the budget has some: {hits}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_opens_fails_fast_half_opens_and_closes() {
+    let dep = Dependency::default();
+    let client = r::rest::Client::new(dep.start().await);
+    // `Fragile`: three failures in a row open it, for 300 ms.
+    for _ in 0..3 {
+        assert!(unavailable(client.fragile().await));
+    }
+    assert_eq!(dep.hits(), 3);
+
+    let t = Instant::now();
+    for _ in 0..20 {
+        let r = client.fragile().await;
+        assert!(matches!(r, Err(ClientError::CircuitOpen { .. })), "{r:?}");
+    }
+    // Clones share the target's breaker.
+    let clone = client.clone();
+    assert!(matches!(
+        clone.fragile().await,
+        Err(ClientError::CircuitOpen { .. })
+    ));
+    assert!(t.elapsed() < Duration::from_millis(100), "fails fast");
+    assert_eq!(dep.hits(), 3, "nothing reaches the target while open");
+
+    // After the cooldown one probe goes out; it fails, and the breaker opens again.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(unavailable(client.fragile().await));
+    assert_eq!(dep.hits(), 4);
+    assert!(matches!(
+        client.fragile().await,
+        Err(ClientError::CircuitOpen { .. })
+    ));
+
+    // The target recovers: the next probe succeeds and closes the breaker.
+    dep.healthy.store(true, SeqCst);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(client.fragile().await.unwrap().n, 7);
+    for _ in 0..5 {
+        assert_eq!(client.fragile().await.unwrap().n, 7);
+    }
+    assert_eq!(dep.hits(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_neither_safe_nor_keyed_is_never_retried() {
+    let dep = Dependency::default();
+    let client = r::rest::Client::new(dep.start().await);
+    for n in 0..20 {
+        assert!(unavailable(client.r#unsafe(&r::UnsafeRequest { n }).await));
+    }
+    assert_eq!(dep.hits(), 20, "one attempt per call, budget or not");
+}
+
+/// `Busy` holds each request 400 ms and records how many ran at once.
+#[derive(Default)]
+struct Server {
+    running: AtomicU32,
+    most: AtomicU32,
+}
+
+impl r::Service for Server {
+    async fn flaky(
+        &self,
+        _: Context,
+        _: r::FlakyRequest,
+    ) -> Result<r::FlakyResponse, HandlerError<r::FlakyError>> {
+        Err(HandlerError::internal("not used"))
+    }
+    async fn fragile(
+        &self,
+        _: Context,
+    ) -> Result<r::FragileResponse, HandlerError<r::FragileError>> {
+        Err(HandlerError::internal("not used"))
+    }
+    async fn busy(
+        &self,
+        _: Context,
+        input: r::BusyRequest,
+    ) -> Result<r::BusyResponse, HandlerError<r::BusyError>> {
+        let now = self.running.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        self.running.fetch_sub(1, SeqCst);
+        Ok(r::BusyResponse { n: input.n })
+    }
+    async fn r#unsafe(
+        &self,
+        _: Context,
+        _: r::UnsafeRequest,
+    ) -> Result<r::UnsafeResponse, HandlerError<r::UnsafeError>> {
+        Err(HandlerError::internal("not used"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_server_sheds_instead_of_queueing_past_the_deadline() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let service = Arc::new(Server::default());
+    let router = r::rest::router(service.clone()).merge(r::grpc::router(service.clone()));
+    tokio::spawn(pactum::router::serve(listener, router));
+
+    // REST: ten at once against a limit of two.
+    let rest = r::rest::Client::new(url.clone());
+    let calls: Vec<_> = (0..10)
+        .map(|n| {
+            let rest = rest.clone();
+            tokio::spawn(async move {
+                let t = Instant::now();
+                (rest.busy(&r::BusyRequest { n }).await, t.elapsed())
+            })
+        })
+        .collect();
+    let (mut served, mut shed) = (0, 0);
+    for call in calls {
+        let (result, took) = call.await.unwrap();
+        match result {
+            Ok(_) => served += 1,
+            Err(ClientError::Rejected(p)) if p.status == 503 => {
+                shed += 1;
+                assert!(
+                    took < Duration::from_millis(300),
+                    "shed at once, not queued: {took:?}"
+                );
+            }
+            Err(ClientError::Unexpected { status: 503, .. }) => {
+                shed += 1;
+                assert!(
+                    took < Duration::from_millis(300),
+                    "shed at once, not queued: {took:?}"
+                );
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!((served, shed), (2, 8));
+    assert_eq!(service.most.load(SeqCst), 2);
+
+    // What a shed request is told: 503, problem+json, Retry-After.
+    let http = pactum::rest::client::reqwest::Client::new();
+    let hold: Vec<_> = (0..2)
+        .map(|n| {
+            let rest = rest.clone();
+            tokio::spawn(async move { rest.busy(&r::BusyRequest { n }).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let answer = http
+        .post(format!("{url}/v1/busy"))
+        .header("content-type", "application/json")
+        .body(r#"{"n":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 503);
+    assert_eq!(answer.headers()["retry-after"], "1");
+    assert_eq!(answer.headers()["content-type"], pactum::PROBLEM_JSON);
+    for h in hold {
+        h.await.unwrap().unwrap();
+    }
+
+    // gRPC: the same limit, answered RESOURCE_EXHAUSTED.
+    let grpc = r::grpc::Client::connect_lazy(url).unwrap();
+    let calls: Vec<_> = (0..10)
+        .map(|n| {
+            let grpc = grpc.clone();
+            tokio::spawn(async move {
+                let t = Instant::now();
+                (grpc.busy(&r::BusyRequest { n }).await, t.elapsed())
+            })
+        })
+        .collect();
+    let (mut served, mut shed) = (0, 0);
+    for call in calls {
+        let (result, took) = call.await.unwrap();
+        match result {
+            Ok(_) => served += 1,
+            Err(ClientError::Rpc { code: 8, .. }) => {
+                shed += 1;
+                assert!(took < Duration::from_millis(300), "shed at once: {took:?}");
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!((served, shed), (2, 8));
+    assert_eq!(service.most.load(SeqCst), 2);
+}
