@@ -57,6 +57,13 @@ enum Command {
         after_help = "Examples:\n  pactum docs contracts/ --out generated-example/docs\n  pactum docs contracts/ --out generated-example/docs --check   # CI: fail if stale\n  dot -Tsvg generated-example/docs/topology.dot > topology.svg"
     )]
     Docs(DocsArgs),
+    /// Write Kubernetes manifests: a `Service` per service, and with `--mesh` the mesh's
+    /// routes carrying each operation's deadline and (only where the contract allows them)
+    /// retries. Writes nothing when any contract has an error.
+    #[command(
+        after_help = "Examples:\n  pactum manifests contracts/ --out deploy/\n  pactum manifests --out deploy/ --mesh linkerd --namespace shop\n  pactum manifests --out deploy/ --mesh istio --check   # CI: fail if stale\n\nWith a mesh, load the <service>-pactum-mesh ConfigMap into the callers' pods (envFrom):\nit sets PACTUM_MESH_RETRIES=1, so the generated clients leave retrying to the mesh."
+    )]
+    Manifests(ManifestsArgs),
     /// Print the JSON Schema of the contract language.
     #[command(
         after_help = "Example:\n  pactum schema > pactum.schema.json\n  # then, first line of a contract:\n  # yaml-language-server: $schema=./pactum.schema.json"
@@ -160,6 +167,77 @@ struct DocsArgs {
     check: bool,
 }
 
+#[derive(Args, Debug)]
+struct ManifestsArgs {
+    #[command(flatten)]
+    inputs: CheckArgs,
+    /// Output directory: `<service>.yaml`, and `<service>.<mesh>.yaml` with a mesh.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// The mesh whose routing objects to write.
+    #[arg(long, value_enum)]
+    mesh: Option<MeshArg>,
+    /// Kubernetes namespace. Default: each contract's `namespace`, else `default`.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// The port services serve REST on.
+    #[arg(long, default_value_t = 8080)]
+    http_port: u16,
+    /// The port services serve gRPC on.
+    #[arg(long, default_value_t = 50051)]
+    grpc_port: u16,
+    /// Write nothing; exit non-zero and list the files that would change.
+    #[arg(long)]
+    check: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum MeshArg {
+    /// Gateway API HTTPRoute/GRPCRoute with Linkerd's timeout and retry annotations.
+    Linkerd,
+    /// VirtualService, DestinationRule (outlier detection, ISTIO_MUTUAL), PeerAuthentication.
+    Istio,
+}
+
+/// `manifests`: checks the contracts (those of `pactum.yaml` when none are named), then
+/// writes or compares the manifests.
+fn manifests(mut args: ManifestsArgs, color: bool) -> ExitCode {
+    if args.inputs.paths.is_empty() || args.inputs.project.is_some() {
+        // The project's contracts; `--out` is re-anchored with the other typed paths.
+        match enter_project(&mut args.inputs, &mut [&mut args.out]) {
+            Ok(p) => {
+                if args.inputs.paths.is_empty() {
+                    args.inputs.paths = p.contracts;
+                }
+                args.inputs.deny_warnings |= p.deny_warnings;
+            }
+            Err(e) => {
+                eprintln!("{e}\npactum: nothing written");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let Some(ir) = &checked_ir(&args.inputs, color) else {
+        return ExitCode::FAILURE;
+    };
+    let options = emit::manifests::Options {
+        mesh: match args.mesh {
+            None => emit::manifests::Mesh::None,
+            Some(MeshArg::Linkerd) => emit::manifests::Mesh::Linkerd,
+            Some(MeshArg::Istio) => emit::manifests::Mesh::Istio,
+        },
+        namespace: args.namespace.clone(),
+        http_port: args.http_port,
+        grpc_port: args.grpc_port,
+    };
+    let files = emit::manifests::files(ir, &options);
+    let out = args.out.clone();
+    sync_outputs(vec![(out, files)], args.check, || {
+        "manifests are out of date; run the same `pactum manifests` command without `--check`"
+            .to_string()
+    })
+}
+
 /// Runs the CLI with the process arguments.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -198,6 +276,7 @@ pub fn main() -> ExitCode {
         Command::Diff(args) => diff(&args),
         Command::Generate(args) => generate(args, color),
         Command::Docs(args) => docs(args, color),
+        Command::Manifests(args) => manifests(args, color),
     }
 }
 

@@ -17,3 +17,7 @@ pub const MAX_RETRIES_PER_SECOND: u64 = 10_000;
 pub const MAX_BREAKER_FAILURES: u64 = 1_000;
 /// Most requests of one operation a server may run at once.
 pub const MAX_CONCURRENCY: u64 = 1_000_000;
+
+/// The environment variable that hands retrying to the service mesh (`1`): the manifests
+/// `pactum manifests --mesh …` writes set it, and the runtime's clients read it.
+pub const MESH_RETRIES_ENV: &str = "PACTUM_MESH_RETRIES";

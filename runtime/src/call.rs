@@ -43,15 +43,19 @@ pub enum ClientError<E> {
 
 impl<E> ClientError<E> {
     /// Whether the failure says the endpoint is unwell (what opens a circuit breaker): no
-    /// answer, a timeout, 502/503/429, `UNAVAILABLE`/`RESOURCE_EXHAUSTED`. A declared error
-    /// or a refused request is an answer.
+    /// answer, a timeout, an undeclared 5xx, `UNAVAILABLE`, `INTERNAL` or `UNKNOWN`. A
+    /// declared error, a refused request (4xx) and a quota or load-shedding answer (429,
+    /// `RESOURCE_EXHAUSTED`: often one caller's limit, and a server protecting itself) are
+    /// answers: one misbehaving caller must not cut the target off for everyone. Whether a
+    /// timeout counts is the retry loop's call: only when the attempt had its full budget.
     pub fn is_endpoint_failure(&self) -> bool {
         match self {
             ClientError::Transport(_) | ClientError::DeadlineExceeded => true,
-            ClientError::Unexpected { status, .. } => matches!(status, 429 | 502 | 503),
-            ClientError::Rejected(p) => p.status == 429 || p.status == 503,
-            ClientError::Rpc { code, .. } => *code == 14 || *code == 8,
-            ClientError::Declared(_) | ClientError::CircuitOpen { .. } => false,
+            ClientError::Unexpected { status, .. } => (500..600).contains(status),
+            ClientError::Rpc { code, .. } => matches!(code, 2 | 13 | 14),
+            ClientError::Rejected(_)
+            | ClientError::Declared(_)
+            | ClientError::CircuitOpen { .. } => false,
         }
     }
 }

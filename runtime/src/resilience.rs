@@ -212,28 +212,36 @@ impl Target {
         matches!(self.lock().breaker, Breaker::Closed { .. })
     }
 
+    /// Whether the breaker would refuse an attempt now (open, its cooldown not over).
+    pub fn is_open(&self) -> bool {
+        matches!(self.lock().breaker, Breaker::Open { until } if Instant::now() < until)
+    }
+
     fn settle(&self, probe: bool, healthy: Option<bool>, policy: &BreakerPolicy) {
         let mut state = self.lock();
-        state.breaker = match (state.breaker, healthy) {
-            // The probe was dropped before it had an answer: the next call probes instead.
-            (Breaker::HalfOpen { .. }, None) if probe => Breaker::HalfOpen { probing: false },
-            (other, None) => other,
-            (_, Some(true)) => Breaker::Closed { failures: 0 },
-            (Breaker::Closed { failures }, Some(false)) => {
+        // An hour at most by the contract; a hand-built policy cannot overflow the clock.
+        let reopen = || Breaker::Open {
+            until: Instant::now()
+                .checked_add(policy.cooldown)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+        };
+        state.breaker = match (state.breaker, probe, healthy) {
+            (Breaker::Closed { .. }, _, Some(true)) => Breaker::Closed { failures: 0 },
+            (Breaker::Closed { failures }, _, Some(false)) => {
                 let failures = failures.saturating_add(1);
                 if failures >= policy.failures.max(1) {
-                    Breaker::Open {
-                        until: Instant::now() + policy.cooldown,
-                    }
+                    reopen()
                 } else {
                     Breaker::Closed { failures }
                 }
             }
-            // A failed probe, or a failure of an attempt let through before the breaker
-            // opened: open (again) for a whole cooldown.
-            (_, Some(false)) => Breaker::Open {
-                until: Instant::now() + policy.cooldown,
-            },
+            // The probe's verdict decides; dropped unanswered, the next call probes instead.
+            (Breaker::HalfOpen { .. }, true, Some(true)) => Breaker::Closed { failures: 0 },
+            (Breaker::HalfOpen { .. }, true, Some(false)) => reopen(),
+            (Breaker::HalfOpen { .. }, true, None) => Breaker::HalfOpen { probing: false },
+            // Late outcomes of attempts admitted before the breaker opened change nothing:
+            // an open breaker keeps its cooldown, a half-open one waits for its probe.
+            (other, _, _) => other,
         };
     }
 }
@@ -252,8 +260,8 @@ pub struct Permit<'t> {
 impl Permit<'_> {
     /// The endpoint answered (`healthy`) or failed in a way that says it is unwell.
     pub fn record(mut self, healthy: bool, policy: &BreakerPolicy) {
-        self.done = true;
         self.target.settle(self.probe, Some(healthy), policy);
+        self.done = true;
     }
 }
 
@@ -380,6 +388,31 @@ mod tests {
         target.admit().unwrap().record(true, &BREAKER);
         assert!(target.is_closed());
         assert!(target.admit().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_outcomes_of_attempts_let_through_before_it_opened_change_nothing() {
+        let target = Target::new();
+        // Three attempts in flight when the breaker is still closed.
+        let late: Vec<_> = (0..3).map(|_| target.admit().unwrap()).collect();
+        for _ in 0..3 {
+            target.admit().unwrap().record(false, &BREAKER);
+        }
+        assert!(target.is_open());
+        let mut late = late.into_iter();
+        // A late success does not close it; a late failure does not extend the cooldown.
+        late.next().unwrap().record(true, &BREAKER);
+        assert!(target.is_open());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        late.next().unwrap().record(false, &BREAKER);
+        assert_eq!(target.admit().unwrap_err().retry_in, Duration::from_secs(1));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // Half-open: the probe alone decides; the last late attempt's drop hands nothing on.
+        let probe = target.admit().unwrap();
+        drop(late.next());
+        assert!(target.admit().is_err(), "still one probe at a time");
+        probe.record(true, &BREAKER);
+        assert!(target.is_closed());
     }
 
     #[test]

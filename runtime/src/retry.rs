@@ -114,6 +114,36 @@ where
     run(ctx, op, Some((target, E::from)), attempt).await
 }
 
+/// The environment variable that hands retrying to the service mesh: set to `1` (as the
+/// `<service>-pactum-mesh` ConfigMap `pactum manifests --mesh …` writes does), the generated
+/// clients make one attempt per call, with the whole deadline, and leave retries and per-try
+/// timeouts to the mesh, so retries never multiply across the two layers. The budget and the
+/// breaker stay on.
+pub const MESH_RETRIES_ENV: &str = pactum_rules::resilience::MESH_RETRIES_ENV;
+
+/// 0: not read yet; 1: the clients retry; 2: the mesh does.
+static MESH_RETRIES: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether the mesh retries for this process ([`MESH_RETRIES_ENV`], read once, or
+/// [`set_mesh_retries`]).
+pub fn mesh_retries() -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    match MESH_RETRIES.load(Relaxed) {
+        0 => {
+            let on = std::env::var(MESH_RETRIES_ENV).is_ok_and(|v| v == "1" || v == "true");
+            MESH_RETRIES.store(if on { 2 } else { 1 }, Relaxed);
+            on
+        }
+        state => state == 2,
+    }
+}
+
+/// Hands retrying to the mesh (`true`) or takes it back, for the whole process, as
+/// [`MESH_RETRIES_ENV`] does at start-up.
+pub fn set_mesh_retries(on: bool) {
+    MESH_RETRIES.store(if on { 2 } else { 1 }, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A target to guard a call for, and how to say its breaker refused the call.
 type Guard<'t, E> = Option<(&'t Target, fn(CircuitOpen) -> E)>;
 
@@ -133,12 +163,18 @@ where
         Idempotency::Key => Some(ctx.key_for_call(&op.scope())),
         Idempotency::None => None,
     };
-    let policy = op.retry.filter(|_| op.retryable());
+    // Generated clients (the guarded path) leave retries and per-try timeouts to a mesh that
+    // does them.
+    let mesh = guard.is_some() && mesh_retries();
+    let policy = op.retry.filter(|_| op.retryable() && !mesh);
+    let per_try = op.per_try.filter(|_| !mesh);
     let attempts = policy.map_or(1, |p| p.attempts.max(1));
     let resilience = &op.resilience;
-    if let Some((target, _)) = guard {
-        target.record_request();
-    }
+    // What one attempt is meant to have: a timeout with less than this (the caller's budget
+    // was nearly spent) says nothing about the endpoint.
+    let own_budget = per_try
+        .or(op.deadline)
+        .unwrap_or(crate::call::DEFAULT_TIMEOUT);
     let mut number = 1;
     let mut last: Option<E> = None;
     loop {
@@ -150,10 +186,19 @@ where
             },
             None => None,
         };
-        let deadline = match op.per_try.and_then(|p| Instant::now().checked_add(p)) {
+        if let (Some((target, _)), 1) = (guard, number) {
+            // Counted once admitted: calls the breaker refuses earn no retries.
+            target.record_request();
+        }
+        let started = Instant::now();
+        let deadline = match per_try.and_then(|p| started.checked_add(p)) {
             Some(at) => Some(ctx.deadline().map_or(at, |d| d.min(at))),
             None => ctx.deadline(),
         };
+        let full_budget = deadline.is_none_or(|at| {
+            // A few percent of slack: the call's deadline was set a moment before this.
+            at.saturating_duration_since(started) + own_budget / 20 >= own_budget
+        });
         let result = attempt(Attempt {
             number,
             idempotency_key: key.clone(),
@@ -161,10 +206,13 @@ where
         })
         .await;
         if let Some(permit) = permit {
-            let healthy = result
-                .as_ref()
-                .map_or_else(|e| !e.is_endpoint_failure(), |_| true);
-            permit.record(healthy, &resilience.breaker);
+            match &result {
+                Ok(_) => permit.record(true, &resilience.breaker),
+                // A timeout on a budget the caller had nearly spent: no verdict (a probe hands
+                // its turn on).
+                Err(e) if e.is_deadline() && !full_budget => drop(permit),
+                Err(e) => permit.record(!e.is_endpoint_failure(), &resilience.breaker),
+            }
         }
         let error = match result {
             Ok(v) => return Ok(v),
@@ -176,7 +224,7 @@ where
         // Cut short by `per_try` (its own deadline passed, the call's has not): as transient as
         // a timeout can be.
         let cut_short = error.is_deadline()
-            && op.per_try.is_some()
+            && per_try.is_some()
             && deadline.is_some_and(|at| Instant::now() >= at)
             && !ctx.is_expired();
         if number >= attempts || !(error.is_transient() || cut_short) {
@@ -193,8 +241,9 @@ where
             return Err(error);
         }
         // The budget is asked last, so only a retry that would really be sent spends it.
+        // The breaker is asked first: open now, it would refuse the retry after the pause.
         if let Some((target, _)) = guard {
-            if !target.try_retry(&resilience.retry_budget) {
+            if target.is_open() || !target.try_retry(&resilience.retry_budget) {
                 return Err(error);
             }
         }
@@ -212,6 +261,13 @@ mod tests {
 
     #[derive(Debug, PartialEq)]
     struct Err503(Option<Duration>);
+
+    /// A refused call, as the tests tell it apart.
+    impl From<CircuitOpen> for Err503 {
+        fn from(_: CircuitOpen) -> Self {
+            Err503(Some(Duration::MAX))
+        }
+    }
     impl Transient for Err503 {
         fn is_transient(&self) -> bool {
             true
@@ -366,6 +422,12 @@ mod tests {
     /// An attempt that ran out of time.
     #[derive(Debug, PartialEq)]
     struct TimedOut;
+
+    impl From<CircuitOpen> for TimedOut {
+        fn from(_: CircuitOpen) -> Self {
+            TimedOut
+        }
+    }
     impl Transient for TimedOut {
         fn is_transient(&self) -> bool {
             false
@@ -444,5 +506,55 @@ mod tests {
         let (r, ends) = ctx().scope(hang_until(&unsafe_op, 2)).await;
         assert_eq!(r, Err(TimedOut));
         assert_eq!(ends, vec![Duration::from_millis(300)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_on_a_nearly_spent_budget_is_not_held_against_the_target() {
+        let target = Target::new();
+        let op = op(true, Idempotency::None, false);
+        let mut keyed = op;
+        keyed.deadline = Some(Duration::from_secs(1));
+        keyed.retry = None;
+        // The caller left 5 ms of a 1 s operation: ten such timeouts, and the breaker (five in
+        // a row) stays closed.
+        for _ in 0..10 {
+            let ctx = Context::new().with_timeout(Duration::from_millis(5));
+            let r: Result<u32, TimedOut> =
+                call_guarded(&ctx, &keyed, &target, |_| async { Err(TimedOut) }).await;
+            assert_eq!(r, Err(TimedOut));
+        }
+        assert!(target.is_closed());
+        // With the operation's whole budget, five timeouts open it.
+        for _ in 0..5 {
+            let ctx = Context::new().with_timeout(Duration::from_secs(1));
+            let _: Result<u32, TimedOut> =
+                call_guarded(&ctx, &keyed, &target, |_| async { Err(TimedOut) }).await;
+        }
+        assert!(target.is_open());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_the_breaker_refuses_earn_no_retries() {
+        let target = Target::new();
+        let mut op = op(true, Idempotency::None, false);
+        op.resilience.retry_budget = crate::resilience::RetryBudgetPolicy {
+            ratio_permille: 1000,
+            min_per_second: 0,
+        };
+        op.resilience.breaker.failures = 1;
+        let ctx = Context::new();
+        let fail = |_: Attempt| async { Err::<u32, _>(Err503(None)) };
+        // One failure opens it; the next thousand calls are refused without a request.
+        let _ = call_guarded(&ctx, &op, &target, fail).await;
+        for _ in 0..1000 {
+            let r = call_guarded(&ctx, &op, &target, fail).await;
+            assert_eq!(r, Err(Err503(Some(Duration::MAX))), "refused, not sent");
+        }
+        // Had the refused calls been counted, a thousand retries would now be allowed.
+        assert!(
+            target.try_retry(&op.resilience.retry_budget),
+            "one call: one retry"
+        );
+        assert!(!target.try_retry(&op.resilience.retry_budget));
     }
 }

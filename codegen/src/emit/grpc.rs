@@ -117,10 +117,7 @@ pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
         conversions.push(g.struct_conversions(&e.name, &path, &e.fields));
     }
     let package = super::proto::package(ctx.contract);
-    let service_name = format!(
-        "{}Service",
-        crate::naming::convert(&ctx.contract.id.service, Case::Pascal)
-    );
+    let service_name = super::proto::service_name(ctx.contract);
     let details: Vec<_> = ops.iter().map(|op| g.error_details(op, &package)).collect();
     let routes: Vec<_> = ops
         .iter()

@@ -9,6 +9,8 @@ pub mod docs;
 mod events;
 mod grpc;
 mod json_schema;
+#[cfg(feature = "manifests")]
+pub mod manifests;
 pub mod openapi;
 mod operations;
 pub mod proto;

@@ -120,6 +120,11 @@ fn package_of(namespace: Option<&str>, id: &ContractId) -> String {
     }
 }
 
+/// The gRPC service of a contract (`OrdersService`), in its [`package`].
+pub fn service_name(c: &Contract) -> String {
+    format!("{}Service", convert(&c.id.service, Case::Pascal))
+}
+
 /// The file name of a contract's proto.
 pub fn file_name(id: &ContractId) -> String {
     format!("{}.v{}.proto", id.service, id.major)
@@ -358,7 +363,7 @@ impl<'a> Protos<'a> {
                     "`{}` v{}, owned by {}.",
                     c.id.service, c.id.major, c.owner
                 )],
-                name: format!("{}Service", convert(&c.id.service, Case::Pascal)),
+                name: service_name(c),
                 methods,
             }
         });

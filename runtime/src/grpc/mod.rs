@@ -136,13 +136,23 @@ where
     Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
 {
     // Over the operation's concurrency limit: RESOURCE_EXHAUSTED now, before decoding,
-    // rather than queue past the caller's deadline. The slot is held until the answer.
-    let Some(_slot) = config.limits.try_enter(op) else {
+    // rather than queue past the caller's deadline.
+    let Some(slot) = config.limits.try_enter(op) else {
         return tonic::Status::resource_exhausted(format!(
             "{} is running as many requests as its contract allows; nothing was done; retry later",
             op.name
         ))
         .into_http();
+    };
+    // The slot goes with the handler: a keyed request's handler runs on in a task of its own
+    // after the caller hangs up, and holds its place until it finishes.
+    let slot = std::sync::Arc::new(slot);
+    let handler = move |ctx: Context, input: I| {
+        let (running, slot) = (handler(ctx, input), std::sync::Arc::clone(&slot));
+        async move {
+            let _slot = slot;
+            running.await
+        }
     };
     let (ctx, span) = server_context(op, request.headers());
     let guard = crate::trace::DropGuard::new(&span, &ctx);
@@ -360,7 +370,7 @@ impl GrpcClient {
         PbIn: prost::Message + Send + Sync + 'static,
         PbOut: prost::Message + Default + Send + 'static,
     {
-        let fail = |e| GrpcAttemptError(e);
+        let fail = GrpcAttemptError::failed;
         let mut headers = http::HeaderMap::new();
         ctx.inject_headers(&mut headers, Transport::Grpc);
         if let Some(key) = key {
@@ -410,9 +420,24 @@ impl GrpcClient {
                 Err(fail(ClientError::DeadlineExceeded))
             }
             Err(s) => {
-                let declared = <RpcStatus as prost::Message>::decode(s.details())
-                    .ok()
+                let details = <RpcStatus as prost::Message>::decode(s.details()).ok();
+                let declared = details
+                    .as_ref()
                     .and_then(|d| d.details.iter().find_map(error));
+                // UNAVAILABLE with a RetryInfo is a live server saying the key is busy (as a
+                // REST 409 does): an answer, not a sign the endpoint is unwell.
+                let busy = s.code() == tonic::Code::Unavailable
+                    && details.is_some_and(|d| {
+                        d.details
+                            .iter()
+                            .any(|a| a.type_url == "type.googleapis.com/google.rpc.RetryInfo")
+                    });
+                if busy {
+                    return Err(GrpcAttemptError::answered(ClientError::Rpc {
+                        code: s.code() as i32,
+                        message: s.message().to_string(),
+                    }));
+                }
                 Err(fail(match declared {
                     Some(e) => ClientError::Declared(e),
                     None => ClientError::Rpc {
@@ -484,7 +509,19 @@ async fn within<T, E>(ctx: &Context, call: impl Future<Output = T>) -> Result<T,
 }
 
 /// One attempt's failure.
-pub struct GrpcAttemptError<E>(ClientError<E>);
+pub struct GrpcAttemptError<E>(ClientError<E>, bool);
+
+impl<E> GrpcAttemptError<E> {
+    fn failed(e: ClientError<E>) -> Self {
+        GrpcAttemptError(e, false)
+    }
+
+    /// A failure the server answered with on purpose (a busy key): never counted by the
+    /// breaker.
+    fn answered(e: ClientError<E>) -> Self {
+        GrpcAttemptError(e, true)
+    }
+}
 
 impl<E> Transient for GrpcAttemptError<E> {
     fn is_transient(&self) -> bool {
@@ -500,13 +537,13 @@ impl<E> Transient for GrpcAttemptError<E> {
         self.0.is_deadline()
     }
     fn is_endpoint_failure(&self) -> bool {
-        self.0.is_endpoint_failure()
+        !self.1 && self.0.is_endpoint_failure()
     }
 }
 
 impl<E> From<crate::resilience::CircuitOpen> for GrpcAttemptError<E> {
     fn from(open: crate::resilience::CircuitOpen) -> Self {
-        GrpcAttemptError(open.into())
+        GrpcAttemptError::failed(open.into())
     }
 }
 

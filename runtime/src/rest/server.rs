@@ -199,8 +199,8 @@ where
     let request_id = ctx.request_id().map_or_else(random_id, str::to_string);
     ctx = ctx.with_request_id(request_id.clone());
     // Over the operation's concurrency limit: shed now, before reading the body, rather than
-    // queue until the caller's deadline passes. The slot is held until the answer.
-    let Some(_slot) = config.limits.try_enter(op) else {
+    // queue until the caller's deadline passes.
+    let Some(slot) = config.limits.try_enter(op) else {
         let mut r = problem_response(
             Problem::new(
                 503,
@@ -217,6 +217,15 @@ where
             retry_after_header(crate::resilience::SHED_RETRY_AFTER),
         );
         return r;
+    };
+    // The slot goes with the handler: a keyed request's handler runs on in a task of its own
+    // after the caller hangs up, and holds its place until it finishes.
+    let handler = move |ctx: Context, input: I| {
+        let running = handler(ctx, input);
+        async move {
+            let _slot = slot;
+            running.await
+        }
     };
     if let Some(budget) = op.deadline {
         ctx = ctx.with_timeout(budget);

@@ -158,6 +158,14 @@ impl r::Service for Server {
         self.running.fetch_sub(1, SeqCst);
         Ok(r::BusyResponse { n: input.n })
     }
+    async fn claimed(
+        &self,
+        _: Context,
+        input: r::ClaimedRequest,
+    ) -> Result<r::ClaimedResponse, HandlerError<r::ClaimedError>> {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        Ok(r::ClaimedResponse { n: input.n })
+    }
     async fn r#unsafe(
         &self,
         _: Context,
@@ -165,6 +173,33 @@ impl r::Service for Server {
     ) -> Result<r::UnsafeResponse, HandlerError<r::UnsafeError>> {
         Err(HandlerError::internal("not used"))
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_handler_keeps_its_place_after_the_caller_hangs_up() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(pactum::router::serve(
+        listener,
+        r::rest::router(Arc::new(Server::default())),
+    ));
+    let post = |key: &str, wait: Duration| {
+        pactum::rest::client::reqwest::Client::new()
+            .post(format!("{url}/v1/claimed"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", format!("\"{key}\""))
+            .timeout(wait)
+            .body(r#"{"n":1}"#)
+            .send()
+    };
+    // The caller gives up after 100 ms; the keyed handler runs on for its 400 ms, in its own
+    // task, and keeps the operation's one place until then.
+    assert!(post("a", Duration::from_millis(100)).await.is_err());
+    let other = post("b", Duration::from_secs(2)).await.unwrap();
+    assert_eq!(other.status().as_u16(), 503, "the place is still taken");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let later = post("c", Duration::from_secs(2)).await.unwrap();
+    assert_eq!(later.status().as_u16(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

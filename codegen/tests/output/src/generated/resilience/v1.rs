@@ -130,6 +130,54 @@ impl ::pactum::Validate for BusyResponse {
     }
 }
 
+/// Input of [`Claimed`](operations::CLAIMED).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct ClaimedRequest {
+    pub n: u32,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for ClaimedRequest {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("n", &self.n, path, out);
+    }
+}
+
+/// Output of [`Claimed`](operations::CLAIMED).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct ClaimedResponse {
+    pub n: u32,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for ClaimedResponse {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("n", &self.n, path, out);
+    }
+}
+
 /// Input of [`Unsafe`](operations::UNSAFE).
 #[derive(
     ::core::fmt::Debug,
@@ -192,6 +240,11 @@ pub enum FragileError {}
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum BusyError {}
 ::pactum::__operation_error!(BusyError {});
+
+/// Errors declared for `Claimed`.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum ClaimedError {}
+::pactum::__operation_error!(ClaimedError {});
 
 /// Errors declared for `Unsafe`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
@@ -293,6 +346,35 @@ pub mod operations {
         },
     };
 
+    /// Keyed, one at a time; its handler runs on after a caller hangs up.
+    pub const CLAIMED: ::pactum::OperationInfo = ::pactum::OperationInfo {
+        service: "resilience",
+        major: 1,
+        name: "Claimed",
+        route: ::std::option::Option::Some(::pactum::Route {
+            method: "POST",
+            path: "/v1/claimed",
+        }),
+        grpc: false,
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(2)),
+        safe: false,
+        idempotency: ::pactum::Idempotency::Key,
+        retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
+        streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy {
+            retry_budget: ::pactum::resilience::RetryBudgetPolicy {
+                ratio_permille: 200,
+                min_per_second: 1,
+            },
+            breaker: ::pactum::resilience::BreakerPolicy {
+                failures: 1000,
+                cooldown: ::std::time::Duration::from_secs(1),
+            },
+            concurrency: ::std::option::Option::Some(1),
+        },
+    };
+
     /// Neither safe nor keyed, so never retried.
     pub const UNSAFE: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "resilience",
@@ -357,6 +439,18 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         Output = ::core::result::Result<BusyResponse, ::pactum::HandlerError<BusyError>>,
     > + ::core::marker::Send;
 
+    /// Keyed, one at a time; its handler runs on after a caller hangs up.
+    fn claimed(
+        &self,
+        ctx: ::pactum::Context,
+        input: ClaimedRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ClaimedResponse,
+            ::pactum::HandlerError<ClaimedError>,
+        >,
+    > + ::core::marker::Send;
+
     /// Neither safe nor keyed, so never retried.
     fn r#unsafe(
         &self,
@@ -389,6 +483,7 @@ pub mod rest {
         let state = ::std::sync::Arc::new(ServerState { service, config });
         ::pactum::router::axum::Router::new()
             .route("/v1/busy", ::pactum::router::axum::routing::post(__busy::<S>))
+            .route("/v1/claimed", ::pactum::router::axum::routing::post(__claimed::<S>))
             .route("/v1/flaky", ::pactum::router::axum::routing::post(__flaky::<S>))
             .route("/v1/fragile", ::pactum::router::axum::routing::get(__fragile::<S>))
             .route("/v1/unsafe", ::pactum::router::axum::routing::post(__unsafe::<S>))
@@ -471,6 +566,31 @@ pub mod rest {
                 },
                 move |ctx, input: super::BusyRequest| async move {
                     service.busy(ctx, input).await
+                },
+            )
+            .await
+    }
+
+    async fn __claimed<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::CLAIMED,
+                ::pactum::rest::Reply::Json,
+                ::std::vec::Vec::new(),
+                request,
+                |_: &::pactum::rest::server::Incoming| {
+                    ::core::result::Result::Ok(
+                        ::pactum::__private::serde_json::Map::new(),
+                    )
+                },
+                move |ctx, input: super::ClaimedRequest| async move {
+                    service.claimed(ctx, input).await
                 },
             )
             .await
@@ -579,6 +699,26 @@ pub mod rest {
             let body = ::pactum::__private::serde_json::to_value(input).ok();
             self.http
                 .call(&super::operations::BUSY, ::pactum::rest::Reply::Json, path, body)
+                .await
+        }
+
+        /// Keyed, one at a time; its handler runs on after a caller hangs up.
+        pub async fn claimed(
+            &self,
+            input: &super::ClaimedRequest,
+        ) -> ::core::result::Result<
+            super::ClaimedResponse,
+            ::pactum::ClientError<super::ClaimedError>,
+        > {
+            let path = ::std::string::String::from("/v1/claimed");
+            let body = ::pactum::__private::serde_json::to_value(input).ok();
+            self.http
+                .call(
+                    &super::operations::CLAIMED,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
                 .await
         }
 
