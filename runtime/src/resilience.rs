@@ -278,6 +278,8 @@ impl Drop for Permit<'_> {
 #[derive(Clone, Debug, Default)]
 pub struct Limits {
     running: Arc<Mutex<HashMap<OperationKey, u32>>>,
+    /// Limits set in code, over the contracts'.
+    set: Arc<HashMap<OperationKey, Option<u32>>>,
 }
 
 /// An operation across the system: service, major, name.
@@ -295,10 +297,14 @@ impl Limits {
     /// `resilience.concurrency` of them are already running: shed it. Always a slot for an
     /// operation without a limit.
     pub fn try_enter(&self, op: &OperationInfo) -> Option<Option<Slot>> {
-        let Some(limit) = op.resilience.concurrency else {
+        let key = (op.service, op.major, op.name);
+        let limit = match self.set.get(&key) {
+            Some(set) => *set,
+            None => op.resilience.concurrency,
+        };
+        let Some(limit) = limit else {
             return Some(None);
         };
-        let key = (op.service, op.major, op.name);
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let n = running.entry(key).or_insert(0);
         if *n >= limit {
@@ -309,6 +315,15 @@ impl Limits {
             limits: self.clone(),
             op: key,
         }))
+    }
+}
+
+impl Limits {
+    /// Limits `op` to `limit` requests at once (`None`: no limit) whatever its contract says:
+    /// for a deployment that knows its capacity. Set before the router serves.
+    pub fn with_limit(mut self, op: &OperationInfo, limit: Option<u32>) -> Self {
+        Arc::make_mut(&mut self.set).insert((op.service, op.major, op.name), limit);
+        self
     }
 }
 

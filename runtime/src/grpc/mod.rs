@@ -138,11 +138,7 @@ where
     // Over the operation's concurrency limit: RESOURCE_EXHAUSTED now, before decoding,
     // rather than queue past the caller's deadline.
     let Some(slot) = config.limits.try_enter(op) else {
-        return tonic::Status::resource_exhausted(format!(
-            "{} is running as many requests as its contract allows; nothing was done; retry later",
-            op.name
-        ))
-        .into_http();
+        return shed(op);
     };
     // The slot goes with the handler: a keyed request's handler runs on in a task of its own
     // after the caller hangs up, and holds its place until it finishes.
@@ -255,6 +251,8 @@ pub struct GrpcClient {
     default_timeout: Duration,
     /// The target's retry budget and circuit breaker, shared by the client's clones.
     target: std::sync::Arc<crate::resilience::Target>,
+    /// Set in code, over every operation's contract policy.
+    resilience: Option<crate::ResiliencePolicy>,
 }
 
 impl GrpcClient {
@@ -265,6 +263,7 @@ impl GrpcClient {
             link: Link::Direct(Connection::new(&url.into())?),
             default_timeout: crate::call::DEFAULT_TIMEOUT,
             target: Default::default(),
+            resilience: None,
         })
     }
 
@@ -275,7 +274,15 @@ impl GrpcClient {
             link: Link::Channel(channel),
             default_timeout: crate::call::DEFAULT_TIMEOUT,
             target: Default::default(),
+            resilience: None,
         }
+    }
+
+    /// Uses `policy` (retry budget and breaker) for every call of this client instead of each
+    /// operation's contract policy.
+    pub fn with_resilience(mut self, policy: crate::ResiliencePolicy) -> Self {
+        self.resilience = Some(policy);
+        self
     }
 
     /// tonic's client over this client's link; the built-in connection needs its origin.
@@ -331,6 +338,14 @@ impl GrpcClient {
                 let key = a.idempotency_key.as_deref();
                 self.attempt(&ctx, key, path, body, decode, error).await
             }
+        };
+        let overridden;
+        let op = match self.resilience {
+            Some(resilience) => {
+                overridden = OperationInfo { resilience, ..*op };
+                &overridden
+            }
+            None => op,
         };
         call_guarded(&ctx, op, &self.target, attempt)
             .await
@@ -594,11 +609,23 @@ where
     }))
 }
 
+/// `RESOURCE_EXHAUSTED` for a request over its operation's concurrency limit: answered at
+/// once, before anything is decoded; nothing ran.
+fn shed(op: &OperationInfo) -> axum::response::Response {
+    tonic::Status::resource_exhausted(format!(
+        "{} is running as many requests as its contract allows; nothing was done; retry later",
+        op.name
+    ))
+    .into_http()
+}
+
+/// The reply stream, holding the request's concurrency slot until it ends or is dropped.
 fn outgoing<O, PbOut, E>(
     op: &'static OperationInfo,
     stream: BoxStream<Result<O, HandlerError<E>>>,
     encode: fn(O) -> PbOut,
     detail: fn(&E) -> prost_types::Any,
+    slot: std::sync::Arc<Option<crate::resilience::Slot>>,
 ) -> BoxStream<Result<PbOut, tonic::Status>>
 where
     O: Send + 'static,
@@ -606,7 +633,10 @@ where
     E: OperationError + std::fmt::Display + Send + 'static,
 {
     use tokio_stream::StreamExt;
-    Box::pin(stream.map(move |item| item.map(encode).map_err(|e| to_status(op, e, detail))))
+    Box::pin(stream.map(move |item| {
+        let _held = &slot;
+        item.map(encode).map_err(|e| to_status(op, e, detail))
+    }))
 }
 
 fn server_context(
@@ -660,9 +690,13 @@ where
         + Send
         + 'static,
 {
+    let Some(slot) = config.limits.try_enter(op) else {
+        return shed(op);
+    };
+    let slot = std::sync::Arc::new(slot);
     let (ctx, span) = server_context(op, request.headers());
     let service = tower::service_fn(move |req: tonic::Request<PbIn>| {
-        let (ctx, handler) = (ctx.clone(), handler.clone());
+        let (ctx, handler, slot) = (ctx.clone(), handler.clone(), slot.clone());
         async move {
             let input = decode(req.into_inner()).map_err(tonic::Status::invalid_argument)?;
             input
@@ -671,7 +705,9 @@ where
             let stream = run_with_deadline(ctx.clone(), handler(ctx, input))
                 .await
                 .map_err(|e| to_status(op, e, detail))?;
-            Ok(tonic::Response::new(outgoing(op, stream, encode, detail)))
+            Ok(tonic::Response::new(outgoing(
+                op, stream, encode, detail, slot,
+            )))
         }
     });
     let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default())
@@ -701,10 +737,15 @@ where
     H: FnOnce(Context, BoxStream<Result<I, StreamError>>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
 {
+    let Some(slot) = config.limits.try_enter(op) else {
+        return shed(op);
+    };
+    let slot = std::sync::Arc::new(slot);
     let (ctx, span) = server_context(op, request.headers());
     let service = tower::service_fn(move |req: tonic::Request<tonic::Streaming<PbIn>>| {
-        let (ctx, handler) = (ctx.clone(), handler.clone());
+        let (ctx, handler, slot) = (ctx.clone(), handler.clone(), slot.clone());
         async move {
+            let _held = slot;
             let input = incoming(req.into_inner(), decode);
             let out = run_with_deadline(ctx.clone(), handler(ctx, input))
                 .await
@@ -740,15 +781,21 @@ where
         + Send
         + 'static,
 {
+    let Some(slot) = config.limits.try_enter(op) else {
+        return shed(op);
+    };
+    let slot = std::sync::Arc::new(slot);
     let (ctx, span) = server_context(op, request.headers());
     let service = tower::service_fn(move |req: tonic::Request<tonic::Streaming<PbIn>>| {
-        let (ctx, handler) = (ctx.clone(), handler.clone());
+        let (ctx, handler, slot) = (ctx.clone(), handler.clone(), slot.clone());
         async move {
             let input = incoming(req.into_inner(), decode);
             let stream = run_with_deadline(ctx.clone(), handler(ctx, input))
                 .await
                 .map_err(|e| to_status(op, e, detail))?;
-            Ok(tonic::Response::new(outgoing(op, stream, encode, detail)))
+            Ok(tonic::Response::new(outgoing(
+                op, stream, encode, detail, slot,
+            )))
         }
     });
     let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default())

@@ -7,7 +7,7 @@
 use crate::context::{Context, Transport};
 use crate::contract::OperationInfo;
 use crate::problem::{OperationError, Problem, PROBLEM_JSON};
-use crate::resilience::{CircuitOpen, Target};
+use crate::resilience::{CircuitOpen, ResiliencePolicy, Target};
 use crate::retry::{call_guarded, Transient};
 use crate::wire;
 use serde::de::DeserializeOwned;
@@ -57,6 +57,8 @@ pub struct HttpClient {
     base: String,
     default_timeout: Duration,
     target: Arc<Target>,
+    /// Set in code, over every operation's contract policy.
+    resilience: Option<ResiliencePolicy>,
 }
 
 impl HttpClient {
@@ -72,6 +74,7 @@ impl HttpClient {
             base: base_url.into().trim_end_matches('/').to_string(),
             default_timeout: DEFAULT_TIMEOUT,
             target: Arc::new(Target::new()),
+            resilience: None,
         }
     }
 
@@ -98,6 +101,13 @@ impl HttpClient {
     /// The target's retry budget and circuit breaker.
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// Uses `policy` (retry budget and breaker) for every call of this client instead of each
+    /// operation's contract policy: for a target this deployment knows better.
+    pub fn with_resilience(mut self, policy: ResiliencePolicy) -> Self {
+        self.resilience = Some(policy);
+        self
     }
 
     /// Sends one logical call of `op` to `path_and_query` (already encoded) with `body`.
@@ -142,6 +152,14 @@ impl HttpClient {
                 self.attempt::<O, E>(&ctx, key, method, &url, body, reply)
                     .await
             }
+        };
+        let overridden;
+        let op = match self.resilience {
+            Some(resilience) => {
+                overridden = OperationInfo { resilience, ..*op };
+                &overridden
+            }
+            None => op,
         };
         let result = call_guarded(&call_ctx, op, &self.target, attempt).await;
         result.map_err(|e| e.error)

@@ -158,6 +158,21 @@ impl r::Service for Server {
         self.running.fetch_sub(1, SeqCst);
         Ok(r::BusyResponse { n: input.n })
     }
+    async fn feed(
+        &self,
+        _: Context,
+        input: r::FeedRequest,
+    ) -> Result<
+        pactum::BoxStream<Result<r::FeedResponse, HandlerError<r::FeedError>>>,
+        HandlerError<r::FeedError>,
+    > {
+        use tokio_stream::StreamExt;
+        // Three replies, 100 ms apart.
+        let replies = tokio_stream::iter(0..3)
+            .throttle(Duration::from_millis(100))
+            .map(move |i| Ok(r::FeedResponse { n: input.n + i }));
+        Ok(Box::pin(replies))
+    }
     async fn claimed(
         &self,
         _: Context,
@@ -294,4 +309,85 @@ async fn a_saturated_server_sheds_instead_of_queueing_past_the_deadline() {
     }
     assert_eq!((served, shed), (2, 8));
     assert_eq!(service.most.load(SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_set_in_code_override_the_contract() {
+    use pactum::resilience::{BreakerPolicy, Limits};
+    // A client whose breaker opens after one failure, where the contract says three.
+    let dep = Dependency::default();
+    let http = pactum::rest::client::HttpClient::new(dep.start().await).with_resilience(
+        pactum::ResiliencePolicy {
+            breaker: BreakerPolicy {
+                failures: 1,
+                cooldown: Duration::from_secs(10),
+            },
+            ..pactum::ResiliencePolicy::DEFAULT
+        },
+    );
+    let client = r::rest::Client::from_http(http);
+    assert!(unavailable(client.fragile().await));
+    assert!(matches!(
+        client.fragile().await,
+        Err(ClientError::CircuitOpen { .. })
+    ));
+    assert_eq!(dep.hits(), 1);
+
+    // A server that runs one `Busy` at a time, where the contract says two.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let config = pactum::router::ServerConfig {
+        limits: Limits::default().with_limit(&r::operations::BUSY, Some(1)),
+        ..Default::default()
+    };
+    let router = r::rest::router_with(Arc::new(Server::default()), config);
+    tokio::spawn(pactum::router::serve(listener, router));
+    let rest = r::rest::Client::new(url);
+    let calls: Vec<_> = (0..4)
+        .map(|n| {
+            let rest = rest.clone();
+            tokio::spawn(async move { rest.busy(&r::BusyRequest { n }).await.is_ok() })
+        })
+        .collect();
+    let mut served = 0;
+    for call in calls {
+        served += u32::from(call.await.unwrap());
+    }
+    assert_eq!(served, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_stream_holds_its_place_until_it_ends() {
+    use tokio_stream::StreamExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(pactum::router::serve(
+        listener,
+        r::grpc::router(Arc::new(Server::default())),
+    ));
+    let grpc = r::grpc::Client::connect_lazy(url).unwrap();
+    let mut first = grpc.feed(&r::FeedRequest { n: 10 }).await.unwrap();
+    assert_eq!(first.next().await.unwrap().unwrap().n, 10);
+    // The first stream is still open: a second one is shed at once.
+    // (Whether the status comes with the headers or as the stream's first item is tonic's.)
+    let second = match grpc.feed(&r::FeedRequest { n: 20 }).await {
+        Ok(mut s) => s.next().await.and_then(Result::err),
+        Err(e) => Some(e),
+    };
+    assert!(
+        matches!(second, Some(ClientError::Rpc { code: 8, .. })),
+        "{second:?}"
+    );
+    // Read to its end, the first gives its place back.
+    let rest: Vec<u32> = first.map(|r| r.unwrap().n).collect().await;
+    assert_eq!(rest, vec![11, 12]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let third: Vec<u32> = grpc
+        .feed(&r::FeedRequest { n: 30 })
+        .await
+        .unwrap()
+        .map(|r| r.unwrap().n)
+        .collect()
+        .await;
+    assert_eq!(third, vec![30, 31, 32]);
 }

@@ -178,6 +178,54 @@ impl ::pactum::Validate for ClaimedResponse {
     }
 }
 
+/// Input of [`Feed`](operations::FEED).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct FeedRequest {
+    pub n: u32,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for FeedRequest {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("n", &self.n, path, out);
+    }
+}
+
+/// Output of [`Feed`](operations::FEED).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct FeedResponse {
+    pub n: u32,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for FeedResponse {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("n", &self.n, path, out);
+    }
+}
+
 /// Input of [`Unsafe`](operations::UNSAFE).
 #[derive(
     ::core::fmt::Debug,
@@ -245,6 +293,11 @@ pub enum BusyError {}
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum ClaimedError {}
 ::pactum::__operation_error!(ClaimedError {});
+
+/// Errors declared for `Feed`.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum FeedError {}
+::pactum::__operation_error!(FeedError {});
 
 /// Errors declared for `Unsafe`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
@@ -375,6 +428,32 @@ pub mod operations {
         },
     };
 
+    /// A reply stream, one at a time; the stream holds its place until it ends.
+    pub const FEED: ::pactum::OperationInfo = ::pactum::OperationInfo {
+        service: "resilience",
+        major: 1,
+        name: "Feed",
+        route: ::std::option::Option::None,
+        grpc: true,
+        deadline: ::std::option::Option::None,
+        safe: false,
+        idempotency: ::pactum::Idempotency::None,
+        retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
+        streaming: ::pactum::Streaming::Server,
+        resilience: ::pactum::ResiliencePolicy {
+            retry_budget: ::pactum::resilience::RetryBudgetPolicy {
+                ratio_permille: 200,
+                min_per_second: 1,
+            },
+            breaker: ::pactum::resilience::BreakerPolicy {
+                failures: 1000,
+                cooldown: ::std::time::Duration::from_secs(1),
+            },
+            concurrency: ::std::option::Option::Some(1),
+        },
+    };
+
     /// Neither safe nor keyed, so never retried.
     pub const UNSAFE: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "resilience",
@@ -448,6 +527,20 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         Output = ::core::result::Result<
             ClaimedResponse,
             ::pactum::HandlerError<ClaimedError>,
+        >,
+    > + ::core::marker::Send;
+
+    /// A reply stream, one at a time; the stream holds its place until it ends.
+    fn feed(
+        &self,
+        ctx: ::pactum::Context,
+        input: FeedRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ::pactum::BoxStream<
+                ::core::result::Result<FeedResponse, ::pactum::HandlerError<FeedError>>,
+            >,
+            ::pactum::HandlerError<FeedError>,
         >,
     > + ::core::marker::Send;
 
@@ -786,6 +879,32 @@ pub mod grpc {
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
+        pub struct FeedRequest {
+            #[prost(uint32, tag = "1")]
+            pub n: u32,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct FeedResponse {
+            #[prost(uint32, tag = "1")]
+            pub n: u32,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct FlakyRequest {
             #[prost(uint32, tag = "1")]
             pub n: u32,
@@ -830,6 +949,30 @@ pub mod grpc {
     }
 
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn feed_request_to_pb(v: super::FeedRequest) -> pb::FeedRequest {
+        pb::FeedRequest { n: v.n }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn feed_request_from_pb(
+        v: pb::FeedRequest,
+    ) -> ::core::result::Result<super::FeedRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::FeedRequest { n: v.n })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn feed_response_to_pb(v: super::FeedResponse) -> pb::FeedResponse {
+        pb::FeedResponse { n: v.n }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn feed_response_from_pb(
+        v: pb::FeedResponse,
+    ) -> ::core::result::Result<super::FeedResponse, ::std::string::String> {
+        ::core::result::Result::Ok(super::FeedResponse { n: v.n })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn flaky_request_to_pb(v: super::FlakyRequest) -> pb::FlakyRequest {
         pb::FlakyRequest { n: v.n }
     }
@@ -871,6 +1014,17 @@ pub mod grpc {
     fn busy_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::BusyError> {
+        let _ = any;
+        ::core::option::Option::None
+    }
+
+    fn feed_error_detail(e: &super::FeedError) -> ::pactum::grpc::prost_types::Any {
+        match *e {}
+    }
+
+    fn feed_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::FeedError> {
         let _ = any;
         ::core::option::Option::None
     }
@@ -934,6 +1088,29 @@ pub mod grpc {
                                     busy_response_to_pb,
                                     busy_error_detail,
                                     move |ctx, input| async move { s.busy(ctx, input).await },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/resilience.v1.ResilienceService/Feed",
+                ::pactum::router::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
+                    move |request: ::pactum::router::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
+                        async move {
+                            ::pactum::grpc::server_streaming(
+                                    &super::operations::FEED,
+                                    &config,
+                                    request,
+                                    feed_request_from_pb,
+                                    feed_response_to_pb,
+                                    feed_error_detail,
+                                    move |ctx, input| async move { s.feed(ctx, input).await },
                                 )
                                 .await
                         }
@@ -1011,6 +1188,30 @@ pub mod grpc {
                     busy_request_to_pb(::core::clone::Clone::clone(input)),
                     busy_response_from_pb,
                     busy_error_from_detail,
+                )
+                .await
+        }
+
+        /// Calls `Feed` over gRPC.
+        pub async fn feed(
+            &self,
+            input: &super::FeedRequest,
+        ) -> ::core::result::Result<
+            ::pactum::BoxStream<
+                ::core::result::Result<
+                    super::FeedResponse,
+                    ::pactum::ClientError<super::FeedError>,
+                >,
+            >,
+            ::pactum::ClientError<super::FeedError>,
+        > {
+            self.inner
+                .server_streaming(
+                    &super::operations::FEED,
+                    "/resilience.v1.ResilienceService/Feed",
+                    feed_request_to_pb(::core::clone::Clone::clone(input)),
+                    feed_response_from_pb,
+                    feed_error_from_detail,
                 )
                 .await
         }
