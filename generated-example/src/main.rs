@@ -457,10 +457,10 @@ async fn serve(
     .map_err(|e| format!("cannot start the services: {e}"))?;
     let tally = Arc::new(Tally::default());
     start_consumers(&broker, &store, &sink, &system, &merchant_url, &tally).await?;
-    let rest = system::serve_on(http, system.rest_router())
+    let (rest, rest_server) = system::serve_on(http, system.rest_router())
         .await
         .map_err(|e| format!("cannot listen on HTTP port {http}: {e}"))?;
-    let rpc = system::serve_on(grpc, system.grpc_router())
+    let (rpc, rpc_server) = system::serve_on(grpc, system.grpc_router())
         .await
         .map_err(|e| format!("cannot listen on gRPC port {grpc}: {e}"))?;
     println!("REST on {rest} (every service, under /v1 and /v2); gRPC on {rpc}. Try:");
@@ -476,11 +476,17 @@ async fn serve(
         "  grpcurl -plaintext -import-path generated-example/proto -proto inventory.v1.proto \\\n      -d '{{\"sku\":\"BOOK-42\"}}' {} shop.inventory.v1.InventoryService/CheckStock",
         rpc.trim_start_matches("http://")
     );
-    println!("Each request's hops are printed as they finish; Ctrl-C stops.");
+    println!("Each request's hops are printed as they finish; Ctrl-C or SIGTERM drains and stops.");
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut stop = std::pin::pin!(pactum::router::shutdown_signal());
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            () = &mut stop => {
+                // Both servers saw the signal too: wait while they finish what is in flight.
+                let _ = tokio::join!(rest_server, rpc_server);
+                println!("drained; stopped");
+                return Ok(());
+            }
             _ = tick.tick() => {
                 let done = hops.take();
                 if !done.is_empty() {

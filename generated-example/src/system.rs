@@ -21,14 +21,22 @@ pub async fn serve(router: axum::Router) -> std::io::Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-/// Serves `router` on `0.0.0.0:port` (all interfaces, for outside clients); returns its URL.
-pub async fn serve_on(port: u16, router: axum::Router) -> std::io::Result<String> {
+/// Serves `router` on `0.0.0.0:port` (all interfaces, for outside clients) until SIGTERM or
+/// Ctrl-C, then drains it; returns its URL and the server's task, which ends once drained.
+pub async fn serve_on(
+    port: u16,
+    router: axum::Router,
+) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = pactum::router::serve(listener, router).await;
+    let server = tokio::spawn(async move {
+        let options = pactum::router::ServeOptions::default();
+        let stop = pactum::router::shutdown_signal();
+        if let Err(e) = pactum::router::serve_with(listener, router, options, stop).await {
+            eprintln!("server on port {port} stopped: {e}");
+        }
     });
-    Ok(format!("http://127.0.0.1:{}", addr.port()))
+    Ok((format!("http://127.0.0.1:{}", addr.port()), server))
 }
 
 /// How to start the system.

@@ -1,6 +1,7 @@
 //! What every generated router, REST or gRPC, is served with: axum (both kinds of router
-//! are axum `Router`s, so one process can serve both on one port), [`serve`] with
-//! `TCP_NODELAY`, and the [`ServerConfig`] their routes share (body limit, idempotency
+//! are axum `Router`s, so one process can serve both on one port), [`serve`] and
+//! [`serve_with`] (`TCP_NODELAY`, a header read timeout, a connection limit, graceful
+//! shutdown), and the [`ServerConfig`] their routes share (body limit, idempotency
 //! store, retention, lease, caller). Compiled with the `rest` or `grpc` feature.
 
 use crate::context::Context;
@@ -12,22 +13,143 @@ use std::time::Duration;
 
 pub use axum;
 
-/// Serves `router` on `listener`, with `TCP_NODELAY` on every accepted connection.
-///
-/// `axum::serve` leaves Nagle's algorithm on. HTTP/2 (gRPC) writes a response as several
-/// small frames, and with Nagle on the kernel holds each small segment that follows another
-/// until the peer acknowledges the first — which a peer with nothing to send delays by up to
-/// 40 ms. Sequential calls then take 40 ms each. Prefer this to `axum::serve` for generated
-/// routers.
+/// How [`serve_with`] runs its listener. The defaults suit a service behind a load balancer.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// How long a connection may take to send a request's headers (HTTP/1.1) before it is
+    /// closed: a slow or stalled client cannot hold a connection open for free. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// Most connections open at once; beyond it the listener stops accepting (the kernel's
+    /// backlog holds new ones) until one closes. Default 10,000.
+    pub max_connections: usize,
+    /// After shutdown is asked for, how long in-flight requests may take to finish before the
+    /// remaining connections are dropped. Default 30 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `router` on `listener` with the default [`ServeOptions`] until the process ends.
+/// See [`serve_with`].
 pub async fn serve(listener: tokio::net::TcpListener, router: axum::Router) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    let listener = listener.tap_io(|tcp| {
+    serve_with(
+        listener,
+        router,
+        ServeOptions::default(),
+        std::future::pending(),
+    )
+    .await
+}
+
+/// Serves `router` (REST, gRPC, or both on one port) on `listener` until `shutdown`
+/// completes, then stops accepting, lets in-flight requests finish for up to
+/// `shutdown_grace`, and returns.
+///
+/// Every connection gets `TCP_NODELAY` (`axum::serve` leaves Nagle's algorithm on: HTTP/2
+/// writes a response as several small frames, and with Nagle on the kernel holds each small
+/// segment that follows another until the peer acknowledges the first — up to 40 ms per call
+/// when the peer has nothing to send). HTTP/1.1 and HTTP/2 are both served; a connection that
+/// does not finish its request headers within `header_read_timeout` is closed, and at most
+/// `max_connections` are open at once. Use [`shutdown_signal`] for `shutdown` to drain on
+/// SIGTERM, as Kubernetes asks.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    let builder = Arc::new(builder);
+    let connections = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // A place first, then a connection: at the limit, new ones wait in the backlog.
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break, // the semaphore is never closed
+            },
+            () = &mut shutdown => break,
+        };
+        let (tcp, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of descriptors or a connection reset before accept: the listener is
+                // fine; pause briefly so a descriptor shortage does not spin the loop.
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
         if let Err(e) = tcp.set_nodelay(true) {
             // A latency defect, not a reason to refuse the peer.
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-    });
-    axum::serve(listener, router).await
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .into_owned();
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = watched.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(options.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = options.shutdown_grace.as_millis() as u64,
+            "requests still running after the shutdown grace; their connections are dropped"
+        );
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM (what Kubernetes sends before it kills a pod) or Ctrl-C: the
+/// `shutdown` of [`serve_with`].
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
 }
 
 /// Names the caller of a request from its headers, when the server can trust them (a
@@ -52,6 +174,9 @@ pub struct ServerConfig {
     /// Requests running per operation, against each one's `resilience.concurrency`; shared by
     /// the clones of one router.
     pub limits: crate::resilience::Limits,
+    /// The longest a REST request body may take to arrive when the request's deadline is not
+    /// sooner (408 after it). Default 30 s.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +188,7 @@ impl Default for ServerConfig {
             lease: Lease::default(),
             caller: None,
             limits: Default::default(),
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -304,16 +304,27 @@ where
 {
     let fail = |p: Problem| problem_response(p, request_id);
     let has_body = matches!(parts.method.as_str(), "POST" | "PUT" | "PATCH");
-    let bytes = match axum::body::to_bytes(body, config.body_limit).await {
-        Ok(b) => b,
-        Err(_) => {
-            return fail(Problem::new(
-                413,
-                "Content Too Large",
-                format!("request body exceeds {} bytes", config.body_limit),
-            ))
-        }
-    };
+    // The body arrives under the request's deadline (or the body read timeout, if sooner): a
+    // client that sends headers and then trickles, or stalls, holds nothing for long.
+    let until = tokio::time::Instant::now() + config.body_read_timeout;
+    let until = ctx.deadline().map_or(until, |d| d.min(until));
+    let read = axum::body::to_bytes(body, config.body_limit);
+    let bytes =
+        match tokio::time::timeout_at(until, read).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => {
+                return fail(Problem::new(
+                    413,
+                    "Content Too Large",
+                    format!("request body exceeds {} bytes", config.body_limit),
+                ))
+            }
+            Err(_) => return fail(Problem::new(
+                408,
+                "Request Timeout",
+                "the request body did not arrive within the request's deadline; nothing was done",
+            )),
+        };
     let content_type = parts
         .headers
         .get(http::header::CONTENT_TYPE)

@@ -1,0 +1,226 @@
+//! `pactum::router::serve_with` over real sockets: a client that stalls in its headers is cut
+//! off; at the connection limit the listener waits instead of accepting; shutdown stops
+//! accepting, lets an in-flight request finish and returns; and a generated REST route reads
+//! a request body only as long as the request's deadline allows.
+
+use pactum::router::{serve_with, ServeOptions};
+use pactum_test_output::generated::resilience::v1 as r;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// `/slow` answers after 300 ms, `/` at once.
+fn app() -> axum::Router {
+    axum::Router::new()
+        .route("/", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "slow ok"
+            }),
+        )
+}
+
+async fn start(
+    options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(serve_with(listener, app(), options, shutdown));
+    (addr, server)
+}
+
+/// Sends `request` on a new connection and reads until the peer closes or `wait` passes.
+async fn exchange(addr: &str, request: &str, wait: Duration) -> (String, Duration) {
+    let started = Instant::now();
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(wait, tcp.read_to_end(&mut got)).await;
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_stalling_in_its_headers_is_cut_off() {
+    let options = ServeOptions {
+        header_read_timeout: Duration::from_millis(200),
+        ..ServeOptions::default()
+    };
+    let (addr, _server) = start(options, std::future::pending()).await;
+    // Half a request line, then nothing.
+    let (_, took) = exchange(
+        &addr,
+        "GET / HTTP/1.1\r\nHost: x\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(
+        took >= Duration::from_millis(150) && took < Duration::from_secs(2),
+        "closed after the header timeout, not held: {took:?}"
+    );
+    // A complete request on a fresh connection is served.
+    let (answer, _) = exchange(
+        &addr,
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_limit_the_listener_waits() {
+    let options = ServeOptions {
+        max_connections: 2,
+        ..ServeOptions::default()
+    };
+    let (addr, _server) = start(options, std::future::pending()).await;
+    // Two idle keep-alive connections take both places.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = TcpStream::connect(&addr).await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        held.push(tcp);
+    }
+    // A third is not served while they are open …
+    let mut third = TcpStream::connect(&addr).await.unwrap();
+    third
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let waited =
+        tokio::time::timeout(Duration::from_millis(300), third.read_to_end(&mut got)).await;
+    assert!(
+        waited.is_err(),
+        "served past the limit: {}",
+        String::from_utf8_lossy(&got)
+    );
+    // … and is as soon as one closes.
+    drop(held.pop());
+    tokio::time::timeout(Duration::from_secs(2), third.read_to_end(&mut got))
+        .await
+        .expect("served once a place is free")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_the_request_in_flight_and_stops_accepting() {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, server) = start(ServeOptions::default(), async {
+        let _ = stopped.await;
+    })
+    .await;
+    let in_flight = {
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            exchange(
+                &addr,
+                "GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                Duration::from_secs(3),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stop.send(()).unwrap();
+    let (answer, _) = in_flight.await.unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("slow ok"),
+        "{answer}"
+    );
+    tokio::time::timeout(Duration::from_secs(2), server)
+        .await
+        .expect("serve_with returns once drained")
+        .unwrap()
+        .unwrap();
+    assert!(
+        TcpStream::connect(&addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+/// Never called: the body of every request here stalls.
+struct Idle;
+
+impl r::Service for Idle {
+    async fn flaky(
+        &self,
+        _: pactum::Context,
+        _: r::FlakyRequest,
+    ) -> Result<r::FlakyResponse, pactum::HandlerError<r::FlakyError>> {
+        Err(pactum::HandlerError::internal("not used"))
+    }
+    async fn fragile(
+        &self,
+        _: pactum::Context,
+    ) -> Result<r::FragileResponse, pactum::HandlerError<r::FragileError>> {
+        Err(pactum::HandlerError::internal("not used"))
+    }
+    async fn busy(
+        &self,
+        _: pactum::Context,
+        input: r::BusyRequest,
+    ) -> Result<r::BusyResponse, pactum::HandlerError<r::BusyError>> {
+        Ok(r::BusyResponse { n: input.n })
+    }
+    async fn claimed(
+        &self,
+        _: pactum::Context,
+        _: r::ClaimedRequest,
+    ) -> Result<r::ClaimedResponse, pactum::HandlerError<r::ClaimedError>> {
+        Err(pactum::HandlerError::internal("not used"))
+    }
+    async fn feed(
+        &self,
+        _: pactum::Context,
+        _: r::FeedRequest,
+    ) -> Result<
+        pactum::BoxStream<Result<r::FeedResponse, pactum::HandlerError<r::FeedError>>>,
+        pactum::HandlerError<r::FeedError>,
+    > {
+        Err(pactum::HandlerError::internal("not used"))
+    }
+    async fn r#unsafe(
+        &self,
+        _: pactum::Context,
+        _: r::UnsafeRequest,
+    ) -> Result<r::UnsafeResponse, pactum::HandlerError<r::UnsafeError>> {
+        Err(pactum::HandlerError::internal("not used"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stalls_is_answered_408_at_the_deadline() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(pactum::router::serve(
+        listener,
+        r::rest::router(Arc::new(Idle)),
+    ));
+    // The caller's budget is 200 ms; the body promises 100 bytes and sends 8.
+    let (answer, took) = exchange(
+        &addr,
+        "POST /v1/busy HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\npactum-timeout: 200m\r\nConnection: close\r\n\r\n{\"n\": 1",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(
+        took < Duration::from_secs(1),
+        "at the deadline, not later: {took:?}"
+    );
+}
