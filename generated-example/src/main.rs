@@ -457,10 +457,22 @@ async fn serve(
     .map_err(|e| format!("cannot start the services: {e}"))?;
     let tally = Arc::new(Tally::default());
     start_consumers(&broker, &store, &sink, &system, &merchant_url, &tally).await?;
-    let (rest, rest_server) = system::serve_on(http, system.rest_router())
+    // Probes: /healthz and /readyz beside the REST APIs, grpc.health.v1 beside the gRPC ones.
+    let rest_router = system
+        .rest_router()
+        .merge(pactum::router::Readiness::new().router());
+    let (_health, grpc_health) = pactum::grpc::health::router(&[
+        pricing::v1::grpc::SERVICE_NAME,
+        inventory::v1::grpc::SERVICE_NAME,
+        orders::v1::grpc::SERVICE_NAME,
+        orders::v2::grpc::SERVICE_NAME,
+        payments::v1::grpc::SERVICE_NAME,
+    ])
+    .await;
+    let (rest, rest_server) = system::serve_on(http, rest_router)
         .await
         .map_err(|e| format!("cannot listen on HTTP port {http}: {e}"))?;
-    let (rpc, rpc_server) = system::serve_on(grpc, system.grpc_router())
+    let (rpc, rpc_server) = system::serve_on(grpc, system.grpc_router().merge(grpc_health))
         .await
         .map_err(|e| format!("cannot listen on gRPC port {grpc}: {e}"))?;
     println!("REST on {rest} (every service, under /v1 and /v2); gRPC on {rpc}. Try:");

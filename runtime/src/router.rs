@@ -8,6 +8,7 @@ use crate::context::Context;
 use crate::contract::OperationInfo;
 use crate::store::idempotency::{IdempotencyStore, Lease, MemoryStore};
 use crate::wire;
+use axum::response::IntoResponse as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -149,6 +150,96 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+/// A readiness check: `Ok` when what it checks (a database, a broker) can be used.
+pub type Check = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Liveness and readiness over HTTP, for Kubernetes' probes: `GET /healthz` answers 200 while
+/// the process serves; `GET /readyz` runs every check at once (each bounded by 2 s) and answers
+/// 200, or 503 with a problem naming each check that failed and why — so a pod whose database
+/// or broker is down is taken out of rotation instead of failing requests.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(&'static str, Check)>,
+}
+
+impl Readiness {
+    /// No checks: ready as soon as it serves.
+    pub fn new() -> Self {
+        Readiness::default()
+    }
+
+    /// Adds the check `name` (`"postgres"`, `"nats"`).
+    pub fn check<F, Fut>(mut self, name: &'static str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.checks
+            .push((name, Arc::new(move || Box::pin(check()))));
+        self
+    }
+
+    /// Runs every check; the failures, by name.
+    pub async fn failures(&self) -> Vec<(&'static str, String)> {
+        let runs = self.checks.iter().map(|(name, check)| {
+            let run = check();
+            async move {
+                match tokio::time::timeout(Duration::from_secs(2), run).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some((*name, e)),
+                    Err(_) => Some((*name, "no answer within 2 s".to_string())),
+                }
+            }
+        });
+        futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// The `/healthz` and `/readyz` routes, to merge into a REST router.
+    pub fn router(self) -> axum::Router {
+        let readiness = Arc::new(self);
+        axum::Router::new()
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/readyz",
+                axum::routing::get(move || {
+                    let readiness = Arc::clone(&readiness);
+                    async move {
+                        let failed = readiness.failures().await;
+                        if failed.is_empty() {
+                            return (http::StatusCode::OK, "ready").into_response();
+                        }
+                        let detail = failed
+                            .iter()
+                            .map(|(name, why)| format!("{name}: {why}"))
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        let body = serde_json::json!({
+                            "type": "about:blank",
+                            "title": "Service Unavailable",
+                            "status": 503,
+                            "detail": format!("not ready: {detail}"),
+                            "checks": failed.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+                        });
+                        (
+                            http::StatusCode::SERVICE_UNAVAILABLE,
+                            [(http::header::CONTENT_TYPE, crate::problem::PROBLEM_JSON)],
+                            body.to_string(),
+                        )
+                            .into_response()
+                    }
+                }),
+            )
     }
 }
 

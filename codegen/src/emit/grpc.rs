@@ -128,6 +128,7 @@ pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
         .map(|op| g.client_method(op, &package, &service_name))
         .collect();
     let wrappers: Vec<TokenStream> = std::mem::take(&mut g.wrappers).into_values().collect();
+    let full_name = format!("{package}.{service_name}");
     let doc = format!(
         " gRPC for `{}` v{}: package `{package}`, service `{service_name}`; the same wire as the emitted `.proto`.",
         ctx.contract.id.service, ctx.contract.id.major
@@ -139,6 +140,9 @@ pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
         #[allow(clippy::all)]
         pub mod grpc {
             ::pactum::__requires_feature!(grpc);
+
+            /// The gRPC service's full name, as health checks and reflection name it.
+            pub const SERVICE_NAME: &str = #full_name;
 
             /// Protobuf messages of the types the gRPC operations use.
             #[allow(missing_docs, clippy::all)]

@@ -22,6 +22,7 @@ use std::future::Future;
 use std::time::Duration;
 
 mod connection;
+pub mod health;
 mod keyed;
 use connection::{Connection, Link};
 

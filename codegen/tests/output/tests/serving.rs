@@ -224,3 +224,88 @@ async fn a_body_that_stalls_is_answered_408_at_the_deadline() {
         "at the deadline, not later: {took:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_health_answers_for_each_service_and_follows_the_reporter() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let (reporter, health) = pactum::grpc::health::router(&[r::grpc::SERVICE_NAME]).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = r::grpc::router(Arc::new(Idle)).merge(health);
+    tokio::spawn(pactum::router::serve(listener, router));
+    let channel = tonic::transport::Channel::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(channel);
+    let status = |name: &str| HealthCheckRequest {
+        service: name.to_string(),
+    };
+    let serving = client
+        .check(status(r::grpc::SERVICE_NAME))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(serving.status, ServingStatus::Serving as i32);
+    assert_eq!(
+        r::grpc::SERVICE_NAME,
+        "resilience.v1.ResilienceService",
+        "the name the .proto gives it"
+    );
+    let whole = client.check(status("")).await.unwrap().into_inner();
+    assert_eq!(whole.status, ServingStatus::Serving as i32);
+    let unknown = client.check(status("nope.v1.Nope")).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    // A store the service needs goes down: the reporter says so, and probes see it.
+    reporter
+        .set_service_status(
+            r::grpc::SERVICE_NAME,
+            pactum::grpc::health::ServingStatus::NotServing,
+        )
+        .await;
+    let down = client
+        .check(status(r::grpc::SERVICE_NAME))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(down.status, ServingStatus::NotServing as i32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_names_the_check_that_fails_and_healthz_stays_up() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let database_up = Arc::new(AtomicBool::new(false));
+    let up = database_up.clone();
+    let readiness = pactum::router::Readiness::new()
+        .check("postgres", move || {
+            let up = up.load(SeqCst);
+            async move {
+                if up {
+                    Ok(())
+                } else {
+                    Err("connection refused".into())
+                }
+            }
+        })
+        .check("nats", || async { Ok(()) });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let router = r::rest::router(Arc::new(Idle)).merge(readiness.router());
+    tokio::spawn(pactum::router::serve(listener, router));
+    let get = |path: &str| {
+        let addr = addr.clone();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        async move { exchange(&addr, &request, Duration::from_secs(3)).await.0 }
+    };
+    assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
+    let not_ready = get("/readyz").await;
+    assert!(not_ready.starts_with("HTTP/1.1 503"), "{not_ready}");
+    assert!(
+        not_ready.contains("postgres: connection refused") && !not_ready.contains("nats:"),
+        "{not_ready}"
+    );
+    database_up.store(true, SeqCst);
+    assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
+}

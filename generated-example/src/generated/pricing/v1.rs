@@ -684,6 +684,9 @@ pub mod rest {
 pub mod grpc {
     ::pactum::__requires_feature!(grpc);
 
+    /// The gRPC service's full name, as health checks and reflection name it.
+    pub const SERVICE_NAME: &str = "shop.pricing.v1.PricingService";
+
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
