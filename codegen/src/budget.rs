@@ -16,7 +16,7 @@
 use crate::diagnostics::{Code, Diagnostics, Span};
 use crate::ir::{CallRef, ContractId, Idempotency, Ir, Operation, Retry};
 use pactum_rules::duration::{format, DEFAULT_CALL_TIMEOUT_NS};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Most attempts one request may turn into at the end of a chain (attempts multiplied hop by
 /// hop) before W0006 warns: retries belong at one layer.
@@ -62,6 +62,7 @@ impl WorstCase {
     pub fn explain_with(&self, duration: fn(u64) -> String) -> String {
         if self.attempts <= 1 {
             return match self.deadline_ns {
+                Some(d) if d > self.per_try_ns => "one attempt, its per_try".into(),
                 Some(_) => "one attempt, its deadline".into(),
                 None => "one attempt, no deadline: the clients' default".into(),
             };
@@ -86,7 +87,10 @@ pub fn worst_case(op: &Operation) -> WorstCase {
     let attempts = retry.map_or(1, |r| r.attempts.max(1));
     WorstCase {
         attempts,
-        per_try_ns: retry
+        // The runtime cuts every attempt at `per_try`, retried or not.
+        per_try_ns: op
+            .retry
+            .as_ref()
             .and_then(|r| r.per_try_ns)
             .map_or(budget, |p| p.min(budget)),
         backoff_ns: retry.map_or(0, |r| backoff_ceilings(r, attempts)),
@@ -189,13 +193,10 @@ struct Graph<'a> {
     ops: &'a HashMap<Key<'a>, &'a Operation>,
 }
 
-/// `cart.CheckoutCart`, with `@2` for a later major.
+/// `cart.CheckoutCart@1`: with the major, so the name resolves to the same operation when
+/// pasted back into a contract whatever other majors are loaded.
 fn name(id: &ContractId, op: &str) -> String {
-    if id.major > 1 {
-        format!("{}.{op}@{}", id.service, id.major)
-    } else {
-        format!("{}.{op}", id.service)
-    }
+    format!("{}.{op}@{}", id.service, id.major)
 }
 
 impl<'a> Graph<'a> {
@@ -206,8 +207,15 @@ impl<'a> Graph<'a> {
     /// E0270 for a callee whose plan does not fit in the caller's deadline, W0005 for steps
     /// that together may not.
     fn check_deadline(&self, id: &ContractId, op: &'a Operation, diags: &mut Diagnostics) {
-        let Some(deadline) = op.deadline_ns else {
-            return; // the caller's caller decides; nothing declared to check against
+        // What the handler has for its calls: one attempt's time (`per_try`, within the
+        // deadline), since it runs under the attempt's deadline.
+        let per_try = op.retry.as_ref().and_then(|r| r.per_try_ns);
+        let deadline = match (op.deadline_ns, per_try) {
+            (Some(d), Some(p)) => d.min(p),
+            (Some(d), None) => d,
+            (None, Some(p)) => p,
+            // The caller's caller decides; nothing declared to check against.
+            (None, None) => return,
         };
         let caller = name(id, &op.name);
         let steps = step_costs(op, |r| self.callee(r));
@@ -267,163 +275,274 @@ impl<'a> Graph<'a> {
         }
     }
 
-    /// W0006 (attempts multiplied hop by hop), W0007 (depth) and W0009 (cycles), each at the
-    /// call where a chain first crosses the bound. Computed once per operation, bottom-up, with
-    /// an explicit stack, so a long chain cannot overflow the generator's.
+    /// W0006 (attempts multiplied hop by hop), W0007 (depth) and W0009 (cycles). The call
+    /// graph is cut into strongly connected components (Tarjan's algorithm, with an explicit
+    /// stack, so a long chain cannot overflow the generator's); each cycle is reported once,
+    /// and chains are measured on the graph of components, where a cycle counts as where a
+    /// chain ends. Every operation's chain is computed once, from its callees', in O(V + E),
+    /// and the same whatever order the contracts were read in. A finding is reported at the
+    /// call where a chain first crosses its bound.
     fn check_chains(&self, ir: &'a Ir, diags: &mut Diagnostics) {
-        let mut done: HashMap<Key<'a>, Chain<'a>> = HashMap::new();
-        let mut on_stack: HashSet<Key<'a>> = HashSet::new();
-        // One report per call and finding.
+        // Nodes, in a stable order, and each one's calls.
+        let nodes: Vec<(Key<'a>, &'a Operation)> = ir
+            .contracts
+            .iter()
+            .flat_map(|c| {
+                c.operations
+                    .iter()
+                    .map(move |o| ((&c.id, o.name.as_str()), o))
+            })
+            .collect();
+        let index: HashMap<Key<'a>, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (*k, i))
+            .collect();
+        let edges: Vec<Vec<(usize, &'a CallRef)>> = nodes
+            .iter()
+            .map(|(_, op)| {
+                op.calls
+                    .iter()
+                    .flat_map(|s| s.calls.iter())
+                    .filter_map(|r| Some((*index.get(&(&r.target, r.operation.as_str()))?, r)))
+                    .collect()
+            })
+            .collect();
+        let component = strongly_connected(&edges);
+        let attempts: Vec<u64> = nodes
+            .iter()
+            .map(|(_, op)| u64::from(worst_case(op).attempts))
+            .collect();
+        // One W0009 per cycle, at its first call by position.
         let mut reported: HashSet<(Code, Span)> = HashSet::new();
-        for c in &ir.contracts {
-            for op in &c.operations {
-                let root: Key<'a> = (&c.id, op.name.as_str());
-                if done.contains_key(&root) {
-                    continue;
-                }
-                // Frames: an operation and the index of its next call to visit.
-                let mut stack: Vec<(Key<'a>, &'a Operation, usize)> = vec![(root, op, 0)];
-                on_stack.insert(root);
-                while let Some((key, op, next)) = stack.pop() {
-                    let refs: Vec<&'a CallRef> =
-                        op.calls.iter().flat_map(|s| s.calls.iter()).collect();
-                    if let Some(r) = refs.get(next) {
-                        stack.push((key, op, next + 1));
-                        let child: Key<'a> = (&r.target, r.operation.as_str());
-                        if on_stack.contains(&child) {
-                            if reported.insert((Code::CallCycle, r.span)) {
-                                let mut cycle: Vec<String> = stack
-                                    .iter()
-                                    .skip_while(|(k, _, _)| *k != child)
-                                    .map(|(k, _, _)| name(k.0, k.1))
-                                    .collect();
-                                cycle.push(name(child.0, child.1));
-                                diags.emit(
-                                    Code::CallCycle,
-                                    r.span,
-                                    format!(
-                                        "`{}` calls back into its own chain",
-                                        name(key.0, key.1)
-                                    ),
-                                    format!(
-                                        "{}; a cycle of synchronous calls can call itself until every deadline runs out: break it with an event",
-                                        cycle.join(" → ")
-                                    ),
-                                );
-                            }
-                        } else if !done.contains_key(&child) {
-                            if let Some(callee) = self.callee(r) {
-                                on_stack.insert(child);
-                                stack.push((child, callee, 0));
-                            }
-                        }
-                        continue;
+        let mut cycles: BTreeMap<usize, (Span, usize, usize)> = BTreeMap::new();
+        for (from, calls) in edges.iter().enumerate() {
+            for (to, r) in calls {
+                if component[from] == component[*to] {
+                    let entry = cycles.entry(component[from]).or_insert((r.span, from, *to));
+                    if r.span < entry.0 {
+                        *entry = (r.span, from, *to);
                     }
-                    // Every call visited: the chain below `op` is known.
-                    let chain = self.finish(key, op, &refs, &done, &mut reported, diags);
-                    on_stack.remove(&key);
-                    done.insert(key, chain);
                 }
             }
         }
-    }
-
-    /// The longest-amplifying and the deepest chain below `op`, from its callees' (cycles
-    /// count as ending), reporting the calls where a bound is first crossed.
-    fn finish(
-        &self,
-        key: Key<'a>,
-        op: &'a Operation,
-        refs: &[&'a CallRef],
-        done: &HashMap<Key<'a>, Chain<'a>>,
-        reported: &mut HashSet<(Code, Span)>,
-        diags: &mut Diagnostics,
-    ) -> Chain<'a> {
-        let attempts = u64::from(worst_case(op).attempts);
-        let mut chain = Chain {
-            amplification: attempts,
-            amplified: vec![(key, attempts)],
-            depth: 0,
-            deepest: vec![key],
-        };
-        for r in refs {
-            let child: Key<'a> = (&r.target, r.operation.as_str());
-            let Some(below) = done.get(&child) else {
-                continue;
-            };
-            let amplification = attempts.saturating_mul(below.amplification);
-            if amplification > MAX_RETRY_AMPLIFICATION
-                && below.amplification <= MAX_RETRY_AMPLIFICATION
-                && reported.insert((Code::RetryAmplification, r.span))
-            {
-                let hops: Vec<String> = std::iter::once((key, attempts))
-                    .chain(below.amplified.iter().copied())
-                    .map(|(k, n)| format!("{} ×{n}", name(k.0, k.1)))
-                    .collect();
-                let last = below.amplified.last().map_or(child, |(k, _)| *k);
-                diags.emit(
-                    Code::RetryAmplification,
-                    r.span,
-                    format!(
-                        "one call of `{}` may become {amplification} attempts at `{}`",
-                        name(key.0, key.1),
-                        name(last.0, last.1)
-                    ),
-                    format!(
-                        "{}; retry at one layer: lower `attempts` on all hops but one (at most {MAX_RETRY_AMPLIFICATION} in all)",
-                        hops.join(" → ")
-                    ),
-                );
-            }
-            if amplification > chain.amplification {
-                chain.amplification = amplification;
-                chain.amplified = std::iter::once((key, attempts))
-                    .chain(below.amplified.iter().copied())
-                    .collect();
-            }
-            let depth = below.depth + 1;
-            if depth > MAX_CALL_DEPTH
-                && below.depth <= MAX_CALL_DEPTH
-                && reported.insert((Code::DeepCallChain, r.span))
-            {
-                let hops: Vec<String> = std::iter::once(key)
-                    .chain(below.deepest.iter().copied())
-                    .map(|k| name(k.0, k.1))
-                    .collect();
-                diags.emit(
-                    Code::DeepCallChain,
-                    r.span,
-                    format!(
-                        "`{}` starts a chain of {depth} synchronous calls",
-                        name(key.0, key.1)
-                    ),
-                    format!(
-                        "{}; every hop adds latency and a way to fail: keep chains to {MAX_CALL_DEPTH} hops, or hand the tail to an event",
-                        hops.join(" → ")
-                    ),
-                );
-            }
-            if depth > chain.depth {
-                chain.depth = depth;
-                chain.deepest = std::iter::once(key)
-                    .chain(below.deepest.iter().copied())
-                    .collect();
+        for (span, from, to) in cycles.into_values() {
+            let mut hops: Vec<String> = cycle_path(&edges, &component, to, from)
+                .into_iter()
+                .map(|n| name(nodes[n].0 .0, nodes[n].0 .1))
+                .collect();
+            hops.push(name(nodes[to].0 .0, nodes[to].0 .1));
+            diags.emit(
+                Code::CallCycle,
+                span,
+                format!(
+                    "`{}` calls back into its own chain",
+                    name(nodes[from].0 .0, nodes[from].0 .1)
+                ),
+                format!(
+                    "{}; a cycle of synchronous calls can call itself until every deadline runs out: break it with an event",
+                    hops.join(" → ")
+                ),
+            );
+        }
+        // Chains on the graph of components, callees first (Tarjan numbers components in
+        // reverse topological order). A cycle's members share one chain: any of them can reach
+        // the others, so the cycle is one hop-less node with its members' largest attempts
+        // and every call they make out of it.
+        let count = component.iter().copied().max().map_or(0, |m| m + 1);
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); count];
+        for (n, k) in component.iter().enumerate() {
+            members[*k].push(n);
+        }
+        let mut amp = vec![1u64; count];
+        let mut amp_next: Vec<Option<usize>> = vec![None; count];
+        let mut depth = vec![0usize; count];
+        let mut depth_next: Vec<Option<usize>> = vec![None; count];
+        for k in 0..count {
+            let own = members[k].iter().map(|n| attempts[*n]).max().unwrap_or(1);
+            amp[k] = own;
+            for n in &members[k] {
+                for (c, r) in &edges[*n] {
+                    let below = component[*c];
+                    if below == k {
+                        continue; // inside the cycle, reported above
+                    }
+                    let through = own.saturating_mul(amp[below]);
+                    if through > MAX_RETRY_AMPLIFICATION
+                        && amp[below] <= MAX_RETRY_AMPLIFICATION
+                        && reported.insert((Code::RetryAmplification, r.span))
+                    {
+                        let chain = chain_from(*n, *c, &amp_next, &component);
+                        let last = *chain.last().unwrap_or(c);
+                        let hops: Vec<String> = chain
+                            .iter()
+                            .map(|h| {
+                                format!(
+                                    "{} ×{}",
+                                    name(nodes[*h].0 .0, nodes[*h].0 .1),
+                                    attempts[*h]
+                                )
+                            })
+                            .collect();
+                        diags.emit(
+                            Code::RetryAmplification,
+                            r.span,
+                            format!(
+                                "one call of `{}` may become {through} attempts at `{}`",
+                                name(nodes[*n].0 .0, nodes[*n].0 .1),
+                                name(nodes[last].0 .0, nodes[last].0 .1)
+                            ),
+                            format!(
+                                "{}; retry at one layer: lower `attempts` on all hops but one (at most {MAX_RETRY_AMPLIFICATION} in all)",
+                                shorten(&hops)
+                            ),
+                        );
+                    }
+                    if through > amp[k] {
+                        amp[k] = through;
+                        amp_next[k] = Some(*c);
+                    }
+                    let hops = depth[below] + 1;
+                    if hops > MAX_CALL_DEPTH
+                        && depth[below] <= MAX_CALL_DEPTH
+                        && reported.insert((Code::DeepCallChain, r.span))
+                    {
+                        let chain: Vec<String> = chain_from(*n, *c, &depth_next, &component)
+                            .iter()
+                            .map(|h| name(nodes[*h].0 .0, nodes[*h].0 .1))
+                            .collect();
+                        diags.emit(
+                            Code::DeepCallChain,
+                            r.span,
+                            format!(
+                                "`{}` starts a chain of {hops} synchronous calls",
+                                name(nodes[*n].0 .0, nodes[*n].0 .1)
+                            ),
+                            format!(
+                                "{}; every hop adds latency and a way to fail: keep chains to {MAX_CALL_DEPTH} hops, or hand the tail to an event",
+                                shorten(&chain)
+                            ),
+                        );
+                    }
+                    if hops > depth[k] {
+                        depth[k] = hops;
+                        depth_next[k] = Some(*c);
+                    }
+                }
             }
         }
-        chain
     }
 }
 
-/// What is known of the chains below one operation.
-struct Chain<'a> {
-    /// Attempts one call of it may become at the far end of its most-retried chain.
-    amplification: u64,
-    /// That chain, with each hop's attempts.
-    amplified: Vec<(Key<'a>, u64)>,
-    /// Hops of its deepest chain.
-    depth: usize,
-    /// That chain.
-    deepest: Vec<Key<'a>>,
+/// The chain a finding prints: `from`, the call to `first`, then each component's chosen
+/// next call.
+fn chain_from(
+    from: usize,
+    first: usize,
+    next: &[Option<usize>],
+    component: &[usize],
+) -> Vec<usize> {
+    let mut chain = vec![from, first];
+    while let Some(n) = next[component[*chain.last().expect("two at least")]] {
+        chain.push(n);
+    }
+    chain
+}
+
+/// A chain for a help line: a long one keeps its first ten hops and its last.
+fn shorten(hops: &[String]) -> String {
+    if hops.len() <= 12 {
+        return hops.join(" → ");
+    }
+    format!(
+        "{} → … ({} more) → {}",
+        hops[..10].join(" → "),
+        hops.len() - 11,
+        hops[hops.len() - 1]
+    )
+}
+
+/// Tarjan's strongly connected components, iteratively: each node's component number, numbered
+/// so that a component's callees have lower numbers (reverse topological order).
+fn strongly_connected(edges: &[Vec<(usize, &CallRef)>]) -> Vec<usize> {
+    const NONE: usize = usize::MAX;
+    let n = edges.len();
+    let (mut index, mut low, mut component) = (vec![NONE; n], vec![0; n], vec![NONE; n]);
+    let mut on_stack = vec![false; n];
+    let (mut stack, mut next_index, mut next_component) = (Vec::new(), 0, 0);
+    for root in 0..n {
+        if index[root] != NONE {
+            continue;
+        }
+        // Frames: a node and the position of its next edge.
+        let mut frames: Vec<(usize, usize)> = vec![(root, 0)];
+        index[root] = next_index;
+        low[root] = next_index;
+        next_index += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&(v, at)) = frames.last() {
+            if let Some((w, _)) = edges[v].get(at) {
+                frames.last_mut().expect("a frame").1 += 1;
+                let w = *w;
+                if index[w] == NONE {
+                    index[w] = next_index;
+                    low[w] = next_index;
+                    next_index += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    frames.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            frames.pop();
+            if let Some(&(parent, _)) = frames.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    component[w] = next_component;
+                    if w == v {
+                        break;
+                    }
+                }
+                next_component += 1;
+            }
+        }
+    }
+    component
+}
+
+/// A path from `from` to `to` inside their component (breadth first), both included.
+fn cycle_path(
+    edges: &[Vec<(usize, &CallRef)>],
+    component: &[usize],
+    from: usize,
+    to: usize,
+) -> Vec<usize> {
+    let mut came_from: HashMap<usize, usize> = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([from]);
+    let mut seen = HashSet::from([from]);
+    while let Some(v) = queue.pop_front() {
+        if v == to {
+            break;
+        }
+        for (w, _) in &edges[v] {
+            if component[*w] == component[from] && seen.insert(*w) {
+                came_from.insert(*w, v);
+                queue.push_back(*w);
+            }
+        }
+    }
+    let mut path = vec![to];
+    while let Some(prev) = path.last().and_then(|v| came_from.get(v)) {
+        path.push(*prev);
+    }
+    path.reverse();
+    path
 }
 
 /// The help of E0270: the `per_try` that would fit, or what else to change.

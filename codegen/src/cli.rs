@@ -61,7 +61,7 @@ enum Command {
     /// routes carrying each operation's deadline and (only where the contract allows them)
     /// retries. Writes nothing when any contract has an error.
     #[command(
-        after_help = "Examples:\n  pactum manifests contracts/ --out deploy/\n  pactum manifests --out deploy/ --mesh linkerd --namespace shop\n  pactum manifests --out deploy/ --mesh istio --check   # CI: fail if stale\n\nWith a mesh, load the <service>-pactum-mesh ConfigMap into the callers' pods (envFrom):\nit sets PACTUM_MESH_RETRIES=1, so the generated clients leave retrying to the mesh."
+        after_help = "Examples:\n  pactum manifests contracts/ --out deploy/\n  pactum manifests --out deploy/ --mesh linkerd --namespace shop\n  pactum manifests --out deploy/ --mesh istio --check   # CI: fail if stale\n\nWith a mesh, load the <service>-pactum-mesh ConfigMap into each service's pods (envFrom):\nit sets PACTUM_MESH_RETRIES=1, so the generated clients leave retrying to the mesh."
     )]
     Manifests(ManifestsArgs),
     /// Print the JSON Schema of the contract language.

@@ -228,3 +228,54 @@ calls:
     assert!(over[0].1.contains("250ms"), "{}", over[0].1);
     assert!(codes(&[caller("[[fast.A, fast.B]]"), fast]).is_empty());
 }
+
+#[test]
+fn a_chain_through_a_cycle_is_measured_whatever_order_the_contracts_come_in() {
+    // Y → Z → B, where B and A call each other and A → C → D: four hops from Y to D, through
+    // the cycle. Once with the cycle's services sorting first, once last.
+    for (a, b) in [("aa", "ab"), ("za", "zb")] {
+        let op = |name: &str, calls: &[&str]| {
+            let list = calls.join(", ");
+            format!(
+                "  {name}:\n    input: {{ id: uuid }}\n    rest: POST /{name}\n    idempotency: key\n    calls: [{list}]\n"
+            )
+        };
+        let contract_with = |service: &str, ops: &[String], calls: &[&str]| {
+            let entries: String = calls
+                .iter()
+                .map(|c| format!("  - operation: {c}\n"))
+                .collect();
+            contract(
+                service,
+                &format!("operations:\n{}calls:\n{entries}", ops.concat()),
+            )
+        };
+        let a_b = format!("{b}.B");
+        let a_c = "cc.C".to_string();
+        let b_a = format!("{a}.A");
+        let src = vec![
+            contract_with(a, &[op("A", &[&a_b, &a_c])], &[&a_b, &a_c]),
+            contract_with(b, &[op("B", &[&b_a])], &[&b_a]),
+            contract_with("cc", &[op("C", &["dd.D"])], &["dd.D"]),
+            contract(
+                "dd",
+                "operations:\n  D: { input: { id: uuid }, rest: POST /d, idempotency: key }\n",
+            ),
+            contract_with("yy", &[op("Y", &["zz.Z"])], &["zz.Z"]),
+            contract_with("zz", &[op("Z", &[&a_b])], &[&a_b]),
+        ];
+        let found = codes(&src);
+        let count = |code| found.iter().filter(|(c, _)| *c == code).count();
+        assert_eq!(count(Code::CallCycle), 1, "{a}/{b}: {found:#?}");
+        let deep: Vec<_> = found
+            .iter()
+            .filter(|(c, _)| *c == Code::DeepCallChain)
+            .collect();
+        assert_eq!(deep.len(), 1, "{a}/{b}: {found:#?}");
+        assert!(
+            deep[0].1.contains("`yy.Y@1` starts a chain of 4"),
+            "{a}/{b}: {}",
+            deep[0].1
+        );
+    }
+}

@@ -42,10 +42,12 @@ fn named<'a>(all: &'a [(String, Vec<Value>)], kind: &str, name: &str) -> &'a Val
 fn services_are_what_the_generated_clients_resolve() {
     let all = docs(Mesh::None);
     let names: Vec<&str> = all.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(
-        names.len(),
-        7,
-        "one file per service, both majors of orders in one: {names:?}"
+    // Both majors of orders in one; notifications, which only consumes events, has nothing
+    // to route to.
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("notifications")),
+        "{names:?}"
     );
     let orders = named(&all, "Service", "orders");
     assert_eq!(orders["metadata"]["namespace"], "shop");
@@ -66,10 +68,11 @@ fn services_are_what_the_generated_clients_resolve() {
 #[test]
 fn linkerd_routes_carry_deadlines_and_only_allowed_retries() {
     let all = docs(Mesh::Linkerd);
-    let place = named(&all, "HTTPRoute", "orders-v1-place-order");
+    let place = named(&all, "HTTPRoute", "orders-v1-place-order-http");
     let a = &place["metadata"]["annotations"];
     assert_eq!(a["timeout.linkerd.io/request"], "2s");
-    assert_eq!(a["retry.linkerd.io/http"], "5xx");
+    // The clients' conditions: 429, 502, 503, and a busy key's 409.
+    assert_eq!(a["retry.linkerd.io/http"], "409,429,502,503");
     assert_eq!(a["retry.linkerd.io/limit"], "2");
     assert_eq!(a["retry.linkerd.io/timeout"], "400ms");
     let rule = &place["spec"]["rules"][0]["matches"][0];
@@ -77,11 +80,12 @@ fn linkerd_routes_carry_deadlines_and_only_allowed_retries() {
     assert_eq!(rule["path"]["value"], "/v1/orders");
     assert_eq!(place["spec"]["parentRefs"][0]["kind"], "Service");
     // Keyed but declared without retries: a deadline, no retry.
-    let cancel = &named(&all, "HTTPRoute", "orders-v1-cancel-order")["metadata"]["annotations"];
+    let cancel =
+        &named(&all, "HTTPRoute", "orders-v1-cancel-order-http")["metadata"]["annotations"];
     assert_eq!(cancel["timeout.linkerd.io/request"], "1s");
     assert!(cancel.get("retry.linkerd.io/http").is_none());
     // A path parameter matches one segment.
-    let get = named(&all, "HTTPRoute", "orders-v1-get-order");
+    let get = named(&all, "HTTPRoute", "orders-v1-get-order-http");
     assert_eq!(
         get["spec"]["rules"][0]["matches"][0]["path"]["value"],
         "^/v1/orders/[^/]+$"
@@ -96,6 +100,14 @@ fn linkerd_routes_carry_deadlines_and_only_allowed_retries() {
         stock["metadata"]["annotations"]["retry.linkerd.io/grpc"],
         "unavailable,resource-exhausted"
     );
+    // Routes for everything no operation names, so health checks keep working.
+    let rest = named(&all, "HTTPRoute", "orders-default-http");
+    assert_eq!(rest["spec"]["rules"][0]["matches"][0]["path"]["value"], "/");
+    assert!(rest["metadata"]["annotations"]
+        .as_mapping()
+        .unwrap()
+        .is_empty());
+    named(&all, "GRPCRoute", "orders-default-grpc");
     // The switch that takes retrying from the generated clients.
     let cm = named(&all, "ConfigMap", "orders-pactum-mesh");
     assert_eq!(cm["data"]["PACTUM_MESH_RETRIES"], "1");
@@ -113,6 +125,10 @@ fn istio_never_retries_what_the_contract_does_not_allow() {
             .unwrap_or_else(|| panic!("no route {name}"))
     };
     let reserve = route("inventory-v1-reserve-stock-grpc");
+    assert_eq!(
+        reserve["retries"]["retryOn"],
+        "connect-failure,reset,unavailable,resource-exhausted"
+    );
     assert_eq!(reserve["retries"]["attempts"], 2);
     assert_eq!(reserve["timeout"], "500ms");
     // Neither safe nor keyed (a client stream): Istio would retry twice by default.
@@ -134,14 +150,14 @@ fn istio_never_retries_what_the_contract_does_not_allow() {
         .as_sequence()
         .unwrap()
         .iter()
-        .find(|r| r["name"] == "orders-v1-place-order")
+        .find(|r| r["name"] == "orders-v1-place-order-http")
         .unwrap()
         .clone();
     assert_eq!(place["retries"]["perTryTimeout"], "400ms");
     let dr = named(&all, "DestinationRule", "orders");
     assert_eq!(dr["spec"]["trafficPolicy"]["tls"]["mode"], "ISTIO_MUTUAL");
     assert_eq!(
-        dr["spec"]["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"],
+        dr["spec"]["trafficPolicy"]["outlierDetection"]["consecutiveGatewayErrors"],
         5
     );
     assert_eq!(
@@ -183,4 +199,133 @@ fn nothing_is_written_when_a_contract_has_an_error() {
     );
     assert!(!out.exists(), "no manifest written");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn one(service: &str, body: &str) -> pactum_codegen::ir::Ir {
+    let text = format!("pactum: 1\nservice: {service}\nversion: 1.0.0\nowner: t\n{body}");
+    let outcome = pactum_codegen::check_sources(&[(format!("{service}.yaml").into(), text)]);
+    outcome.ir.expect("valid")
+}
+
+fn options(mesh: Mesh) -> Options {
+    Options {
+        mesh,
+        namespace: None,
+        http_port: 8080,
+        grpc_port: 50051,
+    }
+}
+
+#[test]
+fn istio_tries_exact_paths_first_and_patterns_by_their_literal_segments() {
+    let ir = one(
+        "orders",
+        "operations:
+  Update:
+    input: { id: string }
+    rest: POST /orders/{id}
+    idempotency: key
+    retry: { attempts: 3 }
+  Bulk:
+    input: { n: u32 }
+    rest: POST /orders/bulk
+  Note:
+    input: { id: string }
+    rest: POST /orders/{id}/note
+",
+    );
+    let files = files(&ir, &options(Mesh::Istio)).unwrap();
+    let istio = files
+        .iter()
+        .find(|f| f.path.ends_with("orders.istio.yaml"))
+        .unwrap();
+    let vs: Value = serde_yaml::Deserializer::from_str(&istio.contents)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .find(|d: &Value| d["kind"] == "VirtualService")
+        .unwrap();
+    let order: Vec<&str> = vs["spec"]["http"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    // `/orders/bulk` (not keyed) before `/orders/{id}` (retried), and `{id}/note` (two
+    // literal segments) before `{id}` (one).
+    assert_eq!(
+        order,
+        [
+            "orders-v1-bulk-http",
+            "orders-v1-note-http",
+            "orders-v1-update-http",
+            "default"
+        ]
+    );
+}
+
+#[test]
+fn names_become_kubernetes_names_or_are_refused_with_the_reason() {
+    let ir = one(
+        "order_history",
+        "operations:\n  Get: { output: { ok: bool }, rest: GET /h, safe: true }\n",
+    );
+    let written = files(&ir, &options(Mesh::None)).unwrap();
+    assert!(
+        written[0].contents.contains("name: order-history"),
+        "{}",
+        written[0].contents
+    );
+
+    let bad_ns = one(
+        "orders",
+        "namespace: acme.shop\noperations:\n  Get: { output: { ok: bool }, rest: GET /o, safe: true }\n",
+    );
+    let e = files(&bad_ns, &options(Mesh::None)).unwrap_err();
+    assert!(
+        e.contains("not a Kubernetes namespace") && e.contains("--namespace"),
+        "{e}"
+    );
+    let given = Options {
+        namespace: Some("shop".into()),
+        ..options(Mesh::None)
+    };
+    assert!(files(&bad_ns, &given).is_ok());
+    let invalid = Options {
+        namespace: Some("Shop_EU".into()),
+        ..options(Mesh::None)
+    };
+    assert!(files(&bad_ns, &invalid)
+        .unwrap_err()
+        .contains("--namespace Shop_EU"));
+
+    let both = one(
+        "orders",
+        "operations:\n  Get: { output: { ok: bool }, rest: GET /o, grpc: true, safe: true }\n",
+    );
+    let same = Options {
+        grpc_port: 8080,
+        ..options(Mesh::None)
+    };
+    assert!(files(&both, &same).unwrap_err().contains("must differ"));
+}
+
+#[test]
+fn mesh_durations_are_whole_milliseconds_rounded_up() {
+    let ir = one(
+        "quick",
+        "operations:\n  Get:\n    output: { ok: bool }\n    rest: GET /q\n    safe: true\n    deadline: 1500us\n    retry: { attempts: 2, per_try: 700us }\n",
+    );
+    let files = files(&ir, &options(Mesh::Linkerd)).unwrap();
+    let linkerd = &files
+        .iter()
+        .find(|f| f.path.ends_with("quick.linkerd.yaml"))
+        .unwrap()
+        .contents;
+    assert!(
+        linkerd.contains("timeout.linkerd.io/request: 2ms"),
+        "{linkerd}"
+    );
+    assert!(
+        linkerd.contains("retry.linkerd.io/timeout: 1ms"),
+        "{linkerd}"
+    );
 }

@@ -296,8 +296,9 @@ impl GrpcClient {
 
     /// The stable in-cluster address of `service`: `http://<service>.<namespace>.svc.cluster.local:<port>`.
     pub fn for_service(service: &str, namespace: &str, port: u16) -> Result<Self, String> {
+        let name = pactum_rules::kube::service_name(service);
         Self::connect_lazy(format!(
-            "http://{service}.{namespace}.svc.cluster.local:{port}"
+            "http://{name}.{namespace}.svc.cluster.local:{port}"
         ))
     }
 

@@ -86,10 +86,12 @@ impl HttpClient {
     }
 
     /// The stable in-cluster address of `service` as Kubernetes DNS resolves it:
-    /// `http://<service>.<namespace>.svc.cluster.local:<port>`.
+    /// `http://<service>.<namespace>.svc.cluster.local:<port>`, the service named as `pactum
+    /// manifests` names its `Service` (`_` as `-`).
     pub fn for_service(service: &str, namespace: &str, port: u16) -> Self {
+        let name = pactum_rules::kube::service_name(service);
         Self::new(format!(
-            "http://{service}.{namespace}.svc.cluster.local:{port}"
+            "http://{name}.{namespace}.svc.cluster.local:{port}"
         ))
     }
 
