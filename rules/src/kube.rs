@@ -10,23 +10,24 @@ pub fn service_name(service: &str) -> String {
 /// Whether `name` is a DNS-1035 label (a `Service` name): 1–63 lower-case letters, digits and
 /// `-`, starting with a letter, not ending with `-`.
 pub fn is_dns_label(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_lowercase()
-        && b[b.len() - 1] != b'-'
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    label(name, |first| first.is_ascii_lowercase())
 }
 
 /// Whether `name` is a DNS-1123 label (a namespace): as [`is_dns_label`], but it may start
 /// with a digit.
 pub fn is_namespace(name: &str) -> bool {
+    label(name, |first| {
+        first.is_ascii_lowercase() || first.is_ascii_digit()
+    })
+}
+
+/// 1–63 lower-case letters, digits and `-`, not ending with `-`, its first byte as `first`
+/// allows.
+fn label(name: &str, first: fn(&u8) -> bool) -> bool {
     let b = name.as_bytes();
-    !b.is_empty()
+    b.first().is_some_and(first)
         && b.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1] != b'-'
+        && b.last() != Some(&b'-')
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }

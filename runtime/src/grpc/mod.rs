@@ -341,14 +341,10 @@ impl GrpcClient {
                 self.attempt(&ctx, key, path, body, decode, error).await
             }
         };
-        let overridden;
-        let op = match self.resilience {
-            Some(resilience) => {
-                overridden = OperationInfo { resilience, ..*op };
-                &overridden
-            }
-            None => op,
-        };
+        // A policy set in code replaces the contract's (the facts are a small `Copy` struct).
+        let op = &self
+            .resilience
+            .map_or(*op, |resilience| OperationInfo { resilience, ..*op });
         call_guarded(&ctx, op, &self.target, attempt)
             .await
             .map_err(|e| e.0)

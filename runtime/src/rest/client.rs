@@ -155,14 +155,10 @@ impl HttpClient {
                     .await
             }
         };
-        let overridden;
-        let op = match self.resilience {
-            Some(resilience) => {
-                overridden = OperationInfo { resilience, ..*op };
-                &overridden
-            }
-            None => op,
-        };
+        // A policy set in code replaces the contract's (the facts are a small `Copy` struct).
+        let op = &self
+            .resilience
+            .map_or(*op, |resilience| OperationInfo { resilience, ..*op });
         let result = call_guarded(&call_ctx, op, &self.target, attempt).await;
         result.map_err(|e| e.error)
     }
