@@ -131,6 +131,8 @@ async fn an_operation_neither_safe_nor_keyed_is_never_retried() {
 struct Server {
     running: AtomicU32,
     most: AtomicU32,
+    patient_calls: AtomicU32,
+    patient_effects: AtomicU32,
 }
 
 impl r::Service for Server {
@@ -172,6 +174,19 @@ impl r::Service for Server {
             .throttle(Duration::from_millis(100))
             .map(move |i| Ok(r::FeedResponse { n: input.n + i }));
         Ok(Box::pin(replies))
+    }
+    async fn patient(
+        &self,
+        _: Context,
+        input: r::PatientRequest,
+    ) -> Result<r::PatientResponse, HandlerError<r::PatientError>> {
+        // The first request hangs past the whole 2 s deadline (a stuck replica); the effect is
+        // counted only once the work is done.
+        if self.patient_calls.fetch_add(1, SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        self.patient_effects.fetch_add(1, SeqCst);
+        Ok(r::PatientResponse { n: input.n })
     }
     async fn claimed(
         &self,
@@ -390,4 +405,33 @@ async fn a_reply_stream_holds_its_place_until_it_ends() {
         .collect()
         .await;
     assert_eq!(third, vec![30, 31, 32]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_cut_by_per_try_leaves_time_for_the_retry() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let service = Arc::new(Server::default());
+    tokio::spawn(pactum::router::serve(
+        listener,
+        r::rest::router(service.clone()),
+    ));
+    let client = r::rest::Client::new(url);
+    let started = Instant::now();
+    let reply = client.patient(&r::PatientRequest { n: 5 }).await;
+    // The hanging first attempt is cut at 150 ms (the server is handed that budget, so it
+    // stops too); the retry, under the same key, answers well inside the 2 s deadline.
+    // Without per_try the first attempt would hold the whole deadline and the call would fail.
+    assert_eq!(reply.unwrap().n, 5);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        service.patient_calls.load(SeqCst),
+        2,
+        "one cut attempt, one retry"
+    );
+    assert_eq!(service.patient_effects.load(SeqCst), 1);
 }

@@ -176,6 +176,13 @@ impl r::Service for Idle {
     ) -> Result<r::BusyResponse, pactum::HandlerError<r::BusyError>> {
         Ok(r::BusyResponse { n: input.n })
     }
+    async fn patient(
+        &self,
+        _: pactum::Context,
+        _: r::PatientRequest,
+    ) -> Result<r::PatientResponse, pactum::HandlerError<r::PatientError>> {
+        Err(pactum::HandlerError::internal("not used"))
+    }
     async fn claimed(
         &self,
         _: pactum::Context,

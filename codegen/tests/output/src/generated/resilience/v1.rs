@@ -226,6 +226,54 @@ impl ::pactum::Validate for FeedResponse {
     }
 }
 
+/// Input of [`Patient`](operations::PATIENT).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct PatientRequest {
+    pub n: u32,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for PatientRequest {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("n", &self.n, path, out);
+    }
+}
+
+/// Output of [`Patient`](operations::PATIENT).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct PatientResponse {
+    pub n: u32,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for PatientResponse {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("n", &self.n, path, out);
+    }
+}
+
 /// Input of [`Unsafe`](operations::UNSAFE).
 #[derive(
     ::core::fmt::Debug,
@@ -298,6 +346,11 @@ pub enum ClaimedError {}
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum FeedError {}
 ::pactum::__operation_error!(FeedError {});
+
+/// Errors declared for `Patient`.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum PatientError {}
+::pactum::__operation_error!(PatientError {});
 
 /// Errors declared for `Unsafe`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
@@ -454,6 +507,40 @@ pub mod operations {
         },
     };
 
+    /// Keyed, each attempt bounded by per_try; the first attempt's handler is slow.
+    pub const PATIENT: ::pactum::OperationInfo = ::pactum::OperationInfo {
+        service: "resilience",
+        major: 1,
+        name: "Patient",
+        route: ::std::option::Option::Some(::pactum::Route {
+            method: "POST",
+            path: "/v1/patient",
+        }),
+        grpc: false,
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(2)),
+        safe: false,
+        idempotency: ::pactum::Idempotency::Key,
+        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
+            attempts: 3,
+            initial_backoff: ::std::time::Duration::from_millis(10),
+            max_backoff: ::std::time::Duration::from_millis(20),
+            full_jitter: false,
+        }),
+        per_try: ::std::option::Option::Some(::std::time::Duration::from_millis(150)),
+        streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy {
+            retry_budget: ::pactum::resilience::RetryBudgetPolicy {
+                ratio_permille: 200,
+                min_per_second: 1,
+            },
+            breaker: ::pactum::resilience::BreakerPolicy {
+                failures: 1000,
+                cooldown: ::std::time::Duration::from_secs(1),
+            },
+            concurrency: ::std::option::Option::None,
+        },
+    };
+
     /// Neither safe nor keyed, so never retried.
     pub const UNSAFE: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "resilience",
@@ -544,6 +631,18 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
 
+    /// Keyed, each attempt bounded by per_try; the first attempt's handler is slow.
+    fn patient(
+        &self,
+        ctx: ::pactum::Context,
+        input: PatientRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            PatientResponse,
+            ::pactum::HandlerError<PatientError>,
+        >,
+    > + ::core::marker::Send;
+
     /// Neither safe nor keyed, so never retried.
     fn r#unsafe(
         &self,
@@ -579,6 +678,7 @@ pub mod rest {
             .route("/v1/claimed", ::pactum::router::axum::routing::post(__claimed::<S>))
             .route("/v1/flaky", ::pactum::router::axum::routing::post(__flaky::<S>))
             .route("/v1/fragile", ::pactum::router::axum::routing::get(__fragile::<S>))
+            .route("/v1/patient", ::pactum::router::axum::routing::post(__patient::<S>))
             .route("/v1/unsafe", ::pactum::router::axum::routing::post(__unsafe::<S>))
             .with_state(state)
     }
@@ -684,6 +784,31 @@ pub mod rest {
                 },
                 move |ctx, input: super::ClaimedRequest| async move {
                     service.claimed(ctx, input).await
+                },
+            )
+            .await
+    }
+
+    async fn __patient<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::PATIENT,
+                ::pactum::rest::Reply::Json,
+                ::std::vec::Vec::new(),
+                request,
+                |_: &::pactum::rest::server::Incoming| {
+                    ::core::result::Result::Ok(
+                        ::pactum::__private::serde_json::Map::new(),
+                    )
+                },
+                move |ctx, input: super::PatientRequest| async move {
+                    service.patient(ctx, input).await
                 },
             )
             .await
@@ -808,6 +933,26 @@ pub mod rest {
             self.http
                 .call(
                     &super::operations::CLAIMED,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
+                .await
+        }
+
+        /// Keyed, each attempt bounded by per_try; the first attempt's handler is slow.
+        pub async fn patient(
+            &self,
+            input: &super::PatientRequest,
+        ) -> ::core::result::Result<
+            super::PatientResponse,
+            ::pactum::ClientError<super::PatientError>,
+        > {
+            let path = ::std::string::String::from("/v1/patient");
+            let body = ::pactum::__private::serde_json::to_value(input).ok();
+            self.http
+                .call(
+                    &super::operations::PATIENT,
                     ::pactum::rest::Reply::Json,
                     path,
                     body,
