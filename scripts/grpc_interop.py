@@ -9,6 +9,13 @@ Stubs are generated at run time by grpcio-tools from the .proto files Pactum emi
       retrying would), once without a key and once with the key but another message.
   grpc_interop.py server PROTO_DIR [--extra-field]
       Serves PricingService.GetPrice; prints "listening PORT", serves until stdin closes.
+  grpc_interop.py descriptors PROTO_DIR SET_FILE...
+      Compares every file of each encoded FileDescriptorSet (a generated FILE_DESCRIPTOR_SET)
+      with protoc's descriptor of the same .proto; prints one JSON object.
+  grpc_interop.py reflect PROTO_DIR URL
+      Reads the server's descriptors by gRPC server reflection only (as grpcurl does), compares
+      each with protoc's descriptor of the emitted .proto, then calls GetPrice through a
+      message class built from the reflected descriptors; prints one JSON object.
 
 --extra-field compiles a newer contract: Money gains an optional field, as a compatible
 minor change would add it.
@@ -155,10 +162,101 @@ class _RichStatus(grpc.Status):
         self.trailing_metadata = (("grpc-status-details-bin", st.SerializeToString()),)
 
 
+def protoc_descriptors(proto_dir):
+    """protoc's descriptors of every .proto in proto_dir and of what they import."""
+    from google.protobuf import descriptor_pb2
+    work = tempfile.mkdtemp()
+    include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
+    out_set = os.path.join(work, "protoc.pb")
+    files = [os.path.join(proto_dir, n) for n in sorted(os.listdir(proto_dir))]
+    if protoc.main(["protoc", f"-I{proto_dir}", f"-I{include}", "--include_imports",
+                    f"--descriptor_set_out={out_set}", *files]) != 0:
+        raise SystemExit("protoc failed")
+    return descriptor_pb2.FileDescriptorSet.FromString(open(out_set, "rb").read())
+
+
+def differs(got, want):
+    """None when a served descriptor says what protoc's says, else both, printed."""
+    if want.name.startswith("google/"):
+        # Pactum carries the well-known messages, not protoc's per-language file options.
+        want.ClearField("options")
+    if got == want:
+        return None
+    import difflib
+    diff = difflib.unified_diff(str(want).splitlines(), str(got).splitlines(),
+                                "protoc", "pactum", lineterm="", n=4)
+    return f"{want.name}:\n" + "\n".join(diff)
+
+
+def descriptors(proto_dir, set_files):
+    from google.protobuf import descriptor_pb2
+    expected = {f.name: f for f in protoc_descriptors(proto_dir).file}
+    out = {"mismatches": [], "files": []}
+    for path in set_files:
+        for got in descriptor_pb2.FileDescriptorSet.FromString(open(path, "rb").read()).file:
+            want = expected.get(got.name)
+            if want is None:
+                out["mismatches"].append(f"{got.name}: protoc has no such file")
+                continue
+            out["files"].append(got.name)
+            problem = differs(got, want)
+            if problem:
+                out["mismatches"].append(problem)
+    out["files"] = sorted(set(out["files"]))
+    print(json.dumps(out))
+
+
+def reflect(proto_dir, url):
+    """A client with no .proto: everything it knows comes from the server's reflection."""
+    from google.protobuf import descriptor_pool, json_format, message_factory
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import \
+        ProtoReflectionDescriptorDatabase
+
+    expected = protoc_descriptors(proto_dir)
+    out = {"mismatches": [], "files": [], "not_served": []}
+    with grpc.insecure_channel(url.removeprefix("http://")) as ch:
+        db = ProtoReflectionDescriptorDatabase(ch)
+        out["services"] = sorted(db.get_services())
+        for want in expected.file:
+            try:
+                got = db.FindFileByName(want.name)
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                out["not_served"].append(want.name)
+                continue
+            out["files"].append(want.name)
+            problem = differs(got, want)
+            if problem:
+                out["mismatches"].append(problem)
+        # A call built from reflected descriptors alone: the pool asks the server for each
+        # symbol and every file it depends on.
+        pool = descriptor_pool.DescriptorPool(db)
+        method = pool.FindMethodByName("shop.pricing.v1.PricingService.GetPrice")
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        call = ch.unary_unary(
+            f"/{method.containing_service.full_name}/{method.name}",
+            request_serializer=request_class.SerializeToString,
+            response_deserializer=response_class.FromString)
+        reply = call(json_format.ParseDict({"sku": "BOOK-42"}, request_class()), timeout=10)
+        out["price"] = json_format.MessageToDict(reply)
+        try:
+            db.FindFileContainingSymbol("shop.nowhere.v1.Nothing")
+            out["unknown_symbol"] = "found"
+        except (KeyError, grpc.RpcError) as e:
+            out["unknown_symbol"] = e.code().name if isinstance(e, grpc.RpcError) else "KeyError"
+    print(json.dumps(out))
+
+
 if __name__ == "__main__":
     extra = "--extra-field" in sys.argv
     args = [a for a in sys.argv[1:] if a != "--extra-field"]
     if args[0] == "client":
         client(args[1], args[2], args[3], args[4] if len(args) > 4 else None, extra)
+    elif args[0] == "descriptors":
+        descriptors(args[1], args[2:])
+    elif args[0] == "reflect":
+        reflect(args[1], args[2])
     else:
         server(args[1], extra)

@@ -472,7 +472,11 @@ async fn serve(
     let (rest, rest_server) = system::serve_on(http, rest_router)
         .await
         .map_err(|e| format!("cannot listen on HTTP port {http}: {e}"))?;
-    let (rpc, rpc_server) = system::serve_on(grpc, system.grpc_router().merge(grpc_health))
+    let grpc_router = system
+        .grpc_router()
+        .map_err(|e| format!("cannot build gRPC reflection: {e}"))?
+        .merge(grpc_health);
+    let (rpc, rpc_server) = system::serve_on(grpc, grpc_router)
         .await
         .map_err(|e| format!("cannot listen on gRPC port {grpc}: {e}"))?;
     println!("REST on {rest} (every service, under /v1 and /v2); gRPC on {rpc}. Try:");
@@ -485,7 +489,7 @@ async fn serve(
         Uuid::from_u128(system::DEMO_CART)
     );
     println!(
-        "  grpcurl -plaintext -import-path generated-example/proto -proto inventory.v1.proto \\\n      -d '{{\"sku\":\"BOOK-42\"}}' {} shop.inventory.v1.InventoryService/CheckStock",
+        "  grpcurl -plaintext -d '{{\"sku\":\"BOOK-42\"}}' {} shop.inventory.v1.InventoryService/CheckStock",
         rpc.trim_start_matches("http://")
     );
     println!("Each request's hops are printed as they finish; Ctrl-C or SIGTERM drains and stops.");

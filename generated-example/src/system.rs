@@ -115,23 +115,36 @@ impl System {
             .merge(shipping::v1::rest::router_with(self.shipping.clone(), cfg))
     }
 
-    /// Every gRPC service in one router: HTTP/2, `/<package>.<Service>/<Method>` paths.
-    pub fn grpc_router(&self) -> axum::Router {
+    /// Every gRPC service in one router: HTTP/2, `/<package>.<Service>/<Method>` paths, and
+    /// server reflection over all of them (and over `grpc.health.v1`, which `main` merges in),
+    /// so `grpcurl list` and `describe` need no `.proto`.
+    pub fn grpc_router(&self) -> Result<axum::Router, pactum::grpc::reflection::Error> {
+        let reflection = pactum::grpc::reflection::router(&[
+            pricing::v1::grpc::FILE_DESCRIPTOR_SET,
+            inventory::v1::grpc::FILE_DESCRIPTOR_SET,
+            orders::v1::grpc::FILE_DESCRIPTOR_SET,
+            orders::v2::grpc::FILE_DESCRIPTOR_SET,
+            payments::v1::grpc::FILE_DESCRIPTOR_SET,
+            pactum::grpc::health::FILE_DESCRIPTOR_SET,
+        ])?;
         let cfg = ServerConfig::default();
-        pricing::v1::grpc::router_with(self.pricing.clone(), cfg.clone())
-            .merge(inventory::v1::grpc::router_with(
-                self.inventory.clone(),
-                cfg.clone(),
-            ))
-            .merge(orders::v1::grpc::router_with(
-                self.orders.clone(),
-                cfg.clone(),
-            ))
-            .merge(orders::v2::grpc::router_with(
-                self.orders.clone(),
-                cfg.clone(),
-            ))
-            .merge(payments::v1::grpc::router_with(self.payments.clone(), cfg))
+        Ok(
+            pricing::v1::grpc::router_with(self.pricing.clone(), cfg.clone())
+                .merge(inventory::v1::grpc::router_with(
+                    self.inventory.clone(),
+                    cfg.clone(),
+                ))
+                .merge(orders::v1::grpc::router_with(
+                    self.orders.clone(),
+                    cfg.clone(),
+                ))
+                .merge(orders::v2::grpc::router_with(
+                    self.orders.clone(),
+                    cfg.clone(),
+                ))
+                .merge(payments::v1::grpc::router_with(self.payments.clone(), cfg))
+                .merge(reflection),
+        )
     }
 }
 

@@ -35,6 +35,22 @@ fn script(args: &[&str]) -> Command {
     c
 }
 
+/// Runs the script (off the runtime's threads) and reads the one JSON object it prints.
+async fn script_json(args: &[&str]) -> serde_json::Value {
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = script(args);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 async fn python_client(extra: bool) -> serde_json::Value {
     python_ready();
     let sys = system::start(Options::default()).await.unwrap();
@@ -49,18 +65,7 @@ async fn python_client(extra: bool) -> serde_json::Value {
     if extra {
         args.push("--extra-field");
     }
-    let out = tokio::task::spawn_blocking({
-        let mut cmd = script(&args);
-        move || cmd.output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = script_json(&args).await;
     // The Python call carried a traceparent: the Rust handler ran in that trace.
     assert!(sys
         .pricing
@@ -148,4 +153,74 @@ async fn the_rust_client_calls_a_python_server() {
         drop(child.stdin.take());
         let _ = child.wait();
     }
+}
+
+/// A client with no `.proto` at all (as `grpcurl list` / `describe` is): Python's reflection
+/// client reads every service and file from the running server, each file equals protoc's
+/// descriptor of the emitted `.proto`, and a call built from reflected descriptors alone is
+/// answered. Needs `python3 -m pip install grpcio-reflection` as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_no_proto_finds_and_calls_every_service_by_reflection() {
+    python_ready();
+    let ok = Command::new("python3")
+        .args([
+            "-c",
+            "import grpc_reflection.v1alpha.proto_reflection_descriptor_database",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "this test needs Python's gRPC reflection client: python3 -m pip install grpcio-reflection"
+    );
+    let sys = system::start(Options::default()).await.unwrap();
+    let (_health, health) = pactum::grpc::health::router(&[]).await;
+    let url = system::serve(sys.grpc_router().unwrap().merge(health))
+        .await
+        .unwrap();
+    let proto = repo().join("generated-example/proto");
+    let v = script_json(&["reflect", proto.to_str().unwrap(), &url]).await;
+    assert_eq!(
+        v["services"],
+        serde_json::json!([
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1alpha.ServerReflection",
+            "shop.inventory.v1.InventoryService",
+            "shop.orders.v1.OrdersService",
+            "shop.orders.v2.OrdersService",
+            "shop.payments.v1.PaymentsService",
+            "shop.pricing.v1.PricingService",
+        ]),
+        "{v}"
+    );
+    assert_eq!(
+        v["mismatches"],
+        serde_json::json!([]),
+        "{}",
+        v["mismatches"]
+    );
+    let files = v["files"].as_array().unwrap();
+    // Cart, notifications and shipping serve no gRPC; every file a gRPC service needs is there, with the
+    // well-known types they import.
+    assert_eq!(
+        v["not_served"],
+        serde_json::json!([
+            "cart.v1.proto",
+            "notifications.v1.proto",
+            "shipping.v1.proto"
+        ]),
+        "{v}"
+    );
+    for name in [
+        "orders.v1.proto",
+        "orders.v2.proto",
+        "pricing.v1.proto",
+        "google/protobuf/timestamp.proto",
+        "google/protobuf/empty.proto",
+    ] {
+        assert!(files.iter().any(|f| f == name), "{name} missing: {v}");
+    }
+    assert_eq!(v["price"]["amount"], "12.50", "{v}");
+    assert_eq!(v["price"]["currency"], "EUR", "{v}");
+    assert_eq!(v["unknown_symbol"], "NOT_FOUND", "{v}");
 }

@@ -22,6 +22,34 @@ use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 use std::collections::BTreeMap;
 
+/// `bytes` as a byte string literal, wrapped every 96 characters with line continuations so
+/// the generated file stays readable (a space is written `\x20`: a continuation skips the
+/// whitespace that starts the next line).
+fn byte_string(bytes: &[u8]) -> TokenStream {
+    let mut text = String::from("b\"");
+    let mut width = 0;
+    for &b in bytes {
+        let before = text.len();
+        match b {
+            b'"' => text.push_str("\\\""),
+            b'\\' => text.push_str("\\\\"),
+            0x21..=0x7e => text.push(b as char),
+            _ => text.push_str(&format!("\\x{b:02x}")),
+        }
+        width += text.len() - before;
+        if width >= 96 {
+            text.push_str("\\\n");
+            width = 0;
+        }
+    }
+    text.push('"');
+    text.parse().unwrap_or_else(|_| {
+        // Every byte above is escaped or printable, so the literal always parses; an empty
+        // set (which reflection reads as no files) is the fallback that still compiles.
+        quote!(b"")
+    })
+}
+
 fn grpc_ops(c: &Contract) -> Vec<&Operation> {
     c.operations.iter().filter(|o| o.grpc).collect()
 }
@@ -129,6 +157,7 @@ pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
         .collect();
     let wrappers: Vec<TokenStream> = std::mem::take(&mut g.wrappers).into_values().collect();
     let full_name = format!("{package}.{service_name}");
+    let descriptors = byte_string(&super::descriptor::descriptor_set(ctx.ir, ctx.contract));
     let doc = format!(
         " gRPC for `{}` v{}: package `{package}`, service `{service_name}`; the same wire as the emitted `.proto`.",
         ctx.contract.id.service, ctx.contract.id.major
@@ -143,6 +172,12 @@ pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
 
             /// The gRPC service's full name, as health checks and reflection name it.
             pub const SERVICE_NAME: &str = #full_name;
+
+            /// The protobuf descriptors of this contract's `.proto`, of the contract files it
+            /// imports and of the well-known types they use, as an encoded
+            /// `FileDescriptorSet`: what server reflection answers with
+            /// (`pactum::grpc::reflection::router`), so `grpcurl` needs no `.proto`.
+            pub const FILE_DESCRIPTOR_SET: &[u8] = #descriptors;
 
             /// Protobuf messages of the types the gRPC operations use.
             #[allow(missing_docs, clippy::all)]

@@ -5,6 +5,7 @@
 //! items by full path, so user type names (`Result`, `Option`, `String`) never clash with it.
 
 pub mod asyncapi;
+mod descriptor;
 pub mod docs;
 mod events;
 mod grpc;

@@ -18,60 +18,92 @@ use std::path::PathBuf;
 
 #[derive(Template)]
 #[template(path = "service.proto", escape = "none")]
-struct ProtoFile {
+pub(crate) struct ProtoFile {
+    /// `orders.v1.proto`.
+    pub(crate) name: String,
     source: String,
     comments: Vec<String>,
-    package: String,
-    imports: Vec<String>,
-    enums: Vec<ProtoEnum>,
-    messages: Vec<ProtoMessage>,
-    service: Option<ProtoService>,
+    pub(crate) package: String,
+    pub(crate) imports: Vec<String>,
+    pub(crate) enums: Vec<ProtoEnum>,
+    pub(crate) messages: Vec<ProtoMessage>,
+    pub(crate) service: Option<ProtoService>,
 }
 
-struct ProtoEnum {
+pub(crate) struct ProtoEnum {
     comments: Vec<String>,
-    name: String,
-    deprecated: bool,
+    pub(crate) name: String,
+    pub(crate) deprecated: bool,
     reserved: String,
-    values: Vec<ProtoValue>,
+    pub(crate) reserved_numbers: Vec<u32>,
+    pub(crate) values: Vec<ProtoValue>,
 }
 
-struct ProtoValue {
+pub(crate) struct ProtoValue {
     comments: Vec<String>,
-    name: String,
-    number: u32,
-    deprecated: bool,
+    pub(crate) name: String,
+    pub(crate) number: u32,
+    pub(crate) deprecated: bool,
 }
 
-struct ProtoMessage {
+pub(crate) struct ProtoMessage {
     comments: Vec<String>,
-    name: String,
-    deprecated: bool,
+    pub(crate) name: String,
+    pub(crate) deprecated: bool,
     reserved: String,
-    fields: Vec<ProtoField>,
+    pub(crate) reserved_numbers: Vec<u32>,
+    pub(crate) fields: Vec<ProtoField>,
 }
 
-struct ProtoField {
+pub(crate) struct ProtoField {
     comments: Vec<String>,
     label: &'static str,
     ty: String,
-    name: String,
-    number: u32,
+    pub(crate) name: String,
+    pub(crate) number: u32,
     options: String,
+    /// The field as a descriptor says it (the text above, resolved to full names).
+    pub(crate) desc: FieldDesc,
+    /// Its JSON name where the contract gives one other than the field's own.
+    pub(crate) json_name: Option<String>,
+    pub(crate) deprecated: bool,
 }
 
-struct ProtoService {
-    comments: Vec<String>,
-    name: String,
-    methods: Vec<ProtoMethod>,
+/// A field's label and what each value is, with full type names (`.shop.pricing.v1.Money`):
+/// what a `FieldDescriptorProto` needs, which the `.proto` text leaves to protoc to resolve.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct FieldDesc {
+    pub(crate) label: Label,
+    pub(crate) element: DescElement,
 }
 
-struct ProtoMethod {
+/// One value of a field, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum DescElement {
+    Scalar(super::protobuf::Scalar),
+    /// An enum's full name.
+    Enum(String),
+    /// A message's full name.
+    Message(String),
+}
+
+pub(crate) struct ProtoService {
     comments: Vec<String>,
-    name: String,
+    pub(crate) name: String,
+    pub(crate) methods: Vec<ProtoMethod>,
+}
+
+pub(crate) struct ProtoMethod {
+    comments: Vec<String>,
+    pub(crate) name: String,
     input: String,
     output: String,
-    deprecated: bool,
+    /// Full names of the request and response messages.
+    pub(crate) input_type: String,
+    pub(crate) output_type: String,
+    pub(crate) client_streaming: bool,
+    pub(crate) server_streaming: bool,
+    pub(crate) deprecated: bool,
 }
 
 fn reserved(numbers: &[u32]) -> String {
@@ -130,6 +162,11 @@ pub fn file_name(id: &ContractId) -> String {
     format!("{}.v{}.proto", id.service, id.major)
 }
 
+/// The protobuf file of contract `c`, before it is spelled as text or as a descriptor.
+pub(crate) fn proto_file(ir: &Ir, c: &Contract) -> ProtoFile {
+    Protos::new(ir, c).file()
+}
+
 /// One `.proto` per contract.
 pub fn files(ir: &Ir) -> Result<Vec<GeneratedFile>, String> {
     ir.contracts
@@ -167,9 +204,13 @@ impl<'a> Protos<'a> {
         }
     }
 
-    fn message_name(&mut self, r: &NamedRef) -> String {
+    /// How the `.proto` names `r` (`Money`, `.shop.pricing.v1.Money`), and its full name.
+    fn message_name(&mut self, r: &NamedRef) -> (String, String) {
         if r.contract == self.home.id {
-            return r.name.clone();
+            return (
+                r.name.clone(),
+                format!(".{}.{}", package(self.home), r.name),
+            );
         }
         self.imports.insert(file_name(&r.contract));
         let ns = self
@@ -178,37 +219,57 @@ impl<'a> Protos<'a> {
             .iter()
             .find(|c| c.id == r.contract)
             .and_then(|c| c.namespace.as_deref());
-        format!(".{}.{}", package_of(ns, &r.contract), r.name)
+        let full = format!(".{}.{}", package_of(ns, &r.contract), r.name);
+        (full.clone(), full)
     }
 
-    /// A field's label and type, as the model shapes it.
-    fn field_type(&mut self, ty: &TypeRef) -> (&'static str, String) {
+    /// A field's label and type, as the model shapes it: the `.proto` text and the
+    /// descriptor's form.
+    fn field_type(&mut self, ty: &TypeRef) -> (&'static str, String, FieldDesc) {
         let shape = self.model.shape(ty);
-        let element = self.spell(&shape.element);
+        let (element, resolved) = self.spell(&shape.element);
+        let desc = FieldDesc {
+            label: shape.label,
+            element: resolved,
+        };
         match shape.label {
-            Label::Singular => ("", element),
-            Label::Optional => ("optional ", element),
-            Label::Repeated => ("repeated ", element),
-            Label::Map => ("", format!("map<string, {element}>")),
+            Label::Singular => ("", element, desc),
+            Label::Optional => ("optional ", element, desc),
+            Label::Repeated => ("repeated ", element, desc),
+            Label::Map => ("", format!("map<string, {element}>"), desc),
         }
     }
 
-    /// An element's `.proto` type; a wrapper is declared the first time it is used.
-    fn spell(&mut self, element: &Element) -> String {
+    /// An element's `.proto` type and its resolved form; a wrapper is declared the first
+    /// time it is used.
+    fn spell(&mut self, element: &Element) -> (String, DescElement) {
         match element {
-            Element::Scalar(s) => s.proto().into(),
+            Element::Scalar(s) => (s.proto().into(), DescElement::Scalar(*s)),
             Element::WellKnown(WellKnown::Timestamp) => {
                 self.imports
                     .insert("google/protobuf/timestamp.proto".into());
-                "google.protobuf.Timestamp".into()
+                (
+                    "google.protobuf.Timestamp".into(),
+                    DescElement::Message(".google.protobuf.Timestamp".into()),
+                )
             }
             Element::WellKnown(WellKnown::Duration) => {
                 self.imports.insert("google/protobuf/duration.proto".into());
-                "google.protobuf.Duration".into()
+                (
+                    "google.protobuf.Duration".into(),
+                    DescElement::Message(".google.protobuf.Duration".into()),
+                )
             }
-            Element::Enum(r) | Element::Message(r) => self.message_name(r),
+            Element::Enum(r) => {
+                let (text, full) = self.message_name(r);
+                (text, DescElement::Enum(full))
+            }
+            Element::Message(r) => {
+                let (text, full) = self.message_name(r);
+                (text, DescElement::Message(full))
+            }
             Element::Wrapper(container) => {
-                let (label, inner) = self.field_type(container);
+                let (label, inner, desc) = self.field_type(container);
                 let Wrapper { name, field } = self.model.wrapper(container);
                 self.wrappers
                     .entry(name.clone())
@@ -219,6 +280,7 @@ impl<'a> Protos<'a> {
                         name: name.clone(),
                         deprecated: false,
                         reserved: String::new(),
+                        reserved_numbers: Vec::new(),
                         fields: vec![ProtoField {
                             comments: Vec::new(),
                             label,
@@ -226,9 +288,13 @@ impl<'a> Protos<'a> {
                             name: field.into(),
                             number: 1,
                             options: String::new(),
+                            desc,
+                            json_name: None,
+                            deprecated: false,
                         }],
                     });
-                name
+                let full = format!(".{}.{name}", package(self.home));
+                (name, DescElement::Message(full))
             }
         }
     }
@@ -237,13 +303,16 @@ impl<'a> Protos<'a> {
         let out: Vec<ProtoField> = fields
             .iter()
             .map(|f| {
-                let (label, ty) = self.field_type(&f.ty);
+                let (label, ty, desc) = self.field_type(&f.ty);
                 let mut options = Vec::new();
                 if f.deprecated.is_some() {
                     options.push("deprecated = true".to_string());
                 }
-                if f.wire_name != convert(&f.name, Case::Snake) || f.wire_name != f.name {
-                    options.push(format!("json_name = \"{}\"", f.wire_name));
+                let json_name = (f.wire_name != convert(&f.name, Case::Snake)
+                    || f.wire_name != f.name)
+                    .then(|| f.wire_name.clone());
+                if let Some(json) = &json_name {
+                    options.push(format!("json_name = \"{json}\""));
                 }
                 ProtoField {
                     comments: comments(f.docs.as_deref()),
@@ -251,6 +320,9 @@ impl<'a> Protos<'a> {
                     ty,
                     name: f.name.clone(),
                     number: f.number,
+                    desc,
+                    json_name,
+                    deprecated: f.deprecated.is_some(),
                     options: if options.is_empty() {
                         String::new()
                     } else {
@@ -276,6 +348,7 @@ impl<'a> Protos<'a> {
                         name: t.name.clone(),
                         deprecated: t.deprecated.is_some(),
                         reserved: reserved(&t.reserved),
+                        reserved_numbers: t.reserved.clone(),
                         fields,
                     });
                 }
@@ -298,6 +371,7 @@ impl<'a> Protos<'a> {
                         name: t.name.clone(),
                         deprecated: t.deprecated.is_some(),
                         reserved: reserved(&t.reserved),
+                        reserved_numbers: t.reserved.clone(),
                         values: vs,
                     });
                 }
@@ -312,6 +386,7 @@ impl<'a> Protos<'a> {
                 name: e.name.clone(),
                 deprecated: false,
                 reserved: String::new(),
+                reserved_numbers: Vec::new(),
                 fields,
             });
         }
@@ -327,6 +402,7 @@ impl<'a> Protos<'a> {
                 name: e.name.clone(),
                 deprecated: e.deprecated.is_some(),
                 reserved: String::new(),
+                reserved_numbers: Vec::new(),
                 fields,
             });
         }
@@ -335,14 +411,18 @@ impl<'a> Protos<'a> {
             let methods = grpc_ops
                 .iter()
                 .map(|op| {
-                    let input = match &op.input {
+                    let (input, input_type) = match &op.input {
                         Some(i) => self.message_name(i),
                         None => self.empty(),
                     };
-                    let output = match &op.output {
+                    let (output, output_type) = match &op.output {
                         Some(TypeRef::Named(r)) => self.message_name(r),
                         _ => self.empty(),
                     };
+                    let client_streaming =
+                        matches!(op.streaming, Streaming::Client | Streaming::Bidi);
+                    let server_streaming =
+                        matches!(op.streaming, Streaming::Server | Streaming::Bidi);
                     let (input, output) = match op.streaming {
                         Streaming::None => (input, output),
                         Streaming::Server => (input, format!("stream {output}")),
@@ -354,6 +434,10 @@ impl<'a> Protos<'a> {
                         name: op.name.clone(),
                         input,
                         output,
+                        input_type,
+                        output_type,
+                        client_streaming,
+                        server_streaming,
                         deprecated: op.deprecated.is_some(),
                     }
                 })
@@ -369,6 +453,7 @@ impl<'a> Protos<'a> {
         });
         messages.extend(std::mem::take(&mut self.wrappers).into_values());
         ProtoFile {
+            name: file_name(&c.id),
             source: c.source.to_string_lossy().replace('\\', "/"),
             comments: comments(c.docs.as_deref()),
             package: package(c),
@@ -379,9 +464,12 @@ impl<'a> Protos<'a> {
         }
     }
 
-    fn empty(&mut self) -> String {
+    fn empty(&mut self) -> (String, String) {
         self.imports.insert("google/protobuf/empty.proto".into());
-        "google.protobuf.Empty".into()
+        (
+            "google.protobuf.Empty".into(),
+            ".google.protobuf.Empty".into(),
+        )
     }
 }
 

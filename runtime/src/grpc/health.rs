@@ -5,6 +5,10 @@
 pub use tonic_health::server::HealthReporter;
 pub use tonic_health::ServingStatus;
 
+/// The health service's own descriptors, for the reflection router of a server that serves
+/// health (so `grpcurl list` shows `grpc.health.v1.Health` too).
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic_health::pb::FILE_DESCRIPTOR_SET;
+
 /// The health service as an axum router, with each of `services` (the generated
 /// `grpc::SERVICE_NAME`s) and the server as a whole (`""`) reported `SERVING`, and the reporter
 /// that changes them (`set_service_status`: `NOT_SERVING` while a store the service needs is

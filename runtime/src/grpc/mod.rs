@@ -24,6 +24,7 @@ use std::time::Duration;
 mod connection;
 pub mod health;
 mod keyed;
+pub mod reflection;
 use connection::{Connection, Link};
 
 pub use prost;

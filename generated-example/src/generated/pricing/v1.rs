@@ -687,6 +687,26 @@ pub mod grpc {
     /// The gRPC service's full name, as health checks and reflection name it.
     pub const SERVICE_NAME: &str = "shop.pricing.v1.PricingService";
 
+    /// The protobuf descriptors of this contract's `.proto`, of the contract files it
+    /// imports and of the well-known types they use, as an encoded
+    /// `FileDescriptorSet`: what server reflection answers with
+    /// (`pactum::grpc::reflection::router`), so `grpcurl` needs no `.proto`.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\xb7\x06\x0a\x10pricing.v1.proto\x12\x0fshop.pricing.v1\";\x0a\x05Money\x12\x16\x0a\x06amoun\
+t\x18\x01\x20\x01(\x09R\x06amount\x12\x1a\x0a\x08currency\x18\x02\x20\x01(\x09R\x08currency\"9\x0a\
+\x09QuoteLine\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\x12\x1a\x0a\x08quantity\x18\x02\x20\
+\x01(\x0dR\x08quantity\"\xa8\x01\x0a\x0aPricedLine\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03s\
+ku\x12\x1a\x0a\x08quantity\x18\x02\x20\x01(\x0dR\x08quantity\x125\x0a\x0aunit_price\x18\x03\x20\x01\
+(\x0b2\x16.shop.pricing.v1.MoneyR\x09unitPrice\x125\x0a\x0aline_total\x18\x04\x20\x01(\x0b2\x16.\
+shop.pricing.v1.MoneyR\x09lineTotal\"`\x0a\x10QuoteCartRequest\x12\x1a\x0a\x08currency\x18\x01\x20\
+\x01(\x09R\x08currency\x120\x0a\x05lines\x18\x02\x20\x03(\x0b2\x1a.shop.pricing.v1.QuoteLineR\x05\
+lines\"t\x0a\x11QuoteCartResponse\x121\x0a\x05lines\x18\x01\x20\x03(\x0b2\x1b.shop.pricing.v1.Pr\
+icedLineR\x05lines\x12,\x0a\x05total\x18\x02\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x05total\"\
+Q\x0a\x0fGetPriceRequest\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\x12\x1f\x0a\x08currency\
+\x18\x02\x20\x01(\x09H\x00R\x08currency\x88\x01\x01B\x0b\x0a\x09_currency\"\x1e\x0a\x0aUnknownSk\
+u\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\"D\x0a\x10CurrencyMismatch\x12\x1a\x0a\x08expe\
+cted\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(\x09R\x05found2V\x0a\
+\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1.GetPriceRequest\x1a\x16.shop.pri\
+cing.v1.Moneyb\x06proto3";
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
