@@ -22,7 +22,8 @@ use crate::services::{inventory::Inventory, orders::Orders, payments::Payments};
 use crate::transport::{Broker, Sink};
 use pactum::messaging::consumer::tokio_postgres::{self, Transaction};
 use pactum::messaging::consumer::{MemoryConsumer, MemoryHandler, Outcome, PgConsumer, PgHandler};
-use pactum::messaging::{EventSource, Subscribe, Subscription};
+use pactum::messaging::{consume, EventSource, Subscribe};
+use pactum::shutdown::Shutdown;
 use pactum::store::idempotency::MemoryStore;
 use pactum::store::outbox::{Pg, Relay, RelayConfig, Row, Writer as _};
 use pactum::types::{Timestamp, Uuid};
@@ -189,11 +190,12 @@ pub async fn prepare_postgres(config: &str) -> Result<(), String> {
 /// Starts the relays of the PostgreSQL consumers' outboxes: events to `broker`, webhooks to
 /// their endpoints (retried quickly, as suits a demonstration; production uses
 /// `WEBHOOK_SCHEDULE`).
-pub fn spawn_relays(broker: &Broker, config: &str) -> Result<(), String> {
+pub fn spawn_relays(broker: &Broker, config: &str, shutdown: &Shutdown) -> Result<(), String> {
     let database = pactum::store::postgres::Database::new(config).map_err(|e| e.to_string())?;
     let events = Relay::new(broker.clone());
     let db = database.clone().named("example-relay-events");
-    tokio::spawn(async move { events.run_postgres(&db, EVENT_OUTBOX).await });
+    let stop = shutdown.clone();
+    shutdown.spawn(async move { events.run_postgres_until(&db, EVENT_OUTBOX, &stop).await });
     const QUICK: &[Duration] = &[
         Duration::from_millis(20),
         Duration::from_millis(100),
@@ -205,7 +207,8 @@ pub fn spawn_relays(broker: &Broker, config: &str) -> Result<(), String> {
             ..RelayConfig::default()
         });
     let db = database.named("example-relay-webhooks");
-    tokio::spawn(async move { hooks.run_postgres(&db, WEBHOOK_OUTBOX).await });
+    let stop = shutdown.clone();
+    shutdown.spawn(async move { hooks.run_postgres_until(&db, WEBHOOK_OUTBOX, &stop).await });
     Ok(())
 }
 
@@ -217,20 +220,21 @@ async fn connect(config: &str) -> Result<tokio_postgres::Client, String> {
     Ok(client)
 }
 
-/// Joins `info`'s group and runs `apply` on every delivery until the process ends, recording
-/// each outcome in `tally`.
+/// Joins `info`'s group and runs `apply` on every delivery until `shutdown` starts (the
+/// delivery in hand is finished first), recording each outcome in `tally`.
 pub async fn spawn_consumer<E, A>(
     broker: &Broker,
     store: &Store,
     info: &'static ConsumerInfo,
     apply: A,
     tally: Arc<Tally>,
+    shutdown: &Shutdown,
 ) -> Result<(), String>
 where
     E: Event,
     A: Apply<E>,
 {
-    let mut source = broker
+    let source = broker
         .subscribe(info, &Subscribe::default())
         .await
         .map_err(|e| e.to_string())?;
@@ -252,13 +256,11 @@ where
                     last: last.clone(),
                 },
             );
-            tokio::spawn(async move {
-                while let Ok(delivery) = source.next().await {
-                    let outcome = consumer.process(delivery).await;
-                    let text = what(&outcome, &last);
-                    tally.record(&key, outcome, text);
-                }
-            });
+            shutdown.spawn(consume(source, shutdown.clone(), async move |delivery| {
+                let outcome = consumer.process(delivery).await;
+                let text = what(&outcome, &last);
+                tally.record(&key, outcome, text);
+            }));
         }
         Store::Postgres(config) => {
             let handler = Postgres {
@@ -273,13 +275,11 @@ where
             let mut consumer = PgConsumer::for_contract(&database, &table, info, handler)
                 .await
                 .map_err(|e| e.to_string())?;
-            tokio::spawn(async move {
-                while let Ok(delivery) = source.next().await {
-                    let outcome = consumer.process(delivery).await;
-                    let text = what(&outcome, &last);
-                    tally.record(&key, outcome, text);
-                }
-            });
+            shutdown.spawn(consume(source, shutdown.clone(), async move |delivery| {
+                let outcome = consumer.process(delivery).await;
+                let text = what(&outcome, &last);
+                tally.record(&key, outcome, text);
+            }));
         }
     }
     Ok(())

@@ -16,6 +16,7 @@ use generated_example::transport::{Broker, Sink};
 use generated_example::{built, included};
 use pactum::messaging::bus::Bus;
 use pactum::messaging::consumer::Outcome;
+use pactum::shutdown::{Drained, Shutdown};
 use pactum::types::{Decimal, Uuid};
 use pactum::ClientError;
 use pactum::{Context, Event, Validate};
@@ -175,9 +176,10 @@ async fn start_consumers(
     system: &system::System,
     merchant_url: &str,
     tally: &Arc<Tally>,
+    shutdown: &Shutdown,
 ) -> Result<Notifier, String> {
     if let Store::Postgres(config) = store {
-        flow::spawn_relays(broker, config)?;
+        flow::spawn_relays(broker, config, shutdown)?;
     }
     let notifier = Notifier {
         outbox: Arc::default(),
@@ -191,6 +193,7 @@ async fn start_consumers(
             events: payments::v1::events::Publisher::new(sink.clone()),
         },
         tally.clone(),
+        shutdown,
     )
     .await?;
     flow::spawn_consumer(
@@ -202,6 +205,7 @@ async fn start_consumers(
             events: inventory::v1::events::Publisher::new(sink.clone()),
         },
         tally.clone(),
+        shutdown,
     )
     .await?;
     flow::spawn_consumer(
@@ -212,6 +216,7 @@ async fn start_consumers(
             orders: system.orders.clone(),
         },
         tally.clone(),
+        shutdown,
     )
     .await?;
     flow::spawn_consumer::<payments::v1::PaymentCaptured, _>(
@@ -220,6 +225,7 @@ async fn start_consumers(
         &notifications::v1::events::consumers::PAYMENTS_PAYMENT_CAPTURED_V1,
         notifier.clone(),
         tally.clone(),
+        shutdown,
     )
     .await?;
     flow::spawn_consumer::<shipping::v1::ShipmentDispatched, _>(
@@ -228,6 +234,7 @@ async fn start_consumers(
         &notifications::v1::events::consumers::SHIPPING_SHIPMENT_DISPATCHED_V1,
         notifier.clone(),
         tally.clone(),
+        shutdown,
     )
     .await?;
     flow::spawn_consumer(
@@ -241,6 +248,7 @@ async fn start_consumers(
             resend_webhooks: true,
         },
         tally.clone(),
+        shutdown,
     )
     .await?;
     Ok(notifier)
@@ -348,7 +356,18 @@ async fn checkout_flow(broker: Broker, store: Store, hops: &Hops) -> Result<(), 
     .await
     .map_err(|e| format!("cannot start the services: {e}"))?;
     let tally = Arc::new(Tally::default());
-    let notifier = start_consumers(&broker, &store, &sink, &system, &merchant_url, &tally).await?;
+    // The demo runs to its end; its consumers stop with the process.
+    let shutdown = Shutdown::new();
+    let notifier = start_consumers(
+        &broker,
+        &store,
+        &sink,
+        &system,
+        &merchant_url,
+        &tally,
+        &shutdown,
+    )
+    .await?;
     hops.take();
 
     // An incoming request carrying a trace and a 2 s budget from its caller.
@@ -456,7 +475,19 @@ async fn serve(
     .await
     .map_err(|e| format!("cannot start the services: {e}"))?;
     let tally = Arc::new(Tally::default());
-    start_consumers(&broker, &store, &sink, &system, &merchant_url, &tally).await?;
+    // One shutdown for everything: SIGTERM or Ctrl-C stops the servers accepting, the
+    // consumers pulling and the relays polling, and the process waits for what is in flight.
+    let shutdown = Shutdown::new().on_signals();
+    start_consumers(
+        &broker,
+        &store,
+        &sink,
+        &system,
+        &merchant_url,
+        &tally,
+        &shutdown,
+    )
+    .await?;
     // Probes: /healthz and /readyz beside the REST APIs, grpc.health.v1 beside the gRPC ones.
     let rest_router = system
         .rest_router()
@@ -469,14 +500,14 @@ async fn serve(
         payments::v1::grpc::SERVICE_NAME,
     ])
     .await;
-    let (rest, rest_server) = system::serve_on(http, rest_router)
+    let (rest, rest_server) = system::serve_on(http, rest_router, &shutdown)
         .await
         .map_err(|e| format!("cannot listen on HTTP port {http}: {e}"))?;
     let grpc_router = system
         .grpc_router()
         .map_err(|e| format!("cannot build gRPC reflection: {e}"))?
         .merge(grpc_health);
-    let (rpc, rpc_server) = system::serve_on(grpc, grpc_router)
+    let (rpc, rpc_server) = system::serve_on(grpc, grpc_router, &shutdown)
         .await
         .map_err(|e| format!("cannot listen on gRPC port {grpc}: {e}"))?;
     println!("REST on {rest} (every service, under /v1 and /v2); gRPC on {rpc}. Try:");
@@ -494,13 +525,22 @@ async fn serve(
     );
     println!("Each request's hops are printed as they finish; Ctrl-C or SIGTERM drains and stops.");
     let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut stop = std::pin::pin!(pactum::router::shutdown_signal());
+    let mut stop = std::pin::pin!(shutdown.triggered());
+    let running = shutdown.running();
     loop {
         tokio::select! {
             () = &mut stop => {
-                // Both servers saw the signal too: wait while they finish what is in flight.
+                // The servers, consumers and relays saw it too: wait while they finish what is
+                // in flight (the servers are tracked tasks of the same shutdown).
+                let drained = shutdown.drain(Duration::from_secs(25)).await;
                 let _ = tokio::join!(rest_server, rpc_server);
-                println!("drained; stopped");
+                timeline::print(&hops.take());
+                match drained {
+                    Drained::All => println!("drained {running} task(s) (servers, consumers, relays); stopped"),
+                    Drained::TimedOut { remaining } => println!(
+                        "stopped with {remaining} of {running} task(s) still running after 25 s; their deliveries go to another worker"
+                    ),
+                }
                 return Ok(());
             }
             _ = tick.tick() => {

@@ -21,17 +21,19 @@ pub async fn serve(router: axum::Router) -> std::io::Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-/// Serves `router` on `0.0.0.0:port` (all interfaces, for outside clients) until SIGTERM or
-/// Ctrl-C, then drains it; returns its URL and the server's task, which ends once drained.
+/// Serves `router` on `0.0.0.0:port` (all interfaces, for outside clients) until `shutdown`
+/// starts, then drains it; returns its URL and the server's task (one `shutdown` drains too),
+/// which ends once drained.
 pub async fn serve_on(
     port: u16,
     router: axum::Router,
+    shutdown: &pactum::shutdown::Shutdown,
 ) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move {
+    let stop = shutdown.triggered();
+    let server = shutdown.spawn(async move {
         let options = pactum::router::ServeOptions::default();
-        let stop = pactum::router::shutdown_signal();
         if let Err(e) = pactum::router::serve_with(listener, router, options, stop).await {
             eprintln!("server on port {port} stopped: {e}");
         }

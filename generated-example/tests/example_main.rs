@@ -149,13 +149,18 @@ async fn serve_mode_answers_outside_rest_and_grpc_clients() {
     // prints each request's hops) so it never writes into a closed pipe.
     let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("REST on") {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(line);
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = std::thread::spawn({
+        let printed = printed.clone();
+        move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("REST on") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(line.clone());
+                    }
                 }
+                printed.lock().unwrap().push(line);
             }
         }
     });
@@ -201,4 +206,33 @@ async fn serve_mode_answers_outside_rest_and_grpc_clients() {
         .await
         .unwrap();
     assert!(level.available > 0);
+
+    // SIGTERM, as Kubernetes stops a pod: the servers, the six consumers and nothing else
+    // drain and the process exits cleanly, well inside the grace period.
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still running 20 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    reader.join().unwrap();
+    let printed = printed.lock().unwrap();
+    assert!(
+        printed
+            .iter()
+            .any(|l| l == "drained 8 task(s) (servers, consumers, relays); stopped"),
+        "{printed:#?}"
+    );
 }

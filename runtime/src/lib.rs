@@ -45,6 +45,7 @@ mod problem;
 pub mod resilience;
 pub mod retry;
 mod service;
+pub mod shutdown;
 mod trace;
 pub mod types;
 mod validate;

@@ -129,28 +129,10 @@ pub async fn serve_with(
 }
 
 /// Completes on SIGTERM (what Kubernetes sends before it kills a pod) or Ctrl-C: the
-/// `shutdown` of [`serve_with`].
+/// `shutdown` of [`serve_with`]. A service that also runs consumers or relays takes
+/// [`crate::shutdown::Shutdown`] instead, so one signal drains them all.
 pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
+    crate::shutdown::signal().await
 }
 
 /// A readiness check: `Ok` when what it checks (a database, a broker) can be used.

@@ -465,3 +465,52 @@ fn futures_now<F: std::future::Future>(f: F) -> F::Output {
         std::task::Poll::Pending => panic!("not ready"),
     }
 }
+
+/// A relay run until shutdown publishes what is waiting, then stops when the shutdown starts —
+/// at once, though it was idling (its idle wait is cut, not sat out) — and what is written
+/// after is left for the next start, not lost: a new relay publishes it.
+#[tokio::test]
+async fn a_relay_stops_at_shutdown_and_leaves_the_rest_for_the_next_start() {
+    let (mut client, table) = table("shutdown").await;
+    let database = pactum::store::postgres::Database::new(&config()).unwrap();
+    let bus = Bus::new();
+    bus.join(OrderPlaced::SUBJECT, "audit", StartAt::First);
+    write(&mut client, &table, "s1", &placed("o1", 1), true).await;
+    let relay = Relay::new(bus.clone()).with_config(RelayConfig {
+        idle_poll: Duration::from_secs(30),
+        ..RelayConfig::default()
+    });
+    let shutdown = pactum::shutdown::Shutdown::new();
+    let task = shutdown.spawn({
+        let (database, table, shutdown) = (database.clone(), table.clone(), shutdown.clone());
+        async move { relay.run_postgres_until(&database, &table, &shutdown).await }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while bus.last_sequence(OrderPlaced::SUBJECT) < 1 {
+        assert!(std::time::Instant::now() < deadline, "s1 was never relayed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopping = std::time::Instant::now();
+    assert_eq!(
+        shutdown.drain(Duration::from_secs(5)).await,
+        pactum::shutdown::Drained::All
+    );
+    assert!(
+        stopping.elapsed() < Duration::from_secs(2),
+        "an idle relay stops at once"
+    );
+    task.await.unwrap().unwrap();
+    write(&mut client, &table, "s2", &placed("o1", 2), true).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        bus.last_sequence(OrderPlaced::SUBJECT),
+        1,
+        "the stopped relay sent nothing more"
+    );
+    drain(&Relay::new(bus.clone()), &mut client, &table).await;
+    assert_eq!(
+        bus.last_sequence(OrderPlaced::SUBJECT),
+        2,
+        "the next start sends s2"
+    );
+}

@@ -11,4 +11,4 @@ pub mod consumer;
 pub mod nats;
 pub mod source;
 
-pub use source::{Broker, EventSource, Subscribe, Subscription};
+pub use source::{consume, Broker, EventSource, Subscribe, Subscription};

@@ -408,6 +408,24 @@ impl Group {
         Ok(batch)
     }
 
+    /// Naks, with no delay, every message received but not yet returned by
+    /// [`next`](Self::next), so another worker takes it now instead of after its ack wait;
+    /// then stops pulling. For a worker that is stopping.
+    pub async fn release(&mut self) {
+        let mut released = 0;
+        while let Some(Some(Ok(message))) =
+            futures_util::FutureExt::now_or_never(self.messages.next())
+        {
+            if let Err(e) = message.ack_with(jetstream::AckKind::Nak(None)).await {
+                tracing::warn!(error = %e, "cannot hand a prefetched message back");
+            }
+            released += 1;
+        }
+        if released > 0 {
+            tracing::info!(released, "prefetched messages handed back");
+        }
+    }
+
     fn delivery(&self, message: jetstream::Message) -> NatsDelivery {
         let delivered = message
             .info()

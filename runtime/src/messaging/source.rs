@@ -67,8 +67,55 @@ pub trait Subscription: Send {
     type Message: Inbound + 'static;
 
     /// The next delivery; waits for one. An error is the broker's, not the message's: call
-    /// again (JetStream pulls past a missed heartbeat by itself).
+    /// again (JetStream pulls past a missed heartbeat by itself). Dropping the future before
+    /// it completes loses nothing: a message not yet returned stays with the subscription.
     fn next(&mut self) -> impl Future<Output = Result<Self::Message, SourceError>> + Send;
+
+    /// Hands back what was received but not yet returned by [`next`](Self::next) (a
+    /// prefetched batch), so another worker gets it now rather than after its ack wait. Called
+    /// by [`consume`] when it stops.
+    fn release(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Runs a consumer loop until `shutdown` starts: takes each delivery from `source` and awaits
+/// `each` on it (which processes and settles it — `consumer.process(delivery)`). Once the
+/// shutdown starts no new delivery is taken; the one `each` holds is finished, never cut, and
+/// what was prefetched is [released](Subscription::release). A broker error is logged and the
+/// pull tried again, with backoff up to 2 s. Spawn it with [`Shutdown::spawn`] so the
+/// shutdown's drain waits for it.
+///
+/// [`Shutdown::spawn`]: crate::shutdown::Shutdown::spawn
+pub async fn consume<S, F>(mut source: S, shutdown: crate::shutdown::Shutdown, mut each: F)
+where
+    S: Subscription,
+    F: AsyncFnMut(S::Message),
+{
+    let mut pause = Duration::from_millis(50);
+    loop {
+        // `biased`: a shutdown that has started wins over a delivery that is also ready.
+        let next = tokio::select! {
+            biased;
+            () = shutdown.triggered() => break,
+            next = source.next() => next,
+        };
+        match next {
+            Ok(delivery) => {
+                pause = Duration::from_millis(50);
+                each(delivery).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the next delivery; trying again");
+                tokio::select! {
+                    () = shutdown.triggered() => break,
+                    () = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    source.release().await;
 }
 
 /// The JetStream stream holding `subject`: its name in capitals, dots as underscores.
@@ -158,6 +205,10 @@ impl Subscription for super::nats::Group {
             .await
             .map_err(|e| SourceError(e.to_string()))
     }
+
+    async fn release(&mut self) {
+        super::nats::Group::release(self).await
+    }
 }
 
 /// The embedded bus or a JetStream connection, chosen at run time (a flag, an environment
@@ -225,6 +276,14 @@ impl Subscription for BrokerSubscription {
             BrokerSubscription::Nats(g) => Subscription::next(&mut **g)
                 .await
                 .map(|d| BrokerMessage::Nats(Box::new(d))),
+        }
+    }
+
+    async fn release(&mut self) {
+        match self {
+            BrokerSubscription::Embedded(s) => s.release().await,
+            #[cfg(feature = "nats")]
+            BrokerSubscription::Nats(g) => Subscription::release(&mut **g).await,
         }
     }
 }

@@ -243,13 +243,38 @@ impl<S: EventSink> Relay<S> {
     /// reconnects after losing the database, backs off while the broker is away, and prunes on
     /// schedule. Returns only if `table` is not a valid name.
     pub async fn run_postgres(&self, database: &Database, table: &str) -> OutboxError {
-        if let Err(e) = check_table(table) {
-            return e;
+        match self.relay_postgres(database, table, None).await {
+            Err(e) => e,
+            Ok(()) => OutboxError("the relay stopped".into()),
         }
+    }
+
+    /// [`run_postgres`](Self::run_postgres) until `shutdown` starts: the batch being
+    /// published is published and marked, then the relay returns `Ok` (what is left is the
+    /// next replica's, or the next start's).
+    pub async fn run_postgres_until(
+        &self,
+        database: &Database,
+        table: &str,
+        shutdown: &crate::shutdown::Shutdown,
+    ) -> Result<(), OutboxError> {
+        self.relay_postgres(database, table, Some(shutdown)).await
+    }
+
+    async fn relay_postgres(
+        &self,
+        database: &Database,
+        table: &str,
+        shutdown: Option<&crate::shutdown::Shutdown>,
+    ) -> Result<(), OutboxError> {
+        check_table(table)?;
         let mut client: Option<tokio_postgres::Client> = None;
         let mut last_prune = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(50);
         loop {
+            if shutdown.is_some_and(|s| s.is_triggered()) {
+                return Ok(());
+            }
             if client.as_ref().is_none_or(|c| c.is_closed()) {
                 match database.reconnect(Duration::from_secs(5)).await {
                     Ok(c) => match create_table(&c, table).await {
@@ -262,7 +287,7 @@ impl<S: EventSink> Relay<S> {
                 }
             }
             let Some(c) = client.as_mut() else {
-                tokio::time::sleep(pause).await;
+                super::relay::wait(shutdown, tokio::time::sleep(pause)).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
                 continue;
             };
@@ -270,11 +295,12 @@ impl<S: EventSink> Relay<S> {
                 Ok(n) if n >= self.config.batch => continue,
                 Ok(_) => {
                     pause = Duration::from_millis(50);
-                    let _ = tokio::time::timeout(self.config.idle_poll, self.wake.notified()).await;
+                    let idle = tokio::time::timeout(self.config.idle_poll, self.wake.notified());
+                    super::relay::wait(shutdown, idle).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox relay step failed");
-                    tokio::time::sleep(pause).await;
+                    super::relay::wait(shutdown, tokio::time::sleep(pause)).await;
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
             }

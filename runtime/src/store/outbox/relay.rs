@@ -193,3 +193,21 @@ impl<S: EventSink> Relay<S> {
         }
     }
 }
+
+/// Awaits `pause` (a relay's idle wait or backoff), cut short when `shutdown` starts.
+pub(super) async fn wait<F: std::future::Future>(
+    shutdown: Option<&crate::shutdown::Shutdown>,
+    pause: F,
+) {
+    match shutdown {
+        Some(s) => {
+            tokio::select! {
+                () = s.triggered() => {}
+                _ = pause => {}
+            }
+        }
+        None => {
+            pause.await;
+        }
+    }
+}

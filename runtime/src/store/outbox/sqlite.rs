@@ -229,21 +229,47 @@ impl<S: EventSink> Relay<S> {
     }
 
     /// Relays `table` of the SQLite database `conn` until the task is dropped, pruning on
-    /// schedule.
-    pub async fn run_sqlite(&self, mut conn: rusqlite::Connection, table: &str) -> OutboxError {
-        if let Err(e) = create_table(&conn, table) {
-            return e;
+    /// schedule. Returns only if the table cannot be created.
+    pub async fn run_sqlite(&self, conn: rusqlite::Connection, table: &str) -> OutboxError {
+        match self.relay_sqlite(conn, table, None).await {
+            Err(e) => e,
+            Ok(()) => OutboxError("the relay stopped".into()),
         }
+    }
+
+    /// [`run_sqlite`](Self::run_sqlite) until `shutdown` starts: the batch being published is
+    /// published and marked, then the relay returns `Ok`.
+    pub async fn run_sqlite_until(
+        &self,
+        conn: rusqlite::Connection,
+        table: &str,
+        shutdown: &crate::shutdown::Shutdown,
+    ) -> Result<(), OutboxError> {
+        self.relay_sqlite(conn, table, Some(shutdown)).await
+    }
+
+    async fn relay_sqlite(
+        &self,
+        mut conn: rusqlite::Connection,
+        table: &str,
+        shutdown: Option<&crate::shutdown::Shutdown>,
+    ) -> Result<(), OutboxError> {
+        create_table(&conn, table)?;
         let mut last_prune = tokio::time::Instant::now();
         loop {
+            if shutdown.is_some_and(|s| s.is_triggered()) {
+                return Ok(());
+            }
             match self.step_sqlite(&mut conn, table).await {
                 Ok(n) if n >= self.config.batch => continue,
                 Ok(_) => {
-                    let _ = tokio::time::timeout(self.config.idle_poll, self.wake.notified()).await;
+                    let idle = tokio::time::timeout(self.config.idle_poll, self.wake.notified());
+                    super::relay::wait(shutdown, idle).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox relay step failed");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    super::relay::wait(shutdown, tokio::time::sleep(Duration::from_millis(200)))
+                        .await;
                 }
             }
             if last_prune.elapsed() >= self.config.prune_every {
