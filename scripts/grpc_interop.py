@@ -12,6 +12,8 @@ Stubs are generated at run time by grpcio-tools from the .proto files Pactum emi
   grpc_interop.py descriptors PROTO_DIR SET_FILE...
       Compares every file of each encoded FileDescriptorSet (a generated FILE_DESCRIPTOR_SET)
       with protoc's descriptor of the same .proto; prints one JSON object.
+  grpc_interop.py services URL
+      Prints the services the server lists by reflection, as one JSON array.
   grpc_interop.py reflect PROTO_DIR URL
       Reads the server's descriptors by gRPC server reflection only (as grpcurl does), compares
       each with protoc's descriptor of the emitted .proto, then calls GetPrice through a
@@ -206,6 +208,13 @@ def descriptors(proto_dir, set_files):
     print(json.dumps(out))
 
 
+def services(url):
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import \
+        ProtoReflectionDescriptorDatabase
+    with grpc.insecure_channel(url.removeprefix("http://")) as ch:
+        print(json.dumps(sorted(ProtoReflectionDescriptorDatabase(ch).get_services())))
+
+
 def reflect(proto_dir, url):
     """A client with no .proto: everything it knows comes from the server's reflection."""
     from google.protobuf import descriptor_pool, json_format, message_factory
@@ -256,6 +265,8 @@ if __name__ == "__main__":
         client(args[1], args[2], args[3], args[4] if len(args) > 4 else None, extra)
     elif args[0] == "descriptors":
         descriptors(args[1], args[2:])
+    elif args[0] == "services":
+        services(args[1])
     elif args[0] == "reflect":
         reflect(args[1], args[2])
     else:

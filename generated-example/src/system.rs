@@ -33,7 +33,12 @@ pub async fn serve_on(
     let addr = listener.local_addr()?;
     let stop = shutdown.triggered();
     let server = shutdown.spawn(async move {
-        let options = pactum::router::ServeOptions::default();
+        // Requests get 20 s to finish: inside `main`'s 25 s drain, itself inside the 30 s
+        // Kubernetes waits before SIGKILL.
+        let options = pactum::router::ServeOptions {
+            shutdown_grace: Duration::from_secs(20),
+            ..pactum::router::ServeOptions::default()
+        };
         if let Err(e) = pactum::router::serve_with(listener, router, options, stop).await {
             eprintln!("server on port {port} stopped: {e}");
         }
@@ -121,13 +126,29 @@ impl System {
     /// server reflection over all of them (and over `grpc.health.v1`, which `main` merges in),
     /// so `grpcurl list` and `describe` need no `.proto`.
     pub fn grpc_router(&self) -> Result<axum::Router, pactum::grpc::reflection::Error> {
+        use pactum::grpc::health;
         let reflection = pactum::grpc::reflection::router(&[
-            pricing::v1::grpc::FILE_DESCRIPTOR_SET,
-            inventory::v1::grpc::FILE_DESCRIPTOR_SET,
-            orders::v1::grpc::FILE_DESCRIPTOR_SET,
-            orders::v2::grpc::FILE_DESCRIPTOR_SET,
-            payments::v1::grpc::FILE_DESCRIPTOR_SET,
-            pactum::grpc::health::FILE_DESCRIPTOR_SET,
+            (
+                pricing::v1::grpc::SERVICE_NAME,
+                pricing::v1::grpc::FILE_DESCRIPTOR_SET,
+            ),
+            (
+                inventory::v1::grpc::SERVICE_NAME,
+                inventory::v1::grpc::FILE_DESCRIPTOR_SET,
+            ),
+            (
+                orders::v1::grpc::SERVICE_NAME,
+                orders::v1::grpc::FILE_DESCRIPTOR_SET,
+            ),
+            (
+                orders::v2::grpc::SERVICE_NAME,
+                orders::v2::grpc::FILE_DESCRIPTOR_SET,
+            ),
+            (
+                payments::v1::grpc::SERVICE_NAME,
+                payments::v1::grpc::FILE_DESCRIPTOR_SET,
+            ),
+            health::REFLECTION,
         ])?;
         let cfg = ServerConfig::default();
         Ok(

@@ -4,7 +4,7 @@
 //! (a new optional field on one side). Needs `python3 -m pip install grpcio-tools grpcio-status`;
 //! fails with that message when missing.
 
-use generated_example::generated::pricing;
+use generated_example::generated::{orders, pricing};
 use generated_example::system::{self, Options};
 use pactum::ClientError;
 use std::io::{BufRead, BufReader};
@@ -221,6 +221,23 @@ async fn a_client_with_no_proto_finds_and_calls_every_service_by_reflection() {
         assert!(files.iter().any(|f| f == name), "{name} missing: {v}");
     }
     assert_eq!(v["price"]["amount"], "12.50", "{v}");
+
+    // A server of orders v1 alone lists orders v1, not the pricing service whose file it
+    // carries for the types it imports.
+    let orders_only = pactum::grpc::reflection::router(&[(
+        orders::v1::grpc::SERVICE_NAME,
+        orders::v1::grpc::FILE_DESCRIPTOR_SET,
+    )])
+    .unwrap()
+    .merge(orders::v1::grpc::router(sys.orders.clone()));
+    let url = system::serve(orders_only).await.unwrap();
+    assert_eq!(
+        script_json(&["services", &url]).await,
+        serde_json::json!([
+            "grpc.reflection.v1alpha.ServerReflection",
+            "shop.orders.v1.OrdersService"
+        ])
+    );
     assert_eq!(v["price"]["currency"], "EUR", "{v}");
     assert_eq!(v["unknown_symbol"], "NOT_FOUND", "{v}");
 }

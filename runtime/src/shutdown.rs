@@ -51,12 +51,46 @@ impl Shutdown {
         Self::default()
     }
 
-    /// Triggers this shutdown on SIGTERM or Ctrl-C (a task waits for either).
+    /// Triggers this shutdown on SIGTERM or Ctrl-C. The handlers are installed before this
+    /// returns, so a signal that comes at once is not missed; one that cannot be installed is
+    /// logged (the shutdown can still be triggered by hand).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as `tokio::spawn` does.
     pub fn on_signals(self) -> Self {
         let token = self.token.clone();
+        #[cfg(unix)]
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C starts the shutdown");
+                None
+            }
+        };
         tokio::spawn(async move {
+            #[cfg(unix)]
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let term = std::future::pending::<()>();
+            let ctrl_c = async {
+                if let Err(e) = tokio::signal::ctrl_c().await {
+                    tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
-                () = signal() => token.cancel(),
+                () = term => token.cancel(),
+                () = ctrl_c => token.cancel(),
                 () = token.cancelled() => {}
             }
         });

@@ -176,7 +176,8 @@ pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
             /// The protobuf descriptors of this contract's `.proto`, of the contract files it
             /// imports and of the well-known types they use, as an encoded
             /// `FileDescriptorSet`: what server reflection answers with
-            /// (`pactum::grpc::reflection::router`), so `grpcurl` needs no `.proto`.
+            /// (`pactum::grpc::reflection::router(&[(SERVICE_NAME, FILE_DESCRIPTOR_SET)])`), so
+            /// `grpcurl` needs no `.proto`.
             pub const FILE_DESCRIPTOR_SET: &[u8] = #descriptors;
 
             /// Protobuf messages of the types the gRPC operations use.

@@ -5,9 +5,12 @@
 pub use tonic_health::server::HealthReporter;
 pub use tonic_health::ServingStatus;
 
-/// The health service's own descriptors, for the reflection router of a server that serves
-/// health (so `grpcurl list` shows `grpc.health.v1.Health` too).
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic_health::pb::FILE_DESCRIPTOR_SET;
+/// The health service's name and descriptors, for the reflection router of a server that
+/// serves health (so `grpcurl list` shows `grpc.health.v1.Health` too).
+pub const REFLECTION: (&str, &[u8]) = (
+    "grpc.health.v1.Health",
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+);
 
 /// The health service as an axum router, with each of `services` (the generated
 /// `grpc::SERVICE_NAME`s) and the server as a whole (`""`) reported `SERVING`, and the reporter

@@ -5,19 +5,26 @@
 
 pub use tonic_reflection::server::Error;
 
-/// The reflection service as an axum router, answering from `descriptor_sets` — the
-/// generated `grpc::FILE_DESCRIPTOR_SET` of each contract the server serves. A file that
-/// several sets carry (an imported contract, a well-known type) is registered once. Fails
-/// only when a set does not decode, which a generated one always does.
-pub fn router(descriptor_sets: &[&'static [u8]]) -> Result<axum::Router, Error> {
-    let builder = |sets: &[&'static [u8]]| {
-        sets.iter().fold(
-            tonic_reflection::server::Builder::configure(),
-            |builder, set| builder.register_encoded_file_descriptor_set(set),
+/// The reflection service as an axum router for a server that serves `services`: pairs of a
+/// generated `grpc::SERVICE_NAME` and that module's `grpc::FILE_DESCRIPTOR_SET` (and
+/// [`health::REFLECTION`](super::health::REFLECTION) when it serves health). `list` names
+/// exactly these services and the reflection service itself — not the services of contracts
+/// whose types they only import, whose files are there to describe those types. A file that
+/// several sets carry (an imported contract, a well-known type) is registered once. Fails only
+/// when a set does not decode, which a generated one always does.
+pub fn router(services: &[(&str, &'static [u8])]) -> Result<axum::Router, Error> {
+    let builder = |reflection: &str| {
+        services.iter().fold(
+            tonic_reflection::server::Builder::configure().with_service_name(reflection),
+            |builder, (name, set)| {
+                builder
+                    .with_service_name(*name)
+                    .register_encoded_file_descriptor_set(set)
+            },
         )
     };
-    let v1 = builder(descriptor_sets).build_v1()?;
-    let v1alpha = builder(descriptor_sets).build_v1alpha()?;
+    let v1 = builder("grpc.reflection.v1.ServerReflection").build_v1()?;
+    let v1alpha = builder("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?;
     Ok(axum::Router::new()
         .route_service("/grpc.reflection.v1.ServerReflection/{*method}", v1)
         .route_service(

@@ -297,7 +297,7 @@ impl Nats {
             nats: self.clone(),
             consumer,
             prefetch,
-            messages,
+            messages: Some(messages),
         })
     }
 }
@@ -356,7 +356,9 @@ pub struct Group {
     nats: Nats,
     consumer: consumer::PullConsumer,
     prefetch: usize,
-    messages: consumer::pull::Stream,
+    /// The pull subscription; `None` once [`Group::release`] has closed it (the next `next`
+    /// opens another).
+    messages: Option<consumer::pull::Stream>,
 }
 
 /// The longest pause between two attempts to pull again after an error.
@@ -370,7 +372,11 @@ impl Group {
     pub async fn next(&mut self) -> Result<NatsDelivery, NatsError> {
         let mut pause = Duration::from_millis(50);
         loop {
-            match self.messages.next().await {
+            let received = match self.messages.as_mut() {
+                Some(messages) => messages.next().await,
+                None => None,
+            };
+            match received {
                 Some(Ok(message)) => return Ok(self.delivery(message)),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "pull failed; pulling again");
@@ -378,7 +384,7 @@ impl Group {
                 None => match pull(&self.consumer, self.prefetch).await {
                     Ok(messages) => {
                         tracing::info!("pull subscription reopened");
-                        self.messages = messages;
+                        self.messages = Some(messages);
                         continue;
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot reopen the pull subscription"),
@@ -394,7 +400,10 @@ impl Group {
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<NatsDelivery>, NatsError> {
         let mut batch = vec![self.next().await?];
         while batch.len() < max {
-            match futures_util::FutureExt::now_or_never(self.messages.next()) {
+            let Some(messages) = self.messages.as_mut() else {
+                break;
+            };
+            match futures_util::FutureExt::now_or_never(messages.next()) {
                 Some(Some(Ok(message))) => batch.push(self.delivery(message)),
                 Some(Some(Err(e))) => {
                     // The batch so far is good; the stream recovers or the next `next` fails.
@@ -408,21 +417,42 @@ impl Group {
         Ok(batch)
     }
 
-    /// Naks, with no delay, every message received but not yet returned by
-    /// [`next`](Self::next), so another worker takes it now instead of after its ack wait;
-    /// then stops pulling. For a worker that is stopping.
+    /// For a worker that is stopping: closes the pull subscription, then naks, with no delay,
+    /// the messages it had received but [`next`](Self::next) had not returned, so another
+    /// worker takes them now instead of after their ack wait.
+    ///
+    /// Only a group joined with `prefetch` above 1 holds such messages: with 1 (the default)
+    /// nothing is pulled while a handler runs, and the subscription is closed without polling
+    /// it again (a poll would ask the server for one more). Messages still on their way under
+    /// a pull request when the subscription closes cannot be handed back: they reach another
+    /// worker after their ack wait, as after a crash.
     pub async fn release(&mut self) {
-        let mut released = 0;
-        while let Some(Some(Ok(message))) =
-            futures_util::FutureExt::now_or_never(self.messages.next())
-        {
+        let Some(mut messages) = self.messages.take() else {
+            return;
+        };
+        let mut held = Vec::new();
+        if self.prefetch > 1 {
+            // At most a batch is buffered; errors in the stream are skipped, not a stop.
+            for _ in 0..self.prefetch * 2 {
+                match futures_util::FutureExt::now_or_never(messages.next()) {
+                    Some(Some(Ok(message))) => held.push(message),
+                    Some(Some(Err(_))) => continue,
+                    Some(None) | None => break,
+                }
+            }
+        }
+        // Unsubscribe before the naks, or the server could hand them straight back here.
+        drop(messages);
+        if let Err(e) = self.nats.js.client().flush().await {
+            tracing::warn!(error = %e, "cannot flush before handing messages back");
+        }
+        for message in &held {
             if let Err(e) = message.ack_with(jetstream::AckKind::Nak(None)).await {
                 tracing::warn!(error = %e, "cannot hand a prefetched message back");
             }
-            released += 1;
         }
-        if released > 0 {
-            tracing::info!(released, "prefetched messages handed back");
+        if !held.is_empty() {
+            tracing::info!(released = held.len(), "prefetched messages handed back");
         }
     }
 

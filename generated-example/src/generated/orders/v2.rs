@@ -909,7 +909,8 @@ pub mod grpc {
     /// The protobuf descriptors of this contract's `.proto`, of the contract files it
     /// imports and of the well-known types they use, as an encoded
     /// `FileDescriptorSet`: what server reflection answers with
-    /// (`pactum::grpc::reflection::router`), so `grpcurl` needs no `.proto`.
+    /// (`pactum::grpc::reflection::router(&[(SERVICE_NAME, FILE_DESCRIPTOR_SET)])`), so
+    /// `grpcurl` needs no `.proto`.
     pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0aw\x0a\x1fgoogle/protobuf/timestamp.proto\x12\x0fgoogle.protobuf\";\x0a\x09Timestamp\x12\x18\x0a\
 \x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\x18\x02\x20\x01(\x05R\x05nanos\
 b\x06proto3\x0a\xb0\x0a\x0a\x0forders.v2.proto\x12\x0eshop.orders.v2\x1a\x1fgoogle/protobuf/time\

@@ -690,7 +690,8 @@ pub mod grpc {
     /// The protobuf descriptors of this contract's `.proto`, of the contract files it
     /// imports and of the well-known types they use, as an encoded
     /// `FileDescriptorSet`: what server reflection answers with
-    /// (`pactum::grpc::reflection::router`), so `grpcurl` needs no `.proto`.
+    /// (`pactum::grpc::reflection::router(&[(SERVICE_NAME, FILE_DESCRIPTOR_SET)])`), so
+    /// `grpcurl` needs no `.proto`.
     pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\xb7\x06\x0a\x10pricing.v1.proto\x12\x0fshop.pricing.v1\";\x0a\x05Money\x12\x16\x0a\x06amoun\
 t\x18\x01\x20\x01(\x09R\x06amount\x12\x1a\x0a\x08currency\x18\x02\x20\x01(\x09R\x08currency\"9\x0a\
 \x09QuoteLine\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\x12\x1a\x0a\x08quantity\x18\x02\x20\

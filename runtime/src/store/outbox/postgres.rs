@@ -276,7 +276,16 @@ impl<S: EventSink> Relay<S> {
                 return Ok(());
             }
             if client.as_ref().is_none_or(|c| c.is_closed()) {
-                match database.reconnect(Duration::from_secs(5)).await {
+                let reconnect = database.reconnect(Duration::from_secs(5));
+                let reconnected = match shutdown {
+                    // A relay waiting for its database does not hold up a drain.
+                    Some(s) => tokio::select! {
+                        () = s.triggered() => return Ok(()),
+                        r = reconnect => r,
+                    },
+                    None => reconnect.await,
+                };
+                match reconnected {
                     Ok(c) => match create_table(&c, table).await {
                         Ok(()) => client = Some(c),
                         Err(e) => {

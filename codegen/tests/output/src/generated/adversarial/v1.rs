@@ -698,7 +698,8 @@ pub mod grpc {
     /// The protobuf descriptors of this contract's `.proto`, of the contract files it
     /// imports and of the well-known types they use, as an encoded
     /// `FileDescriptorSet`: what server reflection answers with
-    /// (`pactum::grpc::reflection::router`), so `grpcurl` needs no `.proto`.
+    /// (`pactum::grpc::reflection::router(&[(SERVICE_NAME, FILE_DESCRIPTOR_SET)])`), so
+    /// `grpcurl` needs no `.proto`.
     pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\xd4\x0d\x0a\x14adversarial.v1.proto\x12\x0eadversarial.v1\"\xaf\x04\x0a\x04Node\x12\x12\x0a\
 \x04name\x18\x01\x20\x01(\x09R\x04name\x12(\x0a\x04next\x18\x02\x20\x01(\x0b2\x14.adversarial.v1\
 .NodeR\x04next\x120\x0a\x08children\x18\x03\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x08children\x12\

@@ -2210,7 +2210,8 @@ pub mod grpc {
     /// The protobuf descriptors of this contract's `.proto`, of the contract files it
     /// imports and of the well-known types they use, as an encoded
     /// `FileDescriptorSet`: what server reflection answers with
-    /// (`pactum::grpc::reflection::router`), so `grpcurl` needs no `.proto`.
+    /// (`pactum::grpc::reflection::router(&[(SERVICE_NAME, FILE_DESCRIPTOR_SET)])`), so
+    /// `grpcurl` needs no `.proto`.
     pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0aa\x0a\x0fcommon.v3.proto\x12\x09common.v3\";\x0a\x05Money\x12\x16\x0a\x06amount\x18\x01\x20\x01\
 (\x09R\x06amount\x12\x1a\x0a\x08currency\x18\x02\x20\x01(\x09R\x08currencyb\x06proto3\x0a\x91\x15\
 \x0a\x11features.v1.proto\x12\x0bfeatures.v1\x1a\x0fcommon.v3.proto\x1a\x1egoogle/protobuf/durat\

@@ -993,7 +993,8 @@ pub mod grpc {
     /// The protobuf descriptors of this contract's `.proto`, of the contract files it
     /// imports and of the well-known types they use, as an encoded
     /// `FileDescriptorSet`: what server reflection answers with
-    /// (`pactum::grpc::reflection::router`), so `grpcurl` needs no `.proto`.
+    /// (`pactum::grpc::reflection::router(&[(SERVICE_NAME, FILE_DESCRIPTOR_SET)])`), so
+    /// `grpcurl` needs no `.proto`.
     pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\x9f\x05\x0a\x13resilience.v1.proto\x12\x0dresilience.v1\"\x1c\x0a\x0cFlakyRequest\x12\x0c\x0a\
 \x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1d\x0a\x0dFlakyResponse\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0d\
 R\x01n\"\x1f\x0a\x0fFragileResponse\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1b\x0a\x0bBus\
