@@ -29,6 +29,23 @@ pub struct Context {
     calls: Option<Arc<CallKeys>>,
     /// The idempotency claim the running handler holds, if its operation is keyed.
     claim: Option<Claim>,
+    /// The client certificate the caller's TLS connection presented (mutual TLS).
+    peer: Option<Arc<PeerIdentity>>,
+}
+
+/// Who is calling, as the client certificate of a mutual-TLS connection says: what a handler
+/// authorizes against (a SPIFFE id among the URIs, a DNS name, the common name). The
+/// certificate was verified against the server's client CA before any handler ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// The subject's common name (`CN=`), empty when it has none.
+    pub common_name: String,
+    /// The DNS names among its subject alternative names.
+    pub dns_names: Vec<String>,
+    /// The URIs among its subject alternative names (`spiffe://cluster.local/ns/…/sa/…`).
+    pub uris: Vec<String>,
+    /// The certificate itself, DER-encoded, for checks of one's own.
+    pub certificate: Vec<u8>,
 }
 
 impl Default for Context {
@@ -40,6 +57,7 @@ impl Default for Context {
             request_id: None,
             calls: None,
             claim: None,
+            peer: None,
         }
     }
 }
@@ -262,6 +280,18 @@ impl Context {
         self
     }
 
+    /// The caller's verified client certificate, when it came over mutual TLS (a server
+    /// given `ServerTls::require_client_certs`). Never sent on to the next hop.
+    pub fn peer(&self) -> Option<&PeerIdentity> {
+        self.peer.as_deref()
+    }
+
+    /// Sets the caller's identity (the servers do, from the connection).
+    pub fn with_peer(mut self, peer: Option<Arc<PeerIdentity>>) -> Self {
+        self.peer = peer;
+        self
+    }
+
     /// Builds the context of an incoming request from its headers (HTTP headers, gRPC
     /// metadata or message headers). Malformed values are ignored: a bad `traceparent` starts a
     /// fresh trace, a bad timeout means no deadline, a bad key or id is dropped.
@@ -287,6 +317,7 @@ impl Context {
                 .and_then(wire::accept_request_id),
             calls: None,
             claim: None,
+            peer: None,
         };
         if let Some(t) = timeout {
             ctx = ctx.with_timeout(t);

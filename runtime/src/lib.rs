@@ -60,11 +60,15 @@ pub mod rest;
 #[cfg(any(feature = "rest", feature = "grpc"))]
 pub mod router;
 pub mod store;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "webhooks")]
 pub mod webhook;
 
 pub use call::ClientError;
-pub use context::{derive_key, random_id, Context, HeaderSink, HeaderSource, Transport};
+pub use context::{
+    derive_key, random_id, Context, HeaderSink, HeaderSource, PeerIdentity, Transport,
+};
 pub use contract::{
     ConsumerInfo, ErrorStatus, Idempotency, OperationInfo, RetryPolicy, Route, Streaming,
 };

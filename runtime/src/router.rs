@@ -26,6 +26,10 @@ pub struct ServeOptions {
     /// After shutdown is asked for, how long in-flight requests may take to finish before the
     /// remaining connections are dropped. Default 30 s.
     pub shutdown_grace: Duration,
+    /// Serve TLS (and mutual TLS, if it requires client certificates) instead of plain TCP.
+    /// The handshake must finish within `header_read_timeout`. Default: none.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 impl Default for ServeOptions {
@@ -34,6 +38,8 @@ impl Default for ServeOptions {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(30),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -102,6 +108,41 @@ pub async fn serve_with(
         if let Err(e) = tcp.set_nodelay(true) {
             // A latency defect, not a reason to refuse the peer.
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &options.tls {
+            // The handshake runs in the connection's task, so a slow one never holds up
+            // accepting; it gets as long as a client has for its headers.
+            let (acceptor, builder, router) = (tls.acceptor(), builder.clone(), router.clone());
+            let (watcher, handshake) = (graceful.watcher(), options.header_read_timeout);
+            tokio::spawn(async move {
+                let _permit = permit;
+                let stream = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!("TLS handshake timed out"),
+                };
+                let peer = crate::tls::peer_identity(stream.get_ref().1);
+                let service = tower::ServiceExt::map_request(
+                    router,
+                    move |mut request: http::Request<hyper::body::Incoming>| {
+                        if let Some(peer) = &peer {
+                            request.extensions_mut().insert(peer.clone());
+                        }
+                        request
+                    },
+                );
+                let connection = builder
+                    .serve_connection_with_upgrades(
+                        TokioIo::new(stream),
+                        hyper_util::service::TowerToHyperService::new(service),
+                    )
+                    .into_owned();
+                if let Err(e) = watcher.watch(connection).await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+            continue;
         }
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         let connection = builder

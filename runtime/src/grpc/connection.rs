@@ -3,8 +3,9 @@
 //! Why not tonic's `Channel` by default: it hands every call to a `tower::Buffer` worker task
 //! and through a reconnect layer before hyper sees it, and arms a timer for `grpc-timeout`.
 //! Here a call goes straight to hyper's HTTP/2 `SendRequest` (itself cheap to clone and safe
-//! to share), and the generated client's own deadline is the only timer. What `Channel` adds
-//! beyond that (TLS, load balancing, endpoint tuning) stays available through
+//! to share), and the generated client's own deadline is the only timer. `https://` is TLS
+//! (rustls, ALPN `h2`) with the `tls` feature. What `Channel` adds beyond that (load
+//! balancing, endpoint tuning) stays available through
 //! [`GrpcClient::from_channel`](super::GrpcClient::from_channel).
 
 use http::uri::{Authority, Scheme};
@@ -35,6 +36,9 @@ struct Inner {
     sender: Mutex<Option<SendRequest<Body>>>,
     /// Held while connecting, so concurrent first calls open one connection, not many.
     connecting: tokio::sync::Mutex<()>,
+    /// For `https://`: how to speak TLS to the server.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ClientTls>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -46,15 +50,39 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// A connection to `url` (`http://host:port`), opened on first use.
-    pub(crate) fn new(url: &str) -> Result<Self, String> {
+    /// A connection to `url` (`http://host:port`, or `https://` with the `tls` feature:
+    /// `tls`, or the system's roots when `None`), opened on first use.
+    pub(crate) fn new(url: &str, tls: Option<TlsConfig>) -> Result<Self, String> {
         let uri: http::Uri = url
             .parse()
             .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-        if uri.scheme() != Some(&Scheme::HTTP) {
+        let scheme = uri.scheme().cloned();
+        #[cfg(feature = "tls")]
+        let tls = match (scheme.as_ref().map(Scheme::as_str), tls) {
+            (Some("https"), Some(tls)) => Some(tls),
+            (Some("https"), None) => Some(system_roots().map_err(|e| format!("`{url}`: {e}"))?),
+            (Some("http"), Some(_)) => {
+                return Err(format!(
+                    "`{url}`: TLS settings were given for an `http://` URL; use `https://`"
+                ))
+            }
+            _ => None,
+        };
+        #[cfg(not(feature = "tls"))]
+        let _ = tls;
+        let supported = if cfg!(feature = "tls") {
+            scheme == Some(Scheme::HTTP) || scheme == Some(Scheme::HTTPS)
+        } else {
+            scheme == Some(Scheme::HTTP)
+        };
+        if !supported {
             return Err(format!(
-                "`{url}`: only `http://` (h2c) is built in; for TLS, configure a tonic \
-                 `Channel` and use `GrpcClient::from_channel`"
+                "`{url}`: only `http://` (h2c){} is built in",
+                if cfg!(feature = "tls") {
+                    " and `https://`"
+                } else {
+                    "; `https://` needs pactum's `tls` feature"
+                }
             ));
         }
         let authority = uri
@@ -62,7 +90,7 @@ impl Connection {
             .cloned()
             .ok_or_else(|| format!("`{url}` has no host"))?;
         let origin = http::Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(scheme.unwrap_or(Scheme::HTTP))
             .authority(authority.clone())
             .path_and_query("/")
             .build()
@@ -73,6 +101,8 @@ impl Connection {
                 origin,
                 sender: Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(()),
+                #[cfg(feature = "tls")]
+                tls,
             }),
         })
     }
@@ -99,7 +129,11 @@ impl Connection {
         let unavailable = |e: &dyn std::fmt::Display| {
             tonic::Status::unavailable(format!("cannot connect to {}: {e}", self.inner.authority))
         };
-        let port = self.inner.authority.port_u16().unwrap_or(80);
+        #[cfg(feature = "tls")]
+        let default_port = if self.inner.tls.is_some() { 443 } else { 80 };
+        #[cfg(not(feature = "tls"))]
+        let default_port = 80;
+        let port = self.inner.authority.port_u16().unwrap_or(default_port);
         // `[::1]` in a URL is `::1` to the resolver.
         let host = self
             .inner
@@ -112,6 +146,26 @@ impl Connection {
             .map_err(|e| unavailable(&e))?;
         // Small HTTP/2 frames must not wait for the peer's delayed ACK (see `server::serve`).
         let _ = tcp.set_nodelay(true);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.inner.tls {
+            let stream = tls
+                .connect_h2(host, tcp)
+                .await
+                .map_err(|e| unavailable(&format!("TLS: {e}")))?;
+            let sender = self.handshake(stream).await.map_err(|e| unavailable(&e))?;
+            *self.inner.sender.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender.clone());
+            return Ok(sender);
+        }
+        let sender = self.handshake(tcp).await.map_err(|e| unavailable(&e))?;
+        *self.inner.sender.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender.clone());
+        Ok(sender)
+    }
+
+    /// HTTP/2 over `io` (plain TCP or TLS); the connection runs in a task of its own.
+    async fn handshake<T>(&self, io: T) -> Result<SendRequest<Body>, hyper::Error>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
         let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             // HTTP/2 PINGs, idle or not: a peer that vanished without a FIN (a crashed host, a
             // dropped NAT entry) is found within interval + timeout and the connection closed,
@@ -120,16 +174,14 @@ impl Connection {
             .keep_alive_interval(KEEP_ALIVE_INTERVAL)
             .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
             .keep_alive_while_idle(true)
-            .handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| unavailable(&e))?;
+            .handshake(TokioIo::new(io))
+            .await?;
         let authority = self.inner.authority.clone();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(%authority, error = %e, "gRPC connection closed");
             }
         });
-        *self.inner.sender.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender.clone());
         Ok(sender)
     }
 
@@ -166,6 +218,23 @@ impl Connection {
             }
         }
     }
+}
+
+/// The TLS settings a connection may be given.
+#[cfg(feature = "tls")]
+pub(crate) type TlsConfig = crate::tls::ClientTls;
+/// Without the `tls` feature there are none to give.
+#[cfg(not(feature = "tls"))]
+pub(crate) type TlsConfig = std::convert::Infallible;
+
+/// The system's roots, loaded once per process (reading them is tens of files).
+#[cfg(feature = "tls")]
+fn system_roots() -> Result<crate::tls::ClientTls, crate::tls::TlsError> {
+    static ROOTS: std::sync::OnceLock<Result<crate::tls::ClientTls, crate::tls::TlsError>> =
+        std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(crate::tls::ClientTls::system_roots)
+        .clone()
 }
 
 /// What a generated client sends calls through: the built-in connection or a tonic `Channel`.

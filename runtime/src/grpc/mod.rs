@@ -152,7 +152,7 @@ where
             running.await
         }
     };
-    let (ctx, span) = server_context(op, request.headers());
+    let (ctx, span) = server_context(op, request.headers(), request.extensions());
     let guard = crate::trace::DropGuard::new(&span, &ctx);
     let response = if op.idempotency == Idempotency::Key {
         let keyed = keyed::Keyed::new(op, config, request.headers(), &ctx);
@@ -258,15 +258,30 @@ pub struct GrpcClient {
 }
 
 impl GrpcClient {
-    /// A client for `url` (`http://127.0.0.1:50051`); connects on first use and reconnects
-    /// after the connection closes.
+    /// A client for `url` (`http://127.0.0.1:50051`, or `https://…` trusting the system's
+    /// roots with the `tls` feature); connects on first use and reconnects after the
+    /// connection closes.
     pub fn connect_lazy(url: impl Into<String>) -> Result<Self, String> {
-        Ok(GrpcClient {
-            link: Link::Direct(Connection::new(&url.into())?),
+        Ok(Self::direct(Connection::new(&url.into(), None)?))
+    }
+
+    /// A client for `url` (`https://…`) over TLS as `tls` says: the CA it trusts, and its own
+    /// certificate for mutual TLS.
+    #[cfg(feature = "tls")]
+    pub fn connect_lazy_tls(
+        url: impl Into<String>,
+        tls: crate::tls::ClientTls,
+    ) -> Result<Self, String> {
+        Ok(Self::direct(Connection::new(&url.into(), Some(tls))?))
+    }
+
+    fn direct(connection: Connection) -> Self {
+        GrpcClient {
+            link: Link::Direct(connection),
             default_timeout: crate::call::DEFAULT_TIMEOUT,
             target: Default::default(),
             resilience: None,
-        })
+        }
     }
 
     /// A client over a tonic `channel`, configured however the caller needs (TLS, load
@@ -641,8 +656,13 @@ where
 fn server_context(
     op: &'static OperationInfo,
     headers: &http::HeaderMap,
+    extensions: &http::Extensions,
 ) -> (Context, tracing::Span) {
-    let mut ctx = Context::from_headers(headers);
+    let mut ctx = Context::from_headers(headers).with_peer(
+        extensions
+            .get::<std::sync::Arc<crate::PeerIdentity>>()
+            .cloned(),
+    );
     // A request id travels on when the caller sent one; gRPC has no response header for it.
     let request_id = ctx.request_id().unwrap_or_default().to_string();
     if let Some(budget) = op.deadline {
@@ -693,7 +713,7 @@ where
         return shed(op);
     };
     let slot = std::sync::Arc::new(slot);
-    let (ctx, span) = server_context(op, request.headers());
+    let (ctx, span) = server_context(op, request.headers(), request.extensions());
     let service = tower::service_fn(move |req: tonic::Request<PbIn>| {
         let (ctx, handler, slot) = (ctx.clone(), handler.clone(), slot.clone());
         async move {
@@ -740,7 +760,7 @@ where
         return shed(op);
     };
     let slot = std::sync::Arc::new(slot);
-    let (ctx, span) = server_context(op, request.headers());
+    let (ctx, span) = server_context(op, request.headers(), request.extensions());
     let service = tower::service_fn(move |req: tonic::Request<tonic::Streaming<PbIn>>| {
         let (ctx, handler, slot) = (ctx.clone(), handler.clone(), slot.clone());
         async move {
@@ -784,7 +804,7 @@ where
         return shed(op);
     };
     let slot = std::sync::Arc::new(slot);
-    let (ctx, span) = server_context(op, request.headers());
+    let (ctx, span) = server_context(op, request.headers(), request.extensions());
     let service = tower::service_fn(move |req: tonic::Request<tonic::Streaming<PbIn>>| {
         let (ctx, handler, slot) = (ctx.clone(), handler.clone(), slot.clone());
         async move {

@@ -62,9 +62,20 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    /// A client for the service at `base_url` (`http://127.0.0.1:8080`).
+    /// A client for the service at `base_url` (`http://127.0.0.1:8080`, or `https://…`
+    /// trusting the system's roots with the `tls` feature).
     pub fn new(base_url: impl Into<String>) -> Self {
         Self::with_client(reqwest::Client::new(), base_url)
+    }
+
+    /// A client for `base_url` over TLS as `tls` says: the CA it trusts, and its own
+    /// certificate for mutual TLS.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(
+        base_url: impl Into<String>,
+        tls: &crate::tls::ClientTls,
+    ) -> Result<Self, crate::tls::TlsError> {
+        Ok(Self::with_client(tls.reqwest_client()?, base_url))
     }
 
     /// A client using your reqwest client (TLS, proxies, pools are configured there).
@@ -204,7 +215,7 @@ impl HttpClient {
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => return Err(fail(ClientError::DeadlineExceeded)),
-            Err(e) => return Err(fail(ClientError::Transport(e.to_string()))),
+            Err(e) => return Err(fail(ClientError::Transport(with_causes(&e)))),
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -220,7 +231,7 @@ impl HttpClient {
         let bytes = match response.bytes().await {
             Ok(b) => b,
             Err(e) if e.is_timeout() => return Err(fail(ClientError::DeadlineExceeded)),
-            Err(e) => return Err(fail(ClientError::Transport(e.to_string()))),
+            Err(e) => return Err(fail(ClientError::Transport(with_causes(&e)))),
         };
         let unexpected = || ClientError::Unexpected {
             status,
@@ -290,4 +301,22 @@ pub fn push_query<T: Serialize>(query: &mut Vec<String>, name: &str, value: &T) 
         }
         Ok(_) => query.push(format!("{}={}", encode(name), encode(&param_text(value)))),
     }
+}
+
+/// An error with its causes (`error sending request: … : invalid peer certificate:
+/// UnknownIssuer`): reqwest's own message names only the first step, not why it failed.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    // Bounded: a cause chain is a few links; a cyclic one must not loop.
+    for _ in 0..8 {
+        let Some(c) = cause else { break };
+        let next = c.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
 }

@@ -6,7 +6,7 @@
 //!
 //! A client's mistake is always a 4xx problem document, never a 500 or a panic.
 
-use crate::context::{random_id, Context};
+use crate::context::{random_id, Context, PeerIdentity};
 use crate::contract::{Idempotency, OperationInfo};
 use crate::deadline::{run_with_deadline, DeadlineExceeded};
 use crate::handler::HandlerError;
@@ -195,7 +195,12 @@ where
     Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
 {
     let (parts, body) = request.into_parts();
-    let mut ctx = Context::from_headers(&parts.headers);
+    let mut ctx = Context::from_headers(&parts.headers).with_peer(
+        parts
+            .extensions
+            .get::<std::sync::Arc<PeerIdentity>>()
+            .cloned(),
+    );
     let request_id = ctx.request_id().map_or_else(random_id, str::to_string);
     ctx = ctx.with_request_id(request_id.clone());
     // Over the operation's concurrency limit: shed now, before reading the body, rather than

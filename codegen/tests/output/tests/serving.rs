@@ -5,6 +5,9 @@
 
 use pactum::router::{serve_with, ServeOptions};
 use pactum_test_output::generated::resilience::v1 as r;
+use support::Idle;
+
+mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -152,70 +155,13 @@ async fn shutdown_drains_the_request_in_flight_and_stops_accepting() {
     );
 }
 
-/// Never called: the body of every request here stalls.
-struct Idle;
-
-impl r::Service for Idle {
-    async fn flaky(
-        &self,
-        _: pactum::Context,
-        _: r::FlakyRequest,
-    ) -> Result<r::FlakyResponse, pactum::HandlerError<r::FlakyError>> {
-        Err(pactum::HandlerError::internal("not used"))
-    }
-    async fn fragile(
-        &self,
-        _: pactum::Context,
-    ) -> Result<r::FragileResponse, pactum::HandlerError<r::FragileError>> {
-        Err(pactum::HandlerError::internal("not used"))
-    }
-    async fn busy(
-        &self,
-        _: pactum::Context,
-        input: r::BusyRequest,
-    ) -> Result<r::BusyResponse, pactum::HandlerError<r::BusyError>> {
-        Ok(r::BusyResponse { n: input.n })
-    }
-    async fn patient(
-        &self,
-        _: pactum::Context,
-        _: r::PatientRequest,
-    ) -> Result<r::PatientResponse, pactum::HandlerError<r::PatientError>> {
-        Err(pactum::HandlerError::internal("not used"))
-    }
-    async fn claimed(
-        &self,
-        _: pactum::Context,
-        _: r::ClaimedRequest,
-    ) -> Result<r::ClaimedResponse, pactum::HandlerError<r::ClaimedError>> {
-        Err(pactum::HandlerError::internal("not used"))
-    }
-    async fn feed(
-        &self,
-        _: pactum::Context,
-        _: r::FeedRequest,
-    ) -> Result<
-        pactum::BoxStream<Result<r::FeedResponse, pactum::HandlerError<r::FeedError>>>,
-        pactum::HandlerError<r::FeedError>,
-    > {
-        Err(pactum::HandlerError::internal("not used"))
-    }
-    async fn r#unsafe(
-        &self,
-        _: pactum::Context,
-        _: r::UnsafeRequest,
-    ) -> Result<r::UnsafeResponse, pactum::HandlerError<r::UnsafeError>> {
-        Err(pactum::HandlerError::internal("not used"))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_stalls_is_answered_408_at_the_deadline() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(pactum::router::serve(
         listener,
-        r::rest::router(Arc::new(Idle)),
+        r::rest::router(Arc::new(Idle::default())),
     ));
     // The caller's budget is 200 ms; the body promises 100 bytes and sends 8.
     let (answer, took) = exchange(
@@ -239,7 +185,7 @@ async fn grpc_health_answers_for_each_service_and_follows_the_reporter() {
     let (reporter, health) = pactum::grpc::health::router(&[r::grpc::SERVICE_NAME]).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let router = r::grpc::router(Arc::new(Idle)).merge(health);
+    let router = r::grpc::router(Arc::new(Idle::default())).merge(health);
     tokio::spawn(pactum::router::serve(listener, router));
     let channel = tonic::transport::Channel::from_shared(url)
         .unwrap()
@@ -299,7 +245,7 @@ async fn readyz_names_the_check_that_fails_and_healthz_stays_up() {
         .check("nats", || async { Ok(()) });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let router = r::rest::router(Arc::new(Idle)).merge(readiness.router());
+    let router = r::rest::router(Arc::new(Idle::default())).merge(readiness.router());
     tokio::spawn(pactum::router::serve(listener, router));
     let get = |path: &str| {
         let addr = addr.clone();
