@@ -42,6 +42,19 @@ pub enum ClientError<E> {
 }
 
 impl<E> ClientError<E> {
+    /// A short name for what went wrong, recorded as `error.kind` on the call's span.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientError::Declared(_) => "Declared",
+            ClientError::DeadlineExceeded => "DeadlineExceeded",
+            ClientError::Rejected(_) => "Rejected",
+            ClientError::Transport(_) => "Transport",
+            ClientError::Rpc { .. } => "Rpc",
+            ClientError::Unexpected { .. } => "Unexpected",
+            ClientError::CircuitOpen { .. } => "CircuitOpen",
+        }
+    }
+
     /// Whether the failure says the endpoint is unwell (what opens a circuit breaker): no
     /// answer, a timeout, an undeclared 5xx, `UNAVAILABLE`, `INTERNAL` or `UNKNOWN`. A
     /// declared error, a refused request (4xx) and a quota or load-shedding answer (429,

@@ -41,6 +41,7 @@ mod contract;
 mod deadline;
 mod event;
 mod handler;
+pub mod metrics;
 mod problem;
 pub mod resilience;
 pub mod retry;
@@ -60,6 +61,8 @@ pub mod rest;
 #[cfg(any(feature = "rest", feature = "grpc"))]
 pub mod router;
 pub mod store;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
 #[cfg(feature = "tls")]
 pub mod tls;
 #[cfg(feature = "webhooks")]

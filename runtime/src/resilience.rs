@@ -212,6 +212,15 @@ impl Target {
         matches!(self.lock().breaker, Breaker::Closed { .. })
     }
 
+    /// The breaker as a metric: 0 closed, 1 half-open (or open with its cooldown over), 2 open.
+    pub fn breaker_state(&self) -> u64 {
+        match self.lock().breaker {
+            Breaker::Closed { .. } => 0,
+            Breaker::Open { until } if Instant::now() < until => 2,
+            Breaker::Open { .. } | Breaker::HalfOpen { .. } => 1,
+        }
+    }
+
     /// Whether the breaker would refuse an attempt now (open, its cooldown not over).
     pub fn is_open(&self) -> bool {
         matches!(self.lock().breaker, Breaker::Open { until } if Instant::now() < until)

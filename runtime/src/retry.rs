@@ -147,8 +147,29 @@ pub fn set_mesh_retries(on: bool) {
 /// A target to guard a call for, and how to say its breaker refused the call.
 type Guard<'t, E> = Option<(&'t Target, fn(CircuitOpen) -> E)>;
 
-/// The one retry loop behind both.
+/// The one retry loop behind both; a generated client's call (the guarded path) is measured
+/// whole, retries included.
 async fn run<T, E, F, Fut>(
+    ctx: &Context,
+    op: &OperationInfo,
+    guard: Guard<'_, E>,
+    attempt: F,
+) -> Result<T, E>
+where
+    F: FnMut(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Transient,
+{
+    let started = Instant::now();
+    let measured = guard.is_some();
+    let result = attempts(ctx, op, guard, attempt).await;
+    if measured {
+        crate::metrics::called(op, result.is_err(), started.elapsed());
+    }
+    result
+}
+
+async fn attempts<T, E, F, Fut>(
     ctx: &Context,
     op: &OperationInfo,
     guard: Guard<'_, E>,
@@ -213,6 +234,9 @@ where
                 Err(e) if e.is_deadline() && !full_budget => drop(permit),
                 Err(e) => permit.record(!e.is_endpoint_failure(), &resilience.breaker),
             }
+            if let Some((target, _)) = guard {
+                crate::metrics::breaker(op, target.breaker_state());
+            }
         }
         let error = match result {
             Ok(v) => return Ok(v),
@@ -248,6 +272,9 @@ where
             }
         }
         tokio::time::sleep(pause).await;
+        if guard.is_some() {
+            crate::metrics::retried(op);
+        }
         number += 1;
         last = Some(error);
     }

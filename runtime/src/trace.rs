@@ -40,6 +40,41 @@ pub fn enter(span: &tracing::Span, parent: Context) -> Context {
     parent.with_span_context(child)
 }
 
+/// The span of one outgoing call by a generated client (`otel.kind = client`), around all
+/// its attempts: its id is what the call's `traceparent` carries, so the server's span is its
+/// child. Enter it with [`enter`]; its `outcome` is recorded by [`finish_call`].
+#[cfg(any(feature = "rest", feature = "grpc"))]
+pub fn client_span(op: &crate::contract::OperationInfo, system: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "pactum.call",
+        otel.name = op.name,
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        rpc.system = system,
+        pactum.service = op.service,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        error.kind = tracing::field::Empty,
+    )
+}
+
+/// Records how a call under [`client_span`] ended.
+#[cfg(any(feature = "rest", feature = "grpc"))]
+pub fn finish_call<T, E>(span: &tracing::Span, result: &Result<T, crate::ClientError<E>>) {
+    match result {
+        Ok(_) => {
+            span.record("outcome", "ok");
+        }
+        Err(e) => {
+            span.record("outcome", "error");
+            span.record("otel.status_code", "ERROR");
+            span.record("error.kind", e.kind());
+        }
+    }
+}
+
 /// A short, stable name for an error, recorded as `error.kind` on spans: the declared error's
 /// name, `DeadlineExceeded`, `Internal`. Generated error types implement it.
 pub trait ErrorKind {

@@ -137,6 +137,7 @@ where
     H: FnOnce(Context, I) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
 {
+    let started = std::time::Instant::now();
     // Over the operation's concurrency limit: RESOURCE_EXHAUSTED now, before decoding,
     // rather than queue past the caller's deadline.
     let Some(slot) = config.limits.try_enter(op) else {
@@ -194,9 +195,10 @@ where
         .headers()
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("0")
-        .to_string();
-    span.record("outcome", if code == "0" { "ok" } else { "error" });
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(0);
+    span.record("outcome", if code == 0 { "ok" } else { "error" });
+    crate::metrics::served(op, crate::metrics::Status::Grpc(code), started.elapsed());
     response
 }
 
@@ -343,6 +345,9 @@ impl GrpcClient {
         let Some(ctx) = self.call_context(op) else {
             return Err(ClientError::DeadlineExceeded);
         };
+        // The call's own span: its id goes out as the server span's parent.
+        let span = crate::trace::client_span(op, "grpc");
+        let ctx = crate::trace::enter(&span, ctx);
         // Shared, not cloned, by the attempts: each encodes it straight into its buffer.
         let input = std::sync::Arc::new(input);
         let attempt = |a: crate::retry::Attempt| {
@@ -361,9 +366,12 @@ impl GrpcClient {
         let op = &self
             .resilience
             .map_or(*op, |resilience| OperationInfo { resilience, ..*op });
-        call_guarded(&ctx, op, &self.target, attempt)
+        let call = call_guarded(&ctx, op, &self.target, attempt);
+        let result = tracing::Instrument::instrument(call, span.clone())
             .await
-            .map_err(|e| e.0)
+            .map_err(|e| e.0);
+        crate::trace::finish_call(&span, &result);
+        result
     }
 
     /// The context of one outgoing call: the caller's, its deadline shortened to the
@@ -626,6 +634,12 @@ where
 /// `RESOURCE_EXHAUSTED` for a request over its operation's concurrency limit: answered at
 /// once, before anything is decoded; nothing ran.
 fn shed(op: &OperationInfo) -> axum::response::Response {
+    // Shed at once: a request that took no time, answered RESOURCE_EXHAUSTED.
+    crate::metrics::served(
+        op,
+        crate::metrics::Status::Grpc(8),
+        std::time::Duration::ZERO,
+    );
     tonic::Status::resource_exhausted(format!(
         "{} is running as many requests as its contract allows; nothing was done; retry later",
         op.name
@@ -671,6 +685,7 @@ fn server_context(
     let span = tracing::info_span!(
         "pactum.grpc",
         otel.name = op.name,
+        otel.kind = "server",
         rpc.system = "grpc",
         request_id = %request_id,
         trace_id = tracing::field::Empty,
@@ -831,11 +846,22 @@ impl GrpcClient {
         &self,
         op: &'static OperationInfo,
         message: T,
-    ) -> Result<(Context, tonic::Request<T>, tonic::client::Grpc<Link>), ClientError<E>> {
+    ) -> Result<
+        (
+            Context,
+            tonic::Request<T>,
+            tonic::client::Grpc<Link>,
+            tracing::Span,
+        ),
+        ClientError<E>,
+    > {
         let mut ctx = Context::current();
         if let Some(budget) = op.deadline {
             ctx = ctx.with_timeout(budget);
         }
+        // The call's span, until the server has answered the stream's start.
+        let span = crate::trace::client_span(op, "grpc");
+        let ctx = crate::trace::enter(&span, ctx);
         let mut headers = http::HeaderMap::new();
         ctx.inject_headers(&mut headers, Transport::Grpc);
         let mut request = tonic::Request::new(message);
@@ -844,7 +870,7 @@ impl GrpcClient {
         grpc.ready()
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        Ok((ctx, request, grpc))
+        Ok((ctx, request, grpc, span))
     }
 
     fn status_error<E>(
@@ -904,7 +930,7 @@ impl GrpcClient {
         O: Send + 'static,
         E: Send + 'static,
     {
-        let (ctx, request, mut grpc) = self.start_stream(op, input).await?;
+        let (ctx, request, mut grpc, _span) = self.start_stream(op, input).await?;
         let call = grpc.server_streaming(
             request,
             http::uri::PathAndQuery::from_static(path),
@@ -929,7 +955,7 @@ impl GrpcClient {
         PbIn: prost::Message + Send + Sync + 'static,
         PbOut: prost::Message + Default + Send + 'static,
     {
-        let (ctx, request, mut grpc) = self.start_stream(op, inputs).await?;
+        let (ctx, request, mut grpc, _span) = self.start_stream(op, inputs).await?;
         let call = grpc.client_streaming(
             request,
             http::uri::PathAndQuery::from_static(path),
@@ -959,7 +985,7 @@ impl GrpcClient {
         O: Send + 'static,
         E: Send + 'static,
     {
-        let (ctx, request, mut grpc) = self.start_stream(op, inputs).await?;
+        let (ctx, request, mut grpc, _span) = self.start_stream(op, inputs).await?;
         let call = grpc.streaming(
             request,
             http::uri::PathAndQuery::from_static(path),

@@ -507,6 +507,9 @@ impl Inbound for NatsDelivery {
     fn delivered(&self) -> u32 {
         self.delivered
     }
+    fn pending(&self) -> Option<u64> {
+        self.message.info().ok().map(|i| i.pending)
+    }
     async fn ack(self) {
         // Fire and forget rather than waiting for the server to confirm (a round trip per
         // message): a lost ack is a redelivery, which the dedup record absorbs.

@@ -326,6 +326,13 @@ impl Inbound for BrokerMessage {
             BrokerMessage::Nats(d) => Inbound::delivered(&**d),
         }
     }
+    fn pending(&self) -> Option<u64> {
+        match self {
+            BrokerMessage::Embedded(d) => Inbound::pending(d),
+            #[cfg(feature = "nats")]
+            BrokerMessage::Nats(d) => Inbound::pending(&**d),
+        }
+    }
     async fn ack(self) {
         match self {
             BrokerMessage::Embedded(d) => Inbound::ack(d).await,

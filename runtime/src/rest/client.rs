@@ -153,6 +153,9 @@ impl HttpClient {
             .unwrap_or(reqwest::Method::POST);
         let url = format!("{}{path_and_query}", self.base);
         let body = body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
+        // The call's own span: its id goes out as the server span's parent.
+        let span = crate::trace::client_span(op, "http");
+        let ctx = crate::trace::enter(&span, ctx);
         let call_ctx = ctx.clone();
         let attempt = |a: crate::retry::Attempt| {
             let ctx = match a.deadline {
@@ -170,8 +173,12 @@ impl HttpClient {
         let op = &self
             .resilience
             .map_or(*op, |resilience| OperationInfo { resilience, ..*op });
-        let result = call_guarded(&call_ctx, op, &self.target, attempt).await;
-        result.map_err(|e| e.error)
+        let call = call_guarded(&call_ctx, op, &self.target, attempt);
+        let result = tracing::Instrument::instrument(call, span.clone())
+            .await
+            .map_err(|e| e.error);
+        crate::trace::finish_call(&span, &result);
+        result
     }
 
     async fn attempt<O, E>(

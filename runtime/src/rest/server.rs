@@ -194,6 +194,7 @@ where
     H: FnOnce(Context, I) -> Fut + Send + 'static,
     Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
 {
+    let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let mut ctx = Context::from_headers(&parts.headers).with_peer(
         parts
@@ -221,6 +222,11 @@ where
             http::header::RETRY_AFTER,
             retry_after_header(crate::resilience::SHED_RETRY_AFTER),
         );
+        crate::metrics::served(
+            op,
+            crate::metrics::Status::Http(r.status()),
+            started.elapsed(),
+        );
         return r;
     };
     // The slot goes with the handler: a keyed request's handler runs on in a task of its own
@@ -238,6 +244,7 @@ where
     let span = tracing::info_span!(
         "pactum.request",
         otel.name = op.name,
+        otel.kind = "server",
         http.method = %parts.method,
         http.status_code = tracing::field::Empty,
         request_id = %request_id,
@@ -271,6 +278,8 @@ where
     let status = response.status().as_u16();
     span.record("http.status_code", status);
     span.record("outcome", if status < 400 { "ok" } else { "error" });
+    let status = crate::metrics::Status::Http(response.status());
+    crate::metrics::served(op, status, started.elapsed());
     response
 }
 

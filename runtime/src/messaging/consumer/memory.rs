@@ -95,7 +95,7 @@ impl<E: Event, H: MemoryHandler<E>> MemoryConsumer<E, H> {
     /// Processes one delivery and settles it (ack, nak with backoff, or dead-letter).
     pub async fn process(&mut self, delivery: impl Inbound) -> Outcome {
         let outcome = self.apply(&delivery).await;
-        settle(&outcome, delivery, &self.policy).await;
+        settle(&outcome, delivery, &self.policy, &self.name).await;
         outcome
     }
 

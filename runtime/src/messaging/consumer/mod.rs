@@ -49,6 +49,11 @@ pub trait Inbound: Send + Sync {
     fn payload(&self) -> &[u8];
     /// 1 on the first delivery to this consumer group.
     fn delivered(&self) -> u32;
+    /// How many messages wait behind this one for the group, if the broker says (JetStream
+    /// does): the consumer's lag.
+    fn pending(&self) -> Option<u64> {
+        None
+    }
     /// Handled: never deliver it again.
     fn ack(self) -> impl Future<Output = ()> + Send;
     /// Not handled: deliver it again after `delay`.
@@ -352,8 +357,23 @@ fn failed(delivered: u32, policy: &RetryPolicy, failure: String) -> Outcome {
     }
 }
 
-/// Acks, naks with the policy's backoff, or dead-letters, as `outcome` says.
-async fn settle(outcome: &Outcome, delivery: impl Inbound, policy: &RetryPolicy) {
+/// Acks, naks with the policy's backoff, or dead-letters, as `outcome` says, and counts it
+/// for `group`.
+async fn settle(outcome: &Outcome, delivery: impl Inbound, policy: &RetryPolicy, group: &str) {
+    let name = match outcome {
+        Outcome::Processed => "processed",
+        Outcome::Duplicate => "duplicate",
+        Outcome::Retrying(_) => "retrying",
+        Outcome::DeadLettered(_) => "dead_lettered",
+        Outcome::Unavailable(_) => "unavailable",
+    };
+    crate::metrics::settled(
+        delivery.subject(),
+        group,
+        name,
+        delivery.delivered(),
+        delivery.pending(),
+    );
     match outcome {
         Outcome::Processed | Outcome::Duplicate => delivery.ack().await,
         Outcome::Retrying(_) => {

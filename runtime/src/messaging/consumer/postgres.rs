@@ -223,7 +223,7 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
                 .await;
             outcome = self.apply(&delivery).await;
         }
-        settle(&outcome, delivery, &self.policy).await;
+        settle(&outcome, delivery, &self.policy, &self.name).await;
         self.prune_when_due().await;
         outcome
     }
@@ -282,7 +282,7 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
             outcomes = self.apply_batch(&deliveries).await;
         }
         for (delivery, outcome) in deliveries.into_iter().zip(&outcomes) {
-            settle(outcome, delivery, &self.policy).await;
+            settle(outcome, delivery, &self.policy, &self.name).await;
         }
         self.prune_when_due().await;
         outcomes

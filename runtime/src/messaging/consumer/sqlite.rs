@@ -145,7 +145,7 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
     /// Processes one delivery and settles it (ack, nak with backoff, or dead-letter).
     pub async fn process(&mut self, delivery: impl Inbound) -> Outcome {
         let outcome = self.apply(&delivery);
-        settle(&outcome, delivery, &self.policy).await;
+        settle(&outcome, delivery, &self.policy, &self.name).await;
         self.prune_when_due();
         outcome
     }
@@ -176,7 +176,7 @@ impl<E: Event, H: SqliteHandler<E>> SqliteConsumer<E, H> {
     pub async fn process_batch<D: Inbound>(&mut self, deliveries: Vec<D>) -> Vec<Outcome> {
         let outcomes = self.apply_batch(&deliveries);
         for (delivery, outcome) in deliveries.into_iter().zip(&outcomes) {
-            settle(outcome, delivery, &self.policy).await;
+            settle(outcome, delivery, &self.policy, &self.name).await;
         }
         self.prune_when_due();
         outcomes

@@ -136,6 +136,18 @@ pub(crate) mod sql {
     }
 }
 
+/// How often a relay counts its backlog for `pactum.outbox.backlog`.
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+
+/// The rows of `table` waiting to be published (parked ones are not waiting), or `None` if
+/// the count fails (the metric then keeps its last value).
+async fn backlog_postgres(client: &tokio_postgres::Client, table: &str) -> Option<u64> {
+    let sql =
+        format!("SELECT count(*) FROM {table} WHERE sent_at IS NULL AND parked_reason IS NULL");
+    let row = client.query_one(&sql, &[]).await.ok()?;
+    u64::try_from(row.get::<_, i64>(0)).ok()
+}
+
 /// Decodes a claimed row; a row whose headers do not decode is parked by the caller.
 pub(crate) fn claimed(row: &tokio_postgres::Row) -> Result<Claimed, (i64, String)> {
     let seq: i64 = row.get(0);
@@ -270,6 +282,7 @@ impl<S: EventSink> Relay<S> {
         check_table(table)?;
         let mut client: Option<tokio_postgres::Client> = None;
         let mut last_prune = tokio::time::Instant::now();
+        let mut last_count = tokio::time::Instant::now() - BACKLOG_EVERY;
         let mut pause = Duration::from_millis(50);
         loop {
             if shutdown.is_some_and(|s| s.is_triggered()) {
@@ -300,7 +313,25 @@ impl<S: EventSink> Relay<S> {
                 pause = (pause * 2).min(Duration::from_secs(2));
                 continue;
             };
-            match self.step_postgres(c, table).await {
+            let before = self
+                .stats
+                .published
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let step = self.step_postgres(c, table).await;
+            let published = self
+                .stats
+                .published
+                .load(std::sync::atomic::Ordering::Relaxed);
+            // The backlog is counted every few seconds (an index-only count of the due rows);
+            // what was published, every step.
+            let backlog = if last_count.elapsed() >= BACKLOG_EVERY {
+                last_count = tokio::time::Instant::now();
+                backlog_postgres(c, table).await
+            } else {
+                None
+            };
+            crate::metrics::outbox(table, backlog, published.saturating_sub(before));
+            match step {
                 Ok(n) if n >= self.config.batch => continue,
                 Ok(_) => {
                     pause = Duration::from_millis(50);

@@ -256,11 +256,36 @@ impl<S: EventSink> Relay<S> {
     ) -> Result<(), OutboxError> {
         create_table(&conn, table)?;
         let mut last_prune = tokio::time::Instant::now();
+        let mut last_count = tokio::time::Instant::now() - Duration::from_secs(5);
         loop {
             if shutdown.is_some_and(|s| s.is_triggered()) {
                 return Ok(());
             }
-            match self.step_sqlite(&mut conn, table).await {
+            let before = self
+                .stats
+                .published
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let step = self.step_sqlite(&mut conn, table).await;
+            let published = self
+                .stats
+                .published
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let backlog = if last_count.elapsed() >= Duration::from_secs(5) {
+                last_count = tokio::time::Instant::now();
+                conn.query_row(
+                    &format!(
+                        "SELECT count(*) FROM {table} WHERE sent_at IS NULL AND parked_reason IS NULL"
+                    ),
+                    [],
+                    |row| row.get::<_, i64>(0),
+                )
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+            } else {
+                None
+            };
+            crate::metrics::outbox(table, backlog, published.saturating_sub(before));
+            match step {
                 Ok(n) if n >= self.config.batch => continue,
                 Ok(_) => {
                     let idle = tokio::time::timeout(self.config.idle_poll, self.wake.notified());

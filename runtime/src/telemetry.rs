@@ -1,0 +1,447 @@
+//! One call that makes a service observable: [`init`] installs a tracing subscriber whose
+//! spans (the servers', the clients', the consumers') are exported by OTLP, and a meter
+//! provider that exports the [metrics](crate::metrics) generated code records — by OTLP and,
+//! if asked, as Prometheus text.
+//!
+//! Configured as every OpenTelemetry SDK is, by the standard environment variables:
+//! `OTEL_SERVICE_NAME` (else the name given to [`init`], the contract's service),
+//! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_ENDPOINT` (default
+//! `http://localhost:4318`) and its `_TRACES_`/`_METRICS_` forms, `…_HEADERS`, `…_TIMEOUT`,
+//! `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf`, the one built in), `OTEL_TRACES_SAMPLER`
+//! and `OTEL_TRACES_SAMPLER_ARG`, `OTEL_BSP_*`, `OTEL_METRIC_EXPORT_INTERVAL`,
+//! `OTEL_TRACES_EXPORTER` (`otlp`, `none`), `OTEL_METRICS_EXPORTER` (`otlp`, `prometheus`,
+//! `none`, or a list) and `OTEL_SDK_DISABLED`. A value the SDK would silently replace by its
+//! default is refused at start-up instead, naming the variable and what it accepts. A
+//! collector that cannot be reached is a logged warning, never a reason to stop serving:
+//! spans and metrics wait in bounded queues and are dropped when those fill.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+use std::time::Duration;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// Telemetry that cannot be set up as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TelemetryError(pub String);
+
+impl std::fmt::Display for TelemetryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TelemetryError {}
+
+/// What [`init_with`] sets up beyond the environment's say.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Keep the metrics for a Prometheus scrape ([`Telemetry::prometheus_router`]), as
+    /// `OTEL_METRICS_EXPORTER=prometheus` does. Default: off.
+    pub prometheus: bool,
+    /// Install the tracing subscriber (OpenTelemetry plus human-readable lines on stderr at
+    /// `info`). Off for a service that composes its own subscriber from
+    /// [`Telemetry::tracer`]. Default: on.
+    pub install_subscriber: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            prometheus: false,
+            install_subscriber: true,
+        }
+    }
+}
+
+/// The installed providers. Dropping it (or [`shutdown`](Self::shutdown)) flushes what is
+/// queued; keep it alive for as long as the service runs.
+pub struct Telemetry {
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+    registry: Option<prometheus::Registry>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("traces", &self.tracer.is_some())
+            .field("metrics", &self.meter.is_some())
+            .field("prometheus", &self.registry.is_some())
+            .finish()
+    }
+}
+
+/// [`init_with`] with the default [`Options`].
+pub fn init(service: &str) -> Result<Telemetry, TelemetryError> {
+    init_with(service, Options::default())
+}
+
+/// Sets up traces and metrics for `service` (the contract's service name, which
+/// `OTEL_SERVICE_NAME` overrides) as the `OTEL_*` variables and `options` say.
+pub fn init_with(service: &str, options: Options) -> Result<Telemetry, TelemetryError> {
+    let env = Env::read()?;
+    let resource = if std::env::var_os("OTEL_SERVICE_NAME").is_some() {
+        Resource::builder().build()
+    } else {
+        Resource::builder()
+            .with_service_name(service.to_string())
+            .build()
+    };
+    let failed = |what: &str| {
+        let what = what.to_string();
+        move |e: opentelemetry_otlp::ExporterBuildError| {
+            TelemetryError(format!("cannot set up the OTLP {what} exporter: {e}"))
+        }
+    };
+    let tracer = if env.disabled || !env.traces_otlp {
+        None
+    } else {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+            .map_err(failed("trace"))?;
+        Some(
+            SdkTracerProvider::builder()
+                .with_resource(resource.clone())
+                .with_batch_exporter(exporter)
+                .build(),
+        )
+    };
+    let registry = (!env.disabled && (options.prometheus || env.metrics_prometheus))
+        .then(prometheus::Registry::new);
+    let meter = if env.disabled || (!env.metrics_otlp && registry.is_none()) {
+        None
+    } else {
+        let mut builder = SdkMeterProvider::builder().with_resource(resource);
+        if env.metrics_otlp {
+            let exporter = opentelemetry_otlp::MetricExporter::builder()
+                .with_http()
+                .build()
+                .map_err(failed("metric"))?;
+            builder = builder.with_periodic_exporter(exporter);
+        }
+        if let Some(registry) = &registry {
+            let reader = opentelemetry_prometheus::exporter()
+                .with_registry(registry.clone())
+                .build()
+                .map_err(|e| TelemetryError(format!("cannot set up the Prometheus reader: {e}")))?;
+            builder = builder.with_reader(reader);
+        }
+        Some(builder.build())
+    };
+    if let Some(meter) = &meter {
+        opentelemetry::global::set_meter_provider(meter.clone());
+        crate::metrics::provider_changed();
+    }
+    let telemetry = Telemetry {
+        tracer,
+        meter,
+        registry,
+    };
+    if options.install_subscriber {
+        // Spans at `info` and above: libraries' own `trace`/`debug` spans (h2's frame
+        // writes) are not the service's story.
+        let otel = telemetry.tracer().map(|t| {
+            tracing_opentelemetry::layer()
+                .with_tracer(t)
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+        });
+        let lines = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+        tracing_subscriber::registry()
+            .with(otel)
+            .with(lines)
+            .try_init()
+            .map_err(|e| {
+                TelemetryError(format!(
+                    "a tracing subscriber is already installed ({e}); pass \
+                     `install_subscriber: false` and add `Telemetry::tracer` to yours"
+                ))
+            })?;
+    }
+    if telemetry.tracer.is_some() || env.metrics_otlp {
+        warn_if_unreachable(&env.endpoints);
+    }
+    Ok(telemetry)
+}
+
+use tracing_subscriber::Layer as _;
+
+impl Telemetry {
+    /// The tracer spans are exported through, for a subscriber of your own
+    /// (`tracing_opentelemetry::layer().with_tracer(t)`); `None` when traces are off.
+    pub fn tracer(&self) -> Option<opentelemetry_sdk::trace::Tracer> {
+        self.tracer.as_ref().map(|p| p.tracer("pactum"))
+    }
+
+    /// The metrics in Prometheus' text format, when Prometheus is on.
+    pub fn prometheus_text(&self) -> Option<String> {
+        let registry = self.registry.as_ref()?;
+        let mut text = String::new();
+        prometheus::TextEncoder::new()
+            .encode_utf8(&registry.gather(), &mut text)
+            .ok()?;
+        Some(text)
+    }
+
+    /// `GET /metrics` answering [`prometheus_text`](Self::prometheus_text), to merge into a
+    /// router (or serve on a port of its own); `None` when Prometheus is off.
+    #[cfg(feature = "rest")]
+    pub fn prometheus_router(&self) -> Option<axum::Router> {
+        let registry = self.registry.clone()?;
+        let scrape = move || {
+            let registry = registry.clone();
+            async move {
+                let mut text = String::new();
+                match prometheus::TextEncoder::new().encode_utf8(&registry.gather(), &mut text) {
+                    Ok(()) => (
+                        [(http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+                        text,
+                    )
+                        .into_response(),
+                    Err(e) => (
+                        http::StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("cannot encode the metrics: {e}"),
+                    )
+                        .into_response(),
+                }
+            }
+        };
+        Some(axum::Router::new().route("/metrics", axum::routing::get(scrape)))
+    }
+
+    /// Exports everything queued now (spans, the metrics' current values).
+    pub fn flush(&self) {
+        if let Some(t) = &self.tracer {
+            if let Err(e) = t.force_flush() {
+                tracing::warn!(error = %e, "cannot export the queued spans");
+            }
+        }
+        if let Some(m) = &self.meter {
+            if let Err(e) = m.force_flush() {
+                tracing::warn!(error = %e, "cannot export the metrics");
+            }
+        }
+    }
+
+    /// Flushes and stops exporting.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(t) = self.tracer.take() {
+            let _ = t.shutdown();
+        }
+        if let Some(m) = self.meter.take() {
+            let _ = m.shutdown();
+        }
+    }
+}
+
+#[cfg(feature = "rest")]
+use axum::response::IntoResponse as _;
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What the `OTEL_*` variables say, checked.
+struct Env {
+    disabled: bool,
+    traces_otlp: bool,
+    metrics_otlp: bool,
+    metrics_prometheus: bool,
+    /// The collector's addresses the exporters will use, for the reachability check.
+    endpoints: Vec<String>,
+}
+
+impl Env {
+    fn read() -> Result<Env, TelemetryError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let bad = |name: &str, value: &str, accepted: &str| {
+            TelemetryError(format!("{name}={value:?} is not valid: {accepted}"))
+        };
+        let disabled = match var("OTEL_SDK_DISABLED").as_deref().map(str::trim) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(bad("OTEL_SDK_DISABLED", other, "use true or false")),
+        };
+        for name in [
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        ] {
+            if let Some(p) = var(name) {
+                if p.trim() != "http/protobuf" {
+                    return Err(bad(
+                        name,
+                        &p,
+                        "this build exports OTLP over http/protobuf (port 4318) only; grpc and \
+                         http/json are not built in",
+                    ));
+                }
+            }
+        }
+        let mut endpoints = Vec::new();
+        for name in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        ] {
+            if let Some(url) = var(name) {
+                let ok = url
+                    .parse::<http::Uri>()
+                    .ok()
+                    .filter(|u| {
+                        matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some()
+                    })
+                    .is_some();
+                if !ok {
+                    return Err(bad(
+                        name,
+                        &url,
+                        "give an http:// or https:// URL with a host",
+                    ));
+                }
+                endpoints.push(url);
+            }
+        }
+        if endpoints.is_empty() {
+            endpoints.push("http://localhost:4318".into());
+        }
+        for name in [
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+            "OTEL_METRIC_EXPORT_INTERVAL",
+            "OTEL_METRIC_EXPORT_TIMEOUT",
+            "OTEL_BSP_SCHEDULE_DELAY",
+            "OTEL_BSP_EXPORT_TIMEOUT",
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        ] {
+            if let Some(v) = var(name) {
+                if v.trim().parse::<u64>().is_err() {
+                    return Err(bad(
+                        name,
+                        &v,
+                        "give a whole number (milliseconds, or a count)",
+                    ));
+                }
+            }
+        }
+        for name in [
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        ] {
+            if let Some(v) = var(name) {
+                let ok = v.split(',').all(|pair| {
+                    pair.split_once('=')
+                        .is_some_and(|(k, _)| !k.trim().is_empty())
+                });
+                if !ok {
+                    return Err(bad(name, &v, "give key=value pairs separated by commas"));
+                }
+            }
+        }
+        let sampler = var("OTEL_TRACES_SAMPLER");
+        if let Some(s) = &sampler {
+            const SAMPLERS: [&str; 6] = [
+                "always_on",
+                "always_off",
+                "traceidratio",
+                "parentbased_always_on",
+                "parentbased_always_off",
+                "parentbased_traceidratio",
+            ];
+            if !SAMPLERS.contains(&s.trim()) {
+                return Err(bad("OTEL_TRACES_SAMPLER", s, &SAMPLERS.join(", ")));
+            }
+            if s.trim().ends_with("traceidratio") {
+                let arg = var("OTEL_TRACES_SAMPLER_ARG").unwrap_or_default();
+                if !arg
+                    .trim()
+                    .parse::<f64>()
+                    .is_ok_and(|r| (0.0..=1.0).contains(&r))
+                {
+                    return Err(bad(
+                        "OTEL_TRACES_SAMPLER_ARG",
+                        &arg,
+                        "a ratio sampler needs a number from 0 to 1",
+                    ));
+                }
+            }
+        }
+        let traces_otlp = match var("OTEL_TRACES_EXPORTER").as_deref().map(str::trim) {
+            None | Some("otlp") => true,
+            Some("none") => false,
+            Some(other) => return Err(bad("OTEL_TRACES_EXPORTER", other, "use otlp or none")),
+        };
+        let (mut metrics_otlp, mut metrics_prometheus) = (true, false);
+        if let Some(list) = var("OTEL_METRICS_EXPORTER") {
+            metrics_otlp = false;
+            for item in list.split(',').map(str::trim) {
+                match item {
+                    "otlp" => metrics_otlp = true,
+                    "prometheus" => metrics_prometheus = true,
+                    "none" => {}
+                    other => {
+                        return Err(bad(
+                            "OTEL_METRICS_EXPORTER",
+                            other,
+                            "use otlp, prometheus, none, or a comma-separated list",
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(Env {
+            disabled,
+            traces_otlp,
+            metrics_otlp,
+            metrics_prometheus,
+            endpoints,
+        })
+    }
+}
+
+/// Logs a warning for each collector address nothing answers on (a TCP connect, 500 ms at
+/// most each); exporting carries on, and catches up if the collector comes.
+fn warn_if_unreachable(endpoints: &[String]) {
+    for url in endpoints {
+        let Ok(uri) = url.parse::<http::Uri>() else {
+            continue;
+        };
+        let Some(host) = uri.host() else { continue };
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let reachable = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+            .map(|mut addrs| {
+                addrs.any(|a| {
+                    std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok()
+                })
+            })
+            .unwrap_or(false);
+        if !reachable {
+            tracing::warn!(
+                endpoint = %url,
+                "the OpenTelemetry collector does not answer; serving on, and spans and metrics \
+                 are sent once it does (or dropped when their queues fill)"
+            );
+        }
+    }
+}
