@@ -26,8 +26,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
 
-const USAGE: &str = "usage: generated-example [--nats [URL]] [--postgres [CONFIG]]
+const USAGE: &str =
+    "usage: generated-example [--nats [URL]] [--postgres [CONFIG]] [--trace-file PATH]
        generated-example serve [--http PORT] [--grpc PORT] [--nats [URL]] [--postgres [CONFIG]]
+                               [--trace-file PATH]
 
   --nats [URL]         events on NATS JetStream (default nats://127.0.0.1:4222;
                        or set PACTUM_EXAMPLE_NATS)
@@ -35,6 +37,8 @@ const USAGE: &str = "usage: generated-example [--nats [URL]] [--postgres [CONFIG
                        through its outbox (default
                        \"host=127.0.0.1 port=5432 user=postgres dbname=test\";
                        or set PACTUM_EXAMPLE_POSTGRES)
+  --trace-file PATH    at the end, write every hop as a Chrome trace (JSON) that
+                       Perfetto (ui.perfetto.dev) or chrome://tracing opens
   serve                keep the services up: all REST APIs on --http (default 8080),
                        all gRPC services on --grpc (default 50051)";
 
@@ -46,6 +50,7 @@ struct Args {
     serve: Option<(u16, u16)>,
     nats: Option<String>,
     postgres: Option<String>,
+    trace_file: Option<std::path::PathBuf>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -53,6 +58,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         serve: None,
         nats: std::env::var("PACTUM_EXAMPLE_NATS").ok(),
         postgres: std::env::var("PACTUM_EXAMPLE_POSTGRES").ok(),
+        trace_file: None,
     };
     let mut pending: Vec<String> = Vec::new();
     for a in args.by_ref() {
@@ -92,6 +98,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 let p = port(value(&mut i, &pending), "--grpc")?;
                 parsed.serve = Some((parsed.serve.map_or(8080, |s| s.0), p));
             }
+            "--trace-file" => {
+                let path = value(&mut i, &pending).ok_or("--trace-file needs a path")?;
+                parsed.trace_file = Some(path.into());
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -115,8 +125,31 @@ async fn main() -> ExitCode {
     };
     let timeline = Timeline::new();
     let hops = timeline.hops();
-    let subscriber = tracing_subscriber::registry().with(timeline);
+    // With an OpenTelemetry collector configured (OTEL_EXPORTER_OTLP_ENDPOINT), the same spans
+    // and the metrics are exported too; `serve` also answers Prometheus scrapes on /metrics.
+    let telemetry = match std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        None => None,
+        Some(_) => match pactum::telemetry::init_with(
+            "shop-example",
+            pactum::telemetry::Options {
+                prometheus: args.serve.is_some(),
+                install_subscriber: false,
+            },
+        ) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("generated-example: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let otel = telemetry
+        .as_ref()
+        .and_then(|t| t.tracer())
+        .map(|t| tracing_opentelemetry::layer().with_tracer(t));
+    let subscriber = tracing_subscriber::registry().with(timeline).with(otel);
     tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+    let metrics = telemetry.as_ref().and_then(|t| t.prometheus_router());
 
     let (broker, store) = match backends(&args).await {
         Ok(b) => b,
@@ -126,7 +159,8 @@ async fn main() -> ExitCode {
         }
     };
     if let Some((http, grpc)) = args.serve {
-        return match serve(broker, store, http, grpc, hops).await {
+        let served = serve(broker, store, http, grpc, hops.clone(), metrics).await;
+        return match served.and_then(|()| write_trace(args.trace_file.as_deref(), &hops)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("generated-example: {e}");
@@ -141,7 +175,27 @@ async fn main() -> ExitCode {
     }
     slow_pricing(&hops).await;
     three_ways();
+    if let Err(e) = write_trace(args.trace_file.as_deref(), &hops) {
+        eprintln!("generated-example: {e}");
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
+}
+
+/// Writes every hop so far to `path` as a Chrome trace, if a path was given.
+fn write_trace(path: Option<&std::path::Path>, hops: &Hops) -> Result<(), String> {
+    let Some(path) = path else { return Ok(()) };
+    let all = hops.all();
+    let json = serde_json::to_string_pretty(&timeline::chrome_trace(&all))
+        .map_err(|e| format!("cannot encode the trace: {e}"))?;
+    std::fs::write(path, json + "\n")
+        .map_err(|e| format!("cannot write the trace file `{}`: {e}", path.display()))?;
+    println!(
+        "\n  {} hops written to {} (open it in ui.perfetto.dev or chrome://tracing)",
+        all.len(),
+        path.display()
+    );
+    Ok(())
 }
 
 /// The broker and the consumers' store the arguments ask for.
@@ -462,6 +516,7 @@ async fn serve(
     http: u16,
     grpc: u16,
     hops: Hops,
+    metrics: Option<pactum::router::axum::Router>,
 ) -> Result<(), String> {
     let sink = Sink::new(broker.clone());
     let merchant = Merchant::default();
@@ -489,9 +544,12 @@ async fn serve(
     )
     .await?;
     // Probes: /healthz and /readyz beside the REST APIs, grpc.health.v1 beside the gRPC ones.
-    let rest_router = system
+    let mut rest_router = system
         .rest_router()
         .merge(pactum::router::Readiness::new().router());
+    if let Some(metrics) = metrics {
+        rest_router = rest_router.merge(metrics);
+    }
     let (_health, grpc_health) = pactum::grpc::health::router(&[
         pricing::v1::grpc::SERVICE_NAME,
         inventory::v1::grpc::SERVICE_NAME,

@@ -41,11 +41,15 @@ fn checkout(stdout: &str) -> &str {
 fn assert_whole_flow(stdout: &str) {
     let flow = checkout(stdout);
     assert!(
-        flow.contains(&format!("all 19 hops share trace {TRACE}")),
+        flow.contains(&format!("all 24 hops share trace {TRACE}")),
         "{flow}"
     );
     for hop in [
+        "client  CheckoutCart",
         "REST    CheckoutCart",
+        "client  CheckStock",
+        "client  QuoteCart",
+        "client  PlaceOrder",
         "gRPC    CheckStock",
         "REST    QuoteCart",
         "REST    PlaceOrder",
@@ -75,6 +79,57 @@ fn assert_whole_flow(stdout: &str) {
         stdout.contains("the cart's client gave up at 200 ms; the caller sees DeadlineExceeded"),
         "{stdout}"
     );
+}
+
+/// `--trace-file`: every hop of the run as Chrome trace events that a viewer lays out — one
+/// process per trace, and on each row events that nest or follow one another, never overlap.
+#[test]
+fn the_trace_file_holds_every_hop_as_nested_chrome_trace_events() {
+    let path =
+        std::env::temp_dir().join(format!("pactum-example-trace-{}.json", std::process::id()));
+    let stdout = run(&["--trace-file", path.to_str().unwrap()]);
+    assert!(stdout.contains("34 hops written to"), "{stdout}");
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    std::fs::remove_file(&path).ok();
+    let events = trace["traceEvents"].as_array().unwrap();
+    let slices: Vec<_> = events.iter().filter(|e| e["ph"] == "X").collect();
+    assert_eq!(slices.len(), 34);
+    let named = |n: &str| slices.iter().filter(|e| e["name"] == n).count();
+    assert_eq!(
+        named("REST CheckoutCart"),
+        2,
+        "the checkout and the slow one"
+    );
+    assert_eq!(named("gRPC CheckStock"), 4);
+    // Two traces, each a process named for it.
+    let processes: std::collections::BTreeSet<_> =
+        slices.iter().map(|e| e["pid"].as_u64().unwrap()).collect();
+    assert_eq!(processes.len(), 2);
+    assert_eq!(events.iter().filter(|e| e["ph"] == "M").count(), 2);
+    // Per row: sorted by start, each event either inside the one open or after it.
+    let mut rows: std::collections::BTreeMap<(u64, u64), Vec<(u64, u64)>> = Default::default();
+    for e in &slices {
+        let (ts, dur) = (e["ts"].as_u64().unwrap(), e["dur"].as_u64().unwrap());
+        assert!(dur > 0, "{e}");
+        rows.entry((e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap()))
+            .or_default()
+            .push((ts, ts + dur));
+    }
+    for (row, mut spans) in rows {
+        spans.sort_by_key(|&(start, end)| (start, std::cmp::Reverse(end)));
+        let mut open: Vec<u64> = Vec::new();
+        for (start, end) in spans {
+            while open.last().is_some_and(|&e| e <= start) {
+                open.pop();
+            }
+            assert!(
+                open.last().is_none_or(|&e| end <= e),
+                "row {row:?}: overlapping events"
+            );
+            open.push(end);
+        }
+    }
 }
 
 #[test]
