@@ -118,6 +118,24 @@ async fn one_checkout_arrives_as_one_trace_and_its_metrics_name_the_operations()
         std::env::remove_var(name);
     }
 
+    // A collector that does not answer is no reason not to start: a warning, and serving on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{closed}"));
+    let started = Instant::now();
+    let nobody = pactum::telemetry::init_with(
+        "example",
+        pactum::telemetry::Options {
+            install_subscriber: false,
+            ..Default::default()
+        },
+    )
+    .expect("an unreachable collector does not stop the service");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    nobody.shutdown();
+
     let (collector, got) = receiver().await;
     std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", &collector);
     std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "100");

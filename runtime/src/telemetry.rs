@@ -413,35 +413,58 @@ impl Env {
     }
 }
 
-/// Logs a warning for each collector address nothing answers on (a TCP connect, 500 ms at
-/// most each); exporting carries on, and catches up if the collector comes.
+/// Logs a warning for each collector address nothing answers on; exporting carries on, and
+/// catches up if the collector comes.
 fn warn_if_unreachable(endpoints: &[String]) {
-    for url in endpoints {
-        let Ok(uri) = url.parse::<http::Uri>() else {
-            continue;
-        };
-        let Some(host) = uri.host() else { continue };
-        let port = uri
-            .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("https") {
-                443
-            } else {
-                80
-            });
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let reachable = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
-            .map(|mut addrs| {
-                addrs.any(|a| {
-                    std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok()
+    for url in unreachable(endpoints) {
+        tracing::warn!(
+            endpoint = %url,
+            "the OpenTelemetry collector does not answer; serving on, and spans and metrics \
+             are sent once it does (or dropped when their queues fill)"
+        );
+    }
+}
+
+/// The endpoints nothing accepts a TCP connection on (500 ms at most each).
+fn unreachable(endpoints: &[String]) -> Vec<String> {
+    endpoints
+        .iter()
+        .filter(|url| {
+            let Ok(uri) = url.parse::<http::Uri>() else {
+                return false;
+            };
+            let Some(host) = uri.host() else { return false };
+            let port = uri
+                .port_u16()
+                .unwrap_or(if uri.scheme_str() == Some("https") {
+                    443
+                } else {
+                    80
+                });
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let reachable = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+                .map(|mut addrs| {
+                    addrs.any(|a| {
+                        std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok()
+                    })
                 })
-            })
-            .unwrap_or(false);
-        if !reachable {
-            tracing::warn!(
-                endpoint = %url,
-                "the OpenTelemetry collector does not answer; serving on, and spans and metrics \
-                 are sent once it does (or dropped when their queues fill)"
-            );
-        }
+                .unwrap_or(false);
+            !reachable
+        })
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_collector_nobody_listens_for_is_found_unreachable() {
+        let listening = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let up = format!("http://{}", listening.local_addr().unwrap());
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        assert_eq!(super::unreachable(&[up, closed.clone()]), [closed]);
     }
 }

@@ -1,0 +1,112 @@
+//! The generated client's metrics, read back through an in-memory exporter: each call's
+//! duration and outcome per operation, the retries it sent, and the breaker's state per target
+//! service as it opens and closes. (Its own test binary: the meter provider is process-wide.)
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
+use pactum_test_output::generated::resilience::v1 as r;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A dependency answering 503, or `{"n":7}` once healthy.
+async fn dependency(healthy: Arc<AtomicBool>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(move || {
+        let healthy = healthy.clone();
+        async move {
+            if healthy.load(SeqCst) {
+                ([(header::CONTENT_TYPE, "application/json")], r#"{"n":7}"#).into_response()
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE.into_response()
+            }
+        }
+    });
+    tokio::spawn(pactum::router::serve(listener, app));
+    url
+}
+
+/// The value of the counter or gauge `name` whose attributes include `with`; a histogram's
+/// count.
+fn value(exporter: &InMemoryMetricExporter, name: &str, with: &[KeyValue]) -> Option<u64> {
+    let mut found = None;
+    for resource in exporter.get_finished_metrics().unwrap() {
+        for scope in resource.scope_metrics() {
+            for metric in scope.metrics().filter(|m| m.name() == name) {
+                let fits = |attrs: Vec<&KeyValue>| with.iter().all(|kv| attrs.contains(&kv));
+                match metric.data() {
+                    AggregatedMetrics::U64(MetricData::Sum(s)) => {
+                        for p in s.data_points().filter(|p| fits(p.attributes().collect())) {
+                            found = Some(p.value());
+                        }
+                    }
+                    AggregatedMetrics::U64(MetricData::Gauge(g)) => {
+                        for p in g.data_points().filter(|p| fits(p.attributes().collect())) {
+                            found = Some(p.value());
+                        }
+                    }
+                    AggregatedMetrics::F64(MetricData::Histogram(h)) => {
+                        for p in h.data_points().filter(|p| fits(p.attributes().collect())) {
+                            found = Some(p.count());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_retries_and_the_breaker_are_measured() {
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter.clone())
+        .build();
+    opentelemetry::global::set_meter_provider(provider.clone());
+    pactum::metrics::provider_changed();
+    let healthy = Arc::new(AtomicBool::new(false));
+    let client = r::rest::Client::new(dependency(healthy.clone()).await);
+    let read = |name: &str, with: &[KeyValue]| {
+        provider.force_flush().unwrap();
+        value(&exporter, name, with)
+    };
+    let op = |name: &'static str| KeyValue::new("pactum.operation", name);
+    let service = KeyValue::new("pactum.service", "resilience");
+
+    // `Flaky` is retried up to three attempts: two calls, failing, send four retries.
+    for n in 0..2 {
+        assert!(client.flaky(&r::FlakyRequest { n }).await.is_err());
+    }
+    assert_eq!(read("pactum.client.retries", &[op("Flaky")]), Some(4));
+    let failed = KeyValue::new("pactum.outcome", "error");
+    assert_eq!(
+        read("pactum.client.duration", &[op("Flaky"), failed.clone()]),
+        Some(2)
+    );
+
+    // `Fragile`'s breaker opens after three failures in a row (2), half-opens after its
+    // cooldown and closes on a success (0).
+    for _ in 0..3 {
+        assert!(client.fragile().await.is_err());
+    }
+    assert_eq!(read("pactum.client.breaker", std::slice::from_ref(&service)), Some(2));
+    healthy.store(true, SeqCst);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(client.fragile().await.unwrap().n, 7);
+    assert_eq!(read("pactum.client.breaker", &[service]), Some(0));
+    let ok = KeyValue::new("pactum.outcome", "ok");
+    assert_eq!(
+        read("pactum.client.duration", &[op("Fragile"), ok]),
+        Some(1)
+    );
+    assert_eq!(
+        read("pactum.client.duration", &[op("Fragile"), failed]),
+        Some(3)
+    );
+}
