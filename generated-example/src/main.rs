@@ -29,6 +29,7 @@ use tracing_subscriber::layer::SubscriberExt;
 const USAGE: &str =
     "usage: generated-example [--nats [URL]] [--postgres [CONFIG]] [--trace-file PATH]
        generated-example serve [--http PORT] [--grpc PORT] [--nats [URL]] [--postgres [CONFIG]]
+                               [--tls-cert PATH --tls-key PATH [--client-ca PATH]]
                                [--trace-file PATH]
 
   --nats [URL]         events on NATS JetStream (default nats://127.0.0.1:4222;
@@ -37,6 +38,10 @@ const USAGE: &str =
                        through its outbox (default
                        \"host=127.0.0.1 port=5432 user=postgres dbname=test\";
                        or set PACTUM_EXAMPLE_POSTGRES)
+  --tls-cert PATH --tls-key PATH
+                       serve: both ports speak TLS with this certificate chain and key
+                       (PEM); add --client-ca PATH to require client certificates from
+                       that CA (mutual TLS)
   --trace-file PATH    at the end, write every hop as a Chrome trace (JSON) that
                        Perfetto (ui.perfetto.dev) or chrome://tracing opens
   serve                keep the services up: all REST APIs on --http (default 8080),
@@ -51,6 +56,8 @@ struct Args {
     nats: Option<String>,
     postgres: Option<String>,
     trace_file: Option<std::path::PathBuf>,
+    /// Certificate, key and client CA files for TLS.
+    tls: (Option<String>, Option<String>, Option<String>),
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -59,6 +66,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         nats: std::env::var("PACTUM_EXAMPLE_NATS").ok(),
         postgres: std::env::var("PACTUM_EXAMPLE_POSTGRES").ok(),
         trace_file: None,
+        tls: (None, None, None),
     };
     let mut pending: Vec<String> = Vec::new();
     for a in args.by_ref() {
@@ -98,6 +106,15 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 let p = port(value(&mut i, &pending), "--grpc")?;
                 parsed.serve = Some((parsed.serve.map_or(8080, |s| s.0), p));
             }
+            "--tls-cert" => {
+                parsed.tls.0 = Some(value(&mut i, &pending).ok_or("--tls-cert needs a path")?)
+            }
+            "--tls-key" => {
+                parsed.tls.1 = Some(value(&mut i, &pending).ok_or("--tls-key needs a path")?)
+            }
+            "--client-ca" => {
+                parsed.tls.2 = Some(value(&mut i, &pending).ok_or("--client-ca needs a path")?)
+            }
             "--trace-file" => {
                 let path = value(&mut i, &pending).ok_or("--trace-file needs a path")?;
                 parsed.trace_file = Some(path.into());
@@ -107,7 +124,29 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         }
         i += 1;
     }
+    if parsed.tls.0.is_some() != parsed.tls.1.is_some()
+        || (parsed.tls.2.is_some() && parsed.tls.0.is_none())
+    {
+        return Err(
+            "TLS needs both --tls-cert and --tls-key (and --client-ca only with them)".into(),
+        );
+    }
     Ok(parsed)
+}
+
+/// The server TLS the arguments ask for: read and checked now, so a bad file stops the start.
+fn server_tls(args: &Args) -> Result<Option<pactum::tls::ServerTls>, String> {
+    let (Some(cert), Some(key)) = (&args.tls.0, &args.tls.1) else {
+        return Ok(None);
+    };
+    let tls = pactum::tls::ServerTls::from_pem_files(cert, key).map_err(|e| e.to_string())?;
+    let tls = match &args.tls.2 {
+        Some(ca) => tls.require_client_certs(ca).map_err(|e| e.to_string())?,
+        None => tls,
+    };
+    // A renewed certificate is picked up without a restart.
+    tls.reload_every(Duration::from_secs(30));
+    Ok(Some(tls))
 }
 
 #[tokio::main]
@@ -159,7 +198,20 @@ async fn main() -> ExitCode {
         }
     };
     if let Some((http, grpc)) = args.serve {
-        let served = serve(broker, store, http, grpc, hops.clone(), metrics).await;
+        let tls = match server_tls(&args) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("generated-example: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let ports = Ports {
+            http,
+            grpc,
+            tls,
+            metrics,
+        };
+        let served = serve(broker, store, ports, hops.clone()).await;
         return match served.and_then(|()| write_trace(args.trace_file.as_deref(), &hops)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -510,14 +562,22 @@ async fn slow_pricing(hops: &Hops) {
 
 /// Keeps the services up: every REST API on one port, every gRPC service on another, with
 /// the consumers running, until interrupted.
-async fn serve(
-    broker: Broker,
-    store: Store,
+/// Where and how `serve` listens.
+struct Ports {
     http: u16,
     grpc: u16,
-    hops: Hops,
+    tls: Option<pactum::tls::ServerTls>,
+    /// `/metrics`, when telemetry keeps them for Prometheus.
     metrics: Option<pactum::router::axum::Router>,
-) -> Result<(), String> {
+}
+
+async fn serve(broker: Broker, store: Store, ports: Ports, hops: Hops) -> Result<(), String> {
+    let Ports {
+        http,
+        grpc,
+        tls,
+        metrics,
+    } = ports;
     let sink = Sink::new(broker.clone());
     let merchant = Merchant::default();
     let merchant_url = flow::serve_merchant(merchant.clone())
@@ -558,14 +618,14 @@ async fn serve(
         payments::v1::grpc::SERVICE_NAME,
     ])
     .await;
-    let (rest, rest_server) = system::serve_on(http, rest_router, &shutdown)
+    let (rest, rest_server) = system::serve_on(http, rest_router, &shutdown, tls.clone())
         .await
         .map_err(|e| format!("cannot listen on HTTP port {http}: {e}"))?;
     let grpc_router = system
         .grpc_router()
         .map_err(|e| format!("cannot build gRPC reflection: {e}"))?
         .merge(grpc_health);
-    let (rpc, rpc_server) = system::serve_on(grpc, grpc_router, &shutdown)
+    let (rpc, rpc_server) = system::serve_on(grpc, grpc_router, &shutdown, tls)
         .await
         .map_err(|e| format!("cannot listen on gRPC port {grpc}: {e}"))?;
     println!("REST on {rest} (every service, under /v1 and /v2); gRPC on {rpc}. Try:");

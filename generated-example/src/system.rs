@@ -21,29 +21,32 @@ pub async fn serve(router: axum::Router) -> std::io::Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-/// Serves `router` on `0.0.0.0:port` (all interfaces, for outside clients) until `shutdown`
-/// starts, then drains it; returns its URL and the server's task (one `shutdown` drains too),
-/// which ends once drained.
+/// Serves `router` on `0.0.0.0:port` (all interfaces, for outside clients; over `tls` if
+/// given) until `shutdown` starts, then drains it; returns its URL and the server's task (one
+/// `shutdown` drains too), which ends once drained.
 pub async fn serve_on(
     port: u16,
     router: axum::Router,
     shutdown: &pactum::shutdown::Shutdown,
+    tls: Option<pactum::tls::ServerTls>,
 ) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let stop = shutdown.triggered();
     let server = shutdown.spawn(async move {
         // Requests get 20 s to finish: inside `main`'s 25 s drain, itself inside the 30 s
         // Kubernetes waits before SIGKILL.
         let options = pactum::router::ServeOptions {
             shutdown_grace: Duration::from_secs(20),
+            tls,
             ..pactum::router::ServeOptions::default()
         };
         if let Err(e) = pactum::router::serve_with(listener, router, options, stop).await {
             eprintln!("server on port {port} stopped: {e}");
         }
     });
-    Ok((format!("http://127.0.0.1:{}", addr.port()), server))
+    Ok((format!("{scheme}://127.0.0.1:{}", addr.port()), server))
 }
 
 /// How to start the system.

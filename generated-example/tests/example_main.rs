@@ -291,3 +291,126 @@ async fn serve_mode_answers_outside_rest_and_grpc_clients() {
         "{printed:#?}"
     );
 }
+
+/// `serve --tls-cert --tls-key --client-ca`: both ports speak mutual TLS; the generated REST and
+/// gRPC clients with a certificate from the CA are served, one without a certificate is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_mode_speaks_mutual_tls_on_both_ports() {
+    use pactum::tls::ClientTls;
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let dir = std::env::temp_dir().join(format!("pactum-example-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let leaf = |cn: &str| {
+        let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let key = KeyPair::generate().unwrap();
+        (p.signed_by(&key, &ca).unwrap().pem(), key.serialize_pem())
+    };
+    let ca_file = write("ca.pem", ca.pem());
+    let (cert, key) = leaf("shop");
+    let (cert, key) = (write("server.pem", cert), write("server.key", key));
+    let (client_cert, client_key) = leaf("checkout");
+    let (client_cert, client_key) = (
+        write("client.pem", client_cert),
+        write("client.key", client_key),
+    );
+
+    let (http, grpc) = (free_port(), free_port());
+    let mut child = Child(
+        example()
+            .args([
+                "serve",
+                "--http",
+                &http.to_string(),
+                "--grpc",
+                &grpc.to_string(),
+            ])
+            .args([
+                "--tls-cert",
+                &cert,
+                "--tls-key",
+                &key,
+                "--client-ca",
+                &ca_file,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("REST on") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(line);
+                }
+            }
+        }
+    });
+    let line = tokio::time::timeout(Duration::from_secs(60), rx)
+        .await
+        .expect("ready in time")
+        .expect("a ready line");
+    assert!(
+        line.contains(&format!("https://127.0.0.1:{http}")),
+        "{line}"
+    );
+
+    let tls = ClientTls::with_ca_file(&ca_file)
+        .unwrap()
+        .with_identity(&client_cert, &client_key)
+        .unwrap();
+    let carts = cart::v1::rest::Client::from_http(
+        pactum::rest::client::HttpClient::with_tls(format!("https://127.0.0.1:{http}"), &tls)
+            .unwrap(),
+    );
+    let id = Uuid::from_u128(42);
+    let got = carts
+        .get_cart(&cart::v1::GetCartRequest {
+            cart_id: cart::v1::CartId(id),
+        })
+        .await
+        .unwrap();
+    assert_eq!(got.id.0, id);
+    let stock = inventory::v1::grpc::Client::from_client(
+        pactum::grpc::GrpcClient::connect_lazy_tls(format!("https://127.0.0.1:{grpc}"), tls)
+            .unwrap(),
+    );
+    let level = stock
+        .check_stock(&inventory::v1::CheckStockRequest {
+            sku: pricing::v1::Sku("PEN-7".into()),
+        })
+        .await
+        .unwrap();
+    assert!(level.available > 0);
+
+    // Without a client certificate the handshake fails: nothing is served.
+    let anonymous = ClientTls::with_ca_file(&ca_file).unwrap();
+    let refused = cart::v1::rest::Client::from_http(
+        pactum::rest::client::HttpClient::with_tls(format!("https://127.0.0.1:{http}"), &anonymous)
+            .unwrap(),
+    )
+    .get_cart(&cart::v1::GetCartRequest {
+        cart_id: cart::v1::CartId(id),
+    })
+    .await;
+    assert!(
+        matches!(refused, Err(pactum::ClientError::Transport(_))),
+        "{refused:?}"
+    );
+    drop(child);
+    std::fs::remove_dir_all(&dir).ok();
+}

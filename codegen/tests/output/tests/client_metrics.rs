@@ -95,7 +95,10 @@ async fn calls_retries_and_the_breaker_are_measured() {
     for _ in 0..3 {
         assert!(client.fragile().await.is_err());
     }
-    assert_eq!(read("pactum.client.breaker", std::slice::from_ref(&service)), Some(2));
+    assert_eq!(
+        read("pactum.client.breaker", std::slice::from_ref(&service)),
+        Some(2)
+    );
     healthy.store(true, SeqCst);
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(client.fragile().await.unwrap().n, 7);
