@@ -1,11 +1,12 @@
 //! The metrics generated code records, through the OpenTelemetry metrics API: nothing is
-//! exported (and recording costs an atomic load) until a meter provider is installed —
+//! exported (and recording costs an atomic load, a thread-local borrow and the no-op
+//! provider's call) until a meter provider is installed —
 //! `pactum::telemetry::init` installs one that exports by OTLP and, optionally, serves
 //! Prometheus text.
 //!
 //! | instrument | kind | attributes |
 //! |---|---|---|
-//! | `pactum.server.duration` (s) | histogram: count is requests | `pactum.service`, `pactum.operation`, `pactum.transport` (`rest`, `grpc`), `pactum.status` (`200`, `NOT_FOUND`), `pactum.outcome` (`ok`, `error`) |
+//! | `pactum.server.duration` (s) | histogram: count is requests (a stream's, to the start of its replies; a request the caller gave up on is `499` or `CANCELLED`) | `pactum.service`, `pactum.operation`, `pactum.transport` (`rest`, `grpc`), `pactum.status` (`200`, `NOT_FOUND`), `pactum.outcome` (`ok`, `error`) |
 //! | `pactum.client.duration` (s) | histogram, per call with its retries | `pactum.service`, `pactum.operation`, `pactum.outcome` |
 //! | `pactum.client.retries` | counter: retries sent | `pactum.service`, `pactum.operation` |
 //! | `pactum.client.breaker` | gauge: 0 closed, 1 half-open, 2 open | `pactum.service` |
@@ -13,7 +14,7 @@
 //! | `pactum.consumer.redeliveries` | counter: deliveries after the first | `messaging.destination.name`, `pactum.group` |
 //! | `pactum.consumer.dead_letters` | counter | `messaging.destination.name`, `pactum.group` |
 //! | `pactum.consumer.lag` | gauge: messages behind, as the broker said at the last delivery | `messaging.destination.name`, `pactum.group` |
-//! | `pactum.outbox.backlog` | gauge: rows waiting to be published | `pactum.outbox` |
+//! | `pactum.outbox.backlog` | gauge: rows waiting to be published (counted up to 100,000) | `pactum.outbox` |
 //! | `pactum.outbox.published` | counter | `pactum.outbox` |
 //!
 //! The recorders are public so that a transport or store written by hand records the same
@@ -45,7 +46,8 @@ struct Instruments {
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 static CURRENT: RwLock<Option<(u64, Arc<Instruments>)>> = RwLock::new(None);
 
-/// Tells the recorders a new global meter provider is in place.
+/// Tells the recorders a new global meter provider is in place (`telemetry::init` calls it;
+/// call it after installing a provider of your own).
 pub fn provider_changed() {
     GENERATION.fetch_add(1, Ordering::Release);
 }
@@ -56,8 +58,31 @@ const SECONDS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-fn instruments() -> Arc<Instruments> {
+thread_local! {
+    /// This thread's copy of the current instruments: a record takes an atomic load and a
+    /// thread-local borrow, not a lock.
+    static LOCAL: std::cell::RefCell<Option<(u64, Arc<Instruments>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `record` with the instruments of the current meter provider.
+fn with(record: impl FnOnce(&Instruments)) {
     let generation = GENERATION.load(Ordering::Acquire);
+    LOCAL.with(|local| {
+        let mut local = local.borrow_mut();
+        match &*local {
+            Some((g, i)) if *g == generation => record(i),
+            _ => {
+                let made = shared(generation);
+                record(&made);
+                *local = Some((generation, made));
+            }
+        }
+    });
+}
+
+/// The instruments of `generation`, made once for all threads.
+fn shared(generation: u64) -> Arc<Instruments> {
     if let Some((g, i)) = &*CURRENT.read().unwrap_or_else(|e| e.into_inner()) {
         if *g == generation {
             return i.clone();
@@ -185,46 +210,53 @@ fn outcome(error: bool) -> &'static str {
 
 /// A request a generated server answered.
 pub fn served(op: &OperationInfo, status: Status, took: Duration) {
-    instruments().server_duration.record(
-        took.as_secs_f64(),
-        &[
-            KeyValue::new("pactum.service", op.service),
-            KeyValue::new("pactum.operation", op.name),
-            KeyValue::new("pactum.transport", status.transport()),
-            KeyValue::new("pactum.status", status.value()),
-            KeyValue::new("pactum.outcome", outcome(status.is_error())),
-        ],
-    );
+    with(|i| {
+        i.server_duration.record(
+            took.as_secs_f64(),
+            &[
+                KeyValue::new("pactum.service", op.service),
+                KeyValue::new("pactum.operation", op.name),
+                KeyValue::new("pactum.transport", status.transport()),
+                KeyValue::new("pactum.status", status.value()),
+                KeyValue::new("pactum.outcome", outcome(status.is_error())),
+            ],
+        )
+    });
 }
 
 /// A call a generated client finished, after its retries.
 pub fn called(op: &OperationInfo, failed: bool, took: Duration) {
-    instruments().client_duration.record(
-        took.as_secs_f64(),
-        &[
-            KeyValue::new("pactum.service", op.service),
-            KeyValue::new("pactum.operation", op.name),
-            KeyValue::new("pactum.outcome", outcome(failed)),
-        ],
-    );
+    with(|i| {
+        i.client_duration.record(
+            took.as_secs_f64(),
+            &[
+                KeyValue::new("pactum.service", op.service),
+                KeyValue::new("pactum.operation", op.name),
+                KeyValue::new("pactum.outcome", outcome(failed)),
+            ],
+        )
+    });
 }
 
 /// A retry a generated client sent.
 pub fn retried(op: &OperationInfo) {
-    instruments().client_retries.add(
-        1,
-        &[
-            KeyValue::new("pactum.service", op.service),
-            KeyValue::new("pactum.operation", op.name),
-        ],
-    );
+    with(|i| {
+        i.client_retries.add(
+            1,
+            &[
+                KeyValue::new("pactum.service", op.service),
+                KeyValue::new("pactum.operation", op.name),
+            ],
+        )
+    });
 }
 
 /// The breaker state of the client's target for `op`'s service.
 pub fn breaker(op: &OperationInfo, state: u64) {
-    instruments()
-        .breaker
-        .record(state, &[KeyValue::new("pactum.service", op.service)]);
+    with(|i| {
+        i.breaker
+            .record(state, &[KeyValue::new("pactum.service", op.service)])
+    });
 }
 
 /// A delivery an idempotent consumer settled.
@@ -235,33 +267,35 @@ pub fn settled(
     delivered: u32,
     pending: Option<u64>,
 ) {
-    let i = instruments();
-    let at = [
-        KeyValue::new("messaging.destination.name", subject.to_string()),
-        KeyValue::new("pactum.group", group.to_string()),
-    ];
-    let mut with_outcome = at.to_vec();
-    with_outcome.push(KeyValue::new("pactum.outcome", outcome));
-    i.deliveries.add(1, &with_outcome);
-    if delivered > 1 {
-        i.redeliveries.add(1, &at);
-    }
-    if outcome == "dead_lettered" {
-        i.dead_letters.add(1, &at);
-    }
-    if let Some(pending) = pending {
-        i.lag.record(pending, &at);
-    }
+    with(|i| {
+        let at = [
+            KeyValue::new("messaging.destination.name", subject.to_string()),
+            KeyValue::new("pactum.group", group.to_string()),
+        ];
+        let mut with_outcome = at.to_vec();
+        with_outcome.push(KeyValue::new("pactum.outcome", outcome));
+        i.deliveries.add(1, &with_outcome);
+        if delivered > 1 {
+            i.redeliveries.add(1, &at);
+        }
+        if outcome == "dead_lettered" {
+            i.dead_letters.add(1, &at);
+        }
+        if let Some(pending) = pending {
+            i.lag.record(pending, &at);
+        }
+    });
 }
 
 /// What an outbox relay found waiting, and what it published.
 pub fn outbox(table: &str, backlog: Option<u64>, published: u64) {
-    let i = instruments();
-    let at = [KeyValue::new("pactum.outbox", table.to_string())];
-    if let Some(backlog) = backlog {
-        i.backlog.record(backlog, &at);
-    }
-    if published > 0 {
-        i.published.add(published, &at);
-    }
+    with(|i| {
+        let at = [KeyValue::new("pactum.outbox", table.to_string())];
+        if let Some(backlog) = backlog {
+            i.backlog.record(backlog, &at);
+        }
+        if published > 0 {
+            i.published.add(published, &at);
+        }
+    });
 }

@@ -211,6 +211,10 @@ where
             // Counted once admitted: calls the breaker refuses earn no retries.
             target.record_request();
         }
+        if guard.is_some() && number > 1 {
+            // A retry is counted once the breaker has let it go out.
+            crate::metrics::retried(op);
+        }
         let started = Instant::now();
         let deadline = match per_try.and_then(|p| started.checked_add(p)) {
             Some(at) => Some(ctx.deadline().map_or(at, |d| d.min(at))),
@@ -272,9 +276,6 @@ where
             }
         }
         tokio::time::sleep(pause).await;
-        if guard.is_some() {
-            crate::metrics::retried(op);
-        }
         number += 1;
         last = Some(error);
     }

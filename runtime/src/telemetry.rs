@@ -57,7 +57,8 @@ impl Default for Options {
 }
 
 /// The installed providers. Dropping it (or [`shutdown`](Self::shutdown)) flushes what is
-/// queued; keep it alive for as long as the service runs.
+/// queued — which blocks while the exporters send, so do it as the process ends; keep it alive
+/// for as long as the service runs.
 pub struct Telemetry {
     tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
@@ -83,7 +84,8 @@ pub fn init(service: &str) -> Result<Telemetry, TelemetryError> {
 /// `OTEL_SERVICE_NAME` overrides) as the `OTEL_*` variables and `options` say.
 pub fn init_with(service: &str, options: Options) -> Result<Telemetry, TelemetryError> {
     let env = Env::read()?;
-    let resource = if std::env::var_os("OTEL_SERVICE_NAME").is_some() {
+    let named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.trim().is_empty());
+    let resource = if named {
         Resource::builder().build()
     } else {
         Resource::builder()
@@ -132,10 +134,6 @@ pub fn init_with(service: &str, options: Options) -> Result<Telemetry, Telemetry
         }
         Some(builder.build())
     };
-    if let Some(meter) = &meter {
-        opentelemetry::global::set_meter_provider(meter.clone());
-        crate::metrics::provider_changed();
-    }
     let telemetry = Telemetry {
         tracer,
         meter,
@@ -163,8 +161,21 @@ pub fn init_with(service: &str, options: Options) -> Result<Telemetry, Telemetry
                 ))
             })?;
     }
+    // Only once nothing can fail: a provider installed by a failed `init` would stay global,
+    // shut down.
+    if let Some(meter) = &telemetry.meter {
+        opentelemetry::global::set_meter_provider(meter.clone());
+        crate::metrics::provider_changed();
+    }
     if telemetry.tracer.is_some() || env.metrics_otlp {
-        warn_if_unreachable(&env.endpoints);
+        // Off the caller's thread (it may be a runtime's): name lookups and connects take time.
+        let endpoints = env.endpoints.clone();
+        let spawned = std::thread::Builder::new()
+            .name("pactum-otlp-probe".into())
+            .spawn(move || warn_if_unreachable(&endpoints));
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "cannot start the collector check");
+        }
     }
     Ok(telemetry)
 }
@@ -268,10 +279,11 @@ impl Env {
         let bad = |name: &str, value: &str, accepted: &str| {
             TelemetryError(format!("{name}={value:?} is not valid: {accepted}"))
         };
-        let disabled = match var("OTEL_SDK_DISABLED").as_deref().map(str::trim) {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => return Err(bad("OTEL_SDK_DISABLED", other, "use true or false")),
+        let disabled = match var("OTEL_SDK_DISABLED").map(|v| v.to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v == "false" => false,
+            Some(v) if v == "true" => true,
+            Some(other) => return Err(bad("OTEL_SDK_DISABLED", &other, "use true or false")),
         };
         for name in [
             "OTEL_EXPORTER_OTLP_PROTOCOL",
@@ -279,7 +291,7 @@ impl Env {
             "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
         ] {
             if let Some(p) = var(name) {
-                if p.trim() != "http/protobuf" {
+                if !p.eq_ignore_ascii_case("http/protobuf") {
                     return Err(bad(
                         name,
                         &p,
@@ -327,12 +339,13 @@ impl Env {
             "OTEL_BSP_MAX_QUEUE_SIZE",
             "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
         ] {
+            // Checked as the SDK reads it, untrimmed: " 100" would be its default, silently.
             if let Some(v) = var(name) {
-                if v.trim().parse::<u64>().is_err() {
+                if v.parse::<u64>().is_err() {
                     return Err(bad(
                         name,
                         &v,
-                        "give a whole number (milliseconds, or a count)",
+                        "give a whole number (milliseconds, or a count), without spaces",
                     ));
                 }
             }
@@ -352,8 +365,9 @@ impl Env {
                 }
             }
         }
-        let sampler = var("OTEL_TRACES_SAMPLER");
-        if let Some(s) = &sampler {
+        // As the SDK reads them, untrimmed: a value it does not know makes it sample
+        // everything, silently.
+        if let Some(s) = var("OTEL_TRACES_SAMPLER") {
             const SAMPLERS: [&str; 6] = [
                 "always_on",
                 "always_off",
@@ -362,34 +376,33 @@ impl Env {
                 "parentbased_always_off",
                 "parentbased_traceidratio",
             ];
-            if !SAMPLERS.contains(&s.trim()) {
-                return Err(bad("OTEL_TRACES_SAMPLER", s, &SAMPLERS.join(", ")));
+            if !SAMPLERS.contains(&s.as_str()) {
+                return Err(bad("OTEL_TRACES_SAMPLER", &s, &SAMPLERS.join(", ")));
             }
-            if s.trim().ends_with("traceidratio") {
-                let arg = var("OTEL_TRACES_SAMPLER_ARG").unwrap_or_default();
-                if !arg
-                    .trim()
-                    .parse::<f64>()
-                    .is_ok_and(|r| (0.0..=1.0).contains(&r))
-                {
+            // Without an argument a ratio sampler samples everything (the spec's default).
+            if let (true, Some(arg)) = (s.ends_with("traceidratio"), var("OTEL_TRACES_SAMPLER_ARG"))
+            {
+                if !arg.parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r)) {
                     return Err(bad(
                         "OTEL_TRACES_SAMPLER_ARG",
                         &arg,
-                        "a ratio sampler needs a number from 0 to 1",
+                        "a ratio sampler takes a number from 0 to 1, without spaces",
                     ));
                 }
             }
         }
-        let traces_otlp = match var("OTEL_TRACES_EXPORTER").as_deref().map(str::trim) {
-            None | Some("otlp") => true,
-            Some("none") => false,
-            Some(other) => return Err(bad("OTEL_TRACES_EXPORTER", other, "use otlp or none")),
+        let traces_otlp = match var("OTEL_TRACES_EXPORTER").map(|v| v.trim().to_ascii_lowercase()) {
+            None => true,
+            Some(v) if v == "otlp" => true,
+            Some(v) if v == "none" => false,
+            Some(other) => return Err(bad("OTEL_TRACES_EXPORTER", &other, "use otlp or none")),
         };
         let (mut metrics_otlp, mut metrics_prometheus) = (true, false);
         if let Some(list) = var("OTEL_METRICS_EXPORTER") {
             metrics_otlp = false;
-            for item in list.split(',').map(str::trim) {
-                match item {
+            for item in list.split(',').map(|i| i.trim().to_ascii_lowercase()) {
+                match item.as_str() {
+                    "" => {}
                     "otlp" => metrics_otlp = true,
                     "prometheus" => metrics_prometheus = true,
                     "none" => {}
@@ -457,6 +470,46 @@ fn unreachable(endpoints: &[String]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    /// Values the spec allows pass; values the SDK would silently replace are refused. (One
+    /// test: the environment is the process's.)
+    #[test]
+    fn otel_values_are_read_as_the_sdk_reads_them() {
+        for (name, value, accepted) in [
+            ("OTEL_SDK_DISABLED", "TRUE", true),
+            ("OTEL_SDK_DISABLED", "yes", false),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "HTTP/PROTOBUF", true),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", false),
+            ("OTEL_TRACES_SAMPLER", "traceidratio", true),
+            ("OTEL_TRACES_SAMPLER", "always_off ", false),
+            ("OTEL_METRICS_EXPORTER", "otlp,", true),
+            ("OTEL_METRICS_EXPORTER", "Prometheus", true),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100", true),
+            ("OTEL_BSP_SCHEDULE_DELAY", " 100", false),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://collector:4318",
+                true,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "api-key=secret,team=shop",
+                true,
+            ),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key", false),
+        ] {
+            std::env::set_var(name, value);
+            let read = super::Env::read();
+            std::env::remove_var(name);
+            assert_eq!(read.is_ok(), accepted, "{name}={value:?}: {:?}", read.err());
+        }
+        std::env::set_var("OTEL_TRACES_SAMPLER", "traceidratio");
+        std::env::set_var("OTEL_TRACES_SAMPLER_ARG", " 0.1");
+        let read = super::Env::read();
+        std::env::remove_var("OTEL_TRACES_SAMPLER");
+        std::env::remove_var("OTEL_TRACES_SAMPLER_ARG");
+        assert!(read.is_err(), "a ratio the SDK would read as 1.0");
+    }
+
     #[test]
     fn a_collector_nobody_listens_for_is_found_unreachable() {
         let listening = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -105,6 +105,9 @@ struct ServerInner {
     key: PathBuf,
     client_ca: RwLock<Option<PathBuf>>,
     config: RwLock<Arc<rustls::ServerConfig>>,
+    /// Held while a configuration is rebuilt, so a reload cannot put back one from before
+    /// client certificates were required.
+    rebuilding: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -137,6 +140,7 @@ impl ServerTls {
                 key,
                 client_ca: RwLock::new(None),
                 config: RwLock::new(config),
+                rebuilding: std::sync::Mutex::new(()),
             }),
         })
     }
@@ -146,15 +150,27 @@ impl ServerTls {
     /// handshake. The certificate's identity is the handler's `Context::peer`.
     pub fn require_client_certs(self, ca: impl AsRef<Path>) -> Result<Self, TlsError> {
         let ca = ca.as_ref().to_path_buf();
-        let config = server_config(&self.inner.cert, &self.inner.key, Some(&ca))?;
-        *write_lock(&self.inner.client_ca) = Some(ca);
-        *write_lock(&self.inner.config) = config;
+        {
+            let _rebuilding = self
+                .inner
+                .rebuilding
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let config = server_config(&self.inner.cert, &self.inner.key, Some(&ca))?;
+            *write_lock(&self.inner.client_ca) = Some(ca);
+            *write_lock(&self.inner.config) = config;
+        }
         Ok(self)
     }
 
     /// Reads the files again and uses them for every new connection (connections open now
     /// keep theirs). On an error the configuration in use stays, and the error says why.
     pub fn reload(&self) -> Result<(), TlsError> {
+        let _rebuilding = self
+            .inner
+            .rebuilding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let ca = read_lock(&self.inner.client_ca).clone();
         let config = server_config(&self.inner.cert, &self.inner.key, ca.as_deref())?;
         *write_lock(&self.inner.config) = config;
@@ -175,9 +191,14 @@ impl ServerTls {
                 tick.tick().await;
                 let now = tls.modified();
                 if now != seen {
-                    seen = now;
-                    if let Err(e) = tls.reload() {
-                        tracing::warn!(error = %e, "TLS files changed but cannot be used; keeping the old ones");
+                    match tls.reload() {
+                        // Only a reload that took counts as seen: one that read a half-written
+                        // file is tried again next time, even if the times do not move again.
+                        Ok(()) => seen = now,
+                        Err(e) => tracing::warn!(
+                            error = %e,
+                            "TLS files changed but cannot be used; keeping the old ones"
+                        ),
                     }
                 }
             }

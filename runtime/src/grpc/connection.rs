@@ -19,6 +19,8 @@ use tonic::body::Body;
 
 /// How often an open connection PINGs its peer.
 pub(crate) const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long opening a connection (TCP, TLS, HTTP/2) may take.
+pub(crate) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a PING may go unanswered before the connection is closed as dead.
 pub(crate) const KEEP_ALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -126,6 +128,20 @@ impl Connection {
         if let Some(s) = self.open() {
             return Ok(s); // another call connected while this one waited
         }
+        // Bounded: a server that accepts TCP but never finishes a handshake must not hold every
+        // call of this client behind the lock (a call's own deadline bounds only that call).
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.connect()).await {
+            Ok(connected) => connected,
+            Err(_) => Err(tonic::Status::unavailable(format!(
+                "cannot connect to {}: no connection within {} s",
+                self.inner.authority,
+                CONNECT_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// Opens the connection: TCP, TLS for `https://`, the HTTP/2 handshake.
+    async fn connect(&self) -> Result<SendRequest<Body>, tonic::Status> {
         let unavailable = |e: &dyn std::fmt::Display| {
             tonic::Status::unavailable(format!("cannot connect to {}: {e}", self.inner.authority))
         };

@@ -155,6 +155,11 @@ where
     };
     let (ctx, span) = server_context(op, request.headers(), request.extensions());
     let guard = crate::trace::DropGuard::new(&span, &ctx);
+    let mut abandoned = Abandoned {
+        op,
+        started,
+        armed: true,
+    };
     let response = if op.idempotency == Idempotency::Key {
         let keyed = keyed::Keyed::new(op, config, request.headers(), &ctx);
         let service = tower::service_fn(move |req: tonic::Request<Vec<u8>>| {
@@ -191,12 +196,8 @@ where
             .map(axum::body::Body::new)
     };
     guard.finished();
-    let code = response
-        .headers()
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok())
-        .unwrap_or(0);
+    abandoned.armed = false;
+    let code = grpc_status(response.headers());
     span.record("outcome", if code == 0 { "ok" } else { "error" });
     crate::metrics::served(op, crate::metrics::Status::Grpc(code), started.elapsed());
     response
@@ -633,6 +634,45 @@ where
 
 /// `RESOURCE_EXHAUSTED` for a request over its operation's concurrency limit: answered at
 /// once, before anything is decoded; nothing ran.
+/// Records a streaming call once its reply has started: a status in the headers is a call that
+/// failed before streaming (trailers-only); otherwise it is under way, recorded as `OK`.
+fn streamed<B>(op: &OperationInfo, response: &http::Response<B>, started: std::time::Instant) {
+    crate::metrics::served(
+        op,
+        crate::metrics::Status::Grpc(grpc_status(response.headers())),
+        started.elapsed(),
+    );
+}
+
+/// The `grpc-status` of `headers`, `0` (OK) when there is none.
+fn grpc_status(headers: &http::HeaderMap) -> i32 {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(0)
+}
+
+/// Records a unary call whose caller went away before it was answered (its future dropped):
+/// `CANCELLED`, unless disarmed first.
+struct Abandoned {
+    op: &'static OperationInfo,
+    started: std::time::Instant,
+    armed: bool,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if self.armed {
+            crate::metrics::served(
+                self.op,
+                crate::metrics::Status::Grpc(1),
+                self.started.elapsed(),
+            );
+        }
+    }
+}
+
 fn shed(op: &OperationInfo) -> axum::response::Response {
     // Shed at once: a request that took no time, answered RESOURCE_EXHAUSTED.
     crate::metrics::served(
@@ -746,8 +786,10 @@ where
     });
     let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default())
         .max_decoding_message_size(config.body_limit);
+    let started = std::time::Instant::now();
     let response =
         tracing::Instrument::instrument(grpc.server_streaming(service, request), span).await;
+    streamed(op, &response, started);
     response.map(axum::body::Body::new)
 }
 
@@ -789,8 +831,10 @@ where
     });
     let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default())
         .max_decoding_message_size(config.body_limit);
+    let started = std::time::Instant::now();
     let response =
         tracing::Instrument::instrument(grpc.client_streaming(service, request), span).await;
+    streamed(op, &response, started);
     response.map(axum::body::Body::new)
 }
 
@@ -834,7 +878,9 @@ where
     });
     let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default())
         .max_decoding_message_size(config.body_limit);
+    let started = std::time::Instant::now();
     let response = tracing::Instrument::instrument(grpc.streaming(service, request), span).await;
+    streamed(op, &response, started);
     response.map(axum::body::Body::new)
 }
 

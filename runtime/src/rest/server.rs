@@ -256,8 +256,9 @@ where
         error.message = tracing::field::Empty,
     );
     let ctx = crate::trace::enter(&span, ctx);
-    // A caller that goes away drops this future mid-request: say so on the span.
-    let mut unfinished = Unfinished(Some(span.clone()));
+    // A caller that goes away drops this future mid-request: say so on the span, and count
+    // it as 499 (the caller closed the request).
+    let mut unfinished = Unfinished(Some((span.clone(), op, started)));
     let response = tracing::Instrument::instrument(
         run(
             config,
@@ -284,13 +285,16 @@ where
 }
 
 /// Records `outcome = "cancelled"` on a request span whose future is dropped before it
-/// answers (the client disconnected or gave up).
-struct Unfinished(Option<tracing::Span>);
+/// answers (the client disconnected or gave up), and the request as `499`.
+struct Unfinished(Option<(tracing::Span, &'static OperationInfo, std::time::Instant)>);
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
-        if let Some(span) = self.0.take() {
+        if let Some((span, op, started)) = self.0.take() {
             span.record("outcome", "cancelled");
+            if let Ok(closed) = http::StatusCode::from_u16(499) {
+                crate::metrics::served(op, crate::metrics::Status::Http(closed), started.elapsed());
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The generated client's metrics, read back through an in-memory exporter: each call's
 //! duration and outcome per operation, the retries it sent, and the breaker's state per target
-//! service as it opens and closes. (Its own test binary: the meter provider is process-wide.)
+//! service as it opens and closes; and a generated server's, for a streaming call that fails
+//! before it streams. (Its own test binary: the meter provider is process-wide.)
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -11,6 +12,9 @@ use pactum_test_output::generated::resilience::v1 as r;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
+use support::Idle;
+
+mod support;
 
 /// A dependency answering 503, or `{"n":7}` once healthy.
 async fn dependency(healthy: Arc<AtomicBool>) -> String {
@@ -111,5 +115,20 @@ async fn calls_retries_and_the_breaker_are_measured() {
     assert_eq!(
         read("pactum.client.duration", &[op("Fragile"), failed]),
         Some(3)
+    );
+
+    // A server-streaming call whose handler fails before the first reply: the server counts
+    // it once, by its status.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = r::grpc::router(Arc::new(Idle::default()));
+    tokio::spawn(pactum::router::serve(listener, router));
+    let grpc = r::grpc::Client::connect_lazy(url).unwrap();
+    assert!(grpc.feed(&r::FeedRequest { n: 1 }).await.is_err());
+    let internal = KeyValue::new("pactum.status", "INTERNAL");
+    let transport = KeyValue::new("pactum.transport", "grpc");
+    assert_eq!(
+        read("pactum.server.duration", &[op("Feed"), internal, transport]),
+        Some(1)
     );
 }

@@ -138,12 +138,15 @@ pub(crate) mod sql {
 
 /// How often a relay counts its backlog for `pactum.outbox.backlog`.
 const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+/// The most rows the backlog count reads.
+const BACKLOG_COUNT_LIMIT: u32 = 100_000;
 
 /// The rows of `table` waiting to be published (parked ones are not waiting), or `None` if
 /// the count fails (the metric then keeps its last value).
 async fn backlog_postgres(client: &tokio_postgres::Client, table: &str) -> Option<u64> {
     let sql =
-        format!("SELECT count(*) FROM {table} WHERE sent_at IS NULL AND parked_reason IS NULL");
+        // Counted up to a bound: a huge backlog must not make the relay slower at clearing it.
+        format!("SELECT count(*) FROM (SELECT 1 FROM {table} WHERE sent_at IS NULL AND parked_reason IS NULL LIMIT {BACKLOG_COUNT_LIMIT}) due");
     let row = client.query_one(&sql, &[]).await.ok()?;
     u64::try_from(row.get::<_, i64>(0)).ok()
 }

@@ -274,7 +274,7 @@ impl<S: EventSink> Relay<S> {
                 last_count = tokio::time::Instant::now();
                 conn.query_row(
                     &format!(
-                        "SELECT count(*) FROM {table} WHERE sent_at IS NULL AND parked_reason IS NULL"
+                        "SELECT count(*) FROM (SELECT 1 FROM {table} WHERE sent_at IS NULL AND parked_reason IS NULL LIMIT 100000)"
                     ),
                     [],
                     |row| row.get::<_, i64>(0),
