@@ -7,7 +7,7 @@
 //! | instrument | kind | attributes |
 //! |---|---|---|
 //! | `pactum.server.duration` (s) | histogram: count is requests (a stream's, to the start of its replies; a request the caller gave up on is `499` or `CANCELLED`) | `pactum.service`, `pactum.operation`, `pactum.transport` (`rest`, `grpc`), `pactum.status` (`200`, `NOT_FOUND`), `pactum.outcome` (`ok`, `error`) |
-//! | `pactum.client.duration` (s) | histogram, per call with its retries | `pactum.service`, `pactum.operation`, `pactum.outcome` |
+//! | `pactum.client.duration` (s) | histogram, per call with its retries | `pactum.service`, `pactum.operation`, `pactum.outcome`; on failure `pactum.error` and, when the server answered, `pactum.status` |
 //! | `pactum.client.retries` | counter: retries sent | `pactum.service`, `pactum.operation` |
 //! | `pactum.client.breaker` | gauge: 0 closed, 1 half-open, 2 open | `pactum.service` |
 //! | `pactum.consumer.deliveries` | counter | `messaging.destination.name`, `pactum.group`, `pactum.outcome` (`processed`, `duplicate`, `retrying`, `dead_lettered`, `unavailable`) |
@@ -224,17 +224,30 @@ pub fn served(op: &OperationInfo, status: Status, took: Duration) {
     });
 }
 
-/// A call a generated client finished, after its retries.
-pub fn called(op: &OperationInfo, failed: bool, took: Duration) {
+/// A call a generated client finished, after its retries: `failure` is `None` on success.
+/// A failure is counted by what it was (`pactum.error`: `Declared`, `Rejected`, `Transport`,
+/// `DeadlineExceeded`, `Rpc`, `Unexpected`, `CircuitOpen`) and, when the server answered, by
+/// its status (`pactum.status`: the HTTP code, or the gRPC code's name).
+pub fn called<E>(op: &OperationInfo, failure: Option<&crate::ClientError<E>>, took: Duration) {
     with(|i| {
-        i.client_duration.record(
-            took.as_secs_f64(),
-            &[
-                KeyValue::new("pactum.service", op.service),
-                KeyValue::new("pactum.operation", op.name),
-                KeyValue::new("pactum.outcome", outcome(failed)),
-            ],
-        )
+        let mut attributes = vec![
+            KeyValue::new("pactum.service", op.service),
+            KeyValue::new("pactum.operation", op.name),
+            KeyValue::new("pactum.outcome", outcome(failure.is_some())),
+        ];
+        if let Some(error) = failure {
+            attributes.push(KeyValue::new("pactum.error", error.kind()));
+            let status: Option<opentelemetry::Value> = match error {
+                crate::ClientError::Unexpected { status, .. } => Some(i64::from(*status).into()),
+                crate::ClientError::Rejected(p) => Some(i64::from(p.status).into()),
+                crate::ClientError::Rpc { code, .. } => Some(grpc_code_name(*code).into()),
+                _ => None,
+            };
+            if let Some(status) = status {
+                attributes.push(KeyValue::new("pactum.status", status));
+            }
+        }
+        i.client_duration.record(took.as_secs_f64(), &attributes)
     });
 }
 

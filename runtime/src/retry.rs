@@ -147,29 +147,8 @@ pub fn set_mesh_retries(on: bool) {
 /// A target to guard a call for, and how to say its breaker refused the call.
 type Guard<'t, E> = Option<(&'t Target, fn(CircuitOpen) -> E)>;
 
-/// The one retry loop behind both; a generated client's call (the guarded path) is measured
-/// whole, retries included.
+/// The one retry loop behind both.
 async fn run<T, E, F, Fut>(
-    ctx: &Context,
-    op: &OperationInfo,
-    guard: Guard<'_, E>,
-    attempt: F,
-) -> Result<T, E>
-where
-    F: FnMut(Attempt) -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    E: Transient,
-{
-    let started = Instant::now();
-    let measured = guard.is_some();
-    let result = attempts(ctx, op, guard, attempt).await;
-    if measured {
-        crate::metrics::called(op, result.is_err(), started.elapsed());
-    }
-    result
-}
-
-async fn attempts<T, E, F, Fut>(
     ctx: &Context,
     op: &OperationInfo,
     guard: Guard<'_, E>,

@@ -367,11 +367,13 @@ impl GrpcClient {
         let op = &self
             .resilience
             .map_or(*op, |resilience| OperationInfo { resilience, ..*op });
+        let started = std::time::Instant::now();
         let call = call_guarded(&ctx, op, &self.target, attempt);
         let result = tracing::Instrument::instrument(call, span.clone())
             .await
             .map_err(|e| e.0);
         crate::trace::finish_call(&span, &result);
+        crate::metrics::called(op, result.as_ref().err(), started.elapsed());
         result
     }
 

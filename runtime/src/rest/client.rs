@@ -173,11 +173,13 @@ impl HttpClient {
         let op = &self
             .resilience
             .map_or(*op, |resilience| OperationInfo { resilience, ..*op });
+        let started = std::time::Instant::now();
         let call = call_guarded(&call_ctx, op, &self.target, attempt);
         let result = tracing::Instrument::instrument(call, span.clone())
             .await
             .map_err(|e| e.error);
         crate::trace::finish_call(&span, &result);
+        crate::metrics::called(op, result.as_ref().err(), started.elapsed());
         result
     }
 

@@ -34,18 +34,19 @@ async fn dependency(healthy: Arc<AtomicBool>) -> String {
     url
 }
 
-/// The value of the counter or gauge `name` whose attributes include `with`; a histogram's
-/// count.
+/// In the latest export: the value of the gauge `name` whose attributes include `with`; for a
+/// counter the sum, and for a histogram the count, over every data point so matched.
 fn value(exporter: &InMemoryMetricExporter, name: &str, with: &[KeyValue]) -> Option<u64> {
     let mut found = None;
-    for resource in exporter.get_finished_metrics().unwrap() {
+    // Each flush exports every metric's running total: the last export has the latest.
+    if let Some(resource) = exporter.get_finished_metrics().unwrap().into_iter().last() {
         for scope in resource.scope_metrics() {
             for metric in scope.metrics().filter(|m| m.name() == name) {
                 let fits = |attrs: Vec<&KeyValue>| with.iter().all(|kv| attrs.contains(&kv));
                 match metric.data() {
                     AggregatedMetrics::U64(MetricData::Sum(s)) => {
                         for p in s.data_points().filter(|p| fits(p.attributes().collect())) {
-                            found = Some(p.value());
+                            found = Some(found.unwrap_or(0) + p.value());
                         }
                     }
                     AggregatedMetrics::U64(MetricData::Gauge(g)) => {
@@ -55,7 +56,7 @@ fn value(exporter: &InMemoryMetricExporter, name: &str, with: &[KeyValue]) -> Op
                     }
                     AggregatedMetrics::F64(MetricData::Histogram(h)) => {
                         for p in h.data_points().filter(|p| fits(p.attributes().collect())) {
-                            found = Some(p.count());
+                            found = Some(found.unwrap_or(0) + p.count());
                         }
                     }
                     _ => {}
@@ -89,6 +90,13 @@ async fn calls_retries_and_the_breaker_are_measured() {
     }
     assert_eq!(read("pactum.client.retries", &[op("Flaky")]), Some(4));
     let failed = KeyValue::new("pactum.outcome", "error");
+    // Failures by what they were and the status the server answered.
+    let unexpected = KeyValue::new("pactum.error", "Unexpected");
+    let status = KeyValue::new("pactum.status", 503_i64);
+    assert_eq!(
+        read("pactum.client.duration", &[op("Flaky"), unexpected, status]),
+        Some(2)
+    );
     assert_eq!(
         read("pactum.client.duration", &[op("Flaky"), failed.clone()]),
         Some(2)
