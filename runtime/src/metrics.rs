@@ -230,22 +230,25 @@ pub fn served(op: &OperationInfo, status: Status, took: Duration) {
 /// its status (`pactum.status`: the HTTP code, or the gRPC code's name).
 pub fn called<E>(op: &OperationInfo, failure: Option<&crate::ClientError<E>>, took: Duration) {
     with(|i| {
-        let mut attributes = vec![
+        let base = [
             KeyValue::new("pactum.service", op.service),
             KeyValue::new("pactum.operation", op.name),
             KeyValue::new("pactum.outcome", outcome(failure.is_some())),
         ];
-        if let Some(error) = failure {
-            attributes.push(KeyValue::new("pactum.error", error.kind()));
-            let status: Option<opentelemetry::Value> = match error {
-                crate::ClientError::Unexpected { status, .. } => Some(i64::from(*status).into()),
-                crate::ClientError::Rejected(p) => Some(i64::from(p.status).into()),
-                crate::ClientError::Rpc { code, .. } => Some(grpc_code_name(*code).into()),
-                _ => None,
-            };
-            if let Some(status) = status {
-                attributes.push(KeyValue::new("pactum.status", status));
-            }
+        let Some(error) = failure else {
+            // The common case, without an allocation.
+            return i.client_duration.record(took.as_secs_f64(), &base);
+        };
+        let mut attributes = base.to_vec();
+        attributes.push(KeyValue::new("pactum.error", error.kind()));
+        let status: Option<opentelemetry::Value> = match error {
+            crate::ClientError::Unexpected { status, .. } => Some(i64::from(*status).into()),
+            crate::ClientError::Rejected(p) => Some(i64::from(p.status).into()),
+            crate::ClientError::Rpc { code, .. } => Some(grpc_code_name(*code).into()),
+            _ => None,
+        };
+        if let Some(status) = status {
+            attributes.push(KeyValue::new("pactum.status", status));
         }
         i.client_duration.record(took.as_secs_f64(), &attributes)
     });
