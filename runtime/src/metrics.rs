@@ -1,7 +1,7 @@
 //! The metrics generated code records, through the OpenTelemetry metrics API: nothing is
 //! exported (and recording costs an atomic load, a thread-local borrow and the no-op
 //! provider's call) until a meter provider is installed —
-//! `pactum::telemetry::init` installs one that exports by OTLP and, optionally, serves
+//! `pactum::telemetry::init` (feature `telemetry`) installs one that exports by OTLP and, optionally, serves
 //! Prometheus text.
 //!
 //! | instrument | kind | attributes |
