@@ -183,9 +183,20 @@ impl Drop for Child {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn serve_mode_answers_outside_rest_and_grpc_clients() {
-    let (http, grpc) = (free_port(), free_port());
+/// Starts `serve` on `http` and `grpc` with `extra` arguments and waits for the line saying
+/// where it listens; then keeps draining its output (the server prints each request's hops)
+/// so it never writes into a closed pipe. Returns the child, that line, every line printed
+/// so far (it grows) and the reader thread, which ends with the child's output.
+async fn start_serve(
+    http: u16,
+    grpc: u16,
+    extra: &[&str],
+) -> (
+    Child,
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    std::thread::JoinHandle<()>,
+) {
     let mut child = Child(
         example()
             .args([
@@ -195,13 +206,12 @@ async fn serve_mode_answers_outside_rest_and_grpc_clients() {
                 "--grpc",
                 &grpc.to_string(),
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap(),
     );
-    // Wait for the line saying where it listens, then keep draining its output (the server
-    // prints each request's hops) so it never writes into a closed pipe.
     let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -223,6 +233,13 @@ async fn serve_mode_answers_outside_rest_and_grpc_clients() {
         .await
         .expect("ready in time")
         .expect("a ready line");
+    (child, line, printed, reader)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_mode_answers_outside_rest_and_grpc_clients() {
+    let (http, grpc) = (free_port(), free_port());
+    let (mut child, line, printed, reader) = start_serve(http, grpc, &[]).await;
     assert!(line.contains(&format!(":{http}")) && line.contains(&format!(":{grpc}")));
 
     // Any HTTP client: plain reqwest, as curl would.
@@ -326,44 +343,15 @@ async fn serve_mode_speaks_mutual_tls_on_both_ports() {
     );
 
     let (http, grpc) = (free_port(), free_port());
-    let mut child = Child(
-        example()
-            .args([
-                "serve",
-                "--http",
-                &http.to_string(),
-                "--grpc",
-                &grpc.to_string(),
-            ])
-            .args([
-                "--tls-cert",
-                &cert,
-                "--tls-key",
-                &key,
-                "--client-ca",
-                &ca_file,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("REST on") {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(line);
-                }
-            }
-        }
-    });
-    let line = tokio::time::timeout(Duration::from_secs(60), rx)
-        .await
-        .expect("ready in time")
-        .expect("a ready line");
+    let tls_args = [
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--client-ca",
+        &ca_file,
+    ];
+    let (child, line, _printed, _reader) = start_serve(http, grpc, &tls_args).await;
     assert!(
         line.contains(&format!("https://127.0.0.1:{http}")),
         "{line}"
