@@ -64,7 +64,8 @@ impl<E> ClientError<E> {
     pub fn is_endpoint_failure(&self) -> bool {
         match self {
             ClientError::Transport(_) | ClientError::DeadlineExceeded => true,
-            ClientError::Unexpected { status, .. } => (500..600).contains(status),
+            // 501 is a live server saying it has no handler yet: an answer.
+            ClientError::Unexpected { status, .. } => (500..600).contains(status) && *status != 501,
             ClientError::Rpc { code, .. } => matches!(code, 2 | 13 | 14),
             ClientError::Rejected(_)
             | ClientError::Declared(_)
@@ -129,3 +130,25 @@ impl<E> Transient for ClientError<E> {
 /// The budget of a call when neither the contract nor the caller gives one: no call waits
 /// forever.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::ClientError;
+
+    #[test]
+    fn a_501_is_an_answer_and_other_5xx_are_endpoint_failures() {
+        let unexpected = |status| ClientError::<()>::Unexpected {
+            status,
+            body: String::new(),
+        };
+        assert!(!unexpected(501).is_endpoint_failure());
+        assert!(unexpected(500).is_endpoint_failure());
+        assert!(unexpected(502).is_endpoint_failure());
+        let rpc = |code| ClientError::<()>::Rpc {
+            code,
+            message: String::new(),
+        };
+        assert!(!rpc(12).is_endpoint_failure(), "UNIMPLEMENTED");
+        assert!(rpc(14).is_endpoint_failure(), "UNAVAILABLE");
+    }
+}

@@ -15,6 +15,10 @@ pub enum HandlerError<E> {
     DeadlineExceeded,
     /// Anything else: reported as a 500 / `INTERNAL` without details.
     Internal(String),
+    /// The operation has no handler yet (what `pactum new`'s stubs return): a 501 problem /
+    /// gRPC `UNIMPLEMENTED` naming the operation (`orders.v1.PlaceOrder`). A keyed request
+    /// that gets it is not stored, so a retry after the handler ships runs it.
+    NotImplemented(&'static str),
 }
 
 impl<E> HandlerError<E> {
@@ -29,6 +33,7 @@ impl<E> HandlerError<E> {
             HandlerError::Declared(e) => Some(status_of(e)),
             HandlerError::DeadlineExceeded => None,
             HandlerError::Internal(_) => Some(ErrorStatus::Internal),
+            HandlerError::NotImplemented(_) => None,
         }
     }
 }
@@ -45,6 +50,7 @@ impl<E: fmt::Display> fmt::Display for HandlerError<E> {
             HandlerError::Declared(e) => e.fmt(f),
             HandlerError::DeadlineExceeded => DeadlineExceeded.fmt(f),
             HandlerError::Internal(m) => write!(f, "internal error: {m}"),
+            HandlerError::NotImplemented(op) => write!(f, "`{op}` is not implemented yet"),
         }
     }
 }

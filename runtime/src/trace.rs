@@ -94,6 +94,7 @@ impl<E: ErrorKind> ErrorKind for crate::HandlerError<E> {
             crate::HandlerError::Declared(e) => e.error_kind(),
             crate::HandlerError::DeadlineExceeded => "DeadlineExceeded",
             crate::HandlerError::Internal(_) => "Internal",
+            crate::HandlerError::NotImplemented(_) => "NotImplemented",
         }
     }
 }

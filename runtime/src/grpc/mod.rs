@@ -610,6 +610,9 @@ fn to_status<E: OperationError + std::fmt::Display>(
             crate::DeadlineExceeded::GRPC_CODE,
             format!("`{}` did not finish before its deadline", op.name),
         ),
+        HandlerError::NotImplemented(what) => {
+            tonic::Status::unimplemented(format!("`{what}` is not implemented yet"))
+        }
         HandlerError::Internal(message) => {
             tracing::error!(%message, operation = op.name, "handler failed");
             tonic::Status::internal("the server failed to handle the request")

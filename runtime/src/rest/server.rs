@@ -670,6 +670,11 @@ where
             "Gateway Timeout",
             format!("`{}` did not finish before its deadline", op.name),
         )),
+        Err(HandlerError::NotImplemented(what)) => fail(Problem::new(
+            501,
+            "Not Implemented",
+            format!("`{what}` is not implemented yet"),
+        )),
         Err(HandlerError::Internal(message)) => {
             tracing::error!(%message, operation = op.name, "handler failed");
             fail(Problem::new(
