@@ -748,3 +748,102 @@ async fn records_past_the_retention_are_pruned_by_the_consumer_itself() {
         "pruned after processing, with no call from the application"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawned_consumer_joins_its_group_applies_each_event_once_and_drains() {
+    let check = connect().await;
+    let (ledger, processed) = ("ledger_spawned", "processed_spawned");
+    check
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {ledger}; DROP TABLE IF EXISTS {processed};
+             CREATE TABLE {ledger} (order_id TEXT PRIMARY KEY, cents BIGINT NOT NULL);"
+        ))
+        .await
+        .unwrap();
+    let bus = Bus::new();
+    let info: &'static pactum::ConsumerInfo = Box::leak(Box::new(pactum::ConsumerInfo {
+        service: "ledger",
+        subject: PaymentCaptured::SUBJECT,
+        group: "spawned",
+        delivery: Mode::Queue,
+        retry: None,
+        dead_letter: true,
+        budget: None,
+    }));
+    let shutdown = pactum::shutdown::Shutdown::new();
+    let handler = Ledger {
+        table: ledger.into(),
+        fail_first: Mutex::new(0),
+        traces: Arc::default(),
+    };
+    PgConsumer::spawn(&bus, info, &database(), processed, handler, &shutdown)
+        .await
+        .unwrap();
+    let ctx = Context::new();
+    for (id, order) in [("s-1", "o-1"), ("s-2", "o-2")] {
+        let event = PaymentCaptured {
+            order_id: order.into(),
+            cents: 250,
+        };
+        publish_event(&bus, &ctx, id, &event).unwrap();
+    }
+    // The same event again, past the bus's duplicate check: the dedup record skips it.
+    let (h, payload) = pactum::messaging::bus::event_message(
+        &ctx,
+        "s-1",
+        &PaymentCaptured {
+            order_id: "o-1".into(),
+            cents: 250,
+        },
+    )
+    .unwrap();
+    let mut h = h;
+    h.insert(headers::MSG_ID.into(), "s-1-again".into());
+    bus.publish(PaymentCaptured::SUBJECT, h, payload);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let done: i64 = check
+            .query_one(&format!("SELECT count(*) FROM {processed}"), &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        // A work queue keeps only what is not yet acknowledged.
+        if done >= 2 && bus.stored(PaymentCaptured::SUBJECT) == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not consumed within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rows = check
+        .query(
+            &format!("SELECT order_id, cents FROM {ledger} ORDER BY order_id"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, [("o-1".into(), 250), ("o-2".into(), 250)]);
+    assert_eq!(
+        shutdown.drain(Duration::from_secs(5)).await,
+        pactum::shutdown::Drained::All
+    );
+    // A group that cannot be joined is an error at start, naming the subject.
+    let err = PgConsumer::spawn(
+        &bus,
+        info,
+        &database(),
+        "processed spawned",
+        Ledger {
+            table: ledger.into(),
+            fail_first: Mutex::new(0),
+            traces: Arc::default(),
+        },
+        &pactum::shutdown::Shutdown::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains(PaymentCaptured::SUBJECT), "{err}");
+}

@@ -514,3 +514,48 @@ async fn a_relay_stops_at_shutdown_and_leaves_the_rest_for_the_next_start() {
         "the next start sends s2"
     );
 }
+
+#[tokio::test]
+async fn a_spawned_relay_creates_its_table_publishes_what_commits_and_drains() {
+    let mut client = connect().await;
+    let table = "outbox_spawned";
+    client
+        .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+        .await
+        .unwrap();
+    let database = pactum::store::postgres::Database::new(&config()).unwrap();
+    let bus = Bus::new();
+    bus.join(OrderPlaced::SUBJECT, "audit", StartAt::First);
+    let shutdown = pactum::shutdown::Shutdown::new();
+    Relay::new(bus.clone())
+        .spawn_postgres(&database, table, &shutdown)
+        .await
+        .unwrap();
+    // The table exists now: a handler can write into it at once.
+    write(&mut client, table, "p1", &placed("o1", 1), true).await;
+    write(&mut client, table, "p2", &placed("o1", 2), false).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while bus.last_sequence(OrderPlaced::SUBJECT) < 1 {
+        assert!(std::time::Instant::now() < deadline, "p1 was never relayed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(shutdown.running(), 1, "the relay is a task of the shutdown");
+    assert_eq!(
+        shutdown.drain(Duration::from_secs(5)).await,
+        pactum::shutdown::Drained::All
+    );
+    assert_eq!(
+        bus.last_sequence(OrderPlaced::SUBJECT),
+        1,
+        "the rolled-back event was never published"
+    );
+    // A table name that is not an identifier is refused before anything runs.
+    let refused = Relay::new(bus.clone())
+        .spawn_postgres(
+            &database,
+            "outbox; DROP TABLE x",
+            &pactum::shutdown::Shutdown::new(),
+        )
+        .await;
+    assert!(refused.is_err());
+}

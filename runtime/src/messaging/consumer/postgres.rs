@@ -116,6 +116,40 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
             .with_budget(info.budget.unwrap_or(DEFAULT_BUDGET)))
     }
 
+    /// Joins the group `info` describes on `source` and runs a consumer of `handler` on its
+    /// deliveries as a task of `shutdown`, recording what it handled in `table` (the delivery
+    /// in hand is finished when the shutdown starts; what was prefetched is handed back).
+    /// What a `pactum new` service starts once per `consumes` entry.
+    pub async fn spawn<S>(
+        source: &S,
+        info: &'static ConsumerInfo,
+        database: &Database,
+        table: &str,
+        handler: H,
+        shutdown: &crate::shutdown::Shutdown,
+    ) -> Result<(), String>
+    where
+        S: crate::messaging::EventSource,
+        S::Subscription: 'static,
+        H: 'static,
+    {
+        let subscription = source
+            .subscribe(info, &crate::messaging::Subscribe::default())
+            .await
+            .map_err(|e| format!("cannot join `{}` as `{}`: {e}", info.subject, info.group))?;
+        let mut consumer = Self::for_contract(database, table, info, handler)
+            .await
+            .map_err(|e| format!("the consumer of `{}`: {e}", info.subject))?;
+        shutdown.spawn(crate::messaging::consume(
+            subscription,
+            shutdown.clone(),
+            async move |delivery| {
+                let _ = consumer.process(delivery).await;
+            },
+        ));
+        Ok(())
+    }
+
     /// How long one delivery may take: the handler's context carries it (so calls it makes
     /// stop in time) and a handler still running when it ends is abandoned and retried.
     pub fn with_budget(mut self, budget: Duration) -> Self {

@@ -276,6 +276,32 @@ impl<S: EventSink> Relay<S> {
         self.relay_postgres(database, table, Some(shutdown)).await
     }
 
+    /// Creates `table` if needed, then runs the relay as a task of `shutdown` until it
+    /// starts (a relay that fails for good logs why). What a `pactum new` service starts
+    /// beside its servers when its contract emits events.
+    pub async fn spawn_postgres(
+        self,
+        database: &Database,
+        table: &str,
+        shutdown: &crate::shutdown::Shutdown,
+    ) -> Result<(), OutboxError>
+    where
+        S: Send + Sync + 'static,
+    {
+        let client = database
+            .connect()
+            .await
+            .map_err(|e| OutboxError(e.to_string()))?;
+        create_table(&client, table).await?;
+        let (database, table, stop) = (database.clone(), table.to_string(), shutdown.clone());
+        shutdown.spawn(async move {
+            if let Err(e) = self.run_postgres_until(&database, &table, &stop).await {
+                tracing::error!(error = %e, table = %table, "the outbox relay stopped");
+            }
+        });
+        Ok(())
+    }
+
     async fn relay_postgres(
         &self,
         database: &Database,
