@@ -132,3 +132,34 @@ fn rest_only_crate_matches_its_project_file() {
         &files,
     );
 }
+
+/// `pactum new`'s files for two example services: one with operations on two majors, events
+/// and a consumer (`orders`), one that only consumes (`notifications`). What `new` writes
+/// once and what `generate` rewrites are both here; `generated-example/tests/scaffold.rs`
+/// builds and runs scaffolds of every example contract.
+#[test]
+fn scaffold_output_matches_snapshots() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let outcome = pactum_codegen::check_sources(&sources(&root.join("../contracts"), "contracts"));
+    let ir = outcome
+        .ir
+        .unwrap_or_else(|| panic!("{}", outcome.diagnostics.render(&outcome.sources, false)));
+    for serves in ["orders", "notifications"] {
+        let spec = pactum_codegen::emit::scaffold::Spec {
+            serves: serves.to_string(),
+            name: serves.to_string(),
+            pactum: "\"0.1.0\"".to_string(),
+            service_dir: PathBuf::from("service"),
+        };
+        let files: Vec<pactum_codegen::emit::GeneratedFile> =
+            pactum_codegen::emit::scaffold::files(&ir, &spec)
+                .unwrap()
+                .into_iter()
+                .map(|f| pactum_codegen::emit::GeneratedFile {
+                    path: f.path,
+                    contents: f.contents,
+                })
+                .collect();
+        assert_files(&root.join("tests/scaffolds").join(serves), &files);
+    }
+}

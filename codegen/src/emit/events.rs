@@ -233,6 +233,16 @@ fn publisher(ctx: &Ctx<'_>) -> TokenStream {
 
 /// `pub mod consumers { pub const <SERVICE>_<EVENT>_V<n>: ConsumerInfo = … }`, inside
 /// `events`.
+/// The name a `consumes` entry's constant and constructors share, before casing:
+/// `payments_PaymentCaptured_v1` (`PAYMENTS_PAYMENT_CAPTURED_V1`,
+/// `payments_payment_captured_v1`).
+pub(crate) fn consumer_base(c: &crate::ir::Consumer) -> String {
+    format!(
+        "{}_{}_v{}",
+        c.event.contract.service, c.event.name, c.version
+    )
+}
+
 fn consumers(ctx: &Ctx<'_>) -> TokenStream {
     if ctx.contract.consumers.is_empty() {
         return TokenStream::new();
@@ -240,10 +250,7 @@ fn consumers(ctx: &Ctx<'_>) -> TokenStream {
     let service = &ctx.contract.id.service;
     let items = ctx.contract.consumers.iter().map(|c| {
         // One base name for the constant and the constructor, so they always pair up.
-        let base = format!(
-            "{}_{}_v{}",
-            c.event.contract.service, c.event.name, c.version
-        );
+        let base = consumer_base(c);
         let konst = ident(&base, Case::Screaming);
         let start = ident(&base, Case::Snake);
         let summary = format!(

@@ -18,6 +18,7 @@ pub mod proto;
 mod protobuf;
 mod rest;
 mod rust_types;
+pub mod scaffold;
 mod spacing;
 mod webhooks;
 
@@ -147,6 +148,16 @@ pub(crate) fn deprecated(reason: Option<&str>) -> TokenStream {
 
 /// The Rust type of a contract type.
 pub(crate) fn rust_type(ctx: &Ctx<'_>, ty: &TypeRef, boxed: bool) -> TokenStream {
+    rust_type_with(ty, boxed, &|r| ctx.type_path(r))
+}
+
+/// [`rust_type`] with named types spelled by `named`: relative paths inside the generated
+/// tree, or absolute ones (`::orders_api::pricing::v1::Money`) for code outside it.
+pub(crate) fn rust_type_with(
+    ty: &TypeRef,
+    boxed: bool,
+    named: &dyn Fn(&NamedRef) -> TokenStream,
+) -> TokenStream {
     use crate::ast::Primitive as P;
     match ty {
         TypeRef::Prim(p) => match p {
@@ -164,19 +175,19 @@ pub(crate) fn rust_type(ctx: &Ctx<'_>, ty: &TypeRef, boxed: bool) -> TokenStream
             P::Decimal => quote!(::pactum::types::Decimal),
         },
         TypeRef::List(inner) => {
-            let inner = rust_type(ctx, inner, false);
+            let inner = rust_type_with(inner, false, named);
             quote!(::std::vec::Vec<#inner>)
         }
         TypeRef::Map(inner) => {
-            let inner = rust_type(ctx, inner, false);
+            let inner = rust_type_with(inner, false, named);
             quote!(::std::collections::BTreeMap<::std::string::String, #inner>)
         }
         TypeRef::Optional(inner) => {
-            let inner = rust_type(ctx, inner, boxed);
+            let inner = rust_type_with(inner, boxed, named);
             quote!(::std::option::Option<#inner>)
         }
         TypeRef::Named(r) => {
-            let path = ctx.type_path(r);
+            let path = named(r);
             if boxed {
                 quote!(::std::boxed::Box<#path>)
             } else {
