@@ -3,6 +3,7 @@
 use crate::emit;
 use crate::outputs::Output;
 use crate::project::{self, Project};
+use crate::scaffold;
 use crate::write::{self, FileStatus};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
@@ -64,6 +65,14 @@ enum Command {
         after_help = "Examples:\n  pactum manifests contracts/ --out deploy/\n  pactum manifests --out deploy/ --mesh linkerd --namespace shop\n  pactum manifests --out deploy/ --mesh istio --check   # CI: fail if stale\n\nWith a mesh, load the <service>-pactum-mesh ConfigMap into each service's pods (envFrom):\nit sets PACTUM_MESH_RETRIES=1, so the generated clients leave retrying to the mesh."
     )]
     Manifests(ManifestsArgs),
+    /// Start a service from a contract: a workspace that builds on its own, with the
+    /// generated code in one crate and the service (REST and gRPC servers, health, telemetry,
+    /// graceful shutdown, a handler file per contract version, a consumer per `consumes`
+    /// entry) in another. Then `pactum generate` in that directory keeps it current.
+    #[command(
+        after_help = "Examples:\n  pactum new orders-service --contract contracts/orders/v1.yaml\n  pactum new orders-service --contract contracts/orders/v1.yaml --contract contracts/orders/v2.yaml --name orders\n  cd orders-service && cargo run -p orders -- --http 8080 --grpc 50051\n\nAfter a contract change, run `pactum generate` in the service's directory: it rewrites only\ngenerated files and lists the operations that have no handler yet."
+    )]
+    New(NewArgs),
     /// Print the JSON Schema of the contract language.
     #[command(
         after_help = "Example:\n  pactum schema > pactum.schema.json\n  # then, first line of a contract:\n  # yaml-language-server: $schema=./pactum.schema.json"
@@ -111,6 +120,30 @@ struct DiffArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+}
+
+#[derive(Args, Debug)]
+struct NewArgs {
+    /// The directory to create the service in.
+    dir: PathBuf,
+    /// The contract to serve; repeat it for several majors of one service.
+    #[arg(long, required = true, value_name = "FILE")]
+    contract: Vec<PathBuf>,
+    /// Where the contracts it uses are. Default: the directory above the contract's own
+    /// (the `contracts/<service>/v<major>.yaml` layout).
+    #[arg(long, value_name = "DIR")]
+    contracts: Option<PathBuf>,
+    /// The service crate's name (default: the contract's service); the generated code's
+    /// crate is `<name>-api`.
+    #[arg(long)]
+    name: Option<String>,
+    /// Depend on the `pactum` runtime at this path instead of its released version.
+    #[arg(long, value_name = "DIR")]
+    pactum_path: Option<PathBuf>,
+    /// Add what the scaffold is missing to a directory that is not empty. No existing file
+    /// is overwritten.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -240,7 +273,19 @@ fn manifests(mut args: ManifestsArgs, color: bool) -> ExitCode {
 
 /// Runs the CLI with the process arguments.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    run(std::env::args_os())
+}
+
+/// Runs the CLI with `args` (the first is the program's name), as `pactum` would: what it
+/// prints goes to this process's stdout and stderr, and a command that reads a project file
+/// moves the process into that file's directory. Bad arguments print clap's message and
+/// exit the process, as the binary does.
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
     let color = match cli.color {
         Color::Always => true,
         Color::Never => false,
@@ -275,6 +320,7 @@ pub fn main() -> ExitCode {
         }
         Command::Diff(args) => diff(&args),
         Command::Generate(args) => generate(args, color),
+        Command::New(args) => new(args, color),
         Command::Docs(args) => docs(args, color),
         Command::Manifests(args) => manifests(args, color),
     }
@@ -413,6 +459,8 @@ struct Plan {
     /// `--project`, contract paths and output flags as the user typed them (each with a
     /// leading space), for the hint.
     typed: String,
+    /// The project file's `scaffold:`: the service crate `generate` keeps current too.
+    scaffold: Option<project::Scaffold>,
 }
 
 /// Reads the project file when the command line leaves something to it: always with
@@ -430,6 +478,7 @@ fn plan(
             outputs: flags,
             parts: emit::Parts::ALL,
             typed: String::new(),
+            scaffold: None,
         });
     }
     let mut typed: String = inputs
@@ -449,6 +498,7 @@ fn plan(
     let mut flags = flags;
     let project = enter_project(inputs, &mut flags.values_mut().collect::<Vec<_>>())?;
     let path = project.path.clone();
+    let scaffold = project.scaffold.clone();
     if inputs.paths.is_empty() {
         inputs.paths = project.contracts.clone();
     }
@@ -472,6 +522,7 @@ fn plan(
         outputs,
         parts: project.parts,
         typed,
+        scaffold,
     })
 }
 
@@ -558,12 +609,139 @@ fn regenerate_hint(command: &str, inputs: &CheckArgs, plan: &Plan) -> String {
 
 fn generate(mut args: GenerateArgs, color: bool) -> ExitCode {
     let flags = args.flags();
-    write_outputs(&mut args.inputs, flags, &Output::ALL, args.check, color)
+    write_outputs(
+        &mut args.inputs,
+        flags,
+        &Output::ALL,
+        args.check,
+        color,
+        None,
+    )
 }
 
 fn docs(mut args: DocsArgs, color: bool) -> ExitCode {
     let flags = args.out.iter().map(|d| (Output::Docs, d.clone())).collect();
-    write_outputs(&mut args.inputs, flags, &[Output::Docs], args.check, color)
+    write_outputs(
+        &mut args.inputs,
+        flags,
+        &[Output::Docs],
+        args.check,
+        color,
+        None,
+    )
+}
+
+/// The `pactum` dependency a new service's workspace names: the released version of this
+/// generator, or a local runtime.
+fn pactum_dependency(path: Option<&Path>) -> Result<String, String> {
+    match path {
+        None => Ok(format!("\"{}\"", env!("CARGO_PKG_VERSION"))),
+        Some(p) => {
+            let abs = std::fs::canonicalize(p)
+                .map_err(|e| format!("--pactum-path {}: {e}", p.display()))?;
+            if !abs.join("Cargo.toml").is_file() {
+                return Err(format!(
+                    "--pactum-path {}: no Cargo.toml there\n  help: give the directory of the `pactum` runtime crate (`runtime/` in Pactum's repository)",
+                    p.display()
+                ));
+            }
+            // TOML basic strings escape `\` and `"`.
+            let text = abs
+                .display()
+                .to_string()
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"");
+            Ok(format!("{{ path = \"{text}\" }}"))
+        }
+    }
+}
+
+/// `pactum new`: checks the contracts, copies them and the project file into `dir`, then
+/// generates there as `pactum generate` would, writing the user's files once.
+fn new(args: NewArgs, color: bool) -> ExitCode {
+    let fail = |e: String| {
+        eprintln!("pactum: {e}\npactum: nothing written");
+        ExitCode::FAILURE
+    };
+    if let Err(e) = scaffold::check_target(&args.dir, args.force) {
+        return fail(e);
+    }
+    if let Some(Err(e)) = args.name.as_deref().map(scaffold::check_name) {
+        return fail(e);
+    }
+    let pactum = match pactum_dependency(args.pactum_path.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let inputs = CheckArgs {
+        paths: scaffold::contract_set(&args.contract, args.contracts.as_deref()),
+        project: None,
+        deny_warnings: false,
+        against: None,
+        format: Format::Human,
+    };
+    let Some(ir) = checked_ir(&inputs, color) else {
+        return ExitCode::FAILURE;
+    };
+    let served = match scaffold::served(&ir, &args.contract) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let service = served[0].id.service.clone();
+    let name = args.name.unwrap_or_else(|| service.replace('_', "-"));
+    if let Err(e) = scaffold::check_name(&name) {
+        return fail(format!(
+            "{e} (it comes from the service's name; pass --name)"
+        ));
+    }
+    let spec = emit::scaffold::Spec {
+        serves: service,
+        name,
+        pactum,
+        service_dir: PathBuf::from("service"),
+    };
+    let contracts = scaffold::closure(&ir, &served);
+    let copied = std::fs::create_dir_all(&args.dir)
+        .and_then(|()| scaffold::copy_contracts(&args.dir, &contracts));
+    let copied = match copied {
+        Ok(c) => c,
+        Err(e) => return fail(format!("cannot write to {}: {e}", args.dir.display())),
+    };
+    let project_path = args.dir.join(project::FILE_NAME);
+    if !project_path.exists() {
+        if let Err(e) = std::fs::write(&project_path, scaffold::project_file(&spec)) {
+            return fail(format!("cannot write {}: {e}", project_path.display()));
+        }
+        println!("created: {}", project_path.display());
+    }
+    for s in copied.iter().filter(|s| s.changed()) {
+        println!("created: {}", s.path().display());
+    }
+    // From here on it is `pactum generate` in the new directory, with every file of the
+    // user's written where absent.
+    let mut inputs = CheckArgs {
+        paths: Vec::new(),
+        project: Some(project_path),
+        deny_warnings: false,
+        against: None,
+        format: Format::Human,
+    };
+    let code = write_outputs(
+        &mut inputs,
+        BTreeMap::new(),
+        &Output::ALL,
+        false,
+        color,
+        Some(&spec),
+    );
+    if code == ExitCode::SUCCESS {
+        println!(
+            "\nnext: cd {} && cargo run -p {} -- --help",
+            args.dir.display(),
+            spec.name
+        );
+    }
+    code
 }
 
 /// `generate` and `docs`: plans the outputs, checks the contracts, then writes (or with
@@ -574,6 +752,7 @@ fn write_outputs(
     wanted: &[Output],
     check: bool,
     color: bool,
+    new: Option<&emit::scaffold::Spec>,
 ) -> ExitCode {
     let plan = match plan(inputs, flags, wanted) {
         Ok(p) => p,
@@ -595,12 +774,103 @@ fn write_outputs(
     } else {
         "generate"
     };
-    sync_outputs(outputs, check, || {
+    let stale = || {
         format!(
             "{command} output is out of date; {}",
             regenerate_hint(command, inputs, &plan)
         )
-    })
+    };
+    let code = sync_outputs(outputs, check, stale);
+    match &plan.scaffold {
+        // A check reports every stale file; a write stops at the first failure.
+        Some(s) if (check || code == ExitCode::SUCCESS) && wanted.contains(&Output::Rust) => {
+            let spec = match new {
+                Some(spec) => spec.clone(),
+                None => emit::scaffold::Spec {
+                    serves: s.serves.clone(),
+                    name: s.name.clone(),
+                    pactum: String::new(),
+                    service_dir: s.dir.clone(),
+                },
+            };
+            let hint = (code == ExitCode::SUCCESS).then_some(stale);
+            let scaffolded = sync_scaffold(ir, &spec, check, new.is_some(), hint);
+            if code == ExitCode::SUCCESS {
+                scaffolded
+            } else {
+                code
+            }
+        }
+        _ => code,
+    }
+}
+
+/// The scaffold half of `generate` (and of `new`, with `all_user_files`): the service crate's
+/// generated files, any handler or consumer file a new contract version or entry calls for,
+/// and the operations that still answer "not implemented".
+fn sync_scaffold(
+    ir: &crate::ir::Ir,
+    spec: &emit::scaffold::Spec,
+    check: bool,
+    all_user_files: bool,
+    stale_hint: Option<impl FnOnce() -> String>,
+) -> ExitCode {
+    let done = match scaffold::refresh(Path::new(""), ir, spec, !check, all_user_files) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("pactum: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let changed: Vec<&FileStatus> = done.statuses.iter().filter(|s| s.changed()).collect();
+    for p in &done.taken_over {
+        println!(
+            "kept (no @generated header, so it is yours now): {}",
+            p.display()
+        );
+    }
+    for (p, why) in &done.unreadable {
+        eprintln!(
+            "pactum: warning: cannot read the handlers in {}: {why}",
+            p.display()
+        );
+    }
+    print_changes(&changed, check);
+    if check {
+        if !changed.is_empty() {
+            // Said once, by whichever part found something stale first.
+            if let Some(hint) = stale_hint {
+                eprintln!("pactum: {}", hint());
+            }
+            return ExitCode::FAILURE;
+        }
+        println!("up to date: {} scaffold file(s)", done.statuses.len());
+    }
+    if !done.unhandled.is_empty() {
+        println!(
+            "\n{} operation(s) have no handler yet and answer 501 / UNIMPLEMENTED:",
+            done.unhandled.len()
+        );
+        for u in &done.unhandled {
+            println!(
+                "  {}.{}: add `async fn {}` to the `Handlers` impl in {}",
+                u.contract,
+                u.operation,
+                u.method,
+                u.file.display()
+            );
+        }
+    }
+    if !done.stubs.is_empty() {
+        println!(
+            "\n{} operation(s) still answer 501 / UNIMPLEMENTED from the stub `pactum new` wrote:",
+            done.stubs.len()
+        );
+        for u in &done.stubs {
+            println!("  {}.{} ({})", u.contract, u.operation, u.file.display());
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Writes (or with `check`, compares) each directory's files; reports what changed.
@@ -630,14 +900,8 @@ fn sync_outputs(
         leftovers.extend(write::stale_files(&dir, &files).unwrap_or_default());
     }
     let changed: Vec<&FileStatus> = statuses.iter().filter(|s| s.changed()).collect();
+    print_changes(&changed, check);
     if check {
-        for s in &changed {
-            let what = match s {
-                FileStatus::Created(_) => "missing",
-                _ => "stale",
-            };
-            println!("{what}: {}", s.path().display());
-        }
         for p in &leftovers {
             println!("left over: {}", p.display());
         }
@@ -647,14 +911,6 @@ fn sync_outputs(
         }
         eprintln!("pactum: {}", stale_hint());
         return ExitCode::FAILURE;
-    }
-    for s in &statuses {
-        let what = match s {
-            FileStatus::Created(_) => "created",
-            FileStatus::Updated(_) => "updated",
-            FileStatus::Unchanged(_) => continue,
-        };
-        println!("{what}: {}", s.path().display());
     }
     for p in &leftovers {
         println!(
@@ -668,4 +924,18 @@ fn sync_outputs(
         statuses.len() - changed.len()
     );
     ExitCode::SUCCESS
+}
+
+/// One line per changed file: `missing:`/`stale:` for a check, `created:`/`updated:` for a
+/// write.
+fn print_changes(changed: &[&FileStatus], check: bool) {
+    for s in changed {
+        let what = match (s, check) {
+            (FileStatus::Created(_), true) => "missing",
+            (_, true) => "stale",
+            (FileStatus::Created(_), false) => "created",
+            (_, false) => "updated",
+        };
+        println!("{what}: {}", s.path().display());
+    }
 }

@@ -36,6 +36,7 @@ pub mod outputs;
 #[cfg(feature = "project")]
 pub mod project;
 pub mod resolve;
+pub mod scaffold;
 pub mod schema;
 pub mod validate;
 pub mod vocab;

@@ -47,6 +47,28 @@ pub struct Project {
     /// Which transports' code the Rust output holds (default: all); each maps onto the
     /// `pactum` feature of the same name (`messaging` needs none for the embedded bus).
     pub parts: Parts,
+    /// Set in a service laid out by `pactum new`: `generate` also rewrites the service
+    /// crate's generated files and names the operations that have no handler yet.
+    pub scaffold: Option<Scaffold>,
+}
+
+/// `scaffold:`, which `pactum new` writes: the service a crate implements.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scaffold {
+    /// The contract service served (`orders`): every major of it among `contracts:`.
+    pub serves: String,
+    /// The service crate's package name; the generated code's crate is `<name>-api`.
+    pub name: String,
+    /// The service crate's directory, relative to the project file. Default `service`.
+    #[serde(default = "Scaffold::default_dir")]
+    pub dir: PathBuf,
+}
+
+impl Scaffold {
+    fn default_dir() -> PathBuf {
+        PathBuf::from("service")
+    }
 }
 
 /// The file as written: what serde reads, before paths are resolved.
@@ -60,6 +82,8 @@ struct Raw {
     deny_warnings: bool,
     #[serde(default)]
     parts: RawParts,
+    #[serde(default)]
+    scaffold: Option<Scaffold>,
 }
 
 /// `parts:` as written; every part defaults to on.
@@ -198,6 +222,7 @@ impl Project {
                 grpc: raw.parts.grpc,
                 messaging: raw.parts.messaging,
             },
+            scaffold: raw.scaffold,
         })
     }
 
@@ -229,7 +254,7 @@ fn help_for(message: &str) -> String {
     if message.contains("unknown variant") {
         "outputs are `rust`, `openapi`, `proto`, `asyncapi` and `docs`".into()
     } else if message.contains("unknown field") {
-        "the keys are `pactum`, `contracts`, `outputs`, `parts` (`rest`, `grpc`, `messaging`) and `deny_warnings`".into()
+        "the keys are `pactum`, `contracts`, `outputs`, `parts` (`rest`, `grpc`, `messaging`), `deny_warnings` and `scaffold` (`serves`, `name`, `dir`)".into()
     } else if message.contains("missing field") {
         "a project file needs `pactum: 1`, `contracts:` and `outputs:`".into()
     } else {

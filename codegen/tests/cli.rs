@@ -311,3 +311,190 @@ fn generate_with_nothing_to_go_on_says_what_to_pass() {
     );
     assert!(err.contains("help: create `pactum.yaml`"), "{err}");
 }
+
+/// The example contracts' directory.
+fn example_contracts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts")
+}
+
+#[test]
+fn new_lays_out_a_service_and_generate_keeps_it_current_without_touching_the_users_files() {
+    let dir = scratch("new_orders");
+    let target = dir.join("orders-service");
+    let contract = example_contracts().join("orders/v1.yaml");
+    let out = pactum(
+        &[
+            "new",
+            target.to_str().unwrap(),
+            "--contract",
+            contract.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    // The contract and the ones it uses travel with it; pactum is the released version.
+    for f in [
+        "contracts/orders/v1.yaml",
+        "contracts/pricing/v1.yaml",
+        "contracts/payments/v1.yaml",
+        "api/src/generated/orders/v1.rs",
+        "proto/orders.v1.proto",
+        "service/src/main.rs",
+        "service/src/handlers/orders_v1.rs",
+        "service/src/consumers/payments_payment_captured_v1.rs",
+        "README.md",
+    ] {
+        assert!(target.join(f).is_file(), "{f} missing:\n{stdout}");
+    }
+    assert!(!target.join("contracts/cart").exists(), "cart is not used");
+    let manifest = fs::read_to_string(target.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!(
+            "pactum = {{ version = \"{}\", default-features = false",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{manifest}"
+    );
+    assert!(
+        stdout.contains("3 operation(s) still answer 501 / UNIMPLEMENTED")
+            && stdout.contains("orders.v1.PlaceOrder (service/src/handlers/orders_v1.rs)"),
+        "{stdout}"
+    );
+
+    // The user writes a handler and edits their main; the contract grows an operation.
+    let handlers = target.join("service/src/handlers/orders_v1.rs");
+    let written = fs::read_to_string(&handlers)
+        .unwrap()
+        .replace("orders.v1.GetOrder\"", "orders.v1.GetOrder (mine)\"")
+        .replace(
+            "HandlerError::NotImplemented(\"orders.v1.GetOrder (mine)\")",
+            "HandlerError::Internal(\"written\".into())",
+        );
+    fs::write(&handlers, &written).unwrap();
+    let main = target.join("service/src/main.rs");
+    fs::write(&main, "// mine\n").unwrap();
+    let copy = target.join("contracts/orders/v1.yaml");
+    let grown = fs::read_to_string(&copy).unwrap().replace(
+        "operations:\n",
+        "operations:\n  GetOrderStatus:\n    input: { id: OrderId }\n    output: { status: OrderStatus }\n    errors: [OrderNotFound]\n    rest: GET /orders/{id}/status\n    grpc: true\n    safe: true\n    deadline: 300ms\n",
+    );
+    fs::write(&copy, grown).unwrap();
+
+    // `generate --check` in the service sees the wiring is stale; `generate` rewrites it.
+    let check = pactum(&["generate", "--check"], &target.join("service/src"));
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check.stdout));
+    assert!(
+        text(&check.stdout).contains("stale: service/src/wiring.rs"),
+        "{}",
+        text(&check.stdout)
+    );
+    let regen = pactum(&["generate"], &target);
+    let stdout = text(&regen.stdout);
+    assert!(regen.status.success(), "{stdout}{}", text(&regen.stderr));
+    assert!(
+        stdout.contains("updated: service/src/wiring.rs"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 operation(s) have no handler yet")
+            && stdout.contains("orders.v1.GetOrderStatus: add `async fn get_order_status` to the `Handlers` impl in service/src/handlers/orders_v1.rs"),
+        "{stdout}"
+    );
+    // GetOrder is written now; the other two are still stubs.
+    assert!(
+        stdout.contains("2 operation(s) still answer 501")
+            && !stdout.contains("orders.v1.GetOrder ("),
+        "{stdout}"
+    );
+    assert_eq!(fs::read_to_string(&handlers).unwrap(), written);
+    assert_eq!(fs::read_to_string(&main).unwrap(), "// mine\n");
+    let wiring = fs::read_to_string(target.join("service/src/wiring.rs")).unwrap();
+    assert!(
+        wiring.contains("NotImplemented(\"orders.v1.GetOrderStatus\")"),
+        "the new operation answers 501 by default"
+    );
+    let again = pactum(&["generate", "--check"], &target);
+    assert!(again.status.success(), "{}", text(&again.stdout));
+
+    // A directory that is not empty is refused, and --force adds only what is missing.
+    fs::remove_file(target.join("service/src/app.rs")).unwrap();
+    let refused = pactum(
+        &[
+            "new",
+            "orders-service",
+            "--contract",
+            contract.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("`orders-service` is not empty")
+            && text(&refused.stderr).contains("--force"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(!target.join("service/src/app.rs").exists());
+    let forced = pactum(
+        &[
+            "new",
+            "orders-service",
+            "--contract",
+            contract.to_str().unwrap(),
+            "--force",
+        ],
+        &dir,
+    );
+    assert!(forced.status.success(), "{}", text(&forced.stderr));
+    assert!(target.join("service/src/app.rs").is_file());
+    assert_eq!(fs::read_to_string(&handlers).unwrap(), written);
+    assert_eq!(fs::read_to_string(&main).unwrap(), "// mine\n");
+    // The user's edited contract copy is theirs too.
+    assert!(fs::read_to_string(&copy)
+        .unwrap()
+        .contains("GetOrderStatus"));
+}
+
+#[test]
+fn new_refuses_what_it_cannot_scaffold() {
+    let dir = scratch("new_refusals");
+    let contracts = example_contracts();
+    let two = pactum(
+        &[
+            "new",
+            "both",
+            "--contract",
+            contracts.join("orders/v1.yaml").to_str().unwrap(),
+            "--contract",
+            contracts.join("cart/v1.yaml").to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert_eq!(two.status.code(), Some(1));
+    assert!(
+        text(&two.stderr).contains("of 2 services (cart, orders); a scaffold serves one"),
+        "{}",
+        text(&two.stderr)
+    );
+    let named = pactum(
+        &[
+            "new",
+            "x",
+            "--contract",
+            contracts.join("orders/v1.yaml").to_str().unwrap(),
+            "--name",
+            "Orders",
+        ],
+        &dir,
+    );
+    assert_eq!(named.status.code(), Some(1));
+    assert!(text(&named.stderr).contains("`Orders` cannot be the crate's name"));
+    fs::write(dir.join("shop.yaml"), BAD).unwrap();
+    let bad = pactum(&["new", "y", "--contract", "shop.yaml"], &dir);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("shop.yaml:6:26: error[E0200]"));
+    for name in ["both", "x", "y"] {
+        assert!(!dir.join(name).exists(), "{name} was written");
+    }
+}
