@@ -9,8 +9,8 @@
 //! crate for a handler edit, and the service serves the written handler and the new
 //! operation (as 501) side by side.
 //!
-//! The scaffolds build one after another in one target directory (`target/scaffolds`), so
-//! the dependency stack they share compiles once.
+//! The scaffolds build one after another in this workspace's target directory, so the
+//! dependency stack they share with it, and with each other, compiles once.
 
 use generated_example::generated::{inventory, orders, payments, pricing};
 use pactum::types::Uuid;
@@ -33,12 +33,14 @@ fn postgres() -> String {
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
 }
 
-/// The target directory every scaffold builds in, beside this workspace's own.
+/// The target directory every scaffold builds in: this workspace's own. A scaffold's
+/// dependency stack resolves to the same features and profile as much of the workspace's, so
+/// cargo reuses those builds (cargo does not hold the directory's lock while tests run).
 fn target() -> PathBuf {
     let base = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"));
-    std::path::absolute(base.join("scaffolds")).expect("absolute target dir")
+    std::path::absolute(base).expect("absolute target dir")
 }
 
 /// `pactum new <root>/<name> --contract …`, through the CLI's own entry point.
@@ -65,20 +67,42 @@ fn scaffold(root: &Path, name: &str, contracts: &[&str]) -> PathBuf {
     dir
 }
 
-/// `cargo build` in the scaffold; returns what cargo printed. Fails on any warning: the
-/// scaffold must compile warning-free.
+/// `cargo build` in the scaffold; returns what cargo printed. Fails on any warning (the
+/// scaffold must compile warning-free) and after 15 minutes.
 fn build(dir: &Path) -> String {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
+    let mut child = Command::new(cargo)
         .args(["build", "--color", "never"])
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target())
         .env_remove("RUSTFLAGS")
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("runs cargo");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(15 * 60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for cargo") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "cargo build in {} did not finish within 15 minutes",
+                dir.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = reader.join().expect("stderr reader");
     assert!(
-        out.status.success(),
+        status.success(),
         "cargo build in {} failed:\n{stderr}",
         dir.display()
     );
