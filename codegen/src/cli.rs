@@ -694,23 +694,74 @@ fn new(args: NewArgs, color: bool) -> ExitCode {
             "{e} (it comes from the service's name; pass --name)"
         ));
     }
-    let spec = emit::scaffold::Spec {
+    let mut spec = emit::scaffold::Spec {
         serves: service,
         name,
         pactum,
         service_dir: PathBuf::from("service"),
     };
+    // With --force into a directory that has a project file, it must be this scaffold's.
+    let project_path = args.dir.join(project::FILE_NAME);
+    let mut outputs: Vec<(Output, PathBuf)> = scaffold::OUTPUTS
+        .iter()
+        .map(|(o, d)| (*o, PathBuf::from(d)))
+        .collect();
+    if project_path.exists() {
+        let existing = match Project::read(&project_path) {
+            Ok(p) => p,
+            Err(e) => return fail(e.to_string()),
+        };
+        match &existing.scaffold {
+            Some(s) if s.serves == spec.serves && s.name == spec.name => {
+                spec.service_dir = s.dir.clone();
+                outputs = existing.outputs.into_iter().collect();
+            }
+            other => {
+                return fail(format!(
+                    "{} is not the project file of a scaffold of `{}` named `{}` ({})\n  help: choose another directory; `pactum new --force` only completes a scaffold of the same service",
+                    project_path.display(),
+                    spec.serves,
+                    spec.name,
+                    match other {
+                        Some(s) => format!("it serves `{}` as `{}`", s.serves, s.name),
+                        None => "it has no `scaffold:` section".to_string(),
+                    }
+                ))
+            }
+        }
+    }
     let contracts = scaffold::closure(&ir, &served);
+    match scaffold::in_the_way(&args.dir, &contracts, &spec, &outputs) {
+        Ok(theirs) if theirs.is_empty() => {}
+        Ok(theirs) => {
+            let list: Vec<String> = theirs
+                .iter()
+                .map(|p| format!("  {}", p.display()))
+                .collect();
+            return fail(format!(
+                "pactum would overwrite files it did not write:\n{}\n  help: move them away, or choose another directory",
+                list.join("\n")
+            ));
+        }
+        Err(e) => return fail(e),
+    }
+    // From here on files are written: a failure says what is there.
+    let stopped = |e: String| {
+        eprintln!(
+            "pactum: {e}\npactum: stopped; what was written so far is in {} (`pactum new --force` there completes it)",
+            args.dir.display()
+        );
+        ExitCode::FAILURE
+    };
     let copied = std::fs::create_dir_all(&args.dir)
         .and_then(|()| scaffold::copy_contracts(&args.dir, &contracts));
     let copied = match copied {
         Ok(c) => c,
-        Err(e) => return fail(format!("cannot write to {}: {e}", args.dir.display())),
+        Err(e) => return stopped(format!("cannot write to {}: {e}", args.dir.display())),
     };
-    let project_path = args.dir.join(project::FILE_NAME);
     if !project_path.exists() {
         if let Err(e) = std::fs::write(&project_path, scaffold::project_file(&spec)) {
-            return fail(format!("cannot write {}: {e}", project_path.display()));
+            return stopped(format!("cannot write {}: {e}", project_path.display()));
         }
         println!("created: {}", project_path.display());
     }

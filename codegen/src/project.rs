@@ -211,6 +211,37 @@ impl Project {
                 ));
             }
         }
+        if let Some(scaffold) = &raw.scaffold {
+            let at_scaffold =
+                |message: String, help: &str| at(locate(text, "scaffold"), message, help);
+            if let Err(e) = crate::scaffold::check_name(&scaffold.name) {
+                return Err(at_scaffold(
+                    e.lines().next().unwrap_or_default().to_string(),
+                    "`name` is the service crate's package name: lower-case letters, digits, `-` and `_`, starting with a letter",
+                ));
+            }
+            let inside = scaffold
+                .dir
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside || scaffold.dir.as_os_str().is_empty() {
+                return Err(at_scaffold(
+                    format!(
+                        "`dir: {}` is not a directory inside the project",
+                        scaffold.dir.display()
+                    ),
+                    "give the service crate's directory relative to this file, without `..` (`dir: service`)",
+                ));
+            }
+            let all = raw.parts.rest && raw.parts.grpc && raw.parts.messaging;
+            if !all {
+                return Err(at(
+                    locate(text, "parts"),
+                    "a scaffolded service (`scaffold:`) needs every part of the generated code".into(),
+                    "remove `parts:`: the service's wiring serves REST and gRPC and runs its events",
+                ));
+            }
+        }
         Ok(Project {
             path: path.to_path_buf(),
             root: path.parent().unwrap_or(Path::new("")).to_path_buf(),
@@ -300,6 +331,38 @@ mod tests {
             PathBuf::from("app/proto")
         );
         assert!(!p.deny_warnings);
+    }
+
+    #[test]
+    fn a_scaffold_section_is_checked() {
+        let base = "pactum: 1\ncontracts: [contracts]\noutputs: { rust: api/src/generated }\n";
+        let p = parse(&format!(
+            "{base}scaffold: {{ serves: orders, name: orders }}\n"
+        ))
+        .unwrap();
+        assert_eq!(p.scaffold.unwrap().dir, PathBuf::from("service"));
+        for (bad, says) in [
+            (
+                "scaffold: { serves: orders, name: orders, dir: ../elsewhere }",
+                "not a directory inside",
+            ),
+            (
+                "scaffold: { serves: orders, name: orders, dir: /srv/x }",
+                "not a directory inside",
+            ),
+            (
+                "scaffold: { serves: orders, name: 9orders }",
+                "cannot be the crate's name",
+            ),
+            (
+                "parts: { grpc: false }\nscaffold: { serves: orders, name: orders }",
+                "every part",
+            ),
+        ] {
+            let e = parse(&format!("{base}{bad}\n")).unwrap_err();
+            assert!(e.message.contains(says), "{bad}: {e}");
+            assert!(e.position.is_some(), "{bad}: {e}");
+        }
     }
 
     #[test]

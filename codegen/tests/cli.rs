@@ -417,6 +417,21 @@ fn new_lays_out_a_service_and_generate_keeps_it_current_without_touching_the_use
     let again = pactum(&["generate", "--check"], &target);
     assert!(again.status.success(), "{}", text(&again.stdout));
 
+    // A generated file whose header the user removed is theirs: kept, and said so.
+    let wiring_path = target.join("service/src/wiring.rs");
+    let taken = wiring.lines().skip(1).collect::<Vec<_>>().join("\n");
+    fs::write(&wiring_path, &taken).unwrap();
+    let kept = pactum(&["generate"], &target);
+    assert!(kept.status.success());
+    assert!(
+        text(&kept.stdout)
+            .contains("kept (no @generated header, so it is yours now): service/src/wiring.rs"),
+        "{}",
+        text(&kept.stdout)
+    );
+    assert_eq!(fs::read_to_string(&wiring_path).unwrap(), taken);
+    fs::write(&wiring_path, &wiring).unwrap();
+
     // A directory that is not empty is refused, and --force adds only what is missing.
     fs::remove_file(target.join("service/src/app.rs")).unwrap();
     let refused = pactum(
@@ -497,4 +512,59 @@ fn new_refuses_what_it_cannot_scaffold() {
     for name in ["both", "x", "y"] {
         assert!(!dir.join(name).exists(), "{name} was written");
     }
+
+    // --force never overwrites what pactum did not write, nor another project's file.
+    let orders = contracts.join("orders/v1.yaml");
+    let theirs = dir.join("theirs");
+    fs::create_dir_all(theirs.join("proto")).unwrap();
+    fs::write(theirs.join("proto/orders.v1.proto"), "// hand-written\n").unwrap();
+    let blocked = pactum(
+        &[
+            "new",
+            "theirs",
+            "--contract",
+            orders.to_str().unwrap(),
+            "--force",
+        ],
+        &dir,
+    );
+    assert_eq!(blocked.status.code(), Some(1));
+    assert!(
+        text(&blocked.stderr).contains("pactum would overwrite files it did not write")
+            && text(&blocked.stderr).contains("orders.v1.proto"),
+        "{}",
+        text(&blocked.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(theirs.join("proto/orders.v1.proto")).unwrap(),
+        "// hand-written\n"
+    );
+    assert!(
+        !theirs.join("pactum.yaml").exists(),
+        "nothing else was written"
+    );
+    let other = dir.join("other");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(
+        other.join("pactum.yaml"),
+        "pactum: 1\ncontracts: [c]\noutputs: { rust: src/generated }\n",
+    )
+    .unwrap();
+    let foreign = pactum(
+        &[
+            "new",
+            "other",
+            "--contract",
+            orders.to_str().unwrap(),
+            "--force",
+        ],
+        &dir,
+    );
+    assert_eq!(foreign.status.code(), Some(1));
+    assert!(
+        text(&foreign.stderr).contains("it has no `scaffold:` section"),
+        "{}",
+        text(&foreign.stderr)
+    );
+    assert_eq!(fs::read_dir(&other).unwrap().count(), 1);
 }

@@ -1,8 +1,8 @@
-//! `pactum new` from each example contract, as a new user meets it: each scaffold builds with
-//! cargo **outside** this workspace (its own workspace and lockfile), starts against the
-//! machine's PostgreSQL (`PACTUM_TEST_POSTGRES`), answers 501 problems over REST and
-//! `UNIMPLEMENTED` over gRPC — to this crate's generated clients, which know nothing of the
-//! scaffold — reports ready, and drains and exits 0 on SIGTERM.
+//! `pactum new` from each example contract, as a new user meets it: each scaffold, in a
+//! temporary directory, builds with cargo **outside** this workspace (its own workspace and
+//! lockfile), starts against the machine's PostgreSQL (`PACTUM_TEST_POSTGRES`), answers 501
+//! problems over REST and `UNIMPLEMENTED` over gRPC — to this crate's generated clients, which
+//! know nothing of the scaffold — reports ready, and drains and exits 0 on SIGTERM.
 //!
 //! Then what comes next for its user: a handler is written and the contract grows an
 //! operation. `pactum generate` keeps the handler, the rebuild compiles only the service
@@ -75,7 +75,6 @@ fn build(dir: &Path) -> String {
         .args(["build", "--color", "never"])
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target())
-        .env_remove("RUSTFLAGS")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -130,6 +129,9 @@ impl Service {
         let mut child = Command::new(&exe)
             .args(["--listen", "127.0.0.1", "--http", "0", "--grpc", "0"])
             .args(["--postgres", &postgres()])
+            // Not the machine's NATS: these consumer groups must not share durables with the
+            // other tests'; the broker-backed paths are tested where they live.
+            .arg("--in-process-bus")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -263,8 +265,8 @@ async fn each_example_contract_scaffolds_into_a_service_that_builds_alone_and_se
     if let Err(e) = tokio_postgres::connect(&config, tokio_postgres::NoTls).await {
         panic!("PostgreSQL is required for this test and is unreachable at `{config}`: {e}\nstart it (README: Services) or set PACTUM_TEST_POSTGRES");
     }
-    let root = std::path::absolute(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scaffolds"))
-        .expect("absolute");
+    // Outside this repository altogether, as a user's new service would be.
+    let root = std::env::temp_dir().join(format!("pactum-scaffolds-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let http = reqwest::Client::new();
     let id = Uuid::from_u128(0x5ca1_ab1e);
@@ -423,4 +425,5 @@ async fn each_example_contract_scaffolds_into_a_service_that_builds_alone_and_se
     )
     .await;
     s.stop();
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -93,7 +93,11 @@ fn group_name(id: &ContractId) -> String {
 
 /// The Rust identifier of the generated code's crate (`orders_api`).
 fn api_crate(spec: &Spec) -> proc_macro2::Ident {
-    ident(&format!("{}_api", spec.name), Case::Snake)
+    // As cargo names a library: the package name with `-` as `_`, nothing else changed.
+    proc_macro2::Ident::new(
+        &format!("{}_api", spec.name.replace('-', "_")),
+        proc_macro2::Span::call_site(),
+    )
 }
 
 /// The handler files the served contracts call for, with their methods.
@@ -120,9 +124,56 @@ fn method(op: &Operation) -> proc_macro2::Ident {
     ident(&op.name, Case::Snake)
 }
 
-/// The base name of a `consumes` entry: its constructor and module (`payments_payment_captured_v1`).
+/// The base name of a `consumes` entry, as its generated constant is named
+/// (`payments_payment_captured_v1` for `PAYMENTS_PAYMENT_CAPTURED_V1`).
 fn consumer_base(c: &Consumer) -> String {
     crate::naming::convert(&super::events::consumer_base(c), Case::Snake)
+}
+
+/// One consumer the service runs, and the name of its module, file and dedup table.
+struct Entry<'a> {
+    contract: &'a Contract,
+    consumer: &'a Consumer,
+    name: String,
+}
+
+/// The served contracts' `consumes` entries as consumers: two majors' entries for one event,
+/// version and group are one consumer (one group reads each event once); entries for one
+/// event in different groups are named with their group, and with their major after that.
+fn entries<'a>(contracts: &[&'a Contract]) -> Vec<Entry<'a>> {
+    let mut out: Vec<Entry<'a>> = Vec::new();
+    for c in contracts {
+        for k in &c.consumers {
+            let same = |e: &Entry<'_>| {
+                e.consumer.event == k.event
+                    && e.consumer.version == k.version
+                    && e.consumer.group == k.group
+            };
+            if out.iter().any(same) {
+                continue;
+            }
+            let base = consumer_base(k);
+            let candidates = [
+                base.clone(),
+                crate::naming::convert(&format!("{base}_{}", k.group), Case::Snake),
+                crate::naming::convert(
+                    &format!("{base}_{}_{}", k.group, c.id.version_module()),
+                    Case::Snake,
+                ),
+            ];
+            let name = candidates
+                .iter()
+                .find(|n| out.iter().all(|e| &e.name != *n))
+                .cloned()
+                .unwrap_or_else(|| format!("{}_{}", candidates[2], out.len()));
+            out.push(Entry {
+                contract: c,
+                consumer: k,
+                name,
+            });
+        }
+    }
+    out
 }
 
 /// Every file of the scaffold.
@@ -212,15 +263,12 @@ pub fn files(ir: &Ir, spec: &Spec) -> Result<Vec<ScaffoldFile>, String> {
             Owner::User,
         );
     }
-    for c in &contracts {
-        for consumer in &c.consumers {
-            push(
-                dir.join("src/consumers")
-                    .join(format!("{}.rs", consumer_base(consumer))),
-                super::render(consumer_file(c, consumer, spec), "")?,
-                Owner::User,
-            );
-        }
+    for e in entries(&contracts) {
+        push(
+            dir.join("src/consumers").join(format!("{}.rs", e.name)),
+            super::render(consumer_file(e.contract, e.consumer, spec), "")?,
+            Owner::User,
+        );
     }
     Ok(out)
 }
@@ -301,26 +349,29 @@ impl Facts {
                 })
             })
             .collect();
-        let consumed = contracts
-            .iter()
-            .flat_map(|c| &c.consumers)
-            .map(|k| {
-                format!(
-                    "`{}.{}` v{} as group `{}` → `{}/src/consumers/{}.rs`",
-                    k.event.contract.service,
-                    k.event.name,
-                    k.version,
-                    k.group,
-                    spec.service_dir.display(),
-                    consumer_base(k)
-                )
-            })
+        let consumed = entries(contracts)
+            .into_iter()
+            .map(
+                |Entry {
+                     consumer: k, name, ..
+                 }| {
+                    format!(
+                        "`{}.{}` v{} as group `{}` → `{}/src/consumers/{}.rs`",
+                        k.event.contract.service,
+                        k.event.name,
+                        k.version,
+                        k.group,
+                        spec.service_dir.display(),
+                        name
+                    )
+                },
+            )
             .collect();
+        // A GET, which needs no body and no idempotency key.
         let try_rest = ops()
-            .find(|o| o.rest.as_ref().is_some_and(|r| r.params.is_empty()))
-            .or_else(|| ops().find(|o| o.rest.is_some()))
-            .and_then(|o| o.rest.as_ref())
-            .map(|r| format!("{} {}", r.method.as_str(), r.full_path));
+            .filter_map(|o| o.rest.as_ref())
+            .find(|r| r.method.as_str() == "GET")
+            .map(|r| format!("GET {}", r.full_path));
         Facts {
             name: spec.name.clone(),
             api_package: format!("{}-api", spec.name),
@@ -570,11 +621,8 @@ fn wiring(ir: &Ir, contracts: &[&Contract], spec: &Spec) -> TokenStream {
     let rest_unused = rest.is_empty().then(|| quote!(let _ = (app, config);));
     let grpc_unused = grpc.is_empty().then(|| quote!(let _ = (app, config);));
     let emits = contracts.iter().any(|c| !c.events.is_empty());
-    let consumers: Vec<(&Contract, &Consumer)> = contracts
-        .iter()
-        .flat_map(|c| c.consumers.iter().map(move |k| (*c, k)))
-        .collect();
-    let needs_postgres = emits || !consumers.is_empty();
+    let consumers = entries(contracts);
+    let events = emits || !consumers.is_empty();
     let outbox_table = format!("{}_outbox", spec.serves);
     let outbox = if emits {
         let doc = format!(
@@ -592,18 +640,17 @@ fn wiring(ir: &Ir, contracts: &[&Contract], spec: &Spec) -> TokenStream {
     let relay = emits.then(|| {
         quote! {
             ::pactum::store::outbox::Relay::new(broker.clone())
-                .spawn_postgres(&database.clone().named(#service_name), OUTBOX, shutdown)
+                .spawn_postgres(&database.clone().named(#service_name), OUTBOX, relay)
                 .await
                 .map_err(|e| ::std::format!("the outbox relay: {e}"))?;
         }
     });
-    let starts = consumers.iter().map(|(c, k)| {
-        let m = module_of(c);
-        let base = consumer_base(k);
-        let konst = ident(&base, Case::Screaming);
-        let module = ident(&base, Case::Snake);
-        let table = inbox_table(service_name, &base);
-        let name = format!("{service_name}-{base}");
+    let starts = consumers.iter().map(|e| {
+        let m = module_of(e.contract);
+        let konst = ident(&consumer_base(e.consumer), Case::Screaming);
+        let module = ident(&e.name, Case::Snake);
+        let table = inbox_table(service_name, &e.name);
+        let name = format!("{service_name}-{}", e.name);
         quote! {
             ::pactum::messaging::consumer::PgConsumer::spawn(
                 broker,
@@ -616,9 +663,15 @@ fn wiring(ir: &Ir, contracts: &[&Contract], spec: &Spec) -> TokenStream {
             .await?;
         }
     });
-    let events_body = if needs_postgres {
+    let events_body = if events {
         let starts: Vec<TokenStream> = starts.collect();
-        let unused = consumers.is_empty().then(|| quote!(let _ = app;));
+        let unused = if consumers.is_empty() {
+            quote!(let _ = (app, shutdown);)
+        } else if !emits {
+            quote!(let _ = relay;)
+        } else {
+            TokenStream::new()
+        };
         let need = format!(
             "`{service_name}` keeps its outbox and its consumers' dedup records in PostgreSQL: pass --postgres or set DATABASE_URL"
         );
@@ -631,7 +684,7 @@ fn wiring(ir: &Ir, contracts: &[&Contract], spec: &Spec) -> TokenStream {
         }
     } else {
         quote! {
-            let _ = (app, broker, database, shutdown);
+            let _ = (app, broker, database, shutdown, relay);
             ::core::result::Result::Ok(())
         }
     };
@@ -649,8 +702,9 @@ fn wiring(ir: &Ir, contracts: &[&Contract], spec: &Spec) -> TokenStream {
         /// The contract service this crate serves (the telemetry service name).
         pub const SERVICE: &str = #service_name;
 
-        /// Whether the service cannot run without PostgreSQL (it emits or consumes events).
-        pub const NEEDS_POSTGRES: bool = #needs_postgres;
+        /// Whether the service emits or consumes events: it then needs PostgreSQL (its outbox,
+        /// its consumers' records) and a broker.
+        pub const EVENTS: bool = #events;
 
         #outbox
 
@@ -679,14 +733,16 @@ fn wiring(ir: &Ir, contracts: &[&Contract], spec: &Spec) -> TokenStream {
             ::core::result::Result::Ok(Router::new() #(#grpc_routers)* .merge(reflection))
         }
 
-        /// Starts what runs beside the servers until `shutdown`: the outbox relay (events to
-        /// `broker`) and one idempotent consumer per `consumes` entry, each recording what it
-        /// handled in PostgreSQL in the handler's transaction.
+        /// Starts what runs beside the servers: one idempotent consumer per `consumes` entry,
+        /// recording what it handled in PostgreSQL in the handler's transaction, until
+        /// `shutdown`; and the outbox relay (events to `broker`) until `relay`, which `main`
+        /// stops last, so events committed while the rest drains are still published.
         pub async fn start_events(
             app: &::std::sync::Arc<App>,
             broker: &::pactum::messaging::Broker,
             database: ::core::option::Option<&::pactum::store::postgres::Database>,
             shutdown: &::pactum::shutdown::Shutdown,
+            relay: &::pactum::shutdown::Shutdown,
         ) -> ::core::result::Result<(), ::std::string::String> {
             #events_body
         }
@@ -728,17 +784,21 @@ fn handlers_mod(contracts: &[&Contract]) -> TokenStream {
 
 /// `service/src/consumers/mod.rs`.
 fn consumers_mod(contracts: &[&Contract]) -> TokenStream {
-    let modules = contracts.iter().flat_map(|c| &c.consumers).map(|k| {
-        let m = ident(&consumer_base(k), Case::Snake);
-        let doc = format!(
-            " `{}.{}` v{}, as group `{}`.",
-            k.event.contract.service, k.event.name, k.version, k.group
-        );
-        quote! {
-            #[doc = #doc]
-            pub mod #m;
-        }
-    });
+    let modules = entries(contracts).into_iter().map(
+        |Entry {
+             consumer: k, name, ..
+         }| {
+            let m = ident(&name, Case::Snake);
+            let doc = format!(
+                " `{}.{}` v{}, as group `{}`.",
+                k.event.contract.service, k.event.name, k.version, k.group
+            );
+            quote! {
+                #[doc = #doc]
+                pub mod #m;
+            }
+        },
+    );
     quote! {
         //! One file per `consumes` entry: the handler its idempotent consumer runs.
         #(#modules)*

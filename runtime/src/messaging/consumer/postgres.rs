@@ -120,6 +120,12 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
     /// deliveries as a task of `shutdown`, recording what it handled in `table` (the delivery
     /// in hand is finished when the shutdown starts; what was prefetched is handed back).
     /// What a `pactum new` service starts once per `consumes` entry.
+    ///
+    /// A delivery is not handed to another worker while its handler may still run: the ack
+    /// wait is the entry's budget plus 10 s. A handler that panics is logged and the loop goes
+    /// on; the delivery, never acknowledged, comes back after its ack wait and counts as an
+    /// attempt, so a handler that always panics dead-letters the event like one that always
+    /// fails, instead of silently stopping the consumer.
     pub async fn spawn<S>(
         source: &S,
         info: &'static ConsumerInfo,
@@ -133,18 +139,31 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
         S::Subscription: 'static,
         H: 'static,
     {
-        let subscription = source
-            .subscribe(info, &crate::messaging::Subscribe::default())
-            .await
-            .map_err(|e| format!("cannot join `{}` as `{}`: {e}", info.subject, info.group))?;
+        use futures_util::FutureExt as _;
+        // The table first: a consumer that cannot record must not take deliveries.
         let mut consumer = Self::for_contract(database, table, info, handler)
             .await
             .map_err(|e| format!("the consumer of `{}`: {e}", info.subject))?;
+        let options = crate::messaging::Subscribe {
+            ack_wait: info.budget.unwrap_or(DEFAULT_BUDGET) + Duration::from_secs(10),
+            ..crate::messaging::Subscribe::default()
+        };
+        let subscription = source
+            .subscribe(info, &options)
+            .await
+            .map_err(|e| format!("cannot join `{}` as `{}`: {e}", info.subject, info.group))?;
+        let subject = info.subject;
         shutdown.spawn(crate::messaging::consume(
             subscription,
             shutdown.clone(),
             async move |delivery| {
-                let _ = consumer.process(delivery).await;
+                let run = std::panic::AssertUnwindSafe(consumer.process(delivery));
+                if run.catch_unwind().await.is_err() {
+                    tracing::error!(
+                        subject,
+                        "the handler panicked; the delivery comes back after its ack wait"
+                    );
+                }
             },
         ));
         Ok(())

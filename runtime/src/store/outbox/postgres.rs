@@ -288,11 +288,24 @@ impl<S: EventSink> Relay<S> {
     where
         S: Send + Sync + 'static,
     {
-        let client = database
-            .connect()
-            .await
-            .map_err(|e| OutboxError(e.to_string()))?;
-        create_table(&client, table).await?;
+        check_table(table)?;
+        // Replicas starting together can race on `CREATE … IF NOT EXISTS` (PostgreSQL checks
+        // the catalog before it locks it); the loser's second try finds the table.
+        let mut tries = 0;
+        loop {
+            let created = match database.connect().await {
+                Ok(client) => create_table(&client, table).await,
+                Err(e) => Err(OutboxError(e.to_string())),
+            };
+            match created {
+                Ok(()) => break,
+                Err(e) if tries == 2 => return Err(e),
+                Err(_) => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
         let (database, table, stop) = (database.clone(), table.to_string(), shutdown.clone());
         shutdown.spawn(async move {
             if let Err(e) = self.run_postgres_until(&database, &table, &stop).await {

@@ -10,8 +10,9 @@ use ::pactum::router::ServerConfig;
 /// The contract service this crate serves (the telemetry service name).
 pub const SERVICE: &str = "notifications";
 
-/// Whether the service cannot run without PostgreSQL (it emits or consumes events).
-pub const NEEDS_POSTGRES: bool = true;
+/// Whether the service emits or consumes events: it then needs PostgreSQL (its outbox,
+/// its consumers' records) and a broker.
+pub const EVENTS: bool = true;
 
 /// The outbox table: handlers and consumers write `notifications`'s events into it in their own transaction (each contract version's `outbox(&tx)`), and the relay publishes them.
 pub const OUTBOX: &str = "notifications_outbox";
@@ -51,21 +52,23 @@ pub fn grpc_router(
     ::core::result::Result::Ok(Router::new().merge(reflection))
 }
 
-/// Starts what runs beside the servers until `shutdown`: the outbox relay (events to
-/// `broker`) and one idempotent consumer per `consumes` entry, each recording what it
-/// handled in PostgreSQL in the handler's transaction.
+/// Starts what runs beside the servers: one idempotent consumer per `consumes` entry,
+/// recording what it handled in PostgreSQL in the handler's transaction, until
+/// `shutdown`; and the outbox relay (events to `broker`) until `relay`, which `main`
+/// stops last, so events committed while the rest drains are still published.
 pub async fn start_events(
     app: &::std::sync::Arc<App>,
     broker: &::pactum::messaging::Broker,
     database: ::core::option::Option<&::pactum::store::postgres::Database>,
     shutdown: &::pactum::shutdown::Shutdown,
+    relay: &::pactum::shutdown::Shutdown,
 ) -> ::core::result::Result<(), ::std::string::String> {
     let database = database
         .ok_or(
             "`notifications` keeps its outbox and its consumers' dedup records in PostgreSQL: pass --postgres or set DATABASE_URL",
         )?;
     ::pactum::store::outbox::Relay::new(broker.clone())
-        .spawn_postgres(&database.clone().named("notifications"), OUTBOX, shutdown)
+        .spawn_postgres(&database.clone().named("notifications"), OUTBOX, relay)
         .await
         .map_err(|e| ::std::format!("the outbox relay: {e}"))?;
     ::pactum::messaging::consumer::PgConsumer::spawn(

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const USAGE: &str = "\
-usage: orders [--listen ADDR] [--http PORT] [--grpc PORT] [--postgres CONFIG] [--nats URL]
+usage: orders [--listen ADDR] [--http PORT] [--grpc PORT] [--postgres CONFIG] [--nats URL | --in-process-bus]
 
   --listen ADDR      address both servers bind (LISTEN_ADDR; default 0.0.0.0)
   --http PORT        REST port (HTTP_PORT; default 8080; 0 picks a free one)
@@ -26,18 +26,21 @@ usage: orders [--listen ADDR] [--http PORT] [--grpc PORT] [--postgres CONFIG] [-
   --postgres CONFIG  PostgreSQL, as a URL or `host=… user=… dbname=…` (DATABASE_URL):
                      idempotency keys, the outbox and consumers' records; without it keys
                      live in memory
-  --nats URL         NATS with JetStream for events (NATS_URL); without it, an in-process bus
+  --nats URL         NATS with JetStream for events (NATS_URL)
+  --in-process-bus   keep events inside this process instead (a try-out: nothing else
+                     hears them)
 
-OTEL_EXPORTER_OTLP_ENDPOINT exports traces and metrics by OTLP (the other OTEL_* variables
-apply) and serves Prometheus text on /metrics. SIGTERM or Ctrl-C stops accepting, finishes
-what is in flight, then exits.";
+Flags win over the environment. OTEL_EXPORTER_OTLP_ENDPOINT exports traces and metrics by
+OTLP (the other OTEL_* variables apply) and serves Prometheus text on /metrics. SIGTERM or
+Ctrl-C stops accepting, finishes what is in flight, then exits.";
 
 /// The idempotency keys' table, when the service has PostgreSQL.
 const IDEMPOTENCY_TABLE: &str = "orders_idempotency";
 
-/// How long in-flight work may take once a shutdown starts: inside the 30 s Kubernetes waits
-/// between SIGTERM and SIGKILL.
-const DRAIN: Duration = Duration::from_secs(25);
+/// How long requests and deliveries in flight may take once a shutdown starts, and then the
+/// relay: inside the 30 s Kubernetes waits between SIGTERM and SIGKILL.
+const DRAIN: Duration = Duration::from_secs(24);
+const RELAY_DRAIN: Duration = Duration::from_secs(4);
 
 /// What the service was told at start-up: flags over the environment over defaults.
 struct Config {
@@ -46,40 +49,55 @@ struct Config {
     grpc: u16,
     postgres: Option<String>,
     nats: Option<String>,
+    in_process_bus: bool,
+}
+
+fn port(name: &str, text: &str) -> Result<u16, String> {
+    text.parse::<u16>()
+        .map_err(|_| format!("{name} must be a port number (0 to 65535), not `{text}`"))
 }
 
 fn config(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let port = |name: &str, text: String| {
-        text.parse::<u16>()
-            .map_err(|_| format!("{name} must be a port number (0 to 65535), not `{text}`"))
-    };
-    let mut config = Config {
-        listen: env("LISTEN_ADDR").unwrap_or_else(|| "0.0.0.0".to_string()),
-        http: env("HTTP_PORT")
-            .map(|v| port("HTTP_PORT", v))
-            .transpose()?
-            .unwrap_or(8080),
-        grpc: env("GRPC_PORT")
-            .map(|v| port("GRPC_PORT", v))
-            .transpose()?
-            .unwrap_or(50051),
-        postgres: env("DATABASE_URL"),
-        nats: env("NATS_URL"),
-    };
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+    let (mut listen, mut http, mut grpc) = (None, None, None);
+    let (mut postgres, mut nats, mut in_process_bus) = (None, None, false);
+    while let Some(arg) = args.next() {
+        // `--flag value` or `--flag=value`.
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg, None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
         match flag.as_str() {
-            "--listen" => config.listen = value()?,
-            "--http" => config.http = port("--http", value()?)?,
-            "--grpc" => config.grpc = port("--grpc", value()?)?,
-            "--postgres" => config.postgres = Some(value()?),
-            "--nats" => config.nats = Some(value()?),
+            "--listen" => listen = Some(value()?),
+            "--http" => http = Some(port("--http", &value()?)?),
+            "--grpc" => grpc = Some(port("--grpc", &value()?)?),
+            "--postgres" => postgres = Some(value()?),
+            "--nats" => nats = Some(value()?),
+            "--in-process-bus" => in_process_bus = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    Ok(config)
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let port_or_env = |given: Option<u16>, name: &str, default: u16| match given {
+        Some(p) => Ok(p),
+        None => env(name).map_or(Ok(default), |v| port(name, &v)),
+    };
+    Ok(Config {
+        listen: listen
+            .or_else(|| env("LISTEN_ADDR"))
+            .unwrap_or_else(|| "0.0.0.0".to_string()),
+        http: port_or_env(http, "HTTP_PORT", 8080)?,
+        grpc: port_or_env(grpc, "GRPC_PORT", 50051)?,
+        postgres: postgres.or_else(|| env("DATABASE_URL")),
+        nats: nats.or_else(|| env("NATS_URL")),
+        in_process_bus,
+    })
 }
 
 #[tokio::main]
@@ -121,12 +139,13 @@ async fn run(config: Config) -> Result<(), String> {
         None
     };
 
-    // The stores and the broker, checked now so a wrong address stops the start with a reason.
+    // The stores and the broker, checked now so a wrong address stops the start with a
+    // reason.
     let database = match &config.postgres {
         Some(url) => Some(
             pactum::store::postgres::Database::new(url).map_err(|e| format!("--postgres: {e}"))?,
         ),
-        None if wiring::NEEDS_POSTGRES => {
+        None if wiring::EVENTS => {
             return Err(format!(
                 "`{}` keeps its outbox and its consumers' records in PostgreSQL: pass --postgres CONFIG or set DATABASE_URL",
                 wiring::SERVICE
@@ -141,25 +160,26 @@ async fn run(config: Config) -> Result<(), String> {
             .map_err(|e| format!("PostgreSQL: {e}"))?;
         server.idempotency = Arc::new(store);
     }
-    let broker = match &config.nats {
-        Some(url) => Broker::Nats(Box::new(
+    let broker = match (&config.nats, config.in_process_bus) {
+        (Some(_), true) => return Err("--nats and --in-process-bus exclude each other".into()),
+        (Some(url), false) => Broker::Nats(Box::new(
             pactum::messaging::nats::Nats::connect(url)
                 .await
-                .map_err(|e| format!("NATS at {url}: {e}"))?,
+                .map_err(|e| e.to_string())?,
         )),
-        None => Broker::Embedded(pactum::messaging::bus::Bus::new()),
+        (None, false) if wiring::EVENTS => {
+            return Err(format!(
+                "`{}` publishes or consumes events: pass --nats URL or set NATS_URL (--in-process-bus keeps them inside this process, for a try-out)",
+                wiring::SERVICE
+            ))
+        }
+        (None, _) => Broker::Embedded(pactum::messaging::bus::Bus::new()),
     };
-
     let app = Arc::new(app::App::new(database.clone()).await?);
-    let durable = app.database.is_some();
-    // One shutdown for everything: SIGTERM or Ctrl-C stops the servers accepting and the
-    // consumers and the relay taking work; what is in flight finishes.
-    let shutdown = Shutdown::new().on_signals();
-    wiring::start_events(&app, &broker, database.as_ref(), &shutdown).await?;
 
     // Probes: /healthz and /readyz beside the REST API, grpc.health.v1 beside the gRPC one.
     let mut readiness = Readiness::new();
-    if let Some(db) = database {
+    if let Some(db) = app.database.clone() {
         readiness = readiness.check("postgres", move || {
             let db = db.clone();
             async move { db.connect().await.map(drop).map_err(|e| e.to_string()) }
@@ -171,42 +191,68 @@ async fn run(config: Config) -> Result<(), String> {
     }
     let (_health, health) = pactum::grpc::health::router(wiring::GRPC_SERVICES).await;
     let grpc = wiring::grpc_router(&app, &server)?.merge(health);
-    let rest_at = serve(&config.listen, config.http, rest, &shutdown)
-        .await
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.listen, config.http))?;
-    let grpc_at = serve(&config.listen, config.grpc, grpc, &shutdown)
-        .await
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.listen, config.grpc))?;
+    // Both ports before anything runs: a port in use stops the start with nothing to undo.
+    let rest_listener = bind(&config.listen, config.http).await?;
+    let grpc_listener = bind(&config.listen, config.grpc).await?;
+
+    // One shutdown for the servers and consumers (SIGTERM or Ctrl-C), and the relay's own,
+    // stopped last so events committed while the rest drains are still published.
+    let shutdown = Shutdown::new().on_signals();
+    let relay = Shutdown::new();
+    if let Err(e) = wiring::start_events(&app, &broker, database.as_ref(), &shutdown, &relay).await
+    {
+        stop(&shutdown, &relay).await;
+        return Err(e);
+    }
+    let rest_at = serve(rest_listener, rest, &shutdown)?;
+    let grpc_at = serve(grpc_listener, grpc, &shutdown)?;
     println!(
         "{} serving REST on http://{rest_at} and gRPC on http://{grpc_at} (idempotency keys {})",
         wiring::SERVICE,
-        if durable { "in PostgreSQL" } else { "in memory" }
+        if config.postgres.is_some() {
+            "in PostgreSQL"
+        } else {
+            "in memory"
+        }
     );
 
     shutdown.triggered().await;
-    match shutdown.drain(DRAIN).await {
-        Drained::All => tracing::info!("drained; stopped"),
-        Drained::TimedOut { remaining } => {
-            tracing::warn!(remaining, "stopped with work still running after the drain");
-        }
-    }
+    stop(&shutdown, &relay).await;
     // Dropping the telemetry flushes what it still holds.
     drop(telemetry);
     Ok(())
 }
 
-/// Serves `router` on `host:port` until `shutdown`, as a task the shutdown's drain waits for.
-async fn serve(
-    host: &str,
-    port: u16,
+/// Stops in two steps: the servers and consumers finish what they hold, then the relay
+/// publishes what they committed meanwhile and stops.
+async fn stop(shutdown: &Shutdown, relay: &Shutdown) {
+    shutdown.trigger();
+    let first = shutdown.drain(DRAIN).await;
+    relay.trigger();
+    let second = relay.drain(RELAY_DRAIN).await;
+    for drained in [first, second] {
+        if let Drained::TimedOut { remaining } = drained {
+            tracing::warn!(remaining, "stopped with work still running after the drain");
+        }
+    }
+}
+
+async fn bind(host: &str, port: u16) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind((host, port))
+        .await
+        .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))
+}
+
+/// Serves `router` on `listener` until `shutdown`, as a task the shutdown's drain waits for.
+fn serve(
+    listener: tokio::net::TcpListener,
     router: Router,
     shutdown: &Shutdown,
-) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind((host, port)).await?;
-    let at = listener.local_addr()?;
+) -> Result<SocketAddr, String> {
+    let at = listener.local_addr().map_err(|e| e.to_string())?;
     let stop = shutdown.triggered();
     shutdown.spawn(async move {
-        // Requests get 20 s to finish, inside the drain's 25 s.
+        // Requests get 20 s to finish, inside the drain.
         let options = ServeOptions {
             shutdown_grace: Duration::from_secs(20),
             ..ServeOptions::default()
