@@ -568,3 +568,57 @@ fn new_refuses_what_it_cannot_scaffold() {
     );
     assert_eq!(fs::read_dir(&other).unwrap().count(), 1);
 }
+
+#[test]
+fn two_majors_consuming_one_event_in_one_group_run_one_consumer() {
+    let dir = scratch("new_two_majors");
+    fs::create_dir_all(dir.join("contracts/billing")).unwrap();
+    fs::create_dir_all(dir.join("contracts/shop")).unwrap();
+    fs::write(
+        dir.join("contracts/billing/v1.yaml"),
+        "pactum: 1\nservice: billing\nversion: 1.0.0\nowner: team-billing\nevents:\n  PaymentTaken:\n    version: 1\n    key: order_id\n    delivery: pubsub\n    fields: { order_id: uuid }\n",
+    )
+    .unwrap();
+    for major in [1, 2] {
+        fs::write(
+            dir.join(format!("contracts/shop/v{major}.yaml")),
+            format!("pactum: 1\nservice: shop\nversion: {major}.0.0\nowner: team-shop\nconsumes:\n  - event: billing.PaymentTaken@1\n    group: shop\n  - event: billing.PaymentTaken@1\n    group: audit{major}\n"),
+        )
+        .unwrap();
+    }
+    let out = pactum(
+        &[
+            "new",
+            "shop",
+            "--contract",
+            "contracts/shop/v1.yaml",
+            "--contract",
+            "contracts/shop/v2.yaml",
+        ],
+        &dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let mut consumers: Vec<String> = fs::read_dir(dir.join("shop/service/src/consumers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    consumers.sort();
+    // Group `shop` once for both majors; each major's own audit group by its name.
+    assert_eq!(
+        consumers,
+        [
+            "billing_payment_taken_v1.rs",
+            "billing_payment_taken_v1_audit1.rs",
+            "billing_payment_taken_v1_audit2.rs",
+            "mod.rs"
+        ]
+    );
+    let wiring = fs::read_to_string(dir.join("shop/service/src/wiring.rs")).unwrap();
+    assert_eq!(wiring.matches("PgConsumer::spawn(").count(), 3, "{wiring}");
+    assert!(wiring.contains("\"shop_inbox_billing_payment_taken_v1_audit2\""));
+}
