@@ -203,3 +203,67 @@ async fn calls_inside_a_handler_carry_derived_keys() {
     assert!(!first.iter().any(|k| k.contains("caller-key")), "{first:?}");
     assert_eq!(first, second, "a re-run handler re-sends the same keys");
 }
+
+/// Orders whose `PlaceOrder` is not written yet until `ready` (a service deployed with a
+/// `pactum new` stub, then with its handler).
+#[derive(Default)]
+struct LateOrders {
+    ready: std::sync::atomic::AtomicBool,
+    inner: Orders,
+}
+
+impl orders::v1::Service for LateOrders {
+    async fn get_order(
+        &self,
+        ctx: Context,
+        input: orders::v1::GetOrderRequest,
+    ) -> Result<orders::v1::Order, pactum::HandlerError<orders::v1::GetOrderError>> {
+        orders::v1::Service::get_order(&self.inner, ctx, input).await
+    }
+
+    async fn place_order(
+        &self,
+        ctx: Context,
+        input: orders::v1::PlaceOrderRequest,
+    ) -> Result<orders::v1::Order, pactum::HandlerError<orders::v1::PlaceOrderError>> {
+        if !self.ready.load(Ordering::SeqCst) {
+            return Err(pactum::HandlerError::NotImplemented("orders.v1.PlaceOrder"));
+        }
+        orders::v1::Service::place_order(&self.inner, ctx, input).await
+    }
+
+    async fn cancel_order(
+        &self,
+        ctx: Context,
+        input: orders::v1::CancelOrderRequest,
+    ) -> Result<orders::v1::Order, pactum::HandlerError<orders::v1::CancelOrderError>> {
+        orders::v1::Service::cancel_order(&self.inner, ctx, input).await
+    }
+}
+
+#[tokio::test]
+async fn a_501_is_not_stored_so_the_first_retry_after_the_handler_ships_runs_it() {
+    let late = Arc::new(LateOrders::default());
+    let url = serve(orders::v1::rest::router(late.clone())).await.unwrap();
+    let url = format!("{url}/v1/orders");
+    let key = Some("\"ship-it-1\"");
+    let (status, headers, body) = post(&url, key).await;
+    assert_eq!(status, 501, "{body}");
+    assert!(
+        body.contains("`orders.v1.PlaceOrder` is not implemented yet"),
+        "{body}"
+    );
+    assert!(headers.get("idempotent-replayed").is_none());
+    late.ready.store(true, Ordering::SeqCst);
+    let (status, headers, body) = post(&url, key).await;
+    assert_eq!(
+        status, 200,
+        "the retry runs the handler, not a stored 501: {body}"
+    );
+    assert!(headers.get("idempotent-replayed").is_none());
+    assert_eq!(late.inner.placed.load(Ordering::SeqCst), 1);
+    let (status, headers, replay) = post(&url, key).await;
+    assert_eq!((status, replay.as_str()), (200, body.as_str()));
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(late.inner.placed.load(Ordering::SeqCst), 1);
+}
