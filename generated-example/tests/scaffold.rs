@@ -125,13 +125,18 @@ impl Service {
     /// Starts the built binary on free loopback ports and waits (at most 60 s) for the line
     /// that says where it serves.
     fn start(name: &str) -> Service {
+        // Not the machine's NATS: these consumer groups must not share durables with the
+        // other tests'; the broker-backed paths are tested where they live.
+        Service::start_with(name, &["--in-process-bus"])
+    }
+
+    /// [`start`](Self::start) with `broker` naming where events go.
+    fn start_with(name: &str, broker: &[&str]) -> Service {
         let exe = target().join("debug").join(name);
         let mut child = Command::new(&exe)
             .args(["--listen", "127.0.0.1", "--http", "0", "--grpc", "0"])
             .args(["--postgres", &postgres()])
-            // Not the machine's NATS: these consumer groups must not share durables with the
-            // other tests'; the broker-backed paths are tested where they live.
-            .arg("--in-process-bus")
+            .args(broker)
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -289,7 +294,11 @@ async fn each_example_contract_scaffolds_into_a_service_that_builds_alone_and_se
         build(dir);
     }
 
-    let s = Service::start("pricing");
+    // Pricing has no events, so it joins no group: it can use the machine's NATS, and its
+    // /readyz then checks that connection too.
+    let nats = std::env::var("PACTUM_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let s = Service::start_with("pricing", &["--nats", &nats]);
+    ready(&http, &s).await;
     rest_501(&http, &s, "/v1/prices/BOOK-42", "pricing.v1.GetPrice").await;
     let client = pricing::v1::grpc::Client::connect_lazy(&s.grpc).expect("client");
     let got = client

@@ -603,12 +603,22 @@ async fn a_consumer_group_survives_a_broker_restart() {
         seen
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let server = tokio::task::spawn_blocking(move || {
+    assert!(nats.is_connected());
+    let restarting = tokio::task::spawn_blocking(move || {
         server.restart(Duration::from_secs(5));
         server
-    })
-    .await
-    .unwrap();
+    });
+    // A readiness probe sees the outage while the server is down.
+    let mut seen_down = false;
+    for _ in 0..80 {
+        if !nats.is_connected() {
+            seen_down = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen_down, "is_connected() stayed true with the server down");
+    let server = restarting.await.unwrap();
     // The client reconnects by itself; publishing waits for it (bounded).
     let mut stored = false;
     for _ in 0..100 {
@@ -623,6 +633,7 @@ async fn a_consumer_group_survives_a_broker_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(stored, "publish after the restart");
+    assert!(nats.is_connected(), "connected again after the restart");
     let seen = worker.await.unwrap();
     drop(server);
     assert!(seen.contains(&b"2".to_vec()), "{seen:?}");

@@ -73,6 +73,13 @@ impl Nats {
         })
     }
 
+    /// Whether the connection to the server is up now, for a readiness probe. The client
+    /// reconnects by itself, so `false` is an outage in progress (publishing waits or fails
+    /// until it ends), not a dead client.
+    pub fn is_connected(&self) -> bool {
+        self.js.client().connection_state() == async_nats::connection::State::Connected
+    }
+
     /// Creates (or finds) stream `name` holding `subject` and its dead letters
     /// (`<subject>.dlq`), with the retention `mode` needs, a duplicate window for
     /// `Nats-Msg-Id` and the default [`StreamLimits`].

@@ -185,6 +185,16 @@ async fn run(config: Config) -> Result<(), String> {
             async move { db.connect().await.map(drop).map_err(|e| e.to_string()) }
         });
     }
+    if let Broker::Nats(nats) = &broker {
+        let nats = nats.clone();
+        readiness = readiness.check("nats", move || {
+            let up = nats.is_connected();
+            async move {
+                up.then_some(())
+                    .ok_or_else(|| "not connected to NATS (reconnecting)".to_string())
+            }
+        });
+    }
     let mut rest = wiring::rest_router(&app, &server).merge(readiness.router());
     if let Some(metrics) = telemetry.as_ref().and_then(|t| t.prometheus_router()) {
         rest = rest.merge(metrics);
