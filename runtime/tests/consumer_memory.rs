@@ -196,3 +196,48 @@ async fn a_processed_event_redelivered_expired_is_acked_not_dead_lettered() {
     let dlq = format!("{}.dlq", ParcelDelivered::SUBJECT);
     assert_eq!(bus.last_sequence(&dlq), 0, "nothing was dead-lettered");
 }
+
+/// Panics on parcel `boom`, applies the rest.
+#[derive(Clone, Default)]
+struct Fragile {
+    applied: Arc<Mutex<Vec<String>>>,
+}
+
+impl MemoryHandler<ParcelDelivered> for Fragile {
+    async fn handle(&self, _ctx: &Context, event: ParcelDelivered) -> Result<(), String> {
+        if event.parcel == "boom" {
+            panic!("label printer on fire");
+        }
+        self.applied.lock().unwrap().push(event.parcel);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_fails_its_attempts_and_is_dead_lettered_with_the_panic() {
+    let bus = bus();
+    bus.join("shipping.parcel_delivered.v1.dlq", "ops", StartAt::First);
+    let fragile = Fragile::default();
+    let mut consumer = MemoryConsumer::new(POLICY, fragile.clone());
+    let next = || bus.next(ParcelDelivered::SUBJECT, "log");
+    publish_copies(&bus, "evt-boom", "boom", 1);
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        outcomes.push(consumer.process(next().await).await);
+    }
+    let reason = "handler panicked: label printer on fire".to_string();
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Retrying(reason.clone()),
+            Outcome::Retrying(reason.clone()),
+            Outcome::DeadLettered(format!("failed 3 times; last: {reason}")),
+        ]
+    );
+    let dead = bus.next("shipping.parcel_delivered.v1.dlq", "ops").await;
+    assert!(dead.headers()[REASON_HEADER].ends_with(&reason));
+    // The consumer goes on with the next event.
+    publish_copies(&bus, "evt-ok", "fine", 1);
+    assert_eq!(consumer.process(next().await).await, Outcome::Processed);
+    assert_eq!(*fragile.applied.lock().unwrap(), vec!["fine"]);
+}

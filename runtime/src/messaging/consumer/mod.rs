@@ -173,9 +173,24 @@ async fn within<T>(
     budget: Duration,
     work: impl Future<Output = Result<T, String>>,
 ) -> Result<T, String> {
-    tokio::time::timeout(budget, work)
-        .await
-        .unwrap_or_else(|_| Err(format!("handler took longer than its {budget:?} budget")))
+    use futures_util::FutureExt as _;
+    // A panicking handler is a failed attempt like any other: rolled back, retried as the
+    // policy says, then dead-lettered with the panic as the reason. Uncaught, it would end
+    // the consumer's loop, and the event would come back for ever without reaching the
+    // dead letter.
+    let work = std::panic::AssertUnwindSafe(work).catch_unwind();
+    match tokio::time::timeout(budget, work).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-text payload".to_string());
+            Err(format!("handler panicked: {what}"))
+        }
+        Err(_) => Err(format!("handler took longer than its {budget:?} budget")),
+    }
 }
 
 /// A delivery that passed the checks every consumer makes before its dedup record.

@@ -122,10 +122,9 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
     /// What a `pactum new` service starts once per `consumes` entry.
     ///
     /// A delivery is not handed to another worker while its handler may still run: the ack
-    /// wait is the entry's budget plus 10 s. A handler that panics is logged and the loop goes
-    /// on; the delivery, never acknowledged, comes back after its ack wait and counts as an
-    /// attempt, so a handler that always panics dead-letters the event like one that always
-    /// fails, instead of silently stopping the consumer.
+    /// wait is the entry's budget plus 10 s. A handler that panics fails its attempt like one
+    /// that returns an error (every consumer does this); a panic anywhere else in processing
+    /// is logged and the loop goes on, the delivery coming back after its ack wait.
     pub async fn spawn<S>(
         source: &S,
         info: &'static ConsumerInfo,
@@ -161,7 +160,7 @@ impl<E: Event, H: PgHandler<E>> PgConsumer<E, H> {
                 if run.catch_unwind().await.is_err() {
                     tracing::error!(
                         subject,
-                        "the handler panicked; the delivery comes back after its ack wait"
+                        "processing a delivery panicked; it comes back after its ack wait"
                     );
                 }
             },
