@@ -217,6 +217,16 @@ pub enum TypeBody {
         /// `reserved:` wire numbers of removed values.
         reserved: Vec<Spanned<u64>>,
     },
+    /// `oneof:` — a tagged union: exactly one of several struct types, told apart on the
+    /// JSON wire by a tag property and in protobuf by a `oneof`.
+    Union {
+        /// Variants, in order.
+        variants: Vec<VariantDecl>,
+        /// `tag:` — the JSON property naming the variant (`type` when not written).
+        tag: Option<Spanned<String>>,
+        /// `reserved:` wire numbers of removed variants.
+        reserved: Vec<Spanned<u64>>,
+    },
     /// `type:` — a newtype over another type, with optional constraints.
     Newtype {
         /// Inner type.
@@ -240,6 +250,27 @@ pub struct FieldDecl {
     /// Constraints.
     pub constraints: Constraints,
     /// Explicit gRPC field number.
+    pub number: Option<Spanned<u64>>,
+    /// The wire number: written, or positional. Assigned once, when its list was decoded.
+    pub wire: u32,
+}
+
+/// The JSON property that names a union's variant when the contract gives no `tag:`
+/// (OpenAPI's and TypeSpec's usual choice).
+pub const DEFAULT_UNION_TAG: &str = "type";
+
+/// A variant of a tagged union: `card: CardDetails`, or a mapping with `type:`.
+#[derive(Clone, Debug)]
+pub struct VariantDecl {
+    /// The tag value on the JSON wire (`card`); also the protobuf `oneof` field name.
+    pub name: Spanned<String>,
+    /// The variant's type (must be a struct).
+    pub ty: Spanned<TypeExpr>,
+    /// Doc text.
+    pub description: Option<String>,
+    /// Deprecation.
+    pub deprecated: Deprecation,
+    /// Explicit protobuf field number.
     pub number: Option<Spanned<u64>>,
     /// The wire number: written, or positional. Assigned once, when its list was decoded.
     pub wire: u32,

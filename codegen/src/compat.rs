@@ -10,8 +10,8 @@
 use crate::ast::Number;
 use crate::diagnostics::{SourceMap, Span};
 use crate::ir::{
-    Constraints, Contract, ContractId, EventDef, Field, Idempotency, Ir, Operation, TypeKind,
-    TypeRef,
+    Constraints, Contract, ContractId, EventDef, Field, Idempotency, Ir, Operation, TypeDef,
+    TypeKind, TypeRef, Union,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -87,7 +87,7 @@ rules! {
     SafetyChanged => ("api/safety-changed", Breaking, "clients retry by this promise: keep `safe`/`idempotency` as they were, or add a new operation"),
     StreamingChanged => ("api/streaming-changed", Breaking, "add a new operation with the new streaming shape"),
     GrpcRemoved => ("api/grpc-removed", Breaking, "keep serving the operation over gRPC until the next major version"),
-    ShapeChanged => ("api/shape-changed", Breaking, "a struct, enum and newtype are different things in every language: add a new type"),
+    ShapeChanged => ("api/shape-changed", Breaking, "a struct, enum, union and newtype are different things in every language: add a new type"),
     FieldRemoved => ("json/field-removed", Breaking, "keep the field (mark it `deprecated:`), or reserve its number and bump the major version"),
     FieldTypeChanged => ("json/field-type-changed", Breaking, "add a new field with the new type and deprecate the old one"),
     RequiredFieldAdded => ("json/required-field-added", Breaking, "add the field as optional (`T?`); old clients do not send it and old servers do not return it"),
@@ -95,6 +95,9 @@ rules! {
     RequiredToOptional => ("json/required-to-optional", Breaking, "old readers fail when it is missing: keep it required and send a default"),
     JsonNameChanged => ("json/name-changed", Breaking, "the wire name is the field's name: add a field with the new name and deprecate the old one"),
     EnumValueRemoved => ("json/enum-value-removed", Breaking, "keep the value (mark it `deprecated:`); old peers still send it"),
+    VariantRemoved => ("json/variant-removed", Breaking, "keep the variant (mark it `deprecated:`); old peers still send it"),
+    VariantTypeChanged => ("json/variant-type-changed", Breaking, "add a variant with the new type and deprecate the old one"),
+    UnionTagChanged => ("json/union-tag-changed", Breaking, "every reader looks for the old tag property: keep it, or add a new type"),
     ConstraintTightened => ("json/constraint-tightened", Breaking, "values valid before would now be refused: keep the old bound, or validate the new one only in new operations"),
     NumberChanged => ("binary/number-changed", Breaking, "protobuf identifies fields by number: keep the old number (write `number:` explicitly)"),
     NumberReused => ("binary/number-reused", Breaking, "old messages still carry that number with another meaning: add the old number to `reserved:` and give the new field another"),
@@ -111,6 +114,7 @@ rules! {
     EventAdded => ("events/event-added", Compatible, "a new event or event version"),
     OptionalFieldAdded => ("json/optional-field-added", Compatible, "a new optional field: old peers ignore or omit it"),
     EnumValueAdded => ("json/enum-value-added", Compatible, "a new enum value: older readers see it as `Unrecognized` and keep working"),
+    VariantAdded => ("json/variant-added", Compatible, "a new union variant: older readers see it as `Unrecognized` and keep working (older servers refuse it as input)"),
     ConstraintRelaxed => ("json/constraint-relaxed", Compatible, "values valid before stay valid"),
     RouteAdded => ("rest/route-added", Compatible, "an operation gained a REST route"),
     GrpcAdded => ("api/grpc-added", Compatible, "an operation is now also served over gRPC"),
@@ -419,6 +423,7 @@ impl<'a> Comparer<'a> {
                         }
                     }
                 }
+                (TypeKind::Union(ou), TypeKind::Union(nu)) => self.union(nt, ou, nu),
                 (
                     TypeKind::Newtype {
                         inner: oi,
@@ -447,7 +452,10 @@ impl<'a> Comparer<'a> {
                 _ => self.push(
                     Rule::ShapeChanged,
                     Some(nt.span),
-                    format!("`{}` changed between struct, enum and newtype", nt.name),
+                    format!(
+                        "`{}` changed between struct, enum, union and newtype",
+                        nt.name
+                    ),
                 ),
             }
         }
@@ -457,6 +465,76 @@ impl<'a> Comparer<'a> {
                     Rule::TypeAdded,
                     Some(nt.span),
                     format!("type `{}` was added", nt.name),
+                );
+            }
+        }
+    }
+
+    /// A union's tag, its variants' presence, types and numbers.
+    fn union(&mut self, nt: &TypeDef, old: &Union, new: &Union) {
+        if old.tag != new.tag {
+            self.push(
+                Rule::UnionTagChanged,
+                Some(nt.span),
+                format!(
+                    "union `{}` is now tagged by `{}` instead of `{}`",
+                    nt.name, new.tag, old.tag
+                ),
+            );
+        }
+        for v in &old.variants {
+            if !new.variants.iter().any(|n| n.wire == v.wire) {
+                self.push(
+                    Rule::VariantRemoved,
+                    Some(nt.span),
+                    format!("variant `{}` was removed from union `{}`", v.wire, nt.name),
+                );
+            }
+        }
+        for v in &new.variants {
+            let Some(o) = old.variants.iter().find(|o| o.wire == v.wire) else {
+                self.push(
+                    Rule::VariantAdded,
+                    Some(nt.span),
+                    format!("union `{}` gained variant `{}`", nt.name, v.wire),
+                );
+                if let Some(gone) = old.variants.iter().find(|o| o.number == v.number) {
+                    self.push(
+                        Rule::NumberReused,
+                        Some(nt.span),
+                        format!(
+                            "variant `{}` of `{}` takes number {}, which was `{}`'s",
+                            v.wire, nt.name, v.number, gone.wire
+                        ),
+                    );
+                }
+                continue;
+            };
+            if o.ty != v.ty {
+                self.push(
+                    Rule::VariantTypeChanged,
+                    Some(nt.span),
+                    format!(
+                        "variant `{}` of `{}` now carries `{}` instead of `{}`",
+                        v.wire, nt.name, v.ty.name, o.ty.name
+                    ),
+                );
+            }
+            if o.number != v.number {
+                self.push(
+                    Rule::NumberChanged,
+                    Some(nt.span),
+                    format!(
+                        "variant `{}` of `{}` changed number {} → {}",
+                        v.wire, nt.name, o.number, v.number
+                    ),
+                );
+            }
+            if o.deprecated.is_none() && v.deprecated.is_some() {
+                self.push(
+                    Rule::Deprecated,
+                    Some(nt.span),
+                    format!("variant `{}` of `{}` is now deprecated", v.wire, nt.name),
                 );
             }
         }

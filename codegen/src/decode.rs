@@ -394,42 +394,83 @@ impl Decoder<'_> {
     /// Gives every field its wire number (written, or positional around written and
     /// reserved ones), once; collisions and bad numbers are reported here.
     fn number_fields(&mut self, fields: &mut [FieldDecl], reserved: &[Spanned<u64>]) {
-        let members: Vec<Member<'_>> = fields
-            .iter()
-            .map(|f| Member {
-                name: &f.name.value,
-                explicit: f.number.as_ref().map(|n| (n.value, n.span)),
-                span: f.name.span,
-            })
-            .collect();
-        let reserved: Vec<(u64, Span)> = reserved.iter().map(|r| (r.value, r.span)).collect();
-        let (numbers, diags) = wire::assign(&members, &reserved, Space::Fields);
-        for d in diags {
-            self.diags.push(d);
-        }
-        for (f, n) in fields.iter_mut().zip(numbers) {
-            f.wire = n;
-        }
+        self.assign_numbers(fields, reserved, Space::Fields);
     }
 
     /// [`number_fields`](Self::number_fields) for enum values (0 is `*_UNSPECIFIED`).
     fn number_values(&mut self, values: &mut [EnumValueDecl], reserved: &[Spanned<u64>]) {
-        let members: Vec<Member<'_>> = values
+        self.assign_numbers(values, reserved, Space::EnumValues);
+    }
+
+    /// [`number_fields`](Self::number_fields) for union variants: the fields of the
+    /// protobuf `oneof`, so the same number space as message fields.
+    fn number_variants(&mut self, variants: &mut [VariantDecl], reserved: &[Spanned<u64>]) {
+        self.assign_numbers(variants, reserved, Space::Fields);
+    }
+
+    fn assign_numbers<T: Numbered>(
+        &mut self,
+        members: &mut [T],
+        reserved: &[Spanned<u64>],
+        space: Space,
+    ) {
+        let listed: Vec<Member<'_>> = members
             .iter()
-            .map(|v| Member {
-                name: &v.name.value,
-                explicit: v.number.as_ref().map(|n| (n.value, n.span)),
-                span: v.name.span,
+            .map(|m| {
+                let (name, number) = m.numbering();
+                Member {
+                    name: &name.value,
+                    explicit: number.map(|n| (n.value, n.span)),
+                    span: name.span,
+                }
             })
             .collect();
         let reserved: Vec<(u64, Span)> = reserved.iter().map(|r| (r.value, r.span)).collect();
-        let (numbers, diags) = wire::assign(&members, &reserved, Space::EnumValues);
+        let (numbers, diags) = wire::assign(&listed, &reserved, space);
         for d in diags {
             self.diags.push(d);
         }
-        for (v, n) in values.iter_mut().zip(numbers) {
-            v.wire = n;
+        for (m, n) in members.iter_mut().zip(numbers) {
+            m.set_wire(n);
         }
+    }
+
+    /// A union variant: `card: CardDetails`, or `card: { type: CardDetails, number: 3, … }`.
+    fn variant_decl(&mut self, name: Spanned<String>, node: &Node) -> Option<VariantDecl> {
+        if let NodeKind::Scalar { .. } = node.kind {
+            let ty = self.type_expr(node, "a variant type")?;
+            return Some(VariantDecl {
+                wire: 0,
+                name,
+                ty,
+                description: None,
+                deprecated: None,
+                number: None,
+            });
+        }
+        let mut m = self.map(node, "a union variant")?;
+        let ty = m.get("type").and_then(|n| self.type_expr(n, "`type`"));
+        let missing = m.was_missing("type");
+        let description = m.get("description").and_then(|n| self.text(n));
+        let deprecated = self.deprecated(m.get("deprecated"));
+        let number = m.get("number").and_then(|n| self.u64(n, "`number`"));
+        m.finish(self.diags, VARIANT_KEYS, "a union variant");
+        if missing {
+            self.diags.emit(
+                Code::MissingKey,
+                node.span,
+                format!("variant `{}` has no `type`", name.value),
+                "write `type: CardDetails` (a struct declared under `types:`)",
+            );
+        }
+        Some(VariantDecl {
+            wire: 0,
+            name,
+            ty: ty?,
+            description,
+            deprecated,
+            number,
+        })
     }
 
     fn constraints(&mut self, m: &mut MapReader<'_>) -> Constraints {
@@ -508,7 +549,7 @@ impl Decoder<'_> {
         let mut m = self.map(node, "a type declaration")?;
         let description = m.get("description").and_then(|n| self.text(n));
         let deprecated = self.deprecated(m.get("deprecated"));
-        let shapes: Vec<&str> = ["fields", "enum", "type"]
+        let shapes: Vec<&str> = ["fields", "enum", "oneof", "type"]
             .into_iter()
             .filter(|k| m.key_span(k).is_some())
             .collect();
@@ -516,6 +557,8 @@ impl Decoder<'_> {
             ![
                 "fields",
                 "enum",
+                "oneof",
+                "tag",
                 "type",
                 "description",
                 "deprecated",
@@ -544,7 +587,7 @@ impl Decoder<'_> {
                 Code::MissingKey,
                 span,
                 msg,
-                "give exactly one of `fields:` (struct), `enum:` (list of values) or `type:` (newtype)",
+                "give exactly one of `fields:` (struct), `enum:` (list of values), `oneof:` (tagged union) or `type:` (newtype)",
             );
             m.finish(self.diags, &[], "a type declaration");
             return None;
@@ -571,6 +614,21 @@ impl Decoder<'_> {
                 m.finish(self.diags, ENUM_KEYS, "an enum type");
                 TypeBody::Enum { values, reserved }
             }
+            "oneof" => {
+                let mut variants = m
+                    .get("oneof")
+                    .map(|n| self.named(n, "`oneof`", Decoder::variant_decl))
+                    .unwrap_or_default();
+                let tag = m.get("tag").and_then(|n| self.string(n, "`tag`"));
+                let reserved = self.numbers(reserved_node, "`reserved`");
+                self.number_variants(&mut variants, &reserved);
+                m.finish(self.diags, UNION_KEYS, "a tagged union");
+                TypeBody::Union {
+                    variants,
+                    tag,
+                    reserved,
+                }
+            }
             _ => {
                 let ty = m.get("type").and_then(|n| self.type_expr(n, "`type`"));
                 let constraints = self.constraints(&mut m);
@@ -578,7 +636,7 @@ impl Decoder<'_> {
                     self.diags.emit(
                         Code::UnknownKey,
                         r.span,
-                        "`reserved` applies to structs and enums, not newtypes",
+                        "`reserved` applies to structs, enums and unions, not newtypes",
                         "remove `reserved:` from this type",
                     );
                 }
@@ -1096,6 +1154,41 @@ fn parse_route(text: &str) -> Result<RouteDecl, (String, String)> {
     })
 }
 
+/// A member of a numbered list: a field, an enum value or a union variant.
+trait Numbered {
+    /// Its name, and the number written for it.
+    fn numbering(&self) -> (&Spanned<String>, Option<&Spanned<u64>>);
+    /// Records the number it was given.
+    fn set_wire(&mut self, n: u32);
+}
+
+impl Numbered for FieldDecl {
+    fn numbering(&self) -> (&Spanned<String>, Option<&Spanned<u64>>) {
+        (&self.name, self.number.as_ref())
+    }
+    fn set_wire(&mut self, n: u32) {
+        self.wire = n;
+    }
+}
+
+impl Numbered for EnumValueDecl {
+    fn numbering(&self) -> (&Spanned<String>, Option<&Spanned<u64>>) {
+        (&self.name, self.number.as_ref())
+    }
+    fn set_wire(&mut self, n: u32) {
+        self.wire = n;
+    }
+}
+
+impl Numbered for VariantDecl {
+    fn numbering(&self) -> (&Spanned<String>, Option<&Spanned<u64>>) {
+        (&self.name, self.number.as_ref())
+    }
+    fn set_wire(&mut self, n: u32) {
+        self.wire = n;
+    }
+}
+
 /// Keys allowed in an error.
 pub const ERROR_KEYS: &[&str] = &["status", "description", "fields"];
 /// Keys allowed in a webhook.
@@ -1122,6 +1215,10 @@ pub const FIELD_KEYS: &[&str] = &[
 pub const STRUCT_KEYS: &[&str] = &["fields", "description", "deprecated", "reserved"];
 /// Keys allowed in an enum type.
 pub const ENUM_KEYS: &[&str] = &["enum", "description", "deprecated", "reserved"];
+/// Keys allowed in a tagged union.
+pub const UNION_KEYS: &[&str] = &["oneof", "tag", "description", "deprecated", "reserved"];
+/// Keys allowed in a union variant's mapping.
+pub const VARIANT_KEYS: &[&str] = &["type", "description", "deprecated", "number"];
 /// Keys allowed in a newtype.
 pub const NEWTYPE_KEYS: &[&str] = &[
     "type",

@@ -118,6 +118,7 @@ codes! {
     InvalidConstraint => "E0241",
     InfiniteType => "E0250",
     NestingTooDeep => "E0251",
+    InvalidUnion => "E0252",
     DuplicateContract => "E0260",
     CallBudget => "E0270",
     ContradictoryPolicy => "E0271",

@@ -128,6 +128,8 @@ pub enum TypeKind {
     Struct(Vec<Field>),
     /// Enum of string values.
     Enum(Vec<EnumValue>),
+    /// Tagged union of struct types.
+    Union(Union),
     /// Newtype over another type.
     Newtype {
         /// Inner type.
@@ -158,6 +160,32 @@ pub struct Field {
     pub boxed: bool,
     /// Source position.
     pub span: Span,
+}
+
+/// A tagged union: one of several struct types.
+#[derive(Clone, Debug)]
+pub struct Union {
+    /// The JSON property naming the variant (`type` unless the contract says otherwise).
+    pub tag: String,
+    /// Variants, in contract order.
+    pub variants: Vec<Variant>,
+}
+
+/// A variant of a tagged union.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    /// PascalCase Rust variant.
+    pub variant: String,
+    /// The tag value on the JSON wire, as written; also the protobuf `oneof` field's name.
+    pub wire: String,
+    /// The struct it carries.
+    pub ty: NamedRef,
+    /// Stable protobuf field number inside the `oneof`.
+    pub number: u32,
+    /// Doc text.
+    pub docs: Option<String>,
+    /// Deprecation reason.
+    pub deprecated: Option<String>,
 }
 
 /// An enum value.

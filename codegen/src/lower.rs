@@ -195,15 +195,36 @@ impl Lowerer<'_> {
                     })
                     .collect(),
             ),
+            TypeBody::Union { variants, tag, .. } => TypeKind::Union(Union {
+                tag: tag
+                    .as_ref()
+                    .map_or_else(|| ast::DEFAULT_UNION_TAG.to_string(), |t| t.value.clone()),
+                variants: variants
+                    .iter()
+                    .filter_map(|v| {
+                        let TypeRef::Named(ty) = self.resolve(&v.ty.value) else {
+                            return None; // refused by validation
+                        };
+                        Some(Variant {
+                            variant: convert(&v.name.value, Case::Pascal),
+                            wire: v.name.value.clone(),
+                            ty,
+                            number: v.wire,
+                            docs: v.description.clone(),
+                            deprecated: v.deprecated.as_ref().map(|d| d.value.clone()),
+                        })
+                    })
+                    .collect(),
+            }),
             TypeBody::Newtype { ty, constraints: k } => TypeKind::Newtype {
                 inner: self.resolve(&ty.value),
                 constraints: constraints(k),
             },
         };
         let reserved = match &t.body {
-            TypeBody::Struct { reserved, .. } | TypeBody::Enum { reserved, .. } => {
-                reserved.iter().map(|r| r.value as u32).collect()
-            }
+            TypeBody::Struct { reserved, .. }
+            | TypeBody::Enum { reserved, .. }
+            | TypeBody::Union { reserved, .. } => reserved.iter().map(|r| r.value as u32).collect(),
             TypeBody::Newtype { .. } => Vec::new(),
         };
         TypeDef {
@@ -468,6 +489,10 @@ impl ContainmentGraph {
                 let inner: Vec<&TypeExpr> = match &t.body {
                     TypeBody::Struct { fields, .. } => fields.iter().map(|f| &f.ty.value).collect(),
                     TypeBody::Newtype { ty, .. } => vec![&ty.value],
+                    // A union holds its variant's struct inline.
+                    TypeBody::Union { variants, .. } => {
+                        variants.iter().map(|v| &v.ty.value).collect()
+                    }
                     TypeBody::Enum { .. } => Vec::new(),
                 };
                 for ty in inner {

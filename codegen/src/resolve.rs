@@ -29,6 +29,8 @@ pub enum Shape {
     Struct,
     /// Enum.
     Enum,
+    /// Tagged union.
+    Union,
     /// Newtype.
     Newtype,
 }
@@ -165,6 +167,7 @@ impl<'a> Scope<'a> {
         match decl.body {
             TypeBody::Struct { .. } => Shape::Struct,
             TypeBody::Enum { .. } => Shape::Enum,
+            TypeBody::Union { .. } => Shape::Union,
             TypeBody::Newtype { .. } => Shape::Newtype,
         }
     }

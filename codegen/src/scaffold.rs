@@ -140,6 +140,10 @@ fn references(c: &Contract) -> BTreeSet<ContractId> {
         match &t.kind {
             TypeKind::Struct(fields) => fields.iter().for_each(|f| walk(&f.ty, &mut out)),
             TypeKind::Newtype { inner, .. } => walk(inner, &mut out),
+            TypeKind::Union(u) => u
+                .variants
+                .iter()
+                .for_each(|v| walk(&TypeRef::Named(v.ty.clone()), &mut out)),
             TypeKind::Enum(_) => {}
         }
     }

@@ -14,6 +14,9 @@ types:
   Id: uuid
   Status: { enum: [open, closed] }
   Legacy: { fields: { x: string } }
+  Card: { fields: { last4: string } }
+  Bank: { fields: { iban: string } }
+  Method: { oneof: { card: Card, bank: Bank }, tag: kind }
   Item:
     description: An item.
     fields:
@@ -83,6 +86,13 @@ fn every_change_pair_triggers_exactly_its_rules() {
         ("reuse a removed field's number", edit("      note: { type: optional<string>, number: 3 }", "      memo: { type: bool, number: 3 }"), &["json/field-removed", "binary/number-reused"]),
         ("remove an enum value", edit("enum: [open, closed]", "enum: [open]"), &["json/enum-value-removed"]),
         ("add an enum value", edit("enum: [open, closed]", "enum: [open, closed, archived]"), &["json/enum-value-added"]),
+        ("add a union variant", edit("oneof: { card: Card, bank: Bank }", "oneof: { card: Card, bank: Bank, legacy: Legacy }"), &["json/variant-added"]),
+        ("remove a union variant", edit("oneof: { card: Card, bank: Bank }", "oneof: { card: Card, legacy: Legacy }"), &["json/variant-removed", "json/variant-added", "binary/number-reused"]),
+        ("reorder union variants", edit("oneof: { card: Card, bank: Bank }", "oneof: { bank: Bank, card: Card }"), &["binary/number-changed"]),
+        ("keep numbers when reordering", edit("oneof: { card: Card, bank: Bank }", "oneof: { bank: { type: Bank, number: 2 }, card: { type: Card, number: 1 } }"), &[]),
+        ("change a variant's type", edit("oneof: { card: Card, bank: Bank }", "oneof: { card: Card, bank: Legacy }"), &["json/variant-type-changed"]),
+        ("change a union's tag", edit("tag: kind", "tag: method"), &["json/union-tag-changed"]),
+        ("deprecate a variant", edit("oneof: { card: Card, bank: Bank }", "oneof: { card: Card, bank: { type: Bank, deprecated: use card } }"), &["api/deprecated"]),
         ("tighten max_len", edit("max_len: 50", "max_len: 20"), &["json/constraint-tightened"]),
         ("relax max_len", edit("max_len: 50", "max_len: 100"), &["json/constraint-relaxed"]),
         ("add a pattern", edit("max_len: 50 }", "max_len: 50, pattern: \"^[a-z]+$\" }"), &["json/constraint-tightened"]),
@@ -206,7 +216,7 @@ fn json_output_names_rule_location_and_help() {
     assert_eq!(f["rule"], "json/constraint-tightened");
     assert_eq!(f["level"], "breaking");
     assert_eq!(f["location"]["file"], "shop.yaml");
-    assert_eq!(f["location"]["line"], 14);
+    assert_eq!(f["location"]["line"], 17);
     assert!(f["help"].as_str().unwrap().contains("old bound"));
     assert_eq!(json["versions"][0]["severity"], "error");
 }
@@ -248,7 +258,7 @@ fn check_against_a_git_revision_in_a_temporary_repository() {
     let out = run(&["check", "contracts", "--against", "HEAD"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("contracts/shop.yaml:20:3: breaking[rest/path-changed]: `GetItem` moved from /v1/items/{id} to /v1/things/{id}"), "{stdout}");
+    assert!(stdout.contains("contracts/shop.yaml:23:3: breaking[rest/path-changed]: `GetItem` moved from /v1/items/{id} to /v1/things/{id}"), "{stdout}");
     assert!(stdout.contains("error[version]"), "{stdout}");
     let json = run(&[
         "check",

@@ -44,6 +44,8 @@ const KEYS: &[&str] = &[
     "fields",
     "enum",
     "type",
+    "oneof",
+    "tag",
     "errors",
     "operations",
     "events",
@@ -196,13 +198,22 @@ fn contract() -> impl Strategy<Value = String> {
     let type_decl = (
         prop::sample::select(NAMES),
         prop::collection::vec(field, 0..5),
-        0usize..4,
+        0usize..5,
         ty,
+        prop::collection::vec(prop::sample::select(NAMES), 1..4),
     )
-        .prop_map(|(name, fields, shape, t)| {
+        .prop_map(|(name, fields, shape, t, variants)| {
             let body = match shape {
                 0 => json!({"enum": ["a", "b-c", "unknown"]}),
                 1 => json!({"type": t, "pattern": "^x"}),
+                2 => json!({
+                    "oneof": variants
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (format!("v{i}"), json!(v)))
+                        .collect::<Map<_, _>>(),
+                    "tag": "kind",
+                }),
                 _ => json!({"fields": fields.into_iter().collect::<Map<_, _>>()}),
             };
             (name.to_string(), body)

@@ -36,6 +36,11 @@ fn schema_keys_match_the_decoder() {
         keys(&defs["typeDecl"]["oneOf"][3]),
         set(decode::NEWTYPE_KEYS)
     );
+    assert_eq!(keys(&defs["typeDecl"]["oneOf"][4]), set(decode::UNION_KEYS));
+    assert_eq!(
+        keys(&defs["variant"]["oneOf"][1]),
+        set(decode::VARIANT_KEYS)
+    );
     assert_eq!(keys(&defs["errorDecl"]), set(decode::ERROR_KEYS));
     assert_eq!(keys(&defs["operation"]), set(decode::OPERATION_KEYS));
     assert_eq!(keys(&defs["event"]), set(decode::EVENT_KEYS));

@@ -49,6 +49,7 @@ mod service;
 pub mod shutdown;
 mod trace;
 pub mod types;
+pub mod union;
 mod validate;
 pub mod wire;
 
@@ -92,6 +93,10 @@ pub mod __private {
         enter as enter_span, DropGuard, RecordKind, RecordOther, RecordResult, SpanOutcome,
     };
     pub use crate::validate::check;
+    /// Tagged unions' JSON form.
+    pub mod union {
+        pub use crate::union::{serialize, serialize_unknown, split, variant};
+    }
     // The full regex engine: patterns are checked on every request, and its lazy DFA is far
     // faster than regex-lite. The generator checks patterns with regex-lite, whose syntax is
     // a subset, so every accepted pattern compiles here.

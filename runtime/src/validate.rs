@@ -264,6 +264,30 @@ pub mod check {
         violation(path, out, format!("unknown value `{value}`"));
     }
 
+    /// A union variant this version does not know, reported at the tag property; `tag` is
+    /// empty when a protobuf `oneof` arrived unset (or set to a variant it cannot name).
+    pub fn unrecognized_variant(
+        tag_key: &'static str,
+        tag: &str,
+        known: &[&str],
+        path: &mut FieldPath,
+        out: &mut Vec<Violation>,
+    ) {
+        let known = known
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        path.push_field(tag_key);
+        let message = if tag.is_empty() {
+            format!("no variant set: `{tag_key}` must be one of {known}")
+        } else {
+            format!("unknown variant `{tag}`: `{tag_key}` must be one of {known}")
+        };
+        violation(path, out, message);
+        path.pop();
+    }
+
     fn bounds(min: Option<usize>, max: Option<usize>) -> String {
         match (min, max) {
             (Some(a), Some(b)) => format!("{a}..={b}"),

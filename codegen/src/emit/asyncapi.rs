@@ -9,7 +9,7 @@
 //! are `x-pactum-*` extensions on the operation. The layout is `templates/asyncapi.yaml`;
 //! JSON Schema fragments come from `json_schema`.
 
-use super::json_schema::{per_contract, q, Schemas};
+use super::json_schema::{per_contract, q, Flavour, Schemas};
 use super::GeneratedFile;
 use crate::ir::{Consumer, Contract, ContractId, Delivery, EventDef, Field, Ir, Retry};
 use serde_json::{json, Value};
@@ -131,7 +131,7 @@ impl<'a> Builder<'a> {
         Builder {
             ir,
             home,
-            schemas: Schemas::new(ir, home),
+            schemas: Schemas::new(ir, home, Flavour::AsyncApi),
             channels: BTreeMap::new(),
             operations: Vec::new(),
             messages: BTreeMap::new(),

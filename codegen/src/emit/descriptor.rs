@@ -90,8 +90,19 @@ fn message(m: &ProtoMessage, package: &str) -> DescriptorProto {
             .collect(),
         ..Default::default()
     };
+    // A union: one real `oneof` holding every field (and no other fields, so no synthetic
+    // `optional` oneofs, which protoc would place after it).
+    if let Some(name) = &m.oneof {
+        out.oneof_decl.push(OneofDescriptorProto {
+            name: Some(name.clone()),
+            options: None,
+        });
+    }
     for f in &m.fields {
         let mut field = field(f);
+        if m.oneof.is_some() {
+            field.oneof_index = Some(0);
+        }
         match f.desc.label {
             Label::Map => {
                 let entry = format!("{}Entry", camel(&f.name, true));

@@ -12,7 +12,7 @@ use crate::ast::Number;
 use crate::budget;
 use crate::ir::{
     CallRef, Constraints, Contract, ContractId, Field, Idempotency, Ir, Jitter, Operation, Retry,
-    Streaming, TypeKind, TypeRef,
+    Streaming, TypeKind, TypeRef, Union,
 };
 use askama::Template;
 use std::path::PathBuf;
@@ -239,6 +239,29 @@ fn fields_table(home: &ContractId, fields: &[Field]) -> String {
     out
 }
 
+fn union_table(home: &ContractId, u: &Union) -> String {
+    let mut out = format!(
+        "Exactly one of these; `{}` names which, beside its fields. Variants from newer \
+         versions are kept, and refused as input.\n\n| `{}` | type | description |\n|---|---|---|",
+        u.tag, u.tag
+    );
+    for v in &u.variants {
+        let mut docs = v.docs.as_deref().map(cell).unwrap_or_default();
+        if let Some(d) = &v.deprecated {
+            docs = format!("**Deprecated:** {} {docs}", cell(d))
+                .trim()
+                .to_string();
+        }
+        out.push_str(&format!(
+            "\n| {} | {} | {} |",
+            code(&v.wire),
+            type_link(home, &TypeRef::Named(v.ty.clone())),
+            if docs.is_empty() { "—".into() } else { docs }
+        ));
+    }
+    out
+}
+
 fn field_list(fields: &[Field]) -> String {
     if fields.is_empty() {
         return "—".into();
@@ -420,6 +443,7 @@ fn page(ir: &Ir, c: &Contract) -> Page {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+                TypeKind::Union(u) => union_table(home, u),
                 TypeKind::Newtype {
                     inner,
                     constraints: k,

@@ -16,7 +16,7 @@
 use super::protobuf::{primitive, Element, Label, Model, Scalar, WellKnown, Wire, Wrapper};
 use super::Ctx;
 use crate::ast::Primitive;
-use crate::ir::{Contract, Field, NamedRef, Operation, Streaming, TypeKind, TypeRef};
+use crate::ir::{Contract, Field, NamedRef, Operation, Streaming, TypeKind, TypeRef, Union};
 use crate::naming::{ident, Case};
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
@@ -98,6 +98,11 @@ pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
                 let fields = fields.clone();
                 messages.push(g.message(pb_name, &fields));
                 conversions.push(g.struct_conversions(pb_name, &g.domain_path(r), &fields));
+            }
+            Some(TypeKind::Union(u)) => {
+                let u = u.clone();
+                messages.push(g.union_message(pb_name, &u));
+                conversions.push(g.union_conversions(pb_name, &g.domain_path(r), &u));
             }
             Some(TypeKind::Enum(values)) => {
                 let name = format_ident!("{}", pb_name);
@@ -282,6 +287,12 @@ impl Gen<'_, '_> {
             Some(TypeKind::Enum(_)) => {
                 self.types.insert(name, r.clone());
             }
+            Some(TypeKind::Union(u)) => {
+                self.types.insert(name, r.clone());
+                for v in u.variants.clone() {
+                    self.reach(&v.ty);
+                }
+            }
             Some(TypeKind::Newtype { inner, .. }) => {
                 let inner = inner.clone();
                 self.reach_type(&inner);
@@ -449,6 +460,87 @@ impl Gen<'_, '_> {
             #[prost(prost_path = "::pactum::grpc::prost")]
             #[prost(skip_debug)]
             pub struct #n { #(#fs)* }
+        }
+    }
+
+    /// A union's message: one `oneof` field (named for the tag) whose variants are the
+    /// structs' messages, in a module named for the union (as prost-build nests them), so no
+    /// name it adds can meet a message's.
+    fn union_message(&mut self, name: &str, u: &Union) -> TokenStream {
+        let n = format_ident!("{}", name);
+        let module = ident(&crate::naming::convert(name, Case::Snake), Case::Snake);
+        let field = ident(&u.tag, Case::Snake);
+        let tags = u
+            .variants
+            .iter()
+            .map(|v| v.number.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let oneof = format!("{}::Variant", crate::naming::convert(name, Case::Snake));
+        let variants = u.variants.iter().map(|v| {
+            let var = ident(&v.variant, Case::Pascal);
+            let ty = format_ident!("{}", self.pb_name(&v.ty));
+            let tag = v.number.to_string();
+            quote!(#[prost(message, tag = #tag)] #var(super::#ty),)
+        });
+        quote! {
+            #[derive(::core::clone::Clone, ::core::cmp::PartialEq, ::core::fmt::Debug, ::pactum::grpc::prost::Message)]
+            #[prost(prost_path = "::pactum::grpc::prost")]
+            #[prost(skip_debug)]
+            pub struct #n {
+                #[prost(oneof = #oneof, tags = #tags)]
+                pub #field: ::core::option::Option<#module::Variant>,
+            }
+
+            pub mod #module {
+                #[derive(::core::clone::Clone, ::core::cmp::PartialEq, ::core::fmt::Debug, ::pactum::grpc::prost::Oneof)]
+                #[prost(prost_path = "::pactum::grpc::prost")]
+                #[prost(skip_debug)]
+                pub enum Variant {
+                    #(#variants)*
+                }
+            }
+        }
+    }
+
+    /// Conversions of a union: a variant this version does not know becomes an unset
+    /// `oneof`, and an unset one (absent, or a field number from a newer version, which
+    /// protobuf drops) becomes `Unrecognized` with no tag, which `validate()` refuses.
+    fn union_conversions(&mut self, pb_name: &str, domain: &TokenStream, u: &Union) -> TokenStream {
+        let n = format_ident!("{}", pb_name);
+        let module = ident(&crate::naming::convert(pb_name, Case::Snake), Case::Snake);
+        let field = ident(&u.tag, Case::Snake);
+        let to = self.fn_name(pb_name, "to_pb");
+        let from = self.fn_name(pb_name, "from_pb");
+        let mut to_arms = Vec::new();
+        let mut from_arms = Vec::new();
+        for v in &u.variants {
+            let var = ident(&v.variant, Case::Pascal);
+            let ty = TypeRef::Named(v.ty.clone());
+            let to_v = self.elem_to_pb(quote!(v), &ty);
+            let from_v = self.elem_from_pb(quote!(v), &ty, &v.wire);
+            to_arms.push(quote!(#domain::#var(v) => ::core::option::Option::Some(pb::#module::Variant::#var(#to_v)),));
+            from_arms.push(quote!(::core::option::Option::Some(pb::#module::Variant::#var(v)) => #domain::#var(#from_v),));
+        }
+        quote! {
+            #[allow(dead_code, deprecated)]
+            fn #to(v: #domain) -> pb::#n {
+                pb::#n {
+                    #field: match v {
+                        #(#to_arms)*
+                        #domain::Unrecognized(_) => ::core::option::Option::None,
+                    },
+                }
+            }
+            #[allow(dead_code, deprecated)]
+            fn #from(v: pb::#n) -> ::core::result::Result<#domain, ::std::string::String> {
+                ::core::result::Result::Ok(match v.#field {
+                    #(#from_arms)*
+                    ::core::option::Option::None => {
+                        #domain::Unrecognized(::core::default::Default::default())
+                    }
+                })
+            }
         }
     }
 

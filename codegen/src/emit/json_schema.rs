@@ -7,7 +7,7 @@
 
 use super::GeneratedFile;
 use crate::ast::{Number, Primitive};
-use crate::ir::{Constraints, Contract, Field, Ir, NamedRef, TypeKind, TypeRef};
+use crate::ir::{Constraints, Contract, Field, Ir, NamedRef, TypeKind, TypeRef, Union};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -46,15 +46,27 @@ pub(crate) struct Schemas<'a> {
     home: &'a Contract,
     /// Types referenced so far (service, major, name), to include as components.
     used: BTreeSet<(String, u64, String)>,
+    /// Which document: their schema objects spell `discriminator` differently.
+    flavour: Flavour,
+}
+
+/// The document a schema goes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flavour {
+    /// OpenAPI 3.1: `discriminator` is an object with `propertyName` and `mapping`.
+    OpenApi,
+    /// AsyncAPI 3.0: `discriminator` is the property's name, a string.
+    AsyncApi,
 }
 
 impl<'a> Schemas<'a> {
     /// Schemas for a document about `home`.
-    pub(crate) fn new(ir: &'a Ir, home: &'a Contract) -> Self {
+    pub(crate) fn new(ir: &'a Ir, home: &'a Contract, flavour: Flavour) -> Self {
         Schemas {
             ir,
             home,
             used: BTreeSet::new(),
+            flavour,
         }
     }
 
@@ -231,6 +243,43 @@ impl<'a> Schemas<'a> {
         Value::Object(o)
     }
 
+    /// A tagged union: `oneOf` the variants, each its struct with the tag fixed beside it
+    /// (so exactly one branch matches), and the `discriminator`: in OpenAPI mapping each tag
+    /// value to its struct, in AsyncAPI (whose discriminator is only the property's name)
+    /// the tag.
+    fn union(&mut self, u: &Union) -> Value {
+        let mut branches = Vec::new();
+        let mut mapping = Map::new();
+        for v in &u.variants {
+            let r = self.reference(&v.ty);
+            if let Some(target) = r.get("$ref") {
+                mapping.insert(v.wire.clone(), target.clone());
+            }
+            let mut tag = Map::new();
+            tag.insert(u.tag.clone(), json!({ "const": v.wire }));
+            let mut branch = json!({
+                "allOf": [r, {"type": "object", "properties": tag, "required": [u.tag]}],
+            });
+            if let (Some(d), Value::Object(m)) = (&v.docs, &mut branch) {
+                m.insert("description".into(), json!(d.trim()));
+            }
+            if let (Some(_), Value::Object(m)) = (&v.deprecated, &mut branch) {
+                m.insert("deprecated".into(), json!(true));
+            }
+            branches.push(branch);
+        }
+        let discriminator = match self.flavour {
+            Flavour::OpenApi => json!({"propertyName": u.tag, "mapping": mapping}),
+            Flavour::AsyncApi => json!(u.tag),
+        };
+        json!({
+            "type": "object",
+            "oneOf": branches,
+            "discriminator": discriminator,
+            "x-pactum-open-union": true,
+        })
+    }
+
     pub(crate) fn type_schema(
         &mut self,
         kind: &TypeKind,
@@ -244,6 +293,7 @@ impl<'a> Schemas<'a> {
                 "enum": values.iter().map(|v| v.wire.clone()).collect::<Vec<_>>(),
                 "x-pactum-open-enum": true,
             }),
+            TypeKind::Union(u) => self.union(u),
             TypeKind::Newtype { inner, constraints } => self.constrained(inner, constraints),
         };
         if let Value::Object(m) = &mut s {

@@ -6,7 +6,7 @@
 //! The document describes exactly what the generated router binds (see `emit::rest`): path
 //! parameters, query parameters on GET/HEAD/DELETE, a JSON body otherwise, problem+json errors.
 
-use super::json_schema::{per_contract, q, Schemas};
+use super::json_schema::{per_contract, q, Flavour, Schemas};
 use super::GeneratedFile;
 use crate::ir::{Contract, Field, Idempotency, Ir, Operation, Place, TypeKind, TypeRef};
 use askama::Template;
@@ -280,7 +280,7 @@ fn operation(s: &mut Schemas<'_>, c: &Contract, op: &Operation) -> OpItem {
 }
 
 fn document(ir: &Ir, c: &Contract) -> Document {
-    let mut s = Schemas::new(ir, c);
+    let mut s = Schemas::new(ir, c, Flavour::OpenApi);
     let mut by_path: BTreeMap<&str, Vec<OpItem>> = BTreeMap::new();
     for op in c.operations.iter().filter(|o| o.rest.is_some()) {
         let item = operation(&mut s, c, op);

@@ -53,6 +53,8 @@ pub(crate) struct ProtoMessage {
     reserved: String,
     pub(crate) reserved_numbers: Vec<u32>,
     pub(crate) fields: Vec<ProtoField>,
+    /// A union's message: every field sits in this one `oneof` (named for the union's tag).
+    pub(crate) oneof: Option<String>,
 }
 
 pub(crate) struct ProtoField {
@@ -292,6 +294,7 @@ impl<'a> Protos<'a> {
                             json_name: None,
                             deprecated: false,
                         }],
+                        oneof: None,
                     });
                 let full = format!(".{}.{name}", package(self.home));
                 (name, DescElement::Message(full))
@@ -350,6 +353,48 @@ impl<'a> Protos<'a> {
                         reserved: reserved(&t.reserved),
                         reserved_numbers: t.reserved.clone(),
                         fields,
+                        oneof: None,
+                    });
+                }
+                TypeKind::Union(u) => {
+                    let fields = u
+                        .variants
+                        .iter()
+                        .map(|v| {
+                            let (ty, full) = self.message_name(&v.ty);
+                            ProtoField {
+                                comments: comments(v.docs.as_deref()),
+                                label: "",
+                                ty,
+                                name: v.wire.clone(),
+                                number: v.number,
+                                options: if v.deprecated.is_some() {
+                                    " [deprecated = true]".into()
+                                } else {
+                                    String::new()
+                                },
+                                desc: FieldDesc {
+                                    label: Label::Singular,
+                                    element: DescElement::Message(full),
+                                },
+                                json_name: None,
+                                deprecated: v.deprecated.is_some(),
+                            }
+                        })
+                        .collect();
+                    let mut cs = comments(t.docs.as_deref());
+                    cs.push(format!(
+                        "A tagged union: `oneof {}` holds exactly one variant (in JSON, the `{}` property names it).",
+                        u.tag, u.tag
+                    ));
+                    messages.push(ProtoMessage {
+                        comments: cs,
+                        name: t.name.clone(),
+                        deprecated: t.deprecated.is_some(),
+                        reserved: reserved(&t.reserved),
+                        reserved_numbers: t.reserved.clone(),
+                        fields,
+                        oneof: Some(u.tag.clone()),
                     });
                 }
                 TypeKind::Enum(values) => {
@@ -388,6 +433,7 @@ impl<'a> Protos<'a> {
                 reserved: String::new(),
                 reserved_numbers: Vec::new(),
                 fields,
+                oneof: None,
             });
         }
         for e in &c.events {
@@ -404,6 +450,7 @@ impl<'a> Protos<'a> {
                 reserved: String::new(),
                 reserved_numbers: Vec::new(),
                 fields,
+                oneof: None,
             });
         }
         let grpc_ops: Vec<_> = c.operations.iter().filter(|o| o.grpc).collect();

@@ -2,7 +2,7 @@
 
 use super::{deprecated, docs, rust_type, Ctx};
 use crate::ast::{Number, Primitive};
-use crate::ir::{Constraints, EnumValue, ErrorDef, Field, TypeDef, TypeKind, TypeRef};
+use crate::ir::{Constraints, EnumValue, ErrorDef, Field, TypeDef, TypeKind, TypeRef, Union};
 use crate::naming::{ident, Case};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
@@ -38,6 +38,12 @@ pub(crate) fn type_def(ctx: &Ctx<'_>, t: &TypeDef) -> TokenStream {
             t.name,
             super::listed(values.iter().map(|v| v.wire.as_str()), 6)
         ),
+        TypeKind::Union(u) => format!(
+            "`{}`: one of {}, named by `{}`.",
+            t.name,
+            super::listed(u.variants.iter().map(|v| v.wire.as_str()), 6),
+            u.tag
+        ),
         TypeKind::Newtype { inner, .. } => {
             format!(
                 "`{}`: a `{}` of its own type.",
@@ -51,6 +57,7 @@ pub(crate) fn type_def(ctx: &Ctx<'_>, t: &TypeDef) -> TokenStream {
     match &t.kind {
         TypeKind::Struct(fields) => struct_def(ctx, &name, quote!(#doc #dep), fields),
         TypeKind::Enum(values) => enum_def(&name, quote!(#doc #dep), values),
+        TypeKind::Union(u) => union_def(ctx, &name, quote!(#doc #dep), u),
         TypeKind::Newtype { inner, constraints } => {
             newtype_def(ctx, &name, quote!(#doc #dep), inner, constraints)
         }
@@ -182,6 +189,127 @@ fn enum_def(name: &proc_macro2::Ident, attrs: TokenStream, values: &[EnumValue])
             ) {
                 if let #name::Unrecognized(other) = self {
                     ::pactum::__private::check::unrecognized(other, path, out);
+                }
+            }
+        }
+    }
+}
+
+/// A tagged union: an enum with one tuple variant per struct and `Unrecognized` for variants
+/// of newer versions. Serde is written out (through runtime helpers) rather than derived: a
+/// derived internally tagged enum cannot keep an unknown variant.
+fn union_def(
+    ctx: &Ctx<'_>,
+    name: &proc_macro2::Ident,
+    attrs: TokenStream,
+    u: &Union,
+) -> TokenStream {
+    let tag = &u.tag;
+    let wires: Vec<&String> = u.variants.iter().map(|v| &v.wire).collect();
+    let variants = u.variants.iter().map(|v| {
+        let var = ident(&v.variant, Case::Pascal);
+        let doc = match &v.docs {
+            Some(d) => docs(Some(d)),
+            None => docs(Some(&format!("`{tag}: {}`.", v.wire))),
+        };
+        let dep = deprecated(v.deprecated.as_deref());
+        let ty = rust_type(ctx, &TypeRef::Named(v.ty.clone()), false);
+        quote! { #doc #dep #var(#ty), }
+    });
+    let names = u.variants.iter().map(|v| {
+        let var = ident(&v.variant, Case::Pascal);
+        let wire = &v.wire;
+        quote!(#name::#var(_) => #wire,)
+    });
+    let ser = u.variants.iter().map(|v| {
+        let var = ident(&v.variant, Case::Pascal);
+        let wire = &v.wire;
+        quote!(#name::#var(v) => ::pactum::__private::union::serialize(serializer, #tag, #wire, v),)
+    });
+    let de = u.variants.iter().map(|v| {
+        let var = ident(&v.variant, Case::Pascal);
+        let wire = &v.wire;
+        quote!(#wire => ::pactum::__private::union::variant::<D, _>(&tag, fields).map(#name::#var),)
+    });
+    let checks = u.variants.iter().map(|v| {
+        let var = ident(&v.variant, Case::Pascal);
+        quote!(#name::#var(v) => ::pactum::Validate::validate_into(v, path, out),)
+    });
+    let wire_doc = docs(Some(&format!(
+        "\nOn the JSON wire, one object: `{tag}` names the variant, beside the variant's own fields.\n\
+         Open for evolution: a variant added by a newer contract version deserializes as\n\
+         `Unrecognized` (and serializes back unchanged); `validate()` reports it, so a server\n\
+         still refuses it as input."
+    )));
+    quote! {
+        #attrs
+        #wire_doc
+        #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+        pub enum #name {
+            #(#variants)*
+            /// A variant this version of the contract does not know.
+            Unrecognized(::pactum::union::UnknownVariant),
+        }
+
+        #[allow(deprecated)]
+        impl #name {
+            /// The JSON property that names the variant.
+            pub const TAG: &'static str = #tag;
+            /// Every variant this version knows, in contract order.
+            pub const KNOWN: &'static [&'static str] = &[#(#wires),*];
+
+            /// The variant's tag as sent on the wire.
+            pub fn variant(&self) -> &str {
+                match self {
+                    #(#names)*
+                    #name::Unrecognized(other) => &other.tag,
+                }
+            }
+        }
+
+        #[allow(deprecated)]
+        impl ::pactum::__private::serde::Serialize for #name {
+            fn serialize<S: ::pactum::__private::serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                match self {
+                    #(#ser)*
+                    #name::Unrecognized(other) => {
+                        ::pactum::__private::union::serialize_unknown(serializer, #tag, other)
+                    }
+                }
+            }
+        }
+
+        #[allow(deprecated)]
+        impl<'de> ::pactum::__private::serde::Deserialize<'de> for #name {
+            fn deserialize<D: ::pactum::__private::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> ::core::result::Result<Self, D::Error> {
+                let (tag, fields) =
+                    ::pactum::__private::union::split(deserializer, #tag, #name::KNOWN)?;
+                match tag.as_str() {
+                    #(#de)*
+                    _ => ::core::result::Result::Ok(#name::Unrecognized(
+                        ::pactum::union::UnknownVariant { tag, fields },
+                    )),
+                }
+            }
+        }
+
+        #[allow(deprecated)]
+        impl ::pactum::Validate for #name {
+            fn validate_into(
+                &self,
+                path: &mut ::pactum::FieldPath,
+                out: &mut ::std::vec::Vec<::pactum::Violation>,
+            ) {
+                match self {
+                    #(#checks)*
+                    #name::Unrecognized(other) => ::pactum::__private::check::unrecognized_variant(
+                        #tag, &other.tag, #name::KNOWN, path, out,
+                    ),
                 }
             }
         }

@@ -190,21 +190,24 @@ impl ContractChecker<'_, '_> {
         }
     }
 
-    /// A gRPC method returns a message: the output must be a struct (or inline fields).
+    /// A gRPC method returns a message: the output must be a struct, a union (a message
+    /// holding one `oneof`) or inline fields.
     pub(super) fn check_grpc_output(&mut self, p: &Payload, op: &str) {
         let Payload::Named(ty) = p else { return };
         let is_struct = match &ty.value {
             TypeExpr::Ref(r) => self
                 .scope
                 .resolve_named(self.index, r)
-                .map_or(true, |(_, d)| matches!(d.body, TypeBody::Struct { .. })),
+                .map_or(true, |(_, d)| {
+                    matches!(d.body, TypeBody::Struct { .. } | TypeBody::Union { .. })
+                }),
             _ => false,
         };
         if !is_struct {
             self.diags.emit(
                 Code::GrpcShape,
                 ty.span,
-                format!("`{op}` is served over gRPC, whose replies are messages, but its output is not a struct"),
+                format!("`{op}` is served over gRPC, whose replies are messages, but its output is not a struct or union"),
                 "wrap it in fields: `output: { value: <type> }` (name the field for what it holds)",
             );
         }

@@ -108,7 +108,7 @@ impl ContractChecker<'_, '_> {
                     Ok((_, decl)) => match &decl.body {
                         TypeBody::Newtype { ty, .. } => current = ty.value.clone(),
                         TypeBody::Enum { .. } => return true,
-                        TypeBody::Struct { .. } => return false,
+                        TypeBody::Struct { .. } | TypeBody::Union { .. } => return false,
                     },
                     Err(_) => return true, // reported elsewhere
                 },

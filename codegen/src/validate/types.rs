@@ -26,6 +26,9 @@ impl ContractChecker<'_, '_> {
                     fields.iter().for_each(|f| refs(&f.ty.value, &mut out))
                 }
                 TypeBody::Newtype { ty, .. } => refs(&ty.value, &mut out),
+                TypeBody::Union { variants, .. } => {
+                    variants.iter().for_each(|v| refs(&v.ty.value, &mut out))
+                }
                 TypeBody::Enum { .. } => {}
             }
             out
@@ -289,6 +292,7 @@ impl ContractChecker<'_, '_> {
                     self.unique(&mut names, &v.name, "enum value");
                 }
             }
+            TypeBody::Union { variants, tag, .. } => self.check_union(t, variants, tag.as_ref()),
             TypeBody::Newtype { ty, constraints } => {
                 if let TypeExpr::Ref(r) = ty.value.unwrap_optional().0 {
                     if r.service.is_none() && r.name == t.name.value {
@@ -304,6 +308,118 @@ impl ContractChecker<'_, '_> {
                 if self.resolve(ty) {
                     self.check_constraints(ty, constraints, &t.name.value);
                 }
+            }
+        }
+    }
+
+    /// A tagged union: two or more variants with snake_case names, each a struct (its fields
+    /// sit beside the tag in JSON, so nothing else has a place to go), none of which has a
+    /// field named like the tag.
+    fn check_union(
+        &mut self,
+        t: &TypeDecl,
+        variants: &[VariantDecl],
+        tag: Option<&Spanned<String>>,
+    ) {
+        if variants.len() < 2 {
+            self.diags.emit(
+                Code::InvalidUnion,
+                t.name.span,
+                format!(
+                    "union `{}` has {} variant{}; a union chooses between two or more",
+                    t.name.value,
+                    variants.len(),
+                    if variants.len() == 1 { "" } else { "s" }
+                ),
+                "add another variant under `oneof:`, or use the one struct directly",
+            );
+        }
+        let tag_name = tag.map_or(DEFAULT_UNION_TAG, |t| t.value.as_str());
+        let tag_span = tag.map_or(t.name.span, |t| t.span);
+        let tag_ok = tag_name.starts_with(|c: char| c.is_ascii_lowercase())
+            && tag_name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !tag_ok {
+            self.diags.emit(
+                Code::InvalidUnion,
+                tag_span,
+                format!("union tag `{tag_name}` is not a snake_case property name"),
+                "use lowercase letters, digits and `_`, starting with a letter (e.g. `tag: kind`)",
+            );
+        }
+        let mut names = HashMap::new();
+        for v in variants {
+            if self.name_ok(&v.name, Case::Snake, "variant") {
+                if convert(&v.name.value, Case::Pascal) == "Unrecognized" {
+                    self.diags.emit(
+                        Code::ReservedName,
+                        v.name.span,
+                        "variant `unrecognized` is reserved",
+                        "Pactum adds `Unrecognized` to every union to carry variants from newer versions; rename this one",
+                    );
+                }
+                self.unique(&mut names, &v.name, "variant");
+                if v.name.value == tag_name {
+                    self.diags.emit(
+                        Code::InvalidUnion,
+                        v.name.span,
+                        format!(
+                            "variant `{}` of union `{}` is named like its tag",
+                            v.name.value, t.name.value
+                        ),
+                        "protobuf names the `oneof` for the tag and its fields for the variants, in one namespace: rename the variant or choose another `tag:`",
+                    );
+                }
+            }
+            let TypeExpr::Ref(r) = &v.ty.value else {
+                self.diags.emit(
+                    Code::InvalidUnion,
+                    v.ty.span,
+                    format!(
+                        "variant `{}` of union `{}` is not a named struct type",
+                        v.name.value, t.name.value
+                    ),
+                    "declare a struct under `types:` (`fields: …`) and name it here; a union variant cannot be optional, a list, a map or a primitive",
+                );
+                continue;
+            };
+            if !self.resolve(&v.ty) {
+                continue;
+            }
+            let Ok((_, decl)) = self.scope.resolve_named(self.index, r) else {
+                continue;
+            };
+            let TypeBody::Struct { fields, .. } = &decl.body else {
+                let shape = match decl.body {
+                    TypeBody::Enum { .. } => "an enum",
+                    TypeBody::Union { .. } => "a union",
+                    _ => "a newtype",
+                };
+                self.diags.emit(
+                    Code::InvalidUnion,
+                    v.ty.span,
+                    format!(
+                        "variant `{}` of union `{}` is `{}`, which is {shape}, not a struct",
+                        v.name.value, t.name.value, r.name
+                    ),
+                    "a variant's fields sit beside the tag in JSON, so it must be a struct: wrap the value in one (`fields: { value: … }`)",
+                );
+                continue;
+            };
+            if let Some(f) = fields.iter().find(|f| f.name.value == tag_name) {
+                self.diags.emit(
+                    Code::InvalidUnion,
+                    tag_span,
+                    format!(
+                        "the tag `{tag_name}` of union `{}` is also a field of variant `{}` (`{}`)",
+                        t.name.value, v.name.value, r.name
+                    ),
+                    format!(
+                        "choose another tag (`tag: kind`), or rename `{}.{}`",
+                        r.name, f.name.value
+                    ),
+                );
             }
         }
     }
@@ -385,6 +501,7 @@ pub(super) fn check_contract_cycles(
             .flat_map(|t| match &t.body {
                 TypeBody::Struct { fields, .. } => fields.iter().map(|f| &f.ty.value).collect(),
                 TypeBody::Newtype { ty, .. } => vec![&ty.value],
+                TypeBody::Union { variants, .. } => variants.iter().map(|v| &v.ty.value).collect(),
                 TypeBody::Enum { .. } => Vec::new(),
             })
             .chain(

@@ -1,6 +1,7 @@
 //! The adversarial fixture at run time: recursive messages (boxed links, a newtype of a
 //! boxed message, lists and maps of them) and fields named after the generated code's own
-//! locals survive a round trip through the generated REST and gRPC clients and routers.
+//! locals, and a tagged union that contains itself through its variants, survive a round
+//! trip through the generated REST and gRPC clients and routers.
 
 use pactum::{Context, HandlerError};
 use pactum_test_output::generated::adversarial::v1 as a;
@@ -10,6 +11,14 @@ use std::sync::Arc;
 struct Echo;
 
 impl a::Service for Echo {
+    async fn eval(
+        &self,
+        _: Context,
+        input: a::EvalRequest,
+    ) -> Result<a::Expr, HandlerError<a::EvalError>> {
+        Ok(input.expr)
+    }
+
     async fn walk(
         &self,
         _: Context,
@@ -62,6 +71,26 @@ fn tree() -> a::Node {
     root
 }
 
+fn lit(value: i64) -> a::Expr {
+    a::Expr::Lit(a::Lit { value })
+}
+
+/// `(1 + (2 + 3))` with every recursive position of `Add` used, and the keyword variant.
+fn expr() -> a::Expr {
+    let inner = a::Add {
+        left: Box::new(lit(2)),
+        right: Box::new(lit(3)),
+        terms: vec![lit(4), a::Expr::Match(a::Box { label: "m".into() })],
+        maybe: None,
+    };
+    a::Expr::Add(a::Add {
+        left: Box::new(lit(1)),
+        right: Box::new(a::Expr::Add(inner.clone())),
+        terms: vec![],
+        maybe: Some(Box::new(a::Expr::Add(inner))),
+    })
+}
+
 fn fields() -> a::Fields {
     a::Fields {
         r#box: a::Box { label: "b".into() },
@@ -98,9 +127,94 @@ async fn recursive_and_shadowing_types_round_trip_over_rest_and_grpc() {
     let rest = a::rest::Client::new(url.clone());
     assert_eq!(rest.walk(&tree()).await.unwrap(), tree());
     assert_eq!(rest.echo(&fields()).await.unwrap(), fields());
+    let eval = a::EvalRequest { expr: expr() };
+    assert_eq!(rest.eval(&eval).await.unwrap(), expr());
 
     let grpc = a::grpc::Client::connect_lazy(url).unwrap();
     assert_eq!(grpc.walk(&tree()).await.unwrap(), tree());
     assert_eq!(grpc.echo(&fields()).await.unwrap(), fields());
+    assert_eq!(grpc.eval(&eval).await.unwrap(), expr());
+    server.abort();
+}
+
+/// One HTTP/1.1 POST with a raw JSON body: what a client that is not Pactum's might send.
+async fn post_raw(addr: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_string(&mut reply),
+    )
+    .await
+    .expect("a reply within 5 s")
+    .unwrap();
+    let status = reply[9..12].parse().unwrap();
+    let body = reply.split_once("\r\n\r\n").unwrap().1;
+    (status, serde_json::from_str(body).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_union_with_a_missing_unknown_or_unset_variant_is_refused_as_input() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let service = Arc::new(Echo);
+    let router = a::rest::router(service.clone()).merge(a::grpc::router(service));
+    let server = tokio::spawn(pactum::router::serve(listener, router));
+
+    // Over REST, as a plain client sends it: 422 problems naming what is wrong.
+    let (status, problem) = post_raw(&addr, "/v1/eval", r#"{"expr": {"value": 1}}"#).await;
+    assert_eq!(status, 422, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("missing `type`: it names the variant, one of `lit`, `add`, `match`"),
+        "{detail}"
+    );
+    let (status, problem) =
+        post_raw(&addr, "/v1/eval", r#"{"expr": {"type": "mul", "by": 2}}"#).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["violations"][0]["pointer"], "/expr/type");
+    assert_eq!(
+        problem["violations"][0]["message"],
+        "unknown variant `mul`: `type` must be one of `lit`, `add`, `match`"
+    );
+    // A known variant's own fields are checked, deep inside the recursion.
+    let nested = r#"{"expr": {"type": "add", "left": {"type": "lit", "value": 1}, "right": {"type": "lit"}, "terms": []}}"#;
+    let (status, problem) = post_raw(&addr, "/v1/eval", nested).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("variant `add`: variant `lit`: missing field `value`"),
+        "{problem}"
+    );
+
+    // The typed clients send an unknown variant as it is; the servers refuse it.
+    let unknown = a::EvalRequest {
+        expr: a::Expr::Unrecognized(pactum::union::UnknownVariant {
+            tag: "mul".into(),
+            fields: Default::default(),
+        }),
+    };
+    let rest = a::rest::Client::new(format!("http://{addr}"));
+    match rest.eval(&unknown).await {
+        Err(pactum::ClientError::Rejected(p)) => assert_eq!(p.status, 422, "{p:?}"),
+        other => panic!("{other:?}"),
+    }
+    // Over gRPC an unknown variant travels as an unset `oneof` (protobuf has no name for
+    // it): INVALID_ARGUMENT, saying no variant was set.
+    let grpc = a::grpc::Client::connect_lazy(format!("http://{addr}")).unwrap();
+    match grpc.eval(&unknown).await {
+        Err(pactum::ClientError::Rpc { code: 3, message }) => {
+            assert!(message.contains("no variant set"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
     server.abort();
 }

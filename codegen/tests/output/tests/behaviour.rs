@@ -178,6 +178,7 @@ fn newtype_constraints_apply_at_every_level() {
 fn operation_error_enums_carry_status_code_and_message() {
     let e: f::FetchError = f::NotThere {
         id: pactum::types::Uuid::nil(),
+        nearest: Some(circle(1.0)),
     }
     .into();
     assert_eq!(e.status(), pactum::ErrorStatus::NotFound);
@@ -203,6 +204,7 @@ fn events_know_their_broker_facts() {
         id: pactum::types::Uuid::from_u128(7),
         slug: f::ProductSlug(f::Slug("s".into())),
         at: pactum::types::Timestamp::UNIX_EPOCH,
+        outline: None,
     };
     assert_eq!(f::ThingStored::NAME, "ThingStored");
     assert_eq!(f::ThingStored::VERSION, 3);
@@ -249,4 +251,160 @@ fn operation_and_consumer_facts_follow_the_contract() {
     assert_eq!(tagged.retry.unwrap().attempts, 4);
     assert_eq!(f::VERSION, "1.4.2");
     assert_eq!(common::v3::OWNER, "team-platform");
+}
+
+fn circle(radius: f64) -> f::Shape {
+    f::Shape::Circle(f::Circle { radius })
+}
+
+#[test]
+fn unions_are_one_object_with_the_tag_beside_the_variants_fields() {
+    assert_eq!(
+        serde_json::to_value(circle(1.5)).unwrap(),
+        json!({"kind": "circle", "radius": 1.5})
+    );
+    let price = f::Shape::Price(common::v3::Money {
+        amount: pactum::types::Decimal::from_str("2.50").unwrap(),
+        currency: "EUR".into(),
+    });
+    let json = serde_json::to_value(&price).unwrap();
+    assert_eq!(
+        json,
+        json!({"kind": "price", "amount": "2.50", "currency": "EUR"})
+    );
+    assert_eq!(serde_json::from_value::<f::Shape>(json).unwrap(), price);
+    assert_eq!(price.variant(), "price");
+    assert_eq!(f::Shape::TAG, "kind");
+    assert_eq!(f::Shape::KNOWN, &["circle", "square", "tree", "price"]);
+    // In every position a field can hold one.
+    let drawing = f::Drawing {
+        main: circle(1.0),
+        backup: None,
+        layers: vec![f::Shape::Square(f::Square { side: 2.0 }), circle(3.0)],
+        named: [("sun".to_string(), circle(9.0))].into(),
+    };
+    let json = serde_json::to_value(&drawing).unwrap();
+    assert_eq!(json["layers"][0], json!({"kind": "square", "side": 2.0}));
+    assert_eq!(json["named"]["sun"]["kind"], "circle");
+    assert!(json.get("backup").is_none());
+    assert_eq!(serde_json::from_value::<f::Drawing>(json).unwrap(), drawing);
+}
+
+#[test]
+fn unions_keep_unknown_variants_and_validation_refuses_them() {
+    let newer = json!({"kind": "hexagon", "side": 1, "rotation": 30});
+    let shape: f::Shape = serde_json::from_value(newer.clone()).unwrap();
+    assert_eq!(shape.variant(), "hexagon");
+    // Passed along unchanged.
+    assert_eq!(serde_json::to_value(&shape).unwrap(), newer);
+    assert_eq!(
+        pointers(&shape),
+        vec![(
+            "/kind".to_string(),
+            "unknown variant `hexagon`: `kind` must be one of `circle`, `square`, `tree`, `price`"
+                .to_string()
+        )]
+    );
+    // Each variant's own constraints apply, under the union's place.
+    let drawing = f::Drawing {
+        main: circle(-1.0),
+        backup: Some(circle(1.0)),
+        layers: vec![circle(0.0), circle(-2.0)],
+        named: Default::default(),
+    };
+    let found: Vec<String> = pointers(&drawing).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(found, ["/main/radius", "/layers/1/radius"]);
+}
+
+#[test]
+fn a_union_without_its_tag_or_with_a_bad_variant_body_is_refused_with_the_reason() {
+    let cases = [
+        (
+            json!({"radius": 1.0}),
+            "missing `kind`: it names the variant, one of `circle`, `square`, `tree`, `price`",
+        ),
+        (
+            json!({"kind": 3, "radius": 1.0}),
+            "`kind` must be a string naming the variant",
+        ),
+        (
+            json!({"kind": "circle"}),
+            "variant `circle`: missing field `radius`",
+        ),
+        (
+            json!({"kind": "circle", "radius": "wide"}),
+            "variant `circle`: invalid type: string \"wide\"",
+        ),
+        (
+            json!("circle"),
+            "expected an object with `kind` set to one of",
+        ),
+    ];
+    for (value, expected) in cases {
+        let e = serde_json::from_value::<f::Shape>(value.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(expected), "{value}: {e}");
+    }
+}
+
+/// Validates each JSON value against `#/components/schemas/<schema>` of the fixture's
+/// OpenAPI document with Python's `jsonschema` (Draft 2020-12, as OpenAPI 3.1 uses); returns
+/// whether each one is valid.
+fn openapi_accepts(schema: &str, values: &[serde_json::Value]) -> Vec<bool> {
+    let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/features.v1.yaml");
+    let script = r##"
+import json, sys, yaml, jsonschema
+doc = yaml.safe_load(open(sys.argv[1]))
+root = {"$ref": "#/components/schemas/" + sys.argv[2], "components": doc["components"]}
+validator = jsonschema.Draft202012Validator(root)
+print(json.dumps([validator.is_valid(v) for v in json.loads(sys.stdin.read())]))
+"##;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&doc)
+        .arg(schema)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(values).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "this test needs jsonschema and pyyaml (python3 -m pip install jsonschema pyyaml):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn union_json_is_what_the_openapi_schema_describes() {
+    let drawing = f::Drawing {
+        main: circle(1.0),
+        backup: Some(f::Shape::Square(f::Square { side: 2.0 })),
+        layers: vec![f::Shape::Price(common::v3::Money {
+            amount: pactum::types::Decimal::from_str("1.00").unwrap(),
+            currency: "EUR".into(),
+        })],
+        named: [("sun".to_string(), circle(9.0))].into(),
+    };
+    let valid = serde_json::to_value(&drawing).unwrap();
+    let mut unknown = valid.clone();
+    unknown["main"] = json!({"kind": "hexagon", "side": 1});
+    let mut untagged = valid.clone();
+    untagged["main"] = json!({"radius": 1.0});
+    let mut wrong_body = valid.clone();
+    wrong_body["main"] = json!({"kind": "circle", "side": 1.0});
+    assert_eq!(
+        openapi_accepts("Drawing", &[valid, unknown, untagged, wrong_body]),
+        [true, false, false, false]
+    );
 }

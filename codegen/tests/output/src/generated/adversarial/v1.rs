@@ -343,6 +343,207 @@ impl ::pactum::Validate for Fields {
     }
 }
 
+/// `Expr`: one of `lit`, `add` and `match`, named by `type`.
+///
+/// On the JSON wire, one object: `type` names the variant, beside the variant's own fields.
+/// Open for evolution: a variant added by a newer contract version deserializes as
+/// `Unrecognized` (and serializes back unchanged); `validate()` reports it, so a server
+/// still refuses it as input.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum Expr {
+    /// `type: lit`.
+    Lit(Lit),
+    /// `type: add`.
+    Add(Add),
+    /// `type: match`.
+    Match(Box),
+    /// A variant this version of the contract does not know.
+    Unrecognized(::pactum::union::UnknownVariant),
+}
+
+#[allow(deprecated)]
+impl Expr {
+    /// The JSON property that names the variant.
+    pub const TAG: &'static str = "type";
+
+    /// Every variant this version knows, in contract order.
+    pub const KNOWN: &'static [&'static str] = &["lit", "add", "match"];
+
+    /// The variant's tag as sent on the wire.
+    pub fn variant(&self) -> &str {
+        match self {
+            Expr::Lit(_) => "lit",
+            Expr::Add(_) => "add",
+            Expr::Match(_) => "match",
+            Expr::Unrecognized(other) => &other.tag,
+        }
+    }
+}
+
+#[allow(deprecated)]
+impl ::pactum::__private::serde::Serialize for Expr {
+    fn serialize<S: ::pactum::__private::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        match self {
+            Expr::Lit(v) => {
+                ::pactum::__private::union::serialize(serializer, "type", "lit", v)
+            }
+            Expr::Add(v) => {
+                ::pactum::__private::union::serialize(serializer, "type", "add", v)
+            }
+            Expr::Match(v) => {
+                ::pactum::__private::union::serialize(serializer, "type", "match", v)
+            }
+            Expr::Unrecognized(other) => {
+                ::pactum::__private::union::serialize_unknown(serializer, "type", other)
+            }
+        }
+    }
+}
+
+#[allow(deprecated)]
+impl<'de> ::pactum::__private::serde::Deserialize<'de> for Expr {
+    fn deserialize<D: ::pactum::__private::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        let (tag, fields) = ::pactum::__private::union::split(
+            deserializer,
+            "type",
+            Expr::KNOWN,
+        )?;
+        match tag.as_str() {
+            "lit" => {
+                ::pactum::__private::union::variant::<D, _>(&tag, fields).map(Expr::Lit)
+            }
+            "add" => {
+                ::pactum::__private::union::variant::<D, _>(&tag, fields).map(Expr::Add)
+            }
+            "match" => {
+                ::pactum::__private::union::variant::<D, _>(&tag, fields)
+                    .map(Expr::Match)
+            }
+            _ => {
+                ::core::result::Result::Ok(
+                    Expr::Unrecognized(::pactum::union::UnknownVariant {
+                        tag,
+                        fields,
+                    }),
+                )
+            }
+        }
+    }
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for Expr {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        match self {
+            Expr::Lit(v) => ::pactum::Validate::validate_into(v, path, out),
+            Expr::Add(v) => ::pactum::Validate::validate_into(v, path, out),
+            Expr::Match(v) => ::pactum::Validate::validate_into(v, path, out),
+            Expr::Unrecognized(other) => {
+                ::pactum::__private::check::unrecognized_variant(
+                    "type",
+                    &other.tag,
+                    Expr::KNOWN,
+                    path,
+                    out,
+                )
+            }
+        }
+    }
+}
+
+/// `Lit`: `value`.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct Lit {
+    pub value: i64,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for Lit {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("value", &self.value, path, out);
+    }
+}
+
+/// `Add`: `left`, `right`, `terms` and `maybe`.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct Add {
+    pub left: ::std::boxed::Box<Expr>,
+    pub right: ::std::boxed::Box<Expr>,
+    pub terms: ::std::vec::Vec<Expr>,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub maybe: ::std::option::Option<::std::boxed::Box<Expr>>,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for Add {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("left", &self.left, path, out);
+        ::pactum::__private::check::field("right", &self.right, path, out);
+        ::pactum::__private::check::field("terms", &self.terms, path, out);
+        ::pactum::__private::check::field("maybe", &self.maybe, path, out);
+    }
+}
+
+/// Input of [`Eval`](operations::EVAL).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct EvalRequest {
+    pub expr: Expr,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for EvalRequest {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("expr", &self.expr, path, out);
+    }
+}
+
+/// Errors declared for `Eval`.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum EvalError {}
+::pactum::__operation_error!(EvalError {});
+
 /// Errors declared for `Walk`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum WalkError {}
@@ -356,6 +557,25 @@ pub enum EchoError {}
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
+    /// A recursive tagged union in and out, over REST and gRPC.
+    pub const EVAL: ::pactum::OperationInfo = ::pactum::OperationInfo {
+        service: "adversarial",
+        major: 1,
+        name: "Eval",
+        route: ::std::option::Option::Some(::pactum::Route {
+            method: "POST",
+            path: "/v1/eval",
+        }),
+        grpc: true,
+        deadline: ::std::option::Option::None,
+        safe: false,
+        idempotency: ::pactum::Idempotency::None,
+        retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
+        streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
+    };
+
     /// Takes and returns a recursive type over REST and gRPC.
     pub const WALK: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "adversarial",
@@ -505,6 +725,15 @@ pub mod events {
 
 /// The operations of `adversarial` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// A recursive tagged union in and out, over REST and gRPC.
+    fn eval(
+        &self,
+        ctx: ::pactum::Context,
+        input: EvalRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<Expr, ::pactum::HandlerError<EvalError>>,
+    > + ::core::marker::Send;
+
     /// Takes and returns a recursive type over REST and gRPC.
     fn walk(
         &self,
@@ -543,6 +772,7 @@ pub mod rest {
         let state = ::std::sync::Arc::new(ServerState { service, config });
         ::pactum::router::axum::Router::new()
             .route("/v1/echo/{path}", ::pactum::router::axum::routing::post(__echo::<S>))
+            .route("/v1/eval", ::pactum::router::axum::routing::post(__eval::<S>))
             .route("/v1/walk", ::pactum::router::axum::routing::post(__walk::<S>))
             .with_state(state)
     }
@@ -551,6 +781,31 @@ pub mod rest {
     pub struct ServerState<S> {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
+    }
+
+    async fn __eval<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::EVAL,
+                ::pactum::rest::Reply::Json,
+                ::std::vec::Vec::new(),
+                request,
+                |_: &::pactum::rest::server::Incoming| {
+                    ::core::result::Result::Ok(
+                        ::pactum::__private::serde_json::Map::new(),
+                    )
+                },
+                move |ctx, input: super::EvalRequest| async move {
+                    service.eval(ctx, input).await
+                },
+            )
+            .await
     }
 
     async fn __walk<S: super::Service>(
@@ -640,6 +895,21 @@ pub mod rest {
             Client { http }
         }
 
+        /// A recursive tagged union in and out, over REST and gRPC.
+        pub async fn eval(
+            &self,
+            input: &super::EvalRequest,
+        ) -> ::core::result::Result<
+            super::Expr,
+            ::pactum::ClientError<super::EvalError>,
+        > {
+            let path = ::std::string::String::from("/v1/eval");
+            let body = ::pactum::__private::serde_json::to_value(input).ok();
+            self.http
+                .call(&super::operations::EVAL, ::pactum::rest::Reply::Json, path, body)
+                .await
+        }
+
         /// Takes and returns a recursive type over REST and gRPC.
         pub async fn walk(
             &self,
@@ -700,7 +970,7 @@ pub mod grpc {
     /// `FileDescriptorSet`: what server reflection answers with
     /// (`pactum::grpc::reflection::router(&[(SERVICE_NAME, FILE_DESCRIPTOR_SET)])`), so
     /// `grpcurl` needs no `.proto`.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\xd4\x0d\x0a\x14adversarial.v1.proto\x12\x0eadversarial.v1\"\xaf\x04\x0a\x04Node\x12\x12\x0a\
+    pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\xab\x11\x0a\x14adversarial.v1.proto\x12\x0eadversarial.v1\"\xaf\x04\x0a\x04Node\x12\x12\x0a\
 \x04name\x18\x01\x20\x01(\x09R\x04name\x12(\x0a\x04next\x18\x02\x20\x01(\x0b2\x14.adversarial.v1\
 .NodeR\x04next\x120\x0a\x08children\x18\x03\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x08children\x12\
 5\x0a\x05index\x18\x04\x20\x03(\x0b2\x1f.adversarial.v1.Node.IndexEntryR\x05index\x12(\x0a\x04li\
@@ -726,17 +996,45 @@ body\x18\x0b\x20\x01(\x09R\x04body\x12\x14\x0a\x05state\x18\x0c\x20\x01(\x09R\x0
 \x07service\x18\x0d\x20\x01(\x09R\x07service\x12\x16\x0a\x06client\x18\x0e\x20\x01(\x09R\x06clie\
 nt\x12.\x0a\x06router\x18\x0f\x20\x01(\x0b2\x16.adversarial.v1.RouterR\x06router\x12\x18\x0a\x07\
 request\x18\x10\x20\x01(\x09R\x07request\x12\x1a\x0a\x08response\x18\x11\x20\x01(\x09R\x08respon\
-se\x12\x18\x0a\x07headers\x18\x12\x20\x01(\x09R\x07headersB\x07\x0a\x05_some\"5\x0a\x09NodeAdded\
-\x12(\x0a\x04node\x18\x01\x20\x01(\x0b2\x14.adversarial.v1.NodeR\x04node\"8\x0a\x0aListOfNode\x12\
-*\x0a\x05items\x18\x01\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x05items\"$\x0a\x0cListOfString\x12\
-\x14\x0a\x05items\x18\x01\x20\x03(\x09R\x05items\"5\x0a\x0eOptionalUint32\x12\x19\x0a\x05value\x18\
-\x01\x20\x01(\x0dH\x00R\x05value\x88\x01\x01B\x08\x0a\x06_value*4\x0a\x04Some\x12\x14\x0a\x10SOM\
-E_UNSPECIFIED\x10\x00\x12\x0a\x0a\x06SOME_A\x10\x01\x12\x0a\x0a\x06SOME_B\x10\x022\x80\x01\x0a\x12\
-AdversarialService\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x14.adversarial.v1.Node\x126\
-\x0a\x04Echo\x12\x16.adversarial.v1.Fields\x1a\x16.adversarial.v1.Fieldsb\x06proto3";
+se\x12\x18\x0a\x07headers\x18\x12\x20\x01(\x09R\x07headersB\x07\x0a\x05_some\"\x8d\x01\x0a\x04Ex\
+pr\x12'\x0a\x03lit\x18\x01\x20\x01(\x0b2\x13.adversarial.v1.LitH\x00R\x03lit\x12'\x0a\x03add\x18\
+\x02\x20\x01(\x0b2\x13.adversarial.v1.AddH\x00R\x03add\x12+\x0a\x05match\x18\x03\x20\x01(\x0b2\x13\
+.adversarial.v1.BoxH\x00R\x05matchB\x06\x0a\x04type\"\x1b\x0a\x03Lit\x12\x14\x0a\x05value\x18\x01\
+\x20\x01(\x03R\x05value\"\xb3\x01\x0a\x03Add\x12(\x0a\x04left\x18\x01\x20\x01(\x0b2\x14.adversar\
+ial.v1.ExprR\x04left\x12*\x0a\x05right\x18\x02\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x05right\x12\
+*\x0a\x05terms\x18\x03\x20\x03(\x0b2\x14.adversarial.v1.ExprR\x05terms\x12*\x0a\x05maybe\x18\x04\
+\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x05maybe\"7\x0a\x0bEvalRequest\x12(\x0a\x04expr\x18\x01\x20\
+\x01(\x0b2\x14.adversarial.v1.ExprR\x04expr\"5\x0a\x09NodeAdded\x12(\x0a\x04node\x18\x01\x20\x01\
+(\x0b2\x14.adversarial.v1.NodeR\x04node\"8\x0a\x0aListOfNode\x12*\x0a\x05items\x18\x01\x20\x03(\x0b\
+2\x14.adversarial.v1.NodeR\x05items\"$\x0a\x0cListOfString\x12\x14\x0a\x05items\x18\x01\x20\x03(\
+\x09R\x05items\"5\x0a\x0eOptionalUint32\x12\x19\x0a\x05value\x18\x01\x20\x01(\x0dH\x00R\x05value\
+\x88\x01\x01B\x08\x0a\x06_value*4\x0a\x04Some\x12\x14\x0a\x10SOME_UNSPECIFIED\x10\x00\x12\x0a\x0a\
+\x06SOME_A\x10\x01\x12\x0a\x0a\x06SOME_B\x10\x022\xbb\x01\x0a\x12AdversarialService\x129\x0a\x04\
+Eval\x12\x1b.adversarial.v1.EvalRequest\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adv\
+ersarial.v1.Node\x1a\x14.adversarial.v1.Node\x126\x0a\x04Echo\x12\x16.adversarial.v1.Fields\x1a\x16\
+.adversarial.v1.Fieldsb\x06proto3";
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct Add {
+            #[prost(message, optional, boxed, tag = "1")]
+            pub left: ::core::option::Option<::std::boxed::Box<Expr>>,
+            #[prost(message, optional, boxed, tag = "2")]
+            pub right: ::core::option::Option<::std::boxed::Box<Expr>>,
+            #[prost(message, repeated, tag = "3")]
+            pub terms: ::std::vec::Vec<Expr>,
+            #[prost(message, optional, boxed, tag = "4")]
+            pub maybe: ::core::option::Option<::std::boxed::Box<Expr>>,
+        }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -784,6 +1082,51 @@ AdversarialService\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x14.adversar
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
+        pub struct EvalRequest {
+            #[prost(message, optional, tag = "1")]
+            pub expr: ::core::option::Option<Expr>,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct Expr {
+            #[prost(oneof = "expr::Variant", tags = "1, 2, 3")]
+            pub r#type: ::core::option::Option<expr::Variant>,
+        }
+
+        pub mod expr {
+            #[derive(
+                ::core::clone::Clone,
+                ::core::cmp::PartialEq,
+                ::core::fmt::Debug,
+                ::pactum::grpc::prost::Oneof
+            )]
+            #[prost(prost_path = "::pactum::grpc::prost")]
+            #[prost(skip_debug)]
+            pub enum Variant {
+                #[prost(message, tag = "1")]
+                Lit(super::Lit),
+                #[prost(message, tag = "2")]
+                Add(super::Add),
+                #[prost(message, tag = "3")]
+                Match(super::Box),
+            }
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct Fields {
             #[prost(message, optional, tag = "1")]
             pub r#box: ::core::option::Option<Box>,
@@ -821,6 +1164,19 @@ AdversarialService\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x14.adversar
             pub response: ::std::string::String,
             #[prost(string, tag = "18")]
             pub headers: ::std::string::String,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct Lit {
+            #[prost(int64, tag = "1")]
+            pub value: i64,
         }
 
         #[derive(
@@ -930,6 +1286,56 @@ AdversarialService\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x14.adversar
     }
 
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn add_to_pb(v: super::Add) -> pb::Add {
+        pb::Add {
+            left: ::core::option::Option::Some(
+                ::std::boxed::Box::new(expr_to_pb(*v.left)),
+            ),
+            right: ::core::option::Option::Some(
+                ::std::boxed::Box::new(expr_to_pb(*v.right)),
+            ),
+            terms: v.terms.into_iter().map(|v| expr_to_pb(v)).collect(),
+            maybe: match v.maybe {
+                ::core::option::Option::Some(v) => {
+                    ::core::option::Option::Some(::std::boxed::Box::new(expr_to_pb(*v)))
+                }
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn add_from_pb(
+        v: pb::Add,
+    ) -> ::core::result::Result<super::Add, ::std::string::String> {
+        ::core::result::Result::Ok(super::Add {
+            left: {
+                let v = v.left.ok_or_else(|| ::pactum::grpc::missing("left"))?;
+                ::std::boxed::Box::new(expr_from_pb(*v)?)
+            },
+            right: {
+                let v = v.right.ok_or_else(|| ::pactum::grpc::missing("right"))?;
+                ::std::boxed::Box::new(expr_from_pb(*v)?)
+            },
+            terms: v
+                .terms
+                .into_iter()
+                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
+                    ::core::result::Result::Ok(expr_from_pb(v)?)
+                })
+                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
+            maybe: match v.maybe {
+                ::core::option::Option::Some(v) => {
+                    ::core::option::Option::Some(
+                        ::std::boxed::Box::new(expr_from_pb(*v)?),
+                    )
+                }
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn box_to_pb(v: super::Box) -> pb::Box {
         pb::Box { label: v.label }
     }
@@ -963,6 +1369,65 @@ AdversarialService\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x14.adversar
         v: pb::Err,
     ) -> ::core::result::Result<super::Err, ::std::string::String> {
         ::core::result::Result::Ok(super::Err { reason: v.reason })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn eval_request_to_pb(v: super::EvalRequest) -> pb::EvalRequest {
+        pb::EvalRequest {
+            expr: ::core::option::Option::Some(expr_to_pb(v.expr)),
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn eval_request_from_pb(
+        v: pb::EvalRequest,
+    ) -> ::core::result::Result<super::EvalRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::EvalRequest {
+            expr: {
+                let v = v.expr.ok_or_else(|| ::pactum::grpc::missing("expr"))?;
+                expr_from_pb(v)?
+            },
+        })
+    }
+
+    #[allow(dead_code, deprecated)]
+    fn expr_to_pb(v: super::Expr) -> pb::Expr {
+        pb::Expr {
+            r#type: match v {
+                super::Expr::Lit(v) => {
+                    ::core::option::Option::Some(pb::expr::Variant::Lit(lit_to_pb(v)))
+                }
+                super::Expr::Add(v) => {
+                    ::core::option::Option::Some(pb::expr::Variant::Add(add_to_pb(v)))
+                }
+                super::Expr::Match(v) => {
+                    ::core::option::Option::Some(pb::expr::Variant::Match(box_to_pb(v)))
+                }
+                super::Expr::Unrecognized(_) => ::core::option::Option::None,
+            },
+        }
+    }
+
+    #[allow(dead_code, deprecated)]
+    fn expr_from_pb(
+        v: pb::Expr,
+    ) -> ::core::result::Result<super::Expr, ::std::string::String> {
+        ::core::result::Result::Ok(
+            match v.r#type {
+                ::core::option::Option::Some(pb::expr::Variant::Lit(v)) => {
+                    super::Expr::Lit(lit_from_pb(v)?)
+                }
+                ::core::option::Option::Some(pb::expr::Variant::Add(v)) => {
+                    super::Expr::Add(add_from_pb(v)?)
+                }
+                ::core::option::Option::Some(pb::expr::Variant::Match(v)) => {
+                    super::Expr::Match(box_from_pb(v)?)
+                }
+                ::core::option::Option::None => {
+                    super::Expr::Unrecognized(::core::default::Default::default())
+                }
+            },
+        )
     }
 
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
@@ -1036,6 +1501,18 @@ AdversarialService\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x14.adversar
             response: v.response,
             headers: v.headers,
         })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn lit_to_pb(v: super::Lit) -> pb::Lit {
+        pb::Lit { value: v.value }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn lit_from_pb(
+        v: pb::Lit,
+    ) -> ::core::result::Result<super::Lit, ::std::string::String> {
+        ::core::result::Result::Ok(super::Lit { value: v.value })
     }
 
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
@@ -1239,6 +1716,17 @@ AdversarialService\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x14.adversar
         })
     }
 
+    fn eval_error_detail(e: &super::EvalError) -> ::pactum::grpc::prost_types::Any {
+        match *e {}
+    }
+
+    fn eval_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::EvalError> {
+        let _ = any;
+        ::core::option::Option::None
+    }
+
     fn walk_error_detail(e: &super::WalkError) -> ::pactum::grpc::prost_types::Any {
         match *e {}
     }
@@ -1280,6 +1768,29 @@ AdversarialService\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x14.adversar
         let config = ::std::sync::Arc::new(config);
         let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
+            .route(
+                "/adversarial.v1.AdversarialService/Eval",
+                ::pactum::router::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
+                    move |request: ::pactum::router::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
+                        async move {
+                            ::pactum::grpc::unary(
+                                    &super::operations::EVAL,
+                                    &config,
+                                    request,
+                                    eval_request_from_pb,
+                                    expr_to_pb,
+                                    eval_error_detail,
+                                    move |ctx, input| async move { s.eval(ctx, input).await },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
             .route(
                 "/adversarial.v1.AdversarialService/Walk",
                 ::pactum::router::axum::routing::post({
@@ -1361,6 +1872,25 @@ AdversarialService\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x14.adversar
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
+        }
+
+        /// Calls `Eval` over gRPC.
+        pub async fn eval(
+            &self,
+            input: &super::EvalRequest,
+        ) -> ::core::result::Result<
+            super::Expr,
+            ::pactum::ClientError<super::EvalError>,
+        > {
+            self.inner
+                .unary(
+                    &super::operations::EVAL,
+                    "/adversarial.v1.AdversarialService/Eval",
+                    eval_request_to_pb(::core::clone::Clone::clone(input)),
+                    expr_from_pb,
+                    eval_error_from_detail,
+                )
+                .await
         }
 
         /// Calls `Walk` over gRPC.

@@ -754,6 +754,228 @@ impl ::pactum::Validate for Empty {
     }
 }
 
+/// A tagged union with its own tag, an explicit and a reserved number, a deprecated variant and one from another contract.
+///
+/// On the JSON wire, one object: `kind` names the variant, beside the variant's own fields.
+/// Open for evolution: a variant added by a newer contract version deserializes as
+/// `Unrecognized` (and serializes back unchanged); `validate()` reports it, so a server
+/// still refuses it as input.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum Shape {
+    /// `kind: circle`.
+    Circle(Circle),
+    /// Four equal sides.
+    Square(Square),
+    /// `kind: tree`.
+    #[deprecated(note = "draw shapes instead")]
+    Tree(Tree),
+    /// `kind: price`.
+    Price(super::super::common::v3::Money),
+    /// A variant this version of the contract does not know.
+    Unrecognized(::pactum::union::UnknownVariant),
+}
+
+#[allow(deprecated)]
+impl Shape {
+    /// The JSON property that names the variant.
+    pub const TAG: &'static str = "kind";
+
+    /// Every variant this version knows, in contract order.
+    pub const KNOWN: &'static [&'static str] = &["circle", "square", "tree", "price"];
+
+    /// The variant's tag as sent on the wire.
+    pub fn variant(&self) -> &str {
+        match self {
+            Shape::Circle(_) => "circle",
+            Shape::Square(_) => "square",
+            Shape::Tree(_) => "tree",
+            Shape::Price(_) => "price",
+            Shape::Unrecognized(other) => &other.tag,
+        }
+    }
+}
+
+#[allow(deprecated)]
+impl ::pactum::__private::serde::Serialize for Shape {
+    fn serialize<S: ::pactum::__private::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        match self {
+            Shape::Circle(v) => {
+                ::pactum::__private::union::serialize(serializer, "kind", "circle", v)
+            }
+            Shape::Square(v) => {
+                ::pactum::__private::union::serialize(serializer, "kind", "square", v)
+            }
+            Shape::Tree(v) => {
+                ::pactum::__private::union::serialize(serializer, "kind", "tree", v)
+            }
+            Shape::Price(v) => {
+                ::pactum::__private::union::serialize(serializer, "kind", "price", v)
+            }
+            Shape::Unrecognized(other) => {
+                ::pactum::__private::union::serialize_unknown(serializer, "kind", other)
+            }
+        }
+    }
+}
+
+#[allow(deprecated)]
+impl<'de> ::pactum::__private::serde::Deserialize<'de> for Shape {
+    fn deserialize<D: ::pactum::__private::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        let (tag, fields) = ::pactum::__private::union::split(
+            deserializer,
+            "kind",
+            Shape::KNOWN,
+        )?;
+        match tag.as_str() {
+            "circle" => {
+                ::pactum::__private::union::variant::<D, _>(&tag, fields)
+                    .map(Shape::Circle)
+            }
+            "square" => {
+                ::pactum::__private::union::variant::<D, _>(&tag, fields)
+                    .map(Shape::Square)
+            }
+            "tree" => {
+                ::pactum::__private::union::variant::<D, _>(&tag, fields)
+                    .map(Shape::Tree)
+            }
+            "price" => {
+                ::pactum::__private::union::variant::<D, _>(&tag, fields)
+                    .map(Shape::Price)
+            }
+            _ => {
+                ::core::result::Result::Ok(
+                    Shape::Unrecognized(::pactum::union::UnknownVariant {
+                        tag,
+                        fields,
+                    }),
+                )
+            }
+        }
+    }
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for Shape {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        match self {
+            Shape::Circle(v) => ::pactum::Validate::validate_into(v, path, out),
+            Shape::Square(v) => ::pactum::Validate::validate_into(v, path, out),
+            Shape::Tree(v) => ::pactum::Validate::validate_into(v, path, out),
+            Shape::Price(v) => ::pactum::Validate::validate_into(v, path, out),
+            Shape::Unrecognized(other) => {
+                ::pactum::__private::check::unrecognized_variant(
+                    "kind",
+                    &other.tag,
+                    Shape::KNOWN,
+                    path,
+                    out,
+                )
+            }
+        }
+    }
+}
+
+/// `Circle`: `radius`.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct Circle {
+    pub radius: f64,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for Circle {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        path.push_field("radius");
+        {
+            let value = &self.radius;
+            ::pactum::__private::check::range(
+                value,
+                ::std::option::Option::Some(0f64),
+                ::std::option::Option::None,
+                path,
+                out,
+            );
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+    }
+}
+
+/// `Square`: `side`.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct Square {
+    pub side: f64,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for Square {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("side", &self.side, path, out);
+    }
+}
+
+/// Unions in every position a field can hold them.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct Drawing {
+    pub main: Shape,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub backup: ::std::option::Option<Shape>,
+    pub layers: ::std::vec::Vec<Shape>,
+    pub named: ::std::collections::BTreeMap<::std::string::String, Shape>,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for Drawing {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("main", &self.main, path, out);
+        ::pactum::__private::check::field("backup", &self.backup, path, out);
+        ::pactum::__private::check::field("layers", &self.layers, path, out);
+        ::pactum::__private::check::field("named", &self.named, path, out);
+    }
+}
+
 /// Input of [`Fetch`](operations::FETCH).
 #[derive(
     ::core::fmt::Debug,
@@ -1000,6 +1222,8 @@ impl ::pactum::Validate for OldWayRequest {
 #[serde(crate = "::pactum::__private::serde")]
 pub struct NotThere {
     pub id: ::pactum::types::Uuid,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub nearest: ::std::option::Option<Shape>,
 }
 
 #[allow(deprecated)]
@@ -1010,6 +1234,7 @@ impl ::pactum::Validate for NotThere {
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
         ::pactum::__private::check::field("id", &self.id, path, out);
+        ::pactum::__private::check::field("nearest", &self.nearest, path, out);
     }
 }
 
@@ -1153,6 +1378,11 @@ pub enum UploadError {}
 pub enum ChatError {}
 ::pactum::__operation_error!(ChatError {});
 
+/// Errors declared for `Draw`.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum DrawError {}
+::pactum::__operation_error!(DrawError {});
+
 /// Errors declared for `OldWay`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum OldWayError {}
@@ -1276,6 +1506,25 @@ pub mod operations {
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
+    /// `Draw`, over `POST /v1/drawings` and gRPC.
+    pub const DRAW: ::pactum::OperationInfo = ::pactum::OperationInfo {
+        service: "features",
+        major: 1,
+        name: "Draw",
+        route: ::std::option::Option::Some(::pactum::Route {
+            method: "POST",
+            path: "/v1/drawings",
+        }),
+        grpc: true,
+        deadline: ::std::option::Option::None,
+        safe: false,
+        idempotency: ::pactum::Idempotency::Key,
+        retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
+        streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
+    };
+
     /// `OldWay`, over `GET /v1/old/{id}`.
     #[deprecated(note = "use Fetch")]
     pub const OLD_WAY: ::pactum::OperationInfo = ::pactum::OperationInfo {
@@ -1310,6 +1559,8 @@ pub struct ThingStored {
     pub id: ::pactum::types::Uuid,
     pub slug: ProductSlug,
     pub at: ::pactum::types::Timestamp,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub outline: ::std::option::Option<Shape>,
 }
 
 #[allow(deprecated)]
@@ -1322,6 +1573,7 @@ impl ::pactum::Validate for ThingStored {
         ::pactum::__private::check::field("id", &self.id, path, out);
         ::pactum::__private::check::field("slug", &self.slug, path, out);
         ::pactum::__private::check::field("at", &self.at, path, out);
+        ::pactum::__private::check::field("outline", &self.outline, path, out);
     }
 }
 
@@ -1948,6 +2200,15 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
 
+    /// `Draw`, over `POST /v1/drawings` and gRPC.
+    fn draw(
+        &self,
+        ctx: ::pactum::Context,
+        input: Drawing,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<Drawing, ::pactum::HandlerError<DrawError>>,
+    > + ::core::marker::Send;
+
     /// `OldWay`, over `GET /v1/old/{id}`.
     fn old_way(
         &self,
@@ -1976,6 +2237,7 @@ pub mod rest {
     ) -> ::pactum::router::axum::Router {
         let state = ::std::sync::Arc::new(ServerState { service, config });
         ::pactum::router::axum::Router::new()
+            .route("/v1/drawings", ::pactum::router::axum::routing::post(__draw::<S>))
             .route("/v1/old/{id}", ::pactum::router::axum::routing::get(__old_way::<S>))
             .route("/v1/ping", ::pactum::router::axum::routing::head(__ping::<S>))
             .route("/v1/things", ::pactum::router::axum::routing::put(__store::<S>))
@@ -2063,6 +2325,31 @@ pub mod rest {
                     )
                 },
                 move |ctx, _: ::pactum::NoInput| async move { service.ping(ctx).await },
+            )
+            .await
+    }
+
+    async fn __draw<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::DRAW,
+                ::pactum::rest::Reply::Json,
+                ::std::vec::Vec::new(),
+                request,
+                |_: &::pactum::rest::server::Incoming| {
+                    ::core::result::Result::Ok(
+                        ::pactum::__private::serde_json::Map::new(),
+                    )
+                },
+                move |ctx, input: super::Drawing| async move {
+                    service.draw(ctx, input).await
+                },
             )
             .await
     }
@@ -2175,6 +2462,21 @@ pub mod rest {
                 .await
         }
 
+        /// Calls `POST /v1/drawings`.
+        pub async fn draw(
+            &self,
+            input: &super::Drawing,
+        ) -> ::core::result::Result<
+            super::Drawing,
+            ::pactum::ClientError<super::DrawError>,
+        > {
+            let path = ::std::string::String::from("/v1/drawings");
+            let body = ::pactum::__private::serde_json::to_value(input).ok();
+            self.http
+                .call(&super::operations::DRAW, ::pactum::rest::Reply::Json, path, body)
+                .await
+        }
+
         /// Calls `GET /v1/old/{id}`.
         pub async fn old_way(
             &self,
@@ -2213,7 +2515,7 @@ pub mod grpc {
     /// (`pactum::grpc::reflection::router(&[(SERVICE_NAME, FILE_DESCRIPTOR_SET)])`), so
     /// `grpcurl` needs no `.proto`.
     pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0aa\x0a\x0fcommon.v3.proto\x12\x09common.v3\";\x0a\x05Money\x12\x16\x0a\x06amount\x18\x01\x20\x01\
-(\x09R\x06amount\x12\x1a\x0a\x08currency\x18\x02\x20\x01(\x09R\x08currencyb\x06proto3\x0a\x91\x15\
+(\x09R\x06amount\x12\x1a\x0a\x08currency\x18\x02\x20\x01(\x09R\x08currencyb\x06proto3\x0a\xc0\x1a\
 \x0a\x11features.v1.proto\x12\x0bfeatures.v1\x1a\x0fcommon.v3.proto\x1a\x1egoogle/protobuf/durat\
 ion.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x18\x0a\x06Result\x12\x0e\x0a\x02ok\x18\x01\x20\
 \x01(\x08R\x02ok\"\xaf\x02\x0a\x0aPrimitives\x12\x12\x0a\x04flag\x18\x01\x20\x01(\x08R\x04flag\x12\
@@ -2240,37 +2542,50 @@ eeR\x06parent\x12-\x0a\x08children\x18\x03\x20\x03(\x0b2\x11.features.v1.TreeR\x
 %\x0a\x04ping\x18\x01\x20\x01(\x0b2\x11.features.v1.PingR\x04ping\"g\x0a\x09Versioned\x12\x0e\x0a\
 \x02id\x18\x01\x20\x01(\x09R\x02id\x12\x12\x0a\x04name\x18\x04\x20\x01(\x09R\x04name\x12\x1f\x0a\
 \x06legacy\x18\x05\x20\x01(\x09B\x02\x18\x01H\x00R\x06legacy\x88\x01\x01B\x09\x0a\x07_legacyJ\x04\
-\x08\x02\x10\x03J\x04\x08\x03\x10\x04\"\x07\x0a\x05Empty\"\x1e\x0a\x0cFetchRequest\x12\x0e\x0a\x02\
-id\x18\x01\x20\x01(\x09R\x02id\"_\x0a\x0cStoreRequest\x12-\x0a\x05thing\x18\x01\x20\x01(\x0b2\x17\
-.features.v1.PrimitivesR\x05thing\x12\x17\x0a\x04note\x18\x02\x20\x01(\x09H\x00R\x04note\x88\x01\
-\x01B\x07\x0a\x05_note\"H\x0a\x0dStoreResponse\x127\x0a\x09stored_at\x18\x01\x20\x01(\x0b2\x1a.g\
-oogle.protobuf.TimestampR\x08storedAt\"\x20\x0a\x0cWatchRequest\x12\x10\x0a\x03ids\x18\x01\x20\x03\
-(\x09R\x03ids\"%\x0a\x0dUploadRequest\x12\x14\x0a\x05chunk\x18\x01\x20\x01(\x0cR\x05chunk\"&\x0a\
-\x0eUploadResponse\x12\x14\x0a\x05count\x18\x01\x20\x01(\x04R\x05count\"!\x0a\x0bChatRequest\x12\
-\x12\x0a\x04text\x18\x01\x20\x01(\x09R\x04text\"N\x0a\x0cChatResponse\x12\x12\x0a\x04text\x18\x01\
-\x20\x01(\x09R\x04text\x12*\x0a\x02at\x18\x02\x20\x01(\x0b2\x1a.google.protobuf.TimestampR\x02at\
-\"\x1f\x0a\x0dOldWayRequest\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\"\x1a\x0a\x08NotThere\x12\
-\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\"\x06\x0a\x04Busy\"\x0d\x0a\x0bConflicting\"]\x0a\x0b\
-ThingStored\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\x12\x12\x0a\x04slug\x18\x02\x20\x01(\x09\
-R\x04slug\x12*\x0a\x02at\x18\x03\x20\x01(\x0b2\x1a.google.protobuf.TimestampR\x02at\"3\x0a\x0bTh\
-ingTagged\x12\x12\x0a\x04slug\x18\x01\x20\x01(\x09R\x04slug\x12\x10\x0a\x03tag\x18\x02\x20\x01(\x09\
-R\x03tag\";\x0a\x0bAlarmRaised\x12(\x0a\x05level\x18\x01\x20\x01(\x0e2\x12.features.v1.LevelR\x05\
-level:\x02\x18\x01\"$\x0a\x0cListOfUint32\x12\x14\x0a\x05items\x18\x01\x20\x03(\x0dR\x05items\"\xb1\
-\x01\x0a\x11MapOfListOfUint32\x12E\x0a\x07entries\x18\x01\x20\x03(\x0b2+.features.v1.MapOfListOf\
-Uint32.EntriesEntryR\x07entries\x1aU\x0a\x0cEntriesEntry\x12\x10\x0a\x03key\x18\x01\x20\x01(\x09\
-R\x03key\x12/\x0a\x05value\x18\x02\x20\x01(\x0b2\x19.features.v1.ListOfUint32R\x05value:\x028\x01\
-*B\x0a\x06Option\x12\x16\x0a\x12OPTION_UNSPECIFIED\x10\x00\x12\x0f\x0a\x0bOPTION_SOME\x10\x01\x12\
-\x0f\x0a\x0bOPTION_NONE\x10\x02*Y\x0a\x05Level\x12\x15\x0a\x11LEVEL_UNSPECIFIED\x10\x00\x12\x0d\x0a\
-\x09LEVEL_LOW\x10\x01\x12\x0e\x0a\x0aLEVEL_HIGH\x10\x02\x12\x1a\x0a\x12LEVEL_CRITICAL_NOW\x10\x03\
-\x1a\x02\x08\x012\x93\x02\x0a\x0fFeaturesService\x12;\x0a\x05Fetch\x12\x19.features.v1.FetchRequ\
-est\x1a\x17.features.v1.Primitives\x12=\x0a\x05Watch\x12\x19.features.v1.WatchRequest\x1a\x17.fe\
-atures.v1.Primitives0\x01\x12C\x0a\x06Upload\x12\x1a.features.v1.UploadRequest\x1a\x1b.features.\
-v1.UploadResponse(\x01\x12?\x0a\x04Chat\x12\x18.features.v1.ChatRequest\x1a\x19.features.v1.Chat\
-Response(\x010\x01b\x06proto3\x0au\x0a\x1egoogle/protobuf/duration.proto\x12\x0fgoogle.protobuf\"\
-:\x0a\x08Duration\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\x18\
-\x02\x20\x01(\x05R\x05nanosb\x06proto3\x0aw\x0a\x1fgoogle/protobuf/timestamp.proto\x12\x0fgoogle\
-.protobuf\";\x0a\x09Timestamp\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\
-\x05nanos\x18\x02\x20\x01(\x05R\x05nanosb\x06proto3";
+\x08\x02\x10\x03J\x04\x08\x03\x10\x04\"\x07\x0a\x05Empty\"\xca\x01\x0a\x05Shape\x12-\x0a\x06circ\
+le\x18\x01\x20\x01(\x0b2\x13.features.v1.CircleH\x00R\x06circle\x12-\x0a\x06square\x18\x05\x20\x01\
+(\x0b2\x13.features.v1.SquareH\x00R\x06square\x12+\x0a\x04tree\x18\x02\x20\x01(\x0b2\x11.feature\
+s.v1.TreeB\x02\x18\x01H\x00R\x04tree\x12(\x0a\x05price\x18\x04\x20\x01(\x0b2\x10.common.v3.Money\
+H\x00R\x05priceB\x06\x0a\x04kindJ\x04\x08\x03\x10\x04\"\x20\x0a\x06Circle\x12\x16\x0a\x06radius\x18\
+\x01\x20\x01(\x01R\x06radius\"\x1c\x0a\x06Square\x12\x12\x0a\x04side\x18\x01\x20\x01(\x01R\x04si\
+de\"\x8e\x02\x0a\x07Drawing\x12&\x0a\x04main\x18\x01\x20\x01(\x0b2\x12.features.v1.ShapeR\x04mai\
+n\x12*\x0a\x06backup\x18\x02\x20\x01(\x0b2\x12.features.v1.ShapeR\x06backup\x12*\x0a\x06layers\x18\
+\x03\x20\x03(\x0b2\x12.features.v1.ShapeR\x06layers\x125\x0a\x05named\x18\x04\x20\x03(\x0b2\x1f.\
+features.v1.Drawing.NamedEntryR\x05named\x1aL\x0a\x0aNamedEntry\x12\x10\x0a\x03key\x18\x01\x20\x01\
+(\x09R\x03key\x12(\x0a\x05value\x18\x02\x20\x01(\x0b2\x12.features.v1.ShapeR\x05value:\x028\x01\"\
+\x1e\x0a\x0cFetchRequest\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\"_\x0a\x0cStoreRequest\x12\
+-\x0a\x05thing\x18\x01\x20\x01(\x0b2\x17.features.v1.PrimitivesR\x05thing\x12\x17\x0a\x04note\x18\
+\x02\x20\x01(\x09H\x00R\x04note\x88\x01\x01B\x07\x0a\x05_note\"H\x0a\x0dStoreResponse\x127\x0a\x09\
+stored_at\x18\x01\x20\x01(\x0b2\x1a.google.protobuf.TimestampR\x08storedAt\"\x20\x0a\x0cWatchReq\
+uest\x12\x10\x0a\x03ids\x18\x01\x20\x03(\x09R\x03ids\"%\x0a\x0dUploadRequest\x12\x14\x0a\x05chun\
+k\x18\x01\x20\x01(\x0cR\x05chunk\"&\x0a\x0eUploadResponse\x12\x14\x0a\x05count\x18\x01\x20\x01(\x04\
+R\x05count\"!\x0a\x0bChatRequest\x12\x12\x0a\x04text\x18\x01\x20\x01(\x09R\x04text\"N\x0a\x0cCha\
+tResponse\x12\x12\x0a\x04text\x18\x01\x20\x01(\x09R\x04text\x12*\x0a\x02at\x18\x02\x20\x01(\x0b2\
+\x1a.google.protobuf.TimestampR\x02at\"\x1f\x0a\x0dOldWayRequest\x12\x0e\x0a\x02id\x18\x01\x20\x01\
+(\x09R\x02id\"H\x0a\x08NotThere\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\x12,\x0a\x07neares\
+t\x18\x02\x20\x01(\x0b2\x12.features.v1.ShapeR\x07nearest\"\x06\x0a\x04Busy\"\x0d\x0a\x0bConflic\
+ting\"\x8b\x01\x0a\x0bThingStored\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\x12\x12\x0a\x04s\
+lug\x18\x02\x20\x01(\x09R\x04slug\x12*\x0a\x02at\x18\x03\x20\x01(\x0b2\x1a.google.protobuf.Times\
+tampR\x02at\x12,\x0a\x07outline\x18\x04\x20\x01(\x0b2\x12.features.v1.ShapeR\x07outline\"3\x0a\x0b\
+ThingTagged\x12\x12\x0a\x04slug\x18\x01\x20\x01(\x09R\x04slug\x12\x10\x0a\x03tag\x18\x02\x20\x01\
+(\x09R\x03tag\";\x0a\x0bAlarmRaised\x12(\x0a\x05level\x18\x01\x20\x01(\x0e2\x12.features.v1.Leve\
+lR\x05level:\x02\x18\x01\"$\x0a\x0cListOfUint32\x12\x14\x0a\x05items\x18\x01\x20\x03(\x0dR\x05it\
+ems\"\xb1\x01\x0a\x11MapOfListOfUint32\x12E\x0a\x07entries\x18\x01\x20\x03(\x0b2+.features.v1.Ma\
+pOfListOfUint32.EntriesEntryR\x07entries\x1aU\x0a\x0cEntriesEntry\x12\x10\x0a\x03key\x18\x01\x20\
+\x01(\x09R\x03key\x12/\x0a\x05value\x18\x02\x20\x01(\x0b2\x19.features.v1.ListOfUint32R\x05value\
+:\x028\x01*B\x0a\x06Option\x12\x16\x0a\x12OPTION_UNSPECIFIED\x10\x00\x12\x0f\x0a\x0bOPTION_SOME\x10\
+\x01\x12\x0f\x0a\x0bOPTION_NONE\x10\x02*Y\x0a\x05Level\x12\x15\x0a\x11LEVEL_UNSPECIFIED\x10\x00\x12\
+\x0d\x0a\x09LEVEL_LOW\x10\x01\x12\x0e\x0a\x0aLEVEL_HIGH\x10\x02\x12\x1a\x0a\x12LEVEL_CRITICAL_NO\
+W\x10\x03\x1a\x02\x08\x012\xc7\x02\x0a\x0fFeaturesService\x12;\x0a\x05Fetch\x12\x19.features.v1.\
+FetchRequest\x1a\x17.features.v1.Primitives\x12=\x0a\x05Watch\x12\x19.features.v1.WatchRequest\x1a\
+\x17.features.v1.Primitives0\x01\x12C\x0a\x06Upload\x12\x1a.features.v1.UploadRequest\x1a\x1b.fe\
+atures.v1.UploadResponse(\x01\x12?\x0a\x04Chat\x12\x18.features.v1.ChatRequest\x1a\x19.features.\
+v1.ChatResponse(\x010\x01\x122\x0a\x04Draw\x12\x14.features.v1.Drawing\x1a\x14.features.v1.Drawi\
+ngb\x06proto3\x0au\x0a\x1egoogle/protobuf/duration.proto\x12\x0fgoogle.protobuf\":\x0a\x08Durati\
+on\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\x18\x02\x20\x01(\
+\x05R\x05nanosb\x06proto3\x0aw\x0a\x1fgoogle/protobuf/timestamp.proto\x12\x0fgoogle.protobuf\";\x0a\
+\x09Timestamp\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\x18\x02\
+\x20\x01(\x05R\x05nanosb\x06proto3";
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -2300,6 +2615,53 @@ Response(\x010\x01b\x06proto3\x0au\x0a\x1egoogle/protobuf/duration.proto\x12\x0f
             pub text: ::std::string::String,
             #[prost(message, optional, tag = "2")]
             pub at: ::core::option::Option<::pactum::grpc::prost_types::Timestamp>,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct Circle {
+            #[prost(double, tag = "1")]
+            pub radius: f64,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct CommonV3Money {
+            #[prost(string, tag = "1")]
+            pub amount: ::std::string::String,
+            #[prost(string, tag = "2")]
+            pub currency: ::std::string::String,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct Drawing {
+            #[prost(message, optional, tag = "1")]
+            pub main: ::core::option::Option<Shape>,
+            #[prost(message, optional, tag = "2")]
+            pub backup: ::core::option::Option<Shape>,
+            #[prost(message, repeated, tag = "3")]
+            pub layers: ::std::vec::Vec<Shape>,
+            #[prost(btree_map = "string, message", tag = "4")]
+            pub named: ::std::collections::BTreeMap<::std::string::String, Shape>,
         }
 
         #[derive(
@@ -2358,6 +2720,70 @@ Response(\x010\x01b\x06proto3\x0au\x0a\x1egoogle/protobuf/duration.proto\x12\x0f
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
+        pub struct Shape {
+            #[prost(oneof = "shape::Variant", tags = "1, 5, 2, 4")]
+            pub kind: ::core::option::Option<shape::Variant>,
+        }
+
+        pub mod shape {
+            #[derive(
+                ::core::clone::Clone,
+                ::core::cmp::PartialEq,
+                ::core::fmt::Debug,
+                ::pactum::grpc::prost::Oneof
+            )]
+            #[prost(prost_path = "::pactum::grpc::prost")]
+            #[prost(skip_debug)]
+            pub enum Variant {
+                #[prost(message, tag = "1")]
+                Circle(super::Circle),
+                #[prost(message, tag = "5")]
+                Square(super::Square),
+                #[prost(message, tag = "2")]
+                Tree(super::Tree),
+                #[prost(message, tag = "4")]
+                Price(super::CommonV3Money),
+            }
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct Square {
+            #[prost(double, tag = "1")]
+            pub side: f64,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct Tree {
+            #[prost(string, tag = "1")]
+            pub label: ::std::string::String,
+            #[prost(message, optional, boxed, tag = "2")]
+            pub parent: ::core::option::Option<::std::boxed::Box<Tree>>,
+            #[prost(message, repeated, tag = "3")]
+            pub children: ::std::vec::Vec<Tree>,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct UploadRequest {
             #[prost(bytes = "vec", tag = "1")]
             pub chunk: ::std::vec::Vec<u8>,
@@ -2400,6 +2826,8 @@ Response(\x010\x01b\x06proto3\x0au\x0a\x1egoogle/protobuf/duration.proto\x12\x0f
         pub struct NotThere {
             #[prost(string, tag = "1")]
             pub id: ::std::string::String,
+            #[prost(message, optional, tag = "2")]
+            pub nearest: ::core::option::Option<Shape>,
         }
 
         #[derive(
@@ -2443,6 +2871,92 @@ Response(\x010\x01b\x06proto3\x0au\x0a\x1egoogle/protobuf/duration.proto\x12\x0f
                 let v = v.at.ok_or_else(|| ::pactum::grpc::missing("at"))?;
                 ::pactum::grpc::timestamp_from(v)?
             },
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn circle_to_pb(v: super::Circle) -> pb::Circle {
+        pb::Circle { radius: v.radius }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn circle_from_pb(
+        v: pb::Circle,
+    ) -> ::core::result::Result<super::Circle, ::std::string::String> {
+        ::core::result::Result::Ok(super::Circle { radius: v.radius })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn common_v3_money_to_pb(
+        v: super::super::super::common::v3::Money,
+    ) -> pb::CommonV3Money {
+        pb::CommonV3Money {
+            amount: ::std::string::ToString::to_string(&v.amount),
+            currency: v.currency,
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn common_v3_money_from_pb(
+        v: pb::CommonV3Money,
+    ) -> ::core::result::Result<
+        super::super::super::common::v3::Money,
+        ::std::string::String,
+    > {
+        ::core::result::Result::Ok(super::super::super::common::v3::Money {
+            amount: ::pactum::grpc::parse::<
+                ::pactum::types::Decimal,
+            >("amount", &v.amount)?,
+            currency: v.currency,
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn drawing_to_pb(v: super::Drawing) -> pb::Drawing {
+        pb::Drawing {
+            main: ::core::option::Option::Some(shape_to_pb(v.main)),
+            backup: match v.backup {
+                ::core::option::Option::Some(v) => {
+                    ::core::option::Option::Some(shape_to_pb(v))
+                }
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+            layers: v.layers.into_iter().map(|v| shape_to_pb(v)).collect(),
+            named: v.named.into_iter().map(|(k, v)| (k, shape_to_pb(v))).collect(),
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn drawing_from_pb(
+        v: pb::Drawing,
+    ) -> ::core::result::Result<super::Drawing, ::std::string::String> {
+        ::core::result::Result::Ok(super::Drawing {
+            main: {
+                let v = v.main.ok_or_else(|| ::pactum::grpc::missing("main"))?;
+                shape_from_pb(v)?
+            },
+            backup: match v.backup {
+                ::core::option::Option::Some(v) => {
+                    ::core::option::Option::Some(shape_from_pb(v)?)
+                }
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+            layers: v
+                .layers
+                .into_iter()
+                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
+                    ::core::result::Result::Ok(shape_from_pb(v)?)
+                })
+                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
+            named: v
+                .named
+                .into_iter()
+                .map(|(k, v)| -> ::core::result::Result<_, ::std::string::String> {
+                    ::core::result::Result::Ok((k, shape_from_pb(v)?))
+                })
+                .collect::<
+                    ::core::result::Result<::std::collections::BTreeMap<_, _>, _>,
+                >()?,
         })
     }
 
@@ -2503,6 +3017,108 @@ Response(\x010\x01b\x06proto3\x0au\x0a\x1egoogle/protobuf/duration.proto\x12\x0f
             },
             id: ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
             price: ::pactum::grpc::parse::<::pactum::types::Decimal>("price", &v.price)?,
+        })
+    }
+
+    #[allow(dead_code, deprecated)]
+    fn shape_to_pb(v: super::Shape) -> pb::Shape {
+        pb::Shape {
+            kind: match v {
+                super::Shape::Circle(v) => {
+                    ::core::option::Option::Some(
+                        pb::shape::Variant::Circle(circle_to_pb(v)),
+                    )
+                }
+                super::Shape::Square(v) => {
+                    ::core::option::Option::Some(
+                        pb::shape::Variant::Square(square_to_pb(v)),
+                    )
+                }
+                super::Shape::Tree(v) => {
+                    ::core::option::Option::Some(pb::shape::Variant::Tree(tree_to_pb(v)))
+                }
+                super::Shape::Price(v) => {
+                    ::core::option::Option::Some(
+                        pb::shape::Variant::Price(common_v3_money_to_pb(v)),
+                    )
+                }
+                super::Shape::Unrecognized(_) => ::core::option::Option::None,
+            },
+        }
+    }
+
+    #[allow(dead_code, deprecated)]
+    fn shape_from_pb(
+        v: pb::Shape,
+    ) -> ::core::result::Result<super::Shape, ::std::string::String> {
+        ::core::result::Result::Ok(
+            match v.kind {
+                ::core::option::Option::Some(pb::shape::Variant::Circle(v)) => {
+                    super::Shape::Circle(circle_from_pb(v)?)
+                }
+                ::core::option::Option::Some(pb::shape::Variant::Square(v)) => {
+                    super::Shape::Square(square_from_pb(v)?)
+                }
+                ::core::option::Option::Some(pb::shape::Variant::Tree(v)) => {
+                    super::Shape::Tree(tree_from_pb(v)?)
+                }
+                ::core::option::Option::Some(pb::shape::Variant::Price(v)) => {
+                    super::Shape::Price(common_v3_money_from_pb(v)?)
+                }
+                ::core::option::Option::None => {
+                    super::Shape::Unrecognized(::core::default::Default::default())
+                }
+            },
+        )
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn square_to_pb(v: super::Square) -> pb::Square {
+        pb::Square { side: v.side }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn square_from_pb(
+        v: pb::Square,
+    ) -> ::core::result::Result<super::Square, ::std::string::String> {
+        ::core::result::Result::Ok(super::Square { side: v.side })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn tree_to_pb(v: super::Tree) -> pb::Tree {
+        pb::Tree {
+            label: v.label,
+            parent: match v.parent {
+                ::core::option::Option::Some(v) => {
+                    ::core::option::Option::Some(::std::boxed::Box::new(tree_to_pb(*v)))
+                }
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+            children: v.children.into_iter().map(|v| tree_to_pb(v)).collect(),
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn tree_from_pb(
+        v: pb::Tree,
+    ) -> ::core::result::Result<super::Tree, ::std::string::String> {
+        ::core::result::Result::Ok(super::Tree {
+            label: v.label,
+            parent: match v.parent {
+                ::core::option::Option::Some(v) => {
+                    ::core::option::Option::Some(
+                        ::std::boxed::Box::new(tree_from_pb(*v)?),
+                    )
+                }
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+            children: v
+                .children
+                .into_iter()
+                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
+                    ::core::result::Result::Ok(tree_from_pb(v)?)
+                })
+                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
         })
     }
 
@@ -2570,6 +3186,12 @@ Response(\x010\x01b\x06proto3\x0au\x0a\x1egoogle/protobuf/duration.proto\x12\x0f
     fn not_there_to_pb(v: super::NotThere) -> pb::NotThere {
         pb::NotThere {
             id: ::std::string::ToString::to_string(&v.id),
+            nearest: match v.nearest {
+                ::core::option::Option::Some(v) => {
+                    ::core::option::Option::Some(shape_to_pb(v))
+                }
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
         }
     }
 
@@ -2579,6 +3201,12 @@ Response(\x010\x01b\x06proto3\x0au\x0a\x1egoogle/protobuf/duration.proto\x12\x0f
     ) -> ::core::result::Result<super::NotThere, ::std::string::String> {
         ::core::result::Result::Ok(super::NotThere {
             id: ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
+            nearest: match v.nearest {
+                ::core::option::Option::Some(v) => {
+                    ::core::option::Option::Some(shape_from_pb(v)?)
+                }
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
         })
     }
 
@@ -2666,6 +3294,17 @@ Response(\x010\x01b\x06proto3\x0au\x0a\x1egoogle/protobuf/duration.proto\x12\x0f
     fn chat_error_from_detail(
         any: &::pactum::grpc::prost_types::Any,
     ) -> ::core::option::Option<super::ChatError> {
+        let _ = any;
+        ::core::option::Option::None
+    }
+
+    fn draw_error_detail(e: &super::DrawError) -> ::pactum::grpc::prost_types::Any {
+        match *e {}
+    }
+
+    fn draw_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::DrawError> {
         let _ = any;
         ::core::option::Option::None
     }
@@ -2775,6 +3414,29 @@ Response(\x010\x01b\x06proto3\x0au\x0a\x1egoogle/protobuf/duration.proto\x12\x0f
                                     chat_response_to_pb,
                                     chat_error_detail,
                                     move |ctx, input| async move { s.chat(ctx, input).await },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/features.v1.FeaturesService/Draw",
+                ::pactum::router::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
+                    move |request: ::pactum::router::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
+                        async move {
+                            ::pactum::grpc::unary(
+                                    &super::operations::DRAW,
+                                    &config,
+                                    request,
+                                    drawing_from_pb,
+                                    drawing_to_pb,
+                                    draw_error_detail,
+                                    move |ctx, input| async move { s.draw(ctx, input).await },
                                 )
                                 .await
                         }
@@ -2912,6 +3574,25 @@ Response(\x010\x01b\x06proto3\x0au\x0a\x1egoogle/protobuf/duration.proto\x12\x0f
                     ::std::boxed::Box::pin(inputs),
                     chat_response_from_pb,
                     chat_error_from_detail,
+                )
+                .await
+        }
+
+        /// Calls `Draw` over gRPC.
+        pub async fn draw(
+            &self,
+            input: &super::Drawing,
+        ) -> ::core::result::Result<
+            super::Drawing,
+            ::pactum::ClientError<super::DrawError>,
+        > {
+            self.inner
+                .unary(
+                    &super::operations::DRAW,
+                    "/features.v1.FeaturesService/Draw",
+                    drawing_to_pb(::core::clone::Clone::clone(input)),
+                    drawing_from_pb,
+                    draw_error_from_detail,
                 )
                 .await
         }

@@ -47,65 +47,233 @@ impl ::pactum::Validate for PaymentId {
     }
 }
 
-/// `PaymentMethod`: one of `card`, `bank_transfer` and `wallet`.
+/// How the customer paid. `kind` names the method, beside its details.
 ///
-/// Open for evolution: a value added by a newer contract version deserializes as
-/// `Unrecognized` (and serializes back unchanged) instead of failing the whole message.
-/// `validate()` reports it, so a server still refuses it as input.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::core::cmp::Eq,
-    ::core::hash::Hash,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+/// On the JSON wire, one object: `kind` names the variant, beside the variant's own fields.
+/// Open for evolution: a variant added by a newer contract version deserializes as
+/// `Unrecognized` (and serializes back unchanged); `validate()` reports it, so a server
+/// still refuses it as input.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum PaymentMethod {
-    #[serde(rename = "card")]
-    Card,
-    #[serde(rename = "bank_transfer")]
-    BankTransfer,
+    /// `kind: card`.
+    Card(CardPayment),
+    /// `kind: bank_transfer`.
+    BankTransfer(BankTransfer),
     /// Stored customer balance.
-    #[serde(rename = "wallet")]
-    Wallet,
-    /// A value this version of the contract does not know.
-    #[serde(untagged)]
-    Unrecognized(::std::string::String),
+    Wallet(WalletPayment),
+    /// A variant this version of the contract does not know.
+    Unrecognized(::pactum::union::UnknownVariant),
 }
 
 #[allow(deprecated)]
 impl PaymentMethod {
-    /// Every value this version knows, in contract order.
+    /// The JSON property that names the variant.
+    pub const TAG: &'static str = "kind";
+
+    /// Every variant this version knows, in contract order.
     pub const KNOWN: &'static [&'static str] = &["card", "bank_transfer", "wallet"];
 
-    /// The value as sent on the wire.
-    pub fn as_str(&self) -> &str {
+    /// The variant's tag as sent on the wire.
+    pub fn variant(&self) -> &str {
         match self {
-            PaymentMethod::Card => "card",
-            PaymentMethod::BankTransfer => "bank_transfer",
-            PaymentMethod::Wallet => "wallet",
-            PaymentMethod::Unrecognized(other) => other,
+            PaymentMethod::Card(_) => "card",
+            PaymentMethod::BankTransfer(_) => "bank_transfer",
+            PaymentMethod::Wallet(_) => "wallet",
+            PaymentMethod::Unrecognized(other) => &other.tag,
         }
     }
 }
 
-impl ::std::fmt::Display for PaymentMethod {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
+#[allow(deprecated)]
+impl ::pactum::__private::serde::Serialize for PaymentMethod {
+    fn serialize<S: ::pactum::__private::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        match self {
+            PaymentMethod::Card(v) => {
+                ::pactum::__private::union::serialize(serializer, "kind", "card", v)
+            }
+            PaymentMethod::BankTransfer(v) => {
+                ::pactum::__private::union::serialize(
+                    serializer,
+                    "kind",
+                    "bank_transfer",
+                    v,
+                )
+            }
+            PaymentMethod::Wallet(v) => {
+                ::pactum::__private::union::serialize(serializer, "kind", "wallet", v)
+            }
+            PaymentMethod::Unrecognized(other) => {
+                ::pactum::__private::union::serialize_unknown(serializer, "kind", other)
+            }
+        }
     }
 }
 
+#[allow(deprecated)]
+impl<'de> ::pactum::__private::serde::Deserialize<'de> for PaymentMethod {
+    fn deserialize<D: ::pactum::__private::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        let (tag, fields) = ::pactum::__private::union::split(
+            deserializer,
+            "kind",
+            PaymentMethod::KNOWN,
+        )?;
+        match tag.as_str() {
+            "card" => {
+                ::pactum::__private::union::variant::<D, _>(&tag, fields)
+                    .map(PaymentMethod::Card)
+            }
+            "bank_transfer" => {
+                ::pactum::__private::union::variant::<D, _>(&tag, fields)
+                    .map(PaymentMethod::BankTransfer)
+            }
+            "wallet" => {
+                ::pactum::__private::union::variant::<D, _>(&tag, fields)
+                    .map(PaymentMethod::Wallet)
+            }
+            _ => {
+                ::core::result::Result::Ok(
+                    PaymentMethod::Unrecognized(::pactum::union::UnknownVariant {
+                        tag,
+                        fields,
+                    }),
+                )
+            }
+        }
+    }
+}
+
+#[allow(deprecated)]
 impl ::pactum::Validate for PaymentMethod {
     fn validate_into(
         &self,
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        if let PaymentMethod::Unrecognized(other) = self {
-            ::pactum::__private::check::unrecognized(other, path, out);
+        match self {
+            PaymentMethod::Card(v) => ::pactum::Validate::validate_into(v, path, out),
+            PaymentMethod::BankTransfer(v) => {
+                ::pactum::Validate::validate_into(v, path, out)
+            }
+            PaymentMethod::Wallet(v) => ::pactum::Validate::validate_into(v, path, out),
+            PaymentMethod::Unrecognized(other) => {
+                ::pactum::__private::check::unrecognized_variant(
+                    "kind",
+                    &other.tag,
+                    PaymentMethod::KNOWN,
+                    path,
+                    out,
+                )
+            }
         }
+    }
+}
+
+/// `CardPayment`: `last4`.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct CardPayment {
+    /// The card number's last four digits.
+    pub last4: ::std::string::String,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for CardPayment {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        path.push_field("last4");
+        {
+            let value = &self.last4;
+
+            static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
+            {
+                ::pactum::__private::Regex::new("^[0-9]{4}$")
+                    .expect("pattern checked by pactum")
+            });
+            ::pactum::__private::check::pattern(value, &PATTERN, path, out);
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+    }
+}
+
+/// `BankTransfer`: `iban`.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct BankTransfer {
+    pub iban: ::std::string::String,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for BankTransfer {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        path.push_field("iban");
+        {
+            let value = &self.iban;
+            ::pactum::__private::check::length(
+                value.chars().count(),
+                ::std::option::Option::Some(15usize),
+                ::std::option::Option::Some(34usize),
+                path,
+                out,
+            );
+
+            static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
+            {
+                ::pactum::__private::Regex::new("^[A-Z]{2}[0-9]{2}[A-Z0-9]+$")
+                    .expect("pattern checked by pactum")
+            });
+            ::pactum::__private::check::pattern(value, &PATTERN, path, out);
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+    }
+}
+
+/// `WalletPayment`: `wallet_id`.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct WalletPayment {
+    pub wallet_id: ::pactum::types::Uuid,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for WalletPayment {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("wallet_id", &self.wallet_id, path, out);
     }
 }
 
