@@ -505,7 +505,9 @@ pub(crate) async fn setup(
                 id: payments::v1::PaymentId(id),
                 order_id: id,
                 amount: money("100.00"),
-                method: payments::v1::PaymentMethod::Card,
+                method: payments::v1::PaymentMethod::Card(payments::v1::CardPayment {
+                    last4: "4242".into(),
+                }),
                 captured_at: Some(pactum::types::Timestamp::UNIX_EPOCH),
             };
             let body = serde_json::to_string(&payment).map_err(|e| e.to_string())?;

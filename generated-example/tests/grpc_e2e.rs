@@ -111,7 +111,12 @@ async fn every_unary_grpc_operation_round_trips() {
         })
         .await
         .unwrap();
-    assert_eq!(payment.method, payments::v1::PaymentMethod::Card);
+    assert_eq!(
+        payment.method,
+        payments::v1::PaymentMethod::Card(payments::v1::CardPayment {
+            last4: "4242".into()
+        })
+    );
 }
 
 #[tokio::test]

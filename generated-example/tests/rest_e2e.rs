@@ -176,6 +176,29 @@ async fn every_rest_operation_round_trips() {
         .await
         .unwrap();
     assert_eq!(refunded.amount, money("20.00"));
+    // The method is a tagged union: one object, `kind` beside the card's details, as any
+    // HTTP client reads it.
+    let raw = reqwest::get(format!(
+        "{}/v1/payments/{}",
+        sys.payments_url,
+        Uuid::from_u128(0xfee)
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        raw["method"],
+        serde_json::json!({"kind": "card", "last4": "4242"})
+    );
+    assert_eq!(
+        refunded.method,
+        payments::v1::PaymentMethod::Card(payments::v1::CardPayment {
+            last4: "4242".into()
+        })
+    );
 
     let inv = inventory::v1::rest::Client::new(&sys.inventory_url);
     assert_eq!(

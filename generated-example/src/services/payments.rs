@@ -19,7 +19,9 @@ impl Payments {
             id: api::PaymentId(id),
             order_id,
             amount,
-            method: api::PaymentMethod::Card,
+            method: api::PaymentMethod::Card(api::CardPayment {
+                last4: "4242".into(),
+            }),
             captured_at: Some(Timestamp::UNIX_EPOCH),
         };
         self.payments

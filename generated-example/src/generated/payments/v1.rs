@@ -47,65 +47,233 @@ impl ::pactum::Validate for PaymentId {
     }
 }
 
-/// `PaymentMethod`: one of `card`, `bank_transfer` and `wallet`.
+/// How the customer paid. `kind` names the method, beside its details.
 ///
-/// Open for evolution: a value added by a newer contract version deserializes as
-/// `Unrecognized` (and serializes back unchanged) instead of failing the whole message.
-/// `validate()` reports it, so a server still refuses it as input.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::core::cmp::Eq,
-    ::core::hash::Hash,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+/// On the JSON wire, one object: `kind` names the variant, beside the variant's own fields.
+/// Open for evolution: a variant added by a newer contract version deserializes as
+/// `Unrecognized` (and serializes back unchanged); `validate()` reports it, so a server
+/// still refuses it as input.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum PaymentMethod {
-    #[serde(rename = "card")]
-    Card,
-    #[serde(rename = "bank_transfer")]
-    BankTransfer,
+    /// `kind: card`.
+    Card(CardPayment),
+    /// `kind: bank_transfer`.
+    BankTransfer(BankTransfer),
     /// Stored customer balance.
-    #[serde(rename = "wallet")]
-    Wallet,
-    /// A value this version of the contract does not know.
-    #[serde(untagged)]
-    Unrecognized(::std::string::String),
+    Wallet(WalletPayment),
+    /// A variant this version of the contract does not know.
+    Unrecognized(::pactum::union::UnknownVariant),
 }
 
 #[allow(deprecated)]
 impl PaymentMethod {
-    /// Every value this version knows, in contract order.
+    /// The JSON property that names the variant.
+    pub const TAG: &'static str = "kind";
+
+    /// Every variant this version knows, in contract order.
     pub const KNOWN: &'static [&'static str] = &["card", "bank_transfer", "wallet"];
 
-    /// The value as sent on the wire.
-    pub fn as_str(&self) -> &str {
+    /// The variant's tag as sent on the wire.
+    pub fn variant(&self) -> &str {
         match self {
-            PaymentMethod::Card => "card",
-            PaymentMethod::BankTransfer => "bank_transfer",
-            PaymentMethod::Wallet => "wallet",
-            PaymentMethod::Unrecognized(other) => other,
+            PaymentMethod::Card(_) => "card",
+            PaymentMethod::BankTransfer(_) => "bank_transfer",
+            PaymentMethod::Wallet(_) => "wallet",
+            PaymentMethod::Unrecognized(other) => &other.tag,
         }
     }
 }
 
-impl ::std::fmt::Display for PaymentMethod {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
+#[allow(deprecated)]
+impl ::pactum::__private::serde::Serialize for PaymentMethod {
+    fn serialize<S: ::pactum::__private::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        match self {
+            PaymentMethod::Card(v) => {
+                ::pactum::__private::union::serialize(serializer, "kind", "card", v)
+            }
+            PaymentMethod::BankTransfer(v) => {
+                ::pactum::__private::union::serialize(
+                    serializer,
+                    "kind",
+                    "bank_transfer",
+                    v,
+                )
+            }
+            PaymentMethod::Wallet(v) => {
+                ::pactum::__private::union::serialize(serializer, "kind", "wallet", v)
+            }
+            PaymentMethod::Unrecognized(other) => {
+                ::pactum::__private::union::serialize_unknown(serializer, "kind", other)
+            }
+        }
     }
 }
 
+#[allow(deprecated)]
+impl<'de> ::pactum::__private::serde::Deserialize<'de> for PaymentMethod {
+    fn deserialize<D: ::pactum::__private::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        let (tag, fields) = ::pactum::__private::union::split(
+            deserializer,
+            "kind",
+            PaymentMethod::KNOWN,
+        )?;
+        match tag.as_str() {
+            "card" => {
+                ::pactum::__private::union::variant::<D, _>(&tag, fields)
+                    .map(PaymentMethod::Card)
+            }
+            "bank_transfer" => {
+                ::pactum::__private::union::variant::<D, _>(&tag, fields)
+                    .map(PaymentMethod::BankTransfer)
+            }
+            "wallet" => {
+                ::pactum::__private::union::variant::<D, _>(&tag, fields)
+                    .map(PaymentMethod::Wallet)
+            }
+            _ => {
+                ::core::result::Result::Ok(
+                    PaymentMethod::Unrecognized(::pactum::union::UnknownVariant {
+                        tag,
+                        fields,
+                    }),
+                )
+            }
+        }
+    }
+}
+
+#[allow(deprecated)]
 impl ::pactum::Validate for PaymentMethod {
     fn validate_into(
         &self,
         path: &mut ::pactum::FieldPath,
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
-        if let PaymentMethod::Unrecognized(other) = self {
-            ::pactum::__private::check::unrecognized(other, path, out);
+        match self {
+            PaymentMethod::Card(v) => ::pactum::Validate::validate_into(v, path, out),
+            PaymentMethod::BankTransfer(v) => {
+                ::pactum::Validate::validate_into(v, path, out)
+            }
+            PaymentMethod::Wallet(v) => ::pactum::Validate::validate_into(v, path, out),
+            PaymentMethod::Unrecognized(other) => {
+                ::pactum::__private::check::unrecognized_variant(
+                    "kind",
+                    &other.tag,
+                    PaymentMethod::KNOWN,
+                    path,
+                    out,
+                )
+            }
         }
+    }
+}
+
+/// `CardPayment`: `last4`.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct CardPayment {
+    /// The card number's last four digits.
+    pub last4: ::std::string::String,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for CardPayment {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        path.push_field("last4");
+        {
+            let value = &self.last4;
+
+            static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
+            {
+                ::pactum::__private::Regex::new("^[0-9]{4}$")
+                    .expect("pattern checked by pactum")
+            });
+            ::pactum::__private::check::pattern(value, &PATTERN, path, out);
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+    }
+}
+
+/// `BankTransfer`: `iban`.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct BankTransfer {
+    pub iban: ::std::string::String,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for BankTransfer {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        path.push_field("iban");
+        {
+            let value = &self.iban;
+            ::pactum::__private::check::length(
+                value.chars().count(),
+                ::std::option::Option::Some(15usize),
+                ::std::option::Option::Some(34usize),
+                path,
+                out,
+            );
+
+            static PATTERN: ::pactum::__private::LazyLock<::pactum::__private::Regex> = ::pactum::__private::LazyLock::new(||
+            {
+                ::pactum::__private::Regex::new("^[A-Z]{2}[0-9]{2}[A-Z0-9]+$")
+                    .expect("pattern checked by pactum")
+            });
+            ::pactum::__private::check::pattern(value, &PATTERN, path, out);
+            ::pactum::Validate::validate_into(value, path, out);
+        }
+        path.pop();
+    }
+}
+
+/// `WalletPayment`: `wallet_id`.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct WalletPayment {
+    pub wallet_id: ::pactum::types::Uuid,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for WalletPayment {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("wallet_id", &self.wallet_id, path, out);
     }
 }
 
@@ -864,42 +1032,72 @@ pub mod grpc {
     /// `grpcurl` needs no `.proto`.
     pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0aw\x0a\x1fgoogle/protobuf/timestamp.proto\x12\x0fgoogle.protobuf\";\x0a\x09Timestamp\x12\x18\x0a\
 \x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\x18\x02\x20\x01(\x05R\x05nanos\
-b\x06proto3\x0a\xe8\x07\x0a\x11payments.v1.proto\x12\x10shop.payments.v1\x1a\x1fgoogle/protobuf/\
-timestamp.proto\x1a\x10pricing.v1.proto\"\xda\x01\x0a\x07Payment\x12\x0e\x0a\x02id\x18\x01\x20\x01\
-(\x09R\x02id\x12\x19\x0a\x08order_id\x18\x02\x20\x01(\x09R\x07orderId\x12.\x0a\x06amount\x18\x03\
-\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x06amount\x127\x0a\x06method\x18\x04\x20\x01(\x0e2\x1f\
-.shop.payments.v1.PaymentMethodR\x06method\x12;\x0a\x0bcaptured_at\x18\x05\x20\x01(\x0b2\x1a.goo\
-gle.protobuf.TimestampR\x0acapturedAt\"#\x0a\x11GetPaymentRequest\x12\x0e\x0a\x02id\x18\x01\x20\x01\
-(\x09R\x02id\"V\x0a\x14RefundPaymentRequest\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\x12.\x0a\
-\x06amount\x18\x02\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x06amount\")\x0a\x0fPaymentDeclined\x12\
-\x16\x0a\x06reason\x18\x01\x20\x01(\x09R\x06reason\"!\x0a\x0fPaymentNotFound\x12\x0e\x0a\x02id\x18\
-\x01\x20\x01(\x09R\x02id\"{\x0a\x0fPaymentCaptured\x12\x1d\x0a\x0apayment_id\x18\x01\x20\x01(\x09\
-R\x09paymentId\x12\x19\x0a\x08order_id\x18\x02\x20\x01(\x09R\x07orderId\x12.\x0a\x06amount\x18\x03\
-\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x06amount\"x\x0a\x0cRefundIssued\x12\x1d\x0a\x0apaymen\
-t_id\x18\x01\x20\x01(\x09R\x09paymentId\x12\x19\x0a\x08order_id\x18\x02\x20\x01(\x09R\x07orderId\
-\x12.\x0a\x06amount\x18\x03\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x06amount*\x85\x01\x0a\x0dP\
-aymentMethod\x12\x1e\x0a\x1aPAYMENT_METHOD_UNSPECIFIED\x10\x00\x12\x17\x0a\x13PAYMENT_METHOD_CAR\
-D\x10\x01\x12\x20\x0a\x1cPAYMENT_METHOD_BANK_TRANSFER\x10\x02\x12\x19\x0a\x15PAYMENT_METHOD_WALL\
-ET\x10\x032_\x0a\x0fPaymentsService\x12L\x0a\x0aGetPayment\x12#.shop.payments.v1.GetPaymentReque\
-st\x1a\x19.shop.payments.v1.Paymentb\x06proto3\x0a\xb7\x06\x0a\x10pricing.v1.proto\x12\x0fshop.p\
-ricing.v1\";\x0a\x05Money\x12\x16\x0a\x06amount\x18\x01\x20\x01(\x09R\x06amount\x12\x1a\x0a\x08c\
-urrency\x18\x02\x20\x01(\x09R\x08currency\"9\x0a\x09QuoteLine\x12\x10\x0a\x03sku\x18\x01\x20\x01\
-(\x09R\x03sku\x12\x1a\x0a\x08quantity\x18\x02\x20\x01(\x0dR\x08quantity\"\xa8\x01\x0a\x0aPricedL\
-ine\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\x12\x1a\x0a\x08quantity\x18\x02\x20\x01(\x0d\
-R\x08quantity\x125\x0a\x0aunit_price\x18\x03\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x09unitPri\
-ce\x125\x0a\x0aline_total\x18\x04\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x09lineTotal\"`\x0a\x10\
-QuoteCartRequest\x12\x1a\x0a\x08currency\x18\x01\x20\x01(\x09R\x08currency\x120\x0a\x05lines\x18\
-\x02\x20\x03(\x0b2\x1a.shop.pricing.v1.QuoteLineR\x05lines\"t\x0a\x11QuoteCartResponse\x121\x0a\x05\
-lines\x18\x01\x20\x03(\x0b2\x1b.shop.pricing.v1.PricedLineR\x05lines\x12,\x0a\x05total\x18\x02\x20\
-\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x05total\"Q\x0a\x0fGetPriceRequest\x12\x10\x0a\x03sku\x18\x01\
-\x20\x01(\x09R\x03sku\x12\x1f\x0a\x08currency\x18\x02\x20\x01(\x09H\x00R\x08currency\x88\x01\x01\
-B\x0b\x0a\x09_currency\"\x1e\x0a\x0aUnknownSku\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\"\
-D\x0a\x10CurrencyMismatch\x12\x1a\x0a\x08expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05\
-found\x18\x02\x20\x01(\x09R\x05found2V\x0a\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.p\
-ricing.v1.GetPriceRequest\x1a\x16.shop.pricing.v1.Moneyb\x06proto3";
+b\x06proto3\x0a\xa8\x09\x0a\x11payments.v1.proto\x12\x10shop.payments.v1\x1a\x1fgoogle/protobuf/\
+timestamp.proto\x1a\x10pricing.v1.proto\"\xce\x01\x0a\x0dPaymentMethod\x123\x0a\x04card\x18\x01\x20\
+\x01(\x0b2\x1d.shop.payments.v1.CardPaymentH\x00R\x04card\x12E\x0a\x0dbank_transfer\x18\x02\x20\x01\
+(\x0b2\x1e.shop.payments.v1.BankTransferH\x00R\x0cbankTransfer\x129\x0a\x06wallet\x18\x03\x20\x01\
+(\x0b2\x1f.shop.payments.v1.WalletPaymentH\x00R\x06walletB\x06\x0a\x04kind\"#\x0a\x0bCardPayment\
+\x12\x14\x0a\x05last4\x18\x01\x20\x01(\x09R\x05last4\"\"\x0a\x0cBankTransfer\x12\x12\x0a\x04iban\
+\x18\x01\x20\x01(\x09R\x04iban\",\x0a\x0dWalletPayment\x12\x1b\x0a\x09wallet_id\x18\x01\x20\x01(\
+\x09R\x08walletId\"\xda\x01\x0a\x07Payment\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\x12\x19\
+\x0a\x08order_id\x18\x02\x20\x01(\x09R\x07orderId\x12.\x0a\x06amount\x18\x03\x20\x01(\x0b2\x16.s\
+hop.pricing.v1.MoneyR\x06amount\x127\x0a\x06method\x18\x04\x20\x01(\x0b2\x1f.shop.payments.v1.Pa\
+ymentMethodR\x06method\x12;\x0a\x0bcaptured_at\x18\x05\x20\x01(\x0b2\x1a.google.protobuf.Timesta\
+mpR\x0acapturedAt\"#\x0a\x11GetPaymentRequest\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\"V\x0a\
+\x14RefundPaymentRequest\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\x12.\x0a\x06amount\x18\x02\
+\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x06amount\")\x0a\x0fPaymentDeclined\x12\x16\x0a\x06rea\
+son\x18\x01\x20\x01(\x09R\x06reason\"!\x0a\x0fPaymentNotFound\x12\x0e\x0a\x02id\x18\x01\x20\x01(\
+\x09R\x02id\"{\x0a\x0fPaymentCaptured\x12\x1d\x0a\x0apayment_id\x18\x01\x20\x01(\x09R\x09payment\
+Id\x12\x19\x0a\x08order_id\x18\x02\x20\x01(\x09R\x07orderId\x12.\x0a\x06amount\x18\x03\x20\x01(\x0b\
+2\x16.shop.pricing.v1.MoneyR\x06amount\"x\x0a\x0cRefundIssued\x12\x1d\x0a\x0apayment_id\x18\x01\x20\
+\x01(\x09R\x09paymentId\x12\x19\x0a\x08order_id\x18\x02\x20\x01(\x09R\x07orderId\x12.\x0a\x06amo\
+unt\x18\x03\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x06amount2_\x0a\x0fPaymentsService\x12L\x0a\
+\x0aGetPayment\x12#.shop.payments.v1.GetPaymentRequest\x1a\x19.shop.payments.v1.Paymentb\x06prot\
+o3\x0a\xb7\x06\x0a\x10pricing.v1.proto\x12\x0fshop.pricing.v1\";\x0a\x05Money\x12\x16\x0a\x06amo\
+unt\x18\x01\x20\x01(\x09R\x06amount\x12\x1a\x0a\x08currency\x18\x02\x20\x01(\x09R\x08currency\"9\
+\x0a\x09QuoteLine\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\x12\x1a\x0a\x08quantity\x18\x02\
+\x20\x01(\x0dR\x08quantity\"\xa8\x01\x0a\x0aPricedLine\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03\
+sku\x12\x1a\x0a\x08quantity\x18\x02\x20\x01(\x0dR\x08quantity\x125\x0a\x0aunit_price\x18\x03\x20\
+\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x09unitPrice\x125\x0a\x0aline_total\x18\x04\x20\x01(\x0b2\x16\
+.shop.pricing.v1.MoneyR\x09lineTotal\"`\x0a\x10QuoteCartRequest\x12\x1a\x0a\x08currency\x18\x01\x20\
+\x01(\x09R\x08currency\x120\x0a\x05lines\x18\x02\x20\x03(\x0b2\x1a.shop.pricing.v1.QuoteLineR\x05\
+lines\"t\x0a\x11QuoteCartResponse\x121\x0a\x05lines\x18\x01\x20\x03(\x0b2\x1b.shop.pricing.v1.Pr\
+icedLineR\x05lines\x12,\x0a\x05total\x18\x02\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x05total\"\
+Q\x0a\x0fGetPriceRequest\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\x12\x1f\x0a\x08currency\
+\x18\x02\x20\x01(\x09H\x00R\x08currency\x88\x01\x01B\x0b\x0a\x09_currency\"\x1e\x0a\x0aUnknownSk\
+u\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\"D\x0a\x10CurrencyMismatch\x12\x1a\x0a\x08expe\
+cted\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(\x09R\x05found2V\x0a\
+\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1.GetPriceRequest\x1a\x16.shop.pri\
+cing.v1.Moneyb\x06proto3";
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct BankTransfer {
+            #[prost(string, tag = "1")]
+            pub iban: ::std::string::String,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct CardPayment {
+            #[prost(string, tag = "1")]
+            pub last4: ::std::string::String,
+        }
+
         #[derive(
             ::core::clone::Clone,
             ::core::cmp::PartialEq,
@@ -928,12 +1126,44 @@ ricing.v1.GetPriceRequest\x1a\x16.shop.pricing.v1.Moneyb\x06proto3";
             pub order_id: ::std::string::String,
             #[prost(message, optional, tag = "3")]
             pub amount: ::core::option::Option<PricingV1Money>,
-            #[prost(int32, tag = "4")]
-            pub method: i32,
+            #[prost(message, optional, tag = "4")]
+            pub method: ::core::option::Option<PaymentMethod>,
             #[prost(message, optional, tag = "5")]
             pub captured_at: ::core::option::Option<
                 ::pactum::grpc::prost_types::Timestamp,
             >,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct PaymentMethod {
+            #[prost(oneof = "payment_method::Variant", tags = "1, 2, 3")]
+            pub kind: ::core::option::Option<payment_method::Variant>,
+        }
+
+        pub mod payment_method {
+            #[derive(
+                ::core::clone::Clone,
+                ::core::cmp::PartialEq,
+                ::core::fmt::Debug,
+                ::pactum::grpc::prost::Oneof
+            )]
+            #[prost(prost_path = "::pactum::grpc::prost")]
+            #[prost(skip_debug)]
+            pub enum Variant {
+                #[prost(message, tag = "1")]
+                Card(super::CardPayment),
+                #[prost(message, tag = "2")]
+                BankTransfer(super::BankTransfer),
+                #[prost(message, tag = "3")]
+                Wallet(super::WalletPayment),
+            }
         }
 
         #[derive(
@@ -959,10 +1189,51 @@ ricing.v1.GetPriceRequest\x1a\x16.shop.pricing.v1.Moneyb\x06proto3";
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
+        pub struct WalletPayment {
+            #[prost(string, tag = "1")]
+            pub wallet_id: ::std::string::String,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct PaymentNotFound {
             #[prost(string, tag = "1")]
             pub id: ::std::string::String,
         }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn bank_transfer_to_pb(v: super::BankTransfer) -> pb::BankTransfer {
+        pb::BankTransfer { iban: v.iban }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn bank_transfer_from_pb(
+        v: pb::BankTransfer,
+    ) -> ::core::result::Result<super::BankTransfer, ::std::string::String> {
+        ::core::result::Result::Ok(super::BankTransfer {
+            iban: v.iban,
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn card_payment_to_pb(v: super::CardPayment) -> pb::CardPayment {
+        pb::CardPayment { last4: v.last4 }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn card_payment_from_pb(
+        v: pb::CardPayment,
+    ) -> ::core::result::Result<super::CardPayment, ::std::string::String> {
+        ::core::result::Result::Ok(super::CardPayment {
+            last4: v.last4,
+        })
     }
 
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
@@ -989,7 +1260,7 @@ ricing.v1.GetPriceRequest\x1a\x16.shop.pricing.v1.Moneyb\x06proto3";
             id: ::std::string::ToString::to_string(&v.id.0),
             order_id: ::std::string::ToString::to_string(&v.order_id),
             amount: ::core::option::Option::Some(pricing_v1_money_to_pb(v.amount)),
-            method: payment_method_to_pb(&v.method),
+            method: ::core::option::Option::Some(payment_method_to_pb(v.method)),
             captured_at: match v.captured_at {
                 ::core::option::Option::Some(v) => {
                     ::core::option::Option::Some(::pactum::grpc::timestamp_to(v))
@@ -1014,7 +1285,10 @@ ricing.v1.GetPriceRequest\x1a\x16.shop.pricing.v1.Moneyb\x06proto3";
                 let v = v.amount.ok_or_else(|| ::pactum::grpc::missing("amount"))?;
                 pricing_v1_money_from_pb(v)?
             },
-            method: payment_method_from_pb(v.method),
+            method: {
+                let v = v.method.ok_or_else(|| ::pactum::grpc::missing("method"))?;
+                payment_method_from_pb(v)?
+            },
             captured_at: match v.captured_at {
                 ::core::option::Option::Some(v) => {
                     ::core::option::Option::Some(::pactum::grpc::timestamp_from(v)?)
@@ -1024,28 +1298,52 @@ ricing.v1.GetPriceRequest\x1a\x16.shop.pricing.v1.Moneyb\x06proto3";
         })
     }
 
-    #[allow(dead_code)]
-    fn payment_method_to_pb(v: &super::PaymentMethod) -> i32 {
-        match v {
-            super::PaymentMethod::Card => 1i32,
-            super::PaymentMethod::BankTransfer => 2i32,
-            super::PaymentMethod::Wallet => 3i32,
-            super::PaymentMethod::Unrecognized(other) => other.parse().unwrap_or(0),
+    #[allow(dead_code, deprecated)]
+    fn payment_method_to_pb(v: super::PaymentMethod) -> pb::PaymentMethod {
+        pb::PaymentMethod {
+            kind: match v {
+                super::PaymentMethod::Card(v) => {
+                    ::core::option::Option::Some(
+                        pb::payment_method::Variant::Card(card_payment_to_pb(v)),
+                    )
+                }
+                super::PaymentMethod::BankTransfer(v) => {
+                    ::core::option::Option::Some(
+                        pb::payment_method::Variant::BankTransfer(bank_transfer_to_pb(v)),
+                    )
+                }
+                super::PaymentMethod::Wallet(v) => {
+                    ::core::option::Option::Some(
+                        pb::payment_method::Variant::Wallet(wallet_payment_to_pb(v)),
+                    )
+                }
+                super::PaymentMethod::Unrecognized(_) => ::core::option::Option::None,
+            },
         }
     }
 
-    #[allow(dead_code)]
-    fn payment_method_from_pb(n: i32) -> super::PaymentMethod {
-        match n {
-            1i32 => super::PaymentMethod::Card,
-            2i32 => super::PaymentMethod::BankTransfer,
-            3i32 => super::PaymentMethod::Wallet,
-            other => {
-                super::PaymentMethod::Unrecognized(
-                    ::std::string::ToString::to_string(&other),
-                )
-            }
-        }
+    #[allow(dead_code, deprecated)]
+    fn payment_method_from_pb(
+        v: pb::PaymentMethod,
+    ) -> ::core::result::Result<super::PaymentMethod, ::std::string::String> {
+        ::core::result::Result::Ok(
+            match v.kind {
+                ::core::option::Option::Some(pb::payment_method::Variant::Card(v)) => {
+                    super::PaymentMethod::Card(card_payment_from_pb(v)?)
+                }
+                ::core::option::Option::Some(
+                    pb::payment_method::Variant::BankTransfer(v),
+                ) => super::PaymentMethod::BankTransfer(bank_transfer_from_pb(v)?),
+                ::core::option::Option::Some(pb::payment_method::Variant::Wallet(v)) => {
+                    super::PaymentMethod::Wallet(wallet_payment_from_pb(v)?)
+                }
+                ::core::option::Option::None => {
+                    super::PaymentMethod::Unrecognized(
+                        ::core::default::Default::default(),
+                    )
+                }
+            },
+        )
     }
 
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
@@ -1070,6 +1368,24 @@ ricing.v1.GetPriceRequest\x1a\x16.shop.pricing.v1.Moneyb\x06proto3";
                 ::pactum::types::Decimal,
             >("amount", &v.amount)?,
             currency: super::super::super::pricing::v1::Currency(v.currency),
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn wallet_payment_to_pb(v: super::WalletPayment) -> pb::WalletPayment {
+        pb::WalletPayment {
+            wallet_id: ::std::string::ToString::to_string(&v.wallet_id),
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn wallet_payment_from_pb(
+        v: pb::WalletPayment,
+    ) -> ::core::result::Result<super::WalletPayment, ::std::string::String> {
+        ::core::result::Result::Ok(super::WalletPayment {
+            wallet_id: ::pactum::grpc::parse::<
+                ::pactum::types::Uuid,
+            >("wallet_id", &v.wallet_id)?,
         })
     }
 
