@@ -679,7 +679,32 @@ pub struct OperationDecl {
     pub calls: Vec<CallStepDecl>,
     /// `resilience:`: over the contract's, key by key.
     pub resilience: Option<ResilienceDecl>,
+    /// `paginate:`: the operation lists a collection page by page.
+    pub paginate: Option<PaginateDecl>,
 }
+
+/// `paginate: true`, or `paginate: { cursor, next, items, size }`: which input field carries
+/// the opaque page cursor in, which output field the next one out, which output list holds
+/// the page's items and which input field bounds the page size. Keys left out take the
+/// conventional names ([`PAGINATE_DEFAULTS`]).
+#[derive(Clone, Debug)]
+pub struct PaginateDecl {
+    /// Where `paginate:` is written.
+    pub span: Span,
+    /// Input field with the cursor of the page to fetch.
+    pub cursor: Option<Spanned<String>>,
+    /// Output field with the cursor of the next page (absent on the last page).
+    pub next: Option<Spanned<String>>,
+    /// Output list field with the page's items.
+    pub items: Option<Spanned<String>>,
+    /// Input field bounding the page size.
+    pub size: Option<Spanned<String>>,
+}
+
+/// The names `paginate: true` uses (Google's AIP-158 spelling): cursor `page_token`, next
+/// `next_page_token`, size `page_size` (when the input has it); the items are the output's
+/// one list field.
+pub const PAGINATE_DEFAULTS: (&str, &str, &str) = ("page_token", "next_page_token", "page_size");
 
 /// `resilience:`: the retry budget and circuit breaker clients keep per target, and the
 /// concurrency limit servers apply, for a contract or one operation. Each key is optional.

@@ -86,6 +86,7 @@ rules! {
     OutputChanged => ("api/output-changed", Breaking, "add a new operation with the new output, and deprecate this one"),
     SafetyChanged => ("api/safety-changed", Breaking, "clients retry by this promise: keep `safe`/`idempotency` as they were, or add a new operation"),
     StreamingChanged => ("api/streaming-changed", Breaking, "add a new operation with the new streaming shape"),
+    PaginationChanged => ("api/pagination-changed", Breaking, "clients walk pages by these fields and hold cursors from them: keep `paginate:` as it was, or add a new operation"),
     GrpcRemoved => ("api/grpc-removed", Breaking, "keep serving the operation over gRPC until the next major version"),
     ShapeChanged => ("api/shape-changed", Breaking, "a struct, enum, union and newtype are different things in every language: add a new type"),
     FieldRemoved => ("json/field-removed", Breaking, "keep the field (mark it `deprecated:`), or reserve its number and bump the major version"),
@@ -118,6 +119,7 @@ rules! {
     ConstraintRelaxed => ("json/constraint-relaxed", Compatible, "values valid before stay valid"),
     RouteAdded => ("rest/route-added", Compatible, "an operation gained a REST route"),
     GrpcAdded => ("api/grpc-added", Compatible, "an operation is now also served over gRPC"),
+    PaginationAdded => ("api/pagination-added", Compatible, "an operation now pages: its clients gain a stream of every item"),
     GuardrailChanged => ("api/guardrail-changed", Compatible, "a deadline or retry policy changed"),
     Deprecated => ("api/deprecated", Compatible, "marked deprecated: plan its removal for the next major version"),
     DocsChanged => ("docs/changed", Patch, "documentation only"),
@@ -905,6 +907,36 @@ impl<'a> Comparer<'a> {
                     o.streaming, n.streaming
                 ),
             );
+        }
+        let paging = |p: &Option<crate::ir::Pagination>| {
+            p.as_ref().map(|p| {
+                (
+                    p.cursor_wire.clone(),
+                    p.next_wire.clone(),
+                    p.items_wire.clone(),
+                )
+            })
+        };
+        match (paging(&o.paginate), paging(&n.paginate)) {
+            (None, Some(_)) => self.push(
+                Rule::PaginationAdded,
+                at,
+                format!("`{name}` is now paginated"),
+            ),
+            (Some(_), None) => self.push(
+                Rule::PaginationChanged,
+                at,
+                format!("`{name}` is no longer paginated"),
+            ),
+            (Some(a), Some(b)) if a != b => self.push(
+                Rule::PaginationChanged,
+                at,
+                format!(
+                    "`{name}` now pages by cursor `{}`, next `{}`, items `{}` instead of `{}`, `{}`, `{}`",
+                    b.0, b.1, b.2, a.0, a.1, a.2
+                ),
+            ),
+            _ => {}
         }
         if o.deadline_ns != n.deadline_ns || o.retry != n.retry {
             self.push(

@@ -834,10 +834,35 @@ impl Decoder<'_> {
                 .map(|n| self.list(n, "`calls`", Decoder::call_step))
                 .unwrap_or_default(),
             resilience: m.get("resilience").and_then(|n| self.resilience(n)),
+            paginate: m.get("paginate").and_then(|n| self.paginate(n)),
             name,
         };
         m.finish(self.diags, OPERATION_KEYS, "an operation");
         Some(op)
+    }
+
+    /// `paginate: true | false`, or the mapping naming the fields.
+    fn paginate(&mut self, node: &Node) -> Option<PaginateDecl> {
+        if let NodeKind::Scalar { .. } = node.kind {
+            let on = self.bool(node, "`paginate`")?;
+            return on.value.then_some(PaginateDecl {
+                span: node.span,
+                cursor: None,
+                next: None,
+                items: None,
+                size: None,
+            });
+        }
+        let mut m = self.map(node, "`paginate`")?;
+        let decl = PaginateDecl {
+            span: node.span,
+            cursor: m.get("cursor").and_then(|n| self.string(n, "`cursor`")),
+            next: m.get("next").and_then(|n| self.string(n, "`next`")),
+            items: m.get("items").and_then(|n| self.string(n, "`items`")),
+            size: m.get("size").and_then(|n| self.string(n, "`size`")),
+        };
+        m.finish(self.diags, PAGINATE_KEYS, "`paginate`");
+        Some(decl)
     }
 
     fn event_decl(&mut self, name: Spanned<String>, node: &Node) -> Option<EventDecl> {
@@ -1248,7 +1273,10 @@ pub const OPERATION_KEYS: &[&str] = &[
     "streaming",
     "calls",
     "resilience",
+    "paginate",
 ];
+/// Keys allowed in `paginate`.
+pub const PAGINATE_KEYS: &[&str] = &["cursor", "next", "items", "size"];
 /// Keys allowed in an event.
 pub const EVENT_KEYS: &[&str] = &[
     "description",

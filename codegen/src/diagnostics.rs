@@ -112,6 +112,7 @@ codes! {
     StreamingOverRest => "E0225",
     ParamNotScalar => "E0226",
     GrpcShape => "E0227",
+    Pagination => "E0228",
     EventKey => "E0230",
     ConsumeMismatch => "E0231",
     WireNumber => "E0240",

@@ -358,8 +358,32 @@ pub struct Operation {
     /// Retry budget, breaker and concurrency limit: its `resilience:` over its contract's,
     /// over the defaults.
     pub resilience: Resilience,
+    /// `paginate:`: which fields carry the page cursors, items and size.
+    pub paginate: Option<Pagination>,
     /// Source position.
     pub span: Span,
+}
+
+/// How a paginated operation pages: field names in their Rust case (the wire names are
+/// the fields' own).
+#[derive(Clone, Debug)]
+pub struct Pagination {
+    /// Input field with the cursor of the page to fetch (`page_token`).
+    pub cursor: String,
+    /// Its name on the wire, as written.
+    pub cursor_wire: String,
+    /// Output field with the next page's cursor (`next_page_token`).
+    pub next: String,
+    /// Its name on the wire.
+    pub next_wire: String,
+    /// Output list field holding the page's items.
+    pub items: String,
+    /// Its name on the wire.
+    pub items_wire: String,
+    /// The type of one item.
+    pub item: TypeRef,
+    /// The wire name of the input field bounding the page size, when there is one.
+    pub size_wire: Option<String>,
 }
 
 /// The resolved `resilience:` of one operation.

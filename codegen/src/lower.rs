@@ -272,6 +272,60 @@ impl Lowerer<'_> {
         }
     }
 
+    /// The fields of an input or output payload (inline, or a named struct's).
+    fn payload_fields<'p>(&'p self, p: &'p Payload) -> &'p [ast::FieldDecl] {
+        match p {
+            Payload::Inline(fields, _) => fields,
+            Payload::Named(ty) => match &ty.value {
+                TypeExpr::Ref(r) => match self.scope.resolve_named(self.index, r) {
+                    Ok((_, decl)) => match &decl.body {
+                        TypeBody::Struct { fields, .. } => fields,
+                        _ => &[],
+                    },
+                    Err(_) => &[],
+                },
+                _ => &[],
+            },
+        }
+    }
+
+    /// `paginate:` with its defaults filled in (validation checked the fields exist).
+    fn pagination(&self, op: &ast::OperationDecl, p: &ast::PaginateDecl) -> Option<Pagination> {
+        let (cursor_default, next_default, size_default) = ast::PAGINATE_DEFAULTS;
+        let input = self.payload_fields(op.input.as_ref()?);
+        let output = self.payload_fields(op.output.as_ref()?);
+        let named = |n: &Option<ast::Spanned<String>>, d: &str| {
+            n.as_ref()
+                .map_or_else(|| d.to_string(), |n| n.value.clone())
+        };
+        let items = match &p.items {
+            Some(n) => output.iter().find(|f| f.name.value == n.value)?,
+            None => output
+                .iter()
+                .find(|f| matches!(f.ty.value, TypeExpr::List(_)))?,
+        };
+        let TypeRef::List(item) = self.resolve(&items.ty.value) else {
+            return None;
+        };
+        let size = match &p.size {
+            Some(n) => Some(n.value.clone()),
+            None => input
+                .iter()
+                .any(|f| f.name.value == size_default)
+                .then(|| size_default.to_string()),
+        };
+        Some(Pagination {
+            cursor: convert(&named(&p.cursor, cursor_default), Case::Snake),
+            cursor_wire: named(&p.cursor, cursor_default),
+            next: convert(&named(&p.next, next_default), Case::Snake),
+            next_wire: named(&p.next, next_default),
+            items: convert(&items.name.value, Case::Snake),
+            items_wire: items.name.value.clone(),
+            item: *item,
+            size_wire: size,
+        })
+    }
+
     fn operation(&self, op: &ast::OperationDecl, types: &mut Vec<TypeDef>) -> Operation {
         let name = convert(&op.name.value, Case::Pascal);
         let input =
@@ -326,6 +380,7 @@ impl Lowerer<'_> {
                 .as_ref()
                 .map_or(Streaming::None, |s| self.value(&s.value, Streaming::None)),
             resilience: self.resilience(op.resilience.as_ref()),
+            paginate: op.paginate.as_ref().and_then(|p| self.pagination(op, p)),
             calls: op
                 .calls
                 .iter()

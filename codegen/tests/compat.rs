@@ -40,6 +40,17 @@ operations:
     output: Item
     rest: PUT /items
     idempotency: key
+  FindItems:
+    input: { page_token: optional<string>, after: optional<string> }
+    output: { items: list<Item>, next_page_token: optional<string> }
+    rest: GET /found
+    safe: true
+  ListAll:
+    input: { page_token: optional<string>, after: optional<string> }
+    output: { items: list<Item>, next_page_token: optional<string> }
+    paginate: true
+    rest: GET /all
+    safe: true
 events:
   ItemChanged:
     version: 1
@@ -100,6 +111,9 @@ fn every_change_pair_triggers_exactly_its_rules() {
         ("newtype wraps another type", edit("  Id: uuid", "  Id: string"), &["json/field-type-changed"]),
         ("remove an operation", edit("  PutItem:\n    input: Item\n    output: Item\n    rest: PUT /items\n    idempotency: key\n", ""), &["api/operation-removed"]),
         ("add an operation", edit("events:", "  ListItems:\n    output: { items: list<Item> }\n    rest: GET /items\n    safe: true\nevents:"), &["api/operation-added", "api/type-added"]),
+        ("start paginating", edit("    rest: GET /found\n", "    paginate: true\n    rest: GET /found\n"), &["api/pagination-added"]),
+        ("stop paginating", edit("    paginate: true\n", ""), &["api/pagination-changed"]),
+        ("page by another cursor", edit("    paginate: true\n", "    paginate: { cursor: after }\n"), &["api/pagination-changed"]),
         ("change the HTTP method", edit("rest: PUT /items", "rest: POST /items"), &["rest/method-changed"]),
         ("change the path", edit("rest: GET /items/{id}", "rest: GET /things/{id}"), &["rest/path-changed"]),
         ("drop the REST route", edit("    rest: PUT /items\n", ""), &["rest/route-removed"]),

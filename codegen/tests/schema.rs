@@ -43,6 +43,10 @@ fn schema_keys_match_the_decoder() {
     );
     assert_eq!(keys(&defs["errorDecl"]), set(decode::ERROR_KEYS));
     assert_eq!(keys(&defs["operation"]), set(decode::OPERATION_KEYS));
+    assert_eq!(
+        keys(&defs["operation"]["properties"]["paginate"]["oneOf"][1]),
+        set(decode::PAGINATE_KEYS)
+    );
     assert_eq!(keys(&defs["event"]), set(decode::EVENT_KEYS));
     assert_eq!(keys(&defs["consume"]), set(decode::CONSUME_KEYS));
     assert_eq!(keys(&defs["call"]), set(decode::CALL_KEYS));

@@ -19,6 +19,11 @@ pub enum HandlerError<E> {
     /// gRPC `UNIMPLEMENTED` naming the operation (`orders.v1.PlaceOrder`). A keyed request
     /// that gets it is not stored, so a retry after the handler ships runs it.
     NotImplemented(&'static str),
+    /// The input is wrong in a way only the handler (or the runtime around it) can tell,
+    /// beyond the contract's constraints: a 422 problem listing the violations, gRPC
+    /// `INVALID_ARGUMENT`. A page cursor that was altered or belongs to another operation is
+    /// refused this way.
+    InvalidInput(crate::ValidationError),
 }
 
 impl<E> HandlerError<E> {
@@ -34,6 +39,7 @@ impl<E> HandlerError<E> {
             HandlerError::DeadlineExceeded => None,
             HandlerError::Internal(_) => Some(ErrorStatus::Internal),
             HandlerError::NotImplemented(_) => None,
+            HandlerError::InvalidInput(_) => Some(ErrorStatus::InvalidArgument),
         }
     }
 }
@@ -51,6 +57,7 @@ impl<E: fmt::Display> fmt::Display for HandlerError<E> {
             HandlerError::DeadlineExceeded => DeadlineExceeded.fmt(f),
             HandlerError::Internal(m) => write!(f, "internal error: {m}"),
             HandlerError::NotImplemented(op) => write!(f, "`{op}` is not implemented yet"),
+            HandlerError::InvalidInput(e) => e.fmt(f),
         }
     }
 }

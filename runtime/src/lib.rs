@@ -42,6 +42,7 @@ mod deadline;
 mod event;
 mod handler;
 pub mod metrics;
+pub mod pagination;
 mod problem;
 pub mod resilience;
 pub mod retry;

@@ -291,6 +291,10 @@ pub struct ServerConfig {
     /// The longest a REST request body may take to arrive when the request's deadline is not
     /// sooner (408 after it). Default 30 s.
     pub body_read_timeout: Duration,
+    /// The keys that seal paginated operations' page cursors. Default: a random key of this
+    /// process; give every replica the same keys ([`Cursors::new`](crate::pagination::Cursors::new))
+    /// so a cursor from one works on another and after a restart.
+    pub cursors: crate::pagination::Cursors,
 }
 
 impl Default for ServerConfig {
@@ -303,6 +307,7 @@ impl Default for ServerConfig {
             caller: None,
             limits: Default::default(),
             body_read_timeout: Duration::from_secs(30),
+            cursors: Default::default(),
         }
     }
 }

@@ -95,6 +95,7 @@ impl<E: ErrorKind> ErrorKind for crate::HandlerError<E> {
             crate::HandlerError::DeadlineExceeded => "DeadlineExceeded",
             crate::HandlerError::Internal(_) => "Internal",
             crate::HandlerError::NotImplemented(_) => "NotImplemented",
+            crate::HandlerError::InvalidInput(_) => "InvalidInput",
         }
     }
 }

@@ -45,6 +45,8 @@ struct OpDoc {
     output: String,
     /// The operation's worst case for a caller, and its calls costed against its deadline.
     budget: Vec<String>,
+    /// How it pages, when it does.
+    pagination: Option<String>,
 }
 
 struct TypeDoc {
@@ -426,6 +428,19 @@ fn page(ir: &Ir, c: &Contract) -> Page {
                     .as_ref()
                     .map_or("none".into(), |t| type_link(home, t)),
                 budget: budget_lines(ir, o),
+                pagination: o.paginate.as_ref().map(|p| {
+                    let size = p
+                        .size_wire
+                        .as_ref()
+                        .map_or(String::new(), |s| format!(", at most `{s}` per page"));
+                    format!(
+                        "paginated: `{}` holds a page{size}; pass `{}` back as `{}` for the next (an opaque cursor, refused if altered or used on another operation); generated clients stream every item with `{}_items`",
+                        p.items_wire,
+                        p.next_wire,
+                        p.cursor_wire,
+                        crate::naming::convert(&o.name, crate::naming::Case::Snake)
+                    )
+                }),
             }
         })
         .collect();

@@ -852,10 +852,23 @@ impl Gen<'_, '_> {
         let detail = format_ident!("{}_error_detail", method);
         let (decode_in, encode_out, _, _) = self.io(op);
         let streams_in = matches!(op.streaming, Streaming::Client | Streaming::Bidi);
-        let call = if op.input.is_some() || streams_in {
+        let call = if let (Some(i), Some(TypeRef::Named(o))) = (&op.input, &op.output) {
+            super::pagination::serve(
+                op,
+                &self.domain_path(i),
+                &self.domain_path(o),
+                quote!(&cursors),
+                quote!(s.#method(ctx, input).await),
+            )
+        } else if op.input.is_some() || streams_in {
             quote!(s.#method(ctx, input).await)
         } else {
             quote!({ let _ = input; s.#method(ctx).await })
+        };
+        let cursors = if op.paginate.is_some() {
+            quote!(let cursors = ::core::clone::Clone::clone(&config.cursors);)
+        } else {
+            TokenStream::new()
         };
         let serve = match op.streaming {
             Streaming::None => quote!(unary),
@@ -871,6 +884,7 @@ impl Gen<'_, '_> {
                     let s = ::std::sync::Arc::clone(&s);
                     let config = ::std::sync::Arc::clone(&config);
                     async move {
+                        #cursors
                         ::pactum::grpc::#serve(
                             &super::operations::#konst,
                             &config,
@@ -914,6 +928,10 @@ impl Gen<'_, '_> {
         match op.streaming {
             Streaming::None => {
                 let param = op.input.as_ref().map(|_| quote!(, input: &#in_ty));
+                let nested = self.ctx.nested(1);
+                let items = super::pagination::client_items(op, &in_ty, &out, |t| {
+                    super::rust_type(&nested, t, false)
+                });
                 quote! {
                     #[doc = #doc]
                     pub async fn #method(&self #param) -> ::core::result::Result<#out, #ce> {
@@ -921,6 +939,8 @@ impl Gen<'_, '_> {
                             .unary(&super::operations::#konst, #path, #encode_in, #decode_out, #from_detail)
                             .await
                     }
+
+                    #items
                 }
             }
             Streaming::Server => {

@@ -14,6 +14,7 @@ mod json_schema;
 pub mod manifests;
 pub mod openapi;
 mod operations;
+mod pagination;
 pub mod proto;
 mod protobuf;
 mod rest;

@@ -125,6 +125,15 @@ fn operation(s: &mut Schemas<'_>, c: &Contract, op: &Operation) -> OpItem {
         });
         if let Some(d) = &f.docs {
             p["description"] = json!(d.trim());
+        } else if let Some(pg) = op
+            .paginate
+            .as_ref()
+            .filter(|pg| pg.cursor_wire == f.wire_name)
+        {
+            p["description"] = json!(format!(
+                "Opaque page cursor: the `{}` of the previous page, unchanged; none for the first page.",
+                pg.next_wire
+            ));
         }
         if matches!(ty, TypeRef::List(_)) {
             p["style"] = json!("form");
@@ -252,6 +261,19 @@ fn operation(s: &mut Schemas<'_>, c: &Contract, op: &Operation) -> OpItem {
             "x-pactum-deadline-ms".to_string(),
             json!(ns as f64 / 1e6).to_string(),
         ));
+    }
+    if let Some(p) = &op.paginate {
+        // Which fields page (as AutoRest's `x-ms-pageable` and Speakeasy's `x-speakeasy-pagination`
+        // say it), so tools can walk every page; the cursor is opaque and sealed.
+        let mut pagination = json!({
+            "cursor": p.cursor_wire,
+            "next": p.next_wire,
+            "items": p.items_wire,
+        });
+        if let Some(size) = &p.size_wire {
+            pagination["pageSize"] = json!(size);
+        }
+        extensions.push(("x-pactum-pagination".to_string(), pagination.to_string()));
     }
     if let Some(r) = &op.retry {
         extensions.push((

@@ -476,8 +476,15 @@ impl<'a> Protos<'a> {
                         Streaming::Client => (format!("stream {input}"), output),
                         Streaming::Bidi => (format!("stream {input}"), format!("stream {output}")),
                     };
+                    let mut cs = comments(op.docs.as_deref());
+                    if let Some(p) = &op.paginate {
+                        cs.push(format!(
+                            "Paginated: send `{}` of a reply back as `{}` for the next page (an opaque, sealed cursor); `{}` holds the page, and no `{}` means the last page.",
+                            p.next_wire, p.cursor_wire, p.items_wire, p.next_wire
+                        ));
+                    }
                     ProtoMethod {
-                        comments: comments(op.docs.as_deref()),
+                        comments: cs,
                         name: op.name.clone(),
                         input,
                         output,

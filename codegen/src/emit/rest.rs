@@ -169,7 +169,14 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
         let (input, call) = match &op.input {
             Some(i) => {
                 let t = ctx.type_path(i);
-                (quote!(input: #t), quote!(service.#method(ctx, input).await))
+                let call = super::pagination::serve(
+                    op,
+                    &t,
+                    &output_type(ctx, op),
+                    quote!(&cursors),
+                    quote!(service.#method(ctx, input).await),
+                );
+                (quote!(input: #t), call)
             }
             None => (
                 quote!(_: ::pactum::NoInput),
@@ -193,6 +200,11 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                 }
             }
         };
+        let cursors = if op.paginate.is_some() {
+            quote!(let cursors = ::core::clone::Clone::clone(&state.config.cursors);)
+        } else {
+            TokenStream::new()
+        };
         let has_params = !route.params.is_empty();
         let params_arg = if has_params {
             quote!(params: #ax::extract::RawPathParams,)
@@ -214,6 +226,7 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                 request: #ax::extract::Request,
             ) -> #ax::response::Response {
                 let service = ::std::sync::Arc::clone(&state.service);
+                #cursors
                 ::pactum::rest::server::handle(
                     &state.config,
                     &super::operations::#konst,
@@ -382,6 +395,12 @@ fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
         };
         let fallback = format!("Calls `{} {}`.", route.method.as_str(), route.full_path);
         let doc = docs(Some(op.docs.as_deref().unwrap_or(&fallback)));
+        let items = match &op.input {
+            Some(i) => super::pagination::client_items(op, &ctx.type_path(i), &out, |t| {
+                rust_type(ctx, t, false)
+            }),
+            None => TokenStream::new(),
+        };
         quote! {
             #doc
             pub async fn #name(&self #param) -> ::core::result::Result<#out, ::pactum::ClientError<super::#error>> {
@@ -389,6 +408,8 @@ fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                 #body
                 self.http.call(&super::operations::#konst, #reply, path, body).await
             }
+
+            #items
         }
     });
     let doc = format!(

@@ -77,11 +77,15 @@ impl ContractChecker<'_, '_> {
             .input
             .as_ref()
             .and_then(|p| self.check_payload(p, "input", name));
+        let mut output_fields = None;
         if let Some(p) = &op.output {
-            self.check_payload(p, "output", name);
+            output_fields = self.check_payload(p, "output", name);
             if op.grpc.as_ref().is_some_and(|g| g.value) {
                 self.check_grpc_output(p, name);
             }
+        }
+        if let Some(p) = &op.paginate {
+            self.check_paginate(op, p, input_fields.as_deref(), output_fields.as_deref());
         }
         let error_names: Vec<&str> = self
             .c
@@ -188,6 +192,184 @@ impl ContractChecker<'_, '_> {
                 }
             }
         }
+    }
+
+    /// `paginate:`: the cursor is an optional string input field, the next cursor an optional
+    /// string output field, the items a list output field, the page size (when named, or
+    /// when the input has `page_size`) an integer input field with a `max:`; not on
+    /// streaming operations.
+    fn check_paginate(
+        &mut self,
+        op: &OperationDecl,
+        p: &PaginateDecl,
+        input: Option<&[FieldDecl]>,
+        output: Option<&[FieldDecl]>,
+    ) {
+        let name = &op.name.value;
+        let (cursor_default, next_default, size_default) = PAGINATE_DEFAULTS;
+        if op
+            .streaming
+            .as_ref()
+            .and_then(|s| s.ok())
+            .is_some_and(|s| *s != Streaming::None)
+        {
+            self.diags.emit(
+                Code::Pagination,
+                p.span,
+                format!("`{name}` streams, so it has no pages"),
+                "remove `paginate:`, or `streaming:` if the operation lists a page at a time",
+            );
+            return;
+        }
+        let (Some(input), Some(output)) = (input, output) else {
+            self.diags.emit(
+                Code::Pagination,
+                p.span,
+                format!("`{name}` is paginated but has no input or no output of fields"),
+                "give it an input with the cursor and an output with the items and the next cursor",
+            );
+            return;
+        };
+        let span = p.span;
+        let diags = &mut *self.diags;
+        let mut field = |fields: &[FieldDecl],
+                         named: &Option<Spanned<String>>,
+                         default: Option<&str>,
+                         role: &str,
+                         side: &str|
+         -> Option<FieldDecl> {
+            let (wanted, span) = match (named, default) {
+                (Some(n), _) => (n.value.as_str(), n.span),
+                (None, Some(d)) => (d, span),
+                (None, None) => return None,
+            };
+            if let Some(f) = fields.iter().find(|f| f.name.value == wanted) {
+                return Some(f.clone());
+            }
+            diags.emit(
+                Code::Pagination,
+                span,
+                format!("the {role} of `{name}` is `{wanted}`, which its {side} does not have"),
+                match closest(wanted, fields.iter().map(|f| f.name.value.as_str())) {
+                    Some(c) => format!("did you mean `{c}`? (or add `{wanted}` to the {side})"),
+                    None => {
+                        format!("add `{wanted}` to the {side}, or name its field in `paginate:`")
+                    }
+                },
+            );
+            None
+        };
+        let cursor = field(
+            input,
+            &p.cursor,
+            Some(cursor_default),
+            "page cursor",
+            "input",
+        );
+        let next = field(
+            output,
+            &p.next,
+            Some(next_default),
+            "next page cursor",
+            "output",
+        );
+        let named_items = field(output, &p.items, None, "item list", "output");
+        let named_size = field(input, &p.size, None, "page size", "input");
+        let items = if p.items.is_some() {
+            named_items
+        } else {
+            let lists: Vec<&FieldDecl> = output
+                .iter()
+                .filter(|f| matches!(f.ty.value, TypeExpr::List(_)))
+                .collect();
+            match lists.as_slice() {
+                [one] => Some((*one).clone()),
+                _ => {
+                    self.diags.emit(
+                        Code::Pagination,
+                        p.span,
+                        format!(
+                            "the output of `{name}` has {} list fields, so which one holds the page is not clear",
+                            lists.len()
+                        ),
+                        "name it: `paginate: { items: <list field> }`",
+                    );
+                    None
+                }
+            }
+        };
+        let size = match &p.size {
+            Some(_) => named_size,
+            None => input.iter().find(|f| f.name.value == size_default).cloned(),
+        };
+        let optional_string = |f: &FieldDecl| {
+            matches!(
+                f.ty.value.unwrap_optional(),
+                (TypeExpr::Prim(Primitive::String), true)
+            )
+        };
+        for (f, role) in [(&cursor, "page cursor"), (&next, "next page cursor")] {
+            if let Some(f) = f.as_ref().filter(|f| !optional_string(f)) {
+                self.diags.emit(
+                    Code::Pagination,
+                    f.ty.span,
+                    format!("the {role} `{}` of `{name}` is not an optional string", f.name.value),
+                    "cursors are opaque text, absent on the first request and after the last page: write `optional<string>`",
+                );
+            }
+        }
+        if let Some(f) = items.filter(|f| !matches!(f.ty.value, TypeExpr::List(_))) {
+            self.diags.emit(
+                Code::Pagination,
+                f.ty.span,
+                format!("the item list `{}` of `{name}` is not a list", f.name.value),
+                "name the output's `list<…>` field that holds the page's items",
+            );
+        }
+        if let Some(f) = size {
+            let integer = self
+                .base_primitive(&f.ty.value)
+                .is_some_and(|p| p.is_integer());
+            if !integer {
+                self.diags.emit(
+                    Code::Pagination,
+                    f.ty.span,
+                    format!(
+                        "the page size `{}` of `{name}` is not an integer",
+                        f.name.value
+                    ),
+                    "write `page_size: { type: u32, optional: true, min: 1, max: 100 }`",
+                );
+            } else if f.constraints.max.is_none() && !self.newtype_has_max(&f.ty.value) {
+                self.diags.emit(
+                    Code::Pagination,
+                    f.name.span,
+                    format!("the page size `{}` of `{name}` has no upper bound", f.name.value),
+                    "bound it, e.g. `max: 100`: a client could otherwise ask for everything in one page",
+                );
+            }
+        }
+    }
+
+    /// Does a newtype chain under `ty` carry a `max:`?
+    fn newtype_has_max(&self, ty: &TypeExpr) -> bool {
+        let mut current = ty.unwrap_optional().0.clone();
+        for _ in 0..32 {
+            let TypeExpr::Ref(r) = current else {
+                return false;
+            };
+            let Ok((_, decl)) = self.scope.resolve_named(self.index, &r) else {
+                return false;
+            };
+            let TypeBody::Newtype { ty, constraints } = &decl.body else {
+                return false;
+            };
+            if constraints.max.is_some() {
+                return true;
+            }
+            current = ty.value.unwrap_optional().0.clone();
+        }
+        false
     }
 
     /// A gRPC method returns a message: the output must be a struct, a union (a message

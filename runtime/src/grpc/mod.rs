@@ -613,6 +613,7 @@ fn to_status<E: OperationError + std::fmt::Display>(
         HandlerError::NotImplemented(what) => {
             tonic::Status::unimplemented(format!("`{what}` is not implemented yet"))
         }
+        HandlerError::InvalidInput(invalid) => tonic::Status::invalid_argument(invalid.to_string()),
         HandlerError::Internal(message) => {
             tracing::error!(%message, operation = op.name, "handler failed");
             tonic::Status::internal("the server failed to handle the request")

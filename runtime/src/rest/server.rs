@@ -574,6 +574,25 @@ impl Call {
     }
 }
 
+/// A 422 problem listing each violation with its JSON pointer.
+fn invalid_problem(invalid: crate::ValidationError) -> Problem {
+    let mut p = unprocessable(format!(
+        "{} constraint violation(s)",
+        invalid.violations.len()
+    ));
+    p.extensions.insert(
+        "violations".into(),
+        Value::Array(
+            invalid
+                .violations
+                .into_iter()
+                .map(|v| serde_json::json!({ "pointer": v.pointer, "message": v.message }))
+                .collect(),
+        ),
+    );
+    p
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn decode_and_call<I, O, E, D, H, Fut>(
     op: &'static OperationInfo,
@@ -635,21 +654,7 @@ where
         Err(e) => return fail(unprocessable(format!("invalid input: {e}"))),
     };
     if let Err(invalid) = input.validate() {
-        let mut p = unprocessable(format!(
-            "{} constraint violation(s)",
-            invalid.violations.len()
-        ));
-        p.extensions.insert(
-            "violations".into(),
-            Value::Array(
-                invalid
-                    .violations
-                    .into_iter()
-                    .map(|v| serde_json::json!({ "pointer": v.pointer, "message": v.message }))
-                    .collect(),
-            ),
-        );
-        return fail(p);
+        return fail(invalid_problem(invalid));
     }
     let outcome = run_with_deadline(ctx.clone(), handler(ctx, input)).await;
     match outcome {
@@ -670,6 +675,7 @@ where
             "Gateway Timeout",
             format!("`{}` did not finish before its deadline", op.name),
         )),
+        Err(HandlerError::InvalidInput(invalid)) => fail(invalid_problem(invalid)),
         Err(HandlerError::NotImplemented(what)) => fail(Problem::new(
             501,
             "Not Implemented",

@@ -11,6 +11,35 @@ use std::sync::Arc;
 struct Echo;
 
 impl a::Service for Echo {
+    /// Seven leaves, `limit` (default 2) at a time; the handler's cursor is the next index.
+    async fn list_nodes(
+        &self,
+        _: Context,
+        input: a::ListNodesRequest,
+    ) -> Result<a::ListNodesResponse, HandlerError<a::ListNodesError>> {
+        let start: usize = match input.after {
+            Some(c) => c.parse().map_err(HandlerError::internal)?,
+            None => 0,
+        };
+        let end = (start + input.limit.unwrap_or(2) as usize).min(7);
+        Ok(a::ListNodesResponse {
+            nodes: (start..end).map(|i| leaf(&format!("n{i}"))).collect(),
+            more: (end < 7).then(|| end.to_string()),
+            total: 7,
+        })
+    }
+
+    async fn list_paths(
+        &self,
+        _: Context,
+        _: a::ListPathsRequest,
+    ) -> Result<a::ListPathsResponse, HandlerError<a::ListPathsError>> {
+        Ok(a::ListPathsResponse {
+            paths: vec!["/".into()],
+            next_page_token: Some("7".into()),
+        })
+    }
+
     async fn eval(
         &self,
         _: Context,
@@ -216,5 +245,99 @@ async fn a_union_with_a_missing_unknown_or_unset_variant_is_refused_as_input() {
         }
         other => panic!("{other:?}"),
     }
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_stream_over_rest_and_grpc_and_foreign_or_altered_cursors_are_refused() {
+    use pactum::pagination::Cursors;
+    use tokio_stream::StreamExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let key = b"adversarial cursor key, 32 bytes".to_vec();
+    let config = || pactum::router::ServerConfig {
+        cursors: Cursors::new(key.clone()),
+        ..Default::default()
+    };
+    let service = Arc::new(Echo);
+    let router = a::rest::router_with(service.clone(), config())
+        .merge(a::grpc::router_with(service, config()));
+    let server = tokio::spawn(pactum::router::serve(listener, router));
+    let names = |nodes: Vec<Result<a::Node, pactum::ClientError<a::ListNodesError>>>| {
+        nodes
+            .into_iter()
+            .map(|n| n.unwrap().name)
+            .collect::<Vec<_>>()
+    };
+    let all: Vec<String> = (0..7).map(|i| format!("n{i}")).collect();
+    let first = a::ListNodesRequest {
+        after: None,
+        limit: Some(3),
+        prefix: None,
+    };
+
+    let rest = a::rest::Client::new(format!("http://{addr}"));
+    assert_eq!(names(rest.list_nodes_items(&first).collect().await), all);
+    let grpc = a::grpc::Client::connect_lazy(format!("http://{addr}")).unwrap();
+    assert_eq!(names(grpc.list_nodes_items(&first).collect().await), all);
+    // Starting from a cursor a page returned resumes after that page.
+    let page = rest.list_nodes(&first).await.unwrap();
+    let resumed = a::ListNodesRequest {
+        after: page.more,
+        ..first.clone()
+    };
+    assert_eq!(
+        names(grpc.list_nodes_items(&resumed).collect().await),
+        &all[3..]
+    );
+
+    // A cursor of another operation, sealed with this server's own key, is refused: by REST
+    // at the cursor's field, by gRPC as INVALID_ARGUMENT.
+    let paths = rest
+        .list_paths(&a::ListPathsRequest { page_token: None })
+        .await
+        .unwrap();
+    let foreign = a::ListNodesRequest {
+        after: paths.next_page_token,
+        ..first.clone()
+    };
+    match rest.list_nodes(&foreign).await {
+        Err(pactum::ClientError::Rejected(p)) => {
+            assert_eq!(p.status, 422);
+            assert_eq!(p.extensions["violations"][0]["pointer"], "/after");
+            let message = p.extensions["violations"][0]["message"].as_str().unwrap();
+            assert!(
+                message.contains("issued by `adversarial.v1.ListPaths`"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut forged = Cursors::new(b"guessed".to_vec()).seal("adversarial.v1.ListNodes", "0");
+    match grpc
+        .list_nodes(&a::ListNodesRequest {
+            after: Some(forged.clone()),
+            ..first.clone()
+        })
+        .await
+    {
+        Err(pactum::ClientError::Rpc { code: 3, message }) => {
+            assert!(message.contains("altered"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // The stream ends with the refusal rather than starting over.
+    forged.push('x');
+    let refused: Vec<_> = rest
+        .list_nodes_items(&a::ListNodesRequest {
+            after: Some(forged),
+            ..first
+        })
+        .collect()
+        .await;
+    assert!(
+        matches!(&refused[..], [Err(pactum::ClientError::Rejected(_))]),
+        "{refused:?}"
+    );
     server.abort();
 }

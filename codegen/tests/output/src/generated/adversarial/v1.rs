@@ -515,6 +515,137 @@ impl ::pactum::Validate for Add {
     }
 }
 
+/// Input of [`ListNodes`](operations::LIST_NODES).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct ListNodesRequest {
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub after: ::std::option::Option<::std::string::String>,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub limit: ::std::option::Option<u32>,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub prefix: ::std::option::Option<::std::string::String>,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for ListNodesRequest {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("after", &self.after, path, out);
+        path.push_field("limit");
+        {
+            let value = &self.limit;
+            if let ::std::option::Option::Some(value) = value {
+                ::pactum::__private::check::range(
+                    value,
+                    ::std::option::Option::Some(1u32),
+                    ::std::option::Option::Some(5u32),
+                    path,
+                    out,
+                );
+                ::pactum::Validate::validate_into(value, path, out);
+            }
+        }
+        path.pop();
+        ::pactum::__private::check::field("prefix", &self.prefix, path, out);
+    }
+}
+
+/// Output of [`ListNodes`](operations::LIST_NODES).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct ListNodesResponse {
+    pub nodes: ::std::vec::Vec<Node>,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub more: ::std::option::Option<::std::string::String>,
+    pub total: u32,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for ListNodesResponse {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("nodes", &self.nodes, path, out);
+        ::pactum::__private::check::field("more", &self.more, path, out);
+        ::pactum::__private::check::field("total", &self.total, path, out);
+    }
+}
+
+/// Input of [`ListPaths`](operations::LIST_PATHS).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct ListPathsRequest {
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub page_token: ::std::option::Option<::std::string::String>,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for ListPathsRequest {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("page_token", &self.page_token, path, out);
+    }
+}
+
+/// Output of [`ListPaths`](operations::LIST_PATHS).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct ListPathsResponse {
+    pub paths: ::std::vec::Vec<::std::string::String>,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub next_page_token: ::std::option::Option<::std::string::String>,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for ListPathsResponse {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("paths", &self.paths, path, out);
+        ::pactum::__private::check::field(
+            "next_page_token",
+            &self.next_page_token,
+            path,
+            out,
+        );
+    }
+}
+
 /// Input of [`Eval`](operations::EVAL).
 #[derive(
     ::core::fmt::Debug,
@@ -539,6 +670,16 @@ impl ::pactum::Validate for EvalRequest {
     }
 }
 
+/// Errors declared for `ListNodes`.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum ListNodesError {}
+::pactum::__operation_error!(ListNodesError {});
+
+/// Errors declared for `ListPaths`.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum ListPathsError {}
+::pactum::__operation_error!(ListPathsError {});
+
 /// Errors declared for `Eval`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum EvalError {}
@@ -557,6 +698,44 @@ pub enum EchoError {}
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
+    /// `ListNodes`, over `GET /v1/nodes` and gRPC.
+    pub const LIST_NODES: ::pactum::OperationInfo = ::pactum::OperationInfo {
+        service: "adversarial",
+        major: 1,
+        name: "ListNodes",
+        route: ::std::option::Option::Some(::pactum::Route {
+            method: "GET",
+            path: "/v1/nodes",
+        }),
+        grpc: true,
+        deadline: ::std::option::Option::None,
+        safe: true,
+        idempotency: ::pactum::Idempotency::None,
+        retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
+        streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
+    };
+
+    /// `ListPaths`, over `GET /v1/paths` and gRPC.
+    pub const LIST_PATHS: ::pactum::OperationInfo = ::pactum::OperationInfo {
+        service: "adversarial",
+        major: 1,
+        name: "ListPaths",
+        route: ::std::option::Option::Some(::pactum::Route {
+            method: "GET",
+            path: "/v1/paths",
+        }),
+        grpc: true,
+        deadline: ::std::option::Option::None,
+        safe: true,
+        idempotency: ::pactum::Idempotency::None,
+        retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
+        streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
+    };
+
     /// A recursive tagged union in and out, over REST and gRPC.
     pub const EVAL: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "adversarial",
@@ -725,6 +904,30 @@ pub mod events {
 
 /// The operations of `adversarial` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// `ListNodes`, over `GET /v1/nodes` and gRPC.
+    fn list_nodes(
+        &self,
+        ctx: ::pactum::Context,
+        input: ListNodesRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ListNodesResponse,
+            ::pactum::HandlerError<ListNodesError>,
+        >,
+    > + ::core::marker::Send;
+
+    /// `ListPaths`, over `GET /v1/paths` and gRPC.
+    fn list_paths(
+        &self,
+        ctx: ::pactum::Context,
+        input: ListPathsRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ListPathsResponse,
+            ::pactum::HandlerError<ListPathsError>,
+        >,
+    > + ::core::marker::Send;
+
     /// A recursive tagged union in and out, over REST and gRPC.
     fn eval(
         &self,
@@ -773,6 +976,8 @@ pub mod rest {
         ::pactum::router::axum::Router::new()
             .route("/v1/echo/{path}", ::pactum::router::axum::routing::post(__echo::<S>))
             .route("/v1/eval", ::pactum::router::axum::routing::post(__eval::<S>))
+            .route("/v1/nodes", ::pactum::router::axum::routing::get(__list_nodes::<S>))
+            .route("/v1/paths", ::pactum::router::axum::routing::get(__list_paths::<S>))
             .route("/v1/walk", ::pactum::router::axum::routing::post(__walk::<S>))
             .with_state(state)
     }
@@ -781,6 +986,98 @@ pub mod rest {
     pub struct ServerState<S> {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
+    }
+
+    async fn __list_nodes<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        let cursors = ::core::clone::Clone::clone(&state.config.cursors);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::LIST_NODES,
+                ::pactum::rest::Reply::Json,
+                ::std::vec::Vec::new(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    if let ::core::option::Option::Some(v) = incoming
+                        .query::<::std::string::String>("after")?
+                    {
+                        members.insert("after".into(), v);
+                    }
+                    if let ::core::option::Option::Some(v) = incoming
+                        .query::<u32>("limit")?
+                    {
+                        members.insert("limit".into(), v);
+                    }
+                    if let ::core::option::Option::Some(v) = incoming
+                        .query::<::std::string::String>("prefix")?
+                    {
+                        members.insert("prefix".into(), v);
+                    }
+                    ::core::result::Result::Ok(members)
+                },
+                move |ctx, input: super::ListNodesRequest| async move {
+                    ::pactum::pagination::serve_page(
+                            &cursors,
+                            &super::operations::LIST_NODES,
+                            "after",
+                            input,
+                            |i: &mut super::ListNodesRequest| &mut i.after,
+                            |o: &mut super::ListNodesResponse| &mut o.more,
+                            move |input| async move {
+                                service.list_nodes(ctx, input).await
+                            },
+                        )
+                        .await
+                },
+            )
+            .await
+    }
+
+    async fn __list_paths<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        let cursors = ::core::clone::Clone::clone(&state.config.cursors);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::LIST_PATHS,
+                ::pactum::rest::Reply::Json,
+                ::std::vec::Vec::new(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    if let ::core::option::Option::Some(v) = incoming
+                        .query::<::std::string::String>("page_token")?
+                    {
+                        members.insert("page_token".into(), v);
+                    }
+                    ::core::result::Result::Ok(members)
+                },
+                move |ctx, input: super::ListPathsRequest| async move {
+                    ::pactum::pagination::serve_page(
+                            &cursors,
+                            &super::operations::LIST_PATHS,
+                            "page_token",
+                            input,
+                            |i: &mut super::ListPathsRequest| &mut i.page_token,
+                            |o: &mut super::ListPathsResponse| &mut o.next_page_token,
+                            move |input| async move {
+                                service.list_paths(ctx, input).await
+                            },
+                        )
+                        .await
+                },
+            )
+            .await
     }
 
     async fn __eval<S: super::Service>(
@@ -895,6 +1192,114 @@ pub mod rest {
             Client { http }
         }
 
+        /// Calls `GET /v1/nodes`.
+        pub async fn list_nodes(
+            &self,
+            input: &super::ListNodesRequest,
+        ) -> ::core::result::Result<
+            super::ListNodesResponse,
+            ::pactum::ClientError<super::ListNodesError>,
+        > {
+            let mut path = ::std::string::String::from("/v1/nodes");
+            let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+            ::pactum::rest::client::push_query(&mut query, "after", &input.after);
+            ::pactum::rest::client::push_query(&mut query, "limit", &input.limit);
+            ::pactum::rest::client::push_query(&mut query, "prefix", &input.prefix);
+            if !query.is_empty() {
+                path.push('?');
+                path.push_str(&query.join("&"));
+            }
+            let body = ::core::option::Option::None;
+            self.http
+                .call(
+                    &super::operations::LIST_NODES,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
+                .await
+        }
+
+        /// Every item of [`list_nodes`](Self::list_nodes), page after page: the next page is fetched
+        /// when the last one's items are taken, each page one call with the operation's deadline
+        /// and retry policy. Starts at `input`'s `after` (none: the first page); ends after the
+        /// last page, or with the first error.
+        pub fn list_nodes_items(
+            &self,
+            input: &super::ListNodesRequest,
+        ) -> ::pactum::BoxStream<
+            ::core::result::Result<
+                super::Node,
+                ::pactum::ClientError<super::ListNodesError>,
+            >,
+        > {
+            let client = ::core::clone::Clone::clone(self);
+            ::pactum::pagination::items(
+                ::core::clone::Clone::clone(input),
+                move |input: super::ListNodesRequest| {
+                    let client = ::core::clone::Clone::clone(&client);
+                    async move { client.list_nodes(&input).await }
+                },
+                |o: super::ListNodesResponse| (o.nodes, o.more),
+                |i: &mut super::ListNodesRequest, cursor| i.after = cursor,
+            )
+        }
+
+        /// Calls `GET /v1/paths`.
+        pub async fn list_paths(
+            &self,
+            input: &super::ListPathsRequest,
+        ) -> ::core::result::Result<
+            super::ListPathsResponse,
+            ::pactum::ClientError<super::ListPathsError>,
+        > {
+            let mut path = ::std::string::String::from("/v1/paths");
+            let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+            ::pactum::rest::client::push_query(
+                &mut query,
+                "page_token",
+                &input.page_token,
+            );
+            if !query.is_empty() {
+                path.push('?');
+                path.push_str(&query.join("&"));
+            }
+            let body = ::core::option::Option::None;
+            self.http
+                .call(
+                    &super::operations::LIST_PATHS,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
+                .await
+        }
+
+        /// Every item of [`list_paths`](Self::list_paths), page after page: the next page is fetched
+        /// when the last one's items are taken, each page one call with the operation's deadline
+        /// and retry policy. Starts at `input`'s `page_token` (none: the first page); ends after the
+        /// last page, or with the first error.
+        pub fn list_paths_items(
+            &self,
+            input: &super::ListPathsRequest,
+        ) -> ::pactum::BoxStream<
+            ::core::result::Result<
+                ::std::string::String,
+                ::pactum::ClientError<super::ListPathsError>,
+            >,
+        > {
+            let client = ::core::clone::Clone::clone(self);
+            ::pactum::pagination::items(
+                ::core::clone::Clone::clone(input),
+                move |input: super::ListPathsRequest| {
+                    let client = ::core::clone::Clone::clone(&client);
+                    async move { client.list_paths(&input).await }
+                },
+                |o: super::ListPathsResponse| (o.paths, o.next_page_token),
+                |i: &mut super::ListPathsRequest, cursor| i.page_token = cursor,
+            )
+        }
+
         /// A recursive tagged union in and out, over REST and gRPC.
         pub async fn eval(
             &self,
@@ -970,7 +1375,7 @@ pub mod grpc {
     /// `FileDescriptorSet`: what server reflection answers with
     /// (`pactum::grpc::reflection::router(&[(SERVICE_NAME, FILE_DESCRIPTOR_SET)])`), so
     /// `grpcurl` needs no `.proto`.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\xab\x11\x0a\x14adversarial.v1.proto\x12\x0eadversarial.v1\"\xaf\x04\x0a\x04Node\x12\x12\x0a\
+    pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\x82\x16\x0a\x14adversarial.v1.proto\x12\x0eadversarial.v1\"\xaf\x04\x0a\x04Node\x12\x12\x0a\
 \x04name\x18\x01\x20\x01(\x09R\x04name\x12(\x0a\x04next\x18\x02\x20\x01(\x0b2\x14.adversarial.v1\
 .NodeR\x04next\x120\x0a\x08children\x18\x03\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x08children\x12\
 5\x0a\x05index\x18\x04\x20\x03(\x0b2\x1f.adversarial.v1.Node.IndexEntryR\x05index\x12(\x0a\x04li\
@@ -1003,16 +1408,27 @@ pr\x12'\x0a\x03lit\x18\x01\x20\x01(\x0b2\x13.adversarial.v1.LitH\x00R\x03lit\x12
 \x20\x01(\x03R\x05value\"\xb3\x01\x0a\x03Add\x12(\x0a\x04left\x18\x01\x20\x01(\x0b2\x14.adversar\
 ial.v1.ExprR\x04left\x12*\x0a\x05right\x18\x02\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x05right\x12\
 *\x0a\x05terms\x18\x03\x20\x03(\x0b2\x14.adversarial.v1.ExprR\x05terms\x12*\x0a\x05maybe\x18\x04\
-\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x05maybe\"7\x0a\x0bEvalRequest\x12(\x0a\x04expr\x18\x01\x20\
-\x01(\x0b2\x14.adversarial.v1.ExprR\x04expr\"5\x0a\x09NodeAdded\x12(\x0a\x04node\x18\x01\x20\x01\
-(\x0b2\x14.adversarial.v1.NodeR\x04node\"8\x0a\x0aListOfNode\x12*\x0a\x05items\x18\x01\x20\x03(\x0b\
-2\x14.adversarial.v1.NodeR\x05items\"$\x0a\x0cListOfString\x12\x14\x0a\x05items\x18\x01\x20\x03(\
-\x09R\x05items\"5\x0a\x0eOptionalUint32\x12\x19\x0a\x05value\x18\x01\x20\x01(\x0dH\x00R\x05value\
-\x88\x01\x01B\x08\x0a\x06_value*4\x0a\x04Some\x12\x14\x0a\x10SOME_UNSPECIFIED\x10\x00\x12\x0a\x0a\
-\x06SOME_A\x10\x01\x12\x0a\x0a\x06SOME_B\x10\x022\xbb\x01\x0a\x12AdversarialService\x129\x0a\x04\
-Eval\x12\x1b.adversarial.v1.EvalRequest\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adv\
-ersarial.v1.Node\x1a\x14.adversarial.v1.Node\x126\x0a\x04Echo\x12\x16.adversarial.v1.Fields\x1a\x16\
-.adversarial.v1.Fieldsb\x06proto3";
+\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x05maybe\"\x84\x01\x0a\x10ListNodesRequest\x12\x19\x0a\x05\
+after\x18\x01\x20\x01(\x09H\x00R\x05after\x88\x01\x01\x12\x19\x0a\x05limit\x18\x02\x20\x01(\x0dH\
+\x01R\x05limit\x88\x01\x01\x12\x1b\x0a\x06prefix\x18\x03\x20\x01(\x09H\x02R\x06prefix\x88\x01\x01\
+B\x08\x0a\x06_afterB\x08\x0a\x06_limitB\x09\x0a\x07_prefix\"w\x0a\x11ListNodesResponse\x12*\x0a\x05\
+nodes\x18\x01\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x05nodes\x12\x17\x0a\x04more\x18\x02\x20\x01\
+(\x09H\x00R\x04more\x88\x01\x01\x12\x14\x0a\x05total\x18\x03\x20\x01(\x0dR\x05totalB\x07\x0a\x05\
+_more\"E\x0a\x10ListPathsRequest\x12\"\x0a\x0apage_token\x18\x01\x20\x01(\x09H\x00R\x09pageToken\
+\x88\x01\x01B\x0d\x0a\x0b_page_token\"j\x0a\x11ListPathsResponse\x12\x14\x0a\x05paths\x18\x01\x20\
+\x03(\x09R\x05paths\x12+\x0a\x0fnext_page_token\x18\x02\x20\x01(\x09H\x00R\x0dnextPageToken\x88\x01\
+\x01B\x12\x0a\x10_next_page_token\"7\x0a\x0bEvalRequest\x12(\x0a\x04expr\x18\x01\x20\x01(\x0b2\x14\
+.adversarial.v1.ExprR\x04expr\"5\x0a\x09NodeAdded\x12(\x0a\x04node\x18\x01\x20\x01(\x0b2\x14.adv\
+ersarial.v1.NodeR\x04node\"8\x0a\x0aListOfNode\x12*\x0a\x05items\x18\x01\x20\x03(\x0b2\x14.adver\
+sarial.v1.NodeR\x05items\"$\x0a\x0cListOfString\x12\x14\x0a\x05items\x18\x01\x20\x03(\x09R\x05it\
+ems\"5\x0a\x0eOptionalUint32\x12\x19\x0a\x05value\x18\x01\x20\x01(\x0dH\x00R\x05value\x88\x01\x01\
+B\x08\x0a\x06_value*4\x0a\x04Some\x12\x14\x0a\x10SOME_UNSPECIFIED\x10\x00\x12\x0a\x0a\x06SOME_A\x10\
+\x01\x12\x0a\x0a\x06SOME_B\x10\x022\xdf\x02\x0a\x12AdversarialService\x12P\x0a\x09ListNodes\x12\x20\
+.adversarial.v1.ListNodesRequest\x1a!.adversarial.v1.ListNodesResponse\x12P\x0a\x09ListPaths\x12\
+\x20.adversarial.v1.ListPathsRequest\x1a!.adversarial.v1.ListPathsResponse\x129\x0a\x04Eval\x12\x1b\
+.adversarial.v1.EvalRequest\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.\
+Node\x1a\x14.adversarial.v1.Node\x126\x0a\x04Echo\x12\x16.adversarial.v1.Fields\x1a\x16.adversar\
+ial.v1.Fieldsb\x06proto3";
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -1164,6 +1580,68 @@ ersarial.v1.Node\x1a\x14.adversarial.v1.Node\x126\x0a\x04Echo\x12\x16.adversaria
             pub response: ::std::string::String,
             #[prost(string, tag = "18")]
             pub headers: ::std::string::String,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct ListNodesRequest {
+            #[prost(string, optional, tag = "1")]
+            pub after: ::core::option::Option<::std::string::String>,
+            #[prost(uint32, optional, tag = "2")]
+            pub limit: ::core::option::Option<u32>,
+            #[prost(string, optional, tag = "3")]
+            pub prefix: ::core::option::Option<::std::string::String>,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct ListNodesResponse {
+            #[prost(message, repeated, tag = "1")]
+            pub nodes: ::std::vec::Vec<Node>,
+            #[prost(string, optional, tag = "2")]
+            pub more: ::core::option::Option<::std::string::String>,
+            #[prost(uint32, tag = "3")]
+            pub total: u32,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct ListPathsRequest {
+            #[prost(string, optional, tag = "1")]
+            pub page_token: ::core::option::Option<::std::string::String>,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct ListPathsResponse {
+            #[prost(string, repeated, tag = "1")]
+            pub paths: ::std::vec::Vec<::std::string::String>,
+            #[prost(string, optional, tag = "2")]
+            pub next_page_token: ::core::option::Option<::std::string::String>,
         }
 
         #[derive(
@@ -1504,6 +1982,110 @@ ersarial.v1.Node\x1a\x14.adversarial.v1.Node\x126\x0a\x04Echo\x12\x16.adversaria
     }
 
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn list_nodes_request_to_pb(v: super::ListNodesRequest) -> pb::ListNodesRequest {
+        pb::ListNodesRequest {
+            after: v.after.map(|v| v),
+            limit: v.limit.map(|v| v),
+            prefix: v.prefix.map(|v| v),
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn list_nodes_request_from_pb(
+        v: pb::ListNodesRequest,
+    ) -> ::core::result::Result<super::ListNodesRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::ListNodesRequest {
+            after: match v.after {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+            limit: match v.limit {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+            prefix: match v.prefix {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn list_nodes_response_to_pb(v: super::ListNodesResponse) -> pb::ListNodesResponse {
+        pb::ListNodesResponse {
+            nodes: v.nodes.into_iter().map(|v| node_to_pb(v)).collect(),
+            more: v.more.map(|v| v),
+            total: v.total,
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn list_nodes_response_from_pb(
+        v: pb::ListNodesResponse,
+    ) -> ::core::result::Result<super::ListNodesResponse, ::std::string::String> {
+        ::core::result::Result::Ok(super::ListNodesResponse {
+            nodes: v
+                .nodes
+                .into_iter()
+                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
+                    ::core::result::Result::Ok(node_from_pb(v)?)
+                })
+                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
+            more: match v.more {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+            total: v.total,
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn list_paths_request_to_pb(v: super::ListPathsRequest) -> pb::ListPathsRequest {
+        pb::ListPathsRequest {
+            page_token: v.page_token.map(|v| v),
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn list_paths_request_from_pb(
+        v: pb::ListPathsRequest,
+    ) -> ::core::result::Result<super::ListPathsRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::ListPathsRequest {
+            page_token: match v.page_token {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn list_paths_response_to_pb(v: super::ListPathsResponse) -> pb::ListPathsResponse {
+        pb::ListPathsResponse {
+            paths: v.paths.into_iter().map(|v| v).collect(),
+            next_page_token: v.next_page_token.map(|v| v),
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn list_paths_response_from_pb(
+        v: pb::ListPathsResponse,
+    ) -> ::core::result::Result<super::ListPathsResponse, ::std::string::String> {
+        ::core::result::Result::Ok(super::ListPathsResponse {
+            paths: v
+                .paths
+                .into_iter()
+                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
+                    ::core::result::Result::Ok(v)
+                })
+                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
+            next_page_token: match v.next_page_token {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn lit_to_pb(v: super::Lit) -> pb::Lit {
         pb::Lit { value: v.value }
     }
@@ -1716,6 +2298,32 @@ ersarial.v1.Node\x1a\x14.adversarial.v1.Node\x126\x0a\x04Echo\x12\x16.adversaria
         })
     }
 
+    fn list_nodes_error_detail(
+        e: &super::ListNodesError,
+    ) -> ::pactum::grpc::prost_types::Any {
+        match *e {}
+    }
+
+    fn list_nodes_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::ListNodesError> {
+        let _ = any;
+        ::core::option::Option::None
+    }
+
+    fn list_paths_error_detail(
+        e: &super::ListPathsError,
+    ) -> ::pactum::grpc::prost_types::Any {
+        match *e {}
+    }
+
+    fn list_paths_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::ListPathsError> {
+        let _ = any;
+        ::core::option::Option::None
+    }
+
     fn eval_error_detail(e: &super::EvalError) -> ::pactum::grpc::prost_types::Any {
         match *e {}
     }
@@ -1768,6 +2376,76 @@ ersarial.v1.Node\x1a\x14.adversarial.v1.Node\x126\x0a\x04Echo\x12\x16.adversaria
         let config = ::std::sync::Arc::new(config);
         let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
+            .route(
+                "/adversarial.v1.AdversarialService/ListNodes",
+                ::pactum::router::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
+                    move |request: ::pactum::router::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
+                        async move {
+                            let cursors = ::core::clone::Clone::clone(&config.cursors);
+                            ::pactum::grpc::unary(
+                                    &super::operations::LIST_NODES,
+                                    &config,
+                                    request,
+                                    list_nodes_request_from_pb,
+                                    list_nodes_response_to_pb,
+                                    list_nodes_error_detail,
+                                    move |ctx, input| async move {
+                                        ::pactum::pagination::serve_page(
+                                                &cursors,
+                                                &super::operations::LIST_NODES,
+                                                "after",
+                                                input,
+                                                |i: &mut super::ListNodesRequest| &mut i.after,
+                                                |o: &mut super::ListNodesResponse| &mut o.more,
+                                                move |input| async move { s.list_nodes(ctx, input).await },
+                                            )
+                                            .await
+                                    },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/adversarial.v1.AdversarialService/ListPaths",
+                ::pactum::router::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
+                    move |request: ::pactum::router::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
+                        async move {
+                            let cursors = ::core::clone::Clone::clone(&config.cursors);
+                            ::pactum::grpc::unary(
+                                    &super::operations::LIST_PATHS,
+                                    &config,
+                                    request,
+                                    list_paths_request_from_pb,
+                                    list_paths_response_to_pb,
+                                    list_paths_error_detail,
+                                    move |ctx, input| async move {
+                                        ::pactum::pagination::serve_page(
+                                                &cursors,
+                                                &super::operations::LIST_PATHS,
+                                                "page_token",
+                                                input,
+                                                |i: &mut super::ListPathsRequest| &mut i.page_token,
+                                                |o: &mut super::ListPathsResponse| &mut o.next_page_token,
+                                                move |input| async move { s.list_paths(ctx, input).await },
+                                            )
+                                            .await
+                                    },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
             .route(
                 "/adversarial.v1.AdversarialService/Eval",
                 ::pactum::router::axum::routing::post({
@@ -1872,6 +2550,94 @@ ersarial.v1.Node\x1a\x14.adversarial.v1.Node\x126\x0a\x04Echo\x12\x16.adversaria
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
+        }
+
+        /// Calls `ListNodes` over gRPC.
+        pub async fn list_nodes(
+            &self,
+            input: &super::ListNodesRequest,
+        ) -> ::core::result::Result<
+            super::ListNodesResponse,
+            ::pactum::ClientError<super::ListNodesError>,
+        > {
+            self.inner
+                .unary(
+                    &super::operations::LIST_NODES,
+                    "/adversarial.v1.AdversarialService/ListNodes",
+                    list_nodes_request_to_pb(::core::clone::Clone::clone(input)),
+                    list_nodes_response_from_pb,
+                    list_nodes_error_from_detail,
+                )
+                .await
+        }
+
+        /// Every item of [`list_nodes`](Self::list_nodes), page after page: the next page is fetched
+        /// when the last one's items are taken, each page one call with the operation's deadline
+        /// and retry policy. Starts at `input`'s `after` (none: the first page); ends after the
+        /// last page, or with the first error.
+        pub fn list_nodes_items(
+            &self,
+            input: &super::ListNodesRequest,
+        ) -> ::pactum::BoxStream<
+            ::core::result::Result<
+                super::Node,
+                ::pactum::ClientError<super::ListNodesError>,
+            >,
+        > {
+            let client = ::core::clone::Clone::clone(self);
+            ::pactum::pagination::items(
+                ::core::clone::Clone::clone(input),
+                move |input: super::ListNodesRequest| {
+                    let client = ::core::clone::Clone::clone(&client);
+                    async move { client.list_nodes(&input).await }
+                },
+                |o: super::ListNodesResponse| (o.nodes, o.more),
+                |i: &mut super::ListNodesRequest, cursor| i.after = cursor,
+            )
+        }
+
+        /// Calls `ListPaths` over gRPC.
+        pub async fn list_paths(
+            &self,
+            input: &super::ListPathsRequest,
+        ) -> ::core::result::Result<
+            super::ListPathsResponse,
+            ::pactum::ClientError<super::ListPathsError>,
+        > {
+            self.inner
+                .unary(
+                    &super::operations::LIST_PATHS,
+                    "/adversarial.v1.AdversarialService/ListPaths",
+                    list_paths_request_to_pb(::core::clone::Clone::clone(input)),
+                    list_paths_response_from_pb,
+                    list_paths_error_from_detail,
+                )
+                .await
+        }
+
+        /// Every item of [`list_paths`](Self::list_paths), page after page: the next page is fetched
+        /// when the last one's items are taken, each page one call with the operation's deadline
+        /// and retry policy. Starts at `input`'s `page_token` (none: the first page); ends after the
+        /// last page, or with the first error.
+        pub fn list_paths_items(
+            &self,
+            input: &super::ListPathsRequest,
+        ) -> ::pactum::BoxStream<
+            ::core::result::Result<
+                ::std::string::String,
+                ::pactum::ClientError<super::ListPathsError>,
+            >,
+        > {
+            let client = ::core::clone::Clone::clone(self);
+            ::pactum::pagination::items(
+                ::core::clone::Clone::clone(input),
+                move |input: super::ListPathsRequest| {
+                    let client = ::core::clone::Clone::clone(&client);
+                    async move { client.list_paths(&input).await }
+                },
+                |o: super::ListPathsResponse| (o.paths, o.next_page_token),
+                |i: &mut super::ListPathsRequest, cursor| i.page_token = cursor,
+            )
         }
 
         /// Calls `Eval` over gRPC.

@@ -321,8 +321,12 @@ pub struct ListOrdersRequest {
     /// Only orders in this status.
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<OrderStatus>,
+    /// Orders per page; 20 when not given.
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub limit: ::std::option::Option<u32>,
+    pub page_size: ::std::option::Option<u32>,
+    /// The previous page's `next_page_token`; none for the first page.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub page_token: ::std::option::Option<::std::string::String>,
 }
 
 #[allow(deprecated)]
@@ -334,9 +338,9 @@ impl ::pactum::Validate for ListOrdersRequest {
     ) {
         ::pactum::__private::check::field("customer_id", &self.customer_id, path, out);
         ::pactum::__private::check::field("status", &self.status, path, out);
-        path.push_field("limit");
+        path.push_field("page_size");
         {
-            let value = &self.limit;
+            let value = &self.page_size;
             if let ::std::option::Option::Some(value) = value {
                 ::pactum::__private::check::range(
                     value,
@@ -349,6 +353,7 @@ impl ::pactum::Validate for ListOrdersRequest {
             }
         }
         path.pop();
+        ::pactum::__private::check::field("page_token", &self.page_token, path, out);
     }
 }
 
@@ -363,6 +368,9 @@ impl ::pactum::Validate for ListOrdersRequest {
 #[serde(crate = "::pactum::__private::serde")]
 pub struct ListOrdersResponse {
     pub orders: ::std::vec::Vec<Order>,
+    /// Pass it back as `page_token` for the next page; absent after the last.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub next_page_token: ::std::option::Option<::std::string::String>,
 }
 
 #[allow(deprecated)]
@@ -373,6 +381,12 @@ impl ::pactum::Validate for ListOrdersResponse {
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
         ::pactum::__private::check::field("orders", &self.orders, path, out);
+        ::pactum::__private::check::field(
+            "next_page_token",
+            &self.next_page_token,
+            path,
+            out,
+        );
     }
 }
 
@@ -489,7 +503,7 @@ pub mod operations {
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
-    /// `ListOrders`, over `GET /v2/customers/{customer_id}/orders`.
+    /// A customer's orders, a page at a time.
     pub const LIST_ORDERS: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "orders",
         major: 2,
@@ -498,7 +512,7 @@ pub mod operations {
             method: "GET",
             path: "/v2/customers/{customer_id}/orders",
         }),
-        grpc: false,
+        grpc: true,
         deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(500)),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
@@ -578,7 +592,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         Output = ::core::result::Result<Order, ::pactum::HandlerError<PlaceOrderError>>,
     > + ::core::marker::Send;
 
-    /// `ListOrders`, over `GET /v2/customers/{customer_id}/orders`.
+    /// A customer's orders, a page at a time.
     fn list_orders(
         &self,
         ctx: ::pactum::Context,
@@ -689,6 +703,7 @@ pub mod rest {
         request: ::pactum::router::axum::extract::Request,
     ) -> ::pactum::router::axum::response::Response {
         let service = ::std::sync::Arc::clone(&state.service);
+        let cursors = ::core::clone::Clone::clone(&state.config.cursors);
         ::pactum::rest::server::handle(
                 &state.config,
                 &super::operations::LIST_ORDERS,
@@ -708,14 +723,30 @@ pub mod rest {
                         members.insert("status".into(), v);
                     }
                     if let ::core::option::Option::Some(v) = incoming
-                        .query::<u32>("limit")?
+                        .query::<u32>("page_size")?
                     {
-                        members.insert("limit".into(), v);
+                        members.insert("page_size".into(), v);
+                    }
+                    if let ::core::option::Option::Some(v) = incoming
+                        .query::<::std::string::String>("page_token")?
+                    {
+                        members.insert("page_token".into(), v);
                     }
                     ::core::result::Result::Ok(members)
                 },
                 move |ctx, input: super::ListOrdersRequest| async move {
-                    service.list_orders(ctx, input).await
+                    ::pactum::pagination::serve_page(
+                            &cursors,
+                            &super::operations::LIST_ORDERS,
+                            "page_token",
+                            input,
+                            |i: &mut super::ListOrdersRequest| &mut i.page_token,
+                            |o: &mut super::ListOrdersResponse| &mut o.next_page_token,
+                            move |input| async move {
+                                service.list_orders(ctx, input).await
+                            },
+                        )
+                        .await
                 },
             )
             .await
@@ -798,7 +829,7 @@ pub mod rest {
                 .await
         }
 
-        /// Calls `GET /v2/customers/{customer_id}/orders`.
+        /// A customer's orders, a page at a time.
         pub async fn list_orders(
             &self,
             input: &super::ListOrdersRequest,
@@ -815,7 +846,16 @@ pub mod rest {
             path.push_str("/orders");
             let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
             ::pactum::rest::client::push_query(&mut query, "status", &input.status);
-            ::pactum::rest::client::push_query(&mut query, "limit", &input.limit);
+            ::pactum::rest::client::push_query(
+                &mut query,
+                "page_size",
+                &input.page_size,
+            );
+            ::pactum::rest::client::push_query(
+                &mut query,
+                "page_token",
+                &input.page_token,
+            );
             if !query.is_empty() {
                 path.push('?');
                 path.push_str(&query.join("&"));
@@ -829,6 +869,31 @@ pub mod rest {
                     body,
                 )
                 .await
+        }
+
+        /// Every item of [`list_orders`](Self::list_orders), page after page: the next page is fetched
+        /// when the last one's items are taken, each page one call with the operation's deadline
+        /// and retry policy. Starts at `input`'s `page_token` (none: the first page); ends after the
+        /// last page, or with the first error.
+        pub fn list_orders_items(
+            &self,
+            input: &super::ListOrdersRequest,
+        ) -> ::pactum::BoxStream<
+            ::core::result::Result<
+                super::Order,
+                ::pactum::ClientError<super::ListOrdersError>,
+            >,
+        > {
+            let client = ::core::clone::Clone::clone(self);
+            ::pactum::pagination::items(
+                ::core::clone::Clone::clone(input),
+                move |input: super::ListOrdersRequest| {
+                    let client = ::core::clone::Clone::clone(&client);
+                    async move { client.list_orders(&input).await }
+                },
+                |o: super::ListOrdersResponse| (o.orders, o.next_page_token),
+                |i: &mut super::ListOrdersRequest, cursor| i.page_token = cursor,
+            )
         }
     }
 }

@@ -176,7 +176,7 @@ pub mod orders_v2 {
             )
         }
 
-        /// `ListOrders`, over `GET /v2/customers/{customer_id}/orders`.
+        /// `ListOrders`, over `GET /v2/customers/{customer_id}/orders` and gRPC.
         fn list_orders(
             &self,
             _ctx: ::pactum::Context,

@@ -39,7 +39,7 @@ impl crate::wiring::orders_v2::Handlers for App {
         )
     }
 
-    /// `ListOrders`, over `GET /v2/customers/{customer_id}/orders`.
+    /// `ListOrders`, over `GET /v2/customers/{customer_id}/orders` and gRPC.
     ///
     /// Replace the body; until then it answers 501 / `UNIMPLEMENTED`.
     async fn list_orders(
