@@ -2,6 +2,7 @@
 //! example contracts, declared errors, deadlines, retries, idempotency, trace propagation,
 //! and the 4xx problems a client's mistakes get.
 
+use futures_util::StreamExt;
 use generated_example::generated::{cart, inventory, orders, payments, pricing, shipping};
 use generated_example::system::{self, serve, Options, DEMO_CART, DEMO_SHIPMENT};
 use pactum::rest::server::{axum, ServerConfig};
@@ -140,24 +141,94 @@ async fn every_rest_operation_round_trips() {
     })
     .await
     .unwrap();
-    let listed = o2
-        .list_orders(&orders::v2::ListOrdersRequest {
+    for _ in 0..3 {
+        o2.place_order(&orders::v2::PlaceOrderRequest {
+            cart_id: Uuid::nil(),
             customer_id: customer.clone(),
-            status: None,
-            limit: Some(10),
+            items: vec![orders::v2::OrderItem {
+                sku: sku("PEN-7"),
+                quantity: 2,
+                unit_price: money("1.20"),
+            }],
         })
         .await
         .unwrap();
-    assert_eq!(listed.orders.len(), 2);
-    let pending = o2
-        .list_orders(&orders::v2::ListOrdersRequest {
-            customer_id: customer,
+    }
+    // A customer's orders, a page at a time: one page by hand, then every page as a stream,
+    // over REST and over gRPC.
+    let request = |page_size, page_token| orders::v2::ListOrdersRequest {
+        customer_id: customer.clone(),
+        status: None,
+        page_size,
+        page_token,
+    };
+    let first = o2.list_orders(&request(Some(2), None)).await.unwrap();
+    assert_eq!(first.orders.len(), 2);
+    let token = first.next_page_token.clone().expect("more pages");
+    assert!(
+        token.starts_with("c1."),
+        "sealed, not the handler's own: {token}"
+    );
+    let second = o2
+        .list_orders(&request(Some(2), Some(token.clone())))
+        .await
+        .unwrap();
+    assert_eq!(second.orders.len(), 2);
+    assert!(second.orders[0].id.0 > first.orders[1].id.0);
+    let ids =
+        |orders: Vec<orders::v2::Order>| orders.into_iter().map(|o| o.id.0).collect::<Vec<_>>();
+    let over_rest: Vec<_> = o2
+        .list_orders_items(&request(Some(2), None))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let over_rest = ids(over_rest);
+    assert_eq!(over_rest.len(), 5, "one placed through v1, four through v2");
+    assert!(
+        over_rest.windows(2).all(|w| w[0] < w[1]),
+        "in id order, none twice"
+    );
+    let grpc = orders::v2::grpc::Client::connect_lazy(sys.orders_url.clone()).unwrap();
+    let over_grpc: Vec<_> = grpc
+        .list_orders_items(&request(Some(3), None))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ids(over_grpc), over_rest);
+    let pending: Vec<_> = o2
+        .list_orders_items(&orders::v2::ListOrdersRequest {
             status: Some(orders::v2::OrderStatus::Pending),
-            limit: None,
+            ..request(None, None)
         })
-        .await
-        .unwrap();
-    assert_eq!(pending.orders.len(), 1);
+        .collect::<Vec<_>>()
+        .await;
+    assert_eq!(pending.len(), 4, "the v1 order was cancelled above");
+    // A cursor the client changed, or made up, is refused before the handler sees it.
+    let mut altered = token.clone();
+    altered.insert(4, 'x');
+    for bad in [altered.as_str(), "20"] {
+        let url = format!(
+            "{}/v2/customers/{}/orders?page_token={bad}",
+            sys.orders_url, customer.0
+        );
+        let reply = reqwest::get(&url).await.unwrap();
+        assert_eq!(reply.status(), 422, "{bad}");
+        let problem: serde_json::Value =
+            serde_json::from_str(&reply.text().await.unwrap()).unwrap();
+        assert_eq!(
+            problem["violations"][0]["pointer"], "/page_token",
+            "{problem}"
+        );
+    }
+    // A page size outside the contract's bounds is refused too.
+    match o2.list_orders(&request(Some(101), None)).await {
+        Err(ClientError::Rejected(p)) => assert_eq!(p.status, 422),
+        other => panic!("{other:?}"),
+    }
 
     let pay = payments::v1::rest::Client::new(&sys.payments_url);
     let pid = payments::v1::PaymentId(Uuid::from_u128(0xfee));
@@ -536,28 +607,28 @@ async fn client_mistakes_get_4xx_problems_never_500() {
             request(
                 "GET",
                 &format!(
-                    "{url}/v2/customers/00000000-0000-0000-0000-000000000007/orders?limit=lots"
+                    "{url}/v2/customers/00000000-0000-0000-0000-000000000007/orders?page_size=lots"
                 ),
                 None,
                 &[],
             )
             .await,
             422,
-            "parameter `limit`",
+            "parameter `page_size`",
         ),
         (
             "limit constraint",
             request(
                 "GET",
                 &format!(
-                    "{url}/v2/customers/00000000-0000-0000-0000-000000000007/orders?limit=1000"
+                    "{url}/v2/customers/00000000-0000-0000-0000-000000000007/orders?page_size=1000"
                 ),
                 None,
                 &[],
             )
             .await,
             422,
-            "/limit",
+            "/page_size",
         ),
     ];
     for (name, (status, body, headers), want, needle) in cases {

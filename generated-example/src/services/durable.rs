@@ -388,24 +388,33 @@ impl orders_v2::Service for PgOrders {
         input: orders_v2::ListOrdersRequest,
     ) -> Result<orders_v2::ListOrdersResponse, HandlerError<orders_v2::ListOrdersError>> {
         let db = self.db.get().await.map_err(db_error)?;
-        let limit = i64::from(input.limit.unwrap_or(100));
+        // Pages in id order, filtered in SQL so each page is full; the cursor is the last id
+        // of the page before (sealed by the runtime on its way to the client).
+        let size = i64::from(input.page_size.unwrap_or(20));
+        let after = input.page_token.clone().unwrap_or_default();
+        let customer = input.customer_id.0.to_string();
+        let status = input.status.as_ref().map(|s| s.as_str().to_string());
         let rows = db
             .query(
-                "SELECT body FROM durable_orders WHERE major = 2 ORDER BY id LIMIT $1",
-                &[&limit],
+                "SELECT id, body FROM durable_orders \
+                 WHERE major = 2 AND id > $1 AND body::jsonb->>'customer_id' = $2 \
+                   AND ($3::text IS NULL OR body::jsonb->>'status' = $3) \
+                 ORDER BY id LIMIT $4",
+                &[&after, &customer, &status, &(size + 1)],
             )
             .await
             .map_err(db_error)?;
+        let more = rows.len() as i64 > size;
         let mut orders = Vec::new();
-        for row in rows {
-            let order: orders_v2::Order =
-                serde_json::from_str(row.get::<_, &str>(0)).map_err(db_error)?;
-            let status_ok = input.status.as_ref().is_none_or(|s| *s == order.status);
-            if order.customer_id == input.customer_id && status_ok {
-                orders.push(order);
-            }
+        let mut last = None;
+        for row in rows.iter().take(size as usize) {
+            last = Some(row.get::<_, String>(0));
+            orders.push(serde_json::from_str(row.get::<_, &str>(1)).map_err(db_error)?);
         }
-        Ok(orders_v2::ListOrdersResponse { orders })
+        Ok(orders_v2::ListOrdersResponse {
+            orders,
+            next_page_token: if more { last } else { None },
+        })
     }
 }
 

@@ -5,6 +5,7 @@ use crate::generated::{orders, pricing};
 use pactum::types::{Timestamp, Uuid};
 use pactum::{Context, HandlerError};
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -249,16 +250,31 @@ impl orders::v2::Service for Orders {
         _ctx: Context,
         input: orders::v2::ListOrdersRequest,
     ) -> Result<orders::v2::ListOrdersResponse, HandlerError<orders::v2::ListOrdersError>> {
-        let limit = input.limit.unwrap_or(100) as usize;
+        // Pages in id order; the cursor is the last id of the page before (the runtime
+        // seals it for the client and refuses it altered, so it parses unless this code
+        // wrote something else).
+        let size = input.page_size.unwrap_or(20) as usize;
+        let after = match &input.page_token {
+            Some(t) => Some(t.parse::<Uuid>().map_err(HandlerError::internal)?),
+            None => None,
+        };
         let all = self.orders.lock().expect("orders lock");
-        let orders = all
-            .values()
-            .filter(|o| o.customer_id == Some(input.customer_id.0))
-            .filter(|o| input.status.as_ref().is_none_or(|s| s.as_str() == o.status))
-            .take(limit)
-            .cloned()
-            .map(Self::v2)
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut page: Vec<(Uuid, Stored)> = all
+            .range((lower, Bound::Unbounded))
+            .filter(|(_, o)| o.customer_id == Some(input.customer_id.0))
+            .filter(|(_, o)| input.status.as_ref().is_none_or(|s| s.as_str() == o.status))
+            .take(size + 1)
+            .map(|(id, o)| (*id, o.clone()))
             .collect();
-        Ok(orders::v2::ListOrdersResponse { orders })
+        let more = page.len() > size;
+        page.truncate(size);
+        let next_page_token = more
+            .then(|| page.last().map(|(id, _)| id.to_string()))
+            .flatten();
+        Ok(orders::v2::ListOrdersResponse {
+            orders: page.into_iter().map(|(_, o)| Self::v2(o)).collect(),
+            next_page_token,
+        })
     }
 }

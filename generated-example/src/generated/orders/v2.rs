@@ -321,8 +321,12 @@ pub struct ListOrdersRequest {
     /// Only orders in this status.
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<OrderStatus>,
+    /// Orders per page; 20 when not given.
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub limit: ::std::option::Option<u32>,
+    pub page_size: ::std::option::Option<u32>,
+    /// The previous page's `next_page_token`; none for the first page.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub page_token: ::std::option::Option<::std::string::String>,
 }
 
 #[allow(deprecated)]
@@ -334,9 +338,9 @@ impl ::pactum::Validate for ListOrdersRequest {
     ) {
         ::pactum::__private::check::field("customer_id", &self.customer_id, path, out);
         ::pactum::__private::check::field("status", &self.status, path, out);
-        path.push_field("limit");
+        path.push_field("page_size");
         {
-            let value = &self.limit;
+            let value = &self.page_size;
             if let ::std::option::Option::Some(value) = value {
                 ::pactum::__private::check::range(
                     value,
@@ -349,6 +353,7 @@ impl ::pactum::Validate for ListOrdersRequest {
             }
         }
         path.pop();
+        ::pactum::__private::check::field("page_token", &self.page_token, path, out);
     }
 }
 
@@ -363,6 +368,9 @@ impl ::pactum::Validate for ListOrdersRequest {
 #[serde(crate = "::pactum::__private::serde")]
 pub struct ListOrdersResponse {
     pub orders: ::std::vec::Vec<Order>,
+    /// Pass it back as `page_token` for the next page; absent after the last.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub next_page_token: ::std::option::Option<::std::string::String>,
 }
 
 #[allow(deprecated)]
@@ -373,6 +381,12 @@ impl ::pactum::Validate for ListOrdersResponse {
         out: &mut ::std::vec::Vec<::pactum::Violation>,
     ) {
         ::pactum::__private::check::field("orders", &self.orders, path, out);
+        ::pactum::__private::check::field(
+            "next_page_token",
+            &self.next_page_token,
+            path,
+            out,
+        );
     }
 }
 
@@ -489,7 +503,7 @@ pub mod operations {
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 
-    /// `ListOrders`, over `GET /v2/customers/{customer_id}/orders`.
+    /// A customer's orders, a page at a time.
     pub const LIST_ORDERS: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "orders",
         major: 2,
@@ -498,7 +512,7 @@ pub mod operations {
             method: "GET",
             path: "/v2/customers/{customer_id}/orders",
         }),
-        grpc: false,
+        grpc: true,
         deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(500)),
         safe: true,
         idempotency: ::pactum::Idempotency::None,
@@ -643,7 +657,7 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
         Output = ::core::result::Result<Order, ::pactum::HandlerError<PlaceOrderError>>,
     > + ::core::marker::Send;
 
-    /// `ListOrders`, over `GET /v2/customers/{customer_id}/orders`.
+    /// A customer's orders, a page at a time.
     fn list_orders(
         &self,
         ctx: ::pactum::Context,
@@ -754,6 +768,7 @@ pub mod rest {
         request: ::pactum::router::axum::extract::Request,
     ) -> ::pactum::router::axum::response::Response {
         let service = ::std::sync::Arc::clone(&state.service);
+        let cursors = ::core::clone::Clone::clone(&state.config.cursors);
         ::pactum::rest::server::handle(
                 &state.config,
                 &super::operations::LIST_ORDERS,
@@ -773,14 +788,30 @@ pub mod rest {
                         members.insert("status".into(), v);
                     }
                     if let ::core::option::Option::Some(v) = incoming
-                        .query::<u32>("limit")?
+                        .query::<u32>("page_size")?
                     {
-                        members.insert("limit".into(), v);
+                        members.insert("page_size".into(), v);
+                    }
+                    if let ::core::option::Option::Some(v) = incoming
+                        .query::<::std::string::String>("page_token")?
+                    {
+                        members.insert("page_token".into(), v);
                     }
                     ::core::result::Result::Ok(members)
                 },
                 move |ctx, input: super::ListOrdersRequest| async move {
-                    service.list_orders(ctx, input).await
+                    ::pactum::pagination::serve_page(
+                            &cursors,
+                            &super::operations::LIST_ORDERS,
+                            "page_token",
+                            input,
+                            |i: &mut super::ListOrdersRequest| &mut i.page_token,
+                            |o: &mut super::ListOrdersResponse| &mut o.next_page_token,
+                            move |input| async move {
+                                service.list_orders(ctx, input).await
+                            },
+                        )
+                        .await
                 },
             )
             .await
@@ -863,7 +894,7 @@ pub mod rest {
                 .await
         }
 
-        /// Calls `GET /v2/customers/{customer_id}/orders`.
+        /// A customer's orders, a page at a time.
         pub async fn list_orders(
             &self,
             input: &super::ListOrdersRequest,
@@ -880,7 +911,16 @@ pub mod rest {
             path.push_str("/orders");
             let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
             ::pactum::rest::client::push_query(&mut query, "status", &input.status);
-            ::pactum::rest::client::push_query(&mut query, "limit", &input.limit);
+            ::pactum::rest::client::push_query(
+                &mut query,
+                "page_size",
+                &input.page_size,
+            );
+            ::pactum::rest::client::push_query(
+                &mut query,
+                "page_token",
+                &input.page_token,
+            );
             if !query.is_empty() {
                 path.push('?');
                 path.push_str(&query.join("&"));
@@ -894,6 +934,31 @@ pub mod rest {
                     body,
                 )
                 .await
+        }
+
+        /// Every item of [`list_orders`](Self::list_orders), page after page: the next page is fetched
+        /// when the last one's items are taken, each page one call with the operation's deadline
+        /// and retry policy. Starts at `input`'s `page_token` (none: the first page); ends after the
+        /// last page, or with the first error.
+        pub fn list_orders_items(
+            &self,
+            input: &super::ListOrdersRequest,
+        ) -> ::pactum::BoxStream<
+            ::core::result::Result<
+                super::Order,
+                ::pactum::ClientError<super::ListOrdersError>,
+            >,
+        > {
+            let client = ::core::clone::Clone::clone(self);
+            ::pactum::pagination::items(
+                ::core::clone::Clone::clone(input),
+                move |input: super::ListOrdersRequest| {
+                    let client = ::core::clone::Clone::clone(&client);
+                    async move { client.list_orders(&input).await }
+                },
+                |o: super::ListOrdersResponse| (o.orders, o.next_page_token),
+                |i: &mut super::ListOrdersRequest, cursor| i.page_token = cursor,
+            )
         }
     }
 }
@@ -913,7 +978,7 @@ pub mod grpc {
     /// `grpcurl` needs no `.proto`.
     pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0aw\x0a\x1fgoogle/protobuf/timestamp.proto\x12\x0fgoogle.protobuf\";\x0a\x09Timestamp\x12\x18\x0a\
 \x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\x18\x02\x20\x01(\x05R\x05nanos\
-b\x06proto3\x0a\xb0\x0a\x0a\x0forders.v2.proto\x12\x0eshop.orders.v2\x1a\x1fgoogle/protobuf/time\
+b\x06proto3\x0a\x86\x0c\x0a\x0forders.v2.proto\x12\x0eshop.orders.v2\x1a\x1fgoogle/protobuf/time\
 stamp.proto\x1a\x10pricing.v1.proto\"p\x0a\x09OrderItem\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\
 \x03sku\x12\x1a\x0a\x08quantity\x18\x02\x20\x01(\x0dR\x08quantity\x125\x0a\x0aunit_price\x18\x03\
 \x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x09unitPrice\"\x85\x02\x0a\x05Order\x12\x0e\x0a\x02id\x18\
@@ -924,35 +989,38 @@ stamp.proto\x1a\x10pricing.v1.proto\"p\x0a\x09OrderItem\x12\x10\x0a\x03sku\x18\x
 obuf.TimestampR\x08placedAt\"!\x0a\x0fGetOrderRequest\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02\
 id\"~\x0a\x11PlaceOrderRequest\x12\x17\x0a\x07cart_id\x18\x01\x20\x01(\x09R\x06cartId\x12\x1f\x0a\
 \x0bcustomer_id\x18\x02\x20\x01(\x09R\x0acustomerId\x12/\x0a\x05items\x18\x03\x20\x03(\x0b2\x19.\
-shop.orders.v2.OrderItemR\x05items\"\x9e\x01\x0a\x11ListOrdersRequest\x12\x1f\x0a\x0bcustomer_id\
+shop.orders.v2.OrderItemR\x05items\"\xdc\x01\x0a\x11ListOrdersRequest\x12\x1f\x0a\x0bcustomer_id\
 \x18\x01\x20\x01(\x09R\x0acustomerId\x128\x0a\x06status\x18\x02\x20\x01(\x0e2\x1b.shop.orders.v2\
-.OrderStatusH\x00R\x06status\x88\x01\x01\x12\x19\x0a\x05limit\x18\x03\x20\x01(\x0dH\x01R\x05limi\
-t\x88\x01\x01B\x09\x0a\x07_statusB\x08\x0a\x06_limit\"C\x0a\x12ListOrdersResponse\x12-\x0a\x06or\
-ders\x18\x01\x20\x03(\x0b2\x15.shop.orders.v2.OrderR\x06orders\"\x1f\x0a\x0dOrderNotFound\x12\x0e\
-\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\"\xa8\x01\x0a\x0bOrderPlaced\x12\x19\x0a\x08order_id\x18\x01\
-\x20\x01(\x09R\x07orderId\x12\x1f\x0a\x0bcustomer_id\x18\x02\x20\x01(\x09R\x0acustomerId\x12/\x0a\
-\x05items\x18\x03\x20\x03(\x0b2\x19.shop.orders.v2.OrderItemR\x05items\x12,\x0a\x05total\x18\x04\
-\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x05total*\xad\x01\x0a\x0bOrderStatus\x12\x1c\x0a\x18OR\
-DER_STATUS_UNSPECIFIED\x10\x00\x12\x18\x0a\x14ORDER_STATUS_PENDING\x10\x01\x12\x15\x0a\x11ORDER_\
-STATUS_PAID\x10\x02\x12\x18\x0a\x14ORDER_STATUS_SHIPPED\x10\x03\x12\x1a\x0a\x16ORDER_STATUS_CANC\
-ELLED\x10\x04\x12\x19\x0a\x15ORDER_STATUS_REFUNDED\x10\x052S\x0a\x0dOrdersService\x12B\x0a\x08Ge\
-tOrder\x12\x1f.shop.orders.v2.GetOrderRequest\x1a\x15.shop.orders.v2.Orderb\x06proto3\x0a\xb7\x06\
-\x0a\x10pricing.v1.proto\x12\x0fshop.pricing.v1\";\x0a\x05Money\x12\x16\x0a\x06amount\x18\x01\x20\
-\x01(\x09R\x06amount\x12\x1a\x0a\x08currency\x18\x02\x20\x01(\x09R\x08currency\"9\x0a\x09QuoteLi\
-ne\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\x12\x1a\x0a\x08quantity\x18\x02\x20\x01(\x0dR\
-\x08quantity\"\xa8\x01\x0a\x0aPricedLine\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\x12\x1a\
-\x0a\x08quantity\x18\x02\x20\x01(\x0dR\x08quantity\x125\x0a\x0aunit_price\x18\x03\x20\x01(\x0b2\x16\
-.shop.pricing.v1.MoneyR\x09unitPrice\x125\x0a\x0aline_total\x18\x04\x20\x01(\x0b2\x16.shop.prici\
-ng.v1.MoneyR\x09lineTotal\"`\x0a\x10QuoteCartRequest\x12\x1a\x0a\x08currency\x18\x01\x20\x01(\x09\
-R\x08currency\x120\x0a\x05lines\x18\x02\x20\x03(\x0b2\x1a.shop.pricing.v1.QuoteLineR\x05lines\"t\
-\x0a\x11QuoteCartResponse\x121\x0a\x05lines\x18\x01\x20\x03(\x0b2\x1b.shop.pricing.v1.PricedLine\
-R\x05lines\x12,\x0a\x05total\x18\x02\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x05total\"Q\x0a\x0f\
-GetPriceRequest\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\x12\x1f\x0a\x08currency\x18\x02\x20\
-\x01(\x09H\x00R\x08currency\x88\x01\x01B\x0b\x0a\x09_currency\"\x1e\x0a\x0aUnknownSku\x12\x10\x0a\
-\x03sku\x18\x01\x20\x01(\x09R\x03sku\"D\x0a\x10CurrencyMismatch\x12\x1a\x0a\x08expected\x18\x01\x20\
-\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(\x09R\x05found2V\x0a\x0ePricingServi\
-ce\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1.GetPriceRequest\x1a\x16.shop.pricing.v1.Moneyb\x06\
-proto3";
+.OrderStatusH\x00R\x06status\x88\x01\x01\x12\x20\x0a\x09page_size\x18\x03\x20\x01(\x0dH\x01R\x08\
+pageSize\x88\x01\x01\x12\"\x0a\x0apage_token\x18\x04\x20\x01(\x09H\x02R\x09pageToken\x88\x01\x01\
+B\x09\x0a\x07_statusB\x0c\x0a\x0a_page_sizeB\x0d\x0a\x0b_page_token\"\x84\x01\x0a\x12ListOrdersR\
+esponse\x12-\x0a\x06orders\x18\x01\x20\x03(\x0b2\x15.shop.orders.v2.OrderR\x06orders\x12+\x0a\x0f\
+next_page_token\x18\x02\x20\x01(\x09H\x00R\x0dnextPageToken\x88\x01\x01B\x12\x0a\x10_next_page_t\
+oken\"\x1f\x0a\x0dOrderNotFound\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\"\xa8\x01\x0a\x0bO\
+rderPlaced\x12\x19\x0a\x08order_id\x18\x01\x20\x01(\x09R\x07orderId\x12\x1f\x0a\x0bcustomer_id\x18\
+\x02\x20\x01(\x09R\x0acustomerId\x12/\x0a\x05items\x18\x03\x20\x03(\x0b2\x19.shop.orders.v2.Orde\
+rItemR\x05items\x12,\x0a\x05total\x18\x04\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x05total*\xad\
+\x01\x0a\x0bOrderStatus\x12\x1c\x0a\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\x0a\x14ORDER_STA\
+TUS_PENDING\x10\x01\x12\x15\x0a\x11ORDER_STATUS_PAID\x10\x02\x12\x18\x0a\x14ORDER_STATUS_SHIPPED\
+\x10\x03\x12\x1a\x0a\x16ORDER_STATUS_CANCELLED\x10\x04\x12\x19\x0a\x15ORDER_STATUS_REFUNDED\x10\x05\
+2\xa8\x01\x0a\x0dOrdersService\x12B\x0a\x08GetOrder\x12\x1f.shop.orders.v2.GetOrderRequest\x1a\x15\
+.shop.orders.v2.Order\x12S\x0a\x0aListOrders\x12!.shop.orders.v2.ListOrdersRequest\x1a\".shop.or\
+ders.v2.ListOrdersResponseb\x06proto3\x0a\xb7\x06\x0a\x10pricing.v1.proto\x12\x0fshop.pricing.v1\
+\";\x0a\x05Money\x12\x16\x0a\x06amount\x18\x01\x20\x01(\x09R\x06amount\x12\x1a\x0a\x08currency\x18\
+\x02\x20\x01(\x09R\x08currency\"9\x0a\x09QuoteLine\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03s\
+ku\x12\x1a\x0a\x08quantity\x18\x02\x20\x01(\x0dR\x08quantity\"\xa8\x01\x0a\x0aPricedLine\x12\x10\
+\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\x12\x1a\x0a\x08quantity\x18\x02\x20\x01(\x0dR\x08quanti\
+ty\x125\x0a\x0aunit_price\x18\x03\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x09unitPrice\x125\x0a\
+\x0aline_total\x18\x04\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x09lineTotal\"`\x0a\x10QuoteCart\
+Request\x12\x1a\x0a\x08currency\x18\x01\x20\x01(\x09R\x08currency\x120\x0a\x05lines\x18\x02\x20\x03\
+(\x0b2\x1a.shop.pricing.v1.QuoteLineR\x05lines\"t\x0a\x11QuoteCartResponse\x121\x0a\x05lines\x18\
+\x01\x20\x03(\x0b2\x1b.shop.pricing.v1.PricedLineR\x05lines\x12,\x0a\x05total\x18\x02\x20\x01(\x0b\
+2\x16.shop.pricing.v1.MoneyR\x05total\"Q\x0a\x0fGetPriceRequest\x12\x10\x0a\x03sku\x18\x01\x20\x01\
+(\x09R\x03sku\x12\x1f\x0a\x08currency\x18\x02\x20\x01(\x09H\x00R\x08currency\x88\x01\x01B\x0b\x0a\
+\x09_currency\"\x1e\x0a\x0aUnknownSku\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\"D\x0a\x10\
+CurrencyMismatch\x12\x1a\x0a\x08expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\
+\x02\x20\x01(\x09R\x05found2V\x0a\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1\
+.GetPriceRequest\x1a\x16.shop.pricing.v1.Moneyb\x06proto3";
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -967,6 +1035,40 @@ proto3";
         pub struct GetOrderRequest {
             #[prost(string, tag = "1")]
             pub id: ::std::string::String,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct ListOrdersRequest {
+            #[prost(string, tag = "1")]
+            pub customer_id: ::std::string::String,
+            #[prost(int32, optional, tag = "2")]
+            pub status: ::core::option::Option<i32>,
+            #[prost(uint32, optional, tag = "3")]
+            pub page_size: ::core::option::Option<u32>,
+            #[prost(string, optional, tag = "4")]
+            pub page_token: ::core::option::Option<::std::string::String>,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct ListOrdersResponse {
+            #[prost(message, repeated, tag = "1")]
+            pub orders: ::std::vec::Vec<Order>,
+            #[prost(string, optional, tag = "2")]
+            pub next_page_token: ::core::option::Option<::std::string::String>,
         }
 
         #[derive(
@@ -1055,6 +1157,72 @@ proto3";
             id: super::OrderId(
                 ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
             ),
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn list_orders_request_to_pb(v: super::ListOrdersRequest) -> pb::ListOrdersRequest {
+        pb::ListOrdersRequest {
+            customer_id: ::std::string::ToString::to_string(&v.customer_id.0),
+            status: v.status.map(|v| order_status_to_pb(&v)),
+            page_size: v.page_size.map(|v| v),
+            page_token: v.page_token.map(|v| v),
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn list_orders_request_from_pb(
+        v: pb::ListOrdersRequest,
+    ) -> ::core::result::Result<super::ListOrdersRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::ListOrdersRequest {
+            customer_id: super::CustomerId(
+                ::pactum::grpc::parse::<
+                    ::pactum::types::Uuid,
+                >("customer_id", &v.customer_id)?,
+            ),
+            status: match v.status {
+                ::core::option::Option::Some(v) => {
+                    ::core::option::Option::Some(order_status_from_pb(v))
+                }
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+            page_size: match v.page_size {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+            page_token: match v.page_token {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn list_orders_response_to_pb(
+        v: super::ListOrdersResponse,
+    ) -> pb::ListOrdersResponse {
+        pb::ListOrdersResponse {
+            orders: v.orders.into_iter().map(|v| order_to_pb(v)).collect(),
+            next_page_token: v.next_page_token.map(|v| v),
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn list_orders_response_from_pb(
+        v: pb::ListOrdersResponse,
+    ) -> ::core::result::Result<super::ListOrdersResponse, ::std::string::String> {
+        ::core::result::Result::Ok(super::ListOrdersResponse {
+            orders: v
+                .orders
+                .into_iter()
+                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
+                    ::core::result::Result::Ok(order_from_pb(v)?)
+                })
+                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
+            next_page_token: match v.next_page_token {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
         })
     }
 
@@ -1232,6 +1400,19 @@ proto3";
         }
     }
 
+    fn list_orders_error_detail(
+        e: &super::ListOrdersError,
+    ) -> ::pactum::grpc::prost_types::Any {
+        match *e {}
+    }
+
+    fn list_orders_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::ListOrdersError> {
+        let _ = any;
+        ::core::option::Option::None
+    }
+
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
     /// (`pactum::router::serve` does).
@@ -1269,6 +1450,41 @@ proto3";
                                     get_order_error_detail,
                                     move |ctx, input| async move {
                                         s.get_order(ctx, input).await
+                                    },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/shop.orders.v2.OrdersService/ListOrders",
+                ::pactum::router::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
+                    move |request: ::pactum::router::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
+                        async move {
+                            let cursors = ::core::clone::Clone::clone(&config.cursors);
+                            ::pactum::grpc::unary(
+                                    &super::operations::LIST_ORDERS,
+                                    &config,
+                                    request,
+                                    list_orders_request_from_pb,
+                                    list_orders_response_to_pb,
+                                    list_orders_error_detail,
+                                    move |ctx, input| async move {
+                                        ::pactum::pagination::serve_page(
+                                                &cursors,
+                                                &super::operations::LIST_ORDERS,
+                                                "page_token",
+                                                input,
+                                                |i: &mut super::ListOrdersRequest| &mut i.page_token,
+                                                |o: &mut super::ListOrdersResponse| &mut o.next_page_token,
+                                                move |input| async move { s.list_orders(ctx, input).await },
+                                            )
+                                            .await
                                     },
                                 )
                                 .await
@@ -1330,6 +1546,50 @@ proto3";
                     get_order_error_from_detail,
                 )
                 .await
+        }
+
+        /// Calls `ListOrders` over gRPC.
+        pub async fn list_orders(
+            &self,
+            input: &super::ListOrdersRequest,
+        ) -> ::core::result::Result<
+            super::ListOrdersResponse,
+            ::pactum::ClientError<super::ListOrdersError>,
+        > {
+            self.inner
+                .unary(
+                    &super::operations::LIST_ORDERS,
+                    "/shop.orders.v2.OrdersService/ListOrders",
+                    list_orders_request_to_pb(::core::clone::Clone::clone(input)),
+                    list_orders_response_from_pb,
+                    list_orders_error_from_detail,
+                )
+                .await
+        }
+
+        /// Every item of [`list_orders`](Self::list_orders), page after page: the next page is fetched
+        /// when the last one's items are taken, each page one call with the operation's deadline
+        /// and retry policy. Starts at `input`'s `page_token` (none: the first page); ends after the
+        /// last page, or with the first error.
+        pub fn list_orders_items(
+            &self,
+            input: &super::ListOrdersRequest,
+        ) -> ::pactum::BoxStream<
+            ::core::result::Result<
+                super::Order,
+                ::pactum::ClientError<super::ListOrdersError>,
+            >,
+        > {
+            let client = ::core::clone::Clone::clone(self);
+            ::pactum::pagination::items(
+                ::core::clone::Clone::clone(input),
+                move |input: super::ListOrdersRequest| {
+                    let client = ::core::clone::Clone::clone(&client);
+                    async move { client.list_orders(&input).await }
+                },
+                |o: super::ListOrdersResponse| (o.orders, o.next_page_token),
+                |i: &mut super::ListOrdersRequest, cursor| i.page_token = cursor,
+            )
         }
     }
 }
