@@ -681,6 +681,22 @@ pub struct OperationDecl {
     pub resilience: Option<ResilienceDecl>,
     /// `paginate:`: the operation lists a collection page by page.
     pub paginate: Option<PaginateDecl>,
+    /// `resume: { id, after }`: how a server stream resumes after a dropped connection.
+    pub resume: Option<ResumeDecl>,
+}
+
+/// `resume: { id: <output field>, after: <input field> }` on a server-streaming operation:
+/// each item's `id` is its Server-Sent Events id; a reconnecting client's `Last-Event-ID`
+/// arrives in the input field `after`, so the handler continues after it (over gRPC the
+/// client sets `after` itself).
+#[derive(Clone, Debug)]
+pub struct ResumeDecl {
+    /// Where `resume:` is written.
+    pub span: Span,
+    /// Output field identifying an item.
+    pub id: Option<Spanned<String>>,
+    /// Input field the last id seen arrives in.
+    pub after: Option<Spanned<String>>,
 }
 
 /// `paginate: true`, or `paginate: { cursor, next, items, size }`: which input field carries

@@ -86,6 +86,7 @@ rules! {
     OutputChanged => ("api/output-changed", Breaking, "add a new operation with the new output, and deprecate this one"),
     SafetyChanged => ("api/safety-changed", Breaking, "clients retry by this promise: keep `safe`/`idempotency` as they were, or add a new operation"),
     StreamingChanged => ("api/streaming-changed", Breaking, "add a new operation with the new streaming shape"),
+    ResumeChanged => ("api/resume-changed", Breaking, "clients resume streams by these ids: keep `resume:` as it was, or add a new operation"),
     PaginationChanged => ("api/pagination-changed", Breaking, "clients walk pages by these fields and hold cursors from them: keep `paginate:` as it was, or add a new operation"),
     GrpcRemoved => ("api/grpc-removed", Breaking, "keep serving the operation over gRPC until the next major version"),
     ShapeChanged => ("api/shape-changed", Breaking, "a struct, enum, union and newtype are different things in every language: add a new type"),
@@ -119,6 +120,7 @@ rules! {
     ConstraintRelaxed => ("json/constraint-relaxed", Compatible, "values valid before stay valid"),
     RouteAdded => ("rest/route-added", Compatible, "an operation gained a REST route"),
     GrpcAdded => ("api/grpc-added", Compatible, "an operation is now also served over gRPC"),
+    ResumeAdded => ("api/resume-added", Compatible, "a server stream now resumes after a dropped connection"),
     PaginationAdded => ("api/pagination-added", Compatible, "an operation now pages: its clients gain a stream of every item"),
     GuardrailChanged => ("api/guardrail-changed", Compatible, "a deadline or retry policy changed"),
     Deprecated => ("api/deprecated", Compatible, "marked deprecated: plan its removal for the next major version"),
@@ -907,6 +909,31 @@ impl<'a> Comparer<'a> {
                     o.streaming, n.streaming
                 ),
             );
+        }
+        let resuming = |r: &Option<crate::ir::Resume>| {
+            r.as_ref()
+                .map(|r| (r.id_wire.clone(), r.after_wire.clone()))
+        };
+        match (resuming(&o.resume), resuming(&n.resume)) {
+            (None, Some(_)) => self.push(
+                Rule::ResumeAdded,
+                at,
+                format!("`{name}` now resumes after a dropped connection"),
+            ),
+            (Some(_), None) => self.push(
+                Rule::ResumeChanged,
+                at,
+                format!("`{name}` no longer resumes"),
+            ),
+            (Some(a), Some(b)) if a != b => self.push(
+                Rule::ResumeChanged,
+                at,
+                format!(
+                    "`{name}` now resumes by `{}` into `{}` instead of `{}` into `{}`",
+                    b.0, b.1, a.0, a.1
+                ),
+            ),
+            _ => {}
         }
         let paging = |p: &Option<crate::ir::Pagination>| {
             p.as_ref().map(|p| {

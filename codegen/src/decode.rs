@@ -835,10 +835,36 @@ impl Decoder<'_> {
                 .unwrap_or_default(),
             resilience: m.get("resilience").and_then(|n| self.resilience(n)),
             paginate: m.get("paginate").and_then(|n| self.paginate(n)),
+            resume: m.get("resume").and_then(|n| self.resume(n)),
             name,
         };
         m.finish(self.diags, OPERATION_KEYS, "an operation");
         Some(op)
+    }
+
+    /// `resume: { id, after }`.
+    fn resume(&mut self, node: &Node) -> Option<ResumeDecl> {
+        let mut m = self.map(node, "`resume`")?;
+        let decl = ResumeDecl {
+            span: node.span,
+            id: m.get("id").and_then(|n| self.string(n, "`id`")),
+            after: m.get("after").and_then(|n| self.string(n, "`after`")),
+        };
+        let missing: Vec<&str> = ["id", "after"]
+            .into_iter()
+            .filter(|k| m.was_missing(k))
+            .collect();
+        m.finish(self.diags, RESUME_KEYS, "`resume`");
+        if !missing.is_empty() {
+            self.diags.emit(
+                Code::MissingKey,
+                node.span,
+                format!("`resume` has no `{}`", missing.join("` or `")),
+                "write `resume: { id: <output field>, after: <input field> }`",
+            );
+            return None;
+        }
+        Some(decl)
     }
 
     /// `paginate: true | false`, or the mapping naming the fields.
@@ -1274,7 +1300,10 @@ pub const OPERATION_KEYS: &[&str] = &[
     "calls",
     "resilience",
     "paginate",
+    "resume",
 ];
+/// Keys allowed in `resume`.
+pub const RESUME_KEYS: &[&str] = &["id", "after"];
 /// Keys allowed in `paginate`.
 pub const PAGINATE_KEYS: &[&str] = &["cursor", "next", "items", "size"];
 /// Keys allowed in an event.

@@ -113,6 +113,7 @@ codes! {
     ParamNotScalar => "E0226",
     GrpcShape => "E0227",
     Pagination => "E0228",
+    Resume => "E0229",
     EventKey => "E0230",
     ConsumeMismatch => "E0231",
     WireNumber => "E0240",

@@ -360,8 +360,24 @@ pub struct Operation {
     pub resilience: Resilience,
     /// `paginate:`: which fields carry the page cursors, items and size.
     pub paginate: Option<Pagination>,
+    /// `resume:`: how a server stream continues after a dropped connection.
+    pub resume: Option<Resume>,
     /// Source position.
     pub span: Span,
+}
+
+/// How a server stream resumes: each item's id (its Server-Sent Events id), and the input
+/// field a reconnecting client's last id arrives in.
+#[derive(Clone, Debug)]
+pub struct Resume {
+    /// Output field identifying an item (Rust name).
+    pub id: String,
+    /// Its name on the wire.
+    pub id_wire: String,
+    /// Input field the last id seen arrives in (Rust name).
+    pub after: String,
+    /// Its name on the wire.
+    pub after_wire: String,
 }
 
 /// How a paginated operation pages: field names in their Rust case (the wire names are

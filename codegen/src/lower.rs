@@ -381,6 +381,15 @@ impl Lowerer<'_> {
                 .map_or(Streaming::None, |s| self.value(&s.value, Streaming::None)),
             resilience: self.resilience(op.resilience.as_ref()),
             paginate: op.paginate.as_ref().and_then(|p| self.pagination(op, p)),
+            resume: op.resume.as_ref().and_then(|r| {
+                let (id, after) = (r.id.as_ref()?, r.after.as_ref()?);
+                Some(Resume {
+                    id: convert(&id.value, Case::Snake),
+                    id_wire: id.value.clone(),
+                    after: convert(&after.value, Case::Snake),
+                    after_wire: after.value.clone(),
+                })
+            }),
             calls: op
                 .calls
                 .iter()

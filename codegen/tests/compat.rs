@@ -51,6 +51,12 @@ operations:
     paginate: true
     rest: GET /all
     safe: true
+  WatchItems:
+    input: { after: optional<u64> }
+    output: { seq: u64 }
+    grpc: true
+    streaming: server
+    resume: { id: seq, after: after }
 events:
   ItemChanged:
     version: 1
@@ -114,6 +120,8 @@ fn every_change_pair_triggers_exactly_its_rules() {
         ("start paginating", edit("    rest: GET /found\n", "    paginate: true\n    rest: GET /found\n"), &["api/pagination-added"]),
         ("stop paginating", edit("    paginate: true\n", ""), &["api/pagination-changed"]),
         ("page by another cursor", edit("    paginate: true\n", "    paginate: { cursor: after }\n"), &["api/pagination-changed"]),
+        ("stop resuming a stream", edit("    resume: { id: seq, after: after }\n", ""), &["api/resume-changed"]),
+        ("serve a stream as Server-Sent Events too", edit("    streaming: server\n", "    streaming: server\n    rest: GET /watch\n"), &["rest/route-added"]),
         ("change the HTTP method", edit("rest: PUT /items", "rest: POST /items"), &["rest/method-changed"]),
         ("change the path", edit("rest: GET /items/{id}", "rest: GET /things/{id}"), &["rest/path-changed"]),
         ("drop the REST route", edit("    rest: PUT /items\n", ""), &["rest/route-removed"]),

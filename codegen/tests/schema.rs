@@ -47,6 +47,10 @@ fn schema_keys_match_the_decoder() {
         keys(&defs["operation"]["properties"]["paginate"]["oneOf"][1]),
         set(decode::PAGINATE_KEYS)
     );
+    assert_eq!(
+        keys(&defs["operation"]["properties"]["resume"]),
+        set(decode::RESUME_KEYS)
+    );
     assert_eq!(keys(&defs["event"]), set(decode::EVENT_KEYS));
     assert_eq!(keys(&defs["consume"]), set(decode::CONSUME_KEYS));
     assert_eq!(keys(&defs["call"]), set(decode::CALL_KEYS));

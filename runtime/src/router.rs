@@ -295,6 +295,12 @@ pub struct ServerConfig {
     /// process; give every replica the same keys ([`Cursors::new`](crate::pagination::Cursors::new))
     /// so a cursor from one works on another and after a restart.
     pub cursors: crate::pagination::Cursors,
+    /// Events a Server-Sent Events stream may queue for a client that is not reading.
+    /// Default 64.
+    pub stream_buffer: usize,
+    /// How long a stream waits, its queue full, for a client that reads nothing before it is
+    /// ended (its handler's stream dropped, a `problem` event queued). Default 30 s.
+    pub stream_stall: Duration,
 }
 
 impl Default for ServerConfig {
@@ -308,6 +314,8 @@ impl Default for ServerConfig {
             limits: Default::default(),
             body_read_timeout: Duration::from_secs(30),
             cursors: Default::default(),
+            stream_buffer: 64,
+            stream_stall: Duration::from_secs(30),
         }
     }
 }

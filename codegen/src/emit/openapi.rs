@@ -168,6 +168,28 @@ fn operation(s: &mut Schemas<'_>, c: &Contract, op: &Operation) -> OpItem {
     });
     let mut responses: BTreeMap<u16, String> = BTreeMap::new();
     match &op.output {
+        // A server stream over REST: Server-Sent Events, one item per event. OpenAPI 3.1 has
+        // no field for an event's schema (3.2's `itemSchema`), so it rides in an extension.
+        Some(t) if op.streaming == crate::ir::Streaming::Server => {
+            let item = s.ty(t);
+            let mut description = String::from(
+                "Success: a stream of Server-Sent Events. Each item is one event whose `data` is its JSON; an `end` event closes a finished stream, a `problem` event (an RFC 9457 problem as `data`) one that failed.",
+            );
+            if let Some(r) = &op.resume {
+                description.push_str(&format!(
+                    " Each event's `id` is the item's `{}`: reconnect with `Last-Event-ID` to continue after it (it arrives as `{}`).",
+                    r.id_wire, r.after_wire
+                ));
+            }
+            responses.insert(
+                200,
+                json!({"description": description, "content": {"text/event-stream": {
+                    "schema": {"type": "string"},
+                    "x-pactum-event-data": item,
+                }}})
+                .to_string(),
+            );
+        }
         Some(t) => {
             let schema = s.ty(t);
             responses.insert(

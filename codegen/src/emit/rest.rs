@@ -22,8 +22,9 @@ fn input_fields<'a>(ctx: &'a Ctx<'_>, op: &Operation) -> Vec<&'a Field> {
     }
 }
 
+/// Unary operations, and server streams (as Server-Sent Events), can have REST routes.
 fn served(op: &Operation) -> bool {
-    op.streaming == Streaming::None
+    matches!(op.streaming, Streaming::None | Streaming::Server)
 }
 
 fn output_type(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
@@ -39,7 +40,8 @@ pub(crate) fn rest(ctx: &Ctx<'_>, transport: bool) -> TokenStream {
     if ctx.contract.operations.is_empty() {
         return TokenStream::new();
     }
-    // Every operation is a `Service` method; only non-streaming ones can have REST routes.
+    // Every operation is a `Service` method; unary ones and server streams can have REST
+    // routes.
     let all: Vec<&Operation> = ctx.contract.operations.iter().collect();
     let service = service_trait(ctx, &all);
     let ops: Vec<&Operation> = ctx
@@ -166,6 +168,24 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                 }
             })
             .collect();
+        // A reconnecting stream client's `Last-Event-ID` arrives in the resume field,
+        // winning over the query parameter of the same name.
+        let mut inserts = inserts;
+        if let Some(r) = &op.resume {
+            if let Some(f) = fields.iter().find(|f| f.name == r.after) {
+                let wire = &f.wire_name;
+                let ty = match &f.ty {
+                    TypeRef::Optional(inner) => &**inner,
+                    other => other,
+                };
+                let t = rust_type(ctx, ty, false);
+                inserts.push(quote! {
+                    if let ::core::option::Option::Some(v) = incoming.resumed::<#t>(#wire)? {
+                        members.insert(#wire.into(), v);
+                    }
+                });
+            }
+        }
         let (input, call) = match &op.input {
             Some(i) => {
                 let t = ctx.type_path(i);
@@ -219,6 +239,35 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
         } else {
             quote!(::std::vec::Vec::new())
         };
+        if op.streaming == Streaming::Server {
+            let event_id = match (&op.resume, &op.output) {
+                (Some(r), Some(o)) => {
+                    let o = rust_type(ctx, o, false);
+                    let id = ident(&r.id, Case::Snake);
+                    quote!(::core::option::Option::Some(|o: &#o| ::pactum::rest::client::param_text(&o.#id)))
+                }
+                _ => quote!(::core::option::Option::None),
+            };
+            return quote! {
+                async fn #fn_name<S: super::Service>(
+                    #ax::extract::State(state): #ax::extract::State<::std::sync::Arc<ServerState<S>>>,
+                    #params_arg
+                    request: #ax::extract::Request,
+                ) -> #ax::response::Response {
+                    let service = ::std::sync::Arc::clone(&state.service);
+                    ::pactum::rest::server::handle_stream(
+                        &state.config,
+                        &super::operations::#konst,
+                        #path,
+                        request,
+                        #extract,
+                        #event_id,
+                        move |ctx, #input| async move { #call },
+                    )
+                    .await
+                }
+            };
+        }
         quote! {
             async fn #fn_name<S: super::Service>(
                 #ax::extract::State(state): #ax::extract::State<::std::sync::Arc<ServerState<S>>>,
@@ -401,6 +450,25 @@ fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
             }),
             None => TokenStream::new(),
         };
+        if op.streaming == Streaming::Server {
+            let resumable = op.resume.is_some();
+            let fallback = format!(
+                "Opens the stream `{} {}` (Server-Sent Events).",
+                route.method.as_str(),
+                route.full_path
+            );
+            let doc = docs(Some(op.docs.as_deref().unwrap_or(&fallback)));
+            return quote! {
+                #doc
+                pub async fn #name(&self #param) -> ::core::result::Result<
+                    ::pactum::BoxStream<::core::result::Result<#out, ::pactum::ClientError<super::#error>>>,
+                    ::pactum::ClientError<super::#error>,
+                > {
+                    #path
+                    self.http.stream(&super::operations::#konst, path, #resumable).await
+                }
+            };
+        }
         quote! {
             #doc
             pub async fn #name(&self #param) -> ::core::result::Result<#out, ::pactum::ClientError<super::#error>> {

@@ -87,6 +87,9 @@ impl ContractChecker<'_, '_> {
         if let Some(p) = &op.paginate {
             self.check_paginate(op, p, input_fields.as_deref(), output_fields.as_deref());
         }
+        if let Some(r) = &op.resume {
+            self.check_resume(op, r, input_fields.as_deref(), output_fields.as_deref());
+        }
         let error_names: Vec<&str> = self
             .c
             .errors
@@ -167,7 +170,30 @@ impl ContractChecker<'_, '_> {
             }
         }
         if let Some((mode, span)) = op.streaming.as_ref().and_then(|s| Some((*s.ok()?, s.span))) {
-            if mode != Streaming::None {
+            let grpc = op.grpc.as_ref().is_some_and(|g| g.value);
+            if mode == Streaming::Server {
+                // Over REST a server stream is Server-Sent Events, which browsers' EventSource
+                // and proxies expect on GET.
+                if let Some(m) = method.filter(|m| *m != HttpMethod::Get) {
+                    self.diags.emit(
+                        Code::StreamingOverRest,
+                        span,
+                        format!(
+                            "`{name}` streams from the server over REST, which is Server-Sent Events, but its route uses {}",
+                            m.as_str()
+                        ),
+                        "serve it on `GET` (its input travels as path and query parameters), or drop `rest:` and serve it over gRPC only",
+                    );
+                }
+                if op.rest.is_none() && !grpc {
+                    self.diags.emit(
+                        Code::StreamingOverRest,
+                        span,
+                        format!("`{name}` streams but is served neither over gRPC nor REST"),
+                        "add `grpc: true`, or a `rest: GET …` route (Server-Sent Events)",
+                    );
+                }
+            } else if mode != Streaming::None {
                 if op.rest.is_some() {
                     self.diags.emit(
                         Code::StreamingOverRest,
@@ -176,10 +202,10 @@ impl ContractChecker<'_, '_> {
                             "`{name}` streams ({}) but also has a REST route",
                             mode.as_str()
                         ),
-                        "serve streaming operations over gRPC only: remove `rest:`",
+                        "only server streams travel over REST (as Server-Sent Events): serve this one over gRPC only, and remove `rest:`",
                     );
                 }
-                if !op.grpc.as_ref().is_some_and(|g| g.value) {
+                if !grpc {
                     self.diags.emit(
                         Code::StreamingOverRest,
                         span,
@@ -348,6 +374,90 @@ impl ContractChecker<'_, '_> {
                     "bound it, e.g. `max: 100`: a client could otherwise ask for everything in one page",
                 );
             }
+        }
+    }
+
+    /// `resume:`: on a server stream; `id` a required scalar output field, `after` an
+    /// optional input field of the same type.
+    fn check_resume(
+        &mut self,
+        op: &OperationDecl,
+        r: &ResumeDecl,
+        input: Option<&[FieldDecl]>,
+        output: Option<&[FieldDecl]>,
+    ) {
+        let name = &op.name.value;
+        let server_stream = op
+            .streaming
+            .as_ref()
+            .and_then(|s| s.ok())
+            .is_some_and(|s| *s == Streaming::Server);
+        if !server_stream {
+            self.diags.emit(
+                Code::Resume,
+                r.span,
+                format!("`{name}` is not a server stream, so there is nothing to resume"),
+                "remove `resume:`, or make the operation `streaming: server`",
+            );
+            return;
+        }
+        let (Some(id), Some(after)) = (&r.id, &r.after) else {
+            return; // reported when decoded
+        };
+        let find = |fields: Option<&[FieldDecl]>, wanted: &str| {
+            fields.and_then(|fs| fs.iter().find(|f| f.name.value == wanted).cloned())
+        };
+        let Some(id_field) = find(output, &id.value) else {
+            self.diags.emit(
+                Code::Resume,
+                id.span,
+                format!("the stream items of `{name}` have no field `{}`", id.value),
+                match closest(
+                    &id.value,
+                    output.unwrap_or(&[]).iter().map(|f| f.name.value.as_str()),
+                ) {
+                    Some(c) => format!("did you mean `{c}`?"),
+                    None => {
+                        "name the output field that identifies each item (a sequence number or id)"
+                            .into()
+                    }
+                },
+            );
+            return;
+        };
+        let (id_ty, id_optional) = id_field.ty.value.unwrap_optional();
+        if id_optional || !self.is_scalar(id_ty) {
+            self.diags.emit(
+                Code::Resume,
+                id_field.ty.span,
+                format!("the resume id `{}` of `{name}` is not a required scalar", id.value),
+                "every item needs an id that fits an event id: a required string, integer, uuid or the like",
+            );
+            return;
+        }
+        let Some(after_field) = find(input, &after.value) else {
+            self.diags.emit(
+                Code::Resume,
+                after.span,
+                format!("the input of `{name}` has no field `{}`", after.value),
+                format!(
+                    "add `{}: {{ type: optional<…>, description: Resume after this id. }}` to the input",
+                    after.value
+                ),
+            );
+            return;
+        };
+        let (after_ty, after_optional) = after_field.ty.value.unwrap_optional();
+        if !after_optional || after_ty != id_ty {
+            self.diags.emit(
+                Code::Resume,
+                after_field.ty.span,
+                format!(
+                    "`{}` of `{name}` must be `optional<…>` of the type of `{}`, which it receives",
+                    after.value, id.value
+                ),
+                "a first request has nothing to resume after: make it optional, of the id's type",
+            );
         }
     }
 

@@ -183,6 +183,198 @@ impl HttpClient {
         result
     }
 
+    /// Opens a server stream of `op` (Server-Sent Events, [`super::sse`]) at `path_and_query`:
+    /// the reply's items, decoded, until the server's `end` event; a `problem` event is the
+    /// stream's last item, as the error it names. When `resumable` (the contract declares
+    /// `resume:`), a connection that drops mid-stream is reopened, up to
+    /// [`MAX_RECONNECTS`] times in a row, with `Last-Event-ID` set to the last id received,
+    /// so the server continues after it; otherwise a drop ends the stream with
+    /// [`ClientError::Transport`]. The operation's deadline, if any, bounds the whole stream;
+    /// opening it (until the reply's headers) is bounded by the client's default timeout too.
+    pub async fn stream<O, E>(
+        &self,
+        op: &'static OperationInfo,
+        path_and_query: String,
+        resumable: bool,
+    ) -> Result<crate::BoxStream<Result<O, ClientError<E>>>, ClientError<E>>
+    where
+        O: DeserializeOwned + Send + 'static,
+        E: OperationError + Send + 'static,
+    {
+        let mut ctx = Context::current();
+        if let Some(budget) = op.deadline {
+            ctx = ctx.with_timeout(budget);
+        }
+        let span = crate::trace::client_span(op, "http");
+        let ctx = crate::trace::enter(&span, ctx);
+        let url = format!("{}{path_and_query}", self.base);
+        let started = std::time::Instant::now();
+        let opened =
+            tracing::Instrument::instrument(self.open_stream::<E>(&ctx, &url, None), span.clone())
+                .await;
+        crate::trace::finish_call(&span, &opened);
+        crate::metrics::called(op, opened.as_ref().err(), started.elapsed());
+        let response = opened?;
+        struct State {
+            client: HttpClient,
+            ctx: Context,
+            url: String,
+            response: Option<reqwest::Response>,
+            parser: super::sse::EventParser,
+            ready: std::collections::VecDeque<super::sse::ReadEvent>,
+            last_id: Option<String>,
+            reconnects: usize,
+            resumable: bool,
+        }
+        let state = State {
+            client: self.clone(),
+            ctx,
+            url,
+            response: Some(response),
+            parser: Default::default(),
+            ready: Default::default(),
+            last_id: None,
+            reconnects: 0,
+            resumable,
+        };
+        let stream = futures_util::stream::unfold(state, |mut st| async move {
+            // Each turn yields an item or ends; reading is bounded by the deadline and
+            // reconnecting by MAX_RECONNECTS.
+            loop {
+                if let Some(event) = st.ready.pop_front() {
+                    if event.id.is_some() {
+                        st.last_id = event.id.clone();
+                    }
+                    match event.event.as_str() {
+                        super::sse::END_EVENT => return None,
+                        super::sse::PROBLEM_EVENT => {
+                            let status = serde_json::from_str::<Problem>(&event.data)
+                                .map_or(500, |p| p.status);
+                            st.response = None;
+                            st.ready.clear();
+                            let error = reply_error(status, true, event.data.as_bytes());
+                            return Some((Err(error), st));
+                        }
+                        _ => {
+                            st.reconnects = 0;
+                            let item = serde_json::from_str::<O>(&event.data).map_err(|e| {
+                                ClientError::Unexpected {
+                                    status: 200,
+                                    body: format!(
+                                        "a stream item that does not decode ({e}): {}",
+                                        event.data
+                                    ),
+                                }
+                            });
+                            if item.is_err() {
+                                st.response = None;
+                                st.ready.clear();
+                            }
+                            return Some((item, st));
+                        }
+                    }
+                }
+                let response = st.response.as_mut()?;
+                let chunk = match st.ctx.remaining() {
+                    Some(left) => match tokio::time::timeout(left, response.chunk()).await {
+                        Ok(c) => c,
+                        Err(_) => {
+                            st.response = None;
+                            return Some((Err(ClientError::DeadlineExceeded), st));
+                        }
+                    },
+                    None => response.chunk().await,
+                };
+                let dropped = match chunk {
+                    Ok(Some(bytes)) => match st.parser.push(&bytes) {
+                        Ok(events) => {
+                            st.ready.extend(events);
+                            continue;
+                        }
+                        Err(super::sse::EventTooLarge) => {
+                            st.response = None;
+                            return Some((
+                                Err(ClientError::Unexpected {
+                                    status: 200,
+                                    body: format!(
+                                        "a stream event longer than {} bytes",
+                                        super::sse::MAX_EVENT_BYTES
+                                    ),
+                                }),
+                                st,
+                            ));
+                        }
+                    },
+                    Ok(None) => "the connection closed before the stream's end".to_string(),
+                    Err(e) => with_causes(&e),
+                };
+                // Dropped mid-stream: resume after the last id, or report it.
+                st.response = None;
+                if !st.resumable || st.reconnects >= MAX_RECONNECTS {
+                    return Some((Err(ClientError::Transport(dropped)), st));
+                }
+                st.reconnects += 1;
+                st.parser = Default::default();
+                tokio::time::sleep(Duration::from_millis(50 << st.reconnects.min(6))).await;
+                match st
+                    .client
+                    .open_stream::<E>(&st.ctx, &st.url, st.last_id.as_deref())
+                    .await
+                {
+                    Ok(r) => st.response = Some(r),
+                    Err(e) => return Some((Err(e), st)),
+                }
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    /// Sends the GET of a stream and waits for the reply's headers: a 2xx reply to read
+    /// events from, or the error the reply means.
+    async fn open_stream<E: OperationError>(
+        &self,
+        ctx: &Context,
+        url: &str,
+        last_id: Option<&str>,
+    ) -> Result<reqwest::Response, ClientError<E>> {
+        if ctx.is_expired() {
+            return Err(ClientError::DeadlineExceeded);
+        }
+        let mut headers = http::HeaderMap::new();
+        ctx.inject_headers(&mut headers, Transport::Http);
+        let mut request = self
+            .http
+            .get(url)
+            .headers(headers)
+            .header(http::header::ACCEPT, "text/event-stream");
+        if let Some(id) = last_id {
+            request = request.header("last-event-id", id);
+        }
+        let wait = ctx
+            .remaining()
+            .map_or(self.default_timeout, |left| left.min(self.default_timeout));
+        let response = match tokio::time::timeout(wait, request.send()).await {
+            Err(_) => return Err(ClientError::DeadlineExceeded),
+            Ok(Err(e)) => return Err(ClientError::Transport(with_causes(&e))),
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(response);
+        }
+        let is_problem = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with(PROBLEM_JSON));
+        let bytes = match tokio::time::timeout(wait, response.bytes()).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return Err(ClientError::Transport(with_causes(&e))),
+            Err(_) => return Err(ClientError::DeadlineExceeded),
+        };
+        Err(reply_error(status, is_problem, &bytes))
+    }
+
     async fn attempt<O, E>(
         &self,
         ctx: &Context,
@@ -253,27 +445,42 @@ impl HttpClient {
             };
             return decoded.map_err(|_| fail(unexpected()));
         }
-        if status == 504 {
-            return Err(fail(ClientError::DeadlineExceeded));
-        }
-        let error = if is_problem {
-            match serde_json::from_slice::<Problem>(&bytes) {
-                Ok(problem) => {
-                    let declared = problem.code.as_deref().and_then(|code| {
-                        E::from_problem(code, serde_json::Value::Object(problem.extensions.clone()))
-                    });
-                    match declared {
-                        Some(e) => ClientError::Declared(e),
-                        None if (400..500).contains(&status) => ClientError::Rejected(problem),
-                        None => unexpected(),
-                    }
-                }
-                Err(_) => unexpected(),
+        Err(AttemptError {
+            error: reply_error(status, is_problem, &bytes),
+            retry_after,
+        })
+    }
+}
+
+/// Times in a row a resumable stream is reopened after its connection drops (an item
+/// received in between resets the count).
+pub const MAX_RECONNECTS: usize = 5;
+
+/// The error a non-2xx reply means: the deadline (504), a declared error, a client mistake
+/// (4xx problem), or an answer the contract does not describe.
+fn reply_error<E: OperationError>(status: u16, is_problem: bool, bytes: &[u8]) -> ClientError<E> {
+    let unexpected = || ClientError::Unexpected {
+        status,
+        body: String::from_utf8_lossy(bytes).into_owned(),
+    };
+    if status == 504 {
+        return ClientError::DeadlineExceeded;
+    }
+    if !is_problem {
+        return unexpected();
+    }
+    match serde_json::from_slice::<Problem>(bytes) {
+        Ok(problem) => {
+            let declared = problem.code.as_deref().and_then(|code| {
+                E::from_problem(code, serde_json::Value::Object(problem.extensions.clone()))
+            });
+            match declared {
+                Some(e) => ClientError::Declared(e),
+                None if (400..500).contains(&status) => ClientError::Rejected(problem),
+                None => unexpected(),
             }
-        } else {
-            unexpected()
-        };
-        Err(AttemptError { error, retry_after })
+        }
+        Err(_) => unexpected(),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod server;
+pub mod sse;
 
 /// What a successful REST reply carries, as the server sends it and the client reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

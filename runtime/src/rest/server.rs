@@ -34,6 +34,8 @@ pub use crate::service::NoInput;
 pub struct Incoming {
     path: Vec<(String, String)>,
     query: Vec<(String, String)>,
+    /// `Last-Event-ID`, on a Server-Sent Events request.
+    last_event_id: Option<String>,
 }
 
 impl Incoming {
@@ -78,6 +80,19 @@ impl Incoming {
     ) -> Result<Option<Value>, Box<Problem>> {
         match self.query.iter().rev().find(|(k, _)| k == name) {
             Some((_, raw)) => Self::parse::<T>(name, raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The `Last-Event-ID` a reconnecting Server-Sent Events client sent, as `T`, for the
+    /// input field `name` (named in errors): it wins over a query parameter of that name,
+    /// being newer than the URL the client first opened.
+    pub fn resumed<T: DeserializeOwned + Serialize>(
+        &self,
+        name: &str,
+    ) -> Result<Option<Value>, Box<Problem>> {
+        match &self.last_event_id {
+            Some(raw) => Self::parse::<T>(name, raw).map(Some),
             None => Ok(None),
         }
     }
@@ -281,6 +296,135 @@ where
     span.record("outcome", if status < 400 { "ok" } else { "error" });
     let status = crate::metrics::Status::Http(response.status());
     crate::metrics::served(op, status, started.elapsed());
+    response
+}
+
+/// Serves a server-streaming operation over REST as Server-Sent Events
+/// ([`super::sse`]): decodes and validates the input from the path, query and
+/// `Last-Event-ID` (through `decode`), calls the handler, and answers 200 `text/event-stream`
+/// with one event per item (`event_id` gives each its id), then `end`; or a problem event
+/// when the handler's stream fails, the deadline passes or the client stops reading. A
+/// failure before the first event is an ordinary problem response.
+#[allow(clippy::too_many_arguments)]
+pub async fn handle_stream<I, O, E, D, H, Fut>(
+    config: &ServerConfig,
+    op: &'static OperationInfo,
+    path: Vec<(String, String)>,
+    request: Request,
+    decode: D,
+    event_id: Option<fn(&O) -> String>,
+    handler: H,
+) -> Response
+where
+    I: DeserializeOwned + Validate + Send + 'static,
+    O: Serialize + Send + 'static,
+    E: OperationError + Display + Send + 'static,
+    D: FnOnce(&Incoming) -> Result<Map<String, Value>, Box<Problem>>,
+    H: FnOnce(Context, I) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<crate::BoxStream<Result<O, HandlerError<E>>>, HandlerError<E>>>
+        + Send
+        + 'static,
+{
+    let started = std::time::Instant::now();
+    let (parts, _body) = request.into_parts();
+    let mut ctx = Context::from_headers(&parts.headers).with_peer(
+        parts
+            .extensions
+            .get::<std::sync::Arc<PeerIdentity>>()
+            .cloned(),
+    );
+    let request_id = ctx.request_id().map_or_else(random_id, str::to_string);
+    ctx = ctx.with_request_id(request_id.clone());
+    let answer = |p: Problem| {
+        let r = problem_response(p, &request_id);
+        crate::metrics::served(
+            op,
+            crate::metrics::Status::Http(r.status()),
+            started.elapsed(),
+        );
+        r
+    };
+    // A stream holds its concurrency slot for as long as it runs.
+    let Some(slot) = config.limits.try_enter(op) else {
+        return answer(Problem::new(
+            503,
+            "Service Unavailable",
+            format!(
+                "{} is running as many streams as its contract allows; retry later",
+                op.name
+            ),
+        ));
+    };
+    if let Some(budget) = op.deadline {
+        ctx = ctx.with_timeout(budget);
+    }
+    let span = tracing::info_span!(
+        "pactum.request",
+        otel.name = op.name,
+        otel.kind = "server",
+        http.method = %parts.method,
+        http.status_code = tracing::field::Empty,
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        error.kind = tracing::field::Empty,
+        error.message = tracing::field::Empty,
+    );
+    let ctx = crate::trace::enter(&span, ctx);
+    let incoming = Incoming {
+        path,
+        query: parse_query(parts.uri.query()),
+        last_event_id: parts
+            .headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
+    let members = match decode(&incoming) {
+        Ok(m) => m,
+        Err(p) => return answer(*p),
+    };
+    let input: I = match serde_json::from_value(Value::Object(members)) {
+        Ok(i) => i,
+        Err(e) => return answer(unprocessable(format!("invalid input: {e}"))),
+    };
+    if let Err(invalid) = input.validate() {
+        return answer(invalid_problem(invalid));
+    }
+    let opened = tracing::Instrument::instrument(
+        run_with_deadline(ctx.clone(), handler(ctx.clone(), input)),
+        span.clone(),
+    )
+    .await;
+    let stream = match opened {
+        Ok(stream) => stream,
+        Err(e) => return answer(handler_problem(op, e)),
+    };
+    span.record("http.status_code", 200);
+    crate::metrics::served(
+        op,
+        crate::metrics::Status::Http(http::StatusCode::OK),
+        started.elapsed(),
+    );
+    let events = super::sse::events(
+        op,
+        stream,
+        event_id,
+        ctx.deadline(),
+        config.stream_buffer,
+        config.stream_stall,
+        handler_problem::<E>,
+        slot,
+        span,
+    );
+    let mut response = axum::response::IntoResponse::into_response(
+        axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default()),
+    );
+    if let Ok(id) = http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(wire::REQUEST_ID_HEADER, id);
+    }
     response
 }
 
@@ -644,6 +788,7 @@ where
     let incoming = Incoming {
         path,
         query: parse_query(parts.uri.query()),
+        last_event_id: None,
     };
     match decode(&incoming) {
         Ok(params) => members.extend(params),
@@ -669,25 +814,36 @@ where
                 )),
             },
         },
-        Err(HandlerError::Declared(e)) => fail(declared_problem(op.service, op.major, &e)),
-        Err(HandlerError::DeadlineExceeded) => fail(Problem::new(
+        Err(e) => fail(handler_problem(op, e)),
+    }
+}
+
+/// The problem a handler's failure is answered with (REST replies and stream `problem`
+/// events alike).
+fn handler_problem<E: OperationError + Display>(
+    op: &'static OperationInfo,
+    e: HandlerError<E>,
+) -> Problem {
+    match e {
+        HandlerError::Declared(e) => declared_problem(op.service, op.major, &e),
+        HandlerError::DeadlineExceeded => Problem::new(
             DeadlineExceeded::HTTP_STATUS,
             "Gateway Timeout",
             format!("`{}` did not finish before its deadline", op.name),
-        )),
-        Err(HandlerError::InvalidInput(invalid)) => fail(invalid_problem(invalid)),
-        Err(HandlerError::NotImplemented(what)) => fail(Problem::new(
+        ),
+        HandlerError::InvalidInput(invalid) => invalid_problem(invalid),
+        HandlerError::NotImplemented(what) => Problem::new(
             501,
             "Not Implemented",
             format!("`{what}` is not implemented yet"),
-        )),
-        Err(HandlerError::Internal(message)) => {
+        ),
+        HandlerError::Internal(message) => {
             tracing::error!(%message, operation = op.name, "handler failed");
-            fail(Problem::new(
+            Problem::new(
                 500,
                 "Internal Server Error",
                 "the server failed to handle the request",
-            ))
+            )
         }
     }
 }

@@ -10,7 +10,55 @@ use std::sync::Arc;
 
 struct Echo;
 
+/// Endless padded `Tail` streams dropped so far (the stall test waits for its own).
+static TAIL_DROPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts an endless stream's end when the stream is dropped.
+struct DropCounter;
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        TAIL_DROPPED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 impl a::Service for Echo {
+    /// `n` from `from + 1` to 5 (or without end: one per 10 ms unpadded, as fast as read
+    /// padded), each with `pad` bytes; the declared error `Gone` at `fail_at`.
+    async fn tail(
+        &self,
+        _: Context,
+        input: a::TailRequest,
+    ) -> Result<
+        pactum::BoxStream<Result<a::TailResponse, HandlerError<a::TailError>>>,
+        HandlerError<a::TailError>,
+    > {
+        use tokio_stream::StreamExt;
+        let endless = input.endless == Some(true);
+        let last = if endless { u64::MAX } else { 5 };
+        let pad = "x".repeat(input.pad.unwrap_or(0) as usize);
+        let fail_at = input.fail_at;
+        // Counted for the stall test's streams (endless and padded) only.
+        let guard = (endless && !pad.is_empty()).then(|| DropCounter);
+        let items = tokio_stream::iter(input.from.unwrap_or(0) + 1..=last).then(move |n| {
+            // Used, so the closure (and with it the stream) owns the guard.
+            let _alive = guard.is_some();
+            let pad = pad.clone();
+            async move {
+                // Unpadded endless items trickle (the deadline test); padded ones flood (the
+                // stall test).
+                if endless && pad.is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                if Some(n) == fail_at {
+                    return Err(a::Gone { at: n }.into());
+                }
+                Ok(a::TailResponse { n, pad })
+            }
+        });
+        Ok(Box::pin(items))
+    }
+
     /// Seven leaves, `limit` (default 2) at a time; the handler's cursor is the next index.
     async fn list_nodes(
         &self,
@@ -338,6 +386,236 @@ async fn pages_stream_over_rest_and_grpc_and_foreign_or_altered_cursors_are_refu
     assert!(
         matches!(&refused[..], [Err(pactum::ClientError::Rejected(_))]),
         "{refused:?}"
+    );
+    server.abort();
+}
+
+fn tail(from: Option<u64>) -> a::TailRequest {
+    a::TailRequest {
+        from,
+        fail_at: None,
+        endless: None,
+        pad: None,
+    }
+}
+
+async fn serve_echo(
+    config: pactum::router::ServerConfig,
+) -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let service = Arc::new(Echo);
+    let router = a::rest::router_with(service.clone(), config.clone())
+        .merge(a::grpc::router_with(service, config));
+    (addr, tokio::spawn(pactum::router::serve(listener, router)))
+}
+
+fn numbers(items: Vec<Result<a::TailResponse, pactum::ClientError<a::TailError>>>) -> Vec<u64> {
+    items.into_iter().map(|i| i.unwrap().n).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stream_is_server_sent_events_that_end_fail_and_resume() {
+    use tokio_stream::StreamExt;
+    let (addr, server) = serve_echo(Default::default()).await;
+    let rest = a::rest::Client::new(format!("http://{addr}"));
+    // To its `end`, then no more.
+    let all: Vec<_> = rest.tail(&tail(None)).await.unwrap().collect().await;
+    assert_eq!(numbers(all), [1, 2, 3, 4, 5]);
+    // A declared error mid-stream is the stream's last item, typed.
+    let failing = a::TailRequest {
+        fail_at: Some(3),
+        ..tail(None)
+    };
+    let items: Vec<_> = rest.tail(&failing).await.unwrap().collect().await;
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert!(matches!(
+        &items[2],
+        Err(pactum::ClientError::Declared(a::TailError::Gone(a::Gone {
+            at: 3
+        })))
+    ));
+    // The same handler over gRPC.
+    let grpc = a::grpc::Client::connect_lazy(format!("http://{addr}")).unwrap();
+    let over_grpc: Vec<_> = grpc.tail(&tail(Some(3))).await.unwrap().collect().await;
+    assert_eq!(numbers(over_grpc), [4, 5]);
+
+    // As any HTTP client sees it: `text/event-stream`, each item an event with its id, and
+    // `Last-Event-ID` resuming after an id (winning over the query's `from`).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "GET /v1/tail?from=0 HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\nlast-event-id: 2\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_string(&mut reply),
+    )
+    .await
+    .expect("the stream ends within 5 s")
+    .unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
+    for n in 3..=5 {
+        assert!(
+            body.contains(&format!("data: {{\"n\":{n},\"pad\":\"\"}}\nid: {n}\n")),
+            "{n}: {body}"
+        );
+    }
+    assert!(!body.contains("\"n\":2"), "{body}");
+    assert!(body.contains("event: end\ndata: {}\n"), "{body}");
+
+    // An input the contract refuses is a problem before any event.
+    let too_big = a::TailRequest {
+        pad: Some(2_000_000),
+        ..tail(None)
+    };
+    match rest.tail(&too_big).await {
+        Err(pactum::ClientError::Rejected(p)) => assert_eq!(p.status, 422),
+        other => panic!("{:?}", other.map(|_| "a stream")),
+    }
+    server.abort();
+}
+
+/// Forwards connections to `upstream`; the first one is cut after `cut` bytes of reply.
+async fn cutting_proxy(upstream: String, cut: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        for i in 0..20 {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                return;
+            };
+            if i > 0 {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+                continue;
+            }
+            tokio::spawn(async move {
+                let (mut cr, mut cw) = client.split();
+                let (mut sr, mut sw) = server.split();
+                let up = async { tokio::io::copy(&mut cr, &mut sw).await };
+                let down = async {
+                    let mut sent = 0;
+                    let mut buf = vec![0u8; 1024];
+                    while sent < cut {
+                        let n = sr.read(&mut buf).await?;
+                        if n == 0 {
+                            break;
+                        }
+                        cw.write_all(&buf[..n]).await?;
+                        sent += n;
+                    }
+                    Ok::<_, std::io::Error>(())
+                };
+                // The reply is cut: both sides close when `down` is done.
+                tokio::select! { _ = up => {}, _ = down => {} }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_stream_resumes_after_its_last_id_without_gaps_or_repeats() {
+    use tokio_stream::StreamExt;
+    let (addr, server) = serve_echo(Default::default()).await;
+    // Each event carries 2 kB: the cut lands after the second or third.
+    let proxy = cutting_proxy(addr, 5_000).await;
+    let rest = a::rest::Client::new(format!("http://{proxy}"));
+    let padded = a::TailRequest {
+        pad: Some(2_000),
+        ..tail(None)
+    };
+    let items: Vec<_> = rest.tail(&padded).await.unwrap().collect().await;
+    assert_eq!(numbers(items), [1, 2, 3, 4, 5]);
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off_and_told_why() {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = pactum::router::ServerConfig {
+        stream_buffer: 4,
+        stream_stall: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let (addr, server) = serve_echo(config).await;
+    let before = TAIL_DROPPED.load(Ordering::SeqCst);
+    // A reader with a small window that reads nothing: 64 kB events fill it, then the
+    // server's queue.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let request = format!(
+        "GET /v1/tail?endless=true&pad=65536 HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // The handler's stream is dropped (what it holds released) while the client still reads
+    // nothing.
+    let mut waited = 0;
+    while TAIL_DROPPED.load(Ordering::SeqCst) == before {
+        assert!(
+            waited < 200,
+            "the stalled stream was not cut off within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    // What was queued still arrives, then why the stream ended.
+    let mut reply = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut reply),
+    )
+    .await
+    .expect("the rest arrives within 20 s")
+    .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    let last = reply.rsplit("event: ").next().unwrap();
+    assert!(
+        last.starts_with("problem\n"),
+        "{}",
+        &last[..last.len().min(300)]
+    );
+    assert!(last.contains("read nothing for 300 ms"), "{last}");
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_at_its_deadline() {
+    use tokio_stream::StreamExt;
+    let (addr, server) = serve_echo(Default::default()).await;
+    let rest = a::rest::Client::new(format!("http://{addr}"));
+    let endless = a::TailRequest {
+        endless: Some(true),
+        ..tail(None)
+    };
+    let started = std::time::Instant::now();
+    let items: Vec<_> = rest.tail(&endless).await.unwrap().collect().await;
+    let took = started.elapsed();
+    assert!(items.len() > 10, "{}", items.len());
+    assert!(matches!(
+        items.last(),
+        Some(Err(pactum::ClientError::DeadlineExceeded))
+    ));
+    assert!(items[..items.len() - 1].iter().all(Result::is_ok));
+    assert!(
+        took >= std::time::Duration::from_millis(2_900) && took < std::time::Duration::from_secs(6),
+        "{took:?}"
     );
     server.abort();
 }

@@ -515,6 +515,80 @@ impl ::pactum::Validate for Add {
     }
 }
 
+/// Input of [`Tail`](operations::TAIL).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct TailRequest {
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub from: ::std::option::Option<u64>,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub fail_at: ::std::option::Option<u64>,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub endless: ::std::option::Option<bool>,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub pad: ::std::option::Option<u32>,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for TailRequest {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("from", &self.from, path, out);
+        ::pactum::__private::check::field("fail_at", &self.fail_at, path, out);
+        ::pactum::__private::check::field("endless", &self.endless, path, out);
+        path.push_field("pad");
+        {
+            let value = &self.pad;
+            if let ::std::option::Option::Some(value) = value {
+                ::pactum::__private::check::range(
+                    value,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some(1000000u32),
+                    path,
+                    out,
+                );
+                ::pactum::Validate::validate_into(value, path, out);
+            }
+        }
+        path.pop();
+    }
+}
+
+/// Output of [`Tail`](operations::TAIL).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct TailResponse {
+    pub n: u64,
+    pub pad: ::std::string::String,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for TailResponse {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("n", &self.n, path, out);
+        ::pactum::__private::check::field("pad", &self.pad, path, out);
+    }
+}
+
 /// Input of [`ListNodes`](operations::LIST_NODES).
 #[derive(
     ::core::fmt::Debug,
@@ -670,6 +744,58 @@ impl ::pactum::Validate for EvalRequest {
     }
 }
 
+/// The stream ran into a missing item.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct Gone {
+    pub at: u64,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for Gone {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("at", &self.at, path, out);
+    }
+}
+
+impl ::pactum::DeclaredError for Gone {
+    const CODE: &'static str = "Gone";
+
+    const STATUS: ::pactum::ErrorStatus = ::pactum::ErrorStatus::NotFound;
+}
+
+impl ::std::fmt::Display for Gone {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        f.write_str("The stream ran into a missing item.")
+    }
+}
+
+impl ::std::error::Error for Gone {}
+impl ::pactum::ErrorKind for Gone {
+    fn error_kind(&self) -> &str {
+        "Gone"
+    }
+}
+
+/// Errors declared for `Tail`.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum TailError {
+    /// The declared error [`Gone`].
+    Gone(Gone),
+}
+
+::pactum::__operation_error!(TailError { Gone = "Gone" });
+
 /// Errors declared for `ListNodes`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum ListNodesError {}
@@ -698,6 +824,25 @@ pub enum EchoError {}
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
+    /// `Tail`, over `GET /v1/tail` and gRPC.
+    pub const TAIL: ::pactum::OperationInfo = ::pactum::OperationInfo {
+        service: "adversarial",
+        major: 1,
+        name: "Tail",
+        route: ::std::option::Option::Some(::pactum::Route {
+            method: "GET",
+            path: "/v1/tail",
+        }),
+        grpc: true,
+        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(3)),
+        safe: false,
+        idempotency: ::pactum::Idempotency::None,
+        retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
+        streaming: ::pactum::Streaming::Server,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
+    };
+
     /// `ListNodes`, over `GET /v1/nodes` and gRPC.
     pub const LIST_NODES: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "adversarial",
@@ -904,6 +1049,20 @@ pub mod events {
 
 /// The operations of `adversarial` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// `Tail`, over `GET /v1/tail` and gRPC.
+    fn tail(
+        &self,
+        ctx: ::pactum::Context,
+        input: TailRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ::pactum::BoxStream<
+                ::core::result::Result<TailResponse, ::pactum::HandlerError<TailError>>,
+            >,
+            ::pactum::HandlerError<TailError>,
+        >,
+    > + ::core::marker::Send;
+
     /// `ListNodes`, over `GET /v1/nodes` and gRPC.
     fn list_nodes(
         &self,
@@ -978,6 +1137,7 @@ pub mod rest {
             .route("/v1/eval", ::pactum::router::axum::routing::post(__eval::<S>))
             .route("/v1/nodes", ::pactum::router::axum::routing::get(__list_nodes::<S>))
             .route("/v1/paths", ::pactum::router::axum::routing::get(__list_paths::<S>))
+            .route("/v1/tail", ::pactum::router::axum::routing::get(__tail::<S>))
             .route("/v1/walk", ::pactum::router::axum::routing::post(__walk::<S>))
             .with_state(state)
     }
@@ -986,6 +1146,57 @@ pub mod rest {
     pub struct ServerState<S> {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
+    }
+
+    async fn __tail<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle_stream(
+                &state.config,
+                &super::operations::TAIL,
+                ::std::vec::Vec::new(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    if let ::core::option::Option::Some(v) = incoming
+                        .query::<u64>("from")?
+                    {
+                        members.insert("from".into(), v);
+                    }
+                    if let ::core::option::Option::Some(v) = incoming
+                        .query::<u64>("fail_at")?
+                    {
+                        members.insert("fail_at".into(), v);
+                    }
+                    if let ::core::option::Option::Some(v) = incoming
+                        .query::<bool>("endless")?
+                    {
+                        members.insert("endless".into(), v);
+                    }
+                    if let ::core::option::Option::Some(v) = incoming
+                        .query::<u32>("pad")?
+                    {
+                        members.insert("pad".into(), v);
+                    }
+                    if let ::core::option::Option::Some(v) = incoming
+                        .resumed::<u64>("from")?
+                    {
+                        members.insert("from".into(), v);
+                    }
+                    ::core::result::Result::Ok(members)
+                },
+                ::core::option::Option::Some(|o: &super::TailResponse| ::pactum::rest::client::param_text(
+                    &o.n,
+                )),
+                move |ctx, input: super::TailRequest| async move {
+                    service.tail(ctx, input).await
+                },
+            )
+            .await
     }
 
     async fn __list_nodes<S: super::Service>(
@@ -1192,6 +1403,32 @@ pub mod rest {
             Client { http }
         }
 
+        /// Opens the stream `GET /v1/tail` (Server-Sent Events).
+        pub async fn tail(
+            &self,
+            input: &super::TailRequest,
+        ) -> ::core::result::Result<
+            ::pactum::BoxStream<
+                ::core::result::Result<
+                    super::TailResponse,
+                    ::pactum::ClientError<super::TailError>,
+                >,
+            >,
+            ::pactum::ClientError<super::TailError>,
+        > {
+            let mut path = ::std::string::String::from("/v1/tail");
+            let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+            ::pactum::rest::client::push_query(&mut query, "from", &input.from);
+            ::pactum::rest::client::push_query(&mut query, "fail_at", &input.fail_at);
+            ::pactum::rest::client::push_query(&mut query, "endless", &input.endless);
+            ::pactum::rest::client::push_query(&mut query, "pad", &input.pad);
+            if !query.is_empty() {
+                path.push('?');
+                path.push_str(&query.join("&"));
+            }
+            self.http.stream(&super::operations::TAIL, path, true).await
+        }
+
         /// Calls `GET /v1/nodes`.
         pub async fn list_nodes(
             &self,
@@ -1375,7 +1612,7 @@ pub mod grpc {
     /// `FileDescriptorSet`: what server reflection answers with
     /// (`pactum::grpc::reflection::router(&[(SERVICE_NAME, FILE_DESCRIPTOR_SET)])`), so
     /// `grpcurl` needs no `.proto`.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\x82\x16\x0a\x14adversarial.v1.proto\x12\x0eadversarial.v1\"\xaf\x04\x0a\x04Node\x12\x12\x0a\
+    pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\xb5\x18\x0a\x14adversarial.v1.proto\x12\x0eadversarial.v1\"\xaf\x04\x0a\x04Node\x12\x12\x0a\
 \x04name\x18\x01\x20\x01(\x09R\x04name\x12(\x0a\x04next\x18\x02\x20\x01(\x0b2\x14.adversarial.v1\
 .NodeR\x04next\x120\x0a\x08children\x18\x03\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x08children\x12\
 5\x0a\x05index\x18\x04\x20\x03(\x0b2\x1f.adversarial.v1.Node.IndexEntryR\x05index\x12(\x0a\x04li\
@@ -1408,27 +1645,34 @@ pr\x12'\x0a\x03lit\x18\x01\x20\x01(\x0b2\x13.adversarial.v1.LitH\x00R\x03lit\x12
 \x20\x01(\x03R\x05value\"\xb3\x01\x0a\x03Add\x12(\x0a\x04left\x18\x01\x20\x01(\x0b2\x14.adversar\
 ial.v1.ExprR\x04left\x12*\x0a\x05right\x18\x02\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x05right\x12\
 *\x0a\x05terms\x18\x03\x20\x03(\x0b2\x14.adversarial.v1.ExprR\x05terms\x12*\x0a\x05maybe\x18\x04\
-\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x05maybe\"\x84\x01\x0a\x10ListNodesRequest\x12\x19\x0a\x05\
-after\x18\x01\x20\x01(\x09H\x00R\x05after\x88\x01\x01\x12\x19\x0a\x05limit\x18\x02\x20\x01(\x0dH\
-\x01R\x05limit\x88\x01\x01\x12\x1b\x0a\x06prefix\x18\x03\x20\x01(\x09H\x02R\x06prefix\x88\x01\x01\
-B\x08\x0a\x06_afterB\x08\x0a\x06_limitB\x09\x0a\x07_prefix\"w\x0a\x11ListNodesResponse\x12*\x0a\x05\
-nodes\x18\x01\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x05nodes\x12\x17\x0a\x04more\x18\x02\x20\x01\
-(\x09H\x00R\x04more\x88\x01\x01\x12\x14\x0a\x05total\x18\x03\x20\x01(\x0dR\x05totalB\x07\x0a\x05\
-_more\"E\x0a\x10ListPathsRequest\x12\"\x0a\x0apage_token\x18\x01\x20\x01(\x09H\x00R\x09pageToken\
-\x88\x01\x01B\x0d\x0a\x0b_page_token\"j\x0a\x11ListPathsResponse\x12\x14\x0a\x05paths\x18\x01\x20\
-\x03(\x09R\x05paths\x12+\x0a\x0fnext_page_token\x18\x02\x20\x01(\x09H\x00R\x0dnextPageToken\x88\x01\
-\x01B\x12\x0a\x10_next_page_token\"7\x0a\x0bEvalRequest\x12(\x0a\x04expr\x18\x01\x20\x01(\x0b2\x14\
-.adversarial.v1.ExprR\x04expr\"5\x0a\x09NodeAdded\x12(\x0a\x04node\x18\x01\x20\x01(\x0b2\x14.adv\
-ersarial.v1.NodeR\x04node\"8\x0a\x0aListOfNode\x12*\x0a\x05items\x18\x01\x20\x03(\x0b2\x14.adver\
-sarial.v1.NodeR\x05items\"$\x0a\x0cListOfString\x12\x14\x0a\x05items\x18\x01\x20\x03(\x09R\x05it\
-ems\"5\x0a\x0eOptionalUint32\x12\x19\x0a\x05value\x18\x01\x20\x01(\x0dH\x00R\x05value\x88\x01\x01\
-B\x08\x0a\x06_value*4\x0a\x04Some\x12\x14\x0a\x10SOME_UNSPECIFIED\x10\x00\x12\x0a\x0a\x06SOME_A\x10\
-\x01\x12\x0a\x0a\x06SOME_B\x10\x022\xdf\x02\x0a\x12AdversarialService\x12P\x0a\x09ListNodes\x12\x20\
-.adversarial.v1.ListNodesRequest\x1a!.adversarial.v1.ListNodesResponse\x12P\x0a\x09ListPaths\x12\
-\x20.adversarial.v1.ListPathsRequest\x1a!.adversarial.v1.ListPathsResponse\x129\x0a\x04Eval\x12\x1b\
-.adversarial.v1.EvalRequest\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.\
-Node\x1a\x14.adversarial.v1.Node\x126\x0a\x04Echo\x12\x16.adversarial.v1.Fields\x1a\x16.adversar\
-ial.v1.Fieldsb\x06proto3";
+\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x05maybe\"\xa3\x01\x0a\x0bTailRequest\x12\x17\x0a\x04fro\
+m\x18\x01\x20\x01(\x04H\x00R\x04from\x88\x01\x01\x12\x1c\x0a\x07fail_at\x18\x02\x20\x01(\x04H\x01\
+R\x06failAt\x88\x01\x01\x12\x1d\x0a\x07endless\x18\x03\x20\x01(\x08H\x02R\x07endless\x88\x01\x01\
+\x12\x15\x0a\x03pad\x18\x04\x20\x01(\x0dH\x03R\x03pad\x88\x01\x01B\x07\x0a\x05_fromB\x0a\x0a\x08\
+_fail_atB\x0a\x0a\x08_endlessB\x06\x0a\x04_pad\".\x0a\x0cTailResponse\x12\x0c\x0a\x01n\x18\x01\x20\
+\x01(\x04R\x01n\x12\x10\x0a\x03pad\x18\x02\x20\x01(\x09R\x03pad\"\x84\x01\x0a\x10ListNodesReques\
+t\x12\x19\x0a\x05after\x18\x01\x20\x01(\x09H\x00R\x05after\x88\x01\x01\x12\x19\x0a\x05limit\x18\x02\
+\x20\x01(\x0dH\x01R\x05limit\x88\x01\x01\x12\x1b\x0a\x06prefix\x18\x03\x20\x01(\x09H\x02R\x06pre\
+fix\x88\x01\x01B\x08\x0a\x06_afterB\x08\x0a\x06_limitB\x09\x0a\x07_prefix\"w\x0a\x11ListNodesRes\
+ponse\x12*\x0a\x05nodes\x18\x01\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x05nodes\x12\x17\x0a\x04m\
+ore\x18\x02\x20\x01(\x09H\x00R\x04more\x88\x01\x01\x12\x14\x0a\x05total\x18\x03\x20\x01(\x0dR\x05\
+totalB\x07\x0a\x05_more\"E\x0a\x10ListPathsRequest\x12\"\x0a\x0apage_token\x18\x01\x20\x01(\x09H\
+\x00R\x09pageToken\x88\x01\x01B\x0d\x0a\x0b_page_token\"j\x0a\x11ListPathsResponse\x12\x14\x0a\x05\
+paths\x18\x01\x20\x03(\x09R\x05paths\x12+\x0a\x0fnext_page_token\x18\x02\x20\x01(\x09H\x00R\x0dn\
+extPageToken\x88\x01\x01B\x12\x0a\x10_next_page_token\"7\x0a\x0bEvalRequest\x12(\x0a\x04expr\x18\
+\x01\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x04expr\"\x16\x0a\x04Gone\x12\x0e\x0a\x02at\x18\x01\x20\
+\x01(\x04R\x02at\"5\x0a\x09NodeAdded\x12(\x0a\x04node\x18\x01\x20\x01(\x0b2\x14.adversarial.v1.N\
+odeR\x04node\"8\x0a\x0aListOfNode\x12*\x0a\x05items\x18\x01\x20\x03(\x0b2\x14.adversarial.v1.Nod\
+eR\x05items\"$\x0a\x0cListOfString\x12\x14\x0a\x05items\x18\x01\x20\x03(\x09R\x05items\"5\x0a\x0e\
+OptionalUint32\x12\x19\x0a\x05value\x18\x01\x20\x01(\x0dH\x00R\x05value\x88\x01\x01B\x08\x0a\x06\
+_value*4\x0a\x04Some\x12\x14\x0a\x10SOME_UNSPECIFIED\x10\x00\x12\x0a\x0a\x06SOME_A\x10\x01\x12\x0a\
+\x0a\x06SOME_B\x10\x022\xa4\x03\x0a\x12AdversarialService\x12C\x0a\x04Tail\x12\x1b.adversarial.v\
+1.TailRequest\x1a\x1c.adversarial.v1.TailResponse0\x01\x12P\x0a\x09ListNodes\x12\x20.adversarial\
+.v1.ListNodesRequest\x1a!.adversarial.v1.ListNodesResponse\x12P\x0a\x09ListPaths\x12\x20.adversa\
+rial.v1.ListPathsRequest\x1a!.adversarial.v1.ListPathsResponse\x129\x0a\x04Eval\x12\x1b.adversar\
+ial.v1.EvalRequest\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x14\
+.adversarial.v1.Node\x126\x0a\x04Echo\x12\x16.adversarial.v1.Fields\x1a\x16.adversarial.v1.Field\
+sb\x06proto3";
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -1718,9 +1962,56 @@ ial.v1.Fieldsb\x06proto3";
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
+        pub struct TailRequest {
+            #[prost(uint64, optional, tag = "1")]
+            pub from: ::core::option::Option<u64>,
+            #[prost(uint64, optional, tag = "2")]
+            pub fail_at: ::core::option::Option<u64>,
+            #[prost(bool, optional, tag = "3")]
+            pub endless: ::core::option::Option<bool>,
+            #[prost(uint32, optional, tag = "4")]
+            pub pad: ::core::option::Option<u32>,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct TailResponse {
+            #[prost(uint64, tag = "1")]
+            pub n: u64,
+            #[prost(string, tag = "2")]
+            pub pad: ::std::string::String,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct Vec {
             #[prost(string, repeated, tag = "1")]
             pub items: ::std::vec::Vec<::std::string::String>,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct Gone {
+            #[prost(uint64, tag = "1")]
+            pub at: u64,
         }
 
         #[derive(
@@ -2277,6 +2568,58 @@ ial.v1.Fieldsb\x06proto3";
     }
 
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn tail_request_to_pb(v: super::TailRequest) -> pb::TailRequest {
+        pb::TailRequest {
+            from: v.from.map(|v| v),
+            fail_at: v.fail_at.map(|v| v),
+            endless: v.endless.map(|v| v),
+            pad: v.pad.map(|v| v),
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn tail_request_from_pb(
+        v: pb::TailRequest,
+    ) -> ::core::result::Result<super::TailRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::TailRequest {
+            from: match v.from {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+            fail_at: match v.fail_at {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+            endless: match v.endless {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+            pad: match v.pad {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn tail_response_to_pb(v: super::TailResponse) -> pb::TailResponse {
+        pb::TailResponse {
+            n: v.n,
+            pad: v.pad,
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn tail_response_from_pb(
+        v: pb::TailResponse,
+    ) -> ::core::result::Result<super::TailResponse, ::std::string::String> {
+        ::core::result::Result::Ok(super::TailResponse {
+            n: v.n,
+            pad: v.pad,
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn vec_to_pb(v: super::Vec) -> pb::Vec {
         pb::Vec {
             items: v.items.into_iter().map(|v| v).collect(),
@@ -2296,6 +2639,44 @@ ial.v1.Fieldsb\x06proto3";
                 })
                 .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
         })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn gone_to_pb(v: super::Gone) -> pb::Gone {
+        pb::Gone { at: v.at }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn gone_from_pb(
+        v: pb::Gone,
+    ) -> ::core::result::Result<super::Gone, ::std::string::String> {
+        ::core::result::Result::Ok(super::Gone { at: v.at })
+    }
+
+    fn tail_error_detail(e: &super::TailError) -> ::pactum::grpc::prost_types::Any {
+        match e {
+            super::TailError::Gone(e) => {
+                ::pactum::grpc::prost_types::Any {
+                    type_url: "type.googleapis.com/adversarial.v1.Gone".into(),
+                    value: ::pactum::grpc::prost::Message::encode_to_vec(
+                        &gone_to_pb(::core::clone::Clone::clone(e)),
+                    ),
+                }
+            }
+        }
+    }
+
+    fn tail_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::TailError> {
+        match any.type_url.as_str() {
+            "type.googleapis.com/adversarial.v1.Gone" => {
+                let m = <pb::Gone as ::pactum::grpc::prost::Message>::decode(&*any.value)
+                    .ok()?;
+                gone_from_pb(m).ok().map(super::TailError::Gone)
+            }
+            _ => ::core::option::Option::None,
+        }
     }
 
     fn list_nodes_error_detail(
@@ -2376,6 +2757,29 @@ ial.v1.Fieldsb\x06proto3";
         let config = ::std::sync::Arc::new(config);
         let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
+            .route(
+                "/adversarial.v1.AdversarialService/Tail",
+                ::pactum::router::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
+                    move |request: ::pactum::router::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
+                        async move {
+                            ::pactum::grpc::server_streaming(
+                                    &super::operations::TAIL,
+                                    &config,
+                                    request,
+                                    tail_request_from_pb,
+                                    tail_response_to_pb,
+                                    tail_error_detail,
+                                    move |ctx, input| async move { s.tail(ctx, input).await },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
             .route(
                 "/adversarial.v1.AdversarialService/ListNodes",
                 ::pactum::router::axum::routing::post({
@@ -2550,6 +2954,30 @@ ial.v1.Fieldsb\x06proto3";
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
+        }
+
+        /// Calls `Tail` over gRPC.
+        pub async fn tail(
+            &self,
+            input: &super::TailRequest,
+        ) -> ::core::result::Result<
+            ::pactum::BoxStream<
+                ::core::result::Result<
+                    super::TailResponse,
+                    ::pactum::ClientError<super::TailError>,
+                >,
+            >,
+            ::pactum::ClientError<super::TailError>,
+        > {
+            self.inner
+                .server_streaming(
+                    &super::operations::TAIL,
+                    "/adversarial.v1.AdversarialService/Tail",
+                    tail_request_to_pb(::core::clone::Clone::clone(input)),
+                    tail_response_from_pb,
+                    tail_error_from_detail,
+                )
+                .await
         }
 
         /// Calls `ListNodes` over gRPC.

@@ -243,6 +243,37 @@ impl ::pactum::Validate for Order {
     }
 }
 
+/// One step in an order's life.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct OrderStatusChange {
+    pub order_id: OrderId,
+    /// Counts the order's changes from 1.
+    pub seq: u64,
+    pub status: OrderStatus,
+    pub at: ::pactum::types::Timestamp,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for OrderStatusChange {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
+        ::pactum::__private::check::field("seq", &self.seq, path, out);
+        ::pactum::__private::check::field("status", &self.status, path, out);
+        ::pactum::__private::check::field("at", &self.at, path, out);
+    }
+}
+
 /// Input of [`GetOrder`](operations::GET_ORDER).
 #[derive(
     ::core::fmt::Debug,
@@ -390,6 +421,34 @@ impl ::pactum::Validate for ListOrdersResponse {
     }
 }
 
+/// Input of [`WatchOrder`](operations::WATCH_ORDER).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct WatchOrderRequest {
+    pub id: OrderId,
+    /// Resume after this `seq`.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub after: ::std::option::Option<u64>,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for WatchOrderRequest {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("id", &self.id, path, out);
+        ::pactum::__private::check::field("after", &self.after, path, out);
+    }
+}
+
 /// No order has this id.
 #[derive(
     ::core::fmt::Debug,
@@ -451,6 +510,15 @@ pub enum PlaceOrderError {}
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum ListOrdersError {}
 ::pactum::__operation_error!(ListOrdersError {});
+
+/// Errors declared for `WatchOrder`.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum WatchOrderError {
+    /// The declared error [`OrderNotFound`].
+    OrderNotFound(OrderNotFound),
+}
+
+::pactum::__operation_error!(WatchOrderError { OrderNotFound = "OrderNotFound" });
 
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
@@ -519,6 +587,25 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
+    };
+
+    /// An order's status changes as they happen, from its first (or after `after`) until it can change no more.
+    pub const WATCH_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
+        service: "orders",
+        major: 2,
+        name: "WatchOrder",
+        route: ::std::option::Option::Some(::pactum::Route {
+            method: "GET",
+            path: "/v2/orders/{id}/changes",
+        }),
+        grpc: true,
+        deadline: ::std::option::Option::None,
+        safe: false,
+        idempotency: ::pactum::Idempotency::None,
+        retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
+        streaming: ::pactum::Streaming::Server,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 }
@@ -603,6 +690,23 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<ListOrdersError>,
         >,
     > + ::core::marker::Send;
+
+    /// An order's status changes as they happen, from its first (or after `after`) until it can change no more.
+    fn watch_order(
+        &self,
+        ctx: ::pactum::Context,
+        input: WatchOrderRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ::pactum::BoxStream<
+                ::core::result::Result<
+                    OrderStatusChange,
+                    ::pactum::HandlerError<WatchOrderError>,
+                >,
+            >,
+            ::pactum::HandlerError<WatchOrderError>,
+        >,
+    > + ::core::marker::Send;
 }
 
 /// REST for `orders` v2: the axum `router` serving a `Service`, and the reqwest `Client`.
@@ -634,6 +738,10 @@ pub mod rest {
             .route(
                 "/v2/orders/{id}",
                 ::pactum::router::axum::routing::get(__get_order::<S>),
+            )
+            .route(
+                "/v2/orders/{id}/changes",
+                ::pactum::router::axum::routing::get(__watch_order::<S>),
             )
             .with_state(state)
     }
@@ -747,6 +855,44 @@ pub mod rest {
                             },
                         )
                         .await
+                },
+            )
+            .await
+    }
+
+    async fn __watch_order<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        params: ::pactum::router::axum::extract::RawPathParams,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle_stream(
+                &state.config,
+                &super::operations::WATCH_ORDER,
+                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    members.insert("id".into(), incoming.path::<super::OrderId>("id")?);
+                    if let ::core::option::Option::Some(v) = incoming
+                        .query::<u64>("after")?
+                    {
+                        members.insert("after".into(), v);
+                    }
+                    if let ::core::option::Option::Some(v) = incoming
+                        .resumed::<u64>("after")?
+                    {
+                        members.insert("after".into(), v);
+                    }
+                    ::core::result::Result::Ok(members)
+                },
+                ::core::option::Option::Some(|o: &super::OrderStatusChange| ::pactum::rest::client::param_text(
+                    &o.seq,
+                )),
+                move |ctx, input: super::WatchOrderRequest| async move {
+                    service.watch_order(ctx, input).await
                 },
             )
             .await
@@ -894,6 +1040,35 @@ pub mod rest {
                 |o: super::ListOrdersResponse| (o.orders, o.next_page_token),
                 |i: &mut super::ListOrdersRequest, cursor| i.page_token = cursor,
             )
+        }
+
+        /// An order's status changes as they happen, from its first (or after `after`) until it can change no more.
+        pub async fn watch_order(
+            &self,
+            input: &super::WatchOrderRequest,
+        ) -> ::core::result::Result<
+            ::pactum::BoxStream<
+                ::core::result::Result<
+                    super::OrderStatusChange,
+                    ::pactum::ClientError<super::WatchOrderError>,
+                >,
+            >,
+            ::pactum::ClientError<super::WatchOrderError>,
+        > {
+            let mut path = ::std::string::String::from("/v2/orders/");
+            path.push_str(
+                &::pactum::rest::client::encode(
+                    &::pactum::rest::client::param_text(&input.id),
+                ),
+            );
+            path.push_str("/changes");
+            let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+            ::pactum::rest::client::push_query(&mut query, "after", &input.after);
+            if !query.is_empty() {
+                path.push('?');
+                path.push_str(&query.join("&"));
+            }
+            self.http.stream(&super::operations::WATCH_ORDER, path, true).await
         }
     }
 }

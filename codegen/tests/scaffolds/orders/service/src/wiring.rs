@@ -193,6 +193,29 @@ pub mod orders_v2 {
                 ),
             )
         }
+
+        /// `WatchOrder`, over `GET /v2/orders/{id}/changes` and gRPC.
+        fn watch_order(
+            &self,
+            _ctx: ::pactum::Context,
+            _input: api::WatchOrderRequest,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::pactum::BoxStream<
+                    ::core::result::Result<
+                        api::OrderStatusChange,
+                        ::pactum::HandlerError<api::WatchOrderError>,
+                    >,
+                >,
+                ::pactum::HandlerError<api::WatchOrderError>,
+            >,
+        > + ::core::marker::Send {
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::pactum::HandlerError::NotImplemented("orders.v2.WatchOrder"),
+                ),
+            )
+        }
     }
 
     impl api::Service for crate::app::App {
@@ -233,6 +256,24 @@ pub mod orders_v2 {
             >,
         > + ::core::marker::Send {
             <Self as Handlers>::list_orders(self, ctx, input)
+        }
+
+        fn watch_order(
+            &self,
+            ctx: ::pactum::Context,
+            input: api::WatchOrderRequest,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::pactum::BoxStream<
+                    ::core::result::Result<
+                        api::OrderStatusChange,
+                        ::pactum::HandlerError<api::WatchOrderError>,
+                    >,
+                >,
+                ::pactum::HandlerError<api::WatchOrderError>,
+            >,
+        > + ::core::marker::Send {
+            <Self as Handlers>::watch_order(self, ctx, input)
         }
     }
 

@@ -55,4 +55,26 @@ impl crate::wiring::orders_v2::Handlers for App {
             ::pactum::HandlerError::NotImplemented("orders.v2.ListOrders"),
         )
     }
+
+    /// `WatchOrder`, over `GET /v2/orders/{id}/changes` and gRPC.
+    ///
+    /// Replace the body; until then it answers 501 / `UNIMPLEMENTED`. Its declared errors convert with `?`: `Err(OrderNotFound { … })?`.
+    async fn watch_order(
+        &self,
+        ctx: ::pactum::Context,
+        input: api::WatchOrderRequest,
+    ) -> ::core::result::Result<
+        ::pactum::BoxStream<
+            ::core::result::Result<
+                api::OrderStatusChange,
+                ::pactum::HandlerError<api::WatchOrderError>,
+            >,
+        >,
+        ::pactum::HandlerError<api::WatchOrderError>,
+    > {
+        let _ = (ctx, input);
+        ::core::result::Result::Err(
+            ::pactum::HandlerError::NotImplemented("orders.v2.WatchOrder"),
+        )
+    }
 }
