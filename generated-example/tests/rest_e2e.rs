@@ -713,3 +713,111 @@ async fn no_call_waits_forever() {
     assert!(matches!(r, Err(ClientError::DeadlineExceeded)), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orders_status_changes_stream_as_server_sent_events() {
+    let sys = system::start(Options::default()).await.unwrap();
+    let o1 = orders::v1::rest::Client::new(&sys.orders_url);
+    let o2 = orders::v2::rest::Client::new(&sys.orders_url);
+    let order = o2
+        .place_order(&orders::v2::PlaceOrderRequest {
+            cart_id: Uuid::nil(),
+            customer_id: orders::v2::CustomerId(Uuid::from_u128(9)),
+            items: vec![orders::v2::OrderItem {
+                sku: sku("PEN-7"),
+                quantity: 1,
+                unit_price: money("1.20"),
+            }],
+        })
+        .await
+        .unwrap();
+    let watch = orders::v2::WatchOrderRequest {
+        id: order.id.clone(),
+        after: None,
+    };
+    // The typed client: the order's first status at once, the next as it happens, then the
+    // end (a cancelled order changes no more).
+    let mut changes = o2.watch_order(&watch).await.unwrap();
+    let within = Duration::from_secs(5);
+    let first = tokio::time::timeout(within, changes.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.seq, first.status),
+        (1, orders::v2::OrderStatus::Pending)
+    );
+    o1.cancel_order(&orders::v1::CancelOrderRequest {
+        id: orders::v1::OrderId(order.id.0),
+        reason: "changed my mind".into(),
+    })
+    .await
+    .unwrap();
+    let second = tokio::time::timeout(within, changes.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (second.seq, second.status),
+        (2, orders::v2::OrderStatus::Cancelled)
+    );
+    let after = tokio::time::timeout(within, changes.next()).await.unwrap();
+    assert!(after.is_none(), "the stream ends after a final status");
+
+    // A plain HTTP client reads `text/event-stream`; `Last-Event-ID` resumes after `seq` 1.
+    let url = format!("{}/v2/orders/{}/changes", sys.orders_url, order.id.0);
+    let reply = reqwest::Client::new()
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .header("last-event-id", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    assert!(reply.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let body = tokio::time::timeout(Duration::from_secs(5), reply.text())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        body.contains("\"seq\":2") && body.contains("\"status\":\"cancelled\""),
+        "{body}"
+    );
+    assert!(body.contains("id: 2\n"), "{body}");
+    assert!(!body.contains("\"seq\":1"), "resumed after 1: {body}");
+    assert!(body.trim_end().ends_with("event: end\ndata: {}"), "{body}");
+
+    // The same stream over gRPC, resumed by the field itself.
+    let grpc = orders::v2::grpc::Client::connect_lazy(sys.orders_url.clone()).unwrap();
+    let over_grpc: Vec<_> = grpc
+        .watch_order(&orders::v2::WatchOrderRequest {
+            id: order.id.clone(),
+            after: Some(1),
+        })
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(over_grpc.len(), 1);
+    assert_eq!(over_grpc[0].as_ref().unwrap().seq, 2);
+
+    // An unknown order is a declared error before any event.
+    let missing = orders::v2::OrderId(Uuid::from_u128(404));
+    match o2
+        .watch_order(&orders::v2::WatchOrderRequest {
+            id: missing.clone(),
+            after: None,
+        })
+        .await
+    {
+        Err(ClientError::Declared(orders::v2::WatchOrderError::OrderNotFound(e))) => {
+            assert_eq!(e.id, missing)
+        }
+        other => panic!("{:?}", other.map(|_| "a stream")),
+    }
+}

@@ -416,6 +416,21 @@ impl orders_v2::Service for PgOrders {
             next_page_token: if more { last } else { None },
         })
     }
+
+    /// Not served from PostgreSQL: this store keeps no history of an order's statuses (the
+    /// in-memory service streams them). Answered 501 / `UNIMPLEMENTED`, naming the operation.
+    async fn watch_order(
+        &self,
+        _ctx: Context,
+        _input: orders_v2::WatchOrderRequest,
+    ) -> Result<
+        pactum::BoxStream<
+            Result<orders_v2::OrderStatusChange, HandlerError<orders_v2::WatchOrderError>>,
+        >,
+        HandlerError<orders_v2::WatchOrderError>,
+    > {
+        Err(HandlerError::NotImplemented("orders.v2.WatchOrder"))
+    }
 }
 
 /// The inventory service over PostgreSQL.

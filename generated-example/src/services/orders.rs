@@ -18,12 +18,30 @@ struct Stored {
     status: &'static str,
     total: pricing::v1::Money,
     note: Option<String>,
+    /// Every status it has had, with when: what `WatchOrder` streams.
+    history: Vec<(&'static str, Timestamp)>,
+}
+
+impl Stored {
+    /// Moves to `status`, remembering the step.
+    fn set_status(&mut self, status: &'static str) {
+        self.status = status;
+        self.history
+            .push((status, Timestamp::from(std::time::SystemTime::now())));
+    }
+}
+
+/// Statuses an order never leaves.
+fn is_final(status: &str) -> bool {
+    matches!(status, "cancelled" | "refunded" | "shipped")
 }
 
 /// Orders in memory. `placed` counts effects, so tests can see retries applied once.
 #[derive(Default)]
 pub struct Orders {
-    orders: Mutex<BTreeMap<Uuid, Stored>>,
+    orders: Arc<Mutex<BTreeMap<Uuid, Stored>>>,
+    /// Woken on every status change, for the streams watching orders.
+    changed: Arc<tokio::sync::Notify>,
     /// Orders created so far (the effect idempotency protects).
     pub placed: AtomicU32,
     /// Calls seen, with their trace ids.
@@ -56,7 +74,8 @@ impl Orders {
         match all.get_mut(&id) {
             Some(order) => {
                 if order.status == "pending" {
-                    order.status = "paid";
+                    order.set_status("paid");
+                    self.changed.notify_waiters();
                 }
                 true
             }
@@ -100,6 +119,7 @@ impl Orders {
             lines,
             status: "pending",
             note,
+            history: vec![("pending", Timestamp::from(std::time::SystemTime::now()))],
         };
         self.orders
             .lock()
@@ -212,7 +232,8 @@ impl orders::v1::Service for Orders {
                     status: status_v1(order.status),
                 })?;
             }
-            order.status = "cancelled";
+            order.set_status("cancelled");
+            self.changed.notify_waiters();
             Self::v1(order.clone())
         };
         super::recorded(&ctx, reply).await
@@ -276,5 +297,60 @@ impl orders::v2::Service for Orders {
             orders: page.into_iter().map(|(_, o)| Self::v2(o)).collect(),
             next_page_token,
         })
+    }
+
+    async fn watch_order(
+        &self,
+        _ctx: Context,
+        input: orders::v2::WatchOrderRequest,
+    ) -> Result<
+        pactum::BoxStream<
+            Result<orders::v2::OrderStatusChange, HandlerError<orders::v2::WatchOrderError>>,
+        >,
+        HandlerError<orders::v2::WatchOrderError>,
+    > {
+        let id = input.id.0;
+        if self.get(id).is_none() {
+            Err(orders::v2::OrderNotFound { id: input.id })?;
+        }
+        let (orders, changed) = (self.orders.clone(), self.changed.clone());
+        // `seq` counts from 1; the next one to send follows `after` (a resume).
+        let next = input.after.unwrap_or(0) + 1;
+        let changes = futures_util::stream::unfold(next, move |seq| {
+            let (orders, changed) = (orders.clone(), changed.clone());
+            async move {
+                // Each turn sends the next step, or waits for one; the stream ends after a
+                // final status (or, from outside, at the client's leaving or the deadline).
+                loop {
+                    // Registered before the state is read, so a change in between wakes it.
+                    let notified = changed.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    let (step, done) = {
+                        let all = orders.lock().expect("orders lock");
+                        let order = all.get(&id)?;
+                        let step = order.history.get(seq as usize - 1).copied();
+                        (
+                            step,
+                            is_final(order.status) && seq as usize > order.history.len(),
+                        )
+                    };
+                    if let Some((status, at)) = step {
+                        let change = orders::v2::OrderStatusChange {
+                            order_id: orders::v2::OrderId(id),
+                            seq,
+                            status: status_v2(status),
+                            at,
+                        };
+                        return Some((Ok(change), seq + 1));
+                    }
+                    if done {
+                        return None;
+                    }
+                    notified.await;
+                }
+            }
+        });
+        Ok(Box::pin(changes))
     }
 }

@@ -243,6 +243,37 @@ impl ::pactum::Validate for Order {
     }
 }
 
+/// One step in an order's life.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct OrderStatusChange {
+    pub order_id: OrderId,
+    /// Counts the order's changes from 1.
+    pub seq: u64,
+    pub status: OrderStatus,
+    pub at: ::pactum::types::Timestamp,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for OrderStatusChange {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
+        ::pactum::__private::check::field("seq", &self.seq, path, out);
+        ::pactum::__private::check::field("status", &self.status, path, out);
+        ::pactum::__private::check::field("at", &self.at, path, out);
+    }
+}
+
 /// Input of [`GetOrder`](operations::GET_ORDER).
 #[derive(
     ::core::fmt::Debug,
@@ -390,6 +421,34 @@ impl ::pactum::Validate for ListOrdersResponse {
     }
 }
 
+/// Input of [`WatchOrder`](operations::WATCH_ORDER).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct WatchOrderRequest {
+    pub id: OrderId,
+    /// Resume after this `seq`.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub after: ::std::option::Option<u64>,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for WatchOrderRequest {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("id", &self.id, path, out);
+        ::pactum::__private::check::field("after", &self.after, path, out);
+    }
+}
+
 /// No order has this id.
 #[derive(
     ::core::fmt::Debug,
@@ -451,6 +510,15 @@ pub enum PlaceOrderError {}
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum ListOrdersError {}
 ::pactum::__operation_error!(ListOrdersError {});
+
+/// Errors declared for `WatchOrder`.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum WatchOrderError {
+    /// The declared error [`OrderNotFound`].
+    OrderNotFound(OrderNotFound),
+}
+
+::pactum::__operation_error!(WatchOrderError { OrderNotFound = "OrderNotFound" });
 
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
@@ -519,6 +587,25 @@ pub mod operations {
         retry: ::std::option::Option::None,
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy::DEFAULT,
+    };
+
+    /// An order's status changes as they happen, from its first (or after `after`) until it can change no more.
+    pub const WATCH_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
+        service: "orders",
+        major: 2,
+        name: "WatchOrder",
+        route: ::std::option::Option::Some(::pactum::Route {
+            method: "GET",
+            path: "/v2/orders/{id}/changes",
+        }),
+        grpc: true,
+        deadline: ::std::option::Option::None,
+        safe: false,
+        idempotency: ::pactum::Idempotency::None,
+        retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
+        streaming: ::pactum::Streaming::Server,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
     };
 }
@@ -668,6 +755,23 @@ pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::pactum::HandlerError<ListOrdersError>,
         >,
     > + ::core::marker::Send;
+
+    /// An order's status changes as they happen, from its first (or after `after`) until it can change no more.
+    fn watch_order(
+        &self,
+        ctx: ::pactum::Context,
+        input: WatchOrderRequest,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ::pactum::BoxStream<
+                ::core::result::Result<
+                    OrderStatusChange,
+                    ::pactum::HandlerError<WatchOrderError>,
+                >,
+            >,
+            ::pactum::HandlerError<WatchOrderError>,
+        >,
+    > + ::core::marker::Send;
 }
 
 /// REST for `orders` v2: the axum `router` serving a `Service`, and the reqwest `Client`.
@@ -699,6 +803,10 @@ pub mod rest {
             .route(
                 "/v2/orders/{id}",
                 ::pactum::router::axum::routing::get(__get_order::<S>),
+            )
+            .route(
+                "/v2/orders/{id}/changes",
+                ::pactum::router::axum::routing::get(__watch_order::<S>),
             )
             .with_state(state)
     }
@@ -812,6 +920,44 @@ pub mod rest {
                             },
                         )
                         .await
+                },
+            )
+            .await
+    }
+
+    async fn __watch_order<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        params: ::pactum::router::axum::extract::RawPathParams,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle_stream(
+                &state.config,
+                &super::operations::WATCH_ORDER,
+                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                request,
+                |incoming: &::pactum::rest::server::Incoming| {
+                    let mut members = ::pactum::__private::serde_json::Map::new();
+                    members.insert("id".into(), incoming.path::<super::OrderId>("id")?);
+                    if let ::core::option::Option::Some(v) = incoming
+                        .query::<u64>("after")?
+                    {
+                        members.insert("after".into(), v);
+                    }
+                    if let ::core::option::Option::Some(v) = incoming
+                        .resumed::<u64>("after")?
+                    {
+                        members.insert("after".into(), v);
+                    }
+                    ::core::result::Result::Ok(members)
+                },
+                ::core::option::Option::Some(|o: &super::OrderStatusChange| ::pactum::rest::client::param_text(
+                    &o.seq,
+                )),
+                move |ctx, input: super::WatchOrderRequest| async move {
+                    service.watch_order(ctx, input).await
                 },
             )
             .await
@@ -960,6 +1106,35 @@ pub mod rest {
                 |i: &mut super::ListOrdersRequest, cursor| i.page_token = cursor,
             )
         }
+
+        /// An order's status changes as they happen, from its first (or after `after`) until it can change no more.
+        pub async fn watch_order(
+            &self,
+            input: &super::WatchOrderRequest,
+        ) -> ::core::result::Result<
+            ::pactum::BoxStream<
+                ::core::result::Result<
+                    super::OrderStatusChange,
+                    ::pactum::ClientError<super::WatchOrderError>,
+                >,
+            >,
+            ::pactum::ClientError<super::WatchOrderError>,
+        > {
+            let mut path = ::std::string::String::from("/v2/orders/");
+            path.push_str(
+                &::pactum::rest::client::encode(
+                    &::pactum::rest::client::param_text(&input.id),
+                ),
+            );
+            path.push_str("/changes");
+            let mut query: ::std::vec::Vec<::std::string::String> = ::std::vec::Vec::new();
+            ::pactum::rest::client::push_query(&mut query, "after", &input.after);
+            if !query.is_empty() {
+                path.push('?');
+                path.push_str(&query.join("&"));
+            }
+            self.http.stream(&super::operations::WATCH_ORDER, path, true).await
+        }
     }
 }
 
@@ -978,7 +1153,7 @@ pub mod grpc {
     /// `grpcurl` needs no `.proto`.
     pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0aw\x0a\x1fgoogle/protobuf/timestamp.proto\x12\x0fgoogle.protobuf\";\x0a\x09Timestamp\x12\x18\x0a\
 \x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\x18\x02\x20\x01(\x05R\x05nanos\
-b\x06proto3\x0a\x86\x0c\x0a\x0forders.v2.proto\x12\x0eshop.orders.v2\x1a\x1fgoogle/protobuf/time\
+b\x06proto3\x0a\xca\x0e\x0a\x0forders.v2.proto\x12\x0eshop.orders.v2\x1a\x1fgoogle/protobuf/time\
 stamp.proto\x1a\x10pricing.v1.proto\"p\x0a\x09OrderItem\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\
 \x03sku\x12\x1a\x0a\x08quantity\x18\x02\x20\x01(\x0dR\x08quantity\x125\x0a\x0aunit_price\x18\x03\
 \x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x09unitPrice\"\x85\x02\x0a\x05Order\x12\x0e\x0a\x02id\x18\
@@ -986,41 +1161,47 @@ stamp.proto\x1a\x10pricing.v1.proto\"p\x0a\x09OrderItem\x12\x10\x0a\x03sku\x18\x
 \x05items\x18\x03\x20\x03(\x0b2\x19.shop.orders.v2.OrderItemR\x05items\x123\x0a\x06status\x18\x04\
 \x20\x01(\x0e2\x1b.shop.orders.v2.OrderStatusR\x06status\x12,\x0a\x05total\x18\x05\x20\x01(\x0b2\
 \x16.shop.pricing.v1.MoneyR\x05total\x127\x0a\x09placed_at\x18\x06\x20\x01(\x0b2\x1a.google.prot\
-obuf.TimestampR\x08placedAt\"!\x0a\x0fGetOrderRequest\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02\
-id\"~\x0a\x11PlaceOrderRequest\x12\x17\x0a\x07cart_id\x18\x01\x20\x01(\x09R\x06cartId\x12\x1f\x0a\
-\x0bcustomer_id\x18\x02\x20\x01(\x09R\x0acustomerId\x12/\x0a\x05items\x18\x03\x20\x03(\x0b2\x19.\
-shop.orders.v2.OrderItemR\x05items\"\xdc\x01\x0a\x11ListOrdersRequest\x12\x1f\x0a\x0bcustomer_id\
-\x18\x01\x20\x01(\x09R\x0acustomerId\x128\x0a\x06status\x18\x02\x20\x01(\x0e2\x1b.shop.orders.v2\
-.OrderStatusH\x00R\x06status\x88\x01\x01\x12\x20\x0a\x09page_size\x18\x03\x20\x01(\x0dH\x01R\x08\
+obuf.TimestampR\x08placedAt\"\xa1\x01\x0a\x11OrderStatusChange\x12\x19\x0a\x08order_id\x18\x01\x20\
+\x01(\x09R\x07orderId\x12\x10\x0a\x03seq\x18\x02\x20\x01(\x04R\x03seq\x123\x0a\x06status\x18\x03\
+\x20\x01(\x0e2\x1b.shop.orders.v2.OrderStatusR\x06status\x12*\x0a\x02at\x18\x04\x20\x01(\x0b2\x1a\
+.google.protobuf.TimestampR\x02at\"!\x0a\x0fGetOrderRequest\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09\
+R\x02id\"~\x0a\x11PlaceOrderRequest\x12\x17\x0a\x07cart_id\x18\x01\x20\x01(\x09R\x06cartId\x12\x1f\
+\x0a\x0bcustomer_id\x18\x02\x20\x01(\x09R\x0acustomerId\x12/\x0a\x05items\x18\x03\x20\x03(\x0b2\x19\
+.shop.orders.v2.OrderItemR\x05items\"\xdc\x01\x0a\x11ListOrdersRequest\x12\x1f\x0a\x0bcustomer_i\
+d\x18\x01\x20\x01(\x09R\x0acustomerId\x128\x0a\x06status\x18\x02\x20\x01(\x0e2\x1b.shop.orders.v\
+2.OrderStatusH\x00R\x06status\x88\x01\x01\x12\x20\x0a\x09page_size\x18\x03\x20\x01(\x0dH\x01R\x08\
 pageSize\x88\x01\x01\x12\"\x0a\x0apage_token\x18\x04\x20\x01(\x09H\x02R\x09pageToken\x88\x01\x01\
 B\x09\x0a\x07_statusB\x0c\x0a\x0a_page_sizeB\x0d\x0a\x0b_page_token\"\x84\x01\x0a\x12ListOrdersR\
 esponse\x12-\x0a\x06orders\x18\x01\x20\x03(\x0b2\x15.shop.orders.v2.OrderR\x06orders\x12+\x0a\x0f\
 next_page_token\x18\x02\x20\x01(\x09H\x00R\x0dnextPageToken\x88\x01\x01B\x12\x0a\x10_next_page_t\
-oken\"\x1f\x0a\x0dOrderNotFound\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\"\xa8\x01\x0a\x0bO\
-rderPlaced\x12\x19\x0a\x08order_id\x18\x01\x20\x01(\x09R\x07orderId\x12\x1f\x0a\x0bcustomer_id\x18\
-\x02\x20\x01(\x09R\x0acustomerId\x12/\x0a\x05items\x18\x03\x20\x03(\x0b2\x19.shop.orders.v2.Orde\
-rItemR\x05items\x12,\x0a\x05total\x18\x04\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x05total*\xad\
-\x01\x0a\x0bOrderStatus\x12\x1c\x0a\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\x0a\x14ORDER_STA\
-TUS_PENDING\x10\x01\x12\x15\x0a\x11ORDER_STATUS_PAID\x10\x02\x12\x18\x0a\x14ORDER_STATUS_SHIPPED\
-\x10\x03\x12\x1a\x0a\x16ORDER_STATUS_CANCELLED\x10\x04\x12\x19\x0a\x15ORDER_STATUS_REFUNDED\x10\x05\
-2\xa8\x01\x0a\x0dOrdersService\x12B\x0a\x08GetOrder\x12\x1f.shop.orders.v2.GetOrderRequest\x1a\x15\
-.shop.orders.v2.Order\x12S\x0a\x0aListOrders\x12!.shop.orders.v2.ListOrdersRequest\x1a\".shop.or\
-ders.v2.ListOrdersResponseb\x06proto3\x0a\xb7\x06\x0a\x10pricing.v1.proto\x12\x0fshop.pricing.v1\
-\";\x0a\x05Money\x12\x16\x0a\x06amount\x18\x01\x20\x01(\x09R\x06amount\x12\x1a\x0a\x08currency\x18\
-\x02\x20\x01(\x09R\x08currency\"9\x0a\x09QuoteLine\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03s\
-ku\x12\x1a\x0a\x08quantity\x18\x02\x20\x01(\x0dR\x08quantity\"\xa8\x01\x0a\x0aPricedLine\x12\x10\
-\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\x12\x1a\x0a\x08quantity\x18\x02\x20\x01(\x0dR\x08quanti\
-ty\x125\x0a\x0aunit_price\x18\x03\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x09unitPrice\x125\x0a\
-\x0aline_total\x18\x04\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x09lineTotal\"`\x0a\x10QuoteCart\
-Request\x12\x1a\x0a\x08currency\x18\x01\x20\x01(\x09R\x08currency\x120\x0a\x05lines\x18\x02\x20\x03\
-(\x0b2\x1a.shop.pricing.v1.QuoteLineR\x05lines\"t\x0a\x11QuoteCartResponse\x121\x0a\x05lines\x18\
-\x01\x20\x03(\x0b2\x1b.shop.pricing.v1.PricedLineR\x05lines\x12,\x0a\x05total\x18\x02\x20\x01(\x0b\
-2\x16.shop.pricing.v1.MoneyR\x05total\"Q\x0a\x0fGetPriceRequest\x12\x10\x0a\x03sku\x18\x01\x20\x01\
-(\x09R\x03sku\x12\x1f\x0a\x08currency\x18\x02\x20\x01(\x09H\x00R\x08currency\x88\x01\x01B\x0b\x0a\
-\x09_currency\"\x1e\x0a\x0aUnknownSku\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\"D\x0a\x10\
-CurrencyMismatch\x12\x1a\x0a\x08expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\
-\x02\x20\x01(\x09R\x05found2V\x0a\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1\
-.GetPriceRequest\x1a\x16.shop.pricing.v1.Moneyb\x06proto3";
+oken\"H\x0a\x11WatchOrderRequest\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\x12\x19\x0a\x05af\
+ter\x18\x02\x20\x01(\x04H\x00R\x05after\x88\x01\x01B\x08\x0a\x06_after\"\x1f\x0a\x0dOrderNotFoun\
+d\x12\x0e\x0a\x02id\x18\x01\x20\x01(\x09R\x02id\"\xa8\x01\x0a\x0bOrderPlaced\x12\x19\x0a\x08orde\
+r_id\x18\x01\x20\x01(\x09R\x07orderId\x12\x1f\x0a\x0bcustomer_id\x18\x02\x20\x01(\x09R\x0acustom\
+erId\x12/\x0a\x05items\x18\x03\x20\x03(\x0b2\x19.shop.orders.v2.OrderItemR\x05items\x12,\x0a\x05\
+total\x18\x04\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x05total*\xad\x01\x0a\x0bOrderStatus\x12\x1c\
+\x0a\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\x0a\x14ORDER_STATUS_PENDING\x10\x01\x12\x15\x0a\
+\x11ORDER_STATUS_PAID\x10\x02\x12\x18\x0a\x14ORDER_STATUS_SHIPPED\x10\x03\x12\x1a\x0a\x16ORDER_S\
+TATUS_CANCELLED\x10\x04\x12\x19\x0a\x15ORDER_STATUS_REFUNDED\x10\x052\xfe\x01\x0a\x0dOrdersServi\
+ce\x12B\x0a\x08GetOrder\x12\x1f.shop.orders.v2.GetOrderRequest\x1a\x15.shop.orders.v2.Order\x12S\
+\x0a\x0aListOrders\x12!.shop.orders.v2.ListOrdersRequest\x1a\".shop.orders.v2.ListOrdersResponse\
+\x12T\x0a\x0aWatchOrder\x12!.shop.orders.v2.WatchOrderRequest\x1a!.shop.orders.v2.OrderStatusCha\
+nge0\x01b\x06proto3\x0a\xb7\x06\x0a\x10pricing.v1.proto\x12\x0fshop.pricing.v1\";\x0a\x05Money\x12\
+\x16\x0a\x06amount\x18\x01\x20\x01(\x09R\x06amount\x12\x1a\x0a\x08currency\x18\x02\x20\x01(\x09R\
+\x08currency\"9\x0a\x09QuoteLine\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\x12\x1a\x0a\x08\
+quantity\x18\x02\x20\x01(\x0dR\x08quantity\"\xa8\x01\x0a\x0aPricedLine\x12\x10\x0a\x03sku\x18\x01\
+\x20\x01(\x09R\x03sku\x12\x1a\x0a\x08quantity\x18\x02\x20\x01(\x0dR\x08quantity\x125\x0a\x0aunit\
+_price\x18\x03\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x09unitPrice\x125\x0a\x0aline_total\x18\x04\
+\x20\x01(\x0b2\x16.shop.pricing.v1.MoneyR\x09lineTotal\"`\x0a\x10QuoteCartRequest\x12\x1a\x0a\x08\
+currency\x18\x01\x20\x01(\x09R\x08currency\x120\x0a\x05lines\x18\x02\x20\x03(\x0b2\x1a.shop.pric\
+ing.v1.QuoteLineR\x05lines\"t\x0a\x11QuoteCartResponse\x121\x0a\x05lines\x18\x01\x20\x03(\x0b2\x1b\
+.shop.pricing.v1.PricedLineR\x05lines\x12,\x0a\x05total\x18\x02\x20\x01(\x0b2\x16.shop.pricing.v\
+1.MoneyR\x05total\"Q\x0a\x0fGetPriceRequest\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\x12\x1f\
+\x0a\x08currency\x18\x02\x20\x01(\x09H\x00R\x08currency\x88\x01\x01B\x0b\x0a\x09_currency\"\x1e\x0a\
+\x0aUnknownSku\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\"D\x0a\x10CurrencyMismatch\x12\x1a\
+\x0a\x08expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(\x09R\x05\
+found2V\x0a\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1.GetPriceRequest\x1a\x16\
+.shop.pricing.v1.Moneyb\x06proto3";
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -1121,11 +1302,45 @@ CurrencyMismatch\x12\x1a\x0a\x08expected\x18\x01\x20\x01(\x09R\x08expected\x12\x
         )]
         #[prost(prost_path = "::pactum::grpc::prost")]
         #[prost(skip_debug)]
+        pub struct OrderStatusChange {
+            #[prost(string, tag = "1")]
+            pub order_id: ::std::string::String,
+            #[prost(uint64, tag = "2")]
+            pub seq: u64,
+            #[prost(int32, tag = "3")]
+            pub status: i32,
+            #[prost(message, optional, tag = "4")]
+            pub at: ::core::option::Option<::pactum::grpc::prost_types::Timestamp>,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
         pub struct PricingV1Money {
             #[prost(string, tag = "1")]
             pub amount: ::std::string::String,
             #[prost(string, tag = "2")]
             pub currency: ::std::string::String,
+        }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct WatchOrderRequest {
+            #[prost(string, tag = "1")]
+            pub id: ::std::string::String,
+            #[prost(uint64, optional, tag = "2")]
+            pub after: ::core::option::Option<u64>,
         }
 
         #[derive(
@@ -1328,6 +1543,33 @@ CurrencyMismatch\x12\x1a\x0a\x08expected\x18\x01\x20\x01(\x09R\x08expected\x12\x
     }
 
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn order_status_change_to_pb(v: super::OrderStatusChange) -> pb::OrderStatusChange {
+        pb::OrderStatusChange {
+            order_id: ::std::string::ToString::to_string(&v.order_id.0),
+            seq: v.seq,
+            status: order_status_to_pb(&v.status),
+            at: ::core::option::Option::Some(::pactum::grpc::timestamp_to(v.at)),
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn order_status_change_from_pb(
+        v: pb::OrderStatusChange,
+    ) -> ::core::result::Result<super::OrderStatusChange, ::std::string::String> {
+        ::core::result::Result::Ok(super::OrderStatusChange {
+            order_id: super::OrderId(
+                ::pactum::grpc::parse::<::pactum::types::Uuid>("order_id", &v.order_id)?,
+            ),
+            seq: v.seq,
+            status: order_status_from_pb(v.status),
+            at: {
+                let v = v.at.ok_or_else(|| ::pactum::grpc::missing("at"))?;
+                ::pactum::grpc::timestamp_from(v)?
+            },
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
     fn pricing_v1_money_to_pb(
         v: super::super::super::pricing::v1::Money,
     ) -> pb::PricingV1Money {
@@ -1349,6 +1591,29 @@ CurrencyMismatch\x12\x1a\x0a\x08expected\x18\x01\x20\x01(\x09R\x08expected\x12\x
                 ::pactum::types::Decimal,
             >("amount", &v.amount)?,
             currency: super::super::super::pricing::v1::Currency(v.currency),
+        })
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn watch_order_request_to_pb(v: super::WatchOrderRequest) -> pb::WatchOrderRequest {
+        pb::WatchOrderRequest {
+            id: ::std::string::ToString::to_string(&v.id.0),
+            after: v.after.map(|v| v),
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn watch_order_request_from_pb(
+        v: pb::WatchOrderRequest,
+    ) -> ::core::result::Result<super::WatchOrderRequest, ::std::string::String> {
+        ::core::result::Result::Ok(super::WatchOrderRequest {
+            id: super::OrderId(
+                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
+            ),
+            after: match v.after {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
         })
     }
 
@@ -1411,6 +1676,38 @@ CurrencyMismatch\x12\x1a\x0a\x08expected\x18\x01\x20\x01(\x09R\x08expected\x12\x
     ) -> ::core::option::Option<super::ListOrdersError> {
         let _ = any;
         ::core::option::Option::None
+    }
+
+    fn watch_order_error_detail(
+        e: &super::WatchOrderError,
+    ) -> ::pactum::grpc::prost_types::Any {
+        match e {
+            super::WatchOrderError::OrderNotFound(e) => {
+                ::pactum::grpc::prost_types::Any {
+                    type_url: "type.googleapis.com/shop.orders.v2.OrderNotFound".into(),
+                    value: ::pactum::grpc::prost::Message::encode_to_vec(
+                        &order_not_found_to_pb(::core::clone::Clone::clone(e)),
+                    ),
+                }
+            }
+        }
+    }
+
+    fn watch_order_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::WatchOrderError> {
+        match any.type_url.as_str() {
+            "type.googleapis.com/shop.orders.v2.OrderNotFound" => {
+                let m = <pb::OrderNotFound as ::pactum::grpc::prost::Message>::decode(
+                        &*any.value,
+                    )
+                    .ok()?;
+                order_not_found_from_pb(m)
+                    .ok()
+                    .map(super::WatchOrderError::OrderNotFound)
+            }
+            _ => ::core::option::Option::None,
+        }
     }
 
     /// An axum router serving every gRPC operation through the contract's
@@ -1485,6 +1782,31 @@ CurrencyMismatch\x12\x1a\x0a\x08expected\x18\x01\x20\x01(\x09R\x08expected\x12\x
                                                 move |input| async move { s.list_orders(ctx, input).await },
                                             )
                                             .await
+                                    },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/shop.orders.v2.OrdersService/WatchOrder",
+                ::pactum::router::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
+                    move |request: ::pactum::router::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
+                        async move {
+                            ::pactum::grpc::server_streaming(
+                                    &super::operations::WATCH_ORDER,
+                                    &config,
+                                    request,
+                                    watch_order_request_from_pb,
+                                    order_status_change_to_pb,
+                                    watch_order_error_detail,
+                                    move |ctx, input| async move {
+                                        s.watch_order(ctx, input).await
                                     },
                                 )
                                 .await
@@ -1590,6 +1912,30 @@ CurrencyMismatch\x12\x1a\x0a\x08expected\x18\x01\x20\x01(\x09R\x08expected\x12\x
                 |o: super::ListOrdersResponse| (o.orders, o.next_page_token),
                 |i: &mut super::ListOrdersRequest, cursor| i.page_token = cursor,
             )
+        }
+
+        /// Calls `WatchOrder` over gRPC.
+        pub async fn watch_order(
+            &self,
+            input: &super::WatchOrderRequest,
+        ) -> ::core::result::Result<
+            ::pactum::BoxStream<
+                ::core::result::Result<
+                    super::OrderStatusChange,
+                    ::pactum::ClientError<super::WatchOrderError>,
+                >,
+            >,
+            ::pactum::ClientError<super::WatchOrderError>,
+        > {
+            self.inner
+                .server_streaming(
+                    &super::operations::WATCH_ORDER,
+                    "/shop.orders.v2.OrdersService/WatchOrder",
+                    watch_order_request_to_pb(::core::clone::Clone::clone(input)),
+                    order_status_change_from_pb,
+                    watch_order_error_from_detail,
+                )
+                .await
         }
     }
 }
