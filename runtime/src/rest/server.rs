@@ -211,14 +211,7 @@ where
 {
     let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
-    let mut ctx = Context::from_headers(&parts.headers).with_peer(
-        parts
-            .extensions
-            .get::<std::sync::Arc<PeerIdentity>>()
-            .cloned(),
-    );
-    let request_id = ctx.request_id().map_or_else(random_id, str::to_string);
-    ctx = ctx.with_request_id(request_id.clone());
+    let (mut ctx, request_id) = request_context(&parts);
     // Over the operation's concurrency limit: shed now, before reading the body, rather than
     // queue until the caller's deadline passes.
     let Some(slot) = config.limits.try_enter(op) else {
@@ -256,20 +249,7 @@ where
     if let Some(budget) = op.deadline {
         ctx = ctx.with_timeout(budget);
     }
-    let span = tracing::info_span!(
-        "pactum.request",
-        otel.name = op.name,
-        otel.kind = "server",
-        http.method = %parts.method,
-        http.status_code = tracing::field::Empty,
-        request_id = %request_id,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-        parent_span_id = tracing::field::Empty,
-        outcome = tracing::field::Empty,
-        error.kind = tracing::field::Empty,
-        error.message = tracing::field::Empty,
-    );
+    let span = request_span(op, &parts.method, &request_id);
     let ctx = crate::trace::enter(&span, ctx);
     // A caller that goes away drops this future mid-request: say so on the span, and count
     // it as 499 (the caller closed the request).
@@ -327,14 +307,7 @@ where
 {
     let started = std::time::Instant::now();
     let (parts, _body) = request.into_parts();
-    let mut ctx = Context::from_headers(&parts.headers).with_peer(
-        parts
-            .extensions
-            .get::<std::sync::Arc<PeerIdentity>>()
-            .cloned(),
-    );
-    let request_id = ctx.request_id().map_or_else(random_id, str::to_string);
-    ctx = ctx.with_request_id(request_id.clone());
+    let (mut ctx, request_id) = request_context(&parts);
     let answer = |p: Problem| {
         let r = problem_response(p, &request_id);
         crate::metrics::served(
@@ -358,20 +331,7 @@ where
     if let Some(budget) = op.deadline {
         ctx = ctx.with_timeout(budget);
     }
-    let span = tracing::info_span!(
-        "pactum.request",
-        otel.name = op.name,
-        otel.kind = "server",
-        http.method = %parts.method,
-        http.status_code = tracing::field::Empty,
-        request_id = %request_id,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-        parent_span_id = tracing::field::Empty,
-        outcome = tracing::field::Empty,
-        error.kind = tracing::field::Empty,
-        error.message = tracing::field::Empty,
-    );
+    let span = request_span(op, &parts.method, &request_id);
     let ctx = crate::trace::enter(&span, ctx);
     let incoming = Incoming {
         path,
@@ -426,6 +386,37 @@ where
         response.headers_mut().insert(wire::REQUEST_ID_HEADER, id);
     }
     response
+}
+
+/// The request's `Context` (deadline, trace, idempotency key, peer) and its request id, sent
+/// or made up.
+fn request_context(parts: &http::request::Parts) -> (Context, String) {
+    let ctx = Context::from_headers(&parts.headers).with_peer(
+        parts
+            .extensions
+            .get::<std::sync::Arc<PeerIdentity>>()
+            .cloned(),
+    );
+    let request_id = ctx.request_id().map_or_else(random_id, str::to_string);
+    (ctx.with_request_id(request_id.clone()), request_id)
+}
+
+/// The server span of one request.
+fn request_span(op: &OperationInfo, method: &http::Method, request_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        "pactum.request",
+        otel.name = op.name,
+        otel.kind = "server",
+        http.method = %method,
+        http.status_code = tracing::field::Empty,
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        error.kind = tracing::field::Empty,
+        error.message = tracing::field::Empty,
+    )
 }
 
 /// Records `outcome = "cancelled"` on a request span whose future is dropped before it
