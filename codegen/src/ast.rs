@@ -117,6 +117,45 @@ pub struct Contract {
     pub webhooks: Vec<WebhookDecl>,
     /// `resilience:` for every operation (each may override it).
     pub resilience: Option<ResilienceDecl>,
+    /// `auth:`: how callers prove who they are.
+    pub auth: Option<AuthDecl>,
+}
+
+/// `auth: { schemes: { name: { type, header?, description? } }, default: [name…] }`.
+#[derive(Clone, Debug)]
+pub struct AuthDecl {
+    /// Where `auth:` is written.
+    pub span: Span,
+    /// The schemes, by name.
+    pub schemes: Vec<SchemeDecl>,
+    /// The schemes an operation without its own `auth:` accepts (any one of them); none:
+    /// such operations are public.
+    pub default: Vec<Spanned<String>>,
+}
+
+/// One authentication scheme.
+#[derive(Clone, Debug)]
+pub struct SchemeDecl {
+    /// Its name (`staff`), used in `default:` and operations' `auth:`.
+    pub name: Spanned<String>,
+    /// `bearer`, `api_key` or `mtls`.
+    pub kind: Spanned<String>,
+    /// `api_key`: the header carrying the key (default `X-Api-Key`).
+    pub header: Option<Spanned<String>>,
+    /// Doc text.
+    pub description: Option<String>,
+}
+
+/// The header an `api_key` scheme reads when the contract names none.
+pub const DEFAULT_API_KEY_HEADER: &str = "X-Api-Key";
+
+/// An operation's `auth:`: `none` (public), or the schemes it accepts (any one of them).
+#[derive(Clone, Debug)]
+pub enum OperationAuth {
+    /// `auth: none`.
+    Public,
+    /// `auth: [staff, partner]`.
+    Schemes(Vec<Spanned<String>>),
 }
 
 /// A semantic version.
@@ -683,6 +722,8 @@ pub struct OperationDecl {
     pub paginate: Option<PaginateDecl>,
     /// `resume: { id, after }`: how a server stream resumes after a dropped connection.
     pub resume: Option<ResumeDecl>,
+    /// `auth:`: over the contract's `auth.default`.
+    pub auth: Option<Spanned<OperationAuth>>,
 }
 
 /// `resume: { id: <output field>, after: <input field> }` on a server-streaming operation:

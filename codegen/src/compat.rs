@@ -86,6 +86,7 @@ rules! {
     OutputChanged => ("api/output-changed", Breaking, "add a new operation with the new output, and deprecate this one"),
     SafetyChanged => ("api/safety-changed", Breaking, "clients retry by this promise: keep `safe`/`idempotency` as they were, or add a new operation"),
     StreamingChanged => ("api/streaming-changed", Breaking, "add a new operation with the new streaming shape"),
+    AuthTightened => ("api/auth-tightened", Breaking, "callers with the credentials accepted before are refused: keep accepting the old schemes until every caller has moved"),
     ResumeChanged => ("api/resume-changed", Breaking, "clients resume streams by these ids: keep `resume:` as it was, or add a new operation"),
     PaginationChanged => ("api/pagination-changed", Breaking, "clients walk pages by these fields and hold cursors from them: keep `paginate:` as it was, or add a new operation"),
     GrpcRemoved => ("api/grpc-removed", Breaking, "keep serving the operation over gRPC until the next major version"),
@@ -120,6 +121,7 @@ rules! {
     ConstraintRelaxed => ("json/constraint-relaxed", Compatible, "values valid before stay valid"),
     RouteAdded => ("rest/route-added", Compatible, "an operation gained a REST route"),
     GrpcAdded => ("api/grpc-added", Compatible, "an operation is now also served over gRPC"),
+    AuthRelaxed => ("api/auth-relaxed", Compatible, "more callers may call it: a scheme added, or the operation made public"),
     ResumeAdded => ("api/resume-added", Compatible, "a server stream now resumes after a dropped connection"),
     PaginationAdded => ("api/pagination-added", Compatible, "an operation now pages: its clients gain a stream of every item"),
     GuardrailChanged => ("api/guardrail-changed", Compatible, "a deadline or retry policy changed"),
@@ -350,6 +352,20 @@ impl<'a> Comparer<'a> {
                 Some(self.new.span),
                 "the contract's description changed".into(),
             );
+        }
+        for os in &self.old.auth {
+            if let Some(ns) = self.new.auth.iter().find(|s| s.name == os.name) {
+                if ns.kind != os.kind {
+                    self.push(
+                        Rule::AuthTightened,
+                        Some(self.new.span),
+                        format!(
+                            "scheme `{}` changed what callers present ({:?} → {:?})",
+                            os.name, os.kind, ns.kind
+                        ),
+                    );
+                }
+            }
         }
         self.types();
         self.errors();
@@ -908,6 +924,34 @@ impl<'a> Comparer<'a> {
                     "`{name}` changed streaming {:?} → {:?}",
                     o.streaming, n.streaming
                 ),
+            );
+        }
+        // Any one accepted scheme lets a caller in: losing one refuses its callers, gaining
+        // one (or going public) refuses nobody.
+        let (was_public, is_public) = (o.auth.is_empty(), n.auth.is_empty());
+        let lost: Vec<String> = o
+            .auth
+            .iter()
+            .filter(|s| !is_public && !n.auth.contains(s))
+            .map(|s| format!("`{s}`"))
+            .collect();
+        if was_public && !is_public {
+            self.push(
+                Rule::AuthTightened,
+                at,
+                format!("`{name}` was public and now needs {}", n.auth.join(" or ")),
+            );
+        } else if !lost.is_empty() {
+            self.push(
+                Rule::AuthTightened,
+                at,
+                format!("`{name}` no longer accepts {}", lost.join(", ")),
+            );
+        } else if (is_public && !was_public) || n.auth.iter().any(|s| !o.auth.contains(s)) {
+            self.push(
+                Rule::AuthRelaxed,
+                at,
+                format!("`{name}` accepts more callers"),
             );
         }
         let resuming = |r: &Option<crate::ir::Resume>| {

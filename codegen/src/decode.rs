@@ -57,6 +57,7 @@ pub fn decode_contract(
         .map(|n| d.named(n, "`webhooks`", Decoder::webhook_decl))
         .unwrap_or_default();
     let resilience = top.get("resilience").and_then(|n| d.resilience(n));
+    let auth = top.get("auth").and_then(|n| d.auth(n));
     let absent: Vec<bool> = ["pactum", "service", "version", "owner"]
         .iter()
         .map(|k| top.was_missing(k))
@@ -107,6 +108,7 @@ pub fn decode_contract(
         calls,
         webhooks,
         resilience,
+        auth,
     })
 }
 
@@ -836,10 +838,78 @@ impl Decoder<'_> {
             resilience: m.get("resilience").and_then(|n| self.resilience(n)),
             paginate: m.get("paginate").and_then(|n| self.paginate(n)),
             resume: m.get("resume").and_then(|n| self.resume(n)),
+            auth: m.get("auth").and_then(|n| self.operation_auth(n)),
             name,
         };
         m.finish(self.diags, OPERATION_KEYS, "an operation");
         Some(op)
+    }
+
+    /// `auth: { schemes, default }` at the top level.
+    fn auth(&mut self, node: &Node) -> Option<AuthDecl> {
+        let mut m = self.map(node, "`auth`")?;
+        let schemes = m
+            .get("schemes")
+            .map(|n| self.named(n, "`schemes`", Decoder::scheme_decl))
+            .unwrap_or_default();
+        let default = m
+            .get("default")
+            .map(|n| self.list(n, "`default`", |d, n| d.string(n, "a scheme name")))
+            .unwrap_or_default();
+        let no_schemes = m.was_missing("schemes");
+        m.finish(self.diags, AUTH_KEYS, "`auth`");
+        if no_schemes {
+            self.diags.emit(
+                Code::MissingKey,
+                node.span,
+                "`auth` has no `schemes`",
+                "declare them: `schemes: { staff: { type: bearer } }`",
+            );
+        }
+        Some(AuthDecl {
+            span: node.span,
+            schemes,
+            default,
+        })
+    }
+
+    fn scheme_decl(&mut self, name: Spanned<String>, node: &Node) -> Option<SchemeDecl> {
+        let mut m = self.map(node, "a scheme")?;
+        let kind = m.get("type").and_then(|n| self.string(n, "`type`"));
+        let header = m.get("header").and_then(|n| self.string(n, "`header`"));
+        let description = m.get("description").and_then(|n| self.text(n));
+        m.finish(self.diags, SCHEME_KEYS, "a scheme");
+        let Some(kind) = kind else {
+            self.diags.emit(
+                Code::MissingKey,
+                node.span,
+                format!("scheme `{}` has no `type`", name.value),
+                "write `type: bearer` (a JWT), `type: api_key` or `type: mtls`",
+            );
+            return None;
+        };
+        Some(SchemeDecl {
+            name,
+            kind,
+            header,
+            description,
+        })
+    }
+
+    /// An operation's `auth: none | [scheme…]`.
+    fn operation_auth(&mut self, node: &Node) -> Option<Spanned<OperationAuth>> {
+        if let NodeKind::Scalar { text, .. } = &node.kind {
+            if text == "none" {
+                return Some(Spanned::new(OperationAuth::Public, node.span));
+            }
+            // One scheme, unbracketed.
+            return Some(Spanned::new(
+                OperationAuth::Schemes(vec![Spanned::new(text.clone(), node.span)]),
+                node.span,
+            ));
+        }
+        let names = self.list(node, "`auth`", |d, n| d.string(n, "a scheme name"));
+        Some(Spanned::new(OperationAuth::Schemes(names), node.span))
     }
 
     /// `resume: { id, after }`.
@@ -1138,7 +1208,12 @@ pub const TOP_KEYS: &[&str] = &[
     "calls",
     "webhooks",
     "resilience",
+    "auth",
 ];
+/// Keys allowed in `auth`.
+pub const AUTH_KEYS: &[&str] = &["schemes", "default"];
+/// Keys allowed in an `auth` scheme.
+pub const SCHEME_KEYS: &[&str] = &["type", "header", "description"];
 /// Keys allowed in `resilience`.
 pub const RESILIENCE_KEYS: &[&str] = &["retry_budget", "breaker", "concurrency"];
 /// Keys allowed in `resilience.retry_budget`.
@@ -1301,6 +1376,7 @@ pub const OPERATION_KEYS: &[&str] = &[
     "resilience",
     "paginate",
     "resume",
+    "auth",
 ];
 /// Keys allowed in `resume`.
 pub const RESUME_KEYS: &[&str] = &["id", "after"];

@@ -124,6 +124,7 @@ codes! {
     DuplicateContract => "E0260",
     CallBudget => "E0270",
     ContradictoryPolicy => "E0271",
+    Auth => "E0280",
     VagueFieldName => "W0001",
     OperationNamedAsEvent => "W0002",
     EventNamedAsCommand => "W0003",

@@ -89,6 +89,33 @@ pub struct Contract {
     pub calls: Vec<Call>,
     /// Webhooks sent.
     pub webhooks: Vec<WebhookDef>,
+    /// Authentication schemes (`auth.schemes`), in contract order.
+    pub auth: Vec<AuthScheme>,
+}
+
+/// An authentication scheme.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthScheme {
+    /// Its name in the contract (`staff`).
+    pub name: String,
+    /// What the caller presents.
+    pub kind: SchemeKind,
+    /// Doc text.
+    pub docs: Option<String>,
+}
+
+/// What a scheme's caller presents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SchemeKind {
+    /// `Authorization: Bearer <JWT>`.
+    Bearer,
+    /// A key in a header.
+    ApiKey {
+        /// The header (`X-Api-Key`).
+        header: String,
+    },
+    /// A client certificate, verified by TLS.
+    Mtls,
 }
 
 /// Where a named type came from.
@@ -362,6 +389,9 @@ pub struct Operation {
     pub paginate: Option<Pagination>,
     /// `resume:`: how a server stream continues after a dropped connection.
     pub resume: Option<Resume>,
+    /// The authentication schemes it accepts, any one of them (names of the contract's
+    /// `auth`); empty: public.
+    pub auth: Vec<String>,
     /// Source position.
     pub span: Span,
 }

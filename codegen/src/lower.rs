@@ -142,6 +142,25 @@ impl Lowerer<'_> {
                     span: w.name.span,
                 })
                 .collect(),
+            auth: c.auth.as_ref().map_or_else(Vec::new, |a| {
+                a.schemes
+                    .iter()
+                    .map(|s| AuthScheme {
+                        name: s.name.value.clone(),
+                        kind: match s.kind.value.as_str() {
+                            "api_key" => SchemeKind::ApiKey {
+                                header: s.header.as_ref().map_or_else(
+                                    || ast::DEFAULT_API_KEY_HEADER.to_string(),
+                                    |h| h.value.clone(),
+                                ),
+                            },
+                            "mtls" => SchemeKind::Mtls,
+                            _ => SchemeKind::Bearer,
+                        },
+                        docs: s.description.clone(),
+                    })
+                    .collect()
+            }),
         }
     }
 
@@ -381,6 +400,15 @@ impl Lowerer<'_> {
                 .map_or(Streaming::None, |s| self.value(&s.value, Streaming::None)),
             resilience: self.resilience(op.resilience.as_ref()),
             paginate: op.paginate.as_ref().and_then(|p| self.pagination(op, p)),
+            auth: match op.auth.as_ref().map(|a| &a.value) {
+                Some(ast::OperationAuth::Public) => Vec::new(),
+                Some(ast::OperationAuth::Schemes(names)) => {
+                    names.iter().map(|n| n.value.clone()).collect()
+                }
+                None => self.c.auth.as_ref().map_or_else(Vec::new, |a| {
+                    a.default.iter().map(|n| n.value.clone()).collect()
+                }),
+            },
             resume: op.resume.as_ref().and_then(|r| {
                 let (id, after) = (r.id.as_ref()?, r.after.as_ref()?);
                 Some(Resume {

@@ -63,6 +63,11 @@ events:
     key: id
     delivery: stream
     fields: { id: Id, sku: string, status: Status }
+auth:
+  schemes:
+    staff: { type: bearer }
+    partner: { type: api_key }
+  default: [staff]
 "#;
 
 fn ir(text: &str) -> pactum_codegen::ir::Ir {
@@ -122,6 +127,10 @@ fn every_change_pair_triggers_exactly_its_rules() {
         ("page by another cursor", edit("    paginate: true\n", "    paginate: { cursor: after }\n"), &["api/pagination-changed"]),
         ("stop resuming a stream", edit("    resume: { id: seq, after: after }\n", ""), &["api/resume-changed"]),
         ("serve a stream as Server-Sent Events too", edit("    streaming: server\n", "    streaming: server\n    rest: GET /watch\n"), &["rest/route-added"]),
+        ("accept another scheme", edit("    deadline: 1s\n", "    deadline: 1s\n    auth: [staff, partner]\n"), &["api/auth-relaxed"]),
+        ("make an operation public", edit("    deadline: 1s\n", "    deadline: 1s\n    auth: none\n"), &["api/auth-relaxed"]),
+        ("require another scheme instead", edit("    deadline: 1s\n", "    deadline: 1s\n    auth: [partner]\n"), &["api/auth-tightened"]),
+        ("change what a scheme's callers present", edit("partner: { type: api_key }", "partner: { type: mtls }"), &["api/auth-tightened"]),
         ("change the HTTP method", edit("rest: PUT /items", "rest: POST /items"), &["rest/method-changed"]),
         ("change the path", edit("rest: GET /items/{id}", "rest: GET /things/{id}"), &["rest/path-changed"]),
         ("drop the REST route", edit("    rest: PUT /items\n", ""), &["rest/route-removed"]),

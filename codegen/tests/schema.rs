@@ -47,6 +47,11 @@ fn schema_keys_match_the_decoder() {
         keys(&defs["operation"]["properties"]["paginate"]["oneOf"][1]),
         set(decode::PAGINATE_KEYS)
     );
+    assert_eq!(keys(&defs["auth"]), set(decode::AUTH_KEYS));
+    assert_eq!(
+        keys(&defs["auth"]["properties"]["schemes"]["additionalProperties"]),
+        set(decode::SCHEME_KEYS)
+    );
     assert_eq!(
         keys(&defs["operation"]["properties"]["resume"]),
         set(decode::RESUME_KEYS)

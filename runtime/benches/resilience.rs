@@ -33,6 +33,7 @@ const OP: OperationInfo = OperationInfo {
     per_try: None,
     streaming: Streaming::None,
     resilience: ResiliencePolicy::DEFAULT,
+    auth: &[],
 };
 
 #[derive(Debug)]

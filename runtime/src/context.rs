@@ -31,6 +31,8 @@ pub struct Context {
     claim: Option<Claim>,
     /// The client certificate the caller's TLS connection presented (mutual TLS).
     peer: Option<Arc<PeerIdentity>>,
+    /// Who the caller proved to be (`auth:`), set by the server before the handler runs.
+    principal: Option<Arc<crate::auth::Principal>>,
 }
 
 /// Who is calling, as the client certificate of a mutual-TLS connection says: what a handler
@@ -58,6 +60,7 @@ impl Default for Context {
             calls: None,
             claim: None,
             peer: None,
+            principal: None,
         }
     }
 }
@@ -292,6 +295,17 @@ impl Context {
         self
     }
 
+    /// Who the caller proved to be, when the operation requires authentication.
+    pub fn principal(&self) -> Option<&crate::auth::Principal> {
+        self.principal.as_deref()
+    }
+
+    /// Sets the caller's principal (the servers do, after its verifier accepted it).
+    pub fn with_principal(mut self, principal: Option<crate::auth::Principal>) -> Self {
+        self.principal = principal.map(Arc::new);
+        self
+    }
+
     /// Builds the context of an incoming request from its headers (HTTP headers, gRPC
     /// metadata or message headers). Malformed values are ignored: a bad `traceparent` starts a
     /// fresh trace, a bad timeout means no deadline, a bad key or id is dropped.
@@ -318,6 +332,7 @@ impl Context {
             calls: None,
             claim: None,
             peer: None,
+            principal: None,
         };
         if let Some(t) = timeout {
             ctx = ctx.with_timeout(t);

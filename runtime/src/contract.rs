@@ -57,6 +57,8 @@ pub struct OperationInfo {
     pub streaming: Streaming,
     /// Retry budget, circuit breaker and concurrency limit (`resilience:`).
     pub resilience: crate::resilience::ResiliencePolicy,
+    /// The authentication schemes it accepts, any one of them (`auth:`); empty: public.
+    pub auth: &'static [crate::auth::Scheme],
 }
 
 impl OperationInfo {

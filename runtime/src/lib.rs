@@ -35,6 +35,7 @@
 //! Generated code reaches its dependencies only through `::pactum::__private`, so a user's
 //! own imports never clash with it and the generated crate needs no direct serde dependency.
 
+pub mod auth;
 pub mod call;
 mod context;
 mod contract;

@@ -457,6 +457,7 @@ mod tests {
                 concurrency: Some(2),
                 ..ResiliencePolicy::DEFAULT
             },
+            auth: &[],
         };
         let (a_op, b_op) = (limited("A"), limited("B"));
         let limits = Limits::default();

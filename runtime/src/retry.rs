@@ -303,6 +303,7 @@ mod tests {
             per_try: None,
             streaming: Streaming::None,
             resilience: crate::ResiliencePolicy::DEFAULT,
+            auth: &[],
         }
     }
 

@@ -301,6 +301,9 @@ pub struct ServerConfig {
     /// How long a stream waits, its queue full, for a client that reads nothing before it is
     /// ended (its handler's stream dropped, a `problem` event queued). Default 30 s.
     pub stream_stall: Duration,
+    /// The verifier of each authentication scheme the contract declares (`auth:`). Default:
+    /// none, so an operation that requires a scheme is refused (500, logged) until one is set.
+    pub auth: crate::auth::Verifiers,
 }
 
 impl Default for ServerConfig {
@@ -316,14 +319,24 @@ impl Default for ServerConfig {
             cursors: Default::default(),
             stream_buffer: 64,
             stream_stall: Duration::from_secs(30),
+            auth: Default::default(),
         }
     }
 }
 
 impl ServerConfig {
-    /// The scope `op`'s keys are claimed in: `service.vN.Operation`, after the caller when
-    /// [`caller`](Self::caller) names one.
-    pub fn claim_scope(&self, op: &OperationInfo, headers: &http::HeaderMap) -> String {
+    /// The scope `op`'s keys are claimed in: `service.vN.Operation`, after the caller: the
+    /// authenticated principal where there is one, else whom [`caller`](Self::caller) names.
+    /// So one caller's key can never replay another's reply.
+    pub fn claim_scope(
+        &self,
+        op: &OperationInfo,
+        headers: &http::HeaderMap,
+        principal: Option<&crate::auth::Principal>,
+    ) -> String {
+        if let Some(p) = principal {
+            return format!("{p}|{}", op.scope());
+        }
         match self.caller.as_ref().and_then(|caller| caller(headers)) {
             Some(who) => format!("{who}|{}", op.scope()),
             None => op.scope(),

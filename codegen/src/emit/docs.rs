@@ -12,7 +12,7 @@ use crate::ast::Number;
 use crate::budget;
 use crate::ir::{
     CallRef, Constraints, Contract, ContractId, Field, Idempotency, Ir, Jitter, Operation, Retry,
-    Streaming, TypeKind, TypeRef, Union,
+    SchemeKind, Streaming, TypeKind, TypeRef, Union,
 };
 use askama::Template;
 use std::path::PathBuf;
@@ -47,6 +47,8 @@ struct OpDoc {
     budget: Vec<String>,
     /// How it pages, when it does.
     pagination: Option<String>,
+    /// Who may call it, when the contract has `auth:`.
+    callers: Option<String>,
 }
 
 struct TypeDoc {
@@ -428,6 +430,24 @@ fn page(ir: &Ir, c: &Contract) -> Page {
                     .as_ref()
                     .map_or("none".into(), |t| type_link(home, t)),
                 budget: budget_lines(ir, o),
+                callers: (!c.auth.is_empty()).then(|| {
+                    if o.auth.is_empty() {
+                        return "callers: anyone (public)".to_string();
+                    }
+                    let each: Vec<String> = o
+                        .auth
+                        .iter()
+                        .filter_map(|name| c.auth.iter().find(|s| &s.name == name))
+                        .map(|s| match &s.kind {
+                            SchemeKind::Bearer => format!("`{}` (a bearer token)", s.name),
+                            SchemeKind::ApiKey { header } => {
+                                format!("`{}` (an API key in `{header}`)", s.name)
+                            }
+                            SchemeKind::Mtls => format!("`{}` (a client certificate)", s.name),
+                        })
+                        .collect();
+                    format!("callers: {}", each.join(" or "))
+                }),
                 pagination: o.paginate.as_ref().map(|p| {
                     let size = p
                         .size_wire

@@ -234,6 +234,11 @@ pub(crate) fn grpc(ctx: &Ctx<'_>) -> TokenStream {
                     Client { inner }
                 }
 
+                /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+                pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+                    Client { inner: self.inner.with_credentials(credentials) }
+                }
+
                 #(#methods)*
             }
         }

@@ -8,7 +8,9 @@
 
 use super::json_schema::{per_contract, q, Flavour, Schemas};
 use super::GeneratedFile;
-use crate::ir::{Contract, Field, Idempotency, Ir, Operation, Place, TypeKind, TypeRef};
+use crate::ir::{
+    Contract, Field, Idempotency, Ir, Operation, Place, SchemeKind, TypeKind, TypeRef,
+};
 use askama::Template;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -24,6 +26,8 @@ struct Document {
     service: String,
     paths: Vec<PathItem>,
     schemas: Vec<(String, String)>,
+    /// `components.securitySchemes`: the contract's `auth.schemes`.
+    security_schemes: Vec<(String, String)>,
 }
 
 struct PathItem {
@@ -41,6 +45,9 @@ struct OpItem {
     request_body: Option<String>,
     responses: Vec<(u16, String)>,
     extensions: Vec<(String, String)>,
+    /// `security`: any one of the schemes it accepts (`[]`: public), when the contract has
+    /// `auth`.
+    security: Option<String>,
 }
 
 /// One OpenAPI document per contract that has REST operations: `<service>.v<major>.yaml`.
@@ -227,6 +234,13 @@ fn operation(s: &mut Schemas<'_>, c: &Contract, op: &Operation) -> OpItem {
         (504, "The deadline passed before the operation finished."),
         (500, "The server failed."),
     ];
+    if !op.auth.is_empty() {
+        generic.push((
+            401,
+            "No credentials, or none that prove anything (see WWW-Authenticate).",
+        ));
+        generic.push((403, "The credentials are good, but not for this operation."));
+    }
     if !body_fields.is_empty() {
         generic.push((413, "Request body too large."));
         generic.push((415, "The body is not JSON."));
@@ -320,6 +334,9 @@ fn operation(s: &mut Schemas<'_>, c: &Contract, op: &Operation) -> OpItem {
         request_body,
         responses: responses.into_iter().collect(),
         extensions,
+        security: (!c.auth.is_empty()).then(|| {
+            Value::Array(op.auth.iter().map(|name| json!({ name: [] })).collect()).to_string()
+        }),
     }
 }
 
@@ -354,6 +371,25 @@ fn document(ir: &Ir, c: &Contract) -> Document {
         schemas: schemas
             .into_iter()
             .map(|(k, v)| (q(&k), v.to_string()))
+            .collect(),
+        security_schemes: c
+            .auth
+            .iter()
+            .map(|a| {
+                let mut scheme = match &a.kind {
+                    SchemeKind::Bearer => {
+                        json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+                    }
+                    SchemeKind::ApiKey { header } => {
+                        json!({"type": "apiKey", "in": "header", "name": header})
+                    }
+                    SchemeKind::Mtls => json!({"type": "mutualTLS"}),
+                };
+                if let Some(d) = &a.docs {
+                    scheme["description"] = json!(d.trim());
+                }
+                (q(&a.name), scheme.to_string())
+            })
             .collect(),
     }
 }

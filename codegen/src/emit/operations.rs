@@ -2,7 +2,7 @@
 
 use super::events::retry_policy;
 use super::{deprecated, docs, Ctx};
-use crate::ir::{Idempotency, Operation, Resilience, Streaming};
+use crate::ir::{Idempotency, Operation, Resilience, SchemeKind, Streaming};
 use crate::naming::{ident, Case};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -115,6 +115,19 @@ fn info(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
         None => quote!(::std::option::Option::None),
     };
     let resilience = resilience_policy(&op.resilience);
+    // The schemes it accepts, spelled out from the contract's `auth.schemes`.
+    let schemes = op.auth.iter().filter_map(|name| {
+        let s = ctx.contract.auth.iter().find(|s| &s.name == name)?;
+        let kind = match &s.kind {
+            SchemeKind::Bearer => quote!(::pactum::auth::SchemeKind::Bearer),
+            SchemeKind::ApiKey { header } => {
+                let header = header.to_ascii_lowercase();
+                quote!(::pactum::auth::SchemeKind::ApiKey { header: #header })
+            }
+            SchemeKind::Mtls => quote!(::pactum::auth::SchemeKind::Mtls),
+        };
+        Some(quote!(::pactum::auth::Scheme { name: #name, kind: #kind }))
+    });
     quote! {
         #doc
         #dep
@@ -131,6 +144,7 @@ fn info(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
             per_try: #per_try,
             streaming: #streaming,
             resilience: #resilience,
+            auth: &[#(#schemes),*],
         };
     }
 }

@@ -509,6 +509,11 @@ fn client(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                 Client { http }
             }
 
+            /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+            pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+                Client { http: self.http.with_credentials(credentials) }
+            }
+
             #(#methods)*
         }
     }

@@ -17,7 +17,7 @@
 //! ([`handler_groups`] says which methods each file should have).
 
 use super::{docs, rust_type_with};
-use crate::ir::{Consumer, Contract, ContractId, Ir, NamedRef, Operation, Streaming};
+use crate::ir::{Consumer, Contract, ContractId, Ir, NamedRef, Operation, SchemeKind, Streaming};
 use crate::naming::{ident, Case};
 use askama::Template;
 use proc_macro2::TokenStream;
@@ -305,8 +305,14 @@ struct Facts {
 
 impl Facts {
     fn of(contracts: &[&Contract], spec: &Spec) -> Facts {
+        // JSON Web Tokens only where a served contract takes bearer tokens.
+        let bearer = contracts
+            .iter()
+            .flat_map(|c| &c.auth)
+            .any(|s| s.kind == SchemeKind::Bearer);
         let features = PACTUM_FEATURES
             .iter()
+            .chain(bearer.then_some(&"jwt"))
             .map(|f| format!("\"{f}\""))
             .collect::<Vec<_>>()
             .join(", ");
@@ -492,8 +498,88 @@ fn signature(
 }
 
 /// `service/src/wiring.rs`.
+/// `verifiers()`: a verifier for each authentication scheme of the served contracts, set up
+/// from the environment (`AUTH_<SCHEME>_…`), so a deployment gives keys, not code.
+fn verifiers(contracts: &[&Contract]) -> TokenStream {
+    let mut seen = std::collections::BTreeSet::new();
+    let schemes: Vec<_> = contracts
+        .iter()
+        .flat_map(|c| &c.auth)
+        .filter(|s| seen.insert(s.name.clone()))
+        .collect();
+    let mut env_doc = Vec::new();
+    let steps = schemes.iter().map(|s| {
+        let name = &s.name;
+        let var = |what: &str| format!("AUTH_{}_{what}", s.name.to_ascii_uppercase());
+        match &s.kind {
+            SchemeKind::Bearer => {
+                let (url, issuer, audience) = (var("JWKS_URL"), var("ISSUER"), var("AUDIENCE"));
+                env_doc.push(format!(
+                    " - `{name}` (bearer): `{url}` (its issuer's JWKS document; required), `{issuer}` and `{audience}` (checked when set)."
+                ));
+                let missing = format!("scheme `{name}` takes bearer tokens: set {url} to its issuer's JWKS document");
+                quote! {
+                    let url = ::std::env::var(#url).map_err(|_| #missing.to_string())?;
+                    let mut jwt = ::pactum::auth::jwt::JwtVerifier::jwks_url(url);
+                    if let ::core::result::Result::Ok(issuer) = ::std::env::var(#issuer) {
+                        jwt = jwt.issuer(issuer);
+                    }
+                    if let ::core::result::Result::Ok(audience) = ::std::env::var(#audience) {
+                        jwt = jwt.audience(audience);
+                    }
+                    verifiers = verifiers.with(#name, jwt);
+                }
+            }
+            SchemeKind::ApiKey { header } => {
+                let keys = var("KEYS");
+                env_doc.push(format!(
+                    " - `{name}` (an API key in `{header}`): `{keys}`, `key:subject` pairs separated by commas (required)."
+                ));
+                let missing = format!("scheme `{name}` takes API keys: set {keys} to `key:subject` pairs, separated by commas");
+                let malformed = format!("{keys}: write `key:subject` pairs, separated by commas");
+                quote! {
+                    let listed = ::std::env::var(#keys).map_err(|_| #missing.to_string())?;
+                    let mut keys = ::pactum::auth::ApiKeys::new();
+                    for pair in listed.split(',').filter(|p| !p.trim().is_empty()) {
+                        let (key, subject) = pair.trim().split_once(':').ok_or_else(|| #malformed.to_string())?;
+                        keys = keys.key(key, subject);
+                    }
+                    verifiers = verifiers.with(#name, keys);
+                }
+            }
+            SchemeKind::Mtls => {
+                env_doc.push(format!(
+                    " - `{name}` (a client certificate): any the server's client CA signed."
+                ));
+                quote!(verifiers = verifiers.with(#name, ::pactum::auth::Certificates::any());)
+            }
+        }
+    }).collect::<Vec<_>>();
+    let mut doc = String::from(
+        " The verifier of each authentication scheme of the served contracts, from the environment.",
+    );
+    if env_doc.is_empty() {
+        doc.push_str(" The contracts declare none.");
+    }
+    let doc_lines = std::iter::once(doc).chain(env_doc);
+    let start = if schemes.is_empty() {
+        quote!(let verifiers = ::pactum::auth::Verifiers::new();)
+    } else {
+        quote!(let mut verifiers = ::pactum::auth::Verifiers::new();)
+    };
+    quote! {
+        #(#[doc = #doc_lines])*
+        pub fn verifiers() -> ::core::result::Result<::pactum::auth::Verifiers, ::std::string::String> {
+            #start
+            #(#steps)*
+            ::core::result::Result::Ok(verifiers)
+        }
+    }
+}
+
 fn wiring(contracts: &[&Contract], spec: &Spec) -> TokenStream {
     let krate = api_crate(spec);
+    let verifiers = verifiers(contracts);
     let service_name = &spec.serves;
     let groups = contracts
         .iter()
@@ -709,6 +795,8 @@ fn wiring(contracts: &[&Contract], spec: &Spec) -> TokenStream {
 
         #[doc = #grpc_names_doc]
         pub const GRPC_SERVICES: &[&str] = &[#(#grpc_names),*];
+
+        #verifiers
 
         #(#groups)*
 

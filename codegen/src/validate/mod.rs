@@ -14,6 +14,7 @@ use crate::resolve::{id_of, Scope, Shape};
 use crate::tense::{self, Verdict};
 use std::collections::{HashMap, HashSet};
 
+mod auth;
 mod calls;
 mod events;
 mod names;
@@ -148,6 +149,7 @@ impl ContractChecker<'_, '_> {
         if let Some(r) = &c.resilience {
             self.check_resilience(r);
         }
+        self.check_auth();
         self.check_top_level_names();
         for t in &c.types {
             self.check_type(t);

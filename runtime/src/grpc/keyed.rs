@@ -35,7 +35,7 @@ impl Keyed {
     ) -> Self {
         Keyed {
             store: Arc::clone(&config.idempotency),
-            scope: config.claim_scope(op, headers),
+            scope: config.claim_scope(op, headers, ctx.principal()),
             key: KeyHeader::read(ctx, headers),
             lease: config.lease.for_deadline(op.deadline),
             retention: config.retention,

@@ -154,6 +154,10 @@ where
         }
     };
     let (ctx, span) = server_context(op, request.headers(), request.extensions());
+    let ctx = match authenticated(config, op, request.headers(), ctx).await {
+        Ok(ctx) => ctx,
+        Err(refused) => return refused,
+    };
     let guard = crate::trace::DropGuard::new(&span, &ctx);
     let mut abandoned = Abandoned {
         op,
@@ -258,9 +262,40 @@ pub struct GrpcClient {
     target: std::sync::Arc<crate::resilience::Target>,
     /// Set in code, over every operation's contract policy.
     resilience: Option<crate::ResiliencePolicy>,
+    /// What it sends to prove who it is (`auth:`).
+    credentials: Option<crate::auth::Credentials>,
 }
 
 impl GrpcClient {
+    /// Sends `credentials` with every call (as metadata). `UNAUTHENTICATED` is retried once,
+    /// and only when a bearer token source, asked again, gives another token.
+    pub fn with_credentials(mut self, credentials: crate::auth::Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// The call's metadata: context headers and credentials.
+    async fn metadata<E>(
+        &self,
+        ctx: &Context,
+        key: Option<&str>,
+    ) -> Result<tonic::metadata::MetadataMap, ClientError<E>> {
+        let mut headers = http::HeaderMap::new();
+        ctx.inject_headers(&mut headers, Transport::Grpc);
+        if let Some(key) = key {
+            crate::HeaderSink::set_header(
+                &mut headers,
+                crate::wire::IDEMPOTENCY_KEY_HEADER,
+                crate::wire::format_sf_string(key),
+            );
+        }
+        if let Some(c) = &self.credentials {
+            c.apply(&mut headers)
+                .await
+                .map_err(|e| ClientError::Transport(format!("cannot get credentials: {e}")))?;
+        }
+        Ok(tonic::metadata::MetadataMap::from_headers(headers))
+    }
     /// A client for `url` (`http://127.0.0.1:50051`, or `https://…` trusting the system's
     /// roots with the `tls` feature); connects on first use and reconnects after the
     /// connection closes.
@@ -284,6 +319,7 @@ impl GrpcClient {
             default_timeout: crate::call::DEFAULT_TIMEOUT,
             target: Default::default(),
             resilience: None,
+            credentials: None,
         }
     }
 
@@ -295,6 +331,7 @@ impl GrpcClient {
             default_timeout: crate::call::DEFAULT_TIMEOUT,
             target: Default::default(),
             resilience: None,
+            credentials: None,
         }
     }
 
@@ -360,7 +397,21 @@ impl GrpcClient {
             };
             async move {
                 let key = a.idempotency_key.as_deref();
-                self.attempt(&ctx, key, path, body, decode, error).await
+                let sent = match &self.credentials {
+                    Some(crate::auth::Credentials::Bearer(source)) => source.token().await.ok(),
+                    _ => None,
+                };
+                let first = self
+                    .attempt(&ctx, key, path, std::sync::Arc::clone(&body), decode, error)
+                    .await;
+                match (&first, &self.credentials) {
+                    (Err(GrpcAttemptError(ClientError::Rpc { code: 16, .. }, _)), Some(c))
+                        if c.renewed(sent.as_deref()).await =>
+                    {
+                        self.attempt(&ctx, key, path, body, decode, error).await
+                    }
+                    _ => first,
+                }
             }
         };
         // A policy set in code replaces the contract's (the facts are a small `Copy` struct).
@@ -411,17 +462,8 @@ impl GrpcClient {
         PbOut: prost::Message + Default + Send + 'static,
     {
         let fail = GrpcAttemptError::failed;
-        let mut headers = http::HeaderMap::new();
-        ctx.inject_headers(&mut headers, Transport::Grpc);
-        if let Some(key) = key {
-            crate::HeaderSink::set_header(
-                &mut headers,
-                crate::wire::IDEMPOTENCY_KEY_HEADER,
-                crate::wire::format_sf_string(key),
-            );
-        }
         let mut request = tonic::Request::new(body);
-        *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
+        *request.metadata_mut() = self.metadata(ctx, key).await.map_err(fail)?;
         let mut grpc = self.grpc();
         let call = async {
             grpc.ready().await?;
@@ -679,6 +721,38 @@ impl Drop for Abandoned {
     }
 }
 
+/// `ctx` with the caller's principal, or the refusal: `UNAUTHENTICATED`, `PERMISSION_DENIED`,
+/// or `INTERNAL` for a scheme the server has no verifier for.
+async fn authenticated(
+    config: &ServerConfig,
+    op: &'static OperationInfo,
+    headers: &http::HeaderMap,
+    ctx: Context,
+) -> Result<Context, axum::response::Response> {
+    match crate::auth::authenticate(&config.auth, op, headers, ctx.peer()).await {
+        Ok(principal) => Ok(ctx.with_principal(principal)),
+        Err(refusal) => {
+            let (code, status) = match &refusal {
+                crate::auth::Refusal::Unauthenticated { .. } => {
+                    (16, tonic::Status::unauthenticated(refusal.detail()))
+                }
+                crate::auth::Refusal::Forbidden(_) => {
+                    (7, tonic::Status::permission_denied(refusal.detail()))
+                }
+                crate::auth::Refusal::Misconfigured(_) => {
+                    (13, tonic::Status::internal(refusal.detail()))
+                }
+            };
+            crate::metrics::served(
+                op,
+                crate::metrics::Status::Grpc(code),
+                std::time::Duration::ZERO,
+            );
+            Err(status.into_http())
+        }
+    }
+}
+
 fn shed(op: &OperationInfo) -> axum::response::Response {
     // Shed at once: a request that took no time, answered RESOURCE_EXHAUSTED.
     crate::metrics::served(
@@ -775,6 +849,10 @@ where
     };
     let slot = std::sync::Arc::new(slot);
     let (ctx, span) = server_context(op, request.headers(), request.extensions());
+    let ctx = match authenticated(config, op, request.headers(), ctx).await {
+        Ok(ctx) => ctx,
+        Err(refused) => return refused,
+    };
     let service = tower::service_fn(move |req: tonic::Request<PbIn>| {
         let (ctx, handler, slot) = (ctx.clone(), handler.clone(), slot.clone());
         async move {
@@ -824,6 +902,10 @@ where
     };
     let slot = std::sync::Arc::new(slot);
     let (ctx, span) = server_context(op, request.headers(), request.extensions());
+    let ctx = match authenticated(config, op, request.headers(), ctx).await {
+        Ok(ctx) => ctx,
+        Err(refused) => return refused,
+    };
     let service = tower::service_fn(move |req: tonic::Request<tonic::Streaming<PbIn>>| {
         let (ctx, handler, slot) = (ctx.clone(), handler.clone(), slot.clone());
         async move {
@@ -870,6 +952,10 @@ where
     };
     let slot = std::sync::Arc::new(slot);
     let (ctx, span) = server_context(op, request.headers(), request.extensions());
+    let ctx = match authenticated(config, op, request.headers(), ctx).await {
+        Ok(ctx) => ctx,
+        Err(refused) => return refused,
+    };
     let service = tower::service_fn(move |req: tonic::Request<tonic::Streaming<PbIn>>| {
         let (ctx, handler, slot) = (ctx.clone(), handler.clone(), slot.clone());
         async move {
@@ -914,10 +1000,8 @@ impl GrpcClient {
         // The call's span, until the server has answered the stream's start.
         let span = crate::trace::client_span(op, "grpc");
         let ctx = crate::trace::enter(&span, ctx);
-        let mut headers = http::HeaderMap::new();
-        ctx.inject_headers(&mut headers, Transport::Grpc);
         let mut request = tonic::Request::new(message);
-        *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
+        *request.metadata_mut() = self.metadata(&ctx, None).await?;
         let mut grpc = self.grpc();
         grpc.ready()
             .await

@@ -59,6 +59,8 @@ pub struct HttpClient {
     target: Arc<Target>,
     /// Set in code, over every operation's contract policy.
     resilience: Option<ResiliencePolicy>,
+    /// What it sends to prove who it is (`auth:`).
+    credentials: Option<crate::auth::Credentials>,
 }
 
 impl HttpClient {
@@ -86,7 +88,15 @@ impl HttpClient {
             default_timeout: DEFAULT_TIMEOUT,
             target: Arc::new(Target::new()),
             resilience: None,
+            credentials: None,
         }
+    }
+
+    /// Sends `credentials` with every call (and stream). A 401 is retried once, and only
+    /// when a bearer token source, asked again, gives another token.
+    pub fn with_credentials(mut self, credentials: crate::auth::Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
     }
 
     /// Sets the budget used when neither the contract nor the caller sets a deadline
@@ -342,6 +352,7 @@ impl HttpClient {
         }
         let mut headers = http::HeaderMap::new();
         ctx.inject_headers(&mut headers, Transport::Http);
+        self.authorize(&mut headers).await?;
         let mut request = self
             .http
             .get(url)
@@ -375,7 +386,53 @@ impl HttpClient {
         Err(reply_error(status, is_problem, &bytes))
     }
 
+    /// One attempt; refused with 401, once more if the credentials were renewed.
     async fn attempt<O, E>(
+        &self,
+        ctx: &Context,
+        key: Option<&str>,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+        reply: Reply,
+    ) -> Result<O, AttemptError<E>>
+    where
+        O: DeserializeOwned,
+        E: OperationError,
+    {
+        let sent = match &self.credentials {
+            Some(crate::auth::Credentials::Bearer(source)) => source.token().await.ok(),
+            _ => None,
+        };
+        let first = self
+            .attempt_once(ctx, key, method.clone(), url, body.clone(), reply)
+            .await;
+        if let (
+            Err(AttemptError {
+                error: ClientError::Rejected(p),
+                ..
+            }),
+            Some(c),
+        ) = (&first, &self.credentials)
+        {
+            if p.status == 401 && c.renewed(sent.as_deref()).await {
+                return self.attempt_once(ctx, key, method, url, body, reply).await;
+            }
+        }
+        first
+    }
+
+    /// Adds the credentials to `headers`.
+    async fn authorize<E>(&self, headers: &mut http::HeaderMap) -> Result<(), ClientError<E>> {
+        if let Some(c) = &self.credentials {
+            c.apply(headers)
+                .await
+                .map_err(|e| ClientError::Transport(format!("cannot get credentials: {e}")))?;
+        }
+        Ok(())
+    }
+
+    async fn attempt_once<O, E>(
         &self,
         ctx: &Context,
         key: Option<&str>,
@@ -394,6 +451,7 @@ impl HttpClient {
         };
         let mut headers = http::HeaderMap::new();
         ctx.inject_headers(&mut headers, Transport::Http);
+        self.authorize(&mut headers).await.map_err(fail)?;
         if let Some(key) = key {
             crate::HeaderSink::set_header(
                 &mut headers,

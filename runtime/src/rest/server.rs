@@ -333,6 +333,18 @@ where
     }
     let span = request_span(op, &parts.method, &request_id);
     let ctx = crate::trace::enter(&span, ctx);
+    let ctx = match crate::auth::authenticate(&config.auth, op, &parts.headers, ctx.peer()).await {
+        Ok(principal) => ctx.with_principal(principal),
+        Err(refusal) => {
+            let r = refused(refusal, &request_id);
+            crate::metrics::served(
+                op,
+                crate::metrics::Status::Http(r.status()),
+                started.elapsed(),
+            );
+            return r;
+        }
+    };
     let incoming = Incoming {
         path,
         query: parse_query(parts.uri.query()),
@@ -384,6 +396,30 @@ where
     );
     if let Ok(id) = http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(wire::REQUEST_ID_HEADER, id);
+    }
+    response
+}
+
+/// A refused call's problem: 401 with the `WWW-Authenticate` challenges, 403, or the
+/// server's own 500.
+fn refused(refusal: crate::auth::Refusal, request_id: &str) -> Response {
+    let title = match refusal.status() {
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        _ => "Internal Server Error",
+    };
+    let mut response = problem_response(
+        Problem::new(refusal.status(), title, refusal.detail()),
+        request_id,
+    );
+    if let crate::auth::Refusal::Unauthenticated { challenges, .. } = &refusal {
+        for c in challenges {
+            if let Ok(v) = http::HeaderValue::from_str(c) {
+                response
+                    .headers_mut()
+                    .append(http::header::WWW_AUTHENTICATE, v);
+            }
+        }
     }
     response
 }
@@ -456,6 +492,11 @@ where
     Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
 {
     let fail = |p: Problem| problem_response(p, request_id);
+    // Who is calling, before anything of the request is read.
+    let ctx = match crate::auth::authenticate(&config.auth, op, &parts.headers, ctx.peer()).await {
+        Ok(principal) => ctx.with_principal(principal),
+        Err(refusal) => return refused(refusal, request_id),
+    };
     let has_body = matches!(parts.method.as_str(), "POST" | "PUT" | "PATCH");
     // The body arrives under the request's deadline (or the body read timeout, if sooner): a
     // client that sends headers and then trickles, or stalls, holds nothing for long.
@@ -527,7 +568,7 @@ where
             ))
         }
     };
-    let scope = config.claim_scope(op, &call.parts.headers);
+    let scope = config.claim_scope(op, &call.parts.headers, ctx.principal());
     let fingerprint = call.fingerprint();
     let lease = config.lease.for_deadline(op.deadline);
     match admit(

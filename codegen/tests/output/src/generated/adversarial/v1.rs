@@ -841,6 +841,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Server,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// `ListNodes`, over `GET /v1/nodes` and gRPC.
@@ -860,6 +861,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// `ListPaths`, over `GET /v1/paths` and gRPC.
@@ -879,6 +881,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// A recursive tagged union in and out, over REST and gRPC.
@@ -898,6 +901,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// Takes and returns a recursive type over REST and gRPC.
@@ -917,6 +921,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// `Echo`, over `POST /v1/echo/{path}` and gRPC.
@@ -936,6 +941,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 }
 
@@ -1401,6 +1407,13 @@ pub mod rest {
         /// (your reqwest client, a default timeout for calls without a deadline).
         pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
             Client { http }
+        }
+
+        /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+        pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+            Client {
+                http: self.http.with_credentials(credentials),
+            }
         }
 
         /// Opens the stream `GET /v1/tail` (Server-Sent Events).
@@ -2954,6 +2967,13 @@ sb\x06proto3";
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
+        }
+
+        /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+        pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+            Client {
+                inner: self.inner.with_credentials(credentials),
+            }
         }
 
         /// Calls `Tail` over gRPC.

@@ -1413,6 +1413,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// `Store`, over `PUT /v1/things`.
@@ -1437,6 +1438,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// No input, no output, no errors.
@@ -1456,6 +1458,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// `Watch`, over gRPC.
@@ -1472,6 +1475,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Server,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// `Upload`, over gRPC.
@@ -1488,6 +1492,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Client,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// Both sides stream.
@@ -1504,6 +1509,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Bidi,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// `Draw`, over `POST /v1/drawings` and gRPC.
@@ -1523,6 +1529,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// `OldWay`, over `GET /v1/old/{id}`.
@@ -1543,6 +1550,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 }
 
@@ -2414,6 +2422,13 @@ pub mod rest {
         /// (your reqwest client, a default timeout for calls without a deadline).
         pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
             Client { http }
+        }
+
+        /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+        pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+            Client {
+                http: self.http.with_credentials(credentials),
+            }
         }
 
         /// Reads one thing.
@@ -3478,6 +3493,13 @@ on\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
+        }
+
+        /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+        pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+            Client {
+                inner: self.inner.with_credentials(credentials),
+            }
         }
 
         /// Calls `Fetch` over gRPC.

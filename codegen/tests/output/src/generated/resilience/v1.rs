@@ -392,6 +392,7 @@ pub mod operations {
             },
             concurrency: ::std::option::Option::None,
         },
+        auth: &[],
     };
 
     /// Read-only; its breaker opens after three failures in a row.
@@ -421,6 +422,7 @@ pub mod operations {
             },
             concurrency: ::std::option::Option::None,
         },
+        auth: &[],
     };
 
     /// At most two at once; the rest are shed.
@@ -450,6 +452,7 @@ pub mod operations {
             },
             concurrency: ::std::option::Option::Some(2),
         },
+        auth: &[],
     };
 
     /// Keyed, one at a time; its handler runs on after a caller hangs up.
@@ -479,6 +482,7 @@ pub mod operations {
             },
             concurrency: ::std::option::Option::Some(1),
         },
+        auth: &[],
     };
 
     /// A reply stream, one at a time; the stream holds its place until it ends.
@@ -505,6 +509,7 @@ pub mod operations {
             },
             concurrency: ::std::option::Option::Some(1),
         },
+        auth: &[],
     };
 
     /// Keyed, each attempt bounded by per_try; the first attempt's handler is slow.
@@ -539,6 +544,7 @@ pub mod operations {
             },
             concurrency: ::std::option::Option::None,
         },
+        auth: &[],
     };
 
     /// Neither safe nor keyed, so never retried.
@@ -568,6 +574,7 @@ pub mod operations {
             },
             concurrency: ::std::option::Option::None,
         },
+        auth: &[],
     };
 }
 
@@ -869,6 +876,13 @@ pub mod rest {
         /// (your reqwest client, a default timeout for calls without a deadline).
         pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
             Client { http }
+        }
+
+        /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+        pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+            Client {
+                http: self.http.with_credentials(credentials),
+            }
         }
 
         /// Keyed and retried three times; the retry budget bounds the retries.
@@ -1319,6 +1333,13 @@ e.v1.FeedResponse0\x01b\x06proto3";
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
+        }
+
+        /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+        pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+            Client {
+                inner: self.inner.with_credentials(credentials),
+            }
         }
 
         /// Calls `Flaky` over gRPC.

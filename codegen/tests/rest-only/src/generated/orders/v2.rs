@@ -545,6 +545,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// `PlaceOrder`, over `POST /v2/orders`.
@@ -569,6 +570,7 @@ pub mod operations {
         per_try: ::std::option::Option::Some(::std::time::Duration::from_millis(400)),
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// A customer's orders, a page at a time.
@@ -588,6 +590,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// An order's status changes as they happen, from its first (or after `after`) until it can change no more.
@@ -607,6 +610,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Server,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 }
 
@@ -928,6 +932,13 @@ pub mod rest {
         /// (your reqwest client, a default timeout for calls without a deadline).
         pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
             Client { http }
+        }
+
+        /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+        pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+            Client {
+                http: self.http.with_credentials(credentials),
+            }
         }
 
         /// Calls `GET /v2/orders/{id}`.

@@ -20,6 +20,15 @@ pub const OUTBOX: &str = "notifications_outbox";
 /// The gRPC services served, for `grpc.health.v1`.
 pub const GRPC_SERVICES: &[&str] = &[];
 
+/// The verifier of each authentication scheme of the served contracts, from the environment. The contracts declare none.
+pub fn verifiers() -> ::core::result::Result<
+    ::pactum::auth::Verifiers,
+    ::std::string::String,
+> {
+    let verifiers = ::pactum::auth::Verifiers::new();
+    ::core::result::Result::Ok(verifiers)
+}
+
 /// `notifications` v1.
 pub mod notifications_v1 {
     use ::notifications_api::notifications::v1 as api;

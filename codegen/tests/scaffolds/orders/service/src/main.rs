@@ -154,6 +154,8 @@ async fn run(config: Config) -> Result<(), String> {
         None => None,
     };
     let mut server = ServerConfig::default();
+    // Who may call: each authentication scheme's verifier, from AUTH_<SCHEME>_… variables.
+    server.auth = wiring::verifiers()?;
     if let Some(url) = &config.postgres {
         let store = pactum::store::idempotency::PostgresStore::connect(url, IDEMPOTENCY_TABLE)
             .await

@@ -23,6 +23,15 @@ pub const GRPC_SERVICES: &[&str] = &[
     ::orders_api::orders::v2::grpc::SERVICE_NAME,
 ];
 
+/// The verifier of each authentication scheme of the served contracts, from the environment. The contracts declare none.
+pub fn verifiers() -> ::core::result::Result<
+    ::pactum::auth::Verifiers,
+    ::std::string::String,
+> {
+    let verifiers = ::pactum::auth::Verifiers::new();
+    ::core::result::Result::Ok(verifiers)
+}
+
 /// `orders` v1.
 pub mod orders_v1 {
     use ::orders_api::orders::v1 as api;
