@@ -426,6 +426,12 @@ pub(crate) async fn call(
             ),
             Op::RefundPayment => json(
                 payments::v1::rest::Client::new(url)
+                    .with_credentials(pactum::auth::Credentials::bearer(
+                        generated_example::system::staff_token(
+                            "fault-suite",
+                            &[generated_example::system::REFUND_SCOPE],
+                        ),
+                    ))
                     .refund_payment(&payments::v1::RefundPaymentRequest {
                         id: payments::v1::PaymentId(id),
                         amount: money("1.00"),

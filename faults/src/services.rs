@@ -113,7 +113,10 @@ pub async fn serve(postgres: &str, port: u16, nats: Option<&str>) -> Result<(), 
             config.clone(),
         ))
         .merge(orders::v1::grpc::router_with(orders, config.clone()))
-        .merge(payments::v1::rest::router_with(payments, config.clone()))
+        .merge(payments::v1::rest::router_with(
+            payments,
+            generated_example::system::payments_config(&config),
+        ))
         .merge(inventory::v1::rest::router_with(
             inventory.clone(),
             config.clone(),

@@ -33,6 +33,7 @@ const fn op(name: &'static str, idempotency: Idempotency) -> OperationInfo {
         per_try: None,
         streaming: Streaming::None,
         resilience: pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     }
 }
 

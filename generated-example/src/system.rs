@@ -11,6 +11,58 @@ use pactum::types::{Timestamp, Uuid};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The issuer of the demo's staff tokens (the shop's identity provider, in a real shop).
+pub const DEMO_ISSUER: &str = "shop-idp";
+/// The key the demo's staff tokens are signed with (HS256). A real deployment verifies
+/// its identity provider's tokens against the provider's JWKS document instead
+/// (`JwtVerifier::jwks_url`).
+pub const DEMO_SIGNING_KEY: &[u8] = b"pactum demo: staff tokens are signed with this";
+/// A payment partner's API key in the demo.
+pub const DEMO_PARTNER_KEY: &str = "demo-partner-key-acme";
+/// The scope a token needs to refund a payment.
+pub const REFUND_SCOPE: &str = "payments:refund";
+
+/// `cfg` with the payments service's verifiers: staff tokens (issued by [`DEMO_ISSUER`], for
+/// the `payments` audience; refunds need [`REFUND_SCOPE`]) and partner keys.
+pub fn payments_config(cfg: &ServerConfig) -> ServerConfig {
+    use pactum::auth::{jwt::JwtVerifier, ApiKeys, Verifiers};
+    let staff = JwtVerifier::hs256(DEMO_SIGNING_KEY)
+        .expect("an HMAC key of any length")
+        .issuer(DEMO_ISSUER)
+        .audience("payments")
+        .require_scope(
+            &payments::v1::operations::REFUND_PAYMENT.scope(),
+            REFUND_SCOPE,
+        );
+    ServerConfig {
+        auth: Verifiers::new()
+            .with("staff", staff)
+            .with("partner", ApiKeys::new().key(DEMO_PARTNER_KEY, "acme")),
+        ..cfg.clone()
+    }
+}
+
+/// A staff token for `subject` with `scopes`, valid for an hour: the demo's stand-in for
+/// the shop's identity provider.
+pub fn staff_token(subject: &str, scopes: &[&str]) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() + 3600);
+    let claims = serde_json::json!({
+        "sub": subject,
+        "iss": DEMO_ISSUER,
+        "aud": "payments",
+        "exp": exp,
+        "scope": scopes.join(" "),
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(DEMO_SIGNING_KEY).expect("an HMAC key"),
+    )
+    .expect("HS256 signs any claims")
+}
+
 /// Serves `router` on `127.0.0.1` at a free port; returns its base URL.
 pub async fn serve(router: axum::Router) -> std::io::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -116,7 +168,7 @@ impl System {
             ))
             .merge(payments::v1::rest::router_with(
                 self.payments.clone(),
-                cfg.clone(),
+                payments_config(&cfg),
             ))
             .merge(inventory::v1::rest::router_with(
                 self.inventory.clone(),
@@ -168,7 +220,10 @@ impl System {
                     self.orders.clone(),
                     cfg.clone(),
                 ))
-                .merge(payments::v1::grpc::router_with(self.payments.clone(), cfg))
+                .merge(payments::v1::grpc::router_with(
+                    self.payments.clone(),
+                    payments_config(&cfg),
+                ))
                 .merge(reflection),
         )
     }
@@ -266,8 +321,8 @@ pub async fn start(options: Options) -> std::io::Result<System> {
         },
     );
     let payments_url = serve(
-        payments::v1::rest::router_with(payments.clone(), cfg.clone()).merge(
-            payments::v1::grpc::router_with(payments.clone(), cfg.clone()),
+        payments::v1::rest::router_with(payments.clone(), payments_config(&cfg)).merge(
+            payments::v1::grpc::router_with(payments.clone(), payments_config(&cfg)),
         ),
     )
     .await?;

@@ -104,7 +104,11 @@ async fn every_unary_grpc_operation_round_trips() {
         .unwrap();
     assert_eq!(v2.items.len(), 1);
 
-    let pay = payments::v1::grpc::Client::connect_lazy(sys.payments_url.clone()).unwrap();
+    let pay = payments::v1::grpc::Client::connect_lazy(sys.payments_url.clone())
+        .unwrap()
+        .with_credentials(pactum::auth::Credentials::bearer(
+            generated_example::system::staff_token("agent-7", &[]),
+        ));
     let payment = pay
         .get_payment(&payments::v1::GetPaymentRequest {
             id: payments::v1::PaymentId(Uuid::from_u128(0xfee)),

@@ -230,7 +230,10 @@ async fn every_rest_operation_round_trips() {
         other => panic!("{other:?}"),
     }
 
-    let pay = payments::v1::rest::Client::new(&sys.payments_url);
+    // Payments needs a staff token (refunds: with the refund scope).
+    let pay = payments::v1::rest::Client::new(&sys.payments_url).with_credentials(
+        pactum::auth::Credentials::bearer(system::staff_token("agent-7", &[system::REFUND_SCOPE])),
+    );
     let pid = payments::v1::PaymentId(Uuid::from_u128(0xfee));
     assert_eq!(
         pay.get_payment(&payments::v1::GetPaymentRequest { id: pid.clone() })
@@ -248,17 +251,20 @@ async fn every_rest_operation_round_trips() {
         .unwrap();
     assert_eq!(refunded.amount, money("20.00"));
     // The method is a tagged union: one object, `kind` beside the card's details, as any
-    // HTTP client reads it.
-    let raw = reqwest::get(format!(
-        "{}/v1/payments/{}",
-        sys.payments_url,
-        Uuid::from_u128(0xfee)
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    // HTTP client reads it (here a payment partner, with its API key).
+    let raw = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/payments/{}",
+            sys.payments_url,
+            Uuid::from_u128(0xfee)
+        ))
+        .header("x-partner-key", system::DEMO_PARTNER_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(
         raw["method"],
@@ -820,4 +826,194 @@ async fn an_orders_status_changes_stream_as_server_sent_events() {
         }
         other => panic!("{:?}", other.map(|_| "a stream")),
     }
+}
+
+/// A token signed by `key`, with `claims` over the demo's defaults.
+fn token_with(key: &[u8], claims: serde_json::Value) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut all = serde_json::json!({
+        "sub": "agent-9", "iss": system::DEMO_ISSUER, "aud": "payments", "exp": now + 600,
+    });
+    for (k, v) in claims.as_object().unwrap() {
+        all[k] = v.clone();
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &all,
+        &jsonwebtoken::EncodingKey::from_secret(key).unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_know_who_calls_them() {
+    use pactum::auth::Credentials;
+    let sys = system::start(Options::default()).await.unwrap();
+    let pid = payments::v1::PaymentId(Uuid::from_u128(0xfee));
+    let get = payments::v1::GetPaymentRequest { id: pid.clone() };
+    let url = format!("{}/v1/payments/{}", sys.payments_url, pid.0);
+    let http = reqwest::Client::new();
+
+    // No credentials: 401, with a challenge for each scheme the operation accepts.
+    let reply = http.get(&url).send().await.unwrap();
+    assert_eq!(reply.status(), 401);
+    let challenges: Vec<String> = reply
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        challenges,
+        [
+            "Bearer realm=\"payments\"",
+            "ApiKey realm=\"payments\", header=\"x-partner-key\""
+        ]
+    );
+    assert!(reply
+        .text()
+        .await
+        .unwrap()
+        .contains("needs a bearer token (staff)"));
+
+    // Bad tokens: 401 saying why, as RFC 6750 asks; never a 500.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for (token, why) in [
+        (
+            token_with(
+                system::DEMO_SIGNING_KEY,
+                serde_json::json!({"exp": now - 600}),
+            ),
+            "the token expired",
+        ),
+        (
+            token_with(b"someone else's key", serde_json::json!({})),
+            "the token's signature does not verify",
+        ),
+        (
+            token_with(
+                system::DEMO_SIGNING_KEY,
+                serde_json::json!({"iss": "elsewhere"}),
+            ),
+            "the token is from another issuer",
+        ),
+        ("not.a.token".to_string(), "the token is malformed"),
+    ] {
+        let reply = http.get(&url).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(reply.status(), 401, "{why}");
+        let challenge = reply.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            challenge.contains("error=\"invalid_token\"") && challenge.contains(why),
+            "{why}: {challenge}"
+        );
+    }
+    // A wrong API key, likewise.
+    let reply = http
+        .get(&url)
+        .header("x-partner-key", "guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 401);
+
+    // A partner may read a payment, not refund one; a token without the refund scope may
+    // read, and is refused a refund with 403.
+    let partner = payments::v1::rest::Client::new(&sys.payments_url)
+        .with_credentials(Credentials::api_key("X-Partner-Key", system::DEMO_PARTNER_KEY).unwrap());
+    assert_eq!(partner.get_payment(&get).await.unwrap().id, pid);
+    let refund = payments::v1::RefundPaymentRequest {
+        id: pid.clone(),
+        amount: money("1.00"),
+    };
+    match partner.refund_payment(&refund).await {
+        Err(ClientError::Rejected(p)) => assert_eq!(p.status, 401),
+        other => panic!("{other:?}"),
+    }
+    let reader = payments::v1::rest::Client::new(&sys.payments_url)
+        .with_credentials(Credentials::bearer(system::staff_token("agent-9", &[])));
+    assert_eq!(reader.get_payment(&get).await.unwrap().id, pid);
+    match reader.refund_payment(&refund).await {
+        Err(ClientError::Rejected(p)) => {
+            assert_eq!(p.status, 403);
+            assert!(
+                p.detail
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("payments:refund"),
+                "{p:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Over gRPC: UNAUTHENTICATED and PERMISSION_DENIED.
+    let grpc = payments::v1::grpc::Client::connect_lazy(sys.payments_url.clone()).unwrap();
+    match grpc.get_payment(&get).await {
+        Err(ClientError::Rpc { code: 16, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+
+    // A refreshed token source: the first token is refused, the client asks for another
+    // once, and the call succeeds; a static bad token is refused once, not retried.
+    let fetched = Arc::new(AtomicU32::new(0));
+    let counter = fetched.clone();
+    let refreshing = payments::v1::rest::Client::new(&sys.payments_url).with_credentials(
+        Credentials::bearer_refreshed(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Ok(if n == 0 {
+                    token_with(b"stale key", serde_json::json!({}))
+                } else {
+                    system::staff_token("agent-9", &[])
+                })
+            }
+        }),
+    );
+    assert_eq!(refreshing.get_payment(&get).await.unwrap().id, pid);
+    assert_eq!(fetched.load(Ordering::SeqCst), 2);
+    let stale = payments::v1::rest::Client::new(&sys.payments_url).with_credentials(
+        Credentials::bearer(token_with(b"stale key", serde_json::json!({}))),
+    );
+    match stale.get_payment(&get).await {
+        Err(ClientError::Rejected(p)) => assert_eq!(p.status, 401),
+        other => panic!("{other:?}"),
+    }
+
+    // Idempotency keys are scoped by principal: another agent's refund with the same key
+    // is its own refund, not a replay of the first agent's reply.
+    let refund_as = |agent: &str| {
+        payments::v1::rest::Client::new(&sys.payments_url).with_credentials(Credentials::bearer(
+            system::staff_token(agent, &[system::REFUND_SCOPE]),
+        ))
+    };
+    let key_ctx = pactum::Context::default().with_idempotency_key("refund-once");
+    let first = key_ctx
+        .clone()
+        .scope(refund_as("agent-1").refund_payment(&refund))
+        .await
+        .unwrap();
+    let again = key_ctx
+        .clone()
+        .scope(refund_as("agent-1").refund_payment(&refund))
+        .await
+        .unwrap();
+    assert_eq!(again.amount, first.amount, "the same agent's retry replays");
+    let other = key_ctx
+        .scope(refund_as("agent-2").refund_payment(&refund))
+        .await
+        .unwrap();
+    assert_eq!(
+        other.amount.amount,
+        first.amount.amount - pactum::types::Decimal::from(1),
+        "another agent's key is its own"
+    );
 }

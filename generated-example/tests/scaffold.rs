@@ -138,6 +138,10 @@ impl Service {
             .args(["--postgres", &postgres()])
             .args(broker)
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            // Payments' schemes (others ignore them): staff tokens' keys (never fetched
+            // here) and one partner key.
+            .env("AUTH_STAFF_JWKS_URL", "http://127.0.0.1:9/jwks.json")
+            .env("AUTH_PARTNER_KEYS", format!("{PARTNER_KEY}:scaffold-test"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -216,9 +220,13 @@ impl Drop for Service {
 }
 
 /// `GET path` answers 501 with a problem document naming `operation`.
+/// The partner API key the scaffolded payments service is started with.
+const PARTNER_KEY: &str = "scaffold-test-key";
+
 async fn rest_501(http: &reqwest::Client, service: &Service, path: &str, operation: &str) {
     let reply = http
         .get(format!("{}{path}", service.rest))
+        .header("x-partner-key", PARTNER_KEY)
         .send()
         .await
         .unwrap_or_else(|e| panic!("{}: GET {path}: {e}", service.name));
@@ -353,7 +361,18 @@ async fn each_example_contract_scaffolds_into_a_service_that_builds_alone_and_se
         "payments.v1.GetPayment",
     )
     .await;
-    let client = payments::v1::grpc::Client::connect_lazy(&s.grpc).expect("client");
+    // Who calls is checked before anything is decoded: no key, no call.
+    let refused = http
+        .get(format!("{}/v1/payments/{id}", s.rest))
+        .send()
+        .await
+        .expect("payments answers");
+    assert_eq!(refused.status().as_u16(), 401);
+    let client = payments::v1::grpc::Client::connect_lazy(&s.grpc)
+        .expect("client")
+        .with_credentials(
+            pactum::auth::Credentials::api_key("x-partner-key", PARTNER_KEY).expect("a key"),
+        );
     let got = client
         .get_payment(&payments::v1::GetPaymentRequest {
             id: payments::v1::PaymentId(id),

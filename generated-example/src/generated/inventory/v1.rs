@@ -509,6 +509,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// Holds stock for an order until it is paid or released.
@@ -530,6 +531,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// `ReleaseStock`, over gRPC.
@@ -546,6 +548,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// Streams availability changes of the given SKUs.
@@ -562,6 +565,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Server,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// Streams stock arrivals from a warehouse scanner; answers with the total.
@@ -578,6 +582,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Client,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// A handheld scanner streams SKUs; each gets its stock level back as it is scanned.
@@ -594,6 +599,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::Bidi,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 }
 
@@ -982,6 +988,13 @@ pub mod rest {
         /// (your reqwest client, a default timeout for calls without a deadline).
         pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
             Client { http }
+        }
+
+        /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+        pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+            Client {
+                http: self.http.with_credentials(credentials),
+            }
         }
 
         /// Calls `GET /v1/stock/{sku}`.
@@ -1870,6 +1883,13 @@ expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
+        }
+
+        /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+        pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+            Client {
+                inner: self.inner.with_credentials(credentials),
+            }
         }
 
         /// Calls `CheckStock` over gRPC.

@@ -482,6 +482,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// `PlaceOrder`, over `POST /v1/orders`.
@@ -506,6 +507,7 @@ pub mod operations {
         per_try: ::std::option::Option::Some(::std::time::Duration::from_millis(400)),
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 
     /// `CancelOrder`, over `POST /v1/orders/{id}/cancel`.
@@ -525,6 +527,7 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[],
     };
 }
 
@@ -996,6 +999,13 @@ pub mod rest {
         /// (your reqwest client, a default timeout for calls without a deadline).
         pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
             Client { http }
+        }
+
+        /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+        pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+            Client {
+                http: self.http.with_credentials(credentials),
+            }
         }
 
         /// Calls `GET /v1/orders/{id}`.
@@ -1506,6 +1516,13 @@ ricing.v1.GetPriceRequest\x1a\x16.shop.pricing.v1.Moneyb\x06proto3";
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
+        }
+
+        /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+        pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+            Client {
+                inner: self.inner.with_credentials(credentials),
+            }
         }
 
         /// Calls `GetOrder` over gRPC.

@@ -501,6 +501,18 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[
+            ::pactum::auth::Scheme {
+                name: "staff",
+                kind: ::pactum::auth::SchemeKind::Bearer,
+            },
+            ::pactum::auth::Scheme {
+                name: "partner",
+                kind: ::pactum::auth::SchemeKind::ApiKey {
+                    header: "x-partner-key",
+                },
+            },
+        ],
     };
 
     /// `RefundPayment`, over `POST /v1/payments/{id}/refunds`.
@@ -525,6 +537,12 @@ pub mod operations {
         per_try: ::std::option::Option::None,
         streaming: ::pactum::Streaming::None,
         resilience: ::pactum::ResiliencePolicy::DEFAULT,
+        auth: &[
+            ::pactum::auth::Scheme {
+                name: "staff",
+                kind: ::pactum::auth::SchemeKind::Bearer,
+            },
+        ],
     };
 }
 
@@ -952,6 +970,13 @@ pub mod rest {
         /// (your reqwest client, a default timeout for calls without a deadline).
         pub fn from_http(http: ::pactum::rest::client::HttpClient) -> Self {
             Client { http }
+        }
+
+        /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+        pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+            Client {
+                http: self.http.with_credentials(credentials),
+            }
         }
 
         /// Calls `GET /v1/payments/{id}`.
@@ -1519,6 +1544,13 @@ cing.v1.Moneyb\x06proto3";
         /// A client over a configured channel.
         pub fn from_client(inner: ::pactum::grpc::GrpcClient) -> Self {
             Client { inner }
+        }
+
+        /// Sends `credentials` with every call: what the contract's `auth:` asks for.
+        pub fn with_credentials(self, credentials: ::pactum::auth::Credentials) -> Self {
+            Client {
+                inner: self.inner.with_credentials(credentials),
+            }
         }
 
         /// Calls `GetPayment` over gRPC.
