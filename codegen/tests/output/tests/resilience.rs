@@ -136,6 +136,12 @@ struct Server {
 }
 
 impl r::Service for Server {
+    async fn who_am_i(
+        &self,
+        _: Context,
+    ) -> Result<r::WhoAmIResponse, pactum::HandlerError<r::WhoAmIError>> {
+        Err(pactum::HandlerError::internal("not used"))
+    }
     async fn flaky(
         &self,
         _: Context,

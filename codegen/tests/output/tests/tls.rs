@@ -92,8 +92,13 @@ impl Drop for Files {
 /// `https://127.0.0.1:port` and the service.
 async fn serve(tls: ServerTls) -> (String, Idle) {
     let service = Idle::default();
-    let router = r::rest::router(Arc::new(service.clone()))
-        .merge(r::grpc::router(Arc::new(service.clone())));
+    // `WhoAmI` accepts the `robot` scheme: any certificate the client CA signed.
+    let config = pactum::router::ServerConfig {
+        auth: pactum::auth::Verifiers::new().with("robot", pactum::auth::Certificates::any()),
+        ..Default::default()
+    };
+    let router = r::rest::router_with(Arc::new(service.clone()), config.clone())
+        .merge(r::grpc::router_with(Arc::new(service.clone()), config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "https://127.0.0.1:{}",
@@ -133,6 +138,20 @@ async fn call_both(url: &str, tls: &ClientTls) -> (Result<u32, String>, Result<u
     )
 }
 
+/// `WhoAmI` over REST and gRPC: the subject, or the error's text.
+async fn who_am_i(url: &str, tls: &ClientTls) -> (String, String) {
+    let rest =
+        r::rest::Client::from_http(pactum::rest::client::HttpClient::with_tls(url, tls).unwrap());
+    let grpc = r::grpc::Client::from_client(
+        pactum::grpc::GrpcClient::connect_lazy_tls(url, tls.clone()).unwrap(),
+    );
+    let text = |r: Result<r::WhoAmIResponse, ClientError<r::WhoAmIError>>| match r {
+        Ok(o) => o.subject,
+        Err(e) => format!("{e:?}"),
+    };
+    (text(rest.who_am_i().await), text(grpc.who_am_i().await))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_only_tls_serves_rest_and_grpc_on_one_port() {
     let files = Files::new("server-only");
@@ -141,8 +160,12 @@ async fn server_only_tls_serves_rest_and_grpc_on_one_port() {
     let (url, service) = serve(ServerTls::from_pem_files(&cert, &key).unwrap()).await;
     let client = ClientTls::with_ca_file(files.ca("ca", &ca)).unwrap();
     assert_eq!(call_both(&url, &client).await, (Ok(1), Ok(2)));
-    // No client certificate was asked for: the handlers saw no peer.
+    // No client certificate was asked for: the handlers saw no peer, and the operation that
+    // authenticates by certificate refuses the caller.
     assert_eq!(*service.callers.lock().unwrap(), [None, None]);
+    let (rest, grpc) = who_am_i(&url, &client).await;
+    assert!(rest.contains("status: 401"), "{rest}");
+    assert!(grpc.contains("code: 16"), "{grpc}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,6 +196,9 @@ async fn mutual_tls_accepts_the_cas_clients_and_hands_their_identity_to_the_hand
         assert_eq!(peer.dns_names, ["localhost"]);
         assert!(!peer.certificate.is_empty());
     }
+    // The `robot` scheme names the caller by its certificate's SPIFFE id.
+    let subject = format!("robot:{spiffe}");
+    assert_eq!(who_am_i(&url, &client).await, (subject.clone(), subject));
 
     // Without a certificate, or with one from another CA, or an expired one: refused, and no
     // handler ran.

@@ -12,6 +12,17 @@ pub struct Idle {
 }
 
 impl r::Service for Idle {
+    async fn who_am_i(
+        &self,
+        ctx: pactum::Context,
+    ) -> Result<r::WhoAmIResponse, pactum::HandlerError<r::WhoAmIError>> {
+        let principal = ctx
+            .principal()
+            .ok_or_else(|| pactum::HandlerError::internal("no principal"))?;
+        Ok(r::WhoAmIResponse {
+            subject: format!("{}:{}", principal.scheme, principal.subject),
+        })
+    }
     async fn flaky(
         &self,
         _: pactum::Context,

@@ -10,6 +10,30 @@ pub const VERSION: &str = "1.0.0";
 /// Team that owns this service's data.
 pub const OWNER: &str = "team-reliability";
 
+/// Output of [`WhoAmI`](operations::WHO_AM_I).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+pub struct WhoAmIResponse {
+    pub subject: ::std::string::String,
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for WhoAmIResponse {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        ::pactum::__private::check::field("subject", &self.subject, path, out);
+    }
+}
+
 /// Input of [`Flaky`](operations::FLAKY).
 #[derive(
     ::core::fmt::Debug,
@@ -322,6 +346,11 @@ impl ::pactum::Validate for UnsafeResponse {
     }
 }
 
+/// Errors declared for `WhoAmI`.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum WhoAmIError {}
+::pactum::__operation_error!(WhoAmIError {});
+
 /// Errors declared for `Flaky`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub enum FlakyError {}
@@ -360,6 +389,41 @@ pub enum UnsafeError {}
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
+    /// Who the caller is, as its client certificate (the `robot` scheme) says; the others are public.
+    pub const WHO_AM_I: ::pactum::OperationInfo = ::pactum::OperationInfo {
+        service: "resilience",
+        major: 1,
+        name: "WhoAmI",
+        route: ::std::option::Option::Some(::pactum::Route {
+            method: "GET",
+            path: "/v1/whoami",
+        }),
+        grpc: true,
+        deadline: ::std::option::Option::None,
+        safe: true,
+        idempotency: ::pactum::Idempotency::None,
+        retry: ::std::option::Option::None,
+        per_try: ::std::option::Option::None,
+        streaming: ::pactum::Streaming::None,
+        resilience: ::pactum::ResiliencePolicy {
+            retry_budget: ::pactum::resilience::RetryBudgetPolicy {
+                ratio_permille: 200,
+                min_per_second: 1,
+            },
+            breaker: ::pactum::resilience::BreakerPolicy {
+                failures: 1000,
+                cooldown: ::std::time::Duration::from_secs(1),
+            },
+            concurrency: ::std::option::Option::None,
+        },
+        auth: &[
+            ::pactum::auth::Scheme {
+                name: "robot",
+                kind: ::pactum::auth::SchemeKind::Mtls,
+            },
+        ],
+    };
+
     /// Keyed and retried three times; the retry budget bounds the retries.
     pub const FLAKY: ::pactum::OperationInfo = ::pactum::OperationInfo {
         service: "resilience",
@@ -580,6 +644,17 @@ pub mod operations {
 
 /// The operations of `resilience` v1: implement this once; the REST router (and the gRPC server) call it.
 pub trait Service: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// Who the caller is, as its client certificate (the `robot` scheme) says; the others are public.
+    fn who_am_i(
+        &self,
+        ctx: ::pactum::Context,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            WhoAmIResponse,
+            ::pactum::HandlerError<WhoAmIError>,
+        >,
+    > + ::core::marker::Send;
+
     /// Keyed and retried three times; the retry budget bounds the retries.
     fn flaky(
         &self,
@@ -687,6 +762,7 @@ pub mod rest {
             .route("/v1/fragile", ::pactum::router::axum::routing::get(__fragile::<S>))
             .route("/v1/patient", ::pactum::router::axum::routing::post(__patient::<S>))
             .route("/v1/unsafe", ::pactum::router::axum::routing::post(__unsafe::<S>))
+            .route("/v1/whoami", ::pactum::router::axum::routing::get(__who_am_i::<S>))
             .with_state(state)
     }
 
@@ -694,6 +770,31 @@ pub mod rest {
     pub struct ServerState<S> {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
+    }
+
+    async fn __who_am_i<S: super::Service>(
+        ::pactum::router::axum::extract::State(
+            state,
+        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
+        request: ::pactum::router::axum::extract::Request,
+    ) -> ::pactum::router::axum::response::Response {
+        let service = ::std::sync::Arc::clone(&state.service);
+        ::pactum::rest::server::handle(
+                &state.config,
+                &super::operations::WHO_AM_I,
+                ::pactum::rest::Reply::Json,
+                ::std::vec::Vec::new(),
+                request,
+                |_: &::pactum::rest::server::Incoming| {
+                    ::core::result::Result::Ok(
+                        ::pactum::__private::serde_json::Map::new(),
+                    )
+                },
+                move |ctx, _: ::pactum::NoInput| async move {
+                    service.who_am_i(ctx).await
+                },
+            )
+            .await
     }
 
     async fn __flaky<S: super::Service>(
@@ -885,6 +986,25 @@ pub mod rest {
             }
         }
 
+        /// Who the caller is, as its client certificate (the `robot` scheme) says; the others are public.
+        pub async fn who_am_i(
+            &self,
+        ) -> ::core::result::Result<
+            super::WhoAmIResponse,
+            ::pactum::ClientError<super::WhoAmIError>,
+        > {
+            let path = ::std::string::String::from("/v1/whoami");
+            let body = ::core::option::Option::None;
+            self.http
+                .call(
+                    &super::operations::WHO_AM_I,
+                    ::pactum::rest::Reply::Json,
+                    path,
+                    body,
+                )
+                .await
+        }
+
         /// Keyed and retried three times; the retry budget bounds the retries.
         pub async fn flaky(
             &self,
@@ -1009,20 +1129,23 @@ pub mod grpc {
     /// `FileDescriptorSet`: what server reflection answers with
     /// (`pactum::grpc::reflection::router(&[(SERVICE_NAME, FILE_DESCRIPTOR_SET)])`), so
     /// `grpcurl` needs no `.proto`.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\x9f\x05\x0a\x13resilience.v1.proto\x12\x0dresilience.v1\"\x1c\x0a\x0cFlakyRequest\x12\x0c\x0a\
-\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1d\x0a\x0dFlakyResponse\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0d\
-R\x01n\"\x1f\x0a\x0fFragileResponse\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1b\x0a\x0bBus\
-yRequest\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1c\x0a\x0cBusyResponse\x12\x0c\x0a\x01n\x18\
-\x01\x20\x01(\x0dR\x01n\"\x1e\x0a\x0eClaimedRequest\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\
-\x1f\x0a\x0fClaimedResponse\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1b\x0a\x0bFeedRequest\
-\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1c\x0a\x0cFeedResponse\x12\x0c\x0a\x01n\x18\x01\x20\
-\x01(\x0dR\x01n\"\x1e\x0a\x0ePatientRequest\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1f\x0a\
-\x0fPatientResponse\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1d\x0a\x0dUnsafeRequest\x12\x0c\
-\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1e\x0a\x0eUnsafeResponse\x12\x0c\x0a\x01n\x18\x01\x20\x01\
-(\x0dR\x01n2\xdb\x01\x0a\x11ResilienceService\x12B\x0a\x05Flaky\x12\x1b.resilience.v1.FlakyReque\
-st\x1a\x1c.resilience.v1.FlakyResponse\x12?\x0a\x04Busy\x12\x1a.resilience.v1.BusyRequest\x1a\x1b\
-.resilience.v1.BusyResponse\x12A\x0a\x04Feed\x12\x1a.resilience.v1.FeedRequest\x1a\x1b.resilienc\
-e.v1.FeedResponse0\x01b\x06proto3";
+    pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a?\x0a\x1bgoogle/protobuf/empty.proto\x12\x0fgoogle.protobuf\"\x07\x0a\x05Emptyb\x06proto3\x0a\
+\xa9\x06\x0a\x13resilience.v1.proto\x12\x0dresilience.v1\x1a\x1bgoogle/protobuf/empty.proto\"*\x0a\
+\x0eWhoAmIResponse\x12\x18\x0a\x07subject\x18\x01\x20\x01(\x09R\x07subject\"\x1c\x0a\x0cFlakyReq\
+uest\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1d\x0a\x0dFlakyResponse\x12\x0c\x0a\x01n\x18\
+\x01\x20\x01(\x0dR\x01n\"\x1f\x0a\x0fFragileResponse\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\
+\"\x1b\x0a\x0bBusyRequest\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1c\x0a\x0cBusyResponse\x12\
+\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1e\x0a\x0eClaimedRequest\x12\x0c\x0a\x01n\x18\x01\x20\
+\x01(\x0dR\x01n\"\x1f\x0a\x0fClaimedResponse\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1b\x0a\
+\x0bFeedRequest\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1c\x0a\x0cFeedResponse\x12\x0c\x0a\
+\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1e\x0a\x0ePatientRequest\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0d\
+R\x01n\"\x1f\x0a\x0fPatientResponse\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1d\x0a\x0dUns\
+afeRequest\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x1e\x0a\x0eUnsafeResponse\x12\x0c\x0a\x01\
+n\x18\x01\x20\x01(\x0dR\x01n2\x9c\x02\x0a\x11ResilienceService\x12?\x0a\x06WhoAmI\x12\x16.google\
+.protobuf.Empty\x1a\x1d.resilience.v1.WhoAmIResponse\x12B\x0a\x05Flaky\x12\x1b.resilience.v1.Fla\
+kyRequest\x1a\x1c.resilience.v1.FlakyResponse\x12?\x0a\x04Busy\x12\x1a.resilience.v1.BusyRequest\
+\x1a\x1b.resilience.v1.BusyResponse\x12A\x0a\x04Feed\x12\x1a.resilience.v1.FeedRequest\x1a\x1b.r\
+esilience.v1.FeedResponse0\x01b\x06proto3";
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -1103,6 +1226,19 @@ e.v1.FeedResponse0\x01b\x06proto3";
             #[prost(uint32, tag = "1")]
             pub n: u32,
         }
+
+        #[derive(
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::fmt::Debug,
+            ::pactum::grpc::prost::Message
+        )]
+        #[prost(prost_path = "::pactum::grpc::prost")]
+        #[prost(skip_debug)]
+        pub struct WhoAmIResponse {
+            #[prost(string, tag = "1")]
+            pub subject: ::std::string::String,
+        }
     }
 
     #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
@@ -1177,6 +1313,35 @@ e.v1.FeedResponse0\x01b\x06proto3";
         ::core::result::Result::Ok(super::FlakyResponse { n: v.n })
     }
 
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn who_am_i_response_to_pb(v: super::WhoAmIResponse) -> pb::WhoAmIResponse {
+        pb::WhoAmIResponse {
+            subject: v.subject,
+        }
+    }
+
+    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
+    fn who_am_i_response_from_pb(
+        v: pb::WhoAmIResponse,
+    ) -> ::core::result::Result<super::WhoAmIResponse, ::std::string::String> {
+        ::core::result::Result::Ok(super::WhoAmIResponse {
+            subject: v.subject,
+        })
+    }
+
+    fn who_am_i_error_detail(
+        e: &super::WhoAmIError,
+    ) -> ::pactum::grpc::prost_types::Any {
+        match *e {}
+    }
+
+    fn who_am_i_error_from_detail(
+        any: &::pactum::grpc::prost_types::Any,
+    ) -> ::core::option::Option<super::WhoAmIError> {
+        let _ = any;
+        ::core::option::Option::None
+    }
+
     fn flaky_error_detail(e: &super::FlakyError) -> ::pactum::grpc::prost_types::Any {
         match *e {}
     }
@@ -1229,6 +1394,34 @@ e.v1.FeedResponse0\x01b\x06proto3";
         let config = ::std::sync::Arc::new(config);
         let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
+            .route(
+                "/resilience.v1.ResilienceService/WhoAmI",
+                ::pactum::router::axum::routing::post({
+                    let s = ::std::sync::Arc::clone(&service);
+                    let config = ::std::sync::Arc::clone(&config);
+                    move |request: ::pactum::router::axum::extract::Request| {
+                        let s = ::std::sync::Arc::clone(&s);
+                        let config = ::std::sync::Arc::clone(&config);
+                        async move {
+                            ::pactum::grpc::unary(
+                                    &super::operations::WHO_AM_I,
+                                    &config,
+                                    request,
+                                    |_: ()| ::core::result::Result::Ok(::pactum::NoInput),
+                                    who_am_i_response_to_pb,
+                                    who_am_i_error_detail,
+                                    move |ctx, input| async move {
+                                        {
+                                            let _ = input;
+                                            s.who_am_i(ctx).await
+                                        }
+                                    },
+                                )
+                                .await
+                        }
+                    }
+                }),
+            )
             .route(
                 "/resilience.v1.ResilienceService/Flaky",
                 ::pactum::router::axum::routing::post({
@@ -1340,6 +1533,24 @@ e.v1.FeedResponse0\x01b\x06proto3";
             Client {
                 inner: self.inner.with_credentials(credentials),
             }
+        }
+
+        /// Calls `WhoAmI` over gRPC.
+        pub async fn who_am_i(
+            &self,
+        ) -> ::core::result::Result<
+            super::WhoAmIResponse,
+            ::pactum::ClientError<super::WhoAmIError>,
+        > {
+            self.inner
+                .unary(
+                    &super::operations::WHO_AM_I,
+                    "/resilience.v1.ResilienceService/WhoAmI",
+                    (),
+                    who_am_i_response_from_pb,
+                    who_am_i_error_from_detail,
+                )
+                .await
         }
 
         /// Calls `Flaky` over gRPC.
