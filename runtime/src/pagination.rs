@@ -11,7 +11,9 @@
 //! neither forge nor alter one, nor replay one on another operation: those are refused as
 //! invalid input (422 / `INVALID_ARGUMENT`) before the handler runs. Cursors stay opaque to
 //! clients; they are not encrypted, so a handler should not put in them what the caller may
-//! not read.
+//! not read. They are bound to the operation, not to the caller, and do not expire: a
+//! handler re-checks what a page shows against the caller (`Context::principal`), as it
+//! does for a first page, rather than trust a cursor's contents as a grant.
 
 use crate::{BoxStream, ClientError};
 use std::collections::VecDeque;

@@ -236,3 +236,51 @@ async fn api_keys_and_certificates_name_the_caller_or_refuse() {
         Err(Refusal::Misconfigured("partner"))
     );
 }
+
+#[tokio::test]
+async fn a_configured_issuer_and_audience_must_be_in_the_token_and_not_before_is_checked() {
+    let verifiers = Verifiers::new().with(
+        "staff",
+        JwtVerifier::hs256(b"secret")
+            .unwrap()
+            .issuer("idp")
+            .audience("vault"),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sign = |claims: serde_json::Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"secret").unwrap(),
+        )
+        .unwrap()
+    };
+    let good = sign(serde_json::json!({"sub": "s", "exp": now + 60, "iss": "idp", "aud": "vault"}));
+    assert!(auth::authenticate(&verifiers, &OP, &bearer(&good), None)
+        .await
+        .is_ok());
+    for (claims, why) in [
+        (
+            serde_json::json!({"sub": "s", "exp": now + 60, "aud": "vault"}),
+            "has no `iss`",
+        ),
+        (
+            serde_json::json!({"sub": "s", "exp": now + 60, "iss": "idp"}),
+            "has no `aud`",
+        ),
+        (
+            serde_json::json!({"sub": "s", "exp": now + 600, "nbf": now + 300, "iss": "idp", "aud": "vault"}),
+            "not valid yet",
+        ),
+    ] {
+        match auth::authenticate(&verifiers, &OP, &bearer(&sign(claims)), None).await {
+            Err(Refusal::Unauthenticated { reason, .. }) => {
+                assert!(reason.contains(why), "{why}: {reason}")
+            }
+            other => panic!("{why}: {other:?}"),
+        }
+    }
+}

@@ -48,27 +48,41 @@ struct Remote {
     url: String,
     min_refetch: Duration,
     http: reqwest::Client,
-    state: tokio::sync::Mutex<(Option<JwkSet>, Option<Instant>)>,
+    /// The keys held, when they were last fetched, and when a fetch was last tried.
+    state: tokio::sync::Mutex<(Option<JwkSet>, Option<Instant>, Option<Instant>)>,
 }
 
 impl Remote {
     /// The key set, fetched when missing, stale, or (`want` naming a key it lacks) possibly
     /// rotated; at most once per [`MIN_REFETCH`].
     async fn keys(&self, want: Option<&str>) -> Result<JwkSet, Denied> {
+        // Held across the fetch on purpose: one fetch at a time, others wait for its keys.
         let mut state = self.state.lock().await;
-        let (set, fetched) = &*state;
+        let (set, fetched, tried) = &*state;
         let stale = fetched.is_none_or(|at| at.elapsed() > MAX_KEYS_AGE);
         let missing = want.is_some_and(|kid| set.as_ref().is_none_or(|s| s.find(kid).is_none()));
-        let may_fetch = fetched.is_none_or(|at| at.elapsed() >= self.min_refetch);
+        let may_fetch = tried.is_none_or(|at| at.elapsed() >= self.min_refetch);
         if (stale || missing) && may_fetch {
+            state.2 = Some(Instant::now());
             match self.fetch().await {
-                Ok(fresh) => *state = (Some(fresh), Some(Instant::now())),
-                Err(e) => {
-                    tracing::warn!(url = %self.url, error = %e, "cannot fetch the JWKS document");
-                    // Keep the keys held; try again after MIN_REFETCH.
+                Ok(fresh) => {
+                    state.0 = Some(fresh);
                     state.1 = Some(Instant::now());
                 }
+                Err(e) => {
+                    // Keep the keys held (a stale set is refused below); try again after
+                    // `min_refetch`.
+                    tracing::warn!(url = %self.url, error = %e, "cannot fetch the JWKS document");
+                }
             }
+        }
+        if state.1.is_some_and(|at| at.elapsed() > 2 * MAX_KEYS_AGE) {
+            // Keys not confirmed for twice their age may have been withdrawn: refuse rather
+            // than trust them on.
+            return Err(Denied::Unauthenticated(
+                "the server cannot confirm its token keys (the issuer's JWKS is unreachable)"
+                    .into(),
+            ));
         }
         state.0.clone().ok_or_else(|| {
             Denied::Unauthenticated("the server cannot get its token keys yet".into())
@@ -127,7 +141,7 @@ impl JwtVerifier {
             url: url.into(),
             min_refetch: MIN_REFETCH,
             http: reqwest::Client::new(),
-            state: tokio::sync::Mutex::new((None, None)),
+            state: tokio::sync::Mutex::new((None, None, None)),
         })))
     }
 
@@ -167,15 +181,25 @@ impl JwtVerifier {
     fn validation(&self, algorithms: &[Algorithm]) -> Validation {
         let mut v = Validation::new(algorithms[0]);
         v.algorithms = algorithms.to_vec();
-        v.required_spec_claims = ["exp", "sub"].iter().map(|s| s.to_string()).collect();
+        // A configured issuer or audience must be in the token: jsonwebtoken checks them only
+        // when present.
+        let mut required = vec!["exp", "sub"];
         match &self.issuer {
-            Some(iss) => v.set_issuer(&[iss]),
+            Some(iss) => {
+                v.set_issuer(&[iss]);
+                required.push("iss");
+            }
             None => v.iss = None,
         }
         match &self.audience {
-            Some(aud) => v.set_audience(&[aud]),
+            Some(aud) => {
+                v.set_audience(&[aud]);
+                required.push("aud");
+            }
             None => v.validate_aud = false,
         }
+        v.required_spec_claims = required.iter().map(|s| s.to_string()).collect();
+        v.validate_nbf = true;
         v
     }
 

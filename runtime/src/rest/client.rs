@@ -236,6 +236,37 @@ impl HttpClient {
             reconnects: usize,
             resumable: bool,
         }
+        impl State {
+            /// Reopens the stream after the last id received, again (after a growing pause)
+            /// while it fails in ways that may pass, up to MAX_RECONNECTS in a row; the
+            /// error that ends the stream, if it must end.
+            async fn reopen<E: OperationError>(&mut self) -> Option<ClientError<E>> {
+                self.parser = Default::default();
+                loop {
+                    if self.reconnects >= MAX_RECONNECTS {
+                        return Some(ClientError::Transport(format!(
+                            "the stream dropped and could not be resumed in {MAX_RECONNECTS} attempts"
+                        )));
+                    }
+                    self.reconnects += 1;
+                    tokio::time::sleep(Duration::from_millis(50 << self.reconnects.min(6))).await;
+                    match self
+                        .client
+                        .open_stream::<E>(&self.ctx, &self.url, self.last_id.as_deref())
+                        .await
+                    {
+                        Ok(r) => {
+                            self.response = Some(r);
+                            return None;
+                        }
+                        Err(ClientError::Transport(_)) => continue,
+                        Err(ClientError::Unexpected { status, .. }) if status >= 500 => continue,
+                        Err(ClientError::Rejected(p)) if p.status == 503 => continue,
+                        Err(e) => return Some(e),
+                    }
+                }
+            }
+        }
         let state = State {
             client: self.clone(),
             ctx,
@@ -257,6 +288,20 @@ impl HttpClient {
                     }
                     match event.event.as_str() {
                         super::sse::END_EVENT => return None,
+                        // The server cut a reader it saw stalled (503): for a resumable
+                        // stream, as good as a dropped connection.
+                        super::sse::PROBLEM_EVENT
+                            if st.resumable
+                                && serde_json::from_str::<Problem>(&event.data)
+                                    .is_ok_and(|p| p.status == 503) =>
+                        {
+                            st.ready.clear();
+                            st.response = None;
+                            if let Some(e) = st.reopen::<E>().await {
+                                return Some((Err(e), st));
+                            }
+                            continue;
+                        }
                         super::sse::PROBLEM_EVENT => {
                             let status = serde_json::from_str::<Problem>(&event.data)
                                 .map_or(500, |p| p.status);
@@ -320,19 +365,11 @@ impl HttpClient {
                 };
                 // Dropped mid-stream: resume after the last id, or report it.
                 st.response = None;
-                if !st.resumable || st.reconnects >= MAX_RECONNECTS {
+                if !st.resumable {
                     return Some((Err(ClientError::Transport(dropped)), st));
                 }
-                st.reconnects += 1;
-                st.parser = Default::default();
-                tokio::time::sleep(Duration::from_millis(50 << st.reconnects.min(6))).await;
-                match st
-                    .client
-                    .open_stream::<E>(&st.ctx, &st.url, st.last_id.as_deref())
-                    .await
-                {
-                    Ok(r) => st.response = Some(r),
-                    Err(e) => return Some((Err(e), st)),
+                if let Some(e) = st.reopen::<E>().await {
+                    return Some((Err(e), st));
                 }
             }
         });
@@ -347,12 +384,29 @@ impl HttpClient {
         url: &str,
         last_id: Option<&str>,
     ) -> Result<reqwest::Response, ClientError<E>> {
+        let mut sent = None;
+        let first = self.open_stream_once(ctx, url, last_id, &mut sent).await;
+        if let (Err(ClientError::Rejected(p)), Some(c)) = (&first, &self.credentials) {
+            if p.status == 401 && c.renewed(sent.as_deref()).await {
+                return self.open_stream_once(ctx, url, last_id, &mut sent).await;
+            }
+        }
+        first
+    }
+
+    async fn open_stream_once<E: OperationError>(
+        &self,
+        ctx: &Context,
+        url: &str,
+        last_id: Option<&str>,
+        sent: &mut Option<String>,
+    ) -> Result<reqwest::Response, ClientError<E>> {
         if ctx.is_expired() {
             return Err(ClientError::DeadlineExceeded);
         }
         let mut headers = http::HeaderMap::new();
         ctx.inject_headers(&mut headers, Transport::Http);
-        self.authorize(&mut headers).await?;
+        self.authorize(&mut headers, sent).await?;
         let mut request = self
             .http
             .get(url)
@@ -400,12 +454,17 @@ impl HttpClient {
         O: DeserializeOwned,
         E: OperationError,
     {
-        let sent = match &self.credentials {
-            Some(crate::auth::Credentials::Bearer(source)) => source.token().await.ok(),
-            _ => None,
-        };
+        let mut sent = None;
         let first = self
-            .attempt_once(ctx, key, method.clone(), url, body.clone(), reply)
+            .attempt_once(
+                ctx,
+                key,
+                method.clone(),
+                url,
+                body.clone(),
+                reply,
+                &mut sent,
+            )
             .await;
         if let (
             Err(AttemptError {
@@ -416,22 +475,31 @@ impl HttpClient {
         ) = (&first, &self.credentials)
         {
             if p.status == 401 && c.renewed(sent.as_deref()).await {
-                return self.attempt_once(ctx, key, method, url, body, reply).await;
+                return self
+                    .attempt_once(ctx, key, method, url, body, reply, &mut sent)
+                    .await;
             }
         }
         first
     }
 
-    /// Adds the credentials to `headers`.
-    async fn authorize<E>(&self, headers: &mut http::HeaderMap) -> Result<(), ClientError<E>> {
+    /// Adds the credentials to `headers`; `sent` keeps the bearer token sent, which a 401
+    /// is judged against.
+    async fn authorize<E>(
+        &self,
+        headers: &mut http::HeaderMap,
+        sent: &mut Option<String>,
+    ) -> Result<(), ClientError<E>> {
         if let Some(c) = &self.credentials {
-            c.apply(headers)
+            *sent = c
+                .apply(headers)
                 .await
                 .map_err(|e| ClientError::Transport(format!("cannot get credentials: {e}")))?;
         }
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn attempt_once<O, E>(
         &self,
         ctx: &Context,
@@ -440,6 +508,7 @@ impl HttpClient {
         url: &str,
         body: Option<Vec<u8>>,
         reply: Reply,
+        sent: &mut Option<String>,
     ) -> Result<O, AttemptError<E>>
     where
         O: DeserializeOwned,
@@ -451,7 +520,7 @@ impl HttpClient {
         };
         let mut headers = http::HeaderMap::new();
         ctx.inject_headers(&mut headers, Transport::Http);
-        self.authorize(&mut headers).await.map_err(fail)?;
+        self.authorize(&mut headers, sent).await.map_err(fail)?;
         if let Some(key) = key {
             crate::HeaderSink::set_header(
                 &mut headers,

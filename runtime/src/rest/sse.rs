@@ -76,17 +76,23 @@ where
         // Each turn sends one event or ends: bounded by the handler's stream, the deadline
         // and the stall limit.
         let ending = loop {
-            let next = match deadline {
-                Some(at) => match tokio::time::timeout_at(at, stream.next()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        break Some(problem_event(&problem_of(
-                            op,
-                            HandlerError::DeadlineExceeded,
-                        )))
+            // Waiting for the next item ends when the client leaves (the body, and with it
+            // the receiver, is dropped), so a quiet stream does not hold its slot for ever.
+            let waited = tokio::select! {
+                biased;
+                _ = tx.closed() => return,
+                next = async {
+                    match deadline {
+                        Some(at) => tokio::time::timeout_at(at, stream.next()).await.ok(),
+                        None => Some(stream.next().await),
                     }
-                },
-                None => stream.next().await,
+                } => next,
+            };
+            let Some(next) = waited else {
+                break Some(problem_event(&problem_of(
+                    op,
+                    HandlerError::DeadlineExceeded,
+                )));
             };
             let event = match next {
                 // Not empty: the format drops an event without data.
@@ -95,9 +101,20 @@ where
                 Some(Ok(item)) => match serde_json::to_string(&item) {
                     Ok(json) => {
                         let event = Event::default().data(json);
-                        match event_id.and_then(|f| usable_id(f(&item))) {
-                            Some(id) => event.id(id),
+                        match event_id.map(|f| f(&item)) {
                             None => event,
+                            Some(id) => match usable_id(id) {
+                                Some(id) => event.id(id),
+                                // Sent without its id, a resume would repeat it: end instead.
+                                None => {
+                                    break Some(problem_event(&problem_of(
+                                        op,
+                                        HandlerError::Internal(
+                                            "a stream item's id has a line break or NUL, which an event id cannot carry".into(),
+                                        ),
+                                    )))
+                                }
+                            },
                         }
                     }
                     Err(e) => {

@@ -22,6 +22,28 @@ impl Drop for DropCounter {
     }
 }
 
+/// Quiet `Tail` streams dropped so far.
+static QUIET_DROPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct QuietGuard;
+
+impl Drop for QuietGuard {
+    fn drop(&mut self) {
+        QUIET_DROPPED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A stream that never yields and owns `guard` until dropped.
+fn futures_pending<T: Send + 'static>(
+    guard: QuietGuard,
+) -> impl tokio_stream::Stream<Item = T> + Send + 'static {
+    let pending = tokio_stream::pending::<T>();
+    tokio_stream::StreamExt::map(pending, move |item| {
+        let _held = &guard;
+        item
+    })
+}
+
 impl a::Service for Echo {
     /// `n` from `from + 1` to 5 (or without end: one per 10 ms unpadded, as fast as read
     /// padded), each with `pad` bytes; the declared error `Gone` at `fail_at`.
@@ -34,6 +56,12 @@ impl a::Service for Echo {
         HandlerError<a::TailError>,
     > {
         use tokio_stream::StreamExt;
+        if input.quiet == Some(true) {
+            // Nothing, ever: the stream ends only when the client leaves.
+            let guard = QuietGuard;
+            let quiet = futures_pending(guard);
+            return Ok(Box::pin(quiet));
+        }
         let endless = input.endless == Some(true);
         let last = if endless { u64::MAX } else { 5 };
         let pad = "x".repeat(input.pad.unwrap_or(0) as usize);
@@ -395,8 +423,34 @@ fn tail(from: Option<u64>) -> a::TailRequest {
         from,
         fail_at: None,
         endless: None,
+        quiet: None,
         pad: None,
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_stream_ends_when_its_client_leaves() {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, server) = serve_echo(Default::default()).await;
+    let before = QUIET_DROPPED.load(Ordering::SeqCst);
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!("GET /v1/tail?quiet=true HTTP/1.1\r\nhost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+    // The client leaves while the stream has nothing to say: the handler's stream (and the
+    // operation's concurrency slot) is released at once, not kept until an item comes or the
+    // operation's 3 s deadline passes.
+    drop(stream);
+    let mut waited = 0;
+    while QUIET_DROPPED.load(Ordering::SeqCst) == before {
+        assert!(waited < 15, "the quiet stream outlived its client by 1.5 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    server.abort();
 }
 
 async fn serve_echo(

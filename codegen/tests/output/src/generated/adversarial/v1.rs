@@ -532,6 +532,8 @@ pub struct TailRequest {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub endless: ::std::option::Option<bool>,
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub quiet: ::std::option::Option<bool>,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pad: ::std::option::Option<u32>,
 }
 
@@ -545,6 +547,7 @@ impl ::pactum::Validate for TailRequest {
         ::pactum::__private::check::field("from", &self.from, path, out);
         ::pactum::__private::check::field("fail_at", &self.fail_at, path, out);
         ::pactum::__private::check::field("endless", &self.endless, path, out);
+        ::pactum::__private::check::field("quiet", &self.quiet, path, out);
         path.push_field("pad");
         {
             let value = &self.pad;
@@ -1184,6 +1187,11 @@ pub mod rest {
                         members.insert("endless".into(), v);
                     }
                     if let ::core::option::Option::Some(v) = incoming
+                        .query::<bool>("quiet")?
+                    {
+                        members.insert("quiet".into(), v);
+                    }
+                    if let ::core::option::Option::Some(v) = incoming
                         .query::<u32>("pad")?
                     {
                         members.insert("pad".into(), v);
@@ -1434,6 +1442,7 @@ pub mod rest {
             ::pactum::rest::client::push_query(&mut query, "from", &input.from);
             ::pactum::rest::client::push_query(&mut query, "fail_at", &input.fail_at);
             ::pactum::rest::client::push_query(&mut query, "endless", &input.endless);
+            ::pactum::rest::client::push_query(&mut query, "quiet", &input.quiet);
             ::pactum::rest::client::push_query(&mut query, "pad", &input.pad);
             if !query.is_empty() {
                 path.push('?');
@@ -1625,7 +1634,7 @@ pub mod grpc {
     /// `FileDescriptorSet`: what server reflection answers with
     /// (`pactum::grpc::reflection::router(&[(SERVICE_NAME, FILE_DESCRIPTOR_SET)])`), so
     /// `grpcurl` needs no `.proto`.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\xb5\x18\x0a\x14adversarial.v1.proto\x12\x0eadversarial.v1\"\xaf\x04\x0a\x04Node\x12\x12\x0a\
+    pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\xda\x18\x0a\x14adversarial.v1.proto\x12\x0eadversarial.v1\"\xaf\x04\x0a\x04Node\x12\x12\x0a\
 \x04name\x18\x01\x20\x01(\x09R\x04name\x12(\x0a\x04next\x18\x02\x20\x01(\x0b2\x14.adversarial.v1\
 .NodeR\x04next\x120\x0a\x08children\x18\x03\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x08children\x12\
 5\x0a\x05index\x18\x04\x20\x03(\x0b2\x1f.adversarial.v1.Node.IndexEntryR\x05index\x12(\x0a\x04li\
@@ -1658,34 +1667,34 @@ pr\x12'\x0a\x03lit\x18\x01\x20\x01(\x0b2\x13.adversarial.v1.LitH\x00R\x03lit\x12
 \x20\x01(\x03R\x05value\"\xb3\x01\x0a\x03Add\x12(\x0a\x04left\x18\x01\x20\x01(\x0b2\x14.adversar\
 ial.v1.ExprR\x04left\x12*\x0a\x05right\x18\x02\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x05right\x12\
 *\x0a\x05terms\x18\x03\x20\x03(\x0b2\x14.adversarial.v1.ExprR\x05terms\x12*\x0a\x05maybe\x18\x04\
-\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x05maybe\"\xa3\x01\x0a\x0bTailRequest\x12\x17\x0a\x04fro\
+\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x05maybe\"\xc8\x01\x0a\x0bTailRequest\x12\x17\x0a\x04fro\
 m\x18\x01\x20\x01(\x04H\x00R\x04from\x88\x01\x01\x12\x1c\x0a\x07fail_at\x18\x02\x20\x01(\x04H\x01\
 R\x06failAt\x88\x01\x01\x12\x1d\x0a\x07endless\x18\x03\x20\x01(\x08H\x02R\x07endless\x88\x01\x01\
-\x12\x15\x0a\x03pad\x18\x04\x20\x01(\x0dH\x03R\x03pad\x88\x01\x01B\x07\x0a\x05_fromB\x0a\x0a\x08\
-_fail_atB\x0a\x0a\x08_endlessB\x06\x0a\x04_pad\".\x0a\x0cTailResponse\x12\x0c\x0a\x01n\x18\x01\x20\
-\x01(\x04R\x01n\x12\x10\x0a\x03pad\x18\x02\x20\x01(\x09R\x03pad\"\x84\x01\x0a\x10ListNodesReques\
-t\x12\x19\x0a\x05after\x18\x01\x20\x01(\x09H\x00R\x05after\x88\x01\x01\x12\x19\x0a\x05limit\x18\x02\
-\x20\x01(\x0dH\x01R\x05limit\x88\x01\x01\x12\x1b\x0a\x06prefix\x18\x03\x20\x01(\x09H\x02R\x06pre\
-fix\x88\x01\x01B\x08\x0a\x06_afterB\x08\x0a\x06_limitB\x09\x0a\x07_prefix\"w\x0a\x11ListNodesRes\
-ponse\x12*\x0a\x05nodes\x18\x01\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x05nodes\x12\x17\x0a\x04m\
-ore\x18\x02\x20\x01(\x09H\x00R\x04more\x88\x01\x01\x12\x14\x0a\x05total\x18\x03\x20\x01(\x0dR\x05\
-totalB\x07\x0a\x05_more\"E\x0a\x10ListPathsRequest\x12\"\x0a\x0apage_token\x18\x01\x20\x01(\x09H\
-\x00R\x09pageToken\x88\x01\x01B\x0d\x0a\x0b_page_token\"j\x0a\x11ListPathsResponse\x12\x14\x0a\x05\
-paths\x18\x01\x20\x03(\x09R\x05paths\x12+\x0a\x0fnext_page_token\x18\x02\x20\x01(\x09H\x00R\x0dn\
-extPageToken\x88\x01\x01B\x12\x0a\x10_next_page_token\"7\x0a\x0bEvalRequest\x12(\x0a\x04expr\x18\
-\x01\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x04expr\"\x16\x0a\x04Gone\x12\x0e\x0a\x02at\x18\x01\x20\
-\x01(\x04R\x02at\"5\x0a\x09NodeAdded\x12(\x0a\x04node\x18\x01\x20\x01(\x0b2\x14.adversarial.v1.N\
-odeR\x04node\"8\x0a\x0aListOfNode\x12*\x0a\x05items\x18\x01\x20\x03(\x0b2\x14.adversarial.v1.Nod\
-eR\x05items\"$\x0a\x0cListOfString\x12\x14\x0a\x05items\x18\x01\x20\x03(\x09R\x05items\"5\x0a\x0e\
-OptionalUint32\x12\x19\x0a\x05value\x18\x01\x20\x01(\x0dH\x00R\x05value\x88\x01\x01B\x08\x0a\x06\
-_value*4\x0a\x04Some\x12\x14\x0a\x10SOME_UNSPECIFIED\x10\x00\x12\x0a\x0a\x06SOME_A\x10\x01\x12\x0a\
-\x0a\x06SOME_B\x10\x022\xa4\x03\x0a\x12AdversarialService\x12C\x0a\x04Tail\x12\x1b.adversarial.v\
-1.TailRequest\x1a\x1c.adversarial.v1.TailResponse0\x01\x12P\x0a\x09ListNodes\x12\x20.adversarial\
-.v1.ListNodesRequest\x1a!.adversarial.v1.ListNodesResponse\x12P\x0a\x09ListPaths\x12\x20.adversa\
-rial.v1.ListPathsRequest\x1a!.adversarial.v1.ListPathsResponse\x129\x0a\x04Eval\x12\x1b.adversar\
-ial.v1.EvalRequest\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x14\
-.adversarial.v1.Node\x126\x0a\x04Echo\x12\x16.adversarial.v1.Fields\x1a\x16.adversarial.v1.Field\
-sb\x06proto3";
+\x12\x19\x0a\x05quiet\x18\x04\x20\x01(\x08H\x03R\x05quiet\x88\x01\x01\x12\x15\x0a\x03pad\x18\x05\
+\x20\x01(\x0dH\x04R\x03pad\x88\x01\x01B\x07\x0a\x05_fromB\x0a\x0a\x08_fail_atB\x0a\x0a\x08_endle\
+ssB\x08\x0a\x06_quietB\x06\x0a\x04_pad\".\x0a\x0cTailResponse\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x04\
+R\x01n\x12\x10\x0a\x03pad\x18\x02\x20\x01(\x09R\x03pad\"\x84\x01\x0a\x10ListNodesRequest\x12\x19\
+\x0a\x05after\x18\x01\x20\x01(\x09H\x00R\x05after\x88\x01\x01\x12\x19\x0a\x05limit\x18\x02\x20\x01\
+(\x0dH\x01R\x05limit\x88\x01\x01\x12\x1b\x0a\x06prefix\x18\x03\x20\x01(\x09H\x02R\x06prefix\x88\x01\
+\x01B\x08\x0a\x06_afterB\x08\x0a\x06_limitB\x09\x0a\x07_prefix\"w\x0a\x11ListNodesResponse\x12*\x0a\
+\x05nodes\x18\x01\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x05nodes\x12\x17\x0a\x04more\x18\x02\x20\
+\x01(\x09H\x00R\x04more\x88\x01\x01\x12\x14\x0a\x05total\x18\x03\x20\x01(\x0dR\x05totalB\x07\x0a\
+\x05_more\"E\x0a\x10ListPathsRequest\x12\"\x0a\x0apage_token\x18\x01\x20\x01(\x09H\x00R\x09pageT\
+oken\x88\x01\x01B\x0d\x0a\x0b_page_token\"j\x0a\x11ListPathsResponse\x12\x14\x0a\x05paths\x18\x01\
+\x20\x03(\x09R\x05paths\x12+\x0a\x0fnext_page_token\x18\x02\x20\x01(\x09H\x00R\x0dnextPageToken\x88\
+\x01\x01B\x12\x0a\x10_next_page_token\"7\x0a\x0bEvalRequest\x12(\x0a\x04expr\x18\x01\x20\x01(\x0b\
+2\x14.adversarial.v1.ExprR\x04expr\"\x16\x0a\x04Gone\x12\x0e\x0a\x02at\x18\x01\x20\x01(\x04R\x02\
+at\"5\x0a\x09NodeAdded\x12(\x0a\x04node\x18\x01\x20\x01(\x0b2\x14.adversarial.v1.NodeR\x04node\"\
+8\x0a\x0aListOfNode\x12*\x0a\x05items\x18\x01\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x05items\"$\
+\x0a\x0cListOfString\x12\x14\x0a\x05items\x18\x01\x20\x03(\x09R\x05items\"5\x0a\x0eOptionalUint3\
+2\x12\x19\x0a\x05value\x18\x01\x20\x01(\x0dH\x00R\x05value\x88\x01\x01B\x08\x0a\x06_value*4\x0a\x04\
+Some\x12\x14\x0a\x10SOME_UNSPECIFIED\x10\x00\x12\x0a\x0a\x06SOME_A\x10\x01\x12\x0a\x0a\x06SOME_B\
+\x10\x022\xa4\x03\x0a\x12AdversarialService\x12C\x0a\x04Tail\x12\x1b.adversarial.v1.TailRequest\x1a\
+\x1c.adversarial.v1.TailResponse0\x01\x12P\x0a\x09ListNodes\x12\x20.adversarial.v1.ListNodesRequ\
+est\x1a!.adversarial.v1.ListNodesResponse\x12P\x0a\x09ListPaths\x12\x20.adversarial.v1.ListPaths\
+Request\x1a!.adversarial.v1.ListPathsResponse\x129\x0a\x04Eval\x12\x1b.adversarial.v1.EvalReques\
+t\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x14.adversarial.v\
+1.Node\x126\x0a\x04Echo\x12\x16.adversarial.v1.Fields\x1a\x16.adversarial.v1.Fieldsb\x06proto3";
     /// Protobuf messages of the types the gRPC operations use.
     #[allow(missing_docs, clippy::all)]
     pub mod pb {
@@ -1982,7 +1991,9 @@ sb\x06proto3";
             pub fail_at: ::core::option::Option<u64>,
             #[prost(bool, optional, tag = "3")]
             pub endless: ::core::option::Option<bool>,
-            #[prost(uint32, optional, tag = "4")]
+            #[prost(bool, optional, tag = "4")]
+            pub quiet: ::core::option::Option<bool>,
+            #[prost(uint32, optional, tag = "5")]
             pub pad: ::core::option::Option<u32>,
         }
 
@@ -2586,6 +2597,7 @@ sb\x06proto3";
             from: v.from.map(|v| v),
             fail_at: v.fail_at.map(|v| v),
             endless: v.endless.map(|v| v),
+            quiet: v.quiet.map(|v| v),
             pad: v.pad.map(|v| v),
         }
     }
@@ -2604,6 +2616,10 @@ sb\x06proto3";
                 ::core::option::Option::None => ::core::option::Option::None,
             },
             endless: match v.endless {
+                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
+                ::core::option::Option::None => ::core::option::Option::None,
+            },
+            quiet: match v.quiet {
                 ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
                 ::core::option::Option::None => ::core::option::Option::None,
             },
