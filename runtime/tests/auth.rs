@@ -284,3 +284,120 @@ async fn a_configured_issuer_and_audience_must_be_in_the_token_and_not_before_is
         }
     }
 }
+
+/// The error type of an operation that declares none.
+#[derive(Debug)]
+enum Never {}
+
+impl std::fmt::Display for Never {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {}
+    }
+}
+
+impl pactum::OperationError for Never {
+    fn status(&self) -> pactum::ErrorStatus {
+        match *self {}
+    }
+    fn code(&self) -> &'static str {
+        match *self {}
+    }
+    fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        match *self {}
+    }
+    fn from_problem(_: &str, _: serde_json::Value) -> Option<Self> {
+        None
+    }
+}
+
+/// A server stream that needs a `staff` bearer token.
+static WATCH: OperationInfo = OperationInfo {
+    name: "Watch",
+    streaming: pactum::Streaming::Server,
+    auth: SCHEMES.split_at(1).0,
+    ..OP
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_refused_with_401_is_opened_again_once_with_a_renewed_token() {
+    use pactum::auth::Credentials;
+    let config = pactum::router::ServerConfig {
+        auth: Verifiers::new().with("staff", JwtVerifier::hs256(b"secret").unwrap()),
+        ..Default::default()
+    };
+    let app = axum::Router::new().route(
+        "/v1/watch",
+        axum::routing::get(move |request: axum::extract::Request| {
+            let config = config.clone();
+            async move {
+                pactum::rest::server::handle_stream(
+                    &config,
+                    &WATCH,
+                    Vec::new(),
+                    request,
+                    |_| Ok(serde_json::Map::new()),
+                    None,
+                    |_ctx, _input: pactum::NoInput| async move {
+                        let items: pactum::BoxStream<Result<u32, pactum::HandlerError<Never>>> =
+                            Box::pin(futures_util::stream::iter([Ok(1), Ok(2)]));
+                        Ok(items)
+                    },
+                )
+                .await
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = pactum::router::serve(listener, app).await;
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sign = move |key: &[u8]| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &serde_json::json!({"sub": "s", "exp": now + 60}),
+            &jsonwebtoken::EncodingKey::from_secret(key).unwrap(),
+        )
+        .unwrap()
+    };
+    // The first token is signed with a stale key; the source gives a good one when asked again.
+    let fetched = Arc::new(AtomicUsize::new(0));
+    let counter = fetched.clone();
+    let client = pactum::rest::client::HttpClient::new(url.clone()).with_credentials(
+        Credentials::bearer_refreshed(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let token = if n == 0 {
+                sign(b"stale")
+            } else {
+                sign(b"secret")
+            };
+            async move { Ok(token) }
+        }),
+    );
+    let items: Vec<u32> = futures_util::StreamExt::collect::<Vec<_>>(
+        client
+            .stream::<u32, Never>(&WATCH, "/v1/watch".into(), false)
+            .await
+            .unwrap(),
+    )
+    .await
+    .into_iter()
+    .map(|i| i.unwrap())
+    .collect();
+    assert_eq!(items, [1, 2]);
+    assert_eq!(fetched.load(Ordering::SeqCst), 2);
+    // A token that stays bad is refused once: no second try with the same token.
+    let stale = pactum::rest::client::HttpClient::new(url)
+        .with_credentials(Credentials::bearer(sign(b"stale")));
+    match stale
+        .stream::<u32, Never>(&WATCH, "/v1/watch".into(), false)
+        .await
+    {
+        Err(pactum::ClientError::Rejected(p)) => assert_eq!(p.status, 401),
+        other => panic!("{:?}", other.map(|_| "a stream")),
+    }
+}
