@@ -116,7 +116,8 @@ fn listed(known: &[&str]) -> String {
         .join(", ")
 }
 
-fn kind(v: &Value) -> &'static str {
+/// What a JSON value is, for messages ("found an array").
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

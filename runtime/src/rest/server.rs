@@ -795,13 +795,7 @@ where
         match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(m)) => m,
             Ok(other) => {
-                let kind = match other {
-                    Value::Array(_) => "an array",
-                    Value::String(_) => "a string",
-                    Value::Number(_) => "a number",
-                    Value::Bool(_) => "a boolean",
-                    _ => "null",
-                };
+                let kind = crate::union::kind(&other);
                 return fail(unprocessable(format!(
                     "the body must be a JSON object, found {kind}"
                 )));
