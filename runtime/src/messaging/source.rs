@@ -1,6 +1,6 @@
 //! The subscribe side, as [`EventSink`] is the publish side: a broker a consumer group joins
 //! ([`EventSource`]), the group's deliveries ([`Subscription`]), and [`Broker`], the embedded
-//! bus or JetStream chosen at run time, which is both.
+//! bus, JetStream or RabbitMQ chosen at run time, which is both.
 //!
 //! A consumer joins from the contract's `consumes` entry ([`ConsumerInfo`]): its subject,
 //! group and delivery mode decide the stream (a work queue keeps only what is waiting, a
@@ -24,6 +24,11 @@ pub struct Subscribe {
     /// How long the broker remembers message ids to drop republished duplicates (JetStream's
     /// duplicate window). Default 2 min.
     pub duplicate_window: Duration,
+    /// How many messages a worker may hold unacknowledged at once (RabbitMQ's `basic.qos`,
+    /// JetStream's pull batch). Default 1: a worker that prefetched a batch would hoard a
+    /// queue's messages while its peers sit idle; a group with one busy worker, or one
+    /// consuming in batches, raises it.
+    pub prefetch: u16,
 }
 
 impl Default for Subscribe {
@@ -32,6 +37,7 @@ impl Default for Subscribe {
             start: StartAt::New,
             ack_wait: Duration::from_secs(30),
             duplicate_window: Duration::from_secs(120),
+            prefetch: 1,
         }
     }
 }
@@ -76,6 +82,17 @@ pub trait Subscription: Send {
     /// by [`consume`] when it stops.
     fn release(&mut self) -> impl Future<Output = ()> + Send {
         async {}
+    }
+
+    /// Waits for one delivery, then adds those already received, up to `max`, without
+    /// waiting for more: a batch for `process_batch`. Brokers that prefetch override it; the
+    /// default returns one.
+    fn next_batch(
+        &mut self,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<Self::Message>, SourceError>> + Send {
+        let _ = max;
+        async move { Ok(vec![self.next().await?]) }
     }
 }
 
@@ -163,6 +180,18 @@ impl Subscription for BusSubscription {
     async fn next(&mut self) -> Result<Delivery, SourceError> {
         Ok(self.bus.next(&self.subject, &self.group).await)
     }
+
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, SourceError> {
+        let mut batch = vec![self.bus.next(&self.subject, &self.group).await];
+        // `Bus::next` takes nothing until it returns, so giving up on it loses nothing.
+        while batch.len() < max {
+            match futures_util::FutureExt::now_or_never(self.bus.next(&self.subject, &self.group)) {
+                Some(d) => batch.push(d),
+                None => break,
+            }
+        }
+        Ok(batch)
+    }
 }
 
 #[cfg(feature = "nats")]
@@ -184,12 +213,13 @@ impl EventSource for super::nats::Nats {
         )
         .await
         .map_err(failed)?;
-        self.join(
+        self.join_prefetching(
             &stream,
             info.subject,
             info.group,
             options.start,
             options.ack_wait,
+            usize::from(options.prefetch),
         )
         .await
         .map_err(failed)
@@ -209,9 +239,63 @@ impl Subscription for super::nats::Group {
     async fn release(&mut self) {
         super::nats::Group::release(self).await
     }
+
+    async fn next_batch(
+        &mut self,
+        max: usize,
+    ) -> Result<Vec<super::nats::NatsDelivery>, SourceError> {
+        super::nats::Group::next_batch(self, max)
+            .await
+            .map_err(|e| SourceError(e.to_string()))
+    }
 }
 
-/// The embedded bus or a JetStream connection, chosen at run time (a flag, an environment
+#[cfg(feature = "rabbitmq")]
+impl EventSource for super::rabbitmq::RabbitMq {
+    type Subscription = super::rabbitmq::Group;
+
+    async fn subscribe(
+        &self,
+        info: &ConsumerInfo,
+        options: &Subscribe,
+    ) -> Result<super::rabbitmq::Group, SourceError> {
+        self.join(
+            info.subject,
+            info.group,
+            info.delivery,
+            options.start,
+            options.prefetch,
+        )
+        .await
+        .map_err(|e| SourceError(e.to_string()))
+    }
+}
+
+#[cfg(feature = "rabbitmq")]
+impl Subscription for super::rabbitmq::Group {
+    type Message = super::rabbitmq::RabbitDelivery;
+
+    async fn next(&mut self) -> Result<super::rabbitmq::RabbitDelivery, SourceError> {
+        super::rabbitmq::Group::next(self)
+            .await
+            .map_err(|e| SourceError(e.to_string()))
+    }
+
+    async fn release(&mut self) {
+        super::rabbitmq::Group::release(self).await
+    }
+
+    async fn next_batch(
+        &mut self,
+        max: usize,
+    ) -> Result<Vec<super::rabbitmq::RabbitDelivery>, SourceError> {
+        super::rabbitmq::Group::next_batch(self, max)
+            .await
+            .map_err(|e| SourceError(e.to_string()))
+    }
+}
+
+/// The embedded bus, a JetStream connection or a RabbitMQ connection, chosen at run time (a flag, an environment
 /// variable), behind one sink and one source so the service's code is the same on both.
 #[derive(Clone)]
 pub enum Broker {
@@ -220,6 +304,9 @@ pub enum Broker {
     /// A NATS server with JetStream.
     #[cfg(feature = "nats")]
     Nats(Box<super::nats::Nats>),
+    /// A RabbitMQ broker.
+    #[cfg(feature = "rabbitmq")]
+    RabbitMq(Box<super::rabbitmq::RabbitMq>),
 }
 
 impl EventSink for Broker {
@@ -233,6 +320,21 @@ impl EventSink for Broker {
             Broker::Embedded(bus) => bus.send(subject, headers, payload).await,
             #[cfg(feature = "nats")]
             Broker::Nats(nats) => nats.send(subject, headers, payload).await,
+            #[cfg(feature = "rabbitmq")]
+            Broker::RabbitMq(rabbit) => rabbit.send(subject, headers, payload).await,
+        }
+    }
+
+    async fn send_all(
+        &self,
+        messages: Vec<(String, Headers, Vec<u8>)>,
+    ) -> Vec<Result<Published, PublishError>> {
+        match self {
+            Broker::Embedded(bus) => bus.send_all(messages).await,
+            #[cfg(feature = "nats")]
+            Broker::Nats(nats) => nats.send_all(messages).await,
+            #[cfg(feature = "rabbitmq")]
+            Broker::RabbitMq(rabbit) => rabbit.send_all(messages).await,
         }
     }
 }
@@ -253,6 +355,10 @@ impl EventSource for Broker {
             Broker::Nats(nats) => {
                 BrokerSubscription::Nats(Box::new(nats.subscribe(info, options).await?))
             }
+            #[cfg(feature = "rabbitmq")]
+            Broker::RabbitMq(rabbit) => {
+                BrokerSubscription::RabbitMq(Box::new(rabbit.subscribe(info, options).await?))
+            }
         })
     }
 }
@@ -264,6 +370,9 @@ pub enum BrokerSubscription {
     /// On JetStream.
     #[cfg(feature = "nats")]
     Nats(Box<super::nats::Group>),
+    /// On RabbitMQ.
+    #[cfg(feature = "rabbitmq")]
+    RabbitMq(Box<super::rabbitmq::Group>),
 }
 
 impl Subscription for BrokerSubscription {
@@ -276,7 +385,34 @@ impl Subscription for BrokerSubscription {
             BrokerSubscription::Nats(g) => Subscription::next(&mut **g)
                 .await
                 .map(|d| BrokerMessage::Nats(Box::new(d))),
+            #[cfg(feature = "rabbitmq")]
+            BrokerSubscription::RabbitMq(g) => Subscription::next(&mut **g)
+                .await
+                .map(|d| BrokerMessage::RabbitMq(Box::new(d))),
         }
+    }
+
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<BrokerMessage>, SourceError> {
+        Ok(match self {
+            BrokerSubscription::Embedded(s) => s
+                .next_batch(max)
+                .await?
+                .into_iter()
+                .map(BrokerMessage::Embedded)
+                .collect(),
+            #[cfg(feature = "nats")]
+            BrokerSubscription::Nats(g) => Subscription::next_batch(&mut **g, max)
+                .await?
+                .into_iter()
+                .map(|d| BrokerMessage::Nats(Box::new(d)))
+                .collect(),
+            #[cfg(feature = "rabbitmq")]
+            BrokerSubscription::RabbitMq(g) => Subscription::next_batch(&mut **g, max)
+                .await?
+                .into_iter()
+                .map(|d| BrokerMessage::RabbitMq(Box::new(d)))
+                .collect(),
+        })
     }
 
     async fn release(&mut self) {
@@ -284,6 +420,8 @@ impl Subscription for BrokerSubscription {
             BrokerSubscription::Embedded(s) => s.release().await,
             #[cfg(feature = "nats")]
             BrokerSubscription::Nats(g) => Subscription::release(&mut **g).await,
+            #[cfg(feature = "rabbitmq")]
+            BrokerSubscription::RabbitMq(g) => Subscription::release(&mut **g).await,
         }
     }
 }
@@ -295,6 +433,9 @@ pub enum BrokerMessage {
     /// From JetStream.
     #[cfg(feature = "nats")]
     Nats(Box<super::nats::NatsDelivery>),
+    /// From RabbitMQ.
+    #[cfg(feature = "rabbitmq")]
+    RabbitMq(Box<super::rabbitmq::RabbitDelivery>),
 }
 
 impl Inbound for BrokerMessage {
@@ -303,6 +444,8 @@ impl Inbound for BrokerMessage {
             BrokerMessage::Embedded(d) => Inbound::subject(d),
             #[cfg(feature = "nats")]
             BrokerMessage::Nats(d) => Inbound::subject(&**d),
+            #[cfg(feature = "rabbitmq")]
+            BrokerMessage::RabbitMq(d) => Inbound::subject(&**d),
         }
     }
     fn headers(&self) -> &Headers {
@@ -310,6 +453,8 @@ impl Inbound for BrokerMessage {
             BrokerMessage::Embedded(d) => Inbound::headers(d),
             #[cfg(feature = "nats")]
             BrokerMessage::Nats(d) => Inbound::headers(&**d),
+            #[cfg(feature = "rabbitmq")]
+            BrokerMessage::RabbitMq(d) => Inbound::headers(&**d),
         }
     }
     fn payload(&self) -> &[u8] {
@@ -317,6 +462,8 @@ impl Inbound for BrokerMessage {
             BrokerMessage::Embedded(d) => Inbound::payload(d),
             #[cfg(feature = "nats")]
             BrokerMessage::Nats(d) => Inbound::payload(&**d),
+            #[cfg(feature = "rabbitmq")]
+            BrokerMessage::RabbitMq(d) => Inbound::payload(&**d),
         }
     }
     fn delivered(&self) -> u32 {
@@ -324,6 +471,8 @@ impl Inbound for BrokerMessage {
             BrokerMessage::Embedded(d) => Inbound::delivered(d),
             #[cfg(feature = "nats")]
             BrokerMessage::Nats(d) => Inbound::delivered(&**d),
+            #[cfg(feature = "rabbitmq")]
+            BrokerMessage::RabbitMq(d) => Inbound::delivered(&**d),
         }
     }
     fn pending(&self) -> Option<u64> {
@@ -331,6 +480,8 @@ impl Inbound for BrokerMessage {
             BrokerMessage::Embedded(d) => Inbound::pending(d),
             #[cfg(feature = "nats")]
             BrokerMessage::Nats(d) => Inbound::pending(&**d),
+            #[cfg(feature = "rabbitmq")]
+            BrokerMessage::RabbitMq(d) => Inbound::pending(&**d),
         }
     }
     async fn ack(self) {
@@ -338,6 +489,8 @@ impl Inbound for BrokerMessage {
             BrokerMessage::Embedded(d) => Inbound::ack(d).await,
             #[cfg(feature = "nats")]
             BrokerMessage::Nats(d) => Inbound::ack(*d).await,
+            #[cfg(feature = "rabbitmq")]
+            BrokerMessage::RabbitMq(d) => Inbound::ack(*d).await,
         }
     }
     async fn nak(self, delay: Duration) {
@@ -345,6 +498,8 @@ impl Inbound for BrokerMessage {
             BrokerMessage::Embedded(d) => Inbound::nak(d, delay).await,
             #[cfg(feature = "nats")]
             BrokerMessage::Nats(d) => Inbound::nak(*d, delay).await,
+            #[cfg(feature = "rabbitmq")]
+            BrokerMessage::RabbitMq(d) => Inbound::nak(*d, delay).await,
         }
     }
     async fn progress(&self) {
@@ -352,6 +507,8 @@ impl Inbound for BrokerMessage {
             BrokerMessage::Embedded(d) => Inbound::progress(d).await,
             #[cfg(feature = "nats")]
             BrokerMessage::Nats(d) => Inbound::progress(&**d).await,
+            #[cfg(feature = "rabbitmq")]
+            BrokerMessage::RabbitMq(d) => Inbound::progress(&**d).await,
         }
     }
     async fn dead_letter(self, reason: &str) {
@@ -359,6 +516,8 @@ impl Inbound for BrokerMessage {
             BrokerMessage::Embedded(d) => Inbound::dead_letter(d, reason).await,
             #[cfg(feature = "nats")]
             BrokerMessage::Nats(d) => Inbound::dead_letter(*d, reason).await,
+            #[cfg(feature = "rabbitmq")]
+            BrokerMessage::RabbitMq(d) => Inbound::dead_letter(*d, reason).await,
         }
     }
 }
