@@ -3,7 +3,8 @@
 //! `cargo run -p generated-example` runs the whole checkout on embedded defaults (in-process
 //! bus, in-memory dedup records) and prints a timeline of every hop, synchronous or not, under
 //! one trace. `-- --nats [URL] --postgres [CONFIG]` runs the same flow on NATS JetStream and
-//! PostgreSQL (also `PACTUM_EXAMPLE_NATS` / `PACTUM_EXAMPLE_POSTGRES`). `-- serve --http PORT
+//! PostgreSQL (also `PACTUM_EXAMPLE_NATS` / `PACTUM_EXAMPLE_POSTGRES`), `-- --rabbitmq [URL]`
+//! on RabbitMQ (also `PACTUM_EXAMPLE_RABBITMQ`). `-- serve --http PORT
 //! --grpc PORT` keeps the services up for outside clients.
 
 use generated_example::flow::{self, Merchant, Notifier, Store, Tally};
@@ -27,13 +28,16 @@ use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
 
 const USAGE: &str =
-    "usage: generated-example [--nats [URL]] [--postgres [CONFIG]] [--trace-file PATH]
-       generated-example serve [--http PORT] [--grpc PORT] [--nats [URL]] [--postgres [CONFIG]]
+    "usage: generated-example [--nats [URL] | --rabbitmq [URL]] [--postgres [CONFIG]] [--trace-file PATH]
+       generated-example serve [--http PORT] [--grpc PORT] [--nats [URL] | --rabbitmq [URL]]
+                               [--postgres [CONFIG]]
                                [--tls-cert PATH --tls-key PATH [--client-ca PATH]]
                                [--trace-file PATH]
 
   --nats [URL]         events on NATS JetStream (default nats://127.0.0.1:4222;
                        or set PACTUM_EXAMPLE_NATS)
+  --rabbitmq [URL]     events on RabbitMQ (default amqp://guest:guest@127.0.0.1:5672/%2f;
+                       or set PACTUM_EXAMPLE_RABBITMQ)
   --postgres [CONFIG]  consumers' dedup records in PostgreSQL, and what they publish
                        through its outbox (default
                        \"host=127.0.0.1 port=5432 user=postgres dbname=test\";
@@ -48,12 +52,14 @@ const USAGE: &str =
                        all gRPC services on --grpc (default 50051)";
 
 const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
+const DEFAULT_RABBITMQ: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const DEFAULT_POSTGRES: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
 
 /// What the command line asked for.
 struct Args {
     serve: Option<(u16, u16)>,
     nats: Option<String>,
+    rabbitmq: Option<String>,
     postgres: Option<String>,
     trace_file: Option<std::path::PathBuf>,
     /// Certificate, key and client CA files for TLS.
@@ -64,6 +70,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         serve: None,
         nats: std::env::var("PACTUM_EXAMPLE_NATS").ok(),
+        rabbitmq: std::env::var("PACTUM_EXAMPLE_RABBITMQ").ok(),
         postgres: std::env::var("PACTUM_EXAMPLE_POSTGRES").ok(),
         trace_file: None,
         tls: (None, None, None),
@@ -94,6 +101,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--nats" => {
                 parsed.nats = Some(value(&mut i, &pending).unwrap_or_else(|| DEFAULT_NATS.into()))
             }
+            "--rabbitmq" => {
+                parsed.rabbitmq =
+                    Some(value(&mut i, &pending).unwrap_or_else(|| DEFAULT_RABBITMQ.into()))
+            }
             "--postgres" => {
                 parsed.postgres =
                     Some(value(&mut i, &pending).unwrap_or_else(|| DEFAULT_POSTGRES.into()))
@@ -123,6 +134,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             other => return Err(format!("unknown argument `{other}`")),
         }
         i += 1;
+    }
+    if parsed.nats.is_some() && parsed.rabbitmq.is_some() {
+        return Err("--nats and --rabbitmq exclude each other: events travel on one broker".into());
     }
     if parsed.tls.0.is_some() != parsed.tls.1.is_some()
         || (parsed.tls.2.is_some() && parsed.tls.0.is_none())
@@ -252,15 +266,20 @@ fn write_trace(path: Option<&std::path::Path>, hops: &Hops) -> Result<(), String
 
 /// The broker and the consumers' store the arguments ask for.
 async fn backends(args: &Args) -> Result<(Broker, Store), String> {
-    let broker = match &args.nats {
-        None => Broker::Embedded(Bus::new()),
-        Some(url) => Broker::Nats(Box::new(
+    let broker = match (&args.nats, &args.rabbitmq) {
+        (Some(url), _) => Broker::Nats(Box::new(
             pactum::messaging::nats::Nats::connect(url)
                 .await
                 .map_err(|e| {
                     format!("{e}\nstart NATS with JetStream (`nats-server -js`; README: Services)")
                 })?,
         )),
+        (None, Some(url)) => Broker::RabbitMq(Box::new(
+            pactum::messaging::rabbitmq::RabbitMq::connect(url)
+                .await
+                .map_err(|e| format!("{e}\n(README: Services)"))?,
+        )),
+        (None, None) => Broker::Embedded(Bus::new()),
     };
     let store = match &args.postgres {
         None => Store::Memory,
@@ -441,6 +460,7 @@ async fn checkout_flow(broker: Broker, store: Store, hops: &Hops) -> Result<(), 
     let (where_, kept) = match (&broker, &store) {
         (Broker::Embedded(_), _) => ("the embedded bus", ""),
         (Broker::Nats(_), _) => ("NATS JetStream", ""),
+        (Broker::RabbitMq(_), _) => ("RabbitMQ", ""),
     };
     let kept = match &store {
         Store::Memory => format!("{kept}in memory"),

@@ -139,8 +139,13 @@ fn the_main_command_runs_the_whole_checkout_on_embedded_defaults() {
     assert_whole_flow(&stdout);
 }
 
+/// The broker runs share PostgreSQL's outbox table, whose relay publishes whatever it finds
+/// there: one at a time, or one run's relay would publish the other's events to its broker.
+static POSTGRES_RUNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_same_flow_runs_on_nats_jetstream_and_postgresql() {
+    let _one = POSTGRES_RUNS.lock().unwrap_or_else(|e| e.into_inner());
     let nats = std::env::var("PACTUM_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let pg = std::env::var("PACTUM_TEST_POSTGRES")
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
@@ -153,11 +158,29 @@ fn the_same_flow_runs_on_nats_jetstream_and_postgresql() {
 }
 
 #[test]
+fn the_same_flow_runs_on_rabbitmq_and_postgresql() {
+    let _one = POSTGRES_RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let rabbitmq = std::env::var("PACTUM_TEST_RABBITMQ")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let pg = std::env::var("PACTUM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
+    let stdout = run(&["--rabbitmq", &rabbitmq, "--postgres", &pg]);
+    assert!(
+        stdout.contains("events on RabbitMQ (dedup records in PostgreSQL"),
+        "{stdout}"
+    );
+    assert_whole_flow(&stdout);
+}
+
+#[test]
 fn bad_arguments_get_the_usage_and_exit_2() {
     let out = example().arg("--colour").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown argument `--colour`") && stderr.contains("usage:"));
+    let out = example().args(["--nats", "--rabbitmq"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exclude each other"));
     let out = example()
         .args(["serve", "--http", "eighty"])
         .output()

@@ -14,6 +14,33 @@ pub fn event_type(service: &str, event: &str, version: u64) -> String {
     format!("{service}.{event}.v{version}")
 }
 
+/// RabbitMQ: the durable topic exchange events are published to, with the subject as the
+/// routing key. The runtime declares it; AsyncAPI documents name it in their AMQP bindings.
+pub const AMQP_EVENTS_EXCHANGE: &str = "pactum.events";
+
+/// RabbitMQ: the topic exchange dead letters go through, routed by `<subject>.dlq` to the
+/// queue of that name.
+pub const AMQP_DEAD_LETTER_EXCHANGE: &str = "pactum.dead-letters";
+
+/// RabbitMQ: the queue consumer group `group` reads `subject` from. A work queue and a stream
+/// are the subject's own, shared by every group; a pub/sub group has a queue of its own.
+pub fn amqp_queue(subject: &str, group: &str, delivery: crate::modes::DeliveryMode) -> String {
+    match delivery {
+        crate::modes::DeliveryMode::Pubsub => format!("{subject}.{group}"),
+        crate::modes::DeliveryMode::Queue | crate::modes::DeliveryMode::Stream => {
+            subject.to_string()
+        }
+    }
+}
+
+/// RabbitMQ: the queue type `delivery` is declared as (`x-queue-type`).
+pub fn amqp_queue_type(delivery: crate::modes::DeliveryMode) -> &'static str {
+    match delivery {
+        crate::modes::DeliveryMode::Stream => "stream",
+        crate::modes::DeliveryMode::Queue | crate::modes::DeliveryMode::Pubsub => "quorum",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

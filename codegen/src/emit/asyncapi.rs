@@ -6,7 +6,11 @@
 //! headers with the payload as JSON, a `.dlq` channel where a consumer dead-letters, and one
 //! channel per webhook whose address is the subscriber's URL (unknown here, so `null`).
 //! Delivery mode, consumer group and retry policy have no AsyncAPI field of their own; they
-//! are `x-pactum-*` extensions on the operation. The layout is `templates/asyncapi.yaml`;
+//! are `x-pactum-*` extensions on the operation. AMQP bindings (0.3.0) say how the same
+//! channels look on RabbitMQ: each subject a routing key on the events topic exchange (dead
+//! letters on the dead-letter exchange), persistent mandatory publishes, acknowledged
+//! receives; the queue a group reads from, which AMQP's operation binding has no field for,
+//! is `x-pactum-amqp-queue`. The layout is `templates/asyncapi.yaml`;
 //! JSON Schema fragments come from `json_schema`.
 
 use super::json_schema::{per_contract, q, Flavour, Schemas};
@@ -34,6 +38,26 @@ struct Channel {
     address: String,
     description: String,
     messages: Vec<(String, String)>,
+    /// The channel's bindings object, if it has one (JSON).
+    bindings: Option<String>,
+}
+
+/// AMQP bindings version this document writes.
+const AMQP_BINDING: &str = "0.3.0";
+
+/// The AMQP channel binding of a subject: a routing key on `exchange`.
+fn amqp_channel(exchange: &str) -> Value {
+    json!({"amqp": {
+        "is": "routingKey",
+        "exchange": {"name": exchange, "type": "topic", "durable": true, "autoDelete": false, "vhost": "/"},
+        "bindingVersion": AMQP_BINDING,
+    }})
+}
+
+/// The AMQP operation binding of a publish: persistent, mandatory (a message no queue takes
+/// comes back to the publisher), timestamped.
+fn amqp_send() -> Value {
+    json!({"deliveryMode": 2, "mandatory": true, "timestamp": true, "bindingVersion": AMQP_BINDING})
 }
 
 struct OpItem {
@@ -178,6 +202,10 @@ impl<'a> Builder<'a> {
                 "headers": event_headers(owner, e, dead),
                 "payload": payload,
                 "x-pactum-delivery": e.delivery.as_str(),
+                "bindings": {"amqp": {
+                    "messageType": pactum_rules::subject::event_type(&owner.service, &e.name, e.version.into()),
+                    "bindingVersion": AMQP_BINDING,
+                }},
             });
             if let Some(d) = &e.docs {
                 m["summary"] = json!(d.trim().lines().next().unwrap_or(""));
@@ -206,6 +234,11 @@ impl<'a> Builder<'a> {
             )
         };
         let key = id_part(&message);
+        let exchange = if dead {
+            pactum_rules::subject::AMQP_DEAD_LETTER_EXCHANGE
+        } else {
+            pactum_rules::subject::AMQP_EVENTS_EXCHANGE
+        };
         self.channels.entry(id.clone()).or_insert_with(|| Channel {
             id: q(&id),
             address: q(&address),
@@ -214,6 +247,7 @@ impl<'a> Builder<'a> {
                 q(&key),
                 json!({"$ref": format!("#/components/messages/{message}")}).to_string(),
             )],
+            bindings: Some(amqp_channel(exchange).to_string()),
         });
         (id, key)
     }
@@ -244,6 +278,7 @@ impl<'a> Builder<'a> {
         if let Some(why) = &e.deprecated {
             fields.push(("x-pactum-deprecated".into(), q(why)));
         }
+        fields.push(("bindings".into(), json!({"amqp": amqp_send()}).to_string()));
         let summary = format!("{} publishes {} v{}.", owner.service, e.name, e.version);
         self.operation(format!("publish_{}", at.0), "send", at, summary, fields);
     }
@@ -275,13 +310,22 @@ impl<'a> Builder<'a> {
         if let Some(r) = &c.retry {
             fields.push(("x-pactum-retry".into(), retry_value(r).to_string()));
         }
+        fields.push((
+            "x-pactum-amqp-queue".into(),
+            q(&pactum_rules::subject::amqp_queue(
+                &e.subject, &c.group, c.delivery,
+            )),
+        ));
+        fields.push((
+            "x-pactum-amqp-queue-type".into(),
+            q(pactum_rules::subject::amqp_queue_type(c.delivery)),
+        ));
+        let mut bindings = json!({"amqp": {"ack": true, "bindingVersion": AMQP_BINDING}});
         if c.delivery == Delivery::Queue {
             // NATS queue groups are the one consumer-group notion AsyncAPI has a field for.
-            fields.push((
-                "bindings".into(),
-                json!({"nats": {"queue": c.group, "bindingVersion": "0.1.0"}}).to_string(),
-            ));
+            bindings["nats"] = json!({"queue": c.group, "bindingVersion": "0.1.0"});
         }
+        fields.push(("bindings".into(), bindings.to_string()));
         let summary = format!(
             "{} consumes {}.{} v{} as group `{}`, each event applied once.",
             self.home.id.service, owner.service, e.name, e.version, c.group
@@ -299,7 +343,7 @@ impl<'a> Builder<'a> {
                 "send",
                 dlq,
                 summary,
-                Vec::new(),
+                vec![("bindings".into(), json!({"amqp": amqp_send()}).to_string())],
             );
         }
     }
@@ -354,6 +398,7 @@ impl<'a> Builder<'a> {
                     q(&key),
                     json!({"$ref": format!("#/components/messages/{message}")}).to_string(),
                 )],
+                bindings: None,
             },
         );
         let summary = format!("{} sends the {} webhook.", self.home.id.service, w.name);

@@ -63,9 +63,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The topic exchange events are published to, the subject as the routing key.
-pub const EVENTS_EXCHANGE: &str = "pactum.events";
+pub const EVENTS_EXCHANGE: &str = pactum_rules::subject::AMQP_EVENTS_EXCHANGE;
 /// The topic exchange dead letters go through, routed by `<subject>.dlq`.
-pub const DEAD_LETTER_EXCHANGE: &str = "pactum.dead-letters";
+pub const DEAD_LETTER_EXCHANGE: &str = pactum_rules::subject::AMQP_DEAD_LETTER_EXCHANGE;
 /// How many times a message was delivered before it went to a delay queue: RabbitMQ's own
 /// count (`x-delivery-count`) starts again when the message comes back from there.
 pub const ATTEMPTS_HEADER: &str = "pactum-delivered";
@@ -455,15 +455,17 @@ impl RabbitMq {
         let bytes = |b: u64| AMQPValue::LongLongInt(i64::try_from(b).unwrap_or(i64::MAX));
         let dead_letters = format!("{subject}.dlq");
         let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            long(pactum_rules::subject::amqp_queue_type(mode)),
+        );
         if mode == Mode::Stream {
-            args.insert("x-queue-type".into(), long("stream"));
             args.insert(
                 "x-max-age".into(),
                 long(format!("{}s", limits.max_age.as_secs().max(1))),
             );
             args.insert("x-max-length-bytes".into(), bytes(limits.max_bytes));
         } else {
-            args.insert("x-queue-type".into(), long("quorum"));
             args.insert("x-dead-letter-exchange".into(), long(DEAD_LETTER_EXCHANGE));
             args.insert("x-dead-letter-routing-key".into(), long(&*dead_letters));
             args.insert(
@@ -550,11 +552,10 @@ impl RabbitMq {
         let (queue, mode) = if subject.ends_with(".dlq") {
             (subject.to_string(), Mode::Queue)
         } else {
-            let queue = match mode {
-                Mode::Queue | Mode::Stream => subject.to_string(),
-                Mode::Pubsub => format!("{subject}.{group}"),
-            };
-            (queue, mode)
+            (
+                pactum_rules::subject::amqp_queue(subject, group, mode),
+                mode,
+            )
         };
         let stream = (mode == Mode::Stream).then(|| {
             Arc::new(Mutex::new(Tracker {
