@@ -95,6 +95,11 @@ async fn broker(kind: Kind, test: &str) -> (Broker, String) {
                 queues.push(format!("{subject}.{g}"));
                 queues.push(format!("{subject}.{g}.offset"));
             }
+            // Delay queues: the 300 ms nak and the 5 s dead-letter fallback.
+            for q in queues.clone() {
+                queues.push(format!("{q}.retry.500"));
+                queues.push(format!("{q}.retry.5000"));
+            }
             for q in queues {
                 // A missing queue closes the channel in some versions: a fresh one each time.
                 let _ = channel
@@ -651,7 +656,8 @@ async fn duplicates_a_crash_before_the_ack_and_poison_through_the_idempotent_con
     );
 }
 
-/// A nak with a delay brings the message back no sooner, counted as its second delivery.
+/// A nak with a delay brings the message back no sooner, counted as its second delivery; each
+/// later nak, at once or delayed, counts one more.
 async fn a_nak_comes_back_after_its_delay_with_its_count(kind: Kind) {
     for (mode, group) in [(Mode::Queue, "workers"), (Mode::Stream, "replay")] {
         let (broker, subject) = broker(kind, &format!("nak_{group}")).await;
@@ -675,7 +681,14 @@ async fn a_nak_comes_back_after_its_delay_with_its_count(kind: Kind) {
             waited >= Duration::from_millis(250),
             "{mode:?}: back after {waited:?}"
         );
-        again.ack().await;
+        // Every way back counts once: at once, then delayed again.
+        again.nak(Duration::ZERO).await;
+        let third = next(&mut sub).await;
+        assert_eq!(third.delivered(), 3, "{mode:?}");
+        third.nak(Duration::from_millis(100)).await;
+        let fourth = next(&mut sub).await;
+        assert_eq!(fourth.delivered(), 4, "{mode:?}");
+        fourth.ack().await;
         nothing_more(&mut sub, Duration::from_millis(700)).await;
     }
 }

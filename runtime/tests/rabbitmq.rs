@@ -4,9 +4,9 @@
 //! `conformance.rs`. The machine's RabbitMQ is `PACTUM_TEST_RABBITMQ` (default
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`); PostgreSQL is `PACTUM_TEST_POSTGRES`.
 
-use pactum::messaging::bus::{event_message, headers, EventSink, StartAt};
+use pactum::messaging::bus::{event_message, headers, EventSink, Headers, StartAt};
 use pactum::messaging::consumer::{Inbound, Outcome, PgConsumer, PgHandler, REASON_HEADER};
-use pactum::messaging::rabbitmq::{RabbitMq, EVENTS_EXCHANGE};
+use pactum::messaging::rabbitmq::{RabbitMq, EVENTS_EXCHANGE, UNROUTABLE};
 use pactum::messaging::{Broker, EventSource, Subscribe, Subscription};
 use pactum::shutdown::Shutdown;
 use pactum::{ConsumerInfo, Context, DeliveryMode as Mode, Event, RetryPolicy};
@@ -163,7 +163,7 @@ async fn start_up_errors_say_what_to_fix_and_never_show_the_password() {
 }
 
 #[tokio::test]
-async fn refusals_are_clear_and_permanent_where_retrying_cannot_help() {
+async fn refusals_are_clear_and_unroutable_events_are_kept() {
     let rabbit = rabbit().await;
     let subject = "rabbit_test.refusals";
     delete(&[
@@ -172,20 +172,52 @@ async fn refusals_are_clear_and_permanent_where_retrying_cannot_help() {
         format!("{subject}.late"),
     ])
     .await;
-    // No group has joined: the publish comes back instead of vanishing.
-    let unroutable = rabbit
+    // No group has joined: the publish is confirmed and kept in the unroutable queue (the
+    // exchange's alternate exchange), not lost.
+    let id = format!("lonely-{}", std::process::id());
+    rabbit
         .send(
             "rabbit_test.nobody_listens",
-            Default::default(),
+            Headers::from([(headers::MSG_ID.to_string(), id.clone())]),
             b"{}".to_vec(),
         )
         .await
-        .expect_err("no queue takes it");
-    assert!(unroutable.permanent);
-    assert!(
-        unroutable.message.contains("no consumer group has joined"),
-        "{unroutable}"
-    );
+        .unwrap();
+    let raw = lapin::Connection::connect(&rabbit_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = raw.create_channel().await.unwrap();
+    let mut kept = false;
+    // Bounded: what other runs left there is read and left in place.
+    for _ in 0..1000 {
+        let Some(m) = channel
+            .basic_get(
+                UNROUTABLE.into(),
+                lapin::options::BasicGetOptions { no_ack: false },
+            )
+            .await
+            .unwrap()
+        else {
+            break;
+        };
+        if m.delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str())
+            == Some(id.as_str())
+        {
+            assert_eq!(
+                m.delivery.routing_key.as_str(),
+                "rabbit_test.nobody_listens"
+            );
+            m.delivery.acker.ack(Default::default()).await.unwrap();
+            kept = true;
+            break;
+        }
+    }
+    assert!(kept, "the unroutable event is kept in {UNROUTABLE}");
+    drop(channel);
     // Replay on a new pub/sub group: refused, not a silent start from now.
     let err = rabbit
         .subscribe(

@@ -16,9 +16,19 @@
 //!
 //! Dead letters go through the topic exchange [`DEAD_LETTER_EXCHANGE`] to the quorum queue
 //! `<subject>.dlq`, carrying the reason header as on the other transports. The quorum queues
-//! name that exchange as their own dead-letter exchange too, so a message the broker gives up
-//! on (one that kept crashing its worker past the delivery limit) lands there as well, with
-//! RabbitMQ's `x-death` record instead of a reason.
+//! name that exchange as their own dead-letter exchange too (at least once), so a message the
+//! broker gives up on — one that crashed its worker [`QueueLimits::delivery_limit`] times,
+//! which no handler outcome reports — lands there as well, with RabbitMQ's `x-death` record
+//! instead of a reason. Both exchanges have the alternate exchange [`UNROUTABLE`]: an event
+//! published before any group joined its subject is kept in the queue of that name, for an
+//! operator to move, rather than dropped. (JetStream refuses such a publish instead; an
+//! outbox relay parks the row.)
+//!
+//! The client holds two connections, one publishing and one consuming: RabbitMQ blocks a
+//! publishing connection under a memory or disk alarm, and a consumer on it could then not
+//! even acknowledge. Events are published many at a time on one channel; the runtime's own
+//! publishes (delays, dead letters, offsets) are mandatory and go one at a time on another,
+//! so a returned message is known to be the one just sent.
 //!
 //! # Where AMQP differs from JetStream
 //!
@@ -30,16 +40,23 @@
 //!   declared; replay from a point ([`StartAt`] other than `New`) needs `delivery: stream`.
 //!   Asking for it on a new pub/sub group is an error, not a silent start from now.
 //! - **Nak with a delay** republishes the message to a delay queue `<queue>.retry.<ms>` (a
-//!   per-queue TTL, dead-lettered back to `<queue>`), then acknowledges the original. Delays
-//!   are rounded up to a 1-2-5 ladder so a group has a handful of such queues, not one per
-//!   jittered value. The count of earlier deliveries travels in [`ATTEMPTS_HEADER`].
+//!   quorum queue with a message TTL, dead-lettered back to `<queue>` at least once), then
+//!   acknowledges the original. Delays are rounded up to a 1-2-5 ladder, so a group has a
+//!   handful of such queues, not one per jittered value; they are kept (an expiring queue
+//!   would be deleted under the messages waiting in it). The count of earlier deliveries
+//!   travels in [`ATTEMPTS_HEADER`]; the broker's own records are not carried over.
 //! - **Streams keep no consumer position over AMQP.** A stream group's offset is committed to
-//!   a one-message queue `<subject>.<group>.offset` (`x-max-length: 1`) every
-//!   [`COMMIT_EVERY`] settled messages or [`COMMIT_INTERVAL`], and when the worker stops; after
-//!   a crash the group reads again from the last commit and the consumer's dedup drops what
-//!   it had already applied. The committed offset is the lowest one not yet settled, so a
-//!   message waiting for its retry is never skipped. Every worker of a stream group reads the
-//!   whole stream (AMQP 0.9.1 has no single active consumer on streams): run one per group.
+//!   a one-message queue `<subject>.<group>.offset` (`x-max-length: 1`) when a message is
+//!   settled [`COMMIT_EVERY`] messages or [`COMMIT_INTERVAL`] after the last commit, and when
+//!   the worker stops; after a crash the group reads again from the last commit and the
+//!   consumer's dedup drops what it had already applied. The committed offset is the lowest
+//!   one not yet settled, so a message waiting for its retry is never skipped. A stream
+//!   cannot requeue, so a nak keeps the message in the worker until its delay has passed.
+//!   What a stream group does not have: a delivery limit (a message that crashes the worker
+//!   every time is read again after every restart, counted as a first delivery), retries
+//!   that survive a reconnect (the group reads again from the lowest unsettled offset
+//!   instead), and more than one worker (AMQP 0.9.1 has no single active consumer on
+//!   streams, so every worker of a group reads the whole stream): run one per group.
 //! - **No ack wait per message.** An unacknowledged message comes back when its channel
 //!   closes (the worker crashed or lost its connection), or after the broker's
 //!   `consumer_timeout`; [`Inbound::progress`] has nothing to send.
@@ -50,8 +67,8 @@ use crate::DeliveryMode as Mode;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
-    BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::Acker;
@@ -92,14 +109,14 @@ fn failed(doing: &str, e: &lapin::Error) -> RabbitError {
 
 /// The limits queues are declared with, so nothing grows without bound. A queue that exists
 /// keeps the arguments it was declared with: declaring it again with others is refused by the
-/// broker (`PRECONDITION_FAILED`), which [`RabbitMq::subscribe`] reports as such.
+/// broker (`PRECONDITION_FAILED`), which [`RabbitMq::join`] reports as such.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueLimits {
     /// How long a stream keeps messages. Default: 7 days, as JetStream's streams.
     pub max_age: Duration,
-    /// Bytes a queue or stream may hold. A full quorum queue refuses publishes (the publisher
-    /// sees a nack and retries) rather than dropping the oldest; a stream drops its oldest
-    /// segments. Default: 1 GiB.
+    /// Bytes a queue or stream may hold. A full quorum queue (a group's queue, a delay queue,
+    /// a dead-letter queue) refuses publishes (the publisher sees a nack and retries) rather
+    /// than dropping the oldest; a stream drops its oldest segments. Default: 1 GiB.
     pub max_bytes: u64,
     /// Deliveries after which a quorum queue dead-letters a message by itself: a backstop
     /// for a message that crashes its worker every time, which no handler outcome reports.
@@ -120,9 +137,11 @@ impl Default for QueueLimits {
     }
 }
 
-/// A RabbitMQ connection: publishes with confirms, and opens a channel per consumer group
-/// worker. Cloning shares the connection. The connection is opened again, on the next use,
-/// after the broker dropped it.
+/// A RabbitMQ client: publishes with confirms, and opens a channel per consumer group worker.
+/// Cloning shares it. It holds two connections, opened again on the next use after the
+/// broker dropped them: one that publishes and one that consumes, because RabbitMQ blocks a
+/// publishing connection under a memory or disk alarm, and a consumer sharing it could then
+/// not even acknowledge — the one thing that frees space.
 #[derive(Clone)]
 pub struct RabbitMq {
     inner: Arc<Inner>,
@@ -133,11 +152,31 @@ struct Inner {
     /// The URL with its password hidden, for messages.
     shown: String,
     limits: QueueLimits,
-    connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
-    publisher: tokio::sync::Mutex<Option<Channel>>,
-    /// Delay queues declared on this connection (`<queue>.retry.<ms>`).
+    publishing: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    consuming: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    /// Events: many publishes in flight, none mandatory (the alternate exchange keeps what
+    /// no queue takes).
+    events: tokio::sync::Mutex<Option<Channel>>,
+    /// The runtime's own publishes (delays, dead letters, offsets): mandatory, one at a time,
+    /// so a returned message is known to be the one just sent (lapin hands a return to
+    /// whichever confirm resolves next).
+    internal: tokio::sync::Mutex<Option<Channel>>,
+    /// Delay queues known to exist (`<queue>.retry.<ms>`); a failed publish to one forgets it,
+    /// so it is declared again.
     delay_queues: Mutex<HashSet<String>>,
 }
+
+/// The alternate exchange of the events and dead-letter exchanges, and the queue behind it:
+/// a message no group's queue takes is kept there, for an operator to move, rather than lost.
+pub const UNROUTABLE: &str = "pactum.unroutable";
+
+/// How long a publish waits for the broker's confirm before it counts as failed (a quorum
+/// queue that lost its majority confirms nothing): the publisher retries, as after any
+/// transient failure.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long opening a connection may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `url` with the password replaced, so errors and logs never carry it.
 fn redact(url: &str) -> String {
@@ -156,6 +195,13 @@ fn redact(url: &str) -> String {
 /// What to do about a connection that failed, for the start-up error.
 fn connect_advice(e: &lapin::Error) -> &'static str {
     use lapin::protocol::{AMQPErrorKind, AMQPHardError};
+    let text = e.to_string();
+    // Wrong credentials end the handshake with ACCESS_REFUSED, which lapin reports in more
+    // than one shape depending on when the broker closes the socket.
+    if text.contains("ACCESS_REFUSED") || text.contains("ACCESS-REFUSED") {
+        return "the user name or password is wrong: fix them in the URL \
+                (amqp://USER:PASSWORD@HOST:5672/VHOST)";
+    }
     match e.kind() {
         lapin::ErrorKind::ProtocolError(amqp) => match amqp.kind() {
             AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => {
@@ -170,49 +216,69 @@ fn connect_advice(e: &lapin::Error) -> &'static str {
             "nothing answers there: start RabbitMQ or fix the URL's host and port \
              (amqp://USER:PASSWORD@HOST:5672/VHOST)"
         }
-        _ if e.to_string().contains("ACCESS_REFUSED") || e.to_string().contains("auth") => {
-            "the user name or password is wrong: fix them in the URL \
-             (amqp://USER:PASSWORD@HOST:5672/VHOST)"
-        }
         _ => "check the URL (amqp://USER:PASSWORD@HOST:5672/VHOST)",
     }
 }
 
-async fn open(url: &str, shown: &str) -> Result<Connection, RabbitError> {
-    let properties = ConnectionProperties::default()
-        .with_connection_name(LongString::from(format!("pactum {}", std::process::id())));
-    let connection = Connection::connect(url, properties).await.map_err(|e| {
-        let mut advice = connect_advice(&e);
-        // Wrong credentials end the handshake with ACCESS_REFUSED, which lapin reports in
-        // more than one shape depending on when the broker closes the socket.
-        let text = e.to_string();
-        if text.contains("ACCESS_REFUSED") || text.contains("ACCESS-REFUSED") {
-            advice = "the user name or password is wrong: fix them in the URL \
-                      (amqp://USER:PASSWORD@HOST:5672/VHOST)";
-        }
-        RabbitError(format!(
-            "cannot connect to RabbitMQ at {shown}: {e}; {advice}"
-        ))
-    })?;
-    // The exchanges are durable; declaring them on every connection makes a broker whose
-    // data was wiped usable again without an operator.
+/// Opens a connection named for its `role` and declares the exchanges.
+async fn open(url: &str, shown: &str, role: &str) -> Result<Connection, RabbitError> {
+    let properties = ConnectionProperties::default().with_connection_name(LongString::from(
+        format!("pactum {} {role}", std::process::id()),
+    ));
+    let connection = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties))
+        .await
+        .map_err(|_| {
+            RabbitError(format!(
+                "cannot connect to RabbitMQ at {shown}: no answer within {CONNECT_TIMEOUT:?}"
+            ))
+        })?
+        .map_err(|e| {
+            RabbitError(format!(
+                "cannot connect to RabbitMQ at {shown}: {e}; {}",
+                connect_advice(&e)
+            ))
+        })?;
+    // Durable exchanges; declaring them on every connection makes a broker whose data was
+    // wiped usable again without an operator.
     let channel = connection
         .create_channel()
         .await
         .map_err(|e| failed("cannot open a channel", &e))?;
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .exchange_declare(
+            UNROUTABLE.into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| failed(&format!("cannot declare exchange {UNROUTABLE}"), &e))?;
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), long("quorum"));
+    declare_queue(&channel, UNROUTABLE, args)
+        .await
+        .map_err(|e| failed(&format!("cannot declare queue {UNROUTABLE}"), &e))?;
+    bind(&channel, UNROUTABLE, UNROUTABLE, "").await?;
     for exchange in [EVENTS_EXCHANGE, DEAD_LETTER_EXCHANGE] {
+        let mut args = FieldTable::default();
+        args.insert("alternate-exchange".into(), long(UNROUTABLE));
         channel
-            .exchange_declare(
-                exchange.into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
+            .exchange_declare(exchange.into(), ExchangeKind::Topic, durable, args)
             .await
-            .map_err(|e| failed(&format!("cannot declare exchange {exchange}"), &e))?;
+            .map_err(|e| {
+                let mut m = failed(&format!("cannot declare exchange {exchange}"), &e).0;
+                if m.contains("PRECONDITION") {
+                    m.push_str(&format!(
+                        "; it exists with other arguments: delete it (it holds no messages) so \
+                         it is declared again with `alternate-exchange: {UNROUTABLE}`"
+                    ));
+                }
+                RabbitError(m)
+            })?;
     }
     let _ = channel.close(200, "declared".into()).await;
     Ok(connection)
@@ -239,6 +305,16 @@ fn number(value: &AMQPValue) -> Option<u64> {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Headers the broker writes about a delivery (counts, dead-letter history, stream offset):
+/// not carried over when the runtime publishes a message again.
+fn broker_header(name: &str) -> bool {
+    matches!(
+        name,
+        "x-death" | "x-delivery-count" | "x-acquired-count" | "x-stream-offset"
+    ) || name.starts_with("x-first-death-")
+        || name.starts_with("x-last-death-")
 }
 
 /// The AMQP properties of an event: persistent, its id as `message-id`, its headers as a
@@ -292,8 +368,42 @@ pub fn delay_step(delay: Duration) -> Duration {
     }
 }
 
+/// A connection from `slot`, opened again if the broker dropped it.
+async fn connection(
+    inner: &Inner,
+    slot: &tokio::sync::Mutex<Option<Arc<Connection>>>,
+    role: &str,
+) -> Result<Arc<Connection>, RabbitError> {
+    let mut slot = slot.lock().await;
+    if let Some(c) = slot.as_ref() {
+        if c.status().connected() {
+            return Ok(c.clone());
+        }
+    }
+    let c = Arc::new(open(&inner.url, &inner.shown, role).await?);
+    tracing::info!(broker = %inner.shown, role, "connected to RabbitMQ");
+    *slot = Some(c.clone());
+    Ok(c)
+}
+
+/// Waits for a confirm, bounded by [`CONFIRM_TIMEOUT`].
+async fn confirmation(
+    routing_key: &str,
+    confirm: lapin::PublisherConfirm,
+) -> Result<Confirmation, PublishError> {
+    match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(PublishError::transient(format!(
+            "publish of `{routing_key}` not confirmed: {e}"
+        ))),
+        Err(_) => Err(PublishError::transient(format!(
+            "publish of `{routing_key}` not confirmed within {CONFIRM_TIMEOUT:?}"
+        ))),
+    }
+}
+
 impl RabbitMq {
-    /// Connects to `url` (`amqp://guest:guest@127.0.0.1:5672/%2f`) and declares the two
+    /// Connects to `url` (`amqp://guest:guest@127.0.0.1:5672/%2f`) and declares the
     /// exchanges. An unreachable broker, wrong credentials or a missing virtual host fail
     /// here, with what to fix.
     pub async fn connect(url: &str) -> Result<Self, RabbitError> {
@@ -303,54 +413,50 @@ impl RabbitMq {
     /// [`connect`](Self::connect) with explicit queue limits.
     pub async fn connect_with(url: &str, limits: QueueLimits) -> Result<Self, RabbitError> {
         let shown = redact(url);
-        let connection = open(url, &shown).await?;
+        let publishing = open(url, &shown, "publishing").await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 url: url.to_string(),
                 shown,
                 limits,
-                connection: tokio::sync::Mutex::new(Some(Arc::new(connection))),
-                publisher: tokio::sync::Mutex::new(None),
+                publishing: tokio::sync::Mutex::new(Some(Arc::new(publishing))),
+                consuming: tokio::sync::Mutex::new(None),
+                events: tokio::sync::Mutex::new(None),
+                internal: tokio::sync::Mutex::new(None),
                 delay_queues: Mutex::default(),
             }),
         })
     }
 
-    /// Whether the connection is up now, for a readiness probe. A dropped connection is
-    /// opened again on the next publish or pull, so `false` is an outage in progress.
+    /// Whether the publishing connection is up now, for a readiness probe. A dropped
+    /// connection is opened again on the next publish, so `false` is an outage in progress.
     pub fn is_connected(&self) -> bool {
         self.inner
-            .connection
+            .publishing
             .try_lock()
             .map(|c| c.as_ref().is_some_and(|c| c.status().connected()))
             // Someone holds the lock to reconnect.
             .unwrap_or(false)
     }
 
-    /// The connection, opened again if the broker dropped it.
-    async fn connection(&self) -> Result<Arc<Connection>, RabbitError> {
-        let mut slot = self.inner.connection.lock().await;
-        if let Some(c) = slot.as_ref() {
-            if c.status().connected() {
-                return Ok(c.clone());
-            }
-        }
-        let c = Arc::new(open(&self.inner.url, &self.inner.shown).await?);
-        tracing::info!(broker = %self.inner.shown, "connected to RabbitMQ again");
-        *slot = Some(c.clone());
-        Ok(c)
+    /// A new channel on the consuming connection.
+    async fn consumer_channel(&self) -> Result<Channel, RabbitError> {
+        connection(&self.inner, &self.inner.consuming, "consuming")
+            .await?
+            .create_channel()
+            .await
+            .map_err(|e| failed("cannot open a channel", &e))
     }
 
-    /// The channel publishes go through, in confirm mode, opened again if it closed.
-    async fn publisher(&self) -> Result<Channel, RabbitError> {
-        let mut slot = self.inner.publisher.lock().await;
+    /// A channel in confirm mode on the publishing connection, kept in `slot` and opened
+    /// again if it closed.
+    async fn confirming(&self, slot: &mut Option<Channel>) -> Result<Channel, RabbitError> {
         if let Some(c) = slot.as_ref() {
             if c.status().connected() {
                 return Ok(c.clone());
             }
         }
-        let channel = self
-            .connection()
+        let channel = connection(&self.inner, &self.inner.publishing, "publishing")
             .await?
             .create_channel()
             .await
@@ -363,27 +469,24 @@ impl RabbitMq {
         Ok(channel)
     }
 
-    /// Sends one message and returns the wait for its confirm, so several can be in flight.
+    /// Sends one event and returns the wait for its confirm, so several can be in flight.
     async fn start_publish(
         &self,
-        exchange: &str,
-        routing_key: &str,
+        subject: &str,
         properties: BasicProperties,
         payload: &[u8],
     ) -> Result<lapin::PublisherConfirm, PublishError> {
-        let channel = self
-            .publisher()
-            .await
-            .map_err(|e| PublishError::transient(e.0))?;
+        let channel = {
+            let mut slot = self.inner.events.lock().await;
+            self.confirming(&mut slot)
+                .await
+                .map_err(|e| PublishError::transient(e.0))?
+        };
         channel
             .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                // Mandatory: a message no queue takes comes back rather than vanishing.
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
+                EVENTS_EXCHANGE.into(),
+                subject.into(),
+                BasicPublishOptions::default(),
                 payload,
                 properties,
             )
@@ -391,26 +494,18 @@ impl RabbitMq {
             .map_err(|e| PublishError::transient(format!("publish failed: {e}")))
     }
 
-    /// Waits for a confirm: the broker has the message (on disk, for a durable queue).
+    /// The broker has the event (on disk, for a durable queue) once this returns `Ok`.
     async fn confirmed(
-        routing_key: &str,
+        subject: &str,
         confirm: lapin::PublisherConfirm,
     ) -> Result<Published, PublishError> {
-        match confirm.await {
-            Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => Ok(Published {
+        match confirmation(subject, confirm).await? {
+            Confirmation::Ack(_) | Confirmation::NotRequested => Ok(Published {
                 sequence: 0,
                 duplicate: false,
             }),
-            Ok(Confirmation::Ack(Some(returned))) => Err(PublishError::permanent(format!(
-                "no queue takes `{routing_key}` ({}): no consumer group has joined it yet; \
-                 start a consumer of it first",
-                returned.reply_text
-            ))),
-            Ok(Confirmation::Nack(_)) => Err(PublishError::transient(format!(
-                "the broker refused `{routing_key}` (nack): a queue is full or a node is down"
-            ))),
-            Err(e) => Err(PublishError::transient(format!(
-                "publish of `{routing_key}` not confirmed: {e}"
+            Confirmation::Nack(_) => Err(PublishError::transient(format!(
+                "the broker refused `{subject}` (nack): a queue is full or a node is down"
             ))),
         }
     }
@@ -422,22 +517,70 @@ impl RabbitMq {
         headers: &Headers,
         payload: &[u8],
     ) -> Result<Published, PublishError> {
-        let confirm = self
-            .start_publish(EVENTS_EXCHANGE, subject, properties(headers), payload)
-            .await;
-        let result = match confirm {
+        let result = match self
+            .start_publish(subject, properties(headers), payload)
+            .await
+        {
             Ok(c) => Self::confirmed(subject, c).await,
             Err(e) => Err(e),
         };
-        if matches!(&result, Err(e) if !e.permanent) {
-            self.forget_publisher().await;
+        if result.is_err() {
+            Self::forget(&self.inner.events).await;
         }
         result
     }
 
-    /// Drops a publisher channel that failed, so the next publish opens a fresh one.
-    async fn forget_publisher(&self) {
-        let mut slot = self.inner.publisher.lock().await;
+    /// One of the runtime's own publishes (a delay, a dead letter, an offset): mandatory and
+    /// alone on its channel until confirmed, so a return is this message's. A message no
+    /// queue takes is a permanent error.
+    async fn publish_internal(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        properties: BasicProperties,
+        payload: &[u8],
+    ) -> Result<(), PublishError> {
+        let mut slot = self.inner.internal.lock().await;
+        let channel = self
+            .confirming(&mut slot)
+            .await
+            .map_err(|e| PublishError::transient(e.0))?;
+        let sent = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                payload,
+                properties,
+            )
+            .await
+            .map_err(|e| PublishError::transient(format!("publish failed: {e}")));
+        let result = match sent {
+            Ok(confirm) => match confirmation(routing_key, confirm).await {
+                Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => Ok(()),
+                Ok(Confirmation::Ack(Some(returned))) => Err(PublishError::permanent(format!(
+                    "no queue takes `{routing_key}` ({})",
+                    returned.reply_text
+                ))),
+                Ok(Confirmation::Nack(_)) => Err(PublishError::transient(format!(
+                    "the broker refused `{routing_key}` (nack)"
+                ))),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        if matches!(&result, Err(e) if !e.permanent) {
+            *slot = None;
+        }
+        result
+    }
+
+    /// Drops a channel that failed, so the next publish opens a fresh one.
+    async fn forget(slot: &tokio::sync::Mutex<Option<Channel>>) {
+        let mut slot = slot.lock().await;
         if slot.as_ref().is_some_and(|c| !c.status().connected()) {
             *slot = None;
         }
@@ -473,7 +616,11 @@ impl RabbitMq {
                 AMQPValue::LongLongInt(i64::from(limits.delivery_limit)),
             );
             args.insert("x-max-length-bytes".into(), bytes(limits.max_bytes));
+            // A full queue refuses publishes (a nack the publisher retries) instead of dropping
+            // its oldest message; and the broker's own dead-lettering (at the delivery limit)
+            // is then at least once, not the default at most once.
             args.insert("x-overflow".into(), long("reject-publish"));
+            args.insert("x-dead-letter-strategy".into(), long("at-least-once"));
         }
         declare_queue(channel, queue, args).await.map_err(|e| {
             let mut message = failed(&format!("cannot declare queue {queue}"), &e).0;
@@ -491,17 +638,7 @@ impl RabbitMq {
             RabbitError(message)
         })?;
         bind(channel, queue, EVENTS_EXCHANGE, subject).await?;
-        let mut args = FieldTable::default();
-        args.insert("x-queue-type".into(), long("quorum"));
-        args.insert("x-max-length-bytes".into(), bytes(limits.max_bytes));
-        args.insert(
-            "x-message-ttl".into(),
-            AMQPValue::LongLongInt(millis(limits.dead_letter_max_age)),
-        );
-        declare_queue(channel, &dead_letters, args)
-            .await
-            .map_err(|e| failed(&format!("cannot declare queue {dead_letters}"), &e))?;
-        bind(channel, &dead_letters, DEAD_LETTER_EXCHANGE, &dead_letters).await
+        declare_dead_letters(self, channel, &dead_letters).await
     }
 
     /// Declares `<queue>.retry.<ms>`: messages wait there `step`, then go back to `queue`.
@@ -516,19 +653,24 @@ impl RabbitMq {
         {
             return Ok(name);
         }
+        // A quorum queue, so that going back to `queue` is at least once (a classic queue
+        // dead-letters at most once: a message would vanish if `queue` refused it). Kept, not
+        // expiring: `x-expires` does not count publishes as use, and would delete it under the
+        // messages waiting in it.
         let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), long("quorum"));
         args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(millis(step)));
         args.insert("x-dead-letter-exchange".into(), long(""));
         args.insert("x-dead-letter-routing-key".into(), long(queue));
-        // Gone a while after its last use; never while a message could still wait in it.
-        args.insert(
-            "x-expires".into(),
-            AMQPValue::LongLongInt(millis(step * 2 + Duration::from_secs(600))),
-        );
-        let channel = self.publisher().await?;
-        declare_queue(&channel, &name, args)
+        args.insert("x-overflow".into(), long("reject-publish"));
+        args.insert("x-dead-letter-strategy".into(), long("at-least-once"));
+        // On a channel of its own: a refused declaration closes the channel it was made on.
+        let channel = self.consumer_channel().await?;
+        let declared = declare_queue(&channel, &name, args)
             .await
-            .map_err(|e| failed(&format!("cannot declare delay queue {name}"), &e))?;
+            .map_err(|e| failed(&format!("cannot declare delay queue {name}"), &e));
+        let _ = channel.close(200, "declared".into()).await;
+        declared?;
         self.inner
             .delay_queues
             .lock()
@@ -572,12 +714,7 @@ impl RabbitMq {
         if mode == Mode::Pubsub && !matches!(start, StartAt::New) {
             // Replay needs history, which only a stream keeps. A group that exists already
             // ignores `start` (as on JetStream), so only a new one is refused.
-            let channel = self
-                .connection()
-                .await?
-                .create_channel()
-                .await
-                .map_err(|e| failed("cannot open a channel", &e))?;
+            let channel = self.consumer_channel().await?;
             let exists = channel
                 .queue_declare(
                     queue.as_str().into(),
@@ -662,7 +799,7 @@ impl crate::messaging::bus::EventSink for RabbitMq {
         let mut pending = Vec::with_capacity(messages.len());
         for (subject, headers, payload) in &messages {
             let started = self
-                .start_publish(EVENTS_EXCHANGE, subject, properties(headers), payload)
+                .start_publish(subject, properties(headers), payload)
                 .await;
             pending.push((subject, started));
         }
@@ -673,8 +810,8 @@ impl crate::messaging::bus::EventSink for RabbitMq {
                 Err(e) => Err(e),
             });
         }
-        if results.iter().any(|r| matches!(r, Err(e) if !e.permanent)) {
-            self.forget_publisher().await;
+        if results.iter().any(Result::is_err) {
+            Self::forget(&self.inner.events).await;
         }
         results
     }
@@ -752,13 +889,7 @@ impl Group {
     /// Opens a channel, declares the group's queues and starts consuming; a stream group
     /// resumes at its committed offset, or where it was told to start.
     async fn open(&mut self) -> Result<(), RabbitError> {
-        let channel = self
-            .rabbit
-            .connection()
-            .await?
-            .create_channel()
-            .await
-            .map_err(|e| failed("cannot open a channel", &e))?;
+        let channel = self.rabbit.consumer_channel().await?;
         channel
             .basic_qos(self.prefetch, BasicQosOptions::default())
             .await
@@ -902,6 +1033,9 @@ impl Group {
                 None => consumer.next().await,
             };
             match received {
+                // Buffered before its channel died: the broker gives it to a live channel
+                // again, and settling this copy could only go astray.
+                Some(Ok(delivery)) if !delivery.acker.usable() => continue,
                 Some(Ok(delivery)) => return Ok(self.delivery(delivery)),
                 Some(Err(e)) => {
                     self.live = None;
@@ -927,6 +1061,7 @@ impl Group {
                 break;
             };
             match futures_util::FutureExt::now_or_never(consumer.next()) {
+                Some(Some(Ok(delivery))) if !delivery.acker.usable() => continue,
                 Some(Some(Ok(delivery))) => batch.push(self.delivery(delivery)),
                 _ => break,
             }
@@ -957,7 +1092,11 @@ impl Group {
             for (name, value) in table {
                 match name.as_str() {
                     ATTEMPTS_HEADER => earlier = number(value).unwrap_or(0),
-                    "x-delivery-count" => count = number(value),
+                    // RabbitMQ's count of earlier deliveries: `x-delivery-count` before 4.0,
+                    // `x-acquired-count` (every return) after.
+                    "x-delivery-count" | "x-acquired-count" => {
+                        count = count.max(number(value));
+                    }
                     "x-stream-offset" => offset = number(value),
                     _ => {
                         let text = match value {
@@ -1018,6 +1157,9 @@ async fn declare_dead_letters(
         "x-message-ttl".into(),
         AMQPValue::LongLongInt(millis(limits.dead_letter_max_age)),
     );
+    // Full: refuse new dead letters (the consumer keeps the message and retries) rather than
+    // drop the oldest.
+    args.insert("x-overflow".into(), long("reject-publish"));
     declare_queue(channel, queue, args)
         .await
         .map_err(|e| failed(&format!("cannot declare queue {queue}"), &e))?;
@@ -1028,13 +1170,9 @@ async fn declare_dead_letters(
 async fn commit(rabbit: &RabbitMq, tracker: &Arc<Mutex<Tracker>>, offset: u64) {
     let queue = tracker.lock().expect("tracker lock").offsets_queue.clone();
     let properties = BasicProperties::default().with_delivery_mode(2);
-    let result = match rabbit
-        .start_publish("", &queue, properties, offset.to_string().as_bytes())
-        .await
-    {
-        Ok(confirm) => RabbitMq::confirmed(&queue, confirm).await,
-        Err(e) => Err(e),
-    };
+    let result = rabbit
+        .publish_internal("", &queue, properties, offset.to_string().as_bytes())
+        .await;
     match result {
         Ok(_) => tracker.lock().expect("tracker lock").committed = Some(offset),
         // The group reads again from an older offset after a restart; dedup absorbs it.
@@ -1070,14 +1208,11 @@ impl RabbitDelivery {
         }
     }
 
+    /// Back to the queue now. A reject, not a nack: every RabbitMQ version counts a reject
+    /// as a delivery attempt (4.x no longer counts a nack), so the delivery limit still holds.
     async fn requeue(&self) {
         if let Some(acker) = &self.acker {
-            let _ = acker
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
+            let _ = acker.reject(BasicRejectOptions { requeue: true }).await;
         }
     }
 
@@ -1118,23 +1253,35 @@ impl RabbitDelivery {
                 return self.requeue().await;
             }
         };
-        let mut table = self.properties.headers().clone().unwrap_or_default();
+        // The broker's records of this delivery are not carried over; the attempts so far
+        // travel in ours.
+        let mut table = FieldTable::default();
+        if let Some(original) = self.properties.headers() {
+            for (name, value) in original {
+                if !broker_header(name.as_str()) {
+                    table.insert(name.clone(), value.clone());
+                }
+            }
+        }
         table.insert(
             ATTEMPTS_HEADER.into(),
             AMQPValue::LongLongInt(i64::from(self.delivered)),
         );
         let properties = self.properties.clone().with_headers(table);
-        let result = match self
+        match self
             .rabbit
-            .start_publish("", &queue, properties, &self.payload)
+            .publish_internal("", &queue, properties, &self.payload)
             .await
         {
-            Ok(confirm) => RabbitMq::confirmed(&queue, confirm).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(_) => self.ack_only().await,
+            Ok(()) => self.ack_only().await,
             Err(e) => {
+                // Declared again next time, in case it was deleted.
+                self.rabbit
+                    .inner
+                    .delay_queues
+                    .lock()
+                    .expect("delay queues lock")
+                    .remove(&queue);
                 tracing::warn!(error = %e, "cannot delay the message; requeueing now");
                 self.requeue().await;
             }
@@ -1173,31 +1320,30 @@ impl Inbound for RabbitDelivery {
     async fn progress(&self) {}
     async fn dead_letter(self, reason: &str) {
         let (subject, h) = dead_letter_message(&self, reason);
-        let result = match self
+        // Through the dead-letter exchange, whose alternate exchange keeps what no `.dlq`
+        // queue takes (a dead letter of a dead letter), so this fails only when the broker
+        // cannot store it.
+        let result = self
             .rabbit
-            .start_publish(
+            .publish_internal(
                 DEAD_LETTER_EXCHANGE,
                 &subject,
                 properties(&h),
                 &self.payload,
             )
-            .await
-        {
-            Ok(confirm) => RabbitMq::confirmed(&subject, confirm).await,
-            Err(e) => Err(e),
-        };
+            .await;
         match result {
-            Ok(_) => {
+            Ok(()) => {
                 self.ack_only().await;
                 self.settle_stream().await;
             }
             Err(e) => {
-                tracing::error!(error = %e, "dead letter not stored; leaving the message for redelivery");
+                tracing::error!(error = %e, "dead letter not stored; the message comes back in 5 s");
                 if self.stream.is_some() {
                     self.ack_only().await;
                     self.retry_stream(Duration::from_secs(5));
                 } else {
-                    self.requeue().await;
+                    self.delay(Duration::from_secs(5)).await;
                 }
             }
         }
