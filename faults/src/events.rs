@@ -7,14 +7,15 @@
 //! path with a fault and then counts every step in PostgreSQL: exactly one charge,
 //! reservation, shipment and accepted webhook per order, and nothing in a dead letter.
 //!
-//! The NATS server is started on a free loopback port with its store in a temporary
-//! directory (`nats-server -js`, or `PACTUM_NATS_SERVER`), so it can be killed and
-//! restarted; the machine's own server is never touched.
+//! The broker is NATS JetStream or RabbitMQ ([`Transport`]), started on a free loopback port
+//! with its data in a temporary directory (`nats-server -js`, or `PACTUM_NATS_SERVER`;
+//! `rabbitmq-server` with a node name of its own, or `PACTUM_RABBITMQ_SERVER`), so it can be
+//! killed and restarted; the machine's own server is never touched.
 
 use crate::harness::{call, free_port, pg, spawn, start, Op, Options, Report, Server};
 use crate::services::{
     merchant_secret, CONSUMER_ACK_WAIT, CONSUMER_APP, CONSUMER_OUTBOX, EVENT_STREAM,
-    INVENTORY_STREAM, RELAY_APP, WEBHOOK_OUTBOX,
+    INVENTORY_STREAM, ORDER_PLACED_DELIVERY, RELAY_APP, STOCK_RESERVED_DELIVERY, WEBHOOK_OUTBOX,
 };
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -33,7 +34,7 @@ pub enum EventFault {
     KillRelayAfterPublish,
     /// SIGKILL of the consumer after its transaction committed, before the ack.
     KillConsumerAfterCommit,
-    /// The NATS server is SIGKILLed before the order and restarted 1.5 s later.
+    /// The broker is SIGKILLed before the order and restarted 1.5 s later.
     RestartBroker,
     /// The relay's database connection is terminated while the event waits to be relayed.
     TerminateRelay,
@@ -54,6 +55,167 @@ pub const EVENT_FAULTS: [EventFault; 8] = [
     EventFault::TerminateConsumer,
     EventFault::DuplicateDelivery,
 ];
+
+/// The broker the event path runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// NATS JetStream.
+    Nats,
+    /// RabbitMQ.
+    RabbitMq,
+}
+
+/// A broker of the suite's own.
+pub enum OwnBroker {
+    /// `nats-server -js`.
+    Nats(OwnNats),
+    /// `rabbitmq-server`.
+    RabbitMq(OwnRabbit),
+}
+
+impl OwnBroker {
+    /// Starts one on a free port.
+    pub async fn start(transport: Transport) -> Result<Self, String> {
+        Ok(match transport {
+            Transport::Nats => OwnBroker::Nats(OwnNats::start().await?),
+            Transport::RabbitMq => OwnBroker::RabbitMq(OwnRabbit::start().await?),
+        })
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        match self {
+            OwnBroker::Nats(n) => n.url(),
+            OwnBroker::RabbitMq(r) => r.url(),
+        }
+    }
+
+    async fn up(&mut self) -> Result<(), String> {
+        match self {
+            OwnBroker::Nats(n) => n.up().await,
+            OwnBroker::RabbitMq(r) => r.up().await,
+        }
+    }
+
+    /// SIGKILL.
+    pub async fn kill(&mut self) {
+        match self {
+            OwnBroker::Nats(n) => n.kill().await,
+            OwnBroker::RabbitMq(r) => r.kill().await,
+        }
+    }
+}
+
+/// A RabbitMQ node of the suite's own: its node name, ports, data and logs in a temporary
+/// directory. The script under /usr/lib/rabbitmq/bin runs as the calling user (the /usr/sbin
+/// wrapper switches to the `rabbitmq` user).
+pub struct OwnRabbit {
+    port: u16,
+    dist: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl OwnRabbit {
+    /// Starts one on a free port.
+    pub async fn start() -> Result<Self, String> {
+        let (port, dist) = (free_port()?, free_port()?);
+        let dir = std::env::temp_dir().join(format!("pactum-faults-rabbit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").map_err(|e| e.to_string())?;
+        std::fs::write(
+            dir.join("rabbitmq.conf"),
+            format!("listeners.tcp.default = 127.0.0.1:{port}\n"),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut rabbit = Self {
+            port,
+            dist,
+            dir,
+            child: None,
+        };
+        rabbit.up().await?;
+        Ok(rabbit)
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    async fn up(&mut self) -> Result<(), String> {
+        let bin = std::env::var("PACTUM_RABBITMQ_SERVER").unwrap_or_else(|_| {
+            let lib = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+            if std::path::Path::new(lib).exists() {
+                lib.into()
+            } else {
+                "rabbitmq-server".into()
+            }
+        });
+        let dir = &self.dir;
+        let mut child = Command::new(&bin)
+            .env("HOME", dir)
+            .env(
+                "RABBITMQ_NODENAME",
+                format!("pactum-faults-{}@localhost", self.port),
+            )
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist.to_string())
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
+            .env("RABBITMQ_PID_FILE", dir.join("pid"))
+            // The script then execs the VM, so SIGKILL reaches the broker itself; the VM
+            // reads its standard input and stops at its end, so it gets a pipe held open.
+            .env("RABBITMQ_ALLOW_INPUT", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("`{bin}` is required (set PACTUM_RABBITMQ_SERVER): {e}"))?;
+        // Up once it accepts connections (bounded: 60 s, a cold Erlang VM on a busy machine).
+        for _ in 0..600 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "rabbitmq-server exited with {status}; logs in {}",
+                    dir.display()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!(
+            "rabbitmq-server did not start on port {}",
+            self.port
+        ))
+    }
+
+    /// SIGKILL.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+}
+
+impl Drop for OwnRabbit {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
 
 /// A NATS server of the suite's own.
 pub struct OwnNats {
@@ -134,7 +296,7 @@ impl Drop for OwnNats {
 
 async fn consumer(
     options: &Options,
-    nats: &str,
+    broker: &str,
     merchant: &str,
     env: &[(&str, String)],
 ) -> Result<Server, String> {
@@ -142,8 +304,8 @@ async fn consumer(
         "consume".to_string(),
         "--postgres".into(),
         options.postgres.clone(),
-        "--nats".into(),
-        nats.to_string(),
+        "--broker".into(),
+        broker.to_string(),
         "--merchant".into(),
         merchant.to_string(),
     ];
@@ -158,27 +320,52 @@ const STEPS: [&str; 4] = [
     "event_merchant",
 ];
 
-/// Creates the streams and the tables, empty.
-async fn prepare(nats_url: &str, db: &tokio_postgres::Client) -> Result<(), String> {
-    use pactum::Event as _;
-    let nats = pactum::messaging::nats::Nats::connect(nats_url)
-        .await
-        .map_err(|e| e.to_string())?;
-    for (stream, subject, mode) in [
-        (
-            EVENT_STREAM,
-            generated_example::generated::orders::v1::OrderPlaced::SUBJECT,
-            pactum::DeliveryMode::Stream,
-        ),
-        (
-            INVENTORY_STREAM,
-            generated_example::generated::inventory::v1::StockReserved::SUBJECT,
-            pactum::DeliveryMode::Queue,
-        ),
-    ] {
-        nats.ensure_stream(stream, subject, mode, Duration::from_secs(120))
-            .await
-            .map_err(|e| e.to_string())?;
+/// The suite's subjects, and the groups reading each.
+const GROUPS: [(&str, &str, pactum::DeliveryMode, &[&str]); 2] = [
+    (
+        EVENT_STREAM,
+        <generated_example::generated::orders::v1::OrderPlaced as pactum::Event>::SUBJECT,
+        ORDER_PLACED_DELIVERY,
+        &["payments", "inventory"],
+    ),
+    (
+        INVENTORY_STREAM,
+        <generated_example::generated::inventory::v1::StockReserved as pactum::Event>::SUBJECT,
+        STOCK_RESERVED_DELIVERY,
+        &["shipping"],
+    ),
+];
+
+/// Creates the streams (NATS) or the groups' queues (RabbitMQ, where a group declares its
+/// queue and an event published before then would go to the unroutable queue), and the
+/// tables, empty.
+async fn prepare(broker_url: &str, db: &tokio_postgres::Client) -> Result<(), String> {
+    match crate::services::broker(broker_url).await? {
+        pactum::messaging::Broker::Nats(nats) => {
+            for (stream, subject, mode, _) in GROUPS {
+                nats.ensure_stream(stream, subject, mode, Duration::from_secs(120))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        pactum::messaging::Broker::RabbitMq(rabbit) => {
+            for (_, subject, mode, groups) in GROUPS {
+                for group in groups {
+                    let mut g = rabbit
+                        .join(
+                            subject,
+                            group,
+                            mode,
+                            pactum::messaging::bus::StartAt::First,
+                            1,
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    g.release().await;
+                }
+            }
+        }
+        pactum::messaging::Broker::Embedded(_) => {}
     }
     let mut sql = format!(
         "DROP TABLE IF EXISTS {}, event_processed, event_merchant_receipts, {CONSUMER_OUTBOX}, {WEBHOOK_OUTBOX};",
@@ -292,8 +479,40 @@ async fn steps(db: &tokio_postgres::Client, order: &str) -> Result<[i64; 4], Str
     Ok(counts)
 }
 
-async fn dead_letters(nats_url: &str) -> Result<u64, String> {
-    let client = async_nats::connect(nats_url)
+/// Messages in the dead letters (and, on RabbitMQ, in the unroutable queue: an event no
+/// group's queue took).
+async fn dead_letters(broker_url: &str) -> Result<u64, String> {
+    if broker_url.starts_with("amqp") {
+        let connection =
+            lapin::Connection::connect(broker_url, lapin::ConnectionProperties::default())
+                .await
+                .map_err(|e| e.to_string())?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut total = 0;
+        let queues = GROUPS
+            .iter()
+            .map(|(_, subject, _, _)| format!("{subject}.dlq"))
+            .chain([pactum::messaging::rabbitmq::UNROUTABLE.to_string()]);
+        for queue in queues {
+            let q = channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    lapin::options::QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    Default::default(),
+                )
+                .await
+                .map_err(|e| format!("{queue}: {e}"))?;
+            total += u64::from(q.message_count());
+        }
+        return Ok(total);
+    }
+    let client = async_nats::connect(broker_url)
         .await
         .map_err(|e| e.to_string())?;
     let js = async_nats::jetstream::new(client);
@@ -311,7 +530,7 @@ async fn dead_letters(nats_url: &str) -> Result<u64, String> {
 /// Publishes the order's event once more, as stored in the outbox, under another broker id
 /// (so the broker stores it and the consumer must recognise it).
 async fn deliver_again(
-    nats_url: &str,
+    broker_url: &str,
     db: &tokio_postgres::Client,
     order: &str,
 ) -> Result<bool, String> {
@@ -332,11 +551,10 @@ async fn deliver_again(
         pactum::messaging::bus::headers::MSG_ID.into(),
         format!("copy-{}", pactum::random_id()),
     );
-    let nats = pactum::messaging::nats::Nats::connect(nats_url)
-        .await
-        .map_err(|e| e.to_string())?;
-    let published = nats
-        .publish(&row.get::<_, String>(0), &headers, row.get(2))
+    use pactum::messaging::bus::EventSink as _;
+    let broker = crate::services::broker(broker_url).await?;
+    let published = broker
+        .send(&row.get::<_, String>(0), headers, row.get(2))
         .await
         .map_err(|e| e.to_string())?;
     Ok(!published.duplicate)
@@ -364,14 +582,14 @@ const SETTLE: Duration = Duration::from_secs(40);
 /// One order through the event path under `fault`.
 pub async fn run_one(
     options: &Options,
-    nats: &mut OwnNats,
+    broker: &mut OwnBroker,
     merchant: &str,
     fault: EventFault,
 ) -> Result<EventOutcome, String> {
     let db = pg(&options.postgres).await?;
-    let url_nats = nats.url();
+    let url_broker = broker.url();
     let options = Options {
-        nats: Some(url_nats.clone()),
+        broker: Some(url_broker.clone()),
         ..options.clone()
     };
     let port = free_port()?;
@@ -398,11 +616,11 @@ pub async fn run_one(
         _ => Vec::new(),
     };
     let mut service = Some(start(&options, port, &service_env).await?);
-    let mut reader = Some(consumer(&options, &url_nats, merchant, &consumer_env).await?);
+    let mut reader = Some(consumer(&options, &url_broker, merchant, &consumer_env).await?);
     let mut fired = matches!(fault, EventFault::None);
     let mut errors = Vec::new();
     if fault == EventFault::RestartBroker {
-        nats.kill().await;
+        broker.kill().await;
         fired = true;
     }
     // The order, retried under one key until answered (bounded: 10 attempts, 30 s).
@@ -460,7 +678,7 @@ pub async fn run_one(
     match fault {
         EventFault::RestartBroker => {
             tokio::time::sleep(Duration::from_millis(1500)).await;
-            nats.up().await?;
+            broker.up().await?;
         }
         EventFault::TerminateRelay => {
             // Bounded: 5 s for the relay to be holding the row.
@@ -517,19 +735,19 @@ pub async fn run_one(
                 } else {
                     Vec::new()
                 };
-                reader = Some(consumer(&options, &url_nats, merchant, &forget).await?);
+                reader = Some(consumer(&options, &url_broker, merchant, &forget).await?);
             }
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
     if fault == EventFault::DuplicateDelivery {
         // The same event again under another broker id: stored, delivered, and skipped.
-        fired = deliver_again(&url_nats, &db, &order).await?;
+        fired = deliver_again(&url_broker, &db, &order).await?;
     }
     // Let redeliveries (after the consumer's ack wait) and copies arrive, then count.
     tokio::time::sleep(CONSUMER_ACK_WAIT + Duration::from_secs(1)).await;
     let counted = steps(&db, &order).await?;
-    let dead = dead_letters(&url_nats).await?;
+    let dead = dead_letters(&url_broker).await?;
     if let Some(s) = service.take() {
         s.kill().await;
     }
@@ -591,10 +809,21 @@ pub async fn run(
     seed: u64,
     schedule: Option<&[EventFault]>,
 ) -> Result<Report, String> {
+    run_on(Transport::Nats, options, runs, seed, schedule).await
+}
+
+/// [`run`] on the broker `transport` names.
+pub async fn run_on(
+    transport: Transport,
+    options: &Options,
+    runs: u32,
+    seed: u64,
+    schedule: Option<&[EventFault]>,
+) -> Result<Report, String> {
     crate::harness::prepare(options).await?;
-    let mut nats = OwnNats::start().await?;
+    let mut broker = OwnBroker::start(transport).await?;
     let db = pg(&options.postgres).await?;
-    prepare(&nats.url(), &db).await?;
+    prepare(&broker.url(), &db).await?;
     let merchant = merchant(&options.postgres).await?;
     let mut rng = fastrand::Rng::with_seed(seed);
     let faults: Vec<EventFault> = match schedule {
@@ -605,7 +834,7 @@ pub async fn run(
     };
     let mut report = Report::default();
     for fault in faults {
-        let outcome = run_one(options, &mut nats, &merchant, fault).await?;
+        let outcome = run_one(options, &mut broker, &merchant, fault).await?;
         report.add_event(&outcome);
     }
     Ok(report)

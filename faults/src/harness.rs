@@ -177,9 +177,9 @@ pub struct Options {
     /// Forget every idempotency key when the server restarts, as an in-memory store would:
     /// the suite's self-check (it must then find duplicates).
     pub forget_keys_on_restart: bool,
-    /// The NATS server the services' relay publishes to (the event suite); `None`: an
-    /// embedded bus.
-    pub nats: Option<String>,
+    /// The broker the services' relay publishes to (the event suite: a `nats://` or
+    /// `amqp://` URL); `None`: an embedded bus.
+    pub broker: Option<String>,
 }
 
 /// What a set of runs found.
@@ -235,8 +235,8 @@ pub(crate) async fn start(
         "--port".into(),
         port.to_string(),
     ];
-    if let Some(nats) = &options.nats {
-        args.extend(["--nats".to_string(), nats.clone()]);
+    if let Some(broker) = &options.broker {
+        args.extend(["--broker".to_string(), broker.clone()]);
     }
     spawn(options, &args, env).await
 }

@@ -1,17 +1,21 @@
-//! `faults [--events] [--runs N] [--seed S] [--postgres CONFIG]`: randomized fault schedules
-//! against the example services — the write path, or with `--events` the event path (outbox,
-//! relay, a NATS server of its own, a consumer); ends with `faults: N runs, L lost, D
+//! `faults [--events [--rabbitmq]] [--runs N] [--seed S] [--postgres CONFIG]`: randomized
+//! fault schedules against the example services — the write path, or with `--events` the
+//! event path (outbox, relay, a NATS server of its own — or a RabbitMQ node with
+//! `--rabbitmq` — and a consumer); ends with `faults: N runs, L lost, D
 //! duplicated` and fails unless both are 0. `faults serve` and `faults consume` are the
 //! processes it starts.
 
 use faults::harness::{self, Options};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: faults [--events] [--runs N] [--seed S] [--postgres CONFIG]
-       faults serve --postgres CONFIG --port PORT [--nats URL]
-       faults consume --postgres CONFIG --nats URL --merchant URL
+const USAGE: &str =
+    "usage: faults [--events [--rabbitmq]] [--runs N] [--seed S] [--postgres CONFIG]
+       faults serve --postgres CONFIG --port PORT [--broker URL]
+       faults consume --postgres CONFIG --broker URL --merchant URL
 
   --events            the event path instead of the write path
+  --rabbitmq          the event path on RabbitMQ instead of NATS JetStream
+  --broker URL        nats://… or amqp://…
   --runs N            randomized runs (default 20)
   --seed S            the schedule's seed (default: from the clock; printed)
   --postgres CONFIG   libpq connection string (default PACTUM_TEST_POSTGRES or
@@ -44,8 +48,8 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let nats = value("--nats");
-        return match faults::services::serve(&postgres, port, nats.as_deref()).await {
+        let broker = value("--broker");
+        return match faults::services::serve(&postgres, port, broker.as_deref()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("faults serve: {e}");
@@ -54,11 +58,11 @@ async fn main() -> ExitCode {
         };
     }
     if args.first().map(String::as_str) == Some("consume") {
-        let (Some(nats), Some(merchant)) = (value("--nats"), value("--merchant")) else {
-            eprintln!("faults consume: --nats and --merchant need URLs\n{USAGE}");
+        let (Some(broker), Some(merchant)) = (value("--broker"), value("--merchant")) else {
+            eprintln!("faults consume: --broker and --merchant need URLs\n{USAGE}");
             return ExitCode::from(2);
         };
-        return match faults::services::consume(&postgres, &nats, &merchant).await {
+        return match faults::services::consume(&postgres, &broker, &merchant).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("faults consume: {e}");
@@ -95,11 +99,16 @@ async fn main() -> ExitCode {
         services,
         postgres,
         forget_keys_on_restart: false,
-        nats: None,
+        broker: None,
     };
     println!("faults: {runs} runs, seed {seed}");
+    let transport = if args.iter().any(|a| a == "--rabbitmq") {
+        faults::events::Transport::RabbitMq
+    } else {
+        faults::events::Transport::Nats
+    };
     let report = if args.iter().any(|a| a == "--events") {
-        faults::events::run(&options, runs, seed, None).await
+        faults::events::run_on(transport, &options, runs, seed, None).await
     } else {
         harness::run(&options, runs, seed, None).await
     };

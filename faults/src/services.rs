@@ -23,6 +23,10 @@ pub const CART: u128 = 42;
 
 /// The JetStream stream the event suite's `OrderPlaced` events go to.
 pub const EVENT_STREAM: &str = "FAULTS_ORDERS";
+/// How the suite's `OrderPlaced` is delivered: a stream, read by payments and inventory.
+pub const ORDER_PLACED_DELIVERY: pactum::DeliveryMode = pactum::DeliveryMode::Stream;
+/// How the suite's `StockReserved` is delivered: a work queue, read by shipping.
+pub const STOCK_RESERVED_DELIVERY: pactum::DeliveryMode = pactum::DeliveryMode::Queue;
 /// The consumer process's group, and its connection's `application_name`.
 pub const CONSUMER_APP: &str = "pactum-faults-consumer";
 /// How long the consumer may hold a delivery unacknowledged before JetStream delivers it
@@ -31,10 +35,28 @@ pub const CONSUMER_ACK_WAIT: Duration = Duration::from_secs(2);
 /// The relay's connection's `application_name`.
 pub const RELAY_APP: &str = "pactum-faults-relay";
 
+/// The broker at `url`: RabbitMQ for `amqp://`, JetStream otherwise.
+pub async fn broker(url: &str) -> Result<pactum::messaging::Broker, String> {
+    use pactum::messaging::Broker;
+    Ok(if url.starts_with("amqp") {
+        Broker::RabbitMq(Box::new(
+            pactum::messaging::rabbitmq::RabbitMq::connect(url)
+                .await
+                .map_err(|e| e.to_string())?,
+        ))
+    } else {
+        Broker::Nats(Box::new(
+            pactum::messaging::nats::Nats::connect(url)
+                .await
+                .map_err(|e| e.to_string())?,
+        ))
+    })
+}
+
 /// Serves on `127.0.0.1:port` until killed; prints `ready <url>` on stdout once listening.
-/// Its outbox relay publishes to the NATS server at `nats` when given (the event suite),
-/// else to an embedded bus.
-pub async fn serve(postgres: &str, port: u16, nats: Option<&str>) -> Result<(), String> {
+/// Its outbox relay publishes to the broker at `broker` when given (the event suite: NATS or
+/// RabbitMQ), else to an embedded bus.
+pub async fn serve(postgres: &str, port: u16, broker: Option<&str>) -> Result<(), String> {
     let store: Arc<dyn IdempotencyStore> = Arc::new(
         PostgresStore::connect(
             &format!("{postgres} application_name={STORE_APP}"),
@@ -64,13 +86,11 @@ pub async fn serve(postgres: &str, port: u16, nats: Option<&str>) -> Result<(), 
     let hook: pactum::store::outbox::relay::PublishedHook =
         Arc::new(|_| generated_example::fault::point_blocking("relay.after_publish"));
     let outbox = generated_example::services::durable::OUTBOX;
-    match nats {
+    match broker {
         Some(url) => {
-            let nats = pactum::messaging::nats::Nats::connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
+            let broker = self::broker(url).await?;
             tokio::spawn(async move {
-                let relay = pactum::store::outbox::Relay::new(nats).on_published(hook);
+                let relay = pactum::store::outbox::Relay::new(broker).on_published(hook);
                 let e = relay.run_postgres(&relay_db, outbox).await;
                 eprintln!("outbox relay stopped: {e}");
             });
@@ -245,18 +265,32 @@ impl pactum::messaging::consumer::PgHandler<inventory::v1::StockReserved> for Sh
 }
 
 /// Runs one consumer group until the process ends: apply, the fault point
-/// `consumer.after_commit`, then settle.
-async fn run_group<E, H>(
+/// `consumer.after_commit`, then settle. A broker error (a restart) is pulled past, with
+/// backoff, as `pactum::messaging::consume` does.
+async fn run_group<E, H, S>(
     mut consumer: pactum::messaging::consumer::PgConsumer<E, H>,
-    mut group: pactum::messaging::nats::Group,
+    mut group: S,
 ) -> Result<(), String>
 where
     E: pactum::Event,
     H: pactum::messaging::consumer::PgHandler<E>,
+    S: pactum::messaging::Subscription,
 {
     use pactum::messaging::consumer::{Inbound, Outcome};
+    let mut pause = Duration::from_millis(50);
     loop {
-        let delivery = group.next().await.map_err(|e| e.to_string())?;
+        let delivery = match group.next().await {
+            Ok(d) => {
+                pause = Duration::from_millis(50);
+                d
+            }
+            Err(e) => {
+                eprintln!("cannot take the next delivery: {e}; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
         let outcome = consumer.apply(&delivery).await;
         generated_example::fault::point("consumer.after_commit").await;
         match outcome {
@@ -269,18 +303,16 @@ where
     }
 }
 
-/// The consumer process of the event suite: the checkout after the order, on JetStream at
-/// `nats` — payments charges the order, inventory reserves its stock and publishes
+/// The consumer process of the event suite: the checkout after the order, on the broker at
+/// `broker` (JetStream, or RabbitMQ for an `amqp://` URL) — payments charges the order, inventory reserves its stock and publishes
 /// `StockReserved`, shipping records the shipment and sends the `OrderShipped` webhook to
 /// `merchant` — each once per event, its effect, outbox rows and dedup record in one
 /// transaction; its relays publish the events and deliver the webhook. Prints `ready` once
 /// joined.
-pub async fn consume(postgres: &str, nats: &str, merchant: &str) -> Result<(), String> {
+pub async fn consume(postgres: &str, broker: &str, merchant: &str) -> Result<(), String> {
     use pactum::messaging::consumer::PgConsumer;
     use pactum::Event as _;
-    let nats = pactum::messaging::nats::Nats::connect(nats)
-        .await
-        .map_err(|e| e.to_string())?;
+    let broker = self::broker(broker).await?;
     let database = pactum::store::postgres::Database::new(postgres)
         .map_err(|e| e.to_string())?
         .named(CONSUMER_APP);
@@ -317,24 +349,44 @@ pub async fn consume(postgres: &str, nats: &str, merchant: &str) -> Result<(), S
             pruned.map_err(|e| e.to_string())?;
         }
     }
-    let join = |stream: &'static str, subject: &'static str, group: &'static str| {
-        let nats = nats.clone();
-        async move {
-            nats.join(stream, subject, group, start, CONSUMER_ACK_WAIT)
-                .await
-                .map_err(|e| e.to_string())
+    let groups = match &broker {
+        pactum::messaging::Broker::Nats(nats) => {
+            let join = |stream: &'static str, subject: &'static str, group: &'static str| async move {
+                nats.join(stream, subject, group, start, CONSUMER_ACK_WAIT)
+                    .await
+                    .map(|g| pactum::messaging::source::BrokerSubscription::Nats(Box::new(g)))
+                    .map_err(|e| e.to_string())
+            };
+            (
+                join(EVENT_STREAM, placed, "payments").await?,
+                join(EVENT_STREAM, placed, "inventory").await?,
+                join(INVENTORY_STREAM, reserved, "shipping").await?,
+            )
+        }
+        pactum::messaging::Broker::RabbitMq(rabbit) => {
+            let join = |subject: &'static str, group: &'static str, mode| async move {
+                rabbit
+                    .join(subject, group, mode, start, 1)
+                    .await
+                    .map(|g| pactum::messaging::source::BrokerSubscription::RabbitMq(Box::new(g)))
+                    .map_err(|e| e.to_string())
+            };
+            (
+                join(placed, "payments", ORDER_PLACED_DELIVERY).await?,
+                join(placed, "inventory", ORDER_PLACED_DELIVERY).await?,
+                join(reserved, "shipping", STOCK_RESERVED_DELIVERY).await?,
+            )
+        }
+        pactum::messaging::Broker::Embedded(_) => {
+            return Err("the consumer process needs a broker URL".into())
         }
     };
-    let groups = (
-        join(EVENT_STREAM, placed, "payments").await?,
-        join(EVENT_STREAM, placed, "inventory").await?,
-        join(INVENTORY_STREAM, reserved, "shipping").await?,
-    );
-    // The relays beside the consumers: their events to NATS, the webhook to the merchant.
+    // The relays beside the consumers: their events to the broker, the webhook to the
+    // merchant.
     let relay_db = pactum::store::postgres::Database::new(postgres)
         .map_err(|e| e.to_string())?
         .named(CONSUMER_APP);
-    let events = pactum::store::outbox::Relay::new(nats.clone());
+    let events = pactum::store::outbox::Relay::new(broker.clone());
     let db = relay_db.clone();
     tokio::spawn(async move { events.run_postgres(&db, CONSUMER_OUTBOX).await });
     const QUICK: &[Duration] = &[

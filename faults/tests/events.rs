@@ -1,10 +1,10 @@
 //! The example's checkout after the order, under every event-path fault: `OrderPlaced` goes
-//! through the outbox, the relay and a NATS server of the test's own to a consumer process
-//! (payments, inventory, shipping), `StockReserved` and the `OrderShipped` webhook through its
-//! outboxes; each order must be charged, reserved, shipped and notified exactly once, with
-//! nothing dead-lettered.
+//! through the outbox, the relay and a broker of the test's own (NATS, then RabbitMQ) to a
+//! consumer process (payments, inventory, shipping), `StockReserved` and the `OrderShipped`
+//! webhook through its outboxes; each order must be charged, reserved, shipped and notified
+//! exactly once, with nothing dead-lettered.
 
-use faults::events::{self, EVENT_FAULTS};
+use faults::events::{self, Transport, EVENT_FAULTS};
 use faults::harness::Options;
 
 fn options(forget_keys_on_restart: bool) -> Options {
@@ -13,7 +13,7 @@ fn options(forget_keys_on_restart: bool) -> Options {
         postgres: std::env::var("PACTUM_TEST_POSTGRES")
             .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into()),
         forget_keys_on_restart,
-        nats: None,
+        broker: None,
     }
 }
 
@@ -42,4 +42,39 @@ async fn every_checkout_step_happens_once_under_every_event_fault() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.duplicated, 1, "{report}: {:?}", report.problems);
+
+    // The same faults on RabbitMQ: a node of the test's own, SIGKILLed and restarted for
+    // the broker fault, the consumer reconnecting by itself.
+    let report = events::run_on(
+        Transport::RabbitMq,
+        &options(false),
+        0,
+        1,
+        Some(&EVENT_FAULTS),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    println!("RabbitMQ: {report}");
+    assert_eq!(report.runs, EVENT_FAULTS.len() as u32);
+    assert!(
+        report.lost == 0 && report.duplicated == 0 && report.unfired == 0,
+        "RabbitMQ: {report}\n{}",
+        report.problems.join("\n")
+    );
+    // And its self-check: on RabbitMQ too the killed consumer's event comes back, and a
+    // consumer that forgot its records applies it twice.
+    let report = events::run_on(
+        Transport::RabbitMq,
+        &options(true),
+        0,
+        1,
+        Some(&[events::EventFault::KillConsumerAfterCommit]),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        report.duplicated, 1,
+        "RabbitMQ: {report}: {:?}",
+        report.problems
+    );
 }

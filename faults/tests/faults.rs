@@ -10,7 +10,7 @@ fn options(forget_keys_on_restart: bool) -> Options {
         postgres: std::env::var("PACTUM_TEST_POSTGRES")
             .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into()),
         forget_keys_on_restart,
-        nats: None,
+        broker: None,
     }
 }
 
