@@ -559,3 +559,93 @@ async fn a_spawned_relay_creates_its_table_publishes_what_commits_and_drains() {
         .await;
     assert!(refused.is_err());
 }
+
+#[tokio::test]
+async fn the_relay_publishes_through_rabbitmq_with_confirms_in_order() {
+    use pactum::messaging::consumer::Inbound;
+    use pactum::messaging::{EventSource, Subscribe, Subscription};
+    let url = std::env::var("PACTUM_TEST_RABBITMQ")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let rabbit = pactum::messaging::rabbitmq::RabbitMq::connect(&url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("RabbitMQ is required for this test and is unreachable: {e}\nstart it (README: Services) or set PACTUM_TEST_RABBITMQ")
+        });
+    // A fresh stream: the group reads it from the first message.
+    let subject = "outbox_test.rabbit_placed.v1";
+    {
+        let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        for q in [
+            subject.to_string(),
+            format!("{subject}.dlq"),
+            format!("{subject}.relayed.offset"),
+        ] {
+            let _ = channel
+                .queue_delete(q.as_str().into(), Default::default())
+                .await;
+        }
+    }
+    let info: &'static pactum::ConsumerInfo = Box::leak(Box::new(pactum::ConsumerInfo {
+        service: "test",
+        subject,
+        group: "relayed",
+        delivery: Mode::Stream,
+        retry: None,
+        dead_letter: true,
+        budget: None,
+    }));
+    let mut group = rabbit
+        .subscribe(
+            info,
+            &Subscribe {
+                start: StartAt::First,
+                ..Subscribe::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (mut client, table) = table("rabbit").await;
+    {
+        let tx = client.transaction().await.unwrap();
+        for i in 0..25 {
+            let mut row =
+                outbox::Row::new(&Context::new(), &format!("r{i}"), &placed("o1", i)).unwrap();
+            row.subject = subject.into();
+            outbox::Writer::write(&Pg::new(&tx).table(&table), row)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let relay = Relay::new(rabbit.clone());
+    drain(&relay, &mut client, &table).await;
+    assert_eq!(relay.stats().published.load(Ordering::Relaxed), 25);
+    let mut seen = Vec::new();
+    for _ in 0..25 {
+        let d = tokio::time::timeout(Duration::from_secs(10), group.next())
+            .await
+            .expect("relayed in time")
+            .unwrap();
+        assert_eq!(d.headers()[headers::TYPE], OrderPlaced::TYPE);
+        assert_eq!(
+            d.headers()[headers::MSG_ID],
+            format!("orders/{}", d.headers()[headers::ID])
+        );
+        let event: OrderPlaced = serde_json::from_slice(d.payload()).unwrap();
+        seen.push(event.n);
+        d.ack().await;
+    }
+    assert_eq!(seen, (0..25).collect::<Vec<_>>(), "in the outbox's order");
+    let unsent: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {table} WHERE sent_at IS NULL"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unsent, 0, "every row marked sent");
+}
