@@ -11,8 +11,13 @@
 //! Also: the raw loop with no effect (the transport's ceiling), and the embedded bus
 //! (publish + `MemoryConsumer`).
 //!
-//! `cargo bench -p generated-example --bench consumer` (needs NATS with JetStream and
-//! PostgreSQL: `PACTUM_TEST_NATS`, `PACTUM_TEST_POSTGRES`; `BENCH_EVENTS` sets N).
+//! The same on RabbitMQ: the N events on one RabbitMQ stream, a raw lapin consume (`basic.qos`
+//! at the same prefetch) + INSERT + `basic.ack` loop as the baseline, against the generated
+//! PostgreSQL consumer over `pactum::messaging::rabbitmq::Group`.
+//!
+//! `cargo bench -p generated-example --bench consumer` (needs NATS with JetStream, RabbitMQ
+//! and PostgreSQL: `PACTUM_TEST_NATS`, `PACTUM_TEST_RABBITMQ`, `PACTUM_TEST_POSTGRES`;
+//! `BENCH_EVENTS` sets N).
 
 use futures_util::StreamExt;
 use generated_example::generated::{notifications, payments, pricing};
@@ -288,6 +293,222 @@ fn count_processed(outcomes: Vec<Outcome>) -> usize {
     outcomes.len()
 }
 
+fn rabbit_url() -> String {
+    std::env::var("PACTUM_TEST_RABBITMQ")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// The RabbitMQ contenders: every one reads the same stream from its first message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RabbitWho {
+    RawNoEffect,
+    RawPg,
+    GeneratedPg,
+    GeneratedPgBatch,
+}
+
+struct RabbitBench {
+    rabbit: pactum::messaging::rabbitmq::RabbitMq,
+    subject: String,
+    events: usize,
+    prefetch: u16,
+}
+
+impl RabbitBench {
+    async fn run(&self, who: RabbitWho, round: usize) -> f64 {
+        let group = format!("{who:?}_{round}");
+        let pg = postgres().await;
+        pg.batch_execute(
+            "DROP TABLE IF EXISTS bench_receipts; DROP TABLE IF EXISTS bench_processed;
+             CREATE TABLE bench_receipts (payment_id TEXT NOT NULL, amount TEXT NOT NULL);",
+        )
+        .await
+        .unwrap();
+        let n = self.events;
+        let start;
+        match who {
+            RabbitWho::RawNoEffect | RabbitWho::RawPg => {
+                use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+                let connection = lapin::Connection::connect(
+                    &rabbit_url(),
+                    lapin::ConnectionProperties::default(),
+                )
+                .await
+                .unwrap();
+                let channel = connection.create_channel().await.unwrap();
+                channel
+                    .basic_qos(self.prefetch, BasicQosOptions::default())
+                    .await
+                    .unwrap();
+                let mut args = lapin::types::FieldTable::default();
+                args.insert(
+                    "x-stream-offset".into(),
+                    lapin::types::AMQPValue::LongString("first".into()),
+                );
+                let mut consumer = channel
+                    .basic_consume(
+                        self.subject.as_str().into(),
+                        group.as_str().into(),
+                        BasicConsumeOptions::default(),
+                        args,
+                    )
+                    .await
+                    .unwrap();
+                start = Instant::now();
+                for _ in 0..n {
+                    let d = consumer.next().await.unwrap().unwrap();
+                    let e: Captured = serde_json::from_slice(&d.data).unwrap();
+                    if who == RabbitWho::RawPg {
+                        pg.execute(
+                            PG_INSERT,
+                            &[&e.payment_id.to_string(), &e.amount.amount.to_string()],
+                        )
+                        .await
+                        .unwrap();
+                    } else {
+                        std::hint::black_box(e);
+                    }
+                    d.acker.ack(BasicAckOptions::default()).await.unwrap();
+                }
+            }
+            RabbitWho::GeneratedPg | RabbitWho::GeneratedPgBatch => {
+                let mut group = self
+                    .rabbit
+                    .join(
+                        &self.subject,
+                        &group,
+                        pactum::DeliveryMode::Stream,
+                        StartAt::First,
+                        self.prefetch,
+                    )
+                    .await
+                    .unwrap();
+                let mut consumer =
+                    notifications::v1::events::consumers::payments_payment_captured_v1(
+                        &database(),
+                        "bench_processed",
+                        PgReceipts,
+                    )
+                    .await
+                    .unwrap();
+                let max = usize::from(self.prefetch);
+                start = Instant::now();
+                let mut done = 0;
+                while done < n {
+                    if who == RabbitWho::GeneratedPgBatch {
+                        let batch = group.next_batch(max.min(n - done)).await.unwrap();
+                        done += count_processed(consumer.process_batch(batch).await);
+                    } else {
+                        let d = group.next().await.unwrap();
+                        done += count_processed(vec![consumer.process(d).await]);
+                    }
+                }
+                group.release().await;
+            }
+        }
+        let rate = n as f64 / start.elapsed().as_secs_f64();
+        if who != RabbitWho::RawNoEffect {
+            let rows: i64 = pg
+                .query_one("SELECT count(*) FROM bench_receipts", &[])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(rows as usize, n);
+        }
+        rate
+    }
+}
+
+/// The RabbitMQ half: publishes the events to a stream of this run's own, runs every
+/// contender `ROUNDS` times (order rotated) and prints the table.
+async fn rabbit_bench(events: usize, prefetch: u16) {
+    use pactum::messaging::bus::EventSink as _;
+    let rabbit = pactum::messaging::rabbitmq::RabbitMq::connect(&rabbit_url())
+        .await
+        .unwrap_or_else(|e| panic!("RabbitMQ is required: {e}"));
+    let subject = format!("bench.{}.rabbit_payment_captured", std::process::id());
+    // Declared by a group joining it; the stream then exists for every contender.
+    let mut declare = rabbit
+        .join(
+            &subject,
+            "declare",
+            pactum::DeliveryMode::Stream,
+            StartAt::First,
+            1,
+        )
+        .await
+        .unwrap();
+    declare.release().await;
+    let ctx = Context::new();
+    let mut batch = Vec::new();
+    for i in 0..events {
+        let (h, body) = event_message(&ctx, &format!("evt-{i}"), &event(i as u128)).unwrap();
+        batch.push((subject.clone(), h, body));
+        if batch.len() == 500 || i + 1 == events {
+            for r in rabbit.send_all(std::mem::take(&mut batch)).await {
+                r.unwrap();
+            }
+        }
+    }
+    let bench = RabbitBench {
+        rabbit,
+        subject: subject.clone(),
+        events,
+        prefetch,
+    };
+    let all = [
+        RabbitWho::RawNoEffect,
+        RabbitWho::RawPg,
+        RabbitWho::GeneratedPg,
+        RabbitWho::GeneratedPgBatch,
+    ];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); all.len()];
+    for round in 0..ROUNDS {
+        for k in 0..all.len() {
+            let i = (k + round) % all.len();
+            rates[i].push(bench.run(all[i], round).await);
+        }
+    }
+    let m: Vec<f64> = rates.into_iter().map(median).collect();
+    println!("\nRabbitMQ stream {subject}, {events} events; median of {ROUNDS} rounds\n");
+    println!("| contender (prefetch {prefetch}) | events/s | ratio |");
+    println!("|---|---|---|");
+    let rows = [
+        ("raw lapin loop, no effect", None),
+        ("raw lapin loop + PostgreSQL INSERT (baseline)", Some(1)),
+        ("generated consumer, PostgreSQL store, `process`", Some(1)),
+        (
+            "generated consumer, PostgreSQL store, `process_batch`",
+            Some(1),
+        ),
+    ];
+    for (i, (name, baseline)) in rows.iter().enumerate() {
+        let ratio = baseline.map_or("—".to_string(), |b| format!("{:.3}", m[i] / m[b]));
+        println!("| {name} | {:.0} | {ratio} |", m[i]);
+    }
+    // The stream and the groups' offset queues go; nothing of this run is left behind.
+    let connection =
+        lapin::Connection::connect(&rabbit_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let mut queues = vec![
+        subject.clone(),
+        format!("{subject}.dlq"),
+        format!("{subject}.declare.offset"),
+    ];
+    for round in 0..ROUNDS {
+        for who in [RabbitWho::GeneratedPg, RabbitWho::GeneratedPgBatch] {
+            queues.push(format!("{subject}.{who:?}_{round}.offset"));
+        }
+    }
+    for q in queues {
+        let _ = channel
+            .queue_delete(q.as_str().into(), Default::default())
+            .await;
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -326,6 +547,11 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
+        // `BENCH_ONLY=rabbitmq` runs the RabbitMQ half alone.
+        if std::env::var("BENCH_ONLY").as_deref() == Ok("rabbitmq") {
+            rabbit_bench(events, 64).await;
+            return;
+        }
         let nats = Nats::connect(&nats_url())
             .await
             .unwrap_or_else(|e| panic!("NATS with JetStream is required: {e}"));
@@ -401,6 +627,8 @@ fn main() {
         }
         js.delete_stream(&stream).await.unwrap();
         js.delete_stream(format!("{stream}_DLQ")).await.unwrap();
+
+        rabbit_bench(events, u16::try_from(prefetch).unwrap_or(u16::MAX)).await;
 
         let mut publish = Vec::new();
         let mut consume = Vec::new();

@@ -8,8 +8,7 @@
 //! Delivery mode, consumer group and retry policy have no AsyncAPI field of their own; they
 //! are `x-pactum-*` extensions on the operation. AMQP bindings (0.3.0) say how the same
 //! channels look on RabbitMQ: each subject a routing key on the events topic exchange (dead
-//! letters on the dead-letter exchange), persistent mandatory publishes, acknowledged
-//! receives; the queue a group reads from, which AMQP's operation binding has no field for,
+//! letters on the dead-letter exchange), persistent publishes, acknowledged receives; the queue a group reads from, which AMQP's operation binding has no field for,
 //! is `x-pactum-amqp-queue`. The layout is `templates/asyncapi.yaml`;
 //! JSON Schema fragments come from `json_schema`.
 
@@ -54,10 +53,11 @@ fn amqp_channel(exchange: &str) -> Value {
     }})
 }
 
-/// The AMQP operation binding of a publish: persistent, mandatory (a message no queue takes
-/// comes back to the publisher), timestamped.
-fn amqp_send() -> Value {
-    json!({"deliveryMode": 2, "mandatory": true, "timestamp": true, "bindingVersion": AMQP_BINDING})
+/// The AMQP operation binding of a publish: persistent and timestamped. An event is not
+/// mandatory (the exchange's alternate exchange keeps what no queue takes); a dead letter is
+/// (it must reach its `.dlq` queue, or stay with the consumer).
+fn amqp_send(mandatory: bool) -> Value {
+    json!({"deliveryMode": 2, "mandatory": mandatory, "timestamp": true, "bindingVersion": AMQP_BINDING})
 }
 
 struct OpItem {
@@ -278,7 +278,10 @@ impl<'a> Builder<'a> {
         if let Some(why) = &e.deprecated {
             fields.push(("x-pactum-deprecated".into(), q(why)));
         }
-        fields.push(("bindings".into(), json!({"amqp": amqp_send()}).to_string()));
+        fields.push((
+            "bindings".into(),
+            json!({"amqp": amqp_send(false)}).to_string(),
+        ));
         let summary = format!("{} publishes {} v{}.", owner.service, e.name, e.version);
         self.operation(format!("publish_{}", at.0), "send", at, summary, fields);
     }
@@ -343,7 +346,10 @@ impl<'a> Builder<'a> {
                 "send",
                 dlq,
                 summary,
-                vec![("bindings".into(), json!({"amqp": amqp_send()}).to_string())],
+                vec![(
+                    "bindings".into(),
+                    json!({"amqp": amqp_send(true)}).to_string(),
+                )],
             );
         }
     }
