@@ -317,6 +317,13 @@ async fn each_example_contract_scaffolds_into_a_service_that_builds_alone_and_se
         .await;
     grpc_unimplemented(&s, got, "pricing.v1.GetPrice");
     s.stop();
+    // The same on RabbitMQ: /readyz checks that connection instead.
+    let rabbitmq = std::env::var("PACTUM_TEST_RABBITMQ")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let s = Service::start_with("pricing", &["--rabbitmq", &rabbitmq]);
+    ready(&http, &s).await;
+    rest_501(&http, &s, "/v1/prices/BOOK-42", "pricing.v1.GetPrice").await;
+    s.stop();
 
     let s = Service::start("inventory");
     rest_501(&http, &s, "/v1/stock/BOOK-42", "inventory.v1.CheckStock").await;

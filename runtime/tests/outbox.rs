@@ -563,7 +563,7 @@ async fn a_spawned_relay_creates_its_table_publishes_what_commits_and_drains() {
 #[tokio::test]
 async fn the_relay_publishes_through_rabbitmq_with_confirms_in_order() {
     use pactum::messaging::consumer::Inbound;
-    use pactum::messaging::{EventSource, Subscribe, Subscription};
+    use pactum::messaging::{EventSource, Subscribe};
     let url = std::env::var("PACTUM_TEST_RABBITMQ")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     let rabbit = pactum::messaging::rabbitmq::RabbitMq::connect(&url)

@@ -61,10 +61,18 @@ pub struct Spec {
 }
 
 /// The `pactum` features every scaffold builds with: both servers, PostgreSQL (durable
-/// idempotency keys, the outbox, consumers' dedup records), NATS JetStream, webhooks and
-/// telemetry.
+/// idempotency keys, the outbox, consumers' dedup records), NATS JetStream and RabbitMQ (the
+/// broker is chosen at start-up), webhooks and telemetry.
 /// One set for every service, so services built side by side share one build of the stack.
-pub const PACTUM_FEATURES: &[&str] = &["rest", "grpc", "postgres", "nats", "webhooks", "telemetry"];
+pub const PACTUM_FEATURES: &[&str] = &[
+    "rest",
+    "grpc",
+    "postgres",
+    "nats",
+    "rabbitmq",
+    "webhooks",
+    "telemetry",
+];
 
 /// One handler file: the served contract version it implements and the methods its trait
 /// has.

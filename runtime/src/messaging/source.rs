@@ -309,6 +309,32 @@ pub enum Broker {
     RabbitMq(Box<super::rabbitmq::RabbitMq>),
 }
 
+impl Broker {
+    /// The broker's name, for probes and logs: `bus`, `nats` or `rabbitmq`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Broker::Embedded(_) => "bus",
+            #[cfg(feature = "nats")]
+            Broker::Nats(_) => "nats",
+            #[cfg(feature = "rabbitmq")]
+            Broker::RabbitMq(_) => "rabbitmq",
+        }
+    }
+
+    /// Whether the connection to the broker is up now, for a readiness probe (the embedded
+    /// bus always is). A broker client reconnects by itself, so `false` is an outage in
+    /// progress.
+    pub fn is_connected(&self) -> bool {
+        match self {
+            Broker::Embedded(_) => true,
+            #[cfg(feature = "nats")]
+            Broker::Nats(nats) => nats.is_connected(),
+            #[cfg(feature = "rabbitmq")]
+            Broker::RabbitMq(rabbit) => rabbit.is_connected(),
+        }
+    }
+}
+
 impl EventSink for Broker {
     async fn send(
         &self,

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const USAGE: &str = "\
-usage: notifications [--listen ADDR] [--http PORT] [--grpc PORT] [--postgres CONFIG] [--nats URL | --in-process-bus]
+usage: notifications [--listen ADDR] [--http PORT] [--grpc PORT] [--postgres CONFIG]
+       [--nats URL | --rabbitmq URL | --in-process-bus]
 
   --listen ADDR      address both servers bind (LISTEN_ADDR; default 0.0.0.0)
   --http PORT        REST port (HTTP_PORT; default 8080; 0 picks a free one)
@@ -27,6 +28,8 @@ usage: notifications [--listen ADDR] [--http PORT] [--grpc PORT] [--postgres CON
                      idempotency keys, the outbox and consumers' records; without it keys
                      live in memory
   --nats URL         NATS with JetStream for events (NATS_URL)
+  --rabbitmq URL     RabbitMQ for events, amqp://USER:PASSWORD@HOST:5672/VHOST
+                     (RABBITMQ_URL)
   --in-process-bus   keep events inside this process instead (a try-out: nothing else
                      hears them)
 
@@ -49,6 +52,7 @@ struct Config {
     grpc: u16,
     postgres: Option<String>,
     nats: Option<String>,
+    rabbitmq: Option<String>,
     in_process_bus: bool,
 }
 
@@ -59,7 +63,7 @@ fn port(name: &str, text: &str) -> Result<u16, String> {
 
 fn config(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
     let (mut listen, mut http, mut grpc) = (None, None, None);
-    let (mut postgres, mut nats, mut in_process_bus) = (None, None, false);
+    let (mut postgres, mut nats, mut rabbitmq, mut in_process_bus) = (None, None, None, false);
     while let Some(arg) = args.next() {
         // `--flag value` or `--flag=value`.
         let (flag, inline) = match arg.split_once('=') {
@@ -78,6 +82,7 @@ fn config(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
             "--grpc" => grpc = Some(port("--grpc", &value()?)?),
             "--postgres" => postgres = Some(value()?),
             "--nats" => nats = Some(value()?),
+            "--rabbitmq" => rabbitmq = Some(value()?),
             "--in-process-bus" => in_process_bus = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
@@ -96,6 +101,7 @@ fn config(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
         grpc: port_or_env(grpc, "GRPC_PORT", 50051)?,
         postgres: postgres.or_else(|| env("DATABASE_URL")),
         nats: nats.or_else(|| env("NATS_URL")),
+        rabbitmq: rabbitmq.or_else(|| env("RABBITMQ_URL")),
         in_process_bus,
     })
 }
@@ -162,20 +168,28 @@ async fn run(config: Config) -> Result<(), String> {
             .map_err(|e| format!("PostgreSQL: {e}"))?;
         server.idempotency = Arc::new(store);
     }
-    let broker = match (&config.nats, config.in_process_bus) {
-        (Some(_), true) => return Err("--nats and --in-process-bus exclude each other".into()),
-        (Some(url), false) => Broker::Nats(Box::new(
+    let chosen = [config.nats.is_some(), config.rabbitmq.is_some(), config.in_process_bus];
+    if chosen.iter().filter(|&&c| c).count() > 1 {
+        return Err("--nats, --rabbitmq and --in-process-bus exclude each other".into());
+    }
+    let broker = match (&config.nats, &config.rabbitmq) {
+        (Some(url), _) => Broker::Nats(Box::new(
             pactum::messaging::nats::Nats::connect(url)
                 .await
                 .map_err(|e| e.to_string())?,
         )),
-        (None, false) if wiring::EVENTS => {
+        (None, Some(url)) => Broker::RabbitMq(Box::new(
+            pactum::messaging::rabbitmq::RabbitMq::connect(url)
+                .await
+                .map_err(|e| e.to_string())?,
+        )),
+        (None, None) if wiring::EVENTS && !config.in_process_bus => {
             return Err(format!(
-                "`{}` publishes or consumes events: pass --nats URL or set NATS_URL (--in-process-bus keeps them inside this process, for a try-out)",
+                "`{}` publishes or consumes events: pass --nats URL or --rabbitmq URL (or set NATS_URL or RABBITMQ_URL; --in-process-bus keeps them inside this process, for a try-out)",
                 wiring::SERVICE
             ))
         }
-        (None, _) => Broker::Embedded(pactum::messaging::bus::Bus::new()),
+        (None, None) => Broker::Embedded(pactum::messaging::bus::Bus::new()),
     };
     let app = Arc::new(app::App::new(database.clone()).await?);
 
@@ -187,13 +201,14 @@ async fn run(config: Config) -> Result<(), String> {
             async move { db.connect().await.map(drop).map_err(|e| e.to_string()) }
         });
     }
-    if let Broker::Nats(nats) = &broker {
-        let nats = nats.clone();
-        readiness = readiness.check("nats", move || {
-            let up = nats.is_connected();
+    if !matches!(broker, Broker::Embedded(_)) {
+        let broker = broker.clone();
+        readiness = readiness.check(broker.name(), move || {
+            let up = broker.is_connected();
+            let name = broker.name();
             async move {
                 up.then_some(())
-                    .ok_or_else(|| "not connected to NATS (reconnecting)".to_string())
+                    .ok_or_else(|| format!("not connected to {name} (reconnecting)"))
             }
         });
     }
