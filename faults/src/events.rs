@@ -349,6 +349,30 @@ async fn prepare(broker_url: &str, db: &tokio_postgres::Client) -> Result<(), St
             }
         }
         pactum::messaging::Broker::RabbitMq(rabbit) => {
+            // Empty: a stream keeps earlier schedules' events, and a group would resume
+            // among them (after a kill, from an older commit), so a fault meant for this
+            // run's order could hit another's.
+            let connection =
+                lapin::Connection::connect(broker_url, lapin::ConnectionProperties::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            let channel = connection
+                .create_channel()
+                .await
+                .map_err(|e| e.to_string())?;
+            for (_, subject, _, groups) in GROUPS {
+                let mut queues = vec![subject.to_string(), format!("{subject}.dlq")];
+                for group in groups {
+                    queues.push(format!("{subject}.{group}"));
+                    queues.push(format!("{subject}.{group}.offset"));
+                }
+                for queue in queues {
+                    channel
+                        .queue_delete(queue.as_str().into(), Default::default())
+                        .await
+                        .map_err(|e| format!("cannot delete {queue}: {e}"))?;
+                }
+            }
             for (_, subject, mode, groups) in GROUPS {
                 for group in groups {
                     let mut g = rabbit
@@ -820,8 +844,20 @@ pub async fn run_on(
     seed: u64,
     schedule: Option<&[EventFault]>,
 ) -> Result<Report, String> {
-    crate::harness::prepare(options).await?;
     let mut broker = OwnBroker::start(transport).await?;
+    run_with(&mut broker, options, runs, seed, schedule).await
+}
+
+/// [`run`] on a broker already started (a RabbitMQ node takes seconds to boot, so a caller
+/// running several schedules starts one).
+pub async fn run_with(
+    broker: &mut OwnBroker,
+    options: &Options,
+    runs: u32,
+    seed: u64,
+    schedule: Option<&[EventFault]>,
+) -> Result<Report, String> {
+    crate::harness::prepare(options).await?;
     let db = pg(&options.postgres).await?;
     prepare(&broker.url(), &db).await?;
     let merchant = merchant(&options.postgres).await?;
@@ -834,7 +870,7 @@ pub async fn run_on(
     };
     let mut report = Report::default();
     for fault in faults {
-        let outcome = run_one(options, &mut broker, &merchant, fault).await?;
+        let outcome = run_one(options, broker, &merchant, fault).await?;
         report.add_event(&outcome);
     }
     Ok(report)

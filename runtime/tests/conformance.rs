@@ -701,7 +701,7 @@ async fn batches_hold_what_was_received_and_every_message_once(kind: Kind) {
         .subscribe(
             info(&subject, "batcher", Mode::Stream),
             &Subscribe {
-                prefetch: 8,
+                prefetch: Some(8),
                 ..options(StartAt::First)
             },
         )

@@ -560,6 +560,7 @@ async fn a_spawned_relay_creates_its_table_publishes_what_commits_and_drains() {
     assert!(refused.is_err());
 }
 
+#[cfg(feature = "rabbitmq")]
 #[tokio::test]
 async fn the_relay_publishes_through_rabbitmq_with_confirms_in_order() {
     use pactum::messaging::consumer::Inbound;

@@ -573,3 +573,57 @@ async fn a_consumer_survives_a_broker_kill_and_every_event_is_applied_once() {
     shutdown.drain(Duration::from_secs(10)).await;
     drop(server);
 }
+
+/// The URL's `prefetch` is how many messages a worker holds unacknowledged when its
+/// subscription does not say.
+#[tokio::test]
+async fn the_urls_prefetch_bounds_what_a_worker_holds() {
+    let subject = "rabbit_test.prefetch";
+    delete(&[subject.to_string(), format!("{subject}.dlq")]).await;
+    let rabbit = RabbitMq::connect(&format!("{}?prefetch=5", rabbit_url()))
+        .await
+        .unwrap();
+    assert_eq!(rabbit.default_prefetch(), 5);
+    let mut worker = rabbit
+        .subscribe(info(subject, "workers", Mode::Queue), &Subscribe::default())
+        .await
+        .unwrap();
+    for i in 0..12 {
+        rabbit
+            .send(
+                subject,
+                Headers::from([(headers::MSG_ID.to_string(), format!("p{i}"))]),
+                i.to_string().into_bytes(),
+            )
+            .await
+            .unwrap();
+    }
+    // Time for the broker to push what it may.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = tokio::time::timeout(WAIT, worker.next_batch(12))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.len(), 5, "five unacknowledged at once");
+    for d in held {
+        d.ack().await;
+    }
+    let mut rest = 0;
+    while rest < 7 {
+        let batch = tokio::time::timeout(WAIT, worker.next_batch(12))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(batch.len() <= 5);
+        rest += batch.len();
+        for d in batch {
+            d.ack().await;
+        }
+    }
+    assert_eq!(rest, 7);
+    let bad = RabbitMq::connect(&format!("{}?prefetch=none", rabbit_url()))
+        .await
+        .err()
+        .expect("refused");
+    assert!(bad.0.contains("prefetch must be a whole number"), "{bad}");
+}

@@ -149,6 +149,9 @@ pub struct RabbitMq {
 
 struct Inner {
     url: String,
+    /// Messages a worker may hold unacknowledged when its subscription does not say: the
+    /// URL's `prefetch` parameter, else 1.
+    prefetch: u16,
     /// The URL with its password hidden, for messages.
     shown: String,
     limits: QueueLimits,
@@ -177,6 +180,32 @@ pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long opening a connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Takes Pactum's own `prefetch` parameter out of an AMQP URL's query (lapin knows only the
+/// AMQP URI parameters): the URL to connect to, and the prefetch (1 when absent).
+fn split_prefetch(url: &str) -> Result<(String, u16), String> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), 1));
+    };
+    let mut prefetch = 1;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("prefetch", n)) => {
+                prefetch = n.parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    format!("prefetch must be a whole number from 1 to 65535, not `{n}`")
+                })?;
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, prefetch))
+}
 
 /// `url` with the password replaced, so errors and logs never carry it.
 fn redact(url: &str) -> String {
@@ -413,10 +442,13 @@ impl RabbitMq {
     /// [`connect`](Self::connect) with explicit queue limits.
     pub async fn connect_with(url: &str, limits: QueueLimits) -> Result<Self, RabbitError> {
         let shown = redact(url);
-        let publishing = open(url, &shown, "publishing").await?;
+        let (url, prefetch) =
+            split_prefetch(url).map_err(|e| RabbitError(format!("RabbitMQ URL {shown}: {e}")))?;
+        let publishing = open(&url, &shown, "publishing").await?;
         Ok(Self {
             inner: Arc::new(Inner {
-                url: url.to_string(),
+                url,
+                prefetch,
                 shown,
                 limits,
                 publishing: tokio::sync::Mutex::new(Some(Arc::new(publishing))),
@@ -426,6 +458,13 @@ impl RabbitMq {
                 delay_queues: Mutex::default(),
             }),
         })
+    }
+
+    /// How many messages a worker holds unacknowledged when its subscription does not say
+    /// ([`Subscribe::prefetch`](crate::messaging::Subscribe::prefetch) `None`): the URL's
+    /// `prefetch` parameter, else 1.
+    pub fn default_prefetch(&self) -> u16 {
+        self.inner.prefetch
     }
 
     /// Whether the publishing connection is up now, for a readiness probe. A dropped
@@ -680,7 +719,9 @@ impl RabbitMq {
     }
 
     /// Joins group `group` reading `subject` the way `mode` says, starting a new stream
-    /// group where `start` says, with up to `prefetch` messages in flight per worker.
+    /// group where `start` says, with up to `prefetch` messages in flight per worker
+    /// (through [`EventSource::subscribe`](crate::messaging::EventSource::subscribe), the
+    /// subscription's `prefetch` or [`default_prefetch`](Self::default_prefetch)).
     ///
     /// A subject ending in `.dlq` is read as the dead-letter queue it names.
     pub async fn join(
@@ -1350,5 +1391,77 @@ impl Inbound for RabbitDelivery {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefetch_comes_out_of_the_url_and_the_rest_stays() {
+        assert_eq!(
+            split_prefetch("amqp://u:p@h:5672/%2f").unwrap(),
+            ("amqp://u:p@h:5672/%2f".to_string(), 1)
+        );
+        assert_eq!(
+            split_prefetch("amqp://h/%2f?prefetch=16").unwrap(),
+            ("amqp://h/%2f".to_string(), 16)
+        );
+        assert_eq!(
+            split_prefetch("amqp://h/%2f?heartbeat=10&prefetch=4&channel_max=8").unwrap(),
+            ("amqp://h/%2f?heartbeat=10&channel_max=8".to_string(), 4)
+        );
+        for bad in ["0", "-1", "many", "70000"] {
+            let e = split_prefetch(&format!("amqp://h/%2f?prefetch={bad}")).unwrap_err();
+            assert!(e.contains("1 to 65535"), "{e}");
+        }
+    }
+
+    #[test]
+    fn delays_round_up_to_a_one_two_five_ladder() {
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(delay_step(Duration::ZERO), ms(100));
+        assert_eq!(delay_step(ms(100)), ms(100));
+        assert_eq!(delay_step(ms(101)), ms(200));
+        assert_eq!(delay_step(ms(300)), ms(500));
+        assert_eq!(delay_step(ms(999)), ms(1000));
+        assert_eq!(delay_step(ms(37_000)), ms(50_000));
+        assert_eq!(delay_step(Duration::from_secs(3600)), ms(5_000_000));
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact("amqp://guest:s3cret@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(redact("amqp://127.0.0.1/%2f"), "amqp://127.0.0.1/%2f");
+    }
+
+    #[test]
+    fn a_stream_group_commits_the_lowest_unsettled_offset() {
+        let mut t = Tracker {
+            offsets_queue: "q".into(),
+            start: StartAt::First,
+            in_flight: BTreeSet::from([3, 4, 5]),
+            next: Some(6),
+            retries: Vec::new(),
+            settled_since_commit: 0,
+            last_commit: None,
+            committed: None,
+        };
+        // 4 settled, 3 still out: the group must read 3 again after a crash.
+        assert_eq!(t.settle(4), Some(3));
+        // Committed once the broker confirms it; then nothing new to commit.
+        t.committed = Some(3);
+        assert_eq!(t.commit_point(), None, "unchanged");
+        t.in_flight.remove(&3);
+        t.in_flight.remove(&5);
+        assert_eq!(
+            t.commit_point(),
+            Some(6),
+            "all settled: one past the last read"
+        );
     }
 }

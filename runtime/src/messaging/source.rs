@@ -25,10 +25,12 @@ pub struct Subscribe {
     /// duplicate window). Default 2 min.
     pub duplicate_window: Duration,
     /// How many messages a worker may hold unacknowledged at once (RabbitMQ's `basic.qos`,
-    /// JetStream's pull batch). Default 1: a worker that prefetched a batch would hoard a
-    /// queue's messages while its peers sit idle; a group with one busy worker, or one
-    /// consuming in batches, raises it.
-    pub prefetch: u16,
+    /// JetStream's pull batch). `None`, the default: the broker client's own default — 1,
+    /// or for RabbitMQ the `prefetch` parameter of its URL (`amqp://…/%2f?prefetch=16`), so
+    /// an operator can tune the consumers a service starts without a code change. 1 keeps a
+    /// worker from hoarding a queue's messages while its peers sit idle; a group with one
+    /// busy worker, or one consuming in batches, raises it.
+    pub prefetch: Option<u16>,
 }
 
 impl Default for Subscribe {
@@ -37,7 +39,7 @@ impl Default for Subscribe {
             start: StartAt::New,
             ack_wait: Duration::from_secs(30),
             duplicate_window: Duration::from_secs(120),
-            prefetch: 1,
+            prefetch: None,
         }
     }
 }
@@ -219,7 +221,7 @@ impl EventSource for super::nats::Nats {
             info.group,
             options.start,
             options.ack_wait,
-            usize::from(options.prefetch),
+            usize::from(options.prefetch.unwrap_or(1)),
         )
         .await
         .map_err(failed)
@@ -264,7 +266,7 @@ impl EventSource for super::rabbitmq::RabbitMq {
             info.group,
             info.delivery,
             options.start,
-            options.prefetch,
+            options.prefetch.unwrap_or_else(|| self.default_prefetch()),
         )
         .await
         .map_err(|e| SourceError(e.to_string()))
