@@ -352,14 +352,7 @@ async fn prepare(broker_url: &str, db: &tokio_postgres::Client) -> Result<(), St
             // Empty: a stream keeps earlier schedules' events, and a group would resume
             // among them (after a kill, from an older commit), so a fault meant for this
             // run's order could hit another's.
-            let connection =
-                lapin::Connection::connect(broker_url, lapin::ConnectionProperties::default())
-                    .await
-                    .map_err(|e| e.to_string())?;
-            let channel = connection
-                .create_channel()
-                .await
-                .map_err(|e| e.to_string())?;
+            let (_connection, channel) = amqp(broker_url).await?;
             for (_, subject, _, groups) in GROUPS {
                 let mut queues = vec![subject.to_string(), format!("{subject}.dlq")];
                 for group in groups {
@@ -503,18 +496,24 @@ async fn steps(db: &tokio_postgres::Client, order: &str) -> Result<[i64; 4], Str
     Ok(counts)
 }
 
+/// A raw AMQP channel to the suite's RabbitMQ, to inspect and empty its queues; the channel
+/// lives as long as the connection returned with it.
+async fn amqp(url: &str) -> Result<(lapin::Connection, lapin::Channel), String> {
+    let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((connection, channel))
+}
+
 /// Messages in the dead letters (and, on RabbitMQ, in the unroutable queue: an event no
 /// group's queue took).
 async fn dead_letters(broker_url: &str) -> Result<u64, String> {
     if broker_url.starts_with("amqp") {
-        let connection =
-            lapin::Connection::connect(broker_url, lapin::ConnectionProperties::default())
-                .await
-                .map_err(|e| e.to_string())?;
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(|e| e.to_string())?;
+        let (_connection, channel) = amqp(broker_url).await?;
         let mut total = 0;
         let queues = GROUPS
             .iter()
