@@ -353,6 +353,20 @@ async fn prepare(broker_url: &str, db: &tokio_postgres::Client) -> Result<(), St
             // among them (after a kill, from an older commit), so a fault meant for this
             // run's order could hit another's.
             let (_connection, channel) = amqp(broker_url).await?;
+            // Counted as dead letters at the end of each run: empty at the start of each
+            // schedule, like the rest.
+            channel
+                .queue_purge(
+                    pactum::messaging::rabbitmq::UNROUTABLE.into(),
+                    Default::default(),
+                )
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot empty {}: {e}",
+                        pactum::messaging::rabbitmq::UNROUTABLE
+                    )
+                })?;
             for (_, subject, _, groups) in GROUPS {
                 let mut queues = vec![subject.to_string(), format!("{subject}.dlq")];
                 for group in groups {

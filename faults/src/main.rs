@@ -102,6 +102,10 @@ async fn main() -> ExitCode {
         broker: None,
     };
     println!("faults: {runs} runs, seed {seed}");
+    if args.iter().any(|a| a == "--rabbitmq") && !args.iter().any(|a| a == "--events") {
+        eprintln!("faults: --rabbitmq is for the event path: add --events\n{USAGE}");
+        return ExitCode::from(2);
+    }
     let transport = if args.iter().any(|a| a == "--rabbitmq") {
         faults::events::Transport::RabbitMq
     } else {

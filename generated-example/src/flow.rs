@@ -10,7 +10,8 @@
 //! letter) and keeps its dedup record in memory (the embedded default) or in PostgreSQL, where
 //! the record and the consumer's effect row commit in one transaction. Events derived from an
 //! event get ids derived from it (`captured-<order>`), so a consumer that runs again publishes
-//! nothing new: the broker drops the repeat by its `Nats-Msg-Id`.
+//! nothing new: JetStream and the bus drop the repeat by its `Nats-Msg-Id`; on RabbitMQ, which
+//! has no publish dedup, the next consumer's record drops it by the same id.
 //!
 //! On PostgreSQL nothing is published from inside a consumer's transaction: what its handler
 //! publishes (events, the merchant's webhook) is deferred, written into the outbox tables in

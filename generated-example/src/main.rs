@@ -80,6 +80,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         pending.push(a);
     }
     let mut i = 0;
+    let (mut nats_flag, mut rabbitmq_flag) = (false, false);
     // A flag's optional value: the next word, unless it is another flag.
     let value = |i: &mut usize, pending: &[String]| -> Option<String> {
         match pending.get(*i + 1) {
@@ -98,12 +99,15 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     while i < pending.len() {
         match pending[i].as_str() {
             "serve" => parsed.serve = Some(parsed.serve.unwrap_or((8080, 50051))),
+            // A broker flag wins over the other broker's environment variable.
             "--nats" => {
-                parsed.nats = Some(value(&mut i, &pending).unwrap_or_else(|| DEFAULT_NATS.into()))
+                parsed.nats = Some(value(&mut i, &pending).unwrap_or_else(|| DEFAULT_NATS.into()));
+                nats_flag = true;
             }
             "--rabbitmq" => {
                 parsed.rabbitmq =
-                    Some(value(&mut i, &pending).unwrap_or_else(|| DEFAULT_RABBITMQ.into()))
+                    Some(value(&mut i, &pending).unwrap_or_else(|| DEFAULT_RABBITMQ.into()));
+                rabbitmq_flag = true;
             }
             "--postgres" => {
                 parsed.postgres =
@@ -134,6 +138,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             other => return Err(format!("unknown argument `{other}`")),
         }
         i += 1;
+    }
+    if nats_flag && !rabbitmq_flag {
+        parsed.rabbitmq = None;
+    }
+    if rabbitmq_flag && !nats_flag {
+        parsed.nats = None;
     }
     if parsed.nats.is_some() && parsed.rabbitmq.is_some() {
         return Err("--nats and --rabbitmq exclude each other: events travel on one broker".into());

@@ -55,7 +55,8 @@ pub mod union;
 mod validate;
 pub mod wire;
 
-// Transports and stores, each behind its cargo feature (all on by default).
+// Transports and stores, each behind its cargo feature (all on by default but `rabbitmq`
+// and `telemetry`).
 #[cfg(feature = "grpc")]
 pub mod grpc;
 pub mod messaging;

@@ -20,6 +20,14 @@ fn rabbit_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
+/// `host:port` of the machine's RabbitMQ.
+fn rabbit_host() -> String {
+    let url = rabbit_url();
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
 async fn rabbit() -> RabbitMq {
     RabbitMq::connect(&rabbit_url()).await.unwrap_or_else(|e| {
         panic!("RabbitMQ is required for this test and is unreachable: {e}\nstart it (README: Services) or set PACTUM_TEST_RABBITMQ")
@@ -144,7 +152,7 @@ async fn start_up_errors_say_what_to_fix_and_never_show_the_password() {
     assert!(unreachable.0.contains("start RabbitMQ"), "{unreachable}");
     assert!(!unreachable.0.contains("s3cret-pw"), "{unreachable}");
 
-    let wrong = RabbitMq::connect("amqp://guest:s3cret-pw@127.0.0.1:5672/%2f")
+    let wrong = RabbitMq::connect(&format!("amqp://guest:s3cret-pw@{}/%2f", rabbit_host()))
         .await
         .err()
         .expect("the password is wrong");
@@ -154,10 +162,13 @@ async fn start_up_errors_say_what_to_fix_and_never_show_the_password() {
     );
     assert!(!wrong.0.contains("s3cret-pw"), "{wrong}");
 
-    let vhost = RabbitMq::connect("amqp://guest:guest@127.0.0.1:5672/no-such-vhost")
-        .await
-        .err()
-        .expect("the vhost does not exist");
+    let vhost = RabbitMq::connect(&format!(
+        "amqp://guest:guest@{}/no-such-vhost",
+        rabbit_host()
+    ))
+    .await
+    .err()
+    .expect("the vhost does not exist");
     assert!(vhost.0.contains("virtual host does not exist"), "{vhost}");
     assert!(vhost.0.contains("rabbitmqctl add_vhost"), "{vhost}");
 }
@@ -472,6 +483,9 @@ async fn a_consumer_survives_a_broker_kill_and_every_event_is_applied_once() {
     const EVENTS: usize = 60;
     let mut server = OwnRabbit::start("kill");
     let rabbit = RabbitMq::connect(&server.url()).await.unwrap();
+    // A client that never publishes, as a service that only consumes: its readiness probe
+    // must bring it back after the restart.
+    let idle = Broker::RabbitMq(Box::new(RabbitMq::connect(&server.url()).await.unwrap()));
     let broker = Broker::RabbitMq(Box::new(rabbit.clone()));
     let check = postgres().await;
     check
@@ -539,6 +553,17 @@ async fn a_consumer_survives_a_broker_kill_and_every_event_is_applied_once() {
         server
     });
     let server = down.await.unwrap();
+    let Broker::RabbitMq(idle_client) = &idle else {
+        unreachable!()
+    };
+    assert!(
+        !idle_client.is_connected(),
+        "its connection died with the broker"
+    );
+    idle.ready()
+        .await
+        .expect("ready again once the broker is back");
+    assert!(idle_client.is_connected());
     let retries = publisher.await.unwrap();
     let until = Instant::now() + Duration::from_secs(60);
     while applied().await < EVENTS as i64 {

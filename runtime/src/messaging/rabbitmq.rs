@@ -415,6 +415,27 @@ async fn connection(
     Ok(c)
 }
 
+/// A new channel on the connection in `slot`. If the connection cannot open one, it is
+/// dropped from the slot, so the next call opens a new connection rather than asking a dead
+/// one again (its status can lag behind the socket).
+async fn channel_on(
+    inner: &Inner,
+    slot: &tokio::sync::Mutex<Option<Arc<Connection>>>,
+    role: &str,
+) -> Result<Channel, RabbitError> {
+    let c = connection(inner, slot, role).await?;
+    let opened = match tokio::time::timeout(CONNECT_TIMEOUT, c.create_channel()).await {
+        Ok(Ok(channel)) => return Ok(channel),
+        Ok(Err(e)) => failed("cannot open a channel", &e),
+        Err(_) => RabbitError(format!("no channel within {CONNECT_TIMEOUT:?}")),
+    };
+    let mut held = slot.lock().await;
+    if held.as_ref().is_some_and(|h| Arc::ptr_eq(h, &c)) {
+        *held = None;
+    }
+    Err(opened)
+}
+
 /// Waits for a confirm, bounded by [`CONFIRM_TIMEOUT`].
 async fn confirmation(
     routing_key: &str,
@@ -467,8 +488,9 @@ impl RabbitMq {
         self.inner.prefetch
     }
 
-    /// Whether the publishing connection is up now, for a readiness probe. A dropped
-    /// connection is opened again on the next publish, so `false` is an outage in progress.
+    /// Whether the publishing connection is up now. A dropped connection is opened again
+    /// only when something uses it: a readiness probe calls [`reconnect`](Self::reconnect),
+    /// which does.
     pub fn is_connected(&self) -> bool {
         self.inner
             .publishing
@@ -478,13 +500,18 @@ impl RabbitMq {
             .unwrap_or(false)
     }
 
+    /// Opens the publishing connection again if the broker dropped it, and says whether the
+    /// broker answers: what a readiness probe calls, so a service that only consumes (and
+    /// so never publishes) becomes ready again after a broker restart.
+    pub async fn reconnect(&self) -> Result<(), RabbitError> {
+        connection(&self.inner, &self.inner.publishing, "publishing")
+            .await
+            .map(drop)
+    }
+
     /// A new channel on the consuming connection.
     async fn consumer_channel(&self) -> Result<Channel, RabbitError> {
-        connection(&self.inner, &self.inner.consuming, "consuming")
-            .await?
-            .create_channel()
-            .await
-            .map_err(|e| failed("cannot open a channel", &e))
+        channel_on(&self.inner, &self.inner.consuming, "consuming").await
     }
 
     /// A channel in confirm mode on the publishing connection, kept in `slot` and opened
@@ -495,11 +522,7 @@ impl RabbitMq {
                 return Ok(c.clone());
             }
         }
-        let channel = connection(&self.inner, &self.inner.publishing, "publishing")
-            .await?
-            .create_channel()
-            .await
-            .map_err(|e| failed("cannot open a channel", &e))?;
+        let channel = channel_on(&self.inner, &self.inner.publishing, "publishing").await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
@@ -618,11 +641,12 @@ impl RabbitMq {
     }
 
     /// Drops a channel that failed, so the next publish opens a fresh one.
+    ///
+    /// Unconditionally: a channel whose connection the broker dropped can still read as
+    /// connected until lapin's IO loop notices, and one kept on that reading would fail every
+    /// publish after it.
     async fn forget(slot: &tokio::sync::Mutex<Option<Channel>>) {
-        let mut slot = slot.lock().await;
-        if slot.as_ref().is_some_and(|c| !c.status().connected()) {
-            *slot = None;
-        }
+        *slot.lock().await = None;
     }
 
     /// Declares the queue a group reads from, with its dead-letter queue, on `channel`.
@@ -1139,6 +1163,8 @@ impl Group {
                         count = count.max(number(value));
                     }
                     "x-stream-offset" => offset = number(value),
+                    // The broker's records (x-death and its summaries): not the event's.
+                    name if broker_header(name) => continue,
                     _ => {
                         let text = match value {
                             AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()),

@@ -298,7 +298,7 @@ impl Subscription for super::rabbitmq::Group {
 }
 
 /// The embedded bus, a JetStream connection or a RabbitMQ connection, chosen at run time (a flag, an environment
-/// variable), behind one sink and one source so the service's code is the same on both.
+/// variable), behind one sink and one source so the service's code is the same on each.
 #[derive(Clone)]
 pub enum Broker {
     /// In process, nothing to run.
@@ -323,16 +323,20 @@ impl Broker {
         }
     }
 
-    /// Whether the connection to the broker is up now, for a readiness probe (the embedded
-    /// bus always is). A broker client reconnects by itself, so `false` is an outage in
-    /// progress.
-    pub fn is_connected(&self) -> bool {
+    /// For a readiness probe: `Ok` when the broker is reachable now (the embedded bus always
+    /// is). The NATS client reconnects by itself, so its state is read; a RabbitMQ connection
+    /// is opened again here if the broker dropped it, since nothing else would for a service
+    /// that only consumes.
+    pub async fn ready(&self) -> Result<(), String> {
         match self {
-            Broker::Embedded(_) => true,
+            Broker::Embedded(_) => Ok(()),
             #[cfg(feature = "nats")]
-            Broker::Nats(nats) => nats.is_connected(),
+            Broker::Nats(nats) => nats
+                .is_connected()
+                .then_some(())
+                .ok_or_else(|| "not connected to NATS (reconnecting)".to_string()),
             #[cfg(feature = "rabbitmq")]
-            Broker::RabbitMq(rabbit) => rabbit.is_connected(),
+            Broker::RabbitMq(rabbit) => rabbit.reconnect().await.map_err(|e| e.to_string()),
         }
     }
 }

@@ -204,12 +204,8 @@ async fn run(config: Config) -> Result<(), String> {
     if !matches!(broker, Broker::Embedded(_)) {
         let broker = broker.clone();
         readiness = readiness.check(broker.name(), move || {
-            let up = broker.is_connected();
-            let name = broker.name();
-            async move {
-                up.then_some(())
-                    .ok_or_else(|| format!("not connected to {name} (reconnecting)"))
-            }
+            let broker = broker.clone();
+            async move { broker.ready().await }
         });
     }
     let mut rest = wiring::rest_router(&app, &server).merge(readiness.router());
