@@ -550,6 +550,10 @@ async fn checkout_flow(broker: Broker, store: Store, hops: &Hops) -> Result<(), 
         notifier.outbox.lock().expect("outbox lock").len(),
         accepted.len(),
     );
+    // The consumers stop cleanly: a stream group on RabbitMQ commits where it got to, so
+    // the next run does not read this run's events again.
+    shutdown.trigger();
+    let _ = shutdown.drain(Duration::from_secs(5)).await;
     Ok(())
 }
 

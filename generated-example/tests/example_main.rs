@@ -139,6 +139,55 @@ fn the_main_command_runs_the_whole_checkout_on_embedded_defaults() {
     assert_whole_flow(&stdout);
 }
 
+/// Deletes the example's queues on the machine's RabbitMQ, so the run starts from nothing: a
+/// run cut short leaves its stream groups' offsets up to a second behind (and a run with the
+/// in-memory store leaves records PostgreSQL never saw), and the next run would read those
+/// events again.
+fn fresh_rabbitmq(url: &str) {
+    use generated_example::generated::{inventory, notifications, orders, payments, shipping};
+    let consumers = [
+        &inventory::v1::events::consumers::ORDERS_ORDER_PLACED_V1,
+        &notifications::v1::events::consumers::PAYMENTS_PAYMENT_CAPTURED_V1,
+        &notifications::v1::events::consumers::ORDERS_ORDER_CANCELLED_V1,
+        &notifications::v1::events::consumers::SHIPPING_SHIPMENT_DISPATCHED_V1,
+        &orders::v1::events::consumers::PAYMENTS_PAYMENT_CAPTURED_V1,
+        &payments::v1::events::consumers::ORDERS_ORDER_PLACED_V1,
+        &shipping::v1::events::consumers::INVENTORY_STOCK_RESERVED_V1,
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap_or_else(|e| {
+                panic!("RabbitMQ is required for this test and is unreachable: {e}\nstart it (README: Services) or set PACTUM_TEST_RABBITMQ")
+            });
+        for info in consumers {
+            let (subject, group) = (info.subject, info.group);
+            let mut queues = vec![
+                subject.to_string(),
+                format!("{subject}.dlq"),
+                format!("{subject}.{group}"),
+                format!("{subject}.{group}.offset"),
+            ];
+            for q in queues.clone() {
+                for step in [100, 200, 500, 1000, 2000, 5000] {
+                    queues.push(format!("{q}.retry.{step}"));
+                }
+            }
+            for q in queues {
+                // A refused delete closes its channel: a fresh one each time.
+                let channel = connection.create_channel().await.unwrap();
+                let _ = channel
+                    .queue_delete(q.as_str().into(), Default::default())
+                    .await;
+            }
+        }
+    });
+}
+
 /// The broker runs share PostgreSQL's outbox table, whose relay publishes whatever it finds
 /// there: one at a time, or one run's relay would publish the other's events to its broker.
 static POSTGRES_RUNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -164,6 +213,7 @@ fn the_same_flow_runs_on_rabbitmq_and_postgresql() {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     let pg = std::env::var("PACTUM_TEST_POSTGRES")
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
+    fresh_rabbitmq(&rabbitmq);
     let stdout = run(&["--rabbitmq", &rabbitmq, "--postgres", &pg]);
     assert!(
         stdout.contains("events on RabbitMQ (dedup records in PostgreSQL"),
