@@ -9,12 +9,16 @@
 //! and asserts what the consumer still guarantees.
 
 use pactum::messaging::bus::{event_message, headers, Bus, BusConfig, EventSink, Headers, StartAt};
-use pactum::messaging::consumer::{Inbound, Outcome, PgConsumer, PgHandler, REASON_HEADER};
+use pactum::messaging::consumer::{Inbound, Outcome, PgConsumer, REASON_HEADER};
 use pactum::messaging::{Broker, EventSource, Subscribe, Subscription};
-use pactum::{ConsumerInfo, Context, DeliveryMode as Mode, Event, RetryPolicy};
-use serde::{Deserialize, Serialize};
+use pactum::{ConsumerInfo, Context, DeliveryMode as Mode};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
+
+mod support;
+#[cfg(feature = "rabbitmq")]
+use support::rabbit_url;
+use support::{postgres, postgres_config, Reservations, StockReserved, POLICY};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -54,12 +58,6 @@ const GROUPS: [&str; 9] = [
 
 fn nats_url() -> String {
     std::env::var("PACTUM_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
-#[cfg(feature = "rabbitmq")]
-fn rabbit_url() -> String {
-    std::env::var("PACTUM_TEST_RABBITMQ")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// The broker of `kind`, and a subject of this scenario's own, emptied of earlier runs.
@@ -172,72 +170,6 @@ async fn nothing_more<S: Subscription>(s: &mut S, quiet: Duration) {
         );
     }
 }
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-struct StockReserved {
-    sku: String,
-    quantity: i64,
-}
-
-impl Event for StockReserved {
-    const NAME: &'static str = "StockReserved";
-    const VERSION: u32 = 1;
-    const SOURCE: &'static str = "inventory";
-    const TYPE: &'static str = "inventory.StockReserved.v1";
-    const SUBJECT: &'static str = "conformance.stock_reserved";
-    const DELIVERY: Mode = Mode::Queue;
-    fn ordering_key(&self) -> Option<String> {
-        Some(self.sku.clone())
-    }
-}
-
-/// Counts reserved units per SKU in the runner's transaction.
-struct Reservations {
-    table: String,
-}
-
-impl PgHandler<StockReserved> for Reservations {
-    async fn handle(
-        &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        _ctx: &Context,
-        event: StockReserved,
-    ) -> Result<(), String> {
-        tx.execute(
-            &format!(
-                "INSERT INTO {} (sku, quantity) VALUES ($1, $2)
-                 ON CONFLICT (sku) DO UPDATE SET quantity = {0}.quantity + EXCLUDED.quantity",
-                self.table
-            ),
-            &[&event.sku, &event.quantity],
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-    }
-}
-
-fn postgres_config() -> String {
-    std::env::var("PACTUM_TEST_POSTGRES")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
-}
-
-async fn postgres() -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&postgres_config(), tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is required for this test and is unreachable: {e}\nstart it (README: Services) or set PACTUM_TEST_POSTGRES")
-        });
-    tokio::spawn(conn);
-    client
-}
-
-const POLICY: RetryPolicy = RetryPolicy {
-    attempts: 3,
-    initial_backoff: Duration::from_millis(10),
-    max_backoff: Duration::from_millis(20),
-    full_jitter: false,
-};
 
 /// A consumer for `group` applying into a fresh `<prefix>_reserved` table.
 async fn consumer(

@@ -5,20 +5,20 @@
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`); PostgreSQL is `PACTUM_TEST_POSTGRES`.
 
 use pactum::messaging::bus::{event_message, headers, EventSink, Headers, StartAt};
-use pactum::messaging::consumer::{Inbound, Outcome, PgConsumer, PgHandler, REASON_HEADER};
+use pactum::messaging::consumer::{Inbound, Outcome, PgConsumer, REASON_HEADER};
 use pactum::messaging::rabbitmq::{RabbitMq, EVENTS_EXCHANGE, UNROUTABLE};
 use pactum::messaging::{Broker, EventSource, Subscribe, Subscription};
 use pactum::shutdown::Shutdown;
-use pactum::{ConsumerInfo, Context, DeliveryMode as Mode, Event, RetryPolicy};
-use serde::{Deserialize, Serialize};
+use pactum::{ConsumerInfo, Context, DeliveryMode as Mode};
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(15);
+mod support;
+use support::{postgres, postgres_config, rabbit_url, Reservations, StockReserved, POLICY};
 
-fn rabbit_url() -> String {
-    std::env::var("PACTUM_TEST_RABBITMQ")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
+/// This file's subject for `StockReserved`.
+const SUBJECT: &str = "rabbit_test.stock_reserved";
+
+const WAIT: Duration = Duration::from_secs(15);
 
 /// `host:port` of the machine's RabbitMQ.
 fn rabbit_host() -> String {
@@ -66,71 +66,6 @@ async fn next<S: Subscription>(s: &mut S) -> S::Message {
         .expect("a delivery within the wait")
         .expect("the broker answers")
 }
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-struct StockReserved {
-    sku: String,
-    quantity: i64,
-}
-
-impl Event for StockReserved {
-    const NAME: &'static str = "StockReserved";
-    const VERSION: u32 = 1;
-    const SOURCE: &'static str = "inventory";
-    const TYPE: &'static str = "inventory.StockReserved.v1";
-    const SUBJECT: &'static str = "rabbit_test.stock_reserved";
-    const DELIVERY: Mode = Mode::Queue;
-    fn ordering_key(&self) -> Option<String> {
-        Some(self.sku.clone())
-    }
-}
-
-struct Reservations {
-    table: String,
-}
-
-impl PgHandler<StockReserved> for Reservations {
-    async fn handle(
-        &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        _ctx: &Context,
-        event: StockReserved,
-    ) -> Result<(), String> {
-        tx.execute(
-            &format!(
-                "INSERT INTO {} (sku, quantity) VALUES ($1, $2)
-                 ON CONFLICT (sku) DO UPDATE SET quantity = {0}.quantity + EXCLUDED.quantity",
-                self.table
-            ),
-            &[&event.sku, &event.quantity],
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-    }
-}
-
-fn postgres_config() -> String {
-    std::env::var("PACTUM_TEST_POSTGRES")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
-}
-
-async fn postgres() -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&postgres_config(), tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is required for this test and is unreachable: {e}\nstart it (README: Services) or set PACTUM_TEST_POSTGRES")
-        });
-    tokio::spawn(conn);
-    client
-}
-
-const POLICY: RetryPolicy = RetryPolicy {
-    attempts: 3,
-    initial_backoff: Duration::from_millis(10),
-    max_backoff: Duration::from_millis(20),
-    full_jitter: false,
-};
 
 #[tokio::test]
 async fn start_up_errors_say_what_to_fix_and_never_show_the_password() {
@@ -262,7 +197,7 @@ async fn refusals_are_clear_and_unroutable_events_are_kept() {
 #[tokio::test]
 async fn the_envelope_travels_unchanged_and_foreign_messages_are_dead_lettered_with_a_reason() {
     let rabbit = rabbit().await;
-    let subject = StockReserved::SUBJECT;
+    let subject = SUBJECT;
     delete(&[subject.to_string(), format!("{subject}.dlq")]).await;
     let mut group = rabbit
         .subscribe(
@@ -499,7 +434,7 @@ async fn a_consumer_survives_a_broker_kill_and_every_event_is_applied_once() {
     let shutdown = Shutdown::new();
     PgConsumer::<StockReserved, _>::spawn(
         &broker,
-        info(StockReserved::SUBJECT, "reservations", Mode::Queue),
+        info(SUBJECT, "reservations", Mode::Queue),
         &database,
         "rabbit_kill_processed",
         Reservations {
@@ -521,10 +456,7 @@ async fn a_consumer_survives_a_broker_kill_and_every_event_is_applied_once() {
                 let (h, body) = event_message(&Context::new(), &format!("ev-{i}"), &event).unwrap();
                 // Bounded: 60 s per event covers a restart.
                 let until = Instant::now() + Duration::from_secs(60);
-                while let Err(e) = rabbit
-                    .send(StockReserved::SUBJECT, h.clone(), body.clone())
-                    .await
-                {
+                while let Err(e) = rabbit.send(SUBJECT, h.clone(), body.clone()).await {
                     assert!(!e.permanent, "{e}");
                     assert!(Instant::now() < until, "not published in time: {e}");
                     retries += 1;
