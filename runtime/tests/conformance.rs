@@ -11,14 +11,14 @@
 use pactum::messaging::bus::{event_message, headers, Bus, BusConfig, EventSink, Headers, StartAt};
 use pactum::messaging::consumer::{Inbound, Outcome, PgConsumer, REASON_HEADER};
 use pactum::messaging::{Broker, EventSource, Subscribe, Subscription};
-use pactum::{ConsumerInfo, Context, DeliveryMode as Mode};
+use pactum::{Context, DeliveryMode as Mode};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 mod support;
 #[cfg(feature = "rabbitmq")]
 use support::rabbit_url;
-use support::{postgres, postgres_config, Reservations, StockReserved, POLICY};
+use support::{info, postgres, postgres_config, Reservations, StockReserved, POLICY};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -118,18 +118,6 @@ async fn broker(kind: Kind, test: &str) -> (Broker, String) {
         }
     };
     (broker, subject)
-}
-
-fn info(subject: &str, group: &str, delivery: Mode) -> &'static ConsumerInfo {
-    Box::leak(Box::new(ConsumerInfo {
-        service: "test",
-        subject: Box::leak(subject.to_string().into_boxed_str()),
-        group: Box::leak(group.to_string().into_boxed_str()),
-        delivery,
-        retry: None,
-        dead_letter: true,
-        budget: None,
-    }))
 }
 
 fn options(start: StartAt) -> Subscribe {

@@ -9,11 +9,11 @@ use pactum::messaging::consumer::{Inbound, Outcome, PgConsumer, REASON_HEADER};
 use pactum::messaging::rabbitmq::{RabbitMq, EVENTS_EXCHANGE, UNROUTABLE};
 use pactum::messaging::{Broker, EventSource, Subscribe, Subscription};
 use pactum::shutdown::Shutdown;
-use pactum::{ConsumerInfo, Context, DeliveryMode as Mode};
+use pactum::{Context, DeliveryMode as Mode};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{postgres, postgres_config, rabbit_url, Reservations, StockReserved, POLICY};
+use support::{info, postgres, postgres_config, rabbit_url, Reservations, StockReserved, POLICY};
 
 /// This file's subject for `StockReserved`.
 const SUBJECT: &str = "rabbit_test.stock_reserved";
@@ -46,18 +46,6 @@ async fn delete(queues: &[String]) {
             .queue_delete(q.as_str().into(), Default::default())
             .await;
     }
-}
-
-fn info(subject: &str, group: &str, delivery: Mode) -> &'static ConsumerInfo {
-    Box::leak(Box::new(ConsumerInfo {
-        service: "test",
-        subject: Box::leak(subject.to_string().into_boxed_str()),
-        group: Box::leak(group.to_string().into_boxed_str()),
-        delivery,
-        retry: None,
-        dead_letter: true,
-        budget: None,
-    }))
 }
 
 async fn next<S: Subscription>(s: &mut S) -> S::Message {

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use pactum::messaging::consumer::PgHandler;
-use pactum::{Context, DeliveryMode as Mode, Event, RetryPolicy};
+use pactum::{ConsumerInfo, Context, DeliveryMode as Mode, Event, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -83,4 +83,17 @@ pub async fn postgres() -> tokio_postgres::Client {
 pub fn rabbit_url() -> String {
     std::env::var("PACTUM_TEST_RABBITMQ")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// The `consumes` entry of group `group` reading `subject` as `delivery`.
+pub fn info(subject: &str, group: &str, delivery: Mode) -> &'static ConsumerInfo {
+    Box::leak(Box::new(ConsumerInfo {
+        service: "test",
+        subject: Box::leak(subject.to_string().into_boxed_str()),
+        group: Box::leak(group.to_string().into_boxed_str()),
+        delivery,
+        retry: None,
+        dead_letter: true,
+        budget: None,
+    }))
 }
