@@ -52,20 +52,6 @@ async fn price(
     })
 }
 
-fn from_pb(pb: api::grpc::pb::GetPriceRequest) -> Result<api::GetPriceRequest, String> {
-    Ok(api::GetPriceRequest {
-        sku: api::Sku(pb.sku),
-        currency: pb.currency.map(api::Currency),
-    })
-}
-
-fn to_pb(m: api::Money) -> api::grpc::pb::Money {
-    api::grpc::pb::Money {
-        amount: m.amount.to_string(),
-        currency: m.currency.0,
-    }
-}
-
 fn detail(e: &api::GetPriceError) -> pactum::grpc::prost_types::Any {
     let api::GetPriceError::UnknownSku(u) = e;
     pactum::grpc::prost_types::Any {
@@ -95,7 +81,18 @@ fn router(config: ServerConfig) -> axum::Router {
     let grpc = |op: &'static OperationInfo, config: ServerConfig| {
         axum::routing::post(move |request: axum::extract::Request| {
             let config = config.clone();
-            async move { pactum::grpc::unary(op, &config, request, from_pb, to_pb, detail, price).await }
+            async move {
+                pactum::grpc::unary(
+                    op,
+                    &config,
+                    request,
+                    pactum::grpc::proto::Decoded::finish,
+                    std::convert::identity,
+                    detail,
+                    price,
+                )
+                .await
+            }
         })
     };
     axum::Router::new()
@@ -164,14 +161,14 @@ async fn round(url: &str, transport: Transport, keyed: bool) -> f64 {
                                 (&PLAIN, "/bench.Bench/Plain")
                             };
                             // A keyed call outside a handler gets a fresh random key.
-                            grpc.unary::<_, api::grpc::pb::Money, _, api::GetPriceError>(
+                            grpc.unary::<_, pactum::grpc::proto::Decoded<api::Money>, _, api::GetPriceError>(
                                 op,
                                 path,
-                                api::grpc::pb::GetPriceRequest {
-                                    sku: "BOOK-42".into(),
+                                api::GetPriceRequest {
+                                    sku: api::Sku("BOOK-42".into()),
                                     currency: None,
                                 },
-                                Ok,
+                                pactum::grpc::proto::Decoded::finish,
                                 |_| None,
                             )
                             .await

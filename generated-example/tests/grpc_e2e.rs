@@ -205,13 +205,14 @@ async fn a_slow_handler_answers_deadline_exceeded_not_cancelled() {
     grpc.ready().await.unwrap();
     let status = grpc
         .unary(
-            pactum::grpc::tonic::Request::new(inventory::v1::grpc::pb::CheckStockRequest {
-                sku: "BOOK-42".into(),
+            // The domain types are the messages.
+            pactum::grpc::tonic::Request::new(inventory::v1::CheckStockRequest {
+                sku: pricing::v1::Sku("BOOK-42".into()),
             }),
             http::uri::PathAndQuery::from_static("/shop.inventory.v1.InventoryService/CheckStock"),
             pactum::grpc::tonic_prost::ProstCodec::<
-                inventory::v1::grpc::pb::CheckStockRequest,
-                inventory::v1::grpc::pb::StockLevel,
+                inventory::v1::CheckStockRequest,
+                inventory::v1::StockLevel,
             >::default(),
         )
         .await
@@ -308,4 +309,81 @@ async fn server_client_and_bidi_streaming() {
         .map(|l| (l.sku.0, l.available))
         .collect();
     assert_eq!(got, [("PEN-7".into(), 120), ("BOOK-42".into(), 16)]);
+}
+
+/// What a client in another language could send for `GetOrder`: the `.proto`'s string where
+/// the contract has a uuid, and bytes that are not valid UTF-8 where it has a string.
+mod raw {
+    #[derive(Clone, PartialEq, pactum::grpc::prost::Message)]
+    #[prost(prost_path = "::pactum::grpc::prost")]
+    pub struct GetOrderRequest {
+        #[prost(string, tag = "1")]
+        pub id: String,
+    }
+
+    #[derive(Clone, PartialEq, pactum::grpc::prost::Message)]
+    #[prost(prost_path = "::pactum::grpc::prost")]
+    pub struct NotUtf8 {
+        #[prost(bytes = "vec", tag = "1")]
+        pub id: Vec<u8>,
+    }
+}
+
+/// Sends one raw message to `GetOrder` and returns the status it is refused with.
+async fn refused<M>(url: &str, message: M) -> pactum::grpc::tonic::Status
+where
+    M: pactum::grpc::prost::Message + Send + Sync + 'static,
+{
+    let channel = pactum::grpc::tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = pactum::grpc::tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    grpc.unary(
+        pactum::grpc::tonic::Request::new(message),
+        http::uri::PathAndQuery::from_static("/shop.orders.v1.OrdersService/GetOrder"),
+        pactum::grpc::tonic_prost::ProstCodec::<M, orders::v1::Order>::default(),
+    )
+    .await
+    .unwrap_err()
+}
+
+#[tokio::test]
+async fn a_request_the_contract_cannot_hold_is_invalid_argument_naming_the_field() {
+    let sys = system::start(Options::default()).await.unwrap();
+    let url = &sys.orders_url;
+    let bad_id = refused(
+        url,
+        raw::GetOrderRequest {
+            id: "not-a-uuid".into(),
+        },
+    )
+    .await;
+    assert_eq!(bad_id.code(), pactum::grpc::tonic::Code::InvalidArgument);
+    assert!(bad_id.message().starts_with("field `id`: "), "{bad_id:?}");
+    // An id left out is protobuf's empty string, which is no uuid either.
+    let no_id = refused(url, raw::GetOrderRequest { id: String::new() }).await;
+    assert_eq!(no_id.code(), pactum::grpc::tonic::Code::InvalidArgument);
+    assert!(no_id.message().starts_with("field `id`: "), "{no_id:?}");
+    // Bytes that are not the message at all: the client's mistake, not the server's.
+    let not_utf8 = refused(
+        url,
+        raw::NotUtf8 {
+            id: vec![0xff, 0xfe],
+        },
+    )
+    .await;
+    assert_eq!(
+        not_utf8.code(),
+        pactum::grpc::tonic::Code::InvalidArgument,
+        "{not_utf8:?}"
+    );
+    assert!(
+        not_utf8
+            .message()
+            .starts_with("the request is not a valid message"),
+        "{not_utf8:?}"
+    );
 }

@@ -55,10 +55,10 @@ pub trait Webhook: Serialize + DeserializeOwned + Send + Sync + 'static {
     const VERSION: u32;
 }
 
-/// An error declared in a contract.
-pub trait DeclaredError:
-    std::error::Error + Serialize + DeserializeOwned + Send + Sync + 'static
-{
+/// An error declared in a contract. With REST it is also a serde type (its fields are the
+/// problem document's); a gRPC-only build sends it as a protobuf message and derives no
+/// serde.
+pub trait DeclaredError: std::error::Error + Send + Sync + 'static {
     /// Stable code (the error's name), used as the problem `type` suffix and gRPC detail.
     const CODE: &'static str;
     /// Class: HTTP status and gRPC code.

@@ -133,27 +133,7 @@ macro_rules! __operation_error {
         $crate::__operation_error!(@common $name);
     };
     ($name:ident { $($variant:ident = $code:literal),+ $(,)? }) => {
-        impl $name {
-            /// The error's class: HTTP status and gRPC code.
-            pub fn status(&self) -> $crate::ErrorStatus {
-                match *self {
-                    $($name::$variant(_) => <$variant as $crate::DeclaredError>::STATUS,)+
-                }
-            }
-            /// The declared error's name.
-            pub fn code(&self) -> &'static str {
-                match *self {
-                    $($name::$variant(_) => $code,)+
-                }
-            }
-        }
-        impl ::std::fmt::Display for $name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                match *self {
-                    $($name::$variant(ref e) => ::std::fmt::Display::fmt(e, f),)+
-                }
-            }
-        }
+        $crate::__operation_error!(@declared $name { $($variant = $code),+ });
         impl $crate::OperationError for $name {
             fn status(&self) -> $crate::ErrorStatus {
                 $name::status(self)
@@ -174,6 +154,51 @@ macro_rules! __operation_error {
                 match code {
                     $($code => $crate::__private::serde_json::from_value(fields).ok().map($name::$variant),)+
                     _ => ::core::option::Option::None,
+                }
+            }
+        }
+    };
+    // A build without REST (gRPC only): the errors are not serde types, and there is no
+    // problem document to fill or read.
+    (no_json $name:ident {}) => {
+        $crate::__operation_error!($name {});
+    };
+    (no_json $name:ident { $($variant:ident = $code:literal),+ $(,)? }) => {
+        $crate::__operation_error!(@declared $name { $($variant = $code),+ });
+        impl $crate::OperationError for $name {
+            fn status(&self) -> $crate::ErrorStatus {
+                $name::status(self)
+            }
+            fn code(&self) -> &'static str {
+                $name::code(self)
+            }
+            fn fields(&self) -> $crate::__private::serde_json::Map<::std::string::String, $crate::__private::serde_json::Value> {
+                $crate::__private::serde_json::Map::new()
+            }
+            fn from_problem(_: &str, _: $crate::__private::serde_json::Value) -> ::core::option::Option<Self> {
+                ::core::option::Option::None
+            }
+        }
+    };
+    (@declared $name:ident { $($variant:ident = $code:literal),+ }) => {
+        impl $name {
+            /// The error's class: HTTP status and gRPC code.
+            pub fn status(&self) -> $crate::ErrorStatus {
+                match *self {
+                    $($name::$variant(_) => <$variant as $crate::DeclaredError>::STATUS,)+
+                }
+            }
+            /// The declared error's name.
+            pub fn code(&self) -> &'static str {
+                match *self {
+                    $($name::$variant(_) => $code,)+
+                }
+            }
+        }
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                match *self {
+                    $($name::$variant(ref e) => ::std::fmt::Display::fmt(e, f),)+
                 }
             }
         }

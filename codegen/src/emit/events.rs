@@ -17,7 +17,8 @@ pub(crate) fn event(ctx: &Ctx<'_>, e: &EventDef) -> TokenStream {
     let fallback = format!("Event `{}` v{}.", e.name, e.version);
     let doc = docs(Some(e.docs.as_deref().unwrap_or(&fallback)));
     let dep = deprecated(e.deprecated.as_deref());
-    let body = struct_def(ctx, &name, quote!(#doc #dep), &e.fields);
+    // Events are JSON on the broker whatever the build.
+    let body = struct_def(ctx, &name, quote!(#doc #dep), &e.fields, true);
     let (event_name, version, source, subject) =
         (&e.name, e.version, &ctx.contract.id.service, &e.subject);
     let cloud_type = pactum_rules::subject::event_type(source, &e.name, version.into());
@@ -68,7 +69,7 @@ pub(crate) fn webhook(ctx: &Ctx<'_>, w: &WebhookDef) -> TokenStream {
     let name = ident(&w.name, Case::Pascal);
     let fallback = format!("Webhook `{}` v{}.", w.name, w.version);
     let doc = docs(Some(w.docs.as_deref().unwrap_or(&fallback)));
-    let body = struct_def(ctx, &name, doc, &w.fields);
+    let body = struct_def(ctx, &name, doc, &w.fields, true);
     let (hook_name, wire_type, version) = (&w.name, &w.wire_type, w.version);
     quote! {
         #body

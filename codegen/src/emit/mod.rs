@@ -12,6 +12,7 @@ mod grpc;
 mod json_schema;
 #[cfg(feature = "manifests")]
 pub mod manifests;
+mod messages;
 pub mod openapi;
 mod operations;
 mod pagination;
@@ -46,6 +47,10 @@ pub(crate) struct Ctx<'a> {
     /// How many modules below the contract's module the code being emitted sits (`rest` is
     /// 1): type paths climb out by as many `super::`s.
     pub depth: usize,
+    /// The types and errors gRPC operations reach: they are protobuf messages.
+    pub reached: &'a protobuf::Reached,
+    /// The types that travel as JSON: they are serde types.
+    pub json: &'a Json,
 }
 
 impl Ctx<'_> {
@@ -77,6 +82,8 @@ impl Ctx<'_> {
             ir: self.ir,
             contract: self.contract,
             depth: self.depth + levels,
+            reached: self.reached,
+            json: self.json,
         }
     }
 
@@ -226,6 +233,71 @@ impl Default for Parts {
     }
 }
 
+/// Which types travel as JSON and so are serde types: every one when the build has a JSON
+/// transport (REST, or events and webhooks); in a gRPC-only build, the event and webhook
+/// payloads (JSON on a broker whatever the build) and the types they hold. Serde's derives
+/// are a large share of what rustc spends on generated code, and a gRPC-only service needs
+/// none of them.
+#[derive(Debug)]
+pub(crate) struct Json {
+    all: bool,
+    /// Declared errors are problem documents: JSON with REST only.
+    errors: bool,
+    types: std::collections::BTreeSet<(ContractId, String)>,
+}
+
+impl Json {
+    fn of(ir: &Ir, parts: Parts) -> Json {
+        let mut json = Json {
+            all: parts.rest || parts.messaging,
+            errors: parts.rest,
+            types: Default::default(),
+        };
+        if json.all {
+            return json;
+        }
+        let mut todo: Vec<TypeRef> = Vec::new();
+        for c in &ir.contracts {
+            let fields = c.events.iter().flat_map(|e| &e.fields);
+            let fields = fields.chain(c.webhooks.iter().flat_map(|w| &w.fields));
+            todo.extend(fields.map(|f| f.ty.clone()));
+        }
+        // Bounded by the number of named types: each is expanded once.
+        while let Some(t) = todo.pop() {
+            match t {
+                TypeRef::Named(r) => {
+                    if !json.types.insert((r.contract.clone(), r.name.clone())) {
+                        continue;
+                    }
+                    match ir.kind(&r) {
+                        Some(TypeKind::Struct(fields)) => {
+                            todo.extend(fields.iter().map(|f| f.ty.clone()))
+                        }
+                        Some(TypeKind::Union(u)) => {
+                            todo.extend(u.variants.iter().map(|v| TypeRef::Named(v.ty.clone())))
+                        }
+                        Some(TypeKind::Newtype { inner, .. }) => todo.push(inner.clone()),
+                        Some(TypeKind::Enum(_)) | None => {}
+                    }
+                }
+                TypeRef::List(i) | TypeRef::Map(i) | TypeRef::Optional(i) => todo.push(*i),
+                TypeRef::Prim(_) => {}
+            }
+        }
+        json
+    }
+
+    /// Is the type `name` of contract `c` a serde type?
+    pub fn has_type(&self, c: &ContractId, name: &str) -> bool {
+        self.all || self.types.contains(&(c.clone(), name.to_string()))
+    }
+
+    /// Are declared errors serde types?
+    pub fn errors(&self) -> bool {
+        self.errors
+    }
+}
+
 /// One independently renderable piece of a contract's module body, in file order. Pieces
 /// are rendered in parallel and concatenated, so a large contract uses every core.
 #[derive(Clone, Copy, Debug)]
@@ -241,6 +313,8 @@ enum Section {
     Webhooks,
     Rest,
     Grpc,
+    /// The protobuf impls of the contract's types and errors that gRPC operations reach.
+    Messages,
 }
 
 impl Section {
@@ -249,7 +323,7 @@ impl Section {
     fn weight(self) -> u8 {
         match self {
             Section::Grpc => 3,
-            Section::Operations => 2,
+            Section::Operations | Section::Messages => 2,
             Section::Rest => 1,
             _ => 0,
         }
@@ -260,7 +334,7 @@ impl Section {
 /// big enough that per-piece overhead stays negligible.
 const TYPES_PER_SECTION: usize = 64;
 
-fn sections(contract: &Contract, parts: Parts) -> Vec<Section> {
+fn sections(contract: &Contract, parts: Parts, reached: &protobuf::Reached) -> Vec<Section> {
     let n = contract.types.len();
     let mut list = vec![Section::Facts];
     list.extend(
@@ -276,6 +350,9 @@ fn sections(contract: &Contract, parts: Parts) -> Vec<Section> {
     list.push(Section::Rest);
     if parts.grpc {
         list.push(Section::Grpc);
+    }
+    if reached.any_in(&contract.id) {
+        list.push(Section::Messages);
     }
     list
 }
@@ -318,18 +395,23 @@ fn section_tokens(ctx: &Ctx<'_>, section: Section, parts: Parts) -> TokenStream 
         Section::Webhooks => webhooks::webhooks(ctx),
         Section::Rest => rest::rest(ctx, parts.rest),
         Section::Grpc => grpc::grpc(ctx),
+        Section::Messages => messages::messages(ctx),
     }
 }
 
 /// Tokens of one contract's module body. No inner attributes, so the result can be
 /// `include!`d as well as used as a module file.
 pub fn contract_tokens(ir: &Ir, contract: &Contract) -> TokenStream {
+    let reached = protobuf::Reached::of(ir, Parts::ALL.grpc);
+    let json = Json::of(ir, Parts::ALL);
     let ctx = Ctx {
         ir,
         contract,
         depth: 0,
+        reached: &reached,
+        json: &json,
     };
-    sections(contract, Parts::ALL)
+    sections(contract, Parts::ALL, &reached)
         .into_iter()
         .map(|s| section_tokens(&ctx, s, Parts::ALL))
         .collect()
@@ -347,7 +429,9 @@ fn render_contract(
 ) -> Result<String, String> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
-    let list = sections(contract, parts);
+    let reached = protobuf::Reached::of(ir, parts.grpc);
+    let json = Json::of(ir, parts);
+    let list = sections(contract, parts, &reached);
     let slots: Vec<Mutex<Option<Result<String, String>>>> =
         list.iter().map(|_| Mutex::new(None)).collect();
     // Biggest first, so the long sections start at once and the small ones fill the gaps.
@@ -360,6 +444,8 @@ fn render_contract(
                 ir,
                 contract,
                 depth: 0,
+                reached: &reached,
+                json: &json,
             };
             let text = render_body(section_tokens(&ctx, list[i], parts), layout);
             *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(text);

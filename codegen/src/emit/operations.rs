@@ -8,7 +8,12 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 pub(crate) fn operations(ctx: &Ctx<'_>) -> TokenStream {
-    let enums = ctx.contract.operations.iter().map(error_enum);
+    let json = ctx.json.errors();
+    let enums = ctx
+        .contract
+        .operations
+        .iter()
+        .map(|op| error_enum(op, json));
     let infos = ctx.contract.operations.iter().map(|op| info(ctx, op));
     if ctx.contract.operations.is_empty() {
         return TokenStream::new();
@@ -28,12 +33,18 @@ pub(crate) fn operations(ctx: &Ctx<'_>) -> TokenStream {
 /// from `pactum::__operation_error!`, written once in the runtime: the same code for every
 /// enum, and a large share of what a big contract would otherwise print (rustc still
 /// expands it to the same impls).
-fn error_enum(op: &Operation) -> TokenStream {
+fn error_enum(op: &Operation, json: bool) -> TokenStream {
     let name = format_ident!("{}Error", op.name);
     let doc = format!(" Errors declared for `{}`.", op.name);
     // An operation without declared errors gets an uninhabited enum: `Result<T, E>` with an
     // `E` that cannot occur, which callers can match away.
     let variants: Vec<_> = op.errors.iter().map(|e| ident(e, Case::Pascal)).collect();
+    // Without REST the errors are not serde types and there is no problem document.
+    let no_json = if json {
+        TokenStream::new()
+    } else {
+        quote!(no_json)
+    };
     let codes = op.errors.iter();
     let variant_docs = op
         .errors
@@ -49,7 +60,7 @@ fn error_enum(op: &Operation) -> TokenStream {
             )*
         }
 
-        ::pactum::__operation_error!(#name { #(#variants = #codes),* });
+        ::pactum::__operation_error!(#no_json #name { #(#variants = #codes),* });
     }
 }
 

@@ -1,19 +1,19 @@
-//! One protobuf picture of the IR, read by both protobuf writers: `proto.rs` spells it as
-//! `.proto` text, `grpc.rs` as prost structs and the conversions to and from them. The
-//! decisions live here once — which scalar a primitive travels as, what newtypes unwrap to,
-//! which values take proto3 `optional`, where protobuf needs a wrapper message because it
-//! cannot nest a label inside a label, and what that wrapper and its one field are called —
-//! so the `.proto` a Python or Go client compiles and the Rust the server runs agree by
-//! construction, not by two emitters keeping in step.
+//! One protobuf picture of the IR. `proto.rs` spells it as `.proto` text (and `descriptor.rs`
+//! as descriptors); the Rust side is the runtime's `Value` impls, which follow the same
+//! shapes (`messages.rs` only lists each type's fields). The decisions live here once —
+//! which scalar a primitive travels as, what newtypes unwrap to, which values take proto3
+//! `optional`, where protobuf needs a wrapper message because it cannot nest a label inside a
+//! label, and what that wrapper and its one field are called — so the `.proto` a Python or Go
+//! client compiles and the Rust the server runs agree.
 //!
-//! How a type of another contract is named is the writers' own: the `.proto` imports the
-//! other contract's file (`.shop.pricing.v1.Money`); the Rust keeps a local copy of the
-//! message (`PricingV1Money`, [`Model::local_name`]), so a contract's gRPC code compiles
-//! whether or not the other contract serves gRPC. Both carry the same fields and numbers.
+//! A wrapper around another contract's type is named with that contract's service and major
+//! (`ListOfPricingV1Money`, [`Model::local_name`]), so two contracts' wrappers never meet.
+//! [`Reached`] says which types gRPC operations reach: those are messages in Rust.
 
 use crate::ast::Primitive;
 use crate::ir::{ContractId, Ir, NamedRef, TypeKind, TypeRef};
 use crate::naming::{convert, Case};
+use std::collections::BTreeSet;
 
 /// A protobuf scalar type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,6 +263,91 @@ impl<'a> Model<'a> {
             TypeRef::Named(r) => self.local_name(&r),
             container => self.wrapper(&container).name,
         }
+    }
+}
+
+/// The types and declared errors some gRPC operation reaches, across every contract. Each is
+/// a protobuf message (or enum, or the value a newtype holds) and gets its impls once, in
+/// its own contract's module, whichever contract's operations reach it.
+#[derive(Debug, Default)]
+pub(crate) struct Reached {
+    /// Named types, by contract and name.
+    types: BTreeSet<(ContractId, String)>,
+    /// Declared errors, by contract and name.
+    errors: BTreeSet<(ContractId, String)>,
+}
+
+impl Reached {
+    /// What the gRPC operations of `ir` reach (nothing when gRPC code is not emitted).
+    pub fn of(ir: &Ir, grpc: bool) -> Reached {
+        let mut reached = Reached::default();
+        if !grpc {
+            return reached;
+        }
+        for c in &ir.contracts {
+            for op in c.operations.iter().filter(|o| o.grpc) {
+                if let Some(input) = &op.input {
+                    reached.reach(ir, input);
+                }
+                if let Some(TypeRef::Named(output)) = &op.output {
+                    reached.reach(ir, output);
+                }
+                for e in &op.errors {
+                    let Some(def) = c.errors.iter().find(|d| &d.name == e) else {
+                        continue;
+                    };
+                    if reached.errors.insert((c.id.clone(), e.clone())) {
+                        for f in &def.fields {
+                            reached.reach_type(ir, &f.ty);
+                        }
+                    }
+                }
+            }
+        }
+        reached
+    }
+
+    fn reach(&mut self, ir: &Ir, r: &NamedRef) {
+        if !self.types.insert((r.contract.clone(), r.name.clone())) {
+            return;
+        }
+        match ir.kind(r) {
+            Some(TypeKind::Struct(fields)) => {
+                for f in fields {
+                    self.reach_type(ir, &f.ty);
+                }
+            }
+            Some(TypeKind::Union(u)) => {
+                for v in &u.variants {
+                    self.reach(ir, &v.ty);
+                }
+            }
+            Some(TypeKind::Newtype { inner, .. }) => self.reach_type(ir, inner),
+            Some(TypeKind::Enum(_)) | None => {}
+        }
+    }
+
+    fn reach_type(&mut self, ir: &Ir, t: &TypeRef) {
+        match t {
+            TypeRef::Named(r) => self.reach(ir, r),
+            TypeRef::List(i) | TypeRef::Map(i) | TypeRef::Optional(i) => self.reach_type(ir, i),
+            TypeRef::Prim(_) => {}
+        }
+    }
+
+    /// Is the type `name` of contract `c` reached?
+    pub fn has_type(&self, c: &ContractId, name: &str) -> bool {
+        self.types.contains(&(c.clone(), name.to_string()))
+    }
+
+    /// Is the declared error `name` of contract `c` reached?
+    pub fn has_error(&self, c: &ContractId, name: &str) -> bool {
+        self.errors.contains(&(c.clone(), name.to_string()))
+    }
+
+    /// Does contract `c` hold anything reached?
+    pub fn any_in(&self, c: &ContractId) -> bool {
+        self.types.iter().chain(&self.errors).any(|(id, _)| id == c)
     }
 }
 

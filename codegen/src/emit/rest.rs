@@ -123,9 +123,9 @@ fn service_trait(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
 
 fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
     let ax = quote!(::pactum::router::axum);
-    let handlers = ops.iter().map(|op| {
+    // Each operation's route: one call into the runtime, which holds the axum handler.
+    let endpoint = |op: &Operation| -> TokenStream {
         let route = op.rest.as_ref().expect("routed");
-        let fn_name = format_ident!("__{}", method_name(op));
         let method = method_name(op);
         let konst = ident(&op.name, Case::Screaming);
         let reply = if op.output.is_some() {
@@ -203,6 +203,8 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                 quote!(service.#method(ctx).await),
             ),
         };
+        let filter = format_ident!("{}", route.method.as_str().to_ascii_uppercase());
+        let filter = quote!(#ax::routing::MethodFilter::#filter);
         // Path and query parameters become members of the input object; an operation
         // without any needs no closure state.
         let extract = if inserts.is_empty() {
@@ -220,24 +222,13 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                 }
             }
         };
-        let cursors = if op.paginate.is_some() {
-            quote!(let cursors = ::core::clone::Clone::clone(&state.config.cursors);)
+        let (settings, cursors) = if op.paginate.is_some() {
+            (
+                quote!(config),
+                quote!(let cursors = ::core::clone::Clone::clone(&config.cursors);),
+            )
         } else {
-            TokenStream::new()
-        };
-        let has_params = !route.params.is_empty();
-        let params_arg = if has_params {
-            quote!(params: #ax::extract::RawPathParams,)
-        } else {
-            TokenStream::new()
-        };
-        let path = if has_params {
-            quote!(params
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect())
-        } else {
-            quote!(::std::vec::Vec::new())
+            (quote!(_), TokenStream::new())
         };
         if op.streaming == Streaming::Server {
             let event_id = match (&op.resume, &op.output) {
@@ -249,46 +240,29 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
                 _ => quote!(::core::option::Option::None),
             };
             return quote! {
-                async fn #fn_name<S: super::Service>(
-                    #ax::extract::State(state): #ax::extract::State<::std::sync::Arc<ServerState<S>>>,
-                    #params_arg
-                    request: #ax::extract::Request,
-                ) -> #ax::response::Response {
-                    let service = ::std::sync::Arc::clone(&state.service);
-                    ::pactum::rest::server::handle_stream(
-                        &state.config,
-                        &super::operations::#konst,
-                        #path,
-                        request,
-                        #extract,
-                        #event_id,
-                        move |ctx, #input| async move { #call },
-                    )
-                    .await
-                }
+                ::pactum::rest::server::stream_endpoint(
+                    #filter,
+                    &super::operations::#konst,
+                    &config,
+                    &service,
+                    #extract,
+                    #event_id,
+                    |service, #settings, ctx, #input| async move { #cursors #call },
+                )
             };
         }
         quote! {
-            async fn #fn_name<S: super::Service>(
-                #ax::extract::State(state): #ax::extract::State<::std::sync::Arc<ServerState<S>>>,
-                #params_arg
-                request: #ax::extract::Request,
-            ) -> #ax::response::Response {
-                let service = ::std::sync::Arc::clone(&state.service);
-                #cursors
-                ::pactum::rest::server::handle(
-                    &state.config,
-                    &super::operations::#konst,
-                    #reply,
-                    #path,
-                    request,
-                    #extract,
-                    move |ctx, #input| async move { #call },
-                )
-                .await
-            }
+            ::pactum::rest::server::endpoint(
+                #filter,
+                &super::operations::#konst,
+                &config,
+                &service,
+                #reply,
+                #extract,
+                |service, #settings, ctx, #input| async move { #cursors #call },
+            )
         }
-    });
+    };
     // One `.route` per path, with every method on it.
     let mut by_path: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
     for op in ops {
@@ -300,21 +274,8 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
     let routes = by_path.iter().map(|(path, ops)| {
         let mut chain = TokenStream::new();
         for (i, op) in ops.iter().enumerate() {
-            let m = format_ident!(
-                "{}",
-                op.rest
-                    .as_ref()
-                    .expect("routed")
-                    .method
-                    .as_str()
-                    .to_ascii_lowercase()
-            );
-            let h = format_ident!("__{}", method_name(op));
-            chain = if i == 0 {
-                quote!(#ax::routing::#m(#h::<S>))
-            } else {
-                quote!(#chain.#m(#h::<S>))
-            };
+            let e = endpoint(op);
+            chain = if i == 0 { e } else { quote!(#chain.merge(#e)) };
         }
         quote!(.route(#path, #chain))
     });
@@ -333,19 +294,11 @@ fn server(ctx: &Ctx<'_>, ops: &[&Operation]) -> TokenStream {
             service: ::std::sync::Arc<S>,
             config: ::pactum::router::ServerConfig,
         ) -> #ax::Router {
-            let state = ::std::sync::Arc::new(ServerState { service, config });
+            let config = ::std::sync::Arc::new(config);
+            let _ = (&service, &config);
             #ax::Router::new()
                 #(#routes)*
-                .with_state(state)
         }
-
-        #[doc(hidden)]
-        pub struct ServerState<S> {
-            service: ::std::sync::Arc<S>,
-            config: ::pactum::router::ServerConfig,
-        }
-
-        #(#handlers)*
     }
 }
 

@@ -7,19 +7,44 @@ use crate::naming::{ident, Case};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-/// Derives shared by every generated data type.
-pub(crate) fn data_derives(eq_hash: bool) -> TokenStream {
+/// Derives shared by every generated data type; serde's only for a type that travels as
+/// JSON ([`Json`](super::Json)).
+pub(crate) fn data_derives(eq_hash: bool, json: bool) -> TokenStream {
     let extra = if eq_hash {
         quote!(::core::cmp::Eq, ::core::hash::Hash,)
     } else {
         TokenStream::new()
     };
+    if !json {
+        return quote! {
+            #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, #extra)]
+        };
+    }
     quote! {
         #[derive(
             ::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, #extra
             ::pactum::__private::serde::Serialize, ::pactum::__private::serde::Deserialize
         )]
         #[serde(crate = "::pactum::__private::serde")]
+    }
+}
+
+/// `#[serde(…)]` on a field or variant, when the type is a serde type.
+fn serde_attr(json: bool, attr: TokenStream) -> TokenStream {
+    if json {
+        quote!(#[serde(#attr)])
+    } else {
+        TokenStream::new()
+    }
+}
+
+/// `Default` for a struct that is a protobuf message: decoding starts from it (every field
+/// the message leaves out keeps protobuf's default).
+fn protobuf_default(message: bool) -> TokenStream {
+    if message {
+        quote!(#[derive(::core::default::Default)])
+    } else {
+        TokenStream::new()
     }
 }
 
@@ -54,12 +79,16 @@ pub(crate) fn type_def(ctx: &Ctx<'_>, t: &TypeDef) -> TokenStream {
     };
     let doc = docs(Some(t.docs.as_deref().unwrap_or(&fallback)));
     let dep = deprecated(t.deprecated.as_deref());
+    let json = ctx.json.has_type(&ctx.contract.id, &t.name);
     match &t.kind {
-        TypeKind::Struct(fields) => struct_def(ctx, &name, quote!(#doc #dep), fields),
-        TypeKind::Enum(values) => enum_def(&name, quote!(#doc #dep), values),
-        TypeKind::Union(u) => union_def(ctx, &name, quote!(#doc #dep), u),
+        TypeKind::Struct(fields) => {
+            let default = protobuf_default(ctx.reached.has_type(&ctx.contract.id, &t.name));
+            struct_def(ctx, &name, quote!(#doc #dep #default), fields, json)
+        }
+        TypeKind::Enum(values) => enum_def(&name, quote!(#doc #dep), values, json),
+        TypeKind::Union(u) => union_def(ctx, &name, quote!(#doc #dep), u, json),
         TypeKind::Newtype { inner, constraints } => {
-            newtype_def(ctx, &name, quote!(#doc #dep), inner, constraints)
+            newtype_def(ctx, &name, quote!(#doc #dep), inner, constraints, json)
         }
     }
 }
@@ -71,8 +100,9 @@ pub(crate) fn struct_def(
     name: &proc_macro2::Ident,
     attrs: TokenStream,
     fields: &[Field],
+    json: bool,
 ) -> TokenStream {
-    let derives = data_derives(false);
+    let derives = data_derives(false, json);
     let decls = fields.iter().map(|f| {
         let fname = ident(&f.name, Case::Snake);
         let ty = rust_type(ctx, &f.ty, f.boxed);
@@ -80,12 +110,18 @@ pub(crate) fn struct_def(
         let dep = deprecated(f.deprecated.as_deref());
         let rename = if f.wire_name != f.name {
             let wire = &f.wire_name;
-            quote!(#[serde(rename = #wire)])
+            serde_attr(json, quote!(rename = #wire))
         } else {
             TokenStream::new()
         };
         let optional = if matches!(f.ty, TypeRef::Optional(_)) {
-            quote!(#[serde(default, skip_serializing_if = "::std::option::Option::is_none")])
+            serde_attr(
+                json,
+                quote!(
+                    default,
+                    skip_serializing_if = "::std::option::Option::is_none"
+                ),
+            )
         } else {
             TokenStream::new()
         };
@@ -132,15 +168,24 @@ pub(crate) fn struct_def(
     }
 }
 
-fn enum_def(name: &proc_macro2::Ident, attrs: TokenStream, values: &[EnumValue]) -> TokenStream {
-    let derives = data_derives(true);
+fn enum_def(
+    name: &proc_macro2::Ident,
+    attrs: TokenStream,
+    values: &[EnumValue],
+    json: bool,
+) -> TokenStream {
+    let derives = data_derives(true, json);
     let variants = values.iter().map(|v| {
         let var = ident(&v.variant, Case::Pascal);
-        let wire = &v.wire;
+        let rename = serde_attr(json, {
+            let wire = &v.wire;
+            quote!(rename = #wire)
+        });
         let doc = docs(v.docs.as_deref());
         let dep = deprecated(v.deprecated.as_deref());
-        quote! { #doc #dep #[serde(rename = #wire)] #var, }
+        quote! { #doc #dep #rename #var, }
     });
+    let untagged = serde_attr(json, quote!(untagged));
     let arms = values.iter().map(|v| {
         let var = ident(&v.variant, Case::Pascal);
         let wire = &v.wire;
@@ -157,7 +202,7 @@ fn enum_def(name: &proc_macro2::Ident, attrs: TokenStream, values: &[EnumValue])
         pub enum #name {
             #(#variants)*
             /// A value this version of the contract does not know.
-            #[serde(untagged)]
+            #untagged
             Unrecognized(::std::string::String),
         }
 
@@ -203,6 +248,7 @@ fn union_def(
     name: &proc_macro2::Ident,
     attrs: TokenStream,
     u: &Union,
+    json: bool,
 ) -> TokenStream {
     let tag = &u.tag;
     let wires: Vec<&String> = u.variants.iter().map(|v| &v.wire).collect();
@@ -241,32 +287,8 @@ fn union_def(
          `Unrecognized` (and serializes back unchanged); `validate()` reports it, so a server\n\
          still refuses it as input."
     )));
-    quote! {
-        #attrs
-        #wire_doc
-        #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
-        pub enum #name {
-            #(#variants)*
-            /// A variant this version of the contract does not know.
-            Unrecognized(::pactum::union::UnknownVariant),
-        }
-
-        #[allow(deprecated)]
-        impl #name {
-            /// The JSON property that names the variant.
-            pub const TAG: &'static str = #tag;
-            /// Every variant this version knows, in contract order.
-            pub const KNOWN: &'static [&'static str] = &[#(#wires),*];
-
-            /// The variant's tag as sent on the wire.
-            pub fn variant(&self) -> &str {
-                match self {
-                    #(#names)*
-                    #name::Unrecognized(other) => &other.tag,
-                }
-            }
-        }
-
+    let serde_impls = if json {
+        quote! {
         #[allow(deprecated)]
         impl ::pactum::__private::serde::Serialize for #name {
             fn serialize<S: ::pactum::__private::serde::Serializer>(
@@ -297,6 +319,37 @@ fn union_def(
                 }
             }
         }
+        }
+    } else {
+        TokenStream::new()
+    };
+    quote! {
+        #attrs
+        #wire_doc
+        #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+        pub enum #name {
+            #(#variants)*
+            /// A variant this version of the contract does not know.
+            Unrecognized(::pactum::union::UnknownVariant),
+        }
+
+        #[allow(deprecated)]
+        impl #name {
+            /// The JSON property that names the variant.
+            pub const TAG: &'static str = #tag;
+            /// Every variant this version knows, in contract order.
+            pub const KNOWN: &'static [&'static str] = &[#(#wires),*];
+
+            /// The variant's tag as sent on the wire.
+            pub fn variant(&self) -> &str {
+                match self {
+                    #(#names)*
+                    #name::Unrecognized(other) => &other.tag,
+                }
+            }
+        }
+
+        #serde_impls
 
         #[allow(deprecated)]
         impl ::pactum::Validate for #name {
@@ -341,9 +394,11 @@ fn newtype_def(
     attrs: TokenStream,
     inner: &TypeRef,
     constraints: &Constraints,
+    json: bool,
 ) -> TokenStream {
     let (eq_hash, display) = scalar_traits(ctx, inner);
-    let derives = data_derives(eq_hash);
+    let derives = data_derives(eq_hash, json);
+    let transparent = serde_attr(json, quote!(transparent));
     let ty = rust_type(ctx, inner, false);
     let checks = value_checks(ctx, inner, constraints, quote!(value));
     let display_impl = if display {
@@ -360,7 +415,7 @@ fn newtype_def(
     quote! {
         #attrs
         #derives
-        #[serde(transparent)]
+        #transparent
         pub struct #name(pub #ty);
 
         impl ::std::convert::From<#ty> for #name {
@@ -542,7 +597,14 @@ pub(crate) fn error_def(ctx: &Ctx<'_>, e: &ErrorDef) -> TokenStream {
     let doc = docs(Some(&message));
     let code = &e.name;
     let status = ident(e.status.variant(), Case::Pascal);
-    let body = struct_def(ctx, &name, doc, &e.fields);
+    let default = protobuf_default(ctx.reached.has_error(&ctx.contract.id, &e.name));
+    let body = struct_def(
+        ctx,
+        &name,
+        quote!(#doc #default),
+        &e.fields,
+        ctx.json.errors(),
+    );
     let message = message.trim();
     quote! {
         #body

@@ -24,6 +24,7 @@ use std::time::Duration;
 mod connection;
 pub mod health;
 mod keyed;
+pub mod proto;
 pub mod reflection;
 use connection::{Connection, Link};
 
@@ -182,19 +183,18 @@ where
             .await
             .map(axum::body::Body::new)
     } else {
-        let service = tower::service_fn(move |req: tonic::Request<PbIn>| {
+        // Decoded here rather than by prost's codec, which answers bytes that are not the
+        // message with INTERNAL: they are the client's mistake, INVALID_ARGUMENT.
+        let service = tower::service_fn(move |req: tonic::Request<Vec<u8>>| {
             let (ctx, handler) = (ctx.clone(), handler.clone());
             async move {
-                let input = decode(req.into_inner()).map_err(tonic::Status::invalid_argument)?;
-                validated(&input)?;
-                run_with_deadline(ctx.clone(), handler(ctx, input))
+                serve_raw(op, req.into_inner(), ctx, decode, encode, detail, handler)
                     .await
-                    .map(|out| tonic::Response::new(encode(out)))
-                    .map_err(|e| to_status(op, e, detail))
+                    .map(tonic::Response::new)
             }
         });
-        let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<PbOut, PbIn>::default())
-            .max_decoding_message_size(config.body_limit);
+        let mut grpc =
+            tonic::server::Grpc::new(keyed::RawCodec).max_decoding_message_size(config.body_limit);
         tracing::Instrument::instrument(grpc.unary(service, request), span.clone())
             .await
             .map(axum::body::Body::new)
@@ -205,6 +205,52 @@ where
     span.record("outcome", if code == 0 { "ok" } else { "error" });
     crate::metrics::served(op, crate::metrics::Status::Grpc(code), started.elapsed());
     response
+}
+
+/// The axum route of one unary operation whose request and reply are contract types (the
+/// types are the messages): what a generated `router_with` adds per operation,
+/// `.route(path, unary_route(&OP, &config, &service, detail, |s, ctx, input| async move {
+/// s.op(ctx, input).await }))`. The route's body is written once here rather than as
+/// nested closures per operation in generated code: rustc then checks one generic body,
+/// not one axum handler per operation (BENCHMARKS.md, gRPC (c)).
+pub fn unary_route<S, I, O, E, H, Fut>(
+    op: &'static OperationInfo,
+    config: &std::sync::Arc<ServerConfig>,
+    service: &std::sync::Arc<S>,
+    detail: fn(&E) -> prost_types::Any,
+    handler: H,
+) -> axum::routing::MethodRouter
+where
+    S: Send + Sync + 'static,
+    I: proto::Message + Validate + Send + 'static,
+    O: prost::Message + Clone + Send + 'static,
+    E: OperationError + std::fmt::Display + Send + 'static,
+    H: Fn(std::sync::Arc<S>, Context, I) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
+{
+    let (service, config) = (
+        std::sync::Arc::clone(service),
+        std::sync::Arc::clone(config),
+    );
+    axum::routing::post(move |request: axum::extract::Request| {
+        let (service, config, handler) = (
+            std::sync::Arc::clone(&service),
+            std::sync::Arc::clone(&config),
+            handler.clone(),
+        );
+        async move {
+            unary(
+                op,
+                &config,
+                request,
+                proto::Decoded::<I>::finish,
+                std::convert::identity::<O>,
+                detail,
+                move |ctx, input| handler(service, ctx, input),
+            )
+            .await
+        }
+    })
 }
 
 /// `INVALID_ARGUMENT` listing every violation, when `input` breaks the contract's constraints.

@@ -189,6 +189,131 @@ fn is_json(content_type: Option<&str>) -> bool {
     })
 }
 
+/// The path parameters of the matched route, as `handle` takes them (none when the route
+/// has none, or when one is not UTF-8: the operation's decoding then reports it missing,
+/// as a problem document).
+async fn path_params(request: Request) -> (Vec<(String, String)>, Request) {
+    use axum::extract::FromRequestParts;
+    let (mut parts, body) = request.into_parts();
+    let params = match axum::extract::RawPathParams::from_request_parts(&mut parts, &()).await {
+        Ok(params) => params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    (params, Request::from_parts(parts, body))
+}
+
+/// The axum route of one REST operation for `method`: what a generated `router_with` adds
+/// per operation, `.route(path, endpoint(MethodFilter::GET, &OP, &config, &service, reply,
+/// decode, |service, config, ctx, input| async move { … }))`, with [`handle`] as its body.
+/// The route is written once here rather than as an axum handler per operation in
+/// generated code: rustc then checks one generic body, not one handler per operation
+/// (BENCHMARKS.md, gRPC (c)). `handler` gets the service and the server's settings (a
+/// paginated operation reads its cursor key there).
+pub fn endpoint<S, I, O, E, D, H, Fut>(
+    method: axum::routing::MethodFilter,
+    op: &'static OperationInfo,
+    config: &std::sync::Arc<ServerConfig>,
+    service: &std::sync::Arc<S>,
+    reply: Reply,
+    decode: D,
+    handler: H,
+) -> axum::routing::MethodRouter
+where
+    S: Send + Sync + 'static,
+    I: DeserializeOwned + Validate + Send + 'static,
+    O: Serialize + Send + 'static,
+    E: OperationError + Display + Send + 'static,
+    D: Fn(&Incoming) -> Result<Map<String, Value>, Box<Problem>> + Clone + Send + Sync + 'static,
+    H: Fn(std::sync::Arc<S>, std::sync::Arc<ServerConfig>, Context, I) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Fut: Future<Output = Result<O, HandlerError<E>>> + Send + 'static,
+{
+    let (service, config) = (
+        std::sync::Arc::clone(service),
+        std::sync::Arc::clone(config),
+    );
+    axum::routing::on(method, move |request: Request| {
+        let (service, config) = (
+            std::sync::Arc::clone(&service),
+            std::sync::Arc::clone(&config),
+        );
+        let (decode, handler) = (decode.clone(), handler.clone());
+        async move {
+            let (path, request) = path_params(request).await;
+            let settings = std::sync::Arc::clone(&config);
+            handle(
+                &config,
+                op,
+                reply,
+                path,
+                request,
+                decode,
+                move |ctx, input| handler(service, settings, ctx, input),
+            )
+            .await
+        }
+    })
+}
+
+/// [`endpoint`] for a server-streaming operation (Server-Sent Events), with
+/// [`handle_stream`] as its body.
+pub fn stream_endpoint<S, I, O, E, D, H, Fut>(
+    method: axum::routing::MethodFilter,
+    op: &'static OperationInfo,
+    config: &std::sync::Arc<ServerConfig>,
+    service: &std::sync::Arc<S>,
+    decode: D,
+    event_id: Option<fn(&O) -> String>,
+    handler: H,
+) -> axum::routing::MethodRouter
+where
+    S: Send + Sync + 'static,
+    I: DeserializeOwned + Validate + Send + 'static,
+    O: Serialize + Send + 'static,
+    E: OperationError + Display + Send + 'static,
+    D: Fn(&Incoming) -> Result<Map<String, Value>, Box<Problem>> + Clone + Send + Sync + 'static,
+    H: Fn(std::sync::Arc<S>, std::sync::Arc<ServerConfig>, Context, I) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Fut: Future<Output = Result<crate::BoxStream<Result<O, HandlerError<E>>>, HandlerError<E>>>
+        + Send
+        + 'static,
+{
+    let (service, config) = (
+        std::sync::Arc::clone(service),
+        std::sync::Arc::clone(config),
+    );
+    axum::routing::on(method, move |request: Request| {
+        let (service, config) = (
+            std::sync::Arc::clone(&service),
+            std::sync::Arc::clone(&config),
+        );
+        let (decode, handler) = (decode.clone(), handler.clone());
+        async move {
+            let (path, request) = path_params(request).await;
+            let settings = std::sync::Arc::clone(&config);
+            handle_stream(
+                &config,
+                op,
+                path,
+                request,
+                decode,
+                event_id,
+                move |ctx, input| handler(service, settings, ctx, input),
+            )
+            .await
+        }
+    })
+}
+
 /// Runs one request of operation `op`. `decode` turns path and query parameters into JSON
 /// members of the input (generated per operation); the JSON body supplies the rest.
 #[allow(clippy::too_many_arguments)]

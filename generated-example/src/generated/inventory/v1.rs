@@ -48,6 +48,7 @@ impl ::pactum::Validate for ReservationId {
 }
 
 /// `StockLevel`: `sku`, `available` and `reserved`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -76,6 +77,7 @@ impl ::pactum::Validate for StockLevel {
 }
 
 /// One change of a SKU's availability, streamed to watchers.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -104,6 +106,7 @@ impl ::pactum::Validate for StockChange {
 }
 
 /// Input of [`CheckStock`](operations::CHECK_STOCK).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -128,6 +131,7 @@ impl ::pactum::Validate for CheckStockRequest {
 }
 
 /// Input of [`ReserveStock`](operations::RESERVE_STOCK).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -166,6 +170,7 @@ impl ::pactum::Validate for ReserveStockRequest {
 }
 
 /// Output of [`ReserveStock`](operations::RESERVE_STOCK).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -197,6 +202,7 @@ impl ::pactum::Validate for ReserveStockResponse {
 }
 
 /// Input of [`ReleaseStock`](operations::RELEASE_STOCK).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -226,6 +232,7 @@ impl ::pactum::Validate for ReleaseStockRequest {
 }
 
 /// Input of [`WatchStock`](operations::WATCH_STOCK).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -262,6 +269,7 @@ impl ::pactum::Validate for WatchStockRequest {
 }
 
 /// Input of [`BulkRestock`](operations::BULK_RESTOCK).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -300,6 +308,7 @@ impl ::pactum::Validate for BulkRestockRequest {
 }
 
 /// Output of [`BulkRestock`](operations::BULK_RESTOCK).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -326,6 +335,7 @@ impl ::pactum::Validate for BulkRestockResponse {
 }
 
 /// Input of [`ScanStock`](operations::SCAN_STOCK).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -350,6 +360,7 @@ impl ::pactum::Validate for ScanStockRequest {
 }
 
 /// Not enough stock to reserve.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -397,6 +408,7 @@ impl ::pactum::ErrorKind for OutOfStock {
 }
 
 /// No such reservation.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -912,50 +924,32 @@ pub mod rest {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
     ) -> ::pactum::router::axum::Router {
-        let state = ::std::sync::Arc::new(ServerState { service, config });
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
             .route(
                 "/v1/stock/{sku}",
-                ::pactum::router::axum::routing::get(__check_stock::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::CHECK_STOCK,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert(
+                                "sku".into(),
+                                incoming
+                                    .path::<super::super::super::pricing::v1::Sku>("sku")?,
+                            );
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::CheckStockRequest| async move {
+                        service.check_stock(ctx, input).await
+                    },
+                ),
             )
-            .with_state(state)
-    }
-
-    #[doc(hidden)]
-    pub struct ServerState<S> {
-        service: ::std::sync::Arc<S>,
-        config: ::pactum::router::ServerConfig,
-    }
-
-    async fn __check_stock<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::CHECK_STOCK,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members
-                        .insert(
-                            "sku".into(),
-                            incoming
-                                .path::<super::super::super::pricing::v1::Sku>("sku")?,
-                        );
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::CheckStockRequest| async move {
-                    service.check_stock(ctx, input).await
-                },
-            )
-            .await
     }
 
     /// A typed REST client for `inventory` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
@@ -1084,600 +1078,30 @@ knownSku\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\"D\x0a\x10CurrencyMisma
 expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(\x09R\x05found2V\
 \x0a\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1.GetPriceRequest\x1a\x16.shop\
 .pricing.v1.Moneyb\x06proto3";
-    /// Protobuf messages of the types the gRPC operations use.
-    #[allow(missing_docs, clippy::all)]
-    pub mod pb {
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct BulkRestockRequest {
-            #[prost(string, tag = "1")]
-            pub sku: ::std::string::String,
-            #[prost(uint32, tag = "2")]
-            pub quantity: u32,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct BulkRestockResponse {
-            #[prost(uint32, tag = "1")]
-            pub skus: u32,
-            #[prost(uint64, tag = "2")]
-            pub units: u64,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct CheckStockRequest {
-            #[prost(string, tag = "1")]
-            pub sku: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct PricingV1QuoteLine {
-            #[prost(string, tag = "1")]
-            pub sku: ::std::string::String,
-            #[prost(uint32, tag = "2")]
-            pub quantity: u32,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ReleaseStockRequest {
-            #[prost(string, tag = "1")]
-            pub reservation_id: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ReserveStockRequest {
-            #[prost(string, tag = "1")]
-            pub order_id: ::std::string::String,
-            #[prost(message, repeated, tag = "2")]
-            pub lines: ::std::vec::Vec<PricingV1QuoteLine>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ReserveStockResponse {
-            #[prost(string, tag = "1")]
-            pub reservation_id: ::std::string::String,
-            #[prost(message, optional, tag = "2")]
-            pub expires_at: ::core::option::Option<
-                ::pactum::grpc::prost_types::Timestamp,
-            >,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ScanStockRequest {
-            #[prost(string, tag = "1")]
-            pub sku: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct StockChange {
-            #[prost(string, tag = "1")]
-            pub sku: ::std::string::String,
-            #[prost(uint32, tag = "2")]
-            pub available: u32,
-            #[prost(message, optional, tag = "3")]
-            pub at: ::core::option::Option<::pactum::grpc::prost_types::Timestamp>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct StockLevel {
-            #[prost(string, tag = "1")]
-            pub sku: ::std::string::String,
-            #[prost(uint32, tag = "2")]
-            pub available: u32,
-            #[prost(uint32, tag = "3")]
-            pub reserved: u32,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct WatchStockRequest {
-            #[prost(string, repeated, tag = "1")]
-            pub skus: ::std::vec::Vec<::std::string::String>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct OutOfStock {
-            #[prost(string, tag = "1")]
-            pub sku: ::std::string::String,
-            #[prost(uint32, tag = "2")]
-            pub requested: u32,
-            #[prost(uint32, tag = "3")]
-            pub available: u32,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ReservationNotFound {
-            #[prost(string, tag = "1")]
-            pub reservation_id: ::std::string::String,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn bulk_restock_request_to_pb(
-        v: super::BulkRestockRequest,
-    ) -> pb::BulkRestockRequest {
-        pb::BulkRestockRequest {
-            sku: v.sku.0,
-            quantity: v.quantity,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn bulk_restock_request_from_pb(
-        v: pb::BulkRestockRequest,
-    ) -> ::core::result::Result<super::BulkRestockRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::BulkRestockRequest {
-            sku: super::super::super::pricing::v1::Sku(v.sku),
-            quantity: v.quantity,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn bulk_restock_response_to_pb(
-        v: super::BulkRestockResponse,
-    ) -> pb::BulkRestockResponse {
-        pb::BulkRestockResponse {
-            skus: v.skus,
-            units: v.units,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn bulk_restock_response_from_pb(
-        v: pb::BulkRestockResponse,
-    ) -> ::core::result::Result<super::BulkRestockResponse, ::std::string::String> {
-        ::core::result::Result::Ok(super::BulkRestockResponse {
-            skus: v.skus,
-            units: v.units,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn check_stock_request_to_pb(v: super::CheckStockRequest) -> pb::CheckStockRequest {
-        pb::CheckStockRequest {
-            sku: v.sku.0,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn check_stock_request_from_pb(
-        v: pb::CheckStockRequest,
-    ) -> ::core::result::Result<super::CheckStockRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::CheckStockRequest {
-            sku: super::super::super::pricing::v1::Sku(v.sku),
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn pricing_v1_quote_line_to_pb(
-        v: super::super::super::pricing::v1::QuoteLine,
-    ) -> pb::PricingV1QuoteLine {
-        pb::PricingV1QuoteLine {
-            sku: v.sku.0,
-            quantity: v.quantity,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn pricing_v1_quote_line_from_pb(
-        v: pb::PricingV1QuoteLine,
-    ) -> ::core::result::Result<
-        super::super::super::pricing::v1::QuoteLine,
-        ::std::string::String,
-    > {
-        ::core::result::Result::Ok(super::super::super::pricing::v1::QuoteLine {
-            sku: super::super::super::pricing::v1::Sku(v.sku),
-            quantity: v.quantity,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn release_stock_request_to_pb(
-        v: super::ReleaseStockRequest,
-    ) -> pb::ReleaseStockRequest {
-        pb::ReleaseStockRequest {
-            reservation_id: ::std::string::ToString::to_string(&v.reservation_id.0),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn release_stock_request_from_pb(
-        v: pb::ReleaseStockRequest,
-    ) -> ::core::result::Result<super::ReleaseStockRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::ReleaseStockRequest {
-            reservation_id: super::ReservationId(
-                ::pactum::grpc::parse::<
-                    ::pactum::types::Uuid,
-                >("reservation_id", &v.reservation_id)?,
-            ),
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn reserve_stock_request_to_pb(
-        v: super::ReserveStockRequest,
-    ) -> pb::ReserveStockRequest {
-        pb::ReserveStockRequest {
-            order_id: ::std::string::ToString::to_string(&v.order_id),
-            lines: v.lines.into_iter().map(|v| pricing_v1_quote_line_to_pb(v)).collect(),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn reserve_stock_request_from_pb(
-        v: pb::ReserveStockRequest,
-    ) -> ::core::result::Result<super::ReserveStockRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::ReserveStockRequest {
-            order_id: ::pactum::grpc::parse::<
-                ::pactum::types::Uuid,
-            >("order_id", &v.order_id)?,
-            lines: v
-                .lines
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(pricing_v1_quote_line_from_pb(v)?)
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn reserve_stock_response_to_pb(
-        v: super::ReserveStockResponse,
-    ) -> pb::ReserveStockResponse {
-        pb::ReserveStockResponse {
-            reservation_id: ::std::string::ToString::to_string(&v.reservation_id.0),
-            expires_at: ::core::option::Option::Some(
-                ::pactum::grpc::timestamp_to(v.expires_at),
-            ),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn reserve_stock_response_from_pb(
-        v: pb::ReserveStockResponse,
-    ) -> ::core::result::Result<super::ReserveStockResponse, ::std::string::String> {
-        ::core::result::Result::Ok(super::ReserveStockResponse {
-            reservation_id: super::ReservationId(
-                ::pactum::grpc::parse::<
-                    ::pactum::types::Uuid,
-                >("reservation_id", &v.reservation_id)?,
-            ),
-            expires_at: {
-                let v = v
-                    .expires_at
-                    .ok_or_else(|| ::pactum::grpc::missing("expires_at"))?;
-                ::pactum::grpc::timestamp_from(v)?
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn scan_stock_request_to_pb(v: super::ScanStockRequest) -> pb::ScanStockRequest {
-        pb::ScanStockRequest {
-            sku: v.sku.0,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn scan_stock_request_from_pb(
-        v: pb::ScanStockRequest,
-    ) -> ::core::result::Result<super::ScanStockRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::ScanStockRequest {
-            sku: super::super::super::pricing::v1::Sku(v.sku),
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn stock_change_to_pb(v: super::StockChange) -> pb::StockChange {
-        pb::StockChange {
-            sku: v.sku.0,
-            available: v.available,
-            at: ::core::option::Option::Some(::pactum::grpc::timestamp_to(v.at)),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn stock_change_from_pb(
-        v: pb::StockChange,
-    ) -> ::core::result::Result<super::StockChange, ::std::string::String> {
-        ::core::result::Result::Ok(super::StockChange {
-            sku: super::super::super::pricing::v1::Sku(v.sku),
-            available: v.available,
-            at: {
-                let v = v.at.ok_or_else(|| ::pactum::grpc::missing("at"))?;
-                ::pactum::grpc::timestamp_from(v)?
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn stock_level_to_pb(v: super::StockLevel) -> pb::StockLevel {
-        pb::StockLevel {
-            sku: v.sku.0,
-            available: v.available,
-            reserved: v.reserved,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn stock_level_from_pb(
-        v: pb::StockLevel,
-    ) -> ::core::result::Result<super::StockLevel, ::std::string::String> {
-        ::core::result::Result::Ok(super::StockLevel {
-            sku: super::super::super::pricing::v1::Sku(v.sku),
-            available: v.available,
-            reserved: v.reserved,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn watch_stock_request_to_pb(v: super::WatchStockRequest) -> pb::WatchStockRequest {
-        pb::WatchStockRequest {
-            skus: v.skus.into_iter().map(|v| v.0).collect(),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn watch_stock_request_from_pb(
-        v: pb::WatchStockRequest,
-    ) -> ::core::result::Result<super::WatchStockRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::WatchStockRequest {
-            skus: v
-                .skus
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(super::super::super::pricing::v1::Sku(v))
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn out_of_stock_to_pb(v: super::OutOfStock) -> pb::OutOfStock {
-        pb::OutOfStock {
-            sku: v.sku.0,
-            requested: v.requested,
-            available: v.available,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn out_of_stock_from_pb(
-        v: pb::OutOfStock,
-    ) -> ::core::result::Result<super::OutOfStock, ::std::string::String> {
-        ::core::result::Result::Ok(super::OutOfStock {
-            sku: super::super::super::pricing::v1::Sku(v.sku),
-            requested: v.requested,
-            available: v.available,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn reservation_not_found_to_pb(
-        v: super::ReservationNotFound,
-    ) -> pb::ReservationNotFound {
-        pb::ReservationNotFound {
-            reservation_id: ::std::string::ToString::to_string(&v.reservation_id.0),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn reservation_not_found_from_pb(
-        v: pb::ReservationNotFound,
-    ) -> ::core::result::Result<super::ReservationNotFound, ::std::string::String> {
-        ::core::result::Result::Ok(super::ReservationNotFound {
-            reservation_id: super::ReservationId(
-                ::pactum::grpc::parse::<
-                    ::pactum::types::Uuid,
-                >("reservation_id", &v.reservation_id)?,
-            ),
-        })
-    }
-
-    fn check_stock_error_detail(
-        e: &super::CheckStockError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn check_stock_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::CheckStockError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
-
-    fn reserve_stock_error_detail(
-        e: &super::ReserveStockError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match e {
-            super::ReserveStockError::OutOfStock(e) => {
-                ::pactum::grpc::prost_types::Any {
-                    type_url: "type.googleapis.com/shop.inventory.v1.OutOfStock".into(),
-                    value: ::pactum::grpc::prost::Message::encode_to_vec(
-                        &out_of_stock_to_pb(::core::clone::Clone::clone(e)),
-                    ),
-                }
-            }
-        }
-    }
-
-    fn reserve_stock_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::ReserveStockError> {
-        match any.type_url.as_str() {
-            "type.googleapis.com/shop.inventory.v1.OutOfStock" => {
-                let m = <pb::OutOfStock as ::pactum::grpc::prost::Message>::decode(
-                        &*any.value,
-                    )
-                    .ok()?;
-                out_of_stock_from_pb(m).ok().map(super::ReserveStockError::OutOfStock)
-            }
-            _ => ::core::option::Option::None,
-        }
-    }
-
-    fn release_stock_error_detail(
-        e: &super::ReleaseStockError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match e {
-            super::ReleaseStockError::ReservationNotFound(e) => {
-                ::pactum::grpc::prost_types::Any {
-                    type_url: "type.googleapis.com/shop.inventory.v1.ReservationNotFound"
-                        .into(),
-                    value: ::pactum::grpc::prost::Message::encode_to_vec(
-                        &reservation_not_found_to_pb(::core::clone::Clone::clone(e)),
-                    ),
-                }
-            }
-        }
-    }
-
-    fn release_stock_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::ReleaseStockError> {
-        match any.type_url.as_str() {
-            "type.googleapis.com/shop.inventory.v1.ReservationNotFound" => {
-                let m = <pb::ReservationNotFound as ::pactum::grpc::prost::Message>::decode(
-                        &*any.value,
-                    )
-                    .ok()?;
-                reservation_not_found_from_pb(m)
-                    .ok()
-                    .map(super::ReleaseStockError::ReservationNotFound)
-            }
-            _ => ::core::option::Option::None,
-        }
-    }
-
-    fn watch_stock_error_detail(
-        e: &super::WatchStockError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn watch_stock_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::WatchStockError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
-
-    fn bulk_restock_error_detail(
-        e: &super::BulkRestockError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn bulk_restock_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::BulkRestockError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
-
-    fn scan_stock_error_detail(
-        e: &super::ScanStockError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn scan_stock_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::ScanStockError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
+    ::pactum::__grpc_error_details!(
+        check_stock_error_detail, check_stock_error_from_detail, CheckStockError,
+        "shop.inventory.v1" {}
+    );
+    ::pactum::__grpc_error_details!(
+        reserve_stock_error_detail, reserve_stock_error_from_detail, ReserveStockError,
+        "shop.inventory.v1" { OutOfStock = "OutOfStock" }
+    );
+    ::pactum::__grpc_error_details!(
+        release_stock_error_detail, release_stock_error_from_detail, ReleaseStockError,
+        "shop.inventory.v1" { ReservationNotFound = "ReservationNotFound" }
+    );
+    ::pactum::__grpc_error_details!(
+        watch_stock_error_detail, watch_stock_error_from_detail, WatchStockError,
+        "shop.inventory.v1" {}
+    );
+    ::pactum::__grpc_error_details!(
+        bulk_restock_error_detail, bulk_restock_error_from_detail, BulkRestockError,
+        "shop.inventory.v1" {}
+    );
+    ::pactum::__grpc_error_details!(
+        scan_stock_error_detail, scan_stock_error_from_detail, ScanStockError,
+        "shop.inventory.v1" {}
+    );
 
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
@@ -1700,78 +1124,33 @@ expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(
         ::pactum::router::axum::Router::new()
             .route(
                 "/shop.inventory.v1.InventoryService/CheckStock",
-                ::pactum::router::axum::routing::post({
-                    let s = ::std::sync::Arc::clone(&service);
-                    let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::router::axum::extract::Request| {
-                        let s = ::std::sync::Arc::clone(&s);
-                        let config = ::std::sync::Arc::clone(&config);
-                        async move {
-                            ::pactum::grpc::unary(
-                                    &super::operations::CHECK_STOCK,
-                                    &config,
-                                    request,
-                                    check_stock_request_from_pb,
-                                    stock_level_to_pb,
-                                    check_stock_error_detail,
-                                    move |ctx, input| async move {
-                                        s.check_stock(ctx, input).await
-                                    },
-                                )
-                                .await
-                        }
-                    }
-                }),
+                ::pactum::grpc::unary_route(
+                    &super::operations::CHECK_STOCK,
+                    &config,
+                    &service,
+                    check_stock_error_detail,
+                    |s, ctx, input| async move { s.check_stock(ctx, input).await },
+                ),
             )
             .route(
                 "/shop.inventory.v1.InventoryService/ReserveStock",
-                ::pactum::router::axum::routing::post({
-                    let s = ::std::sync::Arc::clone(&service);
-                    let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::router::axum::extract::Request| {
-                        let s = ::std::sync::Arc::clone(&s);
-                        let config = ::std::sync::Arc::clone(&config);
-                        async move {
-                            ::pactum::grpc::unary(
-                                    &super::operations::RESERVE_STOCK,
-                                    &config,
-                                    request,
-                                    reserve_stock_request_from_pb,
-                                    reserve_stock_response_to_pb,
-                                    reserve_stock_error_detail,
-                                    move |ctx, input| async move {
-                                        s.reserve_stock(ctx, input).await
-                                    },
-                                )
-                                .await
-                        }
-                    }
-                }),
+                ::pactum::grpc::unary_route(
+                    &super::operations::RESERVE_STOCK,
+                    &config,
+                    &service,
+                    reserve_stock_error_detail,
+                    |s, ctx, input| async move { s.reserve_stock(ctx, input).await },
+                ),
             )
             .route(
                 "/shop.inventory.v1.InventoryService/ReleaseStock",
-                ::pactum::router::axum::routing::post({
-                    let s = ::std::sync::Arc::clone(&service);
-                    let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::router::axum::extract::Request| {
-                        let s = ::std::sync::Arc::clone(&s);
-                        let config = ::std::sync::Arc::clone(&config);
-                        async move {
-                            ::pactum::grpc::unary(
-                                    &super::operations::RELEASE_STOCK,
-                                    &config,
-                                    request,
-                                    release_stock_request_from_pb,
-                                    |(): ()| (),
-                                    release_stock_error_detail,
-                                    move |ctx, input| async move {
-                                        s.release_stock(ctx, input).await
-                                    },
-                                )
-                                .await
-                        }
-                    }
-                }),
+                ::pactum::grpc::unary_route(
+                    &super::operations::RELEASE_STOCK,
+                    &config,
+                    &service,
+                    release_stock_error_detail,
+                    |s, ctx, input| async move { s.release_stock(ctx, input).await },
+                ),
             )
             .route(
                 "/shop.inventory.v1.InventoryService/WatchStock",
@@ -1786,8 +1165,8 @@ expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(
                                     &super::operations::WATCH_STOCK,
                                     &config,
                                     request,
-                                    watch_stock_request_from_pb,
-                                    stock_change_to_pb,
+                                    ::pactum::grpc::proto::Decoded::finish,
+                                    ::core::convert::identity,
                                     watch_stock_error_detail,
                                     move |ctx, input| async move {
                                         s.watch_stock(ctx, input).await
@@ -1811,8 +1190,8 @@ expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(
                                     &super::operations::BULK_RESTOCK,
                                     &config,
                                     request,
-                                    bulk_restock_request_from_pb,
-                                    bulk_restock_response_to_pb,
+                                    ::pactum::grpc::proto::Decoded::finish,
+                                    ::core::convert::identity,
                                     bulk_restock_error_detail,
                                     move |ctx, input| async move {
                                         s.bulk_restock(ctx, input).await
@@ -1836,8 +1215,8 @@ expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(
                                     &super::operations::SCAN_STOCK,
                                     &config,
                                     request,
-                                    scan_stock_request_from_pb,
-                                    stock_level_to_pb,
+                                    ::pactum::grpc::proto::Decoded::finish,
+                                    ::core::convert::identity,
                                     scan_stock_error_detail,
                                     move |ctx, input| async move {
                                         s.scan_stock(ctx, input).await
@@ -1904,8 +1283,8 @@ expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(
                 .unary(
                     &super::operations::CHECK_STOCK,
                     "/shop.inventory.v1.InventoryService/CheckStock",
-                    check_stock_request_to_pb(::core::clone::Clone::clone(input)),
-                    stock_level_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     check_stock_error_from_detail,
                 )
                 .await
@@ -1923,8 +1302,8 @@ expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(
                 .unary(
                     &super::operations::RESERVE_STOCK,
                     "/shop.inventory.v1.InventoryService/ReserveStock",
-                    reserve_stock_request_to_pb(::core::clone::Clone::clone(input)),
-                    reserve_stock_response_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     reserve_stock_error_from_detail,
                 )
                 .await
@@ -1942,7 +1321,7 @@ expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(
                 .unary(
                     &super::operations::RELEASE_STOCK,
                     "/shop.inventory.v1.InventoryService/ReleaseStock",
-                    release_stock_request_to_pb(::core::clone::Clone::clone(input)),
+                    ::core::clone::Clone::clone(input),
                     |(): ()| ::core::result::Result::Ok(()),
                     release_stock_error_from_detail,
                 )
@@ -1966,8 +1345,8 @@ expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(
                 .server_streaming(
                     &super::operations::WATCH_STOCK,
                     "/shop.inventory.v1.InventoryService/WatchStock",
-                    watch_stock_request_to_pb(::core::clone::Clone::clone(input)),
-                    stock_change_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     watch_stock_error_from_detail,
                 )
                 .await
@@ -1983,16 +1362,13 @@ expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(
             super::BulkRestockResponse,
             ::pactum::ClientError<super::BulkRestockError>,
         > {
-            let inputs = ::pactum::__private::tokio_stream::StreamExt::map(
-                inputs,
-                bulk_restock_request_to_pb,
-            );
+            let inputs = inputs;
             self.inner
                 .client_streaming(
                     &super::operations::BULK_RESTOCK,
                     "/shop.inventory.v1.InventoryService/BulkRestock",
                     ::std::boxed::Box::pin(inputs),
-                    bulk_restock_response_from_pb,
+                    ::pactum::grpc::proto::Decoded::finish,
                     bulk_restock_error_from_detail,
                 )
                 .await
@@ -2013,19 +1389,77 @@ expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(
             >,
             ::pactum::ClientError<super::ScanStockError>,
         > {
-            let inputs = ::pactum::__private::tokio_stream::StreamExt::map(
-                inputs,
-                scan_stock_request_to_pb,
-            );
+            let inputs = inputs;
             self.inner
                 .bidi_streaming(
                     &super::operations::SCAN_STOCK,
                     "/shop.inventory.v1.InventoryService/ScanStock",
                     ::std::boxed::Box::pin(inputs),
-                    stock_level_from_pb,
+                    ::pactum::grpc::proto::Decoded::finish,
                     scan_stock_error_from_detail,
                 )
                 .await
         }
     }
+}
+
+/// The protobuf encoding of this contract's types that gRPC operations reach: the
+/// types themselves are the messages.
+#[allow(deprecated)]
+mod protobuf {
+    ::pactum::__requires_feature!(grpc);
+    ::pactum::__grpc_struct!(
+        super::StockLevel { sku : 1 plain 0 "sku", available : 2 plain 1 "available",
+        reserved : 3 plain 2 "reserved" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::StockChange { sku : 1 plain 0 "sku", available : 2 plain 1 "available", at
+        : 3 plain 2 "at" } required { 2 at "at" }
+    );
+    ::pactum::__grpc_struct!(
+        super::CheckStockRequest { sku : 1 plain 0 "sku" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::ReserveStockRequest { order_id : 1 plain 0 "order_id", lines : 2 plain 1
+        "lines" } required { 0 order_id "order_id" }
+    );
+    ::pactum::__grpc_struct!(
+        super::ReserveStockResponse { reservation_id : 1 plain 0 "reservation_id",
+        expires_at : 2 plain 1 "expires_at" } required { 0 reservation_id
+        "reservation_id", 1 expires_at "expires_at" }
+    );
+    ::pactum::__grpc_struct!(
+        super::ReleaseStockRequest { reservation_id : 1 plain 0 "reservation_id" }
+        required { 0 reservation_id "reservation_id" }
+    );
+    ::pactum::__grpc_struct!(
+        super::WatchStockRequest { skus : 1 plain 0 "skus" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::BulkRestockRequest { sku : 1 plain 0 "sku", quantity : 2 plain 1
+        "quantity" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::BulkRestockResponse { skus : 1 plain 0 "skus", units : 2 plain 1 "units" }
+        required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::ScanStockRequest { sku : 1 plain 0 "sku" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::OutOfStock { sku : 1 plain 0 "sku", requested : 2 plain 1 "requested",
+        available : 3 plain 2 "available" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::ReservationNotFound { reservation_id : 1 plain 0 "reservation_id" }
+        required { 0 reservation_id "reservation_id" }
+    );
+    ::pactum::__grpc_message!(
+        super::StockLevel, super::StockChange, super::CheckStockRequest,
+        super::ReserveStockRequest, super::ReserveStockResponse,
+        super::ReleaseStockRequest, super::WatchStockRequest, super::BulkRestockRequest,
+        super::BulkRestockResponse, super::ScanStockRequest, super::OutOfStock,
+        super::ReservationNotFound
+    );
+    ::pactum::__grpc_newtype!(super::ReservationId => ::pactum::types::Uuid);
 }

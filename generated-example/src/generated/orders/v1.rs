@@ -117,6 +117,7 @@ impl ::pactum::Validate for OrderStatus {
 }
 
 /// `OrderLine`: `sku`, `quantity` and `unit_price`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -157,6 +158,7 @@ impl ::pactum::Validate for OrderLine {
 }
 
 /// `Order`: `id`, `customer_id`, `lines`, `status`, `total`, `placed_at` and 1 more.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -280,6 +282,7 @@ impl ::pactum::Validate for PlaceOrderRequest {
 }
 
 /// Input of [`GetOrder`](operations::GET_ORDER).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -342,6 +345,7 @@ impl ::pactum::Validate for CancelOrderRequest {
 }
 
 /// No order has this id.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -869,104 +873,65 @@ pub mod rest {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
     ) -> ::pactum::router::axum::Router {
-        let state = ::std::sync::Arc::new(ServerState { service, config });
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
             .route(
                 "/v1/orders",
-                ::pactum::router::axum::routing::post(__place_order::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::PLACE_ORDER,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, input: super::PlaceOrderRequest| async move {
+                        service.place_order(ctx, input).await
+                    },
+                ),
             )
             .route(
                 "/v1/orders/{id}",
-                ::pactum::router::axum::routing::get(__get_order::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::GET_ORDER,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert("id".into(), incoming.path::<super::OrderId>("id")?);
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::GetOrderRequest| async move {
+                        service.get_order(ctx, input).await
+                    },
+                ),
             )
             .route(
                 "/v1/orders/{id}/cancel",
-                ::pactum::router::axum::routing::post(__cancel_order::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::CANCEL_ORDER,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert("id".into(), incoming.path::<super::OrderId>("id")?);
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::CancelOrderRequest| async move {
+                        service.cancel_order(ctx, input).await
+                    },
+                ),
             )
-            .with_state(state)
-    }
-
-    #[doc(hidden)]
-    pub struct ServerState<S> {
-        service: ::std::sync::Arc<S>,
-        config: ::pactum::router::ServerConfig,
-    }
-
-    async fn __get_order<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::GET_ORDER,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members.insert("id".into(), incoming.path::<super::OrderId>("id")?);
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::GetOrderRequest| async move {
-                    service.get_order(ctx, input).await
-                },
-            )
-            .await
-    }
-
-    async fn __place_order<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::PLACE_ORDER,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, input: super::PlaceOrderRequest| async move {
-                    service.place_order(ctx, input).await
-                },
-            )
-            .await
-    }
-
-    async fn __cancel_order<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::CANCEL_ORDER,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members.insert("id".into(), incoming.path::<super::OrderId>("id")?);
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::CancelOrderRequest| async move {
-                    service.cancel_order(ctx, input).await
-                },
-            )
-            .await
     }
 
     /// A typed REST client for `orders` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
@@ -1148,294 +1113,10 @@ B\x0b\x0a\x09_currency\"\x1e\x0a\x0aUnknownSku\x12\x10\x0a\x03sku\x18\x01\x20\x0
 D\x0a\x10CurrencyMismatch\x12\x1a\x0a\x08expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05\
 found\x18\x02\x20\x01(\x09R\x05found2V\x0a\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.p\
 ricing.v1.GetPriceRequest\x1a\x16.shop.pricing.v1.Moneyb\x06proto3";
-    /// Protobuf messages of the types the gRPC operations use.
-    #[allow(missing_docs, clippy::all)]
-    pub mod pb {
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct GetOrderRequest {
-            #[prost(string, tag = "1")]
-            pub id: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Order {
-            #[prost(string, tag = "1")]
-            pub id: ::std::string::String,
-            #[prost(string, optional, tag = "2")]
-            pub customer_id: ::core::option::Option<::std::string::String>,
-            #[prost(message, repeated, tag = "3")]
-            pub lines: ::std::vec::Vec<OrderLine>,
-            #[prost(int32, tag = "4")]
-            pub status: i32,
-            #[prost(message, optional, tag = "5")]
-            pub total: ::core::option::Option<PricingV1Money>,
-            #[prost(message, optional, tag = "6")]
-            pub placed_at: ::core::option::Option<
-                ::pactum::grpc::prost_types::Timestamp,
-            >,
-            #[prost(string, optional, tag = "7")]
-            pub note: ::core::option::Option<::std::string::String>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct OrderLine {
-            #[prost(string, tag = "1")]
-            pub sku: ::std::string::String,
-            #[prost(uint32, tag = "2")]
-            pub quantity: u32,
-            #[prost(message, optional, tag = "3")]
-            pub unit_price: ::core::option::Option<PricingV1Money>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct PricingV1Money {
-            #[prost(string, tag = "1")]
-            pub amount: ::std::string::String,
-            #[prost(string, tag = "2")]
-            pub currency: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct OrderNotFound {
-            #[prost(string, tag = "1")]
-            pub id: ::std::string::String,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn get_order_request_to_pb(v: super::GetOrderRequest) -> pb::GetOrderRequest {
-        pb::GetOrderRequest {
-            id: ::std::string::ToString::to_string(&v.id.0),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn get_order_request_from_pb(
-        v: pb::GetOrderRequest,
-    ) -> ::core::result::Result<super::GetOrderRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::GetOrderRequest {
-            id: super::OrderId(
-                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
-            ),
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn order_to_pb(v: super::Order) -> pb::Order {
-        pb::Order {
-            id: ::std::string::ToString::to_string(&v.id.0),
-            customer_id: v.customer_id.map(|v| ::std::string::ToString::to_string(&v)),
-            lines: v.lines.into_iter().map(|v| order_line_to_pb(v)).collect(),
-            status: order_status_to_pb(&v.status),
-            total: ::core::option::Option::Some(pricing_v1_money_to_pb(v.total)),
-            placed_at: ::core::option::Option::Some(
-                ::pactum::grpc::timestamp_to(v.placed_at),
-            ),
-            note: v.note.map(|v| v),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn order_from_pb(
-        v: pb::Order,
-    ) -> ::core::result::Result<super::Order, ::std::string::String> {
-        ::core::result::Result::Ok(super::Order {
-            id: super::OrderId(
-                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
-            ),
-            customer_id: match v.customer_id {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(
-                        ::pactum::grpc::parse::<
-                            ::pactum::types::Uuid,
-                        >("customer_id", &v)?,
-                    )
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            lines: v
-                .lines
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(order_line_from_pb(v)?)
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-            status: order_status_from_pb(v.status),
-            total: {
-                let v = v.total.ok_or_else(|| ::pactum::grpc::missing("total"))?;
-                pricing_v1_money_from_pb(v)?
-            },
-            placed_at: {
-                let v = v.placed_at.ok_or_else(|| ::pactum::grpc::missing("placed_at"))?;
-                ::pactum::grpc::timestamp_from(v)?
-            },
-            note: match v.note {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn order_line_to_pb(v: super::OrderLine) -> pb::OrderLine {
-        pb::OrderLine {
-            sku: v.sku.0,
-            quantity: v.quantity,
-            unit_price: ::core::option::Option::Some(
-                pricing_v1_money_to_pb(v.unit_price),
-            ),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn order_line_from_pb(
-        v: pb::OrderLine,
-    ) -> ::core::result::Result<super::OrderLine, ::std::string::String> {
-        ::core::result::Result::Ok(super::OrderLine {
-            sku: super::super::super::pricing::v1::Sku(v.sku),
-            quantity: v.quantity,
-            unit_price: {
-                let v = v
-                    .unit_price
-                    .ok_or_else(|| ::pactum::grpc::missing("unit_price"))?;
-                pricing_v1_money_from_pb(v)?
-            },
-        })
-    }
-
-    #[allow(dead_code)]
-    fn order_status_to_pb(v: &super::OrderStatus) -> i32 {
-        match v {
-            super::OrderStatus::Pending => 1i32,
-            super::OrderStatus::Paid => 2i32,
-            super::OrderStatus::Shipped => 3i32,
-            super::OrderStatus::Cancelled => 4i32,
-            super::OrderStatus::Unrecognized(other) => other.parse().unwrap_or(0),
-        }
-    }
-
-    #[allow(dead_code)]
-    fn order_status_from_pb(n: i32) -> super::OrderStatus {
-        match n {
-            1i32 => super::OrderStatus::Pending,
-            2i32 => super::OrderStatus::Paid,
-            3i32 => super::OrderStatus::Shipped,
-            4i32 => super::OrderStatus::Cancelled,
-            other => {
-                super::OrderStatus::Unrecognized(
-                    ::std::string::ToString::to_string(&other),
-                )
-            }
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn pricing_v1_money_to_pb(
-        v: super::super::super::pricing::v1::Money,
-    ) -> pb::PricingV1Money {
-        pb::PricingV1Money {
-            amount: ::std::string::ToString::to_string(&v.amount),
-            currency: v.currency.0,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn pricing_v1_money_from_pb(
-        v: pb::PricingV1Money,
-    ) -> ::core::result::Result<
-        super::super::super::pricing::v1::Money,
-        ::std::string::String,
-    > {
-        ::core::result::Result::Ok(super::super::super::pricing::v1::Money {
-            amount: ::pactum::grpc::parse::<
-                ::pactum::types::Decimal,
-            >("amount", &v.amount)?,
-            currency: super::super::super::pricing::v1::Currency(v.currency),
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn order_not_found_to_pb(v: super::OrderNotFound) -> pb::OrderNotFound {
-        pb::OrderNotFound {
-            id: ::std::string::ToString::to_string(&v.id.0),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn order_not_found_from_pb(
-        v: pb::OrderNotFound,
-    ) -> ::core::result::Result<super::OrderNotFound, ::std::string::String> {
-        ::core::result::Result::Ok(super::OrderNotFound {
-            id: super::OrderId(
-                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
-            ),
-        })
-    }
-
-    fn get_order_error_detail(
-        e: &super::GetOrderError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match e {
-            super::GetOrderError::OrderNotFound(e) => {
-                ::pactum::grpc::prost_types::Any {
-                    type_url: "type.googleapis.com/shop.orders.v1.OrderNotFound".into(),
-                    value: ::pactum::grpc::prost::Message::encode_to_vec(
-                        &order_not_found_to_pb(::core::clone::Clone::clone(e)),
-                    ),
-                }
-            }
-        }
-    }
-
-    fn get_order_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::GetOrderError> {
-        match any.type_url.as_str() {
-            "type.googleapis.com/shop.orders.v1.OrderNotFound" => {
-                let m = <pb::OrderNotFound as ::pactum::grpc::prost::Message>::decode(
-                        &*any.value,
-                    )
-                    .ok()?;
-                order_not_found_from_pb(m).ok().map(super::GetOrderError::OrderNotFound)
-            }
-            _ => ::core::option::Option::None,
-        }
-    }
+    ::pactum::__grpc_error_details!(
+        get_order_error_detail, get_order_error_from_detail, GetOrderError,
+        "shop.orders.v1" { OrderNotFound = "OrderNotFound" }
+    );
 
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
@@ -1458,28 +1139,13 @@ ricing.v1.GetPriceRequest\x1a\x16.shop.pricing.v1.Moneyb\x06proto3";
         ::pactum::router::axum::Router::new()
             .route(
                 "/shop.orders.v1.OrdersService/GetOrder",
-                ::pactum::router::axum::routing::post({
-                    let s = ::std::sync::Arc::clone(&service);
-                    let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::router::axum::extract::Request| {
-                        let s = ::std::sync::Arc::clone(&s);
-                        let config = ::std::sync::Arc::clone(&config);
-                        async move {
-                            ::pactum::grpc::unary(
-                                    &super::operations::GET_ORDER,
-                                    &config,
-                                    request,
-                                    get_order_request_from_pb,
-                                    order_to_pb,
-                                    get_order_error_detail,
-                                    move |ctx, input| async move {
-                                        s.get_order(ctx, input).await
-                                    },
-                                )
-                                .await
-                        }
-                    }
-                }),
+                ::pactum::grpc::unary_route(
+                    &super::operations::GET_ORDER,
+                    &config,
+                    &service,
+                    get_order_error_detail,
+                    |s, ctx, input| async move { s.get_order(ctx, input).await },
+                ),
             )
     }
 
@@ -1537,11 +1203,41 @@ ricing.v1.GetPriceRequest\x1a\x16.shop.pricing.v1.Moneyb\x06proto3";
                 .unary(
                     &super::operations::GET_ORDER,
                     "/shop.orders.v1.OrdersService/GetOrder",
-                    get_order_request_to_pb(::core::clone::Clone::clone(input)),
-                    order_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     get_order_error_from_detail,
                 )
                 .await
         }
     }
+}
+
+/// The protobuf encoding of this contract's types that gRPC operations reach: the
+/// types themselves are the messages.
+#[allow(deprecated)]
+mod protobuf {
+    ::pactum::__requires_feature!(grpc);
+    ::pactum::__grpc_enum!(
+        super::OrderStatus { Pending = 1, Paid = 2, Shipped = 3, Cancelled = 4 }
+    );
+    ::pactum::__grpc_struct!(
+        super::OrderLine { sku : 1 plain 0 "sku", quantity : 2 plain 1 "quantity",
+        unit_price : 3 plain 2 "unit_price" } required { 2 unit_price "unit_price" }
+    );
+    ::pactum::__grpc_struct!(
+        super::Order { id : 1 plain 0 "id", customer_id : 2 optional 1 "customer_id",
+        lines : 3 plain 2 "lines", status : 4 plain 3 "status", total : 5 plain 4
+        "total", placed_at : 6 plain 5 "placed_at", note : 7 optional 6 "note" } required
+        { 0 id "id", 4 total "total", 5 placed_at "placed_at" }
+    );
+    ::pactum::__grpc_struct!(
+        super::GetOrderRequest { id : 1 plain 0 "id" } required { 0 id "id" }
+    );
+    ::pactum::__grpc_struct!(
+        super::OrderNotFound { id : 1 plain 0 "id" } required { 0 id "id" }
+    );
+    ::pactum::__grpc_message!(
+        super::OrderLine, super::Order, super::GetOrderRequest, super::OrderNotFound
+    );
+    ::pactum::__grpc_newtype!(super::OrderId => ::pactum::types::Uuid);
 }

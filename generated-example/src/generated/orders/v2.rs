@@ -158,6 +158,7 @@ impl ::pactum::Validate for OrderStatus {
 }
 
 /// `OrderItem`: `sku`, `quantity` and `unit_price`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -198,6 +199,7 @@ impl ::pactum::Validate for OrderItem {
 }
 
 /// `Order`: `id`, `customer_id`, `items`, `status`, `total` and `placed_at`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -244,6 +246,7 @@ impl ::pactum::Validate for Order {
 }
 
 /// One step in an order's life.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -275,6 +278,7 @@ impl ::pactum::Validate for OrderStatusChange {
 }
 
 /// Input of [`GetOrder`](operations::GET_ORDER).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -339,6 +343,7 @@ impl ::pactum::Validate for PlaceOrderRequest {
 }
 
 /// Input of [`ListOrders`](operations::LIST_ORDERS).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -389,6 +394,7 @@ impl ::pactum::Validate for ListOrdersRequest {
 }
 
 /// Output of [`ListOrders`](operations::LIST_ORDERS).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -422,6 +428,7 @@ impl ::pactum::Validate for ListOrdersResponse {
 }
 
 /// Input of [`WatchOrder`](operations::WATCH_ORDER).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -450,6 +457,7 @@ impl ::pactum::Validate for WatchOrderRequest {
 }
 
 /// No order has this id.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -794,177 +802,126 @@ pub mod rest {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
     ) -> ::pactum::router::axum::Router {
-        let state = ::std::sync::Arc::new(ServerState { service, config });
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
             .route(
                 "/v2/customers/{customer_id}/orders",
-                ::pactum::router::axum::routing::get(__list_orders::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::LIST_ORDERS,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert(
+                                "customer_id".into(),
+                                incoming.path::<super::CustomerId>("customer_id")?,
+                            );
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<super::OrderStatus>("status")?
+                        {
+                            members.insert("status".into(), v);
+                        }
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<u32>("page_size")?
+                        {
+                            members.insert("page_size".into(), v);
+                        }
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<::std::string::String>("page_token")?
+                        {
+                            members.insert("page_token".into(), v);
+                        }
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, config, ctx, input: super::ListOrdersRequest| async move {
+                        let cursors = ::core::clone::Clone::clone(&config.cursors);
+                        ::pactum::pagination::serve_page(
+                                &cursors,
+                                &super::operations::LIST_ORDERS,
+                                "page_token",
+                                input,
+                                |i: &mut super::ListOrdersRequest| &mut i.page_token,
+                                |o: &mut super::ListOrdersResponse| &mut o.next_page_token,
+                                move |input| async move {
+                                    service.list_orders(ctx, input).await
+                                },
+                            )
+                            .await
+                    },
+                ),
             )
             .route(
                 "/v2/orders",
-                ::pactum::router::axum::routing::post(__place_order::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::PLACE_ORDER,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, input: super::PlaceOrderRequest| async move {
+                        service.place_order(ctx, input).await
+                    },
+                ),
             )
             .route(
                 "/v2/orders/{id}",
-                ::pactum::router::axum::routing::get(__get_order::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::GET_ORDER,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert("id".into(), incoming.path::<super::OrderId>("id")?);
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::GetOrderRequest| async move {
+                        service.get_order(ctx, input).await
+                    },
+                ),
             )
             .route(
                 "/v2/orders/{id}/changes",
-                ::pactum::router::axum::routing::get(__watch_order::<S>),
+                ::pactum::rest::server::stream_endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::WATCH_ORDER,
+                    &config,
+                    &service,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert("id".into(), incoming.path::<super::OrderId>("id")?);
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<u64>("after")?
+                        {
+                            members.insert("after".into(), v);
+                        }
+                        if let ::core::option::Option::Some(v) = incoming
+                            .resumed::<u64>("after")?
+                        {
+                            members.insert("after".into(), v);
+                        }
+                        ::core::result::Result::Ok(members)
+                    },
+                    ::core::option::Option::Some(|o: &super::OrderStatusChange| ::pactum::rest::client::param_text(
+                        &o.seq,
+                    )),
+                    |service, _, ctx, input: super::WatchOrderRequest| async move {
+                        service.watch_order(ctx, input).await
+                    },
+                ),
             )
-            .with_state(state)
-    }
-
-    #[doc(hidden)]
-    pub struct ServerState<S> {
-        service: ::std::sync::Arc<S>,
-        config: ::pactum::router::ServerConfig,
-    }
-
-    async fn __get_order<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::GET_ORDER,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members.insert("id".into(), incoming.path::<super::OrderId>("id")?);
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::GetOrderRequest| async move {
-                    service.get_order(ctx, input).await
-                },
-            )
-            .await
-    }
-
-    async fn __place_order<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::PLACE_ORDER,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, input: super::PlaceOrderRequest| async move {
-                    service.place_order(ctx, input).await
-                },
-            )
-            .await
-    }
-
-    async fn __list_orders<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        let cursors = ::core::clone::Clone::clone(&state.config.cursors);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::LIST_ORDERS,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members
-                        .insert(
-                            "customer_id".into(),
-                            incoming.path::<super::CustomerId>("customer_id")?,
-                        );
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<super::OrderStatus>("status")?
-                    {
-                        members.insert("status".into(), v);
-                    }
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<u32>("page_size")?
-                    {
-                        members.insert("page_size".into(), v);
-                    }
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<::std::string::String>("page_token")?
-                    {
-                        members.insert("page_token".into(), v);
-                    }
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::ListOrdersRequest| async move {
-                    ::pactum::pagination::serve_page(
-                            &cursors,
-                            &super::operations::LIST_ORDERS,
-                            "page_token",
-                            input,
-                            |i: &mut super::ListOrdersRequest| &mut i.page_token,
-                            |o: &mut super::ListOrdersResponse| &mut o.next_page_token,
-                            move |input| async move {
-                                service.list_orders(ctx, input).await
-                            },
-                        )
-                        .await
-                },
-            )
-            .await
-    }
-
-    async fn __watch_order<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle_stream(
-                &state.config,
-                &super::operations::WATCH_ORDER,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members.insert("id".into(), incoming.path::<super::OrderId>("id")?);
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<u64>("after")?
-                    {
-                        members.insert("after".into(), v);
-                    }
-                    if let ::core::option::Option::Some(v) = incoming
-                        .resumed::<u64>("after")?
-                    {
-                        members.insert("after".into(), v);
-                    }
-                    ::core::result::Result::Ok(members)
-                },
-                ::core::option::Option::Some(|o: &super::OrderStatusChange| ::pactum::rest::client::param_text(
-                    &o.seq,
-                )),
-                move |ctx, input: super::WatchOrderRequest| async move {
-                    service.watch_order(ctx, input).await
-                },
-            )
-            .await
     }
 
     /// A typed REST client for `orders` v2: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
@@ -1213,513 +1170,18 @@ ing.v1.QuoteLineR\x05lines\"t\x0a\x11QuoteCartResponse\x121\x0a\x05lines\x18\x01
 \x0a\x08expected\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(\x09R\x05\
 found2V\x0a\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1.GetPriceRequest\x1a\x16\
 .shop.pricing.v1.Moneyb\x06proto3";
-    /// Protobuf messages of the types the gRPC operations use.
-    #[allow(missing_docs, clippy::all)]
-    pub mod pb {
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct GetOrderRequest {
-            #[prost(string, tag = "1")]
-            pub id: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ListOrdersRequest {
-            #[prost(string, tag = "1")]
-            pub customer_id: ::std::string::String,
-            #[prost(int32, optional, tag = "2")]
-            pub status: ::core::option::Option<i32>,
-            #[prost(uint32, optional, tag = "3")]
-            pub page_size: ::core::option::Option<u32>,
-            #[prost(string, optional, tag = "4")]
-            pub page_token: ::core::option::Option<::std::string::String>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ListOrdersResponse {
-            #[prost(message, repeated, tag = "1")]
-            pub orders: ::std::vec::Vec<Order>,
-            #[prost(string, optional, tag = "2")]
-            pub next_page_token: ::core::option::Option<::std::string::String>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Order {
-            #[prost(string, tag = "1")]
-            pub id: ::std::string::String,
-            #[prost(string, tag = "2")]
-            pub customer_id: ::std::string::String,
-            #[prost(message, repeated, tag = "3")]
-            pub items: ::std::vec::Vec<OrderItem>,
-            #[prost(int32, tag = "4")]
-            pub status: i32,
-            #[prost(message, optional, tag = "5")]
-            pub total: ::core::option::Option<PricingV1Money>,
-            #[prost(message, optional, tag = "6")]
-            pub placed_at: ::core::option::Option<
-                ::pactum::grpc::prost_types::Timestamp,
-            >,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct OrderItem {
-            #[prost(string, tag = "1")]
-            pub sku: ::std::string::String,
-            #[prost(uint32, tag = "2")]
-            pub quantity: u32,
-            #[prost(message, optional, tag = "3")]
-            pub unit_price: ::core::option::Option<PricingV1Money>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct OrderStatusChange {
-            #[prost(string, tag = "1")]
-            pub order_id: ::std::string::String,
-            #[prost(uint64, tag = "2")]
-            pub seq: u64,
-            #[prost(int32, tag = "3")]
-            pub status: i32,
-            #[prost(message, optional, tag = "4")]
-            pub at: ::core::option::Option<::pactum::grpc::prost_types::Timestamp>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct PricingV1Money {
-            #[prost(string, tag = "1")]
-            pub amount: ::std::string::String,
-            #[prost(string, tag = "2")]
-            pub currency: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct WatchOrderRequest {
-            #[prost(string, tag = "1")]
-            pub id: ::std::string::String,
-            #[prost(uint64, optional, tag = "2")]
-            pub after: ::core::option::Option<u64>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct OrderNotFound {
-            #[prost(string, tag = "1")]
-            pub id: ::std::string::String,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn get_order_request_to_pb(v: super::GetOrderRequest) -> pb::GetOrderRequest {
-        pb::GetOrderRequest {
-            id: ::std::string::ToString::to_string(&v.id.0),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn get_order_request_from_pb(
-        v: pb::GetOrderRequest,
-    ) -> ::core::result::Result<super::GetOrderRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::GetOrderRequest {
-            id: super::OrderId(
-                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
-            ),
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn list_orders_request_to_pb(v: super::ListOrdersRequest) -> pb::ListOrdersRequest {
-        pb::ListOrdersRequest {
-            customer_id: ::std::string::ToString::to_string(&v.customer_id.0),
-            status: v.status.map(|v| order_status_to_pb(&v)),
-            page_size: v.page_size.map(|v| v),
-            page_token: v.page_token.map(|v| v),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn list_orders_request_from_pb(
-        v: pb::ListOrdersRequest,
-    ) -> ::core::result::Result<super::ListOrdersRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::ListOrdersRequest {
-            customer_id: super::CustomerId(
-                ::pactum::grpc::parse::<
-                    ::pactum::types::Uuid,
-                >("customer_id", &v.customer_id)?,
-            ),
-            status: match v.status {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(order_status_from_pb(v))
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            page_size: match v.page_size {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            page_token: match v.page_token {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn list_orders_response_to_pb(
-        v: super::ListOrdersResponse,
-    ) -> pb::ListOrdersResponse {
-        pb::ListOrdersResponse {
-            orders: v.orders.into_iter().map(|v| order_to_pb(v)).collect(),
-            next_page_token: v.next_page_token.map(|v| v),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn list_orders_response_from_pb(
-        v: pb::ListOrdersResponse,
-    ) -> ::core::result::Result<super::ListOrdersResponse, ::std::string::String> {
-        ::core::result::Result::Ok(super::ListOrdersResponse {
-            orders: v
-                .orders
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(order_from_pb(v)?)
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-            next_page_token: match v.next_page_token {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn order_to_pb(v: super::Order) -> pb::Order {
-        pb::Order {
-            id: ::std::string::ToString::to_string(&v.id.0),
-            customer_id: ::std::string::ToString::to_string(&v.customer_id.0),
-            items: v.items.into_iter().map(|v| order_item_to_pb(v)).collect(),
-            status: order_status_to_pb(&v.status),
-            total: ::core::option::Option::Some(pricing_v1_money_to_pb(v.total)),
-            placed_at: ::core::option::Option::Some(
-                ::pactum::grpc::timestamp_to(v.placed_at),
-            ),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn order_from_pb(
-        v: pb::Order,
-    ) -> ::core::result::Result<super::Order, ::std::string::String> {
-        ::core::result::Result::Ok(super::Order {
-            id: super::OrderId(
-                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
-            ),
-            customer_id: super::CustomerId(
-                ::pactum::grpc::parse::<
-                    ::pactum::types::Uuid,
-                >("customer_id", &v.customer_id)?,
-            ),
-            items: v
-                .items
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(order_item_from_pb(v)?)
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-            status: order_status_from_pb(v.status),
-            total: {
-                let v = v.total.ok_or_else(|| ::pactum::grpc::missing("total"))?;
-                pricing_v1_money_from_pb(v)?
-            },
-            placed_at: {
-                let v = v.placed_at.ok_or_else(|| ::pactum::grpc::missing("placed_at"))?;
-                ::pactum::grpc::timestamp_from(v)?
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn order_item_to_pb(v: super::OrderItem) -> pb::OrderItem {
-        pb::OrderItem {
-            sku: v.sku.0,
-            quantity: v.quantity,
-            unit_price: ::core::option::Option::Some(
-                pricing_v1_money_to_pb(v.unit_price),
-            ),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn order_item_from_pb(
-        v: pb::OrderItem,
-    ) -> ::core::result::Result<super::OrderItem, ::std::string::String> {
-        ::core::result::Result::Ok(super::OrderItem {
-            sku: super::super::super::pricing::v1::Sku(v.sku),
-            quantity: v.quantity,
-            unit_price: {
-                let v = v
-                    .unit_price
-                    .ok_or_else(|| ::pactum::grpc::missing("unit_price"))?;
-                pricing_v1_money_from_pb(v)?
-            },
-        })
-    }
-
-    #[allow(dead_code)]
-    fn order_status_to_pb(v: &super::OrderStatus) -> i32 {
-        match v {
-            super::OrderStatus::Pending => 1i32,
-            super::OrderStatus::Paid => 2i32,
-            super::OrderStatus::Shipped => 3i32,
-            super::OrderStatus::Cancelled => 4i32,
-            super::OrderStatus::Refunded => 5i32,
-            super::OrderStatus::Unrecognized(other) => other.parse().unwrap_or(0),
-        }
-    }
-
-    #[allow(dead_code)]
-    fn order_status_from_pb(n: i32) -> super::OrderStatus {
-        match n {
-            1i32 => super::OrderStatus::Pending,
-            2i32 => super::OrderStatus::Paid,
-            3i32 => super::OrderStatus::Shipped,
-            4i32 => super::OrderStatus::Cancelled,
-            5i32 => super::OrderStatus::Refunded,
-            other => {
-                super::OrderStatus::Unrecognized(
-                    ::std::string::ToString::to_string(&other),
-                )
-            }
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn order_status_change_to_pb(v: super::OrderStatusChange) -> pb::OrderStatusChange {
-        pb::OrderStatusChange {
-            order_id: ::std::string::ToString::to_string(&v.order_id.0),
-            seq: v.seq,
-            status: order_status_to_pb(&v.status),
-            at: ::core::option::Option::Some(::pactum::grpc::timestamp_to(v.at)),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn order_status_change_from_pb(
-        v: pb::OrderStatusChange,
-    ) -> ::core::result::Result<super::OrderStatusChange, ::std::string::String> {
-        ::core::result::Result::Ok(super::OrderStatusChange {
-            order_id: super::OrderId(
-                ::pactum::grpc::parse::<::pactum::types::Uuid>("order_id", &v.order_id)?,
-            ),
-            seq: v.seq,
-            status: order_status_from_pb(v.status),
-            at: {
-                let v = v.at.ok_or_else(|| ::pactum::grpc::missing("at"))?;
-                ::pactum::grpc::timestamp_from(v)?
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn pricing_v1_money_to_pb(
-        v: super::super::super::pricing::v1::Money,
-    ) -> pb::PricingV1Money {
-        pb::PricingV1Money {
-            amount: ::std::string::ToString::to_string(&v.amount),
-            currency: v.currency.0,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn pricing_v1_money_from_pb(
-        v: pb::PricingV1Money,
-    ) -> ::core::result::Result<
-        super::super::super::pricing::v1::Money,
-        ::std::string::String,
-    > {
-        ::core::result::Result::Ok(super::super::super::pricing::v1::Money {
-            amount: ::pactum::grpc::parse::<
-                ::pactum::types::Decimal,
-            >("amount", &v.amount)?,
-            currency: super::super::super::pricing::v1::Currency(v.currency),
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn watch_order_request_to_pb(v: super::WatchOrderRequest) -> pb::WatchOrderRequest {
-        pb::WatchOrderRequest {
-            id: ::std::string::ToString::to_string(&v.id.0),
-            after: v.after.map(|v| v),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn watch_order_request_from_pb(
-        v: pb::WatchOrderRequest,
-    ) -> ::core::result::Result<super::WatchOrderRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::WatchOrderRequest {
-            id: super::OrderId(
-                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
-            ),
-            after: match v.after {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn order_not_found_to_pb(v: super::OrderNotFound) -> pb::OrderNotFound {
-        pb::OrderNotFound {
-            id: ::std::string::ToString::to_string(&v.id.0),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn order_not_found_from_pb(
-        v: pb::OrderNotFound,
-    ) -> ::core::result::Result<super::OrderNotFound, ::std::string::String> {
-        ::core::result::Result::Ok(super::OrderNotFound {
-            id: super::OrderId(
-                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
-            ),
-        })
-    }
-
-    fn get_order_error_detail(
-        e: &super::GetOrderError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match e {
-            super::GetOrderError::OrderNotFound(e) => {
-                ::pactum::grpc::prost_types::Any {
-                    type_url: "type.googleapis.com/shop.orders.v2.OrderNotFound".into(),
-                    value: ::pactum::grpc::prost::Message::encode_to_vec(
-                        &order_not_found_to_pb(::core::clone::Clone::clone(e)),
-                    ),
-                }
-            }
-        }
-    }
-
-    fn get_order_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::GetOrderError> {
-        match any.type_url.as_str() {
-            "type.googleapis.com/shop.orders.v2.OrderNotFound" => {
-                let m = <pb::OrderNotFound as ::pactum::grpc::prost::Message>::decode(
-                        &*any.value,
-                    )
-                    .ok()?;
-                order_not_found_from_pb(m).ok().map(super::GetOrderError::OrderNotFound)
-            }
-            _ => ::core::option::Option::None,
-        }
-    }
-
-    fn list_orders_error_detail(
-        e: &super::ListOrdersError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn list_orders_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::ListOrdersError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
-
-    fn watch_order_error_detail(
-        e: &super::WatchOrderError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match e {
-            super::WatchOrderError::OrderNotFound(e) => {
-                ::pactum::grpc::prost_types::Any {
-                    type_url: "type.googleapis.com/shop.orders.v2.OrderNotFound".into(),
-                    value: ::pactum::grpc::prost::Message::encode_to_vec(
-                        &order_not_found_to_pb(::core::clone::Clone::clone(e)),
-                    ),
-                }
-            }
-        }
-    }
-
-    fn watch_order_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::WatchOrderError> {
-        match any.type_url.as_str() {
-            "type.googleapis.com/shop.orders.v2.OrderNotFound" => {
-                let m = <pb::OrderNotFound as ::pactum::grpc::prost::Message>::decode(
-                        &*any.value,
-                    )
-                    .ok()?;
-                order_not_found_from_pb(m)
-                    .ok()
-                    .map(super::WatchOrderError::OrderNotFound)
-            }
-            _ => ::core::option::Option::None,
-        }
-    }
+    ::pactum::__grpc_error_details!(
+        get_order_error_detail, get_order_error_from_detail, GetOrderError,
+        "shop.orders.v2" { OrderNotFound = "OrderNotFound" }
+    );
+    ::pactum::__grpc_error_details!(
+        list_orders_error_detail, list_orders_error_from_detail, ListOrdersError,
+        "shop.orders.v2" {}
+    );
+    ::pactum::__grpc_error_details!(
+        watch_order_error_detail, watch_order_error_from_detail, WatchOrderError,
+        "shop.orders.v2" { OrderNotFound = "OrderNotFound" }
+    );
 
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
@@ -1742,28 +1204,13 @@ found2V\x0a\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1.GetPr
         ::pactum::router::axum::Router::new()
             .route(
                 "/shop.orders.v2.OrdersService/GetOrder",
-                ::pactum::router::axum::routing::post({
-                    let s = ::std::sync::Arc::clone(&service);
-                    let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::router::axum::extract::Request| {
-                        let s = ::std::sync::Arc::clone(&s);
-                        let config = ::std::sync::Arc::clone(&config);
-                        async move {
-                            ::pactum::grpc::unary(
-                                    &super::operations::GET_ORDER,
-                                    &config,
-                                    request,
-                                    get_order_request_from_pb,
-                                    order_to_pb,
-                                    get_order_error_detail,
-                                    move |ctx, input| async move {
-                                        s.get_order(ctx, input).await
-                                    },
-                                )
-                                .await
-                        }
-                    }
-                }),
+                ::pactum::grpc::unary_route(
+                    &super::operations::GET_ORDER,
+                    &config,
+                    &service,
+                    get_order_error_detail,
+                    |s, ctx, input| async move { s.get_order(ctx, input).await },
+                ),
             )
             .route(
                 "/shop.orders.v2.OrdersService/ListOrders",
@@ -1779,8 +1226,8 @@ found2V\x0a\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1.GetPr
                                     &super::operations::LIST_ORDERS,
                                     &config,
                                     request,
-                                    list_orders_request_from_pb,
-                                    list_orders_response_to_pb,
+                                    ::pactum::grpc::proto::Decoded::finish,
+                                    ::core::convert::identity,
                                     list_orders_error_detail,
                                     move |ctx, input| async move {
                                         ::pactum::pagination::serve_page(
@@ -1813,8 +1260,8 @@ found2V\x0a\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1.GetPr
                                     &super::operations::WATCH_ORDER,
                                     &config,
                                     request,
-                                    watch_order_request_from_pb,
-                                    order_status_change_to_pb,
+                                    ::pactum::grpc::proto::Decoded::finish,
+                                    ::core::convert::identity,
                                     watch_order_error_detail,
                                     move |ctx, input| async move {
                                         s.watch_order(ctx, input).await
@@ -1881,8 +1328,8 @@ found2V\x0a\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1.GetPr
                 .unary(
                     &super::operations::GET_ORDER,
                     "/shop.orders.v2.OrdersService/GetOrder",
-                    get_order_request_to_pb(::core::clone::Clone::clone(input)),
-                    order_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     get_order_error_from_detail,
                 )
                 .await
@@ -1900,8 +1347,8 @@ found2V\x0a\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1.GetPr
                 .unary(
                     &super::operations::LIST_ORDERS,
                     "/shop.orders.v2.OrdersService/ListOrders",
-                    list_orders_request_to_pb(::core::clone::Clone::clone(input)),
-                    list_orders_response_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     list_orders_error_from_detail,
                 )
                 .await
@@ -1949,11 +1396,65 @@ found2V\x0a\x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1.GetPr
                 .server_streaming(
                     &super::operations::WATCH_ORDER,
                     "/shop.orders.v2.OrdersService/WatchOrder",
-                    watch_order_request_to_pb(::core::clone::Clone::clone(input)),
-                    order_status_change_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     watch_order_error_from_detail,
                 )
                 .await
         }
     }
+}
+
+/// The protobuf encoding of this contract's types that gRPC operations reach: the
+/// types themselves are the messages.
+#[allow(deprecated)]
+mod protobuf {
+    ::pactum::__requires_feature!(grpc);
+    ::pactum::__grpc_enum!(
+        super::OrderStatus { Pending = 1, Paid = 2, Shipped = 3, Cancelled = 4, Refunded
+        = 5 }
+    );
+    ::pactum::__grpc_struct!(
+        super::OrderItem { sku : 1 plain 0 "sku", quantity : 2 plain 1 "quantity",
+        unit_price : 3 plain 2 "unit_price" } required { 2 unit_price "unit_price" }
+    );
+    ::pactum::__grpc_struct!(
+        super::Order { id : 1 plain 0 "id", customer_id : 2 plain 1 "customer_id", items
+        : 3 plain 2 "items", status : 4 plain 3 "status", total : 5 plain 4 "total",
+        placed_at : 6 plain 5 "placed_at" } required { 0 id "id", 1 customer_id
+        "customer_id", 4 total "total", 5 placed_at "placed_at" }
+    );
+    ::pactum::__grpc_struct!(
+        super::OrderStatusChange { order_id : 1 plain 0 "order_id", seq : 2 plain 1
+        "seq", status : 3 plain 2 "status", at : 4 plain 3 "at" } required { 0 order_id
+        "order_id", 3 at "at" }
+    );
+    ::pactum::__grpc_struct!(
+        super::GetOrderRequest { id : 1 plain 0 "id" } required { 0 id "id" }
+    );
+    ::pactum::__grpc_struct!(
+        super::ListOrdersRequest { customer_id : 1 plain 0 "customer_id", status : 2
+        optional 1 "status", page_size : 3 optional 2 "page_size", page_token : 4
+        optional 3 "page_token" } required { 0 customer_id "customer_id" }
+    );
+    ::pactum::__grpc_struct!(
+        super::ListOrdersResponse { orders : 1 plain 0 "orders", next_page_token : 2
+        optional 1 "next_page_token" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::WatchOrderRequest { id : 1 plain 0 "id", after : 2 optional 1 "after" }
+        required { 0 id "id" }
+    );
+    ::pactum::__grpc_struct!(
+        super::OrderNotFound { id : 1 plain 0 "id" } required { 0 id "id" }
+    );
+    ::pactum::__grpc_message!(
+        super::OrderItem, super::Order, super::OrderStatusChange, super::GetOrderRequest,
+        super::ListOrdersRequest, super::ListOrdersResponse, super::WatchOrderRequest,
+        super::OrderNotFound
+    );
+    ::pactum::__grpc_newtype!(
+        super::OrderId => ::pactum::types::Uuid, super::CustomerId =>
+        ::pactum::types::Uuid
+    );
 }

@@ -174,6 +174,7 @@ impl ::pactum::Validate for PaymentMethod {
 }
 
 /// `CardPayment`: `last4`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -211,6 +212,7 @@ impl ::pactum::Validate for CardPayment {
 }
 
 /// `BankTransfer`: `iban`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -254,6 +256,7 @@ impl ::pactum::Validate for BankTransfer {
 }
 
 /// `WalletPayment`: `wallet_id`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -278,6 +281,7 @@ impl ::pactum::Validate for WalletPayment {
 }
 
 /// `Payment`: `id`, `order_id`, `amount`, `method` and `captured_at`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -311,6 +315,7 @@ impl ::pactum::Validate for Payment {
 }
 
 /// Input of [`GetPayment`](operations::GET_PAYMENT).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -416,6 +421,7 @@ impl ::pactum::ErrorKind for PaymentDeclined {
 }
 
 /// PaymentNotFound
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -867,77 +873,53 @@ pub mod rest {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
     ) -> ::pactum::router::axum::Router {
-        let state = ::std::sync::Arc::new(ServerState { service, config });
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
             .route(
                 "/v1/payments/{id}",
-                ::pactum::router::axum::routing::get(__get_payment::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::GET_PAYMENT,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert(
+                                "id".into(),
+                                incoming.path::<super::PaymentId>("id")?,
+                            );
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::GetPaymentRequest| async move {
+                        service.get_payment(ctx, input).await
+                    },
+                ),
             )
             .route(
                 "/v1/payments/{id}/refunds",
-                ::pactum::router::axum::routing::post(__refund_payment::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::REFUND_PAYMENT,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert(
+                                "id".into(),
+                                incoming.path::<super::PaymentId>("id")?,
+                            );
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::RefundPaymentRequest| async move {
+                        service.refund_payment(ctx, input).await
+                    },
+                ),
             )
-            .with_state(state)
-    }
-
-    #[doc(hidden)]
-    pub struct ServerState<S> {
-        service: ::std::sync::Arc<S>,
-        config: ::pactum::router::ServerConfig,
-    }
-
-    async fn __get_payment<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::GET_PAYMENT,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members
-                        .insert("id".into(), incoming.path::<super::PaymentId>("id")?);
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::GetPaymentRequest| async move {
-                    service.get_payment(ctx, input).await
-                },
-            )
-            .await
-    }
-
-    async fn __refund_payment<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::REFUND_PAYMENT,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members
-                        .insert("id".into(), incoming.path::<super::PaymentId>("id")?);
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::RefundPaymentRequest| async move {
-                    service.refund_payment(ctx, input).await
-                },
-            )
-            .await
     }
 
     /// A typed REST client for `payments` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
@@ -1094,376 +1076,10 @@ u\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\"D\x0a\x10CurrencyMismatch\x12
 cted\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(\x09R\x05found2V\x0a\
 \x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1.GetPriceRequest\x1a\x16.shop.pri\
 cing.v1.Moneyb\x06proto3";
-    /// Protobuf messages of the types the gRPC operations use.
-    #[allow(missing_docs, clippy::all)]
-    pub mod pb {
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct BankTransfer {
-            #[prost(string, tag = "1")]
-            pub iban: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct CardPayment {
-            #[prost(string, tag = "1")]
-            pub last4: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct GetPaymentRequest {
-            #[prost(string, tag = "1")]
-            pub id: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Payment {
-            #[prost(string, tag = "1")]
-            pub id: ::std::string::String,
-            #[prost(string, tag = "2")]
-            pub order_id: ::std::string::String,
-            #[prost(message, optional, tag = "3")]
-            pub amount: ::core::option::Option<PricingV1Money>,
-            #[prost(message, optional, tag = "4")]
-            pub method: ::core::option::Option<PaymentMethod>,
-            #[prost(message, optional, tag = "5")]
-            pub captured_at: ::core::option::Option<
-                ::pactum::grpc::prost_types::Timestamp,
-            >,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct PaymentMethod {
-            #[prost(oneof = "payment_method::Variant", tags = "1, 2, 3")]
-            pub kind: ::core::option::Option<payment_method::Variant>,
-        }
-
-        pub mod payment_method {
-            #[derive(
-                ::core::clone::Clone,
-                ::core::cmp::PartialEq,
-                ::core::fmt::Debug,
-                ::pactum::grpc::prost::Oneof
-            )]
-            #[prost(prost_path = "::pactum::grpc::prost")]
-            #[prost(skip_debug)]
-            pub enum Variant {
-                #[prost(message, tag = "1")]
-                Card(super::CardPayment),
-                #[prost(message, tag = "2")]
-                BankTransfer(super::BankTransfer),
-                #[prost(message, tag = "3")]
-                Wallet(super::WalletPayment),
-            }
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct PricingV1Money {
-            #[prost(string, tag = "1")]
-            pub amount: ::std::string::String,
-            #[prost(string, tag = "2")]
-            pub currency: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct WalletPayment {
-            #[prost(string, tag = "1")]
-            pub wallet_id: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct PaymentNotFound {
-            #[prost(string, tag = "1")]
-            pub id: ::std::string::String,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn bank_transfer_to_pb(v: super::BankTransfer) -> pb::BankTransfer {
-        pb::BankTransfer { iban: v.iban }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn bank_transfer_from_pb(
-        v: pb::BankTransfer,
-    ) -> ::core::result::Result<super::BankTransfer, ::std::string::String> {
-        ::core::result::Result::Ok(super::BankTransfer {
-            iban: v.iban,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn card_payment_to_pb(v: super::CardPayment) -> pb::CardPayment {
-        pb::CardPayment { last4: v.last4 }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn card_payment_from_pb(
-        v: pb::CardPayment,
-    ) -> ::core::result::Result<super::CardPayment, ::std::string::String> {
-        ::core::result::Result::Ok(super::CardPayment {
-            last4: v.last4,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn get_payment_request_to_pb(v: super::GetPaymentRequest) -> pb::GetPaymentRequest {
-        pb::GetPaymentRequest {
-            id: ::std::string::ToString::to_string(&v.id.0),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn get_payment_request_from_pb(
-        v: pb::GetPaymentRequest,
-    ) -> ::core::result::Result<super::GetPaymentRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::GetPaymentRequest {
-            id: super::PaymentId(
-                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
-            ),
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn payment_to_pb(v: super::Payment) -> pb::Payment {
-        pb::Payment {
-            id: ::std::string::ToString::to_string(&v.id.0),
-            order_id: ::std::string::ToString::to_string(&v.order_id),
-            amount: ::core::option::Option::Some(pricing_v1_money_to_pb(v.amount)),
-            method: ::core::option::Option::Some(payment_method_to_pb(v.method)),
-            captured_at: match v.captured_at {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(::pactum::grpc::timestamp_to(v))
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn payment_from_pb(
-        v: pb::Payment,
-    ) -> ::core::result::Result<super::Payment, ::std::string::String> {
-        ::core::result::Result::Ok(super::Payment {
-            id: super::PaymentId(
-                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
-            ),
-            order_id: ::pactum::grpc::parse::<
-                ::pactum::types::Uuid,
-            >("order_id", &v.order_id)?,
-            amount: {
-                let v = v.amount.ok_or_else(|| ::pactum::grpc::missing("amount"))?;
-                pricing_v1_money_from_pb(v)?
-            },
-            method: {
-                let v = v.method.ok_or_else(|| ::pactum::grpc::missing("method"))?;
-                payment_method_from_pb(v)?
-            },
-            captured_at: match v.captured_at {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(::pactum::grpc::timestamp_from(v)?)
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        })
-    }
-
-    #[allow(dead_code, deprecated)]
-    fn payment_method_to_pb(v: super::PaymentMethod) -> pb::PaymentMethod {
-        pb::PaymentMethod {
-            kind: match v {
-                super::PaymentMethod::Card(v) => {
-                    ::core::option::Option::Some(
-                        pb::payment_method::Variant::Card(card_payment_to_pb(v)),
-                    )
-                }
-                super::PaymentMethod::BankTransfer(v) => {
-                    ::core::option::Option::Some(
-                        pb::payment_method::Variant::BankTransfer(bank_transfer_to_pb(v)),
-                    )
-                }
-                super::PaymentMethod::Wallet(v) => {
-                    ::core::option::Option::Some(
-                        pb::payment_method::Variant::Wallet(wallet_payment_to_pb(v)),
-                    )
-                }
-                super::PaymentMethod::Unrecognized(_) => ::core::option::Option::None,
-            },
-        }
-    }
-
-    #[allow(dead_code, deprecated)]
-    fn payment_method_from_pb(
-        v: pb::PaymentMethod,
-    ) -> ::core::result::Result<super::PaymentMethod, ::std::string::String> {
-        ::core::result::Result::Ok(
-            match v.kind {
-                ::core::option::Option::Some(pb::payment_method::Variant::Card(v)) => {
-                    super::PaymentMethod::Card(card_payment_from_pb(v)?)
-                }
-                ::core::option::Option::Some(
-                    pb::payment_method::Variant::BankTransfer(v),
-                ) => super::PaymentMethod::BankTransfer(bank_transfer_from_pb(v)?),
-                ::core::option::Option::Some(pb::payment_method::Variant::Wallet(v)) => {
-                    super::PaymentMethod::Wallet(wallet_payment_from_pb(v)?)
-                }
-                ::core::option::Option::None => {
-                    super::PaymentMethod::Unrecognized(
-                        ::core::default::Default::default(),
-                    )
-                }
-            },
-        )
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn pricing_v1_money_to_pb(
-        v: super::super::super::pricing::v1::Money,
-    ) -> pb::PricingV1Money {
-        pb::PricingV1Money {
-            amount: ::std::string::ToString::to_string(&v.amount),
-            currency: v.currency.0,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn pricing_v1_money_from_pb(
-        v: pb::PricingV1Money,
-    ) -> ::core::result::Result<
-        super::super::super::pricing::v1::Money,
-        ::std::string::String,
-    > {
-        ::core::result::Result::Ok(super::super::super::pricing::v1::Money {
-            amount: ::pactum::grpc::parse::<
-                ::pactum::types::Decimal,
-            >("amount", &v.amount)?,
-            currency: super::super::super::pricing::v1::Currency(v.currency),
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn wallet_payment_to_pb(v: super::WalletPayment) -> pb::WalletPayment {
-        pb::WalletPayment {
-            wallet_id: ::std::string::ToString::to_string(&v.wallet_id),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn wallet_payment_from_pb(
-        v: pb::WalletPayment,
-    ) -> ::core::result::Result<super::WalletPayment, ::std::string::String> {
-        ::core::result::Result::Ok(super::WalletPayment {
-            wallet_id: ::pactum::grpc::parse::<
-                ::pactum::types::Uuid,
-            >("wallet_id", &v.wallet_id)?,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn payment_not_found_to_pb(v: super::PaymentNotFound) -> pb::PaymentNotFound {
-        pb::PaymentNotFound {
-            id: ::std::string::ToString::to_string(&v.id.0),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn payment_not_found_from_pb(
-        v: pb::PaymentNotFound,
-    ) -> ::core::result::Result<super::PaymentNotFound, ::std::string::String> {
-        ::core::result::Result::Ok(super::PaymentNotFound {
-            id: super::PaymentId(
-                ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
-            ),
-        })
-    }
-
-    fn get_payment_error_detail(
-        e: &super::GetPaymentError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match e {
-            super::GetPaymentError::PaymentNotFound(e) => {
-                ::pactum::grpc::prost_types::Any {
-                    type_url: "type.googleapis.com/shop.payments.v1.PaymentNotFound"
-                        .into(),
-                    value: ::pactum::grpc::prost::Message::encode_to_vec(
-                        &payment_not_found_to_pb(::core::clone::Clone::clone(e)),
-                    ),
-                }
-            }
-        }
-    }
-
-    fn get_payment_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::GetPaymentError> {
-        match any.type_url.as_str() {
-            "type.googleapis.com/shop.payments.v1.PaymentNotFound" => {
-                let m = <pb::PaymentNotFound as ::pactum::grpc::prost::Message>::decode(
-                        &*any.value,
-                    )
-                    .ok()?;
-                payment_not_found_from_pb(m)
-                    .ok()
-                    .map(super::GetPaymentError::PaymentNotFound)
-            }
-            _ => ::core::option::Option::None,
-        }
-    }
+    ::pactum::__grpc_error_details!(
+        get_payment_error_detail, get_payment_error_from_detail, GetPaymentError,
+        "shop.payments.v1" { PaymentNotFound = "PaymentNotFound" }
+    );
 
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
@@ -1486,28 +1102,13 @@ cing.v1.Moneyb\x06proto3";
         ::pactum::router::axum::Router::new()
             .route(
                 "/shop.payments.v1.PaymentsService/GetPayment",
-                ::pactum::router::axum::routing::post({
-                    let s = ::std::sync::Arc::clone(&service);
-                    let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::router::axum::extract::Request| {
-                        let s = ::std::sync::Arc::clone(&s);
-                        let config = ::std::sync::Arc::clone(&config);
-                        async move {
-                            ::pactum::grpc::unary(
-                                    &super::operations::GET_PAYMENT,
-                                    &config,
-                                    request,
-                                    get_payment_request_from_pb,
-                                    payment_to_pb,
-                                    get_payment_error_detail,
-                                    move |ctx, input| async move {
-                                        s.get_payment(ctx, input).await
-                                    },
-                                )
-                                .await
-                        }
-                    }
-                }),
+                ::pactum::grpc::unary_route(
+                    &super::operations::GET_PAYMENT,
+                    &config,
+                    &service,
+                    get_payment_error_detail,
+                    |s, ctx, input| async move { s.get_payment(ctx, input).await },
+                ),
             )
     }
 
@@ -1565,11 +1166,148 @@ cing.v1.Moneyb\x06proto3";
                 .unary(
                     &super::operations::GET_PAYMENT,
                     "/shop.payments.v1.PaymentsService/GetPayment",
-                    get_payment_request_to_pb(::core::clone::Clone::clone(input)),
-                    payment_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     get_payment_error_from_detail,
                 )
                 .await
         }
     }
+}
+
+/// The protobuf encoding of this contract's types that gRPC operations reach: the
+/// types themselves are the messages.
+#[allow(deprecated)]
+mod protobuf {
+    ::pactum::__requires_feature!(grpc);
+
+    impl ::core::default::Default for super::PaymentMethod {
+        fn default() -> Self {
+            super::PaymentMethod::Unrecognized(::core::default::Default::default())
+        }
+    }
+
+    impl ::pactum::grpc::proto::Message for super::PaymentMethod {
+        fn encode_fields(&self, buf: &mut impl ::pactum::grpc::proto::BufMut) {
+            match self {
+                super::PaymentMethod::Card(v) => ::pactum::grpc::proto::field(1, v, buf),
+                super::PaymentMethod::BankTransfer(v) => {
+                    ::pactum::grpc::proto::field(2, v, buf)
+                }
+                super::PaymentMethod::Wallet(v) => {
+                    ::pactum::grpc::proto::field(3, v, buf)
+                }
+                super::PaymentMethod::Unrecognized(_) => {}
+            }
+        }
+
+        fn fields_len(&self) -> usize {
+            match self {
+                super::PaymentMethod::Card(v) => ::pactum::grpc::proto::field_len(1, v),
+                super::PaymentMethod::BankTransfer(v) => {
+                    ::pactum::grpc::proto::field_len(2, v)
+                }
+                super::PaymentMethod::Wallet(v) => ::pactum::grpc::proto::field_len(3, v),
+                super::PaymentMethod::Unrecognized(_) => 0,
+            }
+        }
+
+        fn merge_field(
+            &mut self,
+            tag: u32,
+            wire_type: ::pactum::grpc::proto::WireType,
+            buf: &mut impl ::pactum::grpc::proto::Buf,
+            ctx: ::pactum::grpc::proto::DecodeContext,
+            seen: &mut ::pactum::grpc::proto::Seen,
+        ) -> ::core::result::Result<(), ::pactum::grpc::proto::DecodeError> {
+            match tag {
+                1 => {
+                    seen.note(
+                        0,
+                        ::pactum::grpc::proto::merge_variant(
+                            self,
+                            |u| match u {
+                                super::PaymentMethod::Card(v) => {
+                                    ::core::option::Option::Some(v)
+                                }
+                                _ => ::core::option::Option::None,
+                            },
+                            super::PaymentMethod::Card,
+                            wire_type,
+                            buf,
+                            ctx,
+                            "card",
+                        ),
+                    )
+                }
+                2 => {
+                    seen.note(
+                        1,
+                        ::pactum::grpc::proto::merge_variant(
+                            self,
+                            |u| match u {
+                                super::PaymentMethod::BankTransfer(v) => {
+                                    ::core::option::Option::Some(v)
+                                }
+                                _ => ::core::option::Option::None,
+                            },
+                            super::PaymentMethod::BankTransfer,
+                            wire_type,
+                            buf,
+                            ctx,
+                            "bank_transfer",
+                        ),
+                    )
+                }
+                3 => {
+                    seen.note(
+                        2,
+                        ::pactum::grpc::proto::merge_variant(
+                            self,
+                            |u| match u {
+                                super::PaymentMethod::Wallet(v) => {
+                                    ::core::option::Option::Some(v)
+                                }
+                                _ => ::core::option::Option::None,
+                            },
+                            super::PaymentMethod::Wallet,
+                            wire_type,
+                            buf,
+                            ctx,
+                            "wallet",
+                        ),
+                    )
+                }
+                _ => ::pactum::grpc::proto::skip(tag, wire_type, buf, ctx),
+            }
+        }
+    }
+    ::pactum::__grpc_struct!(
+        super::CardPayment { last4 : 1 plain 0 "last4" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::BankTransfer { iban : 1 plain 0 "iban" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::WalletPayment { wallet_id : 1 plain 0 "wallet_id" } required { 0 wallet_id
+        "wallet_id" }
+    );
+    ::pactum::__grpc_struct!(
+        super::Payment { id : 1 plain 0 "id", order_id : 2 plain 1 "order_id", amount : 3
+        plain 2 "amount", method : 4 plain 3 "method", captured_at : 5 optional 4
+        "captured_at" } required { 0 id "id", 1 order_id "order_id", 2 amount "amount", 3
+        method "method" }
+    );
+    ::pactum::__grpc_struct!(
+        super::GetPaymentRequest { id : 1 plain 0 "id" } required { 0 id "id" }
+    );
+    ::pactum::__grpc_struct!(
+        super::PaymentNotFound { id : 1 plain 0 "id" } required { 0 id "id" }
+    );
+    ::pactum::__grpc_message!(
+        super::PaymentMethod, super::CardPayment, super::BankTransfer,
+        super::WalletPayment, super::Payment, super::GetPaymentRequest,
+        super::PaymentNotFound
+    );
+    ::pactum::__grpc_newtype!(super::PaymentId => ::pactum::types::Uuid);
 }

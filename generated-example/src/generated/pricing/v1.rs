@@ -55,6 +55,7 @@ impl ::pactum::Validate for Currency {
 }
 
 /// An amount in one currency, exact to the minor unit.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -147,6 +148,7 @@ impl ::pactum::Validate for Sku {
 }
 
 /// `QuoteLine`: `sku` and `quantity`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -291,6 +293,7 @@ impl ::pactum::Validate for QuoteCartResponse {
 }
 
 /// Input of [`GetPrice`](operations::GET_PRICE).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -318,6 +321,7 @@ impl ::pactum::Validate for GetPriceRequest {
 }
 
 /// No price is known for this SKU.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -521,79 +525,51 @@ pub mod rest {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
     ) -> ::pactum::router::axum::Router {
-        let state = ::std::sync::Arc::new(ServerState { service, config });
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
             .route(
                 "/v1/prices/{sku}",
-                ::pactum::router::axum::routing::get(__get_price::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::GET_PRICE,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert("sku".into(), incoming.path::<super::Sku>("sku")?);
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<super::Currency>("currency")?
+                        {
+                            members.insert("currency".into(), v);
+                        }
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::GetPriceRequest| async move {
+                        service.get_price(ctx, input).await
+                    },
+                ),
             )
             .route(
                 "/v1/quotes",
-                ::pactum::router::axum::routing::post(__quote_cart::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::QUOTE_CART,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, input: super::QuoteCartRequest| async move {
+                        service.quote_cart(ctx, input).await
+                    },
+                ),
             )
-            .with_state(state)
-    }
-
-    #[doc(hidden)]
-    pub struct ServerState<S> {
-        service: ::std::sync::Arc<S>,
-        config: ::pactum::router::ServerConfig,
-    }
-
-    async fn __quote_cart<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::QUOTE_CART,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, input: super::QuoteCartRequest| async move {
-                    service.quote_cart(ctx, input).await
-                },
-            )
-            .await
-    }
-
-    async fn __get_price<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::GET_PRICE,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members.insert("sku".into(), incoming.path::<super::Sku>("sku")?);
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<super::Currency>("currency")?
-                    {
-                        members.insert("currency".into(), v);
-                    }
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::GetPriceRequest| async move {
-                    service.get_price(ctx, input).await
-                },
-            )
-            .await
     }
 
     /// A typed REST client for `pricing` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
@@ -717,139 +693,10 @@ u\x12\x10\x0a\x03sku\x18\x01\x20\x01(\x09R\x03sku\"D\x0a\x10CurrencyMismatch\x12
 cted\x18\x01\x20\x01(\x09R\x08expected\x12\x14\x0a\x05found\x18\x02\x20\x01(\x09R\x05found2V\x0a\
 \x0ePricingService\x12D\x0a\x08GetPrice\x12\x20.shop.pricing.v1.GetPriceRequest\x1a\x16.shop.pri\
 cing.v1.Moneyb\x06proto3";
-    /// Protobuf messages of the types the gRPC operations use.
-    #[allow(missing_docs, clippy::all)]
-    pub mod pb {
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct GetPriceRequest {
-            #[prost(string, tag = "1")]
-            pub sku: ::std::string::String,
-            #[prost(string, optional, tag = "2")]
-            pub currency: ::core::option::Option<::std::string::String>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Money {
-            #[prost(string, tag = "1")]
-            pub amount: ::std::string::String,
-            #[prost(string, tag = "2")]
-            pub currency: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct UnknownSku {
-            #[prost(string, tag = "1")]
-            pub sku: ::std::string::String,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn get_price_request_to_pb(v: super::GetPriceRequest) -> pb::GetPriceRequest {
-        pb::GetPriceRequest {
-            sku: v.sku.0,
-            currency: v.currency.map(|v| v.0),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn get_price_request_from_pb(
-        v: pb::GetPriceRequest,
-    ) -> ::core::result::Result<super::GetPriceRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::GetPriceRequest {
-            sku: super::Sku(v.sku),
-            currency: match v.currency {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(super::Currency(v))
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn money_to_pb(v: super::Money) -> pb::Money {
-        pb::Money {
-            amount: ::std::string::ToString::to_string(&v.amount),
-            currency: v.currency.0,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn money_from_pb(
-        v: pb::Money,
-    ) -> ::core::result::Result<super::Money, ::std::string::String> {
-        ::core::result::Result::Ok(super::Money {
-            amount: ::pactum::grpc::parse::<
-                ::pactum::types::Decimal,
-            >("amount", &v.amount)?,
-            currency: super::Currency(v.currency),
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn unknown_sku_to_pb(v: super::UnknownSku) -> pb::UnknownSku {
-        pb::UnknownSku { sku: v.sku.0 }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn unknown_sku_from_pb(
-        v: pb::UnknownSku,
-    ) -> ::core::result::Result<super::UnknownSku, ::std::string::String> {
-        ::core::result::Result::Ok(super::UnknownSku {
-            sku: super::Sku(v.sku),
-        })
-    }
-
-    fn get_price_error_detail(
-        e: &super::GetPriceError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match e {
-            super::GetPriceError::UnknownSku(e) => {
-                ::pactum::grpc::prost_types::Any {
-                    type_url: "type.googleapis.com/shop.pricing.v1.UnknownSku".into(),
-                    value: ::pactum::grpc::prost::Message::encode_to_vec(
-                        &unknown_sku_to_pb(::core::clone::Clone::clone(e)),
-                    ),
-                }
-            }
-        }
-    }
-
-    fn get_price_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::GetPriceError> {
-        match any.type_url.as_str() {
-            "type.googleapis.com/shop.pricing.v1.UnknownSku" => {
-                let m = <pb::UnknownSku as ::pactum::grpc::prost::Message>::decode(
-                        &*any.value,
-                    )
-                    .ok()?;
-                unknown_sku_from_pb(m).ok().map(super::GetPriceError::UnknownSku)
-            }
-            _ => ::core::option::Option::None,
-        }
-    }
+    ::pactum::__grpc_error_details!(
+        get_price_error_detail, get_price_error_from_detail, GetPriceError,
+        "shop.pricing.v1" { UnknownSku = "UnknownSku" }
+    );
 
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
@@ -872,28 +719,13 @@ cing.v1.Moneyb\x06proto3";
         ::pactum::router::axum::Router::new()
             .route(
                 "/shop.pricing.v1.PricingService/GetPrice",
-                ::pactum::router::axum::routing::post({
-                    let s = ::std::sync::Arc::clone(&service);
-                    let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::router::axum::extract::Request| {
-                        let s = ::std::sync::Arc::clone(&s);
-                        let config = ::std::sync::Arc::clone(&config);
-                        async move {
-                            ::pactum::grpc::unary(
-                                    &super::operations::GET_PRICE,
-                                    &config,
-                                    request,
-                                    get_price_request_from_pb,
-                                    money_to_pb,
-                                    get_price_error_detail,
-                                    move |ctx, input| async move {
-                                        s.get_price(ctx, input).await
-                                    },
-                                )
-                                .await
-                        }
-                    }
-                }),
+                ::pactum::grpc::unary_route(
+                    &super::operations::GET_PRICE,
+                    &config,
+                    &service,
+                    get_price_error_detail,
+                    |s, ctx, input| async move { s.get_price(ctx, input).await },
+                ),
             )
     }
 
@@ -951,11 +783,37 @@ cing.v1.Moneyb\x06proto3";
                 .unary(
                     &super::operations::GET_PRICE,
                     "/shop.pricing.v1.PricingService/GetPrice",
-                    get_price_request_to_pb(::core::clone::Clone::clone(input)),
-                    money_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     get_price_error_from_detail,
                 )
                 .await
         }
     }
+}
+
+/// The protobuf encoding of this contract's types that gRPC operations reach: the
+/// types themselves are the messages.
+#[allow(deprecated)]
+mod protobuf {
+    ::pactum::__requires_feature!(grpc);
+    ::pactum::__grpc_struct!(
+        super::Money { amount : 1 plain 0 "amount", currency : 2 plain 1 "currency" }
+        required { 0 amount "amount" }
+    );
+    ::pactum::__grpc_struct!(
+        super::QuoteLine { sku : 1 plain 0 "sku", quantity : 2 plain 1 "quantity" }
+        required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::GetPriceRequest { sku : 1 plain 0 "sku", currency : 2 optional 1
+        "currency" } required {}
+    );
+    ::pactum::__grpc_struct!(super::UnknownSku { sku : 1 plain 0 "sku" } required {});
+    ::pactum::__grpc_message!(
+        super::Money, super::QuoteLine, super::GetPriceRequest, super::UnknownSku
+    );
+    ::pactum::__grpc_newtype!(
+        super::Currency => ::std::string::String, super::Sku => ::std::string::String
+    );
 }

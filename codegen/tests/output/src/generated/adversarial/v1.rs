@@ -11,6 +11,7 @@ pub const VERSION: &str = "1.0.0";
 pub const OWNER: &str = "team-codegen";
 
 /// `Node`: `name`, `next`, `children`, `index`, `link`, `paths` and 2 more.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -83,6 +84,7 @@ impl ::pactum::Validate for NodeRef {
 }
 
 /// `Box`: `label`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -107,6 +109,7 @@ impl ::pactum::Validate for Box {
 }
 
 /// `Vec`: `items`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -131,6 +134,7 @@ impl ::pactum::Validate for Vec {
 }
 
 /// `Ok`: `fine`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -155,6 +159,7 @@ impl ::pactum::Validate for Ok {
 }
 
 /// `Err`: `reason`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -237,6 +242,7 @@ impl ::pactum::Validate for Some {
 }
 
 /// `Context`: `depth`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -261,6 +267,7 @@ impl ::pactum::Validate for Context {
 }
 
 /// `Router`: `path`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -285,6 +292,7 @@ impl ::pactum::Validate for Router {
 }
 
 /// `Fields`: `box`, `vec`, `ok`, `err`, `some`, `ctx` and 12 more.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -461,6 +469,7 @@ impl ::pactum::Validate for Expr {
 }
 
 /// `Lit`: `value`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -485,6 +494,7 @@ impl ::pactum::Validate for Lit {
 }
 
 /// `Add`: `left`, `right`, `terms` and `maybe`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -516,6 +526,7 @@ impl ::pactum::Validate for Add {
 }
 
 /// Input of [`Tail`](operations::TAIL).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -567,6 +578,7 @@ impl ::pactum::Validate for TailRequest {
 }
 
 /// Output of [`Tail`](operations::TAIL).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -593,6 +605,7 @@ impl ::pactum::Validate for TailResponse {
 }
 
 /// Input of [`ListNodes`](operations::LIST_NODES).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -638,6 +651,7 @@ impl ::pactum::Validate for ListNodesRequest {
 }
 
 /// Output of [`ListNodes`](operations::LIST_NODES).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -667,6 +681,7 @@ impl ::pactum::Validate for ListNodesResponse {
 }
 
 /// Input of [`ListPaths`](operations::LIST_PATHS).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -692,6 +707,7 @@ impl ::pactum::Validate for ListPathsRequest {
 }
 
 /// Output of [`ListPaths`](operations::LIST_PATHS).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -724,6 +740,7 @@ impl ::pactum::Validate for ListPathsResponse {
 }
 
 /// Input of [`Eval`](operations::EVAL).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -748,6 +765,7 @@ impl ::pactum::Validate for EvalRequest {
 }
 
 /// The stream ran into a missing item.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -1140,249 +1158,194 @@ pub mod rest {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
     ) -> ::pactum::router::axum::Router {
-        let state = ::std::sync::Arc::new(ServerState { service, config });
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
-            .route("/v1/echo/{path}", ::pactum::router::axum::routing::post(__echo::<S>))
-            .route("/v1/eval", ::pactum::router::axum::routing::post(__eval::<S>))
-            .route("/v1/nodes", ::pactum::router::axum::routing::get(__list_nodes::<S>))
-            .route("/v1/paths", ::pactum::router::axum::routing::get(__list_paths::<S>))
-            .route("/v1/tail", ::pactum::router::axum::routing::get(__tail::<S>))
-            .route("/v1/walk", ::pactum::router::axum::routing::post(__walk::<S>))
-            .with_state(state)
-    }
-
-    #[doc(hidden)]
-    pub struct ServerState<S> {
-        service: ::std::sync::Arc<S>,
-        config: ::pactum::router::ServerConfig,
-    }
-
-    async fn __tail<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle_stream(
-                &state.config,
-                &super::operations::TAIL,
-                ::std::vec::Vec::new(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<u64>("from")?
-                    {
-                        members.insert("from".into(), v);
-                    }
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<u64>("fail_at")?
-                    {
-                        members.insert("fail_at".into(), v);
-                    }
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<bool>("endless")?
-                    {
-                        members.insert("endless".into(), v);
-                    }
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<bool>("quiet")?
-                    {
-                        members.insert("quiet".into(), v);
-                    }
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<u32>("pad")?
-                    {
-                        members.insert("pad".into(), v);
-                    }
-                    if let ::core::option::Option::Some(v) = incoming
-                        .resumed::<u64>("from")?
-                    {
-                        members.insert("from".into(), v);
-                    }
-                    ::core::result::Result::Ok(members)
-                },
-                ::core::option::Option::Some(|o: &super::TailResponse| ::pactum::rest::client::param_text(
-                    &o.n,
-                )),
-                move |ctx, input: super::TailRequest| async move {
-                    service.tail(ctx, input).await
-                },
+            .route(
+                "/v1/echo/{path}",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::ECHO,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert(
+                                "path".into(),
+                                incoming.path::<::std::string::String>("path")?,
+                            );
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::Fields| async move {
+                        service.echo(ctx, input).await
+                    },
+                ),
             )
-            .await
-    }
-
-    async fn __list_nodes<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        let cursors = ::core::clone::Clone::clone(&state.config.cursors);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::LIST_NODES,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<::std::string::String>("after")?
-                    {
-                        members.insert("after".into(), v);
-                    }
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<u32>("limit")?
-                    {
-                        members.insert("limit".into(), v);
-                    }
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<::std::string::String>("prefix")?
-                    {
-                        members.insert("prefix".into(), v);
-                    }
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::ListNodesRequest| async move {
-                    ::pactum::pagination::serve_page(
-                            &cursors,
-                            &super::operations::LIST_NODES,
-                            "after",
-                            input,
-                            |i: &mut super::ListNodesRequest| &mut i.after,
-                            |o: &mut super::ListNodesResponse| &mut o.more,
-                            move |input| async move {
-                                service.list_nodes(ctx, input).await
-                            },
+            .route(
+                "/v1/eval",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::EVAL,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
                         )
-                        .await
-                },
+                    },
+                    |service, _, ctx, input: super::EvalRequest| async move {
+                        service.eval(ctx, input).await
+                    },
+                ),
             )
-            .await
-    }
-
-    async fn __list_paths<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        let cursors = ::core::clone::Clone::clone(&state.config.cursors);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::LIST_PATHS,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<::std::string::String>("page_token")?
-                    {
-                        members.insert("page_token".into(), v);
-                    }
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::ListPathsRequest| async move {
-                    ::pactum::pagination::serve_page(
-                            &cursors,
-                            &super::operations::LIST_PATHS,
-                            "page_token",
-                            input,
-                            |i: &mut super::ListPathsRequest| &mut i.page_token,
-                            |o: &mut super::ListPathsResponse| &mut o.next_page_token,
-                            move |input| async move {
-                                service.list_paths(ctx, input).await
-                            },
+            .route(
+                "/v1/nodes",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::LIST_NODES,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<::std::string::String>("after")?
+                        {
+                            members.insert("after".into(), v);
+                        }
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<u32>("limit")?
+                        {
+                            members.insert("limit".into(), v);
+                        }
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<::std::string::String>("prefix")?
+                        {
+                            members.insert("prefix".into(), v);
+                        }
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, config, ctx, input: super::ListNodesRequest| async move {
+                        let cursors = ::core::clone::Clone::clone(&config.cursors);
+                        ::pactum::pagination::serve_page(
+                                &cursors,
+                                &super::operations::LIST_NODES,
+                                "after",
+                                input,
+                                |i: &mut super::ListNodesRequest| &mut i.after,
+                                |o: &mut super::ListNodesResponse| &mut o.more,
+                                move |input| async move {
+                                    service.list_nodes(ctx, input).await
+                                },
+                            )
+                            .await
+                    },
+                ),
+            )
+            .route(
+                "/v1/paths",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::LIST_PATHS,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<::std::string::String>("page_token")?
+                        {
+                            members.insert("page_token".into(), v);
+                        }
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, config, ctx, input: super::ListPathsRequest| async move {
+                        let cursors = ::core::clone::Clone::clone(&config.cursors);
+                        ::pactum::pagination::serve_page(
+                                &cursors,
+                                &super::operations::LIST_PATHS,
+                                "page_token",
+                                input,
+                                |i: &mut super::ListPathsRequest| &mut i.page_token,
+                                |o: &mut super::ListPathsResponse| &mut o.next_page_token,
+                                move |input| async move {
+                                    service.list_paths(ctx, input).await
+                                },
+                            )
+                            .await
+                    },
+                ),
+            )
+            .route(
+                "/v1/tail",
+                ::pactum::rest::server::stream_endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::TAIL,
+                    &config,
+                    &service,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<u64>("from")?
+                        {
+                            members.insert("from".into(), v);
+                        }
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<u64>("fail_at")?
+                        {
+                            members.insert("fail_at".into(), v);
+                        }
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<bool>("endless")?
+                        {
+                            members.insert("endless".into(), v);
+                        }
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<bool>("quiet")?
+                        {
+                            members.insert("quiet".into(), v);
+                        }
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<u32>("pad")?
+                        {
+                            members.insert("pad".into(), v);
+                        }
+                        if let ::core::option::Option::Some(v) = incoming
+                            .resumed::<u64>("from")?
+                        {
+                            members.insert("from".into(), v);
+                        }
+                        ::core::result::Result::Ok(members)
+                    },
+                    ::core::option::Option::Some(|o: &super::TailResponse| ::pactum::rest::client::param_text(
+                        &o.n,
+                    )),
+                    |service, _, ctx, input: super::TailRequest| async move {
+                        service.tail(ctx, input).await
+                    },
+                ),
+            )
+            .route(
+                "/v1/walk",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::WALK,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
                         )
-                        .await
-                },
+                    },
+                    |service, _, ctx, input: super::Node| async move {
+                        service.walk(ctx, input).await
+                    },
+                ),
             )
-            .await
-    }
-
-    async fn __eval<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::EVAL,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, input: super::EvalRequest| async move {
-                    service.eval(ctx, input).await
-                },
-            )
-            .await
-    }
-
-    async fn __walk<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::WALK,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, input: super::Node| async move {
-                    service.walk(ctx, input).await
-                },
-            )
-            .await
-    }
-
-    async fn __echo<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::ECHO,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members
-                        .insert(
-                            "path".into(),
-                            incoming.path::<::std::string::String>("path")?,
-                        );
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::Fields| async move {
-                    service.echo(ctx, input).await
-                },
-            )
-            .await
     }
 
     /// A typed REST client for `adversarial` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
@@ -1695,1077 +1658,27 @@ est\x1a!.adversarial.v1.ListNodesResponse\x12P\x0a\x09ListPaths\x12\x20.adversar
 Request\x1a!.adversarial.v1.ListPathsResponse\x129\x0a\x04Eval\x12\x1b.adversarial.v1.EvalReques\
 t\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x14.adversarial.v\
 1.Node\x126\x0a\x04Echo\x12\x16.adversarial.v1.Fields\x1a\x16.adversarial.v1.Fieldsb\x06proto3";
-    /// Protobuf messages of the types the gRPC operations use.
-    #[allow(missing_docs, clippy::all)]
-    pub mod pb {
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Add {
-            #[prost(message, optional, boxed, tag = "1")]
-            pub left: ::core::option::Option<::std::boxed::Box<Expr>>,
-            #[prost(message, optional, boxed, tag = "2")]
-            pub right: ::core::option::Option<::std::boxed::Box<Expr>>,
-            #[prost(message, repeated, tag = "3")]
-            pub terms: ::std::vec::Vec<Expr>,
-            #[prost(message, optional, boxed, tag = "4")]
-            pub maybe: ::core::option::Option<::std::boxed::Box<Expr>>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Box {
-            #[prost(string, tag = "1")]
-            pub label: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Context {
-            #[prost(uint32, tag = "1")]
-            pub depth: u32,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Err {
-            #[prost(string, tag = "1")]
-            pub reason: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct EvalRequest {
-            #[prost(message, optional, tag = "1")]
-            pub expr: ::core::option::Option<Expr>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Expr {
-            #[prost(oneof = "expr::Variant", tags = "1, 2, 3")]
-            pub r#type: ::core::option::Option<expr::Variant>,
-        }
-
-        pub mod expr {
-            #[derive(
-                ::core::clone::Clone,
-                ::core::cmp::PartialEq,
-                ::core::fmt::Debug,
-                ::pactum::grpc::prost::Oneof
-            )]
-            #[prost(prost_path = "::pactum::grpc::prost")]
-            #[prost(skip_debug)]
-            pub enum Variant {
-                #[prost(message, tag = "1")]
-                Lit(super::Lit),
-                #[prost(message, tag = "2")]
-                Add(super::Add),
-                #[prost(message, tag = "3")]
-                Match(super::Box),
-            }
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Fields {
-            #[prost(message, optional, tag = "1")]
-            pub r#box: ::core::option::Option<Box>,
-            #[prost(message, optional, tag = "2")]
-            pub vec: ::core::option::Option<Vec>,
-            #[prost(message, optional, tag = "3")]
-            pub ok: ::core::option::Option<Ok>,
-            #[prost(message, optional, tag = "4")]
-            pub err: ::core::option::Option<Err>,
-            #[prost(int32, optional, tag = "5")]
-            pub some: ::core::option::Option<i32>,
-            #[prost(message, optional, tag = "6")]
-            pub ctx: ::core::option::Option<Context>,
-            #[prost(string, tag = "7")]
-            pub input: ::std::string::String,
-            #[prost(string, tag = "8")]
-            pub output: ::std::string::String,
-            #[prost(string, tag = "9")]
-            pub path: ::std::string::String,
-            #[prost(string, tag = "10")]
-            pub query: ::std::string::String,
-            #[prost(string, tag = "11")]
-            pub body: ::std::string::String,
-            #[prost(string, tag = "12")]
-            pub state: ::std::string::String,
-            #[prost(string, tag = "13")]
-            pub service: ::std::string::String,
-            #[prost(string, tag = "14")]
-            pub client: ::std::string::String,
-            #[prost(message, optional, tag = "15")]
-            pub router: ::core::option::Option<Router>,
-            #[prost(string, tag = "16")]
-            pub request: ::std::string::String,
-            #[prost(string, tag = "17")]
-            pub response: ::std::string::String,
-            #[prost(string, tag = "18")]
-            pub headers: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ListNodesRequest {
-            #[prost(string, optional, tag = "1")]
-            pub after: ::core::option::Option<::std::string::String>,
-            #[prost(uint32, optional, tag = "2")]
-            pub limit: ::core::option::Option<u32>,
-            #[prost(string, optional, tag = "3")]
-            pub prefix: ::core::option::Option<::std::string::String>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ListNodesResponse {
-            #[prost(message, repeated, tag = "1")]
-            pub nodes: ::std::vec::Vec<Node>,
-            #[prost(string, optional, tag = "2")]
-            pub more: ::core::option::Option<::std::string::String>,
-            #[prost(uint32, tag = "3")]
-            pub total: u32,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ListPathsRequest {
-            #[prost(string, optional, tag = "1")]
-            pub page_token: ::core::option::Option<::std::string::String>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ListPathsResponse {
-            #[prost(string, repeated, tag = "1")]
-            pub paths: ::std::vec::Vec<::std::string::String>,
-            #[prost(string, optional, tag = "2")]
-            pub next_page_token: ::core::option::Option<::std::string::String>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Lit {
-            #[prost(int64, tag = "1")]
-            pub value: i64,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Node {
-            #[prost(string, tag = "1")]
-            pub name: ::std::string::String,
-            #[prost(message, optional, boxed, tag = "2")]
-            pub next: ::core::option::Option<::std::boxed::Box<Node>>,
-            #[prost(message, repeated, tag = "3")]
-            pub children: ::std::vec::Vec<Node>,
-            #[prost(btree_map = "string, message", tag = "4")]
-            pub index: ::std::collections::BTreeMap<::std::string::String, Node>,
-            #[prost(message, optional, boxed, tag = "5")]
-            pub link: ::core::option::Option<::std::boxed::Box<Node>>,
-            #[prost(message, repeated, tag = "6")]
-            pub paths: ::std::vec::Vec<ListOfString>,
-            #[prost(btree_map = "string, message", tag = "7")]
-            pub groups: ::std::collections::BTreeMap<::std::string::String, ListOfNode>,
-            #[prost(message, repeated, tag = "8")]
-            pub maybe_counts: ::std::vec::Vec<OptionalUint32>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Ok {
-            #[prost(bool, tag = "1")]
-            pub fine: bool,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Router {
-            #[prost(string, tag = "1")]
-            pub path: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct TailRequest {
-            #[prost(uint64, optional, tag = "1")]
-            pub from: ::core::option::Option<u64>,
-            #[prost(uint64, optional, tag = "2")]
-            pub fail_at: ::core::option::Option<u64>,
-            #[prost(bool, optional, tag = "3")]
-            pub endless: ::core::option::Option<bool>,
-            #[prost(bool, optional, tag = "4")]
-            pub quiet: ::core::option::Option<bool>,
-            #[prost(uint32, optional, tag = "5")]
-            pub pad: ::core::option::Option<u32>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct TailResponse {
-            #[prost(uint64, tag = "1")]
-            pub n: u64,
-            #[prost(string, tag = "2")]
-            pub pad: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Vec {
-            #[prost(string, repeated, tag = "1")]
-            pub items: ::std::vec::Vec<::std::string::String>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Gone {
-            #[prost(uint64, tag = "1")]
-            pub at: u64,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ListOfNode {
-            #[prost(message, repeated, tag = "1")]
-            pub items: ::std::vec::Vec<Node>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ListOfString {
-            #[prost(string, repeated, tag = "1")]
-            pub items: ::std::vec::Vec<::std::string::String>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct OptionalUint32 {
-            #[prost(uint32, optional, tag = "1")]
-            pub value: ::core::option::Option<u32>,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn add_to_pb(v: super::Add) -> pb::Add {
-        pb::Add {
-            left: ::core::option::Option::Some(
-                ::std::boxed::Box::new(expr_to_pb(*v.left)),
-            ),
-            right: ::core::option::Option::Some(
-                ::std::boxed::Box::new(expr_to_pb(*v.right)),
-            ),
-            terms: v.terms.into_iter().map(|v| expr_to_pb(v)).collect(),
-            maybe: match v.maybe {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(::std::boxed::Box::new(expr_to_pb(*v)))
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn add_from_pb(
-        v: pb::Add,
-    ) -> ::core::result::Result<super::Add, ::std::string::String> {
-        ::core::result::Result::Ok(super::Add {
-            left: {
-                let v = v.left.ok_or_else(|| ::pactum::grpc::missing("left"))?;
-                ::std::boxed::Box::new(expr_from_pb(*v)?)
-            },
-            right: {
-                let v = v.right.ok_or_else(|| ::pactum::grpc::missing("right"))?;
-                ::std::boxed::Box::new(expr_from_pb(*v)?)
-            },
-            terms: v
-                .terms
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(expr_from_pb(v)?)
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-            maybe: match v.maybe {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(
-                        ::std::boxed::Box::new(expr_from_pb(*v)?),
-                    )
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn box_to_pb(v: super::Box) -> pb::Box {
-        pb::Box { label: v.label }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn box_from_pb(
-        v: pb::Box,
-    ) -> ::core::result::Result<super::Box, ::std::string::String> {
-        ::core::result::Result::Ok(super::Box { label: v.label })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn context_to_pb(v: super::Context) -> pb::Context {
-        pb::Context { depth: v.depth }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn context_from_pb(
-        v: pb::Context,
-    ) -> ::core::result::Result<super::Context, ::std::string::String> {
-        ::core::result::Result::Ok(super::Context { depth: v.depth })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn err_to_pb(v: super::Err) -> pb::Err {
-        pb::Err { reason: v.reason }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn err_from_pb(
-        v: pb::Err,
-    ) -> ::core::result::Result<super::Err, ::std::string::String> {
-        ::core::result::Result::Ok(super::Err { reason: v.reason })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn eval_request_to_pb(v: super::EvalRequest) -> pb::EvalRequest {
-        pb::EvalRequest {
-            expr: ::core::option::Option::Some(expr_to_pb(v.expr)),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn eval_request_from_pb(
-        v: pb::EvalRequest,
-    ) -> ::core::result::Result<super::EvalRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::EvalRequest {
-            expr: {
-                let v = v.expr.ok_or_else(|| ::pactum::grpc::missing("expr"))?;
-                expr_from_pb(v)?
-            },
-        })
-    }
-
-    #[allow(dead_code, deprecated)]
-    fn expr_to_pb(v: super::Expr) -> pb::Expr {
-        pb::Expr {
-            r#type: match v {
-                super::Expr::Lit(v) => {
-                    ::core::option::Option::Some(pb::expr::Variant::Lit(lit_to_pb(v)))
-                }
-                super::Expr::Add(v) => {
-                    ::core::option::Option::Some(pb::expr::Variant::Add(add_to_pb(v)))
-                }
-                super::Expr::Match(v) => {
-                    ::core::option::Option::Some(pb::expr::Variant::Match(box_to_pb(v)))
-                }
-                super::Expr::Unrecognized(_) => ::core::option::Option::None,
-            },
-        }
-    }
-
-    #[allow(dead_code, deprecated)]
-    fn expr_from_pb(
-        v: pb::Expr,
-    ) -> ::core::result::Result<super::Expr, ::std::string::String> {
-        ::core::result::Result::Ok(
-            match v.r#type {
-                ::core::option::Option::Some(pb::expr::Variant::Lit(v)) => {
-                    super::Expr::Lit(lit_from_pb(v)?)
-                }
-                ::core::option::Option::Some(pb::expr::Variant::Add(v)) => {
-                    super::Expr::Add(add_from_pb(v)?)
-                }
-                ::core::option::Option::Some(pb::expr::Variant::Match(v)) => {
-                    super::Expr::Match(box_from_pb(v)?)
-                }
-                ::core::option::Option::None => {
-                    super::Expr::Unrecognized(::core::default::Default::default())
-                }
-            },
-        )
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn fields_to_pb(v: super::Fields) -> pb::Fields {
-        pb::Fields {
-            r#box: ::core::option::Option::Some(box_to_pb(v.r#box)),
-            vec: ::core::option::Option::Some(vec_to_pb(v.vec)),
-            ok: ::core::option::Option::Some(ok_to_pb(v.ok)),
-            err: ::core::option::Option::Some(err_to_pb(v.err)),
-            some: v.some.map(|v| some_to_pb(&v)),
-            ctx: ::core::option::Option::Some(context_to_pb(v.ctx)),
-            input: v.input,
-            output: v.output,
-            path: v.path,
-            query: v.query,
-            body: v.body,
-            state: v.state,
-            service: v.service,
-            client: v.client,
-            router: ::core::option::Option::Some(router_to_pb(v.router)),
-            request: v.request,
-            response: v.response,
-            headers: v.headers,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn fields_from_pb(
-        v: pb::Fields,
-    ) -> ::core::result::Result<super::Fields, ::std::string::String> {
-        ::core::result::Result::Ok(super::Fields {
-            r#box: {
-                let v = v.r#box.ok_or_else(|| ::pactum::grpc::missing("box"))?;
-                box_from_pb(v)?
-            },
-            vec: {
-                let v = v.vec.ok_or_else(|| ::pactum::grpc::missing("vec"))?;
-                vec_from_pb(v)?
-            },
-            ok: {
-                let v = v.ok.ok_or_else(|| ::pactum::grpc::missing("ok"))?;
-                ok_from_pb(v)?
-            },
-            err: {
-                let v = v.err.ok_or_else(|| ::pactum::grpc::missing("err"))?;
-                err_from_pb(v)?
-            },
-            some: match v.some {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(some_from_pb(v))
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            ctx: {
-                let v = v.ctx.ok_or_else(|| ::pactum::grpc::missing("ctx"))?;
-                context_from_pb(v)?
-            },
-            input: v.input,
-            output: v.output,
-            path: v.path,
-            query: v.query,
-            body: v.body,
-            state: v.state,
-            service: v.service,
-            client: v.client,
-            router: {
-                let v = v.router.ok_or_else(|| ::pactum::grpc::missing("router"))?;
-                router_from_pb(v)?
-            },
-            request: v.request,
-            response: v.response,
-            headers: v.headers,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn list_nodes_request_to_pb(v: super::ListNodesRequest) -> pb::ListNodesRequest {
-        pb::ListNodesRequest {
-            after: v.after.map(|v| v),
-            limit: v.limit.map(|v| v),
-            prefix: v.prefix.map(|v| v),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn list_nodes_request_from_pb(
-        v: pb::ListNodesRequest,
-    ) -> ::core::result::Result<super::ListNodesRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::ListNodesRequest {
-            after: match v.after {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            limit: match v.limit {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            prefix: match v.prefix {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn list_nodes_response_to_pb(v: super::ListNodesResponse) -> pb::ListNodesResponse {
-        pb::ListNodesResponse {
-            nodes: v.nodes.into_iter().map(|v| node_to_pb(v)).collect(),
-            more: v.more.map(|v| v),
-            total: v.total,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn list_nodes_response_from_pb(
-        v: pb::ListNodesResponse,
-    ) -> ::core::result::Result<super::ListNodesResponse, ::std::string::String> {
-        ::core::result::Result::Ok(super::ListNodesResponse {
-            nodes: v
-                .nodes
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(node_from_pb(v)?)
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-            more: match v.more {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            total: v.total,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn list_paths_request_to_pb(v: super::ListPathsRequest) -> pb::ListPathsRequest {
-        pb::ListPathsRequest {
-            page_token: v.page_token.map(|v| v),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn list_paths_request_from_pb(
-        v: pb::ListPathsRequest,
-    ) -> ::core::result::Result<super::ListPathsRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::ListPathsRequest {
-            page_token: match v.page_token {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn list_paths_response_to_pb(v: super::ListPathsResponse) -> pb::ListPathsResponse {
-        pb::ListPathsResponse {
-            paths: v.paths.into_iter().map(|v| v).collect(),
-            next_page_token: v.next_page_token.map(|v| v),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn list_paths_response_from_pb(
-        v: pb::ListPathsResponse,
-    ) -> ::core::result::Result<super::ListPathsResponse, ::std::string::String> {
-        ::core::result::Result::Ok(super::ListPathsResponse {
-            paths: v
-                .paths
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(v)
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-            next_page_token: match v.next_page_token {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn lit_to_pb(v: super::Lit) -> pb::Lit {
-        pb::Lit { value: v.value }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn lit_from_pb(
-        v: pb::Lit,
-    ) -> ::core::result::Result<super::Lit, ::std::string::String> {
-        ::core::result::Result::Ok(super::Lit { value: v.value })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn node_to_pb(v: super::Node) -> pb::Node {
-        pb::Node {
-            name: v.name,
-            next: match v.next {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(::std::boxed::Box::new(node_to_pb(*v)))
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            children: v.children.into_iter().map(|v| node_to_pb(v)).collect(),
-            index: v.index.into_iter().map(|(k, v)| (k, node_to_pb(v))).collect(),
-            link: match v.link {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(
-                        ::std::boxed::Box::new(node_to_pb((*v).0)),
-                    )
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            paths: v
-                .paths
-                .into_iter()
-                .map(|v| pb::ListOfString {
-                    items: v.into_iter().map(|v| v).collect(),
-                })
-                .collect(),
-            groups: v
-                .groups
-                .into_iter()
-                .map(|(k, v)| (
-                    k,
-                    pb::ListOfNode {
-                        items: v.into_iter().map(|v| node_to_pb(v)).collect(),
-                    },
-                ))
-                .collect(),
-            maybe_counts: v
-                .maybe_counts
-                .into_iter()
-                .map(|v| pb::OptionalUint32 {
-                    value: v.map(|v| v),
-                })
-                .collect(),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn node_from_pb(
-        v: pb::Node,
-    ) -> ::core::result::Result<super::Node, ::std::string::String> {
-        ::core::result::Result::Ok(super::Node {
-            name: v.name,
-            next: match v.next {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(
-                        ::std::boxed::Box::new(node_from_pb(*v)?),
-                    )
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            children: v
-                .children
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(node_from_pb(v)?)
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-            index: v
-                .index
-                .into_iter()
-                .map(|(k, v)| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok((k, node_from_pb(v)?))
-                })
-                .collect::<
-                    ::core::result::Result<::std::collections::BTreeMap<_, _>, _>,
-                >()?,
-            link: match v.link {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(
-                        ::std::boxed::Box::new(super::NodeRef(node_from_pb(*v)?)),
-                    )
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            paths: v
-                .paths
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(
-                        v
-                            .items
-                            .into_iter()
-                            .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                                ::core::result::Result::Ok(v)
-                            })
-                            .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-                    )
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-            groups: v
-                .groups
-                .into_iter()
-                .map(|(k, v)| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok((
-                        k,
-                        v
-                            .items
-                            .into_iter()
-                            .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                                ::core::result::Result::Ok(node_from_pb(v)?)
-                            })
-                            .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-                    ))
-                })
-                .collect::<
-                    ::core::result::Result<::std::collections::BTreeMap<_, _>, _>,
-                >()?,
-            maybe_counts: v
-                .maybe_counts
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(
-                        match v.value {
-                            ::core::option::Option::Some(v) => {
-                                ::core::option::Option::Some(v)
-                            }
-                            ::core::option::Option::None => ::core::option::Option::None,
-                        },
-                    )
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn ok_to_pb(v: super::Ok) -> pb::Ok {
-        pb::Ok { fine: v.fine }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn ok_from_pb(
-        v: pb::Ok,
-    ) -> ::core::result::Result<super::Ok, ::std::string::String> {
-        ::core::result::Result::Ok(super::Ok { fine: v.fine })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn router_to_pb(v: super::Router) -> pb::Router {
-        pb::Router { path: v.path }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn router_from_pb(
-        v: pb::Router,
-    ) -> ::core::result::Result<super::Router, ::std::string::String> {
-        ::core::result::Result::Ok(super::Router { path: v.path })
-    }
-
-    #[allow(dead_code)]
-    fn some_to_pb(v: &super::Some) -> i32 {
-        match v {
-            super::Some::A => 1i32,
-            super::Some::B => 2i32,
-            super::Some::Unrecognized(other) => other.parse().unwrap_or(0),
-        }
-    }
-
-    #[allow(dead_code)]
-    fn some_from_pb(n: i32) -> super::Some {
-        match n {
-            1i32 => super::Some::A,
-            2i32 => super::Some::B,
-            other => {
-                super::Some::Unrecognized(::std::string::ToString::to_string(&other))
-            }
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn tail_request_to_pb(v: super::TailRequest) -> pb::TailRequest {
-        pb::TailRequest {
-            from: v.from.map(|v| v),
-            fail_at: v.fail_at.map(|v| v),
-            endless: v.endless.map(|v| v),
-            quiet: v.quiet.map(|v| v),
-            pad: v.pad.map(|v| v),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn tail_request_from_pb(
-        v: pb::TailRequest,
-    ) -> ::core::result::Result<super::TailRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::TailRequest {
-            from: match v.from {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            fail_at: match v.fail_at {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            endless: match v.endless {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            quiet: match v.quiet {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            pad: match v.pad {
-                ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn tail_response_to_pb(v: super::TailResponse) -> pb::TailResponse {
-        pb::TailResponse {
-            n: v.n,
-            pad: v.pad,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn tail_response_from_pb(
-        v: pb::TailResponse,
-    ) -> ::core::result::Result<super::TailResponse, ::std::string::String> {
-        ::core::result::Result::Ok(super::TailResponse {
-            n: v.n,
-            pad: v.pad,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn vec_to_pb(v: super::Vec) -> pb::Vec {
-        pb::Vec {
-            items: v.items.into_iter().map(|v| v).collect(),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn vec_from_pb(
-        v: pb::Vec,
-    ) -> ::core::result::Result<super::Vec, ::std::string::String> {
-        ::core::result::Result::Ok(super::Vec {
-            items: v
-                .items
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(v)
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn gone_to_pb(v: super::Gone) -> pb::Gone {
-        pb::Gone { at: v.at }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn gone_from_pb(
-        v: pb::Gone,
-    ) -> ::core::result::Result<super::Gone, ::std::string::String> {
-        ::core::result::Result::Ok(super::Gone { at: v.at })
-    }
-
-    fn tail_error_detail(e: &super::TailError) -> ::pactum::grpc::prost_types::Any {
-        match e {
-            super::TailError::Gone(e) => {
-                ::pactum::grpc::prost_types::Any {
-                    type_url: "type.googleapis.com/adversarial.v1.Gone".into(),
-                    value: ::pactum::grpc::prost::Message::encode_to_vec(
-                        &gone_to_pb(::core::clone::Clone::clone(e)),
-                    ),
-                }
-            }
-        }
-    }
-
-    fn tail_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::TailError> {
-        match any.type_url.as_str() {
-            "type.googleapis.com/adversarial.v1.Gone" => {
-                let m = <pb::Gone as ::pactum::grpc::prost::Message>::decode(&*any.value)
-                    .ok()?;
-                gone_from_pb(m).ok().map(super::TailError::Gone)
-            }
-            _ => ::core::option::Option::None,
-        }
-    }
-
-    fn list_nodes_error_detail(
-        e: &super::ListNodesError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn list_nodes_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::ListNodesError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
-
-    fn list_paths_error_detail(
-        e: &super::ListPathsError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn list_paths_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::ListPathsError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
-
-    fn eval_error_detail(e: &super::EvalError) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn eval_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::EvalError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
-
-    fn walk_error_detail(e: &super::WalkError) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn walk_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::WalkError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
-
-    fn echo_error_detail(e: &super::EchoError) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn echo_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::EchoError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
+    ::pactum::__grpc_error_details!(
+        tail_error_detail, tail_error_from_detail, TailError, "adversarial.v1" { Gone =
+        "Gone" }
+    );
+    ::pactum::__grpc_error_details!(
+        list_nodes_error_detail, list_nodes_error_from_detail, ListNodesError,
+        "adversarial.v1" {}
+    );
+    ::pactum::__grpc_error_details!(
+        list_paths_error_detail, list_paths_error_from_detail, ListPathsError,
+        "adversarial.v1" {}
+    );
+    ::pactum::__grpc_error_details!(
+        eval_error_detail, eval_error_from_detail, EvalError, "adversarial.v1" {}
+    );
+    ::pactum::__grpc_error_details!(
+        walk_error_detail, walk_error_from_detail, WalkError, "adversarial.v1" {}
+    );
+    ::pactum::__grpc_error_details!(
+        echo_error_detail, echo_error_from_detail, EchoError, "adversarial.v1" {}
+    );
 
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
@@ -2799,8 +1712,8 @@ t\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x
                                     &super::operations::TAIL,
                                     &config,
                                     request,
-                                    tail_request_from_pb,
-                                    tail_response_to_pb,
+                                    ::pactum::grpc::proto::Decoded::finish,
+                                    ::core::convert::identity,
                                     tail_error_detail,
                                     move |ctx, input| async move { s.tail(ctx, input).await },
                                 )
@@ -2823,8 +1736,8 @@ t\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x
                                     &super::operations::LIST_NODES,
                                     &config,
                                     request,
-                                    list_nodes_request_from_pb,
-                                    list_nodes_response_to_pb,
+                                    ::pactum::grpc::proto::Decoded::finish,
+                                    ::core::convert::identity,
                                     list_nodes_error_detail,
                                     move |ctx, input| async move {
                                         ::pactum::pagination::serve_page(
@@ -2858,8 +1771,8 @@ t\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x
                                     &super::operations::LIST_PATHS,
                                     &config,
                                     request,
-                                    list_paths_request_from_pb,
-                                    list_paths_response_to_pb,
+                                    ::pactum::grpc::proto::Decoded::finish,
+                                    ::core::convert::identity,
                                     list_paths_error_detail,
                                     move |ctx, input| async move {
                                         ::pactum::pagination::serve_page(
@@ -2881,72 +1794,33 @@ t\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x
             )
             .route(
                 "/adversarial.v1.AdversarialService/Eval",
-                ::pactum::router::axum::routing::post({
-                    let s = ::std::sync::Arc::clone(&service);
-                    let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::router::axum::extract::Request| {
-                        let s = ::std::sync::Arc::clone(&s);
-                        let config = ::std::sync::Arc::clone(&config);
-                        async move {
-                            ::pactum::grpc::unary(
-                                    &super::operations::EVAL,
-                                    &config,
-                                    request,
-                                    eval_request_from_pb,
-                                    expr_to_pb,
-                                    eval_error_detail,
-                                    move |ctx, input| async move { s.eval(ctx, input).await },
-                                )
-                                .await
-                        }
-                    }
-                }),
+                ::pactum::grpc::unary_route(
+                    &super::operations::EVAL,
+                    &config,
+                    &service,
+                    eval_error_detail,
+                    |s, ctx, input| async move { s.eval(ctx, input).await },
+                ),
             )
             .route(
                 "/adversarial.v1.AdversarialService/Walk",
-                ::pactum::router::axum::routing::post({
-                    let s = ::std::sync::Arc::clone(&service);
-                    let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::router::axum::extract::Request| {
-                        let s = ::std::sync::Arc::clone(&s);
-                        let config = ::std::sync::Arc::clone(&config);
-                        async move {
-                            ::pactum::grpc::unary(
-                                    &super::operations::WALK,
-                                    &config,
-                                    request,
-                                    node_from_pb,
-                                    node_to_pb,
-                                    walk_error_detail,
-                                    move |ctx, input| async move { s.walk(ctx, input).await },
-                                )
-                                .await
-                        }
-                    }
-                }),
+                ::pactum::grpc::unary_route(
+                    &super::operations::WALK,
+                    &config,
+                    &service,
+                    walk_error_detail,
+                    |s, ctx, input| async move { s.walk(ctx, input).await },
+                ),
             )
             .route(
                 "/adversarial.v1.AdversarialService/Echo",
-                ::pactum::router::axum::routing::post({
-                    let s = ::std::sync::Arc::clone(&service);
-                    let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::router::axum::extract::Request| {
-                        let s = ::std::sync::Arc::clone(&s);
-                        let config = ::std::sync::Arc::clone(&config);
-                        async move {
-                            ::pactum::grpc::unary(
-                                    &super::operations::ECHO,
-                                    &config,
-                                    request,
-                                    fields_from_pb,
-                                    fields_to_pb,
-                                    echo_error_detail,
-                                    move |ctx, input| async move { s.echo(ctx, input).await },
-                                )
-                                .await
-                        }
-                    }
-                }),
+                ::pactum::grpc::unary_route(
+                    &super::operations::ECHO,
+                    &config,
+                    &service,
+                    echo_error_detail,
+                    |s, ctx, input| async move { s.echo(ctx, input).await },
+                ),
             )
     }
 
@@ -3009,8 +1883,8 @@ t\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x
                 .server_streaming(
                     &super::operations::TAIL,
                     "/adversarial.v1.AdversarialService/Tail",
-                    tail_request_to_pb(::core::clone::Clone::clone(input)),
-                    tail_response_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     tail_error_from_detail,
                 )
                 .await
@@ -3028,8 +1902,8 @@ t\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x
                 .unary(
                     &super::operations::LIST_NODES,
                     "/adversarial.v1.AdversarialService/ListNodes",
-                    list_nodes_request_to_pb(::core::clone::Clone::clone(input)),
-                    list_nodes_response_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     list_nodes_error_from_detail,
                 )
                 .await
@@ -3072,8 +1946,8 @@ t\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x
                 .unary(
                     &super::operations::LIST_PATHS,
                     "/adversarial.v1.AdversarialService/ListPaths",
-                    list_paths_request_to_pb(::core::clone::Clone::clone(input)),
-                    list_paths_response_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     list_paths_error_from_detail,
                 )
                 .await
@@ -3116,8 +1990,8 @@ t\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x
                 .unary(
                     &super::operations::EVAL,
                     "/adversarial.v1.AdversarialService/Eval",
-                    eval_request_to_pb(::core::clone::Clone::clone(input)),
-                    expr_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     eval_error_from_detail,
                 )
                 .await
@@ -3135,8 +2009,8 @@ t\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x
                 .unary(
                     &super::operations::WALK,
                     "/adversarial.v1.AdversarialService/Walk",
-                    node_to_pb(::core::clone::Clone::clone(input)),
-                    node_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     walk_error_from_detail,
                 )
                 .await
@@ -3154,11 +2028,172 @@ t\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x
                 .unary(
                     &super::operations::ECHO,
                     "/adversarial.v1.AdversarialService/Echo",
-                    fields_to_pb(::core::clone::Clone::clone(input)),
-                    fields_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     echo_error_from_detail,
                 )
                 .await
         }
     }
+}
+
+/// The protobuf encoding of this contract's types that gRPC operations reach: the
+/// types themselves are the messages.
+#[allow(deprecated)]
+mod protobuf {
+    ::pactum::__requires_feature!(grpc);
+    ::pactum::__grpc_struct!(
+        super::Node { name : 1 plain 0 "name", next : 2 optional 1 "next", children : 3
+        plain 2 "children", index : 4 plain 3 "index", link : 5 optional 4 "link", paths
+        : 6 plain 5 "paths", groups : 7 plain 6 "groups", maybe_counts : 8 plain 7
+        "maybe_counts" } required {}
+    );
+    ::pactum::__grpc_struct!(super::Box { label : 1 plain 0 "label" } required {});
+    ::pactum::__grpc_struct!(super::Vec { items : 1 plain 0 "items" } required {});
+    ::pactum::__grpc_struct!(super::Ok { fine : 1 plain 0 "fine" } required {});
+    ::pactum::__grpc_struct!(super::Err { reason : 1 plain 0 "reason" } required {});
+    ::pactum::__grpc_enum!(super::Some { A = 1, B = 2 });
+    ::pactum::__grpc_struct!(super::Context { depth : 1 plain 0 "depth" } required {});
+    ::pactum::__grpc_struct!(super::Router { path : 1 plain 0 "path" } required {});
+    ::pactum::__grpc_struct!(
+        super::Fields { r#box : 1 plain 0 "box", vec : 2 plain 1 "vec", ok : 3 plain 2
+        "ok", err : 4 plain 3 "err", some : 5 optional 4 "some", ctx : 6 plain 5 "ctx",
+        input : 7 plain 6 "input", output : 8 plain 7 "output", path : 9 plain 8 "path",
+        query : 10 plain 9 "query", body : 11 plain 10 "body", state : 12 plain 11
+        "state", service : 13 plain 12 "service", client : 14 plain 13 "client", router :
+        15 plain 14 "router", request : 16 plain 15 "request", response : 17 plain 16
+        "response", headers : 18 plain 17 "headers" } required { 0 r#box "box", 1 vec
+        "vec", 2 ok "ok", 3 err "err", 5 ctx "ctx", 14 router "router" }
+    );
+
+    impl ::core::default::Default for super::Expr {
+        fn default() -> Self {
+            super::Expr::Unrecognized(::core::default::Default::default())
+        }
+    }
+
+    impl ::pactum::grpc::proto::Message for super::Expr {
+        fn encode_fields(&self, buf: &mut impl ::pactum::grpc::proto::BufMut) {
+            match self {
+                super::Expr::Lit(v) => ::pactum::grpc::proto::field(1, v, buf),
+                super::Expr::Add(v) => ::pactum::grpc::proto::field(2, v, buf),
+                super::Expr::Match(v) => ::pactum::grpc::proto::field(3, v, buf),
+                super::Expr::Unrecognized(_) => {}
+            }
+        }
+
+        fn fields_len(&self) -> usize {
+            match self {
+                super::Expr::Lit(v) => ::pactum::grpc::proto::field_len(1, v),
+                super::Expr::Add(v) => ::pactum::grpc::proto::field_len(2, v),
+                super::Expr::Match(v) => ::pactum::grpc::proto::field_len(3, v),
+                super::Expr::Unrecognized(_) => 0,
+            }
+        }
+
+        fn merge_field(
+            &mut self,
+            tag: u32,
+            wire_type: ::pactum::grpc::proto::WireType,
+            buf: &mut impl ::pactum::grpc::proto::Buf,
+            ctx: ::pactum::grpc::proto::DecodeContext,
+            seen: &mut ::pactum::grpc::proto::Seen,
+        ) -> ::core::result::Result<(), ::pactum::grpc::proto::DecodeError> {
+            match tag {
+                1 => {
+                    seen.note(
+                        0,
+                        ::pactum::grpc::proto::merge_variant(
+                            self,
+                            |u| match u {
+                                super::Expr::Lit(v) => ::core::option::Option::Some(v),
+                                _ => ::core::option::Option::None,
+                            },
+                            super::Expr::Lit,
+                            wire_type,
+                            buf,
+                            ctx,
+                            "lit",
+                        ),
+                    )
+                }
+                2 => {
+                    seen.note(
+                        1,
+                        ::pactum::grpc::proto::merge_variant(
+                            self,
+                            |u| match u {
+                                super::Expr::Add(v) => ::core::option::Option::Some(v),
+                                _ => ::core::option::Option::None,
+                            },
+                            super::Expr::Add,
+                            wire_type,
+                            buf,
+                            ctx,
+                            "add",
+                        ),
+                    )
+                }
+                3 => {
+                    seen.note(
+                        2,
+                        ::pactum::grpc::proto::merge_variant(
+                            self,
+                            |u| match u {
+                                super::Expr::Match(v) => ::core::option::Option::Some(v),
+                                _ => ::core::option::Option::None,
+                            },
+                            super::Expr::Match,
+                            wire_type,
+                            buf,
+                            ctx,
+                            "match",
+                        ),
+                    )
+                }
+                _ => ::pactum::grpc::proto::skip(tag, wire_type, buf, ctx),
+            }
+        }
+    }
+    ::pactum::__grpc_struct!(super::Lit { value : 1 plain 0 "value" } required {});
+    ::pactum::__grpc_struct!(
+        super::Add { left : 1 plain 0 "left", right : 2 plain 1 "right", terms : 3 plain
+        2 "terms", maybe : 4 optional 3 "maybe" } required { 0 left "left", 1 right
+        "right" }
+    );
+    ::pactum::__grpc_struct!(
+        super::TailRequest { from : 1 optional 0 "from", fail_at : 2 optional 1
+        "fail_at", endless : 3 optional 2 "endless", quiet : 4 optional 3 "quiet", pad :
+        5 optional 4 "pad" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::TailResponse { n : 1 plain 0 "n", pad : 2 plain 1 "pad" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::ListNodesRequest { after : 1 optional 0 "after", limit : 2 optional 1
+        "limit", prefix : 3 optional 2 "prefix" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::ListNodesResponse { nodes : 1 plain 0 "nodes", more : 2 optional 1 "more",
+        total : 3 plain 2 "total" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::ListPathsRequest { page_token : 1 optional 0 "page_token" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::ListPathsResponse { paths : 1 plain 0 "paths", next_page_token : 2
+        optional 1 "next_page_token" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::EvalRequest { expr : 1 plain 0 "expr" } required { 0 expr "expr" }
+    );
+    ::pactum::__grpc_struct!(super::Gone { at : 1 plain 0 "at" } required {});
+    ::pactum::__grpc_message!(
+        super::Node, super::Box, super::Vec, super::Ok, super::Err, super::Context,
+        super::Router, super::Fields, super::Expr, super::Lit, super::Add,
+        super::TailRequest, super::TailResponse, super::ListNodesRequest,
+        super::ListNodesResponse, super::ListPathsRequest, super::ListPathsResponse,
+        super::EvalRequest, super::Gone
+    );
+    ::pactum::__grpc_newtype!(super::NodeRef => super::Node);
 }

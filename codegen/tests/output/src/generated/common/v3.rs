@@ -13,6 +13,7 @@ pub const OWNER: &str = "team-platform";
 /// An exact amount of money.
 ///
 /// Amounts are decimals, never floats.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -108,4 +109,16 @@ impl ::pactum::Validate for Tag {
         );
         ::pactum::Validate::validate_into(value, path, out);
     }
+}
+
+/// The protobuf encoding of this contract's types that gRPC operations reach: the
+/// types themselves are the messages.
+#[allow(deprecated)]
+mod protobuf {
+    ::pactum::__requires_feature!(grpc);
+    ::pactum::__grpc_struct!(
+        super::Money { amount : 1 plain 0 "amount", currency : 2 plain 1 "currency" }
+        required { 0 amount "amount" }
+    );
+    ::pactum::__grpc_message!(super::Money);
 }

@@ -349,6 +349,7 @@ impl ::pactum::Validate for String {
 }
 
 /// One field of every primitive.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -562,6 +563,7 @@ impl ::pactum::Validate for Keywords {
 }
 
 /// Recursive through an optional link (boxed) and a list (not boxed).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -886,6 +888,7 @@ impl ::pactum::Validate for Shape {
 }
 
 /// `Circle`: `radius`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -922,6 +925,7 @@ impl ::pactum::Validate for Circle {
 }
 
 /// `Square`: `side`.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -946,6 +950,7 @@ impl ::pactum::Validate for Square {
 }
 
 /// Unions in every position a field can hold them.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -977,6 +982,7 @@ impl ::pactum::Validate for Drawing {
 }
 
 /// Input of [`Fetch`](operations::FETCH).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -1066,6 +1072,7 @@ impl ::pactum::Validate for StoreResponse {
 }
 
 /// Input of [`Watch`](operations::WATCH).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -1090,6 +1097,7 @@ impl ::pactum::Validate for WatchRequest {
 }
 
 /// Input of [`Upload`](operations::UPLOAD).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -1114,6 +1122,7 @@ impl ::pactum::Validate for UploadRequest {
 }
 
 /// Output of [`Upload`](operations::UPLOAD).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -1138,6 +1147,7 @@ impl ::pactum::Validate for UploadResponse {
 }
 
 /// Input of [`Chat`](operations::CHAT).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -1162,6 +1172,7 @@ impl ::pactum::Validate for ChatRequest {
 }
 
 /// Output of [`Chat`](operations::CHAT).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -1212,6 +1223,7 @@ impl ::pactum::Validate for OldWayRequest {
 }
 
 /// Nothing has this id.
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -1258,6 +1270,7 @@ impl ::pactum::ErrorKind for NotThere {
 }
 
 /// Busy
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -2243,153 +2256,107 @@ pub mod rest {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
     ) -> ::pactum::router::axum::Router {
-        let state = ::std::sync::Arc::new(ServerState { service, config });
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
-            .route("/v1/drawings", ::pactum::router::axum::routing::post(__draw::<S>))
-            .route("/v1/old/{id}", ::pactum::router::axum::routing::get(__old_way::<S>))
-            .route("/v1/ping", ::pactum::router::axum::routing::head(__ping::<S>))
-            .route("/v1/things", ::pactum::router::axum::routing::put(__store::<S>))
-            .route("/v1/things/{id}", ::pactum::router::axum::routing::get(__fetch::<S>))
-            .with_state(state)
-    }
-
-    #[doc(hidden)]
-    pub struct ServerState<S> {
-        service: ::std::sync::Arc<S>,
-        config: ::pactum::router::ServerConfig,
-    }
-
-    async fn __fetch<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::FETCH,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members
-                        .insert(
-                            "id".into(),
-                            incoming.path::<::pactum::types::Uuid>("id")?,
-                        );
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::FetchRequest| async move {
-                    service.fetch(ctx, input).await
-                },
+            .route(
+                "/v1/drawings",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::DRAW,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, input: super::Drawing| async move {
+                        service.draw(ctx, input).await
+                    },
+                ),
             )
-            .await
-    }
-
-    async fn __store<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::STORE,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, input: super::StoreRequest| async move {
-                    service.store(ctx, input).await
-                },
+            .route(
+                "/v1/old/{id}",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::OLD_WAY,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Empty,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert(
+                                "id".into(),
+                                incoming.path::<::pactum::types::Uuid>("id")?,
+                            );
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::OldWayRequest| async move {
+                        service.old_way(ctx, input).await
+                    },
+                ),
             )
-            .await
-    }
-
-    async fn __ping<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::PING,
-                ::pactum::rest::Reply::Empty,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, _: ::pactum::NoInput| async move { service.ping(ctx).await },
+            .route(
+                "/v1/ping",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::HEAD,
+                    &super::operations::PING,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Empty,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, _: ::pactum::NoInput| async move {
+                        service.ping(ctx).await
+                    },
+                ),
             )
-            .await
-    }
-
-    async fn __draw<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::DRAW,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, input: super::Drawing| async move {
-                    service.draw(ctx, input).await
-                },
+            .route(
+                "/v1/things",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::PUT,
+                    &super::operations::STORE,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, input: super::StoreRequest| async move {
+                        service.store(ctx, input).await
+                    },
+                ),
             )
-            .await
-    }
-
-    async fn __old_way<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::OLD_WAY,
-                ::pactum::rest::Reply::Empty,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members
-                        .insert(
-                            "id".into(),
-                            incoming.path::<::pactum::types::Uuid>("id")?,
-                        );
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::OldWayRequest| async move {
-                    service.old_way(ctx, input).await
-                },
+            .route(
+                "/v1/things/{id}",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::FETCH,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert(
+                                "id".into(),
+                                incoming.path::<::pactum::types::Uuid>("id")?,
+                            );
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::FetchRequest| async move {
+                        service.fetch(ctx, input).await
+                    },
+                ),
             )
-            .await
     }
 
     /// A typed REST client for `features` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
@@ -2601,728 +2568,22 @@ on\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\
 \x05R\x05nanosb\x06proto3\x0aw\x0a\x1fgoogle/protobuf/timestamp.proto\x12\x0fgoogle.protobuf\";\x0a\
 \x09Timestamp\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\x18\x02\
 \x20\x01(\x05R\x05nanosb\x06proto3";
-    /// Protobuf messages of the types the gRPC operations use.
-    #[allow(missing_docs, clippy::all)]
-    pub mod pb {
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ChatRequest {
-            #[prost(string, tag = "1")]
-            pub text: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct ChatResponse {
-            #[prost(string, tag = "1")]
-            pub text: ::std::string::String,
-            #[prost(message, optional, tag = "2")]
-            pub at: ::core::option::Option<::pactum::grpc::prost_types::Timestamp>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Circle {
-            #[prost(double, tag = "1")]
-            pub radius: f64,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct CommonV3Money {
-            #[prost(string, tag = "1")]
-            pub amount: ::std::string::String,
-            #[prost(string, tag = "2")]
-            pub currency: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Drawing {
-            #[prost(message, optional, tag = "1")]
-            pub main: ::core::option::Option<Shape>,
-            #[prost(message, optional, tag = "2")]
-            pub backup: ::core::option::Option<Shape>,
-            #[prost(message, repeated, tag = "3")]
-            pub layers: ::std::vec::Vec<Shape>,
-            #[prost(btree_map = "string, message", tag = "4")]
-            pub named: ::std::collections::BTreeMap<::std::string::String, Shape>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct FetchRequest {
-            #[prost(string, tag = "1")]
-            pub id: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Primitives {
-            #[prost(bool, tag = "1")]
-            pub flag: bool,
-            #[prost(int32, tag = "2")]
-            pub small: i32,
-            #[prost(int64, tag = "3")]
-            pub big: i64,
-            #[prost(uint32, tag = "4")]
-            pub count: u32,
-            #[prost(uint64, tag = "5")]
-            pub huge: u64,
-            #[prost(double, tag = "6")]
-            pub ratio: f64,
-            #[prost(string, tag = "7")]
-            pub name: ::std::string::String,
-            #[prost(bytes = "vec", tag = "8")]
-            pub blob: ::std::vec::Vec<u8>,
-            #[prost(message, optional, tag = "9")]
-            pub at: ::core::option::Option<::pactum::grpc::prost_types::Timestamp>,
-            #[prost(message, optional, tag = "10")]
-            pub ttl: ::core::option::Option<::pactum::grpc::prost_types::Duration>,
-            #[prost(string, tag = "11")]
-            pub id: ::std::string::String,
-            #[prost(string, tag = "12")]
-            pub price: ::std::string::String,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Shape {
-            #[prost(oneof = "shape::Variant", tags = "1, 5, 2, 4")]
-            pub kind: ::core::option::Option<shape::Variant>,
-        }
-
-        pub mod shape {
-            #[derive(
-                ::core::clone::Clone,
-                ::core::cmp::PartialEq,
-                ::core::fmt::Debug,
-                ::pactum::grpc::prost::Oneof
-            )]
-            #[prost(prost_path = "::pactum::grpc::prost")]
-            #[prost(skip_debug)]
-            pub enum Variant {
-                #[prost(message, tag = "1")]
-                Circle(super::Circle),
-                #[prost(message, tag = "5")]
-                Square(super::Square),
-                #[prost(message, tag = "2")]
-                Tree(super::Tree),
-                #[prost(message, tag = "4")]
-                Price(super::CommonV3Money),
-            }
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Square {
-            #[prost(double, tag = "1")]
-            pub side: f64,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Tree {
-            #[prost(string, tag = "1")]
-            pub label: ::std::string::String,
-            #[prost(message, optional, boxed, tag = "2")]
-            pub parent: ::core::option::Option<::std::boxed::Box<Tree>>,
-            #[prost(message, repeated, tag = "3")]
-            pub children: ::std::vec::Vec<Tree>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct UploadRequest {
-            #[prost(bytes = "vec", tag = "1")]
-            pub chunk: ::std::vec::Vec<u8>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct UploadResponse {
-            #[prost(uint64, tag = "1")]
-            pub count: u64,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct WatchRequest {
-            #[prost(string, repeated, tag = "1")]
-            pub ids: ::std::vec::Vec<::std::string::String>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct NotThere {
-            #[prost(string, tag = "1")]
-            pub id: ::std::string::String,
-            #[prost(message, optional, tag = "2")]
-            pub nearest: ::core::option::Option<Shape>,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct Busy {}
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn chat_request_to_pb(v: super::ChatRequest) -> pb::ChatRequest {
-        pb::ChatRequest { text: v.text }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn chat_request_from_pb(
-        v: pb::ChatRequest,
-    ) -> ::core::result::Result<super::ChatRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::ChatRequest { text: v.text })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn chat_response_to_pb(v: super::ChatResponse) -> pb::ChatResponse {
-        pb::ChatResponse {
-            text: v.text,
-            at: ::core::option::Option::Some(::pactum::grpc::timestamp_to(v.at)),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn chat_response_from_pb(
-        v: pb::ChatResponse,
-    ) -> ::core::result::Result<super::ChatResponse, ::std::string::String> {
-        ::core::result::Result::Ok(super::ChatResponse {
-            text: v.text,
-            at: {
-                let v = v.at.ok_or_else(|| ::pactum::grpc::missing("at"))?;
-                ::pactum::grpc::timestamp_from(v)?
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn circle_to_pb(v: super::Circle) -> pb::Circle {
-        pb::Circle { radius: v.radius }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn circle_from_pb(
-        v: pb::Circle,
-    ) -> ::core::result::Result<super::Circle, ::std::string::String> {
-        ::core::result::Result::Ok(super::Circle { radius: v.radius })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn common_v3_money_to_pb(
-        v: super::super::super::common::v3::Money,
-    ) -> pb::CommonV3Money {
-        pb::CommonV3Money {
-            amount: ::std::string::ToString::to_string(&v.amount),
-            currency: v.currency,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn common_v3_money_from_pb(
-        v: pb::CommonV3Money,
-    ) -> ::core::result::Result<
-        super::super::super::common::v3::Money,
-        ::std::string::String,
-    > {
-        ::core::result::Result::Ok(super::super::super::common::v3::Money {
-            amount: ::pactum::grpc::parse::<
-                ::pactum::types::Decimal,
-            >("amount", &v.amount)?,
-            currency: v.currency,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn drawing_to_pb(v: super::Drawing) -> pb::Drawing {
-        pb::Drawing {
-            main: ::core::option::Option::Some(shape_to_pb(v.main)),
-            backup: match v.backup {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(shape_to_pb(v))
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            layers: v.layers.into_iter().map(|v| shape_to_pb(v)).collect(),
-            named: v.named.into_iter().map(|(k, v)| (k, shape_to_pb(v))).collect(),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn drawing_from_pb(
-        v: pb::Drawing,
-    ) -> ::core::result::Result<super::Drawing, ::std::string::String> {
-        ::core::result::Result::Ok(super::Drawing {
-            main: {
-                let v = v.main.ok_or_else(|| ::pactum::grpc::missing("main"))?;
-                shape_from_pb(v)?
-            },
-            backup: match v.backup {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(shape_from_pb(v)?)
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            layers: v
-                .layers
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(shape_from_pb(v)?)
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-            named: v
-                .named
-                .into_iter()
-                .map(|(k, v)| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok((k, shape_from_pb(v)?))
-                })
-                .collect::<
-                    ::core::result::Result<::std::collections::BTreeMap<_, _>, _>,
-                >()?,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn fetch_request_to_pb(v: super::FetchRequest) -> pb::FetchRequest {
-        pb::FetchRequest {
-            id: ::std::string::ToString::to_string(&v.id),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn fetch_request_from_pb(
-        v: pb::FetchRequest,
-    ) -> ::core::result::Result<super::FetchRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::FetchRequest {
-            id: ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn primitives_to_pb(v: super::Primitives) -> pb::Primitives {
-        pb::Primitives {
-            flag: v.flag,
-            small: v.small,
-            big: v.big,
-            count: v.count,
-            huge: v.huge,
-            ratio: v.ratio,
-            name: v.name,
-            blob: v.blob.0,
-            at: ::core::option::Option::Some(::pactum::grpc::timestamp_to(v.at)),
-            ttl: ::core::option::Option::Some(::pactum::grpc::duration_to(v.ttl)),
-            id: ::std::string::ToString::to_string(&v.id),
-            price: ::std::string::ToString::to_string(&v.price),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn primitives_from_pb(
-        v: pb::Primitives,
-    ) -> ::core::result::Result<super::Primitives, ::std::string::String> {
-        ::core::result::Result::Ok(super::Primitives {
-            flag: v.flag,
-            small: v.small,
-            big: v.big,
-            count: v.count,
-            huge: v.huge,
-            ratio: v.ratio,
-            name: v.name,
-            blob: ::pactum::types::Bytes(v.blob),
-            at: {
-                let v = v.at.ok_or_else(|| ::pactum::grpc::missing("at"))?;
-                ::pactum::grpc::timestamp_from(v)?
-            },
-            ttl: {
-                let v = v.ttl.ok_or_else(|| ::pactum::grpc::missing("ttl"))?;
-                ::pactum::grpc::duration_from(v)?
-            },
-            id: ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
-            price: ::pactum::grpc::parse::<::pactum::types::Decimal>("price", &v.price)?,
-        })
-    }
-
-    #[allow(dead_code, deprecated)]
-    fn shape_to_pb(v: super::Shape) -> pb::Shape {
-        pb::Shape {
-            kind: match v {
-                super::Shape::Circle(v) => {
-                    ::core::option::Option::Some(
-                        pb::shape::Variant::Circle(circle_to_pb(v)),
-                    )
-                }
-                super::Shape::Square(v) => {
-                    ::core::option::Option::Some(
-                        pb::shape::Variant::Square(square_to_pb(v)),
-                    )
-                }
-                super::Shape::Tree(v) => {
-                    ::core::option::Option::Some(pb::shape::Variant::Tree(tree_to_pb(v)))
-                }
-                super::Shape::Price(v) => {
-                    ::core::option::Option::Some(
-                        pb::shape::Variant::Price(common_v3_money_to_pb(v)),
-                    )
-                }
-                super::Shape::Unrecognized(_) => ::core::option::Option::None,
-            },
-        }
-    }
-
-    #[allow(dead_code, deprecated)]
-    fn shape_from_pb(
-        v: pb::Shape,
-    ) -> ::core::result::Result<super::Shape, ::std::string::String> {
-        ::core::result::Result::Ok(
-            match v.kind {
-                ::core::option::Option::Some(pb::shape::Variant::Circle(v)) => {
-                    super::Shape::Circle(circle_from_pb(v)?)
-                }
-                ::core::option::Option::Some(pb::shape::Variant::Square(v)) => {
-                    super::Shape::Square(square_from_pb(v)?)
-                }
-                ::core::option::Option::Some(pb::shape::Variant::Tree(v)) => {
-                    super::Shape::Tree(tree_from_pb(v)?)
-                }
-                ::core::option::Option::Some(pb::shape::Variant::Price(v)) => {
-                    super::Shape::Price(common_v3_money_from_pb(v)?)
-                }
-                ::core::option::Option::None => {
-                    super::Shape::Unrecognized(::core::default::Default::default())
-                }
-            },
-        )
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn square_to_pb(v: super::Square) -> pb::Square {
-        pb::Square { side: v.side }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn square_from_pb(
-        v: pb::Square,
-    ) -> ::core::result::Result<super::Square, ::std::string::String> {
-        ::core::result::Result::Ok(super::Square { side: v.side })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn tree_to_pb(v: super::Tree) -> pb::Tree {
-        pb::Tree {
-            label: v.label,
-            parent: match v.parent {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(::std::boxed::Box::new(tree_to_pb(*v)))
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            children: v.children.into_iter().map(|v| tree_to_pb(v)).collect(),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn tree_from_pb(
-        v: pb::Tree,
-    ) -> ::core::result::Result<super::Tree, ::std::string::String> {
-        ::core::result::Result::Ok(super::Tree {
-            label: v.label,
-            parent: match v.parent {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(
-                        ::std::boxed::Box::new(tree_from_pb(*v)?),
-                    )
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-            children: v
-                .children
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(tree_from_pb(v)?)
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn upload_request_to_pb(v: super::UploadRequest) -> pb::UploadRequest {
-        pb::UploadRequest {
-            chunk: v.chunk.0.0,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn upload_request_from_pb(
-        v: pb::UploadRequest,
-    ) -> ::core::result::Result<super::UploadRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::UploadRequest {
-            chunk: super::Blob(::pactum::types::Bytes(v.chunk)),
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn upload_response_to_pb(v: super::UploadResponse) -> pb::UploadResponse {
-        pb::UploadResponse {
-            count: v.count.0,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn upload_response_from_pb(
-        v: pb::UploadResponse,
-    ) -> ::core::result::Result<super::UploadResponse, ::std::string::String> {
-        ::core::result::Result::Ok(super::UploadResponse {
-            count: super::Count(v.count),
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn watch_request_to_pb(v: super::WatchRequest) -> pb::WatchRequest {
-        pb::WatchRequest {
-            ids: v
-                .ids
-                .into_iter()
-                .map(|v| ::std::string::ToString::to_string(&v))
-                .collect(),
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn watch_request_from_pb(
-        v: pb::WatchRequest,
-    ) -> ::core::result::Result<super::WatchRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::WatchRequest {
-            ids: v
-                .ids
-                .into_iter()
-                .map(|v| -> ::core::result::Result<_, ::std::string::String> {
-                    ::core::result::Result::Ok(
-                        ::pactum::grpc::parse::<::pactum::types::Uuid>("ids", &v)?,
-                    )
-                })
-                .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?,
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn not_there_to_pb(v: super::NotThere) -> pb::NotThere {
-        pb::NotThere {
-            id: ::std::string::ToString::to_string(&v.id),
-            nearest: match v.nearest {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(shape_to_pb(v))
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn not_there_from_pb(
-        v: pb::NotThere,
-    ) -> ::core::result::Result<super::NotThere, ::std::string::String> {
-        ::core::result::Result::Ok(super::NotThere {
-            id: ::pactum::grpc::parse::<::pactum::types::Uuid>("id", &v.id)?,
-            nearest: match v.nearest {
-                ::core::option::Option::Some(v) => {
-                    ::core::option::Option::Some(shape_from_pb(v)?)
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            },
-        })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn busy_to_pb(v: super::Busy) -> pb::Busy {
-        let _ = v;
-        pb::Busy {}
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn busy_from_pb(
-        v: pb::Busy,
-    ) -> ::core::result::Result<super::Busy, ::std::string::String> {
-        let _ = v;
-        ::core::result::Result::Ok(super::Busy {})
-    }
-
-    fn fetch_error_detail(e: &super::FetchError) -> ::pactum::grpc::prost_types::Any {
-        match e {
-            super::FetchError::NotThere(e) => {
-                ::pactum::grpc::prost_types::Any {
-                    type_url: "type.googleapis.com/features.v1.NotThere".into(),
-                    value: ::pactum::grpc::prost::Message::encode_to_vec(
-                        &not_there_to_pb(::core::clone::Clone::clone(e)),
-                    ),
-                }
-            }
-            super::FetchError::Busy(e) => {
-                ::pactum::grpc::prost_types::Any {
-                    type_url: "type.googleapis.com/features.v1.Busy".into(),
-                    value: ::pactum::grpc::prost::Message::encode_to_vec(
-                        &busy_to_pb(::core::clone::Clone::clone(e)),
-                    ),
-                }
-            }
-        }
-    }
-
-    fn fetch_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::FetchError> {
-        match any.type_url.as_str() {
-            "type.googleapis.com/features.v1.NotThere" => {
-                let m = <pb::NotThere as ::pactum::grpc::prost::Message>::decode(
-                        &*any.value,
-                    )
-                    .ok()?;
-                not_there_from_pb(m).ok().map(super::FetchError::NotThere)
-            }
-            "type.googleapis.com/features.v1.Busy" => {
-                let m = <pb::Busy as ::pactum::grpc::prost::Message>::decode(&*any.value)
-                    .ok()?;
-                busy_from_pb(m).ok().map(super::FetchError::Busy)
-            }
-            _ => ::core::option::Option::None,
-        }
-    }
-
-    fn watch_error_detail(e: &super::WatchError) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn watch_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::WatchError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
-
-    fn upload_error_detail(e: &super::UploadError) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn upload_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::UploadError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
-
-    fn chat_error_detail(e: &super::ChatError) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn chat_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::ChatError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
-
-    fn draw_error_detail(e: &super::DrawError) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn draw_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::DrawError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
+    ::pactum::__grpc_error_details!(
+        fetch_error_detail, fetch_error_from_detail, FetchError, "features.v1" { NotThere
+        = "NotThere", Busy = "Busy" }
+    );
+    ::pactum::__grpc_error_details!(
+        watch_error_detail, watch_error_from_detail, WatchError, "features.v1" {}
+    );
+    ::pactum::__grpc_error_details!(
+        upload_error_detail, upload_error_from_detail, UploadError, "features.v1" {}
+    );
+    ::pactum::__grpc_error_details!(
+        chat_error_detail, chat_error_from_detail, ChatError, "features.v1" {}
+    );
+    ::pactum::__grpc_error_details!(
+        draw_error_detail, draw_error_from_detail, DrawError, "features.v1" {}
+    );
 
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
@@ -3345,26 +2606,13 @@ on\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\
         ::pactum::router::axum::Router::new()
             .route(
                 "/features.v1.FeaturesService/Fetch",
-                ::pactum::router::axum::routing::post({
-                    let s = ::std::sync::Arc::clone(&service);
-                    let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::router::axum::extract::Request| {
-                        let s = ::std::sync::Arc::clone(&s);
-                        let config = ::std::sync::Arc::clone(&config);
-                        async move {
-                            ::pactum::grpc::unary(
-                                    &super::operations::FETCH,
-                                    &config,
-                                    request,
-                                    fetch_request_from_pb,
-                                    primitives_to_pb,
-                                    fetch_error_detail,
-                                    move |ctx, input| async move { s.fetch(ctx, input).await },
-                                )
-                                .await
-                        }
-                    }
-                }),
+                ::pactum::grpc::unary_route(
+                    &super::operations::FETCH,
+                    &config,
+                    &service,
+                    fetch_error_detail,
+                    |s, ctx, input| async move { s.fetch(ctx, input).await },
+                ),
             )
             .route(
                 "/features.v1.FeaturesService/Watch",
@@ -3379,8 +2627,8 @@ on\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\
                                     &super::operations::WATCH,
                                     &config,
                                     request,
-                                    watch_request_from_pb,
-                                    primitives_to_pb,
+                                    ::pactum::grpc::proto::Decoded::finish,
+                                    ::core::convert::identity,
                                     watch_error_detail,
                                     move |ctx, input| async move { s.watch(ctx, input).await },
                                 )
@@ -3402,8 +2650,8 @@ on\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\
                                     &super::operations::UPLOAD,
                                     &config,
                                     request,
-                                    upload_request_from_pb,
-                                    upload_response_to_pb,
+                                    ::pactum::grpc::proto::Decoded::finish,
+                                    ::core::convert::identity,
                                     upload_error_detail,
                                     move |ctx, input| async move { s.upload(ctx, input).await },
                                 )
@@ -3425,8 +2673,8 @@ on\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\
                                     &super::operations::CHAT,
                                     &config,
                                     request,
-                                    chat_request_from_pb,
-                                    chat_response_to_pb,
+                                    ::pactum::grpc::proto::Decoded::finish,
+                                    ::core::convert::identity,
                                     chat_error_detail,
                                     move |ctx, input| async move { s.chat(ctx, input).await },
                                 )
@@ -3437,26 +2685,13 @@ on\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\
             )
             .route(
                 "/features.v1.FeaturesService/Draw",
-                ::pactum::router::axum::routing::post({
-                    let s = ::std::sync::Arc::clone(&service);
-                    let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::router::axum::extract::Request| {
-                        let s = ::std::sync::Arc::clone(&s);
-                        let config = ::std::sync::Arc::clone(&config);
-                        async move {
-                            ::pactum::grpc::unary(
-                                    &super::operations::DRAW,
-                                    &config,
-                                    request,
-                                    drawing_from_pb,
-                                    drawing_to_pb,
-                                    draw_error_detail,
-                                    move |ctx, input| async move { s.draw(ctx, input).await },
-                                )
-                                .await
-                        }
-                    }
-                }),
+                ::pactum::grpc::unary_route(
+                    &super::operations::DRAW,
+                    &config,
+                    &service,
+                    draw_error_detail,
+                    |s, ctx, input| async move { s.draw(ctx, input).await },
+                ),
             )
     }
 
@@ -3514,8 +2749,8 @@ on\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\
                 .unary(
                     &super::operations::FETCH,
                     "/features.v1.FeaturesService/Fetch",
-                    fetch_request_to_pb(::core::clone::Clone::clone(input)),
-                    primitives_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     fetch_error_from_detail,
                 )
                 .await
@@ -3538,8 +2773,8 @@ on\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\
                 .server_streaming(
                     &super::operations::WATCH,
                     "/features.v1.FeaturesService/Watch",
-                    watch_request_to_pb(::core::clone::Clone::clone(input)),
-                    primitives_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     watch_error_from_detail,
                 )
                 .await
@@ -3555,16 +2790,13 @@ on\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\
             super::UploadResponse,
             ::pactum::ClientError<super::UploadError>,
         > {
-            let inputs = ::pactum::__private::tokio_stream::StreamExt::map(
-                inputs,
-                upload_request_to_pb,
-            );
+            let inputs = inputs;
             self.inner
                 .client_streaming(
                     &super::operations::UPLOAD,
                     "/features.v1.FeaturesService/Upload",
                     ::std::boxed::Box::pin(inputs),
-                    upload_response_from_pb,
+                    ::pactum::grpc::proto::Decoded::finish,
                     upload_error_from_detail,
                 )
                 .await
@@ -3585,16 +2817,13 @@ on\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\
             >,
             ::pactum::ClientError<super::ChatError>,
         > {
-            let inputs = ::pactum::__private::tokio_stream::StreamExt::map(
-                inputs,
-                chat_request_to_pb,
-            );
+            let inputs = inputs;
             self.inner
                 .bidi_streaming(
                     &super::operations::CHAT,
                     "/features.v1.FeaturesService/Chat",
                     ::std::boxed::Box::pin(inputs),
-                    chat_response_from_pb,
+                    ::pactum::grpc::proto::Decoded::finish,
                     chat_error_from_detail,
                 )
                 .await
@@ -3612,11 +2841,173 @@ on\x12\x18\x0a\x07seconds\x18\x01\x20\x01(\x03R\x07seconds\x12\x14\x0a\x05nanos\
                 .unary(
                     &super::operations::DRAW,
                     "/features.v1.FeaturesService/Draw",
-                    drawing_to_pb(::core::clone::Clone::clone(input)),
-                    drawing_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     draw_error_from_detail,
                 )
                 .await
         }
     }
+}
+
+/// The protobuf encoding of this contract's types that gRPC operations reach: the
+/// types themselves are the messages.
+#[allow(deprecated)]
+mod protobuf {
+    ::pactum::__requires_feature!(grpc);
+    ::pactum::__grpc_struct!(
+        super::Primitives { flag : 1 plain 0 "flag", small : 2 plain 1 "small", big : 3
+        plain 2 "big", count : 4 plain 3 "count", huge : 5 plain 4 "huge", ratio : 6
+        plain 5 "ratio", name : 7 plain 6 "name", blob : 8 plain 7 "blob", at : 9 plain 8
+        "at", ttl : 10 plain 9 "ttl", id : 11 plain 10 "id", price : 12 plain 11 "price"
+        } required { 8 at "at", 9 ttl "ttl", 10 id "id", 11 price "price" }
+    );
+    ::pactum::__grpc_struct!(
+        super::Tree { label : 1 plain 0 "label", parent : 2 optional 1 "parent", children
+        : 3 plain 2 "children" } required {}
+    );
+
+    impl ::core::default::Default for super::Shape {
+        fn default() -> Self {
+            super::Shape::Unrecognized(::core::default::Default::default())
+        }
+    }
+
+    impl ::pactum::grpc::proto::Message for super::Shape {
+        fn encode_fields(&self, buf: &mut impl ::pactum::grpc::proto::BufMut) {
+            match self {
+                super::Shape::Circle(v) => ::pactum::grpc::proto::field(1, v, buf),
+                super::Shape::Tree(v) => ::pactum::grpc::proto::field(2, v, buf),
+                super::Shape::Price(v) => ::pactum::grpc::proto::field(4, v, buf),
+                super::Shape::Square(v) => ::pactum::grpc::proto::field(5, v, buf),
+                super::Shape::Unrecognized(_) => {}
+            }
+        }
+
+        fn fields_len(&self) -> usize {
+            match self {
+                super::Shape::Circle(v) => ::pactum::grpc::proto::field_len(1, v),
+                super::Shape::Tree(v) => ::pactum::grpc::proto::field_len(2, v),
+                super::Shape::Price(v) => ::pactum::grpc::proto::field_len(4, v),
+                super::Shape::Square(v) => ::pactum::grpc::proto::field_len(5, v),
+                super::Shape::Unrecognized(_) => 0,
+            }
+        }
+
+        fn merge_field(
+            &mut self,
+            tag: u32,
+            wire_type: ::pactum::grpc::proto::WireType,
+            buf: &mut impl ::pactum::grpc::proto::Buf,
+            ctx: ::pactum::grpc::proto::DecodeContext,
+            seen: &mut ::pactum::grpc::proto::Seen,
+        ) -> ::core::result::Result<(), ::pactum::grpc::proto::DecodeError> {
+            match tag {
+                1 => {
+                    seen.note(
+                        0,
+                        ::pactum::grpc::proto::merge_variant(
+                            self,
+                            |u| match u {
+                                super::Shape::Circle(v) => ::core::option::Option::Some(v),
+                                _ => ::core::option::Option::None,
+                            },
+                            super::Shape::Circle,
+                            wire_type,
+                            buf,
+                            ctx,
+                            "circle",
+                        ),
+                    )
+                }
+                2 => {
+                    seen.note(
+                        2,
+                        ::pactum::grpc::proto::merge_variant(
+                            self,
+                            |u| match u {
+                                super::Shape::Tree(v) => ::core::option::Option::Some(v),
+                                _ => ::core::option::Option::None,
+                            },
+                            super::Shape::Tree,
+                            wire_type,
+                            buf,
+                            ctx,
+                            "tree",
+                        ),
+                    )
+                }
+                4 => {
+                    seen.note(
+                        3,
+                        ::pactum::grpc::proto::merge_variant(
+                            self,
+                            |u| match u {
+                                super::Shape::Price(v) => ::core::option::Option::Some(v),
+                                _ => ::core::option::Option::None,
+                            },
+                            super::Shape::Price,
+                            wire_type,
+                            buf,
+                            ctx,
+                            "price",
+                        ),
+                    )
+                }
+                5 => {
+                    seen.note(
+                        1,
+                        ::pactum::grpc::proto::merge_variant(
+                            self,
+                            |u| match u {
+                                super::Shape::Square(v) => ::core::option::Option::Some(v),
+                                _ => ::core::option::Option::None,
+                            },
+                            super::Shape::Square,
+                            wire_type,
+                            buf,
+                            ctx,
+                            "square",
+                        ),
+                    )
+                }
+                _ => ::pactum::grpc::proto::skip(tag, wire_type, buf, ctx),
+            }
+        }
+    }
+    ::pactum::__grpc_struct!(super::Circle { radius : 1 plain 0 "radius" } required {});
+    ::pactum::__grpc_struct!(super::Square { side : 1 plain 0 "side" } required {});
+    ::pactum::__grpc_struct!(
+        super::Drawing { main : 1 plain 0 "main", backup : 2 optional 1 "backup", layers
+        : 3 plain 2 "layers", named : 4 plain 3 "named" } required { 0 main "main" }
+    );
+    ::pactum::__grpc_struct!(
+        super::FetchRequest { id : 1 plain 0 "id" } required { 0 id "id" }
+    );
+    ::pactum::__grpc_struct!(super::WatchRequest { ids : 1 plain 0 "ids" } required {});
+    ::pactum::__grpc_struct!(
+        super::UploadRequest { chunk : 1 plain 0 "chunk" } required {}
+    );
+    ::pactum::__grpc_struct!(
+        super::UploadResponse { count : 1 plain 0 "count" } required {}
+    );
+    ::pactum::__grpc_struct!(super::ChatRequest { text : 1 plain 0 "text" } required {});
+    ::pactum::__grpc_struct!(
+        super::ChatResponse { text : 1 plain 0 "text", at : 2 plain 1 "at" } required { 1
+        at "at" }
+    );
+    ::pactum::__grpc_struct!(
+        super::NotThere { id : 1 plain 0 "id", nearest : 2 optional 1 "nearest" }
+        required { 0 id "id" }
+    );
+    ::pactum::__grpc_struct!(super::Busy {} required {});
+    ::pactum::__grpc_message!(
+        super::Primitives, super::Tree, super::Shape, super::Circle, super::Square,
+        super::Drawing, super::FetchRequest, super::WatchRequest, super::UploadRequest,
+        super::UploadResponse, super::ChatRequest, super::ChatResponse, super::NotThere,
+        super::Busy
+    );
+    ::pactum::__grpc_newtype!(
+        super::Count => u64, super::Blob => ::pactum::types::Bytes
+    );
 }

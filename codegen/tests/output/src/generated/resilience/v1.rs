@@ -11,6 +11,7 @@ pub const VERSION: &str = "1.0.0";
 pub const OWNER: &str = "team-reliability";
 
 /// Output of [`WhoAmI`](operations::WHO_AM_I).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -35,6 +36,7 @@ impl ::pactum::Validate for WhoAmIResponse {
 }
 
 /// Input of [`Flaky`](operations::FLAKY).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -59,6 +61,7 @@ impl ::pactum::Validate for FlakyRequest {
 }
 
 /// Output of [`Flaky`](operations::FLAKY).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -107,6 +110,7 @@ impl ::pactum::Validate for FragileResponse {
 }
 
 /// Input of [`Busy`](operations::BUSY).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -131,6 +135,7 @@ impl ::pactum::Validate for BusyRequest {
 }
 
 /// Output of [`Busy`](operations::BUSY).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -203,6 +208,7 @@ impl ::pactum::Validate for ClaimedResponse {
 }
 
 /// Input of [`Feed`](operations::FEED).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -227,6 +233,7 @@ impl ::pactum::Validate for FeedRequest {
 }
 
 /// Output of [`Feed`](operations::FEED).
+#[derive(::core::default::Default)]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
@@ -754,197 +761,135 @@ pub mod rest {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
     ) -> ::pactum::router::axum::Router {
-        let state = ::std::sync::Arc::new(ServerState { service, config });
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
-            .route("/v1/busy", ::pactum::router::axum::routing::post(__busy::<S>))
-            .route("/v1/claimed", ::pactum::router::axum::routing::post(__claimed::<S>))
-            .route("/v1/flaky", ::pactum::router::axum::routing::post(__flaky::<S>))
-            .route("/v1/fragile", ::pactum::router::axum::routing::get(__fragile::<S>))
-            .route("/v1/patient", ::pactum::router::axum::routing::post(__patient::<S>))
-            .route("/v1/unsafe", ::pactum::router::axum::routing::post(__unsafe::<S>))
-            .route("/v1/whoami", ::pactum::router::axum::routing::get(__who_am_i::<S>))
-            .with_state(state)
-    }
-
-    #[doc(hidden)]
-    pub struct ServerState<S> {
-        service: ::std::sync::Arc<S>,
-        config: ::pactum::router::ServerConfig,
-    }
-
-    async fn __who_am_i<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::WHO_AM_I,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, _: ::pactum::NoInput| async move {
-                    service.who_am_i(ctx).await
-                },
+            .route(
+                "/v1/busy",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::BUSY,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, input: super::BusyRequest| async move {
+                        service.busy(ctx, input).await
+                    },
+                ),
             )
-            .await
-    }
-
-    async fn __flaky<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::FLAKY,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, input: super::FlakyRequest| async move {
-                    service.flaky(ctx, input).await
-                },
+            .route(
+                "/v1/claimed",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::CLAIMED,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, input: super::ClaimedRequest| async move {
+                        service.claimed(ctx, input).await
+                    },
+                ),
             )
-            .await
-    }
-
-    async fn __fragile<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::FRAGILE,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, _: ::pactum::NoInput| async move {
-                    service.fragile(ctx).await
-                },
+            .route(
+                "/v1/flaky",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::FLAKY,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, input: super::FlakyRequest| async move {
+                        service.flaky(ctx, input).await
+                    },
+                ),
             )
-            .await
-    }
-
-    async fn __busy<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::BUSY,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, input: super::BusyRequest| async move {
-                    service.busy(ctx, input).await
-                },
+            .route(
+                "/v1/fragile",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::FRAGILE,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, _: ::pactum::NoInput| async move {
+                        service.fragile(ctx).await
+                    },
+                ),
             )
-            .await
-    }
-
-    async fn __claimed<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::CLAIMED,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, input: super::ClaimedRequest| async move {
-                    service.claimed(ctx, input).await
-                },
+            .route(
+                "/v1/patient",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::PATIENT,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, input: super::PatientRequest| async move {
+                        service.patient(ctx, input).await
+                    },
+                ),
             )
-            .await
-    }
-
-    async fn __patient<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::PATIENT,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, input: super::PatientRequest| async move {
-                    service.patient(ctx, input).await
-                },
+            .route(
+                "/v1/unsafe",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::UNSAFE,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, input: super::UnsafeRequest| async move {
+                        service.r#unsafe(ctx, input).await
+                    },
+                ),
             )
-            .await
-    }
-
-    async fn __unsafe<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::UNSAFE,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, input: super::UnsafeRequest| async move {
-                    service.r#unsafe(ctx, input).await
-                },
+            .route(
+                "/v1/whoami",
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::WHO_AM_I,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, _: ::pactum::NoInput| async move {
+                        service.who_am_i(ctx).await
+                    },
+                ),
             )
-            .await
     }
 
     /// A typed REST client for `resilience` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
@@ -1146,234 +1091,19 @@ n\x18\x01\x20\x01(\x0dR\x01n2\x9c\x02\x0a\x11ResilienceService\x12?\x0a\x06WhoAm
 kyRequest\x1a\x1c.resilience.v1.FlakyResponse\x12?\x0a\x04Busy\x12\x1a.resilience.v1.BusyRequest\
 \x1a\x1b.resilience.v1.BusyResponse\x12A\x0a\x04Feed\x12\x1a.resilience.v1.FeedRequest\x1a\x1b.r\
 esilience.v1.FeedResponse0\x01b\x06proto3";
-    /// Protobuf messages of the types the gRPC operations use.
-    #[allow(missing_docs, clippy::all)]
-    pub mod pb {
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct BusyRequest {
-            #[prost(uint32, tag = "1")]
-            pub n: u32,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct BusyResponse {
-            #[prost(uint32, tag = "1")]
-            pub n: u32,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct FeedRequest {
-            #[prost(uint32, tag = "1")]
-            pub n: u32,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct FeedResponse {
-            #[prost(uint32, tag = "1")]
-            pub n: u32,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct FlakyRequest {
-            #[prost(uint32, tag = "1")]
-            pub n: u32,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct FlakyResponse {
-            #[prost(uint32, tag = "1")]
-            pub n: u32,
-        }
-
-        #[derive(
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
-            ::core::fmt::Debug,
-            ::pactum::grpc::prost::Message
-        )]
-        #[prost(prost_path = "::pactum::grpc::prost")]
-        #[prost(skip_debug)]
-        pub struct WhoAmIResponse {
-            #[prost(string, tag = "1")]
-            pub subject: ::std::string::String,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn busy_request_to_pb(v: super::BusyRequest) -> pb::BusyRequest {
-        pb::BusyRequest { n: v.n }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn busy_request_from_pb(
-        v: pb::BusyRequest,
-    ) -> ::core::result::Result<super::BusyRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::BusyRequest { n: v.n })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn busy_response_to_pb(v: super::BusyResponse) -> pb::BusyResponse {
-        pb::BusyResponse { n: v.n }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn busy_response_from_pb(
-        v: pb::BusyResponse,
-    ) -> ::core::result::Result<super::BusyResponse, ::std::string::String> {
-        ::core::result::Result::Ok(super::BusyResponse { n: v.n })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn feed_request_to_pb(v: super::FeedRequest) -> pb::FeedRequest {
-        pb::FeedRequest { n: v.n }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn feed_request_from_pb(
-        v: pb::FeedRequest,
-    ) -> ::core::result::Result<super::FeedRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::FeedRequest { n: v.n })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn feed_response_to_pb(v: super::FeedResponse) -> pb::FeedResponse {
-        pb::FeedResponse { n: v.n }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn feed_response_from_pb(
-        v: pb::FeedResponse,
-    ) -> ::core::result::Result<super::FeedResponse, ::std::string::String> {
-        ::core::result::Result::Ok(super::FeedResponse { n: v.n })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn flaky_request_to_pb(v: super::FlakyRequest) -> pb::FlakyRequest {
-        pb::FlakyRequest { n: v.n }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn flaky_request_from_pb(
-        v: pb::FlakyRequest,
-    ) -> ::core::result::Result<super::FlakyRequest, ::std::string::String> {
-        ::core::result::Result::Ok(super::FlakyRequest { n: v.n })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn flaky_response_to_pb(v: super::FlakyResponse) -> pb::FlakyResponse {
-        pb::FlakyResponse { n: v.n }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn flaky_response_from_pb(
-        v: pb::FlakyResponse,
-    ) -> ::core::result::Result<super::FlakyResponse, ::std::string::String> {
-        ::core::result::Result::Ok(super::FlakyResponse { n: v.n })
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn who_am_i_response_to_pb(v: super::WhoAmIResponse) -> pb::WhoAmIResponse {
-        pb::WhoAmIResponse {
-            subject: v.subject,
-        }
-    }
-
-    #[allow(dead_code, clippy::redundant_closure, clippy::useless_conversion)]
-    fn who_am_i_response_from_pb(
-        v: pb::WhoAmIResponse,
-    ) -> ::core::result::Result<super::WhoAmIResponse, ::std::string::String> {
-        ::core::result::Result::Ok(super::WhoAmIResponse {
-            subject: v.subject,
-        })
-    }
-
-    fn who_am_i_error_detail(
-        e: &super::WhoAmIError,
-    ) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn who_am_i_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::WhoAmIError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
-
-    fn flaky_error_detail(e: &super::FlakyError) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn flaky_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::FlakyError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
-
-    fn busy_error_detail(e: &super::BusyError) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn busy_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::BusyError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
-
-    fn feed_error_detail(e: &super::FeedError) -> ::pactum::grpc::prost_types::Any {
-        match *e {}
-    }
-
-    fn feed_error_from_detail(
-        any: &::pactum::grpc::prost_types::Any,
-    ) -> ::core::option::Option<super::FeedError> {
-        let _ = any;
-        ::core::option::Option::None
-    }
+    ::pactum::__grpc_error_details!(
+        who_am_i_error_detail, who_am_i_error_from_detail, WhoAmIError, "resilience.v1"
+        {}
+    );
+    ::pactum::__grpc_error_details!(
+        flaky_error_detail, flaky_error_from_detail, FlakyError, "resilience.v1" {}
+    );
+    ::pactum::__grpc_error_details!(
+        busy_error_detail, busy_error_from_detail, BusyError, "resilience.v1" {}
+    );
+    ::pactum::__grpc_error_details!(
+        feed_error_detail, feed_error_from_detail, FeedError, "resilience.v1" {}
+    );
 
     /// An axum router serving every gRPC operation through the contract's
     /// `Service` implementation, with default settings. Serve it over HTTP/2
@@ -1408,7 +1138,7 @@ esilience.v1.FeedResponse0\x01b\x06proto3";
                                     &config,
                                     request,
                                     |_: ()| ::core::result::Result::Ok(::pactum::NoInput),
-                                    who_am_i_response_to_pb,
+                                    ::core::convert::identity,
                                     who_am_i_error_detail,
                                     move |ctx, input| async move {
                                         {
@@ -1424,49 +1154,23 @@ esilience.v1.FeedResponse0\x01b\x06proto3";
             )
             .route(
                 "/resilience.v1.ResilienceService/Flaky",
-                ::pactum::router::axum::routing::post({
-                    let s = ::std::sync::Arc::clone(&service);
-                    let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::router::axum::extract::Request| {
-                        let s = ::std::sync::Arc::clone(&s);
-                        let config = ::std::sync::Arc::clone(&config);
-                        async move {
-                            ::pactum::grpc::unary(
-                                    &super::operations::FLAKY,
-                                    &config,
-                                    request,
-                                    flaky_request_from_pb,
-                                    flaky_response_to_pb,
-                                    flaky_error_detail,
-                                    move |ctx, input| async move { s.flaky(ctx, input).await },
-                                )
-                                .await
-                        }
-                    }
-                }),
+                ::pactum::grpc::unary_route(
+                    &super::operations::FLAKY,
+                    &config,
+                    &service,
+                    flaky_error_detail,
+                    |s, ctx, input| async move { s.flaky(ctx, input).await },
+                ),
             )
             .route(
                 "/resilience.v1.ResilienceService/Busy",
-                ::pactum::router::axum::routing::post({
-                    let s = ::std::sync::Arc::clone(&service);
-                    let config = ::std::sync::Arc::clone(&config);
-                    move |request: ::pactum::router::axum::extract::Request| {
-                        let s = ::std::sync::Arc::clone(&s);
-                        let config = ::std::sync::Arc::clone(&config);
-                        async move {
-                            ::pactum::grpc::unary(
-                                    &super::operations::BUSY,
-                                    &config,
-                                    request,
-                                    busy_request_from_pb,
-                                    busy_response_to_pb,
-                                    busy_error_detail,
-                                    move |ctx, input| async move { s.busy(ctx, input).await },
-                                )
-                                .await
-                        }
-                    }
-                }),
+                ::pactum::grpc::unary_route(
+                    &super::operations::BUSY,
+                    &config,
+                    &service,
+                    busy_error_detail,
+                    |s, ctx, input| async move { s.busy(ctx, input).await },
+                ),
             )
             .route(
                 "/resilience.v1.ResilienceService/Feed",
@@ -1481,8 +1185,8 @@ esilience.v1.FeedResponse0\x01b\x06proto3";
                                     &super::operations::FEED,
                                     &config,
                                     request,
-                                    feed_request_from_pb,
-                                    feed_response_to_pb,
+                                    ::pactum::grpc::proto::Decoded::finish,
+                                    ::core::convert::identity,
                                     feed_error_detail,
                                     move |ctx, input| async move { s.feed(ctx, input).await },
                                 )
@@ -1547,7 +1251,7 @@ esilience.v1.FeedResponse0\x01b\x06proto3";
                     &super::operations::WHO_AM_I,
                     "/resilience.v1.ResilienceService/WhoAmI",
                     (),
-                    who_am_i_response_from_pb,
+                    ::pactum::grpc::proto::Decoded::finish,
                     who_am_i_error_from_detail,
                 )
                 .await
@@ -1565,8 +1269,8 @@ esilience.v1.FeedResponse0\x01b\x06proto3";
                 .unary(
                     &super::operations::FLAKY,
                     "/resilience.v1.ResilienceService/Flaky",
-                    flaky_request_to_pb(::core::clone::Clone::clone(input)),
-                    flaky_response_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     flaky_error_from_detail,
                 )
                 .await
@@ -1584,8 +1288,8 @@ esilience.v1.FeedResponse0\x01b\x06proto3";
                 .unary(
                     &super::operations::BUSY,
                     "/resilience.v1.ResilienceService/Busy",
-                    busy_request_to_pb(::core::clone::Clone::clone(input)),
-                    busy_response_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     busy_error_from_detail,
                 )
                 .await
@@ -1608,11 +1312,31 @@ esilience.v1.FeedResponse0\x01b\x06proto3";
                 .server_streaming(
                     &super::operations::FEED,
                     "/resilience.v1.ResilienceService/Feed",
-                    feed_request_to_pb(::core::clone::Clone::clone(input)),
-                    feed_response_from_pb,
+                    ::core::clone::Clone::clone(input),
+                    ::pactum::grpc::proto::Decoded::finish,
                     feed_error_from_detail,
                 )
                 .await
         }
     }
+}
+
+/// The protobuf encoding of this contract's types that gRPC operations reach: the
+/// types themselves are the messages.
+#[allow(deprecated)]
+mod protobuf {
+    ::pactum::__requires_feature!(grpc);
+    ::pactum::__grpc_struct!(
+        super::WhoAmIResponse { subject : 1 plain 0 "subject" } required {}
+    );
+    ::pactum::__grpc_struct!(super::FlakyRequest { n : 1 plain 0 "n" } required {});
+    ::pactum::__grpc_struct!(super::FlakyResponse { n : 1 plain 0 "n" } required {});
+    ::pactum::__grpc_struct!(super::BusyRequest { n : 1 plain 0 "n" } required {});
+    ::pactum::__grpc_struct!(super::BusyResponse { n : 1 plain 0 "n" } required {});
+    ::pactum::__grpc_struct!(super::FeedRequest { n : 1 plain 0 "n" } required {});
+    ::pactum::__grpc_struct!(super::FeedResponse { n : 1 plain 0 "n" } required {});
+    ::pactum::__grpc_message!(
+        super::WhoAmIResponse, super::FlakyRequest, super::FlakyResponse,
+        super::BusyRequest, super::BusyResponse, super::FeedRequest, super::FeedResponse
+    );
 }

@@ -475,117 +475,75 @@ pub mod rest {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
     ) -> ::pactum::router::axum::Router {
-        let state = ::std::sync::Arc::new(ServerState { service, config });
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
             .route(
                 "/v1/carts/{cart_id}",
-                ::pactum::router::axum::routing::get(__get_cart::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::GET_CART,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert(
+                                "cart_id".into(),
+                                incoming.path::<super::CartId>("cart_id")?,
+                            );
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::GetCartRequest| async move {
+                        service.get_cart(ctx, input).await
+                    },
+                ),
             )
             .route(
                 "/v1/carts/{cart_id}/checkout",
-                ::pactum::router::axum::routing::post(__checkout_cart::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::CHECKOUT_CART,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert(
+                                "cart_id".into(),
+                                incoming.path::<super::CartId>("cart_id")?,
+                            );
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::CheckoutCartRequest| async move {
+                        service.checkout_cart(ctx, input).await
+                    },
+                ),
             )
             .route(
                 "/v1/carts/{cart_id}/items",
-                ::pactum::router::axum::routing::post(__add_item::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::ADD_ITEM,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert(
+                                "cart_id".into(),
+                                incoming.path::<super::CartId>("cart_id")?,
+                            );
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::AddItemRequest| async move {
+                        service.add_item(ctx, input).await
+                    },
+                ),
             )
-            .with_state(state)
-    }
-
-    #[doc(hidden)]
-    pub struct ServerState<S> {
-        service: ::std::sync::Arc<S>,
-        config: ::pactum::router::ServerConfig,
-    }
-
-    async fn __get_cart<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::GET_CART,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members
-                        .insert(
-                            "cart_id".into(),
-                            incoming.path::<super::CartId>("cart_id")?,
-                        );
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::GetCartRequest| async move {
-                    service.get_cart(ctx, input).await
-                },
-            )
-            .await
-    }
-
-    async fn __add_item<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::ADD_ITEM,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members
-                        .insert(
-                            "cart_id".into(),
-                            incoming.path::<super::CartId>("cart_id")?,
-                        );
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::AddItemRequest| async move {
-                    service.add_item(ctx, input).await
-                },
-            )
-            .await
-    }
-
-    async fn __checkout_cart<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::CHECKOUT_CART,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members
-                        .insert(
-                            "cart_id".into(),
-                            incoming.path::<super::CartId>("cart_id")?,
-                        );
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::CheckoutCartRequest| async move {
-                    service.checkout_cart(ctx, input).await
-                },
-            )
-            .await
     }
 
     /// A typed REST client for `cart` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.

@@ -757,50 +757,32 @@ pub mod rest {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
     ) -> ::pactum::router::axum::Router {
-        let state = ::std::sync::Arc::new(ServerState { service, config });
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
             .route(
                 "/v1/stock/{sku}",
-                ::pactum::router::axum::routing::get(__check_stock::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::CHECK_STOCK,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert(
+                                "sku".into(),
+                                incoming
+                                    .path::<super::super::super::pricing::v1::Sku>("sku")?,
+                            );
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::CheckStockRequest| async move {
+                        service.check_stock(ctx, input).await
+                    },
+                ),
             )
-            .with_state(state)
-    }
-
-    #[doc(hidden)]
-    pub struct ServerState<S> {
-        service: ::std::sync::Arc<S>,
-        config: ::pactum::router::ServerConfig,
-    }
-
-    async fn __check_stock<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::CHECK_STOCK,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members
-                        .insert(
-                            "sku".into(),
-                            incoming
-                                .path::<super::super::super::pricing::v1::Sku>("sku")?,
-                        );
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::CheckStockRequest| async move {
-                    service.check_stock(ctx, input).await
-                },
-            )
-            .await
     }
 
     /// A typed REST client for `inventory` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.

@@ -729,177 +729,126 @@ pub mod rest {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
     ) -> ::pactum::router::axum::Router {
-        let state = ::std::sync::Arc::new(ServerState { service, config });
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
             .route(
                 "/v2/customers/{customer_id}/orders",
-                ::pactum::router::axum::routing::get(__list_orders::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::LIST_ORDERS,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert(
+                                "customer_id".into(),
+                                incoming.path::<super::CustomerId>("customer_id")?,
+                            );
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<super::OrderStatus>("status")?
+                        {
+                            members.insert("status".into(), v);
+                        }
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<u32>("page_size")?
+                        {
+                            members.insert("page_size".into(), v);
+                        }
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<::std::string::String>("page_token")?
+                        {
+                            members.insert("page_token".into(), v);
+                        }
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, config, ctx, input: super::ListOrdersRequest| async move {
+                        let cursors = ::core::clone::Clone::clone(&config.cursors);
+                        ::pactum::pagination::serve_page(
+                                &cursors,
+                                &super::operations::LIST_ORDERS,
+                                "page_token",
+                                input,
+                                |i: &mut super::ListOrdersRequest| &mut i.page_token,
+                                |o: &mut super::ListOrdersResponse| &mut o.next_page_token,
+                                move |input| async move {
+                                    service.list_orders(ctx, input).await
+                                },
+                            )
+                            .await
+                    },
+                ),
             )
             .route(
                 "/v2/orders",
-                ::pactum::router::axum::routing::post(__place_order::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::PLACE_ORDER,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, input: super::PlaceOrderRequest| async move {
+                        service.place_order(ctx, input).await
+                    },
+                ),
             )
             .route(
                 "/v2/orders/{id}",
-                ::pactum::router::axum::routing::get(__get_order::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::GET_ORDER,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert("id".into(), incoming.path::<super::OrderId>("id")?);
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::GetOrderRequest| async move {
+                        service.get_order(ctx, input).await
+                    },
+                ),
             )
             .route(
                 "/v2/orders/{id}/changes",
-                ::pactum::router::axum::routing::get(__watch_order::<S>),
+                ::pactum::rest::server::stream_endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::WATCH_ORDER,
+                    &config,
+                    &service,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert("id".into(), incoming.path::<super::OrderId>("id")?);
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<u64>("after")?
+                        {
+                            members.insert("after".into(), v);
+                        }
+                        if let ::core::option::Option::Some(v) = incoming
+                            .resumed::<u64>("after")?
+                        {
+                            members.insert("after".into(), v);
+                        }
+                        ::core::result::Result::Ok(members)
+                    },
+                    ::core::option::Option::Some(|o: &super::OrderStatusChange| ::pactum::rest::client::param_text(
+                        &o.seq,
+                    )),
+                    |service, _, ctx, input: super::WatchOrderRequest| async move {
+                        service.watch_order(ctx, input).await
+                    },
+                ),
             )
-            .with_state(state)
-    }
-
-    #[doc(hidden)]
-    pub struct ServerState<S> {
-        service: ::std::sync::Arc<S>,
-        config: ::pactum::router::ServerConfig,
-    }
-
-    async fn __get_order<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::GET_ORDER,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members.insert("id".into(), incoming.path::<super::OrderId>("id")?);
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::GetOrderRequest| async move {
-                    service.get_order(ctx, input).await
-                },
-            )
-            .await
-    }
-
-    async fn __place_order<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::PLACE_ORDER,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, input: super::PlaceOrderRequest| async move {
-                    service.place_order(ctx, input).await
-                },
-            )
-            .await
-    }
-
-    async fn __list_orders<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        let cursors = ::core::clone::Clone::clone(&state.config.cursors);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::LIST_ORDERS,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members
-                        .insert(
-                            "customer_id".into(),
-                            incoming.path::<super::CustomerId>("customer_id")?,
-                        );
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<super::OrderStatus>("status")?
-                    {
-                        members.insert("status".into(), v);
-                    }
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<u32>("page_size")?
-                    {
-                        members.insert("page_size".into(), v);
-                    }
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<::std::string::String>("page_token")?
-                    {
-                        members.insert("page_token".into(), v);
-                    }
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::ListOrdersRequest| async move {
-                    ::pactum::pagination::serve_page(
-                            &cursors,
-                            &super::operations::LIST_ORDERS,
-                            "page_token",
-                            input,
-                            |i: &mut super::ListOrdersRequest| &mut i.page_token,
-                            |o: &mut super::ListOrdersResponse| &mut o.next_page_token,
-                            move |input| async move {
-                                service.list_orders(ctx, input).await
-                            },
-                        )
-                        .await
-                },
-            )
-            .await
-    }
-
-    async fn __watch_order<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle_stream(
-                &state.config,
-                &super::operations::WATCH_ORDER,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members.insert("id".into(), incoming.path::<super::OrderId>("id")?);
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<u64>("after")?
-                    {
-                        members.insert("after".into(), v);
-                    }
-                    if let ::core::option::Option::Some(v) = incoming
-                        .resumed::<u64>("after")?
-                    {
-                        members.insert("after".into(), v);
-                    }
-                    ::core::result::Result::Ok(members)
-                },
-                ::core::option::Option::Some(|o: &super::OrderStatusChange| ::pactum::rest::client::param_text(
-                    &o.seq,
-                )),
-                move |ctx, input: super::WatchOrderRequest| async move {
-                    service.watch_order(ctx, input).await
-                },
-            )
-            .await
     }
 
     /// A typed REST client for `orders` v2: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.

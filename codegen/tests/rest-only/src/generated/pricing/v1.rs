@@ -521,79 +521,51 @@ pub mod rest {
         service: ::std::sync::Arc<S>,
         config: ::pactum::router::ServerConfig,
     ) -> ::pactum::router::axum::Router {
-        let state = ::std::sync::Arc::new(ServerState { service, config });
+        let config = ::std::sync::Arc::new(config);
+        let _ = (&service, &config);
         ::pactum::router::axum::Router::new()
             .route(
                 "/v1/prices/{sku}",
-                ::pactum::router::axum::routing::get(__get_price::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::GET,
+                    &super::operations::GET_PRICE,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |incoming: &::pactum::rest::server::Incoming| {
+                        let mut members = ::pactum::__private::serde_json::Map::new();
+                        members
+                            .insert("sku".into(), incoming.path::<super::Sku>("sku")?);
+                        if let ::core::option::Option::Some(v) = incoming
+                            .query::<super::Currency>("currency")?
+                        {
+                            members.insert("currency".into(), v);
+                        }
+                        ::core::result::Result::Ok(members)
+                    },
+                    |service, _, ctx, input: super::GetPriceRequest| async move {
+                        service.get_price(ctx, input).await
+                    },
+                ),
             )
             .route(
                 "/v1/quotes",
-                ::pactum::router::axum::routing::post(__quote_cart::<S>),
+                ::pactum::rest::server::endpoint(
+                    ::pactum::router::axum::routing::MethodFilter::POST,
+                    &super::operations::QUOTE_CART,
+                    &config,
+                    &service,
+                    ::pactum::rest::Reply::Json,
+                    |_: &::pactum::rest::server::Incoming| {
+                        ::core::result::Result::Ok(
+                            ::pactum::__private::serde_json::Map::new(),
+                        )
+                    },
+                    |service, _, ctx, input: super::QuoteCartRequest| async move {
+                        service.quote_cart(ctx, input).await
+                    },
+                ),
             )
-            .with_state(state)
-    }
-
-    #[doc(hidden)]
-    pub struct ServerState<S> {
-        service: ::std::sync::Arc<S>,
-        config: ::pactum::router::ServerConfig,
-    }
-
-    async fn __quote_cart<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::QUOTE_CART,
-                ::pactum::rest::Reply::Json,
-                ::std::vec::Vec::new(),
-                request,
-                |_: &::pactum::rest::server::Incoming| {
-                    ::core::result::Result::Ok(
-                        ::pactum::__private::serde_json::Map::new(),
-                    )
-                },
-                move |ctx, input: super::QuoteCartRequest| async move {
-                    service.quote_cart(ctx, input).await
-                },
-            )
-            .await
-    }
-
-    async fn __get_price<S: super::Service>(
-        ::pactum::router::axum::extract::State(
-            state,
-        ): ::pactum::router::axum::extract::State<::std::sync::Arc<ServerState<S>>>,
-        params: ::pactum::router::axum::extract::RawPathParams,
-        request: ::pactum::router::axum::extract::Request,
-    ) -> ::pactum::router::axum::response::Response {
-        let service = ::std::sync::Arc::clone(&state.service);
-        ::pactum::rest::server::handle(
-                &state.config,
-                &super::operations::GET_PRICE,
-                ::pactum::rest::Reply::Json,
-                params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                request,
-                |incoming: &::pactum::rest::server::Incoming| {
-                    let mut members = ::pactum::__private::serde_json::Map::new();
-                    members.insert("sku".into(), incoming.path::<super::Sku>("sku")?);
-                    if let ::core::option::Option::Some(v) = incoming
-                        .query::<super::Currency>("currency")?
-                    {
-                        members.insert("currency".into(), v);
-                    }
-                    ::core::result::Result::Ok(members)
-                },
-                move |ctx, input: super::GetPriceRequest| async move {
-                    service.get_price(ctx, input).await
-                },
-            )
-            .await
     }
 
     /// A typed REST client for `pricing` v1: the contract's deadlines, retry policy and idempotency keys applied, the caller's trace and remaining deadline sent.
