@@ -1017,3 +1017,14 @@ async fn payments_know_who_calls_them() {
         "another agent's key is its own"
     );
 }
+
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_refused_before_the_operation_runs() {
+    let sys = system::start(Options::default()).await.unwrap();
+    let reply = reqwest::get(format!("{}/v1/prices/%FF", sys.pricing_url))
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 400);
+    let text = reply.text().await.unwrap();
+    assert!(text.contains("UTF-8"), "{text}");
+}

@@ -70,6 +70,13 @@ pub trait Value: Default + Send + Sync {
         let _ = name;
         None
     }
+    /// The fault of a value read from no bytes at all (a map entry without its value, which
+    /// is how prost sends a default value): a message checked as empty, an id or decimal
+    /// as the empty string.
+    fn empty_fault(name: &'static str) -> Option<String> {
+        let _ = name;
+        None
+    }
 
     /// Writes a field holding this value (left out when it is the default).
     fn encode_field(&self, tag: u32, buf: &mut impl BufMut) {
@@ -449,6 +456,11 @@ fn wire_error(text: &'static str) -> Fault {
     Fault::Wire(DecodeError::new(text))
 }
 
+/// The fault of a message read from no bytes: its first required field.
+pub fn empty_message_fault<M: Message>() -> Option<String> {
+    Seen::default().fault::<M>()
+}
+
 /// A required message field that was not sent.
 pub fn missing(name: &str) -> String {
     super::missing(name)
@@ -660,6 +672,9 @@ impl Value for crate::types::Uuid {
     fn absent(name: &'static str) -> Option<String> {
         absent_parsed::<Self>(name)
     }
+    fn empty_fault(name: &'static str) -> Option<String> {
+        absent_parsed::<Self>(name)
+    }
 }
 
 impl Value for crate::types::Decimal {
@@ -684,6 +699,9 @@ impl Value for crate::types::Decimal {
         false
     }
     fn absent(name: &'static str) -> Option<String> {
+        absent_parsed::<Self>(name)
+    }
+    fn empty_fault(name: &'static str) -> Option<String> {
         absent_parsed::<Self>(name)
     }
 }
@@ -966,12 +984,15 @@ impl<T: Value> Value for BTreeMap<String, T> {
     ) -> Result<(), Fault> {
         encoding::check_wire_type(WireType::LengthDelimited, wire_type)?;
         let mut entry = (String::new(), T::default());
-        let mut fault = None;
+        let (mut fault, mut valued) = (None, false);
         encoding::merge_loop(&mut entry, buf, ctx, |(k, v), buf, ctx| {
             let (tag, wire_type) = encoding::decode_key(buf)?;
             let read = match tag {
                 1 => encoding::string::merge(wire_type, k, buf, ctx).map_err(Fault::Wire),
-                2 => v.merge_value(wire_type, buf, ctx, name),
+                2 => {
+                    valued = true;
+                    v.merge_value(wire_type, buf, ctx, name)
+                }
                 _ => encoding::skip_field(wire_type, tag, buf, ctx).map_err(Fault::Wire),
             };
             match read {
@@ -983,6 +1004,12 @@ impl<T: Value> Value for BTreeMap<String, T> {
                 }
             }
         })?;
+        if !valued {
+            // Left out as the default: checked as a value read from no bytes.
+            if let Some(text) = T::empty_fault(name) {
+                fault.get_or_insert(text);
+            }
+        }
         self.insert(entry.0, entry.1);
         fault.map_or(Ok(()), |text| Err(Fault::Value(text)))
     }
@@ -1061,6 +1088,24 @@ impl<T: Value> Value for Option<T> {
     fn is_default(&self) -> bool {
         T::optional_len(self.as_ref(), 1) == 0
     }
+
+    // As a field (a newtype that holds an optional value): proto3 `optional`, as the
+    // `.proto` says, not the wrapper an element needs.
+    fn encode_field(&self, tag: u32, buf: &mut impl BufMut) {
+        T::encode_optional(self.as_ref(), tag, buf)
+    }
+    fn field_len(&self, tag: u32) -> usize {
+        T::optional_len(self.as_ref(), tag)
+    }
+    fn merge_field(
+        &mut self,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+        name: &'static str,
+    ) -> Result<(), Fault> {
+        T::merge_optional(self, wire_type, buf, ctx, name)
+    }
 }
 
 /// A boxed value (a message that contains itself) travels as the value.
@@ -1087,6 +1132,9 @@ impl<T: Value> Value for Box<T> {
     }
     fn absent(name: &'static str) -> Option<String> {
         T::absent(name)
+    }
+    fn empty_fault(name: &'static str) -> Option<String> {
+        T::empty_fault(name)
     }
     fn encode_field(&self, tag: u32, buf: &mut impl BufMut) {
         (**self).encode_field(tag, buf)
@@ -1153,6 +1201,9 @@ macro_rules! __grpc_message {
             }
             fn absent(name: &'static str) -> ::core::option::Option<::std::string::String> {
                 ::core::option::Option::Some($crate::grpc::proto::missing(name))
+            }
+            fn empty_fault(_: &'static str) -> ::core::option::Option<::std::string::String> {
+                $crate::grpc::proto::empty_message_fault::<Self>()
             }
             fn encode_field(&self, tag: u32, buf: &mut impl $crate::grpc::proto::BufMut) {
                 $crate::grpc::prost::encoding::encode_key(
@@ -1379,6 +1430,9 @@ macro_rules! __grpc_newtype {
             }
             fn absent(name: &'static str) -> ::core::option::Option<::std::string::String> {
                 <$inner as $crate::grpc::proto::Value>::absent(name)
+            }
+            fn empty_fault(name: &'static str) -> ::core::option::Option<::std::string::String> {
+                <$inner as $crate::grpc::proto::Value>::empty_fault(name)
             }
             fn encode_field(&self, tag: u32, buf: &mut impl $crate::grpc::proto::BufMut) {
                 $crate::grpc::proto::Value::encode_field(&self.0, tag, buf)
@@ -1701,5 +1755,59 @@ mod tests {
         // An absent enum is number 0, which this version does not know either.
         assert_eq!(Status::default(), Status::Unrecognized("0".into()));
         assert!(Status::default().is_default());
+    }
+
+    /// A newtype that holds an optional value, as a field: proto3 `optional`, not a
+    /// wrapper. And a map of ids whose entry comes without its value.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Note(Option<String>);
+
+    #[derive(Clone, Debug, Default, PartialEq)]
+    struct Holder {
+        note: Note,
+        ids: BTreeMap<String, Uuid>,
+    }
+
+    crate::__grpc_newtype!(Note => Option<String>);
+    crate::__grpc_struct!(Holder {
+        note: 1 plain 0 "note",
+        ids: 2 plain 1 "ids",
+    } required {});
+    crate::__grpc_message!(Holder);
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct HolderPb {
+        #[prost(string, optional, tag = "1")]
+        note: Option<String>,
+        #[prost(btree_map = "string, string", tag = "2")]
+        ids: BTreeMap<String, String>,
+    }
+
+    #[test]
+    fn a_newtype_of_an_optional_is_a_proto3_optional_field() {
+        for note in [None, Some(String::new()), Some("a".to_string())] {
+            let ours = Holder {
+                note: Note(note.clone()),
+                ids: BTreeMap::new(),
+            };
+            let theirs = HolderPb {
+                note,
+                ids: BTreeMap::new(),
+            };
+            let bytes = prost::Message::encode_to_vec(&theirs);
+            assert_eq!(prost::Message::encode_to_vec(&ours), bytes);
+            assert_eq!(w::decode::<Holder>(&bytes).unwrap(), ours);
+        }
+    }
+
+    #[test]
+    fn a_map_entry_without_its_value_is_checked_as_the_empty_value() {
+        // prost leaves an empty value out of the entry: an empty string is no uuid.
+        let theirs = HolderPb {
+            note: None,
+            ids: BTreeMap::from([("a".to_string(), String::new())]),
+        };
+        let fault = w::decode::<Holder>(&prost::Message::encode_to_vec(&theirs)).unwrap_err();
+        assert!(fault.starts_with("field `ids`: "), "{fault}");
     }
 }

@@ -190,19 +190,21 @@ fn is_json(content_type: Option<&str>) -> bool {
 }
 
 /// The path parameters of the matched route, as `handle` takes them (none when the route
-/// has none, or when one is not UTF-8: the operation's decoding then reports it missing,
-/// as a problem document).
-async fn path_params(request: Request) -> (Vec<(String, String)>, Request) {
+/// has none), or axum's 400 when one is not UTF-8, before anything else runs.
+async fn path_params(request: Request) -> Result<(Vec<(String, String)>, Request), Response> {
+    use axum::extract::rejection::RawPathParamsRejection;
     use axum::extract::FromRequestParts;
+    use axum::response::IntoResponse;
     let (mut parts, body) = request.into_parts();
     let params = match axum::extract::RawPathParams::from_request_parts(&mut parts, &()).await {
         Ok(params) => params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        Err(_) => Vec::new(),
+        Err(RawPathParamsRejection::MissingPathParams(_)) => Vec::new(),
+        Err(rejection) => return Err(rejection.into_response()),
     };
-    (params, Request::from_parts(parts, body))
+    Ok((params, Request::from_parts(parts, body)))
 }
 
 /// The axum route of one REST operation for `method`: what a generated `router_with` adds
@@ -245,7 +247,10 @@ where
         );
         let (decode, handler) = (decode.clone(), handler.clone());
         async move {
-            let (path, request) = path_params(request).await;
+            let (path, request) = match path_params(request).await {
+                Ok(found) => found,
+                Err(refused) => return refused,
+            };
             let settings = std::sync::Arc::clone(&config);
             handle(
                 &config,
@@ -298,7 +303,10 @@ where
         );
         let (decode, handler) = (decode.clone(), handler.clone());
         async move {
-            let (path, request) = path_params(request).await;
+            let (path, request) = match path_params(request).await {
+                Ok(found) => found,
+                Err(refused) => return refused,
+            };
             let settings = std::sync::Arc::clone(&config);
             handle_stream(
                 &config,
