@@ -300,7 +300,22 @@ async fn freezing_proxy(target: SocketAddr) -> (SocketAddr, tokio::sync::watch::
 async fn a_connection_to_a_vanished_peer_is_found_dead_and_replaced() {
     let (_server, server_addr) = serve_pricing("127.0.0.1:0".parse().unwrap());
     let (proxy, freeze) = freezing_proxy(server_addr).await;
-    let client = api::grpc::Client::connect_lazy(format!("http://{proxy}")).unwrap();
+    // No breaker: it would open after the first failed calls and let a probe through only
+    // every 5 s, so when the connection is found dead would be rounded up to the next probe
+    // (10.1 s found, next probe at 11.3 s; 16.3 s if a loaded machine finds it just after a
+    // probe). This test times the keep-alive alone; the breaker has tests of its own.
+    let no_breaker = pactum::ResiliencePolicy {
+        breaker: pactum::resilience::BreakerPolicy {
+            failures: u32::MAX,
+            cooldown: Duration::ZERO,
+        },
+        ..pactum::ResiliencePolicy::DEFAULT
+    };
+    let client = api::grpc::Client::from_client(
+        pactum::grpc::GrpcClient::connect_lazy(format!("http://{proxy}"))
+            .unwrap()
+            .with_resilience(no_breaker),
+    );
     client.get_price(&book()).await.unwrap();
     // The connection goes silent. HTTP/2 keep-alive PINGs (every 5 s, 5 s to answer) find it
     // dead and close it; the next call opens a new one. Without them every later call would
