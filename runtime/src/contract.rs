@@ -61,7 +61,105 @@ pub struct OperationInfo {
     pub auth: &'static [crate::auth::Scheme],
 }
 
+/// A const builder, so a generated `operations` constant states only what its contract says:
+/// `OperationInfo::new("orders", 1, "GetOrder").route("GET", "/v1/orders/{id}").safe()`.
 impl OperationInfo {
+    /// Operation `name` of `service` v`major` as if its contract said nothing else: no
+    /// route, not over gRPC, no deadline, not safe, no idempotency key, no retries, unary,
+    /// [`ResiliencePolicy::DEFAULT`](crate::ResiliencePolicy::DEFAULT), public.
+    pub const fn new(service: &'static str, major: u32, name: &'static str) -> Self {
+        OperationInfo {
+            service,
+            major,
+            name,
+            route: None,
+            grpc: false,
+            deadline: None,
+            safe: false,
+            idempotency: Idempotency::None,
+            retry: None,
+            per_try: None,
+            streaming: Streaming::None,
+            resilience: crate::resilience::ResiliencePolicy::DEFAULT,
+            auth: &[],
+        }
+    }
+
+    /// Served over REST at `method path` (upper-case method, the axum path with its version
+    /// prefix).
+    pub const fn route(mut self, method: &'static str, path: &'static str) -> Self {
+        self.route = Some(Route { method, path });
+        self
+    }
+
+    /// Served over gRPC.
+    pub const fn grpc(mut self) -> Self {
+        self.grpc = true;
+        self
+    }
+
+    /// The contract's deadline budget.
+    pub const fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Read-only: retries need no key.
+    pub const fn safe(mut self) -> Self {
+        self.safe = true;
+        self
+    }
+
+    /// Takes an idempotency key (`idempotency: key`).
+    pub const fn keyed(mut self) -> Self {
+        self.idempotency = Idempotency::Key;
+        self
+    }
+
+    /// Retried up to `attempts` attempts in all, backing off from `initial` up to `max` with
+    /// full jitter ([`Self::no_jitter`] turns the jitter off).
+    pub const fn retry(mut self, attempts: u32, initial: Duration, max: Duration) -> Self {
+        self.retry = Some(RetryPolicy {
+            attempts,
+            initial_backoff: initial,
+            max_backoff: max,
+            full_jitter: true,
+        });
+        self
+    }
+
+    /// Backs off by the exact backoff rather than a uniform draw below it (`jitter: none`).
+    pub const fn no_jitter(mut self) -> Self {
+        if let Some(retry) = &mut self.retry {
+            retry.full_jitter = false;
+        }
+        self
+    }
+
+    /// The longest one attempt may take (`retry.per_try`).
+    pub const fn per_try(mut self, per_try: Duration) -> Self {
+        self.per_try = Some(per_try);
+        self
+    }
+
+    /// Streams as `streaming` says.
+    pub const fn streaming(mut self, streaming: Streaming) -> Self {
+        self.streaming = streaming;
+        self
+    }
+
+    /// The contract's `resilience:`, when it changes the default.
+    pub const fn resilience(mut self, resilience: crate::resilience::ResiliencePolicy) -> Self {
+        self.resilience = resilience;
+        self
+    }
+
+    /// The authentication schemes it accepts, any one of them (`auth:`).
+    pub const fn auth(mut self, auth: &'static [crate::auth::Scheme]) -> Self {
+        self.auth = auth;
+        self
+    }
+
     /// May a failed attempt be sent again? Only when the operation is safe or keyed.
     pub const fn retryable(&self) -> bool {
         self.safe || matches!(self.idempotency, Idempotency::Key)

@@ -116,6 +116,77 @@ pub trait Validate {
     }
 }
 
+/// `Validate` for a generated struct whose fields have no constraints of their own: each
+/// field is checked as its type says, under its wire name:
+/// `__validate_fields!(Order { id = "id", lines = "lines" })`. Not for hand-written code.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __validate_fields {
+    ($ty:ident { $($field:ident = $wire:literal),* $(,)? }) => {
+        #[allow(deprecated)]
+        impl $crate::Validate for $ty {
+            fn validate_into(
+                &self,
+                path: &mut $crate::FieldPath,
+                out: &mut ::std::vec::Vec<$crate::Violation>,
+            ) {
+                let _ = (&path, &out); // a struct without fields checks nothing
+                $($crate::__private::check::field($wire, &self.$field, path, out);)*
+            }
+        }
+    };
+}
+
+/// `Display` (the wire value) and `Validate` (a value this version does not know is a
+/// violation) for a generated open enum, which has `as_str` and an `Unrecognized(String)`
+/// variant: `__open_enum!(Status)`. Not for hand-written code.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __open_enum {
+    ($ty:ident) => {
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl $crate::Validate for $ty {
+            fn validate_into(
+                &self,
+                path: &mut $crate::FieldPath,
+                out: &mut ::std::vec::Vec<$crate::Violation>,
+            ) {
+                if let $ty::Unrecognized(other) = self {
+                    $crate::__private::check::unrecognized(other, path, out);
+                }
+            }
+        }
+    };
+}
+
+/// `From` its value for a generated newtype, and `Display` as that value with `display`:
+/// `__newtype!(Sku(::std::string::String), display)`. Not for hand-written code.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __newtype {
+    ($ty:ident($inner:ty)) => {
+        impl ::std::convert::From<$inner> for $ty {
+            fn from(value: $inner) -> Self {
+                $ty(value)
+            }
+        }
+    };
+    ($ty:ident($inner:ty), display) => {
+        $crate::__newtype!($ty($inner));
+
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
 macro_rules! no_constraints {
     ($($t:ty),*) => {$(
         impl Validate for $t {

@@ -96,6 +96,12 @@ impl Ctx<'_> {
 /// A `Duration` constant in the largest unit that divides it: `Duration::from_millis(200)`
 /// reads at a glance, `Duration::from_nanos(200000000u64)` does not.
 pub(crate) fn duration(nanos: u64) -> TokenStream {
+    duration_as(quote!(::std::time::Duration), nanos)
+}
+
+/// [`duration`] through `ty`, a path to `std::time::Duration` (`Duration` where it is
+/// imported).
+pub(crate) fn duration_as(ty: TokenStream, nanos: u64) -> TokenStream {
     let (unit, n) = [
         ("from_secs", 1_000_000_000),
         ("from_millis", 1_000_000),
@@ -106,7 +112,7 @@ pub(crate) fn duration(nanos: u64) -> TokenStream {
     .map_or(("from_nanos", nanos), |(unit, per)| (unit, nanos / per));
     let unit = proc_macro2::Ident::new(unit, proc_macro2::Span::call_site());
     let n = proc_macro2::Literal::u64_unsuffixed(n);
-    quote!(::std::time::Duration::#unit(#n))
+    quote!(#ty::#unit(#n))
 }
 
 /// A type as the contract spells it (`list<OrderLine>`, `Money?`): for docs generated where

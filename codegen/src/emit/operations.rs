@@ -1,6 +1,5 @@
 //! Per-operation error enums and the `operations` module of contract facts.
 
-use super::events::retry_policy;
 use super::{deprecated, docs, Ctx};
 use crate::ir::{Idempotency, Operation, Resilience, SchemeKind, Streaming};
 use crate::naming::{ident, Case};
@@ -15,6 +14,19 @@ pub(crate) fn operations(ctx: &Ctx<'_>) -> TokenStream {
         .iter()
         .map(|op| error_enum(op, json));
     let infos = ctx.contract.operations.iter().map(|op| info(ctx, op));
+    let timed = ctx
+        .contract
+        .operations
+        .iter()
+        .any(|op| op.deadline_ns.is_some() || op.retry.is_some());
+    let import = if timed {
+        quote!(
+            use ::std::time::Duration;
+        )
+    } else {
+        TokenStream::new()
+    };
+    let import = quote!(use ::pactum::OperationInfo; #import);
     if ctx.contract.operations.is_empty() {
         return TokenStream::new();
     }
@@ -24,6 +36,7 @@ pub(crate) fn operations(ctx: &Ctx<'_>) -> TokenStream {
         /// What the contract says about each operation: route, deadline, safety, idempotency,
         /// retry policy. Transports read these; so can hand-written code.
         pub mod operations {
+            #import
             #(#infos)*
         }
     }
@@ -81,82 +94,84 @@ pub(crate) fn summary(op: &Operation) -> String {
     }
 }
 
+/// The operation's `OperationInfo`, built from `OperationInfo::new` with only what the
+/// contract says (the builder's defaults are the contract's).
 fn info(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
     let konst = ident(&op.name, Case::Screaming);
     let fallback = summary(op);
     let doc = docs(Some(op.docs.as_deref().unwrap_or(&fallback)));
     let dep = deprecated(op.deprecated.as_deref());
-    let (service, major, name, grpc, safe) = (
+    let (service, major, name) = (
         &ctx.contract.id.service,
         proc_macro2::Literal::u32_unsuffixed(ctx.contract.id.major as u32),
         &op.name,
-        op.grpc,
-        op.safe,
     );
-    let route = match &op.rest {
-        Some(r) => {
-            let (method, path) = (r.method.as_str(), &r.full_path);
-            quote!(::std::option::Option::Some(::pactum::Route { method: #method, path: #path }))
+    // `operations` imports `OperationInfo`, and `Duration` when any operation has one.
+    let duration = |ns| super::duration_as(quote!(Duration), ns);
+    let mut calls = Vec::new();
+    if let Some(r) = &op.rest {
+        let (method, path) = (r.method.as_str(), &r.full_path);
+        calls.push(quote!(.route(#method, #path)));
+    }
+    if op.grpc {
+        calls.push(quote!(.grpc()));
+    }
+    if let Some(ns) = op.deadline_ns {
+        let deadline = duration(ns);
+        calls.push(quote!(.deadline(#deadline)));
+    }
+    if op.safe {
+        calls.push(quote!(.safe()));
+    }
+    if op.idempotency == Idempotency::Key {
+        calls.push(quote!(.keyed()));
+    }
+    if let Some(r) = &op.retry {
+        let attempts = proc_macro2::Literal::u32_unsuffixed(r.attempts);
+        let (initial, max) = (duration(r.initial_ns), duration(r.max_ns));
+        calls.push(quote!(.retry(#attempts, #initial, #max)));
+        if r.jitter != crate::ir::Jitter::Full {
+            calls.push(quote!(.no_jitter()));
         }
-        None => quote!(::std::option::Option::None),
-    };
-    let deadline = match op.deadline_ns {
-        Some(ns) => {
-            let deadline = super::duration(ns);
-            quote!(::std::option::Option::Some(#deadline))
+        if let Some(ns) = r.per_try_ns {
+            let per_try = duration(ns);
+            calls.push(quote!(.per_try(#per_try)));
         }
-        None => quote!(::std::option::Option::None),
-    };
-    let idempotency = match op.idempotency {
-        Idempotency::Key => quote!(::pactum::Idempotency::Key),
-        Idempotency::None => quote!(::pactum::Idempotency::None),
-    };
-    let streaming = match op.streaming {
-        Streaming::None => quote!(::pactum::Streaming::None),
-        Streaming::Server => quote!(::pactum::Streaming::Server),
-        Streaming::Client => quote!(::pactum::Streaming::Client),
-        Streaming::Bidi => quote!(::pactum::Streaming::Bidi),
-    };
-    let retry = retry_policy(op.retry.as_ref());
-    let per_try = match op.retry.as_ref().and_then(|r| r.per_try_ns) {
-        Some(ns) => {
-            let per_try = super::duration(ns);
-            quote!(::std::option::Option::Some(#per_try))
-        }
-        None => quote!(::std::option::Option::None),
-    };
-    let resilience = resilience_policy(&op.resilience);
+    }
+    match op.streaming {
+        Streaming::None => {}
+        Streaming::Server => calls.push(quote!(.streaming(::pactum::Streaming::Server))),
+        Streaming::Client => calls.push(quote!(.streaming(::pactum::Streaming::Client))),
+        Streaming::Bidi => calls.push(quote!(.streaming(::pactum::Streaming::Bidi))),
+    }
+    if op.resilience != Resilience::default() {
+        let resilience = resilience_policy(&op.resilience);
+        calls.push(quote!(.resilience(#resilience)));
+    }
     // The schemes it accepts, spelled out from the contract's `auth.schemes`.
-    let schemes = op.auth.iter().filter_map(|name| {
-        let s = ctx.contract.auth.iter().find(|s| &s.name == name)?;
-        let kind = match &s.kind {
-            SchemeKind::Bearer => quote!(::pactum::auth::SchemeKind::Bearer),
-            SchemeKind::ApiKey { header } => {
-                let header = header.to_ascii_lowercase();
-                quote!(::pactum::auth::SchemeKind::ApiKey { header: #header })
-            }
-            SchemeKind::Mtls => quote!(::pactum::auth::SchemeKind::Mtls),
-        };
-        Some(quote!(::pactum::auth::Scheme { name: #name, kind: #kind }))
-    });
+    let schemes: Vec<TokenStream> = op
+        .auth
+        .iter()
+        .filter_map(|name| {
+            let s = ctx.contract.auth.iter().find(|s| &s.name == name)?;
+            let kind = match &s.kind {
+                SchemeKind::Bearer => quote!(::pactum::auth::SchemeKind::Bearer),
+                SchemeKind::ApiKey { header } => {
+                    let header = header.to_ascii_lowercase();
+                    quote!(::pactum::auth::SchemeKind::ApiKey { header: #header })
+                }
+                SchemeKind::Mtls => quote!(::pactum::auth::SchemeKind::Mtls),
+            };
+            Some(quote!(::pactum::auth::Scheme { name: #name, kind: #kind }))
+        })
+        .collect();
+    if !schemes.is_empty() {
+        calls.push(quote!(.auth(&[#(#schemes),*])));
+    }
     quote! {
         #doc
         #dep
-        pub const #konst: ::pactum::OperationInfo = ::pactum::OperationInfo {
-            service: #service,
-            major: #major,
-            name: #name,
-            route: #route,
-            grpc: #grpc,
-            deadline: #deadline,
-            safe: #safe,
-            idempotency: #idempotency,
-            retry: #retry,
-            per_try: #per_try,
-            streaming: #streaming,
-            resilience: #resilience,
-            auth: &[#(#schemes),*],
-        };
+        pub const #konst: OperationInfo = OperationInfo::new(#service, #major, #name) #(#calls)*;
     }
 }
 

@@ -127,6 +127,20 @@ pub(crate) fn struct_def(
         };
         quote! { #doc #dep #rename #optional pub #fname: #ty, }
     });
+    if fields.iter().all(|f| f.constraints.is_empty()) {
+        // The common case: every field checked as its type says, one macro call.
+        let entries = fields.iter().map(|f| {
+            let (fname, wire) = (ident(&f.name, Case::Snake), &f.wire_name);
+            quote!(#fname = #wire)
+        });
+        return quote! {
+            #attrs
+            #derives
+            pub struct #name { #(#decls)* }
+
+            ::pactum::__validate_fields!(#name { #(#entries),* });
+        };
+    }
     let checks = fields.iter().map(|f| {
         let fname = ident(&f.name, Case::Snake);
         let wire = &f.wire_name;
@@ -220,23 +234,7 @@ fn enum_def(
             }
         }
 
-        impl ::std::fmt::Display for #name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl ::pactum::Validate for #name {
-            fn validate_into(
-                &self,
-                path: &mut ::pactum::FieldPath,
-                out: &mut ::std::vec::Vec<::pactum::Violation>,
-            ) {
-                if let #name::Unrecognized(other) = self {
-                    ::pactum::__private::check::unrecognized(other, path, out);
-                }
-            }
-        }
+        ::pactum::__open_enum!(#name);
     }
 }
 
@@ -401,14 +399,8 @@ fn newtype_def(
     let transparent = serde_attr(json, quote!(transparent));
     let ty = rust_type(ctx, inner, false);
     let checks = value_checks(ctx, inner, constraints, quote!(value));
-    let display_impl = if display {
-        quote! {
-            impl ::std::fmt::Display for #name {
-                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                    ::std::fmt::Display::fmt(&self.0, f)
-                }
-            }
-        }
+    let display = if display {
+        quote!(, display)
     } else {
         TokenStream::new()
     };
@@ -418,13 +410,7 @@ fn newtype_def(
         #transparent
         pub struct #name(pub #ty);
 
-        impl ::std::convert::From<#ty> for #name {
-            fn from(value: #ty) -> Self {
-                #name(value)
-            }
-        }
-
-        #display_impl
+        ::pactum::__newtype!(#name(#ty) #display);
 
         impl ::pactum::Validate for #name {
             fn validate_into(

@@ -24,6 +24,9 @@ const ITEM_STARTS: &[&str] = &[
     "use ",
     "::pactum::__requires_feature!",
     "::pactum::__operation_error!",
+    "::pactum::__validate_fields!",
+    "::pactum::__open_enum!",
+    "::pactum::__newtype!",
 ];
 
 /// `text` with a blank line between consecutive items.
@@ -45,6 +48,16 @@ fn starts_item(prev: &str, line: &str) -> bool {
     let (p, l) = (prev.trim_start(), line.trim_start());
     let same_indent = prev.len() - p.len() == line.len() - l.len();
     let prev_ends_item = p == "}" || p == "};" || (p.ends_with(';') && !p.starts_with("//"));
+    // A multi-line item (a constant built by a method chain) ends on a deeper-indented
+    // line: `.retry(…);`, `});`.
+    let deeper = prev.len() - p.len() > line.len() - l.len();
+    if deeper
+        && p.ends_with(';')
+        && !p.starts_with("//")
+        && ITEM_STARTS.iter().any(|s| l.starts_with(s))
+    {
+        return true;
+    }
     // Consecutive `use`s stay together.
     let both = |start: &str| p.starts_with(start) && l.starts_with(start);
     same_indent
@@ -82,6 +95,14 @@ impl A {
 use a::b;
 use c::d;
 ::pactum::__requires_feature!(rest);
+pub const A: Info = Info::new(\"a\")
+    .route(\"GET\", \"/a\")
+    .safe();
+pub const B: Info = Info::new(\"b\").auth(&[
+    Scheme { name: \"b\" },
+]);
+/// C.
+pub const C: Info = Info::new(\"c\");
 pub fn h() {}
 ";
         let spaced = space_items(text);
@@ -113,6 +134,17 @@ use a::b;
 use c::d;
 
 ::pactum::__requires_feature!(rest);
+
+pub const A: Info = Info::new(\"a\")
+    .route(\"GET\", \"/a\")
+    .safe();
+
+pub const B: Info = Info::new(\"b\").auth(&[
+    Scheme { name: \"b\" },
+]);
+
+/// C.
+pub const C: Info = Info::new(\"c\");
 
 pub fn h() {}
 "

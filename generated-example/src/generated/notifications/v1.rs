@@ -53,23 +53,7 @@ impl Channel {
     }
 }
 
-impl ::std::fmt::Display for Channel {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl ::pactum::Validate for Channel {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        if let Channel::Unrecognized(other) = self {
-            ::pactum::__private::check::unrecognized(other, path, out);
-        }
-    }
-}
+::pactum::__open_enum!(Channel);
 
 /// Event `EmailSent` v1.
 #[derive(

@@ -24,17 +24,7 @@ pub const OWNER: &str = "team-pricing";
 #[serde(transparent)]
 pub struct Currency(pub ::std::string::String);
 
-impl ::std::convert::From<::std::string::String> for Currency {
-    fn from(value: ::std::string::String) -> Self {
-        Currency(value)
-    }
-}
-
-impl ::std::fmt::Display for Currency {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(Currency(::std::string::String), display);
 
 impl ::pactum::Validate for Currency {
     fn validate_into(
@@ -110,17 +100,7 @@ impl ::pactum::Validate for Money {
 #[serde(transparent)]
 pub struct Sku(pub ::std::string::String);
 
-impl ::std::convert::From<::std::string::String> for Sku {
-    fn from(value: ::std::string::String) -> Self {
-        Sku(value)
-    }
-}
-
-impl ::std::fmt::Display for Sku {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(Sku(::std::string::String), display);
 
 impl ::pactum::Validate for Sku {
     fn validate_into(
@@ -280,17 +260,7 @@ pub struct QuoteCartResponse {
     pub total: Money,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for QuoteCartResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("lines", &self.lines, path, out);
-        ::pactum::__private::check::field("total", &self.total, path, out);
-    }
-}
+::pactum::__validate_fields!(QuoteCartResponse { lines = "lines", total = "total" });
 
 /// Input of [`GetPrice`](operations::GET_PRICE).
 #[derive(::core::default::Default)]
@@ -308,17 +278,7 @@ pub struct GetPriceRequest {
     pub currency: ::std::option::Option<Currency>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for GetPriceRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("sku", &self.sku, path, out);
-        ::pactum::__private::check::field("currency", &self.currency, path, out);
-    }
-}
+::pactum::__validate_fields!(GetPriceRequest { sku = "sku", currency = "currency" });
 
 /// No price is known for this SKU.
 #[derive(::core::default::Default)]
@@ -334,16 +294,7 @@ pub struct UnknownSku {
     pub sku: Sku,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for UnknownSku {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("sku", &self.sku, path, out);
-    }
-}
+::pactum::__validate_fields!(UnknownSku { sku = "sku" });
 
 impl ::pactum::DeclaredError for UnknownSku {
     const CODE: &'static str = "UnknownSku";
@@ -378,17 +329,9 @@ pub struct CurrencyMismatch {
     pub found: Currency,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for CurrencyMismatch {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("expected", &self.expected, path, out);
-        ::pactum::__private::check::field("found", &self.found, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    CurrencyMismatch { expected = "expected", found = "found" }
+);
 
 impl ::pactum::DeclaredError for CurrencyMismatch {
     const CODE: &'static str = "CurrencyMismatch";
@@ -434,55 +377,23 @@ pub enum GetPriceError {
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
+    use ::pactum::OperationInfo;
+    use ::std::time::Duration;
+
     /// Prices a list of lines. Read-only, so clients may retry it.
-    pub const QUOTE_CART: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "pricing",
-        major: 1,
-        name: "QuoteCart",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/quotes",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(200)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(20),
-            max_backoff: ::std::time::Duration::from_millis(200),
-            full_jitter: true,
-        }),
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const QUOTE_CART: OperationInfo = OperationInfo::new("pricing", 1, "QuoteCart")
+        .route("POST", "/v1/quotes")
+        .deadline(Duration::from_millis(200))
+        .keyed()
+        .retry(3, Duration::from_millis(20), Duration::from_millis(200));
 
     /// `GetPrice`, over `GET /v1/prices/{sku}` and gRPC.
-    pub const GET_PRICE: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "pricing",
-        major: 1,
-        name: "GetPrice",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v1/prices/{sku}",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(100)),
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(10),
-            max_backoff: ::std::time::Duration::from_millis(100),
-            full_jitter: true,
-        }),
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const GET_PRICE: OperationInfo = OperationInfo::new("pricing", 1, "GetPrice")
+        .route("GET", "/v1/prices/{sku}")
+        .grpc()
+        .deadline(Duration::from_millis(100))
+        .safe()
+        .retry(3, Duration::from_millis(10), Duration::from_millis(100));
 }
 
 /// The operations of `pricing` v1: implement this once; the REST router (and the gRPC server) call it.

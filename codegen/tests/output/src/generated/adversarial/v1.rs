@@ -36,23 +36,10 @@ pub struct Node {
     pub maybe_counts: ::std::vec::Vec<::std::option::Option<u32>>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Node {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("name", &self.name, path, out);
-        ::pactum::__private::check::field("next", &self.next, path, out);
-        ::pactum::__private::check::field("children", &self.children, path, out);
-        ::pactum::__private::check::field("index", &self.index, path, out);
-        ::pactum::__private::check::field("link", &self.link, path, out);
-        ::pactum::__private::check::field("paths", &self.paths, path, out);
-        ::pactum::__private::check::field("groups", &self.groups, path, out);
-        ::pactum::__private::check::field("maybe_counts", &self.maybe_counts, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    Node { name = "name", next = "next", children = "children", index = "index", link =
+    "link", paths = "paths", groups = "groups", maybe_counts = "maybe_counts" }
+);
 
 /// `NodeRef`: a `Node` of its own type.
 #[derive(
@@ -66,11 +53,7 @@ impl ::pactum::Validate for Node {
 #[serde(transparent)]
 pub struct NodeRef(pub Node);
 
-impl ::std::convert::From<Node> for NodeRef {
-    fn from(value: Node) -> Self {
-        NodeRef(value)
-    }
-}
+::pactum::__newtype!(NodeRef(Node));
 
 impl ::pactum::Validate for NodeRef {
     fn validate_into(
@@ -97,16 +80,7 @@ pub struct Box {
     pub label: ::std::string::String,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Box {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("label", &self.label, path, out);
-    }
-}
+::pactum::__validate_fields!(Box { label = "label" });
 
 /// `Vec`: `items`.
 #[derive(::core::default::Default)]
@@ -122,16 +96,7 @@ pub struct Vec {
     pub items: ::std::vec::Vec<::std::string::String>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Vec {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("items", &self.items, path, out);
-    }
-}
+::pactum::__validate_fields!(Vec { items = "items" });
 
 /// `Ok`: `fine`.
 #[derive(::core::default::Default)]
@@ -147,16 +112,7 @@ pub struct Ok {
     pub fine: bool,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Ok {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("fine", &self.fine, path, out);
-    }
-}
+::pactum::__validate_fields!(Ok { fine = "fine" });
 
 /// `Err`: `reason`.
 #[derive(::core::default::Default)]
@@ -172,16 +128,7 @@ pub struct Err {
     pub reason: ::std::string::String,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Err {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("reason", &self.reason, path, out);
-    }
-}
+::pactum::__validate_fields!(Err { reason = "reason" });
 
 /// `Some`: one of `a` and `b`.
 ///
@@ -223,23 +170,7 @@ impl Some {
     }
 }
 
-impl ::std::fmt::Display for Some {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl ::pactum::Validate for Some {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        if let Some::Unrecognized(other) = self {
-            ::pactum::__private::check::unrecognized(other, path, out);
-        }
-    }
-}
+::pactum::__open_enum!(Some);
 
 /// `Context`: `depth`.
 #[derive(::core::default::Default)]
@@ -255,16 +186,7 @@ pub struct Context {
     pub depth: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Context {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("depth", &self.depth, path, out);
-    }
-}
+::pactum::__validate_fields!(Context { depth = "depth" });
 
 /// `Router`: `path`.
 #[derive(::core::default::Default)]
@@ -280,16 +202,7 @@ pub struct Router {
     pub path: ::std::string::String,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Router {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("path", &self.path, path, out);
-    }
-}
+::pactum::__validate_fields!(Router { path = "path" });
 
 /// `Fields`: `box`, `vec`, `ok`, `err`, `some`, `ctx` and 12 more.
 #[derive(::core::default::Default)]
@@ -323,33 +236,12 @@ pub struct Fields {
     pub headers: ::std::string::String,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Fields {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("box", &self.r#box, path, out);
-        ::pactum::__private::check::field("vec", &self.vec, path, out);
-        ::pactum::__private::check::field("ok", &self.ok, path, out);
-        ::pactum::__private::check::field("err", &self.err, path, out);
-        ::pactum::__private::check::field("some", &self.some, path, out);
-        ::pactum::__private::check::field("ctx", &self.ctx, path, out);
-        ::pactum::__private::check::field("input", &self.input, path, out);
-        ::pactum::__private::check::field("output", &self.output, path, out);
-        ::pactum::__private::check::field("path", &self.path, path, out);
-        ::pactum::__private::check::field("query", &self.query, path, out);
-        ::pactum::__private::check::field("body", &self.body, path, out);
-        ::pactum::__private::check::field("state", &self.state, path, out);
-        ::pactum::__private::check::field("service", &self.service, path, out);
-        ::pactum::__private::check::field("client", &self.client, path, out);
-        ::pactum::__private::check::field("router", &self.router, path, out);
-        ::pactum::__private::check::field("request", &self.request, path, out);
-        ::pactum::__private::check::field("response", &self.response, path, out);
-        ::pactum::__private::check::field("headers", &self.headers, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    Fields { r#box = "box", vec = "vec", ok = "ok", err = "err", some = "some", ctx =
+    "ctx", input = "input", output = "output", path = "path", query = "query", body =
+    "body", state = "state", service = "service", client = "client", router = "router",
+    request = "request", response = "response", headers = "headers" }
+);
 
 /// `Expr`: one of `lit`, `add` and `match`, named by `type`.
 ///
@@ -482,16 +374,7 @@ pub struct Lit {
     pub value: i64,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Lit {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("value", &self.value, path, out);
-    }
-}
+::pactum::__validate_fields!(Lit { value = "value" });
 
 /// `Add`: `left`, `right`, `terms` and `maybe`.
 #[derive(::core::default::Default)]
@@ -511,19 +394,9 @@ pub struct Add {
     pub maybe: ::std::option::Option<::std::boxed::Box<Expr>>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Add {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("left", &self.left, path, out);
-        ::pactum::__private::check::field("right", &self.right, path, out);
-        ::pactum::__private::check::field("terms", &self.terms, path, out);
-        ::pactum::__private::check::field("maybe", &self.maybe, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    Add { left = "left", right = "right", terms = "terms", maybe = "maybe" }
+);
 
 /// Input of [`Tail`](operations::TAIL).
 #[derive(::core::default::Default)]
@@ -592,17 +465,7 @@ pub struct TailResponse {
     pub pad: ::std::string::String,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for TailResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("n", &self.n, path, out);
-        ::pactum::__private::check::field("pad", &self.pad, path, out);
-    }
-}
+::pactum::__validate_fields!(TailResponse { n = "n", pad = "pad" });
 
 /// Input of [`ListNodes`](operations::LIST_NODES).
 #[derive(::core::default::Default)]
@@ -667,18 +530,9 @@ pub struct ListNodesResponse {
     pub total: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ListNodesResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("nodes", &self.nodes, path, out);
-        ::pactum::__private::check::field("more", &self.more, path, out);
-        ::pactum::__private::check::field("total", &self.total, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    ListNodesResponse { nodes = "nodes", more = "more", total = "total" }
+);
 
 /// Input of [`ListPaths`](operations::LIST_PATHS).
 #[derive(::core::default::Default)]
@@ -695,16 +549,7 @@ pub struct ListPathsRequest {
     pub page_token: ::std::option::Option<::std::string::String>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ListPathsRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("page_token", &self.page_token, path, out);
-    }
-}
+::pactum::__validate_fields!(ListPathsRequest { page_token = "page_token" });
 
 /// Output of [`ListPaths`](operations::LIST_PATHS).
 #[derive(::core::default::Default)]
@@ -722,22 +567,9 @@ pub struct ListPathsResponse {
     pub next_page_token: ::std::option::Option<::std::string::String>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ListPathsResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("paths", &self.paths, path, out);
-        ::pactum::__private::check::field(
-            "next_page_token",
-            &self.next_page_token,
-            path,
-            out,
-        );
-    }
-}
+::pactum::__validate_fields!(
+    ListPathsResponse { paths = "paths", next_page_token = "next_page_token" }
+);
 
 /// Input of [`Eval`](operations::EVAL).
 #[derive(::core::default::Default)]
@@ -753,16 +585,7 @@ pub struct EvalRequest {
     pub expr: Expr,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for EvalRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("expr", &self.expr, path, out);
-    }
-}
+::pactum::__validate_fields!(EvalRequest { expr = "expr" });
 
 /// The stream ran into a missing item.
 #[derive(::core::default::Default)]
@@ -778,16 +601,7 @@ pub struct Gone {
     pub at: u64,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Gone {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("at", &self.at, path, out);
-    }
-}
+::pactum::__validate_fields!(Gone { at = "at" });
 
 impl ::pactum::DeclaredError for Gone {
     const CODE: &'static str = "Gone";
@@ -845,125 +659,51 @@ pub enum EchoError {}
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
+    use ::pactum::OperationInfo;
+    use ::std::time::Duration;
+
     /// `Tail`, over `GET /v1/tail` and gRPC.
-    pub const TAIL: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "adversarial",
-        major: 1,
-        name: "Tail",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v1/tail",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(3)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::Server,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const TAIL: OperationInfo = OperationInfo::new("adversarial", 1, "Tail")
+        .route("GET", "/v1/tail")
+        .grpc()
+        .deadline(Duration::from_secs(3))
+        .streaming(::pactum::Streaming::Server);
 
     /// `ListNodes`, over `GET /v1/nodes` and gRPC.
-    pub const LIST_NODES: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "adversarial",
-        major: 1,
-        name: "ListNodes",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v1/nodes",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const LIST_NODES: OperationInfo = OperationInfo::new(
+            "adversarial",
+            1,
+            "ListNodes",
+        )
+        .route("GET", "/v1/nodes")
+        .grpc()
+        .safe();
 
     /// `ListPaths`, over `GET /v1/paths` and gRPC.
-    pub const LIST_PATHS: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "adversarial",
-        major: 1,
-        name: "ListPaths",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v1/paths",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const LIST_PATHS: OperationInfo = OperationInfo::new(
+            "adversarial",
+            1,
+            "ListPaths",
+        )
+        .route("GET", "/v1/paths")
+        .grpc()
+        .safe();
 
     /// A recursive tagged union in and out, over REST and gRPC.
-    pub const EVAL: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "adversarial",
-        major: 1,
-        name: "Eval",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/eval",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: false,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const EVAL: OperationInfo = OperationInfo::new("adversarial", 1, "Eval")
+        .route("POST", "/v1/eval")
+        .grpc();
 
     /// Takes and returns a recursive type over REST and gRPC.
-    pub const WALK: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "adversarial",
-        major: 1,
-        name: "Walk",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/walk",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: false,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const WALK: OperationInfo = OperationInfo::new("adversarial", 1, "Walk")
+        .route("POST", "/v1/walk")
+        .grpc();
 
     /// `Echo`, over `POST /v1/echo/{path}` and gRPC.
-    pub const ECHO: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "adversarial",
-        major: 1,
-        name: "Echo",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/echo/{path}",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const ECHO: OperationInfo = OperationInfo::new("adversarial", 1, "Echo")
+        .route("POST", "/v1/echo/{path}")
+        .grpc()
+        .keyed();
 }
 
 /// Event `NodeAdded` v1.
@@ -979,16 +719,7 @@ pub struct NodeAdded {
     pub node: Node,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for NodeAdded {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("node", &self.node, path, out);
-    }
-}
+::pactum::__validate_fields!(NodeAdded { node = "node" });
 
 #[allow(deprecated)]
 impl ::pactum::Event for NodeAdded {

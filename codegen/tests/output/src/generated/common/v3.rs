@@ -81,17 +81,7 @@ impl ::pactum::Validate for Money {
 #[serde(transparent)]
 pub struct Tag(pub ::std::string::String);
 
-impl ::std::convert::From<::std::string::String> for Tag {
-    fn from(value: ::std::string::String) -> Self {
-        Tag(value)
-    }
-}
-
-impl ::std::fmt::Display for Tag {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(Tag(::std::string::String), display);
 
 impl ::pactum::Validate for Tag {
     fn validate_into(

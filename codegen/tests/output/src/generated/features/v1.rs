@@ -22,17 +22,7 @@ pub const OWNER: &str = "team-codegen";
 #[serde(transparent)]
 pub struct Percent(pub f64);
 
-impl ::std::convert::From<f64> for Percent {
-    fn from(value: f64) -> Self {
-        Percent(value)
-    }
-}
-
-impl ::std::fmt::Display for Percent {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(Percent(f64), display);
 
 impl ::pactum::Validate for Percent {
     fn validate_into(
@@ -66,17 +56,7 @@ impl ::pactum::Validate for Percent {
 #[serde(transparent)]
 pub struct Slug(pub ::std::string::String);
 
-impl ::std::convert::From<::std::string::String> for Slug {
-    fn from(value: ::std::string::String) -> Self {
-        Slug(value)
-    }
-}
-
-impl ::std::fmt::Display for Slug {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(Slug(::std::string::String), display);
 
 impl ::pactum::Validate for Slug {
     fn validate_into(
@@ -117,17 +97,7 @@ impl ::pactum::Validate for Slug {
 #[serde(transparent)]
 pub struct ProductSlug(pub Slug);
 
-impl ::std::convert::From<Slug> for ProductSlug {
-    fn from(value: Slug) -> Self {
-        ProductSlug(value)
-    }
-}
-
-impl ::std::fmt::Display for ProductSlug {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(ProductSlug(Slug), display);
 
 impl ::pactum::Validate for ProductSlug {
     fn validate_into(
@@ -161,17 +131,7 @@ impl ::pactum::Validate for ProductSlug {
 #[serde(transparent)]
 pub struct Count(pub u64);
 
-impl ::std::convert::From<u64> for Count {
-    fn from(value: u64) -> Self {
-        Count(value)
-    }
-}
-
-impl ::std::fmt::Display for Count {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(Count(u64), display);
 
 impl ::pactum::Validate for Count {
     fn validate_into(
@@ -205,11 +165,7 @@ impl ::pactum::Validate for Count {
 #[serde(transparent)]
 pub struct Blob(pub ::pactum::types::Bytes);
 
-impl ::std::convert::From<::pactum::types::Bytes> for Blob {
-    fn from(value: ::pactum::types::Bytes) -> Self {
-        Blob(value)
-    }
-}
+::pactum::__newtype!(Blob(::pactum::types::Bytes));
 
 impl ::pactum::Validate for Blob {
     fn validate_into(
@@ -242,16 +198,7 @@ pub struct Result {
     pub ok: bool,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Result {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("ok", &self.ok, path, out);
-    }
-}
+::pactum::__validate_fields!(Result { ok = "ok" });
 
 /// `Option`: one of `some` and `none`.
 ///
@@ -293,23 +240,7 @@ impl Option {
     }
 }
 
-impl ::std::fmt::Display for Option {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl ::pactum::Validate for Option {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        if let Option::Unrecognized(other) = self {
-            ::pactum::__private::check::unrecognized(other, path, out);
-        }
-    }
-}
+::pactum::__open_enum!(Option);
 
 /// `String`: a `string` of its own type.
 #[derive(
@@ -325,17 +256,7 @@ impl ::pactum::Validate for Option {
 #[serde(transparent)]
 pub struct String(pub ::std::string::String);
 
-impl ::std::convert::From<::std::string::String> for String {
-    fn from(value: ::std::string::String) -> Self {
-        String(value)
-    }
-}
-
-impl ::std::fmt::Display for String {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(String(::std::string::String), display);
 
 impl ::pactum::Validate for String {
     fn validate_into(
@@ -548,19 +469,10 @@ pub struct Keywords {
     pub user_id: ::pactum::types::Uuid,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Keywords {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("type", &self.r#type, path, out);
-        ::pactum::__private::check::field("match", &self.r#match, path, out);
-        ::pactum::__private::check::field("async", &self.r#async, path, out);
-        ::pactum::__private::check::field("userId", &self.user_id, path, out);
+::pactum::__validate_fields!(
+    Keywords { r#type = "type", r#match = "match", r#async = "async", user_id = "userId"
     }
-}
+);
 
 /// Recursive through an optional link (boxed) and a list (not boxed).
 #[derive(::core::default::Default)]
@@ -579,18 +491,9 @@ pub struct Tree {
     pub children: ::std::vec::Vec<Tree>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Tree {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("label", &self.label, path, out);
-        ::pactum::__private::check::field("parent", &self.parent, path, out);
-        ::pactum::__private::check::field("children", &self.children, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    Tree { label = "label", parent = "parent", children = "children" }
+);
 
 /// `Ping`: `pong`.
 #[derive(
@@ -606,16 +509,7 @@ pub struct Ping {
     pub pong: ::std::option::Option<::std::boxed::Box<Pong>>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Ping {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("pong", &self.pong, path, out);
-    }
-}
+::pactum::__validate_fields!(Ping { pong = "pong" });
 
 /// `Pong`: `ping`.
 #[derive(
@@ -631,16 +525,7 @@ pub struct Pong {
     pub ping: ::std::option::Option<::std::boxed::Box<Ping>>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Pong {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("ping", &self.ping, path, out);
-    }
-}
+::pactum::__validate_fields!(Pong { ping = "ping" });
 
 /// Explicit and reserved wire numbers.
 #[derive(
@@ -659,18 +544,7 @@ pub struct Versioned {
     pub legacy: ::std::option::Option<::std::string::String>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Versioned {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-        ::pactum::__private::check::field("name", &self.name, path, out);
-        ::pactum::__private::check::field("legacy", &self.legacy, path, out);
-    }
-}
+::pactum::__validate_fields!(Versioned { id = "id", name = "name", legacy = "legacy" });
 
 /// An enum with documented values and explicit numbers.
 ///
@@ -717,23 +591,7 @@ impl Level {
     }
 }
 
-impl ::std::fmt::Display for Level {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl ::pactum::Validate for Level {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        if let Level::Unrecognized(other) = self {
-            ::pactum::__private::check::unrecognized(other, path, out);
-        }
-    }
-}
+::pactum::__open_enum!(Level);
 
 /// `Empty`: no fields.
 #[derive(
@@ -745,16 +603,7 @@ impl ::pactum::Validate for Level {
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Empty {}
-#[allow(deprecated)]
-impl ::pactum::Validate for Empty {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        let _ = (path, out);
-    }
-}
+::pactum::__validate_fields!(Empty {});
 
 /// A tagged union with its own tag, an explicit and a reserved number, a deprecated variant and one from another contract.
 ///
@@ -938,16 +787,7 @@ pub struct Square {
     pub side: f64,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Square {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("side", &self.side, path, out);
-    }
-}
+::pactum::__validate_fields!(Square { side = "side" });
 
 /// Unions in every position a field can hold them.
 #[derive(::core::default::Default)]
@@ -967,19 +807,9 @@ pub struct Drawing {
     pub named: ::std::collections::BTreeMap<::std::string::String, Shape>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Drawing {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("main", &self.main, path, out);
-        ::pactum::__private::check::field("backup", &self.backup, path, out);
-        ::pactum::__private::check::field("layers", &self.layers, path, out);
-        ::pactum::__private::check::field("named", &self.named, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    Drawing { main = "main", backup = "backup", layers = "layers", named = "named" }
+);
 
 /// Input of [`Fetch`](operations::FETCH).
 #[derive(::core::default::Default)]
@@ -995,16 +825,7 @@ pub struct FetchRequest {
     pub id: ::pactum::types::Uuid,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for FetchRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-    }
-}
+::pactum::__validate_fields!(FetchRequest { id = "id" });
 
 /// Input of [`Store`](operations::STORE).
 #[derive(
@@ -1060,16 +881,7 @@ pub struct StoreResponse {
     pub stored_at: ::pactum::types::Timestamp,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for StoreResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("stored_at", &self.stored_at, path, out);
-    }
-}
+::pactum::__validate_fields!(StoreResponse { stored_at = "stored_at" });
 
 /// Input of [`Watch`](operations::WATCH).
 #[derive(::core::default::Default)]
@@ -1085,16 +897,7 @@ pub struct WatchRequest {
     pub ids: ::std::vec::Vec<::pactum::types::Uuid>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for WatchRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("ids", &self.ids, path, out);
-    }
-}
+::pactum::__validate_fields!(WatchRequest { ids = "ids" });
 
 /// Input of [`Upload`](operations::UPLOAD).
 #[derive(::core::default::Default)]
@@ -1110,16 +913,7 @@ pub struct UploadRequest {
     pub chunk: Blob,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for UploadRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("chunk", &self.chunk, path, out);
-    }
-}
+::pactum::__validate_fields!(UploadRequest { chunk = "chunk" });
 
 /// Output of [`Upload`](operations::UPLOAD).
 #[derive(::core::default::Default)]
@@ -1135,16 +929,7 @@ pub struct UploadResponse {
     pub count: Count,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for UploadResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("count", &self.count, path, out);
-    }
-}
+::pactum::__validate_fields!(UploadResponse { count = "count" });
 
 /// Input of [`Chat`](operations::CHAT).
 #[derive(::core::default::Default)]
@@ -1160,16 +945,7 @@ pub struct ChatRequest {
     pub text: ::std::string::String,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ChatRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("text", &self.text, path, out);
-    }
-}
+::pactum::__validate_fields!(ChatRequest { text = "text" });
 
 /// Output of [`Chat`](operations::CHAT).
 #[derive(::core::default::Default)]
@@ -1186,17 +962,7 @@ pub struct ChatResponse {
     pub at: ::pactum::types::Timestamp,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ChatResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("text", &self.text, path, out);
-        ::pactum::__private::check::field("at", &self.at, path, out);
-    }
-}
+::pactum::__validate_fields!(ChatResponse { text = "text", at = "at" });
 
 /// Input of [`OldWay`](operations::OLD_WAY).
 #[derive(
@@ -1211,16 +977,7 @@ pub struct OldWayRequest {
     pub id: ::pactum::types::Uuid,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for OldWayRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-    }
-}
+::pactum::__validate_fields!(OldWayRequest { id = "id" });
 
 /// Nothing has this id.
 #[derive(::core::default::Default)]
@@ -1238,17 +995,7 @@ pub struct NotThere {
     pub nearest: ::std::option::Option<Shape>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for NotThere {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-        ::pactum::__private::check::field("nearest", &self.nearest, path, out);
-    }
-}
+::pactum::__validate_fields!(NotThere { id = "id", nearest = "nearest" });
 
 impl ::pactum::DeclaredError for NotThere {
     const CODE: &'static str = "NotThere";
@@ -1280,16 +1027,7 @@ impl ::pactum::ErrorKind for NotThere {
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Busy {}
-#[allow(deprecated)]
-impl ::pactum::Validate for Busy {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        let _ = (path, out);
-    }
-}
+::pactum::__validate_fields!(Busy {});
 
 impl ::pactum::DeclaredError for Busy {
     const CODE: &'static str = "Busy";
@@ -1321,16 +1059,7 @@ impl ::pactum::ErrorKind for Busy {
 )]
 #[serde(crate = "::pactum::__private::serde")]
 pub struct Conflicting {}
-#[allow(deprecated)]
-impl ::pactum::Validate for Conflicting {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        let _ = (path, out);
-    }
-}
+::pactum::__validate_fields!(Conflicting {});
 
 impl ::pactum::DeclaredError for Conflicting {
     const CODE: &'static str = "Conflicting";
@@ -1404,167 +1133,56 @@ pub enum OldWayError {}
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
+    use ::pactum::OperationInfo;
+    use ::std::time::Duration;
+
     /// Reads one thing.
-    pub const FETCH: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "features",
-        major: 1,
-        name: "Fetch",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v1/things/{id}",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(250)),
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(10),
-            max_backoff: ::std::time::Duration::from_millis(100),
-            full_jitter: false,
-        }),
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const FETCH: OperationInfo = OperationInfo::new("features", 1, "Fetch")
+        .route("GET", "/v1/things/{id}")
+        .grpc()
+        .deadline(Duration::from_millis(250))
+        .safe()
+        .retry(3, Duration::from_millis(10), Duration::from_millis(100))
+        .no_jitter();
 
     /// `Store`, over `PUT /v1/things`.
-    pub const STORE: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "features",
-        major: 1,
-        name: "Store",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "PUT",
-            path: "/v1/things",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(1)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 2,
-            initial_backoff: ::std::time::Duration::from_millis(100),
-            max_backoff: ::std::time::Duration::from_secs(2),
-            full_jitter: true,
-        }),
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const STORE: OperationInfo = OperationInfo::new("features", 1, "Store")
+        .route("PUT", "/v1/things")
+        .deadline(Duration::from_secs(1))
+        .keyed()
+        .retry(2, Duration::from_millis(100), Duration::from_secs(2));
 
     /// No input, no output, no errors.
-    pub const PING: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "features",
-        major: 1,
-        name: "Ping",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "HEAD",
-            path: "/v1/ping",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::None,
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const PING: OperationInfo = OperationInfo::new("features", 1, "Ping")
+        .route("HEAD", "/v1/ping")
+        .safe();
 
     /// `Watch`, over gRPC.
-    pub const WATCH: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "features",
-        major: 1,
-        name: "Watch",
-        route: ::std::option::Option::None,
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: false,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::Server,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const WATCH: OperationInfo = OperationInfo::new("features", 1, "Watch")
+        .grpc()
+        .streaming(::pactum::Streaming::Server);
 
     /// `Upload`, over gRPC.
-    pub const UPLOAD: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "features",
-        major: 1,
-        name: "Upload",
-        route: ::std::option::Option::None,
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: false,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::Client,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const UPLOAD: OperationInfo = OperationInfo::new("features", 1, "Upload")
+        .grpc()
+        .streaming(::pactum::Streaming::Client);
 
     /// Both sides stream.
-    pub const CHAT: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "features",
-        major: 1,
-        name: "Chat",
-        route: ::std::option::Option::None,
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: false,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::Bidi,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const CHAT: OperationInfo = OperationInfo::new("features", 1, "Chat")
+        .grpc()
+        .streaming(::pactum::Streaming::Bidi);
 
     /// `Draw`, over `POST /v1/drawings` and gRPC.
-    pub const DRAW: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "features",
-        major: 1,
-        name: "Draw",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/drawings",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const DRAW: OperationInfo = OperationInfo::new("features", 1, "Draw")
+        .route("POST", "/v1/drawings")
+        .grpc()
+        .keyed();
 
     /// `OldWay`, over `GET /v1/old/{id}`.
     #[deprecated(note = "use Fetch")]
-    pub const OLD_WAY: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "features",
-        major: 1,
-        name: "OldWay",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v1/old/{id}",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::None,
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const OLD_WAY: OperationInfo = OperationInfo::new("features", 1, "OldWay")
+        .route("GET", "/v1/old/{id}")
+        .safe();
 }
 
 /// A thing was stored.
@@ -1584,19 +1202,9 @@ pub struct ThingStored {
     pub outline: ::std::option::Option<Shape>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ThingStored {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-        ::pactum::__private::check::field("slug", &self.slug, path, out);
-        ::pactum::__private::check::field("at", &self.at, path, out);
-        ::pactum::__private::check::field("outline", &self.outline, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    ThingStored { id = "id", slug = "slug", at = "at", outline = "outline" }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Event for ThingStored {
@@ -1633,17 +1241,7 @@ pub struct ThingTagged {
     pub tag: super::super::common::v3::Tag,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ThingTagged {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("slug", &self.slug, path, out);
-        ::pactum::__private::check::field("tag", &self.tag, path, out);
-    }
-}
+::pactum::__validate_fields!(ThingTagged { slug = "slug", tag = "tag" });
 
 #[allow(deprecated)]
 impl ::pactum::Event for ThingTagged {
@@ -1682,16 +1280,7 @@ pub struct AlarmRaised {
     pub level: Level,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for AlarmRaised {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("level", &self.level, path, out);
-    }
-}
+::pactum::__validate_fields!(AlarmRaised { level = "level" });
 
 #[allow(deprecated)]
 impl ::pactum::Event for AlarmRaised {
@@ -1726,17 +1315,7 @@ pub struct ThingShipped {
     pub carrier: ::std::string::String,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ThingShipped {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-        ::pactum::__private::check::field("carrier", &self.carrier, path, out);
-    }
-}
+::pactum::__validate_fields!(ThingShipped { id = "id", carrier = "carrier" });
 
 impl ::pactum::Webhook for ThingShipped {
     const NAME: &'static str = "ThingShipped";

@@ -24,16 +24,7 @@ pub struct WhoAmIResponse {
     pub subject: ::std::string::String,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for WhoAmIResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("subject", &self.subject, path, out);
-    }
-}
+::pactum::__validate_fields!(WhoAmIResponse { subject = "subject" });
 
 /// Input of [`Flaky`](operations::FLAKY).
 #[derive(::core::default::Default)]
@@ -49,16 +40,7 @@ pub struct FlakyRequest {
     pub n: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for FlakyRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("n", &self.n, path, out);
-    }
-}
+::pactum::__validate_fields!(FlakyRequest { n = "n" });
 
 /// Output of [`Flaky`](operations::FLAKY).
 #[derive(::core::default::Default)]
@@ -74,16 +56,7 @@ pub struct FlakyResponse {
     pub n: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for FlakyResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("n", &self.n, path, out);
-    }
-}
+::pactum::__validate_fields!(FlakyResponse { n = "n" });
 
 /// Output of [`Fragile`](operations::FRAGILE).
 #[derive(
@@ -98,16 +71,7 @@ pub struct FragileResponse {
     pub n: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for FragileResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("n", &self.n, path, out);
-    }
-}
+::pactum::__validate_fields!(FragileResponse { n = "n" });
 
 /// Input of [`Busy`](operations::BUSY).
 #[derive(::core::default::Default)]
@@ -123,16 +87,7 @@ pub struct BusyRequest {
     pub n: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for BusyRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("n", &self.n, path, out);
-    }
-}
+::pactum::__validate_fields!(BusyRequest { n = "n" });
 
 /// Output of [`Busy`](operations::BUSY).
 #[derive(::core::default::Default)]
@@ -148,16 +103,7 @@ pub struct BusyResponse {
     pub n: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for BusyResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("n", &self.n, path, out);
-    }
-}
+::pactum::__validate_fields!(BusyResponse { n = "n" });
 
 /// Input of [`Claimed`](operations::CLAIMED).
 #[derive(
@@ -172,16 +118,7 @@ pub struct ClaimedRequest {
     pub n: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ClaimedRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("n", &self.n, path, out);
-    }
-}
+::pactum::__validate_fields!(ClaimedRequest { n = "n" });
 
 /// Output of [`Claimed`](operations::CLAIMED).
 #[derive(
@@ -196,16 +133,7 @@ pub struct ClaimedResponse {
     pub n: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ClaimedResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("n", &self.n, path, out);
-    }
-}
+::pactum::__validate_fields!(ClaimedResponse { n = "n" });
 
 /// Input of [`Feed`](operations::FEED).
 #[derive(::core::default::Default)]
@@ -221,16 +149,7 @@ pub struct FeedRequest {
     pub n: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for FeedRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("n", &self.n, path, out);
-    }
-}
+::pactum::__validate_fields!(FeedRequest { n = "n" });
 
 /// Output of [`Feed`](operations::FEED).
 #[derive(::core::default::Default)]
@@ -246,16 +165,7 @@ pub struct FeedResponse {
     pub n: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for FeedResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("n", &self.n, path, out);
-    }
-}
+::pactum::__validate_fields!(FeedResponse { n = "n" });
 
 /// Input of [`Patient`](operations::PATIENT).
 #[derive(
@@ -270,16 +180,7 @@ pub struct PatientRequest {
     pub n: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for PatientRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("n", &self.n, path, out);
-    }
-}
+::pactum::__validate_fields!(PatientRequest { n = "n" });
 
 /// Output of [`Patient`](operations::PATIENT).
 #[derive(
@@ -294,16 +195,7 @@ pub struct PatientResponse {
     pub n: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for PatientResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("n", &self.n, path, out);
-    }
-}
+::pactum::__validate_fields!(PatientResponse { n = "n" });
 
 /// Input of [`Unsafe`](operations::UNSAFE).
 #[derive(
@@ -318,16 +210,7 @@ pub struct UnsafeRequest {
     pub n: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for UnsafeRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("n", &self.n, path, out);
-    }
-}
+::pactum::__validate_fields!(UnsafeRequest { n = "n" });
 
 /// Output of [`Unsafe`](operations::UNSAFE).
 #[derive(
@@ -342,16 +225,7 @@ pub struct UnsafeResponse {
     pub n: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for UnsafeResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("n", &self.n, path, out);
-    }
-}
+::pactum::__validate_fields!(UnsafeResponse { n = "n" });
 
 /// Errors declared for `WhoAmI`.
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
@@ -396,23 +270,15 @@ pub enum UnsafeError {}
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
+    use ::pactum::OperationInfo;
+    use ::std::time::Duration;
+
     /// Who the caller is, as its client certificate (the `robot` scheme) says; the others are public.
-    pub const WHO_AM_I: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "resilience",
-        major: 1,
-        name: "WhoAmI",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v1/whoami",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy {
+    pub const WHO_AM_I: OperationInfo = OperationInfo::new("resilience", 1, "WhoAmI")
+        .route("GET", "/v1/whoami")
+        .grpc()
+        .safe()
+        .resilience(::pactum::ResiliencePolicy {
             retry_budget: ::pactum::resilience::RetryBudgetPolicy {
                 ratio_permille: 200,
                 min_per_second: 1,
@@ -422,37 +288,25 @@ pub mod operations {
                 cooldown: ::std::time::Duration::from_secs(1),
             },
             concurrency: ::std::option::Option::None,
-        },
-        auth: &[
-            ::pactum::auth::Scheme {
-                name: "robot",
-                kind: ::pactum::auth::SchemeKind::Mtls,
-            },
-        ],
-    };
+        })
+        .auth(
+            &[
+                ::pactum::auth::Scheme {
+                    name: "robot",
+                    kind: ::pactum::auth::SchemeKind::Mtls,
+                },
+            ],
+        );
 
     /// Keyed and retried three times; the retry budget bounds the retries.
-    pub const FLAKY: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "resilience",
-        major: 1,
-        name: "Flaky",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/flaky",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(2)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(1),
-            max_backoff: ::std::time::Duration::from_millis(2),
-            full_jitter: false,
-        }),
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy {
+    pub const FLAKY: OperationInfo = OperationInfo::new("resilience", 1, "Flaky")
+        .route("POST", "/v1/flaky")
+        .grpc()
+        .deadline(Duration::from_secs(2))
+        .keyed()
+        .retry(3, Duration::from_millis(1), Duration::from_millis(2))
+        .no_jitter()
+        .resilience(::pactum::ResiliencePolicy {
             retry_budget: ::pactum::resilience::RetryBudgetPolicy {
                 ratio_permille: 200,
                 min_per_second: 1,
@@ -462,27 +316,14 @@ pub mod operations {
                 cooldown: ::std::time::Duration::from_secs(1),
             },
             concurrency: ::std::option::Option::None,
-        },
-        auth: &[],
-    };
+        });
 
     /// Read-only; its breaker opens after three failures in a row.
-    pub const FRAGILE: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "resilience",
-        major: 1,
-        name: "Fragile",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v1/fragile",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(1)),
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy {
+    pub const FRAGILE: OperationInfo = OperationInfo::new("resilience", 1, "Fragile")
+        .route("GET", "/v1/fragile")
+        .deadline(Duration::from_secs(1))
+        .safe()
+        .resilience(::pactum::ResiliencePolicy {
             retry_budget: ::pactum::resilience::RetryBudgetPolicy {
                 ratio_permille: 200,
                 min_per_second: 1,
@@ -492,27 +333,14 @@ pub mod operations {
                 cooldown: ::std::time::Duration::from_millis(300),
             },
             concurrency: ::std::option::Option::None,
-        },
-        auth: &[],
-    };
+        });
 
     /// At most two at once; the rest are shed.
-    pub const BUSY: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "resilience",
-        major: 1,
-        name: "Busy",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/busy",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(2)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy {
+    pub const BUSY: OperationInfo = OperationInfo::new("resilience", 1, "Busy")
+        .route("POST", "/v1/busy")
+        .grpc()
+        .deadline(Duration::from_secs(2))
+        .resilience(::pactum::ResiliencePolicy {
             retry_budget: ::pactum::resilience::RetryBudgetPolicy {
                 ratio_permille: 200,
                 min_per_second: 1,
@@ -522,27 +350,14 @@ pub mod operations {
                 cooldown: ::std::time::Duration::from_secs(1),
             },
             concurrency: ::std::option::Option::Some(2),
-        },
-        auth: &[],
-    };
+        });
 
     /// Keyed, one at a time; its handler runs on after a caller hangs up.
-    pub const CLAIMED: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "resilience",
-        major: 1,
-        name: "Claimed",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/claimed",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(2)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy {
+    pub const CLAIMED: OperationInfo = OperationInfo::new("resilience", 1, "Claimed")
+        .route("POST", "/v1/claimed")
+        .deadline(Duration::from_secs(2))
+        .keyed()
+        .resilience(::pactum::ResiliencePolicy {
             retry_budget: ::pactum::resilience::RetryBudgetPolicy {
                 ratio_permille: 200,
                 min_per_second: 1,
@@ -552,24 +367,13 @@ pub mod operations {
                 cooldown: ::std::time::Duration::from_secs(1),
             },
             concurrency: ::std::option::Option::Some(1),
-        },
-        auth: &[],
-    };
+        });
 
     /// A reply stream, one at a time; the stream holds its place until it ends.
-    pub const FEED: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "resilience",
-        major: 1,
-        name: "Feed",
-        route: ::std::option::Option::None,
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: false,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::Server,
-        resilience: ::pactum::ResiliencePolicy {
+    pub const FEED: OperationInfo = OperationInfo::new("resilience", 1, "Feed")
+        .grpc()
+        .streaming(::pactum::Streaming::Server)
+        .resilience(::pactum::ResiliencePolicy {
             retry_budget: ::pactum::resilience::RetryBudgetPolicy {
                 ratio_permille: 200,
                 min_per_second: 1,
@@ -579,32 +383,17 @@ pub mod operations {
                 cooldown: ::std::time::Duration::from_secs(1),
             },
             concurrency: ::std::option::Option::Some(1),
-        },
-        auth: &[],
-    };
+        });
 
     /// Keyed, each attempt bounded by per_try; the first attempt's handler is slow.
-    pub const PATIENT: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "resilience",
-        major: 1,
-        name: "Patient",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/patient",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(2)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(10),
-            max_backoff: ::std::time::Duration::from_millis(20),
-            full_jitter: false,
-        }),
-        per_try: ::std::option::Option::Some(::std::time::Duration::from_millis(150)),
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy {
+    pub const PATIENT: OperationInfo = OperationInfo::new("resilience", 1, "Patient")
+        .route("POST", "/v1/patient")
+        .deadline(Duration::from_secs(2))
+        .keyed()
+        .retry(3, Duration::from_millis(10), Duration::from_millis(20))
+        .no_jitter()
+        .per_try(Duration::from_millis(150))
+        .resilience(::pactum::ResiliencePolicy {
             retry_budget: ::pactum::resilience::RetryBudgetPolicy {
                 ratio_permille: 200,
                 min_per_second: 1,
@@ -614,27 +403,13 @@ pub mod operations {
                 cooldown: ::std::time::Duration::from_secs(1),
             },
             concurrency: ::std::option::Option::None,
-        },
-        auth: &[],
-    };
+        });
 
     /// Neither safe nor keyed, so never retried.
-    pub const UNSAFE: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "resilience",
-        major: 1,
-        name: "Unsafe",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/unsafe",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(1)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy {
+    pub const UNSAFE: OperationInfo = OperationInfo::new("resilience", 1, "Unsafe")
+        .route("POST", "/v1/unsafe")
+        .deadline(Duration::from_secs(1))
+        .resilience(::pactum::ResiliencePolicy {
             retry_budget: ::pactum::resilience::RetryBudgetPolicy {
                 ratio_permille: 200,
                 min_per_second: 1,
@@ -644,9 +419,7 @@ pub mod operations {
                 cooldown: ::std::time::Duration::from_secs(1),
             },
             concurrency: ::std::option::Option::None,
-        },
-        auth: &[],
-    };
+        });
 }
 
 /// The operations of `resilience` v1: implement this once; the REST router (and the gRPC server) call it.

@@ -24,17 +24,7 @@ pub const OWNER: &str = "team-storefront";
 #[serde(transparent)]
 pub struct CartId(pub ::pactum::types::Uuid);
 
-impl ::std::convert::From<::pactum::types::Uuid> for CartId {
-    fn from(value: ::pactum::types::Uuid) -> Self {
-        CartId(value)
-    }
-}
-
-impl ::std::fmt::Display for CartId {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(CartId(::pactum::types::Uuid), display);
 
 impl ::pactum::Validate for CartId {
     fn validate_into(
@@ -143,16 +133,7 @@ pub struct GetCartRequest {
     pub cart_id: CartId,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for GetCartRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
-    }
-}
+::pactum::__validate_fields!(GetCartRequest { cart_id = "cart_id" });
 
 /// Input of [`AddItem`](operations::ADD_ITEM).
 #[derive(
@@ -168,17 +149,7 @@ pub struct AddItemRequest {
     pub item: CartItem,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for AddItemRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
-        ::pactum::__private::check::field("item", &self.item, path, out);
-    }
-}
+::pactum::__validate_fields!(AddItemRequest { cart_id = "cart_id", item = "item" });
 
 /// Input of [`CheckoutCart`](operations::CHECKOUT_CART).
 #[derive(
@@ -193,16 +164,7 @@ pub struct CheckoutCartRequest {
     pub cart_id: CartId,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for CheckoutCartRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
-    }
-}
+::pactum::__validate_fields!(CheckoutCartRequest { cart_id = "cart_id" });
 
 /// Output of [`CheckoutCart`](operations::CHECKOUT_CART).
 #[derive(
@@ -218,17 +180,9 @@ pub struct CheckoutCartResponse {
     pub total: super::super::pricing::v1::Money,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for CheckoutCartResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
-        ::pactum::__private::check::field("total", &self.total, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    CheckoutCartResponse { order_id = "order_id", total = "total" }
+);
 
 /// CartNotFound
 #[derive(
@@ -243,16 +197,7 @@ pub struct CartNotFound {
     pub cart_id: CartId,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for CartNotFound {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
-    }
-}
+::pactum::__validate_fields!(CartNotFound { cart_id = "cart_id" });
 
 impl ::pactum::DeclaredError for CartNotFound {
     const CODE: &'static str = "CartNotFound";
@@ -286,16 +231,7 @@ pub struct CartEmpty {
     pub cart_id: CartId,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for CartEmpty {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("cart_id", &self.cart_id, path, out);
-    }
-}
+::pactum::__validate_fields!(CartEmpty { cart_id = "cart_id" });
 
 impl ::pactum::DeclaredError for CartEmpty {
     const CODE: &'static str = "CartEmpty";
@@ -350,80 +286,33 @@ pub enum CheckoutCartError {
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
+    use ::pactum::OperationInfo;
+    use ::std::time::Duration;
+
     /// `GetCart`, over `GET /v1/carts/{cart_id}`.
-    pub const GET_CART: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "cart",
-        major: 1,
-        name: "GetCart",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v1/carts/{cart_id}",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(20),
-            max_backoff: ::std::time::Duration::from_millis(200),
-            full_jitter: true,
-        }),
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const GET_CART: OperationInfo = OperationInfo::new("cart", 1, "GetCart")
+        .route("GET", "/v1/carts/{cart_id}")
+        .deadline(Duration::from_millis(300))
+        .safe()
+        .retry(3, Duration::from_millis(20), Duration::from_millis(200));
 
     /// `AddItem`, over `POST /v1/carts/{cart_id}/items`.
-    pub const ADD_ITEM: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "cart",
-        major: 1,
-        name: "AddItem",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/carts/{cart_id}/items",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(500)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(50),
-            max_backoff: ::std::time::Duration::from_millis(500),
-            full_jitter: true,
-        }),
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const ADD_ITEM: OperationInfo = OperationInfo::new("cart", 1, "AddItem")
+        .route("POST", "/v1/carts/{cart_id}/items")
+        .deadline(Duration::from_millis(500))
+        .keyed()
+        .retry(3, Duration::from_millis(50), Duration::from_millis(500));
 
     /// Prices the cart, reserves stock and places the order.
-    pub const CHECKOUT_CART: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "cart",
-        major: 1,
-        name: "CheckoutCart",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/carts/{cart_id}/checkout",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(2)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 2,
-            initial_backoff: ::std::time::Duration::from_millis(100),
-            max_backoff: ::std::time::Duration::from_secs(1),
-            full_jitter: true,
-        }),
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const CHECKOUT_CART: OperationInfo = OperationInfo::new(
+            "cart",
+            1,
+            "CheckoutCart",
+        )
+        .route("POST", "/v1/carts/{cart_id}/checkout")
+        .deadline(Duration::from_secs(2))
+        .keyed()
+        .retry(2, Duration::from_millis(100), Duration::from_secs(1));
 }
 
 /// The operations of `cart` v1: implement this once; the REST router (and the gRPC server) call it.

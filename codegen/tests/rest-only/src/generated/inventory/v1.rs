@@ -24,17 +24,7 @@ pub const OWNER: &str = "team-warehouse";
 #[serde(transparent)]
 pub struct ReservationId(pub ::pactum::types::Uuid);
 
-impl ::std::convert::From<::pactum::types::Uuid> for ReservationId {
-    fn from(value: ::pactum::types::Uuid) -> Self {
-        ReservationId(value)
-    }
-}
-
-impl ::std::fmt::Display for ReservationId {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(ReservationId(::pactum::types::Uuid), display);
 
 impl ::pactum::Validate for ReservationId {
     fn validate_into(
@@ -62,18 +52,9 @@ pub struct StockLevel {
     pub reserved: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for StockLevel {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("sku", &self.sku, path, out);
-        ::pactum::__private::check::field("available", &self.available, path, out);
-        ::pactum::__private::check::field("reserved", &self.reserved, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    StockLevel { sku = "sku", available = "available", reserved = "reserved" }
+);
 
 /// One change of a SKU's availability, streamed to watchers.
 #[derive(
@@ -90,18 +71,9 @@ pub struct StockChange {
     pub at: ::pactum::types::Timestamp,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for StockChange {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("sku", &self.sku, path, out);
-        ::pactum::__private::check::field("available", &self.available, path, out);
-        ::pactum::__private::check::field("at", &self.at, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    StockChange { sku = "sku", available = "available", at = "at" }
+);
 
 /// Input of [`CheckStock`](operations::CHECK_STOCK).
 #[derive(
@@ -116,16 +88,7 @@ pub struct CheckStockRequest {
     pub sku: super::super::pricing::v1::Sku,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for CheckStockRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("sku", &self.sku, path, out);
-    }
-}
+::pactum::__validate_fields!(CheckStockRequest { sku = "sku" });
 
 /// Input of [`ReserveStock`](operations::RESERVE_STOCK).
 #[derive(
@@ -179,22 +142,9 @@ pub struct ReserveStockResponse {
     pub expires_at: ::pactum::types::Timestamp,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ReserveStockResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field(
-            "reservation_id",
-            &self.reservation_id,
-            path,
-            out,
-        );
-        ::pactum::__private::check::field("expires_at", &self.expires_at, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    ReserveStockResponse { reservation_id = "reservation_id", expires_at = "expires_at" }
+);
 
 /// Input of [`ReleaseStock`](operations::RELEASE_STOCK).
 #[derive(
@@ -209,21 +159,7 @@ pub struct ReleaseStockRequest {
     pub reservation_id: ReservationId,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ReleaseStockRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field(
-            "reservation_id",
-            &self.reservation_id,
-            path,
-            out,
-        );
-    }
-}
+::pactum::__validate_fields!(ReleaseStockRequest { reservation_id = "reservation_id" });
 
 /// Input of [`WatchStock`](operations::WATCH_STOCK).
 #[derive(
@@ -313,17 +249,7 @@ pub struct BulkRestockResponse {
     pub units: u64,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for BulkRestockResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("skus", &self.skus, path, out);
-        ::pactum::__private::check::field("units", &self.units, path, out);
-    }
-}
+::pactum::__validate_fields!(BulkRestockResponse { skus = "skus", units = "units" });
 
 /// Input of [`ScanStock`](operations::SCAN_STOCK).
 #[derive(
@@ -338,16 +264,7 @@ pub struct ScanStockRequest {
     pub sku: super::super::pricing::v1::Sku,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ScanStockRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("sku", &self.sku, path, out);
-    }
-}
+::pactum::__validate_fields!(ScanStockRequest { sku = "sku" });
 
 /// Not enough stock to reserve.
 #[derive(
@@ -364,18 +281,9 @@ pub struct OutOfStock {
     pub available: u32,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for OutOfStock {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("sku", &self.sku, path, out);
-        ::pactum::__private::check::field("requested", &self.requested, path, out);
-        ::pactum::__private::check::field("available", &self.available, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    OutOfStock { sku = "sku", requested = "requested", available = "available" }
+);
 
 impl ::pactum::DeclaredError for OutOfStock {
     const CODE: &'static str = "OutOfStock";
@@ -409,21 +317,7 @@ pub struct ReservationNotFound {
     pub reservation_id: ReservationId,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ReservationNotFound {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field(
-            "reservation_id",
-            &self.reservation_id,
-            path,
-            out,
-        );
-    }
-}
+::pactum::__validate_fields!(ReservationNotFound { reservation_id = "reservation_id" });
 
 impl ::pactum::DeclaredError for ReservationNotFound {
     const CODE: &'static str = "ReservationNotFound";
@@ -487,120 +381,64 @@ pub enum ScanStockError {}
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
+    use ::pactum::OperationInfo;
+    use ::std::time::Duration;
+
     /// `CheckStock`, over `GET /v1/stock/{sku}` and gRPC.
-    pub const CHECK_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "inventory",
-        major: 1,
-        name: "CheckStock",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v1/stock/{sku}",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(150)),
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(10),
-            max_backoff: ::std::time::Duration::from_millis(100),
-            full_jitter: true,
-        }),
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const CHECK_STOCK: OperationInfo = OperationInfo::new(
+            "inventory",
+            1,
+            "CheckStock",
+        )
+        .route("GET", "/v1/stock/{sku}")
+        .grpc()
+        .deadline(Duration::from_millis(150))
+        .safe()
+        .retry(3, Duration::from_millis(10), Duration::from_millis(100));
 
     /// Holds stock for an order until it is paid or released.
-    pub const RESERVE_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "inventory",
-        major: 1,
-        name: "ReserveStock",
-        route: ::std::option::Option::None,
-        grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(500)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(50),
-            max_backoff: ::std::time::Duration::from_millis(500),
-            full_jitter: true,
-        }),
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const RESERVE_STOCK: OperationInfo = OperationInfo::new(
+            "inventory",
+            1,
+            "ReserveStock",
+        )
+        .grpc()
+        .deadline(Duration::from_millis(500))
+        .keyed()
+        .retry(3, Duration::from_millis(50), Duration::from_millis(500));
 
     /// `ReleaseStock`, over gRPC.
-    pub const RELEASE_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "inventory",
-        major: 1,
-        name: "ReleaseStock",
-        route: ::std::option::Option::None,
-        grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const RELEASE_STOCK: OperationInfo = OperationInfo::new(
+            "inventory",
+            1,
+            "ReleaseStock",
+        )
+        .grpc()
+        .deadline(Duration::from_millis(300))
+        .keyed();
 
     /// Streams availability changes of the given SKUs.
-    pub const WATCH_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "inventory",
-        major: 1,
-        name: "WatchStock",
-        route: ::std::option::Option::None,
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: false,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::Server,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const WATCH_STOCK: OperationInfo = OperationInfo::new(
+            "inventory",
+            1,
+            "WatchStock",
+        )
+        .grpc()
+        .streaming(::pactum::Streaming::Server);
 
     /// Streams stock arrivals from a warehouse scanner; answers with the total.
-    pub const BULK_RESTOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "inventory",
-        major: 1,
-        name: "BulkRestock",
-        route: ::std::option::Option::None,
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: false,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::Client,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const BULK_RESTOCK: OperationInfo = OperationInfo::new(
+            "inventory",
+            1,
+            "BulkRestock",
+        )
+        .grpc()
+        .streaming(::pactum::Streaming::Client);
 
     /// A handheld scanner streams SKUs; each gets its stock level back as it is scanned.
-    pub const SCAN_STOCK: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "inventory",
-        major: 1,
-        name: "ScanStock",
-        route: ::std::option::Option::None,
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: false,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::Bidi,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const SCAN_STOCK: OperationInfo = OperationInfo::new("inventory", 1, "ScanStock")
+        .grpc()
+        .streaming(::pactum::Streaming::Bidi);
 }
 
 /// Stock was held for an order; shipping prepares the parcel.
@@ -618,23 +456,10 @@ pub struct StockReserved {
     pub lines: ::std::vec::Vec<super::super::pricing::v1::QuoteLine>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for StockReserved {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
-        ::pactum::__private::check::field(
-            "reservation_id",
-            &self.reservation_id,
-            path,
-            out,
-        );
-        ::pactum::__private::check::field("lines", &self.lines, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    StockReserved { order_id = "order_id", reservation_id = "reservation_id", lines =
+    "lines" }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Event for StockReserved {

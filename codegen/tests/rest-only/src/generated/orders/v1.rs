@@ -24,17 +24,7 @@ pub const OWNER: &str = "team-orders";
 #[serde(transparent)]
 pub struct OrderId(pub ::pactum::types::Uuid);
 
-impl ::std::convert::From<::pactum::types::Uuid> for OrderId {
-    fn from(value: ::pactum::types::Uuid) -> Self {
-        OrderId(value)
-    }
-}
-
-impl ::std::fmt::Display for OrderId {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(OrderId(::pactum::types::Uuid), display);
 
 impl ::pactum::Validate for OrderId {
     fn validate_into(
@@ -98,23 +88,7 @@ impl OrderStatus {
     }
 }
 
-impl ::std::fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl ::pactum::Validate for OrderStatus {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        if let OrderStatus::Unrecognized(other) = self {
-            ::pactum::__private::check::unrecognized(other, path, out);
-        }
-    }
-}
+::pactum::__open_enum!(OrderStatus);
 
 /// `OrderLine`: `sku`, `quantity` and `unit_price`.
 #[derive(
@@ -292,16 +266,7 @@ pub struct GetOrderRequest {
     pub id: OrderId,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for GetOrderRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-    }
-}
+::pactum::__validate_fields!(GetOrderRequest { id = "id" });
 
 /// Input of [`CancelOrder`](operations::CANCEL_ORDER).
 #[derive(
@@ -354,16 +319,7 @@ pub struct OrderNotFound {
     pub id: OrderId,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for OrderNotFound {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-    }
-}
+::pactum::__validate_fields!(OrderNotFound { id = "id" });
 
 impl ::pactum::DeclaredError for OrderNotFound {
     const CODE: &'static str = "OrderNotFound";
@@ -398,17 +354,7 @@ pub struct OrderNotCancellable {
     pub status: OrderStatus,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for OrderNotCancellable {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-        ::pactum::__private::check::field("status", &self.status, path, out);
-    }
-}
+::pactum::__validate_fields!(OrderNotCancellable { id = "id", status = "status" });
 
 impl ::pactum::DeclaredError for OrderNotCancellable {
     const CODE: &'static str = "OrderNotCancellable";
@@ -460,75 +406,34 @@ pub enum CancelOrderError {
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
+    use ::pactum::OperationInfo;
+    use ::std::time::Duration;
+
     /// `GetOrder`, over `GET /v1/orders/{id}` and gRPC.
-    pub const GET_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "orders",
-        major: 1,
-        name: "GetOrder",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v1/orders/{id}",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(20),
-            max_backoff: ::std::time::Duration::from_millis(200),
-            full_jitter: true,
-        }),
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const GET_ORDER: OperationInfo = OperationInfo::new("orders", 1, "GetOrder")
+        .route("GET", "/v1/orders/{id}")
+        .grpc()
+        .deadline(Duration::from_millis(300))
+        .safe()
+        .retry(3, Duration::from_millis(20), Duration::from_millis(200));
 
     /// `PlaceOrder`, over `POST /v1/orders`.
-    pub const PLACE_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "orders",
-        major: 1,
-        name: "PlaceOrder",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/orders",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(2)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(50),
-            max_backoff: ::std::time::Duration::from_secs(1),
-            full_jitter: true,
-        }),
-        per_try: ::std::option::Option::Some(::std::time::Duration::from_millis(400)),
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const PLACE_ORDER: OperationInfo = OperationInfo::new("orders", 1, "PlaceOrder")
+        .route("POST", "/v1/orders")
+        .deadline(Duration::from_secs(2))
+        .keyed()
+        .retry(3, Duration::from_millis(50), Duration::from_secs(1))
+        .per_try(Duration::from_millis(400));
 
     /// `CancelOrder`, over `POST /v1/orders/{id}/cancel`.
-    pub const CANCEL_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "orders",
-        major: 1,
-        name: "CancelOrder",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/orders/{id}/cancel",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(1)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const CANCEL_ORDER: OperationInfo = OperationInfo::new(
+            "orders",
+            1,
+            "CancelOrder",
+        )
+        .route("POST", "/v1/orders/{id}/cancel")
+        .deadline(Duration::from_secs(1))
+        .keyed();
 }
 
 /// An order was accepted. Payments charges it; inventory keeps its reservation.
@@ -548,19 +453,10 @@ pub struct OrderPlaced {
     pub total: super::super::pricing::v1::Money,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for OrderPlaced {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
-        ::pactum::__private::check::field("customer_id", &self.customer_id, path, out);
-        ::pactum::__private::check::field("lines", &self.lines, path, out);
-        ::pactum::__private::check::field("total", &self.total, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    OrderPlaced { order_id = "order_id", customer_id = "customer_id", lines = "lines",
+    total = "total" }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Event for OrderPlaced {

@@ -24,17 +24,7 @@ pub const OWNER: &str = "team-orders";
 #[serde(transparent)]
 pub struct OrderId(pub ::pactum::types::Uuid);
 
-impl ::std::convert::From<::pactum::types::Uuid> for OrderId {
-    fn from(value: ::pactum::types::Uuid) -> Self {
-        OrderId(value)
-    }
-}
-
-impl ::std::fmt::Display for OrderId {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(OrderId(::pactum::types::Uuid), display);
 
 impl ::pactum::Validate for OrderId {
     fn validate_into(
@@ -61,17 +51,7 @@ impl ::pactum::Validate for OrderId {
 #[serde(transparent)]
 pub struct CustomerId(pub ::pactum::types::Uuid);
 
-impl ::std::convert::From<::pactum::types::Uuid> for CustomerId {
-    fn from(value: ::pactum::types::Uuid) -> Self {
-        CustomerId(value)
-    }
-}
-
-impl ::std::fmt::Display for CustomerId {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(CustomerId(::pactum::types::Uuid), display);
 
 impl ::pactum::Validate for CustomerId {
     fn validate_into(
@@ -139,23 +119,7 @@ impl OrderStatus {
     }
 }
 
-impl ::std::fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl ::pactum::Validate for OrderStatus {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        if let OrderStatus::Unrecognized(other) = self {
-            ::pactum::__private::check::unrecognized(other, path, out);
-        }
-    }
-}
+::pactum::__open_enum!(OrderStatus);
 
 /// `OrderItem`: `sku`, `quantity` and `unit_price`.
 #[derive(
@@ -260,19 +224,10 @@ pub struct OrderStatusChange {
     pub at: ::pactum::types::Timestamp,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for OrderStatusChange {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
-        ::pactum::__private::check::field("seq", &self.seq, path, out);
-        ::pactum::__private::check::field("status", &self.status, path, out);
-        ::pactum::__private::check::field("at", &self.at, path, out);
+::pactum::__validate_fields!(
+    OrderStatusChange { order_id = "order_id", seq = "seq", status = "status", at = "at"
     }
-}
+);
 
 /// Input of [`GetOrder`](operations::GET_ORDER).
 #[derive(
@@ -287,16 +242,7 @@ pub struct GetOrderRequest {
     pub id: OrderId,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for GetOrderRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-    }
-}
+::pactum::__validate_fields!(GetOrderRequest { id = "id" });
 
 /// Input of [`PlaceOrder`](operations::PLACE_ORDER).
 #[derive(
@@ -404,22 +350,9 @@ pub struct ListOrdersResponse {
     pub next_page_token: ::std::option::Option<::std::string::String>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ListOrdersResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("orders", &self.orders, path, out);
-        ::pactum::__private::check::field(
-            "next_page_token",
-            &self.next_page_token,
-            path,
-            out,
-        );
-    }
-}
+::pactum::__validate_fields!(
+    ListOrdersResponse { orders = "orders", next_page_token = "next_page_token" }
+);
 
 /// Input of [`WatchOrder`](operations::WATCH_ORDER).
 #[derive(
@@ -437,17 +370,7 @@ pub struct WatchOrderRequest {
     pub after: ::std::option::Option<u64>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for WatchOrderRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-        ::pactum::__private::check::field("after", &self.after, path, out);
-    }
-}
+::pactum::__validate_fields!(WatchOrderRequest { id = "id", after = "after" });
 
 /// No order has this id.
 #[derive(
@@ -462,16 +385,7 @@ pub struct OrderNotFound {
     pub id: OrderId,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for OrderNotFound {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-    }
-}
+::pactum::__validate_fields!(OrderNotFound { id = "id" });
 
 impl ::pactum::DeclaredError for OrderNotFound {
     const CODE: &'static str = "OrderNotFound";
@@ -523,95 +437,37 @@ pub enum WatchOrderError {
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
+    use ::pactum::OperationInfo;
+    use ::std::time::Duration;
+
     /// `GetOrder`, over `GET /v2/orders/{id}` and gRPC.
-    pub const GET_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "orders",
-        major: 2,
-        name: "GetOrder",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v2/orders/{id}",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(20),
-            max_backoff: ::std::time::Duration::from_millis(200),
-            full_jitter: true,
-        }),
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const GET_ORDER: OperationInfo = OperationInfo::new("orders", 2, "GetOrder")
+        .route("GET", "/v2/orders/{id}")
+        .grpc()
+        .deadline(Duration::from_millis(300))
+        .safe()
+        .retry(3, Duration::from_millis(20), Duration::from_millis(200));
 
     /// `PlaceOrder`, over `POST /v2/orders`.
-    pub const PLACE_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "orders",
-        major: 2,
-        name: "PlaceOrder",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v2/orders",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(2)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(50),
-            max_backoff: ::std::time::Duration::from_secs(1),
-            full_jitter: true,
-        }),
-        per_try: ::std::option::Option::Some(::std::time::Duration::from_millis(400)),
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const PLACE_ORDER: OperationInfo = OperationInfo::new("orders", 2, "PlaceOrder")
+        .route("POST", "/v2/orders")
+        .deadline(Duration::from_secs(2))
+        .keyed()
+        .retry(3, Duration::from_millis(50), Duration::from_secs(1))
+        .per_try(Duration::from_millis(400));
 
     /// A customer's orders, a page at a time.
-    pub const LIST_ORDERS: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "orders",
-        major: 2,
-        name: "ListOrders",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v2/customers/{customer_id}/orders",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(500)),
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const LIST_ORDERS: OperationInfo = OperationInfo::new("orders", 2, "ListOrders")
+        .route("GET", "/v2/customers/{customer_id}/orders")
+        .grpc()
+        .deadline(Duration::from_millis(500))
+        .safe();
 
     /// An order's status changes as they happen, from its first (or after `after`) until it can change no more.
-    pub const WATCH_ORDER: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "orders",
-        major: 2,
-        name: "WatchOrder",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v2/orders/{id}/changes",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::None,
-        safe: false,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::Server,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const WATCH_ORDER: OperationInfo = OperationInfo::new("orders", 2, "WatchOrder")
+        .route("GET", "/v2/orders/{id}/changes")
+        .grpc()
+        .streaming(::pactum::Streaming::Server);
 }
 
 /// Event `OrderPlaced` v2.
@@ -630,19 +486,10 @@ pub struct OrderPlaced {
     pub total: super::super::pricing::v1::Money,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for OrderPlaced {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
-        ::pactum::__private::check::field("customer_id", &self.customer_id, path, out);
-        ::pactum::__private::check::field("items", &self.items, path, out);
-        ::pactum::__private::check::field("total", &self.total, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    OrderPlaced { order_id = "order_id", customer_id = "customer_id", items = "items",
+    total = "total" }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Event for OrderPlaced {

@@ -24,17 +24,7 @@ pub const OWNER: &str = "team-payments";
 #[serde(transparent)]
 pub struct PaymentId(pub ::pactum::types::Uuid);
 
-impl ::std::convert::From<::pactum::types::Uuid> for PaymentId {
-    fn from(value: ::pactum::types::Uuid) -> Self {
-        PaymentId(value)
-    }
-}
-
-impl ::std::fmt::Display for PaymentId {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(PaymentId(::pactum::types::Uuid), display);
 
 impl ::pactum::Validate for PaymentId {
     fn validate_into(
@@ -266,16 +256,7 @@ pub struct WalletPayment {
     pub wallet_id: ::pactum::types::Uuid,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for WalletPayment {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("wallet_id", &self.wallet_id, path, out);
-    }
-}
+::pactum::__validate_fields!(WalletPayment { wallet_id = "wallet_id" });
 
 /// `Payment`: `id`, `order_id`, `amount`, `method` and `captured_at`.
 #[derive(
@@ -295,20 +276,10 @@ pub struct Payment {
     pub captured_at: ::std::option::Option<::pactum::types::Timestamp>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for Payment {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
-        ::pactum::__private::check::field("amount", &self.amount, path, out);
-        ::pactum::__private::check::field("method", &self.method, path, out);
-        ::pactum::__private::check::field("captured_at", &self.captured_at, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    Payment { id = "id", order_id = "order_id", amount = "amount", method = "method",
+    captured_at = "captured_at" }
+);
 
 /// Input of [`GetPayment`](operations::GET_PAYMENT).
 #[derive(
@@ -323,16 +294,7 @@ pub struct GetPaymentRequest {
     pub id: PaymentId,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for GetPaymentRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-    }
-}
+::pactum::__validate_fields!(GetPaymentRequest { id = "id" });
 
 /// Input of [`RefundPayment`](operations::REFUND_PAYMENT).
 #[derive(
@@ -348,17 +310,7 @@ pub struct RefundPaymentRequest {
     pub amount: super::super::pricing::v1::Money,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for RefundPaymentRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-        ::pactum::__private::check::field("amount", &self.amount, path, out);
-    }
-}
+::pactum::__validate_fields!(RefundPaymentRequest { id = "id", amount = "amount" });
 
 /// The payment provider declined the charge.
 #[derive(
@@ -428,16 +380,7 @@ pub struct PaymentNotFound {
     pub id: PaymentId,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for PaymentNotFound {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-    }
-}
+::pactum::__validate_fields!(PaymentNotFound { id = "id" });
 
 impl ::pactum::DeclaredError for PaymentNotFound {
     const CODE: &'static str = "PaymentNotFound";
@@ -484,66 +427,52 @@ pub enum RefundPaymentError {
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
+    use ::pactum::OperationInfo;
+    use ::std::time::Duration;
+
     /// `GetPayment`, over `GET /v1/payments/{id}` and gRPC.
-    pub const GET_PAYMENT: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "payments",
-        major: 1,
-        name: "GetPayment",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v1/payments/{id}",
-        }),
-        grpc: true,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[
-            ::pactum::auth::Scheme {
-                name: "staff",
-                kind: ::pactum::auth::SchemeKind::Bearer,
-            },
-            ::pactum::auth::Scheme {
-                name: "partner",
-                kind: ::pactum::auth::SchemeKind::ApiKey {
-                    header: "x-partner-key",
+    pub const GET_PAYMENT: OperationInfo = OperationInfo::new(
+            "payments",
+            1,
+            "GetPayment",
+        )
+        .route("GET", "/v1/payments/{id}")
+        .grpc()
+        .deadline(Duration::from_millis(300))
+        .safe()
+        .auth(
+            &[
+                ::pactum::auth::Scheme {
+                    name: "staff",
+                    kind: ::pactum::auth::SchemeKind::Bearer,
                 },
-            },
-        ],
-    };
+                ::pactum::auth::Scheme {
+                    name: "partner",
+                    kind: ::pactum::auth::SchemeKind::ApiKey {
+                        header: "x-partner-key",
+                    },
+                },
+            ],
+        );
 
     /// `RefundPayment`, over `POST /v1/payments/{id}/refunds`.
-    pub const REFUND_PAYMENT: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "payments",
-        major: 1,
-        name: "RefundPayment",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "POST",
-            path: "/v1/payments/{id}/refunds",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_secs(3)),
-        safe: false,
-        idempotency: ::pactum::Idempotency::Key,
-        retry: ::std::option::Option::Some(::pactum::RetryPolicy {
-            attempts: 3,
-            initial_backoff: ::std::time::Duration::from_millis(200),
-            max_backoff: ::std::time::Duration::from_secs(2),
-            full_jitter: true,
-        }),
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[
-            ::pactum::auth::Scheme {
-                name: "staff",
-                kind: ::pactum::auth::SchemeKind::Bearer,
-            },
-        ],
-    };
+    pub const REFUND_PAYMENT: OperationInfo = OperationInfo::new(
+            "payments",
+            1,
+            "RefundPayment",
+        )
+        .route("POST", "/v1/payments/{id}/refunds")
+        .deadline(Duration::from_secs(3))
+        .keyed()
+        .retry(3, Duration::from_millis(200), Duration::from_secs(2))
+        .auth(
+            &[
+                ::pactum::auth::Scheme {
+                    name: "staff",
+                    kind: ::pactum::auth::SchemeKind::Bearer,
+                },
+            ],
+        );
 }
 
 /// Money was taken for an order. Orders marks it paid; notifications tells the customer.
@@ -561,18 +490,10 @@ pub struct PaymentCaptured {
     pub amount: super::super::pricing::v1::Money,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for PaymentCaptured {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("payment_id", &self.payment_id, path, out);
-        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
-        ::pactum::__private::check::field("amount", &self.amount, path, out);
+::pactum::__validate_fields!(
+    PaymentCaptured { payment_id = "payment_id", order_id = "order_id", amount = "amount"
     }
-}
+);
 
 #[allow(deprecated)]
 impl ::pactum::Event for PaymentCaptured {
@@ -608,18 +529,9 @@ pub struct RefundIssued {
     pub amount: super::super::pricing::v1::Money,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for RefundIssued {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("payment_id", &self.payment_id, path, out);
-        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
-        ::pactum::__private::check::field("amount", &self.amount, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    RefundIssued { payment_id = "payment_id", order_id = "order_id", amount = "amount" }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Event for RefundIssued {

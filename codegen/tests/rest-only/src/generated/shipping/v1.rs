@@ -24,17 +24,7 @@ pub const OWNER: &str = "team-logistics";
 #[serde(transparent)]
 pub struct ShipmentId(pub ::pactum::types::Uuid);
 
-impl ::std::convert::From<::pactum::types::Uuid> for ShipmentId {
-    fn from(value: ::pactum::types::Uuid) -> Self {
-        ShipmentId(value)
-    }
-}
-
-impl ::std::fmt::Display for ShipmentId {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::fmt::Display::fmt(&self.0, f)
-    }
-}
+::pactum::__newtype!(ShipmentId(::pactum::types::Uuid), display);
 
 impl ::pactum::Validate for ShipmentId {
     fn validate_into(
@@ -159,18 +149,9 @@ pub struct TrackingEvent {
     pub previous: ::std::option::Option<::std::boxed::Box<TrackingEvent>>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for TrackingEvent {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("at", &self.at, path, out);
-        ::pactum::__private::check::field("location", &self.location, path, out);
-        ::pactum::__private::check::field("previous", &self.previous, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    TrackingEvent { at = "at", location = "location", previous = "previous" }
+);
 
 /// Input of [`TrackShipment`](operations::TRACK_SHIPMENT).
 #[derive(
@@ -185,16 +166,7 @@ pub struct TrackShipmentRequest {
     pub id: ShipmentId,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for TrackShipmentRequest {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-    }
-}
+::pactum::__validate_fields!(TrackShipmentRequest { id = "id" });
 
 /// Output of [`TrackShipment`](operations::TRACK_SHIPMENT).
 #[derive(
@@ -211,17 +183,9 @@ pub struct TrackShipmentResponse {
     pub latest: ::std::option::Option<TrackingEvent>,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for TrackShipmentResponse {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("shipment_id", &self.shipment_id, path, out);
-        ::pactum::__private::check::field("latest", &self.latest, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    TrackShipmentResponse { shipment_id = "shipment_id", latest = "latest" }
+);
 
 /// ShipmentNotFound
 #[derive(
@@ -236,16 +200,7 @@ pub struct ShipmentNotFound {
     pub id: ShipmentId,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for ShipmentNotFound {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("id", &self.id, path, out);
-    }
-}
+::pactum::__validate_fields!(ShipmentNotFound { id = "id" });
 
 impl ::pactum::DeclaredError for ShipmentNotFound {
     const CODE: &'static str = "ShipmentNotFound";
@@ -280,25 +235,18 @@ pub enum TrackShipmentError {
 /// What the contract says about each operation: route, deadline, safety, idempotency,
 /// retry policy. Transports read these; so can hand-written code.
 pub mod operations {
+    use ::pactum::OperationInfo;
+    use ::std::time::Duration;
+
     /// `TrackShipment`, over `GET /v1/shipments/{id}`.
-    pub const TRACK_SHIPMENT: ::pactum::OperationInfo = ::pactum::OperationInfo {
-        service: "shipping",
-        major: 1,
-        name: "TrackShipment",
-        route: ::std::option::Option::Some(::pactum::Route {
-            method: "GET",
-            path: "/v1/shipments/{id}",
-        }),
-        grpc: false,
-        deadline: ::std::option::Option::Some(::std::time::Duration::from_millis(300)),
-        safe: true,
-        idempotency: ::pactum::Idempotency::None,
-        retry: ::std::option::Option::None,
-        per_try: ::std::option::Option::None,
-        streaming: ::pactum::Streaming::None,
-        resilience: ::pactum::ResiliencePolicy::DEFAULT,
-        auth: &[],
-    };
+    pub const TRACK_SHIPMENT: OperationInfo = OperationInfo::new(
+            "shipping",
+            1,
+            "TrackShipment",
+        )
+        .route("GET", "/v1/shipments/{id}")
+        .deadline(Duration::from_millis(300))
+        .safe();
 }
 
 /// Event `ShipmentDispatched` v1.
@@ -391,25 +339,10 @@ pub struct OrderShipped {
     pub shipped_at: ::pactum::types::Timestamp,
 }
 
-#[allow(deprecated)]
-impl ::pactum::Validate for OrderShipped {
-    fn validate_into(
-        &self,
-        path: &mut ::pactum::FieldPath,
-        out: &mut ::std::vec::Vec<::pactum::Violation>,
-    ) {
-        ::pactum::__private::check::field("order_id", &self.order_id, path, out);
-        ::pactum::__private::check::field("shipment_id", &self.shipment_id, path, out);
-        ::pactum::__private::check::field("carrier", &self.carrier, path, out);
-        ::pactum::__private::check::field(
-            "tracking_code",
-            &self.tracking_code,
-            path,
-            out,
-        );
-        ::pactum::__private::check::field("shipped_at", &self.shipped_at, path, out);
-    }
-}
+::pactum::__validate_fields!(
+    OrderShipped { order_id = "order_id", shipment_id = "shipment_id", carrier =
+    "carrier", tracking_code = "tracking_code", shipped_at = "shipped_at" }
+);
 
 impl ::pactum::Webhook for OrderShipped {
     const NAME: &'static str = "OrderShipped";
