@@ -145,6 +145,40 @@ impl HttpClient {
         O: DeserializeOwned,
         E: OperationError,
     {
+        // Everything up to the reply's bytes (deadline, retries, breaker, the attempts) is
+        // `call_raw`, compiled once for every operation; only decoding the reply is compiled
+        // per operation. (Generic over `O` and `E` all the way down, it was instantiated once
+        // per client method: most of a large generated crate's build.)
+        let Some(ctx) = self.call_context(op) else {
+            return Err(ClientError::DeadlineExceeded);
+        };
+        // The call's own span: its id goes out as the server span's parent.
+        let span = crate::trace::client_span(op, "http");
+        let started = std::time::Instant::now();
+        let raw = self
+            .call_raw(ctx, op, &span, path_and_query, body, is_declared::<E>)
+            .await;
+        let result = match raw {
+            Ok((status, bytes)) => {
+                let decoded = match reply {
+                    Reply::Empty => serde_json::from_value(serde_json::Value::Null),
+                    Reply::Json => serde_json::from_slice(&bytes),
+                };
+                decoded.map_err(|_| ClientError::Unexpected {
+                    status,
+                    body: String::from_utf8_lossy(&bytes).into_owned(),
+                })
+            }
+            Err(e) => Err(into_typed(e)),
+        };
+        crate::trace::finish_call(&span, &result);
+        crate::metrics::called(op, result.as_ref().err(), started.elapsed());
+        result
+    }
+
+    /// The call's context: the earlier of the caller's and the contract's deadline, or the
+    /// client's default budget; `None` when it has already run out.
+    fn call_context(&self, op: &OperationInfo) -> Option<Context> {
         let mut ctx = Context::current();
         if let Some(budget) = op.deadline {
             ctx = ctx.with_timeout(budget);
@@ -152,9 +186,21 @@ impl HttpClient {
         if ctx.deadline().is_none() {
             ctx = ctx.with_timeout(self.default_timeout);
         }
-        if ctx.is_expired() {
-            return Err(ClientError::DeadlineExceeded);
-        }
+        (!ctx.is_expired()).then_some(ctx)
+    }
+
+    /// One logical call up to a 2xx reply's status and bytes: attempts under the retry
+    /// policy, budget and breaker, inside `span`. A declared error stays a problem
+    /// ([`DeclaredProblem`]) until [`into_typed`] makes it the operation's `E`.
+    async fn call_raw(
+        &self,
+        ctx: Context,
+        op: &'static OperationInfo,
+        span: &tracing::Span,
+        path_and_query: String,
+        body: Option<serde_json::Value>,
+        is_declared: IsDeclared,
+    ) -> Result<(u16, axum::body::Bytes), ClientError<DeclaredProblem>> {
         let method = op
             .route
             .map(|r| r.method)
@@ -163,9 +209,7 @@ impl HttpClient {
             .unwrap_or(reqwest::Method::POST);
         let url = format!("{}{path_and_query}", self.base);
         let body = body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
-        // The call's own span: its id goes out as the server span's parent.
-        let span = crate::trace::client_span(op, "http");
-        let ctx = crate::trace::enter(&span, ctx);
+        let ctx = crate::trace::enter(span, ctx);
         let call_ctx = ctx.clone();
         let attempt = |a: crate::retry::Attempt| {
             let ctx = match a.deadline {
@@ -175,7 +219,7 @@ impl HttpClient {
             let (method, url, body) = (method.clone(), url.clone(), body.clone());
             async move {
                 let key = a.idempotency_key.as_deref();
-                self.attempt::<O, E>(&ctx, key, method, &url, body, reply)
+                self.attempt(&ctx, key, method, &url, body, is_declared)
                     .await
             }
         };
@@ -183,14 +227,10 @@ impl HttpClient {
         let op = &self
             .resilience
             .map_or(*op, |resilience| OperationInfo { resilience, ..*op });
-        let started = std::time::Instant::now();
         let call = call_guarded(&call_ctx, op, &self.target, attempt);
-        let result = tracing::Instrument::instrument(call, span.clone())
+        tracing::Instrument::instrument(call, span.clone())
             .await
-            .map_err(|e| e.error);
-        crate::trace::finish_call(&span, &result);
-        crate::metrics::called(op, result.as_ref().err(), started.elapsed());
-        result
+            .map_err(|e| e.error)
     }
 
     /// Opens a server stream of `op` (Server-Sent Events, [`super::sse`]) at `path_and_query`:
@@ -441,19 +481,15 @@ impl HttpClient {
     }
 
     /// One attempt; refused with 401, once more if the credentials were renewed.
-    async fn attempt<O, E>(
+    async fn attempt(
         &self,
         ctx: &Context,
         key: Option<&str>,
         method: reqwest::Method,
         url: &str,
         body: Option<Vec<u8>>,
-        reply: Reply,
-    ) -> Result<O, AttemptError<E>>
-    where
-        O: DeserializeOwned,
-        E: OperationError,
-    {
+        is_declared: IsDeclared,
+    ) -> Result<(u16, axum::body::Bytes), AttemptError<DeclaredProblem>> {
         let mut sent = None;
         let first = self
             .attempt_once(
@@ -462,7 +498,7 @@ impl HttpClient {
                 method.clone(),
                 url,
                 body.clone(),
-                reply,
+                is_declared,
                 &mut sent,
             )
             .await;
@@ -476,7 +512,7 @@ impl HttpClient {
         {
             if p.status == 401 && c.renewed(sent.as_deref()).await {
                 return self
-                    .attempt_once(ctx, key, method, url, body, reply, &mut sent)
+                    .attempt_once(ctx, key, method, url, body, is_declared, &mut sent)
                     .await;
             }
         }
@@ -499,21 +535,18 @@ impl HttpClient {
         Ok(())
     }
 
+    /// One request: the reply's status and bytes when it is a 2xx, or what it means.
     #[allow(clippy::too_many_arguments)]
-    async fn attempt_once<O, E>(
+    async fn attempt_once(
         &self,
         ctx: &Context,
         key: Option<&str>,
         method: reqwest::Method,
         url: &str,
         body: Option<Vec<u8>>,
-        reply: Reply,
+        is_declared: IsDeclared,
         sent: &mut Option<String>,
-    ) -> Result<O, AttemptError<E>>
-    where
-        O: DeserializeOwned,
-        E: OperationError,
-    {
+    ) -> Result<(u16, axum::body::Bytes), AttemptError<DeclaredProblem>> {
         let fail = |error| AttemptError {
             error,
             retry_after: None,
@@ -561,19 +594,11 @@ impl HttpClient {
             Err(e) if e.is_timeout() => return Err(fail(ClientError::DeadlineExceeded)),
             Err(e) => return Err(fail(ClientError::Transport(with_causes(&e)))),
         };
-        let unexpected = || ClientError::Unexpected {
-            status,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        };
         if (200..300).contains(&status) {
-            let decoded = match reply {
-                Reply::Empty => serde_json::from_value(serde_json::Value::Null),
-                Reply::Json => serde_json::from_slice(&bytes),
-            };
-            return decoded.map_err(|_| fail(unexpected()));
+            return Ok((status, bytes));
         }
         Err(AttemptError {
-            error: reply_error(status, is_problem, &bytes),
+            error: reply_error_raw(status, is_problem, &bytes, is_declared),
             retry_after,
         })
     }
@@ -586,6 +611,28 @@ pub const MAX_RECONNECTS: usize = 5;
 /// The error a non-2xx reply means: the deadline (504), a declared error, a client mistake
 /// (4xx problem), or an answer the contract does not describe.
 fn reply_error<E: OperationError>(status: u16, is_problem: bool, bytes: &[u8]) -> ClientError<E> {
+    into_typed(reply_error_raw(status, is_problem, bytes, is_declared::<E>))
+}
+
+/// A declared error's problem while a call is in flight, so the machinery of a call is
+/// compiled once rather than once per operation's error type.
+struct DeclaredProblem(Problem);
+
+/// Whether a problem's `code` and fields make one of an operation's declared errors.
+type IsDeclared = fn(&str, serde_json::Value) -> bool;
+
+/// [`IsDeclared`] for the operation whose errors are `E`.
+fn is_declared<E: OperationError>(code: &str, fields: serde_json::Value) -> bool {
+    E::from_problem(code, fields).is_some()
+}
+
+/// [`reply_error`] with the declared error left as its problem.
+fn reply_error_raw(
+    status: u16,
+    is_problem: bool,
+    bytes: &[u8],
+    is_declared: IsDeclared,
+) -> ClientError<DeclaredProblem> {
     let unexpected = || ClientError::Unexpected {
         status,
         body: String::from_utf8_lossy(bytes).into_owned(),
@@ -598,16 +645,38 @@ fn reply_error<E: OperationError>(status: u16, is_problem: bool, bytes: &[u8]) -
     }
     match serde_json::from_slice::<Problem>(bytes) {
         Ok(problem) => {
-            let declared = problem.code.as_deref().and_then(|code| {
-                E::from_problem(code, serde_json::Value::Object(problem.extensions.clone()))
+            let declared = problem.code.as_deref().is_some_and(|code| {
+                is_declared(code, serde_json::Value::Object(problem.extensions.clone()))
             });
-            match declared {
-                Some(e) => ClientError::Declared(e),
-                None if (400..500).contains(&status) => ClientError::Rejected(problem),
-                None => unexpected(),
+            if declared {
+                ClientError::Declared(DeclaredProblem(problem))
+            } else if (400..500).contains(&status) {
+                ClientError::Rejected(problem)
+            } else {
+                unexpected()
             }
         }
         Err(_) => unexpected(),
+    }
+}
+
+/// The operation's own error: a declared error's problem decoded as `E`.
+fn into_typed<E: OperationError>(error: ClientError<DeclaredProblem>) -> ClientError<E> {
+    match error {
+        ClientError::Declared(DeclaredProblem(problem)) => {
+            let code = problem.code.as_deref().unwrap_or_default();
+            match E::from_problem(code, serde_json::Value::Object(problem.extensions.clone())) {
+                Some(e) => ClientError::Declared(e),
+                // Not reached: `is_declared::<E>` found it declared when the reply came.
+                None => ClientError::Rejected(problem),
+            }
+        }
+        ClientError::DeadlineExceeded => ClientError::DeadlineExceeded,
+        ClientError::Rejected(p) => ClientError::Rejected(p),
+        ClientError::Transport(t) => ClientError::Transport(t),
+        ClientError::Rpc { code, message } => ClientError::Rpc { code, message },
+        ClientError::Unexpected { status, body } => ClientError::Unexpected { status, body },
+        ClientError::CircuitOpen { retry_in } => ClientError::CircuitOpen { retry_in },
     }
 }
 
