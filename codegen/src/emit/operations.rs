@@ -175,12 +175,9 @@ fn info(ctx: &Ctx<'_>, op: &Operation) -> TokenStream {
     }
 }
 
-/// The operation's `resilience:` as a `pactum::ResiliencePolicy`: the runtime's `DEFAULT`
-/// when the contract changes nothing.
+/// The operation's `resilience:` as a `pactum::ResiliencePolicy` (only called when it is
+/// not the default, which `OperationInfo::new` already holds).
 fn resilience_policy(r: &Resilience) -> TokenStream {
-    if *r == Resilience::default() {
-        return quote!(::pactum::ResiliencePolicy::DEFAULT);
-    }
     let lit = proc_macro2::Literal::u32_unsuffixed;
     let (ratio, floor, failures) = (
         lit(r.ratio_permille),
