@@ -183,8 +183,11 @@ impl ServerTls {
     /// next change. The task ends with the runtime.
     pub fn reload_every(&self, period: Duration) -> tokio::task::JoinHandle<()> {
         let tls = self.clone();
+        // The files' times now, not when the task first runs: a file replaced between this
+        // call and the task's start would otherwise be taken as already seen, and never
+        // loaded.
+        let mut seen = tls.modified();
         tokio::spawn(async move {
-            let mut seen = tls.modified();
             let mut tick = tokio::time::interval(period);
             tick.tick().await;
             loop {
