@@ -307,6 +307,32 @@ async fn a_renewed_certificate_is_served_after_reload_without_a_restart() {
     watcher.abort();
 }
 
+/// One thread: the watch task cannot run between `reload_every` and the files changing, so
+/// it must have taken the files' times when it was called, or it takes the new files as the
+/// ones it has and never loads them.
+#[tokio::test(flavor = "current_thread")]
+async fn files_replaced_before_the_watch_task_first_runs_are_still_picked_up() {
+    let files = Files::new("watch-start");
+    let (first, next) = (Ca::new("first CA"), Ca::new("next CA"));
+    let (cert, key) = files.pair("server", &first.issue("orders", None, false));
+    let tls = ServerTls::from_pem_files(&cert, &key).unwrap();
+    let (url, _) = serve(tls.clone()).await;
+    let next_trust = ClientTls::with_ca_file(files.ca("next-ca", &next)).unwrap();
+    let watcher = tls.reload_every(std::time::Duration::from_millis(50));
+    // Blocking, so the task does not run: far enough apart for the files' times to differ.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    files.pair("server", &next.issue("orders", None, false));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while call_both(&url, &next_trust).await != (Ok(1), Ok(2)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not picked up within 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    watcher.abort();
+}
+
 #[test]
 fn files_that_cannot_be_used_are_refused_at_start_up_with_the_file_named() {
     let files = Files::new("bad");
