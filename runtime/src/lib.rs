@@ -47,6 +47,7 @@ pub mod pagination;
 mod problem;
 pub mod resilience;
 pub mod retry;
+mod serde_impls;
 mod service;
 pub mod shutdown;
 mod trace;
@@ -96,6 +97,10 @@ pub mod __private {
         enter as enter_span, DropGuard, RecordKind, RecordOther, RecordResult, SpanOutcome,
     };
     pub use crate::validate::check;
+    /// serde for generated structs and open enums.
+    pub mod serde_impls {
+        pub use crate::serde_impls::{default, open_enum, required, Fields, Source, StructVisitor};
+    }
     /// Tagged unions' JSON form.
     pub mod union {
         pub use crate::union::{serialize, serialize_unknown, split, variant};

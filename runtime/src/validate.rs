@@ -137,13 +137,30 @@ macro_rules! __validate_fields {
     };
 }
 
-/// `Display` (the wire value) and `Validate` (a value this version does not know is a
-/// violation) for a generated open enum, which has `as_str` and an `Unrecognized(String)`
-/// variant: `__open_enum!(Status)`. Not for hand-written code.
+/// The rest of a generated open enum, which has one unit variant per known value and an
+/// `Unrecognized(String)` variant: `KNOWN`, `as_str`, `Display` (the wire value) and
+/// `Validate` (a value this version does not know is a violation), and with `json` its
+/// `Serialize` and `Deserialize` (see `serde_impls.rs`):
+/// `__open_enum!(Status { Active = "active", Closed = "closed" }, json)`. Not for hand-written
+/// code.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __open_enum {
-    ($ty:ident) => {
+    ($ty:ident { $($var:ident = $wire:literal),* $(,)? }) => {
+        #[allow(deprecated)]
+        impl $ty {
+            /// Every value this version knows, in contract order.
+            pub const KNOWN: &'static [&'static str] = &[$($wire),*];
+
+            /// The value as sent on the wire.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($ty::$var => $wire,)*
+                    $ty::Unrecognized(other) => other,
+                }
+            }
+        }
+
         impl ::std::fmt::Display for $ty {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
@@ -159,6 +176,36 @@ macro_rules! __open_enum {
                 if let $ty::Unrecognized(other) = self {
                     $crate::__private::check::unrecognized(other, path, out);
                 }
+            }
+        }
+    };
+    ($ty:ident { $($var:ident = $wire:literal),* $(,)? }, json) => {
+        $crate::__open_enum!($ty { $($var = $wire),* });
+
+        /// The wire value, as a string.
+        impl $crate::__private::serde::Serialize for $ty {
+            fn serialize<S: $crate::__private::serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        #[allow(deprecated)]
+        impl<'de> $crate::__private::serde::Deserialize<'de> for $ty {
+            fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> ::core::result::Result<Self, D::Error> {
+                let wire = $crate::__private::serde_impls::open_enum(
+                    deserializer,
+                    ::core::stringify!($ty),
+                    $ty::KNOWN,
+                )?;
+                ::core::result::Result::Ok(match wire.as_str() {
+                    $($wire => $ty::$var,)*
+                    _ => $ty::Unrecognized(wire),
+                })
             }
         }
     };

@@ -1,4 +1,4 @@
-//! Structs, enums, newtypes and declared errors, with serde derives and `Validate` impls.
+//! Structs, enums, newtypes and declared errors, with their serde and `Validate` impls.
 
 use super::{deprecated, docs, rust_type, Ctx};
 use crate::ast::{Number, Primitive};
@@ -7,15 +7,16 @@ use crate::naming::{ident, Case};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-/// Derives shared by every generated data type; serde's only for a type that travels as
-/// JSON ([`Json`](super::Json)).
-pub(crate) fn data_derives(eq_hash: bool, json: bool) -> TokenStream {
+/// Derives shared by every generated data type; serde's for a newtype that travels as JSON
+/// ([`Json`](super::Json)). Structs and open enums get serde from runtime macros instead
+/// (`serde_impls.rs`): the derives were two fifths of a large generated crate's build.
+fn data_derives(eq_hash: bool, serde: bool) -> TokenStream {
     let extra = if eq_hash {
         quote!(::core::cmp::Eq, ::core::hash::Hash,)
     } else {
         TokenStream::new()
     };
-    if !json {
+    if !serde {
         return quote! {
             #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, #extra)]
         };
@@ -102,31 +103,32 @@ pub(crate) fn struct_def(
     fields: &[Field],
     json: bool,
 ) -> TokenStream {
-    let derives = data_derives(false, json);
+    let derives = data_derives(false, false);
     let decls = fields.iter().map(|f| {
         let fname = ident(&f.name, Case::Snake);
         let ty = rust_type(ctx, &f.ty, f.boxed);
         let doc = docs(f.docs.as_deref());
         let dep = deprecated(f.deprecated.as_deref());
-        let rename = if f.wire_name != f.name {
-            let wire = &f.wire_name;
-            serde_attr(json, quote!(rename = #wire))
-        } else {
-            TokenStream::new()
-        };
-        let optional = if matches!(f.ty, TypeRef::Optional(_)) {
-            serde_attr(
-                json,
-                quote!(
-                    default,
-                    skip_serializing_if = "::std::option::Option::is_none"
-                ),
-            )
-        } else {
-            TokenStream::new()
-        };
-        quote! { #doc #dep #rename #optional pub #fname: #ty, }
+        quote! { #doc #dep pub #fname: #ty, }
     });
+    // serde as the derives would write it, through the runtime: an optional field is left
+    // out of the JSON when `None` and read as `None` when left out; a required one is an
+    // error when left out.
+    let serde = if json {
+        let entries = fields.iter().enumerate().map(|(i, f)| {
+            let (fname, wire) = (ident(&f.name, Case::Snake), &f.wire_name);
+            let index = Literal::usize_unsuffixed(i);
+            let kind = if matches!(f.ty, TypeRef::Optional(_)) {
+                quote!(default)
+            } else {
+                quote!(required)
+            };
+            quote!(#index #fname = #wire #kind)
+        });
+        quote!(::pactum::__serde_struct!(#name { #(#entries),* });)
+    } else {
+        TokenStream::new()
+    };
     if fields.iter().all(|f| f.constraints.is_empty()) {
         // The common case: every field checked as its type says, one macro call.
         let entries = fields.iter().map(|f| {
@@ -137,6 +139,8 @@ pub(crate) fn struct_def(
             #attrs
             #derives
             pub struct #name { #(#decls)* }
+
+            #serde
 
             ::pactum::__validate_fields!(#name { #(#entries),* });
         };
@@ -168,6 +172,8 @@ pub(crate) fn struct_def(
         #derives
         pub struct #name { #(#decls)* }
 
+        #serde
+
         #[allow(deprecated)]
         impl ::pactum::Validate for #name {
             fn validate_into(
@@ -188,24 +194,25 @@ fn enum_def(
     values: &[EnumValue],
     json: bool,
 ) -> TokenStream {
-    let derives = data_derives(true, json);
+    // serde's derive of an enum with an untagged fallback buffers every value and tries twice;
+    // the runtime macro reads it once, with the same results (`de.rs`).
+    let derives = data_derives(true, false);
     let variants = values.iter().map(|v| {
         let var = ident(&v.variant, Case::Pascal);
-        let rename = serde_attr(json, {
-            let wire = &v.wire;
-            quote!(rename = #wire)
-        });
         let doc = docs(v.docs.as_deref());
         let dep = deprecated(v.deprecated.as_deref());
-        quote! { #doc #dep #rename #var, }
+        quote! { #doc #dep #var, }
     });
-    let untagged = serde_attr(json, quote!(untagged));
-    let arms = values.iter().map(|v| {
+    let entries = values.iter().map(|v| {
         let var = ident(&v.variant, Case::Pascal);
         let wire = &v.wire;
-        quote!(#name::#var => #wire,)
+        quote!(#var = #wire)
     });
-    let wires = values.iter().map(|v| &v.wire);
+    let json = if json {
+        quote!(, json)
+    } else {
+        TokenStream::new()
+    };
     quote! {
         #attrs
         ///
@@ -216,25 +223,10 @@ fn enum_def(
         pub enum #name {
             #(#variants)*
             /// A value this version of the contract does not know.
-            #untagged
             Unrecognized(::std::string::String),
         }
 
-        #[allow(deprecated)]
-        impl #name {
-            /// Every value this version knows, in contract order.
-            pub const KNOWN: &'static [&'static str] = &[#(#wires),*];
-
-            /// The value as sent on the wire.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    #(#arms)*
-                    #name::Unrecognized(other) => other,
-                }
-            }
-        }
-
-        ::pactum::__open_enum!(#name);
+        ::pactum::__open_enum!(#name { #(#entries),* } #json);
     }
 }
 

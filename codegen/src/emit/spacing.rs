@@ -25,6 +25,7 @@ const ITEM_STARTS: &[&str] = &[
     "::pactum::__requires_feature!",
     "::pactum::__operation_error!",
     "::pactum::__validate_fields!",
+    "::pactum::__serde_struct!",
     "::pactum::__open_enum!",
     "::pactum::__newtype!",
 ];

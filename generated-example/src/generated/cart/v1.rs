@@ -38,18 +38,15 @@ impl ::pactum::Validate for CartId {
 }
 
 /// `CartItem`: `sku` and `quantity`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct CartItem {
     pub sku: super::super::pricing::v1::Sku,
     pub quantity: u32,
 }
+
+::pactum::__serde_struct!(
+    CartItem { 0 sku = "sku" required, 1 quantity = "quantity" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for CartItem {
@@ -76,22 +73,19 @@ impl ::pactum::Validate for CartItem {
 }
 
 /// `Cart`: `id`, `customer_id`, `items`, `total` and `updated_at`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Cart {
     pub id: CartId,
     pub customer_id: ::pactum::types::Uuid,
     pub items: ::std::vec::Vec<CartItem>,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub total: ::std::option::Option<super::super::pricing::v1::Money>,
     pub updated_at: ::pactum::types::Timestamp,
 }
+
+::pactum::__serde_struct!(
+    Cart { 0 id = "id" required, 1 customer_id = "customer_id" required, 2 items =
+    "items" required, 3 total = "total" default, 4 updated_at = "updated_at" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for Cart {
@@ -121,81 +115,60 @@ impl ::pactum::Validate for Cart {
 }
 
 /// Input of [`GetCart`](operations::GET_CART).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct GetCartRequest {
     pub cart_id: CartId,
 }
 
+::pactum::__serde_struct!(GetCartRequest { 0 cart_id = "cart_id" required });
+
 ::pactum::__validate_fields!(GetCartRequest { cart_id = "cart_id" });
 
 /// Input of [`AddItem`](operations::ADD_ITEM).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct AddItemRequest {
     pub cart_id: CartId,
     pub item: CartItem,
 }
 
+::pactum::__serde_struct!(
+    AddItemRequest { 0 cart_id = "cart_id" required, 1 item = "item" required }
+);
+
 ::pactum::__validate_fields!(AddItemRequest { cart_id = "cart_id", item = "item" });
 
 /// Input of [`CheckoutCart`](operations::CHECKOUT_CART).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct CheckoutCartRequest {
     pub cart_id: CartId,
 }
 
+::pactum::__serde_struct!(CheckoutCartRequest { 0 cart_id = "cart_id" required });
+
 ::pactum::__validate_fields!(CheckoutCartRequest { cart_id = "cart_id" });
 
 /// Output of [`CheckoutCart`](operations::CHECKOUT_CART).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct CheckoutCartResponse {
     pub order_id: ::pactum::types::Uuid,
     pub total: super::super::pricing::v1::Money,
 }
+
+::pactum::__serde_struct!(
+    CheckoutCartResponse { 0 order_id = "order_id" required, 1 total = "total" required }
+);
 
 ::pactum::__validate_fields!(
     CheckoutCartResponse { order_id = "order_id", total = "total" }
 );
 
 /// CartNotFound
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct CartNotFound {
     pub cart_id: CartId,
 }
+
+::pactum::__serde_struct!(CartNotFound { 0 cart_id = "cart_id" required });
 
 ::pactum::__validate_fields!(CartNotFound { cart_id = "cart_id" });
 
@@ -219,17 +192,12 @@ impl ::pactum::ErrorKind for CartNotFound {
 }
 
 /// A cart needs at least one item to check out.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct CartEmpty {
     pub cart_id: CartId,
 }
+
+::pactum::__serde_struct!(CartEmpty { 0 cart_id = "cart_id" required });
 
 ::pactum::__validate_fields!(CartEmpty { cart_id = "cart_id" });
 

@@ -21,55 +21,30 @@ pub const OWNER: &str = "team-messaging";
     ::core::cmp::PartialEq,
     ::core::cmp::Eq,
     ::core::hash::Hash,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
 )]
-#[serde(crate = "::pactum::__private::serde")]
 pub enum Channel {
-    #[serde(rename = "email")]
     Email,
-    #[serde(rename = "sms")]
     Sms,
-    #[serde(rename = "push")]
     Push,
     /// A value this version of the contract does not know.
-    #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
 
-#[allow(deprecated)]
-impl Channel {
-    /// Every value this version knows, in contract order.
-    pub const KNOWN: &'static [&'static str] = &["email", "sms", "push"];
-
-    /// The value as sent on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-            Channel::Push => "push",
-            Channel::Unrecognized(other) => other,
-        }
-    }
-}
-
-::pactum::__open_enum!(Channel);
+::pactum::__open_enum!(Channel { Email = "email", Sms = "sms", Push = "push" }, json);
 
 /// Event `EmailSent` v1.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct EmailSent {
     pub message_id: ::pactum::types::Uuid,
     pub order_id: ::pactum::types::Uuid,
     pub channel: Channel,
     pub template: ::std::string::String,
 }
+
+::pactum::__serde_struct!(
+    EmailSent { 0 message_id = "message_id" required, 1 order_id = "order_id" required, 2
+    channel = "channel" required, 3 template = "template" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for EmailSent {

@@ -46,19 +46,16 @@ impl ::pactum::Validate for Currency {
 
 /// An amount in one currency, exact to the minor unit.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Money {
     /// Amount in major units (12.50).
     pub amount: ::pactum::types::Decimal,
     pub currency: Currency,
 }
+
+::pactum::__serde_struct!(
+    Money { 0 amount = "amount" required, 1 currency = "currency" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for Money {
@@ -129,18 +126,15 @@ impl ::pactum::Validate for Sku {
 
 /// `QuoteLine`: `sku` and `quantity`.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct QuoteLine {
     pub sku: Sku,
     pub quantity: u32,
 }
+
+::pactum::__serde_struct!(
+    QuoteLine { 0 sku = "sku" required, 1 quantity = "quantity" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for QuoteLine {
@@ -167,20 +161,18 @@ impl ::pactum::Validate for QuoteLine {
 }
 
 /// `PricedLine`: `sku`, `quantity`, `unit_price` and `line_total`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct PricedLine {
     pub sku: Sku,
     pub quantity: u32,
     pub unit_price: Money,
     pub line_total: Money,
 }
+
+::pactum::__serde_struct!(
+    PricedLine { 0 sku = "sku" required, 1 quantity = "quantity" required, 2 unit_price =
+    "unit_price" required, 3 line_total = "line_total" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for PricedLine {
@@ -209,18 +201,15 @@ impl ::pactum::Validate for PricedLine {
 }
 
 /// Input of [`QuoteCart`](operations::QUOTE_CART).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct QuoteCartRequest {
     pub currency: Currency,
     pub lines: ::std::vec::Vec<QuoteLine>,
 }
+
+::pactum::__serde_struct!(
+    QuoteCartRequest { 0 currency = "currency" required, 1 lines = "lines" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for QuoteCartRequest {
@@ -247,52 +236,40 @@ impl ::pactum::Validate for QuoteCartRequest {
 }
 
 /// Output of [`QuoteCart`](operations::QUOTE_CART).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct QuoteCartResponse {
     pub lines: ::std::vec::Vec<PricedLine>,
     pub total: Money,
 }
 
+::pactum::__serde_struct!(
+    QuoteCartResponse { 0 lines = "lines" required, 1 total = "total" required }
+);
+
 ::pactum::__validate_fields!(QuoteCartResponse { lines = "lines", total = "total" });
 
 /// Input of [`GetPrice`](operations::GET_PRICE).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct GetPriceRequest {
     pub sku: Sku,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub currency: ::std::option::Option<Currency>,
 }
+
+::pactum::__serde_struct!(
+    GetPriceRequest { 0 sku = "sku" required, 1 currency = "currency" default }
+);
 
 ::pactum::__validate_fields!(GetPriceRequest { sku = "sku", currency = "currency" });
 
 /// No price is known for this SKU.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct UnknownSku {
     pub sku: Sku,
 }
+
+::pactum::__serde_struct!(UnknownSku { 0 sku = "sku" required });
 
 ::pactum::__validate_fields!(UnknownSku { sku = "sku" });
 
@@ -316,18 +293,15 @@ impl ::pactum::ErrorKind for UnknownSku {
 }
 
 /// All lines of a quote must use one currency.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct CurrencyMismatch {
     pub expected: Currency,
     pub found: Currency,
 }
+
+::pactum::__serde_struct!(
+    CurrencyMismatch { 0 expected = "expected" required, 1 found = "found" required }
+);
 
 ::pactum::__validate_fields!(
     CurrencyMismatch { expected = "expected", found = "found" }

@@ -12,21 +12,12 @@ pub const OWNER: &str = "team-codegen";
 
 /// `Node`: `name`, `next`, `children`, `index`, `link`, `paths` and 2 more.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Node {
     pub name: ::std::string::String,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub next: ::std::option::Option<::std::boxed::Box<Node>>,
     pub children: ::std::vec::Vec<Node>,
     pub index: ::std::collections::BTreeMap<::std::string::String, Node>,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub link: ::std::option::Option<::std::boxed::Box<NodeRef>>,
     pub paths: ::std::vec::Vec<::std::vec::Vec<::std::string::String>>,
     pub groups: ::std::collections::BTreeMap<
@@ -35,6 +26,12 @@ pub struct Node {
     >,
     pub maybe_counts: ::std::vec::Vec<::std::option::Option<u32>>,
 }
+
+::pactum::__serde_struct!(
+    Node { 0 name = "name" required, 1 next = "next" default, 2 children = "children"
+    required, 3 index = "index" required, 4 link = "link" default, 5 paths = "paths"
+    required, 6 groups = "groups" required, 7 maybe_counts = "maybe_counts" required }
+);
 
 ::pactum::__validate_fields!(
     Node { name = "name", next = "next", children = "children", index = "index", link =
@@ -68,65 +65,45 @@ impl ::pactum::Validate for NodeRef {
 
 /// `Box`: `label`.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Box {
     pub label: ::std::string::String,
 }
+
+::pactum::__serde_struct!(Box { 0 label = "label" required });
 
 ::pactum::__validate_fields!(Box { label = "label" });
 
 /// `Vec`: `items`.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Vec {
     pub items: ::std::vec::Vec<::std::string::String>,
 }
+
+::pactum::__serde_struct!(Vec { 0 items = "items" required });
 
 ::pactum::__validate_fields!(Vec { items = "items" });
 
 /// `Ok`: `fine`.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Ok {
     pub fine: bool,
 }
+
+::pactum::__serde_struct!(Ok { 0 fine = "fine" required });
 
 ::pactum::__validate_fields!(Ok { fine = "fine" });
 
 /// `Err`: `reason`.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Err {
     pub reason: ::std::string::String,
 }
+
+::pactum::__serde_struct!(Err { 0 reason = "reason" required });
 
 ::pactum::__validate_fields!(Err { reason = "reason" });
 
@@ -141,85 +118,46 @@ pub struct Err {
     ::core::cmp::PartialEq,
     ::core::cmp::Eq,
     ::core::hash::Hash,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
 )]
-#[serde(crate = "::pactum::__private::serde")]
 pub enum Some {
-    #[serde(rename = "a")]
     A,
-    #[serde(rename = "b")]
     B,
     /// A value this version of the contract does not know.
-    #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
 
-#[allow(deprecated)]
-impl Some {
-    /// Every value this version knows, in contract order.
-    pub const KNOWN: &'static [&'static str] = &["a", "b"];
-
-    /// The value as sent on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Some::A => "a",
-            Some::B => "b",
-            Some::Unrecognized(other) => other,
-        }
-    }
-}
-
-::pactum::__open_enum!(Some);
+::pactum::__open_enum!(Some { A = "a", B = "b" }, json);
 
 /// `Context`: `depth`.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Context {
     pub depth: u32,
 }
+
+::pactum::__serde_struct!(Context { 0 depth = "depth" required });
 
 ::pactum::__validate_fields!(Context { depth = "depth" });
 
 /// `Router`: `path`.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Router {
     pub path: ::std::string::String,
 }
+
+::pactum::__serde_struct!(Router { 0 path = "path" required });
 
 ::pactum::__validate_fields!(Router { path = "path" });
 
 /// `Fields`: `box`, `vec`, `ok`, `err`, `some`, `ctx` and 12 more.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Fields {
     pub r#box: Box,
     pub vec: Vec,
     pub ok: Ok,
     pub err: Err,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub some: ::std::option::Option<Some>,
     pub ctx: Context,
     pub input: ::std::string::String,
@@ -235,6 +173,16 @@ pub struct Fields {
     pub response: ::std::string::String,
     pub headers: ::std::string::String,
 }
+
+::pactum::__serde_struct!(
+    Fields { 0 r#box = "box" required, 1 vec = "vec" required, 2 ok = "ok" required, 3
+    err = "err" required, 4 some = "some" default, 5 ctx = "ctx" required, 6 input =
+    "input" required, 7 output = "output" required, 8 path = "path" required, 9 query =
+    "query" required, 10 body = "body" required, 11 state = "state" required, 12 service
+    = "service" required, 13 client = "client" required, 14 router = "router" required,
+    15 request = "request" required, 16 response = "response" required, 17 headers =
+    "headers" required }
+);
 
 ::pactum::__validate_fields!(
     Fields { r#box = "box", vec = "vec", ok = "ok", err = "err", some = "some", ctx =
@@ -362,37 +310,29 @@ impl ::pactum::Validate for Expr {
 
 /// `Lit`: `value`.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Lit {
     pub value: i64,
 }
+
+::pactum::__serde_struct!(Lit { 0 value = "value" required });
 
 ::pactum::__validate_fields!(Lit { value = "value" });
 
 /// `Add`: `left`, `right`, `terms` and `maybe`.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Add {
     pub left: ::std::boxed::Box<Expr>,
     pub right: ::std::boxed::Box<Expr>,
     pub terms: ::std::vec::Vec<Expr>,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub maybe: ::std::option::Option<::std::boxed::Box<Expr>>,
 }
+
+::pactum::__serde_struct!(
+    Add { 0 left = "left" required, 1 right = "right" required, 2 terms = "terms"
+    required, 3 maybe = "maybe" default }
+);
 
 ::pactum::__validate_fields!(
     Add { left = "left", right = "right", terms = "terms", maybe = "maybe" }
@@ -400,26 +340,19 @@ pub struct Add {
 
 /// Input of [`Tail`](operations::TAIL).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct TailRequest {
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub from: ::std::option::Option<u64>,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fail_at: ::std::option::Option<u64>,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub endless: ::std::option::Option<bool>,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub quiet: ::std::option::Option<bool>,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pad: ::std::option::Option<u32>,
 }
+
+::pactum::__serde_struct!(
+    TailRequest { 0 from = "from" default, 1 fail_at = "fail_at" default, 2 endless =
+    "endless" default, 3 quiet = "quiet" default, 4 pad = "pad" default }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for TailRequest {
@@ -452,39 +385,29 @@ impl ::pactum::Validate for TailRequest {
 
 /// Output of [`Tail`](operations::TAIL).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct TailResponse {
     pub n: u64,
     pub pad: ::std::string::String,
 }
 
+::pactum::__serde_struct!(TailResponse { 0 n = "n" required, 1 pad = "pad" required });
+
 ::pactum::__validate_fields!(TailResponse { n = "n", pad = "pad" });
 
 /// Input of [`ListNodes`](operations::LIST_NODES).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ListNodesRequest {
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub after: ::std::option::Option<::std::string::String>,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub limit: ::std::option::Option<u32>,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prefix: ::std::option::Option<::std::string::String>,
 }
+
+::pactum::__serde_struct!(
+    ListNodesRequest { 0 after = "after" default, 1 limit = "limit" default, 2 prefix =
+    "prefix" default }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for ListNodesRequest {
@@ -515,20 +438,17 @@ impl ::pactum::Validate for ListNodesRequest {
 
 /// Output of [`ListNodes`](operations::LIST_NODES).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ListNodesResponse {
     pub nodes: ::std::vec::Vec<Node>,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub more: ::std::option::Option<::std::string::String>,
     pub total: u32,
 }
+
+::pactum::__serde_struct!(
+    ListNodesResponse { 0 nodes = "nodes" required, 1 more = "more" default, 2 total =
+    "total" required }
+);
 
 ::pactum::__validate_fields!(
     ListNodesResponse { nodes = "nodes", more = "more", total = "total" }
@@ -536,36 +456,27 @@ pub struct ListNodesResponse {
 
 /// Input of [`ListPaths`](operations::LIST_PATHS).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ListPathsRequest {
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub page_token: ::std::option::Option<::std::string::String>,
 }
+
+::pactum::__serde_struct!(ListPathsRequest { 0 page_token = "page_token" default });
 
 ::pactum::__validate_fields!(ListPathsRequest { page_token = "page_token" });
 
 /// Output of [`ListPaths`](operations::LIST_PATHS).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ListPathsResponse {
     pub paths: ::std::vec::Vec<::std::string::String>,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub next_page_token: ::std::option::Option<::std::string::String>,
 }
+
+::pactum::__serde_struct!(
+    ListPathsResponse { 0 paths = "paths" required, 1 next_page_token = "next_page_token"
+    default }
+);
 
 ::pactum::__validate_fields!(
     ListPathsResponse { paths = "paths", next_page_token = "next_page_token" }
@@ -573,33 +484,23 @@ pub struct ListPathsResponse {
 
 /// Input of [`Eval`](operations::EVAL).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct EvalRequest {
     pub expr: Expr,
 }
+
+::pactum::__serde_struct!(EvalRequest { 0 expr = "expr" required });
 
 ::pactum::__validate_fields!(EvalRequest { expr = "expr" });
 
 /// The stream ran into a missing item.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Gone {
     pub at: u64,
 }
+
+::pactum::__serde_struct!(Gone { 0 at = "at" required });
 
 ::pactum::__validate_fields!(Gone { at = "at" });
 
@@ -707,17 +608,12 @@ pub mod operations {
 }
 
 /// Event `NodeAdded` v1.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct NodeAdded {
     pub node: Node,
 }
+
+::pactum::__serde_struct!(NodeAdded { 0 node = "node" required });
 
 ::pactum::__validate_fields!(NodeAdded { node = "node" });
 

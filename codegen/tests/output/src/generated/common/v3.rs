@@ -14,18 +14,15 @@ pub const OWNER: &str = "team-platform";
 ///
 /// Amounts are decimals, never floats.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Money {
     pub amount: ::pactum::types::Decimal,
     pub currency: ::std::string::String,
 }
+
+::pactum::__serde_struct!(
+    Money { 0 amount = "amount" required, 1 currency = "currency" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for Money {

@@ -186,17 +186,12 @@ impl ::pactum::Validate for Blob {
 }
 
 /// `Result`: `ok`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Result {
     pub ok: bool,
 }
+
+::pactum::__serde_struct!(Result { 0 ok = "ok" required });
 
 ::pactum::__validate_fields!(Result { ok = "ok" });
 
@@ -211,36 +206,15 @@ pub struct Result {
     ::core::cmp::PartialEq,
     ::core::cmp::Eq,
     ::core::hash::Hash,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
 )]
-#[serde(crate = "::pactum::__private::serde")]
 pub enum Option {
-    #[serde(rename = "some")]
     Some,
-    #[serde(rename = "none")]
     None,
     /// A value this version of the contract does not know.
-    #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
 
-#[allow(deprecated)]
-impl Option {
-    /// Every value this version knows, in contract order.
-    pub const KNOWN: &'static [&'static str] = &["some", "none"];
-
-    /// The value as sent on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Option::Some => "some",
-            Option::None => "none",
-            Option::Unrecognized(other) => other,
-        }
-    }
-}
-
-::pactum::__open_enum!(Option);
+::pactum::__open_enum!(Option { Some = "some", None = "none" }, json);
 
 /// `String`: a `string` of its own type.
 #[derive(
@@ -271,14 +245,7 @@ impl ::pactum::Validate for String {
 
 /// One field of every primitive.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Primitives {
     pub flag: bool,
     pub small: i32,
@@ -293,6 +260,13 @@ pub struct Primitives {
     pub id: ::pactum::types::Uuid,
     pub price: ::pactum::types::Decimal,
 }
+
+::pactum::__serde_struct!(
+    Primitives { 0 flag = "flag" required, 1 small = "small" required, 2 big = "big"
+    required, 3 count = "count" required, 4 huge = "huge" required, 5 ratio = "ratio"
+    required, 6 name = "name" required, 7 blob = "blob" required, 8 at = "at" required, 9
+    ttl = "ttl" required, 10 id = "id" required, 11 price = "price" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for Primitives {
@@ -367,14 +341,7 @@ impl ::pactum::Validate for Primitives {
 }
 
 /// `Containers`: `tags`, `labels`, `nested`, `maybe`, `maybe_list`, `money` and 3 more.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Containers {
     pub tags: ::std::vec::Vec<super::super::common::v3::Tag>,
     pub labels: ::std::collections::BTreeMap<
@@ -384,15 +351,20 @@ pub struct Containers {
     pub nested: ::std::vec::Vec<
         ::std::collections::BTreeMap<::std::string::String, ::std::vec::Vec<u32>>,
     >,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub maybe: ::std::option::Option<Primitives>,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub maybe_list: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     pub money: super::super::common::v3::Money,
     pub result: Result,
     pub option: Option,
     pub string: String,
 }
+
+::pactum::__serde_struct!(
+    Containers { 0 tags = "tags" required, 1 labels = "labels" required, 2 nested =
+    "nested" required, 3 maybe = "maybe" default, 4 maybe_list = "maybe_list" default, 5
+    money = "money" required, 6 result = "result" required, 7 option = "option" required,
+    8 string = "string" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for Containers {
@@ -452,22 +424,19 @@ impl ::pactum::Validate for Containers {
 }
 
 /// Fields named like Rust keywords become raw identifiers; wire names stay.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Keywords {
     pub r#type: ::std::string::String,
     pub r#match: u32,
     pub r#async: bool,
     /// camelCase on the wire, snake_case in Rust.
-    #[serde(rename = "userId")]
     pub user_id: ::pactum::types::Uuid,
 }
+
+::pactum::__serde_struct!(
+    Keywords { 0 r#type = "type" required, 1 r#match = "match" required, 2 r#async =
+    "async" required, 3 user_id = "userId" required }
+);
 
 ::pactum::__validate_fields!(
     Keywords { r#type = "type", r#match = "match", r#async = "async", user_id = "userId"
@@ -476,73 +445,55 @@ pub struct Keywords {
 
 /// Recursive through an optional link (boxed) and a list (not boxed).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Tree {
     pub label: ::std::string::String,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub parent: ::std::option::Option<::std::boxed::Box<Tree>>,
     pub children: ::std::vec::Vec<Tree>,
 }
+
+::pactum::__serde_struct!(
+    Tree { 0 label = "label" required, 1 parent = "parent" default, 2 children =
+    "children" required }
+);
 
 ::pactum::__validate_fields!(
     Tree { label = "label", parent = "parent", children = "children" }
 );
 
 /// `Ping`: `pong`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Ping {
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pong: ::std::option::Option<::std::boxed::Box<Pong>>,
 }
+
+::pactum::__serde_struct!(Ping { 0 pong = "pong" default });
 
 ::pactum::__validate_fields!(Ping { pong = "pong" });
 
 /// `Pong`: `ping`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Pong {
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ping: ::std::option::Option<::std::boxed::Box<Ping>>,
 }
+
+::pactum::__serde_struct!(Pong { 0 ping = "ping" default });
 
 ::pactum::__validate_fields!(Pong { ping = "ping" });
 
 /// Explicit and reserved wire numbers.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Versioned {
     pub id: ::pactum::types::Uuid,
     pub name: ::std::string::String,
     #[deprecated(note = "use `name`")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub legacy: ::std::option::Option<::std::string::String>,
 }
+
+::pactum::__serde_struct!(
+    Versioned { 0 id = "id" required, 1 name = "name" required, 2 legacy = "legacy"
+    default }
+);
 
 ::pactum::__validate_fields!(Versioned { id = "id", name = "name", legacy = "legacy" });
 
@@ -557,52 +508,26 @@ pub struct Versioned {
     ::core::cmp::PartialEq,
     ::core::cmp::Eq,
     ::core::hash::Hash,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
 )]
-#[serde(crate = "::pactum::__private::serde")]
 pub enum Level {
     /// Nothing to worry about.
-    #[serde(rename = "low")]
     Low,
-    #[serde(rename = "high")]
     High,
     #[deprecated(note = "merged into `high`")]
-    #[serde(rename = "critical-now")]
     CriticalNow,
     /// A value this version of the contract does not know.
-    #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
 
-#[allow(deprecated)]
-impl Level {
-    /// Every value this version knows, in contract order.
-    pub const KNOWN: &'static [&'static str] = &["low", "high", "critical-now"];
-
-    /// The value as sent on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Level::Low => "low",
-            Level::High => "high",
-            Level::CriticalNow => "critical-now",
-            Level::Unrecognized(other) => other,
-        }
-    }
-}
-
-::pactum::__open_enum!(Level);
+::pactum::__open_enum!(
+    Level { Low = "low", High = "high", CriticalNow = "critical-now" }, json
+);
 
 /// `Empty`: no fields.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Empty {}
+::pactum::__serde_struct!(Empty {});
+
 ::pactum::__validate_fields!(Empty {});
 
 /// A tagged union with its own tag, an explicit and a reserved number, a deprecated variant and one from another contract.
@@ -738,17 +663,12 @@ impl ::pactum::Validate for Shape {
 
 /// `Circle`: `radius`.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Circle {
     pub radius: f64,
 }
+
+::pactum::__serde_struct!(Circle { 0 radius = "radius" required });
 
 #[allow(deprecated)]
 impl ::pactum::Validate for Circle {
@@ -775,37 +695,29 @@ impl ::pactum::Validate for Circle {
 
 /// `Square`: `side`.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Square {
     pub side: f64,
 }
+
+::pactum::__serde_struct!(Square { 0 side = "side" required });
 
 ::pactum::__validate_fields!(Square { side = "side" });
 
 /// Unions in every position a field can hold them.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Drawing {
     pub main: Shape,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backup: ::std::option::Option<Shape>,
     pub layers: ::std::vec::Vec<Shape>,
     pub named: ::std::collections::BTreeMap<::std::string::String, Shape>,
 }
+
+::pactum::__serde_struct!(
+    Drawing { 0 main = "main" required, 1 backup = "backup" default, 2 layers = "layers"
+    required, 3 named = "named" required }
+);
 
 ::pactum::__validate_fields!(
     Drawing { main = "main", backup = "backup", layers = "layers", named = "named" }
@@ -813,34 +725,25 @@ pub struct Drawing {
 
 /// Input of [`Fetch`](operations::FETCH).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct FetchRequest {
     pub id: ::pactum::types::Uuid,
 }
 
+::pactum::__serde_struct!(FetchRequest { 0 id = "id" required });
+
 ::pactum::__validate_fields!(FetchRequest { id = "id" });
 
 /// Input of [`Store`](operations::STORE).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct StoreRequest {
     pub thing: Primitives,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub note: ::std::option::Option<::std::string::String>,
 }
+
+::pactum::__serde_struct!(
+    StoreRequest { 0 thing = "thing" required, 1 note = "note" default }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for StoreRequest {
@@ -869,131 +772,94 @@ impl ::pactum::Validate for StoreRequest {
 }
 
 /// Output of [`Store`](operations::STORE).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct StoreResponse {
     pub stored_at: ::pactum::types::Timestamp,
 }
+
+::pactum::__serde_struct!(StoreResponse { 0 stored_at = "stored_at" required });
 
 ::pactum::__validate_fields!(StoreResponse { stored_at = "stored_at" });
 
 /// Input of [`Watch`](operations::WATCH).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct WatchRequest {
     pub ids: ::std::vec::Vec<::pactum::types::Uuid>,
 }
+
+::pactum::__serde_struct!(WatchRequest { 0 ids = "ids" required });
 
 ::pactum::__validate_fields!(WatchRequest { ids = "ids" });
 
 /// Input of [`Upload`](operations::UPLOAD).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct UploadRequest {
     pub chunk: Blob,
 }
+
+::pactum::__serde_struct!(UploadRequest { 0 chunk = "chunk" required });
 
 ::pactum::__validate_fields!(UploadRequest { chunk = "chunk" });
 
 /// Output of [`Upload`](operations::UPLOAD).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct UploadResponse {
     pub count: Count,
 }
+
+::pactum::__serde_struct!(UploadResponse { 0 count = "count" required });
 
 ::pactum::__validate_fields!(UploadResponse { count = "count" });
 
 /// Input of [`Chat`](operations::CHAT).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ChatRequest {
     pub text: ::std::string::String,
 }
+
+::pactum::__serde_struct!(ChatRequest { 0 text = "text" required });
 
 ::pactum::__validate_fields!(ChatRequest { text = "text" });
 
 /// Output of [`Chat`](operations::CHAT).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ChatResponse {
     pub text: ::std::string::String,
     pub at: ::pactum::types::Timestamp,
 }
 
+::pactum::__serde_struct!(
+    ChatResponse { 0 text = "text" required, 1 at = "at" required }
+);
+
 ::pactum::__validate_fields!(ChatResponse { text = "text", at = "at" });
 
 /// Input of [`OldWay`](operations::OLD_WAY).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct OldWayRequest {
     pub id: ::pactum::types::Uuid,
 }
+
+::pactum::__serde_struct!(OldWayRequest { 0 id = "id" required });
 
 ::pactum::__validate_fields!(OldWayRequest { id = "id" });
 
 /// Nothing has this id.
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct NotThere {
     pub id: ::pactum::types::Uuid,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub nearest: ::std::option::Option<Shape>,
 }
+
+::pactum::__serde_struct!(
+    NotThere { 0 id = "id" required, 1 nearest = "nearest" default }
+);
 
 ::pactum::__validate_fields!(NotThere { id = "id", nearest = "nearest" });
 
@@ -1018,15 +884,10 @@ impl ::pactum::ErrorKind for NotThere {
 
 /// Busy
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Busy {}
+::pactum::__serde_struct!(Busy {});
+
 ::pactum::__validate_fields!(Busy {});
 
 impl ::pactum::DeclaredError for Busy {
@@ -1050,15 +911,10 @@ impl ::pactum::ErrorKind for Busy {
 
 /// Someone else changed it first.
 /// Reload and try again.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Conflicting {}
+::pactum::__serde_struct!(Conflicting {});
+
 ::pactum::__validate_fields!(Conflicting {});
 
 impl ::pactum::DeclaredError for Conflicting {
@@ -1186,21 +1042,18 @@ pub mod operations {
 }
 
 /// A thing was stored.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ThingStored {
     pub id: ::pactum::types::Uuid,
     pub slug: ProductSlug,
     pub at: ::pactum::types::Timestamp,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub outline: ::std::option::Option<Shape>,
 }
+
+::pactum::__serde_struct!(
+    ThingStored { 0 id = "id" required, 1 slug = "slug" required, 2 at = "at" required, 3
+    outline = "outline" default }
+);
 
 ::pactum::__validate_fields!(
     ThingStored { id = "id", slug = "slug", at = "at", outline = "outline" }
@@ -1228,18 +1081,15 @@ impl ::pactum::Event for ThingStored {
 }
 
 /// Event `ThingTagged` v1.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ThingTagged {
     pub slug: Slug,
     pub tag: super::super::common::v3::Tag,
 }
+
+::pactum::__serde_struct!(
+    ThingTagged { 0 slug = "slug" required, 1 tag = "tag" required }
+);
 
 ::pactum::__validate_fields!(ThingTagged { slug = "slug", tag = "tag" });
 
@@ -1268,17 +1118,12 @@ impl ::pactum::Event for ThingTagged {
 
 /// Event `AlarmRaised` v1.
 #[deprecated(note = "use ThingStored")]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct AlarmRaised {
     pub level: Level,
 }
+
+::pactum::__serde_struct!(AlarmRaised { 0 level = "level" required });
 
 ::pactum::__validate_fields!(AlarmRaised { level = "level" });
 
@@ -1302,18 +1147,15 @@ impl ::pactum::Event for AlarmRaised {
 }
 
 /// Webhook `ThingShipped` v2.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ThingShipped {
     pub id: ::pactum::types::Uuid,
     pub carrier: ::std::string::String,
 }
+
+::pactum::__serde_struct!(
+    ThingShipped { 0 id = "id" required, 1 carrier = "carrier" required }
+);
 
 ::pactum::__validate_fields!(ThingShipped { id = "id", carrier = "carrier" });
 

@@ -12,218 +12,148 @@ pub const OWNER: &str = "team-reliability";
 
 /// Output of [`WhoAmI`](operations::WHO_AM_I).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct WhoAmIResponse {
     pub subject: ::std::string::String,
 }
+
+::pactum::__serde_struct!(WhoAmIResponse { 0 subject = "subject" required });
 
 ::pactum::__validate_fields!(WhoAmIResponse { subject = "subject" });
 
 /// Input of [`Flaky`](operations::FLAKY).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct FlakyRequest {
     pub n: u32,
 }
+
+::pactum::__serde_struct!(FlakyRequest { 0 n = "n" required });
 
 ::pactum::__validate_fields!(FlakyRequest { n = "n" });
 
 /// Output of [`Flaky`](operations::FLAKY).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct FlakyResponse {
     pub n: u32,
 }
 
+::pactum::__serde_struct!(FlakyResponse { 0 n = "n" required });
+
 ::pactum::__validate_fields!(FlakyResponse { n = "n" });
 
 /// Output of [`Fragile`](operations::FRAGILE).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct FragileResponse {
     pub n: u32,
 }
+
+::pactum::__serde_struct!(FragileResponse { 0 n = "n" required });
 
 ::pactum::__validate_fields!(FragileResponse { n = "n" });
 
 /// Input of [`Busy`](operations::BUSY).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct BusyRequest {
     pub n: u32,
 }
+
+::pactum::__serde_struct!(BusyRequest { 0 n = "n" required });
 
 ::pactum::__validate_fields!(BusyRequest { n = "n" });
 
 /// Output of [`Busy`](operations::BUSY).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct BusyResponse {
     pub n: u32,
 }
 
+::pactum::__serde_struct!(BusyResponse { 0 n = "n" required });
+
 ::pactum::__validate_fields!(BusyResponse { n = "n" });
 
 /// Input of [`Claimed`](operations::CLAIMED).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ClaimedRequest {
     pub n: u32,
 }
 
+::pactum::__serde_struct!(ClaimedRequest { 0 n = "n" required });
+
 ::pactum::__validate_fields!(ClaimedRequest { n = "n" });
 
 /// Output of [`Claimed`](operations::CLAIMED).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ClaimedResponse {
     pub n: u32,
 }
+
+::pactum::__serde_struct!(ClaimedResponse { 0 n = "n" required });
 
 ::pactum::__validate_fields!(ClaimedResponse { n = "n" });
 
 /// Input of [`Feed`](operations::FEED).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct FeedRequest {
     pub n: u32,
 }
+
+::pactum::__serde_struct!(FeedRequest { 0 n = "n" required });
 
 ::pactum::__validate_fields!(FeedRequest { n = "n" });
 
 /// Output of [`Feed`](operations::FEED).
 #[derive(::core::default::Default)]
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct FeedResponse {
     pub n: u32,
 }
 
+::pactum::__serde_struct!(FeedResponse { 0 n = "n" required });
+
 ::pactum::__validate_fields!(FeedResponse { n = "n" });
 
 /// Input of [`Patient`](operations::PATIENT).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct PatientRequest {
     pub n: u32,
 }
 
+::pactum::__serde_struct!(PatientRequest { 0 n = "n" required });
+
 ::pactum::__validate_fields!(PatientRequest { n = "n" });
 
 /// Output of [`Patient`](operations::PATIENT).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct PatientResponse {
     pub n: u32,
 }
 
+::pactum::__serde_struct!(PatientResponse { 0 n = "n" required });
+
 ::pactum::__validate_fields!(PatientResponse { n = "n" });
 
 /// Input of [`Unsafe`](operations::UNSAFE).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct UnsafeRequest {
     pub n: u32,
 }
 
+::pactum::__serde_struct!(UnsafeRequest { 0 n = "n" required });
+
 ::pactum::__validate_fields!(UnsafeRequest { n = "n" });
 
 /// Output of [`Unsafe`](operations::UNSAFE).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct UnsafeResponse {
     pub n: u32,
 }
+
+::pactum::__serde_struct!(UnsafeResponse { 0 n = "n" required });
 
 ::pactum::__validate_fields!(UnsafeResponse { n = "n" });
 

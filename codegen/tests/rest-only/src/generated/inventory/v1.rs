@@ -38,71 +38,59 @@ impl ::pactum::Validate for ReservationId {
 }
 
 /// `StockLevel`: `sku`, `available` and `reserved`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct StockLevel {
     pub sku: super::super::pricing::v1::Sku,
     pub available: u32,
     pub reserved: u32,
 }
 
+::pactum::__serde_struct!(
+    StockLevel { 0 sku = "sku" required, 1 available = "available" required, 2 reserved =
+    "reserved" required }
+);
+
 ::pactum::__validate_fields!(
     StockLevel { sku = "sku", available = "available", reserved = "reserved" }
 );
 
 /// One change of a SKU's availability, streamed to watchers.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct StockChange {
     pub sku: super::super::pricing::v1::Sku,
     pub available: u32,
     pub at: ::pactum::types::Timestamp,
 }
 
+::pactum::__serde_struct!(
+    StockChange { 0 sku = "sku" required, 1 available = "available" required, 2 at = "at"
+    required }
+);
+
 ::pactum::__validate_fields!(
     StockChange { sku = "sku", available = "available", at = "at" }
 );
 
 /// Input of [`CheckStock`](operations::CHECK_STOCK).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct CheckStockRequest {
     pub sku: super::super::pricing::v1::Sku,
 }
 
+::pactum::__serde_struct!(CheckStockRequest { 0 sku = "sku" required });
+
 ::pactum::__validate_fields!(CheckStockRequest { sku = "sku" });
 
 /// Input of [`ReserveStock`](operations::RESERVE_STOCK).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ReserveStockRequest {
     pub order_id: ::pactum::types::Uuid,
     pub lines: ::std::vec::Vec<super::super::pricing::v1::QuoteLine>,
 }
+
+::pactum::__serde_struct!(
+    ReserveStockRequest { 0 order_id = "order_id" required, 1 lines = "lines" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for ReserveStockRequest {
@@ -129,50 +117,40 @@ impl ::pactum::Validate for ReserveStockRequest {
 }
 
 /// Output of [`ReserveStock`](operations::RESERVE_STOCK).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ReserveStockResponse {
     pub reservation_id: ReservationId,
     pub expires_at: ::pactum::types::Timestamp,
 }
+
+::pactum::__serde_struct!(
+    ReserveStockResponse { 0 reservation_id = "reservation_id" required, 1 expires_at =
+    "expires_at" required }
+);
 
 ::pactum::__validate_fields!(
     ReserveStockResponse { reservation_id = "reservation_id", expires_at = "expires_at" }
 );
 
 /// Input of [`ReleaseStock`](operations::RELEASE_STOCK).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ReleaseStockRequest {
     pub reservation_id: ReservationId,
 }
 
+::pactum::__serde_struct!(
+    ReleaseStockRequest { 0 reservation_id = "reservation_id" required }
+);
+
 ::pactum::__validate_fields!(ReleaseStockRequest { reservation_id = "reservation_id" });
 
 /// Input of [`WatchStock`](operations::WATCH_STOCK).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct WatchStockRequest {
     pub skus: ::std::vec::Vec<super::super::pricing::v1::Sku>,
 }
+
+::pactum::__serde_struct!(WatchStockRequest { 0 skus = "skus" required });
 
 #[allow(deprecated)]
 impl ::pactum::Validate for WatchStockRequest {
@@ -198,18 +176,15 @@ impl ::pactum::Validate for WatchStockRequest {
 }
 
 /// Input of [`BulkRestock`](operations::BULK_RESTOCK).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct BulkRestockRequest {
     pub sku: super::super::pricing::v1::Sku,
     pub quantity: u32,
 }
+
+::pactum::__serde_struct!(
+    BulkRestockRequest { 0 sku = "sku" required, 1 quantity = "quantity" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for BulkRestockRequest {
@@ -236,50 +211,40 @@ impl ::pactum::Validate for BulkRestockRequest {
 }
 
 /// Output of [`BulkRestock`](operations::BULK_RESTOCK).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct BulkRestockResponse {
     pub skus: u32,
     pub units: u64,
 }
 
+::pactum::__serde_struct!(
+    BulkRestockResponse { 0 skus = "skus" required, 1 units = "units" required }
+);
+
 ::pactum::__validate_fields!(BulkRestockResponse { skus = "skus", units = "units" });
 
 /// Input of [`ScanStock`](operations::SCAN_STOCK).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ScanStockRequest {
     pub sku: super::super::pricing::v1::Sku,
 }
 
+::pactum::__serde_struct!(ScanStockRequest { 0 sku = "sku" required });
+
 ::pactum::__validate_fields!(ScanStockRequest { sku = "sku" });
 
 /// Not enough stock to reserve.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct OutOfStock {
     pub sku: super::super::pricing::v1::Sku,
     pub requested: u32,
     pub available: u32,
 }
+
+::pactum::__serde_struct!(
+    OutOfStock { 0 sku = "sku" required, 1 requested = "requested" required, 2 available
+    = "available" required }
+);
 
 ::pactum::__validate_fields!(
     OutOfStock { sku = "sku", requested = "requested", available = "available" }
@@ -305,17 +270,14 @@ impl ::pactum::ErrorKind for OutOfStock {
 }
 
 /// No such reservation.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ReservationNotFound {
     pub reservation_id: ReservationId,
 }
+
+::pactum::__serde_struct!(
+    ReservationNotFound { 0 reservation_id = "reservation_id" required }
+);
 
 ::pactum::__validate_fields!(ReservationNotFound { reservation_id = "reservation_id" });
 
@@ -442,19 +404,17 @@ pub mod operations {
 }
 
 /// Stock was held for an order; shipping prepares the parcel.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct StockReserved {
     pub order_id: ::pactum::types::Uuid,
     pub reservation_id: ReservationId,
     pub lines: ::std::vec::Vec<super::super::pricing::v1::QuoteLine>,
 }
+
+::pactum::__serde_struct!(
+    StockReserved { 0 order_id = "order_id" required, 1 reservation_id = "reservation_id"
+    required, 2 lines = "lines" required }
+);
 
 ::pactum::__validate_fields!(
     StockReserved { order_id = "order_id", reservation_id = "reservation_id", lines =

@@ -48,62 +48,33 @@ impl ::pactum::Validate for OrderId {
     ::core::cmp::PartialEq,
     ::core::cmp::Eq,
     ::core::hash::Hash,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
 )]
-#[serde(crate = "::pactum::__private::serde")]
 pub enum OrderStatus {
-    #[serde(rename = "pending")]
     Pending,
-    #[serde(rename = "paid")]
     Paid,
-    #[serde(rename = "shipped")]
     Shipped,
-    #[serde(rename = "cancelled")]
     Cancelled,
     /// A value this version of the contract does not know.
-    #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
 
-#[allow(deprecated)]
-impl OrderStatus {
-    /// Every value this version knows, in contract order.
-    pub const KNOWN: &'static [&'static str] = &[
-        "pending",
-        "paid",
-        "shipped",
-        "cancelled",
-    ];
-
-    /// The value as sent on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            OrderStatus::Pending => "pending",
-            OrderStatus::Paid => "paid",
-            OrderStatus::Shipped => "shipped",
-            OrderStatus::Cancelled => "cancelled",
-            OrderStatus::Unrecognized(other) => other,
-        }
-    }
-}
-
-::pactum::__open_enum!(OrderStatus);
+::pactum::__open_enum!(
+    OrderStatus { Pending = "pending", Paid = "paid", Shipped = "shipped", Cancelled =
+    "cancelled" }, json
+);
 
 /// `OrderLine`: `sku`, `quantity` and `unit_price`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct OrderLine {
     pub sku: super::super::pricing::v1::Sku,
     pub quantity: u32,
     pub unit_price: super::super::pricing::v1::Money,
 }
+
+::pactum::__serde_struct!(
+    OrderLine { 0 sku = "sku" required, 1 quantity = "quantity" required, 2 unit_price =
+    "unit_price" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderLine {
@@ -131,26 +102,23 @@ impl ::pactum::Validate for OrderLine {
 }
 
 /// `Order`: `id`, `customer_id`, `lines`, `status`, `total`, `placed_at` and 1 more.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Order {
     pub id: OrderId,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub customer_id: ::std::option::Option<::pactum::types::Uuid>,
     pub lines: ::std::vec::Vec<OrderLine>,
     pub status: OrderStatus,
     pub total: super::super::pricing::v1::Money,
     pub placed_at: ::pactum::types::Timestamp,
     /// Free text from the customer.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub note: ::std::option::Option<::std::string::String>,
 }
+
+::pactum::__serde_struct!(
+    Order { 0 id = "id" required, 1 customer_id = "customer_id" default, 2 lines =
+    "lines" required, 3 status = "status" required, 4 total = "total" required, 5
+    placed_at = "placed_at" required, 6 note = "note" default }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for Order {
@@ -196,22 +164,18 @@ impl ::pactum::Validate for Order {
 }
 
 /// `PlaceOrderRequest`: `cart_id`, `customer_id`, `lines` and `note`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct PlaceOrderRequest {
     pub cart_id: ::pactum::types::Uuid,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub customer_id: ::std::option::Option<::pactum::types::Uuid>,
     pub lines: ::std::vec::Vec<OrderLine>,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub note: ::std::option::Option<::std::string::String>,
 }
+
+::pactum::__serde_struct!(
+    PlaceOrderRequest { 0 cart_id = "cart_id" required, 1 customer_id = "customer_id"
+    default, 2 lines = "lines" required, 3 note = "note" default }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for PlaceOrderRequest {
@@ -254,33 +218,25 @@ impl ::pactum::Validate for PlaceOrderRequest {
 }
 
 /// Input of [`GetOrder`](operations::GET_ORDER).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct GetOrderRequest {
     pub id: OrderId,
 }
 
+::pactum::__serde_struct!(GetOrderRequest { 0 id = "id" required });
+
 ::pactum::__validate_fields!(GetOrderRequest { id = "id" });
 
 /// Input of [`CancelOrder`](operations::CANCEL_ORDER).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct CancelOrderRequest {
     pub id: OrderId,
     pub reason: ::std::string::String,
 }
+
+::pactum::__serde_struct!(
+    CancelOrderRequest { 0 id = "id" required, 1 reason = "reason" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for CancelOrderRequest {
@@ -307,17 +263,12 @@ impl ::pactum::Validate for CancelOrderRequest {
 }
 
 /// No order has this id.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct OrderNotFound {
     pub id: OrderId,
 }
+
+::pactum::__serde_struct!(OrderNotFound { 0 id = "id" required });
 
 ::pactum::__validate_fields!(OrderNotFound { id = "id" });
 
@@ -341,18 +292,15 @@ impl ::pactum::ErrorKind for OrderNotFound {
 }
 
 /// Only pending or paid orders can be cancelled.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct OrderNotCancellable {
     pub id: OrderId,
     pub status: OrderStatus,
 }
+
+::pactum::__serde_struct!(
+    OrderNotCancellable { 0 id = "id" required, 1 status = "status" required }
+);
 
 ::pactum::__validate_fields!(OrderNotCancellable { id = "id", status = "status" });
 
@@ -437,21 +385,18 @@ pub mod operations {
 }
 
 /// An order was accepted. Payments charges it; inventory keeps its reservation.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct OrderPlaced {
     pub order_id: OrderId,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub customer_id: ::std::option::Option<::pactum::types::Uuid>,
     pub lines: ::std::vec::Vec<OrderLine>,
     pub total: super::super::pricing::v1::Money,
 }
+
+::pactum::__serde_struct!(
+    OrderPlaced { 0 order_id = "order_id" required, 1 customer_id = "customer_id"
+    default, 2 lines = "lines" required, 3 total = "total" required }
+);
 
 ::pactum::__validate_fields!(
     OrderPlaced { order_id = "order_id", customer_id = "customer_id", lines = "lines",
@@ -478,18 +423,15 @@ impl ::pactum::Event for OrderPlaced {
 }
 
 /// Event `OrderCancelled` v1.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct OrderCancelled {
     pub order_id: OrderId,
     pub reason: ::std::string::String,
 }
+
+::pactum::__serde_struct!(
+    OrderCancelled { 0 order_id = "order_id" required, 1 reason = "reason" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderCancelled {

@@ -75,66 +75,34 @@ impl ::pactum::Validate for CustomerId {
     ::core::cmp::PartialEq,
     ::core::cmp::Eq,
     ::core::hash::Hash,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
 )]
-#[serde(crate = "::pactum::__private::serde")]
 pub enum OrderStatus {
-    #[serde(rename = "pending")]
     Pending,
-    #[serde(rename = "paid")]
     Paid,
-    #[serde(rename = "shipped")]
     Shipped,
-    #[serde(rename = "cancelled")]
     Cancelled,
-    #[serde(rename = "refunded")]
     Refunded,
     /// A value this version of the contract does not know.
-    #[serde(untagged)]
     Unrecognized(::std::string::String),
 }
 
-#[allow(deprecated)]
-impl OrderStatus {
-    /// Every value this version knows, in contract order.
-    pub const KNOWN: &'static [&'static str] = &[
-        "pending",
-        "paid",
-        "shipped",
-        "cancelled",
-        "refunded",
-    ];
-
-    /// The value as sent on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            OrderStatus::Pending => "pending",
-            OrderStatus::Paid => "paid",
-            OrderStatus::Shipped => "shipped",
-            OrderStatus::Cancelled => "cancelled",
-            OrderStatus::Refunded => "refunded",
-            OrderStatus::Unrecognized(other) => other,
-        }
-    }
-}
-
-::pactum::__open_enum!(OrderStatus);
+::pactum::__open_enum!(
+    OrderStatus { Pending = "pending", Paid = "paid", Shipped = "shipped", Cancelled =
+    "cancelled", Refunded = "refunded" }, json
+);
 
 /// `OrderItem`: `sku`, `quantity` and `unit_price`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct OrderItem {
     pub sku: super::super::pricing::v1::Sku,
     pub quantity: u32,
     pub unit_price: super::super::pricing::v1::Money,
 }
+
+::pactum::__serde_struct!(
+    OrderItem { 0 sku = "sku" required, 1 quantity = "quantity" required, 2 unit_price =
+    "unit_price" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for OrderItem {
@@ -162,14 +130,7 @@ impl ::pactum::Validate for OrderItem {
 }
 
 /// `Order`: `id`, `customer_id`, `items`, `status`, `total` and `placed_at`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Order {
     pub id: OrderId,
     pub customer_id: CustomerId,
@@ -178,6 +139,12 @@ pub struct Order {
     pub total: super::super::pricing::v1::Money,
     pub placed_at: ::pactum::types::Timestamp,
 }
+
+::pactum::__serde_struct!(
+    Order { 0 id = "id" required, 1 customer_id = "customer_id" required, 2 items =
+    "items" required, 3 status = "status" required, 4 total = "total" required, 5
+    placed_at = "placed_at" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for Order {
@@ -208,14 +175,7 @@ impl ::pactum::Validate for Order {
 }
 
 /// One step in an order's life.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct OrderStatusChange {
     pub order_id: OrderId,
     /// Counts the order's changes from 1.
@@ -224,40 +184,38 @@ pub struct OrderStatusChange {
     pub at: ::pactum::types::Timestamp,
 }
 
+::pactum::__serde_struct!(
+    OrderStatusChange { 0 order_id = "order_id" required, 1 seq = "seq" required, 2
+    status = "status" required, 3 at = "at" required }
+);
+
 ::pactum::__validate_fields!(
     OrderStatusChange { order_id = "order_id", seq = "seq", status = "status", at = "at"
     }
 );
 
 /// Input of [`GetOrder`](operations::GET_ORDER).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct GetOrderRequest {
     pub id: OrderId,
 }
 
+::pactum::__serde_struct!(GetOrderRequest { 0 id = "id" required });
+
 ::pactum::__validate_fields!(GetOrderRequest { id = "id" });
 
 /// Input of [`PlaceOrder`](operations::PLACE_ORDER).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct PlaceOrderRequest {
     pub cart_id: ::pactum::types::Uuid,
     pub customer_id: CustomerId,
     pub items: ::std::vec::Vec<OrderItem>,
 }
+
+::pactum::__serde_struct!(
+    PlaceOrderRequest { 0 cart_id = "cart_id" required, 1 customer_id = "customer_id"
+    required, 2 items = "items" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for PlaceOrderRequest {
@@ -285,26 +243,21 @@ impl ::pactum::Validate for PlaceOrderRequest {
 }
 
 /// Input of [`ListOrders`](operations::LIST_ORDERS).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ListOrdersRequest {
     pub customer_id: CustomerId,
     /// Only orders in this status.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<OrderStatus>,
     /// Orders per page; 20 when not given.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub page_size: ::std::option::Option<u32>,
     /// The previous page's `next_page_token`; none for the first page.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub page_token: ::std::option::Option<::std::string::String>,
 }
+
+::pactum::__serde_struct!(
+    ListOrdersRequest { 0 customer_id = "customer_id" required, 1 status = "status"
+    default, 2 page_size = "page_size" default, 3 page_token = "page_token" default }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for ListOrdersRequest {
@@ -335,55 +288,43 @@ impl ::pactum::Validate for ListOrdersRequest {
 }
 
 /// Output of [`ListOrders`](operations::LIST_ORDERS).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ListOrdersResponse {
     pub orders: ::std::vec::Vec<Order>,
     /// Pass it back as `page_token` for the next page; absent after the last.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub next_page_token: ::std::option::Option<::std::string::String>,
 }
+
+::pactum::__serde_struct!(
+    ListOrdersResponse { 0 orders = "orders" required, 1 next_page_token =
+    "next_page_token" default }
+);
 
 ::pactum::__validate_fields!(
     ListOrdersResponse { orders = "orders", next_page_token = "next_page_token" }
 );
 
 /// Input of [`WatchOrder`](operations::WATCH_ORDER).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct WatchOrderRequest {
     pub id: OrderId,
     /// Resume after this `seq`.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub after: ::std::option::Option<u64>,
 }
+
+::pactum::__serde_struct!(
+    WatchOrderRequest { 0 id = "id" required, 1 after = "after" default }
+);
 
 ::pactum::__validate_fields!(WatchOrderRequest { id = "id", after = "after" });
 
 /// No order has this id.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct OrderNotFound {
     pub id: OrderId,
 }
+
+::pactum::__serde_struct!(OrderNotFound { 0 id = "id" required });
 
 ::pactum::__validate_fields!(OrderNotFound { id = "id" });
 
@@ -471,20 +412,18 @@ pub mod operations {
 }
 
 /// Event `OrderPlaced` v2.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct OrderPlaced {
     pub order_id: OrderId,
     pub customer_id: CustomerId,
     pub items: ::std::vec::Vec<OrderItem>,
     pub total: super::super::pricing::v1::Money,
 }
+
+::pactum::__serde_struct!(
+    OrderPlaced { 0 order_id = "order_id" required, 1 customer_id = "customer_id"
+    required, 2 items = "items" required, 3 total = "total" required }
+);
 
 ::pactum::__validate_fields!(
     OrderPlaced { order_id = "order_id", customer_id = "customer_id", items = "items",

@@ -164,18 +164,13 @@ impl ::pactum::Validate for PaymentMethod {
 }
 
 /// `CardPayment`: `last4`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct CardPayment {
     /// The card number's last four digits.
     pub last4: ::std::string::String,
 }
+
+::pactum::__serde_struct!(CardPayment { 0 last4 = "last4" required });
 
 #[allow(deprecated)]
 impl ::pactum::Validate for CardPayment {
@@ -201,17 +196,12 @@ impl ::pactum::Validate for CardPayment {
 }
 
 /// `BankTransfer`: `iban`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct BankTransfer {
     pub iban: ::std::string::String,
 }
+
+::pactum::__serde_struct!(BankTransfer { 0 iban = "iban" required });
 
 #[allow(deprecated)]
 impl ::pactum::Validate for BankTransfer {
@@ -244,37 +234,29 @@ impl ::pactum::Validate for BankTransfer {
 }
 
 /// `WalletPayment`: `wallet_id`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct WalletPayment {
     pub wallet_id: ::pactum::types::Uuid,
 }
 
+::pactum::__serde_struct!(WalletPayment { 0 wallet_id = "wallet_id" required });
+
 ::pactum::__validate_fields!(WalletPayment { wallet_id = "wallet_id" });
 
 /// `Payment`: `id`, `order_id`, `amount`, `method` and `captured_at`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Payment {
     pub id: PaymentId,
     pub order_id: ::pactum::types::Uuid,
     pub amount: super::super::pricing::v1::Money,
     pub method: PaymentMethod,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub captured_at: ::std::option::Option<::pactum::types::Timestamp>,
 }
+
+::pactum::__serde_struct!(
+    Payment { 0 id = "id" required, 1 order_id = "order_id" required, 2 amount = "amount"
+    required, 3 method = "method" required, 4 captured_at = "captured_at" default }
+);
 
 ::pactum::__validate_fields!(
     Payment { id = "id", order_id = "order_id", amount = "amount", method = "method",
@@ -282,48 +264,35 @@ pub struct Payment {
 );
 
 /// Input of [`GetPayment`](operations::GET_PAYMENT).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct GetPaymentRequest {
     pub id: PaymentId,
 }
 
+::pactum::__serde_struct!(GetPaymentRequest { 0 id = "id" required });
+
 ::pactum::__validate_fields!(GetPaymentRequest { id = "id" });
 
 /// Input of [`RefundPayment`](operations::REFUND_PAYMENT).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct RefundPaymentRequest {
     pub id: PaymentId,
     pub amount: super::super::pricing::v1::Money,
 }
 
+::pactum::__serde_struct!(
+    RefundPaymentRequest { 0 id = "id" required, 1 amount = "amount" required }
+);
+
 ::pactum::__validate_fields!(RefundPaymentRequest { id = "id", amount = "amount" });
 
 /// The payment provider declined the charge.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct PaymentDeclined {
     pub reason: ::std::string::String,
 }
+
+::pactum::__serde_struct!(PaymentDeclined { 0 reason = "reason" required });
 
 #[allow(deprecated)]
 impl ::pactum::Validate for PaymentDeclined {
@@ -368,17 +337,12 @@ impl ::pactum::ErrorKind for PaymentDeclined {
 }
 
 /// PaymentNotFound
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct PaymentNotFound {
     pub id: PaymentId,
 }
+
+::pactum::__serde_struct!(PaymentNotFound { 0 id = "id" required });
 
 ::pactum::__validate_fields!(PaymentNotFound { id = "id" });
 
@@ -476,19 +440,17 @@ pub mod operations {
 }
 
 /// Money was taken for an order. Orders marks it paid; notifications tells the customer.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct PaymentCaptured {
     pub payment_id: PaymentId,
     pub order_id: ::pactum::types::Uuid,
     pub amount: super::super::pricing::v1::Money,
 }
+
+::pactum::__serde_struct!(
+    PaymentCaptured { 0 payment_id = "payment_id" required, 1 order_id = "order_id"
+    required, 2 amount = "amount" required }
+);
 
 ::pactum::__validate_fields!(
     PaymentCaptured { payment_id = "payment_id", order_id = "order_id", amount = "amount"
@@ -515,19 +477,17 @@ impl ::pactum::Event for PaymentCaptured {
 }
 
 /// Event `RefundIssued` v1.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct RefundIssued {
     pub payment_id: PaymentId,
     pub order_id: ::pactum::types::Uuid,
     pub amount: super::super::pricing::v1::Money,
 }
+
+::pactum::__serde_struct!(
+    RefundIssued { 0 payment_id = "payment_id" required, 1 order_id = "order_id"
+    required, 2 amount = "amount" required }
+);
 
 ::pactum::__validate_fields!(
     RefundIssued { payment_id = "payment_id", order_id = "order_id", amount = "amount" }

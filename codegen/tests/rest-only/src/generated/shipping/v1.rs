@@ -38,23 +38,20 @@ impl ::pactum::Validate for ShipmentId {
 }
 
 /// `Address`: `line1`, `line2`, `city`, `postal_code` and `country`.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Address {
     pub line1: ::std::string::String,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub line2: ::std::option::Option<::std::string::String>,
     pub city: ::std::string::String,
     pub postal_code: ::std::string::String,
     /// ISO 3166-1 alpha-2.
     pub country: ::std::string::String,
 }
+
+::pactum::__serde_struct!(
+    Address { 0 line1 = "line1" required, 1 line2 = "line2" default, 2 city = "city"
+    required, 3 postal_code = "postal_code" required, 4 country = "country" required }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for Address {
@@ -134,71 +131,55 @@ impl ::pactum::Validate for Address {
 }
 
 /// One scan of a parcel; `previous` links the scan history.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct TrackingEvent {
     pub at: ::pactum::types::Timestamp,
     pub location: ::std::string::String,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub previous: ::std::option::Option<::std::boxed::Box<TrackingEvent>>,
 }
+
+::pactum::__serde_struct!(
+    TrackingEvent { 0 at = "at" required, 1 location = "location" required, 2 previous =
+    "previous" default }
+);
 
 ::pactum::__validate_fields!(
     TrackingEvent { at = "at", location = "location", previous = "previous" }
 );
 
 /// Input of [`TrackShipment`](operations::TRACK_SHIPMENT).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct TrackShipmentRequest {
     pub id: ShipmentId,
 }
 
+::pactum::__serde_struct!(TrackShipmentRequest { 0 id = "id" required });
+
 ::pactum::__validate_fields!(TrackShipmentRequest { id = "id" });
 
 /// Output of [`TrackShipment`](operations::TRACK_SHIPMENT).
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct TrackShipmentResponse {
     pub shipment_id: ShipmentId,
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub latest: ::std::option::Option<TrackingEvent>,
 }
+
+::pactum::__serde_struct!(
+    TrackShipmentResponse { 0 shipment_id = "shipment_id" required, 1 latest = "latest"
+    default }
+);
 
 ::pactum::__validate_fields!(
     TrackShipmentResponse { shipment_id = "shipment_id", latest = "latest" }
 );
 
 /// ShipmentNotFound
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ShipmentNotFound {
     pub id: ShipmentId,
 }
+
+::pactum::__serde_struct!(ShipmentNotFound { 0 id = "id" required });
 
 ::pactum::__validate_fields!(ShipmentNotFound { id = "id" });
 
@@ -250,20 +231,19 @@ pub mod operations {
 }
 
 /// Event `ShipmentDispatched` v1.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct ShipmentDispatched {
     pub shipment_id: ShipmentId,
     pub order_id: ::pactum::types::Uuid,
     pub carrier: ::std::string::String,
     pub tracking_code: ::std::string::String,
 }
+
+::pactum::__serde_struct!(
+    ShipmentDispatched { 0 shipment_id = "shipment_id" required, 1 order_id = "order_id"
+    required, 2 carrier = "carrier" required, 3 tracking_code = "tracking_code" required
+    }
+);
 
 #[allow(deprecated)]
 impl ::pactum::Validate for ShipmentDispatched {
@@ -323,14 +303,7 @@ impl ::pactum::Event for ShipmentDispatched {
 }
 
 /// Sent to the merchant's endpoint when a parcel leaves the warehouse.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::pactum::__private::serde::Serialize,
-    ::pactum::__private::serde::Deserialize
-)]
-#[serde(crate = "::pactum::__private::serde")]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct OrderShipped {
     pub order_id: ::pactum::types::Uuid,
     pub shipment_id: ShipmentId,
@@ -338,6 +311,12 @@ pub struct OrderShipped {
     pub tracking_code: ::std::string::String,
     pub shipped_at: ::pactum::types::Timestamp,
 }
+
+::pactum::__serde_struct!(
+    OrderShipped { 0 order_id = "order_id" required, 1 shipment_id = "shipment_id"
+    required, 2 carrier = "carrier" required, 3 tracking_code = "tracking_code" required,
+    4 shipped_at = "shipped_at" required }
+);
 
 ::pactum::__validate_fields!(
     OrderShipped { order_id = "order_id", shipment_id = "shipment_id", carrier =
