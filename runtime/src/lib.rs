@@ -99,7 +99,9 @@ pub mod __private {
     pub use crate::validate::check;
     /// serde for generated structs and open enums.
     pub mod serde_impls {
-        pub use crate::serde_impls::{default, open_enum, required, Fields, Source, StructVisitor};
+        pub use crate::serde_impls::{
+            default, open_enum, required, serialize_enum, Fields, Source, StructVisitor,
+        };
     }
     /// Tagged unions' JSON form.
     pub mod union {

@@ -6,15 +6,18 @@
 //! enum with its own visitor and two visitors over the struct's fields, and for an open enum a
 //! buffered two-attempt body; the derive macro itself runs unoptimised in a debug build. On a
 //! 500-operation contract that was about two fifths of the generated crate's build
-//! (BENCHMARKS.md, "where the everything crate's time goes"). Here the per-type part is one
-//! visitor and one `serialize` whose every line is a call into this module.
+//! (BENCHMARKS.md, "where the everything crate's time goes"). Here a struct supplies only a
+//! `serialize` and a [`Fields::build`], every line a call into this module; the visitor, the
+//! key lookup and the errors are [`StructVisitor`]'s, compiled once.
 //!
 //! What a client sees is unchanged: the same JSON is written (an optional field that is
 //! `None` is left out), the same inputs are accepted (an object, or an array in field order,
-//! as the derive accepts), unknown fields are skipped, and every error has the derive's text (`missing field`, `duplicate field`, `invalid length … expected struct X
-//! with N elements`, `invalid type: … expected struct X`, `data did not match any variant of
-//! untagged enum X`). `runtime/tests/derive_parity.rs` holds the generated form against the
-//! derive on a corpus and on random documents.
+//! as the derive accepts), unknown fields are skipped, and every error has the derive's text
+//! (`missing field`, `duplicate field`, `invalid length … expected struct X with N
+//! elements`, `invalid type: … expected struct X`, `data did not match any variant of
+//! untagged enum X`), at the same position. `runtime/tests/derive_parity.rs` holds both to
+//! the derives on a corpus and on seeded random JSON documents, and, through `serde_test`,
+//! on the serializer calls and on what other self-describing formats can send an enum.
 
 use serde::de::{
     self, DeserializeSeed, Deserializer, Expected, IgnoredAny, MapAccess, SeqAccess, Visitor,
@@ -82,7 +85,6 @@ impl<'de, T: Fields> Visitor<'de> for StructVisitor<T> {
         T::build(FromSeq {
             seq,
             next: 0,
-            ended: false,
             expected: Elements(T::NAME, T::FIELDS.len()),
         })
     }
@@ -132,7 +134,6 @@ impl<'de, A: MapAccess<'de>> Source<'de> for FromMap<A> {
 struct FromSeq<A> {
     seq: A,
     next: usize,
-    ended: bool,
     expected: Elements,
 }
 
@@ -153,11 +154,9 @@ impl<'de, A: SeqAccess<'de>> Source<'de> for FromSeq<A> {
         _wire: &'static str,
         required: bool,
     ) -> Result<(), A::Error> {
-        if !self.ended {
-            *slot = self.seq.next_element()?;
-            self.ended = slot.is_none();
-        }
-        if self.ended && required {
+        // Asked again after the end, as the derive asks: a sequence keeps answering `None`.
+        *slot = self.seq.next_element()?;
+        if slot.is_none() && required {
             return Err(de::Error::invalid_length(self.next - 1, &self.expected));
         }
         Ok(())
@@ -323,36 +322,79 @@ impl<'de, E: de::Error> Deserializer<'de> for Missing<E> {
     }
 }
 
-/// Reads an open enum's wire value: any string (a value this version does not know
-/// included), or the one-entry object `{"known": null}` the derive also accepts for a known
-/// value. Anything else is the derive's error for an enum whose last variant is untagged.
+/// Writes an open enum's value as the derive does: a known value as its unit variant (a
+/// string in JSON), one this version does not know as the string it came as.
+#[doc(hidden)]
+pub fn serialize_enum<S: serde::Serializer>(
+    serializer: S,
+    name: &'static str,
+    known: &'static [&'static str],
+    value: &str,
+    unrecognized: bool,
+) -> Result<S::Ok, S::Error> {
+    match known.iter().position(|k| *k == value) {
+        Some(index) if !unrecognized => {
+            // `known` comes from a contract's enum, far below `u32::MAX` values.
+            serializer.serialize_unit_variant(name, index as u32, known[index])
+        }
+        _ => serializer.serialize_str(value),
+    }
+}
+
+/// Reads an open enum's wire value, as the derive of an enum whose last variant is
+/// `#[serde(untagged)] Unrecognized(String)` does: `Ok` with a known value named by a string,
+/// or by the one-entry object `{"known": null}` (a variant with its unit value); `Err` with
+/// any other string (or UTF-8 bytes), which is `Unrecognized`. Anything else is the derive's
+/// error, `data did not match any variant of untagged enum …`.
 ///
-/// The whole value is read before it is judged, as the derive does, so an error carries the
-/// same position.
+/// The whole value is read first, every part parsed as the derive's buffer parses it, so an
+/// error inside it (a number out of range, a bad escape) is the same error at the same
+/// position, and the derive's own error comes after the value, as there.
 #[doc(hidden)]
 pub fn open_enum<'de, D: Deserializer<'de>>(
     deserializer: D,
     name: &'static str,
     known: &'static [&'static str],
-) -> Result<String, D::Error> {
-    match deserializer.deserialize_any(Shape)? {
-        Shaped::Str(value) => Ok(value),
-        Shaped::Map(mut entries)
-            if entries.len() == 1 && entries[0].1 && known.contains(&entries[0].0.as_str()) =>
-        {
-            Ok(entries.remove(0).0)
-        }
-        _ => Err(de::Error::custom(format_args!(
+) -> Result<Result<&'static str, String>, D::Error> {
+    let found = |wire: &str| known.iter().copied().find(|k| *k == wire);
+    let mut entries = match deserializer.deserialize_any(Shape)? {
+        Shaped::Str(value) => return Ok(found(&value).ok_or(value)),
+        Shaped::Bytes(value) => return Ok(Err(value)),
+        Shaped::Map(entries) => entries,
+        Shaped::Other => Vec::new(),
+    };
+    let known_entry = match entries.pop() {
+        Some((key, true)) if entries.is_empty() => match key {
+            Key::Name(wire) => found(&wire),
+            Key::Bytes(wire) => known.iter().copied().find(|k| k.as_bytes() == wire),
+            Key::Index(index) => usize::try_from(index)
+                .ok()
+                .and_then(|i| known.get(i).copied()),
+            Key::Other => None,
+        },
+        _ => None,
+    };
+    known_entry.map(Ok).ok_or_else(|| {
+        de::Error::custom(format_args!(
             "data did not match any variant of untagged enum {name}"
-        ))),
-    }
+        ))
+    })
 }
 
-/// An open enum's value, read whole: a string, an object's keys (each with whether its value
-/// was `null`), or anything else.
+/// An open enum's value, read whole: a string, UTF-8 bytes, an object's entries (each key
+/// with whether its value was the unit value, `null` in JSON), or anything else.
 enum Shaped {
     Str(String),
-    Map(Vec<(String, bool)>),
+    Bytes(String),
+    Map(Vec<(Key, bool)>),
+    Other,
+}
+
+/// A key of that object, as a variant name can be given: a string, bytes, or an index.
+enum Key {
+    Name(String),
+    Bytes(Vec<u8>),
+    Index(u64),
     Other,
 }
 
@@ -373,17 +415,34 @@ impl<'de> Visitor<'de> for Shape {
         Ok(Shaped::Str(v))
     }
 
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Shaped, E> {
+        Ok(match std::str::from_utf8(v) {
+            Ok(text) => Shaped::Bytes(text.to_owned()),
+            Err(_) => Shaped::Other,
+        })
+    }
+
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shaped, A::Error> {
         let mut entries = Vec::new();
-        while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
-            entries.push((key, value.is_null()));
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            entries.push((key, map.next_value_seed(UnitSeed)?));
         }
         Ok(Shaped::Map(entries))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shaped, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Shaped::Other)
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Shaped, A::Error> {
+        Drain.visit_seq(seq).map(|_| Shaped::Other)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Shaped, D::Error> {
+        deserializer.deserialize_any(Drain).map(|_| Shaped::Other)
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Shaped, D::Error> {
+        deserializer.deserialize_any(Drain).map(|_| Shaped::Other)
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Shaped, E> {
@@ -402,6 +461,10 @@ impl<'de> Visitor<'de> for Shape {
         Ok(Shaped::Other)
     }
 
+    fn visit_char<E: de::Error>(self, _: char) -> Result<Shaped, E> {
+        Ok(Shaped::Other)
+    }
+
     fn visit_unit<E: de::Error>(self) -> Result<Shaped, E> {
         Ok(Shaped::Other)
     }
@@ -409,29 +472,235 @@ impl<'de> Visitor<'de> for Shape {
     fn visit_none<E: de::Error>(self) -> Result<Shaped, E> {
         Ok(Shaped::Other)
     }
+}
 
-    // What JSON never produces: refused (generated types travel as JSON only).
-    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Shaped, E> {
-        Ok(Shaped::Other)
+/// Reads a key of an open enum's object.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
     }
 
-    fn visit_char<E: de::Error>(self, _: char) -> Result<Shaped, E> {
-        Ok(Shaped::Other)
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+        Ok(Key::Name(v.to_owned()))
     }
 
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Shaped, D::Error> {
-        deserializer
-            .deserialize_any(IgnoredAny)
-            .map(|_| Shaped::Other)
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Key, E> {
+        Ok(Key::Bytes(v.to_owned()))
     }
 
-    fn visit_newtype_struct<D: Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Shaped, D::Error> {
-        deserializer
-            .deserialize_any(IgnoredAny)
-            .map(|_| Shaped::Other)
+    // Only 8- and 64-bit unsigned numbers name a variant by index, as in serde's buffer.
+    fn visit_u8<E: de::Error>(self, v: u8) -> Result<Key, E> {
+        Ok(Key::Index(v.into()))
+    }
+
+    fn visit_u16<E: de::Error>(self, _: u16) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+
+    fn visit_u32<E: de::Error>(self, _: u32) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Key, E> {
+        Ok(Key::Index(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+
+    fn visit_char<E: de::Error>(self, _: char) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_any(Drain).map(|_| Key::Other)
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_any(Drain).map(|_| Key::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Key, A::Error> {
+        Drain.visit_seq(seq).map(|_| Key::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Key, A::Error> {
+        Drain.visit_map(map).map(|_| Key::Other)
+    }
+}
+
+/// Reads a value of an open enum's object: whether it is the unit value (`null` in JSON).
+struct UnitSeed;
+
+impl<'de> DeserializeSeed<'de> for UnitSeed {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UnitSeed {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(true)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_char<E: de::Error>(self, _: char) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(Drain).map(|_| false)
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(Drain).map(|_| false)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        Drain.visit_seq(seq).map(|_| false)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+        Drain.visit_map(map).map(|_| false)
+    }
+}
+
+/// Reads any value to its end and keeps nothing. Unlike `IgnoredAny`, every part is read
+/// with `deserialize_any`, so it is parsed (and refused) as serde's buffer parses it:
+/// serde_json's skipping of an ignored value checks neither numbers nor escapes.
+struct Drain;
+
+impl<'de> DeserializeSeed<'de> for Drain {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Drain {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_char<E: de::Error>(self, _: char) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Drain)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry_seed(Drain, Drain)?.is_some() {}
+        Ok(())
     }
 }
 
@@ -472,20 +741,22 @@ macro_rules! __serde_struct {
                         _ => source.skip(),
                     }?;
                 }
-                ::core::result::Result::Ok($ty {
+                // `Self`, not the type's name: a type named `S` would be the parameter.
+                ::core::result::Result::Ok(Self {
                     $($field: $crate::__private::serde_impls::$kind::take($field, $wire)?,)*
                 })
             }
         }
 
+        #[allow(deprecated)]
         impl<'de> $crate::__private::serde::Deserialize<'de> for $ty {
             fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(
                 deserializer: D,
             ) -> ::core::result::Result<Self, D::Error> {
                 deserializer.deserialize_struct(
-                    <$ty as $crate::__private::serde_impls::Fields>::NAME,
-                    <$ty as $crate::__private::serde_impls::Fields>::FIELDS,
-                    $crate::__private::serde_impls::StructVisitor::<$ty>::NEW,
+                    <Self as $crate::__private::serde_impls::Fields>::NAME,
+                    <Self as $crate::__private::serde_impls::Fields>::FIELDS,
+                    $crate::__private::serde_impls::StructVisitor::<Self>::NEW,
                 )
             }
         }

@@ -161,19 +161,21 @@ macro_rules! __open_enum {
             }
         }
 
+        #[allow(deprecated)]
         impl ::std::fmt::Display for $ty {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
+        #[allow(deprecated)]
         impl $crate::Validate for $ty {
             fn validate_into(
                 &self,
                 path: &mut $crate::FieldPath,
                 out: &mut ::std::vec::Vec<$crate::Violation>,
             ) {
-                if let $ty::Unrecognized(other) = self {
+                if let Self::Unrecognized(other) = self {
                     $crate::__private::check::unrecognized(other, path, out);
                 }
             }
@@ -182,13 +184,21 @@ macro_rules! __open_enum {
     ($ty:ident { $($var:ident = $wire:literal),* $(,)? }, json) => {
         $crate::__open_enum!($ty { $($var = $wire),* });
 
-        /// The wire value, as a string.
+        // `Self`, not the type's name, inside the functions: a type named `S` or `D` would
+        // be the parameter.
+        #[allow(deprecated)]
         impl $crate::__private::serde::Serialize for $ty {
             fn serialize<S: $crate::__private::serde::Serializer>(
                 &self,
                 serializer: S,
             ) -> ::core::result::Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
+                $crate::__private::serde_impls::serialize_enum(
+                    serializer,
+                    ::core::stringify!($ty),
+                    Self::KNOWN,
+                    self.as_str(),
+                    ::core::matches!(self, Self::Unrecognized(_)),
+                )
             }
         }
 
@@ -200,11 +210,12 @@ macro_rules! __open_enum {
                 let wire = $crate::__private::serde_impls::open_enum(
                     deserializer,
                     ::core::stringify!($ty),
-                    $ty::KNOWN,
+                    Self::KNOWN,
                 )?;
-                ::core::result::Result::Ok(match wire.as_str() {
-                    $($wire => $ty::$var,)*
-                    _ => $ty::Unrecognized(wire),
+                ::core::result::Result::Ok(match wire {
+                    $(::core::result::Result::Ok($wire) => Self::$var,)*
+                    ::core::result::Result::Ok(other) => Self::Unrecognized(other.into()),
+                    ::core::result::Result::Err(other) => Self::Unrecognized(other),
                 })
             }
         }
@@ -217,6 +228,7 @@ macro_rules! __open_enum {
 #[macro_export]
 macro_rules! __newtype {
     ($ty:ident($inner:ty)) => {
+        #[allow(deprecated)]
         impl ::std::convert::From<$inner> for $ty {
             fn from(value: $inner) -> Self {
                 $ty(value)
@@ -226,6 +238,7 @@ macro_rules! __newtype {
     ($ty:ident($inner:ty), display) => {
         $crate::__newtype!($ty($inner));
 
+        #[allow(deprecated)]
         impl ::std::fmt::Display for $ty {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 ::std::fmt::Display::fmt(&self.0, f)

@@ -41,7 +41,7 @@ mod derived {
     #[derive(Debug, Serialize, Deserialize)]
     pub struct Empty {}
 
-    #[derive(Debug, Serialize, Deserialize)]
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
     pub enum Status {
         #[serde(rename = "active")]
         Active,
@@ -90,13 +90,46 @@ mod written {
     pub struct Empty {}
     pactum::__serde_struct!(Empty {});
 
-    #[derive(Debug)]
+    #[derive(Debug, PartialEq)]
     pub enum Status {
         Active,
         Closed,
         Unrecognized(String),
     }
     pactum::__open_enum!(Status { Active = "active", Closed = "closed" }, json);
+
+    // Names of the impls' own type parameters, and deprecated types: each must compile
+    // warning-free (this file is built with `-D warnings` in CI).
+    #[derive(Debug)]
+    pub struct S {
+        pub d: D,
+    }
+    pactum::__serde_struct!(S { 0 d = "d" required });
+
+    #[derive(Debug)]
+    pub enum D {
+        X,
+        Unrecognized(String),
+    }
+    pactum::__open_enum!(D { X = "x" }, json);
+
+    #[deprecated = "gone in v2"]
+    #[derive(Debug)]
+    pub struct Old {
+        #[deprecated]
+        #[allow(deprecated)] // naming a deprecated type is the naming code's to allow
+        pub kind: Older,
+    }
+    pactum::__serde_struct!(Old { 0 kind = "kind" required });
+
+    #[deprecated]
+    #[derive(Debug)]
+    pub enum Older {
+        #[deprecated]
+        A,
+        Unrecognized(String),
+    }
+    pactum::__open_enum!(Older { A = "a" }, json);
 }
 
 /// Every way a document is read, each result as text: `Ok(<Debug>) <written back>` or
@@ -231,6 +264,15 @@ const CORPUS: &[&str] = &[
     r#""active"#,
     r#""#,
     r#"nul"#,
+    // Bad content inside an enum's value: refused where it is bad, as the derive does.
+    r#"[1e400]"#,
+    r#"["\ud800"]"#,
+    r#"[[1,]]"#,
+    r#"[{"a":1,}]"#,
+    r#"{"active":[1e400]}"#,
+    r#"{"active":null,"x":"\ud800"}"#,
+    r#"{"id":"o1","lineItems":[],"status":[1e400],"type":"t"}"#,
+    r#"{"id":"o1","lineItems":[],"status":{"active":"\u00e9"},"type":"t"}"#,
 ];
 
 #[test]
@@ -389,6 +431,65 @@ fn the_written_impls_read_random_documents_as_the_derive_does() {
         accepted > 0,
         "no random document was an order: the generator proves little"
     );
+}
+
+#[test]
+#[allow(deprecated)]
+fn names_of_the_impls_type_parameters_and_deprecated_types_work() {
+    let s: written::S = serde_json::from_str(r#"{"d":"x"}"#).unwrap();
+    assert!(matches!(s.d, written::D::X));
+    assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"d":"x"}"#);
+    let old: written::Old = serde_json::from_str(r#"{"kind":"b"}"#).unwrap();
+    assert!(matches!(old.kind, written::Older::Unrecognized(ref b) if b == "b"));
+    assert_eq!(serde_json::to_string(&old).unwrap(), r#"{"kind":"b"}"#);
+}
+
+/// The calls a serializer sees, and what a self-describing format other than JSON gives an
+/// enum (bytes, a variant index as key, `None` rather than unit), as with serde's derive.
+#[test]
+fn open_enums_meet_other_formats_as_the_derive_does() {
+    use serde_test::{assert_de_tokens, assert_de_tokens_error, assert_ser_tokens, Token};
+    let closed = [Token::UnitVariant {
+        name: "Status",
+        variant: "closed",
+    }];
+    assert_ser_tokens(&derived::Status::Closed, &closed);
+    assert_ser_tokens(&written::Status::Closed, &closed);
+    // A string equal to a known value, but built as unrecognized, is written as a string.
+    for text in ["x", "active"] {
+        let tokens = [Token::Str(text)];
+        assert_ser_tokens(&derived::Status::Unrecognized(text.into()), &tokens);
+        assert_ser_tokens(&written::Status::Unrecognized(text.into()), &tokens);
+    }
+    macro_rules! both {
+        ($variant:ident $(($arg:expr))?, $tokens:expr) => {
+            assert_de_tokens(&derived::Status::$variant$(($arg.into()))?, $tokens);
+            assert_de_tokens(&written::Status::$variant$(($arg.into()))?, $tokens);
+        };
+    }
+    macro_rules! both_refuse {
+        ($tokens:expr) => {
+            let message = "data did not match any variant of untagged enum Status";
+            assert_de_tokens_error::<derived::Status>($tokens, message);
+            assert_de_tokens_error::<written::Status>($tokens, message);
+        };
+    }
+    both!(Closed, &[Token::Str("closed")]);
+    both!(Unrecognized("new"), &[Token::Str("new")]);
+    // Bytes never name a known value: the derive reads them as the untagged string.
+    both!(Unrecognized("active"), &[Token::Bytes(b"active")]);
+    let map = |key: Token, value: Token| [Token::Map { len: Some(1) }, key, value, Token::MapEnd];
+    both!(Closed, &map(Token::Str("closed"), Token::Unit));
+    both!(Closed, &map(Token::Bytes(b"closed"), Token::Unit));
+    both!(Closed, &map(Token::U64(1), Token::Unit));
+    both!(Closed, &map(Token::U8(1), Token::Unit));
+    both_refuse!(&map(Token::U32(1), Token::Unit));
+    both_refuse!(&map(Token::U64(2), Token::Unit));
+    both_refuse!(&map(Token::Str("closed"), Token::None));
+    both_refuse!(&map(Token::Str("closed"), Token::Bool(true)));
+    both_refuse!(&[Token::Some, Token::Str("closed")]);
+    both_refuse!(&[Token::Char('a')]);
+    both_refuse!(&[Token::U8(0)]);
 }
 
 #[test]

@@ -260,12 +260,12 @@ fn union_def(
     let ser = u.variants.iter().map(|v| {
         let var = ident(&v.variant, Case::Pascal);
         let wire = &v.wire;
-        quote!(#name::#var(v) => ::pactum::__private::union::serialize(serializer, #tag, #wire, v),)
+        quote!(Self::#var(v) => ::pactum::__private::union::serialize(serializer, #tag, #wire, v),)
     });
     let de = u.variants.iter().map(|v| {
         let var = ident(&v.variant, Case::Pascal);
         let wire = &v.wire;
-        quote!(#wire => ::pactum::__private::union::variant::<D, _>(&tag, fields).map(#name::#var),)
+        quote!(#wire => ::pactum::__private::union::variant::<D, _>(&tag, fields).map(Self::#var),)
     });
     let checks = u.variants.iter().map(|v| {
         let var = ident(&v.variant, Case::Pascal);
@@ -287,7 +287,7 @@ fn union_def(
             ) -> ::core::result::Result<S::Ok, S::Error> {
                 match self {
                     #(#ser)*
-                    #name::Unrecognized(other) => {
+                    Self::Unrecognized(other) => {
                         ::pactum::__private::union::serialize_unknown(serializer, #tag, other)
                     }
                 }
@@ -300,10 +300,10 @@ fn union_def(
                 deserializer: D,
             ) -> ::core::result::Result<Self, D::Error> {
                 let (tag, fields) =
-                    ::pactum::__private::union::split(deserializer, #tag, #name::KNOWN)?;
+                    ::pactum::__private::union::split(deserializer, #tag, Self::KNOWN)?;
                 match tag.as_str() {
                     #(#de)*
-                    _ => ::core::result::Result::Ok(#name::Unrecognized(
+                    _ => ::core::result::Result::Ok(Self::Unrecognized(
                         ::pactum::union::UnknownVariant { tag, fields },
                     )),
                 }

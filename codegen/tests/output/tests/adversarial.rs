@@ -218,6 +218,14 @@ fn fields() -> a::Fields {
         request: "rq".into(),
         response: "rs".into(),
         headers: "h".into(),
+        letters: a::S {
+            d: a::D::V(a::V { s: "v".into() }),
+            e: Some(a::E("e".into())),
+            t: a::T::Y,
+            b: a::B {
+                b: vec![1, 2].into(),
+            },
+        },
     }
 }
 

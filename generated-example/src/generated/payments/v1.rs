@@ -81,10 +81,10 @@ impl ::pactum::__private::serde::Serialize for PaymentMethod {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         match self {
-            PaymentMethod::Card(v) => {
+            Self::Card(v) => {
                 ::pactum::__private::union::serialize(serializer, "kind", "card", v)
             }
-            PaymentMethod::BankTransfer(v) => {
+            Self::BankTransfer(v) => {
                 ::pactum::__private::union::serialize(
                     serializer,
                     "kind",
@@ -92,10 +92,10 @@ impl ::pactum::__private::serde::Serialize for PaymentMethod {
                     v,
                 )
             }
-            PaymentMethod::Wallet(v) => {
+            Self::Wallet(v) => {
                 ::pactum::__private::union::serialize(serializer, "kind", "wallet", v)
             }
-            PaymentMethod::Unrecognized(other) => {
+            Self::Unrecognized(other) => {
                 ::pactum::__private::union::serialize_unknown(serializer, "kind", other)
             }
         }
@@ -110,24 +110,23 @@ impl<'de> ::pactum::__private::serde::Deserialize<'de> for PaymentMethod {
         let (tag, fields) = ::pactum::__private::union::split(
             deserializer,
             "kind",
-            PaymentMethod::KNOWN,
+            Self::KNOWN,
         )?;
         match tag.as_str() {
             "card" => {
-                ::pactum::__private::union::variant::<D, _>(&tag, fields)
-                    .map(PaymentMethod::Card)
+                ::pactum::__private::union::variant::<D, _>(&tag, fields).map(Self::Card)
             }
             "bank_transfer" => {
                 ::pactum::__private::union::variant::<D, _>(&tag, fields)
-                    .map(PaymentMethod::BankTransfer)
+                    .map(Self::BankTransfer)
             }
             "wallet" => {
                 ::pactum::__private::union::variant::<D, _>(&tag, fields)
-                    .map(PaymentMethod::Wallet)
+                    .map(Self::Wallet)
             }
             _ => {
                 ::core::result::Result::Ok(
-                    PaymentMethod::Unrecognized(::pactum::union::UnknownVariant {
+                    Self::Unrecognized(::pactum::union::UnknownVariant {
                         tag,
                         fields,
                     }),

@@ -150,7 +150,7 @@ pub struct Router {
 
 ::pactum::__validate_fields!(Router { path = "path" });
 
-/// `Fields`: `box`, `vec`, `ok`, `err`, `some`, `ctx` and 12 more.
+/// `Fields`: `box`, `vec`, `ok`, `err`, `some`, `ctx` and 13 more.
 #[derive(::core::default::Default)]
 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
 pub struct Fields {
@@ -172,6 +172,7 @@ pub struct Fields {
     pub request: ::std::string::String,
     pub response: ::std::string::String,
     pub headers: ::std::string::String,
+    pub letters: S,
 }
 
 ::pactum::__serde_struct!(
@@ -181,15 +182,215 @@ pub struct Fields {
     "query" required, 10 body = "body" required, 11 state = "state" required, 12 service
     = "service" required, 13 client = "client" required, 14 router = "router" required,
     15 request = "request" required, 16 response = "response" required, 17 headers =
-    "headers" required }
+    "headers" required, 18 letters = "letters" required }
 );
 
 ::pactum::__validate_fields!(
     Fields { r#box = "box", vec = "vec", ok = "ok", err = "err", some = "some", ctx =
     "ctx", input = "input", output = "output", path = "path", query = "query", body =
     "body", state = "state", service = "service", client = "client", router = "router",
-    request = "request", response = "response", headers = "headers" }
+    request = "request", response = "response", headers = "headers", letters = "letters"
+    }
 );
+
+/// `S`: `d`, `e`, `t` and `b`.
+#[derive(::core::default::Default)]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub struct S {
+    pub d: D,
+    pub e: ::std::option::Option<E>,
+    pub t: T,
+    pub b: B,
+}
+
+::pactum::__serde_struct!(
+    S { 0 d = "d" required, 1 e = "e" default, 2 t = "t" required, 3 b = "b" required }
+);
+
+::pactum::__validate_fields!(S { d = "d", e = "e", t = "t", b = "b" });
+
+/// `T`: one of `x` and `y`.
+///
+/// Open for evolution: a value added by a newer contract version deserializes as
+/// `Unrecognized` (and serializes back unchanged) instead of failing the whole message.
+/// `validate()` reports it, so a server still refuses it as input.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::core::cmp::Eq,
+    ::core::hash::Hash,
+)]
+pub enum T {
+    X,
+    Y,
+    /// A value this version of the contract does not know.
+    Unrecognized(::std::string::String),
+}
+
+::pactum::__open_enum!(T { X = "x", Y = "y" }, json);
+
+/// `E`: a `string` of its own type.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::core::cmp::Eq,
+    ::core::hash::Hash,
+    ::pactum::__private::serde::Serialize,
+    ::pactum::__private::serde::Deserialize
+)]
+#[serde(crate = "::pactum::__private::serde")]
+#[serde(transparent)]
+pub struct E(pub ::std::string::String);
+
+::pactum::__newtype!(E(::std::string::String), display);
+
+impl ::pactum::Validate for E {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        let value = &self.0;
+        ::pactum::Validate::validate_into(value, path, out);
+    }
+}
+
+/// `D`: one of `a` and `v`, named by `type`.
+///
+/// On the JSON wire, one object: `type` names the variant, beside the variant's own fields.
+/// Open for evolution: a variant added by a newer contract version deserializes as
+/// `Unrecognized` (and serializes back unchanged); `validate()` reports it, so a server
+/// still refuses it as input.
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub enum D {
+    /// `type: a`.
+    A(A),
+    /// `type: v`.
+    V(V),
+    /// A variant this version of the contract does not know.
+    Unrecognized(::pactum::union::UnknownVariant),
+}
+
+#[allow(deprecated)]
+impl D {
+    /// The JSON property that names the variant.
+    pub const TAG: &'static str = "type";
+
+    /// Every variant this version knows, in contract order.
+    pub const KNOWN: &'static [&'static str] = &["a", "v"];
+
+    /// The variant's tag as sent on the wire.
+    pub fn variant(&self) -> &str {
+        match self {
+            D::A(_) => "a",
+            D::V(_) => "v",
+            D::Unrecognized(other) => &other.tag,
+        }
+    }
+}
+
+#[allow(deprecated)]
+impl ::pactum::__private::serde::Serialize for D {
+    fn serialize<S: ::pactum::__private::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        match self {
+            Self::A(v) => {
+                ::pactum::__private::union::serialize(serializer, "type", "a", v)
+            }
+            Self::V(v) => {
+                ::pactum::__private::union::serialize(serializer, "type", "v", v)
+            }
+            Self::Unrecognized(other) => {
+                ::pactum::__private::union::serialize_unknown(serializer, "type", other)
+            }
+        }
+    }
+}
+
+#[allow(deprecated)]
+impl<'de> ::pactum::__private::serde::Deserialize<'de> for D {
+    fn deserialize<D: ::pactum::__private::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        let (tag, fields) = ::pactum::__private::union::split(
+            deserializer,
+            "type",
+            Self::KNOWN,
+        )?;
+        match tag.as_str() {
+            "a" => ::pactum::__private::union::variant::<D, _>(&tag, fields).map(Self::A),
+            "v" => ::pactum::__private::union::variant::<D, _>(&tag, fields).map(Self::V),
+            _ => {
+                ::core::result::Result::Ok(
+                    Self::Unrecognized(::pactum::union::UnknownVariant {
+                        tag,
+                        fields,
+                    }),
+                )
+            }
+        }
+    }
+}
+
+#[allow(deprecated)]
+impl ::pactum::Validate for D {
+    fn validate_into(
+        &self,
+        path: &mut ::pactum::FieldPath,
+        out: &mut ::std::vec::Vec<::pactum::Violation>,
+    ) {
+        match self {
+            D::A(v) => ::pactum::Validate::validate_into(v, path, out),
+            D::V(v) => ::pactum::Validate::validate_into(v, path, out),
+            D::Unrecognized(other) => {
+                ::pactum::__private::check::unrecognized_variant(
+                    "type",
+                    &other.tag,
+                    D::KNOWN,
+                    path,
+                    out,
+                )
+            }
+        }
+    }
+}
+
+/// `A`: `n`.
+#[derive(::core::default::Default)]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub struct A {
+    pub n: u32,
+}
+
+::pactum::__serde_struct!(A { 0 n = "n" required });
+
+::pactum::__validate_fields!(A { n = "n" });
+
+/// `V`: `s`.
+#[derive(::core::default::Default)]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub struct V {
+    pub s: ::std::string::String,
+}
+
+::pactum::__serde_struct!(V { 0 s = "s" required });
+
+::pactum::__validate_fields!(V { s = "s" });
+
+/// `B`: `b`.
+#[derive(::core::default::Default)]
+#[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+pub struct B {
+    pub b: ::pactum::types::Bytes,
+}
+
+::pactum::__serde_struct!(B { 0 b = "b" required });
+
+::pactum::__validate_fields!(B { b = "b" });
 
 /// `Expr`: one of `lit`, `add` and `match`, named by `type`.
 ///
@@ -235,16 +436,16 @@ impl ::pactum::__private::serde::Serialize for Expr {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         match self {
-            Expr::Lit(v) => {
+            Self::Lit(v) => {
                 ::pactum::__private::union::serialize(serializer, "type", "lit", v)
             }
-            Expr::Add(v) => {
+            Self::Add(v) => {
                 ::pactum::__private::union::serialize(serializer, "type", "add", v)
             }
-            Expr::Match(v) => {
+            Self::Match(v) => {
                 ::pactum::__private::union::serialize(serializer, "type", "match", v)
             }
-            Expr::Unrecognized(other) => {
+            Self::Unrecognized(other) => {
                 ::pactum::__private::union::serialize_unknown(serializer, "type", other)
             }
         }
@@ -259,22 +460,22 @@ impl<'de> ::pactum::__private::serde::Deserialize<'de> for Expr {
         let (tag, fields) = ::pactum::__private::union::split(
             deserializer,
             "type",
-            Expr::KNOWN,
+            Self::KNOWN,
         )?;
         match tag.as_str() {
             "lit" => {
-                ::pactum::__private::union::variant::<D, _>(&tag, fields).map(Expr::Lit)
+                ::pactum::__private::union::variant::<D, _>(&tag, fields).map(Self::Lit)
             }
             "add" => {
-                ::pactum::__private::union::variant::<D, _>(&tag, fields).map(Expr::Add)
+                ::pactum::__private::union::variant::<D, _>(&tag, fields).map(Self::Add)
             }
             "match" => {
                 ::pactum::__private::union::variant::<D, _>(&tag, fields)
-                    .map(Expr::Match)
+                    .map(Self::Match)
             }
             _ => {
                 ::core::result::Result::Ok(
-                    Expr::Unrecognized(::pactum::union::UnknownVariant {
+                    Self::Unrecognized(::pactum::union::UnknownVariant {
                         tag,
                         fields,
                     }),
@@ -1224,7 +1425,7 @@ pub mod grpc {
     /// `FileDescriptorSet`: what server reflection answers with
     /// (`pactum::grpc::reflection::router(&[(SERVICE_NAME, FILE_DESCRIPTOR_SET)])`), so
     /// `grpcurl` needs no `.proto`.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\xda\x18\x0a\x14adversarial.v1.proto\x12\x0eadversarial.v1\"\xaf\x04\x0a\x04Node\x12\x12\x0a\
+    pub const FILE_DESCRIPTOR_SET: &[u8] = b"\x0a\xbe\x1b\x0a\x14adversarial.v1.proto\x12\x0eadversarial.v1\"\xaf\x04\x0a\x04Node\x12\x12\x0a\
 \x04name\x18\x01\x20\x01(\x09R\x04name\x12(\x0a\x04next\x18\x02\x20\x01(\x0b2\x14.adversarial.v1\
 .NodeR\x04next\x120\x0a\x08children\x18\x03\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x08children\x12\
 5\x0a\x05index\x18\x04\x20\x03(\x0b2\x1f.adversarial.v1.Node.IndexEntryR\x05index\x12(\x0a\x04li\
@@ -1238,7 +1439,7 @@ U\x0a\x0bGroupsEntry\x12\x10\x0a\x03key\x18\x01\x20\x01(\x09R\x03key\x120\x0a\x0
 el\x18\x01\x20\x01(\x09R\x05label\"\x1b\x0a\x03Vec\x12\x14\x0a\x05items\x18\x01\x20\x03(\x09R\x05\
 items\"\x18\x0a\x02Ok\x12\x12\x0a\x04fine\x18\x01\x20\x01(\x08R\x04fine\"\x1d\x0a\x03Err\x12\x16\
 \x0a\x06reason\x18\x01\x20\x01(\x09R\x06reason\"\x1f\x0a\x07Context\x12\x14\x0a\x05depth\x18\x01\
-\x20\x01(\x0dR\x05depth\"\x1c\x0a\x06Router\x12\x12\x0a\x04path\x18\x01\x20\x01(\x09R\x04path\"\xb8\
+\x20\x01(\x0dR\x05depth\"\x1c\x0a\x06Router\x12\x12\x0a\x04path\x18\x01\x20\x01(\x09R\x04path\"\xe5\
 \x04\x0a\x06Fields\x12%\x0a\x03box\x18\x01\x20\x01(\x0b2\x13.adversarial.v1.BoxR\x03box\x12%\x0a\
 \x03vec\x18\x02\x20\x01(\x0b2\x13.adversarial.v1.VecR\x03vec\x12\"\x0a\x02ok\x18\x03\x20\x01(\x0b\
 2\x12.adversarial.v1.OkR\x02ok\x12%\x0a\x03err\x18\x04\x20\x01(\x0b2\x13.adversarial.v1.ErrR\x03\
@@ -1250,41 +1451,50 @@ body\x18\x0b\x20\x01(\x09R\x04body\x12\x14\x0a\x05state\x18\x0c\x20\x01(\x09R\x0
 \x07service\x18\x0d\x20\x01(\x09R\x07service\x12\x16\x0a\x06client\x18\x0e\x20\x01(\x09R\x06clie\
 nt\x12.\x0a\x06router\x18\x0f\x20\x01(\x0b2\x16.adversarial.v1.RouterR\x06router\x12\x18\x0a\x07\
 request\x18\x10\x20\x01(\x09R\x07request\x12\x1a\x0a\x08response\x18\x11\x20\x01(\x09R\x08respon\
-se\x12\x18\x0a\x07headers\x18\x12\x20\x01(\x09R\x07headersB\x07\x0a\x05_some\"\x8d\x01\x0a\x04Ex\
-pr\x12'\x0a\x03lit\x18\x01\x20\x01(\x0b2\x13.adversarial.v1.LitH\x00R\x03lit\x12'\x0a\x03add\x18\
-\x02\x20\x01(\x0b2\x13.adversarial.v1.AddH\x00R\x03add\x12+\x0a\x05match\x18\x03\x20\x01(\x0b2\x13\
-.adversarial.v1.BoxH\x00R\x05matchB\x06\x0a\x04type\"\x1b\x0a\x03Lit\x12\x14\x0a\x05value\x18\x01\
-\x20\x01(\x03R\x05value\"\xb3\x01\x0a\x03Add\x12(\x0a\x04left\x18\x01\x20\x01(\x0b2\x14.adversar\
-ial.v1.ExprR\x04left\x12*\x0a\x05right\x18\x02\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x05right\x12\
-*\x0a\x05terms\x18\x03\x20\x03(\x0b2\x14.adversarial.v1.ExprR\x05terms\x12*\x0a\x05maybe\x18\x04\
-\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x05maybe\"\xc8\x01\x0a\x0bTailRequest\x12\x17\x0a\x04fro\
-m\x18\x01\x20\x01(\x04H\x00R\x04from\x88\x01\x01\x12\x1c\x0a\x07fail_at\x18\x02\x20\x01(\x04H\x01\
-R\x06failAt\x88\x01\x01\x12\x1d\x0a\x07endless\x18\x03\x20\x01(\x08H\x02R\x07endless\x88\x01\x01\
-\x12\x19\x0a\x05quiet\x18\x04\x20\x01(\x08H\x03R\x05quiet\x88\x01\x01\x12\x15\x0a\x03pad\x18\x05\
-\x20\x01(\x0dH\x04R\x03pad\x88\x01\x01B\x07\x0a\x05_fromB\x0a\x0a\x08_fail_atB\x0a\x0a\x08_endle\
-ssB\x08\x0a\x06_quietB\x06\x0a\x04_pad\".\x0a\x0cTailResponse\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x04\
-R\x01n\x12\x10\x0a\x03pad\x18\x02\x20\x01(\x09R\x03pad\"\x84\x01\x0a\x10ListNodesRequest\x12\x19\
-\x0a\x05after\x18\x01\x20\x01(\x09H\x00R\x05after\x88\x01\x01\x12\x19\x0a\x05limit\x18\x02\x20\x01\
-(\x0dH\x01R\x05limit\x88\x01\x01\x12\x1b\x0a\x06prefix\x18\x03\x20\x01(\x09H\x02R\x06prefix\x88\x01\
-\x01B\x08\x0a\x06_afterB\x08\x0a\x06_limitB\x09\x0a\x07_prefix\"w\x0a\x11ListNodesResponse\x12*\x0a\
-\x05nodes\x18\x01\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x05nodes\x12\x17\x0a\x04more\x18\x02\x20\
-\x01(\x09H\x00R\x04more\x88\x01\x01\x12\x14\x0a\x05total\x18\x03\x20\x01(\x0dR\x05totalB\x07\x0a\
-\x05_more\"E\x0a\x10ListPathsRequest\x12\"\x0a\x0apage_token\x18\x01\x20\x01(\x09H\x00R\x09pageT\
-oken\x88\x01\x01B\x0d\x0a\x0b_page_token\"j\x0a\x11ListPathsResponse\x12\x14\x0a\x05paths\x18\x01\
-\x20\x03(\x09R\x05paths\x12+\x0a\x0fnext_page_token\x18\x02\x20\x01(\x09H\x00R\x0dnextPageToken\x88\
-\x01\x01B\x12\x0a\x10_next_page_token\"7\x0a\x0bEvalRequest\x12(\x0a\x04expr\x18\x01\x20\x01(\x0b\
-2\x14.adversarial.v1.ExprR\x04expr\"\x16\x0a\x04Gone\x12\x0e\x0a\x02at\x18\x01\x20\x01(\x04R\x02\
-at\"5\x0a\x09NodeAdded\x12(\x0a\x04node\x18\x01\x20\x01(\x0b2\x14.adversarial.v1.NodeR\x04node\"\
-8\x0a\x0aListOfNode\x12*\x0a\x05items\x18\x01\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x05items\"$\
-\x0a\x0cListOfString\x12\x14\x0a\x05items\x18\x01\x20\x03(\x09R\x05items\"5\x0a\x0eOptionalUint3\
-2\x12\x19\x0a\x05value\x18\x01\x20\x01(\x0dH\x00R\x05value\x88\x01\x01B\x08\x0a\x06_value*4\x0a\x04\
-Some\x12\x14\x0a\x10SOME_UNSPECIFIED\x10\x00\x12\x0a\x0a\x06SOME_A\x10\x01\x12\x0a\x0a\x06SOME_B\
-\x10\x022\xa4\x03\x0a\x12AdversarialService\x12C\x0a\x04Tail\x12\x1b.adversarial.v1.TailRequest\x1a\
-\x1c.adversarial.v1.TailResponse0\x01\x12P\x0a\x09ListNodes\x12\x20.adversarial.v1.ListNodesRequ\
-est\x1a!.adversarial.v1.ListNodesResponse\x12P\x0a\x09ListPaths\x12\x20.adversarial.v1.ListPaths\
-Request\x1a!.adversarial.v1.ListPathsResponse\x129\x0a\x04Eval\x12\x1b.adversarial.v1.EvalReques\
-t\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.Node\x1a\x14.adversarial.v\
-1.Node\x126\x0a\x04Echo\x12\x16.adversarial.v1.Fields\x1a\x16.adversarial.v1.Fieldsb\x06proto3";
+se\x12\x18\x0a\x07headers\x18\x12\x20\x01(\x09R\x07headers\x12+\x0a\x07letters\x18\x13\x20\x01(\x0b\
+2\x11.adversarial.v1.SR\x07lettersB\x07\x0a\x05_some\"\x7f\x0a\x01S\x12\x1f\x0a\x01d\x18\x01\x20\
+\x01(\x0b2\x11.adversarial.v1.DR\x01d\x12\x11\x0a\x01e\x18\x02\x20\x01(\x09H\x00R\x01e\x88\x01\x01\
+\x12\x1f\x0a\x01t\x18\x03\x20\x01(\x0e2\x11.adversarial.v1.TR\x01t\x12\x1f\x0a\x01b\x18\x04\x20\x01\
+(\x0b2\x11.adversarial.v1.BR\x01bB\x04\x0a\x02_e\"Q\x0a\x01D\x12!\x0a\x01a\x18\x01\x20\x01(\x0b2\
+\x11.adversarial.v1.AH\x00R\x01a\x12!\x0a\x01v\x18\x02\x20\x01(\x0b2\x11.adversarial.v1.VH\x00R\x01\
+vB\x06\x0a\x04type\"\x11\x0a\x01A\x12\x0c\x0a\x01n\x18\x01\x20\x01(\x0dR\x01n\"\x11\x0a\x01V\x12\
+\x0c\x0a\x01s\x18\x01\x20\x01(\x09R\x01s\"\x11\x0a\x01B\x12\x0c\x0a\x01b\x18\x01\x20\x01(\x0cR\x01\
+b\"\x8d\x01\x0a\x04Expr\x12'\x0a\x03lit\x18\x01\x20\x01(\x0b2\x13.adversarial.v1.LitH\x00R\x03li\
+t\x12'\x0a\x03add\x18\x02\x20\x01(\x0b2\x13.adversarial.v1.AddH\x00R\x03add\x12+\x0a\x05match\x18\
+\x03\x20\x01(\x0b2\x13.adversarial.v1.BoxH\x00R\x05matchB\x06\x0a\x04type\"\x1b\x0a\x03Lit\x12\x14\
+\x0a\x05value\x18\x01\x20\x01(\x03R\x05value\"\xb3\x01\x0a\x03Add\x12(\x0a\x04left\x18\x01\x20\x01\
+(\x0b2\x14.adversarial.v1.ExprR\x04left\x12*\x0a\x05right\x18\x02\x20\x01(\x0b2\x14.adversarial.\
+v1.ExprR\x05right\x12*\x0a\x05terms\x18\x03\x20\x03(\x0b2\x14.adversarial.v1.ExprR\x05terms\x12*\
+\x0a\x05maybe\x18\x04\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x05maybe\"\xc8\x01\x0a\x0bTailReque\
+st\x12\x17\x0a\x04from\x18\x01\x20\x01(\x04H\x00R\x04from\x88\x01\x01\x12\x1c\x0a\x07fail_at\x18\
+\x02\x20\x01(\x04H\x01R\x06failAt\x88\x01\x01\x12\x1d\x0a\x07endless\x18\x03\x20\x01(\x08H\x02R\x07\
+endless\x88\x01\x01\x12\x19\x0a\x05quiet\x18\x04\x20\x01(\x08H\x03R\x05quiet\x88\x01\x01\x12\x15\
+\x0a\x03pad\x18\x05\x20\x01(\x0dH\x04R\x03pad\x88\x01\x01B\x07\x0a\x05_fromB\x0a\x0a\x08_fail_at\
+B\x0a\x0a\x08_endlessB\x08\x0a\x06_quietB\x06\x0a\x04_pad\".\x0a\x0cTailResponse\x12\x0c\x0a\x01\
+n\x18\x01\x20\x01(\x04R\x01n\x12\x10\x0a\x03pad\x18\x02\x20\x01(\x09R\x03pad\"\x84\x01\x0a\x10Li\
+stNodesRequest\x12\x19\x0a\x05after\x18\x01\x20\x01(\x09H\x00R\x05after\x88\x01\x01\x12\x19\x0a\x05\
+limit\x18\x02\x20\x01(\x0dH\x01R\x05limit\x88\x01\x01\x12\x1b\x0a\x06prefix\x18\x03\x20\x01(\x09\
+H\x02R\x06prefix\x88\x01\x01B\x08\x0a\x06_afterB\x08\x0a\x06_limitB\x09\x0a\x07_prefix\"w\x0a\x11\
+ListNodesResponse\x12*\x0a\x05nodes\x18\x01\x20\x03(\x0b2\x14.adversarial.v1.NodeR\x05nodes\x12\x17\
+\x0a\x04more\x18\x02\x20\x01(\x09H\x00R\x04more\x88\x01\x01\x12\x14\x0a\x05total\x18\x03\x20\x01\
+(\x0dR\x05totalB\x07\x0a\x05_more\"E\x0a\x10ListPathsRequest\x12\"\x0a\x0apage_token\x18\x01\x20\
+\x01(\x09H\x00R\x09pageToken\x88\x01\x01B\x0d\x0a\x0b_page_token\"j\x0a\x11ListPathsResponse\x12\
+\x14\x0a\x05paths\x18\x01\x20\x03(\x09R\x05paths\x12+\x0a\x0fnext_page_token\x18\x02\x20\x01(\x09\
+H\x00R\x0dnextPageToken\x88\x01\x01B\x12\x0a\x10_next_page_token\"7\x0a\x0bEvalRequest\x12(\x0a\x04\
+expr\x18\x01\x20\x01(\x0b2\x14.adversarial.v1.ExprR\x04expr\"\x16\x0a\x04Gone\x12\x0e\x0a\x02at\x18\
+\x01\x20\x01(\x04R\x02at\"5\x0a\x09NodeAdded\x12(\x0a\x04node\x18\x01\x20\x01(\x0b2\x14.adversar\
+ial.v1.NodeR\x04node\"8\x0a\x0aListOfNode\x12*\x0a\x05items\x18\x01\x20\x03(\x0b2\x14.adversaria\
+l.v1.NodeR\x05items\"$\x0a\x0cListOfString\x12\x14\x0a\x05items\x18\x01\x20\x03(\x09R\x05items\"\
+5\x0a\x0eOptionalUint32\x12\x19\x0a\x05value\x18\x01\x20\x01(\x0dH\x00R\x05value\x88\x01\x01B\x08\
+\x0a\x06_value*4\x0a\x04Some\x12\x14\x0a\x10SOME_UNSPECIFIED\x10\x00\x12\x0a\x0a\x06SOME_A\x10\x01\
+\x12\x0a\x0a\x06SOME_B\x10\x02*(\x0a\x01T\x12\x11\x0a\x0dT_UNSPECIFIED\x10\x00\x12\x07\x0a\x03T_\
+X\x10\x01\x12\x07\x0a\x03T_Y\x10\x022\xa4\x03\x0a\x12AdversarialService\x12C\x0a\x04Tail\x12\x1b\
+.adversarial.v1.TailRequest\x1a\x1c.adversarial.v1.TailResponse0\x01\x12P\x0a\x09ListNodes\x12\x20\
+.adversarial.v1.ListNodesRequest\x1a!.adversarial.v1.ListNodesResponse\x12P\x0a\x09ListPaths\x12\
+\x20.adversarial.v1.ListPathsRequest\x1a!.adversarial.v1.ListPathsResponse\x129\x0a\x04Eval\x12\x1b\
+.adversarial.v1.EvalRequest\x1a\x14.adversarial.v1.Expr\x122\x0a\x04Walk\x12\x14.adversarial.v1.\
+Node\x1a\x14.adversarial.v1.Node\x126\x0a\x04Echo\x12\x16.adversarial.v1.Fields\x1a\x16.adversar\
+ial.v1.Fieldsb\x06proto3";
     ::pactum::__grpc_error_details!(
         tail_error_detail, tail_error_from_detail, TailError, "adversarial.v1" { Gone =
         "Gone" }
@@ -1689,9 +1899,89 @@ mod protobuf {
         query : 10 plain 9 "query", body : 11 plain 10 "body", state : 12 plain 11
         "state", service : 13 plain 12 "service", client : 14 plain 13 "client", router :
         15 plain 14 "router", request : 16 plain 15 "request", response : 17 plain 16
-        "response", headers : 18 plain 17 "headers" } required { 0 r#box "box", 1 vec
-        "vec", 2 ok "ok", 3 err "err", 5 ctx "ctx", 14 router "router" }
+        "response", headers : 18 plain 17 "headers", letters : 19 plain 18 "letters" }
+        required { 0 r#box "box", 1 vec "vec", 2 ok "ok", 3 err "err", 5 ctx "ctx", 14
+        router "router", 18 letters "letters" }
     );
+    ::pactum::__grpc_struct!(
+        super::S { d : 1 plain 0 "d", e : 2 optional 1 "e", t : 3 plain 2 "t", b : 4
+        plain 3 "b" } required { 0 d "d", 3 b "b" }
+    );
+    ::pactum::__grpc_enum!(super::T { X = 1, Y = 2 });
+
+    impl ::core::default::Default for super::D {
+        fn default() -> Self {
+            super::D::Unrecognized(::core::default::Default::default())
+        }
+    }
+
+    impl ::pactum::grpc::proto::Message for super::D {
+        fn encode_fields(&self, buf: &mut impl ::pactum::grpc::proto::BufMut) {
+            match self {
+                super::D::A(v) => ::pactum::grpc::proto::field(1, v, buf),
+                super::D::V(v) => ::pactum::grpc::proto::field(2, v, buf),
+                super::D::Unrecognized(_) => {}
+            }
+        }
+
+        fn fields_len(&self) -> usize {
+            match self {
+                super::D::A(v) => ::pactum::grpc::proto::field_len(1, v),
+                super::D::V(v) => ::pactum::grpc::proto::field_len(2, v),
+                super::D::Unrecognized(_) => 0,
+            }
+        }
+
+        fn merge_field(
+            &mut self,
+            tag: u32,
+            wire_type: ::pactum::grpc::proto::WireType,
+            buf: &mut impl ::pactum::grpc::proto::Buf,
+            ctx: ::pactum::grpc::proto::DecodeContext,
+            seen: &mut ::pactum::grpc::proto::Seen,
+        ) -> ::core::result::Result<(), ::pactum::grpc::proto::DecodeError> {
+            match tag {
+                1 => {
+                    seen.note(
+                        0,
+                        ::pactum::grpc::proto::merge_variant(
+                            self,
+                            |u| match u {
+                                super::D::A(v) => ::core::option::Option::Some(v),
+                                _ => ::core::option::Option::None,
+                            },
+                            super::D::A,
+                            wire_type,
+                            buf,
+                            ctx,
+                            "a",
+                        ),
+                    )
+                }
+                2 => {
+                    seen.note(
+                        1,
+                        ::pactum::grpc::proto::merge_variant(
+                            self,
+                            |u| match u {
+                                super::D::V(v) => ::core::option::Option::Some(v),
+                                _ => ::core::option::Option::None,
+                            },
+                            super::D::V,
+                            wire_type,
+                            buf,
+                            ctx,
+                            "v",
+                        ),
+                    )
+                }
+                _ => ::pactum::grpc::proto::skip(tag, wire_type, buf, ctx),
+            }
+        }
+    }
+    ::pactum::__grpc_struct!(super::A { n : 1 plain 0 "n" } required {});
+    ::pactum::__grpc_struct!(super::V { s : 1 plain 0 "s" } required {});
+    ::pactum::__grpc_struct!(super::B { b : 1 plain 0 "b" } required {});
 
     impl ::core::default::Default for super::Expr {
         fn default() -> Self {
@@ -1817,10 +2107,12 @@ mod protobuf {
     ::pactum::__grpc_struct!(super::Gone { at : 1 plain 0 "at" } required {});
     ::pactum::__grpc_message!(
         super::Node, super::Box, super::Vec, super::Ok, super::Err, super::Context,
-        super::Router, super::Fields, super::Expr, super::Lit, super::Add,
-        super::TailRequest, super::TailResponse, super::ListNodesRequest,
-        super::ListNodesResponse, super::ListPathsRequest, super::ListPathsResponse,
-        super::EvalRequest, super::Gone
+        super::Router, super::Fields, super::S, super::D, super::A, super::V, super::B,
+        super::Expr, super::Lit, super::Add, super::TailRequest, super::TailResponse,
+        super::ListNodesRequest, super::ListNodesResponse, super::ListPathsRequest,
+        super::ListPathsResponse, super::EvalRequest, super::Gone
     );
-    ::pactum::__grpc_newtype!(super::NodeRef => super::Node);
+    ::pactum::__grpc_newtype!(
+        super::NodeRef => super::Node, super::E => ::std::string::String
+    );
 }

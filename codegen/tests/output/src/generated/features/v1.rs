@@ -578,19 +578,19 @@ impl ::pactum::__private::serde::Serialize for Shape {
         serializer: S,
     ) -> ::core::result::Result<S::Ok, S::Error> {
         match self {
-            Shape::Circle(v) => {
+            Self::Circle(v) => {
                 ::pactum::__private::union::serialize(serializer, "kind", "circle", v)
             }
-            Shape::Square(v) => {
+            Self::Square(v) => {
                 ::pactum::__private::union::serialize(serializer, "kind", "square", v)
             }
-            Shape::Tree(v) => {
+            Self::Tree(v) => {
                 ::pactum::__private::union::serialize(serializer, "kind", "tree", v)
             }
-            Shape::Price(v) => {
+            Self::Price(v) => {
                 ::pactum::__private::union::serialize(serializer, "kind", "price", v)
             }
-            Shape::Unrecognized(other) => {
+            Self::Unrecognized(other) => {
                 ::pactum::__private::union::serialize_unknown(serializer, "kind", other)
             }
         }
@@ -605,28 +605,27 @@ impl<'de> ::pactum::__private::serde::Deserialize<'de> for Shape {
         let (tag, fields) = ::pactum::__private::union::split(
             deserializer,
             "kind",
-            Shape::KNOWN,
+            Self::KNOWN,
         )?;
         match tag.as_str() {
             "circle" => {
                 ::pactum::__private::union::variant::<D, _>(&tag, fields)
-                    .map(Shape::Circle)
+                    .map(Self::Circle)
             }
             "square" => {
                 ::pactum::__private::union::variant::<D, _>(&tag, fields)
-                    .map(Shape::Square)
+                    .map(Self::Square)
             }
             "tree" => {
-                ::pactum::__private::union::variant::<D, _>(&tag, fields)
-                    .map(Shape::Tree)
+                ::pactum::__private::union::variant::<D, _>(&tag, fields).map(Self::Tree)
             }
             "price" => {
                 ::pactum::__private::union::variant::<D, _>(&tag, fields)
-                    .map(Shape::Price)
+                    .map(Self::Price)
             }
             _ => {
                 ::core::result::Result::Ok(
-                    Shape::Unrecognized(::pactum::union::UnknownVariant {
+                    Self::Unrecognized(::pactum::union::UnknownVariant {
                         tag,
                         fields,
                     }),
