@@ -214,6 +214,7 @@ macro_rules! __open_enum {
                 )?;
                 ::core::result::Result::Ok(match wire {
                     $(::core::result::Result::Ok($wire) => Self::$var,)*
+                    // `open_enum` returns only values of `KNOWN`: never taken.
                     ::core::result::Result::Ok(other) => Self::Unrecognized(other.into()),
                     ::core::result::Result::Err(other) => Self::Unrecognized(other),
                 })

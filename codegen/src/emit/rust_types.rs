@@ -195,7 +195,7 @@ fn enum_def(
     json: bool,
 ) -> TokenStream {
     // serde's derive of an enum with an untagged fallback buffers every value and tries twice;
-    // the runtime macro reads it once, with the same results (`de.rs`).
+    // the runtime macro reads it once, with the same results (`runtime/src/serde_impls.rs`).
     let derives = data_derives(true, false);
     let variants = values.iter().map(|v| {
         let var = ident(&v.variant, Case::Pascal);
